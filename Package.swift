@@ -1,0 +1,130 @@
+// swift-tools-version:6.2
+import Foundation
+import PackageDescription
+
+// Encompass: Operation Encompass notifications for police MASH teams.
+// Layout: Shared/ holds the cross-cutting modules, Services/ one library (logic) and
+// one thin executable per service, Tests/ one test target per module.
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
+/// One service: a library with its logic and a thin executable that runs it.
+struct ServiceSpec {
+    let folder: String      // Services/<folder>
+    let library: String     // logic module
+    let executable: String  // product name
+}
+
+let services = [
+    ServiceSpec(folder: "Intake", library: "IntakeService", executable: "intake"),
+    ServiceSpec(folder: "ChildResearch", library: "ChildResearchService", executable: "child-research"),
+    ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution"),
+    ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling"),
+    ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch"),
+]
+
+var targets: [Target] = [
+    .systemLibrary(
+        name: "CRdKafka",
+        path: "Shared/CRdKafka",
+        pkgConfig: "rdkafka",
+        providers: [.apt(["librdkafka-dev"])]
+    ),
+    .target(
+        name: "EncompassModels",
+        path: "Shared/Models",
+        swiftSettings: strict
+    ),
+    .target(
+        name: "EncompassKafka",
+        dependencies: ["CRdKafka", logging],
+        path: "Shared/KafkaClient",
+        swiftSettings: strict
+    ),
+    .target(
+        name: "ServiceRuntime",
+        dependencies: [
+            "EncompassModels", "EncompassKafka", grdb, logging, lifecycle, hummingbird,
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        ],
+        path: "Shared/ServiceRuntime",
+        swiftSettings: strict
+    ),
+    .target(
+        name: "EncompassTestSupport",
+        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", grdb, logging],
+        path: "Shared/TestSupport",
+        swiftSettings: strict
+    ),
+    .executableTarget(
+        name: "EncompassCLI",
+        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", argumentParser, logging, grdb],
+        path: "Services/CLI",
+        swiftSettings: strict
+    ),
+    .testTarget(
+        name: "ModelsTests",
+        dependencies: ["EncompassModels"],
+        path: "Tests/ModelsTests",
+        swiftSettings: strict
+    ),
+    .testTarget(
+        name: "KafkaClientTests",
+        dependencies: ["EncompassKafka", "EncompassTestSupport", "EncompassModels"],
+        path: "Tests/KafkaClientTests",
+        swiftSettings: strict
+    ),
+    .testTarget(
+        name: "ServiceRuntimeTests",
+        dependencies: ["ServiceRuntime", "EncompassKafka", "EncompassTestSupport", "EncompassModels", grdb, logging],
+        path: "Tests/ServiceRuntimeTests",
+        swiftSettings: strict
+    ),
+]
+
+var products: [Product] = [
+    .executable(name: "encompass", targets: ["EncompassCLI"]),
+]
+
+for service in services {
+    targets.append(.target(
+        name: service.library,
+        dependencies: ["EncompassModels", "ServiceRuntime", "EncompassKafka", grdb, logging],
+        path: "Services/\(service.folder)/Library",
+        swiftSettings: strict
+    ))
+    let main = service.library.replacingOccurrences(of: "Service", with: "Main")
+    targets.append(.executableTarget(
+        name: main,
+        dependencies: [.target(name: service.library), "ServiceRuntime"],
+        path: "Services/\(service.folder)/Main",
+        swiftSettings: strict
+    ))
+    products.append(.executable(name: service.executable, targets: [main]))
+}
+
+let package = Package(
+    name: "encompass",
+    platforms: [.macOS(.v15)],
+    products: products,
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    ],
+    targets: targets,
+    swiftLanguageModes: [.v6]
+)

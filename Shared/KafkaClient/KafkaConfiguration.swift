@@ -1,0 +1,102 @@
+/// Connection settings shared by producers, consumers and admin clients.
+///
+/// `properties` are passed to librdkafka unchanged, so anything in librdkafka's
+/// CONFIGURATION.md works, including TLS and SASL for a managed Kafka
+/// (`security.protocol`, `sasl.mechanisms`, `sasl.username`, `ssl.ca.location`, ...).
+public struct KafkaClientConfiguration: Sendable, Equatable {
+    public var bootstrapServers: String
+    public var clientId: String
+    /// Extra librdkafka properties, applied last (they win over the client's defaults).
+    public var properties: [String: String]
+
+    public init(bootstrapServers: String, clientId: String = "encompass", properties: [String: String] = [:]) {
+        self.bootstrapServers = bootstrapServers
+        self.clientId = clientId
+        self.properties = properties
+    }
+
+    func merged(defaults: [String: String]) -> [String: String] {
+        var all = defaults
+        all["bootstrap.servers"] = bootstrapServers
+        all["client.id"] = clientId
+        for (key, value) in properties { all[key] = value }
+        return all
+    }
+}
+
+public struct KafkaProducerConfiguration: Sendable, Equatable {
+    public var client: KafkaClientConfiguration
+    /// Time a produce may wait for local queue space before failing with a retriable error.
+    public var queueFullTimeout: Duration
+
+    public init(client: KafkaClientConfiguration, queueFullTimeout: Duration = .seconds(60)) {
+        self.client = client
+        self.queueFullTimeout = queueFullTimeout
+    }
+
+    /// librdkafka settings: idempotence on (acks=all, ordered, no duplicates from retries).
+    var properties: [String: String] {
+        client.merged(defaults: [
+            "enable.idempotence": "true",
+            "acks": "all",
+            "linger.ms": "5",
+            "queue.buffering.max.messages": "100000",
+            "message.timeout.ms": "300000",
+            "log.connection.close": "false",
+        ])
+    }
+}
+
+public struct KafkaConsumerConfiguration: Sendable, Equatable {
+    public var client: KafkaClientConfiguration
+    public var groupId: String
+    public var topics: [String]
+    /// Messages buffered between librdkafka's poll thread and the processing task.
+    public var bufferCapacity: Int
+    /// How long a revocation waits for records already handed out to be processed.
+    public var revokeDrainTimeout: Duration
+    /// librdkafka statistics interval; 0 disables statistics (and lag figures).
+    public var statisticsInterval: Duration
+
+    public init(
+        client: KafkaClientConfiguration,
+        groupId: String,
+        topics: [String],
+        bufferCapacity: Int = 1_000,
+        revokeDrainTimeout: Duration = .seconds(20),
+        statisticsInterval: Duration = .seconds(5)
+    ) {
+        self.client = client
+        self.groupId = groupId
+        self.topics = topics
+        self.bufferCapacity = bufferCapacity
+        self.revokeDrainTimeout = revokeDrainTimeout
+        self.statisticsInterval = statisticsInterval
+    }
+
+    /// At-least-once: offsets are stored by the application only after processing
+    /// (`enable.auto.offset.store=false`) and the stored offsets are committed in the
+    /// background, on revoke and on close.
+    var properties: [String: String] {
+        client.merged(defaults: [
+            "group.id": groupId,
+            "enable.auto.commit": "true",
+            "auto.commit.interval.ms": "1000",
+            "enable.auto.offset.store": "false",
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": "false",
+            "session.timeout.ms": "10000",
+            "heartbeat.interval.ms": "1000",
+            "max.poll.interval.ms": "300000",
+            "statistics.interval.ms": String(statisticsInterval.milliseconds),
+            "log.connection.close": "false",
+        ])
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
+    }
+}

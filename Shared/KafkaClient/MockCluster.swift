@@ -1,0 +1,80 @@
+import CRdKafka
+import Logging
+
+/// librdkafka's built-in mock cluster: a real Kafka-protocol broker on 127.0.0.1, in memory.
+///
+/// Limits to know: no CreateTopics or DescribeGroups requests (create topics here, before
+/// clients connect), and each partition keeps only a few MiB, so durable state must not live
+/// only in a topic.
+public final class MockKafkaCluster: @unchecked Sendable {
+    private let owner: ClientHandle
+    private let cluster: OpaquePointer
+    public let bootstrapServers: String
+    public let brokerCount: Int
+    private var destroyed = false
+
+    public init(brokers: Int = 1, logger: Logger) throws(KafkaError) {
+        // The mock cluster lives inside a client instance that must outlive it.
+        owner = try ClientHandle(
+            type: RD_KAFKA_PRODUCER,
+            properties: ["log.connection.close": "false"],
+            context: ClientContext(logger: logger)
+        )
+        guard let cluster = rd_kafka_mock_cluster_new(owner.pointer, Int32(brokers)) else {
+            owner.destroy()
+            throw KafkaError(kind: .fatal, message: "could not start the mock cluster (no free port?)")
+        }
+        self.cluster = cluster
+        self.brokerCount = brokers
+        self.bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
+    }
+
+    public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 1) throws(KafkaError) {
+        let err = rd_kafka_mock_topic_create(cluster, name, Int32(partitions), Int32(min(replicationFactor, brokerCount)))
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS {
+            throw KafkaError.from(err, context: "mock topic \(name)")
+        }
+    }
+
+    public func createTopics(_ specs: [TopicSpec]) throws(KafkaError) {
+        for spec in specs { try createTopic(spec.name, partitions: spec.partitions, replicationFactor: spec.replicationFactor) }
+    }
+
+    /// Broker ids are 1...brokerCount.
+    public func setBrokerDown(_ id: Int32) { _ = rd_kafka_mock_broker_set_down(cluster, id) }
+    public func setBrokerUp(_ id: Int32) { _ = rd_kafka_mock_broker_set_up(cluster, id) }
+    public func setBrokerRoundTripTime(_ id: Int32, milliseconds: Int) { _ = rd_kafka_mock_broker_set_rtt(cluster, id, Int32(milliseconds)) }
+
+    /// Makes the next requests of this API (e.g. 0 Produce, 1 Fetch, 8 OffsetCommit, 11 JoinGroup)
+    /// fail with these errors, in order.
+    public func pushRequestErrors(apiKey: Int16, errors: [rd_kafka_resp_err_t]) {
+        var errors = errors
+        errors.withUnsafeMutableBufferPointer { rd_kafka_mock_push_request_errors_array(cluster, apiKey, $0.count, $0.baseAddress) }
+    }
+
+    public func clearRequestErrors(apiKey: Int16) { rd_kafka_mock_clear_request_errors(cluster, apiKey) }
+
+    public func shutdown() {
+        guard !destroyed else { return }
+        destroyed = true
+        rd_kafka_mock_cluster_destroy(cluster)
+        owner.destroy()
+    }
+
+    deinit { shutdown() }
+}
+
+/// Kafka API keys used with `pushRequestErrors`.
+public enum KafkaApiKey {
+    public static let produce: Int16 = 0
+    public static let fetch: Int16 = 1
+    public static let listOffsets: Int16 = 2
+    public static let metadata: Int16 = 3
+    public static let offsetCommit: Int16 = 8
+    public static let offsetFetch: Int16 = 9
+    public static let findCoordinator: Int16 = 10
+    public static let joinGroup: Int16 = 11
+    public static let heartbeat: Int16 = 12
+    public static let syncGroup: Int16 = 14
+    public static let initProducerId: Int16 = 22
+}

@@ -1,0 +1,90 @@
+/// The five services. Their raw values name executables, consumer groups, stores and
+/// dead-letter topics.
+public enum ServiceName: String, Sendable, CaseIterable, Codable {
+    case intake
+    case childResearch = "child-research"
+    case schoolResolution = "school-resolution"
+    case scheduling
+    case dispatch
+
+    /// Each service's dead-letter topic.
+    public var deadLetterTopic: String { "encompass.dlq.\(rawValue)" }
+    /// Default consumer group.
+    public var defaultGroupId: String { "encompass-\(rawValue)" }
+    /// Default HTTP port for /healthz, /readyz, /metrics and the service's own API.
+    public var defaultHTTPPort: Int {
+        switch self {
+        case .intake: 8081
+        case .childResearch: 8082
+        case .schoolResolution: 8083
+        case .scheduling: 8084
+        case .dispatch: 8085
+        }
+    }
+}
+
+/// One Kafka topic of the pipeline: its name, key and who writes and reads it.
+public struct TopicDefinition: Sendable, Hashable {
+    public let name: String
+    /// What the record key is (it decides partitioning and so ordering).
+    public let key: String
+    public let producers: [String]
+    public let consumers: [String]
+    /// Compacted (latest value per key kept) rather than deleted by age.
+    public let compacted: Bool
+
+    public init(name: String, key: String, producers: [String], consumers: [String], compacted: Bool = false) {
+        self.name = name
+        self.key = key
+        self.producers = producers
+        self.consumers = consumers
+        self.compacted = compacted
+    }
+}
+
+/// Every topic of the pipeline, in one place. docs/ARCHITECTURE.md describes the flow.
+public enum Topics {
+    public static let incidentsRaw = TopicDefinition(
+        name: "encompass.incidents.raw", key: "occurrence number",
+        producers: ["police records system feed"], consumers: ["intake"])
+    public static let incidents = TopicDefinition(
+        name: "encompass.incidents", key: "occurrence number",
+        producers: ["intake"], consumers: ["child-research"])
+    public static let history = TopicDefinition(
+        name: "encompass.history", key: "occurrence number",
+        producers: ["intake (history import)"], consumers: ["child-research (every instance, own group)"])
+    public static let reviewDecisions = TopicDefinition(
+        name: "encompass.review.decisions", key: "occurrence number",
+        producers: ["child-research (review API/CLI)"], consumers: ["child-research"])
+    public static let children = TopicDefinition(
+        name: "encompass.children", key: "child id",
+        producers: ["child-research"], consumers: ["school-resolution"])
+    public static let schoolFeedback = TopicDefinition(
+        name: "encompass.school.feedback", key: "child id",
+        producers: ["dispatch"], consumers: ["school-resolution"])
+    public static let noticeRequests = TopicDefinition(
+        name: "encompass.notice.requests", key: "notice id",
+        producers: ["school-resolution"], consumers: ["scheduling"])
+    public static let schedulingChangelog = TopicDefinition(
+        name: "encompass.scheduling.changelog", key: "notice id",
+        producers: ["scheduling"], consumers: ["scheduling (restore on assignment)"], compacted: true)
+    public static let noticesDue = TopicDefinition(
+        name: "encompass.notices.due", key: "notice id",
+        producers: ["scheduling"], consumers: ["dispatch"])
+    public static let noticeEvents = TopicDefinition(
+        name: "encompass.notice.events", key: "notice id",
+        producers: ["scheduling", "dispatch"], consumers: ["dispatch (audit)", "operations"])
+
+    public static let pipeline: [TopicDefinition] = [
+        incidentsRaw, incidents, history, reviewDecisions, children, schoolFeedback,
+        noticeRequests, schedulingChangelog, noticesDue, noticeEvents,
+    ]
+
+    public static let deadLetters: [TopicDefinition] = ServiceName.allCases.map {
+        TopicDefinition(name: $0.deadLetterTopic, key: "original record key", producers: [$0.rawValue], consumers: ["operations (encompass dlq)"])
+    }
+
+    public static var all: [TopicDefinition] { pipeline + deadLetters }
+
+    public static func named(_ name: String) -> TopicDefinition? { all.first { $0.name == name } }
+}

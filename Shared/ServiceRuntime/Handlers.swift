@@ -1,0 +1,111 @@
+import EncompassKafka
+import EncompassModels
+import Foundation
+import GRDB
+import Logging
+
+/// An error that retrying cannot fix: the message goes straight to the dead letter.
+public protocol PermanentFailure: Error, CustomStringConvertible {
+    /// Stable category for filtering dead letters, e.g. `payload.validation`.
+    var errorClass: String { get }
+}
+
+extension EnvelopeError: PermanentFailure {}
+
+/// A handler's verdict that a message is unacceptable as it is.
+public struct RejectedMessage: PermanentFailure, Equatable {
+    public var errorClass: String
+    public var reason: String
+
+    public init(errorClass: String, reason: String) {
+        self.errorClass = errorClass
+        self.reason = reason
+    }
+
+    public var description: String { reason }
+}
+
+/// What a handler gets for one message: the open write transaction, the record and an outbox
+/// in that same transaction.
+public struct MessageContext {
+    public let db: Database
+    public let record: KafkaRecord
+    public let outbox: Outbox
+    public let now: Date
+    public let logger: Logger
+}
+
+public enum HandleOutcome: String, Sendable {
+    case applied
+    case duplicate
+    case deadLettered = "dead_lettered"
+}
+
+/// Processes the records of one topic. Built with `TopicHandler.on(...)`, which decodes and
+/// validates the envelope and de-duplicates by message id (the inbox) in the same transaction
+/// as the handler's state change.
+public struct TopicHandler: Sendable {
+    public let topic: String
+    let apply: @Sendable (KafkaRecord, Database, Outbox, Date, Logger) throws -> HandleOutcome
+
+    public init(topic: String, apply: @escaping @Sendable (KafkaRecord, Database, Outbox, Date, Logger) throws -> HandleOutcome) {
+        self.topic = topic
+        self.apply = apply
+    }
+
+    public static func on<P: MessagePayload>(
+        _ topic: String, _ type: P.Type,
+        _ body: @escaping @Sendable (Envelope<P>, MessageContext) throws -> Void
+    ) -> TopicHandler {
+        TopicHandler(topic: topic) { record, db, outbox, now, logger in
+            let envelope = try WireFormat.decode(P.self, from: record.value)
+            if try InboxEntry.exists(db, key: envelope.id) { return .duplicate }
+            try body(envelope, MessageContext(db: db, record: record, outbox: outbox, now: now, logger: logger))
+            try InboxEntry(
+                messageId: envelope.id, topic: record.topic, partition: record.partition,
+                offset: record.offset, processedAt: now
+            ).insert(db)
+            return .applied
+        }
+    }
+}
+
+enum DeadLetterWriter {
+    /// Records the dead letter and queues its event for the dead-letter topic, in `db`'s
+    /// transaction. A record dead-lettered before (re-delivery) is not recorded twice.
+    static func write(
+        db: Database, service: ServiceName, record: KafkaRecord, errorClass: String, message: String,
+        attempts: Int, firstFailedAt: Date, now: Date, outbox: Outbox
+    ) throws {
+        let messageId = messageId(of: record)
+        var headers: [String: String] = [:]
+        for header in record.headers { headers[header.key] = header.stringValue ?? "" }
+        var row = DeadLetter(
+            service: service.rawValue, originalTopic: record.topic, originalPartition: record.partition,
+            originalOffset: record.offset, originalKey: record.keyString, originalValue: Data(record.value),
+            originalHeaders: String(decoding: try JSONEncoder().encode(headers), as: UTF8.self),
+            originalMessageId: messageId, errorClass: errorClass, errorMessage: message, attempts: attempts,
+            firstFailedAt: firstFailedAt, deadLetteredAt: now, status: "open"
+        )
+        try row.insert(db)
+        guard db.changesCount > 0 else { return }
+        let event = DeadLetterEvent(
+            service: service.rawValue, originalTopic: record.topic, originalPartition: record.partition,
+            originalOffset: record.offset, originalKey: record.keyString, originalValue: record.value,
+            originalMessageId: messageId, errorClass: errorClass, errorMessage: message, attempts: attempts,
+            firstFailedAt: firstFailedAt, deadLetteredAt: now
+        )
+        try outbox.publish(
+            event, to: service.deadLetterTopic, key: record.keyString ?? "",
+            id: MessageID.derived(from: "\(record.topic)/\(record.partition)/\(record.offset)", "dead-letter"),
+            causationId: messageId, now: now
+        )
+    }
+
+    /// The envelope id, if the value is JSON with an `id` field.
+    static func messageId(of record: KafkaRecord) -> String? {
+        if let header = record.header("encompass-message-id")?.stringValue { return header }
+        struct IdOnly: Decodable { var id: String? }
+        return (try? JSONDecoder().decode(IdOnly.self, from: Data(record.value)))?.id
+    }
+}

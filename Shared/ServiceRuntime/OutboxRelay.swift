@@ -1,0 +1,124 @@
+import EncompassKafka
+import EncompassModels
+import Foundation
+import GRDB
+import Logging
+import Prometheus
+import ServiceLifecycle
+
+/// Publishes outbox rows to Kafka in insertion order and deletes them once acknowledged.
+///
+/// A crash after commit and before publication leaves the rows in SQLite: they are published
+/// at the next start. A crash after publication and before deletion publishes them again with
+/// the same message id, which consumers drop in their inbox. So no effect is lost and none is
+/// applied twice.
+public final class OutboxRelay: Service, Sendable {
+    private let store: ServiceStore
+    private let producer: KafkaProducer
+    private let metrics: ServiceMetrics
+    private let logger: Logger
+    private let batchSize: Int
+    private let wakeup = Wakeup()
+    private let stopping = Locked(false)
+
+    public init(store: ServiceStore, producer: KafkaProducer, metrics: ServiceMetrics, logger: Logger, batchSize: Int = 500) {
+        self.store = store
+        self.producer = producer
+        self.metrics = metrics
+        self.logger = logger
+        self.batchSize = batchSize
+    }
+
+    /// Tells the relay that new rows were committed.
+    public func wake() { wakeup.signal() }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            var backoff = Duration.milliseconds(100)
+            while !stopping.withLock({ $0 }) {
+                do {
+                    let published = try await relayOnce()
+                    backoff = .milliseconds(100)
+                    if published == 0 { await wakeup.wait(timeout: .milliseconds(250)) }
+                } catch {
+                    logger.error("outbox relay failed; retrying", metadata: ["error": "\(error)", "backoffMs": "\(backoff.components.seconds * 1000 + backoff.components.attoseconds / 1_000_000_000_000_000)"])
+                    try? await Task.sleep(for: backoff)
+                    backoff = min(backoff * 2, .seconds(10))
+                }
+            }
+        } onGracefulShutdown: {
+            self.stopping.withLock { $0 = true }
+            self.wakeup.signal()
+        }
+        // Services that write the outbox stop before the relay: publish what they left.
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            do {
+                if try await relayOnce() == 0 { break }
+            } catch {
+                logger.error("outbox drain at shutdown failed; rows stay for the next start", metadata: ["error": "\(error)"])
+                break
+            }
+        }
+        await producer.close()
+    }
+
+    /// Publishes up to one batch; returns how many rows were published and removed.
+    @discardableResult
+    public func relayOnce() async throws -> Int {
+        let limit = batchSize
+        let rows = try await store.pool.read { db in
+            try OutboxMessage.order(Column("id")).limit(limit).fetchAll(db)
+        }
+        metrics.outboxPending.set(Int64(rows.count))
+        guard !rows.isEmpty else { return 0 }
+        _ = try await producer.sendAll(rows.map(\.producerRecord))
+        let ids = rows.compactMap(\.id)
+        try await store.pool.write { db in
+            _ = try OutboxMessage.filter(ids.contains(Column("id"))).deleteAll(db)
+        }
+        metrics.outboxPublished.increment(by: Int64(rows.count))
+        return rows.count
+    }
+}
+
+/// A one-slot signal: `signal()` wakes the current or next `wait`.
+final class Wakeup: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+    private let state = Locked(State())
+
+    func signal() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let w = s.waiter { s.waiter = nil; return w }
+            s.pending = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    func wait(timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForSignal() }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                if !Task.isCancelled { self.signal() }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForSignal() async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLock { s -> Bool in
+                if s.pending { s.pending = false; return true }
+                s.waiter = continuation
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+}

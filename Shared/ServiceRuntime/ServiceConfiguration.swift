@@ -1,0 +1,171 @@
+import EncompassKafka
+import EncompassModels
+import Foundation
+import Logging
+
+/// A configuration value that is missing or malformed, with the variable to fix.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var variable: String
+    public var problem: String
+
+    public init(variable: String, problem: String) {
+        self.variable = variable
+        self.problem = problem
+    }
+
+    public var description: String { "configuration error: \(variable) \(problem)" }
+}
+
+/// How a service is run, read from the environment (see README's configuration table).
+public struct ServiceConfiguration: Sendable, Equatable {
+    public enum LogFormat: String, Sendable { case json, text }
+
+    public var service: ServiceName
+    public var kafka: KafkaClientConfiguration
+    public var groupId: String
+    public var dataDirectory: String
+    public var instanceId: String
+    public var httpHost: String
+    /// 0 asks the system for a free port (tests).
+    public var httpPort: Int
+    public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+    /// Partitions for topics this service creates (Apache Kafka; the embedded broker has its own setting).
+    public var topicPartitions: Int
+    public var replicationFactor: Int
+    public var createTopics: Bool
+    /// Attempts for a message that fails with a transient error before it is dead-lettered.
+    public var maxAttempts: Int
+    public var retryBackoff: Duration
+    /// Records processed in one SQLite transaction at most.
+    public var batchSize: Int
+    /// How long processed message ids are remembered for de-duplication.
+    public var inboxRetention: Duration
+
+    public init(
+        service: ServiceName,
+        kafka: KafkaClientConfiguration,
+        groupId: String? = nil,
+        dataDirectory: String,
+        instanceId: String = ServiceConfiguration.defaultInstanceId(),
+        httpHost: String = "127.0.0.1",
+        httpPort: Int? = nil,
+        logLevel: Logger.Level = .info,
+        logFormat: LogFormat = .json,
+        topicPartitions: Int = 12,
+        replicationFactor: Int = 1,
+        createTopics: Bool = true,
+        maxAttempts: Int = 5,
+        retryBackoff: Duration = .milliseconds(200),
+        batchSize: Int = 256,
+        inboxRetention: Duration = .seconds(14 * 24 * 3600)
+    ) {
+        self.service = service
+        self.kafka = kafka
+        self.groupId = groupId ?? service.defaultGroupId
+        self.dataDirectory = dataDirectory
+        self.instanceId = instanceId
+        self.httpHost = httpHost
+        self.httpPort = httpPort ?? service.defaultHTTPPort
+        self.logLevel = logLevel
+        self.logFormat = logFormat
+        self.topicPartitions = topicPartitions
+        self.replicationFactor = replicationFactor
+        self.createTopics = createTopics
+        self.maxAttempts = maxAttempts
+        self.retryBackoff = retryBackoff
+        self.batchSize = batchSize
+        self.inboxRetention = inboxRetention
+    }
+
+    public static func defaultInstanceId() -> String {
+        "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+    }
+
+    /// SQLite file of this service instance.
+    public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("\(service.rawValue).sqlite") }
+
+    /// Reads the configuration. Every variable is optional except where a default cannot be safe.
+    ///
+    /// `ENCOMPASS_KAFKA_PROPERTY_<NAME>` passes a librdkafka property through: the name is
+    /// lower-cased and `_` becomes `.` (`ENCOMPASS_KAFKA_PROPERTY_SECURITY_PROTOCOL=SASL_SSL`).
+    public static func fromEnvironment(
+        service: ServiceName,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> ServiceConfiguration {
+        let env = EnvironmentReader(environment)
+        var bootstrap = env.string("ENCOMPASS_KAFKA_BOOTSTRAP_SERVERS")
+        if bootstrap == nil, let file = env.string("ENCOMPASS_KAFKA_BOOTSTRAP_FILE") {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ConfigurationError(variable: "ENCOMPASS_KAFKA_BOOTSTRAP_FILE", problem: "names \(file), which cannot be read; start the broker first (encompass broker)")
+            }
+            bootstrap = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        var properties: [String: String] = [:]
+        for (key, value) in environment where key.hasPrefix("ENCOMPASS_KAFKA_PROPERTY_") {
+            let name = key.dropFirst("ENCOMPASS_KAFKA_PROPERTY_".count).lowercased().replacingOccurrences(of: "_", with: ".")
+            guard !name.isEmpty else { continue }
+            properties[name] = value
+        }
+        let instanceId = env.string("ENCOMPASS_INSTANCE_ID") ?? defaultInstanceId()
+        let levelText = env.string("ENCOMPASS_LOG_LEVEL") ?? "info"
+        guard let level = Logger.Level(rawValue: levelText) else {
+            throw ConfigurationError(variable: "ENCOMPASS_LOG_LEVEL", problem: "is '\(levelText)'; use trace, debug, info, notice, warning, error or critical")
+        }
+        let formatText = env.string("ENCOMPASS_LOG_FORMAT") ?? "json"
+        guard let format = LogFormat(rawValue: formatText) else {
+            throw ConfigurationError(variable: "ENCOMPASS_LOG_FORMAT", problem: "is '\(formatText)'; use json or text")
+        }
+        return ServiceConfiguration(
+            service: service,
+            kafka: KafkaClientConfiguration(
+                bootstrapServers: bootstrap ?? "localhost:9092",
+                clientId: "encompass-\(service.rawValue)-\(instanceId)",
+                properties: properties
+            ),
+            groupId: env.string("ENCOMPASS_GROUP_ID"),
+            dataDirectory: env.string("ENCOMPASS_DATA_DIR") ?? "var/\(service.rawValue)",
+            instanceId: instanceId,
+            httpHost: env.string("ENCOMPASS_HTTP_HOST") ?? "127.0.0.1",
+            httpPort: try env.int("ENCOMPASS_HTTP_PORT", in: 0...65535),
+            logLevel: level,
+            logFormat: format,
+            topicPartitions: try env.int("ENCOMPASS_TOPIC_PARTITIONS", in: 1...1000) ?? 12,
+            replicationFactor: try env.int("ENCOMPASS_REPLICATION_FACTOR", in: 1...10) ?? 1,
+            createTopics: try env.bool("ENCOMPASS_CREATE_TOPICS") ?? true,
+            maxAttempts: try env.int("ENCOMPASS_MAX_ATTEMPTS", in: 1...100) ?? 5,
+            retryBackoff: .milliseconds(try env.int("ENCOMPASS_RETRY_BACKOFF_MS", in: 1...600_000) ?? 200),
+            batchSize: try env.int("ENCOMPASS_BATCH_SIZE", in: 1...10_000) ?? 256,
+            inboxRetention: .seconds(try env.int("ENCOMPASS_INBOX_RETENTION_HOURS", in: 1...87_600).map { $0 * 3600 } ?? 14 * 24 * 3600)
+        )
+    }
+}
+
+/// Typed access to environment variables with errors that name the variable.
+public struct EnvironmentReader: Sendable {
+    let environment: [String: String]
+
+    public init(_ environment: [String: String]) { self.environment = environment }
+
+    public func string(_ name: String) -> String? {
+        guard let value = environment[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        return value
+    }
+
+    public func int(_ name: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+        guard let text = string(name) else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw ConfigurationError(variable: name, problem: "is '\(text)'; expected a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    public func bool(_ name: String) throws(ConfigurationError) -> Bool? {
+        guard let text = string(name)?.lowercased() else { return nil }
+        switch text {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ConfigurationError(variable: name, problem: "is '\(text)'; expected true or false")
+        }
+    }
+}

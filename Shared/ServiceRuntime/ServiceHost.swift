@@ -1,0 +1,214 @@
+import EncompassKafka
+import EncompassModels
+import Foundation
+import GRDB
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// What a service adds to the runtime: its tables, the topics it consumes (with handlers),
+/// the topics it produces, and its own HTTP routes.
+public struct ServiceDefinition: Sendable {
+    public var service: ServiceName
+    public var migrations: [StoreMigration]
+    public var handlers: [TopicHandler]
+    public var produces: [String]
+    public var routes: (@Sendable (Router<BasicRequestContext>, ServiceEnvironment) -> Void)?
+
+    public init(
+        service: ServiceName,
+        migrations: [StoreMigration] = [],
+        handlers: [TopicHandler] = [],
+        produces: [String] = [],
+        routes: (@Sendable (Router<BasicRequestContext>, ServiceEnvironment) -> Void)? = nil
+    ) {
+        self.service = service
+        self.migrations = migrations
+        self.handlers = handlers
+        self.produces = produces
+        self.routes = routes
+    }
+}
+
+/// What a service's routes and background work can use.
+public struct ServiceEnvironment: Sendable {
+    public let configuration: ServiceConfiguration
+    public let store: ServiceStore
+    public let metrics: ServiceMetrics
+    public let relay: OutboxRelay
+    public let logger: Logger
+}
+
+/// Runs one service instance: store, Kafka consumer and producer, message worker, outbox
+/// relay and HTTP endpoint, under swift-service-lifecycle. SIGTERM or SIGINT shut it down
+/// gracefully: the worker finishes its batch and commits offsets, the relay publishes what
+/// is left, then HTTP stops.
+public final class ServiceHost: Sendable {
+    public let configuration: ServiceConfiguration
+    public let definition: ServiceDefinition
+    public let store: ServiceStore
+    public let metrics: ServiceMetrics
+    public let logger: Logger
+    public let relay: OutboxRelay
+    public let consumer: KafkaConsumer?
+    private let worker: MessageWorker?
+    private let group = Locked<ServiceGroup?>(nil)
+    private let boundPort = Locked<Int?>(nil)
+    private let portWaiters = Locked<[CheckedContinuation<Int, Never>]>([])
+
+    public init(
+        definition: ServiceDefinition, configuration: ServiceConfiguration, logger: Logger,
+        onRebalance: (@Sendable (RebalanceEvent) -> Void)? = nil
+    ) async throws {
+        var logger = logger
+        logger[metadataKey: "service"] = .string(configuration.service.rawValue)
+        logger[metadataKey: "instance"] = .string(configuration.instanceId)
+        self.configuration = configuration
+        self.definition = definition
+        self.logger = logger
+        self.store = try ServiceStore(path: configuration.databasePath, migrations: definition.migrations)
+        self.metrics = ServiceMetrics(service: configuration.service.rawValue)
+
+        let consumed = definition.handlers.map(\.topic)
+        if configuration.createTopics {
+            let admin = try KafkaAdmin(client: configuration.kafka, logger: logger)
+            let names = Set(consumed + definition.produces + [configuration.service.deadLetterTopic])
+            let specs = names.sorted().map { name in
+                TopicSpec(
+                    name: name, partitions: configuration.topicPartitions, replicationFactor: configuration.replicationFactor,
+                    configs: Topics.named(name)?.compacted == true ? ["cleanup.policy": "compact"] : [:]
+                )
+            }
+            do {
+                let outcome = try await admin.ensureTopics(specs)
+                logger.info("topics checked", metadata: ["topics": "\(outcome.keys.sorted())"])
+            } catch {
+                await admin.close()
+                throw error
+            }
+            await admin.close()
+        }
+
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: configuration.kafka), logger: logger)
+        self.relay = OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger)
+        if consumed.isEmpty {
+            self.consumer = nil
+            self.worker = nil
+        } else {
+            let consumer = try KafkaConsumer(
+                configuration: KafkaConsumerConfiguration(client: configuration.kafka, groupId: configuration.groupId, topics: consumed),
+                logger: logger, onRebalance: onRebalance
+            )
+            self.consumer = consumer
+            self.worker = MessageWorker(
+                consumer: consumer, store: store, handlers: definition.handlers, configuration: configuration,
+                metrics: metrics, relay: relay, logger: logger
+            )
+            let metrics = self.metrics
+            let group = configuration.groupId
+            metrics.addRefresher { metrics.updateLag(group: group, lag: consumer.lag) }
+        }
+    }
+
+    public var environment: ServiceEnvironment {
+        ServiceEnvironment(configuration: configuration, store: store, metrics: metrics, relay: relay, logger: logger)
+    }
+
+    var readinessChecks: [ReadinessCheck] {
+        let store = self.store
+        let consumer = self.consumer
+        var checks = [
+            ReadinessCheck(name: "store") {
+                do { _ = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT 1") }; return nil }
+                catch { return "SQLite store unreadable: \(error)" }
+            },
+        ]
+        if let consumer {
+            checks.append(ReadinessCheck(name: "kafka") {
+                if let fatal = consumer.fatalError { return fatal.description }
+                return consumer.hasJoinedGroup ? nil : "not yet a member of the consumer group"
+            })
+        }
+        return checks
+    }
+
+    /// Runs until SIGTERM/SIGINT (when `handleSignals`) or `shutdown()`.
+    public func run(handleSignals: Bool = true) async throws {
+        let router = HTTPEndpoint.makeRouter(
+            service: configuration.service.rawValue, instanceId: configuration.instanceId,
+            metrics: metrics, readiness: readinessChecks
+        )
+        definition.routes?(router, environment)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "encompass-\(configuration.service.rawValue)"),
+            onServerRunning: { [self] channel in
+                let port = channel.localAddress?.port ?? configuration.httpPort
+                let waiters = portWaiters.withLock { w -> [CheckedContinuation<Int, Never>] in defer { w = [] }; return w }
+                boundPort.withLock { $0 = port }
+                waiters.forEach { $0.resume(returning: port) }
+                logger.info("http listening", metadata: ["port": "\(port)"])
+            },
+            logger: logger
+        )
+        // Shut down in reverse order: worker (commit offsets), relay (drain outbox), HTTP.
+        var services: [any Service] = [app, relay]
+        if let worker { services.append(worker) }
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services.map {
+                .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+            },
+            logger: logger
+        )
+        if handleSignals { groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint] }
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(60)
+        let serviceGroup = ServiceGroup(configuration: groupConfiguration)
+        group.withLock { $0 = serviceGroup }
+        logger.info("service starting", metadata: ["bootstrap": .string(configuration.kafka.bootstrapServers), "group": .string(configuration.groupId)])
+        try await serviceGroup.run()
+        logger.info("service stopped")
+    }
+
+    /// Starts a graceful shutdown (as SIGTERM would).
+    public func shutdown() async {
+        await group.withLock { $0 }?.triggerGracefulShutdown()
+    }
+
+    /// The HTTP port once the server listens (useful with port 0).
+    public func httpPort() async -> Int {
+        await withCheckedContinuation { continuation in
+            let port = boundPort.withLock { $0 }
+            if let port { continuation.resume(returning: port); return }
+            portWaiters.withLock { $0.append(continuation) }
+            if let port = boundPort.withLock({ $0 }) {
+                // The server came up between the two checks.
+                let pending = portWaiters.withLock { w -> [CheckedContinuation<Int, Never>] in defer { w = [] }; return w }
+                pending.forEach { $0.resume(returning: port) }
+            }
+        }
+    }
+}
+
+/// Entry point used by every service executable.
+public enum ServiceMain {
+    public static func run(_ makeDefinition: @Sendable (ServiceConfiguration) throws -> ServiceDefinition, service: ServiceName) async {
+        let configuration: ServiceConfiguration
+        do {
+            configuration = try ServiceConfiguration.fromEnvironment(service: service)
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            exit(2)
+        }
+        RuntimeLogging.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
+        let logger = Logger(label: "encompass.\(service.rawValue)")
+        do {
+            let definition = try makeDefinition(configuration)
+            let host = try await ServiceHost(definition: definition, configuration: configuration, logger: logger)
+            try await host.run()
+        } catch {
+            logger.critical("service failed", metadata: ["error": "\(error)"])
+            exit(1)
+        }
+    }
+}

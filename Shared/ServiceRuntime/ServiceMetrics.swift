@@ -1,0 +1,85 @@
+import EncompassKafka
+import Foundation
+import Prometheus
+
+/// The service's Prometheus metrics. `/metrics` serves `exposition()`.
+public final class ServiceMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    public let service: String
+    public let outboxPending: Gauge
+    public let outboxPublished: Counter
+    private let lagGauges = Locked<[TopicPartition: Gauge]>([:])
+    private let refreshers = Locked<[@Sendable () -> Void]>([])
+
+    static let latencyBuckets: [Duration] = [
+        .microseconds(100), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .seconds(5),
+    ]
+
+    public init(service: String) {
+        self.service = service
+        outboxPending = registry.makeGauge(
+            descriptor: .init(metricName: "encompass_outbox", unitName: "pending", helpText: "Outbox rows waiting to be published (last read)"),
+            labels: [("service", service)])
+        outboxPublished = registry.makeCounter(
+            descriptor: .init(metricName: "encompass_outbox_published", unitName: "total", helpText: "Outbox rows published to Kafka"),
+            labels: [("service", service)])
+    }
+
+    public func processed(topic: String, outcome: HandleOutcome) {
+        registry.makeCounter(
+            descriptor: .init(metricName: "encompass_messages_processed", unitName: "total", helpText: "Records processed, by outcome (applied, duplicate, dead_lettered)"),
+            labels: [("service", service), ("topic", topic), ("outcome", outcome.rawValue)]
+        ).increment()
+    }
+
+    public func failed(topic: String) {
+        registry.makeCounter(
+            descriptor: .init(metricName: "encompass_messages_failed", unitName: "total", helpText: "Processing attempts that failed transiently"),
+            labels: [("service", service), ("topic", topic)]
+        ).increment()
+    }
+
+    public func deadLettered(topic: String, errorClass: String) {
+        registry.makeCounter(
+            descriptor: .init(metricName: "encompass_dead_letters", unitName: "total", helpText: "Records sent to the dead letter"),
+            labels: [("service", service), ("topic", topic), ("error_class", errorClass)]
+        ).increment()
+    }
+
+    public func latency(topic: String) -> DurationHistogram {
+        registry.makeDurationHistogram(
+            descriptor: .init(metricName: "encompass_processing_duration", unitName: "seconds", helpText: "Time to apply a batch of records, per record"),
+            labels: [("service", service), ("topic", topic)],
+            buckets: Self.latencyBuckets
+        )
+    }
+
+    /// Publishes the consumer's per-partition lag as `kafka_consumergroup_group_lag`.
+    public func updateLag(group: String, lag: [TopicPartition: PartitionLag]) {
+        lagGauges.withLock { gauges in
+            for (tp, gauge) in gauges where lag[tp] == nil {
+                registry.unregisterGauge(gauge)
+                gauges[tp] = nil
+            }
+            for (tp, value) in lag {
+                let gauge = gauges[tp] ?? registry.makeGauge(
+                    descriptor: .init(metricName: "kafka_consumergroup_group", unitName: "lag", helpText: "Messages between the committed offset and the end of the partition"),
+                    labels: [("group", group), ("topic", tp.topic), ("partition", String(tp.partition))])
+                gauges[tp] = gauge
+                gauge.set(Int64(value.lag))
+            }
+        }
+    }
+
+    /// Runs before each exposition, to refresh gauges that are read on demand.
+    public func addRefresher(_ refresh: @escaping @Sendable () -> Void) {
+        refreshers.withLock { $0.append(refresh) }
+    }
+
+    public func exposition() -> String {
+        for refresh in refreshers.withLock({ $0 }) { refresh() }
+        return registry.emitToString()
+    }
+}

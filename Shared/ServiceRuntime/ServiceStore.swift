@@ -1,0 +1,169 @@
+import EncompassKafka
+import EncompassModels
+import Foundation
+import GRDB
+
+/// One schema change of a service's own tables. Identifiers must be unique and never change.
+public struct StoreMigration: Sendable {
+    public let identifier: String
+    public let migrate: @Sendable (Database) throws -> Void
+
+    public init(_ identifier: String, _ migrate: @escaping @Sendable (Database) throws -> Void) {
+        self.identifier = identifier
+        self.migrate = migrate
+    }
+}
+
+/// A service's SQLite store: WAL mode (DatabasePool), the runtime's tables (inbox, outbox,
+/// dead letters) and the service's own migrations.
+public final class ServiceStore: Sendable {
+    public let pool: DatabasePool
+    public let path: String
+
+    public init(path: String, migrations: [StoreMigration] = []) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            // WAL + NORMAL: durable at each checkpoint and safe against application crashes;
+            // a power loss may lose the last transactions, never corrupt the file.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        self.path = path
+        self.pool = try DatabasePool(path: path, configuration: configuration)
+        var migrator = DatabaseMigrator()
+        for migration in ServiceStore.runtimeMigrations + migrations {
+            migrator.registerMigration(migration.identifier, migrate: migration.migrate)
+        }
+        try migrator.migrate(pool)
+    }
+
+    static let runtimeMigrations: [StoreMigration] = [
+        StoreMigration("runtime-v1") { db in
+            try db.create(table: InboxEntry.databaseTableName) { t in
+                t.primaryKey("messageId", .text)
+                t.column("topic", .text).notNull()
+                t.column("partition", .integer).notNull()
+                t.column("offset", .integer).notNull()
+                t.column("processedAt", .datetime).notNull().indexed()
+            }
+            try db.create(table: OutboxMessage.databaseTableName) { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("messageId", .text).notNull()
+                t.column("topic", .text).notNull()
+                t.column("key", .text)
+                t.column("value", .blob).notNull()
+                t.column("headers", .text).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: DeadLetter.databaseTableName) { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("service", .text).notNull()
+                t.column("originalTopic", .text).notNull()
+                t.column("originalPartition", .integer).notNull()
+                t.column("originalOffset", .integer).notNull()
+                t.column("originalKey", .text)
+                t.column("originalValue", .blob).notNull()
+                t.column("originalHeaders", .text).notNull()
+                t.column("originalMessageId", .text).indexed()
+                t.column("errorClass", .text).notNull().indexed()
+                t.column("errorMessage", .text).notNull()
+                t.column("attempts", .integer).notNull()
+                t.column("firstFailedAt", .datetime).notNull()
+                t.column("deadLetteredAt", .datetime).notNull().indexed()
+                t.column("status", .text).notNull().defaults(to: "open")
+                t.uniqueKey(["originalTopic", "originalPartition", "originalOffset"], onConflict: .ignore)
+            }
+        },
+    ]
+}
+
+/// A processed message id (dedupe). One row per message a service has applied.
+public struct InboxEntry: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "inbox"
+    public var messageId: String
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var processedAt: Date
+}
+
+/// A message to publish, written in the same transaction as the state change that caused it
+/// and removed once the broker acknowledged it.
+public struct OutboxMessage: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "outbox"
+    public var id: Int64?
+    public var messageId: String
+    public var topic: String
+    public var key: String?
+    public var value: Data
+    /// JSON object of header name to value.
+    public var headers: String
+    public var createdAt: Date
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    var producerRecord: ProducerRecord {
+        let decoded = (try? JSONDecoder().decode([String: String].self, from: Data(headers.utf8))) ?? [:]
+        return ProducerRecord(
+            topic: topic, key: key, value: Array(value),
+            headers: decoded.sorted { $0.key < $1.key }.map { KafkaHeader(key: $0.key, string: $0.value) }
+        )
+    }
+}
+
+/// A record that could not be processed, kept durably with the reason.
+public struct DeadLetter: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "deadLetter"
+    public var id: Int64?
+    public var service: String
+    public var originalTopic: String
+    public var originalPartition: Int32
+    public var originalOffset: Int64
+    public var originalKey: String?
+    public var originalValue: Data
+    /// JSON object of header name to value.
+    public var originalHeaders: String
+    public var originalMessageId: String?
+    public var errorClass: String
+    public var errorMessage: String
+    public var attempts: Int
+    public var firstFailedAt: Date
+    public var deadLetteredAt: Date
+    /// open, replayed or discarded.
+    public var status: String
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// Writes outbox rows inside the current transaction.
+public struct Outbox {
+    public let db: Database
+    public let producer: String
+
+    public init(db: Database, producer: String) {
+        self.db = db
+        self.producer = producer
+    }
+
+    /// Queues an envelope for publication. `id` should be derived from the causing message
+    /// (`MessageID.derived`) so that re-processing re-creates the same id.
+    @discardableResult
+    public func publish<P: MessagePayload>(
+        _ payload: P, to topic: String, key: String, id: String, causationId: String? = nil, now: Date = Date()
+    ) throws -> Envelope<P> {
+        let envelope = Envelope(id: id, key: key, producer: producer, createdAt: now, causationId: causationId, payload: payload)
+        let headers = ["encompass-message-id": id, "encompass-schema": P.schema, "encompass-version": String(P.schemaVersion)]
+        let headerJSON = String(decoding: try JSONEncoder().encode(headers), as: UTF8.self)
+        var row = OutboxMessage(
+            messageId: id, topic: topic, key: key, value: Data(try WireFormat.encode(envelope)),
+            headers: headerJSON, createdAt: now
+        )
+        try row.insert(db)
+        return envelope
+    }
+}
