@@ -51,6 +51,40 @@ public final class KafkaAdmin: Sendable {
     /// Creates the topics that do not exist yet. On a broker without CreateTopics (the mock
     /// cluster), falls back to metadata and reports what is there.
     public func ensureTopics(_ specs: [TopicSpec], timeout: Duration = .seconds(15)) async throws(KafkaError) -> [String: TopicCreation] {
+        // Topics that exist already need no CreateTopics (which the mock cluster cannot answer).
+        let existing = try await listTopics(timeout: timeout)
+        var result: [String: TopicCreation] = [:]
+        var missing: [TopicSpec] = []
+        for spec in specs {
+            if existing[spec.name] != nil { result[spec.name] = .alreadyExists } else { missing.append(spec) }
+        }
+        guard !missing.isEmpty else { return result }
+        let created = try await createMissing(missing, timeout: timeout)
+        return result.merging(created) { _, new in new }
+    }
+
+    /// Every topic in the cluster with its partition count.
+    public func listTopics(timeout: Duration = .seconds(10)) async throws(KafkaError) -> [String: Int] {
+        let handle = self.handle
+        let ms = Int32(clamping: timeout.milliseconds)
+        let result: Result<[String: Int], KafkaError> = await BlockingCalls.run {
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(handle.pointer, 1, nil, &metadata, ms)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+                return .failure(KafkaError.from(err, context: "cluster metadata"))
+            }
+            defer { rd_kafka_metadata_destroy(metadata) }
+            var topics: [String: Int] = [:]
+            for i in 0..<Int(metadata.pointee.topic_cnt) {
+                let t = metadata.pointee.topics[i]
+                if t.err == RD_KAFKA_RESP_ERR_NO_ERROR { topics[String(cString: t.topic)] = Int(t.partition_cnt) }
+            }
+            return .success(topics)
+        }
+        return try result.get()
+    }
+
+    private func createMissing(_ specs: [TopicSpec], timeout: Duration) async throws(KafkaError) -> [String: TopicCreation] {
         let handle = self.handle
         let ms = Int32(clamping: timeout.milliseconds)
         let outcome: Result<[String: TopicCreation], KafkaError> = await BlockingCalls.run {
@@ -61,7 +95,9 @@ public final class KafkaAdmin: Sendable {
             return result
         case .failure(let error) where error.code == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE.rawValue
             || error.code == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION.rawValue
-            || error.code == RD_KAFKA_RESP_ERR_INVALID_REQUEST.rawValue:
+            || error.code == RD_KAFKA_RESP_ERR_INVALID_REQUEST.rawValue
+            // The mock cluster names no controller, so librdkafka times out waiting for one.
+            || (error.kind == .timeout && error.message.contains("controller")):
             logger.info("broker has no CreateTopics (mock cluster?); checking topics through metadata")
             var result: [String: TopicCreation] = [:]
             for spec in specs {

@@ -186,6 +186,8 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let poller = self.poller.withLock { p -> PollThread? in defer { p = nil }; return p }
         await poller?.stop()
+        // Nothing handed out will be processed any more: the final revoke must not wait for it.
+        tracker.abandonInFlight()
         let handle = self.handle
         let logger = self.logger
         await BlockingCalls.run {
@@ -221,7 +223,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
             }
             return
         }
-        buffer.push(record(from: m))
+        buffer.push(record(from: message))
         if buffer.count >= capacity && !state.withLock({ $0.paused }) {
             setPaused(true, pointer: pointer, state: state)
         }
@@ -235,14 +237,16 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         _ = paused ? rd_kafka_pause_partitions(pointer, list) : rd_kafka_resume_partitions(pointer, list)
     }
 
-    static func record(from m: rd_kafka_message_t) -> KafkaRecord {
+    /// Copies a message out of librdkafka. Takes librdkafka's own pointer: headers and
+    /// timestamp are found from it, so a copy of the struct would not do.
+    static func record(from message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaRecord {
+        let m = message.pointee
         let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
         let value: [UInt8] = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
         let key: [UInt8]? = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
         var headers: [KafkaHeader] = []
-        var message = m
         var hdrs: OpaquePointer?
-        if rd_kafka_message_headers(&message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
+        if rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
             var index = 0
             var name: UnsafePointer<CChar>?
             var val: UnsafeRawPointer?
@@ -254,7 +258,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
             }
         }
         var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        let ts = rd_kafka_message_timestamp(&message, &tsType)
+        let ts = rd_kafka_message_timestamp(message, &tsType)
         let timestamp = ts >= 0 ? Date(timeIntervalSince1970: Double(ts) / 1000) : nil
         return KafkaRecord(
             topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
@@ -368,6 +372,14 @@ final class OffsetTracker: @unchecked Sendable {
         }
     }
 
+    /// The reader has stopped: records handed out and not stored will never be stored.
+    func abandonInFlight() {
+        condition.lock()
+        delivered = stored
+        condition.broadcast()
+        condition.unlock()
+    }
+
     func forget(_ partitions: Set<TopicPartition>) {
         condition.lock()
         for tp in partitions { delivered[tp] = nil; stored[tp] = nil }
@@ -391,14 +403,20 @@ enum StatisticsParser {
             guard let partitions = (value as? [String: Any])?["partitions"] as? [String: Any] else { continue }
             for (key, value) in partitions {
                 guard let id = Int32(key), id >= 0, let p = value as? [String: Any] else { continue }
-                // Only partitions this member consumes carry a meaningful lag.
-                guard (p["consumer_lag"] as? NSNumber)?.int64Value ?? -1 >= 0 else { continue }
+                // Only partitions assigned to this member ("desired") are reported.
+                guard (p["desired"] as? Bool) == true || (p["desired"] as? NSNumber)?.boolValue == true else { continue }
+                func number(_ key: String) -> Int64 { (p[key] as? NSNumber)?.int64Value ?? -1 }
+                let high = number("hi_offset")
+                guard high >= 0 else { continue } // no fetch response yet
+                let committed = number("committed_offset")
+                // Without a committed offset the whole retained partition is unprocessed.
+                let base = committed >= 0 ? committed : max(number("lo_offset"), 0)
                 let tp = TopicPartition(topic, id)
                 parsed.partitions[tp] = PartitionLag(
                     topicPartition: tp,
-                    committedOffset: (p["committed_offset"] as? NSNumber)?.int64Value ?? -1001,
-                    highWatermark: (p["hi_offset"] as? NSNumber)?.int64Value ?? -1,
-                    lag: (p["consumer_lag"] as? NSNumber)?.int64Value ?? -1
+                    committedOffset: committed >= 0 ? committed : -1001,
+                    highWatermark: high,
+                    lag: max(high - base, 0)
                 )
             }
         }

@@ -1,0 +1,140 @@
+import EncompassKafka
+import EncompassModels
+import Foundation
+import Logging
+
+/// An in-process mock Kafka cluster for a test, with the pipeline's topics created.
+public final class TestKafka: Sendable {
+    public let cluster: MockKafkaCluster
+    public let partitions: Int
+
+    public init(brokers: Int = 1, partitions: Int = 4, extraTopics: [String] = []) throws {
+        cluster = try MockKafkaCluster(brokers: brokers, logger: TestLog.logger("mock-cluster"))
+        self.partitions = partitions
+        for topic in Topics.all.map(\.name) + extraTopics {
+            try cluster.createTopic(topic, partitions: partitions, replicationFactor: brokers)
+        }
+    }
+
+    public var bootstrapServers: String { cluster.bootstrapServers }
+
+    public func client(_ id: String = "test", properties: [String: String] = [:]) -> KafkaClientConfiguration {
+        KafkaClientConfiguration(bootstrapServers: bootstrapServers, clientId: id, properties: properties)
+    }
+
+    public func createTopic(_ name: String, partitions: Int? = nil) throws {
+        try cluster.createTopic(name, partitions: partitions ?? self.partitions)
+    }
+
+    /// A unique topic name for one test.
+    public func uniqueTopic(_ prefix: String = "test", partitions: Int? = nil) throws -> String {
+        let name = "\(prefix).\(UUID().uuidString.prefix(8).lowercased())"
+        try createTopic(name, partitions: partitions)
+        return name
+    }
+
+    deinit { cluster.shutdown() }
+}
+
+public enum TestLog {
+    /// Quiet unless ENCOMPASS_TEST_LOG_LEVEL says otherwise.
+    public static func logger(_ label: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = ProcessInfo.processInfo.environment["ENCOMPASS_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        return logger
+    }
+}
+
+public enum TestPaths {
+    /// A fresh empty directory under the system temporary directory.
+    public static func temporaryDirectory(_ label: String = "encompass") -> String {
+        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("\(label)-\(UUID().uuidString.prefix(12))")
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// The package root (the folder with Package.swift).
+    public static var packageRoot: String {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
+        }
+        return FileManager.default.currentDirectoryPath
+    }
+
+    /// ../shared beside the project root (read-only test data).
+    public static var shared: String { ((packageRoot as NSString).deletingLastPathComponent as NSString).appendingPathComponent("shared") }
+}
+
+public struct TimeoutError: Error, CustomStringConvertible {
+    public let what: String
+    public var description: String { "timed out waiting for \(what)" }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+public func eventually(
+    _ what: String, timeout: Duration = .seconds(30), interval: Duration = .milliseconds(50),
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: interval)
+    }
+    if try await condition() { return }
+    throw TimeoutError(what: what)
+}
+
+/// Reads records from a topic with a fresh consumer group until `count` arrive.
+public func readRecords(
+    _ kafka: TestKafka, topic: String, count: Int, timeout: Duration = .seconds(30)
+) async throws -> [KafkaRecord] {
+    let consumer = try KafkaConsumer(
+        configuration: KafkaConsumerConfiguration(client: kafka.client("reader"), groupId: "reader-\(UUID().uuidString)", topics: [topic]),
+        logger: TestLog.logger("reader")
+    )
+    var records: [KafkaRecord] = []
+    let task = Task {
+        var collected: [KafkaRecord] = []
+        for try await record in consumer {
+            collected.append(record)
+            consumer.storeOffsets([record])
+            if collected.count >= count { break }
+        }
+        return collected
+    }
+    let timer = Task {
+        try await Task.sleep(for: timeout)
+        consumer.stopDelivery()
+    }
+    records = try await task.value
+    timer.cancel()
+    await consumer.close()
+    return records
+}
+
+/// A small payload for runtime tests.
+public struct TestNote: MessagePayload {
+    public static let schema = "encompass.test-note"
+    public static let schemaVersion = 1
+
+    public var text: String
+    public var sequence: Int
+
+    public init(text: String, sequence: Int) {
+        self.text = text
+        self.sequence = sequence
+    }
+
+    public func validationErrors() -> [FieldError] {
+        text.isEmpty ? [FieldError("text", "must not be empty")] : []
+    }
+}
+
+extension TestNote {
+    /// An encoded envelope carrying this note.
+    public func envelope(id: String = MessageID.fresh(), key: String = "k") throws -> [UInt8] {
+        try WireFormat.encode(Envelope(id: id, key: key, producer: "test", payload: self))
+    }
+}
