@@ -138,3 +138,15 @@ extension TestNote {
         try WireFormat.encode(Envelope(id: id, key: key, producer: "test", payload: self))
     }
 }
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// GET over real HTTP; returns status and body.
+public func httpGet(_ url: String, headers: [String: String] = [:]) async throws -> (status: Int, body: String) {
+    var request = URLRequest(url: URL(string: url)!)
+    for (key, value) in headers { request.setValue(value, forHTTPHeaderField: key) }
+    let (data, response) = try await URLSession.shared.data(for: request)
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+}

@@ -1,0 +1,282 @@
+import EncompassKafka
+import EncompassModels
+import EncompassTestSupport
+import Foundation
+import GRDB
+import ServiceRuntime
+import Testing
+
+struct TransientTestError: Error, CustomStringConvertible {
+    var description: String { "simulated transient failure" }
+}
+
+/// A small service for runtime tests: stores each note, optionally publishes it upper-cased.
+/// Text "always-fails" fails transiently forever; names in `flaky` fail that many times first;
+/// text "reject" is refused permanently by the handler.
+func noteService(input: String, output: String?, flaky: Locked<[String: Int]> = Locked([:])) -> ServiceDefinition {
+    ServiceDefinition(
+        service: .intake,
+        migrations: [StoreMigration("notes-v1") { db in
+            try db.create(table: "note") { t in
+                t.primaryKey("messageId", .text)
+                t.column("text", .text).notNull()
+                t.column("sequence", .integer).notNull()
+            }
+        }],
+        handlers: [.on(input, TestNote.self) { envelope, context in
+            let text = envelope.payload.text
+            if text == "always-fails" { throw TransientTestError() }
+            if text == "reject" { throw RejectedMessage(errorClass: "note.rejected", reason: "notes saying 'reject' are refused") }
+            let failNow = flaky.withLock { remaining -> Bool in
+                guard let n = remaining[text], n > 0 else { return false }
+                remaining[text] = n - 1
+                return true
+            }
+            if failNow { throw TransientTestError() }
+            try context.db.execute(sql: "INSERT INTO note (messageId, text, sequence) VALUES (?, ?, ?)",
+                                   arguments: [envelope.id, text, envelope.payload.sequence])
+            if let output {
+                try context.outbox.publish(
+                    TestNote(text: text.uppercased(), sequence: envelope.payload.sequence), to: output, key: envelope.key,
+                    id: MessageID.derived(from: envelope.id, "upper"), causationId: envelope.id, now: context.now)
+            }
+        }],
+        produces: output.map { [$0] } ?? []
+    )
+}
+
+func configuration(_ kafka: TestKafka, dataDirectory: String, group: String, maxAttempts: Int = 3) -> ServiceConfiguration {
+    ServiceConfiguration(
+        service: .intake, kafka: kafka.client("svc"), groupId: group, dataDirectory: dataDirectory,
+        instanceId: "test", httpPort: 0, maxAttempts: maxAttempts, retryBackoff: .milliseconds(20)
+    )
+}
+
+/// Runs a host in the background until `stop()`.
+final class RunningHost: Sendable {
+    let host: ServiceHost
+    let task: Task<Void, any Error>
+
+    init(_ definition: ServiceDefinition, _ configuration: ServiceConfiguration) async throws {
+        let host = try await ServiceHost(definition: definition, configuration: configuration, logger: TestLog.logger("host"))
+        self.host = host
+        self.task = Task { try await host.run(handleSignals: false) }
+    }
+
+    func stop() async throws {
+        await host.shutdown()
+        try await task.value
+    }
+
+    func notes() async throws -> [String] {
+        try await host.store.pool.read { try String.fetchAll($0, sql: "SELECT text FROM note ORDER BY sequence") }
+    }
+}
+
+func produce(_ kafka: TestKafka, topic: String, _ values: [(key: String, value: [UInt8])]) async throws {
+    let producer = try KafkaProducer(configuration: .init(client: kafka.client("feeder")), logger: TestLog.logger("feeder"))
+    for item in values {
+        try await producer.send(ProducerRecord(topic: topic, key: item.key, value: item.value))
+    }
+    await producer.close()
+}
+
+@Suite("Service runtime over TCP against the mock cluster", .serialized)
+struct ServiceRuntimeTests {
+    @Test("a redelivered message is applied once (inbox in the same transaction)")
+    func inboxDedupe() async throws {
+        let kafka = try TestKafka()
+        let input = try kafka.uniqueTopic("in", partitions: 1)
+        let running = try await RunningHost(noteService(input: input, output: nil),
+                                            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())"))
+        let same = try TestNote(text: "first", sequence: 1).envelope(id: "dup-1")
+        try await produce(kafka, topic: input, [("k", same), ("k", same), ("k", try TestNote(text: "second", sequence: 2).envelope(id: "m-2")), ("k", same)])
+        try await eventually("both notes applied") { try await running.notes() == ["first", "second"] }
+        let inbox = try await running.host.store.pool.read { try InboxEntry.fetchCount($0) }
+        #expect(inbox == 2)
+        let metrics = running.host.metrics.exposition()
+        #expect(metrics.contains(#"encompass_messages_processed_total{service="intake",topic="\#(input)",outcome="duplicate"} 2"#))
+        try await running.stop()
+    }
+
+    @Test("malformed messages land in the dead-letter table and topic with their reason; the consumer carries on")
+    func malformedToDeadLetter() async throws {
+        let kafka = try TestKafka()
+        let input = try kafka.uniqueTopic("in", partitions: 1)
+        let running = try await RunningHost(noteService(input: input, output: nil),
+                                            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())"))
+        let wrongSchema = Array(#"{"schema":"encompass.incident","version":1,"id":"x1","key":"k","producer":"t","createdAt":"2026-01-01T00:00:00Z","payload":{}}"#.utf8)
+        let futureVersion = Array(#"{"schema":"encompass.test-note","version":9,"id":"x2","key":"k","producer":"t","createdAt":"2026-01-01T00:00:00Z","payload":{}}"#.utf8)
+        let missingField = Array(#"{"schema":"encompass.test-note","version":1,"id":"x3","key":"k","producer":"t","createdAt":"2026-01-01T00:00:00Z","payload":{"text":"a"}}"#.utf8)
+        try await produce(kafka, topic: input, [
+            ("bad-1", Array("this is not json\u{0}".utf8)),
+            ("bad-2", wrongSchema),
+            ("bad-3", futureVersion),
+            ("bad-4", missingField),
+            ("bad-5", try TestNote(text: "", sequence: 5).envelope(id: "x5")),
+            ("bad-6", try TestNote(text: "reject", sequence: 6).envelope(id: "x6")),
+            ("good", try TestNote(text: "after the bad ones", sequence: 7).envelope(id: "x7")),
+        ])
+        try await eventually("good message applied after the bad ones") { try await running.notes() == ["after the bad ones"] }
+        let letters = try await running.host.store.pool.read { try DeadLetter.order(Column("originalOffset")).fetchAll($0) }
+        #expect(letters.map(\.errorClass) == [
+            "envelope.not-json", "envelope.wrong-schema", "envelope.unsupported-version",
+            "payload.invalid", "payload.validation", "note.rejected",
+        ])
+        #expect(letters.map(\.originalKey) == ["bad-1", "bad-2", "bad-3", "bad-4", "bad-5", "bad-6"])
+        #expect(letters.allSatisfy { $0.originalTopic == input && $0.status == "open" && $0.attempts == 1 })
+        #expect(letters[3].errorMessage.contains("payload.sequence: required field missing"))
+        #expect(letters[4].errorMessage.contains("text: must not be empty"))
+        #expect(letters[0].originalValue == Data("this is not json\u{0}".utf8))
+
+        let events = try await readRecords(kafka, topic: ServiceName.intake.deadLetterTopic, count: 6)
+        let decoded = try events.map { try WireFormat.decode(DeadLetterEvent.self, from: $0.value).payload }
+        #expect(Set(decoded.map(\.errorClass)) == Set(letters.map(\.errorClass)))
+        let notJSON = try #require(decoded.first { $0.errorClass == "envelope.not-json" })
+        #expect(notJSON.originalBytes == Array("this is not json\u{0}".utf8))
+        #expect(notJSON.originalValue == nil && notJSON.originalValueBase64 != nil)
+        #expect(running.host.metrics.exposition().contains("encompass_dead_letters_total"))
+        try await running.stop()
+    }
+
+    @Test("transient failures are retried with backoff; exhausted retries are dead-lettered; order is kept")
+    func retriesThenDeadLetter() async throws {
+        let kafka = try TestKafka()
+        let input = try kafka.uniqueTopic("in", partitions: 1)
+        let flaky = Locked(["flaky": 2])
+        let running = try await RunningHost(noteService(input: input, output: nil, flaky: flaky),
+                                            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())", maxAttempts: 3))
+        try await produce(kafka, topic: input, [
+            ("k", try TestNote(text: "one", sequence: 1).envelope()),
+            ("k", try TestNote(text: "flaky", sequence: 2).envelope()),
+            ("k", try TestNote(text: "always-fails", sequence: 3).envelope()),
+            ("k", try TestNote(text: "four", sequence: 4).envelope()),
+        ])
+        try await eventually("all processed") { try await running.notes() == ["one", "flaky", "four"] }
+        let letters = try await running.host.store.pool.read { try DeadLetter.fetchAll($0) }
+        #expect(letters.count == 1)
+        #expect(letters.first?.errorClass == "retries-exhausted")
+        #expect(letters.first?.attempts == 3)
+        #expect(letters.first?.errorMessage.contains("simulated transient failure") == true)
+        #expect(flaky.withLock { $0["flaky"] } == 0)
+        try await running.stop()
+    }
+
+    @Test("the outbox survives a crash between commit and publish, and after publish before delete")
+    func outboxSurvivesCrash() async throws {
+        let kafka = try TestKafka()
+        let output = try kafka.uniqueTopic("out", partitions: 2)
+        let directory = TestPaths.temporaryDirectory()
+        let path = (directory as NSString).appendingPathComponent("svc.sqlite")
+        let logger = TestLog.logger("outbox")
+
+        // A handler committed its state and outbox rows, then the process died before relaying.
+        do {
+            let store = try ServiceStore(path: path)
+            try await store.pool.write { db in
+                let outbox = Outbox(db: db, producer: "test")
+                for i in 0..<20 {
+                    try outbox.publish(TestNote(text: "n\(i)", sequence: i), to: output, key: "k\(i % 3)", id: "out-\(i)")
+                }
+            }
+        }
+        // Restart: a new store on the same file and a new relay publish what was committed.
+        let store = try ServiceStore(path: path)
+        #expect(try await store.pool.read { try OutboxMessage.fetchCount($0) } == 20)
+        let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
+        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger)
+        #expect(try await relay.relayOnce() == 20)
+        #expect(try await store.pool.read { try OutboxMessage.fetchCount($0) } == 0)
+
+        // Crash after publish and before delete: the rows are published again on restart.
+        try await store.pool.write { db in
+            let outbox = Outbox(db: db, producer: "test")
+            for i in 20..<30 { try outbox.publish(TestNote(text: "n\(i)", sequence: i), to: output, key: "k", id: "out-\(i)") }
+        }
+        let pending = try await store.pool.read { try OutboxMessage.order(Column("id")).fetchAll($0) }
+        for row in pending {
+            try await producer.send(ProducerRecord(topic: output, key: row.key, value: Array(row.value)))
+        }
+        #expect(try await relay.relayOnce() == 10) // re-published: same message ids
+        await producer.close()
+
+        let records = try await readRecords(kafka, topic: output, count: 40)
+        #expect(records.count == 40)
+        let ids = try records.map { try WireFormat.decode(TestNote.self, from: $0.value).id }
+        #expect(Set(ids).count == 30)
+
+        // A downstream service applies each effect once: its inbox drops the re-published copies.
+        let downstream = try await RunningHost(noteService(input: output, output: nil),
+                                               configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "down-\(UUID())"))
+        try await eventually("downstream applied 30") { try await downstream.notes().count == 30 }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await downstream.notes().count == 30)
+        #expect(downstream.host.metrics.exposition().contains(#"outcome="duplicate"} 10"#))
+        try await downstream.stop()
+    }
+
+    @Test("graceful shutdown finishes work, publishes the outbox and commits offsets")
+    func gracefulShutdown() async throws {
+        let kafka = try TestKafka()
+        let input = try kafka.uniqueTopic("in", partitions: 2)
+        let output = try kafka.uniqueTopic("out", partitions: 2)
+        let group = "g-\(UUID())"
+        let running = try await RunningHost(noteService(input: input, output: output),
+                                            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: group))
+        try await produce(kafka, topic: input, try (0..<50).map { ("k\($0)", try TestNote(text: "t\($0)", sequence: $0).envelope()) })
+        try await eventually("50 applied") { try await running.notes().count == 50 }
+        try await running.stop()
+        #expect(try await running.host.store.pool.read { try OutboxMessage.fetchCount($0) } == 0)
+        let committed = try await KafkaAdmin.committedOffsets(
+            client: kafka.client(), group: group, partitions: [TopicPartition(input, 0), TopicPartition(input, 1)],
+            logger: TestLog.logger("admin"))
+        #expect(committed.values.reduce(0, +) == 50)
+        let published = try await readRecords(kafka, topic: output, count: 50)
+        #expect(Set(try published.map { try WireFormat.decode(TestNote.self, from: $0.value).payload.text }) == Set((0..<50).map { "T\($0)" }))
+    }
+
+    @Test("/healthz, /readyz and /metrics answer over HTTP")
+    func httpEndpoints() async throws {
+        let kafka = try TestKafka()
+        let input = try kafka.uniqueTopic("in", partitions: 1)
+        let running = try await RunningHost(noteService(input: input, output: nil),
+                                            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())"))
+        let port = await running.host.httpPort()
+        let health = try await httpGet("http://127.0.0.1:\(port)/healthz")
+        #expect(health.status == 200 && health.body.contains(#""status":"ok""#))
+        try await eventually("ready") { try await httpGet("http://127.0.0.1:\(port)/readyz").status == 200 }
+        try await produce(kafka, topic: input, [("k", try TestNote(text: "x", sequence: 1).envelope())])
+        try await eventually("processed") { try await running.notes() == ["x"] }
+        let metrics = try await httpGet("http://127.0.0.1:\(port)/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.body.contains("encompass_messages_processed_total"))
+        #expect(metrics.body.contains("encompass_processing_duration_seconds_bucket"))
+        #expect(metrics.body.contains("encompass_outbox_pending"))
+        try await running.stop()
+    }
+
+    @Test("configuration is read from the environment, with errors naming the variable")
+    func configurationFromEnvironment() throws {
+        let config = try ServiceConfiguration.fromEnvironment(service: .scheduling, environment: [
+            "ENCOMPASS_KAFKA_BOOTSTRAP_SERVERS": "broker1:9092,broker2:9092",
+            "ENCOMPASS_DATA_DIR": "/data/scheduling",
+            "ENCOMPASS_INSTANCE_ID": "sched-2",
+            "ENCOMPASS_HTTP_PORT": "9000",
+            "ENCOMPASS_KAFKA_PROPERTY_SECURITY_PROTOCOL": "SASL_SSL",
+            "ENCOMPASS_KAFKA_PROPERTY_SASL_MECHANISMS": "PLAIN",
+        ])
+        #expect(config.kafka.bootstrapServers == "broker1:9092,broker2:9092")
+        #expect(config.kafka.properties == ["security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN"])
+        #expect(config.groupId == "encompass-scheduling")
+        #expect(config.databasePath == "/data/scheduling/scheduling.sqlite")
+        #expect(config.httpPort == 9000 && config.instanceId == "sched-2")
+        let defaults = try ServiceConfiguration.fromEnvironment(service: .dispatch, environment: [:])
+        #expect(defaults.httpPort == 8085 && defaults.topicPartitions == 12)
+
+        let error = #expect(throws: ConfigurationError.self) {
+            _ = try ServiceConfiguration.fromEnvironment(service: .intake, environment: ["ENCOMPASS_HTTP_PORT": "eighty"])
+        }
+        #expect(error?.variable == "ENCOMPASS_HTTP_PORT")
+        #expect(error?.description.contains("whole number") == true)
+    }
+}
