@@ -1,1 +1,6 @@
-print("x")
+import IntakeService
+import EncompassModels
+import ServiceRuntime
+
+// Thin entry point: configuration from the environment, then the shared runtime.
+await ServiceMain.run(IntakeService.definition, service: .intake)

@@ -1,0 +1,167 @@
+import ArgumentParser
+import EncompassKafka
+import Foundation
+import Logging
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks, each printed beside its baseline measured in the same run.",
+        subcommands: [KafkaBench.self]
+    )
+}
+
+/// Raw producer and consumer throughput of the Swift client against kcat, same broker, same run.
+struct KafkaBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kafka",
+        abstract: "Swift Kafka client vs kcat: producer and consumer throughput on the embedded broker."
+    )
+
+    @Option(help: "Messages per run.")
+    var messages: Int = 200_000
+
+    @Option(help: "Bytes per message value.")
+    var size: Int = 256
+
+    @Option(help: "Partitions of the benchmark topics.")
+    var partitions: Int = 4
+
+    @Option(help: "Use this broker instead of starting an embedded one.")
+    var bootstrap: String?
+
+    @Option(help: "Path of kcat.")
+    var kcat: String = "kcat"
+
+    @OptionGroup var log: LogOptions
+
+    func run() async throws {
+        let logger = try log.logger("encompass.bench")
+        guard let kcatPath = resolve(kcat) else {
+            throw ValidationError("kcat not found; install it with: apt-get install -y kcat")
+        }
+        var cluster: MockKafkaCluster?
+        let servers: String
+        if let bootstrap {
+            servers = bootstrap
+        } else {
+            let mock = try MockKafkaCluster(brokers: 1, logger: logger)
+            cluster = mock
+            servers = mock.bootstrapServers
+        }
+        defer { cluster?.shutdown() }
+        let run = UUID().uuidString.prefix(6).lowercased()
+        let swiftTopic = "bench.swift.\(run)"
+        let kcatTopic = "bench.kcat.\(run)"
+        if let cluster {
+            try cluster.createTopic(swiftTopic, partitions: partitions)
+            try cluster.createTopic(kcatTopic, partitions: partitions)
+        }
+        let client = KafkaClientConfiguration(bootstrapServers: servers, clientId: "bench")
+        // The same producer settings for both: idempotent, acks=all, linger 5 ms.
+        let sharedProducerProps = ["enable.idempotence=true", "acks=all", "linger.ms=5", "queue.buffering.max.messages=100000"]
+        print("Kafka client benchmark: \(messages) messages x \(size) bytes, \(partitions) partitions, broker \(servers)\(cluster != nil ? " (embedded mock cluster)" : "")")
+        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))")
+
+        // Swift producer.
+        let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
+        let producer = try KafkaProducer(configuration: .init(client: client), logger: logger)
+        let delivered = Locked(0)
+        let failed = Locked<KafkaError?>(nil)
+        let produceStart = ContinuousClock.now
+        for i in 0..<messages {
+            try await producer.enqueue(ProducerRecord(topic: swiftTopic, key: "k\(i)", value: payload)) { result in
+                switch result {
+                case .success: delivered.withLock { $0 += 1 }
+                case .failure(let error): failed.withLock { $0 = error }
+                }
+            }
+        }
+        try await producer.flush(timeout: .seconds(300))
+        let swiftProduce = ContinuousClock.now - produceStart
+        await producer.close()
+        if let error = failed.withLock({ $0 }) { throw error }
+        guard delivered.withLock({ $0 }) == messages else { throw ValidationError("only \(delivered.withLock { $0 }) of \(messages) delivered") }
+
+        // kcat producer: the same records from a file, one per line, with keys.
+        let file = (NSTemporaryDirectory() as NSString).appendingPathComponent("encompass-bench-\(run).txt")
+        var text = String()
+        text.reserveCapacity(messages * (size + 10))
+        let body = String(repeating: "x", count: size)
+        for i in 0..<messages { text += "k\(i)\t\(body)\n" }
+        try text.write(toFile: file, atomically: false, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let kcatProduce = try timed(kcatPath, ["-P", "-b", servers, "-t", kcatTopic, "-K", "\t", "-l", file] + sharedProducerProps.flatMap { ["-X", $0] })
+
+        // Swift consumer: from the first record to the last (group join excluded, see below).
+        let consumer = try KafkaConsumer(
+            configuration: .init(client: client, groupId: "bench-\(run)", topics: [swiftTopic], bufferCapacity: 10_000, statisticsInterval: .zero),
+            logger: logger)
+        var iterator = consumer.makeAsyncIterator()
+        var received = 0
+        let joinStart = ContinuousClock.now
+        guard let first = try await iterator.next() else { throw ValidationError("consumer ended early") }
+        let consumeStart = ContinuousClock.now
+        let join = consumeStart - joinStart
+        received = 1
+        var last = first
+        while received < messages {
+            guard let record = try await iterator.next() else { break }
+            received += 1
+            let more = consumer.takeBuffered(limit: 10_000)
+            received += more.count
+            last = more.last ?? record
+        }
+        let swiftConsume = ContinuousClock.now - consumeStart
+        consumer.storeOffsets([last])
+        consumer.stopDelivery()
+        await consumer.close()
+
+        // kcat consumer: simple consumer (no group), whole process wall time.
+        let kcatConsume = try timed(kcatPath, ["-C", "-b", servers, "-t", kcatTopic, "-o", "beginning", "-e", "-q", "-c", String(messages), "-f", "%o\\n"])
+
+        func rate(_ d: Duration) -> Double { Double(messages) / d.seconds }
+        let rows: [(String, Duration, Duration)] = [
+            ("produce", swiftProduce, kcatProduce),
+            ("consume", swiftConsume, kcatConsume),
+        ]
+        print("")
+        print("operation   swift msg/s   kcat msg/s   swift/kcat   swift MiB/s")
+        for (name, swift, kcat) in rows {
+            let ratio = rate(swift) / rate(kcat)
+            print(String(format: "%-10@ %12.0f %12.0f %11.0f%% %12.1f", name as NSString, rate(swift), rate(kcat), ratio * 100,
+                         rate(swift) * Double(size) / 1_048_576))
+        }
+        print("")
+        print(String(format: "swift consumer group join (excluded above): %.2f s; kcat consume includes process start", join.seconds))
+        print("target: swift within 80% of kcat (swift/kcat >= 80%)")
+    }
+
+    private func resolve(_ tool: String) -> String? {
+        if tool.contains("/") { return FileManager.default.isExecutableFile(atPath: tool) ? tool : nil }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(dir)/\(tool)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    private func timed(_ executable: String, _ arguments: [String]) throws -> Duration {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        let start = ContinuousClock.now
+        try process.run()
+        process.waitUntilExit()
+        let elapsed = ContinuousClock.now - start
+        guard process.terminationStatus == 0 else {
+            throw ValidationError("\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+        }
+        return elapsed
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

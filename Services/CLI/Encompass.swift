@@ -1,0 +1,41 @@
+import ArgumentParser
+import EncompassKafka
+import EncompassModels
+import Foundation
+import Logging
+import ServiceRuntime
+
+@main
+struct Encompass: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encompass",
+        abstract: "Operation Encompass: notices to schools after domestic abuse incidents.",
+        subcommands: [BrokerCommand.self, TopicsCommand.self, BenchCommand.self]
+    )
+}
+
+/// Log settings shared by the subcommands.
+struct LogOptions: ParsableArguments {
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "warning"
+
+    func logger(_ label: String) throws -> Logger {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("--log-level '\(logLevel)' is not a level; use trace, debug, info, notice, warning, error or critical")
+        }
+        RuntimeLogging.bootstrap(format: .text, level: level)
+        var logger = Logger(label: label)
+        logger.logLevel = level
+        return logger
+    }
+}
+
+struct TopicsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "topics", abstract: "List the pipeline's topics, keys, producers and consumers.")
+
+    func run() {
+        for topic in Topics.all {
+            print("\(topic.name)\n  key: \(topic.key)\(topic.compacted ? " (compacted)" : "")\n  from: \(topic.producers.joined(separator: ", "))\n  to: \(topic.consumers.joined(separator: ", "))")
+        }
+    }
+}
