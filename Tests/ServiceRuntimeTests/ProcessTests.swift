@@ -1,0 +1,90 @@
+import EncompassKafka
+import EncompassModels
+import EncompassTestSupport
+import Foundation
+import Testing
+
+/// The built executables sit beside the test bundle.
+func executable(_ name: String) throws -> String {
+    let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let candidates = [directory.appendingPathComponent(name).path,
+                      directory.deletingLastPathComponent().appendingPathComponent(name).path,
+                      "\(TestPaths.packageRoot)/.build/debug/\(name)"]
+    guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        throw TimeoutError(what: "executable \(name) (build it first: swift build)")
+    }
+    return path
+}
+
+func launch(_ path: String, _ arguments: [String], environment: [String: String] = [:], log: String) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    FileManager.default.createFile(atPath: log, contents: nil)
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    return process
+}
+
+func waitForExit(_ process: Process, timeout: Duration) async throws -> Int32 {
+    try await eventually("process \(process.processIdentifier) to exit", timeout: timeout) { !process.isRunning }
+    return process.terminationStatus
+}
+
+@Suite("Executables as processes", .serialized)
+struct ProcessTests {
+    @Test("the embedded broker runs as a process, a service joins it, and both stop cleanly on SIGTERM")
+    func brokerAndServiceProcesses() async throws {
+        let directory = TestPaths.temporaryDirectory("processes")
+        let addressFile = "\(directory)/broker.bootstrap"
+        let broker = try launch(try executable("encompass"), ["broker", "--partitions", "3", "--address-file", addressFile], log: "\(directory)/broker.log")
+        defer { if broker.isRunning { broker.terminate() } }
+        try await eventually("broker address file") { FileManager.default.fileExists(atPath: addressFile) }
+        let bootstrap = try String(contentsOfFile: addressFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(bootstrap.hasPrefix("127.0.0.1:"))
+
+        // The broker has the pipeline's topics with the requested partition count.
+        let admin = try KafkaAdmin(client: .init(bootstrapServers: bootstrap), logger: TestLog.logger("admin"))
+        let topics = try await admin.listTopics()
+        await admin.close()
+        for topic in Topics.all { #expect(topics[topic.name] == 3, "\(topic.name)") }
+
+        let port = 20_000 + Int.random(in: 0..<20_000)
+        let service = try launch(try executable("intake"), [], environment: [
+            "ENCOMPASS_KAFKA_BOOTSTRAP_FILE": addressFile,
+            "ENCOMPASS_DATA_DIR": "\(directory)/intake",
+            "ENCOMPASS_HTTP_PORT": String(port),
+        ], log: "\(directory)/intake.log")
+        defer { if service.isRunning { service.terminate() } }
+        try await eventually("intake ready", timeout: .seconds(30)) {
+            (try? await httpGet("http://127.0.0.1:\(port)/readyz").status) == 200
+        }
+        #expect(FileManager.default.fileExists(atPath: "\(directory)/intake/intake.sqlite"))
+
+        kill(service.processIdentifier, SIGTERM)
+        #expect(try await waitForExit(service, timeout: .seconds(30)) == 0)
+        let log = try String(contentsOfFile: "\(directory)/intake.log", encoding: .utf8)
+        // Structured logs: every line is a JSON object.
+        for line in log.split(separator: "\n") {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["level"] != nil && object?["msg"] != nil, "\(line)")
+        }
+        #expect(log.contains("service stopped"))
+
+        kill(broker.processIdentifier, SIGTERM)
+        #expect(try await waitForExit(broker, timeout: .seconds(15)) == 0)
+        #expect(!FileManager.default.fileExists(atPath: addressFile))
+    }
+
+    @Test("a service refuses bad configuration with the variable to fix and exit code 2")
+    func badConfiguration() async throws {
+        let directory = TestPaths.temporaryDirectory("badconfig")
+        let service = try launch(try executable("scheduling"), [], environment: ["ENCOMPASS_HTTP_PORT": "not-a-port"], log: "\(directory)/log")
+        #expect(try await waitForExit(service, timeout: .seconds(15)) == 2)
+        let log = try String(contentsOfFile: "\(directory)/log", encoding: .utf8)
+        #expect(log.contains("ENCOMPASS_HTTP_PORT"))
+    }
+}
