@@ -98,9 +98,11 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
             throw KafkaError.from(err, context: "subscribe to \(configuration.topics)")
         }
         let capacity = buffer.capacity
+        let topicNames = TopicNameCache()
         poller.withLock {
             $0 = PollThread(name: "kafka-consumer-poll") {
-                KafkaConsumer.pollOnce(pointer: handle.pointer, buffer: buffer, state: state, capacity: capacity, logger: logger)
+                KafkaConsumer.pollOnce(pointer: handle.pointer, buffer: buffer, state: state, capacity: capacity,
+                                       topicNames: topicNames, logger: logger)
             }
         }
     }
@@ -113,7 +115,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         public mutating func next() async throws -> KafkaRecord? {
             switch await consumer.buffer.next() {
             case .record(let record):
-                consumer.tracker.delivered(record)
+                consumer.tracker.delivered(CollectionOfOne(record))
                 return record
             case .end:
                 return nil
@@ -129,7 +131,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
     /// Each returned record counts as handed out, like one returned by the iterator.
     public func takeBuffered(limit: Int) -> [KafkaRecord] {
         let records = buffer.takeAvailable(limit: limit)
-        records.forEach(tracker.delivered)
+        tracker.delivered(records)
         return records
     }
 
@@ -203,27 +205,36 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
 
     // MARK: Poll thread
 
+    /// One turn of the poll thread: waits up to 50 ms for a record, then takes whatever else is
+    /// ready (up to 500) and hands them over under one lock.
     private static func pollOnce(
-        pointer: OpaquePointer, buffer: RecordBuffer, state: Locked<ConsumerState>, capacity: Int, logger: Logger
+        pointer: OpaquePointer, buffer: RecordBuffer, state: Locked<ConsumerState>, capacity: Int,
+        topicNames: TopicNameCache, logger: Logger
     ) {
         if state.withLock({ $0.paused }) && buffer.count <= capacity / 2 {
             setPaused(false, pointer: pointer, state: state)
         }
-        guard let message = rd_kafka_consumer_poll(pointer, 50) else { return }
-        defer { rd_kafka_message_destroy(message) }
-        let m = message.pointee
-        if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return }
-            let error = KafkaError.from(m.err, context: "consume")
+        var batch: [KafkaRecord] = []
+        var timeout: Int32 = 50
+        while batch.count < 500, let message = rd_kafka_consumer_poll(pointer, timeout) {
+            timeout = 0
+            defer { rd_kafka_message_destroy(message) }
+            let err = message.pointee.err
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                batch.append(record(from: message, topicNames: topicNames))
+                continue
+            }
+            if err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
+            let error = KafkaError.from(err, context: "consume")
             if error.isFatal || rd_kafka_fatal_error(pointer, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
                 logger.critical("consumer failed", metadata: ["error": .string(error.description)])
+                buffer.push(contentsOf: batch)
                 buffer.finish(error)
-            } else {
-                logger.warning("consumer error", metadata: ["error": .string(error.description)])
+                return
             }
-            return
+            logger.warning("consumer error", metadata: ["error": .string(error.description)])
         }
-        buffer.push(record(from: message))
+        buffer.push(contentsOf: batch)
         if buffer.count >= capacity && !state.withLock({ $0.paused }) {
             setPaused(true, pointer: pointer, state: state)
         }
@@ -239,9 +250,9 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
 
     /// Copies a message out of librdkafka. Takes librdkafka's own pointer: headers and
     /// timestamp are found from it, so a copy of the struct would not do.
-    static func record(from message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaRecord {
+    static func record(from message: UnsafeMutablePointer<rd_kafka_message_t>, topicNames: TopicNameCache) -> KafkaRecord {
         let m = message.pointee
-        let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        let topic = m.rkt.map(topicNames.name) ?? ""
         let value: [UInt8] = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
         let key: [UInt8]? = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
         var headers: [KafkaHeader] = []
@@ -324,6 +335,19 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
     }
 }
 
+/// Topic names by librdkafka topic handle, so each record does not copy its topic's C string.
+/// Used by the poll thread only.
+final class TopicNameCache: @unchecked Sendable {
+    private var names: [OpaquePointer: String] = [:]
+
+    func name(_ rkt: OpaquePointer) -> String {
+        if let name = names[rkt] { return name }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        names[rkt] = name
+        return name
+    }
+}
+
 func topicPartitions(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [TopicPartition] {
     let l = list.pointee
     return (0..<Int(l.cnt)).map { i in
@@ -345,9 +369,12 @@ final class OffsetTracker: @unchecked Sendable {
     private var delivered: [TopicPartition: Int64] = [:]
     private var stored: [TopicPartition: Int64] = [:]
 
-    func delivered(_ record: KafkaRecord) {
+    func delivered(_ records: some Collection<KafkaRecord>) {
+        guard !records.isEmpty else { return }
         condition.lock()
-        delivered[record.topicPartition] = max(delivered[record.topicPartition] ?? -1, record.offset)
+        for record in records {
+            delivered[record.topicPartition] = max(delivered[record.topicPartition] ?? -1, record.offset)
+        }
         condition.unlock()
     }
 

@@ -23,11 +23,10 @@ public final class KafkaProducer: Sendable {
                 guard let message, let opaque = message.pointee._private else { return }
                 let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
                 let m = message.pointee
-                let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? box.topic
                 if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                    box.complete(.success(DeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
+                    box.complete(.success(DeliveryReport(topic: box.topic, partition: m.partition, offset: m.offset)))
                 } else {
-                    box.complete(.failure(KafkaError.from(m.err, context: "delivery to \(topic) failed")))
+                    box.complete(.failure(KafkaError.from(m.err, context: "delivery to \(box.topic) failed")))
                 }
             }
         }
@@ -85,22 +84,23 @@ public final class KafkaProducer: Sendable {
             record.value.withUnsafeBytes { value in
                 withOptionalBytes(record.key) { key in
                     withHeaderValues(record.headers) { headerValues in
-                        var vus: [rd_kafka_vu_t] = []
-                        vus.reserveCapacity(6 + headerValues.count)
-                        vus.append(vu(RD_KAFKA_VTYPE_TOPIC) { $0.cstr = topic })
-                        vus.append(vu(RD_KAFKA_VTYPE_VALUE) { $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count) })
-                        if let key {
-                            vus.append(vu(RD_KAFKA_VTYPE_KEY) { $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: key.baseAddress), size: key.count) })
+                        // On the stack: this runs once per record.
+                        withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6 + headerValues.count) { vus in
+                            var n = 0
+                            func add(_ value: rd_kafka_vu_t) { vus.initializeElement(at: n, to: value); n += 1 }
+                            add(vu(RD_KAFKA_VTYPE_TOPIC) { $0.cstr = topic })
+                            add(vu(RD_KAFKA_VTYPE_VALUE) { $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count) })
+                            if let key {
+                                add(vu(RD_KAFKA_VTYPE_KEY) { $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: key.baseAddress), size: key.count) })
+                            }
+                            add(vu(RD_KAFKA_VTYPE_PARTITION) { $0.i32 = record.partition ?? RD_KAFKA_PARTITION_UA })
+                            add(vu(RD_KAFKA_VTYPE_MSGFLAGS) { $0.i = RD_KAFKA_MSG_F_COPY })
+                            add(vu(RD_KAFKA_VTYPE_OPAQUE) { $0.ptr = opaque })
+                            for header in headerValues {
+                                add(vu(RD_KAFKA_VTYPE_HEADER) { $0.header = .init(name: header.name, val: header.value, size: header.size) })
+                            }
+                            return rd_kafka_produceva(handle.pointer, vus.baseAddress, n)
                         }
-                        vus.append(vu(RD_KAFKA_VTYPE_PARTITION) { $0.i32 = record.partition ?? RD_KAFKA_PARTITION_UA })
-                        vus.append(vu(RD_KAFKA_VTYPE_MSGFLAGS) { $0.i = RD_KAFKA_MSG_F_COPY })
-                        vus.append(vu(RD_KAFKA_VTYPE_OPAQUE) { $0.ptr = opaque })
-                        for header in headerValues {
-                            vus.append(vu(RD_KAFKA_VTYPE_HEADER) {
-                                $0.header = .init(name: header.name, val: header.value, size: header.size)
-                            })
-                        }
-                        return vus.withUnsafeMutableBufferPointer { rd_kafka_produceva(handle.pointer, $0.baseAddress, $0.count) }
                     }
                 }
             }

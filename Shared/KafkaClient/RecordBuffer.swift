@@ -36,6 +36,22 @@ final class RecordBuffer: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Appends several records under one lock (the first may go straight to a waiting reader).
+    func push(contentsOf records: [KafkaRecord]) {
+        guard let first = records.first else { return }
+        lock.lock()
+        if terminal != nil { lock.unlock(); return }
+        if let waiter {
+            self.waiter = nil
+            items.append(contentsOf: records.dropFirst())
+            lock.unlock()
+            waiter.resume(returning: .record(first))
+            return
+        }
+        items.append(contentsOf: records)
+        lock.unlock()
+    }
+
     /// Drops buffered records of partitions this member no longer owns; their new owner
     /// re-reads them from the committed offset.
     @discardableResult
