@@ -41,6 +41,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
     private let logger: Logger
     private let poller = Locked<PollThread?>(nil)
     private let closed = Atomic<Bool>(false)
+    private let queue: QueueHandle
 
     struct ConsumerState {
         var assignment: Set<TopicPartition> = []
@@ -99,12 +100,15 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         }
         let capacity = buffer.capacity
         let topicNames = TopicNameCache()
+        let queue = QueueHandle(rd_kafka_queue_get_consumer(handle.pointer))
+        let slots = MessageSlots(count: 500)
         poller.withLock {
             $0 = PollThread(name: "kafka-consumer-poll") {
-                KafkaConsumer.pollOnce(pointer: handle.pointer, buffer: buffer, state: state, capacity: capacity,
-                                       topicNames: topicNames, logger: logger)
+                KafkaConsumer.pollOnce(pointer: handle.pointer, queue: queue, slots: slots, buffer: buffer, state: state,
+                                       capacity: capacity, topicNames: topicNames, logger: logger)
             }
         }
+        self.queue = queue
     }
 
     // MARK: AsyncSequence
@@ -190,6 +194,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         await poller?.stop()
         // Nothing handed out will be processed any more: the final revoke must not wait for it.
         tracker.abandonInFlight()
+        queue.destroy()
         let handle = self.handle
         let logger = self.logger
         await BlockingCalls.run {
@@ -205,20 +210,23 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
 
     // MARK: Poll thread
 
-    /// One turn of the poll thread: waits up to 50 ms for a record, then takes whatever else is
-    /// ready (up to 500) and hands them over under one lock.
+    /// One turn of the poll thread: takes up to 500 ready records from the consumer queue in
+    /// one call (waiting up to 50 ms; rebalance and statistics callbacks are served here too)
+    /// and hands them over under one lock.
     private static func pollOnce(
-        pointer: OpaquePointer, buffer: RecordBuffer, state: Locked<ConsumerState>, capacity: Int,
-        topicNames: TopicNameCache, logger: Logger
+        pointer: OpaquePointer, queue: QueueHandle, slots: MessageSlots, buffer: RecordBuffer, state: Locked<ConsumerState>,
+        capacity: Int, topicNames: TopicNameCache, logger: Logger
     ) {
         if state.withLock({ $0.paused }) && buffer.count <= capacity / 2 {
             setPaused(false, pointer: pointer, state: state)
         }
+        let count = rd_kafka_consume_batch_queue(queue.pointer, 50, slots.base, slots.count)
+        guard count > 0 else { return }
         var batch: [KafkaRecord] = []
-        var timeout: Int32 = 50
-        while batch.count < 500, let message = rd_kafka_consumer_poll(pointer, timeout) {
-            timeout = 0
-            defer { rd_kafka_message_destroy(message) }
+        batch.reserveCapacity(count)
+        defer { for i in 0..<count { rd_kafka_message_destroy(slots.base[i]) } }
+        for i in 0..<count {
+            guard let message = slots.base[i] else { continue }
             let err = message.pointee.err
             if err == RD_KAFKA_RESP_ERR_NO_ERROR {
                 batch.append(record(from: message, topicNames: topicNames))
@@ -333,6 +341,34 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
             rd_kafka_assign(rk, nil)
         }
     }
+}
+
+/// The consumer's queue handle, released when the consumer closes.
+final class QueueHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+    private var destroyed = false
+
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+
+    func destroy() {
+        guard !destroyed else { return }
+        destroyed = true
+        rd_kafka_queue_destroy(pointer)
+    }
+}
+
+/// Reusable array that `rd_kafka_consume_batch_queue` fills. Used by the poll thread only.
+final class MessageSlots: @unchecked Sendable {
+    let base: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        base = .allocate(capacity: count)
+        base.initialize(repeating: nil, count: count)
+    }
+
+    deinit { base.deallocate() }
 }
 
 /// Topic names by librdkafka topic handle, so each record does not copy its topic's C string.

@@ -15,25 +15,25 @@ public final class KafkaProducer: Sendable {
     private let configuration: KafkaProducerConfiguration
     private let closed = Atomic<Bool>(false)
     private let logger: Logger
+    private let space: SpaceWaiters
 
     public init(configuration: KafkaProducerConfiguration, logger: Logger) throws(KafkaError) {
         let context = ClientContext(logger: logger)
         let handle = try ClientHandle(type: RD_KAFKA_PRODUCER, properties: configuration.properties, context: context) { conf in
             rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in
                 guard let message, let opaque = message.pointee._private else { return }
-                let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
-                let m = message.pointee
-                if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                    box.complete(.success(DeliveryReport(topic: box.topic, partition: m.partition, offset: m.offset)))
-                } else {
-                    box.complete(.failure(KafkaError.from(m.err, context: "delivery to \(box.topic) failed")))
-                }
+                Unmanaged<DeliveryTarget>.fromOpaque(opaque).takeRetainedValue().complete(message.pointee)
             }
         }
         self.handle = handle
         self.configuration = configuration
         self.logger = logger
-        self.poller = PollThread(name: "kafka-producer-poll") { _ = rd_kafka_poll(handle.pointer, 100) }
+        let space = SpaceWaiters()
+        self.space = space
+        self.poller = PollThread(name: "kafka-producer-poll") {
+            // Served delivery reports free queue space: wake producers waiting for it.
+            if rd_kafka_poll(handle.pointer, 100) > 0 { space.resumeAll() }
+        }
     }
 
     /// Sends one record and waits for the broker's acknowledgement.
@@ -59,27 +59,54 @@ public final class KafkaProducer: Sendable {
         _ record: ProducerRecord,
         onDelivery: @escaping @Sendable (Result<DeliveryReport, KafkaError>) -> Void
     ) async throws(KafkaError) {
-        let deadline = ContinuousClock.now.advanced(by: configuration.queueFullTimeout)
-        var backoff = Duration.microseconds(200)
+        if let fatal = handle.fatalError { throw fatal }
+        try await enqueue(record, target: DeliveryBox(topic: record.topic, callback: onDelivery))
+    }
+
+    /// Sends records and waits until all are acknowledged; throws the first failure. Cheaper
+    /// than `sendAll` (no per-record allocation) for callers that need no offsets back, such
+    /// as the outbox relay.
+    /// On failure some records may have been written: callers re-send, and consumers
+    /// de-duplicate by message id.
+    public func sendBatch(_ records: [ProducerRecord]) async throws(KafkaError) {
+        let batch = BatchDelivery(count: records.count)
+        var enqueueError: KafkaError?
+        for (index, record) in records.enumerated() {
+            do {
+                try await enqueue(record, target: batch)
+            } catch {
+                enqueueError = error
+                batch.abandon(records.count - index)
+                break
+            }
+        }
+        // The batch is complete: flush so librdkafka sends it now (linger is skipped while
+        // flushing) instead of at its broker threads' next wake-up. Blocking, so off the pool.
+        // This also waits for records other callers queued on this producer meanwhile.
+        let handle = self.handle
+        let ms = Int32(clamping: configuration.queueFullTimeout.milliseconds)
+        _ = await BlockingCalls.run { rd_kafka_flush(handle.pointer, ms) }
+        try await batch.wait()
+        if let enqueueError { throw enqueueError }
+    }
+
+    private func enqueue(_ record: ProducerRecord, target: DeliveryTarget) async throws(KafkaError) {
+        var deadline: ContinuousClock.Instant?
         while true {
-            if closed.load(ordering: .acquiring) {
-                throw KafkaError(kind: .closed, message: "producer is closed")
-            }
+            if closed.load(ordering: .acquiring) { throw KafkaError(kind: .closed, message: "producer is closed") }
+            guard let error = produce(record, target: target) else { return }
+            guard error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue else { throw error }
             if let fatal = handle.fatalError { throw fatal }
-            let box = DeliveryBox(topic: record.topic, callback: onDelivery)
-            let error = produce(record, box: box)
-            guard let error else { return }
-            if error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue, ContinuousClock.now < deadline {
-                try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .milliseconds(20))
-                continue
-            }
-            throw error
+            let limit = deadline ?? ContinuousClock.now.advanced(by: configuration.queueFullTimeout)
+            deadline = limit
+            guard ContinuousClock.now < limit else { throw error }
+            // Backpressure: wait until the poll thread has served delivery reports.
+            await space.wait()
         }
     }
 
-    private func produce(_ record: ProducerRecord, box: DeliveryBox) -> KafkaError? {
-        let opaque = Unmanaged.passRetained(box).toOpaque()
+    private func produce(_ record: ProducerRecord, target: DeliveryTarget) -> KafkaError? {
+        let opaque = Unmanaged.passRetained(target).toOpaque()
         let error: OpaquePointer? = record.topic.withCString { topic in
             record.value.withUnsafeBytes { value in
                 withOptionalBytes(record.key) { key in
@@ -106,7 +133,7 @@ public final class KafkaProducer: Sendable {
             }
         }
         guard let error else { return nil }
-        Unmanaged<DeliveryBox>.fromOpaque(opaque).release() // not queued: no delivery report will come
+        Unmanaged<DeliveryTarget>.fromOpaque(opaque).release() // not queued: no delivery report will come
         return KafkaError.consume(error, context: "produce to \(record.topic)")
     }
 
@@ -143,7 +170,51 @@ public final class KafkaProducer: Sendable {
     }
 }
 
-final class DeliveryBox: @unchecked Sendable {
+/// Tasks waiting for room in librdkafka's queue. The poll thread resumes them after it served
+/// events; a waiter also gives up after 100 ms so a stalled queue is re-checked.
+final class SpaceWaiters: Sendable {
+    private let waiters = Locked<[UInt64: CheckedContinuation<Void, Never>]>([:])
+    private let nextId = Atomic<UInt64>(0)
+
+    func wait() async {
+        let id = nextId.add(1, ordering: .relaxed).newValue
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    self.waiters.withLock { $0[id] = continuation }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(100))
+                self.resume(id)
+            }
+            await group.next()
+            group.cancelAll()
+            self.resume(id)
+        }
+    }
+
+    private func resume(_ id: UInt64) {
+        waiters.withLock { $0.removeValue(forKey: id) }?.resume()
+    }
+
+    func resumeAll() {
+        let all = waiters.withLock { w -> [CheckedContinuation<Void, Never>] in
+            defer { w.removeAll() }
+            return Array(w.values)
+        }
+        all.forEach { $0.resume() }
+    }
+}
+
+/// What a delivery report is handed to (the message's opaque pointer, retained per message).
+class DeliveryTarget: @unchecked Sendable {
+    /// Runs on the producer's poll thread.
+    func complete(_ message: rd_kafka_message_t) {}
+}
+
+/// One record's callback.
+final class DeliveryBox: DeliveryTarget, @unchecked Sendable {
     let topic: String
     let callback: @Sendable (Result<DeliveryReport, KafkaError>) -> Void
 
@@ -152,7 +223,56 @@ final class DeliveryBox: @unchecked Sendable {
         self.callback = callback
     }
 
-    func complete(_ result: Result<DeliveryReport, KafkaError>) { callback(result) }
+    override func complete(_ m: rd_kafka_message_t) {
+        if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            callback(.success(DeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
+        } else {
+            callback(.failure(KafkaError.from(m.err, context: "delivery to \(topic) failed")))
+        }
+    }
+}
+
+/// Counts a whole batch's delivery reports; resumes one waiter when all are in.
+final class BatchDelivery: DeliveryTarget, @unchecked Sendable {
+    private struct State {
+        var remaining: Int
+        var firstError: KafkaError?
+        var waiter: CheckedContinuation<KafkaError?, Never>?
+    }
+    private let state: Locked<State>
+
+    init(count: Int) { state = Locked(State(remaining: count)) }
+
+    override func complete(_ m: rd_kafka_message_t) {
+        let error = m.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError.from(m.err, context: "delivery failed")
+        settle(1, error: error)
+    }
+
+    /// Records that will never be produced.
+    func abandon(_ count: Int) { settle(count, error: nil) }
+
+    private func settle(_ count: Int, error: KafkaError?) {
+        let done = state.withLock { s -> (CheckedContinuation<KafkaError?, Never>, KafkaError?)? in
+            s.remaining -= count
+            if s.firstError == nil { s.firstError = error }
+            guard s.remaining <= 0, let waiter = s.waiter else { return nil }
+            s.waiter = nil
+            return (waiter, s.firstError)
+        }
+        if let (waiter, error) = done { waiter.resume(returning: error) }
+    }
+
+    func wait() async throws(KafkaError) {
+        let error: KafkaError? = await withCheckedContinuation { continuation in
+            let ready = state.withLock { s -> (Bool, KafkaError?) in
+                if s.remaining <= 0 { return (true, s.firstError) }
+                s.waiter = continuation
+                return (false, nil)
+            }
+            if ready.0 { continuation.resume(returning: ready.1) }
+        }
+        if let error { throw error }
+    }
 }
 
 /// Gathers the delivery results of a batch and resumes one waiter when all are in.

@@ -72,7 +72,7 @@ public final class OutboxRelay: Service, Sendable {
         }
         metrics.outboxPending.set(Int64(rows.count))
         guard !rows.isEmpty else { return 0 }
-        _ = try await producer.sendAll(rows.map(\.producerRecord))
+        try await producer.sendBatch(rows.map(\.producerRecord))
         let ids = rows.compactMap(\.id)
         try await store.pool.write { db in
             _ = try OutboxMessage.filter(ids.contains(Column("id"))).deleteAll(db)
