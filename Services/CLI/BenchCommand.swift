@@ -30,6 +30,9 @@ struct KafkaBench: AsyncParsableCommand {
     @Option(help: "Use this broker instead of starting an embedded one.")
     var bootstrap: String?
 
+    @Option(name: .customLong("property"), help: "A librdkafka property (name=value) for every client, Swift and kcat alike; repeatable.")
+    var properties: [String] = []
+
     @Option(help: "Path of kcat.")
     var kcat: String = "kcat"
 
@@ -57,7 +60,14 @@ struct KafkaBench: AsyncParsableCommand {
             try cluster.createTopic(swiftTopic, partitions: partitions)
             try cluster.createTopic(kcatTopic, partitions: partitions)
         }
-        let client = KafkaClientConfiguration(bootstrapServers: servers, clientId: "bench")
+        var extra: [String: String] = [:]
+        for property in properties {
+            let parts = property.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("--property takes name=value, got '\(property)'") }
+            extra[parts[0]] = parts[1]
+        }
+        let client = KafkaClientConfiguration(bootstrapServers: servers, clientId: "bench", properties: extra)
+        let kcatExtra = properties.flatMap { ["-X", $0] }
         // The same producer settings for both: idempotent, acks=all, linger 5 ms.
         let sharedProducerProps = ["enable.idempotence=true", "acks=all", "linger.ms=5", "queue.buffering.max.messages=100000"]
         print("Kafka client benchmark: \(messages) messages x \(size) bytes, \(partitions) partitions, broker \(servers)\(cluster != nil ? " (embedded mock cluster)" : "")")
@@ -70,7 +80,9 @@ struct KafkaBench: AsyncParsableCommand {
         // Warm-up outside the timing: a burst queued before the idempotent producer has its
         // producer id waits about a second inside librdkafka (see docs/BENCHMARKS.md).
         let warmStart = ContinuousClock.now
-        try await producer.sendBatch([ProducerRecord(topic: swiftTopic, key: "warm-up", value: payload)])
+        // One warm-up record per partition, so the consumer can also start its timing once
+        // every partition is fetching.
+        try await producer.sendBatch((0..<Int32(partitions)).map { ProducerRecord(topic: swiftTopic, key: "warm-up", value: payload, partition: $0) })
         let warmUp = ContinuousClock.now - warmStart
         let produceStart = ContinuousClock.now
         try await producer.sendBatch((0..<messages).map { ProducerRecord(topic: swiftTopic, key: "k\($0)", value: payload) })
@@ -85,7 +97,7 @@ struct KafkaBench: AsyncParsableCommand {
         for i in 0..<messages { text += "k\(i)\t\(body)\n" }
         try text.write(toFile: file, atomically: false, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let kcatProduce = try timed(kcatPath, ["-P", "-b", servers, "-t", kcatTopic, "-K", "\t", "-l", file] + sharedProducerProps.flatMap { ["-X", $0] })
+        let kcatProduce = try timed(kcatPath, ["-P", "-b", servers, "-t", kcatTopic, "-K", "\t", "-l", file] + sharedProducerProps.flatMap { ["-X", $0] } + kcatExtra)
 
         // Consume what the broker kept (the mock cluster drops the oldest records past ~5 MiB a partition).
         let admin = try KafkaAdmin(client: client, logger: logger)
@@ -115,11 +127,21 @@ struct KafkaBench: AsyncParsableCommand {
         var iterator = consumer.makeAsyncIterator()
         var received = 0
         let joinStart = ContinuousClock.now
-        guard let first = try await iterator.next() else { throw ValidationError("consumer ended early") }
+        // Start-up: group join and each partition's first offset lookup, up to the warm-up
+        // record of every partition (they are the first record of each partition).
+        var warmedPartitions = Set<Int32>()
+        guard var last = try await iterator.next() else { throw ValidationError("consumer ended early") }
+        received = 1
+        warmedPartitions.insert(last.partition)
+        while warmedPartitions.count < partitions {
+            guard let record = try await iterator.next() else { throw ValidationError("consumer ended early") }
+            received += 1
+            warmedPartitions.insert(record.partition)
+            last = record
+        }
         let consumeStart = ContinuousClock.now
         let join = consumeStart - joinStart
-        received = 1
-        var last = first
+        let timedFrom = received
         while received < swiftRetained {
             guard let record = try await iterator.next() else { break }
             received += 1
@@ -135,11 +157,11 @@ struct KafkaBench: AsyncParsableCommand {
         await consumer.close()
 
         // kcat consumer: simple consumer (no group), whole process wall time.
-        let kcatConsume = try timed(kcatPath, ["-C", "-b", servers, "-t", kcatTopic, "-o", "beginning", "-e", "-q", "-c", String(kcatRetained), "-f", "%o\\n"])
+        let kcatConsume = try timed(kcatPath, ["-C", "-b", servers, "-t", kcatTopic, "-o", "beginning", "-e", "-q", "-c", String(kcatRetained), "-f", "%o\\n"] + kcatExtra)
 
         let rows: [(String, Double, Double)] = [
             ("produce", Double(messages) / swiftProduce.seconds, Double(messages) / kcatProduce.seconds),
-            ("consume", Double(swiftRetained) / swiftConsume.seconds, Double(kcatRetained) / kcatConsume.seconds),
+            ("consume", Double(swiftRetained - timedFrom) / swiftConsume.seconds, Double(kcatRetained) / kcatConsume.seconds),
         ]
         print("")
         print("operation   swift msg/s   kcat msg/s   swift/kcat   swift MiB/s")
@@ -148,10 +170,10 @@ struct KafkaBench: AsyncParsableCommand {
                          swift * Double(size) / 1_048_576))
         }
         print("")
-        print(String(format: "excluded from the swift figures: producer warm-up (1 record) %.3f s, consumer group join %.2f s", warmUp.seconds, join.seconds))
+        print(String(format: "excluded from the swift figures: producer warm-up (1 record per partition) %.3f s; consumer start-up (group join and first fetch of every partition, %d records) %.2f s", warmUp.seconds, timedFrom, join.seconds))
         print("kcat figures include its process start; both read the same broker in this process")
         print("target: swift within 80% of kcat (swift/kcat >= 80%)")
-        print("swift records delivered: \(messages + 1) (incl. warm-up); consumed: \(received) of \(swiftRetained) retained")
+        print("swift records delivered: \(messages + partitions) (incl. warm-up); consumed: \(received) of \(swiftRetained) retained")
     }
 
     private func resolve(_ tool: String) -> String? {

@@ -210,9 +210,9 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
 
     // MARK: Poll thread
 
-    /// One turn of the poll thread: takes up to 500 ready records from the consumer queue in
-    /// one call (waiting up to 50 ms; rebalance and statistics callbacks are served here too)
-    /// and hands them over under one lock.
+    /// One turn of the poll thread: waits up to 50 ms for a record, takes up to 499 more that
+    /// are ready in one call (rebalance and statistics callbacks are served by both calls) and
+    /// hands them over under one lock.
     private static func pollOnce(
         pointer: OpaquePointer, queue: QueueHandle, slots: MessageSlots, buffer: RecordBuffer, state: Locked<ConsumerState>,
         capacity: Int, topicNames: TopicNameCache, logger: Logger
@@ -220,8 +220,12 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         if state.withLock({ $0.paused }) && buffer.count <= capacity / 2 {
             setPaused(false, pointer: pointer, state: state)
         }
-        let count = rd_kafka_consume_batch_queue(queue.pointer, 50, slots.base, slots.count)
-        guard count > 0 else { return }
+        // librdkafka 2.x's batch call waits its whole timeout unless the batch fills, so block
+        // for the first record with consumer_poll and take the rest with a zero timeout.
+        guard let first = rd_kafka_consumer_poll(pointer, 50) else { return }
+        slots.base[0] = first
+        let more = rd_kafka_consume_batch_queue(queue.pointer, 0, slots.base + 1, slots.count - 1)
+        let count = 1 + Swift.max(more, 0)
         var batch: [KafkaRecord] = []
         batch.reserveCapacity(count)
         defer { for i in 0..<count { rd_kafka_message_destroy(slots.base[i]) } }

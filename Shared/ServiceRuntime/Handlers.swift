@@ -89,14 +89,8 @@ enum DeadLetterWriter {
         )
         try row.insert(db)
         guard db.changesCount > 0 else { return }
-        let event = DeadLetterEvent(
-            service: service.rawValue, originalTopic: record.topic, originalPartition: record.partition,
-            originalOffset: record.offset, originalKey: record.keyString, originalValue: record.value,
-            originalMessageId: messageId, errorClass: errorClass, errorMessage: message, attempts: attempts,
-            firstFailedAt: firstFailedAt, deadLetteredAt: now
-        )
         try outbox.publish(
-            event, to: service.deadLetterTopic, key: record.keyString ?? "",
+            row.event, to: service.deadLetterTopic, key: record.keyString ?? "",
             id: MessageID.derived(from: "\(record.topic)/\(record.partition)/\(record.offset)", "dead-letter"),
             causationId: messageId, now: now
         )

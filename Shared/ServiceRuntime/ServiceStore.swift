@@ -140,6 +140,18 @@ public struct DeadLetter: Codable, FetchableRecord, MutablePersistableRecord, Se
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
+extension DeadLetter {
+    /// The event published on the service's dead-letter topic for this row.
+    public var event: DeadLetterEvent {
+        DeadLetterEvent(
+            service: service, originalTopic: originalTopic, originalPartition: originalPartition,
+            originalOffset: originalOffset, originalKey: originalKey, originalValue: Array(originalValue),
+            originalMessageId: originalMessageId, errorClass: errorClass, errorMessage: errorMessage, attempts: attempts,
+            firstFailedAt: firstFailedAt, deadLetteredAt: deadLetteredAt
+        )
+    }
+}
+
 /// Writes outbox rows inside the current transaction.
 public struct Outbox {
     public let db: Database
