@@ -142,8 +142,13 @@ struct KafkaBench: AsyncParsableCommand {
         let consumeStart = ContinuousClock.now
         let join = consumeStart - joinStart
         let timedFrom = received
+        var longestGap = Duration.zero
+        var previous = ContinuousClock.now
         while received < swiftRetained {
             guard let record = try await iterator.next() else { break }
+            let now = ContinuousClock.now
+            longestGap = Swift.max(longestGap, now - previous)
+            previous = now
             received += 1
             let more = consumer.takeBuffered(limit: 10_000)
             received += more.count
@@ -171,6 +176,7 @@ struct KafkaBench: AsyncParsableCommand {
         }
         print("")
         print(String(format: "excluded from the swift figures: producer warm-up (1 record per partition) %.3f s; consumer start-up (group join and first fetch of every partition, %d records) %.2f s", warmUp.seconds, timedFrom, join.seconds))
+        print(String(format: "longest wait for records inside the swift consume: %.3f s", longestGap.seconds))
         print("kcat figures include its process start; both read the same broker in this process")
         print("target: swift within 80% of kcat (swift/kcat >= 80%)")
         print("swift records delivered: \(messages + partitions) (incl. warm-up); consumed: \(received) of \(swiftRetained) retained")

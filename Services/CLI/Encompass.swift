@@ -19,11 +19,17 @@ struct LogOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "warning"
 
+    @Option(help: "Log format: text or json (one object per line, millisecond timestamps).")
+    var logFormat: String = "text"
+
     func logger(_ label: String) throws -> Logger {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("--log-level '\(logLevel)' is not a level; use trace, debug, info, notice, warning, error or critical")
         }
-        RuntimeLogging.bootstrap(format: .text, level: level)
+        guard let format = ServiceConfiguration.LogFormat(rawValue: logFormat) else {
+            throw ValidationError("--log-format '\(logFormat)' is not a format; use text or json")
+        }
+        RuntimeLogging.bootstrap(format: format, level: level)
         var logger = Logger(label: label)
         logger.logLevel = level
         return logger

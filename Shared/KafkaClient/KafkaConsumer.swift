@@ -198,6 +198,13 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         let handle = self.handle
         let logger = self.logger
         await BlockingCalls.run {
+            // Commit while the group is still steady: once this member leaves, a broker may
+            // refuse commits until the rebalance completes (librdkafka's mock cluster does).
+            let commitErr = rd_kafka_commit(handle.pointer, nil, 0)
+            if commitErr != RD_KAFKA_RESP_ERR_NO_ERROR && commitErr != RD_KAFKA_RESP_ERR__NO_OFFSET {
+                logger.warning("commit before close failed; the revoke commits again",
+                               metadata: ["error": .string(KafkaError.name(of: commitErr.rawValue))])
+            }
             // Serves the final revoke through our rebalance callback, which commits.
             let err = rd_kafka_consumer_close(handle.pointer)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -217,8 +224,14 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         pointer: OpaquePointer, queue: QueueHandle, slots: MessageSlots, buffer: RecordBuffer, state: Locked<ConsumerState>,
         capacity: Int, topicNames: TopicNameCache, logger: Logger
     ) {
-        if state.withLock({ $0.paused }) && buffer.count <= capacity / 2 {
+        let paused = state.withLock { $0.paused }
+        if paused && buffer.count <= capacity / 2 {
             setPaused(false, pointer: pointer, state: state)
+        } else if !paused && buffer.count >= capacity {
+            // Full: give the reader a second to make room before pausing, because pausing
+            // makes librdkafka drop and re-fetch everything it had prefetched.
+            if !buffer.waitForSpace(timeout: 1) { setPaused(true, pointer: pointer, state: state) }
+            return
         }
         // librdkafka 2.x's batch call waits its whole timeout unless the batch fills, so block
         // for the first record with consumer_poll and take the rest with a zero timeout.
@@ -247,9 +260,6 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
             logger.warning("consumer error", metadata: ["error": .string(error.description)])
         }
         buffer.push(contentsOf: batch)
-        if buffer.count >= capacity && !state.withLock({ $0.paused }) {
-            setPaused(true, pointer: pointer, state: state)
-        }
     }
 
     private static func setPaused(_ paused: Bool, pointer: OpaquePointer, state: Locked<ConsumerState>) {

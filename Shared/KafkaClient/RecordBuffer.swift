@@ -2,9 +2,9 @@ import Foundation
 
 /// Hands records from the consumer's poll thread to one async reader.
 ///
-/// The poll thread never blocks here: when the buffer reaches capacity the consumer pauses
-/// fetching (librdkafka keeps serving rebalances and heartbeats) and resumes it once the
-/// reader has drained half of it.
+/// When the buffer is full the poll thread waits (up to a second) for the reader to make room;
+/// only a reader that stays stuck makes the consumer pause fetching, which costs a re-fetch of
+/// everything librdkafka had prefetched.
 final class RecordBuffer: @unchecked Sendable {
     enum Item: Sendable {
         case record(KafkaRecord)
@@ -12,7 +12,7 @@ final class RecordBuffer: @unchecked Sendable {
         case failure(KafkaError)
     }
 
-    private let lock = NSLock()
+    private let lock = NSCondition()
     private var items: [KafkaRecord] = []
     private var head = 0
     private var waiter: CheckedContinuation<Item, Never>?
@@ -64,8 +64,21 @@ final class RecordBuffer: @unchecked Sendable {
         }
     }
 
+    /// Waits until fewer than `capacity` records are buffered (or the buffer is finished).
+    /// Returns false if there is still no room after `timeout`.
+    func waitForSpace(timeout: TimeInterval) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        lock.lock()
+        defer { lock.unlock() }
+        while items.count - head >= capacity && terminal == nil {
+            if !lock.wait(until: deadline) { return items.count - head < capacity || terminal != nil }
+        }
+        return true
+    }
+
     func finish(_ error: KafkaError? = nil, discardBuffered: Bool = false) {
         lock.lock()
+        lock.broadcast()
         if discardBuffered { items.removeAll(); head = 0 }
         if terminal == nil { terminal = error.map { .failure($0) } ?? .end }
         let waiter = self.waiter
@@ -85,6 +98,7 @@ final class RecordBuffer: @unchecked Sendable {
                     items.removeFirst(head)
                     head = 0
                 }
+                lock.signal()
                 lock.unlock()
                 continuation.resume(returning: .record(record))
             } else if let terminal {
@@ -105,6 +119,7 @@ final class RecordBuffer: @unchecked Sendable {
             let slice = Array(items[head..<(head + n)])
             head += n
             if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
+            lock.signal()
             return slice
         }
     }
