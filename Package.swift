@@ -15,6 +15,7 @@ let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
 /// One service: a library with its logic and a thin executable that runs it.
@@ -92,6 +93,13 @@ var targets: [Target] = [
     ),
 ]
 
+targets.append(.testTarget(
+    name: "IntakeTests",
+    dependencies: ["IntakeService", "ServiceRuntime", "EncompassKafka", "EncompassTestSupport", "EncompassModels", grdb],
+    path: "Tests/IntakeTests",
+    swiftSettings: strict
+))
+
 var products: [Product] = [
     .executable(name: "encompass", targets: ["EncompassCLI"]),
 ]
@@ -99,7 +107,7 @@ var products: [Product] = [
 for service in services {
     targets.append(.target(
         name: service.library,
-        dependencies: ["EncompassModels", "ServiceRuntime", "EncompassKafka", grdb, logging],
+        dependencies: ["EncompassModels", "ServiceRuntime", "EncompassKafka", grdb, logging, hummingbird, nioCore],
         path: "Services/\(service.folder)/Library",
         swiftSettings: strict
     ))
@@ -124,6 +132,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: targets,
     swiftLanguageModes: [.v6]

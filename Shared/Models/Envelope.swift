@@ -186,9 +186,26 @@ public enum Timestamp {
         date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
     }
 
+    /// ISO 8601 with an offset (`Z`, `+01:00`), or a local time without one, which is read as
+    /// Europe/London (police records are kept in local time).
     public static func parse(_ text: String) -> Date? {
         if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
-        return try? Date.ISO8601FormatStyle().parse(text)
+        if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
+        for formatter in londonFormatters {
+            if let date = formatter.date(from: text) { return date }
+        }
+        return nil
+    }
+
+    private static let londonFormatters: [DateFormatter] = [
+        "yyyy-MM-dd'T'HH:mm:ss.SSS", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd HH:mm",
+    ].map { format in
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_GB_POSIX")
+        formatter.timeZone = TimeZone(identifier: "Europe/London")
+        formatter.dateFormat = format
+        formatter.isLenient = false
+        return formatter
     }
 }
 

@@ -70,10 +70,12 @@ public struct TopicHandler: Sendable {
     }
 }
 
-enum DeadLetterWriter {
+public enum DeadLetterWriter {
     /// Records the dead letter and queues its event for the dead-letter topic, in `db`'s
     /// transaction. A record dead-lettered before (re-delivery) is not recorded twice.
-    static func write(
+    /// Input that did not come from Kafka (HTTP, files) passes a record whose topic names the
+    /// source (e.g. `http:/v1/incidents`), partition -1 and a unique offset.
+    public static func write(
         db: Database, service: ServiceName, record: KafkaRecord, errorClass: String, message: String,
         attempts: Int, firstFailedAt: Date, now: Date, outbox: Outbox
     ) throws {

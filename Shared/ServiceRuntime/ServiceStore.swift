@@ -90,6 +90,14 @@ public struct InboxEntry: Codable, FetchableRecord, PersistableRecord, Sendable,
     public var partition: Int32
     public var offset: Int64
     public var processedAt: Date
+
+    public init(messageId: String, topic: String, partition: Int32, offset: Int64, processedAt: Date) {
+        self.messageId = messageId
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.processedAt = processedAt
+    }
 }
 
 /// A message to publish, written in the same transaction as the state change that caused it

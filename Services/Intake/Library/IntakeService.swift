@@ -1,16 +1,126 @@
+import EncompassKafka
 import EncompassModels
+import Foundation
+import GRDB
+import Hummingbird
+import Logging
+import NIOCore
 import ServiceRuntime
 
-/// Intake: police records in (HTTP, spreadsheets, records-system feed), validated and de-duplicated, out on `encompass.incidents`.
+/// Intake: police records in (HTTP, spreadsheets, records-system feed), validated and
+/// de-duplicated, out on `encompass.incidents`.
 ///
-/// The runtime gives the service its SQLite store, inbox, outbox, dead letters, HTTP
-/// endpoint and graceful shutdown; this definition adds the service's own tables, handlers
-/// and routes.
+/// Every submission travels through `encompass.incidents.raw` keyed by occurrence number, so
+/// one instance (the partition's owner) decides whether it is new, an amendment or a replay.
 public enum IntakeService {
+    /// Intake's own settings, from the environment.
+    public struct Settings: Sendable {
+        /// Bearer token for POST /v1/incidents (ENCOMPASS_INTAKE_API_TOKEN). Without it the
+        /// endpoint answers 503.
+        public var apiToken: String?
+        public var forces: ForceRegistry
+
+        public init(apiToken: String?, forces: ForceRegistry) {
+            self.apiToken = apiToken
+            self.forces = forces
+        }
+
+        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
+            let env = EnvironmentReader(environment)
+            return Settings(apiToken: env.string("ENCOMPASS_INTAKE_API_TOKEN"),
+                            forces: try ForceRegistry.load(path: env.string("ENCOMPASS_FORCES_FILE")))
+        }
+    }
+
     public static func definition(_ configuration: ServiceConfiguration) throws -> ServiceDefinition {
-        ServiceDefinition(
+        try definition(settings: .fromEnvironment())
+    }
+
+    public static func definition(settings: Settings) -> ServiceDefinition {
+        let validator = IncidentValidator(forces: settings.forces)
+        return ServiceDefinition(
             service: .intake,
-            produces: [Topics.incidents.name, Topics.history.name]
+            migrations: [OccurrenceLedger.migration],
+            handlers: [rawHandler(validator: validator)],
+            produces: [Topics.incidents.name, Topics.history.name, Topics.incidentsRaw.name],
+            routes: { router, environment in
+                IncidentAPI(validator: validator, apiToken: settings.apiToken, environment: environment).register(on: router)
+            }
         )
+    }
+
+    /// Applies submissions from `encompass.incidents.raw`: an Encompass envelope
+    /// (`encompass.incident`) or a bare incident JSON object from a records system.
+    static func rawHandler(validator: IncidentValidator) -> TopicHandler {
+        TopicHandler(topic: Topics.incidentsRaw.name) { record, db, outbox, now, _ in
+            let submission = try Submission.decode(record)
+            if try InboxEntry.exists(db, key: submission.messageId) { return .duplicate }
+            let incident = submission.incident.normalised()
+            let problems = validator.validate(incident, now: now)
+            guard problems.isEmpty else { throw EnvelopeError.validationFailed(problems) }
+            try OccurrenceLedger.apply(incident, source: submission.source, causationId: submission.messageId, db: db, outbox: outbox, now: now)
+            try InboxEntry(messageId: submission.messageId, topic: record.topic, partition: record.partition,
+                           offset: record.offset, processedAt: now).insert(db)
+            return .applied
+        }
+    }
+}
+
+/// One submission read from the raw topic.
+struct Submission {
+    var incident: Incident
+    var messageId: String
+    var source: String
+
+    static func decode(_ record: KafkaRecord) throws(EnvelopeError) -> Submission {
+        struct Probe: Decodable { var schema: String? }
+        let probe: Probe
+        do {
+            probe = try JSONDecoder().decode(Probe.self, from: Data(record.value))
+        } catch {
+            throw .notJSON(WireFormat.describe(error))
+        }
+        if probe.schema != nil {
+            let envelope = try WireFormat.decode(Incident.self, from: record.value)
+            return Submission(incident: envelope.payload, messageId: envelope.id, source: envelope.producer)
+        }
+        do {
+            let incident = try WireFormat.decoder().decode(Incident.self, from: Data(record.value))
+            return Submission(incident: incident, messageId: MessageID.derived(from: "\(record.topic)/\(record.partition)/\(record.offset)", "feed"),
+                              source: "feed")
+        } catch {
+            throw .invalidPayload(WireFormat.describe(error))
+        }
+    }
+}
+
+extension Incident {
+    /// Trimmed identifiers and canonical postcodes, so the same incident typed twice compares equal.
+    public func normalised() -> Incident {
+        func address(_ a: PostalAddress) -> PostalAddress {
+            var a = a
+            a.lines = a.lines.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            a.postcode = UKPostcode.normalise(a.postcode) ?? a.postcode
+            return a
+        }
+        var copy = self
+        copy.occurrenceNumber = occurrenceNumber.trimmingCharacters(in: .whitespaces)
+        copy.forceCode = forceCode.trimmingCharacters(in: .whitespaces)
+        copy.incidentAddress = address(incidentAddress)
+        copy.parties = parties.map { party in
+            var party = party
+            party.givenName = party.givenName.trimmingCharacters(in: .whitespaces)
+            party.familyName = party.familyName.trimmingCharacters(in: .whitespaces)
+            party.address = party.address.map(address)
+            return party
+        }
+        copy.children = children.map { child in
+            var child = child
+            child.givenName = child.givenName.trimmingCharacters(in: .whitespaces)
+            child.familyName = child.familyName.trimmingCharacters(in: .whitespaces)
+            child.homeAddress = child.homeAddress.map(address)
+            return child
+        }
+        return copy
     }
 }
