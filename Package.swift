@@ -107,7 +107,8 @@ var products: [Product] = [
 for service in services {
     targets.append(.target(
         name: service.library,
-        dependencies: ["EncompassModels", "ServiceRuntime", "EncompassKafka", grdb, logging, hummingbird, nioCore],
+        dependencies: ["EncompassModels", "ServiceRuntime", "EncompassKafka", grdb, logging, hummingbird, nioCore]
+            + (service.library == "IntakeService" ? [.product(name: "ZIPFoundation", package: "ZIPFoundation")] : []),
         path: "Services/\(service.folder)/Library",
         swiftSettings: strict
     ))
@@ -133,6 +134,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: targets,
     swiftLanguageModes: [.v6]

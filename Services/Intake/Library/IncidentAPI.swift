@@ -37,9 +37,13 @@ struct IncidentAPI: Sendable {
         router.post("v1/incidents") { request, _ -> Response in
             try await handle(request)
         }
+        router.post("v1/spreadsheets") { request, _ -> Response in
+            try await handleSpreadsheet(request)
+        }
     }
 
-    func handle(_ request: Request) async throws -> Response {
+    /// nil when the request carries the right token, else the refusal to send.
+    func refusal(_ request: Request) -> Response? {
         guard let apiToken else {
             return HTTPEndpoint.json(.serviceUnavailable, ["error": "the intake API is not configured: set ENCOMPASS_INTAKE_API_TOKEN"])
         }
@@ -47,13 +51,19 @@ struct IncidentAPI: Sendable {
               constantTimeEqual(Array(header.dropFirst(7).utf8), Array(apiToken.utf8)) else {
             return HTTPEndpoint.json(.unauthorized, ["error": "missing or wrong bearer token"])
         }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: Self.maximumBody)
-        } catch {
-            return HTTPEndpoint.json(.contentTooLarge, ["error": "body larger than \(Self.maximumBody) bytes; send smaller batches"])
-        }
-        let body = Array(buffer.readableBytesView)
+        return nil
+    }
+
+    func body(_ request: Request) async -> [UInt8]? {
+        guard let buffer = try? await request.body.collect(upTo: Self.maximumBody) else { return nil }
+        return Array(buffer.readableBytesView)
+    }
+
+    static let tooLarge = HTTPEndpoint.json(.contentTooLarge, ["error": "body larger than \(maximumBody) bytes; send smaller batches"])
+
+    func handle(_ request: Request) async throws -> Response {
+        if let refusal = refusal(request) { return refusal }
+        guard let body = await body(request) else { return Self.tooLarge }
         let items: [Data]
         switch Self.split(body) {
         case .success(let list): items = list

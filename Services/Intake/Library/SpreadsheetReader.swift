@@ -1,0 +1,408 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import ZIPFoundation
+
+/// One data row of a spreadsheet: its 1-based row number in the file, its cells by
+/// normalised header, and why it cannot be used, if it cannot.
+public struct SheetRow: Sendable, Equatable {
+    public var number: Int
+    public var cells: [String: String]
+    public var problem: String?
+}
+
+/// A file that cannot be read at all.
+public struct SheetError: Error, Sendable, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public struct Sheet: Sendable {
+    public var headers: [String]
+    public var rows: [SheetRow]
+    /// Things worth telling the sender that did not stop the import (e.g. the encoding used).
+    public var notices: [String]
+}
+
+/// Reads the DA desk's spreadsheet: CSV (UTF-8, UTF-16 with BOM, or Windows-1252 as Excel
+/// writes it) or XLSX (first worksheet). Header names are normalised: lower case, spaces and
+/// hyphens as underscores.
+public enum SpreadsheetReader {
+    public static func read(_ data: Data) throws(SheetError) -> Sheet {
+        if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return try XLSX.read(data) }
+        if data.starts(with: [0x50, 0x4B]) { throw SheetError("the file looks like a damaged ZIP/XLSX") }
+        return try CSV.read(data)
+    }
+
+    static func normaliseHeader(_ text: String) -> String {
+        text.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+            .replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "-", with: "_")
+    }
+
+    static func makeSheet(_ table: [(number: Int, fields: [String], problem: String?)], notices: [String]) throws(SheetError) -> Sheet {
+        guard let headerIndex = table.firstIndex(where: { row in row.fields.contains { !$0.trimmingCharacters(in: .whitespaces).isEmpty } }) else {
+            throw SheetError("the spreadsheet is empty")
+        }
+        let headers = table[headerIndex].fields.map(normaliseHeader)
+        var seen = Set<String>()
+        for header in headers where !header.isEmpty {
+            guard seen.insert(header).inserted else { throw SheetError("column '\(header)' appears twice in the header row") }
+        }
+        var rows: [SheetRow] = []
+        for row in table[(headerIndex + 1)...] {
+            if row.fields.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) && row.problem == nil { continue }
+            var problem = row.problem
+            var cells: [String: String] = [:]
+            for (i, value) in row.fields.enumerated() {
+                if i >= headers.count || headers[i].isEmpty {
+                    if !value.trimmingCharacters(in: .whitespaces).isEmpty, problem == nil {
+                        problem = "has a value in column \(i + 1), which has no header"
+                    }
+                    continue
+                }
+                if value.contains("\u{0}"), problem == nil { problem = "column \(headers[i]) contains NUL characters" }
+                cells[headers[i]] = value.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            rows.append(SheetRow(number: row.number, cells: cells, problem: problem))
+        }
+        return Sheet(headers: headers.filter { !$0.isEmpty }, rows: rows, notices: notices)
+    }
+}
+
+/// RFC 4180 CSV.
+enum CSV {
+    static func read(_ data: Data) throws(SheetError) -> Sheet {
+        var notices: [String] = []
+        let text: String
+        if data.starts(with: [0xEF, 0xBB, 0xBF]) {
+            guard let decoded = String(data: data.dropFirst(3), encoding: .utf8) else { throw SheetError("the file starts as UTF-8 but is not valid UTF-8") }
+            text = decoded
+        } else if data.starts(with: [0xFF, 0xFE]) || data.starts(with: [0xFE, 0xFF]) {
+            guard let decoded = String(data: data, encoding: .utf16) else { throw SheetError("the file starts as UTF-16 but is not valid UTF-16") }
+            text = decoded
+        } else if let decoded = String(data: data, encoding: .utf8) {
+            text = decoded
+        } else if let decoded = String(data: data, encoding: .windowsCP1252) {
+            text = decoded
+            notices.append("the file is not UTF-8; it was read as Windows-1252 (Excel's 'CSV' encoding). Check names with accents.")
+        } else {
+            throw SheetError("the file's text encoding is not UTF-8, UTF-16 or Windows-1252; save it as 'CSV UTF-8'")
+        }
+        return try SpreadsheetReader.makeSheet(try parse(text), notices: notices)
+    }
+
+    static func parse(_ text: String) throws(SheetError) -> [(number: Int, fields: [String], problem: String?)] {
+        var table: [(number: Int, fields: [String], problem: String?)] = []
+        var fields: [String] = []
+        var field = String.UnicodeScalarView()
+        var inQuotes = false
+        var line = 1
+        var rowStart = 1
+        var quoteStart = 0
+        var afterQuote = false
+        var problem: String?
+        var scalars = text.unicodeScalars.makeIterator()
+        var pending: Unicode.Scalar?
+        func next() -> Unicode.Scalar? {
+            if let p = pending { pending = nil; return p }
+            return scalars.next()
+        }
+        func endRow() {
+            fields.append(String(field))
+            table.append((rowStart, fields, problem))
+            fields = []
+            field = String.UnicodeScalarView()
+            problem = nil
+            afterQuote = false
+        }
+        while let c = next() {
+            if inQuotes {
+                if c == "\"" {
+                    if let following = next() {
+                        if following == "\"" { field.append("\"") } else { inQuotes = false; afterQuote = true; pending = following }
+                    } else {
+                        inQuotes = false
+                    }
+                } else {
+                    if c == "\n" { line += 1 }
+                    field.append(c)
+                }
+                continue
+            }
+            switch c {
+            case ",":
+                fields.append(String(field))
+                field = String.UnicodeScalarView()
+                afterQuote = false
+            case "\r":
+                if let following = next(), following != "\n" { pending = following }
+                endRow(); line += 1; rowStart = line
+            case "\n":
+                endRow(); line += 1; rowStart = line
+            case "\"":
+                if field.isEmpty && !afterQuote {
+                    inQuotes = true
+                    quoteStart = line
+                } else {
+                    if problem == nil { problem = "a quote inside an unquoted value (line \(line)); quote the whole value and double inner quotes" }
+                    field.append("\"")
+                }
+            default:
+                if afterQuote, problem == nil { problem = "text after a closing quote (line \(line))" }
+                field.append(c)
+            }
+        }
+        if inQuotes { throw SheetError("a quoted value starting on line \(quoteStart) is never closed; the file may be truncated") }
+        if !field.isEmpty || !fields.isEmpty { endRow() }
+        return table
+    }
+}
+
+/// Office Open XML spreadsheets: the first worksheet, shared and inline strings, numbers,
+/// booleans and dates (by cell style). Formula cells are refused row by row.
+enum XLSX {
+    static func read(_ data: Data) throws(SheetError) -> Sheet {
+        let archive: Archive
+        do {
+            archive = try Archive(data: data, accessMode: .read)
+        } catch {
+            throw SheetError("not a readable XLSX (truncated or corrupt ZIP): \(error)")
+        }
+        func entry(_ path: String) throws(SheetError) -> Data? {
+            guard let item = archive[path] else { return nil }
+            var out = Data()
+            do {
+                _ = try archive.extract(item, skipCRC32: false) { out.append($0) }
+            } catch {
+                throw SheetError("XLSX part \(path) cannot be read (truncated or corrupt): \(error)")
+            }
+            return out
+        }
+        guard let workbook = try entry("xl/workbook.xml") else { throw SheetError("not an XLSX workbook: xl/workbook.xml is missing") }
+        let sheetPath = try firstSheetPath(workbook: workbook, rels: try entry("xl/_rels/workbook.xml.rels"))
+        guard let sheetXML = try entry(sheetPath) else { throw SheetError("the first worksheet (\(sheetPath)) is missing") }
+        let shared = try entry("xl/sharedStrings.xml").map(SharedStrings.parse) ?? []
+        let dateStyles = try entry("xl/styles.xml").map(DateStyles.parse) ?? []
+        let rows = try SheetParser.parse(sheetXML, shared: shared, dateStyles: dateStyles)
+        return try SpreadsheetReader.makeSheet(rows, notices: [])
+    }
+
+    static func firstSheetPath(workbook: Data, rels: Data?) throws(SheetError) -> String {
+        let sheets = XMLElements.collect(workbook, names: ["sheet"])
+        guard let first = sheets.first else { throw SheetError("the workbook has no worksheets") }
+        let rid = first["r:id"] ?? first.first { $0.key.hasSuffix(":id") }?.value
+        if let rels, let rid {
+            for relation in XMLElements.collect(rels, names: ["Relationship"]) where relation["Id"] == rid {
+                guard let target = relation["Target"] else { break }
+                return target.hasPrefix("/") ? String(target.dropFirst()) : "xl/" + target
+            }
+        }
+        return "xl/worksheets/sheet1.xml"
+    }
+
+    /// 1900 date system: serial 25569 is 1970-01-01. Excel times are local (Europe/London) wall times.
+    static func excelDate(_ serial: Double) -> String {
+        let seconds = ((serial - 25_569) * 86_400).rounded()
+        let date = Date(timeIntervalSince1970: seconds)
+        var utc = Calendar(identifier: .gregorian)
+        utc.timeZone = TimeZone(identifier: "UTC")!
+        let c = utc.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        let day = String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!)
+        if serial == serial.rounded(.down) { return day }
+        return day + String(format: "T%02d:%02d:%02d", c.hour!, c.minute!, c.second!)
+    }
+}
+
+/// Collects attributes of named elements (small XML parts: workbook, rels).
+final class XMLElements: NSObject, XMLParserDelegate {
+    private let names: Set<String>
+    private var found: [[String: String]] = []
+
+    private init(names: Set<String>) { self.names = names }
+
+    static func collect(_ data: Data, names: Set<String>) -> [[String: String]] {
+        let delegate = XMLElements(names: names)
+        let parser = xmlParser(data)
+        parser.delegate = delegate
+        _ = parser.parse()
+        return delegate.found
+    }
+
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+        if names.contains(name) { found.append(attributes) }
+    }
+}
+
+final class SharedStrings: NSObject, XMLParserDelegate {
+    private var strings: [String] = []
+    private var current = ""
+    private var inText = false
+
+    static func parse(_ data: Data) throws(SheetError) -> [String] {
+        let delegate = SharedStrings()
+        let parser = xmlParser(data)
+        parser.delegate = delegate
+        guard parser.parse() else { throw SheetError("xl/sharedStrings.xml is not well-formed XML: \(parser.parserError.map { "\($0)" } ?? "unknown error")") }
+        return delegate.strings
+    }
+
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+        if name == "si" { current = "" }
+        if name == "t" { inText = true }
+    }
+
+    func parser(_ parser: XMLParser, foundCharacters string: String) { if inText { current += string } }
+
+    func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
+        if name == "t" { inText = false }
+        if name == "si" { strings.append(current) }
+    }
+}
+
+/// Which cell style indexes (`s`) format numbers as dates or times.
+final class DateStyles: NSObject, XMLParserDelegate {
+    private var customFormats: [Int: String] = [:]
+    private var inCellXfs = false
+    private var xfFormats: [Int] = []
+
+    static func parse(_ data: Data) throws(SheetError) -> Set<Int> {
+        let delegate = DateStyles()
+        let parser = xmlParser(data)
+        parser.delegate = delegate
+        guard parser.parse() else { throw SheetError("xl/styles.xml is not well-formed XML") }
+        var dates = Set<Int>()
+        for (index, format) in delegate.xfFormats.enumerated() {
+            if (14...22).contains(format) || (45...47).contains(format) { dates.insert(index); continue }
+            if let code = delegate.customFormats[format] {
+                let bare = code.lowercased().replacingOccurrences(of: "\\\"[^\"]*\\\"", with: "", options: .regularExpression)
+                if bare.contains("y") || bare.contains("d") || bare.contains("h") || bare.contains("ss") { dates.insert(index) }
+            }
+        }
+        return dates
+    }
+
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+        switch name {
+        case "numFmt":
+            if let id = attributes["numFmtId"].flatMap(Int.init), let code = attributes["formatCode"] { customFormats[id] = code }
+        case "cellXfs": inCellXfs = true
+        case "xf" where inCellXfs: xfFormats.append(attributes["numFmtId"].flatMap(Int.init) ?? 0)
+        default: break
+        }
+    }
+
+    func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
+        if name == "cellXfs" { inCellXfs = false }
+    }
+}
+
+/// Streams a worksheet's rows.
+final class SheetParser: NSObject, XMLParserDelegate {
+    private let shared: [String]
+    private let dateStyles: Set<Int>
+    private var rows: [(number: Int, fields: [String], problem: String?)] = []
+    private var rowNumber = 0
+    private var fields: [String] = []
+    private var problem: String?
+    private var cellRef = ""
+    private var cellType = ""
+    private var cellStyle = -1
+    private var value = ""
+    private var formula = ""
+    private var capture: String?
+    private var failure: String?
+
+    init(shared: [String], dateStyles: Set<Int>) {
+        self.shared = shared
+        self.dateStyles = dateStyles
+    }
+
+    static func parse(_ data: Data, shared: [String], dateStyles: Set<Int>) throws(SheetError) -> [(number: Int, fields: [String], problem: String?)] {
+        let delegate = SheetParser(shared: shared, dateStyles: dateStyles)
+        let parser = xmlParser(data)
+        parser.delegate = delegate
+        guard parser.parse(), delegate.failure == nil else {
+            throw SheetError(delegate.failure ?? "the worksheet is not well-formed XML: \(parser.parserError.map { "\($0)" } ?? "unknown error")")
+        }
+        return delegate.rows
+    }
+
+    static func columnIndex(_ ref: String) -> Int? {
+        var index = 0
+        var letters = 0
+        for scalar in ref.unicodeScalars {
+            guard scalar.properties.isAlphabetic else { break }
+            let v = Int(scalar.value) - 64
+            guard (1...26).contains(v) else { return nil }
+            index = index * 26 + v
+            letters += 1
+        }
+        return letters == 0 ? nil : index - 1
+    }
+
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+        switch name {
+        case "row":
+            rowNumber = attributes["r"].flatMap(Int.init) ?? rowNumber + 1
+            fields = []
+            problem = nil
+        case "c":
+            cellRef = attributes["r"] ?? ""
+            cellType = attributes["t"] ?? "n"
+            cellStyle = attributes["s"].flatMap(Int.init) ?? -1
+            value = ""
+            formula = ""
+        case "v", "t", "f":
+            capture = name
+        default: break
+        }
+    }
+
+    func parser(_ parser: XMLParser, foundCharacters string: String) {
+        switch capture {
+        case "v", "t": value += string
+        case "f": formula += string
+        default: break
+        }
+    }
+
+    func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
+        switch name {
+        case "v", "t", "f":
+            capture = nil
+        case "c":
+            let column = SheetParser.columnIndex(cellRef) ?? fields.count
+            if column > 16_384 { failure = "cell reference \(cellRef) is out of range"; parser.abortParsing(); return }
+            var text: String
+            switch cellType {
+            case "s":
+                guard let i = Int(value), shared.indices.contains(i) else {
+                    problem = problem ?? "cell \(cellRef) refers to a missing shared string"
+                    text = ""
+                    break
+                }
+                text = shared[i]
+            case "b": text = value == "1" ? "TRUE" : "FALSE"
+            case "e": text = ""; problem = problem ?? "cell \(cellRef) holds an error value (\(value))"
+            case "n" where dateStyles.contains(cellStyle):
+                text = Double(value).map(XLSX.excelDate) ?? value
+            default: text = value
+            }
+            if !formula.isEmpty, problem == nil {
+                problem = "cell \(cellRef) holds a formula (=\(formula)); formulas are not accepted, paste the values instead"
+            }
+            while fields.count < column { fields.append("") }
+            if fields.count == column { fields.append(text) } else { fields[column] = text }
+        case "row":
+            rows.append((rowNumber, fields, problem))
+        default: break
+        }
+    }
+}
+
+/// A parser fed in chunks from a stream: Foundation's XMLParser(data:) on Linux hands libxml2
+/// the whole document at once and fails with an internal error past about 10 MB.
+func xmlParser(_ data: Data) -> XMLParser {
+    XMLParser(stream: InputStream(data: data))
+}
