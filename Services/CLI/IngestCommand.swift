@@ -32,32 +32,11 @@ struct IngestCommand: AsyncParsableCommand {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw ValidationError("cannot read \(file)")
         }
-        guard let apiToken = token ?? ProcessInfo.processInfo.environment["ENCOMPASS_INTAKE_API_TOKEN"] else {
-            throw ValidationError("no API token: pass --token or set ENCOMPASS_INTAKE_API_TOKEN")
-        }
+        let apiToken = try IntakeClient.token(token)
         let name = (file as NSString).lastPathComponent
-        var components = URLComponents(string: url + "/v1/spreadsheets")
-        components?.queryItems = [URLQueryItem(name: "name", value: name)]
-        guard let endpoint = components?.url else { throw ValidationError("--url '\(url)' is not a URL") }
-        var request = URLRequest(url: endpoint)
-        request.httpMethod = "POST"
-        request.httpBody = data
-        request.setValue("Bearer \(apiToken)", forHTTPHeaderField: "Authorization")
-        request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
-        request.timeoutInterval = 300
-        let (body, response): (Data, URLResponse)
-        do {
-            (body, response) = try await URLSession.shared.data(for: request)
-        } catch {
-            FileHandle.standardError.write(Data("intake at \(url) could not be reached: \(error.localizedDescription)\n".utf8))
-            throw ExitCode(2)
-        }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        if json { print(String(decoding: body, as: UTF8.self)) }
-        guard let answer = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
-            FileHandle.standardError.write(Data("intake answered \(status): \(String(decoding: body, as: UTF8.self))\n".utf8))
-            throw ExitCode(2)
-        }
+        let client = IntakeClient(baseURL: url, token: apiToken)
+        let (status, answer, raw) = try await client.post("/v1/spreadsheets", query: ["name": name], body: data)
+        if json { print(String(decoding: raw, as: UTF8.self)) }
         if let error = answer["error"] as? String {
             FileHandle.standardError.write(Data("\(name) refused (\(status)): \(error)\n".utf8))
             throw ExitCode(2)
@@ -73,5 +52,45 @@ struct IngestCommand: AsyncParsableCommand {
             }
         }
         if !rejected.isEmpty { throw ExitCode(1) }
+    }
+}
+
+/// Posts to the intake service's API.
+struct IntakeClient {
+    let baseURL: String
+    let token: String
+
+    static func token(_ given: String?) throws -> String {
+        guard let token = given ?? ProcessInfo.processInfo.environment["ENCOMPASS_INTAKE_API_TOKEN"] else {
+            throw ValidationError("no API token: pass --token or set ENCOMPASS_INTAKE_API_TOKEN")
+        }
+        return token
+    }
+
+    /// Returns the status, the JSON answer and the raw body; exits with 2 when intake is
+    /// unreachable or does not answer JSON.
+    func post(_ path: String, query: [String: String], body: Data) async throws -> (Int, [String: Any], Data) {
+        var components = URLComponents(string: baseURL + path)
+        components?.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
+        guard let endpoint = components?.url else { throw ValidationError("--url '\(baseURL)' is not a URL") }
+        var request = URLRequest(url: endpoint)
+        request.httpMethod = "POST"
+        request.httpBody = body
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
+        request.timeoutInterval = 300
+        let (raw, response): (Data, URLResponse)
+        do {
+            (raw, response) = try await URLSession.shared.data(for: request)
+        } catch {
+            FileHandle.standardError.write(Data("intake at \(baseURL) could not be reached: \(error.localizedDescription)\n".utf8))
+            throw ExitCode(2)
+        }
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard let answer = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
+            FileHandle.standardError.write(Data("intake answered \(status): \(String(decoding: raw, as: UTF8.self))\n".utf8))
+            throw ExitCode(2)
+        }
+        return (status, answer, raw)
     }
 }

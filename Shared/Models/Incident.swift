@@ -142,3 +142,20 @@ public struct IncidentRecorded: MessagePayload {
         self.incident = incident
     }
 }
+
+/// A past incident for child research's history index, published by intake's history import
+/// on `encompass.history` (key: occurrence number). Its id is derived from its content, so
+/// importing the same file twice changes nothing downstream.
+public struct HistoricalIncident: MessagePayload {
+    public static let schema = "encompass.history-incident"
+    public static let schemaVersion = 1
+
+    /// The import it came from, e.g. `history:niche-2019-2025.jsonl`.
+    public var source: String
+    public var incident: Incident
+
+    public init(source: String, incident: Incident) {
+        self.source = source
+        self.incident = incident
+    }
+}

@@ -40,6 +40,9 @@ struct IncidentAPI: Sendable {
         router.post("v1/spreadsheets") { request, _ -> Response in
             try await handleSpreadsheet(request)
         }
+        router.post("v1/history") { request, _ -> Response in
+            try await handleHistory(request)
+        }
     }
 
     /// nil when the request carries the right token, else the refusal to send.

@@ -1,0 +1,96 @@
+import EncompassKafka
+import EncompassModels
+import Foundation
+import GRDB
+import Hummingbird
+import ServiceRuntime
+
+/// POST /v1/history?name=FILE&first=N: a chunk of a history file, JSON Lines (one incident per
+/// line) or CSV (the daily spreadsheet's columns, header included in every chunk). `first`
+/// is the file line (JSONL) or row (CSV) number of the chunk's first record, so answers and
+/// dead letters name places in the whole file. Valid incidents go to `encompass.history`;
+/// every invalid one is answered with its place and reasons and kept as a dead letter.
+extension IncidentAPI {
+    struct HistoryAnswer: Codable {
+        struct Rejected: Codable { var place: Int; var errors: [FieldError] }
+        var file: String
+        var records: Int
+        var accepted: Int
+        var rejected: [Rejected]
+        var notices: [String]
+        var error: String?
+    }
+
+    func handleHistory(_ request: Request) async throws -> Response {
+        if let refusal = refusal(request) { return refusal }
+        guard let body = await body(request) else { return Self.tooLarge }
+        let name = request.uri.queryParameters.get("name") ?? "history"
+        let first = request.uri.queryParameters.get("first").flatMap(Int.init) ?? 1
+        let now = Date()
+        let fileKey = "history:\(name)"
+        var incidents: [(place: Int, incident: Incident)] = []
+        var problems: [(place: Int, value: Data, errors: [FieldError])] = []
+        var notices: [String] = []
+        let isJSONLines = body.first { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 || $0 == 0xEF || $0 == 0xBB || $0 == 0xBF) } == UInt8(ascii: "{")
+        if isJSONLines {
+            for (i, line) in body.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+                let data = Data(line)
+                guard !String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { continue }
+                do {
+                    incidents.append((first + i, try WireFormat.decoder().decode(Incident.self, from: data)))
+                } catch {
+                    problems.append((first + i, data, [FieldError("line \(first + i)", WireFormat.describe(error))]))
+                }
+            }
+        } else {
+            let sheet: Sheet
+            do {
+                sheet = try SpreadsheetReader.read(Data(body))
+                try IncidentSheet.checkColumns(sheet)
+            } catch {
+                return HTTPEndpoint.json(.unprocessableContent, HistoryAnswer(file: name, records: 0, accepted: 0, rejected: [], notices: [], error: error.description))
+            }
+            notices = sheet.notices
+            // Rows are numbered within the chunk (header = 1); shift to the file's numbering.
+            let offset = first - 2
+            let (groups, sheetProblems) = IncidentSheet.incidents(from: sheet)
+            for group in groups { incidents.append(((group.rows.first ?? 0) + offset, group.incident)) }
+            for problem in sheetProblems {
+                let value = (try? JSONSerialization.data(withJSONObject: ["row": problem.row + offset, "cells": problem.cells], options: [.sortedKeys])) ?? Data()
+                problems.append((problem.row + offset, value, problem.errors))
+            }
+        }
+        let recordCount = incidents.count + problems.count
+        var valid: [(Int, Incident)] = []
+        for (place, incident) in incidents {
+            let normalised = incident.normalised()
+            let errors = validator.validate(normalised, now: now)
+            if errors.isEmpty { valid.append((place, normalised)) }
+            else { problems.append((place, (try? WireFormat.encoder().encode(incident)) ?? Data(), errors)) }
+        }
+        problems.sort { $0.place < $1.place }
+        let validItems = valid
+        let problemItems = problems
+        let allNotices = notices
+        let answer = try await environment.store.pool.write { db -> HistoryAnswer in
+            let outbox = Outbox(db: db, producer: "intake-history")
+            for (_, incident) in validItems {
+                let content = String(decoding: try WireFormat.encoder().encode(incident), as: UTF8.self)
+                try outbox.publish(HistoricalIncident(source: fileKey, incident: incident), to: Topics.history.name,
+                                   key: incident.occurrenceNumber,
+                                   id: MessageID.derived(from: incident.occurrenceNumber, "history-\(StableHash.hex128(content))"), now: now)
+            }
+            var answer = HistoryAnswer(file: name, records: recordCount, accepted: validItems.count, rejected: [], notices: allNotices)
+            for problem in problemItems {
+                let record = KafkaRecord(topic: fileKey, partition: -1, offset: Int64(problem.place), key: nil, value: Array(problem.value))
+                try DeadLetterWriter.write(db: db, service: .intake, record: record, errorClass: "history.record",
+                                           message: "\(name) \(isJSONLines ? "line" : "row") \(problem.place): " + problem.errors.map(\.description).joined(separator: "; "),
+                                           attempts: 1, firstFailedAt: now, now: now, outbox: outbox)
+                answer.rejected.append(.init(place: problem.place, errors: problem.errors))
+            }
+            return answer
+        }
+        environment.relay.wake()
+        return HTTPEndpoint.json(answer.accepted == 0 && !answer.rejected.isEmpty ? .unprocessableContent : .accepted, answer)
+    }
+}
