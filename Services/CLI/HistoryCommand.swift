@@ -24,11 +24,7 @@ struct HistoryImport: AsyncParsableCommand {
     @Argument(help: "The history file (.jsonl or .csv).")
     var file: String
 
-    @Option(help: "Intake's base URL.")
-    var url: String = "http://127.0.0.1:8081"
-
-    @Option(help: "API token (default: $ENCOMPASS_INTAKE_API_TOKEN).")
-    var token: String?
+    @OptionGroup var intake: IntakeOptions
 
     @Option(help: "Records per request.")
     var chunk: Int = 5_000
@@ -39,7 +35,7 @@ struct HistoryImport: AsyncParsableCommand {
 
     func run() async throws {
         guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
-        let client = IntakeClient(baseURL: url, token: try IntakeClient.token(token))
+        let client = try intake.client()
         let name = (file as NSString).lastPathComponent
         let bytes = [UInt8](data)
         let lines = Self.lines(bytes)

@@ -19,11 +19,7 @@ struct IngestCommand: AsyncParsableCommand {
     @Argument(help: "The spreadsheet file.")
     var file: String
 
-    @Option(help: "Intake's base URL.")
-    var url: String = "http://127.0.0.1:8081"
-
-    @Option(help: "API token (default: $ENCOMPASS_INTAKE_API_TOKEN).")
-    var token: String?
+    @OptionGroup var intake: IntakeOptions
 
     @Flag(help: "Print intake's answer as JSON.")
     var json = false
@@ -32,9 +28,8 @@ struct IngestCommand: AsyncParsableCommand {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw ValidationError("cannot read \(file)")
         }
-        let apiToken = try IntakeClient.token(token)
         let name = (file as NSString).lastPathComponent
-        let client = IntakeClient(baseURL: url, token: apiToken)
+        let client = try intake.client()
         let (status, answer, raw) = try await client.post("/v1/spreadsheets", query: ["name": name], body: data)
         if json { print(String(decoding: raw, as: UTF8.self)) }
         if let error = answer["error"] as? String {
@@ -55,17 +50,26 @@ struct IngestCommand: AsyncParsableCommand {
     }
 }
 
+/// Where intake is and how to sign in: shared by the commands that talk to it.
+struct IntakeOptions: ParsableArguments {
+    @Option(help: "Intake's base URL.")
+    var url: String = "http://127.0.0.1:8081"
+
+    @Option(help: "API token (default: $ENCOMPASS_INTAKE_API_TOKEN).")
+    var token: String?
+
+    func client() throws -> IntakeClient {
+        guard let token = token ?? ProcessInfo.processInfo.environment["ENCOMPASS_INTAKE_API_TOKEN"] else {
+            throw ValidationError("no API token: pass --token or set ENCOMPASS_INTAKE_API_TOKEN")
+        }
+        return IntakeClient(baseURL: url, token: token)
+    }
+}
+
 /// Posts to the intake service's API.
 struct IntakeClient {
     let baseURL: String
     let token: String
-
-    static func token(_ given: String?) throws -> String {
-        guard let token = given ?? ProcessInfo.processInfo.environment["ENCOMPASS_INTAKE_API_TOKEN"] else {
-            throw ValidationError("no API token: pass --token or set ENCOMPASS_INTAKE_API_TOKEN")
-        }
-        return token
-    }
 
     /// Returns the status, the JSON answer and the raw body; exits with 2 when intake is
     /// unreachable or does not answer JSON.

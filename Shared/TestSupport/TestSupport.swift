@@ -67,6 +67,18 @@ public enum TestPaths {
     public static var shared: String { ((packageRoot as NSString).deletingLastPathComponent as NSString).appendingPathComponent("shared") }
 }
 
+/// A built executable of this package (they sit beside the test bundle).
+public func executable(_ name: String) throws -> String {
+    let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let candidates = [directory.appendingPathComponent(name).path,
+                      directory.deletingLastPathComponent().appendingPathComponent(name).path,
+                      "\(TestPaths.packageRoot)/.build/debug/\(name)"]
+    guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        throw TimeoutError(what: "executable \(name) (build it first: swift build)")
+    }
+    return path
+}
+
 public struct TimeoutError: Error, CustomStringConvertible {
     public let what: String
     public init(what: String) { self.what = what }

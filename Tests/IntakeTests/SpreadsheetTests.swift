@@ -207,13 +207,3 @@ struct SpreadsheetUploadTests {
         try await intake.stop()
     }
 }
-
-/// The built executables sit beside the test bundle.
-func executable(_ name: String) throws -> String {
-    let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    let candidates = [directory.appendingPathComponent(name).path, "\(TestPaths.packageRoot)/.build/debug/\(name)"]
-    guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-        throw TimeoutError(what: "executable \(name) (build it first: swift build)")
-    }
-    return path
-}

@@ -4,17 +4,6 @@ import EncompassTestSupport
 import Foundation
 import Testing
 
-/// The built executables sit beside the test bundle.
-func executable(_ name: String) throws -> String {
-    let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    let candidates = [directory.appendingPathComponent(name).path,
-                      directory.deletingLastPathComponent().appendingPathComponent(name).path,
-                      "\(TestPaths.packageRoot)/.build/debug/\(name)"]
-    guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-        throw TimeoutError(what: "executable \(name) (build it first: swift build)")
-    }
-    return path
-}
 
 func launch(_ path: String, _ arguments: [String], environment: [String: String] = [:], log: String) throws -> Process {
     let process = Process()
