@@ -76,6 +76,27 @@ struct ValidationTests {
         #expect(validator.validate(value, now: now).map(\.field) == ["occurrenceNumber"])
     }
 
+    @Test("a missing LPA is derived where the address's local authority maps to one LPA, never guessed otherwise")
+    func derivedLPA() {
+        let forces = validator.forces
+        var reading = incident()
+        reading.localPolicingArea = nil
+        #expect(forces.prepare(reading).localPolicingArea == "Reading")          // RG1: Reading (unitary)
+        var oxford = reading
+        oxford.incidentAddress.postcode = "OX1 1AA"
+        #expect(forces.prepare(oxford).localPolicingArea == nil)                 // Oxfordshire has three LPAs
+        var explicit = reading
+        explicit.localPolicingArea = "Slough"
+        #expect(forces.prepare(explicit).localPolicingArea == "Slough")          // given wins
+        var peterborough = incident(occurrence: "CC-20261122-0001", force: "05")
+        peterborough.localPolicingArea = nil
+        peterborough.incidentAddress.postcode = "pe1 1aa"
+        #expect(forces.prepare(peterborough).localPolicingArea == "Peterborough")
+        var unknown = reading
+        unknown.incidentAddress.postcode = "EC1A 1BB"                            // outside the force area
+        #expect(forces.prepare(unknown).localPolicingArea == nil)
+    }
+
     @Test("UK postcodes are recognised and normalised", arguments: [
         ("rg1 7ll", "RG1 7LL"), ("OX44 9AA", "OX44 9AA"), ("hp219rq", "HP21 9RQ"), ("CB2 1TN", "CB2 1TN"),
         ("EC1A 1BB", "EC1A 1BB"), ("W1A 0AX", "W1A 0AX"), ("GIR 0AA", "GIR 0AA"),

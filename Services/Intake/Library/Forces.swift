@@ -12,13 +12,32 @@ public struct ForceDefinition: Codable, Sendable, Equatable {
     public var occurrenceFormat: String
     /// Local policing areas; an incident's LPA must be one of them when given.
     public var localPolicingAreas: [String]
+    /// DfE local authority code → the LPA covering all of it. Authorities split between
+    /// several LPAs are left out: no LPA is guessed for them.
+    public var lpaByLocalAuthority: [String: String]
 
-    public init(code: String, name: String, occurrencePattern: String, occurrenceFormat: String, localPolicingAreas: [String]) {
+    public init(code: String, name: String, occurrencePattern: String, occurrenceFormat: String,
+                localPolicingAreas: [String], lpaByLocalAuthority: [String: String] = [:]) {
         self.code = code
         self.name = name
         self.occurrencePattern = occurrencePattern
         self.occurrenceFormat = occurrenceFormat
         self.localPolicingAreas = localPolicingAreas
+        self.lpaByLocalAuthority = lpaByLocalAuthority
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case code, name, occurrencePattern, occurrenceFormat, localPolicingAreas, lpaByLocalAuthority
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            code: try c.decode(String.self, forKey: .code), name: try c.decode(String.self, forKey: .name),
+            occurrencePattern: try c.decode(String.self, forKey: .occurrencePattern),
+            occurrenceFormat: try c.decode(String.self, forKey: .occurrenceFormat),
+            localPolicingAreas: try c.decodeIfPresent([String].self, forKey: .localPolicingAreas) ?? [],
+            lpaByLocalAuthority: try c.decodeIfPresent([String: String].self, forKey: .lpaByLocalAuthority) ?? [:])
     }
 }
 
@@ -49,11 +68,16 @@ public struct ForceRegistry: Sendable {
                 "Bracknell and Wokingham", "Reading", "Slough", "West Berkshire", "Windsor and Maidenhead",
                 "Aylesbury Vale", "Chiltern and South Bucks", "Milton Keynes", "Wycombe",
                 "Cherwell and West Oxfordshire", "Oxford", "South and Vale",
+            ],
+            lpaByLocalAuthority: [
+                "867": "Bracknell and Wokingham", "872": "Bracknell and Wokingham", "870": "Reading", "871": "Slough",
+                "869": "West Berkshire", "868": "Windsor and Maidenhead", "826": "Milton Keynes",
             ]),
         ForceDefinition(
             code: "05", name: "Cambridgeshire Constabulary", occurrencePattern: "CC-[0-9]{8}-[0-9]{4}",
             occurrenceFormat: "CC-YYYYMMDD-NNNN",
-            localPolicingAreas: ["Cambridge City", "East Cambridgeshire", "Fenland", "Huntingdonshire", "Peterborough", "South Cambridgeshire"]),
+            localPolicingAreas: ["Cambridge City", "East Cambridgeshire", "Fenland", "Huntingdonshire", "Peterborough", "South Cambridgeshire"],
+            lpaByLocalAuthority: ["874": "Peterborough"]),
     ]
 
     public static func load(path: String?) throws -> ForceRegistry {
@@ -68,6 +92,22 @@ public struct ForceRegistry: Sendable {
         } catch {
             throw ConfigurationProblem("ENCOMPASS_FORCES_FILE \(path) is not a JSON list of forces: \(WireFormat.describe(error))")
         }
+    }
+
+    /// The LPA of an incident address, when its postcode district lies in a local authority
+    /// the force maps to a single LPA.
+    public func derivedLPA(for incident: Incident) -> String? {
+        guard let force = forces[incident.forceCode], let postcode = UKPostcode.normalise(incident.incidentAddress.postcode),
+              let district = postcode.split(separator: " ").first,
+              let authority = PostcodeDistricts.localAuthority[String(district)] else { return nil }
+        return force.lpaByLocalAuthority[authority]
+    }
+
+    /// Normalises an incident and fills a missing LPA where it can be derived.
+    public func prepare(_ incident: Incident) -> Incident {
+        var prepared = incident.normalised()
+        if prepared.localPolicingArea == nil { prepared.localPolicingArea = derivedLPA(for: prepared) }
+        return prepared
     }
 
     public func matchesOccurrence(_ number: String, force: String) -> Bool {

@@ -63,7 +63,7 @@ extension IncidentAPI {
         let recordCount = incidents.count + problems.count
         var valid: [(Int, Incident)] = []
         for (place, incident) in incidents {
-            let normalised = incident.normalised()
+            let normalised = validator.forces.prepare(incident)
             let errors = validator.validate(normalised, now: now)
             if errors.isEmpty { valid.append((place, normalised)) }
             else { problems.append((place, (try? WireFormat.encoder().encode(incident)) ?? Data(), errors)) }

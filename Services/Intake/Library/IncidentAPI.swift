@@ -77,7 +77,7 @@ struct IncidentAPI: Sendable {
         var rejected: [(Int, Data, [FieldError], String)] = []
         for (index, item) in items.enumerated() {
             do {
-                let incident = try WireFormat.decoder().decode(Incident.self, from: item).normalised()
+                let incident = validator.forces.prepare(try WireFormat.decoder().decode(Incident.self, from: item))
                 let problems = validator.validate(incident, now: now)
                 if problems.isEmpty { accepted.append((index, incident)) }
                 else { rejected.append((index, item, problems, "payload.validation")) }

@@ -55,7 +55,7 @@ public enum IntakeService {
         TopicHandler(topic: Topics.incidentsRaw.name) { record, db, outbox, now, _ in
             let submission = try Submission.decode(record)
             if try InboxEntry.exists(db, key: submission.messageId) { return .duplicate }
-            let incident = submission.incident.normalised()
+            let incident = validator.forces.prepare(submission.incident)
             let problems = validator.validate(incident, now: now)
             guard problems.isEmpty else { throw EnvelopeError.validationFailed(problems) }
             try OccurrenceLedger.apply(incident, source: submission.source, causationId: submission.messageId, db: db, outbox: outbox, now: now)

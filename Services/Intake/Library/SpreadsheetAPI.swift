@@ -54,7 +54,7 @@ extension IncidentAPI {
         var accepted: [(Incident, [Int])] = []
         let cellsByRow = Dictionary(sheet.rows.map { ($0.number, $0.cells) }, uniquingKeysWith: { first, _ in first })
         for group in groups {
-            var incident = group.incident.normalised()
+            var incident = validator.forces.prepare(group.incident)
             var childRows = group.childRows
             var errors = validator.validate(incident, now: now)
             // Child-level errors set that child's row aside; the incident goes on without it.
