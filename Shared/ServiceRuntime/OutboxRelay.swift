@@ -18,15 +18,31 @@ public final class OutboxRelay: Service, Sendable {
     private let metrics: ServiceMetrics
     private let logger: Logger
     private let batchSize: Int
+    private let inboxRetention: Duration
     private let wakeup = Wakeup()
     private let stopping = Locked(false)
 
-    public init(store: ServiceStore, producer: KafkaProducer, metrics: ServiceMetrics, logger: Logger, batchSize: Int = 500) {
+    public init(
+        store: ServiceStore, producer: KafkaProducer, metrics: ServiceMetrics, logger: Logger, batchSize: Int = 500,
+        inboxRetention: Duration = .seconds(14 * 24 * 3600)
+    ) {
         self.store = store
         self.producer = producer
         self.metrics = metrics
         self.logger = logger
         self.batchSize = batchSize
+        self.inboxRetention = inboxRetention
+    }
+
+    /// Forgets processed message ids older than the retention; returns how many. Runs every
+    /// ten minutes in the relay loop. A message re-delivered after its id was forgotten would be
+    /// applied again, so the retention must exceed any re-delivery window (topic retention).
+    @discardableResult
+    public func pruneInbox(now: Date = Date()) async throws -> Int {
+        let cutoff = now.addingTimeInterval(-Double(inboxRetention.components.seconds))
+        return try await store.pool.write { db in
+            try InboxEntry.filter(Column("processedAt") < cutoff).deleteAll(db)
+        }
     }
 
     /// Tells the relay that new rows were committed.
@@ -35,7 +51,17 @@ public final class OutboxRelay: Service, Sendable {
     public func run() async throws {
         await withGracefulShutdownHandler {
             var backoff = Duration.milliseconds(100)
+            var lastPrune = ContinuousClock.now
             while !stopping.withLock({ $0 }) {
+                if ContinuousClock.now - lastPrune > .seconds(600) {
+                    lastPrune = ContinuousClock.now
+                    do {
+                        let pruned = try await pruneInbox()
+                        if pruned > 0 { logger.info("inbox pruned", metadata: ["entries": "\(pruned)"]) }
+                    } catch {
+                        logger.warning("inbox prune failed; retrying later", metadata: ["error": "\(error)"])
+                    }
+                }
                 do {
                     let published = try await relayOnce()
                     backoff = .milliseconds(100)

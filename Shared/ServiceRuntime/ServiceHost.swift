@@ -91,7 +91,8 @@ public final class ServiceHost: Sendable {
         }
 
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: configuration.kafka), logger: logger)
-        self.relay = OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger)
+        self.relay = OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger,
+                                 inboxRetention: configuration.inboxRetention)
         if consumed.isEmpty {
             self.consumer = nil
             self.worker = nil

@@ -255,6 +255,24 @@ struct ServiceRuntimeTests {
         try await running.stop()
     }
 
+    @Test("processed message ids are forgotten after the inbox retention, not before")
+    func inboxRetention() async throws {
+        let kafka = try TestKafka()
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("inbox") + "/svc.sqlite")
+        let now = Date()
+        try await store.pool.write { db in
+            for (id, age) in [("old", 15.0 * 86_400), ("edge", 13.9 * 86_400), ("new", 60.0)] {
+                try InboxEntry(messageId: id, topic: "t", partition: 0, offset: 0, processedAt: now.addingTimeInterval(-age)).insert(db)
+            }
+        }
+        let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: TestLog.logger("p"))
+        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "t"), logger: TestLog.logger("r"),
+                                inboxRetention: .seconds(14 * 86_400))
+        #expect(try await relay.pruneInbox(now: now) == 1)
+        #expect(try await store.pool.read { try String.fetchAll($0, sql: "SELECT messageId FROM inbox ORDER BY messageId") } == ["edge", "new"])
+        await producer.close()
+    }
+
     @Test("configuration is read from the environment, with errors naming the variable")
     func configurationFromEnvironment() throws {
         let config = try ServiceConfiguration.fromEnvironment(service: .scheduling, environment: [
