@@ -80,9 +80,9 @@ public final class KafkaProducer: Sendable {
                 break
             }
         }
-        // The batch is complete: flush so librdkafka sends it now (linger is skipped while
-        // flushing) instead of at its broker threads' next wake-up. Blocking, so off the pool.
-        // This also waits for records other callers queued on this producer meanwhile.
+        // The batch is complete: flush so librdkafka sends it now instead of lingering
+        // (linger.ms is skipped while flushing). Blocking, so off the pool. This also waits
+        // for records other callers queued on this producer meanwhile.
         let handle = self.handle
         let ms = Int32(clamping: configuration.queueFullTimeout.milliseconds)
         _ = await BlockingCalls.run { rd_kafka_flush(handle.pointer, ms) }

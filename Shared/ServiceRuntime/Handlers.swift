@@ -59,13 +59,9 @@ public struct TopicHandler: Sendable {
     ) -> TopicHandler {
         TopicHandler(topic: topic) { record, db, outbox, now, logger in
             let envelope = try WireFormat.decode(P.self, from: record.value)
-            if try InboxEntry.exists(db, key: envelope.id) { return .duplicate }
-            try body(envelope, MessageContext(db: db, record: record, outbox: outbox, now: now, logger: logger))
-            try InboxEntry(
-                messageId: envelope.id, topic: record.topic, partition: record.partition,
-                offset: record.offset, processedAt: now
-            ).insert(db)
-            return .applied
+            return try InboxEntry.applyOnce(messageId: envelope.id, record: record, db: db, now: now) {
+                try body(envelope, MessageContext(db: db, record: record, outbox: outbox, now: now, logger: logger))
+            }
         }
     }
 }
@@ -96,6 +92,18 @@ public enum DeadLetterWriter {
             id: MessageID.derived(from: "\(record.topic)/\(record.partition)/\(record.offset)", "dead-letter"),
             causationId: messageId, now: now
         )
+    }
+
+    /// Records input that did not come from Kafka (an HTTP item, a spreadsheet row, a file) as
+    /// a dead letter: `origin` names the source (e.g. `http:/v1/incidents`) and `place` must be
+    /// unique within it (row or line number), so sending the same bad input again is recorded once.
+    public static func writeRejectedInput(
+        db: Database, service: ServiceName, origin: String, place: Int64, key: String?, value: [UInt8],
+        errorClass: String, message: String, now: Date, outbox: Outbox
+    ) throws {
+        let record = KafkaRecord(topic: origin, partition: -1, offset: place, key: key.map { Array($0.utf8) }, value: value)
+        try write(db: db, service: service, record: record, errorClass: errorClass, message: message,
+                  attempts: 1, firstFailedAt: now, now: now, outbox: outbox)
     }
 
     /// The envelope id, if the value is JSON with an `id` field.

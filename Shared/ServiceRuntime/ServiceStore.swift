@@ -100,6 +100,17 @@ public struct InboxEntry: Codable, FetchableRecord, PersistableRecord, Sendable,
     }
 }
 
+extension InboxEntry {
+    /// Runs `apply` unless `messageId` was applied before, and remembers it, all in `db`'s
+    /// transaction: the de-duplication every handler needs.
+    public static func applyOnce(messageId: String, record: KafkaRecord, db: Database, now: Date, _ apply: () throws -> Void) throws -> HandleOutcome {
+        if try exists(db, key: messageId) { return .duplicate }
+        try apply()
+        try InboxEntry(messageId: messageId, topic: record.topic, partition: record.partition, offset: record.offset, processedAt: now).insert(db)
+        return .applied
+    }
+}
+
 /// A message to publish, written in the same transaction as the state change that caused it
 /// and removed once the broker acknowledged it.
 public struct OutboxMessage: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {

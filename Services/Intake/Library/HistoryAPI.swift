@@ -1,4 +1,3 @@
-import EncompassKafka
 import EncompassModels
 import Foundation
 import GRDB
@@ -82,10 +81,11 @@ extension IncidentAPI {
             }
             var answer = HistoryAnswer(file: name, records: recordCount, accepted: validItems.count, rejected: [], notices: allNotices)
             for problem in problemItems {
-                let record = KafkaRecord(topic: fileKey, partition: -1, offset: Int64(problem.place), key: nil, value: Array(problem.value))
-                try DeadLetterWriter.write(db: db, service: .intake, record: record, errorClass: "history.record",
-                                           message: "\(name) \(isJSONLines ? "line" : "row") \(problem.place): " + problem.errors.map(\.description).joined(separator: "; "),
-                                           attempts: 1, firstFailedAt: now, now: now, outbox: outbox)
+                try DeadLetterWriter.writeRejectedInput(
+                    db: db, service: .intake, origin: fileKey, place: Int64(problem.place), key: nil, value: Array(problem.value),
+                    errorClass: "history.record",
+                    message: "\(name) \(isJSONLines ? "line" : "row") \(problem.place): " + problem.errors.map(\.description).joined(separator: "; "),
+                    now: now, outbox: outbox)
                 answer.rejected.append(.init(place: problem.place, errors: problem.errors))
             }
             return answer

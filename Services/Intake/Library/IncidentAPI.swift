@@ -1,4 +1,3 @@
-import EncompassKafka
 import EncompassModels
 import Foundation
 import GRDB
@@ -97,11 +96,9 @@ struct IncidentAPI: Sendable {
             }
             let base = Int64(now.timeIntervalSince1970 * 1_000_000) * 1_000
             for (index, item, problems, errorClass) in rejectedItems {
-                let record = KafkaRecord(topic: Self.source, partition: -1, offset: base + Int64(index), key: nil, value: Array(item))
-                try DeadLetterWriter.write(
-                    db: db, service: .intake, record: record, errorClass: errorClass,
-                    message: problems.map(\.description).joined(separator: "; "), attempts: 1,
-                    firstFailedAt: now, now: now, outbox: outbox)
+                try DeadLetterWriter.writeRejectedInput(
+                    db: db, service: .intake, origin: Self.source, place: base + Int64(index), key: nil, value: Array(item),
+                    errorClass: errorClass, message: problems.map(\.description).joined(separator: "; "), now: now, outbox: outbox)
                 answer.rejected.append(ItemResult(index: index, errors: problems))
             }
             return answer

@@ -54,14 +54,13 @@ public enum IntakeService {
     static func rawHandler(validator: IncidentValidator) -> TopicHandler {
         TopicHandler(topic: Topics.incidentsRaw.name) { record, db, outbox, now, _ in
             let submission = try Submission.decode(record)
-            if try InboxEntry.exists(db, key: submission.messageId) { return .duplicate }
-            let incident = validator.forces.prepare(submission.incident)
-            let problems = validator.validate(incident, now: now)
-            guard problems.isEmpty else { throw EnvelopeError.validationFailed(problems) }
-            try OccurrenceLedger.apply(incident, source: submission.source, causationId: submission.messageId, db: db, outbox: outbox, now: now)
-            try InboxEntry(messageId: submission.messageId, topic: record.topic, partition: record.partition,
-                           offset: record.offset, processedAt: now).insert(db)
-            return .applied
+            return try InboxEntry.applyOnce(messageId: submission.messageId, record: record, db: db, now: now) {
+                let incident = validator.forces.prepare(submission.incident)
+                let problems = validator.validate(incident, now: now)
+                guard problems.isEmpty else { throw EnvelopeError.validationFailed(problems) }
+                try OccurrenceLedger.apply(incident, source: submission.source, causationId: submission.messageId,
+                                           db: db, outbox: outbox, now: now)
+            }
         }
     }
 }

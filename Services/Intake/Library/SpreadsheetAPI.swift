@@ -1,4 +1,3 @@
-import EncompassKafka
 import EncompassModels
 import Foundation
 import GRDB
@@ -36,10 +35,10 @@ extension IncidentAPI {
             try IncidentSheet.checkColumns(sheet)
         } catch {
             try await environment.store.pool.write { db in
-                let record = KafkaRecord(topic: fileKey, partition: -1, offset: 0, key: Array(name.utf8), value: body)
-                try DeadLetterWriter.write(db: db, service: .intake, record: record, errorClass: "spreadsheet.unreadable",
-                                           message: error.description, attempts: 1, firstFailedAt: now, now: now,
-                                           outbox: Outbox(db: db, producer: "intake-spreadsheet"))
+                try DeadLetterWriter.writeRejectedInput(
+                    db: db, service: .intake, origin: fileKey, place: 0, key: name, value: body,
+                    errorClass: "spreadsheet.unreadable", message: error.description, now: now,
+                    outbox: Outbox(db: db, producer: "intake-spreadsheet"))
             }
             environment.relay.wake()
             return HTTPEndpoint.json(.unprocessableContent, SpreadsheetAnswer(
@@ -92,10 +91,10 @@ extension IncidentAPI {
             }
             for problem in problemItems {
                 let value = try JSONSerialization.data(withJSONObject: ["file": name, "row": problem.row, "cells": problem.cells], options: [.sortedKeys])
-                let record = KafkaRecord(topic: fileKey, partition: -1, offset: Int64(problem.row), key: problem.cells["occurrence_number"].map { Array($0.utf8) }, value: Array(value))
-                try DeadLetterWriter.write(db: db, service: .intake, record: record, errorClass: "spreadsheet.row",
-                                           message: "row \(problem.row): " + problem.errors.map(\.description).joined(separator: "; "),
-                                           attempts: 1, firstFailedAt: now, now: now, outbox: outbox)
+                try DeadLetterWriter.writeRejectedInput(
+                    db: db, service: .intake, origin: fileKey, place: Int64(problem.row), key: problem.cells["occurrence_number"],
+                    value: Array(value), errorClass: "spreadsheet.row",
+                    message: "row \(problem.row): " + problem.errors.map(\.description).joined(separator: "; "), now: now, outbox: outbox)
                 answer.rejectedRows.append(.init(row: problem.row, errors: problem.errors))
             }
             return answer
