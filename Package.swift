@@ -18,15 +18,18 @@ let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummi
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
-/// One service: a library with its logic and a thin executable that runs it.
+/// One service: a library with its logic and a thin executable that runs it, and its tests.
 struct ServiceSpec {
-    let folder: String      // Services/<folder>
+    let folder: String      // Services/<folder>, Tests/<folder>Tests
     let library: String     // logic module
     let executable: String  // product name
+    var dependencies: [Target.Dependency] = []  // beyond the common ones
+    var resources: [Resource]? = nil
 }
 
 let services = [
-    ServiceSpec(folder: "Intake", library: "IntakeService", executable: "intake"),
+    ServiceSpec(folder: "Intake", library: "IntakeService", executable: "intake",
+                dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     ServiceSpec(folder: "ChildResearch", library: "ChildResearchService", executable: "child-research"),
     ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution"),
     ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling"),
@@ -43,6 +46,7 @@ var targets: [Target] = [
     .target(
         name: "EncompassModels",
         path: "Shared/Models",
+        resources: [.copy("Resources/protocols")],
         swiftSettings: strict
     ),
     .target(
@@ -93,13 +97,6 @@ var targets: [Target] = [
     ),
 ]
 
-targets.append(.testTarget(
-    name: "IntakeTests",
-    dependencies: ["IntakeService", "ServiceRuntime", "EncompassKafka", "EncompassTestSupport", "EncompassModels", grdb],
-    path: "Tests/IntakeTests",
-    swiftSettings: strict
-))
-
 var products: [Product] = [
     .executable(name: "encompass", targets: ["EncompassCLI"]),
 ]
@@ -108,8 +105,16 @@ for service in services {
     targets.append(.target(
         name: service.library,
         dependencies: ["EncompassModels", "ServiceRuntime", "EncompassKafka", grdb, logging, hummingbird, nioCore]
-            + (service.library == "IntakeService" ? [.product(name: "ZIPFoundation", package: "ZIPFoundation")] : []),
+            + service.dependencies,
         path: "Services/\(service.folder)/Library",
+        resources: service.resources,
+        swiftSettings: strict
+    ))
+    targets.append(.testTarget(
+        name: "\(service.folder)Tests",
+        dependencies: [.target(name: service.library), "ServiceRuntime", "EncompassKafka", "EncompassTestSupport", "EncompassModels",
+                       grdb, logging, hummingbird],
+        path: "Tests/\(service.folder)Tests",
         swiftSettings: strict
     ))
     let main = service.library.replacingOccurrences(of: "Service", with: "Main")

@@ -179,6 +179,8 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
     // MARK: State
 
     public var assignment: Set<TopicPartition> { state.withLock { $0.assignment } }
+
+    public var groupId: String { configuration.groupId }
     /// True once the group has given this member an assignment (possibly empty).
     public var hasJoinedGroup: Bool { state.withLock { $0.joined } }
     /// Latest per-partition lag from librdkafka statistics.

@@ -62,6 +62,10 @@ public enum Topics {
     public static let schoolFeedback = TopicDefinition(
         name: "encompass.school.feedback", key: "child id",
         producers: ["dispatch"], consumers: ["school-resolution"])
+    public static let schoolRegister = TopicDefinition(
+        name: "encompass.schools.register", key: "URN",
+        producers: ["school-resolution (register import, contacts API/CLI)"],
+        consumers: ["school-resolution (every instance, own group)"])
     public static let noticeRequests = TopicDefinition(
         name: "encompass.notice.requests", key: "notice id",
         producers: ["school-resolution"], consumers: ["scheduling"])
@@ -76,7 +80,7 @@ public enum Topics {
         producers: ["scheduling", "dispatch"], consumers: ["dispatch (audit)", "operations"])
 
     public static let pipeline: [TopicDefinition] = [
-        incidentsRaw, incidents, history, reviewDecisions, children, schoolFeedback,
+        incidentsRaw, incidents, history, reviewDecisions, children, schoolFeedback, schoolRegister,
         noticeRequests, schedulingChangelog, noticesDue, noticeEvents,
     ]
 

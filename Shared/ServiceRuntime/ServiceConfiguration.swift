@@ -41,6 +41,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var batchSize: Int
     /// How long processed message ids are remembered for de-duplication.
     public var inboxRetention: Duration
+    /// Bearer token of the service's own MASH/operations API (`ENCOMPASS_API_TOKEN`).
+    public var apiToken: String?
+    /// Simulation file of a shared simulated clock (`ENCOMPASS_CLOCK_FILE`); nil: system clock.
+    public var clockFile: String?
 
     public init(
         service: ServiceName,
@@ -58,7 +62,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
         maxAttempts: Int = 5,
         retryBackoff: Duration = .milliseconds(200),
         batchSize: Int = 256,
-        inboxRetention: Duration = .seconds(14 * 24 * 3600)
+        inboxRetention: Duration = .seconds(14 * 24 * 3600),
+        apiToken: String? = nil,
+        clockFile: String? = nil
     ) {
         self.service = service
         self.kafka = kafka
@@ -76,7 +82,20 @@ public struct ServiceConfiguration: Sendable, Equatable {
         self.retryBackoff = retryBackoff
         self.batchSize = batchSize
         self.inboxRetention = inboxRetention
+        self.apiToken = apiToken
+        self.clockFile = clockFile
     }
+
+    /// The clock the service runs on: the simulation file's when one is configured.
+    public var clock: ServiceClock { clockFile.map(ServiceClock.file) ?? .system }
+
+    /// The consumer group of this instance's replicated topics (`ServiceDefinition.replicated`):
+    /// one per instance, so every instance reads them whole. Keep `ENCOMPASS_INSTANCE_ID`
+    /// stable across restarts so a restarted instance resumes rather than re-reads.
+    public var replicaGroupId: String { "\(groupId).replica.\(instanceId)" }
+
+    /// The check for the service's own API.
+    public var apiAuth: APIAuth { APIAuth(token: apiToken) }
 
     public static func defaultInstanceId() -> String {
         "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
@@ -136,7 +155,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
             maxAttempts: try env.int("ENCOMPASS_MAX_ATTEMPTS", in: 1...100) ?? 5,
             retryBackoff: .milliseconds(try env.int("ENCOMPASS_RETRY_BACKOFF_MS", in: 1...600_000) ?? 200),
             batchSize: try env.int("ENCOMPASS_BATCH_SIZE", in: 1...10_000) ?? 256,
-            inboxRetention: .seconds(try env.int("ENCOMPASS_INBOX_RETENTION_HOURS", in: 1...87_600).map { $0 * 3600 } ?? 14 * 24 * 3600)
+            inboxRetention: .seconds(try env.int("ENCOMPASS_INBOX_RETENTION_HOURS", in: 1...87_600).map { $0 * 3600 } ?? 14 * 24 * 3600),
+            apiToken: env.string("ENCOMPASS_API_TOKEN"),
+            clockFile: env.string("ENCOMPASS_CLOCK_FILE")
         )
     }
 }

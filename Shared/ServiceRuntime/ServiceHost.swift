@@ -12,22 +12,46 @@ import UnixSignals
 public struct ServiceDefinition: Sendable {
     public var service: ServiceName
     public var migrations: [StoreMigration]
+    /// Topics split between the instances of the consumer group (work).
     public var handlers: [TopicHandler]
+    /// Topics every instance reads whole, from the beginning (replicated reference data such as
+    /// the history index or the school register): a consumer group of its own per instance,
+    /// `<group>.replica.<instance id>`, so each instance's store holds all of it.
+    public var replicated: [TopicHandler]
     public var produces: [String]
     public var routes: (@Sendable (Router<BasicRequestContext>, ServiceEnvironment) -> Void)?
+    /// Long-running work beside the consumers (e.g. releasing due notices), started with the
+    /// service and cancelled at graceful shutdown before the outbox relay drains.
+    public var background: [BackgroundTask]
 
     public init(
         service: ServiceName,
         migrations: [StoreMigration] = [],
         handlers: [TopicHandler] = [],
+        replicated: [TopicHandler] = [],
         produces: [String] = [],
-        routes: (@Sendable (Router<BasicRequestContext>, ServiceEnvironment) -> Void)? = nil
+        routes: (@Sendable (Router<BasicRequestContext>, ServiceEnvironment) -> Void)? = nil,
+        background: [BackgroundTask] = []
     ) {
         self.service = service
         self.migrations = migrations
         self.handlers = handlers
+        self.replicated = replicated
         self.produces = produces
         self.routes = routes
+        self.background = background
+    }
+}
+
+/// A service's long-running work beside its consumers. `run` should loop until its task is
+/// cancelled (graceful shutdown) and throw only for a failure that must stop the service.
+public struct BackgroundTask: Sendable {
+    public let name: String
+    public let run: @Sendable (ServiceEnvironment) async throws -> Void
+
+    public init(name: String, run: @escaping @Sendable (ServiceEnvironment) async throws -> Void) {
+        self.name = name
+        self.run = run
     }
 }
 
@@ -38,6 +62,18 @@ public struct ServiceEnvironment: Sendable {
     public let metrics: ServiceMetrics
     public let relay: OutboxRelay
     public let logger: Logger
+    /// The service's clock (simulated in tests and the demo): use it, not `Date()`.
+    public let clock: ServiceClock
+    /// The partitions of the work topics (`handlers`) this instance owns right now.
+    public let ownedPartitions: @Sendable () -> Set<TopicPartition>
+
+    /// Writes in one transaction with an outbox for this service, then wakes the relay.
+    public func write<T: Sendable>(_ body: @Sendable @escaping (Database, Outbox) throws -> T) async throws -> T {
+        let producer = configuration.service.rawValue
+        let result = try await store.pool.write { db in try body(db, Outbox(db: db, producer: producer)) }
+        relay.wake()
+        return result
+    }
 }
 
 /// Runs one service instance: store, Kafka consumer and producer, message worker, outbox
@@ -52,7 +88,11 @@ public final class ServiceHost: Sendable {
     public let logger: Logger
     public let relay: OutboxRelay
     public let consumer: KafkaConsumer?
+    /// The per-instance consumer of the replicated topics, if any.
+    public let replicaConsumer: KafkaConsumer?
+    public let clock: ServiceClock
     private let worker: MessageWorker?
+    private let replicaWorker: MessageWorker?
     private let group = Locked<ServiceGroup?>(nil)
     private let boundPort = Locked<Int?>(nil)
     private let portWaiters = Locked<[CheckedContinuation<Int, Never>]>([])
@@ -69,11 +109,14 @@ public final class ServiceHost: Sendable {
         self.logger = logger
         self.store = try ServiceStore(path: configuration.databasePath, migrations: definition.migrations)
         self.metrics = ServiceMetrics(service: configuration.service.rawValue)
+        let clock = configuration.clock
+        self.clock = clock
 
         let consumed = definition.handlers.map(\.topic)
+        let replicatedTopics = definition.replicated.map(\.topic)
         if configuration.createTopics {
             let admin = try KafkaAdmin(client: configuration.kafka, logger: logger)
-            let names = Set(consumed + definition.produces + [configuration.service.deadLetterTopic])
+            let names = Set(consumed + replicatedTopics + definition.produces + [configuration.service.deadLetterTopic])
             let specs = names.sorted().map { name in
                 TopicSpec(
                     name: name, partitions: configuration.topicPartitions, replicationFactor: configuration.replicationFactor,
@@ -104,16 +147,37 @@ public final class ServiceHost: Sendable {
             self.consumer = consumer
             self.worker = MessageWorker(
                 consumer: consumer, store: store, handlers: definition.handlers, configuration: configuration,
-                metrics: metrics, relay: relay, logger: logger
+                metrics: metrics, relay: relay, logger: logger, clock: clock.now
             )
             let metrics = self.metrics
             let group = configuration.groupId
             metrics.addRefresher { metrics.updateLag(group: group, lag: consumer.lag) }
         }
+        if replicatedTopics.isEmpty {
+            self.replicaConsumer = nil
+            self.replicaWorker = nil
+        } else {
+            let group = configuration.replicaGroupId
+            let consumer = try KafkaConsumer(
+                configuration: KafkaConsumerConfiguration(client: configuration.kafka, groupId: group, topics: replicatedTopics),
+                logger: logger
+            )
+            self.replicaConsumer = consumer
+            self.replicaWorker = MessageWorker(
+                consumer: consumer, store: store, handlers: definition.replicated, configuration: configuration,
+                metrics: metrics, relay: relay, logger: logger, clock: clock.now
+            )
+            let metrics = self.metrics
+            metrics.addRefresher { metrics.updateLag(group: group, lag: consumer.lag) }
+        }
     }
 
     public var environment: ServiceEnvironment {
-        ServiceEnvironment(configuration: configuration, store: store, metrics: metrics, relay: relay, logger: logger)
+        let consumer = self.consumer
+        return ServiceEnvironment(
+            configuration: configuration, store: store, metrics: metrics, relay: relay, logger: logger, clock: clock,
+            ownedPartitions: { consumer?.assignment ?? [] }
+        )
     }
 
     var readinessChecks: [ReadinessCheck] {
@@ -125,10 +189,11 @@ public final class ServiceHost: Sendable {
                 catch { return "SQLite store unreadable: \(error)" }
             },
         ]
-        if let consumer {
-            checks.append(ReadinessCheck(name: "kafka") {
+        for (name, consumer) in [("kafka", consumer), ("kafka-replica", replicaConsumer)] {
+            guard let consumer else { continue }
+            checks.append(ReadinessCheck(name: name) {
                 if let fatal = consumer.fatalError { return fatal.description }
-                return consumer.hasJoinedGroup ? nil : "not yet a member of the consumer group"
+                return consumer.hasJoinedGroup ? nil : "not yet a member of the consumer group \(consumer.groupId)"
             })
         }
         return checks
@@ -153,8 +218,12 @@ public final class ServiceHost: Sendable {
             },
             logger: logger
         )
-        // Shut down in reverse order: worker (commit offsets), relay (drain outbox), HTTP.
+        // Shut down in reverse order: workers and background tasks (commit offsets, stop
+        // writing), relay (drain outbox), HTTP.
         var services: [any Service] = [app, relay]
+        let environment = self.environment
+        for task in definition.background { services.append(BackgroundService(task: task, environment: environment)) }
+        if let replicaWorker { services.append(replicaWorker) }
         if let worker { services.append(worker) }
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map {
@@ -188,6 +257,23 @@ public final class ServiceHost: Sendable {
                 pending.forEach { $0.resume(returning: port) }
             }
         }
+    }
+}
+
+/// Runs a `BackgroundTask` under the service group; graceful shutdown cancels it.
+struct BackgroundService: Service {
+    let task: BackgroundTask
+    let environment: ServiceEnvironment
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await task.run(environment)
+            }
+        } catch is CancellationError {
+            // Graceful shutdown.
+        }
+        environment.logger.info("background task stopped", metadata: ["task": .string(task.name)])
     }
 }
 

@@ -46,14 +46,7 @@ struct IncidentAPI: Sendable {
 
     /// nil when the request carries the right token, else the refusal to send.
     func refusal(_ request: Request) -> Response? {
-        guard let apiToken else {
-            return HTTPEndpoint.json(.serviceUnavailable, ["error": "the intake API is not configured: set ENCOMPASS_INTAKE_API_TOKEN"])
-        }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-              constantTimeEqual(Array(header.dropFirst(7).utf8), Array(apiToken.utf8)) else {
-            return HTTPEndpoint.json(.unauthorized, ["error": "missing or wrong bearer token"])
-        }
-        return nil
+        APIAuth(token: apiToken, variable: "ENCOMPASS_INTAKE_API_TOKEN").refusal(request)
     }
 
     func body(_ request: Request) async -> [UInt8]? {
@@ -134,12 +127,4 @@ struct IncidentAPI: Sendable {
             (try? JSONSerialization.data(withJSONObject: item, options: [.fragmentsAllowed])) ?? Data("null".utf8)
         })
     }
-}
-
-/// Compares secrets without leaking their common prefix length through timing.
-func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-    guard a.count == b.count else { return false }
-    var difference: UInt8 = 0
-    for i in 0..<a.count { difference |= a[i] ^ b[i] }
-    return difference == 0
 }

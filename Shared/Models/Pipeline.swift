@@ -1,0 +1,367 @@
+import Foundation
+
+// The messages between child research, school resolution, scheduling and dispatch.
+// docs/ARCHITECTURE.md shows which topic carries which, and with which key.
+
+/// A child linked to an incident, as child research passes it on: recorded by the officer,
+/// or found in earlier records and confirmed by a MASH officer.
+public struct IdentifiedChild: Codable, Sendable, Equatable {
+    /// Stable id of the child (the person in child research's index): the same child in two
+    /// incidents keeps one id where the records match.
+    public var childId: String
+    public var givenName: String
+    public var familyName: String
+    /// ISO date (YYYY-MM-DD), when known (recorded, or filled from history).
+    public var dateOfBirth: String?
+    /// Age in whole years when no date of birth is known.
+    public var ageYears: Int?
+    public var homeAddress: PostalAddress?
+    public var presence: ChildPresence
+    /// The school as recorded by the officer or as last held in earlier records; unverified.
+    public var recordedSchool: RecordedSchool?
+    /// How the child relates to the incident's adults, e.g. `child of victim`, when known.
+    public var relationship: String?
+
+    public init(
+        childId: String, givenName: String, familyName: String, dateOfBirth: String? = nil, ageYears: Int? = nil,
+        homeAddress: PostalAddress? = nil, presence: ChildPresence = .present, recordedSchool: RecordedSchool? = nil,
+        relationship: String? = nil
+    ) {
+        self.childId = childId
+        self.givenName = givenName
+        self.familyName = familyName
+        self.dateOfBirth = dateOfBirth
+        self.ageYears = ageYears
+        self.homeAddress = homeAddress
+        self.presence = presence
+        self.recordedSchool = recordedSchool
+        self.relationship = relationship
+    }
+
+    /// Whole years on `date` (Europe/London calendar), from the date of birth or the recorded age.
+    public func age(on date: Date) -> Int? {
+        guard let dateOfBirth, let birth = CalendarDate(iso: dateOfBirth) else { return ageYears }
+        let day = CalendarDate(date)
+        var years = day.year - birth.year
+        if (day.month, day.day) < (birth.month, birth.day) { years -= 1 }
+        return years
+    }
+}
+
+/// How a child came to be linked to the incident.
+public enum ChildSource: String, Codable, Sendable, CaseIterable {
+    /// Linked by the attending officer.
+    case officer
+    /// Found by child research in earlier records and confirmed by a MASH officer (or above
+    /// the force's confident-match threshold).
+    case research
+}
+
+/// Why child research proposed a child: the score and what matched.
+public struct ResearchEvidence: Codable, Sendable, Equatable {
+    /// 0...1.
+    public var score: Double
+    /// Human-readable reasons, e.g. `address: same flat and postcode as 43190000123 (2024-03-02)`.
+    public var explanation: [String]
+    /// Occurrence numbers of the earlier records the child was found in.
+    public var sourceOccurrences: [String]
+    /// `auto` when above the confident-match threshold, else the reviewing officer.
+    public var confirmedBy: String?
+    public var confirmedAt: Date?
+
+    public init(score: Double, explanation: [String], sourceOccurrences: [String], confirmedBy: String? = nil, confirmedAt: Date? = nil) {
+        self.score = score
+        self.explanation = explanation
+        self.sourceOccurrences = sourceOccurrences
+        self.confirmedBy = confirmedBy
+        self.confirmedAt = confirmedAt
+    }
+}
+
+/// `encompass.children` (key: child id): one message per (incident, child).
+/// A later revision of the incident re-sends its children with a higher `incidentRevision`.
+public struct ChildIdentified: MessagePayload {
+    public static let schema = "encompass.child-identified"
+    public static let schemaVersion = 1
+
+    public var incident: Incident
+    /// The intake revision of the incident this was derived from.
+    public var incidentRevision: Int
+    public var child: IdentifiedChild
+    public var source: ChildSource
+    public var evidence: ResearchEvidence?
+
+    public init(incident: Incident, incidentRevision: Int, child: IdentifiedChild, source: ChildSource, evidence: ResearchEvidence? = nil) {
+        self.incident = incident
+        self.incidentRevision = incidentRevision
+        self.child = child
+        self.source = source
+        self.evidence = evidence
+    }
+
+    /// Stable id of the notice for this (incident, child): the key downstream.
+    public var noticeKey: String { NoticeID.make(forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber, childId: child.childId) }
+}
+
+/// A MASH officer's decision on a proposed child.
+/// `encompass.review.decisions` (key: occurrence number).
+public struct ReviewDecision: MessagePayload {
+    public static let schema = "encompass.review-decision"
+    public static let schemaVersion = 1
+
+    public enum Verdict: String, Codable, Sendable, CaseIterable { case confirm, reject }
+
+    public var forceCode: String
+    public var occurrenceNumber: String
+    /// The proposal's id, as listed by `encompass review list`.
+    public var proposalId: String
+    public var verdict: Verdict
+    public var reviewer: String
+    public var decidedAt: Date
+    public var note: String?
+
+    public init(forceCode: String, occurrenceNumber: String, proposalId: String, verdict: Verdict, reviewer: String, decidedAt: Date, note: String? = nil) {
+        self.forceCode = forceCode
+        self.occurrenceNumber = occurrenceNumber
+        self.proposalId = proposalId
+        self.verdict = verdict
+        self.reviewer = reviewer
+        self.decidedAt = decidedAt
+        self.note = note
+    }
+}
+
+/// One safeguarding contact of a school, kept by the MASH.
+public struct SchoolContact: Codable, Sendable, Equatable, Hashable {
+    /// `dsl` (designated safeguarding lead), `deputy-dsl`, `da-lead`, `office`, `esm` …
+    public var role: String
+    public var name: String?
+    public var email: String?
+    public var phone: String?
+
+    public init(role: String, name: String? = nil, email: String? = nil, phone: String? = nil) {
+        self.role = role
+        self.name = name
+        self.email = email
+        self.phone = phone
+    }
+}
+
+/// How a notice reaches the setting.
+public enum NoticeChannel: String, Codable, Sendable, CaseIterable {
+    /// An email with a link to the notice page (no personal data in the email).
+    case email
+    /// A task for MASH staff to telephone the setting (e.g. early years in Cambridgeshire).
+    case telephone
+}
+
+/// A school verified against the register.
+public struct ResolvedSchool: Codable, Sendable, Equatable {
+    public var urn: String
+    public var name: String
+    /// DfE local authority code, e.g. `871` (Slough).
+    public var localAuthorityCode: String
+    public var localAuthorityName: String
+    /// DfE phase, e.g. `Primary`, `Secondary`, `Nursery`, `All-through`.
+    public var phase: String?
+    public var earlyYears: Bool
+    public var postcode: String?
+    public var contacts: [SchoolContact]
+    public var channel: NoticeChannel
+
+    public init(
+        urn: String, name: String, localAuthorityCode: String, localAuthorityName: String, phase: String? = nil,
+        earlyYears: Bool = false, postcode: String? = nil, contacts: [SchoolContact] = [], channel: NoticeChannel = .email
+    ) {
+        self.urn = urn
+        self.name = name
+        self.localAuthorityCode = localAuthorityCode
+        self.localAuthorityName = localAuthorityName
+        self.phase = phase
+        self.earlyYears = earlyYears
+        self.postcode = postcode
+        self.contacts = contacts
+        self.channel = channel
+    }
+}
+
+/// `encompass.notice.requests` (key: notice id): a child whose school is verified, to be
+/// scheduled. Re-sent with the same notice id when the incident is amended.
+public struct NoticeRequested: MessagePayload {
+    public static let schema = "encompass.notice-requested"
+    public static let schemaVersion = 1
+
+    public var noticeId: String
+    public var incident: Incident
+    public var incidentRevision: Int
+    public var child: IdentifiedChild
+    public var childSource: ChildSource
+    public var school: ResolvedSchool
+    /// How the school was found and verified, e.g. `recorded name "St Marys CE Prim" matched URN 109955 (0.93)`.
+    public var resolution: [String]
+
+    public init(noticeId: String, incident: Incident, incidentRevision: Int, child: IdentifiedChild, childSource: ChildSource, school: ResolvedSchool, resolution: [String]) {
+        self.noticeId = noticeId
+        self.incident = incident
+        self.incidentRevision = incidentRevision
+        self.child = child
+        self.childSource = childSource
+        self.school = school
+        self.resolution = resolution
+    }
+}
+
+/// `encompass.notices.due` (key: notice id): released by scheduling at the release time.
+public struct NoticeDue: MessagePayload {
+    public static let schema = "encompass.notice-due"
+    public static let schemaVersion = 1
+
+    public var request: NoticeRequested
+    /// The planned release time.
+    public var releaseAt: Date
+    /// Sent to the education safeguarding manager now instead of the school later
+    /// (high risk during a school holiday).
+    public var escalation: Bool
+    /// Whom to notify instead of the school's contacts when `escalation`.
+    public var escalationContact: SchoolContact?
+    /// The rules that decided the release time, in order.
+    public var rules: [String]
+
+    public init(request: NoticeRequested, releaseAt: Date, escalation: Bool = false, escalationContact: SchoolContact? = nil, rules: [String]) {
+        self.request = request
+        self.releaseAt = releaseAt
+        self.escalation = escalation
+        self.escalationContact = escalationContact
+        self.rules = rules
+    }
+
+    public var noticeId: String { request.noticeId }
+}
+
+/// `encompass.notice.events` (key: notice id): a notice's life, for audit.
+public struct NoticeEvent: MessagePayload {
+    public static let schema = "encompass.notice-event"
+    public static let schemaVersion = 1
+
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        case scheduled, rescheduled, escalated, released, sent, deliveredToRelay = "delivered-to-relay"
+        case telephoneTask = "telephone-task", viewed, acknowledged, feedback, failed, cancelled, flagged
+    }
+
+    public var noticeId: String
+    public var kind: Kind
+    public var at: Date
+    public var forceCode: String
+    public var occurrenceNumber: String
+    public var schoolURN: String?
+    /// Plain words, no personal data (e.g. `release 2026-11-24T08:00:00Z: next school day`).
+    public var detail: String?
+
+    public init(noticeId: String, kind: Kind, at: Date, forceCode: String, occurrenceNumber: String, schoolURN: String? = nil, detail: String? = nil) {
+        self.noticeId = noticeId
+        self.kind = kind
+        self.at = at
+        self.forceCode = forceCode
+        self.occurrenceNumber = occurrenceNumber
+        self.schoolURN = schoolURN
+        self.detail = detail
+    }
+}
+
+/// `encompass.school.feedback` (key: child id): what a school told dispatch about a child.
+public struct SchoolFeedback: MessagePayload {
+    public static let schema = "encompass.school-feedback"
+    public static let schemaVersion = 1
+
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// The pupil no longer attends this school: unlink and stop notices to it.
+        case noLongerAttends = "no-longer-attends"
+    }
+
+    public var childId: String
+    public var noticeId: String
+    public var schoolURN: String
+    public var kind: Kind
+    public var reportedAt: Date
+    /// Who reported it (the school's signed-in user), for the audit.
+    public var reportedBy: String
+    public var note: String?
+
+    public init(childId: String, noticeId: String, schoolURN: String, kind: Kind, reportedAt: Date, reportedBy: String, note: String? = nil) {
+        self.childId = childId
+        self.noticeId = noticeId
+        self.schoolURN = schoolURN
+        self.kind = kind
+        self.reportedAt = reportedAt
+        self.reportedBy = reportedBy
+        self.note = note
+    }
+}
+
+/// Notice ids: stable per (force, occurrence, child), so re-processing and amendments keep one
+/// notice per child per incident.
+public enum NoticeID {
+    public static func make(forceCode: String, occurrenceNumber: String, childId: String) -> String {
+        "n-" + String(StableHash.hex128("\(forceCode)\u{1F}\(occurrenceNumber)\u{1F}\(childId)").prefix(24))
+    }
+}
+
+/// A day of the Europe/London calendar (what "school day" and "date of birth" mean).
+public struct CalendarDate: Codable, Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var year: Int
+    public var month: Int
+    public var day: Int
+
+    public init(year: Int, month: Int, day: Int) {
+        self.year = year
+        self.month = month
+        self.day = day
+    }
+
+    /// `YYYY-MM-DD`, when it is a real calendar date.
+    public init?(iso text: String) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+              let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]) else { return nil }
+        var components = DateComponents(year: y, month: m, day: d)
+        components.calendar = CalendarDate.london
+        guard components.isValidDate else { return nil }
+        self.init(year: y, month: m, day: d)
+    }
+
+    /// The London calendar day of an instant.
+    public init(_ date: Date) {
+        let c = CalendarDate.london.dateComponents([.year, .month, .day], from: date)
+        self.init(year: c.year!, month: c.month!, day: c.day!)
+    }
+
+    public static let london: Calendar = {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "Europe/London")!
+        calendar.locale = Locale(identifier: "en_GB_POSIX")
+        return calendar
+    }()
+
+    public var description: String {
+        String(format: "%04d-%02d-%02d", year, month, day)
+    }
+
+    public static func < (lhs: CalendarDate, rhs: CalendarDate) -> Bool {
+        (lhs.year, lhs.month, lhs.day) < (rhs.year, rhs.month, rhs.day)
+    }
+
+    /// The instant of `hour:minute` London time on this day (DST-aware).
+    public func at(hour: Int, minute: Int = 0) -> Date {
+        CalendarDate.london.date(from: DateComponents(year: year, month: month, day: day, hour: hour, minute: minute))!
+    }
+
+    public func adding(days: Int) -> CalendarDate {
+        CalendarDate(CalendarDate.london.date(byAdding: .day, value: days, to: at(hour: 12))!)
+    }
+
+    /// 1 = Monday … 7 = Sunday.
+    public var isoWeekday: Int {
+        let weekday = CalendarDate.london.component(.weekday, from: at(hour: 12)) // 1 = Sunday
+        return weekday == 1 ? 7 : weekday - 1
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+import Hummingbird
+
+/// Bearer-token check for a service's own API (review queue, school register, notices…).
+///
+/// Every service's MASH/operations API takes `Authorization: Bearer $ENCOMPASS_API_TOKEN`.
+/// Without a configured token the API answers 503, so an unconfigured service never serves
+/// personal data openly.
+public struct APIAuth: Sendable {
+    public let token: String?
+    /// The variable that configures the token, named in the 503 answer.
+    public let variable: String
+
+    public init(token: String?, variable: String = "ENCOMPASS_API_TOKEN") {
+        self.token = token
+        self.variable = variable
+    }
+
+    /// nil when the request carries the right token, else the refusal to send.
+    public func refusal(_ request: Request) -> Response? {
+        guard let token else {
+            return HTTPEndpoint.json(.serviceUnavailable, ["error": "this API is not configured: set \(variable)"])
+        }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+              constantTimeEqual(Array(header.dropFirst(7).utf8), Array(token.utf8)) else {
+            return HTTPEndpoint.json(.unauthorized, ["error": "missing or wrong bearer token"])
+        }
+        return nil
+    }
+}
+
+/// Compares secrets without leaking their common prefix length through timing.
+public func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var difference: UInt8 = 0
+    for i in 0..<a.count { difference |= a[i] ^ b[i] }
+    return difference == 0
+}

@@ -1,0 +1,1 @@
+// ChildResearch tests live in this target.

@@ -1,0 +1,1 @@
+// Dispatch tests live in this target.

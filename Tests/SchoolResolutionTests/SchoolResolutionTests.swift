@@ -1,0 +1,1 @@
+// SchoolResolution tests live in this target.
