@@ -205,6 +205,7 @@ public final class ServiceHost: Sendable {
             service: configuration.service.rawValue, instanceId: configuration.instanceId,
             metrics: metrics, readiness: readinessChecks
         )
+        OperationsAPI.register(on: router, environment: environment)
         definition.routes?(router, environment)
         let app = Application(
             router: router,

@@ -36,7 +36,7 @@ public final class ServiceStore: Sendable {
         self.path = path
         self.pool = try DatabasePool(path: path, configuration: configuration)
         var migrator = DatabaseMigrator()
-        for migration in ServiceStore.runtimeMigrations + migrations {
+        for migration in ServiceStore.runtimeMigrations + [DeadLetterOps.migration] + migrations {
             migrator.registerMigration(migration.identifier, migrate: migration.migrate)
         }
         try migrator.migrate(pool)

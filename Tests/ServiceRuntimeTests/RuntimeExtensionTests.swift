@@ -5,6 +5,9 @@ import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// A service whose notes topic is replicated (every instance keeps all of it) and whose
 /// background task counts its ticks in SQLite until shutdown.
@@ -76,5 +79,82 @@ struct RuntimeExtensionTests {
         #expect(configuration.clockFile == "/tmp/clock.json")
         #expect(configuration.replicaGroupId == "encompass-scheduling.replica.s-1")
         #expect(configuration.apiAuth.token == "secret")
+    }
+}
+
+@Suite("Runtime: dead-letter operations over HTTP", .serialized)
+struct DeadLetterOperationsTests {
+    func call(_ method: String, _ url: String, token: String?, body: [String: Any]? = nil) async throws -> (Int, Any?) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = method
+        if let body { request.httpBody = try JSONSerialization.data(withJSONObject: body) }
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, try? JSONSerialization.jsonObject(with: data))
+    }
+
+    @Test("list, show, replay with an edited payload (validated first, once only), discard; all need the token")
+    func listReplayDiscard() async throws {
+        PayloadSchemas.register(TestNote.self)
+        let kafka = try TestKafka(partitions: 2)
+        let topic = try kafka.uniqueTopic("dlq-ops")
+        var config = configuration(kafka, dataDirectory: TestPaths.temporaryDirectory("dlq-ops"), group: "dlq-\(UUID())")
+        config.apiToken = "ops-token"
+        let host = try await RunningHost(noteService(input: topic, output: nil), config)
+        let port = await host.host.httpPort()
+        let base = "http://127.0.0.1:\(port)/v1/dead-letters"
+        try await produce(kafka, topic: topic, [
+            ("43000000001", try TestNote(text: "reject", sequence: 1).envelope()),
+            ("43000000002", try TestNote(text: "reject", sequence: 2).envelope()),
+            ("k3", Array("not json".utf8)),
+        ])
+        try await eventually("three dead letters") {
+            try await host.host.store.pool.read { try DeadLetter.fetchCount($0) } == 3
+        }
+        #expect(try await call("GET", base, token: nil).0 == 401)
+        #expect(try await call("GET", base, token: "wrong").0 == 401)
+        let (status, listed) = try await call("GET", base + "?occurrence=43000000002", token: "ops-token")
+        #expect(status == 200)
+        let rows = try #require(listed as? [[String: Any]])
+        #expect(rows.count == 1)
+        let id = try #require(rows.first?["id"] as? Int)
+        #expect(rows.first?["errorClass"] as? String == "note.rejected")
+        let (_, classed) = try await call("GET", base + "?errorClass=envelope.not-json", token: "ops-token")
+        #expect((classed as? [[String: Any]])?.count == 1)
+        #expect(try await call("GET", base + "?since=yesterday", token: "ops-token").0 == 400)
+
+        let (shown, detail) = try await call("GET", "\(base)/\(id)", token: "ops-token")
+        #expect(shown == 200)
+        #expect(((detail as? [String: Any])?["originalValue"] as? String)?.contains("reject") == true)
+        #expect(try await call("GET", "\(base)/99999", token: "ops-token").0 == 404)
+
+        // An edit that does not validate is refused and changes nothing.
+        let invalid: [String: Any] = ["schema": TestNote.schema, "version": 1, "id": "x", "key": "k", "producer": "ops",
+                                      "createdAt": "2026-11-23T10:00:00Z", "payload": ["text": "", "sequence": 2]]
+        let (refused, reason) = try await call("POST", "\(base)/\(id)/replay", token: "ops-token", body: ["by": "ops-anna", "payload": invalid])
+        #expect(refused == 422)
+        #expect(((reason as? [String: Any])?["error"] as? String)?.contains("text") == true, "\(String(describing: reason))")
+        #expect(try await call("POST", "\(base)/\(id)/replay", token: "ops-token", body: ["payload": invalid]).0 == 422)
+
+        let fixed = String(decoding: try TestNote(text: "fixed", sequence: 2).envelope(id: "fixed-1", key: "43000000002"), as: UTF8.self)
+        let (replayed, outcome) = try await call("POST", "\(base)/\(id)/replay", token: "ops-token", body: ["by": "ops-anna", "payload": fixed])
+        #expect(replayed == 200, "\(String(describing: outcome))")
+        #expect((outcome as? [String: Any])?["alreadyReplayed"] as? Bool == false)
+        try await eventually("the replayed note is applied") { try await host.notes().contains("fixed") }
+        let (_, again) = try await call("POST", "\(base)/\(id)/replay", token: "ops-token", body: ["by": "ops-bob"])
+        #expect((again as? [String: Any])?["alreadyReplayed"] as? Bool == true)
+        #expect((again as? [String: Any])?["replayedBy"] as? String == "ops-anna")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await host.notes().filter { $0 == "fixed" }.count == 1)
+
+        let other = try #require((try await call("GET", base + "?occurrence=43000000001", token: "ops-token").1 as? [[String: Any]])?.first?["id"] as? Int)
+        #expect(try await call("POST", "\(base)/\(other)/discard", token: "ops-token", body: ["by": "ops-anna"]).0 == 422)
+        let (discarded, view) = try await call("POST", "\(base)/\(other)/discard", token: "ops-token", body: ["by": "ops-anna", "reason": "test data"])
+        #expect(discarded == 200)
+        #expect((view as? [String: Any])?["status"] as? String == "discarded")
+        #expect(try await call("POST", "\(base)/\(other)/replay", token: "ops-token", body: ["by": "ops-anna"]).0 == 409)
+        let actions = try await host.host.store.pool.read { try DeadLetterAction.fetchAll($0) }
+        #expect(actions.map(\.action).sorted() == ["discard", "replay"])
+        try await host.stop()
     }
 }

@@ -1,0 +1,229 @@
+import EncompassModels
+import Foundation
+import GRDB
+
+/// Who did what to a dead letter: replayed (with the message id it was published as) or
+/// discarded. Kept forever beside the dead letter, for the audit.
+public struct DeadLetterAction: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "deadLetterAction"
+    public var id: Int64?
+    public var deadLetterId: Int64
+    /// `replay` or `discard`.
+    public var action: String
+    public var actor: String
+    public var at: Date
+    /// The reason (discard) or `edited payload` / `original payload` (replay).
+    public var detail: String?
+    /// Where a replay went.
+    public var topic: String?
+    public var messageId: String?
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// Which dead letters to list.
+public struct DeadLetterFilter: Sendable, Equatable {
+    /// open, replayed, discarded; nil for all.
+    public var status: String?
+    public var errorClass: String?
+    public var since: Date?
+    public var until: Date?
+    /// Matches the record key or an occurrence number anywhere in the original value.
+    public var occurrenceNumber: String?
+    public var limit: Int
+
+    public init(status: String? = "open", errorClass: String? = nil, since: Date? = nil, until: Date? = nil,
+                occurrenceNumber: String? = nil, limit: Int = 200) {
+        self.status = status
+        self.errorClass = errorClass
+        self.since = since
+        self.until = until
+        self.occurrenceNumber = occurrenceNumber
+        self.limit = limit
+    }
+}
+
+/// A dead letter as the operations API shows it.
+public struct DeadLetterView: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var service: String
+    public var originalTopic: String
+    public var originalPartition: Int32
+    public var originalOffset: Int64
+    public var originalKey: String?
+    public var originalMessageId: String?
+    public var errorClass: String
+    public var errorMessage: String
+    public var attempts: Int
+    public var firstFailedAt: Date
+    public var deadLetteredAt: Date
+    public var status: String
+    /// Only in `show`: the original value as text (or base64 when it is not UTF-8).
+    public var originalValue: String?
+    public var originalValueBase64: String?
+    public var actions: [DeadLetterAction]?
+}
+
+/// Why a dead-letter operation was refused; each says what to do.
+public enum DeadLetterOpError: Error, Sendable, Equatable, CustomStringConvertible {
+    case notFound(Int64)
+    case discarded(Int64)
+    case noTarget(origin: String)
+    case invalidPayload(String)
+    case actorRequired
+
+    public var description: String {
+        switch self {
+        case .notFound(let id): "no dead letter \(id) in this service; list them with encompass dlq list"
+        case .discarded(let id): "dead letter \(id) was discarded; it cannot be replayed"
+        case .noTarget(let origin):
+            "dead letter from \(origin) has no topic to replay to; re-submit the corrected input at its source"
+        case .invalidPayload(let detail): "the payload to replay is not valid: \(detail); fix it and replay again"
+        case .actorRequired: "say who you are (--by NAME): every replay and discard is recorded"
+        }
+    }
+}
+
+/// The result of a replay request.
+public struct ReplayOutcome: Codable, Sendable, Equatable {
+    public var deadLetterId: Int64
+    public var topic: String
+    public var key: String?
+    public var messageId: String?
+    /// True when this dead letter had been replayed before: nothing was published again.
+    public var alreadyReplayed: Bool
+    public var replayedBy: String
+    public var replayedAt: Date
+}
+
+/// Listing, replaying and discarding a service's dead letters (the SQLite `deadLetter` table,
+/// which outlives the broker's retention).
+///
+/// Replay re-publishes the original bytes (or an edited payload, validated first) to the
+/// original topic with the original key, through the outbox in the same transaction that marks
+/// the dead letter `replayed` and records who did it. A second replay of the same dead letter
+/// publishes nothing and answers with the first replay. Input that did not come from Kafka
+/// (intake's HTTP items, spreadsheet rows, history lines) replays to `encompass.incidents.raw`
+/// when its value (or the edit) is an incident.
+public enum DeadLetterOps {
+    public static let migration = StoreMigration("runtime-v2-dead-letter-actions") { db in
+        try db.create(table: DeadLetterAction.databaseTableName) { t in
+            t.autoIncrementedPrimaryKey("id")
+            t.column("deadLetterId", .integer).notNull().indexed().references(DeadLetter.databaseTableName)
+            t.column("action", .text).notNull()
+            t.column("actor", .text).notNull()
+            t.column("at", .datetime).notNull()
+            t.column("detail", .text)
+            t.column("topic", .text)
+            t.column("messageId", .text)
+        }
+    }
+
+    public static func list(_ db: Database, filter: DeadLetterFilter) throws -> [DeadLetterView] {
+        var request = DeadLetter.all()
+        if let status = filter.status { request = request.filter(Column("status") == status) }
+        if let errorClass = filter.errorClass { request = request.filter(Column("errorClass") == errorClass) }
+        if let since = filter.since { request = request.filter(Column("deadLetteredAt") >= since) }
+        if let until = filter.until { request = request.filter(Column("deadLetteredAt") < until) }
+        if let number = filter.occurrenceNumber {
+            request = request.filter(sql: "(originalKey = ? OR instr(CAST(originalValue AS TEXT), ?) > 0)", arguments: [number, number])
+        }
+        return try request.order(Column("id").desc).limit(max(1, min(filter.limit, 10_000))).fetchAll(db).map { view($0, full: false, actions: nil) }
+    }
+
+    public static func show(_ db: Database, id: Int64) throws -> DeadLetterView {
+        guard let row = try DeadLetter.fetchOne(db, key: id) else { throw DeadLetterOpError.notFound(id) }
+        let actions = try DeadLetterAction.filter(Column("deadLetterId") == id).order(Column("id")).fetchAll(db)
+        return view(row, full: true, actions: actions)
+    }
+
+    /// Replays dead letter `id` (see the type's documentation).
+    public static func replay(_ db: Database, id: Int64, actor: String, editedValue: [UInt8]?, outbox: Outbox, now: Date) throws -> ReplayOutcome {
+        guard !actor.trimmingCharacters(in: .whitespaces).isEmpty else { throw DeadLetterOpError.actorRequired }
+        guard var row = try DeadLetter.fetchOne(db, key: id) else { throw DeadLetterOpError.notFound(id) }
+        if row.status == "discarded" { throw DeadLetterOpError.discarded(id) }
+        if row.status == "replayed",
+           let first = try DeadLetterAction.filter(Column("deadLetterId") == id && Column("action") == "replay").order(Column("id")).fetchOne(db) {
+            return ReplayOutcome(deadLetterId: id, topic: first.topic ?? row.originalTopic, key: row.originalKey, messageId: first.messageId,
+                                 alreadyReplayed: true, replayedBy: first.actor, replayedAt: first.at)
+        }
+        let value = editedValue ?? Array(row.originalValue)
+        let topic: String
+        let messageId: String?
+        if row.originalPartition >= 0 { // came from Kafka (rejected HTTP/file input is recorded with partition -1)
+            topic = row.originalTopic
+            if isEnvelope(value) {
+                do { try PayloadSchemas.validate(value) } catch { throw DeadLetterOpError.invalidPayload(error.description) }
+            } else if topic == Topics.incidentsRaw.name {
+                try checkIncident(value)
+            } else if editedValue != nil {
+                throw DeadLetterOpError.invalidPayload("\(topic) carries Encompass envelopes; send one")
+            }
+            messageId = envelopeId(value) ?? row.originalMessageId
+        } else {
+            // HTTP items, spreadsheet rows, history lines: replay as a records-feed submission.
+            guard editedValue != nil || (try? checkIncident(value)) != nil else { throw DeadLetterOpError.noTarget(origin: row.originalTopic) }
+            try checkIncident(value)
+            topic = Topics.incidentsRaw.name
+            messageId = nil
+        }
+        var headers: [String: String] = ["encompass-replay-of": "\(row.service)/\(id)", "encompass-replayed-by": actor]
+        if let messageId { headers["encompass-message-id"] = messageId }
+        var message = OutboxMessage(
+            messageId: messageId ?? MessageID.derived(from: "\(row.service)/dead-letter/\(id)", "replay"), topic: topic,
+            key: row.originalKey, value: Data(value),
+            headers: String(decoding: try JSONEncoder().encode(headers), as: UTF8.self), createdAt: now
+        )
+        try message.insert(db)
+        row.status = "replayed"
+        try row.update(db)
+        var action = DeadLetterAction(deadLetterId: id, action: "replay", actor: actor, at: now,
+                                      detail: editedValue == nil ? "original payload" : "edited payload", topic: topic, messageId: message.messageId)
+        try action.insert(db)
+        return ReplayOutcome(deadLetterId: id, topic: topic, key: row.originalKey, messageId: message.messageId,
+                             alreadyReplayed: false, replayedBy: actor, replayedAt: now)
+    }
+
+    public static func discard(_ db: Database, id: Int64, actor: String, reason: String, now: Date) throws -> DeadLetterView {
+        guard !actor.trimmingCharacters(in: .whitespaces).isEmpty else { throw DeadLetterOpError.actorRequired }
+        guard var row = try DeadLetter.fetchOne(db, key: id) else { throw DeadLetterOpError.notFound(id) }
+        if row.status != "discarded" {
+            row.status = "discarded"
+            try row.update(db)
+            var action = DeadLetterAction(deadLetterId: id, action: "discard", actor: actor, at: now, detail: reason)
+            try action.insert(db)
+        }
+        return try show(db, id: id)
+    }
+
+    static func view(_ row: DeadLetter, full: Bool, actions: [DeadLetterAction]?) -> DeadLetterView {
+        let text = String(validating: Array(row.originalValue), as: UTF8.self)
+        return DeadLetterView(
+            id: row.id ?? 0, service: row.service, originalTopic: row.originalTopic, originalPartition: row.originalPartition,
+            originalOffset: row.originalOffset, originalKey: row.originalKey, originalMessageId: row.originalMessageId,
+            errorClass: row.errorClass, errorMessage: row.errorMessage, attempts: row.attempts, firstFailedAt: row.firstFailedAt,
+            deadLetteredAt: row.deadLetteredAt, status: row.status,
+            originalValue: full ? text : nil,
+            originalValueBase64: full && text == nil ? row.originalValue.base64EncodedString() : nil,
+            actions: actions
+        )
+    }
+
+    private struct Probe: Decodable { var schema: String?; var id: String? }
+
+    static func isEnvelope(_ value: [UInt8]) -> Bool {
+        (try? JSONDecoder().decode(Probe.self, from: Data(value)))?.schema != nil
+    }
+
+    static func envelopeId(_ value: [UInt8]) -> String? {
+        (try? JSONDecoder().decode(Probe.self, from: Data(value)))?.id
+    }
+
+    static func checkIncident(_ value: [UInt8]) throws {
+        do {
+            _ = try WireFormat.decoder().decode(Incident.self, from: Data(value))
+        } catch {
+            throw DeadLetterOpError.invalidPayload("not an incident: \(WireFormat.describe(error))")
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import EncompassModels
+import Foundation
+import GRDB
+import Hummingbird
+import Logging
+
+/// Every service's operations API (bearer `ENCOMPASS_API_TOKEN`): its dead letters.
+///
+/// - `GET /v1/dead-letters?status=open|replayed|discarded|all&errorClass=&since=&until=&occurrence=&limit=`
+/// - `GET /v1/dead-letters/{id}`: with the original value and the actions taken
+/// - `POST /v1/dead-letters/{id}/replay` `{"by": "name", "payload": {…}}` (payload optional: an edit, validated first)
+/// - `POST /v1/dead-letters/{id}/discard` `{"by": "name", "reason": "…"}`
+enum OperationsAPI {
+    static func register(on router: Router<BasicRequestContext>, environment: ServiceEnvironment) {
+        let auth = environment.configuration.apiAuth
+        router.get("v1/dead-letters") { request, _ -> Response in
+            if let refusal = auth.refusal(request) { return refusal }
+            let query = request.uri.queryParameters
+            var filter = DeadLetterFilter()
+            if let status = query["status"].map(String.init) { filter.status = status == "all" ? nil : status }
+            filter.errorClass = query["errorClass"].map(String.init)
+            filter.occurrenceNumber = query["occurrence"].map(String.init)
+            for (name, keyPath) in [("since", \DeadLetterFilter.since), ("until", \DeadLetterFilter.until)] {
+                guard let text = query[Substring(name)].map(String.init) else { continue }
+                guard let date = Timestamp.parse(text) else {
+                    return HTTPEndpoint.json(.badRequest, ["error": "\(name) '\(text)' is not a time; use ISO 8601, e.g. 2026-11-23T09:00:00Z"])
+                }
+                filter[keyPath: keyPath] = date
+            }
+            if let text = query["limit"].map(String.init) {
+                guard let limit = Int(text), limit > 0 else { return HTTPEndpoint.json(.badRequest, ["error": "limit must be a positive whole number"]) }
+                filter.limit = limit
+            }
+            let chosen = filter
+            let rows = try await environment.store.pool.read { try DeadLetterOps.list($0, filter: chosen) }
+            return encoded(.ok, rows)
+        }
+        router.get("v1/dead-letters/:id") { request, context -> Response in
+            if let refusal = auth.refusal(request) { return refusal }
+            guard let id = context.parameters.get("id", as: Int64.self) else { return badId }
+            return try await answer { try await environment.store.pool.read { try DeadLetterOps.show($0, id: id) } }
+        }
+        router.post("v1/dead-letters/:id/replay") { request, context -> Response in
+            if let refusal = auth.refusal(request) { return refusal }
+            guard let id = context.parameters.get("id", as: Int64.self) else { return badId }
+            guard let body = await object(request) else { return notJSON }
+            let actor = body["by"] as? String ?? ""
+            var editedValue: [UInt8]?
+            if let payload = body["payload"], !(payload is NSNull) {
+                if let text = payload as? String {
+                    editedValue = Array(text.utf8)
+                } else {
+                    guard let data = try? JSONSerialization.data(withJSONObject: payload, options: [.fragmentsAllowed]) else { return notJSON }
+                    editedValue = Array(data)
+                }
+            }
+            let edited = editedValue
+            let now = environment.clock.now()
+            let result = try await answer { () async throws -> ReplayOutcome in
+                try await environment.write { db, outbox in
+                    try DeadLetterOps.replay(db, id: id, actor: actor, editedValue: edited, outbox: outbox, now: now)
+                }
+            }
+            environment.logger.notice("dead letter replay", metadata: ["deadLetter": "\(id)", "by": .string(actor), "status": "\(result.status.code)"])
+            return result
+        }
+        router.post("v1/dead-letters/:id/discard") { request, context -> Response in
+            if let refusal = auth.refusal(request) { return refusal }
+            guard let id = context.parameters.get("id", as: Int64.self) else { return badId }
+            guard let body = await object(request) else { return notJSON }
+            let actor = body["by"] as? String ?? ""
+            let reason = body["reason"] as? String ?? ""
+            guard !reason.isEmpty else { return HTTPEndpoint.json(.unprocessableContent, ["error": "say why (reason): every discard is recorded"]) }
+            let now = environment.clock.now()
+            return try await answer {
+                try await environment.store.pool.write { try DeadLetterOps.discard($0, id: id, actor: actor, reason: reason, now: now) }
+            }
+        }
+    }
+
+    static let badId = HTTPEndpoint.json(.badRequest, ["error": "dead letter id must be a whole number"])
+    static let notJSON = HTTPEndpoint.json(.badRequest, ["error": "body must be a JSON object"])
+
+    static func object(_ request: Request) async -> [String: Any]? {
+        guard let buffer = try? await request.body.collect(upTo: 8 * 1024 * 1024) else { return nil }
+        if buffer.readableBytes == 0 { return [:] }
+        return (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any]
+    }
+
+    /// Runs an operation; its refusals become 404/409/422 answers that say what to do.
+    static func answer<T: Encodable>(_ body: () async throws -> T) async throws -> Response {
+        do {
+            return encoded(.ok, try await body())
+        } catch let error as DeadLetterOpError {
+            let status: HTTPResponse.Status = switch error {
+            case .notFound: .notFound
+            case .discarded: .conflict
+            case .noTarget, .invalidPayload, .actorRequired: .unprocessableContent
+            }
+            return HTTPEndpoint.json(status, ["error": error.description])
+        }
+    }
+
+    static func encoded(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+        let encoder = WireFormat.encoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
