@@ -1,4 +1,5 @@
 import CRdKafka
+import Foundation
 import Logging
 
 public struct TopicSpec: Sendable, Equatable {
@@ -226,6 +227,56 @@ public final class KafkaAdmin: Sendable {
                 offsets[TopicPartition(String(cString: e.topic), e.partition)] = e.offset
             }
             return .success(offsets)
+        }
+        return try result.get()
+    }
+
+    /// The timestamps of the records at these offsets (the next record each consumer group will
+    /// process), for lag in seconds. Reads with an assigned consumer that joins no group and
+    /// commits nothing. A partition whose record cannot be read in time is left out.
+    public static func recordTimestamps(
+        client: KafkaClientConfiguration, at offsets: [TopicPartition: Int64], logger: Logger, timeout: Duration = .seconds(10)
+    ) async throws(KafkaError) -> [TopicPartition: Date] {
+        guard !offsets.isEmpty else { return [:] }
+        let handle = try ClientHandle(
+            type: RD_KAFKA_CONSUMER,
+            properties: client.merged(defaults: [
+                "group.id": "encompass-lag-probe", "enable.auto.commit": "false", "enable.partition.eof": "true",
+                "log.connection.close": "false",
+            ]),
+            context: ClientContext(logger: logger)
+        )
+        let deadline = ContinuousClock.now + timeout
+        let result: Result<[TopicPartition: Date], KafkaError> = await BlockingCalls.run {
+            defer { handle.destroy() }
+            let list = rd_kafka_topic_partition_list_new(Int32(offsets.count))!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for (tp, offset) in offsets {
+                rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition).pointee.offset = offset
+            }
+            let error = rd_kafka_assign(handle.pointer, list)
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                return .failure(KafkaError.from(error, context: "assign for lag probe"))
+            }
+            var found: [TopicPartition: Date] = [:]
+            var finished = Set<TopicPartition>()
+            while finished.count < offsets.count, ContinuousClock.now < deadline {
+                guard let message = rd_kafka_consumer_poll(handle.pointer, 100) else { continue }
+                defer { rd_kafka_message_destroy(message) }
+                let m = message.pointee
+                guard let rkt = m.rkt else { continue }
+                let tp = TopicPartition(String(cString: rd_kafka_topic_name(rkt)), m.partition)
+                guard !finished.contains(tp) else { continue }
+                if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+                    let ts = rd_kafka_message_timestamp(message, &type)
+                    if ts >= 0 { found[tp] = Date(timeIntervalSince1970: Double(ts) / 1000) }
+                    finished.insert(tp)
+                } else if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF || m.err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE {
+                    finished.insert(tp)
+                }
+            }
+            return .success(found)
         }
         return try result.get()
     }

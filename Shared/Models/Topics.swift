@@ -7,6 +7,18 @@ public enum ServiceName: String, Sendable, CaseIterable, Codable {
     case scheduling
     case dispatch
 
+    /// The topics the service's consumer group shares out between its instances (its work).
+    /// Replicated topics (read whole by every instance) are read by per-instance groups.
+    public var workTopics: [String] {
+        switch self {
+        case .intake: [Topics.incidentsRaw.name]
+        case .childResearch: [Topics.incidents.name, Topics.reviewDecisions.name]
+        case .schoolResolution: [Topics.children.name, Topics.schoolFeedback.name]
+        case .scheduling: [Topics.noticeRequests.name]
+        case .dispatch: [Topics.noticesDue.name, Topics.noticeEvents.name]
+        }
+    }
+
     /// Each service's dead-letter topic.
     public var deadLetterTopic: String { "encompass.dlq.\(rawValue)" }
     /// Default consumer group.

@@ -100,6 +100,7 @@ public final class MessageWorker: Service, Sendable {
         }
         let elapsed = ContinuousClock.now - started
         for record in batch { metrics.latency(topic: record.topic).record(elapsed) }
+        metrics.recordProgress(group: consumer.groupId, records: batch)
         consumer.storeOffsets(batch)
         relay.wake()
     }

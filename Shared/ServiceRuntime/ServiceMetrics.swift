@@ -8,7 +8,14 @@ public final class ServiceMetrics: Sendable {
     public let service: String
     public let outboxPending: Gauge
     public let outboxPublished: Counter
-    private let lagGauges = Locked<[TopicPartition: Gauge]>([:])
+    private let lagGauges = Locked<[GroupPartition: (messages: Gauge, seconds: Gauge)]>([:])
+    /// Timestamp of the newest record processed, per group and partition (for lag in seconds).
+    private let progress = Locked<[GroupPartition: Date]>([:])
+
+    struct GroupPartition: Hashable {
+        var group: String
+        var partition: TopicPartition
+    }
     private let refreshers = Locked<[@Sendable () -> Void]>([])
 
     static let latencyBuckets: [Duration] = [
@@ -56,22 +63,49 @@ public final class ServiceMetrics: Sendable {
         )
     }
 
-    /// Publishes the consumer's per-partition lag as `kafka_consumergroup_group_lag`.
-    public func updateLag(group: String, lag: [TopicPartition: PartitionLag]) {
-        lagGauges.withLock { gauges in
-            for (tp, gauge) in gauges where lag[tp] == nil {
-                registry.unregisterGauge(gauge)
-                gauges[tp] = nil
-            }
-            for (tp, value) in lag {
-                let gauge = gauges[tp] ?? registry.makeGauge(
-                    descriptor: .init(metricName: "kafka_consumergroup_group", unitName: "lag", helpText: "Messages between the committed offset and the end of the partition"),
-                    labels: [("group", group), ("topic", tp.topic), ("partition", String(tp.partition))])
-                gauges[tp] = gauge
-                gauge.set(Int64(value.lag))
+    /// Notes the records a consumer group has just processed (their broker timestamps).
+    public func recordProgress(group: String, records: [KafkaRecord]) {
+        progress.withLock { progress in
+            for record in records {
+                guard let timestamp = record.timestamp else { continue }
+                let key = GroupPartition(group: group, partition: TopicPartition(record.topic, record.partition))
+                if progress[key].map({ $0 < timestamp }) ?? true { progress[key] = timestamp }
             }
         }
     }
+
+    /// Publishes the consumer's per-partition lag as `kafka_consumergroup_group_lag` (messages)
+    /// and `kafka_consumergroup_group_lag_seconds`: 0 when caught up, else the age of the
+    /// newest record processed — at most slightly more than the age of the oldest unprocessed
+    /// one — or, before any record was processed, the time since the instance started.
+    public func updateLag(group: String, lag: [TopicPartition: PartitionLag], now: Date = Date()) {
+        let progress = self.progress.withLock { $0 }
+        lagGauges.withLock { gauges in
+            for (key, pair) in gauges where key.group == group && lag[key.partition] == nil {
+                registry.unregisterGauge(pair.messages)
+                registry.unregisterGauge(pair.seconds)
+                gauges[key] = nil
+            }
+            for (tp, value) in lag {
+                let key = GroupPartition(group: group, partition: tp)
+                let labels = [("group", group), ("topic", tp.topic), ("partition", String(tp.partition))]
+                let pair = gauges[key] ?? (
+                    registry.makeGauge(
+                        descriptor: .init(metricName: "kafka_consumergroup_group", unitName: "lag", helpText: "Messages between the committed offset and the end of the partition"),
+                        labels: labels),
+                    registry.makeGauge(
+                        descriptor: .init(metricName: "kafka_consumergroup_group_lag", unitName: "seconds", helpText: "Age of the oldest unprocessed message (0 when caught up)"),
+                        labels: labels)
+                )
+                gauges[key] = pair
+                pair.messages.set(Int64(value.lag))
+                let since = progress[key] ?? started
+                pair.seconds.set(value.lag <= 0 ? 0 : max(0, now.timeIntervalSince(since)))
+            }
+        }
+    }
+
+    private let started = Date()
 
     /// Runs before each exposition, to refresh gauges that are read on demand.
     public func addRefresher(_ refresh: @escaping @Sendable () -> Void) {

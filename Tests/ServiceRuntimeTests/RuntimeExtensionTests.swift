@@ -158,3 +158,52 @@ struct DeadLetterOperationsTests {
         try await host.stop()
     }
 }
+
+@Suite("Runtime: lag in messages and seconds", .serialized)
+struct LagTests {
+    @Test("the lag report reads committed and end offsets and the age of the next record, without joining the group")
+    func lagReport() async throws {
+        let kafka = try TestKafka(partitions: 1)
+        let topic = try kafka.uniqueTopic("lag", partitions: 1)
+        try await produce(kafka, topic: topic, (0..<10).map { ("k", try TestNote(text: "n\($0)", sequence: $0).envelope()) })
+        let group = "lag-\(UUID())"
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(client: kafka.client("lag-consumer"), groupId: group, topics: [topic]),
+            logger: TestLog.logger("lag"))
+        var seen = 0
+        for try await record in consumer {
+            consumer.storeOffsets([record])
+            seen += 1
+            if seen == 4 { break }
+        }
+        await consumer.close()
+        try await Task.sleep(for: .milliseconds(1500))
+        let rows = try await LagReport.collect(client: kafka.client("lag-report"), groups: [(group, [topic]), ("never-\(UUID())", [topic])],
+                                               logger: TestLog.logger("lag"), now: Date().addingTimeInterval(60))
+        #expect(rows.count == 2)
+        let lagging = try #require(rows.first { $0.group == group })
+        #expect(lagging.committedOffset == 4)
+        #expect(lagging.endOffset == 10)
+        #expect(lagging.lag == 6)
+        #expect((lagging.lagSeconds ?? 0) >= 59, "the next record is about a minute old at the report's 'now'")
+        let fresh = try #require(rows.first { $0.group != group })
+        #expect(fresh.committedOffset == nil)
+        #expect(fresh.lag == 10)
+    }
+
+    @Test("/metrics carries lag in messages and seconds per group, topic and partition")
+    func lagMetrics() async throws {
+        let kafka = try TestKafka(partitions: 2)
+        let topic = try kafka.uniqueTopic("lag-metrics")
+        let host = try await RunningHost(noteService(input: topic, output: nil),
+                                         configuration(kafka, dataDirectory: TestPaths.temporaryDirectory("lag-metrics"), group: "lagm-\(UUID())"))
+        try await produce(kafka, topic: topic, (0..<20).map { ("k\($0)", try TestNote(text: "n\($0)", sequence: $0).envelope()) })
+        let port = await host.host.httpPort()
+        try await eventually("lag gauges on /metrics", timeout: .seconds(30)) {
+            let body = try await httpGet("http://127.0.0.1:\(port)/metrics").body
+            return body.contains("kafka_consumergroup_group_lag_seconds{") && body.contains("kafka_consumergroup_group_lag{")
+                && body.contains("topic=\"\(topic)\"")
+        }
+        try await host.stop()
+    }
+}

@@ -1,0 +1,177 @@
+import ArgumentParser
+import EncompassModels
+import Foundation
+import ServiceRuntime
+
+/// `encompass dlq`: dead letters across all services.
+struct DeadLetterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dlq",
+        abstract: "List, show, replay or discard dead letters across the services.",
+        discussion: """
+        Dead letters are kept in each service's SQLite store (they outlive the broker's retention) \
+        and reached through each service's API (bearer $ENCOMPASS_API_TOKEN). Replay publishes the \
+        original message (or an edited payload, validated first) to its original topic, once; \
+        every replay and discard records who did it and when.
+        """,
+        subcommands: [List.self, Show.self, Replay.self, Discard.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List dead letters (newest first).")
+
+        @Option(help: "Only this service (repeatable; default all five).")
+        var service: [String] = []
+        @Option(help: "open, replayed, discarded or all.")
+        var status: String = "open"
+        @Option(help: "Only this error class, e.g. payload.validation.")
+        var errorClass: String?
+        @Option(help: "Dead-lettered at or after this time (ISO 8601).")
+        var since: String?
+        @Option(help: "Dead-lettered before this time (ISO 8601).")
+        var until: String?
+        @Option(help: "Only dead letters mentioning this occurrence number.")
+        var occurrence: String?
+        @Option(help: "At most this many per service.")
+        var limit: Int = 200
+        @Flag(help: "Print JSON.")
+        var json = false
+        @OptionGroup var endpoints: ServiceEndpoints
+
+        func run() async throws {
+            guard ["open", "replayed", "discarded", "all"].contains(status) else {
+                throw ValidationError("--status must be open, replayed, discarded or all")
+            }
+            for (name, value) in [("--since", since), ("--until", until)] {
+                if let value, Timestamp.parse(value) == nil { throw ValidationError("\(name) '\(value)' is not a time; use ISO 8601") }
+            }
+            let services = try parseServices(service)
+            var query = ["status": status, "limit": String(limit)]
+            query["errorClass"] = errorClass
+            query["since"] = since
+            query["until"] = until
+            query["occurrence"] = occurrence
+            var all: [DeadLetterView] = []
+            var unreachable: [String] = []
+            for service in services {
+                do {
+                    all += try await endpoints.client(service).decode([DeadLetterView].self, "GET", "/v1/dead-letters", query: query)
+                } catch let error as ServiceCallError {
+                    unreachable.append(error.description)
+                }
+            }
+            all.sort { $0.deadLetteredAt > $1.deadLetteredAt }
+            if json {
+                try printJSON(all)
+            } else {
+                print("\(all.count) dead letter\(all.count == 1 ? "" : "s") (\(status))")
+                for row in all {
+                    let message = row.errorMessage.count > 100 ? String(row.errorMessage.prefix(99)) + "…" : row.errorMessage
+                    print("\(row.service)/\(row.id)  \(Timestamp.format(row.deadLetteredAt))  \(row.originalTopic)[\(row.originalPartition)]@\(row.originalOffset)  key=\(row.originalKey ?? "-")  \(row.errorClass)  \(row.status)\n    \(message)")
+                }
+            }
+            for line in unreachable { FileHandle.standardError.write(Data("warning: \(line)\n".utf8)) }
+            if !unreachable.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one dead letter with its original message and history.")
+
+        @Argument(help: "The dead letter, as SERVICE/ID (as listed) or ID with --service.")
+        var id: String
+        @Option(help: "The service that holds it.")
+        var service: String?
+        @Flag(help: "Print JSON.")
+        var json = false
+        @OptionGroup var endpoints: ServiceEndpoints
+
+        func run() async throws {
+            let (service, number) = try parseReference(id, service: service)
+            let view = try await endpoints.client(service).decode(DeadLetterView.self, "GET", "/v1/dead-letters/\(number)")
+            if json { try printJSON(view); return }
+            print("""
+            \(view.service)/\(view.id)  \(view.status)
+            from:      \(view.originalTopic) partition \(view.originalPartition) offset \(view.originalOffset), key \(view.originalKey ?? "-")
+            message:   \(view.originalMessageId ?? "-")
+            error:     \(view.errorClass): \(view.errorMessage)
+            attempts:  \(view.attempts), first failed \(Timestamp.format(view.firstFailedAt)), dead-lettered \(Timestamp.format(view.deadLetteredAt))
+            value:     \(view.originalValue ?? "(binary, base64) " + (view.originalValueBase64 ?? ""))
+            """)
+            for action in view.actions ?? [] {
+                print("history:   \(Timestamp.format(action.at)) \(action.action) by \(action.actor)\(action.detail.map { ": \($0)" } ?? "")\(action.topic.map { " → \($0)" } ?? "")")
+            }
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Re-publish a dead letter to its original topic (once).")
+
+        @Argument(help: "The dead letter, as SERVICE/ID or ID with --service.")
+        var id: String
+        @Option(help: "The service that holds it.")
+        var service: String?
+        @Option(help: "Who is replaying it (recorded).")
+        var by: String
+        @Option(help: "A file with the corrected message (JSON) to publish instead of the original; validated first.")
+        var payload: String?
+        @OptionGroup var endpoints: ServiceEndpoints
+
+        func run() async throws {
+            let (service, number) = try parseReference(id, service: service)
+            var body: [String: Any] = ["by": by]
+            if let payload {
+                guard let data = FileManager.default.contents(atPath: payload) else { throw ValidationError("cannot read \(payload)") }
+                body["payload"] = String(decoding: data, as: UTF8.self)
+            }
+            let outcome = try await endpoints.client(service).decode(ReplayOutcome.self, "POST", "/v1/dead-letters/\(number)/replay", json: body)
+            if outcome.alreadyReplayed {
+                print("\(service.rawValue)/\(number) was already replayed by \(outcome.replayedBy) at \(Timestamp.format(outcome.replayedAt)); nothing published again")
+            } else {
+                print("\(service.rawValue)/\(number) replayed to \(outcome.topic) (key \(outcome.key ?? "-"), message \(outcome.messageId ?? "-")) by \(outcome.replayedBy)")
+            }
+        }
+    }
+
+    struct Discard: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Mark a dead letter as dealt with, without replaying it.")
+
+        @Argument(help: "The dead letter, as SERVICE/ID or ID with --service.")
+        var id: String
+        @Option(help: "The service that holds it.")
+        var service: String?
+        @Option(help: "Who is discarding it (recorded).")
+        var by: String
+        @Option(help: "Why (recorded).")
+        var reason: String
+        @OptionGroup var endpoints: ServiceEndpoints
+
+        func run() async throws {
+            let (service, number) = try parseReference(id, service: service)
+            let view = try await endpoints.client(service).decode(DeadLetterView.self, "POST", "/v1/dead-letters/\(number)/discard",
+                                                                  json: ["by": by, "reason": reason])
+            print("\(service.rawValue)/\(view.id) \(view.status)")
+        }
+    }
+}
+
+func parseServices(_ names: [String]) throws -> [ServiceName] {
+    if names.isEmpty { return ServiceName.allCases }
+    return try names.map { name in
+        guard let service = ServiceName(rawValue: name) else {
+            throw ValidationError("unknown service '\(name)'; use \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return service
+    }
+}
+
+/// `SERVICE/ID`, or `ID` with `--service`.
+func parseReference(_ reference: String, service: String?) throws -> (ServiceName, Int64) {
+    let parts = reference.split(separator: "/").map(String.init)
+    let name = parts.count == 2 ? parts[0] : service
+    guard let name, let named = ServiceName(rawValue: name) else {
+        throw ValidationError("say which service holds it: SERVICE/ID (as listed) or --service")
+    }
+    guard let number = Int64(parts.last ?? "") else { throw ValidationError("'\(reference)' is not a dead letter id") }
+    return (named, number)
+}
