@@ -71,9 +71,22 @@ var targets: [Target] = [
         path: "Shared/TestSupport",
         swiftSettings: strict
     ),
+    .target(
+        name: "EncompassDemo",
+        dependencies: ["EncompassModels"],
+        path: "Services/Demo/Library",
+        resources: [.copy("Resources/schools_2018_tvp_cambs.csv")],
+        swiftSettings: strict
+    ),
+    .testTarget(
+        name: "DemoTests",
+        dependencies: ["EncompassDemo", "EncompassModels", "EncompassTestSupport"],
+        path: "Tests/DemoTests",
+        swiftSettings: strict
+    ),
     .executableTarget(
         name: "EncompassCLI",
-        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", argumentParser, logging, grdb],
+        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", argumentParser, logging, grdb],
         path: "Services/CLI",
         swiftSettings: strict
     ),
