@@ -11,7 +11,7 @@ struct Encompass: AsyncParsableCommand {
         commandName: "encompass",
         abstract: "Operation Encompass: notices to schools after domestic abuse incidents.",
         subcommands: [BrokerCommand.self, TopicsCommand.self, IngestCommand.self, HistoryCommand.self, BenchCommand.self,
-                      DeadLetterCommand.self, LagCommand.self, GenerateCommand.self]
+                      DeadLetterCommand.self, LagCommand.self, GenerateCommand.self, DemoCommand.self]
     )
 }
 

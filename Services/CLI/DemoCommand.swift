@@ -1,0 +1,469 @@
+import ArgumentParser
+import EncompassDemo
+import EncompassKafka
+import EncompassModels
+import Foundation
+import Logging
+import ServiceRuntime
+import UnixSignals
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `encompass demo`: the whole pipeline on one machine, on a simulated clock.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a day of the Thames Valley through the pipeline on the embedded broker, to the next morning's notices.",
+        discussion: """
+        Starts the embedded broker and the five services as separate processes, generates a \
+        synthetic world (real schools, families, years of history, a day of incidents in which \
+        officers left children and schools out), feeds it in, plays the MASH reviewer and \
+        Children's Social Care, moves the simulated clock to the next school morning, and prints \
+        what happened against the officer-recorded-only baseline. Mail is written as .eml files \
+        (no SMTP relay). Ctrl-C stops every process gracefully.
+        """
+    )
+
+    @Option(help: "Random seed of the world.")
+    var seed: UInt64 = 2026
+    @Option(help: "Households in the world.")
+    var families: Int = 1_500
+    @Option(help: "New incidents on the day.")
+    var incidents: Int = 120
+    @Option(help: "The day of the incidents (YYYY-MM-DD); default: the last weekday before today.")
+    var day: String?
+    @Option(help: "Folder for logs, stores, mail and the world.")
+    var dir: String = "var/demo"
+    @Flag(help: "Stop when the summary is printed instead of waiting for Ctrl-C.")
+    var exit = false
+
+    func run() async throws {
+        let date: CalendarDate
+        if let day {
+            guard let parsed = CalendarDate(iso: day) else { throw ValidationError("--day '\(day)' is not a date (YYYY-MM-DD)") }
+            date = parsed
+        } else {
+            var candidate = CalendarDate(Date()).adding(days: -1)
+            while candidate.isoWeekday > 5 { candidate = candidate.adding(days: -1) }
+            date = candidate
+        }
+        let run = DemoRun(directory: dir, date: date, seed: seed, families: families, incidents: incidents)
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        let work = Task { try await run.execute() }
+        let watcher = Task {
+            for await _ in signals {
+                say("\nstopping (Ctrl-C): services first (finish work, commit offsets, drain outboxes), then the broker…")
+                work.cancel()
+                return
+            }
+        }
+        var failure: (any Error)?
+        do {
+            try await work.value
+            if !exit {
+                say("running until Ctrl-C")
+                while !work.isCancelled, !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(200))
+                    if watcher.isCancelled { break }
+                    if await run.supervisor.anyExited() { say("a process stopped unexpectedly; see \(dir)/*.log"); break }
+                    if await watcherDone(watcher) { break }
+                }
+            }
+        } catch is CancellationError {
+        } catch {
+            failure = error
+        }
+        watcher.cancel()
+        await run.supervisor.stopAll()
+        say("stopped. logs, stores and mail are in \(dir)/")
+        if let failure {
+            FileHandle.standardError.write(Data("demo failed: \(failure)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    private func watcherDone(_ watcher: Task<Void, Never>) async -> Bool {
+        // The watcher returns only after a signal.
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await watcher.value; return true }
+            group.addTask { try? await Task.sleep(for: .milliseconds(50)); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+}
+
+/// Starts and stops the demo's processes. Each runs in a session of its own (setsid), so a
+/// Ctrl-C reaches only the demo, which then stops the services before the broker.
+actor Supervisor {
+    struct Child {
+        var name: String
+        var process: Process
+    }
+
+    private var children: [Child] = []
+
+    func start(_ name: String, executable: String, arguments: [String], environment: [String: String], log: String) throws {
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        process.arguments = [executable] + arguments
+        process.environment = environment
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        children.append(Child(name: name, process: process))
+    }
+
+    func anyExited() -> Bool { children.contains { !$0.process.isRunning } }
+
+    /// SIGTERM to the services (in reverse order of start), each waited for, the broker last.
+    func stopAll() async {
+        for child in children.reversed() where child.process.isRunning {
+            kill(child.process.processIdentifier, SIGTERM)
+            let deadline = ContinuousClock.now + .seconds(70)
+            while child.process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+            if child.process.isRunning { kill(child.process.processIdentifier, SIGKILL) }
+            say("  stopped \(child.name)")
+        }
+        children = []
+    }
+}
+
+/// One run of the demo.
+final class DemoRun: Sendable {
+    let directory: String
+    let date: CalendarDate
+    let seed: UInt64
+    let families: Int
+    let incidents: Int
+    let supervisor = Supervisor()
+    let apiToken = "demo-" + MessageID.fresh()
+    let intakeToken = "demo-intake-" + MessageID.fresh()
+    let schoolPassword = "demo-school-" + String(MessageID.fresh().prefix(8))
+
+    init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int) {
+        self.directory = directory
+        self.date = date
+        self.seed = seed
+        self.families = families
+        self.incidents = incidents
+    }
+
+    var clockFile: String { "\(directory)/clock.json" }
+    var mailDirectory: String { "\(directory)/mail" }
+
+    func url(_ service: ServiceName) -> String { "http://127.0.0.1:\(service.defaultHTTPPort)" }
+
+    func client(_ service: ServiceName) -> ServiceClient {
+        ServiceClient(service: service, baseURL: url(service), token: service == .intake ? intakeToken : apiToken)
+    }
+
+    func setClock(_ simulated: Date, rate: Double) throws {
+        try SimulatedClockFile(simulated: simulated, real: Date(), rate: rate).write(to: clockFile)
+    }
+
+    func execute() async throws {
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: mailDirectory, withIntermediateDirectories: true)
+        let started = ContinuousClock.now
+
+        // 1. The world.
+        let world = WorldGenerator.generate(
+            WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date), schools: try SchoolList.read(path: SchoolList.shippedFile))
+        try WorldFiles.write(world, to: "\(directory)/world")
+        say("world (seed \(seed)): \(world.history.count) past incidents, \(world.day.count) incidents on \(date), \(world.schools.count) schools")
+
+        // 2. Broker and services, on a simulated clock stopped at the end of the day.
+        try setClock(date.at(hour: 23, minute: 30), rate: 0)
+        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        let bootstrap = "\(directory)/broker.bootstrap"
+        try await supervisor.start("broker", executable: "\(bin)/encompass", arguments: ["broker", "--address-file", bootstrap],
+                                   environment: ProcessInfo.processInfo.environment, log: "\(directory)/broker.log")
+        try await waitFor("the embedded broker", timeout: .seconds(30)) { FileManager.default.fileExists(atPath: bootstrap) }
+        for service in ServiceName.allCases {
+            var environment = ProcessInfo.processInfo.environment
+            environment["ENCOMPASS_KAFKA_BOOTSTRAP_FILE"] = bootstrap
+            environment["ENCOMPASS_DATA_DIR"] = "\(directory)/\(service.rawValue)"
+            environment["ENCOMPASS_INSTANCE_ID"] = "\(service.rawValue)-1"
+            environment["ENCOMPASS_HTTP_PORT"] = String(service.defaultHTTPPort)
+            environment["ENCOMPASS_API_TOKEN"] = apiToken
+            environment["ENCOMPASS_INTAKE_API_TOKEN"] = intakeToken
+            environment["ENCOMPASS_CLOCK_FILE"] = clockFile
+            environment["ENCOMPASS_MAIL_DIR"] = mailDirectory
+            environment["ENCOMPASS_PUBLIC_URL"] = url(.dispatch)
+            environment["ENCOMPASS_LOG_LEVEL"] = "notice"
+            try await supervisor.start(service.rawValue, executable: "\(bin)/\(service.rawValue)", arguments: [],
+                                       environment: environment, log: "\(directory)/\(service.rawValue).log")
+        }
+        for service in ServiceName.allCases {
+            try await waitFor("\(service.rawValue) to be ready", timeout: .seconds(60)) {
+                (try? await httpGet(self.url(service) + "/readyz").status) == 200
+            }
+        }
+        say("broker and five services up: intake :8081, child research :8082, school resolution :8083, scheduling :8084, dispatch :8085")
+
+        // 3. Reference data: schools' safeguarding contacts, then the history.
+        let contacts = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/world/contacts.csv"))
+        let (contactStatus, contactBody) = try await client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: contacts, contentType: "text/csv")
+        guard (200..<300).contains(contactStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, contactStatus, contactBody)) }
+        let historyLines = try String(contentsOfFile: "\(directory)/world/history.jsonl", encoding: .utf8).split(separator: "\n")
+        for start in stride(from: 0, to: historyLines.count, by: 1_000) {
+            let chunk = historyLines[start..<min(start + 1_000, historyLines.count)].joined(separator: "\n")
+            let (status, body) = try await client(.intake).call("POST", "/v1/history", query: ["name": "history.jsonl", "first": String(start + 1)],
+                                                                raw: Data(chunk.utf8), contentType: "application/x-ndjson")
+            guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, status, body)) }
+        }
+        try await progress("child research indexes the history") { figures in
+            figures.processed(.childResearch, topic: Topics.history.name) >= Double(world.history.count)
+        }
+
+        // 4. The day's incidents, as the DA desk sends them.
+        let encoder = WireFormat.encoder()
+        let (dayStatus, dayBody) = try await client(.intake).call("POST", "/v1/incidents", raw: try encoder.encode(world.day))
+        guard (200..<300).contains(dayStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, dayStatus, dayBody)) }
+        try await progress("the day's incidents go through research and school resolution") { figures in
+            figures.processed(.childResearch, topic: Topics.incidents.name) >= Double(world.day.count)
+        }
+        try await quiet()
+
+        // 5. The MASH reviewer checks the proposed children.
+        let judge = DemoJudge(truth: world.truth)
+        struct Proposal: Decodable { var proposalId: String; var occurrenceNumber: String; var child: IdentifiedChild }
+        struct Proposals: Decodable { var proposals: [Proposal] }
+        let pending = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "pending"]).proposals
+        var confirmed = 0, rejected = 0
+        for proposal in pending {
+            let verdict = judge.review(occurrence: proposal.occurrenceNumber, child: proposal.child)
+            let (status, body) = try await client(.childResearch).call("POST", "/v1/review/\(proposal.proposalId)/\(verdict.rawValue)",
+                                                                       json: ["reviewer": "MASH demo reviewer", "note": "checked against records"])
+            guard (200..<300).contains(status) || status == 409 else { throw ServiceCallError(description: ServiceClient.refusal(.childResearch, status, body)) }
+            if verdict == .confirm { confirmed += 1 } else { rejected += 1 }
+        }
+        say("reviewer: \(pending.count) proposed children, \(confirmed) confirmed, \(rejected) rejected")
+        try await quiet()
+
+        // 6. Children's Social Care answers the school requests, per LPA.
+        let (csvStatus, csv) = try await client(.schoolResolution).call("GET", "/v1/requests/export", query: ["lpa": "all", "format": "csv"])
+        guard (200..<300).contains(csvStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, csvStatus, csv)) }
+        let exported = String(decoding: csv, as: UTF8.self)
+        try exported.write(toFile: "\(directory)/csc-requests.csv", atomically: true, encoding: .utf8)
+        let answer = judge.answerRequests(csv: exported)
+        try answer.sheet.write(toFile: "\(directory)/csc-returned.csv", atomically: true, encoding: .utf8)
+        if answer.answered + answer.unknown > 0 {
+            let (status, body) = try await client(.schoolResolution).call("POST", "/v1/requests/import", query: ["name": "csc-returned.csv"],
+                                                                          raw: Data(answer.sheet.utf8), contentType: "text/csv")
+            guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
+        }
+        say("Children's Social Care: \(answer.answered + answer.unknown) school requests, \(answer.answered) answered")
+        try await quiet()
+
+        // 7. The next school morning: move the clock to just before the first release.
+        let pendingNotices = try await pendingReleases()
+        guard let first = pendingNotices.min() else { throw ServiceCallError(description: "scheduling holds no pending notice; see \(directory)/*.log") }
+        try setClock(first.addingTimeInterval(-5), rate: 1)
+        say("clock → \(londonTime(first.addingTimeInterval(-5))) (London): \(pendingNotices.count) notices wait for release")
+        try await progress("notices are released and sent") { figures in
+            figures.processed(.dispatch, topic: Topics.noticesDue.name) >= Double(pendingNotices.filter { $0 <= first }.count)
+        }
+        try await quiet()
+        // 8. 10:00: notices not acknowledged are flagged for follow-up.
+        let tenOClock = CalendarDate(first).at(hour: 10, minute: 0).addingTimeInterval(5)
+        try setClock(tenOClock, rate: 1)
+        try await Task.sleep(for: .seconds(3))
+        try await quiet()
+
+        // 9. The scorecard.
+        let notices = try await readNotices()
+        let card = judge.score(notices)
+        let sentMail = (try? FileManager.default.contentsOfDirectory(atPath: mailDirectory).filter { $0.hasSuffix(".eml") }.count) ?? 0
+        let deadLetters = try await deadLetterCounts()
+        for urn in Set(notices.map(\.schoolURN)).sorted() {
+            _ = try? await client(.dispatch).call("PUT", "/v1/schools/\(urn)/password", json: ["password": schoolPassword])
+        }
+        let elapsed = ContinuousClock.now - started
+        say("""
+
+        ══ Encompass demo: \(date), Thames Valley ══ (\(Int(elapsed.components.seconds)) s)
+        incidents:            \(world.day.count) (\(world.day.filter { $0.children.isEmpty }.count) with no child recorded)
+        children present:     \(card.childrenPresent), \(card.childrenWithSchool) at a school
+          recorded by officers \(card.recordedByOfficers); found by research and confirmed \(card.foundByResearch) (reviewer: \(confirmed) confirmed, \(rejected) rejected)
+        schools:              \(answer.answered + answer.unknown) requested from Children's Social Care, \(answer.answered) answered
+        notices:              \(card.notices) scheduled, \(card.noticesSent) sent (\(sentMail) mails in \(mailDirectory)/)
+          first release       \(londonTime(first)) London time
+        correct notices:      \(card.correctNotices) of \(card.childrenWithSchool) children at a school = \(percent(card.shareCorrect))
+          officer-recorded-only baseline: \(card.baselineCorrect) = \(percent(card.shareBaseline))
+          notices to a wrong school or for a child not present: \(card.wrongNotices)
+        dead letters:         \(deadLetters)
+
+        where to look:
+          mail folder          \(mailDirectory)/  (each mail links to its notice page; school password: \(schoolPassword))
+          notices              encompass notifications list --date \(CalendarDate(first)) (ENCOMPASS_API_TOKEN=\(apiToken))
+          dead letters         encompass dlq list
+          services             http://127.0.0.1:8081 … :8085  (/healthz /readyz /metrics)
+          logs and stores      \(directory)/
+        """)
+    }
+
+    func percent(_ share: Double) -> String { String(format: "%.0f%%", share * 100) }
+
+    func londonTime(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "Europe/London")
+        formatter.dateFormat = "EEE d MMM yyyy HH:mm:ss"
+        formatter.locale = Locale(identifier: "en_GB")
+        return formatter.string(from: date)
+    }
+
+    func pendingReleases() async throws -> [Date] {
+        let (status, data) = try await client(.scheduling).call("GET", "/v1/pending")
+        guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.scheduling, status, data)) }
+        let object = try JSONSerialization.jsonObject(with: data)
+        let items = (object as? [[String: Any]]) ?? ((object as? [String: Any])?["pending"] as? [[String: Any]]) ?? []
+        return items.compactMap { ($0["releaseAt"] as? String).flatMap(Timestamp.parse) }
+    }
+
+    /// The notices the pipeline produced, read from `encompass.notices.due`, with dispatch's sent state.
+    func readNotices() async throws -> [DemoJudge.Notice] {
+        let bootstrap = try String(contentsOfFile: "\(directory)/broker.bootstrap", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        var logger = Logger(label: "encompass.demo")
+        logger.logLevel = .critical
+        let client = KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "encompass-demo")
+        let rows = try await LagReport.collect(client: client, groups: [("encompass-demo-\(MessageID.fresh())", [Topics.noticesDue.name])], logger: logger)
+        let total = rows.reduce(0) { $0 + Int($1.endOffset) }
+        guard total > 0 else { return [] }
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(client: client, groupId: "encompass-demo-\(MessageID.fresh())", topics: [Topics.noticesDue.name]),
+            logger: logger)
+        var due: [String: NoticeDue] = [:]
+        var read = 0
+        let deadline = Task { try await Task.sleep(for: .seconds(30)); consumer.stopDelivery() }
+        for try await record in consumer {
+            read += 1
+            if let envelope = try? WireFormat.decode(NoticeDue.self, from: record.value) { due[envelope.payload.noticeId] = envelope.payload }
+            if read >= total { break }
+        }
+        deadline.cancel()
+        await consumer.close()
+        struct Listed: Decodable { var noticeId: String; var state: String; var sentAt: Date? }
+        struct Listing: Decodable { var notifications: [Listed] }
+        var sent = Set<String>()
+        for day in Set(due.values.map { CalendarDate($0.releaseAt).description }) {
+            let listing = try await self.client(.dispatch).decode(Listing.self, "GET", "/v1/notifications", query: ["date": day])
+            for item in listing.notifications where item.sentAt != nil { sent.insert(item.noticeId) }
+        }
+        return due.values.map { notice in
+            DemoJudge.Notice(occurrenceNumber: notice.request.incident.occurrenceNumber, child: notice.request.child,
+                             childSource: notice.request.childSource, schoolURN: notice.request.school.urn, sent: sent.contains(notice.noticeId))
+        }
+    }
+
+    func deadLetterCounts() async throws -> String {
+        var parts: [String] = []
+        for service in ServiceName.allCases {
+            let rows = try await client(service).decode([DeadLetterView].self, "GET", "/v1/dead-letters", query: ["status": "all", "limit": "10000"])
+            if !rows.isEmpty { parts.append("\(service.rawValue) \(rows.count)") }
+        }
+        return parts.isEmpty ? "none" : parts.joined(separator: ", ")
+    }
+
+    // MARK: waiting, with a progress line
+
+    struct Figures {
+        var values: [ServiceName: String]
+
+        /// Sum of `encompass_messages_processed_total` for a topic on a service.
+        func processed(_ service: ServiceName, topic: String) -> Double {
+            sum(service, metric: "encompass_messages_processed_total", containing: "topic=\"\(topic)\"")
+        }
+
+        func sum(_ service: ServiceName, metric: String, containing: String = "") -> Double {
+            guard let text = values[service] else { return 0 }
+            var total = 0.0
+            for line in text.split(separator: "\n") where line.hasPrefix(metric + "{") || line.hasPrefix(metric + " ") {
+                guard containing.isEmpty || line.contains(containing), let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+                total += value
+            }
+            return total
+        }
+
+        var line: String {
+            let research = processed(.childResearch, topic: Topics.incidents.name)
+            let schools = processed(.schoolResolution, topic: Topics.children.name)
+            let scheduled = processed(.scheduling, topic: Topics.noticeRequests.name)
+            let sent = processed(.dispatch, topic: Topics.noticesDue.name)
+            let history = processed(.childResearch, topic: Topics.history.name)
+            return "history \(Int(history)) · incidents researched \(Int(research)) · children resolved \(Int(schools)) · notices scheduled \(Int(scheduled)) · released \(Int(sent))"
+        }
+    }
+
+    func figures() async -> Figures {
+        var values: [ServiceName: String] = [:]
+        for service in ServiceName.allCases {
+            values[service] = try? await httpGet(url(service) + "/metrics").body
+        }
+        return Figures(values: values)
+    }
+
+    func progress(_ what: String, timeout: Duration = .seconds(600), until done: @escaping (Figures) -> Bool) async throws {
+        say("… \(what)")
+        let deadline = ContinuousClock.now + timeout
+        var last = ""
+        while ContinuousClock.now < deadline {
+            try Task.checkCancellation()
+            let figures = await figures()
+            let line = figures.line
+            if line != last {
+                FileHandle.standardOutput.write(Data("\r  \(line)\u{1B}[K".utf8))
+                last = line
+            }
+            if done(figures) { FileHandle.standardOutput.write(Data("\n".utf8)); return }
+            if await supervisor.anyExited() { throw ServiceCallError(description: "a process stopped; see \(directory)/*.log") }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        throw ServiceCallError(description: "timed out waiting for \(what); see \(directory)/*.log")
+    }
+
+    /// Waits until no service processes anything and every outbox is empty for 3 seconds.
+    func quiet(timeout: Duration = .seconds(300)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        var previous = -1.0
+        var stableSince = ContinuousClock.now
+        while ContinuousClock.now < deadline {
+            try Task.checkCancellation()
+            let figures = await figures()
+            let processed = ServiceName.allCases.reduce(0.0) { $0 + figures.sum($1, metric: "encompass_messages_processed_total") }
+            let pending = ServiceName.allCases.reduce(0.0) { $0 + figures.sum($1, metric: "encompass_outbox_pending") }
+            if processed != previous || pending > 0 {
+                previous = processed
+                stableSince = ContinuousClock.now
+            } else if ContinuousClock.now - stableSince >= .seconds(3) {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        throw ServiceCallError(description: "the pipeline did not settle; see \(directory)/*.log")
+    }
+
+    func waitFor(_ what: String, timeout: Duration, _ condition: @escaping () async -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            try Task.checkCancellation()
+            if await condition() { return }
+            if await supervisor.anyExited() { throw ServiceCallError(description: "a process stopped while waiting for \(what); see \(directory)/*.log") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw ServiceCallError(description: "timed out waiting for \(what); see \(directory)/*.log")
+    }
+}
+
+/// GET over HTTP; status and body.
+func httpGet(_ url: String) async throws -> (status: Int, body: String) {
+    var request = URLRequest(url: URL(string: url)!)
+    request.timeoutInterval = 10
+    let (data, response) = try await URLSession.shared.data(for: request)
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+}
