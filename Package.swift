@@ -73,14 +73,14 @@ var targets: [Target] = [
     ),
     .target(
         name: "EncompassDemo",
-        dependencies: ["EncompassModels"],
+        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", argumentParser, logging],
         path: "Services/Demo/Library",
         resources: [.copy("Resources/schools_2018_tvp_cambs.csv")],
         swiftSettings: strict
     ),
     .testTarget(
         name: "DemoTests",
-        dependencies: ["EncompassDemo", "EncompassModels", "EncompassTestSupport"],
+        dependencies: ["EncompassDemo", "EncompassModels", "EncompassTestSupport", "ServiceRuntime", "EncompassKafka"],
         path: "Tests/DemoTests",
         swiftSettings: strict
     ),

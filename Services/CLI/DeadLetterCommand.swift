@@ -1,4 +1,5 @@
 import ArgumentParser
+import EncompassDemo
 import EncompassModels
 import Foundation
 import ServiceRuntime

@@ -66,7 +66,7 @@ struct DemoCommand: AsyncParsableCommand {
                 while !work.isCancelled, !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(200))
                     if watcher.isCancelled { break }
-                    if await run.supervisor.anyExited() { say("a process stopped unexpectedly; see \(dir)/*.log"); break }
+                    if let name = await run.pipeline.exited() { say("\(name) stopped unexpectedly; see \(dir)/\(name).log"); break }
                     if await watcherDone(watcher) { break }
                 }
             }
@@ -75,7 +75,7 @@ struct DemoCommand: AsyncParsableCommand {
             failure = error
         }
         watcher.cancel()
-        await run.supervisor.stopAll()
+        await run.pipeline.stopAll(report: { say("  \($0)") })
         say("stopped. logs, stores and mail are in \(dir)/")
         if let failure {
             FileHandle.standardError.write(Data("demo failed: \(failure)\n".utf8))
@@ -95,44 +95,6 @@ struct DemoCommand: AsyncParsableCommand {
     }
 }
 
-/// Starts and stops the demo's processes. Each runs in a session of its own (setsid), so a
-/// Ctrl-C reaches only the demo, which then stops the services before the broker.
-actor Supervisor {
-    struct Child {
-        var name: String
-        var process: Process
-    }
-
-    private var children: [Child] = []
-
-    func start(_ name: String, executable: String, arguments: [String], environment: [String: String], log: String) throws {
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = [executable] + arguments
-        process.environment = environment
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        children.append(Child(name: name, process: process))
-    }
-
-    func anyExited() -> Bool { children.contains { !$0.process.isRunning } }
-
-    /// SIGTERM to the services (in reverse order of start), each waited for, the broker last.
-    func stopAll() async {
-        for child in children.reversed() where child.process.isRunning {
-            kill(child.process.processIdentifier, SIGTERM)
-            let deadline = ContinuousClock.now + .seconds(70)
-            while child.process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
-            if child.process.isRunning { kill(child.process.processIdentifier, SIGKILL) }
-            say("  stopped \(child.name)")
-        }
-        children = []
-    }
-}
-
 /// One run of the demo.
 final class DemoRun: Sendable {
     let directory: String
@@ -140,9 +102,7 @@ final class DemoRun: Sendable {
     let seed: UInt64
     let families: Int
     let incidents: Int
-    let supervisor = Supervisor()
-    let apiToken = "demo-" + MessageID.fresh()
-    let intakeToken = "demo-intake-" + MessageID.fresh()
+    let pipeline: LocalPipeline
     let schoolPassword = "demo-school-" + String(MessageID.fresh().prefix(8))
 
     init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int) {
@@ -151,20 +111,16 @@ final class DemoRun: Sendable {
         self.seed = seed
         self.families = families
         self.incidents = incidents
+        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        self.pipeline = LocalPipeline(.init(binDirectory: bin, directory: directory))
     }
 
-    var clockFile: String { "\(directory)/clock.json" }
-    var mailDirectory: String { "\(directory)/mail" }
+    var mailDirectory: String { pipeline.mailDirectory }
+    var apiToken: String { pipeline.options.apiToken }
 
-    func url(_ service: ServiceName) -> String { "http://127.0.0.1:\(service.defaultHTTPPort)" }
+    func client(_ service: ServiceName) -> ServiceClient { pipeline.client(service) }
 
-    func client(_ service: ServiceName) -> ServiceClient {
-        ServiceClient(service: service, baseURL: url(service), token: service == .intake ? intakeToken : apiToken)
-    }
-
-    func setClock(_ simulated: Date, rate: Double) throws {
-        try SimulatedClockFile(simulated: simulated, real: Date(), rate: rate).write(to: clockFile)
-    }
+    func setClock(_ simulated: Date, rate: Double) async throws { try await pipeline.setClock(simulated, rate: rate) }
 
     func execute() async throws {
         try? FileManager.default.removeItem(atPath: directory)
@@ -178,32 +134,7 @@ final class DemoRun: Sendable {
         say("world (seed \(seed)): \(world.history.count) past incidents, \(world.day.count) incidents on \(date), \(world.schools.count) schools")
 
         // 2. Broker and services, on a simulated clock stopped at the end of the day.
-        try setClock(date.at(hour: 23, minute: 30), rate: 0)
-        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-        let bootstrap = "\(directory)/broker.bootstrap"
-        try await supervisor.start("broker", executable: "\(bin)/encompass", arguments: ["broker", "--address-file", bootstrap],
-                                   environment: ProcessInfo.processInfo.environment, log: "\(directory)/broker.log")
-        try await waitFor("the embedded broker", timeout: .seconds(30)) { FileManager.default.fileExists(atPath: bootstrap) }
-        for service in ServiceName.allCases {
-            var environment = ProcessInfo.processInfo.environment
-            environment["ENCOMPASS_KAFKA_BOOTSTRAP_FILE"] = bootstrap
-            environment["ENCOMPASS_DATA_DIR"] = "\(directory)/\(service.rawValue)"
-            environment["ENCOMPASS_INSTANCE_ID"] = "\(service.rawValue)-1"
-            environment["ENCOMPASS_HTTP_PORT"] = String(service.defaultHTTPPort)
-            environment["ENCOMPASS_API_TOKEN"] = apiToken
-            environment["ENCOMPASS_INTAKE_API_TOKEN"] = intakeToken
-            environment["ENCOMPASS_CLOCK_FILE"] = clockFile
-            environment["ENCOMPASS_MAIL_DIR"] = mailDirectory
-            environment["ENCOMPASS_PUBLIC_URL"] = url(.dispatch)
-            environment["ENCOMPASS_LOG_LEVEL"] = "notice"
-            try await supervisor.start(service.rawValue, executable: "\(bin)/\(service.rawValue)", arguments: [],
-                                       environment: environment, log: "\(directory)/\(service.rawValue).log")
-        }
-        for service in ServiceName.allCases {
-            try await waitFor("\(service.rawValue) to be ready", timeout: .seconds(60)) {
-                (try? await httpGet(self.url(service) + "/readyz").status) == 200
-            }
-        }
+        try await pipeline.start(clock: date.at(hour: 23, minute: 30), rate: 0)
         say("broker and five services up: intake :8081, child research :8082, school resolution :8083, scheduling :8084, dispatch :8085")
 
         // 3. Reference data: schools' safeguarding contacts, then the history.
@@ -228,7 +159,7 @@ final class DemoRun: Sendable {
         try await progress("the day's incidents go through research and school resolution") { figures in
             figures.processed(.childResearch, topic: Topics.incidents.name) >= Double(world.day.count)
         }
-        try await quiet()
+        try await pipeline.quiet()
 
         // 5. The MASH reviewer checks the proposed children.
         let judge = DemoJudge(truth: world.truth)
@@ -244,7 +175,7 @@ final class DemoRun: Sendable {
             if verdict == .confirm { confirmed += 1 } else { rejected += 1 }
         }
         say("reviewer: \(pending.count) proposed children, \(confirmed) confirmed, \(rejected) rejected")
-        try await quiet()
+        try await pipeline.quiet()
 
         // 6. Children's Social Care answers the school requests, per LPA.
         let (csvStatus, csv) = try await client(.schoolResolution).call("GET", "/v1/requests/export", query: ["lpa": "all", "format": "csv"])
@@ -259,22 +190,22 @@ final class DemoRun: Sendable {
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
         }
         say("Children's Social Care: \(answer.answered + answer.unknown) school requests, \(answer.answered) answered")
-        try await quiet()
+        try await pipeline.quiet()
 
         // 7. The next school morning: move the clock to just before the first release.
         let pendingNotices = try await pendingReleases()
         guard let first = pendingNotices.min() else { throw ServiceCallError(description: "scheduling holds no pending notice; see \(directory)/*.log") }
-        try setClock(first.addingTimeInterval(-5), rate: 1)
+        try await setClock(first.addingTimeInterval(-5), rate: 1)
         say("clock → \(londonTime(first.addingTimeInterval(-5))) (London): \(pendingNotices.count) notices wait for release")
         try await progress("notices are released and sent") { figures in
             figures.processed(.dispatch, topic: Topics.noticesDue.name) >= Double(pendingNotices.filter { $0 <= first }.count)
         }
-        try await quiet()
+        try await pipeline.quiet()
         // 8. 10:00: notices not acknowledged are flagged for follow-up.
         let tenOClock = CalendarDate(first).at(hour: 10, minute: 0).addingTimeInterval(5)
-        try setClock(tenOClock, rate: 1)
+        try await setClock(tenOClock, rate: 1)
         try await Task.sleep(for: .seconds(3))
-        try await quiet()
+        try await pipeline.quiet()
 
         // 9. The scorecard.
         let notices = try await readNotices()
@@ -372,98 +303,22 @@ final class DemoRun: Sendable {
 
     // MARK: waiting, with a progress line
 
-    struct Figures {
-        var values: [ServiceName: String]
-
-        /// Sum of `encompass_messages_processed_total` for a topic on a service.
-        func processed(_ service: ServiceName, topic: String) -> Double {
-            sum(service, metric: "encompass_messages_processed_total", containing: "topic=\"\(topic)\"")
-        }
-
-        func sum(_ service: ServiceName, metric: String, containing: String = "") -> Double {
-            guard let text = values[service] else { return 0 }
-            var total = 0.0
-            for line in text.split(separator: "\n") where line.hasPrefix(metric + "{") || line.hasPrefix(metric + " ") {
-                guard containing.isEmpty || line.contains(containing), let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
-                total += value
-            }
-            return total
-        }
-
-        var line: String {
-            let research = processed(.childResearch, topic: Topics.incidents.name)
-            let schools = processed(.schoolResolution, topic: Topics.children.name)
-            let scheduled = processed(.scheduling, topic: Topics.noticeRequests.name)
-            let sent = processed(.dispatch, topic: Topics.noticesDue.name)
-            let history = processed(.childResearch, topic: Topics.history.name)
-            return "history \(Int(history)) · incidents researched \(Int(research)) · children resolved \(Int(schools)) · notices scheduled \(Int(scheduled)) · released \(Int(sent))"
-        }
-    }
-
-    func figures() async -> Figures {
-        var values: [ServiceName: String] = [:]
-        for service in ServiceName.allCases {
-            values[service] = try? await httpGet(url(service) + "/metrics").body
-        }
-        return Figures(values: values)
-    }
-
-    func progress(_ what: String, timeout: Duration = .seconds(600), until done: @escaping (Figures) -> Bool) async throws {
+    func progress(_ what: String, timeout: Duration = .seconds(600), until done: @escaping (PipelineFigures) -> Bool) async throws {
         say("… \(what)")
         let deadline = ContinuousClock.now + timeout
         var last = ""
         while ContinuousClock.now < deadline {
             try Task.checkCancellation()
-            let figures = await figures()
+            let figures = await pipeline.figures()
             let line = figures.line
             if line != last {
                 FileHandle.standardOutput.write(Data("\r  \(line)\u{1B}[K".utf8))
                 last = line
             }
             if done(figures) { FileHandle.standardOutput.write(Data("\n".utf8)); return }
-            if await supervisor.anyExited() { throw ServiceCallError(description: "a process stopped; see \(directory)/*.log") }
+            if let name = await pipeline.exited() { throw ServiceCallError(description: "\(name) stopped; see \(directory)/\(name).log") }
             try await Task.sleep(for: .milliseconds(300))
         }
         throw ServiceCallError(description: "timed out waiting for \(what); see \(directory)/*.log")
     }
-
-    /// Waits until no service processes anything and every outbox is empty for 3 seconds.
-    func quiet(timeout: Duration = .seconds(300)) async throws {
-        let deadline = ContinuousClock.now + timeout
-        var previous = -1.0
-        var stableSince = ContinuousClock.now
-        while ContinuousClock.now < deadline {
-            try Task.checkCancellation()
-            let figures = await figures()
-            let processed = ServiceName.allCases.reduce(0.0) { $0 + figures.sum($1, metric: "encompass_messages_processed_total") }
-            let pending = ServiceName.allCases.reduce(0.0) { $0 + figures.sum($1, metric: "encompass_outbox_pending") }
-            if processed != previous || pending > 0 {
-                previous = processed
-                stableSince = ContinuousClock.now
-            } else if ContinuousClock.now - stableSince >= .seconds(3) {
-                return
-            }
-            try await Task.sleep(for: .milliseconds(300))
-        }
-        throw ServiceCallError(description: "the pipeline did not settle; see \(directory)/*.log")
-    }
-
-    func waitFor(_ what: String, timeout: Duration, _ condition: @escaping () async -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            try Task.checkCancellation()
-            if await condition() { return }
-            if await supervisor.anyExited() { throw ServiceCallError(description: "a process stopped while waiting for \(what); see \(directory)/*.log") }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        throw ServiceCallError(description: "timed out waiting for \(what); see \(directory)/*.log")
-    }
-}
-
-/// GET over HTTP; status and body.
-func httpGet(_ url: String) async throws -> (status: Int, body: String) {
-    var request = URLRequest(url: URL(string: url)!)
-    request.timeoutInterval = 10
-    let (data, response) = try await URLSession.shared.data(for: request)
-    return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EncompassKafka
+import EncompassDemo
 import EncompassModels
 import Foundation
 import ServiceRuntime

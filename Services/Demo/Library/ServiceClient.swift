@@ -9,14 +9,16 @@ import FoundationNetworking
 ///
 /// Each service's base URL is `--endpoint SERVICE=URL`, else `$ENCOMPASS_<SERVICE>_URL`
 /// (e.g. `ENCOMPASS_SCHOOL_RESOLUTION_URL`), else `http://127.0.0.1:<its default port>`.
-struct ServiceEndpoints: ParsableArguments {
+public struct ServiceEndpoints: ParsableArguments {
+    public init() {}
+
     @Option(name: .customLong("endpoint"), help: "A service's base URL, as SERVICE=URL (repeatable), e.g. dispatch=http://10.0.0.5:8085.")
-    var endpoints: [String] = []
+    public var endpoints: [String] = []
 
     @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
-    var token: String?
+    public var token: String?
 
-    func client(_ service: ServiceName) throws -> ServiceClient {
+    public func client(_ service: ServiceName) throws -> ServiceClient {
         var base = ProcessInfo.processInfo.environment[Self.variable(service)] ?? "http://127.0.0.1:\(service.defaultHTTPPort)"
         for item in endpoints {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
@@ -31,24 +33,31 @@ struct ServiceEndpoints: ParsableArguments {
         return ServiceClient(service: service, baseURL: base, token: token)
     }
 
-    static func variable(_ service: ServiceName) -> String {
+    public static func variable(_ service: ServiceName) -> String {
         "ENCOMPASS_\(service.rawValue.uppercased().replacingOccurrences(of: "-", with: "_"))_URL"
     }
 }
 
 /// A service that could not be reached or did not answer as expected.
-struct ServiceCallError: Error, CustomStringConvertible {
-    let description: String
+public struct ServiceCallError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(description: String) { self.description = description }
 }
 
 /// Calls one service's JSON API with its bearer token.
-struct ServiceClient: Sendable {
-    let service: ServiceName
-    let baseURL: String
-    let token: String
+public struct ServiceClient: Sendable {
+    public let service: ServiceName
+    public let baseURL: String
+    public let token: String
+
+    public init(service: ServiceName, baseURL: String, token: String) {
+        self.service = service
+        self.baseURL = baseURL
+        self.token = token
+    }
 
     /// Returns the status and the raw body. Throws `ServiceCallError` when the service cannot be reached.
-    func call(_ method: String, _ path: String, query: [String: String] = [:], json body: Any? = nil, raw: Data? = nil,
+    public func call(_ method: String, _ path: String, query: [String: String] = [:], json body: Any? = nil, raw: Data? = nil,
               contentType: String = "application/json") async throws -> (status: Int, body: Data) {
         var components = URLComponents(string: baseURL + path)
         if !query.isEmpty {
@@ -75,7 +84,7 @@ struct ServiceClient: Sendable {
     }
 
     /// Calls and decodes a 2xx JSON answer; any other answer becomes an error with the service's words.
-    func decode<T: Decodable>(_ type: T.Type, _ method: String, _ path: String, query: [String: String] = [:], json body: Any? = nil) async throws -> T {
+    public func decode<T: Decodable>(_ type: T.Type, _ method: String, _ path: String, query: [String: String] = [:], json body: Any? = nil) async throws -> T {
         let (status, data) = try await call(method, path, query: query, json: body)
         guard (200..<300).contains(status) else { throw ServiceCallError(description: Self.refusal(service, status, data)) }
         do {
@@ -85,7 +94,7 @@ struct ServiceClient: Sendable {
         }
     }
 
-    static func refusal(_ service: ServiceName, _ status: Int, _ data: Data) -> String {
+    public static func refusal(_ service: ServiceName, _ status: Int, _ data: Data) -> String {
         let message = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["error"] as? String
             ?? String(decoding: data.prefix(500), as: UTF8.self)
         return "\(service.rawValue) refused (\(status)): \(message)"
@@ -93,7 +102,7 @@ struct ServiceClient: Sendable {
 }
 
 /// Pretty JSON for `--json` output.
-func printJSON(_ value: some Encodable) throws {
+public func printJSON(_ value: some Encodable) throws {
     let encoder = WireFormat.encoder()
     encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))

@@ -1,0 +1,273 @@
+import EncompassModels
+import Foundation
+import ServiceRuntime
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The whole pipeline on one machine, as separate processes: the embedded broker and one or
+/// more instances of each service, each with its own store, log and HTTP port, all on one
+/// simulated clock. Used by `encompass demo` and by the tests that kill processes.
+///
+/// Every process runs in a session of its own (setsid), so a Ctrl-C reaches only the
+/// supervisor, which stops the services before the broker.
+public actor LocalPipeline {
+    public struct Options: Sendable {
+        /// Folder of the built executables (`encompass` and the five services).
+        public var binDirectory: String
+        /// Folder for logs, stores, the clock file and mail.
+        public var directory: String
+        public var apiToken: String
+        public var intakeToken: String
+        /// Instances per service (default 1).
+        public var instances: [ServiceName: Int]
+        /// Intake's HTTP port; the others follow as by default (8081…8085 from 8081), and instance i
+        /// of a service listens 100 × (i − 1) above its first.
+        public var basePort: Int
+        public var partitions: Int
+        public var environment: [String: String]
+
+        public init(binDirectory: String, directory: String, apiToken: String = "local-" + MessageID.fresh(),
+                    intakeToken: String = "local-intake-" + MessageID.fresh(), instances: [ServiceName: Int] = [:],
+                    basePort: Int = 8081, partitions: Int = 12, environment: [String: String] = [:]) {
+            self.binDirectory = binDirectory
+            self.directory = directory
+            self.apiToken = apiToken
+            self.intakeToken = intakeToken
+            self.instances = instances
+            self.basePort = basePort
+            self.partitions = partitions
+            self.environment = environment
+        }
+    }
+
+    public struct Instance: Sendable, Hashable {
+        public var service: ServiceName
+        public var number: Int
+        public var name: String { "\(service.rawValue)-\(number)" }
+    }
+
+    struct Child {
+        var name: String
+        var process: Process
+    }
+
+    public nonisolated let options: Options
+    private var broker: Child?
+    private var services: [Instance: Child] = [:]
+    private var order: [Instance] = []
+
+    public init(_ options: Options) {
+        self.options = options
+    }
+
+    public nonisolated var clockFile: String { "\(options.directory)/clock.json" }
+    public nonisolated var mailDirectory: String { "\(options.directory)/mail" }
+    public nonisolated var bootstrapFile: String { "\(options.directory)/broker.bootstrap" }
+
+    public nonisolated func port(_ service: ServiceName, instance: Int = 1) -> Int {
+        options.basePort + (service.defaultHTTPPort - ServiceName.intake.defaultHTTPPort) + 100 * (instance - 1)
+    }
+
+    public nonisolated func url(_ service: ServiceName, instance: Int = 1) -> String { "http://127.0.0.1:\(port(service, instance: instance))" }
+
+    public nonisolated func client(_ service: ServiceName, instance: Int = 1) -> ServiceClient {
+        ServiceClient(service: service, baseURL: url(service, instance: instance), token: service == .intake ? options.intakeToken : options.apiToken)
+    }
+
+    public nonisolated func instances(of service: ServiceName) -> [Int] { Array(1...max(1, options.instances[service] ?? 1)) }
+
+    public func setClock(_ simulated: Date, rate: Double) throws {
+        try SimulatedClockFile(simulated: simulated, real: Date(), rate: rate).write(to: clockFile)
+    }
+
+    /// Starts the broker and every instance, and waits until each answers /readyz.
+    public func start(clock: Date, rate: Double = 0) async throws {
+        try FileManager.default.createDirectory(atPath: mailDirectory, withIntermediateDirectories: true)
+        try setClock(clock, rate: rate)
+        try? FileManager.default.removeItem(atPath: bootstrapFile)
+        broker = try launch("broker", executable: "encompass",
+                            arguments: ["broker", "--address-file", bootstrapFile, "--partitions", String(options.partitions)],
+                            environment: ProcessInfo.processInfo.environment)
+        try await waitFor("the embedded broker", timeout: .seconds(30)) { FileManager.default.fileExists(atPath: self.bootstrapFile) }
+        for service in ServiceName.allCases {
+            for number in instances(of: service) {
+                try startInstance(Instance(service: service, number: number))
+            }
+        }
+        for instance in order {
+            try await waitReady(instance)
+        }
+    }
+
+    public func waitReady(_ instance: Instance, timeout: Duration = .seconds(90)) async throws {
+        let url = self.url(instance.service, instance: instance.number) + "/readyz"
+        try await waitFor("\(instance.name) to be ready", timeout: timeout) {
+            (try? await LocalPipeline.get(url).status) == 200
+        }
+    }
+
+    private func startInstance(_ instance: Instance) throws {
+        var environment = ProcessInfo.processInfo.environment.merging(options.environment) { _, new in new }
+        environment["ENCOMPASS_KAFKA_BOOTSTRAP_FILE"] = bootstrapFile
+        environment["ENCOMPASS_DATA_DIR"] = "\(options.directory)/\(instance.name)"
+        environment["ENCOMPASS_INSTANCE_ID"] = instance.name
+        environment["ENCOMPASS_HTTP_PORT"] = String(port(instance.service, instance: instance.number))
+        environment["ENCOMPASS_API_TOKEN"] = options.apiToken
+        environment["ENCOMPASS_INTAKE_API_TOKEN"] = options.intakeToken
+        environment["ENCOMPASS_CLOCK_FILE"] = clockFile
+        environment["ENCOMPASS_MAIL_DIR"] = mailDirectory
+        environment["ENCOMPASS_PUBLIC_URL"] = url(.dispatch)
+        environment["ENCOMPASS_TOPIC_PARTITIONS"] = String(options.partitions)
+        if environment["ENCOMPASS_LOG_LEVEL"] == nil { environment["ENCOMPASS_LOG_LEVEL"] = "notice" }
+        services[instance] = try launch(instance.name, executable: instance.service.rawValue, arguments: [], environment: environment)
+        if !order.contains(instance) { order.append(instance) }
+    }
+
+    private func launch(_ name: String, executable: String, arguments: [String], environment: [String: String]) throws -> Child {
+        let log = "\(options.directory)/\(name).log"
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        process.arguments = ["\(options.binDirectory)/\(executable)"] + arguments
+        process.environment = environment
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return Child(name: name, process: process)
+    }
+
+    /// Sends `signal` to one instance (SIGKILL: it dies mid-work, as a crashed machine would).
+    public func signal(_ instance: Instance, _ signal: Int32) async {
+        guard let child = services[instance] else { return }
+        kill(child.process.processIdentifier, signal)
+        while child.process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    /// Starts a stopped instance again with the same store and name.
+    public func restart(_ instance: Instance) async throws {
+        if let child = services[instance], child.process.isRunning { return }
+        try startInstance(instance)
+        try await waitReady(instance)
+    }
+
+    /// The first process that stopped without being asked to, if any.
+    public func exited() -> String? {
+        if let broker, !broker.process.isRunning { return broker.name }
+        return order.first { services[$0]?.process.isRunning == false }?.name
+    }
+
+    /// SIGTERM to each instance in reverse order of start (each waited for), then the broker.
+    public func stopAll(report: (@Sendable (String) -> Void)? = nil) async {
+        for instance in order.reversed() {
+            guard let child = services[instance] else { continue }
+            await stop(child)
+            report?("stopped \(child.name)")
+        }
+        services = [:]
+        if let broker { await stop(broker); report?("stopped the embedded broker") }
+        broker = nil
+    }
+
+    private func stop(_ child: Child) async {
+        guard child.process.isRunning else { return }
+        kill(child.process.processIdentifier, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(70)
+        while child.process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        if child.process.isRunning { kill(child.process.processIdentifier, SIGKILL) }
+    }
+
+    // MARK: figures and waiting
+
+    /// Every instance's /metrics text.
+    public func figures() async -> PipelineFigures {
+        var values: [ServiceName: [String]] = [:]
+        for instance in order where services[instance]?.process.isRunning == true {
+            if let body = try? await LocalPipeline.get(url(instance.service, instance: instance.number) + "/metrics").body {
+                values[instance.service, default: []].append(body)
+            }
+        }
+        return PipelineFigures(metrics: values)
+    }
+
+    /// Waits until no instance processes anything and every outbox is empty for `stable`.
+    public func quiet(stable: Duration = .seconds(3), timeout: Duration = .seconds(300)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        var previous = -1.0
+        var stableSince = ContinuousClock.now
+        while ContinuousClock.now < deadline {
+            try Task.checkCancellation()
+            if let name = exited() { throw PipelineError("\(name) stopped; see \(options.directory)/\(name).log") }
+            let figures = await figures()
+            let processed = figures.total("encompass_messages_processed_total")
+            let pending = figures.total("encompass_outbox_pending")
+            if processed != previous || pending > 0 {
+                previous = processed
+                stableSince = ContinuousClock.now
+            } else if ContinuousClock.now - stableSince >= stable {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        throw PipelineError("the pipeline did not settle in \(timeout); see \(options.directory)/*.log")
+    }
+
+    public func waitFor(_ what: String, timeout: Duration, _ condition: @escaping @Sendable () async -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            try Task.checkCancellation()
+            if await condition() { return }
+            if let name = exited() { throw PipelineError("\(name) stopped while waiting for \(what); see \(options.directory)/\(name).log") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw PipelineError("timed out waiting for \(what); see \(options.directory)/*.log")
+    }
+
+    /// GET over HTTP; status and body.
+    public static func get(_ url: String) async throws -> (status: Int, body: String) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.timeoutInterval = 10
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+}
+
+public struct PipelineError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Prometheus text of every instance, by service.
+public struct PipelineFigures: Sendable {
+    public var metrics: [ServiceName: [String]]
+
+    /// Sum of a counter or gauge over a service's instances, over lines containing `containing`.
+    public func sum(_ service: ServiceName, _ metric: String, containing: String = "") -> Double {
+        var total = 0.0
+        for text in metrics[service] ?? [] {
+            for line in text.split(separator: "\n") where line.hasPrefix(metric + "{") || line.hasPrefix(metric + " ") {
+                guard containing.isEmpty || line.contains(containing), let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+                total += value
+            }
+        }
+        return total
+    }
+
+    public func total(_ metric: String) -> Double { ServiceName.allCases.reduce(0) { $0 + sum($1, metric) } }
+
+    /// Records of `topic` a service has processed (applied, duplicate or dead-lettered).
+    public func processed(_ service: ServiceName, topic: String) -> Double {
+        sum(service, "encompass_messages_processed_total", containing: "topic=\"\(topic)\"")
+    }
+
+    public var line: String {
+        let history = processed(.childResearch, topic: Topics.history.name)
+        let research = processed(.childResearch, topic: Topics.incidents.name)
+        let schools = processed(.schoolResolution, topic: Topics.children.name)
+        let scheduled = processed(.scheduling, topic: Topics.noticeRequests.name)
+        let released = processed(.dispatch, topic: Topics.noticesDue.name)
+        return "history \(Int(history)) · incidents researched \(Int(research)) · children resolved \(Int(schools)) · notices scheduled \(Int(scheduled)) · released \(Int(released))"
+    }
+}
