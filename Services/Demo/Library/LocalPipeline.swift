@@ -45,6 +45,11 @@ public actor LocalPipeline {
         public var service: ServiceName
         public var number: Int
         public var name: String { "\(service.rawValue)-\(number)" }
+
+        public init(service: ServiceName, number: Int) {
+            self.service = service
+            self.number = number
+        }
     }
 
     struct Child {
