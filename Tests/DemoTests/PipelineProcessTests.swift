@@ -7,26 +7,6 @@ import Logging
 import ServiceRuntime
 import Testing
 
-/// Incidents with officer-recorded children at real Thames Valley schools (by URN), so every
-/// child is eligible without a human step: each must end as exactly one notice and one mail.
-func eligibleIncidents(count: Int, day: CalendarDate, schools: [WorldSchool], seed: UInt64) -> [Incident] {
-    var random = SeededRandom(seed: seed)
-    let primaries = schools.filter { $0.open && $0.localAuthorityCode == "870" && $0.ageFrom <= 5 && $0.ageTo >= 10 && $0.type != "Special School" }
-    return (0..<count).map { index in
-        let school = primaries[index % primaries.count]
-        let occurred = day.at(hour: 8 + index % 12, minute: index % 60)
-        let birth = day.adding(days: -(7 * 365 + Int.random(in: 0..<300, using: &random)))
-        return Incident(
-            occurrenceNumber: String(format: "%02d%09d", day.year % 100, 500_000_000 + index), forceCode: "43",
-            occurredAt: occurred, reportedAt: occurred.addingTimeInterval(900),
-            incidentAddress: PostalAddress(lines: ["\(index + 1) Kennet Walk"], town: "Reading", postcode: "RG1 \(1 + index % 9)AB"),
-            localPolicingArea: "Reading", riskLevel: .standard, crime: false,
-            parties: [Party(role: .victim, givenName: "Sarah", familyName: "Walker\(index)", dateOfBirth: "1990-01-01")],
-            children: [RecordedChild(givenName: "Child\(index)", familyName: "Walker\(index)", dateOfBirth: birth.description,
-                                     school: RecordedSchool(name: school.name, urn: school.urn))])
-    }
-}
-
 @Suite("The pipeline as processes: scaled out, killed and restarted", .serialized)
 struct PipelineProcessTests {
     @Test("two instances of every service; one of each SIGKILLed mid-stream and restarted; every child gets exactly one notice and one mail")
@@ -40,7 +20,7 @@ struct PipelineProcessTests {
         do {
             try await pipeline.start(clock: day.at(hour: 23, minute: 30))
             let schools = try SchoolList.read(path: SchoolList.shippedFile)
-            let incidents = eligibleIncidents(count: 400, day: day, schools: schools, seed: 11)
+            let incidents = WorldGenerator.eligibleIncidents(count: 400, day: day, schools: schools, seed: 11)
             let urns = Set(incidents.flatMap { $0.children.compactMap { $0.school?.urn } })
             let contacts = "urn,role,name,email,phone\r\n" + urns.sorted().map { "\($0),dsl,DSL,dsl.\($0)@schools.example.org.uk,0118 000 0000" }.joined(separator: "\r\n")
             let (imported, answer) = try await pipeline.client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"],

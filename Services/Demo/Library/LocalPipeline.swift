@@ -158,6 +158,14 @@ public actor LocalPipeline {
         try await waitReady(instance)
     }
 
+    /// Process ids of the running instances (and `broker`), for resource figures.
+    public func processIds() -> [String: Int32] {
+        var ids: [String: Int32] = [:]
+        if let broker, broker.process.isRunning { ids["broker"] = broker.process.processIdentifier }
+        for (instance, child) in services where child.process.isRunning { ids[instance.name] = child.process.processIdentifier }
+        return ids
+    }
+
     /// The first process that stopped without being asked to, if any.
     public func exited() -> String? {
         if let broker, !broker.process.isRunning { return broker.name }

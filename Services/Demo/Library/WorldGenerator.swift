@@ -233,6 +233,26 @@ public enum WorldGenerator {
                      contacts: contacts, schools: schools)
     }
 
+    /// Incidents with officer-recorded children at real Thames Valley schools (by URN), so every
+    /// child is eligible without a human step: each must end as exactly one notice and one mail.
+    public static func eligibleIncidents(count: Int, day: CalendarDate, schools: [WorldSchool], seed: UInt64) -> [Incident] {
+        var random = SeededRandom(seed: seed)
+        let primaries = schools.filter { $0.open && $0.localAuthorityCode == "870" && $0.ageFrom <= 5 && $0.ageTo >= 10 && $0.type != "Special School" }
+        return (0..<count).map { index in
+            let school = primaries[index % primaries.count]
+            let occurred = day.at(hour: 8 + index % 12, minute: index % 60)
+            let birth = day.adding(days: -(7 * 365 + Int.random(in: 0..<300, using: &random)))
+            return Incident(
+                occurrenceNumber: String(format: "%02d%09d", day.year % 100, 500_000_000 + index), forceCode: "43",
+                occurredAt: occurred, reportedAt: occurred.addingTimeInterval(900),
+                incidentAddress: PostalAddress(lines: ["\(index + 1) Kennet Walk"], town: "Reading", postcode: "RG1 \(1 + index % 9)AB"),
+                localPolicingArea: "Reading", riskLevel: .standard, crime: false,
+                parties: [Party(role: .victim, givenName: "Sarah", familyName: "Walker\(index)", dateOfBirth: "1990-01-01")],
+                children: [RecordedChild(givenName: "Child\(index)", familyName: "Walker\(index)", dateOfBirth: birth.description,
+                                         school: RecordedSchool(name: school.name, urn: school.urn))])
+        }
+    }
+
     static func birth(_ day: CalendarDate, minAge: Int, maxAge: Int, _ random: inout SeededRandom) -> CalendarDate {
         day.adding(days: -Int.random(in: (minAge * 365 + 1)...(maxAge * 365 + 360), using: &random))
     }

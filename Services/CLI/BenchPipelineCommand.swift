@@ -1,0 +1,257 @@
+import ArgumentParser
+import EncompassDemo
+import EncompassKafka
+import EncompassModels
+import Foundation
+import Logging
+import ServiceRuntime
+
+/// `encompass bench pipeline`: incidents per second through all five services (as processes on
+/// the embedded broker), latency from intake to scheduled, and in the same run the ceiling: a
+/// raw 5-hop relay through the same kind of broker with the same Swift Kafka client.
+struct PipelineBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "End-to-end throughput and latency of the pipeline vs a raw 5-hop Kafka relay, same run.",
+        discussion: """
+        Phase 1: a raw relay (consume → produce, no work) through 5 hops, the ceiling. \
+        Phase 2: --incidents incidents (one eligible child each) written to encompass.incidents.raw \
+        as fast as the producer goes, until scheduling has scheduled every notice: incidents/s end \
+        to end. Phase 3: --paced incidents offered at --rate per second: p50/p99 latency from \
+        intake (the raw record's timestamp) to scheduled (the scheduled event's). Then each \
+        process's peak resident memory. The embedded broker keeps about 5 MiB per partition, so \
+        the topics get --partitions partitions.
+        """
+    )
+
+    @Option(help: "Incidents for the throughput phase.")
+    var incidents: Int = 100_000
+    @Option(help: "Incidents for the paced latency phase.")
+    var paced: Int = 3_000
+    @Option(help: "Offered load of the latency phase, incidents per second.")
+    var rate: Int = 200
+    @Option(help: "Messages through the raw relay (default: --incidents).")
+    var relayMessages: Int?
+    @Option(help: "Partitions per topic.")
+    var partitions: Int = 48
+    @Option(help: "Folder for the run's logs and stores.")
+    var dir: String = "var/bench-pipeline"
+    @OptionGroup var log: LogOptions
+
+    func run() async throws {
+        let logger = try log.logger("encompass.bench")
+        let schools = try SchoolList.read(path: SchoolList.shippedFile)
+        let day = CalendarDate(year: 2026, month: 11, day: 23)
+        print("pipeline benchmark: \(incidents) incidents (+\(paced) paced at \(rate)/s), \(partitions) partitions; \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))")
+
+        // Phase 1: the ceiling.
+        let sample = try WireFormat.encoder().encode(WorldGenerator.eligibleIncidents(count: 1, day: day, schools: schools, seed: 1)[0])
+        let relay = try await relayCeiling(messages: relayMessages ?? incidents, size: sample.count, logger: logger)
+        print(String(format: "raw 5-hop relay (Swift client, embedded broker, %d-byte messages): %.0f msg/s end to end", sample.count, relay))
+
+        // Phase 2 and 3: the pipeline.
+        try? FileManager.default.removeItem(atPath: dir)
+        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        let pipeline = LocalPipeline(.init(binDirectory: bin, directory: dir, basePort: 28_081, partitions: partitions,
+                                           environment: ["ENCOMPASS_LOG_LEVEL": "warning"]))
+        do {
+            try await pipeline.start(clock: day.at(hour: 23, minute: 30))
+            let all = WorldGenerator.eligibleIncidents(count: incidents + paced, day: day, schools: schools, seed: 42)
+            let urns = Set(all.flatMap { $0.children.compactMap { $0.school?.urn } })
+            let contacts = "urn,role,name,email,phone\r\n" + urns.sorted().map { "\($0),dsl,DSL,dsl.\($0)@schools.example.org.uk," }.joined(separator: "\r\n")
+            _ = try await pipeline.client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: Data(contacts.utf8), contentType: "text/csv")
+            try await pipeline.quiet(stable: .seconds(2))
+            let bootstrap = try String(contentsOfFile: pipeline.bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            let client = KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "bench-pipeline")
+            let watcher = try ScheduledWatcher(client: client, logger: logger)
+
+            let throughputSet = Array(all.prefix(incidents))
+            let started = Date()
+            try await feed(throughputSet, client: client, perSecond: nil, logger: logger)
+            let finished = try await watcher.wait(for: Set(throughputSet.map(\.occurrenceNumber)), timeout: .seconds(3_600))
+            let seconds = finished.timeIntervalSince(started)
+            let throughput = Double(incidents) / seconds
+            print(String(format: "pipeline: %d incidents intake → scheduled in %.1f s = %.0f incidents/s (%.0f%% of the relay ceiling)",
+                         incidents, seconds, throughput, 100 * throughput / relay))
+            let bulk = watcher.latencies(Set(throughputSet.map(\.occurrenceNumber)))
+            print(String(format: "  latency under full load: p50 %.0f ms, p99 %.0f ms", percentile(bulk, 0.5) * 1000, percentile(bulk, 0.99) * 1000))
+
+            let pacedSet = Array(all.suffix(paced))
+            try await feed(pacedSet, client: client, perSecond: rate, logger: logger)
+            _ = try await watcher.wait(for: Set(pacedSet.map(\.occurrenceNumber)), timeout: .seconds(600))
+            let latencies = watcher.latencies(Set(pacedSet.map(\.occurrenceNumber)))
+            print(String(format: "latency at %d incidents/s offered: p50 %.0f ms, p99 %.0f ms (intake → scheduled, %d incidents)",
+                         rate, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, latencies.count))
+            for (name, pid) in await pipeline.processIds().sorted(by: { $0.key < $1.key }) {
+                print("  peak resident memory \(name): \(peakResidentMiB(pid).map { String(format: "%.0f MiB", $0) } ?? "?")")
+            }
+            await watcher.close()
+        } catch {
+            await pipeline.stopAll()
+            throw error
+        }
+        await pipeline.stopAll()
+    }
+
+    /// Writes incidents to the records-feed topic, as fast as possible or paced.
+    func feed(_ incidents: [Incident], client: KafkaClientConfiguration, perSecond: Int?, logger: Logger) async throws {
+        let producer = try KafkaProducer(configuration: .init(client: client), logger: logger)
+        let encoder = WireFormat.encoder()
+        let started = ContinuousClock.now
+        var batch: [ProducerRecord] = []
+        for (index, incident) in incidents.enumerated() {
+            batch.append(ProducerRecord(topic: Topics.incidentsRaw.name, key: incident.occurrenceNumber, value: Array(try encoder.encode(incident))))
+            if let perSecond {
+                try await producer.sendBatch(batch)
+                batch = []
+                let due = started + .milliseconds(Int64((index + 1) * 1000 / perSecond))
+                if due > ContinuousClock.now { try await Task.sleep(until: due) }
+            } else if batch.count == 1_000 {
+                try await producer.sendBatch(batch)
+                batch = []
+            }
+        }
+        if !batch.isEmpty { try await producer.sendBatch(batch) }
+        await producer.close()
+    }
+
+    /// The raw relay: hop 0 → 5 through five consume-produce relays with the Swift client.
+    func relayCeiling(messages: Int, size: Int, logger: Logger) async throws -> Double {
+        let cluster = try MockKafkaCluster(brokers: 1, logger: logger)
+        defer { cluster.shutdown() }
+        let topics = (0...5).map { "relay.hop\($0)" }
+        for topic in topics { try cluster.createTopic(topic, partitions: partitions) }
+        let client = KafkaClientConfiguration(bootstrapServers: cluster.bootstrapServers, clientId: "relay")
+        let producer = try KafkaProducer(configuration: .init(client: client), logger: logger)
+        let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
+        var relays: [Task<Void, any Error>] = []
+        var consumers: [KafkaConsumer] = []
+        for hop in 0..<5 {
+            let consumer = try KafkaConsumer(configuration: .init(client: client, groupId: "relay-\(hop)", topics: [topics[hop]]), logger: logger)
+            consumers.append(consumer)
+            let out = try KafkaProducer(configuration: .init(client: client), logger: logger)
+            let next = topics[hop + 1]
+            relays.append(Task {
+                var iterator = consumer.makeAsyncIterator()
+                while let first = try await iterator.next() {
+                    let records = [first] + consumer.takeBuffered(limit: 999)
+                    try await out.sendBatch(records.map { ProducerRecord(topic: next, key: $0.key, value: $0.value) })
+                    consumer.storeOffsets(records)
+                }
+                await out.close()
+            })
+        }
+        let sink = try KafkaConsumer(configuration: .init(client: client, groupId: "relay-sink", topics: [topics[5]]), logger: logger)
+        // Let the groups settle before the clock starts.
+        try await Task.sleep(for: .seconds(4))
+        let started = ContinuousClock.now
+        let feeder = Task {
+            var batch: [ProducerRecord] = []
+            for index in 0..<messages {
+                batch.append(ProducerRecord(topic: topics[0], key: "k\(index)", value: payload))
+                if batch.count == 1_000 { try await producer.sendBatch(batch); batch = [] }
+            }
+            if !batch.isEmpty { try await producer.sendBatch(batch) }
+        }
+        var received = 0
+        var iterator = sink.makeAsyncIterator()
+        while received < messages, let first = try await iterator.next() {
+            let records = [first] + sink.takeBuffered(limit: 999)
+            received += records.count
+            sink.storeOffsets(records)
+        }
+        let elapsed = ContinuousClock.now - started
+        try await feeder.value
+        for consumer in consumers { consumer.stopDelivery() }
+        for relay in relays { _ = try? await relay.value }
+        for consumer in consumers { await consumer.close() }
+        await sink.close()
+        await producer.close()
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return Double(messages) / seconds
+    }
+}
+
+/// Follows `encompass.notice.events` and notes when each occurrence's notice was scheduled
+/// and how long after its raw record that was (both broker timestamps).
+final class ScheduledWatcher: Sendable {
+    private let consumer: KafkaConsumer
+    private let task: Task<Void, any Error>
+    private let scheduled = Locked<[String: Date]>([:])
+    private let raw = Locked<[String: Date]>([:])
+    private let rawConsumer: KafkaConsumer
+    private let rawTask: Task<Void, any Error>
+
+    init(client: KafkaClientConfiguration, logger: Logger) throws {
+        consumer = try KafkaConsumer(configuration: .init(client: client, groupId: "bench-\(MessageID.fresh())", topics: [Topics.noticeEvents.name],
+                                                          bufferCapacity: 10_000), logger: logger)
+        rawConsumer = try KafkaConsumer(configuration: .init(client: client, groupId: "bench-raw-\(MessageID.fresh())", topics: [Topics.incidentsRaw.name],
+                                                             bufferCapacity: 10_000), logger: logger)
+        let scheduled = self.scheduled, raw = self.raw, consumer = self.consumer, rawConsumer = self.rawConsumer
+        task = Task {
+            for try await record in consumer {
+                if let event = try? WireFormat.decode(NoticeEvent.self, from: record.value), event.payload.kind == .scheduled {
+                    let at = record.timestamp ?? Date()
+                    scheduled.withLock { if $0[event.payload.occurrenceNumber] == nil { $0[event.payload.occurrenceNumber] = at } }
+                }
+                consumer.storeOffsets([record])
+            }
+        }
+        rawTask = Task {
+            for try await record in rawConsumer {
+                if let key = record.keyString { raw.withLock { $0[key] = record.timestamp ?? Date() } }
+                rawConsumer.storeOffsets([record])
+            }
+        }
+    }
+
+    /// Waits until every occurrence was scheduled; returns when the last one was.
+    func wait(for occurrences: Set<String>, timeout: Duration) async throws -> Date {
+        let deadline = ContinuousClock.now + timeout
+        var lastReport = ContinuousClock.now
+        while ContinuousClock.now < deadline {
+            let (done, last) = scheduled.withLock { map -> (Int, Date?) in
+                let times = occurrences.compactMap { map[$0] }
+                return (times.count, times.max())
+            }
+            if done == occurrences.count, let last { return last }
+            if ContinuousClock.now - lastReport > .seconds(10) {
+                print("  … \(done)/\(occurrences.count) scheduled")
+                lastReport = ContinuousClock.now
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw ValidationError("not every incident was scheduled in \(timeout); see the logs")
+    }
+
+    func latencies(_ occurrences: Set<String>) -> [Double] {
+        let scheduled = self.scheduled.withLock { $0 }
+        let raw = self.raw.withLock { $0 }
+        return occurrences.compactMap { key in
+            guard let end = scheduled[key], let start = raw[key] else { return nil }
+            return max(0, end.timeIntervalSince(start))
+        }.sorted()
+    }
+
+    func close() async {
+        consumer.stopDelivery()
+        rawConsumer.stopDelivery()
+        _ = try? await task.value
+        _ = try? await rawTask.value
+        await consumer.close()
+        await rawConsumer.close()
+    }
+}
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return .nan }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
+}
+
+/// VmHWM of a process, MiB.
+func peakResidentMiB(_ pid: Int32) -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kib = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap({ Double($0) }) else { return nil }
+    return kib / 1024
+}
