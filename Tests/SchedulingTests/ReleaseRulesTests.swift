@@ -336,3 +336,28 @@ struct CalendarDataTests {
         #expect(throws: SchedulingProtocolError.self) { try SchedulingProtocol.loadAll(ForceProtocols.load(directory: dir)) }
     }
 }
+
+@Suite("schedule explain")
+struct ExplainTests {
+    @Test("text and JSON name the release, the rules and, for an escalation, whom to call")
+    func explain() throws {
+        let calendars = try SchoolCalendars.load()
+        let protocols = try SchedulingProtocol.loadAll(ForceProtocols.load())
+        let plain = try ScheduleExplanation.make(
+            forceCode: "43", occurredAt: instant("2026-12-18 18:00"), processedAt: instant("2026-12-18 18:30"), laCode: "931", urn: nil,
+            risk: .standard, calendars: calendars, protocols: protocols)
+        #expect(plain.text.hasPrefix("release: Tuesday 2027-01-05 08:00 (GMT)"))
+        #expect(plain.text.contains("Boxing Day (substitute day)"))
+        let escalation = try ScheduleExplanation.make(
+            forceCode: "05", occurredAt: instant("2025-10-29 14:00"), processedAt: instant("2025-10-29 15:00"), laCode: "873", urn: nil,
+            risk: .high, calendars: calendars, protocols: protocols)
+        #expect(escalation.text.hasPrefix("ESCALATE NOW to the Education Safeguarding Manager: Cambridgeshire"))
+        let json = try JSONDecoder().decode(ScheduleExplanation.self, from: JSONEncoder().encode(escalation))
+        #expect(json == escalation)
+        #expect(json.schoolDay == "2025-11-03")
+        #expect(throws: SchedulingProtocolError.self) {
+            try ScheduleExplanation.make(forceCode: "99", occurredAt: Date(), processedAt: Date(), laCode: "931", urn: nil, risk: .standard,
+                                         calendars: calendars, protocols: protocols)
+        }
+    }
+}

@@ -132,6 +132,7 @@ struct SchedulingServiceTests {
         try await eventually("escalated") { try await scheduler.rows().filter { $0.state == .released }.count == 2 }
         let due = try await dueNotices(kafka, atLeast: 2)
         #expect(due.count == 2)
+        #expect(try await scheduler.rows().first { $0.noticeId == monday.noticeId }?.incidentRevision == 1, "the late amendment was ignored")
         let first = try #require(due.first { $0.payload.noticeId == monday.noticeId })
         #expect(first.id == MessageID.derived(from: monday.noticeId, "due"))
         #expect(first.payload.releaseAt == instant("2025-11-04 08:00"))

@@ -202,3 +202,55 @@ public enum ReleaseRules {
         return String(format: "%02d:%02d", c.hour ?? 0, c.minute ?? 0)
     }
 }
+
+/// What `encompass schedule explain` prints: the decision with its inputs, as text or JSON.
+public struct ScheduleExplanation: Codable, Sendable, Equatable {
+    public var forceCode: String
+    public var laCode: String
+    public var urn: String?
+    public var risk: RiskLevel
+    public var occurredAt: String
+    public var processedAt: String
+    /// UTC instant.
+    public var releaseAt: String
+    /// London wall-clock time, e.g. `Tuesday 2025-11-04 08:00 (GMT)`.
+    public var releaseLondon: String
+    public var schoolDay: String
+    public var escalate: Bool
+    public var escalationContact: SchoolContact?
+    public var rules: [String]
+
+    public static func make(
+        forceCode: String, occurredAt: Date, processedAt: Date, laCode: String, urn: String?, risk: RiskLevel,
+        calendars: SchoolCalendars, protocols: [String: SchedulingProtocol]
+    ) throws(SchedulingProtocolError) -> ScheduleExplanation {
+        guard let force = protocols[forceCode] else {
+            throw SchedulingProtocolError(forceCode: forceCode, problem: "no protocol file for this force; known: \(protocols.keys.sorted().joined(separator: ", "))")
+        }
+        let decision = try ReleaseRules.decide(occurredAt: occurredAt, processedAt: processedAt, laCode: laCode, urn: urn, risk: risk,
+                                               calendar: calendars, protocol: force)
+        let zone = TimeZone(identifier: "Europe/London")!
+        let releaseDay = CalendarDate(decision.releaseAt)
+        let london = "\(ReleaseRules.weekdayName(releaseDay)) \(releaseDay) \(ReleaseRules.londonTime(decision.releaseAt)) (\(zone.abbreviation(for: decision.releaseAt) ?? "London"))"
+        return ScheduleExplanation(
+            forceCode: forceCode, laCode: laCode, urn: urn, risk: risk, occurredAt: Timestamp.format(occurredAt),
+            processedAt: Timestamp.format(processedAt), releaseAt: Timestamp.format(decision.releaseAt), releaseLondon: london,
+            schoolDay: decision.schoolDay.description, escalate: decision.escalate,
+            escalationContact: decision.escalate ? force.educationSafeguardingManager : nil, rules: decision.rules)
+    }
+
+    public var text: String {
+        var lines: [String] = []
+        if escalate {
+            let who = [escalationContact?.name, escalationContact?.email, escalationContact?.phone].compactMap { $0 }.joined(separator: ", ")
+            lines.append("ESCALATE NOW to the Education Safeguarding Manager\(who.isEmpty ? "" : ": \(who)")")
+            lines.append("(the school's first day back: \(schoolDay))")
+        } else {
+            lines.append("release: \(releaseLondon) = \(releaseAt)")
+        }
+        lines.append("force \(forceCode), LA \(laCode)\(urn.map { ", school \($0)" } ?? ""), risk \(risk.rawValue)")
+        lines.append("rules:")
+        lines.append(contentsOf: rules.enumerated().map { "  \($0.offset + 1). \($0.element)" })
+        return lines.joined(separator: "\n")
+    }
+}
