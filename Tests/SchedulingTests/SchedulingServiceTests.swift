@@ -83,7 +83,7 @@ func send(_ kafka: TestKafka, _ requests: [NoticeRequested], envelopeId: ((Notic
 /// duplicate would show.
 func dueNotices(_ kafka: TestKafka, atLeast count: Int, watchForExtra: Bool = false) async throws -> [Envelope<NoticeDue>] {
     try await readRecords(kafka, topic: Topics.noticesDue.name, count: watchForExtra ? count + 1 : count,
-                          timeout: watchForExtra ? .seconds(8) : .seconds(30))
+                          timeout: watchForExtra ? .seconds(5) : .seconds(30))
         .map { try WireFormat.decode(NoticeDue.self, from: $0.value) }
 }
 
