@@ -32,7 +32,7 @@ final class RunningScheduler: Sendable {
     init(_ kafka: TestKafka, group: String, instance: String, dataDirectory: String, clock: TestClock, token: String? = "tok") async throws {
         let settings = SchedulingService.Settings(
             calendars: try SchoolCalendars.load(), protocols: try SchedulingProtocol.loadAll(ForceProtocols.load()),
-            releaseInterval: .milliseconds(50))
+            releaseInterval: .milliseconds(50), restoreGrace: .milliseconds(300))
         let configuration = ServiceConfiguration(
             service: .scheduling, kafka: kafka.client(instance), groupId: group, dataDirectory: dataDirectory,
             instanceId: instance, httpPort: 0, apiToken: token, clockFile: clock.path)
@@ -197,6 +197,29 @@ struct SchedulingServiceTests {
         #expect(Set(due.map(\.id)).count == requests.count)
         #expect(due.allSatisfy { $0.payload.releaseAt == instant("2025-11-10 08:00") })
         try await second.stop()
+    }
+
+    @Test("loss of an instance: a new instance on an empty disk restores the pending notices from the changelog and releases them")
+    func lostInstance() async throws {
+        let kafka = try TestKafka()
+        let clock = try TestClock("2025-11-07 19:00")
+        let group = "sched-\(UUID())"
+        let requests = (30..<34).map { noticeRequest($0, occurred: "2025-11-07 18:00") }
+        let lost = try await RunningScheduler(kafka, group: group, instance: "lost", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
+        try await send(kafka, requests)
+        try await eventually("all pending") { try await lost.rows().count == requests.count }
+        try await lost.stop() // and its disk is never seen again
+
+        try clock.set("2025-11-10 08:00")
+        let fresh = try await RunningScheduler(kafka, group: group, instance: "fresh", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
+        try await eventually("restored and released", timeout: .seconds(60)) {
+            let rows = try await fresh.rows()
+            return rows.count == requests.count && rows.allSatisfy { $0.state == .released }
+        }
+        let due = try await dueNotices(kafka, atLeast: requests.count, watchForExtra: true)
+        #expect(Set(due.map(\.payload.noticeId)) == Set(requests.map(\.noticeId)))
+        #expect(due.count == requests.count)
+        try await fresh.stop()
     }
 
     @Test("two instances with a rebalance: every notice released exactly once in effect; term-date overrides replicate")

@@ -17,15 +17,22 @@ public enum SchedulingService {
         public var protocols: [String: SchedulingProtocol]
         /// How often the release loop looks for due notices (real time).
         public var releaseInterval: Duration
+        /// How long a newly assigned request partition is owned before its notices are released,
+        /// so the changelog replica can catch up first (as Kafka Streams restores a task's state
+        /// before processing). A heuristic: a release before the replica caught up is still
+        /// dropped downstream by its derived id.
+        public var restoreGrace: Duration
 
-        public init(calendars: SchoolCalendars, protocols: [String: SchedulingProtocol], releaseInterval: Duration = .seconds(1)) {
+        public init(calendars: SchoolCalendars, protocols: [String: SchedulingProtocol], releaseInterval: Duration = .seconds(1),
+                    restoreGrace: Duration = .seconds(2)) {
             self.calendars = calendars
             self.protocols = protocols
             self.releaseInterval = releaseInterval
+            self.restoreGrace = restoreGrace
         }
 
         /// `ENCOMPASS_BANK_HOLIDAYS_FILE`, `ENCOMPASS_TERM_DATES_DIR`, `ENCOMPASS_PROTOCOLS_DIR`,
-        /// `ENCOMPASS_SCHEDULING_INTERVAL_MS`.
+        /// `ENCOMPASS_SCHEDULING_INTERVAL_MS`, `ENCOMPASS_SCHEDULING_RESTORE_GRACE_MS`.
         public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
             let env = EnvironmentReader(environment)
             let holidays: BankHolidays
@@ -48,7 +55,9 @@ public enum SchedulingService {
                 throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "— \(error)")
             }
             let interval = try env.int("ENCOMPASS_SCHEDULING_INTERVAL_MS", in: 10...600_000) ?? 1000
-            return Settings(calendars: calendars, protocols: protocols, releaseInterval: .milliseconds(interval))
+            let grace = try env.int("ENCOMPASS_SCHEDULING_RESTORE_GRACE_MS", in: 0...600_000) ?? 2000
+            return Settings(calendars: calendars, protocols: protocols, releaseInterval: .milliseconds(interval),
+                            restoreGrace: .milliseconds(grace))
         }
     }
 
@@ -66,7 +75,7 @@ public enum SchedulingService {
             routes: { router, environment in
                 SchedulingAPI(scheduler: scheduler(settings, environment.configuration), environment: environment).register(on: router)
             },
-            background: [releaser(interval: settings.releaseInterval)]
+            background: [releaser(interval: settings.releaseInterval, restoreGrace: settings.restoreGrace)]
         )
     }
 
@@ -88,12 +97,17 @@ public enum SchedulingService {
     }
 
     /// Every `interval` (real time), releases the due notices of the request partitions this
-    /// instance owns, by the service clock.
-    public static func releaser(interval: Duration) -> BackgroundTask {
+    /// instance has owned for at least `restoreGrace`, by the service clock.
+    public static func releaser(interval: Duration, restoreGrace: Duration = .zero) -> BackgroundTask {
         BackgroundTask(name: "release-due-notices") { environment in
             let topic = Topics.noticeRequests.name
+            var ownedSince: [Int: ContinuousClock.Instant] = [:]
             while !Task.isCancelled {
-                let owned = Set(environment.ownedPartitions().filter { $0.topic == topic }.map { Int($0.partition) })
+                let current = Set(environment.ownedPartitions().filter { $0.topic == topic }.map { Int($0.partition) })
+                let real = ContinuousClock.now
+                ownedSince = ownedSince.filter { current.contains($0.key) }
+                for partition in current where ownedSince[partition] == nil { ownedSince[partition] = real }
+                let owned = Set(current.filter { real - ownedSince[$0]! >= restoreGrace })
                 if !owned.isEmpty {
                     let now = environment.clock.now()
                     do {
