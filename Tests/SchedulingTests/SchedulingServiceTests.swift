@@ -115,6 +115,10 @@ struct SchedulingServiceTests {
         #expect(list.status == 200)
         #expect(list.body.contains(monday.noticeId))
         #expect(!list.body.contains("Alex"))
+        let noOverride = try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/term-dates/school/100001", headers: ["Authorization": "Bearer tok"])
+        #expect(noOverride.status == 404)
+        let badState = try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/pending?state=nope", headers: ["Authorization": "Bearer tok"])
+        #expect(badState.status == 400)
 
         try clock.set("2025-11-04 08:00")
         try await eventually("released") { try await scheduler.rows().first?.state == .released }
@@ -154,7 +158,9 @@ struct SchedulingServiceTests {
     func amendmentAndBadInput() async throws {
         let kafka = try TestKafka()
         let clock = try TestClock("2025-10-24 21:00")
-        let scheduler = try await RunningScheduler(kafka, group: "sched-\(UUID())", instance: "a", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
+        let scheduler = try await RunningScheduler(kafka, group: "sched-\(UUID())", instance: "a", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock, token: nil)
+        let refused = try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/pending", headers: ["Authorization": "Bearer tok"])
+        #expect(refused.status == 503 && refused.body.contains("ENCOMPASS_API_TOKEN"))
         let friday = noticeRequest(3, occurred: "2025-10-24 20:00")
         var unknownForce = noticeRequest(4, occurred: "2025-10-24 20:00")
         unknownForce.incident.forceCode = "99"

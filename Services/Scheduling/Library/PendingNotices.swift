@@ -102,12 +102,10 @@ extension PendingNoticeRow {
 public struct Scheduler: Sendable {
     public let calendars: SchoolCalendars
     public let protocols: [String: SchedulingProtocol]
-    public let instanceId: String
 
-    public init(calendars: SchoolCalendars, protocols: [String: SchedulingProtocol], instanceId: String) {
+    public init(calendars: SchoolCalendars, protocols: [String: SchedulingProtocol]) {
         self.calendars = calendars
         self.protocols = protocols
-        self.instanceId = instanceId
     }
 
     public static let migration = StoreMigration("scheduling-v1") { db in

@@ -12,7 +12,6 @@ import ServiceRuntime
 /// - `PUT /v1/term-dates/school/{urn}`: set them (a term dates document); replicated to every
 ///   instance through the changelog. 422 with the problem when the document is unusable.
 struct SchedulingAPI: Sendable {
-    let scheduler: Scheduler
     let environment: ServiceEnvironment
 
     static let maximumBody = 1024 * 1024

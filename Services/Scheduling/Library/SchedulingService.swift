@@ -73,18 +73,14 @@ public enum SchedulingService {
             replicated: [changelogHandler()],
             produces: [Topics.noticesDue.name, Topics.schedulingChangelog.name, Topics.noticeEvents.name],
             routes: { router, environment in
-                SchedulingAPI(scheduler: scheduler(settings, environment.configuration), environment: environment).register(on: router)
+                SchedulingAPI(environment: environment).register(on: router)
             },
             background: [releaser(interval: settings.releaseInterval, restoreGrace: settings.restoreGrace)]
         )
     }
 
-    static func scheduler(_ settings: Settings, _ configuration: ServiceConfiguration) -> Scheduler {
-        Scheduler(calendars: settings.calendars, protocols: settings.protocols, instanceId: configuration.instanceId)
-    }
-
     static func requestHandler(settings: Settings) -> TopicHandler {
-        let scheduler = Scheduler(calendars: settings.calendars, protocols: settings.protocols, instanceId: "")
+        let scheduler = Scheduler(calendars: settings.calendars, protocols: settings.protocols)
         return TopicHandler.on(Topics.noticeRequests.name, NoticeRequested.self) { envelope, ctx in
             try scheduler.schedule(envelope, partition: Int(ctx.record.partition), ctx: ctx)
         }
