@@ -79,12 +79,29 @@ func send(_ kafka: TestKafka, _ requests: [NoticeRequested], envelopeId: ((Notic
     await producer.close()
 }
 
-/// The NoticeDue records; with `watchForExtra`, waits a while for one more than expected so a
-/// duplicate would show.
+/// The first `count` NoticeDue records, and (with `watchForExtra`, after a second's settling) how
+/// many records the topic holds in all, so that a duplicate beyond the first `count` would show.
 func dueNotices(_ kafka: TestKafka, atLeast count: Int, watchForExtra: Bool = false) async throws -> [Envelope<NoticeDue>] {
-    try await readRecords(kafka, topic: Topics.noticesDue.name, count: watchForExtra ? count + 1 : count,
-                          timeout: watchForExtra ? .seconds(5) : .seconds(30))
+    let records = try await readRecords(kafka, topic: Topics.noticesDue.name, count: count, timeout: .seconds(30))
         .map { try WireFormat.decode(NoticeDue.self, from: $0.value) }
+    guard watchForExtra else { return records }
+    try await Task.sleep(for: .seconds(1))
+    let total = try await recordCount(kafka, topic: Topics.noticesDue.name)
+    guard total > records.count else { return records }
+    return try await readRecords(kafka, topic: Topics.noticesDue.name, count: total, timeout: .seconds(30))
+        .map { try WireFormat.decode(NoticeDue.self, from: $0.value) }
+}
+
+/// Records in all partitions of a topic (high minus low watermark).
+func recordCount(_ kafka: TestKafka, topic: String) async throws -> Int {
+    let admin = try KafkaAdmin(client: kafka.client("admin"), logger: TestLog.logger("admin"))
+    var total: Int64 = 0
+    for partition in 0..<kafka.partitions {
+        let marks = try await admin.watermarks(TopicPartition(topic, Int32(partition)))
+        total += marks.high - marks.low
+    }
+    await admin.close()
+    return Int(total)
 }
 
 @Suite("Scheduling service over Kafka", .serialized)
