@@ -137,8 +137,20 @@ struct SchedulingServiceTests {
         let badState = try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/pending?state=nope", headers: ["Authorization": "Bearer tok"])
         #expect(badState.status == 400)
 
+        // A school with its own half term (3-7 Nov): its notice waits for its first day back.
+        var put = URLRequest(url: URL(string: "http://127.0.0.1:\(scheduler.port)/v1/term-dates/school/100009")!)
+        put.httpMethod = "PUT"
+        put.setValue("Bearer tok", forHTTPHeaderField: "Authorization")
+        put.httpBody = Data(#"{"years":[{"schoolYear":"2025-26","terms":[{"name":"autumn","start":"2025-09-03","end":"2025-12-19","halfTerms":[{"start":"2025-11-03","end":"2025-11-07"}]}]}]}"#.utf8)
+        let (_, stored) = try await URLSession.shared.data(for: put)
+        #expect((stored as? HTTPURLResponse)?.statusCode == 200)
+        let academy = noticeRequest(9, occurred: "2025-11-03 21:00")
+        try await send(kafka, [academy])
+        try await eventually("academy scheduled") { try await scheduler.rows().contains { $0.noticeId == academy.noticeId } }
+        #expect(try await scheduler.rows().first { $0.noticeId == academy.noticeId }?.releaseAt == instant("2025-11-10 08:00"))
+
         try clock.set("2025-11-04 08:00")
-        try await eventually("released") { try await scheduler.rows().first?.state == .released }
+        try await eventually("released") { try await scheduler.rows().first { $0.noticeId == monday.noticeId }?.state == .released }
 
         // A request for a notice already released (an amendment) is ignored.
         var amended = monday
@@ -154,6 +166,7 @@ struct SchedulingServiceTests {
         let due = try await dueNotices(kafka, atLeast: 2)
         #expect(due.count == 2)
         #expect(try await scheduler.rows().first { $0.noticeId == monday.noticeId }?.incidentRevision == 1, "the late amendment was ignored")
+        #expect(try await scheduler.rows().first { $0.noticeId == academy.noticeId }?.state == .pending)
         let first = try #require(due.first { $0.payload.noticeId == monday.noticeId })
         #expect(first.id == MessageID.derived(from: monday.noticeId, "due"))
         #expect(first.payload.releaseAt == instant("2025-11-04 08:00"))
@@ -277,6 +290,14 @@ struct SchedulingServiceTests {
         }
         let fetched = try await httpGet("http://127.0.0.1:\(b.port)/v1/term-dates/school/123456", headers: ["Authorization": "Bearer tok"])
         #expect(fetched.status == 200 && fetched.body.contains("2025-12-17"))
+        var delete = URLRequest(url: URL(string: "http://127.0.0.1:\(b.port)/v1/term-dates/school/123456")!)
+        delete.httpMethod = "DELETE"
+        delete.setValue("Bearer tok", forHTTPHeaderField: "Authorization")
+        let (_, deleted) = try await URLSession.shared.data(for: delete)
+        #expect((deleted as? HTTPURLResponse)?.statusCode == 200)
+        try await eventually("removal replicated to A") {
+            try await a.host.store.pool.read { try SchoolTermDatesRow.fetchOne($0, key: "123456") } == nil
+        }
 
         // Tuesday morning: both instances release the notices of their own partitions.
         try clock.set("2025-11-04 08:00")

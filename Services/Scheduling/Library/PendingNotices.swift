@@ -68,7 +68,8 @@ public struct SchedulingChangelog: MessagePayload {
 
     public struct SchoolTermDates: Codable, Sendable, Equatable {
         public var urn: String
-        public var document: TermDatesDocument
+        /// nil: the school follows its local authority's dates again.
+        public var document: TermDatesDocument?
         public var updatedAt: Date
     }
 
@@ -213,7 +214,11 @@ public struct Scheduler: Sendable {
         }
         if let terms = entry.schoolTermDates {
             if let local = try SchoolTermDatesRow.fetchOne(db, key: terms.urn), local.updatedAt > terms.updatedAt { return }
-            try SchoolTermDatesRow(urn: terms.urn, document: try WireFormat.encoder().encode(terms.document), updatedAt: terms.updatedAt).save(db)
+            if let document = terms.document {
+                try SchoolTermDatesRow(urn: terms.urn, document: try WireFormat.encoder().encode(document), updatedAt: terms.updatedAt).save(db)
+            } else {
+                _ = try SchoolTermDatesRow.deleteOne(db, key: terms.urn)
+            }
         }
     }
 

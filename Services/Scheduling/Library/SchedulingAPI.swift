@@ -11,6 +11,7 @@ import ServiceRuntime
 /// - `GET /v1/term-dates/school/{urn}`: a school's own term dates (404 when it follows its LA).
 /// - `PUT /v1/term-dates/school/{urn}`: set them (a term dates document); replicated to every
 ///   instance through the changelog. 422 with the problem when the document is unusable.
+/// - `DELETE /v1/term-dates/school/{urn}`: the school follows its LA's dates again.
 struct SchedulingAPI: Sendable {
     let environment: ServiceEnvironment
 
@@ -99,6 +100,22 @@ struct SchedulingAPI: Sendable {
                                    id: MessageID.derived(from: "term-dates:\(urn):\(Timestamp.format(now))", "changelog"), now: now)
             }
             return HTTPEndpoint.json(.ok, ["urn": urn, "status": "stored", "years": stored.years.map(\.schoolYear).joined(separator: ",")])
+        }
+        router.delete("v1/term-dates/school/:urn") { request, context -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            let urn = context.parameters.get("urn") ?? ""
+            let now = environment.clock.now()
+            let existed = try await environment.write { db, outbox -> Bool in
+                guard try SchoolTermDatesRow.fetchOne(db, key: urn) != nil else { return false }
+                let entry = SchedulingChangelog.SchoolTermDates(urn: urn, document: nil, updatedAt: now)
+                try Scheduler.apply(SchedulingChangelog(schoolTermDates: entry), db: db)
+                try outbox.publish(SchedulingChangelog(schoolTermDates: entry), to: Topics.schedulingChangelog.name,
+                                   key: SchedulingChangelog.termDatesKey(urn),
+                                   id: MessageID.derived(from: "term-dates:\(urn):\(Timestamp.format(now))", "changelog-delete"), now: now)
+                return true
+            }
+            guard existed else { return HTTPEndpoint.json(.notFound, ["error": "school \(urn) has no term dates of its own"]) }
+            return HTTPEndpoint.json(.ok, ["urn": urn, "status": "follows its local authority's term dates"])
         }
     }
 }
