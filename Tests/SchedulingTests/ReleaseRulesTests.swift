@@ -218,8 +218,11 @@ struct ReleaseRulesTests {
         #expect(own.rules.contains { $0.contains("school 123456's own term dates") })
         let inOwnHalfTerm = try decide(.init(occurred: "2026-10-30 18:00", la: oxon, expected: "", why: "", urn: "123456"), calendars: calendars)
         #expect(inOwnHalfTerm.releaseAt == instant("2026-11-09 08:00"))
+        // The override stops at Christmas: later days are unknown, so they count as school days
+        // (with a warning) rather than holding notices until the next September.
         let ends = try decide(.init(occurred: "2026-12-16 18:00", la: oxon, expected: "", why: "", urn: "123456"), calendars: calendars)
-        #expect(ends.releaseAt > instant("2026-12-18 08:00"), "the school breaks up on 16 December")
+        #expect(ends.releaseAt == instant("2026-12-17 08:00"))
+        #expect(ends.rules.contains { $0.contains("warning") && $0.contains("do not cover 2026-12-17") })
         let otherSchool = try decide(.init(occurred: "2026-10-23 18:00", la: oxon, expected: "", why: "", urn: "654321"), calendars: calendars)
         #expect(otherSchool.releaseAt == instant("2026-11-02 08:00"))
     }
@@ -302,6 +305,21 @@ struct CalendarDataTests {
         } throws: { error in
             (error as? ConfigurationError)?.variable == "ENCOMPASS_TERM_DATES_DIR" && "\(error)".contains("laCode")
         }
+    }
+
+    @Test("coverage: a summer term covers to 31 August; a missing school year is not a holiday")
+    func coverage() throws {
+        let calendar = try TermCalendar(TermDatesDocument(years: [
+            .init(schoolYear: "2025-26", terms: [.init(name: "summer", start: "2026-04-13", end: "2026-07-20")]),
+            .init(schoolYear: "2027-28", terms: [.init(name: "autumn", start: "2027-09-02", end: "2027-12-17")]),
+        ]), label: "t")
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-04-10")!) == .uncovered)
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-08-20")!) == .holiday)
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-10-20")!) == .uncovered)
+        #expect(calendar.kind(of: CalendarDate(iso: "2027-12-20")!) == .uncovered)
+        let oxfordshire = try #require(try SchoolCalendars.load().localAuthorities["931"])
+        #expect(oxfordshire.kind(of: CalendarDate(iso: "2025-08-01")!) == .holiday)
+        #expect(oxfordshire.kind(of: CalendarDate(iso: "2025-07-31")!) == .uncovered)
     }
 
     @Test("an override folder replaces one LA's dates and keeps the others")

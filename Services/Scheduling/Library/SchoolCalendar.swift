@@ -162,6 +162,10 @@ public struct TermCalendar: Sendable, Equatable {
         var halfTerms: [ClosedRange<CalendarDate>]
     }
 
+    /// Days between two terms beyond which the gap is taken as missing data, not a holiday
+    /// (the summer holiday is about 45 days).
+    static let longestHoliday = 62
+
     public let label: String
     let terms: [Term]
     let inset: Set<CalendarDate>
@@ -207,10 +211,13 @@ public struct TermCalendar: Sendable, Equatable {
         for (a, b) in zip(terms, terms.dropFirst()) where b.start <= a.end {
             throw CalendarDataError(source: label, problem: "terms \(a.name) and \(b.name) overlap")
         }
-        // Covered: from 1 August before the first term to 31 August after the last.
+        // Covered: from 1 August when the first term is an autumn term (else from its first day)
+        // to 31 August when the last is a summer term (else to its last day). Days outside are
+        // not known, so they count as school days with a warning rather than as a holiday that
+        // would hold notices back for months.
         let first = terms.first!.start, last = terms.last!.end
-        let coverStart = CalendarDate(year: first.month >= 8 ? first.year : first.year - 1, month: 8, day: 1)
-        let coverEnd = CalendarDate(year: last.month >= 9 ? last.year + 1 : last.year, month: 8, day: 31)
+        let coverStart = (8...9).contains(first.month) ? CalendarDate(year: first.year, month: 8, day: 1) : first
+        let coverEnd = (7...8).contains(last.month) ? CalendarDate(year: last.year, month: 8, day: 31) : last
         self.label = label
         self.terms = terms
         self.inset = inset
@@ -224,7 +231,19 @@ public struct TermCalendar: Sendable, Equatable {
         guard covered.contains(date) else { return .uncovered }
         if inset.contains(date) { return .inset }
         if closures.contains(date) { return .closure }
-        guard let term = terms.first(where: { $0.start <= date && date <= $0.end }) else { return .holiday }
+        guard let term = terms.first(where: { $0.start <= date && date <= $0.end }) else {
+            // Between two terms: a holiday, unless the gap is longer than any school holiday
+            // (a school year missing from the file).
+            if let before = terms.last(where: { $0.end < date }), let after = terms.first(where: { $0.start > date }),
+               let gap = CalendarDate.london.dateComponents([.day], from: before.end.at(hour: 12), to: after.start.at(hour: 12)).day,
+               gap > Self.longestHoliday {
+                // Still the summer holiday after a summer term, or before an autumn term.
+                if (7...8).contains(before.end.month), date <= CalendarDate(year: before.end.year, month: 8, day: 31) { return .holiday }
+                if (8...9).contains(after.start.month), date >= CalendarDate(year: after.start.year, month: 8, day: 1) { return .holiday }
+                return .uncovered
+            }
+            return .holiday
+        }
         if term.halfTerms.contains(where: { $0.contains(date) }) { return .halfTerm(term.name) }
         return .term(term.name)
     }
