@@ -2,6 +2,7 @@ import EncompassModels
 import EncompassTestSupport
 import ServiceRuntime
 import Foundation
+import GRDB
 @testable import SchedulingService
 import Testing
 
@@ -284,6 +285,9 @@ struct CalendarDataTests {
             return error.variable == "ENCOMPASS_BANK_HOLIDAYS_FILE" && error.problem.contains("24/11/2026")
         }
         #expect(throws: CalendarDataError.self) { try BankHolidays.load(path: dir + "/missing.json") }
+        #expect {
+            try SchedulingService.Settings.fromEnvironment(["ENCOMPASS_PROTOCOLS_DIR": dir + "/no-such-folder"])
+        } throws: { ($0 as? ConfigurationError)?.variable == "ENCOMPASS_PROTOCOLS_DIR" }
     }
 
     @Test("bad term dates are typed errors that say what to fix")
@@ -377,5 +381,52 @@ struct ExplainTests {
             try ScheduleExplanation.make(forceCode: "99", occurredAt: Date(), processedAt: Date(), laCode: "931", urn: nil, risk: .standard,
                                          calendars: calendars, protocols: protocols)
         }
+    }
+}
+
+@Suite("changelog replication rules")
+struct ChangelogApplyTests {
+    func state(_ id: String, _ state: PendingState, revision: Int, release: String = "2025-11-04 08:00") -> SchedulingChangelog {
+        let request = NoticeRequested(
+            noticeId: id,
+            incident: Incident(occurrenceNumber: "43251100001", forceCode: "43", occurredAt: instant("2025-11-03 21:00"),
+                               reportedAt: instant("2025-11-03 21:00"), incidentAddress: PostalAddress(lines: ["1 A St"], postcode: "OX1 1AA"),
+                               riskLevel: .standard, crime: true),
+            incidentRevision: revision, child: IdentifiedChild(childId: "c", givenName: "A", familyName: "B"), childSource: .officer,
+            school: ResolvedSchool(urn: "100001", name: "S", localAuthorityCode: "931", localAuthorityName: "Oxfordshire"), resolution: [])
+        return SchedulingChangelog(notice: .init(
+            noticeId: id, partition: 2, state: state, incidentRevision: revision, releaseAt: instant(release), escalate: false,
+            due: NoticeDue(request: request, releaseAt: instant(release), rules: []), updatedAt: Date(), releasedAt: nil))
+    }
+
+    @Test("final states win and stay; a pending state replaces only an older or equal revision")
+    func ordering() throws {
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("apply") + "/scheduling.sqlite", migrations: [Scheduler.migration])
+        let db = store.pool
+        func row(_ id: String) throws -> PendingNoticeRow? { try db.read { try PendingNoticeRow.fetchOne($0, key: id) } }
+
+        try db.write { try Scheduler.apply(state("n1", .pending, revision: 2, release: "2025-11-05 08:00"), db: $0) }
+        try db.write { try Scheduler.apply(state("n1", .pending, revision: 1), db: $0) }
+        #expect(try row("n1")?.incidentRevision == 2, "an older revision arriving late is ignored")
+        #expect(try row("n1")?.partition == 2)
+        try db.write { try Scheduler.apply(state("n1", .pending, revision: 3, release: "2025-11-06 08:00"), db: $0) }
+        #expect(try row("n1")?.releaseAt == instant("2025-11-06 08:00"))
+        try db.write { try Scheduler.apply(state("n1", .released, revision: 1), db: $0) }
+        #expect(try row("n1")?.state == .released, "a release wins over any pending revision")
+        try db.write { try Scheduler.apply(state("n1", .pending, revision: 9), db: $0) }
+        #expect(try row("n1")?.state == .released, "and is never undone")
+
+        // Releasing: only due notices of the given partitions, once.
+        try db.write { try Scheduler.apply(state("n2", .pending, revision: 1), db: $0) }
+        try db.write { try Scheduler.apply(state("n3", .pending, revision: 1, release: "2025-11-05 08:00"), db: $0) }
+        let none = try db.write { try Scheduler.releaseDue(now: instant("2025-11-04 09:00"), partitions: [0, 1], db: $0, outbox: Outbox(db: $0, producer: "scheduling")) }
+        #expect(none.isEmpty)
+        let released = try db.write { try Scheduler.releaseDue(now: instant("2025-11-04 09:00"), partitions: [2], db: $0, outbox: Outbox(db: $0, producer: "scheduling")) }
+        #expect(released == ["n2"])
+        let again = try db.write { try Scheduler.releaseDue(now: instant("2025-11-04 10:00"), partitions: [2], db: $0, outbox: Outbox(db: $0, producer: "scheduling")) }
+        #expect(again.isEmpty)
+        let outbox = try db.read { try OutboxMessage.fetchAll($0) }
+        #expect(outbox.map(\.topic).sorted() == [Topics.noticeEvents.name, Topics.noticesDue.name, Topics.schedulingChangelog.name])
+        #expect(outbox.first { $0.topic == Topics.noticesDue.name }?.messageId == MessageID.derived(from: "n2", "due"))
     }
 }
