@@ -104,7 +104,7 @@ func recordCount(_ kafka: TestKafka, topic: String) async throws -> Int {
     return Int(total)
 }
 
-@Suite("Scheduling service over Kafka", .serialized)
+@Suite("Scheduling service over Kafka")
 struct SchedulingServiceTests {
     @Test("request → pending → simulated morning → one NoticeDue; duplicates and later requests ignored; escalation now; HTTP")
     func flow() async throws {
