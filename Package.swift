@@ -32,7 +32,8 @@ let services = [
                 dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     ServiceSpec(folder: "ChildResearch", library: "ChildResearchService", executable: "child-research"),
     ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution"),
-    ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling"),
+    ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling",
+                resources: [.copy("Resources/bank-holidays.json"), .copy("Resources/term-dates")]),
     ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch"),
 ]
 
@@ -86,7 +87,10 @@ var targets: [Target] = [
     ),
     .executableTarget(
         name: "EncompassCLI",
-        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", argumentParser, logging, grdb],
+        dependencies: [
+            "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", argumentParser, logging, grdb,
+            "SchedulingService",
+        ],
         path: "Services/CLI",
         swiftSettings: strict
     ),

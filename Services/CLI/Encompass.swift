@@ -10,8 +10,11 @@ struct Encompass: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "encompass",
         abstract: "Operation Encompass: notices to schools after domestic abuse incidents.",
-        subcommands: [BrokerCommand.self, TopicsCommand.self, IngestCommand.self, HistoryCommand.self, BenchCommand.self,
-                      DeadLetterCommand.self, LagCommand.self, GenerateCommand.self, DemoCommand.self]
+        subcommands: [
+            BrokerCommand.self, TopicsCommand.self, IngestCommand.self, HistoryCommand.self, BenchCommand.self,
+            DeadLetterCommand.self, LagCommand.self, GenerateCommand.self, DemoCommand.self,
+            ScheduleCommand.self,
+        ]
     )
 }
 

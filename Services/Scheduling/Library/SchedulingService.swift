@@ -1,16 +1,129 @@
+import EncompassKafka
 import EncompassModels
+import Foundation
+import GRDB
+import Logging
 import ServiceRuntime
 
 /// Scheduling: holds each notice until the right school morning and releases it to dispatch exactly once in effect.
 ///
-/// The runtime gives the service its SQLite store, inbox, outbox, dead letters, HTTP
-/// endpoint and graceful shutdown; this definition adds the service's own tables, handlers
-/// and routes.
+/// Requests (`encompass.notice.requests`, key notice id) are scheduled by the owner of their
+/// partition; the state goes to `encompass.scheduling.changelog`, which every instance reads
+/// whole (a standby replica of every partition). A background loop releases due notices of
+/// the partitions this instance owns. docs/SCHEDULING.md describes the design.
 public enum SchedulingService {
+    public struct Settings: Sendable {
+        public var calendars: SchoolCalendars
+        public var protocols: [String: SchedulingProtocol]
+        /// How often the release loop looks for due notices (real time).
+        public var releaseInterval: Duration
+        /// How long a newly assigned request partition is owned before its notices are released,
+        /// so the changelog replica can catch up first (as Kafka Streams restores a task's state
+        /// before processing). A heuristic: a release before the replica caught up is still
+        /// dropped downstream by its derived id.
+        public var restoreGrace: Duration
+
+        public init(calendars: SchoolCalendars, protocols: [String: SchedulingProtocol], releaseInterval: Duration = .seconds(1),
+                    restoreGrace: Duration = .seconds(2)) {
+            self.calendars = calendars
+            self.protocols = protocols
+            self.releaseInterval = releaseInterval
+            self.restoreGrace = restoreGrace
+        }
+
+        /// `ENCOMPASS_BANK_HOLIDAYS_FILE`, `ENCOMPASS_TERM_DATES_DIR`, `ENCOMPASS_PROTOCOLS_DIR`,
+        /// `ENCOMPASS_SCHEDULING_INTERVAL_MS`, `ENCOMPASS_SCHEDULING_RESTORE_GRACE_MS`.
+        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
+            let env = EnvironmentReader(environment)
+            let holidays: BankHolidays
+            do {
+                holidays = try BankHolidays.load(path: env.string("ENCOMPASS_BANK_HOLIDAYS_FILE"))
+            } catch {
+                throw ConfigurationError(variable: "ENCOMPASS_BANK_HOLIDAYS_FILE", problem: "— \(error.description)")
+            }
+            var calendars: SchoolCalendars
+            do {
+                calendars = try SchoolCalendars.load(termDatesDirectory: env.string("ENCOMPASS_TERM_DATES_DIR"))
+            } catch {
+                throw ConfigurationError(variable: "ENCOMPASS_TERM_DATES_DIR", problem: "— \(error.description)")
+            }
+            calendars = SchoolCalendars(bankHolidays: holidays, localAuthorities: calendars.localAuthorities)
+            let protocols: [String: SchedulingProtocol]
+            do {
+                protocols = try SchedulingProtocol.loadAll(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR")))
+            } catch {
+                throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "— \(error)")
+            }
+            let interval = try env.int("ENCOMPASS_SCHEDULING_INTERVAL_MS", in: 10...600_000) ?? 1000
+            let grace = try env.int("ENCOMPASS_SCHEDULING_RESTORE_GRACE_MS", in: 0...600_000) ?? 2000
+            return Settings(calendars: calendars, protocols: protocols, releaseInterval: .milliseconds(interval),
+                            restoreGrace: .milliseconds(grace))
+        }
+    }
+
     public static func definition(_ configuration: ServiceConfiguration) throws -> ServiceDefinition {
+        definition(settings: try .fromEnvironment())
+    }
+
+    public static func definition(settings: Settings) -> ServiceDefinition {
         ServiceDefinition(
             service: .scheduling,
-            produces: [Topics.noticesDue.name, Topics.schedulingChangelog.name, Topics.noticeEvents.name]
+            migrations: [Scheduler.migration],
+            handlers: [requestHandler(settings: settings)],
+            replicated: [changelogHandler()],
+            produces: [Topics.noticesDue.name, Topics.schedulingChangelog.name, Topics.noticeEvents.name],
+            routes: { router, environment in
+                SchedulingAPI(environment: environment).register(on: router)
+            },
+            background: [releaser(interval: settings.releaseInterval, restoreGrace: settings.restoreGrace)]
         )
+    }
+
+    static func requestHandler(settings: Settings) -> TopicHandler {
+        let scheduler = Scheduler(calendars: settings.calendars, protocols: settings.protocols)
+        return TopicHandler.on(Topics.noticeRequests.name, NoticeRequested.self) { envelope, ctx in
+            try scheduler.schedule(envelope, partition: Int(ctx.record.partition), ctx: ctx)
+        }
+    }
+
+    static func changelogHandler() -> TopicHandler {
+        TopicHandler.on(Topics.schedulingChangelog.name, SchedulingChangelog.self) { envelope, ctx in
+            try Scheduler.apply(envelope.payload, db: ctx.db)
+        }
+    }
+
+    /// Every `interval` (real time), releases the due notices of the request partitions this
+    /// instance has owned for at least `restoreGrace`, by the service clock.
+    public static func releaser(interval: Duration, restoreGrace: Duration = .zero) -> BackgroundTask {
+        BackgroundTask(name: "release-due-notices") { environment in
+            let topic = Topics.noticeRequests.name
+            var ownedSince: [Int: ContinuousClock.Instant] = [:]
+            while !Task.isCancelled {
+                let current = Set(environment.ownedPartitions().filter { $0.topic == topic }.map { Int($0.partition) })
+                let real = ContinuousClock.now
+                ownedSince = ownedSince.filter { current.contains($0.key) }
+                for partition in current where ownedSince[partition] == nil { ownedSince[partition] = real }
+                let owned = Set(current.filter { real - ownedSince[$0]! >= restoreGrace })
+                if !owned.isEmpty {
+                    let now = environment.clock.now()
+                    do {
+                        var released: [String]
+                        repeat {
+                            released = try await environment.write { db, outbox in
+                                try Scheduler.releaseDue(now: now, partitions: owned, db: db, outbox: outbox)
+                            }
+                            if !released.isEmpty {
+                                environment.logger.info("notices released", metadata: [
+                                    "count": "\(released.count)", "notices": .string(released.prefix(20).joined(separator: ",")),
+                                ])
+                            }
+                        } while released.count >= 500 && !Task.isCancelled
+                    } catch {
+                        environment.logger.error("releasing due notices failed; retrying", metadata: ["error": "\(error)"])
+                    }
+                }
+                try await Task.sleep(for: interval)
+            }
+        }
     }
 }

@@ -1,0 +1,258 @@
+import EncompassKafka
+import EncompassModels
+import Foundation
+import GRDB
+import Logging
+import ServiceRuntime
+
+/// A notice's scheduling state. `released` and `cancelled` are final.
+public enum PendingState: String, Codable, Sendable, CaseIterable {
+    case pending, released, cancelled
+
+    public var isFinal: Bool { self != .pending }
+}
+
+/// One notice held by scheduling (table `pendingNotice`): every instance holds every notice
+/// (its own from requests, the others' from the changelog); only the owner of the request's
+/// partition releases it.
+public struct PendingNoticeRow: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "pendingNotice"
+
+    public var noticeId: String
+    /// Partition of `encompass.notice.requests` the request came from: its owner releases it.
+    public var partition: Int
+    public var forceCode: String
+    public var occurrenceNumber: String
+    public var schoolURN: String
+    public var laCode: String
+    public var incidentRevision: Int
+    public var releaseAt: Date
+    public var escalate: Bool
+    public var state: PendingState
+    /// The `NoticeDue` to publish, as JSON (wire format).
+    public var due: Data
+    public var updatedAt: Date
+    public var releasedAt: Date?
+
+    public func notice() throws -> NoticeDue { try WireFormat.decoder().decode(NoticeDue.self, from: due) }
+}
+
+/// A school's own term dates (table `schoolTermDates`), set over HTTP and replicated through
+/// the changelog.
+public struct SchoolTermDatesRow: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "schoolTermDates"
+    public var urn: String
+    /// `TermDatesDocument` JSON.
+    public var document: Data
+    public var updatedAt: Date
+}
+
+/// `encompass.scheduling.changelog` (compacted): the latest state of each notice (key: notice
+/// id) and each school's own term dates (key: `term-dates:<URN>`). Every scheduling instance
+/// reads it whole, so any instance can take over a partition's pending notices.
+public struct SchedulingChangelog: MessagePayload {
+    public static let schema = "encompass.scheduling-changelog"
+    public static let schemaVersion = 1
+
+    public struct NoticeState: Codable, Sendable, Equatable {
+        public var noticeId: String
+        public var partition: Int
+        public var state: PendingState
+        public var incidentRevision: Int
+        public var releaseAt: Date
+        public var escalate: Bool
+        public var due: NoticeDue
+        public var updatedAt: Date
+        public var releasedAt: Date?
+    }
+
+    public struct SchoolTermDates: Codable, Sendable, Equatable {
+        public var urn: String
+        /// nil: the school follows its local authority's dates again.
+        public var document: TermDatesDocument?
+        public var updatedAt: Date
+    }
+
+    public var notice: NoticeState?
+    public var schoolTermDates: SchoolTermDates?
+
+    public func validationErrors() -> [FieldError] {
+        (notice == nil) == (schoolTermDates == nil) ? [FieldError("notice", "exactly one of notice and schoolTermDates")] : []
+    }
+
+    public static func termDatesKey(_ urn: String) -> String { "term-dates:\(urn)" }
+}
+
+extension PendingNoticeRow {
+    init(_ state: SchedulingChangelog.NoticeState) throws {
+        self.init(
+            noticeId: state.noticeId, partition: state.partition, forceCode: state.due.request.incident.forceCode,
+            occurrenceNumber: state.due.request.incident.occurrenceNumber, schoolURN: state.due.request.school.urn,
+            laCode: state.due.request.school.localAuthorityCode, incidentRevision: state.incidentRevision,
+            releaseAt: state.releaseAt, escalate: state.escalate, state: state.state,
+            due: try WireFormat.encoder().encode(state.due), updatedAt: state.updatedAt, releasedAt: state.releasedAt)
+    }
+
+    func changelog() throws -> SchedulingChangelog.NoticeState {
+        .init(noticeId: noticeId, partition: partition, state: state, incidentRevision: incidentRevision, releaseAt: releaseAt,
+              escalate: escalate, due: try notice(), updatedAt: updatedAt, releasedAt: releasedAt)
+    }
+}
+
+/// Scheduling's state changes: each in the caller's transaction, with its outputs in the outbox.
+public struct Scheduler: Sendable {
+    public let calendars: SchoolCalendars
+    public let protocols: [String: SchedulingProtocol]
+
+    public init(calendars: SchoolCalendars, protocols: [String: SchedulingProtocol]) {
+        self.calendars = calendars
+        self.protocols = protocols
+    }
+
+    public static let migration = StoreMigration("scheduling-v1") { db in
+        try db.create(table: PendingNoticeRow.databaseTableName) { t in
+            t.primaryKey("noticeId", .text)
+            t.column("partition", .integer).notNull()
+            t.column("forceCode", .text).notNull()
+            t.column("occurrenceNumber", .text).notNull()
+            t.column("schoolURN", .text).notNull()
+            t.column("laCode", .text).notNull()
+            t.column("incidentRevision", .integer).notNull()
+            t.column("releaseAt", .datetime).notNull()
+            t.column("escalate", .boolean).notNull()
+            t.column("state", .text).notNull()
+            t.column("due", .blob).notNull()
+            t.column("updatedAt", .datetime).notNull()
+            t.column("releasedAt", .datetime)
+        }
+        try db.create(index: "pendingNotice_due", on: PendingNoticeRow.databaseTableName, columns: ["state", "releaseAt"])
+        try db.create(table: SchoolTermDatesRow.databaseTableName) { t in
+            t.primaryKey("urn", .text)
+            t.column("document", .blob).notNull()
+            t.column("updatedAt", .datetime).notNull()
+        }
+    }
+
+    /// The calendars with the school's own term dates, when it has them.
+    public func calendars(for urn: String, db: Database) throws -> SchoolCalendars {
+        var calendars = self.calendars
+        if let row = try SchoolTermDatesRow.fetchOne(db, key: urn),
+           let calendar = try? TermCalendar.decode(row.document, label: "school \(urn) term dates") {
+            calendars.schools[urn] = calendar
+        }
+        return calendars
+    }
+
+    /// The decision for a request processed at `now`.
+    public func decide(_ request: NoticeRequested, now: Date, db: Database) throws -> (ReleaseDecision, SchedulingProtocol) {
+        guard let force = protocols[request.incident.forceCode] else {
+            throw RejectedMessage(errorClass: "scheduling.unknown-force",
+                                  reason: "no scheduling protocol for force \(request.incident.forceCode); add its protocol file (ENCOMPASS_PROTOCOLS_DIR)")
+        }
+        let decision = try ReleaseRules.decide(
+            occurredAt: request.incident.occurredAt, processedAt: now, laCode: request.school.localAuthorityCode,
+            urn: request.school.urn, risk: request.incident.riskLevel,
+            calendar: try calendars(for: request.school.urn, db: db), protocol: force)
+        return (decision, force)
+    }
+
+    /// A notice request (new, or an amendment with the same notice id): schedule or reschedule it.
+    public func schedule(_ envelope: Envelope<NoticeRequested>, partition: Int, ctx: MessageContext) throws {
+        let request = envelope.payload
+        var problems: [String] = []
+        if request.noticeId.isEmpty { problems.append("noticeId is empty") }
+        if request.school.localAuthorityCode.isEmpty { problems.append("school.localAuthorityCode is empty") }
+        if request.school.urn.isEmpty { problems.append("school.urn is empty") }
+        guard problems.isEmpty else {
+            throw RejectedMessage(errorClass: "payload.validation", reason: problems.joined(separator: "; "))
+        }
+        var metadata: Logger.Metadata = ["notice": .string(request.noticeId), "revision": "\(request.incidentRevision)"]
+        let existing = try PendingNoticeRow.fetchOne(ctx.db, key: request.noticeId)
+        if let existing, existing.state.isFinal {
+            metadata["state"] = .string(existing.state.rawValue)
+            ctx.logger.notice("notice request for a notice already \(existing.state.rawValue): ignored", metadata: metadata)
+            return
+        }
+        if let existing, existing.incidentRevision >= request.incidentRevision {
+            ctx.logger.info("notice request not newer than the scheduled one: ignored", metadata: metadata)
+            return
+        }
+        let (decision, force) = try decide(request, now: ctx.now, db: ctx.db)
+        let due = NoticeDue(request: request, releaseAt: decision.releaseAt, escalation: decision.escalate,
+                            escalationContact: decision.escalate ? force.educationSafeguardingManager : nil, rules: decision.rules)
+        let row = PendingNoticeRow(
+            noticeId: request.noticeId, partition: partition, forceCode: request.incident.forceCode,
+            occurrenceNumber: request.incident.occurrenceNumber, schoolURN: request.school.urn,
+            laCode: request.school.localAuthorityCode, incidentRevision: request.incidentRevision, releaseAt: decision.releaseAt,
+            escalate: decision.escalate, state: .pending, due: try WireFormat.encoder().encode(due), updatedAt: ctx.now, releasedAt: nil)
+        try row.save(ctx.db)
+        try ctx.outbox.publish(
+            SchedulingChangelog(notice: try row.changelog()), to: Topics.schedulingChangelog.name, key: row.noticeId,
+            id: MessageID.derived(from: envelope.id, "changelog"), causationId: envelope.id, now: ctx.now)
+        let kind: NoticeEvent.Kind = existing == nil ? .scheduled : .rescheduled
+        let detail = "release \(Timestamp.format(decision.releaseAt))\(decision.escalate ? " (escalation)" : ""): " + decision.rules.joined(separator: "; ")
+        try ctx.outbox.publish(
+            NoticeEvent(noticeId: row.noticeId, kind: kind, at: ctx.now, forceCode: row.forceCode,
+                        occurrenceNumber: row.occurrenceNumber, schoolURN: row.schoolURN, detail: detail),
+            to: Topics.noticeEvents.name, key: row.noticeId, id: MessageID.derived(from: envelope.id, "event-\(kind.rawValue)"),
+            causationId: envelope.id, now: ctx.now)
+        metadata["releaseAt"] = .string(Timestamp.format(decision.releaseAt))
+        metadata["escalate"] = "\(decision.escalate)"
+        ctx.logger.info("notice \(kind.rawValue)", metadata: metadata)
+    }
+
+    /// A changelog record (every instance): keep the latest state. Final states win; a pending
+    /// state replaces a pending one of the same or an older revision.
+    public static func apply(_ entry: SchedulingChangelog, db: Database) throws {
+        if let state = entry.notice {
+            let incoming = try PendingNoticeRow(state)
+            if let local = try PendingNoticeRow.fetchOne(db, key: state.noticeId) {
+                if local.state.isFinal { return }
+                if !incoming.state.isFinal, incoming.incidentRevision < local.incidentRevision { return }
+            }
+            try incoming.save(db)
+        }
+        if let terms = entry.schoolTermDates {
+            if let local = try SchoolTermDatesRow.fetchOne(db, key: terms.urn), local.updatedAt > terms.updatedAt { return }
+            if let document = terms.document {
+                try SchoolTermDatesRow(urn: terms.urn, document: try WireFormat.encoder().encode(document), updatedAt: terms.updatedAt).save(db)
+            } else {
+                _ = try SchoolTermDatesRow.deleteOne(db, key: terms.urn)
+            }
+        }
+    }
+
+    /// Releases the pending notices due by `now` in `partitions`, in one transaction: marks them
+    /// released and publishes `NoticeDue` (id derived from the notice id, so a second release by
+    /// a new owner after a rebalance is dropped by dispatch's inbox), the changelog and the event.
+    @discardableResult
+    public static func releaseDue(now: Date, partitions: Set<Int>, limit: Int = 500, db: Database, outbox: Outbox) throws -> [String] {
+        guard !partitions.isEmpty else { return [] }
+        let rows = try PendingNoticeRow
+            .filter(Column("state") == PendingState.pending.rawValue && Column("releaseAt") <= now && partitions.contains(Column("partition")))
+            .order(Column("releaseAt"))
+            .limit(limit)
+            .fetchAll(db)
+        for var row in rows {
+            row.state = .released
+            row.releasedAt = now
+            row.updatedAt = now
+            try row.update(db)
+            let due = try row.notice()
+            let dueId = MessageID.derived(from: row.noticeId, "due")
+            try outbox.publish(due, to: Topics.noticesDue.name, key: row.noticeId, id: dueId, now: now)
+            try outbox.publish(SchedulingChangelog(notice: try row.changelog()), to: Topics.schedulingChangelog.name, key: row.noticeId,
+                               id: MessageID.derived(from: row.noticeId, "changelog-released"), causationId: dueId, now: now)
+            let kind: NoticeEvent.Kind = row.escalate ? .escalated : .released
+            let detail = row.escalate
+                ? "escalated to the Education Safeguarding Manager (high risk in a school holiday)"
+                : "released for \(Timestamp.format(row.releaseAt))"
+            try outbox.publish(
+                NoticeEvent(noticeId: row.noticeId, kind: kind, at: now, forceCode: row.forceCode,
+                            occurrenceNumber: row.occurrenceNumber, schoolURN: row.schoolURN, detail: detail),
+                to: Topics.noticeEvents.name, key: row.noticeId, id: MessageID.derived(from: row.noticeId, "event-\(kind.rawValue)"),
+                causationId: dueId, now: now)
+        }
+        return rows.map(\.noticeId)
+    }
+}

@@ -1,0 +1,121 @@
+import EncompassKafka
+import EncompassModels
+import Foundation
+import GRDB
+import Hummingbird
+import NIOCore
+import ServiceRuntime
+
+/// Scheduling's operations API (bearer `ENCOMPASS_API_TOKEN`):
+/// - `GET /v1/pending[?state=pending|released|all]`: notices held, without personal data.
+/// - `GET /v1/term-dates/school/{urn}`: a school's own term dates (404 when it follows its LA).
+/// - `PUT /v1/term-dates/school/{urn}`: set them (a term dates document); replicated to every
+///   instance through the changelog. 422 with the problem when the document is unusable.
+/// - `DELETE /v1/term-dates/school/{urn}`: the school follows its LA's dates again.
+struct SchedulingAPI: Sendable {
+    let environment: ServiceEnvironment
+
+    static let maximumBody = 1024 * 1024
+
+    struct PendingItem: Codable, Equatable {
+        var noticeId: String
+        var forceCode: String
+        var occurrenceNumber: String
+        var schoolURN: String
+        var laCode: String
+        var incidentRevision: Int
+        var releaseAt: String
+        var escalate: Bool
+        var state: String
+        var partition: Int
+        var ownedHere: Bool
+        var releasedAt: String?
+    }
+
+    struct PendingList: Codable {
+        var instance: String
+        var notices: [PendingItem]
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("v1/pending") { request, _ -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            let filter = request.uri.queryParameters["state"].map(String.init) ?? "pending"
+            guard filter == "all" || PendingState(rawValue: filter) != nil else {
+                return HTTPEndpoint.json(.badRequest, ["error": "state must be pending, released, cancelled or all"])
+            }
+            let owned = Set(environment.ownedPartitions().filter { $0.topic == Topics.noticeRequests.name }.map { Int($0.partition) })
+            let rows = try await environment.store.pool.read { db in
+                var query = PendingNoticeRow.order(Column("releaseAt"))
+                if filter != "all" { query = query.filter(Column("state") == filter) }
+                return try query.limit(10_000).fetchAll(db)
+            }
+            let items = rows.map {
+                PendingItem(noticeId: $0.noticeId, forceCode: $0.forceCode, occurrenceNumber: $0.occurrenceNumber, schoolURN: $0.schoolURN,
+                            laCode: $0.laCode, incidentRevision: $0.incidentRevision, releaseAt: Timestamp.format($0.releaseAt),
+                            escalate: $0.escalate, state: $0.state.rawValue, partition: $0.partition, ownedHere: owned.contains($0.partition),
+                            releasedAt: $0.releasedAt.map(Timestamp.format))
+            }
+            return HTTPEndpoint.json(.ok, PendingList(instance: environment.configuration.instanceId, notices: items))
+        }
+        router.get("v1/term-dates/school/:urn") { request, context -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            let urn = context.parameters.get("urn") ?? ""
+            guard let row = try await environment.store.pool.read({ try SchoolTermDatesRow.fetchOne($0, key: urn) }) else {
+                return HTTPEndpoint.json(.notFound, ["error": "school \(urn) has no term dates of its own; it follows its local authority's"])
+            }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: row.document)))
+        }
+        router.put("v1/term-dates/school/:urn") { request, context -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            let urn = context.parameters.get("urn") ?? ""
+            guard urn.count == 6, urn.allSatisfy(\.isNumber) else {
+                return HTTPEndpoint.json(.badRequest, ["error": "URN must be 6 digits"])
+            }
+            guard let buffer = try? await request.body.collect(upTo: Self.maximumBody) else {
+                return HTTPEndpoint.json(.contentTooLarge, ["error": "body larger than \(Self.maximumBody) bytes"])
+            }
+            let body = Array(buffer.readableBytesView)
+            var document: TermDatesDocument
+            do {
+                document = try TermCalendar.decode(Data(body), label: "school \(urn) term dates").document
+            } catch {
+                let now = environment.clock.now()
+                let problem = (error as? CalendarDataError)?.description ?? "\(error)"
+                try await environment.write { db, outbox in
+                    try DeadLetterWriter.writeRejectedInput(
+                        db: db, service: .scheduling, origin: "http:/v1/term-dates/school", place: Int64(now.timeIntervalSince1970 * 1000),
+                        key: urn, value: body, errorClass: "term-dates.invalid", message: problem, now: now, outbox: outbox)
+                }
+                return HTTPEndpoint.json(.unprocessableContent, ["error": problem])
+            }
+            document.urn = urn
+            let stored = document
+            let now = environment.clock.now()
+            try await environment.write { db, outbox in
+                let entry = SchedulingChangelog.SchoolTermDates(urn: urn, document: stored, updatedAt: now)
+                try Scheduler.apply(SchedulingChangelog(schoolTermDates: entry), db: db)
+                try outbox.publish(SchedulingChangelog(schoolTermDates: entry), to: Topics.schedulingChangelog.name,
+                                   key: SchedulingChangelog.termDatesKey(urn),
+                                   id: MessageID.derived(from: "term-dates:\(urn):\(Timestamp.format(now))", "changelog"), now: now)
+            }
+            return HTTPEndpoint.json(.ok, ["urn": urn, "status": "stored", "years": stored.years.map(\.schoolYear).joined(separator: ",")])
+        }
+        router.delete("v1/term-dates/school/:urn") { request, context -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            let urn = context.parameters.get("urn") ?? ""
+            let now = environment.clock.now()
+            let existed = try await environment.write { db, outbox -> Bool in
+                guard try SchoolTermDatesRow.fetchOne(db, key: urn) != nil else { return false }
+                let entry = SchedulingChangelog.SchoolTermDates(urn: urn, document: nil, updatedAt: now)
+                try Scheduler.apply(SchedulingChangelog(schoolTermDates: entry), db: db)
+                try outbox.publish(SchedulingChangelog(schoolTermDates: entry), to: Topics.schedulingChangelog.name,
+                                   key: SchedulingChangelog.termDatesKey(urn),
+                                   id: MessageID.derived(from: "term-dates:\(urn):\(Timestamp.format(now))", "changelog-delete"), now: now)
+                return true
+            }
+            guard existed else { return HTTPEndpoint.json(.notFound, ["error": "school \(urn) has no term dates of its own"]) }
+            return HTTPEndpoint.json(.ok, ["urn": urn, "status": "follows its local authority's term dates"])
+        }
+    }
+}

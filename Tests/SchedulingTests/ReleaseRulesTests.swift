@@ -1,0 +1,432 @@
+import EncompassModels
+import EncompassTestSupport
+import ServiceRuntime
+import Foundation
+import GRDB
+@testable import SchedulingService
+import Testing
+
+/// `YYYY-MM-DD HH:MM` London wall-clock time, or an ISO 8601 instant with `Z`.
+func instant(_ text: String) -> Date {
+    if text.hasSuffix("Z") { return ISO8601DateFormatter().date(from: text)! }
+    let parts = text.split(separator: " ")
+    let day = CalendarDate(iso: String(parts[0]))!
+    let clock = parts[1].split(separator: ":").map { Int($0)! }
+    return day.at(hour: clock[0], minute: clock[1])
+}
+
+struct ReleaseCase: CustomTestStringConvertible, Sendable {
+    var occurred: String
+    var la: String
+    var risk: RiskLevel = .standard
+    /// Default: 30 minutes after the incident.
+    var processed: String?
+    /// London `YYYY-MM-DD HH:MM`, or `escalate`.
+    var expected: String
+    var why: String
+    var urn: String? = nil
+
+    var testDescription: String { "\(occurred) LA \(la) \(risk.rawValue) → \(expected): \(why)" }
+}
+
+let oxon = "931", cambs = "873"
+
+let releaseCases: [ReleaseCase] = [
+    // Ordinary school weeks (Oxfordshire, autumn 2025).
+    .init(occurred: "2025-11-03 21:00", la: oxon, expected: "2025-11-04 08:00", why: "Monday evening → Tuesday"),
+    .init(occurred: "2025-11-04 07:00", la: oxon, expected: "2025-11-05 08:00", why: "early Tuesday → Wednesday (strictly after the incident's day)"),
+    .init(occurred: "2025-11-05 23:59", la: oxon, expected: "2025-11-06 08:00", why: "a minute before midnight → Thursday"),
+    .init(occurred: "2025-11-06 12:00", la: oxon, expected: "2025-11-07 08:00", why: "Thursday → Friday"),
+    .init(occurred: "2025-11-07 18:00", la: oxon, expected: "2025-11-10 08:00", why: "Friday → Monday"),
+    .init(occurred: "2025-11-08 02:00", la: oxon, expected: "2025-11-10 08:00", why: "Saturday → Monday"),
+    .init(occurred: "2025-11-09 22:30", la: oxon, expected: "2025-11-10 08:00", why: "Sunday evening → Monday"),
+    // October half term 2025 (27-31 Oct), with the clocks going back on Sunday 26 Oct.
+    .init(occurred: "2025-10-24 20:00", la: oxon, expected: "2025-11-03 08:00", why: "Friday before half term → first day back"),
+    .init(occurred: "2025-10-24 20:00", la: oxon, risk: .high, expected: "escalate", why: "high risk waiting through half term"),
+    .init(occurred: "2025-10-29 14:00", la: oxon, expected: "2025-11-03 08:00", why: "in half term → first day back"),
+    .init(occurred: "2025-10-29 14:00", la: oxon, risk: .high, expected: "escalate", why: "high risk in half term"),
+    .init(occurred: "2025-10-25 10:00", la: oxon, risk: .high, expected: "escalate", why: "high risk on the Saturday before half term"),
+    .init(occurred: "2025-11-02 20:00", la: oxon, risk: .high, expected: "2025-11-03 08:00", why: "high risk on the Sunday before the first day back: no holiday to wait through"),
+    .init(occurred: "2025-10-26T00:30:00Z", la: oxon, expected: "2025-11-03 08:00", why: "01:30 BST as the clocks go back, in half term"),
+    .init(occurred: "2025-10-26T01:30:00Z", la: oxon, expected: "2025-11-03 08:00", why: "01:30 GMT, the second 01:30 of the night"),
+    // Christmas 2025.
+    .init(occurred: "2025-12-19 16:00", la: oxon, expected: "2026-01-05 08:00", why: "last day of the autumn term → spring term"),
+    .init(occurred: "2025-12-25 10:00", la: oxon, expected: "2026-01-05 08:00", why: "Christmas Day → first day of spring term"),
+    .init(occurred: "2025-12-25 10:00", la: oxon, risk: .high, expected: "escalate", why: "high risk on Christmas Day"),
+    .init(occurred: "2026-01-01 03:00", la: oxon, risk: .high, expected: "escalate", why: "high risk on New Year's Day (holiday)"),
+    .init(occurred: "2026-01-04 21:00", la: oxon, risk: .high, expected: "2026-01-05 08:00", why: "high risk on the Sunday before term: goes to school on Monday"),
+    .init(occurred: "2025-12-19 16:00", la: cambs, expected: "2026-01-05 08:00", why: "Cambridgeshire: Christmas holidays"),
+    // Spring 2026: February half term, Easter and the clocks going forward on 29 March.
+    .init(occurred: "2026-02-13 17:00", la: oxon, expected: "2026-02-23 08:00", why: "Friday before February half term"),
+    .init(occurred: "2026-02-13 17:00", la: cambs, expected: "2026-02-23 08:00", why: "Cambridgeshire: February half term"),
+    .init(occurred: "2026-02-18 11:00", la: cambs, risk: .medium, expected: "2026-02-23 08:00", why: "medium risk in half term waits"),
+    .init(occurred: "2026-03-26 20:00", la: oxon, expected: "2026-03-27 08:00", why: "Thursday → last day of spring term"),
+    .init(occurred: "2026-03-27 19:00", la: oxon, expected: "2026-04-13 08:00", why: "last day of spring term → summer term after Easter"),
+    .init(occurred: "2026-03-29T00:30:00Z", la: oxon, expected: "2026-04-13 08:00", why: "the night the clocks go forward, in the Easter holiday"),
+    .init(occurred: "2026-04-03 12:00", la: oxon, expected: "2026-04-13 08:00", why: "Good Friday in the Easter holiday"),
+    .init(occurred: "2026-04-06 12:00", la: oxon, risk: .high, expected: "escalate", why: "high risk on Easter Monday"),
+    // May 2026 bank holidays and half term.
+    .init(occurred: "2026-05-01 18:00", la: oxon, expected: "2026-05-05 08:00", why: "Friday before the Early May bank holiday → Tuesday"),
+    .init(occurred: "2026-05-03 12:00", la: oxon, expected: "2026-05-05 08:00", why: "Sunday before the bank holiday → Tuesday"),
+    .init(occurred: "2026-05-04 10:00", la: oxon, expected: "2026-05-05 08:00", why: "on the bank holiday → Tuesday"),
+    .init(occurred: "2026-05-04 10:00", la: oxon, risk: .high, expected: "2026-05-05 08:00", why: "high risk on a term-time bank holiday is not a school holiday"),
+    .init(occurred: "2026-05-22 18:00", la: oxon, expected: "2026-06-01 08:00", why: "Friday before spring bank holiday and half term"),
+    .init(occurred: "2026-05-22 18:00", la: oxon, risk: .high, expected: "escalate", why: "high risk before May half term"),
+    .init(occurred: "2026-06-07T23:30:00Z", la: oxon, expected: "2026-06-09 08:00", why: "23:30 UTC Sunday is 00:30 BST Monday → Tuesday"),
+    .init(occurred: "2026-01-11T23:30:00Z", la: oxon, expected: "2026-01-12 08:00", why: "23:30 GMT Sunday is Sunday in London → Monday"),
+    // Summer 2026: LAs end on different days.
+    .init(occurred: "2026-07-20 15:00", la: oxon, expected: "2026-09-02 08:00", why: "Oxfordshire's last day → autumn term"),
+    .init(occurred: "2026-07-20 15:00", la: cambs, expected: "2026-07-21 08:00", why: "Cambridgeshire is still in term"),
+    .init(occurred: "2026-07-22 18:00", la: cambs, expected: "2026-09-03 08:00", why: "Cambridgeshire's last day → autumn term"),
+    .init(occurred: "2026-07-20 12:00", la: "867", expected: "2026-07-21 08:00", why: "Bracknell Forest ends 21 July"),
+    .init(occurred: "2026-07-21 12:00", la: "869", expected: "2026-09-03 08:00", why: "West Berkshire's last day"),
+    .init(occurred: "2026-09-01 12:00", la: oxon, expected: "2026-09-02 08:00", why: "day before term → first day"),
+    .init(occurred: "2026-09-01 12:00", la: oxon, risk: .high, expected: "escalate", why: "high risk on the last day of the summer holiday"),
+    .init(occurred: "2026-09-01 12:00", la: "871", expected: "2026-09-02 08:00", why: "Slough starts 2 September"),
+    .init(occurred: "2026-09-01 12:00", la: "874", expected: "2026-09-02 08:00", why: "Peterborough starts 2 September"),
+    .init(occurred: "2026-09-01 12:00", la: "870", expected: "2026-09-03 08:00", why: "Reading starts 3 September"),
+    .init(occurred: "2025-09-03 07:00", la: "825", expected: "2025-09-04 08:00", why: "Buckinghamshire first day → Thursday"),
+    .init(occurred: "2025-09-01 10:00", la: oxon, expected: "2025-09-02 08:00", why: "Oxfordshire INSET day → first day"),
+    .init(occurred: "2025-08-28 22:00", la: oxon, risk: .high, expected: "escalate", why: "high risk in the summer holiday"),
+    .init(occurred: "2025-08-31 22:00", la: oxon, risk: .high, expected: "2025-09-02 08:00", why: "high risk on the Sunday before an INSET day: a weekend and INSET, no holiday to wait through"),
+    // October 2026 half term with the clocks going back on 25 October.
+    .init(occurred: "2026-10-23 18:00", la: oxon, expected: "2026-11-02 08:00", why: "Friday before half term → 2 Nov (GMT)"),
+    .init(occurred: "2026-10-25T00:30:00Z", la: oxon, expected: "2026-11-02 08:00", why: "01:30 BST as the clocks go back"),
+    .init(occurred: "2026-10-24 23:30", la: oxon, expected: "2026-11-02 08:00", why: "Saturday 23:30 BST"),
+    .init(occurred: "2026-10-28 11:00", la: cambs, risk: .high, expected: "escalate", why: "Cambridgeshire high risk in half term"),
+    .init(occurred: "2026-10-23 18:00", la: "999", expected: "2026-10-26 08:00", why: "an LA without term dates: weekdays count"),
+    // Christmas 2026: Boxing Day substitute on Monday 28 December, INSET on 4 January 2027.
+    .init(occurred: "2026-12-18 18:00", la: oxon, expected: "2027-01-05 08:00", why: "Christmas holiday, INSET 4 Jan"),
+    .init(occurred: "2026-12-27 12:00", la: oxon, expected: "2027-01-05 08:00", why: "Sunday 27 December"),
+    .init(occurred: "2026-12-28 12:00", la: oxon, expected: "2027-01-05 08:00", why: "Boxing Day substitute bank holiday"),
+    .init(occurred: "2026-12-18 18:00", la: cambs, expected: "2027-01-05 08:00", why: "Cambridgeshire Christmas holiday"),
+    .init(occurred: "2026-12-28 12:00", la: "999", expected: "2026-12-29 08:00", why: "no term dates: only the substitute bank holiday closes"),
+    // 2027: Easter, clocks forward on 28 March, May bank holidays and half term, end of data.
+    .init(occurred: "2027-03-24 18:00", la: oxon, expected: "2027-03-25 08:00", why: "Wednesday → last day of spring term (GMT)"),
+    .init(occurred: "2027-03-25 18:00", la: oxon, expected: "2027-04-12 08:00", why: "last day of spring term → summer term (BST)"),
+    .init(occurred: "2027-03-28T00:30:00Z", la: "999", expected: "2027-03-30 08:00", why: "clocks forward Sunday; Easter Monday closed"),
+    .init(occurred: "2027-04-30 18:00", la: oxon, expected: "2027-05-04 08:00", why: "Friday before the Early May bank holiday"),
+    .init(occurred: "2027-05-28 18:00", la: oxon, expected: "2027-06-07 08:00", why: "before spring bank holiday and half term"),
+    .init(occurred: "2027-05-27 20:00", la: oxon, risk: .high, expected: "2027-05-28 08:00", why: "high risk on a school night: next morning"),
+    .init(occurred: "2027-05-28 20:00", la: oxon, risk: .high, expected: "escalate", why: "high risk waiting through half term"),
+    .init(occurred: "2027-07-20 18:00", la: oxon, expected: "2027-09-01 08:00", why: "after the last term dates: weekdays count"),
+    .init(occurred: "2025-03-28 20:00", la: oxon, expected: "2025-03-31 08:00", why: "before the term dates, across the March 2025 clock change"),
+    // Late reports: never in the past.
+    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-07 10:00", expected: "2025-11-10 08:00", why: "late, processed Friday after 8am → Monday"),
+    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-06 06:30", expected: "2025-11-06 08:00", why: "late, processed before 8am on a school day → that morning"),
+    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-05 08:00", expected: "2025-11-06 08:00", why: "late, processed at exactly 8am → next morning"),
+    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-04 07:59", expected: "2025-11-04 08:00", why: "processed a minute before the release: on time"),
+    .init(occurred: "2025-12-12 20:00", la: oxon, processed: "2025-12-20 10:00", expected: "2026-01-05 08:00", why: "late, processed in the Christmas holiday"),
+    .init(occurred: "2025-12-12 20:00", la: oxon, risk: .high, processed: "2025-12-22 09:00", expected: "escalate", why: "late high risk processed in the holiday"),
+    .init(occurred: "2025-10-29 14:00", la: oxon, risk: .high, processed: "2025-11-04 10:00", expected: "2025-11-05 08:00", why: "late high risk processed in term: next morning"),
+    .init(occurred: "2026-02-01 22:00", la: oxon, processed: "2026-02-02 08:30", expected: "2026-02-03 08:00", why: "processed half an hour after the release"),
+    .init(occurred: "2026-12-24 20:00", la: oxon, processed: "2027-01-06 14:00", expected: "2027-01-07 08:00", why: "reported after the holiday"),
+]
+
+@Suite("Release rules over real 2025-2027 dates")
+struct ReleaseRulesTests {
+    static let calendars = try! SchoolCalendars.load()
+    static let protocols = try! SchedulingProtocol.loadAll(ForceProtocols.load())
+
+    func decide(_ c: ReleaseCase, force: String = "43", protocol override: SchedulingProtocol? = nil, calendars: SchoolCalendars = calendars) throws -> ReleaseDecision {
+        let occurred = instant(c.occurred)
+        let processed = c.processed.map(instant) ?? occurred.addingTimeInterval(1800)
+        return try ReleaseRules.decide(occurredAt: occurred, processedAt: processed, laCode: c.la, urn: c.urn, risk: c.risk,
+                                       calendar: calendars, protocol: override ?? Self.protocols[force]!)
+    }
+
+    @Test("the table has at least 60 cases")
+    func tableSize() { #expect(releaseCases.count >= 60) }
+
+    @Test("release time", arguments: releaseCases)
+    func release(_ c: ReleaseCase) throws {
+        let decision = try decide(c)
+        let processed = c.processed.map(instant) ?? instant(c.occurred).addingTimeInterval(1800)
+        if c.expected == "escalate" {
+            #expect(decision.escalate, "\(decision.rules)")
+            #expect(decision.releaseAt == processed)
+            #expect(decision.rules.contains { $0.contains("escalated now to the Education Safeguarding Manager") })
+        } else {
+            #expect(!decision.escalate, "\(decision.rules)")
+            #expect(decision.releaseAt == instant(c.expected), "got \(Timestamp.format(decision.releaseAt)): \(decision.rules)")
+        }
+        #expect(decision.releaseAt >= processed, "never in the past")
+    }
+
+    @Test("release instants in UTC across the clock changes")
+    func utcInstants() throws {
+        let cases: [(String, String)] = [
+            ("2026-03-27 19:00", "2026-04-13T07:00:00Z"), // BST
+            ("2026-10-23 18:00", "2026-11-02T08:00:00Z"), // GMT
+            ("2025-03-28 20:00", "2025-03-31T07:00:00Z"), // BST from 30 March 2025
+            ("2027-03-24 18:00", "2027-03-25T08:00:00Z"), // still GMT
+        ]
+        for (occurred, utc) in cases {
+            let decision = try decide(.init(occurred: occurred, la: oxon, expected: "", why: ""))
+            #expect(decision.releaseAt == instant(utc), "\(Timestamp.format(decision.releaseAt))")
+        }
+    }
+
+    @Test("the rules explain the decision: bank holidays by name, half term, late report, approximate data, missing data")
+    func explanations() throws {
+        let boxing = try decide(.init(occurred: "2026-12-18 18:00", la: oxon, expected: "", why: ""))
+        #expect(boxing.rules.contains { $0.contains("2026-12-28") && $0.contains("Boxing Day") && $0.contains("substitute day") })
+        #expect(boxing.rules.contains { $0.contains("INSET") && $0.contains("2027-01-04") })
+        #expect(boxing.rules.contains { $0.contains("approximate") })
+        let halfTerm = try decide(.init(occurred: "2025-10-24 20:00", la: oxon, expected: "", why: ""))
+        #expect(halfTerm.rules.contains { $0.contains("2025-10-27…2025-10-31") && $0.contains("half term") })
+        #expect(halfTerm.rules.contains { $0.contains("Monday morning") })
+        #expect(!halfTerm.rules.contains { $0.contains("approximate") }, "Oxfordshire 2025-26 is the published calendar")
+        let late = try decide(.init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-07 10:00", expected: "", why: ""))
+        #expect(late.rules.contains { $0.hasPrefix("late report") })
+        let unknown = try decide(.init(occurred: "2026-10-23 18:00", la: "999", expected: "", why: ""))
+        #expect(unknown.rules.contains { $0.contains("no term dates for LA 999") })
+        let uncovered = try decide(.init(occurred: "2027-07-20 18:00", la: oxon, expected: "", why: ""))
+        #expect(uncovered.rules.contains { $0.contains("do not cover 2027-09-01") })
+    }
+
+    @Test("a force that does not escalate waits for the first day back")
+    func noEscalation() throws {
+        var force = Self.protocols["43"]!
+        force.escalateHighRiskInHolidays = false
+        let decision = try decide(.init(occurred: "2025-10-29 14:00", la: oxon, risk: .high, expected: "", why: ""), protocol: force)
+        #expect(!decision.escalate)
+        #expect(decision.releaseAt == instant("2025-11-03 08:00"))
+        #expect(decision.rules.contains { $0.contains("does not escalate") })
+    }
+
+    @Test("another release time from the protocol (07:30), across DST")
+    func otherReleaseTime() throws {
+        var force = Self.protocols["05"]!
+        force.releaseTime = "07:30"
+        let decision = try decide(.init(occurred: "2026-03-26 20:00", la: cambs, expected: "", why: ""), protocol: force)
+        #expect(decision.releaseAt == instant("2026-03-27T07:30:00Z"))
+        let summer = try decide(.init(occurred: "2026-06-09 20:00", la: cambs, expected: "", why: ""), protocol: force)
+        #expect(summer.releaseAt == instant("2026-06-10T06:30:00Z"))
+    }
+
+    @Test("a school's own term dates override its LA's (academy with a later half term)")
+    func schoolOverride() throws {
+        let document = TermDatesDocument(urn: "123456", years: [
+            .init(schoolYear: "2026-27", terms: [
+                .init(name: "autumn", start: "2026-09-03", end: "2026-12-16", halfTerms: [DateRange(start: "2026-11-02", end: "2026-11-06")]),
+            ]),
+        ])
+        var calendars = Self.calendars
+        calendars.schools["123456"] = try TermCalendar(document, label: "test")
+        let own = try decide(.init(occurred: "2026-10-23 18:00", la: oxon, expected: "", why: "", urn: "123456"), calendars: calendars)
+        #expect(own.releaseAt == instant("2026-10-26 08:00"))
+        #expect(own.rules.contains { $0.contains("school 123456's own term dates") })
+        let inOwnHalfTerm = try decide(.init(occurred: "2026-10-30 18:00", la: oxon, expected: "", why: "", urn: "123456"), calendars: calendars)
+        #expect(inOwnHalfTerm.releaseAt == instant("2026-11-09 08:00"))
+        // The override stops at Christmas: later days are unknown, so they count as school days
+        // (with a warning) rather than holding notices until the next September.
+        let ends = try decide(.init(occurred: "2026-12-16 18:00", la: oxon, expected: "", why: "", urn: "123456"), calendars: calendars)
+        #expect(ends.releaseAt == instant("2026-12-17 08:00"))
+        #expect(ends.rules.contains { $0.contains("warning") && $0.contains("do not cover 2026-12-17") })
+        let otherSchool = try decide(.init(occurred: "2026-10-23 18:00", la: oxon, expected: "", why: "", urn: "654321"), calendars: calendars)
+        #expect(otherSchool.releaseAt == instant("2026-11-02 08:00"))
+    }
+}
+
+@Suite("Calendar data and protocol files")
+struct CalendarDataTests {
+    @Test("shipped bank holidays cover 2019-2028 with the special and substitute days")
+    func bankHolidays() throws {
+        let holidays = try BankHolidays.load()
+        #expect(holidays.years == 2019...2028)
+        for (date, word) in [("2020-05-08", "VE"), ("2022-06-02", "Spring"), ("2022-06-03", "Jubilee"), ("2022-09-19", "Funeral"),
+                             ("2023-05-08", "coronation"), ("2026-12-28", "substitute"), ("2027-12-27", "substitute"),
+                             ("2021-12-28", "Boxing"), ("2022-01-03", "New Year"), ("2028-01-03", "New Year"), ("2028-04-14", "Good Friday")] {
+            #expect(holidays.title(of: CalendarDate(iso: date)!)?.localizedCaseInsensitiveContains(word) == true, "\(date)")
+        }
+        #expect(holidays.title(of: CalendarDate(iso: "2020-05-04")!) == nil, "VE day moved the May holiday")
+        #expect(holidays.title(of: CalendarDate(iso: "2022-05-30")!) == nil, "the Jubilee moved the spring holiday")
+        for year in 2019...2028 { #expect(holidays.days.keys.filter { $0.year == year }.count >= 8) }
+        #expect(holidays.days.keys.allSatisfy { $0.isoWeekday <= 5 })
+    }
+
+    @Test("shipped bank holidays agree with the gov.uk file for 2024-2027")
+    func matchesGovUK() throws {
+        let path = TestPaths.shared + "/data/calendars/bank-holidays.json"
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        let reference = try BankHolidays.decode(data, source: path)
+        let shipped = try BankHolidays.load()
+        #expect(Set(shipped.days.keys.filter { (2024...2027).contains($0.year) }) == Set(reference.days.keys))
+    }
+
+    @Test("every Thames Valley and Cambridgeshire LA has term dates for 2025-26 and 2026-27")
+    func termDates() throws {
+        let calendars = try SchoolCalendars.load()
+        for code in ["867", "868", "869", "870", "871", "872", "825", "826", "931", "873", "874"] {
+            let la = try #require(calendars.localAuthorities[code], "LA \(code)")
+            #expect(la.document.years.map(\.schoolYear) == ["2025-26", "2026-27"])
+            #expect(la.kind(of: CalendarDate(iso: "2026-01-14")!) == .term("spring 2025-26"))
+            #expect(la.kind(of: CalendarDate(iso: "2027-08-10")!) == .holiday)
+            #expect(la.kind(of: CalendarDate(iso: "2027-09-10")!) == .uncovered)
+        }
+    }
+
+    @Test("ENCOMPASS_BANK_HOLIDAYS_FILE replaces the data; a bad file is a clear error naming the variable")
+    func bankHolidayOverride() throws {
+        let dir = TestPaths.temporaryDirectory("sched")
+        let good = dir + "/bh.json"
+        try Data(#"{"england-and-wales":{"division":"england-and-wales","events":[{"title":"Extra day","date":"2026-11-24","notes":"","bunting":true}]}}"#.utf8)
+            .write(to: URL(fileURLWithPath: good))
+        let settings = try SchedulingService.Settings.fromEnvironment(["ENCOMPASS_BANK_HOLIDAYS_FILE": good])
+        #expect(settings.calendars.bankHolidays.days.count == 1)
+        let bad = dir + "/bad.json"
+        try Data(#"{"england-and-wales":{"division":"england-and-wales","events":[{"title":"x","date":"24/11/2026"}]}}"#.utf8)
+            .write(to: URL(fileURLWithPath: bad))
+        #expect {
+            try SchedulingService.Settings.fromEnvironment(["ENCOMPASS_BANK_HOLIDAYS_FILE": bad])
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.variable == "ENCOMPASS_BANK_HOLIDAYS_FILE" && error.problem.contains("24/11/2026")
+        }
+        #expect(throws: CalendarDataError.self) { try BankHolidays.load(path: dir + "/missing.json") }
+        #expect {
+            try SchedulingService.Settings.fromEnvironment(["ENCOMPASS_PROTOCOLS_DIR": dir + "/no-such-folder"])
+        } throws: { ($0 as? ConfigurationError)?.variable == "ENCOMPASS_PROTOCOLS_DIR" }
+    }
+
+    @Test("bad term dates are typed errors that say what to fix")
+    func badTermDates() throws {
+        func problem(_ json: String) -> String? {
+            do { _ = try TermCalendar.decode(Data(json.utf8), label: "t"); return nil } catch { return error.problem }
+        }
+        #expect(problem("{}")?.contains("not a term dates file") == true)
+        #expect(problem(#"{"years":[]}"#)?.contains("no school years") == true)
+        #expect(problem(#"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-09-40","end":"2026-12-18"}]}]}"#)?.contains("years[0].terms[0].start") == true)
+        #expect(problem(#"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-12-18","end":"2026-09-01"}]}]}"#)?.contains("before it starts") == true)
+        #expect(problem(#"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-09-01","end":"2026-12-18","halfTerms":[{"start":"2027-01-01","end":"2027-01-02"}]}]}]}"#)?.contains("inside the term") == true)
+        #expect(problem(#"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-09-01","end":"2026-12-18"},{"name":"b","start":"2026-12-01","end":"2027-01-18"}]}]}"#)?.contains("overlap") == true)
+        let dir = TestPaths.temporaryDirectory("terms")
+        try Data(#"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-09-01","end":"2026-12-18"}]}]}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/931.json"))
+        #expect {
+            try SchedulingService.Settings.fromEnvironment(["ENCOMPASS_TERM_DATES_DIR": dir])
+        } throws: { error in
+            (error as? ConfigurationError)?.variable == "ENCOMPASS_TERM_DATES_DIR" && "\(error)".contains("laCode")
+        }
+    }
+
+    @Test("coverage: a summer term covers to 31 August; a missing school year is not a holiday")
+    func coverage() throws {
+        let calendar = try TermCalendar(TermDatesDocument(years: [
+            .init(schoolYear: "2025-26", terms: [.init(name: "summer", start: "2026-04-13", end: "2026-07-20")]),
+            .init(schoolYear: "2027-28", terms: [.init(name: "autumn", start: "2027-09-02", end: "2027-12-17")]),
+        ]), label: "t")
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-04-10")!) == .uncovered)
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-08-20")!) == .holiday)
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-10-20")!) == .uncovered)
+        #expect(calendar.kind(of: CalendarDate(iso: "2027-12-20")!) == .uncovered)
+        let oxfordshire = try #require(try SchoolCalendars.load().localAuthorities["931"])
+        #expect(oxfordshire.kind(of: CalendarDate(iso: "2025-08-01")!) == .holiday)
+        #expect(oxfordshire.kind(of: CalendarDate(iso: "2025-07-31")!) == .uncovered)
+    }
+
+    @Test("an override folder replaces one LA's dates and keeps the others")
+    func termDatesOverride() throws {
+        let dir = TestPaths.temporaryDirectory("terms")
+        try Data(#"{"laCode":"931","name":"Oxfordshire","years":[{"schoolYear":"2026-27","terms":[{"name":"autumn","start":"2026-09-07","end":"2026-12-18"}]}]}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/931.json"))
+        let calendars = try SchoolCalendars.load(termDatesDirectory: dir)
+        #expect(calendars.localAuthorities["931"]?.kind(of: CalendarDate(iso: "2026-09-03")!) == .holiday)
+        #expect(calendars.localAuthorities["873"] != nil)
+    }
+
+    @Test("both forces ship a scheduling section; bad sections are typed errors")
+    func protocols() throws {
+        let protocols = try SchedulingProtocol.loadAll(ForceProtocols.load())
+        #expect(protocols["43"]?.releaseTime == "08:00")
+        #expect(protocols["05"]?.educationSafeguardingManager?.role == "esm")
+        #expect(protocols["43"]?.escalateHighRiskInHolidays == true)
+
+        let dir = TestPaths.temporaryDirectory("protocols")
+        try Data(#"{"forceCode":"43","name":"T","scheduling":{"releaseTime":"8am","escalateHighRiskInHolidays":false}}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/t.json"))
+        #expect {
+            try SchedulingProtocol.loadAll(ForceProtocols.load(directory: dir))
+        } throws: { ($0 as? SchedulingProtocolError)?.problem.contains("releaseTime is \"8am\"") == true }
+        try Data(#"{"forceCode":"43","name":"T","scheduling":{"releaseTime":"08:00","escalateHighRiskInHolidays":true}}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/t.json"))
+        #expect {
+            try SchedulingProtocol.loadAll(ForceProtocols.load(directory: dir))
+        } throws: { ($0 as? SchedulingProtocolError)?.problem.contains("educationSafeguardingManager") == true }
+        try Data(#"{"forceCode":"43","name":"T","scheduling":{"_owner":"x"}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/t.json"))
+        #expect(throws: SchedulingProtocolError.self) { try SchedulingProtocol.loadAll(ForceProtocols.load(directory: dir)) }
+    }
+}
+
+@Suite("schedule explain")
+struct ExplainTests {
+    @Test("text and JSON name the release, the rules and, for an escalation, whom to call")
+    func explain() throws {
+        let calendars = try SchoolCalendars.load()
+        let protocols = try SchedulingProtocol.loadAll(ForceProtocols.load())
+        let plain = try ScheduleExplanation.make(
+            forceCode: "43", occurredAt: instant("2026-12-18 18:00"), processedAt: instant("2026-12-18 18:30"), laCode: "931", urn: nil,
+            risk: .standard, calendars: calendars, protocols: protocols)
+        #expect(plain.text.hasPrefix("release: Tuesday 2027-01-05 08:00 (GMT)"))
+        #expect(plain.text.contains("Boxing Day (substitute day)"))
+        let escalation = try ScheduleExplanation.make(
+            forceCode: "05", occurredAt: instant("2025-10-29 14:00"), processedAt: instant("2025-10-29 15:00"), laCode: "873", urn: nil,
+            risk: .high, calendars: calendars, protocols: protocols)
+        #expect(escalation.text.hasPrefix("ESCALATE NOW to the Education Safeguarding Manager: Cambridgeshire"))
+        let json = try JSONDecoder().decode(ScheduleExplanation.self, from: JSONEncoder().encode(escalation))
+        #expect(json == escalation)
+        #expect(json.schoolDay == "2025-11-03")
+        #expect(throws: SchedulingProtocolError.self) {
+            try ScheduleExplanation.make(forceCode: "99", occurredAt: Date(), processedAt: Date(), laCode: "931", urn: nil, risk: .standard,
+                                         calendars: calendars, protocols: protocols)
+        }
+    }
+}
+
+@Suite("changelog replication rules")
+struct ChangelogApplyTests {
+    func state(_ id: String, _ state: PendingState, revision: Int, release: String = "2025-11-04 08:00") -> SchedulingChangelog {
+        let request = NoticeRequested(
+            noticeId: id,
+            incident: Incident(occurrenceNumber: "43251100001", forceCode: "43", occurredAt: instant("2025-11-03 21:00"),
+                               reportedAt: instant("2025-11-03 21:00"), incidentAddress: PostalAddress(lines: ["1 A St"], postcode: "OX1 1AA"),
+                               riskLevel: .standard, crime: true),
+            incidentRevision: revision, child: IdentifiedChild(childId: "c", givenName: "A", familyName: "B"), childSource: .officer,
+            school: ResolvedSchool(urn: "100001", name: "S", localAuthorityCode: "931", localAuthorityName: "Oxfordshire"), resolution: [])
+        return SchedulingChangelog(notice: .init(
+            noticeId: id, partition: 2, state: state, incidentRevision: revision, releaseAt: instant(release), escalate: false,
+            due: NoticeDue(request: request, releaseAt: instant(release), rules: []), updatedAt: Date(), releasedAt: nil))
+    }
+
+    @Test("final states win and stay; a pending state replaces only an older or equal revision")
+    func ordering() throws {
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("apply") + "/scheduling.sqlite", migrations: [Scheduler.migration])
+        let db = store.pool
+        func row(_ id: String) throws -> PendingNoticeRow? { try db.read { try PendingNoticeRow.fetchOne($0, key: id) } }
+
+        try db.write { try Scheduler.apply(state("n1", .pending, revision: 2, release: "2025-11-05 08:00"), db: $0) }
+        try db.write { try Scheduler.apply(state("n1", .pending, revision: 1), db: $0) }
+        #expect(try row("n1")?.incidentRevision == 2, "an older revision arriving late is ignored")
+        #expect(try row("n1")?.partition == 2)
+        try db.write { try Scheduler.apply(state("n1", .pending, revision: 3, release: "2025-11-06 08:00"), db: $0) }
+        #expect(try row("n1")?.releaseAt == instant("2025-11-06 08:00"))
+        try db.write { try Scheduler.apply(state("n1", .released, revision: 1), db: $0) }
+        #expect(try row("n1")?.state == .released, "a release wins over any pending revision")
+        try db.write { try Scheduler.apply(state("n1", .pending, revision: 9), db: $0) }
+        #expect(try row("n1")?.state == .released, "and is never undone")
+
+        // Releasing: only due notices of the given partitions, once.
+        try db.write { try Scheduler.apply(state("n2", .pending, revision: 1), db: $0) }
+        try db.write { try Scheduler.apply(state("n3", .pending, revision: 1, release: "2025-11-05 08:00"), db: $0) }
+        let none = try db.write { try Scheduler.releaseDue(now: instant("2025-11-04 09:00"), partitions: [0, 1], db: $0, outbox: Outbox(db: $0, producer: "scheduling")) }
+        #expect(none.isEmpty)
+        let released = try db.write { try Scheduler.releaseDue(now: instant("2025-11-04 09:00"), partitions: [2], db: $0, outbox: Outbox(db: $0, producer: "scheduling")) }
+        #expect(released == ["n2"])
+        let again = try db.write { try Scheduler.releaseDue(now: instant("2025-11-04 10:00"), partitions: [2], db: $0, outbox: Outbox(db: $0, producer: "scheduling")) }
+        #expect(again.isEmpty)
+        let outbox = try db.read { try OutboxMessage.fetchAll($0) }
+        #expect(outbox.map(\.topic).sorted() == [Topics.noticeEvents.name, Topics.noticesDue.name, Topics.schedulingChangelog.name])
+        #expect(outbox.first { $0.topic == Topics.noticesDue.name }?.messageId == MessageID.derived(from: "n2", "due"))
+    }
+}

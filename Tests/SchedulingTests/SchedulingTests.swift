@@ -1,1 +1,0 @@
-// Scheduling tests live in this target.
