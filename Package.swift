@@ -33,7 +33,8 @@ let services = [
     ServiceSpec(folder: "ChildResearch", library: "ChildResearchService", executable: "child-research"),
     ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution"),
     ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling"),
-    ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch"),
+    ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch",
+                dependencies: ["CCurl", "COpenSSLCrypto"]),
 ]
 
 var targets: [Target] = [
@@ -42,6 +43,18 @@ var targets: [Target] = [
         path: "Shared/CRdKafka",
         pkgConfig: "rdkafka",
         providers: [.apt(["librdkafka-dev"])]
+    ),
+    .systemLibrary(
+        name: "CCurl",
+        path: "Shared/CCurl",
+        pkgConfig: "libcurl",
+        providers: [.apt(["libcurl4-openssl-dev"])]
+    ),
+    .systemLibrary(
+        name: "COpenSSLCrypto",
+        path: "Shared/COpenSSLCrypto",
+        pkgConfig: "libcrypto",
+        providers: [.apt(["libssl-dev"])]
     ),
     .target(
         name: "EncompassModels",
