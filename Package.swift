@@ -25,6 +25,7 @@ struct ServiceSpec {
     let executable: String  // product name
     var dependencies: [Target.Dependency] = []  // beyond the common ones
     var resources: [Resource]? = nil
+    var testExclude: [String] = []  // non-Swift files in Tests/<folder>Tests (e.g. Python test peers)
 }
 
 let services = [
@@ -34,7 +35,7 @@ let services = [
     ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution"),
     ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling"),
     ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch",
-                dependencies: ["CCurl", "COpenSSLCrypto"]),
+                dependencies: ["CCurl", "COpenSSLCrypto"], testExclude: ["Peers"]),
 ]
 
 var targets: [Target] = [
@@ -128,6 +129,7 @@ for service in services {
         dependencies: [.target(name: service.library), "ServiceRuntime", "EncompassKafka", "EncompassTestSupport", "EncompassModels",
                        grdb, logging, hummingbird],
         path: "Tests/\(service.folder)Tests",
+        exclude: service.testExclude,
         swiftSettings: strict
     ))
     let main = service.library.replacingOccurrences(of: "Service", with: "Main")

@@ -191,7 +191,9 @@ public struct SMTPTransport: MailTransport {
         var response = 0
         _ = encompass_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &response)
         let errorText = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        let lastReply = transfer.serverLines.last(where: { $0.count >= 3 && Int($0.prefix(3)) != nil }) ?? ""
+        // The reply that decided the outcome: the last line with the final response code (not QUIT's 221).
+        let replies = transfer.serverLines.filter { $0.count >= 3 && Int($0.prefix(3)) != nil && !$0.hasPrefix("221") }
+        let lastReply = replies.last(where: { $0.hasPrefix(String(response)) }) ?? replies.last ?? ""
         return SMTPTransport.classify(code: code, responseCode: response, lastReply: lastReply,
                                       error: errorText.isEmpty ? String(cString: curl_easy_strerror(code)) : errorText)
     }
