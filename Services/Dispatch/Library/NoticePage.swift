@@ -28,7 +28,7 @@ public func htmlEscape(_ text: String) -> String {
 public enum NoticeHTML {
     static let style = """
     body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#111;line-height:1.45}
-    h1{font-size:1.5rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem 1rem}dt{font-weight:600}
+    h1{font-size:1.5rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem 1rem}dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
     .box{border:1px solid #bbb;border-radius:6px;padding:1rem;margin:1rem 0}.error{border-color:#b00;color:#800}
     .ok{border-color:#070;color:#050}button{font-size:1rem;padding:.5rem 1rem;margin:.3rem .5rem .3rem 0}
     label{display:block;margin:.6rem 0 .2rem}input{font-size:1rem;padding:.3rem;width:20rem;max-width:100%}
