@@ -219,6 +219,39 @@ struct DispatchServiceTests {
         let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 5, timeout: .seconds(20))
             .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
         #expect(Set(events.map(\.kind)) == [.telephoneTask, .acknowledged, .sent, .deliveredToRelay, .flagged])
+
+        // The CLI: list (exit 3: something is flagged), JSON, set-password from standard input.
+        let cli = try executable("encompass")
+        let common = ["--url", dispatch.base, "--token", RunningDispatch.token]
+        let listed = try await Task.detached { try runCLI(cli, ["notifications", "list", "--date", "2026-11-24"] + common) }.value
+        #expect(listed.status == 3, "\(listed.output)")
+        #expect(listed.output.contains(mail.noticeId) && listed.output.contains("FLAGGED"))
+        #expect(listed.output.contains("1 flagged"))
+        let asJSON = try await Task.detached { try runCLI(cli, ["notifications", "list", "--date", "2026-11-24", "--json"] + common) }.value
+        let object = try JSONSerialization.jsonObject(with: Data(asJSON.output.utf8)) as? [String: Any]
+        #expect((object?["notifications"] as? [Any])?.count == 2)
+        let set = try await Task.detached { try runCLI(cli, ["notifications", "set-password", "--urn", "110001"] + common, input: "Cli-set-password-42\n") }.value
+        #expect(set.status == 0, "\(set.output)")
+        #expect(try await dispatch.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001") } != nil)
+        let noToken = try await Task.detached { try runCLI(cli, ["notifications", "list", "--url", dispatch.base, "--token", "wrong"]) }.value
+        #expect(noToken.status == 2)
         try await dispatch.stop()
     }
+}
+
+func runCLI(_ path: String, _ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let out = Pipe()
+    let stdin = Pipe()
+    process.standardOutput = out
+    process.standardError = out
+    process.standardInput = stdin
+    try process.run()
+    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+    try stdin.fileHandleForWriting.close()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
