@@ -2,6 +2,7 @@
 import EncompassModels
 import EncompassTestSupport
 import Foundation
+import ServiceRuntime
 import Testing
 
 @Suite("Notice templates per force protocol")
@@ -133,5 +134,33 @@ struct SecretsTests {
         let tokens = try (0..<200).map { _ in try Secrets.newToken() }
         #expect(Set(tokens).count == 200)
         #expect(tokens.allSatisfy { $0.count == 43 && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" } })
+    }
+}
+
+@Suite("Dispatch settings from the environment")
+struct SettingsTests {
+    @Test("no relay: .eml folder (default var/dispatch/mail); a relay needs a sender; plain SMTP only on loopback")
+    func settings() throws {
+        let folder = try DispatchService.Settings.fromEnvironment([:])
+        #expect((folder.transport as? MailFolderTransport)?.directory == "var/dispatch/mail")
+        #expect(folder.publicURL == "http://127.0.0.1:8085")
+        #expect(folder.protocols["43"] != nil && folder.protocols["05"] != nil)
+
+        let smtp = try DispatchService.Settings.fromEnvironment([
+            "ENCOMPASS_SMTP_URL": "smtp://relay.example:587", "ENCOMPASS_SMTP_FROM": "mash@police.example",
+            "ENCOMPASS_SMTP_USERNAME": "u", "ENCOMPASS_SMTP_PASSWORD": "p", "ENCOMPASS_SMTP_CA_FILE": "/etc/ca.pem",
+            "ENCOMPASS_PUBLIC_URL": "https://notices.example/",
+        ])
+        let transport = try #require(smtp.transport as? SMTPTransport)
+        #expect(transport.tls == .required && transport.username == "u" && transport.caFile == "/etc/ca.pem")
+        #expect(smtp.publicURL == "https://notices.example")
+
+        #expect(throws: ConfigurationError.self) { try DispatchService.Settings.fromEnvironment(["ENCOMPASS_SMTP_URL": "smtp://relay.example:587"]) }
+        #expect(throws: ConfigurationError.self) {
+            try DispatchService.Settings.fromEnvironment(["ENCOMPASS_SMTP_URL": "smtp://relay.example:25", "ENCOMPASS_SMTP_FROM": "a@b", "ENCOMPASS_SMTP_TLS": "none"])
+        }
+        #expect(throws: ConfigurationError.self) { try DispatchService.Settings.fromEnvironment(["ENCOMPASS_SMTP_URL": "http://x", "ENCOMPASS_SMTP_FROM": "a@b"]) }
+        let loopback = try DispatchService.Settings.fromEnvironment(["ENCOMPASS_SMTP_URL": "smtp://127.0.0.1:2525", "ENCOMPASS_SMTP_FROM": "a@b", "ENCOMPASS_SMTP_TLS": "none"])
+        #expect((loopback.transport as? SMTPTransport)?.tls == SMTPTransport.TLS.none)
     }
 }

@@ -230,7 +230,10 @@ public struct SignInThrottle: Codable, FetchableRecord, PersistableRecord, Senda
 /// Writes the audit trail: a local row, and for the contract's kinds a NoticeEvent on
 /// `encompass.notice.events` in the same transaction.
 public enum Audit {
-    public static let localKinds: Set<String> = ["sign-in-refused", "sign-in-locked"]
+    /// Kinds kept only in dispatch's own trail (never published).
+    public static let localKinds: Set<String> = [
+        "mail-queued", "retry-scheduled", "link-opened", "link-expired", "sign-in-refused", "sign-in-locked", "resend-requested",
+    ]
 
     public static func record(
         _ kind: NoticeEvent.Kind, notice: NoticeRow, detail: String?, eventId: String, causationId: String? = nil,

@@ -182,6 +182,9 @@ struct NoticePage: Sendable {
             if let session = try await session(request, notice: notice, now: now) {
                 return try await showNotice(notice, session: session, message: nil, now: now)
             }
+            try await environment.store.pool.write { db in
+                try Audit.recordLocal("link-opened", notice: notice, detail: "sign-in page shown", db: db, now: now)
+            }
             return Self.html(.ok, NoticeHTML.signIn(account: notice.account, schoolName: notice.schoolName, message: nil, isError: false))
         }
     }
