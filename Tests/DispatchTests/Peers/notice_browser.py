@@ -15,6 +15,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 def fail(message):
@@ -45,10 +47,17 @@ def main():
         if driver.find_element(By.ID, "urn").text != args.urn:
             fail("sign-in page does not show URN " + args.urn)
 
+        def submit(button_id):
+            # Click, then wait for the next page to replace this one (slow machines included).
+            button = driver.find_element(By.ID, button_id)
+            button.click()
+            WebDriverWait(driver, 30).until(expected_conditions.staleness_of(button))
+            WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
         def sign_in(password):
             driver.find_element(By.ID, "name").send_keys("Ms Head (selenium)")
             driver.find_element(By.ID, "password").send_keys(password)
-            driver.find_element(By.ID, "sign-in").click()
+            submit("sign-in")
 
         sign_in(args.wrong_password)
         if "not right" not in driver.page_source or driver.find_elements(By.ID, "notice"):
@@ -63,7 +72,7 @@ def main():
         if driver.title == "pwned" or driver.execute_script("return window.pwned === true"):
             fail("markup in a value ran as script")
 
-        driver.find_element(By.ID, "acknowledge").click()
+        submit("acknowledge")
         if not driver.find_elements(By.ID, "acknowledged"):
             fail("acknowledging did not show the acknowledgement")
         driver.save_screenshot(args.screenshot)
