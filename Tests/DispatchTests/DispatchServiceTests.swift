@@ -180,6 +180,16 @@ struct DispatchServiceTests {
         try await dispatch.setClock(start.addingTimeInterval(16 * 60))
         #expect(try await http.send("POST", url, form: ["action": "sign-in", "name": "X", "password": "Oakwood-DSL-2026!"]).status == 200)
 
+        // A notice for a force without a dispatch protocol: dead-lettered with the reason, nothing sent.
+        let unknown = Fixtures.due(force: "99")
+        try await publish(kafka, unknown, topic: Topics.noticesDue.name, key: unknown.noticeId)
+        try await eventually("dead letter for force 99") {
+            try await dispatch.host.store.pool.read { try DeadLetter.filter(Column("errorClass") == "protocol.missing").fetchCount($0) } == 1
+        }
+        let letter = try await dispatch.host.store.pool.read { try DeadLetter.filter(Column("errorClass") == "protocol.missing").fetchOne($0) }
+        #expect(letter?.errorMessage.contains("force 99") == true)
+        #expect(try await dispatch.host.store.pool.read { try NoticeRow.fetchOne($0, key: unknown.noticeId) } == nil)
+
         try await dispatch.setClock(start.addingTimeInterval(7 * 86_400 + 60))
         #expect(try await http.send("GET", url).status == 410)
         #expect(try await http.send("POST", url, form: ["action": "sign-in", "name": "X", "password": "Oakwood-DSL-2026!"]).status == 410)

@@ -151,7 +151,7 @@ public struct MailSender: Sendable {
                 let value = try WireFormat.encoder().encode(Letter(noticeId: noticeId, recipient: mail.recipient, attempts: mail.attempts,
                                                                    reply: reason, transport: settings.transport.description))
                 try DeadLetterWriter.writeRejectedInput(
-                    db: db, service: .dispatch, origin: "smtp:\(noticeId)", place: Int64(mail.attempts), key: noticeId, value: Array(value),
+                    db: db, service: .dispatch, origin: "smtp:\(noticeId)", place: Int64(now.timeIntervalSince1970 * 1000), key: noticeId, value: Array(value),
                     errorClass: permanent ? "smtp.permanent" : "smtp.retries-exhausted",
                     message: permanent ? "the relay refused the notice mail: \(reason); fix the school's contact address and resend"
                                        : "no delivery after \(mail.attempts) attempts: \(reason); check the relay and resend",
