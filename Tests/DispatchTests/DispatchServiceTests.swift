@@ -230,6 +230,20 @@ struct DispatchServiceTests {
             .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
         #expect(Set(events.map(\.kind)) == [.telephoneTask, .acknowledged, .sent, .deliveredToRelay, .flagged])
 
+        // Resend after an uncertain delivery (MASH checked with the school): sent again once; a sent mail cannot be resent.
+        try await dispatch.host.store.pool.write { db in
+            // As a crash mid-send leaves it: uncertain, the mail text still kept.
+            try db.execute(sql: "UPDATE outgoingMail SET state = 'uncertain', message = ? WHERE noticeId = ?",
+                           arguments: [Data("Subject: resend\r\n\r\nbody\r\n".utf8), mail.noticeId])
+        }
+        let resendURL = dispatch.base + "/v1/notifications/\(mail.noticeId)/resend"
+        #expect(try await http.send("POST", resendURL, json: Data(#"{"by":"PC Smith"}"#.utf8), token: RunningDispatch.token).status == 202)
+        try await eventually("resent") {
+            try await dispatch.host.store.pool.read { try OutgoingMail.fetchOne($0, key: mail.noticeId)?.state == .sent }
+        }
+        #expect(try await http.send("POST", resendURL, json: Data(#"{"by":"PC Smith"}"#.utf8), token: RunningDispatch.token).status == 409)
+        #expect(try await auditKinds(dispatch.host.store, mail.noticeId).contains("resend-requested"))
+
         // The CLI: list (exit 3: something is flagged), JSON, set-password from standard input.
         let cli = try executable("encompass")
         let common = ["--url", dispatch.base, "--token", RunningDispatch.token]
