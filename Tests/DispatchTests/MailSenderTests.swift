@@ -61,6 +61,12 @@ struct MailSenderTests {
         #expect(try await notice(store, due.noticeId)?.state == .sent)
         #expect(try await auditKinds(store, due.noticeId) == ["mail-queued", "sent", "delivered-to-relay"])
         #expect(try await publishedEvents(store).map(\.kind) == [.sent, .deliveredToRelay])
+        // Dispatch keeps nothing about the other parties or children.
+        let kept = try #require(try await notice(store, due.noticeId))
+        let keptText = String(decoding: kept.payload + kept.content, as: UTF8.self)
+        for sentinel in ["SENTINEL-VICTIM-GIVEN", "SENTINEL-SUSPECT-FAMILY", "SENTINEL-OTHERCHILD-GIVEN", "1971-03-17"] {
+            #expect(!keptText.contains(sentinel))
+        }
     }
 
     @Test("the relay's certificate is verified: an unknown CA is a temporary failure, nothing is sent")

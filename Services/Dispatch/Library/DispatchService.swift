@@ -207,7 +207,7 @@ public enum NoticeIntake {
             noticeId: due.noticeId, forceCode: request.incident.forceCode, occurrenceNumber: request.incident.occurrenceNumber,
             childId: request.child.childId, schoolURN: request.school.urn, schoolName: request.school.name, account: account,
             channel: recipient == nil ? NoticeChannel.telephone.rawValue : NoticeChannel.email.rawValue, recipient: recipient,
-            escalation: due.escalation, payload: try WireFormat.encoder().encode(due), content: try JSONEncoder().encode(content),
+            escalation: due.escalation, payload: try WireFormat.encoder().encode(minimised(due)), content: try JSONEncoder().encode(content),
             state: .pending, linkTokenHash: nil, linkExpiresAt: nil, releaseAt: due.releaseAt, acknowledgeBy: ackBy, receivedAt: now)
 
         if let recipient {
@@ -234,6 +234,15 @@ public enum NoticeIntake {
         try Audit.record(.telephoneTask, notice: notice, detail: "telephone task for MASH: \(reason)",
                          eventId: MessageID.derived(from: messageId, "telephone-task"), causationId: messageId, db: db, outbox: outbox, now: now)
         return .telephoneTask(reason: reason)
+    }
+
+    /// The NoticeDue as kept by dispatch: without the incident's parties and other children,
+    /// which dispatch never needs (data minimisation).
+    static func minimised(_ due: NoticeDue) -> NoticeDue {
+        var copy = due
+        copy.request.incident.parties = []
+        copy.request.incident.children = []
+        return copy
     }
 
     static func emailRecipient(_ contacts: [SchoolContact]) -> String? {

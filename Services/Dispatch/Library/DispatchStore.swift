@@ -126,7 +126,7 @@ public struct NoticeRow: Codable, FetchableRecord, PersistableRecord, Sendable, 
     public var channel: String
     public var recipient: String?
     public var escalation: Bool
-    /// The NoticeDue as received (JSON), kept for MASH; never shown to a school.
+    /// The NoticeDue as received (JSON) minus the incident's parties and other children; never shown to a school.
     public var payload: Data
     /// The rendered NoticeContent (JSON): only the protocol's fields.
     public var content: Data
