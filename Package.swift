@@ -25,6 +25,7 @@ struct ServiceSpec {
     let executable: String  // product name
     var dependencies: [Target.Dependency] = []  // beyond the common ones
     var resources: [Resource]? = nil
+    var testExclude: [String] = []  // non-Swift files in Tests/<folder>Tests (e.g. Python test peers)
 }
 
 let services = [
@@ -34,7 +35,8 @@ let services = [
     ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution"),
     ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling",
                 resources: [.copy("Resources/bank-holidays.json"), .copy("Resources/term-dates")]),
-    ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch"),
+    ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch",
+                dependencies: ["CCurl", "COpenSSLCrypto"], testExclude: ["Peers"]),
 ]
 
 var targets: [Target] = [
@@ -43,6 +45,18 @@ var targets: [Target] = [
         path: "Shared/CRdKafka",
         pkgConfig: "rdkafka",
         providers: [.apt(["librdkafka-dev"])]
+    ),
+    .systemLibrary(
+        name: "CCurl",
+        path: "Shared/CCurl",
+        pkgConfig: "libcurl",
+        providers: [.apt(["libcurl4-openssl-dev"])]
+    ),
+    .systemLibrary(
+        name: "COpenSSLCrypto",
+        path: "Shared/COpenSSLCrypto",
+        pkgConfig: "libcrypto",
+        providers: [.apt(["libssl-dev"])]
     ),
     .target(
         name: "EncompassModels",
@@ -132,6 +146,7 @@ for service in services {
         dependencies: [.target(name: service.library), "ServiceRuntime", "EncompassKafka", "EncompassTestSupport", "EncompassModels",
                        grdb, logging, hummingbird],
         path: "Tests/\(service.folder)Tests",
+        exclude: service.testExclude,
         swiftSettings: strict
     ))
     let main = service.library.replacingOccurrences(of: "Service", with: "Main")

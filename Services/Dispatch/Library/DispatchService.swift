@@ -1,16 +1,270 @@
+import EncompassKafka
 import EncompassModels
+import Foundation
+import GRDB
+import Hummingbird
+import Logging
 import ServiceRuntime
 
 /// Dispatch: renders each notice per force protocol, sends it securely and keeps its audit trail.
 ///
-/// The runtime gives the service its SQLite store, inbox, outbox, dead letters, HTTP
-/// endpoint and graceful shutdown; this definition adds the service's own tables, handlers
-/// and routes.
+/// `encompass.notices.due` → a `notice` row and its `outgoingMail` (or `telephoneTask`) in the
+/// handler's transaction; a background task hands pending mail to the SMTP relay (or the mail
+/// folder) and records the outcome; schools read and acknowledge the notice on a signed-in
+/// page; `encompass.notice.events` (scheduling's and dispatch's own) build the audit trail.
 public enum DispatchService {
+    /// Dispatch's own settings, from the environment (docs/DISPATCH.md lists them).
+    public struct Settings: Sendable {
+        public var transport: any MailTransport
+        /// Envelope sender and From address (ENCOMPASS_SMTP_FROM).
+        public var fromAddress: String
+        /// Base of notice links (ENCOMPASS_PUBLIC_URL), e.g. `https://encompass.example.police.uk`.
+        public var publicURL: String
+        public var protocols: DispatchProtocols
+        /// Overrides every protocol's link expiry (ENCOMPASS_NOTICE_LINK_EXPIRY_HOURS).
+        public var linkExpiryHours: Int?
+        /// How often the sender and the follow-up check look for work (ENCOMPASS_DISPATCH_POLL_MS).
+        public var pollInterval: Duration
+        /// First retry delay after a temporary SMTP failure, doubled each attempt (ENCOMPASS_SMTP_RETRY_SECONDS).
+        public var retryBase: TimeInterval
+        /// Longest retry delay.
+        public var retryCap: TimeInterval
+        /// Attempts before a temporarily failing mail is dead-lettered (ENCOMPASS_SMTP_MAX_ATTEMPTS).
+        public var maxAttempts: Int
+        /// A signed-in page stays open this long.
+        public var sessionLifetime: TimeInterval
+        /// Wrong passwords per (link, client) before the link is locked for `lockDuration`.
+        public var maxFailedSignIns: Int
+        public var lockDuration: TimeInterval
+        /// Use the first X-Forwarded-For address as the client (only behind a trusted proxy;
+        /// ENCOMPASS_TRUST_FORWARDED_FOR). Otherwise all clients of a link share one throttle.
+        public var trustForwardedFor: Bool
+
+        public init(
+            transport: any MailTransport, fromAddress: String = "operation-encompass@localhost", publicURL: String,
+            protocols: DispatchProtocols, linkExpiryHours: Int? = nil, pollInterval: Duration = .seconds(1),
+            retryBase: TimeInterval = 30, retryCap: TimeInterval = 3600, maxAttempts: Int = 8,
+            sessionLifetime: TimeInterval = 30 * 60, maxFailedSignIns: Int = 5, lockDuration: TimeInterval = 15 * 60,
+            trustForwardedFor: Bool = false
+        ) {
+            self.transport = transport
+            self.fromAddress = fromAddress
+            self.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
+            self.protocols = protocols
+            self.linkExpiryHours = linkExpiryHours
+            self.pollInterval = pollInterval
+            self.retryBase = retryBase
+            self.retryCap = retryCap
+            self.maxAttempts = maxAttempts
+            self.sessionLifetime = sessionLifetime
+            self.maxFailedSignIns = maxFailedSignIns
+            self.lockDuration = lockDuration
+            self.trustForwardedFor = trustForwardedFor
+        }
+
+        public static func fromEnvironment(
+            _ environment: [String: String] = ProcessInfo.processInfo.environment, httpPort: Int = ServiceName.dispatch.defaultHTTPPort
+        ) throws -> Settings {
+            let env = EnvironmentReader(environment)
+            let transport: any MailTransport
+            var from = env.string("ENCOMPASS_SMTP_FROM") ?? "operation-encompass@localhost"
+            if let url = env.string("ENCOMPASS_SMTP_URL") {
+                guard let components = URLComponents(string: url), ["smtp", "smtps"].contains(components.scheme ?? ""),
+                      let host = components.host, !host.isEmpty else {
+                    throw ConfigurationError(variable: "ENCOMPASS_SMTP_URL", problem: "is '\(url)'; expected smtp://host:587 or smtps://host:465")
+                }
+                let tlsText = env.string("ENCOMPASS_SMTP_TLS") ?? "required"
+                guard let tls = SMTPTransport.TLS(rawValue: tlsText) else {
+                    throw ConfigurationError(variable: "ENCOMPASS_SMTP_TLS", problem: "is '\(tlsText)'; use required or none")
+                }
+                if tls == .none && !["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) {
+                    throw ConfigurationError(variable: "ENCOMPASS_SMTP_TLS", problem: "is none for \(host); plain SMTP is allowed only on loopback (tests)")
+                }
+                guard let sender = env.string("ENCOMPASS_SMTP_FROM") else {
+                    throw ConfigurationError(variable: "ENCOMPASS_SMTP_FROM", problem: "is missing; the relay needs a sender address")
+                }
+                from = sender
+                transport = SMTPTransport(url: url, username: env.string("ENCOMPASS_SMTP_USERNAME"),
+                                          password: env.string("ENCOMPASS_SMTP_PASSWORD"), tls: tls,
+                                          caFile: env.string("ENCOMPASS_SMTP_CA_FILE"))
+            } else {
+                transport = MailFolderTransport(directory: env.string("ENCOMPASS_MAIL_DIR") ?? "var/dispatch/mail")
+            }
+            let protocols: DispatchProtocols
+            do {
+                protocols = try DispatchProtocols.load(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR")))
+            } catch {
+                throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "\(error)")
+            }
+            return Settings(
+                transport: transport, fromAddress: from,
+                publicURL: env.string("ENCOMPASS_PUBLIC_URL") ?? "http://127.0.0.1:\(httpPort)", protocols: protocols,
+                linkExpiryHours: try env.int("ENCOMPASS_NOTICE_LINK_EXPIRY_HOURS", in: 1...744),
+                pollInterval: .milliseconds(try env.int("ENCOMPASS_DISPATCH_POLL_MS", in: 10...60_000) ?? 1000),
+                retryBase: TimeInterval(try env.int("ENCOMPASS_SMTP_RETRY_SECONDS", in: 1...3600) ?? 30),
+                maxAttempts: try env.int("ENCOMPASS_SMTP_MAX_ATTEMPTS", in: 1...50) ?? 8,
+                trustForwardedFor: try env.bool("ENCOMPASS_TRUST_FORWARDED_FOR") ?? false
+            )
+        }
+    }
+
     public static func definition(_ configuration: ServiceConfiguration) throws -> ServiceDefinition {
+        let settings = try Settings.fromEnvironment(httpPort: configuration.httpPort)
+        Logger(label: "encompass.dispatch").notice("mail transport", metadata: [
+            "transport": .string(settings.transport.description),
+            "note": .string(settings.transport is MailFolderTransport
+                ? "no SMTP relay configured (ENCOMPASS_SMTP_URL): notices are written as .eml files, not sent"
+                : "sending through the SMTP relay"),
+        ])
+        return definition(settings: settings)
+    }
+
+    public static func definition(settings: Settings) -> ServiceDefinition {
         ServiceDefinition(
             service: .dispatch,
-            produces: [Topics.schoolFeedback.name, Topics.noticeEvents.name]
+            migrations: [DispatchStore.migration],
+            handlers: [dueHandler(settings: settings)],
+            replicated: [eventsHandler()],
+            produces: [Topics.schoolFeedback.name, Topics.noticeEvents.name],
+            routes: { router, environment in
+                NoticePage(settings: settings, environment: environment).register(on: router)
+                DispatchAPI(settings: settings, environment: environment).register(on: router)
+            },
+            background: [
+                BackgroundTask(name: "mail-sender") { environment in
+                    try await MailSender(settings: settings, store: environment.store, wake: environment.relay.wake,
+                                         clock: environment.clock, logger: environment.logger).run()
+                },
+                BackgroundTask(name: "follow-up") { environment in
+                    try await FollowUp(store: environment.store, wake: environment.relay.wake, clock: environment.clock,
+                                       logger: environment.logger).run(every: settings.pollInterval)
+                },
+            ]
         )
+    }
+
+    /// `encompass.notices.due`: store the notice and its mail or telephone task; never send here.
+    static func dueHandler(settings: Settings) -> TopicHandler {
+        .on(Topics.noticesDue.name, NoticeDue.self) { envelope, ctx in
+            try NoticeIntake.accept(envelope.payload, messageId: envelope.id, settings: settings, db: ctx.db, outbox: ctx.outbox, now: ctx.now)
+        }
+    }
+
+    /// `encompass.notice.events`: every event (scheduling's and dispatch's own echo) into the audit trail.
+    static func eventsHandler() -> TopicHandler {
+        .on(Topics.noticeEvents.name, NoticeEvent.self) { envelope, ctx in
+            try Audit.insert(envelope.payload, eventId: envelope.id, producer: envelope.producer, db: ctx.db)
+        }
+    }
+}
+
+/// Turns a due notice into dispatch state.
+public enum NoticeIntake {
+    public enum Outcome: Equatable, Sendable {
+        case mailQueued(link: String)
+        case telephoneTask(reason: String)
+        case alreadyKnown
+    }
+
+    /// The role order in which a school's contacts receive the notice email.
+    static let roleOrder = ["dsl", "deputy-dsl", "da-lead", "office"]
+
+    @discardableResult
+    public static func accept(
+        _ due: NoticeDue, messageId: String, settings: DispatchService.Settings, db: Database, outbox: Outbox, now: Date
+    ) throws -> Outcome {
+        let request = due.request
+        // One notice id, one notice: a redelivery or a re-release never mails twice.
+        if try NoticeRow.exists(db, key: due.noticeId) { return .alreadyKnown }
+        guard let rules = settings.protocols[request.incident.forceCode] else {
+            throw RejectedMessage(errorClass: "protocol.missing",
+                                  reason: "force \(request.incident.forceCode) has no \"dispatch\" protocol section; add it to the force's protocol file and replay this dead letter")
+        }
+        var problems: [String] = []
+        if due.noticeId.isEmpty { problems.append("request.noticeId is empty") }
+        if request.school.urn.isEmpty { problems.append("request.school.urn is empty") }
+        if due.escalation && due.escalationContact == nil { problems.append("escalation without escalationContact") }
+        guard problems.isEmpty else { throw RejectedMessage(errorClass: "payload.validation", reason: problems.joined(separator: "; ")) }
+
+        let content = NoticeContent.render(due, under: rules)
+        let account = due.escalation ? "LA\(request.school.localAuthorityCode)" : request.school.urn
+        let recipient: String?
+        let telephoneReason: String?
+        var contacts = request.school.contacts
+        if due.escalation, let contact = due.escalationContact {
+            recipient = contact.email
+            contacts = [contact]
+            telephoneReason = recipient == nil ? "escalation contact has no email address" : nil
+        } else if request.school.channel == .telephone {
+            recipient = nil
+            telephoneReason = "the protocol asks for a telephone call to this setting"
+        } else {
+            recipient = emailRecipient(request.school.contacts)
+            telephoneReason = recipient == nil ? "the school has no safeguarding email contact" : nil
+        }
+        let ackBy = acknowledgeDeadline(releaseAt: due.releaseAt, rules: rules)
+        var notice = NoticeRow(
+            noticeId: due.noticeId, forceCode: request.incident.forceCode, occurrenceNumber: request.incident.occurrenceNumber,
+            childId: request.child.childId, schoolURN: request.school.urn, schoolName: request.school.name, account: account,
+            channel: recipient == nil ? NoticeChannel.telephone.rawValue : NoticeChannel.email.rawValue, recipient: recipient,
+            escalation: due.escalation, payload: try WireFormat.encoder().encode(minimised(due)), content: try JSONEncoder().encode(content),
+            state: .pending, linkTokenHash: nil, linkExpiresAt: nil, releaseAt: due.releaseAt, acknowledgeBy: ackBy, receivedAt: now)
+
+        if let recipient {
+            let token = try Secrets.newToken()
+            let expires = now.addingTimeInterval(TimeInterval((settings.linkExpiryHours ?? rules.linkExpiryHours) * 3600))
+            let link = "\(settings.publicURL)/notice/\(token)"
+            notice.linkTokenHash = Secrets.sha256Hex(token)
+            notice.linkExpiresAt = expires
+            let email = NoticeEmail.render(rules, schoolName: due.escalation ? "\(request.school.localAuthorityName) (education safeguarding)" : request.school.name,
+                                           link: link, expiresAt: expires)
+            let key = MessageID.derived(from: due.noticeId, "notice-mail")
+            let message = MailMessage.compose(fromAddress: settings.fromAddress, fromName: rules.senderName, to: recipient,
+                                              subject: email.subject, body: email.body, idempotencyKey: key, date: now)
+            try notice.insert(db)
+            try OutgoingMail(noticeId: due.noticeId, idempotencyKey: key, recipient: recipient, message: Data(message.data.utf8),
+                             state: .pending, attempts: 0, nextAttemptAt: now, createdAt: now).insert(db)
+            try Audit.insertLocal("mail-queued", notice: notice, detail: "email to the \(due.escalation ? "education safeguarding manager" : "school") queued; link expires \(Timestamp.format(expires))", db: db, now: now)
+            return .mailQueued(link: link)
+        }
+        let reason = telephoneReason ?? "telephone"
+        try notice.insert(db)
+        try TelephoneTask(id: "t-" + due.noticeId, noticeId: due.noticeId, schoolURN: request.school.urn, schoolName: request.school.name,
+                          contacts: try JSONEncoder().encode(contacts), reason: reason, createdAt: now).insert(db)
+        try Audit.record(.telephoneTask, notice: notice, detail: "telephone task for MASH: \(reason)",
+                         eventId: MessageID.derived(from: messageId, "telephone-task"), causationId: messageId, db: db, outbox: outbox, now: now)
+        return .telephoneTask(reason: reason)
+    }
+
+    /// The NoticeDue as kept by dispatch: without the incident's parties and other children,
+    /// which dispatch never needs (data minimisation).
+    static func minimised(_ due: NoticeDue) -> NoticeDue {
+        var copy = due
+        copy.request.incident.parties = []
+        copy.request.incident.children = []
+        return copy
+    }
+
+    static func emailRecipient(_ contacts: [SchoolContact]) -> String? {
+        for role in roleOrder {
+            if let email = contacts.first(where: { $0.role.lowercased() == role && ($0.email ?? "").contains("@") })?.email { return email }
+        }
+        return contacts.first(where: { ($0.email ?? "").contains("@") })?.email
+    }
+
+    /// The protocol's time (10:00 London) on the release day; if the release is later than
+    /// that, the same time the next day.
+    public static func acknowledgeDeadline(releaseAt: Date, rules: DispatchProtocol) -> Date {
+        let (hour, minute) = rules.acknowledgeBy ?? (10, 0)
+        let day = CalendarDate(releaseAt)
+        let deadline = day.at(hour: hour, minute: minute)
+        return releaseAt < deadline ? deadline : day.adding(days: 1).at(hour: hour, minute: minute)
+    }
+}
+
+extension Audit {
+    /// A local audit row with a kind of dispatch's own (not a NoticeEvent kind).
+    static func insertLocal(_ kind: String, notice: NoticeRow, detail: String?, db: Database, now: Date) throws {
+        try recordLocal(kind, notice: notice, detail: detail, db: db, now: now)
     }
 }

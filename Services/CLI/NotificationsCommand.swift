@@ -1,0 +1,201 @@
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The dispatch service's MASH commands: audit listing, school passwords, telephone tasks, resends.
+struct NotificationsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "notifications",
+        abstract: "Notices sent to schools: audit trail, follow-ups, school passwords, telephone tasks.",
+        subcommands: [List.self, SetPassword.self, Tasks.self, TaskDone.self, Resend.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the notices with events on a day (London), with their audit trail; flagged ones need a call.",
+            discussion: "Exit status: 0, or 3 when a listed notice is flagged for follow-up (unacknowledged by 10:00, uncertain or failed delivery).")
+
+        @Option(help: "Day as YYYY-MM-DD (default: today at dispatch).")
+        var date: String?
+
+        @Flag(help: "Print dispatch's JSON answer.")
+        var json = false
+
+        @OptionGroup var dispatch: DispatchOptions
+
+        func run() async throws {
+            var query: [String: String] = [:]
+            if let date { query["date"] = date }
+            let (_, answer, raw) = try await dispatch.client().send("GET", "/v1/notifications", query: query)
+            if json {
+                print(String(decoding: raw, as: UTF8.self))
+            } else {
+                let notices = answer["notifications"] as? [[String: Any]] ?? []
+                print("\(answer["date"] as? String ?? date ?? "today"): \(notices.count) notices, \(answer["flagged"] as? Int ?? 0) flagged for follow-up")
+                for notice in notices {
+                    let flag = (notice["flagged"] as? Bool) == true ? "  FLAGGED: \(notice["flagReason"] as? String ?? "")" : ""
+                    print("\(notice["noticeId"] as? String ?? "?")  force \(notice["forceCode"] as? String ?? "?")  occurrence \(notice["occurrenceNumber"] as? String ?? "?")  school \(notice["schoolURN"] as? String ?? "?") \(notice["schoolName"] as? String ?? "")  [\(notice["channel"] as? String ?? "-")] \(notice["state"] as? String ?? "?")\(flag)")
+                    for event in notice["events"] as? [[String: Any]] ?? [] {
+                        print("    \(event["at"] as? String ?? "")  \(event["kind"] as? String ?? "")  \(event["detail"] as? String ?? "")")
+                    }
+                }
+            }
+            if (answer["flagged"] as? Int ?? 0) > 0 { throw ExitCode(3) }
+        }
+    }
+
+    struct SetPassword: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-password",
+            abstract: "Set a school's notice-page password (stored by dispatch as a salted PBKDF2 hash).",
+            discussion: "Reads the password from the first line of standard input, so it never appears in the process list or shell history: `printf '%s\\n' \"$PW\" | encompass notifications set-password --urn 110001`. Use LA<code> (e.g. LA872) for a local authority's education safeguarding manager.")
+
+        @Option(help: "The school's 6-digit URN, or LA<code>.")
+        var urn: String
+
+        @Option(help: "Who is setting it (for the audit).")
+        var by: String = ProcessInfo.processInfo.environment["USER"] ?? "cli"
+
+        @OptionGroup var dispatch: DispatchOptions
+
+        func run() async throws {
+            guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+                throw ValidationError("no password on standard input")
+            }
+            let body = try JSONSerialization.data(withJSONObject: ["password": line, "setBy": by])
+            let (status, answer, raw) = try await dispatch.client().send("PUT", "/v1/schools/\(urn)/password", body: body)
+            guard status == 200 else {
+                FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
+                throw ExitCode(1)
+            }
+            print("password set for \(answer["account"] as? String ?? urn) at \(answer["setAt"] as? String ?? "")")
+        }
+    }
+
+    struct Tasks: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "telephone-tasks", abstract: "List open telephone tasks (settings to call instead of email).")
+
+        @Flag(help: "Include done tasks.")
+        var all = false
+
+        @Flag(help: "Print dispatch's JSON answer.")
+        var json = false
+
+        @OptionGroup var dispatch: DispatchOptions
+
+        func run() async throws {
+            let (_, answer, raw) = try await dispatch.client().send("GET", "/v1/telephone-tasks", query: all ? ["all": "true"] : [:])
+            if json { print(String(decoding: raw, as: UTF8.self)); return }
+            let tasks = answer["tasks"] as? [[String: Any]] ?? []
+            print("\(tasks.count) telephone tasks")
+            for task in tasks {
+                let phones = (task["contacts"] as? [[String: Any]] ?? []).compactMap { c in (c["phone"] as? String).map { "\(c["role"] as? String ?? ""): \($0)" } }
+                print("\(task["id"] as? String ?? "?")  \(task["schoolURN"] as? String ?? "") \(task["schoolName"] as? String ?? "")  \(phones.joined(separator: ", "))  \(task["doneAt"].map { "done \($0)" } ?? "OPEN")")
+                for line in (task["notice"] as? [String: Any])?["lines"] as? [[String: Any]] ?? [] {
+                    print("    \(line["label"] as? String ?? ""): \(line["value"] as? String ?? "")")
+                }
+            }
+        }
+    }
+
+    struct TaskDone: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "task-done", abstract: "Record that a telephone task was done.")
+
+        @Argument(help: "The task id (from telephone-tasks).")
+        var id: String
+
+        @Option(help: "Who made the call.")
+        var by: String
+
+        @Option(help: "A short note, e.g. whom you spoke to.")
+        var note: String?
+
+        @OptionGroup var dispatch: DispatchOptions
+
+        func run() async throws {
+            var object: [String: Any] = ["by": by]
+            if let note { object["note"] = note }
+            let (status, _, raw) = try await dispatch.client().send("POST", "/v1/telephone-tasks/\(id)/done", body: try JSONSerialization.data(withJSONObject: object))
+            guard status == 200 else {
+                FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
+                throw ExitCode(1)
+            }
+            print("task \(id) done by \(by)")
+        }
+    }
+
+    struct Resend: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Queue a notice's email again after uncertain or failed delivery (check with the school first).")
+
+        @Argument(help: "The notice id.")
+        var noticeId: String
+
+        @Option(help: "Who decided to resend (for the audit).")
+        var by: String
+
+        @OptionGroup var dispatch: DispatchOptions
+
+        func run() async throws {
+            let (status, _, raw) = try await dispatch.client().send("POST", "/v1/notifications/\(noticeId)/resend",
+                                                                    body: try JSONSerialization.data(withJSONObject: ["by": by]))
+            guard status == 202 else {
+                FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
+                throw ExitCode(1)
+            }
+            print("notice \(noticeId) queued again")
+        }
+    }
+}
+
+/// Where dispatch is and how to sign in.
+struct DispatchOptions: ParsableArguments {
+    @Option(help: "Dispatch's base URL.")
+    var url: String = "http://127.0.0.1:8085"
+
+    @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
+    var token: String?
+
+    func client() throws -> DispatchClient {
+        guard let token = token ?? ProcessInfo.processInfo.environment["ENCOMPASS_API_TOKEN"], !token.isEmpty else {
+            throw ValidationError("no API token: pass --token or set ENCOMPASS_API_TOKEN")
+        }
+        return DispatchClient(baseURL: url, token: token)
+    }
+}
+
+struct DispatchClient {
+    let baseURL: String
+    let token: String
+
+    /// Status, JSON object and raw body; exits 2 when dispatch cannot be reached or answers no JSON.
+    func send(_ method: String, _ path: String, query: [String: String] = [:], body: Data? = nil) async throws -> (Int, [String: Any], Data) {
+        var components = URLComponents(string: baseURL + path)
+        if !query.isEmpty { components?.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) } }
+        guard let endpoint = components?.url else { throw ValidationError("--url '\(baseURL)' is not a URL") }
+        var request = URLRequest(url: endpoint)
+        request.httpMethod = method
+        request.httpBody = body
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        if body != nil { request.setValue("application/json", forHTTPHeaderField: "Content-Type") }
+        let (raw, response): (Data, URLResponse)
+        do {
+            (raw, response) = try await URLSession.shared.data(for: request)
+        } catch {
+            FileHandle.standardError.write(Data("dispatch at \(baseURL) could not be reached: \(error.localizedDescription)\n".utf8))
+            throw ExitCode(2)
+        }
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard let answer = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
+            FileHandle.standardError.write(Data("dispatch answered \(status): \(String(decoding: raw, as: UTF8.self))\n".utf8))
+            throw ExitCode(2)
+        }
+        if status == 401 || status == 503 {
+            FileHandle.standardError.write(Data("dispatch refused (\(status)): \(answer["error"] as? String ?? "")\n".utf8))
+            throw ExitCode(2)
+        }
+        return (status, answer, raw)
+    }
+}

@@ -1,0 +1,263 @@
+import EncompassModels
+import Foundation
+import GRDB
+import ServiceRuntime
+
+/// Dispatch's tables: one `notice` row per notice id (the send-once state), its `outgoingMail`
+/// (the idempotency record of the SMTP hand-over), `telephoneTask`s, the `noticeAudit` trail,
+/// `schoolPassword`s, sign-in `noticeSession`s and the sign-in throttle.
+public enum DispatchStore {
+    public static let migration = StoreMigration("dispatch-v1") { db in
+        try db.create(table: NoticeRow.databaseTableName) { t in
+            t.primaryKey("noticeId", .text)
+            t.column("forceCode", .text).notNull()
+            t.column("occurrenceNumber", .text).notNull()
+            t.column("childId", .text).notNull()
+            t.column("schoolURN", .text).notNull().indexed()
+            t.column("schoolName", .text).notNull()
+            t.column("account", .text).notNull()
+            t.column("channel", .text).notNull()
+            t.column("recipient", .text)
+            t.column("escalation", .boolean).notNull()
+            t.column("payload", .blob).notNull()
+            t.column("content", .blob).notNull()
+            t.column("state", .text).notNull()
+            t.column("linkTokenHash", .text).unique()
+            t.column("linkExpiresAt", .datetime)
+            t.column("releaseAt", .datetime).notNull()
+            t.column("acknowledgeBy", .datetime).notNull()
+            t.column("receivedAt", .datetime).notNull().indexed()
+            t.column("sentAt", .datetime)
+            t.column("acknowledgedAt", .datetime)
+            t.column("acknowledgedBy", .text)
+            t.column("feedbackAt", .datetime)
+            t.column("flaggedAt", .datetime)
+            t.column("flagReason", .text)
+        }
+        try db.create(table: OutgoingMail.databaseTableName) { t in
+            t.primaryKey("noticeId", .text).references(NoticeRow.databaseTableName, onDelete: .cascade)
+            t.column("idempotencyKey", .text).notNull().unique()
+            t.column("recipient", .text).notNull()
+            t.column("message", .blob)
+            t.column("state", .text).notNull().indexed()
+            t.column("attempts", .integer).notNull()
+            t.column("nextAttemptAt", .datetime).notNull()
+            t.column("lastAttemptAt", .datetime)
+            t.column("lastError", .text)
+            t.column("relayReply", .text)
+            t.column("createdAt", .datetime).notNull()
+            t.column("sentAt", .datetime)
+        }
+        try db.create(table: TelephoneTask.databaseTableName) { t in
+            t.primaryKey("id", .text)
+            t.column("noticeId", .text).notNull().unique().references(NoticeRow.databaseTableName, onDelete: .cascade)
+            t.column("schoolURN", .text).notNull()
+            t.column("schoolName", .text).notNull()
+            t.column("contacts", .blob).notNull()
+            t.column("reason", .text).notNull()
+            t.column("createdAt", .datetime).notNull()
+            t.column("doneAt", .datetime)
+            t.column("doneBy", .text)
+            t.column("note", .text)
+        }
+        try db.create(table: AuditEntry.databaseTableName) { t in
+            t.autoIncrementedPrimaryKey("id")
+            t.column("eventId", .text).notNull().unique(onConflict: .ignore)
+            t.column("noticeId", .text).notNull().indexed()
+            t.column("kind", .text).notNull()
+            t.column("at", .datetime).notNull().indexed()
+            t.column("forceCode", .text).notNull()
+            t.column("occurrenceNumber", .text).notNull()
+            t.column("schoolURN", .text)
+            t.column("detail", .text)
+            t.column("producer", .text).notNull()
+        }
+        try db.create(table: SchoolPassword.databaseTableName) { t in
+            t.primaryKey("account", .text)
+            t.column("hash", .text).notNull()
+            t.column("setAt", .datetime).notNull()
+            t.column("setBy", .text).notNull()
+        }
+        try db.create(table: NoticeSession.databaseTableName) { t in
+            t.primaryKey("sessionHash", .text)
+            t.column("noticeId", .text).notNull().references(NoticeRow.databaseTableName, onDelete: .cascade)
+            t.column("signedInAs", .text).notNull()
+            t.column("createdAt", .datetime).notNull()
+            t.column("expiresAt", .datetime).notNull().indexed()
+        }
+        try db.create(table: SignInThrottle.databaseTableName) { t in
+            t.column("linkTokenHash", .text).notNull()
+            t.column("client", .text).notNull()
+            t.column("failures", .integer).notNull()
+            t.column("lockedUntil", .datetime)
+            t.column("updatedAt", .datetime).notNull()
+            t.primaryKey(["linkTokenHash", "client"])
+        }
+    }
+}
+
+/// The lifecycle of a notice in dispatch.
+public enum NoticeState: String, Codable, Sendable {
+    /// Mail queued (or telephone task open).
+    case pending
+    /// Handed to the relay / mail folder.
+    case sent
+    /// The school acknowledged it.
+    case acknowledged
+    /// The school said the pupil no longer attends (fed back to school resolution).
+    case noLongerAttends = "no-longer-attends"
+    /// Mail refused permanently (dead letter).
+    case failed
+    /// The process stopped between "sending" and the relay's answer: not re-sent, MASH follows up.
+    case uncertain
+}
+
+public struct NoticeRow: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "notice"
+    public var noticeId: String
+    public var forceCode: String
+    public var occurrenceNumber: String
+    public var childId: String
+    public var schoolURN: String
+    public var schoolName: String
+    /// Whose password opens the notice: the school's URN, or `LA<code>` for the local
+    /// authority's education safeguarding manager (escalations).
+    public var account: String
+    public var channel: String
+    public var recipient: String?
+    public var escalation: Bool
+    /// The NoticeDue as received (JSON) minus the incident's parties and other children; never shown to a school.
+    public var payload: Data
+    /// The rendered NoticeContent (JSON): only the protocol's fields.
+    public var content: Data
+    public var state: NoticeState
+    public var linkTokenHash: String?
+    public var linkExpiresAt: Date?
+    public var releaseAt: Date
+    public var acknowledgeBy: Date
+    public var receivedAt: Date
+    public var sentAt: Date?
+    public var acknowledgedAt: Date?
+    public var acknowledgedBy: String?
+    public var feedbackAt: Date?
+    public var flaggedAt: Date?
+    public var flagReason: String?
+
+    public func decodedContent() throws -> NoticeContent { try JSONDecoder().decode(NoticeContent.self, from: content) }
+}
+
+public enum MailState: String, Codable, Sendable {
+    case pending, sending, sent, failed, uncertain
+}
+
+public struct OutgoingMail: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "outgoingMail"
+    public var noticeId: String
+    /// Derived from the notice id: one mail per notice, also the Message-ID.
+    public var idempotencyKey: String
+    public var recipient: String
+    /// The RFC 5322 text while unsent; cleared once sent (it holds the link token).
+    public var message: Data?
+    public var state: MailState
+    public var attempts: Int
+    public var nextAttemptAt: Date
+    public var lastAttemptAt: Date?
+    public var lastError: String?
+    public var relayReply: String?
+    public var createdAt: Date
+    public var sentAt: Date?
+}
+
+public struct TelephoneTask: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "telephoneTask"
+    public var id: String
+    public var noticeId: String
+    public var schoolURN: String
+    public var schoolName: String
+    /// JSON [SchoolContact].
+    public var contacts: Data
+    public var reason: String
+    public var createdAt: Date
+    public var doneAt: Date?
+    public var doneBy: String?
+    public var note: String?
+}
+
+/// One event of a notice's life: dispatch's own and those scheduling publishes.
+public struct AuditEntry: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "noticeAudit"
+    public var id: Int64?
+    public var eventId: String
+    public var noticeId: String
+    /// A NoticeEvent kind, or a local-only one (`sign-in-refused`, `sign-in-locked`).
+    public var kind: String
+    public var at: Date
+    public var forceCode: String
+    public var occurrenceNumber: String
+    public var schoolURN: String?
+    public var detail: String?
+    public var producer: String
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+public struct SchoolPassword: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "schoolPassword"
+    public var account: String
+    public var hash: String
+    public var setAt: Date
+    public var setBy: String
+}
+
+public struct NoticeSession: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "noticeSession"
+    public var sessionHash: String
+    public var noticeId: String
+    public var signedInAs: String
+    public var createdAt: Date
+    public var expiresAt: Date
+}
+
+public struct SignInThrottle: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "signInThrottle"
+    public var linkTokenHash: String
+    public var client: String
+    public var failures: Int
+    public var lockedUntil: Date?
+    public var updatedAt: Date
+}
+
+/// Writes the audit trail: a local row, and for the contract's kinds a NoticeEvent on
+/// `encompass.notice.events` in the same transaction.
+public enum Audit {
+    /// Kinds kept only in dispatch's own trail (never published).
+    public static let localKinds: Set<String> = [
+        "mail-queued", "retry-scheduled", "link-opened", "link-expired", "sign-in-refused", "sign-in-locked", "resend-requested",
+    ]
+
+    public static func record(
+        _ kind: NoticeEvent.Kind, notice: NoticeRow, detail: String?, eventId: String, causationId: String? = nil,
+        db: Database, outbox: Outbox, now: Date
+    ) throws {
+        let event = NoticeEvent(noticeId: notice.noticeId, kind: kind, at: now, forceCode: notice.forceCode,
+                                occurrenceNumber: notice.occurrenceNumber, schoolURN: notice.schoolURN, detail: detail)
+        try insert(event, eventId: eventId, producer: ServiceName.dispatch.rawValue, db: db)
+        try outbox.publish(event, to: Topics.noticeEvents.name, key: notice.noticeId, id: eventId, causationId: causationId, now: now)
+    }
+
+    /// A local-only audit row (not published), e.g. a refused sign-in.
+    public static func recordLocal(_ kind: String, notice: NoticeRow, detail: String?, db: Database, now: Date) throws {
+        var row = AuditEntry(eventId: MessageID.fresh(), noticeId: notice.noticeId, kind: kind, at: now, forceCode: notice.forceCode,
+                             occurrenceNumber: notice.occurrenceNumber, schoolURN: notice.schoolURN, detail: detail,
+                             producer: ServiceName.dispatch.rawValue)
+        try row.insert(db)
+    }
+
+    /// Stores an event (own or consumed); an event id seen before is ignored.
+    public static func insert(_ event: NoticeEvent, eventId: String, producer: String, db: Database) throws {
+        var row = AuditEntry(eventId: eventId, noticeId: event.noticeId, kind: event.kind.rawValue, at: event.at,
+                             forceCode: event.forceCode, occurrenceNumber: event.occurrenceNumber, schoolURN: event.schoolURN,
+                             detail: event.detail, producer: producer)
+        try row.insert(db)
+    }
+}

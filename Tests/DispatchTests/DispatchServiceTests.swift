@@ -1,0 +1,281 @@
+@testable import DispatchService
+import EncompassKafka
+import EncompassModels
+import EncompassTestSupport
+import Foundation
+import GRDB
+import ServiceRuntime
+import Testing
+
+/// A dispatch instance on the mock Kafka cluster with a simulated clock (stopped; the test moves it).
+final class RunningDispatch: Sendable {
+    let host: ServiceHost
+    let task: Task<Void, any Error>
+    let port: Int
+    let clockFile: String
+    let mailFolder: String
+    static let token = "dispatch-test-token-0123456789"
+
+    init(_ kafka: TestKafka, start: Date, transport: (any MailTransport)? = nil) async throws {
+        let dir = TestPaths.temporaryDirectory("dispatch-service")
+        clockFile = dir + "/clock.json"
+        mailFolder = dir + "/mail"
+        try SimulatedClockFile(simulated: start, real: Date(), rate: 0).write(to: clockFile)
+        let settings = try Fixtures.settings(transport: transport ?? MailFolderTransport(directory: mailFolder), publicURL: "http://127.0.0.1:1")
+        let configuration = ServiceConfiguration(
+            service: .dispatch, kafka: kafka.client("dispatch"), groupId: "dispatch-\(UUID())", dataDirectory: dir,
+            instanceId: "dispatch-test-\(UUID().uuidString.prefix(6))", httpPort: 0, apiToken: Self.token, clockFile: clockFile)
+        let host = try await ServiceHost(definition: DispatchService.definition(settings: settings), configuration: configuration,
+                                         logger: TestLog.logger("dispatch"))
+        self.host = host
+        self.task = Task { try await host.run(handleSignals: false) }
+        self.port = await host.httpPort()
+    }
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    /// Moves the simulated clock (every process re-reads the file within 100 ms).
+    func setClock(_ date: Date) async throws {
+        try SimulatedClockFile(simulated: date, real: Date(), rate: 0).write(to: clockFile)
+        try await Task.sleep(for: .milliseconds(250))
+    }
+
+    /// The notice page URL from the mail for `noticeId`, on this host.
+    func noticeURL(waitingFor count: Int = 1) async throws -> [String] {
+        try await eventually("\(count) .eml files", timeout: .seconds(30)) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: mailFolder)) ?? []).filter { $0.hasSuffix(".eml") }.count >= count
+        }
+        return try FileManager.default.contentsOfDirectory(atPath: mailFolder).filter { $0.hasSuffix(".eml") }.sorted().compactMap { name in
+            let text = try String(contentsOfFile: mailFolder + "/" + name, encoding: .utf8)
+            return link(in: text).map { base + "/notice/" + ($0.components(separatedBy: "/notice/").last ?? "") }
+        }
+    }
+
+    func stop() async throws {
+        await host.shutdown()
+        try await task.value
+    }
+}
+
+func publish<P: MessagePayload>(_ kafka: TestKafka, _ payload: P, topic: String, key: String, producer: String = "scheduling") async throws {
+    let producerClient = try KafkaProducer(configuration: .init(client: kafka.client(producer)), logger: TestLog.logger(producer))
+    try await producerClient.send(ProducerRecord(topic: topic, key: key, value: try WireFormat.encode(
+        Envelope(id: MessageID.fresh(), key: key, producer: producer, payload: payload))))
+    await producerClient.close()
+}
+
+@Suite("Dispatch service over Kafka and HTTP", .serialized)
+struct DispatchServiceTests {
+    let start = Timestamp.parse("2026-11-24T08:00:05Z")!
+    let http = Browserless()
+
+    @Test("NoticeDue in → mail → events out; the school signs in, reads, acknowledges, reports the pupil gone → SchoolFeedback out; audit listed")
+    func endToEnd() async throws {
+        let kafka = try TestKafka()
+        let dispatch = try await RunningDispatch(kafka, start: start)
+        let due = Fixtures.due(childGiven: "Amy<script>alert(1)</script>")
+        try await publish(kafka, NoticeEvent(noticeId: due.noticeId, kind: .scheduled, at: start.addingTimeInterval(-3600), forceCode: "43",
+                                             occurrenceNumber: Sentinel.occurrence, schoolURN: "110001", detail: "release 08:00 next school day"),
+                          topic: Topics.noticeEvents.name, key: due.noticeId)
+        try await publish(kafka, due, topic: Topics.noticesDue.name, key: due.noticeId)
+        let url = try #require(try await dispatch.noticeURL().first)
+
+        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 3, timeout: .seconds(20))
+            .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
+        #expect(events.map(\.kind) == [.scheduled, .sent, .deliveredToRelay])
+
+        // MASH sets the school's password (token-guarded); a weak one is refused.
+        let passwordURL = dispatch.base + "/v1/schools/110001/password"
+        let good = try JSONSerialization.data(withJSONObject: ["password": "Oakwood-DSL-2026!", "setBy": "mash-officer-1"])
+        #expect(try await http.send("PUT", passwordURL, json: good).status == 401)
+        #expect(try await http.send("PUT", passwordURL, json: Data(#"{"password":"short"}"#.utf8), token: RunningDispatch.token).status == 422)
+        #expect(try await http.send("PUT", dispatch.base + "/v1/schools/11x/password", json: good, token: RunningDispatch.token).status == 400)
+        #expect(try await http.send("PUT", passwordURL, json: good, token: RunningDispatch.token).status == 200)
+        let otherSchool = try JSONSerialization.data(withJSONObject: ["password": "Another-school-pass-99"])
+        #expect(try await http.send("PUT", dispatch.base + "/v1/schools/110002/password", json: otherSchool, token: RunningDispatch.token).status == 200)
+        let stored = try await dispatch.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001") }
+        #expect(stored?.hash.hasPrefix("pbkdf2-sha256$210000$") == true)
+
+        // The sign-in page: URN shown, no notice content, strict headers.
+        let signIn = try await http.send("GET", url)
+        #expect(signIn.status == 200)
+        #expect(signIn.body.contains("110001"))
+        #expect(!signIn.body.contains(Sentinel.childFamily))
+        #expect(signIn.header("Content-Security-Policy")?.contains("default-src 'none'") == true)
+        #expect(signIn.header("Cache-Control")?.contains("no-store") == true)
+        #expect(!signIn.body.lowercased().contains("<script"))
+        #expect(try await http.send("GET", dispatch.base + "/notice/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").status == 404)
+
+        // Wrong password, another school's password: refused.
+        let wrong = try await http.send("POST", url, form: ["action": "sign-in", "name": "Ms Head", "password": "not-the-password"])
+        #expect(wrong.status == 401)
+        #expect(wrong.cookie == nil)
+        #expect(try await http.send("POST", url, form: ["action": "sign-in", "name": "Ms Head", "password": "Another-school-pass-99"]).status == 401)
+        // Acting without a session: refused.
+        #expect(try await http.send("POST", url, form: ["action": "acknowledge"]).status == 401)
+
+        let right = try await http.send("POST", url, form: ["action": "sign-in", "name": "Ms Head", "password": "Oakwood-DSL-2026!"])
+        #expect(right.status == 200)
+        let cookie = try #require(right.cookie)
+        #expect(right.header("Set-Cookie")?.contains("HttpOnly") == true)
+        #expect(right.header("Set-Cookie")?.contains("SameSite=Strict") == true)
+        #expect(right.body.contains(Sentinel.childFamily))
+        #expect(right.body.contains("Amy&lt;script&gt;alert(1)&lt;/script&gt;"))
+        #expect(!right.body.contains("<script>"))
+        for sentinel in Sentinel.forbidden { #expect(!right.body.contains(sentinel), "page shows \(sentinel)") }
+
+        #expect(try await http.send("GET", url, cookie: cookie).body.contains(Sentinel.homeLine))
+        let acknowledged = try await http.send("POST", url, form: ["action": "acknowledge"], cookie: cookie)
+        #expect(acknowledged.status == 200)
+        #expect(acknowledged.body.contains("id=\"acknowledged\""))
+        let gone = try await http.send("POST", url, form: ["action": "no-longer-attends"], cookie: cookie)
+        #expect(gone.body.contains("no longer attends"))
+
+        let feedback = try await readRecords(kafka, topic: Topics.schoolFeedback.name, count: 1, timeout: .seconds(20))
+        #expect(feedback.count == 1)
+        #expect(feedback.first?.keyString == due.request.child.childId)
+        let payload = try WireFormat.decode(SchoolFeedback.self, from: try #require(feedback.first).value).payload
+        #expect(payload.kind == .noLongerAttends)
+        #expect(payload.schoolURN == "110001")
+        #expect(payload.noticeId == due.noticeId)
+
+        // The audit trail over HTTP.
+        #expect(try await http.send("GET", dispatch.base + "/v1/notifications?date=2026-11-24").status == 401)
+        #expect(try await http.send("GET", dispatch.base + "/v1/notifications?date=24/11/2026", token: RunningDispatch.token).status == 400)
+        try await eventually("audit complete") {
+            let list = try await http.send("GET", dispatch.base + "/v1/notifications?date=2026-11-24", token: RunningDispatch.token).json
+            let kinds = ((list["notifications"] as? [[String: Any]])?.first?["events"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }
+            return ["scheduled", "sent", "delivered-to-relay", "viewed", "acknowledged", "feedback"].allSatisfy(kinds.contains)
+        }
+        let list = try await http.send("GET", dispatch.base + "/v1/notifications?date=2026-11-24", token: RunningDispatch.token).json
+        let first = try #require((list["notifications"] as? [[String: Any]])?.first)
+        #expect(first["noticeId"] as? String == due.noticeId)
+        #expect(first["state"] as? String == "no-longer-attends")
+        #expect(first["acknowledgedBy"] as? String == "Ms Head")
+        try await dispatch.stop()
+    }
+
+    @Test("throttle: 5 wrong passwords lock the link for 15 minutes (audited); links expire")
+    func throttleAndExpiry() async throws {
+        let kafka = try TestKafka()
+        let dispatch = try await RunningDispatch(kafka, start: start)
+        let due = Fixtures.due()
+        try await publish(kafka, due, topic: Topics.noticesDue.name, key: due.noticeId)
+        let url = try #require(try await dispatch.noticeURL().first)
+        let body = try JSONSerialization.data(withJSONObject: ["password": "Oakwood-DSL-2026!"])
+        #expect(try await http.send("PUT", dispatch.base + "/v1/schools/110001/password", json: body, token: RunningDispatch.token).status == 200)
+
+        var statuses: [Int] = []
+        for _ in 0..<5 {
+            statuses.append(try await http.send("POST", url, form: ["action": "sign-in", "name": "X", "password": "guess-guess-guess"]).status)
+        }
+        #expect(statuses == [401, 401, 401, 401, 429])
+        let locked = try await http.send("POST", url, form: ["action": "sign-in", "name": "X", "password": "Oakwood-DSL-2026!"])
+        #expect(locked.status == 429)
+        #expect(locked.body.contains("locked"))
+        let kinds = try await auditKinds(dispatch.host.store, due.noticeId)
+        #expect(kinds.filter { $0 == "sign-in-refused" }.count == 5)
+        #expect(kinds.filter { $0 == "sign-in-locked" }.count == 2)
+
+        try await dispatch.setClock(start.addingTimeInterval(16 * 60))
+        #expect(try await http.send("POST", url, form: ["action": "sign-in", "name": "X", "password": "Oakwood-DSL-2026!"]).status == 200)
+
+        // A notice for a force without a dispatch protocol: dead-lettered with the reason, nothing sent.
+        let unknown = Fixtures.due(force: "99")
+        try await publish(kafka, unknown, topic: Topics.noticesDue.name, key: unknown.noticeId)
+        try await eventually("dead letter for force 99") {
+            try await dispatch.host.store.pool.read { try DeadLetter.filter(Column("errorClass") == "protocol.missing").fetchCount($0) } == 1
+        }
+        let letter = try await dispatch.host.store.pool.read { try DeadLetter.filter(Column("errorClass") == "protocol.missing").fetchOne($0) }
+        #expect(letter?.errorMessage.contains("force 99") == true)
+        #expect(try await dispatch.host.store.pool.read { try NoticeRow.fetchOne($0, key: unknown.noticeId) } == nil)
+
+        try await dispatch.setClock(start.addingTimeInterval(7 * 86_400 + 60))
+        #expect(try await http.send("GET", url).status == 410)
+        #expect(try await http.send("POST", url, form: ["action": "sign-in", "name": "X", "password": "Oakwood-DSL-2026!"]).status == 410)
+        try await dispatch.stop()
+    }
+
+    @Test("telephone channel over HTTP: a task listed for MASH with the notice's allowed fields, done → acknowledged; unacknowledged email flagged at 10:00")
+    func telephoneTasksAndFlags() async throws {
+        let kafka = try TestKafka()
+        let dispatch = try await RunningDispatch(kafka, start: start)
+        let phone = Fixtures.due(force: "05", channel: .telephone)
+        let mail = Fixtures.due()
+        try await publish(kafka, phone, topic: Topics.noticesDue.name, key: phone.noticeId)
+        try await publish(kafka, mail, topic: Topics.noticesDue.name, key: mail.noticeId)
+        _ = try await dispatch.noticeURL()
+        var tasks: [[String: Any]] = []
+        try await eventually("a telephone task") {
+            tasks = try await http.send("GET", dispatch.base + "/v1/telephone-tasks", token: RunningDispatch.token).json["tasks"] as? [[String: Any]] ?? []
+            return tasks.count == 1
+        }
+        let task = try #require(tasks.first)
+        #expect(task["noticeId"] as? String == phone.noticeId)
+        let taskJSON = String(decoding: try JSONSerialization.data(withJSONObject: task), as: UTF8.self)
+        #expect(taskJSON.contains(Sentinel.relationship)) // 05 allows relationships
+        #expect(!taskJSON.contains("SENTINEL-SUSPECT-GIVEN"))
+        let id = try #require(task["id"] as? String)
+        #expect(try await http.send("POST", dispatch.base + "/v1/telephone-tasks/\(id)/done", json: Data(#"{"by":""}"#.utf8), token: RunningDispatch.token).status == 422)
+        #expect(try await http.send("POST", dispatch.base + "/v1/telephone-tasks/\(id)/done",
+                                    json: Data(#"{"by":"PC Smith","note":"spoke to the DSL"}"#.utf8), token: RunningDispatch.token).status == 200)
+        #expect(try await http.send("GET", dispatch.base + "/v1/telephone-tasks", token: RunningDispatch.token).json["tasks"] as? [Any] != nil)
+
+        try await dispatch.setClock(Timestamp.parse("2026-11-24T10:00:30Z")!)
+        try await eventually("email notice flagged") {
+            try await dispatch.host.store.pool.read { try NoticeRow.fetchOne($0, key: mail.noticeId)?.flaggedAt != nil }
+        }
+        #expect(try await dispatch.host.store.pool.read { try NoticeRow.fetchOne($0, key: phone.noticeId)?.flaggedAt } == nil)
+        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 5, timeout: .seconds(20))
+            .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
+        #expect(Set(events.map(\.kind)) == [.telephoneTask, .acknowledged, .sent, .deliveredToRelay, .flagged])
+
+        // Resend after an uncertain delivery (MASH checked with the school): sent again once; a sent mail cannot be resent.
+        try await dispatch.host.store.pool.write { db in
+            // As a crash mid-send leaves it: uncertain, the mail text still kept.
+            try db.execute(sql: "UPDATE outgoingMail SET state = 'uncertain', message = ? WHERE noticeId = ?",
+                           arguments: [Data("Subject: resend\r\n\r\nbody\r\n".utf8), mail.noticeId])
+        }
+        let resendURL = dispatch.base + "/v1/notifications/\(mail.noticeId)/resend"
+        #expect(try await http.send("POST", resendURL, json: Data(#"{"by":"PC Smith"}"#.utf8), token: RunningDispatch.token).status == 202)
+        try await eventually("resent") {
+            try await dispatch.host.store.pool.read { try OutgoingMail.fetchOne($0, key: mail.noticeId)?.state == .sent }
+        }
+        #expect(try await http.send("POST", resendURL, json: Data(#"{"by":"PC Smith"}"#.utf8), token: RunningDispatch.token).status == 409)
+        #expect(try await auditKinds(dispatch.host.store, mail.noticeId).contains("resend-requested"))
+
+        // The CLI: list (exit 3: something is flagged), JSON, set-password from standard input.
+        let cli = try executable("encompass")
+        let common = ["--url", dispatch.base, "--token", RunningDispatch.token]
+        let listed = try await Task.detached { try runCLI(cli, ["notifications", "list", "--date", "2026-11-24"] + common) }.value
+        #expect(listed.status == 3, "\(listed.output)")
+        #expect(listed.output.contains(mail.noticeId) && listed.output.contains("FLAGGED"))
+        #expect(listed.output.contains("1 flagged"))
+        let asJSON = try await Task.detached { try runCLI(cli, ["notifications", "list", "--date", "2026-11-24", "--json"] + common) }.value
+        let object = try JSONSerialization.jsonObject(with: Data(asJSON.output.utf8)) as? [String: Any]
+        #expect((object?["notifications"] as? [Any])?.count == 2)
+        let set = try await Task.detached { try runCLI(cli, ["notifications", "set-password", "--urn", "110001"] + common, input: "Cli-set-password-42\n") }.value
+        #expect(set.status == 0, "\(set.output)")
+        #expect(try await dispatch.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001") } != nil)
+        let noToken = try await Task.detached { try runCLI(cli, ["notifications", "list", "--url", dispatch.base, "--token", "wrong"]) }.value
+        #expect(noToken.status == 2)
+        try await dispatch.stop()
+    }
+}
+
+func runCLI(_ path: String, _ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let out = Pipe()
+    let stdin = Pipe()
+    process.standardOutput = out
+    process.standardError = out
+    process.standardInput = stdin
+    try process.run()
+    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+    try stdin.fileHandleForWriting.close()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}

@@ -1,1 +1,0 @@
-// Dispatch tests live in this target.

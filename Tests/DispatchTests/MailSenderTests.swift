@@ -1,0 +1,242 @@
+@testable import DispatchService
+import EncompassModels
+import EncompassTestSupport
+import Foundation
+import GRDB
+import ServiceRuntime
+import Testing
+
+func mail(_ store: ServiceStore, _ id: String) async throws -> OutgoingMail? {
+    try await store.pool.read { try OutgoingMail.fetchOne($0, key: id) }
+}
+
+func notice(_ store: ServiceStore, _ id: String) async throws -> NoticeRow? {
+    try await store.pool.read { try NoticeRow.fetchOne($0, key: id) }
+}
+
+func auditKinds(_ store: ServiceStore, _ id: String) async throws -> [String] {
+    try await store.pool.read { try AuditEntry.filter(Column("noticeId") == id).order(Column("id")).fetchAll($0).map(\.kind) }
+}
+
+func publishedEvents(_ store: ServiceStore) async throws -> [NoticeEvent] {
+    try await store.pool.read { db in
+        try OutboxMessage.filter(Column("topic") == Topics.noticeEvents.name).order(Column("id")).fetchAll(db)
+            .map { try WireFormat.decode(NoticeEvent.self, from: Array($0.value)).payload }
+    }
+}
+
+@Suite("Sending notice mail", .serialized)
+struct MailSenderTests {
+    let start = Timestamp.parse("2026-11-24T08:00:05Z")!
+
+    @Test("SMTP with STARTTLS and AUTH to a real server on loopback: mail received with the link and no personal data")
+    func starttlsAuth() async throws {
+        let certificate = try TestCertificate()
+        let peer = try await SMTPPeer(certificate: certificate, user: "relay-user", password: "relay-secret-1")
+        defer { peer.stop() }
+        let transport = SMTPTransport(url: peer.url, username: "relay-user", password: "relay-secret-1", tls: .required, caFile: certificate.cert)
+        let settings = try Fixtures.settings(transport: transport)
+        let store = try Fixtures.store()
+        let clock = ManualClock(start)
+        let due = Fixtures.due()
+        guard case .mailQueued(let queuedLink) = try await Fixtures.accept(due, settings: settings, store: store, now: clock.now) else {
+            Issue.record("no mail queued"); return
+        }
+        #expect(try await Fixtures.sender(settings, store, clock: clock).sendDue() == 1)
+
+        let received = peer.messages()
+        #expect(received.count == 1)
+        let text = try #require(received.first)
+        #expect(text.contains("X-TLS: yes"))
+        #expect(text.contains("X-Auth: yes"))
+        #expect(text.contains("X-Envelope-To: dsl@school.example"))
+        #expect(link(in: text) == queuedLink)
+        for sentinel in Sentinel.forbidden + Sentinel.byField.values.flatMap({ $0 }) {
+            #expect(!text.contains(sentinel), "mail carries \(sentinel)")
+        }
+        let row = try #require(try await mail(store, due.noticeId))
+        #expect(row.state == .sent)
+        #expect(row.relayReply?.contains("250") == true)
+        #expect(row.message == nil) // the link token is not kept once sent
+        #expect(try await notice(store, due.noticeId)?.state == .sent)
+        #expect(try await auditKinds(store, due.noticeId) == ["mail-queued", "sent", "delivered-to-relay"])
+        #expect(try await publishedEvents(store).map(\.kind) == [.sent, .deliveredToRelay])
+        // Dispatch keeps nothing about the other parties or children.
+        let kept = try #require(try await notice(store, due.noticeId))
+        let keptText = String(decoding: kept.payload + kept.content, as: UTF8.self)
+        for sentinel in ["SENTINEL-VICTIM-GIVEN", "SENTINEL-SUSPECT-FAMILY", "SENTINEL-OTHERCHILD-GIVEN", "1971-03-17"] {
+            #expect(!keptText.contains(sentinel))
+        }
+    }
+
+    @Test("the relay's certificate is verified: an unknown CA is a temporary failure, nothing is sent")
+    func unknownCA() async throws {
+        let certificate = try TestCertificate()
+        let other = try TestCertificate()
+        let peer = try await SMTPPeer(certificate: certificate, user: "u", password: "p")
+        defer { peer.stop() }
+        let transport = SMTPTransport(url: peer.url, username: "u", password: "p", tls: .required, caFile: other.cert)
+        let settings = try Fixtures.settings(transport: transport)
+        let store = try Fixtures.store()
+        let clock = ManualClock(start)
+        let due = Fixtures.due()
+        try await Fixtures.accept(due, settings: settings, store: store, now: clock.now)
+        try await Fixtures.sender(settings, store, clock: clock).sendDue()
+        let row = try #require(try await mail(store, due.noticeId))
+        #expect(row.state == .pending)
+        #expect(row.attempts == 1)
+        #expect(peer.messages().isEmpty)
+    }
+
+    @Test("451 then accepted: retried after the backoff, delivered once")
+    func temporaryThenAccepted() async throws {
+        let peer = try await SMTPPeer(mode: "451-once")
+        defer { peer.stop() }
+        let settings = try Fixtures.settings(transport: SMTPTransport(url: peer.url, tls: .none), retryBase: 60)
+        let store = try Fixtures.store()
+        let clock = ManualClock(start)
+        let due = Fixtures.due()
+        try await Fixtures.accept(due, settings: settings, store: store, now: clock.now)
+        let sender = Fixtures.sender(settings, store, clock: clock)
+        try await sender.sendDue()
+        var row = try #require(try await mail(store, due.noticeId))
+        #expect(row.state == .pending)
+        #expect(row.attempts == 1)
+        #expect(row.lastError?.contains("451") == true)
+        #expect(row.nextAttemptAt == start.addingTimeInterval(60))
+        #expect(peer.messages().isEmpty)
+
+        clock.advance(by: 30)
+        #expect(try await sender.sendDue() == 0) // not before the backoff
+        clock.advance(by: 31)
+        #expect(try await sender.sendDue() == 1)
+        row = try #require(try await mail(store, due.noticeId))
+        #expect(row.state == .sent)
+        #expect(row.attempts == 2)
+        #expect(peer.messages().count == 1)
+        #expect(try await auditKinds(store, due.noticeId) == ["mail-queued", "sent", "retry-scheduled", "delivered-to-relay"])
+    }
+
+    @Test("550: dead letter with the relay's reply and a failed event; never retried")
+    func permanentFailure() async throws {
+        let peer = try await SMTPPeer(mode: "550")
+        defer { peer.stop() }
+        let settings = try Fixtures.settings(transport: SMTPTransport(url: peer.url, tls: .none))
+        let store = try Fixtures.store()
+        let clock = ManualClock(start)
+        let due = Fixtures.due()
+        try await Fixtures.accept(due, settings: settings, store: store, now: clock.now)
+        let sender = Fixtures.sender(settings, store, clock: clock)
+        try await sender.sendDue()
+        let row = try #require(try await mail(store, due.noticeId))
+        #expect(row.state == .failed)
+        #expect(row.relayReply?.contains("550 5.1.1") == true, "reply: \(row.relayReply ?? "nil")")
+        let letters = try await store.pool.read { try DeadLetter.fetchAll($0) }
+        #expect(letters.count == 1)
+        #expect(letters.first?.originalTopic == "smtp:\(due.noticeId)")
+        #expect(letters.first?.errorClass == "smtp.permanent")
+        #expect(letters.first?.errorMessage.contains("550 5.1.1") == true)
+        #expect(try await publishedEvents(store).map(\.kind) == [.sent, .failed])
+        clock.advance(by: 86_400)
+        #expect(try await sender.sendDue() == 0)
+        #expect(peer.messages().isEmpty)
+    }
+
+    @Test("restart: mail found in `sending` is not re-sent but flagged; a redelivered notice is not mailed twice")
+    func restartDoesNotResend() async throws {
+        let peer = try await SMTPPeer()
+        defer { peer.stop() }
+        let settings = try Fixtures.settings(transport: SMTPTransport(url: peer.url, tls: .none))
+        let store = try Fixtures.store()
+        let clock = ManualClock(start)
+        let due = Fixtures.due()
+        try await Fixtures.accept(due, settings: settings, store: store, now: clock.now)
+        // The previous process claimed the mail (committed) and died before the relay's answer.
+        try await store.pool.write { db in
+            try db.execute(sql: "UPDATE outgoingMail SET state = 'sending', attempts = 1, lastAttemptAt = ? WHERE noticeId = ?", arguments: [clock.now, due.noticeId])
+        }
+        let sender = Fixtures.sender(settings, store, clock: clock)
+        #expect(try await sender.recoverInterrupted() == [due.noticeId])
+        #expect(try await sender.sendDue() == 0)
+        #expect(peer.messages().isEmpty)
+        #expect(try await mail(store, due.noticeId)?.state == .uncertain)
+        let flagged = try #require(try await notice(store, due.noticeId))
+        #expect(flagged.state == .uncertain && flagged.flaggedAt != nil)
+        #expect(try await publishedEvents(store).last?.kind == .flagged)
+        let listed = try await store.pool.read { try NotificationQuery.list(on: CalendarDate(self.start), db: $0) }
+        #expect(listed.notifications.first?.flagged == true)
+        #expect(listed.notifications.first?.state == "uncertain")
+
+        // The same notice delivered again (Kafka redelivery, a re-release): nothing new.
+        #expect(try await Fixtures.accept(due, settings: settings, store: store, now: clock.now) == .alreadyKnown)
+        #expect(try await sender.sendDue() == 0)
+        #expect(peer.messages().isEmpty)
+        #expect(try await store.pool.read { try OutgoingMail.fetchCount($0) } == 1)
+    }
+
+    @Test("without a relay: .eml files in the mail folder")
+    func emlFolder() async throws {
+        let folder = TestPaths.temporaryDirectory("mail")
+        let settings = try Fixtures.settings(transport: MailFolderTransport(directory: folder))
+        let store = try Fixtures.store()
+        let clock = ManualClock(start)
+        let due = Fixtures.due(force: "05")
+        try await Fixtures.accept(due, settings: settings, store: store, now: clock.now)
+        #expect(try await Fixtures.sender(settings, store, clock: clock).sendDue() == 1)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".eml") }
+        #expect(files.count == 1)
+        let text = try String(contentsOfFile: folder + "/" + files[0], encoding: .utf8)
+        #expect(text.contains("Subject: Operation Encompass notice for Oakwood Primary School"))
+        #expect(text.contains("Message-ID: <"))
+        #expect(link(in: text)?.hasPrefix("https://notices.example.test/notice/") == true)
+        for sentinel in Sentinel.forbidden + Sentinel.byField.values.flatMap({ $0 }) { #expect(!text.contains(sentinel)) }
+        #expect(try await mail(store, due.noticeId)?.relayReply?.contains(folder) == true)
+    }
+
+    @Test("telephone channel: a task for MASH staff, no email; escalation: mail to the education safeguarding manager")
+    func telephoneAndEscalation() async throws {
+        let folder = TestPaths.temporaryDirectory("mail")
+        let settings = try Fixtures.settings(transport: MailFolderTransport(directory: folder))
+        let store = try Fixtures.store()
+        let clock = ManualClock(start)
+        let phone = Fixtures.due(force: "05", channel: .telephone)
+        #expect(try await Fixtures.accept(phone, settings: settings, store: store, now: clock.now) == .telephoneTask(reason: "the protocol asks for a telephone call to this setting"))
+        #expect(try await mail(store, phone.noticeId) == nil)
+        #expect(try await store.pool.read { try TelephoneTask.fetchCount($0) } == 1)
+        #expect(try await auditKinds(store, phone.noticeId) == ["telephone-task"])
+        let noEmail = Fixtures.due(email: nil)
+        #expect(try await Fixtures.accept(noEmail, settings: settings, store: store, now: clock.now) == .telephoneTask(reason: "the school has no safeguarding email contact"))
+
+        let escalated = Fixtures.due(escalation: true)
+        try await Fixtures.accept(escalated, settings: settings, store: store, now: clock.now)
+        #expect(try await mail(store, escalated.noticeId)?.recipient == "esm@la.example")
+        #expect(try await notice(store, escalated.noticeId)?.account == "LA872")
+        try await Fixtures.sender(settings, store, clock: clock).sendDue()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).count == 1)
+    }
+
+    @Test("not acknowledged by 10:00 London on the release day: flagged once; acknowledged notices are not")
+    func followUp() async throws {
+        let settings = try Fixtures.settings(transport: MailFolderTransport(directory: TestPaths.temporaryDirectory("mail")))
+        let store = try Fixtures.store()
+        let clock = ManualClock(start)
+        let late = Fixtures.due()
+        let done = Fixtures.due()
+        try await Fixtures.accept(late, settings: settings, store: store, now: clock.now)
+        try await Fixtures.accept(done, settings: settings, store: store, now: clock.now)
+        try await Fixtures.sender(settings, store, clock: clock).sendDue()
+        try await store.pool.write { db in
+            try db.execute(sql: "UPDATE notice SET acknowledgedAt = ?, state = 'acknowledged' WHERE noticeId = ?", arguments: [clock.now, done.noticeId])
+        }
+        let followUp = FollowUp(store: store, wake: {}, clock: .manual(clock), logger: TestLog.logger("follow-up"))
+        clock.set(Timestamp.parse("2026-11-24T09:59:00Z")!)
+        #expect(try await followUp.check().isEmpty)
+        clock.set(Timestamp.parse("2026-11-24T10:00:00Z")!)
+        #expect(try await followUp.check() == [late.noticeId])
+        #expect(try await followUp.check().isEmpty)
+        #expect(try await auditKinds(store, late.noticeId).last == "flagged")
+        let list = try await store.pool.read { try NotificationQuery.list(on: CalendarDate(year: 2026, month: 11, day: 24), db: $0) }
+        #expect(list.flagged == 1)
+        #expect(list.notifications.count == 2)
+    }
+}
