@@ -1,0 +1,189 @@
+import EncompassModels
+import Foundation
+import GRDB
+import ServiceRuntime
+
+/// The history index: past incidents, the people in them and their blocking keys, in the
+/// service's SQLite store. Every instance holds all of it (fed by the replicated consumers).
+///
+/// Tables:
+/// - `researchIncident`: one row per occurrence (force, number, revision, day, dwelling key).
+/// - `researchPerson`: one row per person per occurrence (role, names, date of birth or age,
+///   home address, school, stable person id).
+/// - `researchKey`: blocking keys (64-bit hashes) -> person rows. A lookup reads only the rows
+///   of the query's keys, never the whole history.
+public enum HistoryIndex {
+    public static let migration = StoreMigration("child-research-index-v1") { db in
+        try db.execute(sql: """
+            CREATE TABLE researchIncident (
+                forceCode TEXT NOT NULL, occurrenceNumber TEXT NOT NULL, revision INTEGER NOT NULL,
+                occurredDay TEXT NOT NULL, dwellingKey TEXT, postcode TEXT NOT NULL, source TEXT NOT NULL,
+                PRIMARY KEY (forceCode, occurrenceNumber)) WITHOUT ROWID;
+            CREATE INDEX researchIncidentDwelling ON researchIncident(dwellingKey);
+            CREATE TABLE researchPerson (
+                id INTEGER PRIMARY KEY, forceCode TEXT NOT NULL, occurrenceNumber TEXT NOT NULL, role TEXT NOT NULL,
+                givenName TEXT NOT NULL, familyName TEXT NOT NULL, dateOfBirth TEXT, ageYears INTEGER,
+                occurredDay TEXT NOT NULL, address TEXT, schoolName TEXT, schoolURN TEXT, personId TEXT NOT NULL);
+            CREATE INDEX researchPersonOccurrence ON researchPerson(forceCode, occurrenceNumber);
+            CREATE TABLE researchKey (key INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (key, person)) WITHOUT ROWID;
+            """)
+    }
+
+    /// 64-bit hash of a blocking key.
+    static func keyHash(_ key: String) -> Int64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        h ^= h >> 33; h = h &* 0xff51_afd7_ed55_8ccd; h ^= h >> 33
+        return Int64(bitPattern: h)
+    }
+
+    /// The stable id of a person: `c-` + a hash of their canonical identity (canonical given name,
+    /// family name, date of birth, else birth-year-free identity with postcode), so every
+    /// instance gives the same person the same id whatever order it indexed records in.
+    public static func personId(given: String, family: String, dateOfBirth: String?, postcode: String?) -> String {
+        let g = Nicknames.canonical(NameText.normalise(given)), f = NameText.normalise(family)
+        let identity: String
+        if let dob = PartialDate(dateOfBirth), dob.isComplete {
+            identity = "\(g)|\(f)|\(dob)"
+        } else {
+            identity = "\(g)|\(f)||\(AddressText.postcodeKey(postcode))"
+        }
+        return "c-" + String(StableHash.hex128(identity).prefix(20))
+    }
+
+    /// Whether an incident's occurrence is already indexed at this revision or later.
+    static func indexedRevision(_ db: Database, forceCode: String, occurrenceNumber: String) throws -> Int? {
+        try Int.fetchOne(db, sql: "SELECT revision FROM researchIncident WHERE forceCode = ? AND occurrenceNumber = ?",
+                         arguments: [forceCode, occurrenceNumber])
+    }
+
+    /// Adds (or replaces with a later revision) one incident with its adults and children.
+    /// Idempotent: the same or an older revision changes nothing. History imports are revision 0.
+    @discardableResult
+    public static func index(_ incident: Incident, revision: Int, source: String, db: Database) throws -> Bool {
+        if let existing = try indexedRevision(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber),
+           existing >= revision { return false }
+        try db.execute(sql: "DELETE FROM researchPerson WHERE forceCode = ? AND occurrenceNumber = ?",
+                       arguments: [incident.forceCode, incident.occurrenceNumber])
+        let day = CalendarDate(incident.occurredAt).description
+        let postcode = AddressText.postcodeKey(incident.incidentAddress.postcode)
+        let place = PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
+                                   town: incident.incidentAddress.town, postcode: incident.incidentAddress.postcode)
+        try db.execute(sql: """
+            INSERT OR REPLACE INTO researchIncident (forceCode, occurrenceNumber, revision, occurredDay, dwellingKey, postcode, source)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [incident.forceCode, incident.occurrenceNumber, revision, day, place.dwellingKey, postcode, source])
+        let insertPerson = try db.cachedStatement(sql: """
+            INSERT INTO researchPerson (forceCode, occurrenceNumber, role, givenName, familyName, dateOfBirth, ageYears,
+                occurredDay, address, schoolName, schoolURN, personId) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        let insertKey = try db.cachedStatement(sql: "INSERT OR IGNORE INTO researchKey (key, person) VALUES (?, ?)")
+        func add(role: String, given: String, family: String, dob: String?, age: Int?, address: PostalAddress?, school: RecordedSchool?) throws {
+            let home = address ?? incident.incidentAddress
+            let features = PersonFeatures(givenName: given, familyName: family, dateOfBirth: dob, addressLines: home.lines,
+                                          town: home.town, postcode: home.postcode)
+            let addressText = encodeAddress(home)
+            try insertPerson.execute(arguments: [
+                incident.forceCode, incident.occurrenceNumber, role, given, family, dob, age, day, addressText,
+                school?.name, school?.urn, personId(given: given, family: family, dateOfBirth: dob, postcode: home.postcode),
+            ])
+            let row = db.lastInsertedRowID
+            for key in features.blockingKeys { try insertKey.execute(arguments: [keyHash(key), row]) }
+        }
+        for party in incident.parties {
+            try add(role: party.role.rawValue, given: party.givenName, family: party.familyName, dob: party.dateOfBirth,
+                    age: nil, address: party.address, school: nil)
+        }
+        for child in incident.children {
+            try add(role: "child", given: child.givenName, family: child.familyName, dob: child.dateOfBirth,
+                    age: child.ageYears, address: child.homeAddress, school: child.school)
+        }
+        return true
+    }
+
+    /// Compact address text: lines separated by U+1E, then U+1F town U+1F postcode.
+    static func encodeAddress(_ address: PostalAddress) -> String {
+        address.lines.joined(separator: "\u{1E}") + "\u{1F}" + (address.town ?? "") + "\u{1F}" + address.postcode
+    }
+
+    static func decodeAddress(_ text: String?) -> PostalAddress? {
+        guard let text, !text.isEmpty else { return nil }
+        let parts = text.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 3 else { return nil }
+        let lines = parts[0].split(separator: "\u{1E}").map(String.init)
+        return PostalAddress(lines: lines, town: parts[1].isEmpty ? nil : parts[1], postcode: parts[2])
+    }
+
+    /// One indexed person in one occurrence.
+    public struct PersonRow: Sendable, Equatable {
+        public var row: Int64
+        public var forceCode: String
+        public var occurrenceNumber: String
+        public var role: String
+        public var givenName: String
+        public var familyName: String
+        public var dateOfBirth: String?
+        public var ageYears: Int?
+        public var occurredDay: String
+        public var address: PostalAddress?
+        public var schoolName: String?
+        public var schoolURN: String?
+        public var personId: String
+
+        init(_ r: Row) {
+            row = r["id"]; forceCode = r["forceCode"]; occurrenceNumber = r["occurrenceNumber"]; role = r["role"]
+            givenName = r["givenName"]; familyName = r["familyName"]; dateOfBirth = r["dateOfBirth"]; ageYears = r["ageYears"]
+            occurredDay = r["occurredDay"]; address = HistoryIndex.decodeAddress(r["address"]); schoolName = r["schoolName"]
+            schoolURN = r["schoolURN"]; personId = r["personId"]
+        }
+    }
+
+    /// Person rows sharing a blocking key with `features` (at most `limit` per key, most recent first).
+    public static func candidates(for features: PersonFeatures, db: Database, roles: Set<String>? = nil, limitPerKey: Int = 300) throws -> [PersonRow] {
+        var seen = Set<Int64>()
+        var rows: [PersonRow] = []
+        let statement = try db.cachedStatement(sql: """
+            SELECT p.* FROM researchKey k JOIN researchPerson p ON p.id = k.person WHERE k.key = ? ORDER BY k.person DESC LIMIT ?
+            """)
+        for key in features.blockingKeys {
+            let found = try Row.fetchAll(statement, arguments: [keyHash(key), limitPerKey])
+            for r in found {
+                let row = PersonRow(r)
+                if let roles, !roles.contains(row.role) { continue }
+                if seen.insert(row.row).inserted { rows.append(row) }
+            }
+        }
+        return rows
+    }
+
+    /// The people recorded in one occurrence.
+    public static func people(forceCode: String, occurrenceNumber: String, db: Database) throws -> [PersonRow] {
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM researchPerson WHERE forceCode = ? AND occurrenceNumber = ?"),
+                         arguments: [forceCode, occurrenceNumber]).map(PersonRow.init)
+    }
+
+    public struct IncidentRow: Sendable, Equatable {
+        public var forceCode: String
+        public var occurrenceNumber: String
+        public var occurredDay: String
+    }
+
+    /// Earlier occurrences at the same dwelling (flat, number, street, postcode).
+    public static func incidents(atDwelling key: String, db: Database, limit: Int = 50) throws -> [IncidentRow] {
+        try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT forceCode, occurrenceNumber, occurredDay FROM researchIncident WHERE dwellingKey = ? ORDER BY occurredDay DESC LIMIT ?
+            """), arguments: [key, limit]).map { IncidentRow(forceCode: $0["forceCode"], occurrenceNumber: $0["occurrenceNumber"], occurredDay: $0["occurredDay"]) }
+    }
+
+    public static func counts(_ db: Database) throws -> (incidents: Int, people: Int) {
+        (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM researchIncident") ?? 0,
+         try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM researchPerson") ?? 0)
+    }
+}
+
+extension HistoryIndex.PersonRow {
+    public var features: PersonFeatures {
+        PersonFeatures(givenName: givenName, familyName: familyName, dateOfBirth: dateOfBirth, addressLines: address?.lines ?? [],
+                       town: address?.town, postcode: address?.postcode)
+    }
+}
