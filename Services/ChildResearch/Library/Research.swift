@@ -16,7 +16,7 @@ public struct ResearchProtocol: Codable, Sendable, Equatable {
     /// At most this many children proposed per incident.
     public var maxProposals: Int
 
-    public init(proposalThreshold: Double = 0.5, confidentThreshold: Double = 0.95, personMatchThreshold: Double = 0.75,
+    public init(proposalThreshold: Double = 0.5, confidentThreshold: Double = 0.95, personMatchThreshold: Double = 0.6,
                 lookbackYears: Int = 10, maxProposals: Int = 10) {
         self.proposalThreshold = proposalThreshold
         self.confidentThreshold = confidentThreshold
@@ -83,7 +83,7 @@ public struct Researcher: Sendable {
                 let match = matcher.compare(features, row.features)
                 guard match.score >= settings.personMatchThreshold else { continue }
                 link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay,
-                          strength: 0.7 * match.score,
+                          strength: 0.8 * match.score,
                           reason: String(format: "adult: %@ %@ %@ matched %@ %@ %@ in %@ (%@; %.2f: %@)", party.role.rawValue, party.givenName, party.familyName,
                                          row.role, row.givenName, row.familyName, row.occurrenceNumber, row.occurredDay, match.score,
                                          match.reasons.joined(separator: ", "))))
