@@ -73,7 +73,7 @@ var targets: [Target] = [
     ),
     .executableTarget(
         name: "EncompassCLI",
-        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", argumentParser, logging, grdb],
+        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", argumentParser, logging, grdb, "ChildResearchService"],
         path: "Services/CLI",
         swiftSettings: strict
     ),
