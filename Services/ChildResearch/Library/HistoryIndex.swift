@@ -41,12 +41,17 @@ public enum HistoryIndex {
     /// family name, date of birth, else birth-year-free identity with postcode), so every
     /// instance gives the same person the same id whatever order it indexed records in.
     public static func personId(given: String, family: String, dateOfBirth: String?, postcode: String?) -> String {
-        let g = Nicknames.canonical(NameText.normalise(given)), f = NameText.normalise(family)
+        personId(PersonFeatures(given: NameText.normalise(given), family: NameText.normalise(family), dateOfBirth: PartialDate(dateOfBirth),
+                                line: nil, town: "", postcodeKey: AddressText.postcodeKey(postcode)))
+    }
+
+    static func personId(_ features: PersonFeatures) -> String {
+        let g = Nicknames.canonical(features.given), f = features.family
         let identity: String
-        if let dob = PartialDate(dateOfBirth), dob.isComplete {
+        if let dob = features.dateOfBirth, dob.isComplete {
             identity = "\(g)|\(f)|\(dob)"
         } else {
-            identity = "\(g)|\(f)||\(AddressText.postcodeKey(postcode))"
+            identity = "\(g)|\(f)||\(features.postcode)"
         }
         return "c-" + String(StableHash.hex128(identity).prefix(20))
     }
@@ -73,6 +78,7 @@ public enum HistoryIndex {
             INSERT OR REPLACE INTO researchIncident (forceCode, occurrenceNumber, revision, occurredDay, dwellingKey, postcode, source)
             VALUES (?, ?, ?, ?, ?, ?, ?)
             """, arguments: [incident.forceCode, incident.occurrenceNumber, revision, day, place.dwellingKey, postcode, source])
+        let placeText = encodeAddress(incident.incidentAddress)
         let insertPerson = try db.cachedStatement(sql: """
             INSERT INTO researchPerson (forceCode, occurrenceNumber, role, givenName, familyName, dateOfBirth, ageYears,
                 occurredDay, address, schoolName, schoolURN, personId) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -80,12 +86,13 @@ public enum HistoryIndex {
         let insertKey = try db.cachedStatement(sql: "INSERT OR IGNORE INTO researchKey (key, person) VALUES (?, ?)")
         func add(role: String, given: String, family: String, dob: String?, age: Int?, address: PostalAddress?, school: RecordedSchool?) throws {
             let home = address ?? incident.incidentAddress
-            let features = PersonFeatures(givenName: given, familyName: family, dateOfBirth: dob, addressLines: home.lines,
-                                          town: home.town, postcode: home.postcode)
-            let addressText = encodeAddress(home)
+            let features = address == nil || address == incident.incidentAddress
+                ? place.with(givenName: given, familyName: family, dateOfBirth: dob)
+                : PersonFeatures(givenName: given, familyName: family, dateOfBirth: dob, addressLines: home.lines, town: home.town, postcode: home.postcode)
+            let addressText = address == nil ? placeText : encodeAddress(home)
             try insertPerson.execute(arguments: [
                 incident.forceCode, incident.occurrenceNumber, role, given, family, dob, age, day, addressText,
-                school?.name, school?.urn, personId(given: given, family: family, dateOfBirth: dob, postcode: home.postcode),
+                school?.name, school?.urn, personId(features),
             ])
             let row = db.lastInsertedRowID
             for key in features.blockingKeys { try insertKey.execute(arguments: [keyHash(key), row]) }
@@ -134,22 +141,27 @@ public enum HistoryIndex {
             row = r["id"]; forceCode = r["forceCode"]; occurrenceNumber = r["occurrenceNumber"]; role = r["role"]
             givenName = r["givenName"]; familyName = r["familyName"]; dateOfBirth = r["dateOfBirth"]; ageYears = r["ageYears"]
             occurredDay = r["occurredDay"]; address = HistoryIndex.decodeAddress(r["address"]); schoolName = r["schoolName"]
-            schoolURN = r["schoolURN"]; personId = r["personId"]
+            schoolURN = r["schoolURN"]; personId = r["personId"]; addressText = r["address"]
         }
+
+        /// The stored address text, for caching parsed addresses.
+        var addressText: String?
     }
 
     /// Person rows sharing a blocking key with `features` (at most `limit` per key, most recent first).
-    public static func candidates(for features: PersonFeatures, db: Database, roles: Set<String>? = nil, limitPerKey: Int = 300) throws -> [PersonRow] {
+    public enum Kind: Sendable { case adults, children }
+
+    public static func candidates(for features: PersonFeatures, db: Database, kind: Kind, limitPerKey: Int = 200) throws -> [PersonRow] {
         var seen = Set<Int64>()
         var rows: [PersonRow] = []
         let statement = try db.cachedStatement(sql: """
-            SELECT p.* FROM researchKey k JOIN researchPerson p ON p.id = k.person WHERE k.key = ? ORDER BY k.person DESC LIMIT ?
+            SELECT p.* FROM researchKey k JOIN researchPerson p ON p.id = k.person
+            WHERE k.key = ? AND (p.role = 'child') = ? ORDER BY k.person DESC LIMIT ?
             """)
         for key in features.blockingKeys {
-            let found = try Row.fetchAll(statement, arguments: [keyHash(key), limitPerKey])
+            let found = try Row.fetchAll(statement, arguments: [keyHash(key), kind == .children, limitPerKey])
             for r in found {
                 let row = PersonRow(r)
-                if let roles, !roles.contains(row.role) { continue }
                 if seen.insert(row.row).inserted { rows.append(row) }
             }
         }
@@ -185,5 +197,14 @@ extension HistoryIndex.PersonRow {
     public var features: PersonFeatures {
         PersonFeatures(givenName: givenName, familyName: familyName, dateOfBirth: dateOfBirth, addressLines: address?.lines ?? [],
                        town: address?.town, postcode: address?.postcode)
+    }
+
+    /// The features, parsing each distinct address once per `cache`.
+    func features(cache: inout [String: PersonFeatures]) -> PersonFeatures {
+        let key = addressText ?? ""
+        if let place = cache[key] { return place.with(givenName: givenName, familyName: familyName, dateOfBirth: dateOfBirth) }
+        let place = PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: address?.lines ?? [], town: address?.town, postcode: address?.postcode)
+        cache[key] = place
+        return place.with(givenName: givenName, familyName: familyName, dateOfBirth: dateOfBirth)
     }
 }

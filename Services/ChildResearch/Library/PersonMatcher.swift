@@ -20,16 +20,28 @@ public struct PersonFeatures: Sendable, Hashable {
     }
 
     public init(given: String, family: String, dateOfBirth: PartialDate?, addressLines: [String] = [], town: String? = nil, postcode: String? = nil) {
+        let nonEmpty = addressLines.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        self.init(given: given, family: family, dateOfBirth: dateOfBirth, line: nonEmpty.isEmpty ? nil : AddressText.parse(nonEmpty),
+                  town: NameText.normalise(town ?? ""), postcodeKey: AddressText.postcodeKey(postcode))
+    }
+
+    /// With an address already parsed (the people of one incident share its address).
+    public init(given: String, family: String, dateOfBirth: PartialDate?, line: AddressText.Line?, town: String, postcodeKey: String) {
         self.given = given
         self.family = family
         self.dateOfBirth = dateOfBirth
-        let nonEmpty = addressLines.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-        self.line = nonEmpty.isEmpty ? nil : AddressText.parse(nonEmpty)
-        self.postcode = AddressText.postcodeKey(postcode)
-        self.town = NameText.normalise(town ?? "")
+        self.line = line
+        self.postcode = postcodeKey
+        self.town = town
         self.givenBytes = Array(given.utf8)
         self.familyBytes = Array(family.utf8)
         self.familyParts = NameText.parts(family)
+    }
+
+    /// The same place with another person's names and date of birth.
+    public func with(givenName: String, familyName: String, dateOfBirth: String?) -> PersonFeatures {
+        PersonFeatures(given: NameText.normalise(givenName), family: NameText.normalise(familyName), dateOfBirth: PartialDate(dateOfBirth),
+                       line: line, town: town, postcodeKey: postcode)
     }
 
     /// The dwelling key (postcode, flat, number, first street word), when an address is known.

@@ -60,6 +60,7 @@ public struct Researcher: Sendable {
         let day = CalendarDate(incident.occurredAt)
         let earliest = CalendarDate(year: day.year - settings.lookbackYears, month: day.month, day: min(day.day, 28)).description
         var links: [String: [Link]] = [:] // occurrence key -> links
+        var places: [String: PersonFeatures] = [:]
         func link(_ l: Link) {
             guard !(l.forceCode == incident.forceCode && l.occurrenceNumber == incident.occurrenceNumber),
                   l.occurredDay >= earliest, l.occurredDay <= day.description else { return }
@@ -79,8 +80,8 @@ public struct Researcher: Sendable {
             let home = party.address ?? incident.incidentAddress
             let features = PersonFeatures(givenName: party.givenName, familyName: party.familyName, dateOfBirth: party.dateOfBirth,
                                           addressLines: home.lines, town: home.town, postcode: home.postcode)
-            for row in try HistoryIndex.candidates(for: features, db: db, roles: ["victim", "suspect", "other"]) {
-                let match = matcher.compare(features, row.features)
+            for row in try HistoryIndex.candidates(for: features, db: db, kind: .adults) {
+                let match = matcher.compare(features, row.features(cache: &places))
                 guard match.score >= settings.personMatchThreshold else { continue }
                 link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay,
                           strength: 0.8 * match.score,
@@ -100,7 +101,7 @@ public struct Researcher: Sendable {
             guard let first = occurrenceLinks.first else { continue }
             for row in try HistoryIndex.people(forceCode: first.forceCode, occurrenceNumber: first.occurrenceNumber, db: db) where row.role == "child" {
                 guard let age = Self.age(of: row, on: day), age >= 0, age < 18 else { continue }
-                let features = row.features
+                let features = row.features(cache: &places)
                 if let i = found.firstIndex(where: { $0.rows.contains { $0.personId == row.personId } || matcher.matches($0.features, features) }) {
                     found[i].rows.append(row)
                     found[i].links += occurrenceLinks
@@ -163,9 +164,10 @@ public struct Researcher: Sendable {
         let features = PersonFeatures(givenName: child.givenName, familyName: child.familyName, dateOfBirth: child.dateOfBirth,
                                       addressLines: home.lines, town: home.town, postcode: home.postcode)
         var best: (HistoryIndex.PersonRow, PersonMatch)?
-        for row in try HistoryIndex.candidates(for: features, db: db, roles: ["child"])
+        var places: [String: PersonFeatures] = [:]
+        for row in try HistoryIndex.candidates(for: features, db: db, kind: .children)
         where !(row.forceCode == incident.forceCode && row.occurrenceNumber == incident.occurrenceNumber) {
-            let match = matcher.compare(features, row.features)
+            let match = matcher.compare(features, row.features(cache: &places))
             if match.score >= settings.personMatchThreshold, match.score > (best?.1.score ?? 0) { best = (row, match) }
         }
         var identified = IdentifiedChild(

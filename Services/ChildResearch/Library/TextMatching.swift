@@ -201,16 +201,21 @@ public struct PartialDate: Sendable, Hashable, CustomStringConvertible {
 
     public var isComplete: Bool { year != nil && month != nil && day != nil }
 
+    static func pad(_ value: Int, _ width: Int) -> String {
+        let text = String(value)
+        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+    }
+
     public var description: String {
-        var text = year.map { String(format: "%04d", $0) } ?? "????"
-        if let month { text += String(format: "-%02d", month) }
-        if let day { text += String(format: "-%02d", day) }
+        var text = year.map { Self.pad($0, 4) } ?? "????"
+        if let month { text += "-" + Self.pad(month, 2) }
+        if let day { text += "-" + Self.pad(day, 2) }
         return text
     }
 
     var digits: [UInt8]? {
         guard let year, let month, let day else { return nil }
-        return Array(String(format: "%04d%02d%02d", year, month, day).utf8)
+        return Array((Self.pad(year, 4) + Self.pad(month, 2) + Self.pad(day, 2)).utf8)
     }
 
     /// How the two dates agree: 1 equal; 0.85 two digits transposed or day and month swapped;
