@@ -57,6 +57,7 @@ struct ResearchBench: AsyncParsableCommand {
             let incidents = batch
             let start = DispatchTime.now().uptimeNanoseconds
             try store.pool.write { db in
+                try HistoryIndex.tuneConnection(db)
                 for incident in incidents { try HistoryIndex.index(incident, revision: 0, source: "bench", db: db) }
             }
             seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

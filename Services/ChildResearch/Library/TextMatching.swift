@@ -178,7 +178,22 @@ public struct PartialDate: Sendable, Hashable, CustomStringConvertible {
 
     /// `YYYY-MM-DD`, `YYYYMMDD`, `YYYY-MM`, `YYYY`, or `DD/MM/YYYY`; nil for anything else or empty.
     public init?(_ text: String?) {
-        guard let raw = text?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+        guard let text, !text.isEmpty else { return nil }
+        // Fast path: YYYY-MM-DD.
+        let bytes = Array(text.utf8)
+        if bytes.count == 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-") {
+            func number(_ range: Range<Int>) -> Int? {
+                var value = 0
+                for i in range { guard bytes[i] >= 48, bytes[i] <= 57 else { return nil }; value = value * 10 + Int(bytes[i] - 48) }
+                return value
+            }
+            if let y = number(0..<4), let m = number(5..<7), let d = number(8..<10), y >= 1000 {
+                self.init(year: y, month: m, day: d)
+                return
+            }
+        }
+        let raw = text.trimmingCharacters(in: .whitespaces)
+        guard !raw.isEmpty else { return nil }
         let digits = raw.filter(\.isNumber)
         if raw.contains("/") {
             let parts = raw.split(separator: "/").compactMap { Int($0) }
