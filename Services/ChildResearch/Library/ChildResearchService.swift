@@ -168,6 +168,7 @@ public enum ChildResearchService {
             guard !incident.occurrenceNumber.isEmpty, !incident.forceCode.isEmpty else {
                 throw RejectedMessage(errorClass: "payload.validation", reason: "history incident without occurrence number or force code; fix the import file")
             }
+            try HistoryIndex.tuneConnection(ctx.db)
             try HistoryIndex.index(incident, revision: 0, source: envelope.payload.source, db: ctx.db)
         }
     }

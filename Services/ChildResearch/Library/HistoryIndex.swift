@@ -160,19 +160,24 @@ public enum HistoryIndex {
     /// Person rows sharing a blocking key with `features` (at most `limit` per key, most recent first).
     public enum Kind: Sendable { case adults, children }
 
-    public static func candidates(for features: PersonFeatures, db: Database, kind: Kind, limitPerKey: Int = 200) throws -> [PersonRow] {
-        var seen = Set<Int64>()
-        var rows: [PersonRow] = []
-        let statement = try db.cachedStatement(sql: """
-            SELECT p.* FROM researchKey k JOIN researchPerson p ON p.id = k.person
-            WHERE k.key = ? AND (p.role = 'child') = ? ORDER BY k.person DESC LIMIT ?
-            """)
+    /// Person rows of `kind` that share blocking keys with `features`. Reads only the key index
+    /// (at most `limitPerKey` most recent rows per key), ranks rows by how many keys they share,
+    /// and fetches at most `maxRows`: rows sharing one key only are kept while the total is small,
+    /// so a broad key (common surname and birth year) cannot flood the comparison.
+    public static func candidates(for features: PersonFeatures, db: Database, kind: Kind, limitPerKey: Int = 200, maxRows: Int = 80) throws -> [PersonRow] {
+        let keyStatement = try db.cachedStatement(sql: "SELECT person FROM researchKey WHERE key = ? ORDER BY person DESC LIMIT ?")
+        var shared: [Int64: Int] = [:]
         for key in features.blockingKeys {
-            let found = try Row.fetchAll(statement, arguments: [keyHash(key), kind == .children, limitPerKey])
-            for r in found {
-                let row = PersonRow(r)
-                if seen.insert(row.row).inserted { rows.append(row) }
-            }
+            for person in try Int64.fetchAll(keyStatement, arguments: [keyHash(key), limitPerKey]) { shared[person, default: 0] += 1 }
+        }
+        var ranked = shared.sorted { ($0.value, $0.key) > ($1.value, $1.key) }
+        if ranked.count > maxRows {
+            ranked = Array(ranked.prefix { $0.value >= 2 }.prefix(maxRows))
+        }
+        let rowStatement = try db.cachedStatement(sql: "SELECT * FROM researchPerson WHERE id = ? AND (role = 'child') = ?")
+        var rows: [PersonRow] = []
+        for (person, _) in ranked {
+            if let r = try Row.fetchOne(rowStatement, arguments: [person, kind == .children]) { rows.append(PersonRow(r)) }
         }
         return rows
     }
