@@ -162,3 +162,22 @@ struct ResearchLogicTests {
         #expect(throws: RejectedMessage.self) { try ChildResearchService.validate(History.today, revision: 0) }
     }
 }
+
+@Suite("Child research settings")
+struct SettingsTests {
+    @Test("both shipped force protocols have a research section; environment overrides apply and bad values are refused by name")
+    func settings() throws {
+        let settings = try ChildResearchService.Settings.fromEnvironment([:])
+        #expect(Set(settings.protocols.keys) == ["43", "05"])
+        #expect(settings.research(forForce: "43").confidentThreshold == 0.95)
+        let overridden = try ChildResearchService.Settings.fromEnvironment(["ENCOMPASS_RESEARCH_CONFIDENT_THRESHOLD": "0.9"])
+        #expect(overridden.research(forForce: "05").confidentThreshold == 0.9)
+        #expect(overridden.research(forForce: "99").confidentThreshold == 0.9)
+        do {
+            _ = try ChildResearchService.Settings.fromEnvironment(["ENCOMPASS_RESEARCH_PERSON_THRESHOLD": "high"])
+            Issue.record("a non-number threshold was accepted")
+        } catch let error as ConfigurationError {
+            #expect(error.description.contains("ENCOMPASS_RESEARCH_PERSON_THRESHOLD"))
+        }
+    }
+}
