@@ -30,7 +30,8 @@ struct ServiceSpec {
 let services = [
     ServiceSpec(folder: "Intake", library: "IntakeService", executable: "intake",
                 dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]),
-    ServiceSpec(folder: "ChildResearch", library: "ChildResearchService", executable: "child-research"),
+    ServiceSpec(folder: "ChildResearch", library: "ChildResearchService", executable: "child-research",
+                dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
     ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution"),
     ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling"),
     ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch"),

@@ -1,6 +1,7 @@
 import EncompassModels
 import Foundation
 import GRDB
+import GRDBSQLite
 import ServiceRuntime
 
 /// The history index: past incidents, the people in them and their blocking keys, in the
@@ -104,7 +105,20 @@ public enum HistoryIndex {
                 school?.name, school?.urn, personId(features),
             ])
             let row = db.lastInsertedRowID
-            for key in features.blockingKeys { try insertKey.execute(arguments: [keyHash(key), row]) }
+            // The hot loop of a bulk load binds integers straight to SQLite (GRDB's argument
+            // arrays cost more than the insert itself); the statement is GRDB's cached one.
+            let raw = insertKey.sqliteStatement
+            for key in features.blockingKeys {
+                sqlite3_reset(raw)
+                sqlite3_bind_int64(raw, 1, keyHash(key))
+                sqlite3_bind_int64(raw, 2, row)
+                let code = sqlite3_step(raw)
+                guard code == SQLITE_DONE else {
+                    sqlite3_reset(raw)
+                    throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+                }
+            }
+            sqlite3_reset(raw)
         }
         for party in incident.parties {
             try add(role: party.role.rawValue, given: party.givenName, family: party.familyName, dob: party.dateOfBirth,
