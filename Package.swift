@@ -31,7 +31,8 @@ struct ServiceSpec {
 let services = [
     ServiceSpec(folder: "Intake", library: "IntakeService", executable: "intake",
                 dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]),
-    ServiceSpec(folder: "ChildResearch", library: "ChildResearchService", executable: "child-research"),
+    ServiceSpec(folder: "ChildResearch", library: "ChildResearchService", executable: "child-research",
+                dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
     ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution"),
     ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling",
                 resources: [.copy("Resources/bank-holidays.json"), .copy("Resources/term-dates")]),
@@ -103,7 +104,7 @@ var targets: [Target] = [
         name: "EncompassCLI",
         dependencies: [
             "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", argumentParser, logging, grdb,
-            "SchedulingService",
+            "SchedulingService", "ChildResearchService",
         ],
         path: "Services/CLI",
         swiftSettings: strict

@@ -1,16 +1,188 @@
+import EncompassKafka
 import EncompassModels
+import Foundation
+import GRDB
+import Hummingbird
+import Logging
 import ServiceRuntime
 
 /// Child research: finds children the officer did not record in earlier records, and passes every child on `encompass.children`.
 ///
-/// The runtime gives the service its SQLite store, inbox, outbox, dead letters, HTTP
-/// endpoint and graceful shutdown; this definition adds the service's own tables, handlers
-/// and routes.
+/// - `encompass.incidents` (work, split by the consumer group): index the incident, then pass
+///   officer-recorded children on (matched to history for a stable id, a missing date of birth
+///   or school), or research earlier records for an incident without children and queue the
+///   proposals for review (auto-confirmed at or above the confident threshold).
+/// - `encompass.review.decisions` (work, same key as incidents): apply a MASH officer's decision.
+/// - `encompass.history` and `encompass.incidents` (replicated: every instance reads them whole
+///   under its own group) feed the history index, so every instance holds all of it.
 public enum ChildResearchService {
+    /// Child research's settings: the research section of each force protocol, with environment overrides.
+    public struct Settings: Sendable {
+        public var protocols: [String: ResearchProtocol]
+        public var fallback: ResearchProtocol
+
+        public init(protocols: [String: ResearchProtocol] = [:], fallback: ResearchProtocol = .standard) {
+            self.protocols = protocols
+            self.fallback = fallback
+        }
+
+        public func research(forForce code: String) -> ResearchProtocol { protocols[code] ?? fallback }
+
+        /// Reads the `research` section of every force protocol; `ENCOMPASS_RESEARCH_CONFIDENT_THRESHOLD`,
+        /// `ENCOMPASS_RESEARCH_PROPOSAL_THRESHOLD` and `ENCOMPASS_RESEARCH_PERSON_THRESHOLD` (0…1) override them.
+        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
+            let forces = try ForceProtocols.load(directory: environment["ENCOMPASS_PROTOCOLS_DIR"].flatMap { $0.isEmpty ? nil : $0 })
+            var protocols: [String: ResearchProtocol] = [:]
+            for (code, force) in forces.byCode where force.hasSection("research") {
+                protocols[code] = try force.section("research", as: ResearchProtocol.self)
+            }
+            var settings = Settings(protocols: protocols)
+            func threshold(_ name: String) throws -> Double? {
+                guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+                guard let value = Double(text), (0...1).contains(value) else {
+                    throw ConfigurationError(variable: name, problem: "is '\(text)'; expected a number from 0 to 1")
+                }
+                return value
+            }
+            let confident = try threshold("ENCOMPASS_RESEARCH_CONFIDENT_THRESHOLD")
+            let proposal = try threshold("ENCOMPASS_RESEARCH_PROPOSAL_THRESHOLD")
+            let person = try threshold("ENCOMPASS_RESEARCH_PERSON_THRESHOLD")
+            func apply(_ p: inout ResearchProtocol) {
+                if let confident { p.confidentThreshold = confident }
+                if let proposal { p.proposalThreshold = proposal }
+                if let person { p.personMatchThreshold = person }
+            }
+            for code in settings.protocols.keys { apply(&settings.protocols[code]!) }
+            apply(&settings.fallback)
+            return settings
+        }
+    }
+
     public static func definition(_ configuration: ServiceConfiguration) throws -> ServiceDefinition {
+        try definition(settings: .fromEnvironment())
+    }
+
+    public static func definition(settings: Settings) -> ServiceDefinition {
         ServiceDefinition(
             service: .childResearch,
-            produces: [Topics.children.name, Topics.reviewDecisions.name]
+            migrations: [HistoryIndex.migration, ReviewQueue.migration],
+            handlers: [incidentHandler(settings), decisionHandler()],
+            replicated: [historyHandler(), incidentIndexHandler()],
+            produces: [Topics.children.name, Topics.reviewDecisions.name],
+            routes: { router, environment in ReviewAPI(environment: environment).register(on: router) }
         )
+    }
+
+    /// Work: one instance per occurrence indexes, researches and publishes.
+    static func incidentHandler(_ settings: Settings) -> TopicHandler {
+        TopicHandler.on(Topics.incidents.name, IncidentRecorded.self) { envelope, ctx in
+            let recorded = envelope.payload
+            try validate(recorded.incident, revision: recorded.revision)
+            try apply(recorded, messageId: envelope.id, settings: settings, db: ctx.db, outbox: ctx.outbox, now: ctx.now, logger: ctx.logger)
+        }
+    }
+
+    static func validate(_ incident: Incident, revision: Int) throws {
+        var problems: [String] = []
+        if incident.occurrenceNumber.trimmingCharacters(in: .whitespaces).isEmpty { problems.append("incident.occurrenceNumber is empty") }
+        if incident.forceCode.trimmingCharacters(in: .whitespaces).isEmpty { problems.append("incident.forceCode is empty") }
+        if revision < 1 { problems.append("revision \(revision) is below 1") }
+        for (i, child) in incident.children.enumerated()
+        where child.givenName.trimmingCharacters(in: .whitespaces).isEmpty && child.familyName.trimmingCharacters(in: .whitespaces).isEmpty {
+            problems.append("children[\(i)] has no name")
+        }
+        if !problems.isEmpty {
+            throw RejectedMessage(errorClass: "payload.validation", reason: problems.joined(separator: "; ") + "; fix the incident in intake and re-send it")
+        }
+    }
+
+    static func apply(_ recorded: IncidentRecorded, messageId: String, settings: Settings, db: Database, outbox: Outbox, now: Date, logger: Logger) throws {
+        let incident = recorded.incident
+        if let previous = try ReviewQueue.recorded(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber),
+           previous.revision > recorded.revision {
+            logger.info("older revision ignored", metadata: ["occurrence": "\(incident.occurrenceNumber)", "revision": "\(recorded.revision)"])
+            return
+        }
+        try HistoryIndex.index(incident, revision: recorded.revision, source: "incident", db: db)
+        try ReviewQueue.saveRecorded(db, recorded)
+        let researcher = Researcher(settings: settings.research(forForce: incident.forceCode))
+        func publish(_ child: IdentifiedChild, source: ChildSource, evidence: ResearchEvidence?, purpose: String) throws {
+            let message = ChildIdentified(incident: incident, incidentRevision: recorded.revision, child: child, source: source, evidence: evidence)
+            try outbox.publish(message, to: Topics.children.name, key: child.childId, id: MessageID.derived(from: messageId, purpose),
+                               causationId: messageId, now: now)
+        }
+        var published = Set<String>()
+        for (i, recordedChild) in incident.children.enumerated() {
+            let (child, notes) = try researcher.identify(recordedChild, in: incident, db: db)
+            guard published.insert(child.childId).inserted else { continue }
+            try publish(child, source: .officer, evidence: nil, purpose: "officer/\(i)/\(child.childId)")
+            if !notes.isEmpty { logger.debug("officer child matched", metadata: ["childId": "\(child.childId)", "notes": "\(notes)"]) }
+        }
+        if incident.children.isEmpty {
+            let excluded = try ReviewQueue.rejectedChildren(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber)
+            let candidates = try researcher.research(incident, db: db, excluded: excluded)
+            for candidate in candidates {
+                let confident = candidate.evidence.score >= researcher.settings.confidentThreshold
+                _ = try ReviewQueue.upsert(db, candidate: candidate, incident: incident, status: confident ? "confirmed" : "pending",
+                                           decidedBy: confident ? "auto" : nil, now: now)
+            }
+            logger.info("researched", metadata: ["occurrence": "\(incident.occurrenceNumber)", "candidates": "\(candidates.count)"])
+        }
+        // Confirmed research children (earlier or just now) go on with this revision.
+        for proposal in try ReviewQueue.forOccurrence(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber)
+        where proposal.status == "confirmed" && !published.contains(proposal.child.childId) {
+            published.insert(proposal.child.childId)
+            try publish(proposal.child, source: .research, evidence: proposal.evidence, purpose: "research/\(proposal.child.childId)")
+        }
+    }
+
+    /// Work: a MASH officer's decision, on the instance that owns the occurrence.
+    static func decisionHandler() -> TopicHandler {
+        TopicHandler.on(Topics.reviewDecisions.name, ReviewDecision.self) { envelope, ctx in
+            let decision = envelope.payload
+            guard let proposal = try ReviewQueue.find(ctx.db, proposalId: decision.proposalId) else {
+                throw RejectedMessage(errorClass: "review.unknown-proposal",
+                                      reason: "no proposal \(decision.proposalId) on this instance's review queue; list proposals with `encompass review list`")
+            }
+            guard proposal.forceCode == decision.forceCode, proposal.occurrenceNumber == decision.occurrenceNumber else {
+                throw RejectedMessage(errorClass: "review.mismatch",
+                                      reason: "proposal \(decision.proposalId) belongs to \(proposal.forceCode)/\(proposal.occurrenceNumber), not \(decision.forceCode)/\(decision.occurrenceNumber)")
+            }
+            let target = decision.verdict == .confirm ? "confirmed" : "rejected"
+            guard proposal.status != target else { return }
+            let updated = try ReviewQueue.decide(ctx.db, proposal: proposal, decision: decision)
+            ctx.logger.info("review decision applied", metadata: ["proposal": "\(proposal.proposalId)", "verdict": "\(decision.verdict.rawValue)"])
+            guard decision.verdict == .confirm,
+                  let recorded = try ReviewQueue.recorded(ctx.db, forceCode: proposal.forceCode, occurrenceNumber: proposal.occurrenceNumber) else { return }
+            let message = ChildIdentified(incident: recorded.incident, incidentRevision: recorded.revision, child: updated.child,
+                                          source: .research, evidence: updated.evidence)
+            try ctx.outbox.publish(message, to: Topics.children.name, key: updated.child.childId,
+                                   id: MessageID.derived(from: envelope.id, "confirmed"), causationId: envelope.id, now: ctx.now)
+        }
+    }
+
+    /// Replicated: past incidents from history imports.
+    static func historyHandler() -> TopicHandler {
+        TopicHandler.on(Topics.history.name, HistoricalIncident.self) { envelope, ctx in
+            let incident = envelope.payload.incident
+            guard !incident.occurrenceNumber.isEmpty, !incident.forceCode.isEmpty else {
+                throw RejectedMessage(errorClass: "payload.validation", reason: "history incident without occurrence number or force code; fix the import file")
+            }
+            try HistoryIndex.tuneConnection(ctx.db)
+            try HistoryIndex.index(incident, revision: 0, source: envelope.payload.source, db: ctx.db)
+        }
+    }
+
+    /// Replicated: every incident also enters every instance's index. The same messages are the
+    /// work handler's input, so this path records its own inbox id (derived from the message id)
+    /// and leaves undecodable records to the work path, which dead-letters them once.
+    static func incidentIndexHandler() -> TopicHandler {
+        TopicHandler(topic: Topics.incidents.name) { record, db, _, now, _ in
+            guard let envelope = try? WireFormat.decode(IncidentRecorded.self, from: record.value),
+                  !envelope.payload.incident.occurrenceNumber.isEmpty, !envelope.payload.incident.forceCode.isEmpty else { return .applied }
+            return try InboxEntry.applyOnce(messageId: MessageID.derived(from: envelope.id, "replica-index"), record: record, db: db, now: now) {
+                try HistoryIndex.index(envelope.payload.incident, revision: envelope.payload.revision, source: "incident", db: db)
+            }
+        }
     }
 }

@@ -1,0 +1,127 @@
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The MASH review queue of child research: proposed children to confirm or reject.
+struct ReviewCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "review",
+        abstract: "List, confirm or reject the children child research proposed.",
+        subcommands: [ReviewList.self, ReviewConfirm.self, ReviewReject.self]
+    )
+}
+
+/// Where child research is and how to sign in.
+struct ReviewOptions: ParsableArguments {
+    @Option(help: "Child research's base URL.")
+    var url: String = "http://127.0.0.1:8082"
+
+    @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
+    var token: String?
+
+    @Flag(help: "Print the service's answer as JSON.")
+    var json = false
+
+    /// Sends a request; returns the status and the body. Exits with 2 when the service cannot be reached.
+    func send(_ method: String, _ path: String, body: [String: String]? = nil) async throws -> (Int, Data) {
+        guard let token = token ?? ProcessInfo.processInfo.environment["ENCOMPASS_API_TOKEN"] else {
+            throw ValidationError("no API token: pass --token or set ENCOMPASS_API_TOKEN")
+        }
+        guard let endpoint = URL(string: url + path) else { throw ValidationError("--url '\(url)' is not a URL") }
+        var request = URLRequest(url: endpoint)
+        request.httpMethod = method
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        if let body {
+            request.httpBody = try JSONSerialization.data(withJSONObject: body)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        do {
+            let (data, response) = try await URLSession.shared.data(for: request)
+            return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+        } catch {
+            FileHandle.standardError.write(Data("child research at \(url) cannot be reached: \(error.localizedDescription)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    func fail(_ status: Int, _ data: Data) throws -> Never {
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        let message = object["error"] as? String ?? (object["errors"].map { "\($0)" }) ?? String(decoding: data, as: UTF8.self)
+        FileHandle.standardError.write(Data("refused (\(status)): \(message)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+struct ReviewList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List proposals (pending by default) with score and explanation.")
+
+    @Option(help: "pending, confirmed, rejected or all.")
+    var status: String = "pending"
+
+    @OptionGroup var options: ReviewOptions
+
+    func run() async throws {
+        let (code, data) = try await options.send("GET", "/v1/review?status=\(status)")
+        guard code == 200 else { try options.fail(code, data) }
+        if options.json { print(String(decoding: data, as: UTF8.self)); return }
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        let proposals = object["proposals"] as? [[String: Any]] ?? []
+        if proposals.isEmpty { print("no \(status) proposals") }
+        for proposal in proposals {
+            let child = proposal["child"] as? [String: Any] ?? [:]
+            let evidence = proposal["evidence"] as? [String: Any] ?? [:]
+            let born = (child["dateOfBirth"] as? String).map { "born \($0)" } ?? (child["ageYears"] as? Int).map { "aged \($0)" } ?? "age unknown"
+            print("\(proposal["proposalId"] ?? "?")  \(proposal["forceCode"] ?? "")/\(proposal["occurrenceNumber"] ?? "")  \(child["givenName"] ?? "") \(child["familyName"] ?? "") (\(born))  score \(evidence["score"] ?? "?")  \(proposal["status"] ?? "")")
+            for line in evidence["explanation"] as? [String] ?? [] { print("    \(line)") }
+        }
+    }
+}
+
+struct ReviewConfirm: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "confirm", abstract: "Confirm a proposed child: it goes on to school resolution.")
+
+    @Argument(help: "The proposal id, as listed.")
+    var id: String
+
+    @Option(help: "Who decided (collar number or name).")
+    var reviewer: String
+
+    @Option(help: "A note for the record.")
+    var note: String?
+
+    @OptionGroup var options: ReviewOptions
+
+    func run() async throws {
+        try await decide(options: options, id: id, verdict: "confirm", reviewer: reviewer, note: note)
+    }
+}
+
+struct ReviewReject: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reject", abstract: "Reject a proposed child: never proposed again for that incident.")
+
+    @Argument(help: "The proposal id, as listed.")
+    var id: String
+
+    @Option(help: "Who decided (collar number or name).")
+    var reviewer: String
+
+    @Option(help: "A note for the record.")
+    var note: String?
+
+    @OptionGroup var options: ReviewOptions
+
+    func run() async throws {
+        try await decide(options: options, id: id, verdict: "reject", reviewer: reviewer, note: note)
+    }
+}
+
+func decide(options: ReviewOptions, id: String, verdict: String, reviewer: String, note: String?) async throws {
+    var body = ["reviewer": reviewer]
+    if let note { body["note"] = note }
+    let escaped = id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id
+    let (code, data) = try await options.send("POST", "/v1/review/\(escaped)/\(verdict)", body: body)
+    guard code == 202 else { try options.fail(code, data) }
+    if options.json { print(String(decoding: data, as: UTF8.self)) } else { print("\(id): \(verdict) sent (applied by the instance that owns the incident)") }
+}

@@ -1,0 +1,193 @@
+import EncompassModels
+import Foundation
+import GRDB
+import ServiceRuntime
+
+/// A force's `research` section of its protocol file.
+public struct ResearchProtocol: Codable, Sendable, Equatable {
+    /// Candidates scoring below this are not proposed.
+    public var proposalThreshold: Double
+    /// Candidates at or above this are confirmed automatically (confirmedBy `auto`).
+    public var confidentThreshold: Double
+    /// Two person records are the same person at or above this matcher score.
+    public var personMatchThreshold: Double
+    /// How far back earlier records count.
+    public var lookbackYears: Int
+    /// At most this many children proposed per incident.
+    public var maxProposals: Int
+
+    public init(proposalThreshold: Double = 0.5, confidentThreshold: Double = 0.95, personMatchThreshold: Double = 0.6,
+                lookbackYears: Int = 10, maxProposals: Int = 10) {
+        self.proposalThreshold = proposalThreshold
+        self.confidentThreshold = confidentThreshold
+        self.personMatchThreshold = personMatchThreshold
+        self.lookbackYears = lookbackYears
+        self.maxProposals = maxProposals
+    }
+
+    public static let standard = ResearchProtocol()
+}
+
+/// A child found in earlier records for an incident without recorded children.
+public struct Candidate: Sendable, Equatable {
+    public var child: IdentifiedChild
+    public var evidence: ResearchEvidence
+}
+
+/// Finds children for incidents from the history index.
+public struct Researcher: Sendable {
+    public var settings: ResearchProtocol
+    public var matcher: PersonMatcher
+
+    public init(settings: ResearchProtocol) {
+        self.settings = settings
+        self.matcher = PersonMatcher(threshold: settings.personMatchThreshold)
+    }
+
+    /// Why an earlier occurrence is linked to this incident.
+    struct Link {
+        var forceCode: String
+        var occurrenceNumber: String
+        var occurredDay: String
+        /// 0...1 strength of the link.
+        var strength: Double
+        var reason: String
+    }
+
+    /// Children recorded in earlier occurrences at the incident's address or with its adults,
+    /// still under 18 on the incident date, ranked by score. `excluded` are child ids never to propose.
+    public func research(_ incident: Incident, db: Database, excluded: Set<String> = []) throws -> [Candidate] {
+        let day = CalendarDate(incident.occurredAt)
+        let earliest = CalendarDate(year: day.year - settings.lookbackYears, month: day.month, day: min(day.day, 28)).description
+        var links: [String: [Link]] = [:] // occurrence key -> links
+        var places: [String: PersonFeatures] = [:]
+        func link(_ l: Link) {
+            guard !(l.forceCode == incident.forceCode && l.occurrenceNumber == incident.occurrenceNumber),
+                  l.occurredDay >= earliest, l.occurredDay <= day.description else { return }
+            links["\(l.forceCode)/\(l.occurrenceNumber)", default: []].append(l)
+        }
+        // 1. The same dwelling.
+        let place = PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
+                                   town: incident.incidentAddress.town, postcode: incident.incidentAddress.postcode)
+        if let dwelling = place.dwellingKey {
+            for row in try HistoryIndex.incidents(atDwelling: dwelling, db: db) {
+                link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay, strength: 0.6,
+                          reason: "address: same address as \(row.occurrenceNumber) (\(row.occurredDay))"))
+            }
+        }
+        // 2. The incident's adults, matched by name, date of birth and address.
+        for party in incident.parties {
+            let home = party.address ?? incident.incidentAddress
+            let features = PersonFeatures(givenName: party.givenName, familyName: party.familyName, dateOfBirth: party.dateOfBirth,
+                                          addressLines: home.lines, town: home.town, postcode: home.postcode)
+            for row in try HistoryIndex.candidates(for: features, db: db, kind: .adults) {
+                let match = matcher.compare(features, row.features(cache: &places))
+                guard match.score >= settings.personMatchThreshold else { continue }
+                link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay,
+                          strength: 0.8 * match.score,
+                          reason: String(format: "adult: %@ %@ %@ matched %@ %@ %@ in %@ (%@; %.2f: %@)", party.role.rawValue, party.givenName, party.familyName,
+                                         row.role, row.givenName, row.familyName, row.occurrenceNumber, row.occurredDay, match.score,
+                                         match.reasons.joined(separator: ", "))))
+            }
+        }
+        // 3. The children of the linked occurrences, grouped into persons.
+        struct Found {
+            var rows: [HistoryIndex.PersonRow]
+            var features: PersonFeatures
+            var links: [Link]
+        }
+        var found: [Found] = []
+        for occurrenceLinks in links.values {
+            guard let first = occurrenceLinks.first else { continue }
+            for row in try HistoryIndex.people(forceCode: first.forceCode, occurrenceNumber: first.occurrenceNumber, db: db) where row.role == "child" {
+                guard let age = Self.age(of: row, on: day), age >= 0, age < 18 else { continue }
+                let features = row.features(cache: &places)
+                if let i = found.firstIndex(where: { $0.rows.contains { $0.personId == row.personId } || matcher.matches($0.features, features) }) {
+                    found[i].rows.append(row)
+                    found[i].links += occurrenceLinks
+                    if found[i].features.dateOfBirth?.isComplete != true, features.dateOfBirth?.isComplete == true { found[i].features = features }
+                } else {
+                    found.append(Found(rows: [row], features: features, links: occurrenceLinks))
+                }
+            }
+        }
+        // 4. Score: independent pieces of evidence combine (1 - product of (1 - strength)).
+        var candidates: [Candidate] = []
+        for person in found {
+            let rows = person.rows.sorted { $0.occurredDay > $1.occurredDay }
+            guard let latest = rows.first else { continue }
+            let childId = rows.first(where: { PartialDate($0.dateOfBirth)?.isComplete == true })?.personId ?? latest.personId
+            if excluded.contains(childId) { continue }
+            var seen = Set<String>()
+            var miss = 1.0
+            var explanation: [String] = []
+            for l in person.links.sorted(by: { $0.strength > $1.strength }) where seen.insert(l.reason).inserted {
+                miss *= 1 - l.strength
+                explanation.append(l.reason)
+            }
+            let occurrences = Array(Set(rows.map(\.occurrenceNumber))).sorted()
+            explanation.append("child: \(latest.givenName) \(latest.familyName) recorded in \(occurrences.joined(separator: ", "))")
+            let score = min(0.99, 1 - miss)
+            guard score >= settings.proposalThreshold else { continue }
+            let dob = rows.compactMap(\.dateOfBirth).first { PartialDate($0)?.isComplete == true }
+            let age = Self.age(of: latest, on: day)
+            let school = rows.first { $0.schoolName != nil || $0.schoolURN != nil }
+            let child = IdentifiedChild(
+                childId: childId, givenName: latest.givenName, familyName: latest.familyName, dateOfBirth: dob,
+                ageYears: dob == nil ? age : nil, homeAddress: latest.address, presence: .present,
+                recordedSchool: school.map { RecordedSchool(name: $0.schoolName, urn: $0.schoolURN) },
+                relationship: "found in earlier records")
+            candidates.append(Candidate(child: child, evidence: ResearchEvidence(
+                score: (score * 1000).rounded() / 1000, explanation: explanation, sourceOccurrences: occurrences)))
+        }
+        candidates.sort { ($0.evidence.score, $1.child.childId) > ($1.evidence.score, $0.child.childId) }
+        return Array(candidates.prefix(settings.maxProposals))
+    }
+
+    /// Whole years on `day`: from the date of birth, else the age recorded then plus the years since.
+    static func age(of row: HistoryIndex.PersonRow, on day: CalendarDate) -> Int? {
+        if let dob = PartialDate(row.dateOfBirth), let y = dob.year {
+            var years = day.year - y
+            if let m = dob.month, (day.month, day.day) < (m, dob.day ?? 1) { years -= 1 }
+            return years
+        }
+        if let age = row.ageYears, let then = CalendarDate(iso: row.occurredDay) {
+            return age + (day.year - then.year)
+        }
+        return nil
+    }
+
+    /// An officer-recorded child as passed on: matched to earlier records for a stable id and
+    /// to fill a missing date of birth or school.
+    public func identify(_ child: RecordedChild, in incident: Incident, db: Database) throws -> (IdentifiedChild, [String]) {
+        let home = child.homeAddress ?? incident.incidentAddress
+        let features = PersonFeatures(givenName: child.givenName, familyName: child.familyName, dateOfBirth: child.dateOfBirth,
+                                      addressLines: home.lines, town: home.town, postcode: home.postcode)
+        var best: (HistoryIndex.PersonRow, PersonMatch)?
+        var places: [String: PersonFeatures] = [:]
+        for row in try HistoryIndex.candidates(for: features, db: db, kind: .children)
+        where !(row.forceCode == incident.forceCode && row.occurrenceNumber == incident.occurrenceNumber) {
+            let match = matcher.compare(features, row.features(cache: &places))
+            if match.score >= settings.personMatchThreshold, match.score > (best?.1.score ?? 0) { best = (row, match) }
+        }
+        var identified = IdentifiedChild(
+            childId: HistoryIndex.personId(given: child.givenName, family: child.familyName, dateOfBirth: child.dateOfBirth, postcode: home.postcode),
+            givenName: child.givenName, familyName: child.familyName, dateOfBirth: child.dateOfBirth, ageYears: child.ageYears,
+            homeAddress: child.homeAddress, presence: child.presence, recordedSchool: child.school)
+        var notes: [String] = []
+        if let (row, match) = best {
+            identified.childId = row.personId
+            notes.append(String(format: "matched %@ %@ in %@ (%.2f)", row.givenName, row.familyName, row.occurrenceNumber, match.score))
+            if identified.dateOfBirth == nil, let dob = row.dateOfBirth, PartialDate(dob)?.isComplete == true {
+                identified.dateOfBirth = dob
+                identified.ageYears = nil
+                notes.append("date of birth filled from \(row.occurrenceNumber)")
+            }
+            if identified.recordedSchool == nil, row.schoolName != nil || row.schoolURN != nil {
+                identified.recordedSchool = RecordedSchool(name: row.schoolName, urn: row.schoolURN)
+                notes.append("school filled from \(row.occurrenceNumber)")
+            }
+        }
+        return (identified, notes)
+    }
+}

@@ -1,0 +1,89 @@
+import EncompassModels
+import Foundation
+import GRDB
+import Hummingbird
+import NIOCore
+import ServiceRuntime
+
+/// The review queue over HTTP, guarded by `ENCOMPASS_API_TOKEN`:
+/// - `GET /v1/review[?status=pending|confirmed|rejected|all]`: proposals with score and explanation.
+/// - `POST /v1/review/{id}/confirm` and `/reject` with `{"reviewer": "...", "note": "..."}`: publishes
+///   a `ReviewDecision` on `encompass.review.decisions` (through the outbox); the instance that owns
+///   the occurrence applies it. 202 with the decision, 404 for an unknown proposal, 409 when it is
+///   already decided that way, 422 without a reviewer.
+struct ReviewAPI: Sendable {
+    let environment: ServiceEnvironment
+
+    struct DecisionBody: Codable {
+        var reviewer: String?
+        var note: String?
+    }
+
+    struct Listing: Codable {
+        var proposals: [ReviewQueue.Proposal]
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("v1/review") { request, _ -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            let status = request.uri.queryParameters.get("status") ?? "pending"
+            guard ["pending", "confirmed", "rejected", "all"].contains(status) else {
+                return HTTPEndpoint.json(.badRequest, ["error": "status must be pending, confirmed, rejected or all"])
+            }
+            let proposals = try await environment.store.pool.read { db in
+                try ReviewQueue.list(db, status: status == "all" ? nil : status)
+            }
+            return Self.wire(.ok, Listing(proposals: proposals))
+        }
+        router.post("v1/review/:id/confirm") { request, context -> Response in
+            try await decide(request, id: context.parameters.get("id") ?? "", verdict: .confirm)
+        }
+        router.post("v1/review/:id/reject") { request, context -> Response in
+            try await decide(request, id: context.parameters.get("id") ?? "", verdict: .reject)
+        }
+    }
+
+    /// JSON with the wire format's ISO 8601 dates.
+    static func wire(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+        let encoder = WireFormat.encoder()
+        encoder.outputFormatting.insert(.sortedKeys)
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func decide(_ request: Request, id: String, verdict: ReviewDecision.Verdict) async throws -> Response {
+        if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        let bytes = (try? await request.body.collect(upTo: 64 * 1024)).map { Array($0.readableBytesView) } ?? []
+        let body: DecisionBody
+        do {
+            body = bytes.isEmpty ? DecisionBody() : try JSONDecoder().decode(DecisionBody.self, from: Data(bytes))
+        } catch {
+            return HTTPEndpoint.json(.badRequest, ["error": "body is not {\"reviewer\": ..., \"note\": ...}: \(WireFormat.describe(error))"])
+        }
+        guard let reviewer = body.reviewer?.trimmingCharacters(in: .whitespaces), !reviewer.isEmpty else {
+            return HTTPEndpoint.json(.unprocessableContent, ["errors": [FieldError("reviewer", "required: who decided (e.g. the MASH officer's collar number or name)")]])
+        }
+        if reviewer == "auto" {
+            return HTTPEndpoint.json(.unprocessableContent, ["errors": [FieldError("reviewer", "\"auto\" is reserved for automatic confirmation")]])
+        }
+        let now = environment.clock.now()
+        enum Outcome: Sendable { case unknown, already(String), published(ReviewDecision) }
+        let outcome = try await environment.write { db, outbox -> Outcome in
+            guard let proposal = try ReviewQueue.find(db, proposalId: id) else { return .unknown }
+            let target = verdict == .confirm ? "confirmed" : "rejected"
+            if proposal.status == target { return .already(target) }
+            let decision = ReviewDecision(forceCode: proposal.forceCode, occurrenceNumber: proposal.occurrenceNumber, proposalId: id,
+                                          verdict: verdict, reviewer: reviewer, decidedAt: now, note: body.note)
+            try outbox.publish(decision, to: Topics.reviewDecisions.name, key: proposal.occurrenceNumber, id: MessageID.fresh(), now: now)
+            return .published(decision)
+        }
+        switch outcome {
+        case .unknown:
+            return HTTPEndpoint.json(.notFound, ["error": "no proposal \(id) on this instance; list them with GET /v1/review"])
+        case .already(let status):
+            return HTTPEndpoint.json(.conflict, ["error": "proposal \(id) is already \(status)"])
+        case .published(let decision):
+            return Self.wire(.accepted, decision)
+        }
+    }
+}

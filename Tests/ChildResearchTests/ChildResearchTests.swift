@@ -1,1 +1,0 @@
-// ChildResearch tests live in this target.

@@ -1,0 +1,183 @@
+@testable import ChildResearchService
+import EncompassModels
+import EncompassTestSupport
+import Foundation
+import GRDB
+import Logging
+import ServiceRuntime
+import Testing
+
+func day(_ text: String) -> Date {
+    let f = ISO8601DateFormatter()
+    return f.date(from: text + "T20:00:00Z")!
+}
+
+func makeIncident(_ occurrence: String, on date: String, lines: [String], town: String = "Reading", postcode: String,
+                  parties: [Party], children: [RecordedChild] = []) -> Incident {
+    Incident(occurrenceNumber: occurrence, forceCode: "43", occurredAt: day(date), reportedAt: day(date),
+             incidentAddress: PostalAddress(lines: lines, town: town, postcode: postcode), riskLevel: .medium, crime: true,
+             parties: parties, children: children)
+}
+
+/// Earlier records of the Hughes household, a move, and an unrelated family.
+enum History {
+    static let h1 = makeIncident("43230000101", on: "2023-05-10", lines: ["Flat 2", "10 High Street"], postcode: "RG1 7LL",
+        parties: [Party(role: .victim, givenName: "Sarah", familyName: "Hughes", dateOfBirth: "1988-07-21"),
+                  Party(role: .suspect, givenName: "Mark", familyName: "Hughes", dateOfBirth: "1985-02-02")],
+        children: [RecordedChild(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", school: RecordedSchool(name: "St Mary's CE Primary")),
+                   RecordedChild(givenName: "Amelia", familyName: "Smith-Hughes", dateOfBirth: "2019-01-30")])
+    static let h2 = makeIncident("43210000202", on: "2021-03-01", lines: ["4 Mill Lane"], town: "Oxford", postcode: "OX4 1AA",
+        parties: [Party(role: .victim, givenName: "Sarah", familyName: "Hughes", dateOfBirth: "1988-07-21")],
+        children: [RecordedChild(givenName: "Jack", familyName: "Hughes", dateOfBirth: "2008-01-01"),
+                   RecordedChild(givenName: "Lily", familyName: "Hughes", dateOfBirth: "2012-09-09")])
+    static let h3 = makeIncident("43220000303", on: "2022-08-08", lines: ["22 Station Road"], postcode: "RG1 1AA",
+        parties: [Party(role: .victim, givenName: "Priya", familyName: "Patel", dateOfBirth: "1990-03-03")],
+        children: [RecordedChild(givenName: "Noah", familyName: "Patel", dateOfBirth: "2016-04-04")])
+    /// Today's incident: the flat written another way, the victim's name misspelt and DOB digits transposed.
+    static let today = makeIncident("43260000999", on: "2026-11-20", lines: ["2/10 High St"], postcode: "rg17ll",
+        parties: [Party(role: .victim, givenName: "Sara", familyName: "Hughes", dateOfBirth: "1988-07-12")])
+
+    static func store() throws -> ServiceStore {
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("research") + "/store.sqlite",
+                                     migrations: [HistoryIndex.migration, ReviewQueue.migration])
+        try store.pool.write { (db: Database) throws in
+            for incident in [h1, h2, h3] { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
+        }
+        return store
+    }
+}
+
+@Suite("History index and research")
+struct ResearchLogicTests {
+    let researcher = Researcher(settings: .standard)
+
+    @Test("indexing is idempotent and a later revision replaces an occurrence's people")
+    func indexing() throws {
+        let store = try History.store()
+        try store.pool.write { (db: Database) throws in
+            #expect(try HistoryIndex.counts(db).incidents == 3)
+            #expect(try HistoryIndex.counts(db).people == 9)
+            #expect(try HistoryIndex.index(History.h1, revision: 0, source: "again", db: db) == false)
+            var amended = History.h3
+            amended.children.append(RecordedChild(givenName: "Ava", familyName: "Patel", ageYears: 3))
+            #expect(try HistoryIndex.index(amended, revision: 1, source: "incident", db: db))
+            #expect(try HistoryIndex.counts(db).incidents == 3)
+            #expect(try HistoryIndex.counts(db).people == 10)
+            #expect(try HistoryIndex.index(History.h3, revision: 0, source: "older", db: db) == false)
+            #expect(try HistoryIndex.counts(db).incidents == 3)
+            #expect(try HistoryIndex.counts(db).people == 10)
+        }
+    }
+
+    @Test("an incident without children: children at the same flat and of the same victim are proposed, adults and over-18s are not")
+    func research() throws {
+        let store = try History.store()
+        let candidates = try store.pool.read { db in try researcher.research(History.today, db: db) }
+        let names = candidates.map(\.child.givenName)
+        #expect(Set(names) == ["Oliver", "Amelia", "Lily"])
+        // Address and adult evidence together rank above the adult alone.
+        #expect(names.last == "Lily")
+        let oliver = try #require(candidates.first { $0.child.givenName == "Oliver" })
+        #expect(oliver.evidence.sourceOccurrences == ["43230000101"])
+        #expect(oliver.evidence.explanation.contains { $0.hasPrefix("address: same address as 43230000101") })
+        #expect(oliver.evidence.explanation.contains { $0.contains("adult: victim Sara Hughes matched victim Sarah Hughes") && $0.contains("transposed") })
+        #expect(oliver.child.dateOfBirth == "2015-06-12")
+        #expect(oliver.child.recordedSchool?.name == "St Mary's CE Primary")
+        #expect(oliver.child.childId == HistoryIndex.personId(given: "Oliver", family: "Hughes", dateOfBirth: "2015-06-12", postcode: "RG1 7LL"))
+        #expect(oliver.evidence.score > 0.8)
+        let lily = try #require(candidates.first { $0.child.givenName == "Lily" })
+        #expect(lily.evidence.score < oliver.evidence.score)
+        #expect(!lily.evidence.explanation.contains { $0.hasPrefix("address:") })
+
+        // A rejected child is not proposed again.
+        let again = try store.pool.read { db in try researcher.research(History.today, db: db, excluded: [oliver.child.childId]) }
+        #expect(!again.map(\.child.givenName).contains("Oliver"))
+        // Someone unrelated at another address: nothing.
+        let stranger = makeIncident("43260000998", on: "2026-11-20", lines: ["1 Queens Road"], postcode: "SL1 1AA",
+                                    parties: [Party(role: .victim, givenName: "Grace", familyName: "Okafor", dateOfBirth: "1992-02-02")])
+        #expect(try store.pool.read { db in try researcher.research(stranger, db: db) }.isEmpty)
+    }
+
+    @Test("an officer-recorded child by nickname without DOB keeps the history id and gets DOB and school filled")
+    func officerChild() throws {
+        let store = try History.store()
+        let child = RecordedChild(givenName: "Ollie", familyName: "Hughes")
+        var incident = History.today
+        incident.children = [child]
+        let (identified, notes) = try store.pool.read { db in try researcher.identify(child, in: incident, db: db) }
+        #expect(identified.childId == HistoryIndex.personId(given: "Oliver", family: "Hughes", dateOfBirth: "2015-06-12", postcode: "RG1 7LL"))
+        #expect(identified.dateOfBirth == "2015-06-12")
+        #expect(identified.recordedSchool?.name == "St Mary's CE Primary")
+        #expect(notes.contains { $0.contains("date of birth filled") })
+        // A child never seen before keeps what the officer recorded, with an id of its own.
+        let newChild = RecordedChild(givenName: "Freya", familyName: "Nowak", ageYears: 4)
+        let (other, otherNotes) = try store.pool.read { db in try researcher.identify(newChild, in: incident, db: db) }
+        #expect(other.childId.hasPrefix("c-") && other.childId != identified.childId)
+        #expect(other.dateOfBirth == nil && other.ageYears == 4 && otherNotes.isEmpty)
+    }
+
+    @Test("service logic: proposals are queued, confident ones auto-confirmed, rejected ones never proposed again")
+    func queue() throws {
+        let store = try History.store()
+        var settings = ChildResearchService.Settings()
+        settings.fallback.confidentThreshold = 0.84
+        let recorded = IncidentRecorded(kind: .new, revision: 1, changes: [], source: "test", incident: History.today)
+        let logger = TestLog.logger("research")
+        try store.pool.write { (db: Database) throws in
+            try ChildResearchService.apply(recorded, messageId: "m-1", settings: settings, db: db,
+                                           outbox: Outbox(db: db, producer: "child-research"), now: day("2026-11-21"), logger: logger)
+            let proposals = try ReviewQueue.forOccurrence(db, forceCode: "43", occurrenceNumber: "43260000999")
+            #expect(proposals.count == 3)
+            let auto = proposals.filter { $0.status == "confirmed" }
+            #expect(!auto.isEmpty && auto.allSatisfy { $0.evidence.confirmedBy == "auto" && $0.evidence.score >= 0.84 })
+            #expect(proposals.contains { $0.status == "pending" })
+            // Auto-confirmed children went to the outbox for encompass.children.
+            let sent = try OutboxMessage.filter(Column("topic") == Topics.children.name).fetchAll(db)
+            #expect(sent.count == auto.count)
+            let message = try WireFormat.decode(ChildIdentified.self, from: Array(sent[0].value)).payload
+            #expect(message.source == .research && message.evidence?.confirmedBy == "auto")
+
+            let lily = try #require(proposals.first { $0.child.givenName == "Lily" })
+            _ = try ReviewQueue.decide(db, proposal: lily, decision: ReviewDecision(
+                forceCode: "43", occurrenceNumber: "43260000999", proposalId: lily.proposalId, verdict: .reject,
+                reviewer: "PS 1234", decidedAt: day("2026-11-21")))
+            #expect(try ReviewQueue.rejectedChildren(db, forceCode: "43", occurrenceNumber: "43260000999") == [lily.child.childId])
+            // An amendment (revision 2) researches again: Lily stays rejected, not re-queued as pending.
+            var amendment = recorded
+            amendment.revision = 2
+            amendment.kind = .amendment
+            try ChildResearchService.apply(amendment, messageId: "m-2", settings: settings, db: db,
+                                           outbox: Outbox(db: db, producer: "child-research"), now: day("2026-11-21"), logger: logger)
+            let after = try ReviewQueue.forOccurrence(db, forceCode: "43", occurrenceNumber: "43260000999")
+            #expect(after.first { $0.child.givenName == "Lily" }?.status == "rejected")
+            #expect(after.count == 3)
+        }
+    }
+
+    @Test("messages that cannot be right are rejected with a reason")
+    func validation() {
+        var bad = History.today
+        bad.occurrenceNumber = " "
+        #expect(throws: RejectedMessage.self) { try ChildResearchService.validate(bad, revision: 1) }
+        #expect(throws: RejectedMessage.self) { try ChildResearchService.validate(History.today, revision: 0) }
+    }
+}
+
+@Suite("Child research settings")
+struct SettingsTests {
+    @Test("both shipped force protocols have a research section; environment overrides apply and bad values are refused by name")
+    func settings() throws {
+        let settings = try ChildResearchService.Settings.fromEnvironment([:])
+        #expect(Set(settings.protocols.keys) == ["43", "05"])
+        #expect(settings.research(forForce: "43").confidentThreshold == 0.95)
+        let overridden = try ChildResearchService.Settings.fromEnvironment(["ENCOMPASS_RESEARCH_CONFIDENT_THRESHOLD": "0.9"])
+        #expect(overridden.research(forForce: "05").confidentThreshold == 0.9)
+        #expect(overridden.research(forForce: "99").confidentThreshold == 0.9)
+        do {
+            _ = try ChildResearchService.Settings.fromEnvironment(["ENCOMPASS_RESEARCH_PERSON_THRESHOLD": "high"])
+            Issue.record("a non-number threshold was accepted")
+        } catch let error as ConfigurationError {
+            #expect(error.description.contains("ENCOMPASS_RESEARCH_PERSON_THRESHOLD"))
+        }
+    }
+}
