@@ -31,7 +31,9 @@ let services = [
     ServiceSpec(folder: "Intake", library: "IntakeService", executable: "intake",
                 dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     ServiceSpec(folder: "ChildResearch", library: "ChildResearchService", executable: "child-research"),
-    ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution"),
+    ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution",
+                dependencies: ["IntakeService", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                resources: [.copy("Resources/schools_2018_tvp_cambs.csv")]),
     ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling"),
     ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch"),
 ]
