@@ -140,6 +140,9 @@ public struct SchoolMatcher: Sendable {
             return MatchOutcome(winner: nil, candidates: [], explanation: "the recorded name \"\(text)\" has no usable words")
         }
         var candidates = candidateURNs(for: nameTokens)
+        if candidates.isEmpty {
+            return MatchOutcome(winner: nil, candidates: [], explanation: "the recorded name \"\(text)\" has only generic words (e.g. \"primary school\") or none the register knows")
+        }
         if let pool { candidates.formIntersection(pool) }
         var scored: [MatchCandidate] = []
         for urn in candidates {
@@ -192,9 +195,10 @@ public struct SchoolMatcher: Sendable {
 
     /// Vocabulary tokens equal or close (Jaro-Winkler) to `token`.
     func similarTokens(_ token: String) -> [String] {
-        if index[token] != nil, token.count < 4 { return [token] }
         var found: [String] = index[token] != nil ? [token] : []
-        guard token.count >= 4 else { return found }
+        let singular = token.hasSuffix("s") && token.count > 3 ? String(token.dropLast()) : nil
+        for variant in [token + "s", singular].compactMap({ $0 }) where index[variant] != nil { found.append(variant) }
+        guard index[token] == nil, token.count >= 4 else { return found }
         for word in vocabulary where word != token && abs(word.count - token.count) <= 2 {
             if Self.tokenSimilarity(token, word) >= 0.9 { found.append(word) }
         }
@@ -205,13 +209,15 @@ public struct SchoolMatcher: Sendable {
         let cap = max(200, documentCount / 8)
         var result = Set<String>()
         var common = Set<String>()
+        // Only distinctive words (not "primary", "school") bring candidates.
         for token in tokens {
             for word in similarTokens(token) {
                 let urns = index[word] ?? []
                 if urns.count <= cap { result.formUnion(urns) } else { common.formUnion(urns) }
             }
         }
-        return result.isEmpty ? common : result
+        _ = common
+        return result
     }
 
     func weight(_ token: String) -> Double {
@@ -226,12 +232,13 @@ public struct SchoolMatcher: Sendable {
             var best = 0.0
             var bestIndex: Int?
             var bestToken = q
+            let known = index[q] != nil
             for (i, s) in entry.nameTokens.enumerated() where !matchedSchool.contains(i) {
-                let sim = Self.tokenSimilarity(q, s)
+                let sim = Self.tokenSimilarity(q, s, fuzzy: !known)
                 if sim > best { best = sim; bestIndex = i; bestToken = s }
             }
             var placeSim = 0.0
-            for p in entry.placeTokens { placeSim = max(placeSim, Self.tokenSimilarity(q, p)) }
+            for p in entry.placeTokens { placeSim = max(placeSim, Self.tokenSimilarity(q, p, fuzzy: !known)) }
             let w = weights[q] ?? weight(bestToken)
             denominator += w
             if best >= placeSim, let i = bestIndex, best > 0 {
@@ -247,14 +254,22 @@ public struct SchoolMatcher: Sendable {
                 matchedSchool.insert(i)
             }
         }
-        for (i, s) in entry.nameTokens.enumerated() where !matchedSchool.contains(i) { denominator += weight(s) }
+        for (i, s) in entry.nameTokens.enumerated() where !matchedSchool.contains(i) {
+            denominator += weight(s) * (Self.descriptors.contains(s) ? 0.25 : 1)
+        }
         return denominator > 0 ? numerator / denominator : 0
     }
 
-    /// 1 for equal tokens; Jaro-Winkler for longer tokens when close (typos); 0 otherwise.
-    static func tokenSimilarity(_ a: String, _ b: String) -> Double {
+    /// Words that describe rather than name a school: when the officer leaves them out
+    /// ("St Josephs Primary" for "St Joseph's Catholic Primary School") they count for little.
+    static let descriptors: Set<String> = ["ce", "rc", "school", "and", "academy", "community", "church", "nursery", "c", "of"]
+
+    /// 1 for equal tokens, 0.95 for a plural or possessive variant ("mary"/"marys"); with
+    /// `fuzzy` (the query word is unknown to the register: a typo), Jaro-Winkler when close.
+    static func tokenSimilarity(_ a: String, _ b: String, fuzzy: Bool = true) -> Double {
         if a == b { return 1 }
-        guard a.count >= 4, b.count >= 4 else { return 0 }
+        if a.count >= 3, b.count >= 3, a + "s" == b || b + "s" == a { return 0.95 }
+        guard fuzzy, a.count >= 4, b.count >= 4 else { return 0 }
         let jw = jaroWinkler(a, b)
         return jw >= 0.88 ? jw : 0
     }
