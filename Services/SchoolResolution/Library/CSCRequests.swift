@@ -18,7 +18,7 @@ public enum CSCRequests {
     public static func open(_ db: Database, lpa: String) throws -> [SchoolRequestRow] {
         var query = SchoolRequestRow.filter(Column("status") == "open")
         if lpa.lowercased() != "all" { query = query.filter(sql: "lower(lpa) = lower(?)", arguments: [lpa]) }
-        return try query.order(Column("createdAt"), Column("requestId")).fetchAll(db)
+        return try query.order(Column("createdAt"), Column("occurrenceNumber"), Column("requestId")).fetchAll(db)
     }
 
     /// The rows of the export.
@@ -105,8 +105,13 @@ public enum CSCRequests {
                 continue
             }
             guard request.status == "open" else {
-                if let urn, urn == request.resolvedURN {
-                    answer.answers.append(RowAnswer(outcome: "unchanged", row: row.number, requestId: requestId, urn: urn, reasons: ["already resolved to URN \(urn)"]))
+                var sameSchool = urn == request.resolvedURN
+                if urn == nil, let schoolName {
+                    let thresholds = flow.protocols[request.forceCode]?.match ?? MatchThresholds()
+                    sameSchool = try flow.cache.matcher(db).match(schoolName, thresholds: thresholds).winner?.urn == request.resolvedURN
+                }
+                if sameSchool, let resolved = request.resolvedURN {
+                    answer.answers.append(RowAnswer(outcome: "unchanged", row: row.number, requestId: requestId, urn: resolved, reasons: ["already resolved to URN \(resolved)"]))
                 } else {
                     try reject(["request \(requestId) is already \(request.status)\(request.resolvedURN.map { " (URN \($0))" } ?? "")"])
                 }

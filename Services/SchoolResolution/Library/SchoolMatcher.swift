@@ -179,7 +179,7 @@ public struct SchoolMatcher: Sendable {
         }
         let runner = top.count > 1 ? String(format: ", runner-up %.2f", top[1].score) : ""
         return MatchOutcome(winner: best, candidates: top,
-                            explanation: String(format: "recorded name \"%@\" matched URN %@ %@ (%.2f%@)", text, best.urn, best.name, best.score, runner) + supersededNote)
+                            explanation: String(format: "name \"%@\" matched URN %@ %@ (%.2f%@)", text, best.urn, best.name, best.score, runner) + supersededNote)
     }
 
     /// Schools whose town, locality or name has every token of `town` (fuzzily).

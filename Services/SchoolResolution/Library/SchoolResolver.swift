@@ -134,9 +134,9 @@ public struct SchoolResolver: Sendable {
         guard let name else { return .failed("no \(label) school", []) }
         let outcome = matcher.match(name, thresholds: thresholds)
         guard let winner = outcome.winner, let school = matcher.school(winner.urn) else {
-            return .failed("\(label) school: \(outcome.explanation)", outcome.candidates)
+            return .failed("\(label) school \"\(name)\": \(outcome.explanation)", outcome.candidates)
         }
-        return .found(school, [outcome.explanation])
+        return .found(school, ["\(label) \(outcome.explanation)"])
     }
 
     func sameSchool(_ a: String, _ b: String) -> Bool {
