@@ -1,0 +1,51 @@
+import EncompassModels
+import Foundation
+@testable import SchoolResolutionService
+import Testing
+
+@Suite("Reading the school register")
+struct RegisterImportTests {
+    @Test("the DfE GIAS layout: Windows-1252, dd-mm-yyyy, LA names, statuses and phases")
+    func giasLayout() throws {
+        let text = """
+        URN,LA (code),LA (name),EstablishmentNumber,EstablishmentName,TypeOfEstablishment (name),EstablishmentStatus (name),OpenDate,CloseDate,PhaseOfEducation (name),StatutoryLowAge,StatutoryHighAge,Street,Locality,Address3,Town,County (name),Postcode\r
+        109778,870,Reading,2011,Caversham Primary School,Community school,Open,,,Primary,5,11,Hemdean Road,Caversham,,Reading,Berkshire,RG4 7RA\r
+        110002,870,Reading,3301,St Mary and All Saints Church of England Voluntary Aided Primary School,Voluntary aided school,Closed,,31-10-2018,Primary,3,11,Wensley Road,,,Reading,Berkshire,RG1 6DU\r
+        123456,873,Cambridgeshire,1000,"Crèche ""Little Stars"", Histon",Local authority nursery school,Open,01-09-2020,,Nursery,2,5,,,,Cambridge,,CB24 9JE\r
+        ,870,Reading,1,No URN School,Community school,Open,,,Primary,5,11,,,,Reading,,RG1 1AA\r
+
+        """
+        let data = try #require(text.data(using: .windowsCP1252))
+        #expect(String(data: data, encoding: .utf8) == nil) // really not UTF-8
+        let file = try RegisterImporter.read(data)
+        #expect(file.layout == .gias)
+        #expect(file.schools.map(\.urn) == ["109778", "110002", "123456"])
+        #expect(file.rejected.map(\.row) == [5])
+        #expect(file.notices.first?.contains("Windows-1252") == true)
+        let closed = file.schools[1]
+        #expect(!closed.isOpen && closed.closeDate == "2018-10-31" && closed.localAuthorityName == "Reading")
+        let nursery = file.schools[2]
+        #expect(nursery.name == "Crèche \"Little Stars\", Histon")
+        #expect(nursery.phase == "Nursery" && nursery.statutoryHighAge == 5 && nursery.openDate == "2020-09-01")
+        #expect(file.schools[0].locality == "Caversham" && file.schools[0].town == "Reading")
+    }
+
+    @Test("the shipped 2018 layout: status codes, phase flags, linked URNs")
+    func layout2018() throws {
+        let school = try #require(Fixtures.sharedList.first { $0.urn == "110002" })
+        #expect(school.status == "Closed" && school.closeDate == "2018-10-31" && school.linkedURN == "146275")
+        #expect(school.localAuthorityName == "Reading" && school.phase == "Primary")
+        let bundled = try #require(RegisterImporter.bundledListURL)
+        let shipped = try RegisterImporter.read(Data(contentsOf: bundled))
+        #expect(shipped.schools == Fixtures.sharedList)
+        #expect(shipped.layout == .schools2018)
+    }
+
+    @Test("files that are not a register are refused with a reason")
+    func badFiles() {
+        #expect(throws: RegisterFileError.self) { try RegisterImporter.read(Data()) }
+        #expect(throws: RegisterFileError.self) { try RegisterImporter.read(Data("name,town\nA,B\n".utf8)) }
+        #expect(throws: RegisterFileError.self) { try RegisterImporter.read(Data("URN,Name,Local Authority\n1,\"open".utf8)) }
+        #expect(throws: RegisterFileError.self) { try RegisterImporter.read(Data("URN,LA (code),EstablishmentName\n1,2,3\n".utf8)) }
+    }
+}
