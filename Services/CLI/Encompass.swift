@@ -10,7 +10,7 @@ struct Encompass: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "encompass",
         abstract: "Operation Encompass: notices to schools after domestic abuse incidents.",
-        subcommands: [BrokerCommand.self, TopicsCommand.self, IngestCommand.self, HistoryCommand.self, BenchCommand.self]
+        subcommands: [BrokerCommand.self, TopicsCommand.self, IngestCommand.self, HistoryCommand.self, SchoolsCommand.self, BenchCommand.self]
     )
 }
 
