@@ -228,7 +228,7 @@ struct SchoolsRequests: AsyncParsableCommand {
             let name = (file as NSString).lastPathComponent
             let (status, body, _) = try await service.client().call("POST", "/v1/requests/import", query: ["name": name], body: data)
             let answer = SchoolsClient.json(body)
-            if answer["answers"] == nil { try SchoolsClient.check(status == 422 ? 400 : status, body, what: name) }
+            if answer["answers"] == nil { try SchoolsClient.check(status, body, what: name) }
             let answers = answer["answers"] as? [[String: Any]] ?? []
             var rejected = 0
             for row in answers {

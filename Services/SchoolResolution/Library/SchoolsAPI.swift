@@ -50,6 +50,12 @@ struct SchoolsAPI: Sendable {
         return Data(buffer.readableBytesView)
     }
 
+    /// JSON with the wire format's ISO 8601 dates.
+    static func wire(_ status: HTTPResponse.Status, _ object: some Encodable) -> Response {
+        let data = (try? WireFormat.encoder().encode(object)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
     static let tooLarge = HTTPEndpoint.json(.contentTooLarge, ["error": "body larger than \(maximumBody) bytes"])
 
     /// Keeps a refused file as a dead letter and answers 422.
@@ -84,13 +90,13 @@ struct SchoolsAPI: Sendable {
         var school: RegisteredSchool
         var contacts: [SchoolContact]
         var source: String
-        var updatedAt: Date
+        var updatedAt: String
     }
 
     func school(_ urn: String) async throws -> Response {
         let found = try await environment.store.pool.read { db -> SchoolAnswer? in
             guard let row = try SchoolRow.fetchOne(db, key: urn) else { return nil }
-            return SchoolAnswer(school: row.school, contacts: try SchoolStore.contacts(db, urn: urn), source: row.source, updatedAt: row.updatedAt)
+            return SchoolAnswer(school: row.school, contacts: try SchoolStore.contacts(db, urn: urn), source: row.source, updatedAt: Timestamp.format(row.updatedAt))
         }
         guard let found else { return HTTPEndpoint.json(.notFound, ["error": "URN \(urn) is not in the register"]) }
         return HTTPEndpoint.json(.ok, found)
@@ -240,6 +246,6 @@ struct SchoolsAPI: Sendable {
             ChildAnswer(childId: childId, school: try ChildSchoolRow.fetchOne(db, key: childId),
                         blocked: try ChildSchoolBlockRow.filter(Column("childId") == childId).fetchAll(db))
         }
-        return HTTPEndpoint.json(.ok, answer)
+        return Self.wire(.ok, answer)
     }
 }
