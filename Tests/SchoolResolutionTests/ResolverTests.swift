@@ -81,12 +81,24 @@ struct ResolverTests {
 
     @Test("the recorded school failing, the one previously held for the child is used, saying why")
     func previouslyHeld() {
-        guard case .notice(let school, let reasons) = resolve(RecordedSchool(name: "St Marys"), previous: "109779") else {
+        // An ambiguous "St Marys" fits the St Mary's the child was at before: that one is used.
+        guard case .notice(let school, let reasons) = resolve(RecordedSchool(name: "St Marys"), previous: "109995") else {
             Issue.record("previous school"); return
         }
-        #expect(school.urn == "109779")
+        #expect(school.urn == "109995")
         #expect(reasons.contains { $0.contains("ambiguous") })
         #expect(reasons.contains { $0.contains("previously held") })
+        // But not a previous school the recorded name does not fit (the child may have moved).
+        guard case .request(_, let candidates, let moved) = resolve(RecordedSchool(name: "St Marys"), previous: "109779") else {
+            Issue.record("previous school not fitting the recorded name must not be used"); return
+        }
+        #expect(!candidates.isEmpty)
+        #expect(moved.contains { $0.contains("does not fit the recorded name") })
+        // A recorded school failing verification (closed) falls back to the previous one.
+        guard case .notice(let fallback, _) = resolve(RecordedSchool(name: "Holly Spring Junior School"), previous: "109779") else {
+            Issue.record("closed recorded school, previous used"); return
+        }
+        #expect(fallback.urn == "109779")
         guard case .request = resolve(RecordedSchool(name: "St Marys")) else { Issue.record("ambiguous → request"); return }
         guard case .request(let none, _, _) = resolve(nil) else { Issue.record("nothing recorded"); return }
         #expect(none.contains("no school recorded"))

@@ -182,6 +182,17 @@ public struct SchoolMatcher: Sendable {
                             explanation: String(format: "name \"%@\" matched URN %@ %@ (%.2f%@)", text, best.urn, best.name, best.score, runner) + supersededNote)
     }
 
+    /// How well `text` fits one school (0...1), ignoring the other schools.
+    public func score(_ text: String, urn: String) -> Double {
+        guard let entry = entries[urn] else { return 0 }
+        var name = Self.tokens(text), town: [String] = []
+        if let comma = text.lastIndex(of: ",") {
+            let after = Self.tokens(String(text[text.index(after: comma)...])), before = Self.tokens(String(text[..<comma]))
+            if !after.isEmpty, !before.isEmpty { name = before; town = after }
+        }
+        return name.isEmpty ? 0 : score(query: name, town: town, entry: entry)
+    }
+
     /// Schools whose town, locality or name has every token of `town` (fuzzily).
     func schools(matchingAll town: [String]) -> Set<String> {
         var result: Set<String>?

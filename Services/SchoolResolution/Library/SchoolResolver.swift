@@ -87,10 +87,20 @@ public struct SchoolResolver: Sendable {
         }
         var reasons: [String] = []
         var firstFailure: (String, [MatchCandidate])?
-        for (label, school) in attempts {
+        var recordedNamePointsElsewhere = false
+        for (index, (label, school)) in attempts.enumerated() {
+            // The previously held school stands in for an unclear recorded name only when that
+            // name fits it too; a recorded name resembling only other schools suggests the child
+            // has moved, and a guess could send the notice to the wrong school.
+            if index > 0, recordedNamePointsElsewhere, let name = attempts[0].1.name, let urn = school.urn,
+               matcher.score(name, urn: urn) < 0.5 {
+                reasons.append("the school previously held for this child (URN \(urn)) does not fit the recorded name \"\(name)\": not used")
+                continue
+            }
             switch identify(school, label: label, thresholds: policy.match) {
             case .failed(let why, let candidates):
                 reasons.append(why)
+                if index == 0, !candidates.isEmpty { recordedNamePointsElsewhere = true }
                 if firstFailure == nil { firstFailure = (why, candidates) }
             case .found(let found, let notes):
                 reasons.append(contentsOf: notes)
