@@ -110,6 +110,16 @@ struct SchoolServiceTests {
         #expect(text.contains(next.noticeKey) && text.contains("no longer attends"))
         let xlsx = try await send("GET", schools.base + "/v1/requests/export?lpa=Reading&format=xlsx", token: "t0ken-schools", body: Data())
         #expect(xlsx.status == 200 && xlsx.body.starts(with: [0x50, 0x4B, 0x03, 0x04]))
+
+        // CSC returns it with another school: verified, and the child flows on to scheduling.
+        let returned = "request_id,school_urn,school_name\r\n\(next.noticeKey),,\"Coley Prim, Reading\"\r\n"
+        #expect(try await send("POST", schools.base + "/v1/requests/import?name=r.csv", token: "t0ken-schools", body: Data("garbage".utf8)).status == 422)
+        let imported = try await send("POST", schools.base + "/v1/requests/import?name=r.csv", token: "t0ken-schools", body: Data(returned.utf8))
+        #expect(imported.status == 202, "\(String(decoding: imported.body, as: UTF8.self))")
+        let flowed = try await readRecords(kafka, topic: Topics.noticeRequests.name, count: 2, timeout: .seconds(20))
+            .map { try WireFormat.decode(NoticeRequested.self, from: $0.value).payload }
+        #expect(flowed.first { $0.noticeId == next.noticeKey }?.school.urn == "109779") // partitions: no order between notices
+        #expect(try await schools.host.store.pool.read { try SchoolRequestRow.fetchOne($0, key: next.noticeKey)?.status } == "resolved")
         try await schools.stop()
     }
 }
