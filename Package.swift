@@ -75,7 +75,7 @@ var targets: [Target] = [
     ),
     .executableTarget(
         name: "EncompassCLI",
-        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", argumentParser, logging, grdb],
+        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", argumentParser, logging, grdb, "SchoolResolutionService"],
         path: "Services/CLI",
         swiftSettings: strict
     ),

@@ -67,4 +67,14 @@ struct MatcherTests {
         #expect(abs(SchoolMatcher.jaroWinkler("dixon", "dicksonx") - 0.813) < 0.001)
         #expect(SchoolMatcher.jaroWinkler("abc", "xyz") == 0)
     }
+
+    @Test("every open school of the real list, garbled as officers write it: never another school, and mostly found")
+    func garbledRegister() {
+        #expect(MatcherBenchmark.garble("St Mary's Church of England Primary School") == "St Mary's Prim Sch")
+        #expect(MatcherBenchmark.garble("Caversham Primary School") == "Cavresham Prim Sch")
+        let report = MatcherBenchmark.run(schools: Fixtures.sharedList, baseline: false)
+        #expect(report.queries > 1_500)
+        #expect(report.wrong == 0, "\(report.wrongExamples)")
+        #expect(Double(report.right) / Double(report.queries) > 0.9)
+    }
 }

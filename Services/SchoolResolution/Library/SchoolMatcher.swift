@@ -120,7 +120,8 @@ public struct SchoolMatcher: Sendable {
 
     // MARK: - Matching
 
-    public func match(_ text: String, thresholds: MatchThresholds = MatchThresholds()) -> MatchOutcome {
+    /// - Parameter fullScan: score every school instead of the index's candidates (the benchmark's baseline).
+    public func match(_ text: String, thresholds: MatchThresholds = MatchThresholds(), fullScan: Bool = false) -> MatchOutcome {
         var nameTokens = Self.tokens(text)
         var townTokens: [String] = []
         var pool: Set<String>?
@@ -139,7 +140,7 @@ public struct SchoolMatcher: Sendable {
         guard !nameTokens.isEmpty else {
             return MatchOutcome(winner: nil, candidates: [], explanation: "the recorded name \"\(text)\" has no usable words")
         }
-        var candidates = candidateURNs(for: nameTokens)
+        var candidates = fullScan ? Set(entries.keys) : candidateURNs(for: nameTokens)
         if candidates.isEmpty {
             return MatchOutcome(winner: nil, candidates: [], explanation: "the recorded name \"\(text)\" has only generic words (e.g. \"primary school\") or none the register knows")
         }
