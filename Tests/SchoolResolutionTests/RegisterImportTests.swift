@@ -49,3 +49,27 @@ struct RegisterImportTests {
         #expect(throws: RegisterFileError.self) { try RegisterImporter.read(Data("URN,LA (code),EstablishmentName\n1,2,3\n".utf8)) }
     }
 }
+
+@Suite("Contacts sheets")
+struct ContactsSheetTests {
+    @Test("each school gets its rows; bad rows are named; a sheet without the needed columns is refused")
+    func contactsSheet() throws {
+        let csv = """
+        urn,role,name,email,phone
+        109778,dsl,J Smith,dsl@caversham.example,0118 901 2345
+        109778,deputy-dsl,A Patel,deputy@caversham.example,
+        109779,office,,,'+44 118 000 0000
+        109779,dsl,,not-an-email,
+        abc,dsl,,x@y.example,
+        """
+        let sheet = try RegisterDesk.contactsSheet(Data(csv.utf8))
+        #expect(sheet.byURN["109778"]?.map(\.role) == ["dsl", "deputy-dsl"])
+        #expect(sheet.byURN["109779"]?.first?.phone == "+44 118 000 0000") // the neutralising apostrophe is dropped
+        #expect(sheet.rejected.map(\.row) == [5, 6])
+        #expect(throws: (any Error).self) { try RegisterDesk.contactsSheet(Data("urn,email\n1,a@b.c\n".utf8)) }
+        #expect(throws: (any Error).self) { try RegisterDesk.contactsSheet(Data("urn,role,name\n1,dsl,x\n".utf8)) }
+        #expect(RegisterDesk.problems([SchoolContact(role: "dsl", email: "a@b")]).count == 1)
+        #expect(RegisterDesk.problems([SchoolContact(role: "dsl", phone: "12")]).count == 1)
+        #expect(RegisterDesk.problems([SchoolContact(role: "dsl", email: "dsl@school.example")]).isEmpty)
+    }
+}

@@ -63,6 +63,29 @@ struct SchoolServiceTests {
             try await schools.host.store.pool.read { try SchoolContactRow.filter(Column("urn") == "109778").fetchCount($0) } == 1
         }
 
+        // A GIAS register import (Windows-1252): two schools changed (one closed), one new; contacts are kept.
+        let gias = """
+        URN,LA (code),LA (name),EstablishmentName,TypeOfEstablishment (name),EstablishmentStatus (name),OpenDate,CloseDate,PhaseOfEducation (name),StatutoryLowAge,StatutoryHighAge,Street,Locality,Town,Postcode\r
+        109778,870,Reading,Caversham Primary School,Community school,Open,,,Primary,5,11,Hemdean Road,,Reading,RG4 7RA\r
+        109776,870,Reading,Alfred Sutton Primary School,Community school,Closed,,31-08-2026,Primary,3,11,148 Wokingham Road,,Reading,RG6 1JR\r
+        150001,870,Reading,Katesgrove Nursery School,Local authority nursery school,Open,01-09-2025,,Nursery,2,5,,,Reading,RG1 2NX\r
+
+        """
+        let registered = try await send("POST", schools.base + "/v1/register/import?name=edubasealldata20261101.csv", token: "t0ken-schools",
+                                        body: try #require(gias.data(using: .windowsCP1252)))
+        #expect(registered.status == 202, "\(String(decoding: registered.body, as: UTF8.self))")
+        let counts = (try JSONSerialization.jsonObject(with: registered.body) as? [String: Any]) ?? [:]
+        #expect(counts["published"] as? Int == 3 && counts["unchanged"] as? Int == 0 && counts["layout"] as? String == "gias")
+        try await eventually("register import applied") {
+            try await schools.host.store.pool.read { db in
+                try SchoolRow.fetchOne(db, key: "109776")?.status == "Closed" && SchoolRow.fetchOne(db, key: "150001") != nil
+                    && SchoolRow.fetchOne(db, key: "109778")?.type == "Community school"
+            }
+        }
+        // 109778 changed (its GIAS type), and kept the contacts set above.
+        #expect(try await schools.host.store.pool.read { try SchoolContactRow.filter(Column("urn") == "109778").fetchCount($0) } == 1)
+        #expect(try await send("POST", schools.base + "/v1/register/import?name=x.csv", token: "t0ken-schools", body: Data("a,b\n1,2\n".utf8)).status == 422)
+
         let producer = try KafkaProducer(configuration: .init(client: kafka.client("research")), logger: TestLog.logger("research"))
         let message = Fixtures.message(child: Fixtures.child(id: "child-42", age: 8, school: RecordedSchool(name: "Cavresham Prim Sch")))
         try await producer.send(ProducerRecord(topic: Topics.children.name, key: "child-42",
