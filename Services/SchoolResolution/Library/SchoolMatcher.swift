@@ -217,18 +217,17 @@ public struct SchoolMatcher: Sendable {
         return found
     }
 
+    /// Schools sharing a distinctive word with the query. Words in more than an eighth of the
+    /// register ("primary", "school") bring no candidates: a name made only of them is not matched.
     func candidateURNs(for tokens: [String]) -> Set<String> {
         let cap = max(200, documentCount / 8)
         var result = Set<String>()
-        var common = Set<String>()
-        // Only distinctive words (not "primary", "school") bring candidates.
         for token in tokens {
             for word in similarTokens(token) {
                 let urns = index[word] ?? []
-                if urns.count <= cap { result.formUnion(urns) } else { common.formUnion(urns) }
+                if urns.count <= cap { result.formUnion(urns) }
             }
         }
-        _ = common
         return result
     }
 
