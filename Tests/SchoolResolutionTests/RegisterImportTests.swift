@@ -1,6 +1,8 @@
 import EncompassModels
 import Foundation
 @testable import SchoolResolutionService
+import GRDB
+import ServiceRuntime
 import Testing
 
 @Suite("Reading the school register")
@@ -71,5 +73,35 @@ struct ContactsSheetTests {
         #expect(RegisterDesk.problems([SchoolContact(role: "dsl", email: "a@b")]).count == 1)
         #expect(RegisterDesk.problems([SchoolContact(role: "dsl", phone: "12")]).count == 1)
         #expect(RegisterDesk.problems([SchoolContact(role: "dsl", email: "dsl@school.example")]).isEmpty)
+    }
+}
+
+@Suite("Register imports against the held register")
+struct RegisterDeskTests {
+    @Test("only new or changed schools are published; contacts and known links are kept")
+    func importPublishesChanges() throws {
+        let contacts = [SchoolContact(role: "dsl", email: "dsl@stmary.example")]
+        let store = try Fixtures.store(contacts: ["110002": contacts])
+        let gias = """
+        URN,LA (code),LA (name),EstablishmentName,EstablishmentStatus (name),CloseDate,PhaseOfEducation (name),StatutoryLowAge,StatutoryHighAge,Town,Postcode
+        110002,870,Reading,St Mary and All Saints Church of England Voluntary Aided Primary School,Closed,31-10-2018,Primary,3,11,Reading,RG1 6DU
+        """
+        let file = try RegisterImporter.read(Data(gias.utf8))
+        let answer = try store.pool.write { db in
+            try RegisterDesk.importRegister(file, name: "g.csv", db: db, outbox: Outbox(db: db, producer: "test"), now: Fixtures.incidentDate)
+        }
+        #expect(answer.published == 1)
+        let message = try #require(try store.pool.read { try OutboxMessage.filter(Column("topic") == Topics.schoolRegister.name).fetchOne($0) })
+        let update = try WireFormat.decode(SchoolRegisterUpdate.self, from: Array(message.value))
+        #expect(update.key == "110002")
+        #expect(update.payload.school.linkedURN == "146275") // kept from the 2018 list
+        #expect(update.payload.contacts == contacts)
+        #expect(update.payload.school.type == nil && update.payload.source == "import:g.csv")
+        // Applied, the same file again changes nothing.
+        try store.pool.write { db in try SchoolStore.apply(update.payload, db: db) }
+        let again = try store.pool.write { db in
+            try RegisterDesk.importRegister(file, name: "g.csv", db: db, outbox: Outbox(db: db, producer: "test"), now: Fixtures.incidentDate)
+        }
+        #expect(again.published == 0 && again.unchanged == 1)
     }
 }

@@ -24,8 +24,12 @@ public enum RegisterDesk {
     public static func importRegister(_ file: RegisterFile, name: String, db: Database, outbox: Outbox, now: Date) throws -> ImportAnswer {
         var published = 0, unchanged = 0
         let batch = MessageID.fresh()
-        for school in file.schools {
+        for imported in file.schools {
+            var school = imported
             let existing = try SchoolRow.fetchOne(db, key: school.urn)
+            // The GIAS download has no links column (links come in a separate file): keep a
+            // predecessor/successor link the register already knows.
+            if school.linkedURN == nil { school.linkedURN = existing?.linkedURN }
             if let existing, existing.school == school { unchanged += 1; continue }
             let update = SchoolRegisterUpdate(school: school, contacts: try SchoolStore.contacts(db, urn: school.urn),
                                               source: "import:\(name)", updatedAt: now)
