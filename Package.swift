@@ -33,7 +33,9 @@ let services = [
                 dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     ServiceSpec(folder: "ChildResearch", library: "ChildResearchService", executable: "child-research",
                 dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
-    ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution"),
+    ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution",
+                dependencies: ["IntakeService", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                resources: [.copy("Resources/schools_2018_tvp_cambs.csv")]),
     ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling",
                 resources: [.copy("Resources/bank-holidays.json"), .copy("Resources/term-dates")]),
     ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch",
@@ -104,7 +106,7 @@ var targets: [Target] = [
         name: "EncompassCLI",
         dependencies: [
             "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", argumentParser, logging, grdb,
-            "SchedulingService", "ChildResearchService",
+            "SchedulingService", "ChildResearchService", "SchoolResolutionService",
         ],
         path: "Services/CLI",
         swiftSettings: strict

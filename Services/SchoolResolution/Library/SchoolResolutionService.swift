@@ -1,16 +1,71 @@
+import EncompassKafka
 import EncompassModels
+import Foundation
+import GRDB
 import ServiceRuntime
 
-/// School resolution: verifies each child's school against the register, or asks Children's Social Care, and emits notice requests.
+/// School resolution: verifies each child's school against the register, or asks Children's
+/// Social Care, and emits notice requests.
 ///
-/// The runtime gives the service its SQLite store, inbox, outbox, dead letters, HTTP
-/// endpoint and graceful shutdown; this definition adds the service's own tables, handlers
-/// and routes.
+/// Consumes `encompass.children` and `encompass.school.feedback` (work, key child id) and
+/// `encompass.schools.register` (replicated: every instance holds the whole register);
+/// produces `encompass.notice.requests` (key notice id) and the register updates it takes over
+/// HTTP. See docs/SCHOOLRESOLUTION.md.
 public enum SchoolResolutionService {
+    /// The service's own settings, from the environment.
+    public struct Settings: Sendable {
+        /// The "schools" section of every force protocol, by force code.
+        public var protocols: [String: SchoolsProtocol]
+        /// Fill an empty register from the shipped 2018 list at first start (ENCOMPASS_SCHOOLS_SEED, default true).
+        public var seedRegister: Bool
+
+        public init(protocols: [String: SchoolsProtocol], seedRegister: Bool = true) {
+            self.protocols = protocols
+            self.seedRegister = seedRegister
+        }
+
+        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
+            let env = EnvironmentReader(environment)
+            let protocols: [String: SchoolsProtocol]
+            do {
+                protocols = try SchoolsProtocol.loadAll(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR")))
+            } catch {
+                throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "gives an unusable force protocol: \(error)")
+            }
+            return Settings(protocols: protocols, seedRegister: try env.bool("ENCOMPASS_SCHOOLS_SEED") ?? true)
+        }
+    }
+
     public static func definition(_ configuration: ServiceConfiguration) throws -> ServiceDefinition {
-        ServiceDefinition(
+        try definition(settings: .fromEnvironment())
+    }
+
+    public static func definition(settings: Settings) -> ServiceDefinition {
+        let flow = SchoolFlow(protocols: settings.protocols)
+        return ServiceDefinition(
             service: .schoolResolution,
-            produces: [Topics.noticeRequests.name]
+            migrations: [SchoolStore.migration, SchoolStore.seedMigration(enabled: settings.seedRegister)],
+            handlers: [
+                TopicHandler.on(Topics.children.name, ChildIdentified.self) { envelope, ctx in
+                    try flow.handleChild(envelope.payload, messageId: envelope.id, db: ctx.db, outbox: ctx.outbox, now: ctx.now, logger: ctx.logger)
+                },
+                TopicHandler.on(Topics.schoolFeedback.name, SchoolFeedback.self) { envelope, ctx in
+                    try flow.handleFeedback(envelope.payload, db: ctx.db, logger: ctx.logger)
+                },
+            ],
+            replicated: [
+                TopicHandler.on(Topics.schoolRegister.name, SchoolRegisterUpdate.self) { envelope, ctx in
+                    guard envelope.key == envelope.payload.school.urn else {
+                        throw RejectedMessage(errorClass: "register.key-mismatch",
+                                              reason: "record key \(envelope.key) is not the school's URN \(envelope.payload.school.urn); publish register updates keyed by URN")
+                    }
+                    try SchoolStore.apply(envelope.payload, db: ctx.db)
+                },
+            ],
+            produces: [Topics.noticeRequests.name, Topics.schoolRegister.name],
+            routes: { router, environment in
+                SchoolsAPI(flow: flow, environment: environment).register(on: router)
+            }
         )
     }
 }

@@ -1,0 +1,276 @@
+import ArgumentParser
+import Foundation
+import SchoolResolutionService
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `encompass schools …`: the school register, its contacts and the requests to Children's
+/// Social Care, through school resolution's HTTP API.
+struct SchoolsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schools",
+        abstract: "School register, safeguarding contacts and requests to Children's Social Care (school resolution).",
+        subcommands: [SchoolsImport.self, SchoolsContacts.self, SchoolsRequests.self, SchoolsBench.self]
+    )
+}
+
+/// Where school resolution is and how to sign in.
+struct SchoolsOptions: ParsableArguments {
+    @Option(help: "School resolution's base URL.")
+    var url: String = "http://127.0.0.1:8083"
+
+    @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
+    var token: String?
+
+    func client() throws -> SchoolsClient {
+        guard let token = token ?? ProcessInfo.processInfo.environment["ENCOMPASS_API_TOKEN"], !token.isEmpty else {
+            throw ValidationError("no API token: pass --token or set ENCOMPASS_API_TOKEN")
+        }
+        return SchoolsClient(baseURL: url, token: token)
+    }
+}
+
+struct SchoolsClient {
+    let baseURL: String
+    let token: String
+
+    /// Exits with 2 when the service cannot be reached.
+    func call(_ method: String, _ path: String, query: [String: String] = [:], body: Data? = nil) async throws -> (status: Int, data: Data, response: HTTPURLResponse?) {
+        var components = URLComponents(string: baseURL + path)
+        if !query.isEmpty { components?.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) } }
+        guard let endpoint = components?.url else { throw ValidationError("--url '\(baseURL)' is not a URL") }
+        var request = URLRequest(url: endpoint)
+        request.httpMethod = method
+        request.httpBody = body
+        request.timeoutInterval = 300
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        if body != nil { request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type") }
+        do {
+            let (data, response) = try await URLSession.shared.data(for: request)
+            let http = response as? HTTPURLResponse
+            return (http?.statusCode ?? 0, data, http)
+        } catch {
+            FileHandle.standardError.write(Data("school resolution at \(baseURL) could not be reached: \(error.localizedDescription)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    static func json(_ data: Data) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+
+    /// Prints the service's error and exits 2 when the answer is not a success.
+    static func check(_ status: Int, _ data: Data, what: String) throws {
+        guard (200..<300).contains(status) else {
+            let error = json(data)["error"] as? String ?? String(decoding: data, as: UTF8.self)
+            FileHandle.standardError.write(Data("\(what) refused (\(status)): \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct SchoolsImport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import the school register: the DfE GIAS download (edubasealldataYYYYMMDD.csv) or a file in the 2018 list's layout.",
+        discussion: "New and changed schools are published to every instance; contacts are kept. Exit 1 when rows were skipped, 2 when the file was refused."
+    )
+
+    @Argument(help: "The register CSV.")
+    var file: String
+
+    @OptionGroup var service: SchoolsOptions
+
+    func run() async throws {
+        guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+        let name = (file as NSString).lastPathComponent
+        let (status, body, _) = try await service.client().call("POST", "/v1/register/import", query: ["name": name], body: data)
+        try SchoolsClient.check(status, body, what: name)
+        let answer = SchoolsClient.json(body)
+        print("\(name) (\(answer["layout"] ?? "?")): \(answer["schools"] ?? 0) schools, \(answer["published"] ?? 0) new or changed, \(answer["unchanged"] ?? 0) unchanged")
+        for notice in answer["notices"] as? [String] ?? [] { print("note: \(notice)") }
+        let rejected = answer["rejectedRows"] as? [[String: Any]] ?? []
+        for row in rejected { print("row \(row["row"] ?? "?"): \(row["reason"] ?? "")") }
+        if !rejected.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct SchoolsContacts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "contacts",
+        abstract: "Safeguarding contacts of schools (kept by the MASH).",
+        subcommands: [ShowContacts.self, SetContacts.self, ImportContacts.self]
+    )
+
+    struct ShowContacts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a school and its contacts.")
+        @Argument(help: "The school's URN.") var urn: String
+        @OptionGroup var service: SchoolsOptions
+
+        func run() async throws {
+            let (status, body, _) = try await service.client().call("GET", "/v1/schools/\(urn)")
+            try SchoolsClient.check(status, body, what: "URN \(urn)")
+            print(String(decoding: body, as: UTF8.self))
+        }
+    }
+
+    struct SetContacts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set",
+            abstract: "Replace a school's contacts.",
+            discussion: "Each --contact is 'role=dsl;name=J Smith;email=dsl@school.example;phone=0118 000 0000' (role and an email or phone required). No --contact clears the list."
+        )
+        @Argument(help: "The school's URN.") var urn: String
+        @Option(name: .customLong("contact"), help: "A contact: role=…;name=…;email=…;phone=… (repeat for several).") var contacts: [String] = []
+        @Option(help: "Who made the change (for the audit).") var by: String?
+        @OptionGroup var service: SchoolsOptions
+
+        func run() async throws {
+            var list: [[String: String]] = []
+            for text in contacts {
+                var contact: [String: String] = [:]
+                for part in text.split(separator: ";") {
+                    let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                    guard pair.count == 2, ["role", "name", "email", "phone"].contains(pair[0]) else {
+                        throw ValidationError("--contact '\(text)': use role=…;name=…;email=…;phone=…")
+                    }
+                    contact[pair[0]] = pair[1]
+                }
+                guard contact["role"] != nil else { throw ValidationError("--contact '\(text)' needs role=…") }
+                list.append(contact)
+            }
+            var object: [String: Any] = ["contacts": list]
+            if let by { object["updatedBy"] = by }
+            let body = try JSONSerialization.data(withJSONObject: object)
+            let (status, answer, _) = try await service.client().call("PUT", "/v1/schools/\(urn)/contacts", body: body)
+            if status == 422 {
+                for error in SchoolsClient.json(answer)["errors"] as? [[String: Any]] ?? [] { print("\(error["field"] ?? ""): \(error["message"] ?? "")") }
+                throw ExitCode(1)
+            }
+            try SchoolsClient.check(status, answer, what: "URN \(urn)")
+            print("URN \(urn): \(list.count) contact(s) set; every instance applies them from the register topic")
+        }
+    }
+
+    struct ImportContacts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "import",
+            abstract: "Import contacts from a CSV or XLSX (columns urn, role, name, email, phone); each school listed gets exactly its rows."
+        )
+        @Argument(help: "The contacts sheet.") var file: String
+        @OptionGroup var service: SchoolsOptions
+
+        func run() async throws {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            let name = (file as NSString).lastPathComponent
+            let (status, body, _) = try await service.client().call("POST", "/v1/contacts/import", query: ["name": name], body: data)
+            let answer = SchoolsClient.json(body)
+            if status != 422 || answer["schools"] == nil { try SchoolsClient.check(status, body, what: name) }
+            print("\(name): contacts set for \(answer["schools"] ?? 0) school(s)")
+            let unknown = answer["unknownURNs"] as? [String] ?? []
+            if !unknown.isEmpty { print("not in the register: \(unknown.joined(separator: ", "))") }
+            let rejected = answer["rejectedRows"] as? [[String: Any]] ?? []
+            for row in rejected { print("row \(row["row"] ?? "?"): \(row["reason"] ?? "")") }
+            if !rejected.isEmpty || !unknown.isEmpty { throw ExitCode(1) }
+        }
+    }
+}
+
+struct SchoolsRequests: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "requests",
+        abstract: "Requests to Children's Social Care for children without a verified school.",
+        subcommands: [Export.self, Import.self]
+    )
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the open requests of a local policing area as XLSX and CSV.",
+            discussion: "CSC fills in school_urn and/or school_name and returns the file (encompass schools requests import). Cells that a spreadsheet would run as formulas are prefixed with an apostrophe."
+        )
+        @Option(help: "Local policing area (the incident's), or 'all'.") var lpa: String
+        @Option(help: "Folder to write into.") var out: String = "."
+        @OptionGroup var service: SchoolsOptions
+
+        func run() async throws {
+            let client = try service.client()
+            var isDirectory: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) {
+                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            } else if !isDirectory.boolValue {
+                throw ValidationError("--out \(out) is not a folder")
+            }
+            let day = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "Europe/London")!, formatOptions: [.withFullDate])
+            let safe = String(lpa.map { $0.isLetter || $0.isNumber ? $0 : "-" })
+            var count = "0"
+            for format in ["xlsx", "csv"] {
+                let (status, body, response) = try await client.call("GET", "/v1/requests/export", query: ["lpa": lpa, "format": format])
+                try SchoolsClient.check(status, body, what: "export")
+                count = response?.value(forHTTPHeaderField: "X-Encompass-Requests") ?? count
+                let path = (out as NSString).appendingPathComponent("csc-requests-\(safe)-\(day).\(format)")
+                try body.write(to: URL(fileURLWithPath: path))
+                print(path)
+            }
+            print("\(count) open request(s) for \(lpa)")
+        }
+    }
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Import the spreadsheet Children's Social Care returned (XLSX or CSV with request_id and school_urn and/or school_name).",
+            discussion: "Each school is verified like an officer's; verified children flow on to scheduling. Exit 1 when rows were rejected (kept as dead letters), 2 when the file was refused."
+        )
+        @Argument(help: "The returned spreadsheet.") var file: String
+        @OptionGroup var service: SchoolsOptions
+
+        func run() async throws {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            let name = (file as NSString).lastPathComponent
+            let (status, body, _) = try await service.client().call("POST", "/v1/requests/import", query: ["name": name], body: data)
+            let answer = SchoolsClient.json(body)
+            if answer["answers"] == nil { try SchoolsClient.check(status, body, what: name) }
+            let answers = answer["answers"] as? [[String: Any]] ?? []
+            var rejected = 0
+            for row in answers {
+                let outcome = row["outcome"] as? String ?? "?"
+                if outcome == "rejected" { rejected += 1 }
+                let reasons = (row["reasons"] as? [String] ?? []).joined(separator: "; ")
+                print("row \(row["row"] ?? "?") \(row["requestId"] ?? ""): \(outcome)\((row["urn"] as? String).map { " URN \($0)" } ?? "") — \(reasons)")
+            }
+            print("\(name): \(answers.count) row(s), \(rejected) rejected")
+            if rejected > 0 { throw ExitCode(1) }
+        }
+    }
+}
+
+struct SchoolsBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Name matching: speed (index vs scoring every school, same run) and rightness on garbled real names.",
+        discussion: "Every open school's name is abbreviated (Prim, Sch, Inf, Jun, Acad), stripped of CE/RC and given a typo; the matcher must find it, leave it unresolved (request path), and never pick another school."
+    )
+
+    @Option(help: "Register file (default: the shipped 2018 list).") var register: String?
+
+    func run() async throws {
+        let data: Data
+        if let register {
+            guard let read = FileManager.default.contents(atPath: register) else { throw ValidationError("cannot read \(register)") }
+            data = read
+        } else {
+            guard let url = RegisterImporter.bundledListURL, let read = FileManager.default.contents(atPath: url.path) else {
+                throw ValidationError("the shipped school list is missing")
+            }
+            data = read
+        }
+        let schools = try RegisterImporter.read(data).schools
+        let r = MatcherBenchmark.run(schools: schools)
+        let n = Double(max(r.queries, 1))
+        print("register: \(r.schools) schools; matcher built in \(String(format: "%.1f", r.buildSeconds * 1000)) ms")
+        print("indexed:   \(r.queries) names in \(String(format: "%.3f", r.indexedSeconds)) s = \(String(format: "%.0f", n / max(r.indexedSeconds, 1e-9))) names/s (\(String(format: "%.2f", r.indexedSeconds / n * 1000)) ms each)")
+        print("full scan: \(r.queries) names in \(String(format: "%.3f", r.fullScanSeconds)) s = \(String(format: "%.0f", n / max(r.fullScanSeconds, 1e-9))) names/s (baseline, same run)")
+        print("right \(r.right) (\(String(format: "%.1f", Double(r.right) / n * 100))%), unresolved → request \(r.unresolved), WRONG school \(r.wrong)")
+        for example in r.wrongExamples { print("  wrong: \(example)") }
+    }
+}

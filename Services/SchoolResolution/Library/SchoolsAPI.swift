@@ -1,0 +1,251 @@
+import EncompassModels
+import Foundation
+import GRDB
+import Hummingbird
+import IntakeService
+import Logging
+import NIOCore
+import ServiceRuntime
+
+/// School resolution's MASH API (bearer `ENCOMPASS_API_TOKEN`):
+///
+/// - `POST /v1/register/import?name=FILE` — a register file (GIAS CSV or the 2018 list's layout)
+/// - `GET /v1/schools/{urn}` — one school and its contacts
+/// - `PUT /v1/schools/{urn}/contacts` — `{"contacts": [{"role","name","email","phone"}], "updatedBy": "…"}`
+/// - `POST /v1/contacts/import?name=FILE` — a contacts sheet (urn, role, name, email, phone)
+/// - `GET /v1/requests?lpa=NAME` — open requests to Children's Social Care (JSON)
+/// - `GET /v1/requests/export?lpa=NAME&format=xlsx|csv` — the same as a spreadsheet
+/// - `POST /v1/requests/import?name=FILE` — the spreadsheet CSC returns
+/// - `GET /v1/children/{childId}/school` — the school held for a child and its blocks
+struct SchoolsAPI: Sendable {
+    let flow: SchoolFlow
+    let environment: ServiceEnvironment
+
+    static let maximumBody = 128 * 1024 * 1024
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("v1/register/import") { request, _ in try await guarded(request) { try await importRegister(request) } }
+        router.get("v1/schools/:urn") { request, context in
+            try await guarded(request) { try await school(context.parameters.get("urn") ?? "") }
+        }
+        router.put("v1/schools/:urn/contacts") { request, context in
+            try await guarded(request) { try await setContacts(request, urn: context.parameters.get("urn") ?? "") }
+        }
+        router.post("v1/contacts/import") { request, _ in try await guarded(request) { try await importContacts(request) } }
+        router.get("v1/requests") { request, _ in try await guarded(request) { try await listRequests(request) } }
+        router.get("v1/requests/export") { request, _ in try await guarded(request) { try await exportRequests(request) } }
+        router.post("v1/requests/import") { request, _ in try await guarded(request) { try await importRequests(request) } }
+        router.get("v1/children/:childId/school") { request, context in
+            try await guarded(request) { try await childSchool(context.parameters.get("childId") ?? "") }
+        }
+    }
+
+    func guarded(_ request: Request, _ body: () async throws -> Response) async throws -> Response {
+        if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        return try await body()
+    }
+
+    func body(_ request: Request) async -> Data? {
+        guard let buffer = try? await request.body.collect(upTo: Self.maximumBody) else { return nil }
+        return Data(buffer.readableBytesView)
+    }
+
+    /// JSON with the wire format's ISO 8601 dates.
+    static func wire(_ status: HTTPResponse.Status, _ object: some Encodable) -> Response {
+        let data = (try? WireFormat.encoder().encode(object)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static let tooLarge = HTTPEndpoint.json(.contentTooLarge, ["error": "body larger than \(maximumBody) bytes"])
+
+    /// Keeps a refused file as a dead letter and answers 422.
+    func refuse(_ data: Data, origin: String, name: String, errorClass: String, problem: String) async throws -> Response {
+        let now = environment.clock.now()
+        try await environment.write { db, outbox in
+            try DeadLetterWriter.writeRejectedInput(
+                db: db, service: .schoolResolution, origin: "\(origin):\(name):\(StableHash.hex128(String(decoding: data, as: UTF8.self)).prefix(12))",
+                place: 0, key: name, value: Array(data), errorClass: errorClass, message: problem, now: now, outbox: outbox)
+        }
+        return HTTPEndpoint.json(.unprocessableContent, ["file": name, "error": problem])
+    }
+
+    func importRegister(_ request: Request) async throws -> Response {
+        guard let data = await body(request) else { return Self.tooLarge }
+        let name = request.uri.queryParameters.get("name") ?? "upload.csv"
+        let file: RegisterFile
+        do {
+            file = try RegisterImporter.read(data)
+        } catch {
+            return try await refuse(data, origin: "register-import", name: name, errorClass: "register.unreadable", problem: error.description)
+        }
+        let now = environment.clock.now()
+        let answer = try await environment.write { db, outbox in
+            try RegisterDesk.importRegister(file, name: name, db: db, outbox: outbox, now: now)
+        }
+        environment.logger.info("register import", metadata: ["file": .string(name), "published": "\(answer.published)", "unchanged": "\(answer.unchanged)"])
+        return HTTPEndpoint.json(.accepted, answer)
+    }
+
+    struct SchoolAnswer: Codable {
+        var school: RegisteredSchool
+        var contacts: [SchoolContact]
+        var source: String
+        var updatedAt: String
+    }
+
+    func school(_ urn: String) async throws -> Response {
+        let found = try await environment.store.pool.read { db -> SchoolAnswer? in
+            guard let row = try SchoolRow.fetchOne(db, key: urn) else { return nil }
+            return SchoolAnswer(school: row.school, contacts: try SchoolStore.contacts(db, urn: urn), source: row.source, updatedAt: Timestamp.format(row.updatedAt))
+        }
+        guard let found else { return HTTPEndpoint.json(.notFound, ["error": "URN \(urn) is not in the register"]) }
+        return HTTPEndpoint.json(.ok, found)
+    }
+
+    struct ContactsBody: Codable {
+        var contacts: [SchoolContact]
+        var updatedBy: String?
+    }
+
+    func setContacts(_ request: Request, urn: String) async throws -> Response {
+        guard let data = await body(request) else { return Self.tooLarge }
+        let parsed: ContactsBody
+        do {
+            parsed = try JSONDecoder().decode(ContactsBody.self, from: data)
+        } catch {
+            return HTTPEndpoint.json(.badRequest, ["error": "body must be {\"contacts\": [{\"role\", \"name\", \"email\", \"phone\"}], \"updatedBy\"}: \(WireFormat.describe(error))"])
+        }
+        let contacts = parsed.contacts.map(Self.trimmed)
+        let problems = RegisterDesk.problems(contacts)
+        let now = environment.clock.now()
+        guard problems.isEmpty else {
+            try await environment.write { db, outbox in
+                try DeadLetterWriter.writeRejectedInput(
+                    db: db, service: .schoolResolution, origin: "http:/v1/schools/\(urn)/contacts",
+                    place: Int64(now.timeIntervalSince1970 * 1_000_000), key: urn, value: Array(data),
+                    errorClass: "contacts.validation", message: problems.map(\.description).joined(separator: "; "), now: now, outbox: outbox)
+            }
+            return HTTPEndpoint.json(.unprocessableContent, ["errors": problems])
+        }
+        let known = try await environment.write { db, outbox in
+            try RegisterDesk.setContacts(urn: urn, contacts: contacts, by: parsed.updatedBy, source: "contacts:http", db: db, outbox: outbox, now: now)
+        }
+        guard known else { return HTTPEndpoint.json(.notFound, ["error": "URN \(urn) is not in the register; import the register first"]) }
+        return HTTPEndpoint.json(.accepted, ["urn": urn, "contacts": "\(contacts.count)"])
+    }
+
+    static func trimmed(_ c: SchoolContact) -> SchoolContact {
+        func t(_ s: String?) -> String? { s?.trimmingCharacters(in: .whitespaces).nilIfEmpty }
+        return SchoolContact(role: c.role.trimmingCharacters(in: .whitespaces), name: t(c.name), email: t(c.email), phone: t(c.phone))
+    }
+
+    struct ContactsImportAnswer: Codable {
+        struct Rejected: Codable { var row: Int; var reason: String }
+        var file: String
+        var schools: Int
+        var unknownURNs: [String]
+        var rejectedRows: [Rejected]
+    }
+
+    func importContacts(_ request: Request) async throws -> Response {
+        guard let data = await body(request) else { return Self.tooLarge }
+        let name = request.uri.queryParameters.get("name") ?? "contacts.csv"
+        let sheet: (byURN: [String: [SchoolContact]], rejected: [(row: Int, reason: String)])
+        do {
+            sheet = try RegisterDesk.contactsSheet(data)
+        } catch {
+            return try await refuse(data, origin: "contacts-import", name: name, errorClass: "contacts.unreadable", problem: "\(error)")
+        }
+        let now = environment.clock.now()
+        let origin = "contacts-import:\(name):\(StableHash.hex128(String(decoding: data, as: UTF8.self)).prefix(12))"
+        let answer = try await environment.write { db, outbox -> ContactsImportAnswer in
+            var unknown: [String] = []
+            var done = 0
+            for (urn, contacts) in sheet.byURN.sorted(by: { $0.key < $1.key }) {
+                if try RegisterDesk.setContacts(urn: urn, contacts: contacts, by: nil, source: "contacts:\(name)", db: db, outbox: outbox, now: now) {
+                    done += 1
+                } else { unknown.append(urn) }
+            }
+            for bad in sheet.rejected {
+                try DeadLetterWriter.writeRejectedInput(db: db, service: .schoolResolution, origin: origin, place: Int64(bad.row), key: nil,
+                                                        value: Array("row \(bad.row)".utf8), errorClass: "contacts.row",
+                                                        message: "row \(bad.row): \(bad.reason)", now: now, outbox: outbox)
+            }
+            return ContactsImportAnswer(file: name, schools: done, unknownURNs: unknown, rejectedRows: sheet.rejected.map { .init(row: $0.row, reason: $0.reason) })
+        }
+        return HTTPEndpoint.json(answer.rejectedRows.isEmpty && answer.unknownURNs.isEmpty ? .accepted : .unprocessableContent, answer)
+    }
+
+    func lpa(_ request: Request) -> String? {
+        request.uri.queryParameters.get("lpa")?.trimmingCharacters(in: .whitespaces).nilIfEmpty
+    }
+
+    func listRequests(_ request: Request) async throws -> Response {
+        let lpa = lpa(request) ?? "all"
+        let rows = try await environment.store.pool.read { db in try CSCRequests.open(db, lpa: lpa) }
+        let header = CSCRequests.header
+        let list = CSCRequests.rows(rows).map { Dictionary(uniqueKeysWithValues: zip(header, $0)) }
+        return HTTPEndpoint.json(.ok, ["requests": list])
+    }
+
+    func exportRequests(_ request: Request) async throws -> Response {
+        guard let lpa = lpa(request) else {
+            return HTTPEndpoint.json(.badRequest, ["error": "lpa is required: ?lpa=NAME (the incident's local policing area, or all)"])
+        }
+        let format = request.uri.queryParameters.get("format")?.lowercased() ?? "xlsx"
+        guard format == "xlsx" || format == "csv" else { return HTTPEndpoint.json(.badRequest, ["error": "format must be xlsx or csv"]) }
+        let now = environment.clock.now()
+        let requests = try await environment.write { db, _ in
+            let rows = try CSCRequests.open(db, lpa: lpa)
+            try CSCRequests.markExported(db, ids: rows.map(\.requestId), now: now)
+            return rows
+        }
+        let rows = CSCRequests.rows(requests)
+        let data: Data
+        let type: String
+        if format == "csv" {
+            data = SheetWriter.csv(header: CSCRequests.header, rows: rows)
+            type = "text/csv; charset=utf-8"
+        } else {
+            do {
+                data = try SheetWriter.xlsx(sheetName: "Requests \(lpa)", header: CSCRequests.header, rows: rows)
+            } catch {
+                return HTTPEndpoint.json(.internalServerError, ["error": error.description])
+            }
+            type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        }
+        environment.logger.info("requests exported", metadata: ["lpa": .string(lpa), "requests": "\(rows.count)", "format": .string(format)])
+        return Response(status: .ok, headers: [.contentType: type, .init("X-Encompass-Requests")!: "\(rows.count)"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func importRequests(_ request: Request) async throws -> Response {
+        guard let data = await body(request) else { return Self.tooLarge }
+        let name = request.uri.queryParameters.get("name") ?? "returned"
+        let now = environment.clock.now()
+        let flow = self.flow
+        do {
+            let answer = try await environment.write { db, outbox in
+                try CSCRequests.importReturned(data, name: name, flow: flow, db: db, outbox: outbox, now: now)
+            }
+            let status: HTTPResponse.Status = answer.rejected > 0 && answer.rejected == answer.answers.count ? .unprocessableContent : .accepted
+            return HTTPEndpoint.json(status, answer)
+        } catch let error as SheetError {
+            return try await refuse(data, origin: "requests-import", name: name, errorClass: "requests.unreadable", problem: error.description)
+        }
+    }
+
+    struct ChildAnswer: Codable {
+        var childId: String
+        var school: ChildSchoolRow?
+        var blocked: [ChildSchoolBlockRow]
+    }
+
+    func childSchool(_ childId: String) async throws -> Response {
+        let answer = try await environment.store.pool.read { db in
+            ChildAnswer(childId: childId, school: try ChildSchoolRow.fetchOne(db, key: childId),
+                        blocked: try ChildSchoolBlockRow.filter(Column("childId") == childId).fetchAll(db))
+        }
+        return Self.wire(.ok, answer)
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+
+// The school register school resolution keeps: every instance holds all of it, from the
+// replicated topic `encompass.schools.register` (key: URN).
+
+/// One establishment of the DfE register (Get Information About Schools), as school
+/// resolution holds it.
+public struct RegisteredSchool: Codable, Sendable, Equatable, Hashable {
+    /// DfE unique reference number (6 digits).
+    public var urn: String
+    public var name: String
+    /// DfE local authority code, e.g. `870` (Reading).
+    public var localAuthorityCode: String
+    public var localAuthorityName: String
+    /// GIAS "EstablishmentStatus (name)": `Open`, `Closed`, `Open, but proposed to close`, `Proposed to open`.
+    public var status: String
+    /// DfE phase, e.g. `Primary`, `Secondary`, `Nursery`, `All-through`, `16 plus`, `Not applicable`.
+    public var phase: String?
+    /// GIAS "TypeOfEstablishment (name)", e.g. `Community school`, `Academy converter`.
+    public var type: String?
+    public var statutoryLowAge: Int?
+    public var statutoryHighAge: Int?
+    public var street: String?
+    public var locality: String?
+    public var town: String?
+    public var postcode: String?
+    /// ISO dates (YYYY-MM-DD).
+    public var openDate: String?
+    public var closeDate: String?
+    /// Another URN of the same school (predecessor or successor), when the source says so.
+    public var linkedURN: String?
+
+    public init(
+        urn: String, name: String, localAuthorityCode: String, localAuthorityName: String, status: String,
+        phase: String? = nil, type: String? = nil, statutoryLowAge: Int? = nil, statutoryHighAge: Int? = nil,
+        street: String? = nil, locality: String? = nil, town: String? = nil, postcode: String? = nil,
+        openDate: String? = nil, closeDate: String? = nil, linkedURN: String? = nil
+    ) {
+        self.urn = urn
+        self.name = name
+        self.localAuthorityCode = localAuthorityCode
+        self.localAuthorityName = localAuthorityName
+        self.status = status
+        self.phase = phase
+        self.type = type
+        self.statutoryLowAge = statutoryLowAge
+        self.statutoryHighAge = statutoryHighAge
+        self.street = street
+        self.locality = locality
+        self.town = town
+        self.postcode = postcode
+        self.openDate = openDate
+        self.closeDate = closeDate
+        self.linkedURN = linkedURN
+    }
+
+    /// Open (including "open, but proposed to close").
+    public var isOpen: Bool {
+        let s = status.lowercased()
+        return s.hasPrefix("open")
+    }
+}
+
+/// `encompass.schools.register` (key: URN): the whole current state of one school in the
+/// register — its DfE entry and the safeguarding contacts the MASH keeps for it — published by
+/// the instance that took a register import or a contact edit, applied by every instance.
+/// Carrying the whole state (not a change) makes applying it idempotent and lets the topic be
+/// compacted by URN.
+public struct SchoolRegisterUpdate: MessagePayload {
+    public static let schema = "encompass.school-register-update"
+    public static let schemaVersion = 1
+
+    public var school: RegisteredSchool
+    public var contacts: [SchoolContact]
+    /// Where the change came from, e.g. `import:edubasealldata20261101.csv` or `contacts:http`.
+    public var source: String
+    public var updatedAt: Date
+    /// Who changed the contacts, when known.
+    public var updatedBy: String?
+
+    public init(school: RegisteredSchool, contacts: [SchoolContact], source: String, updatedAt: Date, updatedBy: String? = nil) {
+        self.school = school
+        self.contacts = contacts
+        self.source = source
+        self.updatedAt = updatedAt
+        self.updatedBy = updatedBy
+    }
+
+    public func validationErrors() -> [FieldError] {
+        var errors: [FieldError] = []
+        if school.urn.isEmpty || !school.urn.allSatisfy(\.isNumber) { errors.append(FieldError("school.urn", "must be digits")) }
+        if school.name.trimmingCharacters(in: .whitespaces).isEmpty { errors.append(FieldError("school.name", "must not be empty")) }
+        if school.localAuthorityCode.isEmpty { errors.append(FieldError("school.localAuthorityCode", "must not be empty")) }
+        for (i, contact) in contacts.enumerated() where contact.email == nil && contact.phone == nil {
+            errors.append(FieldError("contacts[\(i)]", "needs an email or a phone number"))
+        }
+        return errors
+    }
+}

@@ -1,1 +1,0 @@
-// SchoolResolution tests live in this target.
