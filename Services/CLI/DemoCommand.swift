@@ -142,22 +142,30 @@ final class DemoRun: Sendable {
         let (contactStatus, contactBody) = try await client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: contacts, contentType: "text/csv")
         guard (200..<300).contains(contactStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, contactStatus, contactBody)) }
         let historyLines = try String(contentsOfFile: "\(directory)/world/history.jsonl", encoding: .utf8).split(separator: "\n")
+        var historyAccepted = 0
         for start in stride(from: 0, to: historyLines.count, by: 1_000) {
             let chunk = historyLines[start..<min(start + 1_000, historyLines.count)].joined(separator: "\n")
             let (status, body) = try await client(.intake).call("POST", "/v1/history", query: ["name": "history.jsonl", "first": String(start + 1)],
                                                                 raw: Data(chunk.utf8), contentType: "application/x-ndjson")
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, status, body)) }
+            historyAccepted += ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["accepted"] as? Int ?? 0
         }
+        if historyAccepted < historyLines.count {
+            say("history: \(historyLines.count - historyAccepted) records refused by intake (see encompass dlq list --service intake)")
+        }
+        let expectedHistory = historyAccepted
         try await progress("child research indexes the history") { figures in
-            figures.processed(.childResearch, topic: Topics.history.name) >= Double(world.history.count)
+            figures.processed(.childResearch, topic: Topics.history.name) >= Double(expectedHistory)
         }
 
         // 4. The day's incidents, as the DA desk sends them.
         let encoder = WireFormat.encoder()
         let (dayStatus, dayBody) = try await client(.intake).call("POST", "/v1/incidents", raw: try encoder.encode(world.day))
         guard (200..<300).contains(dayStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, dayStatus, dayBody)) }
+        let dayAccepted = (((try? JSONSerialization.jsonObject(with: dayBody)) as? [String: Any])?["accepted"] as? [Any])?.count ?? 0
+        if dayAccepted < world.day.count { say("intake refused \(world.day.count - dayAccepted) of the day's incidents (see encompass dlq list --service intake)") }
         try await progress("the day's incidents go through research and school resolution") { figures in
-            figures.processed(.childResearch, topic: Topics.incidents.name) >= Double(world.day.count)
+            figures.processed(.childResearch, topic: Topics.incidents.name) >= Double(dayAccepted)
         }
         try await pipeline.quiet()
 
@@ -253,7 +261,7 @@ final class DemoRun: Sendable {
         let (status, data) = try await client(.scheduling).call("GET", "/v1/pending")
         guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.scheduling, status, data)) }
         let object = try JSONSerialization.jsonObject(with: data)
-        let items = (object as? [[String: Any]]) ?? ((object as? [String: Any])?["pending"] as? [[String: Any]]) ?? []
+        let items = ((object as? [String: Any])?["notices"] as? [[String: Any]]) ?? []
         return items.compactMap { ($0["releaseAt"] as? String).flatMap(Timestamp.parse) }
     }
 
@@ -295,7 +303,7 @@ final class DemoRun: Sendable {
     func deadLetterCounts() async throws -> String {
         var parts: [String] = []
         for service in ServiceName.allCases {
-            let rows = try await client(service).decode([DeadLetterView].self, "GET", "/v1/dead-letters", query: ["status": "all", "limit": "10000"])
+            let rows = try await pipeline.operationsClient(service).decode([DeadLetterView].self, "GET", "/v1/dead-letters", query: ["status": "all", "limit": "10000"])
             if !rows.isEmpty { parts.append("\(service.rawValue) \(rows.count)") }
         }
         return parts.isEmpty ? "none" : parts.joined(separator: ", ")

@@ -9,8 +9,8 @@ import FoundationNetworking
 /// more instances of each service, each with its own store, log and HTTP port, all on one
 /// simulated clock. Used by `encompass demo` and by the tests that kill processes.
 ///
-/// Every process runs in a session of its own (setsid), so a Ctrl-C reaches only the
-/// supervisor, which stops the services before the broker.
+/// Foundation starts each process in a process group of its own, so a Ctrl-C in the terminal
+/// reaches only the supervisor, which stops the services before the broker.
 public actor LocalPipeline {
     public struct Options: Sendable {
         /// Folder of the built executables (`encompass` and the five services).
@@ -80,6 +80,12 @@ public actor LocalPipeline {
         ServiceClient(service: service, baseURL: url(service, instance: instance), token: service == .intake ? options.intakeToken : options.apiToken)
     }
 
+    /// A client of a service's operations API (dead letters), which every service guards with
+    /// `ENCOMPASS_API_TOKEN`, intake included.
+    public nonisolated func operationsClient(_ service: ServiceName, instance: Int = 1) -> ServiceClient {
+        ServiceClient(service: service, baseURL: url(service, instance: instance), token: options.apiToken)
+    }
+
     public nonisolated func instances(of service: ServiceName) -> [Int] { Array(1...max(1, options.instances[service] ?? 1)) }
 
     public func setClock(_ simulated: Date, rate: Double) throws {
@@ -135,8 +141,8 @@ public actor LocalPipeline {
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = ["\(options.binDirectory)/\(executable)"] + arguments
+        process.executableURL = URL(fileURLWithPath: "\(options.binDirectory)/\(executable)")
+        process.arguments = arguments
         process.environment = environment
         process.standardOutput = handle
         process.standardError = handle

@@ -104,7 +104,10 @@ public enum WorldGenerator {
 
     public static func generate(_ settings: WorldSettings, schools allSchools: [WorldSchool]) -> World {
         var random = SeededRandom(seed: settings.seed)
-        let schools = allSchools.filter { $0.open && thamesValley.contains($0.localAuthorityCode) && $0.ageTo >= 5 }
+        let postcode = /^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}$/
+        let schools = allSchools.filter {
+            $0.open && thamesValley.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
+        }
         let byLA = Dictionary(grouping: schools, by: \.localAuthorityCode)
         let las = thamesValley.filter { byLA[$0] != nil }
         var occurrence = 0
@@ -161,9 +164,10 @@ public enum WorldGenerator {
                 let occurred = date.at(hour: Int.random(in: 0...23, using: &random), minute: Int.random(in: 0...59, using: &random))
                 let present = family.children.filter { $0.birth < date && ageOn(date, $0.birth) < 18 }
                 let children = present.filter { _ in random.chance(0.85) }.map { child in
-                    RecordedChild(givenName: child.given, familyName: child.family,
-                                  dateOfBirth: random.chance(0.9) ? child.birth.description : nil,
-                                  ageYears: nil, homeAddress: family.address, presence: .present,
+                    let knownBirth = random.chance(0.9)
+                    return RecordedChild(givenName: child.given, familyName: child.family,
+                                  dateOfBirth: knownBirth ? child.birth.description : nil,
+                                  ageYears: knownBirth ? nil : ageOn(date, child.birth), homeAddress: family.address, presence: .present,
                                   school: child.schoolURN.flatMap { urn in schools.first { $0.urn == urn } }.map { RecordedSchool(name: $0.name) })
                 }
                 var address = family.address
@@ -207,10 +211,11 @@ public enum WorldGenerator {
                             schoolCorrect = true
                         }
                     }
+                    let knownBirth = random.chance(0.7)
                     recorded.append(RecordedChild(
                         givenName: child.given, familyName: child.family,
-                        dateOfBirth: random.chance(0.7) ? child.birth.description : nil,
-                        ageYears: nil, homeAddress: family.address, presence: random.pick([.present, .present, .witness]), school: school))
+                        dateOfBirth: knownBirth ? child.birth.description : nil,
+                        ageYears: knownBirth ? nil : ageOn(date, child.birth), homeAddress: family.address, presence: random.pick([.present, .present, .witness]), school: school))
                 }
                 truthChildren.append(DayTruth.Child(givenName: child.given, familyName: child.family, dateOfBirth: child.birth.description,
                                                     schoolURN: child.schoolURN, recordedByOfficer: record, officerSchoolCorrect: schoolCorrect))
