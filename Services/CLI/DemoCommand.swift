@@ -37,6 +37,8 @@ struct DemoCommand: AsyncParsableCommand {
     var dir: String = "var/demo"
     @Flag(help: "Stop when the summary is printed instead of waiting for Ctrl-C.")
     var exit = false
+    @Option(help: "Instances of each service (each in the service's consumer group; instance i listens 100 × (i − 1) above the default port).")
+    var instances: Int = 1
 
     func run() async throws {
         let date: CalendarDate
@@ -48,7 +50,8 @@ struct DemoCommand: AsyncParsableCommand {
             while candidate.isoWeekday > 5 { candidate = candidate.adding(days: -1) }
             date = candidate
         }
-        let run = DemoRun(directory: dir, date: date, seed: seed, families: families, incidents: incidents)
+        guard (1...6).contains(instances) else { throw ValidationError("--instances must be from 1 to 6") }
+        let run = DemoRun(directory: dir, date: date, seed: seed, families: families, incidents: incidents, instances: instances)
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let work = Task { try await run.execute() }
         let watcher = Task {
@@ -66,7 +69,7 @@ struct DemoCommand: AsyncParsableCommand {
                 while !work.isCancelled, !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(200))
                     if watcher.isCancelled { break }
-                    if let name = await run.pipeline.exited() { say("\(name) stopped unexpectedly; see \(dir)/\(name).log"); break }
+                    if let name = await run.pipeline.exited() { say("\(name) stopped unexpectedly; see its log in \(dir)/"); break }
                     if await watcherDone(watcher) { break }
                 }
             }
@@ -105,14 +108,15 @@ final class DemoRun: Sendable {
     let pipeline: LocalPipeline
     let schoolPassword = "demo-school-" + String(MessageID.fresh().prefix(8))
 
-    init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int) {
+    init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int) {
         self.directory = directory
         self.date = date
         self.seed = seed
         self.families = families
         self.incidents = incidents
         let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-        self.pipeline = LocalPipeline(.init(binDirectory: bin, directory: directory))
+        self.pipeline = LocalPipeline(.init(binDirectory: bin, directory: directory,
+                                            instances: Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, instances) })))
     }
 
     var mailDirectory: String { pipeline.mailDirectory }
@@ -324,7 +328,7 @@ final class DemoRun: Sendable {
                 last = line
             }
             if done(figures) { FileHandle.standardOutput.write(Data("\n".utf8)); return }
-            if let name = await pipeline.exited() { throw ServiceCallError(description: "\(name) stopped; see \(directory)/\(name).log") }
+            if let name = await pipeline.exited() { throw ServiceCallError(description: "\(name) stopped; see its log in \(directory)/") }
             try await Task.sleep(for: .milliseconds(300))
         }
         throw ServiceCallError(description: "timed out waiting for \(what); see \(directory)/*.log")

@@ -153,13 +153,18 @@ public actor LocalPipeline {
     /// Sends `signal` to one instance (SIGKILL: it dies mid-work, as a crashed machine would).
     public func signal(_ instance: Instance, _ signal: Int32) async {
         guard let child = services[instance] else { return }
+        if signal == SIGKILL || signal == SIGTERM { downOnPurpose.insert(instance) }
         kill(child.process.processIdentifier, signal)
-        while child.process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
+        while child.process.isRunning, downOnPurpose.contains(instance) { try? await Task.sleep(for: .milliseconds(20)) }
     }
+
+    /// Instances stopped by `signal`, until `restart`: not reported by `exited()`.
+    private var downOnPurpose = Set<Instance>()
 
     /// Starts a stopped instance again with the same store and name.
     public func restart(_ instance: Instance) async throws {
         if let child = services[instance], child.process.isRunning { return }
+        downOnPurpose.remove(instance)
         try startInstance(instance)
         try await waitReady(instance)
     }
@@ -174,8 +179,12 @@ public actor LocalPipeline {
 
     /// The first process that stopped without being asked to, if any.
     public func exited() -> String? {
-        if let broker, !broker.process.isRunning { return broker.name }
-        return order.first { services[$0]?.process.isRunning == false }?.name
+        func describe(_ child: Child) -> String {
+            let how = child.process.terminationReason == .uncaughtSignal ? "signal" : "exit status"
+            return "\(child.name) (\(how) \(child.process.terminationStatus))"
+        }
+        if let broker, !broker.process.isRunning { return describe(broker) }
+        return order.filter { !downOnPurpose.contains($0) }.compactMap { services[$0] }.first { !$0.process.isRunning }.map(describe)
     }
 
     /// SIGTERM to each instance in reverse order of start (each waited for), then the broker.
@@ -218,7 +227,7 @@ public actor LocalPipeline {
         var stableSince = ContinuousClock.now
         while ContinuousClock.now < deadline {
             try Task.checkCancellation()
-            if let name = exited() { throw PipelineError("\(name) stopped; see \(options.directory)/\(name).log") }
+            if let name = exited() { throw PipelineError("\(name) stopped; see its log in \(options.directory)/") }
             let figures = await figures()
             let processed = figures.total("encompass_messages_processed_total")
             let pending = figures.total("encompass_outbox_pending")
@@ -238,7 +247,7 @@ public actor LocalPipeline {
         while ContinuousClock.now < deadline {
             try Task.checkCancellation()
             if await condition() { return }
-            if let name = exited() { throw PipelineError("\(name) stopped while waiting for \(what); see \(options.directory)/\(name).log") }
+            if let name = exited() { throw PipelineError("\(name) stopped while waiting for \(what); see its log in \(options.directory)/") }
             try await Task.sleep(for: .milliseconds(200))
         }
         throw PipelineError("timed out waiting for \(what); see \(options.directory)/*.log")

@@ -14,6 +14,7 @@ import sys
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -41,18 +42,27 @@ def main():
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1000,1400"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    driver.set_page_load_timeout(30)
+    driver.set_page_load_timeout(120)
     try:
         driver.get(args.url)
         if driver.find_element(By.ID, "urn").text != args.urn:
             fail("sign-in page does not show URN " + args.urn)
 
         def submit(button_id):
-            # Click, then wait for the next page to replace this one (slow machines included).
+            # Click, then wait for the next page to replace this one. On a loaded machine (the
+            # whole suite runs in parallel on 2 cores) a click can land before the page is ready
+            # to navigate: click once more if nothing happened, then wait longer.
             button = driver.find_element(By.ID, button_id)
             button.click()
-            WebDriverWait(driver, 30).until(expected_conditions.staleness_of(button))
-            WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+            try:
+                WebDriverWait(driver, 20).until(expected_conditions.staleness_of(button))
+            except TimeoutException:
+                try:
+                    button.click()
+                except WebDriverException:
+                    pass  # the page changed meanwhile
+                WebDriverWait(driver, 90).until(expected_conditions.staleness_of(button))
+            WebDriverWait(driver, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
         def sign_in(password):
             driver.find_element(By.ID, "name").send_keys("Ms Head (selenium)")
