@@ -37,6 +37,8 @@ struct DemoCommand: AsyncParsableCommand {
     var dir: String = "var/demo"
     @Flag(help: "Stop when the summary is printed instead of waiting for Ctrl-C.")
     var exit = false
+    @Option(help: "Intake's HTTP port; the other services follow it (8081…8085 by default).")
+    var basePort: Int = 8081
     @Option(help: "Instances of each service (each in the service's consumer group; instance i listens 100 × (i − 1) above the default port).")
     var instances: Int = 1
 
@@ -51,7 +53,7 @@ struct DemoCommand: AsyncParsableCommand {
             date = candidate
         }
         guard (1...6).contains(instances) else { throw ValidationError("--instances must be from 1 to 6") }
-        let run = DemoRun(directory: dir, date: date, seed: seed, families: families, incidents: incidents, instances: instances)
+        let run = DemoRun(directory: dir, date: date, seed: seed, families: families, incidents: incidents, instances: instances, basePort: basePort)
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let work = Task { try await run.execute() }
         let watcher = Task {
@@ -108,7 +110,7 @@ final class DemoRun: Sendable {
     let pipeline: LocalPipeline
     let schoolPassword = "demo-school-" + String(MessageID.fresh().prefix(8))
 
-    init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int) {
+    init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int, basePort: Int) {
         self.directory = directory
         self.date = date
         self.seed = seed
@@ -116,7 +118,8 @@ final class DemoRun: Sendable {
         self.incidents = incidents
         let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
         self.pipeline = LocalPipeline(.init(binDirectory: bin, directory: directory,
-                                            instances: Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, instances) })))
+                                            instances: Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, instances) }),
+                                            basePort: basePort))
     }
 
     var mailDirectory: String { pipeline.mailDirectory }
@@ -139,7 +142,7 @@ final class DemoRun: Sendable {
 
         // 2. Broker and services, on a simulated clock stopped at the end of the day.
         try await pipeline.start(clock: date.at(hour: 23, minute: 30), rate: 0)
-        say("broker and five services up: intake :8081, child research :8082, school resolution :8083, scheduling :8084, dispatch :8085")
+        say("broker and five services up: " + ServiceName.allCases.map { "\($0.rawValue) :\(pipeline.port($0))" }.joined(separator: ", "))
 
         // 3. Reference data: schools' safeguarding contacts, then the history.
         let contacts = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/world/contacts.csv"))
@@ -246,7 +249,7 @@ final class DemoRun: Sendable {
           mail folder          \(mailDirectory)/  (each mail links to its notice page; school password: \(schoolPassword))
           notices              encompass notifications list --date \(CalendarDate(first)) (ENCOMPASS_API_TOKEN=\(apiToken))
           dead letters         encompass dlq list
-          services             http://127.0.0.1:8081 … :8085  (/healthz /readyz /metrics)
+          services             \(ServiceName.allCases.map { pipeline.url($0) }.joined(separator: " "))  (/healthz /readyz /metrics)
           logs and stores      \(directory)/
         """)
     }
