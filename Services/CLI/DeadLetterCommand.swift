@@ -79,17 +79,13 @@ struct DeadLetterCommand: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one dead letter with its original message and history.")
 
-        @Argument(help: "The dead letter, as SERVICE/ID (as listed) or ID with --service.")
-        var id: String
-        @Option(help: "The service that holds it.")
-        var service: String?
+        @OptionGroup var target: DeadLetterTarget
         @Flag(help: "Print JSON.")
         var json = false
-        @OptionGroup var endpoints: ServiceEndpoints
 
         func run() async throws {
-            let (service, number) = try parseReference(id, service: service)
-            let view = try await endpoints.client(service).decode(DeadLetterView.self, "GET", "/v1/dead-letters/\(number)")
+            let (client, number) = try target.resolve()
+            let view = try await client.decode(DeadLetterView.self, "GET", "/v1/dead-letters/\(number)")
             if json { try printJSON(view); return }
             print("""
             \(view.service)/\(view.id)  \(view.status)
@@ -108,24 +104,21 @@ struct DeadLetterCommand: AsyncParsableCommand {
     struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Re-publish a dead letter to its original topic (once).")
 
-        @Argument(help: "The dead letter, as SERVICE/ID or ID with --service.")
-        var id: String
-        @Option(help: "The service that holds it.")
-        var service: String?
+        @OptionGroup var target: DeadLetterTarget
         @Option(help: "Who is replaying it (recorded).")
         var by: String
         @Option(help: "A file with the corrected message (JSON) to publish instead of the original; validated first.")
         var payload: String?
-        @OptionGroup var endpoints: ServiceEndpoints
 
         func run() async throws {
-            let (service, number) = try parseReference(id, service: service)
+            let (client, number) = try target.resolve()
+            let service = client.service
             var body: [String: Any] = ["by": by]
             if let payload {
                 guard let data = FileManager.default.contents(atPath: payload) else { throw ValidationError("cannot read \(payload)") }
                 body["payload"] = String(decoding: data, as: UTF8.self)
             }
-            let outcome = try await endpoints.client(service).decode(ReplayOutcome.self, "POST", "/v1/dead-letters/\(number)/replay", json: body)
+            let outcome = try await client.decode(ReplayOutcome.self, "POST", "/v1/dead-letters/\(number)/replay", json: body)
             if outcome.alreadyReplayed {
                 print("\(service.rawValue)/\(number) was already replayed by \(outcome.replayedBy) at \(Timestamp.format(outcome.replayedAt)); nothing published again")
             } else {
@@ -137,21 +130,17 @@ struct DeadLetterCommand: AsyncParsableCommand {
     struct Discard: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Mark a dead letter as dealt with, without replaying it.")
 
-        @Argument(help: "The dead letter, as SERVICE/ID or ID with --service.")
-        var id: String
-        @Option(help: "The service that holds it.")
-        var service: String?
+        @OptionGroup var target: DeadLetterTarget
         @Option(help: "Who is discarding it (recorded).")
         var by: String
         @Option(help: "Why (recorded).")
         var reason: String
-        @OptionGroup var endpoints: ServiceEndpoints
 
         func run() async throws {
-            let (service, number) = try parseReference(id, service: service)
-            let view = try await endpoints.client(service).decode(DeadLetterView.self, "POST", "/v1/dead-letters/\(number)/discard",
-                                                                  json: ["by": by, "reason": reason])
-            print("\(service.rawValue)/\(view.id) \(view.status)")
+            let (client, number) = try target.resolve()
+            let view = try await client.decode(DeadLetterView.self, "POST", "/v1/dead-letters/\(number)/discard",
+                                               json: ["by": by, "reason": reason])
+            print("\(client.service.rawValue)/\(view.id) \(view.status)")
         }
     }
 }
@@ -166,13 +155,22 @@ func parseServices(_ names: [String]) throws -> [ServiceName] {
     }
 }
 
-/// `SERVICE/ID`, or `ID` with `--service`.
-func parseReference(_ reference: String, service: String?) throws -> (ServiceName, Int64) {
-    let parts = reference.split(separator: "/").map(String.init)
-    let name = parts.count == 2 ? parts[0] : service
-    guard let name, let named = ServiceName(rawValue: name) else {
-        throw ValidationError("say which service holds it: SERVICE/ID (as listed) or --service")
+/// One dead letter, as `SERVICE/ID` (as listed) or `ID` with `--service`, and where its service is.
+struct DeadLetterTarget: ParsableArguments {
+    @Argument(help: "The dead letter, as SERVICE/ID (as listed) or ID with --service.")
+    var id: String
+    @Option(help: "The service that holds it.")
+    var service: String?
+    @OptionGroup var endpoints: ServiceEndpoints
+
+    /// The client of the service that holds it, and its number there.
+    func resolve() throws -> (ServiceClient, Int64) {
+        let parts = id.split(separator: "/").map(String.init)
+        let name = parts.count == 2 ? parts[0] : service
+        guard let name, let named = ServiceName(rawValue: name) else {
+            throw ValidationError("say which service holds it: SERVICE/ID (as listed) or --service")
+        }
+        guard let number = Int64(parts.last ?? "") else { throw ValidationError("'\(id)' is not a dead letter id") }
+        return (try endpoints.client(named), number)
     }
-    guard let number = Int64(parts.last ?? "") else { throw ValidationError("'\(reference)' is not a dead letter id") }
-    return (named, number)
 }
