@@ -36,24 +36,38 @@ struct PipelineBench: AsyncParsableCommand {
     var partitions: Int = 48
     @Option(help: "Folder for the run's logs and stores.")
     var dir: String = "var/bench-pipeline"
+    @Option(name: .customLong("property"), help: "A librdkafka property NAME=VALUE for every client of the run, relay and services alike (repeatable).")
+    var properties: [String] = []
     @OptionGroup var log: LogOptions
+
+    /// The --property options as librdkafka properties.
+    func kafkaProperties() throws -> [String: String] {
+        var result: [String: String] = [:]
+        for item in properties {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--property takes NAME=VALUE, got \(item)") }
+            result[parts[0]] = parts[1]
+        }
+        return result
+    }
 
     func run() async throws {
         let logger = try log.logger("encompass.bench")
+        let extra = try kafkaProperties()
         let schools = try SchoolList.read(path: SchoolList.shippedFile)
         let day = CalendarDate(year: 2026, month: 11, day: 23)
         print("pipeline benchmark: \(incidents) incidents (+\(paced) paced at \(rate)/s), \(partitions) partitions; \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))")
 
         // Phase 1: the ceiling.
         let sample = try WireFormat.encoder().encode(WorldGenerator.eligibleIncidents(count: 1, day: day, schools: schools, seed: 1)[0])
-        let relay = try await relayCeiling(messages: relayMessages ?? incidents, size: sample.count, logger: logger)
+        let relay = try await relayCeiling(messages: relayMessages ?? incidents, size: sample.count, properties: extra, logger: logger)
         print(String(format: "raw 5-hop relay (Swift client, embedded broker, %d-byte messages): %.0f msg/s end to end", sample.count, relay))
 
         // Phase 2 and 3: the pipeline.
         try? FileManager.default.removeItem(atPath: dir)
         let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
         let pipeline = LocalPipeline(.init(binDirectory: bin, directory: dir, basePort: 28_081, partitions: partitions,
-                                           environment: ["ENCOMPASS_LOG_LEVEL": "warning"]))
+                                           environment: serviceEnvironment(extra)))
         do {
             try await pipeline.start(clock: day.at(hour: 23, minute: 30))
             let all = WorldGenerator.eligibleIncidents(count: incidents + paced, day: day, schools: schools, seed: 42)
@@ -62,7 +76,8 @@ struct PipelineBench: AsyncParsableCommand {
             _ = try await pipeline.client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: Data(contacts.utf8), contentType: "text/csv")
             try await pipeline.quiet(stable: .seconds(2))
             let bootstrap = try String(contentsOfFile: pipeline.bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            let client = KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "bench-pipeline")
+            let client = KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "bench-pipeline", properties: extra,
+                                                  consumerProperties: MockKafkaCluster.consumerProperties)
             let watcher = try ScheduledWatcher(client: client, logger: logger)
 
             let throughputSet = Array(all.prefix(incidents))
@@ -93,6 +108,15 @@ struct PipelineBench: AsyncParsableCommand {
         await pipeline.stopAll()
     }
 
+    /// The services' environment: quiet logs, and the run's librdkafka properties passed through.
+    func serviceEnvironment(_ properties: [String: String]) -> [String: String] {
+        var environment = ["ENCOMPASS_LOG_LEVEL": "warning"]
+        for (name, value) in properties {
+            environment["ENCOMPASS_KAFKA_PROPERTY_" + name.uppercased().replacingOccurrences(of: ".", with: "_")] = value
+        }
+        return environment
+    }
+
     /// Writes incidents to the records-feed topic, as fast as possible or paced.
     func feed(_ incidents: [Incident], client: KafkaClientConfiguration, perSecond: Int?, logger: Logger) async throws {
         let producer = try KafkaProducer(configuration: .init(client: client), logger: logger)
@@ -116,12 +140,13 @@ struct PipelineBench: AsyncParsableCommand {
     }
 
     /// The raw relay: hop 0 → 5 through five consume-produce relays with the Swift client.
-    func relayCeiling(messages: Int, size: Int, logger: Logger) async throws -> Double {
+    func relayCeiling(messages: Int, size: Int, properties: [String: String], logger: Logger) async throws -> Double {
         let cluster = try MockKafkaCluster(brokers: 1, logger: logger)
         defer { cluster.shutdown() }
         let topics = (0...5).map { "relay.hop\($0)" }
         for topic in topics { try cluster.createTopic(topic, partitions: partitions) }
-        let client = KafkaClientConfiguration(bootstrapServers: cluster.bootstrapServers, clientId: "relay")
+        let client = KafkaClientConfiguration(bootstrapServers: cluster.bootstrapServers, clientId: "relay", properties: properties,
+                                              consumerProperties: MockKafkaCluster.consumerProperties)
         let producer = try KafkaProducer(configuration: .init(client: client), logger: logger)
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
         var relays: [Task<Void, any Error>] = []
@@ -142,26 +167,35 @@ struct PipelineBench: AsyncParsableCommand {
             })
         }
         let sink = try KafkaConsumer(configuration: .init(client: client, groupId: "relay-sink", topics: [topics[5]]), logger: logger)
-        // Let the groups settle before the clock starts.
-        try await Task.sleep(for: .seconds(4))
-        let started = ContinuousClock.now
-        let feeder = Task {
-            var batch: [ProducerRecord] = []
-            for index in 0..<messages {
-                batch.append(ProducerRecord(topic: topics[0], key: "k\(index)", value: payload))
-                if batch.count == 1_000 { try await producer.sendBatch(batch); batch = [] }
-            }
-            if !batch.isEmpty { try await producer.sendBatch(batch) }
-        }
-        var received = 0
         var iterator = sink.makeAsyncIterator()
-        while received < messages, let first = try await iterator.next() {
-            let records = [first] + sink.takeBuffered(limit: 999)
-            received += records.count
-            sink.storeOffsets(records)
+        /// Sends `count` records into hop 0 and waits until the sink has them all.
+        func pass(_ count: Int, prefix: String) async throws {
+            let feeder = Task {
+                var batch: [ProducerRecord] = []
+                for index in 0..<count {
+                    batch.append(ProducerRecord(topic: topics[0], key: "\(prefix)\(index)", value: payload))
+                    if batch.count == 1_000 { try await producer.sendBatch(batch); batch = [] }
+                }
+                if !batch.isEmpty { try await producer.sendBatch(batch) }
+            }
+            var received = 0
+            while received < count, let first = try await iterator.next() {
+                let records = [first] + sink.takeBuffered(limit: 999)
+                received += records.count
+                sink.storeOffsets(records)
+            }
+            try await feeder.value
         }
+        // Not timed: every group joins (about 3 s each on the mock) and every partition of
+        // every hop has been fetched once, so the figure is the relay's rate, not start-up.
+        let joinDeadline = ContinuousClock.now + .seconds(60)
+        while !(consumers + [sink]).allSatisfy(\.hasJoinedGroup), ContinuousClock.now < joinDeadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await pass(partitions * 20, prefix: "warm")
+        let started = ContinuousClock.now
+        try await pass(messages, prefix: "k")
         let elapsed = ContinuousClock.now - started
-        try await feeder.value
         for consumer in consumers { consumer.stopDelivery() }
         for relay in relays { _ = try? await relay.value }
         for consumer in consumers { await consumer.close() }

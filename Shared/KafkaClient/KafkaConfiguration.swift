@@ -8,11 +8,18 @@ public struct KafkaClientConfiguration: Sendable, Equatable {
     public var clientId: String
     /// Extra librdkafka properties, applied last (they win over the client's defaults).
     public var properties: [String: String]
+    /// Extra librdkafka properties for consumers only (e.g. `fetch.wait.max.ms`), applied after
+    /// `properties`. Kept apart so producers do not warn about consumer-only settings.
+    public var consumerProperties: [String: String]
 
-    public init(bootstrapServers: String, clientId: String = "encompass", properties: [String: String] = [:]) {
+    public init(
+        bootstrapServers: String, clientId: String = "encompass", properties: [String: String] = [:],
+        consumerProperties: [String: String] = [:]
+    ) {
         self.bootstrapServers = bootstrapServers
         self.clientId = clientId
         self.properties = properties
+        self.consumerProperties = consumerProperties
     }
 
     func merged(defaults: [String: String]) -> [String: String] {
@@ -90,7 +97,7 @@ public struct KafkaConsumerConfiguration: Sendable, Equatable {
             "max.poll.interval.ms": "300000",
             "statistics.interval.ms": String(statisticsInterval.milliseconds),
             "log.connection.close": "false",
-        ])
+        ]).merging(client.consumerProperties) { _, consumerOnly in consumerOnly }
     }
 }
 

@@ -7,6 +7,14 @@ import Logging
 /// clients connect), and each partition keeps only a few MiB, so durable state must not live
 /// only in a topic.
 public final class MockKafkaCluster: @unchecked Sendable {
+    /// Consumer settings for this broker. The mock answers a Fetch that finds no new records
+    /// only when `fetch.wait.max.ms` (default 500 ms) has passed, and records produced meanwhile
+    /// do not wake it, as they would on Apache Kafka: every hop of a pipeline then waits about
+    /// half of that wait. A short wait keeps a hop's latency in milliseconds, at the cost of an
+    /// idle consumer fetching every 10 ms (measured with `encompass bench pipeline`: p50 from
+    /// 1.45 s to 0.11 s over four hops at 200 incidents/s).
+    public static let consumerProperties = ["fetch.wait.max.ms": "10"]
+
     private let owner: ClientHandle
     private let cluster: OpaquePointer
     public let bootstrapServers: String

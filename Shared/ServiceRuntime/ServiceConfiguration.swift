@@ -108,6 +108,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     ///
     /// `ENCOMPASS_KAFKA_PROPERTY_<NAME>` passes a librdkafka property through: the name is
     /// lower-cased and `_` becomes `.` (`ENCOMPASS_KAFKA_PROPERTY_SECURITY_PROTOCOL=SASL_SSL`).
+    /// `ENCOMPASS_KAFKA_CONSUMER_PROPERTY_<NAME>` does the same for consumers only
+    /// (`ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS=10`).
     public static func fromEnvironment(
         service: ServiceName,
         environment: [String: String] = ProcessInfo.processInfo.environment
@@ -120,12 +122,17 @@ public struct ServiceConfiguration: Sendable, Equatable {
             }
             bootstrap = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        var properties: [String: String] = [:]
-        for (key, value) in environment where key.hasPrefix("ENCOMPASS_KAFKA_PROPERTY_") {
-            let name = key.dropFirst("ENCOMPASS_KAFKA_PROPERTY_".count).lowercased().replacingOccurrences(of: "_", with: ".")
-            guard !name.isEmpty else { continue }
-            properties[name] = value
+        func passedThrough(_ prefix: String) -> [String: String] {
+            var properties: [String: String] = [:]
+            for (key, value) in environment where key.hasPrefix(prefix) {
+                let name = key.dropFirst(prefix.count).lowercased().replacingOccurrences(of: "_", with: ".")
+                guard !name.isEmpty else { continue }
+                properties[name] = value
+            }
+            return properties
         }
+        let properties = passedThrough("ENCOMPASS_KAFKA_PROPERTY_")
+        let consumerProperties = passedThrough("ENCOMPASS_KAFKA_CONSUMER_PROPERTY_")
         let instanceId = env.string("ENCOMPASS_INSTANCE_ID") ?? defaultInstanceId()
         let levelText = env.string("ENCOMPASS_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else {
@@ -140,7 +147,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
             kafka: KafkaClientConfiguration(
                 bootstrapServers: bootstrap ?? "localhost:9092",
                 clientId: "encompass-\(service.rawValue)-\(instanceId)",
-                properties: properties
+                properties: properties,
+                consumerProperties: consumerProperties
             ),
             groupId: env.string("ENCOMPASS_GROUP_ID"),
             dataDirectory: env.string("ENCOMPASS_DATA_DIR") ?? "var/\(service.rawValue)",

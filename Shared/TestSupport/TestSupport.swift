@@ -19,7 +19,8 @@ public final class TestKafka: Sendable {
     public var bootstrapServers: String { cluster.bootstrapServers }
 
     public func client(_ id: String = "test", properties: [String: String] = [:]) -> KafkaClientConfiguration {
-        KafkaClientConfiguration(bootstrapServers: bootstrapServers, clientId: id, properties: properties)
+        KafkaClientConfiguration(bootstrapServers: bootstrapServers, clientId: id, properties: properties,
+                                 consumerProperties: MockKafkaCluster.consumerProperties)
     }
 
     public func createTopic(_ name: String, partitions: Int? = nil) throws {

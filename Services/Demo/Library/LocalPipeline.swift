@@ -1,4 +1,5 @@
 import EncompassModels
+import EncompassKafka
 import Foundation
 import ServiceRuntime
 #if canImport(FoundationNetworking)
@@ -131,6 +132,11 @@ public actor LocalPipeline {
         environment["ENCOMPASS_PUBLIC_URL"] = url(.dispatch)
         environment["ENCOMPASS_TOPIC_PARTITIONS"] = String(options.partitions)
         if environment["ENCOMPASS_LOG_LEVEL"] == nil { environment["ENCOMPASS_LOG_LEVEL"] = "notice" }
+        // The embedded broker's fetch wait is not woken by new records (MockKafkaCluster.consumerProperties).
+        for (name, value) in MockKafkaCluster.consumerProperties {
+            let variable = "ENCOMPASS_KAFKA_CONSUMER_PROPERTY_" + name.uppercased().replacingOccurrences(of: ".", with: "_")
+            if environment[variable] == nil { environment[variable] = value }
+        }
         services[instance] = try launch(instance.name, executable: instance.service.rawValue, arguments: [], environment: environment)
         if !order.contains(instance) { order.append(instance) }
     }
