@@ -137,8 +137,11 @@ public enum HistoryIndex {
 
     /// Whether an incident's occurrence is already indexed at this revision or later.
     static func indexedRevision(_ db: Database, forceCode: String, occurrenceNumber: String) throws -> Int? {
-        try Int.fetchOne(db.cachedStatement(sql: "SELECT revision FROM researchIncident WHERE forceCode = ? AND occurrenceNumber = ?"),
-                         arguments: [forceCode, occurrenceNumber])
+        var lookup = RawStatement(try db.cachedStatement(sql: "SELECT revision FROM researchIncident WHERE forceCode = ? AND occurrenceNumber = ?"), db: db)
+        lookup.bind(forceCode); lookup.bind(occurrenceNumber)
+        var revision: Int?
+        try lookup.rows { revision = Int(sqlite3_column_int64($0, 0)) }
+        return revision
     }
 
     /// Adds (or replaces with a later revision) one incident with its adults and children.
@@ -173,9 +176,11 @@ public enum HistoryIndex {
             INSERT INTO researchPerson (forceCode, occurrenceNumber, role, givenName, familyName, dateOfBirth, ageYears,
                 occurredDay, address, schoolName, schoolURN, personId) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        let insertKey = try db.cachedStatement(sql: "INSERT OR IGNORE INTO researchKey (key, person) VALUES (?, ?)")
         var hashes: [Int64] = []
         hashes.reserveCapacity(8)
+        // The incident's (key, person) pairs, inserted together at the end, several rows per statement.
+        var pairs: [(Int64, Int64)] = []
+        pairs.reserveCapacity(32)
         func add(role: String, given: String, family: String, dob: String?, age: Int?, address: PostalAddress?, school: RecordedSchool?) throws {
             let atPlace = address == nil || address == incident.incidentAddress
             let ownPlace = atPlace ? place : PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: address?.lines ?? [],
@@ -194,11 +199,7 @@ public enum HistoryIndex {
             hashes.removeAll(keepingCapacity: true)
             PersonFeatures.blockingKeyHashes(given: normalisedGiven, family: normalisedFamily, dateOfBirth: dateOfBirth, line: ownPlace.line,
                                              postcode: ownPlace.postcode, into: &hashes)
-            for hash in hashes {
-                var key = RawStatement(insertKey, db: db)
-                key.bind(storedKey(hash, generation: gen)); key.bind(row)
-                try key.run()
-            }
+            for hash in hashes { pairs.append((storedKey(hash, generation: gen), row)) }
         }
         for party in incident.parties {
             try add(role: party.role.rawValue, given: party.givenName, family: party.familyName, dob: party.dateOfBirth,
@@ -208,7 +209,28 @@ public enum HistoryIndex {
             try add(role: "child", given: child.givenName, family: child.familyName, dob: child.dateOfBirth,
                     age: child.ageYears, address: child.homeAddress, school: child.school)
         }
+        try insertKeys(pairs, db: db)
         return true
+    }
+
+    /// Rows per key-insert statement: one statement (one step) per up to 16 keys instead of one per key.
+    static let keyRowsPerStatement = 16
+
+    static func keyInsertSQL(rows: Int) -> String {
+        "INSERT OR IGNORE INTO researchKey (key, person) VALUES " + Array(repeating: "(?, ?)", count: rows).joined(separator: ", ")
+    }
+
+    static let keyInsertSQLs: [String] = (0...keyRowsPerStatement).map { keyInsertSQL(rows: max(1, $0)) }
+
+    static func insertKeys(_ pairs: [(Int64, Int64)], db: Database) throws {
+        var start = 0
+        while start < pairs.count {
+            let count = min(keyRowsPerStatement, pairs.count - start)
+            var insert = RawStatement(try db.cachedStatement(sql: keyInsertSQLs[count]), db: db)
+            for (key, person) in pairs[start..<(start + count)] { insert.bind(key); insert.bind(person) }
+            try insert.run()
+            start += count
+        }
     }
 
     /// Compact address text: lines separated by U+1E, then U+1F town U+1F postcode.

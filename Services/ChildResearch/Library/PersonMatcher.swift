@@ -20,7 +20,10 @@ public struct PersonFeatures: Sendable, Hashable {
     }
 
     public init(given: String, family: String, dateOfBirth: PartialDate?, addressLines: [String] = [], town: String? = nil, postcode: String? = nil) {
-        let nonEmpty = addressLines.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let nonEmpty = addressLines.filter { line in
+            // Fast path: any ASCII byte other than space or tab means the line is not blank.
+            line.utf8.contains { $0 < 128 && $0 != 32 && $0 != 9 } || !line.trimmingCharacters(in: .whitespaces).isEmpty
+        }
         self.init(given: given, family: family, dateOfBirth: dateOfBirth, line: nonEmpty.isEmpty ? nil : AddressText.parse(nonEmpty),
                   town: NameText.normalise(town ?? ""), postcodeKey: AddressText.postcodeKey(postcode))
     }

@@ -275,6 +275,22 @@ public enum AddressText {
     /// Upper-cased postcode without spaces (`rg17ll` -> `RG17LL`), for keys; empty when none.
     public static func postcodeKey(_ text: String?) -> String {
         guard let text else { return "" }
+        if text.utf8.allSatisfy({ $0 < 128 }) {
+            // ASCII (every real postcode): letters upper-cased, digits kept, the rest dropped.
+            let count = text.utf8.count
+            if count == 0 { return "" }
+            return String(unsafeUninitializedCapacity: count) { out in
+                var n = 0
+                for byte in text.utf8 {
+                    switch byte {
+                    case UInt8(ascii: "a")...UInt8(ascii: "z"): out[n] = byte - 32; n += 1
+                    case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): out[n] = byte; n += 1
+                    default: continue
+                    }
+                }
+                return n
+            }
+        }
         return String(text.uppercased().filter { $0.isLetter || $0.isNumber })
     }
 
@@ -295,7 +311,10 @@ public enum AddressText {
     /// Parses `Flat 2, 10 High St`, `2/10 High Street`, `10a High Street` and `2 10 High Street`
     /// (flat then house number) into one form; named houses keep their name as the street part.
     public static func parse(_ lines: [String]) -> Line {
-        let text = lines.joined(separator: ", ").lowercased().replacingOccurrences(of: "/", with: " slash ")
+        var text = lines.joined(separator: ", ")
+        // normalise lower-cases ASCII itself; other text is lower-cased first, as it always was.
+        if !text.utf8.allSatisfy({ $0 < 128 }) { text = text.lowercased() }
+        if text.utf8.contains(UInt8(ascii: "/")) { text = text.replacingOccurrences(of: "/", with: " slash ") }
         var tokens = NameText.normalise(text).split(separator: " ").map(String.init)
         var flat = "", number = ""
         var street: [String] = []
@@ -313,9 +332,9 @@ public enum AddressText {
             if flatWords.contains(token), i + 1 < tokens.count, flat.isEmpty {
                 flat = tokens[i + 1]; i += 2; continue
             }
-            if token.first?.isNumber == true, number.isEmpty {
+            if startsWithDigit(token), number.isEmpty {
                 // "2 10 high street": a flat number before the house number.
-                if i + 1 < tokens.count, tokens[i + 1].first?.isNumber == true, flat.isEmpty {
+                if i + 1 < tokens.count, startsWithDigit(tokens[i + 1]), flat.isEmpty {
                     flat = token; number = tokens[i + 1]; i += 2; continue
                 }
                 number = token; i += 1; continue
@@ -326,6 +345,12 @@ public enum AddressText {
             i += 1
         }
         return Line(flat: flat, number: number, street: street.joined(separator: " "))
+    }
+
+    /// Tokens are normalised ASCII, so a digit is 0-9.
+    @inline(__always) static func startsWithDigit(_ token: String) -> Bool {
+        guard let first = token.utf8.first else { return false }
+        return first >= 48 && first <= 57
     }
 
     /// A key for "the same dwelling": flat, number, first street word and the postcode.
