@@ -13,10 +13,10 @@ import ServiceRuntime
 ///   home address, school, stable person id).
 /// - `researchKey`: blocking keys -> person rows. A lookup reads only the rows of the query's
 ///   keys, never the whole history. The stored key is the generation of the person row (row id
-///   / 2^18, in the top bits) and 52 bits of the key's hash: new rows' keys go to the newest
+///   / 2^17, in the top bits) and 52 bits of the key's hash: new rows' keys go to the newest
 ///   generation's part of the B-tree, so a transaction of inserts touches the pages of one
-///   generation (about 1.5 million keys) however large the history grows, and a lookup probes
-///   each generation, newest first (index-v2; index-v1 stored the bare 64-bit hash).
+///   generation (131,072 people, about 800,000 keys) however large the history grows, and a
+///   lookup probes each generation, newest first (index-v2; index-v1 stored the bare 64-bit hash).
 public enum HistoryIndex {
     public static let migration = StoreMigration("child-research-index-v1") { db in
         try db.execute(sql: """
@@ -46,8 +46,10 @@ public enum HistoryIndex {
             """)
     }
 
-    /// Person rows per generation of the key index (2^18 = 262,144).
-    static let generationBits = 18
+    /// Person rows per generation of the key index (2^17 = 131,072): smaller generations make
+    /// inserts cheaper (fewer pages written per transaction) and lookups dearer (one probe per
+    /// generation); 2^17 measured better than 2^18 at 1,000,000 people (docs/BENCHMARKS.md).
+    static let generationBits = 17
     static let hashBits = 52
     static let maxGeneration: Int64 = 2047
     static let hashMask: Int64 = (1 << 52) - 1
