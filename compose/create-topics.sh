@@ -17,4 +17,5 @@ for topic in \
   create "$topic" --config retention.ms=-1
 done
 create encompass.scheduling.changelog --config cleanup.policy=compact
+create encompass.review.proposals --config cleanup.policy=compact
 "$kt" --bootstrap-server "$BOOTSTRAP" --list

@@ -57,7 +57,7 @@ struct ReviewOptions: ParsableArguments {
 struct ReviewList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List proposals (pending by default) with score and explanation.")
 
-    @Option(help: "pending, confirmed, rejected or all.")
+    @Option(help: "pending, confirmed, rejected, withdrawn or all.")
     var status: String = "pending"
 
     @OptionGroup var options: ReviewOptions
@@ -75,6 +75,7 @@ struct ReviewList: AsyncParsableCommand {
             let born = (child["dateOfBirth"] as? String).map { "born \($0)" } ?? (child["ageYears"] as? Int).map { "aged \($0)" } ?? "age unknown"
             print("\(proposal["proposalId"] ?? "?")  \(proposal["forceCode"] ?? "")/\(proposal["occurrenceNumber"] ?? "")  \(child["givenName"] ?? "") \(child["familyName"] ?? "") (\(born))  score \(evidence["score"] ?? "?")  \(proposal["status"] ?? "")")
             for line in evidence["explanation"] as? [String] ?? [] { print("    \(line)") }
+            if proposal["status"] as? String == "withdrawn", let note = proposal["note"] as? String { print("    \(note)") }
         }
     }
 }

@@ -131,6 +131,45 @@ public struct ReviewDecision: MessagePayload {
     }
 }
 
+/// The latest state of one proposed child on the review queue.
+/// `encompass.review.proposals` (key: proposal id, compacted). Published by the instance that
+/// owns the occurrence whenever the proposal changes; every child-research instance keeps the
+/// highest `version` of each, so any instance lists the whole queue and accepts any decision.
+public struct ReviewProposalState: MessagePayload {
+    public static let schema = "encompass.review-proposal"
+    public static let schemaVersion = 1
+
+    public var proposalId: String
+    public var forceCode: String
+    public var occurrenceNumber: String
+    public var child: IdentifiedChild
+    public var evidence: ResearchEvidence
+    /// `pending`, `confirmed`, `rejected` or `withdrawn` (no longer applies after an amendment).
+    public var status: String
+    public var createdAt: Date
+    public var decidedBy: String?
+    public var decidedAt: Date?
+    /// The reviewer's note, or why the proposal was withdrawn.
+    public var note: String?
+    /// Increases with every change; a replica ignores a state older than the one it holds.
+    public var version: Int
+
+    public init(proposalId: String, forceCode: String, occurrenceNumber: String, child: IdentifiedChild, evidence: ResearchEvidence,
+                status: String, createdAt: Date, decidedBy: String? = nil, decidedAt: Date? = nil, note: String? = nil, version: Int) {
+        self.proposalId = proposalId
+        self.forceCode = forceCode
+        self.occurrenceNumber = occurrenceNumber
+        self.child = child
+        self.evidence = evidence
+        self.status = status
+        self.createdAt = createdAt
+        self.decidedBy = decidedBy
+        self.decidedAt = decidedAt
+        self.note = note
+        self.version = version
+    }
+}
+
 /// One safeguarding contact of a school, kept by the MASH.
 public struct SchoolContact: Codable, Sendable, Equatable, Hashable {
     /// `dsl` (designated safeguarding lead), `deputy-dsl`, `da-lead`, `office`, `esm` …

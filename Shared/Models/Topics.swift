@@ -68,6 +68,12 @@ public enum Topics {
     public static let reviewDecisions = TopicDefinition(
         name: "encompass.review.decisions", key: "occurrence number",
         producers: ["child-research (review API/CLI)"], consumers: ["child-research"])
+    /// The latest state of every proposed child (pending, confirmed, rejected, withdrawn), so every
+    /// child-research instance can list the whole review queue and accept any decision.
+    public static let reviewProposals = TopicDefinition(
+        name: "encompass.review.proposals", key: "proposal id",
+        producers: ["child-research (instance owning the occurrence)"], consumers: ["child-research (every instance, own group)"],
+        compacted: true)
     public static let children = TopicDefinition(
         name: "encompass.children", key: "child id",
         producers: ["child-research"], consumers: ["school-resolution"])
@@ -93,7 +99,7 @@ public enum Topics {
 
     public static let pipeline: [TopicDefinition] = [
         incidentsRaw, incidents, history, reviewDecisions, children, schoolFeedback, schoolRegister,
-        noticeRequests, schedulingChangelog, noticesDue, noticeEvents,
+        noticeRequests, schedulingChangelog, noticesDue, noticeEvents, reviewProposals,
     ]
 
     public static let deadLetters: [TopicDefinition] = ServiceName.allCases.map {

@@ -107,6 +107,24 @@ struct ChildResearchServiceTests {
         let pending = try WireFormat.decoder().decode(Listing.self, from: try await request("GET", base, token: token).body)
         #expect(pending.proposals.map(\.child.givenName) == ["Amelia"])
 
+        // An amendment that lists the children withdraws the proposal still pending (Amelia):
+        // it leaves the queue, says why, and a decision on it is refused.
+        var amended = History.today
+        amended.children = [RecordedChild(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12")]
+        let amender = try KafkaProducer(configuration: .init(client: kafka.client("feed-2")), logger: TestLog.logger("feed-2"))
+        try await amender.send(ProducerRecord(topic: Topics.incidents.name, key: amended.occurrenceNumber,
+                                              value: try WireFormat.encode(Envelope(id: "incident-1-r2", key: amended.occurrenceNumber, producer: "intake",
+                                                                                    payload: IncidentRecorded(kind: .amendment, revision: 2, changes: [], source: "http", incident: amended)))))
+        await amender.close()
+        try await eventually("Amelia withdrawn") {
+            let withdrawn = try WireFormat.decoder().decode(Listing.self, from: try await request("GET", "\(base)?status=withdrawn", token: token).body)
+            return withdrawn.proposals.map(\.child.givenName) == ["Amelia"] && withdrawn.proposals[0].note?.contains("lists its children") == true
+        }
+        #expect(try WireFormat.decoder().decode(Listing.self, from: try await request("GET", base, token: token).body).proposals.isEmpty)
+        let amelia = try #require(listing.proposals.first { $0.child.givenName == "Amelia" })
+        #expect(try await request("POST", "\(base)/\(amelia.proposalId)/confirm", token: token, body: ["reviewer": "PS 1234"]).status == 409)
+        #expect(try await request("GET", "\(base)?status=nonsense", token: token).status == 400)
+
         await host.shutdown()
         try await task.value
     }

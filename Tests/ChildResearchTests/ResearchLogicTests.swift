@@ -39,7 +39,7 @@ enum History {
 
     static func store() throws -> ServiceStore {
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("research") + "/store.sqlite",
-                                     migrations: [HistoryIndex.migration, ReviewQueue.migration])
+                                     migrations: ChildResearchService.migrations)
         try store.pool.write { (db: Database) throws in
             for incident in [h1, h2, h3] { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
         }

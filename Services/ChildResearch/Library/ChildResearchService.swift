@@ -15,6 +15,10 @@ import ServiceRuntime
 /// - `encompass.review.decisions` (work, same key as incidents): apply a MASH officer's decision.
 /// - `encompass.history` and `encompass.incidents` (replicated: every instance reads them whole
 ///   under its own group) feed the history index, so every instance holds all of it.
+/// - `encompass.review.proposals` (replicated, compacted): the owner of an occurrence publishes
+///   every change of its proposals; every instance keeps the latest, so any instance lists the
+///   whole review queue and accepts a decision on any proposal (the decision goes on
+///   `encompass.review.decisions`, keyed by occurrence, to the owner).
 public enum ChildResearchService {
     /// Child research's settings: the research section of each force protocol, with environment overrides.
     public struct Settings: Sendable {
@@ -62,13 +66,16 @@ public enum ChildResearchService {
         try definition(settings: .fromEnvironment())
     }
 
+    /// The store's migrations, in order (index-v1, review-v1, index-v2 key generations, review-v2 versions).
+    public static let migrations = [HistoryIndex.migration, ReviewQueue.migration, HistoryIndex.generationsMigration, ReviewQueue.versionMigration]
+
     public static func definition(settings: Settings) -> ServiceDefinition {
         ServiceDefinition(
             service: .childResearch,
-            migrations: [HistoryIndex.migration, ReviewQueue.migration],
+            migrations: migrations,
             handlers: [incidentHandler(settings), decisionHandler()],
-            replicated: [historyHandler(), incidentIndexHandler()],
-            produces: [Topics.children.name, Topics.reviewDecisions.name],
+            replicated: [historyHandler(), incidentIndexHandler(), proposalReplicaHandler()],
+            produces: [Topics.children.name, Topics.reviewDecisions.name, Topics.reviewProposals.name],
             routes: { router, environment in ReviewAPI(environment: environment).register(on: router) }
         )
     }
@@ -118,15 +125,30 @@ public enum ChildResearchService {
             try publish(child, source: .officer, evidence: nil, purpose: "officer/\(i)/\(child.childId)")
             if !notes.isEmpty { logger.debug("officer child matched", metadata: ["childId": "\(child.childId)", "notes": "\(notes)"]) }
         }
+        // Proposals waiting for review before this revision: those the revision no longer
+        // supports are withdrawn (an amendment may list the children, or change the adults or address).
+        let pendingBefore = try ReviewQueue.forOccurrence(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber)
+            .filter { $0.status == "pending" }
+        var stillFound = Set<String>()
         if incident.children.isEmpty {
             let excluded = try ReviewQueue.rejectedChildren(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber)
             let candidates = try researcher.research(incident, db: db, excluded: excluded)
             for candidate in candidates {
                 let confident = candidate.evidence.score >= researcher.settings.confidentThreshold
-                _ = try ReviewQueue.upsert(db, candidate: candidate, incident: incident, status: confident ? "confirmed" : "pending",
-                                           decidedBy: confident ? "auto" : nil, now: now)
+                let (proposal, changed) = try ReviewQueue.upsert(db, candidate: candidate, incident: incident, status: confident ? "confirmed" : "pending",
+                                                                 decidedBy: confident ? "auto" : nil, now: now)
+                stillFound.insert(proposal.proposalId)
+                if changed { try ReviewQueue.publish(proposal, outbox: outbox, causationId: messageId, now: now) }
             }
             logger.info("researched", metadata: ["occurrence": "\(incident.occurrenceNumber)", "candidates": "\(candidates.count)"])
+        }
+        for proposal in pendingBefore where !stillFound.contains(proposal.proposalId) {
+            let reason = incident.children.isEmpty
+                ? "withdrawn: revision \(recorded.revision) of the incident (adults or address amended) no longer links this child"
+                : "withdrawn: revision \(recorded.revision) of the incident lists its children (\(incident.children.count)); research is not needed"
+            let withdrawn = try ReviewQueue.withdraw(db, proposal: proposal, reason: reason, now: now)
+            try ReviewQueue.publish(withdrawn, outbox: outbox, causationId: messageId, now: now)
+            logger.info("proposal withdrawn", metadata: ["proposal": "\(proposal.proposalId)", "revision": "\(recorded.revision)"])
         }
         // Confirmed research children (earlier or just now) go on with this revision.
         for proposal in try ReviewQueue.forOccurrence(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber)
@@ -149,8 +171,14 @@ public enum ChildResearchService {
                                       reason: "proposal \(decision.proposalId) belongs to \(proposal.forceCode)/\(proposal.occurrenceNumber), not \(decision.forceCode)/\(decision.occurrenceNumber)")
             }
             let target = decision.verdict == .confirm ? "confirmed" : "rejected"
-            guard proposal.status != target else { return }
+            guard proposal.status != target else { return } // the same decision again: already applied
+            guard proposal.status != "withdrawn" else {
+                ctx.logger.notice("decision on a withdrawn proposal ignored", metadata: [
+                    "proposal": "\(proposal.proposalId)", "verdict": "\(decision.verdict.rawValue)", "reason": "\(proposal.note ?? "")"])
+                return
+            }
             let updated = try ReviewQueue.decide(ctx.db, proposal: proposal, decision: decision)
+            try ReviewQueue.publish(updated, outbox: ctx.outbox, causationId: envelope.id, now: ctx.now)
             ctx.logger.info("review decision applied", metadata: ["proposal": "\(proposal.proposalId)", "verdict": "\(decision.verdict.rawValue)"])
             guard decision.verdict == .confirm,
                   let recorded = try ReviewQueue.recorded(ctx.db, forceCode: proposal.forceCode, occurrenceNumber: proposal.occurrenceNumber) else { return }
@@ -182,7 +210,24 @@ public enum ChildResearchService {
                   !envelope.payload.incident.occurrenceNumber.isEmpty, !envelope.payload.incident.forceCode.isEmpty else { return .applied }
             return try InboxEntry.applyOnce(messageId: MessageID.derived(from: envelope.id, "replica-index"), record: record, db: db, now: now) {
                 try HistoryIndex.index(envelope.payload.incident, revision: envelope.payload.revision, source: "incident", db: db)
+                // Every instance keeps the latest revision, so the one that takes the occurrence
+                // over after a rebalance can pass a confirmed child on with its incident.
+                try ReviewQueue.saveRecorded(db, envelope.payload)
             }
+        }
+    }
+
+    /// Replicated: proposal states from the owners of their occurrences (this instance's own
+    /// come back too and are ignored, being no newer than what it holds).
+    static func proposalReplicaHandler() -> TopicHandler {
+        TopicHandler.on(Topics.reviewProposals.name, ReviewProposalState.self) { envelope, ctx in
+            let state = envelope.payload
+            guard !state.proposalId.isEmpty, !state.occurrenceNumber.isEmpty, state.version >= 1,
+                  ["pending", "confirmed", "rejected", "withdrawn"].contains(state.status) else {
+                throw RejectedMessage(errorClass: "payload.validation",
+                                      reason: "proposal state without id or occurrence, version \(state.version) or status '\(state.status)'; only child-research publishes these")
+            }
+            try ReviewQueue.applyReplica(ctx.db, state)
         }
     }
 }

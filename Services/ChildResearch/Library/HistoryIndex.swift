@@ -11,8 +11,12 @@ import ServiceRuntime
 /// - `researchIncident`: one row per occurrence (force, number, revision, day, dwelling key).
 /// - `researchPerson`: one row per person per occurrence (role, names, date of birth or age,
 ///   home address, school, stable person id).
-/// - `researchKey`: blocking keys (64-bit hashes) -> person rows. A lookup reads only the rows
-///   of the query's keys, never the whole history.
+/// - `researchKey`: blocking keys -> person rows. A lookup reads only the rows of the query's
+///   keys, never the whole history. The stored key is the generation of the person row (row id
+///   / 2^17, in the top bits) and 52 bits of the key's hash: new rows' keys go to the newest
+///   generation's part of the B-tree, so a transaction of inserts touches the pages of one
+///   generation (131,072 people, about 800,000 keys) however large the history grows, and a
+///   lookup probes each generation, newest first (index-v2; index-v1 stored the bare 64-bit hash).
 public enum HistoryIndex {
     public static let migration = StoreMigration("child-research-index-v1") { db in
         try db.execute(sql: """
@@ -30,10 +34,38 @@ public enum HistoryIndex {
             """)
     }
 
+    /// index-v2: blocking keys grouped by generation of the person row (see `storedKey`). Rewrites
+    /// the keys of an index built by v1, in key order.
+    public static let generationsMigration = StoreMigration("child-research-index-v2-key-generations") { db in
+        try db.execute(sql: """
+            CREATE TABLE researchKeyV2 (key INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (key, person)) WITHOUT ROWID;
+            INSERT OR IGNORE INTO researchKeyV2 (key, person)
+                SELECT (min(person >> \(generationBits), \(maxGeneration)) << \(hashBits)) | (key & \(hashMask)), person FROM researchKey ORDER BY 1, 2;
+            DROP TABLE researchKey;
+            ALTER TABLE researchKeyV2 RENAME TO researchKey;
+            """)
+    }
+
+    /// Person rows per generation of the key index (2^17 = 131,072): smaller generations make
+    /// inserts cheaper (fewer pages written per transaction) and lookups dearer (one probe per
+    /// generation); 2^17 measured better than 2^18 at 1,000,000 people (docs/BENCHMARKS.md).
+    static let generationBits = 17
+    static let hashBits = 52
+    static let maxGeneration: Int64 = 2047
+    static let hashMask: Int64 = (1 << 52) - 1
+
+    static func generation(ofPerson row: Int64) -> Int64 { min(row >> Int64(generationBits), maxGeneration) }
+
+    /// The stored key: the generation in the top bits (the sign bit stays 0), the hash below.
+    static func storedKey(_ hash: Int64, generation: Int64) -> Int64 { generation << Int64(hashBits) | (hash & hashMask) }
+
     /// A larger page cache (256 MiB) for the connection that writes the index: the blocking-key
-    /// B-tree takes random inserts, which otherwise re-read pages from disk.
+    /// B-tree takes random inserts, which otherwise re-read pages from disk. Checkpoints every
+    /// 16,384 WAL pages (64 MiB) instead of 1,000: a page rewritten by several transactions of a
+    /// bulk load is copied into the database once per checkpoint, not once per transaction.
     public static func tuneConnection(_ db: Database) throws {
         try db.execute(sql: "PRAGMA cache_size = -262144")
+        try db.execute(sql: "PRAGMA wal_autocheckpoint = 16384")
     }
 
     /// 64-bit hash of a blocking key.
@@ -53,24 +85,77 @@ public enum HistoryIndex {
     }
 
     static func personId(_ features: PersonFeatures) -> String {
-        let g = Nicknames.canonical(features.given), f = features.family
-        let identity: String
-        if let dob = features.dateOfBirth, dob.isComplete {
-            identity = "\(g)|\(f)|\(dob)"
+        personId(given: features.given, family: features.family, dateOfBirth: features.dateOfBirth, postcode: features.postcode)
+    }
+
+    /// `"c-" + StableHash.hex128(identity).prefix(20)` for the identity `g|f|YYYY-MM-DD` (or
+    /// `g|f||postcode`), hashed as it is written, without the identity string.
+    static func personId(given: String, family: String, dateOfBirth: PartialDate?, postcode: String) -> String {
+        var h = IdentityHasher()
+        h.text(Nicknames.canonical(given)); h.byte(124); h.text(family); h.byte(124)
+        if let dob = dateOfBirth, dob.isComplete, let y = dob.year, let m = dob.month, let d = dob.day {
+            h.decimal(y, width: 4); h.byte(45); h.decimal(m, width: 2); h.byte(45); h.decimal(d, width: 2)
         } else {
-            identity = "\(g)|\(f)||\(features.postcode)"
+            h.byte(124); h.text(postcode)
         }
-        return "c-" + String(StableHash.hex128(identity).prefix(20))
+        return h.personId
+    }
+
+    /// StableHash.hex128's two lanes, fed byte by byte.
+    struct IdentityHasher {
+        var a: UInt64 = 0xcbf2_9ce4_8422_2325
+        var b: UInt64 = 0x8422_2325_cbf2_9ce4 ^ 0x9e37_79b9_7f4a_7c15
+
+        @inline(__always) mutating func byte(_ byte: UInt8) {
+            a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+            b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+            b = (b << 13) | (b >> 51)
+        }
+
+        mutating func text(_ text: String) {
+            var text = text
+            text.withUTF8 { for c in $0 { byte(c) } }
+        }
+
+        mutating func decimal(_ value: Int, width: Int) {
+            guard value >= 0 else { text(PartialDate.pad(value, width)); return }
+            var divisor = 1, digits = 1
+            while divisor <= value / 10 { divisor *= 10; digits += 1 }
+            if width > digits { for _ in digits..<width { byte(48) } }
+            while divisor > 0 { byte(UInt8(48 + (value / divisor) % 10)); divisor /= 10 }
+        }
+
+        /// `c-` and the first 20 hex digits of the 128-bit hash.
+        var personId: String {
+            var x = a, y = b
+            x ^= x >> 33; x = x &* 0xff51_afd7_ed55_8ccd; x ^= x >> 33
+            y ^= y >> 29; y = y &* 0xc4ce_b9fe_1a85_ec53; y ^= y >> 32
+            return String(unsafeUninitializedCapacity: 22) { out in
+                let hex: StaticString = "0123456789abcdef"
+                out[0] = UInt8(ascii: "c"); out[1] = UInt8(ascii: "-")
+                for i in 0..<16 { out[2 + i] = hex.utf8Start[Int((x >> UInt64(60 - 4 * i)) & 0xf)] }
+                for i in 0..<4 { out[18 + i] = hex.utf8Start[Int((y >> UInt64(60 - 4 * i)) & 0xf)] }
+                return 22
+            }
+        }
     }
 
     /// Whether an incident's occurrence is already indexed at this revision or later.
     static func indexedRevision(_ db: Database, forceCode: String, occurrenceNumber: String) throws -> Int? {
-        try Int.fetchOne(db.cachedStatement(sql: "SELECT revision FROM researchIncident WHERE forceCode = ? AND occurrenceNumber = ?"),
-                         arguments: [forceCode, occurrenceNumber])
+        var lookup = RawStatement(try db.cachedStatement(sql: "SELECT revision FROM researchIncident WHERE forceCode = ? AND occurrenceNumber = ?"), db: db)
+        lookup.bind(forceCode); lookup.bind(occurrenceNumber)
+        var revision: Int?
+        try lookup.rows { revision = Int(sqlite3_column_int64($0, 0)) }
+        return revision
     }
 
     /// Adds (or replaces with a later revision) one incident with its adults and children.
     /// Idempotent: the same or an older revision changes nothing. History imports are revision 0.
+    ///
+    /// The hot path of a bulk load: statements are GRDB's cached ones, bound and stepped
+    /// straight through SQLite (GRDB's argument arrays cost more than the inserts), and each
+    /// person's blocking keys and stable id are hashed from the normalised names without
+    /// building the key strings.
     @discardableResult
     public static func index(_ incident: Incident, revision: Int, source: String, db: Database) throws -> Bool {
         let existing = try indexedRevision(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber)
@@ -81,44 +166,45 @@ public enum HistoryIndex {
         }
         let calendarDay = CalendarDate(incident.occurredAt)
         let day = PartialDate(year: calendarDay.year, month: calendarDay.month, day: calendarDay.day).description
-        let postcode = AddressText.postcodeKey(incident.incidentAddress.postcode)
         let place = PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
                                    town: incident.incidentAddress.town, postcode: incident.incidentAddress.postcode)
-        try db.cachedStatement(sql: """
+        let insertIncident = try db.cachedStatement(sql: """
             INSERT OR REPLACE INTO researchIncident (forceCode, occurrenceNumber, revision, occurredDay, dwellingKey, postcode, source)
             VALUES (?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [incident.forceCode, incident.occurrenceNumber, revision, day, place.dwellingKey, postcode, source])
+            """)
+        var raw = RawStatement(insertIncident, db: db)
+        raw.bind(incident.forceCode); raw.bind(incident.occurrenceNumber); raw.bind(Int64(revision)); raw.bind(day)
+        raw.bind(place.dwellingKey); raw.bind(place.postcode); raw.bind(source)
+        try raw.run()
         let placeText = encodeAddress(incident.incidentAddress)
         let insertPerson = try db.cachedStatement(sql: """
             INSERT INTO researchPerson (forceCode, occurrenceNumber, role, givenName, familyName, dateOfBirth, ageYears,
                 occurredDay, address, schoolName, schoolURN, personId) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        let insertKey = try db.cachedStatement(sql: "INSERT OR IGNORE INTO researchKey (key, person) VALUES (?, ?)")
+        var hashes: [Int64] = []
+        hashes.reserveCapacity(8)
+        // The incident's (key, person) pairs, inserted together at the end, several rows per statement.
+        var pairs: [(Int64, Int64)] = []
+        pairs.reserveCapacity(32)
         func add(role: String, given: String, family: String, dob: String?, age: Int?, address: PostalAddress?, school: RecordedSchool?) throws {
-            let home = address ?? incident.incidentAddress
-            let features = address == nil || address == incident.incidentAddress
-                ? place.with(givenName: given, familyName: family, dateOfBirth: dob)
-                : PersonFeatures(givenName: given, familyName: family, dateOfBirth: dob, addressLines: home.lines, town: home.town, postcode: home.postcode)
-            let addressText = address == nil ? placeText : encodeAddress(home)
-            try insertPerson.execute(arguments: [
-                incident.forceCode, incident.occurrenceNumber, role, given, family, dob, age, day, addressText,
-                school?.name, school?.urn, personId(features),
-            ])
+            let atPlace = address == nil || address == incident.incidentAddress
+            let ownPlace = atPlace ? place : PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: address?.lines ?? [],
+                                                            town: address?.town, postcode: address?.postcode)
+            let normalisedGiven = NameText.normalise(given), normalisedFamily = NameText.normalise(family)
+            let dateOfBirth = PartialDate(dob)
+            var person = RawStatement(insertPerson, db: db)
+            person.bind(incident.forceCode); person.bind(incident.occurrenceNumber); person.bind(role); person.bind(given); person.bind(family)
+            person.bind(dob); person.bind(age.map { Int64($0) }); person.bind(day)
+            person.bind(atPlace ? placeText : address.map(encodeAddress))
+            person.bind(school?.name); person.bind(school?.urn)
+            person.bind(personId(given: normalisedGiven, family: normalisedFamily, dateOfBirth: dateOfBirth, postcode: ownPlace.postcode))
+            try person.run()
             let row = db.lastInsertedRowID
-            // The hot loop of a bulk load binds integers straight to SQLite (GRDB's argument
-            // arrays cost more than the insert itself); the statement is GRDB's cached one.
-            let raw = insertKey.sqliteStatement
-            for key in features.blockingKeys {
-                sqlite3_reset(raw)
-                sqlite3_bind_int64(raw, 1, keyHash(key))
-                sqlite3_bind_int64(raw, 2, row)
-                let code = sqlite3_step(raw)
-                guard code == SQLITE_DONE else {
-                    sqlite3_reset(raw)
-                    throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-                }
-            }
-            sqlite3_reset(raw)
+            let gen = Self.generation(ofPerson: row)
+            hashes.removeAll(keepingCapacity: true)
+            PersonFeatures.blockingKeyHashes(given: normalisedGiven, family: normalisedFamily, dateOfBirth: dateOfBirth, line: ownPlace.line,
+                                             postcode: ownPlace.postcode, into: &hashes)
+            for hash in hashes { pairs.append((storedKey(hash, generation: gen), row)) }
         }
         for party in incident.parties {
             try add(role: party.role.rawValue, given: party.givenName, family: party.familyName, dob: party.dateOfBirth,
@@ -128,7 +214,28 @@ public enum HistoryIndex {
             try add(role: "child", given: child.givenName, family: child.familyName, dob: child.dateOfBirth,
                     age: child.ageYears, address: child.homeAddress, school: child.school)
         }
+        try insertKeys(pairs, db: db)
         return true
+    }
+
+    /// Rows per key-insert statement: one statement (one step) per up to 16 keys instead of one per key.
+    static let keyRowsPerStatement = 16
+
+    static func keyInsertSQL(rows: Int) -> String {
+        "INSERT OR IGNORE INTO researchKey (key, person) VALUES " + Array(repeating: "(?, ?)", count: rows).joined(separator: ", ")
+    }
+
+    static let keyInsertSQLs: [String] = (0...keyRowsPerStatement).map { keyInsertSQL(rows: max(1, $0)) }
+
+    static func insertKeys(_ pairs: [(Int64, Int64)], db: Database) throws {
+        var start = 0
+        while start < pairs.count {
+            let count = min(keyRowsPerStatement, pairs.count - start)
+            var insert = RawStatement(try db.cachedStatement(sql: keyInsertSQLs[count]), db: db)
+            for (key, person) in pairs[start..<(start + count)] { insert.bind(key); insert.bind(person) }
+            try insert.run()
+            start += count
+        }
     }
 
     /// Compact address text: lines separated by U+1E, then U+1F town U+1F postcode.
@@ -180,9 +287,24 @@ public enum HistoryIndex {
     /// so a broad key (common surname and birth year) cannot flood the comparison.
     public static func candidates(for features: PersonFeatures, db: Database, kind: Kind, limitPerKey: Int = 200, maxRows: Int = 80) throws -> [PersonRow] {
         let keyStatement = try db.cachedStatement(sql: "SELECT person FROM researchKey WHERE key = ? ORDER BY person DESC LIMIT ?")
+        var hashes: [Int64] = []
+        features.blockingKeyHashes(into: &hashes)
+        let maxRow = try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(id) FROM researchPerson")) ?? 0
+        let newest = Self.generation(ofPerson: maxRow)
         var shared: [Int64: Int] = [:]
-        for key in features.blockingKeys {
-            for person in try Int64.fetchAll(keyStatement, arguments: [keyHash(key), limitPerKey]) { shared[person, default: 0] += 1 }
+        for hash in hashes {
+            // Generations newest first: person rows come out in descending order, as one B-tree range would.
+            var remaining = limitPerKey
+            var gen = newest
+            while gen >= 0, remaining > 0 {
+                var lookup = RawStatement(keyStatement, db: db)
+                lookup.bind(storedKey(hash, generation: gen)); lookup.bind(Int64(remaining))
+                try lookup.rows { statement in
+                    shared[sqlite3_column_int64(statement, 0), default: 0] += 1
+                    remaining -= 1
+                }
+                gen -= 1
+            }
         }
         var ranked = shared.sorted { ($0.value, $0.key) > ($1.value, $1.key) }
         if ranked.count > maxRows {
@@ -234,5 +356,66 @@ extension HistoryIndex.PersonRow {
         let place = PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: address?.lines ?? [], town: address?.town, postcode: address?.postcode)
         cache[key] = place
         return place.with(givenName: givenName, familyName: familyName, dateOfBirth: dateOfBirth)
+    }
+}
+
+/// A GRDB cached statement bound and stepped straight through SQLite, for the index's hot
+/// paths. Binds parameters in order; `run` steps an insert to completion, `rows` each result row.
+/// Always leaves the statement reset with its bindings cleared.
+struct RawStatement {
+    let handle: OpaquePointer
+    let db: Database
+    var index: Int32 = 0
+
+    init(_ statement: Statement, db: Database) {
+        handle = statement.sqliteStatement
+        self.db = db
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+    }
+
+    /// SQLite copies the bytes (SQLITE_TRANSIENT).
+    private static var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
+
+    mutating func bind(_ text: String?) {
+        index += 1
+        guard var text else { sqlite3_bind_null(handle, index); return }
+        let index = self.index, handle = self.handle
+        text.withUTF8 { (bytes: UnsafeBufferPointer<UInt8>) -> Void in
+            if bytes.isEmpty {
+                _ = sqlite3_bind_text(handle, index, "", 0, Self.transient)
+            } else {
+                bytes.withMemoryRebound(to: CChar.self) { (chars: UnsafeBufferPointer<CChar>) -> Void in
+                    _ = sqlite3_bind_text(handle, index, chars.baseAddress, Int32(chars.count), Self.transient)
+                }
+            }
+        }
+    }
+
+    mutating func bind(_ value: Int64?) {
+        index += 1
+        if let value { sqlite3_bind_int64(handle, index, value) } else { sqlite3_bind_null(handle, index) }
+    }
+
+    func run() throws {
+        let code = sqlite3_step(handle)
+        guard code == SQLITE_DONE else { throw failure(code) }
+        sqlite3_reset(handle)
+    }
+
+    func rows(_ body: (OpaquePointer) throws -> Void) throws {
+        while true {
+            let code = sqlite3_step(handle)
+            if code == SQLITE_DONE { break }
+            guard code == SQLITE_ROW else { throw failure(code) }
+            try body(handle)
+        }
+        sqlite3_reset(handle)
+    }
+
+    private func failure(_ code: Int32) -> DatabaseError {
+        let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
+        sqlite3_reset(handle)
+        return DatabaseError(resultCode: ResultCode(rawValue: code), message: message)
     }
 }

@@ -20,7 +20,10 @@ public struct PersonFeatures: Sendable, Hashable {
     }
 
     public init(given: String, family: String, dateOfBirth: PartialDate?, addressLines: [String] = [], town: String? = nil, postcode: String? = nil) {
-        let nonEmpty = addressLines.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let nonEmpty = addressLines.filter { line in
+            // Fast path: any ASCII byte other than space or tab means the line is not blank.
+            line.utf8.contains { $0 < 128 && $0 != 32 && $0 != 9 } || !line.trimmingCharacters(in: .whitespaces).isEmpty
+        }
         self.init(given: given, family: family, dateOfBirth: dateOfBirth, line: nonEmpty.isEmpty ? nil : AddressText.parse(nonEmpty),
                   town: NameText.normalise(town ?? ""), postcodeKey: AddressText.postcodeKey(postcode))
     }
@@ -69,6 +72,50 @@ public struct PersonFeatures: Sendable, Hashable {
         if !postcode.isEmpty, !sg.isEmpty, sg != sf { keys.append("p\(postcode)\(sg)") }
         if let dwelling = dwellingKey, !sf.isEmpty || !sg.isEmpty { keys.append("a\(dwelling)\(sf.prefix(1))") }
         return keys
+    }
+
+    /// `blockingKeys.map(HistoryIndex.keyHash)`, computed without building the key strings.
+    public func blockingKeyHashes(into hashes: inout [Int64]) {
+        Self.blockingKeyHashes(given: given, family: family, dateOfBirth: dateOfBirth, line: line, postcode: postcode, into: &hashes)
+    }
+
+    /// The hashes of the blocking keys of a person with these normalised parts (see `blockingKeys`).
+    static func blockingKeyHashes(given: String, family: String, dateOfBirth: PartialDate?, line: AddressText.Line?, postcode: String,
+                                  into hashes: inout [Int64]) {
+        let sf = NameText.soundexCode(family), sg = NameText.soundexCode(Nicknames.canonical(given))
+        let hasPostcode = !postcode.isEmpty
+        func key(_ tag: Character, _ body: (inout KeyHasher) -> Void) {
+            var h = KeyHasher()
+            h.byte(tag.asciiValue!)
+            body(&h)
+            hashes.append(h.value)
+        }
+        if let year = dateOfBirth?.year {
+            if sf != 0 { key("n") { $0.soundex(sf); $0.decimal(year) } }
+            if sg != 0, sg != sf { key("n") { $0.soundex(sg); $0.decimal(year) } }
+        } else if hasPostcode {
+            if sf != 0 { key("n") { $0.soundex(sf); $0.text(postcode) } }
+            if sg != 0, sg != sf { key("n") { $0.soundex(sg); $0.text(postcode) } }
+        }
+        if let dob = dateOfBirth, dob.isComplete, let year = dob.year, let month = dob.month, let day = dob.day {
+            key("d") { $0.decimal(year, width: 4); $0.byte(45); $0.decimal(month, width: 2); $0.byte(45); $0.decimal(day, width: 2) }
+        }
+        if hasPostcode, sf != 0 { key("p") { $0.text(postcode); $0.soundex(sf) } }
+        if hasPostcode, sg != 0, sg != sf { key("p") { $0.text(postcode); $0.soundex(sg) } }
+        if let line, !(line.number.isEmpty && line.street.isEmpty), sf != 0 || sg != 0 {
+            key("a") { h in
+                let bar = UInt8(ascii: "|")
+                h.text(postcode); h.byte(bar); h.text(line.flat); h.byte(bar); h.text(line.number); h.byte(bar)
+                // The first word of the street, as `split(separator: " ").first`.
+                var started = false
+                for b in line.street.utf8 {
+                    if b == 32 { if started { break } else { continue } }
+                    started = true
+                    h.byte(b)
+                }
+                if sf != 0 { h.byte(UInt8(truncatingIfNeeded: sf >> 24)) }
+            }
+        }
     }
 }
 

@@ -6,11 +6,13 @@ import NIOCore
 import ServiceRuntime
 
 /// The review queue over HTTP, guarded by `ENCOMPASS_API_TOKEN`:
-/// - `GET /v1/review[?status=pending|confirmed|rejected|all]`: proposals with score and explanation.
-/// - `POST /v1/review/{id}/confirm` and `/reject` with `{"reviewer": "...", "note": "..."}`: publishes
-///   a `ReviewDecision` on `encompass.review.decisions` (through the outbox); the instance that owns
-///   the occurrence applies it. 202 with the decision, 404 for an unknown proposal, 409 when it is
-///   already decided that way, 422 without a reviewer.
+/// - `GET /v1/review[?status=pending|confirmed|rejected|withdrawn|all]`: proposals with score and
+///   explanation. Every instance serves the whole queue (proposals are replicated through
+///   `encompass.review.proposals`; a change shows on other instances once replicated).
+/// - `POST /v1/review/{id}/confirm` and `/reject` with `{"reviewer": "...", "note": "..."}`, on any
+///   instance: publishes a `ReviewDecision` on `encompass.review.decisions` (through the outbox);
+///   the instance that owns the occurrence applies it. 202 with the decision, 404 for an unknown
+///   proposal, 409 when it is already decided that way or withdrawn, 422 without a reviewer.
 struct ReviewAPI: Sendable {
     let environment: ServiceEnvironment
 
@@ -27,8 +29,8 @@ struct ReviewAPI: Sendable {
         router.get("v1/review") { request, _ -> Response in
             if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
             let status = request.uri.queryParameters.get("status") ?? "pending"
-            guard ["pending", "confirmed", "rejected", "all"].contains(status) else {
-                return HTTPEndpoint.json(.badRequest, ["error": "status must be pending, confirmed, rejected or all"])
+            guard ["pending", "confirmed", "rejected", "withdrawn", "all"].contains(status) else {
+                return HTTPEndpoint.json(.badRequest, ["error": "status must be pending, confirmed, rejected, withdrawn or all"])
             }
             let proposals = try await environment.store.pool.read { db in
                 try ReviewQueue.list(db, status: status == "all" ? nil : status)
@@ -67,11 +69,12 @@ struct ReviewAPI: Sendable {
             return HTTPEndpoint.json(.unprocessableContent, ["errors": [FieldError("reviewer", "\"auto\" is reserved for automatic confirmation")]])
         }
         let now = environment.clock.now()
-        enum Outcome: Sendable { case unknown, already(String), published(ReviewDecision) }
+        enum Outcome: Sendable { case unknown, already(String), withdrawn(String?), published(ReviewDecision) }
         let outcome = try await environment.write { db, outbox -> Outcome in
             guard let proposal = try ReviewQueue.find(db, proposalId: id) else { return .unknown }
             let target = verdict == .confirm ? "confirmed" : "rejected"
             if proposal.status == target { return .already(target) }
+            if proposal.status == "withdrawn" { return .withdrawn(proposal.note) }
             let decision = ReviewDecision(forceCode: proposal.forceCode, occurrenceNumber: proposal.occurrenceNumber, proposalId: id,
                                           verdict: verdict, reviewer: reviewer, decidedAt: now, note: body.note)
             try outbox.publish(decision, to: Topics.reviewDecisions.name, key: proposal.occurrenceNumber, id: MessageID.fresh(), now: now)
@@ -79,9 +82,11 @@ struct ReviewAPI: Sendable {
         }
         switch outcome {
         case .unknown:
-            return HTTPEndpoint.json(.notFound, ["error": "no proposal \(id) on this instance; list them with GET /v1/review"])
+            return HTTPEndpoint.json(.notFound, ["error": "no proposal \(id); list them with GET /v1/review?status=all"])
         case .already(let status):
             return HTTPEndpoint.json(.conflict, ["error": "proposal \(id) is already \(status)"])
+        case .withdrawn(let reason):
+            return HTTPEndpoint.json(.conflict, ["error": "proposal \(id) was withdrawn (\(reason ?? "the incident was amended")); it no longer needs a decision"])
         case .published(let decision):
             return Self.wire(.accepted, decision)
         }

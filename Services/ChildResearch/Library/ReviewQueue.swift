@@ -8,7 +8,9 @@ import ServiceRuntime
 /// Tables:
 /// - `researchOccurrence`: the latest `IncidentRecorded` per occurrence this instance handled.
 /// - `proposal`: one row per (occurrence, child): score, evidence, status
-///   (`pending`, `confirmed`, `rejected`), who decided and when.
+///   (`pending`, `confirmed`, `rejected`, `withdrawn`), who decided and when, and a version.
+///   Every instance holds every proposal: the owner of the occurrence publishes each change on
+///   `encompass.review.proposals` and every instance keeps the highest version (review-v2).
 /// - `rejection`: (force, occurrence, child id) never to be proposed again.
 public enum ReviewQueue {
     public static let migration = StoreMigration("child-research-review-v1") { db in
@@ -28,6 +30,11 @@ public enum ReviewQueue {
             """)
     }
 
+    /// review-v2: a version per proposal, so replicas keep the latest state.
+    public static let versionMigration = StoreMigration("child-research-review-v2-replicated") { db in
+        try db.execute(sql: "ALTER TABLE proposal ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+    }
+
     /// A proposal as the review API lists it.
     public struct Proposal: Codable, Sendable, Equatable {
         public var proposalId: String
@@ -39,7 +46,15 @@ public enum ReviewQueue {
         public var createdAt: Date
         public var decidedBy: String?
         public var decidedAt: Date?
+        /// The reviewer's note, or why the proposal was withdrawn.
         public var note: String?
+        /// Increases with every change (review-v2).
+        public var version: Int?
+
+        var state: ReviewProposalState {
+            ReviewProposalState(proposalId: proposalId, forceCode: forceCode, occurrenceNumber: occurrenceNumber, child: child, evidence: evidence,
+                                status: status, createdAt: createdAt, decidedBy: decidedBy, decidedAt: decidedAt, note: note, version: version ?? 1)
+        }
     }
 
     public static func proposalId(forceCode: String, occurrenceNumber: String, childId: String) -> String {
@@ -52,7 +67,8 @@ public enum ReviewQueue {
     static func proposal(_ row: Row) throws -> Proposal {
         Proposal(proposalId: row["proposalId"], forceCode: row["forceCode"], occurrenceNumber: row["occurrenceNumber"],
                  child: try decode(IdentifiedChild.self, row["child"]), evidence: try decode(ResearchEvidence.self, row["evidence"]),
-                 status: row["status"], createdAt: row["createdAt"], decidedBy: row["decidedBy"], decidedAt: row["decidedAt"], note: row["note"])
+                 status: row["status"], createdAt: row["createdAt"], decidedBy: row["decidedBy"], decidedAt: row["decidedAt"], note: row["note"],
+                 version: row["version"])
     }
 
     public static func list(_ db: Database, status: String? = "pending", limit: Int = 500) throws -> [Proposal] {
@@ -86,31 +102,90 @@ public enum ReviewQueue {
     }
 
     static func saveRecorded(_ db: Database, _ recorded: IncidentRecorded) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO researchOccurrence (forceCode, occurrenceNumber, revision, recorded) VALUES (?, ?, ?, ?)",
-                       arguments: [recorded.incident.forceCode, recorded.incident.occurrenceNumber, recorded.revision, try encode(recorded)])
+        try db.execute(sql: """
+            INSERT INTO researchOccurrence (forceCode, occurrenceNumber, revision, recorded) VALUES (?, ?, ?, ?)
+            ON CONFLICT (forceCode, occurrenceNumber) DO UPDATE SET revision = excluded.revision, recorded = excluded.recorded
+            WHERE excluded.revision >= researchOccurrence.revision
+            """, arguments: [recorded.incident.forceCode, recorded.incident.occurrenceNumber, recorded.revision, try encode(recorded)])
     }
 
     /// Adds a candidate as pending (or auto-confirmed); an existing proposal keeps its decision
-    /// and takes the fresh evidence. Returns the stored proposal.
-    static func upsert(_ db: Database, candidate: Candidate, incident: Incident, status: String, decidedBy: String?, now: Date) throws -> Proposal {
+    /// and takes the fresh evidence, and a withdrawn one applies again (pending, or confirmed
+    /// when confident). Returns the stored proposal and whether it changed.
+    static func upsert(_ db: Database, candidate: Candidate, incident: Incident, status: String, decidedBy: String?, now: Date) throws -> (Proposal, changed: Bool) {
         let id = proposalId(forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber, childId: candidate.child.childId)
         if var existing = try find(db, proposalId: id) {
+            let before = existing
             existing.child = candidate.child
             existing.evidence = ResearchEvidence(score: candidate.evidence.score, explanation: candidate.evidence.explanation,
                                                  sourceOccurrences: candidate.evidence.sourceOccurrences,
                                                  confirmedBy: existing.evidence.confirmedBy, confirmedAt: existing.evidence.confirmedAt)
-            try db.execute(sql: "UPDATE proposal SET child = ?, evidence = ?, score = ? WHERE proposalId = ?",
-                           arguments: [try encode(existing.child), try encode(existing.evidence), existing.evidence.score, id])
-            return existing
+            if existing.status == "withdrawn" {
+                existing.status = status
+                existing.decidedBy = decidedBy
+                existing.decidedAt = status == "pending" ? nil : now
+                existing.note = nil
+                if status == "confirmed" { existing.evidence.confirmedBy = decidedBy; existing.evidence.confirmedAt = now }
+            }
+            guard existing != before else { return (existing, false) }
+            existing.version = (existing.version ?? 1) + 1
+            try save(db, existing)
+            return (existing, true)
         }
         var evidence = candidate.evidence
         if status == "confirmed" { evidence.confirmedBy = decidedBy; evidence.confirmedAt = now }
+        let proposal = Proposal(proposalId: id, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber, child: candidate.child,
+                                evidence: evidence, status: status, createdAt: now, decidedBy: decidedBy, decidedAt: status == "pending" ? nil : now,
+                                note: nil, version: 1)
+        try save(db, proposal)
+        return (proposal, true)
+    }
+
+    /// Writes a proposal's whole state (insert or replace).
+    static func save(_ db: Database, _ p: Proposal) throws {
         try db.execute(sql: """
-            INSERT INTO proposal (proposalId, forceCode, occurrenceNumber, childId, child, evidence, score, status, createdAt, decidedBy, decidedAt)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [id, incident.forceCode, incident.occurrenceNumber, candidate.child.childId, try encode(candidate.child),
-                             try encode(evidence), evidence.score, status, now, decidedBy, status == "pending" ? nil : now])
-        return try find(db, proposalId: id)!
+            INSERT OR REPLACE INTO proposal (proposalId, forceCode, occurrenceNumber, childId, child, evidence, score, status, createdAt,
+                decidedBy, decidedAt, note, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [p.proposalId, p.forceCode, p.occurrenceNumber, p.child.childId, try encode(p.child), try encode(p.evidence),
+                             p.evidence.score, p.status, p.createdAt, p.decidedBy, p.decidedAt, p.note, p.version ?? 1])
+    }
+
+    /// Withdraws a pending proposal that no longer applies (the amended incident lists its
+    /// children, or research on the amended adults and address no longer finds the child).
+    static func withdraw(_ db: Database, proposal: Proposal, reason: String, now: Date) throws -> Proposal {
+        var updated = proposal
+        updated.status = "withdrawn"
+        updated.decidedBy = "auto"
+        updated.decidedAt = now
+        updated.note = reason
+        updated.version = (proposal.version ?? 1) + 1
+        try save(db, updated)
+        return updated
+    }
+
+    /// Publishes a proposal's state on `encompass.review.proposals` for every instance, with an
+    /// id derived from the message that caused the change (a re-run is dropped downstream).
+    static func publish(_ proposal: Proposal, outbox: Outbox, causationId: String, now: Date) throws {
+        let version = proposal.version ?? 1
+        try outbox.publish(proposal.state, to: Topics.reviewProposals.name, key: proposal.proposalId,
+                           id: MessageID.derived(from: causationId, "proposal/\(proposal.proposalId)/v\(version)"), causationId: causationId, now: now)
+    }
+
+    /// A replica applies another instance's proposal state: kept when newer than what it holds.
+    /// A rejection is remembered here too, so an instance that takes the occurrence over after a
+    /// rebalance never proposes the child again. Returns whether it was applied.
+    @discardableResult
+    static func applyReplica(_ db: Database, _ state: ReviewProposalState) throws -> Bool {
+        if let held = try Int.fetchOne(db, sql: "SELECT version FROM proposal WHERE proposalId = ?", arguments: [state.proposalId]),
+           held >= state.version { return false }
+        try save(db, Proposal(proposalId: state.proposalId, forceCode: state.forceCode, occurrenceNumber: state.occurrenceNumber, child: state.child,
+                              evidence: state.evidence, status: state.status, createdAt: state.createdAt, decidedBy: state.decidedBy,
+                              decidedAt: state.decidedAt, note: state.note, version: state.version))
+        if state.status == "rejected" {
+            try db.execute(sql: "INSERT OR REPLACE INTO rejection (forceCode, occurrenceNumber, childId, reviewer, decidedAt) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [state.forceCode, state.occurrenceNumber, state.child.childId, state.decidedBy ?? "", state.decidedAt ?? state.createdAt])
+        }
+        return true
     }
 
     static func decide(_ db: Database, proposal: Proposal, decision: ReviewDecision) throws -> Proposal {
@@ -119,6 +194,7 @@ public enum ReviewQueue {
         updated.decidedBy = decision.reviewer
         updated.decidedAt = decision.decidedAt
         updated.note = decision.note
+        updated.version = (proposal.version ?? 1) + 1
         if decision.verdict == .confirm {
             updated.evidence.confirmedBy = decision.reviewer
             updated.evidence.confirmedAt = decision.decidedAt
@@ -126,8 +202,7 @@ public enum ReviewQueue {
             try db.execute(sql: "INSERT OR REPLACE INTO rejection (forceCode, occurrenceNumber, childId, reviewer, decidedAt) VALUES (?, ?, ?, ?, ?)",
                            arguments: [proposal.forceCode, proposal.occurrenceNumber, proposal.child.childId, decision.reviewer, decision.decidedAt])
         }
-        try db.execute(sql: "UPDATE proposal SET status = ?, decidedBy = ?, decidedAt = ?, note = ?, evidence = ? WHERE proposalId = ?",
-                       arguments: [updated.status, updated.decidedBy, updated.decidedAt, updated.note, try encode(updated.evidence), proposal.proposalId])
+        try save(db, updated)
         return updated
     }
 }

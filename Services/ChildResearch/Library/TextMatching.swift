@@ -10,25 +10,30 @@ public enum NameText {
         if !text.utf8.allSatisfy({ $0 < 128 }) {
             source = text.folding(options: [.diacriticInsensitive, .caseInsensitive], locale: nil)
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(source.utf8.count)
-        var lastSpace = true
-        for byte in source.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"):
-                out.append(byte + 32); lastSpace = false
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                out.append(byte); lastSpace = false
-            case UInt8(ascii: "-"):
-                if !lastSpace { out.append(byte) }
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: ","), UInt8(ascii: "/"), UInt8(ascii: "."):
-                if !lastSpace { out.append(UInt8(ascii: " ")); lastSpace = true }
-            default:
-                continue // apostrophes and other punctuation vanish
+        let capacity = source.utf8.count
+        if capacity == 0 { return "" }
+        // Written straight into the new string's storage (no intermediate array); the result
+        // is never longer than the source.
+        return String(unsafeUninitializedCapacity: capacity) { out in
+            var count = 0
+            var lastSpace = true
+            for byte in source.utf8 {
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"):
+                    out[count] = byte + 32; count += 1; lastSpace = false
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    out[count] = byte; count += 1; lastSpace = false
+                case UInt8(ascii: "-"):
+                    if !lastSpace { out[count] = byte; count += 1 }
+                case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: ","), UInt8(ascii: "/"), UInt8(ascii: "."):
+                    if !lastSpace { out[count] = UInt8(ascii: " "); count += 1; lastSpace = true }
+                default:
+                    continue // apostrophes and other punctuation vanish
+                }
             }
+            while count > 0, out[count - 1] == UInt8(ascii: " ") || out[count - 1] == UInt8(ascii: "-") { count -= 1 }
+            return count
         }
-        while let last = out.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "-") { out.removeLast() }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// The parts of a (possibly hyphenated or double-barrelled) name: `smith-jones` -> `[smith, jones]`.
@@ -270,6 +275,22 @@ public enum AddressText {
     /// Upper-cased postcode without spaces (`rg17ll` -> `RG17LL`), for keys; empty when none.
     public static func postcodeKey(_ text: String?) -> String {
         guard let text else { return "" }
+        if text.utf8.allSatisfy({ $0 < 128 }) {
+            // ASCII (every real postcode): letters upper-cased, digits kept, the rest dropped.
+            let count = text.utf8.count
+            if count == 0 { return "" }
+            return String(unsafeUninitializedCapacity: count) { out in
+                var n = 0
+                for byte in text.utf8 {
+                    switch byte {
+                    case UInt8(ascii: "a")...UInt8(ascii: "z"): out[n] = byte - 32; n += 1
+                    case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): out[n] = byte; n += 1
+                    default: continue
+                    }
+                }
+                return n
+            }
+        }
         return String(text.uppercased().filter { $0.isLetter || $0.isNumber })
     }
 
@@ -290,7 +311,10 @@ public enum AddressText {
     /// Parses `Flat 2, 10 High St`, `2/10 High Street`, `10a High Street` and `2 10 High Street`
     /// (flat then house number) into one form; named houses keep their name as the street part.
     public static func parse(_ lines: [String]) -> Line {
-        let text = lines.joined(separator: ", ").lowercased().replacingOccurrences(of: "/", with: " slash ")
+        var text = lines.joined(separator: ", ")
+        // normalise lower-cases ASCII itself; other text is lower-cased first, as it always was.
+        if !text.utf8.allSatisfy({ $0 < 128 }) { text = text.lowercased() }
+        if text.utf8.contains(UInt8(ascii: "/")) { text = text.replacingOccurrences(of: "/", with: " slash ") }
         var tokens = NameText.normalise(text).split(separator: " ").map(String.init)
         var flat = "", number = ""
         var street: [String] = []
@@ -308,9 +332,9 @@ public enum AddressText {
             if flatWords.contains(token), i + 1 < tokens.count, flat.isEmpty {
                 flat = tokens[i + 1]; i += 2; continue
             }
-            if token.first?.isNumber == true, number.isEmpty {
+            if startsWithDigit(token), number.isEmpty {
                 // "2 10 high street": a flat number before the house number.
-                if i + 1 < tokens.count, tokens[i + 1].first?.isNumber == true, flat.isEmpty {
+                if i + 1 < tokens.count, startsWithDigit(tokens[i + 1]), flat.isEmpty {
                     flat = token; number = tokens[i + 1]; i += 2; continue
                 }
                 number = token; i += 1; continue
@@ -323,9 +347,80 @@ public enum AddressText {
         return Line(flat: flat, number: number, street: street.joined(separator: " "))
     }
 
+    /// Tokens are normalised ASCII, so a digit is 0-9.
+    @inline(__always) static func startsWithDigit(_ token: String) -> Bool {
+        guard let first = token.utf8.first else { return false }
+        return first >= 48 && first <= 57
+    }
+
     /// A key for "the same dwelling": flat, number, first street word and the postcode.
     public static func dwellingKey(_ line: Line, postcode: String) -> String {
         let firstWord = line.street.split(separator: " ").first.map(String.init) ?? ""
         return "\(postcode)|\(line.flat)|\(line.number)|\(firstWord)"
+    }
+}
+
+/// Builds a blocking-key hash byte by byte, without the key string: the same FNV-1a and
+/// finaliser as `HistoryIndex.keyHash(String)`, so `KeyHasher` fed the bytes of a key gives
+/// the hash of that key's string (the index format does not change).
+struct KeyHasher {
+    var state: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    @inline(__always) mutating func byte(_ byte: UInt8) { state = (state ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+
+    @inline(__always) mutating func text(_ text: String) {
+        var text = text
+        text.withUTF8 { for b in $0 { byte(b) } }
+    }
+
+    /// A packed Soundex code (`NameText.soundexCode`): its 4 characters, none when 0.
+    @inline(__always) mutating func soundex(_ code: UInt32) {
+        guard code != 0 else { return }
+        byte(UInt8(truncatingIfNeeded: code >> 24)); byte(UInt8(truncatingIfNeeded: code >> 16))
+        byte(UInt8(truncatingIfNeeded: code >> 8)); byte(UInt8(truncatingIfNeeded: code))
+    }
+
+    /// `value` in decimal, zero-padded to `width` digits (`String(value)` when width is 0),
+    /// exactly as `PartialDate.pad` writes it.
+    mutating func decimal(_ value: Int, width: Int = 0) {
+        guard value >= 0 else { text(width == 0 ? String(value) : PartialDate.pad(value, width)); return }
+        var divisor = 1, digits = 1
+        while divisor <= value / 10 { divisor *= 10; digits += 1 }
+        if width > digits { for _ in digits..<width { byte(48) } }
+        while divisor > 0 { byte(UInt8(48 + (value / divisor) % 10)); divisor /= 10 }
+    }
+
+    var value: Int64 {
+        var h = state
+        h ^= h >> 33; h = h &* 0xff51_afd7_ed55_8ccd; h ^= h >> 33
+        return Int64(bitPattern: h)
+    }
+}
+
+extension NameText {
+    /// `soundex(_:)` packed into 4 bytes (first character in the high byte), 0 for `""`.
+    static func soundexCode(_ normalised: String) -> UInt32 {
+        var normalised = normalised
+        return normalised.withUTF8 { bytes -> UInt32 in
+            let codes: StaticString = "01230120022455012623010202"
+            var result: UInt32 = 0
+            var count = 0
+            var last: UInt8 = 0
+            for byte in bytes {
+                guard byte >= 97, byte <= 122 else { continue }
+                let code = codes.utf8Start[Int(byte - 97)]
+                if count == 0 {
+                    result = UInt32(byte - 32); count = 1
+                    last = code
+                    continue
+                }
+                if code != UInt8(ascii: "0"), code != last { result = result << 8 | UInt32(code); count += 1 }
+                if byte != UInt8(ascii: "h"), byte != UInt8(ascii: "w") { last = code }
+                if count == 4 { break }
+            }
+            if count == 0 { return 0 }
+            while count < 4 { result = result << 8 | UInt32(UInt8(ascii: "0")); count += 1 }
+            return result
+        }
     }
 }

@@ -1,0 +1,121 @@
+@testable import ChildResearchService
+import EncompassModels
+import EncompassTestSupport
+import Foundation
+import GRDB
+import ServiceRuntime
+import Testing
+
+/// The index's fast paths must write exactly what the string-built keys and ids would, and the
+/// key generations (index-v2) must find what v1 found.
+@Suite("History index format: hashed keys, stable ids, key generations and the v1 -> v2 migration")
+struct IndexFormatTests {
+    static let people: [PersonFeatures] = [
+        PersonFeatures(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", addressLines: ["Flat 2", "10 High Street"], town: "Reading", postcode: "RG1 7LL"),
+        PersonFeatures(givenName: "Bob", familyName: "Smith-Jones", dateOfBirth: "1980", addressLines: ["2/10 High St"], postcode: "rg17ll"),
+        PersonFeatures(givenName: "Zoë", familyName: "O'Brien", dateOfBirth: nil, addressLines: ["Rose Cottage", "Mill Lane"], postcode: "OX4 1AA"),
+        PersonFeatures(givenName: "Amelia", familyName: "Amelia", dateOfBirth: "2019-01", addressLines: [], postcode: nil),
+        PersonFeatures(givenName: "", familyName: "Patel", dateOfBirth: "04/04/2016", addressLines: ["22 Station Road"], postcode: "RG1 1AA"),
+        PersonFeatures(givenName: "Mohammed", familyName: "", dateOfBirth: "20160404", addressLines: ["  ", "7"], postcode: "SL1 2AB"),
+        PersonFeatures(givenName: "Jack", familyName: "Hughes", dateOfBirth: "2008-01-01", addressLines: ["Flat 12, 250 Forbury Road"], postcode: ""),
+        PersonFeatures(givenName: "Mary Jane", familyName: "Wood  -  Hall", dateOfBirth: "1899-12-31", addressLines: ["3 The Crescent"], postcode: "MK9 3XX"),
+        PersonFeatures(givenName: "Li", familyName: "Xu", dateOfBirth: "2024-02-29", addressLines: ["Apartment 4b", "1 Queens Rd"], postcode: "HP13 6AA"),
+    ]
+
+    @Test("blocking-key hashes equal the hashes of the key strings; packed Soundex equals Soundex")
+    func keyHashes() {
+        for person in Self.people {
+            var hashes: [Int64] = []
+            person.blockingKeyHashes(into: &hashes)
+            #expect(hashes == person.blockingKeys.map(HistoryIndex.keyHash), "\(person.given) \(person.family): \(person.blockingKeys)")
+            for name in [person.given, person.family, Nicknames.canonical(person.given)] {
+                let packed = NameText.soundexCode(name)
+                let text = packed == 0 ? "" : String(decoding: [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: packed >> $0) }, as: UTF8.self)
+                #expect(text == NameText.soundex(name))
+            }
+        }
+        #expect(!Self.people[0].blockingKeys.isEmpty)
+    }
+
+    @Test("stable person ids hashed byte by byte equal c- + StableHash.hex128(identity)")
+    func personIds() {
+        for person in Self.people {
+            let g = Nicknames.canonical(person.given)
+            let identity = person.dateOfBirth?.isComplete == true ? "\(g)|\(person.family)|\(person.dateOfBirth!)" : "\(g)|\(person.family)||\(person.postcode)"
+            #expect(HistoryIndex.personId(person) == "c-" + String(StableHash.hex128(identity).prefix(20)))
+        }
+        #expect(HistoryIndex.personId(given: "Bob", family: "Smith", dateOfBirth: "1980-02-02", postcode: nil)
+            == HistoryIndex.personId(given: "Robert", family: "smith", dateOfBirth: "1980-02-02", postcode: "RG1 1AA"))
+    }
+
+    @Test("normalisation keeps its rules (case, accents, punctuation, spaces, hyphens)")
+    func normalise() {
+        #expect(NameText.normalise("  O'Brien ") == "obrien")
+        #expect(NameText.normalise("Zoë") == "zoe")
+        #expect(NameText.normalise("Smith - Jones") == "smith jones")
+        #expect(NameText.normalise("-Anne-Marie-") == "anne-marie")
+        #expect(NameText.normalise("Flat 2, 10 High St.") == "flat 2 10 high st")
+        #expect(NameText.normalise("") == "")
+        #expect(NameText.normalise("''") == "")
+    }
+
+    @Test("key generations: rows of later generations are found newest first beside older ones")
+    func generations() throws {
+        #expect(HistoryIndex.generation(ofPerson: 1) == 0)
+        #expect(HistoryIndex.generation(ofPerson: 1 << Int64(HistoryIndex.generationBits)) == 1)
+        #expect(HistoryIndex.generation(ofPerson: (1 << Int64(HistoryIndex.generationBits)) - 1) == 0)
+        #expect(HistoryIndex.generation(ofPerson: Int64.max) == HistoryIndex.maxGeneration)
+        #expect(HistoryIndex.storedKey(-1, generation: HistoryIndex.maxGeneration) > 0)
+        #expect(HistoryIndex.storedKey(-1, generation: 0) != HistoryIndex.storedKey(-1, generation: 1))
+
+        let store = try History.store() // 9 people in generation 0
+        try store.pool.write { (db: Database) throws in
+            // Jump the row ids two generations on, then index a later incident of the same household.
+            try db.execute(sql: """
+                INSERT INTO researchPerson (id, forceCode, occurrenceNumber, role, givenName, familyName, occurredDay, personId)
+                VALUES (600000, '43', 'filler', 'victim', 'x', 'y', '2020-01-01', 'c-x')
+                """)
+            var later = History.h1
+            later.occurrenceNumber = "43250000404"
+            later.occurredAt = day("2025-01-02")
+            try HistoryIndex.index(later, revision: 0, source: "history:test", db: db)
+            let oliver = PersonFeatures(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", addressLines: ["10 High Street"], postcode: "RG1 7LL")
+            let rows = try HistoryIndex.candidates(for: oliver, db: db, kind: .children)
+            let olivers = rows.filter { $0.givenName == "Oliver" }
+            #expect(olivers.map(\.occurrenceNumber) == ["43250000404", "43230000101"])
+            #expect(olivers[0].row > 600_000 && olivers[1].row < 1 << Int64(HistoryIndex.generationBits))
+            #expect(HistoryIndex.generation(ofPerson: olivers[0].row) > HistoryIndex.generation(ofPerson: olivers[1].row))
+            // At most limitPerKey rows per key, the newest generation first.
+            let newest = try HistoryIndex.candidates(for: oliver, db: db, kind: .children, limitPerKey: 1)
+            #expect(newest.first?.occurrenceNumber == "43250000404")
+        }
+    }
+
+    @Test("an index written by v1 (bare 64-bit key hashes) is rewritten by the v2 migration and researched the same")
+    func migration() throws {
+        let path = TestPaths.temporaryDirectory("research-v1") + "/store.sqlite"
+        let expected: [String]
+        do {
+            let v1 = try ServiceStore(path: path, migrations: [HistoryIndex.migration, ReviewQueue.migration])
+            try v1.pool.write { (db: Database) throws in
+                for incident in [History.h1, History.h2, History.h3] { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
+                // As v1 wrote them: the full hash of each key string.
+                try db.execute(sql: "DELETE FROM researchKey")
+                for row in try Row.fetchAll(db, sql: "SELECT * FROM researchPerson").map(HistoryIndex.PersonRow.init) {
+                    for key in row.features.blockingKeys {
+                        try db.execute(sql: "INSERT OR IGNORE INTO researchKey (key, person) VALUES (?, ?)", arguments: [HistoryIndex.keyHash(key), row.row])
+                    }
+                }
+                #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey WHERE key < 0 OR key > ?", arguments: [HistoryIndex.hashMask])! > 0)
+            }
+            expected = ["Oliver", "Amelia", "Lily"]
+        }
+        let v2 = try ServiceStore(path: path, migrations: ChildResearchService.migrations)
+        let candidates = try v2.pool.read { db in try Researcher(settings: .standard).research(History.today, db: db) }
+        #expect(Set(candidates.map(\.child.givenName)) == Set(expected))
+        try v2.pool.read { (db: Database) throws in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey WHERE key < 0 OR key > ?", arguments: [HistoryIndex.hashMask]) == 0)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey")! > 20)
+        }
+    }
+}
