@@ -131,8 +131,25 @@ public enum WireFormat {
     }
 
     /// Reads an envelope, checking schema, version and the payload's own validation.
+    ///
+    /// The common case (a well-formed envelope of the expected schema) is parsed once; only a
+    /// record that fails is parsed again for its header, to say precisely what is wrong.
     public static func decode<P: MessagePayload>(_ type: P.Type, from bytes: [UInt8]) throws(EnvelopeError) -> Envelope<P> {
         let data = Data(bytes)
+        let decoded: Envelope<P>?
+        let payloadError: (any Error)?
+        do {
+            decoded = try decoder().decode(Envelope<P>.self, from: data)
+            payloadError = nil
+        } catch {
+            decoded = nil
+            payloadError = error
+        }
+        if let envelope = decoded, envelope.schema == P.schema, P.supportedVersions.contains(envelope.version), !envelope.id.isEmpty {
+            let problems = envelope.payload.validationErrors()
+            guard problems.isEmpty else { throw .validationFailed(problems) }
+            return envelope
+        }
         let header: Header
         do {
             header = try JSONDecoder().decode(Header.self, from: data)
@@ -146,15 +163,7 @@ public enum WireFormat {
         guard P.supportedVersions.contains(version) else {
             throw .unsupportedVersion(schema: schema, version: version, supported: P.supportedVersions)
         }
-        let envelope: Envelope<P>
-        do {
-            envelope = try decoder().decode(Envelope<P>.self, from: data)
-        } catch {
-            throw .invalidPayload(describe(error))
-        }
-        let problems = envelope.payload.validationErrors()
-        guard problems.isEmpty else { throw .validationFailed(problems) }
-        return envelope
+        throw .invalidPayload(payloadError.map(describe) ?? "unreadable payload")
     }
 
     /// A readable account of a decoding error: the field path and what was wrong.
@@ -182,19 +191,99 @@ public enum WireFormat {
 
 /// ISO 8601 timestamps with optional fractional seconds, always written in UTC.
 public enum Timestamp {
+    /// `2026-11-23T23:30:00.000Z`: UTC, milliseconds. Computed directly (every message carries
+    /// several timestamps; Foundation's format styles cost microseconds each).
     public static func format(_ date: Date) -> String {
+        // Whole milliseconds (all this project reads and writes) come back from binary floating
+        // point a hair off: take the nearest one when within a microsecond, else truncate.
+        let scaled = date.timeIntervalSince1970 * 1000
+        let nearest = scaled.rounded()
+        let totalMilliseconds = Int64(abs(scaled - nearest) < 0.001 ? nearest : scaled.rounded(.down))
+        var days = totalMilliseconds >= 0 ? totalMilliseconds / 86_400_000 : (totalMilliseconds - 86_399_999) / 86_400_000
+        let msOfDay = totalMilliseconds - days * 86_400_000
+        guard (-719_162...2_932_896).contains(days) else { return formatWithFoundation(date) } // years 1...9999
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        days += 719_468
+        let era = (days >= 0 ? days : days - 146_096) / 146_097
+        let dayOfEra = days - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        var bytes = [UInt8](repeating: 0, count: 24)
+        func put(_ value: Int64, at index: Int, width: Int) {
+            var v = value
+            for i in stride(from: index + width - 1, through: index, by: -1) {
+                bytes[i] = UInt8(48 + v % 10)
+                v /= 10
+            }
+        }
+        put(year, at: 0, width: 4); bytes[4] = 45
+        put(month, at: 5, width: 2); bytes[7] = 45
+        put(day, at: 8, width: 2); bytes[10] = 84
+        put(msOfDay / 3_600_000, at: 11, width: 2); bytes[13] = 58
+        put(msOfDay / 60_000 % 60, at: 14, width: 2); bytes[16] = 58
+        put(msOfDay / 1_000 % 60, at: 17, width: 2); bytes[19] = 46
+        put(msOfDay % 1_000, at: 20, width: 3); bytes[23] = 90
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The same format by Foundation (reference for tests, and years outside 1...9999).
+    public static func formatWithFoundation(_ date: Date) -> String {
         date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
     }
 
     /// ISO 8601 with an offset (`Z`, `+01:00`), or a local time without one, which is read as
     /// Europe/London (police records are kept in local time).
     public static func parse(_ text: String) -> Date? {
+        if let date = parseUTC(text) { return date }
         if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
         if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
         for formatter in londonFormatters {
             if let date = formatter.date(from: text) { return date }
         }
         return nil
+    }
+
+    /// The form this project writes (`2026-11-23T23:30:00.000Z`, or without the milliseconds),
+    /// read directly; anything else (offsets, other precisions, invalid dates) is left to
+    /// Foundation.
+    static func parseUTC(_ text: String) -> Date? {
+        var text = text
+        return text.withUTF8 { b -> Date? in
+            guard b.count == 24 || b.count == 20, b[b.count - 1] == 90, b[4] == 45, b[7] == 45, b[10] == 84, b[13] == 58, b[16] == 58 else { return nil }
+            func number(_ from: Int, _ width: Int) -> Int64? {
+                var value: Int64 = 0
+                for i in from..<(from + width) {
+                    let digit = b[i] &- 48
+                    guard digit < 10 else { return nil }
+                    value = value * 10 + Int64(digit)
+                }
+                return value
+            }
+            guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
+                  let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2),
+                  year >= 1, (1...12).contains(month), hour < 24, minute < 60, second < 60 else { return nil }
+            var millisecond: Int64 = 0
+            if b.count == 24 {
+                guard b[19] == 46, let ms = number(20, 3) else { return nil }
+                millisecond = ms
+            }
+            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+            let monthDays: [Int64] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+            guard day >= 1, day <= monthDays[Int(month) - 1] else { return nil }
+            // Days since 1970-01-01 from the civil date (Howard Hinnant's algorithm).
+            let y = month <= 2 ? year - 1 : year
+            let era = (y >= 0 ? y : y - 399) / 400
+            let yearOfEra = y - era * 400
+            let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+            let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+            let days = era * 146_097 + dayOfEra - 719_468
+            let milliseconds = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1_000 + millisecond
+            return Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+        }
     }
 
     private static let londonFormatters: [DateFormatter] = [
