@@ -65,7 +65,13 @@ struct ConsoleServiceTests {
         // Notices today: Oakwood, sent, not acknowledged (it is before 10:00).
         let notices = try await web.get("/notices")
         #expect(notices.text.contains("Oakwood Primary School") && notices.text.contains("not acknowledged"))
-        #expect(notices.text.contains("Notices released or active on 2026-11-24"))
+        #expect(notices.text.contains("Notices released or active on 2026-11-24") && !notices.text.contains("FOLLOW UP"))
+        // 10:00 passes on the simulated clock without an acknowledgement: flagged for a call.
+        try SimulatedClockFile(simulated: Timestamp.parse("2026-11-24T10:00:05Z")!, real: Date(), rate: 1).write(to: world.clockFile)
+        try await eventually("the notice flagged after 10:00", timeout: .seconds(30)) {
+            let page = try await web.get("/notices").text
+            return page.contains("FOLLOW UP") && page.contains("1 to follow up")
+        }
 
         let trail = try await world.console.app.staff.auditTrail()
         for action in ["review-confirm", "review-reject", "csc-download", "csc-upload", "sign-in"] {
