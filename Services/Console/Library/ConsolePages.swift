@@ -10,7 +10,7 @@ public enum ConsolePages {
     header{background:#1d3557;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.2rem;align-items:center;flex-wrap:wrap}
     header a{color:#fff;text-decoration:none;padding:.2rem .5rem;border-radius:.3rem}
     header a.active{background:#457b9d}
-    header .who{margin-left:auto}
+    header .who{margin-left:auto;font-size:.85rem}
     header form{display:inline}
     main{padding:1rem 1.2rem;max-width:78rem}
     table{border-collapse:collapse;width:100%;background:#fff;margin:.5rem 0 1.2rem}
