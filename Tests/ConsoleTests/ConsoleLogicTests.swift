@@ -238,3 +238,38 @@ struct ConsoleLogicTests {
         #expect(throws: ConfigurationError.self) { try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_HTTP_PORT": "99999"]) }
     }
 }
+
+@Suite("Console: staff accounts from the command line, and the viewer role", .serialized)
+struct ConsoleAccountTests {
+    @Test("encompass console add-user prints a password once that signs in; a viewer sees the pages but may not act")
+    func cliAndViewer() async throws {
+        var settings = unreachableSettings("console-cli")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try executable("encompass"))
+        process.arguments = ["console", "add-user", "--name", "v.iewer", "--role", "viewer", "--data-dir", settings.dataDirectory]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(output)")
+        let password = try #require(output.firstMatch(of: /password: (\S+)/).map { String($0.1) }, "\(output)")
+        #expect(password.count == 20)
+
+        settings.passwordIterations = Secrets.defaultIterations
+        let console = try await RunningConsole(settings)
+        let web = WebClient(base: console.base)
+        let token = try #require(WebClient.csrf(in: try await web.get("/sign-in").text))
+        #expect(try await web.post("/sign-in", form: ["name": "v.iewer", "password": password, "csrf": token]).status == 303)
+        let review = try await web.get("/review")
+        #expect(review.status == 200 && review.text.contains("(viewer)"))
+        let csrf = try #require(WebClient.csrf(in: review.text))
+        let refused = try await web.post("/review/r-1/confirm", form: ["csrf": csrf])
+        #expect(refused.status == 403 && refused.text.contains("may look but not act"))
+        let download = try await web.post("/requests/download", form: ["lpa": "Reading", "format": "csv", "csrf": csrf])
+        #expect(download.status == 403)
+        #expect(!(try await web.get("/requests").text.contains("id=\"upload-form\"")), "no upload form for a viewer")
+        try await console.stop()
+    }
+}
