@@ -52,7 +52,11 @@ struct ConsoleBrowserTests {
     func browser() async throws {
         let world = try await ConsoleWorld()
         try await world.seed()
-        let output = TestPaths.temporaryDirectory("console-browser")
+        // ENCOMPASS_TEST_OUTPUT_DIR (e.g. CI's artifact folder) keeps the screenshots; else a temporary folder.
+        let output = ProcessInfo.processInfo.environment["ENCOMPASS_TEST_OUTPUT_DIR"].flatMap { $0.isEmpty ? nil : $0 + "/console-browser" }
+            ?? TestPaths.temporaryDirectory("console-browser")
+        try? FileManager.default.removeItem(atPath: output + "/downloads")
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         let arguments = [ConsoleBrowser.peers + "/console_browser.py", "--url", world.console.base, "--name", ConsoleWorld.staff,
                          "--password", ConsoleWorld.password, "--wrong-password", "not-the-password", "--confirm-child", "Amelia",
                          "--lpa", "Reading", "--downloads", output + "/downloads", "--screenshots", output + "/screenshots"]

@@ -19,7 +19,11 @@ struct ConsoleServiceTests {
         #expect(try await web.post("/sign-in", form: ["name": ConsoleWorld.staff, "password": ConsoleWorld.password, "csrf": signInToken]).status == 303)
 
         // Overview: five stages answering, school resolution's dead letter listed.
-        let overview = try await web.get("/overview")
+        var overview = try await web.get("/overview")
+        try await eventually("five stages up", timeout: .seconds(60), interval: .seconds(1)) {
+            overview = try await web.get("/overview")
+            return overview.text.components(separatedBy: "data-state=\"up\"").count == 6
+        }
         for service in ServiceName.allCases {
             #expect(overview.text.contains("id=\"stage-\(service.rawValue)\" data-state=\"up\""), "\(service.rawValue) up")
         }

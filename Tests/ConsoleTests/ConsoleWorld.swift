@@ -67,6 +67,7 @@ final class ConsoleWorld: Sendable {
         settings.httpPort = 0
         settings.apiToken = Self.token
         settings.passwordIterations = 10_000
+        settings.serviceTimeout = 20 // the suites share 2 cores with chromium and other services
         settings.clockFile = clockFile
         settings.bootstrapUser = (Self.staff, "officer", Self.password)
         console = try await RunningConsole(settings)

@@ -171,9 +171,14 @@ public struct StaffDirectory: Sendable {
             throw StaffError.throttled(until: until)
         }
         let user = try await store.pool.read { try StaffUser.fetchOne($0, key: name) }
-        // Hash even for an unknown name, so the answer takes as long either way.
-        let stored = user?.passwordHash ?? Self.decoyHash
-        let matches = (try? await Secrets.verifyPassword(password, stored: stored)) ?? false
+        let matches: Bool
+        if let user {
+            matches = (try? await Secrets.verifyPassword(password, stored: user.passwordHash)) ?? false
+        } else {
+            // The same PBKDF2 work for an unknown name, so the answer takes as long either way.
+            _ = try? await Secrets.hashPassword(password, iterations: settings.passwordIterations)
+            matches = false
+        }
         guard let user, matches else {
             let maxFailures = settings.maxFailedSignIns
             let lockout = settings.lockout
@@ -231,9 +236,4 @@ public struct StaffDirectory: Sendable {
     public func auditTrail(limit: Int = 200) async throws -> [StaffAuditEntry] {
         try await store.pool.read { try StaffAuditEntry.order(Column("id").desc).limit(limit).fetchAll($0) }
     }
-
-    /// A valid hash of a random password, checked against for unknown names.
-    static let decoyHash: String = {
-        (try? Secrets.hashPasswordBlocking(MessageID.fresh(), iterations: Secrets.defaultIterations)) ?? "pbkdf2-sha256$1$AA==$AA=="
-    }()
 }
