@@ -92,6 +92,9 @@ struct ConsoleLogicTests {
 
         let anonymous = try await web.get("/overview")
         #expect(anonymous.status == 303 && anonymous.headers["location"] == "/sign-in")
+        #expect(try await web.get("/").headers["location"] == "/sign-in")
+        let css = try await web.get("/static/console.css")
+        #expect(css.status == 200 && css.headers["content-type"]?.hasPrefix("text/css") == true)
         let signInPage = try await web.get("/sign-in")
         #expect(signInPage.status == 200)
         #expect(signInPage.headers["content-security-policy"]?.contains("default-src 'none'") == true)
@@ -112,6 +115,7 @@ struct ConsoleLogicTests {
 
         let overview = try await web.get("/overview")
         #expect(overview.status == 200 && overview.text.contains("mash.test"))
+        #expect(try await web.get("/").headers["location"] == "/overview")
         for service in ServiceName.allCases {
             #expect(overview.text.contains("id=\"stage-\(service.rawValue)\" data-state=\"unreachable\""), "\(service.rawValue) shown unreachable")
         }
