@@ -26,6 +26,7 @@ struct ServiceSpec {
     var dependencies: [Target.Dependency] = []  // beyond the common ones
     var resources: [Resource]? = nil
     var testExclude: [String] = []  // non-Swift files in Tests/<folder>Tests (e.g. Python test peers)
+    var testDependencies: [Target.Dependency] = []  // beyond the common ones (e.g. the services a test runs)
 }
 
 let services = [
@@ -40,6 +41,12 @@ let services = [
                 resources: [.copy("Resources/bank-holidays.json"), .copy("Resources/term-dates")]),
     ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch",
                 dependencies: ["CCurl", "COpenSSLCrypto"], testExclude: ["Peers"]),
+    // The MASH console: a web app over the five services' HTTP APIs (it consumes no topic).
+    ServiceSpec(folder: "Console", library: "ConsoleService", executable: "console",
+                dependencies: [lifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                               .product(name: "Prometheus", package: "swift-prometheus")],
+                testExclude: ["Peers"],
+                testDependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService"]),
 ]
 
 var targets: [Target] = [
@@ -76,7 +83,7 @@ var targets: [Target] = [
     .target(
         name: "ServiceRuntime",
         dependencies: [
-            "EncompassModels", "EncompassKafka", grdb, logging, lifecycle, hummingbird,
+            "EncompassModels", "EncompassKafka", "COpenSSLCrypto", grdb, logging, lifecycle, hummingbird,
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ],
@@ -106,7 +113,7 @@ var targets: [Target] = [
         name: "EncompassCLI",
         dependencies: [
             "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", argumentParser, logging, grdb,
-            "SchedulingService", "ChildResearchService", "SchoolResolutionService",
+            "SchedulingService", "ChildResearchService", "SchoolResolutionService", "ConsoleService",
         ],
         path: "Services/CLI",
         swiftSettings: strict
@@ -147,7 +154,7 @@ for service in services {
     targets.append(.testTarget(
         name: "\(service.folder)Tests",
         dependencies: [.target(name: service.library), "ServiceRuntime", "EncompassKafka", "EncompassTestSupport", "EncompassModels",
-                       grdb, logging, hummingbird],
+                       grdb, logging, hummingbird] + service.testDependencies,
         path: "Tests/\(service.folder)Tests",
         exclude: service.testExclude,
         swiftSettings: strict

@@ -142,7 +142,8 @@ final class DemoRun: Sendable {
 
         // 2. Broker and services, on a simulated clock stopped at the end of the day.
         try await pipeline.start(clock: date.at(hour: 23, minute: 30), rate: 0)
-        say("broker and five services up: " + ServiceName.allCases.map { "\($0.rawValue) :\(pipeline.port($0))" }.joined(separator: ", "))
+        say("broker, five services and the console up: " + ServiceName.allCases.map { "\($0.rawValue) :\(pipeline.port($0))" }.joined(separator: ", ")
+            + ", console :\(pipeline.consolePort)")
 
         // 3. Reference data: schools' safeguarding contacts, then the history.
         let contacts = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/world/contacts.csv"))
@@ -246,6 +247,7 @@ final class DemoRun: Sendable {
         dead letters:         \(deadLetters)
 
         where to look:
+          MASH console         \(pipeline.consoleURL)/  (staff \(pipeline.options.consoleUser), password \(pipeline.options.consolePassword))
           mail folder          \(mailDirectory)/  (each mail links to its notice page; school password: \(schoolPassword))
           notices              encompass notifications list --date \(CalendarDate(first)) (ENCOMPASS_API_TOKEN=\(apiToken))
           dead letters         encompass dlq list

@@ -13,7 +13,7 @@ struct Encompass: AsyncParsableCommand {
         subcommands: [
             BrokerCommand.self, TopicsCommand.self, IngestCommand.self, HistoryCommand.self, BenchCommand.self,
             DeadLetterCommand.self, LagCommand.self, GenerateCommand.self, DemoCommand.self,
-            ScheduleCommand.self, NotificationsCommand.self, ReviewCommand.self, SchoolsCommand.self, FaultsCommand.self,
+            ScheduleCommand.self, NotificationsCommand.self, ReviewCommand.self, SchoolsCommand.self, FaultsCommand.self, ConsoleCommand.self,
         ]
     )
 }

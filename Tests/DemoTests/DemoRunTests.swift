@@ -28,5 +28,8 @@ struct DemoRunTests {
         let mails = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/mail").filter { $0.hasSuffix(".eml") }
         #expect(mails.count >= Int(correct.1)!)
         #expect(output.contains("stopped the embedded broker"))
+        // The MASH console ran beside the services, with the demo's staff account.
+        #expect(output.contains("MASH console         http://127.0.0.1:") && output.contains("staff mash.demo, password demo-"))
+        #expect(output.contains("stopped the console"))
     }
 }

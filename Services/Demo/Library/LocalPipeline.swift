@@ -27,10 +27,15 @@ public actor LocalPipeline {
         public var basePort: Int
         public var partitions: Int
         public var environment: [String: String]
+        /// Starts the MASH console too (port basePort + 5), with one staff account.
+        public var console: Bool
+        public var consoleUser: String
+        public var consolePassword: String
 
         public init(binDirectory: String, directory: String, apiToken: String = "local-" + MessageID.fresh(),
                     intakeToken: String = "local-intake-" + MessageID.fresh(), instances: [ServiceName: Int] = [:],
-                    basePort: Int = 8081, partitions: Int = 12, environment: [String: String] = [:]) {
+                    basePort: Int = 8081, partitions: Int = 12, environment: [String: String] = [:],
+                    console: Bool = true, consoleUser: String = "mash.demo", consolePassword: String = "demo-" + UUID().uuidString.lowercased()) {
             self.binDirectory = binDirectory
             self.directory = directory
             self.apiToken = apiToken
@@ -39,6 +44,9 @@ public actor LocalPipeline {
             self.basePort = basePort
             self.partitions = partitions
             self.environment = environment
+            self.console = console
+            self.consoleUser = consoleUser
+            self.consolePassword = consolePassword
         }
     }
 
@@ -62,6 +70,7 @@ public actor LocalPipeline {
     private var broker: Child?
     private var services: [Instance: Child] = [:]
     private var order: [Instance] = []
+    private var console: Child?
 
     public init(_ options: Options) {
         self.options = options
@@ -76,6 +85,10 @@ public actor LocalPipeline {
     }
 
     public nonisolated func url(_ service: ServiceName, instance: Int = 1) -> String { "http://127.0.0.1:\(port(service, instance: instance))" }
+
+    /// The MASH console's port: the one after the five services'.
+    public nonisolated var consolePort: Int { options.basePort + 5 }
+    public nonisolated var consoleURL: String { "http://127.0.0.1:\(consolePort)" }
 
     public nonisolated func client(_ service: ServiceName, instance: Int = 1) -> ServiceClient {
         ServiceClient(service: service, baseURL: url(service, instance: instance), token: service == .intake ? options.intakeToken : options.apiToken)
@@ -110,6 +123,23 @@ public actor LocalPipeline {
         for instance in order {
             try await waitReady(instance)
         }
+        if options.console { try await startConsole() }
+    }
+
+    /// The console, as its own process, reading the first instance of each service.
+    private func startConsole() async throws {
+        var environment = ProcessInfo.processInfo.environment.merging(options.environment) { _, new in new }
+        environment["ENCOMPASS_DATA_DIR"] = "\(options.directory)/console"
+        environment["ENCOMPASS_HTTP_PORT"] = String(consolePort)
+        environment["ENCOMPASS_API_TOKEN"] = options.apiToken
+        environment["ENCOMPASS_CLOCK_FILE"] = clockFile
+        environment["ENCOMPASS_CONSOLE_BOOTSTRAP_USER"] = "\(options.consoleUser):officer"
+        environment["ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD"] = options.consolePassword
+        for service in ServiceName.allCases { environment[ServiceClient.variable(service)] = url(service) }
+        if environment["ENCOMPASS_LOG_LEVEL"] == nil { environment["ENCOMPASS_LOG_LEVEL"] = "notice" }
+        console = try launch("console", executable: "console", arguments: [], environment: environment)
+        let url = consoleURL + "/readyz"
+        try await waitFor("the console to be ready", timeout: .seconds(60)) { (try? await LocalPipeline.get(url).status) == 200 }
     }
 
     public func waitReady(_ instance: Instance, timeout: Duration = .seconds(90)) async throws {
@@ -179,6 +209,7 @@ public actor LocalPipeline {
     public func processIds() -> [String: Int32] {
         var ids: [String: Int32] = [:]
         if let broker, broker.process.isRunning { ids["broker"] = broker.process.processIdentifier }
+        if let console, console.process.isRunning { ids["console"] = console.process.processIdentifier }
         for (instance, child) in services where child.process.isRunning { ids[instance.name] = child.process.processIdentifier }
         return ids
     }
@@ -190,11 +221,14 @@ public actor LocalPipeline {
             return "\(child.name) (\(how) \(child.process.terminationStatus))"
         }
         if let broker, !broker.process.isRunning { return describe(broker) }
+        if let console, !console.process.isRunning { return describe(console) }
         return order.filter { !downOnPurpose.contains($0) }.compactMap { services[$0] }.first { !$0.process.isRunning }.map(describe)
     }
 
     /// SIGTERM to each instance in reverse order of start (each waited for), then the broker.
     public func stopAll(report: (@Sendable (String) -> Void)? = nil) async {
+        if let console { await stop(console); report?("stopped the console") }
+        console = nil
         for instance in order.reversed() {
             guard let child = services[instance] else { continue }
             await stop(child)

@@ -1,10 +1,9 @@
 import COpenSSLCrypto
 import Dispatch
 import Foundation
-import ServiceRuntime
 
-/// Secrets of the notice page: school passwords (salted PBKDF2-HMAC-SHA256), link and session
-/// tokens (32 random bytes, stored only as their SHA-256), all through OpenSSL's libcrypto.
+/// Secrets of the notice page and the MASH console: passwords (salted PBKDF2-HMAC-SHA256), link
+/// and session tokens (32 random bytes, stored only as their SHA-256), all through OpenSSL's libcrypto.
 public enum Secrets {
     /// OWASP's 2023 minimum for PBKDF2-HMAC-SHA256.
     public static let minimumIterations = 210_000
@@ -13,7 +12,7 @@ public enum Secrets {
     public static let minimumPasswordLength = 12
 
     /// The CPU-heavy hashing runs here, never on Swift's cooperative pool.
-    static let queue = DispatchQueue(label: "encompass.dispatch.crypto", qos: .userInitiated, attributes: .concurrent)
+    static let queue = DispatchQueue(label: "encompass.crypto", qos: .userInitiated, attributes: .concurrent)
 
     public enum Failure: Error, CustomStringConvertible, Equatable {
         case randomUnavailable
@@ -25,7 +24,7 @@ public enum Secrets {
             switch self {
             case .randomUnavailable: "OpenSSL could not produce random bytes (RAND_bytes failed); check the system's entropy source"
             case .hashFailed: "OpenSSL PKCS5_PBKDF2_HMAC failed"
-            case .malformedHash(let why): "stored password hash is malformed (\(why)); set the school's password again"
+            case .malformedHash(let why): "stored password hash is malformed (\(why)); set the password again"
             case .weakPassword(let why): why
             }
         }
@@ -96,7 +95,7 @@ public enum Secrets {
         guard Set(password).count >= 4 else { throw .weakPassword("password must not repeat the same few characters") }
     }
 
-    static func pbkdf2(_ password: String, salt: [UInt8], iterations: Int, length: Int) throws(Failure) -> [UInt8] {
+    public static func pbkdf2(_ password: String, salt: [UInt8], iterations: Int, length: Int) throws(Failure) -> [UInt8] {
         var output = [UInt8](repeating: 0, count: length)
         let passwordLength = Int32(password.utf8.count)
         let ok = password.withCString { pw in
@@ -117,13 +116,13 @@ public enum Secrets {
         }
     }
 
-    static func base64URL(_ bytes: [UInt8]) -> String {
+    public static func base64URL(_ bytes: [UInt8]) -> String {
         Data(bytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
+    public static func hex(_ bytes: [UInt8]) -> String {
         bytes.map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -1,0 +1,375 @@
+import EncompassKafka
+import EncompassModels
+import Foundation
+import GRDB
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+import ServiceRuntime
+import UnixSignals
+
+typealias HeaderName = HTTPFields.Element.Name
+
+/// The console's web app: staff sign-in, the four pages, and the runtime's /healthz, /readyz
+/// and /metrics. Every page reads the services live; nothing about children is stored here.
+public final class ConsoleApp: Sendable {
+    public let settings: ConsoleService.Settings
+    public let store: ServiceStore
+    public let staff: StaffDirectory
+    public let links: ServiceLinks
+    public let metrics: ServiceMetrics
+    public let logger: Logger
+    public let clock: ServiceClock
+    private let group = Locked<ServiceGroup?>(nil)
+    private let boundPort = Locked<Int?>(nil)
+    private let portWaiters = Locked<[CheckedContinuation<Int, Never>]>([])
+
+    static let sessionCookie = "encompass_console"
+    static let signInCookie = "encompass_console_signin"
+    static let formLimit = 64 * 1024
+    static let uploadLimit = 16 * 1024 * 1024
+
+    public init(settings: ConsoleService.Settings, logger: Logger, clock: ServiceClock? = nil) throws {
+        var logger = logger
+        logger[metadataKey: "service"] = "console"
+        self.settings = settings
+        self.logger = logger
+        self.clock = clock ?? settings.clock
+        self.store = try StaffDirectory.openStore(settings)
+        self.staff = StaffDirectory(store: store, settings: settings, clock: self.clock)
+        self.links = ServiceLinks(settings: settings)
+        self.metrics = ServiceMetrics(service: "console")
+    }
+
+    // MARK: running
+
+    public func run(handleSignals: Bool = true) async throws {
+        if try await staff.bootstrap(), let user = settings.bootstrapUser {
+            logger.notice("bootstrap staff account created", metadata: ["staff": .string(user.name), "role": .string(user.role)])
+        }
+        if settings.apiToken == nil {
+            logger.warning("ENCOMPASS_API_TOKEN is not set: the console cannot read the services")
+        }
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "encompass-console"),
+            onServerRunning: { [self] channel in
+                let port = channel.localAddress?.port ?? settings.httpPort
+                let waiters = portWaiters.withLock { w -> [CheckedContinuation<Int, Never>] in defer { w = [] }; return w }
+                boundPort.withLock { $0 = port }
+                waiters.forEach { $0.resume(returning: port) }
+                logger.info("http listening", metadata: ["port": "\(port)"])
+            },
+            logger: logger
+        )
+        var configuration = ServiceGroupConfiguration(
+            services: [.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
+            logger: logger)
+        if handleSignals { configuration.gracefulShutdownSignals = [.sigterm, .sigint] }
+        let serviceGroup = ServiceGroup(configuration: configuration)
+        group.withLock { $0 = serviceGroup }
+        logger.info("console starting", metadata: ["services": "\(settings.serviceURLs.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" })"])
+        try await serviceGroup.run()
+        logger.info("console stopped")
+    }
+
+    public func shutdown() async {
+        await group.withLock { $0 }?.triggerGracefulShutdown()
+    }
+
+    /// The HTTP port once the server listens (useful with port 0).
+    public func httpPort() async -> Int {
+        await withCheckedContinuation { continuation in
+            if let port = boundPort.withLock({ $0 }) { continuation.resume(returning: port); return }
+            portWaiters.withLock { $0.append(continuation) }
+            if let port = boundPort.withLock({ $0 }) {
+                let pending = portWaiters.withLock { w -> [CheckedContinuation<Int, Never>] in defer { w = [] }; return w }
+                pending.forEach { $0.resume(returning: port) }
+            }
+        }
+    }
+
+    // MARK: routes
+
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let store = self.store
+        let router = HTTPEndpoint.makeRouter(service: "console", instanceId: ProcessInfo.processInfo.hostName, metrics: metrics, readiness: [
+            ReadinessCheck(name: "store") {
+                do { _ = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT 1") }; return nil }
+                catch { return "SQLite store unreadable: \(error)" }
+            },
+        ])
+        router.get("static/console.css") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: ConsolePages.stylesheet)))
+        }
+        router.get("/") { [self] request, _ -> Response in
+            try await session(request) == nil ? Self.redirect("/sign-in") : Self.redirect("/overview")
+        }
+        router.get("sign-in") { [self] request, _ -> Response in
+            if try await session(request) != nil { return Self.redirect("/overview") }
+            return try signInPage(request, flash: nil, status: .ok)
+        }
+        router.post("sign-in") { [self] request, _ -> Response in try await signIn(request) }
+        router.post("sign-out") { [self] request, _ -> Response in
+            try await withForm(request) { session, _ in
+                try await staff.signOut(session)
+                logger.notice("staff signed out", metadata: ["staff": .string(session.staffName)])
+                return Self.redirect("/sign-in", cookies: [cookie(Self.sessionCookie, "", maxAge: 0)])
+            }
+        }
+        router.get("overview") { [self] request, _ -> Response in
+            try await page(request) { session in ConsolePages.overview(await links.overview(), session: session, now: clock.now()) }
+        }
+        router.get("review") { [self] request, _ -> Response in
+            try await page(request) { session in ConsolePages.review(await links.pendingProposals(), session: session, now: clock.now()) }
+        }
+        router.post("review/:id/:verdict") { [self] request, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            let verdict = context.parameters.get("verdict") ?? ""
+            return try await withForm(request, officer: true) { session, form in try await decide(session, proposal: id, verdict: verdict, note: form["note"]) }
+        }
+        router.get("requests") { [self] request, _ -> Response in
+            try await page(request) { session in ConsolePages.requests(await links.openRequests(), session: session, now: clock.now()) }
+        }
+        router.post("requests/download") { [self] request, _ -> Response in
+            try await withForm(request, officer: true) { session, form in try await download(session, lpa: form["lpa"] ?? "", format: form["format"] ?? "xlsx") }
+        }
+        router.post("requests/upload") { [self] request, _ -> Response in try await upload(request) }
+        router.get("notices") { [self] request, _ -> Response in
+            try await page(request) { session in
+                let now = clock.now()
+                let day = CalendarDate(now)
+                return ConsolePages.notices(await links.notices(on: day), day: day, session: session, now: now)
+            }
+        }
+        return router
+    }
+
+    // MARK: sessions and forms
+
+    static func cookies(_ request: Request) -> [String: String] {
+        var values: [String: String] = [:]
+        for header in request.headers[values: .cookie] {
+            for part in header.split(separator: ";") {
+                let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+                if pair.count == 2 { values[String(pair[0])] = String(pair[1]) }
+            }
+        }
+        return values
+    }
+
+    func session(_ request: Request) async throws -> StaffSession? {
+        guard let token = Self.cookies(request)[Self.sessionCookie], !token.isEmpty else { return nil }
+        return try await staff.session(token: token)
+    }
+
+    func cookie(_ name: String, _ value: String, maxAge: Int) -> String {
+        "\(name)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Strict\(settings.secureCookies ? "; Secure" : "")"
+    }
+
+    /// A signed-in page; without a session, to the sign-in page.
+    func page(_ request: Request, _ render: (StaffSession) async throws -> String) async throws -> Response {
+        guard let session = try await session(request) else { return Self.redirect("/sign-in") }
+        return Self.html(.ok, try await render(session))
+    }
+
+    /// A signed-in POST with a URL-encoded form carrying the session's CSRF token.
+    func withForm(_ request: Request, officer: Bool = false, _ body: (StaffSession, [String: String]) async throws -> Response) async throws -> Response {
+        guard let session = try await session(request) else {
+            return Self.html(.unauthorized, ConsolePages.problem("Signed out", "Your session has ended. Sign in again."))
+        }
+        guard let buffer = try? await request.body.collect(upTo: Self.formLimit) else {
+            return Self.html(.contentTooLarge, ConsolePages.problem("Form too large", "The form is larger than 64 KiB."))
+        }
+        let form = FormData.urlEncoded(Data(buffer.readableBytesView))
+        guard Self.csrfMatches(form["csrf"], session.csrfToken) else {
+            try await refuseCSRF(session, request)
+            return Self.html(.forbidden, ConsolePages.problem("Form refused", "This form is stale or did not come from the console (CSRF check). Go back, reload the page and try again."))
+        }
+        if officer, session.role != "officer" {
+            return Self.html(.forbidden, ConsolePages.problem("Not allowed", "Your role (\(session.role)) may look but not act; ask a supervisor."))
+        }
+        return try await body(session, form)
+    }
+
+    func refuseCSRF(_ session: StaffSession?, _ request: Request) async throws {
+        let name = session?.staffName ?? "(not signed in)"
+        try await staff.audit(name, "csrf-refused", target: request.uri.path, outcome: "refused", detail: "form without the session's CSRF token")
+        logger.warning("form refused: CSRF token missing or wrong", metadata: ["staff": .string(name), "path": .string(request.uri.path)])
+        countAction("csrf", outcome: "refused")
+    }
+
+    static func csrfMatches(_ given: String?, _ expected: String) -> Bool {
+        guard let given, !given.isEmpty else { return false }
+        return constantTimeEqual(Array(given.utf8), Array(expected.utf8))
+    }
+
+    func signInPage(_ request: Request, flash: ConsolePages.Flash?, status: HTTPResponse.Status) throws -> Response {
+        // Sign-in's own CSRF token: a cookie the form must repeat (double submit).
+        var token = Self.cookies(request)[Self.signInCookie] ?? ""
+        var cookies: [String] = []
+        if token.count != 43 {
+            token = try Secrets.newToken()
+            cookies.append(cookie(Self.signInCookie, token, maxAge: 3600))
+        }
+        return Self.html(status, ConsolePages.signIn(csrf: token, flash: flash), cookies: cookies)
+    }
+
+    func signIn(_ request: Request) async throws -> Response {
+        guard let buffer = try? await request.body.collect(upTo: Self.formLimit) else {
+            return Self.html(.contentTooLarge, ConsolePages.problem("Form too large", "The form is larger than 64 KiB."))
+        }
+        let form = FormData.urlEncoded(Data(buffer.readableBytesView))
+        guard let expected = Self.cookies(request)[Self.signInCookie], expected.count == 43, Self.csrfMatches(form["csrf"], expected) else {
+            try await refuseCSRF(nil, request)
+            return try signInPage(request, flash: .init("The sign-in form was stale or did not come from the console. Try again.", isError: true), status: .forbidden)
+        }
+        let name = (form["name"] ?? "").trimmingCharacters(in: .whitespaces)
+        let password = form["password"] ?? ""
+        do {
+            let (session, token) = try await staff.signIn(name: name, password: password)
+            logger.notice("staff signed in", metadata: ["staff": .string(session.staffName), "role": .string(session.role)])
+            countSignIn("ok")
+            return Self.redirect("/overview", cookies: [
+                cookie(Self.sessionCookie, token, maxAge: Int(settings.sessionLifetime)),
+                cookie(Self.signInCookie, "", maxAge: 0),
+            ])
+        } catch let error as StaffError {
+            logger.warning("sign-in refused", metadata: ["staff": .string(name), "reason": .string(error.description)])
+            countSignIn(error == .badCredentials ? "wrong_password" : "throttled")
+            let status: HTTPResponse.Status = if case .throttled = error { .tooManyRequests } else { .unauthorized }
+            return try signInPage(request, flash: .init(error.description, isError: true), status: status)
+        }
+    }
+
+    // MARK: staff actions (each audited)
+
+    func decide(_ session: StaffSession, proposal: String, verdict: String, note: String?) async throws -> Response {
+        guard verdict == "confirm" || verdict == "reject" else {
+            return Self.html(.notFound, ConsolePages.problem("Not found", "Use confirm or reject."))
+        }
+        let outcome = await links.decide(proposal: proposal, confirm: verdict == "confirm", reviewer: session.staffName, note: note)
+        let flash: ConsolePages.Flash
+        switch outcome {
+        case .ok:
+            flash = .init(verdict == "confirm" ? "Confirmed: the child goes on to school resolution." : "Rejected: the child will not be notified for this incident.")
+            try await record(session, "review-\(verdict)", target: proposal, outcome: "ok", detail: note ?? "")
+        case .refused(let why), .unreachable(let why):
+            flash = .init(why, isError: true)
+            try await record(session, "review-\(verdict)", target: proposal, outcome: "failed", detail: why)
+        }
+        // Child research applies the decision from its topic: give it a moment before listing.
+        try? await Task.sleep(for: .milliseconds(300))
+        return Self.html(.ok, ConsolePages.review(await links.pendingProposals(), session: session, now: clock.now(), flash: flash))
+    }
+
+    func download(_ session: StaffSession, lpa: String, format: String) async throws -> Response {
+        guard format == "xlsx" || format == "csv", !lpa.isEmpty else {
+            return Self.html(.badRequest, ConsolePages.problem("Cannot download", "Choose a local policing area and XLSX or CSV."))
+        }
+        switch await links.exportRequests(lpa: lpa, format: format, day: CalendarDate(clock.now())) {
+        case .ok(let sheet):
+            try await record(session, "csc-download", target: lpa, outcome: "ok",
+                             detail: "\(sheet.fileName)\(sheet.requests >= 0 ? ", \(sheet.requests) request(s)" : "")")
+            var headers = Self.securityHeaders
+            headers[.contentType] = sheet.contentType
+            headers[.contentDisposition] = "attachment; filename=\"\(sheet.fileName)\""
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: sheet.data)))
+        case .refused(let why), .unreachable(let why):
+            try await record(session, "csc-download", target: lpa, outcome: "failed", detail: why)
+            return Self.html(.badGateway, ConsolePages.requests(await links.openRequests(), session: session, now: clock.now(), flash: .init(why, isError: true)))
+        }
+    }
+
+    func upload(_ request: Request) async throws -> Response {
+        guard let session = try await session(request) else {
+            return Self.html(.unauthorized, ConsolePages.problem("Signed out", "Your session has ended. Sign in again."))
+        }
+        guard let boundary = FormData.boundary(contentType: request.headers[.contentType] ?? "") else {
+            try await refuseCSRF(session, request)
+            return Self.html(.forbidden, ConsolePages.problem("Form refused", "Upload the sheet with the console's form."))
+        }
+        guard let buffer = try? await request.body.collect(upTo: Self.uploadLimit) else {
+            return Self.html(.contentTooLarge, ConsolePages.problem("File too large", "A returned sheet may be at most 16 MiB."))
+        }
+        let parts: [FormData.Part]
+        do { parts = try FormData.multipart(Data(buffer.readableBytesView), boundary: boundary) } catch {
+            return Self.html(.badRequest, ConsolePages.problem("Upload refused", error.description))
+        }
+        let csrf = parts.first { $0.name == "csrf" }.map { String(decoding: $0.data, as: UTF8.self) }
+        guard Self.csrfMatches(csrf, session.csrfToken) else {
+            try await refuseCSRF(session, request)
+            return Self.html(.forbidden, ConsolePages.problem("Form refused", "This form is stale or did not come from the console (CSRF check). Go back, reload the page and try again."))
+        }
+        guard session.role == "officer" else {
+            return Self.html(.forbidden, ConsolePages.problem("Not allowed", "Your role (\(session.role)) may look but not act; ask a supervisor."))
+        }
+        guard let sheet = parts.first(where: { $0.name == "sheet" }), !sheet.data.isEmpty else {
+            return Self.html(.badRequest, ConsolePages.requests(await links.openRequests(), session: session, now: clock.now(),
+                                                              flash: .init("Choose the sheet CSC returned (XLSX or CSV).", isError: true)))
+        }
+        let name = Self.safeFileName(sheet.fileName ?? "returned.xlsx")
+        switch await links.importReturned(sheet.data, name: name) {
+        case .ok(let answer):
+            let rejected = answer.answers.filter { $0.outcome == "rejected" }.count
+            try await record(session, "csc-upload", target: name, outcome: "ok", detail: "\(answer.answers.count) row(s), \(rejected) rejected")
+            try? await Task.sleep(for: .milliseconds(200))
+            return Self.html(.ok, ConsolePages.requests(await links.openRequests(), imported: answer, session: session, now: clock.now(),
+                                                        flash: .init("\(name): \(answer.answers.count - rejected) row(s) accepted, \(rejected) rejected.", isError: rejected > 0)))
+        case .refused(let why), .unreachable(let why):
+            try await record(session, "csc-upload", target: name, outcome: "failed", detail: why)
+            return Self.html(.ok, ConsolePages.requests(await links.openRequests(), session: session, now: clock.now(), flash: .init(why, isError: true)))
+        }
+    }
+
+    static func safeFileName(_ name: String) -> String {
+        let base = (name as NSString).lastPathComponent
+        let cleaned = String(base.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" ? $0 : "_" }.prefix(100))
+        return cleaned.isEmpty ? "returned.xlsx" : cleaned
+    }
+
+    func record(_ session: StaffSession, _ action: String, target: String, outcome: String, detail: String) async throws {
+        try await staff.audit(session.staffName, action, target: target, outcome: outcome, detail: detail)
+        logger.notice("staff action", metadata: ["staff": .string(session.staffName), "action": .string(action), "target": .string(target), "outcome": .string(outcome)])
+        countAction(action, outcome: outcome)
+    }
+
+    func countAction(_ action: String, outcome: String) {
+        metrics.registry.makeCounter(
+            descriptor: .init(metricName: "encompass_console_actions", unitName: "total", helpText: "Staff actions through the console, by outcome"),
+            labels: [("action", action), ("outcome", outcome)]).increment()
+    }
+
+    func countSignIn(_ outcome: String) {
+        metrics.registry.makeCounter(
+            descriptor: .init(metricName: "encompass_console_sign_ins", unitName: "total", helpText: "Sign-in attempts, by outcome"),
+            labels: [("outcome", outcome)]).increment()
+    }
+
+    // MARK: responses
+
+    static let securityHeaders: HTTPFields = [
+        .cacheControl: "no-store, max-age=0",
+        HeaderName("Content-Security-Policy")!: "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        HeaderName("X-Content-Type-Options")!: "nosniff",
+        HeaderName("X-Frame-Options")!: "DENY",
+        HeaderName("Referrer-Policy")!: "no-referrer",
+    ]
+
+    static func html(_ status: HTTPResponse.Status, _ body: String, cookies: [String] = []) -> Response {
+        var headers = securityHeaders
+        headers[.contentType] = "text/html; charset=utf-8"
+        for cookie in cookies { headers.append(HTTPFields.Element(name: .setCookie, value: cookie)) }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func redirect(_ location: String, cookies: [String] = []) -> Response {
+        var headers = securityHeaders
+        headers[.location] = location
+        for cookie in cookies { headers.append(HTTPFields.Element(name: .setCookie, value: cookie)) }
+        return Response(status: .seeOther, headers: headers)
+    }
+}

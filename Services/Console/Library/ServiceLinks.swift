@@ -1,0 +1,357 @@
+import EncompassModels
+import Foundation
+import ServiceRuntime
+
+/// What a page got from a service: its answer, or why there is none.
+public enum Fetched<Value: Sendable>: Sendable {
+    case ok(Value)
+    /// The service did not answer (down, wrong URL, timed out).
+    case unreachable(String)
+    /// It answered, but refused or said something unexpected.
+    case refused(String)
+
+    public var value: Value? { if case .ok(let value) = self { value } else { nil } }
+}
+
+/// One stage on the overview: the service's counters from /metrics and its open dead letters.
+public struct StageStatus: Sendable, Equatable {
+    public var service: ServiceName
+    /// Records processed, by outcome (`applied`, `duplicate`, `dead_lettered`), since the instance started.
+    public var processed: [String: Double] = [:]
+    /// Transient failures (retried) since the instance started.
+    public var failed: Double = 0
+    public var deadLettered: Double = 0
+    public var outboxPending: Double = 0
+    public var lag: [LagLine] = []
+
+    public struct LagLine: Sendable, Equatable {
+        public var group: String
+        public var topic: String
+        public var messages: Double
+        public var seconds: Double
+    }
+
+    public init(service: ServiceName) { self.service = service }
+
+    public var processedTotal: Double { processed.values.reduce(0, +) }
+
+    /// Lag summed per consumer group and topic (over partitions); seconds is the largest.
+    public var lagByGroup: [LagLine] {
+        var merged: [String: LagLine] = [:]
+        for line in lag {
+            let key = line.group + "\u{0}" + line.topic
+            var entry = merged[key] ?? LagLine(group: line.group, topic: line.topic, messages: 0, seconds: 0)
+            entry.messages += line.messages
+            entry.seconds = max(entry.seconds, line.seconds)
+            merged[key] = entry
+        }
+        return merged.values.sorted { ($0.group, $0.topic) < ($1.group, $1.topic) }
+    }
+
+    /// Reads a service's Prometheus text (the metrics `ServiceMetrics` writes).
+    public static func parse(_ service: ServiceName, metrics text: String) -> StageStatus {
+        var status = StageStatus(service: service)
+        var lagMessages: [String: (group: String, topic: String, value: Double)] = [:]
+        var lagSeconds: [String: Double] = [:]
+        for raw in text.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            guard !line.isEmpty, !line.hasPrefix("#"), let metric = PrometheusLine(line) else { continue }
+            switch metric.name {
+            case "encompass_messages_processed_total":
+                status.processed[metric.labels["outcome"] ?? "?", default: 0] += metric.value
+            case "encompass_messages_failed_total": status.failed += metric.value
+            case "encompass_dead_letters_total": status.deadLettered += metric.value
+            case "encompass_outbox_pending": status.outboxPending += metric.value
+            case "kafka_consumergroup_group_lag":
+                let key = [metric.labels["group"] ?? "", metric.labels["topic"] ?? "", metric.labels["partition"] ?? ""].joined(separator: "\u{0}")
+                lagMessages[key] = (metric.labels["group"] ?? "", metric.labels["topic"] ?? "", metric.value)
+            case "kafka_consumergroup_group_lag_seconds":
+                let key = [metric.labels["group"] ?? "", metric.labels["topic"] ?? "", metric.labels["partition"] ?? ""].joined(separator: "\u{0}")
+                lagSeconds[key] = metric.value
+            default: break
+            }
+        }
+        status.lag = lagMessages.map { key, value in
+            LagLine(group: value.group, topic: value.topic, messages: value.value, seconds: lagSeconds[key] ?? 0)
+        }.sorted { ($0.group, $0.topic) < ($1.group, $1.topic) }
+        return status
+    }
+}
+
+/// One sample line of the Prometheus text format: `name{label="value",…} 12.5`.
+struct PrometheusLine {
+    var name: String
+    var labels: [String: String] = [:]
+    var value: Double
+
+    init?(_ line: String) {
+        let chars = Array(line)
+        var i = 0
+        var name = ""
+        while i < chars.count, chars[i] != "{", chars[i] != " " { name.append(chars[i]); i += 1 }
+        guard !name.isEmpty else { return nil }
+        self.name = name
+        if i < chars.count, chars[i] == "{" {
+            i += 1
+            while i < chars.count, chars[i] != "}" {
+                var key = ""
+                while i < chars.count, chars[i] != "=" { if chars[i] != "," && chars[i] != " " { key.append(chars[i]) }; i += 1 }
+                i += 1 // =
+                guard i < chars.count, chars[i] == "\"" else { return nil }
+                i += 1
+                var value = ""
+                while i < chars.count, chars[i] != "\"" {
+                    if chars[i] == "\\", i + 1 < chars.count {
+                        i += 1
+                        value.append(chars[i] == "n" ? "\n" : chars[i])
+                    } else {
+                        value.append(chars[i])
+                    }
+                    i += 1
+                }
+                i += 1 // closing quote
+                labels[key] = value
+                while i < chars.count, chars[i] == "," || chars[i] == " " { i += 1 }
+            }
+            i += 1 // }
+        }
+        let rest = String(chars[min(i, chars.count)...]).trimmingCharacters(in: .whitespaces)
+        guard let valueText = rest.split(separator: " ").first, let value = Double(valueText) else { return nil }
+        self.value = value
+    }
+}
+
+/// A proposed child waiting in child research's review queue.
+public struct ReviewProposal: Decodable, Sendable, Equatable {
+    public var proposalId: String
+    public var forceCode: String
+    public var occurrenceNumber: String
+    public var child: IdentifiedChild
+    public var evidence: ResearchEvidence
+    public var status: String
+    public var createdAt: Date
+}
+
+/// One open request to Children's Social Care, as school resolution lists it (column → value).
+public struct CSCRequest: Sendable, Equatable {
+    public var fields: [String: String]
+    public var requestId: String { fields["request_id"] ?? "" }
+    public var lpa: String { fields["lpa"] ?? "" }
+}
+
+/// School resolution's answer to an imported sheet.
+public struct CSCImportAnswer: Decodable, Sendable, Equatable {
+    public struct Row: Decodable, Sendable, Equatable {
+        public var outcome: String
+        public var row: Int
+        public var requestId: String?
+        public var urn: String?
+        public var reasons: [String]
+    }
+    public var file: String
+    public var rows: Int
+    public var answers: [Row]
+    public var notices: [String]?
+    public var error: String?
+}
+
+/// A spreadsheet of requests as school resolution exported it.
+public struct CSCSheet: Sendable {
+    public var data: Data
+    public var contentType: String
+    public var fileName: String
+    public var requests: Int
+}
+
+/// One notice in dispatch's listing (the fields the console shows).
+public struct NoticeLine: Decodable, Sendable, Equatable {
+    public var noticeId: String
+    public var forceCode: String
+    public var occurrenceNumber: String
+    public var schoolURN: String?
+    public var schoolName: String?
+    public var channel: String?
+    public var state: String
+    public var releaseAt: Date?
+    public var sentAt: Date?
+    public var acknowledgeBy: Date?
+    public var acknowledgedAt: Date?
+    public var acknowledgedBy: String?
+    public var flagged: Bool
+    public var flagReason: String?
+}
+
+public struct NoticeListing: Decodable, Sendable, Equatable {
+    public var date: String
+    public var notifications: [NoticeLine]
+    public var flagged: Int
+}
+
+/// The console's calls to the five services (bearer `ENCOMPASS_API_TOKEN`).
+public struct ServiceLinks: Sendable {
+    public var urls: [ServiceName: String]
+    public var token: String?
+    public var timeout: TimeInterval
+
+    public init(urls: [ServiceName: String], token: String?, timeout: TimeInterval = 5) {
+        self.urls = urls
+        self.token = token
+        self.timeout = timeout
+    }
+
+    public init(settings: ConsoleService.Settings) {
+        self.init(urls: settings.serviceURLs, token: settings.apiToken, timeout: settings.serviceTimeout)
+    }
+
+    func client(_ service: ServiceName) -> ServiceClient {
+        ServiceClient(service: service, baseURL: urls[service] ?? "http://127.0.0.1:\(service.defaultHTTPPort)", token: token ?? "", timeout: timeout)
+    }
+
+    /// Calls a service; an unreachable service and a non-2xx answer become `Fetched` cases.
+    func fetch(_ service: ServiceName, _ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil,
+               raw: Data? = nil, contentType: String = "application/json") async -> Fetched<(status: Int, body: Data)> {
+        guard token != nil || path == "/metrics" else {
+            return .refused("the console has no API token: set ENCOMPASS_API_TOKEN to the services' token")
+        }
+        do {
+            let answer = try await client(service).call(method, path, query: query, json: json, raw: raw, contentType: contentType)
+            guard (200..<300).contains(answer.status) else { return .refused(ServiceClient.refusal(service, answer.status, answer.body)) }
+            return .ok(answer)
+        } catch {
+            return .unreachable("\(service.rawValue) is unreachable at \(urls[service] ?? "?"): \(Self.reason(error))")
+        }
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? ServiceCallError {
+            // "… could not be reached: WHY; is it running? …" → WHY
+            let text = error.description
+            if let start = text.range(of: "could not be reached: "), let end = text.range(of: "; is it running?") {
+                return String(text[start.upperBound..<end.lowerBound])
+            }
+            return text
+        }
+        return "\(error)"
+    }
+
+    func decode<T: Decodable & Sendable>(_ type: T.Type, _ service: ServiceName, _ path: String, query: [String: String] = [:]) async -> Fetched<T> {
+        switch await fetch(service, "GET", path, query: query) {
+        case .ok(let answer):
+            do { return .ok(try WireFormat.decoder().decode(T.self, from: answer.body)) }
+            catch { return .refused("\(service.rawValue) answered with an unexpected body: \(WireFormat.describe(error))") }
+        case .unreachable(let why): return .unreachable(why)
+        case .refused(let why): return .refused(why)
+        }
+    }
+
+    // MARK: overview
+
+    public struct StageReport: Sendable {
+        public var status: Fetched<StageStatus>
+        public var deadLetters: Fetched<[DeadLetterView]>
+    }
+
+    public func stage(_ service: ServiceName) async -> StageReport {
+        async let metrics = fetch(service, "GET", "/metrics")
+        async let letters = decode([DeadLetterView].self, service, "/v1/dead-letters", query: ["status": "open", "limit": "1000"])
+        let status: Fetched<StageStatus> = switch await metrics {
+        case .ok(let answer): .ok(StageStatus.parse(service, metrics: String(decoding: answer.body, as: UTF8.self)))
+        case .unreachable(let why): .unreachable(why)
+        case .refused(let why): .refused(why)
+        }
+        return StageReport(status: status, deadLetters: await letters)
+    }
+
+    public func overview() async -> [ServiceName: StageReport] {
+        await withTaskGroup(of: (ServiceName, StageReport).self) { group in
+            for service in ServiceName.allCases { group.addTask { (service, await stage(service)) } }
+            var reports: [ServiceName: StageReport] = [:]
+            for await (service, report) in group { reports[service] = report }
+            return reports
+        }
+    }
+
+    // MARK: review
+
+    struct ProposalList: Decodable, Sendable { var proposals: [ReviewProposal] }
+
+    public func pendingProposals() async -> Fetched<[ReviewProposal]> {
+        switch await decode(ProposalList.self, .childResearch, "/v1/review", query: ["status": "pending"]) {
+        case .ok(let list): .ok(list.proposals)
+        case .unreachable(let why): .unreachable(why)
+        case .refused(let why): .refused(why)
+        }
+    }
+
+    /// Confirms or rejects a proposal in the staff member's name.
+    public func decide(proposal: String, confirm: Bool, reviewer: String, note: String?) async -> Fetched<Int> {
+        var body: [String: String] = ["reviewer": reviewer]
+        if let note, !note.isEmpty { body["note"] = note }
+        let path = "/v1/review/\(Self.pathSegment(proposal))/\(confirm ? "confirm" : "reject")"
+        switch await fetch(.childResearch, "POST", path, json: body) {
+        case .ok(let answer): return .ok(answer.status)
+        case .unreachable(let why): return .unreachable(why)
+        case .refused(let why): return .refused(why)
+        }
+    }
+
+    static func pathSegment(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_."))) ?? ""
+    }
+
+    // MARK: CSC requests
+
+    public func openRequests() async -> Fetched<[CSCRequest]> {
+        switch await fetch(.schoolResolution, "GET", "/v1/requests", query: ["lpa": "all"]) {
+        case .ok(let answer):
+            guard let object = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any],
+                  let rows = object["requests"] as? [[String: Any]] else {
+                return .refused("school-resolution answered /v1/requests without a requests list")
+            }
+            return .ok(rows.map { row in CSCRequest(fields: row.compactMapValues { value in value as? String ?? (value is NSNull ? nil : "\(value)") }) })
+        case .unreachable(let why): return .unreachable(why)
+        case .refused(let why): return .refused(why)
+        }
+    }
+
+    public func exportRequests(lpa: String, format: String, day: CalendarDate) async -> Fetched<CSCSheet> {
+        switch await fetch(.schoolResolution, "GET", "/v1/requests/export", query: ["lpa": lpa, "format": format]) {
+        case .ok(let answer):
+            let safe = String(lpa.map { $0.isLetter || $0.isNumber ? $0 : "-" })
+            let type = format == "csv" ? "text/csv; charset=utf-8" : "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            let count = CSCSheet.count(answer.body, format: format)
+            return .ok(CSCSheet(data: answer.body, contentType: type, fileName: "csc-requests-\(safe)-\(day).\(format)", requests: count))
+        case .unreachable(let why): return .unreachable(why)
+        case .refused(let why): return .refused(why)
+        }
+    }
+
+    public func importReturned(_ data: Data, name: String) async -> Fetched<CSCImportAnswer> {
+        let type = name.lowercased().hasSuffix(".csv") ? "text/csv" : "application/octet-stream"
+        do {
+            let answer = try await client(.schoolResolution).call("POST", "/v1/requests/import", query: ["name": name], raw: data, contentType: type)
+            // 422 with answers: every row rejected; still an answer to show.
+            if let decoded = try? WireFormat.decoder().decode(CSCImportAnswer.self, from: answer.body), (200..<300).contains(answer.status) || answer.status == 422 {
+                return .ok(decoded)
+            }
+            return .refused(ServiceClient.refusal(.schoolResolution, answer.status, answer.body))
+        } catch {
+            return .unreachable("school-resolution is unreachable at \(urls[.schoolResolution] ?? "?"): \(Self.reason(error))")
+        }
+    }
+
+    // MARK: notices
+
+    public func notices(on day: CalendarDate) async -> Fetched<NoticeListing> {
+        await decode(NoticeListing.self, .dispatch, "/v1/notifications", query: ["date": day.description])
+    }
+}
+
+extension CSCSheet {
+    /// Data rows of an exported CSV (header excluded); -1 for XLSX (not counted here).
+    static func count(_ data: Data, format: String) -> Int {
+        guard format == "csv" else { return -1 }
+        let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+        return max(0, lines.count - 1)
+    }
+}

@@ -1,0 +1,279 @@
+@testable import ConsoleService
+@testable import EncompassKafka
+import EncompassModels
+import EncompassTestSupport
+import Foundation
+import GRDB
+import ServiceRuntime
+import Testing
+
+/// Settings of a console whose services all listen on closed ports.
+func unreachableSettings(_ label: String = "console") -> ConsoleService.Settings {
+    var settings = ConsoleService.Settings()
+    settings.dataDirectory = TestPaths.temporaryDirectory(label)
+    settings.httpPort = 0
+    settings.apiToken = "console-test-token"
+    settings.passwordIterations = 1_000
+    settings.maxFailedSignIns = 3
+    for (index, service) in ServiceName.allCases.enumerated() { settings.serviceURLs[service] = "http://127.0.0.1:\(9 + index)" }
+    settings.serviceTimeout = 3
+    return settings
+}
+
+/// A console running in this process.
+final class RunningConsole: Sendable {
+    let app: ConsoleApp
+    let task: Task<Void, any Error>
+    let port: Int
+
+    init(_ settings: ConsoleService.Settings, clock: ServiceClock? = nil) async throws {
+        let app = try ConsoleApp(settings: settings, logger: TestLog.logger("console"), clock: clock)
+        self.app = app
+        self.task = Task { try await app.run(handleSignals: false) }
+        self.port = await app.httpPort()
+    }
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    func stop() async throws {
+        await app.shutdown()
+        try await task.value
+    }
+}
+
+@Suite("Console: staff accounts, sessions, CSRF and pages, without Kafka", .serialized)
+struct ConsoleLogicTests {
+    @Test("accounts: weak passwords and unknown roles refused; wrong password refused; sessions stored hashed, expire and end at sign-out; a name is locked after repeated wrong passwords")
+    func staffAccounts() async throws {
+        let settings = unreachableSettings()
+        let clock = ManualClock(Timestamp.parse("2026-11-24T08:00:00Z")!)
+        let staff = StaffDirectory(store: try StaffDirectory.openStore(settings), settings: settings, clock: .manual(clock))
+        await #expect(throws: StaffError.weakPassword("password must have at least 12 characters")) {
+            try await staff.addUser(name: "j.smith", role: "officer", password: "short", by: "test")
+        }
+        await #expect(throws: StaffError.invalidRole("boss")) { try await staff.addUser(name: "j.smith", role: "boss", password: "a-long-password-1", by: "test") }
+        await #expect(throws: StaffError.invalidName("<b>")) { try await staff.addUser(name: "<b>", role: "officer", password: "a-long-password-1", by: "test") }
+        try await staff.addUser(name: "j.smith", role: "officer", password: "a-long-password-1", by: "test")
+        await #expect(throws: StaffError.exists("j.smith")) { try await staff.addUser(name: "j.smith", role: "officer", password: "a-long-password-2", by: "test") }
+        let stored = try #require(try await staff.users().first)
+        #expect(stored.passwordHash.hasPrefix("pbkdf2-sha256$1000$") && !stored.passwordHash.contains("a-long-password-1"))
+
+        await #expect(throws: StaffError.badCredentials) { try await staff.signIn(name: "j.smith", password: "a-long-password-2") }
+        await #expect(throws: StaffError.badCredentials) { try await staff.signIn(name: "nobody", password: "a-long-password-1") }
+        let (session, token) = try await staff.signIn(name: "j.smith", password: "a-long-password-1")
+        #expect(token.count == 43 && session.sessionHash == Secrets.sha256Hex(token) && session.sessionHash != token)
+        let rows = try await staff.store.pool.read { try String.fetchAll($0, sql: "SELECT sessionHash FROM staffSession") }
+        #expect(rows == [Secrets.sha256Hex(token)], "only the token's hash is stored")
+        #expect(try await staff.session(token: token)?.staffName == "j.smith")
+        #expect(try await staff.session(token: String(token.dropLast()) + "x") == nil)
+        clock.advance(by: settings.sessionLifetime + 1)
+        #expect(try await staff.session(token: token) == nil, "expired")
+        let (second, secondToken) = try await staff.signIn(name: "j.smith", password: "a-long-password-1")
+        try await staff.signOut(second)
+        #expect(try await staff.session(token: secondToken) == nil, "signed out")
+
+        // Three wrong passwords lock the name, even against the right password, until the lockout ends.
+        for _ in 0..<3 { await #expect(throws: StaffError.badCredentials) { try await staff.signIn(name: "j.smith", password: "guess-guess-guess") } }
+        await #expect(throws: StaffError.self) { try await staff.signIn(name: "j.smith", password: "a-long-password-1") }
+        clock.advance(by: settings.lockout + 1)
+        _ = try await staff.signIn(name: "j.smith", password: "a-long-password-1")
+
+        let actions = try await staff.auditTrail().map(\.action)
+        #expect(actions.filter { $0 == "sign-in-refused" }.count == 6)
+        #expect(actions.contains("sign-out") && actions.contains("account-added"))
+    }
+
+    @Test("over HTTP: pages need a session; sign-in needs its CSRF token and the right password; cookies HttpOnly SameSite=Strict; forms without the session's CSRF token refused; services down shown as unreachable; actions audited")
+    func http() async throws {
+        var settings = unreachableSettings()
+        settings.bootstrapUser = ("mash.test", "officer", "console-password-1")
+        let console = try await RunningConsole(settings)
+        let web = WebClient(base: console.base)
+
+        let anonymous = try await web.get("/overview")
+        #expect(anonymous.status == 303 && anonymous.headers["location"] == "/sign-in")
+        #expect(try await web.get("/").headers["location"] == "/sign-in")
+        let css = try await web.get("/static/console.css")
+        #expect(css.status == 200 && css.headers["content-type"]?.hasPrefix("text/css") == true)
+        let signInPage = try await web.get("/sign-in")
+        #expect(signInPage.status == 200)
+        #expect(signInPage.headers["content-security-policy"]?.contains("default-src 'none'") == true)
+        #expect(!signInPage.text.contains("<script"))
+        let signInToken = try #require(WebClient.csrf(in: signInPage.text))
+        #expect(web.cookies[ConsoleApp.signInCookie] == signInToken)
+
+        // No CSRF token: refused even with the right password.
+        let forged = try await web.post("/sign-in", form: ["name": "mash.test", "password": "console-password-1"])
+        #expect(forged.status == 403 && web.cookies[ConsoleApp.sessionCookie] == nil)
+        // Wrong password: refused.
+        let wrong = try await web.post("/sign-in", form: ["name": "mash.test", "password": "not-the-password", "csrf": signInToken])
+        #expect(wrong.status == 401 && wrong.text.contains("not right") && web.cookies[ConsoleApp.sessionCookie] == nil)
+        let signedIn = try await web.post("/sign-in", form: ["name": "mash.test", "password": "console-password-1", "csrf": signInToken])
+        #expect(signedIn.status == 303 && signedIn.headers["location"] == "/overview")
+        let sessionCookie = try #require(signedIn.setCookies.first { $0.hasPrefix(ConsoleApp.sessionCookie + "=") })
+        #expect(sessionCookie.contains("HttpOnly") && sessionCookie.contains("SameSite=Strict") && sessionCookie.contains("Max-Age=28800"))
+
+        let overview = try await web.get("/overview")
+        #expect(overview.status == 200 && overview.text.contains("mash.test"))
+        #expect(try await web.get("/").headers["location"] == "/overview")
+        for service in ServiceName.allCases {
+            #expect(overview.text.contains("id=\"stage-\(service.rawValue)\" data-state=\"unreachable\""), "\(service.rawValue) shown unreachable")
+        }
+        #expect(overview.text.components(separatedBy: "service unreachable").count == 6)
+        for path in ["/review", "/requests", "/notices"] {
+            let page = try await web.get(path)
+            #expect(page.status == 200 && page.text.contains("is unreachable at http://127.0.0.1:"), "\(path)")
+        }
+
+        // A form without the session's token is refused and audited; with it, the action is tried and audited.
+        let csrf = try #require(WebClient.csrf(in: overview.text))
+        let noToken = try await web.post("/review/r-1/confirm", form: ["note": "x"])
+        #expect(noToken.status == 403)
+        let badToken = try await web.post("/review/r-1/confirm", form: ["note": "x", "csrf": String(csrf.reversed())])
+        #expect(badToken.status == 403)
+        let tried = try await web.post("/review/r-1/confirm", form: ["note": "checked", "csrf": csrf])
+        #expect(tried.status == 200 && tried.text.contains("child-research is unreachable"))
+        let uploadNoToken = try await web.postMultipart("/requests/upload", fields: [:], file: ("sheet", "r.csv", Data("request_id,school_urn\r\n".utf8)))
+        #expect(uploadNoToken.status == 403)
+
+        let trail = try await console.app.staff.auditTrail()
+        #expect(trail.filter { $0.action == "csrf-refused" }.count == 4)
+        #expect(trail.contains { $0.action == "review-confirm" && $0.staffName == "mash.test" && $0.target == "r-1" && $0.outcome == "failed" })
+
+        let signOut = try await web.post("/sign-out", form: ["csrf": csrf])
+        #expect(signOut.status == 303 && signOut.headers["location"] == "/sign-in")
+        #expect(try await web.get("/overview").status == 303, "the session ended")
+        let metrics = try await web.get("/metrics")
+        #expect(metrics.text.contains("encompass_console_sign_ins_total{outcome=\"wrong_password\"} 1"))
+        try await console.stop()
+    }
+
+    @Test("pages escape what the services say: markup in names, schools, reasons and explanations is shown as text")
+    func escaping() throws {
+        let session = StaffSession(sessionHash: "h", staffName: "PS <b>1234</b>", role: "officer", csrfToken: "tok\"en", createdAt: Date(), expiresAt: Date())
+        let evil = "<script>alert(1)</script>"
+        let proposal = ReviewProposal(
+            proposalId: "r-1", forceCode: "43", occurrenceNumber: "43260000999",
+            child: IdentifiedChild(childId: "c", givenName: evil, familyName: "O'Brien & Sons", dateOfBirth: "2019-01-30",
+                                   homeAddress: PostalAddress(lines: ["<img src=x onerror=alert(1)>"], postcode: "RG1 7LL")),
+            evidence: ResearchEvidence(score: 0.91, explanation: ["address: \"same\" <flat>"], sourceOccurrences: ["43230000101"]),
+            status: "pending", createdAt: Date())
+        let review = ConsolePages.review(.ok([proposal]), session: session, now: Date())
+        #expect(!review.contains("<script>") && !review.contains("<img") && !review.contains("<b>1234"))
+        #expect(review.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && review.contains("O&#39;Brien &amp; Sons"))
+        #expect(review.contains("value=\"tok&quot;en\""))
+        #expect(review.contains("0.91") && review.contains("address: &quot;same&quot; &lt;flat&gt;"))
+
+        let notice = NoticeLine(noticeId: "n-1", forceCode: "43", occurrenceNumber: "1", schoolURN: "110001", schoolName: evil, channel: "email",
+                                state: "sent", releaseAt: Date(), sentAt: Date(), acknowledgeBy: nil, acknowledgedAt: nil, acknowledgedBy: nil,
+                                flagged: true, flagReason: "<i>late</i>")
+        let notices = ConsolePages.notices(.ok(NoticeListing(date: "2026-11-24", notifications: [notice], flagged: 1)), day: CalendarDate(iso: "2026-11-24")!,
+                                           session: session, now: Date())
+        #expect(!notices.contains("<script>") && !notices.contains("<i>late") && notices.contains("FOLLOW UP"))
+        let requests = ConsolePages.requests(.ok([CSCRequest(fields: ["request_id": "q", "lpa": "<LPA>", "child_given_name": evil])]),
+                                             imported: CSCImportAnswer(file: "<f>.csv", rows: 1, answers: [.init(outcome: "rejected", row: 2, requestId: "q", urn: nil, reasons: [evil])], notices: nil, error: nil),
+                                             session: session, now: Date())
+        #expect(!requests.contains("<script>") && !requests.contains("<LPA>") && !requests.contains("<f>") && requests.contains("1 rejected"))
+        let down = ConsolePages.overview([.intake: .init(status: .unreachable(evil), deadLetters: .unreachable(evil))], session: session, now: Date())
+        #expect(!down.contains("<script>") && down.contains("service unreachable"))
+    }
+
+    @Test("the overview reads a service's real /metrics text: processed by outcome, failures, dead letters, lag per group")
+    func metricsParsing() throws {
+        let metrics = ServiceMetrics(service: "school-resolution")
+        for _ in 0..<7 { metrics.processed(topic: Topics.children.name, outcome: .applied) }
+        metrics.processed(topic: Topics.children.name, outcome: .duplicate)
+        metrics.processed(topic: Topics.children.name, outcome: .deadLettered)
+        metrics.failed(topic: Topics.children.name)
+        metrics.deadLettered(topic: Topics.children.name, errorClass: "payload.validation")
+        metrics.updateLag(group: "encompass-school-resolution", lag: [
+            TopicPartition(Topics.children.name, 0): PartitionLag(topicPartition: TopicPartition(Topics.children.name, 0), committedOffset: 1, highWatermark: 4, lag: 3),
+            TopicPartition(Topics.children.name, 1): PartitionLag(topicPartition: TopicPartition(Topics.children.name, 1), committedOffset: 1, highWatermark: 3, lag: 2),
+        ])
+        let status = StageStatus.parse(.schoolResolution, metrics: metrics.exposition())
+        #expect(status.processed["applied"] == 7 && status.processed["duplicate"] == 1 && status.processed["dead_lettered"] == 1)
+        #expect(status.failed == 1 && status.deadLettered == 1)
+        #expect(status.lagByGroup.count == 1 && status.lagByGroup.first?.messages == 5 && status.lagByGroup.first?.group == "encompass-school-resolution")
+        #expect(PrometheusLine(#"a_total{x="q\"uote",y="2"} 4.5"#)?.labels == ["x": "q\"uote", "y": "2"])
+    }
+
+    @Test("forms: URL-encoded fields and multipart parts (the uploaded sheet's bytes intact)")
+    func forms() throws {
+        #expect(FormData.urlEncoded(Data("name=j.smith&password=a%26b+c%3D&csrf=x".utf8)) == ["name": "j.smith", "password": "a&b c=", "csrf": "x"])
+        let bytes = Data([0x50, 0x4B, 0x03, 0x04, 0x0D, 0x0A, 0x2D, 0x2D, 0x00, 0xFF])
+        var body = Data("--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntoken\r\n--XyZ\r\nContent-Disposition: form-data; name=\"sheet\"; filename=\"back.xlsx\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
+        body.append(bytes)
+        body.append(Data("\r\n--XyZ--\r\n".utf8))
+        #expect(FormData.boundary(contentType: "multipart/form-data; boundary=XyZ") == "XyZ")
+        let parts = try FormData.multipart(body, boundary: "XyZ")
+        #expect(parts.map(\.name) == ["csrf", "sheet"])
+        #expect(String(decoding: parts[0].data, as: UTF8.self) == "token")
+        #expect(parts[1].fileName == "back.xlsx" && parts[1].data == bytes)
+        #expect(throws: FormData.Failure.malformed) { try FormData.multipart(Data("garbage".utf8), boundary: "XyZ") }
+        #expect(ConsoleApp.safeFileName("../../etc/pass wd.csv") == "pass_wd.csv")
+    }
+
+    @Test("a notice needs a follow-up when not acknowledged by its acknowledge-by time (10:00), or when dispatch flagged it")
+    func followUp() {
+        let sent = Timestamp.parse("2026-11-24T07:30:00Z")!
+        var notice = NoticeLine(noticeId: "n", forceCode: "43", occurrenceNumber: "1", schoolURN: "1", schoolName: "S", channel: "email", state: "sent",
+                                releaseAt: sent, sentAt: sent, acknowledgeBy: Timestamp.parse("2026-11-24T10:00:00Z")!, acknowledgedAt: nil,
+                                acknowledgedBy: nil, flagged: false, flagReason: nil)
+        #expect(!ConsolePages.needsFollowUp(notice, now: Timestamp.parse("2026-11-24T09:59:00Z")!))
+        #expect(ConsolePages.needsFollowUp(notice, now: Timestamp.parse("2026-11-24T10:00:01Z")!))
+        notice.acknowledgedAt = Timestamp.parse("2026-11-24T09:00:00Z")!
+        #expect(!ConsolePages.needsFollowUp(notice, now: Timestamp.parse("2026-11-24T11:00:00Z")!))
+        notice.acknowledgedAt = nil
+        notice.acknowledgeBy = nil
+        notice.flagged = true
+        #expect(ConsolePages.needsFollowUp(notice, now: Timestamp.parse("2026-11-24T08:00:00Z")!))
+    }
+
+    @Test("settings: service URLs, bootstrap account and bad values named by variable")
+    func settings() throws {
+        let settings = try ConsoleService.Settings.fromEnvironment([
+            "ENCOMPASS_DISPATCH_URL": "http://10.0.0.5:8085", "ENCOMPASS_CONSOLE_BOOTSTRAP_USER": "mash.demo:officer",
+            "ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD": "demo-password-123", "ENCOMPASS_API_TOKEN": "t",
+        ])
+        #expect(settings.serviceURLs[.dispatch] == "http://10.0.0.5:8085" && settings.serviceURLs[.intake] == "http://127.0.0.1:8081")
+        #expect(settings.httpPort == 8086 && settings.bootstrapUser?.name == "mash.demo")
+        #expect(throws: ConfigurationError.self) { try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_CONSOLE_BOOTSTRAP_USER": "x:boss"]) }
+        #expect(throws: ConfigurationError.self) { try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_CONSOLE_BOOTSTRAP_USER": "mash.demo:officer", "ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD": "short"]) }
+        #expect(throws: ConfigurationError.self) { try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_HTTP_PORT": "99999"]) }
+    }
+}
+
+@Suite("Console: staff accounts from the command line, and the viewer role", .serialized)
+struct ConsoleAccountTests {
+    @Test("encompass console add-user prints a password once that signs in; a viewer sees the pages but may not act")
+    func cliAndViewer() async throws {
+        var settings = unreachableSettings("console-cli")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try executable("encompass"))
+        process.arguments = ["console", "add-user", "--name", "v.iewer", "--role", "viewer", "--data-dir", settings.dataDirectory]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(output)")
+        let password = try #require(output.firstMatch(of: /password: (\S+)/).map { String($0.1) }, "\(output)")
+        #expect(password.count == 20)
+
+        settings.passwordIterations = Secrets.defaultIterations
+        let console = try await RunningConsole(settings)
+        let web = WebClient(base: console.base)
+        let token = try #require(WebClient.csrf(in: try await web.get("/sign-in").text))
+        #expect(try await web.post("/sign-in", form: ["name": "v.iewer", "password": password, "csrf": token]).status == 303)
+        let review = try await web.get("/review")
+        #expect(review.status == 200 && review.text.contains("(viewer)"))
+        let csrf = try #require(WebClient.csrf(in: review.text))
+        let refused = try await web.post("/review/r-1/confirm", form: ["csrf": csrf])
+        #expect(refused.status == 403 && refused.text.contains("may look but not act"))
+        let download = try await web.post("/requests/download", form: ["lpa": "Reading", "format": "csv", "csrf": csrf])
+        #expect(download.status == 403)
+        #expect(!(try await web.get("/requests").text.contains("id=\"upload-form\"")), "no upload form for a viewer")
+        try await console.stop()
+    }
+}
