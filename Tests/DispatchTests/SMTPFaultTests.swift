@@ -151,6 +151,9 @@ struct SMTPFaultTests {
         #expect(flagged.flaggedAt != nil)
         #expect(flagged.flagReason?.contains("check with the school") == true)
         try await eventually("the relay has it once") { peer.messages().count == 2 }
+        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 4, timeout: .seconds(30))
+            .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
+        #expect(events.filter { $0.noticeId == late.noticeId }.map(\.kind).contains(.flagged), "\(events.map(\.kind))")
         try peer.setMode("ok")
         try await dispatch.setClock(start.addingTimeInterval(86_400))
         try await Task.sleep(for: .seconds(1))
@@ -160,9 +163,6 @@ struct SMTPFaultTests {
         let listed = (list["notifications"] as? [[String: Any]] ?? []).first { $0["noticeId"] as? String == late.noticeId }
         #expect(listed?["flagged"] as? Bool == true)
         #expect(listed?["state"] as? String == "uncertain")
-        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 4, timeout: .seconds(30))
-            .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
-        #expect(events.filter { $0.noticeId == late.noticeId }.map(\.kind).contains(.flagged))
         try await dispatch.stop()
     }
 
@@ -204,7 +204,12 @@ struct SMTPFaultTests {
         #expect(gaveUp?["errorClass"] as? String == "smtp.retries-exhausted")
         #expect((gaveUp?["errorMessage"] as? String)?.contains("452") == true, "\(gaveUp ?? [:])")
 
-        // Nothing else lost, nothing twice, no more tries.
+        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 2 * good.count + 2 * 3, timeout: .seconds(30))
+            .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
+        #expect(events.filter { $0.kind == .failed }.count == 3)
+        #expect(events.filter { $0.kind == .deliveredToRelay }.count == good.count)
+
+        // Nothing else lost, nothing twice, no more tries (a day later, after the 10:00 follow-up flags).
         try await dispatch.setClock(start.addingTimeInterval(86_400))
         try await Task.sleep(for: .seconds(1))
         let received = peer.messages()
@@ -213,10 +218,6 @@ struct SMTPFaultTests {
         #expect(received.allSatisfy { $0.contains("X-Envelope-To: dsl@school.example") })
         #expect(try await mail(store, refused[0].noticeId)?.attempts == 1, "a permanent refusal is not retried")
         #expect(try await mail(store, full.noticeId)?.attempts == 3)
-        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 2 * good.count + 2 * 3, timeout: .seconds(30))
-            .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
-        #expect(events.filter { $0.kind == .failed }.count == 3)
-        #expect(events.filter { $0.kind == .deliveredToRelay }.count == good.count)
         try await dispatch.stop()
     }
 }

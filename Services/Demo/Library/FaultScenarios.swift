@@ -32,6 +32,9 @@ public enum FaultScenarios {
         /// Notices released under more than one message id (a second release not dropped).
         public var noticesWithSeveralIds: Int
         public var occurrencesCovered: Int
+        /// Incidents (one child each) with more than one notice: the child was given a second id
+        /// when its incident was processed again (a redelivery), so the school would hear twice.
+        public var occurrencesWithSeveralNotices: Int
         /// Notices mailed (one `<message id>.eml` each).
         public var mails: Int
         /// Second and later copies of a notice's mail (`<message id>.2.eml`…): notices sent twice.
@@ -48,13 +51,14 @@ public enum FaultScenarios {
         public var uncertainResent: Int
 
         public var passed: Bool {
-            notices == incidents && noticesWithSeveralIds == 0 && occurrencesCovered == incidents && mails == incidents
-                && duplicateMails == 0 && mailsWithPersonalData == 0 && deadLetters == 0
+            notices == incidents && noticesWithSeveralIds == 0 && occurrencesCovered == incidents && occurrencesWithSeveralNotices == 0
+                && mails == incidents && duplicateMails == 0 && mailsWithPersonalData == 0 && deadLetters == 0
         }
 
         public var line: String {
             """
-            incidents \(incidents) · notices \(notices) (released under several ids: \(noticesWithSeveralIds)) · occurrences covered \(occurrencesCovered) · \
+            incidents \(incidents) · notices \(notices) (released under several ids: \(noticesWithSeveralIds)) · occurrences covered \(occurrencesCovered) \
+            (with several notices: \(occurrencesWithSeveralNotices)) · \
             mails \(mails) (sent twice: \(duplicateMails), with personal data: \(mailsWithPersonalData)) · dead letters \(deadLetters)\
             \(deadLetterClasses.isEmpty ? "" : " \(deadLetterClasses)") · uncertain after a kill \(uncertain) (resent by MASH: \(uncertainResent))
             """
@@ -80,7 +84,7 @@ public enum FaultScenarios {
                 progress("restarted them on their own stores")
             }
         }
-        try await pipeline.quiet(stable: .seconds(4), timeout: .seconds(400))
+        try await waitForScheduled(pipeline, count: incidents.count)
         try await morning(pipeline, progress: progress)
         try await waitForMails(pipeline, count: incidents.count)
         let outcome = try await check(pipeline, incidents)
@@ -176,8 +180,8 @@ public enum FaultScenarios {
             try await pipeline.restart(victim)
             progress("end of feeding: restarted \(victim.name)")
         }
-        try await pipeline.quiet(stable: .seconds(4), timeout: .seconds(900))
-        progress(await pipeline.figures().line)
+        try await waitForScheduled(pipeline, count: incidents.count)
+        progress("every notice scheduled")
 
         // Morning: kill when the share `at` of the mails is written, restart `downFor` seconds later.
         try await morning(pipeline, progress: progress)
@@ -289,8 +293,8 @@ public enum FaultScenarios {
                 note("leadership of every partition moved to broker 3 (\(answer))", when: when)
             }
         }
-        try await pipeline.quiet(stable: .seconds(4), timeout: .seconds(900))
-        progress(await pipeline.figures().line)
+        try await waitForScheduled(pipeline, count: incidents.count)
+        progress("every notice scheduled")
 
         try await morning(pipeline, progress: progress)
         try await waitForMails(pipeline, count: incidents.count / 10, giveUpWhenQuiet: true)
@@ -386,28 +390,65 @@ public enum FaultScenarios {
     }
 
     /// Waits until `count` notices are mailed; returns how many are. With `giveUpWhenQuiet`, also
-    /// returns once the pipeline has been quiet with no new mail (a kill may have left the rest
-    /// `uncertain`); otherwise throws after the timeout.
+    /// returns once no new mail came for 20 s (a kill point, not a check). Otherwise also returns
+    /// once dispatch reports `count` notices settled (sent, uncertain or failed), so a run whose
+    /// kills left some mail `uncertain` goes on to MASH's follow-up; throws after the timeout.
     @discardableResult
     static func waitForMails(_ pipeline: LocalPipeline, count: Int, giveUpWhenQuiet: Bool = false, timeout: Duration = .seconds(900)) async throws -> Int {
         let directory = pipeline.mailDirectory
         let deadline = ContinuousClock.now + timeout
         var last = -1
         var sameSince = ContinuousClock.now
+        var lastAsked = ContinuousClock.now
         while ContinuousClock.now < deadline {
             let now = mails(in: directory).first
             if now >= count { return now }
             if now != last { last = now; sameSince = .now }
             if let name = await pipeline.exited() { throw PipelineError("\(name) stopped while waiting for mail; see \(pipeline.options.directory)/") }
-            // No new mail for 20 s: either finished short (uncertain ones) or stuck.
             if ContinuousClock.now - sameSince > .seconds(20) {
                 if giveUpWhenQuiet { return now }
-                try await pipeline.quiet(stable: .seconds(5), timeout: .seconds(300))
-                if mails(in: directory).first == now { return now }
+                if ContinuousClock.now - lastAsked > .seconds(5) {
+                    lastAsked = .now
+                    if let settled = try? await settledNotices(pipeline), settled >= count { return now }
+                }
             }
             try await Task.sleep(for: .milliseconds(250))
         }
         throw PipelineError("timed out waiting for \(count) mails (\(mails(in: directory).first) written); see \(pipeline.options.directory)/*.log")
+    }
+
+    /// Notices of the release day whose mail dispatch has finished with: sent, uncertain or failed.
+    static func settledNotices(_ pipeline: LocalPipeline) async throws -> Int {
+        var settled = Set<String>()
+        for number in pipeline.instances(of: .dispatch) {
+            let (status, body) = try await pipeline.operationsClient(.dispatch, instance: number)
+                .call("GET", "/v1/notifications", query: ["date": day.adding(days: 1).description])
+            guard status == 200 else { continue }
+            let list = (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["notifications"] as? [[String: Any]] ?? []
+            for notice in list where ["sent", "uncertain", "failed"].contains((notice["mail"] as? [String: Any])?["state"] as? String ?? "") {
+                if let id = notice["noticeId"] as? String { settled.insert(id) }
+            }
+        }
+        return settled.count
+    }
+
+    /// Waits until scheduling holds `count` pending notices (every instance keeps a standby copy
+    /// of all of them; the union is taken) and the pipeline is quiet: only then may the clock
+    /// move to the morning. Quiet alone is not enough under faults: a consumer group can be
+    /// stalled for longer than any quiet period (a session timeout while its coordinator is down).
+    static func waitForScheduled(_ pipeline: LocalPipeline, count: Int, timeout: Duration = .seconds(900)) async throws {
+        try await pipeline.waitFor("\(count) notices scheduled", timeout: timeout) {
+            var pending = Set<String>()
+            for number in pipeline.instances(of: .scheduling) {
+                guard let (status, body) = try? await pipeline.operationsClient(.scheduling, instance: number).call("GET", "/v1/pending"),
+                      status == 200 else { continue }
+                for item in (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["notices"] as? [[String: Any]] ?? [] {
+                    if let id = item["noticeId"] as? String { pending.insert(id) }
+                }
+            }
+            return pending.count >= count
+        }
+        try await pipeline.quiet(stable: .seconds(3), timeout: .seconds(300))
     }
 
     /// MASH's follow-up of notices left `uncertain` by a kill: a notice whose mail is in the
@@ -453,6 +494,7 @@ public enum FaultScenarios {
                                          logger: logger)
         var byNotice: [String: Set<String>] = [:]
         var occurrences = Set<String>()
+        var noticesByOccurrence: [String: Set<String>] = [:]
         var read = 0
         let timer = Task { try await Task.sleep(for: .seconds(90)); consumer.stopDelivery() }
         if total > 0 {
@@ -461,6 +503,7 @@ public enum FaultScenarios {
                 if let envelope = try? WireFormat.decode(NoticeDue.self, from: record.value) {
                     byNotice[envelope.payload.noticeId, default: []].insert(envelope.id)
                     occurrences.insert(envelope.payload.request.incident.occurrenceNumber)
+                    noticesByOccurrence[envelope.payload.request.incident.occurrenceNumber, default: []].insert(envelope.payload.noticeId)
                 }
                 if read >= total { break }
             }
@@ -487,7 +530,8 @@ public enum FaultScenarios {
         }
         return Outcome(
             incidents: incidents.count, notices: byNotice.count, noticesWithSeveralIds: byNotice.values.filter { $0.count > 1 }.count,
-            occurrencesCovered: occurrences.intersection(incidents.map(\.occurrenceNumber)).count, mails: count.first,
+            occurrencesCovered: occurrences.intersection(incidents.map(\.occurrenceNumber)).count,
+            occurrencesWithSeveralNotices: noticesByOccurrence.values.filter { $0.count > 1 }.count, mails: count.first,
             duplicateMails: count.copies, mailsWithPersonalData: personal, deadLetters: letters.count,
             deadLetterClasses: Array(Set(letters)).sorted(), uncertain: 0, uncertainResent: 0)
     }
