@@ -245,12 +245,14 @@ public enum FaultScenarios {
         let incidents = try await prepare(pipeline, count: count, seed: 23)
         let batches = (incidents.count + batchSize - 1) / batchSize
         var injections: [Injection] = []
-        var stacks: [(index: Int, api: String)] = []
-        func push(_ api: String, _ errors: String, when: String) async throws {
-            let answer = try await pipeline.broker("errors \(api) \(errors)")
-            let pushed = Int(answer.split(separator: " ").dropFirst().first ?? "") ?? 0
-            injections.append(Injection(what: "\(api) errors \(errors) on every broker", when: when, pushed: pushed * pipeline.options.brokers, served: nil))
-            stacks.append((injections.count - 1, api))
+        var stacks: [(index: Int, api: String, brokers: [Int], each: Int)] = []
+        func push(_ api: String, _ errors: String, when: String, broker: Int? = nil) async throws {
+            let answer = try await pipeline.broker("errors \(api) \(errors)" + (broker.map { " broker=\($0)" } ?? ""))
+            let each = Int(answer.split(separator: " ").dropFirst().first ?? "") ?? 0
+            let brokers = broker.map { [$0] } ?? Array(1...pipeline.options.brokers)
+            injections.append(Injection(what: "\(api) errors \(errors) on \(broker.map { "broker \($0)" } ?? "every broker")", when: when,
+                                        pushed: each * brokers.count, served: nil))
+            stacks.append((injections.count - 1, api, brokers, each))
             progress("\(when): \(api) errors \(errors)")
         }
         func note(_ what: String, when: String) {
@@ -298,7 +300,8 @@ public enum FaultScenarios {
 
         try await morning(pipeline, progress: progress)
         try await waitForMails(pipeline, count: incidents.count / 10, giveUpWhenQuiet: true)
-        try await push("produce", "NOT_LEADER_OR_FOLLOWER*10,REQUEST_TIMED_OUT*5", when: "morning")
+        // Broker 3 leads every partition now: the morning's produce requests all go there.
+        try await push("produce", "NOT_LEADER_OR_FOLLOWER*10,REQUEST_TIMED_OUT*5", when: "morning", broker: 3)
         try await pipeline.broker("rtt 1 300")
         note("broker 1 answers 300 ms late", when: "morning")
         try await waitForMails(pipeline, count: incidents.count / 3, giveUpWhenQuiet: true)
@@ -310,12 +313,17 @@ public enum FaultScenarios {
         try await pipeline.broker("rtt 1 0")
         note("broker 3 up after \(String(format: "%.1f", (ContinuousClock.now - since).seconds)) s; broker 1 prompt again", when: "morning")
         try await waitForMails(pipeline, count: incidents.count)
-        for (index, api) in stacks {
-            let remaining = Int(try await pipeline.broker("remaining \(api)").split(separator: " ").dropFirst().first ?? "") ?? 0
-            // Stacks of one API are counted together: attribute what is left to the latest push first.
-            let later = stacks.filter { $0.api == api && $0.index > index }.compactMap { injections[$0.index].pushed }.reduce(0, +)
-            let pushed = injections[index].pushed ?? 0
-            injections[index].served = pushed - min(pushed, max(0, remaining - later))
+        // Each broker serves its stack in order: what is left belongs to the latest pushes.
+        for index in stacks.indices { injections[stacks[index].index].served = 0 }
+        for api in Set(stacks.map(\.api)) {
+            for broker in 1...pipeline.options.brokers {
+                var left = Int(try await pipeline.broker("remaining \(api) broker=\(broker)").split(separator: " ").dropFirst().first ?? "") ?? 0
+                for stack in stacks.reversed() where stack.api == api && stack.brokers.contains(broker) {
+                    let unserved = min(stack.each, left)
+                    left -= unserved
+                    injections[stack.index].served! += stack.each - unserved
+                }
+            }
         }
         let outcome = try await check(pipeline, incidents)
         return BrokerFaultsReport(brokers: pipeline.options.brokers, injections: injections, outcome: outcome,
