@@ -21,8 +21,8 @@ func runFaultScenario<Report: Decodable>(_ arguments: [String], as type: Report.
     return (process.terminationStatus, output, report)
 }
 
-@Suite("Fault scenarios through the whole pipeline as processes", .serialized)
-struct FaultProcessTests {
+@Suite("Broker faults through the whole pipeline as processes", .serialized)
+struct BrokerFaultProcessTests {
     @Test("broker faults: Produce/Fetch/OffsetCommit/Heartbeat/JoinGroup errors, a broker down and up twice, leaders moved, a slow broker: no incident lost, no notice sent twice")
     func brokerFaults() throws {
         let directory = TestPaths.temporaryDirectory("faults-broker")
@@ -45,6 +45,10 @@ struct FaultProcessTests {
         #expect(outcome.mailsWithPersonalData == 0)
     }
 
+}
+
+@Suite("SIGKILL at random points through the whole pipeline as processes", .serialized)
+struct RandomKillProcessTests {
     @Test("SIGKILL of every service at random points (seeded, printed) while incidents flow and while notices go out, then restart: every child gets exactly one notice")
     func randomKills() throws {
         let directory = TestPaths.temporaryDirectory("faults-random-kills")
