@@ -220,4 +220,67 @@ struct SMTPFaultTests {
         #expect(try await mail(store, full.noticeId)?.attempts == 3)
         try await dispatch.stop()
     }
+
+    @Test("dispatch SIGKILLed between its claim and the relay's answer (the relay has the mail): after the restart the mail is uncertain and flagged, not re-sent, and the redelivered notice is not mailed again")
+    func killedWhileSending() async throws {
+        let kafka = try TestKafka()
+        let peer = try await SMTPPeer(mode: "slow-data:15")
+        defer { peer.stop() }
+        let dir = TestPaths.temporaryDirectory("dispatch-process")
+        let clockFile = dir + "/clock.json"
+        try SimulatedClockFile(simulated: start, real: Date(), rate: 0).write(to: clockFile)
+        let port = try freePort()
+        let base = "http://127.0.0.1:\(port)"
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in [
+            "ENCOMPASS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrapServers, "ENCOMPASS_DATA_DIR": dir, "ENCOMPASS_HTTP_PORT": String(port),
+            "ENCOMPASS_INSTANCE_ID": "dispatch-kill-test", "ENCOMPASS_GROUP_ID": "dispatch-kill-\(UUID())", "ENCOMPASS_API_TOKEN": RunningDispatch.token,
+            "ENCOMPASS_CLOCK_FILE": clockFile, "ENCOMPASS_SMTP_URL": peer.url, "ENCOMPASS_SMTP_TLS": "none", "ENCOMPASS_SMTP_FROM": "mash@police.example",
+            "ENCOMPASS_DISPATCH_POLL_MS": "100", "ENCOMPASS_PUBLIC_URL": base, "ENCOMPASS_TOPIC_PARTITIONS": String(kafka.partitions),
+            "ENCOMPASS_LOG_LEVEL": "notice",
+        ] { environment[key] = value }
+        let binary = try executable("dispatch")
+        func launch() async throws -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.environment = environment
+            let log = FileHandle(forWritingAtPath: "/dev/null")
+            process.standardOutput = log
+            process.standardError = log
+            try process.run()
+            try await eventually("dispatch ready", timeout: .seconds(90), interval: .milliseconds(200)) {
+                guard process.isRunning else { throw TimeoutError(what: "dispatch exited with \(process.terminationStatus)") }
+                return (try? await http.send("GET", base + "/readyz").status) == 200
+            }
+            return process
+        }
+        var process = try await launch()
+        let due = Fixtures.due()
+        try await publishAll(kafka, [due])
+        // The relay has the whole message; its answer is 15 s away. Dispatch dies now.
+        try await eventually("the relay holds the message", timeout: .seconds(60)) { peer.messages().count == 1 }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+
+        process = try await launch()
+        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        var listed: [String: Any] = [:]
+        try await eventually("the notice flagged uncertain after the restart", timeout: .seconds(60)) {
+            let list = try await http.send("GET", base + "/v1/notifications?date=2026-11-24", token: RunningDispatch.token).json
+            listed = (list["notifications"] as? [[String: Any]] ?? []).first { $0["noticeId"] as? String == due.noticeId } ?? [:]
+            return (listed["mail"] as? [String: Any])?["state"] as? String == "uncertain"
+        }
+        #expect(listed["flagged"] as? Bool == true)
+        #expect((listed["flagReason"] as? String)?.contains("check with the school") == true)
+        #expect((listed["mail"] as? [String: Any])?["attempts"] as? Int == 1)
+        // Not re-sent: neither by the sender nor because Kafka redelivered the uncommitted notice.
+        try peer.setMode("ok")
+        try await Task.sleep(for: .seconds(2))
+        #expect(peer.messages().count == 1)
+        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 2, timeout: .seconds(30))
+            .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
+        #expect(events.map(\.kind) == [.sent, .flagged])
+        process.terminate()
+        process.waitUntilExit()
+    }
 }
