@@ -446,6 +446,8 @@ public enum FaultScenarios {
     /// stalled for longer than any quiet period (a session timeout while its coordinator is down).
     static func waitForScheduled(_ pipeline: LocalPipeline, count: Int, timeout: Duration = .seconds(900)) async throws {
         try await pipeline.waitFor("\(count) notices scheduled", timeout: timeout) {
+            // Each answer lists every pending notice: ask once a second, not five times.
+            try? await Task.sleep(for: .seconds(1))
             var pending = Set<String>()
             for number in pipeline.instances(of: .scheduling) {
                 guard let (status, body) = try? await pipeline.operationsClient(.scheduling, instance: number).call("GET", "/v1/pending"),
