@@ -25,11 +25,18 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "File to write the bootstrap address to.")
     var addressFile: String = "var/broker.bootstrap"
 
+    @Option(help: "Serve fault commands (broker down/up, request errors, leader moves) on this 127.0.0.1 port; 0 picks a free one. Off unless given. docs/FAULTS.md lists the commands.")
+    var controlPort: Int?
+
+    @Option(help: "With --control-port: file to write the control port to (default: the address file + .control).")
+    var controlFile: String?
+
     @OptionGroup var log: LogOptions
 
     func validate() throws {
         guard (1...9).contains(brokers) else { throw ValidationError("--brokers must be from 1 to 9") }
         guard (1...1000).contains(partitions) else { throw ValidationError("--partitions must be from 1 to 1000") }
+        if let controlPort, !(0...65_535).contains(controlPort) { throw ValidationError("--control-port must be from 0 to 65535") }
     }
 
     func run() async throws {
@@ -40,6 +47,17 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         let directory = (addressFile as NSString).deletingLastPathComponent
         if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        // The control port first: whoever waits for the address file may use it at once.
+        var control: MockClusterControlServer?
+        if let controlPort {
+            let server = try MockClusterControlServer(
+                control: MockClusterControl(cluster: cluster, topics: Dictionary(uniqueKeysWithValues: Topics.all.map { ($0.name, partitions) })),
+                port: controlPort, logger: logger)
+            let file = controlFile ?? addressFile + ".control"
+            try "\(server.port)\n".write(toFile: file, atomically: true, encoding: .utf8)
+            say("fault control on 127.0.0.1:\(server.port) (written to \(file))")
+            control = server
+        }
         try (cluster.bootstrapServers + "\n").write(toFile: addressFile, atomically: true, encoding: .utf8)
         say("embedded broker (librdkafka mock cluster, \(brokers) broker(s), \(Topics.all.count) topics x \(partitions) partitions)")
         say("bootstrap.servers=\(cluster.bootstrapServers)")
@@ -50,6 +68,7 @@ struct BrokerCommand: AsyncParsableCommand {
             break
         }
         try? FileManager.default.removeItem(atPath: addressFile)
+        control?.stop()
         cluster.shutdown()
     }
 }

@@ -62,6 +62,37 @@ public final class MockKafkaCluster: @unchecked Sendable {
 
     public func clearRequestErrors(apiKey: Int16) { rd_kafka_mock_clear_request_errors(cluster, apiKey) }
 
+    /// Makes broker `id`'s next requests of this API fail with these errors, in order (each
+    /// answered after `rtt` ms). Broker errors are served before the cluster-wide ones, and
+    /// `brokerErrorCount` tells how many are still waiting, so a test can see they were hit.
+    public func pushBrokerRequestErrors(_ id: Int32, apiKey: Int16, errors: [rd_kafka_resp_err_t], rttMilliseconds: Int = 0) throws(KafkaError) {
+        for error in errors {
+            let err = encompass_mock_broker_push_request_error(cluster, id, apiKey, error, Int32(rttMilliseconds))
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: "push request error on mock broker \(id)") }
+        }
+    }
+
+    /// Errors pushed with `pushBrokerRequestErrors` that broker `id` has not served yet.
+    public func brokerErrorCount(_ id: Int32, apiKey: Int16) throws(KafkaError) -> Int {
+        var count = 0
+        let err = rd_kafka_mock_broker_error_stack_cnt(cluster, id, apiKey, &count)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: "error stack of mock broker \(id)") }
+        return count
+    }
+
+    /// Moves a partition's leadership to broker `id` (-1: no leader). Clients still asking the
+    /// old leader get NOT_LEADER_OR_FOLLOWER and refresh their metadata.
+    public func setPartitionLeader(topic: String, partition: Int32, broker id: Int32) throws(KafkaError) {
+        let err = rd_kafka_mock_partition_set_leader(cluster, topic, partition, id)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: "leader of \(topic)[\(partition)]") }
+    }
+
+    /// Makes broker `id` the coordinator of consumer group `group`.
+    public func setGroupCoordinator(_ group: String, broker id: Int32) throws(KafkaError) {
+        let err = rd_kafka_mock_coordinator_set(cluster, "group", group, id)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: "coordinator of group \(group)") }
+    }
+
     public func shutdown() {
         guard !destroyed else { return }
         destroyed = true

@@ -16,12 +16,13 @@ final class RunningDispatch: Sendable {
     let mailFolder: String
     static let token = "dispatch-test-token-0123456789"
 
-    init(_ kafka: TestKafka, start: Date, transport: (any MailTransport)? = nil) async throws {
+    init(_ kafka: TestKafka, start: Date, transport: (any MailTransport)? = nil, retryBase: TimeInterval = 60, maxAttempts: Int = 8) async throws {
         let dir = TestPaths.temporaryDirectory("dispatch-service")
         clockFile = dir + "/clock.json"
         mailFolder = dir + "/mail"
         try SimulatedClockFile(simulated: start, real: Date(), rate: 0).write(to: clockFile)
-        let settings = try Fixtures.settings(transport: transport ?? MailFolderTransport(directory: mailFolder), publicURL: "http://127.0.0.1:1")
+        let settings = try Fixtures.settings(transport: transport ?? MailFolderTransport(directory: mailFolder), publicURL: "http://127.0.0.1:1",
+                                             retryBase: retryBase, maxAttempts: maxAttempts)
         let configuration = ServiceConfiguration(
             service: .dispatch, kafka: kafka.client("dispatch"), groupId: "dispatch-\(UUID())", dataDirectory: dir,
             instanceId: "dispatch-test-\(UUID().uuidString.prefix(6))", httpPort: 0, apiToken: Self.token, clockFile: clockFile)

@@ -155,13 +155,17 @@ final class SMTPPeer: @unchecked Sendable {
     let stdin = Pipe()
     let out: String
     let port: Int
+    let modeFile: String
 
-    init(mode: String = "ok", certificate: TestCertificate? = nil, user: String? = nil, password: String? = nil) async throws {
+    /// `port`: listen there (a relay coming back where dispatch expects it); else a free port.
+    init(mode: String = "ok", port fixedPort: Int? = nil, certificate: TestCertificate? = nil, user: String? = nil, password: String? = nil) async throws {
         let dir = TestPaths.temporaryDirectory("smtp")
         out = dir + "/out"
+        modeFile = dir + "/mode"
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let portFile = dir + "/port"
-        var arguments = [Peers.directory + "/smtp_server.py", "--port-file", portFile, "--out", out, "--mode", mode]
+        var arguments = [Peers.directory + "/smtp_server.py", "--port-file", portFile, "--out", out, "--mode", mode, "--mode-file", modeFile]
+        if let fixedPort { arguments += ["--port", String(fixedPort)] }
         if let certificate { arguments += ["--cert", certificate.cert, "--key", certificate.key] }
         if let user, let password { arguments += ["--user", user, "--password", password] }
         process.executableURL = URL(fileURLWithPath: Peers.python)
@@ -182,6 +186,12 @@ final class SMTPPeer: @unchecked Sendable {
     }
 
     var url: String { "smtp://127.0.0.1:\(port)" }
+
+    /// Switches the running server's mode (read at its next SMTP command).
+    func setMode(_ mode: String) throws {
+        try mode.write(toFile: modeFile + ".tmp", atomically: false, encoding: .utf8)
+        _ = rename(modeFile + ".tmp", modeFile)
+    }
 
     func messages() -> [String] {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).filter { $0.hasSuffix(".eml") }.sorted()

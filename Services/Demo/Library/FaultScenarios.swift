@@ -5,7 +5,7 @@ import Logging
 import ServiceRuntime
 
 /// Fault scenarios against the pipeline as processes. Each returns what it observed; a test
-/// or `encompass faults` decides from that.
+/// or `encompass faults` decides from that. docs/FAULTS.md describes them.
 public enum FaultScenarios {
     public struct KillRestartReport: Codable, Sendable, Equatable {
         public var incidents: Int
@@ -24,27 +24,57 @@ public enum FaultScenarios {
         }
     }
 
+    /// What the checks at the end of a run found; the same for every scenario.
+    public struct Outcome: Codable, Sendable, Equatable {
+        public var incidents: Int
+        /// Distinct notices on `encompass.notices.due` (one per child expected).
+        public var notices: Int
+        /// Notices released under more than one message id (a second release not dropped).
+        public var noticesWithSeveralIds: Int
+        public var occurrencesCovered: Int
+        /// Incidents (one child each) with more than one notice: the child was given a second id
+        /// when its incident was processed again (a redelivery), so the school would hear twice.
+        public var occurrencesWithSeveralNotices: Int
+        /// Notices mailed (one `<message id>.eml` each).
+        public var mails: Int
+        /// Second and later copies of a notice's mail (`<message id>.2.eml`…): notices sent twice.
+        public var duplicateMails: Int
+        /// Mails that mention a child's name (the email must carry no personal data).
+        public var mailsWithPersonalData: Int
+        /// Dead letters held by the services, with their error classes.
+        public var deadLetters: Int
+        public var deadLetterClasses: [String]
+        /// Notices dispatch found in `sending` after a kill (docs/DISPATCH.md, the at-most-once
+        /// window), flagged `uncertain`; of those, the ones whose mail had not been written,
+        /// which the scenario resent as MASH would after checking with the school.
+        public var uncertain: Int
+        public var uncertainResent: Int
+
+        public var passed: Bool {
+            notices == incidents && noticesWithSeveralIds == 0 && occurrencesCovered == incidents && occurrencesWithSeveralNotices == 0
+                && mails == incidents && duplicateMails == 0 && mailsWithPersonalData == 0 && deadLetters == 0
+        }
+
+        public var line: String {
+            """
+            incidents \(incidents) · notices \(notices) (released under several ids: \(noticesWithSeveralIds)) · occurrences covered \(occurrencesCovered) \
+            (with several notices: \(occurrencesWithSeveralNotices)) · \
+            mails \(mails) (sent twice: \(duplicateMails), with personal data: \(mailsWithPersonalData)) · dead letters \(deadLetters)\
+            \(deadLetterClasses.isEmpty ? "" : " \(deadLetterClasses)") · uncertain after a kill \(uncertain) (resent by MASH: \(uncertainResent))
+            """
+        }
+    }
+
+    // MARK: kill and restart (fixed points)
+
     /// Two instances of every service (from `pipeline`'s options); incidents fed in batches;
     /// after the third batch one instance of each service is SIGKILLed, after the fifth they are
     /// started again; then the next morning comes. Every child must get exactly one notice and
     /// one mail.
     public static func killAndRestart(_ pipeline: LocalPipeline, incidents count: Int, report progress: @Sendable (String) -> Void) async throws -> KillRestartReport {
-        let day = CalendarDate(year: 2026, month: 11, day: 23)
-        try await pipeline.start(clock: day.at(hour: 23, minute: 30))
-        let schools = try SchoolList.read(path: SchoolList.shippedFile)
-        let incidents = WorldGenerator.eligibleIncidents(count: count, day: day, schools: schools, seed: 11)
-        let urns = Set(incidents.flatMap { $0.children.compactMap { $0.school?.urn } })
-        let contacts = "urn,role,name,email,phone\r\n" + urns.sorted().map { "\($0),dsl,DSL,dsl.\($0)@schools.example.org.uk,0118 000 0000" }.joined(separator: "\r\n")
-        let (imported, answer) = try await pipeline.client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"],
-                                                                                raw: Data(contacts.utf8), contentType: "text/csv")
-        guard (200..<300).contains(imported) else { throw PipelineError("contacts import refused: \(String(decoding: answer, as: UTF8.self))") }
-        try await pipeline.quiet(stable: .seconds(2))
-
+        let incidents = try await prepare(pipeline, count: count, seed: 11)
         let victims = ServiceName.allCases.map { LocalPipeline.Instance(service: $0, number: $0 == .intake ? 2 : 1) }
-        for (batch, start) in stride(from: 0, to: incidents.count, by: 50).enumerated() {
-            let slice = Array(incidents[start..<min(start + 50, incidents.count)])
-            let (status, body) = try await pipeline.client(.intake).call("POST", "/v1/incidents", raw: try WireFormat.encoder().encode(slice))
-            guard status == 202 else { throw PipelineError("intake answered \(status): \(String(decoding: body, as: UTF8.self))") }
+        try await feed(pipeline, incidents) { batch, _ in
             if batch == 3 {
                 for victim in victims { await pipeline.signal(victim, SIGKILL) }
                 progress("SIGKILL: \(victims.map(\.name).joined(separator: ", "))")
@@ -54,15 +84,416 @@ public enum FaultScenarios {
                 progress("restarted them on their own stores")
             }
         }
-        try await pipeline.quiet(stable: .seconds(4), timeout: .seconds(400))
+        try await waitForScheduled(pipeline, count: incidents.count)
+        try await morning(pipeline, progress: progress)
+        try await waitForMails(pipeline, count: incidents.count)
+        let outcome = try await check(pipeline, incidents)
+        return KillRestartReport(
+            incidents: outcome.incidents, notices: outcome.notices, noticesWithSeveralIds: outcome.noticesWithSeveralIds,
+            occurrencesCovered: outcome.occurrencesCovered, mails: outcome.mails + outcome.duplicateMails,
+            mailsWithPersonalData: outcome.mailsWithPersonalData, killed: victims.map(\.name))
+    }
+
+    // MARK: SIGKILL at random points
+
+    public struct Kill: Codable, Sendable, Equatable {
+        public var instance: String
+        /// `feeding` (while incidents arrive and flow through research, schools, scheduling) or
+        /// `morning` (while scheduling releases and dispatch sends).
+        public var phase: String
+        /// Feeding: the batch after which the kill comes; morning: the share of mails written.
+        public var at: Double
+        /// Feeding: batches until the restart; morning: seconds until the restart.
+        public var downFor: Double
+    }
+
+    public struct RandomKillsReport: Codable, Sendable, Equatable {
+        public var seed: UInt64
+        public var kills: [Kill]
+        public var outcome: Outcome
+        public var seconds: Double
+        public var passed: Bool { outcome.passed && kills.count >= ServiceName.allCases.count }
+    }
+
+    /// The kill plan for a seed: every instance-holding service is SIGKILLed once while the
+    /// incidents flow and once during the morning send, at random points, then restarted after a
+    /// random time; `extra` more kills land on random instances.
+    public static func killPlan(seed: UInt64, batches: Int, instances: [ServiceName: Int], extra: Int = 0) -> [Kill] {
+        var random = SeededRandom(seed: seed)
+        var plan: [Kill] = []
+        func instance(_ service: ServiceName) -> String {
+            "\(service.rawValue)-\(Int.random(in: 1...max(1, instances[service] ?? 1), using: &random))"
+        }
+        func feeding(_ service: ServiceName) -> Kill {
+            Kill(instance: instance(service), phase: "feeding", at: Double(Int.random(in: 1...max(1, batches - 1), using: &random)),
+                 downFor: Double(Int.random(in: 1...3, using: &random)))
+        }
+        func morning(_ service: ServiceName) -> Kill {
+            Kill(instance: instance(service), phase: "morning", at: (Double.random(in: 0.05..<0.9, using: &random) * 100).rounded() / 100,
+                 downFor: (Double.random(in: 0.5..<4, using: &random) * 10).rounded() / 10)
+        }
+        for service in ServiceName.allCases {
+            plan.append(feeding(service))
+            plan.append(morning(service))
+        }
+        for _ in 0..<extra {
+            let service = random.pick(ServiceName.allCases)
+            plan.append(random.chance(0.5) ? feeding(service) : morning(service))
+        }
+        return plan
+    }
+
+    /// Incidents fed in batches of 50 while the kill plan SIGKILLs instances (each restarted on
+    /// its own store after its down time); then the morning, with more kills while scheduling
+    /// releases and dispatch sends. Dispatch runs as one instance (its send-once record is
+    /// local, docs/DISPATCH.md): a kill between its claim and the relay's answer leaves the mail
+    /// `uncertain`, and MASH resends it after checking with the school (the mail folder).
+    /// Every child must get exactly one notice and one mail.
+    public static func randomKills(_ pipeline: LocalPipeline, incidents count: Int, seed: UInt64, extraKills: Int = 0,
+                                   report progress: @escaping @Sendable (String) -> Void) async throws -> RandomKillsReport {
+        let began = ContinuousClock.now
+        let batches = (count + batchSize - 1) / batchSize
+        let plan = killPlan(seed: seed, batches: batches, instances: pipeline.options.instances, extra: extraKills)
+        progress("seed \(seed): kill plan \(plan.map { "\($0.instance)@\($0.phase) \($0.at)" }.joined(separator: ", "))")
+        let incidents = try await prepare(pipeline, count: count, seed: seed)
+        func instance(_ name: String) -> LocalPipeline.Instance {
+            let service = ServiceName.allCases.first { name.hasPrefix($0.rawValue + "-") }!
+            return LocalPipeline.Instance(service: service, number: Int(name.dropFirst(service.rawValue.count + 1)) ?? 1)
+        }
+        // Feeding: kill after batch `at`, restart after batch `at + downFor` (or at the end of feeding).
+        var down: [LocalPipeline.Instance: Int] = [:]
+        try await feed(pipeline, incidents) { batch, _ in
+            for (victim, until) in down where until <= batch {
+                try await pipeline.restart(victim)
+                down[victim] = nil
+                progress("batch \(batch): restarted \(victim.name)")
+            }
+            for kill in plan where kill.phase == "feeding" && Int(kill.at) == batch {
+                let victim = instance(kill.instance)
+                guard down[victim] == nil else { continue }
+                await pipeline.signal(victim, SIGKILL)
+                down[victim] = batch + Int(kill.downFor)
+                progress("batch \(batch): SIGKILL \(victim.name)")
+            }
+        }
+        for victim in down.keys {
+            try await pipeline.restart(victim)
+            progress("end of feeding: restarted \(victim.name)")
+        }
+        try await waitForScheduled(pipeline, count: incidents.count)
+        progress("every notice scheduled")
+
+        // Morning: kill when the share `at` of the mails is written, restart `downFor` seconds later.
+        try await morning(pipeline, progress: progress)
+        let mornings = plan.filter { $0.phase == "morning" }.sorted { $0.at < $1.at }
+        var restarts: [Task<Void, any Error>] = []
+        for kill in mornings {
+            let target = Int(kill.at * Double(incidents.count))
+            let reached = try await waitForMails(pipeline, count: target, giveUpWhenQuiet: true)
+            let victim = instance(kill.instance)
+            await pipeline.signal(victim, SIGKILL)
+            progress("\(reached) mails: SIGKILL \(victim.name)")
+            restarts.append(Task {
+                try await Task.sleep(for: .milliseconds(Int(kill.downFor * 1000)))
+                try await pipeline.restart(victim)
+                progress("restarted \(victim.name)")
+            })
+        }
+        for restart in restarts { try await restart.value }
+        try await waitForMails(pipeline, count: incidents.count)
+        let resent = try await resendUncertain(pipeline, progress: progress)
+        if resent.resent > 0 { try await waitForMails(pipeline, count: incidents.count) }
+        var outcome = try await check(pipeline, incidents)
+        outcome.uncertain = resent.uncertain
+        outcome.uncertainResent = resent.resent
+        return RandomKillsReport(seed: seed, kills: plan, outcome: outcome, seconds: (ContinuousClock.now - began).seconds)
+    }
+
+    // MARK: broker faults
+
+    public struct Injection: Codable, Sendable, Equatable {
+        public var what: String
+        /// When: the batch of incidents, or `morning`.
+        public var when: String
+        /// Request errors pushed (over all brokers) and served by the time of the checks.
+        public var pushed: Int?
+        public var served: Int?
+    }
+
+    public struct BrokerFaultsReport: Codable, Sendable, Equatable {
+        public var brokers: Int
+        public var injections: [Injection]
+        public var outcome: Outcome
+        public var seconds: Double
+        /// Every check holds and every pushed error stack was hit at least once.
+        public var passed: Bool { outcome.passed && injections.allSatisfy { ($0.pushed ?? 0) == 0 || ($0.served ?? 0) > 0 } }
+    }
+
+    /// The pipeline on a cluster of `pipeline.options.brokers` (3) mock brokers with the fault
+    /// control port. While incidents are fed and flow: retriable errors pushed for Produce,
+    /// Fetch, OffsetCommit, Heartbeat (which makes members rejoin) and JoinGroup; broker 2 down
+    /// for at least `downSeconds` (its partitions and any group it coordinates stall) and up
+    /// again; every partition's leadership moved to broker 3. In the morning, while scheduling
+    /// releases and dispatch sends: Produce errors again, broker 3 (now every partition's
+    /// leader) down and up, slow answers from broker 1. Then the usual checks.
+    public static func brokerFaults(_ pipeline: LocalPipeline, incidents count: Int, downSeconds: Double = 10,
+                                    report progress: @escaping @Sendable (String) -> Void) async throws -> BrokerFaultsReport {
+        let began = ContinuousClock.now
+        guard pipeline.options.brokerControl, pipeline.options.brokers >= 3 else {
+            throw PipelineError("the broker scenario needs 3 brokers and the control port (LocalPipeline.Options brokers: 3, brokerControl: true)")
+        }
+        let incidents = try await prepare(pipeline, count: count, seed: 23)
+        let batches = (incidents.count + batchSize - 1) / batchSize
+        var injections: [Injection] = []
+        var stacks: [(index: Int, api: String, brokers: [Int], each: Int)] = []
+        func push(_ api: String, _ errors: String, when: String, broker: Int? = nil) async throws {
+            let answer = try await pipeline.broker("errors \(api) \(errors)" + (broker.map { " broker=\($0)" } ?? ""))
+            let each = Int(answer.split(separator: " ").dropFirst().first ?? "") ?? 0
+            let brokers = broker.map { [$0] } ?? Array(1...pipeline.options.brokers)
+            injections.append(Injection(what: "\(api) errors \(errors) on \(broker.map { "broker \($0)" } ?? "every broker")", when: when,
+                                        pushed: each * brokers.count, served: nil))
+            stacks.append((injections.count - 1, api, brokers, each))
+            progress("\(when): \(api) errors \(errors)")
+        }
+        func note(_ what: String, when: String) {
+            injections.append(Injection(what: what, when: when))
+            progress("\(when): \(what)")
+        }
+        func point(_ share: Double) -> Int { max(1, Int(Double(batches) * share)) }
+        var downSince: ContinuousClock.Instant?
+        try await feed(pipeline, incidents) { batch, _ in
+            let when = "batch \(batch)"
+            if batch == point(0.1) {
+                try await push("produce", "NOT_LEADER_OR_FOLLOWER*10,REQUEST_TIMED_OUT*5,NOT_ENOUGH_REPLICAS*5", when: when)
+            }
+            if batch == point(0.2) {
+                try await push("fetch", "NOT_LEADER_OR_FOLLOWER*10,REQUEST_TIMED_OUT*5", when: when)
+            }
+            if batch == point(0.3) {
+                try await push("offset-commit", "REBALANCE_IN_PROGRESS*4,COORDINATOR_NOT_AVAILABLE*4,NOT_COORDINATOR*4,REQUEST_TIMED_OUT*4", when: when)
+            }
+            if batch == point(0.4) {
+                try await push("join-group", "COORDINATOR_LOAD_IN_PROGRESS*2,COORDINATOR_NOT_AVAILABLE*2", when: when)
+                try await push("heartbeat", "REBALANCE_IN_PROGRESS*3", when: when)
+            }
+            if batch == point(0.5) {
+                try await pipeline.broker("down 2")
+                downSince = .now
+                note("broker 2 down (its partitions have no leader meanwhile)", when: when)
+            }
+            if batch == point(0.7) || (batch == batches && downSince != nil) {
+                if let since = downSince {
+                    let left = downSeconds - (ContinuousClock.now - since).seconds
+                    if left > 0 { try await Task.sleep(for: .milliseconds(Int(left * 1000))) }
+                    try await pipeline.broker("up 2")
+                    note("broker 2 up after \(String(format: "%.1f", (ContinuousClock.now - since).seconds)) s", when: "batch \(batch)")
+                    downSince = nil
+                }
+            }
+            if batch == point(0.8) {
+                let answer = try await pipeline.broker("leader * * 3")
+                note("leadership of every partition moved to broker 3 (\(answer))", when: when)
+            }
+        }
+        try await waitForScheduled(pipeline, count: incidents.count)
+        progress("every notice scheduled")
+
+        try await morning(pipeline, progress: progress)
+        try await waitForMails(pipeline, count: incidents.count / 10, giveUpWhenQuiet: true)
+        // Broker 3 leads every partition now: the morning's produce requests all go there.
+        try await push("produce", "NOT_LEADER_OR_FOLLOWER*10,REQUEST_TIMED_OUT*5", when: "morning", broker: 3)
+        try await pipeline.broker("rtt 1 300")
+        note("broker 1 answers 300 ms late", when: "morning")
+        try await waitForMails(pipeline, count: incidents.count / 3, giveUpWhenQuiet: true)
+        try await pipeline.broker("down 3")
+        let since = ContinuousClock.now
+        note("broker 3 (every partition's leader) down", when: "morning")
+        try await Task.sleep(for: .milliseconds(Int(downSeconds * 1000)))
+        try await pipeline.broker("up 3")
+        try await pipeline.broker("rtt 1 0")
+        note("broker 3 up after \(String(format: "%.1f", (ContinuousClock.now - since).seconds)) s; broker 1 prompt again", when: "morning")
+        try await waitForMails(pipeline, count: incidents.count)
+        // Each broker serves its stack in order: what is left belongs to the latest pushes.
+        for index in stacks.indices { injections[stacks[index].index].served = 0 }
+        for api in Set(stacks.map(\.api)) {
+            for broker in 1...pipeline.options.brokers {
+                var left = Int(try await pipeline.broker("remaining \(api) broker=\(broker)").split(separator: " ").dropFirst().first ?? "") ?? 0
+                for stack in stacks.reversed() where stack.api == api && stack.brokers.contains(broker) {
+                    let unserved = min(stack.each, left)
+                    left -= unserved
+                    injections[stack.index].served! += stack.each - unserved
+                }
+            }
+        }
+        let outcome = try await check(pipeline, incidents)
+        return BrokerFaultsReport(brokers: pipeline.options.brokers, injections: injections, outcome: outcome,
+                                  seconds: (ContinuousClock.now - began).seconds)
+    }
+
+    // MARK: the parts
+
+    static let batchSize = 50
+    static let day = CalendarDate(year: 2026, month: 11, day: 23)
+
+    /// Starts the pipeline at 23:30, imports every school's safeguarding contact and returns the
+    /// incidents (one eligible child each, at a school with an email contact).
+    static func prepare(_ pipeline: LocalPipeline, count: Int, seed: UInt64) async throws -> [Incident] {
+        try await pipeline.start(clock: day.at(hour: 23, minute: 30))
+        let schools = try SchoolList.read(path: SchoolList.shippedFile)
+        let incidents = WorldGenerator.eligibleIncidents(count: count, day: day, schools: schools, seed: seed)
+        let urns = Set(incidents.flatMap { $0.children.compactMap { $0.school?.urn } })
+        let contacts = "urn,role,name,email,phone\r\n" + urns.sorted().map { "\($0),dsl,DSL,dsl.\($0)@schools.example.org.uk,0118 000 0000" }.joined(separator: "\r\n")
+        let (imported, answer) = try await pipeline.client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"],
+                                                                                raw: Data(contacts.utf8), contentType: "text/csv")
+        guard (200..<300).contains(imported) else { throw PipelineError("contacts import refused: \(String(decoding: answer, as: UTF8.self))") }
+        try await pipeline.quiet(stable: .seconds(2))
+        return incidents
+    }
+
+    /// Posts the incidents to intake in batches of 50 (any instance that is up), calling `after`
+    /// with the batch number (from 1) after each.
+    static func feed(_ pipeline: LocalPipeline, _ incidents: [Incident], after: (Int, [Incident]) async throws -> Void) async throws {
+        for (index, start) in stride(from: 0, to: incidents.count, by: batchSize).enumerated() {
+            let slice = Array(incidents[start..<min(start + batchSize, incidents.count)])
+            let body = try WireFormat.encoder().encode(slice)
+            var accepted = false
+            var refusals: [String] = []
+            // An intake instance may be down (killed on purpose): the records system tries another.
+            for attempt in 0..<60 where !accepted {
+                for number in pipeline.instances(of: .intake) {
+                    do {
+                        let (status, answer) = try await pipeline.client(.intake, instance: number).call("POST", "/v1/incidents", raw: body)
+                        if status == 202 { accepted = true; break }
+                        refusals.append("intake-\(number) answered \(status): \(String(decoding: answer.prefix(300), as: UTF8.self))")
+                    } catch {
+                        refusals.append("\(error)")
+                    }
+                }
+                if !accepted { try await Task.sleep(for: .milliseconds(500 + 100 * attempt)) }
+            }
+            guard accepted else { throw PipelineError("no intake instance took batch \(index + 1): \(refusals.suffix(3))") }
+            try await after(index + 1, slice)
+        }
+    }
+
+    /// The next school morning, with the clock running in real time from 07:59:50.
+    static func morning(_ pipeline: LocalPipeline, progress: @Sendable (String) -> Void) async throws {
         try await pipeline.setClock(day.adding(days: 1).at(hour: 7, minute: 59).addingTimeInterval(50), rate: 1)
         progress("clock → the next school morning")
-        let mailDirectory = pipeline.mailDirectory
-        try await pipeline.waitFor("a mail for every child", timeout: .seconds(300)) {
-            ((try? FileManager.default.contentsOfDirectory(atPath: mailDirectory).filter { $0.hasSuffix(".eml") }.count) ?? 0) >= incidents.count
-        }
-        try await pipeline.quiet(stable: .seconds(4))
+    }
 
+    struct MailCount {
+        var first = 0
+        var copies = 0
+    }
+
+    /// Notices mailed (first copies) and second copies in the mail folder.
+    static func mails(in directory: String) -> MailCount {
+        var count = MailCount()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".eml") {
+            let stem = name.dropLast(4)
+            if let dot = stem.lastIndex(of: "."), Int(stem[stem.index(after: dot)...]) != nil { count.copies += 1 } else { count.first += 1 }
+        }
+        return count
+    }
+
+    /// Waits until `count` notices are mailed; returns how many are. With `giveUpWhenQuiet`, also
+    /// returns once no new mail came for 20 s (a kill point, not a check). Otherwise also returns
+    /// once dispatch reports `count` notices settled (sent, uncertain or failed), so a run whose
+    /// kills left some mail `uncertain` goes on to MASH's follow-up; throws after the timeout.
+    @discardableResult
+    static func waitForMails(_ pipeline: LocalPipeline, count: Int, giveUpWhenQuiet: Bool = false, timeout: Duration = .seconds(900)) async throws -> Int {
+        let directory = pipeline.mailDirectory
+        let deadline = ContinuousClock.now + timeout
+        var last = -1
+        var sameSince = ContinuousClock.now
+        var lastAsked = ContinuousClock.now
+        while ContinuousClock.now < deadline {
+            let now = mails(in: directory).first
+            if now >= count { return now }
+            if now != last { last = now; sameSince = .now }
+            if let name = await pipeline.exited() { throw PipelineError("\(name) stopped while waiting for mail; see \(pipeline.options.directory)/") }
+            if ContinuousClock.now - sameSince > .seconds(20) {
+                if giveUpWhenQuiet { return now }
+                if ContinuousClock.now - lastAsked > .seconds(5) {
+                    lastAsked = .now
+                    if let settled = try? await settledNotices(pipeline), settled >= count { return now }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        throw PipelineError("timed out waiting for \(count) mails (\(mails(in: directory).first) written); see \(pipeline.options.directory)/*.log")
+    }
+
+    /// Notices of the release day whose mail dispatch has finished with: sent, uncertain or failed.
+    static func settledNotices(_ pipeline: LocalPipeline) async throws -> Int {
+        var settled = Set<String>()
+        for number in pipeline.instances(of: .dispatch) {
+            let (status, body) = try await pipeline.operationsClient(.dispatch, instance: number)
+                .call("GET", "/v1/notifications", query: ["date": day.adding(days: 1).description])
+            guard status == 200 else { continue }
+            let list = (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["notifications"] as? [[String: Any]] ?? []
+            for notice in list where ["sent", "uncertain", "failed"].contains((notice["mail"] as? [String: Any])?["state"] as? String ?? "") {
+                if let id = notice["noticeId"] as? String { settled.insert(id) }
+            }
+        }
+        return settled.count
+    }
+
+    /// Waits until scheduling holds `count` pending notices (every instance keeps a standby copy
+    /// of all of them; the union is taken) and the pipeline is quiet: only then may the clock
+    /// move to the morning. Quiet alone is not enough under faults: a consumer group can be
+    /// stalled for longer than any quiet period (a session timeout while its coordinator is down).
+    static func waitForScheduled(_ pipeline: LocalPipeline, count: Int, timeout: Duration = .seconds(900)) async throws {
+        try await pipeline.waitFor("\(count) notices scheduled", timeout: timeout) {
+            // Each answer lists every pending notice: ask once a second, not five times.
+            try? await Task.sleep(for: .seconds(1))
+            var pending = Set<String>()
+            for number in pipeline.instances(of: .scheduling) {
+                guard let (status, body) = try? await pipeline.operationsClient(.scheduling, instance: number).call("GET", "/v1/pending"),
+                      status == 200 else { continue }
+                for item in (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["notices"] as? [[String: Any]] ?? [] {
+                    if let id = item["noticeId"] as? String { pending.insert(id) }
+                }
+            }
+            return pending.count >= count
+        }
+        try await pipeline.quiet(stable: .seconds(3), timeout: .seconds(300))
+    }
+
+    /// MASH's follow-up of notices left `uncertain` by a kill: a notice whose mail is in the
+    /// folder reached the school; the others are resent (`POST /v1/notifications/{id}/resend`).
+    static func resendUncertain(_ pipeline: LocalPipeline, progress: @Sendable (String) -> Void) async throws -> (uncertain: Int, resent: Int) {
+        try await pipeline.quiet(stable: .seconds(4), timeout: .seconds(300))
+        var uncertain: [String] = []
+        for number in pipeline.instances(of: .dispatch) {
+            let client = pipeline.operationsClient(.dispatch, instance: number)
+            let (status, body) = try await client.call("GET", "/v1/notifications", query: ["date": day.adding(days: 1).description])
+            guard status == 200 else { throw PipelineError("dispatch-\(number) notifications: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))") }
+            let list = (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["notifications"] as? [[String: Any]] ?? []
+            for notice in list where (notice["mail"] as? [String: Any])?["state"] as? String == "uncertain" {
+                if let id = notice["noticeId"] as? String { uncertain.append(id) }
+            }
+        }
+        var resent = 0
+        for id in uncertain {
+            let file = "\(pipeline.mailDirectory)/\(MessageID.derived(from: id, "notice-mail"))@encompass.invalid.eml"
+            if FileManager.default.fileExists(atPath: file) { continue } // the school has it
+            var done = false
+            for number in pipeline.instances(of: .dispatch) where !done {
+                let (status, _) = try await pipeline.operationsClient(.dispatch, instance: number)
+                    .call("POST", "/v1/notifications/\(id)/resend", json: ["by": "fault scenario (MASH)"])
+                done = status == 202
+            }
+            if done { resent += 1 }
+        }
+        if !uncertain.isEmpty { progress("uncertain after a kill: \(uncertain.count); not received, resent by MASH: \(resent)") }
+        return (uncertain.count, resent)
+    }
+
+    /// Reads `encompass.notices.due` whole, the mail folder and every service's dead letters.
+    static func check(_ pipeline: LocalPipeline, _ incidents: [Incident]) async throws -> Outcome {
+        try await pipeline.quiet(stable: .seconds(4), timeout: .seconds(300))
         let bootstrap = try String(contentsOfFile: pipeline.bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let client = KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "fault-check")
         var logger = Logger(label: "encompass.faults")
@@ -73,27 +504,49 @@ public enum FaultScenarios {
                                          logger: logger)
         var byNotice: [String: Set<String>] = [:]
         var occurrences = Set<String>()
+        var noticesByOccurrence: [String: Set<String>] = [:]
         var read = 0
-        let timer = Task { try await Task.sleep(for: .seconds(60)); consumer.stopDelivery() }
-        for try await record in consumer {
-            read += 1
-            if let envelope = try? WireFormat.decode(NoticeDue.self, from: record.value) {
-                byNotice[envelope.payload.noticeId, default: []].insert(envelope.id)
-                occurrences.insert(envelope.payload.request.incident.occurrenceNumber)
+        let timer = Task { try await Task.sleep(for: .seconds(90)); consumer.stopDelivery() }
+        if total > 0 {
+            for try await record in consumer {
+                read += 1
+                if let envelope = try? WireFormat.decode(NoticeDue.self, from: record.value) {
+                    byNotice[envelope.payload.noticeId, default: []].insert(envelope.id)
+                    occurrences.insert(envelope.payload.request.incident.occurrenceNumber)
+                    noticesByOccurrence[envelope.payload.request.incident.occurrenceNumber, default: []].insert(envelope.payload.noticeId)
+                }
+                if read >= total { break }
             }
-            if read >= total { break }
         }
         timer.cancel()
         await consumer.close()
-        let mails = try FileManager.default.contentsOfDirectory(atPath: mailDirectory).filter { $0.hasSuffix(".eml") }
+
+        let directory = pipeline.mailDirectory
+        let count = mails(in: directory)
         var personal = 0
-        for mail in mails {
-            let text = try String(contentsOfFile: "\(mailDirectory)/\(mail)", encoding: .utf8)
+        for mail in try FileManager.default.contentsOfDirectory(atPath: directory) where mail.hasSuffix(".eml") {
+            let text = try String(contentsOfFile: "\(directory)/\(mail)", encoding: .utf8)
             if text.contains("Child") || text.contains("Walker") { personal += 1 }
         }
-        return KillRestartReport(
+        var letters: [String] = []
+        for service in ServiceName.allCases {
+            for number in pipeline.instances(of: service) {
+                let (status, body) = try await pipeline.operationsClient(service, instance: number).call("GET", "/v1/dead-letters", query: ["status": "all"])
+                guard status == 200 else { throw PipelineError("\(service.rawValue)-\(number) dead letters: \(status)") }
+                for letter in (try JSONSerialization.jsonObject(with: body) as? [[String: Any]]) ?? [] {
+                    letters.append("\(service.rawValue): \(letter["errorClass"] as? String ?? "?")")
+                }
+            }
+        }
+        return Outcome(
             incidents: incidents.count, notices: byNotice.count, noticesWithSeveralIds: byNotice.values.filter { $0.count > 1 }.count,
-            occurrencesCovered: occurrences.intersection(incidents.map(\.occurrenceNumber)).count, mails: mails.count,
-            mailsWithPersonalData: personal, killed: victims.map(\.name))
+            occurrencesCovered: occurrences.intersection(incidents.map(\.occurrenceNumber)).count,
+            occurrencesWithSeveralNotices: noticesByOccurrence.values.filter { $0.count > 1 }.count, mails: count.first,
+            duplicateMails: count.copies, mailsWithPersonalData: personal, deadLetters: letters.count,
+            deadLetterClasses: Array(Set(letters)).sorted(), uncertain: 0, uncertainResent: 0)
     }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

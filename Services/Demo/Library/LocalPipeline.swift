@@ -1,3 +1,4 @@
+import EncompassKafka
 import EncompassModels
 import EncompassKafka
 import Foundation
@@ -31,11 +32,16 @@ public actor LocalPipeline {
         public var console: Bool
         public var consoleUser: String
         public var consolePassword: String
+        /// Mock brokers in the embedded cluster (replication factor min(3, brokers)).
+        public var brokers: Int
+        /// Start the broker with its fault control port (`encompass broker --control-port`), for `broker(_:)`.
+        public var brokerControl: Bool
 
         public init(binDirectory: String, directory: String, apiToken: String = "local-" + MessageID.fresh(),
                     intakeToken: String = "local-intake-" + MessageID.fresh(), instances: [ServiceName: Int] = [:],
                     basePort: Int = 8081, partitions: Int = 12, environment: [String: String] = [:],
-                    console: Bool = true, consoleUser: String = "mash.demo", consolePassword: String = "demo-" + UUID().uuidString.lowercased()) {
+                    console: Bool = true, consoleUser: String = "mash.demo", consolePassword: String = "demo-" + UUID().uuidString.lowercased(),
+                    brokers: Int = 1, brokerControl: Bool = false) {
             self.binDirectory = binDirectory
             self.directory = directory
             self.apiToken = apiToken
@@ -47,6 +53,8 @@ public actor LocalPipeline {
             self.console = console
             self.consoleUser = consoleUser
             self.consolePassword = consolePassword
+            self.brokers = brokers
+            self.brokerControl = brokerControl
         }
     }
 
@@ -79,6 +87,7 @@ public actor LocalPipeline {
     public nonisolated var clockFile: String { "\(options.directory)/clock.json" }
     public nonisolated var mailDirectory: String { "\(options.directory)/mail" }
     public nonisolated var bootstrapFile: String { "\(options.directory)/broker.bootstrap" }
+    public nonisolated var brokerControlFile: String { "\(options.directory)/broker.control" }
 
     public nonisolated func port(_ service: ServiceName, instance: Int = 1) -> Int {
         options.basePort + (service.defaultHTTPPort - ServiceName.intake.defaultHTTPPort) + 100 * (instance - 1)
@@ -111,9 +120,10 @@ public actor LocalPipeline {
         try FileManager.default.createDirectory(atPath: mailDirectory, withIntermediateDirectories: true)
         try setClock(clock, rate: rate)
         try? FileManager.default.removeItem(atPath: bootstrapFile)
-        broker = try launch("broker", executable: "encompass",
-                            arguments: ["broker", "--address-file", bootstrapFile, "--partitions", String(options.partitions)],
-                            environment: ProcessInfo.processInfo.environment)
+        try? FileManager.default.removeItem(atPath: brokerControlFile)
+        var arguments = ["broker", "--address-file", bootstrapFile, "--partitions", String(options.partitions), "--brokers", String(options.brokers)]
+        if options.brokerControl { arguments += ["--control-port", "0", "--control-file", brokerControlFile] }
+        broker = try launch("broker", executable: "encompass", arguments: arguments, environment: ProcessInfo.processInfo.environment)
         try await waitFor("the embedded broker", timeout: .seconds(30)) { FileManager.default.fileExists(atPath: self.bootstrapFile) }
         for service in ServiceName.allCases {
             for number in instances(of: service) {
@@ -184,6 +194,19 @@ public actor LocalPipeline {
         process.standardError = handle
         try process.run()
         return Child(name: name, process: process)
+    }
+
+    /// Sends a fault command to the embedded broker (`MockClusterControl` lists them) and returns
+    /// its answer; throws when the broker refuses it. Needs `Options.brokerControl`.
+    @discardableResult
+    public nonisolated func broker(_ command: String) async throws -> String {
+        guard let text = try? String(contentsOfFile: brokerControlFile, encoding: .utf8),
+              let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw PipelineError("no broker control port in \(brokerControlFile); start the pipeline with Options.brokerControl")
+        }
+        let answer = try await MockClusterControlClient.send(command, port: port)
+        guard answer.hasPrefix("ok") else { throw PipelineError("the broker refused `\(command)`: \(answer)") }
+        return answer
     }
 
     /// Sends `signal` to one instance (SIGKILL: it dies mid-work, as a crashed machine would).

@@ -128,6 +128,17 @@ public struct MailSender: Sendable {
                 try notice.update(db)
                 try Audit.record(.deliveredToRelay, notice: notice, detail: "accepted: \(reply)",
                                  eventId: MessageID.derived(from: mail.idempotencyKey, "delivered"), db: db, outbox: outbox, now: now)
+            case .uncertain(let reason):
+                // As after a crash mid-send: the relay may have it, so never re-sent by guessing.
+                mail.state = .uncertain
+                mail.lastError = reason
+                try mail.update(db)
+                notice.state = .uncertain
+                notice.flaggedAt = now
+                notice.flagReason = "delivery uncertain: \(reason); check with the school whether the email arrived; resend with `encompass notifications resend` if not"
+                try notice.update(db)
+                try Audit.record(.flagged, notice: notice, detail: notice.flagReason, eventId: MessageID.derived(from: mail.idempotencyKey, "uncertain-\(mail.attempts)"),
+                                 db: db, outbox: outbox, now: now)
             case .temporary(let reason) where mail.attempts < settings.maxAttempts:
                 let delay = min(settings.retryCap, settings.retryBase * pow(2, Double(mail.attempts - 1)))
                 mail.state = .pending

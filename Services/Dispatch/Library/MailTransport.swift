@@ -50,6 +50,10 @@ public enum DeliveryOutcome: Sendable, Equatable {
     case temporary(reason: String)
     /// Will never work as it is (5xx); `reply` is the relay's answer.
     case permanent(reply: String)
+    /// The whole message went to the relay but its answer never came (timeout, connection
+    /// lost): the relay may have queued it. Not retried automatically (docs/DISPATCH.md, the
+    /// at-most-once window); MASH checks with the school and resends if needed.
+    case uncertain(reason: String)
 }
 
 /// Where mail goes: an SMTP relay, or a folder of .eml files.
@@ -61,6 +65,8 @@ public protocol MailTransport: Sendable {
 }
 
 /// Writes each message as `<message id>.eml` into a folder (the default without a relay).
+/// A message handed over again (a resend) is kept beside the first as `<message id>.2.eml`,
+/// `.3.eml`…, as a relay would deliver it twice, so a duplicate is never hidden by an overwrite.
 public struct MailFolderTransport: MailTransport {
     public let directory: String
 
@@ -74,9 +80,14 @@ public struct MailFolderTransport: MailTransport {
             SMTPTransport.queue.async {
                 do {
                     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                    let name = message.messageId.trimmingCharacters(in: CharacterSet(charactersIn: "<>"))
-                        .replacingOccurrences(of: "/", with: "_") + ".eml"
-                    let path = (directory as NSString).appendingPathComponent(name)
+                    let base = message.messageId.trimmingCharacters(in: CharacterSet(charactersIn: "<>"))
+                        .replacingOccurrences(of: "/", with: "_")
+                    var path = (directory as NSString).appendingPathComponent(base + ".eml")
+                    var copy = 1
+                    while FileManager.default.fileExists(atPath: path) {
+                        copy += 1
+                        path = (directory as NSString).appendingPathComponent("\(base).\(copy).eml")
+                    }
                     try Data(message.data.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
                     continuation.resume(returning: .accepted(reply: "written to \(path)"))
                 } catch {
@@ -195,11 +206,14 @@ public struct SMTPTransport: MailTransport {
         let replies = transfer.serverLines.filter { $0.count >= 3 && Int($0.prefix(3)) != nil && !$0.hasPrefix("221") }
         let lastReply = replies.last(where: { $0.hasPrefix(String(response)) }) ?? replies.last ?? ""
         return SMTPTransport.classify(code: code, responseCode: response, lastReply: lastReply,
-                                      error: errorText.isEmpty ? String(cString: curl_easy_strerror(code)) : errorText)
+                                      error: errorText.isEmpty ? String(cString: curl_easy_strerror(code)) : errorText,
+                                      messageSent: transfer.offset >= transfer.payload.count)
     }
 
-    /// 2xx accepted; 5xx permanent; 4xx and connection or TLS trouble temporary.
-    static func classify(code: CURLcode, responseCode: Int, lastReply: String, error: String) -> DeliveryOutcome {
+    /// 2xx accepted; 5xx permanent; 4xx and connection or TLS trouble temporary; trouble after
+    /// the whole message was handed to libcurl without a 4xx/5xx answer uncertain (`messageSent`:
+    /// the read callback gave the last byte, so the relay may have the message).
+    static func classify(code: CURLcode, responseCode: Int, lastReply: String, error: String, messageSent: Bool = false) -> DeliveryOutcome {
         if code == CURLE_OK { return .accepted(reply: lastReply.isEmpty ? "\(responseCode)" : lastReply) }
         let reply = lastReply.isEmpty ? (responseCode > 0 ? "\(responseCode) (\(error))" : error) : "\(lastReply) (\(error))"
         switch responseCode {
@@ -207,6 +221,9 @@ public struct SMTPTransport: MailTransport {
         case 400...499: return .temporary(reason: reply)
         default:
             if code == CURLE_LOGIN_DENIED { return .permanent(reply: reply) }
+            if messageSent {
+                return .uncertain(reason: "the relay did not answer after the whole message was sent (\(error)); it may have queued it")
+            }
             return .temporary(reason: reply)
         }
     }

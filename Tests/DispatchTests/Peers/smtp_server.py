@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """A real SMTP server on loopback for dispatch's tests (aiosmtpd).
 
-Writes its port to --port-file once listening, and every accepted message to --out as
-<n>.eml. Modes: ok (accept), 451-once (answer the first DATA with 451, then accept),
-550 (refuse every recipient). With --cert/--key it requires STARTTLS; with --user/--password
-it requires AUTH (PLAIN or LOGIN) before MAIL. Runs until killed (SIGTERM) or stdin closes.
+Writes its port to --port-file once listening (on --port, or a free one), and every accepted
+message to --out as <n>.eml. Modes: ok (accept), 451-once (answer the first DATA with 451, then
+accept), 550 (refuse every recipient), 550-unknown (refuse recipients containing "unknown"),
+452-full (answer recipients containing "full" with 452, temporary), picky (both), slow-rcpt:S
+(answer each RCPT S seconds late, before any message data), slow-data:S (keep the message, then
+answer its DATA S seconds late: a client that gives up first cannot know the relay has it). With
+--mode-file the mode is read from that file at every command, so a test can switch it while
+the server runs. With --cert/--key it requires STARTTLS; with --user/--password it requires
+AUTH (PLAIN or LOGIN) before MAIL. Runs until killed (SIGTERM) or stdin closes.
 """
+import asyncio
 import argparse
 import os
 import signal
@@ -20,23 +26,45 @@ from aiosmtpd.smtp import AuthResult
 
 
 class Handler:
-    def __init__(self, mode, out):
-        self.mode = mode
+    def __init__(self, mode, out, mode_file=None):
+        self.fixed_mode = mode
+        self.mode_file = mode_file
         self.out = out
         self.data_calls = 0
         self.count = 0
         self.lock = threading.Lock()
 
+    @property
+    def mode(self):
+        if self.mode_file and os.path.exists(self.mode_file):
+            with open(self.mode_file) as f:
+                text = f.read().strip()
+            if text:
+                return text
+        return self.fixed_mode
+
+    @staticmethod
+    def delay(mode, name):
+        if mode.startswith(name + ":"):
+            return float(mode.split(":", 1)[1])
+        return 0
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.mode == "550":
+        mode = self.mode
+        if mode == "550" or (mode in ("550-unknown", "picky") and "unknown" in address):
             return "550 5.1.1 <%s>: mailbox unavailable" % address
+        if mode in ("452-full", "picky") and "full" in address:
+            return "452 4.2.2 <%s>: mailbox full, try later" % address
+        if self.delay(mode, "slow-rcpt"):
+            await asyncio.sleep(self.delay(mode, "slow-rcpt"))
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        mode = self.mode
         with self.lock:
             self.data_calls += 1
-            if self.mode == "451-once" and self.data_calls == 1:
+            if mode == "451-once" and self.data_calls == 1:
                 return "451 4.3.0 temporary local problem, try again"
             self.count += 1
             n = self.count
@@ -47,6 +75,8 @@ class Handler:
                 "yes" if session.authenticated else "no")).encode())
             f.write(envelope.original_content or envelope.content)
         os.rename(path + ".tmp", path)
+        if self.delay(mode, "slow-data"):
+            await asyncio.sleep(self.delay(mode, "slow-data"))
         return "250 2.0.0 Ok: queued as test-%d" % n
 
 
@@ -60,7 +90,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--mode", default="ok", choices=["ok", "451-once", "550"])
+    parser.add_argument("--mode", default="ok")
+    parser.add_argument("--mode-file")
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--user")
@@ -82,8 +114,8 @@ def main():
         kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=tls_context is not None)
     if tls_context:
         kwargs.update(tls_context=tls_context, require_starttls=True)
-    handler = Handler(args.mode, args.out)
-    port = free_port()
+    handler = Handler(args.mode, args.out, args.mode_file)
+    port = args.port or free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     with open(args.port_file + ".tmp", "w") as f:

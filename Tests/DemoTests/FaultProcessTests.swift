@@ -1,0 +1,85 @@
+import EncompassDemo
+import EncompassModels
+import EncompassTestSupport
+import Foundation
+import Testing
+
+/// Runs `encompass faults …` as a process and returns its exit status, output and JSON report.
+func runFaultScenario<Report: Decodable>(_ arguments: [String], as type: Report.Type) throws -> (status: Int32, output: String, report: Report?) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try executable("encompass"))
+    process.arguments = ["faults"] + arguments + ["--json", "--base-port", String(33_081 + Int.random(in: 0..<40) * 5)]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    print(output)
+    guard let start = output.firstIndex(of: "{"), let end = output.lastIndex(of: "}") else { return (process.terminationStatus, output, nil) }
+    let report = try? WireFormat.decoder().decode(Report.self, from: Data(output[start...end].utf8))
+    return (process.terminationStatus, output, report)
+}
+
+@Suite("Broker faults through the whole pipeline as processes", .serialized)
+struct BrokerFaultProcessTests {
+    @Test("broker faults: Produce/Fetch/OffsetCommit/Heartbeat/JoinGroup errors, a broker down and up twice, leaders moved, a slow broker: no incident lost, no notice sent twice")
+    func brokerFaults() throws {
+        let directory = TestPaths.temporaryDirectory("faults-broker")
+        let run = try runFaultScenario(["broker", "--incidents", "1000", "--down-seconds", "8", "--dir", directory],
+                                       as: FaultScenarios.BrokerFaultsReport.self)
+        let report = try #require(run.report, "no JSON report in: \(run.output)")
+        #expect(report.brokers == 3)
+        for injection in report.injections where injection.pushed != nil {
+            #expect((injection.served ?? 0) > 0, "\(injection.what) was never served")
+        }
+        #expect(report.injections.contains { $0.what.hasPrefix("broker 2 up") })
+        #expect(report.injections.contains { $0.what.hasPrefix("broker 3 up") })
+        let outcome = report.outcome
+        expectOneNoticePerChild(outcome, incidents: 1000, context: "")
+        #expect(outcome.noticesWithSeveralIds == 0, "a re-released notice keeps its message id")
+        #expect(outcome.occurrencesCovered == 1000, "no incident lost")
+        #expect(outcome.mails == outcome.notices, "a mail for every notice")
+        #expect(outcome.duplicateMails == 0, "no notice mailed twice")
+        #expect(outcome.deadLetters == 0, "\(outcome.deadLetterClasses)")
+        #expect(outcome.mailsWithPersonalData == 0)
+    }
+
+}
+
+@Suite("SIGKILL at random points through the whole pipeline as processes", .serialized)
+struct RandomKillProcessTests {
+    @Test("SIGKILL of every service at random points (seeded, printed) while incidents flow and while notices go out, then restart: every child gets exactly one notice")
+    func randomKills() throws {
+        let directory = TestPaths.temporaryDirectory("faults-random-kills")
+        let seed = ProcessInfo.processInfo.environment["ENCOMPASS_FAULT_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...999_999)
+        print("random kills: seed \(seed) (repeat with ENCOMPASS_FAULT_SEED=\(seed))")
+        let run = try runFaultScenario(["random-kills", "--incidents", "1000", "--seed", String(seed), "--dir", directory],
+                                       as: FaultScenarios.RandomKillsReport.self)
+        let report = try #require(run.report, "no JSON report in: \(run.output)")
+        #expect(report.seed == seed)
+        #expect(Set(report.kills.map { $0.instance.split(separator: "-").dropLast().joined(separator: "-") }).count == ServiceName.allCases.count,
+                "every service killed")
+        let outcome = report.outcome
+        expectOneNoticePerChild(outcome, incidents: 1000, context: "seed \(seed): ")
+        #expect(outcome.noticesWithSeveralIds == 0, "seed \(seed)")
+        #expect(outcome.occurrencesCovered == 1000, "seed \(seed): no incident lost")
+        #expect(outcome.mails == outcome.notices, "seed \(seed): a mail for every notice (after MASH resent the uncertain ones)")
+        #expect(outcome.duplicateMails == 0, "seed \(seed): no notice mailed twice")
+        #expect(outcome.deadLetters == 0, "seed \(seed): \(outcome.deadLetterClasses)")
+        #expect(outcome.mailsWithPersonalData == 0)
+    }
+}
+
+/// One notice (and so one mail) per child. Known to fail now and then: child research can give a
+/// child a second id when an incident is processed again after a redelivery (its offsets not
+/// committed before its partition moved to the other instance, whose inbox does not know it) and
+/// its history index has grown meanwhile, so the school would get a second notice for the same
+/// child. docs/FAULTS.md ("Found") has the evidence; the fix belongs to child research.
+func expectOneNoticePerChild(_ outcome: FaultScenarios.Outcome, incidents: Int, context: String) {
+    withKnownIssue("child research re-identifies a child when a redelivered incident meets a grown history index (docs/FAULTS.md)", isIntermittent: true) {
+        #expect(outcome.occurrencesWithSeveralNotices == 0, "\(context)incidents with a second notice for the same child")
+        #expect(outcome.notices == incidents, "\(context)one notice per child")
+        #expect(outcome.mails == incidents, "\(context)one mail per child")
+    }
+}
