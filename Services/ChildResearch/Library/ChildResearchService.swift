@@ -122,7 +122,7 @@ public enum ChildResearchService {
         for (i, recordedChild) in incident.children.enumerated() {
             let (child, notes) = try researcher.identify(recordedChild, in: incident, db: db)
             guard published.insert(child.childId).inserted else { continue }
-            try publish(child, source: .officer, evidence: nil, purpose: "officer/\(i)/\(child.childId)")
+            try publish(child, source: .officer, evidence: nil, purpose: "officer/\(i)")
             if !notes.isEmpty { logger.debug("officer child matched", metadata: ["childId": "\(child.childId)", "notes": "\(notes)"]) }
         }
         // Proposals waiting for review before this revision: those the revision no longer
