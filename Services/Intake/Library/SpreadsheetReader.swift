@@ -163,9 +163,17 @@ enum CSV {
 /// booleans and dates (by cell style). Formula cells are refused row by row.
 enum XLSX {
     static func read(_ data: Data) throws(SheetError) -> Sheet {
+        // Read from a private temporary file, not from memory: ZIPFoundation's in-memory
+        // archive traps on a ZIP whose offsets point past its end (found by the fuzz pass),
+        // where reading a file just comes up short and is reported as an error.
+        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("encompass-xlsx-\(UUID().uuidString).xlsx")
+        guard FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600]) else {
+            throw SheetError("the XLSX could not be staged for reading in \(NSTemporaryDirectory()); check that the folder is writable")
+        }
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let archive: Archive
         do {
-            archive = try Archive(data: data, accessMode: .read)
+            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
         } catch {
             throw SheetError("not a readable XLSX (truncated or corrupt ZIP): \(error)")
         }
@@ -176,6 +184,12 @@ enum XLSX {
                 _ = try archive.extract(item, skipCRC32: false) { out.append($0) }
             } catch {
                 throw SheetError("XLSX part \(path) cannot be read (truncated or corrupt): \(error)")
+            }
+            // Spreadsheet programs write their XML as UTF-8. Anything else is refused before it
+            // reaches XMLParser, which traps on invalid UTF-8 in element names on Linux (found
+            // by the fuzz pass).
+            guard String(validating: out, as: UTF8.self) != nil else {
+                throw SheetError("XLSX part \(path) is not UTF-8 text (damaged, or not saved by a spreadsheet program)")
             }
             return out
         }
@@ -202,15 +216,18 @@ enum XLSX {
     }
 
     /// 1900 date system: serial 25569 is 1970-01-01. Excel times are local (Europe/London) wall times.
-    static func excelDate(_ serial: Double) -> String {
+    static func excelDate(_ serial: Double) -> String? {
+        // 0 ... 2958465 is 1899-12-30 ... 9999-12-31; beyond it (or NaN, inf) is not a date.
+        guard serial.isFinite, serial >= 0, serial < 2_958_466 else { return nil }
         let seconds = ((serial - 25_569) * 86_400).rounded()
         let date = Date(timeIntervalSince1970: seconds)
         var utc = Calendar(identifier: .gregorian)
         utc.timeZone = TimeZone(identifier: "UTC")!
         let c = utc.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        let day = String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!)
+        guard let year = c.year, let month = c.month, let dayOfMonth = c.day else { return nil }
+        let day = String(format: "%04d-%02d-%02d", year, month, dayOfMonth)
         if serial == serial.rounded(.down) { return day }
-        return day + String(format: "T%02d:%02d:%02d", c.hour!, c.minute!, c.second!)
+        return day + String(format: "T%02d:%02d:%02d", c.hour ?? 0, c.minute ?? 0, c.second ?? 0)
     }
 }
 
@@ -335,16 +352,33 @@ final class SheetParser: NSObject, XMLParserDelegate {
             guard scalar.properties.isAlphabetic else { break }
             let v = Int(scalar.value) - 64
             guard (1...26).contains(v) else { return nil }
+            // XFD (16384) is the last column: stop before a long run of letters overflows.
+            guard letters < 3 else { return Int.max }
             index = index * 26 + v
             letters += 1
         }
         return letters == 0 ? nil : index - 1
     }
 
+    /// The last row number Excel allows.
+    static let maximumRow = 1_048_576
+
+    /// A row's number: its `r` attribute, else the one after the previous row.
+    func nextRowNumber(_ attribute: String?) -> Int? {
+        guard let attribute else { return rowNumber < Self.maximumRow ? rowNumber + 1 : nil }
+        guard let number = Int(attribute), (1...Self.maximumRow).contains(number) else { return nil }
+        return number
+    }
+
     func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
         switch name {
         case "row":
-            rowNumber = attributes["r"].flatMap(Int.init) ?? rowNumber + 1
+            guard let number = nextRowNumber(attributes["r"]) else {
+                failure = "row number \(attributes["r"] ?? "after \(rowNumber)") is out of range (1...\(Self.maximumRow))"
+                parser.abortParsing()
+                return
+            }
+            rowNumber = number
             fields = []
             problem = nil
         case "c":
@@ -386,7 +420,7 @@ final class SheetParser: NSObject, XMLParserDelegate {
             case "b": text = value == "1" ? "TRUE" : "FALSE"
             case "e": text = ""; problem = problem ?? "cell \(cellRef) holds an error value (\(value))"
             case "n" where dateStyles.contains(cellStyle):
-                text = Double(value).map(XLSX.excelDate) ?? value
+                text = Double(value).flatMap(XLSX.excelDate) ?? value
             default: text = value
             }
             if !formula.isEmpty, problem == nil {
