@@ -25,8 +25,8 @@ let publicRoutes: [Route: String] = [
 /// (unguessable, stored hashed, expiring), then the school's own password and a session
 /// bound to that one notice (tested in NoticeIsolationTests).
 let dispatchPublicRoutes: [Route: String] = [
-    Route(method: "GET", path: "/notice/:token"): "the school's notice page: link token + school password + per-notice session",
-    Route(method: "POST", path: "/notice/:token"): "sign-in, acknowledge, no-longer-attends: link token + school password + per-notice session",
+    Route(method: "GET", path: "/notice/{token}"): "the school's notice page: link token + school password + per-notice session",
+    Route(method: "POST", path: "/notice/{token}"): "sign-in, acknowledge, no-longer-attends: link token + school password + per-notice session",
 ]
 
 /// A service instance on the mock cluster, with its router at hand.
@@ -90,8 +90,9 @@ func send(_ method: String, _ url: String, authorization: String?, body: Data? =
 /// A concrete path for a route: each `:parameter` filled with a plausible value.
 func concrete(_ path: String) -> String {
     path.split(separator: "/", omittingEmptySubsequences: false).map { segment -> String in
-        guard segment.hasPrefix(":") || segment.hasPrefix("*") else { return String(segment) }
-        switch segment.dropFirst() {
+        // Hummingbird prints a parameter as {name} (registered as :name).
+        guard segment.hasPrefix("{") || segment.hasPrefix(":") || segment.hasPrefix("*") else { return String(segment) }
+        switch segment.trimmingCharacters(in: CharacterSet(charactersIn: "{}:")) {
         case "id": return "1"
         case "urn": return "110001"
         case "childId": return "c-0001"

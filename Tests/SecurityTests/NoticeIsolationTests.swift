@@ -148,7 +148,8 @@ struct NoticeIsolationTests {
             let encoded = guess.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? guess
             for answer in [try await page("GET", base + "/notice/" + encoded, cookie: cookieA),
                            try await page("POST", base + "/notice/" + encoded, form: ["action": "sign-in", "name": "x", "password": "School-A-password-2026"])] {
-                #expect([404, 400].contains(answer.status), "guess \(guess): \(answer.status)")
+                // "../" leaves /notice/ for the MASH API, which wants its bearer token.
+                #expect(guess.hasPrefix("../") ? [401, 404].contains(answer.status) : answer.status == 404, "guess \(guess): \(answer.status)")
                 #expect(!answer.body.contains("AliceOfA") && !answer.body.contains("BobOfB"))
                 #expect(answer.cookie == nil)
             }

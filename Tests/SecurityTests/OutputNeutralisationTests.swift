@@ -46,7 +46,8 @@ struct OutputNeutralisationTests {
                 expectNoInjection(page)
                 // Same markup skeleton: the data added no tag and no attribute.
                 #expect(tagsOf(page) == tagsOf(reference), "\(injected): tags differ")
-                #expect(!page.contains(injected) || !injected.contains(where: { "<>\"'&".contains($0) }), "\(injected) shown raw")
+                // The value is shown, escaped.
+                #expect(page.contains(htmlEscape(injected)), "\(injected.debugDescription) not shown escaped")
             }
         }
     }

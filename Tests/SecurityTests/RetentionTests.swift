@@ -67,8 +67,12 @@ struct RetentionTests {
             try DeadLetterWriter.writeRejectedInput(db: db, service: .intake, origin: "http:/v1/incidents", place: 1, key: "OLDKEY-SENTINEL",
                                                     value: Array("{\"givenName\":\"OLD-DL-SENTINEL\"}".utf8), errorClass: "payload.invalid",
                                                     message: "givenName OLD-DL-SENTINEL is wrong", now: clock.now, outbox: outbox)
+            try DeadLetterWriter.writeRejectedInput(db: db, service: .intake, origin: "http:/v1/incidents", place: 3, key: nil,
+                                                    value: Array("{\"givenName\":\"OLD-OPEN-SENTINEL\"}".utf8), errorClass: "payload.invalid",
+                                                    message: "bad", now: clock.now, outbox: outbox)
         }
-        let oldId = try #require(try await store.pool.read { try Int64.fetchOne($0, sql: "SELECT max(id) FROM deadLetter") })
+        let oldId = try #require(try await store.pool.read { try Int64.fetchOne($0, sql: "SELECT min(id) FROM deadLetter") })
+        let openId = oldId + 1
         _ = try await store.pool.write { db in try DeadLetterOps.discard(db, id: oldId, actor: "mash-officer", reason: "bad input", now: clock.now) }
         clock.advance(by: 300 * day)
         try await store.pool.write { db in
@@ -76,27 +80,36 @@ struct RetentionTests {
                                                     value: Array("{\"givenName\":\"NEW-DL-SENTINEL\"}".utf8), errorClass: "payload.invalid",
                                                     message: "givenName NEW-DL-SENTINEL is wrong", now: clock.now, outbox: Outbox(db: db, producer: "test"))
         }
+        try await clearOutbox(store) // the dead-letter events were published
         // 399 days after the first: nothing is due.
         clock.set(start.addingTimeInterval(399 * day))
         #expect(try await RetentionPurge.run([.deadLetterPayloads], store: store, settings: settings, now: clock.now).values.reduce(0, +) == 0)
         clock.set(start.addingTimeInterval(401 * day))
-        #expect(try await RetentionPurge.run([.deadLetterPayloads], store: store, settings: settings, now: clock.now) == ["dead-letter.payload": 1])
+        #expect(try await RetentionPurge.run([.deadLetterPayloads], store: store, settings: settings, now: clock.now) == ["dead-letter.payload": 2])
         // Idempotent.
         #expect(try await RetentionPurge.run([.deadLetterPayloads], store: store, settings: settings, now: clock.now) == ["dead-letter.payload": 0])
 
         let rows = try rawRead(store) { db in try Row.fetchAll(db, sql: "SELECT * FROM deadLetter ORDER BY id") }
-        #expect(rows.count == 2)
+        #expect(rows.count == 3)
         let old = try #require(rows.first)
         #expect((old["originalValue"] as Data?)?.isEmpty == true)
         #expect((old["originalKey"] as String?) == nil)
         #expect((old["errorMessage"] as String?)?.hasPrefix(DeadLetterPurge.marker) == true)
         #expect((old["errorClass"] as String?) == "payload.invalid")
         #expect((old["status"] as String?) == "discarded")
-        #expect(String(decoding: (rows[1]["originalValue"] as Data?) ?? Data(), as: UTF8.self).contains("NEW-DL-SENTINEL"))
+        #expect(String(decoding: (rows[2]["originalValue"] as Data?) ?? Data(), as: UTF8.self).contains("NEW-DL-SENTINEL"))
+        // The purged open letter cannot be replayed as it was (there is nothing left to replay).
+        let refused = await #expect(throws: DeadLetterOpError.self) {
+            try await store.pool.write { db in
+                _ = try DeadLetterOps.replay(db, id: openId, actor: "mash-officer", editedValue: nil, outbox: Outbox(db: db, producer: "test"), now: clock.now)
+            }
+        }
+        #expect("\(refused.map { "\($0)" } ?? "")".contains("purged"))
         let actions = try rawRead(store) { db in try Row.fetchAll(db, sql: "SELECT actor, action FROM deadLetterAction WHERE deadLetterId = ?", arguments: [oldId]) }
         #expect(actions.map { $0["actor"] as String? } == ["mash-officer"])
         #expect(!fileContains(store, "OLD-DL-SENTINEL"))
         #expect(!fileContains(store, "OLDKEY-SENTINEL"))
+        #expect(!fileContains(store, "OLD-OPEN-SENTINEL"))
         #expect(fileContains(store, "NEW-DL-SENTINEL"))
     }
 
