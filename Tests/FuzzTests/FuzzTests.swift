@@ -46,7 +46,7 @@ struct FuzzTests {
     @Test("incident JSON: body splitting, decoding, LPA preparation and validation")
     func incidentJSON() throws {
         let validator = IncidentValidator(forces: try ForceRegistry(ForceRegistry.builtIn))
-        let report = fuzz("incident-json", iterations: FuzzConfig.iterations(default: 3_000),
+        let report = fuzz("incident-json", iterations: FuzzConfig.iterations(default: 5_000),
                           generate: Self.generator(Samples.incidentBodies, json: true, dictionary: Self.jsonWords)) { data in
             let items: [Data]
             switch IncidentAPI.split(Array(data)) {
@@ -82,7 +82,7 @@ struct FuzzTests {
 
     @Test("history import: JSON Lines and CSV chunks")
     func historyImport() throws {
-        let report = fuzz("history-import", iterations: FuzzConfig.iterations(default: 1_500),
+        let report = fuzz("history-import", iterations: FuzzConfig.iterations(default: 3_000),
                           generate: Self.generator(Samples.historyFiles, dictionary: Self.jsonWords + Self.csvWords)) { data in
             let file = try HistoryFile.parse(Array(data), first: 1 + Int(data.count % 7))
             for problem in file.problems {
@@ -100,7 +100,7 @@ struct FuzzTests {
 
     @Test("CSV reader: encodings, quoting, ragged rows; then the incident sheet's columns")
     func csvReader() throws {
-        let report = fuzz("csv", iterations: FuzzConfig.iterations(default: 3_000),
+        let report = fuzz("csv", iterations: FuzzConfig.iterations(default: 5_000),
                           generate: Self.generator(Samples.csvFiles, dictionary: Self.csvWords)) { data in
             let sheet = try SpreadsheetReader.read(data)
             guard !sheet.headers.isEmpty, Set(sheet.headers).count == sheet.headers.count else {
@@ -126,7 +126,7 @@ struct FuzzTests {
         // The seeds themselves must read.
         for book in books { _ = try SpreadsheetReader.read(book) }
         let parts = books.map(Samples.entries)
-        let report = fuzz("xlsx", iterations: FuzzConfig.iterations(default: 1_200), generate: { random, iteration in
+        let report = fuzz("xlsx", iterations: FuzzConfig.iterations(default: 2_500), generate: { random, iteration in
             let which = random.below(books.count)
             if iteration == 0 { return books[which] }
             if random.chance(25) { return Mutator.mutate(books[which], &random) } // the ZIP container itself
@@ -161,7 +161,7 @@ struct FuzzTests {
 
     @Test("message envelopes of every schema: header, version, payload shape and validation")
     func envelopes() throws {
-        let report = fuzz("envelope", iterations: FuzzConfig.iterations(default: 3_000),
+        let report = fuzz("envelope", iterations: FuzzConfig.iterations(default: 6_000),
                           generate: Self.generator(Samples.envelopes, json: true, dictionary: Self.jsonWords)) { data in
             let schema = try PayloadSchemas.validate(Array(data))
             guard PayloadSchemas.names.contains(schema) else { return .rejected("accepted an unknown schema \(schema)") }
@@ -183,7 +183,7 @@ struct FuzzTests {
 
     @Test("school register import (GIAS and the 2018 list) and the contacts sheet")
     func registerImport() throws {
-        let report = fuzz("register", iterations: FuzzConfig.iterations(default: 1_500),
+        let report = fuzz("register", iterations: FuzzConfig.iterations(default: 3_000),
                           generate: Self.generator(Samples.registerFiles, dictionary: Self.csvWords)) { data in
             let file = try RegisterImporter.read(data)
             if let bad = file.schools.first(where: { !RegisterImporter.isURN($0.urn) || $0.name.trimmingCharacters(in: .whitespaces).isEmpty }) {
@@ -193,7 +193,7 @@ struct FuzzTests {
             return .parsed
         }
         expectClean(report)
-        let contacts = fuzz("contacts", iterations: FuzzConfig.iterations(default: 800),
+        let contacts = fuzz("contacts", iterations: FuzzConfig.iterations(default: 1_500),
                             generate: Self.generator(Samples.contactsFiles, dictionary: Self.csvWords)) { data in
             let sheet = try RegisterDesk.contactsSheet(data)
             if let bad = sheet.rejected.first(where: { unclearError($0.reason) != nil }) { return .rejected(bad.reason) }
@@ -231,7 +231,7 @@ struct FuzzTests {
         }
         let seeds = [SheetWriter.csv(header: header, rows: filled), try SheetWriter.xlsx(sheetName: "Requests", header: header, rows: filled),
                      SheetWriter.csv(header: header, rows: table)]
-        let report = fuzz("csc-returned", iterations: FuzzConfig.iterations(default: 600),
+        let report = fuzz("csc-returned", iterations: FuzzConfig.iterations(default: 1_200),
                           generate: Self.generator(seeds, dictionary: Self.csvWords)) { data in
             // Each input in a transaction that is rolled back: every input meets the same requests.
             var outcome = FuzzOutcome.parsed
@@ -251,13 +251,13 @@ struct FuzzTests {
 
     @Test("bank holidays and term dates files (ENCOMPASS_BANK_HOLIDAYS_FILE, ENCOMPASS_TERM_DATES_DIR)")
     func calendarFiles() throws {
-        let holidays = fuzz("bank-holidays", iterations: FuzzConfig.iterations(default: 600),
+        let holidays = fuzz("bank-holidays", iterations: FuzzConfig.iterations(default: 1_000),
                             generate: Self.generator([Samples.bankHolidays], json: true, dictionary: Self.jsonWords)) { data in
             let decoded = try BankHolidays.decode(data, source: "fuzz.json")
             return decoded.days.isEmpty ? .rejected("read a bank holiday file with no days") : .parsed
         }
         expectClean(holidays)
-        let terms = fuzz("term-dates", iterations: FuzzConfig.iterations(default: 1_200),
+        let terms = fuzz("term-dates", iterations: FuzzConfig.iterations(default: 2_000),
                          generate: Self.generator(Samples.termDates, json: true, dictionary: Self.jsonWords)) { data in
             let calendar = try TermCalendar.decode(data, label: "fuzz.json")
             // Asking about a day must not trap, whatever the dates said.
@@ -274,7 +274,7 @@ struct FuzzTests {
         let folder = TestPaths.temporaryDirectory("fuzz-protocols")
         let seeds = Samples.protocols
         try #require(!seeds.isEmpty)
-        let protocols = fuzz("force-protocols", iterations: FuzzConfig.iterations(default: 500),
+        let protocols = fuzz("force-protocols", iterations: FuzzConfig.iterations(default: 800),
                              generate: Self.generator(seeds, json: true, dictionary: Self.jsonWords)) { data in
             try data.write(to: URL(fileURLWithPath: folder + "/force.json"))
             let loaded = try ForceProtocols.load(directory: folder)
@@ -286,7 +286,7 @@ struct FuzzTests {
         }
         expectClean(protocols)
         let path = folder + "/forces.json"
-        let forces = fuzz("forces-file", iterations: FuzzConfig.iterations(default: 500),
+        let forces = fuzz("forces-file", iterations: FuzzConfig.iterations(default: 800),
                           generate: Self.generator([Samples.forces], json: true, dictionary: Self.jsonWords)) { data in
             try data.write(to: URL(fileURLWithPath: path))
             let registry = try ForceRegistry.load(path: path)
@@ -302,7 +302,7 @@ struct FuzzTests {
     @Test("the notice page's form body")
     func noticeForm() {
         let seeds = [Data("action=sign-in&name=Ms+Head&password=p%40ss%20word".utf8), Data("action=acknowledge".utf8)]
-        let report = fuzz("notice-form", iterations: FuzzConfig.iterations(default: 2_000),
+        let report = fuzz("notice-form", iterations: FuzzConfig.iterations(default: 3_000),
                           generate: Self.generator(seeds, dictionary: ["%", "%zz", "%00", "=", "&&", "+"].map { Array($0.utf8) })) { data in
             let fields = FormBody.parse(String(decoding: data, as: UTF8.self))
             return fields.keys.contains("") ? .rejected("a field without a name was read") : .parsed
@@ -403,5 +403,29 @@ extension FuzzRegressionTests {
         #expect(Timestamp.parse("2026-\u{302D}11-22 21:15") == nil)
         #expect(Timestamp.parse("2026-11-22 21:15") != nil)
         #expect(Timestamp.parse(String(repeating: "9", count: 10_000)) == nil)
+    }
+}
+
+extension FuzzRegressionTests {
+    @Test("entities in a worksheet: an external entity is never read from disk, an exponential one never expands")
+    func xmlEntities() throws {
+        let book = try #require(Samples.workbooks.first)
+        for doctype in ["<!DOCTYPE worksheet [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>",
+                        "<!DOCTYPE worksheet [<!ENTITY a \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\"><!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\"><!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\"><!ENTITY x \"&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;\">]>"] {
+            var parts = Samples.entries(of: book)
+            let index = try #require(parts.firstIndex { $0.path == "xl/worksheets/sheet1.xml" })
+            parts[index].data = Data("""
+            <?xml version="1.0" encoding="UTF-8"?>\(doctype)<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>\
+            <row r="1"><c r="A1" t="inlineStr"><is><t>occurrence_number</t></is></c><c r="B1" t="inlineStr"><is><t>notes</t></is></c></row>\
+            <row r="2"><c r="A2" t="inlineStr"><is><t>43260001234</t></is></c><c r="B2" t="inlineStr"><is><t>&x;</t></is></c></row>\
+            </sheetData></worksheet>
+            """.utf8)
+            let started = ContinuousClock.now
+            let sheet = try? SpreadsheetReader.read(Samples.zip(parts))
+            #expect(ContinuousClock.now - started < .seconds(2))
+            let notes = sheet?.rows.first?.cells["notes"] ?? ""
+            #expect(!notes.contains("root:"), "the external entity was read")
+            #expect(notes.count < 100_000, "the entity expanded to \(notes.count) characters")
+        }
     }
 }
