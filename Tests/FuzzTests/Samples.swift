@@ -172,7 +172,8 @@ enum Samples {
 
     /// The parts of a workbook, by path.
     static func entries(of workbook: Data) -> [(path: String, data: Data)] {
-        guard let archive = try? Archive(data: workbook, accessMode: .read) else { return [] }
+        let archive: Archive
+        do { archive = try Archive(data: workbook, accessMode: .read, pathEncoding: nil) } catch { return [] }
         var parts: [(String, Data)] = []
         for entry in archive where entry.type == .file {
             var out = Data()
@@ -184,7 +185,8 @@ enum Samples {
 
     /// A ZIP of `parts` (valid container, possibly broken content).
     static func zip(_ parts: [(path: String, data: Data)]) -> Data {
-        guard let archive = try? Archive(accessMode: .create) else { return Data() }
+        let archive: Archive
+        do { archive = try Archive(data: Data(), accessMode: .create, pathEncoding: nil) } catch { return Data() }
         for part in parts {
             let data = part.data
             try? archive.addEntry(with: part.path, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .deflate) { position, size in

@@ -163,28 +163,14 @@ enum CSV {
 /// booleans and dates (by cell style). Formula cells are refused row by row.
 enum XLSX {
     static func read(_ data: Data) throws(SheetError) -> Sheet {
-        // Read from a private temporary file, not from memory: ZIPFoundation's in-memory
-        // archive traps on a ZIP whose offsets point past its end (found by the fuzz pass),
-        // where reading a file just comes up short and is reported as an error.
-        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("encompass-xlsx-\(UUID().uuidString).xlsx")
-        guard FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw SheetError("the XLSX could not be staged for reading in \(NSTemporaryDirectory()); check that the folder is writable")
-        }
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let archive: Archive
-        do {
-            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
-        } catch {
-            throw SheetError("not a readable XLSX (truncated or corrupt ZIP): \(error)")
-        }
+        // Our own bounds-checked reading of the ZIP container (ZipParts), not ZIPFoundation's
+        // Archive: on damaged input its in-memory reader traps and its file reader can loop
+        // forever on a deflate stream that never ends (both found by the fuzz pass).
+        let bytes = [UInt8](data)
+        let parts = try ZipParts.entries(bytes)
         func entry(_ path: String) throws(SheetError) -> Data? {
-            guard let item = archive[path] else { return nil }
-            var out = Data()
-            do {
-                _ = try archive.extract(item, skipCRC32: false) { out.append($0) }
-            } catch {
-                throw SheetError("XLSX part \(path) cannot be read (truncated or corrupt): \(error)")
-            }
+            guard let item = parts[path] else { return nil }
+            let out = try ZipParts.extract(item, from: bytes)
             // Spreadsheet programs write their XML as UTF-8. Anything else is refused before it
             // reaches XMLParser, which traps on invalid UTF-8 in element names on Linux (found
             // by the fuzz pass).
@@ -439,4 +425,125 @@ final class SheetParser: NSObject, XMLParserDelegate {
 /// the whole document at once and fails with an internal error past about 10 MB.
 func xmlParser(_ data: Data) -> XMLParser {
     XMLParser(stream: InputStream(data: data))
+}
+
+/// The parts of a ZIP container (an XLSX), read with every offset and size checked against
+/// the file: the central directory, each part's local header, its stored or deflated data
+/// (inflated by ZIPFoundation's zlib binding from a provider that never reads past the part),
+/// its declared size (a "zip bomb" stops there) and its CRC-32.
+enum ZipParts {
+    /// Stops inflating (a stream that does not end within its part, or grows past its size).
+    struct InflateStop: Error {}
+
+    struct Entry: Sendable {
+        var path: String
+        var method: UInt16
+        var crc: UInt32
+        var compressedSize: Int
+        var uncompressedSize: Int
+        var localHeaderOffset: Int
+    }
+
+    /// No part of a spreadsheet we read is larger (uploads are at most 32 MiB compressed).
+    static let maximumPartSize = 128 * 1024 * 1024
+
+    static func u16(_ bytes: [UInt8], _ at: Int) -> Int? {
+        guard at >= 0, at + 2 <= bytes.count else { return nil }
+        return Int(bytes[at]) | Int(bytes[at + 1]) << 8
+    }
+
+    static func u32(_ bytes: [UInt8], _ at: Int) -> Int? {
+        guard at >= 0, at + 4 <= bytes.count else { return nil }
+        return Int(bytes[at]) | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2]) << 16 | Int(bytes[at + 3]) << 24
+    }
+
+    static func entries(_ bytes: [UInt8]) throws(SheetError) -> [String: Entry] {
+        let damaged = "not a readable XLSX (truncated or corrupt ZIP)"
+        // The end-of-central-directory record: within the last 64 KiB + 22 bytes.
+        guard bytes.count >= 22 else { throw SheetError("\(damaged): too short") }
+        var eocd: Int?
+        var at = bytes.count - 22
+        while at >= max(0, bytes.count - 22 - 65_535) {
+            if u32(bytes, at) == 0x0605_4B50 { eocd = at; break }
+            at -= 1
+        }
+        guard let eocd, let count = u16(bytes, eocd + 10), let size = u32(bytes, eocd + 12), let offset = u32(bytes, eocd + 16) else {
+            throw SheetError("\(damaged): no end-of-central-directory record")
+        }
+        if count == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF { throw SheetError("\(damaged): ZIP64 archives are not read; save the workbook again") }
+        guard offset + size <= eocd else { throw SheetError("\(damaged): the central directory lies outside the file") }
+        var result: [String: Entry] = [:]
+        var p = offset
+        for _ in 0..<count {
+            guard u32(bytes, p) == 0x0201_4B50, let flags = u16(bytes, p + 8), let method = u16(bytes, p + 10), let crc = u32(bytes, p + 16),
+                  let compressed = u32(bytes, p + 20), let uncompressed = u32(bytes, p + 24), let nameLength = u16(bytes, p + 28),
+                  let extraLength = u16(bytes, p + 30), let commentLength = u16(bytes, p + 32), let local = u32(bytes, p + 42),
+                  p + 46 + nameLength <= offset + size else {
+                throw SheetError("\(damaged): central directory entry at byte \(p) is damaged")
+            }
+            if compressed == 0xFFFF_FFFF || uncompressed == 0xFFFF_FFFF || local == 0xFFFF_FFFF {
+                throw SheetError("\(damaged): ZIP64 archives are not read; save the workbook again")
+            }
+            let path = String(decoding: bytes[(p + 46)..<(p + 46 + nameLength)], as: UTF8.self)
+            if flags & 1 != 0 { throw SheetError("the XLSX is encrypted (part \(path)); save it without a password") }
+            result[path] = Entry(path: path, method: UInt16(method), crc: UInt32(crc), compressedSize: compressed, uncompressedSize: uncompressed,
+                                 localHeaderOffset: local)
+            p += 46 + nameLength + extraLength + commentLength
+        }
+        return result
+    }
+
+    static func extract(_ entry: Entry, from bytes: [UInt8]) throws(SheetError) -> Data {
+        let damaged = "XLSX part \(entry.path) cannot be read (truncated or corrupt)"
+        guard u32(bytes, entry.localHeaderOffset) == 0x0403_4B50, let nameLength = u16(bytes, entry.localHeaderOffset + 26),
+              let extraLength = u16(bytes, entry.localHeaderOffset + 28) else {
+            throw SheetError("\(damaged): no local header at byte \(entry.localHeaderOffset)")
+        }
+        let start = entry.localHeaderOffset + 30 + nameLength + extraLength
+        guard start + entry.compressedSize <= bytes.count else { throw SheetError("\(damaged): its data runs past the end of the file") }
+        guard entry.uncompressedSize <= maximumPartSize else {
+            throw SheetError("XLSX part \(entry.path) would be \(entry.uncompressedSize) bytes; more than \(maximumPartSize) is not read")
+        }
+        let compressed = bytes[start..<(start + entry.compressedSize)]
+        var out = Data()
+        switch entry.method {
+        case 0:
+            out = Data(compressed)
+            guard out.count == entry.uncompressedSize else { throw SheetError("\(damaged): stored size differs from the declared size") }
+            guard out.crc32(checksum: 0) == entry.crc else { throw SheetError("\(damaged): CRC-32 mismatch") }
+        case 8:
+            let chunk = 32 * 1024
+            let limit = entry.uncompressedSize
+            var handedOut = 0
+            var padded = false
+            var tooLarge = false
+            do {
+                let crc = try Data.decompress(size: Int64(entry.compressedSize), bufferSize: chunk, skipCRC32: false, provider: { _, size in
+                    // Exactly `size` bytes each time (ZIPFoundation tells zlib the buffer is full):
+                    // the part's data, then zeros, which inflate rejects; a stream that still has
+                    // not ended is stopped rather than read past the part.
+                    guard size > 0, !(padded && handedOut >= compressed.count) else { throw InflateStop() }
+                    let from = compressed.startIndex + handedOut
+                    let to = min(compressed.endIndex, from + size)
+                    var piece = Data(compressed[from..<to])
+                    handedOut += piece.count
+                    if piece.count < size { piece.append(Data(count: size - piece.count)); padded = true }
+                    return piece
+                }, consumer: { data in
+                    out.append(data)
+                    if out.count > limit { tooLarge = true; throw InflateStop() }
+                })
+                guard out.count == entry.uncompressedSize else { throw SheetError("\(damaged): inflated size differs from the declared size") }
+                guard crc == entry.crc else { throw SheetError("\(damaged): CRC-32 mismatch") }
+            } catch let error as SheetError {
+                throw error
+            } catch {
+                throw SheetError(tooLarge ? "\(damaged): it inflates past its declared size of \(limit) bytes"
+                                 : error is InflateStop ? "\(damaged): its compressed data ends early" : "\(damaged): \(error)")
+            }
+        default:
+            throw SheetError("XLSX part \(entry.path) uses compression method \(entry.method); save the workbook again as .xlsx")
+        }
+        return out
+    }
 }
