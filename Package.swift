@@ -169,6 +169,25 @@ for service in services {
     products.append(.executable(name: service.executable, targets: [main]))
 }
 
+// The fuzz pass (issue 10): random and mutated inputs against every input parser.
+targets.append(.testTarget(
+    name: "FuzzTests",
+    dependencies: ["IntakeService", "SchoolResolutionService", "SchedulingService", "DispatchService", "EncompassModels",
+                   "ServiceRuntime", "EncompassTestSupport", grdb, .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+    path: "Tests/FuzzTests",
+    swiftSettings: strict
+))
+
+// Security checks (issue 10): every endpoint's authentication, notice isolation between schools,
+// output neutralisation, personal-data retention.
+targets.append(.testTarget(
+    name: "SecurityTests",
+    dependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService",
+                   "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassTestSupport", grdb, hummingbird, logging],
+    path: "Tests/SecurityTests",
+    swiftSettings: strict
+))
+
 let package = Package(
     name: "encompass",
     platforms: [.macOS(.v15)],

@@ -239,6 +239,10 @@ public enum Timestamp {
     /// Europe/London (police records are kept in local time).
     public static func parse(_ text: String) -> Date? {
         if let date = parseUTC(text) { return date }
+        // A timestamp is short ASCII. Anything else is refused here: Foundation's DateFormatter
+        // on Linux traps on some non-ASCII input (a combining mark inside the digits, found by
+        // the fuzz pass).
+        guard text.utf8.count <= 40, text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else { return nil }
         if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
         if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
         for formatter in londonFormatters {

@@ -142,6 +142,9 @@ public enum DeadLetterOps {
         guard !actor.trimmingCharacters(in: .whitespaces).isEmpty else { throw DeadLetterOpError.actorRequired }
         guard var row = try DeadLetter.fetchOne(db, key: id) else { throw DeadLetterOpError.notFound(id) }
         if row.status == "discarded" { throw DeadLetterOpError.discarded(id) }
+        if editedValue == nil, DeadLetterPurge.isPurged(row) {
+            throw DeadLetterOpError.invalidPayload("dead letter \(id): its payload was purged after the retention period; replay it with an edited value or discard it")
+        }
         if row.status == "replayed",
            let first = try DeadLetterAction.filter(Column("deadLetterId") == id && Column("action") == "replay").order(Column("id")).fetchOne(db) {
             return ReplayOutcome(deadLetterId: id, topic: first.topic ?? row.originalTopic, key: row.originalKey, messageId: first.messageId,

@@ -199,14 +199,22 @@ public final class ServiceHost: Sendable {
         return checks
     }
 
-    /// Runs until SIGTERM/SIGINT (when `handleSignals`) or `shutdown()`.
-    public func run(handleSignals: Bool = true) async throws {
+    /// Every HTTP route this instance serves: health and metrics, the operations API, the
+    /// service's own routes. `run` serves this router; tests enumerate its routes (every one
+    /// but the deliberately public ones must refuse a request without the API token).
+    public func makeRouter() -> Router<BasicRequestContext> {
         let router = HTTPEndpoint.makeRouter(
             service: configuration.service.rawValue, instanceId: configuration.instanceId,
             metrics: metrics, readiness: readinessChecks
         )
         OperationsAPI.register(on: router, environment: environment)
         definition.routes?(router, environment)
+        return router
+    }
+
+    /// Runs until SIGTERM/SIGINT (when `handleSignals`) or `shutdown()`.
+    public func run(handleSignals: Bool = true) async throws {
+        let router = makeRouter()
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "encompass-\(configuration.service.rawValue)"),

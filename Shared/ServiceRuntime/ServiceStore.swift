@@ -32,6 +32,9 @@ public final class ServiceStore: Sendable {
             // a power loss may lose the last transactions, never corrupt the file.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
+            // Deleted or overwritten values are zeroed where that costs no extra I/O (personal
+            // data does not linger in free space; the retention purge zeroes everything).
+            try db.execute(sql: "PRAGMA secure_delete = FAST")
         }
         self.path = path
         self.pool = try DatabasePool(path: path, configuration: configuration)

@@ -24,6 +24,9 @@ public enum ChildResearchService {
     public struct Settings: Sendable {
         public var protocols: [String: ResearchProtocol]
         public var fallback: ResearchProtocol
+        /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md); the history
+        /// index follows each force's look-back window instead (ResearchRetention).
+        public var retention: RetentionSettings = RetentionSettings()
 
         public init(protocols: [String: ResearchProtocol] = [:], fallback: ResearchProtocol = .standard) {
             self.protocols = protocols
@@ -41,6 +44,7 @@ public enum ChildResearchService {
                 protocols[code] = try force.section("research", as: ResearchProtocol.self)
             }
             var settings = Settings(protocols: protocols)
+            settings.retention = try RetentionSettings.fromEnvironment(environment)
             func threshold(_ name: String) throws -> Double? {
                 guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
                 guard let value = Double(text), (0...1).contains(value) else {
@@ -76,7 +80,8 @@ public enum ChildResearchService {
             handlers: [incidentHandler(settings), decisionHandler()],
             replicated: [historyHandler(), incidentIndexHandler(), proposalReplicaHandler()],
             produces: [Topics.children.name, Topics.reviewDecisions.name, Topics.reviewProposals.name],
-            routes: { router, environment in ReviewAPI(environment: environment).register(on: router) }
+            routes: { router, environment in ReviewAPI(environment: environment).register(on: router) },
+            background: [RetentionPurge.task(ResearchRetention.rules(settings), settings: settings.retention)]
         )
     }
 

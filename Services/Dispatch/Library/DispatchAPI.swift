@@ -209,7 +209,8 @@ struct DispatchAPI: Sendable {
             var query = TelephoneTask.order(Column("createdAt"))
             if !includeDone { query = query.filter(Column("doneAt") == nil) }
             return try query.fetchAll(db).compactMap { task in
-                guard let notice = try NoticeRow.fetchOne(db, key: task.noticeId) else { return nil }
+                // A notice purged after the retention period has no content left to read out.
+                guard let notice = try NoticeRow.fetchOne(db, key: task.noticeId), !notice.content.isEmpty else { return nil }
                 return TaskView(id: task.id, noticeId: task.noticeId, schoolURN: task.schoolURN, schoolName: task.schoolName,
                                 contacts: (try? JSONDecoder().decode([SchoolContact].self, from: task.contacts)) ?? [], reason: task.reason,
                                 createdAt: task.createdAt, doneAt: task.doneAt, doneBy: task.doneBy, note: task.note,

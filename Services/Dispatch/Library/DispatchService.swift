@@ -39,6 +39,8 @@ public enum DispatchService {
         /// Use the first X-Forwarded-For address as the client (only behind a trusted proxy;
         /// ENCOMPASS_TRUST_FORWARDED_FOR). Otherwise all clients of a link share one throttle.
         public var trustForwardedFor: Bool
+        /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md).
+        public var retention: RetentionSettings = RetentionSettings()
 
         public init(
             transport: any MailTransport, fromAddress: String = "operation-encompass@localhost", publicURL: String,
@@ -96,7 +98,7 @@ public enum DispatchService {
             } catch {
                 throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "\(error)")
             }
-            return Settings(
+            var settings = Settings(
                 transport: transport, fromAddress: from,
                 publicURL: env.string("ENCOMPASS_PUBLIC_URL") ?? "http://127.0.0.1:\(httpPort)", protocols: protocols,
                 linkExpiryHours: try env.int("ENCOMPASS_NOTICE_LINK_EXPIRY_HOURS", in: 1...744),
@@ -105,6 +107,8 @@ public enum DispatchService {
                 maxAttempts: try env.int("ENCOMPASS_SMTP_MAX_ATTEMPTS", in: 1...50) ?? 8,
                 trustForwardedFor: try env.bool("ENCOMPASS_TRUST_FORWARDED_FOR") ?? false
             )
+            settings.retention = try RetentionSettings.fromEnvironment(environment)
+            return settings
         }
     }
 
@@ -131,6 +135,7 @@ public enum DispatchService {
                 DispatchAPI(settings: settings, environment: environment).register(on: router)
             },
             background: [
+                RetentionPurge.task(DispatchRetention.rules, settings: settings.retention),
                 BackgroundTask(name: "mail-sender") { environment in
                     try await MailSender(settings: settings, store: environment.store, wake: environment.relay.wake,
                                          clock: environment.clock, logger: environment.logger).run()

@@ -27,38 +27,16 @@ extension IncidentAPI {
         let first = request.uri.queryParameters.get("first").flatMap(Int.init) ?? 1
         let now = Date()
         let fileKey = "history:\(name)"
-        var incidents: [(place: Int, incident: Incident)] = []
-        var problems: [(place: Int, value: Data, errors: [FieldError])] = []
-        var notices: [String] = []
-        let isJSONLines = body.first { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 || $0 == 0xEF || $0 == 0xBB || $0 == 0xBF) } == UInt8(ascii: "{")
-        if isJSONLines {
-            for (i, line) in body.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
-                let data = Data(line)
-                guard !String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { continue }
-                do {
-                    incidents.append((first + i, try WireFormat.decoder().decode(Incident.self, from: data)))
-                } catch {
-                    problems.append((first + i, data, [FieldError("line \(first + i)", WireFormat.describe(error))]))
-                }
-            }
-        } else {
-            let sheet: Sheet
-            do {
-                sheet = try SpreadsheetReader.read(Data(body))
-                try IncidentSheet.checkColumns(sheet)
-            } catch {
-                return HTTPEndpoint.json(.unprocessableContent, HistoryAnswer(file: name, records: 0, accepted: 0, rejected: [], notices: [], error: error.description))
-            }
-            notices = sheet.notices
-            // Rows are numbered within the chunk (header = 1); shift to the file's numbering.
-            let offset = first - 2
-            let (groups, sheetProblems) = IncidentSheet.incidents(from: sheet)
-            for group in groups { incidents.append(((group.rows.first ?? 0) + offset, group.incident)) }
-            for problem in sheetProblems {
-                let value = (try? JSONSerialization.data(withJSONObject: ["row": problem.row + offset, "cells": problem.cells], options: [.sortedKeys])) ?? Data()
-                problems.append((problem.row + offset, value, problem.errors))
-            }
+        let parsed: HistoryFile
+        do {
+            parsed = try HistoryFile.parse(body, first: first)
+        } catch {
+            return HTTPEndpoint.json(.unprocessableContent, HistoryAnswer(file: name, records: 0, accepted: 0, rejected: [], notices: [], error: error.description))
         }
+        let isJSONLines = parsed.isJSONLines
+        let incidents = parsed.incidents
+        var problems = parsed.problems
+        let notices = parsed.notices
         let recordCount = incidents.count + problems.count
         var valid: [(Int, Incident)] = []
         for (place, incident) in incidents {
@@ -92,5 +70,53 @@ extension IncidentAPI {
         }
         environment.relay.wake()
         return HTTPEndpoint.json(answer.accepted == 0 && !answer.rejected.isEmpty ? .unprocessableContent : .accepted, answer)
+    }
+}
+
+/// A chunk of a history file, read but not yet validated: the incidents it holds (with their
+/// place in the whole file) and the records that could not be read.
+public struct HistoryFile: Sendable {
+    public var isJSONLines: Bool
+    public var incidents: [(place: Int, incident: Incident)]
+    public var problems: [(place: Int, value: Data, errors: [FieldError])]
+    public var notices: [String]
+
+    public static let maximumFirst = 1_000_000_000
+
+    /// Reads JSON Lines (a body whose first non-blank byte is `{`) or CSV/XLSX. A record that
+    /// cannot be read is a problem with its place; a file that cannot be read at all throws.
+    public static func parse(_ body: [UInt8], first: Int) throws(SheetError) -> HistoryFile {
+        // Places are added to `first`: keep them far from overflow.
+        guard (1...maximumFirst).contains(first) else {
+            throw SheetError("first=\(first) is out of range: give the file line or row number of the chunk's first record (1...\(maximumFirst))")
+        }
+        var incidents: [(place: Int, incident: Incident)] = []
+        var problems: [(place: Int, value: Data, errors: [FieldError])] = []
+        var notices: [String] = []
+        let isJSONLines = body.first { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 || $0 == 0xEF || $0 == 0xBB || $0 == 0xBF) } == UInt8(ascii: "{")
+        if isJSONLines {
+            for (i, line) in body.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+                let data = Data(line)
+                guard !String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { continue }
+                do {
+                    incidents.append((first + i, try WireFormat.decoder().decode(Incident.self, from: data)))
+                } catch {
+                    problems.append((first + i, data, [FieldError("line \(first + i)", WireFormat.describe(error))]))
+                }
+            }
+        } else {
+            let sheet = try SpreadsheetReader.read(Data(body))
+            try IncidentSheet.checkColumns(sheet)
+            notices = sheet.notices
+            // Rows are numbered within the chunk (header = 1); shift to the file's numbering.
+            let offset = first - 2
+            let (groups, sheetProblems) = IncidentSheet.incidents(from: sheet)
+            for group in groups { incidents.append(((group.rows.first ?? 0) + offset, group.incident)) }
+            for problem in sheetProblems {
+                let value = (try? JSONSerialization.data(withJSONObject: ["row": problem.row + offset, "cells": problem.cells], options: [.sortedKeys])) ?? Data()
+                problems.append((problem.row + offset, value, problem.errors))
+            }
+        }
+        return HistoryFile(isJSONLines: isJSONLines, incidents: incidents, problems: problems, notices: notices)
     }
 }

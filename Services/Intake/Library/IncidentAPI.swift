@@ -110,7 +110,10 @@ struct IncidentAPI: Sendable {
         do {
             root = try JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])
         } catch {
-            return .failure(BodyProblem(description: "body is not JSON: \(error.localizedDescription)"))
+            // Foundation's localizedDescription says only "the data is not in the correct format";
+            // its debug description says where.
+            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? String(describing: error)
+            return .failure(BodyProblem(description: "body is not JSON (\(detail)); send an incident object, an array of them or {\"incidents\": [...]}"))
         }
         let list: [Any]
         if let array = root as? [Any] {

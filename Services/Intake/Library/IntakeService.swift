@@ -19,16 +19,20 @@ public enum IntakeService {
         /// endpoint answers 503.
         public var apiToken: String?
         public var forces: ForceRegistry
+        /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md).
+        public var retention: RetentionSettings
 
-        public init(apiToken: String?, forces: ForceRegistry) {
+        public init(apiToken: String?, forces: ForceRegistry, retention: RetentionSettings = RetentionSettings()) {
             self.apiToken = apiToken
             self.forces = forces
+            self.retention = retention
         }
 
         public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
             let env = EnvironmentReader(environment)
             return Settings(apiToken: env.string("ENCOMPASS_INTAKE_API_TOKEN"),
-                            forces: try ForceRegistry.load(path: env.string("ENCOMPASS_FORCES_FILE")))
+                            forces: try ForceRegistry.load(path: env.string("ENCOMPASS_FORCES_FILE")),
+                            retention: try RetentionSettings.fromEnvironment(environment))
         }
     }
 
@@ -45,7 +49,8 @@ public enum IntakeService {
             produces: [Topics.incidents.name, Topics.history.name, Topics.incidentsRaw.name],
             routes: { router, environment in
                 IncidentAPI(validator: validator, apiToken: settings.apiToken, environment: environment).register(on: router)
-            }
+            },
+            background: [RetentionPurge.task(IntakeRetention.rules, settings: settings.retention)]
         )
     }
 

@@ -44,9 +44,14 @@ public enum OccurrenceLedger {
         let revision: Int
         if let existing {
             if existing.contentHash == hash { return .replay(revision: existing.revision) }
-            let previous = try WireFormat.decoder().decode(Incident.self, from: existing.incident)
             revision = existing.revision + 1
-            outcome = .amendment(revision: revision, changes: changes(from: previous, to: incident))
+            if existing.incident.isEmpty {
+                // The earlier version's details were purged after the retention period.
+                outcome = .amendment(revision: revision, changes: ["earlier version purged after the retention period"])
+            } else {
+                let previous = try WireFormat.decoder().decode(Incident.self, from: existing.incident)
+                outcome = .amendment(revision: revision, changes: changes(from: previous, to: incident))
+            }
             var row = existing
             row.revision = revision
             row.contentHash = hash

@@ -163,19 +163,19 @@ enum CSV {
 /// booleans and dates (by cell style). Formula cells are refused row by row.
 enum XLSX {
     static func read(_ data: Data) throws(SheetError) -> Sheet {
-        let archive: Archive
-        do {
-            archive = try Archive(data: data, accessMode: .read)
-        } catch {
-            throw SheetError("not a readable XLSX (truncated or corrupt ZIP): \(error)")
-        }
+        // Our own bounds-checked reading of the ZIP container (ZipParts), not ZIPFoundation's
+        // Archive: on damaged input its in-memory reader traps and its file reader can loop
+        // forever on a deflate stream that never ends (both found by the fuzz pass).
+        let bytes = [UInt8](data)
+        let parts = try ZipParts.entries(bytes)
         func entry(_ path: String) throws(SheetError) -> Data? {
-            guard let item = archive[path] else { return nil }
-            var out = Data()
-            do {
-                _ = try archive.extract(item, skipCRC32: false) { out.append($0) }
-            } catch {
-                throw SheetError("XLSX part \(path) cannot be read (truncated or corrupt): \(error)")
+            guard let item = parts[path] else { return nil }
+            let out = try ZipParts.extract(item, from: bytes)
+            // Spreadsheet programs write their XML as UTF-8. Anything else is refused before it
+            // reaches XMLParser, which traps on invalid UTF-8 in element names on Linux (found
+            // by the fuzz pass).
+            guard String(validating: out, as: UTF8.self) != nil else {
+                throw SheetError("XLSX part \(path) is not UTF-8 text (damaged, or not saved by a spreadsheet program)")
             }
             return out
         }
@@ -202,15 +202,18 @@ enum XLSX {
     }
 
     /// 1900 date system: serial 25569 is 1970-01-01. Excel times are local (Europe/London) wall times.
-    static func excelDate(_ serial: Double) -> String {
+    static func excelDate(_ serial: Double) -> String? {
+        // 0 ... 2958465 is 1899-12-30 ... 9999-12-31; beyond it (or NaN, inf) is not a date.
+        guard serial.isFinite, serial >= 0, serial < 2_958_466 else { return nil }
         let seconds = ((serial - 25_569) * 86_400).rounded()
         let date = Date(timeIntervalSince1970: seconds)
         var utc = Calendar(identifier: .gregorian)
         utc.timeZone = TimeZone(identifier: "UTC")!
         let c = utc.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        let day = String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!)
+        guard let year = c.year, let month = c.month, let dayOfMonth = c.day else { return nil }
+        let day = String(format: "%04d-%02d-%02d", year, month, dayOfMonth)
         if serial == serial.rounded(.down) { return day }
-        return day + String(format: "T%02d:%02d:%02d", c.hour!, c.minute!, c.second!)
+        return day + String(format: "T%02d:%02d:%02d", c.hour ?? 0, c.minute ?? 0, c.second ?? 0)
     }
 }
 
@@ -335,16 +338,33 @@ final class SheetParser: NSObject, XMLParserDelegate {
             guard scalar.properties.isAlphabetic else { break }
             let v = Int(scalar.value) - 64
             guard (1...26).contains(v) else { return nil }
+            // XFD (16384) is the last column: stop before a long run of letters overflows.
+            guard letters < 3 else { return Int.max }
             index = index * 26 + v
             letters += 1
         }
         return letters == 0 ? nil : index - 1
     }
 
+    /// The last row number Excel allows.
+    static let maximumRow = 1_048_576
+
+    /// A row's number: its `r` attribute, else the one after the previous row.
+    func nextRowNumber(_ attribute: String?) -> Int? {
+        guard let attribute else { return rowNumber < Self.maximumRow ? rowNumber + 1 : nil }
+        guard let number = Int(attribute), (1...Self.maximumRow).contains(number) else { return nil }
+        return number
+    }
+
     func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
         switch name {
         case "row":
-            rowNumber = attributes["r"].flatMap(Int.init) ?? rowNumber + 1
+            guard let number = nextRowNumber(attributes["r"]) else {
+                failure = "row number \(attributes["r"] ?? "after \(rowNumber)") is out of range (1...\(Self.maximumRow))"
+                parser.abortParsing()
+                return
+            }
+            rowNumber = number
             fields = []
             problem = nil
         case "c":
@@ -386,7 +406,7 @@ final class SheetParser: NSObject, XMLParserDelegate {
             case "b": text = value == "1" ? "TRUE" : "FALSE"
             case "e": text = ""; problem = problem ?? "cell \(cellRef) holds an error value (\(value))"
             case "n" where dateStyles.contains(cellStyle):
-                text = Double(value).map(XLSX.excelDate) ?? value
+                text = Double(value).flatMap(XLSX.excelDate) ?? value
             default: text = value
             }
             if !formula.isEmpty, problem == nil {
@@ -405,4 +425,125 @@ final class SheetParser: NSObject, XMLParserDelegate {
 /// the whole document at once and fails with an internal error past about 10 MB.
 func xmlParser(_ data: Data) -> XMLParser {
     XMLParser(stream: InputStream(data: data))
+}
+
+/// The parts of a ZIP container (an XLSX), read with every offset and size checked against
+/// the file: the central directory, each part's local header, its stored or deflated data
+/// (inflated by ZIPFoundation's zlib binding from a provider that never reads past the part),
+/// its declared size (a "zip bomb" stops there) and its CRC-32.
+enum ZipParts {
+    /// Stops inflating (a stream that does not end within its part, or grows past its size).
+    struct InflateStop: Error {}
+
+    struct Entry: Sendable {
+        var path: String
+        var method: UInt16
+        var crc: UInt32
+        var compressedSize: Int
+        var uncompressedSize: Int
+        var localHeaderOffset: Int
+    }
+
+    /// No part of a spreadsheet we read is larger (uploads are at most 32 MiB compressed).
+    static let maximumPartSize = 128 * 1024 * 1024
+
+    static func u16(_ bytes: [UInt8], _ at: Int) -> Int? {
+        guard at >= 0, at + 2 <= bytes.count else { return nil }
+        return Int(bytes[at]) | Int(bytes[at + 1]) << 8
+    }
+
+    static func u32(_ bytes: [UInt8], _ at: Int) -> Int? {
+        guard at >= 0, at + 4 <= bytes.count else { return nil }
+        return Int(bytes[at]) | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2]) << 16 | Int(bytes[at + 3]) << 24
+    }
+
+    static func entries(_ bytes: [UInt8]) throws(SheetError) -> [String: Entry] {
+        let damaged = "not a readable XLSX (truncated or corrupt ZIP)"
+        // The end-of-central-directory record: within the last 64 KiB + 22 bytes.
+        guard bytes.count >= 22 else { throw SheetError("\(damaged): too short") }
+        var eocd: Int?
+        var at = bytes.count - 22
+        while at >= max(0, bytes.count - 22 - 65_535) {
+            if u32(bytes, at) == 0x0605_4B50 { eocd = at; break }
+            at -= 1
+        }
+        guard let eocd, let count = u16(bytes, eocd + 10), let size = u32(bytes, eocd + 12), let offset = u32(bytes, eocd + 16) else {
+            throw SheetError("\(damaged): no end-of-central-directory record")
+        }
+        if count == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF { throw SheetError("\(damaged): ZIP64 archives are not read; save the workbook again") }
+        guard offset + size <= eocd else { throw SheetError("\(damaged): the central directory lies outside the file") }
+        var result: [String: Entry] = [:]
+        var p = offset
+        for _ in 0..<count {
+            guard u32(bytes, p) == 0x0201_4B50, let flags = u16(bytes, p + 8), let method = u16(bytes, p + 10), let crc = u32(bytes, p + 16),
+                  let compressed = u32(bytes, p + 20), let uncompressed = u32(bytes, p + 24), let nameLength = u16(bytes, p + 28),
+                  let extraLength = u16(bytes, p + 30), let commentLength = u16(bytes, p + 32), let local = u32(bytes, p + 42),
+                  p + 46 + nameLength <= offset + size else {
+                throw SheetError("\(damaged): central directory entry at byte \(p) is damaged")
+            }
+            if compressed == 0xFFFF_FFFF || uncompressed == 0xFFFF_FFFF || local == 0xFFFF_FFFF {
+                throw SheetError("\(damaged): ZIP64 archives are not read; save the workbook again")
+            }
+            let path = String(decoding: bytes[(p + 46)..<(p + 46 + nameLength)], as: UTF8.self)
+            if flags & 1 != 0 { throw SheetError("the XLSX is encrypted (part \(path)); save it without a password") }
+            result[path] = Entry(path: path, method: UInt16(method), crc: UInt32(crc), compressedSize: compressed, uncompressedSize: uncompressed,
+                                 localHeaderOffset: local)
+            p += 46 + nameLength + extraLength + commentLength
+        }
+        return result
+    }
+
+    static func extract(_ entry: Entry, from bytes: [UInt8]) throws(SheetError) -> Data {
+        let damaged = "XLSX part \(entry.path) cannot be read (truncated or corrupt)"
+        guard u32(bytes, entry.localHeaderOffset) == 0x0403_4B50, let nameLength = u16(bytes, entry.localHeaderOffset + 26),
+              let extraLength = u16(bytes, entry.localHeaderOffset + 28) else {
+            throw SheetError("\(damaged): no local header at byte \(entry.localHeaderOffset)")
+        }
+        let start = entry.localHeaderOffset + 30 + nameLength + extraLength
+        guard start + entry.compressedSize <= bytes.count else { throw SheetError("\(damaged): its data runs past the end of the file") }
+        guard entry.uncompressedSize <= maximumPartSize else {
+            throw SheetError("XLSX part \(entry.path) would be \(entry.uncompressedSize) bytes; more than \(maximumPartSize) is not read")
+        }
+        let compressed = bytes[start..<(start + entry.compressedSize)]
+        var out = Data()
+        switch entry.method {
+        case 0:
+            out = Data(compressed)
+            guard out.count == entry.uncompressedSize else { throw SheetError("\(damaged): stored size differs from the declared size") }
+            guard out.crc32(checksum: 0) == entry.crc else { throw SheetError("\(damaged): CRC-32 mismatch") }
+        case 8:
+            let chunk = 32 * 1024
+            let limit = entry.uncompressedSize
+            var handedOut = 0
+            var padded = false
+            var tooLarge = false
+            do {
+                let crc = try Data.decompress(size: Int64(entry.compressedSize), bufferSize: chunk, skipCRC32: false, provider: { _, size in
+                    // Exactly `size` bytes each time (ZIPFoundation tells zlib the buffer is full):
+                    // the part's data, then zeros, which inflate rejects; a stream that still has
+                    // not ended is stopped rather than read past the part.
+                    guard size > 0, !(padded && handedOut >= compressed.count) else { throw InflateStop() }
+                    let from = compressed.startIndex + handedOut
+                    let to = min(compressed.endIndex, from + size)
+                    var piece = Data(compressed[from..<to])
+                    handedOut += piece.count
+                    if piece.count < size { piece.append(Data(count: size - piece.count)); padded = true }
+                    return piece
+                }, consumer: { data in
+                    out.append(data)
+                    if out.count > limit { tooLarge = true; throw InflateStop() }
+                })
+                guard out.count == entry.uncompressedSize else { throw SheetError("\(damaged): inflated size differs from the declared size") }
+                guard crc == entry.crc else { throw SheetError("\(damaged): CRC-32 mismatch") }
+            } catch let error as SheetError {
+                throw error
+            } catch {
+                throw SheetError(tooLarge ? "\(damaged): it inflates past its declared size of \(limit) bytes"
+                                 : error is InflateStop ? "\(damaged): its compressed data ends early" : "\(damaged): \(error)")
+            }
+        default:
+            throw SheetError("XLSX part \(entry.path) uses compression method \(entry.method); save the workbook again as .xlsx")
+        }
+        return out
+    }
 }

@@ -22,13 +22,16 @@ public enum SchedulingService {
         /// before processing). A heuristic: a release before the replica caught up is still
         /// dropped downstream by its derived id.
         public var restoreGrace: Duration
+        /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md).
+        public var retention: RetentionSettings
 
         public init(calendars: SchoolCalendars, protocols: [String: SchedulingProtocol], releaseInterval: Duration = .seconds(1),
-                    restoreGrace: Duration = .seconds(2)) {
+                    restoreGrace: Duration = .seconds(2), retention: RetentionSettings = RetentionSettings()) {
             self.calendars = calendars
             self.protocols = protocols
             self.releaseInterval = releaseInterval
             self.restoreGrace = restoreGrace
+            self.retention = retention
         }
 
         /// `ENCOMPASS_BANK_HOLIDAYS_FILE`, `ENCOMPASS_TERM_DATES_DIR`, `ENCOMPASS_PROTOCOLS_DIR`,
@@ -57,7 +60,7 @@ public enum SchedulingService {
             let interval = try env.int("ENCOMPASS_SCHEDULING_INTERVAL_MS", in: 10...600_000) ?? 1000
             let grace = try env.int("ENCOMPASS_SCHEDULING_RESTORE_GRACE_MS", in: 0...600_000) ?? 2000
             return Settings(calendars: calendars, protocols: protocols, releaseInterval: .milliseconds(interval),
-                            restoreGrace: .milliseconds(grace))
+                            restoreGrace: .milliseconds(grace), retention: try RetentionSettings.fromEnvironment(environment))
         }
     }
 
@@ -75,7 +78,8 @@ public enum SchedulingService {
             routes: { router, environment in
                 SchedulingAPI(environment: environment).register(on: router)
             },
-            background: [releaser(interval: settings.releaseInterval, restoreGrace: settings.restoreGrace)]
+            background: [releaser(interval: settings.releaseInterval, restoreGrace: settings.restoreGrace),
+                         RetentionPurge.task(SchedulingRetention.rules, settings: settings.retention)]
         )
     }
 

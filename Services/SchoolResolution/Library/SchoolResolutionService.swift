@@ -18,10 +18,13 @@ public enum SchoolResolutionService {
         public var protocols: [String: SchoolsProtocol]
         /// Fill an empty register from the shipped 2018 list at first start (ENCOMPASS_SCHOOLS_SEED, default true).
         public var seedRegister: Bool
+        /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md).
+        public var retention: RetentionSettings
 
-        public init(protocols: [String: SchoolsProtocol], seedRegister: Bool = true) {
+        public init(protocols: [String: SchoolsProtocol], seedRegister: Bool = true, retention: RetentionSettings = RetentionSettings()) {
             self.protocols = protocols
             self.seedRegister = seedRegister
+            self.retention = retention
         }
 
         public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
@@ -32,7 +35,8 @@ public enum SchoolResolutionService {
             } catch {
                 throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "gives an unusable force protocol: \(error)")
             }
-            return Settings(protocols: protocols, seedRegister: try env.bool("ENCOMPASS_SCHOOLS_SEED") ?? true)
+            return Settings(protocols: protocols, seedRegister: try env.bool("ENCOMPASS_SCHOOLS_SEED") ?? true,
+                            retention: try RetentionSettings.fromEnvironment(environment))
         }
     }
 
@@ -65,7 +69,8 @@ public enum SchoolResolutionService {
             produces: [Topics.noticeRequests.name, Topics.schoolRegister.name],
             routes: { router, environment in
                 SchoolsAPI(flow: flow, environment: environment).register(on: router)
-            }
+            },
+            background: [RetentionPurge.task(SchoolRetention.rules, settings: settings.retention)]
         )
     }
 }
