@@ -71,15 +71,12 @@ struct RandomKillProcessTests {
     }
 }
 
-/// One notice (and so one mail) per child. Known to fail now and then: child research can give a
-/// child a second id when an incident is processed again after a redelivery (its offsets not
-/// committed before its partition moved to the other instance, whose inbox does not know it) and
-/// its history index has grown meanwhile, so the school would get a second notice for the same
-/// child. docs/FAULTS.md ("Found") has the evidence; the fix belongs to child research.
+/// One notice (and so one mail) per child. Under broker faults an incident can be processed a
+/// second time by the other child-research instance; research matches officer-recorded children
+/// only against earlier days' records, so the second pass gives the same ids and the same message
+/// ids (docs/FAULTS.md), and nothing reaches a school twice.
 func expectOneNoticePerChild(_ outcome: FaultScenarios.Outcome, incidents: Int, context: String) {
-    withKnownIssue("child research re-identifies a child when a redelivered incident meets a grown history index (docs/FAULTS.md)", isIntermittent: true) {
-        #expect(outcome.occurrencesWithSeveralNotices == 0, "\(context)incidents with a second notice for the same child")
-        #expect(outcome.notices == incidents, "\(context)one notice per child")
-        #expect(outcome.mails == incidents, "\(context)one mail per child")
-    }
+    #expect(outcome.occurrencesWithSeveralNotices == 0, "\(context)incidents with a second notice for the same child")
+    #expect(outcome.notices == incidents, "\(context)one notice per child")
+    #expect(outcome.mails == incidents, "\(context)one mail per child")
 }

@@ -165,8 +165,14 @@ public struct Researcher: Sendable {
                                       addressLines: home.lines, town: home.town, postcode: home.postcode)
         var best: (HistoryIndex.PersonRow, PersonMatch)?
         var places: [String: PersonFeatures] = [:]
+        // Only records of earlier days: every instance has those, so the same incident gets the
+        // same ids however often it is processed. Today's other incidents are still arriving, and
+        // an instance that re-processes this one after a rebalance would otherwise see more of
+        // them and could match the child to a different record (found by `faults broker`).
+        let calendarDay = CalendarDate(incident.occurredAt)
+        let incidentDay = PartialDate(year: calendarDay.year, month: calendarDay.month, day: calendarDay.day).description
         for row in try HistoryIndex.candidates(for: features, db: db, kind: .children)
-        where !(row.forceCode == incident.forceCode && row.occurrenceNumber == incident.occurrenceNumber) {
+        where row.occurredDay < incidentDay && !(row.forceCode == incident.forceCode && row.occurrenceNumber == incident.occurrenceNumber) {
             let match = matcher.compare(features, row.features(cache: &places))
             if match.score >= settings.personMatchThreshold, match.score > (best?.1.score ?? 0) { best = (row, match) }
         }
