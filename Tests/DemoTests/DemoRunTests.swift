@@ -11,7 +11,7 @@ struct DemoRunTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try executable("encompass"))
         process.arguments = ["demo", "--exit", "--families", "250", "--incidents", "30", "--day", "2026-11-23", "--dir", directory,
-                             "--base-port", String(32_081 + Int.random(in: 0..<40) * 5)]
+                             "--base-port", String(21_081 + Int.random(in: 0..<40) * 10)]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

@@ -8,7 +8,7 @@ import Testing
 func runFaultScenario<Report: Decodable>(_ arguments: [String], as type: Report.Type) throws -> (status: Int32, output: String, report: Report?) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try executable("encompass"))
-    process.arguments = ["faults"] + arguments + ["--json", "--base-port", String(33_081 + Int.random(in: 0..<40) * 5)]
+    process.arguments = ["faults"] + arguments + ["--json", "--base-port", String(23_081 + Int.random(in: 0..<40) * 10)]
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe

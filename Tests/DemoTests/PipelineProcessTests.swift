@@ -12,7 +12,7 @@ struct PipelineProcessTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try executable("encompass"))
         process.arguments = ["faults", "kill-restart", "--incidents", "400", "--dir", directory, "--json",
-                             "--base-port", String(31_081 + Int.random(in: 0..<50) * 5)]
+                             "--base-port", String(25_081 + Int.random(in: 0..<40) * 10)]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

@@ -23,8 +23,9 @@ public actor LocalPipeline {
         public var intakeToken: String
         /// Instances per service (default 1).
         public var instances: [ServiceName: Int]
-        /// Intake's HTTP port; the others follow as by default (8081…8085 from 8081), and instance i
-        /// of a service listens 100 × (i − 1) above its first.
+        /// Intake's HTTP port; the others follow as by default (8081…8085 from 8081), the console
+        /// at +5, and instance i of a service listens 100 × (i − 1) above its first. Keep the ports
+        /// below Linux's ephemeral range (32768 and up), where outgoing connections could take them.
         public var basePort: Int
         public var partitions: Int
         public var environment: [String: String]
