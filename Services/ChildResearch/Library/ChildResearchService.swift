@@ -27,6 +27,10 @@ public enum ChildResearchService {
         /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md); the history
         /// index follows each force's look-back window instead (ResearchRetention).
         public var retention: RetentionSettings = RetentionSettings()
+        /// SQLite page cache of the connection that writes the history index, MiB
+        /// (`ENCOMPASS_RESEARCH_INDEX_CACHE_MIB`). A bigger cache indexes a large backfill faster;
+        /// it is resident memory of the service.
+        public var indexCacheMiB: Int = 64
 
         public init(protocols: [String: ResearchProtocol] = [:], fallback: ResearchProtocol = .standard) {
             self.protocols = protocols
@@ -45,6 +49,12 @@ public enum ChildResearchService {
             }
             var settings = Settings(protocols: protocols)
             settings.retention = try RetentionSettings.fromEnvironment(environment)
+            if let text = environment["ENCOMPASS_RESEARCH_INDEX_CACHE_MIB"]?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+                guard let value = Int(text), (2...4096).contains(value) else {
+                    throw ConfigurationError(variable: "ENCOMPASS_RESEARCH_INDEX_CACHE_MIB", problem: "is '\(text)'; expected MiB from 2 to 4096")
+                }
+                settings.indexCacheMiB = value
+            }
             func threshold(_ name: String) throws -> Double? {
                 guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
                 guard let value = Double(text), (0...1).contains(value) else {
@@ -78,7 +88,7 @@ public enum ChildResearchService {
             service: .childResearch,
             migrations: migrations,
             handlers: [incidentHandler(settings), decisionHandler()],
-            replicated: [historyHandler(), incidentIndexHandler(), proposalReplicaHandler()],
+            replicated: [historyHandler(cacheMiB: settings.indexCacheMiB), incidentIndexHandler(), proposalReplicaHandler()],
             produces: [Topics.children.name, Topics.reviewDecisions.name, Topics.reviewProposals.name],
             routes: { router, environment in ReviewAPI(environment: environment).register(on: router) },
             background: [RetentionPurge.task(ResearchRetention.rules(settings), settings: settings.retention)]
@@ -195,13 +205,13 @@ public enum ChildResearchService {
     }
 
     /// Replicated: past incidents from history imports.
-    static func historyHandler() -> TopicHandler {
+    static func historyHandler(cacheMiB: Int) -> TopicHandler {
         TopicHandler.on(Topics.history.name, HistoricalIncident.self) { envelope, ctx in
             let incident = envelope.payload.incident
             guard !incident.occurrenceNumber.isEmpty, !incident.forceCode.isEmpty else {
                 throw RejectedMessage(errorClass: "payload.validation", reason: "history incident without occurrence number or force code; fix the import file")
             }
-            try HistoryIndex.tuneConnection(ctx.db)
+            try HistoryIndex.tuneConnection(ctx.db, cacheMiB: cacheMiB)
             try HistoryIndex.index(incident, revision: 0, source: envelope.payload.source, db: ctx.db)
         }
     }

@@ -59,12 +59,12 @@ public enum HistoryIndex {
     /// The stored key: the generation in the top bits (the sign bit stays 0), the hash below.
     static func storedKey(_ hash: Int64, generation: Int64) -> Int64 { generation << Int64(hashBits) | (hash & hashMask) }
 
-    /// A larger page cache (256 MiB) for the connection that writes the index: the blocking-key
+    /// A larger page cache (256 MiB by default; the service passes its setting) for the connection that writes the index: the blocking-key
     /// B-tree takes random inserts, which otherwise re-read pages from disk. Checkpoints every
     /// 16,384 WAL pages (64 MiB) instead of 1,000: a page rewritten by several transactions of a
     /// bulk load is copied into the database once per checkpoint, not once per transaction.
-    public static func tuneConnection(_ db: Database) throws {
-        try db.execute(sql: "PRAGMA cache_size = -262144")
+    public static func tuneConnection(_ db: Database, cacheMiB: Int = 256) throws {
+        try db.execute(sql: "PRAGMA cache_size = -\(cacheMiB * 1024)")
         try db.execute(sql: "PRAGMA wal_autocheckpoint = 16384")
     }
 
