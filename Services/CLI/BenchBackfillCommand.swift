@@ -47,8 +47,7 @@ struct BackfillBench: AsyncParsableCommand {
         _ = try log.logger("encompass.bench")
         print("backfill benchmark: \(incidents) past incidents of \(year), chunks of \(chunk), \(partitions) partitions; \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))")
         try? FileManager.default.removeItem(atPath: dir)
-        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-        let pipeline = LocalPipeline(.init(binDirectory: bin, directory: dir, basePort: 29_081, partitions: partitions,
+        let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, basePort: 29_081, partitions: partitions,
                                            environment: ["ENCOMPASS_LOG_LEVEL": "warning"]))
         do {
             try await pipeline.start(clock: CalendarDate(year: year + 1, month: 1, day: 5).at(hour: 9))
@@ -117,8 +116,6 @@ struct BackfillBench: AsyncParsableCommand {
                      accepted, posting.seconds, Double(accepted) / max(posting.seconds, 0.001), (intakeDone - started).seconds))
         print(String(format: "  generating the incidents in this process: %.1f s (inside the total)", generating.seconds))
         if rejected > 0 { print("  rejected by intake: \(rejected) (see encompass dlq list --service intake)") }
-        for (name, pid) in await pipeline.processIds().sorted(by: { $0.key < $1.key }) {
-            print("  peak resident memory \(name): \(peakResidentMiB(pid).map { String(format: "%.0f MiB", $0) } ?? "?")")
-        }
+        await printPeakMemory(pipeline)
     }
 }

@@ -65,8 +65,7 @@ struct PipelineBench: AsyncParsableCommand {
 
         // Phase 2 and 3: the pipeline.
         try? FileManager.default.removeItem(atPath: dir)
-        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-        let pipeline = LocalPipeline(.init(binDirectory: bin, directory: dir, basePort: 28_081, partitions: partitions,
+        let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, basePort: 28_081, partitions: partitions,
                                            environment: serviceEnvironment(extra)))
         do {
             try await pipeline.start(clock: day.at(hour: 23, minute: 30))
@@ -97,9 +96,7 @@ struct PipelineBench: AsyncParsableCommand {
             let latencies = watcher.latencies(Set(pacedSet.map(\.occurrenceNumber)))
             print(String(format: "latency at %d incidents/s offered: p50 %.0f ms, p99 %.0f ms (intake → scheduled, %d incidents)",
                          rate, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, latencies.count))
-            for (name, pid) in await pipeline.processIds().sorted(by: { $0.key < $1.key }) {
-                print("  peak resident memory \(name): \(peakResidentMiB(pid).map { String(format: "%.0f MiB", $0) } ?? "?")")
-            }
+            await printPeakMemory(pipeline)
             await watcher.close()
         } catch {
             await pipeline.stopAll()
@@ -112,7 +109,7 @@ struct PipelineBench: AsyncParsableCommand {
     func serviceEnvironment(_ properties: [String: String]) -> [String: String] {
         var environment = ["ENCOMPASS_LOG_LEVEL": "warning"]
         for (name, value) in properties {
-            environment["ENCOMPASS_KAFKA_PROPERTY_" + name.uppercased().replacingOccurrences(of: ".", with: "_")] = value
+            environment[ServiceConfiguration.kafkaPropertyVariable(name)] = value
         }
         return environment
     }
@@ -280,6 +277,13 @@ final class ScheduledWatcher: Sendable {
 func percentile(_ sorted: [Double], _ p: Double) -> Double {
     guard !sorted.isEmpty else { return .nan }
     return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
+}
+
+/// Each process's peak resident memory, one line each.
+func printPeakMemory(_ pipeline: LocalPipeline) async {
+    for (name, pid) in await pipeline.processIds().sorted(by: { $0.key < $1.key }) {
+        print("  peak resident memory \(name): \(peakResidentMiB(pid).map { String(format: "%.0f MiB", $0) } ?? "?")")
+    }
 }
 
 /// VmHWM of a process, MiB.

@@ -116,8 +116,7 @@ final class DemoRun: Sendable {
         self.seed = seed
         self.families = families
         self.incidents = incidents
-        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-        self.pipeline = LocalPipeline(.init(binDirectory: bin, directory: directory,
+        self.pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: directory,
                                             instances: Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, instances) }),
                                             basePort: basePort))
     }

@@ -29,8 +29,7 @@ struct FaultsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try? FileManager.default.removeItem(atPath: dir)
-            let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-            let pipeline = LocalPipeline(.init(binDirectory: bin, directory: dir,
+            let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir,
                                                instances: Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) }),
                                                basePort: basePort))
             let report: FaultScenarios.KillRestartReport

@@ -104,6 +104,15 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// SQLite file of this service instance.
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("\(service.rawValue).sqlite") }
 
+    static let kafkaPropertyPrefix = "ENCOMPASS_KAFKA_PROPERTY_"
+    static let kafkaConsumerPropertyPrefix = "ENCOMPASS_KAFKA_CONSUMER_PROPERTY_"
+
+    /// The environment variable that passes librdkafka property `name` through (the reverse of
+    /// what `fromEnvironment` reads): `fetch.wait.max.ms` → `ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS`.
+    public static func kafkaPropertyVariable(_ name: String, consumerOnly: Bool = false) -> String {
+        (consumerOnly ? kafkaConsumerPropertyPrefix : kafkaPropertyPrefix) + name.uppercased().replacingOccurrences(of: ".", with: "_")
+    }
+
     /// Reads the configuration. Every variable is optional except where a default cannot be safe.
     ///
     /// `ENCOMPASS_KAFKA_PROPERTY_<NAME>` passes a librdkafka property through: the name is
@@ -131,8 +140,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
             }
             return properties
         }
-        let properties = passedThrough("ENCOMPASS_KAFKA_PROPERTY_")
-        let consumerProperties = passedThrough("ENCOMPASS_KAFKA_CONSUMER_PROPERTY_")
+        let properties = passedThrough(kafkaPropertyPrefix)
+        let consumerProperties = passedThrough(kafkaConsumerPropertyPrefix)
         let instanceId = env.string("ENCOMPASS_INSTANCE_ID") ?? defaultInstanceId()
         let levelText = env.string("ENCOMPASS_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else {

@@ -285,6 +285,14 @@ struct ServiceRuntimeTests {
         ])
         #expect(config.kafka.bootstrapServers == "broker1:9092,broker2:9092")
         #expect(config.kafka.properties == ["security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN"])
+        // Consumer-only properties, named by the same rule the demo and benchmarks use to pass them.
+        let consumer = try ServiceConfiguration.fromEnvironment(service: .scheduling, environment: [
+            ServiceConfiguration.kafkaPropertyVariable("fetch.wait.max.ms", consumerOnly: true): "10",
+            ServiceConfiguration.kafkaPropertyVariable("socket.keepalive.enable"): "true",
+        ])
+        #expect(ServiceConfiguration.kafkaPropertyVariable("fetch.wait.max.ms", consumerOnly: true) == "ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS")
+        #expect(consumer.kafka.consumerProperties == ["fetch.wait.max.ms": "10"])
+        #expect(consumer.kafka.properties == ["socket.keepalive.enable": "true"])
         #expect(config.groupId == "encompass-scheduling")
         #expect(config.databasePath == "/data/scheduling/scheduling.sqlite")
         #expect(config.httpPort == 9000 && config.instanceId == "sched-2")

@@ -175,7 +175,7 @@ public actor LocalPipeline {
         if environment["ENCOMPASS_LOG_LEVEL"] == nil { environment["ENCOMPASS_LOG_LEVEL"] = "notice" }
         // The embedded broker's fetch wait is not woken by new records (MockKafkaCluster.consumerProperties).
         for (name, value) in MockKafkaCluster.consumerProperties {
-            let variable = "ENCOMPASS_KAFKA_CONSUMER_PROPERTY_" + name.uppercased().replacingOccurrences(of: ".", with: "_")
+            let variable = ServiceConfiguration.kafkaPropertyVariable(name, consumerOnly: true)
             if environment[variable] == nil { environment[variable] = value }
         }
         services[instance] = try launch(instance.name, executable: instance.service.rawValue, arguments: [], environment: environment)
