@@ -80,6 +80,8 @@ struct PipelineBench: AsyncParsableCommand {
             let watcher = try ScheduledWatcher(client: client, logger: logger)
 
             let throughputSet = Array(all.prefix(incidents))
+            let processes = await pipeline.processIds()
+            let cpuBefore = processes.mapValues { cpuSeconds($0) ?? 0 }
             let started = Date()
             try await feed(throughputSet, client: client, perSecond: nil, logger: logger)
             let finished = try await watcher.wait(for: Set(throughputSet.map(\.occurrenceNumber)), timeout: .seconds(3_600))
@@ -87,6 +89,13 @@ struct PipelineBench: AsyncParsableCommand {
             let throughput = Double(incidents) / seconds
             print(String(format: "pipeline: %d incidents intake → scheduled in %.1f s = %.0f incidents/s (%.0f%% of the relay ceiling)",
                          incidents, seconds, throughput, 100 * throughput / relay))
+            // CPU time per incident and process: unlike the rate, it hardly moves when something
+            // else shares the machine, so it compares runs and shows where the time goes.
+            for (name, pid) in processes.sorted(by: { $0.key < $1.key }) {
+                guard let after = cpuSeconds(pid) else { continue }
+                let used = after - (cpuBefore[name] ?? 0)
+                print(String(format: "  cpu %@: %.1f s = %.3f ms per incident", name, used, used * 1000 / Double(incidents)))
+            }
             let bulk = watcher.latencies(Set(throughputSet.map(\.occurrenceNumber)))
             print(String(format: "  latency under full load: p50 %.0f ms, p99 %.0f ms", percentile(bulk, 0.5) * 1000, percentile(bulk, 0.99) * 1000))
 
@@ -284,6 +293,16 @@ func printPeakMemory(_ pipeline: LocalPipeline) async {
     for (name, pid) in await pipeline.processIds().sorted(by: { $0.key < $1.key }) {
         print("  peak resident memory \(name): \(peakResidentMiB(pid).map { String(format: "%.0f MiB", $0) } ?? "?")")
     }
+}
+
+/// User plus system CPU time of a process so far, seconds (/proc/PID/stat, in clock ticks).
+func cpuSeconds(_ pid: Int32) -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = text.lastIndex(of: ")") else { return nil }
+    // After the command name in parentheses: state is field 3, utime 14 and stime 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 /// VmHWM of a process, MiB.

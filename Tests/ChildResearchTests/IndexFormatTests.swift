@@ -101,9 +101,11 @@ struct IndexFormatTests {
                 for incident in [History.h1, History.h2, History.h3] { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
                 // As v1 wrote them: the full hash of each key string.
                 try db.execute(sql: "DELETE FROM researchKey")
-                for row in try Row.fetchAll(db, sql: "SELECT * FROM researchPerson").map(HistoryIndex.PersonRow.init) {
-                    for key in row.features.blockingKeys {
-                        try db.execute(sql: "INSERT OR IGNORE INTO researchKey (key, person) VALUES (?, ?)", arguments: [HistoryIndex.keyHash(key), row.row])
+                for incident in [History.h1, History.h2, History.h3] {
+                    for row in try HistoryIndex.people(forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber, db: db) {
+                        for key in row.features.blockingKeys {
+                            try db.execute(sql: "INSERT OR IGNORE INTO researchKey (key, person) VALUES (?, ?)", arguments: [HistoryIndex.keyHash(key), row.row])
+                        }
                     }
                 }
                 #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey WHERE key < 0 OR key > ?", arguments: [HistoryIndex.hashMask])! > 0)

@@ -399,6 +399,29 @@ struct ChangelogApplyTests {
             due: NoticeDue(request: request, releaseAt: instant(release), rules: []), updatedAt: Date(), releasedAt: nil))
     }
 
+    @Test("a state the row already holds (an instance's own change coming back) is not written again; a changed one is")
+    func ownChangeSkipped() throws {
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("apply-own") + "/scheduling.sqlite", migrations: [Scheduler.migration])
+        let first = state("n1", .pending, revision: 1)
+        try store.pool.write { try Scheduler.apply(first, db: $0) }
+        let unchanged = try store.pool.write { db -> Int in
+            let before = db.totalChangesCount
+            try Scheduler.apply(first, db: db)
+            return db.totalChangesCount - before
+        }
+        #expect(unchanged == 0, "the same state again writes nothing")
+        var later = first
+        later.notice?.updatedAt = Date().addingTimeInterval(5)
+        later.notice?.releaseAt = instant("2025-11-05 08:00")
+        let changed = try store.pool.write { db -> Int in
+            let before = db.totalChangesCount
+            try Scheduler.apply(later, db: db)
+            return db.totalChangesCount - before
+        }
+        #expect(changed == 1, "a newer state of the same revision is written")
+        #expect(try store.pool.read { try PendingNoticeRow.fetchOne($0, key: "n1") }?.releaseAt == instant("2025-11-05 08:00"))
+    }
+
     @Test("final states win and stay; a pending state replaces only an older or equal revision")
     func ordering() throws {
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("apply") + "/scheduling.sqlite", migrations: [Scheduler.migration])

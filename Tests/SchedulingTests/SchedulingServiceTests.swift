@@ -16,11 +16,15 @@ final class TestClock: Sendable {
 
     init(_ start: String) throws {
         path = TestPaths.temporaryDirectory("clock") + "/clock.json"
-        try set(start)
+        try SimulatedClockFile(simulated: instant(start), real: Date(), rate: 0).write(to: path)
     }
 
-    func set(_ time: String) throws {
+    /// Moves the clock and waits until every reader has seen it (they re-read the file at most
+    /// every 100 ms): a message sent straight after a move was once handled at the old time
+    /// (CI, "timed out waiting for escalated").
+    func set(_ time: String) async throws {
         try SimulatedClockFile(simulated: instant(time), real: Date(), rate: 0).write(to: path)
+        try await Task.sleep(for: .milliseconds(250))
     }
 }
 
@@ -120,7 +124,7 @@ struct SchedulingServiceTests {
 
         // The same message again, and a stale revision: no change.
         try await send(kafka, [monday])
-        try clock.set("2025-11-04 07:59")
+        try await clock.set("2025-11-04 07:59")
         try await Task.sleep(for: .milliseconds(400))
         row = try #require(try await scheduler.rows().first)
         #expect(row.state == .pending, "not before the release time")
@@ -149,7 +153,7 @@ struct SchedulingServiceTests {
         try await eventually("academy scheduled") { try await scheduler.rows().contains { $0.noticeId == academy.noticeId } }
         #expect(try await scheduler.rows().first { $0.noticeId == academy.noticeId }?.releaseAt == instant("2025-11-10 08:00"))
 
-        try clock.set("2025-11-04 08:00")
+        try await clock.set("2025-11-04 08:00")
         try await eventually("released") { try await scheduler.rows().first { $0.noticeId == monday.noticeId }?.state == .released }
 
         // A request for a notice already released (an amendment) is ignored.
@@ -158,7 +162,7 @@ struct SchedulingServiceTests {
         try await send(kafka, [amended])
 
         // High risk in half term: escalated at once to the force's ESM.
-        try clock.set("2025-10-29 15:00")
+        try await clock.set("2025-10-29 15:00")
         let halfTerm = noticeRequest(2, occurred: "2025-10-29 14:00", risk: .high)
         try await send(kafka, [halfTerm])
 
@@ -227,7 +231,7 @@ struct SchedulingServiceTests {
         try await first!.stop()
         first = nil
 
-        try clock.set("2025-11-10 08:00")
+        try await clock.set("2025-11-10 08:00")
         let second = try await RunningScheduler(kafka, group: group, instance: "a", dataDirectory: directory, clock: clock)
         try await eventually("all released", timeout: .seconds(60)) { try await second.rows().allSatisfy { $0.state == .released } }
         let due = try await dueNotices(kafka, atLeast: requests.count, watchForExtra: true)
@@ -248,7 +252,7 @@ struct SchedulingServiceTests {
         try await eventually("all pending") { try await lost.rows().count == requests.count }
         try await lost.stop() // and its disk is never seen again
 
-        try clock.set("2025-11-10 08:00")
+        try await clock.set("2025-11-10 08:00")
         let fresh = try await RunningScheduler(kafka, group: group, instance: "fresh", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
         try await eventually("restored and released", timeout: .seconds(60)) {
             let rows = try await fresh.rows()
@@ -302,7 +306,7 @@ struct SchedulingServiceTests {
         }
 
         // Tuesday morning: both instances release the notices of their own partitions.
-        try clock.set("2025-11-04 08:00")
+        try await clock.set("2025-11-04 08:00")
         try await eventually("Tuesday's released") {
             let released = Set(try await a.rows().filter { $0.state == .released }.map(\.noticeId))
                 .union(try await b.rows().filter { $0.state == .released }.map(\.noticeId))
@@ -312,7 +316,7 @@ struct SchedulingServiceTests {
         try await eventually("B owns every partition", timeout: .seconds(60)) {
             b.owned.filter { $0.topic == Topics.noticeRequests.name }.count == kafka.partitions
         }
-        try clock.set("2025-11-05 08:00")
+        try await clock.set("2025-11-05 08:00")
         try await eventually("B released the rest", timeout: .seconds(60)) { try await b.rows().allSatisfy { $0.state == .released } }
 
         let due = try await dueNotices(kafka, atLeast: 8, watchForExtra: true)

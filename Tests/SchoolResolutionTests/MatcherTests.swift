@@ -61,6 +61,21 @@ struct MatcherTests {
         }
     }
 
+    @Test("a remembering matcher gives the plain matcher's outcome, first time and again, per thresholds; a full memo starts afresh")
+    func remembering() {
+        let remembering = Fixtures.matcher.remembering(capacity: 8)
+        let strict = MatchThresholds(minimumScore: 0.95, minimumMargin: 0.3)
+        for _ in 0..<3 {
+            for (query, _) in Self.table {
+                #expect(remembering.match(query) == Fixtures.matcher.match(query), "\(query)")
+                #expect(remembering.match(query, thresholds: strict) == Fixtures.matcher.match(query, thresholds: strict), "\(query), strict")
+            }
+        }
+        #expect(remembering.match("Caversham Prim Sch").winner?.urn == "109778")
+        #expect(remembering.match("Caversham Prim Sch", thresholds: MatchThresholds(minimumScore: 1.01)).winner == nil,
+                "thresholds are part of what is remembered")
+    }
+
     @Test("Jaro-Winkler: known values")
     func jaroWinkler() {
         #expect(abs(SchoolMatcher.jaroWinkler("martha", "marhta") - 0.961) < 0.001)

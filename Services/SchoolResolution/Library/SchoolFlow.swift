@@ -23,11 +23,11 @@ public struct SchoolFlow: Sendable {
     @discardableResult
     public func handleChild(_ message: ChildIdentified, messageId: String, db: Database, outbox: Outbox, now: Date, logger: Logger) throws -> Outcome {
         let noticeId = message.noticeKey
-        if let existing = try ResolutionRow.fetchOne(db, key: noticeId), existing.incidentRevision > message.incidentRevision {
+        if let existing = try ResolutionRow.fetchOne(db, where: "noticeId", equals: noticeId), existing.incidentRevision > message.incidentRevision {
             logger.info("older incident revision ignored", metadata: ["notice": .string(noticeId), "revision": "\(message.incidentRevision)", "held": "\(existing.incidentRevision)"])
             return .stale
         }
-        let previous = try ChildSchoolRow.fetchOne(db, key: message.child.childId)?.urn
+        let previous = try ChildSchoolRow.fetchOne(db, where: "childId", equals: message.child.childId)?.urn
         let resolution = try resolve(message, recorded: message.child.recordedSchool, label: message.source == .officer ? "recorded" : "recorded (research)",
                                      previousURN: previous, db: db)
         let outcome = try record(resolution, for: message, causationId: messageId, purpose: "notice-requested", db: db, outbox: outbox, now: now)
@@ -37,7 +37,7 @@ public struct SchoolFlow: Sendable {
 
     func resolve(_ message: ChildIdentified, recorded: RecordedSchool?, label: String, previousURN: String?, db: Database) throws -> Resolution {
         let resolver = SchoolResolver(matcher: try cache.matcher(db), protocols: protocols)
-        let blocked = Set(try ChildSchoolBlockRow.filter(Column("childId") == message.child.childId).fetchAll(db).map(\.urn))
+        let blocked = Set(try ChildSchoolBlockRow.fetchAll(db, where: "childId", equals: message.child.childId).map(\.urn))
         var contacts: [String: [SchoolContact]] = [:]
         return resolver.resolve(child: message.child, incident: message.incident, recorded: recorded, recordedLabel: label,
                                 previousURN: previousURN, blocked: blocked) { urn in
@@ -59,7 +59,7 @@ public struct SchoolFlow: Sendable {
                               updatedAt: now).save(db)
         }
         func settleRequest(_ status: String, urn: String?) throws {
-            guard var request = try SchoolRequestRow.fetchOne(db, key: noticeId), request.status == "open" else { return }
+            guard var request = try SchoolRequestRow.fetchOne(db, where: "requestId", equals: noticeId), request.status == "open" else { return }
             request.status = status
             request.resolvedURN = urn
             request.updatedAt = now
@@ -83,7 +83,7 @@ public struct SchoolFlow: Sendable {
             try save(.request, urn: nil, reasons: reasons.isEmpty ? [reason] : reasons)
             let encoded = try WireFormat.encoder().encode(message)
             let candidateJSON = String(decoding: try JSONEncoder().encode(candidates), as: UTF8.self)
-            if var existing = try SchoolRequestRow.fetchOne(db, key: noticeId) {
+            if var existing = try SchoolRequestRow.fetchOne(db, where: "requestId", equals: noticeId) {
                 existing.reason = reason
                 existing.candidates = candidateJSON
                 existing.child = encoded

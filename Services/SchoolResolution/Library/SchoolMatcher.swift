@@ -1,5 +1,6 @@
 import EncompassModels
 import Foundation
+import Synchronization
 
 /// A school the matcher considered, with its score (0...1).
 public struct MatchCandidate: Codable, Sendable, Equatable {
@@ -56,6 +57,18 @@ public struct SchoolMatcher: Sendable {
     let vocabulary: [String]
     let weights: [String: Double]
     let documentCount: Int
+    /// Outcomes already computed, when the matcher remembers them (`remembering()`).
+    private var memo: MatchMemo?
+
+    /// The same matcher, remembering each outcome: children of one school carry the same
+    /// recorded names, and matching cost a sixth of school resolution's time (pipeline
+    /// benchmark). The register cache keeps one per register generation, so a changed
+    /// register starts afresh.
+    public func remembering(capacity: Int = 20_000) -> SchoolMatcher {
+        var copy = self
+        copy.memo = MatchMemo(capacity: capacity)
+        return copy
+    }
 
     public init(schools: [RegisteredSchool]) {
         var entries: [String: Entry] = [:]
@@ -122,6 +135,15 @@ public struct SchoolMatcher: Sendable {
 
     /// - Parameter fullScan: score every school instead of the index's candidates (the benchmark's baseline).
     public func match(_ text: String, thresholds: MatchThresholds = MatchThresholds(), fullScan: Bool = false) -> MatchOutcome {
+        guard let memo else { return compute(text, thresholds: thresholds, fullScan: fullScan) }
+        let key = MatchMemo.Key(text: text, thresholds: thresholds, fullScan: fullScan)
+        if let known = memo.outcome(for: key) { return known }
+        let outcome = compute(text, thresholds: thresholds, fullScan: fullScan)
+        memo.remember(outcome, for: key)
+        return outcome
+    }
+
+    private func compute(_ text: String, thresholds: MatchThresholds, fullScan: Bool) -> MatchOutcome {
         var nameTokens = Self.tokens(text)
         var townTokens: [String] = []
         var pool: Set<String>?
@@ -313,5 +335,37 @@ public struct SchoolMatcher: Sendable {
         var prefix = 0
         while prefix < min(4, min(a.count, b.count)) && a[prefix] == b[prefix] { prefix += 1 }
         return jaro + Double(prefix) * 0.1 * (1 - jaro)
+    }
+}
+
+/// Match outcomes by query, bounded: forgotten all at once when full (the working set of
+/// recorded school names is far smaller than the capacity).
+final class MatchMemo: Sendable {
+    struct Key: Hashable {
+        var text: String
+        var minimumScore: Double
+        var minimumMargin: Double
+        var fullScan: Bool
+
+        init(text: String, thresholds: MatchThresholds, fullScan: Bool) {
+            self.text = text
+            minimumScore = thresholds.minimumScore
+            minimumMargin = thresholds.minimumMargin
+            self.fullScan = fullScan
+        }
+    }
+
+    private let capacity: Int
+    private let table = Mutex<[Key: MatchOutcome]>([:])
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    func outcome(for key: Key) -> MatchOutcome? { table.withLock { $0[key] } }
+
+    func remember(_ outcome: MatchOutcome, for key: Key) {
+        table.withLock { table in
+            if table.count >= capacity { table.removeAll(keepingCapacity: true) }
+            table[key] = outcome
+        }
     }
 }

@@ -242,7 +242,7 @@ public enum SchoolStore {
     }
 
     public static func contacts(_ db: Database, urn: String) throws -> [SchoolContact] {
-        try SchoolContactRow.filter(Column("urn") == urn).order(Column("position")).fetchAll(db).map(\.contact)
+        try SchoolContactRow.fetchAll(db, where: "urn", equals: urn, orderBy: "position").map(\.contact)
     }
 }
 
@@ -257,7 +257,7 @@ public final class RegisterCache: Sendable {
         let generation = try SchoolStore.generation(db)
         if let cached = state.withLock({ $0 }), cached.generation == generation { return cached.matcher }
         let schools = try SchoolRow.fetchAll(db).map(\.school)
-        let matcher = SchoolMatcher(schools: schools)
+        let matcher = SchoolMatcher(schools: schools).remembering()
         state.withLock { $0 = (generation, matcher) }
         return matcher
     }
