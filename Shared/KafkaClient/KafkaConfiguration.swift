@@ -22,8 +22,13 @@ public struct KafkaClientConfiguration: Sendable, Equatable {
         self.consumerProperties = consumerProperties
     }
 
+    /// Settings every client starts from. TCP_NODELAY: requests and responses are small and
+    /// latency-bound; with Nagle's algorithm a second small write waits for the peer's delayed
+    /// ACK (~40 ms on Linux) — the Java client sets it too.
+    static let clientDefaults = ["socket.nagle.disable": "true"]
+
     func merged(defaults: [String: String]) -> [String: String] {
-        var all = defaults
+        var all = Self.clientDefaults.merging(defaults) { _, specific in specific }
         all["bootstrap.servers"] = bootstrapServers
         all["client.id"] = clientId
         for (key, value) in properties { all[key] = value }
@@ -46,7 +51,10 @@ public struct KafkaProducerConfiguration: Sendable, Equatable {
         client.merged(defaults: [
             "enable.idempotence": "true",
             "acks": "all",
-            "linger.ms": "5",
+            // Each outbox batch is enqueued whole and then awaited, so lingering adds latency
+            // to every hop and batches little more (1 ms: p50 63 → 50 ms over five hops at
+            // 200 incidents/s; 0 sent many one-record requests and spiked p99).
+            "linger.ms": "1",
             "queue.buffering.max.messages": "100000",
             "message.timeout.ms": "300000",
             "log.connection.close": "false",
@@ -95,6 +103,10 @@ public struct KafkaConsumerConfiguration: Sendable, Equatable {
             "session.timeout.ms": "10000",
             "heartbeat.interval.ms": "1000",
             "max.poll.interval.ms": "300000",
+            // librdkafka prefetches up to 64 MiB per consumer by default: under a burst that a
+            // service works through slowly, that is resident memory held for minutes (intake
+            // peaked at 142 MiB at 100,000 incidents). 16 MiB is still ~30,000 incidents ahead.
+            "queued.max.messages.kbytes": "16384",
             "statistics.interval.ms": String(statisticsInterval.milliseconds),
             "log.connection.close": "false",
         ]).merging(client.consumerProperties) { _, consumerOnly in consumerOnly }

@@ -107,9 +107,13 @@ extension InboxEntry {
     /// Runs `apply` unless `messageId` was applied before, and remembers it, all in `db`'s
     /// transaction: the de-duplication every handler needs.
     public static func applyOnce(messageId: String, record: KafkaRecord, db: Database, now: Date, _ apply: () throws -> Void) throws -> HandleOutcome {
-        if try exists(db, key: messageId) { return .duplicate }
+        // Statements prepared once per connection: this runs for every message of every service.
+        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM inbox WHERE messageId = ?"), arguments: [messageId]) == true {
+            return .duplicate
+        }
         try apply()
-        try InboxEntry(messageId: messageId, topic: record.topic, partition: record.partition, offset: record.offset, processedAt: now).insert(db)
+        try db.cachedStatement(sql: "INSERT INTO inbox (messageId, topic, partition, offset, processedAt) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [messageId, record.topic, record.partition, record.offset, now])
         return .applied
     }
 }
@@ -191,13 +195,11 @@ public struct Outbox {
         _ payload: P, to topic: String, key: String, id: String, causationId: String? = nil, now: Date = Date()
     ) throws -> Envelope<P> {
         let envelope = Envelope(id: id, key: key, producer: producer, createdAt: now, causationId: causationId, payload: payload)
-        let headers = ["encompass-message-id": id, "encompass-schema": P.schema, "encompass-version": String(P.schemaVersion)]
-        let headerJSON = String(decoding: try JSONEncoder().encode(headers), as: UTF8.self)
-        var row = OutboxMessage(
-            messageId: id, topic: topic, key: key, value: Data(try WireFormat.encode(envelope)),
-            headers: headerJSON, createdAt: now
-        )
-        try row.insert(db)
+        let headers = [("encompass-message-id", id), ("encompass-schema", P.schema), ("encompass-version", String(P.schemaVersion))]
+        let headerJSON = "{" + headers.map { "\(JSONText.quoted($0.0)):\(JSONText.quoted($0.1))" }.joined(separator: ",") + "}"
+        // A statement prepared once per connection: every message of every service passes here.
+        try db.cachedStatement(sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)")
+            .execute(arguments: [id, topic, key, Data(try WireFormat.encode(envelope)), headerJSON, now])
         return envelope
     }
 }
@@ -217,5 +219,26 @@ extension FetchableRecord where Self: TableRecord {
     public static func fetchOne(_ db: Database, where column: String, equals value: some DatabaseValueConvertible) throws -> Self? {
         try fetchOne(db.cachedStatement(sql: "SELECT * FROM \(databaseTableName.quotedDatabaseIdentifier) WHERE \(column.quotedDatabaseIdentifier) = ? LIMIT 1"),
                      arguments: [value])
+    }
+}
+
+/// JSON text for small values written by hand on hot paths.
+enum JSONText {
+    /// `text` as a JSON string literal (RFC 8259: quote, backslash and control characters escaped).
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        out.reserveCapacity(text.utf8.count + 2)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }

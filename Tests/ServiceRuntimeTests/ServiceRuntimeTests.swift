@@ -3,7 +3,7 @@ import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-import ServiceRuntime
+@testable import ServiceRuntime
 import Testing
 
 struct TransientTestError: Error, CustomStringConvertible {
@@ -304,5 +304,39 @@ struct ServiceRuntimeTests {
         }
         #expect(error?.variable == "ENCOMPASS_HTTP_PORT")
         #expect(error?.description.contains("whole number") == true)
+    }
+}
+
+@Suite("Outbox and inbox rows")
+struct OutboxRowTests {
+    @Test("outbox headers written by hand are JSON that reads back exactly, whatever the characters")
+    func headerText() throws {
+        for text in ["plain", "quote \" and backslash \\", "line\nbreak\ttab\r", "\u{01}\u{1F} control", "café ✓ 😀", ""] {
+            let json = "{" + JSONText.quoted("k") + ":" + JSONText.quoted(text) + "}"
+            let decoded = try JSONDecoder().decode([String: String].self, from: Data(json.utf8))
+            #expect(decoded == ["k": text], "\(json)")
+        }
+    }
+
+    @Test("a published message carries its id, schema and version headers; the inbox applies a message id once")
+    func publishAndApplyOnce() throws {
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("outbox-rows") + "/store.sqlite")
+        let record = KafkaRecord(topic: "t", partition: 3, offset: 7, key: nil, value: [], headers: [], timestamp: nil)
+        let outcomes = try store.pool.write { db -> [HandleOutcome] in
+            let outbox = Outbox(db: db, producer: "intake")
+            return try (0..<2).map { _ in
+                try InboxEntry.applyOnce(messageId: "m-1", record: record, db: db, now: Date()) {
+                    try outbox.publish(TestNote(text: "x", sequence: 1), to: "out", key: "k", id: "id-\"1\"")
+                }
+            }
+        }
+        #expect(outcomes == [.applied, .duplicate])
+        let rows = try store.pool.read { try OutboxMessage.fetchAll($0) }
+        #expect(rows.count == 1)
+        let headers = try #require(rows.first?.producerRecord.headers)
+        #expect(headers.map(\.key) == ["encompass-message-id", "encompass-schema", "encompass-version"])
+        #expect(headers.first?.value.map { String(decoding: $0, as: UTF8.self) } == "id-\"1\"")
+        let inbox = try store.pool.read { try InboxEntry.fetchAll($0) }
+        #expect(inbox.map(\.messageId) == ["m-1"] && inbox.first?.partition == 3 && inbox.first?.offset == 7)
     }
 }

@@ -82,31 +82,31 @@ public enum ReviewQueue {
     }
 
     public static func forOccurrence(_ db: Database, forceCode: String, occurrenceNumber: String) throws -> [Proposal] {
-        try Row.fetchAll(db, sql: "SELECT * FROM proposal WHERE forceCode = ? AND occurrenceNumber = ? ORDER BY score DESC",
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM proposal WHERE forceCode = ? AND occurrenceNumber = ? ORDER BY score DESC"),
                          arguments: [forceCode, occurrenceNumber]).map(proposal)
     }
 
     public static func find(_ db: Database, proposalId: String) throws -> Proposal? {
-        try Row.fetchOne(db, sql: "SELECT * FROM proposal WHERE proposalId = ?", arguments: [proposalId]).map(proposal)
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM proposal WHERE proposalId = ?"), arguments: [proposalId]).map(proposal)
     }
 
     public static func rejectedChildren(_ db: Database, forceCode: String, occurrenceNumber: String) throws -> Set<String> {
-        Set(try String.fetchAll(db, sql: "SELECT childId FROM rejection WHERE forceCode = ? AND occurrenceNumber = ?",
+        Set(try String.fetchAll(db.cachedStatement(sql: "SELECT childId FROM rejection WHERE forceCode = ? AND occurrenceNumber = ?"),
                                 arguments: [forceCode, occurrenceNumber]))
     }
 
     static func recorded(_ db: Database, forceCode: String, occurrenceNumber: String) throws -> IncidentRecorded? {
-        guard let data = try Data.fetchOne(db, sql: "SELECT recorded FROM researchOccurrence WHERE forceCode = ? AND occurrenceNumber = ?",
+        guard let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT recorded FROM researchOccurrence WHERE forceCode = ? AND occurrenceNumber = ?"),
                                            arguments: [forceCode, occurrenceNumber]) else { return nil }
         return try decode(IncidentRecorded.self, data)
     }
 
     static func saveRecorded(_ db: Database, _ recorded: IncidentRecorded) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO researchOccurrence (forceCode, occurrenceNumber, revision, recorded) VALUES (?, ?, ?, ?)
             ON CONFLICT (forceCode, occurrenceNumber) DO UPDATE SET revision = excluded.revision, recorded = excluded.recorded
             WHERE excluded.revision >= researchOccurrence.revision
-            """, arguments: [recorded.incident.forceCode, recorded.incident.occurrenceNumber, recorded.revision, try encode(recorded)])
+            """).execute(arguments: [recorded.incident.forceCode, recorded.incident.occurrenceNumber, recorded.revision, try encode(recorded)])
     }
 
     /// Adds a candidate as pending (or auto-confirmed); an existing proposal keeps its decision
@@ -143,10 +143,10 @@ public enum ReviewQueue {
 
     /// Writes a proposal's whole state (insert or replace).
     static func save(_ db: Database, _ p: Proposal) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT OR REPLACE INTO proposal (proposalId, forceCode, occurrenceNumber, childId, child, evidence, score, status, createdAt,
                 decidedBy, decidedAt, note, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [p.proposalId, p.forceCode, p.occurrenceNumber, p.child.childId, try encode(p.child), try encode(p.evidence),
+            """).execute(arguments: [p.proposalId, p.forceCode, p.occurrenceNumber, p.child.childId, try encode(p.child), try encode(p.evidence),
                              p.evidence.score, p.status, p.createdAt, p.decidedBy, p.decidedAt, p.note, p.version ?? 1])
     }
 
@@ -176,14 +176,14 @@ public enum ReviewQueue {
     /// rebalance never proposes the child again. Returns whether it was applied.
     @discardableResult
     static func applyReplica(_ db: Database, _ state: ReviewProposalState) throws -> Bool {
-        if let held = try Int.fetchOne(db, sql: "SELECT version FROM proposal WHERE proposalId = ?", arguments: [state.proposalId]),
+        if let held = try Int.fetchOne(db.cachedStatement(sql: "SELECT version FROM proposal WHERE proposalId = ?"), arguments: [state.proposalId]),
            held >= state.version { return false }
         try save(db, Proposal(proposalId: state.proposalId, forceCode: state.forceCode, occurrenceNumber: state.occurrenceNumber, child: state.child,
                               evidence: state.evidence, status: state.status, createdAt: state.createdAt, decidedBy: state.decidedBy,
                               decidedAt: state.decidedAt, note: state.note, version: state.version))
         if state.status == "rejected" {
-            try db.execute(sql: "INSERT OR REPLACE INTO rejection (forceCode, occurrenceNumber, childId, reviewer, decidedAt) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [state.forceCode, state.occurrenceNumber, state.child.childId, state.decidedBy ?? "", state.decidedAt ?? state.createdAt])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO rejection (forceCode, occurrenceNumber, childId, reviewer, decidedAt) VALUES (?, ?, ?, ?, ?)")
+                           .execute(arguments: [state.forceCode, state.occurrenceNumber, state.child.childId, state.decidedBy ?? "", state.decidedAt ?? state.createdAt])
         }
         return true
     }
@@ -199,8 +199,8 @@ public enum ReviewQueue {
             updated.evidence.confirmedBy = decision.reviewer
             updated.evidence.confirmedAt = decision.decidedAt
         } else {
-            try db.execute(sql: "INSERT OR REPLACE INTO rejection (forceCode, occurrenceNumber, childId, reviewer, decidedAt) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [proposal.forceCode, proposal.occurrenceNumber, proposal.child.childId, decision.reviewer, decision.decidedAt])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO rejection (forceCode, occurrenceNumber, childId, reviewer, decidedAt) VALUES (?, ?, ?, ?, ?)")
+                           .execute(arguments: [proposal.forceCode, proposal.occurrenceNumber, proposal.child.childId, decision.reviewer, decision.decidedAt])
         }
         try save(db, updated)
         return updated
