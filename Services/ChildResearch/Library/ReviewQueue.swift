@@ -101,6 +101,12 @@ public enum ReviewQueue {
         return try decode(IncidentRecorded.self, data)
     }
 
+    /// The revision of the incident held for an occurrence, without decoding it.
+    static func recordedRevision(_ db: Database, forceCode: String, occurrenceNumber: String) throws -> Int? {
+        try Int.fetchOne(db.cachedStatement(sql: "SELECT revision FROM researchOccurrence WHERE forceCode = ? AND occurrenceNumber = ?"),
+                         arguments: [forceCode, occurrenceNumber])
+    }
+
     static func saveRecorded(_ db: Database, _ recorded: IncidentRecorded) throws {
         try db.cachedStatement(sql: """
             INSERT INTO researchOccurrence (forceCode, occurrenceNumber, revision, recorded) VALUES (?, ?, ?, ?)
