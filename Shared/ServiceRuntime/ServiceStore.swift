@@ -104,13 +104,16 @@ public struct InboxEntry: Codable, FetchableRecord, PersistableRecord, Sendable,
 }
 
 extension InboxEntry {
+    /// Whether `messageId` was applied here (and not yet forgotten by the inbox retention).
+    public static func contains(_ messageId: String, db: Database) throws -> Bool {
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM inbox WHERE messageId = ?"), arguments: [messageId]) == true
+    }
+
     /// Runs `apply` unless `messageId` was applied before, and remembers it, all in `db`'s
     /// transaction: the de-duplication every handler needs.
     public static func applyOnce(messageId: String, record: KafkaRecord, db: Database, now: Date, _ apply: () throws -> Void) throws -> HandleOutcome {
         // Statements prepared once per connection: this runs for every message of every service.
-        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM inbox WHERE messageId = ?"), arguments: [messageId]) == true {
-            return .duplicate
-        }
+        if try contains(messageId, db: db) { return .duplicate }
         try apply()
         try db.cachedStatement(sql: "INSERT INTO inbox (messageId, topic, partition, offset, processedAt) VALUES (?, ?, ?, ?, ?)")
             .execute(arguments: [messageId, record.topic, record.partition, record.offset, now])

@@ -1,9 +1,10 @@
 @testable import ChildResearchService
+import EncompassKafka
 import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-import ServiceRuntime
+@testable import ServiceRuntime
 import Testing
 
 @Suite("Review queue: amendments withdraw stale proposals; replicas keep the latest state")
@@ -23,6 +24,47 @@ struct AmendmentTests {
     func states(_ db: Database) throws -> [ReviewProposalState] {
         try OutboxMessage.filter(Column("topic") == Topics.reviewProposals.name).order(Column("id")).fetchAll(db)
             .map { try WireFormat.decode(ReviewProposalState.self, from: Array($0.value)).payload }
+    }
+
+    @Test("the replicated index consumer: an incident this instance's work consumer applied is skipped undecoded; another is indexed and saved once; a newer revision replaces it")
+    func replicatedIndex() throws {
+        let handler = ChildResearchService.incidentIndexHandler()
+        func record(_ incident: Incident, revision: Int, id: String) throws -> KafkaRecord {
+            let recorded = IncidentRecorded(kind: revision == 1 ? .new : .amendment, revision: revision, changes: [], source: "test", incident: incident)
+            let value = try WireFormat.encode(Envelope(id: id, key: incident.occurrenceNumber, producer: "intake", payload: recorded))
+            return KafkaRecord(topic: Topics.incidents.name, partition: 0, offset: Int64(revision), key: Array(incident.occurrenceNumber.utf8),
+                               value: value, headers: [KafkaHeader(key: "encompass-message-id", value: Array(id.utf8))])
+        }
+        func replicate(_ record: KafkaRecord, _ db: Database) throws -> (HandleOutcome, changes: Int) {
+            let before = db.totalChangesCount
+            let outcome = try handler.apply(record, db, Outbox(db: db, producer: "child-research"), day("2026-11-21"), TestLog.logger("replica"))
+            return (outcome, db.totalChangesCount - before)
+        }
+        let store = try History.store()
+        try store.pool.write { (db: Database) throws in
+            // Applied by this instance's work consumer first: the replica has nothing to do.
+            let work = ChildResearchService.incidentHandler(settings)
+            let applied = try work.apply(try record(History.today, revision: 1, id: "m-1"), db, Outbox(db: db, producer: "child-research"),
+                                         day("2026-11-21"), TestLog.logger("work"))
+            #expect(applied == .applied)
+            let own = try replicate(try record(History.today, revision: 1, id: "m-1"), db)
+            #expect(own.0 == .duplicate && own.changes == 0)
+        }
+        let other = try History.store()
+        try other.pool.write { (db: Database) throws in
+            // Another instance's incident: indexed and saved, once.
+            let first = try replicate(try record(History.today, revision: 1, id: "m-1"), db)
+            #expect(first.0 == .applied && first.changes > 0)
+            #expect(try ReviewQueue.recordedRevision(db, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber) == 1)
+            #expect(try !HistoryIndex.people(forceCode: "43", occurrenceNumber: History.today.occurrenceNumber, db: db).isEmpty)
+            #expect(try replicate(try record(History.today, revision: 1, id: "m-1"), db).0 == .duplicate)
+            var amended = History.today
+            amended.parties = [Party(role: .victim, givenName: "Grace", familyName: "Okafor", dateOfBirth: "1995-05-05")]
+            #expect(try replicate(try record(amended, revision: 2, id: "m-2"), db).0 == .applied)
+            #expect(try ReviewQueue.recordedRevision(db, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber) == 2)
+            #expect(try ReviewQueue.recorded(db, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber)?.incident.parties.first?.givenName == "Grace")
+            #expect(try HistoryIndex.people(forceCode: "43", occurrenceNumber: History.today.occurrenceNumber, db: db).contains { $0.givenName == "Grace" })
+        }
     }
 
     @Test("an amendment that changes the victim withdraws only the child found through her; one that lists children withdraws the rest")
