@@ -2,6 +2,7 @@ import ArgumentParser
 import EncompassKafka
 import EncompassModels
 import Foundation
+import ServiceRuntime
 import UnixSignals
 
 /// Starts librdkafka's mock cluster as the embedded broker and keeps it up until stopped.
@@ -41,6 +42,7 @@ struct BrokerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try log.logger("encompass.broker")
+        ParentWatch.startIfRequested()
         let cluster = try MockKafkaCluster(brokers: brokers, logger: logger)
         for topic in Topics.all {
             try cluster.createTopic(topic.name, partitions: partitions, replicationFactor: min(3, brokers))

@@ -298,6 +298,7 @@ public enum ServiceMain {
         }
         RuntimeLogging.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let logger = Logger(label: "encompass.\(service.rawValue)")
+        ParentWatch.startIfRequested()
         do {
             let definition = try makeDefinition(configuration)
             let host = try await ServiceHost(definition: definition, configuration: configuration, logger: logger)

@@ -23,8 +23,34 @@ func waitForExit(_ process: Process, timeout: Duration) async throws -> Int32 {
     return process.terminationStatus
 }
 
+/// Whether a process has ended: no longer listed, or a zombie nobody has reaped yet.
+func processGone(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return true }
+    let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+    return state == "Z" || state == "X"
+}
+
 @Suite("Executables as processes", .serialized)
 struct ProcessTests {
+    @Test("a child given ENCOMPASS_PARENT_PID (as the demo's pipeline starts them) stops when its parent is killed with SIGKILL")
+    func orphanStops() async throws {
+        let directory = TestPaths.temporaryDirectory("parent-watch")
+        let addressFile = "\(directory)/broker.bootstrap"
+        let pidFile = "\(directory)/broker.pid"
+        // A shell is the parent: it starts the broker with its own pid and waits for it.
+        let script = "ENCOMPASS_PARENT_PID=$$ '\(try executable("encompass"))' broker --partitions 1 --address-file '\(addressFile)' & echo $! > '\(pidFile)'; wait"
+        let shell = try launch("/bin/sh", ["-c", script], log: "\(directory)/shell.log")
+        defer { if shell.isRunning { shell.terminate() } }
+        try await eventually("broker address file") { FileManager.default.fileExists(atPath: addressFile) }
+        let broker = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { if !processGone(broker) { kill(broker, SIGKILL) } }
+        try await Task.sleep(for: .seconds(1))
+        #expect(!processGone(broker), "the broker runs while its parent does")
+        kill(shell.processIdentifier, SIGKILL)
+        try await eventually("the orphaned broker to stop", timeout: .seconds(20)) { processGone(broker) }
+    }
+
     @Test("the embedded broker runs as a process, a service joins it, and both stop cleanly on SIGTERM")
     func brokerAndServiceProcesses() async throws {
         let directory = TestPaths.temporaryDirectory("processes")

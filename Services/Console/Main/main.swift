@@ -13,6 +13,7 @@ do {
 }
 RuntimeLogging.bootstrap(format: settings.logFormat, level: settings.logLevel)
 let logger = Logger(label: "encompass.console")
+ParentWatch.startIfRequested()
 do {
     let app = try ConsoleApp(settings: settings, logger: logger)
     try await app.run()

@@ -1,6 +1,5 @@
 import EncompassKafka
 import EncompassModels
-import EncompassKafka
 import Foundation
 import ServiceRuntime
 #if canImport(FoundationNetworking)
@@ -190,7 +189,8 @@ public actor LocalPipeline {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "\(options.binDirectory)/\(executable)")
         process.arguments = arguments
-        process.environment = environment
+        // The child stops itself if this process dies without stopping it (SIGKILL, crash).
+        process.environment = environment.merging([ParentWatch.variable: String(getpid())]) { _, watch in watch }
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
