@@ -171,7 +171,7 @@ public enum DeadLetterOps {
             messageId = nil
         }
         var headers: [String: String] = ["encompass-replay-of": "\(row.service)/\(id)", "encompass-replayed-by": actor]
-        if let messageId { headers["encompass-message-id"] = messageId }
+        if let messageId { headers[MessageHeader.messageId] = messageId }
         var message = OutboxMessage(
             messageId: messageId ?? MessageID.derived(from: "\(row.service)/dead-letter/\(id)", "replay"), topic: topic,
             key: row.originalKey, value: Data(value),

@@ -53,17 +53,32 @@ public struct TopicHandler: Sendable {
         self.apply = apply
     }
 
+    /// `alreadyHeld`, when given, is asked first with the record's message id (its
+    /// `encompass-message-id` header): true skips the record undecoded, as a duplicate. A
+    /// replica uses it to pass over its own changes coming back, which is most of what it reads.
     public static func on<P: MessagePayload>(
         _ topic: String, _ type: P.Type,
+        alreadyHeld: (@Sendable (_ messageId: String, _ record: KafkaRecord, _ db: Database) throws -> Bool)? = nil,
         _ body: @escaping @Sendable (Envelope<P>, MessageContext) throws -> Void
     ) -> TopicHandler {
         TopicHandler(topic: topic) { record, db, outbox, now, logger in
+            if let alreadyHeld, let id = record.header(MessageHeader.messageId)?.stringValue, try alreadyHeld(id, record, db) {
+                return .duplicate
+            }
             let envelope = try WireFormat.decode(P.self, from: record.value)
             return try InboxEntry.applyOnce(messageId: envelope.id, record: record, db: db, now: now) {
                 try body(envelope, MessageContext(db: db, record: record, outbox: outbox, now: now, logger: logger))
             }
         }
     }
+}
+
+/// The Kafka headers every outbox record carries, so that a consumer can route or skip a record
+/// without decoding its JSON.
+public enum MessageHeader {
+    public static let messageId = "encompass-message-id"
+    public static let schema = "encompass-schema"
+    public static let version = "encompass-version"
 }
 
 public enum DeadLetterWriter {
@@ -108,7 +123,7 @@ public enum DeadLetterWriter {
 
     /// The envelope id, if the value is JSON with an `id` field.
     static func messageId(of record: KafkaRecord) -> String? {
-        if let header = record.header("encompass-message-id")?.stringValue { return header }
+        if let header = record.header(MessageHeader.messageId)?.stringValue { return header }
         struct IdOnly: Decodable { var id: String? }
         return (try? JSONDecoder().decode(IdOnly.self, from: Data(record.value)))?.id
     }

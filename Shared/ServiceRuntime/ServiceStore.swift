@@ -198,7 +198,7 @@ public struct Outbox {
         _ payload: P, to topic: String, key: String, id: String, causationId: String? = nil, now: Date = Date()
     ) throws -> Envelope<P> {
         let envelope = Envelope(id: id, key: key, producer: producer, createdAt: now, causationId: causationId, payload: payload)
-        let headers = [("encompass-message-id", id), ("encompass-schema", P.schema), ("encompass-version", String(P.schemaVersion))]
+        let headers = [(MessageHeader.messageId, id), (MessageHeader.schema, P.schema), (MessageHeader.version, String(P.schemaVersion))]
         let headerJSON = "{" + headers.map { "\(JSONText.quoted($0.0)):\(JSONText.quoted($0.1))" }.joined(separator: ",") + "}"
         // A statement prepared once per connection: every message of every service passes here.
         try db.cachedStatement(sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)")

@@ -1,6 +1,7 @@
+import EncompassKafka
 import EncompassModels
 import EncompassTestSupport
-import ServiceRuntime
+@testable import ServiceRuntime
 import Foundation
 import GRDB
 @testable import SchedulingService
@@ -401,7 +402,7 @@ struct ChangelogApplyTests {
 
     @Test("a state the row already holds (an instance's own change coming back) is not written again; a changed one is")
     func ownChangeSkipped() throws {
-        let store = try ServiceStore(path: TestPaths.temporaryDirectory("apply-own") + "/scheduling.sqlite", migrations: [Scheduler.migration])
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("apply-own") + "/scheduling.sqlite", migrations: Scheduler.migrations)
         let first = state("n1", .pending, revision: 1)
         try store.pool.write { try Scheduler.apply(first, db: $0) }
         let unchanged = try store.pool.write { db -> Int in
@@ -422,9 +423,42 @@ struct ChangelogApplyTests {
         #expect(try store.pool.read { try PendingNoticeRow.fetchOne($0, key: "n1") }?.releaseAt == instant("2025-11-05 08:00"))
     }
 
+    @Test("the changelog replica skips, undecoded, a record whose state the row holds (by message id); others are decoded and applied")
+    func replicaSkipsHeldRecordUndecoded() throws {
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("replica-skip") + "/scheduling.sqlite", migrations: Scheduler.migrations)
+        let handler = SchedulingService.changelogHandler()
+        func record(_ id: String, value: [UInt8]) -> KafkaRecord {
+            KafkaRecord(topic: Topics.schedulingChangelog.name, partition: 0, offset: 1, key: Array("n1".utf8), value: value,
+                        headers: [KafkaHeader(key: MessageHeader.messageId, value: Array(id.utf8))])
+        }
+        func replicate(_ record: KafkaRecord, _ db: Database) throws -> (HandleOutcome, changes: Int) {
+            let before = db.totalChangesCount
+            let outcome = try handler.apply(record, db, Outbox(db: db, producer: "scheduling"), Date(), TestLog.logger("replica"))
+            return (outcome, db.totalChangesCount - before)
+        }
+        let value = try WireFormat.encode(Envelope(id: "c-1", key: "n1", producer: "scheduling", payload: state("n1", .pending, revision: 1, release: "2025-11-05 08:00")))
+        try store.pool.write { (db: Database) throws in
+            #expect(try replicate(record("c-1", value: value), db).0 == .applied)
+            #expect(try PendingNoticeRow.fetchOne(db, key: "n1")?.changelogId == "c-1")
+            // The same record again, even unreadable, is passed over without decoding.
+            let again = try replicate(record("c-1", value: Array("not json".utf8)), db)
+            #expect(again.0 == .duplicate && again.changes == 0)
+            // Any other record is decoded, and an unreadable one is refused.
+            #expect(throws: EnvelopeError.self) { try replicate(record("c-2", value: Array("not json".utf8)), db) }
+            // A release records the id of the changelog record it publishes.
+            let released = try Scheduler.releaseDue(now: instant("2025-11-06 08:00"), partitions: [2], db: db, outbox: Outbox(db: db, producer: "scheduling"))
+            #expect(released == ["n1"])
+            let releasedId = MessageID.derived(from: "n1", "changelog-released")
+            #expect(try PendingNoticeRow.fetchOne(db, key: "n1")?.changelogId == releasedId)
+            let published = try OutboxMessage.filter(Column("topic") == Topics.schedulingChangelog.name).fetchAll(db)
+            #expect(try published.map { try WireFormat.decode(SchedulingChangelog.self, from: Array($0.value)).id } == [releasedId])
+            #expect(try replicate(record(releasedId, value: Array("not json".utf8)), db).0 == .duplicate)
+        }
+    }
+
     @Test("final states win and stay; a pending state replaces only an older or equal revision")
     func ordering() throws {
-        let store = try ServiceStore(path: TestPaths.temporaryDirectory("apply") + "/scheduling.sqlite", migrations: [Scheduler.migration])
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("apply") + "/scheduling.sqlite", migrations: Scheduler.migrations)
         let db = store.pool
         func row(_ id: String) throws -> PendingNoticeRow? { try db.read { try PendingNoticeRow.fetchOne($0, key: id) } }
 

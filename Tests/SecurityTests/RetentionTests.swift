@@ -202,7 +202,7 @@ struct RetentionTests {
     @Test("scheduling: released and cancelled notices lose their NoticeDue, a pending one keeps it")
     func scheduling() async throws {
         let clock = ManualClock(start)
-        let store = try ServiceStore(path: TestPaths.temporaryDirectory("ret-scheduling") + "/s.sqlite", migrations: [Scheduler.migration])
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("ret-scheduling") + "/s.sqlite", migrations: Scheduler.migrations)
         @Sendable func row(_ id: String, _ state: PendingState, _ sentinel: String) throws -> PendingNoticeRow {
             PendingNoticeRow(noticeId: id, partition: 0, forceCode: "43", occurrenceNumber: "4325000\(id)", schoolURN: "110001", laCode: "870",
                              incidentRevision: 1, releaseAt: clock.now, escalate: false, state: state,

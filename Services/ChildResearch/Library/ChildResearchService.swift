@@ -223,7 +223,7 @@ public enum ChildResearchService {
         TopicHandler(topic: Topics.incidents.name) { record, db, _, now, _ in
             // The same message already applied by this instance's work consumer has indexed and
             // saved this revision: no need to decode it again (the header carries the envelope id).
-            if let id = record.header("encompass-message-id")?.stringValue, try InboxEntry.contains(id, db: db) { return .duplicate }
+            if let id = record.header(MessageHeader.messageId)?.stringValue, try InboxEntry.contains(id, db: db) { return .duplicate }
             guard let envelope = try? WireFormat.decode(IncidentRecorded.self, from: record.value),
                   !envelope.payload.incident.occurrenceNumber.isEmpty, !envelope.payload.incident.forceCode.isEmpty else { return .applied }
             return try InboxEntry.applyOnce(messageId: MessageID.derived(from: envelope.id, "replica-index"), record: record, db: db, now: now) {

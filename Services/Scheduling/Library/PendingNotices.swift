@@ -33,6 +33,9 @@ public struct PendingNoticeRow: Codable, FetchableRecord, PersistableRecord, Sen
     public var due: Data
     public var updatedAt: Date
     public var releasedAt: Date?
+    /// Id of the changelog record that carries this state (this instance's own, or the one it
+    /// was restored from): when that record comes back on the replica it is skipped undecoded.
+    public var changelogId: String? = nil
 
     public func notice() throws -> NoticeDue { try WireFormat.decoder().decode(NoticeDue.self, from: due) }
 }
@@ -149,6 +152,20 @@ public struct Scheduler: Sendable {
         }
     }
 
+    /// Scheduling's store, in order.
+    public static var migrations: [StoreMigration] { [migration, changelogIdMigration] }
+
+    public static let changelogIdMigration = StoreMigration("scheduling-v2-changelog-id") { db in
+        try db.alter(table: PendingNoticeRow.databaseTableName) { t in t.add(column: "changelogId", .text) }
+    }
+
+    /// Whether the notice keyed `noticeId` already holds the state of changelog record
+    /// `messageId`: true for every record this instance wrote, when it comes back.
+    static func holdsChangelog(_ messageId: String, noticeId: String, db: Database) throws -> Bool {
+        let statement = try db.cachedStatement(sql: "SELECT 1 FROM pendingNotice WHERE noticeId = ? AND changelogId = ?")
+        return try Bool.fetchOne(statement, arguments: [noticeId, messageId]) != nil
+    }
+
     /// The calendars with the school's own term dates, when it has them.
     public func calendars(for urn: String, db: Database) throws -> SchoolCalendars {
         var calendars = self.calendars
@@ -196,15 +213,17 @@ public struct Scheduler: Sendable {
         let (decision, force) = try decide(request, now: ctx.now, db: ctx.db)
         let due = NoticeDue(request: request, releaseAt: decision.releaseAt, escalation: decision.escalate,
                             escalationContact: decision.escalate ? force.educationSafeguardingManager : nil, rules: decision.rules)
+        let changelogId = MessageID.derived(from: envelope.id, "changelog")
         let row = PendingNoticeRow(
             noticeId: request.noticeId, partition: partition, forceCode: request.incident.forceCode,
             occurrenceNumber: request.incident.occurrenceNumber, schoolURN: request.school.urn,
             laCode: request.school.localAuthorityCode, incidentRevision: request.incidentRevision, releaseAt: decision.releaseAt,
-            escalate: decision.escalate, state: .pending, due: try WireFormat.encoder().encode(due), updatedAt: ctx.now, releasedAt: nil)
+            escalate: decision.escalate, state: .pending, due: try WireFormat.encoder().encode(due), updatedAt: ctx.now, releasedAt: nil,
+            changelogId: changelogId)
         try row.save(ctx.db)
         try ctx.outbox.publish(
             SchedulingChangelog(notice: row.changelog(due: due)), to: Topics.schedulingChangelog.name, key: row.noticeId,
-            id: MessageID.derived(from: envelope.id, "changelog"), causationId: envelope.id, now: ctx.now)
+            id: changelogId, causationId: envelope.id, now: ctx.now)
         let kind: NoticeEvent.Kind = existing == nil ? .scheduled : .rescheduled
         let detail = "release \(Timestamp.format(decision.releaseAt))\(decision.escalate ? " (escalation)" : ""): " + decision.rules.joined(separator: "; ")
         try ctx.outbox.publish(
@@ -219,13 +238,16 @@ public struct Scheduler: Sendable {
 
     /// A changelog record (every instance): keep the latest state. Final states win; a pending
     /// state replaces a pending one of the same or an older revision.
-    public static func apply(_ entry: SchedulingChangelog, db: Database) throws {
+    /// `messageId` is the record's id, kept with the row (see `changelogId`).
+    public static func apply(_ entry: SchedulingChangelog, messageId: String? = nil, db: Database) throws {
         if let state = entry.notice {
             if let local = try PendingNoticeRow.fetchOne(db, where: "noticeId", equals: state.noticeId) {
                 if local.state.isFinal || local.holds(state) { return }
                 if !state.state.isFinal, state.incidentRevision < local.incidentRevision { return }
             }
-            try PendingNoticeRow(state).save(db)
+            var row = try PendingNoticeRow(state)
+            row.changelogId = messageId
+            try row.save(db)
         }
         if let terms = entry.schoolTermDates {
             if let local = try SchoolTermDatesRow.fetchOne(db, key: terms.urn), local.updatedAt > terms.updatedAt { return }
@@ -249,15 +271,17 @@ public struct Scheduler: Sendable {
             .limit(limit)
             .fetchAll(db)
         for var row in rows {
+            let changelogId = MessageID.derived(from: row.noticeId, "changelog-released")
             row.state = .released
             row.releasedAt = now
             row.updatedAt = now
+            row.changelogId = changelogId
             try row.update(db)
             let due = try row.notice()
             let dueId = MessageID.derived(from: row.noticeId, "due")
             try outbox.publish(due, to: Topics.noticesDue.name, key: row.noticeId, id: dueId, now: now)
-            try outbox.publish(SchedulingChangelog(notice: try row.changelog()), to: Topics.schedulingChangelog.name, key: row.noticeId,
-                               id: MessageID.derived(from: row.noticeId, "changelog-released"), causationId: dueId, now: now)
+            try outbox.publish(SchedulingChangelog(notice: row.changelog(due: due)), to: Topics.schedulingChangelog.name, key: row.noticeId,
+                               id: changelogId, causationId: dueId, now: now)
             let kind: NoticeEvent.Kind = row.escalate ? .escalated : .released
             let detail = row.escalate
                 ? "escalated to the Education Safeguarding Manager (high risk in a school holiday)"

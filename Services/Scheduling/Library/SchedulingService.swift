@@ -71,7 +71,7 @@ public enum SchedulingService {
     public static func definition(settings: Settings) -> ServiceDefinition {
         ServiceDefinition(
             service: .scheduling,
-            migrations: [Scheduler.migration],
+            migrations: Scheduler.migrations,
             handlers: [requestHandler(settings: settings)],
             replicated: [changelogHandler()],
             produces: [Topics.noticesDue.name, Topics.schedulingChangelog.name, Topics.noticeEvents.name],
@@ -91,8 +91,11 @@ public enum SchedulingService {
     }
 
     static func changelogHandler() -> TopicHandler {
-        TopicHandler.on(Topics.schedulingChangelog.name, SchedulingChangelog.self) { envelope, ctx in
-            try Scheduler.apply(envelope.payload, db: ctx.db)
+        TopicHandler.on(Topics.schedulingChangelog.name, SchedulingChangelog.self, alreadyHeld: { messageId, record, db in
+            guard let key = record.keyString else { return false }
+            return try Scheduler.holdsChangelog(messageId, noticeId: key, db: db)
+        }) { envelope, ctx in
+            try Scheduler.apply(envelope.payload, messageId: envelope.id, db: ctx.db)
         }
     }
 
