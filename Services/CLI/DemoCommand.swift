@@ -178,8 +178,7 @@ final class DemoRun: Sendable {
 
         // 5. The MASH reviewer checks the proposed children.
         let judge = DemoJudge(truth: world.truth)
-        struct Proposal: Decodable { var proposalId: String; var occurrenceNumber: String; var child: IdentifiedChild }
-        struct Proposals: Decodable { var proposals: [Proposal] }
+        struct Proposals: Decodable { var proposals: [ReviewProposalState] }
         let pending = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "pending"]).proposals
         var confirmed = 0, rejected = 0
         for proposal in pending {

@@ -60,9 +60,12 @@ struct AmendmentTests {
             #expect(try replicate(try record(History.today, revision: 1, id: "m-1"), db).0 == .duplicate)
             var amended = History.today
             amended.parties = [Party(role: .victim, givenName: "Grace", familyName: "Okafor", dateOfBirth: "1995-05-05")]
-            #expect(try replicate(try record(amended, revision: 2, id: "m-2"), db).0 == .applied)
+            let amendedRecord = try record(amended, revision: 2, id: "m-2")
+            #expect(try replicate(amendedRecord, db).0 == .applied)
             #expect(try ReviewQueue.recordedRevision(db, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber) == 2)
             #expect(try ReviewQueue.recorded(db, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber)?.incident.parties.first?.givenName == "Grace")
+            // Kept as the message arrived, not encoded again.
+            #expect(try Data.fetchOne(db, sql: "SELECT recorded FROM researchOccurrence") == Data(amendedRecord.value))
             #expect(try HistoryIndex.people(forceCode: "43", occurrenceNumber: History.today.occurrenceNumber, db: db).contains { $0.givenName == "Grace" })
         }
     }

@@ -152,12 +152,12 @@ struct ConsoleLogicTests {
     func escaping() throws {
         let session = StaffSession(sessionHash: "h", staffName: "PS <b>1234</b>", role: "officer", csrfToken: "tok\"en", createdAt: Date(), expiresAt: Date())
         let evil = "<script>alert(1)</script>"
-        let proposal = ReviewProposal(
+        let proposal = ReviewProposalState(
             proposalId: "r-1", forceCode: "43", occurrenceNumber: "43260000999",
             child: IdentifiedChild(childId: "c", givenName: evil, familyName: "O'Brien & Sons", dateOfBirth: "2019-01-30",
                                    homeAddress: PostalAddress(lines: ["<img src=x onerror=alert(1)>"], postcode: "RG1 7LL")),
             evidence: ResearchEvidence(score: 0.91, explanation: ["address: \"same\" <flat>"], sourceOccurrences: ["43230000101"]),
-            status: "pending", createdAt: Date())
+            status: "pending", createdAt: Date(), version: 1)
         let review = ConsolePages.review(.ok([proposal]), session: session, now: Date())
         #expect(!review.contains("<script>") && !review.contains("<img") && !review.contains("<b>1234"))
         #expect(review.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && review.contains("O&#39;Brien &amp; Sons"))

@@ -100,7 +100,8 @@ public enum ChildResearchService {
         TopicHandler.on(Topics.incidents.name, IncidentRecorded.self) { envelope, ctx in
             let recorded = envelope.payload
             try validate(recorded.incident, revision: recorded.revision)
-            try apply(recorded, messageId: envelope.id, settings: settings, db: ctx.db, outbox: ctx.outbox, now: ctx.now, logger: ctx.logger)
+            try apply(recorded, messageId: envelope.id, message: ctx.record.value, settings: settings, db: ctx.db, outbox: ctx.outbox,
+                      now: ctx.now, logger: ctx.logger)
         }
     }
 
@@ -118,7 +119,9 @@ public enum ChildResearchService {
         }
     }
 
-    static func apply(_ recorded: IncidentRecorded, messageId: String, settings: Settings, db: Database, outbox: Outbox, now: Date, logger: Logger) throws {
+    /// `message`: the envelope `recorded` arrived in, kept as it is (see `ReviewQueue.saveRecorded`).
+    static func apply(_ recorded: IncidentRecorded, messageId: String, message: [UInt8]? = nil, settings: Settings, db: Database,
+                      outbox: Outbox, now: Date, logger: Logger) throws {
         let incident = recorded.incident
         if let previous = try ReviewQueue.recordedRevision(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber),
            previous > recorded.revision {
@@ -126,7 +129,7 @@ public enum ChildResearchService {
             return
         }
         try HistoryIndex.index(incident, revision: recorded.revision, source: "incident", db: db)
-        try ReviewQueue.saveRecorded(db, recorded)
+        try ReviewQueue.saveRecorded(db, recorded, message: message)
         let researcher = Researcher(settings: settings.research(forForce: incident.forceCode))
         func publish(_ child: IdentifiedChild, source: ChildSource, evidence: ResearchEvidence?, purpose: String) throws {
             let message = ChildIdentified(incident: incident, incidentRevision: recorded.revision, child: child, source: source, evidence: evidence)
@@ -234,7 +237,7 @@ public enum ChildResearchService {
                 // instance's own incidents come back here already saved: not encoded and written
                 // again (a tenth of child research's time in the pipeline benchmark).
                 let held = try ReviewQueue.recordedRevision(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber)
-                if held.map({ $0 < revision }) ?? true { try ReviewQueue.saveRecorded(db, envelope.payload) }
+                if held.map({ $0 < revision }) ?? true { try ReviewQueue.saveRecorded(db, envelope.payload, message: record.value) }
             }
         }
     }

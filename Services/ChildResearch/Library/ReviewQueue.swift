@@ -6,7 +6,8 @@ import ServiceRuntime
 /// Proposed children waiting for a MASH officer, the incidents they belong to, and rejections.
 ///
 /// Tables:
-/// - `researchOccurrence`: the latest `IncidentRecorded` per occurrence this instance handled.
+/// - `researchOccurrence`: the latest `IncidentRecorded` per occurrence this instance handled, in
+///   the envelope it arrived in.
 /// - `proposal`: one row per (occurrence, child): score, evidence, status
 ///   (`pending`, `confirmed`, `rejected`, `withdrawn`), who decided and when, and a version.
 ///   Every instance holds every proposal: the owner of the occurrence publishes each change on
@@ -35,27 +36,9 @@ public enum ReviewQueue {
         try db.execute(sql: "ALTER TABLE proposal ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
     }
 
-    /// A proposal as the review API lists it.
-    public struct Proposal: Codable, Sendable, Equatable {
-        public var proposalId: String
-        public var forceCode: String
-        public var occurrenceNumber: String
-        public var child: IdentifiedChild
-        public var evidence: ResearchEvidence
-        public var status: String
-        public var createdAt: Date
-        public var decidedBy: String?
-        public var decidedAt: Date?
-        /// The reviewer's note, or why the proposal was withdrawn.
-        public var note: String?
-        /// Increases with every change (review-v2).
-        public var version: Int?
-
-        var state: ReviewProposalState {
-            ReviewProposalState(proposalId: proposalId, forceCode: forceCode, occurrenceNumber: occurrenceNumber, child: child, evidence: evidence,
-                                status: status, createdAt: createdAt, decidedBy: decidedBy, decidedAt: decidedAt, note: note, version: version ?? 1)
-        }
-    }
+    /// A proposal as the review API lists it: the same type as the replicated state, so the
+    /// API, the topic and the console cannot drift.
+    public typealias Proposal = ReviewProposalState
 
     public static func proposalId(forceCode: String, occurrenceNumber: String, childId: String) -> String {
         "r-" + String(StableHash.hex128("\(forceCode)\u{1F}\(occurrenceNumber)\u{1F}\(childId)").prefix(16))
@@ -98,6 +81,8 @@ public enum ReviewQueue {
     static func recorded(_ db: Database, forceCode: String, occurrenceNumber: String) throws -> IncidentRecorded? {
         guard let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT recorded FROM researchOccurrence WHERE forceCode = ? AND occurrenceNumber = ?"),
                                            arguments: [forceCode, occurrenceNumber]) else { return nil }
+        // The message as it arrived (an envelope), or, when saved without one, the payload.
+        if let envelope = try? WireFormat.decode(IncidentRecorded.self, from: Array(data)) { return envelope.payload }
         return try decode(IncidentRecorded.self, data)
     }
 
@@ -107,12 +92,15 @@ public enum ReviewQueue {
                          arguments: [forceCode, occurrenceNumber])
     }
 
-    static func saveRecorded(_ db: Database, _ recorded: IncidentRecorded) throws {
+    /// Keeps the latest revision of an occurrence. `message` is the envelope it arrived in,
+    /// stored as it is: encoding the incident again cost a fourteenth of child research's time.
+    static func saveRecorded(_ db: Database, _ recorded: IncidentRecorded, message: [UInt8]? = nil) throws {
+        let stored: Data = try message.map { Data($0) } ?? encode(recorded)
         try db.cachedStatement(sql: """
             INSERT INTO researchOccurrence (forceCode, occurrenceNumber, revision, recorded) VALUES (?, ?, ?, ?)
             ON CONFLICT (forceCode, occurrenceNumber) DO UPDATE SET revision = excluded.revision, recorded = excluded.recorded
             WHERE excluded.revision >= researchOccurrence.revision
-            """).execute(arguments: [recorded.incident.forceCode, recorded.incident.occurrenceNumber, recorded.revision, try encode(recorded)])
+            """).execute(arguments: [recorded.incident.forceCode, recorded.incident.occurrenceNumber, recorded.revision, stored])
     }
 
     /// Adds a candidate as pending (or auto-confirmed); an existing proposal keeps its decision
@@ -134,7 +122,7 @@ public enum ReviewQueue {
                 if status == "confirmed" { existing.evidence.confirmedBy = decidedBy; existing.evidence.confirmedAt = now }
             }
             guard existing != before else { return (existing, false) }
-            existing.version = (existing.version ?? 1) + 1
+            existing.version += 1
             try save(db, existing)
             return (existing, true)
         }
@@ -153,7 +141,7 @@ public enum ReviewQueue {
             INSERT OR REPLACE INTO proposal (proposalId, forceCode, occurrenceNumber, childId, child, evidence, score, status, createdAt,
                 decidedBy, decidedAt, note, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [p.proposalId, p.forceCode, p.occurrenceNumber, p.child.childId, try encode(p.child), try encode(p.evidence),
-                             p.evidence.score, p.status, p.createdAt, p.decidedBy, p.decidedAt, p.note, p.version ?? 1])
+                             p.evidence.score, p.status, p.createdAt, p.decidedBy, p.decidedAt, p.note, p.version])
     }
 
     /// Withdraws a pending proposal that no longer applies (the amended incident lists its
@@ -164,7 +152,7 @@ public enum ReviewQueue {
         updated.decidedBy = "auto"
         updated.decidedAt = now
         updated.note = reason
-        updated.version = (proposal.version ?? 1) + 1
+        updated.version = proposal.version + 1
         try save(db, updated)
         return updated
     }
@@ -172,9 +160,8 @@ public enum ReviewQueue {
     /// Publishes a proposal's state on `encompass.review.proposals` for every instance, with an
     /// id derived from the message that caused the change (a re-run is dropped downstream).
     static func publish(_ proposal: Proposal, outbox: Outbox, causationId: String, now: Date) throws {
-        let version = proposal.version ?? 1
-        try outbox.publish(proposal.state, to: Topics.reviewProposals.name, key: proposal.proposalId,
-                           id: MessageID.derived(from: causationId, "proposal/\(proposal.proposalId)/v\(version)"), causationId: causationId, now: now)
+        try outbox.publish(proposal, to: Topics.reviewProposals.name, key: proposal.proposalId,
+                           id: MessageID.derived(from: causationId, "proposal/\(proposal.proposalId)/v\(proposal.version)"), causationId: causationId, now: now)
     }
 
     /// A replica applies another instance's proposal state: kept when newer than what it holds.
@@ -184,9 +171,7 @@ public enum ReviewQueue {
     static func applyReplica(_ db: Database, _ state: ReviewProposalState) throws -> Bool {
         if let held = try Int.fetchOne(db.cachedStatement(sql: "SELECT version FROM proposal WHERE proposalId = ?"), arguments: [state.proposalId]),
            held >= state.version { return false }
-        try save(db, Proposal(proposalId: state.proposalId, forceCode: state.forceCode, occurrenceNumber: state.occurrenceNumber, child: state.child,
-                              evidence: state.evidence, status: state.status, createdAt: state.createdAt, decidedBy: state.decidedBy,
-                              decidedAt: state.decidedAt, note: state.note, version: state.version))
+        try save(db, state)
         if state.status == "rejected" {
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO rejection (forceCode, occurrenceNumber, childId, reviewer, decidedAt) VALUES (?, ?, ?, ?, ?)")
                            .execute(arguments: [state.forceCode, state.occurrenceNumber, state.child.childId, state.decidedBy ?? "", state.decidedAt ?? state.createdAt])
@@ -200,7 +185,7 @@ public enum ReviewQueue {
         updated.decidedBy = decision.reviewer
         updated.decidedAt = decision.decidedAt
         updated.note = decision.note
-        updated.version = (proposal.version ?? 1) + 1
+        updated.version = proposal.version + 1
         if decision.verdict == .confirm {
             updated.evidence.confirmedBy = decision.reviewer
             updated.evidence.confirmedAt = decision.decidedAt

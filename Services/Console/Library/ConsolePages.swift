@@ -173,7 +173,7 @@ public enum ConsolePages {
 
     // MARK: review
 
-    public static func review(_ proposals: Fetched<[ReviewProposal]>, session: StaffSession, now: Date, flash: Flash? = nil) -> String {
+    public static func review(_ proposals: Fetched<[ReviewProposalState]>, session: StaffSession, now: Date, flash: Flash? = nil) -> String {
         var content = "<p>Children the research found in earlier records but not recorded by the officer. Confirm only when you are satisfied the child lives at the address; your name is recorded with the decision.</p>"
         switch proposals {
         case .unreachable(let why), .refused(let why):

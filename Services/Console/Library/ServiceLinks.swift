@@ -121,17 +121,6 @@ struct PrometheusLine {
     }
 }
 
-/// A proposed child waiting in child research's review queue.
-public struct ReviewProposal: Decodable, Sendable, Equatable {
-    public var proposalId: String
-    public var forceCode: String
-    public var occurrenceNumber: String
-    public var child: IdentifiedChild
-    public var evidence: ResearchEvidence
-    public var status: String
-    public var createdAt: Date
-}
-
 /// One open request to Children's Social Care, as school resolution lists it (column → value).
 public struct CSCRequest: Sendable, Equatable {
     public var fields: [String: String]
@@ -273,9 +262,9 @@ public struct ServiceLinks: Sendable {
 
     // MARK: review
 
-    struct ProposalList: Decodable, Sendable { var proposals: [ReviewProposal] }
+    struct ProposalList: Decodable, Sendable { var proposals: [ReviewProposalState] }
 
-    public func pendingProposals() async -> Fetched<[ReviewProposal]> {
+    public func pendingProposals() async -> Fetched<[ReviewProposalState]> {
         switch await decode(ProposalList.self, .childResearch, "/v1/review", query: ["status": "pending"]) {
         case .ok(let list): .ok(list.proposals)
         case .unreachable(let why): .unreachable(why)

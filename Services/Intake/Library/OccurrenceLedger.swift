@@ -39,7 +39,7 @@ public enum OccurrenceLedger {
     public static func apply(_ incident: Incident, source: String, causationId: String?, db: Database, outbox: Outbox, now: Date) throws -> Outcome {
         let canonical = try canonicalJSON(incident)
         let hash = StableHash.hex128(String(decoding: canonical, as: UTF8.self))
-        let existing = try OccurrenceRow.fetchOne(db, key: incident.occurrenceNumber)
+        let existing = try OccurrenceRow.fetchOne(db, where: "occurrenceNumber", equals: incident.occurrenceNumber)
         let outcome: Outcome
         let revision: Int
         if let existing {

@@ -220,7 +220,7 @@ public struct Scheduler: Sendable {
             laCode: request.school.localAuthorityCode, incidentRevision: request.incidentRevision, releaseAt: decision.releaseAt,
             escalate: decision.escalate, state: .pending, due: try WireFormat.encoder().encode(due), updatedAt: ctx.now, releasedAt: nil,
             changelogId: changelogId)
-        try row.save(ctx.db)
+        try row.upsert(ctx.db)
         try ctx.outbox.publish(
             SchedulingChangelog(notice: row.changelog(due: due)), to: Topics.schedulingChangelog.name, key: row.noticeId,
             id: changelogId, causationId: envelope.id, now: ctx.now)
@@ -247,7 +247,7 @@ public struct Scheduler: Sendable {
             }
             var row = try PendingNoticeRow(state)
             row.changelogId = messageId
-            try row.save(db)
+            try row.upsert(db)
         }
         if let terms = entry.schoolTermDates {
             if let local = try SchoolTermDatesRow.fetchOne(db, key: terms.urn), local.updatedAt > terms.updatedAt { return }
