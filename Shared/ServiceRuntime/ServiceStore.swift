@@ -192,18 +192,20 @@ public struct Outbox {
     }
 
     /// Queues an envelope for publication. `id` should be derived from the causing message
-    /// (`MessageID.derived`) so that re-processing re-creates the same id.
+    /// (`MessageID.derived`) so that re-processing re-creates the same id. Returns the record's
+    /// value as queued (the encoded envelope), for a caller that keeps a copy.
     @discardableResult
     public func publish<P: MessagePayload>(
         _ payload: P, to topic: String, key: String, id: String, causationId: String? = nil, now: Date = Date()
-    ) throws -> Envelope<P> {
+    ) throws -> Data {
         let envelope = Envelope(id: id, key: key, producer: producer, createdAt: now, causationId: causationId, payload: payload)
         let headers = [(MessageHeader.messageId, id), (MessageHeader.schema, P.schema), (MessageHeader.version, String(P.schemaVersion))]
         let headerJSON = "{" + headers.map { "\(JSONText.quoted($0.0)):\(JSONText.quoted($0.1))" }.joined(separator: ",") + "}"
+        let value = Data(try WireFormat.encode(envelope))
         // A statement prepared once per connection: every message of every service passes here.
         try db.cachedStatement(sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [id, topic, key, Data(try WireFormat.encode(envelope)), headerJSON, now])
-        return envelope
+            .execute(arguments: [id, topic, key, value, headerJSON, now])
+        return value
     }
 }
 

@@ -411,6 +411,8 @@ struct ChangelogApplyTests {
             return db.totalChangesCount - before
         }
         #expect(unchanged == 0, "the same state again writes nothing")
+        // Applied without its record (and in stores written before), `due` holds the NoticeDue itself.
+        #expect(try store.pool.read { try PendingNoticeRow.fetchOne($0, key: "n1")?.notice() } == first.notice?.due)
         var later = first
         later.notice?.updatedAt = Date().addingTimeInterval(5)
         later.notice?.releaseAt = instant("2025-11-05 08:00")
@@ -436,10 +438,15 @@ struct ChangelogApplyTests {
             let outcome = try handler.apply(record, db, Outbox(db: db, producer: "scheduling"), Date(), TestLog.logger("replica"))
             return (outcome, db.totalChangesCount - before)
         }
-        let value = try WireFormat.encode(Envelope(id: "c-1", key: "n1", producer: "scheduling", payload: state("n1", .pending, revision: 1, release: "2025-11-05 08:00")))
+        let change = state("n1", .pending, revision: 1, release: "2025-11-05 08:00")
+        let value = try WireFormat.encode(Envelope(id: "c-1", key: "n1", producer: "scheduling", payload: change))
         try store.pool.write { (db: Database) throws in
             #expect(try replicate(record("c-1", value: value), db).0 == .applied)
-            #expect(try PendingNoticeRow.fetchOne(db, key: "n1")?.changelogId == "c-1")
+            let row = try #require(try PendingNoticeRow.fetchOne(db, key: "n1"))
+            #expect(row.changelogId == "c-1")
+            // The notice is kept as the record came, not encoded again, and reads back whole.
+            #expect(row.due == Data(value))
+            #expect(try row.notice() == change.notice?.due)
             // The same record again, even unreadable, is passed over without decoding.
             let again = try replicate(record("c-1", value: Array("not json".utf8)), db)
             #expect(again.0 == .duplicate && again.changes == 0)

@@ -29,7 +29,9 @@ public struct PendingNoticeRow: Codable, FetchableRecord, PersistableRecord, Sen
     public var releaseAt: Date
     public var escalate: Bool
     public var state: PendingState
-    /// The `NoticeDue` to publish, as JSON (wire format).
+    /// The `NoticeDue` to publish. Held as the changelog record that carried the notice's state
+    /// when it was scheduled or restored (a `SchedulingChangelog` envelope), so a notice is
+    /// encoded once, not twice; rows written before that hold the `NoticeDue` JSON itself.
     public var due: Data
     public var updatedAt: Date
     public var releasedAt: Date?
@@ -37,7 +39,10 @@ public struct PendingNoticeRow: Codable, FetchableRecord, PersistableRecord, Sen
     /// was restored from): when that record comes back on the replica it is skipped undecoded.
     public var changelogId: String? = nil
 
-    public func notice() throws -> NoticeDue { try WireFormat.decoder().decode(NoticeDue.self, from: due) }
+    public func notice() throws -> NoticeDue {
+        if let held = try? WireFormat.decode(SchedulingChangelog.self, from: Array(due)), let state = held.payload.notice { return state.due }
+        return try WireFormat.decoder().decode(NoticeDue.self, from: due)
+    }
 }
 
 /// A school's own term dates (table `schoolTermDates`), set over HTTP and replicated through
@@ -87,13 +92,14 @@ public struct SchedulingChangelog: MessagePayload {
 }
 
 extension PendingNoticeRow {
-    init(_ state: SchedulingChangelog.NoticeState) throws {
+    /// `message`: the changelog record `state` came in, kept as `due`; without it `due` is encoded.
+    init(_ state: SchedulingChangelog.NoticeState, message: [UInt8]? = nil) throws {
         self.init(
             noticeId: state.noticeId, partition: state.partition, forceCode: state.due.request.incident.forceCode,
             occurrenceNumber: state.due.request.incident.occurrenceNumber, schoolURN: state.due.request.school.urn,
             laCode: state.due.request.school.localAuthorityCode, incidentRevision: state.incidentRevision,
             releaseAt: state.releaseAt, escalate: state.escalate, state: state.state,
-            due: try WireFormat.encoder().encode(state.due), updatedAt: state.updatedAt, releasedAt: state.releasedAt)
+            due: try message.map { Data($0) } ?? WireFormat.encoder().encode(state.due), updatedAt: state.updatedAt, releasedAt: state.releasedAt)
     }
 
     func changelog() throws -> SchedulingChangelog.NoticeState { changelog(due: try notice()) }
@@ -214,16 +220,15 @@ public struct Scheduler: Sendable {
         let due = NoticeDue(request: request, releaseAt: decision.releaseAt, escalation: decision.escalate,
                             escalationContact: decision.escalate ? force.educationSafeguardingManager : nil, rules: decision.rules)
         let changelogId = MessageID.derived(from: envelope.id, "changelog")
-        let row = PendingNoticeRow(
+        var row = PendingNoticeRow(
             noticeId: request.noticeId, partition: partition, forceCode: request.incident.forceCode,
             occurrenceNumber: request.incident.occurrenceNumber, schoolURN: request.school.urn,
             laCode: request.school.localAuthorityCode, incidentRevision: request.incidentRevision, releaseAt: decision.releaseAt,
-            escalate: decision.escalate, state: .pending, due: try WireFormat.encoder().encode(due), updatedAt: ctx.now, releasedAt: nil,
-            changelogId: changelogId)
-        try row.upsert(ctx.db)
-        try ctx.outbox.publish(
+            escalate: decision.escalate, state: .pending, due: Data(), updatedAt: ctx.now, releasedAt: nil, changelogId: changelogId)
+        row.due = try ctx.outbox.publish(
             SchedulingChangelog(notice: row.changelog(due: due)), to: Topics.schedulingChangelog.name, key: row.noticeId,
             id: changelogId, causationId: envelope.id, now: ctx.now)
+        try row.upsert(ctx.db)
         let kind: NoticeEvent.Kind = existing == nil ? .scheduled : .rescheduled
         let detail = "release \(Timestamp.format(decision.releaseAt))\(decision.escalate ? " (escalation)" : ""): " + decision.rules.joined(separator: "; ")
         try ctx.outbox.publish(
@@ -239,13 +244,14 @@ public struct Scheduler: Sendable {
     /// A changelog record (every instance): keep the latest state. Final states win; a pending
     /// state replaces a pending one of the same or an older revision.
     /// `messageId` is the record's id, kept with the row (see `changelogId`).
-    public static func apply(_ entry: SchedulingChangelog, messageId: String? = nil, db: Database) throws {
+    /// `message`, the record's value, becomes the row's `due` as it is.
+    public static func apply(_ entry: SchedulingChangelog, messageId: String? = nil, message: [UInt8]? = nil, db: Database) throws {
         if let state = entry.notice {
             if let local = try PendingNoticeRow.fetchOne(db, where: "noticeId", equals: state.noticeId) {
                 if local.state.isFinal || local.holds(state) { return }
                 if !state.state.isFinal, state.incidentRevision < local.incidentRevision { return }
             }
-            var row = try PendingNoticeRow(state)
+            var row = try PendingNoticeRow(state, message: message)
             row.changelogId = messageId
             try row.upsert(db)
         }

@@ -95,7 +95,7 @@ public enum SchedulingService {
             guard let key = record.keyString else { return false }
             return try Scheduler.holdsChangelog(messageId, noticeId: key, db: db)
         }) { envelope, ctx in
-            try Scheduler.apply(envelope.payload, messageId: envelope.id, db: ctx.db)
+            try Scheduler.apply(envelope.payload, messageId: envelope.id, message: ctx.record.value, db: ctx.db)
         }
     }
 
