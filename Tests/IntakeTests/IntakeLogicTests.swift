@@ -166,3 +166,27 @@ struct LedgerTests {
         #expect(Set(published.map(\.messageId)).count == 3)
     }
 }
+
+@Suite("Intake's rows written by prepared statements")
+struct IntakeRowTests {
+    @Test("the occurrence rows' column lists match their Codable encoding, and a replaced row reads back whole")
+    func replaceableRows() throws {
+        let row = OccurrenceRow(occurrenceNumber: "43260000001", forceCode: "43", revision: 2, contentHash: "h", incident: Data("{}".utf8),
+                                firstSeenAt: date("2026-11-23T10:00:00.123Z"), updatedAt: date("2026-11-23T11:00:00Z"))
+        let version = OccurrenceVersionRow(occurrenceNumber: "43260000001", revision: 2, contentHash: "h", incident: Data("{}".utf8),
+                                           source: "http", receivedAt: date("2026-11-23T11:00:00Z"))
+        #expect(try row.replacementDrift() == [])
+        #expect(try version.replacementDrift() == [])
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("intake-rows") + "/intake.sqlite", migrations: [OccurrenceLedger.migration])
+        try store.pool.write { db in
+            try row.insertOrReplace(db)
+            var changed = row
+            changed.revision = 3
+            try changed.insertOrReplace(db)
+            try version.insertOrReplace(db)
+            #expect(try OccurrenceRow.fetchAll(db).map(\.revision) == [3])
+            #expect(try OccurrenceRow.fetchOne(db, key: row.occurrenceNumber)?.databaseDictionary == changed.databaseDictionary)
+            #expect(try OccurrenceVersionRow.fetchOne(db)?.databaseDictionary == version.databaseDictionary)
+        }
+    }
+}

@@ -463,6 +463,24 @@ struct ChangelogApplyTests {
         }
     }
 
+    @Test("the pending-notice row's column list matches its Codable encoding, and a replaced row reads back whole")
+    func replaceableRow() throws {
+        var row = try PendingNoticeRow(try #require(state("n1", .pending, revision: 1).notice))
+        row.updatedAt = instant("2025-11-04 09:00")
+        #expect(try row.replacementDrift() == [])
+        var released = row
+        released.state = .released
+        released.releasedAt = instant("2025-11-05 08:00")
+        released.changelogId = "c-2"
+        #expect(try released.replacementDrift() == [])
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("pending-row") + "/scheduling.sqlite", migrations: Scheduler.migrations)
+        try store.pool.write { db in
+            try row.insertOrReplace(db)
+            try released.insertOrReplace(db)
+            #expect(try PendingNoticeRow.fetchAll(db) == [released])
+        }
+    }
+
     @Test("final states win and stay; a pending state replaces only an older or equal revision")
     func ordering() throws {
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("apply") + "/scheduling.sqlite", migrations: Scheduler.migrations)

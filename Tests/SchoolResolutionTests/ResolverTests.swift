@@ -1,3 +1,6 @@
+import EncompassTestSupport
+import GRDB
+import ServiceRuntime
 import EncompassModels
 import Foundation
 @testable import SchoolResolutionService
@@ -151,5 +154,27 @@ struct ResolverTests {
         guard case .notice(let school, let reasons) = resolve(RecordedSchool(urn: "109778"), contacts: ["109778": phoneOnly]) else { Issue.record("phone"); return }
         #expect(school.channel == .telephone)
         #expect(reasons.contains { $0.contains("no safeguarding email") })
+    }
+}
+
+@Suite("School resolution's rows written by prepared statements")
+struct SchoolRowTests {
+    @Test("the resolution and child-school rows' column lists match their Codable encoding, with and without optional values")
+    func replaceableRows() throws {
+        let at = Timestamp.parse("2026-11-23T10:00:00.250Z")!
+        let resolution = ResolutionRow(noticeId: "n", childId: "c", forceCode: "43", occurrenceNumber: "1", incidentRevision: 2, outcome: "notice",
+                                       urn: "110001", reasons: "[\"a\"]", updatedAt: at)
+        var unresolved = resolution
+        unresolved.urn = nil
+        let link = ChildSchoolRow(childId: "c", urn: "110001", noticeId: "n", verifiedAt: at)
+        for drift in [try resolution.replacementDrift(), try unresolved.replacementDrift(), try link.replacementDrift()] { #expect(drift == []) }
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("school-rows") + "/s.sqlite", migrations: [SchoolStore.migration])
+        try store.pool.write { db in
+            try resolution.insertOrReplace(db)
+            try unresolved.insertOrReplace(db)
+            try link.insertOrReplace(db)
+            #expect(try ResolutionRow.fetchAll(db) == [unresolved])
+            #expect(try ChildSchoolRow.fetchAll(db) == [link])
+        }
     }
 }

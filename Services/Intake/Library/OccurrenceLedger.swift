@@ -58,15 +58,15 @@ public enum OccurrenceLedger {
             row.incident = canonical
             row.forceCode = incident.forceCode
             row.updatedAt = now
-            try row.update(db)
+            try row.insertOrReplace(db)
         } else {
             revision = 1
             outcome = .new
             try OccurrenceRow(occurrenceNumber: incident.occurrenceNumber, forceCode: incident.forceCode, revision: 1,
-                              contentHash: hash, incident: canonical, firstSeenAt: now, updatedAt: now).insert(db)
+                              contentHash: hash, incident: canonical, firstSeenAt: now, updatedAt: now).insertOrReplace(db)
         }
         try OccurrenceVersionRow(occurrenceNumber: incident.occurrenceNumber, revision: revision, contentHash: hash,
-                                 incident: canonical, source: source, receivedAt: now).insert(db)
+                                 incident: canonical, source: source, receivedAt: now).insertOrReplace(db)
         let kind: IncidentRecorded.Kind
         let changeList: [String]
         switch outcome {
@@ -111,7 +111,7 @@ public enum OccurrenceLedger {
     }
 }
 
-public struct OccurrenceRow: Codable, FetchableRecord, PersistableRecord, Sendable {
+public struct OccurrenceRow: Codable, FetchableRecord, ReplaceableRecord, Sendable {
     public static let databaseTableName = "occurrence"
     public var occurrenceNumber: String
     public var forceCode: String
@@ -122,7 +122,7 @@ public struct OccurrenceRow: Codable, FetchableRecord, PersistableRecord, Sendab
     public var updatedAt: Date
 }
 
-public struct OccurrenceVersionRow: Codable, FetchableRecord, PersistableRecord, Sendable {
+public struct OccurrenceVersionRow: Codable, FetchableRecord, ReplaceableRecord, Sendable {
     public static let databaseTableName = "occurrenceVersion"
     public var occurrenceNumber: String
     public var revision: Int
@@ -130,4 +130,14 @@ public struct OccurrenceVersionRow: Codable, FetchableRecord, PersistableRecord,
     public var incident: Data
     public var source: String
     public var receivedAt: Date
+}
+
+extension OccurrenceRow {
+    public static let replacementColumns = ["occurrenceNumber", "forceCode", "revision", "contentHash", "incident", "firstSeenAt", "updatedAt"]
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [occurrenceNumber, forceCode, revision, contentHash, incident, firstSeenAt, updatedAt] }
+}
+
+extension OccurrenceVersionRow {
+    public static let replacementColumns = ["occurrenceNumber", "revision", "contentHash", "incident", "source", "receivedAt"]
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [occurrenceNumber, revision, contentHash, incident, source, receivedAt] }
 }

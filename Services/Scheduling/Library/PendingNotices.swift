@@ -15,7 +15,7 @@ public enum PendingState: String, Codable, Sendable, CaseIterable {
 /// One notice held by scheduling (table `pendingNotice`): every instance holds every notice
 /// (its own from requests, the others' from the changelog); only the owner of the request's
 /// partition releases it.
-public struct PendingNoticeRow: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+public struct PendingNoticeRow: Codable, FetchableRecord, ReplaceableRecord, Sendable, Equatable {
     public static let databaseTableName = "pendingNotice"
 
     public var noticeId: String
@@ -228,7 +228,7 @@ public struct Scheduler: Sendable {
         row.due = try ctx.outbox.publish(
             SchedulingChangelog(notice: row.changelog(due: due)), to: Topics.schedulingChangelog.name, key: row.noticeId,
             id: changelogId, causationId: envelope.id, now: ctx.now)
-        try row.upsert(ctx.db)
+        try row.insertOrReplace(ctx.db)
         let kind: NoticeEvent.Kind = existing == nil ? .scheduled : .rescheduled
         let detail = "release \(Timestamp.format(decision.releaseAt))\(decision.escalate ? " (escalation)" : ""): " + decision.rules.joined(separator: "; ")
         try ctx.outbox.publish(
@@ -253,7 +253,7 @@ public struct Scheduler: Sendable {
             }
             var row = try PendingNoticeRow(state, message: message)
             row.changelogId = messageId
-            try row.upsert(db)
+            try row.insertOrReplace(db)
         }
         if let terms = entry.schoolTermDates {
             if let local = try SchoolTermDatesRow.fetchOne(db, key: terms.urn), local.updatedAt > terms.updatedAt { return }
@@ -300,4 +300,9 @@ public struct Scheduler: Sendable {
         }
         return rows.map(\.noticeId)
     }
+}
+
+extension PendingNoticeRow {
+    public static let replacementColumns = ["noticeId", "partition", "forceCode", "occurrenceNumber", "schoolURN", "laCode", "incidentRevision", "releaseAt", "escalate", "state", "due", "updatedAt", "releasedAt", "changelogId"]
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [noticeId, partition, forceCode, occurrenceNumber, schoolURN, laCode, incidentRevision, releaseAt, escalate, state.rawValue, due, updatedAt, releasedAt, changelogId] }
 }

@@ -56,7 +56,7 @@ public struct SchoolFlow: Sendable {
             try ResolutionRow(noticeId: noticeId, childId: message.child.childId, forceCode: message.incident.forceCode,
                               occurrenceNumber: message.incident.occurrenceNumber, incidentRevision: message.incidentRevision,
                               outcome: outcome.rawValue, urn: urn, reasons: String(decoding: try JSONEncoder().encode(reasons), as: UTF8.self),
-                              updatedAt: now).upsert(db)
+                              updatedAt: now).insertOrReplace(db)
         }
         func settleRequest(_ status: String, urn: String?) throws {
             guard var request = try SchoolRequestRow.fetchOne(db, where: "requestId", equals: noticeId), request.status == "open" else { return }
@@ -71,7 +71,7 @@ public struct SchoolFlow: Sendable {
                                           child: message.child, childSource: message.source, school: school, resolution: reasons)
             try outbox.publish(request, to: Topics.noticeRequests.name, key: noticeId,
                                id: MessageID.derived(from: causationId, purpose), causationId: causationId, now: now)
-            try ChildSchoolRow(childId: message.child.childId, urn: school.urn, noticeId: noticeId, verifiedAt: now).upsert(db)
+            try ChildSchoolRow(childId: message.child.childId, urn: school.urn, noticeId: noticeId, verifiedAt: now).insertOrReplace(db)
             try save(.notice, urn: school.urn, reasons: reasons)
             try settleRequest(purpose == "notice-requested" ? "superseded" : "resolved", urn: school.urn)
             return .notice

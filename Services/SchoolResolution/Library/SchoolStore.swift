@@ -57,7 +57,7 @@ public struct SchoolContactRow: Codable, FetchableRecord, PersistableRecord, Sen
 }
 
 /// The school verified for a child (table `childSchool`): "the one previously held".
-public struct ChildSchoolRow: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+public struct ChildSchoolRow: Codable, FetchableRecord, ReplaceableRecord, Sendable, Equatable {
     public static let databaseTableName = "childSchool"
     public var childId: String
     public var urn: String
@@ -78,7 +78,7 @@ public struct ChildSchoolBlockRow: Codable, FetchableRecord, PersistableRecord, 
 }
 
 /// The latest outcome per notice (table `resolution`): notice, not-notified or request, and why.
-public struct ResolutionRow: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+public struct ResolutionRow: Codable, FetchableRecord, ReplaceableRecord, Sendable, Equatable {
     public static let databaseTableName = "resolution"
     public var noticeId: String
     public var childId: String
@@ -261,4 +261,14 @@ public final class RegisterCache: Sendable {
         state.withLock { $0 = (generation, matcher) }
         return matcher
     }
+}
+
+extension ChildSchoolRow {
+    public static let replacementColumns = ["childId", "urn", "noticeId", "verifiedAt"]
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [childId, urn, noticeId, verifiedAt] }
+}
+
+extension ResolutionRow {
+    public static let replacementColumns = ["noticeId", "childId", "forceCode", "occurrenceNumber", "incidentRevision", "outcome", "urn", "reasons", "updatedAt"]
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [noticeId, childId, forceCode, occurrenceNumber, incidentRevision, outcome, urn, reasons, updatedAt] }
 }
