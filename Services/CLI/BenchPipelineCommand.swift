@@ -59,7 +59,7 @@ struct PipelineBench: AsyncParsableCommand {
         print("pipeline benchmark: \(incidents) incidents (+\(paced) paced at \(rate)/s), \(partitions) partitions; \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))")
 
         // Phase 1: the ceiling.
-        let sample = try WireFormat.encoder().encode(WorldGenerator.eligibleIncidents(count: 1, day: day, schools: schools, seed: 1)[0])
+        let sample = try WireFormat.data(WorldGenerator.eligibleIncidents(count: 1, day: day, schools: schools, seed: 1)[0])
         let relay = try await relayCeiling(messages: relayMessages ?? incidents, size: sample.count, properties: extra, logger: logger)
         print(String(format: "raw 5-hop relay (Swift client, embedded broker, %d-byte messages): %.0f msg/s end to end", sample.count, relay))
 

@@ -120,8 +120,14 @@ public enum WireFormat {
         return decoder
     }
 
+    /// An envelope's bytes (`WireEncoder`: the same bytes as `encoder()`, faster).
     public static func encode<P: MessagePayload>(_ envelope: Envelope<P>) throws -> [UInt8] {
-        Array(try encoder().encode(envelope))
+        try WireEncoder.encode(envelope)
+    }
+
+    /// Any value in the wire format, e.g. for a store's JSON column (`WireEncoder`).
+    public static func data(_ value: some Encodable) throws -> Data {
+        Data(try WireEncoder.encode(value))
     }
 
     private struct Header: Decodable {

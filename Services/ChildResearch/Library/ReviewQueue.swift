@@ -44,7 +44,7 @@ public enum ReviewQueue {
         "r-" + String(StableHash.hex128("\(forceCode)\u{1F}\(occurrenceNumber)\u{1F}\(childId)").prefix(16))
     }
 
-    static func encode<T: Encodable>(_ value: T) throws -> Data { try WireFormat.encoder().encode(value) }
+    static func encode<T: Encodable>(_ value: T) throws -> Data { try WireFormat.data(value) }
     static func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T { try WireFormat.decoder().decode(type, from: data) }
 
     static func proposal(_ row: Row) throws -> Proposal {

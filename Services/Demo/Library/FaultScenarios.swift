@@ -355,7 +355,7 @@ public enum FaultScenarios {
     static func feed(_ pipeline: LocalPipeline, _ incidents: [Incident], after: (Int, [Incident]) async throws -> Void) async throws {
         for (index, start) in stride(from: 0, to: incidents.count, by: batchSize).enumerated() {
             let slice = Array(incidents[start..<min(start + batchSize, incidents.count)])
-            let body = try WireFormat.encoder().encode(slice)
+            let body = try WireFormat.data(slice)
             var accepted = false
             var refusals: [String] = []
             // An intake instance may be down (killed on purpose): the records system tries another.

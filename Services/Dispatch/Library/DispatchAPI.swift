@@ -120,7 +120,7 @@ struct DispatchAPI: Sendable {
     }
 
     static func wireJSON(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
-        let data = (try? WireFormat.encoder().encode(value)) ?? Data("{}".utf8)
+        let data = (try? WireFormat.data(value)) ?? Data("{}".utf8)
         return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }

@@ -212,7 +212,7 @@ public enum NoticeIntake {
             noticeId: due.noticeId, forceCode: request.incident.forceCode, occurrenceNumber: request.incident.occurrenceNumber,
             childId: request.child.childId, schoolURN: request.school.urn, schoolName: request.school.name, account: account,
             channel: recipient == nil ? NoticeChannel.telephone.rawValue : NoticeChannel.email.rawValue, recipient: recipient,
-            escalation: due.escalation, payload: try WireFormat.encoder().encode(minimised(due)), content: try JSONEncoder().encode(content),
+            escalation: due.escalation, payload: try WireFormat.data(minimised(due)), content: try JSONEncoder().encode(content),
             state: .pending, linkTokenHash: nil, linkExpiresAt: nil, releaseAt: due.releaseAt, acknowledgeBy: ackBy, receivedAt: now)
 
         if let recipient {

@@ -159,7 +159,7 @@ public struct MailSender: Sendable {
                 notice.flagReason = "mail not delivered: \(reason)"
                 try notice.update(db)
                 struct Letter: Encodable { var noticeId: String; var recipient: String; var attempts: Int; var reply: String; var transport: String }
-                let value = try WireFormat.encoder().encode(Letter(noticeId: noticeId, recipient: mail.recipient, attempts: mail.attempts,
+                let value = try WireFormat.data(Letter(noticeId: noticeId, recipient: mail.recipient, attempts: mail.attempts,
                                                                    reply: reason, transport: settings.transport.description))
                 try DeadLetterWriter.writeRejectedInput(
                     db: db, service: .dispatch, origin: "smtp:\(noticeId)", place: Int64(now.timeIntervalSince1970 * 1000), key: noticeId, value: Array(value),

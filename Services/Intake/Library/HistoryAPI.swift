@@ -43,7 +43,7 @@ extension IncidentAPI {
             let normalised = validator.forces.prepare(incident)
             let errors = validator.validate(normalised, now: now)
             if errors.isEmpty { valid.append((place, normalised)) }
-            else { problems.append((place, (try? WireFormat.encoder().encode(incident)) ?? Data(), errors)) }
+            else { problems.append((place, (try? WireFormat.data(incident)) ?? Data(), errors)) }
         }
         problems.sort { $0.place < $1.place }
         let validItems = valid
@@ -52,7 +52,7 @@ extension IncidentAPI {
         let answer = try await environment.store.pool.write { db -> HistoryAnswer in
             let outbox = Outbox(db: db, producer: "intake-history")
             for (_, incident) in validItems {
-                let content = String(decoding: try WireFormat.encoder().encode(incident), as: UTF8.self)
+                let content = String(decoding: try WireFormat.data(incident), as: UTF8.self)
                 try outbox.publish(HistoricalIncident(source: fileKey, incident: incident), to: Topics.history.name,
                                    key: incident.occurrenceNumber,
                                    id: MessageID.derived(from: incident.occurrenceNumber, "history-\(StableHash.hex128(content))"), now: now)

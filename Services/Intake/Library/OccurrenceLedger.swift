@@ -83,7 +83,7 @@ public enum OccurrenceLedger {
 
     /// Sorted-key JSON with dates in UTC: equal incidents give equal bytes.
     static func canonicalJSON(_ incident: Incident) throws -> Data {
-        try WireFormat.encoder().encode(incident)
+        try WireFormat.data(incident)
     }
 
     /// What changed between two versions, in words the MASH can read.

@@ -99,7 +99,7 @@ extension PendingNoticeRow {
             occurrenceNumber: state.due.request.incident.occurrenceNumber, schoolURN: state.due.request.school.urn,
             laCode: state.due.request.school.localAuthorityCode, incidentRevision: state.incidentRevision,
             releaseAt: state.releaseAt, escalate: state.escalate, state: state.state,
-            due: try message.map { Data($0) } ?? WireFormat.encoder().encode(state.due), updatedAt: state.updatedAt, releasedAt: state.releasedAt)
+            due: try message.map { Data($0) } ?? WireFormat.data(state.due), updatedAt: state.updatedAt, releasedAt: state.releasedAt)
     }
 
     func changelog() throws -> SchedulingChangelog.NoticeState { changelog(due: try notice()) }
@@ -258,7 +258,7 @@ public struct Scheduler: Sendable {
         if let terms = entry.schoolTermDates {
             if let local = try SchoolTermDatesRow.fetchOne(db, key: terms.urn), local.updatedAt > terms.updatedAt { return }
             if let document = terms.document {
-                try SchoolTermDatesRow(urn: terms.urn, document: try WireFormat.encoder().encode(document), updatedAt: terms.updatedAt).save(db)
+                try SchoolTermDatesRow(urn: terms.urn, document: try WireFormat.data(document), updatedAt: terms.updatedAt).save(db)
             } else {
                 _ = try SchoolTermDatesRow.deleteOne(db, key: terms.urn)
             }

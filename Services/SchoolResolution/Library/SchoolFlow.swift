@@ -81,7 +81,7 @@ public struct SchoolFlow: Sendable {
             return .notNotified
         case .request(let reason, let candidates, let reasons):
             try save(.request, urn: nil, reasons: reasons.isEmpty ? [reason] : reasons)
-            let encoded = try WireFormat.encoder().encode(message)
+            let encoded = try WireFormat.data(message)
             let candidateJSON = String(decoding: try JSONEncoder().encode(candidates), as: UTF8.self)
             if var existing = try SchoolRequestRow.fetchOne(db, where: "requestId", equals: noticeId) {
                 existing.reason = reason

@@ -52,7 +52,7 @@ struct SchoolsAPI: Sendable {
 
     /// JSON with the wire format's ISO 8601 dates.
     static func wire(_ status: HTTPResponse.Status, _ object: some Encodable) -> Response {
-        let data = (try? WireFormat.encoder().encode(object)) ?? Data("{}".utf8)
+        let data = (try? WireFormat.data(object)) ?? Data("{}".utf8)
         return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
