@@ -11,7 +11,7 @@ import Foundation
 /// byte for byte against Foundation's for every message type and for awkward strings and numbers.
 public enum WireEncoder {
     public static func encode(_ value: some Encodable) throws -> [UInt8] {
-        let root = try node(for: value, path: [], key: nil)
+        let root = try node(for: value, parent: nil, key: nil)
         var out: [UInt8] = []
         out.reserveCapacity(1024)
         write(root, to: &out)
@@ -43,29 +43,33 @@ public enum WireEncoder {
     }
 
     /// The node for one value; scalars and the types the wire format writes specially are
-    /// recognised by type, everything else encodes itself into a child encoder. `path` and
-    /// `key` make the coding path, built only when it is needed (a child encoder, an error).
-    fileprivate static func node<T: Encodable>(for value: T, path: [any CodingKey], key: (any CodingKey)?) throws -> Node {
-        func fullPath() -> [any CodingKey] { key.map { path + [$0] } ?? path }
+    /// recognised by their type (a pointer comparison), everything else encodes itself into a
+    /// child encoder. `parent` and `key` give the coding path, built only when asked for.
+    fileprivate static func node<T: Encodable>(for value: T, parent: TreeEncoder?, key: (any CodingKey)?) throws -> Node {
         if T.self == String.self { return .string(unsafeBitCast(value, to: String.self)) }
         if T.self == Int.self { return .literal(String(unsafeBitCast(value, to: Int.self))) }
         if T.self == Bool.self { return .literal(unsafeBitCast(value, to: Bool.self) ? "true" : "false") }
-        if T.self == Double.self { return .literal(try number(unsafeBitCast(value, to: Double.self), fullPath())) }
         if T.self == Date.self { return .string(Timestamp.format(unsafeBitCast(value, to: Date.self))) }
-        switch value {
-        case let v as Int64: return .literal(String(v))
-        case let v as Int32: return .literal(String(v))
-        case let v as UInt64: return .literal(String(v))
-        case let v as Float: return .literal(try number(Double(v), fullPath(), description: v.description))
-        case let v as Data: return .string(v.base64EncodedString())
-        case let v as URL: return .string(v.absoluteString)
-        case let v as Decimal: return .literal(v.description)
-        default:
-            let encoder = TreeEncoder(codingPath: fullPath())
-            try value.encode(to: encoder)
-            // A value that encodes nothing is an empty object, as in Foundation.
-            return encoder.result ?? .object(ObjectBox())
+        if T.self == Double.self { return .literal(try number(unsafeBitCast(value, to: Double.self), path(parent, key))) }
+        if T.self == Int64.self { return .literal(String(unsafeBitCast(value, to: Int64.self))) }
+        if T.self == Int32.self { return .literal(String(unsafeBitCast(value, to: Int32.self))) }
+        if T.self == UInt64.self { return .literal(String(unsafeBitCast(value, to: UInt64.self))) }
+        if T.self == Float.self {
+            let float = unsafeBitCast(value, to: Float.self)
+            return .literal(try number(Double(float), path(parent, key), description: float.description))
         }
+        if T.self == Data.self { return .string((value as! Data).base64EncodedString()) }
+        if T.self == URL.self { return .string((value as! URL).absoluteString) }
+        if T.self == Decimal.self { return .literal((value as! Decimal).description) }
+        let encoder = TreeEncoder(parent: parent, key: key)
+        try value.encode(to: encoder)
+        // A value that encodes nothing is an empty object, as in Foundation.
+        return encoder.result ?? .object(ObjectBox())
+    }
+
+    fileprivate static func path(_ parent: TreeEncoder?, _ key: (any CodingKey)?) -> [any CodingKey] {
+        let base = parent?.codingPath ?? []
+        return key.map { base + [$0] } ?? base
     }
 
     static func number(_ value: Double, _ codingPath: [any CodingKey], description: String? = nil) throws -> String {
@@ -139,63 +143,75 @@ public enum WireEncoder {
     // MARK: Encoder
 
     fileprivate final class TreeEncoder: Encoder {
-        let codingPath: [any CodingKey]
+        let parent: TreeEncoder?
+        let key: (any CodingKey)?
         var userInfo: [CodingUserInfoKey: Any] { [:] }
         var result: Node?
 
-        init(codingPath: [any CodingKey]) { self.codingPath = codingPath }
+        init(parent: TreeEncoder?, key: (any CodingKey)?) {
+            self.parent = parent
+            self.key = key
+        }
+
+        /// Walked up from the parents when asked for (errors, custom `encode(to:)` code).
+        var codingPath: [any CodingKey] { WireEncoder.path(parent, key) }
 
         func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
             let box: ObjectBox
             if case .object(let existing) = result { box = existing } else { box = ObjectBox(); result = .object(box) }
-            return KeyedEncodingContainer(KeyedContainer<Key>(box: box, codingPath: codingPath))
+            return KeyedEncodingContainer(KeyedContainer<Key>(box: box, encoder: self))
         }
 
         func unkeyedContainer() -> any UnkeyedEncodingContainer {
             let box: ArrayBox
             if case .array(let existing) = result { box = existing } else { box = ArrayBox(); result = .array(box) }
-            return UnkeyedContainer(box: box, codingPath: codingPath)
+            return UnkeyedContainer(box: box, encoder: self)
         }
 
         func singleValueContainer() -> any SingleValueEncodingContainer { SingleValueContainer(encoder: self) }
     }
 
+    /// A nested container's values belong to a child encoder at `key`, so that paths stay right.
+    fileprivate static func child(_ encoder: TreeEncoder, _ key: any CodingKey) -> TreeEncoder { TreeEncoder(parent: encoder, key: key) }
+
     fileprivate struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         let box: ObjectBox
-        let codingPath: [any CodingKey]
+        let encoder: TreeEncoder
+        var codingPath: [any CodingKey] { encoder.codingPath }
 
         mutating func encodeNil(forKey key: Key) throws { box.set(key.stringValue, .literal("null")) }
         mutating func encode(_ value: String, forKey key: Key) throws { box.set(key.stringValue, .string(value)) }
         mutating func encode(_ value: Bool, forKey key: Key) throws { box.set(key.stringValue, .literal(value ? "true" : "false")) }
         mutating func encode(_ value: Int, forKey key: Key) throws { box.set(key.stringValue, .literal(String(value))) }
         mutating func encode(_ value: Double, forKey key: Key) throws {
-            box.set(key.stringValue, .literal(try WireEncoder.number(value, codingPath + [key])))
+            box.set(key.stringValue, .literal(try WireEncoder.number(value, WireEncoder.path(encoder, key))))
         }
         mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-            box.set(key.stringValue, try WireEncoder.node(for: value, path: codingPath, key: key))
+            box.set(key.stringValue, try WireEncoder.node(for: value, parent: encoder, key: key))
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
             let nested = ObjectBox()
             box.set(key.stringValue, .object(nested))
-            return KeyedEncodingContainer(KeyedContainer<NestedKey>(box: nested, codingPath: codingPath + [key]))
+            return KeyedEncodingContainer(KeyedContainer<NestedKey>(box: nested, encoder: WireEncoder.child(encoder, key)))
         }
 
         mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
             let nested = ArrayBox()
             box.set(key.stringValue, .array(nested))
-            return UnkeyedContainer(box: nested, codingPath: codingPath + [key])
+            return UnkeyedContainer(box: nested, encoder: WireEncoder.child(encoder, key))
         }
 
-        mutating func superEncoder() -> any Encoder { SlotEncoder(codingPath: codingPath) { [box] in box.set("super", $0) } }
+        mutating func superEncoder() -> any Encoder { SlotEncoder(parent: encoder, key: nil) { [box] in box.set("super", $0) } }
         mutating func superEncoder(forKey key: Key) -> any Encoder {
-            SlotEncoder(codingPath: codingPath + [key]) { [box] in box.set(key.stringValue, $0) }
+            SlotEncoder(parent: encoder, key: key) { [box] in box.set(key.stringValue, $0) }
         }
     }
 
     fileprivate struct UnkeyedContainer: UnkeyedEncodingContainer {
         let box: ArrayBox
-        let codingPath: [any CodingKey]
+        let encoder: TreeEncoder
+        var codingPath: [any CodingKey] { encoder.codingPath }
         var count: Int { box.values.count }
 
         private struct Index: CodingKey {
@@ -211,30 +227,30 @@ public enum WireEncoder {
         mutating func encode(_ value: Bool) throws { box.values.append(.literal(value ? "true" : "false")) }
         mutating func encode(_ value: Int) throws { box.values.append(.literal(String(value))) }
         mutating func encode(_ value: Double) throws {
-            box.values.append(.literal(try WireEncoder.number(value, codingPath + [Index(count)])))
+            box.values.append(.literal(try WireEncoder.number(value, WireEncoder.path(encoder, Index(count)))))
         }
         mutating func encode<T: Encodable>(_ value: T) throws {
-            box.values.append(try WireEncoder.node(for: value, path: codingPath, key: Index(count)))
+            box.values.append(try WireEncoder.node(for: value, parent: encoder, key: Index(count)))
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
             let nested = ObjectBox()
-            let path = codingPath + [Index(count)]
+            let child = WireEncoder.child(encoder, Index(count))
             box.values.append(.object(nested))
-            return KeyedEncodingContainer(KeyedContainer<NestedKey>(box: nested, codingPath: path))
+            return KeyedEncodingContainer(KeyedContainer<NestedKey>(box: nested, encoder: child))
         }
 
         mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
             let nested = ArrayBox()
-            let path = codingPath + [Index(count)]
+            let child = WireEncoder.child(encoder, Index(count))
             box.values.append(.array(nested))
-            return UnkeyedContainer(box: nested, codingPath: path)
+            return UnkeyedContainer(box: nested, encoder: child)
         }
 
         mutating func superEncoder() -> any Encoder {
             let index = box.values.count
             box.values.append(.literal("null"))
-            return SlotEncoder(codingPath: codingPath + [Index(index)]) { [box] in box.values[index] = $0 }
+            return SlotEncoder(parent: encoder, key: Index(index)) { [box] in box.values[index] = $0 }
         }
     }
 
@@ -247,7 +263,9 @@ public enum WireEncoder {
         mutating func encode(_ value: Bool) throws { encoder.result = .literal(value ? "true" : "false") }
         mutating func encode(_ value: Int) throws { encoder.result = .literal(String(value)) }
         mutating func encode(_ value: Double) throws { encoder.result = .literal(try WireEncoder.number(value, codingPath)) }
-        mutating func encode<T: Encodable>(_ value: T) throws { encoder.result = try WireEncoder.node(for: value, path: codingPath, key: nil) }
+        mutating func encode<T: Encodable>(_ value: T) throws {
+            encoder.result = try WireEncoder.node(for: value, parent: encoder.parent, key: encoder.key)
+        }
     }
 
     /// An encoder whose value lands in a slot of its parent once encoded (`superEncoder`).
@@ -257,8 +275,8 @@ public enum WireEncoder {
         var codingPath: [any CodingKey] { inner.codingPath }
         var userInfo: [CodingUserInfoKey: Any] { [:] }
 
-        init(codingPath: [any CodingKey], store: @escaping (Node) -> Void) {
-            inner = TreeEncoder(codingPath: codingPath)
+        init(parent: TreeEncoder, key: (any CodingKey)?, store: @escaping (Node) -> Void) {
+            inner = TreeEncoder(parent: parent, key: key)
             self.store = store
         }
 
