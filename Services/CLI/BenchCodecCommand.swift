@@ -3,13 +3,13 @@ import EncompassDemo
 import EncompassModels
 import Foundation
 
-/// The wire format's JSON: `WireEncoder` against Foundation's `JSONEncoder` (the baseline),
-/// and Foundation's decoder, on the pipeline's largest message (a `NoticeDue`, which carries
+/// The wire format's JSON: `WireEncoder` and `WireDecoder` against Foundation's `JSONEncoder`
+/// and `JSONDecoder` (the baselines), on the pipeline's largest message (a `NoticeDue`, which carries
 /// the notice request and its incident), in the same run.
 struct CodecBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "codec",
-        abstract: "Wire-format JSON: WireEncoder vs Foundation's JSONEncoder, and decoding, per message."
+        abstract: "Wire-format JSON: WireEncoder and WireDecoder vs Foundation's JSONEncoder and JSONDecoder, per message."
     )
 
     @Option(help: "Messages encoded and decoded per measurement.")
@@ -42,14 +42,24 @@ struct CodecBench: AsyncParsableCommand {
             for i in 0..<count { bytes &+= try WireEncoder.encode(envelopes[i % envelopes.count]).count }
         }
         let encoded = try envelopes.map { try WireFormat.encode($0) }
+        let data = encoded.map { Data($0) }
+        let foundationDecoder = WireFormat.decoder()
+        let decodeBaseline = try measure {
+            for i in 0..<count { bytes &+= try foundationDecoder.decode(Envelope<NoticeDue>.self, from: data[i % data.count]).id.count }
+        }
         let decoding = try measure {
-            for i in 0..<count { bytes &+= try WireFormat.decode(NoticeDue.self, from: encoded[i % encoded.count]).id.count }
+            for i in 0..<count { bytes &+= try WireDecoder.decode(Envelope<NoticeDue>.self, from: encoded[i % encoded.count]).id.count }
+        }
+        for (value, bytes) in zip(data, encoded)
+        where try WireDecoder.decode(Envelope<NoticeDue>.self, from: bytes) != foundationDecoder.decode(Envelope<NoticeDue>.self, from: value) {
+            throw ValidationError("WireDecoder read a message differently from Foundation's decoder")
         }
         let average = encoded.map(\.count).reduce(0, +) / encoded.count
         print("wire-format JSON, \(count) NoticeDue envelopes of \(average) bytes on average (\(bytes % 2) check)")
         print(String(format: "  encode, Foundation JSONEncoder (baseline): %6.1f µs per message", baseline / Double(count) * 1e6))
         print(String(format: "  encode, WireEncoder:                       %6.1f µs per message (%.1fx)", ours / Double(count) * 1e6, baseline / ours))
-        print(String(format: "  decode, Foundation JSONDecoder:            %6.1f µs per message", decoding / Double(count) * 1e6))
+        print(String(format: "  decode, Foundation JSONDecoder (baseline): %6.1f µs per message", decodeBaseline / Double(count) * 1e6))
+        print(String(format: "  decode, WireDecoder:                       %6.1f µs per message (%.1fx)", decoding / Double(count) * 1e6, decodeBaseline / decoding))
     }
 
     private func measure(_ body: () throws -> Void) throws -> Double {

@@ -125,6 +125,13 @@ public enum WireFormat {
         try WireEncoder.encode(envelope)
     }
 
+    /// Reads any value in the wire format: `WireDecoder` first, then Foundation's decoder for
+    /// what it gives up on, whose error is the one thrown.
+    public static func value<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        if let value = try? WireDecoder.decode(type, from: Array(data)) { return value }
+        return try decoder().decode(type, from: data)
+    }
+
     /// Any value in the wire format, e.g. for a store's JSON column (`WireEncoder`).
     public static func data(_ value: some Encodable) throws -> Data {
         Data(try WireEncoder.encode(value))
@@ -145,7 +152,8 @@ public enum WireFormat {
         let decoded: Envelope<P>?
         let payloadError: (any Error)?
         do {
-            decoded = try decoder().decode(Envelope<P>.self, from: data)
+            // The strict fast path first; anything it gives up on, Foundation decides.
+            decoded = try (try? WireDecoder.decode(Envelope<P>.self, from: bytes)) ?? decoder().decode(Envelope<P>.self, from: data)
             payloadError = nil
         } catch {
             decoded = nil

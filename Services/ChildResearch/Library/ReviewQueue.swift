@@ -45,7 +45,7 @@ public enum ReviewQueue {
     }
 
     static func encode<T: Encodable>(_ value: T) throws -> Data { try WireFormat.data(value) }
-    static func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T { try WireFormat.decoder().decode(type, from: data) }
+    static func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T { try WireFormat.value(type, from: data) }
 
     static func proposal(_ row: Row) throws -> Proposal {
         Proposal(proposalId: row["proposalId"], forceCode: row["forceCode"], occurrenceNumber: row["occurrenceNumber"],

@@ -80,7 +80,7 @@ struct Submission {
         struct Probe: Decodable { var schema: String? }
         let probe: Probe
         do {
-            probe = try JSONDecoder().decode(Probe.self, from: Data(record.value))
+            probe = try WireFormat.value(Probe.self, from: Data(record.value))
         } catch {
             throw .notJSON(WireFormat.describe(error))
         }
@@ -89,7 +89,7 @@ struct Submission {
             return Submission(incident: envelope.payload, messageId: envelope.id, source: envelope.producer)
         }
         do {
-            let incident = try WireFormat.decoder().decode(Incident.self, from: Data(record.value))
+            let incident = try WireFormat.value(Incident.self, from: Data(record.value))
             return Submission(incident: incident, messageId: MessageID.derived(from: "\(record.topic)/\(record.partition)/\(record.offset)", "feed"),
                               source: "feed")
         } catch {

@@ -49,7 +49,7 @@ public enum OccurrenceLedger {
                 // The earlier version's details were purged after the retention period.
                 outcome = .amendment(revision: revision, changes: ["earlier version purged after the retention period"])
             } else {
-                let previous = try WireFormat.decoder().decode(Incident.self, from: existing.incident)
+                let previous = try WireFormat.value(Incident.self, from: existing.incident)
                 outcome = .amendment(revision: revision, changes: changes(from: previous, to: incident))
             }
             var row = existing

@@ -41,7 +41,7 @@ public struct PendingNoticeRow: Codable, FetchableRecord, ReplaceableRecord, Sen
 
     public func notice() throws -> NoticeDue {
         if let held = try? WireFormat.decode(SchedulingChangelog.self, from: Array(due)), let state = held.payload.notice { return state.due }
-        return try WireFormat.decoder().decode(NoticeDue.self, from: due)
+        return try WireFormat.value(NoticeDue.self, from: due)
     }
 }
 

@@ -123,7 +123,7 @@ public struct SchoolRequestRow: Codable, FetchableRecord, PersistableRecord, Sen
     public var candidateList: [MatchCandidate] { (try? JSONDecoder().decode([MatchCandidate].self, from: Data(candidates.utf8))) ?? [] }
 
     public func childIdentified() throws -> ChildIdentified {
-        try WireFormat.decoder().decode(ChildIdentified.self, from: child)
+        try WireFormat.value(ChildIdentified.self, from: child)
     }
 }
 
