@@ -212,10 +212,26 @@ public enum Timestamp {
         // point a hair off: take the nearest one when within a microsecond, else truncate.
         let scaled = date.timeIntervalSince1970 * 1000
         let nearest = scaled.rounded()
-        let totalMilliseconds = Int64(abs(scaled - nearest) < 0.001 ? nearest : scaled.rounded(.down))
+        let milliseconds = Int64(abs(scaled - nearest) < 0.001 ? nearest : scaled.rounded(.down))
+        return write(milliseconds, dateSeparator: 84, zone: true) ?? formatWithFoundation(date)
+    }
+
+    /// GRDB's storage text for a `Date` (`yyyy-MM-dd HH:mm:ss.SSS`, UTC; milliseconds rounded
+    /// half up, as its DateFormatter rounds them), computed directly: GRDB formats every `Date`
+    /// argument with a DateFormatter, a tenth of some services' time. Equal to GRDB's text
+    /// (tested); nil outside 1583...9999 (ICU writes earlier dates in the Julian calendar),
+    /// where the caller passes the `Date` to GRDB itself.
+    public static func databaseText(_ date: Date) -> String? {
+        let scaled = (date.timeIntervalSinceReferenceDate + 978_307_200) * 1000
+        guard scaled.isFinite, scaled >= -12_212_553_600_000, scaled < 253_402_300_799_000 else { return nil }
+        return write(Int64((scaled + 0.5).rounded(.down)), dateSeparator: 32, zone: false)
+    }
+
+    /// `yyyy-MM-ddTHH:mm:ss.SSS` (+ `Z`) from milliseconds since 1970; nil outside years 1...9999.
+    private static func write(_ totalMilliseconds: Int64, dateSeparator: UInt8, zone: Bool) -> String? {
         var days = totalMilliseconds >= 0 ? totalMilliseconds / 86_400_000 : (totalMilliseconds - 86_399_999) / 86_400_000
         let msOfDay = totalMilliseconds - days * 86_400_000
-        guard (-719_162...2_932_896).contains(days) else { return formatWithFoundation(date) } // years 1...9999
+        guard (-719_162...2_932_896).contains(days) else { return nil } // years 1...9999
         // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
         days += 719_468
         let era = (days >= 0 ? days : days - 146_096) / 146_097
@@ -226,7 +242,7 @@ public enum Timestamp {
         let day = dayOfYear - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        var bytes = [UInt8](repeating: 0, count: 24)
+        var bytes = [UInt8](repeating: 0, count: zone ? 24 : 23)
         func put(_ value: Int64, at index: Int, width: Int) {
             var v = value
             for i in stride(from: index + width - 1, through: index, by: -1) {
@@ -236,11 +252,12 @@ public enum Timestamp {
         }
         put(year, at: 0, width: 4); bytes[4] = 45
         put(month, at: 5, width: 2); bytes[7] = 45
-        put(day, at: 8, width: 2); bytes[10] = 84
+        put(day, at: 8, width: 2); bytes[10] = dateSeparator
         put(msOfDay / 3_600_000, at: 11, width: 2); bytes[13] = 58
         put(msOfDay / 60_000 % 60, at: 14, width: 2); bytes[16] = 58
         put(msOfDay / 1_000 % 60, at: 17, width: 2); bytes[19] = 46
-        put(msOfDay % 1_000, at: 20, width: 3); bytes[23] = 90
+        put(msOfDay % 1_000, at: 20, width: 3)
+        if zone { bytes[23] = 90 }
         return String(decoding: bytes, as: UTF8.self)
     }
 

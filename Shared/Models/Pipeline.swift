@@ -382,7 +382,15 @@ public struct CalendarDate: Codable, Sendable, Hashable, Comparable, CustomStrin
     }()
 
     public var description: String {
-        String(format: "%04d-%02d-%02d", year, month, day)
+        Self.padded(year, 4) + "-" + Self.padded(month, 2) + "-" + Self.padded(day, 2)
+    }
+
+    /// `value` in decimal with leading zeros to `width` digits (`String(format:)` costs
+    /// microseconds, and scheduling formats dates for every notice).
+    public static func padded(_ value: Int, _ width: Int) -> String {
+        let digits = String(value.magnitude)
+        let zeros = String(repeating: "0", count: max(0, width - digits.count))
+        return (value < 0 ? "-" : "") + zeros + digits
     }
 
     public static func < (lhs: CalendarDate, rhs: CalendarDate) -> Bool {

@@ -116,7 +116,7 @@ extension InboxEntry {
         if try contains(messageId, db: db) { return .duplicate }
         try apply()
         try db.cachedStatement(sql: "INSERT INTO inbox (messageId, topic, partition, offset, processedAt) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [messageId, record.topic, record.partition, record.offset, now])
+            .execute(arguments: [messageId, record.topic, record.partition, record.offset, now.stored])
         return .applied
     }
 }
@@ -204,7 +204,7 @@ public struct Outbox {
         let value = Data(try WireFormat.encode(envelope))
         // A statement prepared once per connection: every message of every service passes here.
         try db.cachedStatement(sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [id, topic, key, value, headerJSON, now])
+            .execute(arguments: [id, topic, key, value, headerJSON, now.stored])
         return value
     }
 }
@@ -285,4 +285,10 @@ extension ReplaceableRecord {
         for column in given.keys.sorted() where encoded[column] == nil { drift.append("\(column): not a column of the record") }
         return drift
     }
+}
+
+extension Date {
+    /// The date as GRDB stores it (`yyyy-MM-dd HH:mm:ss.SSS` UTC text), written without GRDB's
+    /// DateFormatter, for statements that run once per message (`Timestamp.databaseText`).
+    public var stored: any DatabaseValueConvertible { Timestamp.databaseText(self) ?? self }
 }

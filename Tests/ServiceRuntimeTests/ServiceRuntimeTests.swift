@@ -340,3 +340,27 @@ struct OutboxRowTests {
         #expect(inbox.map(\.messageId) == ["m-1"] && inbox.first?.partition == 3 && inbox.first?.offset == 7)
     }
 }
+
+@Suite("Dates written to SQLite without GRDB's DateFormatter")
+struct StoredDateTests {
+    @Test("Date.stored is GRDB's own text for the date: whole, fractional and a-hair-off milliseconds, at random, and the limits")
+    func sameTextAsGRDB() throws {
+        var random = SystemRandomNumberGenerator()
+        var dates = [Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: -0.0005), Date(timeIntervalSince1970: 1.2349999999),
+                     Date(timeIntervalSince1970: 1_764_000_000.9995), Date(timeIntervalSinceReferenceDate: 0.000_000_1),
+                     Timestamp.parse("2026-11-23T23:30:00.125Z")!, Timestamp.parse("0001-01-01T00:00:00.000Z")!, Timestamp.parse("1582-10-14T12:00:00.000Z")!,
+                     Timestamp.parse("1583-01-01T00:00:00.000Z")!, Timestamp.parse("9999-12-31T23:59:59.999Z")!, Date(timeIntervalSince1970: 0.0015),
+                     Date(timeIntervalSince1970: -0.0015), Date(timeIntervalSince1970: 1_764_000_000.0025)]
+        for _ in 0..<20_000 {
+            let seconds = Double(Int64.random(in: -62_000_000_000...250_000_000_000, using: &random))
+            switch Int.random(in: 0..<3, using: &random) {
+            case 0: dates.append(Date(timeIntervalSince1970: seconds / 1000))                        // whole milliseconds
+            case 1: dates.append(Date(timeIntervalSince1970: seconds / 1000 + Double.random(in: 0..<0.001, using: &random)))
+            default: dates.append(Date(timeIntervalSinceReferenceDate: Double.random(in: -1e9...1e9, using: &random)))
+            }
+        }
+        for date in dates {
+            #expect(date.stored.databaseValue == date.databaseValue, "\(date.timeIntervalSinceReferenceDate)")
+        }
+    }
+}

@@ -134,10 +134,10 @@ public struct OccurrenceVersionRow: Codable, FetchableRecord, ReplaceableRecord,
 
 extension OccurrenceRow {
     public static let replacementColumns = ["occurrenceNumber", "forceCode", "revision", "contentHash", "incident", "firstSeenAt", "updatedAt"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [occurrenceNumber, forceCode, revision, contentHash, incident, firstSeenAt, updatedAt] }
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [occurrenceNumber, forceCode, revision, contentHash, incident, firstSeenAt.stored, updatedAt.stored] }
 }
 
 extension OccurrenceVersionRow {
     public static let replacementColumns = ["occurrenceNumber", "revision", "contentHash", "incident", "source", "receivedAt"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [occurrenceNumber, revision, contentHash, incident, source, receivedAt] }
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [occurrenceNumber, revision, contentHash, incident, source, receivedAt.stored] }
 }

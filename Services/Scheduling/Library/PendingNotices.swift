@@ -304,5 +304,5 @@ public struct Scheduler: Sendable {
 
 extension PendingNoticeRow {
     public static let replacementColumns = ["noticeId", "partition", "forceCode", "occurrenceNumber", "schoolURN", "laCode", "incidentRevision", "releaseAt", "escalate", "state", "due", "updatedAt", "releasedAt", "changelogId"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [noticeId, partition, forceCode, occurrenceNumber, schoolURN, laCode, incidentRevision, releaseAt, escalate, state.rawValue, due, updatedAt, releasedAt, changelogId] }
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [noticeId, partition, forceCode, occurrenceNumber, schoolURN, laCode, incidentRevision, releaseAt.stored, escalate, state.rawValue, due, updatedAt.stored, releasedAt?.stored, changelogId] }
 }

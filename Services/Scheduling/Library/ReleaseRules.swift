@@ -98,7 +98,7 @@ public enum ReleaseRules {
         calendar: SchoolCalendars, protocol force: SchedulingProtocol
     ) throws(SchedulingProtocolError) -> ReleaseDecision {
         let (hour, minute) = try force.releaseClock()
-        let time = String(format: "%02d:%02d", hour, minute)
+        let time = CalendarDate.padded(hour, 2) + ":" + CalendarDate.padded(minute, 2)
         var rules: [String] = []
         let occurredDay = CalendarDate(occurredAt)
         rules.append("incident on \(weekdayName(occurredDay)) \(occurredDay) (\(londonTime(occurredAt)) London time)")
@@ -190,7 +190,7 @@ public enum ReleaseRules {
 
     static func schoolYear(of day: CalendarDate) -> String {
         let start = day.month >= 8 ? day.year : day.year - 1
-        return String(format: "%d-%02d", start, (start + 1) % 100)
+        return "\(start)-" + CalendarDate.padded((start + 1) % 100, 2)
     }
 
     static func weekdayName(_ day: CalendarDate) -> String {
@@ -199,7 +199,7 @@ public enum ReleaseRules {
 
     static func londonTime(_ date: Date) -> String {
         let c = CalendarDate.london.dateComponents([.hour, .minute], from: date)
-        return String(format: "%02d:%02d", c.hour ?? 0, c.minute ?? 0)
+        return CalendarDate.padded(c.hour ?? 0, 2) + ":" + CalendarDate.padded(c.minute ?? 0, 2)
     }
 }
 

@@ -265,10 +265,10 @@ public final class RegisterCache: Sendable {
 
 extension ChildSchoolRow {
     public static let replacementColumns = ["childId", "urn", "noticeId", "verifiedAt"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [childId, urn, noticeId, verifiedAt] }
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [childId, urn, noticeId, verifiedAt.stored] }
 }
 
 extension ResolutionRow {
     public static let replacementColumns = ["noticeId", "childId", "forceCode", "occurrenceNumber", "incidentRevision", "outcome", "urn", "reasons", "updatedAt"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [noticeId, childId, forceCode, occurrenceNumber, incidentRevision, outcome, urn, reasons, updatedAt] }
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [noticeId, childId, forceCode, occurrenceNumber, incidentRevision, outcome, urn, reasons, updatedAt.stored] }
 }
