@@ -79,8 +79,8 @@ public enum WireDecoder {
         mutating func parseValue(depth: Int) throws {
             guard position < bytes.count, depth < 64 else { throw GiveUp() }
             switch bytes[position] {
-            case UInt8(ascii: "{"): try parseObject(depth: depth)
-            case UInt8(ascii: "["): try parseArray(depth: depth)
+            case UInt8(ascii: "{"): try parseContainer(.object, close: UInt8(ascii: "}"), depth: depth)
+            case UInt8(ascii: "["): try parseContainer(.array, close: UInt8(ascii: "]"), depth: depth)
             case UInt8(ascii: "\""): try parseString()
             case UInt8(ascii: "t"): try literal("true", .trueValue)
             case UInt8(ascii: "f"): try literal("false", .falseValue)
@@ -98,53 +98,31 @@ public enum WireDecoder {
             position += length
         }
 
-        mutating func parseObject(depth: Int) throws {
+        /// An object (members: a string, `:`, a value) or an array, up to its closing bracket.
+        mutating func parseContainer(_ kind: Token.Kind, close: UInt8, depth: Int) throws {
             let index = tokens.count
-            tokens.append(Token(kind: .object, start: Int32(position), end: 0, next: 0, count: 0))
+            tokens.append(Token(kind: kind, start: Int32(position), end: 0, next: 0, count: 0))
             position += 1
             skipSpace()
             var count: Int32 = 0
-            if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
+            if position < bytes.count, bytes[position] == close {
                 position += 1
             } else {
                 while true {
-                    guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw GiveUp() }
-                    try parseString()
-                    skipSpace()
-                    guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw GiveUp() }
-                    position += 1
-                    skipSpace()
+                    if kind == .object {
+                        guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw GiveUp() }
+                        try parseString()
+                        skipSpace()
+                        guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw GiveUp() }
+                        position += 1
+                        skipSpace()
+                    }
                     try parseValue(depth: depth + 1)
                     count += 1
                     skipSpace()
                     guard position < bytes.count else { throw GiveUp() }
                     if bytes[position] == UInt8(ascii: ",") { position += 1; skipSpace(); continue }
-                    guard bytes[position] == UInt8(ascii: "}") else { throw GiveUp() }
-                    position += 1
-                    break
-                }
-            }
-            tokens[index].end = Int32(position)
-            tokens[index].next = Int32(tokens.count)
-            tokens[index].count = count
-        }
-
-        mutating func parseArray(depth: Int) throws {
-            let index = tokens.count
-            tokens.append(Token(kind: .array, start: Int32(position), end: 0, next: 0, count: 0))
-            position += 1
-            skipSpace()
-            var count: Int32 = 0
-            if position < bytes.count, bytes[position] == UInt8(ascii: "]") {
-                position += 1
-            } else {
-                while true {
-                    try parseValue(depth: depth + 1)
-                    count += 1
-                    skipSpace()
-                    guard position < bytes.count else { throw GiveUp() }
-                    if bytes[position] == UInt8(ascii: ",") { position += 1; skipSpace(); continue }
-                    guard bytes[position] == UInt8(ascii: "]") else { throw GiveUp() }
+                    guard bytes[position] == close else { throw GiveUp() }
                     position += 1
                     break
                 }
