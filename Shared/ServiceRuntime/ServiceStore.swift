@@ -258,7 +258,7 @@ enum JSONText {
 public protocol ReplaceableRecord: PersistableRecord {
     /// The columns, in the order `replacementValues` gives their values.
     static var replacementColumns: [String] { get }
-    /// The values as GRDB's Codable encoding stores them (dates as `Date`, enums as raw values).
+    /// The values as GRDB's Codable encoding stores them (dates as `Date.stored`, enums as raw values).
     var replacementValues: [(any DatabaseValueConvertible)?] { get }
 }
 

@@ -81,8 +81,9 @@ public enum ReviewQueue {
     static func recorded(_ db: Database, forceCode: String, occurrenceNumber: String) throws -> IncidentRecorded? {
         guard let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT recorded FROM researchOccurrence WHERE forceCode = ? AND occurrenceNumber = ?"),
                                            arguments: [forceCode, occurrenceNumber]) else { return nil }
-        // The message as it arrived (an envelope), or, when saved without one, the payload.
-        if let envelope = try? WireFormat.decode(IncidentRecorded.self, from: Array(data)) { return envelope.payload }
+        // The message as it arrived (an envelope, read back without checking it again), or, when
+        // saved without one, the payload.
+        if let envelope = try? WireFormat.value(Envelope<IncidentRecorded>.self, from: data) { return envelope.payload }
         return try decode(IncidentRecorded.self, data)
     }
 

@@ -40,7 +40,7 @@ public struct PendingNoticeRow: Codable, FetchableRecord, ReplaceableRecord, Sen
     public var changelogId: String? = nil
 
     public func notice() throws -> NoticeDue {
-        if let held = try? WireFormat.decode(SchedulingChangelog.self, from: Array(due)), let state = held.payload.notice { return state.due }
+        if let held = try? WireFormat.value(Envelope<SchedulingChangelog>.self, from: due), let state = held.payload.notice { return state.due }
         return try WireFormat.value(NoticeDue.self, from: due)
     }
 }
