@@ -297,7 +297,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         let timestamp = ts >= 0 ? Date(timeIntervalSince1970: Double(ts) / 1000) : nil
         return KafkaRecord(
             topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
-            headers: headers, timestamp: timestamp
+            headers: headers, timestamp: timestamp, isTombstone: m.payload == nil
         )
     }
 

@@ -113,7 +113,10 @@ public final class KafkaProducer: Sendable {
                             var n = 0
                             func add(_ value: rd_kafka_vu_t) { vus.initializeElement(at: n, to: value); n += 1 }
                             add(vu(RD_KAFKA_VTYPE_TOPIC) { $0.cstr = topic })
-                            add(vu(RD_KAFKA_VTYPE_VALUE) { $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count) })
+                            // A null pointer is a null value (a tombstone); an empty value
+                            // that is not one needs a pointer, which an empty array may not have.
+                            let bytes = record.isTombstone ? nil : (value.baseAddress ?? UnsafeRawPointer(emptyValue))
+                            add(vu(RD_KAFKA_VTYPE_VALUE) { $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: bytes), size: record.isTombstone ? 0 : value.count) })
                             if let key {
                                 add(vu(RD_KAFKA_VTYPE_KEY) { $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: key.baseAddress), size: key.count) })
                             }
@@ -356,3 +359,6 @@ private func withHeaderValues<R>(_ headers: [KafkaHeader], _ body: ([HeaderValue
     }
     return body(values)
 }
+
+/// Where an empty (not null) value points: librdkafka reads nothing from it.
+private nonisolated(unsafe) let emptyValue = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)

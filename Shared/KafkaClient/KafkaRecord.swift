@@ -42,10 +42,13 @@ public struct KafkaRecord: Sendable, Equatable {
     public var headers: [KafkaHeader]
     /// Producer create time (or broker append time), when the broker reports one.
     public var timestamp: Date?
+    /// The record has no value at all (null, not empty): a tombstone, which tells a compacted
+    /// topic to forget the key. `value` is then empty.
+    public var isTombstone: Bool
 
     public init(
         topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8],
-        headers: [KafkaHeader] = [], timestamp: Date? = nil
+        headers: [KafkaHeader] = [], timestamp: Date? = nil, isTombstone: Bool = false
     ) {
         self.topic = topic
         self.partition = partition
@@ -54,6 +57,7 @@ public struct KafkaRecord: Sendable, Equatable {
         self.value = value
         self.headers = headers
         self.timestamp = timestamp
+        self.isTombstone = isTombstone
     }
 
     public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
@@ -68,6 +72,8 @@ public struct ProducerRecord: Sendable, Equatable {
     public var value: [UInt8]
     public var headers: [KafkaHeader]
     public var partition: Int32?
+    /// Send no value at all (null): a tombstone for `key` (see `tombstone(topic:key:headers:)`).
+    public var isTombstone: Bool = false
 
     public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = [], partition: Int32? = nil) {
         self.topic = topic
@@ -79,6 +85,14 @@ public struct ProducerRecord: Sendable, Equatable {
 
     public init(topic: String, key: String?, value: [UInt8], headers: [KafkaHeader] = [], partition: Int32? = nil) {
         self.init(topic: topic, key: key.map { Array($0.utf8) }, value: value, headers: headers, partition: partition)
+    }
+
+    /// A record with a null value: on a compacted topic, compaction drops every earlier record
+    /// of `key` and, after `delete.retention.ms`, the tombstone itself.
+    public static func tombstone(topic: String, key: String, headers: [KafkaHeader] = []) -> ProducerRecord {
+        var record = ProducerRecord(topic: topic, key: key, value: [], headers: headers)
+        record.isTombstone = true
+        return record
     }
 }
 

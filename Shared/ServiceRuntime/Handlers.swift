@@ -56,12 +56,26 @@ public struct TopicHandler: Sendable {
     /// `alreadyHeld`, when given, is asked first with the record's message id (its
     /// `encompass-message-id` header): true skips the record undecoded, as a duplicate. A
     /// replica uses it to pass over its own changes coming back, which is most of what it reads.
+    ///
+    /// `tombstone`, when given, takes the records with no value (tombstones of a compacted
+    /// topic) by key: it must forget what it holds for the key, idempotently. Without it a
+    /// tombstone is refused (dead letter, `message.tombstone`), as is one without a key.
     public static func on<P: MessagePayload>(
         _ topic: String, _ type: P.Type,
         alreadyHeld: (@Sendable (_ messageId: String, _ record: KafkaRecord, _ db: Database) throws -> Bool)? = nil,
+        tombstone: (@Sendable (_ key: String, _ db: Database, _ now: Date) throws -> Void)? = nil,
         _ body: @escaping @Sendable (Envelope<P>, MessageContext) throws -> Void
     ) -> TopicHandler {
         TopicHandler(topic: topic) { record, db, outbox, now, logger in
+            if record.isTombstone {
+                guard let tombstone, let key = record.keyString, !key.isEmpty else {
+                    throw RejectedMessage(errorClass: "message.tombstone", reason: tombstone == nil
+                        ? "a tombstone (a record with no value) on \(topic), which is not a compacted topic of this service; only a retention purge sends tombstones, to compacted topics"
+                        : "a tombstone without a key on \(topic); a tombstone must name the key to forget")
+                }
+                try tombstone(key, db, now)
+                return .applied
+            }
             if let alreadyHeld, let id = record.header(MessageHeader.messageId)?.stringValue, try alreadyHeld(id, record, db) {
                 return .duplicate
             }
@@ -79,6 +93,9 @@ public enum MessageHeader {
     public static let messageId = "encompass-message-id"
     public static let schema = "encompass-schema"
     public static let version = "encompass-version"
+    /// On a record with no value: a tombstone queued by `Outbox.tombstone` (the relay sends it
+    /// with a null value; the header stays, for whoever reads the topic).
+    public static let tombstone = "encompass-tombstone"
 }
 
 public enum DeadLetterWriter {

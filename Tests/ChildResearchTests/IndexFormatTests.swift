@@ -65,8 +65,13 @@ struct IndexFormatTests {
         #expect(HistoryIndex.generation(ofPerson: 1 << Int64(HistoryIndex.generationBits)) == 1)
         #expect(HistoryIndex.generation(ofPerson: (1 << Int64(HistoryIndex.generationBits)) - 1) == 0)
         #expect(HistoryIndex.generation(ofPerson: Int64.max) == HistoryIndex.maxGeneration)
-        #expect(HistoryIndex.storedKey(-1, generation: HistoryIndex.maxGeneration) > 0)
-        #expect(HistoryIndex.storedKey(-1, generation: 0) != HistoryIndex.storedKey(-1, generation: 1))
+        for child in [false, true] {
+            #expect(HistoryIndex.storedKey(-1, generation: HistoryIndex.maxGeneration, child: child) > 0)
+            #expect(HistoryIndex.storedKey(-1, generation: 0, child: child) != HistoryIndex.storedKey(-1, generation: 1, child: child))
+            #expect(HistoryIndex.storedKey(-1, generation: 3, child: child) >> Int64(HistoryIndex.hashBits) == 3)
+            #expect((HistoryIndex.storedKey(-1, generation: 3, child: child) & HistoryIndex.childBit != 0) == child)
+        }
+        #expect(HistoryIndex.storedKey(12345, generation: 0, child: false) != HistoryIndex.storedKey(12345, generation: 0, child: true))
 
         let store = try History.store() // 9 people in generation 0
         try store.pool.write { (db: Database) throws in
@@ -112,12 +117,83 @@ struct IndexFormatTests {
             }
             expected = ["Oliver", "Amelia", "Lily"]
         }
-        let v2 = try ServiceStore(path: path, migrations: ChildResearchService.migrations)
-        let candidates = try v2.pool.read { db in try Researcher(settings: .standard).research(History.today, db: db) }
+        let v3 = try ServiceStore(path: path, migrations: ChildResearchService.migrations)
+        let candidates = try v3.pool.read { db in try Researcher(settings: .standard).research(History.today, db: db) }
         #expect(Set(candidates.map(\.child.givenName)) == Set(expected))
-        try v2.pool.read { (db: Database) throws in
+        try v3.pool.read { (db: Database) throws in
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey WHERE key < 0 OR key > ?", arguments: [HistoryIndex.hashMask]) == 0)
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey")! > 20)
+            try Self.expectKindBits(db)
+        }
+    }
+
+    /// Every stored key carries its person's kind (index-v3).
+    static func expectKindBits(_ db: Database) throws {
+        #expect(try Int.fetchOne(db, sql: """
+            SELECT count(*) FROM researchKey k JOIN researchPerson p ON p.id = k.person
+            WHERE ((k.key & ?) != 0) != (p.role = 'child')
+            """, arguments: [HistoryIndex.childBit]) == 0)
+        #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey WHERE key & ? != 0", arguments: [HistoryIndex.childBit])! > 0)
+        #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey WHERE key & ? = 0", arguments: [HistoryIndex.childBit])! > 0)
+    }
+
+    @Test("an index written by v2 (no kind bit) is rewritten by the v3 migration: children's keys marked, the same children found")
+    func kindsMigration() throws {
+        let path = TestPaths.temporaryDirectory("research-v2") + "/store.sqlite"
+        let before: [String]
+        let keyCount: Int
+        do {
+            let v2 = try ServiceStore(path: path, migrations: Array(ChildResearchService.migrations.prefix(4)))
+            try v2.pool.write { (db: Database) throws in
+                for incident in [History.h1, History.h2, History.h3] { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
+                // As v2 wrote them: every key without the kind bit (hash bit 51 random).
+                try db.execute(sql: "UPDATE researchKey SET key = key & ~? | ((person % 2) * ?)", arguments: [HistoryIndex.childBit, HistoryIndex.childBit])
+            }
+            keyCount = try v2.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM researchKey")! }
+            before = try v2.pool.read { db in
+                try HistoryIndex.people(forceCode: History.h1.forceCode, occurrenceNumber: History.h1.occurrenceNumber, db: db)
+                    .filter { $0.role == "child" }.map(\.givenName)
+            }
+        }
+        let v3 = try ServiceStore(path: path, migrations: ChildResearchService.migrations)
+        try v3.pool.read { (db: Database) throws in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey") == keyCount)
+            try Self.expectKindBits(db)
+            let candidates = try Researcher(settings: .standard).research(History.today, db: db)
+            #expect(Set(candidates.map(\.child.givenName)) == Set(["Oliver", "Amelia", "Lily"]))
+            // A child's lookup finds children only, an adult's adults only.
+            let oliver = PersonFeatures(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", addressLines: ["10 High Street"], postcode: "RG1 7LL")
+            let children = try HistoryIndex.candidates(for: oliver, db: db, kind: .children)
+            #expect(!children.isEmpty && children.allSatisfy { $0.role == "child" })
+            #expect(Set(children.map(\.givenName)).isSuperset(of: Set(before).intersection(["Oliver"])))
+            #expect(try HistoryIndex.candidates(for: oliver, db: db, kind: .adults).allSatisfy { $0.role != "child" })
+        }
+    }
+
+    @Test("candidates come back in ranked order (most shared keys first, then newest), however many statements fetch them")
+    func rankedOrder() throws {
+        let store = try History.store()
+        try store.pool.write { (db: Database) throws in
+            // Forty earlier incidents of one household: more rows than one fetch statement holds.
+            for i in 0..<40 {
+                var earlier = History.h1
+                earlier.occurrenceNumber = "4322\(String(format: "%07d", i))"
+                earlier.occurredAt = day("2021-01-01").addingTimeInterval(Double(i) * 86_400)
+                if i % 3 == 0 { earlier.incidentAddress.postcode = "RG2 0AA" } // fewer shared keys
+                try HistoryIndex.index(earlier, revision: 0, source: "history:test", db: db)
+            }
+            let oliver = PersonFeatures(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", addressLines: ["10 High Street"], postcode: "RG1 7LL")
+            let rows = try HistoryIndex.candidates(for: oliver, db: db, kind: .children)
+            #expect(rows.count > HistoryIndex.personRowsPerStatement)
+            var hashes: [Int64] = []
+            oliver.blockingKeyHashes(into: &hashes)
+            func shared(_ row: HistoryIndex.PersonRow) -> Int {
+                var theirs: [Int64] = []
+                row.features.blockingKeyHashes(into: &theirs)
+                return Set(theirs).intersection(hashes).count
+            }
+            let ranks = rows.map { [Int64(shared($0)), $0.row] }
+            #expect(ranks == ranks.sorted { ($0[0], $0[1]) > ($1[0], $1[1]) }, "\(ranks)")
         }
     }
 }

@@ -170,6 +170,36 @@ struct KafkaClientTests {
         #expect(processed.withLock { $0.values.allSatisfy { $0 >= 1 } })
     }
 
+    @Test("a tombstone goes out with a null value and comes back as one; an empty value is not a tombstone (kcat agrees)")
+    func tombstones() async throws {
+        let kafka = try TestKafka()
+        let topic = try kafka.uniqueTopic(partitions: 1)
+        let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
+        _ = try await producer.sendAll([
+            ProducerRecord(topic: topic, key: "n-1", value: Array("value".utf8)),
+            ProducerRecord.tombstone(topic: topic, key: "t-1", headers: [KafkaHeader(key: "why", string: "purged")]),
+            ProducerRecord(topic: topic, key: "e-1", value: []),
+        ])
+        await producer.close()
+        let received = try await readRecords(kafka, topic: topic, count: 3).sorted { $0.offset < $1.offset }
+        #expect(received.map(\.keyString) == ["n-1", "t-1", "e-1"])
+        #expect(received.map(\.isTombstone) == [false, true, false])
+        #expect(received[1].value.isEmpty && received[1].header("why")?.stringValue == "purged")
+        #expect(received[2].value.isEmpty)
+        guard let kcat = which("kcat") else {
+            Issue.record("kcat is not installed (apt-get install kcat)")
+            return
+        }
+        let output = try run(kcat, ["-b", kafka.bootstrapServers, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q"])
+        let payloads = try output.split(separator: "\n").map { line -> (String?, Any?) in
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            return (json["key"] as? String, json["payload"])
+        }
+        #expect(payloads.map(\.0) == ["n-1", "t-1", "e-1"])
+        #expect(payloads[1].1 is NSNull)
+        #expect(payloads[2].1 as? String == "")
+    }
+
     @Test("kcat, an independent client, reads what the producer wrote")
     func kcatReadsProducerOutput() async throws {
         guard let kcat = which("kcat") else {

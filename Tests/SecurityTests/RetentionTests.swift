@@ -8,7 +8,7 @@ import GRDB
 @testable import IntakeService
 @testable import SchedulingService
 @testable import SchoolResolutionService
-import ServiceRuntime
+@testable import ServiceRuntime
 import Testing
 
 /// The store's file (and its write-ahead log) as bytes: what is really left on disk.
@@ -31,6 +31,23 @@ let day: TimeInterval = 86_400
 /// What the outbox relay does once the broker has the messages (the store zeroes deleted content).
 func clearOutbox(_ store: ServiceStore) async throws {
     try await store.pool.write { db in try db.execute(sql: "DELETE FROM outbox") }
+}
+
+/// The tombstones queued in the outbox: (topic, key), each with an empty value and the tombstone header.
+func queuedTombstones(_ store: ServiceStore) throws -> [[String]] {
+    try rawRead(store) { db in
+        try Row.fetchAll(db, sql: "SELECT topic, key, length(value) AS size, headers FROM outbox ORDER BY key").compactMap { row in
+            let headers: String = row["headers"]
+            guard headers.contains(MessageHeader.tombstone) else { return nil }
+            #expect(row["size"] as Int? == 0)
+            return [row["topic"], row["key"]]
+        }
+    }
+}
+
+/// A tombstone as a replica reads it from Kafka.
+func tombstoneRecord(_ topic: String, key: String) -> KafkaRecord {
+    KafkaRecord(topic: topic, partition: 0, offset: 9, key: Array(key.utf8), value: [], isTombstone: true)
 }
 
 func incident(_ occurrence: String, child: String, occurredAt: Date) -> Incident {
@@ -225,6 +242,34 @@ struct RetentionTests {
         #expect(rows[0]["releasedAt"] as Date? != nil)
         #expect(!fileContains(store, "OLDRELEASEDSENTINEL") && !fileContains(store, "OLDCANCELLEDSENTINEL"))
         #expect(fileContains(store, "OLDPENDINGSENTINEL") && fileContains(store, "NEWRELEASEDSENTINEL"))
+        // The compacted changelog still holds each purged notice's last state: a tombstone each.
+        let changelog = Topics.schedulingChangelog.name
+        #expect(try queuedTombstones(store) == [[changelog, "0001"], [changelog, "0002"]])
+
+        // A replica that reads a tombstone purges its own copy, never a pending notice's.
+        let replica = try ServiceStore(path: TestPaths.temporaryDirectory("ret-scheduling-replica") + "/s.sqlite", migrations: Scheduler.migrations)
+        try await replica.pool.write { db in
+            try row("0001", .released, "REPLICARELEASEDSENTINEL").insert(db)
+            try row("0003", .pending, "REPLICAPENDINGSENTINEL").insert(db)
+        }
+        let handler = SchedulingService.changelogHandler()
+        try await replica.pool.write { db in
+            for key in ["0001", "0003", "0009"] {
+                let outcome = try handler.apply(tombstoneRecord(changelog, key: key), db, Outbox(db: db, producer: "scheduling"), clock.now, TestLog.logger("replica"))
+                #expect(outcome == .applied)
+            }
+        }
+        #expect(try rawRead(replica) { try Int.fetchAll($0, sql: "SELECT length(due) FROM pendingNotice ORDER BY noticeId") }.map { $0 > 0 } == [false, true])
+        // Old page images stay in the write-ahead log until a checkpoint: then the value is gone from the files.
+        try await replica.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        #expect(!fileContains(replica, "REPLICARELEASEDSENTINEL") && fileContains(replica, "REPLICAPENDINGSENTINEL"))
+        // A topic that takes no tombstones refuses one, with the reason.
+        try await replica.pool.write { db in
+            let requests = SchedulingService.requestHandler(settings: try SchedulingService.Settings.fromEnvironment([:]))
+            #expect {
+                try requests.apply(tombstoneRecord(Topics.noticeRequests.name, key: "0001"), db, Outbox(db: db, producer: "scheduling"), clock.now, TestLog.logger("replica"))
+            } throws: { ($0 as? RejectedMessage)?.errorClass == "message.tombstone" }
+        }
     }
 
     @Test("dispatch: old notices lose their contents and link, sessions and throttles go; the audit trail, states and who acknowledged stay")
@@ -326,8 +371,17 @@ struct RetentionTests {
         #expect(try rawRead(store) { try String.fetchAll($0, sql: "SELECT proposalId FROM proposal") } == ["p-43260000005"])
         for gone in ["ELEVENYEARSENTINEL", "FOURYEARSENTINEL", "OLDPROPOSALSENTINEL"] { #expect(!fileContains(store, gone), "\(gone)") }
         for kept in ["NINEYEARSENTINEL", "OLDLIVESENTINEL", "NEWPROPOSALSENTINEL", "NEWLIVESENTINEL"] { #expect(fileContains(store, kept), "\(kept)") }
+        // The compacted proposals topic gets a tombstone for the purged proposal.
+        #expect(try queuedTombstones(store) == [[Topics.reviewProposals.name, "p-43240000004"]])
         // Again: nothing more.
         #expect(try await RetentionPurge.run(ResearchRetention.rules(settings), store: store, settings: self.settings, now: now).values.reduce(0, +) == 0)
+        // A replica reading a proposal's tombstone deletes its copy.
+        try await store.pool.write { db in
+            let outcome = try ChildResearchService.proposalReplicaHandler().apply(
+                tombstoneRecord(Topics.reviewProposals.name, key: "p-43260000005"), db, Outbox(db: db, producer: "child-research"), now, TestLog.logger("replica"))
+            #expect(outcome == .applied)
+        }
+        #expect(try rawRead(store) { try Int.fetchOne($0, sql: "SELECT count(*) FROM proposal") } == 0)
     }
 
     @Test("the background task runs on the service clock, purges, and counts it in /metrics")

@@ -338,6 +338,16 @@ struct OutboxRowTests {
         #expect(headers.first?.value.map { String(decoding: $0, as: UTF8.self) } == "id-\"1\"")
         let inbox = try store.pool.read { try InboxEntry.fetchAll($0) }
         #expect(inbox.map(\.messageId) == ["m-1"] && inbox.first?.partition == 3 && inbox.first?.offset == 7)
+        #expect(rows.first?.producerRecord.isTombstone == false)
+    }
+
+    @Test("a queued tombstone leaves the outbox as a record with no value, its id and the tombstone header")
+    func tombstoneRow() throws {
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("outbox-tombstone") + "/store.sqlite")
+        try store.pool.write { db in try Outbox(db: db, producer: "scheduling").tombstone(topic: "compacted", key: "n-1", id: "t-1") }
+        let record = try #require(try store.pool.read { try OutboxMessage.fetchAll($0) }.first?.producerRecord)
+        #expect(record.isTombstone && record.value.isEmpty && record.topic == "compacted" && record.key == Array("n-1".utf8))
+        #expect(record.headers.map(\.key) == [MessageHeader.messageId, MessageHeader.tombstone])
     }
 }
 

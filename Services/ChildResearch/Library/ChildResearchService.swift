@@ -80,8 +80,10 @@ public enum ChildResearchService {
         try definition(settings: .fromEnvironment())
     }
 
-    /// The store's migrations, in order (index-v1, review-v1, index-v2 key generations, review-v2 versions).
-    public static let migrations = [HistoryIndex.migration, ReviewQueue.migration, HistoryIndex.generationsMigration, ReviewQueue.versionMigration]
+    /// The store's migrations, in order (index-v1, review-v1, index-v2 key generations, review-v2
+    /// versions, index-v3 key kinds).
+    public static let migrations = [HistoryIndex.migration, ReviewQueue.migration, HistoryIndex.generationsMigration, ReviewQueue.versionMigration,
+                                    HistoryIndex.kindsMigration]
 
     public static func definition(settings: Settings) -> ServiceDefinition {
         ServiceDefinition(
@@ -245,7 +247,10 @@ public enum ChildResearchService {
     /// Replicated: proposal states from the owners of their occurrences (this instance's own
     /// come back too and are ignored, being no newer than what it holds).
     static func proposalReplicaHandler() -> TopicHandler {
-        TopicHandler.on(Topics.reviewProposals.name, ReviewProposalState.self) { envelope, ctx in
+        TopicHandler.on(Topics.reviewProposals.name, ReviewProposalState.self, tombstone: { key, db, _ in
+            // The retention purge of an instance: the proposal goes here too.
+            try ResearchRetention.forgetProposal(key, db: db)
+        }) { envelope, ctx in
             let state = envelope.payload
             guard !state.proposalId.isEmpty, !state.occurrenceNumber.isEmpty, state.version >= 1,
                   ["pending", "confirmed", "rejected", "withdrawn"].contains(state.status) else {

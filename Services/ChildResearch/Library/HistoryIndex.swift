@@ -13,10 +13,14 @@ import ServiceRuntime
 ///   home address, school, stable person id).
 /// - `researchKey`: blocking keys -> person rows. A lookup reads only the rows of the query's
 ///   keys, never the whole history. The stored key is the generation of the person row (row id
-///   / 2^17, in the top bits) and 52 bits of the key's hash: new rows' keys go to the newest
-///   generation's part of the B-tree, so a transaction of inserts touches the pages of one
-///   generation (131,072 people, about 800,000 keys) however large the history grows, and a
-///   lookup probes each generation, newest first (index-v2; index-v1 stored the bare 64-bit hash).
+///   / 2^17, in the top bits), one bit for the kind of person (child or adult) and 51 bits of the
+///   key's hash: new rows' keys go to the newest generation's part of the B-tree, so a
+///   transaction of inserts touches the pages of one generation (131,072 people, about 800,000
+///   keys) however large the history grows, and a lookup probes each generation, newest first
+///   (index-v2; index-v1 stored the bare 64-bit hash). A lookup for children reads children's
+///   keys only, and one for adults adults' (index-v3): a child shares its dwelling, surname and
+///   postcode with its parents, and before v3 those adults' rows filled half of every child's
+///   candidate list, each fetched to be thrown away.
 public enum HistoryIndex {
     public static let migration = StoreMigration("child-research-index-v1") { db in
         try db.execute(sql: """
@@ -46,6 +50,20 @@ public enum HistoryIndex {
             """)
     }
 
+    /// index-v3: the kind of person (child or adult) in bit 51 of every stored key (see
+    /// `storedKey`). Rewrites the keys of an index built by v2, in key order; keys of person rows
+    /// that no longer exist (none should) are dropped.
+    public static let kindsMigration = StoreMigration("child-research-index-v3-key-kinds") { db in
+        try db.execute(sql: """
+            CREATE TABLE researchKeyV3 (key INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (key, person)) WITHOUT ROWID;
+            INSERT OR IGNORE INTO researchKeyV3 (key, person)
+                SELECT (k.key & ~\(childBit)) | (CASE WHEN p.role = 'child' THEN \(childBit) ELSE 0 END), k.person
+                FROM researchKey k JOIN researchPerson p ON p.id = k.person ORDER BY 1, 2;
+            DROP TABLE researchKey;
+            ALTER TABLE researchKeyV3 RENAME TO researchKey;
+            """)
+    }
+
     /// Person rows per generation of the key index (2^17 = 131,072): smaller generations make
     /// inserts cheaper (fewer pages written per transaction) and lookups dearer (one probe per
     /// generation); 2^17 measured better than 2^18 at 1,000,000 people (docs/BENCHMARKS.md).
@@ -53,11 +71,16 @@ public enum HistoryIndex {
     static let hashBits = 52
     static let maxGeneration: Int64 = 2047
     static let hashMask: Int64 = (1 << 52) - 1
+    /// The bit of a stored key that marks a child's key (index-v3).
+    static let childBit: Int64 = 1 << 51
 
     static func generation(ofPerson row: Int64) -> Int64 { min(row >> Int64(generationBits), maxGeneration) }
 
-    /// The stored key: the generation in the top bits (the sign bit stays 0), the hash below.
-    static func storedKey(_ hash: Int64, generation: Int64) -> Int64 { generation << Int64(hashBits) | (hash & hashMask) }
+    /// The stored key: the generation in the top bits (the sign bit stays 0), then the kind of
+    /// person, then 51 bits of the hash.
+    static func storedKey(_ hash: Int64, generation: Int64, child: Bool) -> Int64 {
+        generation << Int64(hashBits) | (child ? childBit : 0) | (hash & (childBit - 1))
+    }
 
     /// A larger page cache (256 MiB by default; the service passes its setting) for the connection that writes the index: the blocking-key
     /// B-tree takes random inserts, which otherwise re-read pages from disk. Checkpoints every
@@ -204,7 +227,7 @@ public enum HistoryIndex {
             hashes.removeAll(keepingCapacity: true)
             PersonFeatures.blockingKeyHashes(given: normalisedGiven, family: normalisedFamily, dateOfBirth: dateOfBirth, line: ownPlace.line,
                                              postcode: ownPlace.postcode, into: &hashes)
-            for hash in hashes { pairs.append((storedKey(hash, generation: gen), row)) }
+            for hash in hashes { pairs.append((storedKey(hash, generation: gen, child: role == "child"), row)) }
         }
         for party in incident.parties {
             try add(role: party.role.rawValue, given: party.givenName, family: party.familyName, dob: party.dateOfBirth,
@@ -309,7 +332,7 @@ public enum HistoryIndex {
             var gen = newest
             while gen >= 0, remaining > 0 {
                 var lookup = RawStatement(keyStatement, db: db)
-                lookup.bind(storedKey(hash, generation: gen)); lookup.bind(Int64(remaining))
+                lookup.bind(storedKey(hash, generation: gen, child: kind == .children)); lookup.bind(Int64(remaining))
                 try lookup.rows { statement in
                     shared[sqlite3_column_int64(statement, 0), default: 0] += 1
                     remaining -= 1
@@ -321,15 +344,34 @@ public enum HistoryIndex {
         if ranked.count > maxRows {
             ranked = Array(ranked.prefix { $0.value >= 2 }.prefix(maxRows))
         }
-        let rowStatement = try db.cachedStatement(sql: "SELECT \(PersonRow.columns) FROM researchPerson WHERE id = ? AND (role = 'child') = ?")
+        // Up to 16 rows per statement (one statement per row was most of child research's
+        // SQLite time), put back in ranked order. The role test guards the kind bit.
         var rows: [PersonRow] = []
         rows.reserveCapacity(ranked.count)
-        for (person, _) in ranked {
-            var fetch = RawStatement(rowStatement, db: db)
-            fetch.bind(person); fetch.bind(kind == .children ? 1 : 0)
+        var start = 0
+        while start < ranked.count {
+            let count = min(personRowsPerStatement, ranked.count - start)
+            var fetch = RawStatement(try db.cachedStatement(sql: personFetchSQLs[count]), db: db)
+            for (person, _) in ranked[start..<(start + count)] { fetch.bind(person) }
+            fetch.bind(kind == .children ? 1 : 0)
             try fetch.rows { rows.append(PersonRow(statement: $0)) }
+            start += count
+        }
+        if rows.count > 1 {
+            var position: [Int64: Int] = [:]
+            position.reserveCapacity(ranked.count)
+            for (i, (person, _)) in ranked.enumerated() { position[person] = i }
+            rows.sort { position[$0.row, default: 0] < position[$1.row, default: 0] }
         }
         return rows
+    }
+
+    /// Person rows per fetch statement in `candidates`.
+    static let personRowsPerStatement = 16
+
+    static let personFetchSQLs: [String] = (0...personRowsPerStatement).map { count in
+        "SELECT \(PersonRow.columns) FROM researchPerson WHERE id IN (" + Array(repeating: "?", count: max(1, count)).joined(separator: ", ")
+            + ") AND (role = 'child') = ?"
     }
 
     /// The people recorded in one occurrence.

@@ -23,8 +23,24 @@ public enum ResearchRetention {
         [occurrences, proposals, history(settings)]
     }
 
-    /// Proposals made before the retention period.
-    static let proposals = PurgeRule.delete("research.proposal", table: "proposal", key: "proposalId", age: "createdAt")
+    /// Proposals made before the retention period. Each also gets a tombstone on the compacted
+    /// `encompass.review.proposals`, whose last record of the proposal still carries the child:
+    /// compaction drops it there, and every replica that reads the tombstone deletes its copy.
+    static let proposals = PurgeRule(name: "research.proposal") { db, cutoff, now, limit in
+        let ids = try String.fetchAll(db, sql: "SELECT proposalId FROM proposal WHERE createdAt < ? LIMIT ?", arguments: [cutoff, limit])
+        let outbox = Outbox(db: db, producer: ServiceName.childResearch.rawValue)
+        for id in ids {
+            try forgetProposal(id, db: db)
+            try outbox.tombstone(topic: Topics.reviewProposals.name, key: id, id: MessageID.derived(from: id, "retention-tombstone"), now: now)
+        }
+        return ids.count
+    }
+
+    /// Deletes a proposal (the reviewers' rejections stay): the purge's own step, and a
+    /// replica's answer to the tombstone of the proposal.
+    static func forgetProposal(_ proposalId: String, db: Database) throws {
+        try db.execute(sql: "DELETE FROM proposal WHERE proposalId = ?", arguments: [proposalId])
+    }
 
     /// The recorded incident of occurrences that happened before the retention period.
     static let occurrences = PurgeRule(name: "research.occurrence") { db, cutoff, _, limit in

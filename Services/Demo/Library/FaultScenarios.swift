@@ -523,10 +523,19 @@ public enum FaultScenarios {
 
         let directory = pipeline.mailDirectory
         let count = mails(in: directory)
+        // Any child's or adult's full name, or a child's date of birth, in a mail is personal data.
+        var names = Set<String>()
+        for incident in incidents {
+            for child in incident.children {
+                names.insert("\(child.givenName) \(child.familyName)")
+                if let born = child.dateOfBirth { names.insert(born) }
+            }
+            for party in incident.parties { names.insert("\(party.givenName) \(party.familyName)") }
+        }
         var personal = 0
         for mail in try FileManager.default.contentsOfDirectory(atPath: directory) where mail.hasSuffix(".eml") {
             let text = try String(contentsOfFile: "\(directory)/\(mail)", encoding: .utf8)
-            if text.contains("Child") || text.contains("Walker") { personal += 1 }
+            if names.contains(where: { text.contains($0) }) { personal += 1 }
         }
         var letters: [String] = []
         for service in ServiceName.allCases {

@@ -240,20 +240,38 @@ public enum WorldGenerator {
 
     /// Incidents with officer-recorded children at real Thames Valley schools (by URN), so every
     /// child is eligible without a human step: each must end as exactly one notice and one mail.
+    ///
+    /// People are named as a force's records are: common given names and surnames of England and
+    /// Wales, children of primary-school age (5 to 9), Reading postcodes. No two children share
+    /// name and date of birth, so every child is a different child. (Until 2026-11-24 these were
+    /// "Child<n> Walker<n>", all born within 300 days: names that differ only in digits share
+    /// every phonetic blocking key, so each child's history lookup read hundreds of near-namesakes,
+    /// which no force's records look like.)
     public static func eligibleIncidents(count: Int, day: CalendarDate, schools: [WorldSchool], seed: UInt64) -> [Incident] {
         var random = SeededRandom(seed: seed)
         let primaries = schools.filter { $0.open && $0.localAuthorityCode == "870" && $0.ageFrom <= 5 && $0.ageTo >= 10 && $0.type != "Special School" }
+        var children = Set<String>()
         return (0..<count).map { index in
             let school = primaries[index % primaries.count]
             let occurred = day.at(hour: 8 + index % 12, minute: index % 60)
-            let birth = day.adding(days: -(7 * 365 + Int.random(in: 0..<300, using: &random)))
+            var given: String, family: String, birth: CalendarDate
+            repeat {
+                given = random.pick(random.chance(0.5) ? Names.girls : Names.boys)
+                family = random.pick(Names.surnames)
+                birth = day.adding(days: -Int.random(in: (5 * 365 + 2)...(9 * 365 + 360), using: &random))
+            } while !children.insert("\(given)|\(family)|\(birth)").inserted
+            let letters = Array("ABDEFGHJLNPQRSTUWXYZ")
+            let postcode = "RG\(1 + Int.random(in: 0..<31, using: &random)) \(Int.random(in: 1...9, using: &random))"
+                + "\(random.pick(letters))\(random.pick(letters))"
+            let parentBirth = day.adding(days: -Int.random(in: (22 * 365)...(45 * 365), using: &random))
             return Incident(
                 occurrenceNumber: String(format: "%02d%09d", day.year % 100, 500_000_000 + index), forceCode: "43",
                 occurredAt: occurred, reportedAt: occurred.addingTimeInterval(900),
-                incidentAddress: PostalAddress(lines: ["\(index + 1) Kennet Walk"], town: "Reading", postcode: "RG1 \(1 + index % 9)AB"),
+                incidentAddress: PostalAddress(lines: ["\(1 + Int.random(in: 0..<180, using: &random)) \(random.pick(Names.streets))"],
+                                               town: "Reading", postcode: postcode),
                 localPolicingArea: "Reading", riskLevel: .standard, crime: false,
-                parties: [Party(role: .victim, givenName: "Sarah", familyName: "Walker\(index)", dateOfBirth: "1990-01-01")],
-                children: [RecordedChild(givenName: "Child\(index)", familyName: "Walker\(index)", dateOfBirth: birth.description,
+                parties: [Party(role: .victim, givenName: random.pick(Names.adultsFemale), familyName: family, dateOfBirth: parentBirth.description)],
+                children: [RecordedChild(givenName: given, familyName: family, dateOfBirth: birth.description,
                                          school: RecordedSchool(name: school.name, urn: school.urn))])
         }
     }

@@ -1,4 +1,6 @@
+import EncompassModels
 import Foundation
+import GRDB
 import ServiceRuntime
 
 /// What scheduling purges after the retention period (docs/SECURITY.md): the `NoticeDue` held
@@ -6,10 +8,32 @@ import ServiceRuntime
 /// The row stays — notice id, force, occurrence number, school URN, LA, revision, release
 /// time, state, when released — so the schedule's history can still be told. A notice still
 /// pending is never purged (it has not been sent yet; it would be a stuck notice to look at).
+///
+/// Each purged notice's key also gets a tombstone on the compacted `encompass.scheduling.changelog`,
+/// whose last record of the notice still carries the `NoticeDue`: compaction then drops it
+/// there too, and every replica that reads the tombstone purges its own copy (`forget`).
 public enum SchedulingRetention {
+    static let purgeable = "state IN ('\(PendingState.released.rawValue)', '\(PendingState.cancelled.rawValue)')"
+
     public static let rules: [PurgeRule] = [
-        .redact("scheduling.notice", table: PendingNoticeRow.databaseTableName, age: "updatedAt",
-                set: "due = X''", pending: "length(due) > 0",
-                where: "state IN ('\(PendingState.released.rawValue)', '\(PendingState.cancelled.rawValue)')"),
+        PurgeRule(name: "scheduling.notice") { db, cutoff, now, limit in
+            let notices = try String.fetchAll(db, sql: """
+                SELECT noticeId FROM \(PendingNoticeRow.databaseTableName) WHERE updatedAt < ? AND length(due) > 0 AND \(purgeable) LIMIT ?
+                """, arguments: [cutoff, limit])
+            let outbox = Outbox(db: db, producer: ServiceName.scheduling.rawValue)
+            for notice in notices {
+                try forget(notice, db: db)
+                try outbox.tombstone(topic: Topics.schedulingChangelog.name, key: notice,
+                                     id: MessageID.derived(from: notice, "retention-tombstone"), now: now)
+            }
+            return notices.count
+        },
     ]
+
+    /// Purges the `NoticeDue` of a released or cancelled notice (a pending one keeps it): the
+    /// purge's own step, and a replica's answer to the changelog's tombstone for the notice.
+    static func forget(_ noticeId: String, db: Database) throws {
+        try db.execute(sql: "UPDATE \(PendingNoticeRow.databaseTableName) SET due = X'' WHERE noticeId = ? AND length(due) > 0 AND \(purgeable)",
+                       arguments: [noticeId])
+    }
 }

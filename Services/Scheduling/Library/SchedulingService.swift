@@ -94,6 +94,9 @@ public enum SchedulingService {
         TopicHandler.on(Topics.schedulingChangelog.name, SchedulingChangelog.self, alreadyHeld: { messageId, record, db in
             guard let key = record.keyString else { return false }
             return try Scheduler.holdsChangelog(messageId, noticeId: key, db: db)
+        }, tombstone: { key, db, _ in
+            // The retention purge of the notice's owner: the copy held here goes too.
+            try SchedulingRetention.forget(key, db: db)
         }) { envelope, ctx in
             try Scheduler.apply(envelope.payload, messageId: envelope.id, message: ctx.record.value, db: ctx.db)
         }
