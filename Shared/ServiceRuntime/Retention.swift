@@ -84,6 +84,26 @@ public struct PurgeRule: Sendable {
         }
     }
 
+    /// Purges, one key at a time with `forget`, the records whose keys `select` finds (SQL
+    /// selecting one text column, with `:cutoff` and `:limit`), and queues a tombstone for each
+    /// key on `topic`: a compacted topic whose last record of the key still carries the data.
+    /// Compaction then drops it there too, and each replica that reads the tombstone runs the
+    /// same `forget` on its own copy (`TopicHandler.on(…, tombstone:)`).
+    public static func forgetting(
+        _ name: String, select: String, tombstonesOn topic: String, producer: ServiceName,
+        forget: @escaping @Sendable (_ key: String, _ db: Database) throws -> Void
+    ) -> PurgeRule {
+        PurgeRule(name: name) { db, cutoff, now, limit in
+            let keys = try String.fetchAll(db, sql: select, arguments: ["cutoff": cutoff, "limit": limit])
+            let outbox = Outbox(db: db, producer: producer.rawValue)
+            for key in keys {
+                try forget(key, db)
+                try outbox.tombstone(topic: topic, key: key, id: MessageID.derived(from: key, "retention-tombstone"), now: now)
+            }
+            return keys.count
+        }
+    }
+
     /// The runtime's own table every service has: a dead letter's payload (the rejected input)
     /// and its error text (which may quote the input) go; the row stays — service, topic,
     /// offset, message id, error class, attempts, dates, status — and so do its actions

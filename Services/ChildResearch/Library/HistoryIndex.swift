@@ -19,8 +19,8 @@ import ServiceRuntime
 ///   keys) however large the history grows, and a lookup probes each generation, newest first
 ///   (index-v2; index-v1 stored the bare 64-bit hash). A lookup for children reads children's
 ///   keys only, and one for adults adults' (index-v3): a child shares its dwelling, surname and
-///   postcode with its parents, and before v3 those adults' rows filled half of every child's
-///   candidate list, each fetched to be thrown away.
+///   postcode with its parents, and before v3 those adults' rows took places in every child's
+///   candidate ranking and were each looked up to be filtered out.
 public enum HistoryIndex {
     public static let migration = StoreMigration("child-research-index-v1") { db in
         try db.execute(sql: """

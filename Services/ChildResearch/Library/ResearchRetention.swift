@@ -26,15 +26,8 @@ public enum ResearchRetention {
     /// Proposals made before the retention period. Each also gets a tombstone on the compacted
     /// `encompass.review.proposals`, whose last record of the proposal still carries the child:
     /// compaction drops it there, and every replica that reads the tombstone deletes its copy.
-    static let proposals = PurgeRule(name: "research.proposal") { db, cutoff, now, limit in
-        let ids = try String.fetchAll(db, sql: "SELECT proposalId FROM proposal WHERE createdAt < ? LIMIT ?", arguments: [cutoff, limit])
-        let outbox = Outbox(db: db, producer: ServiceName.childResearch.rawValue)
-        for id in ids {
-            try forgetProposal(id, db: db)
-            try outbox.tombstone(topic: Topics.reviewProposals.name, key: id, id: MessageID.derived(from: id, "retention-tombstone"), now: now)
-        }
-        return ids.count
-    }
+    static let proposals = PurgeRule.forgetting("research.proposal", select: "SELECT proposalId FROM proposal WHERE createdAt < :cutoff LIMIT :limit",
+                                                tombstonesOn: Topics.reviewProposals.name, producer: .childResearch, forget: forgetProposal)
 
     /// Deletes a proposal (the reviewers' rejections stay): the purge's own step, and a
     /// replica's answer to the tombstone of the proposal.

@@ -16,18 +16,9 @@ public enum SchedulingRetention {
     static let purgeable = "state IN ('\(PendingState.released.rawValue)', '\(PendingState.cancelled.rawValue)')"
 
     public static let rules: [PurgeRule] = [
-        PurgeRule(name: "scheduling.notice") { db, cutoff, now, limit in
-            let notices = try String.fetchAll(db, sql: """
-                SELECT noticeId FROM \(PendingNoticeRow.databaseTableName) WHERE updatedAt < ? AND length(due) > 0 AND \(purgeable) LIMIT ?
-                """, arguments: [cutoff, limit])
-            let outbox = Outbox(db: db, producer: ServiceName.scheduling.rawValue)
-            for notice in notices {
-                try forget(notice, db: db)
-                try outbox.tombstone(topic: Topics.schedulingChangelog.name, key: notice,
-                                     id: MessageID.derived(from: notice, "retention-tombstone"), now: now)
-            }
-            return notices.count
-        },
+        .forgetting("scheduling.notice", select: """
+            SELECT noticeId FROM \(PendingNoticeRow.databaseTableName) WHERE updatedAt < :cutoff AND length(due) > 0 AND \(purgeable) LIMIT :limit
+            """, tombstonesOn: Topics.schedulingChangelog.name, producer: .scheduling, forget: forget),
     ]
 
     /// Purges the `NoticeDue` of a released or cancelled notice (a pending one keeps it): the
