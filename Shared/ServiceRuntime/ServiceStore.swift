@@ -280,11 +280,19 @@ public protocol ReplaceableRecord: PersistableRecord {
 extension ReplaceableRecord {
     /// `INSERT OR REPLACE` of the whole row.
     public func insertOrReplace(_ db: Database) throws {
-        let columns = Self.replacementColumns
-        let sql = "INSERT OR REPLACE INTO \(Self.databaseTableName.quotedDatabaseIdentifier) ("
+        try db.cachedStatement(sql: Self.replacementSQL).execute(arguments: StatementArguments(replacementValues))
+    }
+
+    /// The statement's SQL, built once per record type (this runs once per message).
+    static var replacementSQL: String {
+        let type = ObjectIdentifier(Self.self)
+        if let sql = replacementSQLs.withLock({ $0[type] }) { return sql }
+        let columns = replacementColumns
+        let sql = "INSERT OR REPLACE INTO \(databaseTableName.quotedDatabaseIdentifier) ("
             + columns.map(\.quotedDatabaseIdentifier).joined(separator: ", ") + ") VALUES ("
             + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
-        try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(replacementValues))
+        replacementSQLs.withLock { $0[type] = sql }
+        return sql
     }
 
     /// Where `replacementColumns`/`replacementValues` differ from GRDB's Codable encoding of
@@ -301,6 +309,9 @@ extension ReplaceableRecord {
         return drift
     }
 }
+
+/// `ReplaceableRecord.replacementSQL` of each record type.
+private let replacementSQLs = Locked<[ObjectIdentifier: String]>([:])
 
 extension Date {
     /// The date as GRDB stores it (`yyyy-MM-dd HH:mm:ss.SSS` UTC text), written without GRDB's
