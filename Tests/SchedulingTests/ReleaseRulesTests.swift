@@ -481,6 +481,32 @@ struct ChangelogApplyTests {
         }
     }
 
+    @Test("a forgotten notice (retention) replaces any copy and is never undone; a pending one, or one with another part, is refused")
+    func forgottenMarker() throws {
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("apply-forgotten") + "/scheduling.sqlite", migrations: Scheduler.migrations)
+        var held = try PendingNoticeRow(try #require(state("n1", .released, revision: 2).notice))
+        held.releasedAt = instant("2025-11-04 08:00")
+        let gone = SchedulingChangelog(forgotten: held.forgotten)
+        try store.pool.write { db in
+            try Scheduler.apply(state("n1", .pending, revision: 2), db: db)
+            try Scheduler.apply(gone, messageId: "f-1", db: db)
+            let row = try #require(try PendingNoticeRow.fetchOne(db, key: "n1"))
+            #expect(row.state == .released && row.due.isEmpty && row.changelogId == "f-1" && row.schoolURN == "100001")
+            #expect(row.releasedAt == instant("2025-11-04 08:00") && row.incidentRevision == 2)
+            // Nothing brings the notice back: not a later pending state, not its old release.
+            try Scheduler.apply(state("n1", .pending, revision: 9), db: db)
+            try Scheduler.apply(state("n1", .released, revision: 2), db: db)
+            #expect(try PendingNoticeRow.fetchOne(db, key: "n1") == row)
+        }
+        #expect(gone.validationErrors().isEmpty)
+        var pending = gone
+        pending.forgotten?.state = .pending
+        #expect(pending.validationErrors().map(\.field) == ["forgotten.state"])
+        var both = gone
+        both.notice = state("n1", .released, revision: 2).notice
+        #expect(both.validationErrors().map(\.field) == ["notice"])
+    }
+
     @Test("final states win and stay; a pending state replaces only an older or equal revision")
     func ordering() throws {
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("apply") + "/scheduling.sqlite", migrations: Scheduler.migrations)

@@ -45,6 +45,15 @@ func queuedTombstones(_ store: ServiceStore) throws -> [[String]] {
     }
 }
 
+/// The records queued in the outbox, as a replica reads them from Kafka (tombstones excepted).
+func queuedRecords(_ store: ServiceStore) throws -> [KafkaRecord] {
+    try rawRead(store) { db in
+        try OutboxMessage.order(Column("id")).fetchAll(db).map(\.producerRecord).filter { !$0.isTombstone }.enumerated().map { offset, record in
+            KafkaRecord(topic: record.topic, partition: 0, offset: Int64(offset), key: record.key, value: record.value, headers: record.headers)
+        }
+    }
+}
+
 /// A tombstone as a replica reads it from Kafka.
 func tombstoneRecord(_ topic: String, key: String) -> KafkaRecord {
     KafkaRecord(topic: topic, partition: 0, offset: 9, key: Array(key.utf8), value: [], isTombstone: true)
@@ -216,7 +225,7 @@ struct RetentionTests {
         #expect(try await store.pool.read { db in try CSCRequests.open(db, lpa: "all").map(\.childId) } == ["c-0009"])
     }
 
-    @Test("scheduling: released and cancelled notices lose their NoticeDue, a pending one keeps it")
+    @Test("scheduling: released and cancelled notices lose their NoticeDue, a pending one keeps it; the changelog keeps a marker without it")
     func scheduling() async throws {
         let clock = ManualClock(start)
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("ret-scheduling") + "/s.sqlite", migrations: Scheduler.migrations)
@@ -242,11 +251,23 @@ struct RetentionTests {
         #expect(rows[0]["releasedAt"] as Date? != nil)
         #expect(!fileContains(store, "OLDRELEASEDSENTINEL") && !fileContains(store, "OLDCANCELLEDSENTINEL"))
         #expect(fileContains(store, "OLDPENDINGSENTINEL") && fileContains(store, "NEWRELEASEDSENTINEL"))
-        // The compacted changelog still holds each purged notice's last state: a tombstone each.
+        // The compacted changelog still holds each purged notice's last state: the purge
+        // publishes what the row keeps as the notice's last record, without the NoticeDue.
         let changelog = Topics.schedulingChangelog.name
-        #expect(try queuedTombstones(store) == [[changelog, "0001"], [changelog, "0002"]])
+        #expect(try queuedTombstones(store).isEmpty)
+        let markers = try queuedRecords(store).sorted { ($0.keyString ?? "") < ($1.keyString ?? "") }
+        #expect(markers.map { [$0.topic, $0.keyString ?? ""] } == [[changelog, "0001"], [changelog, "0002"]])
+        for marker in markers {
+            #expect(!marker.value.isEmpty && !Data(marker.value).contains(Data("SENTINEL".utf8)))
+            let gone = try #require(try WireFormat.decode(SchedulingChangelog.self, from: marker.value).payload.forgotten)
+            #expect(gone.noticeId == marker.keyString && gone.state.isFinal && gone.schoolURN == "110001")
+        }
+        // The owner's row points at its marker, so the marker coming back is skipped undecoded.
+        #expect(try rawRead(store) { try String.fetchAll($0, sql: "SELECT changelogId FROM pendingNotice WHERE noticeId IN ('0001', '0002') ORDER BY noticeId") }
+                == markers.map { $0.header(MessageHeader.messageId)?.stringValue ?? "-" })
 
-        // A replica that reads a tombstone purges its own copy, never a pending notice's.
+        // A replica that reads a marker purges its own copy and learns of a notice it never held;
+        // a pending notice's copy is not touched.
         let replica = try ServiceStore(path: TestPaths.temporaryDirectory("ret-scheduling-replica") + "/s.sqlite", migrations: Scheduler.migrations)
         try await replica.pool.write { db in
             try row("0001", .released, "REPLICARELEASEDSENTINEL").insert(db)
@@ -254,6 +275,42 @@ struct RetentionTests {
         }
         let handler = SchedulingService.changelogHandler()
         try await replica.pool.write { db in
+            for marker in markers {
+                let outcome = try handler.apply(marker, db, Outbox(db: db, producer: "scheduling"), clock.now, TestLog.logger("replica"))
+                #expect(outcome == .applied)
+            }
+        }
+        let copies = try rawRead(replica) { try Row.fetchAll($0, sql: "SELECT noticeId, state, length(due) AS size FROM pendingNotice ORDER BY noticeId") }
+        #expect(copies.map { $0["noticeId"] as String? } == ["0001", "0002", "0003"])
+        #expect(copies.map { $0["state"] as String? } == ["released", "cancelled", "pending"])
+        #expect(copies.map { ($0["size"] as Int? ?? 0) > 0 } == [false, false, true])
+        try await replica.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        #expect(!fileContains(replica, "REPLICARELEASEDSENTINEL") && fileContains(replica, "REPLICAPENDINGSENTINEL"))
+
+        // An instance restored from the changelog after compaction (only the markers left)
+        // still knows the notice was sent: a re-delivered request for it is not scheduled again.
+        let restored = try ServiceStore(path: TestPaths.temporaryDirectory("ret-scheduling-restored") + "/s.sqlite", migrations: Scheduler.migrations)
+        let requests = SchedulingService.requestHandler(settings: try SchedulingService.Settings.fromEnvironment([:]))
+        var request = notice(urn: "110001", childGiven: "REDELIVEREDSENTINEL", email: "dsl@110001.example", occurrence: "432500001",
+                             releaseAt: clock.now).request
+        request.noticeId = "0001"
+        let redelivered = Envelope(id: MessageID.fresh(), key: "0001", producer: "school-resolution", createdAt: clock.now, payload: request)
+        try await restored.pool.write { db in
+            for marker in markers { _ = try handler.apply(marker, db, Outbox(db: db, producer: "scheduling"), clock.now, TestLog.logger("restored")) }
+            let record = KafkaRecord(topic: Topics.noticeRequests.name, partition: 0, offset: 1, key: Array("0001".utf8),
+                                     value: try WireFormat.encode(redelivered))
+            let outcome = try requests.apply(record, db, Outbox(db: db, producer: "scheduling"), clock.now, TestLog.logger("restored"))
+            #expect(outcome == .applied)
+        }
+        #expect(try queuedRecords(restored).isEmpty)
+        #expect(try rawRead(restored) { try Row.fetchAll($0, sql: "SELECT state, length(due) AS size FROM pendingNotice WHERE noticeId = '0001'") }
+            .map { [$0["state"] as String? ?? "", "\($0["size"] as Int? ?? -1)"] } == [["released", "0"]])
+
+        // A tombstone (an operator's erasure of the key) purges a replica's copy too, never a pending notice's.
+        try await replica.pool.write { db in
+            try db.execute(sql: "DELETE FROM pendingNotice")
+            try row("0001", .released, "TOMBSTONEDSENTINEL").insert(db)
+            try row("0003", .pending, "REPLICAPENDINGSENTINEL").insert(db)
             for key in ["0001", "0003", "0009"] {
                 let outcome = try handler.apply(tombstoneRecord(changelog, key: key), db, Outbox(db: db, producer: "scheduling"), clock.now, TestLog.logger("replica"))
                 #expect(outcome == .applied)
@@ -262,10 +319,9 @@ struct RetentionTests {
         #expect(try rawRead(replica) { try Int.fetchAll($0, sql: "SELECT length(due) FROM pendingNotice ORDER BY noticeId") }.map { $0 > 0 } == [false, true])
         // Old page images stay in the write-ahead log until a checkpoint: then the value is gone from the files.
         try await replica.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
-        #expect(!fileContains(replica, "REPLICARELEASEDSENTINEL") && fileContains(replica, "REPLICAPENDINGSENTINEL"))
+        #expect(!fileContains(replica, "TOMBSTONEDSENTINEL") && fileContains(replica, "REPLICAPENDINGSENTINEL"))
         // A topic that takes no tombstones refuses one, with the reason.
-        try await replica.pool.write { db in
-            let requests = SchedulingService.requestHandler(settings: try SchedulingService.Settings.fromEnvironment([:]))
+        try await replica.pool.write { db -> Void in
             #expect {
                 try requests.apply(tombstoneRecord(Topics.noticeRequests.name, key: "0001"), db, Outbox(db: db, producer: "scheduling"), clock.now, TestLog.logger("replica"))
             } throws: { ($0 as? RejectedMessage)?.errorClass == "message.tombstone" }

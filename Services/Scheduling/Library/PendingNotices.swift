@@ -81,11 +81,39 @@ public struct SchedulingChangelog: MessagePayload {
         public var updatedAt: Date
     }
 
+    /// A released or cancelled notice whose `NoticeDue` the retention purge removed: what
+    /// scheduling keeps of it (the row without its personal data). The owner publishes it as
+    /// the notice's last record, so compaction drops the earlier records (which carry the
+    /// `NoticeDue`) while the topic still remembers that the notice was sent: an instance
+    /// restored from the changelog ignores a re-delivered request for it, as the owner does.
+    public struct ForgottenNotice: Codable, Sendable, Equatable {
+        public var noticeId: String
+        public var partition: Int
+        public var forceCode: String
+        public var occurrenceNumber: String
+        public var schoolURN: String
+        public var laCode: String
+        public var state: PendingState
+        public var incidentRevision: Int
+        public var releaseAt: Date
+        public var escalate: Bool
+        public var updatedAt: Date
+        public var releasedAt: Date?
+    }
+
     public var notice: NoticeState?
     public var schoolTermDates: SchoolTermDates?
+    public var forgotten: ForgottenNotice?
 
     public func validationErrors() -> [FieldError] {
-        (notice == nil) == (schoolTermDates == nil) ? [FieldError("notice", "exactly one of notice and schoolTermDates")] : []
+        var errors: [FieldError] = []
+        if [notice != nil, schoolTermDates != nil, forgotten != nil].filter({ $0 }).count != 1 {
+            errors.append(FieldError("notice", "exactly one of notice, schoolTermDates and forgotten"))
+        }
+        if let forgotten, !forgotten.state.isFinal {
+            errors.append(FieldError("forgotten.state", "a forgotten notice is released or cancelled, not \(forgotten.state.rawValue)"))
+        }
+        return errors
     }
 
     public static func termDatesKey(_ urn: String) -> String { "term-dates:\(urn)" }
@@ -100,6 +128,22 @@ extension PendingNoticeRow {
             laCode: state.due.request.school.localAuthorityCode, incidentRevision: state.incidentRevision,
             releaseAt: state.releaseAt, escalate: state.escalate, state: state.state,
             due: try message.map { Data($0) } ?? WireFormat.data(state.due), updatedAt: state.updatedAt, releasedAt: state.releasedAt)
+    }
+
+    /// The row as the retention purge leaves it, without its `NoticeDue`.
+    init(_ gone: SchedulingChangelog.ForgottenNotice, changelogId: String?) {
+        self.init(
+            noticeId: gone.noticeId, partition: gone.partition, forceCode: gone.forceCode, occurrenceNumber: gone.occurrenceNumber,
+            schoolURN: gone.schoolURN, laCode: gone.laCode, incidentRevision: gone.incidentRevision, releaseAt: gone.releaseAt,
+            escalate: gone.escalate, state: gone.state, due: Data(), updatedAt: gone.updatedAt, releasedAt: gone.releasedAt,
+            changelogId: changelogId)
+    }
+
+    /// What the changelog keeps of this row once its `NoticeDue` is purged.
+    var forgotten: SchedulingChangelog.ForgottenNotice {
+        .init(noticeId: noticeId, partition: partition, forceCode: forceCode, occurrenceNumber: occurrenceNumber, schoolURN: schoolURN,
+              laCode: laCode, state: state, incidentRevision: incidentRevision, releaseAt: releaseAt, escalate: escalate,
+              updatedAt: updatedAt, releasedAt: releasedAt)
     }
 
     func changelog() throws -> SchedulingChangelog.NoticeState { changelog(due: try notice()) }
@@ -242,7 +286,8 @@ public struct Scheduler: Sendable {
     }
 
     /// A changelog record (every instance): keep the latest state. Final states win; a pending
-    /// state replaces a pending one of the same or an older revision.
+    /// state replaces a pending one of the same or an older revision; a forgotten notice
+    /// replaces whatever is held (it is the notice's last record).
     /// `messageId` is the record's id, kept with the row (see `changelogId`).
     /// `message`, the record's value, becomes the row's `due` as it is.
     public static func apply(_ entry: SchedulingChangelog, messageId: String? = nil, message: [UInt8]? = nil, db: Database) throws {
@@ -254,6 +299,14 @@ public struct Scheduler: Sendable {
             var row = try PendingNoticeRow(state, message: message)
             row.changelogId = messageId
             try row.insertOrReplace(db)
+        }
+        if let gone = entry.forgotten {
+            // The owner purged the notice's personal data: so does every copy. A copy that
+            // never saw the notice (restored after compaction) learns that it was sent.
+            if let local = try PendingNoticeRow.fetchOne(db, where: "noticeId", equals: gone.noticeId), local.state.isFinal, local.due.isEmpty {
+                return
+            }
+            try PendingNoticeRow(gone, changelogId: messageId).insertOrReplace(db)
         }
         if let terms = entry.schoolTermDates {
             if let local = try SchoolTermDatesRow.fetchOne(db, key: terms.urn), local.updatedAt > terms.updatedAt { return }

@@ -9,20 +9,34 @@ import ServiceRuntime
 /// time, state, when released — so the schedule's history can still be told. A notice still
 /// pending is never purged (it has not been sent yet; it would be a stuck notice to look at).
 ///
-/// Each purged notice's key also gets a tombstone on the compacted `encompass.scheduling.changelog`,
-/// whose last record of the notice still carries the `NoticeDue`: compaction then drops it
-/// there too, and every replica that reads the tombstone purges its own copy (`forget`).
+/// The compacted `encompass.scheduling.changelog` still holds each purged notice's last state,
+/// with its `NoticeDue`. So the purge publishes, as the notice's last record, what the row
+/// keeps (`SchedulingChangelog.ForgottenNotice`): compaction drops the earlier records, every
+/// replica purges its own copy when it reads the marker, and an instance restored from the
+/// changelog still knows that the notice was sent, so a re-delivered request for it is
+/// ignored. (A tombstone would erase that memory too; a replica still honours one, as an
+/// operator's erasure of a key: `forget`.)
 public enum SchedulingRetention {
     static let purgeable = "state IN ('\(PendingState.released.rawValue)', '\(PendingState.cancelled.rawValue)')"
 
     public static let rules: [PurgeRule] = [
-        .forgetting("scheduling.notice", select: """
-            SELECT noticeId FROM \(PendingNoticeRow.databaseTableName) WHERE updatedAt < :cutoff AND length(due) > 0 AND \(purgeable) LIMIT :limit
-            """, tombstonesOn: Topics.schedulingChangelog.name, producer: .scheduling, forget: forget),
+        PurgeRule(name: "scheduling.notice") { db, cutoff, now, limit in
+            let rows = try PendingNoticeRow.fetchAll(db, sql: """
+                SELECT * FROM \(PendingNoticeRow.databaseTableName) WHERE updatedAt < ? AND length(due) > 0 AND \(purgeable) LIMIT ?
+                """, arguments: [cutoff, limit])
+            let outbox = Outbox(db: db, producer: ServiceName.scheduling.rawValue)
+            for row in rows {
+                let id = MessageID.derived(from: row.noticeId, "retention-forgotten")
+                try outbox.publish(SchedulingChangelog(forgotten: row.forgotten), to: Topics.schedulingChangelog.name, key: row.noticeId,
+                                   id: id, now: now)
+                try PendingNoticeRow(row.forgotten, changelogId: id).insertOrReplace(db)
+            }
+            return rows.count
+        },
     ]
 
-    /// Purges the `NoticeDue` of a released or cancelled notice (a pending one keeps it): the
-    /// purge's own step, and a replica's answer to the changelog's tombstone for the notice.
+    /// Purges the `NoticeDue` of a released or cancelled notice (a pending one keeps it): a
+    /// replica's answer to a tombstone for the notice on the changelog.
     static func forget(_ noticeId: String, db: Database) throws {
         try db.execute(sql: "UPDATE \(PendingNoticeRow.databaseTableName) SET due = X'' WHERE noticeId = ? AND length(due) > 0 AND \(purgeable)",
                        arguments: [noticeId])

@@ -95,7 +95,8 @@ public enum SchedulingService {
             guard let key = record.keyString else { return false }
             return try Scheduler.holdsChangelog(messageId, noticeId: key, db: db)
         }, tombstone: { key, db, _ in
-            // The retention purge of the notice's owner: the copy held here goes too.
+            // An erasure of the key on the compacted topic (an operator's; the owner's own
+            // retention purge publishes a `forgotten` marker instead): the copy held here goes too.
             try SchedulingRetention.forget(key, db: db)
         }) { envelope, ctx in
             try Scheduler.apply(envelope.payload, messageId: envelope.id, message: ctx.record.value, db: ctx.db)
