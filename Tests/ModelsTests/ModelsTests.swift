@@ -100,3 +100,22 @@ struct TopicTests {
         #expect(Set(ServiceName.allCases.map(\.defaultGroupId)).count == ServiceName.allCases.count)
     }
 }
+
+@Suite("Text similarity")
+struct TextSimilarityTests {
+    func scalars(_ text: String) -> [Unicode.Scalar] { Array(text.unicodeScalars) }
+
+    @Test("Jaro-Winkler: textbook values, the same over bytes and scalars, symmetric, 0 for nothing in common, 1 for equal")
+    func jaroWinkler() {
+        for (a, b, expected) in [("martha", "marhta", 0.9611), ("dwayne", "duane", 0.84), ("dixon", "dicksonx", 0.8133), ("abc", "xyz", 0.0)] {
+            let bytes = TextSimilarity.jaroWinkler(Array(a.utf8), Array(b.utf8))
+            #expect(abs(bytes - expected) < 0.001, "\(a)/\(b)")
+            #expect(TextSimilarity.jaroWinkler(scalars(a), scalars(b)) == bytes)
+            #expect(TextSimilarity.jaroWinkler(Array(b.utf8), Array(a.utf8)) == bytes)
+        }
+        #expect(TextSimilarity.jaroWinkler(scalars("zoë"), scalars("zoë")) == 1)
+        #expect(TextSimilarity.jaroWinkler([UInt8](), Array("a".utf8)) == 0)
+        // Over scalars an accented letter is one unit: "zoë"/"zoe" share two of three.
+        #expect(TextSimilarity.jaroWinkler(scalars("zoë"), scalars("zoe")) > TextSimilarity.jaroWinkler(Array("zoë".utf8), Array("zoe".utf8)))
+    }
+}

@@ -1,3 +1,4 @@
+import EncompassModels
 import Foundation
 
 /// Text normalisation and similarity used by the person matcher: names, UK given-name
@@ -69,33 +70,7 @@ public enum NameText {
     }
 
     public static func jaroWinkler(_ s: [UInt8], _ t: [UInt8]) -> Double {
-        if s.isEmpty || t.isEmpty { return 0 }
-        if s == t { return 1 }
-        let window = max(0, max(s.count, t.count) / 2 - 1)
-        var sMatched = [Bool](repeating: false, count: s.count)
-        var tMatched = [Bool](repeating: false, count: t.count)
-        var matches = 0
-        for i in 0..<s.count {
-            let lo = max(0, i - window), hi = min(t.count - 1, i + window)
-            if lo > hi { continue }
-            for j in lo...hi where !tMatched[j] && s[i] == t[j] {
-                sMatched[i] = true; tMatched[j] = true; matches += 1
-                break
-            }
-        }
-        if matches == 0 { return 0 }
-        var transpositions = 0
-        var k = 0
-        for i in 0..<s.count where sMatched[i] {
-            while !tMatched[k] { k += 1 }
-            if s[i] != t[k] { transpositions += 1 }
-            k += 1
-        }
-        let m = Double(matches)
-        let jaro = (m / Double(s.count) + m / Double(t.count) + (m - Double(transpositions / 2)) / m) / 3
-        var prefix = 0
-        while prefix < min(4, s.count, t.count), s[prefix] == t[prefix] { prefix += 1 }
-        return jaro + Double(prefix) * 0.1 * (1 - jaro)
+        TextSimilarity.jaroWinkler(s, t)
     }
 }
 

@@ -307,34 +307,9 @@ public struct SchoolMatcher: Sendable {
         return jw >= 0.88 ? jw : 0
     }
 
+    /// Jaro-Winkler over the words' unicode scalars.
     static func jaroWinkler(_ s1: String, _ s2: String) -> Double {
-        let a = Array(s1.unicodeScalars), b = Array(s2.unicodeScalars)
-        if a.isEmpty || b.isEmpty { return 0 }
-        let range = max(0, max(a.count, b.count) / 2 - 1)
-        var aMatched = [Bool](repeating: false, count: a.count)
-        var bMatched = [Bool](repeating: false, count: b.count)
-        var matches = 0
-        for i in 0..<a.count {
-            let lo = max(0, i - range), hi = min(b.count - 1, i + range)
-            if lo > hi { continue }
-            for j in lo...hi where !bMatched[j] && a[i] == b[j] {
-                aMatched[i] = true; bMatched[j] = true; matches += 1
-                break
-            }
-        }
-        if matches == 0 { return 0 }
-        var transpositions = 0
-        var k = 0
-        for i in 0..<a.count where aMatched[i] {
-            while !bMatched[k] { k += 1 }
-            if a[i] != b[k] { transpositions += 1 }
-            k += 1
-        }
-        let m = Double(matches)
-        let jaro = (m / Double(a.count) + m / Double(b.count) + (m - Double(transpositions) / 2) / m) / 3
-        var prefix = 0
-        while prefix < min(4, min(a.count, b.count)) && a[prefix] == b[prefix] { prefix += 1 }
-        return jaro + Double(prefix) * 0.1 * (1 - jaro)
+        TextSimilarity.jaroWinkler(Array(s1.unicodeScalars), Array(s2.unicodeScalars))
     }
 }
 
