@@ -263,8 +263,8 @@ enum JSONText {
     }
 }
 
-/// A record that handlers write once per message: inserted or replaced whole by a statement
-/// prepared once per connection. GRDB's `save`, `upsert` and `insert` generate their SQL on
+/// A record that handlers write once per message: inserted, or inserted or replaced, whole by a
+/// statement prepared once per connection. GRDB's `save`, `upsert` and `insert` generate their SQL on
 /// every call (`upsert` was a sixth of school resolution's time in the pipeline benchmark).
 ///
 /// The table must have no foreign keys or triggers that a replacement (a delete, then an
@@ -280,18 +280,24 @@ public protocol ReplaceableRecord: PersistableRecord {
 extension ReplaceableRecord {
     /// `INSERT OR REPLACE` of the whole row.
     public func insertOrReplace(_ db: Database) throws {
-        try db.cachedStatement(sql: Self.replacementSQL).execute(arguments: StatementArguments(replacementValues))
+        try db.cachedStatement(sql: Self.insertionSQL(replace: true)).execute(arguments: StatementArguments(replacementValues))
     }
 
-    /// The statement's SQL, built once per record type (this runs once per message).
-    static var replacementSQL: String {
-        let type = ObjectIdentifier(Self.self)
-        if let sql = replacementSQLs.withLock({ $0[type] }) { return sql }
+    /// A plain `INSERT` of the whole row: the table's own conflict clauses decide what a
+    /// duplicate does (a unique column `ON CONFLICT IGNORE` drops it).
+    public func insertRow(_ db: Database) throws {
+        try db.cachedStatement(sql: Self.insertionSQL(replace: false)).execute(arguments: StatementArguments(replacementValues))
+    }
+
+    /// The statement's SQL, built once per record type and verb (this runs once per message).
+    static func insertionSQL(replace: Bool) -> String {
+        let key = InsertionKey(type: ObjectIdentifier(Self.self), replace: replace)
+        if let sql = insertionSQLs.withLock({ $0[key] }) { return sql }
         let columns = replacementColumns
-        let sql = "INSERT OR REPLACE INTO \(databaseTableName.quotedDatabaseIdentifier) ("
+        let sql = (replace ? "INSERT OR REPLACE INTO " : "INSERT INTO ") + databaseTableName.quotedDatabaseIdentifier + " ("
             + columns.map(\.quotedDatabaseIdentifier).joined(separator: ", ") + ") VALUES ("
             + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
-        replacementSQLs.withLock { $0[type] = sql }
+        insertionSQLs.withLock { $0[key] = sql }
         return sql
     }
 
@@ -310,8 +316,13 @@ extension ReplaceableRecord {
     }
 }
 
-/// `ReplaceableRecord.replacementSQL` of each record type.
-private let replacementSQLs = Locked<[ObjectIdentifier: String]>([:])
+/// `ReplaceableRecord.insertionSQL` of each record type and verb.
+private struct InsertionKey: Hashable {
+    var type: ObjectIdentifier
+    var replace: Bool
+}
+
+private let insertionSQLs = Locked<[InsertionKey: String]>([:])
 
 extension Date {
     /// The date as GRDB stores it (`yyyy-MM-dd HH:mm:ss.SSS` UTC text), written without GRDB's

@@ -184,7 +184,9 @@ public struct TelephoneTask: Codable, FetchableRecord, PersistableRecord, Sendab
 }
 
 /// One event of a notice's life: dispatch's own and those scheduling publishes.
-public struct AuditEntry: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
+/// Written by `insertRow` (a statement prepared once: every notice event passes here); the
+/// unique `eventId` (`ON CONFLICT IGNORE`) drops an event seen before.
+public struct AuditEntry: Codable, FetchableRecord, MutablePersistableRecord, ReplaceableRecord, Sendable, Equatable {
     public static let databaseTableName = "noticeAudit"
     public var id: Int64?
     public var eventId: String
@@ -199,6 +201,9 @@ public struct AuditEntry: Codable, FetchableRecord, MutablePersistableRecord, Se
     public var producer: String
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    public static let replacementColumns = ["id", "eventId", "noticeId", "kind", "at", "forceCode", "occurrenceNumber", "schoolURN", "detail", "producer"]
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [id, eventId, noticeId, kind, at.stored, forceCode, occurrenceNumber, schoolURN, detail, producer] }
 }
 
 public struct SchoolPassword: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
@@ -247,17 +252,17 @@ public enum Audit {
 
     /// A local-only audit row (not published), e.g. a refused sign-in.
     public static func recordLocal(_ kind: String, notice: NoticeRow, detail: String?, db: Database, now: Date) throws {
-        var row = AuditEntry(eventId: MessageID.fresh(), noticeId: notice.noticeId, kind: kind, at: now, forceCode: notice.forceCode,
+        let row = AuditEntry(eventId: MessageID.fresh(), noticeId: notice.noticeId, kind: kind, at: now, forceCode: notice.forceCode,
                              occurrenceNumber: notice.occurrenceNumber, schoolURN: notice.schoolURN, detail: detail,
                              producer: ServiceName.dispatch.rawValue)
-        try row.insert(db)
+        try row.insertRow(db)
     }
 
     /// Stores an event (own or consumed); an event id seen before is ignored.
     public static func insert(_ event: NoticeEvent, eventId: String, producer: String, db: Database) throws {
-        var row = AuditEntry(eventId: eventId, noticeId: event.noticeId, kind: event.kind.rawValue, at: event.at,
+        let row = AuditEntry(eventId: eventId, noticeId: event.noticeId, kind: event.kind.rawValue, at: event.at,
                              forceCode: event.forceCode, occurrenceNumber: event.occurrenceNumber, schoolURN: event.schoolURN,
                              detail: event.detail, producer: producer)
-        try row.insert(db)
+        try row.insertRow(db)
     }
 }
