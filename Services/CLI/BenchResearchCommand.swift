@@ -65,7 +65,7 @@ struct ResearchBench: AsyncParsableCommand {
             let start = DispatchTime.now().uptimeNanoseconds
             let startCPU = Self.cpuTime(CLOCK_PROCESS_CPUTIME_ID)
             try store.pool.write { db in
-                try HistoryIndex.tuneConnection(db)
+                try HistoryIndex.tuneForBulkLoad(db)
                 for incident in incidents { try HistoryIndex.index(incident, revision: 0, source: "bench", db: db) }
             }
             seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -20,7 +20,10 @@ public final class ServiceStore: Sendable {
     public let pool: DatabasePool
     public let path: String
 
-    public init(path: String, migrations: [StoreMigration] = []) throws {
+    /// `writerSetup` runs once on the connection that writes (not on the pool's readers), after
+    /// the runtime's own settings: e.g. a larger page cache for the tables a service's handlers
+    /// search in their transactions.
+    public init(path: String, migrations: [StoreMigration] = [], writerSetup: (@Sendable (Database) throws -> Void)? = nil) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -35,6 +38,7 @@ public final class ServiceStore: Sendable {
             // Deleted or overwritten values are zeroed where that costs no extra I/O (personal
             // data does not linger in free space; the retention purge zeroes everything).
             try db.execute(sql: "PRAGMA secure_delete = FAST")
+            if let writerSetup, !db.configuration.readonly { try writerSetup(db) }
         }
         self.path = path
         self.pool = try DatabasePool(path: path, configuration: configuration)

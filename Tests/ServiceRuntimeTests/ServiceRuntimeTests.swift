@@ -1,4 +1,4 @@
-import EncompassKafka
+@testable import EncompassKafka
 import EncompassModels
 import EncompassTestSupport
 import Foundation
@@ -339,6 +339,20 @@ struct OutboxRowTests {
         let inbox = try store.pool.read { try InboxEntry.fetchAll($0) }
         #expect(inbox.map(\.messageId) == ["m-1"] && inbox.first?.partition == 3 && inbox.first?.offset == 7)
         #expect(rows.first?.producerRecord.isTombstone == false)
+    }
+
+    @Test("a store's writer setup runs on the writing connection only; the readers keep SQLite's defaults")
+    func writerSetup() async throws {
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("writer-setup") + "/store.sqlite",
+                                     writerSetup: { db in try db.execute(sql: "PRAGMA cache_size = -16384") })
+        #expect(try await store.pool.write { try Int.fetchOne($0, sql: "PRAGMA cache_size") } == -16384)
+        #expect(try await store.pool.read { try Int.fetchOne($0, sql: "PRAGMA cache_size") } == -2000)
+        // The consumers' prefetch: 8 MiB for work, less for a replica, and a property overrides it.
+        let client = KafkaClientConfiguration(bootstrapServers: "127.0.0.1:9")
+        #expect(KafkaConsumerConfiguration(client: client, groupId: "g", topics: ["t"]).properties["queued.max.messages.kbytes"] == "8192")
+        #expect(KafkaConsumerConfiguration(client: client, groupId: "g", topics: ["t"], prefetchKiB: 4096).properties["queued.max.messages.kbytes"] == "4096")
+        let overridden = KafkaClientConfiguration(bootstrapServers: "127.0.0.1:9", consumerProperties: ["queued.max.messages.kbytes": "65536"])
+        #expect(KafkaConsumerConfiguration(client: overridden, groupId: "g", topics: ["t"]).properties["queued.max.messages.kbytes"] == "65536")
     }
 
     @Test("a queued tombstone leaves the outbox as a record with no value, its id and the tombstone header")

@@ -27,10 +27,10 @@ public enum ChildResearchService {
         /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md); the history
         /// index follows each force's look-back window instead (ResearchRetention).
         public var retention: RetentionSettings = RetentionSettings()
-        /// SQLite page cache of the connection that writes the history index, MiB
-        /// (`ENCOMPASS_RESEARCH_INDEX_CACHE_MIB`). A bigger cache indexes a large backfill faster;
-        /// it is resident memory of the service.
-        public var indexCacheMiB: Int = 64
+        /// SQLite page cache of the connection that writes and searches the history index, MiB
+        /// (`ENCOMPASS_RESEARCH_INDEX_CACHE_MIB`). A bigger cache indexes a large backfill and
+        /// researches faster; it is resident memory of the service (docs/BENCHMARKS.md).
+        public var indexCacheMiB: Int = 16
 
         public init(protocols: [String: ResearchProtocol] = [:], fallback: ResearchProtocol = .standard) {
             self.protocols = protocols
@@ -90,10 +90,11 @@ public enum ChildResearchService {
             service: .childResearch,
             migrations: migrations,
             handlers: [incidentHandler(settings), decisionHandler()],
-            replicated: [historyHandler(cacheMiB: settings.indexCacheMiB), incidentIndexHandler(), proposalReplicaHandler()],
+            replicated: [historyHandler(), incidentIndexHandler(), proposalReplicaHandler()],
             produces: [Topics.children.name, Topics.reviewDecisions.name, Topics.reviewProposals.name],
             routes: { router, environment in ReviewAPI(environment: environment).register(on: router) },
-            background: [RetentionPurge.task(ResearchRetention.rules(settings), settings: settings.retention)]
+            background: [RetentionPurge.task(ResearchRetention.rules(settings), settings: settings.retention)],
+            storeWriterSetup: { [cacheMiB = settings.indexCacheMiB] db in try HistoryIndex.tuneConnection(db, cacheMiB: cacheMiB) }
         )
     }
 
@@ -210,13 +211,12 @@ public enum ChildResearchService {
     }
 
     /// Replicated: past incidents from history imports.
-    static func historyHandler(cacheMiB: Int) -> TopicHandler {
+    static func historyHandler() -> TopicHandler {
         TopicHandler.on(Topics.history.name, HistoricalIncident.self) { envelope, ctx in
             let incident = envelope.payload.incident
             guard !incident.occurrenceNumber.isEmpty, !incident.forceCode.isEmpty else {
                 throw RejectedMessage(errorClass: "payload.validation", reason: "history incident without occurrence number or force code; fix the import file")
             }
-            try HistoryIndex.tuneConnection(ctx.db, cacheMiB: cacheMiB)
             try HistoryIndex.index(incident, revision: 0, source: envelope.payload.source, db: ctx.db)
         }
     }
