@@ -1,5 +1,7 @@
 import ArgumentParser
+import EncompassModels
 import Foundation
+import ServiceRuntime
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -52,45 +54,25 @@ struct IngestCommand: AsyncParsableCommand {
 
 /// Where intake is and how to sign in: shared by the commands that talk to it.
 struct IntakeOptions: ParsableArguments {
-    @Option(help: "Intake's base URL.")
-    var url: String = "http://127.0.0.1:8081"
+    @Option(help: "Intake's base URL ($ENCOMPASS_INTAKE_URL when set).")
+    var url: String = ServiceClient.defaultBaseURL(.intake)
 
     @Option(help: "API token (default: $ENCOMPASS_INTAKE_API_TOKEN).")
     var token: String?
 
     func client() throws -> IntakeClient {
-        guard let token = token ?? ProcessInfo.processInfo.environment["ENCOMPASS_INTAKE_API_TOKEN"] else {
-            throw ValidationError("no API token: pass --token or set ENCOMPASS_INTAKE_API_TOKEN")
-        }
-        return IntakeClient(baseURL: url, token: token)
+        IntakeClient(api: APIClient(service: .intake, baseURL: url, token: try APIClient.token(token, variable: "ENCOMPASS_INTAKE_API_TOKEN"), timeout: 300))
     }
 }
 
 /// Posts to the intake service's API.
 struct IntakeClient {
-    let baseURL: String
-    let token: String
+    let api: APIClient
 
     /// Returns the status, the JSON answer and the raw body; exits with 2 when intake is
     /// unreachable or does not answer JSON.
     func post(_ path: String, query: [String: String], body: Data) async throws -> (Int, [String: Any], Data) {
-        var components = URLComponents(string: baseURL + path)
-        components?.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
-        guard let endpoint = components?.url else { throw ValidationError("--url '\(baseURL)' is not a URL") }
-        var request = URLRequest(url: endpoint)
-        request.httpMethod = "POST"
-        request.httpBody = body
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
-        request.timeoutInterval = 300
-        let (raw, response): (Data, URLResponse)
-        do {
-            (raw, response) = try await URLSession.shared.data(for: request)
-        } catch {
-            FileHandle.standardError.write(Data("intake at \(baseURL) could not be reached: \(error.localizedDescription)\n".utf8))
-            throw ExitCode(2)
-        }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let (status, raw, _) = try await api.send("POST", path, query: query, body: body, contentType: "application/octet-stream")
         guard let answer = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
             FileHandle.standardError.write(Data("intake answered \(status): \(String(decoding: raw, as: UTF8.self))\n".utf8))
             throw ExitCode(2)

@@ -1,5 +1,7 @@
 import ArgumentParser
+import EncompassModels
 import Foundation
+import ServiceRuntime
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -152,42 +154,23 @@ struct NotificationsCommand: AsyncParsableCommand {
 
 /// Where dispatch is and how to sign in.
 struct DispatchOptions: ParsableArguments {
-    @Option(help: "Dispatch's base URL.")
-    var url: String = "http://127.0.0.1:8085"
+    @Option(help: "Dispatch's base URL ($ENCOMPASS_DISPATCH_URL when set).")
+    var url: String = ServiceClient.defaultBaseURL(.dispatch)
 
     @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
     var token: String?
 
     func client() throws -> DispatchClient {
-        guard let token = token ?? ProcessInfo.processInfo.environment["ENCOMPASS_API_TOKEN"], !token.isEmpty else {
-            throw ValidationError("no API token: pass --token or set ENCOMPASS_API_TOKEN")
-        }
-        return DispatchClient(baseURL: url, token: token)
+        DispatchClient(api: APIClient(service: .dispatch, baseURL: url, token: try APIClient.token(token)))
     }
 }
 
 struct DispatchClient {
-    let baseURL: String
-    let token: String
+    let api: APIClient
 
     /// Status, JSON object and raw body; exits 2 when dispatch cannot be reached or answers no JSON.
     func send(_ method: String, _ path: String, query: [String: String] = [:], body: Data? = nil) async throws -> (Int, [String: Any], Data) {
-        var components = URLComponents(string: baseURL + path)
-        if !query.isEmpty { components?.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) } }
-        guard let endpoint = components?.url else { throw ValidationError("--url '\(baseURL)' is not a URL") }
-        var request = URLRequest(url: endpoint)
-        request.httpMethod = method
-        request.httpBody = body
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        if body != nil { request.setValue("application/json", forHTTPHeaderField: "Content-Type") }
-        let (raw, response): (Data, URLResponse)
-        do {
-            (raw, response) = try await URLSession.shared.data(for: request)
-        } catch {
-            FileHandle.standardError.write(Data("dispatch at \(baseURL) could not be reached: \(error.localizedDescription)\n".utf8))
-            throw ExitCode(2)
-        }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let (status, raw, _) = try await api.send(method, path, query: query, body: body)
         guard let answer = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
             FileHandle.standardError.write(Data("dispatch answered \(status): \(String(decoding: raw, as: UTF8.self))\n".utf8))
             throw ExitCode(2)

@@ -1,5 +1,7 @@
 import ArgumentParser
+import EncompassModels
 import Foundation
+import ServiceRuntime
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -15,8 +17,8 @@ struct ReviewCommand: AsyncParsableCommand {
 
 /// Where child research is and how to sign in.
 struct ReviewOptions: ParsableArguments {
-    @Option(help: "Child research's base URL.")
-    var url: String = "http://127.0.0.1:8082"
+    @Option(help: "Child research's base URL ($ENCOMPASS_CHILD_RESEARCH_URL when set).")
+    var url: String = ServiceClient.defaultBaseURL(.childResearch)
 
     @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
     var token: String?
@@ -26,28 +28,13 @@ struct ReviewOptions: ParsableArguments {
 
     /// Sends a request; returns the status and the body. Exits with 2 when the service cannot be reached.
     func send(_ method: String, _ path: String, body: [String: String]? = nil) async throws -> (Int, Data) {
-        guard let token = token ?? ProcessInfo.processInfo.environment["ENCOMPASS_API_TOKEN"] else {
-            throw ValidationError("no API token: pass --token or set ENCOMPASS_API_TOKEN")
-        }
-        guard let endpoint = URL(string: url + path) else { throw ValidationError("--url '\(url)' is not a URL") }
-        var request = URLRequest(url: endpoint)
-        request.httpMethod = method
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        if let body {
-            request.httpBody = try JSONSerialization.data(withJSONObject: body)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        do {
-            let (data, response) = try await URLSession.shared.data(for: request)
-            return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
-        } catch {
-            FileHandle.standardError.write(Data("child research at \(url) cannot be reached: \(error.localizedDescription)\n".utf8))
-            throw ExitCode(2)
-        }
+        let api = APIClient(service: .childResearch, baseURL: url, token: try APIClient.token(token))
+        let (status, data, _) = try await api.send(method, path, body: try body.map { try JSONSerialization.data(withJSONObject: $0) })
+        return (status, data)
     }
 
     func fail(_ status: Int, _ data: Data) throws -> Never {
-        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        let object = APIClient.object(data)
         let message = object["error"] as? String ?? (object["errors"].map { "\($0)" }) ?? String(decoding: data, as: UTF8.self)
         FileHandle.standardError.write(Data("refused (\(status)): \(message)\n".utf8))
         throw ExitCode(1)

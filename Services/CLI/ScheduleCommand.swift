@@ -1,6 +1,7 @@
 import ArgumentParser
 import EncompassModels
 import Foundation
+import ServiceRuntime
 import SchedulingService
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -87,8 +88,8 @@ struct SchedulePendingCommand: AsyncParsableCommand {
         commandName: "pending",
         abstract: "List the notices the scheduling service holds (GET /v1/pending).")
 
-    @Option(help: "Scheduling's base URL.")
-    var url: String = "http://127.0.0.1:8084"
+    @Option(help: "Scheduling's base URL ($ENCOMPASS_SCHEDULING_URL when set).")
+    var url: String = ServiceClient.defaultBaseURL(.scheduling)
 
     @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
     var token: String?
@@ -100,22 +101,9 @@ struct SchedulePendingCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        guard var components = URLComponents(string: url) else { throw ValidationError("--url '\(url)' is not a URL") }
-        components.path = "/v1/pending"
-        components.queryItems = [URLQueryItem(name: "state", value: state)]
-        var request = URLRequest(url: components.url!)
-        if let token = token ?? ProcessInfo.processInfo.environment["ENCOMPASS_API_TOKEN"] {
-            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        }
-        let data: Data, response: URLResponse
-        do {
-            (data, response) = try await URLSession.shared.data(for: request)
-        } catch {
-            FileHandle.standardError.write(Data("scheduling at \(url) could not be reached: \(error.localizedDescription)\n".utf8))
-            throw ExitCode(2)
-        }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        let api = APIClient(service: .scheduling, baseURL: url, token: try APIClient.token(token))
+        let (status, data, _) = try await api.send("GET", "/v1/pending", query: ["state": state])
+        let object = APIClient.object(data)
         guard status == 200 else {
             FileHandle.standardError.write(Data("scheduling refused (\(status)): \(object["error"] ?? String(decoding: data, as: UTF8.self))\n".utf8))
             throw ExitCode(2)

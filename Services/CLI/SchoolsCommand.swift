@@ -1,5 +1,7 @@
 import ArgumentParser
+import EncompassModels
 import Foundation
+import ServiceRuntime
 import SchoolResolutionService
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -17,48 +19,26 @@ struct SchoolsCommand: AsyncParsableCommand {
 
 /// Where school resolution is and how to sign in.
 struct SchoolsOptions: ParsableArguments {
-    @Option(help: "School resolution's base URL.")
-    var url: String = "http://127.0.0.1:8083"
+    @Option(help: "School resolution's base URL ($ENCOMPASS_SCHOOL_RESOLUTION_URL when set).")
+    var url: String = ServiceClient.defaultBaseURL(.schoolResolution)
 
     @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
     var token: String?
 
     func client() throws -> SchoolsClient {
-        guard let token = token ?? ProcessInfo.processInfo.environment["ENCOMPASS_API_TOKEN"], !token.isEmpty else {
-            throw ValidationError("no API token: pass --token or set ENCOMPASS_API_TOKEN")
-        }
-        return SchoolsClient(baseURL: url, token: token)
+        SchoolsClient(api: APIClient(service: .schoolResolution, baseURL: url, token: try APIClient.token(token), timeout: 300))
     }
 }
 
 struct SchoolsClient {
-    let baseURL: String
-    let token: String
+    let api: APIClient
 
     /// Exits with 2 when the service cannot be reached.
     func call(_ method: String, _ path: String, query: [String: String] = [:], body: Data? = nil) async throws -> (status: Int, data: Data, response: HTTPURLResponse?) {
-        var components = URLComponents(string: baseURL + path)
-        if !query.isEmpty { components?.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) } }
-        guard let endpoint = components?.url else { throw ValidationError("--url '\(baseURL)' is not a URL") }
-        var request = URLRequest(url: endpoint)
-        request.httpMethod = method
-        request.httpBody = body
-        request.timeoutInterval = 300
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        if body != nil { request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type") }
-        do {
-            let (data, response) = try await URLSession.shared.data(for: request)
-            let http = response as? HTTPURLResponse
-            return (http?.statusCode ?? 0, data, http)
-        } catch {
-            FileHandle.standardError.write(Data("school resolution at \(baseURL) could not be reached: \(error.localizedDescription)\n".utf8))
-            throw ExitCode(2)
-        }
+        try await api.send(method, path, query: query, body: body, contentType: "application/octet-stream")
     }
 
-    static func json(_ data: Data) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-    }
+    static func json(_ data: Data) -> [String: Any] { APIClient.object(data) }
 
     /// Prints the service's error and exits 2 when the answer is not a success.
     static func check(_ status: Int, _ data: Data, what: String) throws {

@@ -17,6 +17,8 @@ public struct ServiceClient: Sendable {
     public let token: String
     /// Seconds to wait for an answer (the console waits less than a CLI command).
     public var timeout: TimeInterval
+    /// The caller's option that sets the URL, named when the service cannot be reached.
+    public var urlOption = "--endpoint"
 
     public init(service: ServiceName, baseURL: String, token: String, timeout: TimeInterval = 120) {
         self.service = service
@@ -38,6 +40,13 @@ public struct ServiceClient: Sendable {
     /// Returns the status and the raw body. Throws `ServiceCallError` when the service cannot be reached.
     public func call(_ method: String, _ path: String, query: [String: String] = [:], json body: Any? = nil, raw: Data? = nil,
               contentType: String = "application/json") async throws -> (status: Int, body: Data) {
+        let (status, data, _) = try await exchange(method, path, query: query, json: body, raw: raw, contentType: contentType)
+        return (status, data)
+    }
+
+    /// `call`, with the HTTP response (its headers) as well.
+    public func exchange(_ method: String, _ path: String, query: [String: String] = [:], json body: Any? = nil, raw: Data? = nil,
+                         contentType: String = "application/json") async throws -> (status: Int, body: Data, response: HTTPURLResponse?) {
         var components = URLComponents(string: baseURL + path)
         if !query.isEmpty {
             components?.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
@@ -56,9 +65,10 @@ public struct ServiceClient: Sendable {
         }
         do {
             let (data, response) = try await URLSession.shared.data(for: request)
-            return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+            let http = response as? HTTPURLResponse
+            return (http?.statusCode ?? 0, data, http)
         } catch {
-            throw ServiceCallError(description: "\(service.rawValue) at \(baseURL) could not be reached: \(error.localizedDescription); is it running? (set \(Self.variable(service)) or --endpoint)")
+            throw ServiceCallError(description: "\(service.rawValue) at \(baseURL) could not be reached: \(error.localizedDescription); is it running? (set \(Self.variable(service)) or \(urlOption))")
         }
     }
 
