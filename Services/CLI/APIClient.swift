@@ -27,8 +27,8 @@ struct APIClient {
         return token
     }
 
-    /// Sends a request and returns the status, the body and the response (its headers). Exits with 2, saying why, when the
-    /// service cannot be reached or `--url` is not a URL.
+    /// Sends a request and returns the status, the body and the response (its headers). Exits
+    /// with 2, saying why, when the service cannot be reached or `--url` is not a URL.
     func send(
         _ method: String, _ path: String, query: [String: String] = [:], body: Data? = nil, contentType: String = "application/json"
     ) async throws -> (status: Int, data: Data, response: HTTPURLResponse?) {
