@@ -26,10 +26,9 @@ public enum SchedulingRetention {
                 """, arguments: [cutoff, limit])
             let outbox = Outbox(db: db, producer: ServiceName.scheduling.rawValue)
             for row in rows {
-                let id = MessageID.derived(from: row.noticeId, "retention-forgotten")
-                try outbox.publish(SchedulingChangelog(forgotten: row.forgotten), to: Topics.schedulingChangelog.name, key: row.noticeId,
-                                   id: id, now: now)
-                try PendingNoticeRow(row.forgotten, changelogId: id).insertOrReplace(db)
+                let id = MessageID.derived(from: row.noticeId, "retention-forgotten"), gone = row.forgotten
+                try outbox.publish(SchedulingChangelog(forgotten: gone), to: Topics.schedulingChangelog.name, key: row.noticeId, id: id, now: now)
+                try PendingNoticeRow(gone, changelogId: id).insertOrReplace(db)
             }
             return rows.count
         },
