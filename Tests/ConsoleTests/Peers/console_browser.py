@@ -23,7 +23,6 @@ from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 
@@ -54,6 +53,15 @@ def png_check(path):
     if distinct < 16:
         return "blank (only %d distinct byte values)" % distinct
     return None
+
+
+def next_page_loaded(driver):
+    """True once the marked page has been replaced by a new, fully loaded document."""
+    try:
+        return driver.execute_script(
+            "return window.__encompassOldPage === undefined && document.readyState === 'complete'")
+    except WebDriverException:
+        return False  # the document is changing under the call; ask again
 
 
 def main():
@@ -88,16 +96,18 @@ def main():
 
     def submit(element):
         # Click, then wait for the next page (click again if a loaded machine dropped the first).
+        # The old page is marked before the click; errors while it is being replaced are part
+        # of the navigation, so the wait polls again (see next_page_loaded).
+        driver.execute_script("window.__encompassOldPage = true")
         element.click()
         try:
-            WebDriverWait(driver, 20).until(expected_conditions.staleness_of(element))
+            WebDriverWait(driver, 20).until(next_page_loaded)
         except TimeoutException:
             try:
                 element.click()
             except WebDriverException:
                 pass
-            WebDriverWait(driver, 90).until(expected_conditions.staleness_of(element))
-        WebDriverWait(driver, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
+            WebDriverWait(driver, 90).until(next_page_loaded)
 
     def screenshot(name):
         path = os.path.join(args.screenshots, name + ".png")

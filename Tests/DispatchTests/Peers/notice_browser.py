@@ -16,13 +16,21 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 
 def fail(message):
     print("FAILED: " + message)
     sys.exit(1)
+
+
+def next_page_loaded(driver):
+    """True once the marked page has been replaced by a new, fully loaded document."""
+    try:
+        return driver.execute_script(
+            "return window.__encompassOldPage === undefined && document.readyState === 'complete'")
+    except WebDriverException:
+        return False  # the document is changing under the call; ask again
 
 
 def main():
@@ -49,20 +57,22 @@ def main():
             fail("sign-in page does not show URN " + args.urn)
 
         def submit(button_id):
-            # Click, then wait for the next page to replace this one. On a loaded machine (the
-            # whole suite runs in parallel on 2 cores) a click can land before the page is ready
-            # to navigate: click once more if nothing happened, then wait longer.
-            button = driver.find_element(By.ID, button_id)
-            button.click()
+            # Click, then wait for the next page to replace this one. The old page is marked
+            # before the click; the next document has no mark. Errors while the page is being
+            # replaced (chromedriver's "stale element", "cannot find context", "no such execution
+            # context") are part of the navigation, so the wait polls again. On a loaded machine
+            # (the whole suite runs in parallel on 2 cores) a click can land before the page is
+            # ready to navigate: click once more if nothing happened, then wait longer.
+            driver.execute_script("window.__encompassOldPage = true")
+            driver.find_element(By.ID, button_id).click()
             try:
-                WebDriverWait(driver, 20).until(expected_conditions.staleness_of(button))
+                WebDriverWait(driver, 20).until(next_page_loaded)
             except TimeoutException:
                 try:
-                    button.click()
+                    driver.find_element(By.ID, button_id).click()
                 except WebDriverException:
                     pass  # the page changed meanwhile
-                WebDriverWait(driver, 90).until(expected_conditions.staleness_of(button))
-            WebDriverWait(driver, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
+                WebDriverWait(driver, 90).until(next_page_loaded)
 
         def sign_in(password):
             driver.find_element(By.ID, "name").send_keys("Ms Head (selenium)")
