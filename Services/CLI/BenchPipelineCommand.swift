@@ -36,6 +36,8 @@ struct PipelineBench: AsyncParsableCommand {
     var partitions: Int = 48
     @Option(help: "Folder for the run's logs and stores.")
     var dir: String = "var/bench-pipeline"
+    @Flag(help: "Also follow the topics between intake and scheduling, and print the paced phase's latency per hop (the watcher's decoding shares the machine with the run).")
+    var hops = false
     @Option(name: .customLong("property"), help: "A librdkafka property NAME=VALUE for every client of the run, relay and services alike (repeatable).")
     var properties: [String] = []
     @OptionGroup var log: LogOptions
@@ -77,7 +79,7 @@ struct PipelineBench: AsyncParsableCommand {
             let bootstrap = try String(contentsOfFile: pipeline.bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             let client = KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "bench-pipeline", properties: extra,
                                                   consumerProperties: MockKafkaCluster.consumerProperties)
-            let watcher = try ScheduledWatcher(client: client, logger: logger)
+            let watcher = try ScheduledWatcher(client: client, hops: hops, logger: logger)
 
             let throughputSet = Array(all.prefix(incidents))
             let processes = await pipeline.processIds()
@@ -105,6 +107,10 @@ struct PipelineBench: AsyncParsableCommand {
             let latencies = watcher.latencies(Set(pacedSet.map(\.occurrenceNumber)))
             print(String(format: "latency at %d incidents/s offered: p50 %.0f ms, p99 %.0f ms (intake → scheduled, %d incidents)",
                          rate, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, latencies.count))
+            for hop in watcher.hopLatencies(Set(pacedSet.map(\.occurrenceNumber))) {
+                print(String(format: "  hop %@: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d incidents)", hop.service,
+                             percentile(hop.seconds, 0.5) * 1000, percentile(hop.seconds, 0.99) * 1000, (hop.seconds.last ?? .nan) * 1000, hop.seconds.count))
+            }
             await printPeakMemory(pipeline)
             await watcher.close()
         } catch {
@@ -212,37 +218,63 @@ struct PipelineBench: AsyncParsableCommand {
     }
 }
 
-/// Follows `encompass.notice.events` and notes when each occurrence's notice was scheduled
-/// and how long after its raw record that was (both broker timestamps).
-final class ScheduledWatcher: Sendable {
+/// Follows one topic from its start and notes, per occurrence, the broker timestamp of the first
+/// record that `occurrence` names (nil: not one to note).
+final class FirstSeen: Sendable {
     private let consumer: KafkaConsumer
     private let task: Task<Void, any Error>
-    private let scheduled = Locked<[String: Date]>([:])
-    private let raw = Locked<[String: Date]>([:])
-    private let rawConsumer: KafkaConsumer
-    private let rawTask: Task<Void, any Error>
+    private let times = Locked<[String: Date]>([:])
 
-    init(client: KafkaClientConfiguration, logger: Logger) throws {
-        consumer = try KafkaConsumer(configuration: .init(client: client, groupId: "bench-\(MessageID.fresh())", topics: [Topics.noticeEvents.name],
-                                                          bufferCapacity: 10_000), logger: logger)
-        rawConsumer = try KafkaConsumer(configuration: .init(client: client, groupId: "bench-raw-\(MessageID.fresh())", topics: [Topics.incidentsRaw.name],
-                                                             bufferCapacity: 10_000), logger: logger)
-        let scheduled = self.scheduled, raw = self.raw, consumer = self.consumer, rawConsumer = self.rawConsumer
+    init(client: KafkaClientConfiguration, topic: TopicDefinition, logger: Logger,
+         occurrence: @escaping @Sendable (KafkaRecord) -> String?) throws {
+        let consumer = try KafkaConsumer(configuration: .init(client: client, groupId: "bench-\(MessageID.fresh())", topics: [topic.name],
+                                                              bufferCapacity: 10_000), logger: logger)
+        let times = self.times
+        self.consumer = consumer
         task = Task {
             for try await record in consumer {
-                if let event = try? WireFormat.decode(NoticeEvent.self, from: record.value), event.payload.kind == .scheduled {
+                if let key = occurrence(record) {
                     let at = record.timestamp ?? Date()
-                    scheduled.withLock { if $0[event.payload.occurrenceNumber] == nil { $0[event.payload.occurrenceNumber] = at } }
+                    times.withLock { if $0[key] == nil { $0[key] = at } }
                 }
                 consumer.storeOffsets([record])
             }
         }
-        rawTask = Task {
-            for try await record in rawConsumer {
-                if let key = record.keyString { raw.withLock { $0[key] = record.timestamp ?? Date() } }
-                rawConsumer.storeOffsets([record])
-            }
+    }
+
+    func snapshot() -> [String: Date] { times.withLock { $0 } }
+
+    func close() async {
+        consumer.stopDelivery()
+        _ = try? await task.value
+        await consumer.close()
+    }
+}
+
+/// Notes when each occurrence's raw record was written and its notice scheduled (broker
+/// timestamps), and with `hops`, when it reached each topic between: where a slow incident
+/// spent its time.
+final class ScheduledWatcher: Sendable {
+    private let raw: FirstSeen
+    private let scheduled: FirstSeen
+    /// The stages between, in pipeline order, named by the service that writes the topic.
+    private let between: [(service: String, topic: FirstSeen)]
+
+    init(client: KafkaClientConfiguration, hops: Bool, logger: Logger) throws {
+        raw = try FirstSeen(client: client, topic: Topics.incidentsRaw, logger: logger) { $0.keyString }
+        scheduled = try FirstSeen(client: client, topic: Topics.noticeEvents, logger: logger) { record in
+            guard let event = try? WireFormat.decode(NoticeEvent.self, from: record.value), event.payload.kind == .scheduled else { return nil }
+            return event.payload.occurrenceNumber
         }
+        between = hops ? [
+            ("intake", try FirstSeen(client: client, topic: Topics.incidents, logger: logger) { $0.keyString }),
+            ("child research", try FirstSeen(client: client, topic: Topics.children, logger: logger) { record in
+                (try? WireFormat.decode(ChildIdentified.self, from: record.value))?.payload.incident.occurrenceNumber
+            }),
+            ("school resolution", try FirstSeen(client: client, topic: Topics.noticeRequests, logger: logger) { record in
+                (try? WireFormat.decode(NoticeRequested.self, from: record.value))?.payload.incident.occurrenceNumber
+            }),
+        ] : []
     }
 
     /// Waits until every occurrence was scheduled; returns when the last one was.
@@ -250,13 +282,11 @@ final class ScheduledWatcher: Sendable {
         let deadline = ContinuousClock.now + timeout
         var lastReport = ContinuousClock.now
         while ContinuousClock.now < deadline {
-            let (done, last) = scheduled.withLock { map -> (Int, Date?) in
-                let times = occurrences.compactMap { map[$0] }
-                return (times.count, times.max())
-            }
-            if done == occurrences.count, let last { return last }
+            let map = scheduled.snapshot()
+            let times = occurrences.compactMap { map[$0] }
+            if times.count == occurrences.count, let last = times.max() { return last }
             if ContinuousClock.now - lastReport > .seconds(10) {
-                print("  … \(done)/\(occurrences.count) scheduled")
+                print("  … \(times.count)/\(occurrences.count) scheduled")
                 lastReport = ContinuousClock.now
             }
             try await Task.sleep(for: .milliseconds(200))
@@ -264,22 +294,29 @@ final class ScheduledWatcher: Sendable {
         throw ValidationError("not every incident was scheduled in \(timeout); see the logs")
     }
 
+    /// Seconds from raw record to scheduled, sorted.
     func latencies(_ occurrences: Set<String>) -> [Double] {
-        let scheduled = self.scheduled.withLock { $0 }
-        let raw = self.raw.withLock { $0 }
-        return occurrences.compactMap { key in
-            guard let end = scheduled[key], let start = raw[key] else { return nil }
-            return max(0, end.timeIntervalSince(start))
+        Self.spans(occurrences, from: raw.snapshot(), to: scheduled.snapshot())
+    }
+
+    /// Per hop, in pipeline order, the seconds each occurrence spent on it (from the record it
+    /// consumed to the first record it wrote), sorted. Empty without `hops`.
+    func hopLatencies(_ occurrences: Set<String>) -> [(service: String, seconds: [Double])] {
+        guard !between.isEmpty else { return [] }
+        let stages = [raw.snapshot()] + between.map { $0.topic.snapshot() } + [scheduled.snapshot()]
+        let names = between.map(\.service) + ["scheduling"]
+        return names.indices.map { (names[$0], Self.spans(occurrences, from: stages[$0], to: stages[$0 + 1])) }
+    }
+
+    static func spans(_ occurrences: Set<String>, from start: [String: Date], to end: [String: Date]) -> [Double] {
+        occurrences.compactMap { key in
+            guard let to = end[key], let from = start[key] else { return nil }
+            return max(0, to.timeIntervalSince(from))
         }.sorted()
     }
 
     func close() async {
-        consumer.stopDelivery()
-        rawConsumer.stopDelivery()
-        _ = try? await task.value
-        _ = try? await rawTask.value
-        await consumer.close()
-        await rawConsumer.close()
+        for watcher in [raw, scheduled] + between.map(\.topic) { await watcher.close() }
     }
 }
 
