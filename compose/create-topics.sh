@@ -18,4 +18,5 @@ for topic in \
 done
 create encompass.scheduling.changelog --config cleanup.policy=compact
 create encompass.review.proposals --config cleanup.policy=compact
+create encompass.dispatch.accounts --config cleanup.policy=compact
 "$kt" --bootstrap-server "$BOOTSTRAP" --list

@@ -55,10 +55,10 @@ struct FaultsCommand: AsyncParsableCommand {
             commandName: "random-kills",
             abstract: "Each service SIGKILLed at random points (seeded) while incidents flow and while the morning's notices go out, then restarted; every child must get exactly one notice and one mail.",
             discussion: """
-            Two instances of intake, child research, school resolution and scheduling, one of dispatch \
-            (its send-once record is local). Each service is killed once while incidents are fed and \
+            Two instances of each service (dispatch's agree on which sends a notice by its first claim, \
+            docs/DISPATCH.md). Each service is killed once while incidents are fed and \
             once during the morning send, plus --extra-kills more, at points drawn from --seed (printed). \
-            A mail caught between dispatch's claim and the relay's answer is `uncertain`; the run plays \
+            A mail caught between dispatch's attempt mark and the relay's answer is `uncertain`; the run plays \
             MASH and resends those the school did not get. Exit status 0 when every check holds.
             """
         )
@@ -80,8 +80,7 @@ struct FaultsCommand: AsyncParsableCommand {
             try? FileManager.default.removeItem(atPath: dir)
             let seed = self.seed ?? UInt64.random(in: 1...999_999)
             say("seed \(seed) (repeat with --seed \(seed))")
-            var instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) })
-            instances[.dispatch] = 1
+            let instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) })
             let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort))
             let report: FaultScenarios.RandomKillsReport
             do {
@@ -105,7 +104,7 @@ struct FaultsCommand: AsyncParsableCommand {
             abstract: "Broker faults through the whole pipeline: request errors (Produce, Fetch, OffsetCommit, Heartbeat, JoinGroup), brokers down and up, leaders moved, slow answers; no incident lost, no notice sent twice.",
             discussion: """
             Three mock brokers with the fault control port (encompass broker --control-port); two \
-            instances of each service but dispatch (one). docs/FAULTS.md lists what is injected when. \
+            instances of each service. docs/FAULTS.md lists what is injected when. \
             Exit status 0 when every check holds and every pushed error was served at least once.
             """
         )
@@ -123,8 +122,7 @@ struct FaultsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try? FileManager.default.removeItem(atPath: dir)
-            var instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) })
-            instances[.dispatch] = 1
+            let instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) })
             let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort,
                                                brokers: 3, brokerControl: true))
             let report: FaultScenarios.BrokerFaultsReport

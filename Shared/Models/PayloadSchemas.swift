@@ -35,6 +35,7 @@ public enum PayloadSchemas {
         add(NoticeDue.self)
         add(NoticeEvent.self)
         add(SchoolFeedback.self)
+        add(AccountPassword.self)
         add(DeadLetterEvent.self)
         return readers
     }()

@@ -285,6 +285,9 @@ public struct NoticeEvent: MessagePayload {
     public enum Kind: String, Codable, Sendable, CaseIterable {
         case scheduled, rescheduled, escalated, released, sent, deliveredToRelay = "delivered-to-relay"
         case telephoneTask = "telephone-task", viewed, acknowledged, feedback, failed, cancelled, flagged
+        /// A dispatch instance took the notice (`claimant`). Dispatch instances agree on the
+        /// first claim in the topic's order: only that instance sends (docs/DISPATCH.md).
+        case claimed
     }
 
     public var noticeId: String
@@ -295,8 +298,12 @@ public struct NoticeEvent: MessagePayload {
     public var schoolURN: String?
     /// Plain words, no personal data (e.g. `release 2026-11-24T08:00:00Z: next school day`).
     public var detail: String?
+    /// For `claimed`: the identity of the dispatch store that took the notice (made once per
+    /// store, so it survives restarts; the instance's name is in `detail`).
+    public var claimant: String?
 
-    public init(noticeId: String, kind: Kind, at: Date, forceCode: String, occurrenceNumber: String, schoolURN: String? = nil, detail: String? = nil) {
+    public init(noticeId: String, kind: Kind, at: Date, forceCode: String, occurrenceNumber: String, schoolURN: String? = nil,
+                detail: String? = nil, claimant: String? = nil) {
         self.noticeId = noticeId
         self.kind = kind
         self.at = at
@@ -304,6 +311,46 @@ public struct NoticeEvent: MessagePayload {
         self.occurrenceNumber = occurrenceNumber
         self.schoolURN = schoolURN
         self.detail = detail
+        self.claimant = claimant
+    }
+
+    public func validationErrors() -> [FieldError] {
+        var errors: [FieldError] = []
+        if noticeId.isEmpty { errors.append(FieldError("noticeId", "is empty")) }
+        if kind == .claimed && (claimant ?? "").isEmpty {
+            errors.append(FieldError("claimant", "is required for a claimed event (the dispatch store that took the notice)"))
+        }
+        return errors
+    }
+}
+
+/// `encompass.dispatch.accounts` (key: account, compacted): a school's (or a local authority's)
+/// notice password, set through one dispatch instance's API and read by every instance, so a
+/// notice page signs in whichever instance sent the notice. Carries the PBKDF2 hash only.
+public struct AccountPassword: MessagePayload {
+    public static let schema = "encompass.account-password"
+    public static let schemaVersion = 1
+
+    /// A school URN, or `LA<code>` for a local authority's education safeguarding manager.
+    public var account: String
+    /// `pbkdf2-sha256$<iterations>$<salt>$<hash>` as dispatch stores it.
+    public var hash: String
+    public var setAt: Date
+    /// Who set it (the MASH user named in the API call).
+    public var setBy: String
+
+    public init(account: String, hash: String, setAt: Date, setBy: String) {
+        self.account = account
+        self.hash = hash
+        self.setAt = setAt
+        self.setBy = setBy
+    }
+
+    public func validationErrors() -> [FieldError] {
+        var errors: [FieldError] = []
+        if account.isEmpty { errors.append(FieldError("account", "is empty")) }
+        if !hash.hasPrefix("pbkdf2-sha256$") { errors.append(FieldError("hash", "is not a pbkdf2-sha256 hash")) }
+        return errors
     }
 }
 

@@ -96,10 +96,13 @@ public enum Topics {
     public static let noticeEvents = TopicDefinition(
         name: "encompass.notice.events", key: "notice id",
         producers: ["scheduling", "dispatch"], consumers: ["dispatch (audit)", "operations"])
+    public static let dispatchAccounts = TopicDefinition(
+        name: "encompass.dispatch.accounts", key: "account (school URN or LA<code>)",
+        producers: ["dispatch (password API)"], consumers: ["dispatch (every instance, own group)"], compacted: true)
 
     public static let pipeline: [TopicDefinition] = [
         incidentsRaw, incidents, history, reviewDecisions, children, schoolFeedback, schoolRegister,
-        noticeRequests, schedulingChangelog, noticesDue, noticeEvents, reviewProposals,
+        noticeRequests, schedulingChangelog, noticesDue, noticeEvents, reviewProposals, dispatchAccounts,
     ]
 
     public static let deadLetters: [TopicDefinition] = ServiceName.allCases.map {

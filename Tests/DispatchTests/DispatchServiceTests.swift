@@ -16,7 +16,10 @@ final class RunningDispatch: Sendable {
     let mailFolder: String
     static let token = "dispatch-test-token-0123456789"
 
-    init(_ kafka: TestKafka, start: Date, transport: (any MailTransport)? = nil, retryBase: TimeInterval = 60, maxAttempts: Int = 8) async throws {
+    /// `groupId`: the work consumer group; two instances in different groups both get every
+    /// `NoticeDue`, as after a rebalance before the first one's offsets were committed.
+    init(_ kafka: TestKafka, start: Date, transport: (any MailTransport)? = nil, retryBase: TimeInterval = 60, maxAttempts: Int = 8,
+         groupId: String = "dispatch-\(UUID())") async throws {
         let dir = TestPaths.temporaryDirectory("dispatch-service")
         clockFile = dir + "/clock.json"
         mailFolder = dir + "/mail"
@@ -24,7 +27,7 @@ final class RunningDispatch: Sendable {
         let settings = try Fixtures.settings(transport: transport ?? MailFolderTransport(directory: mailFolder), publicURL: "http://127.0.0.1:1",
                                              retryBase: retryBase, maxAttempts: maxAttempts)
         let configuration = ServiceConfiguration(
-            service: .dispatch, kafka: kafka.client("dispatch"), groupId: "dispatch-\(UUID())", dataDirectory: dir,
+            service: .dispatch, kafka: kafka.client("dispatch"), groupId: groupId, dataDirectory: dir,
             instanceId: "dispatch-test-\(UUID().uuidString.prefix(6))", httpPort: 0, apiToken: Self.token, clockFile: clockFile)
         let host = try await ServiceHost(definition: DispatchService.definition(settings: settings), configuration: configuration,
                                          logger: TestLog.logger("dispatch"))
@@ -81,9 +84,9 @@ struct DispatchServiceTests {
         try await publish(kafka, due, topic: Topics.noticesDue.name, key: due.noticeId)
         let url = try #require(try await dispatch.noticeURL().first)
 
-        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 3, timeout: .seconds(20))
+        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 4, timeout: .seconds(20))
             .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
-        #expect(events.map(\.kind) == [.scheduled, .sent, .deliveredToRelay])
+        #expect(events.map(\.kind) == [.scheduled, .claimed, .sent, .deliveredToRelay])
 
         // MASH sets the school's password (token-guarded); a weak one is refused.
         let passwordURL = dispatch.base + "/v1/schools/110001/password"
@@ -154,6 +157,57 @@ struct DispatchServiceTests {
         #expect(first["state"] as? String == "no-longer-attends")
         #expect(first["acknowledgedBy"] as? String == "Ms Head")
         try await dispatch.stop()
+    }
+
+    @Test("two instances both handed the same notices (a partition moved before the commit): each notice mailed once, by the first claim's instance; a password set on one opens notices on both")
+    func twoInstancesMailOnce() async throws {
+        let kafka = try TestKafka()
+        let first = try await RunningDispatch(kafka, start: start, groupId: "dispatch-a-\(UUID())")
+        let second = try await RunningDispatch(kafka, start: start, groupId: "dispatch-b-\(UUID())")
+        let notices = (0..<8).map { _ in Fixtures.due() }
+        try await publishAll(kafka, notices)
+        func emls(_ dispatch: RunningDispatch) -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: dispatch.mailFolder)) ?? []).filter { $0.hasSuffix(".eml") }
+        }
+        func settled(_ dispatch: RunningDispatch) async throws -> Int {
+            try await dispatch.host.store.pool.read { db in
+                try NoticeClaim.fetchCount(db) + AuditEntry.filter(Column("kind") == "claim-lost").fetchCount(db)
+                    + OutgoingMail.filter(Column("state") == MailState.sent.rawValue).fetchCount(db)
+            }
+        }
+        try await eventually("every notice mailed by one instance and dropped by the other", timeout: .seconds(60)) {
+            let mailed = emls(first).count + emls(second).count
+            let done = try await settled(first) + settled(second)
+            return mailed >= notices.count && done == 4 * notices.count
+        }
+        try await Task.sleep(for: .seconds(1))
+        #expect(emls(first).count + emls(second).count == notices.count, "one mail per notice: \(emls(first)) \(emls(second))")
+        for due in notices {
+            var winners: [String?] = [], holders = 0
+            for dispatch in [first, second] {
+                winners.append(try await dispatch.host.store.pool.read { try NoticeClaims.winner(of: due.noticeId, db: $0) })
+                if try await notice(dispatch.host.store, due.noticeId) != nil { holders += 1 }
+            }
+            #expect(winners[0] != nil && winners[0] == winners[1], "both read the same first claim")
+            #expect(holders == 1, "exactly one instance keeps the notice")
+        }
+
+        // A password set through one instance's API opens the notices of both.
+        let password = try JSONSerialization.data(withJSONObject: ["password": "Oakwood-DSL-2026!", "setBy": "mash-officer-1"])
+        #expect(try await http.send("PUT", second.base + "/v1/schools/110001/password", json: password, token: RunningDispatch.token).status == 200)
+        try await eventually("the password reached the other instance", timeout: .seconds(30)) {
+            try await first.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001") } != nil
+        }
+        let hashes = [try await first.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001")?.hash },
+                      try await second.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001")?.hash }]
+        #expect(hashes[0] != nil && hashes[0] == hashes[1])
+        for dispatch in [first, second] where !emls(dispatch).isEmpty {
+            let url = try #require(try await dispatch.noticeURL().first)
+            let signedIn = try await http.send("POST", url, form: ["action": "sign-in", "name": "Ms Head", "password": "Oakwood-DSL-2026!"])
+            #expect(signedIn.status == 200 && signedIn.body.contains(Sentinel.childFamily))
+        }
+        try await first.stop()
+        try await second.stop()
     }
 
     @Test("throttle: 5 wrong passwords lock the link for 15 minutes (audited); links expire")
@@ -227,9 +281,10 @@ struct DispatchServiceTests {
             try await dispatch.host.store.pool.read { try NoticeRow.fetchOne($0, key: mail.noticeId)?.flaggedAt != nil }
         }
         #expect(try await dispatch.host.store.pool.read { try NoticeRow.fetchOne($0, key: phone.noticeId)?.flaggedAt } == nil)
-        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 5, timeout: .seconds(20))
+        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 7, timeout: .seconds(20))
             .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
-        #expect(Set(events.map(\.kind)) == [.telephoneTask, .acknowledged, .sent, .deliveredToRelay, .flagged])
+        #expect(Set(events.map(\.kind)) == [.claimed, .telephoneTask, .acknowledged, .sent, .deliveredToRelay, .flagged])
+        #expect(events.filter { $0.kind == .claimed }.count == 2, "one claim per notice")
 
         // Resend after an uncertain delivery (MASH checked with the school): sent again once; a sent mail cannot be resent.
         try await dispatch.host.store.pool.write { db in

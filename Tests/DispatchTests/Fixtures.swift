@@ -91,14 +91,31 @@ enum Fixtures {
     }
 
     static func store() throws -> ServiceStore {
-        try ServiceStore(path: TestPaths.temporaryDirectory("dispatch") + "/dispatch.sqlite", migrations: [DispatchStore.migration])
+        try ServiceStore(path: TestPaths.temporaryDirectory("dispatch") + "/dispatch.sqlite", migrations: DispatchStore.migrations)
     }
 
-    /// Accepts `due` into `store` as the Kafka handler would.
+    /// Accepts `due` into `store` as the Kafka handler would, then reads the instance's own
+    /// `claimed` event back as its events consumer would (`echoEvents`), so the sender may send.
     @discardableResult
-    static func accept(_ due: NoticeDue, settings: DispatchService.Settings, store: ServiceStore, now: Date) async throws -> NoticeIntake.Outcome {
-        try await store.pool.write { db in
+    static func accept(_ due: NoticeDue, settings: DispatchService.Settings, store: ServiceStore, now: Date, echo: Bool = true) async throws -> NoticeIntake.Outcome {
+        let outcome = try await store.pool.write { db in
             try NoticeIntake.accept(due, messageId: MessageID.fresh(), settings: settings, db: db, outbox: Outbox(db: db, producer: "dispatch"), now: now)
+        }
+        if echo { try await echoEvents(store, now: now) }
+        return outcome
+    }
+
+    /// What the outbox relay and the replicated events consumer do without Kafka: the outbox's
+    /// `encompass.notice.events` records are applied by the events handler's code (idempotent,
+    /// so rows echoed before may be applied again; the rows stay for the test to inspect).
+    static func echoEvents(_ store: ServiceStore, now: Date) async throws {
+        try await store.pool.write { db in
+            let rows = try OutboxMessage.filter(Column("topic") == Topics.noticeEvents.name).order(Column("id")).fetchAll(db)
+            for row in rows {
+                let envelope = try WireFormat.decode(NoticeEvent.self, from: Array(row.value))
+                try DispatchService.applyEvent(envelope.payload, eventId: envelope.id, producer: envelope.producer, db: db, now: now,
+                                               logger: TestLog.logger("events"))
+            }
         }
     }
 

@@ -59,8 +59,8 @@ struct MailSenderTests {
         #expect(row.relayReply?.contains("250") == true)
         #expect(row.message == nil) // the link token is not kept once sent
         #expect(try await notice(store, due.noticeId)?.state == .sent)
-        #expect(try await auditKinds(store, due.noticeId) == ["mail-queued", "sent", "delivered-to-relay"])
-        #expect(try await publishedEvents(store).map(\.kind) == [.sent, .deliveredToRelay])
+        #expect(try await auditKinds(store, due.noticeId) == ["claimed", "mail-queued", "sent", "delivered-to-relay"])
+        #expect(try await publishedEvents(store).map(\.kind) == [.claimed, .sent, .deliveredToRelay])
         // Dispatch keeps nothing about the other parties or children.
         let kept = try #require(try await notice(store, due.noticeId))
         let keptText = String(decoding: kept.payload + kept.content, as: UTF8.self)
@@ -114,7 +114,7 @@ struct MailSenderTests {
         #expect(row.state == .sent)
         #expect(row.attempts == 2)
         #expect(peer.messages().count == 1)
-        #expect(try await auditKinds(store, due.noticeId) == ["mail-queued", "sent", "retry-scheduled", "delivered-to-relay"])
+        #expect(try await auditKinds(store, due.noticeId) == ["claimed", "mail-queued", "sent", "retry-scheduled", "delivered-to-relay"])
     }
 
     @Test("550: dead letter with the relay's reply and a failed event; never retried")
@@ -136,7 +136,7 @@ struct MailSenderTests {
         #expect(letters.first?.originalTopic == "smtp:\(due.noticeId)")
         #expect(letters.first?.errorClass == "smtp.permanent")
         #expect(letters.first?.errorMessage.contains("550 5.1.1") == true)
-        #expect(try await publishedEvents(store).map(\.kind) == [.sent, .failed])
+        #expect(try await publishedEvents(store).map(\.kind) == [.claimed, .sent, .failed])
         clock.advance(by: 86_400)
         #expect(try await sender.sendDue() == 0)
         #expect(peer.messages().isEmpty)
@@ -174,6 +174,66 @@ struct MailSenderTests {
         #expect(try await store.pool.read { try OutgoingMail.fetchCount($0) } == 1)
     }
 
+    @Test("two instances took one notice: the first claim in the topic's order sends, the other drops its unsent copy; the claimant survives a reopen")
+    func claims() async throws {
+        let folderA = TestPaths.temporaryDirectory("mail-a"), folderB = TestPaths.temporaryDirectory("mail-b")
+        let settingsA = try Fixtures.settings(transport: MailFolderTransport(directory: folderA))
+        var settingsB = try Fixtures.settings(transport: MailFolderTransport(directory: folderB))
+        settingsB.instanceId = "dispatch-2"
+        let pathA = TestPaths.temporaryDirectory("dispatch-a") + "/dispatch.sqlite"
+        var storeA = try ServiceStore(path: pathA, migrations: DispatchStore.migrations)
+        let storeB = try Fixtures.store()
+        let clock = ManualClock(start)
+        let email = Fixtures.due(), phone = Fixtures.due(channel: .telephone)
+        for due in [email, phone] {
+            // The same NoticeDue reached both (a partition moved before A's offsets were committed).
+            _ = try await Fixtures.accept(due, settings: settingsA, store: storeA, now: clock.now, echo: false)
+            _ = try await Fixtures.accept(due, settings: settingsB, store: storeB, now: clock.now, echo: false)
+        }
+        let claimantA = try await storeA.pool.read { try NoticeClaims.claimant($0) }
+        let claimantB = try await storeB.pool.read { try NoticeClaims.claimant($0) }
+        #expect(claimantA != claimantB)
+        // Before either has read a claim back, neither sends.
+        #expect(try await Fixtures.sender(settingsA, storeA, clock: clock).sendDue() == 0)
+        #expect(try await Fixtures.sender(settingsB, storeB, clock: clock).sendDue() == 0)
+
+        // The topic's order, which both read: A's claims, then B's.
+        let claimsA = try await publishedEvents(storeA).filter { $0.kind == .claimed }
+        let claimsB = try await publishedEvents(storeB).filter { $0.kind == .claimed }
+        #expect(claimsA.map(\.claimant) == [claimantA, claimantA] && claimsB.map(\.claimant) == [claimantB, claimantB])
+        for store in [storeA, storeB] {
+            try await store.pool.write { db in
+                for event in claimsA + claimsB {
+                    try DispatchService.applyEvent(event, eventId: MessageID.derived(from: event.noticeId, "claimed-\(event.claimant ?? "")"),
+                                                   producer: "dispatch", db: db, now: self.start, logger: TestLog.logger("events"))
+                }
+            }
+        }
+        for due in [email, phone] {
+            #expect(try await storeA.pool.read { try NoticeClaims.winner(of: due.noticeId, db: $0) } == claimantA)
+            #expect(try await storeB.pool.read { try NoticeClaims.winner(of: due.noticeId, db: $0) } == claimantA)
+            #expect(try await notice(storeB, due.noticeId) == nil, "the loser holds no copy")
+            #expect(try await auditKinds(storeB, due.noticeId).contains("claim-lost"))
+        }
+        #expect(try await storeB.pool.read { try TelephoneTask.fetchCount($0) } == 0)
+        #expect(try await storeA.pool.read { try TelephoneTask.fetchCount($0) } == 1)
+        #expect(try await Fixtures.sender(settingsB, storeB, clock: clock).sendDue() == 0)
+        #expect(try await Fixtures.sender(settingsA, storeA, clock: clock).sendDue() == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folderA).filter { $0.hasSuffix(".eml") }.count == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folderB).isEmpty)
+
+        // B gets the notice once more (another redelivery): it knows who took it.
+        #expect(try await Fixtures.accept(email, settings: settingsB, store: storeB, now: clock.now) == .claimedElsewhere(by: claimantA))
+        #expect(try await notice(storeB, email.noticeId) == nil)
+
+        // A restarts (its process id, so its default instance id, changes): it still owns what it claimed.
+        storeA = try ServiceStore(path: pathA, migrations: DispatchStore.migrations)
+        #expect(try await storeA.pool.read { try NoticeClaims.claimant($0) } == claimantA)
+        let later = Fixtures.due()
+        _ = try await Fixtures.accept(later, settings: settingsA, store: storeA, now: clock.now)
+        #expect(try await Fixtures.sender(settingsA, storeA, clock: clock).sendDue() == 1)
+    }
+
     @Test("without a relay: .eml files in the mail folder")
     func emlFolder() async throws {
         let folder = TestPaths.temporaryDirectory("mail")
@@ -203,7 +263,7 @@ struct MailSenderTests {
         #expect(try await Fixtures.accept(phone, settings: settings, store: store, now: clock.now) == .telephoneTask(reason: "the protocol asks for a telephone call to this setting"))
         #expect(try await mail(store, phone.noticeId) == nil)
         #expect(try await store.pool.read { try TelephoneTask.fetchCount($0) } == 1)
-        #expect(try await auditKinds(store, phone.noticeId) == ["telephone-task"])
+        #expect(try await auditKinds(store, phone.noticeId) == ["claimed", "telephone-task"])
         let noEmail = Fixtures.due(email: nil)
         #expect(try await Fixtures.accept(noEmail, settings: settings, store: store, now: clock.now) == .telephoneTask(reason: "the school has no safeguarding email contact"))
 
@@ -265,6 +325,30 @@ struct AuditRowTests {
             #expect(rows.map(\.eventId) == ["e-1", "e-2"])
             // Ids only order the trail (the ignored insert may use up a number of the sequence).
             #expect(rows.count == 2 && (rows[0].id ?? 0) < (rows[1].id ?? 0))
+        }
+    }
+}
+
+@Suite("Replicated notice passwords")
+struct AccountPasswordTests {
+    @Test("a password read from the topic replaces an older one and ends that account's sessions; an older or the same one changes nothing")
+    func lastSetWins() async throws {
+        let store = try Fixtures.store()
+        let at = Timestamp.parse("2026-11-24T09:00:00Z")!
+        let settings = try Fixtures.settings(transport: MailFolderTransport(directory: TestPaths.temporaryDirectory("mail")))
+        let due = Fixtures.due()
+        try await Fixtures.accept(due, settings: settings, store: store, now: at)
+        let first = SchoolPassword(account: "110001", hash: "pbkdf2-sha256$1$YQ==$YQ==", setAt: at, setBy: "a")
+        let newer = SchoolPassword(account: "110001", hash: "pbkdf2-sha256$1$Yg==$Yg==", setAt: at.addingTimeInterval(60), setBy: "b")
+        try await store.pool.write { db in
+            #expect(try AccountPasswords.apply(first, db: db))
+            try NoticeSession(sessionHash: "s1", noticeId: due.noticeId, signedInAs: "Ms Head", createdAt: at, expiresAt: at.addingTimeInterval(1800)).insert(db)
+            #expect(try !AccountPasswords.apply(first, db: db), "its own record read back")
+            #expect(try NoticeSession.fetchCount(db) == 1)
+            #expect(try AccountPasswords.apply(newer, db: db))
+            #expect(try NoticeSession.fetchCount(db) == 0, "a new password ends the account's sessions")
+            #expect(try !AccountPasswords.apply(first, db: db), "an older password arriving late")
+            #expect(try SchoolPassword.fetchOne(db, key: "110001")?.setBy == "b")
         }
     }
 }

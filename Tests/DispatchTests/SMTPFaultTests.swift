@@ -101,10 +101,10 @@ struct SMTPFaultTests {
             #expect(kinds.filter { $0 == "delivered-to-relay" }.count == 1, "\(kinds)")
             #expect(try await mail(store, due.noticeId)?.attempts == 3)
         }
-        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 2 * notices.count, timeout: .seconds(30))
+        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 3 * notices.count, timeout: .seconds(30))
             .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
         for due in notices {
-            #expect(events.filter { $0.noticeId == due.noticeId }.map(\.kind).sorted { $0.rawValue < $1.rawValue } == [.deliveredToRelay, .sent])
+            #expect(events.filter { $0.noticeId == due.noticeId }.map(\.kind).sorted { $0.rawValue < $1.rawValue } == [.claimed, .deliveredToRelay, .sent])
         }
 
         // A day later nothing more goes out.
@@ -151,7 +151,7 @@ struct SMTPFaultTests {
         #expect(flagged.flaggedAt != nil)
         #expect(flagged.flagReason?.contains("check with the school") == true)
         try await eventually("the relay has it once") { peer.messages().count == 2 }
-        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 4, timeout: .seconds(30))
+        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 6, timeout: .seconds(30))
             .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
         #expect(events.filter { $0.noticeId == late.noticeId }.map(\.kind).contains(.flagged), "\(events.map(\.kind))")
         try peer.setMode("ok")
@@ -204,7 +204,7 @@ struct SMTPFaultTests {
         #expect(gaveUp?["errorClass"] as? String == "smtp.retries-exhausted")
         #expect((gaveUp?["errorMessage"] as? String)?.contains("452") == true, "\(gaveUp ?? [:])")
 
-        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 2 * good.count + 2 * 3, timeout: .seconds(30))
+        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 3 * good.count + 3 * 3, timeout: .seconds(30))
             .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
         #expect(events.filter { $0.kind == .failed }.count == 3)
         #expect(events.filter { $0.kind == .deliveredToRelay }.count == good.count)
@@ -277,9 +277,9 @@ struct SMTPFaultTests {
         try peer.setMode("ok")
         try await Task.sleep(for: .seconds(2))
         #expect(peer.messages().count == 1)
-        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 2, timeout: .seconds(30))
+        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 3, timeout: .seconds(30))
             .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
-        #expect(events.map(\.kind) == [.sent, .flagged])
+        #expect(events.map(\.kind) == [.claimed, .sent, .flagged])
         process.terminate()
         process.waitUntilExit()
     }

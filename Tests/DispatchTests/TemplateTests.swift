@@ -154,6 +154,11 @@ struct SettingsTests {
         let transport = try #require(smtp.transport as? SMTPTransport)
         #expect(transport.tls == .required && transport.username == "u" && transport.caFile == "/etc/ca.pem")
         #expect(smtp.publicURL == "https://notices.example")
+        #expect(smtp.noticeCookiePath == "/notice/")
+        // One public address per instance behind a proxy that routes (and strips) a path prefix.
+        let prefixed = try DispatchService.Settings.fromEnvironment(["ENCOMPASS_PUBLIC_URL": "https://notices.example/dispatch-2/"])
+        #expect(prefixed.publicURL == "https://notices.example/dispatch-2")
+        #expect(prefixed.noticeCookiePath == "/dispatch-2/notice/")
 
         #expect(throws: ConfigurationError.self) { try DispatchService.Settings.fromEnvironment(["ENCOMPASS_SMTP_URL": "smtp://relay.example:587"]) }
         #expect(throws: ConfigurationError.self) {

@@ -35,6 +35,8 @@ struct WireDecoderTests {
             try sample(ReviewProposalState(proposalId: "r-1", forceCode: "43", occurrenceNumber: "1", child: E.child, evidence: evidence,
                                            status: "pending", createdAt: E.at, version: 3)),
             try sample(SchoolFeedback(childId: "c", noticeId: "n", schoolURN: "1", kind: .noLongerAttends, reportedAt: E.at, reportedBy: "dsl")),
+            try sample(NoticeEvent(noticeId: "n-1", kind: .claimed, at: E.at, forceCode: "43", occurrenceNumber: "1", claimant: "d-1")),
+            try sample(AccountPassword(account: "LA872", hash: "pbkdf2-sha256$1$c2FsdA==$aA==", setAt: E.at, setBy: "m")),
             try sample(DeadLetterEvent(service: "intake", originalTopic: "t", originalPartition: 3, originalOffset: 9_000_000_000, originalKey: nil,
                                        originalValue: Array("{\"a\":\u{1}}".utf8), originalMessageId: "m", errorClass: "x", errorMessage: "y",
                                        attempts: 1, firstFailedAt: E.at, deadLetteredAt: E.at)),

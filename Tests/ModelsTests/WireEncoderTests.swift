@@ -58,6 +58,9 @@ struct WireEncoderTests {
                                                     decidedAt: Self.at, note: "not this child")))
         try Self.expectSame(envelope(ReviewProposalState(proposalId: "r-1", forceCode: "43", occurrenceNumber: "1", child: Self.child, evidence: evidence,
                                                          status: "pending", createdAt: Self.at, version: 3)))
+        try Self.expectSame(envelope(NoticeEvent(noticeId: "n-1", kind: .claimed, at: Self.at, forceCode: "43", occurrenceNumber: "1",
+                                                 detail: "taken by dispatch instance dispatch-1", claimant: "d-0123456789abcdef")))
+        try Self.expectSame(envelope(AccountPassword(account: "110001", hash: "pbkdf2-sha256$210000$c2FsdA==$aGFzaA==", setAt: Self.at, setBy: "mash-officer-1")))
         try Self.expectSame(envelope(SchoolFeedback(childId: "c-1", noticeId: "n-1", schoolURN: "110001", kind: .noLongerAttends, reportedAt: Self.at,
                                                     reportedBy: "dsl@school.example", note: "moved in October")))
         try Self.expectSame(envelope(SchoolRegisterUpdate(

@@ -331,7 +331,7 @@ struct RetentionTests {
     @Test("dispatch: old notices lose their contents and link, sessions and throttles go; the audit trail, states and who acknowledged stay")
     func dispatch() async throws {
         let clock = ManualClock(start)
-        let store = try ServiceStore(path: TestPaths.temporaryDirectory("ret-dispatch") + "/s.sqlite", migrations: [DispatchStore.migration])
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("ret-dispatch") + "/s.sqlite", migrations: DispatchStore.migrations)
         let settings = DispatchService.Settings(transport: MailFolderTransport(directory: TestPaths.temporaryDirectory("ret-mail")),
                                                 publicURL: "http://127.0.0.1:1",
                                                 protocols: try DispatchProtocols.load(ForceProtocols.load(directory: ForceProtocols.bundledDirectory)))

@@ -145,9 +145,10 @@ public enum FaultScenarios {
 
     /// Incidents fed in batches of 50 while the kill plan SIGKILLs instances (each restarted on
     /// its own store after its down time); then the morning, with more kills while scheduling
-    /// releases and dispatch sends. Dispatch runs as one instance (its send-once record is
-    /// local, docs/DISPATCH.md): a kill between its claim and the relay's answer leaves the mail
-    /// `uncertain`, and MASH resends it after checking with the school (the mail folder).
+    /// releases and dispatch sends. A notice that reaches both dispatch instances (a partition
+    /// moved before the commit) is sent by the first claim's (docs/DISPATCH.md); a kill between
+    /// an attempt mark and the relay's answer leaves the mail `uncertain`, and MASH resends it
+    /// after checking with the school (the mail folder).
     /// Every child must get exactly one notice and one mail.
     public static func randomKills(_ pipeline: LocalPipeline, incidents count: Int, seed: UInt64, extraKills: Int = 0,
                                    report progress: @escaping @Sendable (String) -> Void) async throws -> RandomKillsReport {

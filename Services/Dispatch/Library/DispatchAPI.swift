@@ -179,10 +179,11 @@ struct DispatchAPI: Sendable {
         let hash = try await Secrets.hashPassword(parsed.password)
         let now = environment.clock.now()
         let row = SchoolPassword(account: account, hash: hash, setAt: now, setBy: parsed.setBy ?? "api")
-        try await environment.store.pool.write { db in
-            try row.save(db)
-            // A new password ends every open session on that account's notices.
-            try db.execute(sql: "DELETE FROM noticeSession WHERE noticeId IN (SELECT noticeId FROM notice WHERE account = ?)", arguments: [account])
+        try await environment.write { db, outbox in
+            // Here at once; every other dispatch instance through `encompass.dispatch.accounts`.
+            try AccountPasswords.apply(row, db: db)
+            _ = try outbox.publish(AccountPassword(account: row.account, hash: row.hash, setAt: row.setAt, setBy: row.setBy),
+                               to: Topics.dispatchAccounts.name, key: account, id: MessageID.fresh(), causationId: nil, now: now)
         }
         environment.logger.notice("school password set", metadata: ["account": .string(account), "by": .string(row.setBy)])
         return Self.wireJSON(.ok, ["account": account, "setAt": Timestamp.format(now), "scheme": "pbkdf2-sha256"])

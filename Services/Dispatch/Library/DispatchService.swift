@@ -41,14 +41,19 @@ public enum DispatchService {
         public var trustForwardedFor: Bool
         /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md).
         public var retention: RetentionSettings = RetentionSettings()
+        /// This instance's name in its `claimed` events' detail, for people (ENCOMPASS_INSTANCE_ID;
+        /// `definition(_:)` sets it from the service configuration). Claims themselves name the
+        /// store (`NoticeClaims`).
+        public var instanceId: String
 
         public init(
             transport: any MailTransport, fromAddress: String = "operation-encompass@localhost", publicURL: String,
             protocols: DispatchProtocols, linkExpiryHours: Int? = nil, pollInterval: Duration = .seconds(1),
             retryBase: TimeInterval = 30, retryCap: TimeInterval = 3600, maxAttempts: Int = 8,
             sessionLifetime: TimeInterval = 30 * 60, maxFailedSignIns: Int = 5, lockDuration: TimeInterval = 15 * 60,
-            trustForwardedFor: Bool = false
+            trustForwardedFor: Bool = false, instanceId: String = "dispatch-1"
         ) {
+            self.instanceId = instanceId
             self.transport = transport
             self.fromAddress = fromAddress
             self.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
@@ -62,6 +67,14 @@ public enum DispatchService {
             self.maxFailedSignIns = maxFailedSignIns
             self.lockDuration = lockDuration
             self.trustForwardedFor = trustForwardedFor
+        }
+
+        /// The session cookie's path: the notice pages under `publicURL`'s own path, so that a
+        /// proxy routing `https://host/dispatch-2/notice/…` to one instance (stripping
+        /// `/dispatch-2`) gets the cookie back.
+        public var noticeCookiePath: String {
+            let base = URLComponents(string: publicURL)?.path ?? ""
+            return (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/notice/"
         }
 
         public static func fromEnvironment(
@@ -113,7 +126,8 @@ public enum DispatchService {
     }
 
     public static func definition(_ configuration: ServiceConfiguration) throws -> ServiceDefinition {
-        let settings = try Settings.fromEnvironment(httpPort: configuration.httpPort)
+        var settings = try Settings.fromEnvironment(httpPort: configuration.httpPort)
+        settings.instanceId = configuration.instanceId
         Logger(label: "encompass.dispatch").notice("mail transport", metadata: [
             "transport": .string(settings.transport.description),
             "note": .string(settings.transport is MailFolderTransport
@@ -126,10 +140,10 @@ public enum DispatchService {
     public static func definition(settings: Settings) -> ServiceDefinition {
         ServiceDefinition(
             service: .dispatch,
-            migrations: [DispatchStore.migration],
+            migrations: DispatchStore.migrations,
             handlers: [dueHandler(settings: settings)],
-            replicated: [eventsHandler()],
-            produces: [Topics.schoolFeedback.name, Topics.noticeEvents.name],
+            replicated: [eventsHandler(), accountsHandler()],
+            produces: [Topics.schoolFeedback.name, Topics.noticeEvents.name, Topics.dispatchAccounts.name],
             routes: { router, environment in
                 NoticePage(settings: settings, environment: environment).register(on: router)
                 DispatchAPI(settings: settings, environment: environment).register(on: router)
@@ -155,11 +169,25 @@ public enum DispatchService {
         }
     }
 
-    /// `encompass.notice.events`: every event (scheduling's and dispatch's own echo) into the audit trail.
+    /// `encompass.notice.events`: every event (scheduling's and dispatch's own echo) into the
+    /// audit trail; `claimed` events also decide which instance sends (`NoticeClaims`).
     static func eventsHandler() -> TopicHandler {
         .on(Topics.noticeEvents.name, NoticeEvent.self) { envelope, ctx in
-            try Audit.insert(envelope.payload, eventId: envelope.id, producer: envelope.producer, db: ctx.db)
+            try applyEvent(envelope.payload, eventId: envelope.id, producer: envelope.producer, db: ctx.db, now: ctx.now, logger: ctx.logger)
         }
+    }
+
+    /// `encompass.dispatch.accounts`: passwords set through any instance's API (its own included).
+    static func accountsHandler() -> TopicHandler {
+        .on(Topics.dispatchAccounts.name, AccountPassword.self) { envelope, ctx in
+            try AccountPasswords.apply(envelope.payload, db: ctx.db)
+        }
+    }
+
+    /// What the events handler does with one event read from `encompass.notice.events`.
+    public static func applyEvent(_ event: NoticeEvent, eventId: String, producer: String, db: Database, now: Date, logger: Logger) throws {
+        try Audit.insert(event, eventId: eventId, producer: producer, db: db)
+        try NoticeClaims.observe(event, db: db, now: now, logger: logger)
     }
 }
 
@@ -169,6 +197,8 @@ public enum NoticeIntake {
         case mailQueued(link: String)
         case telephoneTask(reason: String)
         case alreadyKnown
+        /// Another dispatch instance claimed the notice first: it sends, this one does nothing.
+        case claimedElsewhere(by: String)
     }
 
     /// The role order in which a school's contacts receive the notice email.
@@ -181,6 +211,9 @@ public enum NoticeIntake {
         let request = due.request
         // One notice id, one notice: a redelivery or a re-release never mails twice.
         if try NoticeRow.exists(db, key: due.noticeId) { return .alreadyKnown }
+        if let winner = try NoticeClaims.winner(of: due.noticeId, db: db), try winner != NoticeClaims.claimant(db) {
+            return .claimedElsewhere(by: winner)
+        }
         guard let rules = settings.protocols[request.incident.forceCode] else {
             throw RejectedMessage(errorClass: "protocol.missing",
                                   reason: "force \(request.incident.forceCode) has no \"dispatch\" protocol section; add it to the force's protocol file and replay this dead letter")
@@ -227,6 +260,7 @@ public enum NoticeIntake {
             let message = MailMessage.compose(fromAddress: settings.fromAddress, fromName: rules.senderName, to: recipient,
                                               subject: email.subject, body: email.body, idempotencyKey: key, date: now)
             try notice.insert(db)
+            try NoticeClaims.claim(notice, instanceId: settings.instanceId, causationId: messageId, db: db, outbox: outbox, now: now)
             try OutgoingMail(noticeId: due.noticeId, idempotencyKey: key, recipient: recipient, message: Data(message.data.utf8),
                              state: .pending, attempts: 0, nextAttemptAt: now, createdAt: now).insert(db)
             try Audit.insertLocal("mail-queued", notice: notice, detail: "email to the \(due.escalation ? "education safeguarding manager" : "school") queued; link expires \(Timestamp.format(expires))", db: db, now: now)
@@ -234,6 +268,7 @@ public enum NoticeIntake {
         }
         let reason = telephoneReason ?? "telephone"
         try notice.insert(db)
+        try NoticeClaims.claim(notice, instanceId: settings.instanceId, causationId: messageId, db: db, outbox: outbox, now: now)
         try TelephoneTask(id: "t-" + due.noticeId, noticeId: due.noticeId, schoolURN: request.school.urn, schoolName: request.school.name,
                           contacts: try JSONEncoder().encode(contacts), reason: reason, createdAt: now).insert(db)
         try Audit.record(.telephoneTask, notice: notice, detail: "telephone task for MASH: \(reason)",

@@ -5,8 +5,33 @@ import ServiceRuntime
 
 /// Dispatch's tables: one `notice` row per notice id (the send-once state), its `outgoingMail`
 /// (the idempotency record of the SMTP hand-over), `telephoneTask`s, the `noticeAudit` trail,
-/// `schoolPassword`s, sign-in `noticeSession`s and the sign-in throttle.
+/// `schoolPassword`s, sign-in `noticeSession`s and the sign-in throttle; `noticeClaim` (which
+/// dispatch instance sends each notice).
 public enum DispatchStore {
+    /// Every migration, in order.
+    public static let migrations = [migration, claims]
+
+    /// `noticeClaim`: the first `claimed` event of each notice in `encompass.notice.events`
+    /// order, which every instance reads the same (docs/DISPATCH.md, "Running more than one
+    /// instance"). No personal data; kept, like the audit trail, so a notice re-delivered long
+    /// after is still known. `dispatchIdentity`: this store's claimant name, made once here, so
+    /// that it survives restarts and a change of `ENCOMPASS_INSTANCE_ID` (the process id in the
+    /// default instance id changes at every start).
+    public static let claims = StoreMigration("dispatch-v2-claims") { db in
+        try db.create(table: NoticeClaim.databaseTableName) { t in
+            t.primaryKey("noticeId", .text)
+            t.column("claimant", .text).notNull()
+            t.column("claimedAt", .datetime).notNull()
+            t.column("observedAt", .datetime).notNull()
+        }
+        try db.create(table: "dispatchIdentity") { t in
+            t.column("id", .integer).primaryKey().check { $0 == 1 }
+            t.column("claimant", .text).notNull()
+        }
+        let random = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        try db.execute(sql: "INSERT INTO dispatchIdentity (id, claimant) VALUES (1, ?)", arguments: ["d-" + random.prefix(16)])
+    }
+
     public static let migration = StoreMigration("dispatch-v1") { db in
         try db.create(table: NoticeRow.databaseTableName) { t in
             t.primaryKey("noticeId", .text)
@@ -146,6 +171,18 @@ public struct NoticeRow: Codable, FetchableRecord, PersistableRecord, Sendable, 
     public func decodedContent() throws -> NoticeContent { try JSONDecoder().decode(NoticeContent.self, from: content) }
 }
 
+/// The store that sends a notice: the first claim seen on `encompass.notice.events`.
+public struct NoticeClaim: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "noticeClaim"
+    public var noticeId: String
+    /// The winning store's claimant name (`dispatchIdentity`).
+    public var claimant: String
+    /// When the winning instance took it (the event's `at`).
+    public var claimedAt: Date
+    /// When this instance read the claim.
+    public var observedAt: Date
+}
+
 public enum MailState: String, Codable, Sendable {
     case pending, sending, sent, failed, uncertain
 }
@@ -214,6 +251,28 @@ public struct SchoolPassword: Codable, FetchableRecord, PersistableRecord, Senda
     public var setBy: String
 }
 
+/// Every dispatch instance's copy of the notice passwords (`encompass.dispatch.accounts`).
+public enum AccountPasswords {
+    /// Stores `row` unless the account already has a password set later (or this same one: the
+    /// instance's own record read back). A new password ends every open session on that
+    /// account's notices here. Returns whether anything changed.
+    @discardableResult
+    public static func apply(_ row: SchoolPassword, db: Database) throws -> Bool {
+        if let stored = try SchoolPassword.fetchOne(db, key: row.account),
+           stored.setAt > row.setAt || (stored.setAt == row.setAt && stored.hash == row.hash) {
+            return false
+        }
+        try row.save(db)
+        try db.execute(sql: "DELETE FROM noticeSession WHERE noticeId IN (SELECT noticeId FROM notice WHERE account = ?)", arguments: [row.account])
+        return true
+    }
+
+    /// The replicated handler's work for one record.
+    static func apply(_ password: AccountPassword, db: Database) throws {
+        try apply(SchoolPassword(account: password.account, hash: password.hash, setAt: password.setAt, setBy: password.setBy), db: db)
+    }
+}
+
 public struct NoticeSession: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
     public static let databaseTableName = "noticeSession"
     public var sessionHash: String
@@ -238,14 +297,15 @@ public enum Audit {
     /// Kinds kept only in dispatch's own trail (never published).
     public static let localKinds: Set<String> = [
         "mail-queued", "retry-scheduled", "link-opened", "link-expired", "sign-in-refused", "sign-in-locked", "resend-requested",
+        "claim-lost",
     ]
 
     public static func record(
         _ kind: NoticeEvent.Kind, notice: NoticeRow, detail: String?, eventId: String, causationId: String? = nil,
-        db: Database, outbox: Outbox, now: Date
+        claimant: String? = nil, db: Database, outbox: Outbox, now: Date
     ) throws {
         let event = NoticeEvent(noticeId: notice.noticeId, kind: kind, at: now, forceCode: notice.forceCode,
-                                occurrenceNumber: notice.occurrenceNumber, schoolURN: notice.schoolURN, detail: detail)
+                                occurrenceNumber: notice.occurrenceNumber, schoolURN: notice.schoolURN, detail: detail, claimant: claimant)
         try insert(event, eventId: eventId, producer: ServiceName.dispatch.rawValue, db: db)
         try outbox.publish(event, to: Topics.noticeEvents.name, key: notice.noticeId, id: eventId, causationId: causationId, now: now)
     }

@@ -72,12 +72,16 @@ public struct MailSender: Sendable {
         return recovered
     }
 
-    /// Sends every mail whose time has come; returns how many attempts were made.
+    /// Sends every mail whose time has come and whose notice this instance has won (its own
+    /// claim read back first from `encompass.notice.events`, `NoticeClaims`); returns how many
+    /// attempts were made.
     @discardableResult
     public func sendDue(limit: Int = 50) async throws -> Int {
         let now = clock.now()
         let due = try await store.pool.read { db in
-            try OutgoingMail.filter(Column("state") == MailState.pending.rawValue && Column("nextAttemptAt") <= now)
+            let won = NoticeClaim.filter(Column("claimant") == (try NoticeClaims.claimant(db))).select(Column("noticeId"))
+            return try OutgoingMail.filter(Column("state") == MailState.pending.rawValue && Column("nextAttemptAt") <= now)
+                .filter(won.contains(Column("noticeId")))
                 .order(Column("nextAttemptAt")).limit(limit).fetchAll(db)
         }
         var attempts = 0
@@ -92,9 +96,10 @@ public struct MailSender: Sendable {
     func attempt(_ noticeId: String) async throws -> Bool {
         let transport = settings.transport
         let claimedAt = clock.now()
-        // (1) Claim: the attempt is recorded and committed before any byte goes to the relay.
+        // (1) Mark: the attempt is recorded and committed before any byte goes to the relay.
         let claimed = try await write { db, outbox -> OutgoingMail? in
-            guard var mail = try OutgoingMail.fetchOne(db, key: noticeId), mail.state == .pending, let notice = try NoticeRow.fetchOne(db, key: noticeId) else { return nil }
+            guard var mail = try OutgoingMail.fetchOne(db, key: noticeId), mail.state == .pending, let notice = try NoticeRow.fetchOne(db, key: noticeId),
+                  try NoticeClaims.won(noticeId, db: db) else { return nil }
             mail.state = .sending
             mail.attempts += 1
             mail.lastAttemptAt = claimedAt

@@ -282,7 +282,7 @@ struct NoticePage: Sendable {
             try NoticeSession.filter(Column("expiresAt") <= now).deleteAll(db)
         }
         let secure = settings.publicURL.hasPrefix("https:") ? "; Secure" : ""
-        let cookie = "\(Self.cookieName)=\(secret); Path=/notice/; HttpOnly; SameSite=Strict; Max-Age=\(Int(settings.sessionLifetime))\(secure)"
+        let cookie = "\(Self.cookieName)=\(secret); Path=\(settings.noticeCookiePath); HttpOnly; SameSite=Strict; Max-Age=\(Int(settings.sessionLifetime))\(secure)"
         return try await showNotice(notice, session: session, message: nil, now: now, cookie: cookie)
     }
 

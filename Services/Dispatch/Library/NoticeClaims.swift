@@ -1,0 +1,73 @@
+import EncompassModels
+import Foundation
+import GRDB
+import Logging
+import ServiceRuntime
+
+/// Which dispatch instance sends a notice when several instances share the work.
+///
+/// A `NoticeDue` can reach two instances: a partition moves to another instance before the
+/// first one's offsets are committed (a rebalance, a crash), and the new owner gets the record
+/// again. Neither store alone can see that. So each instance that accepts a notice publishes a
+/// `claimed` event, keyed by the notice id, in the same transaction. All claims of one notice
+/// land in one partition of `encompass.notice.events`, in one order, and every instance reads
+/// all of that topic. **The first claim in that order wins**: every instance records the same
+/// winner, only the winner's mail sender sends, and an instance that lost drops its unsent copy.
+///
+/// A claim names the store, not the process (`dispatchIdentity`, made once per store): a
+/// restarted instance still owns what it claimed before.
+///
+/// The cost: a notice's mail waits until its instance has read its own claim back from Kafka
+/// (one produce and one fetch; milliseconds, a second if the events consumer is behind).
+public enum NoticeClaims {
+    /// This store's claimant name.
+    public static func claimant(_ db: Database) throws -> String {
+        guard let name = try String.fetchOne(db.cachedStatement(sql: "SELECT claimant FROM dispatchIdentity WHERE id = 1")) else {
+            throw DatabaseError(message: "dispatchIdentity is empty; the dispatch-v2-claims migration did not run")
+        }
+        return name
+    }
+
+    /// Publishes this store's claim on `notice`, in the accepting transaction.
+    static func claim(_ notice: NoticeRow, instanceId: String, causationId: String, db: Database, outbox: Outbox, now: Date) throws {
+        let me = try claimant(db)
+        try Audit.record(.claimed, notice: notice, detail: "taken by dispatch instance \(instanceId) (store \(me))",
+                         eventId: MessageID.derived(from: notice.noticeId, "claimed-\(me)"), causationId: causationId,
+                         claimant: me, db: db, outbox: outbox, now: now)
+    }
+
+    /// The claimant that won `noticeId`, once a claim has been read from the topic.
+    public static func winner(of noticeId: String, db: Database) throws -> String? {
+        try NoticeClaim.fetchOne(db, key: noticeId)?.claimant
+    }
+
+    /// Whether this store has read back a winning claim of its own on `noticeId`.
+    public static func won(_ noticeId: String, db: Database) throws -> Bool {
+        try winner(of: noticeId, db: db) == claimant(db)
+    }
+
+    /// Applies a `claimed` event read from `encompass.notice.events` (this store's own
+    /// included). The first one recorded for a notice stands. If another store won and this one
+    /// holds an unsent copy, the copy is dropped (its mail and telephone task with it) and a
+    /// local `claim-lost` audit row says so.
+    static func observe(_ event: NoticeEvent, db: Database, now: Date, logger: Logger) throws {
+        guard event.kind == .claimed, let claimant = event.claimant else { return }
+        try NoticeClaim(noticeId: event.noticeId, claimant: claimant, claimedAt: event.at, observedAt: now).insert(db, onConflict: .ignore)
+        guard let winner = try winner(of: event.noticeId, db: db), try winner != self.claimant(db),
+              let notice = try NoticeRow.fetchOne(db, key: event.noticeId) else { return }
+        if let mail = try OutgoingMail.fetchOne(db, key: event.noticeId), mail.state != .pending || mail.attempts > 0 {
+            // The sender sends only what this store won, so only a store changed by hand gets here.
+            logger.error("another dispatch instance won a notice this instance has already tried to send; kept for MASH follow-up", metadata: [
+                "noticeId": .string(event.noticeId), "winner": .string(winner), "mailState": .string(mail.state.rawValue),
+            ])
+            return
+        }
+        try Audit.recordLocal("claim-lost", notice: notice,
+                              detail: "dispatch store \(winner) took this notice first; this instance dropped its unsent copy",
+                              db: db, now: now)
+        try notice.delete(db)
+        logger.info("notice taken by another dispatch instance; local copy dropped unsent", metadata: [
+            "noticeId": .string(event.noticeId), "winner": .string(winner),
+        ])
+    }
+}
