@@ -14,7 +14,7 @@ public enum WireDecoder {
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         var parser = Parser(bytes: bytes)
         try parser.parseDocument()
-        let document = Document(bytes: bytes, tokens: parser.tokens)
+        let document = Document(bytes: bytes, tokens: parser.tokens, escapedTexts: parser.escapedTexts)
         return try document.decode(T.self, at: 0)
     }
 
@@ -30,7 +30,8 @@ public enum WireDecoder {
         var end: Int32
         /// Containers: index of the token after the container; others: own index + 1.
         var next: Int32
-        /// Containers: number of members or elements.
+        /// Containers: number of members or elements; escaped strings: index of their text in
+        /// `escapedTexts` (unescaped once, when the parser checks the escapes).
         var count: Int32
     }
 
@@ -38,6 +39,7 @@ public enum WireDecoder {
         let bytes: [UInt8]
         var position = 0
         var tokens: [Token] = []
+        var escapedTexts: [String] = []
 
         init(bytes: [UInt8]) {
             self.bytes = bytes
@@ -140,11 +142,15 @@ public enum WireDecoder {
             while position < bytes.count {
                 let byte = bytes[position]
                 if byte == UInt8(ascii: "\"") {
-                    // Every escape is checked, read or not, as Foundation checks them.
-                    if escaped { _ = try WireDecoder.unescape(bytes, start, position) }
+                    // Every escape is checked, read or not, as Foundation checks them; the text is kept.
+                    var text: Int32 = 0
+                    if escaped {
+                        text = Int32(escapedTexts.count)
+                        escapedTexts.append(try WireDecoder.unescape(bytes, start, position))
+                    }
                     let index = tokens.count
                     tokens.append(Token(kind: escaped ? .escapedString : .string, start: Int32(start), end: Int32(position),
-                                        next: Int32(index + 1), count: 0))
+                                        next: Int32(index + 1), count: text))
                     position += 1
                     return
                 }
@@ -252,10 +258,12 @@ static func unescape(_ bytes: [UInt8], _ start: Int, _ end: Int) throws -> Strin
     final class Document {
         let bytes: [UInt8]
         let tokens: [Token]
+        let escapedTexts: [String]
 
-        init(bytes: [UInt8], tokens: [Token]) {
+        init(bytes: [UInt8], tokens: [Token], escapedTexts: [String]) {
             self.bytes = bytes
             self.tokens = tokens
+            self.escapedTexts = escapedTexts
         }
 
         func decode<T: Decodable>(_ type: T.Type, at index: Int) throws -> T {
@@ -283,7 +291,7 @@ static func unescape(_ bytes: [UInt8], _ start: Int, _ end: Int) throws -> Strin
                 }) else { throw GiveUp() }
                 return text
             case .escapedString:
-                return try WireDecoder.unescape(bytes, Int(token.start), Int(token.end))
+                return escapedTexts[Int(token.count)]
             default:
                 throw GiveUp()
             }
@@ -343,7 +351,7 @@ static func unescape(_ bytes: [UInt8], _ start: Int, _ end: Int) throws -> Strin
                            memcmp(buffer.baseAddress! + Int(name.start), wanted.baseAddress!, length) == 0 {
                             if found != nil { throw GiveUp() }
                             found = value
-                        } else if name.kind == .escapedString, try WireDecoder.unescape(bytes, Int(name.start), Int(name.end)).utf8.elementsEqual(wanted) {
+                        } else if name.kind == .escapedString, escapedTexts[Int(name.count)].utf8.elementsEqual(wanted) {
                             if found != nil { throw GiveUp() }
                             found = value
                         }
