@@ -79,10 +79,13 @@ public struct MailSender: Sendable {
     public func sendDue(limit: Int = 50) async throws -> Int {
         let now = clock.now()
         let due = try await store.pool.read { db in
-            let won = NoticeClaim.filter(Column("claimant") == (try NoticeClaims.claimant(db))).select(Column("noticeId"))
-            return try OutgoingMail.filter(Column("state") == MailState.pending.rawValue && Column("nextAttemptAt") <= now)
-                .filter(won.contains(Column("noticeId")))
-                .order(Column("nextAttemptAt")).limit(limit).fetchAll(db)
+            // Pending mail first (indexed by state), then each one's claim by primary key.
+            try OutgoingMail.fetchAll(db, sql: """
+                SELECT m.* FROM outgoingMail m
+                WHERE m.state = ? AND m.nextAttemptAt <= ?
+                  AND EXISTS (SELECT 1 FROM noticeClaim c WHERE c.noticeId = m.noticeId AND c.claimant = ?)
+                ORDER BY m.nextAttemptAt LIMIT ?
+                """, arguments: [MailState.pending.rawValue, now, try NoticeClaims.claimant(db), limit])
         }
         var attempts = 0
         for mail in due {
