@@ -234,6 +234,33 @@ struct MailSenderTests {
         #expect(try await Fixtures.sender(settingsA, storeA, clock: clock).sendDue() == 1)
     }
 
+    @Test("a store from before claims: the upgrade claims every notice it holds, so its queued mail still goes out")
+    func upgradeFromSingleInstanceStore() async throws {
+        let folder = TestPaths.temporaryDirectory("mail")
+        let settings = try Fixtures.settings(transport: MailFolderTransport(directory: folder))
+        let clock = ManualClock(start)
+        // A notice and its queued mail as the previous version wrote them (no claim).
+        let scratch = try Fixtures.store()
+        let due = Fixtures.due()
+        try await Fixtures.accept(due, settings: settings, store: scratch, now: clock.now, echo: false)
+        let (row, queued) = try await scratch.pool.read { db in
+            (try NoticeRow.fetchOne(db, key: due.noticeId)!, try OutgoingMail.fetchOne(db, key: due.noticeId)!)
+        }
+        let path = TestPaths.temporaryDirectory("dispatch-v1") + "/dispatch.sqlite"
+        let old = try ServiceStore(path: path, migrations: [DispatchStore.migration])
+        try await old.pool.write { db in
+            try row.insert(db)
+            try queued.insert(db)
+        }
+        try old.pool.close()
+
+        let upgraded = try ServiceStore(path: path, migrations: DispatchStore.migrations)
+        let claimant = try await upgraded.pool.read { try NoticeClaims.claimant($0) }
+        #expect(try await upgraded.pool.read { try NoticeClaims.winner(of: due.noticeId, db: $0) } == claimant)
+        #expect(try await Fixtures.sender(settings, upgraded, clock: clock).sendDue() == 1)
+        #expect(try await mail(upgraded, due.noticeId)?.state == .sent)
+    }
+
     @Test("without a relay: .eml files in the mail folder")
     func emlFolder() async throws {
         let folder = TestPaths.temporaryDirectory("mail")

@@ -29,7 +29,14 @@ public enum DispatchStore {
             t.column("claimant", .text).notNull()
         }
         let random = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        try db.execute(sql: "INSERT INTO dispatchIdentity (id, claimant) VALUES (1, ?)", arguments: ["d-" + random.prefix(16)])
+        let claimant = "d-" + random.prefix(16)
+        try db.execute(sql: "INSERT INTO dispatchIdentity (id, claimant) VALUES (1, ?)", arguments: [claimant])
+        // A store from before claims (one instance) owns every notice it already holds, so its
+        // queued mail still goes out after the upgrade.
+        try db.execute(sql: """
+            INSERT INTO noticeClaim (noticeId, claimant, claimedAt, observedAt)
+            SELECT noticeId, ?, receivedAt, receivedAt FROM notice
+            """, arguments: [claimant])
     }
 
     public static let migration = StoreMigration("dispatch-v1") { db in
