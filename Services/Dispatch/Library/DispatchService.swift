@@ -211,9 +211,8 @@ public enum NoticeIntake {
         let request = due.request
         // One notice id, one notice: a redelivery or a re-release never mails twice.
         if try NoticeRow.exists(db, key: due.noticeId) { return .alreadyKnown }
-        if let winner = try NoticeClaims.winner(of: due.noticeId, db: db), try winner != NoticeClaims.claimant(db) {
-            return .claimedElsewhere(by: winner)
-        }
+        let me = try NoticeClaims.claimant(db)
+        if let winner = try NoticeClaims.winner(of: due.noticeId, db: db), winner != me { return .claimedElsewhere(by: winner) }
         guard let rules = settings.protocols[request.incident.forceCode] else {
             throw RejectedMessage(errorClass: "protocol.missing",
                                   reason: "force \(request.incident.forceCode) has no \"dispatch\" protocol section; add it to the force's protocol file and replay this dead letter")
@@ -247,6 +246,7 @@ public enum NoticeIntake {
             channel: recipient == nil ? NoticeChannel.telephone.rawValue : NoticeChannel.email.rawValue, recipient: recipient,
             escalation: due.escalation, payload: try WireFormat.data(minimised(due)), content: try JSONEncoder().encode(content),
             state: .pending, linkTokenHash: nil, linkExpiresAt: nil, releaseAt: due.releaseAt, acknowledgeBy: ackBy, receivedAt: now)
+        try NoticeClaims.claim(notice, claimant: me, instanceId: settings.instanceId, causationId: messageId, db: db, outbox: outbox, now: now)
 
         if let recipient {
             let token = try Secrets.newToken()
@@ -260,7 +260,6 @@ public enum NoticeIntake {
             let message = MailMessage.compose(fromAddress: settings.fromAddress, fromName: rules.senderName, to: recipient,
                                               subject: email.subject, body: email.body, idempotencyKey: key, date: now)
             try notice.insert(db)
-            try NoticeClaims.claim(notice, instanceId: settings.instanceId, causationId: messageId, db: db, outbox: outbox, now: now)
             try OutgoingMail(noticeId: due.noticeId, idempotencyKey: key, recipient: recipient, message: Data(message.data.utf8),
                              state: .pending, attempts: 0, nextAttemptAt: now, createdAt: now).insert(db)
             try Audit.insertLocal("mail-queued", notice: notice, detail: "email to the \(due.escalation ? "education safeguarding manager" : "school") queued; link expires \(Timestamp.format(expires))", db: db, now: now)
@@ -268,7 +267,6 @@ public enum NoticeIntake {
         }
         let reason = telephoneReason ?? "telephone"
         try notice.insert(db)
-        try NoticeClaims.claim(notice, instanceId: settings.instanceId, causationId: messageId, db: db, outbox: outbox, now: now)
         try TelephoneTask(id: "t-" + due.noticeId, noticeId: due.noticeId, schoolURN: request.school.urn, schoolName: request.school.name,
                           contacts: try JSONEncoder().encode(contacts), reason: reason, createdAt: now).insert(db)
         try Audit.record(.telephoneTask, notice: notice, detail: "telephone task for MASH: \(reason)",

@@ -28,9 +28,9 @@ public enum NoticeClaims {
         return name
     }
 
-    /// Publishes this store's claim on `notice`, in the accepting transaction.
-    static func claim(_ notice: NoticeRow, instanceId: String, causationId: String, db: Database, outbox: Outbox, now: Date) throws {
-        let me = try claimant(db)
+    /// Publishes this store's claim (`claimant`, as read by the caller) on `notice`, in the
+    /// accepting transaction.
+    static func claim(_ notice: NoticeRow, claimant me: String, instanceId: String, causationId: String, db: Database, outbox: Outbox, now: Date) throws {
         try Audit.record(.claimed, notice: notice, detail: "taken by dispatch instance \(instanceId) (store \(me))",
                          eventId: MessageID.derived(from: notice.noticeId, "claimed-\(me)"), causationId: causationId,
                          claimant: me, db: db, outbox: outbox, now: now)
