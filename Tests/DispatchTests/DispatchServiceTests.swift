@@ -210,6 +210,28 @@ struct DispatchServiceTests {
         try await second.stop()
     }
 
+    @Test("a claimed event without its claimant and a password record that is no PBKDF2 hash: dead letters with the reason, nothing applied")
+    func badClaimsAndPasswordsDeadLettered() async throws {
+        let kafka = try TestKafka()
+        let dispatch = try await RunningDispatch(kafka, start: start)
+        let claim = NoticeEvent(noticeId: "n-bad-claim", kind: .claimed, at: start, forceCode: "43", occurrenceNumber: "43260000001")
+        try await publish(kafka, claim, topic: Topics.noticeEvents.name, key: claim.noticeId, producer: "dispatch")
+        let password = AccountPassword(account: "110001", hash: "plain-text-password", setAt: start, setBy: "mash-officer-1")
+        try await publish(kafka, password, topic: Topics.dispatchAccounts.name, key: password.account, producer: "dispatch")
+        let store = dispatch.host.store
+        try await eventually("both dead-lettered", timeout: .seconds(30)) {
+            try await store.pool.read { try DeadLetter.fetchCount($0) } == 2
+        }
+        let letters = try await store.pool.read { try DeadLetter.order(Column("originalTopic")).fetchAll($0) }
+        #expect(letters.map(\.originalTopic) == [Topics.dispatchAccounts.name, Topics.noticeEvents.name])
+        #expect(letters.allSatisfy { $0.errorClass == "payload.validation" })
+        #expect(letters[0].errorMessage.contains("hash: is not a pbkdf2-sha256 hash"), "\(letters[0].errorMessage)")
+        #expect(letters[1].errorMessage.contains("claimant: is required for a claimed event"), "\(letters[1].errorMessage)")
+        #expect(try await store.pool.read { try SchoolPassword.fetchCount($0) } == 0)
+        #expect(try await store.pool.read { try NoticeClaim.fetchCount($0) } == 0)
+        try await dispatch.stop()
+    }
+
     @Test("throttle: 5 wrong passwords lock the link for 15 minutes (audited); links expire")
     func throttleAndExpiry() async throws {
         let kafka = try TestKafka()
