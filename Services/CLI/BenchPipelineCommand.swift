@@ -14,7 +14,9 @@ struct PipelineBench: AsyncParsableCommand {
         commandName: "pipeline",
         abstract: "End-to-end throughput and latency of the pipeline vs a raw 5-hop Kafka relay, same run.",
         discussion: """
-        Phase 1: a raw relay (consume → produce, no work) through 5 hops, the ceiling. \
+        Phase 1: a raw relay (consume → produce, no work) through 5 hops, the ceiling; then the \
+        same 5 hops through the service runtime (inbox, outbox, one SQLite transaction per batch, \
+        envelope decoded and encoded; no domain work), the floor of a service's cost per message. \
         Phase 2: --incidents incidents (one eligible child each) written to encompass.incidents.raw \
         as fast as the producer goes, until scheduling has scheduled every notice: incidents/s end \
         to end. Phase 3: --paced incidents offered at --rate per second: p50/p99 latency from \
@@ -38,6 +40,10 @@ struct PipelineBench: AsyncParsableCommand {
     var dir: String = "var/bench-pipeline"
     @Flag(help: "Also follow the topics between intake and scheduling, and print the paced phase's latency per hop (the watcher's decoding shares the machine with the run).")
     var hops = false
+    @Flag(help: "Skip the durable relay (the service runtime's 5 hops with no domain work).")
+    var noDurableRelay = false
+    @Flag(help: "Measure the two relays only (raw and durable), not the pipeline: for comparing builds of the service runtime.")
+    var relaysOnly = false
     @Option(name: .customLong("property"), help: "A librdkafka property NAME=VALUE for every client of the run, relay and services alike (repeatable).")
     var properties: [String] = []
     @OptionGroup var log: LogOptions
@@ -62,8 +68,20 @@ struct PipelineBench: AsyncParsableCommand {
 
         // Phase 1: the ceiling.
         let sample = try WireFormat.data(WorldGenerator.eligibleIncidents(count: 1, day: day, schools: schools, seed: 1)[0])
-        let relay = try await relayCeiling(messages: relayMessages ?? incidents, size: sample.count, properties: extra, logger: logger)
-        print(String(format: "raw 5-hop relay (Swift client, embedded broker, %d-byte messages): %.0f msg/s end to end", sample.count, relay))
+        let (relay, relayCPU) = try await relayCeiling(messages: relayMessages ?? incidents, size: sample.count, properties: extra, logger: logger)
+        print(String(format: "raw 5-hop relay (Swift client, embedded broker, %d-byte messages): %.0f msg/s end to end, CPU %.3f ms per message",
+                     sample.count, relay, relayCPU))
+        try? FileManager.default.removeItem(atPath: dir)
+        if !noDurableRelay {
+            let recorded = IncidentRecorded(kind: .new, revision: 1, changes: [], source: "feed",
+                                            incident: WorldGenerator.eligibleIncidents(count: 1, day: day, schools: schools, seed: 1)[0])
+            let durable = try await DurableRelayCeiling(partitions: partitions, directory: "\(dir)/durable-relay", properties: extra, logger: logger)
+                .run(messages: relayMessages ?? incidents, sample: recorded)
+            print(String(format: "durable 5-hop relay (the service runtime, no domain work): %.0f msg/s end to end (%.0f%% of the raw relay), CPU %.3f ms per message",
+                         durable.messagesPerSecond, 100 * durable.messagesPerSecond / relay, durable.cpuMillisecondsPerMessage))
+        }
+
+        if relaysOnly { return }
 
         // Phase 2 and 3: the pipeline.
         try? FileManager.default.removeItem(atPath: dir)
@@ -152,7 +170,8 @@ struct PipelineBench: AsyncParsableCommand {
     }
 
     /// The raw relay: hop 0 → 5 through five consume-produce relays with the Swift client.
-    func relayCeiling(messages: Int, size: Int, properties: [String: String], logger: Logger) async throws -> Double {
+    /// Returns messages per second and this process's CPU per message (relays, broker, feeder and sink).
+    func relayCeiling(messages: Int, size: Int, properties: [String: String], logger: Logger) async throws -> (rate: Double, cpuMilliseconds: Double) {
         let cluster = try MockKafkaCluster(brokers: 1, logger: logger)
         defer { cluster.shutdown() }
         let topics = (0...5).map { "relay.hop\($0)" }
@@ -205,16 +224,18 @@ struct PipelineBench: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(100))
         }
         try await pass(partitions * 20, prefix: "warm")
+        let cpuBefore = cpuSeconds(getpid()) ?? 0
         let started = ContinuousClock.now
         try await pass(messages, prefix: "k")
         let elapsed = ContinuousClock.now - started
+        let cpu = (cpuSeconds(getpid()) ?? 0) - cpuBefore
         for consumer in consumers { consumer.stopDelivery() }
         for relay in relays { _ = try? await relay.value }
         for consumer in consumers { await consumer.close() }
         await sink.close()
         await producer.close()
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        return Double(messages) / seconds
+        return (Double(messages) / seconds, cpu * 1000 / Double(messages))
     }
 }
 
