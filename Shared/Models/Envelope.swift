@@ -338,10 +338,25 @@ public enum Timestamp {
 public enum MessageID {
     public static func fresh() -> String { UUID().uuidString.lowercased() }
 
+    /// The 128-bit `StableHash` of `parent`, U+001F and `purpose`, as a lower-case UUID-shaped
+    /// string (8-4-4-4-12 hex digits), written straight into the string: it runs for every
+    /// message a service publishes.
     public static func derived(from parent: String, _ purpose: String) -> String {
-        let digest = StableHash.hex128(parent + "\u{1F}" + purpose)
-        let chars = Array(digest)
-        return "\(String(chars[0..<8]))-\(String(chars[8..<12]))-\(String(chars[12..<16]))-\(String(chars[16..<20]))-\(String(chars[20..<32]))"
+        var lanes = StableHash.Lanes()
+        lanes.add(parent)
+        lanes.add(0x1F)
+        lanes.add(purpose)
+        let (a, b) = lanes.finish()
+        return String(unsafeUninitializedCapacity: 36) { out in
+            var position = 0
+            for nibble in 0..<32 {
+                if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 { out[position] = UInt8(ascii: "-"); position += 1 }
+                let word = nibble < 16 ? a : b
+                out[position] = StableHash.hexDigit(word >> UInt64(60 - 4 * (nibble % 16)))
+                position += 1
+            }
+            return 36
+        }
     }
 }
 
@@ -349,20 +364,47 @@ public enum MessageID {
 /// Not cryptographic; used for ids and partition-independent keys.
 public enum StableHash {
     public static func hex128(_ text: String) -> String {
+        var lanes = Lanes()
+        lanes.add(text)
+        let (a, b) = lanes.finish()
+        return String(unsafeUninitializedCapacity: 32) { out in
+            for i in 0..<16 {
+                out[i] = hexDigit(a >> UInt64(60 - 4 * i))
+                out[16 + i] = hexDigit(b >> UInt64(60 - 4 * i))
+            }
+            return 32
+        }
+    }
+
+    /// The two lanes, fed byte by byte (also for hashing a value without building its text).
+    public struct Lanes {
         var a: UInt64 = 0xcbf2_9ce4_8422_2325
         var b: UInt64 = 0x8422_2325_cbf2_9ce4 ^ 0x9e37_79b9_7f4a_7c15
-        for byte in text.utf8 {
+
+        public init() {}
+
+        @inline(__always) public mutating func add(_ byte: UInt8) {
             a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
             b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
             b = (b << 13) | (b >> 51)
         }
-        a ^= a >> 33; a = a &* 0xff51_afd7_ed55_8ccd; a ^= a >> 33
-        b ^= b >> 29; b = b &* 0xc4ce_b9fe_1a85_ec53; b ^= b >> 32
-        return hex(a) + hex(b)
+
+        public mutating func add(_ text: String) {
+            var text = text
+            text.withUTF8 { for byte in $0 { add(byte) } }
+        }
+
+        public func finish() -> (UInt64, UInt64) {
+            var a = self.a, b = self.b
+            a ^= a >> 33; a = a &* 0xff51_afd7_ed55_8ccd; a ^= a >> 33
+            b ^= b >> 29; b = b &* 0xc4ce_b9fe_1a85_ec53; b ^= b >> 32
+            return (a, b)
+        }
     }
 
-    private static func hex(_ value: UInt64) -> String {
-        let s = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
+    /// The lower-case hex digit of the low four bits of `value`.
+    @inline(__always) public static func hexDigit(_ value: UInt64) -> UInt8 {
+        let nibble = UInt8(truncatingIfNeeded: value & 0xF)
+        return nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }

@@ -152,6 +152,15 @@ public struct OutboxMessage: Codable, FetchableRecord, MutablePersistableRecord,
     }
 }
 
+extension OutboxMessage {
+    /// Read by column, not through `Decodable`: the relay reads every row once. (In an
+    /// extension, so the memberwise initialiser stays.)
+    public init(row: Row) throws {
+        self.init(id: row["id"], messageId: row["messageId"], topic: row["topic"], key: row["key"], value: row["value"],
+                  headers: row["headers"], createdAt: row["createdAt"])
+    }
+}
+
 /// A record that could not be processed, kept durably with the reason.
 public struct DeadLetter: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
     public static let databaseTableName = "deadLetter"
@@ -250,6 +259,10 @@ extension FetchableRecord where Self: TableRecord {
 enum JSONText {
     /// `text` as a JSON string literal (RFC 8259: quote, backslash and control characters escaped).
     static func quoted(_ text: String) -> String {
+        // Ids, schema names and versions: nothing to escape, so no scalar-by-scalar copy.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            return "\"" + text + "\""
+        }
         var out = "\""
         out.reserveCapacity(text.utf8.count + 2)
         for scalar in text.unicodeScalars {

@@ -62,8 +62,19 @@ struct EnvelopeTests {
         #expect(a != MessageID.derived(from: "parent", "child-2"))
         #expect(a != MessageID.derived(from: "parent2", "child-1"))
         #expect(UUID(uuidString: a) != nil)
-        // Fixed value: ids must not change between releases or machines.
-        #expect(StableHash.hex128("encompass") == StableHash.hex128("encompass"))
+        // Fixed values: ids must not change between releases or machines (stores keep them in
+        // their inboxes). Pinned from the first implementation, which built the id from strings.
+        let pinned = [
+            ("parent", "child-1", "3eb3e339-13a3-b8ab-98a4-339a46f08838"),
+            ("", "", "e8568bae-ebbf-355f-01a9-d59a4c72db23"),
+            ("3f2a9c1e-0000-4000-8000-000000000001", "officer/0", "680637cf-0856-9a7f-b9b5-4b086d5394a3"),
+            ("Zoë Ørsted", "research/c-1234", "39e0b97a-33e5-e883-ee45-ae11c082eff6"),
+        ]
+        for (parent, purpose, id) in pinned { #expect(MessageID.derived(from: parent, purpose) == id) }
+        for (text, hash) in [("", "ecba3df2c3383c52c3a8838c93e5d1f0"), ("encompass", "e7e3b9bb5ec369dda36394cdf4525c23"),
+                             ("Zoë", "2c8b0eb869f81c5e8c67eb31a22144fd")] {
+            #expect(StableHash.hex128(text) == hash)
+        }
         #expect(StableHash.hex128("") != StableHash.hex128("a"))
         let many = Set((0..<10_000).map { MessageID.derived(from: "p", "\($0)") })
         #expect(many.count == 10_000)

@@ -133,21 +133,13 @@ public enum HistoryIndex {
         return h.personId
     }
 
-    /// StableHash.hex128's two lanes, fed byte by byte.
+    /// StableHash.hex128's two lanes, fed with the identity's parts as they are written.
     struct IdentityHasher {
-        var a: UInt64 = 0xcbf2_9ce4_8422_2325
-        var b: UInt64 = 0x8422_2325_cbf2_9ce4 ^ 0x9e37_79b9_7f4a_7c15
+        var lanes = StableHash.Lanes()
 
-        @inline(__always) mutating func byte(_ byte: UInt8) {
-            a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
-            b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
-            b = (b << 13) | (b >> 51)
-        }
+        @inline(__always) mutating func byte(_ byte: UInt8) { lanes.add(byte) }
 
-        mutating func text(_ text: String) {
-            var text = text
-            text.withUTF8 { for c in $0 { byte(c) } }
-        }
+        mutating func text(_ text: String) { lanes.add(text) }
 
         mutating func decimal(_ value: Int, width: Int) {
             guard value >= 0 else { text(PartialDate.pad(value, width)); return }
@@ -159,14 +151,11 @@ public enum HistoryIndex {
 
         /// `c-` and the first 20 hex digits of the 128-bit hash.
         var personId: String {
-            var x = a, y = b
-            x ^= x >> 33; x = x &* 0xff51_afd7_ed55_8ccd; x ^= x >> 33
-            y ^= y >> 29; y = y &* 0xc4ce_b9fe_1a85_ec53; y ^= y >> 32
+            let (x, y) = lanes.finish()
             return String(unsafeUninitializedCapacity: 22) { out in
-                let hex: StaticString = "0123456789abcdef"
                 out[0] = UInt8(ascii: "c"); out[1] = UInt8(ascii: "-")
-                for i in 0..<16 { out[2 + i] = hex.utf8Start[Int((x >> UInt64(60 - 4 * i)) & 0xf)] }
-                for i in 0..<4 { out[18 + i] = hex.utf8Start[Int((y >> UInt64(60 - 4 * i)) & 0xf)] }
+                for i in 0..<16 { out[2 + i] = StableHash.hexDigit(x >> UInt64(60 - 4 * i)) }
+                for i in 0..<4 { out[18 + i] = StableHash.hexDigit(y >> UInt64(60 - 4 * i)) }
                 return 22
             }
         }
