@@ -388,3 +388,55 @@ struct StoredDateTests {
         }
     }
 }
+
+/// `MessageWorker.process` on batches given by hand (no consumer loop): the whole-batch path
+/// without savepoints, and its fall-back when a record fails.
+@Suite("Message worker batches")
+struct MessageWorkerBatchTests {
+    @Test("a batch with a bad and a flaky record: the rest applied once, the bad one dead-lettered, nothing of the rolled-back try left")
+    func failingRecordInBatch() async throws {
+        let kafka = try TestKafka()
+        let flaky = Locked(["flaky": 1])
+        let definition = noteService(input: "notes.in", output: "notes.out", flaky: flaky)
+        let configuration = configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())")
+        let store = try ServiceStore(path: configuration.databasePath, migrations: definition.migrations)
+        let metrics = ServiceMetrics(service: "intake")
+        let logger = TestLog.logger("worker")
+        let producer = try KafkaProducer(configuration: .init(client: configuration.kafka), logger: logger)
+        let consumer = try KafkaConsumer(configuration: .init(client: configuration.kafka, groupId: configuration.groupId, topics: ["notes.in"]),
+                                         logger: logger)
+        let worker = MessageWorker(consumer: consumer, store: store, handlers: definition.handlers, configuration: configuration,
+                                   metrics: metrics, relay: OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger),
+                                   logger: logger)
+        func record(_ offset: Int64, _ text: String, id: String) throws -> KafkaRecord {
+            KafkaRecord(topic: "notes.in", partition: 0, offset: offset, key: Array("k".utf8),
+                        value: try TestNote(text: text, sequence: Int(offset)).envelope(id: id))
+        }
+
+        // A clean batch goes through whole.
+        try await worker.process([try record(0, "zero", id: "m0")])
+        // One bad record (permanent), one that fails once (transient), a re-delivered id.
+        try await worker.process([
+            try record(1, "one", id: "m1"), try record(2, "reject", id: "m2"), try record(3, "two", id: "m3"),
+            try record(4, "flaky", id: "m4"), try record(5, "two", id: "m3"), try record(6, "three", id: "m6"),
+        ])
+
+        let (notes, letters, outbox, inbox) = try await store.pool.read { db in
+            (try String.fetchAll(db, sql: "SELECT text FROM note ORDER BY sequence"), try DeadLetter.fetchAll(db),
+             try OutboxMessage.order(Column("id")).fetchAll(db), try String.fetchAll(db, sql: "SELECT messageId FROM inbox ORDER BY messageId"))
+        }
+        #expect(notes == ["zero", "one", "two", "flaky", "three"])
+        #expect(letters.map(\.errorClass) == ["note.rejected"])
+        #expect(letters.map(\.originalOffset) == [2])
+        // One upper-cased note per applied message, in order, then the dead letter's event.
+        #expect(outbox.filter { $0.topic == "notes.out" }.map(\.messageId)
+            == ["m0", "m1", "m3", "m4", "m6"].map { MessageID.derived(from: $0, "upper") })
+        #expect(outbox.filter { $0.topic == ServiceName.intake.deadLetterTopic }.count == 1)
+        #expect(inbox == ["m0", "m1", "m3", "m4", "m6"])
+        #expect(flaky.withLock { $0["flaky"] } == 0)
+        let exposition = metrics.exposition()
+        #expect(exposition.contains("encompass_dead_letters_total"))
+        await consumer.close()
+        await producer.close()
+    }
+}
