@@ -116,7 +116,14 @@ public final class MessageWorker: Service, Sendable {
     /// After a batch is committed: metrics, offsets for commit, and the relay woken.
     private func finish(_ batch: [KafkaRecord], started: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - started
-        for record in batch { metrics.latency(topic: record.topic).record(elapsed) }
+        // The registry is asked once per topic of the batch (it builds the metric's name and
+        // labels on every call), then each record is observed.
+        var perTopic: [String: Int] = [:]
+        for record in batch { perTopic[record.topic, default: 0] += 1 }
+        for (topic, records) in perTopic {
+            let histogram = metrics.latency(topic: topic)
+            for _ in 0..<records { histogram.record(elapsed) }
+        }
         metrics.recordProgress(group: consumer.groupId, records: batch)
         consumer.storeOffsets(batch)
         relay.wake()
@@ -200,6 +207,13 @@ public final class MessageWorker: Service, Sendable {
     }
 
     private func count(_ outcomes: [(topic: String, outcome: HandleOutcome)]) {
-        for (topic, outcome) in outcomes { metrics.processed(topic: topic, outcome: outcome) }
+        var counts: [TopicOutcome: Int] = [:]
+        for (topic, outcome) in outcomes { counts[TopicOutcome(topic: topic, outcome: outcome), default: 0] += 1 }
+        for (key, count) in counts { metrics.processed(topic: key.topic, outcome: key.outcome, count: count) }
+    }
+
+    private struct TopicOutcome: Hashable {
+        var topic: String
+        var outcome: HandleOutcome
     }
 }

@@ -34,11 +34,11 @@ public final class ServiceMetrics: Sendable {
             labels: [("service", service)])
     }
 
-    public func processed(topic: String, outcome: HandleOutcome) {
+    public func processed(topic: String, outcome: HandleOutcome, count: Int = 1) {
         registry.makeCounter(
             descriptor: .init(metricName: "encompass_messages_processed", unitName: "total", helpText: "Records processed, by outcome (applied, duplicate, dead_lettered)"),
             labels: [("service", service), ("topic", topic), ("outcome", outcome.rawValue)]
-        ).increment()
+        ).increment(by: Int64(count))
     }
 
     public func failed(topic: String) {
