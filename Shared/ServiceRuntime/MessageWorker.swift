@@ -8,8 +8,9 @@ import ServiceLifecycle
 
 /// Consumes the service's topics and applies each record at least once, effectively once:
 ///
-/// 1. A batch of records is applied in one SQLite transaction, each record in a savepoint.
-///    A handler's state change, its inbox row and its outbox rows commit together.
+/// 1. A batch of records is applied in one SQLite transaction. A handler's state change, its
+///    inbox row and its outbox rows commit together. If a record throws, the transaction rolls
+///    back and the batch is applied again with each record in a savepoint (below).
 /// 2. A record that fails permanently (bad envelope, validation) is dead-lettered in that same
 ///    transaction. A transient failure stops the batch there; the record is retried with
 ///    backoff and dead-lettered once `maxAttempts` are spent. Later records wait, so a
