@@ -26,12 +26,8 @@ struct DurableRelayCeiling {
     }
 
     func run(messages: Int, sample: IncidentRecorded) async throws -> Result {
-        let cluster = try MockKafkaCluster(brokers: 1, logger: logger)
+        let (cluster, topics, client) = try RelayTiming.broker(name: "durable-relay", partitions: partitions, properties: properties, logger: logger)
         defer { cluster.shutdown() }
-        let topics = (0...5).map { "durable-relay.hop\($0)" }
-        for topic in topics { try cluster.createTopic(topic, partitions: partitions) }
-        let client = KafkaClientConfiguration(bootstrapServers: cluster.bootstrapServers, clientId: "durable-relay", properties: properties,
-                                              consumerProperties: MockKafkaCluster.consumerProperties)
         try? FileManager.default.removeItem(atPath: directory)
         defer { try? FileManager.default.removeItem(atPath: directory) }
 
@@ -64,47 +60,22 @@ struct DurableRelayCeiling {
         ))
         let running = Task { try await group.run() }
 
-        let feeder = try KafkaProducer(configuration: .init(client: client), logger: logger)
-        let sink = try KafkaConsumer(configuration: .init(client: client, groupId: "durable-relay-sink", topics: [topics[5]]), logger: logger)
-        var iterator = sink.makeAsyncIterator()
-        func pass(_ count: Int, prefix: String) async throws {
-            let feed = Task {
-                var batch: [ProducerRecord] = []
-                for index in 0..<count {
-                    let id = "\(prefix)-\(index)"
-                    let envelope = Envelope(id: id, key: id, producer: "bench", payload: sample)
-                    batch.append(ProducerRecord(topic: topics[0], key: id, value: try WireFormat.encode(envelope), headers: [
-                        KafkaHeader(key: MessageHeader.messageId, string: id), KafkaHeader(key: MessageHeader.schema, string: IncidentRecorded.schema),
-                        KafkaHeader(key: MessageHeader.version, string: String(IncidentRecorded.schemaVersion)),
-                    ]))
-                    if batch.count == 1_000 { try await feeder.sendBatch(batch); batch = [] }
-                }
-                if !batch.isEmpty { try await feeder.sendBatch(batch) }
+        let timing = RelayTiming(client: client, first: topics[0], last: topics[5], partitions: partitions, hops: consumers, logger: logger)
+        let measured: (rate: Double, cpuMilliseconds: Double)
+        do {
+            measured = try await timing.measure(messages: messages) { id in
+                ProducerRecord(topic: topics[0], key: id, value: try WireFormat.encode(Envelope(id: id, key: id, producer: "bench", payload: sample)), headers: [
+                    KafkaHeader(key: MessageHeader.messageId, string: id), KafkaHeader(key: MessageHeader.schema, string: IncidentRecorded.schema),
+                    KafkaHeader(key: MessageHeader.version, string: String(IncidentRecorded.schemaVersion)),
+                ])
             }
-            var received = 0
-            while received < count, let first = try await iterator.next() {
-                let records = [first] + sink.takeBuffered(limit: 999)
-                received += records.count
-                sink.storeOffsets(records)
-            }
-            try await feed.value
+        } catch {
+            await group.triggerGracefulShutdown()
+            _ = try? await running.value
+            throw error
         }
-        let joinDeadline = ContinuousClock.now + .seconds(60)
-        while !(consumers + [sink]).allSatisfy(\.hasJoinedGroup), ContinuousClock.now < joinDeadline {
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        try await pass(partitions * 20, prefix: "warm")
-        let cpuBefore = cpuSeconds(getpid()) ?? 0
-        let started = ContinuousClock.now
-        try await pass(messages, prefix: "m")
-        let elapsed = ContinuousClock.now - started
-        let cpu = (cpuSeconds(getpid()) ?? 0) - cpuBefore
-
         await group.triggerGracefulShutdown()
         _ = try? await running.value
-        await sink.close()
-        await feeder.close()
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        return Result(messagesPerSecond: Double(messages) / seconds, cpuMillisecondsPerMessage: cpu * 1000 / Double(messages))
+        return Result(messagesPerSecond: measured.rate, cpuMillisecondsPerMessage: measured.cpuMilliseconds)
     }
 }

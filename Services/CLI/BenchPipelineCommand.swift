@@ -172,13 +172,8 @@ struct PipelineBench: AsyncParsableCommand {
     /// The raw relay: hop 0 → 5 through five consume-produce relays with the Swift client.
     /// Returns messages per second and this process's CPU per message (relays, broker, feeder and sink).
     func relayCeiling(messages: Int, size: Int, properties: [String: String], logger: Logger) async throws -> (rate: Double, cpuMilliseconds: Double) {
-        let cluster = try MockKafkaCluster(brokers: 1, logger: logger)
+        let (cluster, topics, client) = try RelayTiming.broker(name: "relay", partitions: partitions, properties: properties, logger: logger)
         defer { cluster.shutdown() }
-        let topics = (0...5).map { "relay.hop\($0)" }
-        for topic in topics { try cluster.createTopic(topic, partitions: partitions) }
-        let client = KafkaClientConfiguration(bootstrapServers: cluster.bootstrapServers, clientId: "relay", properties: properties,
-                                              consumerProperties: MockKafkaCluster.consumerProperties)
-        let producer = try KafkaProducer(configuration: .init(client: client), logger: logger)
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
         var relays: [Task<Void, any Error>] = []
         var consumers: [KafkaConsumer] = []
@@ -197,14 +192,49 @@ struct PipelineBench: AsyncParsableCommand {
                 await out.close()
             })
         }
-        let sink = try KafkaConsumer(configuration: .init(client: client, groupId: "relay-sink", topics: [topics[5]]), logger: logger)
+        let measured = try await RelayTiming(client: client, first: topics[0], last: topics[5], partitions: partitions, hops: consumers, logger: logger)
+            .measure(messages: messages) { id in ProducerRecord(topic: topics[0], key: id, value: payload) }
+        for consumer in consumers { consumer.stopDelivery() }
+        for relay in relays { _ = try? await relay.value }
+        for consumer in consumers { await consumer.close() }
+        return measured
+    }
+}
+
+/// Times a 5-hop relay from outside: feeds the first topic, reads the last, and measures a pass
+/// of `messages` records after every group has joined and a warm-up pass has been through.
+struct RelayTiming {
+    var client: KafkaClientConfiguration
+    var first: String
+    var last: String
+    var partitions: Int
+    /// The hops' consumers, waited for until they have joined their groups.
+    var hops: [KafkaConsumer]
+    var logger: Logger
+
+    /// An embedded broker of its own for a relay `name`, with its six topics (`name.hop0` … `hop5`).
+    static func broker(name: String, partitions: Int, properties: [String: String], logger: Logger) throws
+        -> (cluster: MockKafkaCluster, topics: [String], client: KafkaClientConfiguration) {
+        let cluster = try MockKafkaCluster(brokers: 1, logger: logger)
+        let topics = (0...5).map { "\(name).hop\($0)" }
+        for topic in topics { try cluster.createTopic(topic, partitions: partitions) }
+        let client = KafkaClientConfiguration(bootstrapServers: cluster.bootstrapServers, clientId: name, properties: properties,
+                                              consumerProperties: MockKafkaCluster.consumerProperties)
+        return (cluster, topics, client)
+    }
+
+    /// Messages per second end to end, and this process's CPU per message (everything the
+    /// process runs: relays, embedded broker, feeder and sink).
+    func measure(messages: Int, record: @escaping @Sendable (_ id: String) throws -> ProducerRecord) async throws -> (rate: Double, cpuMilliseconds: Double) {
+        let producer = try KafkaProducer(configuration: .init(client: client), logger: logger)
+        let sink = try KafkaConsumer(configuration: .init(client: client, groupId: "\(last).sink", topics: [last]), logger: logger)
         var iterator = sink.makeAsyncIterator()
-        /// Sends `count` records into hop 0 and waits until the sink has them all.
+        /// Sends `count` records into the first hop and waits until the sink has them all.
         func pass(_ count: Int, prefix: String) async throws {
             let feeder = Task {
                 var batch: [ProducerRecord] = []
                 for index in 0..<count {
-                    batch.append(ProducerRecord(topic: topics[0], key: "\(prefix)\(index)", value: payload))
+                    batch.append(try record("\(prefix)-\(index)"))
                     if batch.count == 1_000 { try await producer.sendBatch(batch); batch = [] }
                 }
                 if !batch.isEmpty { try await producer.sendBatch(batch) }
@@ -220,18 +250,15 @@ struct PipelineBench: AsyncParsableCommand {
         // Not timed: every group joins (about 3 s each on the mock) and every partition of
         // every hop has been fetched once, so the figure is the relay's rate, not start-up.
         let joinDeadline = ContinuousClock.now + .seconds(60)
-        while !(consumers + [sink]).allSatisfy(\.hasJoinedGroup), ContinuousClock.now < joinDeadline {
+        while !(hops + [sink]).allSatisfy(\.hasJoinedGroup), ContinuousClock.now < joinDeadline {
             try await Task.sleep(for: .milliseconds(100))
         }
         try await pass(partitions * 20, prefix: "warm")
         let cpuBefore = cpuSeconds(getpid()) ?? 0
         let started = ContinuousClock.now
-        try await pass(messages, prefix: "k")
+        try await pass(messages, prefix: "m")
         let elapsed = ContinuousClock.now - started
         let cpu = (cpuSeconds(getpid()) ?? 0) - cpuBefore
-        for consumer in consumers { consumer.stopDelivery() }
-        for relay in relays { _ = try? await relay.value }
-        for consumer in consumers { await consumer.close() }
         await sink.close()
         await producer.close()
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
