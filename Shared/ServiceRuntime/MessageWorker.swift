@@ -70,8 +70,7 @@ public final class MessageWorker: Service, Sendable {
     /// Applies a batch; returns when every record is applied or dead-lettered.
     ///
     /// First the whole batch is applied in one transaction without savepoints (two statements
-    /// per record that almost never roll back: 6% of a hop's CPU in the durable relay,
-    /// docs/BENCHMARKS.md). If any record throws, that transaction rolls back and the batch is
+    /// per record that almost never roll back; docs/BENCHMARKS.md). If any record throws, that transaction rolls back and the batch is
     /// applied again record by record, each in a savepoint, where a failure is dead-lettered or
     /// retried as described above. Handlers therefore may run twice for a batch that holds a bad
     /// record; only their SQLite changes count, and the first run's are rolled back.
