@@ -40,7 +40,7 @@ let services = [
     ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling",
                 resources: [.copy("Resources/bank-holidays.json"), .copy("Resources/term-dates")]),
     ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch",
-                dependencies: ["CCurl", "COpenSSLCrypto"], testExclude: ["Peers"]),
+                dependencies: ["CCurl", "COpenSSLCrypto", .product(name: "Prometheus", package: "swift-prometheus")], testExclude: ["Peers"]),
     // The MASH console: a web app over the five services' HTTP APIs (it consumes no topic).
     ServiceSpec(folder: "Console", library: "ConsoleService", executable: "console",
                 dependencies: [lifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),

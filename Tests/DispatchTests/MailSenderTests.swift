@@ -379,3 +379,56 @@ struct AccountPasswordTests {
         }
     }
 }
+
+@Suite("Claimed and not sent")
+struct UnsentClaimsTests {
+    @Test("a notice claimed over the limit ago with no sent, telephone-task, failed or cancelled event counts; younger, older than a week or handled ones do not")
+    func unsentClaims() async throws {
+        let store = try Fixtures.store()
+        let metrics = ServiceMetrics(service: "dispatch")
+        let now = Timestamp.parse("2026-11-24T09:00:00Z")!
+        func event(_ notice: String, _ kind: NoticeEvent.Kind, minutesAgo: Double, claimant: String? = nil) -> NoticeEvent {
+            NoticeEvent(noticeId: notice, kind: kind, at: now.addingTimeInterval(-minutesAgo * 60), forceCode: "43",
+                        occurrenceNumber: "43251100001", schoolURN: "110001", claimant: claimant)
+        }
+        // What an instance reads from encompass.notice.events, another instance's claims included.
+        let events: [NoticeEvent] = [
+            event("lost", .claimed, minutesAgo: 45, claimant: "d-elsewhere"),
+            event("sent", .claimed, minutesAgo: 45, claimant: "d-elsewhere"), event("sent", .sent, minutesAgo: 44),
+            event("phoned", .claimed, minutesAgo: 45, claimant: "d-elsewhere"), event("phoned", .telephoneTask, minutesAgo: 45),
+            event("failed", .claimed, minutesAgo: 50, claimant: "d-elsewhere"), event("failed", .failed, minutesAgo: 20),
+            event("cancelled", .claimed, minutesAgo: 50, claimant: "d-elsewhere"), event("cancelled", .cancelled, minutesAgo: 20),
+            event("recent", .claimed, minutesAgo: 10, claimant: "d-elsewhere"),
+            event("last-week", .claimed, minutesAgo: 8 * 24 * 60, claimant: "d-elsewhere"),
+            event("retrying", .claimed, minutesAgo: 31, claimant: "d-elsewhere"), event("retrying", .released, minutesAgo: 31),
+        ]
+        try await store.pool.write { db in
+            for (i, e) in events.enumerated() {
+                try DispatchService.applyEvent(e, eventId: "e-\(i)", producer: "dispatch", db: db, now: now, logger: TestLog.logger("unsent"))
+            }
+        }
+        let watch = UnsentClaimsWatch(store: store, metrics: metrics, clock: ServiceClock { now }, overdue: 30 * 60, logger: TestLog.logger("unsent"))
+        #expect(try await watch.update() == ["lost", "retrying"])
+        #expect(metrics.exposition().contains(#"encompass_dispatch_claimed_unsent_notices{service="dispatch"} 2"#))
+
+        // The claiming instance sends one of them: it leaves the count.
+        let late = event("lost", .sent, minutesAgo: 0)
+        try await store.pool.write { db in
+            try DispatchService.applyEvent(late, eventId: "e-late", producer: "dispatch", db: db, now: now, logger: TestLog.logger("unsent"))
+        }
+        #expect(try await watch.update() == ["retrying"])
+        #expect(metrics.exposition().contains(#"encompass_dispatch_claimed_unsent_notices{service="dispatch"} 1"#))
+    }
+
+    @Test("ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES sets the limit; out of range is refused with the variable named")
+    func unsentSetting() throws {
+        let folder = TestPaths.temporaryDirectory("mail")
+        #expect(try DispatchService.Settings.fromEnvironment(["ENCOMPASS_MAIL_DIR": folder]).unsentAlertAfter == 30 * 60)
+        #expect(try DispatchService.Settings.fromEnvironment(["ENCOMPASS_MAIL_DIR": folder, "ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES": "90"])
+            .unsentAlertAfter == 90 * 60)
+        let error = #expect(throws: ConfigurationError.self) {
+            try DispatchService.Settings.fromEnvironment(["ENCOMPASS_MAIL_DIR": folder, "ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES": "0"])
+        }
+        #expect(error?.variable == "ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES")
+    }
+}

@@ -41,6 +41,9 @@ public enum DispatchService {
         public var trustForwardedFor: Bool
         /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md).
         public var retention: RetentionSettings = RetentionSettings()
+        /// A claimed notice not sent this long after its claim counts in
+        /// `encompass_dispatch_claimed_unsent_notices` (ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES, default 30).
+        public var unsentAlertAfter: TimeInterval = 30 * 60
         /// This instance's name in its `claimed` events' detail, for people (ENCOMPASS_INSTANCE_ID;
         /// `definition(_:)` sets it from the service configuration). Claims themselves name the
         /// store (`NoticeClaims`).
@@ -121,6 +124,7 @@ public enum DispatchService {
                 trustForwardedFor: try env.bool("ENCOMPASS_TRUST_FORWARDED_FOR") ?? false
             )
             settings.retention = try RetentionSettings.fromEnvironment(environment)
+            if let minutes = try env.int("ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES", in: 1...1440) { settings.unsentAlertAfter = TimeInterval(minutes * 60) }
             return settings
         }
     }
@@ -157,6 +161,10 @@ public enum DispatchService {
                 BackgroundTask(name: "follow-up") { environment in
                     try await FollowUp(store: environment.store, wake: environment.relay.wake, clock: environment.clock,
                                        logger: environment.logger).run(every: settings.pollInterval)
+                },
+                BackgroundTask(name: "unsent-claims") { environment in
+                    await UnsentClaimsWatch(store: environment.store, metrics: environment.metrics, clock: environment.clock,
+                                            overdue: settings.unsentAlertAfter, logger: environment.logger).run(every: .seconds(30))
                 },
             ]
         )

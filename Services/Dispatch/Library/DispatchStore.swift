@@ -9,7 +9,12 @@ import ServiceRuntime
 /// dispatch instance sends each notice).
 public enum DispatchStore {
     /// Every migration, in order.
-    public static let migrations = [migration, claims]
+    public static let migrations = [migration, claims, claimTimes]
+
+    /// `noticeClaim` by claim time, for the unsent-claims watch (`UnsentClaimsWatch`).
+    public static let claimTimes = StoreMigration("dispatch-v3-claim-times") { db in
+        try db.create(index: "noticeClaimClaimedAt", on: NoticeClaim.databaseTableName, columns: ["claimedAt"])
+    }
 
     /// `noticeClaim`: the first `claimed` event of each notice in `encompass.notice.events`
     /// order, which every instance reads the same (docs/DISPATCH.md, "Running more than one

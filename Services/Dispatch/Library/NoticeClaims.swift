@@ -2,6 +2,7 @@ import EncompassModels
 import Foundation
 import GRDB
 import Logging
+import Prometheus
 import ServiceRuntime
 
 /// Which dispatch instance sends a notice when several instances share the work.
@@ -69,5 +70,82 @@ public enum NoticeClaims {
         logger.info("notice taken by another dispatch instance; local copy dropped unsent", metadata: [
             "noticeId": .string(event.noticeId), "winner": .string(winner),
         ])
+    }
+}
+
+/// Watches for notices that a dispatch instance claimed and nobody sent: the gauge
+/// `encompass_dispatch_claimed_unsent_notices` (alert `EncompassNoticeClaimedNotSent`,
+/// compose/prometheus/alerts.yml).
+///
+/// Every instance reads every claim and every `sent` event, so every instance counts the same
+/// notices, including those of an instance that is down or whose store was lost for good: only
+/// the claiming instance can send them (`NoticeClaims`), so nothing else would notice. A notice
+/// counts once it was claimed more than `overdue` ago (and within the last week) with no
+/// `sent`, `telephone-task`, `failed` or `cancelled` event. Mail the relay keeps refusing
+/// counts too: either way the school has not been told.
+public struct UnsentClaimsWatch: Sendable {
+    /// The events that end a claimed notice's wait: handed to the relay, turned into a telephone
+    /// task, failed for good (dead letter), or withdrawn.
+    static let outcomes: [NoticeEvent.Kind] = [.sent, .telephoneTask, .failed, .cancelled]
+    /// Claims older than this are not looked at (their notices are long past any morning).
+    static let window: TimeInterval = 7 * 24 * 3600
+
+    let store: ServiceStore
+    let clock: ServiceClock
+    let overdue: TimeInterval
+    let gauge: Gauge
+    let logger: Logger
+
+    public init(store: ServiceStore, metrics: ServiceMetrics, clock: ServiceClock, overdue: TimeInterval, logger: Logger) {
+        self.store = store
+        self.clock = clock
+        self.overdue = overdue
+        self.logger = logger
+        gauge = metrics.registry.makeGauge(
+            descriptor: .init(metricName: "encompass_dispatch_claimed_unsent", unitName: "notices",
+                              helpText: "Notices claimed by a dispatch instance more than ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES ago and not sent"),
+            labels: [("service", metrics.service)])
+    }
+
+    /// The notices claimed before `cutoff` (and after `since`) with no outcome event.
+    public static func unsent(_ db: Database, claimedBefore cutoff: Date, since: Date) throws -> [String] {
+        let kinds = outcomes.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        return try String.fetchAll(db, sql: """
+            SELECT c.noticeId FROM \(NoticeClaim.databaseTableName) c
+            WHERE c.claimedAt < ? AND c.claimedAt >= ?
+              AND NOT EXISTS (SELECT 1 FROM \(AuditEntry.databaseTableName) a WHERE a.noticeId = c.noticeId AND a.kind IN (\(kinds)))
+            ORDER BY c.claimedAt
+            """, arguments: [cutoff.stored, since.stored])
+    }
+
+    /// Counts now and sets the gauge; returns the notices.
+    @discardableResult
+    public func update() async throws -> [String] {
+        let now = clock.now()
+        let (overdue, window) = (self.overdue, Self.window)
+        let notices = try await store.pool.read { db in
+            try Self.unsent(db, claimedBefore: now.addingTimeInterval(-overdue), since: now.addingTimeInterval(-window))
+        }
+        gauge.set(Int64(notices.count))
+        return notices
+    }
+
+    /// Updates the gauge every `interval` until the task is cancelled; logs the notices when
+    /// the count changes.
+    public func run(every interval: Duration) async {
+        var last = 0
+        while !Task.isCancelled {
+            do {
+                let notices = try await update()
+                if notices.count != last, !notices.isEmpty {
+                    logger.error("notices claimed and not sent in time; see docs/DISPATCH.md, \"Running more than one instance\"", metadata: [
+                        "count": "\(notices.count)", "notices": "\(notices.prefix(20).joined(separator: ","))"])
+                }
+                last = notices.count
+            } catch {
+                logger.warning("unsent-claims check failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
     }
 }
