@@ -382,7 +382,7 @@ struct AccountPasswordTests {
 
 @Suite("Claimed and not sent")
 struct UnsentClaimsTests {
-    @Test("a notice claimed over the limit ago with no sent, telephone-task, failed or cancelled event counts; younger, older than a week or handled ones do not")
+    @Test("a notice claimed over the limit ago with no sent, telephone-task, failed, cancelled or flagged event counts; younger, older than a week or handled ones do not")
     func unsentClaims() async throws {
         let store = try Fixtures.store()
         let metrics = ServiceMetrics(service: "dispatch")
@@ -398,6 +398,7 @@ struct UnsentClaimsTests {
             event("phoned", .claimed, minutesAgo: 45, claimant: "d-elsewhere"), event("phoned", .telephoneTask, minutesAgo: 45),
             event("failed", .claimed, minutesAgo: 50, claimant: "d-elsewhere"), event("failed", .failed, minutesAgo: 20),
             event("cancelled", .claimed, minutesAgo: 50, claimant: "d-elsewhere"), event("cancelled", .cancelled, minutesAgo: 20),
+            event("uncertain", .claimed, minutesAgo: 50, claimant: "d-elsewhere"), event("uncertain", .flagged, minutesAgo: 49),
             event("recent", .claimed, minutesAgo: 10, claimant: "d-elsewhere"),
             event("last-week", .claimed, minutesAgo: 8 * 24 * 60, claimant: "d-elsewhere"),
             event("retrying", .claimed, minutesAgo: 31, claimant: "d-elsewhere"), event("retrying", .released, minutesAgo: 31),

@@ -81,12 +81,13 @@ public enum NoticeClaims {
 /// notices, including those of an instance that is down or whose store was lost for good: only
 /// the claiming instance can send them (`NoticeClaims`), so nothing else would notice. A notice
 /// counts once it was claimed more than `overdue` ago (and within the last week) with no
-/// `sent`, `telephone-task`, `failed` or `cancelled` event. Mail the relay keeps refusing
-/// counts too: either way the school has not been told.
+/// `sent`, `telephone-task`, `failed`, `cancelled` or `flagged` event. Mail the relay keeps
+/// refusing counts too: either way the school has not been told.
 public struct UnsentClaimsWatch: Sendable {
     /// The events that end a claimed notice's wait: handed to the relay, turned into a telephone
-    /// task, failed for good (dead letter), or withdrawn.
-    static let outcomes: [NoticeEvent.Kind] = [.sent, .telephoneTask, .failed, .cancelled]
+    /// task, failed for good (dead letter), withdrawn, or flagged for MASH follow-up (an
+    /// interrupted hand-over to the relay: people already have it in front of them).
+    static let outcomes: [NoticeEvent.Kind] = [.sent, .telephoneTask, .failed, .cancelled, .flagged]
     /// Claims older than this are not looked at (their notices are long past any morning).
     static let window: TimeInterval = 7 * 24 * 3600
 
