@@ -279,6 +279,9 @@ static func unescape(_ bytes: [UInt8], _ start: Int, _ end: Int) throws -> Strin
             if T.self == Int32.self { return unsafeBitCast(try integer(Int32.self, at: index), to: T.self) }
             // Other special types (Data, URL, Decimal, Float…) are left to Foundation.
             if T.self == Data.self || T.self == URL.self || T.self == Decimal.self || T.self == Float.self { throw GiveUp() }
+            if let wire = T.self as? any WireCodable.Type {
+                return try wire.init(wire: WireObject(document: self, index: index)) as! T
+            }
             return try T(from: TokenDecoder(document: self, index: index))
         }
 

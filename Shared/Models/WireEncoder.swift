@@ -11,6 +11,11 @@ import Foundation
 /// byte for byte against Foundation's for every message type and for awkward strings and numbers.
 public enum WireEncoder {
     public static func encode(_ value: some Encodable) throws -> [UInt8] {
+        if let wire = value as? any WireCodable {
+            var writer = WireWriter()
+            try writer.object(wire)
+            return writer.bytes
+        }
         let root = try node(for: value, parent: nil, key: nil)
         var out: [UInt8] = []
         out.reserveCapacity(1024)
@@ -24,6 +29,8 @@ public enum WireEncoder {
         case string(String)
         /// A number or literal, written as it is (`12`, `0.5`, `true`, `null`).
         case literal(String)
+        /// JSON written by a `WireCodable` value.
+        case raw([UInt8])
         case object(ObjectBox)
         case array(ArrayBox)
     }
@@ -61,6 +68,11 @@ public enum WireEncoder {
         if T.self == Data.self { return .string((value as! Data).base64EncodedString()) }
         if T.self == URL.self { return .string((value as! URL).absoluteString) }
         if T.self == Decimal.self { return .literal((value as! Decimal).description) }
+        if let wire = value as? any WireCodable {
+            var writer = WireWriter()
+            try writer.object(wire)
+            return .raw(writer.bytes)
+        }
         let encoder = TreeEncoder(parent: parent, key: key)
         try value.encode(to: encoder)
         // A value that encodes nothing is an empty object, as in Foundation.
@@ -87,6 +99,7 @@ public enum WireEncoder {
         switch node {
         case .string(let text): writeString(text, to: &out)
         case .literal(let text): out.append(contentsOf: text.utf8)
+        case .raw(let bytes): out.append(contentsOf: bytes)
         case .array(let box):
             out.append(UInt8(ascii: "["))
             for (index, value) in box.values.enumerated() {
