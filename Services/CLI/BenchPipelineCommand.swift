@@ -28,7 +28,7 @@ struct PipelineBench: AsyncParsableCommand {
 
     @Option(help: "Incidents for the throughput phase.")
     var incidents: Int = 100_000
-    @Option(help: "Incidents for the paced latency phase.")
+    @Option(help: "Incidents for the paced latency phase (0: no latency phase).")
     var paced: Int = 3_000
     @Option(help: "Offered load of the latency phase, incidents per second.")
     var rate: Int = 200
@@ -47,6 +47,12 @@ struct PipelineBench: AsyncParsableCommand {
     @Option(name: .customLong("property"), help: "A librdkafka property NAME=VALUE for every client of the run, relay and services alike (repeatable).")
     var properties: [String] = []
     @OptionGroup var log: LogOptions
+
+    func validate() throws {
+        guard incidents >= 1 else { throw ValidationError("--incidents must be at least 1, got \(incidents)") }
+        guard paced >= 0 else { throw ValidationError("--paced must be 0 (no latency phase) or more, got \(paced)") }
+        guard rate >= 1 else { throw ValidationError("--rate must be at least 1 incident per second, got \(rate)") }
+    }
 
     /// The --property options as librdkafka properties.
     func kafkaProperties() throws -> [String: String] {
@@ -119,15 +125,18 @@ struct PipelineBench: AsyncParsableCommand {
             let bulk = watcher.latencies(Set(throughputSet.map(\.occurrenceNumber)))
             print(String(format: "  latency under full load: p50 %.0f ms, p99 %.0f ms", percentile(bulk, 0.5) * 1000, percentile(bulk, 0.99) * 1000))
 
-            let pacedSet = Array(all.suffix(paced))
-            try await feed(pacedSet, client: client, perSecond: rate, logger: logger)
-            _ = try await watcher.wait(for: Set(pacedSet.map(\.occurrenceNumber)), timeout: .seconds(600))
-            let latencies = watcher.latencies(Set(pacedSet.map(\.occurrenceNumber)))
-            print(String(format: "latency at %d incidents/s offered: p50 %.0f ms, p99 %.0f ms (intake → scheduled, %d incidents)",
-                         rate, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, latencies.count))
-            for hop in watcher.hopLatencies(Set(pacedSet.map(\.occurrenceNumber))) {
-                print(String(format: "  hop %@: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d incidents)", hop.service,
-                             percentile(hop.seconds, 0.5) * 1000, percentile(hop.seconds, 0.99) * 1000, (hop.seconds.last ?? .nan) * 1000, hop.seconds.count))
+            // --paced 0 skips the latency phase.
+            if paced > 0 {
+                let pacedSet = Array(all.suffix(paced))
+                try await feed(pacedSet, client: client, perSecond: rate, logger: logger)
+                _ = try await watcher.wait(for: Set(pacedSet.map(\.occurrenceNumber)), timeout: .seconds(600))
+                let latencies = watcher.latencies(Set(pacedSet.map(\.occurrenceNumber)))
+                print(String(format: "latency at %d incidents/s offered: p50 %.0f ms, p99 %.0f ms (intake → scheduled, %d incidents)",
+                             rate, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, latencies.count))
+                for hop in watcher.hopLatencies(Set(pacedSet.map(\.occurrenceNumber))) {
+                    print(String(format: "  hop %@: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d incidents)", hop.service,
+                                 percentile(hop.seconds, 0.5) * 1000, percentile(hop.seconds, 0.99) * 1000, (hop.seconds.last ?? .nan) * 1000, hop.seconds.count))
+                }
             }
             await printPeakMemory(pipeline)
             await watcher.close()
@@ -327,6 +336,7 @@ final class ScheduledWatcher: Sendable {
 
     /// Waits until every occurrence was scheduled; returns when the last one was.
     func wait(for occurrences: Set<String>, timeout: Duration) async throws -> Date {
+        if occurrences.isEmpty { return Date() }
         let deadline = ContinuousClock.now + timeout
         var lastReport = ContinuousClock.now
         while ContinuousClock.now < deadline {

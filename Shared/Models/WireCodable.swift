@@ -99,6 +99,15 @@ public struct WireWriter {
         bytes.append(UInt8(ascii: "]"))
     }
 
+    /// Any other value, through `WireEncoder` (the same bytes): for a rare member of a
+    /// hand-coded type, not worth coding by hand. Absent, it writes nothing.
+    public mutating func field(_ name: StaticString, encoded value: (some Encodable)?) throws {
+        guard let value else { return }
+        let encoded = try WireEncoder.encode(value)
+        key(name)
+        bytes.append(contentsOf: encoded)
+    }
+
     // Optionals: an absent value writes nothing, as synthesized `encodeIfPresent` does.
 
     public mutating func field(_ name: StaticString, _ value: String?) {
@@ -168,6 +177,12 @@ public struct WireObject {
     public func date(ifPresent key: String) throws -> Date? { try present(key).map { try Self.date(document.string(at: $0)) } }
     public func value<T: WireCodable>(ifPresent key: String, as type: T.Type = T.self) throws -> T? {
         try present(key).map { try T(wire: WireObject(document: document, index: $0)) }
+    }
+
+    /// Any other `Decodable` member, through the wire decoder's `Codable` path (as strict);
+    /// nil when absent or null. The reading side of `WireWriter.field(_:encoded:)`.
+    public func decoded<T: Decodable>(ifPresent key: String, as type: T.Type = T.self) throws -> T? {
+        try present(key).map { try document.decode(T.self, at: $0) }
     }
 
     /// The element tokens of the array at `array`.

@@ -400,6 +400,34 @@ struct ChangelogApplyTests {
             due: NoticeDue(request: request, releaseAt: instant(release), rules: []), updatedAt: Date(), releasedAt: nil))
     }
 
+    @Test("the changelog's hand-written codec writes Foundation's bytes and reads them back, for each kind of record")
+    func changelogCodec() throws {
+        var released = state("n-\"1\"", .released, revision: 3)
+        released.notice?.releasedAt = instant("2025-11-04 08:00")
+        released.notice?.escalate = true
+        released.notice?.due.escalationContact = SchoolContact(role: "esm", email: "esm@la.example")
+        let held = try PendingNoticeRow(released.notice!)
+        let document = TermDatesDocument(urn: "123456", years: [
+            .init(schoolYear: "2026-27", terms: [.init(name: "autumn", start: "2026-09-03", end: "2026-12-16",
+                                                      halfTerms: [DateRange(start: "2026-11-02", end: "2026-11-06")])]),
+        ])
+        let records = [
+            state("n1", .pending, revision: 1), released,
+            SchedulingChangelog(forgotten: held.forgotten),
+            SchedulingChangelog(schoolTermDates: .init(urn: "123456", document: document, updatedAt: instant("2026-09-01 12:00"))),
+            SchedulingChangelog(schoolTermDates: .init(urn: "123456", document: nil, updatedAt: instant("2026-09-01 12:00"))),
+        ]
+        for record in records {
+            let envelope = Envelope(id: "m-1", key: "k", producer: "scheduling", createdAt: instant("2025-11-03 22:00"), payload: record)
+            let ours = try WireEncoder.encode(envelope)
+            #expect(String(decoding: ours, as: UTF8.self) == String(decoding: try WireFormat.encoder().encode(envelope), as: UTF8.self))
+            // (Foundation's reading, not `envelope`: `state` stamps `Date()`, and the wire keeps milliseconds.)
+            #expect(try WireDecoder.decode(Envelope<SchedulingChangelog>.self, from: ours)
+                == WireFormat.decoder().decode(Envelope<SchedulingChangelog>.self, from: Data(ours)))
+        }
+        #expect(Envelope<SchedulingChangelog>.self is any WireCodable.Type)
+    }
+
     @Test("a state the row already holds (an instance's own change coming back) is not written again; a changed one is")
     func ownChangeSkipped() throws {
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("apply-own") + "/scheduling.sqlite", migrations: Scheduler.migrations)

@@ -119,6 +119,43 @@ public struct SchedulingChangelog: MessagePayload {
     public static func termDatesKey(_ urn: String) -> String { "term-dates:\(urn)" }
 }
 
+// The hand-written wire codec (`WireCodable`, docs/BENCHMARKS.md): every notice passes
+// through the changelog at least twice. Term dates and forgotten notices are rare and keep
+// `Codable` (`encoded`/`decoded`). `SchedulingTests` checks the bytes against Foundation.
+extension SchedulingChangelog: WireCodable {
+    public func write(to writer: inout WireWriter) throws {
+        try writer.field("forgotten", encoded: forgotten)
+        try writer.field("notice", notice)
+        try writer.field("schoolTermDates", encoded: schoolTermDates)
+    }
+
+    public init(wire object: WireObject) throws {
+        self.init(notice: try object.value(ifPresent: "notice"), schoolTermDates: try object.decoded(ifPresent: "schoolTermDates"),
+                  forgotten: try object.decoded(ifPresent: "forgotten"))
+    }
+}
+
+extension SchedulingChangelog.NoticeState: WireCodable {
+    public func write(to writer: inout WireWriter) throws {
+        try writer.field("due", due)
+        writer.field("escalate", escalate)
+        writer.field("incidentRevision", incidentRevision)
+        writer.field("noticeId", noticeId)
+        writer.field("partition", partition)
+        writer.field("releaseAt", releaseAt)
+        writer.field("releasedAt", releasedAt)
+        writer.field("state", state)
+        writer.field("updatedAt", updatedAt)
+    }
+
+    public init(wire object: WireObject) throws {
+        self.init(noticeId: try object.string("noticeId"), partition: try object.int("partition"), state: try object.value("state"),
+                  incidentRevision: try object.int("incidentRevision"), releaseAt: try object.date("releaseAt"),
+                  escalate: try object.bool("escalate"), due: try object.value("due"), updatedAt: try object.date("updatedAt"),
+                  releasedAt: try object.date(ifPresent: "releasedAt"))
+    }
+}
+
 extension PendingNoticeRow {
     /// `message`: the changelog record `state` came in, kept as `due`; without it `due` is encoded.
     init(_ state: SchedulingChangelog.NoticeState, message: [UInt8]? = nil) throws {
