@@ -120,7 +120,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "ModelsTests",
-        dependencies: ["EncompassModels"],
+        dependencies: ["EncompassModels", "EncompassTestSupport"],
         path: "Tests/ModelsTests",
         swiftSettings: strict
     ),

@@ -1,4 +1,5 @@
 import EncompassModels
+import EncompassTestSupport
 import Foundation
 import Testing
 
@@ -10,16 +11,12 @@ import Testing
 struct WireCodableTests {
     /// A seeded generator, so that a failure can be repeated (the seed is in the message).
     struct Random: RandomNumberGenerator {
-        var state: UInt64
+        var generator: SplitMix64
         /// Every optional present and every list of objects non-empty (`everyFieldWritten`).
         var full = false
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+
+        init(state: UInt64) { generator = SplitMix64(seed: state) }
+        mutating func next() -> UInt64 { generator.next() }
 
         static let pieces = ["a", "Zoë", "O'Neill", "\"", "\\", "/", "\n", "\t", "\u{1}", "\u{7F}", "😀", "é", "ß", " ", "-", "</script>", "=1+1"]
 
