@@ -120,7 +120,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "ModelsTests",
-        dependencies: ["EncompassModels", "EncompassTestSupport"],
+        dependencies: ["EncompassModels"],
         path: "Tests/ModelsTests",
         swiftSettings: strict
     ),

@@ -3,11 +3,11 @@ import EncompassTestSupport
 import Foundation
 import Testing
 
-/// The fuzz passes' random source (`SplitMix64`: a seed repeats a run).
+/// The fuzz passes' random source (`SeededRandom`: a seed repeats a run).
 struct FuzzRandom {
-    private var generator: SplitMix64
+    private var generator: SeededRandom
 
-    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
+    init(seed: UInt64) { generator = SeededRandom(seed: seed) }
 
     mutating func next() -> UInt64 { generator.next() }
 

@@ -1,5 +1,4 @@
 import EncompassModels
-import EncompassTestSupport
 import Foundation
 import Testing
 
@@ -11,11 +10,11 @@ import Testing
 struct WireCodableTests {
     /// A seeded generator, so that a failure can be repeated (the seed is in the message).
     struct Random: RandomNumberGenerator {
-        var generator: SplitMix64
+        var generator: SeededRandom
         /// Every optional present and every list of objects non-empty (`everyFieldWritten`).
         var full = false
 
-        init(state: UInt64) { generator = SplitMix64(seed: state) }
+        init(state: UInt64) { generator = SeededRandom(seed: state) }
         mutating func next() -> UInt64 { generator.next() }
 
         static let pieces = ["a", "Zoë", "O'Neill", "\"", "\\", "/", "\n", "\t", "\u{1}", "\u{7F}", "😀", "é", "ß", " ", "-", "</script>", "=1+1"]

@@ -1,5 +1,6 @@
-/// A small deterministic generator (SplitMix64): the same seed makes the same world on every
-/// machine and Swift version, which `SystemRandomNumberGenerator` would not.
+/// A small deterministic generator (SplitMix64): the same seed makes the same demo world, and
+/// the same random test values, on every machine and Swift version, which
+/// `SystemRandomNumberGenerator` would not.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
