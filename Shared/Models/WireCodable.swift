@@ -64,10 +64,25 @@ public struct WireWriter {
         field(name, Timestamp.format(value))
     }
 
-    /// A number as Foundation writes it; a non-finite one is refused, as Foundation refuses it.
+    /// A number as Foundation writes it; a non-finite one is refused, as Foundation refuses it
+    /// (the error names the field, not the whole path).
     public mutating func field(_ name: StaticString, _ value: Double) throws {
         key(name)
-        bytes.append(contentsOf: try WireEncoder.number(value, []).utf8)
+        bytes.append(contentsOf: try WireEncoder.number(value, [FieldName(stringValue: name.description)]).utf8)
+    }
+
+    private struct FieldName: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// `value`'s JSON object.
+    static func bytes(of value: some WireCodable) throws -> [UInt8] {
+        var writer = WireWriter()
+        try writer.object(value)
+        return writer.bytes
     }
 
     public mutating func field<E: RawRepresentable>(_ name: StaticString, _ value: E) where E.RawValue == String {

@@ -11,11 +11,7 @@ import Foundation
 /// byte for byte against Foundation's for every message type and for awkward strings and numbers.
 public enum WireEncoder {
     public static func encode(_ value: some Encodable) throws -> [UInt8] {
-        if let wire = value as? any WireCodable {
-            var writer = WireWriter()
-            try writer.object(wire)
-            return writer.bytes
-        }
+        if let wire = value as? any WireCodable { return try WireWriter.bytes(of: wire) }
         let root = try node(for: value, parent: nil, key: nil)
         var out: [UInt8] = []
         out.reserveCapacity(1024)
@@ -68,11 +64,7 @@ public enum WireEncoder {
         if T.self == Data.self { return .string((value as! Data).base64EncodedString()) }
         if T.self == URL.self { return .string((value as! URL).absoluteString) }
         if T.self == Decimal.self { return .literal((value as! Decimal).description) }
-        if let wire = value as? any WireCodable {
-            var writer = WireWriter()
-            try writer.object(wire)
-            return .raw(writer.bytes)
-        }
+        if let wire = value as? any WireCodable { return .raw(try WireWriter.bytes(of: wire)) }
         let encoder = TreeEncoder(parent: parent, key: key)
         try value.encode(to: encoder)
         // A value that encodes nothing is an empty object, as in Foundation.

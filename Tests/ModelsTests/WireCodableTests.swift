@@ -162,6 +162,9 @@ struct WireCodableTests {
 
         let evidence = ResearchEvidence(score: .nan, explanation: [], sourceOccurrences: [])
         #expect(throws: EncodingError.self) { try WireEncoder.encode(evidence) }
+        do { _ = try WireEncoder.encode(evidence) } catch let EncodingError.invalidValue(_, context) {
+            #expect(context.codingPath.map(\.stringValue) == ["score"])
+        }
         #expect(throws: EncodingError.self) { try WireFormat.encoder().encode(evidence) }
     }
 
