@@ -64,8 +64,36 @@ public enum TestPaths {
         return FileManager.default.currentDirectoryPath
     }
 
-    /// ../shared beside the project root (read-only test data).
-    public static var shared: String { ((packageRoot as NSString).deletingLastPathComponent as NSString).appendingPathComponent("shared") }
+    /// The read-only test data (FEBRL people, the schools list, calendars): `ENCOMPASS_SHARED_DIR`
+    /// when set, else ../shared beside the project root. A clone of a local checkout (e.g. the
+    /// fresh clone in /tmp that checks CI) has no ../shared of its own; it uses the one beside
+    /// the checkout it was cloned from (its `origin`). Where none exists, ../shared is returned
+    /// and the tests that need it fail saying which file they could not read.
+    public static var shared: String {
+        if let dir = ProcessInfo.processInfo.environment["ENCOMPASS_SHARED_DIR"], !dir.isEmpty { return dir }
+        let beside = ((packageRoot as NSString).deletingLastPathComponent as NSString).appendingPathComponent("shared")
+        if FileManager.default.fileExists(atPath: beside) { return beside }
+        if let origin = localOrigin {
+            let besideOrigin = ((origin as NSString).deletingLastPathComponent as NSString).appendingPathComponent("shared")
+            if FileManager.default.fileExists(atPath: besideOrigin) { return besideOrigin }
+        }
+        return beside
+    }
+
+    /// The `origin` remote of the package's git clone when it is a local folder.
+    static var localOrigin: String? {
+        let config = (packageRoot as NSString).appendingPathComponent(".git/config")
+        guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { return nil }
+        var inOrigin = false
+        for line in text.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            if line.hasPrefix("[") { inOrigin = line == "[remote \"origin\"]"; continue }
+            guard inOrigin, line.hasPrefix("url") else { continue }
+            let url = line.drop { $0 != "=" }.dropFirst().trimmingCharacters(in: .whitespaces)
+            let path = url.hasPrefix("file://") ? String(url.dropFirst(7)) : url
+            return path.hasPrefix("/") ? (path as NSString).standardizingPath : nil
+        }
+        return nil
+    }
 }
 
 /// A built executable of this package (they sit beside the test bundle).
