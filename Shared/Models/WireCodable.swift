@@ -57,7 +57,8 @@ public struct WireWriter {
 
     public mutating func field(_ name: StaticString, _ value: Bool) {
         key(name)
-        bytes.append(contentsOf: value ? Array("true".utf8) : Array("false".utf8))
+        // Straight from the literal's UTF-8: no array per field.
+        if value { bytes.append(contentsOf: "true".utf8) } else { bytes.append(contentsOf: "false".utf8) }
     }
 
     public mutating func field(_ name: StaticString, _ value: Date) {
