@@ -18,6 +18,12 @@ public protocol WireCodable: Codable {
     init(wire object: WireObject) throws
 }
 
+extension WireFormat {
+    /// Whether values of `type` are written and read by hand (`WireCodable`) rather than through
+    /// `Codable`'s generic path: a runtime question, e.g. for a generic envelope.
+    public static func isHandWritten(_ type: Any.Type) -> Bool { type is any WireCodable.Type }
+}
+
 /// Writes JSON for `WireCodable.write(to:)`: one object at a time, fields in the order given.
 public struct WireWriter {
     public internal(set) var bytes: [UInt8] = []

@@ -18,6 +18,28 @@ public enum WireDecoder {
         return try document.decode(T.self, at: 0)
     }
 
+    /// A flat JSON object whose members are all strings, as (name, value) pairs in the order
+    /// written: e.g. an outbox row's headers, read for every record the relay publishes. Gives up
+    /// on anything else: another type at the root or in a member, a repeated name, bad JSON.
+    public static func stringMembers(from bytes: [UInt8]) throws -> [(name: String, value: String)] {
+        var parser = Parser(bytes: bytes)
+        try parser.parseDocument()
+        let document = Document(bytes: bytes, tokens: parser.tokens, escapedTexts: parser.escapedTexts)
+        guard document.tokens[0].kind == .object else { throw GiveUp() }
+        var members: [(name: String, value: String)] = []
+        members.reserveCapacity(Int(document.tokens[0].count))
+        var cursor = 1
+        let end = Int(document.tokens[0].next)
+        while cursor < end {
+            let name = try document.string(at: cursor)
+            let value = try document.string(at: cursor + 1)
+            if members.contains(where: { $0.name == name }) { throw GiveUp() }
+            members.append((name, value))
+            cursor = Int(document.tokens[cursor + 1].next)
+        }
+        return members
+    }
+
     // MARK: tokens
 
     /// One JSON value. Containers record the index just past their last token, so a value is

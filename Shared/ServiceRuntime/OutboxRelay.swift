@@ -93,15 +93,17 @@ public final class OutboxRelay: Service, Sendable {
     @discardableResult
     public func relayOnce() async throws -> Int {
         let limit = batchSize
+        // Statements prepared once per connection: the relay runs once per batch of every service.
         let rows = try await store.pool.read { db in
-            try OutboxMessage.order(Column("id")).limit(limit).fetchAll(db)
+            try OutboxMessage.fetchAll(db.cachedStatement(sql: "SELECT * FROM outbox ORDER BY id LIMIT ?"), arguments: [limit])
         }
         metrics.outboxPending.set(Int64(rows.count))
-        guard !rows.isEmpty else { return 0 }
+        guard !rows.isEmpty, let first = rows.first?.id, let last = rows.last?.id else { return 0 }
         try await producer.sendBatch(rows.map(\.producerRecord))
-        let ids = rows.compactMap(\.id)
+        // The rows read are the outbox's first ids in order, and ids only grow (AUTOINCREMENT;
+        // one writer), so the range between the first and the last holds exactly those rows.
         try await store.pool.write { db in
-            _ = try OutboxMessage.filter(ids.contains(Column("id"))).deleteAll(db)
+            try db.cachedStatement(sql: "DELETE FROM outbox WHERE id BETWEEN ? AND ?").execute(arguments: [first, last])
         }
         metrics.outboxPublished.increment(by: Int64(rows.count))
         return rows.count

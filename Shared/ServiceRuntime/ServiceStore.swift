@@ -115,12 +115,16 @@ extension InboxEntry {
 
     /// Runs `apply` unless `messageId` was applied before, and remembers it, all in `db`'s
     /// transaction: the de-duplication every handler needs.
+    ///
+    /// One statement both asks and remembers: the insert is skipped on a known id, and then
+    /// nothing changed. If `apply` throws, the caller's transaction or savepoint rolls the
+    /// insert back with the rest, so a failed message is not remembered.
     public static func applyOnce(messageId: String, record: KafkaRecord, db: Database, now: Date, _ apply: () throws -> Void) throws -> HandleOutcome {
-        // Statements prepared once per connection: this runs for every message of every service.
-        if try contains(messageId, db: db) { return .duplicate }
-        try apply()
-        try db.cachedStatement(sql: "INSERT INTO inbox (messageId, topic, partition, offset, processedAt) VALUES (?, ?, ?, ?, ?)")
+        // A statement prepared once per connection: this runs for every message of every service.
+        try db.cachedStatement(sql: "INSERT INTO inbox (messageId, topic, partition, offset, processedAt) VALUES (?, ?, ?, ?, ?) ON CONFLICT(messageId) DO NOTHING")
             .execute(arguments: [messageId, record.topic, record.partition, record.offset, now.stored])
+        guard db.changesCount > 0 else { return .duplicate }
+        try apply()
         return .applied
     }
 }
@@ -141,13 +145,17 @@ public struct OutboxMessage: Codable, FetchableRecord, MutablePersistableRecord,
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 
     var producerRecord: ProducerRecord {
-        // The wire decoder's fast path: a new JSONDecoder per record was most of the relay's own time.
-        let decoded = (try? WireFormat.value([String: String].self, from: Data(headers.utf8))) ?? [:]
+        // A flat object of strings, read straight from the wire decoder's tokens (decoding it as a
+        // `[String: String]` through `Decodable` was a third of the relay's own time); Foundation
+        // reads what that gives up on.
+        let members = (try? WireDecoder.stringMembers(from: Array(headers.utf8)))
+            ?? (try? WireFormat.value([String: String].self, from: Data(headers.utf8)))?.map { (name: $0.key, value: $0.value) }
+            ?? []
         var record = ProducerRecord(
             topic: topic, key: key, value: Array(value),
-            headers: decoded.sorted { $0.key < $1.key }.map { KafkaHeader(key: $0.key, string: $0.value) }
+            headers: members.sorted { $0.name < $1.name }.map { KafkaHeader(key: $0.name, string: $0.value) }
         )
-        record.isTombstone = decoded[MessageHeader.tombstone] != nil
+        record.isTombstone = members.contains { $0.name == MessageHeader.tombstone }
         return record
     }
 }
@@ -222,7 +230,16 @@ public struct Outbox {
     }
 
     private func queue(id: String, topic: String, key: String, value: Data, headers: [(String, String)], now: Date) throws {
-        let headerJSON = "{" + headers.map { "\(JSONText.quoted($0.0)):\(JSONText.quoted($0.1))" }.joined(separator: ",") + "}"
+        // Built in one string (a `map` and `joined` allocated per header, on every message).
+        var headerJSON = "{"
+        headerJSON.reserveCapacity(headers.reduce(2) { $0 + $1.0.utf8.count + $1.1.utf8.count + 6 })
+        for (index, (name, value)) in headers.enumerated() {
+            if index > 0 { headerJSON += "," }
+            JSONText.append(name, to: &headerJSON)
+            headerJSON += ":"
+            JSONText.append(value, to: &headerJSON)
+        }
+        headerJSON += "}"
         // A statement prepared once per connection: every message of every service passes here.
         try db.cachedStatement(sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)")
             .execute(arguments: [id, topic, key, value, headerJSON, now.stored])
@@ -259,12 +276,22 @@ extension FetchableRecord where Self: TableRecord {
 enum JSONText {
     /// `text` as a JSON string literal (RFC 8259: quote, backslash and control characters escaped).
     static func quoted(_ text: String) -> String {
+        var out = ""
+        append(text, to: &out)
+        return out
+    }
+
+    /// Appends `text` as a JSON string literal to `out`.
+    static func append(_ text: String, to out: inout String) {
         // Ids, schema names and versions: nothing to escape, so no scalar-by-scalar copy.
         if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            return "\"" + text + "\""
+            out += "\""
+            out += text
+            out += "\""
+            return
         }
-        var out = "\""
-        out.reserveCapacity(text.utf8.count + 2)
+        out += "\""
+        out.reserveCapacity(out.utf8.count + text.utf8.count + 2)
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -276,7 +303,7 @@ enum JSONText {
             default: out.unicodeScalars.append(scalar)
             }
         }
-        return out + "\""
+        out += "\""
     }
 }
 

@@ -122,4 +122,22 @@ struct WireDecoderTests {
         }
         #expect(fast == 2_000, "every well-formed value is read on the fast path")
     }
+
+    @Test("a flat object of strings is read in order, as Foundation reads it; anything else gives up")
+    func stringMembers() throws {
+        var random = SeededRandom(seed: 10)
+        let pieces = ["a", "\"", "\\", "/", "\n", "\u{0}", "é", "😀", "中", " ", "-", "1"]
+        func text() -> String { (0..<Int.random(in: 0...8, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined() }
+        for _ in 0..<500 {
+            var table: [String: String] = [:]
+            for _ in 0..<Int.random(in: 0...5, using: &random) { table[text()] = text() }
+            let bytes = Array(try WireFormat.encoder().encode(table))
+            let members = try WireDecoder.stringMembers(from: bytes)
+            #expect(Dictionary(uniqueKeysWithValues: members.map { ($0.name, $0.value) }) == table)
+            #expect(members.map(\.name) == table.keys.sorted(), "in the order written (sorted keys)")
+        }
+        for refused in [#"{"a":1}"#, #"{"a":{"b":"c"}}"#, #"{"a":"1","a":"2"}"#, #"["a","b"]"#, #""a""#, #"{"a":"1""#, #"{"a":null}"#] {
+            #expect(throws: WireDecoder.GiveUp.self, "\(refused)") { try WireDecoder.stringMembers(from: Array(refused.utf8)) }
+        }
+    }
 }

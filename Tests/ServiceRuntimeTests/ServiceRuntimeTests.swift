@@ -162,6 +162,36 @@ struct ServiceRuntimeTests {
         try await running.stop()
     }
 
+    @Test("the relay publishes the oldest rows in order and removes exactly those, not rows committed meanwhile")
+    func relayRemovesWhatItPublished() async throws {
+        let kafka = try TestKafka()
+        let output = try kafka.uniqueTopic("out", partitions: 1)
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("relay-range") + "/svc.sqlite")
+        let logger = TestLog.logger("relay-range")
+        func publish(_ range: Range<Int>) async throws {
+            try await store.pool.write { db in
+                let outbox = Outbox(db: db, producer: "test")
+                for i in range { try outbox.publish(TestNote(text: "n\(i)", sequence: i), to: output, key: "k", id: "out-\(i)") }
+            }
+        }
+        try await publish(0..<25)
+        let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
+        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger, batchSize: 10)
+        #expect(try await relay.relayOnce() == 10)
+        try await publish(25..<30)
+        func pending() async throws -> [String] {
+            try await store.pool.read { try OutboxMessage.order(Column("id")).fetchAll($0).map(\.messageId) }
+        }
+        #expect(try await pending() == (10..<30).map { "out-\($0)" })
+        #expect(try await relay.relayOnce() == 10)
+        #expect(try await relay.relayOnce() == 10)
+        #expect(try await pending() == [])
+        #expect(try await relay.relayOnce() == 0)
+        await producer.close()
+        let records = try await readRecords(kafka, topic: output, count: 30)
+        #expect(try records.map { try WireFormat.decode(TestNote.self, from: $0.value).payload.sequence } == Array(0..<30))
+    }
+
     @Test("the outbox survives a crash between commit and publish, and after publish before delete")
     func outboxSurvivesCrash() async throws {
         let kafka = try TestKafka()
@@ -315,6 +345,9 @@ struct OutboxRowTests {
             let json = "{" + JSONText.quoted("k") + ":" + JSONText.quoted(text) + "}"
             let decoded = try JSONDecoder().decode([String: String].self, from: Data(json.utf8))
             #expect(decoded == ["k": text], "\(json)")
+            var appended = "{"
+            JSONText.append(text, to: &appended)
+            #expect(appended == "{" + JSONText.quoted(text))
         }
     }
 
@@ -339,6 +372,18 @@ struct OutboxRowTests {
         let inbox = try store.pool.read { try InboxEntry.fetchAll($0) }
         #expect(inbox.map(\.messageId) == ["m-1"] && inbox.first?.partition == 3 && inbox.first?.offset == 7)
         #expect(rows.first?.producerRecord.isTombstone == false)
+    }
+
+    @Test("the relay reads any headers JSON: the hand-written form, other spacing and escapes, and a tombstone's")
+    func headersRead() throws {
+        func row(_ headers: String) -> OutboxMessage {
+            OutboxMessage(id: 1, messageId: "m", topic: "t", key: "k", value: Data(), headers: headers, createdAt: Date())
+        }
+        let spaced = row(#" { "b" : "2" , "a\u0041" : "x\"y" } "#).producerRecord
+        #expect(spaced.headers.map(\.key) == ["aA", "b"])
+        #expect(spaced.headers.map { $0.value.map { String(decoding: $0, as: UTF8.self) } } == ["x\"y", "2"])
+        #expect(row(#"{"encompass-message-id":"m","encompass-tombstone":"true"}"#).producerRecord.isTombstone)
+        #expect(row("{}").producerRecord.headers.isEmpty && !row("{}").producerRecord.isTombstone)
     }
 
     @Test("a store's writer setup runs on the writing connection only; the readers keep SQLite's defaults")
