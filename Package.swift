@@ -84,6 +84,7 @@ var targets: [Target] = [
         name: "ServiceRuntime",
         dependencies: [
             "EncompassModels", "EncompassKafka", "COpenSSLCrypto", grdb, logging, lifecycle, hummingbird,
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ],

@@ -121,8 +121,13 @@ extension InboxEntry {
     /// insert back with the rest, so a failed message is not remembered.
     public static func applyOnce(messageId: String, record: KafkaRecord, db: Database, now: Date, _ apply: () throws -> Void) throws -> HandleOutcome {
         // A statement prepared once per connection: this runs for every message of every service.
-        try db.cachedStatement(sql: "INSERT INTO inbox (messageId, topic, partition, offset, processedAt) VALUES (?, ?, ?, ?, ?) ON CONFLICT(messageId) DO NOTHING")
-            .execute(arguments: [messageId, record.topic, record.partition, record.offset, now.stored])
+        var insert = RawStatement(try db.cachedStatement(sql: "INSERT INTO inbox (messageId, topic, partition, offset, processedAt) VALUES (?, ?, ?, ?, ?) ON CONFLICT(messageId) DO NOTHING"), db: db)
+        insert.bind(messageId)
+        insert.bind(record.topic)
+        insert.bind(Int64(record.partition))
+        insert.bind(record.offset)
+        insert.bind(now)
+        try insert.run()
         guard db.changesCount > 0 else { return .duplicate }
         try apply()
         return .applied
@@ -241,8 +246,14 @@ public struct Outbox {
         }
         headerJSON += "}"
         // A statement prepared once per connection: every message of every service passes here.
-        try db.cachedStatement(sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [id, topic, key, value, headerJSON, now.stored])
+        var insert = RawStatement(try db.cachedStatement(sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)"), db: db)
+        insert.bind(id)
+        insert.bind(topic)
+        insert.bind(key)
+        insert.bind(value)
+        insert.bind(headerJSON)
+        insert.bind(now)
+        try insert.run()
     }
 
     /// Queues a tombstone (a record with no value) for `key` on a compacted topic, so that

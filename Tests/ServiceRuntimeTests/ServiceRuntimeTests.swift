@@ -374,6 +374,31 @@ struct OutboxRowTests {
         #expect(rows.first?.producerRecord.isTombstone == false)
     }
 
+    @Test("a raw statement stores what GRDB's arguments store: text, null, integers, blobs (empty too), dates in and out of range")
+    func rawStatementBindsAsGRDB() throws {
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("raw-statement") + "/store.sqlite")
+        let dates = [Date(timeIntervalSince1970: 1_764_000_000.1234), Date(timeIntervalSince1970: 0), Date.distantPast, Date.distantFuture,
+                     Date(timeIntervalSinceReferenceDate: 1e12)]
+        let texts: [String?] = ["", "plain", "café ✓ 😀", "nul\u{0}inside", nil]
+        let integers: [Int64?] = [0, -1, .min, .max, nil]
+        let blobs = [Data(), Data([0, 1, 2, 255])]
+        try store.pool.write { db in
+            try db.execute(sql: "CREATE TABLE probe (via TEXT, t, i, b, d)")
+            for (n, date) in dates.enumerated() {
+                let text = texts[n % texts.count], integer = integers[n % integers.count], blob = blobs[n % blobs.count]
+                var raw = RawStatement(try db.cachedStatement(sql: "INSERT INTO probe VALUES ('raw', ?, ?, ?, ?)"), db: db)
+                raw.bind(text)
+                raw.bind(integer)
+                raw.bind(blob)
+                raw.bind(date)
+                try raw.run()
+                try db.execute(sql: "INSERT INTO probe VALUES ('grdb', ?, ?, ?, ?)", arguments: [text, integer, blob, date])
+                let rows = try Row.fetchAll(db, sql: "SELECT t, i, b, d, typeof(t), typeof(i), typeof(b), typeof(d) FROM probe ORDER BY rowid DESC LIMIT 2")
+                #expect(rows[0] == rows[1], "\(date)")
+            }
+        }
+    }
+
     @Test("the relay reads any headers JSON: the hand-written form, other spacing and escapes, and a tombstone's")
     func headersRead() throws {
         func row(_ headers: String) -> OutboxMessage {
