@@ -261,6 +261,39 @@ struct MailSenderTests {
         #expect(try await mail(upgraded, due.noticeId)?.state == .sent)
     }
 
+    @Test("upgrading a store publishes the passwords it held before they were shared, once; another instance takes them")
+    func upgradePublishesPasswords() async throws {
+        let path = TestPaths.temporaryDirectory("dispatch-v3") + "/dispatch.sqlite"
+        let old = try ServiceStore(path: path, migrations: [DispatchStore.migration, DispatchStore.claims, DispatchStore.claimTimes])
+        let rows = [SchoolPassword(account: "110001", hash: "pbkdf2-sha256$1$c2FsdA==$aA==", setAt: start, setBy: "mash-officer-1"),
+                    SchoolPassword(account: "110002", hash: "pbkdf2-sha256$1$c2FsdA==$aQ==", setAt: start.addingTimeInterval(60), setBy: "api")]
+        try await old.pool.write { db in for row in rows { try row.insert(db) } }
+        try old.pool.close()
+
+        let upgraded = try ServiceStore(path: path, migrations: DispatchStore.migrations)
+        let queued = try await upgraded.pool.read { try OutboxMessage.order(Column("id")).fetchAll($0) }
+        #expect(queued.map(\.topic) == [Topics.dispatchAccounts.name, Topics.dispatchAccounts.name])
+        #expect(queued.map(\.key) == ["110001", "110002"])
+        let published = try queued.map { try WireFormat.decode(AccountPassword.self, from: Array($0.value)).payload }
+        #expect(published.map(\.hash) == rows.map(\.hash) && published.map(\.setAt) == rows.map(\.setAt)
+                && published.map(\.setBy) == rows.map(\.setBy))
+
+        // Another instance applies them; its own later password for an account is kept.
+        let other = try Fixtures.store()
+        let later = SchoolPassword(account: "110002", hash: "pbkdf2-sha256$1$c2FsdA==$ag==", setAt: start.addingTimeInterval(120), setBy: "api")
+        try await other.pool.write { db in
+            try AccountPasswords.apply(later, db: db)
+            for password in published { try AccountPasswords.apply(password, db: db) }
+        }
+        let held = try await other.pool.read { try SchoolPassword.order(Column("account")).fetchAll($0) }
+        #expect(held.map(\.hash) == [rows[0].hash, later.hash])
+
+        // Opening the upgraded store again queues nothing more.
+        try upgraded.pool.close()
+        let reopened = try ServiceStore(path: path, migrations: DispatchStore.migrations)
+        #expect(try await reopened.pool.read { try OutboxMessage.fetchCount($0) } == 2)
+    }
+
     @Test("without a relay: .eml files in the mail folder")
     func emlFolder() async throws {
         let folder = TestPaths.temporaryDirectory("mail")

@@ -9,7 +9,20 @@ import ServiceRuntime
 /// dispatch instance sends each notice).
 public enum DispatchStore {
     /// Every migration, in order.
-    public static let migrations = [migration, claims, claimTimes]
+    public static let migrations = [migration, claims, claimTimes, publishPasswords]
+
+    /// Passwords set before they were shared (`encompass.dispatch.accounts`) were kept only on
+    /// the instance that took them. Queues every password the store holds on that topic, once,
+    /// so every instance gets it. Harmless for one published before: each instance keeps the
+    /// latest `setAt`, and the same password again changes nothing (`AccountPasswords.apply`).
+    public static let publishPasswords = StoreMigration("dispatch-v4-publish-passwords") { db in
+        let outbox = Outbox(db: db, producer: ServiceName.dispatch.rawValue)
+        for row in try SchoolPassword.order(Column("account")).fetchAll(db) {
+            try outbox.publish(AccountPassword(account: row.account, hash: row.hash, setAt: row.setAt, setBy: row.setBy),
+                               to: Topics.dispatchAccounts.name, key: row.account,
+                               id: MessageID.derived(from: row.account, "password-set-" + Timestamp.format(row.setAt)), now: Date())
+        }
+    }
 
     /// `noticeClaim` by claim time, for the unsent-claims watch (`UnsentClaimsWatch`).
     public static let claimTimes = StoreMigration("dispatch-v3-claim-times") { db in
