@@ -1,3 +1,5 @@
+import CRdKafka
+
 /// Connection settings shared by producers, consumers and admin clients.
 ///
 /// `properties` are passed to librdkafka unchanged, so anything in librdkafka's
@@ -97,7 +99,7 @@ public struct KafkaConsumerConfiguration: Sendable, Equatable {
     /// (`enable.auto.offset.store=false`) and the stored offsets are committed in the
     /// background, on revoke and on close.
     var properties: [String: String] {
-        client.merged(defaults: [
+        let defaults: [String: String] = [
             "group.id": groupId,
             "enable.auto.commit": "true",
             "auto.commit.interval.ms": "1000",
@@ -109,14 +111,36 @@ public struct KafkaConsumerConfiguration: Sendable, Equatable {
             "max.poll.interval.ms": "300000",
             // librdkafka prefetches up to 64 MiB per consumer by default: under a burst that a
             // service works through slowly, that is resident memory held for minutes, per
-            // consumer (intake peaked at 142 MiB at 100,000 incidents). 16 MiB by default
-            // (~30,000 incidents ahead); less costs latency (p99 at 200 incidents/s +10 ms with
-            // 4 MiB) and relay throughput.
+            // consumer (intake peaked at 142 MiB at 100,000 incidents). `prefetchKiB`, 8 MiB by
+            // default (~15,000 incidents ahead); less costs latency (p99 at 200 incidents/s
+            // +10 ms with 4 MiB) and relay throughput.
             "queued.max.messages.kbytes": String(prefetchKiB),
             "statistics.interval.ms": String(statisticsInterval.milliseconds),
             "log.connection.close": "false",
-        ]).merging(client.consumerProperties) { _, consumerOnly in consumerOnly }
+        ]
+        return client.merged(defaults: defaults.merging(Self.fetchQueueBackoff) { own, _ in own })
+            .merging(client.consumerProperties) { _, consumerOnly in consumerOnly }
     }
+
+    /// Once the prefetch queue reaches `queued.max.messages.kbytes` or `queued.min.messages`,
+    /// librdkafka stops fetching and looks again only when its broker thread next wakes: up to
+    /// 1 s later (librdkafka issue 2879). A reader that drains the queue faster than that stalls;
+    /// that is the ~0.8 s stall of `encompass bench kafka` (docs/BENCHMARKS.md). librdkafka 2.2.0
+    /// made the wait a setting, `fetch.queue.backoff.ms`; older ones (Debian 12 ships 2.0.2)
+    /// refuse the name, so it is set only where the linked library takes it.
+    static let fetchQueueBackoff: [String: String] =
+        librdkafkaAccepts("fetch.queue.backoff.ms", "20") ? ["fetch.queue.backoff.ms": "20"] : [:]
+}
+
+/// The librdkafka linked at run time: `rd_kafka_version()`, 0xMMmmrrpp (2.0.2 is 0x020002ff).
+let linkedLibrdkafkaVersion = Int(rd_kafka_version())
+
+/// Whether the linked librdkafka knows a property and takes this value for it.
+func librdkafkaAccepts(_ name: String, _ value: String) -> Bool {
+    guard let conf = rd_kafka_conf_new() else { return false }
+    defer { rd_kafka_conf_destroy(conf) }
+    var errstr = [CChar](repeating: 0, count: 256)
+    return rd_kafka_conf_set(conf, name, value, &errstr, errstr.count) == RD_KAFKA_CONF_OK
 }
 
 extension Duration {

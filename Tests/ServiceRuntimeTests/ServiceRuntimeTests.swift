@@ -425,6 +425,18 @@ struct OutboxRowTests {
         #expect(KafkaConsumerConfiguration(client: overridden, groupId: "g", topics: ["t"]).properties["queued.max.messages.kbytes"] == "65536")
     }
 
+    @Test("consumers set fetch.queue.backoff.ms exactly where the linked librdkafka has it (2.2.0 on); librdkafka takes every consumer default")
+    func fetchQueueBackoff() {
+        let properties = KafkaConsumerConfiguration(
+            client: KafkaClientConfiguration(bootstrapServers: "127.0.0.1:9"), groupId: "g", topics: ["t"]).properties
+        #expect((properties["fetch.queue.backoff.ms"] == "20") == (linkedLibrdkafkaVersion >= 0x0202_00ff))
+        #expect(!librdkafkaAccepts("fetch.queue.backof.ms", "20"))
+        #expect(!librdkafkaAccepts("queued.max.messages.kbytes", "none"))
+        for (name, value) in properties {
+            #expect(librdkafkaAccepts(name, value), "librdkafka refuses \(name)=\(value)")
+        }
+    }
+
     @Test("a queued tombstone leaves the outbox as a record with no value, its id and the tombstone header")
     func tombstoneRow() throws {
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("outbox-tombstone") + "/store.sqlite")
