@@ -133,7 +133,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "ServiceRuntimeTests",
-        dependencies: ["ServiceRuntime", "EncompassKafka", "EncompassTestSupport", "EncompassModels", grdb, logging],
+        dependencies: ["ServiceRuntime", "EncompassKafka", "CRdKafka", "EncompassTestSupport", "EncompassModels", grdb, logging],
         path: "Tests/ServiceRuntimeTests",
         swiftSettings: strict
     ),

@@ -128,12 +128,8 @@ public struct KafkaConsumerConfiguration: Sendable, Equatable {
     /// that is the ~0.8 s stall of `encompass bench kafka` (docs/BENCHMARKS.md). librdkafka 2.2.0
     /// made the wait a setting, `fetch.queue.backoff.ms`; older ones (Debian 12 ships 2.0.2)
     /// refuse the name, so it is set only where the linked library takes it.
-    static let fetchQueueBackoff: [String: String] =
-        librdkafkaAccepts("fetch.queue.backoff.ms", "20") ? ["fetch.queue.backoff.ms": "20"] : [:]
+    static let fetchQueueBackoff = ["fetch.queue.backoff.ms": "20"].filter { librdkafkaAccepts($0.key, $0.value) }
 }
-
-/// The librdkafka linked at run time: `rd_kafka_version()`, 0xMMmmrrpp (2.0.2 is 0x020002ff).
-let linkedLibrdkafkaVersion = Int(rd_kafka_version())
 
 /// Whether the linked librdkafka knows a property and takes this value for it.
 func librdkafkaAccepts(_ name: String, _ value: String) -> Bool {
