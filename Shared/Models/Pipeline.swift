@@ -21,11 +21,14 @@ public struct IdentifiedChild: Codable, Sendable, Equatable {
     public var recordedSchool: RecordedSchool?
     /// How the child relates to the incident's adults, e.g. `child of victim`, when known.
     public var relationship: String?
+    /// Where `recordedSchool` came from when it was carried over from an earlier record (nil:
+    /// recorded with this incident). School resolution treats such a school as old evidence.
+    public var schoolOrigin: SchoolRecordOrigin?
 
     public init(
         childId: String, givenName: String, familyName: String, dateOfBirth: String? = nil, ageYears: Int? = nil,
         homeAddress: PostalAddress? = nil, presence: ChildPresence = .present, recordedSchool: RecordedSchool? = nil,
-        relationship: String? = nil
+        relationship: String? = nil, schoolOrigin: SchoolRecordOrigin? = nil
     ) {
         self.childId = childId
         self.givenName = givenName
@@ -36,6 +39,7 @@ public struct IdentifiedChild: Codable, Sendable, Equatable {
         self.presence = presence
         self.recordedSchool = recordedSchool
         self.relationship = relationship
+        self.schoolOrigin = schoolOrigin
     }
 
     /// Whole years on `date` (Europe/London calendar), from the date of birth or the recorded age.
@@ -45,6 +49,22 @@ public struct IdentifiedChild: Codable, Sendable, Equatable {
         var years = day.year - birth.year
         if (day.month, day.day) < (birth.month, birth.day) { years -= 1 }
         return years
+    }
+}
+
+/// The earlier record a child's school was carried over from.
+public struct SchoolRecordOrigin: Codable, Sendable, Equatable, Hashable {
+    /// Occurrence number of the earlier record.
+    public var occurrenceNumber: String
+    /// The day of that record (ISO `YYYY-MM-DD`).
+    public var recordedOn: String
+    /// The child's home postcode in that record, when it had one.
+    public var homePostcode: String?
+
+    public init(occurrenceNumber: String, recordedOn: String, homePostcode: String? = nil) {
+        self.occurrenceNumber = occurrenceNumber
+        self.recordedOn = recordedOn
+        self.homePostcode = homePostcode
     }
 }
 
@@ -457,5 +477,42 @@ public struct CalendarDate: Codable, Sendable, Hashable, Comparable, CustomStrin
     public var isoWeekday: Int {
         let weekday = CalendarDate.london.component(.weekday, from: at(hour: 12)) // 1 = Sunday
         return weekday == 1 ? 7 : weekday - 1
+    }
+}
+
+/// English school years: a year runs from 1 September to 31 August, and a child's year group
+/// follows the age on the 31 August before the year starts (Reception 4, Year 6 10, Year 7 11,
+/// Year 11 15, Year 12 16). A school's statutory age range `low`-`high` takes the children whose
+/// school-year age is `low` to `high - 1` (a child turns `high` during the last year).
+public enum SchoolYear {
+    /// The calendar year in which the school year containing `day` began.
+    public static func startYear(of day: CalendarDate) -> Int { day.month >= 9 ? day.year : day.year - 1 }
+
+    /// Age on 31 August before the school year containing `day` starts.
+    public static func age(born birth: CalendarDate, during day: CalendarDate) -> Int {
+        var age = startYear(of: day) - birth.year
+        if (birth.month, birth.day) > (8, 31) { age -= 1 }
+        return age
+    }
+
+    /// The school-year ages a child could have when only its age in whole years on `day` is
+    /// known: that age, or one less when the birthday fell since 1 September.
+    public static func possibleAges(ageOn day: CalendarDate, age: Int) -> ClosedRange<Int> {
+        day.month == 8 && day.day == 31 ? age...age : (age - 1)...age
+    }
+
+    /// Whether a school with the statutory range `low`-`high` takes a child of school-year age
+    /// `age`. Nursery classes (a low age of 3 or under) also take children in the year of their
+    /// third birthday, from the term after it.
+    public static func fits(age: Int, low: Int, high: Int) -> Bool {
+        age >= (low <= 3 ? low - 1 : low) && age <= high - 1
+    }
+
+    /// Where most children change school in England: nursery to Reception (4), Year 6 to Year 7
+    /// (11), Year 11 to post-16 (16). A first or middle school (its whole range within 4-14)
+    /// is not left at 11; its own range marks its transfers.
+    public static func transfers(low: Int, high: Int) -> [Int] {
+        let middleSystem = low >= 4 && high <= 14 && high != 11
+        return [4, 11, 16].filter { !(middleSystem && $0 == 11) }
     }
 }

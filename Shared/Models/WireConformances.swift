@@ -66,6 +66,19 @@ extension RecordedSchool: WireCodable {
     }
 }
 
+extension SchoolRecordOrigin: WireCodable {
+    public func write(to writer: inout WireWriter) throws {
+        writer.field("homePostcode", homePostcode)
+        writer.field("occurrenceNumber", occurrenceNumber)
+        writer.field("recordedOn", recordedOn)
+    }
+
+    public init(wire object: WireObject) throws {
+        self.init(occurrenceNumber: try object.string("occurrenceNumber"), recordedOn: try object.string("recordedOn"),
+                  homePostcode: try object.string(ifPresent: "homePostcode"))
+    }
+}
+
 extension RecordedChild: WireCodable {
     public func write(to writer: inout WireWriter) throws {
         writer.field("ageYears", ageYears)
@@ -145,13 +158,15 @@ extension IdentifiedChild: WireCodable {
         writer.field("presence", presence)
         try writer.field("recordedSchool", recordedSchool)
         writer.field("relationship", relationship)
+        try writer.field("schoolOrigin", schoolOrigin)
     }
 
     public init(wire object: WireObject) throws {
         self.init(childId: try object.string("childId"), givenName: try object.string("givenName"), familyName: try object.string("familyName"),
                   dateOfBirth: try object.string(ifPresent: "dateOfBirth"), ageYears: try object.int(ifPresent: "ageYears"),
                   homeAddress: try object.value(ifPresent: "homeAddress"), presence: try object.value("presence"),
-                  recordedSchool: try object.value(ifPresent: "recordedSchool"), relationship: try object.string(ifPresent: "relationship"))
+                  recordedSchool: try object.value(ifPresent: "recordedSchool"), relationship: try object.string(ifPresent: "relationship"),
+                  schoolOrigin: try object.value(ifPresent: "schoolOrigin"))
     }
 }
 

@@ -205,7 +205,7 @@ struct FuzzTests {
     @Test("returned CSC request sheet (CSV and XLSX) against a store with open requests")
     func returnedRequestSheet() async throws {
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("fuzz-csc") + "/s.sqlite",
-                                     migrations: [SchoolStore.migration, SchoolStore.seedMigration(enabled: false)])
+                                     migrations: SchoolStore.migrations(seed: false))
         let protocols = try SchoolsProtocol.loadAll(ForceProtocols.load(directory: ForceProtocols.bundledDirectory))
         let flow = SchoolFlow(protocols: protocols)
         let now = Samples.now

@@ -53,7 +53,8 @@ struct WireCodableTests {
             IdentifiedChild(childId: text(), givenName: text(), familyName: text(), dateOfBirth: maybe { $0.text() }, ageYears: maybe { $0.int() },
                             homeAddress: maybe { $0.address() }, presence: pick(ChildPresence.self),
                             recordedSchool: maybe { RecordedSchool(name: $0.maybe { $0.text() }, urn: $0.maybe { $0.text() }) },
-                            relationship: maybe { $0.text() })
+                            relationship: maybe { $0.text() },
+                            schoolOrigin: maybe { SchoolRecordOrigin(occurrenceNumber: $0.text(), recordedOn: $0.text(), homePostcode: $0.maybe { $0.text() }) })
         }
 
         mutating func contact() -> SchoolContact {

@@ -58,7 +58,7 @@ enum Fixtures {
     /// A store with the service's tables and the given register.
     static func store(register: [RegisteredSchool] = Fixtures.register, contacts: [String: [SchoolContact]] = [:]) throws -> ServiceStore {
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("schools") + "/s.sqlite",
-                                     migrations: [SchoolStore.migration, SchoolStore.seedMigration(enabled: false)])
+                                     migrations: SchoolStore.migrations(seed: false))
         try store.pool.write { db in
             for school in register {
                 try SchoolStore.apply(SchoolRegisterUpdate(school: school, contacts: contacts[school.urn] ?? [], source: "test", updatedAt: incidentDate), db: db)

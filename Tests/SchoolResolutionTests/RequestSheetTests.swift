@@ -89,7 +89,7 @@ struct RequestSheetTests {
         #expect(evil?["child_family_name"] == "'+Jones")
         #expect(evil?["recorded_school"] == "'@SUM(A1:A9)")
         let ambiguous = byId[rows[0].requestId]
-        #expect(ambiguous?["reason"]?.contains("ambiguous") == true)
+        #expect(ambiguous?["reason"]?.contains("not guessed") == true)
         #expect(ambiguous?["candidates"]?.contains(";") == true)
         #expect(ambiguous?["child_age"] == "8")
         // The CSV says the same, with the same protection.

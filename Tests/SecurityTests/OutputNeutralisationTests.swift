@@ -56,7 +56,7 @@ struct OutputNeutralisationTests {
     func requestExports() throws {
         // Real export rows, from children whose names and schools are formulas.
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("security-csc") + "/s.sqlite",
-                                     migrations: [SchoolStore.migration, SchoolStore.seedMigration(enabled: false)])
+                                     migrations: SchoolStore.migrations(seed: false))
         let flow = SchoolFlow(protocols: try SchoolsProtocol.loadAll(ForceProtocols.load(directory: ForceProtocols.bundledDirectory)))
         let now = Timestamp.parse("2026-11-23T10:00:00Z")!
         try store.pool.write { db in

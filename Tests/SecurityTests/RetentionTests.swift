@@ -182,7 +182,7 @@ struct RetentionTests {
     func schoolResolution() async throws {
         let clock = ManualClock(start)
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("ret-schools") + "/s.sqlite",
-                                     migrations: [SchoolStore.migration, SchoolStore.seedMigration(enabled: false)])
+                                     migrations: SchoolStore.migrations(seed: false))
         let flow = SchoolFlow(protocols: try SchoolsProtocol.loadAll(ForceProtocols.load(directory: ForceProtocols.bundledDirectory)))
         @Sendable func child(_ id: String, _ name: String) -> ChildIdentified {
             ChildIdentified(incident: incident("4325000\(id)", child: name, occurredAt: clock.now.addingTimeInterval(-day)), incidentRevision: 1,

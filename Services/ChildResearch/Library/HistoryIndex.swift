@@ -291,6 +291,11 @@ public enum HistoryIndex {
 
         public var address: PostalAddress? { HistoryIndex.decodeAddress(addressText) }
 
+        /// This record as the origin of a school carried over from it.
+        public var schoolOrigin: SchoolRecordOrigin {
+            SchoolRecordOrigin(occurrenceNumber: occurrenceNumber, recordedOn: occurredDay, homePostcode: address?.postcode)
+        }
+
         /// The columns `init(statement:)` reads, in its order.
         static let columns = "id, forceCode, occurrenceNumber, role, givenName, familyName, dateOfBirth, ageYears, occurredDay, address, schoolName, schoolURN, personId"
 

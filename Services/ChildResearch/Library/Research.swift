@@ -136,7 +136,7 @@ public struct Researcher: Sendable {
                 childId: childId, givenName: latest.givenName, familyName: latest.familyName, dateOfBirth: dob,
                 ageYears: dob == nil ? age : nil, homeAddress: latest.address, presence: .present,
                 recordedSchool: school.map { RecordedSchool(name: $0.schoolName, urn: $0.schoolURN) },
-                relationship: "found in earlier records")
+                relationship: "found in earlier records", schoolOrigin: school.map(\.schoolOrigin))
             candidates.append(Candidate(child: child, evidence: ResearchEvidence(
                 score: (score * 1000).rounded() / 1000, explanation: explanation, sourceOccurrences: occurrences)))
         }
@@ -191,6 +191,7 @@ public struct Researcher: Sendable {
             }
             if identified.recordedSchool == nil, row.schoolName != nil || row.schoolURN != nil {
                 identified.recordedSchool = RecordedSchool(name: row.schoolName, urn: row.schoolURN)
+                identified.schoolOrigin = row.schoolOrigin
                 notes.append("school filled from \(row.occurrenceNumber)")
             }
         }

@@ -122,7 +122,7 @@ public enum CSCRequests {
                 try reject(["request \(requestId) holds an unreadable child record: \(error)"]); continue
             }
             let returned = RecordedSchool(name: schoolName, urn: urn)
-            let resolution = try flow.resolve(message, recorded: returned, label: "returned by Children's Social Care", previousURN: nil, db: db)
+            let resolution = try flow.resolve(message, recorded: returned, label: "returned by Children's Social Care", previous: nil, db: db)
             switch resolution {
             case .request(let reason, let candidates, let reasons):
                 try reject(reasons.isEmpty ? [reason] : reasons, candidates: candidates.map(\.summary))

@@ -27,20 +27,26 @@ public struct SchoolFlow: Sendable {
             logger.info("older incident revision ignored", metadata: ["notice": .string(noticeId), "revision": "\(message.incidentRevision)", "held": "\(existing.incidentRevision)"])
             return .stale
         }
-        let previous = try ChildSchoolRow.fetchOne(db, where: "childId", equals: message.child.childId)?.urn
+        let previous = try ChildSchoolRow.fetchOne(db, where: "childId", equals: message.child.childId)?.held
         let resolution = try resolve(message, recorded: message.child.recordedSchool, label: message.source == .officer ? "recorded" : "recorded (research)",
-                                     previousURN: previous, db: db)
+                                     origin: message.child.schoolOrigin, previous: previous, db: db)
         let outcome = try record(resolution, for: message, causationId: messageId, purpose: "notice-requested", db: db, outbox: outbox, now: now)
         logger.info("child resolved", metadata: ["notice": .string(noticeId), "outcome": .string(outcome.rawValue)])
         return outcome
     }
 
-    func resolve(_ message: ChildIdentified, recorded: RecordedSchool?, label: String, previousURN: String?, db: Database) throws -> Resolution {
+    /// - Parameters:
+    ///   - origin: the earlier record `recorded` was carried over from (nil: recorded with the incident, or returned by CSC).
+    ///   - checkAge: false only for a school a MASH officer accepted despite an age-range conflict.
+    func resolve(_ message: ChildIdentified, recorded: RecordedSchool?, label: String, origin: SchoolRecordOrigin? = nil,
+                 previous: HeldSchool?, checkAge: Bool = true, db: Database) throws -> Resolution {
         let resolver = SchoolResolver(matcher: try cache.matcher(db), protocols: protocols)
         let blocked = Set(try ChildSchoolBlockRow.fetchAll(db, where: "childId", equals: message.child.childId).map(\.urn))
         var contacts: [String: [SchoolContact]] = [:]
         return resolver.resolve(child: message.child, incident: message.incident, recorded: recorded, recordedLabel: label,
-                                previousURN: previousURN, blocked: blocked) { urn in
+                                recordedOrigin: origin, previous: previous, blocked: blocked,
+                                place: ChildPlace.of(message.child, incident: message.incident, source: message.source),
+                                checkAge: checkAge) { urn in
             if let held = contacts[urn] { return held }
             let held = (try? SchoolStore.contacts(db, urn: urn)) ?? []
             contacts[urn] = held
@@ -71,7 +77,10 @@ public struct SchoolFlow: Sendable {
                                           child: message.child, childSource: message.source, school: school, resolution: reasons)
             try outbox.publish(request, to: Topics.noticeRequests.name, key: noticeId,
                                id: MessageID.derived(from: causationId, purpose), causationId: causationId, now: now)
-            try ChildSchoolRow(childId: message.child.childId, urn: school.urn, noticeId: noticeId, verifiedAt: now).insertOrReplace(db)
+            try ChildSchoolRow(childId: message.child.childId, urn: school.urn, noticeId: noticeId, verifiedAt: now,
+                               incidentDay: CalendarDate(message.incident.occurredAt).description,
+                               homePostcode: ChildPlace.of(message.child, incident: message.incident, source: message.source).homePostcode,
+                               occurrenceNumber: message.incident.occurrenceNumber).insertOrReplace(db)
             try save(.notice, urn: school.urn, reasons: reasons)
             try settleRequest(purpose == "notice-requested" ? "superseded" : "resolved", urn: school.urn)
             return .notice

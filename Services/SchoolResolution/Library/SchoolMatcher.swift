@@ -20,6 +20,12 @@ public struct MatchOutcome: Sendable, Equatable {
     public var candidates: [MatchCandidate]
     /// Why there is or is not a winner.
     public var explanation: String
+    /// Every open school whose name holds each distinctive word of the query and otherwise only
+    /// omissible words (church, phase, kind: the query could be a shortened form of any of
+    /// them), best first. Two or more: the name alone does not
+    /// say which school is meant, e.g. "St Andrew's" for St Andrew's School and St Andrew's CE
+    /// Primary School.
+    public var covering: [MatchCandidate] = []
 }
 
 /// Thresholds of a "clear winner".
@@ -57,6 +63,8 @@ public struct SchoolMatcher: Sendable {
     let vocabulary: [String]
     let weights: [String: Double]
     let documentCount: Int
+    /// Postcode district (outward code) → local authority code → schools of that LA there.
+    let districtAuthorities: [String: [String: Int]]
     /// Outcomes already computed, when the matcher remembers them (`remembering()`).
     private var memo: MatchMemo?
 
@@ -73,7 +81,9 @@ public struct SchoolMatcher: Sendable {
     public init(schools: [RegisteredSchool]) {
         var entries: [String: Entry] = [:]
         var index: [String: [String]] = [:]
+        var districts: [String: [String: Int]] = [:]
         for school in schools {
+            if let district = Self.district(school.postcode) { districts[district, default: [:]][school.localAuthorityCode, default: 0] += 1 }
             let tokens = Self.tokens(school.name)
             var place = Set<String>()
             for text in [school.town, school.locality].compactMap({ $0 }) { place.formUnion(Self.tokens(text)) }
@@ -88,6 +98,29 @@ public struct SchoolMatcher: Sendable {
         self.vocabulary = index.keys.sorted()
         self.weights = weights
         self.documentCount = schools.count
+        self.districtAuthorities = districts
+    }
+
+    /// The outward code of a UK postcode ("OX3 7LH" → "OX3"), upper-cased.
+    public static func district(_ postcode: String?) -> String? {
+        guard let postcode else { return nil }
+        let compact = postcode.uppercased().filter { $0.isLetter || $0.isNumber }
+        guard compact.count >= 5, compact.count <= 7 else { return nil }
+        return String(compact.dropLast(3))
+    }
+
+    /// The local authority most of the register's schools in `postcode`'s district belong to
+    /// (nil when the register has no school there): where a child living there most likely
+    /// goes to school.
+    public func localAuthority(ofPostcode postcode: String?) -> String? {
+        guard let district = Self.district(postcode), let counts = districtAuthorities[district] else { return nil }
+        return counts.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key
+    }
+
+    /// The local authorities with schools in `postcode`'s district.
+    public func localAuthorities(inDistrictOf postcode: String?) -> Set<String> {
+        guard let district = Self.district(postcode) else { return [] }
+        return Set(districtAuthorities[district].map { Array($0.keys) } ?? [])
     }
 
     public var count: Int { entries.count }
@@ -168,10 +201,12 @@ public struct SchoolMatcher: Sendable {
         }
         if let pool { candidates.formIntersection(pool) }
         var scored: [MatchCandidate] = []
+        var covers = Set<String>()
         for urn in candidates {
             guard let entry = entries[urn] else { continue }
-            let score = self.score(query: nameTokens, town: townTokens, entry: entry)
+            let (score, covered) = assess(query: nameTokens, town: townTokens, entry: entry)
             if score > 0.3 { scored.append(MatchCandidate(urn: urn, name: entry.school.name, town: entry.school.town, score: score)) }
+            if covered, score > 0.3 { covers.insert(urn) }
         }
         scored.sort { $0.score != $1.score ? $0.score > $1.score : $0.urn < $1.urn }
         // A closed school superseded by an open one among the candidates (an academy conversion
@@ -189,20 +224,23 @@ public struct SchoolMatcher: Sendable {
             return replaced
         }
         let top = Array(scored.prefix(5))
+        let covering = scored.filter { covers.contains($0.urn) && entries[$0.urn]?.school.isOpen == true }
         let townNote = townTokens.isEmpty ? "" : " in \"\(townTokens.joined(separator: " "))\""
         guard let best = top.first else {
             return MatchOutcome(winner: nil, candidates: [], explanation: "no school in the register resembles \"\(text)\"\(townNote)")
         }
+        func outcome(_ winner: MatchCandidate?, _ explanation: String) -> MatchOutcome {
+            MatchOutcome(winner: winner, candidates: top, explanation: explanation, covering: covering)
+        }
         let supersededNote = superseded.isEmpty ? "" : "; closed predecessor(s) \(superseded.joined(separator: ", ")) set aside"
         if best.score < thresholds.minimumScore {
-            return MatchOutcome(winner: nil, candidates: top, explanation: String(format: "best match %@ scores %.2f, below %.2f", best.summary, best.score, thresholds.minimumScore) + supersededNote)
+            return outcome(nil, String(format: "best match %@ scores %.2f, below %.2f", best.summary, best.score, thresholds.minimumScore) + supersededNote)
         }
         if top.count > 1, best.score - top[1].score < thresholds.minimumMargin {
-            return MatchOutcome(winner: nil, candidates: top, explanation: String(format: "ambiguous: %@ and %@ are within %.2f", best.summary, top[1].summary, thresholds.minimumMargin) + supersededNote)
+            return outcome(nil, String(format: "ambiguous: %@ and %@ are within %.2f", best.summary, top[1].summary, thresholds.minimumMargin) + supersededNote)
         }
         let runner = top.count > 1 ? String(format: ", runner-up %.2f", top[1].score) : ""
-        return MatchOutcome(winner: best, candidates: top,
-                            explanation: String(format: "name \"%@\" matched URN %@ %@ (%.2f%@)", text, best.urn, best.name, best.score, runner) + supersededNote)
+        return outcome(best, String(format: "name \"%@\" matched URN %@ %@ (%.2f%@)", text, best.urn, best.name, best.score, runner) + supersededNote)
     }
 
     /// How well `text` fits one school (0...1), ignoring the other schools.
@@ -213,7 +251,7 @@ public struct SchoolMatcher: Sendable {
             let after = Self.tokens(String(text[text.index(after: comma)...])), before = Self.tokens(String(text[..<comma]))
             if !after.isEmpty, !before.isEmpty { name = before; town = after }
         }
-        return name.isEmpty ? 0 : score(query: name, town: town, entry: entry)
+        return name.isEmpty ? 0 : assess(query: name, town: town, entry: entry).score
     }
 
     /// Schools whose town, locality or name has every token of `town` (fuzzily).
@@ -257,7 +295,11 @@ public struct SchoolMatcher: Sendable {
         weights[token] ?? log(Double(documentCount + 1))
     }
 
-    func score(query: [String], town: [String], entry: Entry) -> Double {
+    /// The school's score for the query, and whether the query covers it: each query word (but
+    /// `generic` ones such as School) found its match among the school's
+    /// words or places, and the school's words left over are all `omissible`.
+    func assess(query: [String], town: [String], entry: Entry) -> (score: Double, covers: Bool) {
+        var covers = true
         var matchedSchool = Set<Int>()
         var numerator = 0.0
         var denominator = 0.0
@@ -279,6 +321,8 @@ public struct SchoolMatcher: Sendable {
                 numerator += w * best
             } else if placeSim > 0 {
                 numerator += w * placeSim
+            } else if !Self.generic.contains(q) {
+                covers = false
             }
         }
         // The town narrowed the pool; where it also appears in the school's name, that word is not missing.
@@ -289,13 +333,27 @@ public struct SchoolMatcher: Sendable {
         }
         for (i, s) in entry.nameTokens.enumerated() where !matchedSchool.contains(i) {
             denominator += weight(s) * (Self.descriptors.contains(s) ? 0.25 : 1)
+            if !Self.omissible.contains(s) { covers = false }
         }
-        return denominator > 0 ? numerator / denominator : 0
+        return (denominator > 0 ? numerator / denominator : 0, covers)
     }
 
     /// Words that describe rather than name a school: when the officer leaves them out
     /// ("St Josephs Primary" for "St Joseph's Catholic Primary School") they count for little.
     static let descriptors: Set<String> = ["ce", "rc", "school", "and", "academy", "community", "church", "nursery", "c", "of"]
+
+    /// Query words that say nothing about which school is meant: a school without them can
+    /// still be the one written ("St Mary's School" for St Mary's Academy).
+    static let generic: Set<String> = ["school", "and", "of", "c", "academy", "community"]
+
+    /// Words an officer leaves out of a school's name without naming another school: its
+    /// church, phase and kind ("St Andrew's" for "St Andrew's CE Primary School"). A school whose
+    /// name holds every word of the query and, beyond it, only such words is a reading of it;
+    /// one with another naming word ("Caversham Park Primary" for "Caversham Primary") is not.
+    static let omissible: Set<String> = descriptors.union([
+        "st", "primary", "infant", "junior", "secondary", "first", "middle", "upper", "lower", "high", "college",
+        "mixed", "voluntary", "foundation", "free", "preparatory", "prep", "federation", "trust", "early", "years", "centre",
+    ])
 
     /// 1 for equal tokens, 0.95 for a plural or possessive variant ("mary"/"marys"); with
     /// `fuzzy` (the query word is unknown to the register: a typo), Jaro-Winkler when close.

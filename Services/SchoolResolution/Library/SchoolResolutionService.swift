@@ -48,7 +48,7 @@ public enum SchoolResolutionService {
         let flow = SchoolFlow(protocols: settings.protocols)
         return ServiceDefinition(
             service: .schoolResolution,
-            migrations: [SchoolStore.migration, SchoolStore.seedMigration(enabled: settings.seedRegister)],
+            migrations: SchoolStore.migrations(seed: settings.seedRegister),
             handlers: [
                 TopicHandler.on(Topics.children.name, ChildIdentified.self) { envelope, ctx in
                     try flow.handleChild(envelope.payload, messageId: envelope.id, db: ctx.db, outbox: ctx.outbox, now: ctx.now, logger: ctx.logger)

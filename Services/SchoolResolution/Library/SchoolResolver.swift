@@ -46,6 +46,49 @@ public enum Resolution: Sendable, Equatable {
     case notNotified(urn: String, reasons: [String])
     /// No verified school: a request to Children's Social Care.
     case request(reason: String, candidates: [MatchCandidate], reasons: [String])
+
+    /// The verified school's URN (nil for a request).
+    public var urn: String? {
+        switch self {
+        case .notice(let school, _): school.urn
+        case .notNotified(let urn, _): urn
+        case .request: nil
+        }
+    }
+}
+
+/// A school held for a child from before this incident: the one verified for it at an earlier
+/// incident (`childSchool`), with where that evidence came from.
+public struct HeldSchool: Sendable, Equatable {
+    public var urn: String
+    /// The earlier incident (its day and the child's home postcode then); nil when not known.
+    public var origin: SchoolRecordOrigin?
+
+    public init(urn: String, origin: SchoolRecordOrigin? = nil) {
+        self.urn = urn
+        self.origin = origin
+    }
+}
+
+/// What resolution knows of where the child is now.
+public struct ChildPlace: Sendable, Equatable {
+    /// The child's home postcode now (the recorded home, else the incident's address).
+    public var homePostcode: String?
+    /// The incident's postcode.
+    public var incidentPostcode: String?
+
+    public init(homePostcode: String?, incidentPostcode: String?) {
+        self.homePostcode = homePostcode
+        self.incidentPostcode = incidentPostcode
+    }
+
+    /// An officer-recorded child lives where the officer recorded (else at the incident); a
+    /// child found by research was present at the incident, so that is where it is now: its
+    /// home in an earlier record may be out of date.
+    public static func of(_ child: IdentifiedChild, incident: Incident, source: ChildSource) -> ChildPlace {
+        let home = source == .officer ? (child.homeAddress?.postcode ?? incident.incidentAddress.postcode) : incident.incidentAddress.postcode
+        return ChildPlace(homePostcode: home, incidentPostcode: incident.incidentAddress.postcode)
+    }
 }
 
 /// Finds and verifies a child's school against the register and the force protocol.
@@ -64,23 +107,37 @@ public struct SchoolResolver: Sendable {
         case failed(String, [MatchCandidate])
     }
 
+    /// One source of a school to try, in order.
+    struct Attempt {
+        var label: String
+        var school: RecordedSchool
+        var origin: SchoolRecordOrigin?
+    }
+
     /// - Parameters:
     ///   - recorded: the school as recorded (officer, history, or returned by Children's Social Care).
-    ///   - previousURN: the school verified for this child before.
+    ///   - recordedOrigin: the earlier record `recorded` was carried over from (nil: recorded now).
+    ///   - previous: the school verified for this child before.
     ///   - blocked: URNs that reported the pupil no longer attends.
+    ///   - place: where the child is now (the child's home and the incident's postcode).
+    ///   - checkAge: false only when a MASH officer has accepted a school despite an age-range
+    ///     conflict (Children's Social Care named it, and CSC is the authority on school).
     public func resolve(
         child: IdentifiedChild, incident: Incident, recorded: RecordedSchool?, recordedLabel: String = "recorded",
-        previousURN: String?, blocked: Set<String>, contacts: (String) -> [SchoolContact]
+        recordedOrigin: SchoolRecordOrigin? = nil, previous: HeldSchool?, blocked: Set<String>, place: ChildPlace? = nil,
+        checkAge: Bool = true, contacts: (String) -> [SchoolContact]
     ) -> Resolution {
         guard let policy = protocols[incident.forceCode] else {
             return .request(reason: "no schools protocol for force \(incident.forceCode)", candidates: [], reasons: [])
         }
-        var attempts: [(String, RecordedSchool)] = []
+        let place = place ?? ChildPlace(homePostcode: child.homeAddress?.postcode ?? incident.incidentAddress.postcode,
+                                        incidentPostcode: incident.incidentAddress.postcode)
+        var attempts: [Attempt] = []
         if let recorded, recorded.urn?.isEmpty == false || recorded.name?.trimmingCharacters(in: .whitespaces).isEmpty == false {
-            attempts.append((recordedLabel, recorded))
+            attempts.append(Attempt(label: recordedLabel, school: recorded, origin: recordedOrigin))
         }
-        if let previousURN, recorded?.urn != previousURN {
-            attempts.append(("previously held for this child", RecordedSchool(urn: previousURN)))
+        if let previous, recorded?.urn != previous.urn {
+            attempts.append(Attempt(label: "previously held for this child", school: RecordedSchool(urn: previous.urn), origin: previous.origin))
         }
         guard !attempts.isEmpty else {
             return .request(reason: "no school recorded and none held for this child", candidates: [], reasons: [])
@@ -88,32 +145,41 @@ public struct SchoolResolver: Sendable {
         var reasons: [String] = []
         var firstFailure: (String, [MatchCandidate])?
         var recordedNamePointsElsewhere = false
-        for (index, (label, school)) in attempts.enumerated() {
+        for (index, attempt) in attempts.enumerated() {
+            let label = attempt.label
             // The previously held school stands in for an unclear recorded name only when that
             // name fits it too; a recorded name resembling only other schools suggests the child
             // has moved, and a guess could send the notice to the wrong school.
-            if index > 0, recordedNamePointsElsewhere, let name = attempts[0].1.name, let urn = school.urn,
+            if index > 0, recordedNamePointsElsewhere, let name = attempts[0].school.name, let urn = attempt.school.urn,
                matcher.score(name, urn: urn) < 0.5 {
                 reasons.append("the school previously held for this child (URN \(urn)) does not fit the recorded name \"\(name)\": not used")
                 continue
             }
-            switch identify(school, label: label, thresholds: policy.match) {
+            switch identify(attempt.school, label: label, thresholds: policy.match, place: place) {
             case .failed(let why, let candidates):
                 reasons.append(why)
                 if index == 0, !candidates.isEmpty { recordedNamePointsElsewhere = true }
                 if firstFailure == nil { firstFailure = (why, candidates) }
             case .found(let found, let notes):
                 reasons.append(contentsOf: notes)
-                switch verify(found, child: child, incident: incident, policy: policy, blocked: blocked, contacts: contacts) {
+                var outcome = verify(found, child: child, incident: incident, policy: policy, blocked: blocked, checkAge: checkAge, contacts: contacts)
+                if case .success(let resolution) = outcome, let origin = attempt.origin,
+                   let doubt = staleness(of: resolution.urn.flatMap(matcher.school) ?? found, from: origin, child: child, incident: incident, place: place) {
+                    outcome = .failure(Problem(description: doubt))
+                }
+                switch outcome {
                 case .failure(let problem):
                     reasons.append(problem.description)
                     if firstFailure == nil { firstFailure = (problem.description, []) }
-                case .success(let outcome):
-                    if label != attempts[0].0 { reasons.append("used the school \(label) instead") }
-                    switch outcome {
+                case .success(let resolution):
+                    if label != attempts[0].label { reasons.append("used the school \(label) instead") }
+                    if let origin = attempt.origin {
+                        reasons.append("URN \(resolution.urn ?? found.urn) was recorded for the child in \(origin.occurrenceNumber) (\(origin.recordedOn)); still in range this school year, no change of phase since, and the child still lives at \(origin.homePostcode ?? "the same postcode")")
+                    }
+                    switch resolution {
                     case .notice(let resolved, let more): return .notice(resolved, reasons: reasons + more)
                     case .notNotified(let urn, let more): return .notNotified(urn: urn, reasons: reasons + more)
-                    case .request: return outcome
+                    case .request: return resolution
                     }
                 }
             }
@@ -122,7 +188,42 @@ public struct SchoolResolver: Sendable {
         return .request(reason: why, candidates: candidates, reasons: reasons)
     }
 
-    func identify(_ recorded: RecordedSchool, label: String, thresholds: MatchThresholds) -> Identified {
+    /// Why a school known only from an earlier record is no longer evidence of where the child
+    /// goes to school now (nil: it still is). Children change school at phase transfers
+    /// (nursery to Reception, Year 6 to 7, Year 11 to post-16) and when their family moves, so a
+    /// school from an earlier school year is trusted only when the child has crossed no transfer
+    /// since, and a school from any earlier record only while the child lives where it did then.
+    func staleness(of school: RegisteredSchool, from origin: SchoolRecordOrigin, child: IdentifiedChild, incident: Incident, place: ChildPlace) -> String? {
+        let prefix = "URN \(school.urn) \(school.name) is known only from \(origin.occurrenceNumber) (\(origin.recordedOn))"
+        let today = CalendarDate(incident.occurredAt)
+        if let then = homeKey(origin.homePostcode), let now = homeKey(place.homePostcode), then != now {
+            return "\(prefix), when the child lived at \(origin.homePostcode ?? ""); the child now lives at \(place.homePostcode ?? ""): a moved household makes an old school doubtful"
+        }
+        if origin.homePostcode == nil || place.homePostcode == nil {
+            return "\(prefix), and that record does not say where the child lived then: whether the child has moved is unknown"
+        }
+        guard let recordedDay = CalendarDate(iso: origin.recordedOn) else { return "\(prefix): the record's date is unreadable" }
+        guard SchoolYear.startYear(of: recordedDay) < SchoolYear.startYear(of: today) else { return nil }
+        guard let dob = child.dateOfBirth.flatMap(CalendarDate.init(iso:)) else {
+            return "\(prefix), an earlier school year, and the child's date of birth is unknown: whether the child has changed phase since cannot be checked"
+        }
+        let ageThen = SchoolYear.age(born: dob, during: recordedDay), ageNow = SchoolYear.age(born: dob, during: today)
+        let low = school.statutoryLowAge ?? 0, high = school.statutoryHighAge ?? 99
+        if let transfer = SchoolYear.transfers(low: low, high: high).first(where: { ageThen < $0 && $0 <= ageNow }) {
+            let stage = transfer == 4 ? "nursery to Reception" : transfer == 11 ? "Year 6 to Year 7" : "Year 11 to post-16"
+            return "\(prefix), an earlier school year: the child has since moved from \(stage) (school-year age \(ageThen) then, \(ageNow) now), where most children change school"
+        }
+        return nil
+    }
+
+    /// A postcode folded for comparison (case and spaces).
+    func homeKey(_ postcode: String?) -> String? {
+        guard let postcode else { return nil }
+        let key = postcode.uppercased().filter { $0.isLetter || $0.isNumber }
+        return key.isEmpty ? nil : key
+    }
+
+    func identify(_ recorded: RecordedSchool, label: String, thresholds: MatchThresholds, place: ChildPlace) -> Identified {
         let name = recorded.name?.trimmingCharacters(in: .whitespaces).nilIfEmpty
         if let urn = recorded.urn?.trimmingCharacters(in: .whitespaces).nilIfEmpty {
             if let school = matcher.school(urn) {
@@ -135,18 +236,59 @@ public struct SchoolResolver: Sendable {
                 return .found(school, ["\(label) URN \(urn) is \(school.name); the \(label) name \"\(name)\" agrees or is unclear"])
             }
             guard let name else { return .failed("\(label) URN \(urn) is not in the register", []) }
-            let outcome = matcher.match(name, thresholds: thresholds)
-            guard let winner = outcome.winner, let school = matcher.school(winner.urn) else {
-                return .failed("\(label) URN \(urn) is not in the register and \(outcome.explanation)", outcome.candidates)
+            switch named(name, label: label, thresholds: thresholds, place: place) {
+            case .found(let school, let notes):
+                return .found(school, ["\(label) URN \(urn) is not in the register; amended to URN \(school.urn)"] + notes)
+            case .failed(let why, let candidates):
+                return .failed("\(label) URN \(urn) is not in the register and \(why)", candidates)
             }
-            return .found(school, ["\(label) URN \(urn) is not in the register; amended to URN \(school.urn): \(outcome.explanation)"])
         }
         guard let name else { return .failed("no \(label) school", []) }
+        return named(name, label: label, thresholds: thresholds, place: place)
+    }
+
+    /// Lowest name score at which the one school of a shared name in the child's area is taken,
+    /// and at which a local school of a similar name stops a distant winner.
+    static let localFloor = 0.6
+    /// A local school scoring within this of a distant winner has "a similar name".
+    static let rivalGap = 0.15
+
+    /// A school named in free text, with where the child is. The name's clear winner is taken
+    /// unless the name fits several schools (a partial or shared name, e.g. "St Andrew's"), when
+    /// only the one of them in the child's area will do; and never a school of another area
+    /// while a school of a similar name is in the child's area. Anything else is a request.
+    func named(_ name: String, label: String, thresholds: MatchThresholds, place: ChildPlace) -> Identified {
         let outcome = matcher.match(name, thresholds: thresholds)
+        let area = localAuthorities(place)
+        let areaName = area.isEmpty ? "unknown (no school in the register shares its postcode district)" : area.sorted().joined(separator: ", ")
+        func isLocal(_ candidate: MatchCandidate) -> Bool {
+            matcher.school(candidate.urn).map { area.contains($0.localAuthorityCode) } ?? false
+        }
+        if outcome.covering.count >= 2 {
+            let nearby = outcome.covering.filter(isLocal)
+            let listed = outcome.covering.prefix(5).map(\.summary).joined(separator: "; ")
+            if nearby.count == 1, nearby[0].score >= Self.localFloor, let school = matcher.school(nearby[0].urn) {
+                return .found(school, ["\(label) school \"\(name)\" fits \(outcome.covering.count) schools (\(listed)); URN \(school.urn) \(school.name) is the only one in the child's area (LA \(areaName))"])
+            }
+            return .failed("\(label) school \"\(name)\" fits \(outcome.covering.count) schools (\(listed)); \(nearby.isEmpty ? "none" : "\(nearby.count)") in the child's area (LA \(areaName)): not guessed",
+                           Array(outcome.covering.prefix(5)))
+        }
         guard let winner = outcome.winner, let school = matcher.school(winner.urn) else {
             return .failed("\(label) school \"\(name)\": \(outcome.explanation)", outcome.candidates)
         }
+        if !isLocal(winner), let rival = outcome.candidates.first(where: {
+            $0.urn != winner.urn && isLocal($0) && $0.score >= max(Self.localFloor, winner.score - Self.rivalGap)
+        }) {
+            return .failed("\(label) school \"\(name)\" best matches \(winner.summary) in \(school.localAuthorityName), outside the child's area, while \(rival.summary) of a similar name is in it: not guessed",
+                           outcome.candidates)
+        }
         return .found(school, ["\(label) \(outcome.explanation)"])
+    }
+
+    /// The local authorities of the child's area: those most of the register's schools in the
+    /// home and incident postcode districts belong to.
+    func localAuthorities(_ place: ChildPlace) -> Set<String> {
+        Set([place.homePostcode, place.incidentPostcode].compactMap { matcher.localAuthority(ofPostcode: $0) })
     }
 
     func sameSchool(_ a: String, _ b: String) -> Bool {
@@ -157,7 +299,7 @@ public struct SchoolResolver: Sendable {
 
     func verify(
         _ found: RegisteredSchool, child: IdentifiedChild, incident: Incident, policy: SchoolsProtocol,
-        blocked: Set<String>, contacts: (String) -> [SchoolContact]
+        blocked: Set<String>, checkAge: Bool = true, contacts: (String) -> [SchoolContact]
     ) -> Result<Resolution, Problem> {
         var school = found
         var reasons: [String] = []
@@ -176,9 +318,12 @@ public struct SchoolResolver: Sendable {
         }
         let low = school.statutoryLowAge, high = school.statutoryHighAge
         let rangeKnown = (high ?? 0) > 0 && (high ?? 0) < 30
-        if let age = child.age(on: incident.occurredAt) {
-            if rangeKnown, let high, age < (low ?? 0) || age > high {
-                return .failure(Problem(description: "child aged \(age) is outside the age range \(low ?? 0)-\(high) of URN \(school.urn) \(school.name)"))
+        if !checkAge {
+            reasons.append("age range not checked: accepted by the MASH on Children's Social Care's answer")
+        } else if let ages = schoolYearAges(child, on: CalendarDate(incident.occurredAt)) {
+            if rangeKnown, let high, !ages.contains(where: { SchoolYear.fits(age: $0, low: low ?? 0, high: high) }) {
+                let age = ages.lowerBound == ages.upperBound ? "\(ages.lowerBound)" : "\(ages.lowerBound) or \(ages.upperBound)"
+                return .failure(Problem(description: "child of school-year age \(age) (age on 31 August before this school year) is outside the age range \(low ?? 0)-\(high) of URN \(school.urn) \(school.name), which takes school-year ages \(max(0, (low ?? 0) <= 3 ? (low ?? 0) - 1 : (low ?? 0)))-\(high - 1)"))
             }
             if !rangeKnown { reasons.append("URN \(school.urn) has no age range in the register: age not checked") }
         } else {
@@ -217,6 +362,18 @@ public struct SchoolResolver: Sendable {
             localAuthorityName: school.localAuthorityName, phase: school.phase, earlyYears: earlyYears,
             postcode: school.postcode, contacts: held, channel: channel
         ), reasons: reasons))
+    }
+}
+
+extension SchoolResolver {
+    /// The child's possible school-year ages (age on 31 August before the school year of `day`):
+    /// exact from a date of birth, else one of two from an age in whole years.
+    func schoolYearAges(_ child: IdentifiedChild, on day: CalendarDate) -> ClosedRange<Int>? {
+        if let dob = child.dateOfBirth.flatMap(CalendarDate.init(iso:)) {
+            let age = SchoolYear.age(born: dob, during: day)
+            return age...age
+        }
+        return child.ageYears.map { SchoolYear.possibleAges(ageOn: day, age: $0) }
     }
 }
 

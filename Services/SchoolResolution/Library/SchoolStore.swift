@@ -63,6 +63,28 @@ public struct ChildSchoolRow: Codable, FetchableRecord, ReplaceableRecord, Senda
     public var urn: String
     public var noticeId: String
     public var verifiedAt: Date
+    /// The day of the incident the school was verified for, and the child's home postcode then
+    /// (school-resolution-v2; nil on older rows): the school is evidence as of that day.
+    public var incidentDay: String?
+    public var homePostcode: String?
+    public var occurrenceNumber: String?
+
+    public init(childId: String, urn: String, noticeId: String, verifiedAt: Date, incidentDay: String? = nil, homePostcode: String? = nil,
+                occurrenceNumber: String? = nil) {
+        self.childId = childId
+        self.urn = urn
+        self.noticeId = noticeId
+        self.verifiedAt = verifiedAt
+        self.incidentDay = incidentDay
+        self.homePostcode = homePostcode
+        self.occurrenceNumber = occurrenceNumber
+    }
+
+    /// As a held school for resolution: evidence as of the incident it was verified for.
+    public var held: HeldSchool {
+        HeldSchool(urn: urn, origin: SchoolRecordOrigin(occurrenceNumber: occurrenceNumber ?? "notice \(noticeId)",
+                                                        recordedOn: incidentDay ?? CalendarDate(verifiedAt).description, homePostcode: homePostcode))
+    }
 }
 
 /// A school that told us the child no longer attends (table `childSchoolBlock`): never again
@@ -112,13 +134,19 @@ public struct SchoolRequestRow: Codable, FetchableRecord, PersistableRecord, Sen
     public var child: Data
     /// The id of the message that caused the request.
     public var causationId: String
-    /// `open`, `resolved` (notice requested), `closed` (verified, not notified), `superseded` (resolved by a later revision).
+    /// `open`, `review` (Children's Social Care named a school that conflicts with the child's
+    /// age: a MASH officer decides), `resolved` (notice requested), `closed` (verified, not
+    /// notified), `superseded` (resolved by a later revision).
     public var status: String
     public var createdAt: Date
     public var updatedAt: Date
     public var exportedAt: Date?
     public var resolvedURN: String?
     public var note: String?
+    /// With status `review`: the school Children's Social Care returned (JSON `RecordedSchool`)
+    /// and why it needs a MASH officer (school-resolution-v2).
+    public var reviewSchool: String?
+    public var reviewReason: String?
 
     public var candidateList: [MatchCandidate] { (try? JSONDecoder().decode([MatchCandidate].self, from: Data(candidates.utf8))) ?? [] }
 
@@ -209,6 +237,25 @@ public enum SchoolStore {
         try db.create(index: "schoolRequest_lpa_status", on: SchoolRequestRow.databaseTableName, columns: ["lpa", "status"])
     }
 
+    /// Every migration of the store, in order.
+    public static func migrations(seed: Bool) -> [StoreMigration] {
+        [migration, seedMigration(enabled: seed), evidenceMigration]
+    }
+
+    /// v2: the day and home postcode a child's school was verified for, and CSC answers held for
+    /// a MASH officer's review.
+    public static let evidenceMigration = StoreMigration("school-resolution-v2-school-evidence") { db in
+        try db.alter(table: ChildSchoolRow.databaseTableName) { t in
+            t.add(column: "incidentDay", .text)
+            t.add(column: "homePostcode", .text)
+            t.add(column: "occurrenceNumber", .text)
+        }
+        try db.alter(table: SchoolRequestRow.databaseTableName) { t in
+            t.add(column: "reviewSchool", .text)
+            t.add(column: "reviewReason", .text)
+        }
+    }
+
     /// Fills an empty register from the shipped 2018 list (first start).
     public static func seedMigration(enabled: Bool) -> StoreMigration {
         StoreMigration("school-resolution-seed-2018") { db in
@@ -266,8 +313,8 @@ public final class RegisterCache: Sendable {
 }
 
 extension ChildSchoolRow {
-    public static let replacementColumns = ["childId", "urn", "noticeId", "verifiedAt"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [childId, urn, noticeId, verifiedAt.stored] }
+    public static let replacementColumns = ["childId", "urn", "noticeId", "verifiedAt", "incidentDay", "homePostcode", "occurrenceNumber"]
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [childId, urn, noticeId, verifiedAt.stored, incidentDay, homePostcode, occurrenceNumber] }
 }
 
 extension ResolutionRow {
