@@ -161,8 +161,55 @@ struct SchoolsRequests: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "requests",
         abstract: "Requests to Children's Social Care for children without a verified school.",
-        subcommands: [Export.self, Import.self]
+        subcommands: [Export.self, Import.self, Held.self, Accept.self, Decline.self]
     )
+
+    struct Held: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "CSC answers held for a MASH officer: the school CSC named conflicts with the child's recorded age.",
+            discussion: "Accept one (the notice goes to that school, the age conflict recorded) or decline it (the request goes back to CSC)."
+        )
+        @OptionGroup var service: SchoolsOptions
+
+        func run() async throws {
+            let (status, body, _) = try await service.client().call("GET", "/v1/requests/held")
+            try SchoolsClient.check(status, body, what: "held answers")
+            let held = try WireFormat.decoder().decode(HeldAnswers.self, from: body).held
+            for item in held {
+                let school = [item.school?.urn, item.school?.name].compactMap { $0 }.joined(separator: " ")
+                print("\(item.requestId)  \(item.occurrenceNumber)  \(item.childName) (\(item.dateOfBirth ?? "date of birth unknown"))  → \(school)\n    \(item.reason)")
+            }
+            print("\(held.count) answer(s) held for a MASH officer")
+        }
+    }
+
+    /// `accept` and `decline` of a held answer.
+    struct Decision: ParsableArguments {
+        @Argument(help: "The request id (encompass schools requests held).") var id: String
+        @Option(help: "Who decides (recorded).") var by: String
+        @Option(help: "Why (recorded).") var note: String?
+        @OptionGroup var service: SchoolsOptions
+
+        func send(_ verdict: CSCRequests.ReviewVerdict) async throws {
+            let payload = try JSONEncoder().encode(HeldDecision(reviewer: by, note: note))
+            let (status, body, _) = try await service.client().call("POST", "/v1/requests/\(id)/\(verdict.rawValue)", body: payload)
+            try SchoolsClient.check(status, body, what: verdict.rawValue)
+            let answer = try JSONDecoder().decode(CSCRequests.ReviewAnswer.self, from: body)
+            print("\(answer.requestId): \(answer.outcome)\(answer.urn.map { " URN \($0)" } ?? "") — \(answer.reasons.joined(separator: "; "))")
+        }
+    }
+
+    struct Accept: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Accept a held CSC answer: notify the school CSC named, the age conflict recorded.")
+        @OptionGroup var decision: Decision
+        func run() async throws { try await decision.send(.accept) }
+    }
+
+    struct Decline: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Decline a held CSC answer: the request goes back to Children's Social Care.")
+        @OptionGroup var decision: Decision
+        func run() async throws { try await decision.send(.decline) }
+    }
 
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -435,6 +435,14 @@ public struct CalendarDate: Codable, Sendable, Hashable, Comparable, CustomStrin
         self.init(year: y, month: m, day: d)
     }
 
+    /// `DD/MM/YYYY` (the UK's order, as spreadsheets often hold dates), when a real date.
+    public init?(dayMonthYear text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, (1...2).contains(parts[0].count), (1...2).contains(parts[1].count), parts[2].count == 4,
+              let d = Int(parts[0]), let m = Int(parts[1]), let y = Int(parts[2]) else { return nil }
+        self.init(iso: CalendarDate(year: y, month: m, day: d).description)
+    }
+
     /// The London calendar day of an instant.
     public init(_ date: Date) {
         let c = CalendarDate.london.dateComponents([.year, .month, .day], from: date)

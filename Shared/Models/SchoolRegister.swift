@@ -97,3 +97,53 @@ public struct SchoolRegisterUpdate: MessagePayload {
         return errors
     }
 }
+
+// School resolution's API for CSC answers held for a MASH officer (the CLI and the console
+// decode these; school resolution encodes them).
+
+/// `GET /v1/requests/held`: CSC answers waiting for a MASH officer (the school CSC named
+/// conflicts with the child's recorded age).
+public struct HeldAnswers: Codable, Sendable, Equatable {
+    public var held: [HeldAnswer]
+
+    public init(held: [HeldAnswer]) { self.held = held }
+}
+
+public struct HeldAnswer: Codable, Sendable, Equatable {
+    public var requestId: String
+    public var lpa: String
+    public var forceCode: String
+    public var occurrenceNumber: String
+    public var childName: String
+    public var dateOfBirth: String?
+    /// The school Children's Social Care named, and why it was not notified at once.
+    public var school: RecordedSchool?
+    public var reason: String
+    public var note: String?
+    public var updatedAt: Date
+
+    public init(requestId: String, lpa: String, forceCode: String, occurrenceNumber: String, childName: String, dateOfBirth: String?,
+                school: RecordedSchool?, reason: String, note: String?, updatedAt: Date) {
+        self.requestId = requestId
+        self.lpa = lpa
+        self.forceCode = forceCode
+        self.occurrenceNumber = occurrenceNumber
+        self.childName = childName
+        self.dateOfBirth = dateOfBirth
+        self.school = school
+        self.reason = reason
+        self.note = note
+        self.updatedAt = updatedAt
+    }
+}
+
+/// `POST /v1/requests/{id}/accept|decline`.
+public struct HeldDecision: Codable, Sendable, Equatable {
+    public var reviewer: String
+    public var note: String?
+
+    public init(reviewer: String, note: String? = nil) {
+        self.reviewer = reviewer
+        self.note = note
+    }
+}

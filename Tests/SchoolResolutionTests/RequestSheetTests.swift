@@ -195,4 +195,73 @@ struct RequestSheetTests {
         #expect(SheetWriter.restore("'quoted") == "'quoted")
         #expect(SheetWriter.column(0) == "A" && SheetWriter.column(25) == "Z" && SheetWriter.column(26) == "AA")
     }
+
+    @Test("CSC is the authority on school: it corrects a mistyped date of birth; an age conflict it leaves is held for a MASH officer, never dead-lettered")
+    func cscCorrectsAndMASHDecides() throws {
+        let store = try Fixtures.store()
+        // Two pupils of Blessed Hugh Faringdon (110107, 11-18) whose dates of birth the officer
+        // typed as 2021 (for 2012): aged 5 on paper, so the recorded school is not verified.
+        let typed = [("43260000011", "c-11"), ("43260000012", "c-12")]
+        try store.pool.write { db in
+            for (i, (occurrence, id)) in typed.enumerated() {
+                let child = Fixtures.child(id: id, age: nil, dob: "2021-04-09", school: RecordedSchool(name: "Blessed Hugh Faringdon Catholic School"))
+                let outcome = try flow.handleChild(Fixtures.message(occurrence: occurrence, child: child), messageId: "m-\(i)",
+                                                   db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
+                #expect(outcome == .request)
+            }
+        }
+        let (rows, table) = try export(store, lpa: "Reading")
+        let header = CSCRequests.header
+        #expect(header.suffix(3) == ["corrected_given_name", "corrected_family_name", "corrected_date_of_birth"])
+        // CSC returns the school for both; for the first it corrects the date of birth (UK order).
+        var returned = table
+        for i in returned.indices { returned[i][header.firstIndex(of: "school_urn")!] = "110107" }
+        let first = returned.firstIndex { $0[0] == rows.first { $0.occurrenceNumber == "43260000011" }!.requestId }!
+        returned[first][header.firstIndex(of: "corrected_date_of_birth")!] = "09/04/2012"
+        let sheet = SheetWriter.csv(header: header, rows: returned)
+        let answer = try store.pool.write { db in
+            try CSCRequests.importReturned(sheet, name: "returned.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now)
+        }
+        let byOccurrence = Dictionary(uniqueKeysWithValues: answer.answers.map { answer in
+            (rows.first { $0.requestId == answer.requestId }!.occurrenceNumber, answer)
+        })
+        #expect(byOccurrence["43260000011"]?.outcome == "notice")
+        #expect(byOccurrence["43260000011"]?.reasons.contains { $0.contains("date of birth 2021-04-09 → 2012-04-09") } == true)
+        #expect(byOccurrence["43260000012"]?.outcome == "review", "\(answer.answers)")
+        #expect(try store.pool.read { try DeadLetter.fetchCount($0) } == 0, "a CSC answer is never thrown away on a police typo")
+        let published = try store.pool.read { try OutboxMessage.filter(Column("topic") == Topics.noticeRequests.name).fetchAll($0) }
+        let corrected = try WireFormat.decode(NoticeRequested.self, from: Array(published[0].value)).payload
+        #expect(published.count == 1 && corrected.child.dateOfBirth == "2012-04-09" && corrected.school.urn == "110107")
+
+        // The held answer, as the console and the CLI list it; declined, it goes back to CSC;
+        // returned again and accepted, the notice goes out, saying the age was not checked and who decided.
+        let heldId = rows.first { $0.occurrenceNumber == "43260000012" }!.requestId
+        let held = try store.pool.read { try CSCRequests.held($0).map(HeldAnswer.init) }
+        #expect(held.map(\.requestId) == [heldId] && held[0].school?.urn == "110107" && held[0].reason.contains("outside the age range"))
+        let declined = try store.pool.write { db in
+            try CSCRequests.decide(heldId, verdict: .decline, reviewer: "officer-7", note: "ask CSC to check", flow: flow, db: db,
+                                   outbox: Outbox(db: db, producer: "test"), now: now)
+        }
+        #expect(declined?.outcome == "open")
+        let reopened = try store.pool.read { try CSCRequests.open($0, lpa: "all").map(\.requestId) }
+        #expect(reopened == [heldId], "\(reopened) \(heldId)")
+        _ = try store.pool.write { db in
+            try CSCRequests.importReturned(sheet, name: "returned-again.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now)
+        }
+        let accepted = try store.pool.write { db in
+            try CSCRequests.decide(heldId, verdict: .accept, reviewer: "officer-7", note: nil, flow: flow, db: db,
+                                   outbox: Outbox(db: db, producer: "test"), now: now)
+        }
+        #expect(accepted?.outcome == "notice" && accepted?.urn == "110107")
+        #expect(accepted?.reasons.contains { $0.contains("age range not checked") } == true)
+        #expect(accepted?.reasons.contains { $0.contains("accepted by MASH officer officer-7") } == true)
+        let status = try store.pool.read { try SchoolRequestRow.fetchOne($0, key: heldId)?.status }
+        #expect(status == "resolved")
+        #expect(try store.pool.read { try OutboxMessage.filter(Column("topic") == Topics.noticeRequests.name).fetchCount($0) } == 2)
+        // A decision on a request that is not held is refused.
+        #expect(try store.pool.write { db in
+            try CSCRequests.decide(heldId, verdict: .accept, reviewer: "x", note: nil, flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now)
+        } == nil)
+    }
+
 }

@@ -132,12 +132,16 @@ public final class ConsoleApp: Sendable {
             return try await withForm(request, officer: true) { session, form in try await decide(session, proposal: id, verdict: verdict, note: form["note"]) }
         }
         router.get("requests") { [self] request, _ -> Response in
-            try await page(request) { session in ConsolePages.requests(await links.openRequests(), session: session, now: clock.now()) }
+            try await page(request) { session in ConsolePages.requests(await links.openRequests(), held: await links.heldAnswers(), session: session, now: clock.now()) }
         }
         router.post("requests/download") { [self] request, _ -> Response in
             try await withForm(request, officer: true) { session, form in try await download(session, lpa: form["lpa"] ?? "", format: form["format"] ?? "xlsx") }
         }
         router.post("requests/upload") { [self] request, _ -> Response in try await upload(request) }
+        router.post("requests/:id/:verdict") { [self] request, context -> Response in
+            let id = context.parameters.get("id") ?? "", verdict = context.parameters.get("verdict") ?? ""
+            return try await withForm(request, officer: true) { session, form in try await decideHeld(session, request: id, verdict: verdict, note: form["note"]) }
+        }
         router.get("notices") { [self] request, _ -> Response in
             try await page(request) { session in
                 let now = clock.now()
@@ -266,6 +270,22 @@ public final class ConsoleApp: Sendable {
         return Self.html(.ok, ConsolePages.review(await links.pendingProposals(), session: session, now: clock.now(), flash: flash))
     }
 
+    func decideHeld(_ session: StaffSession, request: String, verdict: String, note: String?) async throws -> Response {
+        guard verdict == "accept" || verdict == "decline" else {
+            return Self.html(.notFound, ConsolePages.problem("Not found", "Use accept or decline."))
+        }
+        let flash: ConsolePages.Flash
+        switch await links.decideHeld(request: request, accept: verdict == "accept", reviewer: session.staffName, note: note) {
+        case .ok:
+            flash = .init(verdict == "accept" ? "Accepted: the notice goes to the school Children's Social Care named." : "Declined: the request goes back to Children's Social Care.")
+            try await record(session, "csc-answer-\(verdict)", target: request, outcome: "ok", detail: note ?? "")
+        case .refused(let why), .unreachable(let why):
+            flash = .init(why, isError: true)
+            try await record(session, "csc-answer-\(verdict)", target: request, outcome: "failed", detail: why)
+        }
+        return Self.html(.ok, ConsolePages.requests(await links.openRequests(), held: await links.heldAnswers(), session: session, now: clock.now(), flash: flash))
+    }
+
     func download(_ session: StaffSession, lpa: String, format: String) async throws -> Response {
         guard format == "xlsx" || format == "csv", !lpa.isEmpty else {
             return Self.html(.badRequest, ConsolePages.problem("Cannot download", "Choose a local policing area and XLSX or CSV."))
@@ -317,7 +337,7 @@ public final class ConsoleApp: Sendable {
             let rejected = answer.answers.filter { $0.outcome == "rejected" }.count
             try await record(session, "csc-upload", target: name, outcome: "ok", detail: "\(answer.answers.count) row(s), \(rejected) rejected")
             try? await Task.sleep(for: .milliseconds(200))
-            return Self.html(.ok, ConsolePages.requests(await links.openRequests(), imported: answer, session: session, now: clock.now(),
+            return Self.html(.ok, ConsolePages.requests(await links.openRequests(), held: await links.heldAnswers(), imported: answer, session: session, now: clock.now(),
                                                         flash: .init("\(name): \(answer.answers.count - rejected) row(s) accepted, \(rejected) rejected.", isError: rejected > 0)))
         case .refused(let why), .unreachable(let why):
             try await record(session, "csc-upload", target: name, outcome: "failed", detail: why)

@@ -207,8 +207,28 @@ public enum ConsolePages {
 
     // MARK: CSC requests
 
-    public static func requests(_ requests: Fetched<[CSCRequest]>, imported: CSCImportAnswer? = nil, session: StaffSession, now: Date, flash: Flash? = nil) -> String {
-        var content = "<p>Children whose school could not be verified: ask Children's Social Care per local policing area. Download the sheet, send it to CSC, upload the sheet they return (school_urn and/or school_name filled in).</p>"
+    public static func requests(_ requests: Fetched<[CSCRequest]>, held: Fetched<[HeldAnswer]> = .ok([]), imported: CSCImportAnswer? = nil,
+                                session: StaffSession, now: Date, flash: Flash? = nil) -> String {
+        var content = "<p>Children whose school could not be verified: ask Children's Social Care per local policing area. Download the sheet, send it to CSC, upload the sheet they return (school_urn and/or school_name filled in; corrected_date_of_birth and the corrected names where the police record was wrong).</p>"
+        switch held {
+        case .unreachable(let why), .refused(let why):
+            content += "<p class=\"box error\" id=\"held-unavailable\">\(htmlEscape(why))</p>"
+        case .ok(let items) where !items.isEmpty:
+            var rows = ""
+            for item in items {
+                let school = [item.school?.urn, item.school?.name].compactMap { $0 }.joined(separator: " ")
+                let forms = session.role == "officer" ? ["accept", "decline"].map { verdict in
+                    "<form method=\"post\" action=\"/requests/\(htmlEscape(item.requestId))/\(verdict)\">\(csrfField(session.csrfToken))<input type=\"text\" name=\"note\" placeholder=\"note\"><button type=\"submit\" id=\"\(verdict)-\(htmlEscape(item.requestId))\">\(verdict == "accept" ? "Accept: notify this school" : "Decline: back to CSC")</button></form>"
+                }.joined() : "<small>viewers cannot decide</small>"
+                rows += "<tr class=\"held\" id=\"held-\(htmlEscape(item.requestId))\"><td>\(htmlEscape(item.occurrenceNumber))</td><td>\(htmlEscape(item.childName)) (\(htmlEscape(item.dateOfBirth ?? "date of birth unknown")))</td><td>\(htmlEscape(school))</td><td>\(htmlEscape(item.reason))</td><td>\(forms)</td></tr>"
+            }
+            content += """
+            <h2>Answers held for a MASH officer</h2>
+            <p>Children's Social Care named a school that does not fit the child's recorded age. CSC is the authority on school; the police record may hold a wrong date of birth. Accept to notify that school, or decline to ask CSC again.</p>
+            <table id="held"><tr><th>Occurrence</th><th>Child</th><th>School named by CSC</th><th>Why held</th><th>Decision</th></tr>\(rows)</table>
+            """
+        case .ok: break
+        }
         if let imported {
             let rejected = imported.answers.filter { $0.outcome == "rejected" }.count
             var rows = ""

@@ -290,6 +290,30 @@ public struct ServiceLinks: Sendable {
 
     // MARK: CSC requests
 
+    /// CSC answers held for a MASH officer (school conflicts with the recorded age).
+    public func heldAnswers() async -> Fetched<[HeldAnswer]> {
+        switch await fetch(.schoolResolution, "GET", "/v1/requests/held") {
+        case .ok(let answer):
+            guard let held = try? WireFormat.decoder().decode(HeldAnswers.self, from: answer.body) else {
+                return .refused("school-resolution answered /v1/requests/held without a held list")
+            }
+            return .ok(held.held)
+        case .unreachable(let why): return .unreachable(why)
+        case .refused(let why): return .refused(why)
+        }
+    }
+
+    /// A MASH officer's decision on a held CSC answer (`accept` or `decline`).
+    public func decideHeld(request: String, accept: Bool, reviewer: String, note: String?) async -> Fetched<Int> {
+        var body: [String: String] = ["reviewer": reviewer]
+        if let note, !note.isEmpty { body["note"] = note }
+        switch await fetch(.schoolResolution, "POST", "/v1/requests/\(Self.pathSegment(request))/\(accept ? "accept" : "decline")", json: body) {
+        case .ok(let answer): return .ok(answer.status)
+        case .unreachable(let why): return .unreachable(why)
+        case .refused(let why): return .refused(why)
+        }
+    }
+
     public func openRequests() async -> Fetched<[CSCRequest]> {
         switch await fetch(.schoolResolution, "GET", "/v1/requests", query: ["lpa": "all"]) {
         case .ok(let answer):

@@ -31,16 +31,25 @@ public struct DayTruth: Codable, Sendable, Equatable {
         public var givenName: String
         public var familyName: String
         public var dateOfBirth: String
-        /// The school the child really attends (nil below school age).
+        /// The school the child really attends on the day (nil below school age).
         public var schoolURN: String?
         /// The officer recorded this child.
         public var recordedByOfficer: Bool
         /// The officer recorded the child with the school's exact name or URN (the old process's success).
         public var officerSchoolCorrect: Bool
+        /// The child is in at least one earlier record (research can only find children that are).
+        public var inEarlierRecords: Bool = false
+        /// The child's school on the day differs from the one in its latest earlier record
+        /// (a phase transfer or a move since).
+        public var schoolChangedSinceRecord: Bool = false
+        /// The officer mistyped the child's date of birth.
+        public var dateOfBirthMistyped: Bool = false
     }
 
     public var occurrenceNumber: String
     public var children: [Child]
+    /// The officer mistyped an adult's date of birth (an impossible year).
+    public var adultFieldMistyped: Bool = false
 }
 
 /// One school's safeguarding contacts, as the MASH keeps them.
@@ -59,6 +68,9 @@ public struct World: Sendable {
     public var truth: [DayTruth]
     public var contacts: [WorldContact]
     public var schools: [WorldSchool]
+    /// How untidy the world is: counts of each kind of trap real records hold (moves, previous
+    /// occupants, partners' earlier children, phase transfers, typos, partial school names).
+    public var untidiness: [String: Int] = [:]
 }
 
 public enum WorldGenerator {
@@ -86,20 +98,39 @@ public enum WorldGenerator {
         }
     }
 
+    /// A child's school from a date on (nil: none, e.g. below school age).
+    private struct Spell {
+        var from: CalendarDate
+        var urn: String?
+    }
+
     private struct Person {
         var given: String
         var family: String
         var birth: CalendarDate
-        var schoolURN: String?
+        var spells: [Spell] = []
+
+        func school(on day: CalendarDate) -> String? { spells.last { $0.from <= day }?.urn }
+    }
+
+    /// Where a household lives from a date on.
+    private struct Home {
+        var from: CalendarDate
+        var address: PostalAddress
+        var laCode: String
+        var town: String
+        var lpa: String
     }
 
     private struct Family {
-        var address: PostalAddress
-        var laCode: String
-        var lpa: String
+        var homes: [Home]
         var victim: Person
         var suspect: Person
         var children: [Person]
+        /// A suspect's earlier household: in the records, never at today's incidents.
+        var earlierPartnership = false
+
+        func home(on day: CalendarDate) -> Home { homes.last { $0.from <= day } ?? homes[0] }
     }
 
     public static func generate(_ settings: WorldSettings, schools allSchools: [WorldSchool]) -> World {
@@ -109,43 +140,122 @@ public enum WorldGenerator {
             $0.open && thamesValley.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
         }
         let byLA = Dictionary(grouping: schools, by: \.localAuthorityCode)
+        let byURN = Dictionary(uniqueKeysWithValues: schools.map { ($0.urn, $0) })
         let las = thamesValley.filter { byLA[$0] != nil }
+        var untidiness: [String: Int] = [:]
         var occurrence = 0
         func nextOccurrence(_ date: CalendarDate) -> String {
             occurrence += 1
             return String(format: "%02d%09d", date.year % 100, 430_000_000 + occurrence)
         }
+        let historyStart = CalendarDate(year: settings.day.year - settings.historyYears, month: settings.day.month, day: 1)
+        let spanDays = max(30, settings.historyYears * 365 - 2)
+        let longAgo = CalendarDate(year: settings.day.year - 40, month: 1, day: 1)
 
-        // Families near real schools.
-        var families: [Family] = []
-        for _ in 0..<settings.families {
-            let la = random.pick(las.flatMap { la in Array(repeating: la, count: max(1, byLA[la]!.count / 10)) })
+        /// A new home near a real school: in `la`, or in an LA picked by size.
+        func newHome(from: CalendarDate, la wanted: String? = nil) -> Home {
+            let la = wanted ?? random.pick(las.flatMap { la in Array(repeating: la, count: max(1, byLA[la]!.count / 10)) })
             let anchor = random.pick(byLA[la]!)
             let district = anchor.postcode.split(separator: " ").first.map(String.init) ?? anchor.postcode
             let letters = Array("ABDEFGHJLNPQRSTUWXYZ")
-            let postcode = "\(district) \(Int.random(in: 1...9, using: &random))\(random.pick(letters))\(random.pick(letters))"
+            let code = "\(district) \(Int.random(in: 1...9, using: &random))\(random.pick(letters))\(random.pick(letters))"
             var line = "\(Int.random(in: 1...180, using: &random)) \(random.pick(Names.streets))"
             if random.chance(0.2) { line = "Flat \(Int.random(in: 1...24, using: &random)), " + line }
-            let address = PostalAddress(lines: [line], town: anchor.town, county: nil, postcode: postcode)
-            let family = random.pick(Names.surnames)
-            let mother = Person(given: random.pick(Names.adultsFemale), family: random.chance(0.8) ? family : random.pick(Names.surnames),
-                                birth: birth(settings.day, minAge: 22, maxAge: 45, &random))
-            let father = Person(given: random.pick(Names.adultsMale), family: family, birth: birth(settings.day, minAge: 23, maxAge: 50, &random))
-            var children: [Person] = []
-            for _ in 0..<max(1, min(4, random.poisson(1.6))) {
-                let born = birth(settings.day, minAge: 0, maxAge: 17, &random)
-                var child = Person(given: random.chance(0.5) ? random.pick(Names.girls) : random.pick(Names.boys),
-                                   family: random.chance(0.15) ? "\(mother.family)-\(family)" : family, birth: born)
-                let age = ageOn(settings.day, born)
-                let fitting = byLA[la]!.filter { $0.ageFrom <= age && age <= $0.ageTo && $0.type != "Special School" && $0.type != "College" }
-                if age >= 4, !fitting.isEmpty {
-                    let near = fitting.filter { $0.town == anchor.town }
-                    child.schoolURN = random.pick(near.isEmpty ? fitting : near).urn
-                }
-                children.append(child)
+            return Home(from: from, address: PostalAddress(lines: [line], town: anchor.town, county: nil, postcode: code),
+                        laCode: la, town: anchor.town, lpa: lpa(laCode: la, town: anchor.town))
+        }
+
+        /// A school near `home` that takes a child of school-year age `age`.
+        func pickSchool(age: Int, home: Home) -> String? {
+            let fitting = byLA[home.laCode]!.filter {
+                SchoolYear.fits(age: age, low: $0.ageFrom, high: $0.ageTo) && $0.type != "Special School" && (age >= 16 || $0.type != "College")
             }
-            families.append(Family(address: address, laCode: la, lpa: lpa(laCode: la, town: anchor.town),
-                                   victim: mother, suspect: father, children: children))
+            guard !fitting.isEmpty else { return nil }
+            let near = fitting.filter { $0.town == home.town }
+            return random.pick(near.isEmpty ? fitting : near).urn
+        }
+
+        /// A child's schools from the age of 3 to the day: it changes school where English
+        /// children do (nursery to Reception, Year 6 to 7, after Year 11 for most, when its
+        /// school's range ends) and, mostly, when the family moves.
+        func schooling(_ child: inout Person, homes: [Home]) {
+            var events: [(CalendarDate, moved: Bool)] = []
+            for year in (child.birth.year + 3)...settings.day.year {
+                events.append((CalendarDate(year: year, month: 9, day: 1), false))
+            }
+            for home in homes.dropFirst() { events.append((home.from, true)) }
+            events = events.filter { $0.0 <= settings.day && $0.0 > child.birth }.sorted { $0.0 < $1.0 }
+            var current: String?
+            for (date, moved) in events {
+                let age = SchoolYear.age(born: child.birth, during: date)
+                let home = homes.last { $0.from <= date } ?? homes[0]
+                var next: String?
+                if age == 3 {
+                    next = random.chance(0.5) ? pickSchool(age: 3, home: home) : nil
+                } else if age >= 4 && age <= 17 {
+                    let school = current.flatMap { byURN[$0] }
+                    let fits = school.map { SchoolYear.fits(age: age, low: $0.ageFrom, high: $0.ageTo) } ?? false
+                    let transfer = school.map { SchoolYear.transfers(low: $0.ageFrom, high: $0.ageTo).contains(age) } ?? false
+                    let stays = fits && (!transfer || (age == 16 && random.chance(0.55))) && (!moved || random.chance(0.2))
+                    next = stays ? current : pickSchool(age: age, home: home)
+                }
+                if next != current || child.spells.isEmpty {
+                    child.spells.append(Spell(from: date, urn: next))
+                    current = next
+                }
+            }
+        }
+
+        func adult(female: Bool, family: String, minAge: Int, maxAge: Int) -> Person {
+            Person(given: random.pick(female ? Names.adultsFemale : Names.adultsMale), family: family,
+                   birth: birth(settings.day, minAge: minAge, maxAge: maxAge, &random))
+        }
+
+        func children(surname: String, mother: Person, count: Int, minAge: Int = 0) -> [Person] {
+            (0..<count).map { _ in
+                Person(given: random.chance(0.5) ? random.pick(Names.girls) : random.pick(Names.boys),
+                       family: random.chance(0.15) ? "\(mother.family)-\(surname)" : surname,
+                       birth: birth(settings.day, minAge: minAge, maxAge: 17, &random))
+            }
+        }
+
+        // Households near real schools. Some moved in the last years; some homes had other
+        // occupants before them; some suspects had children with an earlier partner.
+        var families: [Family] = []
+        for _ in 0..<settings.families {
+            let surname = random.pick(Names.surnames)
+            let mother = adult(female: true, family: random.chance(0.8) ? surname : random.pick(Names.surnames), minAge: 22, maxAge: 45)
+            let father = adult(female: false, family: surname, minAge: 23, maxAge: 50)
+            var homes = [newHome(from: longAgo)]
+            if random.chance(0.25) {
+                let moved = historyStart.adding(days: Int.random(in: 60..<(spanDays - 30), using: &random))
+                homes.append(newHome(from: moved, la: random.chance(0.6) ? homes[0].laCode : nil))
+                untidiness["households that moved", default: 0] += 1
+                if random.chance(0.5) {
+                    // The home they left gets new occupants, whose own records start there.
+                    let surname2 = random.pick(Names.surnames)
+                    let mother2 = adult(female: true, family: surname2, minAge: 22, maxAge: 45)
+                    var next = homes[0]
+                    next.from = moved.adding(days: Int.random(in: 14...90, using: &random))
+                    families.append(Family(homes: [newHome(from: longAgo), next], victim: mother2, suspect: adult(female: false, family: surname2, minAge: 23, maxAge: 50),
+                                           children: children(surname: surname2, mother: mother2, count: max(1, min(3, random.poisson(1.4))))))
+                    untidiness["homes with previous occupants in the records", default: 0] += 1
+                }
+            }
+            families.append(Family(homes: homes, victim: mother, suspect: father,
+                                   children: children(surname: surname, mother: mother, count: max(1, min(4, random.poisson(1.6))))))
+            if random.chance(0.15) {
+                // The suspect's earlier household: his children with another partner, elsewhere.
+                let ex = adult(female: true, family: random.pick(Names.surnames), minAge: 25, maxAge: 50)
+                families.append(Family(homes: [newHome(from: longAgo)], victim: ex, suspect: father,
+                                       children: children(surname: surname, mother: ex, count: random.chance(0.5) ? 1 : 2, minAge: 3),
+                                       earlierPartnership: true))
+                untidiness["suspects with an earlier partner's children in the records", default: 0] += 1
+            }
+        }
+        for index in families.indices {
+            let homes = families[index].homes
+            for child in families[index].children.indices { schooling(&families[index].children[child], homes: homes) }
         }
 
         func party(_ person: Person, _ role: PartyRole, variant: Bool) -> Party {
@@ -154,28 +264,34 @@ public enum WorldGenerator {
                   dateOfBirth: random.chance(0.85) ? person.birth.description : nil)
         }
 
-        // History: earlier incidents at the families' addresses, children recorded then.
+        // History: earlier incidents where each household lived then, its children recorded
+        // with the school they attended then.
         var history: [Incident] = []
-        let historyStart = CalendarDate(year: settings.day.year - settings.historyYears, month: settings.day.month, day: 1)
-        let spanDays = max(30, settings.historyYears * 365 - 2)
+        var lastRecordedSchool: [String: String?] = [:] // child key → school in its latest record
+        var recordedChildren = Set<String>()
+        func key(_ person: Person) -> String { "\(person.given)|\(person.family)|\(person.birth)" }
         for family in families {
-            for _ in 0..<random.poisson(1.4) {
-                let date = historyStart.adding(days: Int.random(in: 0..<spanDays, using: &random))
+            var dates: [CalendarDate] = []
+            for _ in 0..<random.poisson(1.4) { dates.append(historyStart.adding(days: Int.random(in: 0..<spanDays, using: &random))) }
+            for date in dates.sorted() {
+                let home = family.home(on: date)
                 let occurred = date.at(hour: Int.random(in: 0...23, using: &random), minute: Int.random(in: 0...59, using: &random))
                 let present = family.children.filter { $0.birth < date && ageOn(date, $0.birth) < 18 }
                 let children = present.filter { _ in random.chance(0.85) }.map { child in
                     let knownBirth = random.chance(0.9)
+                    recordedChildren.insert(key(child))
+                    lastRecordedSchool[key(child)] = child.school(on: date)
                     return RecordedChild(givenName: child.given, familyName: child.family,
                                   dateOfBirth: knownBirth ? child.birth.description : nil,
-                                  ageYears: knownBirth ? nil : ageOn(date, child.birth), homeAddress: family.address, presence: .present,
-                                  school: child.schoolURN.flatMap { urn in schools.first { $0.urn == urn } }.map { RecordedSchool(name: $0.name) })
+                                  ageYears: knownBirth ? nil : ageOn(date, child.birth), homeAddress: home.address, presence: .present,
+                                  school: child.school(on: date).flatMap { byURN[$0] }.map { RecordedSchool(name: $0.name) })
                 }
-                var address = family.address
+                var address = home.address
                 if random.chance(0.3) { address.lines = address.lines.map(addressVariant) }
                 history.append(Incident(
                     occurrenceNumber: nextOccurrence(date), forceCode: "43", occurredAt: occurred,
                     reportedAt: occurred.addingTimeInterval(Double(Int.random(in: 10...240, using: &random)) * 60),
-                    incidentAddress: address, localPolicingArea: family.lpa, riskLevel: random.pick([.standard, .standard, .medium, .high]),
+                    incidentAddress: address, localPolicingArea: home.lpa, riskLevel: random.pick([.standard, .standard, .medium, .high]),
                     crime: random.chance(0.6), parties: [party(family.victim, .victim, variant: random.chance(0.3)), party(family.suspect, .suspect, variant: random.chance(0.3))],
                     children: children))
             }
@@ -184,11 +300,12 @@ public enum WorldGenerator {
         // The day: officers often leave the children or their school out, or misspell them.
         var day: [Incident] = []
         var truth: [DayTruth] = []
-        let withChildren = families.filter { f in f.children.contains { ageOn(settings.day, $0.birth) < 18 } }
+        let withChildren = families.filter { f in !f.earlierPartnership && f.children.contains { ageOn(settings.day, $0.birth) < 18 } }
         for _ in 0..<(withChildren.isEmpty ? 0 : settings.dayIncidents) {
             let family = random.pick(withChildren)
             let late = random.chance(0.05)
             let date = late ? settings.day.adding(days: -Int.random(in: 2...4, using: &random)) : settings.day
+            let home = family.home(on: date)
             let occurred = date.at(hour: Int.random(in: 0...22, using: &random), minute: Int.random(in: 0...59, using: &random))
             let reported = late ? settings.day.at(hour: Int.random(in: 8...17, using: &random)) : occurred.addingTimeInterval(Double(Int.random(in: 5...50, using: &random)) * 60)
             let present = family.children.filter { ageOn(date, $0.birth) < 18 }
@@ -197,37 +314,59 @@ public enum WorldGenerator {
             var truthChildren: [DayTruth.Child] = []
             for child in present {
                 let record = !omitAll && random.chance(0.85)
+                let urn = child.school(on: date)
                 var schoolCorrect = false
+                var dobMistyped = false
                 if record {
                     var school: RecordedSchool?
-                    if let urn = child.schoolURN, let real = schools.first(where: { $0.urn == urn }) {
+                    if let urn, let real = byURN[urn] {
                         let roll = Double.random(in: 0..<1, using: &random)
                         if roll < 0.35 {
                             school = nil
                         } else if roll < 0.65 {
-                            school = RecordedSchool(name: schoolVariant(real, &random))
+                            let written = schoolVariant(real, &random)
+                            if written.partial { untidiness["school names written partially", default: 0] += 1 }
+                            school = RecordedSchool(name: written.name)
                         } else {
                             school = RecordedSchool(name: real.name)
                             schoolCorrect = true
                         }
                     }
                     let knownBirth = random.chance(0.7)
+                    var dob = knownBirth ? child.birth.description : nil
+                    if knownBirth, random.chance(0.06) {
+                        dob = mistypedDate(child.birth)
+                        dobMistyped = dob != child.birth.description
+                        if dobMistyped { untidiness["children's dates of birth mistyped", default: 0] += 1 }
+                    }
                     recorded.append(RecordedChild(
-                        givenName: child.given, familyName: child.family,
-                        dateOfBirth: knownBirth ? child.birth.description : nil,
-                        ageYears: knownBirth ? nil : ageOn(date, child.birth), homeAddress: family.address, presence: random.pick([.present, .present, .witness]), school: school))
+                        givenName: random.chance(0.08) ? typo(child.given, &random) : child.given, familyName: child.family,
+                        dateOfBirth: dob, ageYears: knownBirth ? nil : ageOn(date, child.birth), homeAddress: home.address,
+                        presence: random.pick([.present, .present, .witness]), school: school))
                 }
+                let seen = lastRecordedSchool[key(child)]
+                let changed = seen != nil && seen! != urn
+                if changed, urn != nil { untidiness["children whose school changed since their last record", default: 0] += 1 }
                 truthChildren.append(DayTruth.Child(givenName: child.given, familyName: child.family, dateOfBirth: child.birth.description,
-                                                    schoolURN: child.schoolURN, recordedByOfficer: record, officerSchoolCorrect: schoolCorrect))
+                                                    schoolURN: urn, recordedByOfficer: record, officerSchoolCorrect: schoolCorrect,
+                                                    inEarlierRecords: recordedChildren.contains(key(child)),
+                                                    schoolChangedSinceRecord: changed, dateOfBirthMistyped: dobMistyped))
+            }
+            var parties = [party(family.victim, .victim, variant: random.chance(0.4)), party(family.suspect, .suspect, variant: random.chance(0.4))]
+            let adultTypo = random.chance(0.08)
+            if adultTypo, let born = parties[1].dateOfBirth ?? parties[0].dateOfBirth {
+                // A year keyed in backwards or with a stray digit (1987 → 9187): impossible.
+                let index = parties[1].dateOfBirth != nil ? 1 : 0
+                parties[index].dateOfBirth = "9" + born.dropFirst()
+                untidiness["adults' dates of birth mistyped (impossible year)", default: 0] += 1
             }
             let number = nextOccurrence(date)
             day.append(Incident(
                 occurrenceNumber: number, forceCode: "43", occurredAt: occurred, reportedAt: reported,
-                incidentAddress: family.address, localPolicingArea: family.lpa,
+                incidentAddress: home.address, localPolicingArea: home.lpa,
                 riskLevel: random.pick([.standard, .standard, .medium, .high]), crime: random.chance(0.6),
-                parties: [party(family.victim, .victim, variant: random.chance(0.4)), party(family.suspect, .suspect, variant: random.chance(0.4))],
-                children: recorded))
-            truth.append(DayTruth(occurrenceNumber: number, children: truthChildren))
+                parties: parties, children: recorded))
+            truth.append(DayTruth(occurrenceNumber: number, children: truthChildren, adultFieldMistyped: adultTypo && parties.contains { $0.dateOfBirth?.hasPrefix("9") == true }))
         }
 
         let contacts = schools.map { school in
@@ -235,7 +374,19 @@ public enum WorldGenerator {
                          email: "dsl.\(school.urn)@schools.example.org.uk", phone: "01\(school.urn.suffix(3)) \(school.urn)")
         }
         return World(settings: settings, history: history.sorted { $0.occurredAt < $1.occurredAt }, day: day, truth: truth,
-                     contacts: contacts, schools: schools)
+                     contacts: contacts, schools: schools, untidiness: untidiness)
+    }
+
+    /// A date of birth as an officer might mistype it: the year's last two digits swapped
+    /// (2012 → 2021), or day and month swapped where both are possible.
+    static func mistypedDate(_ date: CalendarDate) -> String {
+        let tens = (date.year / 10) % 10, units = date.year % 10
+        if tens != units {
+            let year = date.year - tens * 10 - units + units * 10 + tens
+            if let swapped = CalendarDate(iso: CalendarDate(year: year, month: date.month, day: date.day).description) { return swapped.description }
+        }
+        if date.day <= 12, date.day != date.month { return CalendarDate(year: date.year, month: date.day, day: date.month).description }
+        return date.description
     }
 
     /// Incidents with officer-recorded children at real Thames Valley schools (by URN), so every
@@ -304,9 +455,17 @@ public enum WorldGenerator {
         return String(letters)
     }
 
-    /// How an officer might write a school's name: abbreviated, without its church, or misspelt.
-    static func schoolVariant(_ school: WorldSchool, _ random: inout SeededRandom) -> String {
+    /// How an officer might write a school's name: abbreviated, without its church, misspelt,
+    /// or only its naming words ("St Andrew's" for St Andrew's Church of England Primary School).
+    static func schoolVariant(_ school: WorldSchool, _ random: inout SeededRandom) -> (name: String, partial: Bool) {
         var name = school.name
+        if random.chance(0.2) {
+            var words = name.split(separator: " ").map(String.init)
+            let kinds: Set<String> = ["church", "of", "england", "c", "e", "ce", "cofe", "c.e.", "catholic", "roman", "rc", "primary", "school",
+                                      "infant", "junior", "academy", "nursery", "community", "(aided)", "(va)", "(vc)", "and", "college"]
+            words.removeAll { kinds.contains($0.lowercased()) }
+            if !words.isEmpty, words.joined(separator: " ") != name { return (words.joined(separator: " "), true) }
+        }
         let swaps = [("Church of England", "CE"), ("C of E", "CE"), ("Primary School", "Primary"), ("Primary", "Prim"),
                      ("Saint ", "St "), ("St. ", "St "), ("Roman Catholic", "RC"), ("Catholic", "RC"), ("School", "Sch"),
                      ("Infant", "Inf"), ("Junior", "Jnr"), ("Academy", "Acad")]
@@ -317,7 +476,7 @@ public enum WorldGenerator {
         if random.chance(0.35) { name = typo(name, &random) }
         if random.chance(0.4) { name += ", \(school.town)" }
         if name == school.name { name = name.lowercased() }
-        return name
+        return (name, false)
     }
 
     static func addressVariant(_ line: String) -> String {

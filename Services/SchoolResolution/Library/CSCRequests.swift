@@ -12,6 +12,7 @@ public enum CSCRequests {
         "request_id", "lpa", "force", "occurrence_number", "incident_date", "child_given_name", "child_family_name",
         "child_date_of_birth", "child_age", "child_address", "child_postcode", "recorded_school", "recorded_urn",
         "reason", "candidates", "school_urn", "school_name", "csc_note",
+        "corrected_given_name", "corrected_family_name", "corrected_date_of_birth",
     ]
 
     /// Open requests of one LPA (case-insensitive; `all` for every LPA), oldest first.
@@ -35,7 +36,7 @@ public enum CSCRequests {
                 child?.homeAddress?.postcode ?? "",
                 child?.recordedSchool?.name ?? "", child?.recordedSchool?.urn ?? "",
                 request.reason, request.candidateList.map(\.summary).joined(separator: "; "),
-                "", "", "",
+                "", "", "", "", "", "",
             ]
         }
     }
@@ -50,7 +51,8 @@ public enum CSCRequests {
     /// The answer for one returned row.
     public struct RowAnswer: Codable, Sendable, Equatable {
         /// `notice` (school verified, notice requested), `not-notified` (verified, out of area per
-        /// protocol), `open` (no school given yet), `unchanged` (already resolved to it), `rejected`.
+        /// protocol), `open` (no school given yet), `unchanged` (already resolved to it), `review`
+        /// (the school conflicts with the child's age: held for a MASH officer), `rejected`.
         public var outcome: String
         public var row: Int
         public var requestId: String?
@@ -67,6 +69,7 @@ public enum CSCRequests {
         public var error: String?
 
         public var rejected: Int { answers.filter { $0.outcome == "rejected" }.count }
+        public var review: Int { answers.filter { $0.outcome == "review" }.count }
     }
 
     /// Applies a returned spreadsheet (CSV or XLSX) in `db`'s transaction. Unusable rows are
@@ -117,12 +120,41 @@ public enum CSCRequests {
                 }
                 continue
             }
-            let message: ChildIdentified
+            var message: ChildIdentified
             do { message = try request.childIdentified() } catch {
                 try reject(["request \(requestId) holds an unreadable child record: \(error)"]); continue
             }
+            // Children's Social Care knows the child: its corrections of the officer's record
+            // (a mistyped date of birth or name) stand before the school is verified.
+            let corrections: [String]
+            switch correct(&message.child, given: cell("corrected_given_name"), family: cell("corrected_family_name"),
+                           dateOfBirth: cell("corrected_date_of_birth")) {
+            case .failure(let problem): try reject([problem.description]); continue
+            case .success(let made): corrections = made
+            }
+            if !corrections.isEmpty {
+                request.child = try WireFormat.data(message)
+                request.note = "corrected by Children's Social Care: " + corrections.joined(separator: "; ")
+                request.updatedAt = now
+                try request.update(db)
+            }
             let returned = RecordedSchool(name: schoolName, urn: urn)
-            let resolution = try flow.resolve(message, recorded: returned, label: "returned by Children's Social Care", previous: nil, db: db)
+            let label = "returned by Children's Social Care"
+            let resolution = try flow.resolve(message, recorded: returned, label: label, previous: nil, db: db)
+            if case .request(let reason, _, _) = resolution,
+               case let unchecked = try flow.resolve(message, recorded: returned, label: label, previous: nil, checkAge: false, db: db),
+               let held = unchecked.urn {
+                // The school is verified but for the child's age: CSC is the authority on
+                // school and the recorded age may be wrong, so a MASH officer decides.
+                request.status = "review"
+                request.reviewSchool = String(decoding: try JSONEncoder().encode(RecordedSchool(name: schoolName, urn: held)), as: UTF8.self)
+                request.reviewReason = reason
+                request.updatedAt = now
+                try request.update(db)
+                answer.answers.append(RowAnswer(outcome: "review", row: row.number, requestId: requestId, urn: held,
+                                                reasons: corrections.map { "corrected: \($0)" } + [reason, "held for a MASH officer: encompass schools requests accept \(requestId) --by NAME (or decline)"]))
+                continue
+            }
             switch resolution {
             case .request(let reason, let candidates, let reasons):
                 try reject(reasons.isEmpty ? [reason] : reasons, candidates: candidates.map(\.summary))
@@ -132,7 +164,8 @@ public enum CSCRequests {
             case .notice(let school, let reasons):
                 _ = try flow.record(resolution, for: message, causationId: request.causationId,
                                     purpose: "csc-return:\(school.urn)", db: db, outbox: outbox, now: now)
-                answer.answers.append(RowAnswer(outcome: "notice", row: row.number, requestId: requestId, urn: school.urn, reasons: reasons))
+                answer.answers.append(RowAnswer(outcome: "notice", row: row.number, requestId: requestId, urn: school.urn,
+                                                reasons: corrections.map { "corrected: \($0)" } + reasons))
             case .notNotified(let urn, let reasons):
                 _ = try flow.record(resolution, for: message, causationId: request.causationId, purpose: "csc-return:\(urn)",
                                     db: db, outbox: outbox, now: now)
@@ -140,5 +173,96 @@ public enum CSCRequests {
             }
         }
         return answer
+    }
+
+    struct CorrectionError: Error, CustomStringConvertible { let description: String }
+
+    /// Applies Children's Social Care's corrections to the child; returns what changed.
+    static func correct(_ child: inout IdentifiedChild, given: String?, family: String?, dateOfBirth: String?) -> Result<[String], CorrectionError> {
+        var made: [String] = []
+        if let dateOfBirth {
+            guard let date = CalendarDate(iso: dateOfBirth) ?? CalendarDate(dayMonthYear: dateOfBirth) else {
+                return .failure(CorrectionError(description: "corrected_date_of_birth \"\(dateOfBirth)\" is not a date: write YYYY-MM-DD or DD/MM/YYYY"))
+            }
+            if date.description != child.dateOfBirth {
+                made.append("date of birth \(child.dateOfBirth ?? child.ageYears.map { "unknown (age \($0))" } ?? "unknown") → \(date)")
+                child.dateOfBirth = date.description
+                child.ageYears = nil
+            }
+        }
+        if let given, given != child.givenName {
+            made.append("given name \(child.givenName) → \(given)")
+            child.givenName = given
+        }
+        if let family, family != child.familyName {
+            made.append("family name \(child.familyName) → \(family)")
+            child.familyName = family
+        }
+        return .success(made)
+    }
+
+    public enum ReviewVerdict: String, Codable, Sendable { case accept, decline }
+
+    /// The answer to a MASH officer's decision on a held CSC answer.
+    public struct ReviewAnswer: Codable, Sendable, Equatable {
+        public var requestId: String
+        /// `notice`, `not-notified` (accepted), `open` (declined: back to CSC), or `rejected`.
+        public var outcome: String
+        public var urn: String?
+        public var reasons: [String]
+    }
+
+    /// CSC answers held for a MASH officer (status `review`), oldest first.
+    public static func held(_ db: Database) throws -> [SchoolRequestRow] {
+        try SchoolRequestRow.filter(Column("status") == "review").order(Column("updatedAt"), Column("requestId")).fetchAll(db)
+    }
+
+    /// A MASH officer's decision on a CSC answer held for an age-range conflict: `accept` sends
+    /// the notice to the school CSC named (age not checked, and said); `decline` returns the
+    /// request to CSC with the reviewer's note. Nil when no such request is held.
+    public static func decide(_ requestId: String, verdict: ReviewVerdict, reviewer: String, note: String?, flow: SchoolFlow,
+                              db: Database, outbox: Outbox, now: Date) throws -> ReviewAnswer? {
+        guard var request = try SchoolRequestRow.fetchOne(db, key: requestId), request.status == "review",
+              let school = request.reviewSchool.flatMap({ try? JSONDecoder().decode(RecordedSchool.self, from: Data($0.utf8)) }) else { return nil }
+        let message = try request.childIdentified()
+        let who = "\(reviewer)\(note.map { " (\($0))" } ?? "")"
+        switch verdict {
+        case .decline:
+            request.status = "open"
+            request.note = "MASH officer \(who) declined Children's Social Care's school URN \(school.urn ?? "?"): \(request.reviewReason ?? "")"
+            request.reviewSchool = nil
+            request.updatedAt = now
+            try request.update(db)
+            return ReviewAnswer(requestId: requestId, outcome: "open", urn: nil, reasons: [request.note ?? ""])
+        case .accept:
+            let resolution = try flow.resolve(message, recorded: school, label: "returned by Children's Social Care and accepted by MASH officer \(who)",
+                                              previous: nil, checkAge: false, db: db)
+            guard let urn = resolution.urn else {
+                if case .request(let reason, _, _) = resolution { return ReviewAnswer(requestId: requestId, outcome: "rejected", urn: nil, reasons: [reason]) }
+                return nil
+            }
+            let outcome = try flow.record(resolution, for: message, causationId: request.causationId, purpose: "csc-return:\(urn)",
+                                          db: db, outbox: outbox, now: now)
+            if var settled = try SchoolRequestRow.fetchOne(db, key: requestId) {
+                settled.note = "age-range conflict accepted by MASH officer \(who)"
+                settled.status = outcome == .notice ? "resolved" : "closed"
+                settled.resolvedURN = urn
+                settled.updatedAt = now
+                try settled.update(db)
+            }
+            var reasons: [String] = []
+            if case .notice(_, let why) = resolution { reasons = why } else if case .notNotified(_, let why) = resolution { reasons = why }
+            return ReviewAnswer(requestId: requestId, outcome: outcome.rawValue, urn: urn, reasons: reasons)
+        }
+    }
+}
+
+extension HeldAnswer {
+    init(_ row: SchoolRequestRow) {
+        let child = (try? row.childIdentified())?.child
+        self.init(requestId: row.requestId, lpa: row.lpa, forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber,
+                  childName: child.map { "\($0.givenName) \($0.familyName)" } ?? "", dateOfBirth: child?.dateOfBirth,
+                  school: row.reviewSchool.flatMap { try? JSONDecoder().decode(RecordedSchool.self, from: Data($0.utf8)) },
+                  reason: row.reviewReason ?? row.reason, note: row.note, updatedAt: row.updatedAt)
     }
 }

@@ -16,6 +16,8 @@ import ServiceRuntime
 /// - `GET /v1/requests?lpa=NAME` — open requests to Children's Social Care (JSON)
 /// - `GET /v1/requests/export?lpa=NAME&format=xlsx|csv` — the same as a spreadsheet
 /// - `POST /v1/requests/import?name=FILE` — the spreadsheet CSC returns
+/// - `GET /v1/requests/held` — CSC answers held for a MASH officer (the school conflicts with the child's age)
+/// - `POST /v1/requests/{id}/accept|decline` — `{"reviewer": "…", "note": "…"}`: the officer's decision
 /// - `GET /v1/children/{childId}/school` — the school held for a child and its blocks
 struct SchoolsAPI: Sendable {
     let flow: SchoolFlow
@@ -35,6 +37,12 @@ struct SchoolsAPI: Sendable {
         router.get("v1/requests") { request, _ in try await guarded(request) { try await listRequests(request) } }
         router.get("v1/requests/export") { request, _ in try await guarded(request) { try await exportRequests(request) } }
         router.post("v1/requests/import") { request, _ in try await guarded(request) { try await importRequests(request) } }
+        router.get("v1/requests/held") { request, _ in try await guarded(request) { try await heldAnswers() } }
+        router.post("v1/requests/:id/:verdict") { request, context in
+            try await guarded(request) {
+                try await decideHeld(request, id: context.parameters.get("id") ?? "", verdict: context.parameters.get("verdict") ?? "")
+            }
+        }
         router.get("v1/children/:childId/school") { request, context in
             try await guarded(request) { try await childSchool(context.parameters.get("childId") ?? "") }
         }
@@ -233,6 +241,37 @@ struct SchoolsAPI: Sendable {
         } catch let error as SheetError {
             return try await refuse(data, origin: "requests-import", name: name, errorClass: "requests.unreadable", problem: error.description)
         }
+    }
+
+    func heldAnswers() async throws -> Response {
+        let rows = try await environment.store.pool.read { db in try CSCRequests.held(db) }
+        return Self.wire(.ok, HeldAnswers(held: rows.map(HeldAnswer.init)))
+    }
+
+    func decideHeld(_ request: Request, id: String, verdict: String) async throws -> Response {
+        guard let verdict = CSCRequests.ReviewVerdict(rawValue: verdict) else {
+            return HTTPEndpoint.json(.notFound, ["error": "POST /v1/requests/{id}/accept or /decline"])
+        }
+        guard let data = await body(request) else { return Self.tooLarge }
+        let decision: HeldDecision
+        do {
+            decision = try JSONDecoder().decode(HeldDecision.self, from: data)
+        } catch {
+            return HTTPEndpoint.json(.badRequest, ["error": "body must be {\"reviewer\": \"NAME\", \"note\": \"…\"}: \(WireFormat.describe(error))"])
+        }
+        guard let reviewer = decision.reviewer.trimmingCharacters(in: .whitespaces).nilIfEmpty else {
+            return HTTPEndpoint.json(.unprocessableContent, ["error": "reviewer is required: who decided"])
+        }
+        let now = environment.clock.now()
+        let flow = self.flow
+        let answer = try await environment.write { db, outbox in
+            try CSCRequests.decide(id, verdict: verdict, reviewer: reviewer, note: decision.note, flow: flow, db: db, outbox: outbox, now: now)
+        }
+        guard let answer else {
+            return HTTPEndpoint.json(.notFound, ["error": "no answer held for review under request \(id); list them with GET /v1/requests/held"])
+        }
+        environment.logger.info("held CSC answer decided", metadata: ["request": .string(id), "verdict": .string(verdict.rawValue), "outcome": .string(answer.outcome)])
+        return Self.wire(answer.outcome == "rejected" ? .unprocessableContent : .ok, answer)
     }
 
     struct ChildAnswer: Codable {
