@@ -169,7 +169,9 @@ final class DemoRun: Sendable {
         let encoder = WireFormat.encoder()
         let (dayStatus, dayBody) = try await client(.intake).call("POST", "/v1/incidents", raw: try encoder.encode(world.day))
         guard (200..<300).contains(dayStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, dayStatus, dayBody)) }
-        let dayAccepted = (((try? JSONSerialization.jsonObject(with: dayBody)) as? [String: Any])?["accepted"] as? [Any])?.count ?? 0
+        let acceptedItems = (((try? JSONSerialization.jsonObject(with: dayBody)) as? [String: Any])?["accepted"] as? [[String: Any]]) ?? []
+        let dayAccepted = acceptedItems.count
+        let acceptedOccurrences = Set(acceptedItems.compactMap { $0["occurrenceNumber"] as? String })
         if dayAccepted < world.day.count { say("intake refused \(world.day.count - dayAccepted) of the day's incidents (see encompass dlq list --service intake)") }
         try await progress("the day's incidents go through research and school resolution") { figures in
             figures.processed(.childResearch, topic: Topics.incidents.name) >= Double(dayAccepted)
@@ -206,6 +208,21 @@ final class DemoRun: Sendable {
         say("Children's Social Care: \(answer.answered + answer.unknown) school requests, \(answer.answered) answered")
         try await pipeline.quiet()
 
+        // 6b. The MASH officer decides the CSC answers held for an age conflict.
+        let held = try await client(.schoolResolution).decode(HeldAnswers.self, "GET", "/v1/requests/held").held
+        var acceptedHeld = 0
+        for item in held {
+            let accept = judge.decideHeld(item)
+            let (status, body) = try await client(.schoolResolution).call("POST", "/v1/requests/\(item.requestId)/\(accept ? "accept" : "decline")",
+                                                                          json: ["reviewer": "MASH demo reviewer", "note": "checked with CSC"])
+            guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
+            if accept { acceptedHeld += 1 }
+        }
+        if !held.isEmpty {
+            say("MASH officer: \(held.count) CSC answers held for an age conflict, \(acceptedHeld) accepted")
+            try await pipeline.quiet()
+        }
+
         // 7. The next school morning: move the clock to just before the first release.
         let pendingNotices = try await pendingReleases()
         guard let first = pendingNotices.min() else { throw ServiceCallError(description: "scheduling holds no pending notice; see \(directory)/*.log") }
@@ -224,6 +241,17 @@ final class DemoRun: Sendable {
         // 9. The scorecard.
         let notices = try await readNotices()
         let card = judge.score(notices)
+        let proposals = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "all"]).proposals
+        let (openStatus, openBody) = try await client(.schoolResolution).call("GET", "/v1/requests", query: ["lpa": "all"])
+        guard (200..<300).contains(openStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, openStatus, openBody)) }
+        let openRows = (((try? JSONSerialization.jsonObject(with: openBody)) as? [String: Any])?["requests"] as? [[String: String]]) ?? []
+        let stillHeld = try await client(.schoolResolution).decode(HeldAnswers.self, "GET", "/v1/requests/held").held
+        let missed = judge.missed(notices, trail: DemoJudge.Trail(
+            accepted: acceptedOccurrences, proposed: proposals.map { ($0.occurrenceNumber, $0.child) },
+            openRequests: openRows.map { ($0["occurrence_number"] ?? "", $0["child_given_name"] ?? "", $0["child_family_name"] ?? "",
+                                          $0["child_date_of_birth"].flatMap { $0.isEmpty ? nil : $0 }) },
+            held: stillHeld))
+        let untidy = world.untidiness.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let sentMail = (try? FileManager.default.contentsOfDirectory(atPath: mailDirectory).filter { $0.hasSuffix(".eml") }.count) ?? 0
         let deadLetters = try await deadLetterCounts()
         for urn in Set(notices.map(\.schoolURN)).sorted() {
@@ -240,8 +268,12 @@ final class DemoRun: Sendable {
         notices:              \(card.notices) scheduled, \(card.noticesSent) sent (\(sentMail) mails in \(mailDirectory)/)
           first release       \(londonTime(first)) London time
         correct notices:      \(card.correctNotices) of \(card.childrenWithSchool) children at a school = \(percent(card.shareCorrect))
+          of the children records could show (recorded by the officer or in an earlier record): \(card.correctFindable) of \(card.findable) = \(percent(card.shareFindable))
           officer-recorded-only baseline: \(card.baselineCorrect) = \(percent(card.shareBaseline))
-          notices to a wrong school or for a child not present: \(card.wrongNotices)
+          notices to a wrong school or for a child not present: \(card.wrongNotices)\(card.wrong.map { "\n            WRONG \($0)" }.joined())
+          missed children by cause: \(missed.isEmpty ? "none" : missed.map { "\($0.children) \($0.cause)" }.joined(separator: "; "))
+        reviewer decisions:   \(proposals.count) proposed children for \(world.day.count) incidents = \(String(format: "%.2f", Double(proposals.count) / Double(max(1, world.day.count)))) per incident; \(held.count) CSC answers held for a MASH officer
+        untidy records:       \(untidy.isEmpty ? "none" : untidy)
         dead letters:         \(deadLetters)
 
         where to look:

@@ -18,7 +18,7 @@ public struct DemoJudge: Sendable {
     }
 
     /// The child of the occurrence this person is, if any: same family name (or one part of a
-    /// double-barrelled one) and the same date of birth or given name.
+    /// double-barrelled one) and the same date of birth or given name (allowing a slip).
     public func child(occurrence: String, givenName: String, familyName: String, dateOfBirth: String?) -> DayTruth.Child? {
         guard let day = truth[occurrence] else { return nil }
         let family = Self.fold(familyName)
@@ -26,7 +26,9 @@ public struct DemoJudge: Sendable {
             let parts = child.familyName.split(separator: "-").map { Self.fold(String($0)) } + [Self.fold(child.familyName)]
             guard parts.contains(family) || Self.fold(child.familyName) == family else { return false }
             if let dateOfBirth, dateOfBirth == child.dateOfBirth { return true }
-            return Self.fold(child.givenName) == Self.fold(givenName)
+            // The given name, or a slip of it ("Eliazbeth" for Elizabeth).
+            let real = Self.fold(child.givenName), written = Self.fold(givenName)
+            return real == written || (real.count >= 4 && TextSimilarity.jaroWinkler(Array(real.unicodeScalars), Array(written.unicodeScalars)) >= 0.9)
         }
     }
 
@@ -36,8 +38,9 @@ public struct DemoJudge: Sendable {
             ? .confirm : .reject
     }
 
-    /// Fills the exported CSC request sheet (CSV, first row the header) with the schools CSC
-    /// would know: `school_urn` for each child it can identify; other rows are left blank.
+    /// Fills the exported CSC request sheet (CSV, first row the header) with what CSC would
+    /// know: `school_urn` for each child it can identify, and the child's real date of birth and
+    /// given name where the police record has them wrong; other rows are left blank.
     public func answerRequests(csv: String) -> (sheet: String, answered: Int, unknown: Int) {
         var rows = CSVRows.parse(csv)
         guard let header = rows.first,
@@ -46,14 +49,17 @@ public struct DemoJudge: Sendable {
             return (csv, 0, 0)
         }
         let dob = header.firstIndex(of: "child_date_of_birth")
+        let correctedDOB = header.firstIndex(of: "corrected_date_of_birth"), correctedGiven = header.firstIndex(of: "corrected_given_name")
         var answered = 0, unknown = 0
         for index in rows.indices.dropFirst() {
             var row = rows[index]
             while row.count < header.count { row.append("") }
-            if let child = self.child(occurrence: row[occurrence], givenName: row[given], familyName: row[family],
-                                      dateOfBirth: dob.map { row[$0] }.flatMap { $0.isEmpty ? nil : $0 }),
+            let recordedDOB = dob.map { row[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+            if let child = self.child(occurrence: row[occurrence], givenName: row[given], familyName: row[family], dateOfBirth: recordedDOB),
                let school = child.schoolURN {
                 row[urn] = school
+                if let correctedDOB, recordedDOB != child.dateOfBirth { row[correctedDOB] = child.dateOfBirth }
+                if let correctedGiven, Self.fold(row[given]) != Self.fold(child.givenName) { row[correctedGiven] = child.givenName }
                 answered += 1
             } else {
                 unknown += 1
@@ -62,6 +68,17 @@ public struct DemoJudge: Sendable {
         }
         let sheet = rows.map { $0.map(WorldFiles.csvField).joined(separator: ",") }.joined(separator: "\r\n") + "\r\n"
         return (sheet, answered, unknown)
+    }
+
+    /// The simulated MASH officer's decision on a CSC answer held for an age conflict: accept
+    /// when CSC named the child's real school.
+    public func decideHeld(_ held: HeldAnswer) -> Bool {
+        let parts = held.childName.split(separator: " ")
+        guard let given = parts.first, let family = parts.last,
+              let child = child(occurrence: held.occurrenceNumber, givenName: String(given), familyName: String(family), dateOfBirth: held.dateOfBirth) else {
+            return false
+        }
+        return child.schoolURN != nil && child.schoolURN == held.school?.urn
     }
 
     /// A notice the pipeline produced (read from `encompass.notices.due`), and whether dispatch sent it.
@@ -93,11 +110,73 @@ public struct DemoJudge: Sendable {
         public var foundByResearch = 0
         /// Children with a school whose school got a notice for them (sent).
         public var correctNotices = 0
+        /// Children at a school whom records could show: recorded by the officer, or in an
+        /// earlier record (a child in neither can be found by no one); and of them, served.
+        public var findable = 0
+        public var correctFindable = 0
         /// Notices to a school the child does not attend, or for a child not present: breaches.
         public var wrongNotices = 0
+        /// Each wrong notice: occurrence, child, the school notified, and the truth.
+        public var wrong: [String] = []
 
         public var shareCorrect: Double { childrenWithSchool == 0 ? 0 : Double(correctNotices) / Double(childrenWithSchool) }
         public var shareBaseline: Double { childrenWithSchool == 0 ? 0 : Double(baselineCorrect) / Double(childrenWithSchool) }
+        public var shareFindable: Double { findable == 0 ? 0 : Double(correctFindable) / Double(findable) }
+    }
+
+    /// What the pipeline did with the day's children besides notices, for the missed children's causes.
+    public struct Trail: Sendable {
+        /// Occurrences intake accepted.
+        public var accepted: Set<String>
+        /// Children proposed by research (occurrence, child).
+        public var proposed: [(String, IdentifiedChild)]
+        /// Children in a school request still open after CSC's answers (occurrence, given, family, date of birth).
+        public var openRequests: [(String, String, String, String?)]
+        /// CSC answers held for a MASH officer (occurrence, child's name).
+        public var held: [HeldAnswer]
+
+        public init(accepted: Set<String>, proposed: [(String, IdentifiedChild)], openRequests: [(String, String, String, String?)], held: [HeldAnswer]) {
+            self.accepted = accepted
+            self.proposed = proposed
+            self.openRequests = openRequests
+            self.held = held
+        }
+    }
+
+    /// Why children at a school got no correct notice, by cause, most common first.
+    public func missed(_ notices: [Notice], trail: Trail) -> [(cause: String, children: Int)] {
+        var served = Set<String>()
+        for notice in notices where notice.sent {
+            if let child = child(occurrence: notice.occurrenceNumber, givenName: notice.child.givenName, familyName: notice.child.familyName,
+                                 dateOfBirth: notice.child.dateOfBirth), child.schoolURN == notice.schoolURN {
+                served.insert("\(notice.occurrenceNumber)/\(child.givenName)/\(child.dateOfBirth)")
+            }
+        }
+        func matches(_ occurrence: String, _ child: DayTruth.Child, _ day: String, given: String, family: String, dob: String?) -> Bool {
+            occurrence == day && self.child(occurrence: occurrence, givenName: given, familyName: family, dateOfBirth: dob) == child
+        }
+        var causes: [String: Int] = [:]
+        for day in truth.values {
+            for child in day.children where child.schoolURN != nil && !served.contains("\(day.occurrenceNumber)/\(child.givenName)/\(child.dateOfBirth)") {
+                let cause: String
+                if !trail.accepted.contains(day.occurrenceNumber) {
+                    cause = "incident refused by intake"
+                } else if !child.recordedByOfficer, !trail.proposed.contains(where: { matches($0.0, child, day.occurrenceNumber, given: $0.1.givenName, family: $0.1.familyName, dob: $0.1.dateOfBirth) }) {
+                    cause = child.inEarlierRecords ? "left out by the officer; in earlier records but not found by research" : "left out by the officer and in no earlier record"
+                } else if trail.held.contains(where: { held in
+                    let parts = held.childName.split(separator: " ").map(String.init)
+                    return matches(held.occurrenceNumber, child, day.occurrenceNumber, given: parts.first ?? "", family: parts.last ?? "", dob: held.dateOfBirth)
+                }) {
+                    cause = "CSC's answer held for a MASH officer"
+                } else if trail.openRequests.contains(where: { matches($0.0, child, day.occurrenceNumber, given: $0.1, family: $0.2, dob: $0.3) }) {
+                    cause = "school request not answered by Children's Social Care"
+                } else {
+                    cause = "other: \(day.occurrenceNumber) \(child.givenName) \(child.familyName)"
+                }
+                causes[cause, default: 0] += 1
+            }
+        }
+        return causes.map { ($0.key, $0.value) }.sorted { ($0.children, $1.cause) > ($1.children, $0.cause) }
     }
 
     public func score(_ notices: [Notice]) -> Scorecard {
@@ -119,10 +198,20 @@ public struct DemoJudge: Sendable {
                                     familyName: notice.child.familyName, dateOfBirth: notice.child.dateOfBirth),
                   child.schoolURN == notice.schoolURN else {
                 card.wrongNotices += 1
+                let real = child(occurrence: notice.occurrenceNumber, givenName: notice.child.givenName, familyName: notice.child.familyName,
+                                 dateOfBirth: notice.child.dateOfBirth)
+                card.wrong.append("\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName) (\(notice.childSource.rawValue)): notified URN \(notice.schoolURN); "
+                                  + (real.map { "attends \($0.schoolURN ?? "no school")" } ?? "not present"))
                 continue
             }
             let key = "\(notice.occurrenceNumber)/\(child.givenName)/\(child.dateOfBirth)"
             if notice.sent, served.insert(key).inserted { card.correctNotices += 1 }
+        }
+        for day in truth.values {
+            for child in day.children where child.schoolURN != nil && (child.recordedByOfficer || child.inEarlierRecords) {
+                card.findable += 1
+                if served.contains("\(day.occurrenceNumber)/\(child.givenName)/\(child.dateOfBirth)") { card.correctFindable += 1 }
+            }
         }
         return card
     }

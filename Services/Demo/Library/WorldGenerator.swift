@@ -180,7 +180,7 @@ public enum WorldGenerator {
         /// school's range ends) and, mostly, when the family moves.
         func schooling(_ child: inout Person, homes: [Home]) {
             var events: [(CalendarDate, moved: Bool)] = []
-            for year in (child.birth.year + 3)...settings.day.year {
+            for year in stride(from: child.birth.year + 3, through: settings.day.year, by: 1) {
                 events.append((CalendarDate(year: year, month: 9, day: 1), false))
             }
             for home in homes.dropFirst() { events.append((home.from, true)) }
