@@ -108,6 +108,8 @@ struct ResearchLogicTests {
         #expect(identified.childId == HistoryIndex.personId(given: "Oliver", family: "Hughes", dateOfBirth: "2015-06-12", postcode: "RG1 7LL"))
         #expect(identified.dateOfBirth == "2015-06-12")
         #expect(identified.recordedSchool?.name == "St Mary's CE Primary")
+        // The school is old evidence: it says which record it came from, when, and where the child lived then.
+        #expect(identified.schoolOrigin == SchoolRecordOrigin(occurrenceNumber: "43230000101", recordedOn: "2023-05-10", homePostcode: "RG1 7LL"))
         #expect(notes.contains { $0.contains("date of birth filled") })
         // A child never seen before keeps what the officer recorded, with an id of its own.
         let newChild = RecordedChild(givenName: "Freya", familyName: "Nowak", ageYears: 4)

@@ -51,6 +51,22 @@ struct WorldGeneratorTests {
             let age = IdentifiedChild(childId: "x", givenName: "", familyName: "", dateOfBirth: birth.description).age(on: settings.day.at(hour: 12)) ?? -1
             #expect(school.ageFrom <= age && age <= school.ageTo)
         }
+        // As untidy as real records: every kind of trap is in the world.
+        for trap in ["households that moved", "homes with previous occupants in the records", "suspects with an earlier partner's children in the records",
+                     "children whose school changed since their last record", "adults' dates of birth mistyped (impossible year)"] {
+            #expect((a.untidiness[trap] ?? 0) > 0, "\(trap): \(a.untidiness)")
+        }
+        #expect(children.contains { $0.schoolChangedSinceRecord && $0.schoolURN != nil })
+        // The records show the school of their day: a child's earlier record may name a school
+        // it has left since (the truth on the day differs).
+        let byName = Dictionary(grouping: a.history.flatMap { incident in incident.children.map { ($0, incident.occurredAt) } },
+                                by: { "\($0.0.givenName)|\($0.0.familyName)|\($0.0.dateOfBirth ?? "")" })
+        let moved = children.filter { child in
+            guard let records = byName["\(child.givenName)|\(child.familyName)|\(child.dateOfBirth)"],
+                  let last = records.max(by: { $0.1 < $1.1 })?.0.school?.name else { return false }
+            return a.schools.first { $0.urn == child.schoolURN }?.name != last
+        }
+        #expect(!moved.isEmpty, "some children's latest record names a school they have since left")
         // Late reports: occurred days before, reported on the day.
         #expect(a.day.allSatisfy { $0.reportedAt >= $0.occurredAt })
     }

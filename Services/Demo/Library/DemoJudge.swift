@@ -18,17 +18,18 @@ public struct DemoJudge: Sendable {
     }
 
     /// The child of the occurrence this person is, if any: same family name (or one part of a
-    /// double-barrelled one) and the same date of birth or given name (allowing a slip).
+    /// double-barrelled one) and the same date of birth, or, without one, the same given name;
+    /// each as the child really has it or as the officer wrote it. Exact, never fuzzy: the
+    /// judge must not take another child of the family (a sibling, or the suspect's child with
+    /// an earlier partner) for the one present.
     public func child(occurrence: String, givenName: String, familyName: String, dateOfBirth: String?) -> DayTruth.Child? {
         guard let day = truth[occurrence] else { return nil }
-        let family = Self.fold(familyName)
+        let family = Self.fold(familyName), given = Self.fold(givenName)
         return day.children.first { child in
             let parts = child.familyName.split(separator: "-").map { Self.fold(String($0)) } + [Self.fold(child.familyName)]
-            guard parts.contains(family) || Self.fold(child.familyName) == family else { return false }
-            if let dateOfBirth, dateOfBirth == child.dateOfBirth { return true }
-            // The given name, or a slip of it ("Eliazbeth" for Elizabeth).
-            let real = Self.fold(child.givenName), written = Self.fold(givenName)
-            return real == written || (real.count >= 4 && TextSimilarity.jaroWinkler(Array(real.unicodeScalars), Array(written.unicodeScalars)) >= 0.9)
+            guard parts.contains(family) else { return false }
+            if let dateOfBirth { return dateOfBirth == child.dateOfBirth || dateOfBirth == child.recordedDateOfBirth }
+            return given == Self.fold(child.givenName) || child.recordedGivenName.map(Self.fold) == given
         }
     }
 

@@ -44,6 +44,10 @@ public struct DayTruth: Codable, Sendable, Equatable {
         public var schoolChangedSinceRecord: Bool = false
         /// The officer mistyped the child's date of birth.
         public var dateOfBirthMistyped: Bool = false
+        /// What the officer wrote, where it differs from the truth (a slip in the given name, a
+        /// mistyped date of birth): the judge knows the child by it too.
+        public var recordedGivenName: String?
+        public var recordedDateOfBirth: String?
     }
 
     public var occurrenceNumber: String
@@ -317,6 +321,7 @@ public enum WorldGenerator {
                 let urn = child.school(on: date)
                 var schoolCorrect = false
                 var dobMistyped = false
+                var recordedGiven: String?, recordedDOB: String?
                 if record {
                     var school: RecordedSchool?
                     if let urn, let real = byURN[urn] {
@@ -339,8 +344,10 @@ public enum WorldGenerator {
                         dobMistyped = dob != child.birth.description
                         if dobMistyped { untidiness["children's dates of birth mistyped", default: 0] += 1 }
                     }
+                    recordedGiven = random.chance(0.08) ? typo(child.given, &random) : child.given
+                    recordedDOB = dob
                     recorded.append(RecordedChild(
-                        givenName: random.chance(0.08) ? typo(child.given, &random) : child.given, familyName: child.family,
+                        givenName: recordedGiven ?? child.given, familyName: child.family,
                         dateOfBirth: dob, ageYears: knownBirth ? nil : ageOn(date, child.birth), homeAddress: home.address,
                         presence: random.pick([.present, .present, .witness]), school: school))
                 }
@@ -350,7 +357,9 @@ public enum WorldGenerator {
                 truthChildren.append(DayTruth.Child(givenName: child.given, familyName: child.family, dateOfBirth: child.birth.description,
                                                     schoolURN: urn, recordedByOfficer: record, officerSchoolCorrect: schoolCorrect,
                                                     inEarlierRecords: recordedChildren.contains(key(child)),
-                                                    schoolChangedSinceRecord: changed, dateOfBirthMistyped: dobMistyped))
+                                                    schoolChangedSinceRecord: changed, dateOfBirthMistyped: dobMistyped,
+                                                    recordedGivenName: recordedGiven == child.given ? nil : recordedGiven,
+                                                    recordedDateOfBirth: recordedDOB == child.birth.description ? nil : recordedDOB))
             }
             var parties = [party(family.victim, .victim, variant: random.chance(0.4)), party(family.suspect, .suspect, variant: random.chance(0.4))]
             let adultTypo = random.chance(0.08)
