@@ -156,6 +156,28 @@ struct ResearchLogicTests {
         }
     }
 
+    @Test("two children of one incident that match one earlier record stay two children; one child listed twice is one")
+    func namesakes() throws {
+        let store = try History.store()
+        var incident = History.today
+        // "Ollie" aged 11 is Oliver Hughes of the records (born 2015-06-12); a second Oliver
+        // aged 7 matches that record too (name and address, no date of birth to tell them
+        // apart), yet is another child; and Oliver born 2015-06-12 is the first listed again.
+        incident.children = [RecordedChild(givenName: "Ollie", familyName: "Hughes", ageYears: 11),
+                             RecordedChild(givenName: "Oliver", familyName: "Hughes", ageYears: 7),
+                             RecordedChild(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12")]
+        let recorded = IncidentRecorded(kind: .new, revision: 1, changes: [], source: "test", incident: incident)
+        try store.pool.write { (db: Database) throws in
+            try ChildResearchService.apply(recorded, messageId: "m-1", settings: ChildResearchService.Settings(), db: db,
+                                           outbox: Outbox(db: db, producer: "child-research"), now: day("2026-11-21"), logger: TestLog.logger("research"))
+            let sent = try OutboxMessage.filter(Column("topic") == Topics.children.name).fetchAll(db)
+                .map { try WireFormat.decode(ChildIdentified.self, from: Array($0.value)).payload.child }
+            #expect(sent.count == 2, "\(sent.map { ($0.givenName, $0.dateOfBirth, $0.ageYears) })")
+            #expect(Set(sent.map(\.childId)).count == 2)
+            #expect(sent.contains { $0.givenName == "Oliver" && $0.ageYears == 7 && $0.dateOfBirth == nil })
+        }
+    }
+
     @Test("messages that cannot be right are rejected with a reason")
     func validation() {
         var bad = History.today

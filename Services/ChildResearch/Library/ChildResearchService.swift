@@ -140,9 +140,18 @@ public enum ChildResearchService {
                                causationId: messageId, now: now)
         }
         var published = Set<String>()
+        var listed: [String: RecordedChild] = [:]
         for (i, recordedChild) in incident.children.enumerated() {
-            let (child, notes) = try researcher.identify(recordedChild, in: incident, db: db)
+            var (child, notes) = try researcher.identify(recordedChild, in: incident, db: db)
+            if let earlier = listed[child.childId] {
+                // The same child listed twice is one child; two children matched to one earlier
+                // record are two, and only the first keeps that record's id.
+                guard !Researcher.sameChild(earlier, recordedChild, on: incident.occurredAt) else { continue }
+                child = researcher.unmatched(recordedChild, in: incident)
+                notes = ["another child of this incident matched the same earlier record: kept apart"]
+            }
             guard published.insert(child.childId).inserted else { continue }
+            listed[child.childId] = recordedChild
             try publish(child, source: .officer, evidence: nil, purpose: "officer/\(i)")
             if !notes.isEmpty { logger.debug("officer child matched", metadata: ["childId": "\(child.childId)", "notes": "\(notes)"]) }
         }

@@ -157,6 +157,28 @@ public struct Researcher: Sendable {
         return nil
     }
 
+    /// An officer-recorded child as recorded, with an id of its own from its details.
+    public func unmatched(_ child: RecordedChild, in incident: Incident) -> IdentifiedChild {
+        let home = child.homeAddress ?? incident.incidentAddress
+        return IdentifiedChild(
+            childId: HistoryIndex.personId(given: child.givenName, family: child.familyName, dateOfBirth: child.dateOfBirth, postcode: home.postcode),
+            givenName: child.givenName, familyName: child.familyName, dateOfBirth: child.dateOfBirth, ageYears: child.ageYears,
+            homeAddress: child.homeAddress, presence: child.presence, recordedSchool: child.school)
+    }
+
+    /// Whether two children an officer listed for one incident, matched to the same earlier
+    /// record, are the same child listed twice (a nickname, a second line): yes unless their
+    /// dates of birth, or else their ages, differ; with neither, when their given names agree.
+    public static func sameChild(_ a: RecordedChild, _ b: RecordedChild, on date: Date) -> Bool {
+        if let x = a.dateOfBirth, let y = b.dateOfBirth { return x == y }
+        func age(_ c: RecordedChild) -> Int? {
+            IdentifiedChild(childId: "", givenName: "", familyName: "", dateOfBirth: c.dateOfBirth, ageYears: c.ageYears).age(on: date)
+        }
+        if let x = age(a), let y = age(b) { return x == y }
+        func fold(_ s: String) -> String { s.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil).trimmingCharacters(in: .whitespaces) }
+        return fold(a.givenName) == fold(b.givenName)
+    }
+
     /// An officer-recorded child as passed on: matched to earlier records for a stable id and
     /// to fill a missing date of birth or school.
     public func identify(_ child: RecordedChild, in incident: Incident, db: Database) throws -> (IdentifiedChild, [String]) {
@@ -176,10 +198,7 @@ public struct Researcher: Sendable {
             let match = matcher.compare(features, row.features(cache: &places))
             if match.score >= settings.personMatchThreshold, match.score > (best?.1.score ?? 0) { best = (row, match) }
         }
-        var identified = IdentifiedChild(
-            childId: HistoryIndex.personId(given: child.givenName, family: child.familyName, dateOfBirth: child.dateOfBirth, postcode: home.postcode),
-            givenName: child.givenName, familyName: child.familyName, dateOfBirth: child.dateOfBirth, ageYears: child.ageYears,
-            homeAddress: child.homeAddress, presence: child.presence, recordedSchool: child.school)
+        var identified = unmatched(child, in: incident)
         var notes: [String] = []
         if let (row, match) = best {
             identified.childId = row.personId

@@ -215,11 +215,14 @@ public enum WorldGenerator {
                    birth: birth(settings.day, minAge: minAge, maxAge: maxAge, &random))
         }
 
+        /// Siblings: no two share a given name.
         func children(surname: String, mother: Person, count: Int, minAge: Int = 0) -> [Person] {
-            (0..<count).map { _ in
-                Person(given: random.chance(0.5) ? random.pick(Names.girls) : random.pick(Names.boys),
-                       family: random.chance(0.15) ? "\(mother.family)-\(surname)" : surname,
-                       birth: birth(settings.day, minAge: minAge, maxAge: 17, &random))
+            var names = Set<String>()
+            return (0..<count).map { _ in
+                var given: String
+                repeat { given = random.chance(0.5) ? random.pick(Names.girls) : random.pick(Names.boys) } while !names.insert(given).inserted
+                return Person(given: given, family: random.chance(0.15) ? "\(mother.family)-\(surname)" : surname,
+                              birth: birth(settings.day, minAge: minAge, maxAge: 17, &random))
             }
         }
 
