@@ -193,30 +193,42 @@ final class DemoRun: Sendable {
         say("reviewer: \(pending.count) proposed children, \(confirmed) confirmed, \(rejected) rejected")
         try await pipeline.quiet()
 
-        // 6. Children's Social Care answers the school requests, per LPA.
-        let (csvStatus, csv) = try await client(.schoolResolution).call("GET", "/v1/requests/export", query: ["lpa": "all", "format": "csv"])
-        guard (200..<300).contains(csvStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, csvStatus, csv)) }
-        let exported = String(decoding: csv, as: UTF8.self)
-        try exported.write(toFile: "\(directory)/csc-requests.csv", atomically: true, encoding: .utf8)
-        let answer = judge.answerRequests(csv: exported)
-        try answer.sheet.write(toFile: "\(directory)/csc-returned.csv", atomically: true, encoding: .utf8)
-        if answer.answered + answer.unknown > 0 {
-            let (status, body) = try await client(.schoolResolution).call("POST", "/v1/requests/import", query: ["name": "csc-returned.csv"],
-                                                                          raw: Data(answer.sheet.utf8), contentType: "text/csv")
+        // 6. Children's Social Care answers the school requests. Each school-resolution
+        // instance holds the requests of its own children: the MASH exports from each and
+        // returns each answered sheet to the instance it came from.
+        var requested = 0, answered = 0
+        for instance in pipeline.instances(of: .schoolResolution) {
+            let school = pipeline.client(.schoolResolution, instance: instance)
+            let (csvStatus, csv) = try await school.call("GET", "/v1/requests/export", query: ["lpa": "all", "format": "csv"])
+            guard (200..<300).contains(csvStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, csvStatus, csv)) }
+            let exported = String(decoding: csv, as: UTF8.self)
+            try exported.write(toFile: "\(directory)/csc-requests-\(instance).csv", atomically: true, encoding: .utf8)
+            let answer = judge.answerRequests(csv: exported)
+            try answer.sheet.write(toFile: "\(directory)/csc-returned-\(instance).csv", atomically: true, encoding: .utf8)
+            requested += answer.answered + answer.unknown
+            answered += answer.answered
+            guard answer.answered + answer.unknown > 0 else { continue }
+            let (status, body) = try await school.call("POST", "/v1/requests/import", query: ["name": "csc-returned-\(instance).csv"],
+                                                       raw: Data(answer.sheet.utf8), contentType: "text/csv")
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
         }
-        say("Children's Social Care: \(answer.answered + answer.unknown) school requests, \(answer.answered) answered")
+        let answer = (answered: answered, unknown: requested - answered)
+        say("Children's Social Care: \(requested) school requests, \(answered) answered")
         try await pipeline.quiet()
 
         // 6b. The MASH officer decides the CSC answers held for an age conflict.
-        let held = try await client(.schoolResolution).decode(HeldAnswers.self, "GET", "/v1/requests/held").held
+        var held: [HeldAnswer] = []
         var acceptedHeld = 0
-        for item in held {
-            let accept = judge.decideHeld(item)
-            let (status, body) = try await client(.schoolResolution).call("POST", "/v1/requests/\(item.requestId)/\(accept ? "accept" : "decline")",
-                                                                          json: ["reviewer": "MASH demo reviewer", "note": "checked with CSC"])
-            guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
-            if accept { acceptedHeld += 1 }
+        for instance in pipeline.instances(of: .schoolResolution) {
+            let school = pipeline.client(.schoolResolution, instance: instance)
+            for item in try await school.decode(HeldAnswers.self, "GET", "/v1/requests/held").held {
+                held.append(item)
+                let accept = judge.decideHeld(item)
+                let (status, body) = try await school.call("POST", "/v1/requests/\(item.requestId)/\(accept ? "accept" : "decline")",
+                                                           json: ["reviewer": "MASH demo reviewer", "note": "checked with CSC"])
+                guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
+                if accept { acceptedHeld += 1 }
+            }
         }
         if !held.isEmpty {
             say("MASH officer: \(held.count) CSC answers held for an age conflict, \(acceptedHeld) accepted")
@@ -242,10 +254,14 @@ final class DemoRun: Sendable {
         let notices = try await readNotices()
         let card = judge.score(notices)
         let proposals = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "all"]).proposals
-        let (openStatus, openBody) = try await client(.schoolResolution).call("GET", "/v1/requests", query: ["lpa": "all"])
-        guard (200..<300).contains(openStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, openStatus, openBody)) }
-        let openRows = (((try? JSONSerialization.jsonObject(with: openBody)) as? [String: Any])?["requests"] as? [[String: String]]) ?? []
-        let stillHeld = try await client(.schoolResolution).decode(HeldAnswers.self, "GET", "/v1/requests/held").held
+        var openRows: [[String: String]] = [], stillHeld: [HeldAnswer] = []
+        for instance in pipeline.instances(of: .schoolResolution) {
+            let school = pipeline.client(.schoolResolution, instance: instance)
+            let (openStatus, openBody) = try await school.call("GET", "/v1/requests", query: ["lpa": "all"])
+            guard (200..<300).contains(openStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, openStatus, openBody)) }
+            openRows += (((try? JSONSerialization.jsonObject(with: openBody)) as? [String: Any])?["requests"] as? [[String: String]]) ?? []
+            stillHeld += try await school.decode(HeldAnswers.self, "GET", "/v1/requests/held").held
+        }
         let missed = judge.missed(notices, trail: DemoJudge.Trail(
             accepted: acceptedOccurrences, proposed: proposals.map { ($0.occurrenceNumber, $0.child) },
             openRequests: openRows.map { ($0["occurrence_number"] ?? "", $0["child_given_name"] ?? "", $0["child_family_name"] ?? "",
@@ -297,11 +313,18 @@ final class DemoRun: Sendable {
     }
 
     func pendingReleases() async throws -> [Date] {
-        let (status, data) = try await client(.scheduling).call("GET", "/v1/pending")
-        guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.scheduling, status, data)) }
-        let object = try JSONSerialization.jsonObject(with: data)
-        let items = ((object as? [String: Any])?["notices"] as? [[String: Any]]) ?? []
-        return items.compactMap { ($0["releaseAt"] as? String).flatMap(Timestamp.parse) }
+        // Every instance's pending notices, each notice once (instances keep standby copies).
+        var releases: [String: Date] = [:]
+        for instance in pipeline.instances(of: .scheduling) {
+            let (status, data) = try await pipeline.client(.scheduling, instance: instance).call("GET", "/v1/pending")
+            guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.scheduling, status, data)) }
+            let object = try JSONSerialization.jsonObject(with: data)
+            for item in ((object as? [String: Any])?["notices"] as? [[String: Any]]) ?? [] {
+                guard let release = (item["releaseAt"] as? String).flatMap(Timestamp.parse) else { continue }
+                releases[item["noticeId"] as? String ?? UUID().uuidString] = release
+            }
+        }
+        return Array(releases.values)
     }
 
     /// The notices the pipeline produced, read from `encompass.notices.due`, with dispatch's sent state.
@@ -330,8 +353,10 @@ final class DemoRun: Sendable {
         struct Listing: Decodable { var notifications: [Listed] }
         var sent = Set<String>()
         for day in Set(due.values.map { CalendarDate($0.releaseAt).description }) {
-            let listing = try await self.client(.dispatch).decode(Listing.self, "GET", "/v1/notifications", query: ["date": day])
-            for item in listing.notifications where item.sentAt != nil { sent.insert(item.noticeId) }
+            for instance in pipeline.instances(of: .dispatch) {
+                let listing = try await pipeline.client(.dispatch, instance: instance).decode(Listing.self, "GET", "/v1/notifications", query: ["date": day])
+                for item in listing.notifications where item.sentAt != nil { sent.insert(item.noticeId) }
+            }
         }
         return due.values.map { notice in
             DemoJudge.Notice(occurrenceNumber: notice.request.incident.occurrenceNumber, child: notice.request.child,
@@ -342,8 +367,12 @@ final class DemoRun: Sendable {
     func deadLetterCounts() async throws -> String {
         var parts: [String] = []
         for service in ServiceName.allCases {
-            let rows = try await pipeline.operationsClient(service).decode([DeadLetterView].self, "GET", "/v1/dead-letters", query: ["status": "all", "limit": "10000"])
-            if !rows.isEmpty { parts.append("\(service.rawValue) \(rows.count)") }
+            var count = 0
+            for instance in pipeline.instances(of: service) {
+                count += try await pipeline.operationsClient(service, instance: instance)
+                    .decode([DeadLetterView].self, "GET", "/v1/dead-letters", query: ["status": "all", "limit": "10000"]).count
+            }
+            if count > 0 { parts.append("\(service.rawValue) \(count)") }
         }
         return parts.isEmpty ? "none" : parts.joined(separator: ", ")
     }
