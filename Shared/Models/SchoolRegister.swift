@@ -6,7 +6,8 @@ import Foundation
 /// One establishment of the DfE register (Get Information About Schools), as school
 /// resolution holds it.
 public struct RegisteredSchool: Codable, Sendable, Equatable, Hashable {
-    /// DfE unique reference number (6 digits).
+    /// DfE unique reference number (6 digits), or the Ofsted reference of an early years setting
+    /// that has none (a private or voluntary nursery, a childminder: `EY` and 6 digits).
     public var urn: String
     public var name: String
     /// DfE local authority code, e.g. `870` (Reading).
@@ -54,6 +55,9 @@ public struct RegisteredSchool: Codable, Sendable, Equatable, Hashable {
         self.linkedURN = linkedURN
     }
 
+    /// An early years setting known by its Ofsted reference (`EY…`), not a school.
+    public var isOfstedEarlyYears: Bool { SchoolReference.isEarlyYears(urn) }
+
     /// Open (including "open, but proposed to close").
     public var isOpen: Bool {
         let s = status.lowercased()
@@ -88,7 +92,9 @@ public struct SchoolRegisterUpdate: MessagePayload {
 
     public func validationErrors() -> [FieldError] {
         var errors: [FieldError] = []
-        if school.urn.isEmpty || !school.urn.allSatisfy(\.isNumber) { errors.append(FieldError("school.urn", "must be digits")) }
+        if !SchoolReference.isValid(school.urn) {
+            errors.append(FieldError("school.urn", "must be a DfE URN (5 to 8 digits) or an Ofsted early years reference (EY and 6 digits)"))
+        }
         if school.name.trimmingCharacters(in: .whitespaces).isEmpty { errors.append(FieldError("school.name", "must not be empty")) }
         if school.localAuthorityCode.isEmpty { errors.append(FieldError("school.localAuthorityCode", "must not be empty")) }
         for (i, contact) in contacts.enumerated() where contact.email == nil && contact.phone == nil {
@@ -145,5 +151,25 @@ public struct HeldDecision: Codable, Sendable, Equatable {
     public init(reviewer: String, note: String? = nil) {
         self.reviewer = reviewer
         self.note = note
+    }
+}
+
+/// The references a school or setting is known by: a DfE URN (5 to 8 digits) or, for early
+/// years settings on Ofsted's register without a URN (private and voluntary nurseries,
+/// childminders), an Ofsted reference `EY` and 6 digits.
+public enum SchoolReference {
+    public static func isURN(_ text: String) -> Bool { (5...8).contains(text.count) && text.allSatisfy { $0.isASCII && $0.isNumber } }
+
+    public static func isEarlyYears(_ text: String) -> Bool {
+        text.count == 8 && text.hasPrefix("EY") && text.dropFirst(2).allSatisfy { $0.isASCII && $0.isNumber }
+    }
+
+    public static func isValid(_ text: String) -> Bool { isURN(text) || isEarlyYears(text) }
+
+    /// `146275.0` → `146275`; `ey123456` → `EY123456`.
+    public static func clean(_ text: String) -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed.lowercased().hasPrefix("ey") { return trimmed.uppercased() }
+        return trimmed.hasSuffix(".0") ? String(trimmed.dropLast(2)) : trimmed
     }
 }

@@ -32,6 +32,35 @@ struct RegisterImportTests {
         #expect(file.schools[0].locality == "Caversham" && file.schools[0].town == "Reading")
     }
 
+    @Test("early years settings known by their Ofsted reference (EY and 6 digits) are accepted, resolved, and told per protocol")
+    func earlyYearsReferences() throws {
+        let text = """
+        URN,LA (code),LA (name),EstablishmentName,TypeOfEstablishment (name),EstablishmentStatus (name),OpenDate,CloseDate,PhaseOfEducation (name),StatutoryLowAge,StatutoryHighAge,Street,Locality,Town,Postcode\r
+        ey512345,873,Cambridgeshire,Little Acorns Day Nursery,Private nursery,Open,,,Not applicable,0,5,,,Histon,CB24 9LL\r
+        EY51234,873,Cambridgeshire,Too Short Nursery,Private nursery,Open,,,Not applicable,0,5,,,Histon,CB24 9LL\r
+        XY512345,873,Cambridgeshire,Not A Reference,Private nursery,Open,,,Not applicable,0,5,,,Histon,CB24 9LL\r
+
+        """
+        let file = try RegisterImporter.read(Data(text.utf8))
+        #expect(file.schools.map(\.urn) == ["EY512345"])
+        #expect(file.rejected.map(\.row) == [3, 4])
+        let setting = try #require(file.schools.first)
+        #expect(setting.isOfstedEarlyYears)
+        #expect(SchoolRegisterUpdate(school: setting, contacts: [], source: "t", updatedAt: Date()).validationErrors().isEmpty)
+        #expect(!SchoolReference.isValid("EY12345X") && SchoolReference.isValid("110002") && !SchoolReference.isValid("1100"))
+        // Resolved by name or reference, it is early years: telephoned in Cambridgeshire.
+        let resolver = SchoolResolver(matcher: SchoolMatcher(schools: Fixtures.register + [setting]), protocols: Fixtures.protocols)
+        var incident = Fixtures.incident(force: "05")
+        incident.incidentAddress.postcode = "CB24 9AA"
+        for recorded in [RecordedSchool(urn: "EY512345"), RecordedSchool(name: "Little Acorns Day Nursery")] {
+            let outcome = resolver.resolve(child: Fixtures.child(age: 3, school: recorded), incident: incident, recorded: recorded, previous: nil, blocked: []) { _ in
+                [SchoolContact(role: "manager", name: "A Manager", email: nil, phone: "01223 000111")]
+            }
+            guard case .notice(let school, _) = outcome else { Issue.record("EY setting: \(outcome)"); continue }
+            #expect(school.urn == "EY512345" && school.earlyYears && school.channel == .telephone)
+        }
+    }
+
     @Test("the shipped 2018 layout: status codes, phase flags, linked URNs")
     func layout2018() throws {
         let school = try #require(Fixtures.sharedList.first { $0.urn == "110002" })

@@ -55,8 +55,8 @@ public struct IncidentValidator: Sendable {
                 errors.append(FieldError("\(path)", "needs dateOfBirth or ageYears"))
             }
             if let address = child.homeAddress { errors += checkAddress(address, field: "\(path).homeAddress") }
-            if let urn = child.school?.urn, !urn.isEmpty, !(urn.count == 6 && urn.allSatisfy { $0.isASCII && $0.isNumber }) {
-                errors.append(FieldError("\(path).school.urn", "'\(urn)' is not a school URN (6 digits)"))
+            if let urn = child.school?.urn, !urn.isEmpty, !(urn.count == 6 && urn.allSatisfy { $0.isASCII && $0.isNumber }), !SchoolReference.isEarlyYears(urn) {
+                errors.append(FieldError("\(path).school.urn", "'\(urn)' is not a school URN (6 digits) or an Ofsted early years reference (EY and 6 digits)"))
             }
         }
         return errors

@@ -88,7 +88,7 @@ public enum RegisterImporter {
     }
 
     static func gias(_ cell: (String) -> String?) -> Result<RegisteredSchool, RegisterFileError> {
-        guard let urn = cell("urn").map(cleanURN), isURN(urn) else { return .failure(RegisterFileError("URN is missing or not a number")) }
+        guard let urn = cell("urn").map(cleanURN), isURN(urn) else { return .failure(RegisterFileError("URN is missing, or neither a number nor an Ofsted early years reference (EY and 6 digits)")) }
         guard let name = cell("establishmentname") else { return .failure(RegisterFileError("URN \(urn): EstablishmentName is empty")) }
         guard let la = cell("la (code)") else { return .failure(RegisterFileError("URN \(urn): LA (code) is empty")) }
         return .success(RegisteredSchool(
@@ -103,7 +103,7 @@ public enum RegisterImporter {
     }
 
     static func schools2018(_ cell: (String) -> String?) -> Result<RegisteredSchool, RegisterFileError> {
-        guard let urn = cell("urn").map(cleanURN), isURN(urn) else { return .failure(RegisterFileError("URN is missing or not a number")) }
+        guard let urn = cell("urn").map(cleanURN), isURN(urn) else { return .failure(RegisterFileError("URN is missing, or neither a number nor an Ofsted early years reference (EY and 6 digits)")) }
         guard let name = cell("name") else { return .failure(RegisterFileError("URN \(urn): Name is empty")) }
         guard let la = cell("local authority").map(cleanURN) else { return .failure(RegisterFileError("URN \(urn): Local Authority is empty")) }
         let status = switch cell("status") {
@@ -131,12 +131,11 @@ public enum RegisterImporter {
         ))
     }
 
-    /// `146275.0` → `146275`.
-    static func cleanURN(_ text: String) -> String {
-        text.hasSuffix(".0") ? String(text.dropLast(2)) : text
-    }
+    /// `146275.0` → `146275`; `ey123456` → `EY123456`.
+    static func cleanURN(_ text: String) -> String { SchoolReference.clean(text) }
 
-    static func isURN(_ text: String) -> Bool { (5...8).contains(text.count) && text.allSatisfy(\.isASCII) && text.allSatisfy(\.isNumber) }
+    /// A DfE URN, or an Ofsted early years reference (`EY` and 6 digits).
+    static func isURN(_ text: String) -> Bool { SchoolReference.isValid(text) }
 
     static func age(_ text: String) -> Int? { Int(cleanURN(text)) }
 

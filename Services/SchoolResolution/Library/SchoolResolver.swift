@@ -331,7 +331,7 @@ public struct SchoolResolver: Sendable {
         }
         let phase = school.phase?.lowercased() ?? ""
         let type = school.type?.lowercased() ?? ""
-        let earlyYears = phase.contains("nursery") || type.contains("nursery") || type.contains("early years")
+        let earlyYears = school.isOfstedEarlyYears || phase.contains("nursery") || type.contains("nursery") || type.contains("early years")
             || (rangeKnown && (high ?? 99) <= policy.earlyYearsMaximumAge)
         let held = contacts(school.urn)
         if policy.localAuthorities[school.localAuthorityCode] == nil {
