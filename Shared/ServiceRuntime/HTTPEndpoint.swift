@@ -18,7 +18,14 @@ public enum HTTPEndpoint {
     public static func makeRouter(
         service: String, instanceId: String, metrics: ServiceMetrics, readiness: [ReadinessCheck]
     ) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+        makeRouter(context: BasicRequestContext.self, service: service, instanceId: instanceId, metrics: metrics, readiness: readiness)
+    }
+
+    /// The same with a request context of the caller's (e.g. one that keeps the client's address).
+    public static func makeRouter<Context: RequestContext>(
+        context: Context.Type, service: String, instanceId: String, metrics: ServiceMetrics, readiness: [ReadinessCheck]
+    ) -> Router<Context> {
+        let router = Router(context: Context.self)
         router.get("healthz") { _, _ -> Response in
             json(.ok, ["status": "ok", "service": service, "instance": instanceId])
         }

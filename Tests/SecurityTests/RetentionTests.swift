@@ -348,8 +348,8 @@ struct RetentionTests {
             try db.execute(sql: "UPDATE outgoingMail SET state = 'sent', sentAt = ? WHERE noticeId = ?", arguments: [clock.now, sentOld])
             try db.execute(sql: "UPDATE notice SET state = 'acknowledged', acknowledgedAt = ?, acknowledgedBy = 'Ms Head' WHERE noticeId = ?",
                            arguments: [clock.now, sentOld])
-            try NoticeSession(sessionHash: "h1", noticeId: sentOld, signedInAs: "Ms Head", createdAt: clock.now, expiresAt: clock.now.addingTimeInterval(1800)).insert(db)
-            try SignInThrottle(linkTokenHash: "x", client: "any", failures: 2, lockedUntil: nil, updatedAt: clock.now).insert(db)
+            try NoticeSession(sessionHash: "h1", noticeId: sentOld, signedInAs: "Ms Head", createdAt: clock.now, expiresAt: clock.now.addingTimeInterval(1800), csrfToken: "t").insert(db)
+            try SignInThrottle(account: "110001", client: "any", failures: 2, lockedUntil: nil, updatedAt: clock.now).insert(db)
             if let row = try NoticeRow.fetchOne(db, key: sentOld) {
                 try Audit.recordLocal("link-opened", notice: row, detail: "viewed by Ms Head (110001)", db: db, now: clock.now)
             }

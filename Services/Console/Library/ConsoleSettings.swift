@@ -27,11 +27,15 @@ public enum ConsoleService {
         public var serviceTimeout: TimeInterval = 5
         /// How long a session lasts after sign-in (not extended by use).
         public var sessionLifetime: TimeInterval = 8 * 3600
-        /// Wrong passwords in a row (per account name) before sign-in is refused for `lockout`.
+        /// Wrong passwords in a row (per account name and source address) before sign-in from that
+        /// address is refused for `lockout`.
         public var maxFailedSignIns = 5
         public var lockout: TimeInterval = 15 * 60
         /// PBKDF2 iterations for new passwords.
         public var passwordIterations = Secrets.defaultIterations
+        /// Count sign-in failures by the last `X-Forwarded-For` address (only behind a proxy that
+        /// sets it; `ENCOMPASS_CONSOLE_TRUST_FORWARDED_FOR`), else by the TCP peer's address.
+        public var trustForwardedFor = false
         /// Adds `Secure` to the cookies (set when the console is served over HTTPS).
         public var secureCookies = false
         /// A staff account created at start when missing (`ENCOMPASS_CONSOLE_BOOTSTRAP_USER=name:role`
@@ -64,6 +68,7 @@ public enum ConsoleService {
             settings.maxFailedSignIns = try env.int("ENCOMPASS_CONSOLE_MAX_FAILED_SIGN_INS", in: 1...100) ?? settings.maxFailedSignIns
             if let minutes = try env.int("ENCOMPASS_CONSOLE_LOCKOUT_MINUTES", in: 1...1440) { settings.lockout = TimeInterval(minutes * 60) }
             settings.secureCookies = try env.bool("ENCOMPASS_CONSOLE_SECURE_COOKIE") ?? false
+            settings.trustForwardedFor = try env.bool("ENCOMPASS_CONSOLE_TRUST_FORWARDED_FOR") ?? false
             if let user = env.string("ENCOMPASS_CONSOLE_BOOTSTRAP_USER") {
                 let parts = user.split(separator: ":", maxSplits: 1).map(String.init)
                 guard parts.count == 2, StaffDirectory.validName(parts[0]), roles.contains(parts[1]) else {
