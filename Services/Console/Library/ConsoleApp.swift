@@ -82,9 +82,33 @@ public final class ConsoleApp: Sendable {
         if handleSignals { configuration.gracefulShutdownSignals = [.sigterm, .sigint] }
         let serviceGroup = ServiceGroup(configuration: configuration)
         group.withLock { $0 = serviceGroup }
+        let purge = Task { [self] in
+            while !Task.isCancelled {
+                await purgeOnce()
+                try? await Task.sleep(for: settings.retention.interval)
+            }
+        }
+        defer { purge.cancel() }
         logger.info("console starting", metadata: ["services": "\(settings.serviceURLs.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" })"])
         try await serviceGroup.run()
         logger.info("console stopped")
+    }
+
+    /// One run of the retention purge (`ConsoleRetention`), logged; a failure is retried at the next interval.
+    @discardableResult
+    public func purgeOnce() async -> [String: Int] {
+        let now = clock.now()
+        do {
+            let counts = try await RetentionPurge.run(ConsoleRetention.rules, store: store, settings: settings.retention, now: now)
+            let total = counts.values.reduce(0, +)
+            if total > 0 {
+                logger.notice("personal data purged", metadata: ["purged": "\(total)", "retentionDays": "\(settings.retention.days)"])
+            }
+            return counts
+        } catch {
+            logger.error("personal data purge failed; retrying at the next interval", metadata: ["error": "\(error)"])
+            return [:]
+        }
     }
 
     public func shutdown() async {

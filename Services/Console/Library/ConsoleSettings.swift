@@ -42,6 +42,8 @@ public enum ConsoleService {
         /// and `ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD`): the demo's way in.
         public var bootstrapUser: (name: String, role: String, password: String)?
         public var clockFile: String?
+        /// The retention purge of the staff audit's free text (`ENCOMPASS_RETENTION_*`, as the services').
+        public var retention = RetentionSettings()
         public var logLevel: Logger.Level = .info
         public var logFormat: ServiceConfiguration.LogFormat = .json
 
@@ -83,6 +85,7 @@ public enum ConsoleService {
                 settings.bootstrapUser = (parts[0], parts[1], password)
             }
             settings.clockFile = env.string("ENCOMPASS_CLOCK_FILE")
+            settings.retention = try RetentionSettings.fromEnvironment(environment)
             let levelText = env.string("ENCOMPASS_LOG_LEVEL") ?? "info"
             guard let level = Logger.Level(rawValue: levelText) else {
                 throw ConfigurationError(variable: "ENCOMPASS_LOG_LEVEL", problem: "is '\(levelText)'; use trace, debug, info, notice, warning, error or critical")
