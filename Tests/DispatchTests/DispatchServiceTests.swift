@@ -289,6 +289,50 @@ struct DispatchServiceTests {
         try await dispatch.stop()
     }
 
+    @Test("encompass lag: the default report shows dispatch's work group on notices.due and the instance's own group on notice.events and accounts, and reaches 0 when idle")
+    func lagSettles() async throws {
+        let kafka = try TestKafka()
+        let dispatch = try await RunningDispatch(kafka, start: start)
+        try await publishAll(kafka, [Fixtures.due(), Fixtures.due()])
+        _ = try await dispatch.noticeURL(waitingFor: 2)
+        let health = try await http.send("GET", dispatch.base + "/healthz").json
+        let group = try #require(health["group"] as? String)
+        let replicaGroup = try #require(health["replicaGroup"] as? String)
+        #expect(replicaGroup == group + ".replica." + (health["instance"] as? String ?? "?"))
+
+        func lag() throws -> (rows: [[String: Any]], output: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try executable("encompass"))
+            process.arguments = ["lag", "--json", "--bootstrap-servers", kafka.bootstrapServers, "--instance", "dispatch=" + dispatch.base]
+            var environment = ProcessInfo.processInfo.environment
+            for service in ServiceName.allCases where service != .dispatch { environment[ServiceClient.variable(service)] = "http://127.0.0.1:9" }
+            process.environment = environment
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            let rows = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] ?? []
+            return (rows, "exit \(process.terminationStatus): \(String(decoding: data.prefix(3000), as: UTF8.self))")
+        }
+        var last = ""
+        do {
+            try await eventually("encompass lag reaches 0 on every row", timeout: .seconds(60), interval: .milliseconds(500)) {
+                let (rows, output) = try lag()
+                last = output
+                let pairs = Set(rows.map { "\($0["group"] as? String ?? "")/\($0["topic"] as? String ?? "")" })
+                return pairs.contains("\(group)/\(Topics.noticesDue.name)") && pairs.contains("\(replicaGroup)/\(Topics.noticeEvents.name)")
+                    && pairs.contains("\(replicaGroup)/\(Topics.dispatchAccounts.name)") && !pairs.contains("\(group)/\(Topics.noticeEvents.name)")
+                    && rows.allSatisfy { ($0["lag"] as? Int) == 0 }
+            }
+        } catch {
+            Issue.record("encompass lag's last report: \(last)")
+            throw error
+        }
+        try await dispatch.stop()
+    }
+
     @Test("throttle per school: wrong passwords on several links to one school count together; another school's link is not locked")
     func throttlePerSchool() async throws {
         let kafka = try TestKafka()
