@@ -221,9 +221,9 @@ public enum RetentionPurge {
             }
             counts[rule.name] = total
         }
-        if counts.values.contains(where: { $0 > 0 }) {
-            try await SecureDelete.scrub(store)
-        }
+        // After every run, not only one that purged: a run whose scrub failed leaves the work to
+        // the next, and the free pages other deletes left meanwhile (relayed outbox rows) go too.
+        try await SecureDelete.scrub(store)
         return counts
     }
 
