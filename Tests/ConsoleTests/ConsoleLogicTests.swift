@@ -263,16 +263,9 @@ struct ConsoleAccountTests {
         #expect(try signIn(from: "127.0.0.1", password: "console-password-1") == [303])
         #expect(try await console.app.staff.locks(name: "MASH.test").map(\.source) == ["127.0.0.2"])
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable("encompass"))
-        process.arguments = ["console", "unlock", "--name", "mash.test", "--data-dir", settings.dataDirectory]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output)")
+        let (status, output) = try ConsoleBrowser.run(["console", "unlock", "--name", "mash.test", "--data-dir", settings.dataDirectory],
+                                                      executable: try executable("encompass"))
+        #expect(status == 0, "\(output)")
         #expect(output.contains("lock from 127.0.0.2"), "\(output)")
         #expect(try await console.app.staff.locks(name: "mash.test").isEmpty)
         #expect(try signIn(from: "127.0.0.2", password: "console-password-1") == [303])

@@ -73,6 +73,17 @@ struct DispatchServiceTests {
     let start = Timestamp.parse("2026-11-24T08:00:05Z")!
     let http = Browserless()
 
+    /// A running dispatch that has mailed one notice to school 110001 (password `Oakwood-DSL-2026!`): the notice and its page's URL.
+    func dispatchWithNotice(_ kafka: TestKafka) async throws -> (RunningDispatch, NoticeDue, String) {
+        let dispatch = try await RunningDispatch(kafka, start: start)
+        let due = Fixtures.due()
+        try await publish(kafka, due, topic: Topics.noticesDue.name, key: due.noticeId)
+        let url = try #require(try await dispatch.noticeURL().first)
+        let body = try JSONSerialization.data(withJSONObject: ["password": "Oakwood-DSL-2026!"])
+        #expect(try await http.send("PUT", dispatch.base + "/v1/schools/110001/password", json: body, token: RunningDispatch.token).status == 200)
+        return (dispatch, due, url)
+    }
+
     @Test("NoticeDue in → mail → events out; the school signs in, reads, acknowledges, reports the pupil gone → SchoolFeedback out; audit listed")
     func endToEnd() async throws {
         let kafka = try TestKafka()
@@ -235,13 +246,7 @@ struct DispatchServiceTests {
 
     @Test("forms from another site, or without the session's token, are refused (403, audited) and change nothing; the page's own form works")
     func crossSiteForms() async throws {
-        let kafka = try TestKafka()
-        let dispatch = try await RunningDispatch(kafka, start: start)
-        let due = Fixtures.due()
-        try await publish(kafka, due, topic: Topics.noticesDue.name, key: due.noticeId)
-        let url = try #require(try await dispatch.noticeURL().first)
-        let body = try JSONSerialization.data(withJSONObject: ["password": "Oakwood-DSL-2026!"])
-        #expect(try await http.send("PUT", dispatch.base + "/v1/schools/110001/password", json: body, token: RunningDispatch.token).status == 200)
+        let (dispatch, due, url) = try await dispatchWithNotice(try TestKafka())
         let signIn = ["action": "sign-in", "name": "Ms Head", "password": "Oakwood-DSL-2026!"]
 
         // Another site's sign-in form is refused before the password is looked at.
@@ -301,20 +306,12 @@ struct DispatchServiceTests {
         #expect(replicaGroup == group + ".replica." + (health["instance"] as? String ?? "?"))
 
         func lag() throws -> (rows: [[String: Any]], output: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try executable("encompass"))
-            process.arguments = ["lag", "--json", "--bootstrap-servers", kafka.bootstrapServers, "--instance", "dispatch=" + dispatch.base]
             var environment = ProcessInfo.processInfo.environment
             for service in ServiceName.allCases where service != .dispatch { environment[ServiceClient.variable(service)] = "http://127.0.0.1:9" }
-            process.environment = environment
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            let rows = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] ?? []
-            return (rows, "exit \(process.terminationStatus): \(String(decoding: data.prefix(3000), as: UTF8.self))")
+            let result = try Peers.run(try executable("encompass"), ["lag", "--json", "--bootstrap-servers", kafka.bootstrapServers, "--instance", "dispatch=" + dispatch.base],
+                                       environment: environment, standardErrorToo: false)
+            let rows = (try? JSONSerialization.jsonObject(with: Data(result.output.utf8))) as? [[String: Any]] ?? []
+            return (rows, "exit \(result.status): \(result.output.prefix(3000))")
         }
         var last = ""
         do {
@@ -370,12 +367,7 @@ struct DispatchServiceTests {
     @Test("throttle: 5 wrong passwords lock the school's sign-in for 15 minutes (audited); links expire")
     func throttleAndExpiry() async throws {
         let kafka = try TestKafka()
-        let dispatch = try await RunningDispatch(kafka, start: start)
-        let due = Fixtures.due()
-        try await publish(kafka, due, topic: Topics.noticesDue.name, key: due.noticeId)
-        let url = try #require(try await dispatch.noticeURL().first)
-        let body = try JSONSerialization.data(withJSONObject: ["password": "Oakwood-DSL-2026!"])
-        #expect(try await http.send("PUT", dispatch.base + "/v1/schools/110001/password", json: body, token: RunningDispatch.token).status == 200)
+        let (dispatch, due, url) = try await dispatchWithNotice(kafka)
 
         var statuses: [Int] = []
         for _ in 0..<5 {

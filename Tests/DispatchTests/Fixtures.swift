@@ -128,13 +128,16 @@ enum Fixtures {
 enum Peers {
     static var directory: String { (URL(fileURLWithPath: #filePath).deletingLastPathComponent().path as NSString).appendingPathComponent("Peers") }
 
-    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// `standardErrorToo: false` leaves the program's standard error out of `output` (e.g. notes beside JSON).
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                    standardErrorToo: Bool = true) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let pipe = Pipe()
         process.standardOutput = pipe
-        process.standardError = pipe
+        process.standardError = standardErrorToo ? pipe : FileHandle.nullDevice
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
