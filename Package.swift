@@ -179,11 +179,11 @@ targets.append(.testTarget(
     swiftSettings: strict
 ))
 
-// Security checks (issue 10): every endpoint's authentication, notice isolation between schools,
-// output neutralisation, personal-data retention.
+// Security checks (issues 10, 23): every endpoint's authentication, notice isolation between schools,
+// output neutralisation, personal-data retention (every store, the console's too).
 targets.append(.testTarget(
     name: "SecurityTests",
-    dependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService",
+    dependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService", "ConsoleService",
                    "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassTestSupport", grdb, hummingbird, logging],
     path: "Tests/SecurityTests",
     swiftSettings: strict

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConsoleService
+import EncompassModels
 import Foundation
 import ServiceRuntime
 
@@ -8,8 +9,11 @@ struct ConsoleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "console",
         abstract: "MASH console staff accounts (the console itself is the `console` executable, port 8086).",
-        subcommands: [AddUser.self, Users.self, Audit.self]
+        subcommands: [AddUser.self, Users.self, Unlock.self, Audit.self]
     )
+
+    /// Who ran the command, as the audit records it.
+    static var cliActor: String { ProcessInfo.processInfo.environment["USER"].map { "cli (\($0))" } ?? "cli" }
 
     struct Store: ParsableArguments {
         @Option(help: "The console's data folder (default: $ENCOMPASS_DATA_DIR or var/console), where console.sqlite is.")
@@ -42,7 +46,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             } else {
                 password = try StaffDirectory.newPassword()
             }
-            let creator = ProcessInfo.processInfo.environment["USER"].map { "cli (\($0))" } ?? "cli"
+            let creator = ConsoleCommand.cliActor
             do {
                 try await store.directory().addUser(name: name, role: role, password: password, by: creator, replace: replace)
             } catch let error as StaffError {
@@ -60,6 +64,30 @@ struct ConsoleCommand: AsyncParsableCommand {
         func run() async throws {
             for user in try await store.directory().users() {
                 print("\(user.name)  \(user.role)  created \(user.createdAt) by \(user.createdBy)")
+            }
+        }
+    }
+
+    struct Unlock: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End the sign-in locks on a staff name (from every address), e.g. after someone guessed its password; audited.")
+        @Option(help: "Staff name whose locks end.") var name: String
+        @OptionGroup var store: Store
+
+        func run() async throws {
+            let actor = ConsoleCommand.cliActor
+            let ended: [SignInThrottle]
+            do {
+                ended = try await store.directory().unlock(name: name, by: actor)
+            } catch let error as StaffError {
+                throw ValidationError(error.description)
+            }
+            if ended.isEmpty {
+                print("\(name) had no sign-in lock in force; any count of wrong passwords is cleared")
+            } else {
+                for lock in ended {
+                    print("\(name): lock from \(lock.source) until \(Timestamp.format(lock.lockedUntil ?? Date())) ended")
+                }
             }
         }
     }

@@ -13,7 +13,11 @@ struct LagCommand: AsyncParsableCommand {
         abstract: "Consumer lag per group, topic and partition, in messages and seconds.",
         discussion: """
         Like kafka-consumer-groups --describe, with the age of the oldest unprocessed message. \
-        Without --group, the five services' default groups and their work topics. \
+        Without --group, the groups that really read the pipeline's topics: each service's work group \
+        on its work topics, and each running instance's own group on the topics it reads whole \
+        (encompass.notice.events, the school register, the changelog…), found on the instances' \
+        /healthz ($ENCOMPASS_<SERVICE>_URL or the default port; --instance for more instances). \
+        An idle pipeline shows 0 everywhere. \
         The same figures are on every service's /metrics (kafka_consumergroup_group_lag, \
         kafka_consumergroup_group_lag_seconds).
         """
@@ -28,6 +32,9 @@ struct LagCommand: AsyncParsableCommand {
     @Option(help: "GROUP=TOPIC[,TOPIC…] to describe instead of the pipeline's groups (repeatable).")
     var group: [String] = []
 
+    @Option(help: "SERVICE=URL of a running instance whose groups to report (repeatable; default: each service's $ENCOMPASS_<SERVICE>_URL or default port).")
+    var instance: [String] = []
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -39,8 +46,23 @@ struct LagCommand: AsyncParsableCommand {
         if let bootstrapServers { environment["ENCOMPASS_KAFKA_BOOTSTRAP_SERVERS"] = bootstrapServers }
         if let bootstrapFile { environment["ENCOMPASS_KAFKA_BOOTSTRAP_FILE"] = bootstrapFile }
         let configuration = try ServiceConfiguration.fromEnvironment(service: .intake, environment: environment)
-        var groups = LagReport.pipelineGroups
-        if !group.isEmpty {
+        let groups: [(group: String, topics: [String])]
+        if group.isEmpty {
+            var endpoints: [(service: ServiceName, url: String)] = []
+            for item in instance {
+                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, let service = ServiceName(rawValue: parts[0]), !parts[1].isEmpty else {
+                    throw ValidationError("--instance '\(item)' must be SERVICE=URL with SERVICE one of \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                endpoints.append((service, parts[1]))
+            }
+            for service in ServiceName.allCases where !endpoints.contains(where: { $0.service == service }) {
+                endpoints.append((service, ServiceClient.defaultBaseURL(service, environment: environment)))
+            }
+            let (instances, problems) = await LagReport.discover(endpoints)
+            for problem in problems { FileHandle.standardError.write(Data(("note: " + problem + "\n").utf8)) }
+            groups = LagReport.pipelineGroups(instances: instances)
+        } else {
             groups = try group.map { item in
                 let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2, !parts[1].isEmpty else { throw ValidationError("--group '\(item)' must be GROUP=TOPIC[,TOPIC…]") }

@@ -15,7 +15,19 @@ public enum ServiceName: String, Sendable, CaseIterable, Codable {
         case .childResearch: [Topics.incidents.name, Topics.reviewDecisions.name]
         case .schoolResolution: [Topics.children.name, Topics.schoolFeedback.name]
         case .scheduling: [Topics.noticeRequests.name]
-        case .dispatch: [Topics.noticesDue.name, Topics.noticeEvents.name]
+        case .dispatch: [Topics.noticesDue.name]
+        }
+    }
+
+    /// The topics every instance reads whole, each under a group of its own
+    /// (`<group>.replica.<instance id>`): their lag is per instance.
+    public var replicatedTopics: [String] {
+        switch self {
+        case .intake: []
+        case .childResearch: [Topics.history.name, Topics.incidents.name, Topics.reviewProposals.name]
+        case .schoolResolution: [Topics.schoolRegister.name]
+        case .scheduling: [Topics.schedulingChangelog.name]
+        case .dispatch: [Topics.noticeEvents.name, Topics.dispatchAccounts.name]
         }
     }
 
@@ -89,13 +101,13 @@ public enum Topics {
         producers: ["school-resolution"], consumers: ["scheduling"])
     public static let schedulingChangelog = TopicDefinition(
         name: "encompass.scheduling.changelog", key: "notice id",
-        producers: ["scheduling"], consumers: ["scheduling (restore on assignment)"], compacted: true)
+        producers: ["scheduling"], consumers: ["scheduling (every instance, own group: standby copy, restore on assignment)"], compacted: true)
     public static let noticesDue = TopicDefinition(
         name: "encompass.notices.due", key: "notice id",
         producers: ["scheduling"], consumers: ["dispatch"])
     public static let noticeEvents = TopicDefinition(
         name: "encompass.notice.events", key: "notice id",
-        producers: ["scheduling", "dispatch"], consumers: ["dispatch (audit)", "operations"])
+        producers: ["scheduling", "dispatch"], consumers: ["dispatch (every instance, own group: audit, claims)", "operations"])
     public static let dispatchAccounts = TopicDefinition(
         name: "encompass.dispatch.accounts", key: "account (school URN or LA<code>)",
         producers: ["dispatch (password API)"], consumers: ["dispatch (every instance, own group)"], compacted: true)

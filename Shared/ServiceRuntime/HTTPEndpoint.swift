@@ -15,12 +15,23 @@ public struct ReadinessCheck: Sendable {
 
 /// The per-service HTTP endpoint: /healthz, /readyz, /metrics, plus the service's own routes.
 public enum HTTPEndpoint {
+    /// `groups`: the instance's consumer groups, shown on /healthz (`group`, `replicaGroup`) so
+    /// that `encompass lag` reports the groups that really read each topic.
     public static func makeRouter(
-        service: String, instanceId: String, metrics: ServiceMetrics, readiness: [ReadinessCheck]
+        service: String, instanceId: String, metrics: ServiceMetrics, readiness: [ReadinessCheck], groups: [String: String] = [:]
     ) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+        makeRouter(context: BasicRequestContext.self, service: service, instanceId: instanceId, metrics: metrics, readiness: readiness, groups: groups)
+    }
+
+    /// The same with a request context of the caller's (e.g. one that keeps the client's address).
+    public static func makeRouter<Context: RequestContext>(
+        context: Context.Type, service: String, instanceId: String, metrics: ServiceMetrics, readiness: [ReadinessCheck],
+        groups: [String: String] = [:]
+    ) -> Router<Context> {
+        let router = Router(context: Context.self)
+        let health = groups.merging(["status": "ok", "service": service, "instance": instanceId]) { _, fixed in fixed }
         router.get("healthz") { _, _ -> Response in
-            json(.ok, ["status": "ok", "service": service, "instance": instanceId])
+            json(.ok, health)
         }
         router.get("readyz") { _, _ -> Response in
             var failures: [String: String] = [:]

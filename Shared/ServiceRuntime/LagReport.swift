@@ -68,6 +68,70 @@ public enum LagReport {
 
     /// The five services' consumer groups (default names) and their work topics.
     public static var pipelineGroups: [(group: String, topics: [String])] {
-        ServiceName.allCases.map { ($0.defaultGroupId, $0.workTopics) }
+        pipelineGroups(instances: [])
+    }
+
+    /// The groups that really read the pipeline's topics: each service's work group on its work
+    /// topics (the group its running instances name, else the default), and each running
+    /// instance's own group on the topics it reads whole (`ServiceName.replicatedTopics`). A
+    /// replica group of an instance that has stopped is not listed: nobody reads under it, so
+    /// its lag would only grow.
+    public static func pipelineGroups(instances: [InstanceGroups]) -> [(group: String, topics: [String])] {
+        var groups: [(group: String, topics: [String])] = []
+        for service in ServiceName.allCases {
+            let running = instances.filter { $0.service == service }
+            var work: [String] = []
+            for group in running.map(\.group) + (running.isEmpty ? [service.defaultGroupId] : []) where !work.contains(group) { work.append(group) }
+            groups += work.map { ($0, service.workTopics) }
+            guard !service.replicatedTopics.isEmpty else { continue }
+            var replicas: [String] = []
+            for group in running.compactMap(\.replicaGroup) where !replicas.contains(group) { replicas.append(group) }
+            groups += replicas.map { ($0, service.replicatedTopics) }
+        }
+        return groups
+    }
+
+    /// Asks each instance's `/healthz` for its consumer groups. Returns those that answered, and
+    /// a line for each that did not (its replica group is then not in the report).
+    public static func discover(_ endpoints: [(service: ServiceName, url: String)], timeout: TimeInterval = 3) async -> (instances: [InstanceGroups], problems: [String]) {
+        var instances: [InstanceGroups] = []
+        var problems: [String] = []
+        for (service, url) in endpoints {
+            var client = ServiceClient(service: service, baseURL: url, token: "", timeout: timeout)
+            client.urlOption = "--instance \(service.rawValue)=URL"
+
+            do {
+                let (status, body) = try await client.call("GET", "/healthz")
+                guard status == 200, let health = try? JSONDecoder().decode([String: String].self, from: body), let group = health["group"] else {
+                    problems.append("\(service.rawValue) at \(url) answered /healthz without its consumer groups (status \(status)); is it an Encompass \(service.rawValue) instance?")
+                    continue
+                }
+                guard health["service"] == service.rawValue else {
+                    problems.append("\(url) is \(health["service"] ?? "another service"), not \(service.rawValue); check the URL")
+                    continue
+                }
+                instances.append(InstanceGroups(service: service, instance: health["instance"] ?? "?", group: group, replicaGroup: health["replicaGroup"]))
+            } catch {
+                problems.append("\(error). Its work group is shown by its default name and its instances' own groups are left out")
+            }
+        }
+        return (instances, problems)
+    }
+}
+
+/// One running instance's consumer groups, as its `/healthz` names them.
+public struct InstanceGroups: Sendable, Equatable, Codable {
+    public var service: ServiceName
+    public var instance: String
+    /// The work group, shared by the service's instances.
+    public var group: String
+    /// `<group>.replica.<instance>`, for the topics the instance reads whole; nil for a service without any.
+    public var replicaGroup: String?
+
+    public init(service: ServiceName, instance: String, group: String, replicaGroup: String?) {
+        self.service = service
+        self.instance = instance
+        self.group = group
+        self.replicaGroup = replicaGroup
     }
 }

@@ -114,6 +114,82 @@ public struct PurgeRule: Sendable {
         pending: "length(originalValue) > 0 OR originalKey IS NOT NULL")
 }
 
+/// Leaves no copy of deleted values in a store's file or its write-ahead log.
+///
+/// Every store runs with `secure_delete = FAST`: SQLite zeroes what it deletes inside a page,
+/// but not the pages it frees (an updated row's old overflow pages, the pages of deleted
+/// rows), which keep their bytes on the free list until they are reused. So the purge runs with
+/// `secure_delete = ON` (freed pages zeroed too), then zeroes the free list, then moves every
+/// page from the write-ahead log into the file and truncates the log to nothing.
+public enum SecureDelete {
+    /// Runs `body` with `secure_delete = ON`, then sets it back to what the connection had.
+    public static func fully<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        let previous = try Int.fetchOne(db, sql: "PRAGMA secure_delete") ?? 0
+        try db.execute(sql: "PRAGMA secure_delete = ON")
+        defer { try? db.execute(sql: "PRAGMA secure_delete = \(previous == 2 ? "FAST" : previous == 1 ? "ON" : "OFF")") }
+        return try body()
+    }
+
+    /// Overwrites every page on the store's free list with zeros (a table of zero blobs that
+    /// takes them all, dropped with `secure_delete = ON`), then checkpoints the write-ahead log
+    /// into the file and truncates it. Costs a write of the free pages, not of the whole store.
+    public static func scrub(_ store: ServiceStore) async throws(RetentionError) {
+        do {
+            try await store.pool.write { db in
+                try fully(db) {
+                    let free = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+                    guard free > 0 else { return }
+                    let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+                    try db.execute(sql: "CREATE TABLE retentionScrub (fill BLOB NOT NULL)")
+                    // Rows of at most 64 MiB: zero blobs are written without being held in memory.
+                    var remaining = free * pageSize
+                    while remaining > 0 {
+                        let chunk = min(remaining, 64 << 20)
+                        try db.execute(sql: "INSERT INTO retentionScrub (fill) VALUES (zeroblob(?))", arguments: [chunk])
+                        remaining -= chunk
+                    }
+                    try db.execute(sql: "DROP TABLE retentionScrub")
+                }
+            }
+        } catch {
+            throw RetentionError.scrub("\(error)")
+        }
+        try await truncateLog(store)
+    }
+
+    /// Checkpoints the whole write-ahead log into the file and truncates it to nothing; waits
+    /// (the store's busy timeout, three times) for readers of older snapshots to finish.
+    public static func truncateLog(_ store: ServiceStore) async throws(RetentionError) {
+        var last = ""
+        for attempt in 0..<3 {
+            do {
+                let result = try await store.pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+                if result.walFrameCount == result.checkpointedFrameCount { return }
+                last = "\(result.checkpointedFrameCount) of \(result.walFrameCount) pages copied"
+            } catch {
+                last = "\(error)"
+            }
+            try? await Task.sleep(for: .milliseconds(200 * (attempt + 1)))
+        }
+        throw RetentionError.checkpoint(last)
+    }
+}
+
+/// Why a purge could not leave its store clean; the background task logs it and runs again.
+public enum RetentionError: Error, CustomStringConvertible, Equatable {
+    case scrub(String)
+    case checkpoint(String)
+
+    public var description: String {
+        switch self {
+        case .scrub(let why):
+            "could not zero the store's free pages after the purge (\(why)); the purge runs again at the next interval, check the disk and the store's permissions"
+        case .checkpoint(let why):
+            "could not empty the write-ahead log after the purge (\(why)): a reader held an old snapshot; the next run tries again, check for a stuck reader (an open sqlite3 shell, a backup)"
+        }
+    }
+}
+
 /// How a purged dead letter is recognised (its error message starts with this).
 public enum DeadLetterPurge {
     public static let marker = "[personal data purged after the retention period]"
@@ -137,9 +213,7 @@ public enum RetentionPurge {
                 let limit = settings.batchSize
                 let purged = try await store.pool.write { db in
                     // Freed space is zeroed, so the purged values do not linger in the file.
-                    try db.execute(sql: "PRAGMA secure_delete = ON")
-                    defer { try? db.execute(sql: "PRAGMA secure_delete = OFF") }
-                    return try rule.batch(db, cutoff, now, limit)
+                    try SecureDelete.fully(db) { try rule.batch(db, cutoff, now, limit) }
                 }
                 total += purged
                 if purged < limit { break }
@@ -147,12 +221,9 @@ public enum RetentionPurge {
             }
             counts[rule.name] = total
         }
-        if counts.values.contains(where: { $0 > 0 }) {
-            // Move the purged pages from the write-ahead log into the database file and empty
-            // the log, so no copy of the old values stays in either (best effort: a busy
-            // reader only delays it to the next checkpoint).
-            _ = try? await store.pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
-        }
+        // After every run, not only one that purged: a run whose scrub failed leaves the work to
+        // the next, and the free pages other deletes left meanwhile (relayed outbox rows) go too.
+        try await SecureDelete.scrub(store)
         return counts
     }
 

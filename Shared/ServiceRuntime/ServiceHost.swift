@@ -213,9 +213,11 @@ public final class ServiceHost: Sendable {
     /// service's own routes. `run` serves this router; tests enumerate its routes (every one
     /// but the deliberately public ones must refuse a request without the API token).
     public func makeRouter() -> Router<BasicRequestContext> {
+        var groups = ["group": configuration.groupId]
+        if !definition.replicated.isEmpty { groups["replicaGroup"] = configuration.replicaGroupId }
         let router = HTTPEndpoint.makeRouter(
             service: configuration.service.rawValue, instanceId: configuration.instanceId,
-            metrics: metrics, readiness: readinessChecks
+            metrics: metrics, readiness: readinessChecks, groups: groups
         )
         OperationsAPI.register(on: router, environment: environment)
         definition.routes?(router, environment)

@@ -22,9 +22,10 @@ enum ConsoleBrowser {
         return "/usr/bin/python3"
     }()
 
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// Runs a test peer with python3, or another `executable` (e.g. the `encompass` CLI).
+    static func run(_ arguments: [String], executable: String = python) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe

@@ -58,9 +58,9 @@ struct ConsoleLogicTests {
         let stored = try #require(try await staff.users().first)
         #expect(stored.passwordHash.hasPrefix("pbkdf2-sha256$1000$") && !stored.passwordHash.contains("a-long-password-1"))
 
-        await #expect(throws: StaffError.badCredentials) { try await staff.signIn(name: "j.smith", password: "a-long-password-2") }
-        await #expect(throws: StaffError.badCredentials) { try await staff.signIn(name: "nobody", password: "a-long-password-1") }
-        let (session, token) = try await staff.signIn(name: "j.smith", password: "a-long-password-1")
+        await #expect(throws: StaffError.badCredentials) { try await staff.signIn(name: "j.smith", password: "a-long-password-2", source: "10.0.0.1") }
+        await #expect(throws: StaffError.badCredentials) { try await staff.signIn(name: "nobody", password: "a-long-password-1", source: "10.0.0.1") }
+        let (session, token) = try await staff.signIn(name: "j.smith", password: "a-long-password-1", source: "10.0.0.1")
         #expect(token.count == 43 && session.sessionHash == Secrets.sha256Hex(token) && session.sessionHash != token)
         let rows = try await staff.store.pool.read { try String.fetchAll($0, sql: "SELECT sessionHash FROM staffSession") }
         #expect(rows == [Secrets.sha256Hex(token)], "only the token's hash is stored")
@@ -68,15 +68,15 @@ struct ConsoleLogicTests {
         #expect(try await staff.session(token: String(token.dropLast()) + "x") == nil)
         clock.advance(by: settings.sessionLifetime + 1)
         #expect(try await staff.session(token: token) == nil, "expired")
-        let (second, secondToken) = try await staff.signIn(name: "j.smith", password: "a-long-password-1")
+        let (second, secondToken) = try await staff.signIn(name: "j.smith", password: "a-long-password-1", source: "10.0.0.1")
         try await staff.signOut(second)
         #expect(try await staff.session(token: secondToken) == nil, "signed out")
 
         // Three wrong passwords lock the name, even against the right password, until the lockout ends.
-        for _ in 0..<3 { await #expect(throws: StaffError.badCredentials) { try await staff.signIn(name: "j.smith", password: "guess-guess-guess") } }
-        await #expect(throws: StaffError.self) { try await staff.signIn(name: "j.smith", password: "a-long-password-1") }
+        for _ in 0..<3 { await #expect(throws: StaffError.badCredentials) { try await staff.signIn(name: "j.smith", password: "guess-guess-guess", source: "10.0.0.1") } }
+        await #expect(throws: StaffError.self) { try await staff.signIn(name: "j.smith", password: "a-long-password-1", source: "10.0.0.1") }
         clock.advance(by: settings.lockout + 1)
-        _ = try await staff.signIn(name: "j.smith", password: "a-long-password-1")
+        _ = try await staff.signIn(name: "j.smith", password: "a-long-password-1", source: "10.0.0.1")
 
         let actions = try await staff.auditTrail().map(\.action)
         #expect(actions.filter { $0 == "sign-in-refused" }.count == 6)
@@ -245,6 +245,36 @@ struct ConsoleLogicTests {
 
 @Suite("Console: staff accounts from the command line, and the viewer role", .serialized)
 struct ConsoleAccountTests {
+    @Test("lockout per name and source address: guesses from one address lock the name there only; encompass console unlock ends the lock, audited")
+    func lockoutPerSource() async throws {
+        var settings = unreachableSettings("console-lockout")
+        settings.bootstrapUser = ("mash.test", "officer", "console-password-1")
+        let console = try await RunningConsole(settings)
+        func signIn(from source: String, password: String, times: Int = 1) throws -> [Int] {
+            let result = try ConsoleBrowser.run([ConsoleBrowser.peers + "/sign_in_from.py", "--base", console.base, "--source", source,
+                                                 "--name", "mash.test", "--password", password, "--times", String(times)])
+            #expect(result.status == 0, "\(result.output)")
+            return result.output.split(separator: "\n").compactMap { Int($0) }
+        }
+        // Someone at 127.0.0.2 guesses: after 3 wrong passwords the name is locked for that address, even with the right one.
+        #expect(try signIn(from: "127.0.0.2", password: "guess-guess-guess", times: 3) == [401, 401, 401])
+        #expect(try signIn(from: "127.0.0.2", password: "console-password-1") == [429])
+        // The staff member at their own desk still signs in.
+        #expect(try signIn(from: "127.0.0.1", password: "console-password-1") == [303])
+        #expect(try await console.app.staff.locks(name: "MASH.test").map(\.source) == ["127.0.0.2"])
+
+        let (status, output) = try ConsoleBrowser.run(["console", "unlock", "--name", "mash.test", "--data-dir", settings.dataDirectory],
+                                                      executable: try executable("encompass"))
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("lock from 127.0.0.2"), "\(output)")
+        #expect(try await console.app.staff.locks(name: "mash.test").isEmpty)
+        #expect(try signIn(from: "127.0.0.2", password: "console-password-1") == [303])
+        let unlocked = try #require(try await console.app.staff.auditTrail().first { $0.action == "account-unlocked" })
+        #expect(unlocked.target == "mash.test" && unlocked.staffName.hasPrefix("cli") && unlocked.detail.contains("127.0.0.2"))
+        await #expect(throws: StaffError.invalidName("<b>")) { try await console.app.staff.unlock(name: "<b>", by: "test") }
+        try await console.stop()
+    }
+
     @Test("encompass console add-user prints a password once that signs in; a viewer sees the pages but may not act")
     func cliAndViewer() async throws {
         var settings = unreachableSettings("console-cli")

@@ -73,6 +73,17 @@ struct DispatchServiceTests {
     let start = Timestamp.parse("2026-11-24T08:00:05Z")!
     let http = Browserless()
 
+    /// A running dispatch that has mailed one notice to school 110001 (password `Oakwood-DSL-2026!`): the notice and its page's URL.
+    func dispatchWithNotice(_ kafka: TestKafka) async throws -> (RunningDispatch, NoticeDue, String) {
+        let dispatch = try await RunningDispatch(kafka, start: start)
+        let due = Fixtures.due()
+        try await publish(kafka, due, topic: Topics.noticesDue.name, key: due.noticeId)
+        let url = try #require(try await dispatch.noticeURL().first)
+        let body = try JSONSerialization.data(withJSONObject: ["password": "Oakwood-DSL-2026!"])
+        #expect(try await http.send("PUT", dispatch.base + "/v1/schools/110001/password", json: body, token: RunningDispatch.token).status == 200)
+        return (dispatch, due, url)
+    }
+
     @Test("NoticeDue in → mail → events out; the school signs in, reads, acknowledges, reports the pupil gone → SchoolFeedback out; audit listed")
     func endToEnd() async throws {
         let kafka = try TestKafka()
@@ -129,10 +140,11 @@ struct DispatchServiceTests {
         for sentinel in Sentinel.forbidden { #expect(!right.body.contains(sentinel), "page shows \(sentinel)") }
 
         #expect(try await http.send("GET", url, cookie: cookie).body.contains(Sentinel.homeLine))
-        let acknowledged = try await http.send("POST", url, form: ["action": "acknowledge"], cookie: cookie)
+        let csrf = try #require(right.csrf)
+        let acknowledged = try await http.send("POST", url, form: ["action": "acknowledge", "csrf": csrf], cookie: cookie)
         #expect(acknowledged.status == 200)
         #expect(acknowledged.body.contains("id=\"acknowledged\""))
-        let gone = try await http.send("POST", url, form: ["action": "no-longer-attends"], cookie: cookie)
+        let gone = try await http.send("POST", url, form: ["action": "no-longer-attends", "csrf": csrf], cookie: cookie)
         #expect(gone.body.contains("no longer attends"))
 
         let feedback = try await readRecords(kafka, topic: Topics.schoolFeedback.name, count: 1, timeout: .seconds(20))
@@ -232,15 +244,130 @@ struct DispatchServiceTests {
         try await dispatch.stop()
     }
 
-    @Test("throttle: 5 wrong passwords lock the link for 15 minutes (audited); links expire")
-    func throttleAndExpiry() async throws {
+    @Test("forms from another site, or without the session's token, are refused (403, audited) and change nothing; the page's own form works")
+    func crossSiteForms() async throws {
+        let (dispatch, due, url) = try await dispatchWithNotice(try TestKafka())
+        let signIn = ["action": "sign-in", "name": "Ms Head", "password": "Oakwood-DSL-2026!"]
+
+        // Another site's sign-in form is refused before the password is looked at.
+        #expect(try await http.send("POST", url, form: signIn, headers: ["Origin": "https://evil.example"]).status == 403)
+        let right = try await http.send("POST", url, form: signIn, headers: ["Origin": dispatch.base])
+        #expect(right.status == 200)
+        let cookie = try #require(right.cookie)
+        let csrf = try #require(right.csrf)
+        #expect(csrf.count >= 43)
+
+        // With the school's valid session cookie, a forged form is still refused.
+        let forged: [(form: [String: String], headers: [String: String])] = [
+            (["action": "acknowledge"], [:]),                                                   // no token
+            (["action": "acknowledge", "csrf": String(csrf.dropLast()) + "A"], [:]),            // a wrong token
+            (["action": "no-longer-attends", "csrf": ""], [:]),                                 // an empty token
+            (["action": "acknowledge", "csrf": csrf], ["Origin": "https://evil.example"]),      // the token, from another site
+            (["action": "no-longer-attends", "csrf": csrf], ["Origin": "null"]),                // a sandboxed or data: page
+            (["action": "acknowledge", "csrf": csrf], ["Origin": "null", "Sec-Fetch-Site": "cross-site"]),  // another site's, no referrer
+            (["action": "acknowledge", "csrf": csrf], ["Sec-Fetch-Site": "cross-site"]),        // no Origin, but cross-site
+            (["action": "acknowledge", "csrf": csrf], ["Origin": "http://127.0.0.1:1.evil.example"]),
+        ]
+        for attempt in forged {
+            let answer = try await http.send("POST", url, form: attempt.form, cookie: cookie, headers: attempt.headers)
+            #expect(answer.status == 403, "\(attempt)")
+            #expect(answer.body.contains("Form refused"))
+        }
+        let untouched = try await dispatch.host.store.pool.read { try NoticeRow.fetchOne($0, key: due.noticeId) }
+        #expect(untouched?.acknowledgedAt == nil && untouched?.feedbackAt == nil)
+        #expect(try await auditKinds(dispatch.host.store, due.noticeId).filter { $0 == "form-refused" }.count == forged.count + 1)
+
+        // The public URL's origin (behind a proxy that renames the host, or under a path prefix) is the page's own.
+        #expect(FormOrigin.check(origin: "HTTPS://Notices.Example", fetchSite: nil, host: "10.0.0.5:8085", publicURL: "https://notices.example/dispatch-1") == .sameOrigin)
+        #expect(FormOrigin.check(origin: "https://notices.example:8443", fetchSite: nil, host: "10.0.0.5:8085", publicURL: "https://notices.example/dispatch-1") != .sameOrigin)
+        #expect(FormOrigin.check(origin: nil, fetchSite: nil, host: "10.0.0.5:8085", publicURL: "https://notices.example") == .unstated)
+
+        // The page's own form: same origin (the public URL's, or the host the browser sent it to), the session's token.
+        let acknowledged = try await http.send("POST", url, form: ["action": "acknowledge", "csrf": csrf], cookie: cookie,
+                                               headers: ["Origin": dispatch.base, "Sec-Fetch-Site": "same-origin"])
+        #expect(acknowledged.status == 200)
+        #expect(acknowledged.body.contains("id=\"acknowledged\""))
+        let gone = try await http.send("POST", url, form: ["action": "no-longer-attends", "csrf": csrf], cookie: cookie,
+                                       headers: ["Origin": "null", "Sec-Fetch-Site": "same-origin"]) // Chromium's own form under no-referrer
+        #expect(gone.status == 200)
+        #expect(gone.body.contains("no longer attends"))
+        try await dispatch.stop()
+    }
+
+    @Test("encompass lag: the default report shows dispatch's work group on notices.due and the instance's own group on notice.events and accounts, and reaches 0 when idle")
+    func lagSettles() async throws {
         let kafka = try TestKafka()
         let dispatch = try await RunningDispatch(kafka, start: start)
-        let due = Fixtures.due()
-        try await publish(kafka, due, topic: Topics.noticesDue.name, key: due.noticeId)
-        let url = try #require(try await dispatch.noticeURL().first)
-        let body = try JSONSerialization.data(withJSONObject: ["password": "Oakwood-DSL-2026!"])
-        #expect(try await http.send("PUT", dispatch.base + "/v1/schools/110001/password", json: body, token: RunningDispatch.token).status == 200)
+        try await publishAll(kafka, [Fixtures.due(), Fixtures.due()])
+        _ = try await dispatch.noticeURL(waitingFor: 2)
+        let health = try await http.send("GET", dispatch.base + "/healthz").json
+        let group = try #require(health["group"] as? String)
+        let replicaGroup = try #require(health["replicaGroup"] as? String)
+        #expect(replicaGroup == group + ".replica." + (health["instance"] as? String ?? "?"))
+
+        func lag() throws -> (rows: [[String: Any]], output: String) {
+            var environment = ProcessInfo.processInfo.environment
+            for service in ServiceName.allCases where service != .dispatch { environment[ServiceClient.variable(service)] = "http://127.0.0.1:9" }
+            let result = try Peers.run(try executable("encompass"), ["lag", "--json", "--bootstrap-servers", kafka.bootstrapServers, "--instance", "dispatch=" + dispatch.base],
+                                       environment: environment, standardErrorToo: false)
+            let rows = (try? JSONSerialization.jsonObject(with: Data(result.output.utf8))) as? [[String: Any]] ?? []
+            return (rows, "exit \(result.status): \(result.output.prefix(3000))")
+        }
+        var last = ""
+        do {
+            try await eventually("encompass lag reaches 0 on every row", timeout: .seconds(60), interval: .milliseconds(500)) {
+                let (rows, output) = try lag()
+                last = output
+                let pairs = Set(rows.map { "\($0["group"] as? String ?? "")/\($0["topic"] as? String ?? "")" })
+                return pairs.contains("\(group)/\(Topics.noticesDue.name)") && pairs.contains("\(replicaGroup)/\(Topics.noticeEvents.name)")
+                    && pairs.contains("\(replicaGroup)/\(Topics.dispatchAccounts.name)") && !pairs.contains("\(group)/\(Topics.noticeEvents.name)")
+                    && rows.allSatisfy { ($0["lag"] as? Int) == 0 }
+            }
+        } catch {
+            Issue.record("encompass lag's last report: \(last)")
+            throw error
+        }
+        try await dispatch.stop()
+    }
+
+    @Test("throttle per school: wrong passwords on several links to one school count together; another school's link is not locked")
+    func throttlePerSchool() async throws {
+        let kafka = try TestKafka()
+        let dispatch = try await RunningDispatch(kafka, start: start)
+        let notices = [Fixtures.due(), Fixtures.due(), Fixtures.due(urn: "110002")]
+        try await publishAll(kafka, notices)
+        let urls = try await dispatch.noticeURL(waitingFor: 3)
+        for (account, password) in [("110001", "Oakwood-DSL-2026!"), ("110002", "Another-school-pass-99")] {
+            let body = try JSONSerialization.data(withJSONObject: ["password": password])
+            #expect(try await http.send("PUT", dispatch.base + "/v1/schools/\(account)/password", json: body, token: RunningDispatch.token).status == 200)
+        }
+        let accounts = try await dispatch.host.store.pool.read { db in
+            try Dictionary(uniqueKeysWithValues: NoticeRow.fetchAll(db).map { ($0.linkTokenHash ?? "", $0.account) })
+        }
+        func account(_ url: String) -> String { accounts[Secrets.sha256Hex(String(url.split(separator: "/").last ?? ""))] ?? "?" }
+        let school = urls.filter { account($0) == "110001" }
+        let other = try #require(urls.first { account($0) == "110002" })
+        #expect(school.count == 2)
+
+        var statuses: [Int] = []
+        for attempt in 0..<5 {
+            let link = school[attempt % 2]
+            statuses.append(try await http.send("POST", link, form: ["action": "sign-in", "name": "X", "password": "guess-guess-guess"]).status)
+        }
+        #expect(statuses == [401, 401, 401, 401, 429])
+        for link in school {
+            #expect(try await http.send("POST", link, form: ["action": "sign-in", "name": "X", "password": "Oakwood-DSL-2026!"]).status == 429)
+        }
+        #expect(try await http.send("POST", other, form: ["action": "sign-in", "name": "X", "password": "Another-school-pass-99"]).status == 200)
+        try await dispatch.setClock(start.addingTimeInterval(16 * 60))
+        #expect(try await http.send("POST", school[1], form: ["action": "sign-in", "name": "X", "password": "Oakwood-DSL-2026!"]).status == 200)
+        try await dispatch.stop()
+    }
+
+    @Test("throttle: 5 wrong passwords lock the school's sign-in for 15 minutes (audited); links expire")
+    func throttleAndExpiry() async throws {
+        let kafka = try TestKafka()
+        let (dispatch, due, url) = try await dispatchWithNotice(kafka)
 
         var statuses: [Int] = []
         for _ in 0..<5 {

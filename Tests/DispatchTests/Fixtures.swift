@@ -128,13 +128,16 @@ enum Fixtures {
 enum Peers {
     static var directory: String { (URL(fileURLWithPath: #filePath).deletingLastPathComponent().path as NSString).appendingPathComponent("Peers") }
 
-    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// `standardErrorToo: false` leaves the program's standard error out of `output` (e.g. notes beside JSON).
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                    standardErrorToo: Bool = true) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let pipe = Pipe()
         process.standardOutput = pipe
-        process.standardError = pipe
+        process.standardError = standardErrorToo ? pipe : FileHandle.nullDevice
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -246,11 +249,18 @@ struct Browserless {
         var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
         var cookie: String? { headers.first(where: { $0.key.lowercased() == "set-cookie" })?.value.split(separator: ";").first.map(String.init) }
         func header(_ name: String) -> String? { headers.first(where: { $0.key.lowercased() == name.lowercased() })?.value }
+        /// The CSRF token the page's forms carry.
+        var csrf: String? {
+            guard let start = body.range(of: "name=\"csrf\" value=\"")?.upperBound, let end = body[start...].firstIndex(of: "\"") else { return nil }
+            return String(body[start..<end])
+        }
     }
 
-    func send(_ method: String, _ url: String, form: [String: String]? = nil, json: Data? = nil, cookie: String? = nil, token: String? = nil) async throws -> Answer {
+    func send(_ method: String, _ url: String, form: [String: String]? = nil, json: Data? = nil, cookie: String? = nil, token: String? = nil,
+              headers extra: [String: String] = [:]) async throws -> Answer {
         var request = URLRequest(url: URL(string: url)!)
         request.httpMethod = method
+        for (name, value) in extra { request.setValue(value, forHTTPHeaderField: name) }
         if let form {
             var components = URLComponents()
             components.queryItems = form.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }

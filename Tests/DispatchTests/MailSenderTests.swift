@@ -402,7 +402,7 @@ struct AccountPasswordTests {
         let newer = SchoolPassword(account: "110001", hash: "pbkdf2-sha256$1$Yg==$Yg==", setAt: at.addingTimeInterval(60), setBy: "b")
         try await store.pool.write { db in
             #expect(try AccountPasswords.apply(first, db: db))
-            try NoticeSession(sessionHash: "s1", noticeId: due.noticeId, signedInAs: "Ms Head", createdAt: at, expiresAt: at.addingTimeInterval(1800)).insert(db)
+            try NoticeSession(sessionHash: "s1", noticeId: due.noticeId, signedInAs: "Ms Head", createdAt: at, expiresAt: at.addingTimeInterval(1800), csrfToken: "t").insert(db)
             #expect(try !AccountPasswords.apply(first, db: db), "its own record read back")
             #expect(try NoticeSession.fetchCount(db) == 1)
             #expect(try AccountPasswords.apply(newer, db: db))

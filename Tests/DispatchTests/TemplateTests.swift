@@ -30,7 +30,7 @@ struct TemplateTests {
         let rules = try #require(protocols[force])
         let due = Fixtures.due(force: force)
         let content = NoticeContent.render(due, under: rules)
-        let page = NoticeHTML.notice(content, account: "110001", signedInAs: "A Teacher", acknowledgedAt: nil, acknowledgedBy: nil, feedbackAt: nil, message: nil)
+        let page = NoticeHTML.notice(content, account: "110001", signedInAs: "A Teacher", csrf: "token", acknowledgedAt: nil, acknowledgedBy: nil, feedbackAt: nil, message: nil)
         let stored = String(decoding: try JSONEncoder().encode(content), as: UTF8.self)
         let email = NoticeEmail.render(rules, schoolName: due.request.school.name, link: "https://notices.example.test/notice/TOKEN", expiresAt: now)
         let mail = MailMessage.compose(fromAddress: "mash@police.example", fromName: rules.senderName, to: "dsl@school.example",
@@ -84,7 +84,7 @@ struct TemplateTests {
     func escaping() throws {
         let rules = try #require(try Fixtures.protocols()["43"])
         let due = Fixtures.due(childGiven: "<script>alert('x')</script>&\"")
-        let page = NoticeHTML.notice(NoticeContent.render(due, under: rules), account: "110001", signedInAs: "<b>me</b>",
+        let page = NoticeHTML.notice(NoticeContent.render(due, under: rules), account: "110001", signedInAs: "<b>me</b>", csrf: "token",
                                      acknowledgedAt: nil, acknowledgedBy: nil, feedbackAt: nil, message: nil)
         #expect(!page.contains("<script>"))
         #expect(!page.contains("<b>me</b>"))

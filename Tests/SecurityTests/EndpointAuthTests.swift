@@ -16,7 +16,7 @@ import FoundationNetworking
 /// The routes anyone may call, each with the reason. Everything else a service serves must
 /// refuse a request without the right bearer token.
 let publicRoutes: [Route: String] = [
-    Route(method: "GET", path: "/healthz"): "liveness probe: the service name and instance id, no data",
+    Route(method: "GET", path: "/healthz"): "liveness probe: the service name, instance id and consumer groups, no data",
     Route(method: "GET", path: "/readyz"): "readiness probe: which dependency is not ready (store, Kafka), no data",
     Route(method: "GET", path: "/metrics"): "Prometheus scrape: counters and lag by topic and error class, no personal data",
 ]

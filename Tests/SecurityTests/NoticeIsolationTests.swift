@@ -113,6 +113,8 @@ struct NoticeIsolationTests {
         let signedIn = try await page("POST", linkA, form: ["action": "sign-in", "name": "Head of A", "password": "School-A-password-2026"])
         #expect(signedIn.status == 200)
         let cookieA = try #require(signedIn.cookie)
+        let csrfA = try #require(signedIn.body.range(of: #"name="csrf" value="[A-Za-z0-9_-]+""#, options: .regularExpression)
+            .map { String(signedIn.body[$0].dropFirst(#"name="csrf" value=""#.count).dropLast()) })
         #expect(signedIn.body.contains("AliceOfA"))
         #expect(!signedIn.body.contains("BobOfB"))
 
@@ -127,7 +129,7 @@ struct NoticeIsolationTests {
         #expect(!crossView.body.contains("BobOfB"))
         #expect(crossView.body.contains("id=\"sign-in\""))
         for action in ["acknowledge", "no-longer-attends"] {
-            let crossAct = try await page("POST", linkB, form: ["action": action], cookie: cookieA)
+            let crossAct = try await page("POST", linkB, form: ["action": action, "csrf": csrfA], cookie: cookieA)
             #expect(crossAct.status == 401, "\(action) on B with A's session: \(crossAct.status)")
             #expect(!crossAct.body.contains("BobOfB"))
         }
@@ -161,7 +163,7 @@ struct NoticeIsolationTests {
         }
 
         // A acknowledges A's own notice: only A's changes.
-        #expect(try await page("POST", linkA, form: ["action": "acknowledge"], cookie: cookieA).status == 200)
+        #expect(try await page("POST", linkA, form: ["action": "acknowledge", "csrf": csrfA], cookie: cookieA).status == 200)
         let rows = try await host.store.pool.read { db in
             (try NoticeRow.fetchOne(db, key: dueA.noticeId), try NoticeRow.fetchOne(db, key: dueB.noticeId))
         }

@@ -34,7 +34,7 @@ struct OutputNeutralisationTests {
         func render(_ name: String) -> (notice: String, signIn: String, problem: String) {
             let due = notice(urn: "110001", childGiven: name, email: "dsl@a.example", occurrence: "43260000001", releaseAt: release)
             let content = NoticeContent.render(due, under: rules)
-            return (NoticeHTML.notice(content, account: "110001", signedInAs: name, acknowledgedAt: release, acknowledgedBy: name,
+            return (NoticeHTML.notice(content, account: "110001", signedInAs: name, csrf: "Csrf-token_0123456789", acknowledgedAt: release, acknowledgedBy: name,
                                       feedbackAt: nil, message: name),
                     NoticeHTML.signIn(account: "110001" + name, schoolName: content.schoolName + name, message: name, isError: true),
                     NoticeHTML.problem("Problem " + name, name))

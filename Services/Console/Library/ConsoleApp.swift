@@ -12,6 +12,18 @@ import UnixSignals
 
 typealias HeaderName = HTTPFields.Element.Name
 
+/// The console's request context: Hummingbird's basic one plus the client's address, which the
+/// sign-in throttle counts by.
+public struct ConsoleRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
 /// The console's web app: staff sign-in, the four pages, and the runtime's /healthz, /readyz
 /// and /metrics. Every page reads the services live; nothing about children is stored here.
 public final class ConsoleApp: Sendable {
@@ -70,9 +82,33 @@ public final class ConsoleApp: Sendable {
         if handleSignals { configuration.gracefulShutdownSignals = [.sigterm, .sigint] }
         let serviceGroup = ServiceGroup(configuration: configuration)
         group.withLock { $0 = serviceGroup }
+        let purge = Task { [self] in
+            while !Task.isCancelled {
+                await purgeOnce()
+                try? await Task.sleep(for: settings.retention.interval)
+            }
+        }
+        defer { purge.cancel() }
         logger.info("console starting", metadata: ["services": "\(settings.serviceURLs.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" })"])
         try await serviceGroup.run()
         logger.info("console stopped")
+    }
+
+    /// One run of the retention purge (`ConsoleRetention`), logged; a failure is retried at the next interval.
+    @discardableResult
+    public func purgeOnce() async -> [String: Int] {
+        let now = clock.now()
+        do {
+            let counts = try await RetentionPurge.run(ConsoleRetention.rules, store: store, settings: settings.retention, now: now)
+            let total = counts.values.reduce(0, +)
+            if total > 0 {
+                logger.notice("personal data purged", metadata: ["purged": "\(total)", "retentionDays": "\(settings.retention.days)"])
+            }
+            return counts
+        } catch {
+            logger.error("personal data purge failed; retrying at the next interval", metadata: ["error": "\(error)"])
+            return [:]
+        }
     }
 
     public func shutdown() async {
@@ -93,9 +129,9 @@ public final class ConsoleApp: Sendable {
 
     // MARK: routes
 
-    public func makeRouter() -> Router<BasicRequestContext> {
+    public func makeRouter() -> Router<ConsoleRequestContext> {
         let store = self.store
-        let router = HTTPEndpoint.makeRouter(service: "console", instanceId: ProcessInfo.processInfo.hostName, metrics: metrics, readiness: [
+        let router = HTTPEndpoint.makeRouter(context: ConsoleRequestContext.self, service: "console", instanceId: ProcessInfo.processInfo.hostName, metrics: metrics, readiness: [
             ReadinessCheck(name: "store") {
                 do { _ = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT 1") }; return nil }
                 catch { return "SQLite store unreadable: \(error)" }
@@ -112,7 +148,7 @@ public final class ConsoleApp: Sendable {
             if try await session(request) != nil { return Self.redirect("/overview") }
             return try signInPage(request, flash: nil, status: .ok)
         }
-        router.post("sign-in") { [self] request, _ -> Response in try await signIn(request) }
+        router.post("sign-in") { [self] request, context -> Response in try await signIn(request, source: clientAddress(request, context)) }
         router.post("sign-out") { [self] request, _ -> Response in
             try await withForm(request) { session, _ in
                 try await staff.signOut(session)
@@ -222,7 +258,18 @@ public final class ConsoleApp: Sendable {
         return Self.html(status, ConsolePages.signIn(csrf: token, flash: flash), cookies: cookies)
     }
 
-    func signIn(_ request: Request) async throws -> Response {
+    /// Where a sign-in comes from, for the throttle: the TCP peer's address, or behind a trusted
+    /// proxy (`ENCOMPASS_CONSOLE_TRUST_FORWARDED_FOR`) the last `X-Forwarded-For` entry, the one
+    /// the proxy itself added (a client can write the earlier ones).
+    func clientAddress(_ request: Request, _ context: ConsoleRequestContext) -> String {
+        if settings.trustForwardedFor, let forwarded = request.headers[HeaderName("X-Forwarded-For")!],
+           let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty {
+            return String(last.prefix(64))
+        }
+        return context.remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    func signIn(_ request: Request, source: String) async throws -> Response {
         guard let buffer = try? await request.body.collect(upTo: Self.formLimit) else {
             return Self.html(.contentTooLarge, ConsolePages.problem("Form too large", "The form is larger than 64 KiB."))
         }
@@ -234,7 +281,7 @@ public final class ConsoleApp: Sendable {
         let name = (form["name"] ?? "").trimmingCharacters(in: .whitespaces)
         let password = form["password"] ?? ""
         do {
-            let (session, token) = try await staff.signIn(name: name, password: password)
+            let (session, token) = try await staff.signIn(name: name, password: password, source: source)
             logger.notice("staff signed in", metadata: ["staff": .string(session.staffName), "role": .string(session.role)])
             countSignIn("ok")
             return Self.redirect("/overview", cookies: [
@@ -242,7 +289,7 @@ public final class ConsoleApp: Sendable {
                 cookie(Self.signInCookie, "", maxAge: 0),
             ])
         } catch let error as StaffError {
-            logger.warning("sign-in refused", metadata: ["staff": .string(name), "reason": .string(error.description)])
+            logger.warning("sign-in refused", metadata: ["staff": .string(name), "source": .string(source), "reason": .string(error.description)])
             countSignIn(error == .badCredentials ? "wrong_password" : "throttled")
             let status: HTTPResponse.Status = if case .throttled = error { .tooManyRequests } else { .unauthorized }
             return try signInPage(request, flash: .init(error.description, isError: true), status: status)

@@ -27,17 +27,23 @@ public enum ConsoleService {
         public var serviceTimeout: TimeInterval = 5
         /// How long a session lasts after sign-in (not extended by use).
         public var sessionLifetime: TimeInterval = 8 * 3600
-        /// Wrong passwords in a row (per account name) before sign-in is refused for `lockout`.
+        /// Wrong passwords in a row (per account name and source address) before sign-in from that
+        /// address is refused for `lockout`.
         public var maxFailedSignIns = 5
         public var lockout: TimeInterval = 15 * 60
         /// PBKDF2 iterations for new passwords.
         public var passwordIterations = Secrets.defaultIterations
+        /// Count sign-in failures by the last `X-Forwarded-For` address (only behind a proxy that
+        /// sets it; `ENCOMPASS_CONSOLE_TRUST_FORWARDED_FOR`), else by the TCP peer's address.
+        public var trustForwardedFor = false
         /// Adds `Secure` to the cookies (set when the console is served over HTTPS).
         public var secureCookies = false
         /// A staff account created at start when missing (`ENCOMPASS_CONSOLE_BOOTSTRAP_USER=name:role`
         /// and `ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD`): the demo's way in.
         public var bootstrapUser: (name: String, role: String, password: String)?
         public var clockFile: String?
+        /// The retention purge of the staff audit's free text (`ENCOMPASS_RETENTION_*`, as the services').
+        public var retention = RetentionSettings()
         public var logLevel: Logger.Level = .info
         public var logFormat: ServiceConfiguration.LogFormat = .json
 
@@ -64,6 +70,7 @@ public enum ConsoleService {
             settings.maxFailedSignIns = try env.int("ENCOMPASS_CONSOLE_MAX_FAILED_SIGN_INS", in: 1...100) ?? settings.maxFailedSignIns
             if let minutes = try env.int("ENCOMPASS_CONSOLE_LOCKOUT_MINUTES", in: 1...1440) { settings.lockout = TimeInterval(minutes * 60) }
             settings.secureCookies = try env.bool("ENCOMPASS_CONSOLE_SECURE_COOKIE") ?? false
+            settings.trustForwardedFor = try env.bool("ENCOMPASS_CONSOLE_TRUST_FORWARDED_FOR") ?? false
             if let user = env.string("ENCOMPASS_CONSOLE_BOOTSTRAP_USER") {
                 let parts = user.split(separator: ":", maxSplits: 1).map(String.init)
                 guard parts.count == 2, StaffDirectory.validName(parts[0]), roles.contains(parts[1]) else {
@@ -78,6 +85,7 @@ public enum ConsoleService {
                 settings.bootstrapUser = (parts[0], parts[1], password)
             }
             settings.clockFile = env.string("ENCOMPASS_CLOCK_FILE")
+            settings.retention = try RetentionSettings.fromEnvironment(environment)
             let levelText = env.string("ENCOMPASS_LOG_LEVEL") ?? "info"
             guard let level = Logger.Level(rawValue: levelText) else {
                 throw ConfigurationError(variable: "ENCOMPASS_LOG_LEVEL", problem: "is '\(levelText)'; use trace, debug, info, notice, warning, error or critical")

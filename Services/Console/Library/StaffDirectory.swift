@@ -28,13 +28,18 @@ public struct StaffSession: Codable, Sendable, Equatable, FetchableRecord, Persi
     public var expiresAt: Date
 }
 
-/// Wrong passwords per account name (known or not, so the answer does not reveal which names exist).
-struct SignInThrottle: Codable, Sendable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "signInThrottle"
-    var name: String
-    var failures: Int
-    var lastFailureAt: Date
-    var lockedUntil: Date?
+/// Wrong passwords per account name (known or not, so the answer does not reveal which names
+/// exist) and source address: someone guessing from one address locks the name for that address
+/// only, never for the staff member at their own desk.
+public struct SignInThrottle: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "signInThrottle"
+    /// Lower-cased.
+    public var name: String
+    /// The client's address (`ConsoleApp.clientAddress`).
+    public var source: String
+    public var failures: Int
+    public var lastFailureAt: Date
+    public var lockedUntil: Date?
 }
 
 /// One audited staff action.
@@ -117,8 +122,24 @@ public struct StaffDirectory: Sendable {
         }
     }
 
+    /// The throttle counts per name and source address (it counted per name, so anyone could
+    /// lock a staff member out). Throttles last minutes; the old ones are dropped.
+    public static let throttlePerSource = StoreMigration("console-staff-v2-throttle-per-source") { db in
+        try db.drop(table: SignInThrottle.databaseTableName)
+        try db.create(table: SignInThrottle.databaseTableName) { t in
+            t.column("name", .text).notNull()
+            t.column("source", .text).notNull()
+            t.column("failures", .integer).notNull()
+            t.column("lastFailureAt", .datetime).notNull().indexed()
+            t.column("lockedUntil", .datetime)
+            t.primaryKey(["name", "source"])
+        }
+    }
+
+    public static let migrations = [migration, throttlePerSource]
+
     public static func openStore(_ settings: ConsoleService.Settings) throws -> ServiceStore {
-        try ServiceStore(path: settings.databasePath, migrations: [migration])
+        try ServiceStore(path: settings.databasePath, migrations: migrations)
     }
 
     public static func validName(_ name: String) -> Bool {
@@ -140,7 +161,7 @@ public struct StaffDirectory: Sendable {
                 guard replace else { throw StaffError.exists(name) }
                 // A new password ends the account's sessions and lockout.
                 try StaffSession.filter(Column("staffName") == name).deleteAll(db)
-                try SignInThrottle.deleteOne(db, key: name.lowercased())
+                try SignInThrottle.filter(Column("name") == name.lowercased()).deleteAll(db)
             }
             try StaffUser(name: name, role: role, passwordHash: hash, createdAt: now, createdBy: creator).save(db)
             try StaffAuditEntry(at: now, staffName: creator, action: replace ? "account-reset" : "account-added", target: name,
@@ -161,13 +182,14 @@ public struct StaffDirectory: Sendable {
     }
 
     /// Checks the password; on success starts a session and returns it with the cookie's token.
-    /// Wrong passwords count per name; past `maxFailedSignIns` in a row the name is locked for `lockout`.
-    public func signIn(name: String, password: String) async throws -> (session: StaffSession, token: String) {
+    /// Wrong passwords count per name and `source` (the client's address); past
+    /// `maxFailedSignIns` in a row the name is locked for `lockout` from that address only.
+    public func signIn(name: String, password: String, source: String) async throws -> (session: StaffSession, token: String) {
         let now = clock.now()
-        let key = name.lowercased()
+        let key: [String: String] = ["name": name.lowercased(), "source": source]
         if let throttle = try await store.pool.read({ try SignInThrottle.fetchOne($0, key: key) }),
            let until = throttle.lockedUntil, until > now {
-            try await audit(name, "sign-in-refused", target: name, outcome: "refused", detail: "locked until \(Timestamp.format(until))")
+            try await audit(name, "sign-in-refused", target: name, outcome: "refused", detail: "locked until \(Timestamp.format(until)) from \(source)")
             throw StaffError.throttled(until: until)
         }
         let user = try await store.pool.read { try StaffUser.fetchOne($0, key: name) }
@@ -183,7 +205,8 @@ public struct StaffDirectory: Sendable {
             let maxFailures = settings.maxFailedSignIns
             let lockout = settings.lockout
             try await store.pool.write { db in
-                var throttle = try SignInThrottle.fetchOne(db, key: key) ?? SignInThrottle(name: key, failures: 0, lastFailureAt: now, lockedUntil: nil)
+                var throttle = try SignInThrottle.fetchOne(db, key: key)
+                    ?? SignInThrottle(name: name.lowercased(), source: source, failures: 0, lastFailureAt: now, lockedUntil: nil)
                 // A lock that has run out starts a new count.
                 if let until = throttle.lockedUntil, until <= now { throttle.failures = 0; throttle.lockedUntil = nil }
                 throttle.failures += 1
@@ -191,7 +214,7 @@ public struct StaffDirectory: Sendable {
                 if throttle.failures >= maxFailures { throttle.lockedUntil = now.addingTimeInterval(lockout) }
                 try throttle.save(db)
                 try StaffAuditEntry(at: now, staffName: name, action: "sign-in-refused", target: name, outcome: "refused",
-                                    detail: "wrong name or password (\(throttle.failures) in a row)").insert(db)
+                                    detail: "wrong name or password (\(throttle.failures) in a row from \(source))").insert(db)
             }
             throw StaffError.badCredentials
         }
@@ -200,11 +223,36 @@ public struct StaffDirectory: Sendable {
                                    csrfToken: try Secrets.newToken(), createdAt: now, expiresAt: now.addingTimeInterval(settings.sessionLifetime))
         try await store.pool.write { db in
             try SignInThrottle.deleteOne(db, key: key)
+            try SignInThrottle.filter(Column("lastFailureAt") <= now.addingTimeInterval(-86_400)).deleteAll(db)
             try StaffSession.filter(Column("expiresAt") <= now).deleteAll(db)
             try session.insert(db)
             try StaffAuditEntry(at: now, staffName: user.name, action: "sign-in", target: user.name, outcome: "ok", detail: "role \(user.role)").insert(db)
         }
         return (session, token)
+    }
+
+    /// The sign-in locks in force on a name (every source address), ended by `unlock`.
+    public func locks(name: String) async throws -> [SignInThrottle] {
+        let now = clock.now()
+        return try await store.pool.read { db in
+            try SignInThrottle.filter(Column("name") == name.lowercased() && Column("lockedUntil") > now).order(Column("source")).fetchAll(db)
+        }
+    }
+
+    /// Ends every lock and count of wrong passwords on a name, from every address; audited
+    /// (`account-unlocked`, by `actor`). Returns the locks that were in force.
+    @discardableResult
+    public func unlock(name: String, by actor: String) async throws -> [SignInThrottle] {
+        guard Self.validName(name) else { throw StaffError.invalidName(name) }
+        let now = clock.now()
+        return try await store.pool.write { db in
+            let rows = try SignInThrottle.filter(Column("name") == name.lowercased()).fetchAll(db)
+            try SignInThrottle.filter(Column("name") == name.lowercased()).deleteAll(db)
+            let locked = rows.filter { ($0.lockedUntil ?? .distantPast) > now }
+            let detail = locked.isEmpty ? "no lock in force" : "ended locks from " + locked.map(\.source).joined(separator: ", ")
+            try StaffAuditEntry(at: now, staffName: actor, action: "account-unlocked", target: name, outcome: "ok", detail: detail).insert(db)
+            return locked
+        }
     }
 
     /// The live session of a cookie token, if any.

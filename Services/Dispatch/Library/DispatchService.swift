@@ -33,11 +33,11 @@ public enum DispatchService {
         public var maxAttempts: Int
         /// A signed-in page stays open this long.
         public var sessionLifetime: TimeInterval
-        /// Wrong passwords per (link, client) before the link is locked for `lockDuration`.
+        /// Wrong passwords per (account, client) before the account's sign-in is locked for `lockDuration`.
         public var maxFailedSignIns: Int
         public var lockDuration: TimeInterval
         /// Use the first X-Forwarded-For address as the client (only behind a trusted proxy;
-        /// ENCOMPASS_TRUST_FORWARDED_FOR). Otherwise all clients of a link share one throttle.
+        /// ENCOMPASS_TRUST_FORWARDED_FOR). Otherwise all clients of an account share one throttle.
         public var trustForwardedFor: Bool
         /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md).
         public var retention: RetentionSettings = RetentionSettings()

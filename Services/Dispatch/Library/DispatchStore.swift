@@ -9,7 +9,27 @@ import ServiceRuntime
 /// dispatch instance sends each notice).
 public enum DispatchStore {
     /// Every migration, in order.
-    public static let migrations = [migration, claims, claimTimes, publishPasswords]
+    public static let migrations = [migration, claims, claimTimes, publishPasswords, pageGuards]
+
+    /// The notice page's guards (docs/SECURITY.md): each session gets the CSRF token its forms
+    /// must carry (a session from before has none, so its forms are refused and the school signs
+    /// in again), and the sign-in throttle counts per account (the school, or `LA<code>`) and
+    /// client instead of per link, so several links to one school share their 5 tries. Throttles
+    /// last 15 minutes; the old ones are dropped.
+    public static let pageGuards = StoreMigration("dispatch-v5-page-guards") { db in
+        try db.alter(table: NoticeSession.databaseTableName) { t in
+            t.add(column: "csrfToken", .text).notNull().defaults(to: "")
+        }
+        try db.drop(table: SignInThrottle.databaseTableName)
+        try db.create(table: SignInThrottle.databaseTableName) { t in
+            t.column("account", .text).notNull()
+            t.column("client", .text).notNull()
+            t.column("failures", .integer).notNull()
+            t.column("lockedUntil", .datetime)
+            t.column("updatedAt", .datetime).notNull()
+            t.primaryKey(["account", "client"])
+        }
+    }
 
     /// Passwords set before they were shared (`encompass.dispatch.accounts`) were kept only on
     /// the instance that took them. Queues every password the store holds on that topic, once,
@@ -305,11 +325,15 @@ public struct NoticeSession: Codable, FetchableRecord, PersistableRecord, Sendab
     public var signedInAs: String
     public var createdAt: Date
     public var expiresAt: Date
+    /// The token every form of this session carries (compared in constant time); empty for a
+    /// session from before the token, whose forms are refused.
+    public var csrfToken: String
 }
 
 public struct SignInThrottle: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
     public static let databaseTableName = "signInThrottle"
-    public var linkTokenHash: String
+    /// The notice's account: the school's URN, or `LA<code>`: every link to one school counts together.
+    public var account: String
     public var client: String
     public var failures: Int
     public var lockedUntil: Date?
@@ -321,7 +345,7 @@ public struct SignInThrottle: Codable, FetchableRecord, PersistableRecord, Senda
 public enum Audit {
     /// Kinds kept only in dispatch's own trail (never published).
     public static let localKinds: Set<String> = [
-        "mail-queued", "retry-scheduled", "link-opened", "link-expired", "sign-in-refused", "sign-in-locked", "resend-requested",
+        "mail-queued", "retry-scheduled", "link-opened", "link-expired", "sign-in-refused", "sign-in-locked", "resend-requested", "form-refused",
         "claim-lost",
     ]
 

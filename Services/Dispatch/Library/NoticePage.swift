@@ -2,6 +2,7 @@ import EncompassModels
 import Foundation
 import GRDB
 import Hummingbird
+import Logging
 import NIOCore
 import ServiceRuntime
 
@@ -43,8 +44,10 @@ public enum NoticeHTML {
         """)
     }
 
-    public static func notice(_ content: NoticeContent, account: String, signedInAs: String, acknowledgedAt: Date?, acknowledgedBy: String?,
+    /// `csrf`: the session's token, which both forms carry.
+    public static func notice(_ content: NoticeContent, account: String, signedInAs: String, csrf: String, acknowledgedAt: Date?, acknowledgedBy: String?,
                               feedbackAt: Date?, message: String?) -> String {
+        let token = "<input type=\"hidden\" name=\"csrf\" value=\"\(htmlEscape(csrf))\">"
         var rows = ""
         for line in content.lines {
             rows += "<dt>\(htmlEscape(line.label))</dt><dd data-field=\"\(htmlEscape(line.field))\">\(htmlEscape(line.value))</dd>\n"
@@ -56,7 +59,7 @@ public enum NoticeHTML {
             actions += "<p class=\"box ok\" id=\"acknowledged\">Acknowledged by \(htmlEscape(acknowledgedBy ?? "the school")) on \(htmlEscape(NoticeFormat.dateTime(acknowledgedAt))).</p>"
         } else {
             actions += """
-            <form method="post"><input type="hidden" name="action" value="acknowledge">
+            <form method="post"><input type="hidden" name="action" value="acknowledge">\(token)
             <button type="submit" id="acknowledge">Acknowledge this notice</button></form>
             """
         }
@@ -64,7 +67,7 @@ public enum NoticeHTML {
             actions += "<p class=\"box ok\" id=\"no-longer-attends-done\">You told us on \(htmlEscape(NoticeFormat.dateTime(feedbackAt))) that this pupil no longer attends. Thank you: the MASH will find the right school.</p>"
         } else {
             actions += """
-            <form method="post"><input type="hidden" name="action" value="no-longer-attends">
+            <form method="post"><input type="hidden" name="action" value="no-longer-attends">\(token)
             <button type="submit" id="no-longer-attends">This pupil no longer attends</button></form>
             """
         }
@@ -181,7 +184,7 @@ struct NoticePage: Sendable {
             return current
         }
         let content = try fresh.decodedContent()
-        return Self.html(status, NoticeHTML.notice(content, account: fresh.account, signedInAs: session.signedInAs,
+        return Self.html(status, NoticeHTML.notice(content, account: fresh.account, signedInAs: session.signedInAs, csrf: session.csrfToken,
                                                    acknowledgedAt: fresh.acknowledgedAt, acknowledgedBy: fresh.acknowledgedBy,
                                                    feedbackAt: fresh.feedbackAt, message: message), cookie: cookie)
     }
@@ -201,6 +204,9 @@ struct NoticePage: Sendable {
         case .expired(let row): return try await expiredLink(row)
         case .found(let row): notice = row
         }
+        if case .crossSite(let claim) = FormOrigin.check(request, publicURL: settings.publicURL) {
+            return try await refuseForm(notice, why: "from another site (\(claim))", now: now)
+        }
         guard let buffer = try? await request.body.collect(upTo: 16 * 1024) else {
             return Self.html(.contentTooLarge, NoticeHTML.problem("Request too large", "The form was too large."))
         }
@@ -213,6 +219,10 @@ struct NoticePage: Sendable {
                 return Self.html(.unauthorized, NoticeHTML.signIn(account: notice.account, schoolName: notice.schoolName,
                                                                   message: "Your session has ended: sign in again.", isError: true))
             }
+            guard !session.csrfToken.isEmpty, let given = form["csrf"],
+                  constantTimeEqual(Array(given.utf8), Array(session.csrfToken.utf8)) else {
+                return try await refuseForm(notice, why: "without this session's form token", now: now)
+            }
             if form["action"] == "acknowledge" { return try await acknowledge(notice, session: session, now: now) }
             return try await noLongerAttends(notice, session: session, now: now)
         default:
@@ -220,12 +230,25 @@ struct NoticePage: Sendable {
         }
     }
 
+    /// A form that did not come from this notice's own page (another site's, or a stale one):
+    /// nothing is done, the refusal is audited (`form-refused`), and the school is told what to do.
+    func refuseForm(_ notice: NoticeRow, why: String, now: Date) async throws -> Response {
+        try await environment.store.pool.write { db in
+            try Audit.recordLocal("form-refused", notice: notice, detail: "form refused: \(why)", db: db, now: now)
+        }
+        environment.logger.warning("notice form refused", metadata: ["noticeId": .string(notice.noticeId), "reason": .string(why)])
+        return Self.html(.forbidden, NoticeHTML.problem(
+            "Form refused", "This form did not come from this notice's page, or the page is out of date. Open the link from the email again, sign in, and press the button there."))
+    }
+
     func signIn(_ notice: NoticeRow, form: [String: String], client: String, now: Date) async throws -> Response {
         let name = (form["name"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         let password = form["password"] ?? ""
-        let linkHash = notice.linkTokenHash ?? ""
+        // Wrong passwords count per account (the school, or LA<code>) and client: every link to
+        // one school shares the same tries.
+        let account = notice.account
         let throttle = try await environment.store.pool.read { db in
-            try SignInThrottle.fetchOne(db, key: ["linkTokenHash": linkHash, "client": client])
+            try SignInThrottle.fetchOne(db, key: ["account": account, "client": client])
         }
         if let until = throttle?.lockedUntil, until > now {
             try await environment.store.pool.write { db in
@@ -239,7 +262,6 @@ struct NoticePage: Sendable {
             return Self.html(.unprocessableContent, NoticeHTML.signIn(account: notice.account, schoolName: notice.schoolName,
                                                                       message: "Enter your name (up to 120 characters).", isError: true))
         }
-        let account = notice.account
         let stored = try await environment.store.pool.read { db in try SchoolPassword.fetchOne(db, key: account) }
         // Hash even without a stored password so the answer takes the same time.
         let candidate = stored?.hash ?? Self.dummyHash
@@ -247,8 +269,8 @@ struct NoticePage: Sendable {
         guard matches, stored != nil else {
             let settings = self.settings
             let locked = try await environment.store.pool.write { db -> Date? in
-                var row = try SignInThrottle.fetchOne(db, key: ["linkTokenHash": linkHash, "client": client])
-                    ?? SignInThrottle(linkTokenHash: linkHash, client: client, failures: 0, lockedUntil: nil, updatedAt: now)
+                var row = try SignInThrottle.fetchOne(db, key: ["account": account, "client": client])
+                    ?? SignInThrottle(account: account, client: client, failures: 0, lockedUntil: nil, updatedAt: now)
                 row.failures += 1
                 row.updatedAt = now
                 var lockedUntil: Date?
@@ -275,10 +297,10 @@ struct NoticePage: Sendable {
         }
         let secret = try Secrets.newToken()
         let session = NoticeSession(sessionHash: Secrets.sha256Hex(secret), noticeId: notice.noticeId, signedInAs: name,
-                                    createdAt: now, expiresAt: now.addingTimeInterval(settings.sessionLifetime))
+                                    createdAt: now, expiresAt: now.addingTimeInterval(settings.sessionLifetime), csrfToken: try Secrets.newToken())
         try await environment.store.pool.write { db in
             try session.insert(db)
-            try SignInThrottle.filter(Column("linkTokenHash") == linkHash && Column("client") == client).deleteAll(db)
+            try SignInThrottle.filter(Column("account") == account && Column("client") == client).deleteAll(db)
             try NoticeSession.filter(Column("expiresAt") <= now).deleteAll(db)
         }
         let secure = settings.publicURL.hasPrefix("https:") ? "; Secure" : ""
