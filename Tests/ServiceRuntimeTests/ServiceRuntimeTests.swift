@@ -177,7 +177,7 @@ struct ServiceRuntimeTests {
         }
         try await publish(0..<25)
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
-        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger, batchSize: 10)
+        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger, service: .intake, batchSize: 10)
         #expect(try await relay.relayOnce() == 10)
         try await publish(25..<30)
         func pending() async throws -> [String] {
@@ -215,7 +215,7 @@ struct ServiceRuntimeTests {
         let store = try ServiceStore(path: path)
         #expect(try await store.pool.read { try OutboxMessage.fetchCount($0) } == 20)
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
-        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger)
+        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger, service: .intake)
         #expect(try await relay.relayOnce() == 20)
         #expect(try await store.pool.read { try OutboxMessage.fetchCount($0) } == 0)
 
@@ -297,7 +297,7 @@ struct ServiceRuntimeTests {
             }
         }
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: TestLog.logger("p"))
-        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "t"), logger: TestLog.logger("r"),
+        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "t"), logger: TestLog.logger("r"), service: .intake,
                                 inboxRetention: .seconds(14 * 86_400))
         #expect(try await relay.pruneInbox(now: now) == 1)
         #expect(try await store.pool.read { try String.fetchAll($0, sql: "SELECT messageId FROM inbox ORDER BY messageId") } == ["edge", "new"])
@@ -490,7 +490,7 @@ struct MessageWorkerBatchTests {
         let consumer = try KafkaConsumer(configuration: .init(client: configuration.kafka, groupId: configuration.groupId, topics: ["notes.in"]),
                                          logger: logger)
         let worker = MessageWorker(consumer: consumer, store: store, handlers: definition.handlers, configuration: configuration,
-                                   metrics: metrics, relay: OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger),
+                                   metrics: metrics, relay: OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger, service: .intake),
                                    logger: logger)
         func record(_ offset: Int64, _ text: String, id: String) throws -> KafkaRecord {
             KafkaRecord(topic: "notes.in", partition: 0, offset: offset, key: Array("k".utf8),
