@@ -43,9 +43,15 @@ struct IngestCommand: AsyncParsableCommand {
         if !json {
             print("\(name): \(answer["rows"] as? Int ?? 0) rows, \(accepted.count) incidents accepted, \(rejected.count) rows rejected")
             for notice in answer["notices"] as? [String] ?? [] { print("note: \(notice)") }
+            func problems(_ item: [String: Any], _ key: String) -> String {
+                (item[key] as? [[String: Any]] ?? []).map { "\($0["field"] ?? ""): \($0["message"] ?? "")" }.joined(separator: "; ")
+            }
+            for item in accepted where item["warnings"] != nil {
+                let rows = (item["rows"] as? [Int] ?? []).map(String.init).joined(separator: ", ")
+                print("warning: occurrence \(item["occurrenceNumber"] ?? "?") (rows \(rows)) accepted without: \(problems(item, "warnings"))")
+            }
             for row in rejected {
-                let errors = (row["errors"] as? [[String: Any]] ?? []).map { "\($0["field"] ?? ""): \($0["message"] ?? "")" }
-                print("row \(row["row"] ?? "?"): \(errors.joined(separator: "; "))")
+                print("row \(row["row"] ?? "?"): \(problems(row, "errors"))")
             }
         }
         if !rejected.isEmpty { throw ExitCode(1) }

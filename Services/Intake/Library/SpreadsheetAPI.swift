@@ -13,7 +13,13 @@ import ServiceRuntime
 /// be read at all is kept whole as a dead letter and answered 422.
 extension IncidentAPI {
     struct SpreadsheetAnswer: Codable {
-        struct Accepted: Codable { var occurrenceNumber: String; var rows: [Int]; var messageId: String }
+        struct Accepted: Codable {
+            var occurrenceNumber: String
+            var rows: [Int]
+            var messageId: String
+            /// Adults' fields set aside (the incident was accepted without them).
+            var warnings: [FieldError]?
+        }
         struct Rejected: Codable { var row: Int; var errors: [FieldError] }
         var file: String
         var rows: Int
@@ -27,7 +33,8 @@ extension IncidentAPI {
         if let refusal = refusal(request) { return refusal }
         guard let body = await body(request) else { return Self.tooLarge }
         let name = request.uri.queryParameters.get("name") ?? "upload"
-        let now = Date()
+        let environment = self.environment
+        let now = environment.clock.now()
         let fileKey = "spreadsheet:\(name):\(StableHash.hex128(String(decoding: body, as: UTF8.self)).prefix(12))"
         let sheet: Sheet
         do {
@@ -38,7 +45,7 @@ extension IncidentAPI {
                 try DeadLetterWriter.writeRejectedInput(
                     db: db, service: .intake, origin: fileKey, place: 0, key: name, value: body,
                     errorClass: "spreadsheet.unreadable", message: error.description, now: now,
-                    outbox: Outbox(db: db, producer: "intake-spreadsheet"))
+                    outbox: environment.outbox(db, producer: "intake-spreadsheet"))
             }
             environment.relay.wake()
             return HTTPEndpoint.json(.unprocessableContent, SpreadsheetAnswer(
@@ -50,30 +57,31 @@ extension IncidentAPI {
 
         let (groups, sheetProblems) = IncidentSheet.incidents(from: sheet)
         var problems = sheetProblems
-        var accepted: [(Incident, [Int])] = []
+        var accepted: [(incident: Incident, rows: [Int], warnings: [FieldError])] = []
         let cellsByRow = Dictionary(sheet.rows.map { ($0.number, $0.cells) }, uniquingKeysWith: { first, _ in first })
         for group in groups {
             var incident = validator.forces.prepare(group.incident)
             var childRows = group.childRows
-            var errors = validator.validate(incident, now: now)
+            var review = validator.review(incident, now: now)
             // Child-level errors set that child's row aside; the incident goes on without it.
-            let badChildren = Set(errors.compactMap { Self.childIndex($0.field) })
+            // An adult's bad field is set aside with a warning (the review's incident lacks it).
+            let badChildren = Set(review.errors.compactMap { Self.childIndex($0.field) })
             if !badChildren.isEmpty {
                 for index in badChildren.sorted() where childRows.indices.contains(index) {
                     let row = childRows[index]
-                    let childErrors = errors.filter { Self.childIndex($0.field) == index }
+                    let childErrors = review.errors.filter { Self.childIndex($0.field) == index }
                     problems.append(IncidentSheet.RowProblem(row: row, cells: cellsByRow[row] ?? [:], errors: childErrors))
                 }
                 let keep = incident.children.indices.filter { !badChildren.contains($0) }
                 incident.children = keep.map { incident.children[$0] }
                 childRows = keep.map { childRows[$0] }
-                errors = validator.validate(incident, now: now)
+                review = validator.review(incident, now: now)
             }
-            if errors.isEmpty {
-                accepted.append((incident, group.rows))
+            if review.errors.isEmpty {
+                accepted.append((review.incident, group.rows, review.warnings))
             } else {
                 for row in group.rows where !problems.contains(where: { $0.row == row }) {
-                    problems.append(IncidentSheet.RowProblem(row: row, cells: cellsByRow[row] ?? [:], errors: errors))
+                    problems.append(IncidentSheet.RowProblem(row: row, cells: cellsByRow[row] ?? [:], errors: review.errors))
                 }
             }
         }
@@ -82,12 +90,13 @@ extension IncidentAPI {
         let problemItems = problems
         let allNotices = notices
         let answer = try await environment.store.pool.write { db -> SpreadsheetAnswer in
-            let outbox = Outbox(db: db, producer: "intake-spreadsheet:\(name)")
+            let outbox = environment.outbox(db, producer: "intake-spreadsheet:\(name)")
             var answer = SpreadsheetAnswer(file: name, rows: sheet.rows.count, accepted: [], rejectedRows: [], notices: allNotices)
-            for (incident, rows) in acceptedItems {
+            for (incident, rows, warnings) in acceptedItems {
                 let id = MessageID.fresh()
                 try outbox.publish(incident, to: Topics.incidentsRaw.name, key: incident.occurrenceNumber, id: id, now: now)
-                answer.accepted.append(.init(occurrenceNumber: incident.occurrenceNumber, rows: rows, messageId: id))
+                answer.accepted.append(.init(occurrenceNumber: incident.occurrenceNumber, rows: rows, messageId: id,
+                                             warnings: warnings.isEmpty ? nil : warnings))
             }
             for problem in problemItems {
                 let value = try JSONSerialization.data(withJSONObject: ["file": name, "row": problem.row, "cells": problem.cells], options: [.sortedKeys])
@@ -100,6 +109,9 @@ extension IncidentAPI {
             return answer
         }
         environment.relay.wake()
+        for item in answer.accepted {
+            reportSetAside(item.warnings ?? [], occurrenceNumber: item.occurrenceNumber, source: fileKey)
+        }
         return HTTPEndpoint.json(answer.accepted.isEmpty && !answer.rejectedRows.isEmpty ? .unprocessableContent : .accepted, answer)
     }
 
