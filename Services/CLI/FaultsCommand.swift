@@ -8,7 +8,7 @@ struct FaultsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "faults",
         abstract: "Fault scenarios against the pipeline running as processes on the embedded broker.",
-        subcommands: [KillRestart.self, RandomKills.self, BrokerFaults.self]
+        subcommands: [KillRestart.self, RandomKills.self, BrokerFaults.self, Poison.self]
     )
 
     struct KillRestart: AsyncParsableCommand {
@@ -94,6 +94,50 @@ struct FaultsCommand: AsyncParsableCommand {
             say(report.outcome.line)
             say("\(report.kills.count) kills, seed \(seed), \(Int(report.seconds)) s")
             say(report.passed ? "PASSED: every child got exactly one notice and one mail" : "FAILED")
+            if !report.passed { throw ExitCode(1) }
+        }
+    }
+
+    struct Poison: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "poison",
+            abstract: "Poison records among genuine incidents: one Kafka takes but intake must refuse, one in intake's outbox that Kafka refuses; every genuine child gets one notice, the poisons are dead letters with their reasons, no outbox keeps anything.",
+            discussion: """
+            One instance of each service. A records system writes an incident with a 900,000-character \
+            child name to encompass.incidents.raw; halfway through the feed intake-1 is stopped, a 1.2 MB \
+            IncidentRecorded is put at the head of its outbox (as the version before the size check left it) \
+            with a batch of accepted incidents behind it, and intake-1 is started again (docs/FAULTS.md). \
+            Exit status 0 when every check holds.
+            """
+        )
+
+        @Option(help: "Genuine incidents (one eligible child each).")
+        var incidents: Int = 400
+        @Option(help: "Intake's HTTP port; the other services follow it.")
+        var basePort: Int = 33_081
+        @Option(help: "Folder for logs, stores and mail.")
+        var dir: String = "var/faults-poison"
+        @Flag(help: "Print the report as JSON.")
+        var json = false
+
+        func run() async throws {
+            try? FileManager.default.removeItem(atPath: dir)
+            let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, basePort: basePort, console: false))
+            let report: FaultScenarios.PoisonReport
+            do {
+                report = try await FaultScenarios.poisonRecords(pipeline, incidents: incidents) { say($0) }
+            } catch {
+                await pipeline.stopAll()
+                throw error
+            }
+            await pipeline.stopAll()
+            if json { try printJSON(report) }
+            say(report.outcome.line)
+            for letter in report.deadLetters { say("dead letter \(letter.service) \(letter.errorClass): \(letter.errorMessage.prefix(300))") }
+            say("outbox rows left: \(report.outboxRows) · oldest outbox row: \(report.oldestOutboxRowSeconds) s")
+            say(report.passed
+                ? "PASSED: every genuine child got one notice and one mail; both poisons are dead letters with their reasons; every outbox is empty"
+                : "FAILED")
             if !report.passed { throw ExitCode(1) }
         }
     }
