@@ -20,6 +20,16 @@ struct PoisonRecordTests {
         }
     }
 
+    /// Relays until the outbox is empty; fails if five passes leave rows behind (a jam).
+    func drain(_ relay: OutboxRelay, _ store: ServiceStore) async throws {
+        var passes = 0
+        while try await store.pool.read({ try OutboxMessage.fetchCount($0) }) > 0 {
+            passes += 1
+            try #require(passes <= 5, "the outbox still holds rows after 5 passes")
+            try await relay.relayOnce()
+        }
+    }
+
     @Test("an over-size record in the outbox becomes a dead letter with its reason; the records behind it are published in order")
     func overSizeRowIsDeadLettered() async throws {
         let kafka = try TestKafka()
@@ -40,12 +50,7 @@ struct PoisonRecordTests {
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
         let metrics = ServiceMetrics(service: "intake")
         let relay = OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger, service: .intake, batchSize: 100)
-        var passes = 0
-        while try await store.pool.read({ try OutboxMessage.fetchCount($0) }) > 0 {
-            passes += 1
-            try #require(passes <= 5, "the outbox still holds rows after 5 passes")
-            try await relay.relayOnce()
-        }
+        try await drain(relay, store)
         await producer.close()
 
         // The rows the batch published before the poison are published again by the row-by-row
@@ -95,12 +100,7 @@ struct PoisonRecordTests {
         try await store.pool.write { db in
             _ = try Outbox(db: db, producer: "test").publish(TestNote(text: "after", sequence: 1), to: output, key: "k", id: "out-1")
         }
-        var passes = 0
-        while try await store.pool.read({ try OutboxMessage.fetchCount($0) }) > 0 {
-            passes += 1
-            try #require(passes <= 5)
-            try await relay.relayOnce()
-        }
+        try await drain(relay, store)
         await producer.close()
         let letters = try await store.pool.read { try DeadLetter.fetchAll($0) }
         #expect(letters.map(\.errorClass) == ["outbox.refused"])

@@ -7,10 +7,12 @@ import ServiceRuntime
 /// POST /v1/spreadsheets?name=FILE: the DA desk's daily spreadsheet (CSV or XLSX) as the body.
 ///
 /// Rows become incidents (rows sharing an occurrence number make one incident). Every row that
-/// cannot be used is answered with its row number and reasons and kept as a dead letter (the
-/// row's cells as JSON); a child row with a bad value is set aside without holding back the
-/// rest of its incident, which is amended when the corrected row arrives. A file that cannot
-/// be read at all is kept whole as a dead letter and answered 422.
+/// cannot be used is answered with its row number and reasons (the first
+/// `maximumRejectedRowsAnswered`, then counts by field), and an upload with rejected rows is
+/// kept as one dead letter: the file as sent, with a summary of its row errors. A child row
+/// with a bad value is set aside without holding back the rest of its incident, which is
+/// amended when the corrected row arrives. A file that cannot be read at all, or has more than
+/// `maximumUploadRows` rows, is kept whole as a dead letter and answered 422.
 extension IncidentAPI {
     struct SpreadsheetAnswer: Codable {
         struct Accepted: Codable {
@@ -24,10 +26,22 @@ extension IncidentAPI {
         var file: String
         var rows: Int
         var accepted: [Accepted]
+        /// The first `maximumRejectedRowsAnswered` rejected rows.
         var rejectedRows: [Rejected]
+        /// All rejected rows, and their problems counted by field (`children[].dateOfBirth`).
+        var rejectedRowCount: Int = 0
+        var rejectedByField: [String: Int] = [:]
         var notices: [String]
         var error: String?
     }
+
+    /// Rows one upload may have: the DA desk's day is a few hundred. A larger file is refused
+    /// as soon as the reader meets row `maximumUploadRows + 1`, so a huge file costs little.
+    static let maximumUploadRows = 20_000
+    /// Rejected rows listed in the answer with their reasons; the rest are counted.
+    static let maximumRejectedRowsAnswered = 1_000
+    /// Rejected rows quoted in the upload's dead letter.
+    static let maximumRejectedRowsQuoted = 20
 
     func handleSpreadsheet(_ request: Request) async throws -> Response {
         if let refusal = refusal(request) { return refusal }
@@ -38,7 +52,7 @@ extension IncidentAPI {
         let fileKey = "spreadsheet:\(name):\(StableHash.hex128(String(decoding: body, as: UTF8.self)).prefix(12))"
         let sheet: Sheet
         do {
-            sheet = try SpreadsheetReader.read(Data(body))
+            sheet = try SpreadsheetReader.read(Data(body), maximumRows: Self.maximumUploadRows)
             try IncidentSheet.checkColumns(sheet)
         } catch {
             try await environment.store.pool.write { db in
@@ -98,13 +112,17 @@ extension IncidentAPI {
                 answer.accepted.append(.init(occurrenceNumber: incident.occurrenceNumber, rows: rows, messageId: id,
                                              warnings: warnings.isEmpty ? nil : warnings))
             }
-            for problem in problemItems {
-                let value = try JSONSerialization.data(withJSONObject: ["file": name, "row": problem.row, "cells": problem.cells], options: [.sortedKeys])
+            let summary = Self.summarise(problemItems)
+            answer.rejectedRows = problemItems.prefix(Self.maximumRejectedRowsAnswered).map { .init(row: $0.row, errors: $0.errors) }
+            answer.rejectedRowCount = problemItems.count
+            answer.rejectedByField = summary.byField
+            if !problemItems.isEmpty {
+                // One dead letter for the upload, whatever its number of bad rows: the file as
+                // sent (nothing is lost: fix the rows and send it again; accepted incidents sent
+                // again unchanged are dropped as replays) and what was wrong with it.
                 try DeadLetterWriter.writeRejectedInput(
-                    db: db, service: .intake, origin: fileKey, place: Int64(problem.row), key: problem.cells["occurrence_number"],
-                    value: Array(value), errorClass: "spreadsheet.row",
-                    message: "row \(problem.row): " + problem.errors.map(\.description).joined(separator: "; "), now: now, outbox: outbox)
-                answer.rejectedRows.append(.init(row: problem.row, errors: problem.errors))
+                    db: db, service: .intake, origin: fileKey, place: 1, key: name, value: body, errorClass: "spreadsheet.rows",
+                    message: "\(name): \(problemItems.count) of \(sheet.rows.count) rows rejected; " + summary.text, now: now, outbox: outbox)
             }
             return answer
         }
@@ -113,6 +131,20 @@ extension IncidentAPI {
             reportSetAside(item.warnings ?? [], occurrenceNumber: item.occurrenceNumber, source: fileKey)
         }
         return HTTPEndpoint.json(answer.accepted.isEmpty && !answer.rejectedRows.isEmpty ? .unprocessableContent : .accepted, answer)
+    }
+
+    /// Rejected rows counted by field (indices left out: `children[].dateOfBirth`), and as text
+    /// with the first `maximumRejectedRowsQuoted` rows and their reasons.
+    static func summarise(_ problems: [IncidentSheet.RowProblem]) -> (byField: [String: Int], text: String) {
+        var byField: [String: Int] = [:]
+        for problem in problems {
+            for field in Set(problem.errors.map { $0.field.replacing(/\[[0-9]+\]/, with: "[]") }) { byField[field, default: 0] += 1 }
+        }
+        let counts = byField.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        let quoted = problems.prefix(maximumRejectedRowsQuoted).map { "row \($0.row): " + $0.errors.map(\.description).joined(separator: "; ") }
+        let more = problems.count > maximumRejectedRowsQuoted ? " (and \(problems.count - maximumRejectedRowsQuoted) more rows)" : ""
+        return (byField, "rows with a problem, by field: \(counts.joined(separator: ", ")); " + quoted.joined(separator: " | ") + more
+            + ". The file is kept whole in this dead letter: fix the rows and send it again")
     }
 
     /// `children[3].dateOfBirth` → 3.
