@@ -174,9 +174,16 @@ struct IntakeFieldServiceTests {
         #expect(forAdult.incident.parties[0].dateOfBirth == nil)
         #expect(forAdult.incident.children.map(\.givenName) == ["Amelia"])
         let letters = try await intake.host.store.pool.read { try DeadLetter.order(Column("id")).fetchAll($0) }
-        #expect(letters.count == 2)
-        #expect(letters.allSatisfy { $0.errorClass == "payload.validation" })
-        #expect(letters[0].errorMessage.contains("children[0].givenName: is 1048576 characters long; at most 100"))
+        let rejectedLetters = letters.filter { $0.errorClass == "payload.validation" }
+        #expect(rejectedLetters.count == 2)
+        #expect(rejectedLetters.first?.errorMessage.contains("children[0].givenName: is 1048576 characters long; at most 100") == true)
+        // What was set aside is kept too (the item as sent), to correct and replay or discard.
+        let setAside = letters.filter { $0.errorClass == "payload.field-set-aside" }
+        #expect(setAside.map(\.originalKey) == ["43260000002", "43260000004"])
+        let setAsideMessage = setAside.first.map(\.errorMessage) ?? ""
+        #expect(setAsideMessage.contains("parties[0].dateOfBirth: 9187-02-11 is after the incident"))
+        let keptItem = String(decoding: setAside.first.map(\.originalValue) ?? Data(), as: UTF8.self)
+        #expect(keptItem.contains("9187-02-11"))
         #expect(intake.host.metrics.exposition().contains("encompass_intake_fields_set_aside_total"))
         try await intake.stop()
     }
@@ -194,6 +201,9 @@ struct IntakeFieldServiceTests {
         let events = try await recorded(kafka, count: 1)
         #expect(events.first?.incident.children.map(\.givenName) == ["Amelia"])
         #expect(events.first?.incident.parties.first?.dateOfBirth == nil)
+        let letters = try await intake.host.store.pool.read { try DeadLetter.fetchAll($0) }
+        #expect(letters.map(\.errorClass) == ["payload.field-set-aside"])
+        #expect(letters.first?.errorMessage.contains("rows 2: accepted for its children without: parties[0].dateOfBirth") == true)
         try await intake.stop()
     }
 
@@ -215,10 +225,12 @@ struct IntakeFieldServiceTests {
         await producer.close()
         let events = try await recorded(kafka, count: 1)
         #expect(events.map(\.incident.occurrenceNumber) == ["43260000012"])
-        try await eventually("1 dead letter") { try await intake.host.store.pool.read { try DeadLetter.fetchCount($0) } == 1 }
-        let letter = try await intake.host.store.pool.read { try DeadLetter.fetchOne($0) }
-        #expect(letter?.originalKey == "43260000011")
-        #expect(letter?.errorMessage.contains("notes: unknown field") == true)
+        try await eventually("2 dead letters") { try await intake.host.store.pool.read { try DeadLetter.fetchCount($0) } == 2 }
+        let letters = try await intake.host.store.pool.read { try DeadLetter.order(Column("originalKey")).fetchAll($0) }
+        #expect(letters.map(\.originalKey) == ["43260000011", "43260000012"])
+        #expect(letters.map(\.errorClass) == ["payload.validation", "payload.field-set-aside"])
+        #expect(letters.first?.errorMessage.contains("notes: unknown field") == true)
+        #expect(letters.last?.errorMessage.contains("parties[1].phone: unknown field") == true)
         try await intake.stop()
     }
 

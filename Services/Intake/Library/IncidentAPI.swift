@@ -68,13 +68,13 @@ struct IncidentAPI: Sendable {
         case .failure(let problem): return HTTPEndpoint.json(.badRequest, ["error": problem.description])
         }
         let now = environment.clock.now()
-        var accepted: [(index: Int, incident: Incident, warnings: [FieldError])] = []
+        var accepted: [(index: Int, item: Data, incident: Incident, warnings: [FieldError])] = []
         var rejected: [(Int, Data, [FieldError], String)] = []
         for (index, item) in items.enumerated() {
             do {
                 let incident = validator.forces.prepare(try WireFormat.decoder().decode(Incident.self, from: item))
                 let review = validator.review(incident, now: now, unknownFields: IncidentShape.unknownFields(in: item))
-                if review.errors.isEmpty { accepted.append((index, review.incident, review.warnings)) }
+                if review.errors.isEmpty { accepted.append((index, item, review.incident, review.warnings)) }
                 else { rejected.append((index, item, review.errors, "payload.validation")) }
             } catch {
                 rejected.append((index, item, [FieldError("(item)", WireFormat.describe(error))], "payload.invalid"))
@@ -87,7 +87,8 @@ struct IncidentAPI: Sendable {
             let outbox = environment.outbox(db, producer: "intake-http")
             var answer = Answer(accepted: [], rejected: [])
             var refused: [(Int, Data, [FieldError], String)] = []
-            for (index, incident, warnings) in acceptedItems {
+            let base = Int64(now.timeIntervalSince1970 * 1_000_000) * 1_000
+            for (index, item, incident, warnings) in acceptedItems {
                 let id = MessageID.fresh()
                 do {
                     try outbox.publish(incident, to: Topics.incidentsRaw.name, key: incident.occurrenceNumber, id: id, now: now)
@@ -97,8 +98,12 @@ struct IncidentAPI: Sendable {
                 }
                 answer.accepted.append(ItemResult(index: index, occurrenceNumber: incident.occurrenceNumber, messageId: id,
                                                   warnings: warnings.isEmpty ? nil : warnings))
+                if !warnings.isEmpty {
+                    try DeadLetterWriter.writeRejectedInput(
+                        db: db, service: .intake, origin: Self.source, place: base + Int64(index), key: incident.occurrenceNumber, value: Array(item),
+                        errorClass: IntakeService.setAsideClass, message: IntakeService.setAsideMessage(warnings), now: now, outbox: outbox)
+                }
             }
-            let base = Int64(now.timeIntervalSince1970 * 1_000_000) * 1_000
             for (index, item, problems, errorClass) in rejectedItems + refused {
                 try DeadLetterWriter.writeRejectedInput(
                     db: db, service: .intake, origin: Self.source, place: base + Int64(index), key: nil, value: Array(item),

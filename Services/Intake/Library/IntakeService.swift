@@ -54,6 +54,17 @@ public enum IntakeService {
         )
     }
 
+    /// The dead letter that keeps what was set aside from an accepted incident (its adults'
+    /// bad or unknown fields), so that it is not lost silently: the submission as sent, listed
+    /// with the open dead letters (`encompass dlq`, the console), to correct and replay (an
+    /// amendment) or discard.
+    static let setAsideClass = "payload.field-set-aside"
+
+    static func setAsideMessage(_ warnings: [FieldError]) -> String {
+        "accepted for its children without: " + warnings.map(\.description).joined(separator: "; ")
+            + ". Replay this dead letter with the field corrected (the incident is amended), or discard it"
+    }
+
     /// Applies submissions from `encompass.incidents.raw`: an Encompass envelope
     /// (`encompass.incident`) or a bare incident JSON object from a records system.
     static func rawHandler(validator: IncidentValidator) -> TopicHandler {
@@ -74,6 +85,10 @@ public enum IntakeService {
                 }
                 try OccurrenceLedger.apply(review.incident, source: submission.source, causationId: submission.messageId,
                                            db: db, outbox: outbox, now: now)
+                if !review.warnings.isEmpty {
+                    try DeadLetterWriter.write(db: db, service: .intake, record: record, errorClass: setAsideClass,
+                                               message: setAsideMessage(review.warnings), attempts: 1, firstFailedAt: now, now: now, outbox: outbox)
+                }
             }
         }
     }

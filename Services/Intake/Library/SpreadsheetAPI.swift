@@ -71,7 +71,7 @@ extension IncidentAPI {
 
         let (groups, sheetProblems) = IncidentSheet.incidents(from: sheet)
         var problems = sheetProblems
-        var accepted: [(incident: Incident, rows: [Int], warnings: [FieldError])] = []
+        var accepted: [(incident: Incident, submitted: Incident, rows: [Int], warnings: [FieldError])] = []
         let cellsByRow = Dictionary(sheet.rows.map { ($0.number, $0.cells) }, uniquingKeysWith: { first, _ in first })
         for group in groups {
             var incident = validator.forces.prepare(group.incident)
@@ -92,7 +92,7 @@ extension IncidentAPI {
                 review = validator.review(incident, now: now)
             }
             if review.errors.isEmpty {
-                accepted.append((review.incident, group.rows, review.warnings))
+                accepted.append((review.incident, incident, group.rows, review.warnings))
             } else {
                 for row in group.rows where !problems.contains(where: { $0.row == row }) {
                     problems.append(IncidentSheet.RowProblem(row: row, cells: cellsByRow[row] ?? [:], errors: review.errors))
@@ -106,11 +106,19 @@ extension IncidentAPI {
         let answer = try await environment.store.pool.write { db -> SpreadsheetAnswer in
             let outbox = environment.outbox(db, producer: "intake-spreadsheet:\(name)")
             var answer = SpreadsheetAnswer(file: name, rows: sheet.rows.count, accepted: [], rejectedRows: [], notices: allNotices)
-            for (incident, rows, warnings) in acceptedItems {
+            for (incident, submitted, rows, warnings) in acceptedItems {
                 let id = MessageID.fresh()
                 try outbox.publish(incident, to: Topics.incidentsRaw.name, key: incident.occurrenceNumber, id: id, now: now)
                 answer.accepted.append(.init(occurrenceNumber: incident.occurrenceNumber, rows: rows, messageId: id,
                                              warnings: warnings.isEmpty ? nil : warnings))
+                if !warnings.isEmpty {
+                    // The incident as the rows gave it, set-aside fields included (row numbers
+                    // start at 2, after the header: 0 and 1 are the file's own dead letters).
+                    try DeadLetterWriter.writeRejectedInput(
+                        db: db, service: .intake, origin: fileKey, place: Int64(rows.first ?? 2), key: incident.occurrenceNumber,
+                        value: Array(try WireFormat.data(submitted)), errorClass: IntakeService.setAsideClass,
+                        message: "rows \(rows.map(String.init).joined(separator: ", ")): " + IntakeService.setAsideMessage(warnings), now: now, outbox: outbox)
+                }
             }
             let summary = Self.summarise(problemItems)
             answer.rejectedRows = problemItems.prefix(Self.maximumRejectedRowsAnswered).map { .init(row: $0.row, errors: $0.errors) }
