@@ -80,6 +80,19 @@ struct PoisonRecordTests {
         #expect(event.errorClass == "outbox.refused")
         #expect(event.originalValue == nil && event.originalValueBase64 == nil)
         #expect(event.errorMessage.contains("kept in intake's deadLetter table"))
+
+        // A replay goes back to the topic the row was for; as it is, it would be refused again,
+        // so the size is checked first; an edited, smaller one is queued.
+        PayloadSchemas.register(TestNote.self)
+        let id = try #require(letter.id)
+        try await store.pool.write { db in
+            let outbox = Outbox(db: db, producer: "test")
+            #expect(throws: OutboxError.self) { try DeadLetterOps.replay(db, id: id, actor: "test", editedValue: nil, outbox: outbox, now: Date()) }
+            let fixed = try TestNote(text: "fixed", sequence: 99).envelope(id: "poison")
+            let outcome = try DeadLetterOps.replay(db, id: id, actor: "test", editedValue: fixed, outbox: outbox, now: Date())
+            #expect(outcome.topic == output && outcome.messageId == "poison")
+        }
+        #expect(try await store.pool.read { try OutboxMessage.fetchAll($0).map(\.topic) } == [output])
     }
 
     @Test("a record the broker refuses (INVALID_RECORD on produce) is dead-lettered; later ones flow")
