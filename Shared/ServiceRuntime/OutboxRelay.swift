@@ -200,11 +200,6 @@ public final class OutboxRelay: Service, Sendable {
     }
 }
 
-extension Duration {
-    /// The duration in seconds, with its fraction (for gauges).
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
 /// A one-slot signal: `signal()` wakes the current or next `wait`.
 final class Wakeup: Sendable {
     private struct State {

@@ -152,7 +152,10 @@ public final class ServiceHost: Sendable {
                                 clock: clock.now)
         self.relay = relay
         let metrics = self.metrics
-        metrics.addRefresher { metrics.outboxOldestAge.set(relay.oldestRowAge.seconds) }
+        metrics.addRefresher {
+            let age = relay.oldestRowAge.components
+            metrics.outboxOldestAge.set(Double(age.seconds) + Double(age.attoseconds) / 1e18)
+        }
         if consumed.isEmpty {
             self.consumer = nil
             self.worker = nil
