@@ -3,6 +3,21 @@ import EncompassDemo
 import EncompassModels
 import Foundation
 
+/// Runs a scenario on a fresh pipeline in `options.directory` (emptied first) and stops every
+/// process after it, whether it succeeded or threw.
+func runScenario<Report>(_ options: LocalPipeline.Options, _ scenario: (LocalPipeline) async throws -> Report) async throws -> Report {
+    try? FileManager.default.removeItem(atPath: options.directory)
+    let pipeline = LocalPipeline(options)
+    do {
+        let report = try await scenario(pipeline)
+        await pipeline.stopAll()
+        return report
+    } catch {
+        await pipeline.stopAll()
+        throw error
+    }
+}
+
 /// `encompass faults`: fault scenarios against the pipeline as processes.
 struct FaultsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,18 +43,10 @@ struct FaultsCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            try? FileManager.default.removeItem(atPath: dir)
-            let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir,
-                                               instances: Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) }),
-                                               basePort: basePort))
-            let report: FaultScenarios.KillRestartReport
-            do {
-                report = try await FaultScenarios.killAndRestart(pipeline, incidents: incidents) { say($0) }
-            } catch {
-                await pipeline.stopAll()
-                throw error
+            let instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) })
+            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort)) {
+                try await FaultScenarios.killAndRestart($0, incidents: incidents) { say($0) }
             }
-            await pipeline.stopAll()
             if json { try printJSON(report) }
             say("""
             incidents \(report.incidents) · notices \(report.notices) (released under several ids: \(report.noticesWithSeveralIds)) · \
@@ -77,19 +84,12 @@ struct FaultsCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            try? FileManager.default.removeItem(atPath: dir)
             let seed = self.seed ?? UInt64.random(in: 1...999_999)
             say("seed \(seed) (repeat with --seed \(seed))")
             let instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) })
-            let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort))
-            let report: FaultScenarios.RandomKillsReport
-            do {
-                report = try await FaultScenarios.randomKills(pipeline, incidents: incidents, seed: seed, extraKills: extraKills) { say($0) }
-            } catch {
-                await pipeline.stopAll()
-                throw error
+            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort)) {
+                try await FaultScenarios.randomKills($0, incidents: incidents, seed: seed, extraKills: extraKills) { say($0) }
             }
-            await pipeline.stopAll()
             if json { try printJSON(report) }
             say(report.outcome.line)
             say("\(report.kills.count) kills, seed \(seed), \(Int(report.seconds)) s")
@@ -121,16 +121,9 @@ struct FaultsCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            try? FileManager.default.removeItem(atPath: dir)
-            let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, basePort: basePort, console: false))
-            let report: FaultScenarios.PoisonReport
-            do {
-                report = try await FaultScenarios.poisonRecords(pipeline, incidents: incidents) { say($0) }
-            } catch {
-                await pipeline.stopAll()
-                throw error
+            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, basePort: basePort, console: false)) {
+                try await FaultScenarios.poisonRecords($0, incidents: incidents) { say($0) }
             }
-            await pipeline.stopAll()
             if json { try printJSON(report) }
             say(report.outcome.line)
             for letter in report.deadLetters { say("dead letter \(letter.service) \(letter.errorClass): \(letter.errorMessage.prefix(300))") }
@@ -165,18 +158,11 @@ struct FaultsCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            try? FileManager.default.removeItem(atPath: dir)
             let instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) })
-            let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort,
-                                               brokers: 3, brokerControl: true))
-            let report: FaultScenarios.BrokerFaultsReport
-            do {
-                report = try await FaultScenarios.brokerFaults(pipeline, incidents: incidents, downSeconds: downSeconds) { say($0) }
-            } catch {
-                await pipeline.stopAll()
-                throw error
+            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort,
+                                                     brokers: 3, brokerControl: true)) {
+                try await FaultScenarios.brokerFaults($0, incidents: incidents, downSeconds: downSeconds) { say($0) }
             }
-            await pipeline.stopAll()
             if json { try printJSON(report) }
             for injection in report.injections {
                 let served = injection.pushed.map { " (served \(injection.served ?? 0) of \($0) pushed)" } ?? ""

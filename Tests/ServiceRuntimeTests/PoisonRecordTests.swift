@@ -36,16 +36,10 @@ struct PoisonRecordTests {
         let output = try kafka.uniqueTopic("out", partitions: 1)
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("poison") + "/svc.sqlite")
         let logger = TestLog.logger("poison")
-        func publish(_ range: Range<Int>) async throws {
-            try await store.pool.write { db in
-                let outbox = Outbox(db: db, producer: "test")
-                for i in range { try outbox.publish(TestNote(text: "n\(i)", sequence: i), to: output, key: "k", id: "out-\(i)") }
-            }
-        }
-        try await publish(0..<5)
+        try await queueNotes(store, to: output, 0..<5)
         let poison = try TestNote(text: String(repeating: "x", count: 1_200_000), sequence: 99).envelope()
         try await insertRaw(store, topic: output, id: "poison", value: poison)
-        try await publish(5..<10)
+        try await queueNotes(store, to: output, 5..<10)
 
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
         let metrics = ServiceMetrics(service: "intake")
@@ -101,25 +95,21 @@ struct PoisonRecordTests {
         let output = try kafka.uniqueTopic("out", partitions: 1)
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("refused") + "/svc.sqlite")
         let logger = TestLog.logger("refused")
-        try await store.pool.write { db in
-            _ = try Outbox(db: db, producer: "test").publish(TestNote(text: "refused", sequence: 0), to: output, key: "k", id: "out-0")
-        }
+        try await queueNotes(store, to: output, 0..<1)
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
         _ = try await producer.send(ProducerRecord(topic: output, key: "warm-up", value: Array("{}".utf8))) // metadata and producer id first
         // The batch's try and the row's own try are both refused.
         kafka.cluster.pushRequestErrors(apiKey: KafkaApiKey.produce, errors: [RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_INVALID_RECORD])
         let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "intake"), logger: logger, service: .intake)
         #expect(try await relay.relayOnce() == 1)
-        try await store.pool.write { db in
-            _ = try Outbox(db: db, producer: "test").publish(TestNote(text: "after", sequence: 1), to: output, key: "k", id: "out-1")
-        }
+        try await queueNotes(store, to: output, 1..<2)
         try await drain(relay, store)
         await producer.close()
         let letters = try await store.pool.read { try DeadLetter.fetchAll($0) }
         #expect(letters.map(\.errorClass) == ["outbox.refused"])
         #expect(letters.first?.errorMessage.contains("INVALID_RECORD") == true)
         let records = try await readRecords(kafka, topic: output, count: 2)
-        #expect(records.compactMap { try? WireFormat.decode(TestNote.self, from: $0.value).payload.text } == ["after"])
+        #expect(records.compactMap { try? WireFormat.decode(TestNote.self, from: $0.value).payload.text } == ["n1"])
     }
 
     @Test("the outbox refuses a message over message.max.bytes before inserting it, with a typed error")

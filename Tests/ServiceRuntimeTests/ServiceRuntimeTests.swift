@@ -46,6 +46,14 @@ func noteService(input: String, output: String?, flaky: Locked<[String: Int]> = 
     )
 }
 
+/// Queues notes `n<i>` (sequence i, message id `out-<i>`, key `k`) for `topic`, in one transaction.
+func queueNotes(_ store: ServiceStore, to topic: String, _ range: Range<Int>) async throws {
+    try await store.pool.write { db in
+        let outbox = Outbox(db: db, producer: "test")
+        for i in range { try outbox.publish(TestNote(text: "n\(i)", sequence: i), to: topic, key: "k", id: "out-\(i)") }
+    }
+}
+
 func configuration(_ kafka: TestKafka, dataDirectory: String, group: String, maxAttempts: Int = 3) -> ServiceConfiguration {
     ServiceConfiguration(
         service: .intake, kafka: kafka.client("svc"), groupId: group, dataDirectory: dataDirectory,
@@ -169,17 +177,11 @@ struct ServiceRuntimeTests {
         let output = try kafka.uniqueTopic("out", partitions: 1)
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("relay-range") + "/svc.sqlite")
         let logger = TestLog.logger("relay-range")
-        func publish(_ range: Range<Int>) async throws {
-            try await store.pool.write { db in
-                let outbox = Outbox(db: db, producer: "test")
-                for i in range { try outbox.publish(TestNote(text: "n\(i)", sequence: i), to: output, key: "k", id: "out-\(i)") }
-            }
-        }
-        try await publish(0..<25)
+        try await queueNotes(store, to: output, 0..<25)
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
         let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger, service: .intake, batchSize: 10)
         #expect(try await relay.relayOnce() == 10)
-        try await publish(25..<30)
+        try await queueNotes(store, to: output, 25..<30)
         func pending() async throws -> [String] {
             try await store.pool.read { try OutboxMessage.order(Column("id")).fetchAll($0).map(\.messageId) }
         }
