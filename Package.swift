@@ -99,7 +99,7 @@ var targets: [Target] = [
     ),
     .target(
         name: "EncompassDemo",
-        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", argumentParser, logging],
+        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", argumentParser, logging, grdb],
         path: "Services/Demo/Library",
         resources: [.copy("Resources/schools_2018_tvp_cambs.csv")],
         swiftSettings: strict

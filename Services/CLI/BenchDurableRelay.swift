@@ -36,7 +36,7 @@ struct DurableRelayCeiling {
             let store = try ServiceStore(path: configuration.databasePath)
             let metrics = ServiceMetrics(service: "durable-relay-\(hop)")
             let producer = try KafkaProducer(configuration: .init(client: client), logger: logger)
-            let relay = OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger)
+            let relay = OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger, service: configuration.service)
             let consumer = try KafkaConsumer(configuration: .init(client: client, groupId: configuration.groupId, topics: [topics[hop]]), logger: logger)
             let next = topics[hop + 1]
             let handler = TopicHandler.on(topics[hop], IncidentRecorded.self) { envelope, ctx in

@@ -3,12 +3,27 @@ import EncompassDemo
 import EncompassModels
 import Foundation
 
+/// Runs a scenario on a fresh pipeline in `options.directory` (emptied first) and stops every
+/// process after it, whether it succeeded or threw.
+func runScenario<Report>(_ options: LocalPipeline.Options, _ scenario: (LocalPipeline) async throws -> Report) async throws -> Report {
+    try? FileManager.default.removeItem(atPath: options.directory)
+    let pipeline = LocalPipeline(options)
+    do {
+        let report = try await scenario(pipeline)
+        await pipeline.stopAll()
+        return report
+    } catch {
+        await pipeline.stopAll()
+        throw error
+    }
+}
+
 /// `encompass faults`: fault scenarios against the pipeline as processes.
 struct FaultsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "faults",
         abstract: "Fault scenarios against the pipeline running as processes on the embedded broker.",
-        subcommands: [KillRestart.self, RandomKills.self, BrokerFaults.self]
+        subcommands: [KillRestart.self, RandomKills.self, BrokerFaults.self, Poison.self]
     )
 
     struct KillRestart: AsyncParsableCommand {
@@ -28,18 +43,10 @@ struct FaultsCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            try? FileManager.default.removeItem(atPath: dir)
-            let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir,
-                                               instances: Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) }),
-                                               basePort: basePort))
-            let report: FaultScenarios.KillRestartReport
-            do {
-                report = try await FaultScenarios.killAndRestart(pipeline, incidents: incidents) { say($0) }
-            } catch {
-                await pipeline.stopAll()
-                throw error
+            let instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) })
+            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort)) {
+                try await FaultScenarios.killAndRestart($0, incidents: incidents) { say($0) }
             }
-            await pipeline.stopAll()
             if json { try printJSON(report) }
             say("""
             incidents \(report.incidents) · notices \(report.notices) (released under several ids: \(report.noticesWithSeveralIds)) · \
@@ -77,23 +84,53 @@ struct FaultsCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            try? FileManager.default.removeItem(atPath: dir)
             let seed = self.seed ?? UInt64.random(in: 1...999_999)
             say("seed \(seed) (repeat with --seed \(seed))")
             let instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) })
-            let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort))
-            let report: FaultScenarios.RandomKillsReport
-            do {
-                report = try await FaultScenarios.randomKills(pipeline, incidents: incidents, seed: seed, extraKills: extraKills) { say($0) }
-            } catch {
-                await pipeline.stopAll()
-                throw error
+            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort)) {
+                try await FaultScenarios.randomKills($0, incidents: incidents, seed: seed, extraKills: extraKills) { say($0) }
             }
-            await pipeline.stopAll()
             if json { try printJSON(report) }
             say(report.outcome.line)
             say("\(report.kills.count) kills, seed \(seed), \(Int(report.seconds)) s")
             say(report.passed ? "PASSED: every child got exactly one notice and one mail" : "FAILED")
+            if !report.passed { throw ExitCode(1) }
+        }
+    }
+
+    struct Poison: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "poison",
+            abstract: "Poison records among genuine incidents: one Kafka takes but intake must refuse, one in intake's outbox that Kafka refuses; every genuine child gets one notice, the poisons are dead letters with their reasons, no outbox keeps anything.",
+            discussion: """
+            One instance of each service. A records system writes an incident with a 900,000-character \
+            child name to encompass.incidents.raw; halfway through the feed intake-1 is stopped, a 1.2 MB \
+            IncidentRecorded is put at the head of its outbox (as the version before the size check left it) \
+            with a batch of accepted incidents behind it, and intake-1 is started again (docs/FAULTS.md). \
+            Exit status 0 when every check holds.
+            """
+        )
+
+        @Option(help: "Genuine incidents (one eligible child each).")
+        var incidents: Int = 400
+        @Option(help: "Intake's HTTP port; the other services follow it.")
+        var basePort: Int = 33_081
+        @Option(help: "Folder for logs, stores and mail.")
+        var dir: String = "var/faults-poison"
+        @Flag(help: "Print the report as JSON.")
+        var json = false
+
+        func run() async throws {
+            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, basePort: basePort, console: false)) {
+                try await FaultScenarios.poisonRecords($0, incidents: incidents) { say($0) }
+            }
+            if json { try printJSON(report) }
+            say(report.outcome.line)
+            for letter in report.deadLetters { say("dead letter \(letter.service) \(letter.errorClass): \(letter.errorMessage.prefix(300))") }
+            say("outbox rows left: \(report.outboxRows) · oldest outbox row: \(report.oldestOutboxRowSeconds) s")
+            say(report.passed
+                ? "PASSED: every genuine child got one notice and one mail; both poisons are dead letters with their reasons; every outbox is empty"
+                : "FAILED")
             if !report.passed { throw ExitCode(1) }
         }
     }
@@ -121,18 +158,11 @@ struct FaultsCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            try? FileManager.default.removeItem(atPath: dir)
             let instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) })
-            let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort,
-                                               brokers: 3, brokerControl: true))
-            let report: FaultScenarios.BrokerFaultsReport
-            do {
-                report = try await FaultScenarios.brokerFaults(pipeline, incidents: incidents, downSeconds: downSeconds) { say($0) }
-            } catch {
-                await pipeline.stopAll()
-                throw error
+            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort,
+                                                     brokers: 3, brokerControl: true)) {
+                try await FaultScenarios.brokerFaults($0, incidents: incidents, downSeconds: downSeconds) { say($0) }
             }
-            await pipeline.stopAll()
             if json { try printJSON(report) }
             for injection in report.injections {
                 let served = injection.pushed.map { " (served \(injection.served ?? 0) of \($0) pushed)" } ?? ""

@@ -12,9 +12,10 @@ struct IngestCommand: AsyncParsableCommand {
         commandName: "ingest",
         abstract: "Send a DA desk spreadsheet (CSV or XLSX) to intake.",
         discussion: """
-        Prints what was accepted and, for every row that was not, its row number and reasons. \
-        Exit status: 0 all rows accepted, 1 some rows rejected (they are kept as dead letters; \
-        fix and send them again), 2 the file was refused or intake could not be reached.
+        Prints what was accepted (with adults' fields set aside, if any) and, for the rows that were \
+        not, their row numbers and reasons (the first 1,000; the rest counted by field). \
+        Exit status: 0 all rows accepted, 1 some rows rejected (the file is kept as one dead letter \
+        with a summary; fix the rows and send it again), 2 the file was refused or intake could not be reached.
         """
     )
 
@@ -41,11 +42,22 @@ struct IngestCommand: AsyncParsableCommand {
         let accepted = answer["accepted"] as? [[String: Any]] ?? []
         let rejected = answer["rejectedRows"] as? [[String: Any]] ?? []
         if !json {
-            print("\(name): \(answer["rows"] as? Int ?? 0) rows, \(accepted.count) incidents accepted, \(rejected.count) rows rejected")
+            print("\(name): \(answer["rows"] as? Int ?? 0) rows, \(accepted.count) incidents accepted, \(answer["rejectedRowCount"] as? Int ?? rejected.count) rows rejected")
             for notice in answer["notices"] as? [String] ?? [] { print("note: \(notice)") }
+            func problems(_ item: [String: Any], _ key: String) -> String {
+                (item[key] as? [[String: Any]] ?? []).map { "\($0["field"] ?? ""): \($0["message"] ?? "")" }.joined(separator: "; ")
+            }
+            for item in accepted where item["warnings"] != nil {
+                let rows = (item["rows"] as? [Int] ?? []).map(String.init).joined(separator: ", ")
+                print("warning: occurrence \(item["occurrenceNumber"] ?? "?") (rows \(rows)) accepted without: \(problems(item, "warnings"))")
+            }
             for row in rejected {
-                let errors = (row["errors"] as? [[String: Any]] ?? []).map { "\($0["field"] ?? ""): \($0["message"] ?? "")" }
-                print("row \(row["row"] ?? "?"): \(errors.joined(separator: "; "))")
+                print("row \(row["row"] ?? "?"): \(problems(row, "errors"))")
+            }
+            let total = answer["rejectedRowCount"] as? Int ?? rejected.count
+            if total > rejected.count {
+                let byField = (answer["rejectedByField"] as? [String: Int] ?? [:]).sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }
+                print("… and \(total - rejected.count) more rejected rows; rows with a problem, by field: \(byField.joined(separator: ", "))")
             }
         }
         if !rejected.isEmpty { throw ExitCode(1) }

@@ -35,6 +35,24 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
     public var isRetriable: Bool { kind == .retriable || kind == .timeout }
     public var isFatal: Bool { kind == .fatal || kind == .closed }
 
+    /// The broker or client refuses this one record for good (too large, invalid, an invalid
+    /// topic name): sending it again as it is cannot succeed, while the records behind it can.
+    /// Errors that refuse every record alike are not counted: authorization failures (fix the
+    /// service's credentials or ACLs), a topic or partition that does not exist (create it), a
+    /// feature the brokers lack. Records wait for those to be fixed.
+    public var refusesRecord: Bool {
+        guard kind == .permanent else { return false }
+        switch code.map({ rd_kafka_resp_err_t($0) }) {
+        case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED?, RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED?,
+             RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED?, RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED?,
+             RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC?, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART?, RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION?,
+             RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE?:
+            return false
+        default:
+            return true
+        }
+    }
+
     /// What an operator or caller should do about it.
     public var advice: String {
         switch kind {
@@ -85,7 +103,9 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
         case RD_KAFKA_RESP_ERR__DESTROY:
             return .closed
         case RD_KAFKA_RESP_ERR__INVALID_ARG, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-             RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+             RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_RECORD,
+             RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP, RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT,
+             RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
              RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
              RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
              RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE,

@@ -153,7 +153,9 @@ public enum DeadLetterOps {
         let value = editedValue ?? Array(row.originalValue)
         let topic: String
         let messageId: String?
-        if row.originalPartition >= 0 { // came from Kafka (rejected HTTP/file input is recorded with partition -1)
+        // Came from Kafka, or was refused by Kafka on its way out of the outbox (partition -2);
+        // rejected HTTP/file input is recorded with partition -1.
+        if row.originalPartition >= 0 || row.originalPartition == DeadLetter.outboxPartition {
             topic = row.originalTopic
             if isEnvelope(value) {
                 do { try PayloadSchemas.validate(value) } catch { throw DeadLetterOpError.invalidPayload(error.description) }
@@ -177,6 +179,8 @@ public enum DeadLetterOps {
             key: row.originalKey, value: Data(value),
             headers: String(decoding: try JSONEncoder().encode(headers), as: UTF8.self), createdAt: now
         )
+        // A replay as large as what Kafka refused would only be refused again: edit it first.
+        try outbox.checkSize(topic: topic, key: row.originalKey, valueBytes: value.count, headersBytes: message.headers.utf8.count)
         try message.insert(db)
         row.status = "replayed"
         try row.update(db)

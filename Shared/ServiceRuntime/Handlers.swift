@@ -119,11 +119,34 @@ public enum DeadLetterWriter {
         )
         try row.insert(db)
         guard db.changesCount > 0 else { return }
-        try outbox.publish(
-            row.event, to: service.deadLetterTopic, key: record.keyString ?? "",
-            id: MessageID.derived(from: "\(record.topic)/\(record.partition)/\(record.offset)", "dead-letter"),
-            causationId: messageId, now: now
+        let id = MessageID.derived(from: "\(record.topic)/\(record.partition)/\(record.offset)", "dead-letter")
+        do {
+            try outbox.publish(row.event, to: service.deadLetterTopic, key: record.keyString ?? "", id: id, causationId: messageId, now: now)
+        } catch OutboxError.messageTooLarge {
+            // The original is too large for the topic (often why it is a dead letter): the event
+            // says where it is kept instead of carrying it.
+            var event = row.event
+            event.originalValue = nil
+            event.originalValueBase64 = nil
+            event.errorMessage += " (the original value, \(record.value.count) bytes, is too large for \(service.deadLetterTopic); "
+                + "it is kept in \(service.rawValue)'s deadLetter table, id \(row.id ?? 0))"
+            try outbox.publish(event, to: service.deadLetterTopic, key: record.keyString ?? "", id: id, causationId: messageId, now: now)
+        }
+    }
+
+    /// Records an outbox row that Kafka refused for good (`KafkaError.refusesRecord`: too
+    /// large, invalid) as a dead letter: topic the row was for, partition
+    /// `DeadLetter.outboxPartition`, the outbox row id as offset. The caller deletes the row, so
+    /// the rows behind it are published; a replay (after an edit) queues it again.
+    public static func writeRefusedOutboxRow(
+        db: Database, service: ServiceName, row: OutboxMessage, reason: String, attempts: Int, now: Date, outbox: Outbox
+    ) throws {
+        let record = KafkaRecord(
+            topic: row.topic, partition: DeadLetter.outboxPartition, offset: row.id ?? 0, key: row.key.map { Array($0.utf8) },
+            value: Array(row.value), headers: row.producerRecord.headers
         )
+        try write(db: db, service: service, record: record, errorClass: "outbox.refused", message: reason,
+                  attempts: attempts, firstFailedAt: row.createdAt, now: now, outbox: outbox)
     }
 
     /// Records input that did not come from Kafka (an HTTP item, a spreadsheet row, a file) as

@@ -135,14 +135,14 @@ public final class MessageWorker: Service, Sendable {
         guard let handler = handlers[record.topic] else {
             throw RejectedMessage(errorClass: "topic.unhandled", reason: "\(configuration.service.rawValue) has no handler for topic \(record.topic)")
         }
-        return try handler.apply(record, db, Outbox(db: db, producer: configuration.service.rawValue), clock(), logger)
+        return try handler.apply(record, db, Outbox(db: db, producer: configuration.service.rawValue, maxMessageBytes: configuration.maxMessageBytes), clock(), logger)
     }
 
     /// Applies one record in a savepoint; permanent failures become dead letters in the
     /// enclosing transaction, transient ones are thrown.
     private func applyInSavepoint(_ record: KafkaRecord, db: Database, attempts: Int, firstFailedAt: Date?) throws -> HandleOutcome {
         let now = clock()
-        let outbox = Outbox(db: db, producer: configuration.service.rawValue)
+        let outbox = Outbox(db: db, producer: configuration.service.rawValue, maxMessageBytes: configuration.maxMessageBytes)
         do {
             var outcome = HandleOutcome.applied
             try db.inSavepoint {
@@ -201,7 +201,7 @@ public final class MessageWorker: Service, Sendable {
             let now = self.clock()
             try self.deadLetter(record, db: db, errorClass: "retries-exhausted", message: message,
                                 attempts: self.configuration.maxAttempts, firstFailedAt: firstFailedAt, now: now,
-                                outbox: Outbox(db: db, producer: self.configuration.service.rawValue))
+                                outbox: Outbox(db: db, producer: self.configuration.service.rawValue, maxMessageBytes: self.configuration.maxMessageBytes))
         }
         count([(record.topic, .deadLettered)])
     }

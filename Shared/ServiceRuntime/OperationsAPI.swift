@@ -98,6 +98,8 @@ enum OperationsAPI {
             case .noTarget, .invalidPayload, .actorRequired: .unprocessableContent
             }
             return HTTPEndpoint.json(status, ["error": error.description])
+        } catch let error as OutboxError {
+            return HTTPEndpoint.json(.unprocessableContent, ["error": error.description])
         }
     }
 

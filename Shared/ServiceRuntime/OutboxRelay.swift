@@ -21,11 +21,20 @@ public final class OutboxRelay: Service, Sendable {
     private let inboxRetention: Duration
     private let wakeup = Wakeup()
     private let stopping = Locked(false)
+    private let service: ServiceName
+    private let maxMessageBytes: Int
+    private let clock: @Sendable () -> Date
+    private let head = Locked<(id: Int64, since: ContinuousClock.Instant)?>(nil)
 
+    /// `service` names the dead letters of rows Kafka refuses; `clock` dates them.
     public init(
-        store: ServiceStore, producer: KafkaProducer, metrics: ServiceMetrics, logger: Logger, batchSize: Int = 500,
-        inboxRetention: Duration = .seconds(14 * 24 * 3600)
+        store: ServiceStore, producer: KafkaProducer, metrics: ServiceMetrics, logger: Logger, service: ServiceName,
+        batchSize: Int = 500, inboxRetention: Duration = .seconds(14 * 24 * 3600),
+        maxMessageBytes: Int = Outbox.defaultMaxMessageBytes, clock: @escaping @Sendable () -> Date = Date.init
     ) {
+        self.service = service
+        self.maxMessageBytes = maxMessageBytes
+        self.clock = clock
         self.store = store
         self.producer = producer
         self.metrics = metrics
@@ -89,7 +98,8 @@ public final class OutboxRelay: Service, Sendable {
         await producer.close()
     }
 
-    /// Publishes up to one batch; returns how many rows were published and removed.
+    /// Publishes up to one batch; returns how many rows left the outbox (published, or refused
+    /// by Kafka for good and dead-lettered).
     @discardableResult
     public func relayOnce() async throws -> Int {
         let limit = batchSize
@@ -98,15 +108,95 @@ public final class OutboxRelay: Service, Sendable {
             try OutboxMessage.fetchAll(db.cachedStatement(sql: "SELECT * FROM outbox ORDER BY id LIMIT ?"), arguments: [limit])
         }
         metrics.outboxPending.set(Int64(rows.count))
+        noteHead(rows.first?.id)
         guard !rows.isEmpty, let first = rows.first?.id, let last = rows.last?.id else { return 0 }
-        try await producer.sendBatch(rows.map(\.producerRecord))
+        do {
+            try await producer.sendBatch(rows.map(\.producerRecord))
+        } catch {
+            // A record Kafka will never take (too large, invalid) would hold back every row
+            // behind it for ever: find it by sending the batch one row at a time.
+            guard error.refusesRecord else { throw error }
+            return try await publishOneByOne(rows, batchError: error)
+        }
         // The rows read are the outbox's first ids in order, and ids only grow (AUTOINCREMENT;
         // one writer), so the range between the first and the last holds exactly those rows.
         try await store.pool.write { db in
             try db.cachedStatement(sql: "DELETE FROM outbox WHERE id BETWEEN ? AND ?").execute(arguments: [first, last])
         }
+        noteHead(nil)
         metrics.outboxPublished.increment(by: Int64(rows.count))
         return rows.count
+    }
+
+    /// After a batch failed with an error that refuses a record: sends the rows in order, one at
+    /// a time; a row Kafka refuses for good becomes a dead letter (the `deadLetter` table and
+    /// the service's dead-letter topic) and leaves the outbox, so the rows behind it flow on.
+    /// Stops at the first transient failure (the rest wait for the next pass). Rows of the
+    /// batch that were published before the failure are published again: same ids, dropped by
+    /// the consumers' inboxes.
+    private func publishOneByOne(_ rows: [OutboxMessage], batchError: KafkaError) async throws -> Int {
+        var published: [Int64] = []
+        var refused: [(row: OutboxMessage, error: KafkaError)] = []
+        var stoppedBy: KafkaError?
+        for row in rows {
+            guard let id = row.id else { continue }
+            do {
+                try await producer.send(row.producerRecord)
+                published.append(id)
+            } catch {
+                guard error.refusesRecord else { stoppedBy = error; break }
+                refused.append((row, error))
+            }
+        }
+        if published.isEmpty, refused.isEmpty { throw stoppedBy ?? batchError }
+        let service = self.service
+        let limit = maxMessageBytes
+        let now = clock()
+        let dropped = refused
+        let sent = published
+        try await store.pool.write { db in
+            let outbox = Outbox(db: db, producer: service.rawValue, maxMessageBytes: limit)
+            for (row, error) in dropped {
+                // A dead-letter event is itself refused: its dead letter is already in the table.
+                guard row.topic != service.deadLetterTopic else { continue }
+                try DeadLetterWriter.writeRefusedOutboxRow(
+                    db: db, service: service, row: row,
+                    reason: "Kafka refused the record for \(row.topic) (\(row.value.count) bytes) for good: \(error.description). "
+                        + "It was taken out of the outbox so that the records behind it are published; fix it and replay it",
+                    attempts: 2, now: now, outbox: outbox)
+            }
+            let ids = sent + dropped.compactMap(\.row.id)
+            for id in ids { try db.cachedStatement(sql: "DELETE FROM outbox WHERE id = ?").execute(arguments: [id]) }
+        }
+        for (row, error) in refused {
+            let onDeadLetterTopic = row.topic == service.deadLetterTopic
+            logger.error(onDeadLetterTopic ? "dead-letter event refused by Kafka; the dead letter stays in the deadLetter table" : "outbox record refused by Kafka; dead-lettered", metadata: [
+                "topic": .string(row.topic), "outboxId": "\(row.id ?? 0)", "messageId": .string(row.messageId),
+                "bytes": "\(row.value.count)", "errorClass": "outbox.refused", "error": .string(error.description),
+            ])
+            metrics.deadLettered(topic: row.topic, errorClass: "outbox.refused")
+        }
+        metrics.outboxPublished.increment(by: Int64(published.count))
+        noteHead(nil)
+        if refused.isEmpty, let stoppedBy { throw stoppedBy }
+        return published.count + refused.count
+    }
+
+    /// Remembers since when the outbox's first row has been first (nil: the outbox is empty or
+    /// its head was just published).
+    private func noteHead(_ id: Int64?) {
+        head.withLock { head in
+            guard let id else { head = nil; return }
+            if head?.id != id { head = (id, ContinuousClock.now) }
+        }
+    }
+
+    /// How long the oldest outbox row has waited since this relay first read it: about its age
+    /// while the relay runs (it reads within 250 ms of a commit), growing for as long as a row
+    /// cannot be published. Measured on the monotonic clock, so a simulated service clock that
+    /// jumps does not move it. Zero when the outbox is empty.
+    public var oldestRowAge: Duration {
+        head.withLock { $0.map { ContinuousClock.now - $0.since } } ?? .zero
     }
 }
 

@@ -45,6 +45,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var apiToken: String?
     /// Simulation file of a shared simulated clock (`ENCOMPASS_CLOCK_FILE`); nil: system clock.
     public var clockFile: String?
+    /// `/readyz` answers not ready once the oldest outbox row has waited this long
+    /// (`ENCOMPASS_OUTBOX_MAX_AGE_SECONDS`): the relay cannot publish.
+    public var outboxMaxAge: Duration
 
     public init(
         service: ServiceName,
@@ -64,7 +67,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
         batchSize: Int = 256,
         inboxRetention: Duration = .seconds(14 * 24 * 3600),
         apiToken: String? = nil,
-        clockFile: String? = nil
+        clockFile: String? = nil,
+        outboxMaxAge: Duration = .seconds(300)
     ) {
         self.service = service
         self.kafka = kafka
@@ -84,6 +88,14 @@ public struct ServiceConfiguration: Sendable, Equatable {
         self.inboxRetention = inboxRetention
         self.apiToken = apiToken
         self.clockFile = clockFile
+        self.outboxMaxAge = outboxMaxAge
+    }
+
+    /// The largest record the producer sends (librdkafka's `message.max.bytes`, set with
+    /// `ENCOMPASS_KAFKA_PROPERTY_MESSAGE_MAX_BYTES`; 1,000,000 by default): the outbox refuses
+    /// larger messages before they are queued.
+    public var maxMessageBytes: Int {
+        kafka.properties["message.max.bytes"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? Outbox.defaultMaxMessageBytes
     }
 
     /// The clock the service runs on: the simulation file's when one is configured.
@@ -174,7 +186,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
             batchSize: try env.int("ENCOMPASS_BATCH_SIZE", in: 1...10_000) ?? 256,
             inboxRetention: .seconds(try env.int("ENCOMPASS_INBOX_RETENTION_HOURS", in: 1...87_600).map { $0 * 3600 } ?? 14 * 24 * 3600),
             apiToken: env.string("ENCOMPASS_API_TOKEN"),
-            clockFile: env.string("ENCOMPASS_CLOCK_FILE")
+            clockFile: env.string("ENCOMPASS_CLOCK_FILE"),
+            outboxMaxAge: .seconds(try env.int("ENCOMPASS_OUTBOX_MAX_AGE_SECONDS", in: 1...604_800) ?? 300)
         )
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import Hummingbird
 import Logging
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -71,10 +72,17 @@ public struct ServiceEnvironment: Sendable {
     /// The partitions of the work topics (`handlers`) this instance owns right now.
     public let ownedPartitions: @Sendable () -> Set<TopicPartition>
 
+    /// An outbox in `db`'s transaction for input that is not a Kafka record (HTTP, files), with
+    /// the service's message size limit.
+    public func outbox(_ db: Database, producer: String) -> Outbox {
+        Outbox(db: db, producer: producer, maxMessageBytes: configuration.maxMessageBytes)
+    }
+
     /// Writes in one transaction with an outbox for this service, then wakes the relay.
     public func write<T: Sendable>(_ body: @Sendable @escaping (Database, Outbox) throws -> T) async throws -> T {
         let producer = configuration.service.rawValue
-        let result = try await store.pool.write { db in try body(db, Outbox(db: db, producer: producer)) }
+        let limit = configuration.maxMessageBytes
+        let result = try await store.pool.write { db in try body(db, Outbox(db: db, producer: producer, maxMessageBytes: limit)) }
         relay.wake()
         return result
     }
@@ -139,8 +147,15 @@ public final class ServiceHost: Sendable {
         }
 
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: configuration.kafka), logger: logger)
-        self.relay = OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger,
-                                 inboxRetention: configuration.inboxRetention)
+        let relay = OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger, service: configuration.service,
+                                inboxRetention: configuration.inboxRetention, maxMessageBytes: configuration.maxMessageBytes,
+                                clock: clock.now)
+        self.relay = relay
+        let metrics = self.metrics
+        metrics.addRefresher {
+            let age = relay.oldestRowAge.components
+            metrics.outboxOldestAge.set(Double(age.seconds) + Double(age.attoseconds) / 1e18)
+        }
         if consumed.isEmpty {
             self.consumer = nil
             self.worker = nil
@@ -199,6 +214,14 @@ public final class ServiceHost: Sendable {
                 catch { return "SQLite store unreadable: \(error)" }
             },
         ]
+        let relay = self.relay
+        let maxAge = configuration.outboxMaxAge
+        checks.append(ReadinessCheck(name: "outbox") {
+            let age = relay.oldestRowAge
+            guard age > maxAge else { return nil }
+            return "the oldest outbox row has waited \(age.components.seconds) s (limit \(maxAge.components.seconds) s, "
+                + "ENCOMPASS_OUTBOX_MAX_AGE_SECONDS): records are not reaching Kafka; see the service log (outbox relay failed)"
+        })
         for (name, consumer) in [("kafka", consumer), ("kafka-replica", replicaConsumer)] {
             guard let consumer else { continue }
             checks.append(ReadinessCheck(name: name) {

@@ -8,6 +8,8 @@ public final class ServiceMetrics: Sendable {
     public let service: String
     public let outboxPending: Gauge
     public let outboxPublished: Counter
+    /// Seconds the oldest outbox row has waited (`OutboxRelay.oldestRowAge`), set on each scrape.
+    public let outboxOldestAge: Gauge
     private let lagGauges = Locked<[GroupPartition: (messages: Gauge, seconds: Gauge)]>([:])
     /// Timestamp of the newest record processed, per group and partition (for lag in seconds).
     private let progress = Locked<[GroupPartition: Date]>([:])
@@ -32,6 +34,10 @@ public final class ServiceMetrics: Sendable {
         outboxPublished = registry.makeCounter(
             descriptor: .init(metricName: "encompass_outbox_published", unitName: "total", helpText: "Outbox rows published to Kafka"),
             labels: [("service", service)])
+        outboxOldestAge = registry.makeGauge(
+            descriptor: .init(metricName: "encompass_outbox_oldest_age", unitName: "seconds",
+                              helpText: "Seconds the oldest outbox row has waited to be published (0 when the outbox is empty)"),
+            labels: [("service", service)])
     }
 
     public func processed(topic: String, outcome: HandleOutcome, count: Int = 1) {
@@ -39,6 +45,15 @@ public final class ServiceMetrics: Sendable {
             descriptor: .init(metricName: "encompass_messages_processed", unitName: "total", helpText: "Records processed, by outcome (applied, duplicate, dead_lettered)"),
             labels: [("service", service), ("topic", topic), ("outcome", outcome.rawValue)]
         ).increment(by: Int64(count))
+    }
+
+    /// Adds to a service's own counter `<name>_total` (labelled with the service and `labels`),
+    /// for services that do not link the Prometheus library themselves.
+    public func count(_ name: String, help: String, labels: [(String, String)] = [], by amount: Int = 1) {
+        registry.makeCounter(
+            descriptor: .init(metricName: name, unitName: "total", helpText: help),
+            labels: [("service", service)] + labels
+        ).increment(by: Int64(amount))
     }
 
     public func failed(topic: String) {

@@ -199,6 +199,11 @@ public struct DeadLetter: Codable, FetchableRecord, MutablePersistableRecord, Se
 }
 
 extension DeadLetter {
+    /// `originalPartition` of a dead letter taken out of the outbox because Kafka refused it
+    /// (`originalTopic` is the topic it was for, `originalOffset` its outbox row id). Input that
+    /// did not come from Kafka has -1; Kafka records 0 and up.
+    public static let outboxPartition: Int32 = -2
+
     /// The event published on the service's dead-letter topic for this row.
     public var event: DeadLetterEvent {
         DeadLetterEvent(
@@ -210,14 +215,51 @@ extension DeadLetter {
     }
 }
 
+/// A message refused before it entered the outbox: Kafka would refuse it too, and an outbox
+/// row that cannot be published holds back every row behind it.
+public enum OutboxError: PermanentFailure, Equatable {
+    /// Key, value and headers together are over the limit the producer and brokers take.
+    case messageTooLarge(topic: String, bytes: Int, limit: Int)
+
+    public var errorClass: String { "outbox.message-too-large" }
+
+    public var description: String {
+        switch self {
+        case .messageTooLarge(let topic, let bytes, let limit):
+            "the message for \(topic) would be \(bytes) bytes, over the \(limit) bytes Kafka takes (message.max.bytes, "
+                + "less \(Outbox.recordOverhead) bytes of record overhead); nothing was queued. Shorten the fields that made it "
+                + "this large (names, addresses, free text), or raise message.max.bytes on the brokers and "
+                + "ENCOMPASS_KAFKA_PROPERTY_MESSAGE_MAX_BYTES together"
+        }
+    }
+}
+
 /// Writes outbox rows inside the current transaction.
 public struct Outbox {
     public let db: Database
     public let producer: String
+    /// The largest record Kafka takes (`message.max.bytes`); a larger message is refused with
+    /// `OutboxError.messageTooLarge` before it is inserted.
+    public let maxMessageBytes: Int
 
-    public init(db: Database, producer: String) {
+    /// librdkafka's default `message.max.bytes`, which Apache Kafka's brokers also take.
+    public static let defaultMaxMessageBytes = 1_000_000
+    /// What a record adds on the wire beyond its key, value and headers (batch header, lengths),
+    /// rounded up: librdkafka counts it against `message.max.bytes`.
+    public static let recordOverhead = 256
+
+    public init(db: Database, producer: String, maxMessageBytes: Int = Outbox.defaultMaxMessageBytes) {
         self.db = db
         self.producer = producer
+        self.maxMessageBytes = maxMessageBytes
+    }
+
+    /// Throws `OutboxError.messageTooLarge` when a record of these sizes would be refused.
+    public func checkSize(topic: String, key: String?, valueBytes: Int, headersBytes: Int) throws(OutboxError) {
+        let bytes = valueBytes + (key?.utf8.count ?? 0) + headersBytes
+        if bytes > maxMessageBytes - Self.recordOverhead {
+            throw .messageTooLarge(topic: topic, bytes: bytes, limit: maxMessageBytes)
+        }
     }
 
     /// Queues an envelope for publication. `id` should be derived from the causing message
@@ -245,6 +287,7 @@ public struct Outbox {
             JSONText.append(value, to: &headerJSON)
         }
         headerJSON += "}"
+        try checkSize(topic: topic, key: key, valueBytes: value.count, headersBytes: headerJSON.utf8.count)
         // A statement prepared once per connection: every message of every service passes here.
         var insert = RawStatement(try db.cachedStatement(sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)"), db: db)
         insert.bind(id)

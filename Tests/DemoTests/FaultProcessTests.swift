@@ -80,3 +80,21 @@ func expectOneNoticePerChild(_ outcome: FaultScenarios.Outcome, incidents: Int, 
     #expect(outcome.notices == incidents, "\(context)one notice per child")
     #expect(outcome.mails == incidents, "\(context)one mail per child")
 }
+
+@Suite("Poison records through the whole pipeline as processes", .serialized)
+struct PoisonRecordProcessTests {
+    @Test("a record intake must refuse and a record Kafka refuses in intake's outbox: every genuine notice sent, the poisons dead letters with their reasons, every outbox empty")
+    func poisonRecords() throws {
+        let directory = TestPaths.temporaryDirectory("faults-poison")
+        let run = try runFaultScenario(["poison", "--incidents", "150", "--dir", directory], as: FaultScenarios.PoisonReport.self)
+        let report = try #require(run.report, "no JSON report in: \(run.output)")
+        expectOneNoticePerChild(report.outcome, incidents: 150, context: "")
+        #expect(report.outcome.occurrencesCovered == 150, "no genuine incident lost behind the poison")
+        #expect(report.outcome.mails == 150 && report.outcome.duplicateMails == 0)
+        #expect(report.feedPoisonRejected, "\(report.deadLetters)")
+        #expect(report.outboxPoisonDeadLettered, "\(report.deadLetters)")
+        #expect(report.deadLetters.count == 2, "\(report.deadLetters)")
+        #expect(report.outboxRows == 0 && report.oldestOutboxRowSeconds == 0)
+        #expect(report.passed && run.status == 0)
+    }
+}

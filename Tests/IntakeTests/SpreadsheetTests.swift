@@ -103,6 +103,17 @@ struct SpreadsheetReaderTests {
         #expect(sheet.rows[1].problem?.contains("D3") == true)
     }
 
+    @Test("an XLSX with more rows than the limit is refused; at the limit it is read")
+    func xlsxRowLimit() throws {
+        let path = TestPaths.temporaryDirectory("rows") + "/rows.xlsx"
+        try makeXLSX(path, rows: [["a", "b"], ["1", "2"], ["3", "4"], ["5", "6"]])
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(try SpreadsheetReader.read(data, maximumRows: 3).rows.count == 3)
+        #expect(throws: SheetError("the file has more than 2 rows; one upload takes at most 2: split it into smaller files")) {
+            try SpreadsheetReader.read(data, maximumRows: 2)
+        }
+    }
+
     @Test("a truncated XLSX is refused with a clear error")
     func truncatedXLSX() throws {
         let path = TestPaths.temporaryDirectory("xlsx") + "/cut.xlsx"
@@ -146,12 +157,41 @@ struct SpreadsheetUploadTests {
         #expect(main.incident.children[0].school?.name == "St Marys CE Prim, Reading")
         #expect(main.incident.incidentAddress.lines == ["Flat 2", "14 Oxford Road"])
         #expect(main.source == "intake-spreadsheet:desk-2026-11-23.csv")
-        let letters = try await intake.host.store.pool.read { try DeadLetter.order(Column("originalOffset")).fetchAll($0) }
-        #expect(letters.map(\.originalOffset) == [4, 6, 7])
-        #expect(letters[0].errorMessage.contains("under 18"))
-        #expect(letters[1].errorMessage.contains("occurred_at"))
-        let kept = try JSONSerialization.jsonObject(with: letters[0].originalValue) as? [String: Any]
-        #expect((kept?["cells"] as? [String: String])?["child_given_name"] == "Grace")
+        // One dead letter for the upload: the file as sent, and what was wrong with which rows.
+        let letters = try await intake.host.store.pool.read { try DeadLetter.fetchAll($0) }
+        try #require(letters.count == 1)
+        #expect(letters[0].errorClass == "spreadsheet.rows")
+        #expect(letters[0].originalValue == Data(csv.utf8))
+        let message = letters[0].errorMessage
+        #expect(message.contains("3 of 6 rows rejected") && message.contains("row 4: ") && message.contains("under 18"))
+        #expect(message.contains("row 6: ") && message.contains("occurred_at") && message.contains("row 7: "))
+        #expect(answer.body["rejectedRowCount"] as? Int == 3)
+        try await intake.stop()
+    }
+
+    @Test("a big upload is bounded: over 20,000 rows it is refused whole as soon as row 20,001 is read; 1,500 bad rows make one dead letter and an answer listing 1,000 rows with counts by field")
+    func bigUploads() async throws {
+        let kafka = try TestKafka()
+        let intake = try await RunningIntake(kafka, token: "t0ken")
+        let bad = csvRow("43260009999", occurred: "yesterday evening")
+        let tooMany = ([header] + Array(repeating: bad, count: IncidentAPI.maximumUploadRows + 1)).joined(separator: "\n")
+        let refused = try await upload(intake, name: "huge.csv", data: Data(tooMany.utf8))
+        #expect(refused.status == 422)
+        #expect((refused.body["error"] as? String)?.contains("more than 20000 rows") == true)
+        let atLimit = try SpreadsheetReader.read(Data(([header] + Array(repeating: bad, count: 3)).joined(separator: "\n").utf8), maximumRows: 3)
+        #expect(atLimit.rows.count == 3)
+
+        let many = ([header] + (0..<1_500).map { csvRow(String(43260010000 + $0), occurred: "yesterday evening") }).joined(separator: "\n")
+        let answer = try await upload(intake, name: "many.csv", data: Data(many.utf8))
+        #expect(answer.status == 422)
+        #expect((answer.body["rejectedRows"] as? [Any])?.count == IncidentAPI.maximumRejectedRowsAnswered)
+        #expect(answer.body["rejectedRowCount"] as? Int == 1_500)
+        let byField = answer.body["rejectedByField"] as? [String: Int] ?? [:]
+        #expect(byField.values.contains(1_500), "\(byField)")
+        let letters = try await intake.host.store.pool.read { try DeadLetter.order(Column("id")).fetchAll($0) }
+        #expect(letters.map(\.errorClass) == ["spreadsheet.unreadable", "spreadsheet.rows"])
+        #expect(letters.last?.errorMessage.contains("1500 of 1500 rows rejected") == true)
+        #expect(letters.last?.errorMessage.contains("and 1480 more rows") == true)
         try await intake.stop()
     }
 

@@ -78,7 +78,7 @@ struct DeploymentTests {
         let promtool = try installed("promtool")
         let rules = try runCommand(promtool, ["check", "rules", "compose/prometheus/alerts.yml"])
         #expect(rules.status == 0, "\(rules.output)")
-        #expect(rules.output.contains("6 rules found"))
+        #expect(rules.output.contains("7 rules found"))
     }
 
     @Test("a real Prometheus scrapes a running service's /metrics and loads the alert rules")
@@ -122,7 +122,8 @@ struct DeploymentTests {
             return processed.contains(topic) && lag.contains(topic)
         }
         let loaded = try await httpGet("\(api)/rules").body
-        for name in ["EncompassConsumerLagOver5m", "EncompassConsumerLagOver15m", "EncompassPartitionStalled", "EncompassDeadLettersGrowing", "EncompassInstanceDown"] {
+        for name in ["EncompassConsumerLagOver5m", "EncompassConsumerLagOver15m", "EncompassPartitionStalled", "EncompassDeadLettersGrowing",
+                     "EncompassOutboxStuck", "EncompassInstanceDown"] {
             #expect(loaded.contains(name))
         }
         try await host.stop()

@@ -46,6 +46,14 @@ func noteService(input: String, output: String?, flaky: Locked<[String: Int]> = 
     )
 }
 
+/// Queues notes `n<i>` (sequence i, message id `out-<i>`, key `k`) for `topic`, in one transaction.
+func queueNotes(_ store: ServiceStore, to topic: String, _ range: Range<Int>) async throws {
+    try await store.pool.write { db in
+        let outbox = Outbox(db: db, producer: "test")
+        for i in range { try outbox.publish(TestNote(text: "n\(i)", sequence: i), to: topic, key: "k", id: "out-\(i)") }
+    }
+}
+
 func configuration(_ kafka: TestKafka, dataDirectory: String, group: String, maxAttempts: Int = 3) -> ServiceConfiguration {
     ServiceConfiguration(
         service: .intake, kafka: kafka.client("svc"), groupId: group, dataDirectory: dataDirectory,
@@ -169,17 +177,11 @@ struct ServiceRuntimeTests {
         let output = try kafka.uniqueTopic("out", partitions: 1)
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("relay-range") + "/svc.sqlite")
         let logger = TestLog.logger("relay-range")
-        func publish(_ range: Range<Int>) async throws {
-            try await store.pool.write { db in
-                let outbox = Outbox(db: db, producer: "test")
-                for i in range { try outbox.publish(TestNote(text: "n\(i)", sequence: i), to: output, key: "k", id: "out-\(i)") }
-            }
-        }
-        try await publish(0..<25)
+        try await queueNotes(store, to: output, 0..<25)
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
-        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger, batchSize: 10)
+        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger, service: .intake, batchSize: 10)
         #expect(try await relay.relayOnce() == 10)
-        try await publish(25..<30)
+        try await queueNotes(store, to: output, 25..<30)
         func pending() async throws -> [String] {
             try await store.pool.read { try OutboxMessage.order(Column("id")).fetchAll($0).map(\.messageId) }
         }
@@ -215,7 +217,7 @@ struct ServiceRuntimeTests {
         let store = try ServiceStore(path: path)
         #expect(try await store.pool.read { try OutboxMessage.fetchCount($0) } == 20)
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
-        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger)
+        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger, service: .intake)
         #expect(try await relay.relayOnce() == 20)
         #expect(try await store.pool.read { try OutboxMessage.fetchCount($0) } == 0)
 
@@ -297,7 +299,7 @@ struct ServiceRuntimeTests {
             }
         }
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: TestLog.logger("p"))
-        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "t"), logger: TestLog.logger("r"),
+        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "t"), logger: TestLog.logger("r"), service: .intake,
                                 inboxRetention: .seconds(14 * 86_400))
         #expect(try await relay.pruneInbox(now: now) == 1)
         #expect(try await store.pool.read { try String.fetchAll($0, sql: "SELECT messageId FROM inbox ORDER BY messageId") } == ["edge", "new"])
@@ -490,7 +492,7 @@ struct MessageWorkerBatchTests {
         let consumer = try KafkaConsumer(configuration: .init(client: configuration.kafka, groupId: configuration.groupId, topics: ["notes.in"]),
                                          logger: logger)
         let worker = MessageWorker(consumer: consumer, store: store, handlers: definition.handlers, configuration: configuration,
-                                   metrics: metrics, relay: OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger),
+                                   metrics: metrics, relay: OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger, service: .intake),
                                    logger: logger)
         func record(_ offset: Int64, _ text: String, id: String) throws -> KafkaRecord {
             KafkaRecord(topic: "notes.in", partition: 0, offset: offset, key: Array("k".utf8),

@@ -1,6 +1,7 @@
 import EncompassKafka
 import EncompassModels
 import Foundation
+import GRDB
 import Logging
 import ServiceRuntime
 
@@ -333,6 +334,127 @@ public enum FaultScenarios {
 
     // MARK: the parts
 
+    // MARK: poison records
+
+    /// A dead letter as a service lists it.
+    public struct DeadLetterSeen: Codable, Sendable, Equatable {
+        public var service: String
+        public var errorClass: String
+        public var errorMessage: String
+    }
+
+    public struct PoisonReport: Codable, Sendable, Equatable {
+        /// The checks over the genuine incidents (its dead letters are the poison's).
+        public var outcome: Outcome
+        /// What was sent, and where.
+        public var poisons: [String]
+        /// Every dead letter of every instance, with its reason.
+        public var deadLetters: [DeadLetterSeen]
+        /// Rows left in the outboxes of all instances at the end (`encompass_outbox_pending`).
+        public var outboxRows: Int
+        /// `encompass_outbox_oldest_age_seconds` at the end, summed over the instances.
+        public var oldestOutboxRowSeconds: Double
+
+        /// The feed's record refused by intake's field limits, naming the field.
+        public var feedPoisonRejected: Bool {
+            deadLetters.contains { $0.service == "intake" && $0.errorClass == "payload.validation"
+                && $0.errorMessage.contains("children[0].givenName: is \(FaultScenarios.feedPoisonNameLength) characters long") }
+        }
+
+        /// The outbox row Kafka refused, dead-lettered with Kafka's reason.
+        public var outboxPoisonDeadLettered: Bool {
+            deadLetters.contains { $0.service == "intake" && $0.errorClass == "outbox.refused" && $0.errorMessage.contains("MSG_SIZE_TOO_LARGE") }
+        }
+
+        public var passed: Bool {
+            var genuine = outcome
+            genuine.deadLetters = 0
+            return genuine.passed && deadLetters.count == 2 && feedPoisonRejected && outboxPoisonDeadLettered
+                && outboxRows == 0 && oldestOutboxRowSeconds == 0
+        }
+    }
+
+    /// The child name of the records feed's poison: its record stays under the broker's
+    /// 1,000,000 bytes.
+    static let feedPoisonNameLength = 900_000
+
+    /// Issue 23 through the pipeline as processes. Two poison records among genuine incidents:
+    ///
+    /// 1. a records system writes an incident with a 900,000-character child name straight to
+    ///    `encompass.incidents.raw` (the record is under the broker's limit, so Kafka takes it);
+    ///    intake's field limits refuse it (a dead letter naming the field), so it never grows
+    ///    into a message Kafka would refuse one hop later;
+    /// 2. halfway through the feed intake-1 is stopped and a 1.2 MB `IncidentRecorded` is put
+    ///    in its outbox, as the version before the size check could leave it (the jam of issue
+    ///    23, carried into the fixed version); intake-1 is started again and the rest is fed
+    ///    to it, so genuine incidents queue behind the poison. Its relay must dead-letter it
+    ///    (`outbox.refused`, MSG_SIZE_TOO_LARGE) and publish the rows behind it.
+    ///
+    /// Then the morning: every genuine child must get exactly one notice and one mail, the two
+    /// poisons must be dead letters with their reasons (and nothing else), and every outbox
+    /// of every instance empty.
+    public static func poisonRecords(_ pipeline: LocalPipeline, incidents count: Int, report progress: @Sendable (String) -> Void) async throws -> PoisonReport {
+        let incidents = try await prepare(pipeline, count: count, seed: 23)
+        var poisons: [String] = []
+        var feedPoison = incidents[0]
+        feedPoison.occurrenceNumber = "26599999991"
+        feedPoison.children[0].givenName = String(repeating: "A", count: feedPoisonNameLength)
+        let value = Array(try WireFormat.data(feedPoison))
+        let bootstrap = try String(contentsOfFile: pipeline.bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        var logger = Logger(label: "encompass.faults")
+        logger.logLevel = .critical
+        let producer = try KafkaProducer(configuration: .init(client: KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "records-feed")),
+                                         logger: logger)
+        do {
+            try await producer.send(ProducerRecord(topic: Topics.incidentsRaw.name, key: feedPoison.occurrenceNumber, value: value))
+        } catch {
+            await producer.close()
+            throw error
+        }
+        await producer.close()
+        poisons.append("\(Topics.incidentsRaw.name): an incident of \(value.count) bytes with a \(feedPoisonNameLength)-character child name")
+        progress(poisons[0])
+
+        // The first half over HTTP; then intake-1 stops with the poison at the head of its
+        // outbox and the next batch of accepted incidents behind it, as intake's HTTP API
+        // queues them (raw-topic submissions); then it starts again, and the rest is fed.
+        let intake = LocalPipeline.Instance(service: .intake, number: 1)
+        let split = max(1, incidents.count / 2 / batchSize) * batchSize
+        let behind = Array(incidents[split..<min(incidents.count, split + batchSize)])
+        try await feed(pipeline, Array(incidents[..<split])) { _, _ in }
+        await pipeline.signal(intake, SIGTERM)
+        var poison = incidents[0]
+        poison.occurrenceNumber = "26599999992"
+        poison.children[0].givenName = String(repeating: "B", count: 1_200_000)
+        let envelope = Envelope(id: MessageID.derived(from: poison.occurrenceNumber, "poison"), key: poison.occurrenceNumber, producer: "intake",
+                                payload: IncidentRecorded(kind: .new, revision: 1, changes: [], source: "feed", incident: poison))
+        let row = try WireFormat.encode(envelope)
+        let store = try ServiceStore(path: "\(pipeline.options.directory)/\(intake.name)/\(ServiceName.intake.rawValue).sqlite")
+        try await store.pool.write { db in
+            // As the version before the size check queued it: straight into the table.
+            try db.execute(sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [envelope.id, Topics.incidents.name, envelope.key, Data(row),
+                                       #"{"encompass-message-id":"\#(envelope.id)"}"#, Date()])
+            let outbox = Outbox(db: db, producer: "intake-http")
+            for incident in behind {
+                try outbox.publish(incident, to: Topics.incidentsRaw.name, key: incident.occurrenceNumber, id: MessageID.fresh())
+            }
+        }
+        poisons.append("\(intake.name)'s outbox: an IncidentRecorded of \(row.count) bytes for \(Topics.incidents.name), queued while it was stopped, \(behind.count) accepted incidents behind it")
+        progress(poisons[1])
+        try await pipeline.restart(intake)
+        progress("\(intake.name) restarted")
+        try await feed(pipeline, Array(incidents[min(incidents.count, split + batchSize)...])) { _, _ in }
+        try await waitForScheduled(pipeline, count: incidents.count)
+        try await morning(pipeline, progress: progress)
+        try await waitForMails(pipeline, count: incidents.count)
+        let outcome = try await check(pipeline, incidents)
+        let letters = try await deadLetters(pipeline)
+        let figures = await pipeline.figures()
+        return PoisonReport(outcome: outcome, poisons: poisons, deadLetters: letters, outboxRows: Int(figures.total("encompass_outbox_pending")),
+                            oldestOutboxRowSeconds: figures.total("encompass_outbox_oldest_age_seconds"))
+    }
+
     static let batchSize = 50
     static let day = CalendarDate(year: 2026, month: 11, day: 23)
 
@@ -492,6 +614,22 @@ public enum FaultScenarios {
         return (uncertain.count, resent)
     }
 
+    /// Every dead letter of every instance, with its reason (the first 600 characters).
+    static func deadLetters(_ pipeline: LocalPipeline) async throws -> [DeadLetterSeen] {
+        var letters: [DeadLetterSeen] = []
+        for service in ServiceName.allCases {
+            for number in pipeline.instances(of: service) {
+                let (status, body) = try await pipeline.operationsClient(service, instance: number).call("GET", "/v1/dead-letters", query: ["status": "all"])
+                guard status == 200 else { throw PipelineError("\(service.rawValue)-\(number) dead letters: \(status)") }
+                for letter in (try JSONSerialization.jsonObject(with: body) as? [[String: Any]]) ?? [] {
+                    letters.append(DeadLetterSeen(service: service.rawValue, errorClass: letter["errorClass"] as? String ?? "?",
+                                                  errorMessage: String((letter["errorMessage"] as? String ?? "").prefix(600))))
+                }
+            }
+        }
+        return letters
+    }
+
     /// Reads `encompass.notices.due` whole, the mail folder and every service's dead letters.
     static func check(_ pipeline: LocalPipeline, _ incidents: [Incident]) async throws -> Outcome {
         try await pipeline.quiet(stable: .seconds(4), timeout: .seconds(300))
@@ -538,16 +676,7 @@ public enum FaultScenarios {
             let text = try String(contentsOfFile: "\(directory)/\(mail)", encoding: .utf8)
             if names.contains(where: { text.contains($0) }) { personal += 1 }
         }
-        var letters: [String] = []
-        for service in ServiceName.allCases {
-            for number in pipeline.instances(of: service) {
-                let (status, body) = try await pipeline.operationsClient(service, instance: number).call("GET", "/v1/dead-letters", query: ["status": "all"])
-                guard status == 200 else { throw PipelineError("\(service.rawValue)-\(number) dead letters: \(status)") }
-                for letter in (try JSONSerialization.jsonObject(with: body) as? [[String: Any]]) ?? [] {
-                    letters.append("\(service.rawValue): \(letter["errorClass"] as? String ?? "?")")
-                }
-            }
-        }
+        let letters = try await deadLetters(pipeline).map { "\($0.service): \($0.errorClass)" }
         return Outcome(
             incidents: incidents.count, notices: byNotice.count, noticesWithSeveralIds: byNotice.values.filter { $0.count > 1 }.count,
             occurrencesCovered: occurrences.intersection(incidents.map(\.occurrenceNumber)).count,

@@ -25,7 +25,7 @@ extension IncidentAPI {
         guard let body = await body(request) else { return Self.tooLarge }
         let name = request.uri.queryParameters.get("name") ?? "history"
         let first = request.uri.queryParameters.get("first").flatMap(Int.init) ?? 1
-        let now = Date()
+        let now = environment.clock.now()
         let fileKey = "history:\(name)"
         let parsed: HistoryFile
         do {
@@ -49,8 +49,9 @@ extension IncidentAPI {
         let validItems = valid
         let problemItems = problems
         let allNotices = notices
+        let environment = self.environment
         let answer = try await environment.store.pool.write { db -> HistoryAnswer in
-            let outbox = Outbox(db: db, producer: "intake-history")
+            let outbox = environment.outbox(db, producer: "intake-history")
             for (_, incident) in validItems {
                 let content = String(decoding: try WireFormat.data(incident), as: UTF8.self)
                 try outbox.publish(HistoricalIncident(source: fileKey, incident: incident), to: Topics.history.name,

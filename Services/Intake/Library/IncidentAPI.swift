@@ -2,6 +2,7 @@ import EncompassModels
 import Foundation
 import GRDB
 import Hummingbird
+import Logging
 import NIOCore
 import ServiceRuntime
 
@@ -25,6 +26,8 @@ struct IncidentAPI: Sendable {
         var occurrenceNumber: String?
         var messageId: String?
         var errors: [FieldError]?
+        /// Adults' fields set aside (the incident was accepted without them).
+        var warnings: [FieldError]?
     }
 
     struct Answer: Codable {
@@ -64,40 +67,72 @@ struct IncidentAPI: Sendable {
         case .success(let list): items = list
         case .failure(let problem): return HTTPEndpoint.json(.badRequest, ["error": problem.description])
         }
-        let now = Date()
-        var accepted: [(Int, Incident)] = []
+        let now = environment.clock.now()
+        var accepted: [(index: Int, item: Data, incident: Incident, warnings: [FieldError])] = []
         var rejected: [(Int, Data, [FieldError], String)] = []
         for (index, item) in items.enumerated() {
             do {
                 let incident = validator.forces.prepare(try WireFormat.decoder().decode(Incident.self, from: item))
-                let problems = validator.validate(incident, now: now)
-                if problems.isEmpty { accepted.append((index, incident)) }
-                else { rejected.append((index, item, problems, "payload.validation")) }
+                let review = validator.review(incident, now: now, unknownFields: IncidentShape.unknownFields(in: item))
+                if review.errors.isEmpty { accepted.append((index, item, review.incident, review.warnings)) }
+                else { rejected.append((index, item, review.errors, "payload.validation")) }
             } catch {
                 rejected.append((index, item, [FieldError("(item)", WireFormat.describe(error))], "payload.invalid"))
             }
         }
         let acceptedItems = accepted
         let rejectedItems = rejected
+        let environment = self.environment
         let answer = try await environment.store.pool.write { db -> Answer in
-            let outbox = Outbox(db: db, producer: "intake-http")
+            let outbox = environment.outbox(db, producer: "intake-http")
             var answer = Answer(accepted: [], rejected: [])
-            for (index, incident) in acceptedItems {
-                let id = MessageID.fresh()
-                try outbox.publish(incident, to: Topics.incidentsRaw.name, key: incident.occurrenceNumber, id: id, now: now)
-                answer.accepted.append(ItemResult(index: index, occurrenceNumber: incident.occurrenceNumber, messageId: id))
-            }
+            var refused: [(Int, Data, [FieldError], String)] = []
             let base = Int64(now.timeIntervalSince1970 * 1_000_000) * 1_000
-            for (index, item, problems, errorClass) in rejectedItems {
+            for (index, item, incident, warnings) in acceptedItems {
+                let id = MessageID.fresh()
+                do {
+                    try outbox.publish(incident, to: Topics.incidentsRaw.name, key: incident.occurrenceNumber, id: id, now: now)
+                } catch let error as OutboxError {
+                    refused.append((index, try WireFormat.data(incident), [FieldError("(incident)", error.description)], error.errorClass))
+                    continue
+                }
+                answer.accepted.append(ItemResult(index: index, occurrenceNumber: incident.occurrenceNumber, messageId: id,
+                                                  warnings: warnings.isEmpty ? nil : warnings))
+                if !warnings.isEmpty {
+                    try DeadLetterWriter.writeRejectedInput(
+                        db: db, service: .intake, origin: Self.source, place: base + Int64(index), key: incident.occurrenceNumber, value: Array(item),
+                        errorClass: IntakeService.setAsideClass, message: IntakeService.setAsideMessage(warnings), now: now, outbox: outbox)
+                }
+            }
+            for (index, item, problems, errorClass) in rejectedItems + refused {
                 try DeadLetterWriter.writeRejectedInput(
                     db: db, service: .intake, origin: Self.source, place: base + Int64(index), key: nil, value: Array(item),
                     errorClass: errorClass, message: problems.map(\.description).joined(separator: "; "), now: now, outbox: outbox)
                 answer.rejected.append(ItemResult(index: index, errors: problems))
             }
+            answer.rejected.sort { $0.index < $1.index }
             return answer
+        }
+        for item in answer.accepted {
+            reportSetAside(item.warnings ?? [], occurrenceNumber: item.occurrenceNumber, source: Self.source)
         }
         environment.relay.wake()
         return HTTPEndpoint.json(answer.accepted.isEmpty && !answer.rejected.isEmpty ? .unprocessableContent : .accepted, answer)
+    }
+
+    /// Adults' fields set aside from an accepted incident: a structured log line per field
+    /// and `encompass_intake_fields_set_aside_total`, beside the warning in the answer.
+    func reportSetAside(_ warnings: [FieldError], occurrenceNumber: String?, source: String) {
+        for warning in warnings {
+            environment.logger.warning("adult field set aside; incident accepted for its children", metadata: [
+                "occurrence": .string(occurrenceNumber ?? ""), "field": .string(warning.field), "reason": .string(warning.message),
+                "source": .string(source),
+            ])
+        }
+        guard !warnings.isEmpty else { return }
+        environment.metrics.count("encompass_intake_fields_set_aside",
+                                  help: "Adults' fields set aside from accepted incidents (bad or unknown), with a warning to the sender",
+                                  labels: [("source", source.hasPrefix("spreadsheet:") ? "spreadsheet" : "http")], by: warnings.count)
     }
 
     struct BodyProblem: Error, CustomStringConvertible {

@@ -54,17 +54,41 @@ public enum IntakeService {
         )
     }
 
+    /// The dead letter that keeps what was set aside from an accepted incident (its adults'
+    /// bad or unknown fields), so that it is not lost silently: the submission as sent, listed
+    /// with the open dead letters (`encompass dlq`, the console), to correct and replay (an
+    /// amendment) or discard.
+    static let setAsideClass = "payload.field-set-aside"
+
+    static func setAsideMessage(_ warnings: [FieldError]) -> String {
+        "accepted for its children without: " + warnings.map(\.description).joined(separator: "; ")
+            + ". Replay this dead letter with the field corrected (the incident is amended), or discard it"
+    }
+
     /// Applies submissions from `encompass.incidents.raw`: an Encompass envelope
     /// (`encompass.incident`) or a bare incident JSON object from a records system.
     static func rawHandler(validator: IncidentValidator) -> TopicHandler {
-        TopicHandler(topic: Topics.incidentsRaw.name) { record, db, outbox, now, _ in
+        TopicHandler(topic: Topics.incidentsRaw.name) { record, db, outbox, now, logger in
             let submission = try Submission.decode(record)
             return try InboxEntry.applyOnce(messageId: submission.messageId, record: record, db: db, now: now) {
                 let incident = validator.forces.prepare(submission.incident)
-                let problems = validator.validate(incident, now: now)
-                guard problems.isEmpty else { throw EnvelopeError.validationFailed(problems) }
-                try OccurrenceLedger.apply(incident, source: submission.source, causationId: submission.messageId,
+                // Intake's own APIs checked the fields of what they queued and wrote only known
+                // ones; a records system's submissions are checked for unknown fields here.
+                let unknown = submission.source.hasPrefix("intake-") ? [] : submission.payloadObject(record).map(IncidentShape.unknownFields(inObject:)) ?? []
+                let review = validator.review(incident, now: now, unknownFields: unknown)
+                guard review.errors.isEmpty else { throw EnvelopeError.validationFailed(review.errors) }
+                for warning in review.warnings {
+                    logger.warning("adult field set aside; incident accepted for its children", metadata: [
+                        "occurrence": .string(incident.occurrenceNumber), "field": .string(warning.field),
+                        "reason": .string(warning.message), "source": .string(submission.source),
+                    ])
+                }
+                try OccurrenceLedger.apply(review.incident, source: submission.source, causationId: submission.messageId,
                                            db: db, outbox: outbox, now: now)
+                if !review.warnings.isEmpty {
+                    try DeadLetterWriter.write(db: db, service: .intake, record: record, errorClass: setAsideClass,
+                                               message: setAsideMessage(review.warnings), attempts: 1, firstFailedAt: now, now: now, outbox: outbox)
+                }
             }
         }
     }
@@ -75,6 +99,14 @@ struct Submission {
     var incident: Incident
     var messageId: String
     var source: String
+    /// The incident is the envelope's payload (else the record is a bare incident).
+    var isEnvelope = false
+
+    /// The incident's own JSON, parsed: the record's value, or its envelope's `payload`.
+    func payloadObject(_ record: KafkaRecord) -> Any? {
+        let value = try? JSONSerialization.jsonObject(with: Data(record.value))
+        return isEnvelope ? (value as? [String: Any])?["payload"] : value
+    }
 
     static func decode(_ record: KafkaRecord) throws(EnvelopeError) -> Submission {
         struct Probe: Decodable { var schema: String? }
@@ -86,7 +118,7 @@ struct Submission {
         }
         if probe.schema != nil {
             let envelope = try WireFormat.decode(Incident.self, from: record.value)
-            return Submission(incident: envelope.payload, messageId: envelope.id, source: envelope.producer)
+            return Submission(incident: envelope.payload, messageId: envelope.id, source: envelope.producer, isEnvelope: true)
         }
         do {
             let incident = try WireFormat.value(Incident.self, from: Data(record.value))

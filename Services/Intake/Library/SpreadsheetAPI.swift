@@ -7,38 +7,59 @@ import ServiceRuntime
 /// POST /v1/spreadsheets?name=FILE: the DA desk's daily spreadsheet (CSV or XLSX) as the body.
 ///
 /// Rows become incidents (rows sharing an occurrence number make one incident). Every row that
-/// cannot be used is answered with its row number and reasons and kept as a dead letter (the
-/// row's cells as JSON); a child row with a bad value is set aside without holding back the
-/// rest of its incident, which is amended when the corrected row arrives. A file that cannot
-/// be read at all is kept whole as a dead letter and answered 422.
+/// cannot be used is answered with its row number and reasons (the first
+/// `maximumRejectedRowsAnswered`, then counts by field), and an upload with rejected rows is
+/// kept as one dead letter: the file as sent, with a summary of its row errors. A child row
+/// with a bad value is set aside without holding back the rest of its incident, which is
+/// amended when the corrected row arrives. A file that cannot be read at all, or has more than
+/// `maximumUploadRows` rows, is kept whole as a dead letter and answered 422.
 extension IncidentAPI {
     struct SpreadsheetAnswer: Codable {
-        struct Accepted: Codable { var occurrenceNumber: String; var rows: [Int]; var messageId: String }
+        struct Accepted: Codable {
+            var occurrenceNumber: String
+            var rows: [Int]
+            var messageId: String
+            /// Adults' fields set aside (the incident was accepted without them).
+            var warnings: [FieldError]?
+        }
         struct Rejected: Codable { var row: Int; var errors: [FieldError] }
         var file: String
         var rows: Int
         var accepted: [Accepted]
+        /// The first `maximumRejectedRowsAnswered` rejected rows.
         var rejectedRows: [Rejected]
+        /// All rejected rows, and their problems counted by field (`children[].dateOfBirth`).
+        var rejectedRowCount: Int = 0
+        var rejectedByField: [String: Int] = [:]
         var notices: [String]
         var error: String?
     }
+
+    /// Rows one upload may have: the DA desk's day is a few hundred. A larger file is refused
+    /// as soon as the reader meets row `maximumUploadRows + 1`, so a huge file costs little.
+    static let maximumUploadRows = 20_000
+    /// Rejected rows listed in the answer with their reasons; the rest are counted.
+    static let maximumRejectedRowsAnswered = 1_000
+    /// Rejected rows quoted in the upload's dead letter.
+    static let maximumRejectedRowsQuoted = 20
 
     func handleSpreadsheet(_ request: Request) async throws -> Response {
         if let refusal = refusal(request) { return refusal }
         guard let body = await body(request) else { return Self.tooLarge }
         let name = request.uri.queryParameters.get("name") ?? "upload"
-        let now = Date()
+        let environment = self.environment
+        let now = environment.clock.now()
         let fileKey = "spreadsheet:\(name):\(StableHash.hex128(String(decoding: body, as: UTF8.self)).prefix(12))"
         let sheet: Sheet
         do {
-            sheet = try SpreadsheetReader.read(Data(body))
+            sheet = try SpreadsheetReader.read(Data(body), maximumRows: Self.maximumUploadRows)
             try IncidentSheet.checkColumns(sheet)
         } catch {
             try await environment.store.pool.write { db in
                 try DeadLetterWriter.writeRejectedInput(
                     db: db, service: .intake, origin: fileKey, place: 0, key: name, value: body,
                     errorClass: "spreadsheet.unreadable", message: error.description, now: now,
-                    outbox: Outbox(db: db, producer: "intake-spreadsheet"))
+                    outbox: environment.outbox(db, producer: "intake-spreadsheet"))
             }
             environment.relay.wake()
             return HTTPEndpoint.json(.unprocessableContent, SpreadsheetAnswer(
@@ -50,30 +71,31 @@ extension IncidentAPI {
 
         let (groups, sheetProblems) = IncidentSheet.incidents(from: sheet)
         var problems = sheetProblems
-        var accepted: [(Incident, [Int])] = []
+        var accepted: [(incident: Incident, submitted: Incident, rows: [Int], warnings: [FieldError])] = []
         let cellsByRow = Dictionary(sheet.rows.map { ($0.number, $0.cells) }, uniquingKeysWith: { first, _ in first })
         for group in groups {
             var incident = validator.forces.prepare(group.incident)
             var childRows = group.childRows
-            var errors = validator.validate(incident, now: now)
+            var review = validator.review(incident, now: now)
             // Child-level errors set that child's row aside; the incident goes on without it.
-            let badChildren = Set(errors.compactMap { Self.childIndex($0.field) })
+            // An adult's bad field is set aside with a warning (the review's incident lacks it).
+            let badChildren = Set(review.errors.compactMap { Self.childIndex($0.field) })
             if !badChildren.isEmpty {
                 for index in badChildren.sorted() where childRows.indices.contains(index) {
                     let row = childRows[index]
-                    let childErrors = errors.filter { Self.childIndex($0.field) == index }
+                    let childErrors = review.errors.filter { Self.childIndex($0.field) == index }
                     problems.append(IncidentSheet.RowProblem(row: row, cells: cellsByRow[row] ?? [:], errors: childErrors))
                 }
                 let keep = incident.children.indices.filter { !badChildren.contains($0) }
                 incident.children = keep.map { incident.children[$0] }
                 childRows = keep.map { childRows[$0] }
-                errors = validator.validate(incident, now: now)
+                review = validator.review(incident, now: now)
             }
-            if errors.isEmpty {
-                accepted.append((incident, group.rows))
+            if review.errors.isEmpty {
+                accepted.append((review.incident, incident, group.rows, review.warnings))
             } else {
                 for row in group.rows where !problems.contains(where: { $0.row == row }) {
-                    problems.append(IncidentSheet.RowProblem(row: row, cells: cellsByRow[row] ?? [:], errors: errors))
+                    problems.append(IncidentSheet.RowProblem(row: row, cells: cellsByRow[row] ?? [:], errors: review.errors))
                 }
             }
         }
@@ -82,25 +104,55 @@ extension IncidentAPI {
         let problemItems = problems
         let allNotices = notices
         let answer = try await environment.store.pool.write { db -> SpreadsheetAnswer in
-            let outbox = Outbox(db: db, producer: "intake-spreadsheet:\(name)")
+            let outbox = environment.outbox(db, producer: "intake-spreadsheet:\(name)")
             var answer = SpreadsheetAnswer(file: name, rows: sheet.rows.count, accepted: [], rejectedRows: [], notices: allNotices)
-            for (incident, rows) in acceptedItems {
+            for (incident, submitted, rows, warnings) in acceptedItems {
                 let id = MessageID.fresh()
                 try outbox.publish(incident, to: Topics.incidentsRaw.name, key: incident.occurrenceNumber, id: id, now: now)
-                answer.accepted.append(.init(occurrenceNumber: incident.occurrenceNumber, rows: rows, messageId: id))
+                answer.accepted.append(.init(occurrenceNumber: incident.occurrenceNumber, rows: rows, messageId: id,
+                                             warnings: warnings.isEmpty ? nil : warnings))
+                if !warnings.isEmpty {
+                    // The incident as the rows gave it, set-aside fields included (row numbers
+                    // start at 2, after the header: 0 and 1 are the file's own dead letters).
+                    try DeadLetterWriter.writeRejectedInput(
+                        db: db, service: .intake, origin: fileKey, place: Int64(rows.first ?? 2), key: incident.occurrenceNumber,
+                        value: Array(try WireFormat.data(submitted)), errorClass: IntakeService.setAsideClass,
+                        message: "rows \(rows.map(String.init).joined(separator: ", ")): " + IntakeService.setAsideMessage(warnings), now: now, outbox: outbox)
+                }
             }
-            for problem in problemItems {
-                let value = try JSONSerialization.data(withJSONObject: ["file": name, "row": problem.row, "cells": problem.cells], options: [.sortedKeys])
+            let summary = Self.summarise(problemItems)
+            answer.rejectedRows = problemItems.prefix(Self.maximumRejectedRowsAnswered).map { .init(row: $0.row, errors: $0.errors) }
+            answer.rejectedRowCount = problemItems.count
+            answer.rejectedByField = summary.byField
+            if !problemItems.isEmpty {
+                // One dead letter for the upload, whatever its number of bad rows: the file as
+                // sent (nothing is lost: fix the rows and send it again; accepted incidents sent
+                // again unchanged are dropped as replays) and what was wrong with it.
                 try DeadLetterWriter.writeRejectedInput(
-                    db: db, service: .intake, origin: fileKey, place: Int64(problem.row), key: problem.cells["occurrence_number"],
-                    value: Array(value), errorClass: "spreadsheet.row",
-                    message: "row \(problem.row): " + problem.errors.map(\.description).joined(separator: "; "), now: now, outbox: outbox)
-                answer.rejectedRows.append(.init(row: problem.row, errors: problem.errors))
+                    db: db, service: .intake, origin: fileKey, place: 1, key: name, value: body, errorClass: "spreadsheet.rows",
+                    message: "\(name): \(problemItems.count) of \(sheet.rows.count) rows rejected; " + summary.text, now: now, outbox: outbox)
             }
             return answer
         }
         environment.relay.wake()
+        for item in answer.accepted {
+            reportSetAside(item.warnings ?? [], occurrenceNumber: item.occurrenceNumber, source: fileKey)
+        }
         return HTTPEndpoint.json(answer.accepted.isEmpty && !answer.rejectedRows.isEmpty ? .unprocessableContent : .accepted, answer)
+    }
+
+    /// Rejected rows counted by field (indices left out: `children[].dateOfBirth`), and as text
+    /// with the first `maximumRejectedRowsQuoted` rows and their reasons.
+    static func summarise(_ problems: [IncidentSheet.RowProblem]) -> (byField: [String: Int], text: String) {
+        var byField: [String: Int] = [:]
+        for problem in problems {
+            for field in Set(problem.errors.map { $0.field.replacing(/\[[0-9]+\]/, with: "[]") }) { byField[field, default: 0] += 1 }
+        }
+        let counts = byField.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        let quoted = problems.prefix(maximumRejectedRowsQuoted).map { "row \($0.row): " + $0.errors.map(\.description).joined(separator: "; ") }
+        let more = problems.count > maximumRejectedRowsQuoted ? " (and \(problems.count - maximumRejectedRowsQuoted) more rows)" : ""
+        return (byField, "rows with a problem, by field: \(counts.joined(separator: ", ")); " + quoted.joined(separator: " | ") + more
+            + ". The file is kept whole in this dead letter: fix the rows and send it again")
     }
 
     /// `children[3].dateOfBirth` → 3.

@@ -29,10 +29,17 @@ public struct Sheet: Sendable {
 /// writes it) or XLSX (first worksheet). Header names are normalised: lower case, spaces and
 /// hyphens as underscores.
 public enum SpreadsheetReader {
-    public static func read(_ data: Data) throws(SheetError) -> Sheet {
-        if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return try XLSX.read(data) }
+    /// With `maximumRows`, a file with more rows than that (beyond its header) is refused as
+    /// soon as the reader meets the next one, before the rest is read.
+    public static func read(_ data: Data, maximumRows: Int? = nil) throws(SheetError) -> Sheet {
+        if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return try XLSX.read(data, maximumRows: maximumRows) }
         if data.starts(with: [0x50, 0x4B]) { throw SheetError("the file looks like a damaged ZIP/XLSX") }
-        return try CSV.read(data)
+        return try CSV.read(data, maximumRows: maximumRows)
+    }
+
+    /// The refusal of a file over `maximumRows`.
+    static func tooManyRows(_ maximumRows: Int) -> SheetError {
+        SheetError("the file has more than \(maximumRows) rows; one upload takes at most \(maximumRows): split it into smaller files")
     }
 
     static func normaliseHeader(_ text: String) -> String {
@@ -72,7 +79,7 @@ public enum SpreadsheetReader {
 
 /// RFC 4180 CSV.
 enum CSV {
-    static func read(_ data: Data) throws(SheetError) -> Sheet {
+    static func read(_ data: Data, maximumRows: Int? = nil) throws(SheetError) -> Sheet {
         var notices: [String] = []
         let text: String
         if data.starts(with: [0xEF, 0xBB, 0xBF]) {
@@ -89,10 +96,12 @@ enum CSV {
         } else {
             throw SheetError("the file's text encoding is not UTF-8, UTF-16 or Windows-1252; save it as 'CSV UTF-8'")
         }
-        return try SpreadsheetReader.makeSheet(try parse(text), notices: notices)
+        return try SpreadsheetReader.makeSheet(try parse(text, maximumRows: maximumRows), notices: notices)
     }
 
-    static func parse(_ text: String) throws(SheetError) -> [(number: Int, fields: [String], problem: String?)] {
+    static func parse(_ text: String, maximumRows: Int? = nil) throws(SheetError) -> [(number: Int, fields: [String], problem: String?)] {
+        // The header row and the rows under it.
+        let limit = maximumRows.map { $0 + 1 } ?? Int.max
         var table: [(number: Int, fields: [String], problem: String?)] = []
         var fields: [String] = []
         var field = String.UnicodeScalarView()
@@ -138,8 +147,10 @@ enum CSV {
             case "\r":
                 if let following = next(), following != "\n" { pending = following }
                 endRow(); line += 1; rowStart = line
+                if table.count > limit { throw SpreadsheetReader.tooManyRows(limit - 1) }
             case "\n":
                 endRow(); line += 1; rowStart = line
+                if table.count > limit { throw SpreadsheetReader.tooManyRows(limit - 1) }
             case "\"":
                 if field.isEmpty && !afterQuote {
                     inQuotes = true
@@ -155,6 +166,7 @@ enum CSV {
         }
         if inQuotes { throw SheetError("a quoted value starting on line \(quoteStart) is never closed; the file may be truncated") }
         if !field.isEmpty || !fields.isEmpty { endRow() }
+        if table.count > limit { throw SpreadsheetReader.tooManyRows(limit - 1) }
         return table
     }
 }
@@ -162,7 +174,7 @@ enum CSV {
 /// Office Open XML spreadsheets: the first worksheet, shared and inline strings, numbers,
 /// booleans and dates (by cell style). Formula cells are refused row by row.
 enum XLSX {
-    static func read(_ data: Data) throws(SheetError) -> Sheet {
+    static func read(_ data: Data, maximumRows: Int? = nil) throws(SheetError) -> Sheet {
         // Our own bounds-checked reading of the ZIP container (ZipParts), not ZIPFoundation's
         // Archive: on damaged input its in-memory reader traps and its file reader can loop
         // forever on a deflate stream that never ends (both found by the fuzz pass).
@@ -184,7 +196,7 @@ enum XLSX {
         guard let sheetXML = try entry(sheetPath) else { throw SheetError("the first worksheet (\(sheetPath)) is missing") }
         let shared = try entry("xl/sharedStrings.xml").map(SharedStrings.parse) ?? []
         let dateStyles = try entry("xl/styles.xml").map(DateStyles.parse) ?? []
-        let rows = try SheetParser.parse(sheetXML, shared: shared, dateStyles: dateStyles)
+        let rows = try SheetParser.parse(sheetXML, shared: shared, dateStyles: dateStyles, maximumRows: maximumRows)
         return try SpreadsheetReader.makeSheet(rows, notices: [])
     }
 
@@ -315,14 +327,19 @@ final class SheetParser: NSObject, XMLParserDelegate {
     private var formula = ""
     private var capture: String?
     private var failure: String?
+    /// The header row and the rows under it.
+    private let limit: Int
+    private let maximumRows: Int?
 
-    init(shared: [String], dateStyles: Set<Int>) {
+    init(shared: [String], dateStyles: Set<Int>, maximumRows: Int?) {
         self.shared = shared
         self.dateStyles = dateStyles
+        self.maximumRows = maximumRows
+        self.limit = maximumRows.map { $0 + 1 } ?? Int.max
     }
 
-    static func parse(_ data: Data, shared: [String], dateStyles: Set<Int>) throws(SheetError) -> [(number: Int, fields: [String], problem: String?)] {
-        let delegate = SheetParser(shared: shared, dateStyles: dateStyles)
+    static func parse(_ data: Data, shared: [String], dateStyles: Set<Int>, maximumRows: Int? = nil) throws(SheetError) -> [(number: Int, fields: [String], problem: String?)] {
+        let delegate = SheetParser(shared: shared, dateStyles: dateStyles, maximumRows: maximumRows)
         let parser = xmlParser(data)
         parser.delegate = delegate
         guard parser.parse(), delegate.failure == nil else {
@@ -416,6 +433,10 @@ final class SheetParser: NSObject, XMLParserDelegate {
             if fields.count == column { fields.append(text) } else { fields[column] = text }
         case "row":
             rows.append((rowNumber, fields, problem))
+            if rows.count > limit, let maximumRows {
+                failure = SpreadsheetReader.tooManyRows(maximumRows).description
+                parser.abortParsing()
+            }
         default: break
         }
     }
