@@ -9,11 +9,8 @@ import Testing
 
 @Suite("Review queue: amendments withdraw stale proposals; replicas keep the latest state")
 struct AmendmentTests {
-    var settings: ChildResearchService.Settings {
-        var settings = ChildResearchService.Settings()
-        settings.fallback.confidentThreshold = 0.99 // everything waits for review
-        return settings
-    }
+    /// Automatic confirmation off (the default): every found child waits for review.
+    let settings = ChildResearchService.Settings()
 
     func apply(_ incident: Incident, revision: Int, id: String, db: Database) throws {
         let recorded = IncidentRecorded(kind: revision == 1 ? .new : .amendment, revision: revision, changes: [], source: "test", incident: incident)

@@ -28,8 +28,7 @@ struct ChildResearchServiceTests {
     func endToEnd() async throws {
         let kafka = try TestKafka()
         let token = "review-token-123"
-        var settings = ChildResearchService.Settings()
-        settings.fallback.confidentThreshold = 0.99 // everything waits for review here
+        let settings = ChildResearchService.Settings() // automatic confirmation off: every found child waits for review
         let configuration = ServiceConfiguration(
             service: .childResearch, kafka: kafka.client("child-research"), groupId: "research-\(UUID())",
             dataDirectory: TestPaths.temporaryDirectory("child-research"), instanceId: "research-test", httpPort: 0, apiToken: token)

@@ -4,11 +4,32 @@ import GRDB
 import ServiceRuntime
 
 /// A force's `research` section of its protocol file.
+///
+/// Found children wait for a MASH officer's decision unless the protocol turns automatic
+/// confirmation on (`"autoConfirm": {"enabled": true, "threshold": 0.97}`): off by default and
+/// in both shipped protocols. An older file's `confidentThreshold` is read as the automatic
+/// confirmation threshold but does not turn it on.
 public struct ResearchProtocol: Codable, Sendable, Equatable {
+    /// Automatic confirmation of found children: off unless the protocol turns it on.
+    public struct AutoConfirm: Codable, Sendable, Equatable {
+        /// Whether candidates at or above `threshold` are confirmed without a reviewer.
+        public var enabled: Bool
+        /// Candidates at or above this are confirmed automatically (confirmedBy `auto`) when enabled.
+        public var threshold: Double
+
+        public init(enabled: Bool = false, threshold: Double = 0.95) {
+            self.enabled = enabled
+            self.threshold = threshold
+        }
+
+        /// Off: every found child waits for a MASH officer.
+        public static let off = AutoConfirm()
+    }
+
     /// Candidates scoring below this are not proposed.
     public var proposalThreshold: Double
-    /// Candidates at or above this are confirmed automatically (confirmedBy `auto`).
-    public var confidentThreshold: Double
+    /// Automatic confirmation (off by default).
+    public var autoConfirm: AutoConfirm
     /// Two person records are the same person at or above this matcher score.
     public var personMatchThreshold: Double
     /// How far back earlier records count.
@@ -16,16 +37,54 @@ public struct ResearchProtocol: Codable, Sendable, Equatable {
     /// At most this many children proposed per incident.
     public var maxProposals: Int
 
-    public init(proposalThreshold: Double = 0.5, confidentThreshold: Double = 0.95, personMatchThreshold: Double = 0.6,
+    public init(proposalThreshold: Double = 0.5, autoConfirm: AutoConfirm = .off, personMatchThreshold: Double = 0.6,
                 lookbackYears: Int = 10, maxProposals: Int = 10) {
         self.proposalThreshold = proposalThreshold
-        self.confidentThreshold = confidentThreshold
+        self.autoConfirm = autoConfirm
         self.personMatchThreshold = personMatchThreshold
         self.lookbackYears = lookbackYears
         self.maxProposals = maxProposals
     }
 
     public static let standard = ResearchProtocol()
+
+    /// Whether a candidate with this score is confirmed without a reviewer.
+    public func confirmsAutomatically(score: Double) -> Bool {
+        autoConfirm.enabled && score >= autoConfirm.threshold
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case proposalThreshold, autoConfirm, confidentThreshold, personMatchThreshold, lookbackYears, maxProposals
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let standard = ResearchProtocol.standard
+        proposalThreshold = try c.decodeIfPresent(Double.self, forKey: .proposalThreshold) ?? standard.proposalThreshold
+        personMatchThreshold = try c.decodeIfPresent(Double.self, forKey: .personMatchThreshold) ?? standard.personMatchThreshold
+        lookbackYears = try c.decodeIfPresent(Int.self, forKey: .lookbackYears) ?? standard.lookbackYears
+        maxProposals = try c.decodeIfPresent(Int.self, forKey: .maxProposals) ?? standard.maxProposals
+        if let auto = try c.decodeIfPresent(AutoConfirm.self, forKey: .autoConfirm) {
+            autoConfirm = auto
+        } else {
+            // Before automatic confirmation became opt-in: the old threshold, still off.
+            autoConfirm = AutoConfirm(enabled: false, threshold: try c.decodeIfPresent(Double.self, forKey: .confidentThreshold) ?? AutoConfirm.off.threshold)
+        }
+        for (name, value) in [("proposalThreshold", proposalThreshold), ("personMatchThreshold", personMatchThreshold),
+                              ("autoConfirm.threshold", autoConfirm.threshold)] where !(0...1).contains(value) {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath,
+                                                    debugDescription: "\(name) is \(value); set a number from 0 to 1"))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(proposalThreshold, forKey: .proposalThreshold)
+        try c.encode(autoConfirm, forKey: .autoConfirm)
+        try c.encode(personMatchThreshold, forKey: .personMatchThreshold)
+        try c.encode(lookbackYears, forKey: .lookbackYears)
+        try c.encode(maxProposals, forKey: .maxProposals)
+    }
 }
 
 /// A child found in earlier records for an incident without recorded children.
