@@ -111,6 +111,8 @@ public struct Researcher: Sendable {
         /// 0...1 strength of the link.
         var strength: Double
         var reason: String
+        /// The person row of the earlier record an adult of this incident matched (nil: linked by the dwelling).
+        var matchedAdult: Int64? = nil
     }
 
     /// Children recorded in earlier occurrences at the incident's address or with its adults,
@@ -120,6 +122,7 @@ public struct Researcher: Sendable {
         let earliest = CalendarDate(year: day.year - settings.lookbackYears, month: day.month, day: min(day.day, 28)).description
         var links: [String: [Link]] = [:] // occurrence key -> links
         var places: [String: PersonFeatures] = [:]
+        var atDwelling: [HistoryIndex.IncidentRow] = []
         func link(_ l: Link) {
             guard !(l.forceCode == incident.forceCode && l.occurrenceNumber == incident.occurrenceNumber),
                   l.occurredDay >= earliest, l.occurredDay <= day.description else { return }
@@ -129,7 +132,8 @@ public struct Researcher: Sendable {
         let place = PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
                                    town: incident.incidentAddress.town, postcode: incident.incidentAddress.postcode)
         if let dwelling = place.dwellingKey {
-            for row in try HistoryIndex.incidents(atDwelling: dwelling, db: db) {
+            atDwelling = try HistoryIndex.incidents(atDwelling: dwelling, db: db)
+            for row in atDwelling {
                 link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay, strength: 0.6,
                           reason: "address: same address as \(row.occurrenceNumber) (\(row.occurredDay))"))
             }
@@ -146,7 +150,7 @@ public struct Researcher: Sendable {
                           strength: 0.8 * match.score,
                           reason: String(format: "adult: %@ %@ %@ matched %@ %@ %@ in %@ (%@; %.2f: %@)", party.role.rawValue, party.givenName, party.familyName,
                                          row.role, row.givenName, row.familyName, row.occurrenceNumber, row.occurredDay, match.score,
-                                         match.reasons.joined(separator: ", "))))
+                                         match.reasons.joined(separator: ", ")), matchedAdult: row.row))
             }
         }
         // 3. The children of the linked occurrences, grouped into persons.
@@ -156,9 +160,10 @@ public struct Researcher: Sendable {
             var links: [Link]
         }
         var found: [Found] = []
+        var residence = ResidenceContext(incident: incident, dwelling: place.dwellingKey, earliest: earliest, atDwelling: atDwelling)
         for occurrenceLinks in links.values {
             guard let first = occurrenceLinks.first else { continue }
-            for row in try HistoryIndex.people(forceCode: first.forceCode, occurrenceNumber: first.occurrenceNumber, db: db) where row.role == "child" {
+            for row in try residence.people(first.forceCode, first.occurrenceNumber, db: db) where row.role == "child" {
                 guard let age = Self.age(of: row, on: day), age >= 0, age < 18 else { continue }
                 let features = row.features(cache: &places)
                 if let i = found.firstIndex(where: { $0.rows.contains { $0.personId == row.personId } || matcher.matches($0.features, features) }) {
@@ -186,7 +191,14 @@ public struct Researcher: Sendable {
             }
             let occurrences = Array(Set(rows.map(\.occurrenceNumber))).sorted()
             explanation.append("child: \(latest.givenName) \(latest.familyName) recorded in \(occurrences.joined(separator: ", "))")
-            let score = min(0.99, 1 - miss)
+            var score = min(0.99, 1 - miss)
+            guard score >= settings.proposalThreshold else { continue }
+            // Evidence that the child does not live at the address now lowers the score.
+            for doubt in try residenceDoubts(rows: person.rows, features: person.features, links: person.links, context: &residence,
+                                             places: &places, db: db) {
+                score *= doubt.factor
+                explanation.append(doubt.line + String(format: " (score × %.1f)", doubt.factor))
+            }
             guard score >= settings.proposalThreshold else { continue }
             let dob = rows.compactMap(\.dateOfBirth).first { PartialDate($0)?.isComplete == true }
             let age = Self.age(of: latest, on: day)
