@@ -108,16 +108,8 @@ struct ChildResearchServiceTests {
                 && table.bands.first == ReviewCalibration.Band(minimumScore: 0.5, decided: 2, confirmed: 1)
         }
         // The same table from the CLI.
-        let cli = Process()
-        cli.executableURL = URL(fileURLWithPath: try executable("encompass"))
-        cli.arguments = ["review", "calibration", "--url", "http://127.0.0.1:\(port)", "--token", token]
-        let pipe = Pipe()
-        cli.standardOutput = pipe
-        cli.standardError = pipe
-        try cli.run()
-        let printed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        cli.waitUntilExit()
-        #expect(cli.terminationStatus == 0, "\(printed)")
+        let (status, printed) = try await runExecutable("encompass", ["review", "calibration", "--url", "http://127.0.0.1:\(port)", "--token", token])
+        #expect(status == 0, "\(printed)")
         #expect(printed.contains("0.50                     2          1  50%\n"), "\(printed)")
         #expect(printed.contains("2 decided by officers (1 confirmed); 0 confirmed automatically, not counted"), "\(printed)")
         try await eventually("2 dead letters") { try await host.store.pool.read { try DeadLetter.fetchCount($0) } == 2 }

@@ -22,6 +22,11 @@ struct ResidenceTests {
     let everything = Researcher(settings: ResearchProtocol(proposalThreshold: 0.05))
     let standard = Researcher(settings: .standard)
 
+    /// The child of that given name among everything research finds for `incident`.
+    func found(_ given: String, for incident: Incident, in store: ServiceStore) throws -> Candidate {
+        try #require(try store.pool.read { db in try everything.research(incident, db: db) }.first { $0.child.givenName == given })
+    }
+
     static let elm = ["7 Elm Road"]
     /// The Walshes lived at 7 Elm Road with Ruby in 2022; the Carters, with Leo, since 2024.
     static let walshes = makeIncident("43220000401", on: "2022-03-01", lines: elm, postcode: "RG2 0AA",
@@ -39,9 +44,8 @@ struct ResidenceTests {
     @Test("previous occupants: a child of a household recorded at the address before another one moved in drops below the proposal threshold it passed (0.6), with the later household named")
     func previousOccupants() throws {
         let store = try Self.store([Self.walshes, Self.carters])
-        let all = try store.pool.read { db in try everything.research(Self.cartersToday, db: db) }
-        let ruby = try #require(all.first { $0.child.givenName == "Ruby" })
-        let leo = try #require(all.first { $0.child.givenName == "Leo" })
+        let ruby = try found("Ruby", for: Self.cartersToday, in: store)
+        let leo = try found("Leo", for: Self.cartersToday, in: store)
         #expect(ruby.evidence.score < 0.5 && ruby.evidence.score < leo.evidence.score, "\(ruby.evidence)")
         #expect(ruby.evidence.explanation.contains(
             "residence: a different household recorded at this address since Ruby Walsh's last record here (43220000401, 2022-03-01): Emma Carter, Tom Carter in 43240000402 (2024-06-01) (score × 0.6)"),
@@ -55,8 +59,7 @@ struct ResidenceTests {
     @Test("previous occupants: when this incident is the new household's first record, its adults are strangers to the household the child lived with")
     func strangersToday() throws {
         let store = try Self.store([Self.walshes])
-        let all = try store.pool.read { db in try everything.research(Self.cartersToday, db: db) }
-        let ruby = try #require(all.first { $0.child.givenName == "Ruby" })
+        let ruby = try found("Ruby", for: Self.cartersToday, in: store)
         #expect(ruby.evidence.explanation.contains(
             "residence: Ruby Walsh was recorded here with Dawn Walsh, Kyle Walsh (43220000401, 2022-03-01); this incident's adults (Emma Carter, Tom Carter) are a different household (score × 0.6)"),
             "\(ruby.evidence.explanation)")
@@ -91,13 +94,12 @@ struct ResidenceTests {
     @Test("moved: a later record of the child at another address, or of every adult it lived with here, halves the score and says where and when")
     func moved() throws {
         let store = try Self.store([Self.browns, Self.miaElsewhere, Self.jadeElsewhere])
-        let all = try store.pool.read { db in try everything.research(Self.oakToday, db: db) }
-        let mia = try #require(all.first { $0.child.givenName == "Mia" })
+        let mia = try found("Mia", for: Self.oakToday, in: store)
         #expect(mia.evidence.explanation.contains(
             "residence: Mia Brown recorded at 9 Park Lane, OX1 1ZZ in 43230000502 (2023-09-09), after 43210000501 (2021-04-04) at this address (score × 0.5)"),
             "\(mia.evidence.explanation)")
         #expect(abs(mia.evidence.score - 0.3) < 0.001)
-        let sam = try #require(all.first { $0.child.givenName == "Sam" })
+        let sam = try found("Sam", for: Self.oakToday, in: store)
         #expect(sam.evidence.explanation.contains(
             "residence: the adults recorded here with Sam Brown in 43210000501 (2021-04-04) were recorded elsewhere since: Jade Brown at 12 Bridge Street, OX2 2BB in 43240000503 (2024-02-02) (score × 0.5)"),
             "\(sam.evidence.explanation)")
@@ -118,20 +120,18 @@ struct ResidenceTests {
         let store = try Self.store([History.h1, History.h2, Self.marksEarlier])
         var today = History.today
         today.parties.append(Party(role: .suspect, givenName: "Mark", familyName: "Hughes", dateOfBirth: "1985-02-02"))
-        let all = try store.pool.read { db in try everything.research(today, db: db) }
-        let tyler = try #require(all.first { $0.child.givenName == "Tyler" })
-        let oliver = try #require(all.first { $0.child.givenName == "Oliver" })
+        let tyler = try found("Tyler", for: today, in: store)
+        let oliver = try found("Oliver", for: today, in: store)
         #expect(tyler.evidence.explanation.contains(
             "household: Tyler Dunn was recorded only with Mark Hughes and Kelly Dunn at 5 Rose Street, OX4 4RR in 43200000601 (2020-07-07), never at this address, and that partner is not in this incident (a partner's earlier children rarely live with the new household) (score × 0.6)"),
             "\(tyler.evidence.explanation)")
         #expect(tyler.evidence.score < 0.5 && tyler.evidence.score < oliver.evidence.score)
         // Lily, recorded with Sarah (today's victim) alone at her earlier address: no doubt.
-        let lily = try #require(all.first { $0.child.givenName == "Lily" })
+        let lily = try found("Lily", for: today, in: store)
         #expect(!lily.evidence.explanation.contains { $0.hasPrefix("household:") || $0.hasPrefix("residence:") })
         #expect(try store.pool.read { db in try standard.research(today, db: db) }.map(\.child.givenName).contains("Tyler") == false)
         // Kelly in today's incident too: Tyler is hers, no doubt.
         today.parties.append(Party(role: .other, givenName: "Kelly", familyName: "Dunn", dateOfBirth: "1987-03-03"))
-        let withKelly = try store.pool.read { db in try everything.research(today, db: db) }
-        #expect(try #require(withKelly.first { $0.child.givenName == "Tyler" }).evidence.explanation.allSatisfy { !$0.hasPrefix("household:") })
+        #expect(try found("Tyler", for: today, in: store).evidence.explanation.allSatisfy { !$0.hasPrefix("household:") })
     }
 }

@@ -269,16 +269,8 @@ struct ConsoleAccountTests {
     @Test("encompass console add-user prints a password once that signs in; a viewer sees the pages but may not act")
     func cliAndViewer() async throws {
         var settings = unreachableSettings("console-cli")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable("encompass"))
-        process.arguments = ["console", "add-user", "--name", "v.iewer", "--role", "viewer", "--data-dir", settings.dataDirectory]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output)")
+        let (status, output) = try await runExecutable("encompass", ["console", "add-user", "--name", "v.iewer", "--role", "viewer", "--data-dir", settings.dataDirectory])
+        #expect(status == 0, "\(output)")
         let password = try #require(output.firstMatch(of: /password: (\S+)/).map { String($0.1) }, "\(output)")
         #expect(password.count == 20)
 
