@@ -103,6 +103,10 @@ struct ResidenceTests {
         #expect(sam.evidence.explanation.contains(
             "residence: the adults recorded here with Sam Brown in 43210000501 (2021-04-04) were recorded elsewhere since: Jade Brown at 12 Bridge Street, OX2 2BB in 43240000503 (2024-02-02) (score × 0.5)"),
             "\(sam.evidence.explanation)")
+        // Recorded elsewhere with an adult of this incident (her aunt Tina): not a move away from it.
+        var withTina = Self.oakToday
+        withTina.parties = Self.miaElsewhere.parties
+        #expect(try found("Mia", for: withTina, in: store).evidence.explanation.allSatisfy { !$0.hasPrefix("residence: Mia Brown recorded at") })
         // Without the later records both children keep the address's 0.6.
         let before = try Self.store([Self.browns])
         let plain = try before.pool.read { db in try standard.research(Self.oakToday, db: db) }
@@ -133,5 +137,17 @@ struct ResidenceTests {
         // Kelly in today's incident too: Tyler is hers, no doubt.
         today.parties.append(Party(role: .other, givenName: "Kelly", familyName: "Dunn", dateOfBirth: "1987-03-03"))
         #expect(try found("Tyler", for: today, in: store).evidence.explanation.allSatisfy { !$0.hasPrefix("household:") })
+    }
+
+    @Test("a victim's children from an earlier relationship, found through her, are not lowered by the partner rule (they usually live with her)")
+    func victimsEarlierChildren() throws {
+        // Kelly Dunn is today's victim, at a new address with a new partner; Tyler was recorded with her and Mark Hughes at Rose Street.
+        let store = try Self.store([Self.marksEarlier])
+        let today = makeIncident("43260000602", on: "2026-11-20", lines: ["40 Castle Street"], postcode: "RG1 7SB",
+            parties: [Party(role: .victim, givenName: "Kelly", familyName: "Dunn", dateOfBirth: "1987-03-03"),
+                      Party(role: .suspect, givenName: "Ryan", familyName: "Cole", dateOfBirth: "1986-06-06")])
+        let tyler = try found("Tyler", for: today, in: store)
+        #expect(!tyler.evidence.explanation.contains { $0.hasPrefix("household:") }, "\(tyler.evidence.explanation)")
+        #expect(try store.pool.read { db in try standard.research(today, db: db) }.map(\.child.givenName) == ["Tyler"])
     }
 }

@@ -113,6 +113,8 @@ public struct Researcher: Sendable {
         var reason: String
         /// The person row of the earlier record an adult of this incident matched (nil: linked by the dwelling).
         var matchedAdult: Int64? = nil
+        /// The role in this incident of the adult that matched (nil: linked by the dwelling).
+        var partyRole: PartyRole? = nil
     }
 
     /// Children recorded in earlier occurrences at the incident's address or with its adults,
@@ -150,7 +152,7 @@ public struct Researcher: Sendable {
                           strength: 0.8 * match.score,
                           reason: String(format: "adult: %@ %@ %@ matched %@ %@ %@ in %@ (%@; %.2f: %@)", party.role.rawValue, party.givenName, party.familyName,
                                          row.role, row.givenName, row.familyName, row.occurrenceNumber, row.occurredDay, match.score,
-                                         match.reasons.joined(separator: ", ")), matchedAdult: row.row))
+                                         match.reasons.joined(separator: ", ")), matchedAdult: row.row, partyRole: party.role))
             }
         }
         // 3. The children of the linked occurrences, grouped into persons.

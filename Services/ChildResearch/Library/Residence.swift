@@ -82,8 +82,14 @@ extension Researcher {
         var doubts: [Doubt] = []
 
         if let here = context.dwelling, let lastHere = records.first(where: { dwelling($0) == here }) {
-            // Moved: a later record of the child elsewhere, or of every adult it lived with here.
-            if let elsewhere = records.first(where: { $0.occurredDay > lastHere.occurredDay && dwelling($0).map { $0 != here } == true }) {
+            // Moved: a later record of the child elsewhere (not with an adult of this incident: the
+            // child is where they are), or of every adult it lived with here.
+            var elsewhere: HistoryIndex.PersonRow?
+            for record in records where record.occurredDay > lastHere.occurredDay && dwelling(record).map({ $0 != here }) == true {
+                let with = try context.people(record.forceCode, record.occurrenceNumber, db: db).filter { $0.role != "child" }
+                if !with.contains(where: inIncident) { elsewhere = record; break }
+            }
+            if let elsewhere {
                 doubts.append(Doubt(factor: Self.movedFactor, line: "residence: \(name) recorded at \(Self.describe(elsewhere.address)) in \(elsewhere.occurrenceNumber) (\(elsewhere.occurredDay)), after \(lastHere.occurrenceNumber) (\(lastHere.occurredDay)) at this address"))
             } else {
                 let household = try context.people(lastHere.forceCode, lastHere.occurrenceNumber, db: db).filter { $0.role != "child" }
@@ -131,10 +137,11 @@ extension Researcher {
                 }
                 if let since { doubts.append(since) }
             }
-        } else if viaAdult, !viaDwelling {
-            // Never recorded at this address, found through an adult: when every record that
-            // linked it shows that adult with another partner who is not in this incident, the
-            // child is likely that partner's and lives with them.
+        } else if viaAdult, !viaDwelling, !links.contains(where: { $0.partyRole == .victim }) {
+            // Never recorded at this address, found through an adult other than the victim (a
+            // victim's children from an earlier relationship usually live with her): when every
+            // record that linked it shows that adult with another partner who is not in this
+            // incident, the child is likely that partner's and lives with them.
             var partnered: [String] = []
             var byOccurrence: [String: Link] = [:]
             for link in links where link.matchedAdult != nil && byOccurrence["\(link.forceCode)/\(link.occurrenceNumber)"] == nil {
