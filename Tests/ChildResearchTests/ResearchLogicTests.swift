@@ -229,3 +229,26 @@ struct SettingsTests {
         }
     }
 }
+
+@Suite("Research: grouping records into children")
+struct GroupingTests {
+    @Test("two children recorded in the same incident are two children, even when one's name is the other's nickname (Evie and Evelyn)")
+    func siblingsStayApart() throws {
+        let singhs = makeIncident("43240000701", on: "2024-12-20", lines: ["Flat 6, 67 Chiltern View"], town: "Milton Keynes", postcode: "MK8 9LF",
+            parties: [Party(role: .victim, givenName: "Leanne", familyName: "Singh", dateOfBirth: "1997-11-08")],
+            children: [RecordedChild(givenName: "Evelyn", familyName: "Singh", dateOfBirth: "2009-10-09"),
+                       RecordedChild(givenName: "Evie", familyName: "Singh", dateOfBirth: "2015-02-27")])
+        let store = try ResidenceTests.store([singhs])
+        let today = makeIncident("43260000702", on: "2026-11-20", lines: ["Flat 6, 67 Chiltern View"], town: "Milton Keynes", postcode: "MK8 9LF",
+            parties: [Party(role: .victim, givenName: "Leanne", familyName: "Singh", dateOfBirth: "1997-11-08")])
+        let found = try store.pool.read { db in try Researcher(settings: .standard).research(today, db: db) }
+        #expect(Set(found.map(\.child.givenName)) == ["Evelyn", "Evie"], "\(found.map(\.child))")
+        // The same name twice in one record (one child entered twice, a date of birth mistyped) stays one candidate.
+        var twice = singhs
+        twice.occurrenceNumber = "43240000703"
+        twice.children = [RecordedChild(givenName: "Evie", familyName: "Singh", dateOfBirth: "2015-02-27"),
+                          RecordedChild(givenName: "Evie", familyName: "Singh", dateOfBirth: "2015-02-72")]
+        let single = try ResidenceTests.store([twice])
+        #expect(try single.pool.read { db in try Researcher(settings: .standard).research(today, db: db) }.map(\.child.givenName) == ["Evie"])
+    }
+}

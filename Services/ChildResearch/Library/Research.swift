@@ -168,7 +168,16 @@ public struct Researcher: Sendable {
             for row in try residence.people(first.forceCode, first.occurrenceNumber, db: db) where row.role == "child" {
                 guard let age = Self.age(of: row, on: day), age >= 0, age < 18 else { continue }
                 let features = row.features(cache: &places)
-                if let i = found.firstIndex(where: { $0.rows.contains { $0.personId == row.personId } || matcher.matches($0.features, features) }) {
+                // The same child: the same stable id, else a match — but never a child recorded
+                // beside this one in the same occurrence under another given name (siblings such
+                // as Evie and Evelyn, nickname forms, would otherwise merge into one). The same
+                // name twice in one record is more often one child entered twice: it still groups.
+                let given = NameText.normalise(row.givenName)
+                let sameOccurrence = { (group: Found) in
+                    group.rows.contains { $0.forceCode == row.forceCode && $0.occurrenceNumber == row.occurrenceNumber && NameText.normalise($0.givenName) != given }
+                }
+                if let i = found.firstIndex(where: { $0.rows.contains { $0.personId == row.personId } })
+                    ?? found.firstIndex(where: { !sameOccurrence($0) && matcher.matches($0.features, features) }) {
                     found[i].rows.append(row)
                     found[i].links += occurrenceLinks
                     if found[i].features.dateOfBirth?.isComplete != true, features.dateOfBirth?.isComplete == true { found[i].features = features }
