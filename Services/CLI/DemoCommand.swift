@@ -178,20 +178,28 @@ final class DemoRun: Sendable {
         }
         try await pipeline.quiet()
 
-        // 5. The MASH reviewer checks the proposed children.
+        // 5. The MASH reviewer checks every proposed child (none is confirmed automatically under
+        // the shipped protocol). The queue is listed 500 at a time: the reviewer decides, waits
+        // for the decisions to apply, and lists again until nothing new waits.
         let judge = DemoJudge(truth: world.truth)
         struct Proposals: Decodable { var proposals: [ReviewProposalState] }
-        let pending = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "pending"]).proposals
         var confirmed = 0, rejected = 0
-        for proposal in pending {
-            let verdict = judge.review(occurrence: proposal.occurrenceNumber, child: proposal.child)
-            let (status, body) = try await client(.childResearch).call("POST", "/v1/review/\(proposal.proposalId)/\(verdict.rawValue)",
-                                                                       json: ["reviewer": "MASH demo reviewer", "note": "checked against records"])
-            guard (200..<300).contains(status) || status == 409 else { throw ServiceCallError(description: ServiceClient.refusal(.childResearch, status, body)) }
-            if verdict == .confirm { confirmed += 1 } else { rejected += 1 }
+        var decided = Set<String>()
+        while true {
+            let pending = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "pending"]).proposals
+                .filter { !decided.contains($0.proposalId) }
+            if pending.isEmpty { break }
+            for proposal in pending {
+                let verdict = judge.review(occurrence: proposal.occurrenceNumber, child: proposal.child)
+                let (status, body) = try await client(.childResearch).call("POST", "/v1/review/\(proposal.proposalId)/\(verdict.rawValue)",
+                                                                           json: ["reviewer": "MASH demo reviewer", "note": "checked against records"])
+                guard (200..<300).contains(status) || status == 409 else { throw ServiceCallError(description: ServiceClient.refusal(.childResearch, status, body)) }
+                decided.insert(proposal.proposalId)
+                if verdict == .confirm { confirmed += 1 } else { rejected += 1 }
+            }
+            try await pipeline.quiet()
         }
-        say("reviewer: \(pending.count) proposed children, \(confirmed) confirmed, \(rejected) rejected")
-        try await pipeline.quiet()
+        say("reviewer: \(decided.count) proposed children, \(confirmed) confirmed, \(rejected) rejected")
 
         // 6. Children's Social Care answers the school requests. Each school-resolution
         // instance holds the requests of its own children: the MASH exports from each and

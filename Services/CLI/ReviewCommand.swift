@@ -10,8 +10,8 @@ import FoundationNetworking
 struct ReviewCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "review",
-        abstract: "List, confirm or reject the children child research proposed.",
-        subcommands: [ReviewList.self, ReviewConfirm.self, ReviewReject.self]
+        abstract: "List, confirm or reject the children child research proposed; see how often officers confirmed each score.",
+        subcommands: [ReviewList.self, ReviewConfirm.self, ReviewReject.self, ReviewCalibrationCommand.self]
     )
 }
 
@@ -102,6 +102,39 @@ struct ReviewReject: AsyncParsableCommand {
 
     func run() async throws {
         try await decide(options: options, id: id, verdict: "reject", reviewer: reviewer, note: note)
+    }
+}
+
+struct ReviewCalibrationCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibration",
+        abstract: "For each score band, how many proposals officers decided and the share they confirmed (to choose an automatic confirmation threshold).")
+
+    @OptionGroup var options: ReviewOptions
+
+    func run() async throws {
+        let (code, data) = try await options.send("GET", "/v1/review/calibration")
+        guard code == 200 else { try options.fail(code, data) }
+        if options.json { print(String(decoding: data, as: UTF8.self)); return }
+        let calibration: ReviewCalibration
+        do {
+            calibration = try WireFormat.decoder().decode(ReviewCalibration.self, from: data)
+        } catch {
+            FileHandle.standardError.write(Data("child research answered /v1/review/calibration with an unexpected body (\(WireFormat.describe(error))); is --url child research of this version?\n".utf8))
+            throw ExitCode(2)
+        }
+        print(Self.table(calibration), terminator: "")
+    }
+
+    static func table(_ calibration: ReviewCalibration) -> String {
+        var text = "score at or above  decided  confirmed  share confirmed\n"
+        for band in calibration.bands {
+            let share = band.shareConfirmed.map { String(format: "%.0f%%", $0 * 100) } ?? "–"
+            text += String(format: "%.2f", band.minimumScore).padding(toLength: 17, withPad: " ", startingAt: 0)
+                + String(format: "  %7d  %9d  ", band.decided, band.confirmed) + share + "\n"
+        }
+        text += "\(calibration.decided) decided by officers (\(calibration.confirmed) confirmed); \(calibration.automatic) confirmed automatically, not counted\n"
+        return text
     }
 }
 

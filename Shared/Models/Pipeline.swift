@@ -85,7 +85,8 @@ public struct ResearchEvidence: Codable, Sendable, Equatable {
     public var explanation: [String]
     /// Occurrence numbers of the earlier records the child was found in.
     public var sourceOccurrences: [String]
-    /// `auto` when above the confident-match threshold, else the reviewing officer.
+    /// The reviewing officer, or `auto` when the force's protocol turned automatic confirmation on
+    /// and the score reached its threshold.
     public var confirmedBy: String?
     public var confirmedAt: Date?
 

@@ -108,6 +108,33 @@ public func executable(_ name: String) throws -> String {
     return path
 }
 
+/// Runs a built executable of this package to its end: its exit status and what it printed
+/// (standard output and error together). It waits on a thread of its own, not on one of the
+/// few threads of Swift's concurrency pool, which an in-process service the executable calls
+/// needs in order to answer.
+public func runExecutable(_ name: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let path = try executable(name)
+    return try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            do {
+                try process.run()
+            } catch {
+                continuation.resume(throwing: error)
+                return
+            }
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            continuation.resume(returning: (process.terminationStatus, output))
+        }.start()
+    }
+}
+
 public struct TimeoutError: Error, CustomStringConvertible {
     public let what: String
     public init(what: String) { self.what = what }

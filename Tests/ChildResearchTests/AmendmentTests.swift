@@ -9,11 +9,8 @@ import Testing
 
 @Suite("Review queue: amendments withdraw stale proposals; replicas keep the latest state")
 struct AmendmentTests {
-    var settings: ChildResearchService.Settings {
-        var settings = ChildResearchService.Settings()
-        settings.fallback.confidentThreshold = 0.99 // everything waits for review
-        return settings
-    }
+    /// Automatic confirmation off (the default): every found child waits for review.
+    let settings = ChildResearchService.Settings()
 
     func apply(_ incident: Incident, revision: Int, id: String, db: Database) throws {
         let recorded = IncidentRecorded(kind: revision == 1 ? .new : .amendment, revision: revision, changes: [], source: "test", incident: incident)
@@ -80,10 +77,12 @@ struct AmendmentTests {
             #expect(first.allSatisfy { $0.status == "pending" && $0.version == 1 })
             #expect(try states(db).map(\.status) == ["pending", "pending", "pending"])
 
-            // Revision 2: the victim was someone else (no earlier records). Oliver and Amelia are
-            // still linked by the flat; Lily was found only through Sarah Hughes.
+            // Revision 2: the victim was someone else of the household's family name (no earlier
+            // records; a stranger's name would make the Hughes children previous occupants, see
+            // ResidenceTests). Oliver and Amelia are still linked by the flat; Lily was found only
+            // through Sarah Hughes.
             var amended = History.today
-            amended.parties = [Party(role: .victim, givenName: "Grace", familyName: "Okafor", dateOfBirth: "1995-05-05")]
+            amended.parties = [Party(role: .victim, givenName: "Grace", familyName: "Hughes", dateOfBirth: "1995-05-05")]
             try apply(amended, revision: 2, id: "m-2", db: db)
             let second = try ReviewQueue.forOccurrence(db, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber)
             let lily = try #require(second.first { $0.child.givenName == "Lily" })

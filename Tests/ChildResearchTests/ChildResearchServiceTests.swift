@@ -28,8 +28,7 @@ struct ChildResearchServiceTests {
     func endToEnd() async throws {
         let kafka = try TestKafka()
         let token = "review-token-123"
-        var settings = ChildResearchService.Settings()
-        settings.fallback.confidentThreshold = 0.99 // everything waits for review here
+        let settings = ChildResearchService.Settings() // automatic confirmation off: every found child waits for review
         let configuration = ServiceConfiguration(
             service: .childResearch, kafka: kafka.client("child-research"), groupId: "research-\(UUID())",
             dataDirectory: TestPaths.temporaryDirectory("child-research"), instanceId: "research-test", httpPort: 0, apiToken: token)
@@ -100,6 +99,19 @@ struct ChildResearchServiceTests {
         try await eventually("rejection remembered") {
             try await host.store.pool.read { try ReviewQueue.rejectedChildren($0, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber) } == [lily.child.childId]
         }
+        // The two decisions in the calibration table, behind the same token.
+        #expect(try await request("GET", "\(base)/calibration", token: nil).status == 401)
+        try await eventually("decisions counted") {
+            let answer = try await request("GET", "\(base)/calibration", token: token)
+            let table = try WireFormat.decoder().decode(ReviewCalibration.self, from: answer.body)
+            return answer.status == 200 && table.decided == 2 && table.confirmed == 1 && table.automatic == 0
+                && table.bands.first == ReviewCalibration.Band(minimumScore: 0.5, decided: 2, confirmed: 1)
+        }
+        // The same table from the CLI.
+        let (status, printed) = try await runExecutable("encompass", ["review", "calibration", "--url", "http://127.0.0.1:\(port)", "--token", token])
+        #expect(status == 0, "\(printed)")
+        #expect(printed.contains("0.50                     2          1  50%\n"), "\(printed)")
+        #expect(printed.contains("2 decided by officers (1 confirmed); 0 confirmed automatically, not counted"), "\(printed)")
         try await eventually("2 dead letters") { try await host.store.pool.read { try DeadLetter.fetchCount($0) } == 2 }
         let letters = try await host.store.pool.read { try DeadLetter.order(Column("originalKey")).fetchAll($0) }
         #expect(letters.map(\.originalKey) == ["x", "y"])

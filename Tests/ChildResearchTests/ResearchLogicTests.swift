@@ -118,21 +118,47 @@ struct ResearchLogicTests {
         #expect(other.dateOfBirth == nil && other.ageYears == 4 && otherNotes.isEmpty)
     }
 
-    @Test("service logic: proposals are queued, confident ones auto-confirmed, rejected ones never proposed again")
+    /// Today's incident with both adults of the Hughes household: Oliver and Amelia score about 0.97.
+    static let bothAdults: Incident = {
+        var incident = History.today
+        incident.parties.append(Party(role: .suspect, givenName: "Mark", familyName: "Hughes", dateOfBirth: "1985-02-02"))
+        return incident
+    }()
+
+    func applyToday(_ incident: Incident, settings: ChildResearchService.Settings, db: Database, id: String = "m-1", revision: Int = 1) throws {
+        let recorded = IncidentRecorded(kind: revision == 1 ? .new : .amendment, revision: revision, changes: [], source: "test", incident: incident)
+        try ChildResearchService.apply(recorded, messageId: id, settings: settings, db: db,
+                                       outbox: Outbox(db: db, producer: "child-research"), now: day("2026-11-21"), logger: TestLog.logger("research"))
+    }
+
+    @Test("under the shipped protocols every found child waits for a MASH officer, even at a score of 0.97; nothing goes on before a decision")
+    func humanConfirmationByDefault() throws {
+        let store = try History.store()
+        let settings = try ChildResearchService.Settings.fromEnvironment([:])
+        #expect(settings.research(forForce: "43").autoConfirm == .off && settings.research(forForce: "05").autoConfirm == .off)
+        try store.pool.write { (db: Database) throws in
+            try applyToday(Self.bothAdults, settings: settings, db: db)
+            let proposals = try ReviewQueue.forOccurrence(db, forceCode: "43", occurrenceNumber: "43260000999")
+            let oliver = try #require(proposals.first { $0.child.givenName == "Oliver" })
+            #expect(oliver.evidence.score >= 0.95, "the test needs a confident candidate: \(oliver.evidence)")
+            #expect(proposals.count == 3 && proposals.allSatisfy { $0.status == "pending" && $0.decidedBy == nil && $0.evidence.confirmedBy == nil })
+            #expect(try OutboxMessage.filter(Column("topic") == Topics.children.name).fetchCount(db) == 0)
+        }
+    }
+
+    @Test("service logic: with automatic confirmation on, candidates at its threshold are confirmed `auto`, the rest queued; rejected ones never proposed again")
     func queue() throws {
         let store = try History.store()
         var settings = ChildResearchService.Settings()
-        settings.fallback.confidentThreshold = 0.84
-        let recorded = IncidentRecorded(kind: .new, revision: 1, changes: [], source: "test", incident: History.today)
-        let logger = TestLog.logger("research")
+        settings.fallback.autoConfirm = .init(enabled: true, threshold: 0.95)
         try store.pool.write { (db: Database) throws in
-            try ChildResearchService.apply(recorded, messageId: "m-1", settings: settings, db: db,
-                                           outbox: Outbox(db: db, producer: "child-research"), now: day("2026-11-21"), logger: logger)
+            try applyToday(Self.bothAdults, settings: settings, db: db)
             let proposals = try ReviewQueue.forOccurrence(db, forceCode: "43", occurrenceNumber: "43260000999")
             #expect(proposals.count == 3)
             let auto = proposals.filter { $0.status == "confirmed" }
-            #expect(!auto.isEmpty && auto.allSatisfy { $0.evidence.confirmedBy == "auto" && $0.evidence.score >= 0.84 })
-            #expect(proposals.contains { $0.status == "pending" })
+            #expect(Set(auto.map(\.child.givenName)) == ["Oliver", "Amelia"])
+            #expect(auto.allSatisfy { $0.evidence.confirmedBy == "auto" && $0.decidedBy == "auto" && $0.evidence.score >= 0.95 })
+            #expect(proposals.filter { $0.status == "pending" }.map(\.child.givenName) == ["Lily"])
             // Auto-confirmed children went to the outbox for encompass.children.
             let sent = try OutboxMessage.filter(Column("topic") == Topics.children.name).fetchAll(db)
             #expect(sent.count == auto.count)
@@ -145,11 +171,7 @@ struct ResearchLogicTests {
                 reviewer: "PS 1234", decidedAt: day("2026-11-21")))
             #expect(try ReviewQueue.rejectedChildren(db, forceCode: "43", occurrenceNumber: "43260000999") == [lily.child.childId])
             // An amendment (revision 2) researches again: Lily stays rejected, not re-queued as pending.
-            var amendment = recorded
-            amendment.revision = 2
-            amendment.kind = .amendment
-            try ChildResearchService.apply(amendment, messageId: "m-2", settings: settings, db: db,
-                                           outbox: Outbox(db: db, producer: "child-research"), now: day("2026-11-21"), logger: logger)
+            try applyToday(Self.bothAdults, settings: settings, db: db, id: "m-2", revision: 2)
             let after = try ReviewQueue.forOccurrence(db, forceCode: "43", occurrenceNumber: "43260000999")
             #expect(after.first { $0.child.givenName == "Lily" }?.status == "rejected")
             #expect(after.count == 3)
@@ -189,19 +211,68 @@ struct ResearchLogicTests {
 
 @Suite("Child research settings")
 struct SettingsTests {
-    @Test("both shipped force protocols have a research section; environment overrides apply and bad values are refused by name")
+    @Test("both shipped force protocols have a research section with automatic confirmation off; environment overrides apply and bad values are refused by name")
     func settings() throws {
         let settings = try ChildResearchService.Settings.fromEnvironment([:])
         #expect(Set(settings.protocols.keys) == ["43", "05"])
-        #expect(settings.research(forForce: "43").confidentThreshold == 0.95)
+        for code in ["43", "05"] {
+            #expect(settings.research(forForce: code).autoConfirm == ResearchProtocol.AutoConfirm(enabled: false, threshold: 0.95))
+        }
+        #expect(settings.fallback.autoConfirm.enabled == false)
         let overridden = try ChildResearchService.Settings.fromEnvironment(["ENCOMPASS_RESEARCH_CONFIDENT_THRESHOLD": "0.9"])
-        #expect(overridden.research(forForce: "05").confidentThreshold == 0.9)
-        #expect(overridden.research(forForce: "99").confidentThreshold == 0.9)
+        #expect(overridden.research(forForce: "05").autoConfirm == .init(enabled: false, threshold: 0.9))
+        #expect(overridden.research(forForce: "99").autoConfirm.threshold == 0.9)
         do {
             _ = try ChildResearchService.Settings.fromEnvironment(["ENCOMPASS_RESEARCH_PERSON_THRESHOLD": "high"])
             Issue.record("a non-number threshold was accepted")
         } catch let error as ConfigurationError {
             #expect(error.description.contains("ENCOMPASS_RESEARCH_PERSON_THRESHOLD"))
         }
+    }
+
+    func protocols(_ research: String) throws -> [String: String] {
+        let directory = TestPaths.temporaryDirectory("protocols")
+        try #"{"forceCode": "43", "name": "Test force", "research": \#(research)}"#.write(toFile: directory + "/43.json", atomically: true, encoding: .utf8)
+        return ["ENCOMPASS_PROTOCOLS_DIR": directory]
+    }
+
+    @Test("a protocol turns automatic confirmation on with its threshold; an old confidentThreshold is only a threshold; a threshold outside 0…1 is refused")
+    func autoConfirmSetting() throws {
+        let on = try ChildResearchService.Settings.fromEnvironment(protocols(#"{"autoConfirm": {"enabled": true, "threshold": 0.97}}"#))
+        #expect(on.research(forForce: "43").autoConfirm == .init(enabled: true, threshold: 0.97))
+        #expect(on.research(forForce: "43").confirmsAutomatically(score: 0.97) && !on.research(forForce: "43").confirmsAutomatically(score: 0.969))
+        #expect(on.research(forForce: "43").proposalThreshold == 0.5, "missing fields take the defaults")
+        let old = try ChildResearchService.Settings.fromEnvironment(protocols(#"{"proposalThreshold": 0.5, "confidentThreshold": 0.9}"#))
+        #expect(old.research(forForce: "43").autoConfirm == .init(enabled: false, threshold: 0.9))
+        #expect(!old.research(forForce: "43").confirmsAutomatically(score: 0.99))
+        do {
+            _ = try ChildResearchService.Settings.fromEnvironment(protocols(#"{"autoConfirm": {"enabled": true, "threshold": 95}}"#))
+            Issue.record("a threshold of 95 was accepted")
+        } catch let error as ForceProtocolError {
+            #expect(error.description.contains("autoConfirm.threshold is 95.0; set a number from 0 to 1"), "\(error)")
+        }
+    }
+}
+
+@Suite("Research: grouping records into children")
+struct GroupingTests {
+    @Test("two children recorded in the same incident are two children, even when one's name is the other's nickname (Evie and Evelyn)")
+    func siblingsStayApart() throws {
+        let singhs = makeIncident("43240000701", on: "2024-12-20", lines: ["Flat 6, 67 Chiltern View"], town: "Milton Keynes", postcode: "MK8 9LF",
+            parties: [Party(role: .victim, givenName: "Leanne", familyName: "Singh", dateOfBirth: "1997-11-08")],
+            children: [RecordedChild(givenName: "Evelyn", familyName: "Singh", dateOfBirth: "2009-10-09"),
+                       RecordedChild(givenName: "Evie", familyName: "Singh", dateOfBirth: "2015-02-27")])
+        let store = try ResidenceTests.store([singhs])
+        let today = makeIncident("43260000702", on: "2026-11-20", lines: ["Flat 6, 67 Chiltern View"], town: "Milton Keynes", postcode: "MK8 9LF",
+            parties: [Party(role: .victim, givenName: "Leanne", familyName: "Singh", dateOfBirth: "1997-11-08")])
+        let found = try store.pool.read { db in try Researcher(settings: .standard).research(today, db: db) }
+        #expect(Set(found.map(\.child.givenName)) == ["Evelyn", "Evie"], "\(found.map(\.child))")
+        // The same name twice in one record (one child entered twice, a date of birth mistyped) stays one candidate.
+        var twice = singhs
+        twice.occurrenceNumber = "43240000703"
+        twice.children = [RecordedChild(givenName: "Evie", familyName: "Singh", dateOfBirth: "2015-02-27"),
+                          RecordedChild(givenName: "Evie", familyName: "Singh", dateOfBirth: "2015-02-72")]
+        let single = try ResidenceTests.store([twice])
+        #expect(try single.pool.read { db in try Researcher(settings: .standard).research(today, db: db) }.map(\.child.givenName) == ["Evie"])
     }
 }

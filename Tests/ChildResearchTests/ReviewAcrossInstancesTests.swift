@@ -17,8 +17,7 @@ final class RunningResearch: Sendable {
     let base: String
 
     init(_ kafka: TestKafka, group: String, instance: String, token: String) async throws {
-        var settings = ChildResearchService.Settings()
-        settings.fallback.confidentThreshold = 0.99 // everything waits for review
+        let settings = ChildResearchService.Settings() // automatic confirmation off: every found child waits for review
         let configuration = ServiceConfiguration(
             service: .childResearch, kafka: kafka.client(instance), groupId: group,
             dataDirectory: TestPaths.temporaryDirectory("research-\(instance)"), instanceId: instance, httpPort: 0, apiToken: token)

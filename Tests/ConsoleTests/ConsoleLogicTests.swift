@@ -158,11 +158,12 @@ struct ConsoleLogicTests {
                                    homeAddress: PostalAddress(lines: ["<img src=x onerror=alert(1)>"], postcode: "RG1 7LL")),
             evidence: ResearchEvidence(score: 0.91, explanation: ["address: \"same\" <flat>"], sourceOccurrences: ["43230000101"]),
             status: "pending", createdAt: Date(), version: 1)
-        let review = ConsolePages.review(.ok([proposal]), session: session, now: Date())
+        let review = ConsolePages.review(.ok([proposal]), calibration: .unreachable(evil), session: session, now: Date())
         #expect(!review.contains("<script>") && !review.contains("<img") && !review.contains("<b>1234"))
         #expect(review.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && review.contains("O&#39;Brien &amp; Sons"))
         #expect(review.contains("value=\"tok&quot;en\""))
         #expect(review.contains("0.91") && review.contains("address: &quot;same&quot; &lt;flat&gt;"))
+        #expect(review.contains("id=\"calibration-unavailable\">&lt;script&gt;"))
 
         let notice = NoticeLine(noticeId: "n-1", forceCode: "43", occurrenceNumber: "1", schoolURN: "110001", schoolName: evil, channel: "email",
                                 state: "sent", releaseAt: Date(), sentAt: Date(), acknowledgeBy: nil, acknowledgedAt: nil, acknowledgedBy: nil,
@@ -176,6 +177,26 @@ struct ConsoleLogicTests {
         #expect(!requests.contains("<script>") && !requests.contains("<LPA>") && !requests.contains("<f>") && requests.contains("1 rejected"))
         let down = ConsolePages.overview([.intake: .init(status: .unreachable(evil), deadLetters: .unreachable(evil))], session: session, now: Date())
         #expect(!down.contains("<script>") && down.contains("service unreachable"))
+    }
+
+    @Test("the review page shows past decisions by score: decided and share confirmed per band, counts exact, automatic ones apart")
+    func calibrationTable() throws {
+        let session = StaffSession(sessionHash: "h", staffName: "PS 1", role: "officer", csrfToken: "t", createdAt: Date(), expiresAt: Date())
+        // Officers decided 5: 0.55 rejected, 0.62 rejected, 0.81 confirmed, 0.93 confirmed, 0.97 confirmed.
+        let decisions = [(0.55, false), (0.62, false), (0.81, true), (0.93, true), (0.97, true)].map { ReviewCalibration.Decision(score: $0.0, confirmed: $0.1) }
+        let table = ReviewCalibration(decisions: decisions, automatic: 2)
+        let page = ConsolePages.review(.ok([]), calibration: .ok(table), session: session, now: Date())
+        func band(_ bound: String) -> String? {
+            guard let start = page.range(of: "<tr class=\"band\" id=\"band-\(bound)\">"), let end = page[start.upperBound...].range(of: "</tr>") else { return nil }
+            return String(page[start.upperBound..<end.lowerBound])
+        }
+        #expect(page.contains("<table id=\"calibration\">") && page.contains("Past decisions by score"))
+        #expect(band("0.50") == "<td>0.50</td><td class=\"decided\">5</td><td class=\"confirmed\">3</td><td class=\"share\">60%</td>")
+        #expect(band("0.60") == "<td>0.60</td><td class=\"decided\">4</td><td class=\"confirmed\">3</td><td class=\"share\">75%</td>")
+        #expect(band("0.70") == "<td>0.70</td><td class=\"decided\">3</td><td class=\"confirmed\">3</td><td class=\"share\">100%</td>")
+        #expect(band("0.95") == "<td>0.95</td><td class=\"decided\">1</td><td class=\"confirmed\">1</td><td class=\"share\">100%</td>")
+        #expect(band("0.99") == "<td>0.99</td><td class=\"decided\">0</td><td class=\"confirmed\">0</td><td class=\"share\">–</td>")
+        #expect(page.contains("5 decided by officers (3 confirmed); 2 confirmed automatically, not counted."))
     }
 
     @Test("the overview reads a service's real /metrics text: processed by outcome, failures, dead letters, lag per group")
@@ -278,16 +299,8 @@ struct ConsoleAccountTests {
     @Test("encompass console add-user prints a password once that signs in; a viewer sees the pages but may not act")
     func cliAndViewer() async throws {
         var settings = unreachableSettings("console-cli")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable("encompass"))
-        process.arguments = ["console", "add-user", "--name", "v.iewer", "--role", "viewer", "--data-dir", settings.dataDirectory]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output)")
+        let (status, output) = try await runExecutable("encompass", ["console", "add-user", "--name", "v.iewer", "--role", "viewer", "--data-dir", settings.dataDirectory])
+        #expect(status == 0, "\(output)")
         let password = try #require(output.firstMatch(of: /password: (\S+)/).map { String($0.1) }, "\(output)")
         #expect(password.count == 20)
 

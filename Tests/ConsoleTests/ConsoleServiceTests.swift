@@ -48,6 +48,12 @@ struct ConsoleServiceTests {
                 try ReviewQueue.list(db, status: nil).filter { $0.decidedBy == ConsoleWorld.staff }.count == 2
             }
         }
+        // The shipped protocol confirms nothing by itself; the two decisions make the calibration table.
+        try await eventually("the decisions in the calibration table", timeout: .seconds(30)) {
+            try await web.get("/review").text.contains("2 decided by officers (1 confirmed); 0 confirmed automatically")
+        }
+        let calibrated = try await web.get("/review").text
+        #expect(calibrated.contains("<tr class=\"band\" id=\"band-0.50\"><td>0.50</td><td class=\"decided\">2</td><td class=\"confirmed\">1</td><td class=\"share\">50%</td></tr>"), "\(calibrated)")
 
         // Amelia has no known school: school resolution asks CSC for Reading.
         let request = try await world.waitForRequest(lpa: "Reading")

@@ -34,7 +34,6 @@ final class ConsoleWorld: Sendable {
         clockFile = directory + "/clock.json"
         try SimulatedClockFile(simulated: Self.start, real: Date(), rate: 1).write(to: clockFile)
         let env = [
-            "ENCOMPASS_RESEARCH_CONFIDENT_THRESHOLD": "0.99", // every found child waits for review
             "ENCOMPASS_MAIL_DIR": directory + "/mail",
             "ENCOMPASS_PUBLIC_URL": "http://127.0.0.1:1",
             "ENCOMPASS_DISPATCH_POLL_MS": "100",

@@ -11,7 +11,8 @@ import ServiceRuntime
 /// - `encompass.incidents` (work, split by the consumer group): index the incident, then pass
 ///   officer-recorded children on (matched to history for a stable id, a missing date of birth
 ///   or school), or research earlier records for an incident without children and queue the
-///   proposals for review (auto-confirmed at or above the confident threshold).
+///   proposals for review: a MASH officer confirms each, unless the force's protocol turns
+///   automatic confirmation on (then at or above its threshold, confirmedBy `auto`).
 /// - `encompass.review.decisions` (work, same key as incidents): apply a MASH officer's decision.
 /// - `encompass.history` and `encompass.incidents` (replicated: every instance reads them whole
 ///   under its own group) feed the history index, so every instance holds all of it.
@@ -39,8 +40,10 @@ public enum ChildResearchService {
 
         public func research(forForce code: String) -> ResearchProtocol { protocols[code] ?? fallback }
 
-        /// Reads the `research` section of every force protocol; `ENCOMPASS_RESEARCH_CONFIDENT_THRESHOLD`,
+        /// Reads the `research` section of every force protocol; `ENCOMPASS_RESEARCH_CONFIDENT_THRESHOLD`
+        /// (the automatic confirmation threshold, used only where a protocol turns it on),
         /// `ENCOMPASS_RESEARCH_PROPOSAL_THRESHOLD` and `ENCOMPASS_RESEARCH_PERSON_THRESHOLD` (0…1) override them.
+        /// No variable turns automatic confirmation on: only a force's protocol file does.
         public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
             let forces = try ForceProtocols.load(directory: environment["ENCOMPASS_PROTOCOLS_DIR"].flatMap { $0.isEmpty ? nil : $0 })
             var protocols: [String: ResearchProtocol] = [:]
@@ -66,7 +69,7 @@ public enum ChildResearchService {
             let proposal = try threshold("ENCOMPASS_RESEARCH_PROPOSAL_THRESHOLD")
             let person = try threshold("ENCOMPASS_RESEARCH_PERSON_THRESHOLD")
             func apply(_ p: inout ResearchProtocol) {
-                if let confident { p.confidentThreshold = confident }
+                if let confident { p.autoConfirm.threshold = confident }
                 if let proposal { p.proposalThreshold = proposal }
                 if let person { p.personMatchThreshold = person }
             }
@@ -164,7 +167,7 @@ public enum ChildResearchService {
             let excluded = try ReviewQueue.rejectedChildren(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber)
             let candidates = try researcher.research(incident, db: db, excluded: excluded)
             for candidate in candidates {
-                let confident = candidate.evidence.score >= researcher.settings.confidentThreshold
+                let confident = researcher.settings.confirmsAutomatically(score: candidate.evidence.score)
                 let (proposal, changed) = try ReviewQueue.upsert(db, candidate: candidate, incident: incident, status: confident ? "confirmed" : "pending",
                                                                  decidedBy: confident ? "auto" : nil, now: now)
                 stillFound.insert(proposal.proposalId)

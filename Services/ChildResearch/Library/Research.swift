@@ -4,11 +4,32 @@ import GRDB
 import ServiceRuntime
 
 /// A force's `research` section of its protocol file.
+///
+/// Found children wait for a MASH officer's decision unless the protocol turns automatic
+/// confirmation on (`"autoConfirm": {"enabled": true, "threshold": 0.97}`): off by default and
+/// in both shipped protocols. An older file's `confidentThreshold` is read as the automatic
+/// confirmation threshold but does not turn it on.
 public struct ResearchProtocol: Codable, Sendable, Equatable {
+    /// Automatic confirmation of found children: off unless the protocol turns it on.
+    public struct AutoConfirm: Codable, Sendable, Equatable {
+        /// Whether candidates at or above `threshold` are confirmed without a reviewer.
+        public var enabled: Bool
+        /// Candidates at or above this are confirmed automatically (confirmedBy `auto`) when enabled.
+        public var threshold: Double
+
+        public init(enabled: Bool = false, threshold: Double = 0.95) {
+            self.enabled = enabled
+            self.threshold = threshold
+        }
+
+        /// Off: every found child waits for a MASH officer.
+        public static let off = AutoConfirm()
+    }
+
     /// Candidates scoring below this are not proposed.
     public var proposalThreshold: Double
-    /// Candidates at or above this are confirmed automatically (confirmedBy `auto`).
-    public var confidentThreshold: Double
+    /// Automatic confirmation (off by default).
+    public var autoConfirm: AutoConfirm
     /// Two person records are the same person at or above this matcher score.
     public var personMatchThreshold: Double
     /// How far back earlier records count.
@@ -16,16 +37,54 @@ public struct ResearchProtocol: Codable, Sendable, Equatable {
     /// At most this many children proposed per incident.
     public var maxProposals: Int
 
-    public init(proposalThreshold: Double = 0.5, confidentThreshold: Double = 0.95, personMatchThreshold: Double = 0.6,
+    public init(proposalThreshold: Double = 0.5, autoConfirm: AutoConfirm = .off, personMatchThreshold: Double = 0.6,
                 lookbackYears: Int = 10, maxProposals: Int = 10) {
         self.proposalThreshold = proposalThreshold
-        self.confidentThreshold = confidentThreshold
+        self.autoConfirm = autoConfirm
         self.personMatchThreshold = personMatchThreshold
         self.lookbackYears = lookbackYears
         self.maxProposals = maxProposals
     }
 
     public static let standard = ResearchProtocol()
+
+    /// Whether a candidate with this score is confirmed without a reviewer.
+    public func confirmsAutomatically(score: Double) -> Bool {
+        autoConfirm.enabled && score >= autoConfirm.threshold
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case proposalThreshold, autoConfirm, confidentThreshold, personMatchThreshold, lookbackYears, maxProposals
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let standard = ResearchProtocol.standard
+        proposalThreshold = try c.decodeIfPresent(Double.self, forKey: .proposalThreshold) ?? standard.proposalThreshold
+        personMatchThreshold = try c.decodeIfPresent(Double.self, forKey: .personMatchThreshold) ?? standard.personMatchThreshold
+        lookbackYears = try c.decodeIfPresent(Int.self, forKey: .lookbackYears) ?? standard.lookbackYears
+        maxProposals = try c.decodeIfPresent(Int.self, forKey: .maxProposals) ?? standard.maxProposals
+        if let auto = try c.decodeIfPresent(AutoConfirm.self, forKey: .autoConfirm) {
+            autoConfirm = auto
+        } else {
+            // Before automatic confirmation became opt-in: the old threshold, still off.
+            autoConfirm = AutoConfirm(enabled: false, threshold: try c.decodeIfPresent(Double.self, forKey: .confidentThreshold) ?? AutoConfirm.off.threshold)
+        }
+        for (name, value) in [("proposalThreshold", proposalThreshold), ("personMatchThreshold", personMatchThreshold),
+                              ("autoConfirm.threshold", autoConfirm.threshold)] where !(0...1).contains(value) {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath,
+                                                    debugDescription: "\(name) is \(value); set a number from 0 to 1"))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(proposalThreshold, forKey: .proposalThreshold)
+        try c.encode(autoConfirm, forKey: .autoConfirm)
+        try c.encode(personMatchThreshold, forKey: .personMatchThreshold)
+        try c.encode(lookbackYears, forKey: .lookbackYears)
+        try c.encode(maxProposals, forKey: .maxProposals)
+    }
 }
 
 /// A child found in earlier records for an incident without recorded children.
@@ -52,6 +111,10 @@ public struct Researcher: Sendable {
         /// 0...1 strength of the link.
         var strength: Double
         var reason: String
+        /// The person row of the earlier record an adult of this incident matched (nil: linked by the dwelling).
+        var matchedAdult: Int64? = nil
+        /// The role in this incident of the adult that matched (nil: linked by the dwelling).
+        var partyRole: PartyRole? = nil
     }
 
     /// Children recorded in earlier occurrences at the incident's address or with its adults,
@@ -61,6 +124,7 @@ public struct Researcher: Sendable {
         let earliest = CalendarDate(year: day.year - settings.lookbackYears, month: day.month, day: min(day.day, 28)).description
         var links: [String: [Link]] = [:] // occurrence key -> links
         var places: [String: PersonFeatures] = [:]
+        var atDwelling: [HistoryIndex.IncidentRow] = []
         func link(_ l: Link) {
             guard !(l.forceCode == incident.forceCode && l.occurrenceNumber == incident.occurrenceNumber),
                   l.occurredDay >= earliest, l.occurredDay <= day.description else { return }
@@ -70,7 +134,8 @@ public struct Researcher: Sendable {
         let place = PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
                                    town: incident.incidentAddress.town, postcode: incident.incidentAddress.postcode)
         if let dwelling = place.dwellingKey {
-            for row in try HistoryIndex.incidents(atDwelling: dwelling, db: db) {
+            atDwelling = try HistoryIndex.incidents(atDwelling: dwelling, db: db)
+            for row in atDwelling {
                 link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay, strength: 0.6,
                           reason: "address: same address as \(row.occurrenceNumber) (\(row.occurredDay))"))
             }
@@ -87,7 +152,7 @@ public struct Researcher: Sendable {
                           strength: 0.8 * match.score,
                           reason: String(format: "adult: %@ %@ %@ matched %@ %@ %@ in %@ (%@; %.2f: %@)", party.role.rawValue, party.givenName, party.familyName,
                                          row.role, row.givenName, row.familyName, row.occurrenceNumber, row.occurredDay, match.score,
-                                         match.reasons.joined(separator: ", "))))
+                                         match.reasons.joined(separator: ", ")), matchedAdult: row.row, partyRole: party.role))
             }
         }
         // 3. The children of the linked occurrences, grouped into persons.
@@ -97,12 +162,22 @@ public struct Researcher: Sendable {
             var links: [Link]
         }
         var found: [Found] = []
+        var residence = ResidenceContext(incident: incident, dwelling: place.dwellingKey, earliest: earliest, atDwelling: atDwelling)
         for occurrenceLinks in links.values {
             guard let first = occurrenceLinks.first else { continue }
-            for row in try HistoryIndex.people(forceCode: first.forceCode, occurrenceNumber: first.occurrenceNumber, db: db) where row.role == "child" {
+            for row in try residence.people(first.forceCode, first.occurrenceNumber, db: db) where row.role == "child" {
                 guard let age = Self.age(of: row, on: day), age >= 0, age < 18 else { continue }
                 let features = row.features(cache: &places)
-                if let i = found.firstIndex(where: { $0.rows.contains { $0.personId == row.personId } || matcher.matches($0.features, features) }) {
+                // The same child: the same stable id, else a match — but never a child recorded
+                // beside this one in the same occurrence under another given name (siblings such
+                // as Evie and Evelyn, nickname forms, would otherwise merge into one). The same
+                // name twice in one record is more often one child entered twice: it still groups.
+                let given = NameText.normalise(row.givenName)
+                let sameOccurrence = { (group: Found) in
+                    group.rows.contains { $0.forceCode == row.forceCode && $0.occurrenceNumber == row.occurrenceNumber && NameText.normalise($0.givenName) != given }
+                }
+                if let i = found.firstIndex(where: { $0.rows.contains { $0.personId == row.personId } })
+                    ?? found.firstIndex(where: { !sameOccurrence($0) && matcher.matches($0.features, features) }) {
                     found[i].rows.append(row)
                     found[i].links += occurrenceLinks
                     if found[i].features.dateOfBirth?.isComplete != true, features.dateOfBirth?.isComplete == true { found[i].features = features }
@@ -127,7 +202,14 @@ public struct Researcher: Sendable {
             }
             let occurrences = Array(Set(rows.map(\.occurrenceNumber))).sorted()
             explanation.append("child: \(latest.givenName) \(latest.familyName) recorded in \(occurrences.joined(separator: ", "))")
-            let score = min(0.99, 1 - miss)
+            var score = min(0.99, 1 - miss)
+            guard score >= settings.proposalThreshold else { continue }
+            // Evidence that the child does not live at the address now lowers the score.
+            for doubt in try residenceDoubts(rows: person.rows, features: person.features, links: person.links, context: &residence,
+                                             places: &places, db: db) {
+                score *= doubt.factor
+                explanation.append(doubt.line + String(format: " (score × %.1f)", doubt.factor))
+            }
             guard score >= settings.proposalThreshold else { continue }
             let dob = rows.compactMap(\.dateOfBirth).first { PartialDate($0)?.isComplete == true }
             let age = Self.age(of: latest, on: day)

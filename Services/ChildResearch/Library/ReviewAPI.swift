@@ -13,6 +13,9 @@ import ServiceRuntime
 ///   instance: publishes a `ReviewDecision` on `encompass.review.decisions` (through the outbox);
 ///   the instance that owns the occurrence applies it. 202 with the decision, 404 for an unknown
 ///   proposal, 409 when it is already decided that way or withdrawn, 422 without a reviewer.
+/// - `GET /v1/review/calibration`: for score bands (at or above 0.5, 0.6, … 0.99), how many
+///   proposals officers decided and the share they confirmed (`ReviewCalibration`), from every
+///   decided proposal (any instance answers for all).
 struct ReviewAPI: Sendable {
     let environment: ServiceEnvironment
 
@@ -36,6 +39,11 @@ struct ReviewAPI: Sendable {
                 try ReviewQueue.list(db, status: status == "all" ? nil : status)
             }
             return Self.wire(.ok, Listing(proposals: proposals))
+        }
+        router.get("v1/review/calibration") { request, _ -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            let calibration = try await environment.store.pool.read { db in try ReviewQueue.calibration(db) }
+            return Self.wire(.ok, calibration)
         }
         router.post("v1/review/:id/confirm") { request, context -> Response in
             try await decide(request, id: context.parameters.get("id") ?? "", verdict: .confirm)

@@ -64,6 +64,18 @@ public enum ReviewQueue {
         return try rows.map(proposal)
     }
 
+    /// How often officers confirmed proposals, by score band, from every decided proposal this
+    /// instance holds (every instance holds them all). Automatic confirmations are counted apart.
+    public static func calibration(_ db: Database) throws -> ReviewCalibration {
+        var decisions: [ReviewCalibration.Decision] = []
+        var automatic = 0
+        for row in try Row.fetchAll(db, sql: "SELECT score, status, decidedBy FROM proposal WHERE status IN ('confirmed', 'rejected')") {
+            if (row["decidedBy"] as String?) == "auto" { automatic += 1; continue }
+            decisions.append(ReviewCalibration.Decision(score: row["score"], confirmed: (row["status"] as String) == "confirmed"))
+        }
+        return ReviewCalibration(decisions: decisions, automatic: automatic)
+    }
+
     public static func forOccurrence(_ db: Database, forceCode: String, occurrenceNumber: String) throws -> [Proposal] {
         try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM proposal WHERE forceCode = ? AND occurrenceNumber = ? ORDER BY score DESC"),
                          arguments: [forceCode, occurrenceNumber]).map(proposal)

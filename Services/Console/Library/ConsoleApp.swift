@@ -160,7 +160,7 @@ public final class ConsoleApp: Sendable {
             try await page(request) { session in ConsolePages.overview(await links.overview(), session: session, now: clock.now()) }
         }
         router.get("review") { [self] request, _ -> Response in
-            try await page(request) { session in ConsolePages.review(await links.pendingProposals(), session: session, now: clock.now()) }
+            try await page(request) { session in await reviewPage(session) }
         }
         router.post("review/:id/:verdict") { [self] request, context -> Response in
             let id = context.parameters.get("id") ?? ""
@@ -314,7 +314,14 @@ public final class ConsoleApp: Sendable {
         }
         // Child research applies the decision from its topic: give it a moment before listing.
         try? await Task.sleep(for: .milliseconds(300))
-        return Self.html(.ok, ConsolePages.review(await links.pendingProposals(), session: session, now: clock.now(), flash: flash))
+        return Self.html(.ok, await reviewPage(session, flash: flash))
+    }
+
+    /// The review queue with the table of past decisions by score.
+    func reviewPage(_ session: StaffSession, flash: ConsolePages.Flash? = nil) async -> String {
+        async let proposals = links.pendingProposals()
+        async let calibration = links.calibration()
+        return ConsolePages.review(await proposals, calibration: await calibration, session: session, now: clock.now(), flash: flash)
     }
 
     func decideHeld(_ session: StaffSession, request: String, verdict: String, note: String?) async throws -> Response {

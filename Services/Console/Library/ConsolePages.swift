@@ -173,7 +173,8 @@ public enum ConsolePages {
 
     // MARK: review
 
-    public static func review(_ proposals: Fetched<[ReviewProposalState]>, session: StaffSession, now: Date, flash: Flash? = nil) -> String {
+    public static func review(_ proposals: Fetched<[ReviewProposalState]>, calibration: Fetched<ReviewCalibration>, session: StaffSession, now: Date,
+                              flash: Flash? = nil) -> String {
         var content = "<p>Children the research found in earlier records but not recorded by the officer. Confirm only when you are satisfied the child lives at the address; your name is recorded with the decision.</p>"
         switch proposals {
         case .unreachable(let why), .refused(let why):
@@ -202,7 +203,28 @@ public enum ConsolePages {
             }
             content += "<table id=\"proposals\"><tr><th>Occurrence</th><th>Child</th><th>Address</th><th>Score</th><th>Why</th><th>Decision</th></tr>\(rows)</table>"
         }
+        content += calibrationSection(calibration)
         return frame(.review, session: session, now: now, flash: flash, content: content)
+    }
+
+    /// Past decisions by score: for each band, how many proposals officers decided and the share
+    /// they confirmed, so a force can choose an automatic confirmation threshold on evidence.
+    static func calibrationSection(_ calibration: Fetched<ReviewCalibration>) -> String {
+        var content = "<h2>Past decisions by score</h2><p>How often officers confirmed the children research proposed, for scores at or above each value. Found children wait for an officer unless the force's protocol turns automatic confirmation on with a threshold; choose it from this table.</p>"
+        switch calibration {
+        case .unreachable(let why), .refused(let why):
+            content += "<p class=\"box error\" id=\"calibration-unavailable\">\(htmlEscape(why))</p>"
+        case .ok(let table):
+            var rows = ""
+            for band in table.bands {
+                let bound = String(format: "%.2f", band.minimumScore)
+                let share = band.shareConfirmed.map { String(format: "%.0f%%", $0 * 100) } ?? "–"
+                rows += "<tr class=\"band\" id=\"band-\(bound)\"><td>\(bound)</td><td class=\"decided\">\(band.decided)</td><td class=\"confirmed\">\(band.confirmed)</td><td class=\"share\">\(share)</td></tr>"
+            }
+            content += "<table id=\"calibration\"><tr><th>Score at or above</th><th>Decided by officers</th><th>Confirmed</th><th>Share confirmed</th></tr>\(rows)</table>"
+            content += "<p id=\"calibration-totals\"><small>\(table.decided) decided by officers (\(table.confirmed) confirmed); \(table.automatic) confirmed automatically, not counted.</small></p>"
+        }
+        return content
     }
 
     // MARK: CSC requests

@@ -272,6 +272,11 @@ public struct ServiceLinks: Sendable {
         }
     }
 
+    /// How often officers confirmed proposals, by score band (any child research instance answers for all).
+    public func calibration() async -> Fetched<ReviewCalibration> {
+        await decode(ReviewCalibration.self, .childResearch, "/v1/review/calibration")
+    }
+
     /// Confirms or rejects a proposal in the staff member's name.
     public func decide(proposal: String, confirm: Bool, reviewer: String, note: String?) async -> Fetched<Int> {
         var body: [String: String] = ["reviewer": reviewer]
