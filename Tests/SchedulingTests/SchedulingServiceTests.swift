@@ -176,7 +176,7 @@ struct SchedulingServiceTests {
         #expect(first.payload.releaseAt == instant("2025-11-04 08:00"))
         #expect(first.payload.request.incidentRevision == 1)
         #expect(!first.payload.escalation)
-        #expect(first.payload.rules.contains { $0.contains("first school day after the incident: Tuesday 2025-11-04") })
+        #expect(first.payload.rules.contains { $0.contains("next school day: Tuesday 2025-11-04, notices go at 08:00") })
         let escalated = try #require(due.first { $0.payload.noticeId == halfTerm.noticeId })
         #expect(escalated.payload.escalation)
         #expect(escalated.payload.escalationContact?.role == "esm")
