@@ -397,6 +397,56 @@ struct CalendarDataTests {
     }
 }
 
+@Suite("Escalation contacts")
+struct EscalationContactTests {
+    @Test("the shipped contacts are placeholders: one warning per force, naming the variables to set")
+    func shippedPlaceholders() throws {
+        let settings = try SchedulingService.Settings.fromEnvironment([:])
+        #expect(settings.contactWarnings.count == 2)
+        let thamesValley = try #require(settings.contactWarnings.first { $0.hasPrefix("force 43:") })
+        #expect(thamesValley.contains("education.safeguarding@thamesvalley.police.example") && thamesValley.contains("01865 000000"))
+        #expect(thamesValley.contains("ENCOMPASS_ESM_EMAIL_43"))
+        #expect(settings.contactWarnings.contains { $0.hasPrefix("force 05:") && $0.contains("ENCOMPASS_ESM_PHONE_05") })
+    }
+
+    @Test("ENCOMPASS_ESM_*_<force> replace the contact, clear the warning and reach the escalation; bad values name the variable")
+    func overrides() throws {
+        let settings = try SchedulingService.Settings.fromEnvironment([
+            "ENCOMPASS_ESM_EMAIL_43": "esm.duty@thamesvalley.police.uk", "ENCOMPASS_ESM_PHONE_43": "01865 541 000",
+            "ENCOMPASS_ESM_NAME_43": "Duty ESM",
+        ])
+        let contact = try #require(settings.protocols["43"]?.educationSafeguardingManager)
+        #expect(contact == SchoolContact(role: "esm", name: "Duty ESM", email: "esm.duty@thamesvalley.police.uk", phone: "01865 541 000"))
+        #expect(!settings.contactWarnings.contains { $0.hasPrefix("force 43:") })
+        #expect(settings.contactWarnings.contains { $0.hasPrefix("force 05:") }, "Cambridgeshire's is still a placeholder")
+        let escalation = try ScheduleExplanation.make(
+            forceCode: "43", occurredAt: instant("2025-10-29 14:00"), processedAt: instant("2025-10-29 15:00"), laCode: "931", urn: nil,
+            risk: .high, calendars: settings.calendars, protocols: settings.protocols)
+        #expect(escalation.escalationContact?.email == "esm.duty@thamesvalley.police.uk")
+        // Only the email replaced: the phone placeholder still warns.
+        let half = try SchedulingService.Settings.fromEnvironment(["ENCOMPASS_ESM_EMAIL_05": "esm@cambridgeshire.gov.uk"])
+        #expect(half.contactWarnings.contains { $0.hasPrefix("force 05:") && $0.contains("phone") && !$0.contains("email") })
+        for (variable, value) in [("ENCOMPASS_ESM_EMAIL_43", "not-an-address"), ("ENCOMPASS_ESM_PHONE_43", "999")] {
+            #expect {
+                try SchedulingService.Settings.fromEnvironment([variable: value])
+            } throws: { ($0 as? ConfigurationError)?.variable == variable }
+        }
+    }
+
+    @Test("placeholder addresses and numbers", arguments: [
+        ("a@b.police.example", "01865 123456", true), ("a@example.com", "01865 123456", true), ("a@x.invalid", "01865 123456", true),
+        ("a@thamesvalley.police.uk", "01223 000000", true), ("a@thamesvalley.police.uk", "01865 541000", false),
+        ("a@example.police.uk", "01865 541000", false),
+    ])
+    func placeholders(email: String, phone: String, placeholder: Bool) {
+        let force = SchedulingProtocol(educationSafeguardingManager: SchoolContact(role: "esm", email: email, phone: phone))
+        #expect(force.contactPlaceholders.isEmpty == !placeholder)
+        var quiet = force
+        quiet.escalateHighRiskInHolidays = false
+        #expect(quiet.contactPlaceholders.isEmpty, "a force that does not escalate needs no contact")
+    }
+}
+
 @Suite("schedule explain")
 struct ExplainTests {
     @Test("text and JSON name the release, the rules and, for an escalation, whom to call")

@@ -200,6 +200,11 @@ struct SchedulingServiceTests {
         #expect(schoolNotice.id != escalated.id)
         #expect(schoolNotice.payload.rules.contains { $0.contains("the school's own notice") && $0.contains(escalationId) })
 
+        // The shipped escalation contacts are placeholders: the readiness detail says so.
+        let readiness = try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/readiness", headers: ["Authorization": "Bearer tok"])
+        #expect(readiness.status == 200 && readiness.body.contains("ENCOMPASS_ESM_EMAIL_43") && readiness.body.contains("force 05"))
+        #expect(try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/readiness", headers: [:]).status == 401)
+
         // Every event so far (other notices have events too), not just the first four to arrive.
         try await Task.sleep(for: .seconds(1))
         let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 1_000, timeout: .seconds(8))

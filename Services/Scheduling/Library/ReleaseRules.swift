@@ -55,6 +55,24 @@ public struct SchedulingProtocol: Codable, Sendable, Equatable {
         return (h, m)
     }
 
+    /// What makes the escalation contact a placeholder (the shipped files carry `.example`
+    /// addresses and 000000 numbers until a force puts in its duty ESM); empty when it looks real
+    /// or the force does not escalate.
+    public var contactPlaceholders: [String] {
+        guard escalateHighRiskInHolidays, let contact = educationSafeguardingManager else { return [] }
+        var problems: [String] = []
+        if let email = contact.email, Self.isPlaceholder(email: email) { problems.append("email \(email)") }
+        if let phone = contact.phone, phone.filter(\.isNumber).contains("000000") { problems.append("phone \(phone)") }
+        return problems
+    }
+
+    /// Reserved example domains (RFC 2606 / 6761): never a real mailbox.
+    static func isPlaceholder(email: String) -> Bool {
+        let domain = email.split(separator: "@").last.map { $0.lowercased() } ?? ""
+        return ["example", "example.com", "example.org", "example.net"].contains(domain)
+            || [".example", ".invalid", ".test", ".localhost"].contains { domain.hasSuffix($0) }
+    }
+
     /// Each force's `scheduling` section, checked.
     public static func loadAll(_ protocols: ForceProtocols) throws(SchedulingProtocolError) -> [String: SchedulingProtocol] {
         var result: [String: SchedulingProtocol] = [:]
@@ -295,7 +313,7 @@ public struct ScheduleExplanation: Codable, Sendable, Equatable {
         if escalate {
             let who = [escalationContact?.name, escalationContact?.email, escalationContact?.phone].compactMap { $0 }.joined(separator: ", ")
             lines.append("ESCALATE NOW to the Education Safeguarding Manager\(who.isEmpty ? "" : ": \(who)")")
-            lines.append("(the school's first day back: \(schoolDay))")
+            lines.append("(the school's own notice goes on its first day back: \(schoolDay))")
         } else {
             lines.append("release: \(releaseLondon) = \(releaseAt)")
         }

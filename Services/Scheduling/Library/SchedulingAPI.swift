@@ -7,6 +7,8 @@ import NIOCore
 import ServiceRuntime
 
 /// Scheduling's operations API (bearer `ENCOMPASS_API_TOKEN`):
+/// - `GET /v1/readiness`: configuration warnings that do not stop the service (placeholder
+///   escalation contacts).
 /// - `GET /v1/pending[?state=pending|released|all]`: notices held, without personal data.
 /// - `GET /v1/term-dates/school/{urn}`: a school's own term dates (404 when it follows its LA).
 /// - `PUT /v1/term-dates/school/{urn}`: set them (a term dates document); replicated to every
@@ -14,6 +16,13 @@ import ServiceRuntime
 /// - `DELETE /v1/term-dates/school/{urn}`: the school follows its LA's dates again.
 struct SchedulingAPI: Sendable {
     let environment: ServiceEnvironment
+    /// Configuration problems that do not stop the service (placeholder escalation contacts).
+    var warnings: [String] = []
+
+    struct Readiness: Codable {
+        var instance: String
+        var warnings: [String]
+    }
 
     static let maximumBody = 1024 * 1024
 
@@ -38,6 +47,10 @@ struct SchedulingAPI: Sendable {
     }
 
     func register(on router: Router<BasicRequestContext>) {
+        router.get("v1/readiness") { request, _ -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            return HTTPEndpoint.json(.ok, Readiness(instance: environment.configuration.instanceId, warnings: warnings))
+        }
         router.get("v1/pending") { request, _ -> Response in
             if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
             let filter = request.uri.queryParameters["state"].map(String.init) ?? "pending"
