@@ -397,6 +397,121 @@ struct CalendarDataTests {
     }
 }
 
+@Suite("Importing published term dates (CSV, iCalendar) and their warnings")
+struct TermDatesImportTests {
+    static let ics = """
+        BEGIN:VCALENDAR\r
+        VERSION:2.0\r
+        BEGIN:VEVENT\r
+        SUMMARY:Autumn Term\r
+        DTSTART;VALUE=DATE:20260903\r
+        DTEND;VALUE=DATE:20261219\r
+        END:VEVENT\r
+        BEGIN:VEVENT\r
+        SUMMARY:October Half\r
+          Term\r
+        DTSTART;VALUE=DATE:20261026\r
+        DTEND;VALUE=DATE:20261031\r
+        END:VEVENT\r
+        BEGIN:VEVENT\r
+        SUMMARY:INSET day\r
+        DTSTART;VALUE=DATE:20260902\r
+        END:VEVENT\r
+        BEGIN:VEVENT\r
+        SUMMARY:Christmas holidays\r
+        DTSTART;VALUE=DATE:20261219\r
+        DTEND;VALUE=DATE:20270105\r
+        END:VEVENT\r
+        BEGIN:VEVENT\r
+        SUMMARY:Spring term starts\r
+        DTSTART;VALUE=DATE:20270105\r
+        END:VEVENT\r
+        BEGIN:VEVENT\r
+        SUMMARY:Spring term ends\r
+        DTSTART;VALUE=DATE:20270326\r
+        END:VEVENT\r
+        END:VCALENDAR\r
+
+        """
+
+    @Test("iCalendar: terms (one event, or starts/ends pairs), half term, INSET; holidays implied; exclusive DTEND")
+    func icalendar() throws {
+        let calendar = try TermDatesImport.calendar(Data(Self.ics.utf8), format: .ics, label: "t.ics")
+        let year = try #require(calendar.document.years.first)
+        #expect(calendar.document.years.map(\.schoolYear) == ["2026-27"])
+        #expect(year.terms.map { "\($0.name) \($0.start) \($0.end)" } == ["autumn 2026-09-03 2026-12-18", "spring 2027-01-05 2027-03-26"])
+        #expect(year.terms[0].halfTerms == [DateRange(start: "2026-10-26", end: "2026-10-30")])
+        #expect(year.insetDays == ["2026-09-02"])
+        #expect(year.approximate == false)
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-10-28")!) == .halfTerm("autumn 2026-27"))
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-12-18")!) == .term("autumn 2026-27"))
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-12-21")!) == .holiday)
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-09-02")!) == .inset)
+    }
+
+    @Test("CSV: DD/MM/YYYY or ISO dates, quoted cells, a one-day entry without an end")
+    func csv() throws {
+        let text = "type,start,end,note\nterm,2026-09-03,18/12/2026,\"first, autumn\"\nhalf term,26/10/2026,30/10/2026,\ninset,02/09/2026,,\nclosure,2026-11-20,,polling day\n"
+        let calendar = try TermDatesImport.calendar(Data(text.utf8), format: .csv, label: "t.csv")
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-10-30")!) == .halfTerm("autumn 2026-27"))
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-11-20")!) == .closure)
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-09-02")!) == .inset)
+    }
+
+    @Test("bad files are typed errors that say what to fix", arguments: [
+        ("csv", "kind,from\nterm,2026-09-03", "needs the columns type, start"),
+        ("csv", "type,start,end\nholiday,2026-09-03,2026-12-18", "is not term, half term, inset or closure"),
+        ("csv", "type,start,end\nterm,2026-13-03,2026-12-18", "row 2 start is \"2026-13-03\""),
+        ("csv", "type,start,end\nterm,2026-12-18,2026-09-03", "before it starts"),
+        ("csv", "type,start,end\nterm,2026-09-03,2026-12-18\nhalf term,2027-02-15,2027-02-19", "is not inside any term"),
+        ("csv", "type,start,end\nhalf term,2027-02-15,2027-02-19", "has no terms"),
+        ("ics", "BEGIN:VEVENT\nSUMMARY:Summer term ends\nDTSTART;VALUE=DATE:20270721\nEND:VEVENT", "that no event started"),
+        ("ics", "BEGIN:VEVENT\nSUMMARY:Summer term\nEND:VEVENT", "has no DTSTART"),
+    ])
+    func bad(format: String, text: String, problem: String) {
+        #expect {
+            try TermDatesImport.calendar(Data(text.utf8), format: TermDatesImport.Format(rawValue: format)!, label: "t")
+        } throws: { ($0 as? CalendarDataError)?.problem.contains(problem) == true }
+    }
+
+    @Test("ENCOMPASS_TERM_DATES_DIR takes <LA>.ics and <LA>.csv; the imported dates decide releases")
+    func folder() throws {
+        let dir = TestPaths.temporaryDirectory("terms")
+        try Data(Self.ics.utf8).write(to: URL(fileURLWithPath: dir + "/867.ics"))
+        let calendars = try SchoolCalendars.load(termDatesDirectory: dir)
+        #expect(calendars.localAuthorities["867"]?.document.laCode == "867")
+        #expect(calendars.localAuthorities["867"]?.approximateYears == [])
+        #expect(calendars.localAuthorities["931"] != nil)
+        // Friday before the imported half term (26-30 Oct) → Monday 2 November.
+        let decision = try ReleaseRules.decide(
+            occurredAt: instant("2026-10-23 18:00"), processedAt: instant("2026-10-23 18:30"), laCode: "867", urn: nil, risk: .standard,
+            calendar: calendars, protocol: SchedulingProtocol())
+        #expect(decision.releaseAt == instant("2026-11-02 08:00"))
+        try Data("type,start\nterm,2026-09-03".utf8).write(to: URL(fileURLWithPath: dir + "/bracknell.csv"))
+        #expect {
+            try SchoolCalendars.load(termDatesDirectory: dir)
+        } throws: { ($0 as? CalendarDataError)?.problem.contains("DfE local authority code") == true }
+    }
+
+    @Test("warnings: dates ending within 60 days or ended, approximate years from the current one")
+    func warnings() throws {
+        let shipped = try SchoolCalendars.load()
+        let december = shipped.dataWarnings(today: CalendarDate(iso: "2026-12-06")!)
+        #expect(december.count == 11, "every shipped LA is approximate for 2026-27: \(december)")
+        #expect(december.allSatisfy { $0.contains("2026-27 are approximate") })
+        let oxfordshire = shipped.dataWarnings(today: CalendarDate(iso: "2025-11-06")!).filter { $0.hasPrefix("LA 931") }
+        #expect(oxfordshire.count == 1 && oxfordshire[0].contains("for 2026-27 are approximate"), "2025-26 is the published calendar: \(oxfordshire)")
+        let july = shipped.dataWarnings(today: CalendarDate(iso: "2027-07-15")!)
+        #expect(july.filter { $0.contains("end 2027-08-31, within 60 days") }.count == 11)
+        #expect(shipped.dataWarnings(today: CalendarDate(iso: "2027-06-01")!).allSatisfy { !$0.contains("within 60 days") })
+        #expect(shipped.dataWarnings(today: CalendarDate(iso: "2027-09-10")!).filter { $0.contains("ended 2027-08-31") }.count == 11)
+        let dir = TestPaths.temporaryDirectory("terms")
+        try Data(Self.ics.utf8).write(to: URL(fileURLWithPath: dir + "/867.ics"))
+        let imported = try SchoolCalendars.load(termDatesDirectory: dir).dataWarnings(today: CalendarDate(iso: "2026-12-06")!)
+        #expect(!imported.contains { $0.hasPrefix("LA 867") && $0.contains("approximate") }, "published dates imported")
+    }
+}
+
 @Suite("Escalation contacts")
 struct EscalationContactTests {
     @Test("the shipped contacts are placeholders: one warning per force, naming the variables to set")

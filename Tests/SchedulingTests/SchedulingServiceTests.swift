@@ -141,11 +141,13 @@ struct SchedulingServiceTests {
         let badState = try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/pending?state=nope", headers: ["Authorization": "Bearer tok"])
         #expect(badState.status == 400)
 
-        // A school with its own half term (3-7 Nov): its notice waits for its first day back.
+        // A school with its own half term (3-7 Nov), uploaded as the CSV it publishes: its notice
+        // waits for its first day back.
         var put = URLRequest(url: URL(string: "http://127.0.0.1:\(scheduler.port)/v1/term-dates/school/100009")!)
         put.httpMethod = "PUT"
         put.setValue("Bearer tok", forHTTPHeaderField: "Authorization")
-        put.httpBody = Data(#"{"years":[{"schoolYear":"2025-26","terms":[{"name":"autumn","start":"2025-09-03","end":"2025-12-19","halfTerms":[{"start":"2025-11-03","end":"2025-11-07"}]}]}]}"#.utf8)
+        put.setValue("text/csv; charset=utf-8", forHTTPHeaderField: "Content-Type")
+        put.httpBody = Data("Type,Start,End,Notes\nAutumn term,03/09/2025,19/12/2025,\nHalf term,03/11/2025,07/11/2025,\"academy, own dates\"\n".utf8)
         let (_, stored) = try await URLSession.shared.data(for: put)
         #expect((stored as? HTTPURLResponse)?.statusCode == 200)
         let academy = noticeRequest(9, occurred: "2025-11-03 21:00")

@@ -112,9 +112,13 @@ public enum SchedulingService {
             produces: [Topics.noticesDue.name, Topics.schedulingChangelog.name, Topics.noticeEvents.name],
             routes: { router, environment in
                 // Placeholder escalation contacts do not stop the service (a demo runs with
-                // them); they are logged at start and listed by `GET /v1/readiness`.
+                // them), nor do term dates running out or approximate: logged at start and
+                // listed by `GET /v1/readiness`.
                 for warning in settings.contactWarnings { environment.logger.warning("not ready to escalate: \(warning)") }
-                SchedulingAPI(environment: environment, warnings: settings.contactWarnings).register(on: router)
+                for warning in settings.calendars.dataWarnings(today: CalendarDate(environment.clock.now())) {
+                    environment.logger.warning("term dates: \(warning)")
+                }
+                SchedulingAPI(environment: environment, warnings: settings.contactWarnings, calendars: settings.calendars).register(on: router)
             },
             background: [releaser(interval: settings.releaseInterval, restoreGrace: settings.restoreGrace),
                          RetentionPurge.task(SchedulingRetention.rules, settings: settings.retention)]
