@@ -173,7 +173,8 @@ struct ReleaseRulesTests {
         } else if c.expected == "escalate" {
             #expect(decision.escalate, "\(decision.rules)")
             #expect(decision.releaseAt == processed)
-            #expect(decision.rules.contains { $0.contains("escalated now to the Education Safeguarding Manager") })
+            #expect(decision.rules.contains { $0.contains("escalated now to the Education Safeguarding Manager") && $0.contains("the school's own notice still goes") })
+            #expect(decision.schoolReleaseAt > processed, "the school's own notice waits for its first day back")
         } else {
             #expect(!decision.escalate, "\(decision.rules)")
             #expect(decision.releaseAt == instant(c.expected), "got \(Timestamp.format(decision.releaseAt)): \(decision.rules)")

@@ -198,7 +198,7 @@ public enum ReleaseRules {
         if risk == .high, !holidayDays.isEmpty {
             if force.escalateHighRiskInHolidays {
                 let who = force.educationSafeguardingManager?.name.map { " (\($0))" } ?? ""
-                rules.append("high risk during the school holiday (\(holidayDays.first!)): escalated now to the Education Safeguarding Manager\(who) instead of waiting for \(day)")
+                rules.append("high risk during the school holiday (\(holidayDays.first!)): escalated now to the Education Safeguarding Manager\(who); the school's own notice still goes on its first day back, \(day) at \(time)")
                 return ReleaseDecision(releaseAt: processedAt, schoolDay: day, schoolReleaseAt: release, escalate: true, rules: rules)
             }
             rules.append("high risk during the school holiday: this force does not escalate; waits for the first day back")
