@@ -22,7 +22,7 @@ struct ReleaseCase: CustomTestStringConvertible, Sendable {
     var risk: RiskLevel = .standard
     /// Default: 30 minutes after the incident.
     var processed: String?
-    /// London `YYYY-MM-DD HH:MM`, or `escalate`.
+    /// London `YYYY-MM-DD HH:MM`, `at once` (released at the processing time, to the school) or `escalate`.
     var expected: String
     var why: String
     var urn: String? = nil
@@ -35,9 +35,13 @@ let oxon = "931", cambs = "873"
 let releaseCases: [ReleaseCase] = [
     // Ordinary school weeks (Oxfordshire, autumn 2025).
     .init(occurred: "2025-11-03 21:00", la: oxon, expected: "2025-11-04 08:00", why: "Monday evening → Tuesday"),
-    .init(occurred: "2025-11-04 07:00", la: oxon, expected: "2025-11-05 08:00", why: "early Tuesday → Wednesday (strictly after the incident's day)"),
+    .init(occurred: "2025-11-04 07:00", la: oxon, expected: "2025-11-04 08:00", why: "early Tuesday, processed 07:30 → that morning as the window opens"),
     .init(occurred: "2025-11-05 23:59", la: oxon, expected: "2025-11-06 08:00", why: "a minute before midnight → Thursday"),
-    .init(occurred: "2025-11-06 12:00", la: oxon, expected: "2025-11-07 08:00", why: "Thursday → Friday"),
+    .init(occurred: "2025-11-06 12:00", la: oxon, expected: "at once", why: "Thursday 12:30, inside the window → at once"),
+    .init(occurred: "2025-11-06 10:00", la: oxon, expected: "at once", why: "reported 10:30 on a school day → at once (GMT)"),
+    .init(occurred: "2025-11-06 15:30", la: oxon, expected: "2025-11-07 08:00", why: "reported 16:00 on a school day → next school day 08:00"),
+    .init(occurred: "2025-11-06 14:29", la: oxon, expected: "at once", why: "processed 14:59, a minute before the window closes"),
+    .init(occurred: "2025-11-06 14:30", la: oxon, expected: "2025-11-07 08:00", why: "processed at exactly 15:00: the window has closed"),
     .init(occurred: "2025-11-07 18:00", la: oxon, expected: "2025-11-10 08:00", why: "Friday → Monday"),
     .init(occurred: "2025-11-08 02:00", la: oxon, expected: "2025-11-10 08:00", why: "Saturday → Monday"),
     .init(occurred: "2025-11-09 22:30", la: oxon, expected: "2025-11-10 08:00", why: "Sunday evening → Monday"),
@@ -73,20 +77,21 @@ let releaseCases: [ReleaseCase] = [
     .init(occurred: "2026-05-04 10:00", la: oxon, risk: .high, expected: "2026-05-05 08:00", why: "high risk on a term-time bank holiday is not a school holiday"),
     .init(occurred: "2026-05-22 18:00", la: oxon, expected: "2026-06-01 08:00", why: "Friday before spring bank holiday and half term"),
     .init(occurred: "2026-05-22 18:00", la: oxon, risk: .high, expected: "escalate", why: "high risk before May half term"),
-    .init(occurred: "2026-06-07T23:30:00Z", la: oxon, expected: "2026-06-09 08:00", why: "23:30 UTC Sunday is 00:30 BST Monday → Tuesday"),
+    .init(occurred: "2026-06-07T23:30:00Z", la: oxon, expected: "2026-06-08 08:00", why: "23:30 UTC Sunday is 00:30 BST Monday → Monday as the window opens"),
     .init(occurred: "2026-01-11T23:30:00Z", la: oxon, expected: "2026-01-12 08:00", why: "23:30 GMT Sunday is Sunday in London → Monday"),
     // Summer 2026: LAs end on different days.
     .init(occurred: "2026-07-20 15:00", la: oxon, expected: "2026-09-02 08:00", why: "Oxfordshire's last day → autumn term"),
     .init(occurred: "2026-07-20 15:00", la: cambs, expected: "2026-07-21 08:00", why: "Cambridgeshire is still in term"),
     .init(occurred: "2026-07-22 18:00", la: cambs, expected: "2026-09-03 08:00", why: "Cambridgeshire's last day → autumn term"),
-    .init(occurred: "2026-07-20 12:00", la: "867", expected: "2026-07-21 08:00", why: "Bracknell Forest ends 21 July"),
-    .init(occurred: "2026-07-21 12:00", la: "869", expected: "2026-09-03 08:00", why: "West Berkshire's last day"),
+    .init(occurred: "2026-07-20 18:00", la: "867", expected: "2026-07-21 08:00", why: "Bracknell Forest ends 21 July"),
+    .init(occurred: "2026-07-21 16:00", la: "869", expected: "2026-09-03 08:00", why: "West Berkshire's last day, after the window"),
+    .init(occurred: "2026-07-21 12:00", la: "869", expected: "at once", why: "West Berkshire's last day, inside the window (BST)"),
     .init(occurred: "2026-09-01 12:00", la: oxon, expected: "2026-09-02 08:00", why: "day before term → first day"),
     .init(occurred: "2026-09-01 12:00", la: oxon, risk: .high, expected: "escalate", why: "high risk on the last day of the summer holiday"),
     .init(occurred: "2026-09-01 12:00", la: "871", expected: "2026-09-02 08:00", why: "Slough starts 2 September"),
     .init(occurred: "2026-09-01 12:00", la: "874", expected: "2026-09-02 08:00", why: "Peterborough starts 2 September"),
     .init(occurred: "2026-09-01 12:00", la: "870", expected: "2026-09-03 08:00", why: "Reading starts 3 September"),
-    .init(occurred: "2025-09-03 07:00", la: "825", expected: "2025-09-04 08:00", why: "Buckinghamshire first day → Thursday"),
+    .init(occurred: "2025-09-03 16:00", la: "825", expected: "2025-09-04 08:00", why: "Buckinghamshire first day, after the window → Thursday"),
     .init(occurred: "2025-09-01 10:00", la: oxon, expected: "2025-09-02 08:00", why: "Oxfordshire INSET day → first day"),
     .init(occurred: "2025-08-28 22:00", la: oxon, risk: .high, expected: "escalate", why: "high risk in the summer holiday"),
     .init(occurred: "2025-08-31 22:00", la: oxon, risk: .high, expected: "2025-09-02 08:00", why: "high risk on the Sunday before an INSET day: a weekend and INSET, no holiday to wait through"),
@@ -113,15 +118,32 @@ let releaseCases: [ReleaseCase] = [
     .init(occurred: "2027-07-20 18:00", la: oxon, expected: "2027-09-01 08:00", why: "after the last term dates: weekdays count"),
     .init(occurred: "2025-03-28 20:00", la: oxon, expected: "2025-03-31 08:00", why: "before the term dates, across the March 2025 clock change"),
     // Late reports: never in the past.
-    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-07 10:00", expected: "2025-11-10 08:00", why: "late, processed Friday after 8am → Monday"),
+    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-07 10:00", expected: "at once", why: "late, processed Friday 10:00 → at once"),
+    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-07 18:00", expected: "2025-11-10 08:00", why: "late, processed Friday evening → Monday"),
     .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-06 06:30", expected: "2025-11-06 08:00", why: "late, processed before 8am on a school day → that morning"),
-    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-05 08:00", expected: "2025-11-06 08:00", why: "late, processed at exactly 8am → next morning"),
+    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-05 08:00", expected: "at once", why: "late, processed at exactly 8am: the window is open"),
     .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-04 07:59", expected: "2025-11-04 08:00", why: "processed a minute before the release: on time"),
     .init(occurred: "2025-12-12 20:00", la: oxon, processed: "2025-12-20 10:00", expected: "2026-01-05 08:00", why: "late, processed in the Christmas holiday"),
     .init(occurred: "2025-12-12 20:00", la: oxon, risk: .high, processed: "2025-12-22 09:00", expected: "escalate", why: "late high risk processed in the holiday"),
-    .init(occurred: "2025-10-29 14:00", la: oxon, risk: .high, processed: "2025-11-04 10:00", expected: "2025-11-05 08:00", why: "late high risk processed in term: next morning"),
-    .init(occurred: "2026-02-01 22:00", la: oxon, processed: "2026-02-02 08:30", expected: "2026-02-03 08:00", why: "processed half an hour after the release"),
-    .init(occurred: "2026-12-24 20:00", la: oxon, processed: "2027-01-06 14:00", expected: "2027-01-07 08:00", why: "reported after the holiday"),
+    .init(occurred: "2025-10-29 14:00", la: oxon, risk: .high, processed: "2025-11-04 10:00", expected: "at once", why: "late high risk processed in term: at once to the school"),
+    .init(occurred: "2025-10-29 14:00", la: oxon, risk: .high, processed: "2025-11-04 16:00", expected: "2025-11-05 08:00", why: "late high risk processed in term after the window: next morning"),
+    .init(occurred: "2026-02-01 22:00", la: oxon, processed: "2026-02-02 08:30", expected: "at once", why: "processed half an hour after the release"),
+    .init(occurred: "2026-12-24 20:00", la: oxon, processed: "2027-01-06 14:00", expected: "at once", why: "reported after the holiday, inside the window"),
+    .init(occurred: "2026-12-24 20:00", la: oxon, processed: "2027-01-06 15:30", expected: "2027-01-07 08:00", why: "reported after the holiday, after the window"),
+    // The release window against holidays and the clock changes.
+    .init(occurred: "2026-05-25 10:00", la: cambs, expected: "2026-06-01 08:00", why: "10:30 on the spring bank holiday (in half term) → first day back"),
+    .init(occurred: "2026-05-04 10:00", la: "999", expected: "2026-05-05 08:00", why: "10:30 on the Early May bank holiday, no term dates → Tuesday"),
+    .init(occurred: "2026-02-17 10:00", la: oxon, expected: "2026-02-23 08:00", why: "10:30 on a half-term day → first day back"),
+    .init(occurred: "2026-02-20 18:00", la: oxon, processed: "2026-02-23 07:00", expected: "2026-02-23 08:00", why: "processed before the window on the first day back"),
+    .init(occurred: "2026-03-27 10:00", la: "999", expected: "at once", why: "Friday before the clocks go forward, 10:30 GMT → at once"),
+    .init(occurred: "2026-03-27 18:00", la: "999", expected: "2026-03-30 08:00", why: "Friday evening before the clocks go forward → Monday 08:00 BST"),
+    .init(occurred: "2026-03-29T00:30:00Z", la: "999", processed: "2026-03-30T07:30:00Z", expected: "at once", why: "08:30 BST on the Monday after the change (07:30 UTC) is inside the window"),
+    .init(occurred: "2026-03-29T00:30:00Z", la: "999", processed: "2026-03-30T06:30:00Z", expected: "2026-03-30 08:00", why: "07:30 BST Monday (06:30 UTC) is before the window"),
+    .init(occurred: "2026-10-23 18:00", la: "999", expected: "2026-10-26 08:00", why: "Friday evening before the clocks go back → Monday 08:00 GMT"),
+    .init(occurred: "2026-10-25T00:30:00Z", la: "999", processed: "2026-10-26T14:30:00Z", expected: "at once", why: "14:30 GMT Monday after the change is inside the window"),
+    .init(occurred: "2026-10-25T00:30:00Z", la: "999", processed: "2026-10-26T15:00:00Z", expected: "2026-10-27 08:00", why: "15:00 GMT Monday: the window has closed"),
+    .init(occurred: "2026-10-22 14:00", la: "999", processed: "2026-10-22T14:00:00Z", expected: "2026-10-23 08:00", why: "14:00 UTC in BST is 15:00 London: closed"),
+    .init(occurred: "2026-10-22 14:00", la: "999", processed: "2026-10-22T13:59:00Z", expected: "at once", why: "14:59 BST: still open"),
 ]
 
 @Suite("Release rules over real 2025-2027 dates")
@@ -143,10 +165,16 @@ struct ReleaseRulesTests {
     func release(_ c: ReleaseCase) throws {
         let decision = try decide(c)
         let processed = c.processed.map(instant) ?? instant(c.occurred).addingTimeInterval(1800)
-        if c.expected == "escalate" {
+        if c.expected == "at once" {
+            #expect(!decision.escalate, "\(decision.rules)")
+            #expect(decision.releaseAt == processed, "got \(Timestamp.format(decision.releaseAt)): \(decision.rules)")
+            #expect(decision.schoolReleaseAt == processed)
+            #expect(decision.rules.contains { $0.contains("inside the release window on a school day: goes at once") })
+        } else if c.expected == "escalate" {
             #expect(decision.escalate, "\(decision.rules)")
             #expect(decision.releaseAt == processed)
-            #expect(decision.rules.contains { $0.contains("escalated now to the Education Safeguarding Manager") })
+            #expect(decision.rules.contains { $0.contains("escalated now to the Education Safeguarding Manager") && $0.contains("the school's own notice still goes") })
+            #expect(decision.schoolReleaseAt > processed, "the school's own notice waits for its first day back")
         } else {
             #expect(!decision.escalate, "\(decision.rules)")
             #expect(decision.releaseAt == instant(c.expected), "got \(Timestamp.format(decision.releaseAt)): \(decision.rules)")
@@ -350,13 +378,188 @@ struct CalendarDataTests {
         #expect {
             try SchedulingProtocol.loadAll(ForceProtocols.load(directory: dir))
         } throws: { ($0 as? SchedulingProtocolError)?.problem.contains("releaseTime is \"8am\"") == true }
-        try Data(#"{"forceCode":"43","name":"T","scheduling":{"releaseTime":"08:00","escalateHighRiskInHolidays":true}}"#.utf8)
+        try Data(#"{"forceCode":"43","name":"T","scheduling":{"releaseTime":"08:00","releaseWindowEnd":"15:00","escalateHighRiskInHolidays":true}}"#.utf8)
             .write(to: URL(fileURLWithPath: dir + "/t.json"))
         #expect {
             try SchedulingProtocol.loadAll(ForceProtocols.load(directory: dir))
         } throws: { ($0 as? SchedulingProtocolError)?.problem.contains("educationSafeguardingManager") == true }
+        for (window, problem) in [(#""#, "releaseWindowEnd is missing"), (#","releaseWindowEnd":"3pm""#, "releaseWindowEnd is \"3pm\""),
+                                  (#","releaseWindowEnd":"08:00""#, "is not after releaseTime")] {
+            try Data(#"{"forceCode":"43","name":"T","scheduling":{"releaseTime":"08:00"\#(window),"escalateHighRiskInHolidays":false}}"#.utf8)
+                .write(to: URL(fileURLWithPath: dir + "/t.json"))
+            #expect {
+                try SchedulingProtocol.loadAll(ForceProtocols.load(directory: dir))
+            } throws: { ($0 as? SchedulingProtocolError)?.problem.contains(problem) == true }
+        }
+        #expect(protocols["43"]?.releaseWindowEnd == "15:00")
+        #expect(protocols["05"]?.releaseWindowEnd == "15:00")
         try Data(#"{"forceCode":"43","name":"T","scheduling":{"_owner":"x"}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/t.json"))
         #expect(throws: SchedulingProtocolError.self) { try SchedulingProtocol.loadAll(ForceProtocols.load(directory: dir)) }
+    }
+}
+
+@Suite("Importing published term dates (CSV, iCalendar) and their warnings")
+struct TermDatesImportTests {
+    static let ics = """
+        BEGIN:VCALENDAR\r
+        VERSION:2.0\r
+        BEGIN:VEVENT\r
+        SUMMARY:Autumn Term\r
+        DTSTART;VALUE=DATE:20260903\r
+        DTEND;VALUE=DATE:20261219\r
+        END:VEVENT\r
+        BEGIN:VEVENT\r
+        SUMMARY:October Half\r
+          Term\r
+        DTSTART;VALUE=DATE:20261026\r
+        DTEND;VALUE=DATE:20261031\r
+        END:VEVENT\r
+        BEGIN:VEVENT\r
+        SUMMARY:INSET day\r
+        DTSTART;VALUE=DATE:20260902\r
+        END:VEVENT\r
+        BEGIN:VEVENT\r
+        SUMMARY:Christmas holidays\r
+        DTSTART;VALUE=DATE:20261219\r
+        DTEND;VALUE=DATE:20270105\r
+        END:VEVENT\r
+        BEGIN:VEVENT\r
+        SUMMARY:Spring term starts\r
+        DTSTART;VALUE=DATE:20270105\r
+        END:VEVENT\r
+        BEGIN:VEVENT\r
+        SUMMARY:Spring term ends\r
+        DTSTART;VALUE=DATE:20270326\r
+        END:VEVENT\r
+        END:VCALENDAR\r
+
+        """
+
+    @Test("iCalendar: terms (one event, or starts/ends pairs), half term, INSET; holidays implied; exclusive DTEND")
+    func icalendar() throws {
+        let calendar = try TermDatesImport.calendar(Data(Self.ics.utf8), format: .ics, label: "t.ics")
+        let year = try #require(calendar.document.years.first)
+        #expect(calendar.document.years.map(\.schoolYear) == ["2026-27"])
+        #expect(year.terms.map { "\($0.name) \($0.start) \($0.end)" } == ["autumn 2026-09-03 2026-12-18", "spring 2027-01-05 2027-03-26"])
+        #expect(year.terms[0].halfTerms == [DateRange(start: "2026-10-26", end: "2026-10-30")])
+        #expect(year.insetDays == ["2026-09-02"])
+        #expect(year.approximate == false)
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-10-28")!) == .halfTerm("autumn 2026-27"))
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-12-18")!) == .term("autumn 2026-27"))
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-12-21")!) == .holiday)
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-09-02")!) == .inset)
+    }
+
+    @Test("CSV: DD/MM/YYYY or ISO dates, quoted cells, a one-day entry without an end")
+    func csv() throws {
+        let text = "type,start,end,note\nterm,2026-09-03,18/12/2026,\"first, autumn\"\nhalf term,26/10/2026,30/10/2026,\ninset,02/09/2026,,\nclosure,2026-11-20,,polling day\n"
+        let calendar = try TermDatesImport.calendar(Data(text.utf8), format: .csv, label: "t.csv")
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-10-30")!) == .halfTerm("autumn 2026-27"))
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-11-20")!) == .closure)
+        #expect(calendar.kind(of: CalendarDate(iso: "2026-09-02")!) == .inset)
+    }
+
+    @Test("bad files are typed errors that say what to fix", arguments: [
+        ("csv", "kind,from\nterm,2026-09-03", "needs the columns type, start"),
+        ("csv", "type,start,end\nholiday,2026-09-03,2026-12-18", "is not term, half term, inset or closure"),
+        ("csv", "type,start,end\nterm,2026-13-03,2026-12-18", "row 2 start is \"2026-13-03\""),
+        ("csv", "type,start,end\nterm,2026-12-18,2026-09-03", "before it starts"),
+        ("csv", "type,start,end\nterm,2026-09-03,2026-12-18\nhalf term,2027-02-15,2027-02-19", "is not inside any term"),
+        ("csv", "type,start,end\nhalf term,2027-02-15,2027-02-19", "has no terms"),
+        ("ics", "BEGIN:VEVENT\nSUMMARY:Summer term ends\nDTSTART;VALUE=DATE:20270721\nEND:VEVENT", "that no event started"),
+        ("ics", "BEGIN:VEVENT\nSUMMARY:Summer term\nEND:VEVENT", "has no DTSTART"),
+    ])
+    func bad(format: String, text: String, problem: String) {
+        #expect {
+            try TermDatesImport.calendar(Data(text.utf8), format: TermDatesImport.Format(rawValue: format)!, label: "t")
+        } throws: { ($0 as? CalendarDataError)?.problem.contains(problem) == true }
+    }
+
+    @Test("ENCOMPASS_TERM_DATES_DIR takes <LA>.ics and <LA>.csv; the imported dates decide releases")
+    func folder() throws {
+        let dir = TestPaths.temporaryDirectory("terms")
+        try Data(Self.ics.utf8).write(to: URL(fileURLWithPath: dir + "/867.ics"))
+        let calendars = try SchoolCalendars.load(termDatesDirectory: dir)
+        #expect(calendars.localAuthorities["867"]?.document.laCode == "867")
+        #expect(calendars.localAuthorities["867"]?.approximateYears == [])
+        #expect(calendars.localAuthorities["931"] != nil)
+        // Friday before the imported half term (26-30 Oct) → Monday 2 November.
+        let decision = try ReleaseRules.decide(
+            occurredAt: instant("2026-10-23 18:00"), processedAt: instant("2026-10-23 18:30"), laCode: "867", urn: nil, risk: .standard,
+            calendar: calendars, protocol: SchedulingProtocol())
+        #expect(decision.releaseAt == instant("2026-11-02 08:00"))
+        try Data("type,start\nterm,2026-09-03".utf8).write(to: URL(fileURLWithPath: dir + "/bracknell.csv"))
+        #expect {
+            try SchoolCalendars.load(termDatesDirectory: dir)
+        } throws: { ($0 as? CalendarDataError)?.problem.contains("DfE local authority code") == true }
+    }
+
+    @Test("warnings: dates ending within 60 days or ended, approximate years from the current one")
+    func warnings() throws {
+        let shipped = try SchoolCalendars.load()
+        let december = shipped.dataWarnings(today: CalendarDate(iso: "2026-12-06")!)
+        #expect(december.count == 11, "every shipped LA is approximate for 2026-27: \(december)")
+        #expect(december.allSatisfy { $0.contains("2026-27 are approximate") })
+        let oxfordshire = shipped.dataWarnings(today: CalendarDate(iso: "2025-11-06")!).filter { $0.hasPrefix("LA 931") }
+        #expect(oxfordshire.count == 1 && oxfordshire[0].contains("for 2026-27 are approximate"), "2025-26 is the published calendar: \(oxfordshire)")
+        let july = shipped.dataWarnings(today: CalendarDate(iso: "2027-07-15")!)
+        #expect(july.filter { $0.contains("end 2027-08-31, within 60 days") }.count == 11)
+        #expect(shipped.dataWarnings(today: CalendarDate(iso: "2027-06-01")!).allSatisfy { !$0.contains("within 60 days") })
+        #expect(shipped.dataWarnings(today: CalendarDate(iso: "2027-09-10")!).filter { $0.contains("ended 2027-08-31") }.count == 11)
+        let dir = TestPaths.temporaryDirectory("terms")
+        try Data(Self.ics.utf8).write(to: URL(fileURLWithPath: dir + "/867.ics"))
+        let imported = try SchoolCalendars.load(termDatesDirectory: dir).dataWarnings(today: CalendarDate(iso: "2026-12-06")!)
+        #expect(!imported.contains { $0.hasPrefix("LA 867") && $0.contains("approximate") }, "published dates imported")
+    }
+}
+
+@Suite("Escalation contacts")
+struct EscalationContactTests {
+    @Test("the shipped contacts are placeholders: one warning per force, naming the variables to set")
+    func shippedPlaceholders() throws {
+        let settings = try SchedulingService.Settings.fromEnvironment([:])
+        #expect(settings.contactWarnings.count == 2)
+        let thamesValley = try #require(settings.contactWarnings.first { $0.hasPrefix("force 43:") })
+        #expect(thamesValley.contains("education.safeguarding@thamesvalley.police.example") && thamesValley.contains("01865 000000"))
+        #expect(thamesValley.contains("ENCOMPASS_ESM_EMAIL_43"))
+        #expect(settings.contactWarnings.contains { $0.hasPrefix("force 05:") && $0.contains("ENCOMPASS_ESM_PHONE_05") })
+    }
+
+    @Test("ENCOMPASS_ESM_*_<force> replace the contact, clear the warning and reach the escalation; bad values name the variable")
+    func overrides() throws {
+        let settings = try SchedulingService.Settings.fromEnvironment([
+            "ENCOMPASS_ESM_EMAIL_43": "esm.duty@thamesvalley.police.uk", "ENCOMPASS_ESM_PHONE_43": "01865 541 000",
+            "ENCOMPASS_ESM_NAME_43": "Duty ESM",
+        ])
+        let contact = try #require(settings.protocols["43"]?.educationSafeguardingManager)
+        #expect(contact == SchoolContact(role: "esm", name: "Duty ESM", email: "esm.duty@thamesvalley.police.uk", phone: "01865 541 000"))
+        #expect(!settings.contactWarnings.contains { $0.hasPrefix("force 43:") })
+        #expect(settings.contactWarnings.contains { $0.hasPrefix("force 05:") }, "Cambridgeshire's is still a placeholder")
+        let escalation = try ScheduleExplanation.make(
+            forceCode: "43", occurredAt: instant("2025-10-29 14:00"), processedAt: instant("2025-10-29 15:00"), laCode: "931", urn: nil,
+            risk: .high, calendars: settings.calendars, protocols: settings.protocols)
+        #expect(escalation.escalationContact?.email == "esm.duty@thamesvalley.police.uk")
+        // Only the email replaced: the phone placeholder still warns.
+        let half = try SchedulingService.Settings.fromEnvironment(["ENCOMPASS_ESM_EMAIL_05": "esm@cambridgeshire.gov.uk"])
+        #expect(half.contactWarnings.contains { $0.hasPrefix("force 05:") && $0.contains("phone") && !$0.contains("email") })
+        for (variable, value) in [("ENCOMPASS_ESM_EMAIL_43", "not-an-address"), ("ENCOMPASS_ESM_PHONE_43", "999")] {
+            #expect {
+                try SchedulingService.Settings.fromEnvironment([variable: value])
+            } throws: { ($0 as? ConfigurationError)?.variable == variable }
+        }
+    }
+
+    @Test("placeholder addresses and numbers", arguments: [
+        ("a@b.police.example", "01865 123456", true), ("a@example.com", "01865 123456", true), ("a@x.invalid", "01865 123456", true),
+        ("a@thamesvalley.police.uk", "01223 000000", true), ("a@thamesvalley.police.uk", "01865 541000", false),
+        ("a@example.police.uk", "01865 541000", false),
+    ])
+    func placeholders(email: String, phone: String, placeholder: Bool) {
+        let force = SchedulingProtocol(educationSafeguardingManager: SchoolContact(role: "esm", email: email, phone: phone))
+        #expect(force.contactPlaceholders.isEmpty == !placeholder)
+        var quiet = force
+        quiet.escalateHighRiskInHolidays = false
+        #expect(quiet.contactPlaceholders.isEmpty, "a force that does not escalate needs no contact")
     }
 }
 
@@ -371,6 +574,12 @@ struct ExplainTests {
             risk: .standard, calendars: calendars, protocols: protocols)
         #expect(plain.text.hasPrefix("release: Tuesday 2027-01-05 08:00 (GMT)"))
         #expect(plain.text.contains("Boxing Day (substitute day)"))
+        #expect(plain.text.contains("release window: school days 08:00-15:00 London"))
+        let atOnce = try ScheduleExplanation.make(
+            forceCode: "43", occurredAt: instant("2025-11-06 10:00"), processedAt: instant("2025-11-06 10:30"), laCode: "931", urn: nil,
+            risk: .standard, calendars: calendars, protocols: protocols)
+        #expect(atOnce.text.hasPrefix("release: Thursday 2025-11-06 10:30 (GMT)"), "\(atOnce.text)")
+        #expect(atOnce.text.contains("inside the release window on a school day: goes at once"))
         let escalation = try ScheduleExplanation.make(
             forceCode: "05", occurredAt: instant("2025-10-29 14:00"), processedAt: instant("2025-10-29 15:00"), laCode: "873", urn: nil,
             risk: .high, calendars: calendars, protocols: protocols)

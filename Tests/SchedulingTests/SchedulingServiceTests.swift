@@ -141,11 +141,13 @@ struct SchedulingServiceTests {
         let badState = try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/pending?state=nope", headers: ["Authorization": "Bearer tok"])
         #expect(badState.status == 400)
 
-        // A school with its own half term (3-7 Nov): its notice waits for its first day back.
+        // A school with its own half term (3-7 Nov), uploaded as the CSV it publishes: its notice
+        // waits for its first day back.
         var put = URLRequest(url: URL(string: "http://127.0.0.1:\(scheduler.port)/v1/term-dates/school/100009")!)
         put.httpMethod = "PUT"
         put.setValue("Bearer tok", forHTTPHeaderField: "Authorization")
-        put.httpBody = Data(#"{"years":[{"schoolYear":"2025-26","terms":[{"name":"autumn","start":"2025-09-03","end":"2025-12-19","halfTerms":[{"start":"2025-11-03","end":"2025-11-07"}]}]}]}"#.utf8)
+        put.setValue("text/csv; charset=utf-8", forHTTPHeaderField: "Content-Type")
+        put.httpBody = Data("Type,Start,End,Notes\nAutumn term,03/09/2025,19/12/2025,\nHalf term,03/11/2025,07/11/2025,\"academy, own dates\"\n".utf8)
         let (_, stored) = try await URLSession.shared.data(for: put)
         #expect((stored as? HTTPURLResponse)?.statusCode == 200)
         let academy = noticeRequest(9, occurred: "2025-11-03 21:00")
@@ -176,17 +178,42 @@ struct SchedulingServiceTests {
         #expect(first.payload.releaseAt == instant("2025-11-04 08:00"))
         #expect(first.payload.request.incidentRevision == 1)
         #expect(!first.payload.escalation)
-        #expect(first.payload.rules.contains { $0.contains("first school day after the incident: Tuesday 2025-11-04") })
-        let escalated = try #require(due.first { $0.payload.noticeId == halfTerm.noticeId })
+        #expect(first.payload.rules.contains { $0.contains("next school day: Tuesday 2025-11-04, notices go at 08:00") })
+        let escalationId = Scheduler.escalationId(of: halfTerm.noticeId)
+        let escalated = try #require(due.first { $0.payload.noticeId == escalationId })
         #expect(escalated.payload.escalation)
         #expect(escalated.payload.escalationContact?.role == "esm")
+        #expect(escalated.payload.releaseAt == instant("2025-10-29 15:00"))
+        #expect(!due.contains { $0.payload.noticeId == halfTerm.noticeId }, "the school's own notice waits for its first day back")
+
+        // The school's own notice goes on its first day back, under the notice's own id: a
+        // NoticeDue with another id than the escalation's, so dispatch keeps both.
+        let schoolRow = try #require(try await scheduler.rows().first { $0.noticeId == halfTerm.noticeId })
+        #expect(schoolRow.state == .pending && !schoolRow.escalate && schoolRow.releaseAt == instant("2025-11-03 08:00"))
+        try await clock.set("2025-11-03 08:00")
+        try await eventually("school's own notice released") {
+            try await scheduler.rows().first { $0.noticeId == halfTerm.noticeId }?.state == .released
+        }
+        let afterHoliday = try await dueNotices(kafka, atLeast: 3)
+        let schoolNotice = try #require(afterHoliday.first { $0.payload.noticeId == halfTerm.noticeId })
+        #expect(!schoolNotice.payload.escalation && schoolNotice.payload.escalationContact == nil)
+        #expect(schoolNotice.payload.releaseAt == instant("2025-11-03 08:00"))
+        #expect(schoolNotice.payload.request.school.urn == halfTerm.school.urn)
+        #expect(schoolNotice.id != escalated.id)
+        #expect(schoolNotice.payload.rules.contains { $0.contains("the school's own notice") && $0.contains(escalationId) })
+
+        // The shipped escalation contacts are placeholders: the readiness detail says so.
+        let readiness = try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/readiness", headers: ["Authorization": "Bearer tok"])
+        #expect(readiness.status == 200 && readiness.body.contains("ENCOMPASS_ESM_EMAIL_43") && readiness.body.contains("force 05"))
+        #expect(try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/readiness", headers: [:]).status == 401)
 
         // Every event so far (other notices have events too), not just the first four to arrive.
         try await Task.sleep(for: .seconds(1))
         let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 1_000, timeout: .seconds(8))
             .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
         #expect(events.filter { $0.noticeId == monday.noticeId }.map(\.kind) == [.scheduled, .released])
-        #expect(events.filter { $0.noticeId == halfTerm.noticeId }.map(\.kind) == [.scheduled, .escalated])
+        #expect(events.filter { $0.noticeId == halfTerm.noticeId }.map(\.kind) == [.scheduled, .released])
+        #expect(events.filter { $0.noticeId == escalationId }.map(\.kind) == [.scheduled, .escalated])
         try await scheduler.stop()
     }
 
@@ -210,11 +237,16 @@ struct SchedulingServiceTests {
         var amended = noticeRequest(3, occurred: "2025-10-24 20:00", risk: .high, revision: 2)
         amended.noticeId = friday.noticeId
         try await send(kafka, [amended])
-        try await eventually("rescheduled as escalation") { try await scheduler.rows().first?.state == .released }
+        let escalationId = Scheduler.escalationId(of: friday.noticeId)
+        try await eventually("rescheduled as escalation") { try await scheduler.rows().first { $0.noticeId == escalationId }?.state == .released }
         let due = try await dueNotices(kafka, atLeast: 1)
         #expect(due.count == 1)
+        #expect(due.first?.payload.noticeId == escalationId)
         #expect(due.first?.payload.escalation == true)
         #expect(due.first?.payload.request.incidentRevision == 2)
+        let school = try #require(try await scheduler.rows().first { $0.noticeId == friday.noticeId })
+        #expect(school.state == .pending && !school.escalate && school.incidentRevision == 2 && school.releaseAt == instant("2025-11-03 08:00"),
+                "the school still gets its own notice on its first day back")
         try await scheduler.stop()
     }
 

@@ -298,28 +298,60 @@ public struct Scheduler: Sendable {
             return
         }
         let (decision, force) = try decide(request, now: ctx.now, db: ctx.db)
-        let due = NoticeDue(request: request, releaseAt: decision.releaseAt, escalation: decision.escalate,
-                            escalationContact: decision.escalate ? force.educationSafeguardingManager : nil, rules: decision.rules)
-        let changelogId = MessageID.derived(from: envelope.id, "changelog")
+        // The school's own notice always goes, on the school morning (for an escalation, its
+        // first day back), under the request's notice id.
+        var schoolRules = decision.rules
+        if decision.escalate {
+            schoolRules.append("the school's own notice: \(Timestamp.format(decision.schoolReleaseAt)) (its first day back); the escalation is notice \(Self.escalationId(of: request.noticeId))")
+        }
+        let school = NoticeDue(request: request, releaseAt: decision.schoolReleaseAt, rules: schoolRules)
+        let kind: NoticeEvent.Kind = existing == nil ? .scheduled : .rescheduled
+        try store(school, releaseAt: decision.schoolReleaseAt, escalate: false, kind: kind, partition: partition,
+                  envelope: envelope, purpose: "", ctx: ctx)
+        if decision.escalate {
+            // The escalation to the Education Safeguarding Manager, now, under its own stable id
+            // (the notice id + "-esm"): dispatch keeps one notice per id, so the school's notice
+            // and the escalation must not share one. Once released it is never sent again.
+            let escalationId = Self.escalationId(of: request.noticeId)
+            let held = try PendingNoticeRow.fetchOne(ctx.db, where: "noticeId", equals: escalationId)
+            if held?.state.isFinal != true, (held?.incidentRevision ?? 0) < request.incidentRevision {
+                var escalated = request
+                escalated.noticeId = escalationId
+                let due = NoticeDue(request: escalated, releaseAt: decision.releaseAt, escalation: true,
+                                    escalationContact: force.educationSafeguardingManager, rules: decision.rules)
+                try store(due, releaseAt: decision.releaseAt, escalate: true, kind: held == nil ? .scheduled : .rescheduled,
+                          partition: partition, envelope: envelope, purpose: "-escalation", ctx: ctx)
+            }
+        }
+        metadata["schoolReleaseAt"] = .string(Timestamp.format(decision.schoolReleaseAt))
+        metadata["releaseAt"] = .string(Timestamp.format(decision.releaseAt))
+        metadata["escalate"] = "\(decision.escalate)"
+        ctx.logger.info("notice \(kind.rawValue)", metadata: metadata)
+    }
+
+    /// The id of the escalation to the Education Safeguarding Manager made for notice `noticeId`.
+    public static func escalationId(of noticeId: String) -> String { noticeId + "-esm" }
+
+    /// Writes one pending notice (row, changelog record, event) in the request's transaction.
+    private func store(_ due: NoticeDue, releaseAt: Date, escalate: Bool, kind: NoticeEvent.Kind, partition: Int,
+                       envelope: Envelope<NoticeRequested>, purpose: String, ctx: MessageContext) throws {
+        let request = due.request
+        let changelogId = MessageID.derived(from: envelope.id, "changelog" + purpose)
         var row = PendingNoticeRow(
             noticeId: request.noticeId, partition: partition, forceCode: request.incident.forceCode,
             occurrenceNumber: request.incident.occurrenceNumber, schoolURN: request.school.urn,
-            laCode: request.school.localAuthorityCode, incidentRevision: request.incidentRevision, releaseAt: decision.releaseAt,
-            escalate: decision.escalate, state: .pending, due: Data(), updatedAt: ctx.now, releasedAt: nil, changelogId: changelogId)
+            laCode: request.school.localAuthorityCode, incidentRevision: request.incidentRevision, releaseAt: releaseAt,
+            escalate: escalate, state: .pending, due: Data(), updatedAt: ctx.now, releasedAt: nil, changelogId: changelogId)
         row.due = try ctx.outbox.publish(
             SchedulingChangelog(notice: row.changelog(due: due)), to: Topics.schedulingChangelog.name, key: row.noticeId,
             id: changelogId, causationId: envelope.id, now: ctx.now)
         try row.insertOrReplace(ctx.db)
-        let kind: NoticeEvent.Kind = existing == nil ? .scheduled : .rescheduled
-        let detail = "release \(Timestamp.format(decision.releaseAt))\(decision.escalate ? " (escalation)" : ""): " + decision.rules.joined(separator: "; ")
+        let detail = "release \(Timestamp.format(releaseAt))\(escalate ? " (escalation)" : ""): " + due.rules.joined(separator: "; ")
         try ctx.outbox.publish(
             NoticeEvent(noticeId: row.noticeId, kind: kind, at: ctx.now, forceCode: row.forceCode,
                         occurrenceNumber: row.occurrenceNumber, schoolURN: row.schoolURN, detail: detail),
-            to: Topics.noticeEvents.name, key: row.noticeId, id: MessageID.derived(from: envelope.id, "event-\(kind.rawValue)"),
+            to: Topics.noticeEvents.name, key: row.noticeId, id: MessageID.derived(from: envelope.id, "event-\(kind.rawValue)" + purpose),
             causationId: envelope.id, now: ctx.now)
-        metadata["releaseAt"] = .string(Timestamp.format(decision.releaseAt))
-        metadata["escalate"] = "\(decision.escalate)"
-        ctx.logger.info("notice \(kind.rawValue)", metadata: metadata)
     }
 
     /// A changelog record (every instance): keep the latest state. Final states win; a pending

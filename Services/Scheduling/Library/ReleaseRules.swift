@@ -4,8 +4,12 @@ import Foundation
 /// A force's scheduling rules: the `scheduling` section of its protocol file.
 public struct SchedulingProtocol: Codable, Sendable, Equatable {
     /// London wall-clock time notices go out on a school morning, `HH:MM` (default `08:00`,
-    /// so the school reads it before 9am).
+    /// so the school reads it before 9am): the opening of the school-day release window.
     public var releaseTime: String
+    /// London wall-clock end of the school-day release window, `HH:MM`, after `releaseTime`
+    /// (e.g. `15:00`). A notice that becomes due on a school day from `releaseTime` until then
+    /// goes out at once; outside it, at the next opening. Required in a protocol file.
+    public var releaseWindowEnd: String?
     /// Send high-risk incidents that fall in a school holiday to the Education Safeguarding
     /// Manager now instead of holding them for the first day back.
     public var escalateHighRiskInHolidays: Bool
@@ -14,9 +18,10 @@ public struct SchedulingProtocol: Codable, Sendable, Equatable {
     /// Plain-words statement of the weekend rule, for the explanation.
     public var weekendRule: String?
 
-    public init(releaseTime: String = "08:00", escalateHighRiskInHolidays: Bool = true,
+    public init(releaseTime: String = "08:00", releaseWindowEnd: String? = "15:00", escalateHighRiskInHolidays: Bool = true,
                 educationSafeguardingManager: SchoolContact? = nil, weekendRule: String? = nil) {
         self.releaseTime = releaseTime
+        self.releaseWindowEnd = releaseWindowEnd
         self.escalateHighRiskInHolidays = escalateHighRiskInHolidays
         self.educationSafeguardingManager = educationSafeguardingManager
         self.weekendRule = weekendRule
@@ -24,12 +29,48 @@ public struct SchedulingProtocol: Codable, Sendable, Equatable {
 
     /// Hour and minute of `releaseTime`.
     public func releaseClock() throws(SchedulingProtocolError) -> (hour: Int, minute: Int) {
-        let parts = releaseTime.split(separator: ":")
+        try Self.clock(releaseTime, field: "releaseTime", example: "08:00")
+    }
+
+    /// The school-day release window: opening (`releaseTime`) and end (`releaseWindowEnd`), in
+    /// minutes after London midnight; the end is not part of it.
+    public func releaseWindow() throws(SchedulingProtocolError) -> (opens: Int, closes: Int) {
+        let (hour, minute) = try releaseClock()
+        guard let releaseWindowEnd else {
+            throw SchedulingProtocolError(forceCode: "?", problem: "releaseWindowEnd is missing; set the end of the school-day release window as HH:MM, e.g. \"15:00\" (a notice due between releaseTime and then goes at once)")
+        }
+        let end = try Self.clock(releaseWindowEnd, field: "releaseWindowEnd", example: "15:00")
+        guard end.hour * 60 + end.minute > hour * 60 + minute else {
+            throw SchedulingProtocolError(forceCode: "?", problem: "releaseWindowEnd \(releaseWindowEnd) is not after releaseTime \(releaseTime); the window must end later the same day")
+        }
+        return (hour * 60 + minute, end.hour * 60 + end.minute)
+    }
+
+    static func clock(_ text: String, field: String, example: String) throws(SchedulingProtocolError) -> (hour: Int, minute: Int) {
+        let parts = text.split(separator: ":")
         guard parts.count == 2, parts[0].count == 2, parts[1].count == 2, let h = Int(parts[0]), let m = Int(parts[1]),
               (0...23).contains(h), (0...59).contains(m) else {
-            throw SchedulingProtocolError(forceCode: "?", problem: "releaseTime is \"\(releaseTime)\"; use HH:MM, e.g. 08:00")
+            throw SchedulingProtocolError(forceCode: "?", problem: "\(field) is \"\(text)\"; use HH:MM, e.g. \(example)")
         }
         return (h, m)
+    }
+
+    /// What makes the escalation contact a placeholder (the shipped files carry `.example`
+    /// addresses and 000000 numbers until a force puts in its duty ESM); empty when it looks real
+    /// or the force does not escalate.
+    public var contactPlaceholders: [String] {
+        guard escalateHighRiskInHolidays, let contact = educationSafeguardingManager else { return [] }
+        var problems: [String] = []
+        if let email = contact.email, Self.isPlaceholder(email: email) { problems.append("email \(email)") }
+        if let phone = contact.phone, phone.filter(\.isNumber).contains("000000") { problems.append("phone \(phone)") }
+        return problems
+    }
+
+    /// Reserved example domains (RFC 2606 / 6761): never a real mailbox.
+    static func isPlaceholder(email: String) -> Bool {
+        let domain = email.split(separator: "@").last.map { $0.lowercased() } ?? ""
+        return ["example", "example.com", "example.org", "example.net"].contains(domain)
+            || [".example", ".invalid", ".test", ".localhost"].contains { domain.hasSuffix($0) }
     }
 
     /// Each force's `scheduling` section, checked.
@@ -43,7 +84,7 @@ public struct SchedulingProtocol: Codable, Sendable, Equatable {
                 throw SchedulingProtocolError(forceCode: code, problem: error.description)
             }
             do {
-                _ = try section.releaseClock()
+                _ = try section.releaseWindow()
             } catch {
                 throw SchedulingProtocolError(forceCode: code, problem: "\(force.path): \(error.problem)")
             }
@@ -80,52 +121,76 @@ public struct ReleaseDecision: Codable, Sendable, Equatable {
 /// The pure rules that decide a notice's release time.
 ///
 /// 1. The incident's day is its Europe/London calendar date (so 23:30 BST on a Sunday is Sunday).
-/// 2. The notice goes out at the force's release time on the first school day strictly after
-///    that day. A school day is a Monday–Friday that is not an England and Wales bank holiday,
+/// 2. Release window: on a school day, from the force's `releaseTime` (08:00) until its
+///    `releaseWindowEnd` (e.g. 15:00), London time. A notice processed inside the window goes
+///    at once ("as soon as is reasonably practicable", s.49A Domestic Abuse Act 2021); processed
+///    before it opens on a school day, at the opening that morning; otherwise at the opening of
+///    the first school day after the processing day. Never in the past.
+///    A school day is a Monday–Friday that is not an England and Wales bank holiday,
 ///    and falls in term for the school's term dates (its own if it has an override, else its
 ///    local authority's), outside half terms, INSET days and closures. Days outside the years the
 ///    term dates cover count as school days (weekdays, not bank holidays) and the rules say so.
-/// 3. Late report: when that release time is not after the processing time, the notice goes out
-///    on the processing day itself if it is a school day and its release time is still ahead
-///    (a report processed at 06:30 on a school day goes at 08:00 that day); otherwise on the
-///    first school day after the processing day. Never in the past.
-/// 4. High risk in a school holiday (the incident's day, or any day it would wait through, is
-///    a half term or a holiday between terms), when the force escalates: released now, to the
-///    Education Safeguarding Manager, instead of waiting for the first day back.
+/// 3. High risk in a school holiday (the incident's day while the notice is on time, or any day
+///    it would wait through from processing, is a half term or a holiday between terms), when
+///    the force escalates: released now, to the Education Safeguarding Manager, instead of
+///    waiting for the first day back. A notice that goes at once needs no escalation.
 public enum ReleaseRules {
     public static func decide(
         occurredAt: Date, processedAt: Date, laCode: String, urn: String?, risk: RiskLevel,
         calendar: SchoolCalendars, protocol force: SchedulingProtocol
     ) throws(SchedulingProtocolError) -> ReleaseDecision {
-        let (hour, minute) = try force.releaseClock()
-        let time = CalendarDate.padded(hour, 2) + ":" + CalendarDate.padded(minute, 2)
+        let (opens, closes) = try force.releaseWindow()
+        // A request can carry an incident time after the processing clock (clocks differ):
+        // the notice is then due from the incident, never before it.
+        let processedAt = max(processedAt, occurredAt)
+        let time = clockText(opens), end = clockText(closes)
+        func opening(_ day: CalendarDate) -> Date { day.at(hour: opens / 60, minute: opens % 60) }
         var rules: [String] = []
         let occurredDay = CalendarDate(occurredAt)
         rules.append("incident on \(weekdayName(occurredDay)) \(occurredDay) (\(londonTime(occurredAt)) London time)")
+        rules.append("release window: school days \(time)-\(end) London; a notice due inside it goes at once, outside it at the next opening")
 
-        var (day, closed) = nextSchoolDay(after: occurredDay, la: laCode, urn: urn, calendar: calendar)
-        var waited = [(occurredDay, calendar.closedReason(occurredDay, la: laCode, urn: urn))] + closed.map { ($0.0, Optional($0.1)) }
-        rules.append(contentsOf: describe(closed))
-        rules.append("first school day after the incident: \(weekdayName(day)) \(day), notices go at \(time)")
-        if let weekendRule = force.weekendRule, occurredDay.isoWeekday >= 5, day.isoWeekday == 1 || closed.contains(where: { $0.1 == .weekend }) {
-            rules.append(weekendRule)
+        // The incident's day counts for the holiday check while the notice is on time, i.e.
+        // processed before the first school morning after the incident.
+        let (firstDay, _) = nextSchoolDay(after: occurredDay, la: laCode, urn: urn, calendar: calendar)
+        var waited: [(CalendarDate, SchoolCalendars.Closed?)] = []
+        if processedAt < opening(firstDay) {
+            waited.append((occurredDay, calendar.closedReason(occurredDay, la: laCode, urn: urn)))
+        } else {
+            rules.append("late report: processed after \(weekdayName(firstDay)) \(firstDay) \(time), the first school morning after the incident")
         }
 
-        var release = day.at(hour: hour, minute: minute)
-        if release <= processedAt {
-            let processedDay = CalendarDate(processedAt)
-            rules.append("late report: processed \(weekdayName(processedDay)) \(processedDay) \(londonTime(processedAt)), after \(day) \(time)")
-            if calendar.isSchoolDay(processedDay, la: laCode, urn: urn), processedDay.at(hour: hour, minute: minute) > processedAt {
-                day = processedDay
-                waited = [(processedDay, nil)]
-                rules.append("processed before \(time) on a school day: goes out that morning")
+        let processedDay = CalendarDate(processedAt)
+        let processedText = "\(weekdayName(processedDay)) \(processedDay) \(londonTime(processedAt))"
+        let day: CalendarDate
+        let release: Date
+        if calendar.isSchoolDay(processedDay, la: laCode, urn: urn), opening(processedDay) > processedAt {
+            day = processedDay
+            release = opening(processedDay)
+            rules.append("processed \(processedText), before the window opens on a school day: goes at \(time) that morning")
+        } else if calendar.isSchoolDay(processedDay, la: laCode, urn: urn),
+                  processedDay.at(hour: closes / 60, minute: closes % 60) > processedAt {
+            rules.append("processed \(processedText), inside the release window on a school day: goes at once")
+            rules.append(contentsOf: dataNotes(day: processedDay, la: laCode, urn: urn, calendar: calendar))
+            rules.append("release \(Timestamp.format(processedAt)) (at once)")
+            return ReleaseDecision(releaseAt: processedAt, schoolDay: processedDay, schoolReleaseAt: processedAt, escalate: false, rules: rules)
+        } else {
+            let closedToday = calendar.closedReason(processedDay, la: laCode, urn: urn)
+            let closed: [(CalendarDate, SchoolCalendars.Closed)]
+            (day, closed) = nextSchoolDay(after: processedDay, la: laCode, urn: urn, calendar: calendar)
+            waited.append((processedDay, closedToday))
+            waited += closed.map { ($0.0, Optional($0.1)) }
+            if let closedToday {
+                rules.append("processed \(processedText), not a school day (\(closedToday))")
             } else {
-                (day, closed) = nextSchoolDay(after: processedDay, la: laCode, urn: urn, calendar: calendar)
-                waited = [(processedDay, calendar.closedReason(processedDay, la: laCode, urn: urn))] + closed.map { ($0.0, Optional($0.1)) }
-                rules.append(contentsOf: describe(closed))
-                rules.append("next school day after processing: \(weekdayName(day)) \(day) at \(time) (never in the past)")
+                rules.append("processed \(processedText), after the release window closed at \(end)")
             }
-            release = day.at(hour: hour, minute: minute)
+            rules.append(contentsOf: describe(closed))
+            rules.append("next school day: \(weekdayName(day)) \(day), notices go at \(time)")
+            if let weekendRule = force.weekendRule, occurredDay.isoWeekday >= 5, day.isoWeekday == 1 || closed.contains(where: { $0.1 == .weekend }) {
+                rules.append(weekendRule)
+            }
+            release = opening(day)
         }
         rules.append(contentsOf: dataNotes(day: day, la: laCode, urn: urn, calendar: calendar))
 
@@ -133,13 +198,17 @@ public enum ReleaseRules {
         if risk == .high, !holidayDays.isEmpty {
             if force.escalateHighRiskInHolidays {
                 let who = force.educationSafeguardingManager?.name.map { " (\($0))" } ?? ""
-                rules.append("high risk during the school holiday (\(holidayDays.first!)): escalated now to the Education Safeguarding Manager\(who) instead of waiting for \(day)")
+                rules.append("high risk during the school holiday (\(holidayDays.first!)): escalated now to the Education Safeguarding Manager\(who); the school's own notice still goes on its first day back, \(day) at \(time)")
                 return ReleaseDecision(releaseAt: processedAt, schoolDay: day, schoolReleaseAt: release, escalate: true, rules: rules)
             }
             rules.append("high risk during the school holiday: this force does not escalate; waits for the first day back")
         }
         rules.append("release \(Timestamp.format(release)) (\(weekdayName(day)) \(day) \(time) London)")
         return ReleaseDecision(releaseAt: release, schoolDay: day, schoolReleaseAt: release, escalate: false, rules: rules)
+    }
+
+    static func clockText(_ minutes: Int) -> String {
+        CalendarDate.padded(minutes / 60, 2) + ":" + CalendarDate.padded(minutes % 60, 2)
     }
 
     /// The first school day strictly after `day`, and the closed days skipped on the way.
@@ -244,7 +313,7 @@ public struct ScheduleExplanation: Codable, Sendable, Equatable {
         if escalate {
             let who = [escalationContact?.name, escalationContact?.email, escalationContact?.phone].compactMap { $0 }.joined(separator: ", ")
             lines.append("ESCALATE NOW to the Education Safeguarding Manager\(who.isEmpty ? "" : ": \(who)")")
-            lines.append("(the school's first day back: \(schoolDay))")
+            lines.append("(the school's own notice goes on its first day back: \(schoolDay))")
         } else {
             lines.append("release: \(releaseLondon) = \(releaseAt)")
         }

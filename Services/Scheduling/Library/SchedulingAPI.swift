@@ -7,6 +7,8 @@ import NIOCore
 import ServiceRuntime
 
 /// Scheduling's operations API (bearer `ENCOMPASS_API_TOKEN`):
+/// - `GET /v1/readiness`: configuration warnings that do not stop the service (placeholder
+///   escalation contacts, term dates ending within 60 days or approximate).
 /// - `GET /v1/pending[?state=pending|released|all]`: notices held, without personal data.
 /// - `GET /v1/term-dates/school/{urn}`: a school's own term dates (404 when it follows its LA).
 /// - `PUT /v1/term-dates/school/{urn}`: set them (a term dates document); replicated to every
@@ -14,6 +16,15 @@ import ServiceRuntime
 /// - `DELETE /v1/term-dates/school/{urn}`: the school follows its LA's dates again.
 struct SchedulingAPI: Sendable {
     let environment: ServiceEnvironment
+    /// Configuration problems that do not stop the service (placeholder escalation contacts).
+    var warnings: [String] = []
+    /// For the term-date warnings, by the service clock.
+    var calendars: SchoolCalendars? = nil
+
+    struct Readiness: Codable {
+        var instance: String
+        var warnings: [String]
+    }
 
     static let maximumBody = 1024 * 1024
 
@@ -38,6 +49,12 @@ struct SchedulingAPI: Sendable {
     }
 
     func register(on router: Router<BasicRequestContext>) {
+        router.get("v1/readiness") { request, _ -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            let today = CalendarDate(environment.clock.now())
+            return HTTPEndpoint.json(.ok, Readiness(instance: environment.configuration.instanceId,
+                                                    warnings: warnings + (calendars?.dataWarnings(today: today) ?? [])))
+        }
         router.get("v1/pending") { request, _ -> Response in
             if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
             let filter = request.uri.queryParameters["state"].map(String.init) ?? "pending"
@@ -78,7 +95,8 @@ struct SchedulingAPI: Sendable {
             let body = Array(buffer.readableBytesView)
             var document: TermDatesDocument
             do {
-                document = try TermCalendar.decode(Data(body), label: "school \(urn) term dates").document
+                document = try TermDatesImport.calendar(Data(body), format: .init(contentType: request.headers[.contentType]),
+                                                        label: "school \(urn) term dates").document
             } catch {
                 let now = environment.clock.now()
                 let problem = (error as? CalendarDataError)?.description ?? "\(error)"

@@ -34,7 +34,41 @@ public enum SchedulingService {
             self.retention = retention
         }
 
+        /// One line per force whose escalation contact is still a placeholder, saying how to set it.
+        public var contactWarnings: [String] {
+            protocols.keys.sorted().compactMap { code in
+                let problems = protocols[code]!.contactPlaceholders
+                guard !problems.isEmpty else { return nil }
+                return "force \(code): the Education Safeguarding Manager's \(problems.joined(separator: " and ")) is a placeholder, so escalations cannot reach anyone; set ENCOMPASS_ESM_EMAIL_\(code) and ENCOMPASS_ESM_PHONE_\(code) (and ENCOMPASS_ESM_NAME_\(code)), or scheduling.educationSafeguardingManager in the force's protocol file (ENCOMPASS_PROTOCOLS_DIR)"
+            }
+        }
+
+        /// `ENCOMPASS_ESM_NAME_<force>`, `ENCOMPASS_ESM_EMAIL_<force>`, `ENCOMPASS_ESM_PHONE_<force>`
+        /// replace the fields of the force's escalation contact from its protocol file.
+        static func contactOverrides(_ protocols: [String: SchedulingProtocol], _ env: EnvironmentReader) throws(ConfigurationError) -> [String: SchedulingProtocol] {
+            var result = protocols
+            for (code, var force) in protocols {
+                let name = env.string("ENCOMPASS_ESM_NAME_\(code)"), email = env.string("ENCOMPASS_ESM_EMAIL_\(code)")
+                let phone = env.string("ENCOMPASS_ESM_PHONE_\(code)")
+                guard name != nil || email != nil || phone != nil else { continue }
+                if let email, email.split(separator: "@").count != 2 {
+                    throw ConfigurationError(variable: "ENCOMPASS_ESM_EMAIL_\(code)", problem: "is '\(email)'; use the duty Education Safeguarding Manager's email address")
+                }
+                if let phone, phone.filter(\.isNumber).count < 10 {
+                    throw ConfigurationError(variable: "ENCOMPASS_ESM_PHONE_\(code)", problem: "is '\(phone)'; use the duty Education Safeguarding Manager's full telephone number")
+                }
+                var contact = force.educationSafeguardingManager ?? SchoolContact(role: "esm")
+                contact.name = name ?? contact.name
+                contact.email = email ?? contact.email
+                contact.phone = phone ?? contact.phone
+                force.educationSafeguardingManager = contact
+                result[code] = force
+            }
+            return result
+        }
+
         /// `ENCOMPASS_BANK_HOLIDAYS_FILE`, `ENCOMPASS_TERM_DATES_DIR`, `ENCOMPASS_PROTOCOLS_DIR`,
+        /// `ENCOMPASS_ESM_{NAME,EMAIL,PHONE}_<force>`,
         /// `ENCOMPASS_SCHEDULING_INTERVAL_MS`, `ENCOMPASS_SCHEDULING_RESTORE_GRACE_MS`.
         public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
             let env = EnvironmentReader(environment)
@@ -51,12 +85,13 @@ public enum SchedulingService {
                 throw ConfigurationError(variable: "ENCOMPASS_TERM_DATES_DIR", problem: "— \(error.description)")
             }
             calendars = SchoolCalendars(bankHolidays: holidays, localAuthorities: calendars.localAuthorities)
-            let protocols: [String: SchedulingProtocol]
+            var protocols: [String: SchedulingProtocol]
             do {
                 protocols = try SchedulingProtocol.loadAll(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR")))
             } catch {
                 throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "— \(error)")
             }
+            protocols = try contactOverrides(protocols, env)
             let interval = try env.int("ENCOMPASS_SCHEDULING_INTERVAL_MS", in: 10...600_000) ?? 1000
             let grace = try env.int("ENCOMPASS_SCHEDULING_RESTORE_GRACE_MS", in: 0...600_000) ?? 2000
             return Settings(calendars: calendars, protocols: protocols, releaseInterval: .milliseconds(interval),
@@ -76,7 +111,14 @@ public enum SchedulingService {
             replicated: [changelogHandler()],
             produces: [Topics.noticesDue.name, Topics.schedulingChangelog.name, Topics.noticeEvents.name],
             routes: { router, environment in
-                SchedulingAPI(environment: environment).register(on: router)
+                // Placeholder escalation contacts do not stop the service (a demo runs with
+                // them), nor do term dates running out or approximate: logged at start and
+                // listed by `GET /v1/readiness`.
+                for warning in settings.contactWarnings { environment.logger.warning("not ready to escalate: \(warning)") }
+                for warning in settings.calendars.dataWarnings(today: CalendarDate(environment.clock.now())) {
+                    environment.logger.warning("term dates: \(warning)")
+                }
+                SchedulingAPI(environment: environment, warnings: settings.contactWarnings, calendars: settings.calendars).register(on: router)
             },
             background: [releaser(interval: settings.releaseInterval, restoreGrace: settings.restoreGrace),
                          RetentionPurge.task(SchedulingRetention.rules, settings: settings.retention)]

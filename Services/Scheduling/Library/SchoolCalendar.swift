@@ -290,16 +290,50 @@ public struct SchoolCalendars: Sendable {
             throw CalendarDataError(source: folder, problem: "is not a readable folder; check ENCOMPASS_TERM_DATES_DIR")
         }
         var result: [String: TermCalendar] = [:]
-        for name in names.sorted() where name.hasSuffix(".json") {
+        for name in names.sorted() {
+            guard let format = TermDatesImport.Format(fileName: name) else { continue }
             let path = (folder as NSString).appendingPathComponent(name)
             guard let data = FileManager.default.contents(atPath: path) else { throw CalendarDataError(source: path, problem: "cannot be read") }
-            let calendar = try TermCalendar.decode(data, label: path)
+            var calendar = try TermDatesImport.calendar(data, format: format, label: path)
+            if format != .json {
+                // An LA's published CSV or iCalendar file is named by its code: 931.ics.
+                let code = (name as NSString).deletingPathExtension
+                guard code.count == 3, code.allSatisfy(\.isNumber) else {
+                    throw CalendarDataError(source: path, problem: "name the file by the DfE local authority code, e.g. 931.\(format.rawValue)")
+                }
+                var document = calendar.document
+                document.laCode = code
+                calendar = try TermCalendar(document, label: path)
+            }
             guard let code = calendar.document.laCode, !code.isEmpty else {
                 throw CalendarDataError(source: path, problem: "needs \"laCode\" (the DfE local authority code, e.g. 931)")
+            }
+            guard result[code] == nil else {
+                throw CalendarDataError(source: path, problem: "LA \(code) has term dates in more than one file in \(folder); keep one")
             }
             result[code] = calendar
         }
         return result
+    }
+
+    /// One line per local authority whose term dates end within `days` of `today` (or have
+    /// ended), or that are marked approximate for the current school year or a later one.
+    public func dataWarnings(today: CalendarDate, days: Int = 60) -> [String] {
+        let current = ReleaseRules.schoolYear(of: today)
+        return localAuthorities.keys.sorted().flatMap { code -> [String] in
+            let calendar = localAuthorities[code]!
+            let name = calendar.document.name.map { "LA \(code) (\($0))" } ?? "LA \(code)"
+            var lines: [String] = []
+            let end = calendar.covered.upperBound
+            if end < today.adding(days: days) {
+                lines.append("\(name): term dates \(end < today ? "ended" : "end") \(end)\(end < today ? "" : ", within \(days) days"); after it weekdays count as school days — import the next years' published dates (ENCOMPASS_TERM_DATES_DIR, .json/.csv/.ics)")
+            }
+            let approximate = calendar.approximateYears.filter { $0 >= current }
+            if !approximate.isEmpty {
+                lines.append("\(name): term dates for \(approximate.joined(separator: ", ")) are approximate — import the published calendar (ENCOMPASS_TERM_DATES_DIR, .json/.csv/.ics)")
+            }
+            return lines
+        }
     }
 
     /// The term dates that apply to a school: its own when it has an override, else its LA's.
