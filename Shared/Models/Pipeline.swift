@@ -511,10 +511,17 @@ public enum SchoolYear {
     }
 
     /// Whether a school with the statutory range `low`-`high` takes a child of school-year age
-    /// `age`. Nursery classes (a low age of 3 or under) also take children in the year of their
-    /// third birthday, from the term after it.
+    /// `age` (from `youngest(low:)` to `high - 1`).
     public static func fits(age: Int, low: Int, high: Int) -> Bool {
-        age >= (low <= 3 ? low - 1 : low) && age <= high - 1
+        age >= youngest(low: low) && age <= high - 1
+    }
+
+    /// The youngest school-year age a school of statutory low age `low` takes: `low`, but a
+    /// nursery class (a low age of 3 or under) also takes the year of the third birthday, from
+    /// the term after it, and a primary listed from 5 (compulsory school age, as many are)
+    /// takes Reception, the year children turn 5.
+    public static func youngest(low: Int) -> Int {
+        low <= 3 ? low - 1 : low == 5 ? 4 : low
     }
 
     /// Where most children change school in England: nursery to Reception (4), Year 6 to Year 7

@@ -82,7 +82,12 @@ struct ResolverTests {
         guard case .request(let year7, _, _) = resolve(age: nil, dob: "2015-06-01", RecordedSchool(name: "Caversham Primary School")) else {
             Issue.record("a Year 7 child at a primary school must not be notified"); return
         }
-        #expect(year7.contains("school-year age 11 ") && year7.contains("5-10"), "\(year7)")
+        #expect(year7.contains("school-year age 11 ") && year7.contains("ages 4-10"), "\(year7)")
+        // A primary listed from 5 (compulsory school age) takes Reception: born 2022-03-01 is
+        // 4 on 31 August 2026.
+        guard case .notice = resolve(age: nil, dob: "2022-03-01", RecordedSchool(name: "Caversham Primary School")) else {
+            Issue.record("a Reception child at a primary listed 5-11"); return
+        }
         // An unknown age is not held against the school, but said.
         guard case .notice(_, let reasons) = resolve(age: nil, RecordedSchool(urn: "109778")) else { Issue.record("unknown age"); return }
         #expect(reasons.contains { $0.contains("age is unknown") })
@@ -186,6 +191,7 @@ struct ResolverTests {
         #expect(SchoolYear.age(born: CalendarDate(year: 2015, month: 9, day: 1), during: CalendarDate(year: 2026, month: 8, day: 31)) == 9)
         #expect(SchoolYear.fits(age: 10, low: 4, high: 11) && !SchoolYear.fits(age: 11, low: 4, high: 11))
         #expect(SchoolYear.fits(age: 2, low: 3, high: 11) && !SchoolYear.fits(age: 3, low: 4, high: 11))
+        #expect(SchoolYear.fits(age: 4, low: 5, high: 11) && !SchoolYear.fits(age: 10, low: 11, high: 16) && !SchoolYear.fits(age: 6, low: 7, high: 11))
         #expect(SchoolYear.fits(age: 17, low: 11, high: 18) && !SchoolYear.fits(age: 16, low: 11, high: 16))
         #expect(SchoolYear.transfers(low: 9, high: 13) == [4, 16])
         #expect(SchoolYear.transfers(low: 4, high: 11) == [4, 11, 16])

@@ -323,7 +323,7 @@ public struct SchoolResolver: Sendable {
         } else if let ages = schoolYearAges(child, on: CalendarDate(incident.occurredAt)) {
             if rangeKnown, let high, !ages.contains(where: { SchoolYear.fits(age: $0, low: low ?? 0, high: high) }) {
                 let age = ages.lowerBound == ages.upperBound ? "\(ages.lowerBound)" : "\(ages.lowerBound) or \(ages.upperBound)"
-                return .failure(Problem(description: "child of school-year age \(age) (age on 31 August before this school year) is outside the age range \(low ?? 0)-\(high) of URN \(school.urn) \(school.name), which takes school-year ages \(max(0, (low ?? 0) <= 3 ? (low ?? 0) - 1 : (low ?? 0)))-\(high - 1)"))
+                return .failure(Problem(description: "child of school-year age \(age) (age on 31 August before this school year) is outside the age range \(low ?? 0)-\(high) of URN \(school.urn) \(school.name), which takes school-year ages \(max(0, SchoolYear.youngest(low: low ?? 0)))-\(high - 1)"))
             }
             if !rangeKnown { reasons.append("URN \(school.urn) has no age range in the register: age not checked") }
         } else {
