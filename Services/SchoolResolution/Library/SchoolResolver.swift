@@ -130,8 +130,7 @@ public struct SchoolResolver: Sendable {
         guard let policy = protocols[incident.forceCode] else {
             return .request(reason: "no schools protocol for force \(incident.forceCode)", candidates: [], reasons: [])
         }
-        let place = place ?? ChildPlace(homePostcode: child.homeAddress?.postcode ?? incident.incidentAddress.postcode,
-                                        incidentPostcode: incident.incidentAddress.postcode)
+        let place = place ?? ChildPlace.of(child, incident: incident, source: .officer)
         var attempts: [Attempt] = []
         if let recorded, recorded.urn?.isEmpty == false || recorded.name?.trimmingCharacters(in: .whitespaces).isEmpty == false {
             attempts.append(Attempt(label: recordedLabel, school: recorded, origin: recordedOrigin))
