@@ -144,21 +144,33 @@ public struct DemoJudge: Sendable {
         }
     }
 
-    /// Why children at a school got no correct notice, by cause, most common first.
-    public func missed(_ notices: [Notice], trail: Trail) -> [(cause: String, children: Int)] {
+    /// The child of the day a notice is about, if any.
+    func truthChild(of notice: Notice) -> DayTruth.Child? {
+        child(occurrence: notice.occurrenceNumber, givenName: notice.child.givenName, familyName: notice.child.familyName,
+              dateOfBirth: notice.child.dateOfBirth)
+    }
+
+    /// One child of one incident.
+    static func key(_ occurrence: String, _ child: DayTruth.Child) -> String { "\(occurrence)/\(child.givenName)/\(child.dateOfBirth)" }
+
+    /// The children whose school was sent a notice about them.
+    func served(_ notices: [Notice]) -> Set<String> {
         var served = Set<String>()
         for notice in notices where notice.sent {
-            if let child = child(occurrence: notice.occurrenceNumber, givenName: notice.child.givenName, familyName: notice.child.familyName,
-                                 dateOfBirth: notice.child.dateOfBirth), child.schoolURN == notice.schoolURN {
-                served.insert("\(notice.occurrenceNumber)/\(child.givenName)/\(child.dateOfBirth)")
-            }
+            if let child = truthChild(of: notice), child.schoolURN == notice.schoolURN { served.insert(Self.key(notice.occurrenceNumber, child)) }
         }
+        return served
+    }
+
+    /// Why children at a school got no correct notice, by cause, most common first.
+    public func missed(_ notices: [Notice], trail: Trail) -> [(cause: String, children: Int)] {
+        let served = served(notices)
         func matches(_ occurrence: String, _ child: DayTruth.Child, _ day: String, given: String, family: String, dob: String?) -> Bool {
             occurrence == day && self.child(occurrence: occurrence, givenName: given, familyName: family, dateOfBirth: dob) == child
         }
         var causes: [String: Int] = [:]
         for day in truth.values {
-            for child in day.children where child.schoolURN != nil && !served.contains("\(day.occurrenceNumber)/\(child.givenName)/\(child.dateOfBirth)") {
+            for child in day.children where child.schoolURN != nil && !served.contains(Self.key(day.occurrenceNumber, child)) {
                 let cause: String
                 if !trail.accepted.contains(day.occurrenceNumber) {
                     cause = "incident refused by intake"
@@ -190,28 +202,24 @@ public struct DemoJudge: Sendable {
                 if child.officerSchoolCorrect { card.baselineCorrect += 1 }
             }
         }
-        var served = Set<String>()
         for notice in notices {
             card.notices += 1
             if notice.sent { card.noticesSent += 1 }
             if notice.childSource == .research { card.foundByResearch += 1 }
-            guard let child = child(occurrence: notice.occurrenceNumber, givenName: notice.child.givenName,
-                                    familyName: notice.child.familyName, dateOfBirth: notice.child.dateOfBirth),
-                  child.schoolURN == notice.schoolURN else {
+            let real = truthChild(of: notice)
+            guard let real, real.schoolURN == notice.schoolURN else {
                 card.wrongNotices += 1
-                let real = child(occurrence: notice.occurrenceNumber, givenName: notice.child.givenName, familyName: notice.child.familyName,
-                                 dateOfBirth: notice.child.dateOfBirth)
                 card.wrong.append("\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName) (\(notice.childSource.rawValue)): notified URN \(notice.schoolURN); "
                                   + (real.map { "attends \($0.schoolURN ?? "no school")" } ?? "not present"))
                 continue
             }
-            let key = "\(notice.occurrenceNumber)/\(child.givenName)/\(child.dateOfBirth)"
-            if notice.sent, served.insert(key).inserted { card.correctNotices += 1 }
         }
+        let served = served(notices)
+        card.correctNotices = served.count
         for day in truth.values {
             for child in day.children where child.schoolURN != nil && (child.recordedByOfficer || child.inEarlierRecords) {
                 card.findable += 1
-                if served.contains("\(day.occurrenceNumber)/\(child.givenName)/\(child.dateOfBirth)") { card.correctFindable += 1 }
+                if served.contains(Self.key(day.occurrenceNumber, child)) { card.correctFindable += 1 }
             }
         }
         return card

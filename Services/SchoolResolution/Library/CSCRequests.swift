@@ -223,7 +223,7 @@ public enum CSCRequests {
     public static func decide(_ requestId: String, verdict: ReviewVerdict, reviewer: String, note: String?, flow: SchoolFlow,
                               db: Database, outbox: Outbox, now: Date) throws -> ReviewAnswer? {
         guard var request = try SchoolRequestRow.fetchOne(db, key: requestId), request.status == "review",
-              let school = request.reviewSchool.flatMap({ try? JSONDecoder().decode(RecordedSchool.self, from: Data($0.utf8)) }) else { return nil }
+              let school = request.heldSchool else { return nil }
         let message = try request.childIdentified()
         let who = "\(reviewer)\(note.map { " (\($0))" } ?? "")"
         switch verdict {
@@ -262,7 +262,7 @@ extension HeldAnswer {
         let child = (try? row.childIdentified())?.child
         self.init(requestId: row.requestId, lpa: row.lpa, forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber,
                   childName: child.map { "\($0.givenName) \($0.familyName)" } ?? "", dateOfBirth: child?.dateOfBirth,
-                  school: row.reviewSchool.flatMap { try? JSONDecoder().decode(RecordedSchool.self, from: Data($0.utf8)) },
+                  school: row.heldSchool,
                   reason: row.reviewReason ?? row.reason, note: row.note, updatedAt: row.updatedAt)
     }
 }

@@ -150,6 +150,11 @@ public struct SchoolRequestRow: Codable, FetchableRecord, PersistableRecord, Sen
 
     public var candidateList: [MatchCandidate] { (try? JSONDecoder().decode([MatchCandidate].self, from: Data(candidates.utf8))) ?? [] }
 
+    /// `reviewSchool` read back.
+    public var heldSchool: RecordedSchool? {
+        reviewSchool.flatMap { try? JSONDecoder().decode(RecordedSchool.self, from: Data($0.utf8)) }
+    }
+
     public func childIdentified() throws -> ChildIdentified {
         try WireFormat.value(ChildIdentified.self, from: child)
     }
