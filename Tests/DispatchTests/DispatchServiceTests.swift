@@ -9,6 +9,8 @@ import Testing
 
 /// A dispatch instance on the mock Kafka cluster with a simulated clock (stopped; the test moves it).
 final class RunningDispatch: Sendable {
+    /// The broker outlives the service: without it, stopping waits out the producer's delivery timeout.
+    let kafka: TestKafka
     let host: ServiceHost
     let task: Task<Void, any Error>
     let port: Int
@@ -20,6 +22,7 @@ final class RunningDispatch: Sendable {
     /// `NoticeDue`, as after a rebalance before the first one's offsets were committed.
     init(_ kafka: TestKafka, start: Date, transport: (any MailTransport)? = nil, retryBase: TimeInterval = 60, maxAttempts: Int = 8,
          groupId: String = "dispatch-\(UUID())") async throws {
+        self.kafka = kafka
         let dir = TestPaths.temporaryDirectory("dispatch-service")
         clockFile = dir + "/clock.json"
         mailFolder = dir + "/mail"
