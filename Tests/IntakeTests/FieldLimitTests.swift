@@ -112,6 +112,19 @@ struct FieldLimitTests {
         #expect(keys((schema["$defs"] as? [String: Any])?["address"]) == IncidentShape.address)
     }
 
+    @Test("every built-in force's local policing areas and occurrence format are listed in docs/DATA.md and the schema")
+    func forcesDocumented() throws {
+        let data = try String(contentsOfFile: "\(TestPaths.packageRoot)/docs/DATA.md", encoding: .utf8)
+        let schema = try String(contentsOfFile: "\(TestPaths.packageRoot)/docs/schemas/incident.schema.json", encoding: .utf8)
+        for force in ForceRegistry.builtIn {
+            let row = try #require(data.split(separator: "\n").first { $0.hasPrefix("| \(force.code) ") }, "no row for force \(force.code)")
+            #expect(row.contains(force.occurrenceFormat), "force \(force.code)")
+            let listed = row.split(separator: "|").last.map { $0.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+            #expect(Set(listed) == Set(force.localPolicingAreas), "force \(force.code): docs/DATA.md lists \(listed)")
+            for area in force.localPolicingAreas { #expect(schema.contains(area), "schema lacks \(area)") }
+        }
+    }
+
     @Test("the schema's limits are the validator's: too long fails both, at the limit passes both")
     func schemaLimits() throws {
         var atLimit = incident()
