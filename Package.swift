@@ -133,7 +133,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "ServiceRuntimeTests",
-        dependencies: ["ServiceRuntime", "EncompassKafka", "CRdKafka", "EncompassTestSupport", "EncompassModels", grdb, logging],
+        dependencies: ["ServiceRuntime", "EncompassKafka", "CRdKafka", "EncompassTestSupport", "EncompassModels", grdb, logging, lifecycle],
         path: "Tests/ServiceRuntimeTests",
         swiftSettings: strict
     ),

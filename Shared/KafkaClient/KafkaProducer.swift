@@ -147,6 +147,14 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// Gives up on every record still queued or in flight: their delivery reports fail at once
+    /// (purged) instead of after `message.timeout.ms`. For a shutdown that cannot wait for a broker
+    /// that does not answer; the caller must still hold the records (an outbox does).
+    public func purgeUndelivered() {
+        guard !closed.load(ordering: .acquiring) else { return }
+        _ = rd_kafka_purge(handle.pointer, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+    }
+
     /// Records waiting in librdkafka's queue or in flight.
     public var queuedCount: Int { Int(rd_kafka_outq_len(handle.pointer)) }
 

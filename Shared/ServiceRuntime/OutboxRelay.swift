@@ -25,13 +25,20 @@ public final class OutboxRelay: Service, Sendable {
     private let maxMessageBytes: Int
     private let clock: @Sendable () -> Date
     private let head = Locked<(id: Int64, since: ContinuousClock.Instant)?>(nil)
+    private let shutdownGrace: Duration
+    /// Set once the shutdown grace has passed: what is not published by then stays in the outbox.
+    private let gaveUp = Locked(false)
+    /// Set (under its lock) before the producer closes: no purge may run once it is.
+    private let closing = Locked(false)
 
     /// `service` names the dead letters of rows Kafka refuses; `clock` dates them.
     public init(
         store: ServiceStore, producer: KafkaProducer, metrics: ServiceMetrics, logger: Logger, service: ServiceName,
         batchSize: Int = 500, inboxRetention: Duration = .seconds(14 * 24 * 3600),
-        maxMessageBytes: Int = Outbox.defaultMaxMessageBytes, clock: @escaping @Sendable () -> Date = Date.init
+        maxMessageBytes: Int = Outbox.defaultMaxMessageBytes, clock: @escaping @Sendable () -> Date = Date.init,
+        shutdownGrace: Duration = .seconds(15)
     ) {
+        self.shutdownGrace = shutdownGrace
         self.service = service
         self.maxMessageBytes = maxMessageBytes
         self.clock = clock
@@ -84,10 +91,11 @@ public final class OutboxRelay: Service, Sendable {
         } onGracefulShutdown: {
             self.stopping.withLock { $0 = true }
             self.wakeup.signal()
+            self.abandonAfterGrace()
         }
         // Services that write the outbox stop before the relay: publish what they left.
-        let deadline = ContinuousClock.now + .seconds(15)
-        while ContinuousClock.now < deadline {
+        let deadline = ContinuousClock.now + shutdownGrace
+        while ContinuousClock.now < deadline, !gaveUp.withLock({ $0 }) {
             do {
                 if try await relayOnce() == 0 { break }
             } catch {
@@ -95,7 +103,32 @@ public final class OutboxRelay: Service, Sendable {
                 break
             }
         }
+        closing.withLock { $0 = true }
         await producer.close()
+    }
+
+    /// A broker that does not answer would hold a shutdown for the producer's delivery timeout
+    /// (minutes). After the grace, records still in flight are purged, so the relay's wait ends;
+    /// their rows were never deleted and go out at the next start.
+    private func abandonAfterGrace() {
+        Task { [producer, logger, shutdownGrace, gaveUp, closing] in
+            try? await Task.sleep(for: shutdownGrace)
+            var warned = false
+            while true {
+                gaveUp.withLock { $0 = true }
+                let purged = closing.withLock { closed in
+                    if !closed { producer.purgeUndelivered() }
+                    return !closed
+                }
+                guard purged else { return }
+                if !warned {
+                    logger.warning("outbox relay: Kafka did not acknowledge within the shutdown grace; unacknowledged rows stay in the outbox for the next start",
+                                   metadata: ["graceSeconds": "\(shutdownGrace.components.seconds)", "queued": "\(producer.queuedCount)"])
+                    warned = true
+                }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
     }
 
     /// Publishes up to one batch; returns how many rows left the outbox (published, or refused

@@ -5,6 +5,7 @@ import EncompassTestSupport
 import Foundation
 import GRDB
 @testable import ServiceRuntime
+import ServiceLifecycle
 import Testing
 
 /// Issue 23: one record Kafka refuses must not hold back the records behind it, silently.
@@ -28,6 +29,28 @@ struct PoisonRecordTests {
             try #require(passes <= 5, "the outbox still holds rows after 5 passes")
             try await relay.relayOnce()
         }
+    }
+
+    @Test("a shutdown while the broker does not answer ends after the relay's grace, not the producer's delivery timeout; the rows stay in the outbox")
+    func shutdownWithBrokerDown() async throws {
+        let kafka = try TestKafka()
+        let output = try kafka.uniqueTopic("out", partitions: 1)
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory("broker-down") + "/svc.sqlite")
+        let logger = TestLog.logger("broker-down")
+        kafka.cluster.setBrokerDown(1)
+        try await queueNotes(store, to: output, 0..<3)
+        let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
+        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "intake"), logger: logger,
+                                service: .intake, shutdownGrace: .seconds(2))
+        let group = ServiceGroup(services: [relay], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
+        let running = Task { try await group.run() }
+        try await Task.sleep(for: .seconds(1))
+        let asked = ContinuousClock.now
+        await group.triggerGracefulShutdown()
+        try await running.value
+        let took = ContinuousClock.now - asked
+        #expect(took < .seconds(20), "shutdown took \(took)")
+        #expect(try await store.pool.read { try OutboxMessage.fetchCount($0) } == 3)
     }
 
     @Test("an over-size record in the outbox becomes a dead letter with its reason; the records behind it are published in order")
