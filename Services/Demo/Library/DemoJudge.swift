@@ -89,13 +89,21 @@ public struct DemoJudge: Sendable {
         public var childSource: ChildSource
         public var schoolURN: String
         public var sent: Bool
+        /// An escalation to the Education Safeguarding Manager (a high-risk incident in the
+        /// holidays), not the school's own notice.
+        public var escalation: Bool
+        /// When scheduling released it.
+        public var releaseAt: Date?
 
-        public init(occurrenceNumber: String, child: IdentifiedChild, childSource: ChildSource, schoolURN: String, sent: Bool) {
+        public init(occurrenceNumber: String, child: IdentifiedChild, childSource: ChildSource, schoolURN: String, sent: Bool, escalation: Bool = false,
+                    releaseAt: Date? = nil) {
+            self.releaseAt = releaseAt
             self.occurrenceNumber = occurrenceNumber
             self.child = child
             self.childSource = childSource
             self.schoolURN = schoolURN
             self.sent = sent
+            self.escalation = escalation
         }
     }
 
@@ -108,6 +116,8 @@ public struct DemoJudge: Sendable {
         public var baselineCorrect = 0
         public var notices = 0
         public var noticesSent = 0
+        /// Escalations to the Education Safeguarding Manager (beside the schools' own notices).
+        public var escalations = 0
         public var foundByResearch = 0
         /// Children with a school whose school got a notice for them (sent).
         public var correctNotices = 0
@@ -156,7 +166,7 @@ public struct DemoJudge: Sendable {
     /// The children whose school was sent a notice about them.
     func served(_ notices: [Notice]) -> Set<String> {
         var served = Set<String>()
-        for notice in notices where notice.sent {
+        for notice in notices where notice.sent && !notice.escalation {
             if let child = truthChild(of: notice), child.schoolURN == notice.schoolURN { served.insert(Self.key(notice.occurrenceNumber, child)) }
         }
         return served
@@ -192,6 +202,17 @@ public struct DemoJudge: Sendable {
         return causes.map { ($0.key, $0.value) }.sorted { ($0.children, $1.cause) > ($1.children, $0.cause) }
     }
 
+    /// Mails that name a child of the day (given and family name, or date of birth): an email
+    /// may carry only the school's name and the link. One line per such mail.
+    public func personalDataInMail(_ mails: [(name: String, text: String)]) -> [String] {
+        let children = truth.values.flatMap(\.children)
+        return mails.compactMap { mail in
+            let text = mail.text
+            guard let child = children.first(where: { text.contains("\($0.givenName) \($0.familyName)") || text.contains($0.dateOfBirth) }) else { return nil }
+            return "\(mail.name) names \(child.givenName) \(child.familyName) or their date of birth"
+        }
+    }
+
     public func score(_ notices: [Notice]) -> Scorecard {
         var card = Scorecard()
         for day in truth.values {
@@ -203,6 +224,7 @@ public struct DemoJudge: Sendable {
             }
         }
         for notice in notices {
+            if notice.escalation { card.escalations += 1 }
             card.notices += 1
             if notice.sent { card.noticesSent += 1 }
             if notice.childSource == .research { card.foundByResearch += 1 }
