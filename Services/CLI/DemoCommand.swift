@@ -161,16 +161,16 @@ final class DemoRun: Sendable {
         say("broker, five services and the console up: " + ServiceName.allCases.map { "\($0.rawValue) :\(pipeline.port($0))" }.joined(separator: ", ")
             + ", console :\(pipeline.consolePort)")
 
-        // 3. Reference data: schools' safeguarding contacts, then the history.
-        let contacts = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/world/contacts.csv"))
-        let (contactStatus, contactBody) = try await client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: contacts, contentType: "text/csv")
-        guard (200..<300).contains(contactStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, contactStatus, contactBody)) }
-        // Early years settings the school list lacks join the register (their contacts came above).
+        // 3. Reference data: early years settings the school list lacks join the register, then
+        // schools' safeguarding contacts, then the history.
         if let settings = FileManager.default.contents(atPath: "\(directory)/world/early-years.csv") {
             let (status, body) = try await client(.schoolResolution).call("POST", "/v1/register/import", query: ["name": "early-years.csv"], raw: settings, contentType: "text/csv")
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
             try await pipeline.quiet()
         }
+        let contacts = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/world/contacts.csv"))
+        let (contactStatus, contactBody) = try await client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: contacts, contentType: "text/csv")
+        guard (200..<300).contains(contactStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, contactStatus, contactBody)) }
         let historyLines = try String(contentsOfFile: "\(directory)/world/history.jsonl", encoding: .utf8).split(separator: "\n")
         var historyAccepted = 0
         for start in stride(from: 0, to: historyLines.count, by: 1_000) {
@@ -332,7 +332,7 @@ final class DemoRun: Sendable {
         schools:              \(answer.answered + answer.unknown) requested from Children's Social Care, \(answer.answered) answered
         notices:              \(card.notices) scheduled, \(card.noticesSent) sent (\(sentMail) mails in \(mailDirectory)/; \(telephoned) by telephone\(card.escalations > 0 ? "; \(card.escalations) escalated to the Education Safeguarding Manager" : ""))
           first release       \(londonTime(first)) London time
-          released            \(releases(notices))
+        \(releaseLines(notices))
           fields on notices   \(fieldProblems.isEmpty ? "every notice shows exactly the fields its force's protocol allows (\(forces.map(\.code).joined(separator: ", ")))" : "\(fieldProblems.count) notices break the protocol's fields")\(fieldProblems.map { "\n            FIELDS \($0)" }.joined())
           emails              \(mailProblems.isEmpty ? "no personal data in any email (only the link)" : "\(mailProblems.count) emails carry personal data")\(mailProblems.map { "\n            MAIL \($0)" }.joined())
         correct notices:      \(card.correctNotices) of \(card.childrenWithSchool) children at a school = \(percent(card.shareCorrect))
@@ -347,7 +347,7 @@ final class DemoRun: Sendable {
         where to look:
           MASH console         \(pipeline.consoleURL)/  (staff \(pipeline.options.consoleUser), password \(pipeline.options.consolePassword))
           mail folder          \(mailDirectory)/  (each mail links to its notice page; school password: \(schoolPassword))
-          notices              encompass notifications list --date \(CalendarDate(first)) (ENCOMPASS_API_TOKEN=\(apiToken))\(forces.filter(\.feedsSpreadsheet).map { "\n          DA desk spreadsheet  \(directory)/world/\($0.deskSpreadsheetName(date)) (fed with encompass ingest)" }.joined())
+          notices              encompass notifications list --date \(CalendarDate(first)) (ENCOMPASS_API_TOKEN=\(apiToken))\(forces.filter(\.feedsSpreadsheet).map { "\n  DA desk spreadsheet  \(directory)/world/\($0.deskSpreadsheetName(date)) (fed with encompass ingest)" }.joined())
           dead letters         encompass dlq list
           services             \(ServiceName.allCases.map { pipeline.url($0) }.joined(separator: " "))  (/healthz /readyz /metrics)
           logs and stores      \(directory)/
@@ -430,6 +430,11 @@ final class DemoRun: Sendable {
         }
     }
 
+    /// The releases of each force, a line each.
+    func releaseLines(_ notices: [DemoJudge.Notice]) -> String {
+        forces.map { force in "  released (\(force.code))       \(releases(notices.filter { $0.forceCode == force.code }))" }.joined(separator: "\n")
+    }
+
     /// How many notices went at each release time (London), schools' notices and escalations apart.
     func releases(_ notices: [DemoJudge.Notice]) -> String {
         let counts = Dictionary(grouping: notices.compactMap { notice in notice.releaseAt.map { ($0, notice.escalation) } }, by: { "\($0.0.timeIntervalSince1970)|\($0.1)" })
@@ -496,7 +501,7 @@ final class DemoRun: Sendable {
         return due.values.map { notice in
             DemoJudge.Notice(occurrenceNumber: notice.request.incident.occurrenceNumber, child: notice.request.child,
                              childSource: notice.request.childSource, schoolURN: notice.request.school.urn, sent: sent.contains(notice.noticeId),
-                             escalation: notice.escalation, releaseAt: notice.releaseAt)
+                             escalation: notice.escalation, releaseAt: notice.releaseAt, forceCode: notice.request.incident.forceCode)
         }
     }
 

@@ -94,10 +94,12 @@ public struct DemoJudge: Sendable {
         public var escalation: Bool
         /// When scheduling released it.
         public var releaseAt: Date?
+        public var forceCode: String
 
         public init(occurrenceNumber: String, child: IdentifiedChild, childSource: ChildSource, schoolURN: String, sent: Bool, escalation: Bool = false,
-                    releaseAt: Date? = nil) {
+                    releaseAt: Date? = nil, forceCode: String = "") {
             self.releaseAt = releaseAt
+            self.forceCode = forceCode
             self.occurrenceNumber = occurrenceNumber
             self.child = child
             self.childSource = childSource

@@ -397,8 +397,9 @@ public enum WorldGenerator {
         }
 
         let contacts = schools.map { school in
-            WorldContact(urn: school.urn, role: "dsl", name: "Designated Safeguarding Lead",
-                         email: "dsl.\(school.urn)@schools.example.org.uk", phone: "01\(school.urn.suffix(3)) \(school.urn)")
+            let digits = school.urn.filter(\.isNumber) // an early years setting's Ofsted reference is EY and digits
+            return WorldContact(urn: school.urn, role: "dsl", name: "Designated Safeguarding Lead",
+                                email: "dsl.\(school.urn)@schools.example.org.uk", phone: "01\(digits.suffix(3)) \(digits)")
         }
         return World(settings: settings, history: history.sorted { $0.occurredAt < $1.occurredAt }, day: day, truth: truth,
                      contacts: contacts, schools: schools, untidiness: untidiness)
