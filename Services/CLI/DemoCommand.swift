@@ -191,12 +191,15 @@ final class DemoRun: Sendable {
         // 4. The day's incidents, as the DA desk sends them: Thames Valley's through the API,
         // Cambridgeshire's as the desk's daily spreadsheet through `encompass ingest`.
         var acceptedItems: [[String: Any]] = []
+        var setAside: [(String, String, String)] = []
         for force in forces {
             let day = world.day.filter { $0.forceCode == force.code }
             if force.feedsSpreadsheet {
                 let sheet = "\(directory)/world/\(force.deskSpreadsheetName(date))"
                 try WorldFiles.deskSpreadsheet(day).write(toFile: sheet, atomically: true, encoding: .utf8)
-                acceptedItems += try ingestSpreadsheet(sheet)
+                let answer = try ingestSpreadsheet(sheet)
+                acceptedItems += answer.accepted
+                setAside += DemoJudge.childRows(csv: try String(contentsOfFile: sheet, encoding: .utf8), rows: answer.rejectedRows)
             } else {
                 let encoder = WireFormat.encoder()
                 let (dayStatus, dayBody) = try await client(.intake).call("POST", "/v1/incidents", raw: try encoder.encode(day))
@@ -315,7 +318,7 @@ final class DemoRun: Sendable {
             accepted: acceptedOccurrences, proposed: proposals.map { ($0.occurrenceNumber, $0.child) },
             openRequests: openRows.map { ($0["occurrence_number"] ?? "", $0["child_given_name"] ?? "", $0["child_family_name"] ?? "",
                                           $0["child_date_of_birth"].flatMap { $0.isEmpty ? nil : $0 }) },
-            held: stillHeld))
+            held: stillHeld, setAside: setAside))
         let untidy = world.untidiness.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let sentMail = (try? FileManager.default.contentsOfDirectory(atPath: mailDirectory).filter { $0.hasSuffix(".eml") }.count) ?? 0
         let deadLetters = try await deadLetterCounts()
@@ -355,8 +358,8 @@ final class DemoRun: Sendable {
     }
 
     /// Sends the DA desk's spreadsheet with `encompass ingest` (this executable), as the desk
-    /// does; returns intake's accepted items. Rejected rows are printed, not fatal.
-    func ingestSpreadsheet(_ file: String) throws -> [[String: Any]] {
+    /// does; returns intake's accepted items and the numbers of the rows it rejected (not fatal).
+    func ingestSpreadsheet(_ file: String) throws -> (accepted: [[String: Any]], rejectedRows: [Int]) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "\(binDirectory())/encompass")
         process.arguments = ["ingest", file, "--url", pipeline.url(.intake), "--token", pipeline.options.intakeToken, "--json"]
@@ -373,7 +376,7 @@ final class DemoRun: Sendable {
         let rejected = answer["rejectedRowCount"] as? Int ?? 0
         say("encompass ingest \((file as NSString).lastPathComponent): \(answer["rows"] as? Int ?? 0) rows, \(accepted.count) incidents accepted, \(rejected) rows rejected"
             + "\(accepted.contains { $0["warnings"] != nil } ? "; some adults' fields set aside (encompass dlq list --service intake)" : "")")
-        return accepted
+        return (accepted, (answer["rejectedRows"] as? [[String: Any]] ?? []).compactMap { $0["row"] as? Int })
     }
 
     /// The MASH officer's calls: every open telephone task on every dispatch instance, marked done.

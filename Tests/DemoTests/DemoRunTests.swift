@@ -58,6 +58,7 @@ struct DemoRunTests {
         #expect(output.contains("fields on notices   every notice shows exactly the fields its force's protocol allows"))
         #expect(!output.contains("FIELDS "), "a notice showed fields its force's protocol does not allow")
         #expect(output.contains("emails              no personal data in any email (only the link)") && !output.contains("MAIL "))
+        #expect(!output.contains("other: "), "every missed child's cause is known")
     }
 
     @Test("Cambridgeshire and Peterborough: a Saturday's day from the DA desk's spreadsheet, reviewed by the Navigator, early years settings telephoned, notified on Monday at 08:00 with that protocol's fields")

@@ -147,12 +147,30 @@ public struct DemoJudge: Sendable {
         public var openRequests: [(String, String, String, String?)]
         /// CSC answers held for a MASH officer (occurrence, child's name).
         public var held: [HeldAnswer]
+        /// Children's rows of the DA desk's spreadsheet that intake set aside (occurrence, given,
+        /// family): a bad value in a child's row holds back that child, not its incident.
+        public var setAside: [(String, String, String)]
 
-        public init(accepted: Set<String>, proposed: [(String, IdentifiedChild)], openRequests: [(String, String, String, String?)], held: [HeldAnswer]) {
+        public init(accepted: Set<String>, proposed: [(String, IdentifiedChild)], openRequests: [(String, String, String, String?)], held: [HeldAnswer],
+                    setAside: [(String, String, String)] = []) {
             self.accepted = accepted
             self.proposed = proposed
             self.openRequests = openRequests
             self.held = held
+            self.setAside = setAside
+        }
+    }
+
+    /// The children of the spreadsheet rows `rows` (1-based, the header is row 1) of a DA desk
+    /// spreadsheet written by `WorldFiles.deskSpreadsheet`: (occurrence, given, family).
+    public static func childRows(csv: String, rows: [Int]) -> [(String, String, String)] {
+        let table = CSVRows.parse(csv)
+        guard let header = table.first, let occurrence = header.firstIndex(of: "occurrence_number"),
+              let given = header.firstIndex(of: "child_given_name"), let family = header.firstIndex(of: "child_family_name") else { return [] }
+        return rows.compactMap { row in
+            guard row >= 2, row - 1 < table.count else { return nil }
+            let cells = table[row - 1]
+            return cells.count > max(occurrence, given, family) ? (cells[occurrence], cells[given], cells[family]) : nil
         }
     }
 
@@ -186,6 +204,9 @@ public struct DemoJudge: Sendable {
                 let cause: String
                 if !trail.accepted.contains(day.occurrenceNumber) {
                     cause = "incident refused by intake"
+                } else if trail.setAside.contains(where: { $0.0 == day.occurrenceNumber && Self.fold($0.2) == Self.fold(child.familyName)
+                    && (Self.fold($0.1) == Self.fold(child.givenName) || child.recordedGivenName.map(Self.fold) == Self.fold($0.1)) }) {
+                    cause = "child's row of the DA desk's spreadsheet set aside by intake (a bad value, such as a mistyped date of birth)"
                 } else if !child.recordedByOfficer, !trail.proposed.contains(where: { matches($0.0, child, day.occurrenceNumber, given: $0.1.givenName, family: $0.1.familyName, dob: $0.1.dateOfBirth) }) {
                     cause = child.inEarlierRecords ? "left out by the officer; in earlier records but not found by research" : "left out by the officer and in no earlier record"
                 } else if trail.held.contains(where: { held in
