@@ -188,6 +188,13 @@ public enum WorldGenerator {
                     && (age <= 3 || !SchoolReference.isEarlyYears($0.urn))
             }
             guard !fitting.isEmpty else { return nil }
+            // Where the world has early years settings, half the nursery-age children attend one
+            // (the rest a school's nursery class).
+            let settings = fitting.filter { SchoolReference.isEarlyYears($0.urn) }
+            if !settings.isEmpty, random.chance(0.5) {
+                let near = settings.filter { $0.town == home.town }
+                return random.pick(near.isEmpty ? settings : near).urn
+            }
             let near = fitting.filter { $0.town == home.town }
             return random.pick(near.isEmpty ? fitting : near).urn
         }
