@@ -106,5 +106,18 @@ struct DemoRunTests {
         // Each force's incidents came its own way.
         #expect(output.contains("encompass ingest da-desk-05-2026-12-21.csv"))
         #expect(!output.contains("da-desk-43"))
+        // Each force's escalations went to its own Education Safeguarding Manager, from its own
+        // MASH, about its own local authorities; each school's mail from its own force's MASH.
+        let mails = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/mail").filter { $0.hasSuffix(".eml") }
+            .map { try String(contentsOfFile: "\(directory)/mail/\($0)", encoding: .utf8) }
+        let cambsESM = mails.filter { $0.contains("To: <education.safeguarding@cambs.police.example>") }
+        let tvpESM = mails.filter { $0.contains("To: <education.safeguarding@thamesvalley.police.example>") }
+        #expect(!cambsESM.isEmpty && !tvpESM.isEmpty)
+        #expect(cambsESM.allSatisfy { $0.hasPrefix("From: Cambridgeshire MASH ") && ($0.contains("Subject: Operation Encompass notice for Cambridgeshire (education")
+            || $0.contains("Subject: Operation Encompass notice for Peterborough (education")) })
+        #expect(tvpESM.allSatisfy { $0.hasPrefix("From: Thames Valley Police MASH ") && !$0.contains("Cambridgeshire") && !$0.contains("Peterborough") })
+        #expect(mails.filter { $0.hasPrefix("From: Cambridgeshire MASH ") }.allSatisfy { $0.contains("from Cambridgeshire Constabulary") })
+        #expect(mails.filter { $0.hasPrefix("From: Thames Valley Police MASH ") }.allSatisfy { $0.contains("from Thames Valley Police") })
+        #expect(mails.allSatisfy { $0.hasPrefix("From: Cambridgeshire MASH ") || $0.hasPrefix("From: Thames Valley Police MASH ") })
     }
 }
