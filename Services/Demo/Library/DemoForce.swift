@@ -24,6 +24,11 @@ public struct DemoForce: Sendable, Equatable {
 
     public static let all = [thamesValley, cambridgeshire]
 
+    /// Mixed into the world's seed, so that two forces' worlds of one seed (`--force 43,05`)
+    /// are different people, not the same families in two places. Thames Valley's is 0: its
+    /// worlds are those of the seed itself.
+    var seedSalt: UInt64 { code == "43" ? 0 : 0x05C0_FFEE }
+
     /// The day comes as the DA desk's daily spreadsheet (`encompass ingest`), as Cambridgeshire's
     /// MASH receives it; Thames Valley's through the incidents API.
     public var feedsSpreadsheet: Bool { code == "05" }

@@ -144,7 +144,7 @@ public enum WorldGenerator {
     }
 
     public static func generate(_ settings: WorldSettings, schools allSchools: [WorldSchool]) -> World {
-        var random = SeededRandom(seed: settings.seed)
+        var random = SeededRandom(seed: settings.seed ^ settings.force.seedSalt)
         let postcode = /^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}$/
         let force = settings.force
         let schools = allSchools.filter {
