@@ -3,6 +3,7 @@ import EncompassDemo
 import EncompassKafka
 import EncompassModels
 import Foundation
+import GRDB
 import Logging
 import ServiceRuntime
 import UnixSignals
@@ -14,19 +15,24 @@ import FoundationNetworking
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a day of the Thames Valley through the pipeline on the embedded broker, to the next morning's notices.",
+        abstract: "Run a day of a force (Thames Valley; Cambridgeshire and Peterborough with --force 05; both with --force 43,05) through the pipeline on the embedded broker, to the next school morning's notices.",
         discussion: """
         Starts the embedded broker and the five services as separate processes, generates a \
         synthetic world (real schools, families, years of history, a day of incidents in which \
         officers left children and schools out), feeds it in, plays the MASH reviewer and \
         Children's Social Care, moves the simulated clock to the next school morning, and prints \
         what happened against the officer-recorded-only baseline. Mail is written as .eml files \
-        (no SMTP relay). Ctrl-C stops every process gracefully.
+        (no SMTP relay). Ctrl-C stops every process gracefully. With --force 05 the world is \
+        Cambridgeshire and Peterborough's (LAs 873 and 874, early years settings telephoned), fed \
+        as the DA desk's spreadsheet through `encompass ingest`, under that force's protocol. \
+        --force 43,05 runs both forces' days through one deployment, each under its own protocol.
         """
     )
 
     @Option(help: "Random seed of the world.")
     var seed: UInt64 = 2026
+    @Option(help: "The force: 43 Thames Valley, 05 Cambridgeshire and Peterborough, or both (43,05) through one deployment.")
+    var force: String = "43"
     @Option(help: "Households in the world.")
     var families: Int = 1_500
     @Option(help: "New incidents on the day.")
@@ -53,7 +59,13 @@ struct DemoCommand: AsyncParsableCommand {
             date = candidate
         }
         guard (1...6).contains(instances) else { throw ValidationError("--instances must be from 1 to 6") }
-        let run = DemoRun(directory: dir, date: date, seed: seed, families: families, incidents: incidents, instances: instances, basePort: basePort)
+        let codes = force.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let forces = codes.compactMap(DemoForce.code)
+        guard !codes.isEmpty, forces.count == codes.count, Set(codes).count == codes.count else {
+            throw ValidationError("--force '\(force)' is not a demo force; use \(DemoForce.all.map { "\($0.code) (\($0.name))" }.joined(separator: " or ")), or both separated by a comma")
+        }
+        let run = DemoRun(directory: dir, date: date, seed: seed, families: families, incidents: incidents, instances: instances, basePort: basePort,
+                          forces: forces)
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let work = Task { try await run.execute() }
         let watcher = Task {
@@ -107,10 +119,13 @@ final class DemoRun: Sendable {
     let seed: UInt64
     let families: Int
     let incidents: Int
+    /// The forces whose days run through this one deployment, each under its own protocol.
+    let forces: [DemoForce]
     let pipeline: LocalPipeline
     let schoolPassword = "demo-school-" + String(MessageID.fresh().prefix(8))
 
-    init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int, basePort: Int) {
+    init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int, basePort: Int, forces: [DemoForce] = [.thamesValley]) {
+        self.forces = forces
         self.directory = directory
         self.date = date
         self.seed = seed
@@ -134,8 +149,10 @@ final class DemoRun: Sendable {
         let started = ContinuousClock.now
 
         // 1. The world.
-        let world = WorldGenerator.generate(
-            WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date), schools: try SchoolList.read(path: SchoolList.shippedFile))
+        let schoolList = try SchoolList.read(path: SchoolList.shippedFile)
+        let world = World.merged(forces.map { force in
+            WorldGenerator.generate(WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date, force: force), schools: schoolList)
+        })
         try WorldFiles.write(world, to: "\(directory)/world")
         say("world (seed \(seed)): \(world.history.count) past incidents, \(world.day.count) incidents on \(date), \(world.schools.count) schools")
 
@@ -144,7 +161,13 @@ final class DemoRun: Sendable {
         say("broker, five services and the console up: " + ServiceName.allCases.map { "\($0.rawValue) :\(pipeline.port($0))" }.joined(separator: ", ")
             + ", console :\(pipeline.consolePort)")
 
-        // 3. Reference data: schools' safeguarding contacts, then the history.
+        // 3. Reference data: early years settings the school list lacks join the register, then
+        // schools' safeguarding contacts, then the history.
+        if let settings = FileManager.default.contents(atPath: "\(directory)/world/early-years.csv") {
+            let (status, body) = try await client(.schoolResolution).call("POST", "/v1/register/import", query: ["name": "early-years.csv"], raw: settings, contentType: "text/csv")
+            guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
+            try await pipeline.quiet()
+        }
         let contacts = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/world/contacts.csv"))
         let (contactStatus, contactBody) = try await client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: contacts, contentType: "text/csv")
         guard (200..<300).contains(contactStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, contactStatus, contactBody)) }
@@ -165,11 +188,25 @@ final class DemoRun: Sendable {
             figures.processed(.childResearch, topic: Topics.history.name) >= Double(expectedHistory)
         }
 
-        // 4. The day's incidents, as the DA desk sends them.
-        let encoder = WireFormat.encoder()
-        let (dayStatus, dayBody) = try await client(.intake).call("POST", "/v1/incidents", raw: try encoder.encode(world.day))
-        guard (200..<300).contains(dayStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, dayStatus, dayBody)) }
-        let acceptedItems = (((try? JSONSerialization.jsonObject(with: dayBody)) as? [String: Any])?["accepted"] as? [[String: Any]]) ?? []
+        // 4. The day's incidents, as the DA desk sends them: Thames Valley's through the API,
+        // Cambridgeshire's as the desk's daily spreadsheet through `encompass ingest`.
+        var acceptedItems: [[String: Any]] = []
+        var setAside: [(String, String, String)] = []
+        for force in forces {
+            let day = world.day.filter { $0.forceCode == force.code }
+            if force.feedsSpreadsheet {
+                let sheet = "\(directory)/world/\(force.deskSpreadsheetName(date))"
+                try WorldFiles.deskSpreadsheet(day).write(toFile: sheet, atomically: true, encoding: .utf8)
+                let answer = try ingestSpreadsheet(sheet)
+                acceptedItems += answer.accepted
+                setAside += DemoJudge.childRows(csv: try String(contentsOfFile: sheet, encoding: .utf8), rows: answer.rejectedRows)
+            } else {
+                let encoder = WireFormat.encoder()
+                let (dayStatus, dayBody) = try await client(.intake).call("POST", "/v1/incidents", raw: try encoder.encode(day))
+                guard (200..<300).contains(dayStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, dayStatus, dayBody)) }
+                acceptedItems += (((try? JSONSerialization.jsonObject(with: dayBody)) as? [String: Any])?["accepted"] as? [[String: Any]]) ?? []
+            }
+        }
         let dayAccepted = acceptedItems.count
         let acceptedOccurrences = Set(acceptedItems.compactMap { $0["occurrenceNumber"] as? String })
         if dayAccepted < world.day.count { say("intake refused \(world.day.count - dayAccepted) of the day's incidents (see encompass dlq list --service intake)") }
@@ -182,6 +219,7 @@ final class DemoRun: Sendable {
         // the shipped protocol). The queue is listed 500 at a time: the reviewer decides, waits
         // for the decisions to apply, and lists again until nothing new waits.
         let judge = DemoJudge(truth: world.truth)
+        func reviewer(_ forceCode: String) -> String { DemoForce.code(forceCode)?.reviewer ?? "MASH demo reviewer" }
         struct Proposals: Decodable { var proposals: [ReviewProposalState] }
         var confirmed = 0, rejected = 0
         var decided = Set<String>()
@@ -192,14 +230,14 @@ final class DemoRun: Sendable {
             for proposal in pending {
                 let verdict = judge.review(occurrence: proposal.occurrenceNumber, child: proposal.child)
                 let (status, body) = try await client(.childResearch).call("POST", "/v1/review/\(proposal.proposalId)/\(verdict.rawValue)",
-                                                                           json: ["reviewer": "MASH demo reviewer", "note": "checked against records"])
+                                                                           json: ["reviewer": reviewer(proposal.forceCode), "note": "checked against records"])
                 guard (200..<300).contains(status) || status == 409 else { throw ServiceCallError(description: ServiceClient.refusal(.childResearch, status, body)) }
                 decided.insert(proposal.proposalId)
                 if verdict == .confirm { confirmed += 1 } else { rejected += 1 }
             }
             try await pipeline.quiet()
         }
-        say("reviewer: \(decided.count) proposed children, \(confirmed) confirmed, \(rejected) rejected")
+        say("\(forces.map(\.reviewer).joined(separator: ", ")): \(decided.count) proposed children, \(confirmed) confirmed, \(rejected) rejected")
 
         // 6. Children's Social Care answers the school requests. Each school-resolution
         // instance holds the requests of its own children: the MASH exports from each and
@@ -233,7 +271,7 @@ final class DemoRun: Sendable {
                 held.append(item)
                 let accept = judge.decideHeld(item)
                 let (status, body) = try await school.call("POST", "/v1/requests/\(item.requestId)/\(accept ? "accept" : "decline")",
-                                                           json: ["reviewer": "MASH demo reviewer", "note": "checked with CSC"])
+                                                           json: ["reviewer": reviewer(item.forceCode), "note": "checked with CSC"])
                 guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
                 if accept { acceptedHeld += 1 }
             }
@@ -252,6 +290,10 @@ final class DemoRun: Sendable {
             figures.processed(.dispatch, topic: Topics.noticesDue.name) >= Double(pendingNotices.filter { $0 <= first }.count)
         }
         try await pipeline.quiet()
+        // 7b. The MASH telephones the settings whose notices are telephone tasks (early years
+        // settings under Cambridgeshire's protocol, schools without an email contact).
+        let telephoned = try await makeTelephoneCalls()
+        if telephoned > 0 { say("MASH: \(telephoned) telephone tasks called and marked done") }
         // 8. 10:00: notices not acknowledged are flagged for follow-up.
         let tenOClock = CalendarDate(first).at(hour: 10, minute: 0).addingTimeInterval(5)
         try await setClock(tenOClock, rate: 1)
@@ -261,6 +303,8 @@ final class DemoRun: Sendable {
         // 9. The scorecard.
         let notices = try await readNotices()
         let card = judge.score(notices)
+        let fieldProblems = try noticeFieldProblems()
+        let mailProblems = judge.personalDataInMail(try mails())
         let proposals = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "all"]).proposals
         var openRows: [[String: String]] = [], stillHeld: [HeldAnswer] = []
         for instance in pipeline.instances(of: .schoolResolution) {
@@ -274,7 +318,7 @@ final class DemoRun: Sendable {
             accepted: acceptedOccurrences, proposed: proposals.map { ($0.occurrenceNumber, $0.child) },
             openRequests: openRows.map { ($0["occurrence_number"] ?? "", $0["child_given_name"] ?? "", $0["child_family_name"] ?? "",
                                           $0["child_date_of_birth"].flatMap { $0.isEmpty ? nil : $0 }) },
-            held: stillHeld))
+            held: stillHeld, setAside: setAside))
         let untidy = world.untidiness.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let sentMail = (try? FileManager.default.contentsOfDirectory(atPath: mailDirectory).filter { $0.hasSuffix(".eml") }.count) ?? 0
         let deadLetters = try await deadLetterCounts()
@@ -284,13 +328,16 @@ final class DemoRun: Sendable {
         let elapsed = ContinuousClock.now - started
         say("""
 
-        ══ Encompass demo: \(date), Thames Valley ══ (\(Int(elapsed.components.seconds)) s)
+        ══ Encompass demo: \(date), \(forces.map(\.name).joined(separator: " and ")) ══ (\(Int(elapsed.components.seconds)) s)
         incidents:            \(world.day.count) (\(world.day.filter { $0.children.isEmpty }.count) with no child recorded)
         children present:     \(card.childrenPresent), \(card.childrenWithSchool) at a school
           recorded by officers \(card.recordedByOfficers); found by research and confirmed \(card.foundByResearch) (reviewer: \(confirmed) confirmed, \(rejected) rejected)
         schools:              \(answer.answered + answer.unknown) requested from Children's Social Care, \(answer.answered) answered
-        notices:              \(card.notices) scheduled, \(card.noticesSent) sent (\(sentMail) mails in \(mailDirectory)/)
+        notices:              \(card.notices) scheduled, \(card.noticesSent) sent (\(sentMail) mails in \(mailDirectory)/; \(telephoned) by telephone\(card.escalations > 0 ? "; \(card.escalations) escalated to the Education Safeguarding Manager" : ""))
           first release       \(londonTime(first)) London time
+        \(releaseLines(notices))
+          fields on notices   \(fieldProblems.isEmpty ? "every notice shows exactly the fields its force's protocol allows (\(forces.map(\.code).joined(separator: ", ")))" : "\(fieldProblems.count) notices break the protocol's fields")\(fieldProblems.map { "\n            FIELDS \($0)" }.joined())
+          emails              \(mailProblems.isEmpty ? "no personal data in any email (only the link)" : "\(mailProblems.count) emails carry personal data")\(mailProblems.map { "\n            MAIL \($0)" }.joined())
         correct notices:      \(card.correctNotices) of \(card.childrenWithSchool) children at a school = \(percent(card.shareCorrect))
           of the children records could show (recorded by the officer or in an earlier record): \(card.correctFindable) of \(card.findable) = \(percent(card.shareFindable))
           officer-recorded-only baseline: \(card.baselineCorrect) = \(percent(card.shareBaseline))
@@ -303,11 +350,99 @@ final class DemoRun: Sendable {
         where to look:
           MASH console         \(pipeline.consoleURL)/  (staff \(pipeline.options.consoleUser), password \(pipeline.options.consolePassword))
           mail folder          \(mailDirectory)/  (each mail links to its notice page; school password: \(schoolPassword))
-          notices              encompass notifications list --date \(CalendarDate(first)) (ENCOMPASS_API_TOKEN=\(apiToken))
+          notices              encompass notifications list --date \(CalendarDate(first)) (ENCOMPASS_API_TOKEN=\(apiToken))\(forces.filter(\.feedsSpreadsheet).map { "\n  DA desk spreadsheet  \(directory)/world/\($0.deskSpreadsheetName(date)) (fed with encompass ingest)\n  Navigator's audit    encompass notifications export --from \(date) --to \(CalendarDate(first)) navigator-audit.xlsx (incident, school, DSL per notice)" }.joined())
           dead letters         encompass dlq list
           services             \(ServiceName.allCases.map { pipeline.url($0) }.joined(separator: " "))  (/healthz /readyz /metrics)
           logs and stores      \(directory)/
         """)
+    }
+
+    /// Sends the DA desk's spreadsheet with `encompass ingest` (this executable), as the desk
+    /// does; returns intake's accepted items and the numbers of the rows it rejected (not fatal).
+    func ingestSpreadsheet(_ file: String) throws -> (accepted: [[String: Any]], rejectedRows: [Int]) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "\(binDirectory())/encompass")
+        process.arguments = ["ingest", file, "--url", pipeline.url(.intake), "--token", pipeline.options.intakeToken, "--json"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.standardError
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus != 2, let answer = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ServiceCallError(description: "encompass ingest \(file) failed (exit \(process.terminationStatus)): \(String(decoding: data.prefix(2_000), as: UTF8.self))")
+        }
+        let accepted = answer["accepted"] as? [[String: Any]] ?? []
+        let rejected = answer["rejectedRowCount"] as? Int ?? 0
+        say("encompass ingest \((file as NSString).lastPathComponent): \(answer["rows"] as? Int ?? 0) rows, \(accepted.count) incidents accepted, \(rejected) rows rejected"
+            + "\(accepted.contains { $0["warnings"] != nil } ? "; some adults' fields set aside (encompass dlq list --service intake)" : "")")
+        return (accepted, (answer["rejectedRows"] as? [[String: Any]] ?? []).compactMap { $0["row"] as? Int })
+    }
+
+    /// The MASH officer's calls: every open telephone task on every dispatch instance, marked done.
+    func makeTelephoneCalls() async throws -> Int {
+        struct OpenTask: Decodable { var id: String }
+        struct Tasks: Decodable { var tasks: [OpenTask] }
+        var done = 0
+        for instance in pipeline.instances(of: .dispatch) {
+            let dispatch = pipeline.client(.dispatch, instance: instance)
+            for task in try await dispatch.decode(Tasks.self, "GET", "/v1/telephone-tasks").tasks {
+                let (status, body) = try await dispatch.call("POST", "/v1/telephone-tasks/\(task.id)/done",
+                                                             json: ["by": "MASH officer (demo)", "note": "spoke to the setting's safeguarding lead"])
+                guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.dispatch, status, body)) }
+                done += 1
+            }
+        }
+        if done > 0 { try await pipeline.quiet() }
+        return done
+    }
+
+    /// Each notice's rendered fields (dispatch's store, read-only) against the fields its
+    /// force's protocol allows: exactly those, in the protocol's order; one line per notice that differs.
+    func noticeFieldProblems() throws -> [String] {
+        struct Fields: Decodable { var fields: [String] }
+        struct Content: Decodable { struct Line: Decodable { var field: String }; var lines: [Line] }
+        let protocols = try ForceProtocols.load()
+        var problems: [String] = []
+        for instance in pipeline.instances(of: .dispatch) {
+            let path = "\(directory)/\(ServiceName.dispatch.rawValue)-\(instance)/dispatch.sqlite"
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            var configuration = Configuration()
+            configuration.readonly = true
+            let store = try DatabaseQueue(path: path, configuration: configuration)
+            let rows = try store.read { db in try Row.fetchAll(db, sql: "SELECT noticeId, forceCode, content FROM notice") }
+            for row in rows {
+                let noticeId: String = row["noticeId"], forceCode: String = row["forceCode"], content: Data = row["content"]
+                guard !content.isEmpty else { continue }
+                guard let allowed = try protocols[forceCode]?.section("dispatch", as: Fields.self).fields else {
+                    problems.append("\(noticeId): force \(forceCode) has no dispatch protocol"); continue
+                }
+                let shown = (try JSONDecoder().decode(Content.self, from: content)).lines.map(\.field)
+                if shown != allowed {
+                    problems.append("\(noticeId) (force \(forceCode)): shows \(shown.joined(separator: ", ")); the protocol allows \(allowed.joined(separator: ", "))")
+                }
+            }
+        }
+        return problems
+    }
+
+    /// Every mail written (name, text).
+    func mails() throws -> [(String, String)] {
+        try FileManager.default.contentsOfDirectory(atPath: mailDirectory).filter { $0.hasSuffix(".eml") }.sorted().map { name in
+            (name, try String(contentsOfFile: "\(mailDirectory)/\(name)", encoding: .utf8))
+        }
+    }
+
+    /// The releases of each force, a line each.
+    func releaseLines(_ notices: [DemoJudge.Notice]) -> String {
+        forces.map { force in "  released (\(force.code))       \(releases(notices.filter { $0.forceCode == force.code }))" }.joined(separator: "\n")
+    }
+
+    /// How many notices went at each release time (London), schools' notices and escalations apart.
+    func releases(_ notices: [DemoJudge.Notice]) -> String {
+        let counts = Dictionary(grouping: notices.compactMap { notice in notice.releaseAt.map { ($0, notice.escalation) } }, by: { "\($0.0.timeIntervalSince1970)|\($0.1)" })
+        return counts.values.map { group in (group[0].0, group[0].1, group.count) }.sorted { ($0.0, $0.1 ? 0 : 1) < ($1.0, $1.1 ? 0 : 1) }
+            .map { "\(londonTime($0.0)): \($0.2) \($0.1 ? "escalated to the Education Safeguarding Manager" : "to schools")" }.joined(separator: "; ")
     }
 
     func percent(_ share: Double) -> String { String(format: "%.0f%%", share * 100) }
@@ -368,7 +503,8 @@ final class DemoRun: Sendable {
         }
         return due.values.map { notice in
             DemoJudge.Notice(occurrenceNumber: notice.request.incident.occurrenceNumber, child: notice.request.child,
-                             childSource: notice.request.childSource, schoolURN: notice.request.school.urn, sent: sent.contains(notice.noticeId))
+                             childSource: notice.request.childSource, schoolURN: notice.request.school.urn, sent: sent.contains(notice.noticeId),
+                             escalation: notice.escalation, releaseAt: notice.releaseAt, forceCode: notice.request.incident.forceCode)
         }
     }
 

@@ -3,21 +3,25 @@ import EncompassDemo
 import EncompassModels
 import Foundation
 
-/// `encompass generate`: the demo's synthetic Thames Valley, as files.
+/// `encompass generate`: the demo's synthetic force area (Thames Valley, or Cambridgeshire and Peterborough), as files.
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate a synthetic Thames Valley world: families near real schools, incident history, one day of new incidents.",
+        abstract: "Generate a synthetic force area (Thames Valley, or --force 05 Cambridgeshire and Peterborough): families near real schools, incident history, one day of new incidents.",
         discussion: """
         Writes history.jsonl and day.jsonl (one incident per line, the intake API's JSON; send them \
         with encompass history import and encompass ingest or POST /v1/incidents), truth.json (the \
-        children really present and their schools, to score against) and contacts.csv (schools' \
-        safeguarding contacts). The same seed and size make the same world.
+        children really present and their schools, to score against), contacts.csv (schools' \
+        safeguarding contacts) and day.csv (the day as the DA desk's spreadsheet, for encompass \
+        ingest); for Cambridgeshire also early-years.csv (synthetic early years settings for the \
+        register: encompass schools import). The same seed, size and force make the same world.
         """
     )
 
     @Option(help: "Random seed.")
     var seed: UInt64 = 2026
+    @Option(help: "The force: 43 Thames Valley, 05 Cambridgeshire and Peterborough.")
+    var force: String = "43"
     @Option(help: "Households to invent (the history grows with it).")
     var families: Int = 1_500
     @Option(help: "New incidents on the day.")
@@ -42,8 +46,12 @@ struct GenerateCommand: ParsableCommand {
         } else {
             date = CalendarDate(Date())
         }
+        guard let demoForce = DemoForce.code(force) else {
+            throw ValidationError("--force '\(force)' is not a demo force; use \(DemoForce.all.map { "\($0.code) (\($0.name))" }.joined(separator: " or "))")
+        }
         let list = try SchoolList.read(path: schools ?? SchoolList.shippedFile)
-        let world = WorldGenerator.generate(WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date, historyYears: years), schools: list)
+        let world = WorldGenerator.generate(WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date, historyYears: years,
+                                                          force: demoForce), schools: list)
         try WorldFiles.write(world, to: out)
         print("world (seed \(seed)) written to \(out)/")
         print(WorldFiles.describe(world))

@@ -99,10 +99,17 @@ public struct Incident: MessagePayload {
     public var crime: Bool
     public var parties: [Party]
     public var children: [RecordedChild]
+    /// Brief circumstances in the officer's words (free text). A notice shows it only where the
+    /// force's protocol lists the field `circumstances` (Cambridgeshire); never Thames Valley.
+    public var circumstances: String?
+    /// "Any other relevant safeguarding information" (free text), shown only where the force's
+    /// protocol lists the field `safeguardingInformation` (Cambridgeshire).
+    public var safeguardingInformation: String?
 
     public init(
         occurrenceNumber: String, forceCode: String, occurredAt: Date, reportedAt: Date, incidentAddress: PostalAddress,
-        localPolicingArea: String? = nil, riskLevel: RiskLevel, crime: Bool, parties: [Party] = [], children: [RecordedChild] = []
+        localPolicingArea: String? = nil, riskLevel: RiskLevel, crime: Bool, parties: [Party] = [], children: [RecordedChild] = [],
+        circumstances: String? = nil, safeguardingInformation: String? = nil
     ) {
         self.occurrenceNumber = occurrenceNumber
         self.forceCode = forceCode
@@ -114,6 +121,8 @@ public struct Incident: MessagePayload {
         self.crime = crime
         self.parties = parties
         self.children = children
+        self.circumstances = circumstances
+        self.safeguardingInformation = safeguardingInformation
     }
 }
 

@@ -101,6 +101,7 @@ extension RecordedChild: WireCodable {
 extension Incident: WireCodable {
     public func write(to writer: inout WireWriter) throws {
         try writer.field("children", children)
+        writer.field("circumstances", circumstances)
         writer.field("crime", crime)
         writer.field("forceCode", forceCode)
         try writer.field("incidentAddress", incidentAddress)
@@ -110,6 +111,7 @@ extension Incident: WireCodable {
         try writer.field("parties", parties)
         writer.field("reportedAt", reportedAt)
         writer.field("riskLevel", riskLevel)
+        writer.field("safeguardingInformation", safeguardingInformation)
     }
 
     public init(wire object: WireObject) throws {
@@ -117,7 +119,9 @@ extension Incident: WireCodable {
                   occurredAt: try object.date("occurredAt"), reportedAt: try object.date("reportedAt"),
                   incidentAddress: try object.value("incidentAddress"), localPolicingArea: try object.string(ifPresent: "localPolicingArea"),
                   riskLevel: try object.value("riskLevel"), crime: try object.bool("crime"),
-                  parties: try object.values("parties"), children: try object.values("children"))
+                  parties: try object.values("parties"), children: try object.values("children"),
+                  circumstances: try object.string(ifPresent: "circumstances"),
+                  safeguardingInformation: try object.string(ifPresent: "safeguardingInformation"))
     }
 }
 

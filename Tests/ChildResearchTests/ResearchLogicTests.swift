@@ -98,6 +98,21 @@ struct ResearchLogicTests {
         #expect(try store.pool.read { db in try researcher.research(stranger, db: db) }.isEmpty)
     }
 
+    @Test("research reads only the incident's own force's records: the same household under another force finds and identifies no one")
+    func ownForceOnly() throws {
+        let store = try History.store()
+        var elsewhere = History.today
+        elsewhere.forceCode = "05"
+        elsewhere.occurrenceNumber = "CC-20261120-0001"
+        #expect(try store.pool.read { db in try researcher.research(elsewhere, db: db) }.isEmpty)
+        let child = RecordedChild(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12")
+        elsewhere.children = [child]
+        let (identified, notes) = try store.pool.read { db in try researcher.identify(child, in: elsewhere, db: db) }
+        #expect(identified.recordedSchool == nil && identified.schoolOrigin == nil && notes.isEmpty, "no other force's record fills anything")
+        // The same incident under the records' own force finds the household's children.
+        #expect(try !store.pool.read { db in try researcher.research(History.today, db: db) }.isEmpty)
+    }
+
     @Test("an officer-recorded child by nickname without DOB keeps the history id and gets DOB and school filled")
     func officerChild() throws {
         let store = try History.store()

@@ -34,4 +34,90 @@ struct DemoRunTests {
         #expect(output.contains("MASH console         http://127.0.0.1:") && output.contains("staff mash.demo, password demo-"))
         #expect(output.contains("stopped the console"))
     }
+
+    /// Runs `encompass demo --exit` with `arguments` on ports of this engineer's test range; its output.
+    static func demo(_ arguments: [String], directory: String) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try executable("encompass"))
+        process.arguments = ["demo", "--exit", "--dir", directory, "--base-port", String(23_181 + Int.random(in: 0..<40) * 10)] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        print(output)
+        return (process.terminationStatus, output)
+    }
+
+    /// The summary's checks that hold for every force's day: nothing to a wrong school, every
+    /// notice with exactly its protocol's fields, no email naming a child.
+    static func expectSound(_ output: String) {
+        #expect(output.contains("notices to a wrong school or for a child not present: 0"))
+        #expect(!output.contains("WRONG "), "every wrong notice is listed, and there must be none")
+        #expect(output.contains("fields on notices   every notice shows exactly the fields its force's protocol allows"))
+        #expect(!output.contains("FIELDS "), "a notice showed fields its force's protocol does not allow")
+        #expect(output.contains("emails              no personal data in any email (only the link)") && !output.contains("MAIL "))
+        #expect(!output.contains("other: "), "every missed child's cause is known")
+    }
+
+    @Test("Cambridgeshire and Peterborough: a Saturday's day from the DA desk's spreadsheet, reviewed by the Navigator, early years settings telephoned, notified on Monday at 08:00 with that protocol's fields")
+    func cambridgeshireSaturday() throws {
+        let directory = TestPaths.temporaryDirectory("demo-05")
+        let (status, output) = try Self.demo(["--force", "05", "--families", "250", "--incidents", "30", "--day", "2026-11-21"], directory: directory)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("Encompass demo: 2026-11-21, Cambridgeshire and Peterborough"))
+        Self.expectSound(output)
+        // Fed as the desk's spreadsheet through encompass ingest; the Navigator reviewed.
+        let ingest = try #require(output.firstMatch(of: /encompass ingest da-desk-05-2026-11-21.csv: (\d+) rows, (\d+) incidents accepted/))
+        #expect(Int(ingest.2) == 30)
+        #expect(output.contains("MASH Navigator (demo): "))
+        // Saturday's incidents (and the late reports of the week before) go on Monday morning, all of them.
+        #expect(output.contains("first release       Mon 23 Nov 2026 08:00:00 London time"))
+        let released = try #require(output.firstMatch(of: /released \(05\)\s+(.*)/))
+        #expect(released.1.hasPrefix("Mon 23 Nov 2026 08:00:00: ") && !released.1.contains(";"), "every notice on Monday at 08:00: \(released.1)")
+        // Early years settings are telephoned (the calls made), not emailed.
+        let telephoned = try #require(output.firstMatch(of: /(\d+) by telephone/))
+        #expect(Int(telephoned.1)! >= 1, "the world's early years settings get telephone tasks")
+        let correct = try #require(output.firstMatch(of: /correct notices:\s+(\d+) of (\d+)/))
+        let baseline = try #require(output.firstMatch(of: /baseline: (\d+) =/))
+        #expect(Int(correct.1)! > Int(baseline.1)!)
+        // The occurrence numbers are Cambridgeshire's; the notices carry its free text.
+        let sheet = try String(contentsOfFile: "\(directory)/world/da-desk-05-2026-11-21.csv", encoding: .utf8)
+        #expect(sheet.contains("CC-20261121-0001,05,"))
+    }
+
+    @Test("both forces through one deployment in the Christmas holidays: high-risk incidents escalated to each force's Education Safeguarding Manager at once, every school's own notice on the first day back, each notice under its own force's protocol")
+    func bothForcesInTheHolidays() throws {
+        let directory = TestPaths.temporaryDirectory("demo-43-05")
+        // Monday 21 December 2026: both forces' schools broke up on Friday 18th; 4 January 2027 is an INSET day.
+        let (status, output) = try Self.demo(["--force", "43,05", "--families", "150", "--incidents", "20", "--day", "2026-12-21"], directory: directory)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("Encompass demo: 2026-12-21, Thames Valley and Cambridgeshire and Peterborough"))
+        Self.expectSound(output)
+        for force in ["43", "05"] {
+            let released = try #require(output.firstMatch(of: try Regex("released \\(\(force)\\)\\s+(.*)")))
+            let line = String(released.output[1].substring ?? "")
+            #expect(line.contains("Mon 21 Dec 2026 23:30") && line.contains("escalated to the Education Safeguarding Manager"),
+                    "force \(force): high-risk incidents escalated at once: \(line)")
+            #expect(line.contains("Tue 5 Jan 2027 08:00:00: ") && line.contains("to schools"), "force \(force): schools' own notices on the first day back: \(line)")
+            #expect(!line.contains("Mon 4 Jan 2027"), "not on the INSET day")
+        }
+        // Each force's incidents came its own way.
+        #expect(output.contains("encompass ingest da-desk-05-2026-12-21.csv"))
+        #expect(!output.contains("da-desk-43"))
+        // Each force's escalations went to its own Education Safeguarding Manager, from its own
+        // MASH, about its own local authorities; each school's mail from its own force's MASH.
+        let mails = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/mail").filter { $0.hasSuffix(".eml") }
+            .map { try String(contentsOfFile: "\(directory)/mail/\($0)", encoding: .utf8) }
+        let cambsESM = mails.filter { $0.contains("To: <education.safeguarding@cambs.police.example>") }
+        let tvpESM = mails.filter { $0.contains("To: <education.safeguarding@thamesvalley.police.example>") }
+        #expect(!cambsESM.isEmpty && !tvpESM.isEmpty)
+        #expect(cambsESM.allSatisfy { $0.hasPrefix("From: Cambridgeshire MASH ") && ($0.contains("Subject: Operation Encompass notice for Cambridgeshire (education")
+            || $0.contains("Subject: Operation Encompass notice for Peterborough (education")) })
+        #expect(tvpESM.allSatisfy { $0.hasPrefix("From: Thames Valley Police MASH ") && !$0.contains("Cambridgeshire") && !$0.contains("Peterborough") })
+        #expect(mails.filter { $0.hasPrefix("From: Cambridgeshire MASH ") }.allSatisfy { $0.contains("from Cambridgeshire Constabulary") })
+        #expect(mails.filter { $0.hasPrefix("From: Thames Valley Police MASH ") }.allSatisfy { $0.contains("from Thames Valley Police") })
+        #expect(mails.allSatisfy { $0.hasPrefix("From: Cambridgeshire MASH ") || $0.hasPrefix("From: Thames Valley Police MASH ") })
+    }
 }

@@ -1,4 +1,4 @@
-import EncompassDemo
+@testable import EncompassDemo
 import EncompassModels
 import EncompassTestSupport
 import Foundation
@@ -84,5 +84,72 @@ struct WorldGeneratorTests {
         let contacts = try String(contentsOfFile: "\(directory)/contacts.csv", encoding: .utf8)
         #expect(contacts.hasPrefix("urn,role,name,email,phone"))
         #expect(WorldFiles.describe(world).contains("10 incidents"))
+    }
+
+    @Test("a Cambridgeshire and Peterborough world: its LAs' real schools, its occurrence numbers and LPAs, early years settings, officers' free text; Thames Valley's world unchanged by the force parameter")
+    func cambridgeshireWorld() throws {
+        let schools = try SchoolList.read(path: Self.schoolsFile)
+        let day = CalendarDate(year: 2026, month: 11, day: 21)
+        let world = WorldGenerator.generate(WorldSettings(seed: 5, families: 300, dayIncidents: 60, day: day, force: .cambridgeshire), schools: schools)
+        #expect(world.day.count == 60 && world.day.allSatisfy { $0.forceCode == "05" } && world.history.allSatisfy { $0.forceCode == "05" })
+        let occurrence = /CC-[0-9]{8}-[0-9]{4}/
+        #expect((world.day + world.history).allSatisfy { $0.occurrenceNumber.wholeMatch(of: occurrence) != nil })
+        #expect(Set((world.day + world.history).map(\.occurrenceNumber)).count == world.day.count + world.history.count, "occurrence numbers are unique")
+        // The date in the number is the incident's date.
+        for incident in world.day {
+            let date = CalendarDate(incident.occurredAt)
+            #expect(incident.occurrenceNumber.hasPrefix(String(format: "CC-%04d%02d%02d-", date.year, date.month, date.day)))
+        }
+        let lpas: Set<String> = ["Cambridge City", "East Cambridgeshire", "Fenland", "Huntingdonshire", "Peterborough", "South Cambridgeshire"]
+        #expect(world.day.allSatisfy { lpas.contains($0.localPolicingArea ?? "") })
+        #expect(Set(world.history.compactMap(\.localPolicingArea)).count >= 5, "incidents across the districts and Peterborough")
+        #expect(world.schools.allSatisfy { ["873", "874"].contains($0.localAuthorityCode) })
+        let real = Set(schools.map(\.urn))
+        let settings = world.schools.filter { SchoolReference.isEarlyYears($0.urn) }
+        #expect(settings.count >= 12 && settings.allSatisfy { $0.ageTo == 5 && !real.contains($0.urn) })
+        #expect(world.schools.filter { !SchoolReference.isEarlyYears($0.urn) }.allSatisfy { real.contains($0.urn) }, "every school is a real one")
+        // Children at the settings are of pre-school age; every child's school takes its age.
+        let children = world.truth.flatMap(\.children)
+        for child in children {
+            guard let urn = child.schoolURN, let school = world.schools.first(where: { $0.urn == urn }) else { continue }
+            let age = SchoolYear.age(born: try #require(CalendarDate(iso: child.dateOfBirth)), during: day)
+            #expect(SchoolYear.fits(age: age, low: school.ageFrom, high: school.ageTo), "\(urn) takes \(school.ageFrom)-\(school.ageTo), child of school-year age \(age)")
+            if SchoolReference.isEarlyYears(urn) { #expect(age <= 3) }
+        }
+        #expect(world.day.contains { $0.circumstances != nil } && world.day.contains { $0.safeguardingInformation != nil })
+        #expect(world.day.contains { $0.circumstances == nil }, "brief circumstances are optional")
+        // The contacts are usable for every school and setting (UK phone numbers of digits).
+        #expect(world.contacts.count == world.schools.count && world.contacts.allSatisfy { $0.phone.allSatisfy { $0.isNumber || $0 == " " } })
+
+        // The force is a parameter: the default world is Thames Valley's, and the same seed
+        // makes the same Thames Valley world with the parameter given.
+        let tvp = WorldSettings(seed: 5, families: 100, dayIncidents: 20, day: day)
+        var explicit = tvp
+        explicit.force = .thamesValley
+        let a = WorldGenerator.generate(tvp, schools: schools), b = WorldGenerator.generate(explicit, schools: schools)
+        #expect(a.day == b.day && a.history == b.history && a.day.allSatisfy { $0.forceCode == "43" && $0.occurrenceNumber.count == 11 })
+        #expect(!a.schools.contains { SchoolReference.isEarlyYears($0.urn) })
+    }
+
+    @Test("the DA desk's spreadsheet of a day: one row per child, one for an incident without, quoted free text, early years register rows")
+    func deskSpreadsheet() throws {
+        let schools = try SchoolList.read(path: Self.schoolsFile)
+        let world = WorldGenerator.generate(WorldSettings(seed: 3, families: 120, dayIncidents: 25, day: CalendarDate(year: 2026, month: 11, day: 23),
+                                                          force: .cambridgeshire), schools: schools)
+        let directory = TestPaths.temporaryDirectory("world-05")
+        try WorldFiles.write(world, to: directory)
+        let rows = CSVRows.parse(try String(contentsOfFile: "\(directory)/day.csv", encoding: .utf8))
+        let header = try #require(rows.first)
+        #expect(header.contains("circumstances") && header.contains("safeguarding_information") && header.contains("child_school_urn"))
+        #expect(rows.dropFirst().allSatisfy { $0.count == header.count })
+        #expect(rows.count - 1 == world.day.reduce(0) { $0 + max(1, $1.children.count) })
+        let occurrence = try #require(header.firstIndex(of: "occurrence_number")), circumstances = try #require(header.firstIndex(of: "circumstances"))
+        for incident in world.day {
+            let mine = rows.dropFirst().filter { $0[occurrence] == incident.occurrenceNumber }
+            #expect(mine.allSatisfy { $0[circumstances] == (incident.circumstances ?? "") })
+        }
+        let register = CSVRows.parse(try String(contentsOfFile: "\(directory)/early-years.csv", encoding: .utf8))
+        #expect(register.first?.starts(with: ["URN", "Name"]) == true)
+        #expect(register.dropFirst().allSatisfy { SchoolReference.isEarlyYears($0[0]) && $0[6] == "Private nursery" })
     }
 }

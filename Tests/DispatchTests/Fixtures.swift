@@ -20,6 +20,8 @@ enum Sentinel {
     static let incidentLine = "SENTINEL-INCIDENT-LINE"
     static let relationship = "SENTINEL-RELATIONSHIP"
     static let circumstances = "witnessed it"
+    static let officerCircumstances = "SENTINEL-CIRCUMSTANCES"
+    static let safeguarding = "SENTINEL-SAFEGUARDING-INFORMATION"
     static let occurrence = "43269990001"
 
     /// Never on any notice, under any protocol.
@@ -35,7 +37,8 @@ enum Sentinel {
     /// The sentinels each allowed field brings.
     static let byField: [NoticeField: [String]] = [
         .childName: [childGiven, childFamily], .dateOfBirth: [childDOBShown], .homeAddress: [homeLine],
-        .incidentAddress: [incidentLine], .relationships: [relationship], .circumstances: [circumstances],
+        .incidentAddress: [incidentLine], .relationships: [relationship], .circumstances: [circumstances, officerCircumstances],
+        .safeguardingInformation: [safeguarding],
         .occurrenceNumber: [occurrence], .childAge: ["10 years"], .occurredAt: ["Sunday 22 November 2026 at 21:15"],
     ]
 }
@@ -63,7 +66,8 @@ enum Fixtures {
                 RecordedChild(givenName: childGiven, familyName: Sentinel.childFamily, dateOfBirth: Sentinel.childDOB),
                 RecordedChild(givenName: "SENTINEL-OTHERCHILD-GIVEN", familyName: "SENTINEL-OTHERCHILD-FAMILY", ageYears: 4,
                               school: RecordedSchool(name: "SENTINEL-OTHERCHILD-SCHOOL")),
-            ])
+            ],
+            circumstances: Sentinel.officerCircumstances, safeguardingInformation: Sentinel.safeguarding)
         let child = IdentifiedChild(
             childId: "c-\(UUID().uuidString.prefix(8))", givenName: childGiven, familyName: Sentinel.childFamily, dateOfBirth: Sentinel.childDOB,
             homeAddress: PostalAddress(lines: [Sentinel.homeLine], town: "Reading", postcode: "RG2 0AA"), presence: .witness,

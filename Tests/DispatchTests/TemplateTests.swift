@@ -9,11 +9,11 @@ import Testing
 struct TemplateTests {
     let now = Timestamp.parse("2026-11-24T08:00:05Z")!
 
-    @Test("the protocol files decide the fields: Thames Valley six, Cambridgeshire adds date of birth, circumstances, relationships")
+    @Test("the protocol files decide the fields: Thames Valley six, Cambridgeshire adds date of birth, circumstances, relationships, other safeguarding information")
     func protocolFields() throws {
         let protocols = try Fixtures.protocols()
         #expect(protocols["43"]?.fields == [.occurredAt, .childName, .childAge, .homeAddress, .incidentAddress, .occurrenceNumber])
-        #expect(Set(protocols["05"]?.fields ?? []) == Set(protocols["43"]?.fields ?? []).union([.dateOfBirth, .circumstances, .relationships]))
+        #expect(Set(protocols["05"]?.fields ?? []) == Set(protocols["43"]?.fields ?? []).union([.dateOfBirth, .circumstances, .relationships, .safeguardingInformation]))
         for code in ["43", "05"] {
             let wording = protocols[code]?.standardWording.joined(separator: " ") ?? ""
             #expect(wording.contains("not expected to question the child"))

@@ -35,6 +35,24 @@ struct FieldLimitTests {
         #expect(validator.review(fits.normalised(), now: now).errors.map(\.field) == ["incidentAddress.lines"])
     }
 
+    @Test("brief circumstances and other safeguarding information: optional free text within its limit, line breaks kept, blank dropped, control characters refused")
+    func freeText() {
+        var value = incident()
+        value.circumstances = "  Child was upstairs and heard shouting.\nMother says the children slept through.  "
+        value.safeguardingInformation = String(repeating: "s", count: IncidentLimits.safeguardingInformation)
+        let normalised = value.normalised()
+        #expect(normalised.circumstances == "Child was upstairs and heard shouting.\nMother says the children slept through.")
+        #expect(validator.review(normalised, now: now).errors == [])
+        value.circumstances = " \n "
+        #expect(value.normalised().circumstances == nil, "blank text is no text")
+        value.circumstances = String(repeating: "c", count: IncidentLimits.circumstances + 1)
+        value.safeguardingInformation = "bell\u{07}"
+        let review = validator.review(value.normalised(), now: now)
+        #expect(review.errors.map(\.field) == ["circumstances", "safeguardingInformation"])
+        #expect(review.errors.first?.message == "is 1001 characters long; at most 1000")
+        #expect(review.errors.last?.message.contains("control characters") == true)
+    }
+
     @Test("an incident whose every field is within its limit but is too large as a whole is rejected")
     func wholeIncidentSize() {
         let address = PostalAddress(lines: Array(repeating: String(repeating: "l", count: 200), count: 10),

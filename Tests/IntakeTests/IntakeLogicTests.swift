@@ -132,6 +132,19 @@ struct LedgerTests {
         }
     }
 
+    @Test("the officer's free text added or changed later is an amendment saying so; re-sent with only its spaces changed, a replay")
+    func freeTextAmendments() throws {
+        let store = try store()
+        #expect(try apply(store, incident()) == .new)
+        var described = incident()
+        described.circumstances = "Argument in the kitchen; the children were upstairs."
+        #expect(try apply(store, described) == .amendment(revision: 2, changes: ["circumstances changed"]))
+        described.circumstances = "  Argument in the kitchen; the children were upstairs.\n"
+        #expect(try apply(store, described) == .replay(revision: 2))
+        described.safeguardingInformation = "The child may be tired in school."
+        #expect(try apply(store, described) == .amendment(revision: 3, changes: ["safeguarding information changed"]))
+    }
+
     @Test("same number re-sent: exact replays dropped, changes become amendments with what changed")
     func lifecycle() throws {
         let store = try store()

@@ -47,6 +47,25 @@ func makeXLSX(_ path: String, rows: [[Any]], formulaCell: (row: Int, column: Int
 
 @Suite("Spreadsheet reading")
 struct SpreadsheetReaderTests {
+    @Test("the free-text columns: brief circumstances and other safeguarding information (quoted, with commas and a line break) reach the incident; rows of one occurrence must agree on them")
+    func freeTextColumns() throws {
+        let free = ",circumstances,safeguarding_information"
+        let text = header + free + "\r\n"
+            + csvRow("43261234567", child: ("Amelia", "Hughes", "2016-05-04")) + ",\"Argument in the kitchen, children upstairs.\nNo injuries.\",Tired in school\r\n"
+            + csvRow("43261234567", child: ("Oliver", "Hughes", "2018-01-02")) + ",\"Argument in the kitchen, children upstairs.\nNo injuries.\",Tired in school\r\n"
+            + csvRow("43261234568", child: ("Noah", "Patel", "2015-03-03")) + ",One version,\r\n"
+            + csvRow("43261234568", child: ("Ava", "Patel", "2017-03-03")) + ",Another version,\r\n"
+        let (groups, problems) = IncidentSheet.incidents(from: try SpreadsheetReader.read(Data(text.utf8)))
+        let first = try #require(groups.first { $0.incident.occurrenceNumber == "43261234567" })
+        #expect(first.incident.children.count == 2)
+        #expect(first.incident.circumstances == "Argument in the kitchen, children upstairs.\nNo injuries.")
+        #expect(first.incident.safeguardingInformation == "Tired in school")
+        #expect(IncidentSheet.unknownColumns(try SpreadsheetReader.read(Data(text.utf8))).isEmpty)
+        // The second occurrence's rows disagree on an incident column: not merged silently.
+        #expect(!groups.contains { $0.incident.occurrenceNumber == "43261234568" && $0.incident.children.count == 2 })
+        #expect(problems.contains { $0.errors.contains { $0.field == "circumstances" || $0.message.contains("circumstances") } }, "\(problems)")
+    }
+
     @Test("CSV: quotes, doubled quotes, commas and new lines inside quotes, CRLF, BOM")
     func csvQuoting() throws {
         let text = "\u{FEFF}A,B,C\r\n\"x, y\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n1,2,3\r\n\r\n"

@@ -45,7 +45,8 @@ struct WireCodableTests {
                     RecordedChild(givenName: text(), familyName: text(), dateOfBirth: maybe { $0.text() }, ageYears: maybe { $0.int() },
                                   homeAddress: maybe { $0.address() }, presence: pick(ChildPresence.self),
                                   school: maybe { RecordedSchool(name: $0.maybe { $0.text() }, urn: $0.maybe { $0.text() }) })
-                }
+                },
+                circumstances: maybe { $0.text() }, safeguardingInformation: maybe { $0.text() }
             )
         }
 

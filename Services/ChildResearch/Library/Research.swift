@@ -119,6 +119,8 @@ public struct Researcher: Sendable {
 
     /// Children recorded in earlier occurrences at the incident's address or with its adults,
     /// still under 18 on the incident date, ranked by score. `excluded` are child ids never to propose.
+    /// Only the incident's own force's records count: where one pipeline serves several forces,
+    /// one force's records never surface in another's review queue or notices.
     public func research(_ incident: Incident, db: Database, excluded: Set<String> = []) throws -> [Candidate] {
         let day = CalendarDate(incident.occurredAt)
         let earliest = CalendarDate(year: day.year - settings.lookbackYears, month: day.month, day: min(day.day, 28)).description
@@ -126,7 +128,7 @@ public struct Researcher: Sendable {
         var places: [String: PersonFeatures] = [:]
         var atDwelling: [HistoryIndex.IncidentRow] = []
         func link(_ l: Link) {
-            guard !(l.forceCode == incident.forceCode && l.occurrenceNumber == incident.occurrenceNumber),
+            guard l.forceCode == incident.forceCode, l.occurrenceNumber != incident.occurrenceNumber,
                   l.occurredDay >= earliest, l.occurredDay <= day.description else { return }
             links["\(l.forceCode)/\(l.occurrenceNumber)", default: []].append(l)
         }
@@ -276,7 +278,7 @@ public struct Researcher: Sendable {
         let calendarDay = CalendarDate(incident.occurredAt)
         let incidentDay = PartialDate(year: calendarDay.year, month: calendarDay.month, day: calendarDay.day).description
         for row in try HistoryIndex.candidates(for: features, db: db, kind: .children)
-        where row.occurredDay < incidentDay && !(row.forceCode == incident.forceCode && row.occurrenceNumber == incident.occurrenceNumber) {
+        where row.occurredDay < incidentDay && row.forceCode == incident.forceCode && row.occurrenceNumber != incident.occurrenceNumber {
             let match = matcher.compare(features, row.features(cache: &places))
             if match.score >= settings.personMatchThreshold, match.score > (best?.1.score ?? 0) { best = (row, match) }
         }

@@ -44,6 +44,11 @@ public enum ConsoleService {
         public var clockFile: String?
         /// The retention purge of the staff audit's free text (`ENCOMPASS_RETENTION_*`, as the services').
         public var retention = RetentionSettings()
+        /// The forces whose items this console shows and acts on (`ENCOMPASS_CONSOLE_FORCES`,
+        /// force codes separated by commas, e.g. `05`): a force's MASH runs its own console over a
+        /// pipeline that serves several forces, and its staff see only their own force's review
+        /// queue, CSC requests, held answers and notices. nil (unset): every force's.
+        public var forces: Set<String>?
         public var logLevel: Logger.Level = .info
         public var logFormat: ServiceConfiguration.LogFormat = .json
 
@@ -70,6 +75,13 @@ public enum ConsoleService {
             settings.maxFailedSignIns = try env.int("ENCOMPASS_CONSOLE_MAX_FAILED_SIGN_INS", in: 1...100) ?? settings.maxFailedSignIns
             if let minutes = try env.int("ENCOMPASS_CONSOLE_LOCKOUT_MINUTES", in: 1...1440) { settings.lockout = TimeInterval(minutes * 60) }
             settings.secureCookies = try env.bool("ENCOMPASS_CONSOLE_SECURE_COOKIE") ?? false
+            if let text = env.string("ENCOMPASS_CONSOLE_FORCES") {
+                let codes = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                guard !codes.isEmpty, codes.allSatisfy({ (1...8).contains($0.count) && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } }) else {
+                    throw ConfigurationError(variable: "ENCOMPASS_CONSOLE_FORCES", problem: "is '\(text)'; expected force codes separated by commas, e.g. 05 or 43,05")
+                }
+                settings.forces = Set(codes)
+            }
             settings.trustForwardedFor = try env.bool("ENCOMPASS_CONSOLE_TRUST_FORWARDED_FOR") ?? false
             if let user = env.string("ENCOMPASS_CONSOLE_BOOTSTRAP_USER") {
                 let parts = user.split(separator: ":", maxSplits: 1).map(String.init)

@@ -181,15 +181,28 @@ public struct ServiceLinks: Sendable {
     public var urls: [ServiceName: String]
     public var token: String?
     public var timeout: TimeInterval
+    /// Only these forces' items are listed and acted on (`ConsoleService.Settings.forces`); nil: all.
+    public var forces: Set<String>?
 
-    public init(urls: [ServiceName: String], token: String?, timeout: TimeInterval = 5) {
+    public init(urls: [ServiceName: String], token: String?, timeout: TimeInterval = 5, forces: Set<String>? = nil) {
         self.urls = urls
         self.token = token
         self.timeout = timeout
+        self.forces = forces
     }
 
     public init(settings: ConsoleService.Settings) {
-        self.init(urls: settings.serviceURLs, token: settings.apiToken, timeout: settings.serviceTimeout)
+        self.init(urls: settings.serviceURLs, token: settings.apiToken, timeout: settings.serviceTimeout, forces: settings.forces)
+    }
+
+    /// An item of force `code` is this console's.
+    func mine(_ code: String) -> Bool { forces?.contains(code) ?? true }
+
+    /// The `force` query parameter that narrows a service's listing to this console's forces.
+    var forceQuery: [String: String] { forces.map { ["force": $0.sorted().joined(separator: ",")] } ?? [:] }
+
+    func notMine(_ what: String) -> String {
+        "\(what) is not one of force \((forces ?? []).sorted().joined(separator: ", "))'s; this console serves only that force's items"
     }
 
     func client(_ service: ServiceName) -> ServiceClient {
@@ -266,7 +279,7 @@ public struct ServiceLinks: Sendable {
 
     public func pendingProposals() async -> Fetched<[ReviewProposalState]> {
         switch await decode(ProposalList.self, .childResearch, "/v1/review", query: ["status": "pending"]) {
-        case .ok(let list): .ok(list.proposals)
+        case .ok(let list): .ok(list.proposals.filter { mine($0.forceCode) })
         case .unreachable(let why): .unreachable(why)
         case .refused(let why): .refused(why)
         }
@@ -279,6 +292,15 @@ public struct ServiceLinks: Sendable {
 
     /// Confirms or rejects a proposal in the staff member's name.
     public func decide(proposal: String, confirm: Bool, reviewer: String, note: String?) async -> Fetched<Int> {
+        if forces != nil {
+            // Only a proposal this console lists may be decided here.
+            switch await pendingProposals() {
+            case .ok(let listed) where !listed.contains(where: { $0.proposalId == proposal }): return .refused(notMine("proposal \(proposal)"))
+            case .unreachable(let why): return .unreachable(why)
+            case .refused(let why): return .refused(why)
+            case .ok: break
+            }
+        }
         var body: [String: String] = ["reviewer": reviewer]
         if let note, !note.isEmpty { body["note"] = note }
         let path = "/v1/review/\(Self.pathSegment(proposal))/\(confirm ? "confirm" : "reject")"
@@ -302,7 +324,7 @@ public struct ServiceLinks: Sendable {
             guard let held = try? WireFormat.decoder().decode(HeldAnswers.self, from: answer.body) else {
                 return .refused("school-resolution answered /v1/requests/held without a held list")
             }
-            return .ok(held.held)
+            return .ok(held.held.filter { mine($0.forceCode) })
         case .unreachable(let why): return .unreachable(why)
         case .refused(let why): return .refused(why)
         }
@@ -310,6 +332,14 @@ public struct ServiceLinks: Sendable {
 
     /// A MASH officer's decision on a held CSC answer (`accept` or `decline`).
     public func decideHeld(request: String, accept: Bool, reviewer: String, note: String?) async -> Fetched<Int> {
+        if forces != nil {
+            switch await heldAnswers() {
+            case .ok(let listed) where !listed.contains(where: { $0.requestId == request }): return .refused(notMine("held answer \(request)"))
+            case .unreachable(let why): return .unreachable(why)
+            case .refused(let why): return .refused(why)
+            case .ok: break
+            }
+        }
         var body: [String: String] = ["reviewer": reviewer]
         if let note, !note.isEmpty { body["note"] = note }
         switch await fetch(.schoolResolution, "POST", "/v1/requests/\(Self.pathSegment(request))/\(accept ? "accept" : "decline")", json: body) {
@@ -320,7 +350,7 @@ public struct ServiceLinks: Sendable {
     }
 
     public func openRequests() async -> Fetched<[CSCRequest]> {
-        switch await fetch(.schoolResolution, "GET", "/v1/requests", query: ["lpa": "all"]) {
+        switch await fetch(.schoolResolution, "GET", "/v1/requests", query: ["lpa": "all"].merging(forceQuery) { a, _ in a }) {
         case .ok(let answer):
             guard let object = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any],
                   let rows = object["requests"] as? [[String: Any]] else {
@@ -333,7 +363,7 @@ public struct ServiceLinks: Sendable {
     }
 
     public func exportRequests(lpa: String, format: String, day: CalendarDate) async -> Fetched<CSCSheet> {
-        switch await fetch(.schoolResolution, "GET", "/v1/requests/export", query: ["lpa": lpa, "format": format]) {
+        switch await fetch(.schoolResolution, "GET", "/v1/requests/export", query: ["lpa": lpa, "format": format].merging(forceQuery) { a, _ in a }) {
         case .ok(let answer):
             let safe = String(lpa.map { $0.isLetter || $0.isNumber ? $0 : "-" })
             let type = format == "csv" ? "text/csv; charset=utf-8" : "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -361,7 +391,13 @@ public struct ServiceLinks: Sendable {
     // MARK: notices
 
     public func notices(on day: CalendarDate) async -> Fetched<NoticeListing> {
-        await decode(NoticeListing.self, .dispatch, "/v1/notifications", query: ["date": day.description])
+        switch await decode(NoticeListing.self, .dispatch, "/v1/notifications", query: ["date": day.description]) {
+        case .ok(var listing):
+            listing.notifications.removeAll { !mine($0.forceCode) }
+            listing.flagged = listing.notifications.filter(\.flagged).count
+            return .ok(listing)
+        case let other: return other
+        }
     }
 }
 

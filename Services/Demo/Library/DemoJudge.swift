@@ -89,13 +89,23 @@ public struct DemoJudge: Sendable {
         public var childSource: ChildSource
         public var schoolURN: String
         public var sent: Bool
+        /// An escalation to the Education Safeguarding Manager (a high-risk incident in the
+        /// holidays), not the school's own notice.
+        public var escalation: Bool
+        /// When scheduling released it.
+        public var releaseAt: Date?
+        public var forceCode: String
 
-        public init(occurrenceNumber: String, child: IdentifiedChild, childSource: ChildSource, schoolURN: String, sent: Bool) {
+        public init(occurrenceNumber: String, child: IdentifiedChild, childSource: ChildSource, schoolURN: String, sent: Bool, escalation: Bool = false,
+                    releaseAt: Date? = nil, forceCode: String = "") {
+            self.releaseAt = releaseAt
+            self.forceCode = forceCode
             self.occurrenceNumber = occurrenceNumber
             self.child = child
             self.childSource = childSource
             self.schoolURN = schoolURN
             self.sent = sent
+            self.escalation = escalation
         }
     }
 
@@ -108,6 +118,8 @@ public struct DemoJudge: Sendable {
         public var baselineCorrect = 0
         public var notices = 0
         public var noticesSent = 0
+        /// Escalations to the Education Safeguarding Manager (beside the schools' own notices).
+        public var escalations = 0
         public var foundByResearch = 0
         /// Children with a school whose school got a notice for them (sent).
         public var correctNotices = 0
@@ -135,12 +147,30 @@ public struct DemoJudge: Sendable {
         public var openRequests: [(String, String, String, String?)]
         /// CSC answers held for a MASH officer (occurrence, child's name).
         public var held: [HeldAnswer]
+        /// Children's rows of the DA desk's spreadsheet that intake set aside (occurrence, given,
+        /// family): a bad value in a child's row holds back that child, not its incident.
+        public var setAside: [(String, String, String)]
 
-        public init(accepted: Set<String>, proposed: [(String, IdentifiedChild)], openRequests: [(String, String, String, String?)], held: [HeldAnswer]) {
+        public init(accepted: Set<String>, proposed: [(String, IdentifiedChild)], openRequests: [(String, String, String, String?)], held: [HeldAnswer],
+                    setAside: [(String, String, String)] = []) {
             self.accepted = accepted
             self.proposed = proposed
             self.openRequests = openRequests
             self.held = held
+            self.setAside = setAside
+        }
+    }
+
+    /// The children of the spreadsheet rows `rows` (1-based, the header is row 1) of a DA desk
+    /// spreadsheet written by `WorldFiles.deskSpreadsheet`: (occurrence, given, family).
+    public static func childRows(csv: String, rows: [Int]) -> [(String, String, String)] {
+        let table = CSVRows.parse(csv)
+        guard let header = table.first, let occurrence = header.firstIndex(of: "occurrence_number"),
+              let given = header.firstIndex(of: "child_given_name"), let family = header.firstIndex(of: "child_family_name") else { return [] }
+        return rows.compactMap { row in
+            guard row >= 2, row - 1 < table.count else { return nil }
+            let cells = table[row - 1]
+            return cells.count > max(occurrence, given, family) ? (cells[occurrence], cells[given], cells[family]) : nil
         }
     }
 
@@ -156,7 +186,7 @@ public struct DemoJudge: Sendable {
     /// The children whose school was sent a notice about them.
     func served(_ notices: [Notice]) -> Set<String> {
         var served = Set<String>()
-        for notice in notices where notice.sent {
+        for notice in notices where notice.sent && !notice.escalation {
             if let child = truthChild(of: notice), child.schoolURN == notice.schoolURN { served.insert(Self.key(notice.occurrenceNumber, child)) }
         }
         return served
@@ -174,6 +204,9 @@ public struct DemoJudge: Sendable {
                 let cause: String
                 if !trail.accepted.contains(day.occurrenceNumber) {
                     cause = "incident refused by intake"
+                } else if trail.setAside.contains(where: { $0.0 == day.occurrenceNumber && Self.fold($0.2) == Self.fold(child.familyName)
+                    && (Self.fold($0.1) == Self.fold(child.givenName) || child.recordedGivenName.map(Self.fold) == Self.fold($0.1)) }) {
+                    cause = "child's row of the DA desk's spreadsheet set aside by intake (a bad value, such as a mistyped date of birth)"
                 } else if !child.recordedByOfficer, !trail.proposed.contains(where: { matches($0.0, child, day.occurrenceNumber, given: $0.1.givenName, family: $0.1.familyName, dob: $0.1.dateOfBirth) }) {
                     cause = child.inEarlierRecords ? "left out by the officer; in earlier records but not found by research" : "left out by the officer and in no earlier record"
                 } else if trail.held.contains(where: { held in
@@ -192,6 +225,17 @@ public struct DemoJudge: Sendable {
         return causes.map { ($0.key, $0.value) }.sorted { ($0.children, $1.cause) > ($1.children, $0.cause) }
     }
 
+    /// Mails that name a child of the day (given and family name, or date of birth): an email
+    /// may carry only the school's name and the link. One line per such mail.
+    public func personalDataInMail(_ mails: [(name: String, text: String)]) -> [String] {
+        let children = truth.values.flatMap(\.children)
+        return mails.compactMap { mail in
+            let text = mail.text
+            guard let child = children.first(where: { text.contains("\($0.givenName) \($0.familyName)") || text.contains($0.dateOfBirth) }) else { return nil }
+            return "\(mail.name) names \(child.givenName) \(child.familyName) or their date of birth"
+        }
+    }
+
     public func score(_ notices: [Notice]) -> Scorecard {
         var card = Scorecard()
         for day in truth.values {
@@ -203,6 +247,7 @@ public struct DemoJudge: Sendable {
             }
         }
         for notice in notices {
+            if notice.escalation { card.escalations += 1 }
             card.notices += 1
             if notice.sent { card.noticesSent += 1 }
             if notice.childSource == .research { card.foundByResearch += 1 }

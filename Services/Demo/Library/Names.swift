@@ -58,3 +58,27 @@ enum Names {
         "Chiltern View", "Abbey Road", "Castle Street", "Mortimer Road", "Bath Road",
     ]
 }
+
+extension Names {
+    /// Brief circumstances as officers write them (`Incident.circumstances`): about the
+    /// household and the children, never naming anyone.
+    static let circumstances = [
+        "Verbal argument in the kitchen after a night out; the children were upstairs and heard shouting.",
+        "Argument over child contact arrangements at the front door; the children were in the living room.",
+        "Neighbour called police after hearing raised voices and a door being slammed; children at home.",
+        "Dispute over money escalated; a mobile phone was broken. The child was in the same room.",
+        "Ex-partner attended the address uninvited and refused to leave; the children saw the argument.",
+        "Report of pushing in the hallway during an argument; the children were woken by the noise.",
+        "Argument in the car outside the address; the child was in the back seat.",
+        "Repeat call to the address; shouting heard by the children, no injuries reported.",
+    ]
+
+    /// "Any other relevant safeguarding information" (`Incident.safeguardingInformation`).
+    static let safeguardingInformation = [
+        "The child may be tired in school; police attended late at night.",
+        "The family has an open referral to Children's Social Care; the school may already know the social worker.",
+        "The child told officers they were worried about a parent; please offer a trusted adult to talk to.",
+        "One parent has moved out of the household; collection arrangements may change.",
+        "Police have advised on safety planning; please check who is permitted to collect the child.",
+    ]
+}

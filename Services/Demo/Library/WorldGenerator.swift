@@ -1,12 +1,15 @@
 import EncompassModels
 import Foundation
 
-/// The synthetic Thames Valley the demo runs on: families living near real schools, several
-/// years of incident history across the three counties' LPAs, and one day of new incidents in
-/// which officers left many children and schools unrecorded or misspelt. Everything is derived
-/// from the seed, so a run can be repeated exactly.
+/// The synthetic force area the demo runs on (Thames Valley, or Cambridgeshire and
+/// Peterborough: `DemoForce`): families living near real schools, several years of incident
+/// history across the force's LPAs, and one day of new incidents in which officers left many
+/// children and schools unrecorded or misspelt. Everything is derived from the seed, so a run
+/// can be repeated exactly.
 public struct WorldSettings: Sendable, Equatable {
     public var seed: UInt64
+    /// The force whose area, records and protocol the world has.
+    public var force: DemoForce
     /// Households to invent.
     public var families: Int
     /// New incidents on the demo day.
@@ -16,8 +19,10 @@ public struct WorldSettings: Sendable, Equatable {
     /// Years of history before the day.
     public var historyYears: Int
 
-    public init(seed: UInt64 = 2026, families: Int = 1_500, dayIncidents: Int = 120, day: CalendarDate, historyYears: Int = 3) {
+    public init(seed: UInt64 = 2026, families: Int = 1_500, dayIncidents: Int = 120, day: CalendarDate, historyYears: Int = 3,
+                force: DemoForce = .thamesValley) {
         self.seed = seed
+        self.force = force
         self.families = families
         self.dayIncidents = dayIncidents
         self.day = day
@@ -82,9 +87,10 @@ public enum WorldGenerator {
     /// one LA has several.
     static let thamesValley = ["867", "868", "869", "870", "871", "872", "825", "826", "931"]
 
-    static func lpa(laCode: String, town: String) -> String {
+    static func lpa(laCode: String, town: String, postcode: String) -> String {
         let t = town.lowercased()
         switch laCode {
+        case "873", "874": return DemoForce.cambridgeshireLPA(laCode: laCode, town: t, postcode: postcode)
         case "867", "872": return "Bracknell and Wokingham"
         case "868": return "Windsor and Maidenhead"
         case "869": return "West Berkshire"
@@ -138,20 +144,26 @@ public enum WorldGenerator {
     }
 
     public static func generate(_ settings: WorldSettings, schools allSchools: [WorldSchool]) -> World {
-        var random = SeededRandom(seed: settings.seed)
+        var random = SeededRandom(seed: settings.seed ^ settings.force.seedSalt)
         let postcode = /^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}$/
+        let force = settings.force
         let schools = allSchools.filter {
-            $0.open && thamesValley.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
-        }
+            $0.open && force.localAuthorities.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
+        } + force.earlyYearsSettings(near: allSchools, seed: settings.seed)
         let byLA = Dictionary(grouping: schools, by: \.localAuthorityCode)
         let byURN = Dictionary(uniqueKeysWithValues: schools.map { ($0.urn, $0) })
-        let las = thamesValley.filter { byLA[$0] != nil }
+        let las = force.localAuthorities.filter { byLA[$0] != nil }
         var untidiness: [String: Int] = [:]
         var occurrence = 0
+        var occurrencesOn: [CalendarDate: Int] = [:]
         func nextOccurrence(_ date: CalendarDate) -> String {
             occurrence += 1
-            return String(format: "%02d%09d", date.year % 100, 430_000_000 + occurrence)
+            occurrencesOn[date, default: 0] += 1
+            return force.occurrenceNumber(date, occurrence, occurrencesOn[date]!)
         }
+        // The officers' free text (brief circumstances, other safeguarding information) comes
+        // from its own random sequence, so it leaves the rest of a seed's world as it was.
+        var prose = SeededRandom(seed: settings.seed &+ 0x9E37_79B9)
         let historyStart = CalendarDate(year: settings.day.year - settings.historyYears, month: settings.day.month, day: 1)
         let spanDays = max(30, settings.historyYears * 365 - 2)
         let longAgo = CalendarDate(year: settings.day.year - 40, month: 1, day: 1)
@@ -159,22 +171,30 @@ public enum WorldGenerator {
         /// A new home near a real school: in `la`, or in an LA picked by size.
         func newHome(from: CalendarDate, la wanted: String? = nil) -> Home {
             let la = wanted ?? random.pick(las.flatMap { la in Array(repeating: la, count: max(1, byLA[la]!.count / 10)) })
-            let anchor = random.pick(byLA[la]!)
+            let anchor = random.pick(byLA[la]!.filter { !SchoolReference.isEarlyYears($0.urn) })
             let district = anchor.postcode.split(separator: " ").first.map(String.init) ?? anchor.postcode
             let letters = Array("ABDEFGHJLNPQRSTUWXYZ")
             let code = "\(district) \(Int.random(in: 1...9, using: &random))\(random.pick(letters))\(random.pick(letters))"
             var line = "\(Int.random(in: 1...180, using: &random)) \(random.pick(Names.streets))"
             if random.chance(0.2) { line = "Flat \(Int.random(in: 1...24, using: &random)), " + line }
             return Home(from: from, address: PostalAddress(lines: [line], town: anchor.town, county: nil, postcode: code),
-                        laCode: la, town: anchor.town, lpa: lpa(laCode: la, town: anchor.town))
+                        laCode: la, town: anchor.town, lpa: lpa(laCode: la, town: anchor.town, postcode: code))
         }
 
         /// A school near `home` that takes a child of school-year age `age`.
         func pickSchool(age: Int, home: Home) -> String? {
             let fitting = byLA[home.laCode]!.filter {
                 SchoolYear.fits(age: age, low: $0.ageFrom, high: $0.ageTo) && $0.type != "Special School" && (age >= 16 || $0.type != "College")
+                    && (age <= 3 || !SchoolReference.isEarlyYears($0.urn))
             }
             guard !fitting.isEmpty else { return nil }
+            // Where the world has early years settings, half the nursery-age children attend one
+            // (the rest a school's nursery class).
+            let settings = fitting.filter { SchoolReference.isEarlyYears($0.urn) }
+            if !settings.isEmpty, random.chance(0.5) {
+                let near = settings.filter { $0.town == home.town }
+                return random.pick(near.isEmpty ? settings : near).urn
+            }
             let near = fitting.filter { $0.town == home.town }
             return random.pick(near.isEmpty ? fitting : near).urn
         }
@@ -296,7 +316,7 @@ public enum WorldGenerator {
                 var address = home.address
                 if random.chance(0.3) { address.lines = address.lines.map(addressVariant) }
                 history.append(Incident(
-                    occurrenceNumber: nextOccurrence(date), forceCode: "43", occurredAt: occurred,
+                    occurrenceNumber: nextOccurrence(date), forceCode: force.code, occurredAt: occurred,
                     reportedAt: occurred.addingTimeInterval(Double(Int.random(in: 10...240, using: &random)) * 60),
                     incidentAddress: address, localPolicingArea: home.lpa, riskLevel: random.pick([.standard, .standard, .medium, .high]),
                     crime: random.chance(0.6), parties: [party(family.victim, .victim, variant: random.chance(0.3)), party(family.suspect, .suspect, variant: random.chance(0.3))],
@@ -374,16 +394,19 @@ public enum WorldGenerator {
             }
             let number = nextOccurrence(date)
             day.append(Incident(
-                occurrenceNumber: number, forceCode: "43", occurredAt: occurred, reportedAt: reported,
+                occurrenceNumber: number, forceCode: force.code, occurredAt: occurred, reportedAt: reported,
                 incidentAddress: home.address, localPolicingArea: home.lpa,
                 riskLevel: random.pick([.standard, .standard, .medium, .high]), crime: random.chance(0.6),
-                parties: parties, children: recorded))
+                parties: parties, children: recorded,
+                circumstances: prose.chance(0.6) ? prose.pick(Names.circumstances) : nil,
+                safeguardingInformation: prose.chance(0.25) ? prose.pick(Names.safeguardingInformation) : nil))
             truth.append(DayTruth(occurrenceNumber: number, children: truthChildren, adultFieldMistyped: adultTypo && parties.contains { $0.dateOfBirth?.hasPrefix("9") == true }))
         }
 
         let contacts = schools.map { school in
-            WorldContact(urn: school.urn, role: "dsl", name: "Designated Safeguarding Lead",
-                         email: "dsl.\(school.urn)@schools.example.org.uk", phone: "01\(school.urn.suffix(3)) \(school.urn)")
+            let digits = school.urn.filter(\.isNumber) // an early years setting's Ofsted reference is EY and digits
+            return WorldContact(urn: school.urn, role: "dsl", name: "Designated Safeguarding Lead",
+                                email: "dsl.\(school.urn)@schools.example.org.uk", phone: "01\(digits.suffix(3)) \(digits)")
         }
         return World(settings: settings, history: history.sorted { $0.occurredAt < $1.occurredAt }, day: day, truth: truth,
                      contacts: contacts, schools: schools, untidiness: untidiness)

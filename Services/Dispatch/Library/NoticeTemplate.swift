@@ -5,10 +5,14 @@ import Foundation
 /// reach a school: the renderer reads only the fields listed in the protocol's `fields`.
 public enum NoticeField: String, Codable, Sendable, CaseIterable {
     case occurredAt, childName, childAge, dateOfBirth, homeAddress, incidentAddress, occurrenceNumber
-    /// Brief circumstances (Cambridgeshire): how the child was present.
+    /// Brief circumstances (Cambridgeshire): how the child was present, and the officer's own
+    /// brief circumstances where the incident has them (`Incident.circumstances`).
     case circumstances
     /// The child's relationship to the adults, as recorded (Cambridgeshire).
     case relationships
+    /// "Any other relevant safeguarding information" in the officer's words
+    /// (`Incident.safeguardingInformation`, Cambridgeshire).
+    case safeguardingInformation
 
     public var label: String {
         switch self {
@@ -21,6 +25,7 @@ public enum NoticeField: String, Codable, Sendable, CaseIterable {
         case .occurrenceNumber: "Police occurrence number"
         case .circumstances: "Brief circumstances"
         case .relationships: "Relationships"
+        case .safeguardingInformation: "Other relevant safeguarding information"
         }
     }
 }
@@ -150,9 +155,12 @@ public struct NoticeContent: Codable, Sendable, Equatable {
             case .witness: how = "witnessed it"
             case .involved: how = "was involved"
             }
-            return "Police attended a domestic abuse incident; the child \(how)."
+            let presence = "Police attended a domestic abuse incident; the child \(how)."
+            return incident.circumstances.map { "\(presence) \($0)" } ?? presence
         case .relationships:
             return child.relationship ?? "not recorded"
+        case .safeguardingInformation:
+            return incident.safeguardingInformation ?? "none recorded"
         }
     }
 }

@@ -6,7 +6,7 @@ import Foundation
 public enum IncidentShape {
     static let incident: Set<String> = [
         "occurrenceNumber", "forceCode", "occurredAt", "reportedAt", "incidentAddress", "localPolicingArea", "riskLevel",
-        "crime", "parties", "children",
+        "crime", "parties", "children", "circumstances", "safeguardingInformation",
     ]
     static let party: Set<String> = ["role", "givenName", "familyName", "dateOfBirth", "address"]
     static let child: Set<String> = ["givenName", "familyName", "dateOfBirth", "ageYears", "homeAddress", "presence", "school"]

@@ -12,12 +12,12 @@ public enum IncidentSheet {
         "incident_town", "incident_county", "lpa",
         "victim_given_name", "victim_family_name", "victim_dob", "suspect_given_name", "suspect_family_name", "suspect_dob",
         "child_given_name", "child_family_name", "child_dob", "child_age", "child_presence", "child_address", "child_postcode",
-        "child_school", "child_school_urn",
+        "child_school", "child_school_urn", "circumstances", "safeguarding_information",
     ]
     /// Incident-level columns: every row of one occurrence must agree on them.
     static let incidentColumns = requiredColumns + [
         "incident_town", "incident_county", "lpa", "victim_given_name", "victim_family_name", "victim_dob",
-        "suspect_given_name", "suspect_family_name", "suspect_dob",
+        "suspect_given_name", "suspect_family_name", "suspect_dob", "circumstances", "safeguarding_information",
     ]
 
     public struct Group: Sendable {
@@ -131,7 +131,8 @@ public enum IncidentSheet {
             occurrenceNumber: c["occurrence_number"] ?? "", forceCode: c["force_code"] ?? "", occurredAt: occurred, reportedAt: reported,
             incidentAddress: PostalAddress(lines: lines(c["incident_address"]), town: nonEmpty(c["incident_town"]),
                                            county: nonEmpty(c["incident_county"]), postcode: c["incident_postcode"] ?? ""),
-            localPolicingArea: nonEmpty(c["lpa"]), riskLevel: risk, crime: crime, parties: parties, children: [])
+            localPolicingArea: nonEmpty(c["lpa"]), riskLevel: risk, crime: crime, parties: parties, children: [],
+            circumstances: nonEmpty(c["circumstances"]), safeguardingInformation: nonEmpty(c["safeguarding_information"]))
     }
 
     private static func child(_ row: SheetRow, errors: inout [FieldError]) -> RecordedChild? {

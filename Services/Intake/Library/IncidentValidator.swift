@@ -19,6 +19,10 @@ public enum IncidentLimits {
     public static let schoolName = 200
     public static let parties = 50
     public static let children = 50
+    /// The free-text fields a force's notice may carry: brief circumstances and "any other
+    /// relevant safeguarding information".
+    public static let circumstances = 1_000
+    public static let safeguardingInformation = 2_000
     /// The whole incident as JSON: checked after the fields, before anything enters an outbox.
     public static let encodedBytes = 256 * 1024
 }
@@ -91,6 +95,8 @@ public struct IncidentValidator: Sendable {
                 errors.append(FieldError("localPolicingArea", "'\(lpa)' is not a \(force.name) LPA; expected one of: \(force.localPolicingAreas.joined(separator: ", "))"))
             }
         }
+        errors += checkFreeText(incident.circumstances, field: "circumstances", limit: IncidentLimits.circumstances)
+        errors += checkFreeText(incident.safeguardingInformation, field: "safeguardingInformation", limit: IncidentLimits.safeguardingInformation)
         var reviewed = incident
         if incident.parties.count > IncidentLimits.parties {
             errors.append(FieldError("parties", "\(incident.parties.count) parties; at most \(IncidentLimits.parties)"))
@@ -169,6 +175,17 @@ public struct IncidentValidator: Sendable {
     private func checkLength(_ text: String, field: String, limit: Int) -> FieldError? {
         let length = text.unicodeScalars.count
         return length > limit ? FieldError(field, "is \(length) characters long; at most \(limit)") : nil
+    }
+
+    /// Free text for a notice: within its limit, and no control characters but line breaks and tabs.
+    private func checkFreeText(_ text: String?, field: String, limit: Int) -> [FieldError] {
+        guard let text else { return [] }
+        if let problem = checkLength(text, field: field, limit: limit) { return [problem] }
+        let allowed: Set<Unicode.Scalar> = ["\n", "\r", "\t"]
+        if text.unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) && !allowed.contains($0) }) {
+            return [FieldError(field, "contains control characters other than line breaks and tabs")]
+        }
+        return []
     }
 
     private func checkInstant(_ date: Date, field: String, now: Date) -> [FieldError] {

@@ -143,6 +143,11 @@ extension Incident {
         copy.occurrenceNumber = occurrenceNumber.trimmingCharacters(in: .whitespaces)
         copy.forceCode = forceCode.trimmingCharacters(in: .whitespaces)
         copy.incidentAddress = address(incidentAddress)
+        func text(_ value: String?) -> String? {
+            value.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        copy.circumstances = text(circumstances)
+        copy.safeguardingInformation = text(safeguardingInformation)
         copy.parties = parties.map { party in
             var party = party
             party.givenName = party.givenName.trimmingCharacters(in: .whitespaces)

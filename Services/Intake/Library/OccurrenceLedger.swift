@@ -107,6 +107,8 @@ public enum OccurrenceLedger {
         if old.crime != new.crime { changes.append("crime flag changed") }
         if old.localPolicingArea != new.localPolicingArea { changes.append("local policing area changed") }
         if old.forceCode != new.forceCode { changes.append("force changed") }
+        if old.circumstances != new.circumstances { changes.append("circumstances changed") }
+        if old.safeguardingInformation != new.safeguardingInformation { changes.append("safeguarding information changed") }
         return changes
     }
 }

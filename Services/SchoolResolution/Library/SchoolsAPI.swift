@@ -13,8 +13,8 @@ import ServiceRuntime
 /// - `GET /v1/schools/{urn}` — one school and its contacts
 /// - `PUT /v1/schools/{urn}/contacts` — `{"contacts": [{"role","name","email","phone"}], "updatedBy": "…"}`
 /// - `POST /v1/contacts/import?name=FILE` — a contacts sheet (urn, role, name, email, phone)
-/// - `GET /v1/requests?lpa=NAME` — open requests to Children's Social Care (JSON)
-/// - `GET /v1/requests/export?lpa=NAME&format=xlsx|csv` — the same as a spreadsheet
+/// - `GET /v1/requests?lpa=NAME[&force=CODES]` — open requests to Children's Social Care (JSON)
+/// - `GET /v1/requests/export?lpa=NAME&format=xlsx|csv[&force=CODES]` — the same as a spreadsheet
 /// - `POST /v1/requests/import?name=FILE` — the spreadsheet CSC returns
 /// - `GET /v1/requests/held` — CSC answers held for a MASH officer (the school conflicts with the child's age)
 /// - `POST /v1/requests/{id}/accept|decline` — `{"reviewer": "…", "note": "…"}`: the officer's decision
@@ -188,9 +188,15 @@ struct SchoolsAPI: Sendable {
         request.uri.queryParameters.get("lpa")?.trimmingCharacters(in: .whitespaces).nilIfEmpty
     }
 
+    /// `?force=05` or `?force=43,05`: only those forces' requests (a force's own console); nil: all.
+    func forces(_ request: Request) -> Set<String>? {
+        request.uri.queryParameters.get("force").map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
+    }
+
     func listRequests(_ request: Request) async throws -> Response {
         let lpa = lpa(request) ?? "all"
-        let rows = try await environment.store.pool.read { db in try CSCRequests.open(db, lpa: lpa) }
+        let forces = forces(request)
+        let rows = try await environment.store.pool.read { db in try CSCRequests.open(db, lpa: lpa) }.filter { forces?.contains($0.forceCode) ?? true }
         let header = CSCRequests.header
         let list = CSCRequests.rows(rows).map { Dictionary(uniqueKeysWithValues: zip(header, $0)) }
         return HTTPEndpoint.json(.ok, ["requests": list])
@@ -203,8 +209,9 @@ struct SchoolsAPI: Sendable {
         let format = request.uri.queryParameters.get("format")?.lowercased() ?? "xlsx"
         guard format == "xlsx" || format == "csv" else { return HTTPEndpoint.json(.badRequest, ["error": "format must be xlsx or csv"]) }
         let now = environment.clock.now()
+        let forces = forces(request)
         let requests = try await environment.write { db, _ in
-            let rows = try CSCRequests.open(db, lpa: lpa)
+            let rows = try CSCRequests.open(db, lpa: lpa).filter { forces?.contains($0.forceCode) ?? true }
             try CSCRequests.markExported(db, ids: rows.map(\.requestId), now: now)
             return rows
         }
