@@ -374,7 +374,7 @@ public enum HistoryIndex {
             if a.occurredDay != b.occurredDay { return a.occurredDay > b.occurredDay }
             if a.forceCode != b.forceCode { return a.forceCode < b.forceCode }
             if a.occurrenceNumber != b.occurrenceNumber { return a.occurrenceNumber < b.occurrenceNumber }
-            return a.row < b.row // one occurrence's people were indexed together, in its order
+            return a.row > b.row // one occurrence's people were indexed together, in its order
         }
         if rows.count > maxRows {
             rows = Array(rows.prefix { shared[$0.row, default: 0] >= 2 }.prefix(maxRows))
