@@ -447,6 +447,9 @@ struct DispatchServiceTests {
             try await dispatch.host.store.pool.read { try OutgoingMail.fetchOne($0, key: mail.noticeId)?.state == .sent }
         }
         #expect(try await http.send("POST", resendURL, json: Data(#"{"by":"PC Smith"}"#.utf8), token: RunningDispatch.token).status == 409)
+        // A notice this instance does not hold: 404, so the CLI asks the next instance.
+        #expect(try await http.send("POST", dispatch.base + "/v1/notifications/n-elsewhere/resend", json: Data(#"{"by":"PC Smith"}"#.utf8),
+                                    token: RunningDispatch.token).status == 404)
         #expect(try await auditKinds(dispatch.host.store, mail.noticeId).contains("resend-requested"))
 
         // The CLI: list (exit 3: something is flagged), JSON, set-password from standard input.
