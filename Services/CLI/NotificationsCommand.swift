@@ -171,9 +171,10 @@ struct DispatchOptions: ParsableArguments {
         return urls.map { DispatchClient(api: APIClient(service: .dispatch, baseURL: $0, token: token)) }
     }
 
-    /// A listing gathered from every instance: notices and telephone tasks live on the instance
-    /// that took the notice. Items are merged by `id`; of one item listed by several instances
-    /// (a notice's audit is replicated, so others may list it too) the one with the most events is kept.
+    /// A listing gathered from every instance. Telephone tasks live on the instance that took the
+    /// notice; every instance lists every notice (the audit is replicated) but only the one that
+    /// took it flags it for follow-up. Items are merged by `id`: of one listed by several
+    /// instances, the one with the most events (the owner's, with its flag) is kept.
     func gather(_ method: String, _ path: String, query: [String: String], list: String, id: String) async throws -> [String: Any] {
         var merged: [String: Any] = [:]
         var items: [String: [String: Any]] = [:]
