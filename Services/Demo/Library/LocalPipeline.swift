@@ -95,6 +95,11 @@ public actor LocalPipeline {
 
     public nonisolated func url(_ service: ServiceName, instance: Int = 1) -> String { "http://127.0.0.1:\(port(service, instance: instance))" }
 
+    /// Every instance's URL, comma-separated: the value of `ENCOMPASS_<SERVICE>_URLS` for the console and the CLI.
+    public nonisolated func instanceURLs(_ service: ServiceName) -> String {
+        instances(of: service).map { url(service, instance: $0) }.joined(separator: ",")
+    }
+
     /// The MASH console's port: the one after the five services'.
     public nonisolated var consolePort: Int { options.basePort + 5 }
     public nonisolated var consoleURL: String { "http://127.0.0.1:\(consolePort)" }
@@ -136,7 +141,7 @@ public actor LocalPipeline {
         if options.console { try await startConsole() }
     }
 
-    /// The console, as its own process, reading the first instance of each service.
+    /// The console, as its own process, reading every instance of each service.
     private func startConsole() async throws {
         var environment = ProcessInfo.processInfo.environment.merging(options.environment) { _, new in new }
         environment["ENCOMPASS_DATA_DIR"] = "\(options.directory)/console"
@@ -145,7 +150,10 @@ public actor LocalPipeline {
         environment["ENCOMPASS_CLOCK_FILE"] = clockFile
         environment["ENCOMPASS_CONSOLE_BOOTSTRAP_USER"] = "\(options.consoleUser):officer"
         environment["ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD"] = options.consolePassword
-        for service in ServiceName.allCases { environment[ServiceClient.variable(service)] = url(service) }
+        for service in ServiceName.allCases {
+            environment[ServiceClient.variable(service)] = url(service)
+            environment[ServiceClient.instancesVariable(service)] = instanceURLs(service)
+        }
         if environment["ENCOMPASS_LOG_LEVEL"] == nil { environment["ENCOMPASS_LOG_LEVEL"] = "notice" }
         console = try launch("console", executable: "console", arguments: [], environment: environment)
         let url = consoleURL + "/readyz"
