@@ -120,8 +120,9 @@ public actor LocalPipeline {
         try SimulatedClockFile(simulated: simulated, real: Date(), rate: rate).write(to: clockFile)
     }
 
-    /// Starts the broker and every instance, and waits until each answers /readyz.
-    public func start(clock: Date, rate: Double = 0) async throws {
+    /// Starts the broker and every instance (`upTo`: only the first so many of each service; `scale`
+    /// starts the others later), and waits until each answers /readyz.
+    public func start(clock: Date, rate: Double = 0, upTo: Int? = nil) async throws {
         try FileManager.default.createDirectory(atPath: mailDirectory, withIntermediateDirectories: true)
         try setClock(clock, rate: rate)
         try? FileManager.default.removeItem(atPath: bootstrapFile)
@@ -131,7 +132,7 @@ public actor LocalPipeline {
         broker = try launch("broker", executable: "encompass", arguments: arguments, environment: ProcessInfo.processInfo.environment)
         try await waitFor("the embedded broker", timeout: .seconds(30)) { FileManager.default.fileExists(atPath: self.bootstrapFile) }
         for service in ServiceName.allCases {
-            for number in instances(of: service) {
+            for number in instances(of: service) where number <= (upTo ?? Int.max) {
                 try startInstance(Instance(service: service, number: number))
             }
         }
@@ -236,6 +237,18 @@ public actor LocalPipeline {
         try startInstance(instance)
         try await waitReady(instance)
     }
+
+    /// Runs the first `count` instances of a service: starts those not running (each waited for
+    /// until ready) and stops the others gracefully (SIGTERM: they leave the group at once).
+    public func scale(_ service: ServiceName, to count: Int) async throws {
+        for number in instances(of: service) {
+            let instance = Instance(service: service, number: number)
+            if number <= count { try await restart(instance) } else { await signal(instance, SIGTERM) }
+        }
+    }
+
+    /// Whether an instance is not running on purpose: never started, or stopped by `signal`.
+    public func isDown(_ instance: Instance) -> Bool { services[instance] == nil || downOnPurpose.contains(instance) }
 
     /// Process ids of the running instances (and `broker`), for resource figures.
     public func processIds() -> [String: Int32] {
