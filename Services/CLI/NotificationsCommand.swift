@@ -30,7 +30,8 @@ struct NotificationsCommand: AsyncParsableCommand {
         func run() async throws {
             var query: [String: String] = [:]
             if let date { query["date"] = date }
-            let answer = try await dispatch.gather("GET", "/v1/notifications", query: query, list: "notifications", id: "noticeId")
+            var answer = try await dispatch.gather("GET", "/v1/notifications", query: query, list: "notifications", id: "noticeId")
+            answer["flagged"] = (answer["notifications"] as? [[String: Any]] ?? []).filter { ($0["flagged"] as? Bool) == true }.count
             if json {
                 print(String(decoding: try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys]), as: UTF8.self))
             } else {
