@@ -350,7 +350,7 @@ final class DemoRun: Sendable {
         where to look:
           MASH console         \(pipeline.consoleURL)/  (staff \(pipeline.options.consoleUser), password \(pipeline.options.consolePassword))
           mail folder          \(mailDirectory)/  (each mail links to its notice page; school password: \(schoolPassword))
-          notices              encompass notifications list --date \(CalendarDate(first)) (ENCOMPASS_API_TOKEN=\(apiToken))\(forces.filter(\.feedsSpreadsheet).map { "\n  DA desk spreadsheet  \(directory)/world/\($0.deskSpreadsheetName(date)) (fed with encompass ingest)\n  Navigator's audit    encompass notifications export --from \(date) --to \(CalendarDate(first)) navigator-audit.xlsx (incident, school, DSL per notice)" }.joined())
+          notices              encompass notifications list --date \(CalendarDate(first)) (ENCOMPASS_API_TOKEN=\(apiToken)\(pipeline.instances(of: .dispatch).count > 1 ? " ENCOMPASS_DISPATCH_URLS=\(pipeline.instanceURLs(.dispatch))" : ""))\(forces.filter(\.feedsSpreadsheet).map { "\n  DA desk spreadsheet  \(directory)/world/\($0.deskSpreadsheetName(date)) (fed with encompass ingest)\n  Navigator's audit    encompass notifications export --from \(date) --to \(CalendarDate(first)) navigator-audit.xlsx (incident, school, DSL per notice)" }.joined())
           dead letters         encompass dlq list
           services             \(ServiceName.allCases.map { pipeline.url($0) }.joined(separator: " "))  (/healthz /readyz /metrics)
           logs and stores      \(directory)/

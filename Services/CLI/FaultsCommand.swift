@@ -23,8 +23,38 @@ struct FaultsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "faults",
         abstract: "Fault scenarios against the pipeline running as processes on the embedded broker.",
-        subcommands: [KillRestart.self, RandomKills.self, BrokerFaults.self, Poison.self]
+        subcommands: [KillRestart.self, RandomKills.self, BrokerFaults.self, Poison.self, Rebalance.self]
     )
+
+    struct Rebalance: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Scale every service 1 -> 3 -> 2 while incidents flow, then SIGKILL one instance of each and leave it down; every pending notice must have exactly one live owner and be listed by every live instance after each change, and every child exactly one notice and one mail.",
+            discussion: "Exit status 0 when every check holds, 1 otherwise. Prints the report as JSON with --json (docs/FAULTS.md)."
+        )
+
+        @Option(help: "Incidents (one eligible child each).")
+        var incidents: Int = 400
+        @Option(help: "Intake's HTTP port; the other services and instances follow it.")
+        var basePort: Int = 34_081
+        @Option(help: "Folder for logs, stores and mail.")
+        var dir: String = "var/faults-rebalance"
+        @Flag(help: "Print the report as JSON.")
+        var json = false
+
+        func run() async throws {
+            let instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 3) })
+            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort, console: false)) {
+                try await FaultScenarios.rebalance($0, incidents: incidents) { say($0) }
+            }
+            if json { try printJSON(report) }
+            for step in report.steps {
+                say("\(step.step): \(step.pending) pending on \(step.instances.joined(separator: ", ")); unowned \(step.unowned), owned twice \(step.ownedTwice); listed \(step.listedBy.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); settled after \(String(format: "%.1f", step.settledAfter)) s")
+            }
+            say(report.outcome.line)
+            say(report.passed ? "PASSED: every pending notice had exactly one live owner after each change; every child got exactly one notice and one mail" : "FAILED")
+            if !report.passed { throw ExitCode(1) }
+        }
+    }
 
     struct KillRestart: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -16,7 +16,7 @@ struct LagCommand: AsyncParsableCommand {
         Without --group, the groups that really read the pipeline's topics: each service's work group \
         on its work topics, and each running instance's own group on the topics it reads whole \
         (encompass.notice.events, the school register, the changelog…), found on the instances' \
-        /healthz ($ENCOMPASS_<SERVICE>_URL or the default port; --instance for more instances). \
+        /healthz ($ENCOMPASS_<SERVICE>_URLS for every instance of a scaled service, else $ENCOMPASS_<SERVICE>_URL or the default port; --instance to name them). \
         An idle pipeline shows 0 everywhere. \
         The same figures are on every service's /metrics (kafka_consumergroup_group_lag, \
         kafka_consumergroup_group_lag_seconds).
@@ -32,7 +32,7 @@ struct LagCommand: AsyncParsableCommand {
     @Option(help: "GROUP=TOPIC[,TOPIC…] to describe instead of the pipeline's groups (repeatable).")
     var group: [String] = []
 
-    @Option(help: "SERVICE=URL of a running instance whose groups to report (repeatable; default: each service's $ENCOMPASS_<SERVICE>_URL or default port).")
+    @Option(help: "SERVICE=URL of a running instance whose groups to report (repeatable; default: each service's $ENCOMPASS_<SERVICE>_URLS, else $ENCOMPASS_<SERVICE>_URL or the default port).")
     var instance: [String] = []
 
     @Flag(help: "Print JSON.")
@@ -56,8 +56,9 @@ struct LagCommand: AsyncParsableCommand {
                 }
                 endpoints.append((service, parts[1]))
             }
+            // Every instance of a scaled service ($ENCOMPASS_<SERVICE>_URLS), each with its own replica groups.
             for service in ServiceName.allCases where !endpoints.contains(where: { $0.service == service }) {
-                endpoints.append((service, ServiceClient.defaultBaseURL(service, environment: environment)))
+                for url in ServiceClient.instanceBaseURLs(service, environment: environment) { endpoints.append((service, url)) }
             }
             let (instances, problems) = await LagReport.discover(endpoints)
             for problem in problems { FileHandle.standardError.write(Data(("note: " + problem + "\n").utf8)) }

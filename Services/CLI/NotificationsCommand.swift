@@ -30,12 +30,14 @@ struct NotificationsCommand: AsyncParsableCommand {
         func run() async throws {
             var query: [String: String] = [:]
             if let date { query["date"] = date }
-            let (_, answer, raw) = try await dispatch.client().send("GET", "/v1/notifications", query: query)
+            var answer = try await dispatch.gather("GET", "/v1/notifications", query: query, list: "notifications", id: "noticeId")
+            answer["flagged"] = (answer["notifications"] as? [[String: Any]] ?? []).filter { ($0["flagged"] as? Bool) == true }.count
             if json {
-                print(String(decoding: raw, as: UTF8.self))
+                print(String(decoding: try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys]), as: UTF8.self))
             } else {
                 let notices = answer["notifications"] as? [[String: Any]] ?? []
-                print("\(answer["date"] as? String ?? date ?? "today"): \(notices.count) notices, \(answer["flagged"] as? Int ?? 0) flagged for follow-up")
+                let flagged = notices.filter { ($0["flagged"] as? Bool) == true }.count
+                print("\(answer["date"] as? String ?? date ?? "today"): \(notices.count) notices, \(flagged) flagged for follow-up")
                 for notice in notices {
                     let flag = (notice["flagged"] as? Bool) == true ? "  FLAGGED: \(notice["flagReason"] as? String ?? "")" : ""
                     print("\(notice["noticeId"] as? String ?? "?")  force \(notice["forceCode"] as? String ?? "?")  occurrence \(notice["occurrenceNumber"] as? String ?? "?")  school \(notice["schoolURN"] as? String ?? "?") \(notice["schoolName"] as? String ?? "")  [\(notice["channel"] as? String ?? "-")] \(notice["state"] as? String ?? "?")\(flag)")
@@ -44,7 +46,7 @@ struct NotificationsCommand: AsyncParsableCommand {
                     }
                 }
             }
-            if (answer["flagged"] as? Int ?? 0) > 0 { throw ExitCode(3) }
+            if (answer["notifications"] as? [[String: Any]] ?? []).contains(where: { ($0["flagged"] as? Bool) == true }) { throw ExitCode(3) }
         }
     }
 
@@ -88,8 +90,8 @@ struct NotificationsCommand: AsyncParsableCommand {
         @OptionGroup var dispatch: DispatchOptions
 
         func run() async throws {
-            let (_, answer, raw) = try await dispatch.client().send("GET", "/v1/telephone-tasks", query: all ? ["all": "true"] : [:])
-            if json { print(String(decoding: raw, as: UTF8.self)); return }
+            let answer = try await dispatch.gather("GET", "/v1/telephone-tasks", query: all ? ["all": "true"] : [:], list: "tasks", id: "id")
+            if json { print(String(decoding: try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys]), as: UTF8.self)); return }
             let tasks = answer["tasks"] as? [[String: Any]] ?? []
             print("\(tasks.count) telephone tasks")
             for task in tasks {
@@ -119,7 +121,7 @@ struct NotificationsCommand: AsyncParsableCommand {
         func run() async throws {
             var object: [String: Any] = ["by": by]
             if let note { object["note"] = note }
-            let (status, _, raw) = try await dispatch.client().send("POST", "/v1/telephone-tasks/\(id)/done", body: try JSONSerialization.data(withJSONObject: object))
+            let (status, _, raw) = try await dispatch.owner("POST", "/v1/telephone-tasks/\(id)/done", body: try JSONSerialization.data(withJSONObject: object))
             guard status == 200 else {
                 FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
                 throw ExitCode(1)
@@ -141,7 +143,7 @@ struct NotificationsCommand: AsyncParsableCommand {
         @OptionGroup var dispatch: DispatchOptions
 
         func run() async throws {
-            let (status, _, raw) = try await dispatch.client().send("POST", "/v1/notifications/\(noticeId)/resend",
+            let (status, _, raw) = try await dispatch.owner("POST", "/v1/notifications/\(noticeId)/resend",
                                                                     body: try JSONSerialization.data(withJSONObject: ["by": by]))
             guard status == 202 else {
                 FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
@@ -154,14 +156,62 @@ struct NotificationsCommand: AsyncParsableCommand {
 
 /// Where dispatch is and how to sign in.
 struct DispatchOptions: ParsableArguments {
-    @Option(help: "Dispatch's base URL ($ENCOMPASS_DISPATCH_URL when set).")
-    var url: String = ServiceClient.defaultBaseURL(.dispatch)
+    @Option(help: "Dispatch's base URL; repeat it (or separate with commas) for every instance of a scaled group (default: $ENCOMPASS_DISPATCH_URLS, else $ENCOMPASS_DISPATCH_URL).")
+    var url: [String] = ServiceClient.instanceBaseURLs(.dispatch)
 
     @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
     var token: String?
 
-    func client() throws -> DispatchClient {
-        DispatchClient(api: APIClient(service: .dispatch, baseURL: url, token: try APIClient.token(token)))
+    /// The first instance: for state every instance holds (school passwords are replicated).
+    func client() throws -> DispatchClient { try clients()[0] }
+
+    func clients() throws -> [DispatchClient] {
+        let urls = ServiceClient.splitURLs(url)
+        guard !urls.isEmpty else { throw ValidationError("--url is empty: give dispatch's base URL") }
+        let token = try APIClient.token(token)
+        return urls.map { DispatchClient(api: APIClient(service: .dispatch, baseURL: $0, token: token)) }
+    }
+
+    /// A listing gathered from every instance. Telephone tasks live on the instance that took the
+    /// notice; every instance lists every notice (the audit is replicated) but only the one that
+    /// took it flags it for follow-up. Items are merged by `id`: of one listed by several
+    /// instances, the one with the most events (the owner's, with its flag) is kept.
+    func gather(_ method: String, _ path: String, query: [String: String], list: String, id: String) async throws -> [String: Any] {
+        var merged: [String: Any] = [:]
+        var items: [String: [String: Any]] = [:]
+        var order: [String] = []
+        for client in try clients() {
+            let (status, answer, raw) = try await client.send(method, path, query: query)
+            guard status == 200 else {
+                FileHandle.standardError.write(Data("\(client.api.client.baseURL) refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
+                throw ExitCode(2)
+            }
+            for (key, value) in answer where key != list && merged[key] == nil { merged[key] = value }
+            for item in answer[list] as? [[String: Any]] ?? [] {
+                guard let key = item[id] as? String else { continue }
+                if let held = items[key] {
+                    let events = { (x: [String: Any]) in (x["events"] as? [Any])?.count ?? 0 }
+                    if events(item) > events(held) { items[key] = item }
+                } else {
+                    items[key] = item
+                    order.append(key)
+                }
+            }
+        }
+        merged[list] = order.compactMap { items[$0] }
+        return merged
+    }
+
+    /// An action on a record one instance holds: asked of each instance in turn until one
+    /// answers other than 404.
+    func owner(_ method: String, _ path: String, body: Data?) async throws -> (Int, [String: Any], Data) {
+        var last: (Int, [String: Any], Data)?
+        for client in try clients() {
+            let answer = try await client.send(method, path, body: body)
+            if answer.0 != 404 { return answer }
+            last = answer
+        }
+        return last!
     }
 }
 

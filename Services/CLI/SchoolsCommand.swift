@@ -19,14 +19,20 @@ struct SchoolsCommand: AsyncParsableCommand {
 
 /// Where school resolution is and how to sign in.
 struct SchoolsOptions: ParsableArguments {
-    @Option(help: "School resolution's base URL ($ENCOMPASS_SCHOOL_RESOLUTION_URL when set).")
-    var url: String = ServiceClient.defaultBaseURL(.schoolResolution)
+    @Option(help: "School resolution's base URL; repeat it (or separate with commas) for every instance of a scaled group (default: $ENCOMPASS_SCHOOL_RESOLUTION_URLS, else $ENCOMPASS_SCHOOL_RESOLUTION_URL). Held answers are gathered from every instance; the register, contacts, export and import use the first.")
+    var url: [String] = ServiceClient.instanceBaseURLs(.schoolResolution)
 
     @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
     var token: String?
 
-    func client() throws -> SchoolsClient {
-        SchoolsClient(api: APIClient(service: .schoolResolution, baseURL: url, token: try APIClient.token(token), timeout: 300))
+    /// The first instance: for the register and contacts, which every instance holds.
+    func client() throws -> SchoolsClient { try clients()[0] }
+
+    func clients() throws -> [SchoolsClient] {
+        let urls = ServiceClient.splitURLs(url)
+        guard !urls.isEmpty else { throw ValidationError("--url is empty: give school resolution's base URL") }
+        let token = try APIClient.token(token)
+        return urls.map { SchoolsClient(api: APIClient(service: .schoolResolution, baseURL: $0, token: token, timeout: 300)) }
     }
 }
 
@@ -172,9 +178,14 @@ struct SchoolsRequests: AsyncParsableCommand {
         @OptionGroup var service: SchoolsOptions
 
         func run() async throws {
-            let (status, body, _) = try await service.client().call("GET", "/v1/requests/held")
-            try SchoolsClient.check(status, body, what: "held answers")
-            let held = try WireFormat.decoder().decode(HeldAnswers.self, from: body).held
+            // Each instance holds the answers of the children it owns: gathered from all of them.
+            var held: [HeldAnswer] = []
+            var seen = Set<String>()
+            for client in try service.clients() {
+                let (status, body, _) = try await client.call("GET", "/v1/requests/held")
+                try SchoolsClient.check(status, body, what: "held answers at \(client.api.client.baseURL)")
+                held += try WireFormat.decoder().decode(HeldAnswers.self, from: body).held.filter { seen.insert($0.requestId).inserted }
+            }
             for item in held {
                 let school = [item.school?.urn, item.school?.name].compactMap { $0 }.joined(separator: " ")
                 print("\(item.requestId)  \(item.occurrenceNumber)  \(item.childName) (\(item.dateOfBirth ?? "date of birth unknown"))  → \(school)\n    \(item.reason)")
@@ -192,7 +203,11 @@ struct SchoolsRequests: AsyncParsableCommand {
 
         func send(_ verdict: CSCRequests.ReviewVerdict) async throws {
             let payload = try JSONEncoder().encode(HeldDecision(reviewer: by, note: note))
-            let (status, body, _) = try await service.client().call("POST", "/v1/requests/\(id)/\(verdict.rawValue)", body: payload)
+            // The instance that holds the request answers; the others answer 404.
+            var (status, body) = (404, Data())
+            for client in try service.clients() where status == 404 {
+                (status, body, _) = try await client.call("POST", "/v1/requests/\(id)/\(verdict.rawValue)", body: payload)
+            }
             try SchoolsClient.check(status, body, what: verdict.rawValue)
             let answer = try JSONDecoder().decode(CSCRequests.ReviewAnswer.self, from: body)
             print("\(answer.requestId): \(answer.outcome)\(answer.urn.map { " URN \($0)" } ?? "") — \(answer.reasons.joined(separator: "; "))")

@@ -37,6 +37,25 @@ public struct ServiceClient: Sendable {
         environment[variable(service)].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:\(service.defaultHTTPPort)"
     }
 
+    /// The variable that lists every instance of a scaled service, comma-separated, e.g.
+    /// `ENCOMPASS_DISPATCH_URLS=http://dispatch-1:8085,http://dispatch-2:8085`.
+    public static func instancesVariable(_ service: ServiceName) -> String { variable(service) + "S" }
+
+    /// Every instance's base URL: `$ENCOMPASS_<SERVICE>_URLS` (comma-separated), else the one of
+    /// `defaultBaseURL`. Views of state an instance keeps for its own partitions gather from all
+    /// of them; an action on such a record goes to each in turn until one holds it.
+    public static func instanceBaseURLs(_ service: ServiceName, environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        let listed = splitURLs([environment[instancesVariable(service)] ?? ""])
+        return listed.isEmpty ? [defaultBaseURL(service, environment: environment)] : listed
+    }
+
+    /// URLs given one or several to a value (`a,b`), without blanks or repeats, in order.
+    public static func splitURLs(_ values: [String]) -> [String] {
+        var seen = Set<String>()
+        return values.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && seen.insert($0).inserted }
+    }
+
     /// Returns the status and the raw body. Throws `ServiceCallError` when the service cannot be reached.
     public func call(_ method: String, _ path: String, query: [String: String] = [:], json body: Any? = nil, raw: Data? = nil,
               contentType: String = "application/json") async throws -> (status: Int, body: Data) {

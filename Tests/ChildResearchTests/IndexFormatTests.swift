@@ -170,7 +170,7 @@ struct IndexFormatTests {
         }
     }
 
-    @Test("candidates come back in ranked order (most shared keys first, then newest), however many statements fetch them")
+    @Test("candidates come back in ranked order (most shared keys first, then the most recent day), however many statements fetch them")
     func rankedOrder() throws {
         let store = try History.store()
         try store.pool.write { (db: Database) throws in
@@ -192,8 +192,8 @@ struct IndexFormatTests {
                 row.features.blockingKeyHashes(into: &theirs)
                 return Set(theirs).intersection(hashes).count
             }
-            let ranks = rows.map { [Int64(shared($0)), $0.row] }
-            #expect(ranks == ranks.sorted { ($0[0], $0[1]) > ($1[0], $1[1]) }, "\(ranks)")
+            let ranks = rows.map { (shared($0), $0.occurredDay) }
+            #expect(ranks.elementsEqual(ranks.sorted { ($0.0, $0.1) > ($1.0, $1.1) }, by: ==), "\(ranks)")
         }
     }
 }

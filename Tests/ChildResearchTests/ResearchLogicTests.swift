@@ -113,6 +113,34 @@ struct ResearchLogicTests {
         #expect(try !store.pool.read { db in try researcher.research(History.today, db: db) }.isEmpty)
     }
 
+    @Test("the answer does not depend on the order the index was filled in, nor on which of the day's other incidents have arrived")
+    func arrivalOrder() throws {
+        // The same day at the same flat, with the adults of today's incident and a child the
+        // officer did record: an instance that holds its partition has it indexed already.
+        let sameDay = makeIncident("43260000997", on: "2026-11-20", lines: ["Flat 2", "10 High Street"], postcode: "RG1 7LL",
+            parties: [Party(role: .victim, givenName: "Sarah", familyName: "Hughes", dateOfBirth: "1988-07-21")],
+            children: [RecordedChild(givenName: "Tommy", familyName: "Hughes", dateOfBirth: "2020-02-02"),
+                       RecordedChild(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", school: RecordedSchool(name: "Today's School"))])
+        let inOrder = try History.store()
+        let otherOrder = try ServiceStore(path: TestPaths.temporaryDirectory("research-order") + "/store.sqlite", migrations: ChildResearchService.migrations)
+        try otherOrder.pool.write { (db: Database) throws in
+            for incident in [sameDay, History.h3, History.h1, History.h2] { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
+        }
+        let oliver = RecordedChild(givenName: "Ollie", familyName: "Hughes")
+        var withOliver = Self.bothAdults
+        withOliver.children = [oliver]
+        func answer(_ store: ServiceStore) throws -> ([Candidate], IdentifiedChild) {
+            try store.pool.read { db in
+                (try researcher.research(Self.bothAdults, db: db), try researcher.identify(oliver, in: withOliver, db: db).0)
+            }
+        }
+        let (a, oliverA) = try answer(inOrder), (b, oliverB) = try answer(otherOrder)
+        #expect(a == b)
+        #expect(oliverA == oliverB && oliverA.recordedSchool?.name == "St Mary's CE Primary")
+        #expect(!b.contains { $0.child.givenName == "Tommy" }, "the day's own incidents are not earlier records")
+        #expect(Set(b.map(\.child.givenName)) == ["Oliver", "Amelia", "Lily"])
+    }
+
     @Test("an officer-recorded child by nickname without DOB keeps the history id and gets DOB and school filled")
     func officerChild() throws {
         let store = try History.store()

@@ -261,6 +261,13 @@ struct ConsoleLogicTests {
         #expect(throws: ConfigurationError.self) { try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_CONSOLE_BOOTSTRAP_USER": "x:boss"]) }
         #expect(throws: ConfigurationError.self) { try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_CONSOLE_BOOTSTRAP_USER": "mash.demo:officer", "ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD": "short"]) }
         #expect(throws: ConfigurationError.self) { try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_HTTP_PORT": "99999"]) }
+        // A scaled service: every instance listed, blanks and repeats dropped; else the one URL.
+        let scaled = try ConsoleService.Settings.fromEnvironment([
+            "ENCOMPASS_SCHOOL_RESOLUTION_URLS": " http://sr-1:8083, http://sr-2:8083,,http://sr-1:8083", "ENCOMPASS_DISPATCH_URL": "http://10.0.0.5:8085",
+        ])
+        #expect(scaled.serviceInstances[.schoolResolution] == ["http://sr-1:8083", "http://sr-2:8083"])
+        #expect(scaled.serviceInstances[.dispatch] == ["http://10.0.0.5:8085"])
+        #expect(throws: ConfigurationError.self) { try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_DISPATCH_URLS": "http://d-1:8085,not a url"]) }
     }
 }
 

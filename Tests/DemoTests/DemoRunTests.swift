@@ -120,4 +120,41 @@ struct DemoRunTests {
         #expect(mails.filter { $0.hasPrefix("From: Thames Valley Police MASH ") }.allSatisfy { $0.contains("from Thames Valley Police") })
         #expect(mails.allSatisfy { $0.hasPrefix("From: Cambridgeshire MASH ") || $0.hasPrefix("From: Thames Valley Police MASH ") })
     }
+
+    /// The summary lines that must not depend on how many instances ran: children found,
+    /// reviewer decisions, CSC requests, notices, correct share, wrong notices, missed children.
+    static func invariantSummary(_ output: String) -> [String] {
+        let prefixes = ["incidents:", "children present:", "recorded by officers", "schools:", "notices:", "correct notices:",
+                        "of the children records could show", "officer-recorded-only baseline", "notices to a wrong school",
+                        "missed children by cause", "reviewer decisions:"]
+        return output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { line in prefixes.contains { line.hasPrefix($0) } }
+            .map { line in line.replacing(#/ \(\d+ mails in [^)]*\)/#, with: "") } // the mail folder differs per run
+    }
+
+    @Test("scale invariance: the same seed with 1 and with 3 instances of every service gives the same summary")
+    func scaleInvariance() throws {
+        func run(instances: Int) throws -> String {
+            let directory = TestPaths.temporaryDirectory("demo-scale-\(instances)")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try executable("encompass"))
+            process.arguments = ["demo", "--exit", "--seed", "7", "--families", "200", "--incidents", "30", "--day", "2026-11-23",
+                                 "--dir", directory, "--instances", String(instances),
+                                 "--base-port", String(21_481 + Int.random(in: 0..<40) * 10)]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            print(output)
+            #expect(process.terminationStatus == 0, "\(output)")
+            return output
+        }
+        let one = Self.invariantSummary(try run(instances: 1))
+        let three = Self.invariantSummary(try run(instances: 3))
+        #expect(one.count == 11, "every summary line present: \(one)")
+        #expect(one.contains("notices to a wrong school or for a child not present: 0"))
+        #expect(one == three, "1 instance:\n\(one.joined(separator: "\n"))\n3 instances:\n\(three.joined(separator: "\n"))")
+    }
 }

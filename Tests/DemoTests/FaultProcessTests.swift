@@ -98,3 +98,22 @@ struct PoisonRecordProcessTests {
         #expect(report.passed && run.status == 0)
     }
 }
+
+@Suite("Scaling out and in through the whole pipeline as processes", .serialized)
+struct RebalanceProcessTests {
+    @Test("every service scaled 1 -> 3 -> 2 while incidents flow, then one instance of each SIGKILLed and left down: every pending notice has exactly one live owner after each change, and every child gets one notice and one mail")
+    func rebalance() throws {
+        let directory = TestPaths.temporaryDirectory("faults-rebalance")
+        let run = try runFaultScenario(["rebalance", "--incidents", "350", "--dir", directory], as: FaultScenarios.RebalanceReport.self)
+        let report = try #require(run.report, "no JSON report in: \(run.output)")
+        expectOneNoticePerChild(report.outcome, incidents: 350, context: "")
+        #expect(report.steps.map(\.step) == ["1 instance", "scaled 1 -> 3", "scaled 3 -> 2", "SIGKILL of instance 2", "all scheduled"])
+        #expect(report.steps.map(\.instances.count) == [1, 3, 2, 1, 1], "the live scheduling instances at each step")
+        for step in report.steps {
+            #expect(step.unowned == 0 && step.ownedTwice == 0, "\(step)")
+            #expect(step.listedBy.values.allSatisfy { $0 == step.pending }, "every live instance lists every pending notice: \(step)")
+        }
+        #expect(report.steps.last?.pending == 350)
+        #expect(report.passed && run.status == 0)
+    }
+}

@@ -450,6 +450,9 @@ struct DispatchServiceTests {
             try await dispatch.host.store.pool.read { try OutgoingMail.fetchOne($0, key: mail.noticeId)?.state == .sent }
         }
         #expect(try await http.send("POST", resendURL, json: Data(#"{"by":"PC Smith"}"#.utf8), token: RunningDispatch.token).status == 409)
+        // A notice this instance does not hold: 404, so the CLI asks the next instance.
+        #expect(try await http.send("POST", dispatch.base + "/v1/notifications/n-elsewhere/resend", json: Data(#"{"by":"PC Smith"}"#.utf8),
+                                    token: RunningDispatch.token).status == 404)
         #expect(try await auditKinds(dispatch.host.store, mail.noticeId).contains("resend-requested"))
 
         // The CLI: list (exit 3: something is flagged), JSON, set-password from standard input.
@@ -462,6 +465,17 @@ struct DispatchServiceTests {
         let asJSON = try await Task.detached { try runCLI(cli, ["notifications", "list", "--date", "2026-11-24", "--json"] + common) }.value
         let object = try JSONSerialization.jsonObject(with: Data(asJSON.output.utf8)) as? [String: Any]
         #expect((object?["notifications"] as? [Any])?.count == 2)
+        #expect(object?["flagged"] as? Int == 1)
+        // Several instances (--url repeated or comma-separated): listings are merged by notice id,
+        // and an instance that does not answer fails the listing rather than leaving its share out.
+        let merged = try await Task.detached {
+            try runCLI(cli, ["notifications", "list", "--date", "2026-11-24", "--url", "\(dispatch.base),\(dispatch.base)/", "--token", RunningDispatch.token])
+        }.value
+        #expect(merged.output.contains("2 notices, 1 flagged"), "\(merged.output)")
+        let partial = try await Task.detached {
+            try runCLI(cli, ["notifications", "list", "--date", "2026-11-24", "--url", dispatch.base, "--url", "http://127.0.0.1:9", "--token", RunningDispatch.token])
+        }.value
+        #expect(partial.status == 2, "\(partial.output)")
         let set = try await Task.detached { try runCLI(cli, ["notifications", "set-password", "--urn", "110001"] + common, input: "Cli-set-password-42\n") }.value
         #expect(set.status == 0, "\(set.output)")
         #expect(try await dispatch.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001") } != nil)

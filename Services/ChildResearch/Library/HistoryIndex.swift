@@ -320,9 +320,16 @@ public enum HistoryIndex {
 
     /// Person rows of `kind` that share blocking keys with `features`. Reads only the key index
     /// (at most `limitPerKey` most recent rows per key), ranks rows by how many keys they share,
-    /// and fetches at most `maxRows`: rows sharing one key only are kept while the total is small,
+    /// and keeps at most `maxRows`: rows sharing one key only are kept while the total is small,
     /// so a broad key (common surname and birth year) cannot flood the comparison.
-    public static func candidates(for features: PersonFeatures, db: Database, kind: Kind, limitPerKey: Int = 200, maxRows: Int = 80) throws -> [PersonRow] {
+    ///
+    /// `before` (a day, `YYYY-MM-DD`): only records of earlier days, and they alone count towards
+    /// `maxRows`, so the answer does not depend on how many of the day's own incidents have
+    /// arrived yet. The rows come out ranked by keys shared, then most recent day, then
+    /// occurrence: by what they say, not by the order this instance happened to index them in
+    /// (row ids follow arrival, which differs between instances and partition interleavings).
+    public static func candidates(for features: PersonFeatures, db: Database, kind: Kind, before: String? = nil, limitPerKey: Int = 200,
+                                  maxRows: Int = 80) throws -> [PersonRow] {
         let keyStatement = try db.cachedStatement(sql: "SELECT person FROM researchKey WHERE key = ? ORDER BY person DESC LIMIT ?")
         var hashes: [Int64] = []
         features.blockingKeyHashes(into: &hashes)
@@ -343,28 +350,34 @@ public enum HistoryIndex {
                 gen -= 1
             }
         }
-        var ranked = shared.sorted { ($0.value, $0.key) > ($1.value, $1.key) }
-        if ranked.count > maxRows {
-            ranked = Array(ranked.prefix { $0.value >= 2 }.prefix(maxRows))
-        }
         // Up to 16 rows per statement (one statement per row was most of child research's
-        // SQLite time), put back in ranked order. The role test guards the kind bit.
+        // SQLite time). The role test guards the kind bit.
+        let ids = Array(shared.keys)
         var rows: [PersonRow] = []
-        rows.reserveCapacity(ranked.count)
+        rows.reserveCapacity(ids.count)
         var start = 0
-        while start < ranked.count {
-            let count = min(personRowsPerStatement, ranked.count - start)
+        while start < ids.count {
+            let count = min(personRowsPerStatement, ids.count - start)
             var fetch = RawStatement(try db.cachedStatement(sql: personFetchSQLs[count]), db: db)
-            for (person, _) in ranked[start..<(start + count)] { fetch.bind(person) }
+            for person in ids[start..<(start + count)] { fetch.bind(person) }
             fetch.bind(kind == .children ? 1 : 0)
-            try fetch.rows { rows.append(PersonRow(statement: $0)) }
+            try fetch.rows { statement in
+                let row = PersonRow(statement: statement)
+                if let before, row.occurredDay >= before { return }
+                rows.append(row)
+            }
             start += count
         }
-        if rows.count > 1 {
-            var position: [Int64: Int] = [:]
-            position.reserveCapacity(ranked.count)
-            for (i, (person, _)) in ranked.enumerated() { position[person] = i }
-            rows.sort { position[$0.row, default: 0] < position[$1.row, default: 0] }
+        rows.sort { a, b in
+            let (x, y) = (shared[a.row, default: 0], shared[b.row, default: 0])
+            if x != y { return x > y }
+            if a.occurredDay != b.occurredDay { return a.occurredDay > b.occurredDay }
+            if a.forceCode != b.forceCode { return a.forceCode < b.forceCode }
+            if a.occurrenceNumber != b.occurrenceNumber { return a.occurrenceNumber < b.occurrenceNumber }
+            return a.row > b.row // one occurrence's people were indexed together, in its order
+        }
+        if rows.count > maxRows {
+            rows = Array(rows.prefix { shared[$0.row, default: 0] >= 2 }.prefix(maxRows))
         }
         return rows
     }
@@ -392,11 +405,13 @@ public enum HistoryIndex {
         public var occurredDay: String
     }
 
-    /// Earlier occurrences at the same dwelling (flat, number, street, postcode).
-    public static func incidents(atDwelling key: String, db: Database, limit: Int = 50) throws -> [IncidentRow] {
+    /// Occurrences at the same dwelling (flat, number, street, postcode), most recent first;
+    /// `before` (a day): only those of earlier days, which alone then fill `limit`.
+    public static func incidents(atDwelling key: String, before: String? = nil, db: Database, limit: Int = 50) throws -> [IncidentRow] {
         try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT forceCode, occurrenceNumber, occurredDay FROM researchIncident WHERE dwellingKey = ? ORDER BY occurredDay DESC LIMIT ?
-            """), arguments: [key, limit]).map { IncidentRow(forceCode: $0["forceCode"], occurrenceNumber: $0["occurrenceNumber"], occurredDay: $0["occurredDay"]) }
+            SELECT forceCode, occurrenceNumber, occurredDay FROM researchIncident WHERE dwellingKey = ? AND occurredDay < ?
+            ORDER BY occurredDay DESC, forceCode, occurrenceNumber LIMIT ?
+            """), arguments: [key, before ?? "9999-12-31", limit]).map { IncidentRow(forceCode: $0["forceCode"], occurrenceNumber: $0["occurrenceNumber"], occurredDay: $0["occurredDay"]) }
     }
 
     public static func counts(_ db: Database) throws -> (incidents: Int, people: Int) {

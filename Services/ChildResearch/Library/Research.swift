@@ -129,14 +129,17 @@ public struct Researcher: Sendable {
         var atDwelling: [HistoryIndex.IncidentRow] = []
         func link(_ l: Link) {
             guard l.forceCode == incident.forceCode, l.occurrenceNumber != incident.occurrenceNumber,
-                  l.occurredDay >= earliest, l.occurredDay <= day.description else { return }
+                  l.occurredDay >= earliest, l.occurredDay < day.description else { return }
             links["\(l.forceCode)/\(l.occurrenceNumber)", default: []].append(l)
         }
+        // Only records of earlier days link: every instance holds all of them, whereas the day's
+        // other incidents are still arriving, in an order that depends on the partitions an
+        // instance holds, so counting them would make the answer depend on the instance count.
         // 1. The same dwelling.
         let place = PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
                                    town: incident.incidentAddress.town, postcode: incident.incidentAddress.postcode)
         if let dwelling = place.dwellingKey {
-            atDwelling = try HistoryIndex.incidents(atDwelling: dwelling, db: db)
+            atDwelling = try HistoryIndex.incidents(atDwelling: dwelling, before: day.description, db: db)
             for row in atDwelling {
                 link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay, strength: 0.6,
                           reason: "address: same address as \(row.occurrenceNumber) (\(row.occurredDay))"))
@@ -147,7 +150,7 @@ public struct Researcher: Sendable {
             let home = party.address ?? incident.incidentAddress
             let features = PersonFeatures(givenName: party.givenName, familyName: party.familyName, dateOfBirth: party.dateOfBirth,
                                           addressLines: home.lines, town: home.town, postcode: home.postcode)
-            for row in try HistoryIndex.candidates(for: features, db: db, kind: .adults) {
+            for row in try HistoryIndex.candidates(for: features, db: db, kind: .adults, before: day.description) {
                 let match = matcher.compare(features, row.features(cache: &places))
                 guard match.score >= settings.personMatchThreshold else { continue }
                 link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay,
@@ -165,7 +168,8 @@ public struct Researcher: Sendable {
         }
         var found: [Found] = []
         var residence = ResidenceContext(incident: incident, dwelling: place.dwellingKey, earliest: earliest, atDwelling: atDwelling)
-        for occurrenceLinks in links.values {
+        // In occurrence order: grouping takes the first group a child matches.
+        for (_, occurrenceLinks) in links.sorted(by: { $0.key < $1.key }) {
             guard let first = occurrenceLinks.first else { continue }
             for row in try residence.people(first.forceCode, first.occurrenceNumber, db: db) where row.role == "child" {
                 guard let age = Self.age(of: row, on: day), age >= 0, age < 18 else { continue }
@@ -277,8 +281,8 @@ public struct Researcher: Sendable {
         // them and could match the child to a different record (found by `faults broker`).
         let calendarDay = CalendarDate(incident.occurredAt)
         let incidentDay = PartialDate(year: calendarDay.year, month: calendarDay.month, day: calendarDay.day).description
-        for row in try HistoryIndex.candidates(for: features, db: db, kind: .children)
-        where row.occurredDay < incidentDay && row.forceCode == incident.forceCode && row.occurrenceNumber != incident.occurrenceNumber {
+        for row in try HistoryIndex.candidates(for: features, db: db, kind: .children, before: incidentDay)
+        where row.forceCode == incident.forceCode && row.occurrenceNumber != incident.occurrenceNumber {
             let match = matcher.compare(features, row.features(cache: &places))
             if match.score >= settings.personMatchThreshold, match.score > (best?.1.score ?? 0) { best = (row, match) }
         }

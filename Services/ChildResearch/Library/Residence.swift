@@ -73,7 +73,7 @@ extension Researcher {
         // The child's records of earlier days: those research grouped, and any other record of the same child.
         var records = rows.filter(context.counts)
         var known = Set(rows.map(\.row))
-        for row in try HistoryIndex.candidates(for: features, db: db, kind: .children) where context.counts(row) && known.insert(row.row).inserted {
+        for row in try HistoryIndex.candidates(for: features, db: db, kind: .children, before: context.incidentDay) where context.counts(row) && known.insert(row.row).inserted {
             if rows.contains(where: { $0.personId == row.personId }) || matcher.matches(features, row.features(cache: &places)) { records.append(row) }
         }
         records.sort { $0.occurredDay > $1.occurredDay }
@@ -97,7 +97,7 @@ extension Researcher {
                     var moves: [String] = []
                     for adult in household {
                         let person = adult.features(cache: &places)
-                        let later = try HistoryIndex.candidates(for: person, db: db, kind: .adults)
+                        let later = try HistoryIndex.candidates(for: person, db: db, kind: .adults, before: context.incidentDay)
                             .filter { context.counts($0) && $0.occurredDay > lastHere.occurredDay && dwelling($0).map { $0 != here } == true }
                             .filter { matcher.matches(person, $0.features(cache: &places)) }
                             .max { $0.occurredDay < $1.occurredDay }

@@ -23,6 +23,10 @@ public enum ConsoleService {
         public var apiToken: String?
         /// Each service's base URL (`ENCOMPASS_<SERVICE>_URL`, else 127.0.0.1 and its default port).
         public var serviceURLs: [ServiceName: String] = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, "http://127.0.0.1:\($0.defaultHTTPPort)") })
+        /// Every instance of each service (`ENCOMPASS_<SERVICE>_URLS`, else the one URL): the
+        /// console gathers what each instance keeps for its own partitions (CSC requests, held
+        /// answers, notices, dead letters) from all of them.
+        public var serviceInstances: [ServiceName: [String]] = [:]
         /// Seconds a page waits for a service before showing it as unreachable.
         public var serviceTimeout: TimeInterval = 5
         /// How long a session lasts after sign-in (not extended by use).
@@ -66,6 +70,10 @@ public enum ConsoleService {
             settings.apiToken = env.string("ENCOMPASS_API_TOKEN")
             for service in ServiceName.allCases {
                 settings.serviceURLs[service] = ServiceClient.defaultBaseURL(service, environment: environment)
+                settings.serviceInstances[service] = ServiceClient.instanceBaseURLs(service, environment: environment)
+                for url in settings.serviceInstances[service] ?? [] where URL(string: url)?.host == nil {
+                    throw ConfigurationError(variable: ServiceClient.instancesVariable(service), problem: "lists '\(url)'; expected URLs such as http://127.0.0.1:\(service.defaultHTTPPort), comma-separated")
+                }
                 if let url = settings.serviceURLs[service], URL(string: url)?.host == nil {
                     throw ConfigurationError(variable: ServiceClient.variable(service), problem: "is '\(url)'; expected a URL such as http://127.0.0.1:\(service.defaultHTTPPort)")
                 }

@@ -179,20 +179,24 @@ public struct NoticeListing: Decodable, Sendable, Equatable {
 /// The console's calls to the five services (bearer `ENCOMPASS_API_TOKEN`).
 public struct ServiceLinks: Sendable {
     public var urls: [ServiceName: String]
+    /// Every instance of a scaled service (empty: the one of `urls`).
+    public var instances: [ServiceName: [String]]
     public var token: String?
     public var timeout: TimeInterval
     /// Only these forces' items are listed and acted on (`ConsoleService.Settings.forces`); nil: all.
     public var forces: Set<String>?
 
-    public init(urls: [ServiceName: String], token: String?, timeout: TimeInterval = 5, forces: Set<String>? = nil) {
+    public init(urls: [ServiceName: String], instances: [ServiceName: [String]] = [:], token: String?, timeout: TimeInterval = 5,
+                forces: Set<String>? = nil) {
         self.urls = urls
+        self.instances = instances
         self.token = token
         self.timeout = timeout
         self.forces = forces
     }
 
     public init(settings: ConsoleService.Settings) {
-        self.init(urls: settings.serviceURLs, token: settings.apiToken, timeout: settings.serviceTimeout, forces: settings.forces)
+        self.init(urls: settings.serviceURLs, instances: settings.serviceInstances, token: settings.apiToken, timeout: settings.serviceTimeout, forces: settings.forces)
     }
 
     /// An item of force `code` is this console's.
@@ -205,23 +209,65 @@ public struct ServiceLinks: Sendable {
         "\(what) is not one of force \((forces ?? []).sorted().joined(separator: ", "))'s; this console serves only that force's items"
     }
 
-    func client(_ service: ServiceName) -> ServiceClient {
-        ServiceClient(service: service, baseURL: urls[service] ?? "http://127.0.0.1:\(service.defaultHTTPPort)", token: token ?? "", timeout: timeout)
+    func instanceURLs(_ service: ServiceName) -> [String] {
+        let listed = instances[service] ?? []
+        return listed.isEmpty ? [urls[service] ?? "http://127.0.0.1:\(service.defaultHTTPPort)"] : listed
     }
 
-    /// Calls a service; an unreachable service and a non-2xx answer become `Fetched` cases.
+    func client(_ service: ServiceName, baseURL: String? = nil) -> ServiceClient {
+        ServiceClient(service: service, baseURL: baseURL ?? urls[service] ?? "http://127.0.0.1:\(service.defaultHTTPPort)", token: token ?? "", timeout: timeout)
+    }
+
+    /// Calls a service (one instance: `baseURL`, else the configured URL); an unreachable service
+    /// and a non-2xx answer become `Fetched` cases.
     func fetch(_ service: ServiceName, _ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil,
-               raw: Data? = nil, contentType: String = "application/json") async -> Fetched<(status: Int, body: Data)> {
+               raw: Data? = nil, contentType: String = "application/json", baseURL: String? = nil) async -> Fetched<(status: Int, body: Data)> {
         guard token != nil || path == "/metrics" else {
             return .refused("the console has no API token: set ENCOMPASS_API_TOKEN to the services' token")
         }
+        let at = baseURL ?? urls[service] ?? "?"
         do {
-            let answer = try await client(service).call(method, path, query: query, json: json, raw: raw, contentType: contentType)
+            let answer = try await client(service, baseURL: baseURL).call(method, path, query: query, json: json, raw: raw, contentType: contentType)
             guard (200..<300).contains(answer.status) else { return .refused(ServiceClient.refusal(service, answer.status, answer.body)) }
             return .ok(answer)
         } catch {
-            return .unreachable("\(service.rawValue) is unreachable at \(urls[service] ?? "?"): \(Self.reason(error))")
+            return .unreachable("\(service.rawValue) is unreachable at \(at): \(Self.reason(error))")
         }
+    }
+
+    /// A listing gathered from every instance of a service, each answer decoded by `items`: the
+    /// whole list, or the first instance's failure (a view that leaves an instance out says so
+    /// instead of showing part of the picture as all of it).
+    func gather<T: Sendable>(_ service: ServiceName, _ path: String, query: [String: String] = [:],
+                             items: @Sendable (Data) -> [T]?) async -> Fetched<[T]> {
+        var all: [T] = []
+        for url in instanceURLs(service) {
+            switch await fetch(service, "GET", path, query: query, baseURL: url) {
+            case .ok(let answer):
+                guard let list = items(answer.body) else { return .refused("\(service.rawValue) at \(url) answered \(path) with an unexpected body") }
+                all += list
+            case .unreachable(let why): return .unreachable(why)
+            case .refused(let why): return .refused(why)
+            }
+        }
+        return .ok(all)
+    }
+
+    /// An action on a record one instance holds: each instance in turn until one answers other than 404.
+    func fetchOwner(_ service: ServiceName, _ method: String, _ path: String, json: Any?) async -> Fetched<(status: Int, body: Data)> {
+        var last: Fetched<(status: Int, body: Data)> = .refused("\(service.rawValue): no instance configured")
+        for url in instanceURLs(service) {
+            guard token != nil else { return await fetch(service, method, path, json: json, baseURL: url) }
+            do {
+                let answer = try await client(service, baseURL: url).call(method, path, json: json)
+                if answer.status == 404 { last = .refused(ServiceClient.refusal(service, answer.status, answer.body)); continue }
+                guard (200..<300).contains(answer.status) else { return .refused(ServiceClient.refusal(service, answer.status, answer.body)) }
+                return .ok(answer)
+            } catch {
+                return .unreachable("\(service.rawValue) is unreachable at \(url): \(Self.reason(error))")
+            }
+        }
+        return last
     }
 
     static func reason(_ error: any Error) -> String {
@@ -255,7 +301,9 @@ public struct ServiceLinks: Sendable {
 
     public func stage(_ service: ServiceName) async -> StageReport {
         async let metrics = fetch(service, "GET", "/metrics")
-        async let letters = decode([DeadLetterView].self, service, "/v1/dead-letters", query: ["status": "open", "limit": "1000"])
+        async let letters = gather(service, "/v1/dead-letters", query: ["status": "open", "limit": "1000"]) { body in
+            try? WireFormat.decoder().decode([DeadLetterView].self, from: body)
+        }
         let status: Fetched<StageStatus> = switch await metrics {
         case .ok(let answer): .ok(StageStatus.parse(service, metrics: String(decoding: answer.body, as: UTF8.self)))
         case .unreachable(let why): .unreachable(why)
@@ -319,12 +367,9 @@ public struct ServiceLinks: Sendable {
 
     /// CSC answers held for a MASH officer (school conflicts with the recorded age).
     public func heldAnswers() async -> Fetched<[HeldAnswer]> {
-        switch await fetch(.schoolResolution, "GET", "/v1/requests/held") {
-        case .ok(let answer):
-            guard let held = try? WireFormat.decoder().decode(HeldAnswers.self, from: answer.body) else {
-                return .refused("school-resolution answered /v1/requests/held without a held list")
-            }
-            return .ok(held.held.filter { mine($0.forceCode) })
+        // Each instance holds the answers of the children it owns.
+        switch await gather(.schoolResolution, "/v1/requests/held", items: { body in (try? WireFormat.decoder().decode(HeldAnswers.self, from: body))?.held }) {
+        case .ok(let held): return .ok(held.filter { mine($0.forceCode) })
         case .unreachable(let why): return .unreachable(why)
         case .refused(let why): return .refused(why)
         }
@@ -342,7 +387,7 @@ public struct ServiceLinks: Sendable {
         }
         var body: [String: String] = ["reviewer": reviewer]
         if let note, !note.isEmpty { body["note"] = note }
-        switch await fetch(.schoolResolution, "POST", "/v1/requests/\(Self.pathSegment(request))/\(accept ? "accept" : "decline")", json: body) {
+        switch await fetchOwner(.schoolResolution, "POST", "/v1/requests/\(Self.pathSegment(request))/\(accept ? "accept" : "decline")", json: body) {
         case .ok(let answer): return .ok(answer.status)
         case .unreachable(let why): return .unreachable(why)
         case .refused(let why): return .refused(why)
@@ -350,15 +395,11 @@ public struct ServiceLinks: Sendable {
     }
 
     public func openRequests() async -> Fetched<[CSCRequest]> {
-        switch await fetch(.schoolResolution, "GET", "/v1/requests", query: ["lpa": "all"].merging(forceQuery) { a, _ in a }) {
-        case .ok(let answer):
-            guard let object = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any],
-                  let rows = object["requests"] as? [[String: Any]] else {
-                return .refused("school-resolution answered /v1/requests without a requests list")
-            }
-            return .ok(rows.map { row in CSCRequest(fields: row.compactMapValues { value in value as? String ?? (value is NSNull ? nil : "\(value)") }) })
-        case .unreachable(let why): return .unreachable(why)
-        case .refused(let why): return .refused(why)
+        // Each instance holds the requests of the children it owns.
+        await gather(.schoolResolution, "/v1/requests", query: ["lpa": "all"].merging(forceQuery) { a, _ in a }) { body in
+            guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any],
+                  let rows = object["requests"] as? [[String: Any]] else { return nil }
+            return rows.map { row in CSCRequest(fields: row.compactMapValues { value in value as? String ?? (value is NSNull ? nil : "\(value)") }) }
         }
     }
 
@@ -391,12 +432,27 @@ public struct ServiceLinks: Sendable {
     // MARK: notices
 
     public func notices(on day: CalendarDate) async -> Fetched<NoticeListing> {
-        switch await decode(NoticeListing.self, .dispatch, "/v1/notifications", query: ["date": day.description]) {
-        case .ok(var listing):
-            listing.notifications.removeAll { !mine($0.forceCode) }
-            listing.flagged = listing.notifications.filter(\.flagged).count
-            return .ok(listing)
-        case let other: return other
+        // Every dispatch instance lists every notice (the audit is replicated), but only the one
+        // that took a notice flags it for follow-up: merged by notice id, flagged if any says so.
+        let gathered = await gather(.dispatch, "/v1/notifications", query: ["date": day.description]) { body in
+            (try? WireFormat.decoder().decode(NoticeListing.self, from: body))?.notifications
+        }
+        switch gathered {
+        case .ok(let lines):
+            var byId: [String: NoticeLine] = [:]
+            var order: [String] = []
+            for line in lines where mine(line.forceCode) {
+                if let held = byId[line.noticeId] {
+                    if line.flagged, !held.flagged { byId[line.noticeId] = line }
+                } else {
+                    byId[line.noticeId] = line
+                    order.append(line.noticeId)
+                }
+            }
+            let notices = order.compactMap { byId[$0] }
+            return .ok(NoticeListing(date: day.description, notifications: notices, flagged: notices.filter(\.flagged).count))
+        case .unreachable(let why): return .unreachable(why)
+        case .refused(let why): return .refused(why)
         }
     }
 }

@@ -95,6 +95,103 @@ public enum FaultScenarios {
             mailsWithPersonalData: outcome.mailsWithPersonalData, killed: victims.map(\.name))
     }
 
+    // MARK: scale 1 -> 3 -> 2 and a SIGKILL
+
+    /// Who owns the pending notices at one step of `rebalance`, as the live scheduling instances
+    /// say (`GET /v1/pending`: every instance lists every pending notice, its partition and
+    /// whether this instance owns that partition now).
+    public struct OwnershipStep: Codable, Sendable, Equatable {
+        public var step: String
+        /// The live scheduling instances.
+        public var instances: [String]
+        /// Pending notices listed by the live instances (their union) and by each.
+        public var pending: Int
+        public var listedBy: [String: Int]
+        /// Notices no live instance owns, and notices more than one claims, when the step settled.
+        public var unowned: Int
+        public var ownedTwice: Int
+        /// Seconds until every pending notice had exactly one owner (the group's rebalance).
+        public var settledAfter: Double
+    }
+
+    public struct RebalanceReport: Codable, Sendable, Equatable {
+        public var steps: [OwnershipStep]
+        public var outcome: Outcome
+        public var passed: Bool {
+            outcome.passed && !steps.isEmpty
+                && steps.allSatisfy { step in step.unowned == 0 && step.ownedTwice == 0 && step.listedBy.values.allSatisfy { $0 == step.pending } }
+        }
+    }
+
+    /// Three instances of every service configured, one started. Incidents fed in batches; after
+    /// the second every service scales to 3, after the fourth back to 2 (instance 3 stopped
+    /// gracefully), after the sixth instance 2 of every service is SIGKILLed and left down. After
+    /// each change the run waits until every pending notice has exactly one live owner and is
+    /// listed by every live scheduling instance; then the morning comes and every child must get
+    /// exactly one notice and one mail.
+    public static func rebalance(_ pipeline: LocalPipeline, incidents count: Int, report progress: @Sendable (String) -> Void) async throws -> RebalanceReport {
+        let incidents = try await prepare(pipeline, count: count, seed: 13, upTo: 1)
+        var steps: [OwnershipStep] = []
+        steps.append(try await settleOwnership(pipeline, step: "1 instance", progress: progress))
+        try await feed(pipeline, incidents) { batch, _ in
+            switch batch {
+            case 2:
+                for service in ServiceName.allCases { try await pipeline.scale(service, to: 3) }
+                progress("scaled every service 1 -> 3")
+                steps.append(try await settleOwnership(pipeline, step: "scaled 1 -> 3", progress: progress))
+            case 4:
+                for service in ServiceName.allCases { try await pipeline.scale(service, to: 2) }
+                progress("scaled every service 3 -> 2 (instance 3 stopped)")
+                steps.append(try await settleOwnership(pipeline, step: "scaled 3 -> 2", progress: progress))
+            case 6:
+                for service in ServiceName.allCases { await pipeline.signal(.init(service: service, number: 2), SIGKILL) }
+                progress("SIGKILL: instance 2 of every service, left down")
+                steps.append(try await settleOwnership(pipeline, step: "SIGKILL of instance 2", progress: progress))
+            default: break
+            }
+        }
+        try await waitForScheduled(pipeline, count: incidents.count)
+        steps.append(try await settleOwnership(pipeline, step: "all scheduled", progress: progress))
+        try await morning(pipeline, progress: progress)
+        try await waitForMails(pipeline, count: incidents.count)
+        return RebalanceReport(steps: steps, outcome: try await check(pipeline, incidents))
+    }
+
+    /// Waits (up to 3 minutes) until every pending notice has exactly one owner among the live
+    /// scheduling instances and every live instance lists all of them.
+    static func settleOwnership(_ pipeline: LocalPipeline, step: String, progress: @Sendable (String) -> Void) async throws -> OwnershipStep {
+        let started = ContinuousClock.now
+        var last: OwnershipStep?
+        while ContinuousClock.now - started < .seconds(180) {
+            var live: [String] = []
+            var owners: [String: Int] = [:]
+            var listedBy: [String: Int] = [:]
+            for number in pipeline.instances(of: .scheduling) where !(await pipeline.isDown(.init(service: .scheduling, number: number))) {
+                let name = "scheduling-\(number)"
+                live.append(name)
+                guard let (status, body) = try? await pipeline.operationsClient(.scheduling, instance: number).call("GET", "/v1/pending"),
+                      status == 200 else { listedBy[name] = -1; continue }
+                let notices = (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["notices"] as? [[String: Any]] ?? []
+                listedBy[name] = notices.count
+                for notice in notices {
+                    guard let id = notice["noticeId"] as? String else { continue }
+                    owners[id, default: 0] += (notice["ownedHere"] as? Bool) == true ? 1 : 0
+                }
+            }
+            let current = OwnershipStep(step: step, instances: live, pending: owners.count, listedBy: listedBy,
+                                        unowned: owners.values.filter { $0 == 0 }.count, ownedTwice: owners.values.filter { $0 > 1 }.count,
+                                        settledAfter: (ContinuousClock.now - started).seconds)
+            last = current
+            if current.unowned == 0, current.ownedTwice == 0, listedBy.values.allSatisfy({ $0 == owners.count }) {
+                progress("\(step): \(current.pending) pending notices, each owned by exactly one of \(live.joined(separator: ", ")) (after \(String(format: "%.1f", current.settledAfter)) s)")
+                return current
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        progress("\(step): ownership did not settle: \(String(describing: last))")
+        return last!
+    }
+
     // MARK: SIGKILL at random points
 
     public struct Kill: Codable, Sendable, Equatable {
@@ -460,8 +557,8 @@ public enum FaultScenarios {
 
     /// Starts the pipeline at 23:30, imports every school's safeguarding contact and returns the
     /// incidents (one eligible child each, at a school with an email contact).
-    static func prepare(_ pipeline: LocalPipeline, count: Int, seed: UInt64) async throws -> [Incident] {
-        try await pipeline.start(clock: day.at(hour: 23, minute: 30))
+    static func prepare(_ pipeline: LocalPipeline, count: Int, seed: UInt64, upTo: Int? = nil) async throws -> [Incident] {
+        try await pipeline.start(clock: day.at(hour: 23, minute: 30), upTo: upTo)
         let schools = try SchoolList.read(path: SchoolList.shippedFile)
         let incidents = WorldGenerator.eligibleIncidents(count: count, day: day, schools: schools, seed: seed)
         let urns = Set(incidents.flatMap { $0.children.compactMap { $0.school?.urn } })
@@ -618,7 +715,7 @@ public enum FaultScenarios {
     static func deadLetters(_ pipeline: LocalPipeline) async throws -> [DeadLetterSeen] {
         var letters: [DeadLetterSeen] = []
         for service in ServiceName.allCases {
-            for number in pipeline.instances(of: service) {
+            for number in pipeline.instances(of: service) where !(await pipeline.isDown(.init(service: service, number: number))) {
                 let (status, body) = try await pipeline.operationsClient(service, instance: number).call("GET", "/v1/dead-letters", query: ["status": "all"])
                 guard status == 200 else { throw PipelineError("\(service.rawValue)-\(number) dead letters: \(status)") }
                 for letter in (try JSONSerialization.jsonObject(with: body) as? [[String: Any]]) ?? [] {

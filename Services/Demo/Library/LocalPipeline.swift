@@ -95,6 +95,11 @@ public actor LocalPipeline {
 
     public nonisolated func url(_ service: ServiceName, instance: Int = 1) -> String { "http://127.0.0.1:\(port(service, instance: instance))" }
 
+    /// Every instance's URL, comma-separated: the value of `ENCOMPASS_<SERVICE>_URLS` for the console and the CLI.
+    public nonisolated func instanceURLs(_ service: ServiceName) -> String {
+        instances(of: service).map { url(service, instance: $0) }.joined(separator: ",")
+    }
+
     /// The MASH console's port: the one after the five services'.
     public nonisolated var consolePort: Int { options.basePort + 5 }
     public nonisolated var consoleURL: String { "http://127.0.0.1:\(consolePort)" }
@@ -115,8 +120,9 @@ public actor LocalPipeline {
         try SimulatedClockFile(simulated: simulated, real: Date(), rate: rate).write(to: clockFile)
     }
 
-    /// Starts the broker and every instance, and waits until each answers /readyz.
-    public func start(clock: Date, rate: Double = 0) async throws {
+    /// Starts the broker and every instance (`upTo`: only the first so many of each service; `scale`
+    /// starts the others later), and waits until each answers /readyz.
+    public func start(clock: Date, rate: Double = 0, upTo: Int? = nil) async throws {
         try FileManager.default.createDirectory(atPath: mailDirectory, withIntermediateDirectories: true)
         try setClock(clock, rate: rate)
         try? FileManager.default.removeItem(atPath: bootstrapFile)
@@ -126,7 +132,7 @@ public actor LocalPipeline {
         broker = try launch("broker", executable: "encompass", arguments: arguments, environment: ProcessInfo.processInfo.environment)
         try await waitFor("the embedded broker", timeout: .seconds(30)) { FileManager.default.fileExists(atPath: self.bootstrapFile) }
         for service in ServiceName.allCases {
-            for number in instances(of: service) {
+            for number in instances(of: service) where number <= (upTo ?? Int.max) {
                 try startInstance(Instance(service: service, number: number))
             }
         }
@@ -136,7 +142,7 @@ public actor LocalPipeline {
         if options.console { try await startConsole() }
     }
 
-    /// The console, as its own process, reading the first instance of each service.
+    /// The console, as its own process, reading every instance of each service.
     private func startConsole() async throws {
         var environment = ProcessInfo.processInfo.environment.merging(options.environment) { _, new in new }
         environment["ENCOMPASS_DATA_DIR"] = "\(options.directory)/console"
@@ -145,7 +151,10 @@ public actor LocalPipeline {
         environment["ENCOMPASS_CLOCK_FILE"] = clockFile
         environment["ENCOMPASS_CONSOLE_BOOTSTRAP_USER"] = "\(options.consoleUser):officer"
         environment["ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD"] = options.consolePassword
-        for service in ServiceName.allCases { environment[ServiceClient.variable(service)] = url(service) }
+        for service in ServiceName.allCases {
+            environment[ServiceClient.variable(service)] = url(service)
+            environment[ServiceClient.instancesVariable(service)] = instanceURLs(service)
+        }
         if environment["ENCOMPASS_LOG_LEVEL"] == nil { environment["ENCOMPASS_LOG_LEVEL"] = "notice" }
         console = try launch("console", executable: "console", arguments: [], environment: environment)
         let url = consoleURL + "/readyz"
@@ -228,6 +237,18 @@ public actor LocalPipeline {
         try startInstance(instance)
         try await waitReady(instance)
     }
+
+    /// Runs the first `count` instances of a service: starts those not running (each waited for
+    /// until ready) and stops the others gracefully (SIGTERM: they leave the group at once).
+    public func scale(_ service: ServiceName, to count: Int) async throws {
+        for number in instances(of: service) {
+            let instance = Instance(service: service, number: number)
+            if number <= count { try await restart(instance) } else { await signal(instance, SIGTERM) }
+        }
+    }
+
+    /// Whether an instance is not running on purpose: never started, or stopped by `signal`.
+    public func isDown(_ instance: Instance) -> Bool { services[instance] == nil || downOnPurpose.contains(instance) }
 
     /// Process ids of the running instances (and `broker`), for resource figures.
     public func processIds() -> [String: Int32] {

@@ -276,6 +276,8 @@ struct DispatchAPI: Sendable {
             try Audit.recordLocal("resend-requested", notice: notice, detail: "resend requested by \(parsed.by)", db: db, now: now)
             return nil
         }
+        // Not here: the notice is another dispatch instance's (the CLI asks each in turn).
+        if outcome == "no email notice \(id)" { return Self.wireJSON(.notFound, ["error": "no email notice \(id) on this dispatch instance"]) }
         if let outcome { return Self.wireJSON(.conflict, ["error": outcome]) }
         return Self.wireJSON(.accepted, ["noticeId": id, "state": "pending"])
     }
