@@ -1,0 +1,116 @@
+@testable import ChildResearchService
+import EncompassTestSupport
+import Foundation
+import Testing
+
+@Suite("Fellegi-Sunter match model: comparison levels, learning, explanations")
+struct MatchModelTests {
+    @Test("comparison levels per field: names, dates of birth, addresses")
+    func levels() {
+        func v(_ a: PersonFeatures, _ b: PersonFeatures) -> ComparisonVector { ComparisonVector.compare(a, b) }
+        let sarah = person("Sarah", "Hughes", "1990-04-12", ["10 High Street"], postcode: "RG1 7LL")
+        #expect(v(sarah, sarah).levels == [1, 1, 1, 1, 1, 1, 0])
+        #expect(v(sarah, person("Sara", "Hughes", "1990-04-12"))[.given] == 3)
+        #expect(v(person("Liz", "Hughes"), person("Elizabeth", "Hughes"))[.given] == 2) // nickname
+        #expect(v(sarah, person("S", "Hughes", "1990-04-12"))[.given] == 6) // initial
+        #expect(v(sarah, person("Hughes", "Sarah", "1990-04-12"))[.given] == 7) // swapped
+        #expect(v(sarah, person("Hughes", "Sarah", "1990-04-12"))[.family] == 6)
+        #expect(v(sarah, person("Sarah", "Smith-Hughes", "1990-04-12"))[.family] == 2)
+        #expect(v(sarah, person("Sarah", "Hughes", "1990-12-04"))[.dateOfBirth] == 2) // day/month transposed
+        #expect(v(sarah, person("Sarah", "Hughes", "1990-04-21"))[.dateOfBirth] == 2) // adjacent digits transposed
+        #expect(v(sarah, person("Sarah", "Hughes", "1990-04-13"))[.dateOfBirth] == 3) // one digit
+        #expect(v(sarah, person("Sarah", "Hughes", "1991-04-12"))[.dateOfBirth] == 3) // one digit (also a year off by one)
+        #expect(v(sarah, person("Sarah", "Hughes", "1989-04-12"))[.dateOfBirth] == 4) // year off by one
+        #expect(v(sarah, person("Sarah", "Hughes", "1980-04-12"))[.dateOfBirth] == 3) // one digit
+        #expect(v(sarah, person("Sarah", "Hughes", "1990"))[.dateOfBirth] == 5) // partial
+        #expect(v(sarah, person("Sarah", "Hughes", "1975-01-30"))[.dateOfBirth] == 7)
+        #expect(v(sarah, person("Sarah", "Hughes", nil))[.dateOfBirth] == 0) // unknown: no weight
+        let moved = person("Sarah", "Hughes", "1990-04-12", ["12 High St"], postcode: "RG1 7LN")
+        #expect(v(sarah, moved)[.houseNumber] == 2)
+        #expect(v(sarah, moved)[.street] == 1) // "St" expanded to street
+        #expect(v(sarah, moved)[.postcode] == 2) // same sector
+        #expect(v(sarah, moved) == v(moved, sarah))
+    }
+
+    /// A small population: 200 people, a quarter recorded twice with a typo.
+    static func population() -> [PersonFeatures] {
+        var rng = SplitMix(seed: 7)
+        let given = ["oliver", "george", "harry", "jack", "amelia", "isla", "ava", "emily", "sarah", "laura", "mark", "paul", "priya", "omar"]
+        let family = ["smith", "jones", "okafor", "hughes", "nowak", "patel", "walker", "brown", "lee", "khan", "ward", "turner"]
+        var people: [PersonFeatures] = []
+        for i in 0..<200 {
+            let g = given[Int(rng.next() % UInt64(given.count))], f = family[Int(rng.next() % UInt64(family.count))]
+            let dob = String(format: "%04d-%02d-%02d", 1960 + Int(rng.next() % 60), 1 + Int(rng.next() % 12), 1 + Int(rng.next() % 28))
+            let street = "\(1 + i % 90) \(["High Street", "Mill Lane", "Park Road"][i % 3])"
+            let postcode = "RG\(1 + i % 9) \(i % 10)AB"
+            people.append(PersonFeatures(givenName: g, familyName: f, dateOfBirth: dob, addressLines: [street], postcode: postcode))
+            if i % 4 == 0 {
+                people.append(PersonFeatures(givenName: String(g.dropLast()), familyName: f, dateOfBirth: dob, addressLines: [street], postcode: postcode))
+            }
+        }
+        return people
+    }
+
+    @Test("the learned model does not depend on the order the records were added in")
+    func deterministic() {
+        let people = Self.population()
+        var options = MatchModelTrainer.Options()
+        options.randomPairs = 5_000
+        let a = MatchModelTrainer.train(records: people, options: options)
+        var shuffled = people
+        var rng = SplitMix(seed: 99)
+        for i in stride(from: shuffled.count - 1, to: 0, by: -1) { shuffled.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        let b = MatchModelTrainer.train(records: shuffled, options: options)
+        #expect(shuffled != people)
+        #expect(a == b)
+        let encoded = try? JSONEncoder().encode(a)
+        #expect(encoded.flatMap { try? JSONDecoder().decode(MatchModel.self, from: $0) } == a)
+    }
+
+    @Test("learned weights: agreement counts for, disagreement against; a rare exact surname counts more than a common one")
+    func weights() {
+        let model = MatchModelTrainer.train(records: Self.population() + [
+            person("Zofia", "Wisniewska", "1984-05-06"), person("Zofia", "Smith", "1984-05-06"),
+        ])
+        let m = model.m["given"]!, u = model.u["given"]!
+        #expect(m[1] > u[1]) // exact given name
+        #expect(m[8] < u[8]) // different given name
+        #expect(model.m["dateOfBirth"]![1] > model.u["dateOfBirth"]![1])
+        let rare = model.evidence(person("Zofia", "Wisniewska", "1984-05-06"), person("Zofia", "Wisniewska", "1984-05-06"))
+        let common = model.evidence(person("Zofia", "Smith", "1984-05-06"), person("Zofia", "Smith", "1984-05-06"))
+        let rareFamily = rare.fields.first { $0.field == .family }!, commonFamily = common.fields.first { $0.field == .family }!
+        #expect(rareFamily.termFrequencyAdjusted && commonFamily.termFrequencyAdjusted)
+        #expect(rareFamily.weight > commonFamily.weight)
+        // Different people, same surname and street: far below the threshold.
+        let siblings = model.evidence(person("Oliver", "Smith", "2015-06-02", ["10 High Street"], postcode: "RG1 1AB"),
+                                      person("Amelia", "Smith", "2017-11-21", ["10 High Street"], postcode: "RG1 1AB"))
+        #expect(siblings.probability < model.threshold)
+    }
+
+    @Test("every field's contribution is in the evidence and they add up to the match weight")
+    func explanation() {
+        let model = MatchModelTrainer.train(records: Self.population())
+        let e = model.evidence(person("Sarah", "Hughes", "1990-04-12", ["10 High Street"], postcode: "RG1 7LL"),
+                               person("Sara", "Hughes", "1990-12-04", ["10 High St"], postcode: "RG1 7LL"))
+        #expect(e.fields.map(\.field) == MatchField.allCases)
+        #expect(abs(e.fields.reduce(e.priorWeight) { $0 + $1.weight } - e.matchWeight) < 1e-9)
+        #expect(e.description.contains("given name Jaro-Winkler >= 0.92"))
+        #expect(e.description.contains("date of birth day/month or two adjacent digits transposed"))
+        #expect(!e.description.contains("town")) // unknown fields carry no weight and are not listed
+        #expect(e.fields.first { $0.field == .town }?.weight == 0)
+    }
+}
+
+@Suite("Fellegi-Sunter model on FEBRL")
+struct MatchModelFebrlTests {
+    @Test("learned on dataset 1 without labels: precision at least 0.999 and F1 ahead of the hand-weighted matcher")
+    func dataset1() throws {
+        let data = try FebrlDataset.load(path: TestPaths.shared + "/data/febrl/dataset1.csv")
+        let (quality, model) = data.linkWithModel(nil)
+        let handWeighted = data.linkWithMatcher(PersonMatcher())
+        print("dataset1 Fellegi-Sunter: \(quality), expected false-link rate \(model.expectedFalseLinkRate)")
+        #expect(quality.precision >= 0.999)
+        #expect(quality.f1 >= handWeighted.f1)
+        #expect(model.expectedFalseLinkRate < 0.01)
+    }
+}
