@@ -321,42 +321,37 @@ public enum MatchModelTrainer {
         let patterns = patternCounts.sorted { $0.key.levels.lexicographicallyPrecedes($1.key.levels) }
         let totalPairs = patterns.reduce(0) { $0 + $1.value }
 
-        // EM: start from m that favours the agreeing levels.
-        var m = fields.map { field -> [Double] in
-            let k = field.levels.count
-            return (0..<k).map { level in level == 0 ? 1 : level == 1 ? 0.8 : 0.2 / Double(k - 2) }
-        }
-        var lambdaBlocked = 0.1
+        // EM in two sessions, as Splink trains: over the pairs with the same date of birth
+        // (learns the names' and the address's m), and over the pairs with alike given and family
+        // names (learns the date of birth's and the address's m). Each session leaves out the
+        // fields it selected on. Over all blocked pairs at once, EM would learn "the same
+        // household" (same surname and address, different given name and date of birth) as its
+        // match class; within these sessions household members rarely meet.
+        let dob = fields.firstIndex(of: .dateOfBirth)!, given = fields.firstIndex(of: .given)!, family = fields.firstIndex(of: .family)!
+        let sessions: [(select: (ComparisonVector) -> Bool, leaveOut: Set<Int>)] = [
+            ({ $0.levels[dob] == 1 }, [dob]),
+            ({ (1...3).contains($0.levels[given]) && (1...3).contains($0.levels[family]) }, [given, family]),
+        ]
+        var mSum = fields.map { [Double](repeating: 0, count: $0.levels.count) }
+        var mSessions = [Int](repeating: 0, count: fields.count)
         var iterations = 0
-        for _ in 0..<options.maxIterations {
-            iterations += 1
-            var mCounts = fields.map { [Double](repeating: 0.01, count: $0.levels.count) }
-            var matched = 0.0
-            for (pattern, count) in patterns {
-                var lm = log(lambdaBlocked), lu = log(1 - lambdaBlocked)
-                for f in fields.indices where pattern.levels[f] != 0 {
-                    let l = Int(pattern.levels[f])
-                    lm += log(m[f][l]); lu += log(u[f][l])
-                }
-                let p = 1 / (1 + exp(lu - lm))
-                matched += p * count
-                for f in fields.indices where pattern.levels[f] != 0 { mCounts[f][Int(pattern.levels[f])] += p * count }
+        for session in sessions {
+            let selected = patterns.filter { session.select($0.key) }
+            guard selected.reduce(0, { $0 + $1.value }) >= 10 else { continue }
+            let (m, _, sessionIterations) = expectationMaximisation(selected, u: u, leaveOut: session.leaveOut, maxIterations: options.maxIterations)
+            iterations += sessionIterations
+            for f in fields.indices where !session.leaveOut.contains(f) {
+                for l in m[f].indices { mSum[f][l] += m[f][l] }
+                mSessions[f] += 1
             }
-            let newLambda = min(max(matched / max(1, totalPairs), 1e-9), 1 - 1e-9)
-            var change = abs(newLambda - lambdaBlocked)
-            for f in fields.indices {
-                let total = mCounts[f].dropFirst().reduce(0, +)
-                for l in 1..<mCounts[f].count {
-                    let value = mCounts[f][l] / total
-                    change = max(change, abs(value - m[f][l]))
-                    m[f][l] = value
-                }
-            }
-            lambdaBlocked = newLambda
-            if change < 1e-6 { break }
         }
-        // The prior over all pairs: the expected true pairs found among the blocked ones,
-        // over every pair of records.
+        let m = fields.indices.map { f -> [Double] in
+            mSessions[f] == 0 ? Self.initialM(fields[f]) : mSum[f].map { $0 / Double(mSessions[f]) }
+        }
+        // The prior: EM over every blocked pair with m and u held, estimating only λ.
+        let (_, lambdaBlocked, priorIterations) = expectationMaximisation(patterns, u: u, leaveOut: [], maxIterations: options.maxIterations, fixedM: m)
+        iterations += priorIterations
+        // Over all pairs of records: the expected true pairs among the blocked ones, over every pair.
         let allPairs = Double(max(1, n * (n - 1) / 2))
         let lambda = min(max(lambdaBlocked * totalPairs / allPairs, 1e-12), 0.5)
 
@@ -379,6 +374,52 @@ public enum MatchModelTrainer {
         }
         model.expectedFalseLinkRate = linked > 0 ? falseLinks / linked : 0
         return model
+    }
+
+    static func initialM(_ field: MatchField) -> [Double] {
+        let k = field.levels.count
+        return (0..<k).map { level in level == 0 ? 1 : level == 1 ? 0.8 : 0.2 / Double(k - 2) }
+    }
+
+    /// EM over comparison patterns with u held: the m of every field not left out (unless
+    /// `fixedM` holds them too) and the share of matches. Returns m, λ and the iterations run.
+    static func expectationMaximisation(_ patterns: [(key: ComparisonVector, value: Double)], u: [[Double]], leaveOut: Set<Int>,
+                                        maxIterations: Int, fixedM: [[Double]]? = nil) -> ([[Double]], Double, Int) {
+        let fields = MatchField.all
+        var m = fixedM ?? fields.map(initialM)
+        var lambda = 0.1
+        let total = patterns.reduce(0) { $0 + $1.value }
+        var iterations = 0
+        for _ in 0..<maxIterations {
+            iterations += 1
+            var mCounts = fields.map { [Double](repeating: 0.01, count: $0.levels.count) }
+            var matched = 0.0
+            for (pattern, count) in patterns {
+                var lm = log(lambda), lu = log(1 - lambda)
+                for f in fields.indices where pattern.levels[f] != 0 && !leaveOut.contains(f) {
+                    let l = Int(pattern.levels[f])
+                    lm += log(m[f][l]); lu += log(u[f][l])
+                }
+                let p = 1 / (1 + exp(lu - lm))
+                matched += p * count
+                for f in fields.indices where pattern.levels[f] != 0 { mCounts[f][Int(pattern.levels[f])] += p * count }
+            }
+            let newLambda = min(max(matched / max(1, total), 1e-9), 1 - 1e-9)
+            var change = abs(newLambda - lambda)
+            if fixedM == nil {
+                for f in fields.indices where !leaveOut.contains(f) {
+                    let sum = mCounts[f].dropFirst().reduce(0, +)
+                    for l in 1..<mCounts[f].count {
+                        let value = mCounts[f][l] / sum
+                        change = max(change, abs(value - m[f][l]))
+                        m[f][l] = value
+                    }
+                }
+            }
+            lambda = newLambda
+            if change < 1e-6 { break }
+        }
+        return (m, lambda, iterations)
     }
 
     /// Candidate pairs from the records' blocking keys (as research's index blocks them), plus
