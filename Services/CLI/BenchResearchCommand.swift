@@ -28,6 +28,9 @@ struct ResearchBench: AsyncParsableCommand {
     @Option(help: "Match probability at or above which the Fellegi-Sunter model links (0...1).")
     var probability: Double = MatchModel.defaultThreshold
 
+    @Option(help: "Print up to this many false links of the Fellegi-Sunter model per file, with its evidence.")
+    var showFalseLinks: Int = 0
+
     @Flag(help: "With two or more files, also hold each out in turn: learn the model on the others and report it on the held-out file.")
     var folds = false
 
@@ -61,6 +64,7 @@ struct ResearchBench: AsyncParsableCommand {
             let (learned, model) = data.linkWithModel(nil, options: options)
             print("\(file): \(data.records.count) records, \(data.truePairs.count) true pairs")
             print("  Fellegi-Sunter, learned from this file (probability >= \(probability), expected false-link rate \(String(format: "%.5f", model.expectedFalseLinkRate)); records/s include training): \(learned)")
+            for line in data.falseLinks(model, limit: showFalseLinks) { print("    false link: \(line)") }
             print("  hand-weighted person matcher (threshold \(threshold)): \(matcher)")
             print("  exact-match baseline (given+surname+DOB): \(exact)")
             if let python {

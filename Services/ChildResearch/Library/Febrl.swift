@@ -172,6 +172,23 @@ extension FebrlDataset {
         return (quality(linked, candidates: candidates.count, seconds: seconds), model)
     }
 
+    /// Pairs the model links that the ground truth says are different people, with the model's
+    /// evidence: what a reader checks when precision falls short.
+    public func falseLinks(_ model: MatchModel, limit: Int) -> [String] {
+        let features = people
+        let truth = truePairs
+        var lines: [String] = []
+        for (a, b) in MatchModelTrainer.blockedPairs(features) where lines.count < limit && !truth.contains(Pair(a, b)) {
+            let evidence = model.evidence(features[a], features[b])
+            guard evidence.probability >= model.threshold else { continue }
+            func show(_ p: PersonFeatures) -> String {
+                "\(p.given) \(p.family) \(p.dateOfBirth?.description ?? "-") \(p.line?.number ?? "") \(p.line?.street ?? "") \(p.postcode) \(p.town)"
+            }
+            lines.append("\(records[a].recId) [\(show(features[a]))] / \(records[b].recId) [\(show(features[b]))]: \(evidence)")
+        }
+        return lines
+    }
+
     /// Several files as one (entities kept apart per file), to train on some and report on another.
     public static func combined(_ sets: [FebrlDataset]) -> FebrlDataset {
         var records: [Record] = []

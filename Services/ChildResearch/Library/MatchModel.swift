@@ -433,6 +433,7 @@ public enum MatchModelTrainer {
         for (_, members) in blocks where members.count > 1 && members.count <= 400 {
             for x in 0..<members.count { for y in (x + 1)..<members.count {
                 let a = min(members[x], members[y]), b = max(members[x], members[y])
+                if a == b { continue } // a record with two equal keys (given name = family name)
                 pairs.insert(Int64(a) << 32 | Int64(b))
             } }
         }
