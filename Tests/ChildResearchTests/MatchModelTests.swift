@@ -108,6 +108,11 @@ struct MatchModelTests {
         #expect(e.description.contains("date of birth day/month or two adjacent digits transposed"))
         #expect(!e.description.contains("town")) // unknown fields carry no weight and are not listed
         #expect(e.fields.first { $0.field == .town }?.weight == 0)
+        // The fast scorer gives the evidence's weight for every pair.
+        let people = Self.population(), scorer = model.scorer()
+        for i in stride(from: 0, to: people.count - 1, by: 7) {
+            #expect(abs(scorer.weight(people[i], people[i + 1]) - model.evidence(people[i], people[i + 1]).matchWeight) < 1e-9)
+        }
     }
 }
 

@@ -166,8 +166,9 @@ extension FebrlDataset {
         let features = people
         let candidates = MatchModelTrainer.blockedPairs(features)
         let model = given ?? MatchModelTrainer.train(records: features, blockedPairs: candidates, options: options)
+        let scorer = model.scorer()
         var linked = Set<Pair>()
-        for (a, b) in candidates where model.matches(features[a], features[b]) { linked.insert(Pair(a, b)) }
+        for (a, b) in candidates where scorer.matches(features[a], features[b]) { linked.insert(Pair(a, b)) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return (quality(linked, candidates: candidates.count, seconds: seconds), model)
     }

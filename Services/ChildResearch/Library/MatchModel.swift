@@ -6,7 +6,11 @@ public enum MatchField: String, Sendable, Codable, CaseIterable {
     case given, family, dateOfBirth, houseNumber, street, postcode, town
 
     /// The level labels, index = level; level 0 is unknown.
-    public var levels: [String] {
+    public var levels: [String] { Self.labels[Self.all.firstIndex(of: self)!] }
+
+    static let labels: [[String]] = MatchField.allCases.map(\.levelLabels)
+
+    private var levelLabels: [String] {
         switch self {
         case .given: ["unknown", "exact", "nickname", "Jaro-Winkler >= 0.92", "Jaro-Winkler >= 0.85", "same phonetic key",
                       "initial", "swapped with family name", "different"]
@@ -71,8 +75,10 @@ public struct ComparisonVector: Sendable, Hashable {
         if a.given.isEmpty || b.given.isEmpty { return 0 }
         if a.given == b.given { return 1 }
         if Nicknames.equivalent(a.given, b.given) { return 2 }
-        let pa = NameText.parts(a.given), pb = NameText.parts(b.given)
-        if pa.count > 1 || pb.count > 1, pa.contains(where: { pb.contains($0) }) { return 2 }
+        if a.givenBytes.contains(where: { $0 == 32 || $0 == 45 }) || b.givenBytes.contains(where: { $0 == 32 || $0 == 45 }) {
+            let pa = NameText.parts(a.given), pb = NameText.parts(b.given)
+            if pa.contains(where: { pb.contains($0) }) { return 2 }
+        }
         if a.given.utf8.count == 1 || b.given.utf8.count == 1 { return a.given.utf8.first == b.given.utf8.first ? 6 : 8 }
         let jw = NameText.jaroWinkler(a.givenBytes, b.givenBytes)
         if jw >= 0.92 { return 3 }
@@ -98,8 +104,18 @@ public struct ComparisonVector: Sendable, Hashable {
         return NameText.jaroWinkler(a.givenBytes, b.familyBytes) >= 0.92 && NameText.jaroWinkler(a.familyBytes, b.givenBytes) >= 0.92
     }
 
+    /// YYYYMMDD as eight decimal digits, without building a string.
+    @inline(__always) static func digits(_ d: PartialDate) -> [UInt8]? {
+        guard let year = d.year, let month = d.month, let day = d.day else { return nil }
+        let value = year * 10_000 + month * 100 + day
+        guard value >= 0, value < 100_000_000 else { return d.digits }
+        var out = [UInt8](repeating: 0, count: 8), rest = value
+        for i in stride(from: 7, through: 0, by: -1) { out[i] = UInt8(48 + rest % 10); rest /= 10 }
+        return out
+    }
+
     static func dateLevel(_ a: PartialDate, _ b: PartialDate) -> UInt8 {
-        guard let da = a.digits, let db = b.digits else {
+        guard let da = digits(a), let db = digits(b) else {
             guard let ya = a.year, let yb = b.year, ya == yb else { return 7 }
             if let ma = a.month, let mb = b.month, ma != mb { return 7 }
             return 5
@@ -200,23 +216,17 @@ public struct MatchModel: Sendable, Codable, Equatable {
         evidence(ComparisonVector.compare(a, b), a, b)
     }
 
-    public func probability(_ a: PersonFeatures, _ b: PersonFeatures) -> Double {
-        Self.probability(weight: weight(ComparisonVector.compare(a, b), a, b))
-    }
+    /// For one pair; to score many, use `scorer()` once.
+    public func probability(_ a: PersonFeatures, _ b: PersonFeatures) -> Double { scorer().probability(a, b) }
 
     public func matches(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool { probability(a, b) >= threshold }
+
+    /// The model's weights in arrays, for scoring many pairs.
+    public func scorer() -> MatchScorer { MatchScorer(self) }
 
     static func probability(weight: Double) -> Double { 1 / (1 + exp2(-weight)) }
 
     var priorWeight: Double { log2(lambda / (1 - lambda)) }
-
-    func weight(_ vector: ComparisonVector, _ a: PersonFeatures, _ b: PersonFeatures) -> Double {
-        var total = priorWeight
-        for (i, field) in MatchField.all.enumerated() where vector.levels[i] != 0 {
-            total += contribution(field, Int(vector.levels[i]), a, b).weight
-        }
-        return total
-    }
 
     func evidence(_ vector: ComparisonVector, _ a: PersonFeatures, _ b: PersonFeatures) -> MatchEvidence {
         var fields: [FieldContribution] = []
@@ -250,14 +260,56 @@ public struct MatchModel: Sendable, Codable, Equatable {
     }
 }
 
+/// A `MatchModel`'s weights laid out for speed: log2(m/u) per field and level, the exact-name
+/// m for the term-frequency adjustment. Same results as the model's `evidence`.
+public struct MatchScorer: Sendable {
+    let weights: [[Double]]
+    let exactGivenM: Double, exactFamilyM: Double, exactGivenFloor: Double, exactFamilyFloor: Double
+    let givenFrequency: [String: Double], familyFrequency: [String: Double]
+    let prior: Double
+    public let threshold: Double
+
+    init(_ model: MatchModel) {
+        weights = MatchField.all.map { field in
+            let m = model.m[field.rawValue] ?? [], u = model.u[field.rawValue] ?? []
+            return field.levels.indices.map { level in level == 0 || level >= m.count || level >= u.count ? 0 : log2(m[level] / u[level]) }
+        }
+        exactGivenM = model.m[MatchField.given.rawValue]?[1] ?? 0.5
+        exactFamilyM = model.m[MatchField.family.rawValue]?[1] ?? 0.5
+        exactGivenFloor = (model.u[MatchField.given.rawValue]?[1] ?? 0.5) / 64
+        exactFamilyFloor = (model.u[MatchField.family.rawValue]?[1] ?? 0.5) / 64
+        givenFrequency = model.givenFrequency
+        familyFrequency = model.familyFrequency
+        prior = model.priorWeight
+        threshold = model.threshold
+    }
+
+    public func weight(_ a: PersonFeatures, _ b: PersonFeatures) -> Double {
+        let vector = ComparisonVector.compare(a, b)
+        var total = prior
+        for f in 0..<vector.levels.count {
+            let level = Int(vector.levels[f])
+            if level == 0 { continue }
+            if level == 1, f == 0, let tf = givenFrequency[a.given] { total += log2(exactGivenM / max(tf, exactGivenFloor)); continue }
+            if level == 1, f == 1, let tf = familyFrequency[a.family] { total += log2(exactFamilyM / max(tf, exactFamilyFloor)); continue }
+            total += weights[f][level]
+        }
+        return total
+    }
+
+    public func probability(_ a: PersonFeatures, _ b: PersonFeatures) -> Double { MatchModel.probability(weight: weight(a, b)) }
+
+    public func matches(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool { probability(a, b) >= threshold }
+}
+
 /// Learns a `MatchModel` from unlabelled records: u from random pairs, m and the prior by
 /// expectation maximisation over the blocked pairs (u held fixed, as Splink does), name
 /// frequencies for the term-frequency adjustment. The records are put in a canonical order
 /// first, so the same records give the same model whatever order they were added in.
 public enum MatchModelTrainer {
     public struct Options: Sendable {
-        /// Random pairs for u.
-        public var randomPairs = 200_000
+        /// Random pairs for u (at most: 4 per record, at least 20,000 when there are as many pairs).
+        public var randomPairs = 1_000_000
         public var maxIterations = 50
         public var threshold = MatchModel.defaultThreshold
         public init() {}
@@ -290,7 +342,7 @@ public enum MatchModelTrainer {
         // u from random pairs (a fixed-seed generator over the canonical order).
         var uCounts = fields.map { [Double](repeating: 1, count: $0.levels.count) } // add-one smoothing
         var rng = SplitMix(seed: 0x5EED_F5E1)
-        let samples = n < 2 ? 0 : min(options.randomPairs, n * (n - 1) / 2)
+        let samples = n < 2 ? 0 : min(options.randomPairs, n * (n - 1) / 2, max(20_000, 4 * n))
         for _ in 0..<samples {
             let i = Int(rng.next() % UInt64(n))
             var j = Int(rng.next() % UInt64(n - 1))
@@ -364,12 +416,13 @@ public enum MatchModelTrainer {
             records: n, trainingPairs: Int(totalPairs), iterations: iterations,
             threshold: options.threshold, expectedFalseLinkRate: 0)
         // The model's own estimate of the false-link share at its threshold, over the blocked pairs.
+        let scorer = model.scorer()
         var linked = 0.0, falseLinks = 0.0
         var last: (Int, Int)?
         for pair in pairs where pair.0 != pair.1 {
             if let last, last == pair { continue }
             last = pair
-            let p = model.probability(records[pair.0], records[pair.1])
+            let p = scorer.probability(records[pair.0], records[pair.1])
             if p >= options.threshold { linked += 1; falseLinks += 1 - p }
         }
         model.expectedFalseLinkRate = linked > 0 ? falseLinks / linked : 0
