@@ -1,6 +1,9 @@
 @testable import ChildResearchService
+import EncompassModels
 import EncompassTestSupport
 import Foundation
+import GRDB
+import ServiceRuntime
 import Testing
 
 @Suite("Fellegi-Sunter match model: comparison levels, learning, explanations")
@@ -127,5 +130,82 @@ struct MatchModelFebrlTests {
         #expect(quality.precision >= 0.999)
         #expect(quality.f1 >= handWeighted.f1)
         #expect(model.expectedFalseLinkRate < 0.01)
+    }
+}
+
+@Suite("Fellegi-Sunter model stored with the history index")
+struct MatchModelStoreTests {
+    /// 120 households, each recorded in two incidents; in the second the victim's given name is
+    /// misspelt and the suspect's date of birth mistyped.
+    static func incidents() -> [Incident] {
+        var rng = SplitMix(seed: 11)
+        func pick(_ list: [String]) -> String { list[Int(rng.next() % UInt64(list.count))] }
+        let given = ["Oliver", "George", "Harry", "Jack", "Amelia", "Isla", "Ava", "Emily", "Sarah", "Laura", "Mark", "Paul", "Priya",
+                     "Omar", "Grace", "Lucas", "Noah", "Ruby", "Zara", "Kevin", "Donna", "Tomasz", "Chidi", "Fatima"]
+        let family = ["Smith", "Jones", "Okafor", "Hughes", "Nowak", "Patel", "Walker", "Brown", "Lee", "Khan", "Ward", "Turner",
+                      "Ashford", "Redmore", "Castleton", "Fairbourne", "Kingsley", "Thornwell", "Stockham", "Whitcombe"]
+        func date(_ from: Int) -> String {
+            String(format: "%04d-%02d-%02d", from + Int(rng.next() % 30), 1 + Int(rng.next() % 12), 1 + Int(rng.next() % 28))
+        }
+        var incidents: [Incident] = []
+        for h in 0..<120 {
+            let f = pick(family)
+            let address = PostalAddress(lines: ["\(1 + h % 90) \(["High Street", "Mill Lane", "Park Road", "Station Road"][h % 4])"],
+                                        town: "Reading", postcode: "RG\(1 + h % 9) \(h % 10)AB")
+            let victim = Party(role: .victim, givenName: pick(given), familyName: f, dateOfBirth: date(1965))
+            let suspect = Party(role: .suspect, givenName: pick(given), familyName: f, dateOfBirth: date(1960))
+            var misspelt = victim
+            misspelt.givenName += "e"
+            var mistyped = suspect
+            mistyped.dateOfBirth = String(suspect.dateOfBirth!.dropLast()) + "9"
+            for (n, parties) in [[victim, suspect], [misspelt, mistyped]].enumerated() {
+                let when = Date(timeIntervalSince1970: 1_650_000_000 + Double(h * 2 + n) * 86_400)
+                incidents.append(Incident(occurrenceNumber: String(43_220_000_000 + h * 2 + n), forceCode: "43", occurredAt: when, reportedAt: when,
+                                          incidentAddress: address, riskLevel: .medium, crime: false, parties: parties))
+            }
+        }
+        return incidents
+    }
+
+    func store(_ name: String, _ incidents: [Incident]) throws -> ServiceStore {
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory(name) + "/store.sqlite", migrations: ChildResearchService.migrations)
+        try store.pool.write { db in
+            for incident in incidents { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
+        }
+        return store
+    }
+
+    @Test("learned from the index, stored and read back; the same index content fed in another order gives the same model")
+    func storedAndOrderIndependent() throws {
+        let incidents = Self.incidents()
+        let forward = try store("match-model-forward", incidents)
+        let backward = try store("match-model-backward", incidents.reversed())
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let a = try #require(try MatchModelStore.retrainIfDue(store: forward, every: 100, minimumPeople: 100, now: now))
+        let b = try #require(try MatchModelStore.retrainIfDue(store: backward, every: 100, minimumPeople: 100, now: now))
+        #expect(a.people == 480)
+        #expect(a.model == b.model)
+        #expect(try forward.pool.read { try MatchModelStore.load($0) } == a)
+        // The misspelt victim links to her earlier record; her partner does not.
+        let people = try forward.pool.read { db in try HistoryIndex.people(forceCode: "43", occurrenceNumber: "43220000000", db: db) }
+            + forward.pool.read { db in try HistoryIndex.people(forceCode: "43", occurrenceNumber: "43220000001", db: db) }
+        let victims = people.filter { $0.role == "victim" }.map(\.features), suspect = try #require(people.first { $0.role == "suspect" }).features
+        #expect(victims.count == 2)
+        #expect(a.model.matches(victims[0], victims[1]), "\(a.model.evidence(victims[0], victims[1]))")
+        #expect(!a.model.matches(victims[0], suspect), "\(a.model.evidence(victims[0], suspect))")
+    }
+
+    @Test("learned again only when the index has grown by the given number of people")
+    func retrainWhenGrown() throws {
+        let incidents = Self.incidents()
+        let store = try store("match-model-growth", Array(incidents.prefix(100)))
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        #expect(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 500, now: now) == nil) // 200 people: too few
+        #expect(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, now: now)?.people == 200)
+        #expect(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, now: now) == nil)
+        try store.pool.write { db in
+            for incident in incidents[100..<150] { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
+        }
+        #expect(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, now: now)?.people == 300)
     }
 }
