@@ -207,5 +207,13 @@ struct MatchModelStoreTests {
             for incident in incidents[100..<150] { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
         }
         #expect(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, now: now)?.people == 300)
+        // A purge takes people out: learned again at once, without the purged people's names.
+        let purged = try store.pool.read { db in try HistoryIndex.people(forceCode: "43", occurrenceNumber: "43220000000", db: db) }
+        try store.pool.write { db in try db.execute(sql: "DELETE FROM researchPerson WHERE forceCode = '43' AND occurrenceNumber = '43220000000'") }
+        let relearned = try #require(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, now: now))
+        #expect(relearned.people == 298)
+        let stillThere = try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM researchPerson WHERE familyName = ?", arguments: [purged[0].familyName]) } ?? 0
+        #expect(abs((relearned.model.familyFrequency[NameText.normalise(purged[0].familyName)] ?? 0) * 298 - Double(stillThere)) < 1e-9
+                || stillThere == 0 && relearned.model.familyFrequency[NameText.normalise(purged[0].familyName)] == nil)
     }
 }

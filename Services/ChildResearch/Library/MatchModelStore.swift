@@ -51,12 +51,14 @@ public enum MatchModelStore {
     }
 
     /// Whether the index has `minimumPeople` and has grown by `every` people since the stored
-    /// model was learned (or no model is stored yet).
+    /// model was learned (or no model is stored yet), or has shrunk: the model's name
+    /// frequencies hold the names it was learned from, so people taken out by a retention purge
+    /// leave the model at its next learning.
     public static func isDue(_ db: Database, every: Int, minimumPeople: Int = 1_000) throws -> (due: Bool, people: Int) {
         let people = try HistoryIndex.counts(db).people
         guard people >= minimumPeople else { return (false, people) }
         guard let stored = try load(db) else { return (true, people) }
-        return (people - stored.people >= every, people)
+        return (people - stored.people >= every || people < stored.people, people)
     }
 
     /// Learns and stores a new model when one is due: the check and the learning read the store
