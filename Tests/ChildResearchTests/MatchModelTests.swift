@@ -186,6 +186,12 @@ struct MatchModelStoreTests {
         #expect(a.people == 480)
         #expect(a.model == b.model)
         #expect(try forward.pool.read { try MatchModelStore.load($0) } == a)
+        // A model in another format is not used: it is learned again.
+        var older = a
+        older.model.version = MatchModel.formatVersion + 1
+        try forward.pool.write { try MatchModelStore.save(older, db: $0) }
+        #expect(try forward.pool.read { try MatchModelStore.load($0) } == nil)
+        #expect(try MatchModelStore.retrainIfDue(store: forward, every: 100, minimumPeople: 100, now: now)?.model == a.model)
         // The misspelt victim links to her earlier record; her partner does not.
         let people = try forward.pool.read { db in try HistoryIndex.people(forceCode: "43", occurrenceNumber: "43220000000", db: db) }
             + forward.pool.read { db in try HistoryIndex.people(forceCode: "43", occurrenceNumber: "43220000001", db: db) }

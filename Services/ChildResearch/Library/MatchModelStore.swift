@@ -21,10 +21,13 @@ public enum MatchModelStore {
         public var trainedAt: Date
     }
 
+    /// The stored model; nil when none is, or when it was written in another format (a model
+    /// that cannot be read is learned again rather than stopping the service).
     public static func load(_ db: Database) throws -> Stored? {
         guard let row = try Row.fetchOne(db, sql: "SELECT model, people, trainedAt FROM researchMatchModel WHERE id = 1") else { return nil }
         let data: Data = row["model"]
-        return Stored(model: try JSONDecoder().decode(MatchModel.self, from: data), people: row["people"], trainedAt: row["trainedAt"])
+        guard let model = try? JSONDecoder().decode(MatchModel.self, from: data), model.version == MatchModel.formatVersion else { return nil }
+        return Stored(model: model, people: row["people"], trainedAt: row["trainedAt"])
     }
 
     public static func save(_ stored: Stored, db: Database) throws {
