@@ -324,7 +324,8 @@ public enum MatchModelTrainer {
     /// order does not matter.
     public static func train(records unordered: [PersonFeatures], blockedPairs: [(Int, Int)]? = nil, options: Options = Options()) -> MatchModel {
         // Canonical order: ties broken by the full key, so input order cannot leak in.
-        let order = unordered.indices.sorted { canonicalKey(unordered[$0]) < canonicalKey(unordered[$1]) }
+        let keys = unordered.map(canonicalKey)
+        let order = unordered.indices.sorted { keys[$0] < keys[$1] }
         var position = [Int](repeating: 0, count: unordered.count)
         for (p, i) in order.enumerated() { position[i] = p }
         let records = order.map { unordered[$0] }
