@@ -25,6 +25,21 @@ struct ResearchBench: AsyncParsableCommand {
     @Option(help: "Person-matcher threshold (0...1).")
     var threshold: Double = PersonMatcher().threshold
 
+    @Option(help: "Match probability at or above which the Fellegi-Sunter model links (0...1).")
+    var probability: Double = MatchModel.defaultThreshold
+
+    @Option(help: "Print up to this many false links of the Fellegi-Sunter model per file, with its evidence.")
+    var showFalseLinks: Int = 0
+
+    @Flag(help: "With two or more files, also hold each out in turn: learn the model on the others and report it on the held-out file.")
+    var folds = false
+
+    @Flag(help: "Also run Splink on each file in the same run (bench/splink_dedupe.py in a venv created with pip: splink, duckdb, pandas).")
+    var splink = false
+
+    @Option(help: "The venv for Splink (created when missing).")
+    var splinkVenv: String = ResearchBench.repositoryPath(".build/splink-venv")
+
     @Option(help: "Generate a history of this many person records, index it and time research on it.")
     var generate: Int?
 
@@ -37,13 +52,36 @@ struct ResearchBench: AsyncParsableCommand {
     func run() async throws {
         guard !febrl.isEmpty || generate != nil else { throw ValidationError("give --febrl FILE and/or --generate N") }
         print("child research benchmark, \(Date()) on \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        let python = splink ? try SplinkRunner.prepare(venv: splinkVenv) : nil
+        var sets: [FebrlDataset] = []
+        var options = MatchModelTrainer.Options()
+        options.threshold = probability
         for file in febrl {
             let data = try FebrlDataset.load(path: file)
+            sets.append(data)
             let matcher = data.linkWithMatcher(PersonMatcher(threshold: threshold))
             let exact = data.linkExact()
+            let (learned, model) = data.linkWithModel(nil, options: options)
             print("\(file): \(data.records.count) records, \(data.truePairs.count) true pairs")
-            print("  person matcher (threshold \(threshold)): \(matcher)")
+            print("  Fellegi-Sunter, learned from this file (probability >= \(probability), expected false-link rate \(String(format: "%.5f", model.expectedFalseLinkRate)); records/s include training): \(learned)")
+            for line in data.falseLinks(model, limit: showFalseLinks) { print("    false link: \(line)") }
+            print("  hand-weighted person matcher (threshold \(threshold)): \(matcher)")
             print("  exact-match baseline (given+surname+DOB): \(exact)")
+            if let python {
+                let splinkQuality = try SplinkRunner.run(python: python, file: file, threshold: probability, data: data)
+                print("  Splink (same file, probability >= \(probability); records/s include training): \(splinkQuality)")
+                print(String(format: "  Fellegi-Sunter vs Splink: F1 %+.4f, %.1fx the records/s", learned.f1 - splinkQuality.f1,
+                             learned.recordsPerSecond / max(splinkQuality.recordsPerSecond, 1e-9)))
+            }
+        }
+        if folds, sets.count >= 2 {
+            print("held out in turn (model learned on the other files, threshold \(probability)):")
+            for (i, file) in febrl.enumerated() {
+                let training = FebrlDataset.combined(sets.enumerated().filter { $0.offset != i }.map(\.element))
+                let model = training.trainModel(options: options)
+                let (held, _) = sets[i].linkWithModel(model)
+                print("  \(file) held out: \(held)")
+            }
         }
         if let generate {
             try runGenerated(persons: generate)
@@ -126,11 +164,77 @@ struct ResearchBench: AsyncParsableCommand {
 }
 
 extension ResearchBench {
+    /// A path inside the repository this command was built from.
+    static func repositoryPath(_ relative: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(relative).path
+    }
+
     /// CPU seconds of the process or the calling thread.
     static func cpuTime(_ clock: clockid_t) -> Double {
         var time = timespec()
         clock_gettime(clock, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+}
+
+/// Runs Splink (bench/splink_dedupe.py) on a FEBRL file in a venv it creates with pip.
+enum SplinkRunner {
+    struct Failure: Error, CustomStringConvertible { var description: String }
+
+    /// The venv's python, creating the venv and installing splink, duckdb and pandas when missing.
+    static func prepare(venv: String) throws -> String {
+        let python = venv + "/bin/python"
+        if FileManager.default.isExecutableFile(atPath: python),
+           (try? run([python, "-c", "import splink, duckdb, pandas"], quiet: true)) != nil { return python }
+        print("creating the Splink venv in \(venv) (python3 -m venv; pip install splink duckdb pandas)…")
+        do { try run(["/usr/bin/env", "python3", "-m", "venv", venv], quiet: false) } catch {
+            throw Failure(description: "cannot create a Python venv in \(venv) (\(error)); install python3 and python3-venv (apt-get install python3-venv), or give --splink-venv DIR of an existing venv with splink, duckdb and pandas")
+        }
+        do { try run([venv + "/bin/pip", "install", "--quiet", "splink", "duckdb", "pandas"], quiet: false) } catch {
+            throw Failure(description: "pip could not install splink, duckdb and pandas into \(venv) (\(error)); check that PyPI is reachable (or set PIP_INDEX_URL to a mirror), or run without --splink")
+        }
+        return python
+    }
+
+    static func run(python: String, file: String, threshold: Double, data: FebrlDataset) throws -> FebrlDataset.Quality {
+        let out = NSTemporaryDirectory() + "splink-pairs-\(UUID().uuidString.prefix(8)).csv"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let script = ResearchBench.repositoryPath("bench/splink_dedupe.py")
+        guard FileManager.default.fileExists(atPath: script) else {
+            throw Failure(description: "\(script) is missing: run the benchmark from a checkout of the repository it was built from")
+        }
+        let output = try run([python, script, file, "--out", out, "--threshold", String(threshold)], quiet: true)
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+              let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              let seconds = json["seconds"] as? Double else {
+            throw Failure(description: "Splink printed no result line; its output was:\n\(output)")
+        }
+        let text = try String(contentsOfFile: out, encoding: .utf8)
+        let pairs = text.split(separator: "\n").compactMap { line -> (String, String)? in
+            let parts = line.split(separator: ",")
+            return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
+        }
+        return try data.quality(ofLinkedRecIds: pairs, seconds: seconds)
+    }
+
+    /// Runs a command; its standard output, or an error with its exit status and output.
+    @discardableResult
+    static func run(_ arguments: [String], quiet: Bool) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: arguments[0])
+        process.arguments = Array(arguments.dropFirst())
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = quiet ? pipe : FileHandle.standardError
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw Failure(description: "\(arguments.joined(separator: " ")) exited with \(process.terminationStatus): \(text.suffix(2000))")
+        }
+        return text
     }
 }
 

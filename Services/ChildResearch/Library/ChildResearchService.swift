@@ -84,9 +84,9 @@ public enum ChildResearchService {
     }
 
     /// The store's migrations, in order (index-v1, review-v1, index-v2 key generations, review-v2
-    /// versions, index-v3 key kinds).
+    /// versions, index-v3 key kinds, the learned match model).
     public static let migrations = [HistoryIndex.migration, ReviewQueue.migration, HistoryIndex.generationsMigration, ReviewQueue.versionMigration,
-                                    HistoryIndex.kindsMigration]
+                                    HistoryIndex.kindsMigration, MatchModelStore.migration]
 
     public static func definition(settings: Settings) -> ServiceDefinition {
         ServiceDefinition(

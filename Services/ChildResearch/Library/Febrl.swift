@@ -129,10 +129,73 @@ public struct FebrlDataset: Sendable {
         return quality(linked, candidates: linked.count, seconds: seconds)
     }
 
+    /// The quality of links given as pairs of `rec_id`s (another tool's output); an unknown
+    /// `rec_id` is an error naming it.
+    public func quality(ofLinkedRecIds pairs: [(String, String)], seconds: Double) throws -> Quality {
+        var index: [String: Int] = [:]
+        for (i, r) in records.enumerated() { index[r.recId] = i }
+        var linked = Set<Pair>()
+        for (a, b) in pairs {
+            guard let i = index[a], let j = index[b] else { throw FormatError(description: "linked pair \(a),\(b) names a rec_id not in the file") }
+            if i != j { linked.insert(Pair(i, j)) }
+        }
+        return quality(linked, candidates: linked.count, seconds: seconds)
+    }
+
     func quality(_ linked: Set<Pair>, candidates: Int, seconds: Double) -> Quality {
         let truth = truePairs
         let tp = linked.intersection(truth).count
         return Quality(truePositives: tp, falsePositives: linked.count - tp, falseNegatives: truth.count - tp,
                        candidatePairs: candidates, seconds: seconds, records: records.count)
+    }
+}
+
+extension FebrlDataset {
+    public var people: [PersonFeatures] { records.map(\.person) }
+
+    /// Learns a Fellegi-Sunter model from this file's records (no labels read).
+    public func trainModel(options: MatchModelTrainer.Options = .init()) -> MatchModel {
+        MatchModelTrainer.train(records: people, options: options)
+    }
+
+    /// Links with a Fellegi-Sunter model: the trainer's blocking, then every candidate pair at
+    /// or above the model's threshold. With `train`, the model is learned from this file first
+    /// and the time includes the training (as a Splink run's does).
+    public func linkWithModel(_ given: MatchModel?, options: MatchModelTrainer.Options = .init()) -> (Quality, MatchModel) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let features = people
+        let candidates = MatchModelTrainer.blockedPairs(features)
+        let model = given ?? MatchModelTrainer.train(records: features, blockedPairs: candidates, options: options)
+        let scorer = model.scorer()
+        var linked = Set<Pair>()
+        for (a, b) in candidates where scorer.matches(features[a], features[b]) { linked.insert(Pair(a, b)) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return (quality(linked, candidates: candidates.count, seconds: seconds), model)
+    }
+
+    /// Pairs the model links that the ground truth says are different people, with the model's
+    /// evidence: what a reader checks when precision falls short.
+    public func falseLinks(_ model: MatchModel, limit: Int) -> [String] {
+        let features = people
+        let truth = truePairs
+        var lines: [String] = []
+        for (a, b) in MatchModelTrainer.blockedPairs(features) where lines.count < limit && !truth.contains(Pair(a, b)) {
+            let evidence = model.evidence(features[a], features[b])
+            guard evidence.probability >= model.threshold else { continue }
+            func show(_ p: PersonFeatures) -> String {
+                "\(p.given) \(p.family) \(p.dateOfBirth?.description ?? "-") \(p.line?.number ?? "") \(p.line?.street ?? "") \(p.postcode) \(p.town)"
+            }
+            lines.append("\(records[a].recId) [\(show(features[a]))] / \(records[b].recId) [\(show(features[b]))]: \(evidence)")
+        }
+        return lines
+    }
+
+    /// Several files as one (entities kept apart per file), to train on some and report on another.
+    public static func combined(_ sets: [FebrlDataset]) -> FebrlDataset {
+        var records: [Record] = []
+        for (n, set) in sets.enumerated() {
+            for var record in set.records { record.entity = "\(n):\(record.entity)"; records.append(record) }
+        }
+        return FebrlDataset(records: records)
     }
 }

@@ -13,6 +13,9 @@ import ServiceRuntime
 /// than that is deleted with its people and their blocking keys. Within the window the index
 /// stays whole, whatever `ENCOMPASS_RETENTION_DAYS` says: it is what finds a child that an
 /// officer did not record.
+/// The learned match model (`researchMatchModel`) holds the index's name frequencies; it is
+/// learned again once the index has shrunk (`MatchModelStore.isDue`), so purged people's names
+/// leave it too.
 ///
 /// Live research state follows the general retention period: proposals (the child and the
 /// evidence shown to the MASH reviewer) and each researched occurrence's recorded incident

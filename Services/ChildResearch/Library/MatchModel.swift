@@ -1,0 +1,520 @@
+import Foundation
+
+/// The fields a Fellegi-Sunter model compares, each with its comparison levels (most specific
+/// first). Level 0 of every field is "unknown on one side" and carries no weight.
+public enum MatchField: String, Sendable, Codable, CaseIterable {
+    case given, family, dateOfBirth, houseNumber, street, postcode, town
+
+    /// The level labels, index = level; level 0 is unknown.
+    public var levels: [String] { Self.labels[Self.all.firstIndex(of: self)!] }
+
+    static let labels: [[String]] = MatchField.allCases.map(\.levelLabels)
+
+    private var levelLabels: [String] {
+        switch self {
+        case .given: ["unknown", "exact", "nickname", "Jaro-Winkler >= 0.92", "Jaro-Winkler >= 0.85", "same phonetic key",
+                      "initial", "swapped with family name", "different"]
+        case .family: ["unknown", "exact", "one part of a double name", "Jaro-Winkler >= 0.92", "Jaro-Winkler >= 0.85",
+                       "same phonetic key", "swapped with given name", "different"]
+        case .dateOfBirth: ["unknown", "exact", "day/month or two adjacent digits transposed", "one digit apart",
+                            "year off by one or ten", "same year (one date partial)", "two digits apart", "different"]
+        case .houseNumber: ["unknown", "exact", "different"]
+        case .street: ["unknown", "exact", "most words alike", "some words alike", "different"]
+        case .postcode: ["unknown", "exact", "same sector or one character apart", "different"]
+        case .town: ["unknown", "exact", "Jaro-Winkler >= 0.9", "different"]
+        }
+    }
+
+    /// Field names as the explanations print them.
+    public var label: String {
+        switch self {
+        case .given: "given name"
+        case .family: "family name"
+        case .dateOfBirth: "date of birth"
+        case .houseNumber: "house number"
+        case .street: "street"
+        case .postcode: "postcode"
+        case .town: "town"
+        }
+    }
+
+    static let all = MatchField.allCases
+}
+
+/// The comparison levels of two records, one per `MatchField` (in `MatchField.allCases` order).
+public struct ComparisonVector: Sendable, Hashable {
+    public var levels: [UInt8]
+
+    public subscript(field: MatchField) -> Int { Int(levels[MatchField.all.firstIndex(of: field)!]) }
+
+    /// Compares two records field by field (symmetric: `compare(a, b) == compare(b, a)`).
+    public static func compare(_ a: PersonFeatures, _ b: PersonFeatures) -> ComparisonVector {
+        var given = givenLevel(a, b), family = familyLevel(a, b)
+        if given >= 3 || family >= 3, swapped(a, b) { given = 7; family = 6 }
+        let dob: UInt8 = if let da = a.dateOfBirth, let db = b.dateOfBirth { dateLevel(da, db) } else { 0 }
+        var number: UInt8 = 0, street: UInt8 = 0
+        if let la = a.line, let lb = b.line {
+            if !la.number.isEmpty, !lb.number.isEmpty { number = la.number == lb.number ? 1 : 2 }
+            if !la.street.isEmpty, !lb.street.isEmpty { street = streetLevel(la.street, lb.street) }
+        }
+        var postcode: UInt8 = 0
+        if !a.postcode.isEmpty, !b.postcode.isEmpty {
+            if a.postcode == b.postcode { postcode = 1 }
+            else if (a.postcode.utf8.count >= 5 && AddressText.postcodeSector(a.postcode) == AddressText.postcodeSector(b.postcode))
+                        || oneApart(Array(a.postcode.utf8), Array(b.postcode.utf8)) { postcode = 2 }
+            else { postcode = 3 }
+        }
+        var town: UInt8 = 0
+        if !a.town.isEmpty, !b.town.isEmpty {
+            town = a.town == b.town ? 1 : NameText.jaroWinkler(a.town, b.town) >= 0.9 ? 2 : 3
+        }
+        return ComparisonVector(levels: [given, family, dob, number, street, postcode, town])
+    }
+
+    static func givenLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
+        if a.given.isEmpty || b.given.isEmpty { return 0 }
+        if a.given == b.given { return 1 }
+        if Nicknames.equivalent(a.given, b.given) { return 2 }
+        if a.givenBytes.contains(where: { $0 == 32 || $0 == 45 }) || b.givenBytes.contains(where: { $0 == 32 || $0 == 45 }) {
+            let pa = NameText.parts(a.given), pb = NameText.parts(b.given)
+            if pa.contains(where: { pb.contains($0) }) { return 2 }
+        }
+        if a.given.utf8.count == 1 || b.given.utf8.count == 1 { return a.given.utf8.first == b.given.utf8.first ? 6 : 8 }
+        let jw = NameText.jaroWinkler(a.givenBytes, b.givenBytes)
+        if jw >= 0.92 { return 3 }
+        if jw >= 0.85 { return 4 }
+        if NameText.soundexCode(a.given) == NameText.soundexCode(b.given) { return 5 }
+        return 8
+    }
+
+    static func familyLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
+        if a.family.isEmpty || b.family.isEmpty { return 0 }
+        if a.family == b.family { return 1 }
+        if a.familyParts.count > 1 || b.familyParts.count > 1, a.familyParts.contains(where: { b.familyParts.contains($0) }) { return 2 }
+        let jw = NameText.jaroWinkler(a.familyBytes, b.familyBytes)
+        if jw >= 0.92 { return 3 }
+        if jw >= 0.85 { return 4 }
+        if NameText.soundexCode(a.family) == NameText.soundexCode(b.family) { return 5 }
+        return 7
+    }
+
+    /// Given and family names exchanged (each alike the other's other name).
+    static func swapped(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool {
+        guard !a.given.isEmpty, !a.family.isEmpty, !b.given.isEmpty, !b.family.isEmpty else { return false }
+        return NameText.jaroWinkler(a.givenBytes, b.familyBytes) >= 0.92 && NameText.jaroWinkler(a.familyBytes, b.givenBytes) >= 0.92
+    }
+
+    /// YYYYMMDD as eight decimal digits, without building a string.
+    @inline(__always) static func digits(_ d: PartialDate) -> [UInt8]? {
+        guard let year = d.year, let month = d.month, let day = d.day else { return nil }
+        let value = year * 10_000 + month * 100 + day
+        guard value >= 0, value < 100_000_000 else { return d.digits }
+        var out = [UInt8](repeating: 0, count: 8), rest = value
+        for i in stride(from: 7, through: 0, by: -1) { out[i] = UInt8(48 + rest % 10); rest /= 10 }
+        return out
+    }
+
+    static func dateLevel(_ a: PartialDate, _ b: PartialDate) -> UInt8 {
+        guard let da = digits(a), let db = digits(b) else {
+            guard let ya = a.year, let yb = b.year, ya == yb else { return 7 }
+            if let ma = a.month, let mb = b.month, ma != mb { return 7 }
+            return 5
+        }
+        if da == db { return 1 }
+        if a.year == b.year, a.month == b.day, a.day == b.month { return 2 }
+        var differ: [Int] = []
+        for i in 0..<8 where da[i] != db[i] { differ.append(i) }
+        if differ.count == 2, differ[1] == differ[0] + 1, da[differ[0]] == db[differ[1]], da[differ[1]] == db[differ[0]] { return 2 }
+        if differ.count == 1 { return 3 }
+        if a.month == b.month, a.day == b.day, let ya = a.year, let yb = b.year, [1, 10].contains(abs(ya - yb)) { return 4 }
+        if differ.count == 2 { return 6 }
+        return 7
+    }
+
+    /// Street words compared as tokens: each word of the shorter street finds its best
+    /// Jaro-Winkler partner in the other; the mean decides the level.
+    static func streetLevel(_ a: String, _ b: String) -> UInt8 {
+        if a == b { return 1 }
+        let ta = a.split(separator: " ").map { Array($0.utf8) }, tb = b.split(separator: " ").map { Array($0.utf8) }
+        let (short, long) = ta.count <= tb.count ? (ta, tb) : (tb, ta)
+        guard !short.isEmpty else { return 4 }
+        var sum = 0.0
+        for word in short { sum += long.map { NameText.jaroWinkler(word, $0) }.max() ?? 0 }
+        let similarity = sum / Double(long.count)
+        if similarity >= 0.9 { return 2 }
+        if similarity >= 0.7 { return 3 }
+        return 4
+    }
+
+    static func oneApart(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var differ = 0
+        for i in a.indices where a[i] != b[i] { differ += 1; if differ > 1 { return false } }
+        return differ == 1
+    }
+}
+
+/// One field's part in a match weight: its level and the weight it added (log2 of m/u,
+/// term-frequency adjusted for an exact name).
+public struct FieldContribution: Sendable, Codable, Equatable {
+    public var field: MatchField
+    public var level: String
+    public var weight: Double
+    /// The m and u probabilities behind the weight (u the value's frequency when adjusted).
+    public var m: Double
+    public var u: Double
+    public var termFrequencyAdjusted: Bool
+}
+
+/// A pair scored by the model: the total match weight, its probability and every field's part.
+public struct MatchEvidence: Sendable, Codable, Equatable, CustomStringConvertible {
+    public var priorWeight: Double
+    public var fields: [FieldContribution]
+    public var matchWeight: Double
+    public var probability: Double
+
+    public var description: String {
+        var parts = [String(format: "probability %.4f (match weight %+.1f: prior %+.1f", probability, matchWeight, priorWeight)]
+        for f in fields where f.level != "unknown" {
+            parts.append(String(format: "%@ %@%@ %+.1f", f.field.label, f.level, f.termFrequencyAdjusted ? " (term frequency)" : "", f.weight))
+        }
+        return parts.joined(separator: "; ") + ")"
+    }
+}
+
+/// A Fellegi-Sunter person-matching model learned from the records themselves: for every field
+/// and comparison level, m (how often a true pair shows it) and u (how often two unrelated
+/// records do); a pair's match weight is the prior's log-odds plus Σ log2(m/u), and its match
+/// probability 2^w / (1 + 2^w). Exact given and family names are term-frequency adjusted: u is
+/// the name's frequency in the records, so "Smith" counts less than "Okafor".
+public struct MatchModel: Sendable, Codable, Equatable {
+    public static let formatVersion = 1
+    public var version = MatchModel.formatVersion
+    /// m and u per field (keyed by `MatchField.rawValue`), index = level (level 0 unused).
+    public var m: [String: [Double]]
+    public var u: [String: [Double]]
+    /// The prior probability that two random records are the same person.
+    public var lambda: Double
+    /// Name frequencies (share of records) for the term-frequency adjustment.
+    public var givenFrequency: [String: Double]
+    public var familyFrequency: [String: Double]
+    /// Records the model was learned from.
+    public var records: Int
+    /// Blocked pairs EM ran over, and its iterations.
+    public var trainingPairs: Int
+    public var iterations: Int
+    /// Links are made at or above this match probability.
+    public var threshold: Double
+    /// The expected share of false links among the training pairs linked at `threshold`
+    /// (mean of 1 − probability over them): the model's own estimate, not a measurement.
+    public var expectedFalseLinkRate: Double
+
+    /// The match probability for a threshold chosen for precision.
+    public static let defaultThreshold = 0.99
+
+    public func evidence(_ a: PersonFeatures, _ b: PersonFeatures) -> MatchEvidence {
+        evidence(ComparisonVector.compare(a, b), a, b)
+    }
+
+    /// For one pair; to score many, use `scorer()` once.
+    public func probability(_ a: PersonFeatures, _ b: PersonFeatures) -> Double { scorer().probability(a, b) }
+
+    public func matches(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool { probability(a, b) >= threshold }
+
+    /// The model's weights in arrays, for scoring many pairs.
+    public func scorer() -> MatchScorer { MatchScorer(self) }
+
+    static func probability(weight: Double) -> Double { 1 / (1 + exp2(-weight)) }
+
+    var priorWeight: Double { log2(lambda / (1 - lambda)) }
+
+    func evidence(_ vector: ComparisonVector, _ a: PersonFeatures, _ b: PersonFeatures) -> MatchEvidence {
+        var fields: [FieldContribution] = []
+        var total = priorWeight
+        for (i, field) in MatchField.all.enumerated() {
+            let level = Int(vector.levels[i])
+            if level == 0 {
+                fields.append(FieldContribution(field: field, level: "unknown", weight: 0, m: 1, u: 1, termFrequencyAdjusted: false))
+                continue
+            }
+            let c = contribution(field, level, a, b)
+            total += c.weight
+            fields.append(c)
+        }
+        return MatchEvidence(priorWeight: priorWeight, fields: fields, matchWeight: total, probability: Self.probability(weight: total))
+    }
+
+    func contribution(_ field: MatchField, _ level: Int, _ a: PersonFeatures, _ b: PersonFeatures) -> FieldContribution {
+        let mValue = m[field.rawValue]?[level] ?? 0.5, uValue = u[field.rawValue]?[level] ?? 0.5
+        var label = field.levels[level]
+        // Term frequency: an exact name is as unlikely to agree by chance as the name is rare.
+        if level == 1, field == .given || field == .family {
+            let name = field == .given ? a.given : a.family
+            if let tf = (field == .given ? givenFrequency : familyFrequency)[name] {
+                label += " (\(name))"
+                return FieldContribution(field: field, level: label, weight: log2(mValue / max(tf, uValue / 64)), m: mValue, u: tf,
+                                         termFrequencyAdjusted: true)
+            }
+        }
+        return FieldContribution(field: field, level: label, weight: log2(mValue / uValue), m: mValue, u: uValue, termFrequencyAdjusted: false)
+    }
+}
+
+/// A `MatchModel`'s weights laid out for speed: log2(m/u) per field and level, the exact-name
+/// m for the term-frequency adjustment. Same results as the model's `evidence`.
+public struct MatchScorer: Sendable {
+    let weights: [[Double]]
+    let exactGivenM: Double, exactFamilyM: Double, exactGivenFloor: Double, exactFamilyFloor: Double
+    let givenFrequency: [String: Double], familyFrequency: [String: Double]
+    let prior: Double
+    public let threshold: Double
+
+    init(_ model: MatchModel) {
+        weights = MatchField.all.map { field in
+            let m = model.m[field.rawValue] ?? [], u = model.u[field.rawValue] ?? []
+            return field.levels.indices.map { level in level == 0 || level >= m.count || level >= u.count ? 0 : log2(m[level] / u[level]) }
+        }
+        exactGivenM = model.m[MatchField.given.rawValue]?[1] ?? 0.5
+        exactFamilyM = model.m[MatchField.family.rawValue]?[1] ?? 0.5
+        exactGivenFloor = (model.u[MatchField.given.rawValue]?[1] ?? 0.5) / 64
+        exactFamilyFloor = (model.u[MatchField.family.rawValue]?[1] ?? 0.5) / 64
+        givenFrequency = model.givenFrequency
+        familyFrequency = model.familyFrequency
+        prior = model.priorWeight
+        threshold = model.threshold
+    }
+
+    public func weight(_ a: PersonFeatures, _ b: PersonFeatures) -> Double {
+        let vector = ComparisonVector.compare(a, b)
+        var total = prior
+        for f in 0..<vector.levels.count {
+            let level = Int(vector.levels[f])
+            if level == 0 { continue }
+            if level == 1, f == 0, let tf = givenFrequency[a.given] { total += log2(exactGivenM / max(tf, exactGivenFloor)); continue }
+            if level == 1, f == 1, let tf = familyFrequency[a.family] { total += log2(exactFamilyM / max(tf, exactFamilyFloor)); continue }
+            total += weights[f][level]
+        }
+        return total
+    }
+
+    public func probability(_ a: PersonFeatures, _ b: PersonFeatures) -> Double { MatchModel.probability(weight: weight(a, b)) }
+
+    public func matches(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool { probability(a, b) >= threshold }
+}
+
+/// Learns a `MatchModel` from unlabelled records: u from random pairs, m and the prior by
+/// expectation maximisation over the blocked pairs (u held fixed, as Splink does), name
+/// frequencies for the term-frequency adjustment. The records are put in a canonical order
+/// first, so the same records give the same model whatever order they were added in.
+public enum MatchModelTrainer {
+    public struct Options: Sendable {
+        /// Random pairs for u (at most: 4 per record, at least 20,000 when there are as many pairs).
+        public var randomPairs = 1_000_000
+        public var maxIterations = 50
+        public var threshold = MatchModel.defaultThreshold
+        public init() {}
+    }
+
+    /// A canonical sort key of a record (every field that the model reads).
+    static func canonicalKey(_ p: PersonFeatures) -> String {
+        "\(p.given)|\(p.family)|\(p.dateOfBirth?.description ?? "")|\(p.line?.key ?? "")|\(p.postcode)|\(p.town)"
+    }
+
+    /// `blocked` are candidate pairs (indices into `records`) as blocking produced them; their
+    /// order does not matter.
+    public static func train(records unordered: [PersonFeatures], blockedPairs: [(Int, Int)]? = nil, options: Options = Options()) -> MatchModel {
+        // Canonical order: ties broken by the full key, so input order cannot leak in.
+        let keys = unordered.map(canonicalKey)
+        let order = unordered.indices.sorted { keys[$0] < keys[$1] }
+        var position = [Int](repeating: 0, count: unordered.count)
+        for (p, i) in order.enumerated() { position[i] = p }
+        let records = order.map { unordered[$0] }
+        let n = records.count
+        let fields = MatchField.all
+
+        // Name frequencies.
+        var givenCount: [String: Int] = [:], familyCount: [String: Int] = [:]
+        for r in records {
+            if !r.given.isEmpty { givenCount[r.given, default: 0] += 1 }
+            if !r.family.isEmpty { familyCount[r.family, default: 0] += 1 }
+        }
+        let givenTotal = Double(max(1, givenCount.values.reduce(0, +))), familyTotal = Double(max(1, familyCount.values.reduce(0, +)))
+
+        // u from random pairs (a fixed-seed generator over the canonical order).
+        var uCounts = fields.map { [Double](repeating: 1, count: $0.levels.count) } // add-one smoothing
+        var rng = SplitMix(seed: 0x5EED_F5E1)
+        let samples = n < 2 ? 0 : min(options.randomPairs, n * (n - 1) / 2, max(20_000, 4 * n))
+        for _ in 0..<samples {
+            let i = Int(rng.next() % UInt64(n))
+            var j = Int(rng.next() % UInt64(n - 1))
+            if j >= i { j += 1 }
+            let v = ComparisonVector.compare(records[i], records[j])
+            for f in fields.indices where v.levels[f] != 0 { uCounts[f][Int(v.levels[f])] += 1 }
+        }
+        let u = uCounts.map { counts -> [Double] in
+            let total = counts.dropFirst().reduce(0, +)
+            return counts.enumerated().map { $0.offset == 0 ? 1 : $0.element / total }
+        }
+
+        // Blocked pairs, as comparison patterns with counts (EM runs over distinct patterns).
+        var pairs: [(Int, Int)]
+        if let blockedPairs {
+            pairs = blockedPairs.map { (min(position[$0.0], position[$0.1]), max(position[$0.0], position[$0.1])) }
+        } else {
+            pairs = Self.blockedPairs(records)
+        }
+        pairs.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        var patternCounts: [ComparisonVector: Double] = [:]
+        var previous: (Int, Int)?
+        for pair in pairs where pair.0 != pair.1 {
+            if let previous, previous == pair { continue }
+            previous = pair
+            patternCounts[ComparisonVector.compare(records[pair.0], records[pair.1]), default: 0] += 1
+        }
+        let patterns = patternCounts.sorted { $0.key.levels.lexicographicallyPrecedes($1.key.levels) }
+        let totalPairs = patterns.reduce(0) { $0 + $1.value }
+
+        // EM in two sessions, as Splink trains: over the pairs with the same date of birth
+        // (learns the names' and the address's m), and over the pairs with alike given and family
+        // names (learns the date of birth's and the address's m). Each session leaves out the
+        // fields it selected on. Over all blocked pairs at once, EM would learn "the same
+        // household" (same surname and address, different given name and date of birth) as its
+        // match class; within these sessions household members rarely meet.
+        let dob = fields.firstIndex(of: .dateOfBirth)!, given = fields.firstIndex(of: .given)!, family = fields.firstIndex(of: .family)!
+        let sessions: [(select: (ComparisonVector) -> Bool, leaveOut: Set<Int>)] = [
+            ({ $0.levels[dob] == 1 }, [dob]),
+            ({ (1...3).contains($0.levels[given]) && (1...3).contains($0.levels[family]) }, [given, family]),
+        ]
+        var mSum = fields.map { [Double](repeating: 0, count: $0.levels.count) }
+        var mSessions = [Int](repeating: 0, count: fields.count)
+        var iterations = 0
+        for session in sessions {
+            let selected = patterns.filter { session.select($0.key) }
+            guard selected.reduce(0, { $0 + $1.value }) >= 10 else { continue }
+            let (m, _, sessionIterations) = expectationMaximisation(selected, u: u, leaveOut: session.leaveOut, maxIterations: options.maxIterations)
+            iterations += sessionIterations
+            for f in fields.indices where !session.leaveOut.contains(f) {
+                for l in m[f].indices { mSum[f][l] += m[f][l] }
+                mSessions[f] += 1
+            }
+        }
+        let m = fields.indices.map { f -> [Double] in
+            mSessions[f] == 0 ? Self.initialM(fields[f]) : mSum[f].map { $0 / Double(mSessions[f]) }
+        }
+        // The prior: EM over every blocked pair with m and u held, estimating only λ.
+        let (_, lambdaBlocked, priorIterations) = expectationMaximisation(patterns, u: u, leaveOut: [], maxIterations: options.maxIterations, fixedM: m)
+        iterations += priorIterations
+        // Over all pairs of records: the expected true pairs among the blocked ones, over every pair.
+        let allPairs = Double(max(1, n * (n - 1) / 2))
+        let lambda = min(max(lambdaBlocked * totalPairs / allPairs, 1e-12), 0.5)
+
+        var model = MatchModel(
+            m: Dictionary(uniqueKeysWithValues: fields.enumerated().map { ($0.element.rawValue, m[$0.offset]) }),
+            u: Dictionary(uniqueKeysWithValues: fields.enumerated().map { ($0.element.rawValue, u[$0.offset]) }),
+            lambda: lambda,
+            givenFrequency: givenCount.mapValues { Double($0) / givenTotal },
+            familyFrequency: familyCount.mapValues { Double($0) / familyTotal },
+            records: n, trainingPairs: Int(totalPairs), iterations: iterations,
+            threshold: options.threshold, expectedFalseLinkRate: 0)
+        // The model's own estimate of the false-link share at its threshold, over the blocked pairs.
+        let scorer = model.scorer()
+        var linked = 0.0, falseLinks = 0.0
+        var last: (Int, Int)?
+        for pair in pairs where pair.0 != pair.1 {
+            if let last, last == pair { continue }
+            last = pair
+            let p = scorer.probability(records[pair.0], records[pair.1])
+            if p >= options.threshold { linked += 1; falseLinks += 1 - p }
+        }
+        model.expectedFalseLinkRate = linked > 0 ? falseLinks / linked : 0
+        return model
+    }
+
+    static func initialM(_ field: MatchField) -> [Double] {
+        let k = field.levels.count
+        return (0..<k).map { level in level == 0 ? 1 : level == 1 ? 0.8 : 0.2 / Double(k - 2) }
+    }
+
+    /// EM over comparison patterns with u held: the m of every field not left out (unless
+    /// `fixedM` holds them too) and the share of matches. Returns m, λ and the iterations run.
+    static func expectationMaximisation(_ patterns: [(key: ComparisonVector, value: Double)], u: [[Double]], leaveOut: Set<Int>,
+                                        maxIterations: Int, fixedM: [[Double]]? = nil) -> ([[Double]], Double, Int) {
+        let fields = MatchField.all
+        var m = fixedM ?? fields.map(initialM)
+        var lambda = 0.1
+        let total = patterns.reduce(0) { $0 + $1.value }
+        var iterations = 0
+        for _ in 0..<maxIterations {
+            iterations += 1
+            var mCounts = fields.map { [Double](repeating: 0.01, count: $0.levels.count) }
+            var matched = 0.0
+            for (pattern, count) in patterns {
+                var lm = log(lambda), lu = log(1 - lambda)
+                for f in fields.indices where pattern.levels[f] != 0 && !leaveOut.contains(f) {
+                    let l = Int(pattern.levels[f])
+                    lm += log(m[f][l]); lu += log(u[f][l])
+                }
+                let p = 1 / (1 + exp(lu - lm))
+                matched += p * count
+                for f in fields.indices where pattern.levels[f] != 0 { mCounts[f][Int(pattern.levels[f])] += p * count }
+            }
+            let newLambda = min(max(matched / max(1, total), 1e-9), 1 - 1e-9)
+            var change = abs(newLambda - lambda)
+            if fixedM == nil {
+                for f in fields.indices where !leaveOut.contains(f) {
+                    let sum = mCounts[f].dropFirst().reduce(0, +)
+                    for l in 1..<mCounts[f].count {
+                        let value = mCounts[f][l] / sum
+                        change = max(change, abs(value - m[f][l]))
+                        m[f][l] = value
+                    }
+                }
+            }
+            lambda = newLambda
+            if change < 1e-6 { break }
+        }
+        return (m, lambda, iterations)
+    }
+
+    /// Candidate pairs from the records' blocking keys (as research's index blocks them), plus
+    /// given and family name phonetic keys without the year, so a mistyped year still meets.
+    public static func blockedPairs(_ records: [PersonFeatures]) -> [(Int, Int)] {
+        var blocks: [String: [Int]] = [:]
+        for (i, r) in records.enumerated() {
+            for key in extendedBlockingKeys(r) { blocks[key, default: []].append(i) }
+        }
+        var pairs = Set<Int64>()
+        for (_, members) in blocks where members.count > 1 && members.count <= 400 {
+            for x in 0..<members.count { for y in (x + 1)..<members.count {
+                let a = min(members[x], members[y]), b = max(members[x], members[y])
+                if a == b { continue } // a record with two equal keys (given name = family name)
+                pairs.insert(Int64(a) << 32 | Int64(b))
+            } }
+        }
+        return pairs.sorted().map { (Int($0 >> 32), Int($0 & 0xFFFF_FFFF)) }
+    }
+
+    /// `blockingKeys` and keys that meet mistyped years and addresses: phonetic given and family
+    /// name together, and house number with street.
+    public static func extendedBlockingKeys(_ p: PersonFeatures) -> [String] {
+        var keys = p.blockingKeys
+        let sf = NameText.soundex(p.family), sg = NameText.soundex(p.given)
+        if !sf.isEmpty, !sg.isEmpty { keys.append("g\(sg)\(sf)"); keys.append("g\(sf)\(sg)") }
+        if let line = p.line, !line.number.isEmpty, !line.street.isEmpty { keys.append("s\(line.number)|\(line.street)") }
+        if let dob = p.dateOfBirth, dob.isComplete, !sf.isEmpty { keys.append("m\(dob.month ?? 0)-\(dob.day ?? 0)\(sf)") }
+        return keys
+    }
+}
+
+/// SplitMix64: a small deterministic generator for sampling.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,225 @@
+@testable import ChildResearchService
+import EncompassModels
+import EncompassTestSupport
+import Foundation
+import GRDB
+import ServiceRuntime
+import Testing
+
+@Suite("Fellegi-Sunter match model: comparison levels, learning, explanations")
+struct MatchModelTests {
+    @Test("comparison levels per field: names, dates of birth, addresses")
+    func levels() {
+        func v(_ a: PersonFeatures, _ b: PersonFeatures) -> ComparisonVector { ComparisonVector.compare(a, b) }
+        let sarah = person("Sarah", "Hughes", "1990-04-12", ["10 High Street"], postcode: "RG1 7LL")
+        #expect(v(sarah, sarah).levels == [1, 1, 1, 1, 1, 1, 0])
+        #expect(v(sarah, person("Sara", "Hughes", "1990-04-12"))[.given] == 3)
+        #expect(v(person("Liz", "Hughes"), person("Elizabeth", "Hughes"))[.given] == 2) // nickname
+        #expect(v(sarah, person("S", "Hughes", "1990-04-12"))[.given] == 6) // initial
+        #expect(v(sarah, person("Hughes", "Sarah", "1990-04-12"))[.given] == 7) // swapped
+        #expect(v(sarah, person("Hughes", "Sarah", "1990-04-12"))[.family] == 6)
+        #expect(v(sarah, person("Sarah", "Smith-Hughes", "1990-04-12"))[.family] == 2)
+        #expect(v(sarah, person("Sarah", "Hughes", "1990-12-04"))[.dateOfBirth] == 2) // day/month transposed
+        #expect(v(sarah, person("Sarah", "Hughes", "1990-04-21"))[.dateOfBirth] == 2) // adjacent digits transposed
+        #expect(v(sarah, person("Sarah", "Hughes", "1990-04-13"))[.dateOfBirth] == 3) // one digit
+        #expect(v(sarah, person("Sarah", "Hughes", "1991-04-12"))[.dateOfBirth] == 3) // one digit (also a year off by one)
+        #expect(v(sarah, person("Sarah", "Hughes", "1989-04-12"))[.dateOfBirth] == 4) // year off by one
+        #expect(v(sarah, person("Sarah", "Hughes", "1980-04-12"))[.dateOfBirth] == 3) // one digit
+        #expect(v(sarah, person("Sarah", "Hughes", "1990"))[.dateOfBirth] == 5) // partial
+        #expect(v(sarah, person("Sarah", "Hughes", "1975-01-30"))[.dateOfBirth] == 7)
+        #expect(v(sarah, person("Sarah", "Hughes", nil))[.dateOfBirth] == 0) // unknown: no weight
+        let moved = person("Sarah", "Hughes", "1990-04-12", ["12 High St"], postcode: "RG1 7LN")
+        #expect(v(sarah, moved)[.houseNumber] == 2)
+        #expect(v(sarah, moved)[.street] == 1) // "St" expanded to street
+        #expect(v(sarah, moved)[.postcode] == 2) // same sector
+        #expect(v(sarah, moved) == v(moved, sarah))
+    }
+
+    /// A small population: 100 households of two or three people sharing a family name and an
+    /// address; a third of the people recorded twice, with a typo in the given name or the date of birth.
+    static func population() -> [PersonFeatures] {
+        var rng = SplitMix(seed: 7)
+        func pick(_ list: [String]) -> String { list[Int(rng.next() % UInt64(list.count))] }
+        let given = ["oliver", "george", "harry", "jack", "amelia", "isla", "ava", "emily", "sarah", "laura", "mark", "paul", "priya",
+                     "omar", "grace", "lucas", "noah", "ruby", "zara", "kevin", "donna", "tomasz", "chidi", "fatima"]
+        let family = ["smith", "jones", "okafor", "hughes", "nowak", "patel", "walker", "brown", "lee", "khan", "ward", "turner",
+                      "ashford", "redmore", "castleton", "fairbourne", "kingsley", "thornwell", "stockham", "whitcombe"]
+        var people: [PersonFeatures] = []
+        for h in 0..<100 {
+            let f = pick(family)
+            let street = "\(1 + h % 90) \(["High Street", "Mill Lane", "Park Road", "Station Road"][h % 4])"
+            let postcode = "RG\(1 + h % 9) \(h % 10)AB"
+            for member in 0..<(2 + h % 2) {
+                let g = pick(given)
+                let dob = String(format: "%04d-%02d-%02d", 1960 + Int(rng.next() % 60), 1 + Int(rng.next() % 12), 1 + Int(rng.next() % 28))
+                people.append(PersonFeatures(givenName: g, familyName: f, dateOfBirth: dob, addressLines: [street], postcode: postcode))
+                switch (h + member) % 3 {
+                case 0: people.append(PersonFeatures(givenName: g + "e", familyName: f, dateOfBirth: dob, addressLines: [street], postcode: postcode))
+                case 1: people.append(PersonFeatures(givenName: g, familyName: f, dateOfBirth: String(dob.dropLast()) + "9", addressLines: [street], postcode: postcode))
+                default: break
+                }
+            }
+        }
+        return people
+    }
+
+    @Test("the learned model does not depend on the order the records were added in")
+    func deterministic() {
+        let people = Self.population()
+        var options = MatchModelTrainer.Options()
+        options.randomPairs = 5_000
+        let a = MatchModelTrainer.train(records: people, options: options)
+        var shuffled = people
+        var rng = SplitMix(seed: 99)
+        for i in stride(from: shuffled.count - 1, to: 0, by: -1) { shuffled.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        let b = MatchModelTrainer.train(records: shuffled, options: options)
+        #expect(shuffled != people)
+        #expect(a == b)
+        let encoded = try? JSONEncoder().encode(a)
+        #expect(encoded.flatMap { try? JSONDecoder().decode(MatchModel.self, from: $0) } == a)
+    }
+
+    @Test("learned weights: agreement counts for, disagreement against; a rare exact surname counts more than a common one")
+    func weights() {
+        let model = MatchModelTrainer.train(records: Self.population() + [
+            person("Zofia", "Wisniewska", "1984-05-06"), person("Zofia", "Smith", "1984-05-06"),
+        ])
+        let m = model.m["given"]!, u = model.u["given"]!
+        #expect(m[1] > u[1]) // exact given name
+        #expect(m[8] < u[8]) // different given name
+        #expect(model.m["dateOfBirth"]![1] > model.u["dateOfBirth"]![1])
+        let rare = model.evidence(person("Zofia", "Wisniewska", "1984-05-06"), person("Zofia", "Wisniewska", "1984-05-06"))
+        let common = model.evidence(person("Zofia", "Smith", "1984-05-06"), person("Zofia", "Smith", "1984-05-06"))
+        let rareFamily = rare.fields.first { $0.field == .family }!, commonFamily = common.fields.first { $0.field == .family }!
+        #expect(rareFamily.termFrequencyAdjusted && commonFamily.termFrequencyAdjusted)
+        #expect(rareFamily.weight > commonFamily.weight)
+        // Different people, same surname and street: far below the threshold.
+        let siblings = model.evidence(person("Oliver", "Smith", "2015-06-02", ["10 High Street"], postcode: "RG1 1AB"),
+                                      person("Amelia", "Smith", "2017-11-21", ["10 High Street"], postcode: "RG1 1AB"))
+        print("siblings: \(siblings)")
+        #expect(siblings.probability < model.threshold)
+    }
+
+    @Test("every field's contribution is in the evidence and they add up to the match weight")
+    func explanation() {
+        let model = MatchModelTrainer.train(records: Self.population())
+        let e = model.evidence(person("Sarah", "Hughes", "1990-04-12", ["10 High Street"], postcode: "RG1 7LL"),
+                               person("Sara", "Hughes", "1990-12-04", ["10 High St"], postcode: "RG1 7LL"))
+        #expect(e.fields.map(\.field) == MatchField.allCases)
+        #expect(abs(e.fields.reduce(e.priorWeight) { $0 + $1.weight } - e.matchWeight) < 1e-9)
+        #expect(e.description.contains("given name Jaro-Winkler >= 0.92"))
+        #expect(e.description.contains("date of birth day/month or two adjacent digits transposed"))
+        #expect(!e.description.contains("town")) // unknown fields carry no weight and are not listed
+        #expect(e.fields.first { $0.field == .town }?.weight == 0)
+        // The fast scorer gives the evidence's weight for every pair.
+        let people = Self.population(), scorer = model.scorer()
+        for i in stride(from: 0, to: people.count - 1, by: 7) {
+            #expect(abs(scorer.weight(people[i], people[i + 1]) - model.evidence(people[i], people[i + 1]).matchWeight) < 1e-9)
+        }
+    }
+}
+
+@Suite("Fellegi-Sunter model on FEBRL")
+struct MatchModelFebrlTests {
+    @Test("learned on dataset 1 without labels: precision at least 0.999 and F1 ahead of the hand-weighted matcher")
+    func dataset1() throws {
+        let data = try FebrlDataset.load(path: TestPaths.shared + "/data/febrl/dataset1.csv")
+        let (quality, model) = data.linkWithModel(nil)
+        let handWeighted = data.linkWithMatcher(PersonMatcher())
+        print("dataset1 Fellegi-Sunter: \(quality), expected false-link rate \(model.expectedFalseLinkRate)")
+        #expect(quality.precision >= 0.999)
+        #expect(quality.f1 >= handWeighted.f1)
+        #expect(model.expectedFalseLinkRate < 0.01)
+    }
+}
+
+@Suite("Fellegi-Sunter model stored with the history index")
+struct MatchModelStoreTests {
+    /// 120 households, each recorded in two incidents; in the second the victim's given name is
+    /// misspelt and the suspect's date of birth mistyped.
+    static func incidents() -> [Incident] {
+        var rng = SplitMix(seed: 11)
+        func pick(_ list: [String]) -> String { list[Int(rng.next() % UInt64(list.count))] }
+        let given = ["Oliver", "George", "Harry", "Jack", "Amelia", "Isla", "Ava", "Emily", "Sarah", "Laura", "Mark", "Paul", "Priya",
+                     "Omar", "Grace", "Lucas", "Noah", "Ruby", "Zara", "Kevin", "Donna", "Tomasz", "Chidi", "Fatima"]
+        let family = ["Smith", "Jones", "Okafor", "Hughes", "Nowak", "Patel", "Walker", "Brown", "Lee", "Khan", "Ward", "Turner",
+                      "Ashford", "Redmore", "Castleton", "Fairbourne", "Kingsley", "Thornwell", "Stockham", "Whitcombe"]
+        func date(_ from: Int) -> String {
+            String(format: "%04d-%02d-%02d", from + Int(rng.next() % 30), 1 + Int(rng.next() % 12), 1 + Int(rng.next() % 28))
+        }
+        var incidents: [Incident] = []
+        for h in 0..<120 {
+            let f = pick(family)
+            let address = PostalAddress(lines: ["\(1 + h % 90) \(["High Street", "Mill Lane", "Park Road", "Station Road"][h % 4])"],
+                                        town: "Reading", postcode: "RG\(1 + h % 9) \(h % 10)AB")
+            let victim = Party(role: .victim, givenName: pick(given), familyName: f, dateOfBirth: date(1965))
+            let suspect = Party(role: .suspect, givenName: pick(given), familyName: f, dateOfBirth: date(1960))
+            var misspelt = victim
+            misspelt.givenName += "e"
+            var mistyped = suspect
+            mistyped.dateOfBirth = String(suspect.dateOfBirth!.dropLast()) + "9"
+            for (n, parties) in [[victim, suspect], [misspelt, mistyped]].enumerated() {
+                let when = Date(timeIntervalSince1970: 1_650_000_000 + Double(h * 2 + n) * 86_400)
+                incidents.append(Incident(occurrenceNumber: String(43_220_000_000 + h * 2 + n), forceCode: "43", occurredAt: when, reportedAt: when,
+                                          incidentAddress: address, riskLevel: .medium, crime: false, parties: parties))
+            }
+        }
+        return incidents
+    }
+
+    func store(_ name: String, _ incidents: [Incident]) throws -> ServiceStore {
+        let store = try ServiceStore(path: TestPaths.temporaryDirectory(name) + "/store.sqlite", migrations: ChildResearchService.migrations)
+        try store.pool.write { db in
+            for incident in incidents { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
+        }
+        return store
+    }
+
+    @Test("learned from the index, stored and read back; the same index content fed in another order gives the same model")
+    func storedAndOrderIndependent() throws {
+        let incidents = Self.incidents()
+        let forward = try store("match-model-forward", incidents)
+        let backward = try store("match-model-backward", incidents.reversed())
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let a = try #require(try MatchModelStore.retrainIfDue(store: forward, every: 100, minimumPeople: 100, now: now))
+        let b = try #require(try MatchModelStore.retrainIfDue(store: backward, every: 100, minimumPeople: 100, now: now))
+        #expect(a.people == 480)
+        #expect(a.model == b.model)
+        #expect(try forward.pool.read { try MatchModelStore.load($0) } == a)
+        // A model in another format is not used: it is learned again.
+        var older = a
+        older.model.version = MatchModel.formatVersion + 1
+        try forward.pool.write { try MatchModelStore.save(older, db: $0) }
+        #expect(try forward.pool.read { try MatchModelStore.load($0) } == nil)
+        #expect(try MatchModelStore.retrainIfDue(store: forward, every: 100, minimumPeople: 100, now: now)?.model == a.model)
+        // The misspelt victim links to her earlier record; her partner does not.
+        let people = try forward.pool.read { db in try HistoryIndex.people(forceCode: "43", occurrenceNumber: "43220000000", db: db) }
+            + forward.pool.read { db in try HistoryIndex.people(forceCode: "43", occurrenceNumber: "43220000001", db: db) }
+        let victims = people.filter { $0.role == "victim" }.map(\.features), suspect = try #require(people.first { $0.role == "suspect" }).features
+        #expect(victims.count == 2)
+        #expect(a.model.matches(victims[0], victims[1]), "\(a.model.evidence(victims[0], victims[1]))")
+        #expect(!a.model.matches(victims[0], suspect), "\(a.model.evidence(victims[0], suspect))")
+    }
+
+    @Test("learned again only when the index has grown by the given number of people")
+    func retrainWhenGrown() throws {
+        let incidents = Self.incidents()
+        let store = try store("match-model-growth", Array(incidents.prefix(100)))
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        #expect(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 500, now: now) == nil) // 200 people: too few
+        #expect(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, now: now)?.people == 200)
+        #expect(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, now: now) == nil)
+        try store.pool.write { db in
+            for incident in incidents[100..<150] { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
+        }
+        #expect(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, now: now)?.people == 300)
+        // A purge takes people out: learned again at once, without the purged people's names.
+        let purged = try store.pool.read { db in try HistoryIndex.people(forceCode: "43", occurrenceNumber: "43220000000", db: db) }
+        try store.pool.write { db in try db.execute(sql: "DELETE FROM researchPerson WHERE forceCode = '43' AND occurrenceNumber = '43220000000'") }
+        let relearned = try #require(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, now: now))
+        #expect(relearned.people == 298)
+        let stillThere = try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM researchPerson WHERE familyName = ?", arguments: [purged[0].familyName]) } ?? 0
+        #expect(abs((relearned.model.familyFrequency[NameText.normalise(purged[0].familyName)] ?? 0) * 298 - Double(stillThere)) < 1e-9
+                || stillThere == 0 && relearned.model.familyFrequency[NameText.normalise(purged[0].familyName)] == nil)
+    }
+}
