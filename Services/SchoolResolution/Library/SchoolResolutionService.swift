@@ -9,8 +9,9 @@ import ServiceRuntime
 ///
 /// Consumes `encompass.children` and `encompass.school.feedback` (work, key child id) and
 /// `encompass.schools.register` (replicated: every instance holds the whole register);
-/// produces `encompass.notice.requests` (key notice id) and the register updates it takes over
-/// HTTP. See docs/SCHOOLRESOLUTION.md.
+/// produces `encompass.notice.requests` (key notice id: requests, and cancellations when a
+/// school says the pupil no longer attends), the register updates it takes over HTTP, and the
+/// redirect steps on `encompass.notice.events`. See docs/SCHOOLRESOLUTION.md.
 public enum SchoolResolutionService {
     /// The service's own settings, from the environment.
     public struct Settings: Sendable {
@@ -54,7 +55,7 @@ public enum SchoolResolutionService {
                     try flow.handleChild(envelope.payload, messageId: envelope.id, db: ctx.db, outbox: ctx.outbox, now: ctx.now, logger: ctx.logger)
                 },
                 TopicHandler.on(Topics.schoolFeedback.name, SchoolFeedback.self) { envelope, ctx in
-                    try flow.handleFeedback(envelope.payload, db: ctx.db, logger: ctx.logger)
+                    try flow.handleFeedback(envelope.payload, messageId: envelope.id, db: ctx.db, outbox: ctx.outbox, now: ctx.now, logger: ctx.logger)
                 },
             ],
             replicated: [
@@ -66,7 +67,7 @@ public enum SchoolResolutionService {
                     try SchoolStore.apply(envelope.payload, db: ctx.db)
                 },
             ],
-            produces: [Topics.noticeRequests.name, Topics.schoolRegister.name],
+            produces: [Topics.noticeRequests.name, Topics.schoolRegister.name, Topics.noticeEvents.name],
             routes: { router, environment in
                 SchoolsAPI(flow: flow, environment: environment).register(on: router)
             },

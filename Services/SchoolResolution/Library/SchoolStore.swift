@@ -113,8 +113,19 @@ public struct ResolutionRow: Codable, FetchableRecord, ReplaceableRecord, Sendab
     /// JSON array of strings.
     public var reasons: String
     public var updatedAt: Date
+    /// With outcome `notice`: the `NoticeRequested` envelope as published (school-resolution-v3),
+    /// so that a notice whose school says the pupil no longer attends can be redirected. Purged
+    /// with the other personal data (nil then, and on older rows).
+    public var request: Data? = nil
 
     public var reasonList: [String] { (try? JSONDecoder().decode([String].self, from: Data(reasons.utf8))) ?? [] }
+
+    /// The child of the notice, as the request carried it (nil when not held).
+    public var childIdentified: ChildIdentified? {
+        guard let request, !request.isEmpty, let envelope = try? WireFormat.decode(NoticeRequested.self, from: Array(request)) else { return nil }
+        let notice = envelope.payload
+        return ChildIdentified(incident: notice.incident, incidentRevision: notice.incidentRevision, child: notice.child, source: notice.childSource)
+    }
 }
 
 /// A child without a verified school, waiting for Children's Social Care (table `schoolRequest`).
@@ -147,6 +158,9 @@ public struct SchoolRequestRow: Codable, FetchableRecord, PersistableRecord, Sen
     /// and why it needs a MASH officer (school-resolution-v2).
     public var reviewSchool: String?
     public var reviewReason: String?
+    /// A redirect (school-resolution-v3): the notice whose school said the pupil no longer
+    /// attends. This request's id is the redirect's own notice id.
+    public var redirectOf: String? = nil
 
     public var candidateList: [MatchCandidate] { (try? JSONDecoder().decode([MatchCandidate].self, from: Data(candidates.utf8))) ?? [] }
 
@@ -244,7 +258,13 @@ public enum SchoolStore {
 
     /// Every migration of the store, in order.
     public static func migrations(seed: Bool) -> [StoreMigration] {
-        [migration, seedMigration(enabled: seed), evidenceMigration]
+        [migration, seedMigration(enabled: seed), evidenceMigration, redirectMigration]
+    }
+
+    /// v3: each notice's published request (for redirects) and a redirect's original notice.
+    public static let redirectMigration = StoreMigration("school-resolution-v3-redirects") { db in
+        try db.alter(table: ResolutionRow.databaseTableName) { t in t.add(column: "request", .blob) }
+        try db.alter(table: SchoolRequestRow.databaseTableName) { t in t.add(column: "redirectOf", .text) }
     }
 
     /// v2: the day and home postcode a child's school was verified for, and CSC answers held for
@@ -323,6 +343,6 @@ extension ChildSchoolRow {
 }
 
 extension ResolutionRow {
-    public static let replacementColumns = ["noticeId", "childId", "forceCode", "occurrenceNumber", "incidentRevision", "outcome", "urn", "reasons", "updatedAt"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [noticeId, childId, forceCode, occurrenceNumber, incidentRevision, outcome, urn, reasons, updatedAt.stored] }
+    public static let replacementColumns = ["noticeId", "childId", "forceCode", "occurrenceNumber", "incidentRevision", "outcome", "urn", "reasons", "updatedAt", "request"]
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [noticeId, childId, forceCode, occurrenceNumber, incidentRevision, outcome, urn, reasons, updatedAt.stored, request] }
 }
