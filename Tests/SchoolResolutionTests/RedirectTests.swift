@@ -83,6 +83,18 @@ struct RedirectTests {
         let redirected = try #require(events.first { $0.kind == .redirected })
         #expect(redirected.noticeId == second.noticeKey && redirected.schoolURN == "109779" && redirected.detail?.contains(secondRedirect) == true)
 
+        // CSC corrects its answer for the first: both redirects now go, each under its own message id.
+        let corrected = try store.pool.write { db in
+            try CSCRequests.importReturned(Data("request_id,school_urn\n\(firstRedirect),109779\n".utf8), name: "corrected.csv", flow: flow,
+                                           db: db, outbox: Outbox(db: db, producer: "test"), now: now)
+        }
+        #expect(corrected.answers.map(\.outcome) == ["notice"])
+        let ids = try store.pool.read { db in
+            try OutboxMessage.filter(Column("topic") == Topics.noticeRequests.name).fetchAll(db)
+                .compactMap { try? WireFormat.decode(NoticeRequested.self, from: Array($0.value)) }.filter { $0.payload.noticeId.contains("-r") }.map(\.id)
+        }
+        #expect(ids.count == 2 && Set(ids).count == 2, "one report's redirects must not share message ids (the inbox would drop one)")
+
         // The redirect's school also says no: the loop runs again from the redirect.
         let again = SchoolFeedback(childId: "child-7", noticeId: secondRedirect, schoolURN: "109779", kind: .noLongerAttends,
                                    reportedAt: now, reportedBy: "office@coley.example")

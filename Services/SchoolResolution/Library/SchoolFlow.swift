@@ -160,17 +160,20 @@ public struct SchoolFlow: Sendable {
                         to: Topics.noticeRequests.name, key: row.noticeId, id: MessageID.derived(from: messageId, "cancel:\(row.noticeId)"),
                         causationId: messageId, now: now)
                 }
+                // The redirect's outputs derive their ids from this event's id: one per notice
+                // (several redirects opened by one report must not share ids).
+                let eventId = MessageID.derived(from: messageId, "redirect:\(row.noticeId)")
                 if try SchoolRequestRow.fetchOne(db, key: redirectId) == nil {
                     try SchoolRequestRow(requestId: redirectId, childId: row.childId, forceCode: row.forceCode,
                                          occurrenceNumber: row.occurrenceNumber, lpa: Self.lpa(message.incident),
                                          reason: "\(reason): which school does the child attend now?", candidates: "[]",
-                                         child: try WireFormat.data(message), causationId: messageId, status: "open",
+                                         child: try WireFormat.data(message), causationId: eventId, status: "open",
                                          createdAt: now, updatedAt: now, redirectOf: row.noticeId).insert(db)
                 }
                 try Self.publishEvent(.redirectRequested, noticeId: row.noticeId, forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber,
                                       urn: feedback.schoolURN,
                                       detail: "\(reason)\(row.noticeId == feedback.noticeId ? "" : "; this notice, not yet sent, is cancelled"); request \(redirectId) to Children's Social Care for the child's current school",
-                                      id: MessageID.derived(from: messageId, "redirect:\(row.noticeId)"), causationId: messageId, outbox: outbox, now: now)
+                                      id: eventId, causationId: messageId, outbox: outbox, now: now)
                 row.outcome = Self.redirected
                 row.reasons = String(decoding: try JSONEncoder().encode(row.reasonList + ["\(reason): redirected as \(redirectId)"]), as: UTF8.self)
                 row.updatedAt = now
