@@ -33,6 +33,7 @@ public enum PayloadSchemas {
         add(ReviewDecision.self)
         add(NoticeRequested.self)
         add(NoticeCancelled.self)
+        add(LocalAuthorityContacts.self)
         add(NoticeDue.self)
         add(NoticeEvent.self)
         add(SchoolFeedback.self)

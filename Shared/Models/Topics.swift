@@ -93,8 +93,8 @@ public enum Topics {
         name: "encompass.school.feedback", key: "child id",
         producers: ["dispatch"], consumers: ["school-resolution"])
     public static let schoolRegister = TopicDefinition(
-        name: "encompass.schools.register", key: "URN",
-        producers: ["school-resolution (register import, contacts API/CLI)"],
+        name: "encompass.schools.register", key: "URN (LA<code> for a local authority's contacts)",
+        producers: ["school-resolution (register import, contacts API/CLI, LA contacts)"],
         consumers: ["school-resolution (every instance, own group)"])
     public static let noticeRequests = TopicDefinition(
         name: "encompass.notice.requests", key: "notice id",

@@ -48,7 +48,9 @@ public struct SchoolFlow: Sendable {
                                 place: ChildPlace.of(message.child, incident: message.incident, source: message.source),
                                 checkAge: checkAge) { urn in
             if let held = contacts[urn] { return held }
-            let held = (try? SchoolStore.contacts(db, urn: urn)) ?? []
+            // `LA<code>`: a local authority's contacts (out-of-area schools without their own).
+            let held = urn.hasPrefix("LA") ? (try? SchoolStore.laContacts(db, laCode: String(urn.dropFirst(2)))) ?? []
+                : (try? SchoolStore.contacts(db, urn: urn)) ?? []
             contacts[urn] = held
             return held
         }

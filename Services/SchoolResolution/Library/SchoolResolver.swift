@@ -5,10 +5,15 @@ import Foundation
 public struct SchoolsProtocol: Codable, Sendable, Equatable {
     /// What to do with a verified school outside the force's local authorities.
     public enum OutOfArea: String, Codable, Sendable {
-        /// Not notified; the outcome is recorded (Cambridgeshire).
+        /// The default, as section 49A of the Domestic Abuse Act 2021 requires (any relevant
+        /// educational establishment in England or Wales): notified like any school, through
+        /// the school's contacts, else its local authority's Operation Encompass contact, else
+        /// a telephone task for the MASH with the reason. Never silently dropped.
+        case notify
+        /// Legacy (before s49A; Cambridgeshire's "out of county not shared"): not notified; the
+        /// outcome is recorded. Only where a force's protocol still asks for it.
         case record
-        /// Notified when the MASH holds safeguarding contacts for the school (a cross-border
-        /// arrangement), else recorded as not notified.
+        /// Legacy: notified only when the MASH holds contacts for the school, else recorded.
         case notifyWhenContacts = "notify-when-contacts"
     }
 
@@ -20,6 +25,16 @@ public struct SchoolsProtocol: Codable, Sendable, Equatable {
     /// A setting whose statutory age range tops out at or below this is early years.
     public var earlyYearsMaximumAge: Int
     public var match: MatchThresholds
+
+    /// `outOfArea` may be left out: `notify`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        localAuthorities = try container.decode([String: String].self, forKey: .localAuthorities)
+        outOfArea = try container.decodeIfPresent(OutOfArea.self, forKey: .outOfArea) ?? .notify
+        earlyYearsChannel = try container.decode(NoticeChannel.self, forKey: .earlyYearsChannel)
+        earlyYearsMaximumAge = try container.decode(Int.self, forKey: .earlyYearsMaximumAge)
+        match = try container.decode(MatchThresholds.self, forKey: .match)
+    }
 
     public init(localAuthorities: [String: String], outOfArea: OutOfArea, earlyYearsChannel: NoticeChannel,
                 earlyYearsMaximumAge: Int = 5, match: MatchThresholds = MatchThresholds()) {
@@ -332,10 +347,22 @@ public struct SchoolResolver: Sendable {
         let type = school.type?.lowercased() ?? ""
         let earlyYears = school.isOfstedEarlyYears || phase.contains("nursery") || type.contains("nursery") || type.contains("early years")
             || (rangeKnown && (high ?? 99) <= policy.earlyYearsMaximumAge)
-        let held = contacts(school.urn)
+        var held = contacts(school.urn)
+        var unrouted = false
         if policy.localAuthorities[school.localAuthorityCode] == nil {
             let where_ = "URN \(school.urn) is in \(school.localAuthorityName) (LA \(school.localAuthorityCode)), outside force \(incident.forceCode)'s local authorities"
             switch policy.outOfArea {
+            case .notify where !held.isEmpty:
+                reasons.append(where_ + "; notified like any school, through the contacts the MASH holds for it")
+            case .notify:
+                let la = contacts(LocalAuthorityContacts.key(school.localAuthorityCode)).filter { $0.role == LocalAuthorityContacts.encompassRole }
+                if la.isEmpty {
+                    unrouted = true
+                    reasons.append(where_ + "; " + Self.unroutedOutOfArea + " for the school nor for \(school.localAuthorityName): a telephone task for the MASH to reach the school's safeguarding lead (add the LA's Operation Encompass contact with `encompass schools la-contacts import`)")
+                } else {
+                    held = la
+                    reasons.append(where_ + "; no contacts held for the school: notified through \(school.localAuthorityName)'s Operation Encompass contact")
+                }
             case .record:
                 return .success(.notNotified(urn: school.urn, reasons: reasons + [where_ + ": not notified (force protocol); recorded"]))
             case .notifyWhenContacts where held.isEmpty:
@@ -345,7 +372,9 @@ public struct SchoolResolver: Sendable {
             }
         }
         var channel = NoticeChannel.email
-        if earlyYears {
+        if unrouted {
+            channel = .telephone
+        } else if earlyYears {
             channel = policy.earlyYearsChannel
             reasons.append("early years setting: \(channel.rawValue) (force protocol)")
         } else if !held.contains(where: { $0.email?.isEmpty == false }) {
@@ -365,6 +394,10 @@ public struct SchoolResolver: Sendable {
 }
 
 extension SchoolResolver {
+    /// The words that mark an out-of-area notice with no contact to send it to (counted by
+    /// `encompass_school_resolution_out_of_area_unrouted`).
+    public static let unroutedOutOfArea = "out of area, no contact held"
+
     /// The child's possible school-year ages (age on 31 August before the school year of `day`):
     /// exact from a date of birth, else one of two from an age in whole years.
     func schoolYearAges(_ child: IdentifiedChild, on day: CalendarDate) -> ClosedRange<Int>? {

@@ -56,6 +56,23 @@ public struct SchoolContactRow: Codable, FetchableRecord, PersistableRecord, Sen
     public var contact: SchoolContact { SchoolContact(role: role, name: name, email: email, phone: phone) }
 }
 
+/// A contact the MASH keeps for a local authority (table `laContact`, school-resolution-v4):
+/// its Operation Encompass contact (`encompass`) and its contact for children not on a school
+/// roll (`education-otherwise`). Every instance holds all.
+public struct LAContactRow: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "laContact"
+    public var laCode: String
+    public var position: Int
+    public var role: String
+    public var name: String?
+    public var email: String?
+    public var phone: String?
+    public var source: String
+    public var updatedAt: Date
+
+    public var contact: SchoolContact { SchoolContact(role: role, name: name, email: email, phone: phone) }
+}
+
 /// The school verified for a child (table `childSchool`): "the one previously held".
 public struct ChildSchoolRow: Codable, FetchableRecord, ReplaceableRecord, Sendable, Equatable {
     public static let databaseTableName = "childSchool"
@@ -258,7 +275,39 @@ public enum SchoolStore {
 
     /// Every migration of the store, in order.
     public static func migrations(seed: Bool) -> [StoreMigration] {
-        [migration, seedMigration(enabled: seed), evidenceMigration, redirectMigration]
+        [migration, seedMigration(enabled: seed), evidenceMigration, redirectMigration, laContactsMigration]
+    }
+
+    /// v4: the contacts the MASH keeps per local authority.
+    public static let laContactsMigration = StoreMigration("school-resolution-v4-la-contacts") { db in
+        try db.create(table: LAContactRow.databaseTableName) { t in
+            t.column("laCode", .text).notNull()
+            t.column("position", .integer).notNull()
+            t.column("role", .text).notNull()
+            t.column("name", .text)
+            t.column("email", .text)
+            t.column("phone", .text)
+            t.column("source", .text).notNull()
+            t.column("updatedAt", .datetime).notNull()
+            t.primaryKey(["laCode", "position"])
+        }
+    }
+
+    /// Applies a local authority's contacts (the replicated topic's handler, and tests): the
+    /// list replaces what is held, unless what is held is newer.
+    public static func apply(_ update: LocalAuthorityContacts, db: Database) throws {
+        if let held = try LAContactRow.filter(Column("laCode") == update.laCode).fetchOne(db), held.updatedAt > update.updatedAt { return }
+        try LAContactRow.filter(Column("laCode") == update.laCode).deleteAll(db)
+        for (i, c) in update.contacts.enumerated() {
+            try LAContactRow(laCode: update.laCode, position: i, role: c.role, name: c.name, email: c.email, phone: c.phone,
+                             source: update.source, updatedAt: update.updatedAt).insert(db)
+        }
+    }
+
+    /// A local authority's contacts in `role` (nil: all), in the order given.
+    public static func laContacts(_ db: Database, laCode: String, role: String? = nil) throws -> [SchoolContact] {
+        try LAContactRow.filter(Column("laCode") == laCode).order(Column("position")).fetchAll(db).map(\.contact)
+            .filter { role == nil || $0.role == role }
     }
 
     /// v3: each notice's published request (for redirects) and a redirect's original notice.
