@@ -146,6 +146,11 @@ public struct SchoolResolver: Sendable {
             return .request(reason: "no schools protocol for force \(incident.forceCode)", candidates: [], reasons: [])
         }
         let place = place ?? ChildPlace.of(child, incident: incident, source: .officer)
+        // Recorded now (by the officer, or in Children's Social Care's answer) as not on a
+        // school roll: the notice goes to the child's home local authority instead.
+        if recordedOrigin == nil, recorded?.urn?.isEmpty != false, let name = recorded?.name, let kind = NotOnRoll(recorded: name) {
+            return notOnRoll(kind, recorded: name, label: recordedLabel, incident: incident, place: place, policy: policy, contacts: contacts)
+        }
         var attempts: [Attempt] = []
         if let recorded, recorded.urn?.isEmpty == false || recorded.name?.trimmingCharacters(in: .whitespaces).isEmpty == false {
             attempts.append(Attempt(label: recordedLabel, school: recorded, origin: recordedOrigin))
@@ -393,7 +398,50 @@ public struct SchoolResolver: Sendable {
     }
 }
 
+/// A child recorded as on no school roll, as officers and Children's Social Care write it.
+public enum NotOnRoll: String, Sendable, CaseIterable {
+    case homeEducated = "home-educated"
+    case missingEducation = "missing education"
+    case awaitingPlace = "awaiting a school place"
+
+    /// Phrases (lower case, punctuation as spaces) that say so, whole words, alone in the field.
+    static let phrases: [(NotOnRoll, [String])] = [
+        (.homeEducated, ["home educated", "home education", "elective home education", "electively home educated", "ehe", "home schooled", "home schooling"]),
+        (.missingEducation, ["missing education", "child missing education", "cme", "not on roll", "not on a school roll", "no school", "not in school", "not attending school"]),
+        (.awaitingPlace, ["awaiting place", "awaiting a place", "awaiting school place", "awaiting a school place", "no school place"]),
+    ]
+
+    /// The kind a recorded school name says, when it says the child is on no school roll.
+    public init?(recorded name: String) {
+        let words = String(name.lowercased().map { $0.isLetter || $0.isNumber ? $0 : " " }).split(separator: " ").joined(separator: " ")
+        guard let found = Self.phrases.first(where: { $0.1.contains(words) }) else { return nil }
+        self = found.0
+    }
+}
+
 extension SchoolResolver {
+    /// The notice for a child on no school roll: a telephone task for the MASH to tell the
+    /// child's home local authority (its `education-otherwise` contact, when held), under the
+    /// account `LA<code>`. The home LA is the one with most schools in the home postcode's
+    /// district (the incident's, when the home is unknown); with neither, a request to CSC.
+    func notOnRoll(_ kind: NotOnRoll, recorded: String, label: String, incident: Incident, place: ChildPlace,
+                   policy: SchoolsProtocol, contacts: (String) -> [SchoolContact]) -> Resolution {
+        let said = "\(label) \"\(recorded)\": the child is \(kind.rawValue), on no school roll"
+        guard let code = matcher.localAuthority(ofPostcode: place.homePostcode) ?? matcher.localAuthority(ofPostcode: incident.incidentAddress.postcode) else {
+            return .request(reason: "\(said); the child's home local authority cannot be told from the postcode: name it, or the school", candidates: [], reasons: [])
+        }
+        let name = policy.localAuthorities[code] ?? matcher.localAuthorityName(code) ?? "LA \(code)"
+        let held = contacts(LocalAuthorityContacts.key(code)).filter { $0.role == LocalAuthorityContacts.educationOtherwiseRole }
+        let route = held.isEmpty
+            ? "none held for \(name): add it with `encompass schools la-contacts import`"
+            : "\(held.compactMap { $0.name ?? $0.email }.joined(separator: ", "))"
+        return .notice(ResolvedSchool(
+            urn: LocalAuthorityContacts.key(code), name: "\(name) local authority (child \(kind.rawValue))", localAuthorityCode: code,
+            localAuthorityName: name, contacts: held, channel: .telephone
+        ), reasons: [said, "home local authority \(name) (LA \(code)) from the postcode \(place.homePostcode ?? incident.incidentAddress.postcode)",
+                     "a telephone task for the MASH to tell the local authority's education-otherwise contact (\(route))"])
+    }
+
     /// The words that mark an out-of-area notice with no contact to send it to (counted by
     /// `encompass_school_resolution_out_of_area_unrouted`).
     public static let unroutedOutOfArea = "out of area, no contact held"
