@@ -135,7 +135,7 @@ final class DemoRun: Sendable {
 
         // 1. The world.
         let world = WorldGenerator.generate(
-            WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date), schools: try SchoolList.read(path: SchoolList.shippedFile))
+            WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date, outOfAreaShare: Self.outOfAreaShare), schools: try SchoolList.read(path: SchoolList.shippedFile))
         try WorldFiles.write(world, to: "\(directory)/world")
         say("world (seed \(seed)): \(world.history.count) past incidents, \(world.day.count) incidents on \(date), \(world.schools.count) schools")
 
@@ -148,6 +148,12 @@ final class DemoRun: Sendable {
         let contacts = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/world/contacts.csv"))
         let (contactStatus, contactBody) = try await client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: contacts, contentType: "text/csv")
         guard (200..<300).contains(contactStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, contactStatus, contactBody)) }
+        // One neighbouring authority's Operation Encompass contact (Cambridgeshire's), and none
+        // for the others: out-of-area notices show both routes (the LA's contact, a telephone task).
+        let laContacts = "la_code,role,name,email,phone\n873,encompass,Cambridgeshire Operation Encompass,encompass@cambridgeshire.example.gov.uk,01223 000000\n"
+        let (laStatus, laBody) = try await client(.schoolResolution).call("POST", "/v1/la-contacts/import", query: ["name": "la-contacts.csv"],
+                                                                          raw: Data(laContacts.utf8), contentType: "text/csv")
+        guard (200..<300).contains(laStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, laStatus, laBody)) }
         let historyLines = try String(contentsOfFile: "\(directory)/world/history.jsonl", encoding: .utf8).split(separator: "\n")
         var historyAccepted = 0
         for start in stride(from: 0, to: historyLines.count, by: 1_000) {
@@ -259,7 +265,7 @@ final class DemoRun: Sendable {
         try await pipeline.quiet()
 
         // 9. The scorecard.
-        let notices = try await readNotices()
+        let (notices, released) = try await readNotices()
         let card = judge.score(notices)
         let proposals = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "all"]).proposals
         var openRows: [[String: String]] = [], stillHeld: [HeldAnswer] = []
@@ -297,6 +303,7 @@ final class DemoRun: Sendable {
           notices to a wrong school or for a child not present: \(card.wrongNotices)\(card.wrong.map { "\n            WRONG \($0)" }.joined())
           missed children by cause: \(missed.isEmpty ? "none" : missed.map { "\($0.children) \($0.cause)" }.joined(separator: "; "))
         reviewer decisions:   \(proposals.count) proposed children for \(world.day.count) incidents = \(String(format: "%.2f", Double(proposals.count) / Double(max(1, world.day.count)))) per incident; \(held.count) CSC answers held for a MASH officer
+        statutory duty:       \(Self.dutySummary(day: world.day, released: released))
         untidy records:       \(untidy.isEmpty ? "none" : untidy)
         dead letters:         \(deadLetters)
 
@@ -336,14 +343,15 @@ final class DemoRun: Sendable {
     }
 
     /// The notices the pipeline produced, read from `encompass.notices.due`, with dispatch's sent state.
-    func readNotices() async throws -> [DemoJudge.Notice] {
+    /// The notices released (as scheduling released them) and, for the judge, each with whether it was sent.
+    func readNotices() async throws -> ([DemoJudge.Notice], [NoticeDue]) {
         let bootstrap = try String(contentsOfFile: "\(directory)/broker.bootstrap", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         var logger = Logger(label: "encompass.demo")
         logger.logLevel = .critical
         let client = KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "encompass-demo")
         let rows = try await LagReport.collect(client: client, groups: [("encompass-demo-\(MessageID.fresh())", [Topics.noticesDue.name])], logger: logger)
         let total = rows.reduce(0) { $0 + Int($1.endOffset) }
-        guard total > 0 else { return [] }
+        guard total > 0 else { return ([], []) }
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(client: client, groupId: "encompass-demo-\(MessageID.fresh())", topics: [Topics.noticesDue.name]),
             logger: logger)
@@ -366,10 +374,34 @@ final class DemoRun: Sendable {
                 for item in listing.notifications where item.sentAt != nil { sent.insert(item.noticeId) }
             }
         }
-        return due.values.map { notice in
+        return (due.values.map { notice in
             DemoJudge.Notice(occurrenceNumber: notice.request.incident.occurrenceNumber, child: notice.request.child,
                              childSource: notice.request.childSource, schoolURN: notice.request.school.urn, sent: sent.contains(notice.noticeId))
-        }
+        }, Array(due.values))
+    }
+
+    /// The demo world's share of school places outside the Thames Valley (children at a school
+    /// across the border: s49A has them notified like any other).
+    static let outOfAreaShare = 0.02
+
+    /// What the day held of the statutory duty's cases (issue 24): reports after the day of the
+    /// incident, early years settings, out-of-area schools and how they were reached, children on
+    /// no school roll, schools' "no longer attends" answers redirected.
+    static func dutySummary(day: [Incident], released: [NoticeDue]) -> String {
+        func londonDay(_ date: Date) -> CalendarDate { CalendarDate(date) }
+        let late = day.filter { londonDay($0.reportedAt) > londonDay($0.occurredAt) }
+        let lateNotices = released.filter { londonDay($0.request.incident.reportedAt) > londonDay($0.request.incident.occurredAt) }
+        let earlyYears = released.filter { $0.request.school.earlyYears }
+        let outOfArea = released.filter { $0.request.resolution.contains { $0.contains("outside force") } }
+        let throughLA = outOfArea.filter { $0.request.resolution.contains { $0.contains("Operation Encompass contact") } }
+        let unrouted = outOfArea.filter { $0.request.school.channel == .telephone && $0.request.school.contacts.isEmpty }
+        let notOnRoll = released.filter { $0.request.school.urn.hasPrefix("LA") }
+        let redirected = released.filter { $0.noticeId.split(separator: "-").last?.hasPrefix("r") == true }
+        return "\(late.count) late reports (reported after the day; \(lateNotices.count) notices), "
+            + "\(earlyYears.count) notices to early years settings, "
+            + "\(outOfArea.count) to out-of-area schools (\(throughLA.count) through the LA's Operation Encompass contact, \(unrouted.count) telephone tasks), "
+            + "\(notOnRoll.count) children on no school roll (to the home LA), "
+            + "\(redirected.count) notices redirected after a \"no longer attends\""
     }
 
     func deadLetterCounts() async throws -> String {

@@ -15,13 +15,18 @@ public struct WorldSettings: Sendable, Equatable {
     public var day: CalendarDate
     /// Years of history before the day.
     public var historyYears: Int
+    /// The share of school places a child takes at a school outside the force's local
+    /// authorities (from the register's other LAs); 0 keeps every child in area.
+    public var outOfAreaShare: Double
 
-    public init(seed: UInt64 = 2026, families: Int = 1_500, dayIncidents: Int = 120, day: CalendarDate, historyYears: Int = 3) {
+    public init(seed: UInt64 = 2026, families: Int = 1_500, dayIncidents: Int = 120, day: CalendarDate, historyYears: Int = 3,
+                outOfAreaShare: Double = 0) {
         self.seed = seed
         self.families = families
         self.dayIncidents = dayIncidents
         self.day = day
         self.historyYears = historyYears
+        self.outOfAreaShare = outOfAreaShare
     }
 }
 
@@ -144,7 +149,10 @@ public enum WorldGenerator {
             $0.open && thamesValley.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
         }
         let byLA = Dictionary(grouping: schools, by: \.localAuthorityCode)
-        let byURN = Dictionary(uniqueKeysWithValues: schools.map { ($0.urn, $0) })
+        let outOfArea = settings.outOfAreaShare > 0 ? allSchools.filter {
+            $0.open && !thamesValley.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
+        } : []
+        let byURN = Dictionary(uniqueKeysWithValues: (schools + outOfArea).map { ($0.urn, $0) })
         let las = thamesValley.filter { byLA[$0] != nil }
         var untidiness: [String: Int] = [:]
         var occurrence = 0
@@ -171,9 +179,14 @@ public enum WorldGenerator {
 
         /// A school near `home` that takes a child of school-year age `age`.
         func pickSchool(age: Int, home: Home) -> String? {
-            let fitting = byLA[home.laCode]!.filter {
-                SchoolYear.fits(age: age, low: $0.ageFrom, high: $0.ageTo) && $0.type != "Special School" && (age >= 16 || $0.type != "College")
+            func takes(_ school: WorldSchool) -> Bool {
+                SchoolYear.fits(age: age, low: school.ageFrom, high: school.ageTo) && school.type != "Special School" && (age >= 16 || school.type != "College")
             }
+            if !outOfArea.isEmpty, age >= 4, random.chance(settings.outOfAreaShare) {
+                let across = outOfArea.filter(takes)
+                if !across.isEmpty { return random.pick(across).urn }
+            }
+            let fitting = byLA[home.laCode]!.filter(takes)
             guard !fitting.isEmpty else { return nil }
             let near = fitting.filter { $0.town == home.town }
             return random.pick(near.isEmpty ? fitting : near).urn
