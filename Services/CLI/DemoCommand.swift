@@ -31,6 +31,8 @@ struct DemoCommand: AsyncParsableCommand {
     var families: Int = 1_500
     @Option(help: "New incidents on the day.")
     var incidents: Int = 120
+    @Option(help: "Share of school places across the border, outside the force's local authorities (e.g. 0.02); 0 keeps the world in area.")
+    var outOfAreaShare: Double = 0
     @Option(help: "The day of the incidents (YYYY-MM-DD); default: the last weekday before today.")
     var day: String?
     @Option(help: "Folder for logs, stores, mail and the world.")
@@ -53,7 +55,9 @@ struct DemoCommand: AsyncParsableCommand {
             date = candidate
         }
         guard (1...6).contains(instances) else { throw ValidationError("--instances must be from 1 to 6") }
-        let run = DemoRun(directory: dir, date: date, seed: seed, families: families, incidents: incidents, instances: instances, basePort: basePort)
+        guard (0...0.5).contains(outOfAreaShare) else { throw ValidationError("--out-of-area-share must be from 0 to 0.5") }
+        let run = DemoRun(directory: dir, date: date, seed: seed, families: families, incidents: incidents, instances: instances, basePort: basePort,
+                          outOfAreaShare: outOfAreaShare)
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let work = Task { try await run.execute() }
         let watcher = Task {
@@ -107,11 +111,13 @@ final class DemoRun: Sendable {
     let seed: UInt64
     let families: Int
     let incidents: Int
+    let outOfAreaShare: Double
     let pipeline: LocalPipeline
     let schoolPassword = "demo-school-" + String(MessageID.fresh().prefix(8))
 
-    init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int, basePort: Int) {
+    init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int, basePort: Int, outOfAreaShare: Double = 0) {
         self.directory = directory
+        self.outOfAreaShare = outOfAreaShare
         self.date = date
         self.seed = seed
         self.families = families
@@ -135,7 +141,7 @@ final class DemoRun: Sendable {
 
         // 1. The world.
         let world = WorldGenerator.generate(
-            WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date, outOfAreaShare: Self.outOfAreaShare), schools: try SchoolList.read(path: SchoolList.shippedFile))
+            WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date, outOfAreaShare: outOfAreaShare), schools: try SchoolList.read(path: SchoolList.shippedFile))
         try WorldFiles.write(world, to: "\(directory)/world")
         say("world (seed \(seed)): \(world.history.count) past incidents, \(world.day.count) incidents on \(date), \(world.schools.count) schools")
 
@@ -380,10 +386,6 @@ final class DemoRun: Sendable {
         }, Array(due.values))
     }
 
-    /// The demo world's share of school places outside the Thames Valley (children at a school
-    /// across the border: s49A has them notified like any other).
-    static let outOfAreaShare = 0.02
-
     /// What the day held of the statutory duty's cases (issue 24): reports after the day of the
     /// incident, early years settings, out-of-area schools and how they were reached, children on
     /// no school roll, schools' "no longer attends" answers redirected.
@@ -393,7 +395,7 @@ final class DemoRun: Sendable {
         let lateNotices = released.filter { londonDay($0.request.incident.reportedAt) > londonDay($0.request.incident.occurredAt) }
         let earlyYears = released.filter { $0.request.school.earlyYears }
         let outOfArea = released.filter { $0.request.resolution.contains { $0.contains("outside force") } }
-        let throughLA = outOfArea.filter { $0.request.resolution.contains { $0.contains("Operation Encompass contact") } }
+        let throughLA = outOfArea.filter { $0.request.resolution.contains { $0.contains("no contacts held for the school: notified through") } }
         let unrouted = outOfArea.filter { $0.request.school.channel == .telephone && $0.request.school.contacts.isEmpty }
         let notOnRoll = released.filter { $0.request.school.urn.hasPrefix("LA") }
         let redirected = released.filter { $0.noticeId.split(separator: "-").last?.hasPrefix("r") == true }

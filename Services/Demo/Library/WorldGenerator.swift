@@ -153,6 +153,7 @@ public enum WorldGenerator {
             $0.open && !thamesValley.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
         } : []
         let byURN = Dictionary(uniqueKeysWithValues: (schools + outOfArea).map { ($0.urn, $0) })
+        var acrossBorder = SeededRandom(seed: settings.seed ^ 0x0A0A_5149)
         let las = thamesValley.filter { byLA[$0] != nil }
         var untidiness: [String: Int] = [:]
         var occurrence = 0
@@ -182,14 +183,17 @@ public enum WorldGenerator {
             func takes(_ school: WorldSchool) -> Bool {
                 SchoolYear.fits(age: age, low: school.ageFrom, high: school.ageTo) && school.type != "Special School" && (age >= 16 || school.type != "College")
             }
-            if !outOfArea.isEmpty, age >= 4, random.chance(settings.outOfAreaShare) {
-                let across = outOfArea.filter(takes)
-                if !across.isEmpty { return random.pick(across).urn }
-            }
             let fitting = byLA[home.laCode]!.filter(takes)
             guard !fitting.isEmpty else { return nil }
             let near = fitting.filter { $0.town == home.town }
-            return random.pick(near.isEmpty ? fitting : near).urn
+            let local = random.pick(near.isEmpty ? fitting : near).urn
+            // Across the border, drawn from a stream of its own: the rest of the world stays
+            // as it is without out-of-area places.
+            if !outOfArea.isEmpty, age >= 4, acrossBorder.chance(settings.outOfAreaShare) {
+                let across = outOfArea.filter(takes)
+                if !across.isEmpty { return acrossBorder.pick(across).urn }
+            }
+            return local
         }
 
         /// A child's schools from the age of 3 to the day: it changes school where English
