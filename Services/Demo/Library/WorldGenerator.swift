@@ -187,8 +187,9 @@ public enum WorldGenerator {
             guard !fitting.isEmpty else { return nil }
             let near = fitting.filter { $0.town == home.town }
             let local = random.pick(near.isEmpty ? fitting : near).urn
-            // Across the border, drawn from a stream of its own: the rest of the world stays
-            // as it is without out-of-area places.
+            // Across the border, drawn from a stream of its own after the local pick, so the
+            // world changes little beyond the children placed across it (later draws that depend
+            // on a school, such as how its name is misspelt, can still differ).
             if !outOfArea.isEmpty, age >= 4, acrossBorder.chance(settings.outOfAreaShare) {
                 let across = outOfArea.filter(takes)
                 if !across.isEmpty { return acrossBorder.pick(across).urn }
