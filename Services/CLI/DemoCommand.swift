@@ -37,6 +37,8 @@ struct DemoCommand: AsyncParsableCommand {
     var families: Int = 1_500
     @Option(help: "New incidents on the day.")
     var incidents: Int = 120
+    @Option(help: "Share of school places across the border, outside the force's local authorities (e.g. 0.02); 0 keeps the world in area.")
+    var outOfAreaShare: Double = 0
     @Option(help: "The day of the incidents (YYYY-MM-DD); default: the last weekday before today.")
     var day: String?
     @Option(help: "Folder for logs, stores, mail and the world.")
@@ -64,8 +66,9 @@ struct DemoCommand: AsyncParsableCommand {
         guard !codes.isEmpty, forces.count == codes.count, Set(codes).count == codes.count else {
             throw ValidationError("--force '\(force)' is not a demo force; use \(DemoForce.all.map { "\($0.code) (\($0.name))" }.joined(separator: " or ")), or both separated by a comma")
         }
+        guard (0...0.5).contains(outOfAreaShare) else { throw ValidationError("--out-of-area-share must be from 0 to 0.5") }
         let run = DemoRun(directory: dir, date: date, seed: seed, families: families, incidents: incidents, instances: instances, basePort: basePort,
-                          forces: forces)
+                          forces: forces, outOfAreaShare: outOfAreaShare)
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let work = Task { try await run.execute() }
         let watcher = Task {
@@ -121,12 +124,15 @@ final class DemoRun: Sendable {
     let incidents: Int
     /// The forces whose days run through this one deployment, each under its own protocol.
     let forces: [DemoForce]
+    let outOfAreaShare: Double
     let pipeline: LocalPipeline
     let schoolPassword = "demo-school-" + String(MessageID.fresh().prefix(8))
 
-    init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int, basePort: Int, forces: [DemoForce] = [.thamesValley]) {
+    init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int, basePort: Int, forces: [DemoForce] = [.thamesValley],
+         outOfAreaShare: Double = 0) {
         self.forces = forces
         self.directory = directory
+        self.outOfAreaShare = outOfAreaShare
         self.date = date
         self.seed = seed
         self.families = families
@@ -151,7 +157,7 @@ final class DemoRun: Sendable {
         // 1. The world.
         let schoolList = try SchoolList.read(path: SchoolList.shippedFile)
         let world = World.merged(forces.map { force in
-            WorldGenerator.generate(WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date, force: force), schools: schoolList)
+            WorldGenerator.generate(WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date, force: force, outOfAreaShare: outOfAreaShare), schools: schoolList)
         })
         try WorldFiles.write(world, to: "\(directory)/world")
         say("world (seed \(seed)): \(world.history.count) past incidents, \(world.day.count) incidents on \(date), \(world.schools.count) schools")
@@ -171,6 +177,12 @@ final class DemoRun: Sendable {
         let contacts = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/world/contacts.csv"))
         let (contactStatus, contactBody) = try await client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: contacts, contentType: "text/csv")
         guard (200..<300).contains(contactStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, contactStatus, contactBody)) }
+        // One neighbouring authority's Operation Encompass contact (Cambridgeshire's), and none
+        // for the others: out-of-area notices show both routes (the LA's contact, a telephone task).
+        let laContacts = "la_code,role,name,email,phone\n873,encompass,Cambridgeshire Operation Encompass,encompass@cambridgeshire.example.gov.uk,01223 000000\n"
+        let (laStatus, laBody) = try await client(.schoolResolution).call("POST", "/v1/la-contacts/import", query: ["name": "la-contacts.csv"],
+                                                                          raw: Data(laContacts.utf8), contentType: "text/csv")
+        guard (200..<300).contains(laStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, laStatus, laBody)) }
         let historyLines = try String(contentsOfFile: "\(directory)/world/history.jsonl", encoding: .utf8).split(separator: "\n")
         var historyAccepted = 0
         for start in stride(from: 0, to: historyLines.count, by: 1_000) {
@@ -301,7 +313,7 @@ final class DemoRun: Sendable {
         try await pipeline.quiet()
 
         // 9. The scorecard.
-        let notices = try await readNotices()
+        let (notices, released) = try await readNotices()
         let card = judge.score(notices)
         let fieldProblems = try noticeFieldProblems()
         let mailProblems = judge.personalDataInMail(try mails())
@@ -344,6 +356,7 @@ final class DemoRun: Sendable {
           notices to a wrong school or for a child not present: \(card.wrongNotices)\(card.wrong.map { "\n            WRONG \($0)" }.joined())
           missed children by cause: \(missed.isEmpty ? "none" : missed.map { "\($0.children) \($0.cause)" }.joined(separator: "; "))
         reviewer decisions:   \(proposals.count) proposed children for \(world.day.count) incidents = \(String(format: "%.2f", Double(proposals.count) / Double(max(1, world.day.count)))) per incident; \(held.count) CSC answers held for a MASH officer
+        statutory duty:       \(Self.dutySummary(day: world.day, released: released))
         untidy records:       \(untidy.isEmpty ? "none" : untidy)
         dead letters:         \(deadLetters)
 
@@ -471,14 +484,15 @@ final class DemoRun: Sendable {
     }
 
     /// The notices the pipeline produced, read from `encompass.notices.due`, with dispatch's sent state.
-    func readNotices() async throws -> [DemoJudge.Notice] {
+    /// The notices released (as scheduling released them) and, for the judge, each with whether it was sent.
+    func readNotices() async throws -> ([DemoJudge.Notice], [NoticeDue]) {
         let bootstrap = try String(contentsOfFile: "\(directory)/broker.bootstrap", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         var logger = Logger(label: "encompass.demo")
         logger.logLevel = .critical
         let client = KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "encompass-demo")
         let rows = try await LagReport.collect(client: client, groups: [("encompass-demo-\(MessageID.fresh())", [Topics.noticesDue.name])], logger: logger)
         let total = rows.reduce(0) { $0 + Int($1.endOffset) }
-        guard total > 0 else { return [] }
+        guard total > 0 else { return ([], []) }
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(client: client, groupId: "encompass-demo-\(MessageID.fresh())", topics: [Topics.noticesDue.name]),
             logger: logger)
@@ -501,11 +515,31 @@ final class DemoRun: Sendable {
                 for item in listing.notifications where item.sentAt != nil { sent.insert(item.noticeId) }
             }
         }
-        return due.values.map { notice in
+        return (due.values.map { notice in
             DemoJudge.Notice(occurrenceNumber: notice.request.incident.occurrenceNumber, child: notice.request.child,
                              childSource: notice.request.childSource, schoolURN: notice.request.school.urn, sent: sent.contains(notice.noticeId),
                              escalation: notice.escalation, releaseAt: notice.releaseAt, forceCode: notice.request.incident.forceCode)
-        }
+        }, Array(due.values))
+    }
+
+    /// What the day held of the statutory duty's cases (issue 24): reports after the day of the
+    /// incident, early years settings, out-of-area schools and how they were reached, children on
+    /// no school roll, schools' "no longer attends" answers redirected.
+    static func dutySummary(day: [Incident], released: [NoticeDue]) -> String {
+        func londonDay(_ date: Date) -> CalendarDate { CalendarDate(date) }
+        let late = day.filter { londonDay($0.reportedAt) > londonDay($0.occurredAt) }
+        let lateNotices = released.filter { londonDay($0.request.incident.reportedAt) > londonDay($0.request.incident.occurredAt) }
+        let earlyYears = released.filter { $0.request.school.earlyYears }
+        let outOfArea = released.filter { $0.request.resolution.contains { $0.contains("outside force") } }
+        let throughLA = outOfArea.filter { $0.request.resolution.contains { $0.contains("no contacts held for the school: notified through") } }
+        let unrouted = outOfArea.filter { $0.request.school.channel == .telephone && $0.request.school.contacts.isEmpty }
+        let notOnRoll = released.filter { $0.request.school.urn.hasPrefix("LA") }
+        let redirected = released.filter { $0.noticeId.split(separator: "-").last?.hasPrefix("r") == true }
+        return "\(late.count) late reports (reported after the day; \(lateNotices.count) notices), "
+            + "\(earlyYears.count) notices to early years settings, "
+            + "\(outOfArea.count) to out-of-area schools (\(throughLA.count) through the LA's Operation Encompass contact, \(unrouted.count) telephone tasks), "
+            + "\(notOnRoll.count) children on no school roll (to the home LA), "
+            + "\(redirected.count) notices redirected after a \"no longer attends\""
     }
 
     func deadLetterCounts() async throws -> String {

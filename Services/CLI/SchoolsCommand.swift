@@ -13,7 +13,7 @@ struct SchoolsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "schools",
         abstract: "School register, safeguarding contacts and requests to Children's Social Care (school resolution).",
-        subcommands: [SchoolsImport.self, SchoolsContacts.self, SchoolsRequests.self, SchoolsBench.self]
+        subcommands: [SchoolsImport.self, SchoolsContacts.self, SchoolsLAContacts.self, SchoolsRequests.self, SchoolsBench.self]
     )
 }
 
@@ -159,6 +159,57 @@ struct SchoolsContacts: AsyncParsableCommand {
             let rejected = answer["rejectedRows"] as? [[String: Any]] ?? []
             for row in rejected { print("row \(row["row"] ?? "?"): \(row["reason"] ?? "")") }
             if !rejected.isEmpty || !unknown.isEmpty { throw ExitCode(1) }
+        }
+    }
+}
+
+struct SchoolsLAContacts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "la-contacts",
+        abstract: "Local authorities' contacts: the Operation Encompass contact (role encompass), who takes the notice for a school of that LA when none is held for the school, and the contact for children not on a school roll (role education-otherwise).",
+        subcommands: [Import.self, List.self]
+    )
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "import",
+            abstract: "Import a CSV or XLSX (columns la_code, role, name, email, phone); each local authority listed gets exactly its rows.",
+            discussion: "Exit 1 when rows were rejected (each is kept as a dead letter), 2 when the file was refused."
+        )
+        @Argument(help: "The sheet.") var file: String
+        @OptionGroup var service: SchoolsOptions
+
+        func run() async throws {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            let name = (file as NSString).lastPathComponent
+            let (status, body, _) = try await service.client().call("POST", "/v1/la-contacts/import", query: ["name": name], body: data)
+            let answer = SchoolsClient.json(body)
+            if status != 422 || answer["localAuthorities"] == nil { try SchoolsClient.check(status, body, what: name) }
+            print("\(name): contacts set for \(answer["localAuthorities"] ?? 0) local authorit(ies); every instance applies them from the register topic")
+            let rejected = answer["rejectedRows"] as? [[String: Any]] ?? []
+            for row in rejected { print("row \(row["row"] ?? "?"): \(row["reason"] ?? "")") }
+            if !rejected.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Every local authority's contacts.")
+        @Flag(help: "Print the service's JSON.") var json = false
+        @OptionGroup var service: SchoolsOptions
+
+        func run() async throws {
+            let (status, body, _) = try await service.client().call("GET", "/v1/la-contacts")
+            try SchoolsClient.check(status, body, what: "LA contacts")
+            if json { print(String(decoding: body, as: UTF8.self)); return }
+            let list = SchoolsClient.json(body)["localAuthorities"] as? [[String: Any]] ?? []
+            if list.isEmpty { print("no local authority contacts held: import them with encompass schools la-contacts import FILE") }
+            for entry in list {
+                print("LA \(entry["laCode"] ?? "?") \(entry["localAuthority"] ?? "")")
+                for contact in entry["contacts"] as? [[String: Any]] ?? [] {
+                    let fields = ["name", "email", "phone"].compactMap { contact[$0] as? String }
+                    print("  \(contact["role"] ?? "?"): \(fields.joined(separator: ", "))")
+                }
+            }
         }
     }
 }

@@ -32,6 +32,8 @@ public enum PayloadSchemas {
         add(ChildIdentified.self)
         add(ReviewDecision.self)
         add(NoticeRequested.self)
+        add(NoticeCancelled.self)
+        add(LocalAuthorityContacts.self)
         add(NoticeDue.self)
         add(NoticeEvent.self)
         add(SchoolFeedback.self)

@@ -309,6 +309,12 @@ public struct NoticeEvent: MessagePayload {
         /// A dispatch instance took the notice (`claimant`). Dispatch instances agree on the
         /// first claim in the topic's order: only that instance sends (docs/DISPATCH.md).
         case claimed
+        /// School resolution, after the school said the pupil no longer attends: a request to
+        /// Children's Social Care for the child's current school is open (its id in `detail`).
+        case redirectRequested = "redirect-requested"
+        /// School resolution: the child's current school is verified and the notice goes there,
+        /// under the redirect's own notice id (in `detail`).
+        case redirected
     }
 
     public var noticeId: String
@@ -405,11 +411,57 @@ public struct SchoolFeedback: MessagePayload {
     }
 }
 
+/// `encompass.notice.requests` (key: notice id), beside `NoticeRequested`: a pending notice is
+/// to be withdrawn because its school said the pupil no longer attends. On the requests topic
+/// so that it reaches the scheduling instance holding the notice, after the notice's request.
+/// Scheduling cancels the notice only while it is pending and still for `schoolURN`.
+public struct NoticeCancelled: MessagePayload {
+    public static let schema = "encompass.notice-cancelled"
+    public static let schemaVersion = 1
+
+    public var noticeId: String
+    public var forceCode: String
+    public var occurrenceNumber: String
+    /// The school the notice must no longer go to.
+    public var schoolURN: String
+    /// Plain words, no personal data, e.g. `URN 110001 reported on 2026-11-24 that the pupil no longer attends`.
+    public var reason: String
+    public var requestedAt: Date
+    /// The notice that replaces this one (the redirect to the child's current school), when one is open.
+    public var replacedBy: String?
+
+    public init(noticeId: String, forceCode: String, occurrenceNumber: String, schoolURN: String, reason: String, requestedAt: Date,
+                replacedBy: String? = nil) {
+        self.noticeId = noticeId
+        self.forceCode = forceCode
+        self.occurrenceNumber = occurrenceNumber
+        self.schoolURN = schoolURN
+        self.reason = reason
+        self.requestedAt = requestedAt
+        self.replacedBy = replacedBy
+    }
+
+    public func validationErrors() -> [FieldError] {
+        var errors: [FieldError] = []
+        if noticeId.isEmpty { errors.append(FieldError("noticeId", "is empty")) }
+        if schoolURN.isEmpty { errors.append(FieldError("schoolURN", "is empty: name the school the notice must not go to")) }
+        if reason.isEmpty { errors.append(FieldError("reason", "is empty: say why the notice is cancelled (it goes to the audit)")) }
+        return errors
+    }
+}
+
 /// Notice ids: stable per (force, occurrence, child), so re-processing and amendments keep one
 /// notice per child per incident.
 public enum NoticeID {
     public static func make(forceCode: String, occurrenceNumber: String, childId: String) -> String {
         "n-" + String(StableHash.hex128("\(forceCode)\u{1F}\(occurrenceNumber)\u{1F}\(childId)").prefix(24))
+    }
+
+    /// The notice that replaces `noticeId` once the school `urn` said the pupil no longer
+    /// attends: its own id (dispatch and scheduling keep one notice per id, and the first one
+    /// was sent), stable so a re-delivered report opens the same redirect.
+    public static func redirect(of noticeId: String, awayFrom urn: String) -> String {
+        noticeId + "-r" + String(StableHash.hex128("\(noticeId)\u{1F}\(urn)").prefix(8))
     }
 }
 

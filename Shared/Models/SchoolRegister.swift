@@ -104,6 +104,52 @@ public struct SchoolRegisterUpdate: MessagePayload {
     }
 }
 
+/// `encompass.schools.register` (key: `LA<code>`), beside the schools: the contacts the MASH
+/// keeps for one local authority, whole (applied by every instance; an empty list removes them).
+/// Roles: `encompass`, the LA's Operation Encompass contact, who takes the notice for a school
+/// of that LA when no contact is held for the school itself (out-of-area schools); and
+/// `education-otherwise`, the LA's designated contact for children not on a school roll.
+public struct LocalAuthorityContacts: MessagePayload {
+    public static let schema = "encompass.la-contacts"
+    public static let schemaVersion = 1
+
+    /// The roles a local authority's contact can have.
+    public static let roles: Set<String> = [encompassRole, educationOtherwiseRole]
+    public static let encompassRole = "encompass"
+    public static let educationOtherwiseRole = "education-otherwise"
+
+    /// DfE local authority code, e.g. `850` (Hampshire).
+    public var laCode: String
+    public var contacts: [SchoolContact]
+    /// Where the change came from, e.g. `la-contacts:la-contacts.csv`.
+    public var source: String
+    public var updatedAt: Date
+
+    public init(laCode: String, contacts: [SchoolContact], source: String, updatedAt: Date) {
+        self.laCode = laCode
+        self.contacts = contacts
+        self.source = source
+        self.updatedAt = updatedAt
+    }
+
+    /// The register topic's key for a local authority.
+    public static func key(_ laCode: String) -> String { "LA" + laCode }
+
+    public func validationErrors() -> [FieldError] {
+        var errors: [FieldError] = []
+        if laCode.count != 3 || !laCode.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            errors.append(FieldError("laCode", "'\(laCode)' is not a DfE local authority code (3 digits, e.g. 850)"))
+        }
+        for (i, contact) in contacts.enumerated() {
+            if !Self.roles.contains(contact.role) {
+                errors.append(FieldError("contacts[\(i)].role", "'\(contact.role)' is not encompass or education-otherwise"))
+            }
+            if contact.email == nil && contact.phone == nil { errors.append(FieldError("contacts[\(i)]", "needs an email or a phone number")) }
+        }
+        return errors
+    }
+}
+
 // School resolution's API for CSC answers held for a MASH officer (the CLI and the console
 // decode these; school resolution encodes them).
 

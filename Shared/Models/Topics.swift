@@ -93,12 +93,12 @@ public enum Topics {
         name: "encompass.school.feedback", key: "child id",
         producers: ["dispatch"], consumers: ["school-resolution"])
     public static let schoolRegister = TopicDefinition(
-        name: "encompass.schools.register", key: "URN",
-        producers: ["school-resolution (register import, contacts API/CLI)"],
+        name: "encompass.schools.register", key: "URN (LA<code> for a local authority's contacts)",
+        producers: ["school-resolution (register import, contacts API/CLI, LA contacts)"],
         consumers: ["school-resolution (every instance, own group)"])
     public static let noticeRequests = TopicDefinition(
         name: "encompass.notice.requests", key: "notice id",
-        producers: ["school-resolution"], consumers: ["scheduling"])
+        producers: ["school-resolution (requests; cancellations of a school's pending notices)"], consumers: ["scheduling"])
     public static let schedulingChangelog = TopicDefinition(
         name: "encompass.scheduling.changelog", key: "notice id",
         producers: ["scheduling"], consumers: ["scheduling (every instance, own group: standby copy, restore on assignment)"], compacted: true)
@@ -107,7 +107,7 @@ public enum Topics {
         producers: ["scheduling"], consumers: ["dispatch"])
     public static let noticeEvents = TopicDefinition(
         name: "encompass.notice.events", key: "notice id",
-        producers: ["scheduling", "dispatch"], consumers: ["dispatch (every instance, own group: audit, claims)", "operations"])
+        producers: ["scheduling", "dispatch", "school-resolution (redirects)"], consumers: ["dispatch (every instance, own group: audit, claims)", "operations"])
     public static let dispatchAccounts = TopicDefinition(
         name: "encompass.dispatch.accounts", key: "account (school URN or LA<code>)",
         producers: ["dispatch (password API)"], consumers: ["dispatch (every instance, own group)"], compacted: true)

@@ -87,6 +87,23 @@ public struct TopicHandler: Sendable {
     }
 }
 
+extension TopicHandler {
+    /// One topic that carries more than one schema: each record goes to the handler of the
+    /// schema its `encompass-schema` header names (a record without the header, such as a
+    /// replayed dead letter or another producer's, by the envelope's `schema` field), else to
+    /// `otherwise` (which decodes it and dead-letters what it cannot read). Each handler must be
+    /// built for `topic`.
+    public static func bySchema(_ topic: String, _ handlers: [String: TopicHandler], otherwise: TopicHandler) -> TopicHandler {
+        struct SchemaOnly: Decodable { var schema: String? }
+        return TopicHandler(topic: topic) { record, db, outbox, now, logger in
+            let schema = record.header(MessageHeader.schema)?.stringValue
+                ?? (record.isTombstone ? nil : (try? JSONDecoder().decode(SchemaOnly.self, from: Data(record.value)))?.schema)
+            let handler = schema.flatMap { handlers[$0] } ?? otherwise
+            return try handler.apply(record, db, outbox, now, logger)
+        }
+    }
+}
+
 /// The Kafka headers every outbox record carries, so that a consumer can route or skip a record
 /// without decoding its JSON.
 public enum MessageHeader {

@@ -56,6 +56,12 @@ public final class ServiceMetrics: Sendable {
         ).increment(by: Int64(amount))
     }
 
+    /// Sets a service's own gauge `<name>` (labelled with the service and `labels`), for
+    /// services that do not link the Prometheus library themselves (e.g. from a refresher).
+    public func gauge(_ name: String, help: String, labels: [(String, String)] = [], value: Double) {
+        registry.makeGauge(descriptor: .init(metricName: name, helpText: help), labels: [("service", service)] + labels).set(value)
+    }
+
     public func failed(topic: String) {
         registry.makeCounter(
             descriptor: .init(metricName: "encompass_messages_failed", unitName: "total", helpText: "Processing attempts that failed transiently"),

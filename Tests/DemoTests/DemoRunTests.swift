@@ -22,7 +22,7 @@ struct DemoRunTests {
         #expect(process.terminationStatus == 0, "\(output)")
         #expect(output.contains("notices to a wrong school or for a child not present: 0"))
         #expect(!output.contains("WRONG "), "every wrong notice is listed, and there must be none")
-        #expect(output.contains("missed children by cause:") && output.contains("reviewer decisions:") && output.contains("untidy records:"))
+        #expect(output.contains("missed children by cause:") && output.contains("reviewer decisions:") && output.contains("untidy records:") && output.contains("statutory duty:"))
         // "correct notices:      N of M children at a school = P%" against "baseline: B = Q%"
         let correct = try #require(output.firstMatch(of: /correct notices:\s+(\d+) of (\d+)/))
         let baseline = try #require(output.firstMatch(of: /baseline: (\d+) =/))

@@ -360,3 +360,62 @@ struct SchedulingServiceTests {
         try await b.stop()
     }
 }
+
+/// Sends a cancellation on the requests topic as school resolution's outbox does (with the
+/// schema header the topic's router reads), or without headers (as a replayed dead letter).
+func sendCancellation(_ kafka: TestKafka, _ cancellation: NoticeCancelled, id: String, headers: Bool = true) async throws {
+    let producer = try KafkaProducer(configuration: .init(client: kafka.client("school-resolution")), logger: TestLog.logger("producer"))
+    let envelope = Envelope(id: id, key: cancellation.noticeId, producer: "school-resolution", payload: cancellation)
+    _ = try await producer.send(ProducerRecord(
+        topic: Topics.noticeRequests.name, key: Array(cancellation.noticeId.utf8), value: try WireFormat.encode(envelope),
+        headers: headers ? [KafkaHeader(key: MessageHeader.messageId, string: id), KafkaHeader(key: MessageHeader.schema, string: NoticeCancelled.schema),
+                            KafkaHeader(key: MessageHeader.version, string: "1")] : []))
+    try await producer.flush()
+    await producer.close()
+}
+
+@Suite("Scheduling: cancellations when a school says the pupil no longer attends")
+struct SchedulingCancellationTests {
+    @Test("a pending notice to the school is cancelled and never released; a released one, or one now for another school, is not, and the event says why; a later request is ignored")
+    func cancellations() async throws {
+        let kafka = try TestKafka()
+        let clock = try TestClock("2025-11-03 22:00")
+        let scheduler = try await RunningScheduler(kafka, group: "sched-\(UUID())", instance: "a", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
+        let released = noticeRequest(11, occurred: "2025-11-03 21:00")
+        let cancelled = noticeRequest(12, occurred: "2025-11-03 21:00")
+        let elsewhere = noticeRequest(13, occurred: "2025-11-03 21:00")
+        try await send(kafka, [released, cancelled, elsewhere])
+        try await eventually("scheduled") { try await scheduler.rows().count == 3 }
+        func cancellation(_ request: NoticeRequested, urn: String? = nil) -> NoticeCancelled {
+            let urn = urn ?? request.school.urn
+            return NoticeCancelled(noticeId: request.noticeId, forceCode: "43", occurrenceNumber: request.incident.occurrenceNumber,
+                                   schoolURN: urn, reason: "URN \(urn) reported that the pupil no longer attends",
+                                   requestedAt: instant("2025-11-03 22:00"), replacedBy: request.noticeId + "-r0000")
+        }
+        try await sendCancellation(kafka, cancellation(cancelled), id: "cancel-1")
+        // Without headers: routed by the envelope's schema.
+        try await sendCancellation(kafka, cancellation(elsewhere, urn: "199999"), id: "cancel-2", headers: false)
+        try await eventually("cancelled") { try await scheduler.rows().first { $0.noticeId == cancelled.noticeId }?.state == .cancelled }
+
+        try await clock.set("2025-11-04 08:00")
+        try await eventually("released") { try await scheduler.rows().filter { $0.state == .released }.count == 2 }
+        #expect(try await scheduler.rows().first { $0.noticeId == cancelled.noticeId }?.state == .cancelled, "a cancelled notice is never released")
+        try await sendCancellation(kafka, cancellation(released), id: "cancel-3")
+        // A later revision of the cancelled notice's request does not bring it back.
+        var amended = cancelled
+        amended.incidentRevision = 2
+        try await send(kafka, [amended])
+
+        let due = try await dueNotices(kafka, atLeast: 2, watchForExtra: true)
+        #expect(Set(due.map(\.payload.noticeId)) == [released.noticeId, elsewhere.noticeId])
+        let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 8, timeout: .seconds(20))
+            .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
+        let cancelledEvent = try #require(events.first { $0.noticeId == cancelled.noticeId && $0.kind == .cancelled })
+        #expect(cancelledEvent.detail?.contains("no longer attends") == true && cancelledEvent.detail?.contains(cancelled.noticeId + "-r0000") == true)
+        #expect(events.first { $0.noticeId == elsewhere.noticeId && $0.kind == .flagged }?.detail?.contains("now for URN \(elsewhere.school.urn)") == true)
+        #expect(events.first { $0.noticeId == released.noticeId && $0.kind == .flagged }?.detail?.contains("already released") == true)
+        #expect(try await scheduler.rows().first { $0.noticeId == cancelled.noticeId }?.state == .cancelled)
+        #expect(try await scheduler.host.store.pool.read { try DeadLetter.fetchCount($0) } == 0)
+        try await scheduler.stop()
+    }
+}

@@ -22,7 +22,7 @@ struct ResolverTests {
         #expect(Set(Fixtures.protocols.keys) == ["43", "05"])
         #expect(Set(Fixtures.protocols["43"]?.localAuthorities.keys.map { $0 } ?? []) == ["867", "868", "869", "870", "871", "872", "825", "826", "931"])
         #expect(Set(Fixtures.protocols["05"]?.localAuthorities.keys.map { $0 } ?? []) == ["873", "874"])
-        #expect(Fixtures.protocols["05"]?.outOfArea == .record)
+        #expect(Fixtures.protocols["05"]?.outOfArea == .notify && Fixtures.protocols["43"]?.outOfArea == .notify)
         #expect(Fixtures.protocols["05"]?.earlyYearsChannel == .telephone)
         #expect(Fixtures.protocols["43"]?.earlyYearsChannel == .email)
     }
@@ -124,24 +124,63 @@ struct ResolverTests {
         #expect(reason.contains("no longer attends"))
     }
 
-    @Test("out of area: Cambridgeshire records without notifying; Thames Valley notifies only schools it holds contacts for")
+    @Test("out of area (s49A): notified like any school, through the school's contacts, else its LA's Operation Encompass contact, else a telephone task with the reason")
     func outOfArea() {
-        // A Cambridgeshire child at a Reading school.
-        guard case .notNotified(let urn, let reasons) = resolve(force: "05", RecordedSchool(urn: "109778")) else { Issue.record("05 out of area"); return }
-        #expect(urn == "109778")
-        #expect(reasons.last?.contains("not notified (force protocol)") == true)
-        // Even with contacts held, Cambridgeshire does not notify.
-        guard case .notNotified = resolve(force: "05", RecordedSchool(urn: "109778"), contacts: ["109778": dslContacts]) else { Issue.record("05 contacts"); return }
-        // Thames Valley: Bedford (LA 822) without contacts → recorded; with contacts → notified.
-        guard case .notNotified(_, let tvReasons) = resolve(age: 12, RecordedSchool(name: "Bedford Free School")) else { Issue.record("43 no contacts"); return }
-        #expect(tvReasons.last?.contains("no contacts") == true)
-        guard case .notice(let school, _) = resolve(age: 12, RecordedSchool(name: "Bedford Free School"), contacts: ["900004": dslContacts]) else {
-            Issue.record("43 with contacts"); return
+        let laContact = [SchoolContact(role: "encompass", name: "Reading OE", email: "encompass@reading.example"),
+                         SchoolContact(role: "education-otherwise", email: "ehe@reading.example")]
+        // A Cambridgeshire child at a Reading school, with the school's own contacts.
+        guard case .notice(let own, let ownReasons) = resolve(force: "05", RecordedSchool(urn: "109778"), contacts: ["109778": dslContacts]) else {
+            Issue.record("05 with contacts"); return
         }
-        #expect(school.localAuthorityCode == "822")
+        #expect(own.contacts == dslContacts && own.channel == .email)
+        #expect(ownReasons.contains { $0.contains("outside force 05's local authorities") && $0.contains("notified like any school") })
+        // No contacts for the school: the LA's Operation Encompass contact (only that role).
+        guard case .notice(let viaLA, let laReasons) = resolve(force: "05", RecordedSchool(urn: "109778"), contacts: ["LA870": laContact]) else {
+            Issue.record("05 via LA"); return
+        }
+        #expect(viaLA.urn == "109778" && viaLA.contacts == [laContact[0]] && viaLA.channel == .email)
+        #expect(laReasons.last?.contains("Reading's Operation Encompass contact") == true)
+        // Neither: still a notice, as a telephone task for the MASH, saying why.
+        guard case .notice(let unrouted, let why) = resolve(age: 12, RecordedSchool(name: "Bedford Free School")) else { Issue.record("43 no contacts"); return }
+        #expect(unrouted.localAuthorityCode == "822" && unrouted.channel == .telephone && unrouted.contacts.isEmpty)
+        #expect(why.last?.contains(SchoolResolver.unroutedOutOfArea) == true && why.last?.contains("la-contacts import") == true)
+        // An LA's education-otherwise contact alone does not take a school's notice.
+        guard case .notice(let stillUnrouted, _) = resolve(age: 12, RecordedSchool(name: "Bedford Free School"),
+                                                           contacts: ["LA822": [SchoolContact(role: "education-otherwise", email: "ehe@bedford.example")]]) else {
+            Issue.record("43 EHE only"); return
+        }
+        #expect(stillUnrouted.channel == .telephone)
         // In area for Cambridgeshire.
         guard case .notice(let ely, _) = resolve(force: "05", RecordedSchool(name: "Ely St Marys Jun")) else { Issue.record("05 in area"); return }
         #expect(ely.urn == "141707")
+    }
+
+    @Test("the legacy out-of-area settings still mean what they meant, when a protocol sets them; left out, the setting is notify")
+    func legacyOutOfArea() throws {
+        func protocolJSON(_ outOfArea: String?) throws -> SchoolsProtocol {
+            let setting = outOfArea.map { "\"outOfArea\": \"\($0)\"," } ?? ""
+            return try JSONDecoder().decode(SchoolsProtocol.self, from: Data("""
+                {"localAuthorities": {"873": "Cambridgeshire"}, \(setting) "earlyYearsChannel": "telephone", "earlyYearsMaximumAge": 5,
+                 "match": {"minimumScore": 0.8, "minimumMargin": 0.1}}
+                """.utf8))
+        }
+        #expect(try protocolJSON(nil).outOfArea == .notify)
+        #expect(throws: DecodingError.self) { try protocolJSON("share-sometimes") }
+        for (setting, withContacts) in [("record", false), ("notify-when-contacts", true)] {
+            let legacy = SchoolResolver(matcher: Fixtures.matcher, protocols: ["05": try protocolJSON(setting)])
+            func run(_ contacts: [String: [SchoolContact]]) -> Resolution {
+                legacy.resolve(child: Fixtures.child(age: 8, school: RecordedSchool(urn: "109778")), incident: Fixtures.incident(force: "05"),
+                               recorded: RecordedSchool(urn: "109778"), previous: nil, blocked: []) { contacts[$0] ?? [] }
+            }
+            guard case .notNotified(let urn, _) = run([:]) else { Issue.record("\(setting) without contacts"); continue }
+            #expect(urn == "109778")
+            let held = run(["109778": dslContacts])
+            if withContacts {
+                guard case .notice = held else { Issue.record("\(setting) with contacts"); continue }
+            } else {
+                guard case .notNotified = held else { Issue.record("\(setting) with contacts"); continue }
+            }
+        }
     }
 
     @Test("early years: telephoned in Cambridgeshire, emailed in Thames Valley")

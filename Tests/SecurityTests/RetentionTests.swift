@@ -145,7 +145,7 @@ struct RetentionTests {
         ("intake", [OccurrenceLedger.migration], IntakeRetention.rules),
         ("child-research", ChildResearchService.migrations,
          ResearchRetention.rules(ChildResearchService.Settings(protocols: ["43": ResearchProtocol(lookbackYears: 10)], fallback: ResearchProtocol(lookbackYears: 3)))),
-        ("school-resolution", [SchoolStore.migration, SchoolStore.seedMigration(enabled: false)], SchoolRetention.rules),
+        ("school-resolution", SchoolStore.migrations(seed: false), SchoolRetention.rules),
         ("scheduling", Scheduler.migrations, SchedulingRetention.rules),
         ("dispatch", DispatchStore.migrations, DispatchRetention.rules),
         ("console", StaffDirectory.migrations, ConsoleRetention.rules),
@@ -273,6 +273,10 @@ struct RetentionTests {
             try db.execute(sql: "UPDATE schoolRequest SET status = 'resolved', resolvedURN = '110001' WHERE childId = 'c-0002'")
             try ChildSchoolRow(childId: "c-0003", urn: "110001", noticeId: "n-3", verifiedAt: clock.now).insert(db)
             try ChildSchoolBlockRow(childId: "c-0003", urn: "110002", noticeId: "n-3", reportedBy: "Ms Head", reportedAt: clock.now, note: "moved").insert(db)
+            // A notice's published request, kept for a redirect: the child's record in it goes.
+            try ResolutionRow(noticeId: "n-4", childId: "c-0004", forceCode: "43", occurrenceNumber: "43250000004", incidentRevision: 1,
+                              outcome: "notice", urn: "110001", reasons: "[]", updatedAt: clock.now,
+                              request: Data("{\"givenName\":\"OLDNOTICESENTINEL\"}".utf8)).insertOrReplace(db)
         }
         clock.advance(by: 300 * day)
         try await store.pool.write { db in
@@ -283,7 +287,7 @@ struct RetentionTests {
         try await clearOutbox(store)
         clock.set(start.addingTimeInterval(401 * day))
         let counts = try await RetentionPurge.run(SchoolRetention.rules, store: store, settings: settings, now: clock.now)
-        #expect(counts == ["schools.request": 2, "schools.child-link": 1, "schools.child-block": 1])
+        #expect(counts == ["schools.request": 2, "schools.child-link": 1, "schools.child-block": 1, "schools.resolution-request": 1])
         let requests = try rawRead(store) { db in
             try Row.fetchAll(db, sql: "SELECT childId, status, resolvedURN, length(child) AS size FROM schoolRequest ORDER BY childId")
         }
@@ -293,8 +297,9 @@ struct RetentionTests {
         #expect(requests.map { ($0["size"] as Int? ?? 0) > 0 } == [false, false, true])
         #expect(try rawRead(store) { try String.fetchAll($0, sql: "SELECT childId FROM childSchool") } == ["c-0009"])
         #expect(try rawRead(store) { try Int.fetchOne($0, sql: "SELECT count(*) FROM childSchoolBlock") } == 0)
-        #expect(try rawRead(store) { try Int.fetchOne($0, sql: "SELECT count(*) FROM resolution") } == 3)
-        for old in ["OLDREQSENTINEL", "OLDREQTWOSENTINEL"] { #expect(!fileContains(store, old), "\(old) still in the file") }
+        #expect(try rawRead(store) { try Int.fetchOne($0, sql: "SELECT count(*) FROM resolution") } == 4)
+        #expect(try rawRead(store) { try Int.fetchOne($0, sql: "SELECT count(*) FROM resolution WHERE request IS NOT NULL") } == 0)
+        for old in ["OLDREQSENTINEL", "OLDREQTWOSENTINEL", "OLDNOTICESENTINEL"] { #expect(!fileContains(store, old), "\(old) still in the file") }
         #expect(fileContains(store, "NEWREQSENTINEL"))
         // The purged request is no longer exported.
         #expect(try await store.pool.read { db in try CSCRequests.open(db, lpa: "all").map(\.childId) } == ["c-0009"])

@@ -18,15 +18,19 @@ public struct WorldSettings: Sendable, Equatable {
     public var day: CalendarDate
     /// Years of history before the day.
     public var historyYears: Int
+    /// The share of school places a child takes at a school outside the force's local
+    /// authorities (from the register's other LAs); 0 keeps every child in area.
+    public var outOfAreaShare: Double
 
     public init(seed: UInt64 = 2026, families: Int = 1_500, dayIncidents: Int = 120, day: CalendarDate, historyYears: Int = 3,
-                force: DemoForce = .thamesValley) {
+                force: DemoForce = .thamesValley, outOfAreaShare: Double = 0) {
         self.seed = seed
         self.force = force
         self.families = families
         self.dayIncidents = dayIncidents
         self.day = day
         self.historyYears = historyYears
+        self.outOfAreaShare = outOfAreaShare
     }
 }
 
@@ -151,7 +155,11 @@ public enum WorldGenerator {
             $0.open && force.localAuthorities.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
         } + force.earlyYearsSettings(near: allSchools, seed: settings.seed)
         let byLA = Dictionary(grouping: schools, by: \.localAuthorityCode)
-        let byURN = Dictionary(uniqueKeysWithValues: schools.map { ($0.urn, $0) })
+        let outOfArea = settings.outOfAreaShare > 0 ? allSchools.filter {
+            $0.open && !force.localAuthorities.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
+        } : []
+        let byURN = Dictionary(uniqueKeysWithValues: (schools + outOfArea).map { ($0.urn, $0) })
+        var acrossBorder = SeededRandom(seed: settings.seed ^ 0x0A0A_5149)
         let las = force.localAuthorities.filter { byLA[$0] != nil }
         var untidiness: [String: Int] = [:]
         var occurrence = 0
@@ -183,20 +191,29 @@ public enum WorldGenerator {
 
         /// A school near `home` that takes a child of school-year age `age`.
         func pickSchool(age: Int, home: Home) -> String? {
-            let fitting = byLA[home.laCode]!.filter {
-                SchoolYear.fits(age: age, low: $0.ageFrom, high: $0.ageTo) && $0.type != "Special School" && (age >= 16 || $0.type != "College")
-                    && (age <= 3 || !SchoolReference.isEarlyYears($0.urn))
+            func takes(_ school: WorldSchool) -> Bool {
+                SchoolYear.fits(age: age, low: school.ageFrom, high: school.ageTo) && school.type != "Special School" && (age >= 16 || school.type != "College")
+                    && (age <= 3 || !SchoolReference.isEarlyYears(school.urn))
             }
+            let fitting = byLA[home.laCode]!.filter(takes)
             guard !fitting.isEmpty else { return nil }
             // Where the world has early years settings, half the nursery-age children attend one
             // (the rest a school's nursery class).
-            let settings = fitting.filter { SchoolReference.isEarlyYears($0.urn) }
-            if !settings.isEmpty, random.chance(0.5) {
-                let near = settings.filter { $0.town == home.town }
-                return random.pick(near.isEmpty ? settings : near).urn
+            let earlyYears = fitting.filter { SchoolReference.isEarlyYears($0.urn) }
+            if !earlyYears.isEmpty, random.chance(0.5) {
+                let near = earlyYears.filter { $0.town == home.town }
+                return random.pick(near.isEmpty ? earlyYears : near).urn
             }
             let near = fitting.filter { $0.town == home.town }
-            return random.pick(near.isEmpty ? fitting : near).urn
+            let local = random.pick(near.isEmpty ? fitting : near).urn
+            // Across the border, drawn from a stream of its own after the local pick, so the
+            // world changes little beyond the children placed across it (later draws that depend
+            // on a school, such as how its name is misspelt, can still differ).
+            if !outOfArea.isEmpty, age >= 4, acrossBorder.chance(settings.outOfAreaShare) {
+                let across = outOfArea.filter(takes)
+                if !across.isEmpty { return acrossBorder.pick(across).urn }
+            }
+            return local
         }
 
         /// A child's schools from the age of 3 to the day: it changes school where English

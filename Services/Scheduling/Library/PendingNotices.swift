@@ -329,6 +329,46 @@ public struct Scheduler: Sendable {
         ctx.logger.info("notice \(kind.rawValue)", metadata: metadata)
     }
 
+    /// A cancellation (the school said the pupil no longer attends): a pending notice still for
+    /// that school is cancelled, with its changelog record and a `cancelled` event; a notice
+    /// already released, or now for another school, stays as it is and the event says why.
+    /// The cancellation follows the notice's request in the same partition, so a notice not held
+    /// here was never scheduled: there is nothing to cancel.
+    public func cancel(_ envelope: Envelope<NoticeCancelled>, partition: Int, ctx: MessageContext) throws {
+        let cancellation = envelope.payload
+        let metadata: Logger.Metadata = ["notice": .string(cancellation.noticeId), "urn": .string(cancellation.schoolURN)]
+        let replaced = cancellation.replacedBy.map { "; the notice to the child's current school is \($0)" } ?? ""
+        func event(_ kind: NoticeEvent.Kind, _ detail: String) throws {
+            try ctx.outbox.publish(
+                NoticeEvent(noticeId: cancellation.noticeId, kind: kind, at: ctx.now, forceCode: cancellation.forceCode,
+                            occurrenceNumber: cancellation.occurrenceNumber, schoolURN: cancellation.schoolURN, detail: detail),
+                to: Topics.noticeEvents.name, key: cancellation.noticeId, id: MessageID.derived(from: envelope.id, "event-\(kind.rawValue)"),
+                causationId: envelope.id, now: ctx.now)
+        }
+        guard var row = try PendingNoticeRow.fetchOne(ctx.db, where: "noticeId", equals: cancellation.noticeId) else {
+            ctx.logger.notice("cancellation of a notice not held here: nothing to cancel", metadata: metadata)
+            return
+        }
+        guard row.state == .pending, row.schoolURN == cancellation.schoolURN else {
+            let why = row.state == .pending ? "it is now for URN \(row.schoolURN)" : "it was already \(row.state.rawValue)"
+                + (row.releasedAt.map { " at \(Timestamp.format($0))" } ?? "")
+            try event(.flagged, "not cancelled (\(why)): \(cancellation.reason)\(replaced)")
+            ctx.logger.notice("cancellation not applied", metadata: metadata.merging(["why": .string(why)]) { $1 })
+            return
+        }
+        let changelogId = MessageID.derived(from: envelope.id, "changelog-cancelled")
+        row.state = .cancelled
+        row.updatedAt = ctx.now
+        row.changelogId = changelogId
+        let due = try row.notice()
+        row.due = try ctx.outbox.publish(
+            SchedulingChangelog(notice: row.changelog(due: due)), to: Topics.schedulingChangelog.name, key: row.noticeId,
+            id: changelogId, causationId: envelope.id, now: ctx.now)
+        try row.update(ctx.db)
+        try event(.cancelled, "cancelled before release (was due \(Timestamp.format(row.releaseAt))): \(cancellation.reason)\(replaced)")
+        ctx.logger.info("notice cancelled", metadata: metadata)
+    }
+
     /// The id of the escalation to the Education Safeguarding Manager made for notice `noticeId`.
     public static func escalationId(of noticeId: String) -> String { noticeId + "-esm" }
 

@@ -127,9 +127,13 @@ public enum SchedulingService {
 
     static func requestHandler(settings: Settings) -> TopicHandler {
         let scheduler = Scheduler(calendars: settings.calendars, protocols: settings.protocols)
-        return TopicHandler.on(Topics.noticeRequests.name, NoticeRequested.self) { envelope, ctx in
-            try scheduler.schedule(envelope, partition: Int(ctx.record.partition), ctx: ctx)
+        let topic = Topics.noticeRequests.name
+        let cancellations = TopicHandler.on(topic, NoticeCancelled.self) { envelope, ctx in
+            try scheduler.cancel(envelope, partition: Int(ctx.record.partition), ctx: ctx)
         }
+        return TopicHandler.bySchema(topic, [NoticeCancelled.schema: cancellations], otherwise: TopicHandler.on(topic, NoticeRequested.self) { envelope, ctx in
+            try scheduler.schedule(envelope, partition: Int(ctx.record.partition), ctx: ctx)
+        })
     }
 
     static func changelogHandler() -> TopicHandler {

@@ -162,12 +162,12 @@ public enum CSCRequests {
                 request.updatedAt = now
                 try request.update(db)
             case .notice(let school, let reasons):
-                _ = try flow.record(resolution, for: message, causationId: request.causationId,
+                _ = try flow.record(resolution, for: message, noticeId: request.requestId, causationId: request.causationId,
                                     purpose: "csc-return:\(school.urn)", db: db, outbox: outbox, now: now)
                 answer.answers.append(RowAnswer(outcome: "notice", row: row.number, requestId: requestId, urn: school.urn,
                                                 reasons: corrections.map { "corrected: \($0)" } + reasons))
             case .notNotified(let urn, let reasons):
-                _ = try flow.record(resolution, for: message, causationId: request.causationId, purpose: "csc-return:\(urn)",
+                _ = try flow.record(resolution, for: message, noticeId: request.requestId, causationId: request.causationId, purpose: "csc-return:\(urn)",
                                     db: db, outbox: outbox, now: now)
                 answer.answers.append(RowAnswer(outcome: "not-notified", row: row.number, requestId: requestId, urn: urn, reasons: reasons))
             }
@@ -241,8 +241,15 @@ public enum CSCRequests {
                 if case .request(let reason, _, _) = resolution { return ReviewAnswer(requestId: requestId, outcome: "rejected", urn: nil, reasons: [reason]) }
                 return nil
             }
-            let outcome = try flow.record(resolution, for: message, causationId: request.causationId, purpose: "csc-return:\(urn)",
+            let outcome = try flow.record(resolution, for: message, noticeId: request.requestId, causationId: request.causationId, purpose: "csc-return:\(urn)",
                                           db: db, outbox: outbox, now: now)
+            if let original = request.redirectOf {
+                try SchoolFlow.publishEvent(outcome == .notice ? .redirected : .flagged, noticeId: original, message: message, urn: urn,
+                                            detail: "Children's Social Care named URN \(urn) as the child's current school, accepted by MASH officer \(who): "
+                                                + (outcome == .notice ? "notice \(requestId) requested" : "not notified"),
+                                            id: MessageID.derived(from: request.causationId, "csc-return:\(urn):event"), causationId: request.causationId,
+                                            outbox: outbox, now: now)
+            }
             if var settled = try SchoolRequestRow.fetchOne(db, key: requestId) {
                 settled.note = "age-range conflict accepted by MASH officer \(who)"
                 settled.status = outcome == .notice ? "resolved" : "closed"

@@ -93,4 +93,38 @@ public enum RegisterDesk {
         }
         return (byURN, rejected)
     }
+
+    /// A local authorities' contacts sheet (CSV or XLSX): columns `la_code`, `role` (`encompass`
+    /// or `education-otherwise`), and `email` and/or `phone` (optional `name`). Every local
+    /// authority named in it gets exactly the listed contacts.
+    public static func laContactsSheet(_ data: Data) throws -> (byLA: [String: [SchoolContact]], rejected: [(row: Int, reason: String)]) {
+        let sheet = try SpreadsheetReader.read(data)
+        let missing = ["la_code", "role"].filter { !sheet.headers.contains($0) }
+        guard missing.isEmpty else { throw SheetError("missing column(s): \(missing.joined(separator: ", ")); expected la_code, role, name, email, phone") }
+        guard sheet.headers.contains("email") || sheet.headers.contains("phone") else { throw SheetError("needs an email or a phone column") }
+        var byLA: [String: [SchoolContact]] = [:]
+        var rejected: [(Int, String)] = []
+        for row in sheet.rows {
+            if let problem = row.problem { rejected.append((row.number, problem)); continue }
+            func cell(_ key: String) -> String? { row.cells[key].map(SheetWriter.restore)?.trimmingCharacters(in: .whitespaces).nilIfEmpty }
+            guard let code = cell("la_code").map(RegisterImporter.cleanURN), code.count == 3, code.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                rejected.append((row.number, "la_code is missing or not a DfE local authority code (3 digits, e.g. 850)")); continue
+            }
+            let role = cell("role")?.lowercased() ?? ""
+            guard LocalAuthorityContacts.roles.contains(role) else {
+                rejected.append((row.number, "role '\(role)' is not encompass (the LA's Operation Encompass contact) or education-otherwise (children not on a school roll)")); continue
+            }
+            let contact = SchoolContact(role: role, name: cell("name"), email: cell("email"), phone: cell("phone"))
+            let errors = problems([contact])
+            guard errors.isEmpty else { rejected.append((row.number, errors.map { $0.message }.joined(separator: "; "))); continue }
+            byLA[code, default: []].append(contact)
+        }
+        return (byLA, rejected)
+    }
+
+    /// Publishes a local authority's contacts for every instance (itself included) to apply.
+    public static func setLAContacts(laCode: String, contacts: [SchoolContact], source: String, outbox: Outbox, now: Date) throws {
+        try outbox.publish(LocalAuthorityContacts(laCode: laCode, contacts: contacts, source: source, updatedAt: now),
+                           to: Topics.schoolRegister.name, key: LocalAuthorityContacts.key(laCode), id: MessageID.fresh(), now: now)
+    }
 }

@@ -117,6 +117,11 @@ public struct SchoolMatcher: Sendable {
         return counts.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key
     }
 
+    /// The name the register gives local authority `code` (a scan: for the rare caller).
+    public func localAuthorityName(_ code: String) -> String? {
+        entries.values.first { $0.school.localAuthorityCode == code }?.school.localAuthorityName
+    }
+
     /// The local authorities with schools in `postcode`'s district.
     public func localAuthorities(inDistrictOf postcode: String?) -> Set<String> {
         guard let district = Self.district(postcode) else { return [] }

@@ -9,8 +9,9 @@ import ServiceRuntime
 ///
 /// Consumes `encompass.children` and `encompass.school.feedback` (work, key child id) and
 /// `encompass.schools.register` (replicated: every instance holds the whole register);
-/// produces `encompass.notice.requests` (key notice id) and the register updates it takes over
-/// HTTP. See docs/SCHOOLRESOLUTION.md.
+/// produces `encompass.notice.requests` (key notice id: requests, and cancellations when a
+/// school says the pupil no longer attends), the register updates it takes over HTTP, and the
+/// redirect steps on `encompass.notice.events`. See docs/SCHOOLRESOLUTION.md.
 public enum SchoolResolutionService {
     /// The service's own settings, from the environment.
     public struct Settings: Sendable {
@@ -54,20 +55,40 @@ public enum SchoolResolutionService {
                     try flow.handleChild(envelope.payload, messageId: envelope.id, db: ctx.db, outbox: ctx.outbox, now: ctx.now, logger: ctx.logger)
                 },
                 TopicHandler.on(Topics.schoolFeedback.name, SchoolFeedback.self) { envelope, ctx in
-                    try flow.handleFeedback(envelope.payload, db: ctx.db, logger: ctx.logger)
+                    try flow.handleFeedback(envelope.payload, messageId: envelope.id, db: ctx.db, outbox: ctx.outbox, now: ctx.now, logger: ctx.logger)
                 },
             ],
             replicated: [
-                TopicHandler.on(Topics.schoolRegister.name, SchoolRegisterUpdate.self) { envelope, ctx in
+                TopicHandler.bySchema(Topics.schoolRegister.name, [
+                    LocalAuthorityContacts.schema: TopicHandler.on(Topics.schoolRegister.name, LocalAuthorityContacts.self) { envelope, ctx in
+                        guard envelope.key == LocalAuthorityContacts.key(envelope.payload.laCode) else {
+                            throw RejectedMessage(errorClass: "register.key-mismatch",
+                                                  reason: "record key \(envelope.key) is not LA\(envelope.payload.laCode); publish a local authority's contacts keyed LA<code>")
+                        }
+                        try SchoolStore.apply(envelope.payload, db: ctx.db)
+                    },
+                ], otherwise: TopicHandler.on(Topics.schoolRegister.name, SchoolRegisterUpdate.self) { envelope, ctx in
                     guard envelope.key == envelope.payload.school.urn else {
                         throw RejectedMessage(errorClass: "register.key-mismatch",
                                               reason: "record key \(envelope.key) is not the school's URN \(envelope.payload.school.urn); publish register updates keyed by URN")
                     }
                     try SchoolStore.apply(envelope.payload, db: ctx.db)
-                },
+                }),
             ],
-            produces: [Topics.noticeRequests.name, Topics.schoolRegister.name],
+            produces: [Topics.noticeRequests.name, Topics.schoolRegister.name, Topics.noticeEvents.name],
             routes: { router, environment in
+                // Notices to out-of-area schools with no contact for the school nor its local
+                // authority: each is a telephone task for the MASH; how many there are is a gauge.
+                let store = environment.store, metrics = environment.metrics
+                metrics.addRefresher {
+                    let unrouted = (try? store.pool.read { db in
+                        try Int.fetchOne(db, sql: "SELECT count(*) FROM resolution WHERE outcome = 'notice' AND reasons LIKE ?",
+                                         arguments: ["%" + SchoolResolver.unroutedOutOfArea + "%"])
+                    }) ?? 0
+                    metrics.gauge("encompass_school_resolution_out_of_area_unrouted",
+                                  help: "Notices to out-of-area schools with no contact held for the school nor its local authority (telephone tasks for the MASH)",
+                                  value: Double(unrouted))
+                }
                 SchoolsAPI(flow: flow, environment: environment).register(on: router)
             },
             background: [RetentionPurge.task(SchoolRetention.rules, settings: settings.retention)]

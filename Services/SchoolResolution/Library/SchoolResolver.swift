@@ -5,10 +5,15 @@ import Foundation
 public struct SchoolsProtocol: Codable, Sendable, Equatable {
     /// What to do with a verified school outside the force's local authorities.
     public enum OutOfArea: String, Codable, Sendable {
-        /// Not notified; the outcome is recorded (Cambridgeshire).
+        /// The default, as section 49A of the Domestic Abuse Act 2021 requires (any relevant
+        /// educational establishment in England or Wales): notified like any school, through
+        /// the school's contacts, else its local authority's Operation Encompass contact, else
+        /// a telephone task for the MASH with the reason. Never silently dropped.
+        case notify
+        /// Legacy (before s49A; Cambridgeshire's "out of county not shared"): not notified; the
+        /// outcome is recorded. Only where a force's protocol still asks for it.
         case record
-        /// Notified when the MASH holds safeguarding contacts for the school (a cross-border
-        /// arrangement), else recorded as not notified.
+        /// Legacy: notified only when the MASH holds contacts for the school, else recorded.
         case notifyWhenContacts = "notify-when-contacts"
     }
 
@@ -20,6 +25,16 @@ public struct SchoolsProtocol: Codable, Sendable, Equatable {
     /// A setting whose statutory age range tops out at or below this is early years.
     public var earlyYearsMaximumAge: Int
     public var match: MatchThresholds
+
+    /// `outOfArea` may be left out: `notify`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        localAuthorities = try container.decode([String: String].self, forKey: .localAuthorities)
+        outOfArea = try container.decodeIfPresent(OutOfArea.self, forKey: .outOfArea) ?? .notify
+        earlyYearsChannel = try container.decode(NoticeChannel.self, forKey: .earlyYearsChannel)
+        earlyYearsMaximumAge = try container.decode(Int.self, forKey: .earlyYearsMaximumAge)
+        match = try container.decode(MatchThresholds.self, forKey: .match)
+    }
 
     public init(localAuthorities: [String: String], outOfArea: OutOfArea, earlyYearsChannel: NoticeChannel,
                 earlyYearsMaximumAge: Int = 5, match: MatchThresholds = MatchThresholds()) {
@@ -131,6 +146,11 @@ public struct SchoolResolver: Sendable {
             return .request(reason: "no schools protocol for force \(incident.forceCode)", candidates: [], reasons: [])
         }
         let place = place ?? ChildPlace.of(child, incident: incident, source: .officer)
+        // Recorded now (by the officer, or in Children's Social Care's answer) as not on a
+        // school roll: the notice goes to the child's home local authority instead.
+        if recordedOrigin == nil, recorded?.urn?.isEmpty != false, let name = recorded?.name, let kind = NotOnRoll(recorded: name) {
+            return notOnRoll(kind, recorded: name, label: recordedLabel, incident: incident, place: place, policy: policy, contacts: contacts)
+        }
         var attempts: [Attempt] = []
         if let recorded, recorded.urn?.isEmpty == false || recorded.name?.trimmingCharacters(in: .whitespaces).isEmpty == false {
             attempts.append(Attempt(label: recordedLabel, school: recorded, origin: recordedOrigin))
@@ -332,10 +352,22 @@ public struct SchoolResolver: Sendable {
         let type = school.type?.lowercased() ?? ""
         let earlyYears = school.isOfstedEarlyYears || phase.contains("nursery") || type.contains("nursery") || type.contains("early years")
             || (rangeKnown && (high ?? 99) <= policy.earlyYearsMaximumAge)
-        let held = contacts(school.urn)
+        var held = contacts(school.urn)
+        var unrouted = false
         if policy.localAuthorities[school.localAuthorityCode] == nil {
             let where_ = "URN \(school.urn) is in \(school.localAuthorityName) (LA \(school.localAuthorityCode)), outside force \(incident.forceCode)'s local authorities"
             switch policy.outOfArea {
+            case .notify where !held.isEmpty:
+                reasons.append(where_ + "; notified like any school, through the contacts the MASH holds for it")
+            case .notify:
+                let la = contacts(LocalAuthorityContacts.key(school.localAuthorityCode)).filter { $0.role == LocalAuthorityContacts.encompassRole }
+                if la.isEmpty {
+                    unrouted = true
+                    reasons.append(where_ + "; " + Self.unroutedOutOfArea + " for the school nor for \(school.localAuthorityName): a telephone task for the MASH to reach the school's safeguarding lead (add the LA's Operation Encompass contact with `encompass schools la-contacts import`)")
+                } else {
+                    held = la
+                    reasons.append(where_ + "; no contacts held for the school: notified through \(school.localAuthorityName)'s Operation Encompass contact")
+                }
             case .record:
                 return .success(.notNotified(urn: school.urn, reasons: reasons + [where_ + ": not notified (force protocol); recorded"]))
             case .notifyWhenContacts where held.isEmpty:
@@ -345,7 +377,9 @@ public struct SchoolResolver: Sendable {
             }
         }
         var channel = NoticeChannel.email
-        if earlyYears {
+        if unrouted {
+            channel = .telephone
+        } else if earlyYears {
             channel = policy.earlyYearsChannel
             reasons.append("early years setting: \(channel.rawValue) (force protocol)")
         } else if !held.contains(where: { $0.email?.isEmpty == false }) {
@@ -364,7 +398,54 @@ public struct SchoolResolver: Sendable {
     }
 }
 
+/// A child recorded as on no school roll, as officers and Children's Social Care write it.
+public enum NotOnRoll: String, Sendable, CaseIterable {
+    case homeEducated = "home-educated"
+    case missingEducation = "missing education"
+    case awaitingPlace = "awaiting a school place"
+
+    /// Phrases (lower case, punctuation as spaces) that say so, whole words, alone in the field.
+    static let phrases: [(NotOnRoll, [String])] = [
+        (.homeEducated, ["home educated", "home education", "elective home education", "electively home educated", "ehe", "home schooled", "home schooling"]),
+        (.missingEducation, ["missing education", "child missing education", "cme", "not on roll", "not on a school roll", "no school", "not in school", "not attending school"]),
+        (.awaitingPlace, ["awaiting place", "awaiting a place", "awaiting school place", "awaiting a school place", "no school place"]),
+    ]
+
+    /// The kind a recorded school name says, when it says the child is on no school roll.
+    public init?(recorded name: String) {
+        let words = String(name.lowercased().map { $0.isLetter || $0.isNumber ? $0 : " " }).split(separator: " ").joined(separator: " ")
+        guard let found = Self.phrases.first(where: { $0.1.contains(words) }) else { return nil }
+        self = found.0
+    }
+}
+
 extension SchoolResolver {
+    /// The notice for a child on no school roll: a telephone task for the MASH to tell the
+    /// child's home local authority (its `education-otherwise` contact, when held), under the
+    /// account `LA<code>`. The home LA is the one with most schools in the home postcode's
+    /// district (the incident's, when the home is unknown); with neither, a request to CSC.
+    func notOnRoll(_ kind: NotOnRoll, recorded: String, label: String, incident: Incident, place: ChildPlace,
+                   policy: SchoolsProtocol, contacts: (String) -> [SchoolContact]) -> Resolution {
+        let said = "\(label) \"\(recorded)\": the child is \(kind.rawValue), on no school roll"
+        guard let code = matcher.localAuthority(ofPostcode: place.homePostcode) ?? matcher.localAuthority(ofPostcode: incident.incidentAddress.postcode) else {
+            return .request(reason: "\(said); the child's home local authority cannot be told from the postcode: name it, or the school", candidates: [], reasons: [])
+        }
+        let name = policy.localAuthorities[code] ?? matcher.localAuthorityName(code) ?? "LA \(code)"
+        let held = contacts(LocalAuthorityContacts.key(code)).filter { $0.role == LocalAuthorityContacts.educationOtherwiseRole }
+        let route = held.isEmpty
+            ? "none held for \(name): add it with `encompass schools la-contacts import`"
+            : "\(held.compactMap { $0.name ?? $0.email }.joined(separator: ", "))"
+        return .notice(ResolvedSchool(
+            urn: LocalAuthorityContacts.key(code), name: "\(name) local authority (child \(kind.rawValue))", localAuthorityCode: code,
+            localAuthorityName: name, contacts: held, channel: .telephone
+        ), reasons: [said, "home local authority \(name) (LA \(code)) from the postcode \(place.homePostcode ?? incident.incidentAddress.postcode)",
+                     "a telephone task for the MASH to tell the local authority's education-otherwise contact (\(route))"])
+    }
+
+    /// The words that mark an out-of-area notice with no contact to send it to (counted by
+    /// `encompass_school_resolution_out_of_area_unrouted`).
+    public static let unroutedOutOfArea = "out of area, no contact held"
+
     /// The child's possible school-year ages (age on 31 August before the school year of `day`):
     /// exact from a date of birth, else one of two from an age in whole years.
     func schoolYearAges(_ child: IdentifiedChild, on day: CalendarDate) -> ClosedRange<Int>? {

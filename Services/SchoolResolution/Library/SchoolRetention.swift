@@ -9,12 +9,15 @@ import ServiceRuntime
 ///   exports: there is no child left to look for).
 /// - child → school links (`childSchool`: which school a child was verified at) and schools'
 ///   "no longer attends" reports (`childSchoolBlock`): deleted. The resolution of each notice
-///   (`resolution`: notice id, child id, outcome, URN, reasons) stays as the audit trail.
+///   (`resolution`: notice id, child id, outcome, URN, reasons) stays as the audit trail; the
+///   notice request it keeps for redirects (`request`: the child's record) is cleared.
 public enum SchoolRetention {
     public static let rules: [PurgeRule] = [
         .redact("schools.request", table: SchoolRequestRow.databaseTableName, age: "updatedAt",
                 set: "child = X'', note = NULL, status = CASE WHEN status = 'open' THEN 'purged' ELSE status END",
                 pending: "length(child) > 0"),
+        .redact("schools.resolution-request", table: ResolutionRow.databaseTableName, age: "updatedAt",
+                set: "request = NULL", pending: "request IS NOT NULL"),
         .delete("schools.child-link", table: ChildSchoolRow.databaseTableName, age: "verifiedAt"),
         .delete("schools.child-block", table: ChildSchoolBlockRow.databaseTableName, age: "reportedAt"),
     ]

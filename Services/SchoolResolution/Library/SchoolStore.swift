@@ -56,6 +56,23 @@ public struct SchoolContactRow: Codable, FetchableRecord, PersistableRecord, Sen
     public var contact: SchoolContact { SchoolContact(role: role, name: name, email: email, phone: phone) }
 }
 
+/// A contact the MASH keeps for a local authority (table `laContact`, school-resolution-v4):
+/// its Operation Encompass contact (`encompass`) and its contact for children not on a school
+/// roll (`education-otherwise`). Every instance holds all.
+public struct LAContactRow: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "laContact"
+    public var laCode: String
+    public var position: Int
+    public var role: String
+    public var name: String?
+    public var email: String?
+    public var phone: String?
+    public var source: String
+    public var updatedAt: Date
+
+    public var contact: SchoolContact { SchoolContact(role: role, name: name, email: email, phone: phone) }
+}
+
 /// The school verified for a child (table `childSchool`): "the one previously held".
 public struct ChildSchoolRow: Codable, FetchableRecord, ReplaceableRecord, Sendable, Equatable {
     public static let databaseTableName = "childSchool"
@@ -113,8 +130,19 @@ public struct ResolutionRow: Codable, FetchableRecord, ReplaceableRecord, Sendab
     /// JSON array of strings.
     public var reasons: String
     public var updatedAt: Date
+    /// With outcome `notice`: the `NoticeRequested` envelope as published (school-resolution-v3),
+    /// so that a notice whose school says the pupil no longer attends can be redirected. Purged
+    /// with the other personal data (nil then, and on older rows).
+    public var request: Data? = nil
 
     public var reasonList: [String] { (try? JSONDecoder().decode([String].self, from: Data(reasons.utf8))) ?? [] }
+
+    /// The child of the notice, as the request carried it (nil when not held).
+    public var childIdentified: ChildIdentified? {
+        guard let request, !request.isEmpty, let envelope = try? WireFormat.decode(NoticeRequested.self, from: Array(request)) else { return nil }
+        let notice = envelope.payload
+        return ChildIdentified(incident: notice.incident, incidentRevision: notice.incidentRevision, child: notice.child, source: notice.childSource)
+    }
 }
 
 /// A child without a verified school, waiting for Children's Social Care (table `schoolRequest`).
@@ -147,6 +175,9 @@ public struct SchoolRequestRow: Codable, FetchableRecord, PersistableRecord, Sen
     /// and why it needs a MASH officer (school-resolution-v2).
     public var reviewSchool: String?
     public var reviewReason: String?
+    /// A redirect (school-resolution-v3): the notice whose school said the pupil no longer
+    /// attends. This request's id is the redirect's own notice id.
+    public var redirectOf: String? = nil
 
     public var candidateList: [MatchCandidate] { (try? JSONDecoder().decode([MatchCandidate].self, from: Data(candidates.utf8))) ?? [] }
 
@@ -244,7 +275,45 @@ public enum SchoolStore {
 
     /// Every migration of the store, in order.
     public static func migrations(seed: Bool) -> [StoreMigration] {
-        [migration, seedMigration(enabled: seed), evidenceMigration]
+        [migration, seedMigration(enabled: seed), evidenceMigration, redirectMigration, laContactsMigration]
+    }
+
+    /// v4: the contacts the MASH keeps per local authority.
+    public static let laContactsMigration = StoreMigration("school-resolution-v4-la-contacts") { db in
+        try db.create(table: LAContactRow.databaseTableName) { t in
+            t.column("laCode", .text).notNull()
+            t.column("position", .integer).notNull()
+            t.column("role", .text).notNull()
+            t.column("name", .text)
+            t.column("email", .text)
+            t.column("phone", .text)
+            t.column("source", .text).notNull()
+            t.column("updatedAt", .datetime).notNull()
+            t.primaryKey(["laCode", "position"])
+        }
+    }
+
+    /// Applies a local authority's contacts (the replicated topic's handler, and tests): the
+    /// list replaces what is held, unless what is held is newer.
+    public static func apply(_ update: LocalAuthorityContacts, db: Database) throws {
+        if let held = try LAContactRow.filter(Column("laCode") == update.laCode).fetchOne(db), held.updatedAt > update.updatedAt { return }
+        try LAContactRow.filter(Column("laCode") == update.laCode).deleteAll(db)
+        for (i, c) in update.contacts.enumerated() {
+            try LAContactRow(laCode: update.laCode, position: i, role: c.role, name: c.name, email: c.email, phone: c.phone,
+                             source: update.source, updatedAt: update.updatedAt).insert(db)
+        }
+    }
+
+    /// A local authority's contacts in `role` (nil: all), in the order given.
+    public static func laContacts(_ db: Database, laCode: String, role: String? = nil) throws -> [SchoolContact] {
+        try LAContactRow.filter(Column("laCode") == laCode).order(Column("position")).fetchAll(db).map(\.contact)
+            .filter { role == nil || $0.role == role }
+    }
+
+    /// v3: each notice's published request (for redirects) and a redirect's original notice.
+    public static let redirectMigration = StoreMigration("school-resolution-v3-redirects") { db in
+        try db.alter(table: ResolutionRow.databaseTableName) { t in t.add(column: "request", .blob) }
+        try db.alter(table: SchoolRequestRow.databaseTableName) { t in t.add(column: "redirectOf", .text) }
     }
 
     /// v2: the day and home postcode a child's school was verified for, and CSC answers held for
@@ -323,6 +392,6 @@ extension ChildSchoolRow {
 }
 
 extension ResolutionRow {
-    public static let replacementColumns = ["noticeId", "childId", "forceCode", "occurrenceNumber", "incidentRevision", "outcome", "urn", "reasons", "updatedAt"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [noticeId, childId, forceCode, occurrenceNumber, incidentRevision, outcome, urn, reasons, updatedAt.stored] }
+    public static let replacementColumns = ["noticeId", "childId", "forceCode", "occurrenceNumber", "incidentRevision", "outcome", "urn", "reasons", "updatedAt", "request"]
+    public var replacementValues: [(any DatabaseValueConvertible)?] { [noticeId, childId, forceCode, occurrenceNumber, incidentRevision, outcome, urn, reasons, updatedAt.stored, request] }
 }

@@ -13,6 +13,8 @@ import ServiceRuntime
 /// - `GET /v1/schools/{urn}` — one school and its contacts
 /// - `PUT /v1/schools/{urn}/contacts` — `{"contacts": [{"role","name","email","phone"}], "updatedBy": "…"}`
 /// - `POST /v1/contacts/import?name=FILE` — a contacts sheet (urn, role, name, email, phone)
+/// - `POST /v1/la-contacts/import?name=FILE` — local authorities' contacts (la_code, role, name, email, phone)
+/// - `GET /v1/la-contacts` — every local authority's contacts
 /// - `GET /v1/requests?lpa=NAME[&force=CODES]` — open requests to Children's Social Care (JSON)
 /// - `GET /v1/requests/export?lpa=NAME&format=xlsx|csv[&force=CODES]` — the same as a spreadsheet
 /// - `POST /v1/requests/import?name=FILE` — the spreadsheet CSC returns
@@ -34,6 +36,8 @@ struct SchoolsAPI: Sendable {
             try await guarded(request) { try await setContacts(request, urn: context.parameters.get("urn") ?? "") }
         }
         router.post("v1/contacts/import") { request, _ in try await guarded(request) { try await importContacts(request) } }
+        router.post("v1/la-contacts/import") { request, _ in try await guarded(request) { try await importLAContacts(request) } }
+        router.get("v1/la-contacts") { request, _ in try await guarded(request) { try await listLAContacts() } }
         router.get("v1/requests") { request, _ in try await guarded(request) { try await listRequests(request) } }
         router.get("v1/requests/export") { request, _ in try await guarded(request) { try await exportRequests(request) } }
         router.post("v1/requests/import") { request, _ in try await guarded(request) { try await importRequests(request) } }
@@ -182,6 +186,56 @@ struct SchoolsAPI: Sendable {
             return ContactsImportAnswer(file: name, schools: done, unknownURNs: unknown, rejectedRows: sheet.rejected.map { .init(row: $0.row, reason: $0.reason) })
         }
         return HTTPEndpoint.json(answer.rejectedRows.isEmpty && answer.unknownURNs.isEmpty ? .accepted : .unprocessableContent, answer)
+    }
+
+    struct LAContactsImportAnswer: Codable {
+        var file: String
+        var localAuthorities: Int
+        var rejectedRows: [ContactsImportAnswer.Rejected]
+    }
+
+    func importLAContacts(_ request: Request) async throws -> Response {
+        guard let data = await body(request) else { return Self.tooLarge }
+        let name = request.uri.queryParameters.get("name") ?? "la-contacts.csv"
+        let sheet: (byLA: [String: [SchoolContact]], rejected: [(row: Int, reason: String)])
+        do {
+            sheet = try RegisterDesk.laContactsSheet(data)
+        } catch {
+            return try await refuse(data, origin: "la-contacts-import", name: name, errorClass: "la-contacts.unreadable", problem: "\(error)")
+        }
+        let now = environment.clock.now()
+        let origin = "la-contacts-import:\(name):\(StableHash.hex128(String(decoding: data, as: UTF8.self)).prefix(12))"
+        let answer = try await environment.write { db, outbox -> LAContactsImportAnswer in
+            for (code, contacts) in sheet.byLA.sorted(by: { $0.key < $1.key }) {
+                try RegisterDesk.setLAContacts(laCode: code, contacts: contacts, source: "la-contacts:\(name)", outbox: outbox, now: now)
+            }
+            for bad in sheet.rejected {
+                try DeadLetterWriter.writeRejectedInput(db: db, service: .schoolResolution, origin: origin, place: Int64(bad.row), key: nil,
+                                                        value: Array("row \(bad.row)".utf8), errorClass: "la-contacts.row",
+                                                        message: "row \(bad.row): \(bad.reason)", now: now, outbox: outbox)
+            }
+            return LAContactsImportAnswer(file: name, localAuthorities: sheet.byLA.count, rejectedRows: sheet.rejected.map { .init(row: $0.row, reason: $0.reason) })
+        }
+        return HTTPEndpoint.json(answer.rejectedRows.isEmpty ? .accepted : .unprocessableContent, answer)
+    }
+
+    struct LAContactsList: Codable {
+        struct Entry: Codable { var laCode: String; var localAuthority: String?; var contacts: [SchoolContact]; var updatedAt: Date }
+        var localAuthorities: [Entry]
+    }
+
+    func listLAContacts() async throws -> Response {
+        let list = try await environment.store.pool.read { db -> LAContactsList in
+            let rows = try LAContactRow.order(Column("laCode"), Column("position")).fetchAll(db)
+            let names = [String: String](try Row.fetchAll(db, sql: "SELECT localAuthorityCode, max(localAuthorityName) FROM school GROUP BY localAuthorityCode")
+                .map { ($0[0] as String, $0[1] as String) }, uniquingKeysWith: { a, _ in a })
+            let grouped = Dictionary(grouping: rows, by: \.laCode)
+            return LAContactsList(localAuthorities: grouped.keys.sorted().map { code in
+                LAContactsList.Entry(laCode: code, localAuthority: names[code], contacts: grouped[code]!.map(\.contact),
+                                     updatedAt: grouped[code]!.map(\.updatedAt).max()!)
+            })
+        }
+        return Self.wire(.ok, list)
     }
 
     func lpa(_ request: Request) -> String? {
