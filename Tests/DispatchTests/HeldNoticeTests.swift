@@ -50,6 +50,7 @@ struct HeldNoticeTests {
         #expect(listing["accountsWithoutPassword"] as? [String] == ["110003", "EY123456"])
         #expect(try await http.send("GET", dispatch.base + "/v1/held").status == 401)
         let readiness = try await http.send("GET", dispatch.base + "/v1/readiness", token: RunningDispatch.token).json
+        #expect(readiness["status"] as? String == "warning")
         let warnings = readiness["warnings"] as? [String] ?? []
         #expect(warnings.count == 2 && warnings.contains { $0.contains("110003") && $0.contains("no notice password") }, "\(warnings)")
         #expect(warnings.contains { $0.contains("EY123456") && $0.contains("Little Acorns Nursery") })
@@ -93,7 +94,8 @@ struct HeldNoticeTests {
         let stored = try await store.pool.read { try SchoolPassword.fetchOne($0, key: "110003") }
         #expect(stored?.setBy == "mash-officer-1")
         #expect(try await store.pool.read { try SchoolPassword.fetchOne($0, key: "110004") } == nil)
-        #expect((try await http.send("GET", dispatch.base + "/v1/readiness", token: RunningDispatch.token).json["warnings"] as? [String])?.isEmpty == true)
+        let ready = try await http.send("GET", dispatch.base + "/v1/readiness", token: RunningDispatch.token).json
+        #expect((ready["warnings"] as? [String])?.isEmpty == true && ready["status"] as? String == "ready")
         try await Task.sleep(for: .milliseconds(300))
         #expect(peer.messages().count == 3, "each notice mailed once")
         try await dispatch.stop()

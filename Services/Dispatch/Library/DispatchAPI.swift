@@ -127,7 +127,8 @@ struct DispatchAPI: Sendable {
             if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
             let now = environment.clock.now()
             let listing = try await environment.store.pool.read { db in try HeldNotices.list(db, now: now) }
-            return Self.wireJSON(.ok, Readiness(instance: environment.configuration.instanceId, warnings: HeldNotices.warnings(listing),
+            let warnings = HeldNotices.warnings(listing)
+            return Self.wireJSON(.ok, Readiness(instance: environment.configuration.instanceId, status: warnings.isEmpty ? "ready" : "warning", warnings: warnings,
                                                 accountsWithoutPassword: listing.accountsWithoutPassword, heldNotices: listing.held.count))
         }
         router.get("v1/telephone-tasks") { request, _ -> Response in
@@ -213,6 +214,8 @@ struct DispatchAPI: Sendable {
 
     struct Readiness: Codable {
         var instance: String
+        /// `ready`, or `warning` when `warnings` has a line (`/readyz` stays ready: the instance works).
+        var status: String
         var warnings: [String]
         var accountsWithoutPassword: [String]
         var heldNotices: Int

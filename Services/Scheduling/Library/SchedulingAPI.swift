@@ -30,14 +30,14 @@ struct SchedulingAPI: Sendable {
         var calendars: [SchoolCalendars.CalendarState]
     }
 
-    /// Sets `encompass_scheduling_term_dates_days_left{la}` and
+    /// Sets `encompass_scheduling_term_dates_left_days{la}` and
     /// `encompass_scheduling_term_dates_approximate{la}` (1 when the current or a later school
     /// year is approximate) at each scrape, by the service clock.
     static func registerCalendarMetrics(_ calendars: SchoolCalendars, environment: ServiceEnvironment) {
         let metrics = environment.metrics, clock = environment.clock
         metrics.addRefresher {
             for state in calendars.states(today: CalendarDate(clock.now())) {
-                metrics.gauge("encompass_scheduling_term_dates_days_left", unit: "days",
+                metrics.gauge("encompass_scheduling_term_dates_left", unit: "days",
                               help: "Days until a local authority's term dates end (negative once ended; weekdays then count as school days)",
                               labels: [("la", state.la)], value: state.daysLeft)
                 metrics.gauge("encompass_scheduling_term_dates_approximate", unit: "",
