@@ -322,6 +322,7 @@ public struct SchoolCalendars: Sendable {
         public var name: String?
         /// Where the dates came from: the document's `source`, else the file or import it was read from.
         public var source: String
+        /// The first and last day the dates cover (whole school years, August to August).
         public var firstDay: String
         public var lastDay: String
         /// Days from today to the last day covered (negative once it has passed).
