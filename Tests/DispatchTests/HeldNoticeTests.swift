@@ -77,7 +77,7 @@ struct HeldNoticeTests {
         try Data(csv.utf8).write(to: URL(fileURLWithPath: file))
         let cli = try executable("encompass")
         let common = ["--url", dispatch.base, "--token", RunningDispatch.token]
-        let result = try await Task.detached { try runCLI(cli, ["notifications", "set-password", "--file", file, "--by", "mash-officer-1"] + common) }.value
+        let result = try await offPool { try runCLI(cli, ["notifications", "set-password", "--file", file, "--by", "mash-officer-1"] + common) }
         #expect(result.status == 1, "some rows refused: \(result.output)")
         #expect(result.output.contains("2 passwords set, 4 rows refused"), "\(result.output)")
         #expect(result.output.contains("row 2: 110003 set") && result.output.contains("row 5: EY123456 set"), "\(result.output)")
@@ -112,7 +112,7 @@ struct HeldNoticeTests {
             .write(to: URL(fileURLWithPath: xlsx))
         let cli = try executable("encompass")
         let common = ["--url", dispatch.base, "--token", RunningDispatch.token]
-        let result = try await Task.detached { try runCLI(cli, ["notifications", "set-password", "--file", xlsx] + common) }.value
+        let result = try await offPool { try runCLI(cli, ["notifications", "set-password", "--file", xlsx] + common) }
         #expect(result.status == 1, "\(result.output)")
         #expect(result.output.contains("2 passwords set, 1 row refused") && result.output.contains("row 4: REFUSED urn: 'LA87'"), "\(result.output)")
         #expect(!result.output.contains("Esm-password"))
@@ -120,10 +120,10 @@ struct HeldNoticeTests {
 
         let noColumn = dir + "/no-password-column.csv"
         try Data("urn,secret\r\n110008,Not-shown-anywhere-2026\r\n".utf8).write(to: URL(fileURLWithPath: noColumn))
-        let refused = try await Task.detached { try runCLI(cli, ["notifications", "set-password", "--file", noColumn] + common) }.value
+        let refused = try await offPool { try runCLI(cli, ["notifications", "set-password", "--file", noColumn] + common) }
         #expect(refused.status == 2 && refused.output.contains("no password column"), "\(refused.output)")
         #expect(!refused.output.contains("Not-shown-anywhere-2026"))
-        let both = try await Task.detached { try runCLI(cli, ["notifications", "set-password", "--file", noColumn, "--urn", "110001"] + common) }.value
+        let both = try await offPool { try runCLI(cli, ["notifications", "set-password", "--file", noColumn, "--urn", "110001"] + common) }
         #expect(both.status != 0 && both.output.contains("either --urn"), "\(both.output)")
         try await dispatch.stop()
     }
@@ -159,9 +159,7 @@ struct HeldNoticeTests {
         let common = ["--url", dispatch.base, "--token", RunningDispatch.token]
         let dir = TestPaths.temporaryDirectory("export")
         let xlsx = dir + "/navigator.xlsx"
-        let result = try await Task.detached {
-            try runCLI(cli, ["notifications", "export", "--from", "2026-11-24", "--to", "2026-11-24", xlsx] + common)
-        }.value
+        let result = try await offPool { try runCLI(cli, ["notifications", "export", "--from", "2026-11-24", "--to", "2026-11-24", xlsx] + common) }
         #expect(result.status == 0, "\(result.output)")
         let script = """
             import json, sys, openpyxl
@@ -169,7 +167,7 @@ struct HeldNoticeTests {
             ws = wb.worksheets[0]
             print(json.dumps([[c.value if c.value is not None else "" for c in row] for row in ws.iter_rows()]))
             """
-        let read = try Peers.run(Peers.python, ["-c", script, xlsx], standardErrorToo: false)
+        let read = try await offPool { try Peers.run(Peers.python, ["-c", script, xlsx], standardErrorToo: false) }
         #expect(read.status == 0, "openpyxl failed (pip install openpyxl): \(read.output)")
         let table = try #require(try JSONSerialization.jsonObject(with: Data(read.output.utf8)) as? [[String]])
         #expect(table.first == NoticeExport.header)
@@ -194,17 +192,22 @@ struct HeldNoticeTests {
 
         // One LA, as CSV.
         let csv = dir + "/navigator-873.csv"
-        let byLA = try await Task.detached {
-            try runCLI(cli, ["notifications", "export", "--from", "2026-11-01", "--to", "2026-11-30", "--la", "873", csv] + common)
-        }.value
+        let byLA = try await offPool { try runCLI(cli, ["notifications", "export", "--from", "2026-11-01", "--to", "2026-11-30", "--la", "873", csv] + common) }
         #expect(byLA.status == 0, "\(byLA.output)")
         let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\r\n")
         #expect(lines.count == 2 && lines[1].contains(otherLA.noticeId) && lines[1].contains("'-Fen School"), "\(lines)")
         // Bad input: a clear refusal, exit 1.
-        let bad = try await Task.detached {
-            try runCLI(cli, ["notifications", "export", "--from", "2026-11-30", "--to", "2026-11-01", csv] + common)
-        }.value
+        let bad = try await offPool { try runCLI(cli, ["notifications", "export", "--from", "2026-11-30", "--to", "2026-11-01", csv] + common) }
         #expect(bad.status == 1 && bad.output.contains("is before from"), "\(bad.output)")
         try await dispatch.stop()
+    }
+}
+
+/// Runs blocking work (a child process) on a thread of its own: on the cooperative pool it would
+/// hold one of its few threads (two on a 2-core machine) while the child waits for the
+/// in-process dispatch, which needs those threads to answer.
+func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
     }
 }
