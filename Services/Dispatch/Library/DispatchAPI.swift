@@ -276,9 +276,9 @@ struct DispatchAPI: Sendable {
     }
 
     struct BulkAnswer: Codable, Equatable {
-        struct Set: Codable, Equatable { var row: Int; var account: String }
+        struct Stored: Codable, Equatable { var row: Int; var account: String }
         struct Refused: Codable, Equatable { var row: Int; var account: String; var field: String; var message: String }
-        var set: [Set]
+        var set: [Stored]
         var refused: [Refused]
         var setAt: String
     }

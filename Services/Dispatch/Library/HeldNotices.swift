@@ -34,7 +34,7 @@ public enum HeldNotices {
     }
 
     /// The SQL condition "this mail's account has a password" (`m` is `outgoingMail`).
-    static let hasPassword = """
+    static let hasPasswordSQL = """
         EXISTS (SELECT 1 FROM notice n JOIN schoolPassword p ON p.account = n.account WHERE n.noticeId = m.noticeId)
         """
 

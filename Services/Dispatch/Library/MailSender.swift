@@ -85,7 +85,7 @@ public struct MailSender: Sendable {
                 SELECT m.* FROM outgoingMail m
                 WHERE m.state = ? AND m.nextAttemptAt <= ?
                   AND EXISTS (SELECT 1 FROM noticeClaim c WHERE c.noticeId = m.noticeId AND c.claimant = ?)
-                  AND \(HeldNotices.hasPassword)
+                  AND \(HeldNotices.hasPasswordSQL)
                 ORDER BY m.nextAttemptAt LIMIT ?
                 """, arguments: [MailState.pending.rawValue, now, try NoticeClaims.claimant(db), limit])
         }
