@@ -87,6 +87,7 @@ var targets: [Target] = [
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),  // SheetWriter's XLSX
         ],
         path: "Shared/ServiceRuntime",
         swiftSettings: strict

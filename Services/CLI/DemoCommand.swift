@@ -293,8 +293,12 @@ final class DemoRun: Sendable {
             try await pipeline.quiet()
         }
 
-        // 7. The next school morning: move the clock to just before the first release.
-        let pendingNotices = try await pendingReleases()
+        // 7. The MASH gives each school (or LA, for an escalation) with a notice waiting its
+        // notice password (dispatch holds mail to one without); then the next school morning:
+        // move the clock to just before the first release.
+        let pending = try await pendingNoticeAccounts()
+        try await pipeline.setSchoolPasswords(Array(Set(pending.map(\.account))), password: schoolPassword)
+        let pendingNotices = pending.map(\.release)
         guard let first = pendingNotices.min() else { throw ServiceCallError(description: "scheduling holds no pending notice; see \(directory)/*.log") }
         try await setClock(first.addingTimeInterval(-5), rate: 1)
         say("clock → \(londonTime(first.addingTimeInterval(-5))) (London): \(pendingNotices.count) notices wait for release")
@@ -334,9 +338,6 @@ final class DemoRun: Sendable {
         let untidy = world.untidiness.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let sentMail = (try? FileManager.default.contentsOfDirectory(atPath: mailDirectory).filter { $0.hasSuffix(".eml") }.count) ?? 0
         let deadLetters = try await deadLetterCounts()
-        for urn in Set(notices.map(\.schoolURN)).sorted() {
-            _ = try? await client(.dispatch).call("PUT", "/v1/schools/\(urn)/password", json: ["password": schoolPassword])
-        }
         let elapsed = ContinuousClock.now - started
         say("""
 
@@ -468,16 +469,19 @@ final class DemoRun: Sendable {
         return formatter.string(from: date)
     }
 
-    func pendingReleases() async throws -> [Date] {
+    /// Every pending notice's release time and the account whose password opens it (the
+    /// school, or `LA<code>` for an escalation).
+    func pendingNoticeAccounts() async throws -> [(release: Date, account: String)] {
         // Every instance's pending notices, each notice once (instances keep standby copies).
-        var releases: [String: Date] = [:]
+        var releases: [String: (release: Date, account: String)] = [:]
         for instance in pipeline.instances(of: .scheduling) {
             let (status, data) = try await pipeline.client(.scheduling, instance: instance).call("GET", "/v1/pending")
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.scheduling, status, data)) }
             let object = try JSONSerialization.jsonObject(with: data)
             for item in ((object as? [String: Any])?["notices"] as? [[String: Any]]) ?? [] {
                 guard let release = (item["releaseAt"] as? String).flatMap(Timestamp.parse) else { continue }
-                releases[item["noticeId"] as? String ?? UUID().uuidString] = release
+                let account = (item["escalate"] as? Bool) == true ? "LA\(item["laCode"] as? String ?? "")" : item["schoolURN"] as? String ?? ""
+                releases[item["noticeId"] as? String ?? UUID().uuidString] = (release, account)
             }
         }
         return Array(releases.values)

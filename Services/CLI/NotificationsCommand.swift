@@ -1,6 +1,7 @@
 import ArgumentParser
 import EncompassModels
 import Foundation
+import IntakeService
 import ServiceRuntime
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -11,7 +12,7 @@ struct NotificationsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "notifications",
         abstract: "Notices sent to schools: audit trail, follow-ups, school passwords, telephone tasks.",
-        subcommands: [List.self, SetPassword.self, Tasks.self, TaskDone.self, Resend.self]
+        subcommands: [List.self, SetPassword.self, Held.self, Export.self, Tasks.self, TaskDone.self, Resend.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -53,18 +54,31 @@ struct NotificationsCommand: AsyncParsableCommand {
     struct SetPassword: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set-password",
-            abstract: "Set a school's notice-page password (stored by dispatch as a salted PBKDF2 hash).",
-            discussion: "Reads the password from the first line of standard input, so it never appears in the process list or shell history: `printf '%s\\n' \"$PW\" | encompass notifications set-password --urn 110001`. Use LA<code> (e.g. LA872) for a local authority's education safeguarding manager.")
+            abstract: "Set notice-page passwords: one school's from standard input, or many from a CSV or XLSX file (stored by dispatch as salted PBKDF2 hashes).",
+            discussion: """
+                One: reads the password from the first line of standard input, so it never appears in the process list or shell history: `printf '%s\\n' "$PW" | encompass notifications set-password --urn 110001`. Use LA<code> (e.g. LA872) for a local authority's education safeguarding manager, EY and 6 digits for an early years setting.
+                Many: `--file passwords.csv` (or .xlsx, first sheet) with the columns `urn` (a URN, an EY reference or LA<code>; also named `reference` or `account`) and `password`. Each row is checked on its own: the good rows are set, each bad one is reported by its row number in the file with the reason. Passwords are never printed. Notice mail held for want of a password goes out once its school's is set.
+                Exit status: 0 when every row was set, 1 when some rows were refused, 2 when the file could not be read or dispatch could not be reached.
+                """)
 
-        @Option(help: "The school's 6-digit URN, or LA<code>.")
-        var urn: String
+        @Option(help: "The school's URN, EY reference, or LA<code>; the password is read from standard input.")
+        var urn: String?
+
+        @Option(help: "A CSV or XLSX file of urn,password rows.")
+        var file: String?
 
         @Option(help: "Who is setting it (for the audit).")
         var by: String = ProcessInfo.processInfo.environment["USER"] ?? "cli"
 
         @OptionGroup var dispatch: DispatchOptions
 
+        func validate() throws {
+            guard (urn == nil) != (file == nil) else { throw ValidationError("give either --urn (password on standard input) or --file") }
+        }
+
         func run() async throws {
+            if let file { return try await runFile(file) }
+            guard let urn else { return }
             guard let line = readLine(strippingNewline: true), !line.isEmpty else {
                 throw ValidationError("no password on standard input")
             }
@@ -75,6 +89,122 @@ struct NotificationsCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             print("password set for \(answer["account"] as? String ?? urn) at \(answer["setAt"] as? String ?? "")")
+        }
+
+        /// The columns a passwords file may name its account column by (after the usual header
+        /// normalisation: lower case, spaces and hyphens as underscores).
+        static let accountColumns = ["urn", "reference", "account", "ey_reference", "urn_or_ey_reference"]
+
+        func runFile(_ path: String) async throws {
+            let rows: [[String: Any]]
+            var refused: [(row: Int, message: String)] = []
+            do {
+                let data = try Data(contentsOf: URL(fileURLWithPath: path))
+                let sheet = try SpreadsheetReader.read(data, maximumRows: 20_000)
+                guard let accountColumn = Self.accountColumns.first(where: sheet.headers.contains) else {
+                    throw SheetError("no account column: name one of \(Self.accountColumns.joined(separator: ", "))")
+                }
+                guard sheet.headers.contains("password") else { throw SheetError("no password column") }
+                var good: [[String: Any]] = []
+                for row in sheet.rows {
+                    // A row's problem never quotes its cells, so no password reaches the report.
+                    if let problem = row.problem { refused.append((row.number, problem)); continue }
+                    let account = (row.cells[accountColumn] ?? "").trimmingCharacters(in: .whitespaces)
+                    let password = row.cells["password"] ?? ""
+                    if account.isEmpty { refused.append((row.number, "\(accountColumn): is empty")); continue }
+                    if password.isEmpty { refused.append((row.number, "password: is empty")); continue }
+                    good.append(["row": row.number, "account": account, "password": password])
+                }
+                rows = good
+            } catch let error as SheetError {
+                FileHandle.standardError.write(Data("\(path): \(error.description)\n".utf8))
+                throw ExitCode(2)
+            } catch {
+                FileHandle.standardError.write(Data("\(path): cannot be read (\(error.localizedDescription))\n".utf8))
+                throw ExitCode(2)
+            }
+            var set: [(row: Int, account: String)] = []
+            if !rows.isEmpty {
+                let body = try JSONSerialization.data(withJSONObject: ["rows": rows, "setBy": by])
+                let (status, answer, raw) = try await dispatch.client().send("PUT", "/v1/schools/passwords", body: body)
+                guard status == 200 || status == 422, answer["set"] != nil || answer["refused"] != nil else {
+                    FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
+                    throw ExitCode(2)
+                }
+                for item in answer["set"] as? [[String: Any]] ?? [] {
+                    set.append((item["row"] as? Int ?? 0, item["account"] as? String ?? ""))
+                }
+                for item in answer["refused"] as? [[String: Any]] ?? [] {
+                    refused.append((item["row"] as? Int ?? 0, "\(item["field"] as? String ?? ""): \(item["message"] as? String ?? "")"))
+                }
+            }
+            refused.sort { $0.row < $1.row }
+            print("\(path): \(set.count) password\(set.count == 1 ? "" : "s") set, \(refused.count) row\(refused.count == 1 ? "" : "s") refused")
+            for item in set.sorted(by: { $0.row < $1.row }) { print("  row \(item.row): \(item.account) set") }
+            for item in refused { print("  row \(item.row): REFUSED \(item.message)") }
+            if !refused.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Held: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List notice mail held because its school (or LA) has no notice password yet; setting the password sends it.",
+            discussion: "Exit status: 0 when nothing is held, 3 when something is.")
+
+        @Flag(help: "Print dispatch's JSON answer.")
+        var json = false
+
+        @OptionGroup var dispatch: DispatchOptions
+
+        func run() async throws {
+            let (_, answer, raw) = try await dispatch.client().send("GET", "/v1/held")
+            let held = answer["held"] as? [[String: Any]] ?? []
+            if json {
+                print(String(decoding: raw, as: UTF8.self))
+            } else {
+                print("\(held.count) notice\(held.count == 1 ? "" : "s") held for want of a password; accounts without one: \((answer["accountsWithoutPassword"] as? [String] ?? []).joined(separator: ", "))")
+                for item in held {
+                    print("\(item["noticeId"] as? String ?? "?")  \(item["account"] as? String ?? "")  \(item["schoolName"] as? String ?? "")  held since \(item["heldSince"] as? String ?? "") (\((item["ageSeconds"] as? Int ?? 0) / 60) min)")
+                }
+            }
+            if !held.isEmpty { throw ExitCode(3) }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the Navigator's audit spreadsheet: each notice released in a date range, its school, contacts, and sent, viewed and acknowledged times.",
+            discussion: "FILE ending .xlsx or .csv. Values a spreadsheet would run as formulas are neutralised with a leading apostrophe. The MASH console's Notices page offers the same download.")
+
+        @Option(help: "First release day, YYYY-MM-DD (London).")
+        var from: String
+
+        @Option(help: "Last release day, YYYY-MM-DD (London), inclusive.")
+        var to: String
+
+        @Option(help: "Only this local authority (3-digit DfE code).")
+        var la: String?
+
+        @Argument(help: "The file to write: .xlsx or .csv.")
+        var file: String
+
+        @OptionGroup var dispatch: DispatchOptions
+
+        func run() async throws {
+            let format = (file as NSString).pathExtension.lowercased()
+            guard ["xlsx", "csv"].contains(format) else { throw ValidationError("\(file): name an .xlsx or .csv file") }
+            var query = ["from": from, "to": to, "format": format]
+            if let la { query["la"] = la }
+            let (status, data, _) = try await dispatch.client().api.send("GET", "/v1/notifications/export", query: query)
+            guard status == 200 else {
+                FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: data, as: UTF8.self))\n".utf8))
+                throw ExitCode(status == 400 ? 1 : 2)
+            }
+            do { try data.write(to: URL(fileURLWithPath: file)) } catch {
+                FileHandle.standardError.write(Data("cannot write \(file): \(error.localizedDescription)\n".utf8))
+                throw ExitCode(2)
+            }
+            print("\(file): notices released \(from) to \(to)\(la.map { " in LA \($0)" } ?? "") (\(data.count) bytes)")
         }
     }
 

@@ -62,6 +62,15 @@ public final class ServiceMetrics: Sendable {
         registry.makeGauge(descriptor: .init(metricName: name, helpText: help), labels: [("service", service)] + labels).set(value)
     }
 
+    /// Sets a service's own gauge `<name>_<unit>` (labelled with the service and `labels`), for
+    /// services that do not link the Prometheus library themselves.
+    public func gauge(_ name: String, unit: String, help: String, labels: [(String, String)] = [], value: Int) {
+        registry.makeGauge(
+            descriptor: .init(metricName: name, unitName: unit, helpText: help),
+            labels: [("service", service)] + labels
+        ).set(Int64(value))
+    }
+
     public func failed(topic: String) {
         registry.makeCounter(
             descriptor: .init(metricName: "encompass_messages_failed", unitName: "total", helpText: "Processing attempts that failed transiently"),

@@ -83,8 +83,24 @@ struct ConsoleServiceTests {
             return page.contains("FOLLOW UP") && page.contains("1 to follow up")
         }
 
+        // Nothing held for a password (Oakwood has one); the Navigator's audit spreadsheet downloads.
+        let noticesPage = try await web.get("/notices").text
+        #expect(noticesPage.contains("id=\"held-none\"") && noticesPage.contains("id=\"notices-export\""))
+        let audit = try await web.post("/notices/export", form: ["from": "2026-11-01", "to": "2026-11-30", "la": "", "format": "csv", "csrf": csrf])
+        #expect(audit.status == 200 && audit.headers["content-disposition"]?.contains("encompass-notices-2026-11-01-to-2026-11-30.csv") == true)
+        #expect(audit.text.contains("occurrence_number,force,notice_id") && audit.text.contains("43260000777") && audit.text.contains("Oakwood Primary School"), "\(audit.text)")
+        #expect(!audit.text.contains("Noah") && !audit.text.contains("Station Road"), "no child's name or address")
+        #expect(try await web.post("/notices/export", form: ["from": "2026-11-01", "to": "2026-11-30", "format": "xlsx"]).status == 403, "no CSRF token")
+        let badDates = try await web.post("/notices/export", form: ["from": "November", "to": "2026-11-30", "format": "csv", "csrf": csrf])
+        #expect(badDates.status == 400 && badDates.text.contains("Give both dates"))
+
+        // Term dates: every shipped LA, approximate for 2026-27, so each with a warning.
+        let calendars = try await web.get("/calendars").text
+        #expect(calendars.contains("id=\"calendar-931\"") && calendars.contains("2027-08-31") && calendars.contains("yes: 2026-27"), "\(calendars)")
+        #expect(calendars.contains("11 local authorities, 11 with a warning"))
+
         let trail = try await world.console.app.staff.auditTrail()
-        for action in ["review-confirm", "review-reject", "csc-download", "csc-upload", "sign-in"] {
+        for action in ["review-confirm", "review-reject", "csc-download", "csc-upload", "sign-in", "notices-export"] {
             #expect(trail.contains { $0.action == action && $0.staffName == ConsoleWorld.staff && $0.outcome == "ok" }, "\(action) audited")
         }
 

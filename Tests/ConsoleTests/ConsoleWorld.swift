@@ -121,6 +121,11 @@ final class ConsoleWorld: Sendable {
         let recorded = Envelope(id: "incident-1", key: Self.today.occurrenceNumber, producer: "intake",
                                 payload: IncidentRecorded(kind: .new, revision: 1, changes: [], source: "http", incident: Self.today))
         try await producer.send(ProducerRecord(topic: Topics.incidents.name, key: Self.today.occurrenceNumber, value: try WireFormat.encode(recorded)))
+        // Dispatch holds mail to a school without a notice password: Oakwood has one.
+        let hash = try Secrets.hashPasswordBlocking("Oakwood-console-2026", iterations: 10_000)
+        _ = try await hosts[.dispatch]!.store.pool.write { db in
+            try AccountPasswords.apply(SchoolPassword(account: "110001", hash: hash, setAt: Self.start, setBy: "test"), db: db)
+        }
         let due = Self.noticeDue()
         try await producer.send(ProducerRecord(topic: Topics.noticesDue.name, key: due.noticeId,
                                                value: try WireFormat.encode(Envelope(id: "due-1", key: due.noticeId, producer: "scheduling", payload: due))))

@@ -1,4 +1,4 @@
-import DispatchService
+@testable import DispatchService
 import EncompassKafka
 import EncompassModels
 import EncompassTestSupport
@@ -98,10 +98,33 @@ enum Fixtures {
         try ServiceStore(path: TestPaths.temporaryDirectory("dispatch") + "/dispatch.sqlite", migrations: DispatchStore.migrations)
     }
 
+    /// The accounts the fixtures' notices go to: school 110001 (the default), 110002 and the
+    /// escalations' local authority.
+    static let accounts = ["110001", "110002", "LA872"]
+
+    /// One hash of a test password, made once (PBKDF2 is slow on purpose).
+    static let testPasswordHash: String = try! Secrets.hashPasswordBlocking("Fixture-password-2026!")
+
+    /// Gives `accounts` a notice password dated in the distant past (so any password a test sets
+    /// replaces it): mail to an account without one is held (`HeldNotices`).
+    static func givePasswords(_ accounts: [String], store: ServiceStore) async throws {
+        let hash = testPasswordHash
+        try await store.pool.write { db in
+            for account in accounts {
+                try AccountPasswords.apply(SchoolPassword(account: account, hash: hash, setAt: .distantPast, setBy: "fixture"), db: db)
+            }
+        }
+    }
+
     /// Accepts `due` into `store` as the Kafka handler would, then reads the instance's own
     /// `claimed` event back as its events consumer would (`echoEvents`), so the sender may send.
+    /// `password`: give the notice's account a password first (`givePasswords`), else its mail is held.
     @discardableResult
-    static func accept(_ due: NoticeDue, settings: DispatchService.Settings, store: ServiceStore, now: Date, echo: Bool = true) async throws -> NoticeIntake.Outcome {
+    static func accept(_ due: NoticeDue, settings: DispatchService.Settings, store: ServiceStore, now: Date, echo: Bool = true,
+                       password: Bool = true) async throws -> NoticeIntake.Outcome {
+        if password {
+            try await givePasswords([due.escalation ? "LA\(due.request.school.localAuthorityCode)" : due.request.school.urn], store: store)
+        }
         let outcome = try await store.pool.write { db in
             try NoticeIntake.accept(due, messageId: MessageID.fresh(), settings: settings, db: db, outbox: Outbox(db: db, producer: "dispatch"), now: now)
         }

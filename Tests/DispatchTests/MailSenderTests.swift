@@ -257,6 +257,7 @@ struct MailSenderTests {
         let upgraded = try ServiceStore(path: path, migrations: DispatchStore.migrations)
         let claimant = try await upgraded.pool.read { try NoticeClaims.claimant($0) }
         #expect(try await upgraded.pool.read { try NoticeClaims.winner(of: due.noticeId, db: $0) } == claimant)
+        try await Fixtures.givePasswords([due.request.school.urn], store: upgraded)
         #expect(try await Fixtures.sender(settings, upgraded, clock: clock).sendDue() == 1)
         #expect(try await mail(upgraded, due.noticeId)?.state == .sent)
     }

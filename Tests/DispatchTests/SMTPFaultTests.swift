@@ -255,6 +255,9 @@ struct SMTPFaultTests {
             return process
         }
         var process = try await launch()
+        // The school's notice password (mail to a school without one is held).
+        let password = try JSONSerialization.data(withJSONObject: ["password": "Oakwood-DSL-2026!"])
+        #expect(try await http.send("PUT", base + "/v1/schools/110001/password", json: password, token: RunningDispatch.token).status == 200)
         let due = Fixtures.due()
         try await publishAll(kafka, [due])
         // The relay has the whole message; its answer is 15 s away. Dispatch dies now.

@@ -510,6 +510,19 @@ struct TermDatesImportTests {
         try Data(Self.ics.utf8).write(to: URL(fileURLWithPath: dir + "/867.ics"))
         let imported = try SchoolCalendars.load(termDatesDirectory: dir).dataWarnings(today: CalendarDate(iso: "2026-12-06")!)
         #expect(!imported.contains { $0.hasPrefix("LA 867") && $0.contains("approximate") }, "published dates imported")
+
+        // The same state per LA, for the console's Term dates page and the metrics.
+        let july15 = shipped.states(today: CalendarDate(iso: "2027-07-15")!)
+        #expect(july15.count == 11)
+        #expect(july15.allSatisfy { $0.lastDay == "2027-08-31" && $0.daysLeft == 47 && $0.warning }, "\(july15)")
+        let june = shipped.states(today: CalendarDate(iso: "2027-06-01")!)
+        #expect(june.allSatisfy { $0.daysLeft == 91 && $0.approximateYears == ["2026-27"] && $0.warning })
+        let oxford = try #require(shipped.states(today: CalendarDate(iso: "2025-11-06")!).first { $0.la == "931" })
+        #expect(oxford.firstDay == "2025-08-01" && oxford.lastDay == "2027-08-31" && oxford.daysLeft == 663, "\(oxford)")
+        #expect(oxford.approximateYears == ["2026-27"] && !oxford.source.isEmpty && oxford.warning, "\(oxford)")
+        #expect(shipped.states(today: CalendarDate(iso: "2027-09-10")!).allSatisfy { $0.daysLeft == -10 && $0.approximateYears.isEmpty && $0.warning })
+        let importedState = try #require(try SchoolCalendars.load(termDatesDirectory: dir).states(today: CalendarDate(iso: "2026-12-06")!).first { $0.la == "867" })
+        #expect(importedState.approximateYears.isEmpty)
     }
 }
 

@@ -206,6 +206,19 @@ struct SchedulingServiceTests {
         let readiness = try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/readiness", headers: ["Authorization": "Bearer tok"])
         #expect(readiness.status == 200 && readiness.body.contains("ENCOMPASS_ESM_EMAIL_43") && readiness.body.contains("force 05"))
         #expect(try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/readiness", headers: [:]).status == 401)
+        // With the term dates' state: every LA approximate for 2026-27, so a warning.
+        let answer = try #require(try JSONSerialization.jsonObject(with: Data(readiness.body.utf8)) as? [String: Any])
+        #expect(answer["status"] as? String == "warning")
+        let calendars = answer["calendars"] as? [[String: Any]] ?? []
+        let oxfordshire = try #require(calendars.first { $0["la"] as? String == "931" })
+        #expect(calendars.count == 11 && oxfordshire["lastDay"] as? String == "2027-08-31" && oxfordshire["daysLeft"] as? Int == 666)
+        #expect(oxfordshire["approximateYears"] as? [String] == ["2026-27"] && oxfordshire["warning"] as? Bool == true)
+        // And as metrics, by the service clock (3 November 2025).
+        let metrics = try await httpGet("http://127.0.0.1:\(scheduler.port)/metrics", headers: [:]).body
+        let left = metrics.split(separator: "\n").first { $0.hasPrefix("encompass_scheduling_term_dates_left_days{") && $0.contains("la=\"931\"") }
+        #expect(left.map { $0.hasSuffix(" 666") || $0.hasSuffix(" 666.0") } == true, "\(left ?? "no gauge")")
+        let approximate = metrics.split(separator: "\n").first { $0.hasPrefix("encompass_scheduling_term_dates_approximate{") && $0.contains("la=\"931\"") }
+        #expect(approximate.map { $0.hasSuffix(" 1") || $0.hasSuffix(" 1.0") } == true, "\(approximate ?? "no gauge")")
 
         // Every event so far (other notices have events too), not just the first four to arrive.
         try await Task.sleep(for: .seconds(1))

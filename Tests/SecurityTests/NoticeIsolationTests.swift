@@ -80,6 +80,12 @@ struct NoticeIsolationTests {
         let task = Task { try await host.run(handleSignals: false) }
         let base = "http://127.0.0.1:\(await host.httpPort())"
 
+        // MASH sets each school's password (mail to a school without one is held).
+        for (urn, password) in [("110001", "School-A-password-2026"), ("110002", "School-B-password-2026")] {
+            let body = try JSONSerialization.data(withJSONObject: ["password": password, "setBy": "mash"])
+            #expect(try await send("PUT", base + "/v1/schools/\(urn)/password", authorization: "Bearer " + Tokens.operations, body: body).status == 200)
+        }
+
         let dueA = notice(urn: "110001", childGiven: "AliceOfA", email: "dsl@a.example", occurrence: "43260000001", releaseAt: start)
         let dueB = notice(urn: "110002", childGiven: "BobOfB", email: "dsl@b.example", occurrence: "43260000002", releaseAt: start)
         let producer = try KafkaProducer(configuration: .init(client: kafka.client("scheduling")), logger: TestLog.logger("producer"))
@@ -103,11 +109,6 @@ struct NoticeIsolationTests {
         let linkB = try #require(links["B"])
         #expect(linkA != linkB)
 
-        // MASH sets each school's password.
-        for (urn, password) in [("110001", "School-A-password-2026"), ("110002", "School-B-password-2026")] {
-            let body = try JSONSerialization.data(withJSONObject: ["password": password, "setBy": "mash"])
-            #expect(try await send("PUT", base + "/v1/schools/\(urn)/password", authorization: "Bearer " + Tokens.operations, body: body).status == 200)
-        }
 
         // A signs in to A's notice and sees A's child, never B's.
         let signedIn = try await page("POST", linkA, form: ["action": "sign-in", "name": "Head of A", "password": "School-A-password-2026"])

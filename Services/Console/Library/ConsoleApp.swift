@@ -182,8 +182,17 @@ public final class ConsoleApp: Sendable {
             try await page(request) { session in
                 let now = clock.now()
                 let day = CalendarDate(now)
-                return ConsolePages.notices(await links.notices(on: day), day: day, session: session, now: now)
+                return ConsolePages.notices(await links.notices(on: day), day: day, session: session, now: now, held: await links.heldNotices())
             }
+        }
+        router.post("notices/export") { [self] request, _ -> Response in
+            try await withForm(request) { session, form in
+                try await exportNotices(session, from: form["from"] ?? "", to: form["to"] ?? "", la: form["la"].flatMap { $0.isEmpty ? nil : $0 },
+                                        format: form["format"] ?? "xlsx")
+            }
+        }
+        router.get("calendars") { [self] request, _ -> Response in
+            try await page(request) { session in ConsolePages.calendars(await links.calendars(), session: session, now: clock.now()) }
         }
         return router
     }
@@ -355,6 +364,31 @@ public final class ConsoleApp: Sendable {
         case .refused(let why), .unreachable(let why):
             try await record(session, "csc-download", target: lpa, outcome: "failed", detail: why)
             return Self.html(.badGateway, ConsolePages.requests(await links.openRequests(), session: session, now: clock.now(), flash: .init(why, isError: true)))
+        }
+    }
+
+    /// The Navigator's audit spreadsheet, from dispatch; any role may download it (it holds no
+    /// child's name or address), and each download is in the staff audit.
+    func exportNotices(_ session: StaffSession, from: String, to: String, la: String?, format: String) async throws -> Response {
+        let now = clock.now()
+        let day = CalendarDate(now)
+        guard format == "xlsx" || format == "csv", CalendarDate(iso: from) != nil, CalendarDate(iso: to) != nil else {
+            return Self.html(.badRequest, ConsolePages.notices(await links.notices(on: day), day: day, session: session, now: now,
+                                                             flash: .init("Give both dates (YYYY-MM-DD) and XLSX or CSV.", isError: true)))
+        }
+        let target = "\(from)..\(to)\(la.map { " LA \($0)" } ?? "")"
+        switch await links.exportNotices(from: from, to: to, la: la, format: format) {
+        case .ok(let sheet):
+            try await record(session, "notices-export", target: target, outcome: "ok",
+                             detail: "\(sheet.fileName)\(sheet.requests >= 0 ? ", \(sheet.requests) notice(s)" : "")")
+            var headers = Self.securityHeaders
+            headers[.contentType] = sheet.contentType
+            headers[.contentDisposition] = "attachment; filename=\"\(sheet.fileName)\""
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: sheet.data)))
+        case .refused(let why), .unreachable(let why):
+            try await record(session, "notices-export", target: target, outcome: "failed", detail: why)
+            return Self.html(.badGateway, ConsolePages.notices(await links.notices(on: day), day: day, session: session, now: now,
+                                                             flash: .init(why, isError: true), held: await links.heldNotices()))
         }
     }
 

@@ -31,13 +31,14 @@ public enum ConsolePages {
     """
 
     public enum Tab: String, CaseIterable, Sendable {
-        case overview, review, requests, notices
+        case overview, review, requests, notices, calendars
         var title: String {
             switch self {
             case .overview: "Pipeline"
             case .review: "Review queue"
             case .requests: "CSC requests"
             case .notices: "Notices today"
+            case .calendars: "Term dates"
             }
         }
         var path: String { "/\(rawValue)" }
@@ -310,8 +311,10 @@ public enum ConsolePages {
         return false
     }
 
-    public static func notices(_ listing: Fetched<NoticeListing>, day: CalendarDate, session: StaffSession, now: Date, flash: Flash? = nil) -> String {
-        var content = "<p>Notices released or active on \(htmlEscape(day.description)) (London). Schools should acknowledge by 10:00; those that have not are flagged: call the school.</p>"
+    public static func notices(_ listing: Fetched<NoticeListing>, day: CalendarDate, session: StaffSession, now: Date, flash: Flash? = nil,
+                               held: Fetched<HeldNotices>? = nil) -> String {
+        var content = (held.map(heldSection) ?? "") + exportForm(day: day, csrf: session.csrfToken)
+        content += "<p>Notices released or active on \(htmlEscape(day.description)) (London). Schools should acknowledge by 10:00; those that have not are flagged: call the school.</p>"
         switch listing {
         case .unreachable(let why), .refused(let why):
             content += "<p class=\"box error\" id=\"notices-unavailable\">\(htmlEscape(why))</p>"
@@ -338,6 +341,70 @@ public enum ConsolePages {
             content += "<table id=\"notices\"><tr><th>School</th><th>Occurrence</th><th>Released</th><th>State</th><th>Acknowledgement</th><th>Flag</th></tr>\(rows)</table>"
         }
         return frame(.notices, session: session, now: now, flash: flash, content: content)
+    }
+
+    /// Notice mail held because its school (or LA) has no notice password: set one
+    /// (`encompass notifications set-password`) and the mail goes out.
+    static func heldSection(_ held: Fetched<HeldNotices>) -> String {
+        switch held {
+        case .unreachable(let why), .refused(let why):
+            return "<p class=\"box error\" id=\"held-unavailable\">Held notices: \(htmlEscape(why))</p>"
+        case .ok(let listing) where listing.held.isEmpty:
+            return "<p class=\"box ok\" id=\"held-none\">No notice is held for want of a school password.</p>"
+        case .ok(let listing):
+            var rows = ""
+            for item in listing.held {
+                rows += "<tr id=\"held-\(htmlEscape(item.noticeId))\"><td>\(htmlEscape(item.schoolName))<br><small>\(htmlEscape(item.account))</small></td>"
+                    + "<td>\(htmlEscape(item.forceCode))/\(htmlEscape(item.occurrenceNumber))</td><td>\(htmlEscape(format(item.heldSince)))</td>"
+                    + "<td>\(item.ageSeconds / 3600) h \(item.ageSeconds % 3600 / 60) min</td></tr>"
+            }
+            return """
+            <section class="box error" id="held"><h2>\(listing.held.count) notice(s) held: no school password</h2>
+            <p>These schools cannot open a notice link until they have a password, so their mail waits. Set each password (<code>encompass notifications set-password --urn URN</code>, or <code>--file</code> for many) and the mail goes out within a minute.</p>
+            <table id="held-notices"><tr><th>School</th><th>Occurrence</th><th>Held since</th><th>Waiting</th></tr>\(rows)</table></section>
+            """
+        }
+    }
+
+    /// The Navigator's audit spreadsheet: notices released in a date range, optionally one LA.
+    static func exportForm(day: CalendarDate, csrf: String) -> String {
+        let first = CalendarDate(year: day.year, month: day.month, day: 1)
+        return """
+        <form method="post" action="/notices/export" id="notices-export">\(csrfField(csrf))
+        <strong>Audit spreadsheet</strong> (incident, school, DSL and DA lead, sent, viewed and acknowledged times):
+        <label>from <input type="date" name="from" value="\(first)" required></label>
+        <label>to <input type="date" name="to" value="\(day)" required></label>
+        <label>LA <input type="text" name="la" size="4" pattern="[0-9]{3}" placeholder="all"></label>
+        <select name="format"><option value="xlsx">XLSX</option><option value="csv">CSV</option></select>
+        <button type="submit" id="export-notices">Download</button></form>
+        """
+    }
+
+    /// Every local authority's term dates as scheduling uses them.
+    public static func calendars(_ readiness: Fetched<SchedulingReadiness>, session: StaffSession, now: Date, flash: Flash? = nil) -> String {
+        var content = "<p>Term dates decide which days are school days. Dates that end within 60 days or are approximate must be replaced by the local authority's published calendar (<code>ENCOMPASS_TERM_DATES_DIR</code>, .json, .csv or .ics; docs/SCHEDULING.md).</p>"
+        switch readiness {
+        case .unreachable(let why), .refused(let why):
+            content += "<p class=\"box error\" id=\"calendars-unavailable\">\(htmlEscape(why))</p>"
+        case .ok(let answer):
+            let warned = answer.calendars.filter(\.warning).count
+            content += "<p id=\"calendars-summary\" class=\"box \(warned > 0 ? "error" : "ok")\">\(answer.calendars.count) local authorities, \(warned) with a warning.</p>"
+            var rows = ""
+            for calendar in answer.calendars {
+                let approximate = calendar.approximateYears.isEmpty ? "no" : "yes: " + calendar.approximateYears.joined(separator: ", ")
+                rows += """
+                <tr id="calendar-\(htmlEscape(calendar.la))"\(calendar.warning ? " class=\"flagged\"" : "")><td>\(htmlEscape(calendar.la))</td><td>\(htmlEscape(calendar.name ?? ""))</td>
+                <td>\(htmlEscape(calendar.source))</td><td>\(htmlEscape(calendar.firstDay))</td><td>\(htmlEscape(calendar.lastDay))</td>
+                <td data-field="approximate">\(htmlEscape(approximate))</td><td data-field="days-left">\(calendar.daysLeft)</td>
+                <td>\(calendar.warning ? "<span class=\"flag\">WARNING</span>" : "")</td></tr>
+                """
+            }
+            content += "<table id=\"calendars\"><tr><th>LA</th><th>Name</th><th>Source</th><th>First day</th><th>Last day</th><th>Approximate</th><th>Days left</th><th></th></tr>\(rows)</table>"
+            if !answer.warnings.isEmpty {
+                content += "<ul id=\"calendar-warnings\">" + answer.warnings.map { "<li>\(htmlEscape($0))</li>" }.joined() + "</ul>"
+            }
+        }
+        return frame(.calendars, session: session, now: now, flash: flash, content: content)
     }
 
     // MARK: formatting

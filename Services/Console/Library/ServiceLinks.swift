@@ -176,6 +176,40 @@ public struct NoticeListing: Decodable, Sendable, Equatable {
     public var flagged: Int
 }
 
+/// Dispatch's `GET /v1/held`: notice mail held because its school (or LA) has no notice password.
+public struct HeldNotices: Decodable, Sendable, Equatable {
+    public struct Item: Decodable, Sendable, Equatable {
+        public var noticeId: String
+        public var account: String
+        public var schoolURN: String
+        public var schoolName: String
+        public var forceCode: String
+        public var occurrenceNumber: String
+        public var heldSince: Date
+        public var ageSeconds: Int
+    }
+    public var held: [Item]
+    public var accountsWithoutPassword: [String]
+    public var oldestAgeSeconds: Int
+}
+
+/// Scheduling's `GET /v1/readiness`: its warnings and every local authority's term dates.
+public struct SchedulingReadiness: Decodable, Sendable, Equatable {
+    public struct Calendar: Decodable, Sendable, Equatable {
+        public var la: String
+        public var name: String?
+        public var source: String
+        public var firstDay: String
+        public var lastDay: String
+        public var daysLeft: Int
+        public var approximateYears: [String]
+        public var warning: Bool
+    }
+    public var status: String
+    public var warnings: [String]
+    public var calendars: [Calendar]
+}
+
 /// The console's calls to the five services (bearer `ENCOMPASS_API_TOKEN`).
 public struct ServiceLinks: Sendable {
     public var urls: [ServiceName: String]
@@ -451,6 +485,28 @@ public struct ServiceLinks: Sendable {
             }
             let notices = order.compactMap { byId[$0] }
             return .ok(NoticeListing(date: day.description, notifications: notices, flagged: notices.filter(\.flagged).count))
+        case .unreachable(let why): return .unreachable(why)
+        case .refused(let why): return .refused(why)
+        }
+    }
+
+    public func heldNotices() async -> Fetched<HeldNotices> {
+        await decode(HeldNotices.self, .dispatch, "/v1/held")
+    }
+
+    public func calendars() async -> Fetched<SchedulingReadiness> {
+        await decode(SchedulingReadiness.self, .scheduling, "/v1/readiness")
+    }
+
+    /// The Navigator's audit spreadsheet from dispatch (`GET /v1/notifications/export`).
+    public func exportNotices(from: String, to: String, la: String?, format: String) async -> Fetched<CSCSheet> {
+        var query = ["from": from, "to": to, "format": format]
+        if let la { query["la"] = la }
+        switch await fetch(.dispatch, "GET", "/v1/notifications/export", query: query) {
+        case .ok(let answer):
+            let type = format == "csv" ? "text/csv; charset=utf-8" : "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            let name = "encompass-notices-\(from)-to-\(to)\(la.map { "-la\($0)" } ?? "").\(format)"
+            return .ok(CSCSheet(data: answer.body, contentType: type, fileName: name, requests: CSCSheet.count(answer.body, format: format)))
         case .unreachable(let why): return .unreachable(why)
         case .refused(let why): return .refused(why)
         }

@@ -555,8 +555,12 @@ public enum FaultScenarios {
     static let batchSize = 50
     static let day = CalendarDate(year: 2026, month: 11, day: 23)
 
-    /// Starts the pipeline at 23:30, imports every school's safeguarding contact and returns the
-    /// incidents (one eligible child each, at a school with an email contact).
+    /// The notice-page password the scenarios give every school (dispatch holds mail to a school without one).
+    public static let schoolPassword = "fault-scenario-school-2026"
+
+    /// Starts the pipeline at 23:30, imports every school's safeguarding contact, gives each
+    /// school a notice password and returns the incidents (one eligible child each, at a school
+    /// with an email contact).
     static func prepare(_ pipeline: LocalPipeline, count: Int, seed: UInt64, upTo: Int? = nil) async throws -> [Incident] {
         try await pipeline.start(clock: day.at(hour: 23, minute: 30), upTo: upTo)
         let schools = try SchoolList.read(path: SchoolList.shippedFile)
@@ -566,6 +570,7 @@ public enum FaultScenarios {
         let (imported, answer) = try await pipeline.client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"],
                                                                                 raw: Data(contacts.utf8), contentType: "text/csv")
         guard (200..<300).contains(imported) else { throw PipelineError("contacts import refused: \(String(decoding: answer, as: UTF8.self))") }
+        try await pipeline.setSchoolPasswords(Array(urns), password: schoolPassword)
         try await pipeline.quiet(stable: .seconds(2))
         return incidents
     }

@@ -384,3 +384,19 @@ public struct PipelineFigures: Sendable {
         return "history \(Int(history)) · incidents researched \(Int(research)) · children resolved \(Int(schools)) · notices scheduled \(Int(scheduled)) · released \(Int(released))"
     }
 }
+
+extension LocalPipeline {
+    /// Gives each account (school URN, EY reference or `LA<code>`) the notice-page password
+    /// `password` through dispatch's bulk API, as a MASH does before notices go out: dispatch
+    /// holds mail to an account without one. Every dispatch instance gets them from
+    /// `encompass.dispatch.accounts`.
+    public nonisolated func setSchoolPasswords(_ accounts: [String], password: String) async throws {
+        guard !accounts.isEmpty else { return }
+        let rows = accounts.sorted().enumerated().map { ["row": $0.offset + 2, "account": $0.element, "password": password] as [String: Any] }
+        let (status, body) = try await client(.dispatch).call("PUT", "/v1/schools/passwords", json: ["rows": rows, "setBy": "demo"])
+        let refused = ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["refused"] as? [[String: Any]] ?? []
+        guard status == 200, refused.isEmpty else {
+            throw PipelineError("dispatch refused school passwords (\(status)): \(String(decoding: body.prefix(500), as: UTF8.self))")
+        }
+    }
+}

@@ -91,7 +91,8 @@ public enum NotificationQuery {
     }
 }
 
-/// MASH's API (bearer ENCOMPASS_API_TOKEN): the audit listing, school passwords, telephone tasks, resends.
+/// MASH's API (bearer ENCOMPASS_API_TOKEN): the audit listing, school passwords (one or a file's
+/// worth), notices held for want of a password, readiness warnings, telephone tasks, resends.
 struct DispatchAPI: Sendable {
     let settings: DispatchService.Settings
     let environment: ServiceEnvironment
@@ -108,6 +109,27 @@ struct DispatchAPI: Sendable {
         router.put("v1/schools/:urn/password") { request, context -> Response in
             if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
             return try await setPassword(request, account: context.parameters.get("urn") ?? "")
+        }
+        router.put("v1/schools/passwords") { request, _ -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            return try await setPasswords(request)
+        }
+        router.get("v1/notifications/export") { request, _ -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            return try await export(request)
+        }
+        router.get("v1/held") { request, _ -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            let now = environment.clock.now()
+            return Self.wireJSON(.ok, try await environment.store.pool.read { db in try HeldNotices.list(db, now: now) })
+        }
+        router.get("v1/readiness") { request, _ -> Response in
+            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+            let now = environment.clock.now()
+            let listing = try await environment.store.pool.read { db in try HeldNotices.list(db, now: now) }
+            let warnings = HeldNotices.warnings(listing)
+            return Self.wireJSON(.ok, Readiness(instance: environment.configuration.instanceId, status: warnings.isEmpty ? "ready" : "warning", warnings: warnings,
+                                                accountsWithoutPassword: listing.accountsWithoutPassword, heldNotices: listing.held.count))
         }
         router.get("v1/telephone-tasks") { request, _ -> Response in
             if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
@@ -154,19 +176,69 @@ struct DispatchAPI: Sendable {
         return Self.wireJSON(.ok, answer)
     }
 
+    /// `GET /v1/notifications/export?from=D&to=D[&la=CODE][&format=xlsx|csv]`: the Navigator's
+    /// audit spreadsheet (`NoticeExport`), as a download.
+    func export(_ request: Request) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        guard let fromText = parameters.get("from"), let from = CalendarDate(iso: fromText) else {
+            return Self.fieldError(.badRequest, "from", "is required as YYYY-MM-DD (the first release day, London)")
+        }
+        guard let toText = parameters.get("to"), let to = CalendarDate(iso: toText) else {
+            return Self.fieldError(.badRequest, "to", "is required as YYYY-MM-DD (the last release day, London, inclusive)")
+        }
+        guard from <= to else { return Self.fieldError(.badRequest, "to", "\(to) is before from \(from)") }
+        guard from.adding(days: NoticeExport.maximumDays) > to else {
+            return Self.fieldError(.badRequest, "to", "the range is longer than \(NoticeExport.maximumDays) days; export it in parts")
+        }
+        let la = parameters.get("la").flatMap { $0.isEmpty ? nil : $0 }
+        if let la, !(la.count == 3 && la.allSatisfy { $0.isASCII && $0.isNumber }) {
+            return Self.fieldError(.badRequest, "la", "'\(la)' is not a 3-digit local authority code")
+        }
+        let format = parameters.get("format") ?? "xlsx"
+        guard ["xlsx", "csv"].contains(format) else { return Self.fieldError(.badRequest, "format", "must be xlsx or csv") }
+        let query = NoticeExport.Query(from: from, to: to, localAuthority: la)
+        let rows = try await environment.store.pool.read { db in try NoticeExport.rows(query, db: db) }
+        let name = "encompass-notices-\(from)-to-\(to)\(la.map { "-la\($0)" } ?? "").\(format)"
+        let data: Data
+        let type: String
+        if format == "csv" {
+            data = SheetWriter.csv(header: NoticeExport.header, rows: rows)
+            type = "text/csv; charset=utf-8"
+        } else {
+            data = try SheetWriter.xlsx(sheetName: "Notices", header: NoticeExport.header, rows: rows)
+            type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        }
+        return Response(status: .ok, headers: [.contentType: type, .cacheControl: "no-store", .contentDisposition: "attachment; filename=\"\(name)\""],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    struct Readiness: Codable {
+        var instance: String
+        /// `ready`, or `warning` when `warnings` has a line (`/readyz` stays ready: the instance works).
+        var status: String
+        var warnings: [String]
+        var accountsWithoutPassword: [String]
+        var heldNotices: Int
+    }
+
     struct PasswordBody: Decodable { var password: String; var setBy: String? }
 
-    /// An account is a school URN (6 digits) or `LA<code>` for a local authority's education
-    /// safeguarding manager (escalated notices).
+    /// An account is a school's reference (a DfE URN, or an Ofsted `EY` reference for an early
+    /// years setting) or `LA<code>` for a local authority's education safeguarding manager
+    /// (escalated notices).
     static func validAccount(_ account: String) -> Bool {
-        let digits = account.hasPrefix("LA") ? account.dropFirst(2) : Substring(account)
-        let count = account.hasPrefix("LA") ? 3 : 6
-        return digits.count == count && digits.allSatisfy(\.isASCII) && digits.allSatisfy(\.isNumber)
+        if account.hasPrefix("LA") {
+            let digits = account.dropFirst(2)
+            return digits.count == 3 && digits.allSatisfy { $0.isASCII && $0.isNumber }
+        }
+        return SchoolReference.isValid(account)
     }
+
+    static let accountProblem = "is neither a school URN (5 to 8 digits), an Ofsted EY reference (EY and 6 digits) nor LA followed by a 3-digit local authority code"
 
     func setPassword(_ request: Request, account: String) async throws -> Response {
         guard Self.validAccount(account) else {
-            return Self.fieldError(.badRequest, "urn", "'\(account)' is neither a 6-digit URN nor LA followed by a 3-digit local authority code")
+            return Self.fieldError(.badRequest, "urn", "'\(account)' \(Self.accountProblem)")
         }
         let parsed: PasswordBody
         switch await body(request, as: PasswordBody.self) {
@@ -176,17 +248,106 @@ struct DispatchAPI: Sendable {
         do { try Secrets.checkStrength(parsed.password) } catch {
             return Self.fieldError(.unprocessableContent, "password", error.description)
         }
-        let hash = try await Secrets.hashPassword(parsed.password)
         let now = environment.clock.now()
-        let row = SchoolPassword(account: account, hash: hash, setAt: now, setBy: parsed.setBy ?? "api")
+        try await store(account: account, password: parsed.password, setBy: parsed.setBy ?? "api", now: now)
+        return Self.wireJSON(.ok, ["account": account, "setAt": Timestamp.format(now), "scheme": "pbkdf2-sha256"])
+    }
+
+    /// Hashes and stores one password: here at once, every other dispatch instance through
+    /// `encompass.dispatch.accounts`. Mail held for the account goes out on the sender's next pass.
+    func store(account: String, password: String, setBy: String, now: Date) async throws {
+        let hash = try await Secrets.hashPassword(password)
+        let row = SchoolPassword(account: account, hash: hash, setAt: now, setBy: setBy)
         try await environment.write { db, outbox in
-            // Here at once; every other dispatch instance through `encompass.dispatch.accounts`.
             try AccountPasswords.apply(row, db: db)
             _ = try outbox.publish(AccountPassword(account: row.account, hash: row.hash, setAt: row.setAt, setBy: row.setBy),
                                to: Topics.dispatchAccounts.name, key: account, id: MessageID.fresh(), causationId: nil, now: now)
         }
-        environment.logger.notice("school password set", metadata: ["account": .string(account), "by": .string(row.setBy)])
-        return Self.wireJSON(.ok, ["account": account, "setAt": Timestamp.format(now), "scheme": "pbkdf2-sha256"])
+        environment.logger.notice("school password set", metadata: ["account": .string(account), "by": .string(setBy)])
+    }
+
+    /// A file's worth of passwords (`encompass notifications set-password --file`): each row is
+    /// checked on its own and the good ones are stored; the answer names each bad row by its
+    /// number in the file and never repeats a password.
+    struct BulkBody: Decodable {
+        struct Row: Decodable { var row: Int; var account: String; var password: String }
+        var rows: [Row]
+        var setBy: String?
+    }
+
+    struct BulkAnswer: Codable, Equatable {
+        struct Stored: Codable, Equatable { var row: Int; var account: String }
+        struct Refused: Codable, Equatable { var row: Int; var account: String; var field: String; var message: String }
+        var set: [Stored]
+        var refused: [Refused]
+        var setAt: String
+    }
+
+    static let bulkMaximumBody = 4 * 1024 * 1024
+    static let bulkMaximumRows = 20_000
+
+    func setPasswords(_ request: Request) async throws -> Response {
+        guard let buffer = try? await request.body.collect(upTo: Self.bulkMaximumBody) else {
+            return Self.fieldError(.contentTooLarge, "(body)", "larger than \(Self.bulkMaximumBody / 1024 / 1024) MiB; split the file")
+        }
+        let parsed: BulkBody
+        do { parsed = try WireFormat.decoder().decode(BulkBody.self, from: Data(buffer.readableBytesView)) } catch {
+            return Self.fieldError(.badRequest, "(body)", WireFormat.describe(error))
+        }
+        guard parsed.rows.count <= Self.bulkMaximumRows else {
+            return Self.fieldError(.contentTooLarge, "rows", "\(parsed.rows.count) rows; at most \(Self.bulkMaximumRows) in one file, split it")
+        }
+        let now = environment.clock.now()
+        let setBy = parsed.setBy ?? "api"
+        var answer = BulkAnswer(set: [], refused: [], setAt: Timestamp.format(now))
+        var seen: [String: Int] = [:]
+        var accepted: [(row: Int, account: String, password: String)] = []
+        for row in parsed.rows {
+            let account = SchoolReference.clean(row.account)
+            if !Self.validAccount(account) {
+                answer.refused.append(.init(row: row.row, account: row.account, field: "urn", message: "'\(row.account)' \(Self.accountProblem)"))
+                continue
+            }
+            if let first = seen[account] {
+                answer.refused.append(.init(row: row.row, account: account, field: "urn", message: "\(account) is also on row \(first); one password per school, remove one of the rows"))
+                continue
+            }
+            seen[account] = row.row
+            do { try Secrets.checkStrength(row.password) } catch {
+                // `checkStrength` describes the rule broken, never the password itself.
+                answer.refused.append(.init(row: row.row, account: account, field: "password", message: error.description))
+                continue
+            }
+            accepted.append((row.row, account, row.password))
+        }
+        // PBKDF2 is slow on purpose: hash on every core, a few rows at a time.
+        var hashes = [String](repeating: "", count: accepted.count)
+        let width = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        for start in stride(from: 0, to: accepted.count, by: width) {
+            let slice = start..<min(start + width, accepted.count)
+            try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for index in slice {
+                    let password = accepted[index].password
+                    group.addTask { (index, try await Secrets.hashPassword(password)) }
+                }
+                for try await (index, hash) in group { hashes[index] = hash }
+            }
+        }
+        let rows = accepted.indices.map { SchoolPassword(account: accepted[$0].account, hash: hashes[$0], setAt: now, setBy: setBy) }
+        try await environment.write { db, outbox in
+            for row in rows {
+                try AccountPasswords.apply(row, db: db)
+                _ = try outbox.publish(AccountPassword(account: row.account, hash: row.hash, setAt: row.setAt, setBy: row.setBy),
+                                       to: Topics.dispatchAccounts.name, key: row.account, id: MessageID.fresh(), causationId: nil, now: now)
+            }
+        }
+        answer.set = accepted.map { .init(row: $0.row, account: $0.account) }
+        answer.refused.sort { $0.row < $1.row }
+        if !rows.isEmpty {
+            environment.logger.notice("school passwords set from a file", metadata: [
+                "accounts": "\(rows.count)", "refusedRows": "\(answer.refused.count)", "by": .string(setBy)])
+        }
+        return Self.wireJSON(answer.set.isEmpty && !answer.refused.isEmpty ? .unprocessableContent : .ok, answer)
     }
 
     struct TaskView: Codable, Sendable {

@@ -162,6 +162,10 @@ public enum DispatchService {
                     try await FollowUp(store: environment.store, wake: environment.relay.wake, clock: environment.clock,
                                        logger: environment.logger).run(every: settings.pollInterval)
                 },
+                BackgroundTask(name: "held-notices") { environment in
+                    await HeldNoticesWatch(store: environment.store, metrics: environment.metrics, clock: environment.clock,
+                                           logger: environment.logger).run(every: settings.pollInterval)
+                },
                 BackgroundTask(name: "unsent-claims") { environment in
                     await UnsentClaimsWatch(store: environment.store, metrics: environment.metrics, clock: environment.clock,
                                             overdue: settings.unsentAlertAfter, logger: environment.logger).run(every: .seconds(30))
@@ -271,6 +275,11 @@ public enum NoticeIntake {
             try OutgoingMail(noticeId: due.noticeId, idempotencyKey: key, recipient: recipient, message: Data(message.data.utf8),
                              state: .pending, attempts: 0, nextAttemptAt: now, createdAt: now).insert(db)
             try Audit.insertLocal("mail-queued", notice: notice, detail: "email to the \(due.escalation ? "education safeguarding manager" : "school") queued; link expires \(Timestamp.format(expires))", db: db, now: now)
+            if try !HeldNotices.hasPassword(account, db: db) {
+                try Audit.insertLocal("held-no-password", notice: notice,
+                                      detail: "held: \(account) has no notice password, so the link could not be opened; it is sent once one is set (encompass notifications set-password)",
+                                      db: db, now: now)
+            }
             return .mailQueued(link: link)
         }
         let reason = telephoneReason ?? "telephone"

@@ -294,6 +294,13 @@ public struct SchoolPassword: Codable, FetchableRecord, PersistableRecord, Senda
     public var hash: String
     public var setAt: Date
     public var setBy: String
+
+    public init(account: String, hash: String, setAt: Date, setBy: String) {
+        self.account = account
+        self.hash = hash
+        self.setAt = setAt
+        self.setBy = setBy
+    }
 }
 
 /// Every dispatch instance's copy of the notice passwords (`encompass.dispatch.accounts`).
@@ -346,7 +353,7 @@ public enum Audit {
     /// Kinds kept only in dispatch's own trail (never published).
     public static let localKinds: Set<String> = [
         "mail-queued", "retry-scheduled", "link-opened", "link-expired", "sign-in-refused", "sign-in-locked", "resend-requested", "form-refused",
-        "claim-lost",
+        "claim-lost", "held-no-password",
     ]
 
     public static func record(

@@ -72,9 +72,10 @@ public struct MailSender: Sendable {
         return recovered
     }
 
-    /// Sends every mail whose time has come and whose notice this instance has won (its own
-    /// claim read back first from `encompass.notice.events`, `NoticeClaims`); returns how many
-    /// attempts were made.
+    /// Sends every mail whose time has come, whose notice this instance has won (its own claim
+    /// read back first from `encompass.notice.events`, `NoticeClaims`) and whose school (or LA)
+    /// has a notice password: a link nobody can open is held until one is set (`HeldNotices`);
+    /// returns how many attempts were made.
     @discardableResult
     public func sendDue(limit: Int = 50) async throws -> Int {
         let now = clock.now()
@@ -84,6 +85,7 @@ public struct MailSender: Sendable {
                 SELECT m.* FROM outgoingMail m
                 WHERE m.state = ? AND m.nextAttemptAt <= ?
                   AND EXISTS (SELECT 1 FROM noticeClaim c WHERE c.noticeId = m.noticeId AND c.claimant = ?)
+                  AND \(HeldNotices.hasPasswordSQL)
                 ORDER BY m.nextAttemptAt LIMIT ?
                 """, arguments: [MailState.pending.rawValue, now, try NoticeClaims.claimant(db), limit])
         }
@@ -102,7 +104,7 @@ public struct MailSender: Sendable {
         // (1) Mark: the attempt is recorded and committed before any byte goes to the relay.
         let claimed = try await write { db, outbox -> OutgoingMail? in
             guard var mail = try OutgoingMail.fetchOne(db, key: noticeId), mail.state == .pending, let notice = try NoticeRow.fetchOne(db, key: noticeId),
-                  try NoticeClaims.won(noticeId, db: db) else { return nil }
+                  try NoticeClaims.won(noticeId, db: db), try HeldNotices.hasPassword(notice.account, db: db) else { return nil }
             mail.state = .sending
             mail.attempts += 1
             mail.lastAttemptAt = claimedAt

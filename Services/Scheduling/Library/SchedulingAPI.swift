@@ -23,7 +23,28 @@ struct SchedulingAPI: Sendable {
 
     struct Readiness: Codable {
         var instance: String
+        /// `ready`, or `warning` when `warnings` has a line (the service still runs: `/readyz` stays ready).
+        var status: String
         var warnings: [String]
+        /// Every local authority's term dates: source, first and last day, days left, approximate years.
+        var calendars: [SchoolCalendars.CalendarState]
+    }
+
+    /// Sets `encompass_scheduling_term_dates_left_days{la}` and
+    /// `encompass_scheduling_term_dates_approximate{la}` (1 when the current or a later school
+    /// year is approximate) at each scrape, by the service clock.
+    static func registerCalendarMetrics(_ calendars: SchoolCalendars, environment: ServiceEnvironment) {
+        let metrics = environment.metrics, clock = environment.clock
+        metrics.addRefresher {
+            for state in calendars.states(today: CalendarDate(clock.now())) {
+                metrics.gauge("encompass_scheduling_term_dates_left", unit: "days",
+                              help: "Days until a local authority's term dates end (negative once ended; weekdays then count as school days)",
+                              labels: [("la", state.la)], value: state.daysLeft)
+                metrics.gauge("encompass_scheduling_term_dates_approximate", unit: "",
+                              help: "1 when a local authority's term dates for the current or a later school year are approximate",
+                              labels: [("la", state.la)], value: state.approximateYears.isEmpty ? 0 : 1)
+            }
+        }
     }
 
     static let maximumBody = 1024 * 1024
@@ -52,8 +73,9 @@ struct SchedulingAPI: Sendable {
         router.get("v1/readiness") { request, _ -> Response in
             if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
             let today = CalendarDate(environment.clock.now())
-            return HTTPEndpoint.json(.ok, Readiness(instance: environment.configuration.instanceId,
-                                                    warnings: warnings + (calendars?.dataWarnings(today: today) ?? [])))
+            let all = warnings + (calendars?.dataWarnings(today: today) ?? [])
+            return HTTPEndpoint.json(.ok, Readiness(instance: environment.configuration.instanceId, status: all.isEmpty ? "ready" : "warning",
+                                                    warnings: all, calendars: calendars?.states(today: today) ?? []))
         }
         router.get("v1/pending") { request, _ -> Response in
             if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }

@@ -119,6 +119,7 @@ public enum SchedulingService {
                     environment.logger.warning("term dates: \(warning)")
                 }
                 SchedulingAPI(environment: environment, warnings: settings.contactWarnings, calendars: settings.calendars).register(on: router)
+                SchedulingAPI.registerCalendarMetrics(settings.calendars, environment: environment)
             },
             background: [releaser(interval: settings.releaseInterval, restoreGrace: settings.restoreGrace),
                          RetentionPurge.task(SchedulingRetention.rules, settings: settings.retention)]

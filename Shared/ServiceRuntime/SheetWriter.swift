@@ -117,7 +117,7 @@ public enum SheetWriter {
     }
 
     /// 0 → A, 25 → Z, 26 → AA.
-    static func column(_ index: Int) -> String {
+    public static func column(_ index: Int) -> String {
         var n = index + 1
         var name = ""
         while n > 0 {
