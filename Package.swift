@@ -43,7 +43,7 @@ let services = [
                 dependencies: ["CCurl", "COpenSSLCrypto", .product(name: "Prometheus", package: "swift-prometheus")], testExclude: ["Peers"]),
     // The MASH console: a web app over the five services' HTTP APIs (it consumes no topic).
     ServiceSpec(folder: "Console", library: "ConsoleService", executable: "console",
-                dependencies: [lifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                dependencies: ["SchoolResolutionService", lifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                                .product(name: "Prometheus", package: "swift-prometheus")],
                 testExclude: ["Peers"],
                 testDependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService"]),

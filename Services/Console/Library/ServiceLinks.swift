@@ -1,5 +1,6 @@
 import EncompassModels
 import Foundation
+import SchoolResolutionService
 import ServiceRuntime
 
 /// What a page got from a service: its answer, or why there is none.
@@ -136,6 +137,14 @@ public struct CSCImportAnswer: Decodable, Sendable, Equatable {
         public var requestId: String?
         public var urn: String?
         public var reasons: [String]
+
+        public init(outcome: String, row: Int, requestId: String?, urn: String? = nil, reasons: [String]) {
+            self.outcome = outcome
+            self.row = row
+            self.requestId = requestId
+            self.urn = urn
+            self.reasons = reasons
+        }
     }
     public var file: String
     public var rows: Int
@@ -144,7 +153,7 @@ public struct CSCImportAnswer: Decodable, Sendable, Equatable {
     public var error: String?
 }
 
-/// A spreadsheet of requests as school resolution exported it.
+/// A spreadsheet of the open requests of every school resolution instance.
 public struct CSCSheet: Sendable {
     public var data: Data
     public var contentType: String
@@ -403,29 +412,76 @@ public struct ServiceLinks: Sendable {
         }
     }
 
+    /// One sheet of the open requests of every school resolution instance (each holds the
+    /// requests of the children it owns), written here with the service's writer and its formula
+    /// guard; each instance marks its requests exported.
     public func exportRequests(lpa: String, format: String, day: CalendarDate) async -> Fetched<CSCSheet> {
-        switch await fetch(.schoolResolution, "GET", "/v1/requests/export", query: ["lpa": lpa, "format": format].merging(forceQuery) { a, _ in a }) {
-        case .ok(let answer):
-            let safe = String(lpa.map { $0.isLetter || $0.isNumber ? $0 : "-" })
-            let type = format == "csv" ? "text/csv; charset=utf-8" : "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            let count = CSCSheet.count(answer.body, format: format)
-            return .ok(CSCSheet(data: answer.body, contentType: type, fileName: "csc-requests-\(safe)-\(day).\(format)", requests: count))
+        let query = ["lpa": lpa, "format": "json"].merging(forceQuery) { a, _ in a }
+        let gathered = await gather(.schoolResolution, "/v1/requests/export", query: query) { body in
+            (try? WireFormat.decoder().decode(CSCRequestRows.self, from: body)).map { [$0] }
+        }
+        let parts: [CSCRequestRows]
+        switch gathered {
+        case .ok(let list): parts = list
         case .unreachable(let why): return .unreachable(why)
         case .refused(let why): return .refused(why)
         }
+        let rows: [[String]]
+        switch CSCRequestRows.merge(parts) {
+        case .success(let merged): rows = merged.rows
+        case .failure(let problem): return .refused(problem.description)
+        }
+        let safe = String(lpa.map { $0.isLetter || $0.isNumber ? $0 : "-" })
+        let data: Data
+        let type: String
+        if format == "csv" {
+            data = SheetWriter.csv(header: CSCRequests.header, rows: rows)
+            type = "text/csv; charset=utf-8"
+        } else {
+            do { data = try SheetWriter.xlsx(sheetName: "Requests \(lpa)", header: CSCRequests.header, rows: rows) } catch {
+                return .refused("the requests sheet could not be written: \(error.description)")
+            }
+            type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        }
+        return .ok(CSCSheet(data: data, contentType: type, fileName: "csc-requests-\(safe)-\(day).\(format)", requests: rows.count))
     }
 
+    /// Applies a sheet CSC returned. One instance applies every row. A scaled group's instances
+    /// each apply the rows whose request they hold (`only=held`), in list order; the rows no
+    /// instance holds are then given to the first instance (`unheld=ROWS`), which rejects them
+    /// and keeps them as dead letters. Each row is answered once.
     public func importReturned(_ data: Data, name: String) async -> Fetched<CSCImportAnswer> {
+        let urls = instanceURLs(.schoolResolution)
+        guard urls.count > 1 else { return await postReturned(data, name: name, query: [:], baseURL: urls[0]) }
+        var answers: [CSCImportAnswer] = []
+        for (index, url) in urls.enumerated() {
+            switch await postReturned(data, name: name, query: ["only": "held"], baseURL: url) {
+            case .ok(let answer): answers.append(answer)
+            case .unreachable(let why), .refused(let why):
+                let applied = index == 0 ? "" : "; the rows held by \(urls[..<index].joined(separator: ", ")) were applied: import the sheet again when every instance answers (applied rows then answer unchanged)"
+                return .refused(why + applied)
+            }
+        }
+        let unheld = CSCImportAnswer.unheldRows(answers)
+        var rejections: Fetched<CSCImportAnswer>?
+        if !unheld.isEmpty {
+            rejections = await postReturned(data, name: name, query: ["unheld": unheld.map(String.init).joined(separator: ",")], baseURL: urls[0])
+        }
+        return .ok(CSCImportAnswer.combine(answers, unheld: unheld, rejections: rejections))
+    }
+
+    func postReturned(_ data: Data, name: String, query: [String: String], baseURL: String) async -> Fetched<CSCImportAnswer> {
         let type = name.lowercased().hasSuffix(".csv") ? "text/csv" : "application/octet-stream"
         do {
-            let answer = try await client(.schoolResolution).call("POST", "/v1/requests/import", query: ["name": name], raw: data, contentType: type)
+            let answer = try await client(.schoolResolution, baseURL: baseURL)
+                .call("POST", "/v1/requests/import", query: query.merging(["name": name]) { a, _ in a }, raw: data, contentType: type)
             // 422 with answers: every row rejected; still an answer to show.
             if let decoded = try? WireFormat.decoder().decode(CSCImportAnswer.self, from: answer.body), (200..<300).contains(answer.status) || answer.status == 422 {
                 return .ok(decoded)
             }
             return .refused(ServiceClient.refusal(.schoolResolution, answer.status, answer.body))
         } catch {
-            return .unreachable("school-resolution is unreachable at \(urls[.schoolResolution] ?? "?"): \(Self.reason(error))")
+            return .unreachable("school-resolution is unreachable at \(baseURL): \(Self.reason(error))")
         }
     }
 
@@ -457,11 +513,63 @@ public struct ServiceLinks: Sendable {
     }
 }
 
-extension CSCSheet {
-    /// Data rows of an exported CSV (header excluded); -1 for XLSX (not counted here).
-    static func count(_ data: Data, format: String) -> Int {
-        guard format == "csv" else { return -1 }
-        let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
-        return max(0, lines.count - 1)
+extension CSCRequestRows {
+    struct MergeError: Error, CustomStringConvertible { let description: String }
+
+    /// Every instance's rows as one list, by incident date, occurrence and request id (the
+    /// order of one instance's export is the order its requests were made, which instances
+    /// cannot agree on). Instances that answer with other columns are refused: they run
+    /// different versions.
+    static func merge(_ parts: [CSCRequestRows]) -> Result<CSCRequestRows, MergeError> {
+        let header = CSCRequests.header
+        for part in parts where part.header != header {
+            return .failure(MergeError(description: "a school resolution instance exports other columns (\(part.header.joined(separator: ","))): run the same version on every instance"))
+        }
+        let keys = ["incident_date", "occurrence_number", "request_id"].compactMap { header.firstIndex(of: $0) }
+        var seen = Set<String>()
+        let id = header.firstIndex(of: "request_id") ?? 0
+        let rows = parts.flatMap(\.rows).filter { $0.count == header.count && seen.insert($0[id]).inserted }
+            .sorted { a, b in keys.map { a[$0] }.lexicographicallyPrecedes(keys.map { b[$0] }) }
+        return .success(CSCRequestRows(header: header, rows: rows))
+    }
+}
+
+extension CSCImportAnswer {
+    /// Row numbers that every instance answered `not-held`.
+    static func unheldRows(_ answers: [CSCImportAnswer]) -> [Int] {
+        var held = Set<Int>()
+        var all = Set<Int>()
+        for answer in answers {
+            for row in answer.answers {
+                all.insert(row.row)
+                if row.outcome != "not-held" { held.insert(row.row) }
+            }
+        }
+        return all.subtracting(held).sorted()
+    }
+
+    /// One answer per row from every instance's `only=held` answer: the answer of the instance
+    /// that held the row's request (the first, should two), else the rejection of a row no
+    /// instance holds (`rejections`: the `unheld=` answer; nil or failed: the row is still
+    /// answered rejected, saying its dead letter could not be kept).
+    static func combine(_ answers: [CSCImportAnswer], unheld: [Int], rejections: Fetched<CSCImportAnswer>?) -> CSCImportAnswer {
+        var byRow: [Int: Row] = [:]
+        for answer in answers {
+            for row in answer.answers where row.outcome != "not-held" && byRow[row.row] == nil { byRow[row.row] = row }
+        }
+        let rejected = rejections?.value.map { Dictionary($0.answers.map { ($0.row, $0) }) { a, _ in a } } ?? [:]
+        let failure: String? = switch rejections {
+        case .unreachable(let why), .refused(let why): why
+        default: nil
+        }
+        for number in unheld {
+            let requestId = answers.lazy.compactMap { $0.answers.first { $0.row == number }?.requestId }.first
+            byRow[number] = rejected[number] ?? Row(
+                outcome: "rejected", row: number, requestId: requestId,
+                reasons: ["request \(requestId ?? "(none)") is held by no school resolution instance" + (failure.map { "; it could not be kept as a dead letter: \($0)" } ?? "")])
+        }
+        let first = answers.first
+        return CSCImportAnswer(file: first?.file ?? "", rows: first?.rows ?? 0, answers: byRow.values.sorted { $0.row < $1.row },
+                               notices: first?.notices, error: nil)
     }
 }
