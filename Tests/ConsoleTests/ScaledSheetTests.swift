@@ -1,7 +1,12 @@
 @testable import ConsoleService
 import EncompassModels
+import EncompassKafka
+import EncompassTestSupport
 import Foundation
-import SchoolResolutionService
+import GRDB
+import IntakeService
+import ServiceRuntime
+@testable import SchoolResolutionService
 import Testing
 
 @Suite("CSC sheet of a scaled school resolution: one export of every instance, each returned row answered once")
@@ -74,5 +79,114 @@ struct ScaledSheetTests {
         // Every row held somewhere: no unheld pass.
         #expect(CSCImportAnswer.unheldRows([first, answer([Row(outcome: "open", row: 3, requestId: "n-2", reasons: []), Row(outcome: "open", row: 4, requestId: "n-x", reasons: []),
                                                            Row(outcome: "rejected", row: 5, requestId: nil, reasons: ["x"])])]).isEmpty)
+    }
+}
+
+/// Two school resolution instances in one consumer group, each holding the requests of the
+/// children in its partitions, reached as the console and `encompass schools requests` reach them.
+@Suite("CSC sheet over two real school resolution instances", .serialized)
+struct ScaledSheetServiceTests {
+    static let token = "scaled-sheet-token-0123456789"
+
+    @Test("the sheet holds both instances' open requests; a returned sheet's rows each reach the instance that holds them, a row no instance holds is rejected once and kept as one dead letter")
+    func twoInstances() async throws {
+        let kafka = try TestKafka()
+        let directory = TestPaths.temporaryDirectory("scaled-sheet")
+        let group = "school-resolution-\(UUID())"
+        var hosts: [ServiceHost] = []
+        var tasks: [Task<Void, any Error>] = []
+        for n in 1...2 {
+            let configuration = ServiceConfiguration(
+                service: .schoolResolution, kafka: kafka.client("schools-\(n)"), groupId: group,
+                dataDirectory: directory + "/school-resolution-\(n)", instanceId: "school-resolution-\(n)", httpPort: 0, apiToken: Self.token)
+            let host = try await ServiceHost(definition: SchoolResolutionService.definition(settings: try .fromEnvironment([:])),
+                                             configuration: configuration, logger: TestLog.logger("schools-\(n)"))
+            hosts.append(host)
+            tasks.append(Task { try await host.run(handleSignals: false) })
+        }
+        var urls: [String] = []
+        for host in hosts { urls.append("http://127.0.0.1:\(await host.httpPort())") }
+        defer { for task in tasks { task.cancel() } }
+        // Both instances hold partitions of the children topic before any child is published.
+        try await eventually("the group shares the partitions", timeout: .seconds(60)) {
+            hosts.allSatisfy { !($0.consumer?.assignment.filter { $0.topic == Topics.children.name }.isEmpty ?? true) }
+        }
+
+        // Sixteen children without a recorded school, keyed by child id: spread over both instances.
+        let producer = try KafkaProducer(configuration: .init(client: kafka.client("research")), logger: TestLog.logger("research"))
+        for n in 1...16 {
+            let occurrence = String(format: "432600010%02d", n)
+            let incident = Incident(occurrenceNumber: occurrence, forceCode: "43", occurredAt: Timestamp.parse("2026-11-23T21:10:00Z")!,
+                                    reportedAt: Timestamp.parse("2026-11-23T21:40:00Z")!,
+                                    incidentAddress: PostalAddress(lines: ["\(n) High St"], town: "Reading", postcode: "RG1 7LL"), localPolicingArea: "Reading",
+                                    riskLevel: .medium, crime: true, parties: [Party(role: .victim, givenName: "Sara", familyName: "Hughes")])
+            let child = IdentifiedChild(childId: "c-scaled-\(n)", givenName: "Child\(n)", familyName: "Hughes", ageYears: 10,
+                                        homeAddress: PostalAddress(lines: ["\(n) High St"], town: "Reading", postcode: "RG1 7LL"), presence: .witness)
+            let message = ChildIdentified(incident: incident, incidentRevision: 1, child: child, source: .officer)
+            try await producer.send(ProducerRecord(topic: Topics.children.name, key: child.childId,
+                                                   value: try WireFormat.encode(Envelope(id: "child-\(n)", key: child.childId, producer: "child-research", payload: message))))
+        }
+        await producer.close()
+        func held(_ host: ServiceHost) async throws -> [SchoolRequestRow] { try await host.store.pool.read { try CSCRequests.open($0, lpa: "all") } }
+        try await eventually("16 requests made", timeout: .seconds(60)) {
+            var total = 0
+            for host in hosts { total += try await held(host).count }
+            return total == 16
+        }
+        let firstHeld = try await held(hosts[0]).map(\.requestId)
+        let secondHeld = try await held(hosts[1]).map(\.requestId)
+        #expect(!firstHeld.isEmpty && !secondHeld.isEmpty, "one instance holds every request: \(firstHeld.count) and \(secondHeld.count)")
+
+        let links = ServiceLinks(urls: [.schoolResolution: urls[0]], instances: [.schoolResolution: urls], token: Self.token, timeout: 20)
+        let only = ServiceLinks(urls: [.schoolResolution: urls[0]], token: Self.token, timeout: 20)
+        #expect(await links.openRequests().value?.count == 16)
+        // One sheet with every instance's requests (the first instance alone has only its own).
+        let sheet = try #require(await links.exportRequests(lpa: "Reading", format: "csv", day: CalendarDate(year: 2026, month: 11, day: 24)).value)
+        #expect(sheet.requests == 16 && sheet.fileName == "csc-requests-Reading-2026-11-24.csv")
+        let table = try SpreadsheetReader.read(sheet.data)
+        #expect(Set(table.rows.compactMap { $0.cells["request_id"] }) == Set(firstHeld + secondHeld))
+        #expect(try #require(await only.exportRequests(lpa: "Reading", format: "csv", day: CalendarDate(year: 2026, month: 11, day: 24)).value).requests == firstHeld.count)
+        let xlsx = try #require(await links.exportRequests(lpa: "Reading", format: "xlsx", day: CalendarDate(year: 2026, month: 11, day: 24)).value)
+        #expect(xlsx.requests == 16)
+        #expect(try SpreadsheetReader.read(xlsx.data).rows.count == 16)
+        for host in hosts {
+            #expect(try await host.store.pool.read { try SchoolRequestRow.filter(Column("exportedAt") == nil).fetchCount($0) } == 0)
+        }
+
+        // CSC returns a school for one request of each instance, nothing for another, and a request id nobody holds.
+        let returned = Data("""
+        request_id,school_urn,school_name
+        \(firstHeld[0]),110111,
+        \(secondHeld[0]),110111,
+        \(secondHeld.count > 1 ? secondHeld[1] : firstHeld[1]),,
+        n-nobody-holds-this,110111,
+
+        """.utf8)
+        func deadLetters() async throws -> [Int] {
+            var counts: [Int] = []
+            for host in hosts { counts.append(try await host.store.pool.read { try DeadLetter.fetchCount($0) }) }
+            return counts
+        }
+        let answer = try #require(await links.importReturned(returned, name: "csc-returned.csv").value)
+        #expect(answer.answers.map(\.row) == [2, 3, 4, 5], "\(answer.answers)")
+        #expect(answer.answers.allSatisfy { $0.outcome != "not-held" })
+        #expect(answer.answers[0].urn == "110111" && answer.answers[1].urn == "110111", "\(answer.answers)")
+        #expect(!["rejected", "open"].contains(answer.answers[0].outcome) && !["rejected", "open"].contains(answer.answers[1].outcome), "\(answer.answers)")
+        #expect(answer.answers[2].outcome == "open")
+        #expect(answer.answers[3].outcome == "rejected" && answer.answers[3].reasons.first?.contains("held by no school resolution instance") == true)
+        // Each applied row changed its own instance's request; the stray row is one dead letter, at the first instance.
+        #expect(try await hosts[0].store.pool.read { try SchoolRequestRow.fetchOne($0, key: firstHeld[0])?.status } != "open")
+        #expect(try await hosts[1].store.pool.read { try SchoolRequestRow.fetchOne($0, key: secondHeld[0])?.status } != "open")
+        #expect(try await deadLetters() == [1, 0])
+        #expect(await links.openRequests().value?.count == 14)
+
+        // The same sheet again: applied rows answer unchanged; the stray row is answered again
+        // (its file is another import of the same bytes: its dead letter is the same one).
+        let again = try #require(await links.importReturned(returned, name: "csc-returned.csv").value)
+        #expect(again.answers.prefix(2).map(\.outcome) == ["unchanged", "unchanged"], "\(again.answers)")
+        #expect(try await deadLetters() == [1, 0])
+
+        for host in hosts { await host.shutdown() }
+        for task in tasks { try await task.value }
     }
 }
