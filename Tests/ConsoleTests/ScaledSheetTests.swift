@@ -186,6 +186,32 @@ struct ScaledSheetServiceTests {
         #expect(again.answers.prefix(2).map(\.outcome) == ["unchanged", "unchanged"], "\(again.answers)")
         #expect(try await deadLetters() == [1, 0])
 
+        // The CLI: the same through `encompass schools requests` and `encompass dlq` with both instances listed.
+        let cli = ["--token", Self.token]
+        let out = directory + "/csc"
+        let exported = try await runExecutable("encompass", ["schools", "requests", "export", "--lpa", "Reading", "--out", out, "--url", urls[0], "--url", urls[1]] + cli)
+        #expect(exported.status == 0 && exported.output.contains("14 open request(s) for Reading"), "\(exported.output)")
+        let file = out + "/csc-returned.csv" // the name the console imported it under: the same dead letter
+        try returned.write(to: URL(fileURLWithPath: file))
+        let imported = try await runExecutable("encompass", ["schools", "requests", "import", file, "--url", "\(urls[0]),\(urls[1])"] + cli)
+        #expect(imported.status == 1, "\(imported.output)")
+        #expect(imported.output.contains("row 5 n-nobody-holds-this: rejected") && imported.output.contains("4 row(s), 1 rejected"), "\(imported.output)")
+        #expect(!imported.output.contains("not-held"), "\(imported.output)")
+        let letter = try #require(try await hosts[0].store.pool.read { try DeadLetter.fetchOne($0) })
+        let id = try #require(letter.id)
+        let endpoints = urls.flatMap { ["--endpoint", "school-resolution=\($0)"] } + cli
+        let listed = try await runExecutable("encompass", ["dlq", "list", "--service", "school-resolution"] + endpoints)
+        #expect(listed.status == 0 && listed.output.contains("1 dead letter (open)") && listed.output.contains("school-resolution/1:\(id) "), "\(listed.output)")
+        let bare = try await runExecutable("encompass", ["dlq", "show", "school-resolution/\(id)"] + endpoints)
+        #expect(bare.status != 0 && bare.output.contains("school-resolution/N:\(id)"), "\(bare.output)")
+        let elsewhere = try await runExecutable("encompass", ["dlq", "show", "school-resolution/2:\(id)"] + endpoints)
+        #expect(elsewhere.status != 0, "\(elsewhere.output)")
+        let shown = try await runExecutable("encompass", ["dlq", "show", "school-resolution/1:\(id)"] + endpoints)
+        #expect(shown.status == 0 && shown.output.contains("school-resolution/1:\(id)  open") && shown.output.contains("held by no school resolution instance"), "\(shown.output)")
+        let discarded = try await runExecutable("encompass", ["dlq", "discard", "school-resolution/1:\(id)", "--by", "mash.officer", "--reason", "a typo in the sheet"] + endpoints)
+        #expect(discarded.status == 0 && discarded.output.contains("school-resolution/1:\(id) discarded"), "\(discarded.output)")
+        #expect(try await hosts[0].store.pool.read { try DeadLetter.fetchOne($0, key: id)?.status } == "discarded")
+
         for host in hosts { await host.shutdown() }
         for task in tasks { try await task.value }
     }
