@@ -199,6 +199,9 @@ struct ScaledSheetServiceTests {
         #expect(!imported.output.contains("not-held"), "\(imported.output)")
         let letter = try #require(try await hosts[0].store.pool.read { try DeadLetter.fetchOne($0) })
         let id = try #require(letter.id)
+        // The console's pipeline page names it as the CLI does.
+        #expect(await links.stage(.schoolResolution).deadLetters.value?.map(\.address) == ["school-resolution/1:\(id)"])
+        #expect(await only.stage(.schoolResolution).deadLetters.value?.map(\.address) == ["school-resolution/\(id)"])
         let endpoints = urls.flatMap { ["--endpoint", "school-resolution=\($0)"] } + cli
         let listed = try await runExecutable("encompass", ["dlq", "list", "--service", "school-resolution"] + endpoints)
         #expect(listed.status == 0 && listed.output.contains("1 dead letter (open)") && listed.output.contains("school-resolution/1:\(id) "), "\(listed.output)")

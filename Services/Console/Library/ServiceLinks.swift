@@ -249,11 +249,19 @@ public struct ServiceLinks: Sendable {
     /// instead of showing part of the picture as all of it).
     func gather<T: Sendable>(_ service: ServiceName, _ path: String, query: [String: String] = [:],
                              items: @Sendable (Data) -> [T]?) async -> Fetched<[T]> {
+        await gatherEach(service, path, query: query) { body, _ in items(body) }
+    }
+
+    /// `gather`, telling `items` which instance answered: its place in the list counted from 1,
+    /// nil when the service has one instance (as `DeadLetterAddress` writes it).
+    func gatherEach<T: Sendable>(_ service: ServiceName, _ path: String, query: [String: String] = [:],
+                                 items: @Sendable (Data, Int?) -> [T]?) async -> Fetched<[T]> {
         var all: [T] = []
-        for url in instanceURLs(service) {
+        let urls = instanceURLs(service)
+        for (index, url) in urls.enumerated() {
             switch await fetch(service, "GET", path, query: query, baseURL: url) {
             case .ok(let answer):
-                guard let list = items(answer.body) else { return .refused("\(service.rawValue) at \(url) answered \(path) with an unexpected body") }
+                guard let list = items(answer.body, urls.count > 1 ? index + 1 : nil) else { return .refused("\(service.rawValue) at \(url) answered \(path) with an unexpected body") }
                 all += list
             case .unreachable(let why): return .unreachable(why)
             case .refused(let why): return .refused(why)
@@ -310,8 +318,13 @@ public struct ServiceLinks: Sendable {
 
     public func stage(_ service: ServiceName) async -> StageReport {
         async let metrics = fetch(service, "GET", "/metrics")
-        async let letters = gather(service, "/v1/dead-letters", query: ["status": "open", "limit": "1000"]) { body in
-            try? WireFormat.decoder().decode([DeadLetterView].self, from: body)
+        // Ids are per instance: each is shown as `encompass dlq` names it (N:ID for instance N).
+        async let letters = gatherEach(service, "/v1/dead-letters", query: ["status": "open", "limit": "1000"]) { body, instance in
+            (try? WireFormat.decoder().decode([DeadLetterView].self, from: body))?.map { letter in
+                var letter = letter
+                letter.address = DeadLetterAddress(service: service, instance: instance, id: letter.id).description
+                return letter
+            }
         }
         let status: Fetched<StageStatus> = switch await metrics {
         case .ok(let answer): .ok(StageStatus.parse(service, metrics: String(decoding: answer.body, as: UTF8.self)))
