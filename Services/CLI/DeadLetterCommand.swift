@@ -55,10 +55,19 @@ struct DeadLetterCommand: AsyncParsableCommand {
             var all: [DeadLetterView] = []
             var unreachable: [String] = []
             for service in services {
-                do {
-                    all += try await endpoints.client(service).decode([DeadLetterView].self, "GET", "/v1/dead-letters", query: query)
-                } catch let error as ServiceCallError {
-                    unreachable.append(error.description)
+                // Each instance keeps its own dead letters: listed from every one, each id qualified by
+                // its instance's place in the list when there are several.
+                let clients = try endpoints.clients(service)
+                for (index, client) in clients.enumerated() {
+                    do {
+                        all += try await client.decode([DeadLetterView].self, "GET", "/v1/dead-letters", query: query).map { view in
+                            var view = view
+                            view.address = DeadLetterAddress(service: service, instance: clients.count > 1 ? index + 1 : nil, id: view.id).description
+                            return view
+                        }
+                    } catch let error as ServiceCallError {
+                        unreachable.append(error.description)
+                    }
                 }
             }
             all.sort { $0.deadLetteredAt > $1.deadLetteredAt }
@@ -68,7 +77,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
                 print("\(all.count) dead letter\(all.count == 1 ? "" : "s") (\(status))")
                 for row in all {
                     let message = row.errorMessage.count > 100 ? String(row.errorMessage.prefix(99)) + "…" : row.errorMessage
-                    print("\(row.service)/\(row.id)  \(Timestamp.format(row.deadLetteredAt))  \(row.originalTopic)[\(row.originalPartition)]@\(row.originalOffset)  key=\(row.originalKey ?? "-")  \(row.errorClass)  \(row.status)\n    \(message)")
+                    print("\(row.address ?? "\(row.service)/\(row.id)")  \(Timestamp.format(row.deadLetteredAt))  \(row.originalTopic)[\(row.originalPartition)]@\(row.originalOffset)  key=\(row.originalKey ?? "-")  \(row.errorClass)  \(row.status)\n    \(message)")
                 }
             }
             for line in unreachable { FileHandle.standardError.write(Data("warning: \(line)\n".utf8)) }
@@ -84,11 +93,12 @@ struct DeadLetterCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let (client, number) = try target.resolve()
+            let (client, address) = try target.resolve()
+            let number = address.id
             let view = try await client.decode(DeadLetterView.self, "GET", "/v1/dead-letters/\(number)")
             if json { try printJSON(view); return }
             print("""
-            \(view.service)/\(view.id)  \(view.status)
+            \(address)  \(view.status)
             from:      \(view.originalTopic) partition \(view.originalPartition) offset \(view.originalOffset), key \(view.originalKey ?? "-")
             message:   \(view.originalMessageId ?? "-")
             error:     \(view.errorClass): \(view.errorMessage)
@@ -111,8 +121,8 @@ struct DeadLetterCommand: AsyncParsableCommand {
         var payload: String?
 
         func run() async throws {
-            let (client, number) = try target.resolve()
-            let service = client.service
+            let (client, address) = try target.resolve()
+            let number = address.id
             var body: [String: Any] = ["by": by]
             if let payload {
                 guard let data = FileManager.default.contents(atPath: payload) else { throw ValidationError("cannot read \(payload)") }
@@ -120,9 +130,9 @@ struct DeadLetterCommand: AsyncParsableCommand {
             }
             let outcome = try await client.decode(ReplayOutcome.self, "POST", "/v1/dead-letters/\(number)/replay", json: body)
             if outcome.alreadyReplayed {
-                print("\(service.rawValue)/\(number) was already replayed by \(outcome.replayedBy) at \(Timestamp.format(outcome.replayedAt)); nothing published again")
+                print("\(address) was already replayed by \(outcome.replayedBy) at \(Timestamp.format(outcome.replayedAt)); nothing published again")
             } else {
-                print("\(service.rawValue)/\(number) replayed to \(outcome.topic) (key \(outcome.key ?? "-"), message \(outcome.messageId ?? "-")) by \(outcome.replayedBy)")
+                print("\(address) replayed to \(outcome.topic) (key \(outcome.key ?? "-"), message \(outcome.messageId ?? "-")) by \(outcome.replayedBy)")
             }
         }
     }
@@ -137,10 +147,11 @@ struct DeadLetterCommand: AsyncParsableCommand {
         var reason: String
 
         func run() async throws {
-            let (client, number) = try target.resolve()
+            let (client, address) = try target.resolve()
+            let number = address.id
             let view = try await client.decode(DeadLetterView.self, "POST", "/v1/dead-letters/\(number)/discard",
                                                json: ["by": by, "reason": reason])
-            print("\(client.service.rawValue)/\(view.id) \(view.status)")
+            print("\(address) \(view.status)")
         }
     }
 }
@@ -155,22 +166,29 @@ func parseServices(_ names: [String]) throws -> [ServiceName] {
     }
 }
 
-/// One dead letter, as `SERVICE/ID` (as listed) or `ID` with `--service`, and where its service is.
+/// One dead letter, as listed (`SERVICE/ID`, or `SERVICE/N:ID` for instance N of a scaled
+/// service), or `ID` / `N:ID` with `--service`, and where its service's instances are.
 struct DeadLetterTarget: ParsableArguments {
-    @Argument(help: "The dead letter, as SERVICE/ID (as listed) or ID with --service.")
+    @Argument(help: "The dead letter, as listed: SERVICE/ID, or SERVICE/N:ID for instance N of a scaled service (or ID / N:ID with --service).")
     var id: String
     @Option(help: "The service that holds it.")
     var service: String?
     @OptionGroup var endpoints: ServiceEndpoints
 
-    /// The client of the service that holds it, and its number there.
-    func resolve() throws -> (ServiceClient, Int64) {
-        let parts = id.split(separator: "/").map(String.init)
-        let name = parts.count == 2 ? parts[0] : service
-        guard let name, let named = ServiceName(rawValue: name) else {
-            throw ValidationError("say which service holds it: SERVICE/ID (as listed) or --service")
+    /// The client of the instance that holds it, and its address (its number there: `id`).
+    func resolve() throws -> (ServiceClient, DeadLetterAddress) {
+        let address: DeadLetterAddress
+        do { address = try DeadLetterAddress.parse(id, service: service) } catch { throw ValidationError(error.description) }
+        let clients = try endpoints.clients(address.service)
+        guard let instance = address.instance else {
+            guard clients.count == 1 else {
+                throw ValidationError("\(address.service.rawValue) has \(clients.count) instances: name the one that holds it, \(address.service.rawValue)/N:\(address.id) as listed by encompass dlq list")
+            }
+            return (clients[0], address)
         }
-        guard let number = Int64(parts.last ?? "") else { throw ValidationError("'\(id)' is not a dead letter id") }
-        return (try endpoints.client(named), number)
+        guard instance <= clients.count else {
+            throw ValidationError("\(address.service.rawValue) has \(clients.count) instance(s) listed (\(ServiceClient.instancesVariable(address.service)) or --endpoint): there is no instance \(instance); list them again with encompass dlq list")
+        }
+        return (clients[instance - 1], address)
     }
 }

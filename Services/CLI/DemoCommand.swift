@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConsoleService
 import EncompassDemo
 import EncompassKafka
 import EncompassModels
@@ -252,23 +253,27 @@ final class DemoRun: Sendable {
         say("\(forces.map(\.reviewer).joined(separator: ", ")): \(decided.count) proposed children, \(confirmed) confirmed, \(rejected) rejected")
 
         // 6. Children's Social Care answers the school requests. Each school-resolution
-        // instance holds the requests of its own children: the MASH exports from each and
-        // returns each answered sheet to the instance it came from.
-        var requested = 0, answered = 0
-        for instance in pipeline.instances(of: .schoolResolution) {
-            let school = pipeline.client(.schoolResolution, instance: instance)
-            let (csvStatus, csv) = try await school.call("GET", "/v1/requests/export", query: ["lpa": "all", "format": "csv"])
-            guard (200..<300).contains(csvStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, csvStatus, csv)) }
-            let exported = String(decoding: csv, as: UTF8.self)
-            try exported.write(toFile: "\(directory)/csc-requests-\(instance).csv", atomically: true, encoding: .utf8)
-            let answer = judge.answerRequests(csv: exported)
-            try answer.sheet.write(toFile: "\(directory)/csc-returned-\(instance).csv", atomically: true, encoding: .utf8)
-            requested += answer.answered + answer.unknown
-            answered += answer.answered
-            guard answer.answered + answer.unknown > 0 else { continue }
-            let (status, body) = try await school.call("POST", "/v1/requests/import", query: ["name": "csc-returned-\(instance).csv"],
-                                                       raw: Data(answer.sheet.utf8), contentType: "text/csv")
-            guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
+        // instance holds the requests of its own children: the MASH exports one sheet of every
+        // instance's requests and returns the answered sheet to every instance, each applying
+        // the rows it holds (as `encompass schools requests export/import` and the console do).
+        let schoolURLs = pipeline.instances(of: .schoolResolution).map { pipeline.client(.schoolResolution, instance: $0).baseURL }
+        let cscLinks = ServiceLinks(urls: [.schoolResolution: schoolURLs[0]], instances: [.schoolResolution: schoolURLs],
+                                    token: pipeline.client(.schoolResolution).token, timeout: 120)
+        func fetched<T>(_ value: Fetched<T>) throws -> T {
+            switch value {
+            case .ok(let value): return value
+            case .unreachable(let why), .refused(let why): throw ServiceCallError(description: why)
+            }
+        }
+        let sheet = try fetched(await cscLinks.exportRequests(lpa: "all", format: "csv", day: CalendarDate(Date())))
+        let exported = String(decoding: sheet.data, as: UTF8.self)
+        try exported.write(toFile: "\(directory)/csc-requests.csv", atomically: true, encoding: .utf8)
+        let cscAnswer = judge.answerRequests(csv: exported)
+        try cscAnswer.sheet.write(toFile: "\(directory)/csc-returned.csv", atomically: true, encoding: .utf8)
+        let requested = cscAnswer.answered + cscAnswer.unknown
+        let answered = cscAnswer.answered
+        if requested > 0 {
+            _ = try fetched(await cscLinks.importReturned(Data(cscAnswer.sheet.utf8), name: "csc-returned.csv"))
         }
         let answer = (answered: answered, unknown: requested - answered)
         say("Children's Social Care: \(requested) school requests, \(answered) answered")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConsoleService
 import EncompassModels
 import Foundation
 import ServiceRuntime
@@ -19,7 +20,7 @@ struct SchoolsCommand: AsyncParsableCommand {
 
 /// Where school resolution is and how to sign in.
 struct SchoolsOptions: ParsableArguments {
-    @Option(help: "School resolution's base URL; repeat it (or separate with commas) for every instance of a scaled group (default: $ENCOMPASS_SCHOOL_RESOLUTION_URLS, else $ENCOMPASS_SCHOOL_RESOLUTION_URL). Held answers are gathered from every instance; the register, contacts, export and import use the first.")
+    @Option(help: "School resolution's base URL; repeat it (or separate with commas) for every instance of a scaled group (default: $ENCOMPASS_SCHOOL_RESOLUTION_URLS, else $ENCOMPASS_SCHOOL_RESOLUTION_URL). Held answers and open requests are gathered from every instance, and a returned sheet goes to every instance; the register and contacts use the first.")
     var url: [String] = ServiceClient.instanceBaseURLs(.schoolResolution)
 
     @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
@@ -33,6 +34,26 @@ struct SchoolsOptions: ParsableArguments {
         guard !urls.isEmpty else { throw ValidationError("--url is empty: give school resolution's base URL") }
         let token = try APIClient.token(token)
         return urls.map { SchoolsClient(api: APIClient(service: .schoolResolution, baseURL: $0, token: token, timeout: 300)) }
+    }
+}
+
+extension SchoolsOptions {
+    /// The console's links to every listed instance: the CSC sheet's export and import, which
+    /// gather from and deliver to every instance.
+    func links() throws -> ServiceLinks {
+        let urls = ServiceClient.splitURLs(url)
+        guard let first = urls.first else { throw ValidationError("--url is empty: give school resolution's base URL") }
+        return ServiceLinks(urls: [.schoolResolution: first], instances: [.schoolResolution: urls], token: try APIClient.token(token), timeout: 300)
+    }
+
+    /// A fetched value, or the reason printed and exit 2.
+    static func value<T>(_ fetched: Fetched<T>, what: String) throws -> T {
+        switch fetched {
+        case .ok(let value): return value
+        case .unreachable(let why), .refused(let why):
+            FileHandle.standardError.write(Data("\(what) failed: \(why)\n".utf8))
+            throw ExitCode(2)
+        }
     }
 }
 
@@ -287,22 +308,21 @@ struct SchoolsRequests: AsyncParsableCommand {
         @OptionGroup var service: SchoolsOptions
 
         func run() async throws {
-            let client = try service.client()
+            let links = try service.links()
             var isDirectory: ObjCBool = false
             if !FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) {
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             } else if !isDirectory.boolValue {
                 throw ValidationError("--out \(out) is not a folder")
             }
-            let day = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "Europe/London")!, formatOptions: [.withFullDate])
-            let safe = String(lpa.map { $0.isLetter || $0.isNumber ? $0 : "-" })
-            var count = "0"
+            let day = CalendarDate(Date())
+            var count = 0
+            // Each format is gathered from every instance (each marks its requests exported).
             for format in ["xlsx", "csv"] {
-                let (status, body, response) = try await client.call("GET", "/v1/requests/export", query: ["lpa": lpa, "format": format])
-                try SchoolsClient.check(status, body, what: "export")
-                count = response?.value(forHTTPHeaderField: "X-Encompass-Requests") ?? count
-                let path = (out as NSString).appendingPathComponent("csc-requests-\(safe)-\(day).\(format)")
-                try body.write(to: URL(fileURLWithPath: path))
+                let sheet = try SchoolsOptions.value(await links.exportRequests(lpa: lpa, format: format, day: day), what: "export")
+                count = sheet.requests
+                let path = (out as NSString).appendingPathComponent(sheet.fileName)
+                try sheet.data.write(to: URL(fileURLWithPath: path))
                 print(path)
             }
             print("\(count) open request(s) for \(lpa)")
@@ -312,7 +332,7 @@ struct SchoolsRequests: AsyncParsableCommand {
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Import the spreadsheet Children's Social Care returned (XLSX or CSV with request_id and school_urn and/or school_name).",
-            discussion: "Each school is verified like an officer's; verified children flow on to scheduling. Exit 1 when rows were rejected (kept as dead letters), 2 when the file was refused."
+            discussion: "Each school is verified like an officer's; verified children flow on to scheduling. Every instance applies the rows whose request it holds; a row no instance holds is rejected. Exit 1 when rows were rejected (kept as dead letters), 2 when the file was refused."
         )
         @Argument(help: "The returned spreadsheet.") var file: String
         @OptionGroup var service: SchoolsOptions
@@ -320,18 +340,13 @@ struct SchoolsRequests: AsyncParsableCommand {
         func run() async throws {
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
             let name = (file as NSString).lastPathComponent
-            let (status, body, _) = try await service.client().call("POST", "/v1/requests/import", query: ["name": name], body: data)
-            let answer = SchoolsClient.json(body)
-            if answer["answers"] == nil { try SchoolsClient.check(status, body, what: name) }
-            let answers = answer["answers"] as? [[String: Any]] ?? []
+            let answer = try SchoolsOptions.value(await service.links().importReturned(data, name: name), what: name)
             var rejected = 0
-            for row in answers {
-                let outcome = row["outcome"] as? String ?? "?"
-                if outcome == "rejected" { rejected += 1 }
-                let reasons = (row["reasons"] as? [String] ?? []).joined(separator: "; ")
-                print("row \(row["row"] ?? "?") \(row["requestId"] ?? ""): \(outcome)\((row["urn"] as? String).map { " URN \($0)" } ?? "") — \(reasons)")
+            for row in answer.answers {
+                if row.outcome == "rejected" { rejected += 1 }
+                print("row \(row.row) \(row.requestId ?? ""): \(row.outcome)\(row.urn.map { " URN \($0)" } ?? "") — \(row.reasons.joined(separator: "; "))")
             }
-            print("\(name): \(answers.count) row(s), \(rejected) rejected")
+            print("\(name): \(answer.answers.count) row(s), \(rejected) rejected")
             if rejected > 0 { throw ExitCode(1) }
         }
     }

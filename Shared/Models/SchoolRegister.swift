@@ -153,6 +153,19 @@ public struct LocalAuthorityContacts: MessagePayload {
 // School resolution's API for CSC answers held for a MASH officer (the CLI and the console
 // decode these; school resolution encodes them).
 
+/// `GET /v1/requests/export?format=json`: one instance's open requests to Children's Social
+/// Care as the sheet's cells (raw: the writer of the sheet neutralises formula-like cells).
+/// A scaled group's sheet is written from every instance's rows.
+public struct CSCRequestRows: Codable, Sendable, Equatable {
+    public var header: [String]
+    public var rows: [[String]]
+
+    public init(header: [String], rows: [[String]]) {
+        self.header = header
+        self.rows = rows
+    }
+}
+
 /// `GET /v1/requests/held`: CSC answers waiting for a MASH officer (the school CSC named
 /// conflicts with the child's recorded age).
 public struct HeldAnswers: Codable, Sendable, Equatable {

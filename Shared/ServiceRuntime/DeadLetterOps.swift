@@ -62,6 +62,54 @@ public struct DeadLetterView: Codable, Sendable, Equatable {
     public var originalValue: String?
     public var originalValueBase64: String?
     public var actions: [DeadLetterAction]?
+    /// Only in `encompass dlq list --json`: where it is, as `DeadLetterAddress` writes it.
+    public var address: String?
+}
+
+/// Which dead letter of which instance: a dead letter's id is its instance's store's, so a
+/// scaled service's are told apart by the instance's place in the service's instance list
+/// (`ENCOMPASS_<SERVICE>_URLS`, or the `--endpoint`s given), counted from 1. Written
+/// `SERVICE/ID` when the service has one instance, `SERVICE/N:ID` when it has several.
+public struct DeadLetterAddress: Sendable, Equatable, CustomStringConvertible {
+    public var service: ServiceName
+    /// 1-based place in the instance list; nil: the only (or first) instance.
+    public var instance: Int?
+    public var id: Int64
+
+    public init(service: ServiceName, instance: Int? = nil, id: Int64) {
+        self.service = service
+        self.instance = instance
+        self.id = id
+    }
+
+    public var description: String { "\(service.rawValue)/\(instance.map { "\($0):" } ?? "")\(id)" }
+
+    public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Reads `SERVICE/ID`, `SERVICE/N:ID`, or `ID` / `N:ID` with `service` (the `--service` option).
+    public static func parse(_ text: String, service: String? = nil) throws(ParseError) -> DeadLetterAddress {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count <= 2 else { throw ParseError(description: "'\(text)' is not a dead letter: write SERVICE/ID or SERVICE/N:ID, as listed") }
+        let name = parts.count == 2 ? parts[0] : service
+        guard let name else { throw ParseError(description: "say which service holds '\(text)': SERVICE/ID (as listed) or --service") }
+        guard let named = ServiceName(rawValue: name) else {
+            throw ParseError(description: "unknown service '\(name)'; use \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let local = parts[parts.count - 1].split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard local.count <= 2, let id = Int64(local[local.count - 1]) else {
+            throw ParseError(description: "'\(text)' is not a dead letter id: write SERVICE/ID, or SERVICE/N:ID for instance N of a scaled service")
+        }
+        var instance: Int?
+        if local.count == 2 {
+            guard let n = Int(local[0]), n >= 1 else {
+                throw ParseError(description: "'\(local[0])' in '\(text)' is not an instance number (1 for the first instance listed)")
+            }
+            instance = n
+        }
+        return DeadLetterAddress(service: named, instance: instance, id: id)
+    }
 }
 
 /// Why a dead-letter operation was refused; each says what to do.

@@ -185,6 +185,55 @@ struct RequestSheetTests {
         #expect(letters.map(\.originalOffset) == [2, 3, 5])
     }
 
+    @Test("a scaled group: each instance applies only the rows it holds (the others answered not-held, nothing written); the rows no instance holds are rejected and dead-lettered once")
+    func scaledImport() throws {
+        // Instance 1 holds the fixture's requests; instance 2 one more child's.
+        let first = try storeWithRequests()
+        let second = try Fixtures.store()
+        try second.pool.write { db in
+            let outcome = try flow.handleChild(Fixtures.message(occurrence: "43260000009", lpa: "Reading", child: Fixtures.child(id: "c-9", age: 10, school: nil)),
+                                               messageId: "m-9", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
+            #expect(outcome == .request)
+        }
+        let (rows, _) = try export(first, lpa: "Reading")
+        let theirs = try second.pool.read { try CSCRequests.open($0, lpa: "all") }
+        #expect(theirs.count == 1)
+        let csv = Data("""
+        request_id,school_urn,school_name
+        \(rows[2].requestId),110111,
+        \(theirs[0].requestId),110111,
+        n-doesnotexist,110111,
+        ,110111,
+        """.utf8)
+        func importing(_ store: ServiceStore, _ scope: CSCRequests.ImportScope) throws -> CSCRequests.ImportAnswer {
+            try store.pool.write { db in
+                try CSCRequests.importReturned(csv, name: "returned.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now, scope: scope)
+            }
+        }
+        func counts(_ store: ServiceStore) throws -> (letters: Int, requests: Int) {
+            try store.pool.read { (try DeadLetter.fetchCount($0), try OutboxMessage.filter(Column("topic") == Topics.noticeRequests.name).fetchCount($0)) }
+        }
+        let one = try importing(first, .held)
+        let two = try importing(second, .held)
+        #expect(one.answers.map(\.outcome) == ["notice", "not-held", "not-held", "not-held"])
+        #expect(two.answers.map(\.outcome) == ["not-held", "notice", "not-held", "not-held"])
+        #expect(one.answers.map(\.row) == [2, 3, 4, 5])
+        // Each instance wrote only its own row's notice request and no dead letter.
+        #expect(try counts(first) == (0, 1))
+        #expect(try counts(second) == (0, 1))
+        // The rows nobody holds, given to one instance: rejected with a reason, kept as dead letters there.
+        let rest = try importing(first, .unheld([4, 5]))
+        #expect(rest.answers.map(\.row) == [4, 5])
+        #expect(rest.answers.map(\.outcome) == ["rejected", "rejected"])
+        #expect(rest.answers[0].reasons.first?.contains("held by no school resolution instance") == true)
+        #expect(rest.answers[1].reasons == ["request_id is empty"])
+        #expect(try counts(first) == (2, 1))
+        #expect(try counts(second) == (0, 1))
+        // Imported again: the applied rows answer unchanged, nothing written twice.
+        #expect(try importing(first, .held).answers.map(\.outcome) == ["unchanged", "not-held", "not-held", "not-held"])
+        #expect(try counts(first) == (2, 1))
+    }
+
     @Test("cells are neutralised and restored symmetrically")
     func neutralise() {
         for text in ["=1+1", "+44 118", "-2", "@SUM(A1)", "\tx", "\rx"] {

@@ -133,6 +133,16 @@ struct SchoolServiceTests {
         #expect(text.contains(next.noticeKey) && text.contains("no longer attends"))
         let xlsx = try await send("GET", schools.base + "/v1/requests/export?lpa=Reading&format=xlsx", token: "t0ken-schools", body: Data())
         #expect(xlsx.status == 200 && xlsx.body.starts(with: [0x50, 0x4B, 0x03, 0x04]))
+        // As JSON, the raw cells a caller writes one sheet of every instance's requests from.
+        let json = try await send("GET", schools.base + "/v1/requests/export?lpa=Reading&format=json", token: "t0ken-schools", body: Data())
+        let rows = try WireFormat.decoder().decode(CSCRequestRows.self, from: json.body)
+        #expect(json.status == 200 && rows.header == CSCRequests.header && rows.rows.count == 1 && rows.rows.first?.first == next.noticeKey)
+        #expect(try await send("GET", schools.base + "/v1/requests/export?lpa=Reading&format=pdf", token: "t0ken-schools", body: Data()).status == 400)
+        // The scoped imports' parameters are checked before the sheet is read.
+        for bad in ["only=all", "unheld=2,x", "unheld=", "only=held&unheld=2"] {
+            let refused = try await send("POST", schools.base + "/v1/requests/import?name=r.csv&\(bad)", token: "t0ken-schools", body: Data("request_id,school_urn\n".utf8))
+            #expect(refused.status == 400, "\(bad): \(String(decoding: refused.body, as: UTF8.self))")
+        }
 
         // CSC returns it with another school: verified, and the child flows on to scheduling.
         let returned = "request_id,school_urn,school_name\r\n\(next.noticeKey),,\"Coley Prim, Reading\"\r\n"

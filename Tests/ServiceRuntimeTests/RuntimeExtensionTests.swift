@@ -159,6 +159,30 @@ struct DeadLetterOperationsTests {
     }
 }
 
+@Suite("Runtime: dead-letter addresses of a scaled service")
+struct DeadLetterAddressTests {
+    @Test("SERVICE/ID for one instance, SERVICE/N:ID for instance N; --service for a bare id; bad ones say how to write them")
+    func addresses() throws {
+        #expect(try DeadLetterAddress.parse("dispatch/17") == DeadLetterAddress(service: .dispatch, id: 17))
+        #expect(try DeadLetterAddress.parse("school-resolution/2:17") == DeadLetterAddress(service: .schoolResolution, instance: 2, id: 17))
+        #expect(try DeadLetterAddress.parse("3:9", service: "intake") == DeadLetterAddress(service: .intake, instance: 3, id: 9))
+        #expect(try DeadLetterAddress.parse("9", service: "intake") == DeadLetterAddress(service: .intake, id: 9))
+        for address in [DeadLetterAddress(service: .scheduling, id: 4), DeadLetterAddress(service: .childResearch, instance: 12, id: 40)] {
+            #expect(try DeadLetterAddress.parse(address.description) == address)
+        }
+        #expect(DeadLetterAddress(service: .dispatch, instance: 2, id: 17).description == "dispatch/2:17")
+        let refused: [(String, String?, String)] = [
+            ("17", nil, "say which service"), ("nowhere/17", nil, "unknown service"), ("dispatch/x", nil, "not a dead letter id"),
+            ("dispatch/0:17", nil, "not an instance number"), ("dispatch/a:17", nil, "not an instance number"),
+            ("dispatch/1:2:3", nil, "not a dead letter id"), ("a/b/c", nil, "SERVICE/N:ID"),
+        ]
+        for (text, service, words) in refused {
+            #expect(throws: DeadLetterAddress.ParseError.self) { try DeadLetterAddress.parse(text, service: service) }
+            do { _ = try DeadLetterAddress.parse(text, service: service) } catch { #expect(error.description.contains(words), "\(text): \(error)") }
+        }
+    }
+}
+
 @Suite("Runtime: lag in messages and seconds", .serialized)
 struct LagTests {
     @Test("the lag report reads committed and end offsets and the age of the next record, without joining the group")

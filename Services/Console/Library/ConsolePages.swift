@@ -154,7 +154,7 @@ public enum ConsolePages {
             switch report.deadLetters {
             case .ok(let letters) where !letters.isEmpty:
                 let rows = letters.prefix(20).map { letter in
-                    "<tr><td>\(letter.id)</td><td>\(htmlEscape(letter.originalTopic))</td><td>\(htmlEscape(letter.originalKey ?? ""))</td><td>\(htmlEscape(letter.errorClass))</td><td>\(htmlEscape(String(letter.errorMessage.prefix(300))))</td><td>\(htmlEscape(format(letter.deadLetteredAt)))</td></tr>"
+                    "<tr><td>\(htmlEscape(letter.address ?? "\(letter.service)/\(letter.id)"))</td><td>\(htmlEscape(letter.originalTopic))</td><td>\(htmlEscape(letter.originalKey ?? ""))</td><td>\(htmlEscape(letter.errorClass))</td><td>\(htmlEscape(String(letter.errorMessage.prefix(300))))</td><td>\(htmlEscape(format(letter.deadLetteredAt)))</td></tr>"
                 }.joined()
                 details += "<table class=\"dead-letters\" id=\"dead-letters-\(service.rawValue)\"><tr><th>Dead letter</th><th>Topic</th><th>Key</th><th>Error class</th><th>Reason</th><th>When</th></tr>\(rows)</table>"
                 if letters.count > 20 { details += "<p><small>\(letters.count - 20) more: encompass dlq list --service \(service.rawValue)</small></p>" }

@@ -136,6 +136,14 @@ public struct CSCImportAnswer: Decodable, Sendable, Equatable {
         public var requestId: String?
         public var urn: String?
         public var reasons: [String]
+
+        public init(outcome: String, row: Int, requestId: String?, urn: String? = nil, reasons: [String]) {
+            self.outcome = outcome
+            self.row = row
+            self.requestId = requestId
+            self.urn = urn
+            self.reasons = reasons
+        }
     }
     public var file: String
     public var rows: Int
@@ -144,7 +152,7 @@ public struct CSCImportAnswer: Decodable, Sendable, Equatable {
     public var error: String?
 }
 
-/// A spreadsheet of requests as school resolution exported it.
+/// A spreadsheet of the open requests of every school resolution instance.
 public struct CSCSheet: Sendable {
     public var data: Data
     public var contentType: String
@@ -274,11 +282,19 @@ public struct ServiceLinks: Sendable {
     /// instead of showing part of the picture as all of it).
     func gather<T: Sendable>(_ service: ServiceName, _ path: String, query: [String: String] = [:],
                              items: @Sendable (Data) -> [T]?) async -> Fetched<[T]> {
+        await gatherEach(service, path, query: query) { body, _ in items(body) }
+    }
+
+    /// `gather`, telling `items` which instance answered: its place in the list counted from 1,
+    /// nil when the service has one instance (as `DeadLetterAddress` writes it).
+    func gatherEach<T: Sendable>(_ service: ServiceName, _ path: String, query: [String: String] = [:],
+                                 items: @Sendable (Data, Int?) -> [T]?) async -> Fetched<[T]> {
         var all: [T] = []
-        for url in instanceURLs(service) {
+        let urls = instanceURLs(service)
+        for (index, url) in urls.enumerated() {
             switch await fetch(service, "GET", path, query: query, baseURL: url) {
             case .ok(let answer):
-                guard let list = items(answer.body) else { return .refused("\(service.rawValue) at \(url) answered \(path) with an unexpected body") }
+                guard let list = items(answer.body, urls.count > 1 ? index + 1 : nil) else { return .refused("\(service.rawValue) at \(url) answered \(path) with an unexpected body") }
                 all += list
             case .unreachable(let why): return .unreachable(why)
             case .refused(let why): return .refused(why)
@@ -335,8 +351,13 @@ public struct ServiceLinks: Sendable {
 
     public func stage(_ service: ServiceName) async -> StageReport {
         async let metrics = fetch(service, "GET", "/metrics")
-        async let letters = gather(service, "/v1/dead-letters", query: ["status": "open", "limit": "1000"]) { body in
-            try? WireFormat.decoder().decode([DeadLetterView].self, from: body)
+        // Ids are per instance: each is shown as `encompass dlq` names it (N:ID for instance N).
+        async let letters = gatherEach(service, "/v1/dead-letters", query: ["status": "open", "limit": "1000"]) { body, instance in
+            (try? WireFormat.decoder().decode([DeadLetterView].self, from: body))?.map { letter in
+                var letter = letter
+                letter.address = DeadLetterAddress(service: service, instance: instance, id: letter.id).description
+                return letter
+            }
         }
         let status: Fetched<StageStatus> = switch await metrics {
         case .ok(let answer): .ok(StageStatus.parse(service, metrics: String(decoding: answer.body, as: UTF8.self)))
@@ -437,29 +458,76 @@ public struct ServiceLinks: Sendable {
         }
     }
 
+    /// One sheet of the open requests of every school resolution instance (each holds the
+    /// requests of the children it owns), written here with the service's writer and its formula
+    /// guard; each instance marks its requests exported.
     public func exportRequests(lpa: String, format: String, day: CalendarDate) async -> Fetched<CSCSheet> {
-        switch await fetch(.schoolResolution, "GET", "/v1/requests/export", query: ["lpa": lpa, "format": format].merging(forceQuery) { a, _ in a }) {
-        case .ok(let answer):
-            let safe = String(lpa.map { $0.isLetter || $0.isNumber ? $0 : "-" })
-            let type = format == "csv" ? "text/csv; charset=utf-8" : "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            let count = CSCSheet.count(answer.body, format: format)
-            return .ok(CSCSheet(data: answer.body, contentType: type, fileName: "csc-requests-\(safe)-\(day).\(format)", requests: count))
+        let query = ["lpa": lpa, "format": "json"].merging(forceQuery) { a, _ in a }
+        let gathered = await gather(.schoolResolution, "/v1/requests/export", query: query) { body in
+            (try? WireFormat.decoder().decode(CSCRequestRows.self, from: body)).map { [$0] }
+        }
+        let parts: [CSCRequestRows]
+        switch gathered {
+        case .ok(let list): parts = list
         case .unreachable(let why): return .unreachable(why)
         case .refused(let why): return .refused(why)
         }
+        let header: [String], rows: [[String]]
+        switch CSCRequestRows.merge(parts) {
+        case .success(let merged): (header, rows) = (merged.header, merged.rows)
+        case .failure(let problem): return .refused(problem.description)
+        }
+        let safe = String(lpa.map { $0.isLetter || $0.isNumber ? $0 : "-" })
+        let data: Data
+        let type: String
+        if format == "csv" {
+            data = SheetWriter.csv(header: header, rows: rows)
+            type = "text/csv; charset=utf-8"
+        } else {
+            do { data = try SheetWriter.xlsx(sheetName: "Requests \(lpa)", header: header, rows: rows) } catch {
+                return .refused("the requests sheet could not be written: \(error.description)")
+            }
+            type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        }
+        return .ok(CSCSheet(data: data, contentType: type, fileName: "csc-requests-\(safe)-\(day).\(format)", requests: rows.count))
     }
 
+    /// Applies a sheet CSC returned. One instance applies every row. A scaled group's instances
+    /// each apply the rows whose request they hold (`only=held`), in list order; the rows no
+    /// instance holds are then given to the first instance (`unheld=ROWS`), which rejects them
+    /// and keeps them as dead letters. Each row is answered once.
     public func importReturned(_ data: Data, name: String) async -> Fetched<CSCImportAnswer> {
+        let urls = instanceURLs(.schoolResolution)
+        guard urls.count > 1 else { return await postReturned(data, name: name, query: [:], baseURL: urls[0]) }
+        var answers: [CSCImportAnswer] = []
+        for (index, url) in urls.enumerated() {
+            switch await postReturned(data, name: name, query: ["only": "held"], baseURL: url) {
+            case .ok(let answer): answers.append(answer)
+            case .unreachable(let why), .refused(let why):
+                let applied = index == 0 ? "" : "; the rows held by \(urls[..<index].joined(separator: ", ")) were applied: import the sheet again when every instance answers (applied rows then answer unchanged)"
+                return .refused(why + applied)
+            }
+        }
+        let unheld = CSCImportAnswer.unheldRows(answers)
+        var rejections: Fetched<CSCImportAnswer>?
+        if !unheld.isEmpty {
+            rejections = await postReturned(data, name: name, query: ["unheld": unheld.map(String.init).joined(separator: ",")], baseURL: urls[0])
+        }
+        return .ok(CSCImportAnswer.combine(answers, unheld: unheld, rejections: rejections))
+    }
+
+    func postReturned(_ data: Data, name: String, query: [String: String], baseURL: String) async -> Fetched<CSCImportAnswer> {
         let type = name.lowercased().hasSuffix(".csv") ? "text/csv" : "application/octet-stream"
         do {
-            let answer = try await client(.schoolResolution).call("POST", "/v1/requests/import", query: ["name": name], raw: data, contentType: type)
+            let answer = try await client(.schoolResolution, baseURL: baseURL)
+                .call("POST", "/v1/requests/import", query: query.merging(["name": name]) { a, _ in a }, raw: data, contentType: type)
             // 422 with answers: every row rejected; still an answer to show.
             if let decoded = try? WireFormat.decoder().decode(CSCImportAnswer.self, from: answer.body), (200..<300).contains(answer.status) || answer.status == 422 {
                 return .ok(decoded)
             }
             return .refused(ServiceClient.refusal(.schoolResolution, answer.status, answer.body))
         } catch {
-            return .unreachable("school-resolution is unreachable at \(urls[.schoolResolution] ?? "?"): \(Self.reason(error))")
+            return .unreachable("school-resolution is unreachable at \(baseURL): \(Self.reason(error))")
         }
     }
 
@@ -510,6 +578,67 @@ public struct ServiceLinks: Sendable {
         case .unreachable(let why): return .unreachable(why)
         case .refused(let why): return .refused(why)
         }
+    }
+}
+
+extension CSCRequestRows {
+    struct MergeError: Error, CustomStringConvertible { let description: String }
+
+    /// Every instance's rows as one list, by incident date, occurrence and request id (the
+    /// order of one instance's export is the order its requests were made, which instances
+    /// cannot agree on). Instances that answer with different columns are refused: they run
+    /// different versions.
+    static func merge(_ parts: [CSCRequestRows]) -> Result<CSCRequestRows, MergeError> {
+        let header = parts.first?.header ?? []
+        for part in parts where part.header != header {
+            return .failure(MergeError(description: "a school resolution instance exports other columns (\(part.header.joined(separator: ","))): run the same version on every instance"))
+        }
+        let keys = ["incident_date", "occurrence_number", "request_id"].compactMap { header.firstIndex(of: $0) }
+        var seen = Set<String>()
+        let id = header.firstIndex(of: "request_id") ?? 0
+        let rows = parts.flatMap(\.rows).filter { $0.count == header.count && seen.insert($0[id]).inserted }
+            .sorted { a, b in keys.map { a[$0] }.lexicographicallyPrecedes(keys.map { b[$0] }) }
+        return .success(CSCRequestRows(header: header, rows: rows))
+    }
+}
+
+extension CSCImportAnswer {
+    /// Row numbers that every instance answered `not-held`.
+    static func unheldRows(_ answers: [CSCImportAnswer]) -> [Int] {
+        var held = Set<Int>()
+        var all = Set<Int>()
+        for answer in answers {
+            for row in answer.answers {
+                all.insert(row.row)
+                if row.outcome != "not-held" { held.insert(row.row) }
+            }
+        }
+        return all.subtracting(held).sorted()
+    }
+
+    /// One answer per row from every instance's `only=held` answer: the answer of the instance
+    /// that held the row's request (the first, should two), else the rejection of a row no
+    /// instance holds (`rejections`: the `unheld=` answer; nil or failed: the row is still
+    /// answered rejected, saying its dead letter could not be kept).
+    static func combine(_ answers: [CSCImportAnswer], unheld: [Int], rejections: Fetched<CSCImportAnswer>?) -> CSCImportAnswer {
+        var byRow: [Int: Row] = [:]
+        for answer in answers {
+            for row in answer.answers where row.outcome != "not-held" && byRow[row.row] == nil { byRow[row.row] = row }
+        }
+        let rejected = rejections?.value.map { Dictionary($0.answers.map { ($0.row, $0) }) { a, _ in a } } ?? [:]
+        let failure: String? = switch rejections {
+        case .unreachable(let why), .refused(let why): why
+        default: nil
+        }
+        for number in unheld {
+            let requestId = answers.lazy.compactMap { $0.answers.first { $0.row == number }?.requestId }.first
+            byRow[number] = rejected[number] ?? Row(
+                outcome: "rejected", row: number, requestId: requestId,
+                reasons: ["request \(requestId ?? "(none)") is held by no school resolution instance" + (failure.map { "; it could not be kept as a dead letter: \($0)" } ?? "")])
+        }
+        let first = answers.first
+        return CSCImportAnswer(file: first?.file ?? "", rows: first?.rows ?? 0, answers: byRow.values.sorted { $0.row < $1.row },
+                               notices: first?.notices, error: nil)
     }
 }
 

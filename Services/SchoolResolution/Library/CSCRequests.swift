@@ -52,7 +52,8 @@ public enum CSCRequests {
     public struct RowAnswer: Codable, Sendable, Equatable {
         /// `notice` (school verified, notice requested), `not-notified` (verified, out of area per
         /// protocol), `open` (no school given yet), `unchanged` (already resolved to it), `review`
-        /// (the school conflicts with the child's age: held for a MASH officer), `rejected`.
+        /// (the school conflicts with the child's age: held for a MASH officer), `rejected`, or
+        /// `not-held` (`ImportScope.held`: another instance holds the request, or none does).
         public var outcome: String
         public var row: Int
         public var requestId: String?
@@ -72,10 +73,23 @@ public enum CSCRequests {
         public var review: Int { answers.filter { $0.outcome == "review" }.count }
     }
 
+    /// Which rows of a returned sheet an instance applies. A scaled group holds each request on
+    /// one instance (the owner of the child's partition), so a sheet is given to every instance.
+    public enum ImportScope: Sendable, Equatable {
+        /// Every row: a request not held here is rejected and dead-lettered (one instance).
+        case all
+        /// Only the rows whose request this instance holds; every other row is answered
+        /// `not-held` and nothing is written for it (the caller asks every instance).
+        case held
+        /// Only these row numbers, which no instance of the group holds: each is rejected with
+        /// its reason and dead-lettered once, here.
+        case unheld(Set<Int>)
+    }
+
     /// Applies a returned spreadsheet (CSV or XLSX) in `db`'s transaction. Unusable rows are
     /// answered and kept as dead letters; a file that cannot be read throws `SheetError`.
     public static func importReturned(
-        _ data: Data, name: String, flow: SchoolFlow, db: Database, outbox: Outbox, now: Date
+        _ data: Data, name: String, flow: SchoolFlow, db: Database, outbox: Outbox, now: Date, scope: ImportScope = .all
     ) throws -> ImportAnswer {
         let sheet = try SpreadsheetReader.read(data)
         guard sheet.headers.contains("request_id") else {
@@ -89,6 +103,11 @@ public enum CSCRequests {
         for row in sheet.rows {
             func cell(_ key: String) -> String? { row.cells[key].map(SheetWriter.restore)?.trimmingCharacters(in: .whitespaces).nilIfEmpty }
             let requestId = cell("request_id")
+            if case .unheld(let rows) = scope, !rows.contains(row.number) { continue }
+            if scope == .held, try row.problem != nil || requestId.map({ try SchoolRequestRow.exists(db, key: $0) }) != true {
+                answer.answers.append(RowAnswer(outcome: "not-held", row: row.number, requestId: requestId, reasons: ["not held by this instance"]))
+                continue
+            }
             func reject(_ reasons: [String], candidates: [String]? = nil) throws {
                 answer.answers.append(RowAnswer(outcome: "rejected", row: row.number, requestId: requestId, reasons: reasons, candidates: candidates))
                 let value = try JSONSerialization.data(withJSONObject: ["file": name, "row": row.number, "cells": row.cells], options: [.sortedKeys])
@@ -99,7 +118,12 @@ public enum CSCRequests {
             if let problem = row.problem { try reject([problem]); continue }
             guard let requestId else { try reject(["request_id is empty"]); continue }
             guard var request = try SchoolRequestRow.fetchOne(db, key: requestId) else {
-                try reject(["request \(requestId) is not held here (unknown, or held by another instance)"]); continue
+                if case .unheld = scope {
+                    try reject(["request \(requestId) is held by no school resolution instance: check request_id against the exported sheet"])
+                } else {
+                    try reject(["request \(requestId) is not held here (unknown, or held by another instance)"])
+                }
+                continue
             }
             let urn = cell("school_urn").map(RegisterImporter.cleanURN)
             let schoolName = cell("school_name")

@@ -16,8 +16,13 @@ import ServiceRuntime
 /// - `POST /v1/la-contacts/import?name=FILE` — local authorities' contacts (la_code, role, name, email, phone)
 /// - `GET /v1/la-contacts` — every local authority's contacts
 /// - `GET /v1/requests?lpa=NAME[&force=CODES]` — open requests to Children's Social Care (JSON)
-/// - `GET /v1/requests/export?lpa=NAME&format=xlsx|csv[&force=CODES]` — the same as a spreadsheet
-/// - `POST /v1/requests/import?name=FILE` — the spreadsheet CSC returns
+/// - `GET /v1/requests/export?lpa=NAME&format=xlsx|csv|json[&force=CODES]` — the same as a spreadsheet
+///   (`json`: `{"header": […], "rows": [[…]]}`, raw cells, for a caller that writes one sheet
+///   from every instance's rows); the requests are marked exported
+/// - `POST /v1/requests/import?name=FILE[&only=held | &unheld=ROWS]` — the spreadsheet CSC returns;
+///   `only=held`: apply only the rows whose request this instance holds (the others answered
+///   `not-held`, nothing written); `unheld=2,5`: only those rows, which no instance holds
+///   (rejected and dead-lettered here)
 /// - `GET /v1/requests/held` — CSC answers held for a MASH officer (the school conflicts with the child's age)
 /// - `POST /v1/requests/{id}/accept|decline` — `{"reviewer": "…", "note": "…"}`: the officer's decision
 /// - `GET /v1/children/{childId}/school` — the school held for a child and its blocks
@@ -261,7 +266,7 @@ struct SchoolsAPI: Sendable {
             return HTTPEndpoint.json(.badRequest, ["error": "lpa is required: ?lpa=NAME (the incident's local policing area, or all)"])
         }
         let format = request.uri.queryParameters.get("format")?.lowercased() ?? "xlsx"
-        guard format == "xlsx" || format == "csv" else { return HTTPEndpoint.json(.badRequest, ["error": "format must be xlsx or csv"]) }
+        guard ["xlsx", "csv", "json"].contains(format) else { return HTTPEndpoint.json(.badRequest, ["error": "format must be xlsx, csv or json"]) }
         let now = environment.clock.now()
         let forces = forces(request)
         let requests = try await environment.write { db, _ in
@@ -272,7 +277,10 @@ struct SchoolsAPI: Sendable {
         let rows = CSCRequests.rows(requests)
         let data: Data
         let type: String
-        if format == "csv" {
+        if format == "json" {
+            environment.logger.info("requests exported", metadata: ["lpa": .string(lpa), "requests": "\(rows.count)", "format": "json"])
+            return HTTPEndpoint.json(.ok, CSCRequestRows(header: CSCRequests.header, rows: rows))
+        } else if format == "csv" {
             data = SheetWriter.csv(header: CSCRequests.header, rows: rows)
             type = "text/csv; charset=utf-8"
         } else {
@@ -291,11 +299,24 @@ struct SchoolsAPI: Sendable {
     func importRequests(_ request: Request) async throws -> Response {
         guard let data = await body(request) else { return Self.tooLarge }
         let name = request.uri.queryParameters.get("name") ?? "returned"
+        var scope = CSCRequests.ImportScope.all
+        if let only = request.uri.queryParameters.get("only") {
+            guard only == "held" else { return HTTPEndpoint.json(.badRequest, ["error": "only must be held (apply only the rows whose request this instance holds)"]) }
+            scope = .held
+        }
+        if let listed = request.uri.queryParameters.get("unheld") {
+            let numbers = listed.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard scope == .all, !numbers.isEmpty, numbers.allSatisfy({ $0 != nil }) else {
+                return HTTPEndpoint.json(.badRequest, ["error": "unheld must list row numbers (unheld=2,5), without only=held"])
+            }
+            scope = .unheld(Set(numbers.compactMap { $0 }))
+        }
         let now = environment.clock.now()
         let flow = self.flow
+        let rows = scope
         do {
             let answer = try await environment.write { db, outbox in
-                try CSCRequests.importReturned(data, name: name, flow: flow, db: db, outbox: outbox, now: now)
+                try CSCRequests.importReturned(data, name: name, flow: flow, db: db, outbox: outbox, now: now, scope: rows)
             }
             let status: HTTPResponse.Status = answer.rejected > 0 && answer.rejected == answer.answers.count ? .unprocessableContent : .accepted
             return HTTPEndpoint.json(status, answer)
