@@ -184,6 +184,11 @@ final class DemoRun: Sendable {
         let (laStatus, laBody) = try await client(.schoolResolution).call("POST", "/v1/la-contacts/import", query: ["name": "la-contacts.csv"],
                                                                           raw: Data(laContacts.utf8), contentType: "text/csv")
         guard (200..<300).contains(laStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, laStatus, laBody)) }
+        // A MASH gives each school, and each local authority's Education Safeguarding Manager
+        // (`LA<code>`, escalations), a notice password when it enrols them: before any mail.
+        let enrolled = String(decoding: contacts, as: UTF8.self).split(separator: "\n").dropFirst()
+            .compactMap { $0.split(separator: ",").first.map(String.init) }
+        try await pipeline.setSchoolPasswords(Array(Set(enrolled + forces.flatMap(\.localAuthorities).map { "LA" + $0 })), password: schoolPassword)
         let historyLines = try String(contentsOfFile: "\(directory)/world/history.jsonl", encoding: .utf8).split(separator: "\n")
         var historyAccepted = 0
         for start in stride(from: 0, to: historyLines.count, by: 1_000) {
