@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, each printed beside its baseline measured in the same run.",
-        subcommands: [KafkaBench.self, ResearchBench.self, PipelineBench.self, BackfillBench.self, CodecBench.self]
+        subcommands: [KafkaBench.self, ResearchBench.self, PipelineBench.self, BackfillBench.self, CodecBench.self, UploadBench.self]
     )
 }
 

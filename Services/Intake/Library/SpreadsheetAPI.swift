@@ -4,6 +4,12 @@ import GRDB
 import Hummingbird
 import ServiceRuntime
 
+/// Limits of `POST /v1/spreadsheets`, public for the CLI's upload benchmark.
+public enum SpreadsheetUpload {
+    /// Rows one upload may have (see `IncidentAPI.maximumUploadRows`).
+    public static let maximumRows = 20_000
+}
+
 /// POST /v1/spreadsheets?name=FILE: the DA desk's daily spreadsheet (CSV or XLSX) as the body.
 ///
 /// Rows become incidents (rows sharing an occurrence number make one incident). Every row that
@@ -37,7 +43,7 @@ extension IncidentAPI {
 
     /// Rows one upload may have: the DA desk's day is a few hundred. A larger file is refused
     /// as soon as the reader meets row `maximumUploadRows + 1`, so a huge file costs little.
-    static let maximumUploadRows = 20_000
+    static let maximumUploadRows = SpreadsheetUpload.maximumRows
     /// Rejected rows listed in the answer with their reasons; the rest are counted.
     static let maximumRejectedRowsAnswered = 1_000
     /// Rejected rows quoted in the upload's dead letter.
