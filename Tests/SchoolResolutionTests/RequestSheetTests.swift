@@ -234,6 +234,27 @@ struct RequestSheetTests {
         #expect(try counts(first) == (2, 1))
     }
 
+    @Test("an import for one force's console rejects the rows of another force's requests (dead letters) and applies its own")
+    func importForOneForce() throws {
+        let store = try storeWithRequests()
+        let (rows, _) = try export(store, lpa: "Reading")
+        let csv = Data("""
+        request_id,school_urn,school_name
+        \(rows[2].requestId),110111,
+        """.utf8)
+        func importing(_ forces: Set<String>) throws -> CSCRequests.ImportAnswer {
+            try store.pool.write { db in
+                try CSCRequests.importReturned(csv, name: "returned.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now, forces: forces)
+            }
+        }
+        let refused = try importing(["05"])
+        #expect(refused.answers.map(\.outcome) == ["rejected"])
+        #expect(refused.answers[0].reasons.first?.contains("is force 43's; this import is for force 05 only") == true)
+        #expect(try store.pool.read { try DeadLetter.fetchCount($0) } == 1)
+        #expect(try store.pool.read { try SchoolRequestRow.fetchOne($0, key: rows[2].requestId)?.status } == "open")
+        #expect(try importing(["43"]).answers.map(\.outcome) == ["notice"])
+    }
+
     @Test("cells are neutralised and restored symmetrically")
     func neutralise() {
         for text in ["=1+1", "+44 118", "-2", "@SUM(A1)", "\tx", "\rx"] {

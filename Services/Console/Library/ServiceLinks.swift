@@ -520,7 +520,8 @@ public struct ServiceLinks: Sendable {
         let type = name.lowercased().hasSuffix(".csv") ? "text/csv" : "application/octet-stream"
         do {
             let answer = try await client(.schoolResolution, baseURL: baseURL)
-                .call("POST", "/v1/requests/import", query: query.merging(["name": name]) { a, _ in a }, raw: data, contentType: type)
+                .call("POST", "/v1/requests/import", query: query.merging(["name": name]) { a, _ in a }.merging(forceQuery) { a, _ in a },
+                      raw: data, contentType: type)
             // 422 with answers: every row rejected; still an answer to show.
             if let decoded = try? WireFormat.decoder().decode(CSCImportAnswer.self, from: answer.body), (200..<300).contains(answer.status) || answer.status == 422 {
                 return .ok(decoded)

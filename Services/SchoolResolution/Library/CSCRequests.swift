@@ -88,8 +88,11 @@ public enum CSCRequests {
 
     /// Applies a returned spreadsheet (CSV or XLSX) in `db`'s transaction. Unusable rows are
     /// answered and kept as dead letters; a file that cannot be read throws `SheetError`.
+    /// `forces`: a force's own console imports for those forces only; a row of another force's
+    /// request is rejected, never applied.
     public static func importReturned(
-        _ data: Data, name: String, flow: SchoolFlow, db: Database, outbox: Outbox, now: Date, scope: ImportScope = .all
+        _ data: Data, name: String, flow: SchoolFlow, db: Database, outbox: Outbox, now: Date, scope: ImportScope = .all,
+        forces: Set<String>? = nil
     ) throws -> ImportAnswer {
         let sheet = try SpreadsheetReader.read(data)
         guard sheet.headers.contains("request_id") else {
@@ -123,6 +126,10 @@ public enum CSCRequests {
                 } else {
                     try reject(["request \(requestId) is not held here (unknown, or held by another instance)"])
                 }
+                continue
+            }
+            if let forces, !forces.contains(request.forceCode) {
+                try reject(["request \(requestId) is force \(request.forceCode)'s; this import is for force \(forces.sorted().joined(separator: ", ")) only"])
                 continue
             }
             let urn = cell("school_urn").map(RegisterImporter.cleanURN)

@@ -19,7 +19,8 @@ import ServiceRuntime
 /// - `GET /v1/requests/export?lpa=NAME&format=xlsx|csv|json[&force=CODES]` — the same as a spreadsheet
 ///   (`json`: `{"header": […], "rows": [[…]]}`, raw cells, for a caller that writes one sheet
 ///   from every instance's rows); the requests are marked exported
-/// - `POST /v1/requests/import?name=FILE[&only=held | &unheld=ROWS]` — the spreadsheet CSC returns;
+/// - `POST /v1/requests/import?name=FILE[&only=held | &unheld=ROWS][&force=CODES]` — the spreadsheet CSC returns
+///   (`force`: rows of other forces' requests are rejected);
 ///   `only=held`: apply only the rows whose request this instance holds (the others answered
 ///   `not-held`, nothing written); `unheld=2,5`: only those rows, which no instance holds
 ///   (rejected and dead-lettered here)
@@ -314,9 +315,10 @@ struct SchoolsAPI: Sendable {
         let now = environment.clock.now()
         let flow = self.flow
         let rows = scope
+        let only = forces(request)
         do {
             let answer = try await environment.write { db, outbox in
-                try CSCRequests.importReturned(data, name: name, flow: flow, db: db, outbox: outbox, now: now, scope: rows)
+                try CSCRequests.importReturned(data, name: name, flow: flow, db: db, outbox: outbox, now: now, scope: rows, forces: only)
             }
             let status: HTTPResponse.Status = answer.rejected > 0 && answer.rejected == answer.answers.count ? .unprocessableContent : .accepted
             return HTTPEndpoint.json(status, answer)
