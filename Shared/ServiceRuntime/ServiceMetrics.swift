@@ -56,6 +56,12 @@ public final class ServiceMetrics: Sendable {
         ).increment(by: Int64(amount))
     }
 
+    /// Sets a service's own gauge `<name>_<unit>` (labelled with the service), for services that
+    /// do not link the Prometheus library themselves.
+    public func setGauge(_ name: String, unit: String, help: String, to value: Int64) {
+        registry.makeGauge(descriptor: .init(metricName: name, unitName: unit, helpText: help), labels: [("service", service)]).set(value)
+    }
+
     public func failed(topic: String) {
         registry.makeCounter(
             descriptor: .init(metricName: "encompass_messages_failed", unitName: "total", helpText: "Processing attempts that failed transiently"),
