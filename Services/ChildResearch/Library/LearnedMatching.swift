@@ -47,8 +47,8 @@ public final class MatchModelCache: Sendable {
 /// How child research keeps and uses the learned person-matching model.
 public struct MatchModelSettings: Sendable, Equatable {
     /// Whether research scores with the learned model where one is stored for the day
-    /// (`ENCOMPASS_RESEARCH_MATCHER`: `learned`, the default, or `hand`).
-    public var useLearned = true
+    /// (`ENCOMPASS_RESEARCH_MATCHER`: `hand`, the default, or `learned`).
+    public var useLearned = false
     /// Learn again once the earlier days' people have grown by this many (`ENCOMPASS_RESEARCH_MODEL_EVERY`).
     public var every = 50_000
     /// No model below this many people of earlier days: too few pairs to learn from.
@@ -110,7 +110,8 @@ enum MatchModelUpkeep {
                 }
                 behind(figure ?? -1)
             }
-            guard settings.useLearned else { return }
+            // Off: nothing to learn, but the task stays (a background task that ends stops the service).
+            while !settings.useLearned, !Task.isCancelled { try await Task.sleep(for: .seconds(3_600)) }
             var settled: Int?
             while !Task.isCancelled {
                 let now = environment.clock.now()
