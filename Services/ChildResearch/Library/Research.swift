@@ -120,10 +120,14 @@ public struct Researcher: Sendable {
         var why: () -> String
     }
 
-    func score(_ a: PersonFeatures, _ b: PersonFeatures) -> PairScore {
+    /// `anotherHomeUnknown`: with the model, the address fields count as unknown when the
+    /// postcodes differ (`ComparisonVector.withoutAnotherHome`).
+    func score(_ a: PersonFeatures, _ b: PersonFeatures, anotherHomeUnknown: Bool = false) -> PairScore {
         if let learned {
-            let p = learned.scorer.probability(a, b)
-            return PairScore(score: p, same: p >= learned.model.threshold, why: { learned.model.evidence(a, b).description })
+            var vector = ComparisonVector.compare(a, b)
+            if anotherHomeUnknown { vector = vector.withoutAnotherHome }
+            let p = MatchModel.probability(weight: learned.scorer.weight(vector, a))
+            return PairScore(score: p, same: p >= learned.model.threshold, why: { [vector] in learned.model.evidence(vector, a, b).description })
         }
         let match = matcher.compare(a, b)
         return PairScore(score: match.score, same: match.score >= settings.personMatchThreshold,
@@ -184,7 +188,9 @@ public struct Researcher: Sendable {
             let features = PersonFeatures(givenName: party.givenName, familyName: party.familyName, dateOfBirth: party.dateOfBirth,
                                           addressLines: home.lines, town: home.town, postcode: home.postcode)
             for row in try HistoryIndex.candidates(for: features, db: db, kind: .adults, before: day.description) {
-                let match = score(features, row.features(cache: &places))
+                // Households move: an adult's earlier record at another home still links (the
+                // model's address disagreement would outweigh an exact name and date of birth).
+                let match = score(features, row.features(cache: &places), anotherHomeUnknown: true)
                 guard match.same else { continue }
                 link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay,
                           strength: 0.8 * match.score,
