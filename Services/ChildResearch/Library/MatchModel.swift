@@ -81,6 +81,14 @@ public struct ComparisonVector: Sendable, Hashable {
         return ComparisonVector(levels: levels)
     }
 
+    /// This comparison on the person alone (names and date of birth), the address fields left
+    /// unknown: for telling apart the children of one household, who share its address.
+    public var personOnly: ComparisonVector {
+        var levels = self.levels
+        for field in [MatchField.houseNumber, .street, .postcode, .town] { levels[MatchField.all.firstIndex(of: field)!] = 0 }
+        return ComparisonVector(levels: levels)
+    }
+
     static func givenLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
         if a.given.isEmpty || b.given.isEmpty { return 0 }
         if a.given == b.given { return 1 }

@@ -120,12 +120,17 @@ public struct Researcher: Sendable {
         var why: () -> String
     }
 
-    /// `anotherHomeUnknown`: with the model, the address fields count as unknown when the
-    /// postcodes differ (`ComparisonVector.withoutAnotherHome`).
-    func score(_ a: PersonFeatures, _ b: PersonFeatures, anotherHomeUnknown: Bool = false) -> PairScore {
+    /// With the model, `address` says how the address counts: `.anotherHomeUnknown` leaves it
+    /// out when the postcodes differ (`ComparisonVector.withoutAnotherHome`), `.ignored` always
+    /// (`personOnly`).
+    func score(_ a: PersonFeatures, _ b: PersonFeatures, address: AddressUse = .compared) -> PairScore {
         if let learned {
             var vector = ComparisonVector.compare(a, b)
-            if anotherHomeUnknown { vector = vector.withoutAnotherHome }
+            switch address {
+            case .compared: break
+            case .anotherHomeUnknown: vector = vector.withoutAnotherHome
+            case .ignored: vector = vector.personOnly
+            }
             let p = MatchModel.probability(weight: learned.scorer.weight(vector, a))
             return PairScore(score: p, same: p >= learned.model.threshold, why: { [vector] in learned.model.evidence(vector, a, b).description })
         }
@@ -133,6 +138,15 @@ public struct Researcher: Sendable {
         return PairScore(score: match.score, same: match.score >= settings.personMatchThreshold,
                          why: { String(format: "%.2f: %@", match.score, match.reasons.joined(separator: ", ")) })
     }
+
+    /// Whether two children of the linked records are one child: with the model, on names and
+    /// date of birth alone (siblings share the household's address, which would otherwise
+    /// outweigh their different given names and dates of birth).
+    func sameChild(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool {
+        learned == nil ? matcher.matches(a, b) : score(a, b, address: .ignored).same
+    }
+
+    enum AddressUse { case compared, anotherHomeUnknown, ignored }
 
     /// Whether two records are the same person (the model's threshold, or the matcher's).
     func samePerson(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool {
@@ -190,7 +204,7 @@ public struct Researcher: Sendable {
             for row in try HistoryIndex.candidates(for: features, db: db, kind: .adults, before: day.description) {
                 // Households move: an adult's earlier record at another home still links (the
                 // model's address disagreement would outweigh an exact name and date of birth).
-                let match = score(features, row.features(cache: &places), anotherHomeUnknown: true)
+                let match = score(features, row.features(cache: &places), address: .anotherHomeUnknown)
                 guard match.same else { continue }
                 link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay,
                           strength: 0.8 * match.score,
@@ -221,7 +235,7 @@ public struct Researcher: Sendable {
                     group.rows.contains { $0.forceCode == row.forceCode && $0.occurrenceNumber == row.occurrenceNumber && NameText.normalise($0.givenName) != given }
                 }
                 if let i = found.firstIndex(where: { $0.rows.contains { $0.personId == row.personId } })
-                    ?? found.firstIndex(where: { !sameOccurrence($0) && samePerson($0.features, features) }) {
+                    ?? found.firstIndex(where: { !sameOccurrence($0) && sameChild($0.features, features) }) {
                     found[i].rows.append(row)
                     found[i].links += occurrenceLinks
                     if found[i].features.dateOfBirth?.isComplete != true, features.dateOfBirth?.isComplete == true { found[i].features = features }
