@@ -97,8 +97,8 @@ public struct Candidate: Sendable, Equatable {
 ///
 /// Two person records are compared with the learned Fellegi-Sunter model where one is given
 /// (`learned`: the model stored for the incident's day): they are the same person at or above
-/// the model's match probability threshold, and every link carries the model's evidence (each
-/// field's level and weight). Without one (a fresh install, too few people yet, or
+/// the model's match probability threshold, and every adult link carries the model's evidence
+/// (each field's level and weight). Without one (a fresh install, too few people yet, or
 /// `ENCOMPASS_RESEARCH_MATCHER=hand`) the hand-weighted `PersonMatcher` and the protocol's
 /// `personMatchThreshold` decide.
 public struct Researcher: Sendable {
