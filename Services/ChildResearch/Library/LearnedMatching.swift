@@ -118,14 +118,15 @@ enum MatchModelUpkeep {
                 let day = CalendarDate(now).description
                 do {
                     let started = ContinuousClock.now
-                    if let stored = try await MatchModelStore.retrainIfDue(store: environment.store, every: settings.every, minimumPeople: settings.minimumPeople,
-                                                                     before: day, settled: settled, now: now) {
+                    let (learned, people) = try await MatchModelStore.retrainIfDue(store: environment.store, every: settings.every,
+                                                                                   minimumPeople: settings.minimumPeople, before: day, settled: settled, now: now)
+                    settled = people
+                    if let stored = learned {
                         environment.logger.info("match model learned", metadata: [
                             "beforeDay": "\(day)", "people": "\(stored.people)", "records": "\(stored.model.records)",
                             "trainingPairs": "\(stored.model.trainingPairs)", "expectedFalseLinkRate": "\(stored.model.expectedFalseLinkRate)",
                             "seconds": "\((ContinuousClock.now - started).components.seconds)"])
                     }
-                    settled = try await environment.store.pool.read { try MatchModelStore.people(before: day, db: $0) }
                 } catch {
                     environment.logger.error("match model not learned; research keeps the stored model or the hand-weighted matcher", metadata: [
                         "error": "\(error)"])

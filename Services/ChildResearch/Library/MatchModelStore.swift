@@ -91,26 +91,29 @@ public enum MatchModelStore {
     @discardableResult
     public static func retrainIfDue(store: ServiceStore, every: Int, minimumPeople: Int = 1_000, before beforeDay: String = allDays,
                                     settled: Int? = nil, now: Date) throws -> Stored? {
-        let learned = try store.pool.read { try learnIfDue($0, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled, now: now) }
+        let (learned, _) = try store.pool.read { try learnIfDue($0, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled, now: now) }
         guard let learned else { return nil }
         try store.pool.write { try save(learned, db: $0) }
         return learned
     }
 
     /// `retrainIfDue` for a background task: the learning runs on the store's reader queue,
-    /// not on a thread of the task pool.
-    @discardableResult
+    /// not on a thread of the task pool. Also returns the people of earlier days it counted
+    /// (the next check's `settled`).
     public static func retrainIfDue(store: ServiceStore, every: Int, minimumPeople: Int = 1_000, before beforeDay: String,
-                                    settled: Int?, now: Date) async throws -> Stored? {
-        let learned = try await store.pool.read { try learnIfDue($0, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled, now: now) }
-        guard let learned else { return nil }
+                                    settled: Int?, now: Date) async throws -> (learned: Stored?, people: Int) {
+        let (learned, people) = try await store.pool.read {
+            try learnIfDue($0, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled, now: now)
+        }
+        guard let learned else { return (nil, people) }
         try await store.pool.write { try save(learned, db: $0) }
-        return learned
+        return (learned, people)
     }
 
-    static func learnIfDue(_ db: Database, every: Int, minimumPeople: Int, before beforeDay: String, settled: Int?, now: Date) throws -> Stored? {
+    static func learnIfDue(_ db: Database, every: Int, minimumPeople: Int, before beforeDay: String, settled: Int?,
+                           now: Date) throws -> (Stored?, Int) {
         let (due, people) = try isDue(db, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled)
-        guard due else { return nil }
-        return Stored(model: try train(from: db, before: beforeDay), people: people, trainedAt: now, beforeDay: beforeDay)
+        guard due else { return (nil, people) }
+        return (Stored(model: try train(from: db, before: beforeDay), people: people, trainedAt: now, beforeDay: beforeDay), people)
     }
 }
