@@ -339,7 +339,8 @@ public struct Researcher: Sendable {
         let incidentDay = PartialDate(year: calendarDay.year, month: calendarDay.month, day: calendarDay.day).description
         for row in try HistoryIndex.candidates(for: features, db: db, kind: .children, before: incidentDay)
         where row.forceCode == incident.forceCode && row.occurrenceNumber != incident.occurrenceNumber {
-            let match = score(features, row.features(cache: &places))
+            // On the person alone, as children are grouped: a sibling's record shares the address.
+            let match = score(features, row.features(cache: &places), address: .ignored)
             if match.same, match.score > (best?.1.score ?? 0) { best = (row, match) }
         }
         var identified = unmatched(child, in: incident)
