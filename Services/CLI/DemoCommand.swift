@@ -205,6 +205,18 @@ final class DemoRun: Sendable {
         try await progress("child research indexes the history") { figures in
             figures.processed(.childResearch, topic: Topics.history.name) >= Double(expectedHistory)
         }
+        // Research scores with the person-matching model learned for the day from the earlier
+        // days' records: every instance learns it from the whole history before the day's
+        // incidents arrive, so research uses it from the first incident (0 behind: current).
+        let researchInstances = pipeline.instances(of: .childResearch).count
+        try await progress("child research learns its match model from the history") { figures in
+            let instances = figures.metrics[.childResearch] ?? []
+            return instances.count == researchInstances && instances.allSatisfy { text in
+                text.split(separator: "\n").contains { line in
+                    line.hasPrefix("encompass_research_match_model_behind_people") && line.split(separator: " ").last.flatMap { Double($0) } == 0
+                }
+            }
+        }
 
         // 4. The day's incidents, as the DA desk sends them: Thames Valley's through the API,
         // Cambridgeshire's as the desk's daily spreadsheet through `encompass ingest`.

@@ -32,6 +32,8 @@ public enum ChildResearchService {
         /// (`ENCOMPASS_RESEARCH_INDEX_CACHE_MIB`). A bigger cache indexes a large backfill and
         /// researches faster; it is resident memory of the service (docs/BENCHMARKS.md).
         public var indexCacheMiB: Int = 16
+        /// The learned person-matching model: whether research uses it, and how it is kept current.
+        public var matchModel = MatchModelSettings()
 
         public init(protocols: [String: ResearchProtocol] = [:], fallback: ResearchProtocol = .standard) {
             self.protocols = protocols
@@ -52,6 +54,7 @@ public enum ChildResearchService {
             }
             var settings = Settings(protocols: protocols)
             settings.retention = try RetentionSettings.fromEnvironment(environment)
+            settings.matchModel = try MatchModelSettings.fromEnvironment(environment)
             if let text = environment["ENCOMPASS_RESEARCH_INDEX_CACHE_MIB"]?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
                 guard let value = Int(text), (2...4096).contains(value) else {
                     throw ConfigurationError(variable: "ENCOMPASS_RESEARCH_INDEX_CACHE_MIB", problem: "is '\(text)'; expected MiB from 2 to 4096")
@@ -84,29 +87,30 @@ public enum ChildResearchService {
     }
 
     /// The store's migrations, in order (index-v1, review-v1, index-v2 key generations, review-v2
-    /// versions, index-v3 key kinds, the learned match model).
+    /// versions, index-v3 key kinds, the learned match model, the day it was learned for).
     public static let migrations = [HistoryIndex.migration, ReviewQueue.migration, HistoryIndex.generationsMigration, ReviewQueue.versionMigration,
-                                    HistoryIndex.kindsMigration, MatchModelStore.migration]
+                                    HistoryIndex.kindsMigration, MatchModelStore.migration, MatchModelStore.dayMigration]
 
     public static func definition(settings: Settings) -> ServiceDefinition {
-        ServiceDefinition(
+        let models = MatchModelCache()
+        return ServiceDefinition(
             service: .childResearch,
             migrations: migrations,
-            handlers: [incidentHandler(settings), decisionHandler()],
+            handlers: [incidentHandler(settings, models: models), decisionHandler()],
             replicated: [historyHandler(), incidentIndexHandler(), proposalReplicaHandler()],
             produces: [Topics.children.name, Topics.reviewDecisions.name, Topics.reviewProposals.name],
             routes: { router, environment in ReviewAPI(environment: environment).register(on: router) },
-            background: [RetentionPurge.task(ResearchRetention.rules(settings), settings: settings.retention)],
+            background: [RetentionPurge.task(ResearchRetention.rules(settings), settings: settings.retention), MatchModelUpkeep.task(settings.matchModel)],
             storeWriterSetup: { [cacheMiB = settings.indexCacheMiB] db in try HistoryIndex.tuneConnection(db, cacheMiB: cacheMiB) }
         )
     }
 
     /// Work: one instance per occurrence indexes, researches and publishes.
-    static func incidentHandler(_ settings: Settings) -> TopicHandler {
+    static func incidentHandler(_ settings: Settings, models: MatchModelCache = MatchModelCache()) -> TopicHandler {
         TopicHandler.on(Topics.incidents.name, IncidentRecorded.self) { envelope, ctx in
             let recorded = envelope.payload
             try validate(recorded.incident, revision: recorded.revision)
-            try apply(recorded, messageId: envelope.id, message: ctx.record.value, settings: settings, db: ctx.db, outbox: ctx.outbox,
+            try apply(recorded, messageId: envelope.id, message: ctx.record.value, settings: settings, models: models, db: ctx.db, outbox: ctx.outbox,
                       now: ctx.now, logger: ctx.logger)
         }
     }
@@ -126,8 +130,9 @@ public enum ChildResearchService {
     }
 
     /// `message`: the envelope `recorded` arrived in, kept as it is (see `ReviewQueue.saveRecorded`).
-    static func apply(_ recorded: IncidentRecorded, messageId: String, message: [UInt8]? = nil, settings: Settings, db: Database,
-                      outbox: Outbox, now: Date, logger: Logger) throws {
+    /// `models`: the stored learned model (nil: the hand-weighted matcher).
+    static func apply(_ recorded: IncidentRecorded, messageId: String, message: [UInt8]? = nil, settings: Settings, models: MatchModelCache? = nil,
+                      db: Database, outbox: Outbox, now: Date, logger: Logger) throws {
         let incident = recorded.incident
         if let previous = try ReviewQueue.recordedRevision(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber),
            previous > recorded.revision {
@@ -136,7 +141,10 @@ public enum ChildResearchService {
         }
         try HistoryIndex.index(incident, revision: recorded.revision, source: "incident", db: db)
         try ReviewQueue.saveRecorded(db, recorded, message: message)
-        let researcher = Researcher(settings: settings.research(forForce: incident.forceCode))
+        // The model learned for the incident's day, from the records of the days before it: the
+        // records research reads, which every instance holds, so every instance scores alike.
+        let learned = settings.matchModel.useLearned ? try models?.matcher(forDay: CalendarDate(incident.occurredAt).description, db: db) : nil
+        let researcher = Researcher(settings: settings.research(forForce: incident.forceCode), learned: learned)
         func publish(_ child: IdentifiedChild, source: ChildSource, evidence: ResearchEvidence?, purpose: String) throws {
             let message = ChildIdentified(incident: incident, incidentRevision: recorded.revision, child: child, source: source, evidence: evidence)
             try outbox.publish(message, to: Topics.children.name, key: child.childId, id: MessageID.derived(from: messageId, purpose),

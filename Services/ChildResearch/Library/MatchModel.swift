@@ -71,6 +71,24 @@ public struct ComparisonVector: Sendable, Hashable {
         return ComparisonVector(levels: [given, family, dob, number, street, postcode, town])
     }
 
+    /// This comparison with the address fields left unknown when the postcodes differ (another
+    /// home): for linking an incident's adults, where households move and the address is a
+    /// link of its own, a different home says nothing about who the person is.
+    public var withoutAnotherHome: ComparisonVector {
+        guard self[.postcode] == 3 else { return self }
+        var levels = self.levels
+        for field in [MatchField.houseNumber, .street, .postcode, .town] { levels[MatchField.all.firstIndex(of: field)!] = 0 }
+        return ComparisonVector(levels: levels)
+    }
+
+    /// This comparison on the person alone (names and date of birth), the address fields left
+    /// unknown: for telling apart the children of one household, who share its address.
+    public var personOnly: ComparisonVector {
+        var levels = self.levels
+        for field in [MatchField.houseNumber, .street, .postcode, .town] { levels[MatchField.all.firstIndex(of: field)!] = 0 }
+        return ComparisonVector(levels: levels)
+    }
+
     static func givenLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
         if a.given.isEmpty || b.given.isEmpty { return 0 }
         if a.given == b.given { return 1 }
@@ -228,7 +246,7 @@ public struct MatchModel: Sendable, Codable, Equatable {
 
     var priorWeight: Double { log2(lambda / (1 - lambda)) }
 
-    func evidence(_ vector: ComparisonVector, _ a: PersonFeatures, _ b: PersonFeatures) -> MatchEvidence {
+    public func evidence(_ vector: ComparisonVector, _ a: PersonFeatures, _ b: PersonFeatures) -> MatchEvidence {
         var fields: [FieldContribution] = []
         var total = priorWeight
         for (i, field) in MatchField.all.enumerated() {
@@ -284,8 +302,11 @@ public struct MatchScorer: Sendable {
         threshold = model.threshold
     }
 
-    public func weight(_ a: PersonFeatures, _ b: PersonFeatures) -> Double {
-        let vector = ComparisonVector.compare(a, b)
+    public func weight(_ a: PersonFeatures, _ b: PersonFeatures) -> Double { weight(ComparisonVector.compare(a, b), a) }
+
+    /// The weight of a comparison already made (`a` is the record whose names the term
+    /// frequencies are read for).
+    public func weight(_ vector: ComparisonVector, _ a: PersonFeatures) -> Double {
         var total = prior
         for f in 0..<vector.levels.count {
             let level = Int(vector.levels[f])

@@ -14,38 +14,51 @@ public enum MatchModelStore {
             """)
     }
 
+    /// The service day a model was learned for: it holds only records of days before it.
+    public static let dayMigration = StoreMigration("child-research-match-model-v2-day") { db in
+        try db.execute(sql: "ALTER TABLE researchMatchModel ADD COLUMN beforeDay TEXT NOT NULL DEFAULT ''")
+    }
+
+    /// Learned from records of every day (tests, benchmarks): later than any service day.
+    public static let allDays = "9999-12-31"
+
     public struct Stored: Sendable, Equatable {
         public var model: MatchModel
         /// People in the index when the model was learned.
         public var people: Int
         public var trainedAt: Date
+        /// Learned from the records of days before this one (`yyyy-MM-dd`), as research reads them.
+        public var beforeDay: String = MatchModelStore.allDays
     }
 
     /// The stored model; nil when none is, or when it was written in another format (a model
     /// that cannot be read is learned again rather than stopping the service).
     public static func load(_ db: Database) throws -> Stored? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT model, people, trainedAt FROM researchMatchModel WHERE id = 1") else { return nil }
+        guard let row = try Row.fetchOne(db, sql: "SELECT model, people, trainedAt, beforeDay FROM researchMatchModel WHERE id = 1") else { return nil }
         let data: Data = row["model"]
         guard let model = try? JSONDecoder().decode(MatchModel.self, from: data), model.version == MatchModel.formatVersion else { return nil }
-        return Stored(model: model, people: row["people"], trainedAt: row["trainedAt"])
+        return Stored(model: model, people: row["people"], trainedAt: row["trainedAt"], beforeDay: row["beforeDay"])
     }
 
     public static func save(_ stored: Stored, db: Database) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        try db.execute(sql: "INSERT OR REPLACE INTO researchMatchModel (id, model, people, trainedAt) VALUES (1, ?, ?, ?)",
-                       arguments: [try encoder.encode(stored.model), stored.people, stored.trainedAt])
+        try db.execute(sql: "INSERT OR REPLACE INTO researchMatchModel (id, model, people, trainedAt, beforeDay) VALUES (1, ?, ?, ?, ?)",
+                       arguments: [try encoder.encode(stored.model), stored.people, stored.trainedAt, stored.beforeDay])
     }
 
     /// Learns a model from the index's people: at most `maxRecords` of them, taken in the order of
     /// their content (stable person id, then every field the model reads), so the sample — and the
     /// model — depend only on what the index holds, not on the order it was fed in. Ordering by the
     /// person id keeps the records of one person together, so a sample keeps its true pairs.
-    public static func train(from db: Database, maxRecords: Int = 200_000, options: MatchModelTrainer.Options = .init()) throws -> MatchModel {
+    /// Only records of days before `beforeDay` are read.
+    public static func train(from db: Database, before beforeDay: String = allDays, maxRecords: Int = 200_000,
+                             options: MatchModelTrainer.Options = .init()) throws -> MatchModel {
         var fetch = try RawStatement(db.cachedStatement(sql: """
-            SELECT \(HistoryIndex.PersonRow.columns) FROM researchPerson
+            SELECT \(HistoryIndex.PersonRow.columns) FROM researchPerson WHERE occurredDay < ?
             ORDER BY personId, givenName, familyName, dateOfBirth, address LIMIT ?
             """), db: db)
+        fetch.bind(beforeDay)
         fetch.bind(Int64(maxRecords))
         var places: [String: PersonFeatures] = [:]
         var people: [PersonFeatures] = []
@@ -53,26 +66,54 @@ public enum MatchModelStore {
         return MatchModelTrainer.train(records: people, options: options)
     }
 
-    /// Whether the index has `minimumPeople` and has grown by `every` people since the stored
-    /// model was learned (or no model is stored yet), or has shrunk: the model's name
-    /// frequencies hold the names it was learned from, so people taken out by a retention purge
-    /// leave the model at its next learning.
-    public static func isDue(_ db: Database, every: Int, minimumPeople: Int = 1_000) throws -> (due: Bool, people: Int) {
-        let people = try HistoryIndex.counts(db).people
-        guard people >= minimumPeople else { return (false, people) }
-        guard let stored = try load(db) else { return (true, people) }
-        return (people - stored.people >= every || people < stored.people, people)
+    /// People of days before `beforeDay` in the index.
+    public static func people(before beforeDay: String, db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM researchPerson WHERE occurredDay < ?", arguments: [beforeDay]) ?? 0
     }
 
-    /// Learns and stores a new model when one is due: the check and the learning read the store
-    /// (a reader, beside the writers), only the finished model is written.
+    /// Whether a model is due for `beforeDay`: the index holds `minimumPeople` of earlier days, and
+    /// no model is stored, or the stored one was learned for another day, or the earlier days'
+    /// people have grown by `every` since it was learned, or shrunk (a retention purge: the
+    /// model's name frequencies hold the names it was learned from), or have changed at all and
+    /// were `settled` (the count the previous check saw: an import has finished). The last rule
+    /// brings every instance, once its index holds the same earlier days, to the same model.
+    public static func isDue(_ db: Database, every: Int, minimumPeople: Int = 1_000, before beforeDay: String = allDays,
+                             settled: Int? = nil) throws -> (due: Bool, people: Int) {
+        let people = try people(before: beforeDay, db: db)
+        guard people >= minimumPeople else { return (false, people) }
+        guard let stored = try load(db), stored.beforeDay == beforeDay else { return (true, people) }
+        return (people - stored.people >= every || people < stored.people || (people != stored.people && settled == people), people)
+    }
+
+    /// Learns and stores a new model when one is due (`isDue`): the check and the learning read
+    /// the store in one read transaction (a reader, beside the writers), so the stored count is
+    /// the one learned from; only the finished model is written.
     @discardableResult
-    public static func retrainIfDue(store: ServiceStore, every: Int, minimumPeople: Int = 1_000, now: Date) throws -> Stored? {
-        let (due, people) = try store.pool.read { try isDue($0, every: every, minimumPeople: minimumPeople) }
-        guard due else { return nil }
-        let model = try store.pool.read { try train(from: $0) }
-        let stored = Stored(model: model, people: people, trainedAt: now)
-        try store.pool.write { try save(stored, db: $0) }
-        return stored
+    public static func retrainIfDue(store: ServiceStore, every: Int, minimumPeople: Int = 1_000, before beforeDay: String = allDays,
+                                    settled: Int? = nil, now: Date) throws -> Stored? {
+        let (learned, _) = try store.pool.read { try learnIfDue($0, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled, now: now) }
+        guard let learned else { return nil }
+        try store.pool.write { try save(learned, db: $0) }
+        return learned
+    }
+
+    /// `retrainIfDue` for a background task: the learning runs on the store's reader queue,
+    /// not on a thread of the task pool. Also returns the people of earlier days it counted
+    /// (the next check's `settled`).
+    public static func retrainIfDue(store: ServiceStore, every: Int, minimumPeople: Int = 1_000, before beforeDay: String,
+                                    settled: Int?, now: Date) async throws -> (learned: Stored?, people: Int) {
+        let (learned, people) = try await store.pool.read {
+            try learnIfDue($0, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled, now: now)
+        }
+        guard let learned else { return (nil, people) }
+        try await store.pool.write { try save(learned, db: $0) }
+        return (learned, people)
+    }
+
+    static func learnIfDue(_ db: Database, every: Int, minimumPeople: Int, before beforeDay: String, settled: Int?,
+                           now: Date) throws -> (Stored?, Int) {
+        let (due, people) = try isDue(db, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled)
+        guard due else { return (nil, people) }
+        return (Stored(model: try train(from: db, before: beforeDay), people: people, trainedAt: now, beforeDay: beforeDay), people)
     }
 }

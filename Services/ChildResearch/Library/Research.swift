@@ -94,13 +94,64 @@ public struct Candidate: Sendable, Equatable {
 }
 
 /// Finds children for incidents from the history index.
+///
+/// Two person records are compared with the learned Fellegi-Sunter model where one is given
+/// (`learned`: the model stored for the incident's day): they are the same person at or above
+/// the model's match probability threshold, and every adult link carries the model's evidence
+/// (each field's level and weight). Without one (a fresh install, too few people yet, or
+/// `ENCOMPASS_RESEARCH_MATCHER=hand`) the hand-weighted `PersonMatcher` and the protocol's
+/// `personMatchThreshold` decide.
 public struct Researcher: Sendable {
     public var settings: ResearchProtocol
     public var matcher: PersonMatcher
+    public var learned: LearnedMatcher?
 
-    public init(settings: ResearchProtocol) {
+    public init(settings: ResearchProtocol, learned: LearnedMatcher? = nil) {
         self.settings = settings
         self.matcher = PersonMatcher(threshold: settings.personMatchThreshold)
+        self.learned = learned
+    }
+
+    /// A scored pair: 0...1 (the model's match probability, or the matcher's score), whether
+    /// that makes them one person, and why (the model's per-field evidence, or the matcher's reasons).
+    struct PairScore {
+        var score: Double
+        var same: Bool
+        var why: () -> String
+    }
+
+    /// With the model, `address` says how the address counts: `.anotherHomeUnknown` leaves it
+    /// out when the postcodes differ (`ComparisonVector.withoutAnotherHome`), `.ignored` always
+    /// (`personOnly`).
+    func score(_ a: PersonFeatures, _ b: PersonFeatures, address: AddressUse = .compared) -> PairScore {
+        if let learned {
+            var vector = ComparisonVector.compare(a, b)
+            switch address {
+            case .compared: break
+            case .anotherHomeUnknown: vector = vector.withoutAnotherHome
+            case .ignored: vector = vector.personOnly
+            }
+            let p = MatchModel.probability(weight: learned.scorer.weight(vector, a))
+            return PairScore(score: p, same: p >= learned.model.threshold, why: { [vector] in learned.model.evidence(vector, a, b).description })
+        }
+        let match = matcher.compare(a, b)
+        return PairScore(score: match.score, same: match.score >= settings.personMatchThreshold,
+                         why: { String(format: "%.2f: %@", match.score, match.reasons.joined(separator: ", ")) })
+    }
+
+    /// Whether two children of the linked records are one child: with the model, on names and
+    /// date of birth alone (siblings share the household's address, which would otherwise
+    /// outweigh their different given names and dates of birth).
+    func sameChild(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool {
+        learned == nil ? matcher.matches(a, b) : score(a, b, address: .ignored).same
+    }
+
+    enum AddressUse { case compared, anotherHomeUnknown, ignored }
+
+    /// Whether two records are the same person (the model's threshold, or the matcher's).
+    func samePerson(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool {
+        if let learned { return learned.scorer.matches(a, b) }
+        return matcher.matches(a, b)
     }
 
     /// Why an earlier occurrence is linked to this incident.
@@ -151,13 +202,14 @@ public struct Researcher: Sendable {
             let features = PersonFeatures(givenName: party.givenName, familyName: party.familyName, dateOfBirth: party.dateOfBirth,
                                           addressLines: home.lines, town: home.town, postcode: home.postcode)
             for row in try HistoryIndex.candidates(for: features, db: db, kind: .adults, before: day.description) {
-                let match = matcher.compare(features, row.features(cache: &places))
-                guard match.score >= settings.personMatchThreshold else { continue }
+                // Households move: an adult's earlier record at another home still links (the
+                // model's address disagreement would outweigh an exact name and date of birth).
+                let match = score(features, row.features(cache: &places), address: .anotherHomeUnknown)
+                guard match.same else { continue }
                 link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay,
                           strength: 0.8 * match.score,
-                          reason: String(format: "adult: %@ %@ %@ matched %@ %@ %@ in %@ (%@; %.2f: %@)", party.role.rawValue, party.givenName, party.familyName,
-                                         row.role, row.givenName, row.familyName, row.occurrenceNumber, row.occurredDay, match.score,
-                                         match.reasons.joined(separator: ", ")), matchedAdult: row.row, partyRole: party.role))
+                          reason: "adult: \(party.role.rawValue) \(party.givenName) \(party.familyName) matched \(row.role) \(row.givenName) \(row.familyName) in "
+                              + "\(row.occurrenceNumber) (\(row.occurredDay); \(match.why()))", matchedAdult: row.row, partyRole: party.role))
             }
         }
         // 3. The children of the linked occurrences, grouped into persons.
@@ -183,7 +235,7 @@ public struct Researcher: Sendable {
                     group.rows.contains { $0.forceCode == row.forceCode && $0.occurrenceNumber == row.occurrenceNumber && NameText.normalise($0.givenName) != given }
                 }
                 if let i = found.firstIndex(where: { $0.rows.contains { $0.personId == row.personId } })
-                    ?? found.firstIndex(where: { !sameOccurrence($0) && matcher.matches($0.features, features) }) {
+                    ?? found.firstIndex(where: { !sameOccurrence($0) && sameChild($0.features, features) }) {
                     found[i].rows.append(row)
                     found[i].links += occurrenceLinks
                     if found[i].features.dateOfBirth?.isComplete != true, features.dateOfBirth?.isComplete == true { found[i].features = features }
@@ -208,6 +260,10 @@ public struct Researcher: Sendable {
             }
             let occurrences = Array(Set(rows.map(\.occurrenceNumber))).sorted()
             explanation.append("child: \(latest.givenName) \(latest.familyName) recorded in \(occurrences.joined(separator: ", "))")
+            if let learned {
+                explanation.append(String(format: "matcher: learned model (%d people of days before %@), same person at probability >= %.2f",
+                                          learned.stored.people, learned.stored.beforeDay, learned.model.threshold))
+            }
             var score = min(0.99, 1 - miss)
             guard score >= settings.proposalThreshold else { continue }
             // Evidence that the child does not live at the address now lowers the score.
@@ -273,7 +329,7 @@ public struct Researcher: Sendable {
         let home = child.homeAddress ?? incident.incidentAddress
         let features = PersonFeatures(givenName: child.givenName, familyName: child.familyName, dateOfBirth: child.dateOfBirth,
                                       addressLines: home.lines, town: home.town, postcode: home.postcode)
-        var best: (HistoryIndex.PersonRow, PersonMatch)?
+        var best: (HistoryIndex.PersonRow, PairScore)?
         var places: [String: PersonFeatures] = [:]
         // Only records of earlier days: every instance has those, so the same incident gets the
         // same ids however often it is processed. Today's other incidents are still arriving, and
@@ -283,14 +339,15 @@ public struct Researcher: Sendable {
         let incidentDay = PartialDate(year: calendarDay.year, month: calendarDay.month, day: calendarDay.day).description
         for row in try HistoryIndex.candidates(for: features, db: db, kind: .children, before: incidentDay)
         where row.forceCode == incident.forceCode && row.occurrenceNumber != incident.occurrenceNumber {
-            let match = matcher.compare(features, row.features(cache: &places))
-            if match.score >= settings.personMatchThreshold, match.score > (best?.1.score ?? 0) { best = (row, match) }
+            // On the person alone, as children are grouped: a sibling's record shares the address.
+            let match = score(features, row.features(cache: &places), address: .ignored)
+            if match.same, match.score > (best?.1.score ?? 0) { best = (row, match) }
         }
         var identified = unmatched(child, in: incident)
         var notes: [String] = []
         if let (row, match) = best {
             identified.childId = row.personId
-            notes.append(String(format: "matched %@ %@ in %@ (%.2f)", row.givenName, row.familyName, row.occurrenceNumber, match.score))
+            notes.append("matched \(row.givenName) \(row.familyName) in \(row.occurrenceNumber) (\(match.why()))")
             if identified.dateOfBirth == nil, let dob = row.dateOfBirth, PartialDate(dob)?.isComplete == true {
                 identified.dateOfBirth = dob
                 identified.ageYears = nil

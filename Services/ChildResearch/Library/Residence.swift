@@ -68,13 +68,13 @@ extension Researcher {
         func dwelling(_ row: HistoryIndex.PersonRow) -> String? { row.features(cache: &places).dwellingKey }
         func inIncident(_ adult: HistoryIndex.PersonRow) -> Bool {
             let person = adult.features(cache: &places)
-            return parties.contains { matcher.matches($0, person) }
+            return parties.contains { samePerson($0, person) }
         }
         // The child's records of earlier days: those research grouped, and any other record of the same child.
         var records = rows.filter(context.counts)
         var known = Set(rows.map(\.row))
         for row in try HistoryIndex.candidates(for: features, db: db, kind: .children, before: context.incidentDay) where context.counts(row) && known.insert(row.row).inserted {
-            if rows.contains(where: { $0.personId == row.personId }) || matcher.matches(features, row.features(cache: &places)) { records.append(row) }
+            if rows.contains(where: { $0.personId == row.personId }) || samePerson(features, row.features(cache: &places)) { records.append(row) }
         }
         records.sort { $0.occurredDay > $1.occurredDay }
         let viaDwelling = links.contains { $0.matchedAdult == nil }
@@ -99,7 +99,7 @@ extension Researcher {
                         let person = adult.features(cache: &places)
                         let later = try HistoryIndex.candidates(for: person, db: db, kind: .adults, before: context.incidentDay)
                             .filter { context.counts($0) && $0.occurredDay > lastHere.occurredDay && dwelling($0).map { $0 != here } == true }
-                            .filter { matcher.matches(person, $0.features(cache: &places)) }
+                            .filter { samePerson(person, $0.features(cache: &places)) }
                             .max { $0.occurredDay < $1.occurredDay }
                         guard let later else { break }
                         moves.append("\(adult.givenName) \(adult.familyName) at \(Self.describe(later.address)) in \(later.occurrenceNumber) (\(later.occurredDay))")
@@ -119,7 +119,7 @@ extension Researcher {
                 // Related to the household the child lived with here: a family name alike (a
                 // misspelt one too), or one of its adults.
                 func related(_ person: PersonFeatures) -> Bool {
-                    Self.alike(familyParts, person.family) || householdFeatures.contains { matcher.matches($0, person) }
+                    Self.alike(familyParts, person.family) || householdFeatures.contains { samePerson($0, person) }
                 }
                 let childIds = Set(records.map(\.personId))
                 var since: Doubt?
