@@ -377,6 +377,7 @@ final class DemoRun: Sendable {
           of the children records could show (recorded by the officer or in an earlier record): \(card.correctFindable) of \(card.findable) = \(percent(card.shareFindable))
           officer-recorded-only baseline: \(card.baselineCorrect) = \(percent(card.shareBaseline))
           notices to a wrong school or for a child not present: \(card.wrongNotices)\(card.wrong.map { "\n            WRONG \($0)" }.joined())
+          the same child notified twice to one school: \(card.duplicates.count)\(card.duplicates.map { "\n            TWICE \($0)" }.joined())
           missed children by cause: \(missed.isEmpty ? "none" : missed.map { "\($0.children) \($0.cause)" }.joined(separator: "; "))
         reviewer decisions:   \(proposals.count) proposed children for \(world.day.count) incidents = \(String(format: "%.2f", Double(proposals.count) / Double(max(1, world.day.count)))) per incident; \(held.count) CSC answers held for a MASH officer
         statutory duty:       \(Self.dutySummary(day: world.day, released: released))

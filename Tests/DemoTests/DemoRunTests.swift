@@ -22,6 +22,7 @@ struct DemoRunTests {
         #expect(process.terminationStatus == 0, "\(output)")
         #expect(output.contains("notices to a wrong school or for a child not present: 0"))
         #expect(!output.contains("WRONG "), "every wrong notice is listed, and there must be none")
+        #expect(output.contains("the same child notified twice to one school: 0") && !output.contains("TWICE "))
         #expect(output.contains("missed children by cause:") && output.contains("reviewer decisions:") && output.contains("untidy records:") && output.contains("statutory duty:"))
         // "correct notices:      N of M children at a school = P%" against "baseline: B = Q%"
         let correct = try #require(output.firstMatch(of: /correct notices:\s+(\d+) of (\d+)/))
@@ -55,6 +56,7 @@ struct DemoRunTests {
     static func expectSound(_ output: String) {
         #expect(output.contains("notices to a wrong school or for a child not present: 0"))
         #expect(!output.contains("WRONG "), "every wrong notice is listed, and there must be none")
+        #expect(output.contains("the same child notified twice to one school: 0") && !output.contains("TWICE "))
         #expect(output.contains("fields on notices   every notice shows exactly the fields its force's protocol allows"))
         #expect(!output.contains("FIELDS "), "a notice showed fields its force's protocol does not allow")
         #expect(output.contains("emails              no personal data in any email (only the link)") && !output.contains("MAIL "))

@@ -87,6 +87,24 @@ struct WorldGeneratorTests {
         #expect(a.day.allSatisfy { $0.reportedAt >= $0.occurredAt })
     }
 
+    @Test("the judge: a notice to the child's school is correct, a second one about the same child to it is reported twice, another school is wrong")
+    func judgeCountsTwice() throws {
+        let schools = try SchoolList.read(path: Self.schoolsFile)
+        let world = WorldGenerator.generate(WorldSettings(seed: 7, families: 300, dayIncidents: 40, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
+        let (day, child) = try #require(world.truth.lazy.compactMap { day in day.children.first { $0.schoolURN != nil }.map { (day, $0) } }.first)
+        let identified = IdentifiedChild(childId: "c-1", givenName: child.givenName, familyName: child.familyName, dateOfBirth: child.dateOfBirth)
+        let twin = IdentifiedChild(childId: "c-2", givenName: child.givenName, familyName: child.familyName, dateOfBirth: child.dateOfBirth)
+        func notice(_ who: IdentifiedChild, _ urn: String) -> DemoJudge.Notice {
+            DemoJudge.Notice(occurrenceNumber: day.occurrenceNumber, child: who, childSource: .research, schoolURN: urn, sent: true)
+        }
+        let judge = DemoJudge(truth: world.truth)
+        let card = judge.score([notice(identified, child.schoolURN!), notice(twin, child.schoolURN!), notice(identified, "999999")])
+        #expect(card.correctNotices == 1)
+        #expect(card.duplicates.count == 1 && card.duplicates[0].contains("URN \(child.schoolURN!) again"))
+        #expect(card.wrongNotices == 1)
+        #expect(judge.score([notice(identified, child.schoolURN!)]).duplicates.isEmpty)
+    }
+
     @Test("world files: JSON Lines the intake API reads, truth and contacts")
     func writesFiles() throws {
         let schools = try SchoolList.read(path: Self.schoolsFile)

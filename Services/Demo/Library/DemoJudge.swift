@@ -131,6 +131,9 @@ public struct DemoJudge: Sendable {
         public var wrongNotices = 0
         /// Each wrong notice: occurrence, child, the school notified, and the truth.
         public var wrong: [String] = []
+        /// Notices beyond the first to one school about one child of one incident (the school
+        /// would read the same child twice): occurrence, child, school.
+        public var duplicates: [String] = []
 
         public var shareCorrect: Double { childrenWithSchool == 0 ? 0 : Double(correctNotices) / Double(childrenWithSchool) }
         public var shareBaseline: Double { childrenWithSchool == 0 ? 0 : Double(baselineCorrect) / Double(childrenWithSchool) }
@@ -246,6 +249,7 @@ public struct DemoJudge: Sendable {
                 if child.officerSchoolCorrect { card.baselineCorrect += 1 }
             }
         }
+        var noticed = Set<String>()
         for notice in notices {
             if notice.escalation { card.escalations += 1 }
             card.notices += 1
@@ -257,6 +261,10 @@ public struct DemoJudge: Sendable {
                 card.wrong.append("\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName) (\(notice.childSource.rawValue)): notified URN \(notice.schoolURN); "
                                   + (real.map { "attends \($0.schoolURN ?? "no school")" } ?? "not present"))
                 continue
+            }
+            let key = "\(Self.key(notice.occurrenceNumber, real))/\(notice.schoolURN)/\(notice.escalation)"
+            if !noticed.insert(key).inserted {
+                card.duplicates.append("\(notice.occurrenceNumber) \(real.givenName) \(real.familyName) (\(notice.childSource.rawValue)): URN \(notice.schoolURN) again")
             }
         }
         let served = served(notices)
