@@ -137,20 +137,9 @@ struct DemoRunTests {
     @Test("scale invariance: the same seed with 1 and with 3 instances of every service gives the same summary")
     func scaleInvariance() throws {
         func run(instances: Int) throws -> String {
-            let directory = TestPaths.temporaryDirectory("demo-scale-\(instances)")
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try executable("encompass"))
-            process.arguments = ["demo", "--exit", "--seed", "7", "--families", "200", "--incidents", "30", "--day", "2026-11-23",
-                                 "--dir", directory, "--instances", String(instances),
-                                 "--base-port", String(21_481 + Int.random(in: 0..<40) * 10)]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            print(output)
-            #expect(process.terminationStatus == 0, "\(output)")
+            let (status, output) = try Self.demo(["--seed", "7", "--families", "200", "--incidents", "30", "--day", "2026-11-23",
+                                                  "--instances", String(instances)], directory: TestPaths.temporaryDirectory("demo-scale-\(instances)"))
+            #expect(status == 0, "\(output)")
             return output
         }
         let one = Self.invariantSummary(try run(instances: 1))
