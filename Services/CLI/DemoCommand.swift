@@ -282,7 +282,7 @@ final class DemoRun: Sendable {
             case .unreachable(let why), .refused(let why): throw ServiceCallError(description: why)
             }
         }
-        let sheet = try fetched(await cscLinks.exportRequests(lpa: "all", format: "csv", day: CalendarDate(Date())))
+        let sheet = try fetched(await cscLinks.exportRequests(lpa: "all", format: "csv"))
         let exported = String(decoding: sheet.data, as: UTF8.self)
         try exported.write(toFile: "\(directory)/csc-requests.csv", atomically: true, encoding: .utf8)
         let cscAnswer = judge.answerRequests(csv: exported)

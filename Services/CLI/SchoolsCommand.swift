@@ -315,11 +315,10 @@ struct SchoolsRequests: AsyncParsableCommand {
             } else if !isDirectory.boolValue {
                 throw ValidationError("--out \(out) is not a folder")
             }
-            let day = CalendarDate(Date())
             var count = 0
             // Each format is gathered from every instance (each marks its requests exported).
             for format in ["xlsx", "csv"] {
-                let sheet = try SchoolsOptions.value(await links.exportRequests(lpa: lpa, format: format, day: day), what: "export")
+                let sheet = try SchoolsOptions.value(await links.exportRequests(lpa: lpa, format: format), what: "export")
                 count = sheet.requests
                 let path = (out as NSString).appendingPathComponent(sheet.fileName)
                 try sheet.data.write(to: URL(fileURLWithPath: path))

@@ -159,10 +159,14 @@ public struct LocalAuthorityContacts: MessagePayload {
 public struct CSCRequestRows: Codable, Sendable, Equatable {
     public var header: [String]
     public var rows: [[String]]
+    /// The exporting instance's day by its service clock (London), which names the sheet's
+    /// file: a simulated or replayed day writes that day's file, not the machine's.
+    public var day: CalendarDate?
 
-    public init(header: [String], rows: [[String]]) {
+    public init(header: [String], rows: [[String]], day: CalendarDate? = nil) {
         self.header = header
         self.rows = rows
+        self.day = day
     }
 }
 

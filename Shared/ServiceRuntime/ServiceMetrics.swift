@@ -56,19 +56,17 @@ public final class ServiceMetrics: Sendable {
         ).increment(by: Int64(amount))
     }
 
-    /// Sets a service's own gauge `<name>` (labelled with the service and `labels`), for
-    /// services that do not link the Prometheus library themselves (e.g. from a refresher).
-    public func gauge(_ name: String, help: String, labels: [(String, String)] = [], value: Double) {
-        registry.makeGauge(descriptor: .init(metricName: name, helpText: help), labels: [("service", service)] + labels).set(value)
-    }
-
-    /// Sets a service's own gauge `<name>_<unit>` (labelled with the service and `labels`), for
-    /// services that do not link the Prometheus library themselves.
-    public func gauge(_ name: String, unit: String, help: String, labels: [(String, String)] = [], value: Int) {
+    /// Sets a service's own gauge `<name>_<unit>` (`<name>` when `unit` is empty; labelled with
+    /// the service and `labels`), for services that do not link the Prometheus library themselves.
+    public func gauge(_ name: String, unit: String = "", help: String, labels: [(String, String)] = [], value: Double) {
         registry.makeGauge(
             descriptor: .init(metricName: name, unitName: unit, helpText: help),
             labels: [("service", service)] + labels
-        ).set(Int64(value))
+        ).set(value)
+    }
+
+    public func gauge(_ name: String, unit: String, help: String, labels: [(String, String)] = [], value: Int) {
+        gauge(name, unit: unit, help: help, labels: labels, value: Double(value))
     }
 
     public func failed(topic: String) {

@@ -95,10 +95,15 @@ struct ScaledSheetServiceTests {
         let group = "school-resolution-\(UUID())"
         var hosts: [ServiceHost] = []
         var tasks: [Task<Void, any Error>] = []
+        // The instances run on a simulated clock stopped at 07:00 on the 24th: the sheet is named by it.
+        let clockFile = directory + "/clock.json"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try SimulatedClockFile(simulated: Timestamp.parse("2026-11-24T07:00:00Z")!, rate: 0).write(to: clockFile)
         for n in 1...2 {
             let configuration = ServiceConfiguration(
                 service: .schoolResolution, kafka: kafka.client("schools-\(n)"), groupId: group,
-                dataDirectory: directory + "/school-resolution-\(n)", instanceId: "school-resolution-\(n)", httpPort: 0, apiToken: Self.token)
+                dataDirectory: directory + "/school-resolution-\(n)", instanceId: "school-resolution-\(n)", httpPort: 0, apiToken: Self.token,
+                clockFile: clockFile)
             let host = try await ServiceHost(definition: SchoolResolutionService.definition(settings: try .fromEnvironment([:])),
                                              configuration: configuration, logger: TestLog.logger("schools-\(n)"))
             hosts.append(host)
@@ -141,8 +146,8 @@ struct ScaledSheetServiceTests {
         let only = ServiceLinks(urls: [.schoolResolution: urls[0]], token: Self.token, timeout: 20)
         #expect(await links.openRequests().value?.count == 16)
         // One sheet with every instance's requests (the first instance alone has only its own).
-        let sheet = try #require(await links.exportRequests(lpa: "Reading", format: "csv", day: CalendarDate(year: 2026, month: 11, day: 24)).value)
-        #expect(sheet.requests == 16 && sheet.fileName == "csc-requests-Reading-2026-11-24.csv")
+        let sheet = try #require(await links.exportRequests(lpa: "Reading", format: "csv").value)
+        #expect(sheet.requests == 16 && sheet.fileName == "csc-requests-Reading-2026-11-24.csv", "named by the service clock: \(sheet.fileName)")
         let table = try SpreadsheetReader.read(sheet.data)
         #expect(Set(table.rows.compactMap { $0.cells["request_id"] }) == Set(firstHeld + secondHeld))
         #expect(try #require(await only.exportRequests(lpa: "Reading", format: "csv", day: CalendarDate(year: 2026, month: 11, day: 24)).value).requests == firstHeld.count)

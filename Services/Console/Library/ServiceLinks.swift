@@ -460,8 +460,9 @@ public struct ServiceLinks: Sendable {
 
     /// One sheet of the open requests of every school resolution instance (each holds the
     /// requests of the children it owns), written here with the service's writer and its formula
-    /// guard; each instance marks its requests exported.
-    public func exportRequests(lpa: String, format: String, day: CalendarDate) async -> Fetched<CSCSheet> {
+    /// guard; each instance marks its requests exported. The file is named by `day`, or when it
+    /// is nil by the day of the instances' service clock (the latest any instance reports).
+    public func exportRequests(lpa: String, format: String, day: CalendarDate? = nil) async -> Fetched<CSCSheet> {
         let query = ["lpa": lpa, "format": "json"].merging(forceQuery) { a, _ in a }
         let gathered = await gather(.schoolResolution, "/v1/requests/export", query: query) { body in
             (try? WireFormat.decoder().decode(CSCRequestRows.self, from: body)).map { [$0] }
@@ -472,9 +473,9 @@ public struct ServiceLinks: Sendable {
         case .unreachable(let why): return .unreachable(why)
         case .refused(let why): return .refused(why)
         }
-        let header: [String], rows: [[String]]
+        let header: [String], rows: [[String]], serviceDay: CalendarDate?
         switch CSCRequestRows.merge(parts) {
-        case .success(let merged): (header, rows) = (merged.header, merged.rows)
+        case .success(let merged): (header, rows, serviceDay) = (merged.header, merged.rows, merged.day)
         case .failure(let problem): return .refused(problem.description)
         }
         let safe = String(lpa.map { $0.isLetter || $0.isNumber ? $0 : "-" })
@@ -489,7 +490,7 @@ public struct ServiceLinks: Sendable {
             }
             type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         }
-        return .ok(CSCSheet(data: data, contentType: type, fileName: "csc-requests-\(safe)-\(day).\(format)", requests: rows.count))
+        return .ok(CSCSheet(data: data, contentType: type, fileName: "csc-requests-\(safe)-\(day ?? serviceDay ?? CalendarDate(Date())).\(format)", requests: rows.count))
     }
 
     /// Applies a sheet CSC returned. One instance applies every row. A scaled group's instances
@@ -599,7 +600,7 @@ extension CSCRequestRows {
         let id = header.firstIndex(of: "request_id") ?? 0
         let rows = parts.flatMap(\.rows).filter { $0.count == header.count && seen.insert($0[id]).inserted }
             .sorted { a, b in keys.map { a[$0] }.lexicographicallyPrecedes(keys.map { b[$0] }) }
-        return .success(CSCRequestRows(header: header, rows: rows))
+        return .success(CSCRequestRows(header: header, rows: rows, day: parts.compactMap(\.day).max()))
     }
 }
 

@@ -280,7 +280,7 @@ struct SchoolsAPI: Sendable {
         let type: String
         if format == "json" {
             environment.logger.info("requests exported", metadata: ["lpa": .string(lpa), "requests": "\(rows.count)", "format": "json"])
-            return HTTPEndpoint.json(.ok, CSCRequestRows(header: CSCRequests.header, rows: rows))
+            return HTTPEndpoint.json(.ok, CSCRequestRows(header: CSCRequests.header, rows: rows, day: CalendarDate(now)))
         } else if format == "csv" {
             data = SheetWriter.csv(header: CSCRequests.header, rows: rows)
             type = "text/csv; charset=utf-8"
