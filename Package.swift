@@ -171,7 +171,7 @@ for service in services {
     products.append(.executable(name: service.executable, targets: [main]))
 }
 
-// The fuzz pass (issue 10): random and mutated inputs against every input parser.
+// The fuzz pass: random and mutated inputs against every input parser.
 targets.append(.testTarget(
     name: "FuzzTests",
     dependencies: ["IntakeService", "SchoolResolutionService", "SchedulingService", "DispatchService", "EncompassModels",
@@ -180,7 +180,7 @@ targets.append(.testTarget(
     swiftSettings: strict
 ))
 
-// Security checks (issues 10, 23): every endpoint's authentication, notice isolation between schools,
+// Security checks: every endpoint's authentication, notice isolation between schools,
 // output neutralisation, personal-data retention (every store, the console's too).
 targets.append(.testTarget(
     name: "SecurityTests",

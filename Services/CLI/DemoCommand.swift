@@ -549,7 +549,7 @@ final class DemoRun: Sendable {
         }, Array(due.values))
     }
 
-    /// What the day held of the statutory duty's cases (issue 24): reports after the day of the
+    /// What the day held of the statutory duty's cases: reports after the day of the
     /// incident, early years settings, out-of-area schools and how they were reached, children on
     /// no school roll, schools' "no longer attends" answers redirected.
     static func dutySummary(day: [Incident], released: [NoticeDue]) -> String {

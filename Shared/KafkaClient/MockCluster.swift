@@ -25,7 +25,7 @@ public final class MockKafkaCluster: @unchecked Sendable {
         // The mock cluster lives inside a client instance that must outlive it. Its brokers'
         // connections take that instance's socket settings: without TCP_NODELAY a response
         // written right after another waits for the client's delayed ACK (~40 ms on Linux),
-        // which held back a tenth of all deliveries by 40–50 ms (`bench pipeline`, per hop).
+        // which holds back a tenth of all deliveries by 40–50 ms (`bench pipeline`, per hop).
         owner = try ClientHandle(
             type: RD_KAFKA_PRODUCER,
             properties: ["log.connection.close": "false", "socket.nagle.disable": "true"],

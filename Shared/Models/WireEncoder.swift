@@ -2,8 +2,8 @@ import Foundation
 
 /// The wire format's JSON encoder: the same bytes as `WireFormat.encoder()` (Foundation's
 /// `JSONEncoder` with sorted keys, unescaped slashes and `Timestamp` dates), in about a third
-/// of the time. Every message of every service is encoded here once, so Foundation's encoder
-/// was a fifth of each service's CPU in the pipeline benchmark (docs/BENCHMARKS.md).
+/// of the time. Every message of every service is encoded here once; through Foundation's
+/// encoder that takes about a fifth of each service's CPU in the pipeline benchmark.
 ///
 /// It builds a small tree of the values (a keyed container has no "done" signal, so an object
 /// can only be written once its parent is), then writes it with each object's keys in UTF-8

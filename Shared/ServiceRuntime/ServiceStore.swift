@@ -151,7 +151,7 @@ public struct OutboxMessage: Codable, FetchableRecord, MutablePersistableRecord,
 
     var producerRecord: ProducerRecord {
         // A flat object of strings, read straight from the wire decoder's tokens (decoding it as a
-        // `[String: String]` through `Decodable` was a third of the relay's own time); Foundation
+        // `[String: String]` through `Decodable` takes a third of the relay's own time); Foundation
         // reads what that gives up on.
         let members = (try? WireDecoder.stringMembers(from: Array(headers.utf8)))
             ?? (try? WireFormat.value([String: String].self, from: Data(headers.utf8)))?.map { (name: $0.key, value: $0.value) }
@@ -312,7 +312,7 @@ extension FetchableRecord where Self: TableRecord {
     /// The rows whose `column` equals `value`, through a statement prepared once per connection.
     /// For handlers' per-message lookups: the query interface (`fetchOne(db, key:)`,
     /// `filter(...)`) generates and prepares its SQL, with SQLite's authorizer, on every call,
-    /// which was 5–7% of school resolution's and scheduling's time in the pipeline benchmark.
+    /// which costs 5–7% of school resolution's and scheduling's time in the pipeline benchmark.
     public static func fetchAll(_ db: Database, where column: String, equals value: some DatabaseValueConvertible, orderBy order: String? = nil) throws -> [Self] {
         let sql = "SELECT * FROM \(databaseTableName.quotedDatabaseIdentifier) WHERE \(column.quotedDatabaseIdentifier) = ?"
             + (order.map { " ORDER BY \($0.quotedDatabaseIdentifier)" } ?? "")
@@ -363,7 +363,7 @@ enum JSONText {
 
 /// A record that handlers write once per message: inserted, or inserted or replaced, whole by a
 /// statement prepared once per connection. GRDB's `save`, `upsert` and `insert` generate their SQL on
-/// every call (`upsert` was a sixth of school resolution's time in the pipeline benchmark).
+/// every call (through `upsert`, a sixth of school resolution's time in the pipeline benchmark).
 ///
 /// The table must have no foreign keys or triggers that a replacement (a delete, then an
 /// insert) would set off. Each service's tests check its records with `replacementDrift()`,

@@ -9,7 +9,7 @@ import GRDB
 import ServiceRuntime
 import Testing
 
-/// The fuzz pass (issue 10): every input parser gets random and mutated inputs and must either
+/// The fuzz pass: every input parser gets random and mutated inputs and must either
 /// read them or throw an error that says what is wrong — never crash, hang or return garbage.
 ///
 /// Reproducible: the seed is printed (`fuzz <parser>: … seed N`); `ENCOMPASS_FUZZ_SEED=N` replays

@@ -7,7 +7,7 @@ import GRDB
 import ServiceRuntime
 import Testing
 
-/// Issues 22 and 23: field limits, unknown fields, adults' fields set aside, the service clock.
+/// Intake's field limits, unknown fields, adults' fields set aside, the service clock.
 @Suite("Intake field limits, unknown fields and adults' fields")
 struct FieldLimitTests {
     let validator = IncidentValidator(forces: try! ForceRegistry(ForceRegistry.builtIn))

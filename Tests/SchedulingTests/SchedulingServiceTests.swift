@@ -20,8 +20,8 @@ final class TestClock: Sendable {
     }
 
     /// Moves the clock and waits until every reader has seen it (they re-read the file at most
-    /// every 100 ms): a message sent straight after a move was once handled at the old time
-    /// (CI, "timed out waiting for escalated").
+    /// every 100 ms): otherwise a message sent straight after a move can be handled at the
+    /// previous time.
     func set(_ time: String) async throws {
         try SimulatedClockFile(simulated: instant(time), real: Date(), rate: 0).write(to: path)
         try await Task.sleep(for: .milliseconds(250))

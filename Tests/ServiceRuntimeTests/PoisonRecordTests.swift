@@ -8,7 +8,7 @@ import GRDB
 import ServiceLifecycle
 import Testing
 
-/// Issue 23: one record Kafka refuses must not hold back the records behind it, silently.
+/// One record Kafka refuses must not hold back the records behind it, silently.
 @Suite("Poison records and the outbox", .serialized)
 struct PoisonRecordTests {
     /// Inserts an outbox row as it is, without `Outbox`'s size check: a row queued before the

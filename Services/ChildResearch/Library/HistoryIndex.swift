@@ -19,8 +19,8 @@ import ServiceRuntime
 ///   keys) however large the history grows, and a lookup probes each generation, newest first
 ///   (index-v2; index-v1 stored the bare 64-bit hash). A lookup for children reads children's
 ///   keys only, and one for adults adults' (index-v3): a child shares its dwelling, surname and
-///   postcode with its parents, and before v3 those adults' rows took places in every child's
-///   candidate ranking and were each looked up to be filtered out.
+///   postcode with its parents, and without the kind bit those adults' rows would take places
+///   in every child's candidate ranking and each be looked up to be filtered out.
 public enum HistoryIndex {
     public static let migration = StoreMigration("child-research-index-v1") { db in
         try db.execute(sql: """
@@ -94,7 +94,7 @@ public enum HistoryIndex {
     /// checkpoints every 16,384 WAL pages (64 MiB) instead of 1,000, so a page rewritten by
     /// several transactions is copied into the database once per checkpoint. The service keeps
     /// SQLite's default: a checkpoint of 64 MiB inside a message's commit is a latency spike
-    /// (p99 at 200 incidents/s went from 75 to 137 ms with it).
+    /// (p99 at 200 incidents/s: 137 ms with it, 75 ms without).
     public static func tuneForBulkLoad(_ db: Database) throws {
         try tuneConnection(db, cacheMiB: 256)
         try db.execute(sql: "PRAGMA wal_autocheckpoint = 16384")
@@ -300,7 +300,7 @@ public enum HistoryIndex {
         static let columns = "id, forceCode, occurrenceNumber, role, givenName, familyName, dateOfBirth, ageYears, occurredDay, address, schoolName, schoolURN, personId"
 
         /// Reads the current row of a statement that selects `columns`, by index: the research
-        /// hot path decodes up to 80 rows per child, and looking columns up by name cost a fifth
+        /// hot path decodes up to 80 rows per child, and looking columns up by name costs a fifth
         /// of child research's time (perf, pipeline benchmark).
         init(statement s: OpaquePointer) {
             func text(_ i: Int32) -> String? {

@@ -67,7 +67,7 @@ public struct ResearchProtocol: Codable, Sendable, Equatable {
         if let auto = try c.decodeIfPresent(AutoConfirm.self, forKey: .autoConfirm) {
             autoConfirm = auto
         } else {
-            // Before automatic confirmation became opt-in: the old threshold, still off.
+            // A protocol file without `autoConfirm` gives only `confidentThreshold`: that threshold, off.
             autoConfirm = AutoConfirm(enabled: false, threshold: try c.decodeIfPresent(Double.self, forKey: .confidentThreshold) ?? AutoConfirm.off.threshold)
         }
         for (name, value) in [("proposalThreshold", proposalThreshold), ("personMatchThreshold", personMatchThreshold),

@@ -475,15 +475,16 @@ public enum FaultScenarios {
     /// 1,000,000 bytes.
     static let feedPoisonNameLength = 900_000
 
-    /// Issue 23 through the pipeline as processes. Two poison records among genuine incidents:
+    /// Poison records through the pipeline as processes: a record Kafka refuses must not hold
+    /// back the records behind it, silently. Two poison records among genuine incidents:
     ///
     /// 1. a records system writes an incident with a 900,000-character child name straight to
     ///    `encompass.incidents.raw` (the record is under the broker's limit, so Kafka takes it);
     ///    intake's field limits refuse it (a dead letter naming the field), so it never grows
     ///    into a message Kafka would refuse one hop later;
     /// 2. halfway through the feed intake-1 is stopped and a 1.2 MB `IncidentRecorded` is put
-    ///    in its outbox, as the version before the size check could leave it (the jam of issue
-    ///    23, carried into the fixed version); intake-1 is started again and the rest is fed
+    ///    in its outbox, as a release without `Outbox`'s size check could leave it (and an
+    ///    upgrade carries over); intake-1 is started again and the rest is fed
     ///    to it, so genuine incidents queue behind the poison. Its relay must dead-letter it
     ///    (`outbox.refused`, MSG_SIZE_TOO_LARGE) and publish the rows behind it.
     ///

@@ -44,7 +44,7 @@ public struct DayTruth: Codable, Sendable, Equatable {
         public var schoolURN: String?
         /// The officer recorded this child.
         public var recordedByOfficer: Bool
-        /// The officer recorded the child with the school's exact name or URN (the old process's success).
+        /// The officer recorded the child with the school's exact name or URN (the manual process alone gets this child right).
         public var officerSchoolCorrect: Bool
         /// The child is in at least one earlier record (research can only find children that are).
         public var inEarlierRecords: Bool = false

@@ -192,7 +192,7 @@ extension PendingNoticeRow {
     }
 
     /// Whether this row already holds `state`'s version: the instance's own changes come back
-    /// through the changelog, and re-encoding and re-writing them cost a fifth of scheduling's time.
+    /// through the changelog, and re-encoding and re-writing them would cost a fifth of scheduling's time.
     func holds(_ state: SchedulingChangelog.NoticeState) -> Bool {
         // Times went through the wire format and SQLite, which keep milliseconds.
         func same(_ a: Date?, _ b: Date?) -> Bool {

@@ -69,7 +69,7 @@ public struct SchoolMatcher: Sendable {
     private var memo: MatchMemo?
 
     /// The same matcher, remembering each outcome: children of one school carry the same
-    /// recorded names, and matching cost a sixth of school resolution's time (pipeline
+    /// recorded names, and matching each costs a sixth of school resolution's time (pipeline
     /// benchmark). The register cache keeps one per register generation, so a changed
     /// register starts afresh.
     public func remembering(capacity: Int = 20_000) -> SchoolMatcher {

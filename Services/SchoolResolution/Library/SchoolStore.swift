@@ -345,7 +345,7 @@ public enum SchoolStore {
     }
 
     /// Read for every child (is the cached matcher current?): a statement prepared once per
-    /// connection, not per call (preparing it was 7% of school resolution's time).
+    /// connection, not per call (preparing it per call costs 7% of school resolution's time).
     static func generation(_ db: Database) throws -> Int {
         try Int.fetchOne(db.cachedStatement(sql: "SELECT value FROM registerMeta WHERE key = 'generation'")) ?? 0
     }
