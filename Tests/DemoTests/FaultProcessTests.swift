@@ -26,7 +26,7 @@ struct BrokerFaultProcessTests {
     @Test("broker faults: Produce/Fetch/OffsetCommit/Heartbeat/JoinGroup errors, a broker down and up twice, leaders moved, a slow broker: no incident lost, no notice sent twice")
     func brokerFaults() throws {
         let directory = TestPaths.temporaryDirectory("faults-broker")
-        let run = try runFaultScenario(["broker", "--incidents", "1000", "--down-seconds", "8", "--dir", directory],
+        let run = try runFaultScenario(["broker", "--incidents", "1000", "--down-seconds", "8", "--instances", "2", "--dir", directory],
                                        as: FaultScenarios.BrokerFaultsReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         #expect(report.brokers == 3)
@@ -86,7 +86,7 @@ struct PoisonRecordProcessTests {
     @Test("a record intake must refuse and a record Kafka refuses in intake's outbox: every genuine notice sent, the poisons dead letters with their reasons, every outbox empty")
     func poisonRecords() throws {
         let directory = TestPaths.temporaryDirectory("faults-poison")
-        let run = try runFaultScenario(["poison", "--incidents", "150", "--dir", directory], as: FaultScenarios.PoisonReport.self)
+        let run = try runFaultScenario(["poison", "--incidents", "150", "--instances", "2", "--dir", directory], as: FaultScenarios.PoisonReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         expectOneNoticePerChild(report.outcome, incidents: 150, context: "")
         #expect(report.outcome.occurrencesCovered == 150, "no genuine incident lost behind the poison")
