@@ -146,6 +146,7 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
                 if mine {
                     // Another store closed the key after this one took it over: what this
                     // store holds is published again, as the key's latest record.
+                    try db.execute(sql: "UPDATE changelogStandby SET payloadHash = NULL WHERE topic = ? AND key = ?", arguments: [topic, key])
                     try db.execute(sql: "INSERT OR IGNORE INTO changelogDirty (topic, key) VALUES (?, ?)", arguments: [topic, key])
                     return .applied
                 }
@@ -153,7 +154,7 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
                 // Kept even for a partition this instance owns: the restore (or the next
                 // publication of the key) merges its items first.
                 try StandbyRecord(topic: topic, key: key, partition: Int(record.partition), owner: writer ?? "", messageId: messageId,
-                                  value: Data(record.value), payloadHash: nil, updatedAt: now).insert(db, onConflict: .replace)
+                                  value: Data(record.value), payloadHash: nil, restoreTried: false, updatedAt: now).insert(db, onConflict: .replace)
                 if mine { return .applied }
             }
             try release(key, db, now)
@@ -215,13 +216,17 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
         let me = try WorkChangelogStore.owner(db)
         let list = partitions.sorted().map(String.init).joined(separator: ",")
         let rows = try StandbyRecord.fetchAll(db, sql: """
-            SELECT * FROM changelogStandby WHERE topic = ? AND owner != ? AND value IS NOT NULL AND partition IN (\(list)) ORDER BY key
+            SELECT * FROM changelogStandby
+            WHERE topic = ? AND owner != ? AND value IS NOT NULL AND NOT restoreTried AND partition IN (\(list)) ORDER BY key
             """, arguments: [topic, me])
         var restored: [Restored] = []
         for row in rows {
             guard let value = row.value else { continue }
             let envelope = try WireFormat.decode(P.self, from: Array(value))
             let items = try restore(row.key, envelope.payload, db, now)
+            // Once per record: a key whose items this store declines (it holds none of them
+            // open) keeps the other store's record, and is not tried again until a new one comes.
+            try db.execute(sql: "UPDATE changelogStandby SET restoreTried = 1 WHERE topic = ? AND key = ?", arguments: [topic, row.key])
             try db.execute(sql: "INSERT OR IGNORE INTO changelogDirty (topic, key) VALUES (?, ?)", arguments: [topic, row.key])
             restored.append(Restored(key: row.key, from: row.owner, items: items))
         }
@@ -254,11 +259,13 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
             }
             let headers = [(MessageHeader.owner, me)]
             guard let payload = try snapshot(key, db) else {
-                guard let held, held.value != nil || held.owner != me else { continue }
+                // Nothing open here: forget this store's own record; another store's stays (it
+                // is theirs to close, and a tombstone would erase what they hold).
+                guard let held, held.owner == me, held.value != nil else { continue }
                 let id = MessageID.fresh()
                 try outbox.tombstone(topic: topic, key: key, id: id, now: now, headers: headers)
                 try StandbyRecord(topic: topic, key: key, partition: held.partition, owner: me, messageId: id, value: nil,
-                                  payloadHash: nil, updatedAt: now).insert(db, onConflict: .replace)
+                                  payloadHash: nil, restoreTried: false, updatedAt: now).insert(db, onConflict: .replace)
                 continue
             }
             let hash = StableHash.hex128(String(decoding: try WireFormat.data(payload), as: UTF8.self))
@@ -266,7 +273,7 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
             let id = MessageID.fresh()
             let value = try outbox.publish(payload, to: topic, key: key, id: id, now: now, headers: headers)
             try StandbyRecord(topic: topic, key: key, partition: held?.partition, owner: me, messageId: id, value: value,
-                              payloadHash: hash, updatedAt: now).insert(db, onConflict: .replace)
+                              payloadHash: hash, restoreTried: false, updatedAt: now).insert(db, onConflict: .replace)
         }
         return keys.count
     }
@@ -283,7 +290,8 @@ public enum WorkChangelogStore {
             CREATE TABLE changelogDirty (topic TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (topic, key)) WITHOUT ROWID;
             CREATE TABLE changelogStandby (
                 topic TEXT NOT NULL, key TEXT NOT NULL, partition INTEGER, owner TEXT NOT NULL, messageId TEXT NOT NULL,
-                value BLOB, payloadHash TEXT, updatedAt DATETIME NOT NULL, PRIMARY KEY (topic, key)) WITHOUT ROWID;
+                value BLOB, payloadHash TEXT, restoreTried BOOLEAN NOT NULL DEFAULT 0, updatedAt DATETIME NOT NULL,
+                PRIMARY KEY (topic, key)) WITHOUT ROWID;
             CREATE INDEX changelogStandby_owner ON changelogStandby (topic, owner, partition);
             """)
     }
@@ -310,5 +318,7 @@ public struct StandbyRecord: Codable, FetchableRecord, PersistableRecord, Sendab
     public var messageId: String
     public var value: Data?
     public var payloadHash: String?
+    /// Another store's record this store has tried to restore (`restoreSettled`).
+    public var restoreTried: Bool
     public var updatedAt: Date
 }

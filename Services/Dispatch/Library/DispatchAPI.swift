@@ -424,7 +424,7 @@ struct DispatchAPI: Sendable {
         case .failure(let error): return Self.wireJSON(.badRequest, Errors(errors: [error.field]))
         }
         let now = environment.clock.now()
-        let outcome = try await environment.write { db, _ -> String? in
+        let outcome = try await environment.write { db, outbox -> String? in
             guard var mail = try OutgoingMail.fetchOne(db, key: id), var notice = try NoticeRow.fetchOne(db, key: id) else { return "no email notice \(id)" }
             guard mail.state == .uncertain || mail.state == .failed else { return "mail is \(mail.state.rawValue); only uncertain or failed mail can be resent" }
             guard mail.message != nil else { return "the mail text is no longer kept" }
@@ -435,6 +435,11 @@ struct DispatchAPI: Sendable {
             notice.state = .pending
             try notice.update(db)
             try Audit.recordLocal("resend-requested", notice: notice, detail: "resend requested by \(parsed.by)", db: db, now: now)
+            // A notice restored from another store's changelog record: this store takes the claim over.
+            let me = try NoticeClaims.claimant(db)
+            if let winner = try NoticeClaims.winner(of: id, db: db), winner != me {
+                try NoticeClaims.takeOver(notice, from: winner, claimant: me, instanceId: settings.instanceId, db: db, outbox: outbox, now: now)
+            }
             return nil
         }
         // Not here: the notice is another dispatch instance's (the CLI asks each in turn).

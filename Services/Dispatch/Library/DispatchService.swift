@@ -44,6 +44,10 @@ public enum DispatchService {
         /// A claimed notice not sent this long after its claim counts in
         /// `encompass_dispatch_claimed_unsent_notices` (ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES, default 30).
         public var unsentAlertAfter: TimeInterval = 30 * 60
+        /// How long a newly assigned partition of `encompass.notices.due` is owned before the
+        /// notices of other stores on `encompass.dispatch.changelog` are restored, so the
+        /// replica can catch up first (ENCOMPASS_DISPATCH_RESTORE_GRACE_MS, default 2000).
+        public var restoreGrace: Duration = .seconds(2)
         /// This instance's name in its `claimed` events' detail, for people (ENCOMPASS_INSTANCE_ID;
         /// `definition(_:)` sets it from the service configuration). Claims themselves name the
         /// store (`NoticeClaims`).
@@ -125,6 +129,7 @@ public enum DispatchService {
             )
             settings.retention = try RetentionSettings.fromEnvironment(environment)
             if let minutes = try env.int("ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES", in: 1...1440) { settings.unsentAlertAfter = TimeInterval(minutes * 60) }
+            if let grace = try env.int("ENCOMPASS_DISPATCH_RESTORE_GRACE_MS", in: 0...600_000) { settings.restoreGrace = .milliseconds(grace) }
             return settings
         }
     }
@@ -142,18 +147,20 @@ public enum DispatchService {
     }
 
     public static func definition(settings: Settings) -> ServiceDefinition {
-        ServiceDefinition(
+        let changelog = NoticeChangelog.make(grace: settings.restoreGrace)
+        return ServiceDefinition(
             service: .dispatch,
-            migrations: DispatchStore.migrations,
+            migrations: DispatchStore.migrations + changelog.migrations,
             handlers: [dueHandler(settings: settings)],
-            replicated: [eventsHandler(), accountsHandler()],
-            produces: [Topics.schoolFeedback.name, Topics.noticeEvents.name, Topics.dispatchAccounts.name],
+            replicated: [eventsHandler(), accountsHandler(), changelog.handler],
+            produces: [Topics.schoolFeedback.name, Topics.noticeEvents.name, Topics.dispatchAccounts.name, Topics.dispatchChangelog.name],
             routes: { router, environment in
                 NoticePage(settings: settings, environment: environment).register(on: router)
                 DispatchAPI(settings: settings, environment: environment).register(on: router)
             },
             background: [
                 RetentionPurge.task(DispatchRetention.rules, settings: settings.retention),
+                changelog.task,
                 BackgroundTask(name: "mail-sender") { environment in
                     try await MailSender(settings: settings, store: environment.store, wake: environment.relay.wake,
                                          clock: environment.clock, logger: environment.logger).run()
