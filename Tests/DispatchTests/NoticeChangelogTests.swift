@@ -49,6 +49,7 @@ struct NoticeChangelogTests {
         }
         let restoredSent = try #require(try await notice(fresh.host.store, sent.noticeId))
         #expect(restoredSent.state == .sent, "the lost instance handed it to the relay and the relay took it: not sent again")
+        #expect((restoredSent.flagReason ?? "").contains("send the school a link to this instance"), "its link opens the lost instance")
         let restoredUnsent = try #require(try await notice(fresh.host.store, unsent.noticeId))
         #expect(restoredUnsent.state == .uncertain && (restoredUnsent.flagReason ?? "").contains("no hand-over to the relay"))
         #expect(try await fresh.host.store.pool.read { try TelephoneTask.fetchOne($0, where: "noticeId", equals: phoned.noticeId)?.doneAt } == nil)

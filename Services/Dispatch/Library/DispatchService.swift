@@ -268,16 +268,8 @@ public enum NoticeIntake {
         try NoticeClaims.claim(notice, claimant: me, instanceId: settings.instanceId, causationId: messageId, db: db, outbox: outbox, now: now)
 
         if let recipient {
-            let token = try Secrets.newToken()
-            let expires = now.addingTimeInterval(TimeInterval((settings.linkExpiryHours ?? rules.linkExpiryHours) * 3600))
-            let link = "\(settings.publicURL)/notice/\(token)"
-            notice.linkTokenHash = Secrets.sha256Hex(token)
-            notice.linkExpiresAt = expires
-            let email = NoticeEmail.render(rules, schoolName: due.escalation ? "\(request.school.localAuthorityName) (education safeguarding)" : request.school.name,
-                                           link: link, expiresAt: expires)
             let key = MessageID.derived(from: due.noticeId, "notice-mail")
-            let message = MailMessage.compose(fromAddress: settings.fromAddress, fromName: rules.senderName, to: recipient,
-                                              subject: email.subject, body: email.body, idempotencyKey: key, date: now)
+            let (link, expires, message) = try linkMail(due, notice: &notice, recipient: recipient, rules: rules, settings: settings, idempotencyKey: key, now: now)
             try notice.insert(db)
             try OutgoingMail(noticeId: due.noticeId, idempotencyKey: key, recipient: recipient, message: Data(message.data.utf8),
                              state: .pending, attempts: 0, nextAttemptAt: now, createdAt: now).insert(db)
@@ -296,6 +288,23 @@ public enum NoticeIntake {
         try Audit.record(.telephoneTask, notice: notice, detail: "telephone task for MASH: \(reason)",
                          eventId: MessageID.derived(from: messageId, "telephone-task"), causationId: messageId, db: db, outbox: outbox, now: now)
         return .telephoneTask(reason: reason)
+    }
+
+    /// A new link to the notice's page on this instance (its token hash and expiry set on
+    /// `notice`) and the email that carries it.
+    static func linkMail(_ due: NoticeDue, notice: inout NoticeRow, recipient: String, rules: DispatchProtocol, settings: DispatchService.Settings,
+                         idempotencyKey: String, now: Date) throws -> (link: String, expires: Date, message: MailMessage) {
+        let token = try Secrets.newToken()
+        let expires = now.addingTimeInterval(TimeInterval((settings.linkExpiryHours ?? rules.linkExpiryHours) * 3600))
+        let link = "\(settings.publicURL)/notice/\(token)"
+        notice.linkTokenHash = Secrets.sha256Hex(token)
+        notice.linkExpiresAt = expires
+        let school = due.request.school
+        let email = NoticeEmail.render(rules, schoolName: due.escalation ? "\(school.localAuthorityName) (education safeguarding)" : school.name,
+                                       link: link, expiresAt: expires)
+        let message = MailMessage.compose(fromAddress: settings.fromAddress, fromName: rules.senderName, to: recipient,
+                                          subject: email.subject, body: email.body, idempotencyKey: idempotencyKey, date: now)
+        return (link, expires, message)
     }
 
     /// The NoticeDue as kept by dispatch: without the incident's parties and other children,

@@ -14,9 +14,10 @@ import ServiceRuntime
 /// sent by itself: the audit (every instance reads all of `encompass.notice.events`) says
 /// whether the lost store handed it to the relay. Delivered: restored as sent. Handed over
 /// without an answer: `uncertain`, as after a crash mid-send. Not handed over: `uncertain`
-/// too, saying so, for the MASH to `resend`; the resend takes the claim over (a `claimed`
+/// too, saying so. Each is flagged for the MASH: a `resend` takes the claim over (a `claimed`
 /// event that `supersedes` the old claimant, valid only if that claimant still holds it in
-/// the topic's order), so the old store, if it is alive after all, drops its unsent copy.
+/// the topic's order, so the old store, if it is alive after all, drops its unsent copy) and
+/// sends a new link to this instance's page (the old email's link opens the lost instance).
 public enum NoticeChangelog {
     public static func make(grace: Duration = .seconds(2), interval: Duration = .milliseconds(200)) -> WorkChangelog<DispatchNoticeChangelog> {
         WorkChangelog(
@@ -64,8 +65,8 @@ public enum NoticeChangelog {
         var flaggedAt = n.flaggedAt, flagReason = n.flagReason
         var mailState = entry.mail.flatMap { MailState(rawValue: $0.state) } ?? .pending
         let claimant = try NoticeClaims.winner(of: noticeId, db: db) ?? "unknown"
+        let audit = Set(try String.fetchAll(db, sql: "SELECT kind FROM noticeAudit WHERE noticeId = ?", arguments: [noticeId]))
         if let mail = entry.mail, mailState == .pending || mailState == .sending {
-            let audit = Set(try String.fetchAll(db, sql: "SELECT kind FROM noticeAudit WHERE noticeId = ?", arguments: [noticeId]))
             let from = "restored from the changelog of dispatch store \(claimant), which no longer holds this notice's partition"
             if audit.contains(NoticeEvent.Kind.deliveredToRelay.rawValue) {
                 mailState = .sent
@@ -83,6 +84,11 @@ public enum NoticeChangelog {
                 flagReason = "not sent: \(from), and the audit shows no hand-over to the relay (\(mail.attempts) attempts recorded). "
                     + "Resend with `encompass notifications resend`: this instance then takes the notice over and sends it once"
             }
+        }
+        if mailState == .sent, entry.mail != nil, n.acknowledgedAt == nil {
+            flaggedAt = now
+            flagReason = "sent by dispatch store \(claimant), which no longer holds this notice's partition: the link in the school's email "
+                + "opens that store's instance. Resend with `encompass notifications resend` to send the school a link to this instance"
         }
         try NoticeRow(noticeId: noticeId, forceCode: n.forceCode, occurrenceNumber: n.occurrenceNumber, childId: n.childId, schoolURN: n.schoolURN,
                       schoolName: n.schoolName, account: n.account, channel: n.channel, recipient: n.recipient, escalation: n.escalation,
