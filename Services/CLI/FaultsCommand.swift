@@ -28,7 +28,7 @@ struct FaultsCommand: AsyncParsableCommand {
 
     struct Rebalance: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Scale every service 1 -> 3 -> 2 while incidents flow, then SIGKILL one instance of each and leave it down; every pending notice must have exactly one live owner and be listed by every live instance after each change, and every child exactly one notice and one mail.",
+            abstract: "Scale every service 1 -> 3 -> 2 while incidents flow, then SIGKILL one instance of each and leave it down (school resolution's with its store deleted); every pending notice must have exactly one live owner and be listed by every live instance, and every open CSC request one live holder, after each change; every CSC request answered once, and every child exactly one notice and one mail.",
             discussion: "Exit status 0 when every check holds, 1 otherwise. Prints the report as JSON with --json (docs/FAULTS.md)."
         )
 
@@ -48,10 +48,11 @@ struct FaultsCommand: AsyncParsableCommand {
             }
             if json { try printJSON(report) }
             for step in report.steps {
-                say("\(step.step): \(step.pending) pending on \(step.instances.joined(separator: ", ")); unowned \(step.unowned), owned twice \(step.ownedTwice); listed \(step.listedBy.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); settled after \(String(format: "%.1f", step.settledAfter)) s")
+                say("\(step.step): \(step.pending) pending on \(step.instances.joined(separator: ", ")); unowned \(step.unowned), owned twice \(step.ownedTwice); listed \(step.listedBy.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); \(step.cscRequests) open CSC requests (\(step.cscHeldBy.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")), listed twice \(step.cscListedTwice)); settled after \(String(format: "%.1f", step.settledAfter)) s")
             }
+            say("CSC: \(report.cscChildren) children waiting; \(report.cscLostWithInstance) held by the instance SIGKILLed with its store; \(report.cscAnswered) answered by the survivors")
             say(report.outcome.line)
-            say(report.passed ? "PASSED: every pending notice had exactly one live owner after each change; every child got exactly one notice and one mail" : "FAILED")
+            say(report.passed ? "PASSED: every pending notice had exactly one live owner and every open CSC request one live holder after each change; every CSC request answered once; every child got exactly one notice and one mail" : "FAILED")
             if !report.passed { throw ExitCode(1) }
         }
     }
