@@ -19,4 +19,6 @@ done
 create encompass.scheduling.changelog --config cleanup.policy=compact
 create encompass.review.proposals --config cleanup.policy=compact
 create encompass.dispatch.accounts --config cleanup.policy=compact
+create encompass.school-resolution.changelog --config cleanup.policy=compact
+create encompass.dispatch.changelog --config cleanup.policy=compact
 "$kt" --bootstrap-server "$BOOTSTRAP" --list

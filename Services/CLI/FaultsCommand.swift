@@ -28,7 +28,7 @@ struct FaultsCommand: AsyncParsableCommand {
 
     struct Rebalance: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Scale every service 1 -> 3 -> 2 while incidents flow, then SIGKILL one instance of each and leave it down; every pending notice must have exactly one live owner and be listed by every live instance after each change, and every child exactly one notice and one mail.",
+            abstract: "Scale every service 1 -> 3 -> 2 while incidents flow, then SIGKILL one instance of each and leave it down (school resolution's with its store deleted); every pending notice must have exactly one live owner and be listed by every live instance, and every open CSC request one live holder, after each change; every CSC request answered once, and every child exactly one notice and one mail.",
             discussion: "Exit status 0 when every check holds, 1 otherwise. Prints the report as JSON with --json (docs/FAULTS.md)."
         )
 
@@ -48,10 +48,11 @@ struct FaultsCommand: AsyncParsableCommand {
             }
             if json { try printJSON(report) }
             for step in report.steps {
-                say("\(step.step): \(step.pending) pending on \(step.instances.joined(separator: ", ")); unowned \(step.unowned), owned twice \(step.ownedTwice); listed \(step.listedBy.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); settled after \(String(format: "%.1f", step.settledAfter)) s")
+                say("\(step.step): \(step.pending) pending on \(step.instances.joined(separator: ", ")); unowned \(step.unowned), owned twice \(step.ownedTwice); listed \(step.listedBy.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); \(step.cscRequests) open CSC requests (\(step.cscHeldBy.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")), listed twice \(step.cscListedTwice)); settled after \(String(format: "%.1f", step.settledAfter)) s")
             }
+            say("CSC: \(report.cscChildren) children waiting; \(report.cscLostWithInstance) held by the instance SIGKILLed with its store; \(report.cscAnswered) answered by the survivors")
             say(report.outcome.line)
-            say(report.passed ? "PASSED: every pending notice had exactly one live owner after each change; every child got exactly one notice and one mail" : "FAILED")
+            say(report.passed ? "PASSED: every pending notice had exactly one live owner and every open CSC request one live holder after each change; every CSC request answered once; every child got exactly one notice and one mail" : "FAILED")
             if !report.passed { throw ExitCode(1) }
         }
     }
@@ -133,7 +134,7 @@ struct FaultsCommand: AsyncParsableCommand {
             commandName: "poison",
             abstract: "Poison records among genuine incidents: one Kafka takes but intake must refuse, one in intake's outbox that Kafka refuses; every genuine child gets one notice, the poisons are dead letters with their reasons, no outbox keeps anything.",
             discussion: """
-            One instance of each service. A records system writes an incident with a 900,000-character \
+            Two instances of each service by default (--instances). A records system writes an incident with a 900,000-character \
             child name to encompass.incidents.raw; halfway through the feed intake-1 is stopped, a 1.2 MB \
             IncidentRecorded is put at the head of its outbox (as the version before the size check left it) \
             with a batch of accepted incidents behind it, and intake-1 is started again (docs/FAULTS.md). \
@@ -143,7 +144,9 @@ struct FaultsCommand: AsyncParsableCommand {
 
         @Option(help: "Genuine incidents (one eligible child each).")
         var incidents: Int = 400
-        @Option(help: "Intake's HTTP port; the other services follow it.")
+        @Option(help: "Instances of each service (1 to 12); the poison goes into intake-1's outbox.")
+        var instances: Int = 2
+        @Option(help: "Intake's HTTP port; the other services and instances follow it.")
         var basePort: Int = 33_081
         @Option(help: "Folder for logs, stores and mail.")
         var dir: String = "var/faults-poison"
@@ -151,7 +154,8 @@ struct FaultsCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, basePort: basePort, console: false)) {
+            let instances = try FaultsCommand.instanceCounts(instances)
+            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort, console: false)) {
                 try await FaultScenarios.poisonRecords($0, incidents: incidents) { say($0) }
             }
             if json { try printJSON(report) }
@@ -171,7 +175,7 @@ struct FaultsCommand: AsyncParsableCommand {
             abstract: "Broker faults through the whole pipeline: request errors (Produce, Fetch, OffsetCommit, Heartbeat, JoinGroup), brokers down and up, leaders moved, slow answers; no incident lost, no notice sent twice.",
             discussion: """
             Three mock brokers with the fault control port (encompass broker --control-port); two \
-            instances of each service. docs/FAULTS.md lists what is injected when. \
+            instances of each service by default (--instances). docs/FAULTS.md lists what is injected when. \
             Exit status 0 when every check holds and every pushed error was served at least once.
             """
         )
@@ -180,6 +184,8 @@ struct FaultsCommand: AsyncParsableCommand {
         var incidents: Int = 2_000
         @Option(help: "How long a broker stays down (seconds).")
         var downSeconds: Double = 10
+        @Option(help: "Instances of each service (1 to 12).")
+        var instances: Int = 2
         @Option(help: "Intake's HTTP port; the other services and instances follow it.")
         var basePort: Int = 32_581
         @Option(help: "Folder for logs, stores and mail.")
@@ -188,7 +194,7 @@ struct FaultsCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 2) })
+            let instances = try FaultsCommand.instanceCounts(instances)
             let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort,
                                                      brokers: 3, brokerControl: true)) {
                 try await FaultScenarios.brokerFaults($0, incidents: incidents, downSeconds: downSeconds) { say($0) }
@@ -203,6 +209,16 @@ struct FaultsCommand: AsyncParsableCommand {
             say(report.passed ? "PASSED: no incident lost, no notice sent twice" : "FAILED")
             if !report.passed { throw ExitCode(1) }
         }
+    }
+}
+
+extension FaultsCommand {
+    /// `count` instances of every service, for a scenario's `--instances`.
+    static func instanceCounts(_ count: Int) throws -> [ServiceName: Int] {
+        guard (1...12).contains(count) else {
+            throw ValidationError("--instances \(count): give 1 to 12 (the topics have 12 partitions; a 13th instance would own none)")
+        }
+        return Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, count) })
     }
 }
 

@@ -328,9 +328,15 @@ public struct NoticeEvent: MessagePayload {
     /// For `claimed`: the identity of the dispatch store that took the notice (made once per
     /// store, so it survives restarts; the instance's name is in `detail`).
     public var claimant: String?
+    /// For `claimed`: the claimant this claim takes over from (a notice restored from the
+    /// changelog after its store was lost, resent by the MASH). It wins only if that claimant
+    /// is the notice's winner when the claim is read, in the topic's order; a plain claim
+    /// (without it) wins only as the first.
+    public var supersedes: String?
 
     public init(noticeId: String, kind: Kind, at: Date, forceCode: String, occurrenceNumber: String, schoolURN: String? = nil,
-                detail: String? = nil, claimant: String? = nil) {
+                detail: String? = nil, claimant: String? = nil, supersedes: String? = nil) {
+        self.supersedes = supersedes
         self.noticeId = noticeId
         self.kind = kind
         self.at = at

@@ -25,9 +25,9 @@ public enum ServiceName: String, Sendable, CaseIterable, Codable {
         switch self {
         case .intake: []
         case .childResearch: [Topics.history.name, Topics.incidents.name, Topics.reviewProposals.name]
-        case .schoolResolution: [Topics.schoolRegister.name]
+        case .schoolResolution: [Topics.schoolRegister.name, Topics.schoolRequestsChangelog.name]
         case .scheduling: [Topics.schedulingChangelog.name]
-        case .dispatch: [Topics.noticeEvents.name, Topics.dispatchAccounts.name]
+        case .dispatch: [Topics.noticeEvents.name, Topics.dispatchAccounts.name, Topics.dispatchChangelog.name]
         }
     }
 
@@ -102,9 +102,21 @@ public enum Topics {
     public static let schedulingChangelog = TopicDefinition(
         name: "encompass.scheduling.changelog", key: "notice id",
         producers: ["scheduling"], consumers: ["scheduling (every instance, own group: standby copy, restore on assignment)"], compacted: true)
+    /// A child's open CSC requests and held answers, so the next owner of the child's partition
+    /// restores them when their instance is lost (`SchoolRequestsChangelog`; a tombstone when none is open).
+    public static let schoolRequestsChangelog = TopicDefinition(
+        name: "encompass.school-resolution.changelog", key: "child id",
+        producers: ["school-resolution (instance owning the child)"],
+        consumers: ["school-resolution (every instance, own group: standby copy, restore on assignment)"], compacted: true)
     public static let noticesDue = TopicDefinition(
         name: "encompass.notices.due", key: "notice id",
         producers: ["scheduling"], consumers: ["dispatch"])
+    /// The notices dispatch has not finished with, so the next owner of a notice's partition
+    /// restores them when their instance is lost (`DispatchNoticeChangelog`; a tombstone once finished).
+    public static let dispatchChangelog = TopicDefinition(
+        name: "encompass.dispatch.changelog", key: "notice id",
+        producers: ["dispatch (instance that took the notice)"],
+        consumers: ["dispatch (every instance, own group: standby copy, restore on assignment)"], compacted: true)
     public static let noticeEvents = TopicDefinition(
         name: "encompass.notice.events", key: "notice id",
         producers: ["scheduling", "dispatch", "school-resolution (redirects)"], consumers: ["dispatch (every instance, own group: audit, claims)", "operations"])
@@ -115,6 +127,7 @@ public enum Topics {
     public static let pipeline: [TopicDefinition] = [
         incidentsRaw, incidents, history, reviewDecisions, children, schoolFeedback, schoolRegister,
         noticeRequests, schedulingChangelog, noticesDue, noticeEvents, reviewProposals, dispatchAccounts,
+        schoolRequestsChangelog, dispatchChangelog,
     ]
 
     public static let deadLetters: [TopicDefinition] = ServiceName.allCases.map {

@@ -284,12 +284,13 @@ extension NoticeEvent: WireCodable {
         writer.field("noticeId", noticeId)
         writer.field("occurrenceNumber", occurrenceNumber)
         writer.field("schoolURN", schoolURN)
+        writer.field("supersedes", supersedes)
     }
 
     public init(wire object: WireObject) throws {
         self.init(noticeId: try object.string("noticeId"), kind: try object.value("kind"), at: try object.date("at"),
                   forceCode: try object.string("forceCode"), occurrenceNumber: try object.string("occurrenceNumber"),
                   schoolURN: try object.string(ifPresent: "schoolURN"), detail: try object.string(ifPresent: "detail"),
-                  claimant: try object.string(ifPresent: "claimant"))
+                  claimant: try object.string(ifPresent: "claimant"), supersedes: try object.string(ifPresent: "supersedes"))
     }
 }

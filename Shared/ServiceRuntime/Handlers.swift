@@ -113,6 +113,9 @@ public enum MessageHeader {
     /// On a record with no value: a tombstone queued by `Outbox.tombstone` (the relay sends it
     /// with a null value; the header stays, for whoever reads the topic).
     public static let tombstone = "encompass-tombstone"
+    /// On a work changelog's records and tombstones (`WorkChangelog`): the store that owned the
+    /// key's open items when it wrote the record.
+    public static let owner = "encompass-owner"
 }
 
 public enum DeadLetterWriter {

@@ -267,10 +267,11 @@ public struct Outbox {
     /// value as queued (the encoded envelope), for a caller that keeps a copy.
     @discardableResult
     public func publish<P: MessagePayload>(
-        _ payload: P, to topic: String, key: String, id: String, causationId: String? = nil, now: Date = Date()
+        _ payload: P, to topic: String, key: String, id: String, causationId: String? = nil, now: Date = Date(),
+        headers extra: [(String, String)] = []
     ) throws -> Data {
         let envelope = Envelope(id: id, key: key, producer: producer, createdAt: now, causationId: causationId, payload: payload)
-        let headers = [(MessageHeader.messageId, id), (MessageHeader.schema, P.schema), (MessageHeader.version, String(P.schemaVersion))]
+        let headers = [(MessageHeader.messageId, id), (MessageHeader.schema, P.schema), (MessageHeader.version, String(P.schemaVersion))] + extra
         let value = Data(try WireFormat.encode(envelope))
         try queue(id: id, topic: topic, key: key, value: value, headers: headers, now: now)
         return value
@@ -303,8 +304,8 @@ public struct Outbox {
     /// compaction drops the key's earlier records: what the retention purge does to the copies
     /// of personal data a compacted topic would otherwise keep for ever. The outbox row has an
     /// empty value and the `encompass-tombstone` header; the relay sends it with a null value.
-    public func tombstone(topic: String, key: String, id: String, now: Date = Date()) throws {
-        try queue(id: id, topic: topic, key: key, value: Data(), headers: [(MessageHeader.messageId, id), (MessageHeader.tombstone, "true")], now: now)
+    public func tombstone(topic: String, key: String, id: String, now: Date = Date(), headers extra: [(String, String)] = []) throws {
+        try queue(id: id, topic: topic, key: key, value: Data(), headers: [(MessageHeader.messageId, id), (MessageHeader.tombstone, "true")] + extra, now: now)
     }
 }
 

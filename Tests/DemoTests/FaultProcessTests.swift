@@ -26,7 +26,7 @@ struct BrokerFaultProcessTests {
     @Test("broker faults: Produce/Fetch/OffsetCommit/Heartbeat/JoinGroup errors, a broker down and up twice, leaders moved, a slow broker: no incident lost, no notice sent twice")
     func brokerFaults() throws {
         let directory = TestPaths.temporaryDirectory("faults-broker")
-        let run = try runFaultScenario(["broker", "--incidents", "1000", "--down-seconds", "8", "--dir", directory],
+        let run = try runFaultScenario(["broker", "--incidents", "1000", "--down-seconds", "8", "--instances", "2", "--dir", directory],
                                        as: FaultScenarios.BrokerFaultsReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         #expect(report.brokers == 3)
@@ -86,7 +86,7 @@ struct PoisonRecordProcessTests {
     @Test("a record intake must refuse and a record Kafka refuses in intake's outbox: every genuine notice sent, the poisons dead letters with their reasons, every outbox empty")
     func poisonRecords() throws {
         let directory = TestPaths.temporaryDirectory("faults-poison")
-        let run = try runFaultScenario(["poison", "--incidents", "150", "--dir", directory], as: FaultScenarios.PoisonReport.self)
+        let run = try runFaultScenario(["poison", "--incidents", "150", "--instances", "2", "--dir", directory], as: FaultScenarios.PoisonReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         expectOneNoticePerChild(report.outcome, incidents: 150, context: "")
         #expect(report.outcome.occurrencesCovered == 150, "no genuine incident lost behind the poison")
@@ -101,7 +101,7 @@ struct PoisonRecordProcessTests {
 
 @Suite("Scaling out and in through the whole pipeline as processes", .serialized)
 struct RebalanceProcessTests {
-    @Test("every service scaled 1 -> 3 -> 2 while incidents flow, then one instance of each SIGKILLed and left down: every pending notice has exactly one live owner after each change, and every child gets one notice and one mail")
+    @Test("every service scaled 1 -> 3 -> 2 while incidents flow, then one instance of each SIGKILLed and left down (school resolution's store deleted): every pending notice has exactly one live owner and every open CSC request one live holder after each change, each request answered once, and every child gets one notice and one mail")
     func rebalance() throws {
         let directory = TestPaths.temporaryDirectory("faults-rebalance")
         let run = try runFaultScenario(["rebalance", "--incidents", "350", "--dir", directory], as: FaultScenarios.RebalanceReport.self)
@@ -112,8 +112,13 @@ struct RebalanceProcessTests {
         for step in report.steps {
             #expect(step.unowned == 0 && step.ownedTwice == 0, "\(step)")
             #expect(step.listedBy.values.allSatisfy { $0 == step.pending }, "every live instance lists every pending notice: \(step)")
+            #expect(step.cscRequests == step.cscExpected && step.cscListedTwice == 0, "every open CSC request on exactly one live instance: \(step)")
         }
-        #expect(report.steps.last?.pending == 350)
+        #expect(report.steps.dropFirst().allSatisfy { $0.cscExpected == report.cscChildren })
+        #expect(report.cscChildren == 12)
+        #expect(report.cscLostWithInstance > 0, "the SIGKILLed instance held open CSC requests when its store was deleted")
+        #expect(report.cscAnswered == report.cscChildren, "each CSC request answered once, by the instance holding it")
+        #expect(report.steps.last?.pending == 350 - report.cscChildren, "all scheduled but the children waiting for CSC")
         #expect(report.passed && run.status == 0)
     }
 }

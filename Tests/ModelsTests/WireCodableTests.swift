@@ -103,7 +103,7 @@ struct WireCodableTests {
                       escalationContact: random.maybe { $0.contact() }, rules: random.texts()),
             NoticeEvent(noticeId: random.text(), kind: random.pick(NoticeEvent.Kind.self), at: random.date(), forceCode: random.text(),
                         occurrenceNumber: random.text(), schoolURN: random.maybe { $0.text() }, detail: random.maybe { $0.text() },
-                        claimant: random.maybe { $0.text() }),
+                        claimant: random.maybe { $0.text() }, supersedes: random.maybe { $0.text() }),
         ]
     }
 

@@ -112,54 +112,131 @@ public enum FaultScenarios {
         public var ownedTwice: Int
         /// Seconds until every pending notice had exactly one owner (the group's rebalance).
         public var settledAfter: Double
+        /// Open CSC requests listed by the live school resolution instances (their union), and
+        /// how many each lists; requests listed by more than one.
+        public var cscRequests: Int = 0
+        /// The open CSC requests there should be at this step.
+        public var cscExpected: Int = 0
+        public var cscHeldBy: [String: Int] = [:]
+        public var cscListedTwice: Int = 0
     }
 
     public struct RebalanceReport: Codable, Sendable, Equatable {
         public var steps: [OwnershipStep]
         public var outcome: Outcome
+        /// Children whose recorded school matches nothing: each waits for Children's Social Care.
+        public var cscChildren: Int
+        /// Open CSC requests the SIGKILLed school resolution instance held when it was killed
+        /// and its store deleted.
+        public var cscLostWithInstance: Int
+        /// Requests answered by the returned sheet (a notice each), over the live instances.
+        public var cscAnswered: Int
         public var passed: Bool {
-            outcome.passed && !steps.isEmpty
-                && steps.allSatisfy { step in step.unowned == 0 && step.ownedTwice == 0 && step.listedBy.values.allSatisfy { $0 == step.pending } }
+            outcome.passed && !steps.isEmpty && cscLostWithInstance > 0 && cscAnswered == cscChildren
+                && steps.allSatisfy { step in
+                    step.unowned == 0 && step.ownedTwice == 0 && step.listedBy.values.allSatisfy { $0 == step.pending }
+                        && step.cscRequests == step.cscExpected && step.cscListedTwice == 0
+                }
         }
     }
 
     /// Three instances of every service configured, one started. Incidents fed in batches; after
     /// the second every service scales to 3, after the fourth back to 2 (instance 3 stopped
-    /// gracefully), after the sixth instance 2 of every service is SIGKILLed and left down. After
-    /// each change the run waits until every pending notice has exactly one live owner and is
-    /// listed by every live scheduling instance; then the morning comes and every child must get
-    /// exactly one notice and one mail.
-    public static func rebalance(_ pipeline: LocalPipeline, incidents count: Int, report progress: @Sendable (String) -> Void) async throws -> RebalanceReport {
-        let incidents = try await prepare(pipeline, count: count, seed: 13, upTo: 1)
+    /// gracefully), after the sixth instance 2 of every service is SIGKILLed and left down, and
+    /// school resolution's instance 2 loses its store. The first `cscChildren` children's
+    /// recorded school matches nothing, so each waits for Children's Social Care on the
+    /// instance owning the child (`encompass.school-resolution.changelog`). After each change
+    /// the run waits until every pending notice has exactly one live owner and is listed by
+    /// every live scheduling instance, and every open CSC request is listed by exactly one live
+    /// school resolution instance. Once the rest is scheduled, CSC's returned sheet (each
+    /// child's real school) goes to every live instance, each answering the rows it holds; then
+    /// the morning comes and every child must get exactly one notice and one mail.
+    public static func rebalance(_ pipeline: LocalPipeline, incidents count: Int, cscChildren: Int = 12,
+                                 report progress: @Sendable (String) -> Void) async throws -> RebalanceReport {
+        var incidents = try await prepare(pipeline, count: count, seed: 13, upTo: 1)
+        let csc = min(cscChildren, incidents.count)
+        var realSchool: [String: String] = [:]
+        for index in 0..<csc {
+            realSchool[incidents[index].occurrenceNumber] = incidents[index].children[0].school?.urn
+            incidents[index].children[0].school = RecordedSchool(name: "Quxworth Zyzzyva Academy")
+        }
         var steps: [OwnershipStep] = []
-        steps.append(try await settleOwnership(pipeline, step: "1 instance", progress: progress))
+        var lostWithInstance = 0
+        steps.append(try await settleOwnership(pipeline, step: "1 instance", csc: 0, progress: progress))
         try await feed(pipeline, incidents) { batch, _ in
             switch batch {
             case 2:
                 for service in ServiceName.allCases { try await pipeline.scale(service, to: 3) }
                 progress("scaled every service 1 -> 3")
-                steps.append(try await settleOwnership(pipeline, step: "scaled 1 -> 3", progress: progress))
+                steps.append(try await settleOwnership(pipeline, step: "scaled 1 -> 3", csc: csc, progress: progress))
             case 4:
                 for service in ServiceName.allCases { try await pipeline.scale(service, to: 2) }
                 progress("scaled every service 3 -> 2 (instance 3 stopped)")
-                steps.append(try await settleOwnership(pipeline, step: "scaled 3 -> 2", progress: progress))
+                steps.append(try await settleOwnership(pipeline, step: "scaled 3 -> 2", csc: csc, progress: progress))
             case 6:
+                lostWithInstance = try await openRequests(pipeline, instance: 2).count
                 for service in ServiceName.allCases { await pipeline.signal(.init(service: service, number: 2), SIGKILL) }
-                progress("SIGKILL: instance 2 of every service, left down")
-                steps.append(try await settleOwnership(pipeline, step: "SIGKILL of instance 2", progress: progress))
+                let lost = LocalPipeline.Instance(service: .schoolResolution, number: 2)
+                let folder = "\(pipeline.options.directory)/\(lost.name)"
+                for file in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where file.hasPrefix("\(ServiceName.schoolResolution.rawValue).sqlite") {
+                    try FileManager.default.removeItem(atPath: "\(folder)/\(file)")
+                }
+                progress("SIGKILL: instance 2 of every service, left down; \(lost.name)'s store deleted with its \(lostWithInstance) open CSC requests")
+                steps.append(try await settleOwnership(pipeline, step: "SIGKILL of instance 2", csc: csc, progress: progress))
             default: break
             }
         }
+        try await waitForScheduled(pipeline, count: incidents.count - csc)
+        steps.append(try await settleOwnership(pipeline, step: "all scheduled", csc: csc, progress: progress))
+        let answered = try await answerCSC(pipeline, realSchool: realSchool)
+        progress("CSC's returned sheet: \(answered) requests answered by the live school resolution instances")
         try await waitForScheduled(pipeline, count: incidents.count)
-        steps.append(try await settleOwnership(pipeline, step: "all scheduled", progress: progress))
         try await morning(pipeline, progress: progress)
         try await waitForMails(pipeline, count: incidents.count)
-        return RebalanceReport(steps: steps, outcome: try await check(pipeline, incidents))
+        return RebalanceReport(steps: steps, outcome: try await check(pipeline, incidents), cscChildren: csc,
+                               cscLostWithInstance: lostWithInstance, cscAnswered: answered)
+    }
+
+    /// The open CSC requests one school resolution instance holds (`GET /v1/requests`).
+    static func openRequests(_ pipeline: LocalPipeline, instance number: Int) async throws -> [[String: String]] {
+        let (status, body) = try await pipeline.operationsClient(.schoolResolution, instance: number).call("GET", "/v1/requests", query: ["lpa": "all"])
+        guard status == 200 else { throw PipelineError("school-resolution-\(number) requests: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))") }
+        return (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["requests"] as? [[String: String]] ?? []
+    }
+
+    /// CSC's returned sheet, every open request with the child's real school, given to every
+    /// live school resolution instance (`only=held`: each answers the rows it holds). Returns
+    /// how many rows were answered with a notice, over all instances.
+    static func answerCSC(_ pipeline: LocalPipeline, realSchool: [String: String]) async throws -> Int {
+        let live = await liveInstances(pipeline, .schoolResolution)
+        var rows: [String] = []
+        for number in live {
+            for request in try await openRequests(pipeline, instance: number) {
+                guard let id = request["request_id"], let urn = request["occurrence_number"].flatMap({ realSchool[$0] }) else { continue }
+                rows.append("\(id),\(urn)")
+            }
+        }
+        let sheet = "request_id,school_urn\r\n" + rows.sorted().joined(separator: "\r\n") + "\r\n"
+        var answered = 0
+        for number in live {
+            let (status, body) = try await pipeline.operationsClient(.schoolResolution, instance: number)
+                .call("POST", "/v1/requests/import", query: ["name": "returned.csv", "only": "held"], raw: Data(sheet.utf8), contentType: "text/csv")
+            guard (200..<300).contains(status) else { throw PipelineError("school-resolution-\(number) import: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))") }
+            let answers = (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["answers"] as? [[String: Any]] ?? []
+            answered += answers.filter { $0["outcome"] as? String == "notice" }.count
+        }
+        return answered
+    }
+
+    static func liveInstances(_ pipeline: LocalPipeline, _ service: ServiceName) async -> [Int] {
+        var live: [Int] = []
+        for number in pipeline.instances(of: service) where !(await pipeline.isDown(.init(service: service, number: number))) { live.append(number) }
+        return live
     }
 
     /// Waits (up to 3 minutes) until every pending notice has exactly one owner among the live
     /// scheduling instances and every live instance lists all of them.
-    static func settleOwnership(_ pipeline: LocalPipeline, step: String, progress: @Sendable (String) -> Void) async throws -> OwnershipStep {
+    static func settleOwnership(_ pipeline: LocalPipeline, step: String, csc: Int, progress: @Sendable (String) -> Void) async throws -> OwnershipStep {
         let started = ContinuousClock.now
         var last: OwnershipStep?
         while ContinuousClock.now - started < .seconds(180) {
@@ -178,12 +255,21 @@ public enum FaultScenarios {
                     owners[id, default: 0] += (notice["ownedHere"] as? Bool) == true ? 1 : 0
                 }
             }
+            var requests: [String: Int] = [:]
+            var heldBy: [String: Int] = [:]
+            for number in await liveInstances(pipeline, .schoolResolution) {
+                guard let held = try? await openRequests(pipeline, instance: number) else { heldBy["school-resolution-\(number)"] = -1; continue }
+                heldBy["school-resolution-\(number)"] = held.count
+                for request in held { if let id = request["request_id"] { requests[id, default: 0] += 1 } }
+            }
             let current = OwnershipStep(step: step, instances: live, pending: owners.count, listedBy: listedBy,
                                         unowned: owners.values.filter { $0 == 0 }.count, ownedTwice: owners.values.filter { $0 > 1 }.count,
-                                        settledAfter: (ContinuousClock.now - started).seconds)
+                                        settledAfter: (ContinuousClock.now - started).seconds, cscRequests: requests.count, cscExpected: csc, cscHeldBy: heldBy,
+                                        cscListedTwice: requests.values.filter { $0 > 1 }.count)
             last = current
-            if current.unowned == 0, current.ownedTwice == 0, listedBy.values.allSatisfy({ $0 == owners.count }) {
-                progress("\(step): \(current.pending) pending notices, each owned by exactly one of \(live.joined(separator: ", ")) (after \(String(format: "%.1f", current.settledAfter)) s)")
+            if current.unowned == 0, current.ownedTwice == 0, listedBy.values.allSatisfy({ $0 == owners.count }),
+               current.cscRequests == csc, current.cscListedTwice == 0, heldBy.values.allSatisfy({ $0 >= 0 }) {
+                progress("\(step): \(current.pending) pending notices, each owned by exactly one of \(live.joined(separator: ", ")); \(current.cscRequests) open CSC requests, each on one of \(heldBy.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")) (after \(String(format: "%.1f", current.settledAfter)) s)")
                 return current
             }
             try await Task.sleep(for: .milliseconds(500))

@@ -424,9 +424,26 @@ struct DispatchAPI: Sendable {
         case .failure(let error): return Self.wireJSON(.badRequest, Errors(errors: [error.field]))
         }
         let now = environment.clock.now()
-        let outcome = try await environment.write { db, _ -> String? in
+        let outcome = try await environment.write { db, outbox -> String? in
             guard var mail = try OutgoingMail.fetchOne(db, key: id), var notice = try NoticeRow.fetchOne(db, key: id) else { return "no email notice \(id)" }
-            guard mail.state == .uncertain || mail.state == .failed else { return "mail is \(mail.state.rawValue); only uncertain or failed mail can be resent" }
+            // A notice restored from a lost store's changelog record is still that store's
+            // claim, and its email's link names that store's instance: this one takes the claim
+            // over and sends a new link to its own page (also for a mail the lost store sent,
+            // whose link no longer opens).
+            let me = try NoticeClaims.claimant(db)
+            let previous = try NoticeClaims.winner(of: id, db: db).flatMap { $0 == me ? nil : $0 }
+            guard mail.state == .uncertain || mail.state == .failed || (previous != nil && mail.state == .sent) else {
+                return "mail is \(mail.state.rawValue); only uncertain or failed mail can be resent"
+            }
+            if previous != nil {
+                guard let rules = settings.protocols[notice.forceCode] else { return "force \(notice.forceCode) has no \"dispatch\" protocol section" }
+                guard !notice.payload.isEmpty else { return "the notice's contents are no longer kept" }
+                let due = try WireFormat.value(NoticeDue.self, from: notice.payload)
+                // Same Message-ID: to the school it is the notice's email again, with a new link.
+                let (_, _, message) = try NoticeIntake.linkMail(due, notice: &notice, recipient: mail.recipient, rules: rules, settings: settings,
+                                                                idempotencyKey: mail.idempotencyKey, now: now)
+                mail.message = Data(message.data.utf8)
+            }
             guard mail.message != nil else { return "the mail text is no longer kept" }
             mail.state = .pending
             mail.attempts = 0
@@ -435,6 +452,9 @@ struct DispatchAPI: Sendable {
             notice.state = .pending
             try notice.update(db)
             try Audit.recordLocal("resend-requested", notice: notice, detail: "resend requested by \(parsed.by)", db: db, now: now)
+            if let previous {
+                try NoticeClaims.takeOver(notice, from: previous, claimant: me, instanceId: settings.instanceId, db: db, outbox: outbox, now: now)
+            }
             return nil
         }
         // Not here: the notice is another dispatch instance's (the CLI asks each in turn).

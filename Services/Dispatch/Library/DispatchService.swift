@@ -44,6 +44,10 @@ public enum DispatchService {
         /// A claimed notice not sent this long after its claim counts in
         /// `encompass_dispatch_claimed_unsent_notices` (ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES, default 30).
         public var unsentAlertAfter: TimeInterval = 30 * 60
+        /// How long a newly assigned partition of `encompass.notices.due` is owned before the
+        /// notices of other stores on `encompass.dispatch.changelog` are restored, so the
+        /// replica can catch up first (ENCOMPASS_DISPATCH_RESTORE_GRACE_MS, default 2000).
+        public var restoreGrace: Duration = .seconds(2)
         /// This instance's name in its `claimed` events' detail, for people (ENCOMPASS_INSTANCE_ID;
         /// `definition(_:)` sets it from the service configuration). Claims themselves name the
         /// store (`NoticeClaims`).
@@ -125,6 +129,7 @@ public enum DispatchService {
             )
             settings.retention = try RetentionSettings.fromEnvironment(environment)
             if let minutes = try env.int("ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES", in: 1...1440) { settings.unsentAlertAfter = TimeInterval(minutes * 60) }
+            if let grace = try env.int("ENCOMPASS_DISPATCH_RESTORE_GRACE_MS", in: 0...600_000) { settings.restoreGrace = .milliseconds(grace) }
             return settings
         }
     }
@@ -142,18 +147,20 @@ public enum DispatchService {
     }
 
     public static func definition(settings: Settings) -> ServiceDefinition {
-        ServiceDefinition(
+        let changelog = NoticeChangelog.make(grace: settings.restoreGrace)
+        return ServiceDefinition(
             service: .dispatch,
-            migrations: DispatchStore.migrations,
+            migrations: DispatchStore.migrations + changelog.migrations,
             handlers: [dueHandler(settings: settings)],
-            replicated: [eventsHandler(), accountsHandler()],
-            produces: [Topics.schoolFeedback.name, Topics.noticeEvents.name, Topics.dispatchAccounts.name],
+            replicated: [eventsHandler(), accountsHandler(), changelog.handler],
+            produces: [Topics.schoolFeedback.name, Topics.noticeEvents.name, Topics.dispatchAccounts.name, Topics.dispatchChangelog.name],
             routes: { router, environment in
                 NoticePage(settings: settings, environment: environment).register(on: router)
                 DispatchAPI(settings: settings, environment: environment).register(on: router)
             },
             background: [
                 RetentionPurge.task(DispatchRetention.rules, settings: settings.retention),
+                changelog.task,
                 BackgroundTask(name: "mail-sender") { environment in
                     try await MailSender(settings: settings, store: environment.store, wake: environment.relay.wake,
                                          clock: environment.clock, logger: environment.logger).run()
@@ -261,16 +268,8 @@ public enum NoticeIntake {
         try NoticeClaims.claim(notice, claimant: me, instanceId: settings.instanceId, causationId: messageId, db: db, outbox: outbox, now: now)
 
         if let recipient {
-            let token = try Secrets.newToken()
-            let expires = now.addingTimeInterval(TimeInterval((settings.linkExpiryHours ?? rules.linkExpiryHours) * 3600))
-            let link = "\(settings.publicURL)/notice/\(token)"
-            notice.linkTokenHash = Secrets.sha256Hex(token)
-            notice.linkExpiresAt = expires
-            let email = NoticeEmail.render(rules, schoolName: due.escalation ? "\(request.school.localAuthorityName) (education safeguarding)" : request.school.name,
-                                           link: link, expiresAt: expires)
             let key = MessageID.derived(from: due.noticeId, "notice-mail")
-            let message = MailMessage.compose(fromAddress: settings.fromAddress, fromName: rules.senderName, to: recipient,
-                                              subject: email.subject, body: email.body, idempotencyKey: key, date: now)
+            let (link, expires, message) = try linkMail(due, notice: &notice, recipient: recipient, rules: rules, settings: settings, idempotencyKey: key, now: now)
             try notice.insert(db)
             try OutgoingMail(noticeId: due.noticeId, idempotencyKey: key, recipient: recipient, message: Data(message.data.utf8),
                              state: .pending, attempts: 0, nextAttemptAt: now, createdAt: now).insert(db)
@@ -289,6 +288,23 @@ public enum NoticeIntake {
         try Audit.record(.telephoneTask, notice: notice, detail: "telephone task for MASH: \(reason)",
                          eventId: MessageID.derived(from: messageId, "telephone-task"), causationId: messageId, db: db, outbox: outbox, now: now)
         return .telephoneTask(reason: reason)
+    }
+
+    /// A new link to the notice's page on this instance (its token hash and expiry set on
+    /// `notice`) and the email that carries it.
+    static func linkMail(_ due: NoticeDue, notice: inout NoticeRow, recipient: String, rules: DispatchProtocol, settings: DispatchService.Settings,
+                         idempotencyKey: String, now: Date) throws -> (link: String, expires: Date, message: MailMessage) {
+        let token = try Secrets.newToken()
+        let expires = now.addingTimeInterval(TimeInterval((settings.linkExpiryHours ?? rules.linkExpiryHours) * 3600))
+        let link = "\(settings.publicURL)/notice/\(token)"
+        notice.linkTokenHash = Secrets.sha256Hex(token)
+        notice.linkExpiresAt = expires
+        let school = due.request.school
+        let email = NoticeEmail.render(rules, schoolName: due.escalation ? "\(school.localAuthorityName) (education safeguarding)" : school.name,
+                                       link: link, expiresAt: expires)
+        let message = MailMessage.compose(fromAddress: settings.fromAddress, fromName: rules.senderName, to: recipient,
+                                          subject: email.subject, body: email.body, idempotencyKey: idempotencyKey, date: now)
+        return (link, expires, message)
     }
 
     /// The NoticeDue as kept by dispatch: without the incident's parties and other children,

@@ -353,7 +353,7 @@ public enum Audit {
     /// Kinds kept only in dispatch's own trail (never published).
     public static let localKinds: Set<String> = [
         "mail-queued", "retry-scheduled", "link-opened", "link-expired", "sign-in-refused", "sign-in-locked", "resend-requested", "form-refused",
-        "claim-lost", "held-no-password",
+        "claim-lost", "held-no-password", "restored", "released",
     ]
 
     public static func record(

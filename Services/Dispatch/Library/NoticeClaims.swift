@@ -37,6 +37,18 @@ public enum NoticeClaims {
                          claimant: me, db: db, outbox: outbox, now: now)
     }
 
+    /// Takes over the claim on a notice restored from the changelog (`NoticeChangelog`) whose
+    /// winner is another store: a `claimed` event that supersedes it. The mail waits, as after
+    /// any claim, until this store reads its claim back as the winner.
+    static func takeOver(_ notice: NoticeRow, from previous: String, claimant me: String, instanceId: String, db: Database, outbox: Outbox, now: Date) throws {
+        let event = NoticeEvent(noticeId: notice.noticeId, kind: .claimed, at: now, forceCode: notice.forceCode, occurrenceNumber: notice.occurrenceNumber,
+                                schoolURN: notice.schoolURN, detail: "taken over by dispatch instance \(instanceId) (store \(me)) from store \(previous)",
+                                claimant: me, supersedes: previous)
+        let id = MessageID.derived(from: notice.noticeId, "claimed-\(me)-over-\(previous)")
+        try Audit.insert(event, eventId: id, producer: ServiceName.dispatch.rawValue, db: db)
+        try outbox.publish(event, to: Topics.noticeEvents.name, key: notice.noticeId, id: id, now: now)
+    }
+
     /// The claimant that won `noticeId`, once a claim has been read from the topic.
     public static func winner(of noticeId: String, db: Database) throws -> String? {
         try NoticeClaim.fetchOne(db, key: noticeId)?.claimant
@@ -53,6 +65,11 @@ public enum NoticeClaims {
     /// local `claim-lost` audit row says so.
     static func observe(_ event: NoticeEvent, db: Database, now: Date, logger: Logger) throws {
         guard event.kind == .claimed, let claimant = event.claimant else { return }
+        if let previous = event.supersedes {
+            // A take-over (a restored notice resent): it wins only from the claimant it names.
+            try db.execute(sql: "UPDATE noticeClaim SET claimant = ?, claimedAt = ?, observedAt = ? WHERE noticeId = ? AND claimant = ?",
+                           arguments: [claimant, event.at, now, event.noticeId, previous])
+        }
         try NoticeClaim(noticeId: event.noticeId, claimant: claimant, claimedAt: event.at, observedAt: now).insert(db, onConflict: .ignore)
         guard let winner = try winner(of: event.noticeId, db: db), try winner != self.claimant(db),
               let notice = try NoticeRow.fetchOne(db, key: event.noticeId) else { return }

@@ -154,14 +154,9 @@ public enum SchedulingService {
     /// instance has owned for at least `restoreGrace`, by the service clock.
     public static func releaser(interval: Duration, restoreGrace: Duration = .zero) -> BackgroundTask {
         BackgroundTask(name: "release-due-notices") { environment in
-            let topic = Topics.noticeRequests.name
-            var ownedSince: [Int: ContinuousClock.Instant] = [:]
+            var partitions = SettledPartitions(topic: Topics.noticeRequests.name, grace: restoreGrace)
             while !Task.isCancelled {
-                let current = Set(environment.ownedPartitions().filter { $0.topic == topic }.map { Int($0.partition) })
-                let real = ContinuousClock.now
-                ownedSince = ownedSince.filter { current.contains($0.key) }
-                for partition in current where ownedSince[partition] == nil { ownedSince[partition] = real }
-                let owned = Set(current.filter { real - ownedSince[$0]! >= restoreGrace })
+                let owned = partitions.update(environment.ownedPartitions()).settled
                 if !owned.isEmpty {
                     let now = environment.clock.now()
                     do {

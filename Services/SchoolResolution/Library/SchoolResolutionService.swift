@@ -8,7 +8,8 @@ import ServiceRuntime
 /// Social Care, and emits notice requests.
 ///
 /// Consumes `encompass.children` and `encompass.school.feedback` (work, key child id) and
-/// `encompass.schools.register` (replicated: every instance holds the whole register);
+/// `encompass.schools.register` (replicated: every instance holds the whole register) and
+/// `encompass.school-resolution.changelog` (replicated: every child's open CSC requests, `CSCChangelog`);
 /// produces `encompass.notice.requests` (key notice id: requests, and cancellations when a
 /// school says the pupil no longer attends), the register updates it takes over HTTP, and the
 /// redirect steps on `encompass.notice.events`. See docs/SCHOOLRESOLUTION.md.
@@ -21,11 +22,17 @@ public enum SchoolResolutionService {
         public var seedRegister: Bool
         /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md).
         public var retention: RetentionSettings
+        /// How long a newly assigned partition of `encompass.children` is owned before the CSC
+        /// requests of its children held by another store are restored, so the changelog replica
+        /// can catch up first (ENCOMPASS_SCHOOL_RESOLUTION_RESTORE_GRACE_MS, default 2000).
+        public var restoreGrace: Duration
 
-        public init(protocols: [String: SchoolsProtocol], seedRegister: Bool = true, retention: RetentionSettings = RetentionSettings()) {
+        public init(protocols: [String: SchoolsProtocol], seedRegister: Bool = true, retention: RetentionSettings = RetentionSettings(),
+                    restoreGrace: Duration = .seconds(2)) {
             self.protocols = protocols
             self.seedRegister = seedRegister
             self.retention = retention
+            self.restoreGrace = restoreGrace
         }
 
         public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
@@ -36,8 +43,9 @@ public enum SchoolResolutionService {
             } catch {
                 throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "gives an unusable force protocol: \(error)")
             }
+            let grace = try env.int("ENCOMPASS_SCHOOL_RESOLUTION_RESTORE_GRACE_MS", in: 0...600_000) ?? 2000
             return Settings(protocols: protocols, seedRegister: try env.bool("ENCOMPASS_SCHOOLS_SEED") ?? true,
-                            retention: try RetentionSettings.fromEnvironment(environment))
+                            retention: try RetentionSettings.fromEnvironment(environment), restoreGrace: .milliseconds(grace))
         }
     }
 
@@ -47,9 +55,10 @@ public enum SchoolResolutionService {
 
     public static func definition(settings: Settings) -> ServiceDefinition {
         let flow = SchoolFlow(protocols: settings.protocols)
+        let changelog = CSCChangelog.make(grace: settings.restoreGrace)
         return ServiceDefinition(
             service: .schoolResolution,
-            migrations: SchoolStore.migrations(seed: settings.seedRegister),
+            migrations: SchoolStore.migrations(seed: settings.seedRegister) + changelog.migrations,
             handlers: [
                 TopicHandler.on(Topics.children.name, ChildIdentified.self) { envelope, ctx in
                     try flow.handleChild(envelope.payload, messageId: envelope.id, db: ctx.db, outbox: ctx.outbox, now: ctx.now, logger: ctx.logger)
@@ -74,8 +83,9 @@ public enum SchoolResolutionService {
                     }
                     try SchoolStore.apply(envelope.payload, db: ctx.db)
                 }),
+                changelog.handler,
             ],
-            produces: [Topics.noticeRequests.name, Topics.schoolRegister.name, Topics.noticeEvents.name],
+            produces: [Topics.noticeRequests.name, Topics.schoolRegister.name, Topics.noticeEvents.name, Topics.schoolRequestsChangelog.name],
             routes: { router, environment in
                 // Notices to out-of-area schools with no contact for the school nor its local
                 // authority: each is a telephone task for the MASH; how many there are is a gauge.
@@ -91,7 +101,7 @@ public enum SchoolResolutionService {
                 }
                 SchoolsAPI(flow: flow, environment: environment).register(on: router)
             },
-            background: [RetentionPurge.task(SchoolRetention.rules, settings: settings.retention)]
+            background: [RetentionPurge.task(SchoolRetention.rules, settings: settings.retention), changelog.task]
         )
     }
 }
