@@ -135,6 +135,18 @@ struct LearnedResearchTests {
         #expect(candidates.filter { $0.child.givenName == "Leo" }.count == 1)
     }
 
+    @Test("the background check counts the people of earlier days from an index by day, not by reading the person table")
+    func peopleByDayUseAnIndex() throws {
+        let store = try Self.store("learned-research-people-by-day", Array(Self.history().prefix(20)))
+        let plan = try store.pool.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM researchPerson WHERE occurredDay < ?", arguments: [Self.today])
+                .map { $0["detail"] as String? ?? "" }.joined(separator: "; ")
+        }
+        #expect(plan.contains("USING COVERING INDEX researchPersonDay"), "\(plan)")
+        #expect(try store.pool.read { try MatchModelStore.people(before: Self.today, db: $0) } == 60)
+        #expect(try store.pool.read { try MatchModelStore.people(before: "2022-04-20", db: $0) } == 15) // the first five days
+    }
+
     @Test("two stores filled in different orders learn the same model and research gives the same answer")
     func sameAnswerWhateverTheOrder() throws {
         let history = Self.history()
