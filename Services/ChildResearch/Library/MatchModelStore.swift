@@ -36,6 +36,13 @@ public enum MatchModelStore {
         public var trainedAt: Date
         /// Learned from the records of days before this one (`yyyy-MM-dd`), as research reads them.
         public var beforeDay: String = MatchModelStore.allDays
+
+        public init(model: MatchModel, people: Int, trainedAt: Date, beforeDay: String = MatchModelStore.allDays) {
+            self.model = model
+            self.people = people
+            self.trainedAt = trainedAt
+            self.beforeDay = beforeDay
+        }
     }
 
     /// The stored model; nil when none is, or when it was written in another format (a model

@@ -199,6 +199,18 @@ public struct Researcher: Sendable {
         return matcher.matches(a, b)
     }
 
+    /// Whether an adult recorded beside a matched adult is one of this incident's adults. With
+    /// the model also on names alone when a date of birth is missing on one side: the partner
+    /// of an adult already matched, under the same given (or nickname) and family name, is that
+    /// partner; the model, on names alone, stays below its threshold, and the children of such
+    /// a couple were taken for a partner's earlier children and lowered below the proposal threshold.
+    func sameCompanion(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool {
+        if samePerson(a, b) { return true }
+        guard learned != nil else { return false }
+        let vector = ComparisonVector.compare(a, b)
+        return vector[.dateOfBirth] == 0 && (1...2).contains(vector[.given]) && (1...2).contains(vector[.family])
+    }
+
     /// Why an earlier occurrence is linked to this incident.
     struct Link {
         var forceCode: String
