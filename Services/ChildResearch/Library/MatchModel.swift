@@ -55,7 +55,7 @@ public struct ComparisonVector: Sendable, Hashable {
         var number: UInt8 = 0, street: UInt8 = 0
         if let la = a.line, let lb = b.line {
             if !la.number.isEmpty, !lb.number.isEmpty { number = la.number == lb.number ? 1 : 2 }
-            if !la.street.isEmpty, !lb.street.isEmpty { street = streetLevel(la.street, lb.street) }
+            if !la.street.isEmpty, !lb.street.isEmpty { street = la.street == lb.street ? 1 : streetLevel(la.streetWords, lb.streetWords) }
         }
         var postcode: UInt8 = 0
         if !a.postcode.isEmpty, !b.postcode.isEmpty {
@@ -151,13 +151,16 @@ public struct ComparisonVector: Sendable, Hashable {
 
     /// Street words compared as tokens: each word of the shorter street finds its best
     /// Jaro-Winkler partner in the other; the mean decides the level.
-    static func streetLevel(_ a: String, _ b: String) -> UInt8 {
-        if a == b { return 1 }
-        let ta = a.split(separator: " ").map { Array($0.utf8) }, tb = b.split(separator: " ").map { Array($0.utf8) }
+    /// Two different streets by their words (`AddressText.Line.streetWords`).
+    static func streetLevel(_ ta: [[UInt8]], _ tb: [[UInt8]]) -> UInt8 {
         let (short, long) = ta.count <= tb.count ? (ta, tb) : (tb, ta)
         guard !short.isEmpty else { return 4 }
         var sum = 0.0
-        for word in short { sum += long.map { NameText.jaroWinkler(word, $0) }.max() ?? 0 }
+        for word in short {
+            var best = 0.0
+            for other in long { best = max(best, NameText.jaroWinkler(word, other)) }
+            sum += best
+        }
         let similarity = sum / Double(long.count)
         if similarity >= 0.9 { return 2 }
         if similarity >= 0.7 { return 3 }
