@@ -149,9 +149,8 @@ public struct ComparisonVector: Sendable, Hashable {
         return 7
     }
 
-    /// Street words compared as tokens: each word of the shorter street finds its best
-    /// Jaro-Winkler partner in the other; the mean decides the level.
-    /// Two different streets by their words (`AddressText.Line.streetWords`).
+    /// Two different streets compared by their words (`AddressText.Line.streetWords`): each word
+    /// of the shorter street finds its best Jaro-Winkler partner in the other; the mean decides the level.
     static func streetLevel(_ ta: [[UInt8]], _ tb: [[UInt8]]) -> UInt8 {
         let (short, long) = ta.count <= tb.count ? (ta, tb) : (tb, ta)
         guard !short.isEmpty else { return 4 }
