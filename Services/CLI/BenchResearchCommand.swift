@@ -124,23 +124,36 @@ struct ResearchBench: AsyncParsableCommand {
         print(String(format: "  index build: %.1f s, %.0f records/s (includes feature extraction and blocking keys); CPU %.1f s, %.0f records per CPU-second",
                      seconds, Double(indexed) / seconds, cpuSeconds, Double(indexed) / cpuSeconds))
 
-        let researcher = Researcher(settings: .standard)
-        var latencies: [Double] = []
-        var found = 0
+        // The learned model, as the service's background task learns it (at most 200,000 people).
+        let learnStart = DispatchTime.now().uptimeNanoseconds
+        let stored = try store.pool.read { db in
+            MatchModelStore.Stored(model: try MatchModelStore.train(from: db), people: counts.people, trainedAt: Date())
+        }
+        print(String(format: "  learned model: %.1f s (from %d of the %d people, %d training pairs, %d EM iterations)",
+                     Double(DispatchTime.now().uptimeNanoseconds - learnStart) / 1e9, stored.model.records, counts.people,
+                     stored.model.trainingPairs, stored.model.iterations))
+        let matchers: [(name: String, researcher: Researcher)] = [
+            ("learned model (the default)", Researcher(settings: .standard, learned: LearnedMatcher(stored))),
+            ("hand-weighted matcher", Researcher(settings: .standard)),
+        ]
+        var latencies = [[Double]](repeating: [], count: matchers.count)
+        var cpuLatencies = [[Double]](repeating: [], count: matchers.count)
+        var found = [Int](repeating: 0, count: matchers.count)
         var exactLatencies: [Double] = []
-        var cpuLatencies: [Double] = []
         for i in 0..<queries {
             let household = households[generator.int(households.count)]
             let incident = generator.newIncident(for: household, number: i)
-            let start = DispatchTime.now().uptimeNanoseconds
-            let (candidates, cpu) = try store.pool.read { db in
-                let startCPU = Self.cpuTime(CLOCK_THREAD_CPUTIME_ID)
-                let found = try researcher.research(incident, db: db)
-                return (found, Self.cpuTime(CLOCK_THREAD_CPUTIME_ID) - startCPU)
+            for (m, matcher) in matchers.enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let (candidates, cpu) = try store.pool.read { db in
+                    let startCPU = Self.cpuTime(CLOCK_THREAD_CPUTIME_ID)
+                    let found = try matcher.researcher.research(incident, db: db)
+                    return (found, Self.cpuTime(CLOCK_THREAD_CPUTIME_ID) - startCPU)
+                }
+                latencies[m].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+                cpuLatencies[m].append(cpu * 1000)
+                if candidates.contains(where: { c in household.children.contains { $0.givenName == c.child.givenName } }) { found[m] += 1 }
             }
-            latencies.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-            cpuLatencies.append(cpu * 1000)
-            if candidates.contains(where: { c in household.children.contains { $0.givenName == c.child.givenName } }) { found += 1 }
             // Baseline: the same address looked up exactly (one indexed query), no person matching.
             let startExact = DispatchTime.now().uptimeNanoseconds
             _ = try store.pool.read { db in
@@ -155,10 +168,12 @@ struct ResearchBench: AsyncParsableCommand {
             return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
         }
         let withChildren = households.filter { !$0.children.isEmpty }.count * 100 / max(1, households.count)
-        print(String(format: "  research over %d incidents: p50 %.2f ms, p99 %.2f ms, max %.2f ms; a recorded child of the household proposed for %d (%d%% of households have children)",
-                     queries, percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.max() ?? 0, found, withChildren))
-        print(String(format: "  research CPU time per incident (the thread's own, unaffected by other load): p50 %.2f ms, p99 %.2f ms",
-                     percentile(cpuLatencies, 0.5), percentile(cpuLatencies, 0.99)))
+        for (m, matcher) in matchers.enumerated() {
+            print(String(format: "  research with the %@ over %d incidents: p50 %.2f ms, p99 %.2f ms, max %.2f ms; a recorded child of the household proposed for %d (%d%% of households have children)",
+                         matcher.name, queries, percentile(latencies[m], 0.5), percentile(latencies[m], 0.99), latencies[m].max() ?? 0, found[m], withChildren))
+            print(String(format: "    CPU time per incident (the thread's own, unaffected by other load): p50 %.2f ms, p99 %.2f ms",
+                         percentile(cpuLatencies[m], 0.5), percentile(cpuLatencies[m], 0.99)))
+        }
         print(String(format: "  baseline (exact address lookup only): p50 %.3f ms, p99 %.3f ms", percentile(exactLatencies, 0.5), percentile(exactLatencies, 0.99)))
     }
 }

@@ -230,6 +230,33 @@ struct SchedulingServiceTests {
         try await scheduler.stop()
     }
 
+    @Test("one child identified twice under two child ids is scheduled once for its school; a sibling of another name still is")
+    func sameChildTwice() async throws {
+        let kafka = try TestKafka()
+        let clock = try TestClock("2025-10-24 21:00")
+        let scheduler = try await RunningScheduler(kafka, group: "sched-\(UUID())", instance: "a", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
+        let first = noticeRequest(5, occurred: "2025-10-24 20:00")
+        func another(_ childId: String, given: String, dateOfBirth: String?) -> NoticeRequested {
+            var request = first
+            request.child = IdentifiedChild(childId: childId, givenName: given, familyName: "SMITH", dateOfBirth: dateOfBirth,
+                                            ageYears: dateOfBirth == nil ? 9 : nil)
+            request.noticeId = NoticeID.make(forceCode: "43", occurrenceNumber: first.incident.occurrenceNumber, childId: childId)
+            return request
+        }
+        try await send(kafka, [first])
+        try await eventually("scheduled") { try await scheduler.rows().count == 1 }
+        // The same Alex Smith (age 9 on the incident's day from the date of birth), and his sister.
+        let twice = another("c-5-again", given: "alex", dateOfBirth: "2016-03-01")
+        let sister = another("c-5-sister", given: "Sam", dateOfBirth: nil)
+        let older = another("c-5-older", given: "Alex", dateOfBirth: "2012-03-01")
+        try await send(kafka, [twice, sister, older])
+        try await eventually("the sister and the older Alex scheduled") { try await scheduler.rows().count == 3 }
+        try await Task.sleep(for: .seconds(1))
+        let held = Set(try await scheduler.rows().map(\.noticeId))
+        #expect(held == [first.noticeId, sister.noticeId, older.noticeId])
+        try await scheduler.stop()
+    }
+
     @Test("an amendment before release reschedules; a bad request is dead-lettered and the next one still goes")
     func amendmentAndBadInput() async throws {
         let kafka = try TestKafka()

@@ -87,9 +87,11 @@ public enum ChildResearchService {
     }
 
     /// The store's migrations, in order (index-v1, review-v1, index-v2 key generations, review-v2
-    /// versions, index-v3 key kinds, the learned match model, the day it was learned for).
+    /// versions, index-v3 key kinds, the learned match model, the day it was learned for, the
+    /// people by day).
     public static let migrations = [HistoryIndex.migration, ReviewQueue.migration, HistoryIndex.generationsMigration, ReviewQueue.versionMigration,
-                                    HistoryIndex.kindsMigration, MatchModelStore.migration, MatchModelStore.dayMigration]
+                                    HistoryIndex.kindsMigration, MatchModelStore.migration, MatchModelStore.dayMigration,
+                                    MatchModelStore.personDayMigration]
 
     public static func definition(settings: Settings) -> ServiceDefinition {
         let models = MatchModelCache()

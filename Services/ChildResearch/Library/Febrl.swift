@@ -165,10 +165,18 @@ extension FebrlDataset {
         let start = DispatchTime.now().uptimeNanoseconds
         let features = people
         let candidates = MatchModelTrainer.blockedPairs(features)
-        let model = given ?? MatchModelTrainer.train(records: features, blockedPairs: candidates, options: options)
-        let scorer = model.scorer()
+        let model: MatchModel
         var linked = Set<Pair>()
-        for (a, b) in candidates where scorer.matches(features[a], features[b]) { linked.insert(Pair(a, b)) }
+        if let given {
+            model = given
+            let scorer = model.scorer()
+            for (a, b) in candidates where scorer.matches(features[a], features[b]) { linked.insert(Pair(a, b)) }
+        } else {
+            // Learning compares every candidate pair; the links come from those comparisons.
+            let learned = MatchModelTrainer.trainAndLink(records: features, blockedPairs: candidates, options: options)
+            model = learned.model
+            for (a, b) in learned.links { linked.insert(Pair(a, b)) }
+        }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return (quality(linked, candidates: candidates.count, seconds: seconds), model)
     }

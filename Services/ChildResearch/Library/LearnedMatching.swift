@@ -47,10 +47,9 @@ public final class MatchModelCache: Sendable {
 /// How child research keeps and uses the learned person-matching model.
 public struct MatchModelSettings: Sendable, Equatable {
     /// Whether research scores with the learned model where one is stored for the day
-    /// (`ENCOMPASS_RESEARCH_MATCHER`: `hand`, the default, or `learned`). Not yet the default:
-    /// on the demo it proposed some children twice (two groups for one child), so their schools
-    /// got two notices about one child.
-    public var useLearned = false
+    /// (`ENCOMPASS_RESEARCH_MATCHER`: `learned`, the default, or `hand`, the hand-weighted
+    /// matcher, kept for comparison).
+    public var useLearned = true
     /// Learn again once the earlier days' people have grown by this many (`ENCOMPASS_RESEARCH_MODEL_EVERY`).
     public var every = 50_000
     /// No model below this many people of earlier days: too few pairs to learn from.

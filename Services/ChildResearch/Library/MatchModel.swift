@@ -55,7 +55,7 @@ public struct ComparisonVector: Sendable, Hashable {
         var number: UInt8 = 0, street: UInt8 = 0
         if let la = a.line, let lb = b.line {
             if !la.number.isEmpty, !lb.number.isEmpty { number = la.number == lb.number ? 1 : 2 }
-            if !la.street.isEmpty, !lb.street.isEmpty { street = streetLevel(la.street, lb.street) }
+            if !la.street.isEmpty, !lb.street.isEmpty { street = la.street == lb.street ? 1 : streetLevel(la.streetWords, lb.streetWords) }
         }
         var postcode: UInt8 = 0
         if !a.postcode.isEmpty, !b.postcode.isEmpty {
@@ -149,15 +149,17 @@ public struct ComparisonVector: Sendable, Hashable {
         return 7
     }
 
-    /// Street words compared as tokens: each word of the shorter street finds its best
-    /// Jaro-Winkler partner in the other; the mean decides the level.
-    static func streetLevel(_ a: String, _ b: String) -> UInt8 {
-        if a == b { return 1 }
-        let ta = a.split(separator: " ").map { Array($0.utf8) }, tb = b.split(separator: " ").map { Array($0.utf8) }
+    /// Two different streets compared by their words (`AddressText.Line.streetWords`): each word
+    /// of the shorter street finds its best Jaro-Winkler partner in the other; the mean decides the level.
+    static func streetLevel(_ ta: [[UInt8]], _ tb: [[UInt8]]) -> UInt8 {
         let (short, long) = ta.count <= tb.count ? (ta, tb) : (tb, ta)
         guard !short.isEmpty else { return 4 }
         var sum = 0.0
-        for word in short { sum += long.map { NameText.jaroWinkler(word, $0) }.max() ?? 0 }
+        for word in short {
+            var best = 0.0
+            for other in long { best = max(best, NameText.jaroWinkler(word, other)) }
+            sum += best
+        }
         let similarity = sum / Double(long.count)
         if similarity >= 0.9 { return 2 }
         if similarity >= 0.7 { return 3 }
@@ -344,6 +346,18 @@ public enum MatchModelTrainer {
     /// `blocked` are candidate pairs (indices into `records`) as blocking produced them; their
     /// order does not matter.
     public static func train(records unordered: [PersonFeatures], blockedPairs: [(Int, Int)]? = nil, options: Options = Options()) -> MatchModel {
+        learn(records: unordered, blockedPairs: blockedPairs, options: options).model
+    }
+
+    /// A model learned from `records` and the blocked pairs it links (indices into `records`,
+    /// the smaller first): learning compares every blocked pair once, and the links come from
+    /// those same comparisons, not from comparing every pair again.
+    public static func trainAndLink(records: [PersonFeatures], blockedPairs: [(Int, Int)]? = nil,
+                                    options: Options = Options()) -> (model: MatchModel, links: [(Int, Int)]) {
+        learn(records: records, blockedPairs: blockedPairs, options: options)
+    }
+
+    static func learn(records unordered: [PersonFeatures], blockedPairs: [(Int, Int)]?, options: Options) -> (model: MatchModel, links: [(Int, Int)]) {
         // Canonical order: ties broken by the full key, so input order cannot leak in.
         let keys = unordered.map(canonicalKey)
         let order = unordered.indices.sorted { keys[$0] < keys[$1] }
@@ -385,12 +399,18 @@ public enum MatchModelTrainer {
             pairs = Self.blockedPairs(records)
         }
         pairs.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        // Each distinct pair compared once: its comparison serves the patterns, the false-link
+        // estimate and the links.
+        var compared: [(pair: (Int, Int), vector: ComparisonVector)] = []
+        compared.reserveCapacity(pairs.count)
         var patternCounts: [ComparisonVector: Double] = [:]
         var previous: (Int, Int)?
         for pair in pairs where pair.0 != pair.1 {
             if let previous, previous == pair { continue }
             previous = pair
-            patternCounts[ComparisonVector.compare(records[pair.0], records[pair.1]), default: 0] += 1
+            let vector = ComparisonVector.compare(records[pair.0], records[pair.1])
+            compared.append((pair, vector))
+            patternCounts[vector, default: 0] += 1
         }
         let patterns = patternCounts.sorted { $0.key.levels.lexicographicallyPrecedes($1.key.levels) }
         let totalPairs = patterns.reduce(0) { $0 + $1.value }
@@ -439,16 +459,17 @@ public enum MatchModelTrainer {
             threshold: options.threshold, expectedFalseLinkRate: 0)
         // The model's own estimate of the false-link share at its threshold, over the blocked pairs.
         let scorer = model.scorer()
-        var linked = 0.0, falseLinks = 0.0
-        var last: (Int, Int)?
-        for pair in pairs where pair.0 != pair.1 {
-            if let last, last == pair { continue }
-            last = pair
-            let p = scorer.probability(records[pair.0], records[pair.1])
-            if p >= options.threshold { linked += 1; falseLinks += 1 - p }
+        var falseLinks = 0.0
+        var links: [(Int, Int)] = []
+        for (pair, vector) in compared {
+            let p = MatchModel.probability(weight: scorer.weight(vector, records[pair.0]))
+            guard p >= options.threshold else { continue }
+            falseLinks += 1 - p
+            let a = order[pair.0], b = order[pair.1]
+            links.append((min(a, b), max(a, b)))
         }
-        model.expectedFalseLinkRate = linked > 0 ? falseLinks / linked : 0
-        return model
+        model.expectedFalseLinkRate = links.isEmpty ? 0 : falseLinks / Double(links.count)
+        return (model, links)
     }
 
     static func initialM(_ field: MatchField) -> [Double] {

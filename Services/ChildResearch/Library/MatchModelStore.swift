@@ -19,6 +19,13 @@ public enum MatchModelStore {
         try db.execute(sql: "ALTER TABLE researchMatchModel ADD COLUMN beforeDay TEXT NOT NULL DEFAULT ''")
     }
 
+    /// An index of the people by the day of their record: the model's background check counts
+    /// the people of earlier days every few seconds (`people(before:)`, and each metrics scrape),
+    /// which without it reads the whole person table (a second at a million people).
+    public static let personDayMigration = StoreMigration("child-research-index-v4-person-day") { db in
+        try db.execute(sql: "CREATE INDEX researchPersonDay ON researchPerson(occurredDay)")
+    }
+
     /// Learned from records of every day (tests, benchmarks): later than any service day.
     public static let allDays = "9999-12-31"
 
@@ -29,6 +36,13 @@ public enum MatchModelStore {
         public var trainedAt: Date
         /// Learned from the records of days before this one (`yyyy-MM-dd`), as research reads them.
         public var beforeDay: String = MatchModelStore.allDays
+
+        public init(model: MatchModel, people: Int, trainedAt: Date, beforeDay: String = MatchModelStore.allDays) {
+            self.model = model
+            self.people = people
+            self.trainedAt = trainedAt
+            self.beforeDay = beforeDay
+        }
     }
 
     /// The stored model; nil when none is, or when it was written in another format (a model

@@ -139,11 +139,56 @@ public struct Researcher: Sendable {
                          why: { String(format: "%.2f: %@", match.score, match.reasons.joined(separator: ", ")) })
     }
 
-    /// Whether two children of the linked records are one child: with the model, on names and
+    /// A child's record as children are compared: its features, and the age recorded with it
+    /// (officers often record an age instead of a date of birth) and the day it was recorded.
+    struct ChildRecord {
+        var features: PersonFeatures
+        var ageYears: Int?
+        var recordedOn: CalendarDate?
+
+        init(_ features: PersonFeatures, ageYears: Int?, recordedOn: CalendarDate?) {
+            self.features = features
+            self.ageYears = ageYears
+            self.recordedOn = recordedOn
+        }
+
+        init(_ row: HistoryIndex.PersonRow, features: PersonFeatures) {
+            self.init(features, ageYears: row.ageYears, recordedOn: CalendarDate(iso: row.occurredDay))
+        }
+    }
+
+    /// Whether two children of the linked records are one child. With the model: on names and
     /// date of birth alone (siblings share the household's address, which would otherwise
-    /// outweigh their different given names and dates of birth).
-    func sameChild(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool {
-        learned == nil ? matcher.matches(a, b) : score(a, b, address: .ignored).same
+    /// outweigh their different given names and dates of birth); and where a date of birth is
+    /// missing on one side, the same given name (or a nickname of it) and family name with an
+    /// age that agrees (`agesAgree`). The model knows nothing of ages: on names alone a child
+    /// recorded once with an age and once with a date of birth stays below its threshold, and
+    /// was proposed twice (two groups, two notices to its school). Among the children of the
+    /// household the records were linked to, the same name at the same age is one child.
+    func sameChild(_ a: ChildRecord, _ b: ChildRecord) -> Bool {
+        guard learned != nil else { return matcher.matches(a.features, b.features) }
+        let vector = ComparisonVector.compare(a.features, b.features)
+        if let learned, MatchModel.probability(weight: learned.scorer.weight(vector.personOnly, a.features)) >= learned.model.threshold { return true }
+        return vector[.dateOfBirth] == 0 && (1...2).contains(vector[.given]) && (1...2).contains(vector[.family]) && Self.agesAgree(a, b)
+    }
+
+    /// Whether two records' ages agree where a date of birth is missing on one side: an age
+    /// recorded on a day equals the other's age that day from its date of birth; two ages,
+    /// each carried forward by the years since it was recorded, are at most a year apart (a
+    /// birthday may fall between). False when either has neither.
+    static func agesAgree(_ a: ChildRecord, _ b: ChildRecord) -> Bool {
+        func years(_ dob: PartialDate, on day: CalendarDate) -> Int? {
+            guard let y = dob.year else { return nil }
+            guard let m = dob.month, let d = dob.day else { return day.year - y }
+            return day.year - y - ((day.month, day.day) < (m, d) ? 1 : 0)
+        }
+        func fromBirth(_ x: ChildRecord, _ y: ChildRecord) -> Bool? {
+            guard let dob = x.features.dateOfBirth, let age = y.ageYears, let day = y.recordedOn, let then = years(dob, on: day) else { return nil }
+            return dob.isComplete ? then == age : abs(then - age) <= 1
+        }
+        if let agree = fromBirth(a, b) ?? fromBirth(b, a) { return agree }
+        guard let x = a.ageYears, let dx = a.recordedOn, let y = b.ageYears, let dy = b.recordedOn else { return false }
+        return abs((x - dx.year) - (y - dy.year)) <= 1
     }
 
     enum AddressUse { case compared, anotherHomeUnknown, ignored }
@@ -152,6 +197,18 @@ public struct Researcher: Sendable {
     func samePerson(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool {
         if let learned { return learned.scorer.matches(a, b) }
         return matcher.matches(a, b)
+    }
+
+    /// Whether an adult recorded beside a matched adult is one of this incident's adults. With
+    /// the model also on names alone when a date of birth is missing on one side: the partner
+    /// of an adult already matched, under the same given (or nickname) and family name, is that
+    /// partner; the model, on names alone, stays below its threshold, and the children of such
+    /// a couple were taken for a partner's earlier children and lowered below the proposal threshold.
+    func sameCompanion(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool {
+        if samePerson(a, b) { return true }
+        guard learned != nil else { return false }
+        let vector = ComparisonVector.compare(a, b)
+        return vector[.dateOfBirth] == 0 && (1...2).contains(vector[.given]) && (1...2).contains(vector[.family])
     }
 
     /// Why an earlier occurrence is linked to this incident.
@@ -212,36 +269,56 @@ public struct Researcher: Sendable {
                               + "\(row.occurrenceNumber) (\(row.occurredDay); \(match.why()))", matchedAdult: row.row, partyRole: party.role))
             }
         }
-        // 3. The children of the linked occurrences, grouped into persons.
+        // 3. The children of the linked occurrences, grouped into persons (single linkage): a
+        // child's record joins every group holding a record it matches — the same stable id, or
+        // the matcher on names and date of birth against each record of the group, not only its
+        // first — and the groups it joins become one. A child's records need not all match each
+        // other (one carries an age, another a date of birth, a third a nickname), and matching
+        // only a group's first record split one child into two proposals, two notices to its school.
+        // Never in one group: two children recorded in one occurrence under different given names
+        // (siblings such as Evie and Evelyn, nickname forms, would otherwise merge into one). The
+        // same name twice in one record is more often one child entered twice: it still groups.
         struct Found {
             var rows: [HistoryIndex.PersonRow]
+            var members: [ChildRecord]
             var features: PersonFeatures
             var links: [Link]
+
+            mutating func absorb(_ other: Found) {
+                rows += other.rows
+                members += other.members
+                links += other.links
+                if features.dateOfBirth?.isComplete != true, other.features.dateOfBirth?.isComplete == true { features = other.features }
+            }
+
+            /// Whether `row` was recorded beside a child of this group under another given name.
+            func hasSibling(of row: HistoryIndex.PersonRow) -> Bool {
+                let given = NameText.normalise(row.givenName)
+                return rows.contains { $0.forceCode == row.forceCode && $0.occurrenceNumber == row.occurrenceNumber && NameText.normalise($0.givenName) != given }
+            }
+
+            func canMerge(_ other: Found) -> Bool { !other.rows.contains(where: hasSibling(of:)) }
         }
         var found: [Found] = []
         var residence = ResidenceContext(incident: incident, dwelling: place.dwellingKey, earliest: earliest, atDwelling: atDwelling)
-        // In occurrence order: grouping takes the first group a child matches.
+        // In occurrence order, so the groups (and the proposals' order) do not depend on the order links were found.
         for (_, occurrenceLinks) in links.sorted(by: { $0.key < $1.key }) {
             guard let first = occurrenceLinks.first else { continue }
             for row in try residence.people(first.forceCode, first.occurrenceNumber, db: db) where row.role == "child" {
                 guard let age = Self.age(of: row, on: day), age >= 0, age < 18 else { continue }
                 let features = row.features(cache: &places)
-                // The same child: the same stable id, else a match — but never a child recorded
-                // beside this one in the same occurrence under another given name (siblings such
-                // as Evie and Evelyn, nickname forms, would otherwise merge into one). The same
-                // name twice in one record is more often one child entered twice: it still groups.
-                let given = NameText.normalise(row.givenName)
-                let sameOccurrence = { (group: Found) in
-                    group.rows.contains { $0.forceCode == row.forceCode && $0.occurrenceNumber == row.occurrenceNumber && NameText.normalise($0.givenName) != given }
+                let record = ChildRecord(row, features: features)
+                var joined = Found(rows: [row], members: [record], features: features, links: occurrenceLinks)
+                var kept: [Found] = []
+                var merged = false
+                for group in found {
+                    let same = group.rows.contains { $0.personId == row.personId }
+                        || (!group.hasSibling(of: row) && group.members.contains { sameChild($0, record) })
+                    guard same, group.canMerge(joined) else { kept.append(group); continue }
+                    // The earliest group leads (its features stand for the person unless a later one has a full date of birth).
+                    if merged { joined.absorb(group) } else { var lead = group; lead.absorb(joined); joined = lead; merged = true }
                 }
-                if let i = found.firstIndex(where: { $0.rows.contains { $0.personId == row.personId } })
-                    ?? found.firstIndex(where: { !sameOccurrence($0) && sameChild($0.features, features) }) {
-                    found[i].rows.append(row)
-                    found[i].links += occurrenceLinks
-                    if found[i].features.dateOfBirth?.isComplete != true, features.dateOfBirth?.isComplete == true { found[i].features = features }
-                } else {
-                    found.append(Found(rows: [row], features: features, links: occurrenceLinks))
-                }
+                found = kept + [joined]
             }
         }
         // 4. Score: independent pieces of evidence combine (1 - product of (1 - strength)).
@@ -340,8 +417,18 @@ public struct Researcher: Sendable {
         for row in try HistoryIndex.candidates(for: features, db: db, kind: .children, before: incidentDay)
         where row.forceCode == incident.forceCode && row.occurrenceNumber != incident.occurrenceNumber {
             // On the person alone, as children are grouped: a sibling's record shares the address.
-            let match = score(features, row.features(cache: &places), address: .ignored)
+            let other = row.features(cache: &places)
+            let match = score(features, other, address: .ignored)
             if match.same, match.score > (best?.1.score ?? 0) { best = (row, match) }
+            // With the model, a date of birth missing on one side: the same name at an age that
+            // agrees, at the same postcode (the index holds every household's children), when
+            // nothing matched on the model alone.
+            if best == nil || best?.1.same == false, learned != nil, !match.same,
+               ComparisonVector.compare(features, other)[.postcode] == 1,
+               sameChild(ChildRecord(features, ageYears: child.ageYears, recordedOn: calendarDay), ChildRecord(row, features: other)),
+               match.score > (best?.1.score ?? 0) {
+                best = (row, PairScore(score: match.score, same: false, why: { "\(match.why()); the same name, postcode and age" }))
+            }
         }
         var identified = unmatched(child, in: incident)
         var notes: [String] = []

@@ -68,7 +68,7 @@ extension Researcher {
         func dwelling(_ row: HistoryIndex.PersonRow) -> String? { row.features(cache: &places).dwellingKey }
         func inIncident(_ adult: HistoryIndex.PersonRow) -> Bool {
             let person = adult.features(cache: &places)
-            return parties.contains { samePerson($0, person) }
+            return parties.contains { sameCompanion($0, person) }
         }
         // The child's records of earlier days: those research grouped, and any other record of the same child.
         var records = rows.filter(context.counts)

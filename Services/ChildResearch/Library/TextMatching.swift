@@ -278,9 +278,21 @@ public enum AddressText {
     public struct Line: Sendable, Hashable {
         public var flat: String
         public var number: String
-        public var street: String
+        public var street: String { didSet { streetWords = Self.words(street) } }
+        /// The street's words as bytes: the learned model compares streets word by word for
+        /// every pair, and splitting the text each time was a fifth of learning's time.
+        public private(set) var streetWords: [[UInt8]]
+
+        public init(flat: String, number: String, street: String) {
+            self.flat = flat
+            self.number = number
+            self.street = street
+            self.streetWords = Self.words(street)
+        }
 
         public var key: String { "\(flat)|\(number)|\(street)" }
+
+        static func words(_ text: String) -> [[UInt8]] { text.utf8.split(separator: 32).map(Array.init) }
     }
 
     /// Parses `Flat 2, 10 High St`, `2/10 High Street`, `10a High Street` and `2 10 High Street`

@@ -240,7 +240,34 @@ public struct Scheduler: Sendable {
     }
 
     /// Scheduling's store, in order.
-    public static var migrations: [StoreMigration] { [migration, changelogIdMigration] }
+    public static var migrations: [StoreMigration] { [migration, changelogIdMigration, occurrenceMigration] }
+
+    /// The notices of an occurrence, for finding one child notified twice to one school (`sameChildNotice`).
+    public static let occurrenceMigration = StoreMigration("scheduling-v3-occurrence-index") { db in
+        try db.create(index: "pendingNotice_occurrence", on: PendingNoticeRow.databaseTableName, columns: ["forceCode", "occurrenceNumber", "schoolURN"])
+    }
+
+    /// A notice already held for the same incident, school and child under another notice id
+    /// (the child was identified twice under two child ids): its id, else nil. The same child:
+    /// the same given and family names (case and accents aside) and the same date of birth, or,
+    /// where one is missing, the same age on the incident's day. Twins differ in given name;
+    /// children of one incident with the same name and age are one child listed twice.
+    static func sameChildNotice(as request: NoticeRequested, db: Database) throws -> String? {
+        let rows = try PendingNoticeRow.fetchAll(db, sql: """
+            SELECT * FROM pendingNotice WHERE forceCode = ? AND occurrenceNumber = ? AND schoolURN = ? AND escalate = 0 AND noticeId <> ?
+            """, arguments: [request.incident.forceCode, request.incident.occurrenceNumber, request.school.urn, request.noticeId])
+        func fold(_ s: String) -> String {
+            s.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil).trimmingCharacters(in: .whitespaces)
+        }
+        let child = request.child, on = request.incident.occurredAt
+        for row in rows where !row.due.isEmpty {
+            guard let other = try? row.notice().request.child,
+                  fold(other.givenName) == fold(child.givenName), fold(other.familyName) == fold(child.familyName) else { continue }
+            let same = if let a = child.dateOfBirth, let b = other.dateOfBirth { a == b } else { child.age(on: on).map { $0 == other.age(on: on) } ?? false }
+            if same { return row.noticeId }
+        }
+        return nil
+    }
 
     public static let changelogIdMigration = StoreMigration("scheduling-v2-changelog-id") { db in
         try db.alter(table: PendingNoticeRow.databaseTableName) { t in t.add(column: "changelogId", .text) }
@@ -295,6 +322,13 @@ public struct Scheduler: Sendable {
         }
         if let existing, existing.incidentRevision >= request.incidentRevision {
             ctx.logger.info("notice request not newer than the scheduled one: ignored", metadata: metadata)
+            return
+        }
+        if existing == nil, let held = try Self.sameChildNotice(as: request, db: ctx.db) {
+            // One child must never reach one school twice for one incident.
+            metadata["sameChildAs"] = .string(held)
+            ctx.logger.notice("notice request for a child this school is already notified of for this incident (notice \(held)): not scheduled",
+                              metadata: metadata)
             return
         }
         let (decision, force) = try decide(request, now: ctx.now, db: ctx.db)
