@@ -38,8 +38,8 @@ struct DemoCommand: AsyncParsableCommand {
     var families: Int = 1_500
     @Option(help: "New incidents on the day.")
     var incidents: Int = 120
-    @Option(help: "Share of school places across the border, outside the force's local authorities (e.g. 0.02); 0 keeps the world in area.")
-    var outOfAreaShare: Double = 0
+    @Option(help: "Share of school places across the border, outside the force's local authorities (default 0.02); 0 keeps the world in area.")
+    var outOfAreaShare: Double = 0.02
     @Option(help: "The day of the incidents (YYYY-MM-DD); default: the last weekday before today.")
     var day: String?
     @Option(help: "Folder for logs, stores, mail and the world.")
@@ -130,7 +130,7 @@ final class DemoRun: Sendable {
     let schoolPassword = "demo-school-" + String(MessageID.fresh().prefix(8))
 
     init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int, basePort: Int, forces: [DemoForce] = [.thamesValley],
-         outOfAreaShare: Double = 0) {
+         outOfAreaShare: Double = 0.02) {
         self.forces = forces
         self.directory = directory
         self.outOfAreaShare = outOfAreaShare

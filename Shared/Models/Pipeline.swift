@@ -217,6 +217,11 @@ public enum NoticeChannel: String, Codable, Sendable, CaseIterable {
 
 /// A school verified against the register.
 public struct ResolvedSchool: Codable, Sendable, Equatable {
+    /// The words school resolution puts in a notice's resolution when the school is out of the
+    /// force's area and no contact is held for it nor for its local authority: dispatch makes
+    /// the MASH a telephone task to reach the school.
+    public static let unroutedOutOfArea = "out of area, no contact held"
+
     public var urn: String
     public var name: String
     /// DfE local authority code, e.g. `871` (Slough).

@@ -18,7 +18,7 @@ public struct DemoForce: Sendable, Equatable {
     public var earlyYearsSettingsPerAuthority: Int
 
     public static let thamesValley = DemoForce(
-        code: "43", name: "Thames Valley", localAuthorities: WorldGenerator.thamesValley, earlyYearsSettingsPerAuthority: 0)
+        code: "43", name: "Thames Valley", localAuthorities: WorldGenerator.thamesValley, earlyYearsSettingsPerAuthority: 3)
     public static let cambridgeshire = DemoForce(
         code: "05", name: "Cambridgeshire and Peterborough", localAuthorities: ["873", "874"], earlyYearsSettingsPerAuthority: 12)
 
