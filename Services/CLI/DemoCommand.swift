@@ -238,7 +238,7 @@ final class DemoRun: Sendable {
             }
         }
         let dayAccepted = acceptedItems.count
-        let acceptedOccurrences = Set(acceptedItems.compactMap { $0["occurrenceNumber"] as? String })
+        var acceptedOccurrences = Set(acceptedItems.compactMap { $0["occurrenceNumber"] as? String })
         if dayAccepted < world.day.count { say("intake refused \(world.day.count - dayAccepted) of the day's incidents (see encompass dlq list --service intake)") }
         try await progress("the day's incidents go through research and school resolution") { figures in
             figures.processed(.childResearch, topic: Topics.incidents.name) >= Double(dayAccepted)
@@ -328,6 +328,31 @@ final class DemoRun: Sendable {
             figures.processed(.dispatch, topic: Topics.noticesDue.name) >= Double(pendingNotices.filter { $0 <= first }.count)
         }
         try await pipeline.quiet()
+        // 7a. A late report: an incident of the evening before, reported 40 minutes after the
+        // morning's release, inside the protocol's release window: its notices go out at once.
+        // Only on a school morning (not when the first release is a holiday escalation).
+        var lateReported: Date?
+        var leftOut = Set<String>()
+        let morning = world.morning.filter { incident in forces.contains { $0.code == incident.forceCode } }
+        if !morning.isEmpty, (8..<14).contains(CalendarDate.london.component(.hour, from: first)) {
+            let reported = first.addingTimeInterval(40 * 60)
+            try await setClock(reported, rate: 1)
+            let late = morning.map { incident in var incident = incident; incident.reportedAt = reported.addingTimeInterval(-60); return incident }
+            let before = await pipeline.figures().processed(.dispatch, topic: Topics.noticesDue.name)
+            let (status, body) = try await client(.intake).call("POST", "/v1/incidents", raw: try WireFormat.encoder().encode(late))
+            guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, status, body)) }
+            let accepted = (((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["accepted"] as? [[String: Any]]) ?? []
+            acceptedOccurrences.formUnion(accepted.compactMap { $0["occurrenceNumber"] as? String })
+            let expected = late.flatMap(\.children).filter { $0.school != nil }.count
+            say("late report: \(late.count) incident reported at \(londonTime(reported.addingTimeInterval(-60))) (London), inside the release window, \(expected) children with a school")
+            try await progress("the late report's notices go out at once", timeout: .seconds(120)) { figures in
+                figures.processed(.dispatch, topic: Topics.noticesDue.name) >= before + Double(expected)
+            }
+            try await pipeline.quiet()
+            lateReported = reported.addingTimeInterval(-60)
+        } else {
+            leftOut = Set(morning.map(\.occurrenceNumber))
+        }
         // 7b. The MASH telephones the settings whose notices are telephone tasks (early years
         // settings under Cambridgeshire's protocol, schools without an email contact).
         let telephoned = try await makeTelephoneCalls()
@@ -338,11 +363,13 @@ final class DemoRun: Sendable {
         try await Task.sleep(for: .seconds(3))
         try await pipeline.quiet()
 
-        // 9. The scorecard.
+        // 9. The scorecard (without the late report when it was not fed).
         let (notices, released) = try await readNotices()
-        let card = judge.score(notices)
+        let scoring = leftOut.isEmpty ? judge : DemoJudge(truth: world.truth.filter { !leftOut.contains($0.occurrenceNumber) })
+        let card = scoring.score(notices)
+        let routes = scoring.checkRoutes(notices)
         let fieldProblems = try noticeFieldProblems()
-        let mailProblems = judge.personalDataInMail(try mails())
+        let mailProblems = scoring.personalDataInMail(try mails())
         let proposals = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "all"]).proposals
         var openRows: [[String: String]] = [], stillHeld: [HeldAnswer] = []
         for instance in pipeline.instances(of: .schoolResolution) {
@@ -352,7 +379,7 @@ final class DemoRun: Sendable {
             openRows += (((try? JSONSerialization.jsonObject(with: openBody)) as? [String: Any])?["requests"] as? [[String: String]]) ?? []
             stillHeld += try await school.decode(HeldAnswers.self, "GET", "/v1/requests/held").held
         }
-        let missed = judge.missed(notices, trail: DemoJudge.Trail(
+        let missed = scoring.missed(notices, trail: DemoJudge.Trail(
             accepted: acceptedOccurrences, proposed: proposals.map { ($0.occurrenceNumber, $0.child) },
             openRequests: openRows.map { ($0["occurrence_number"] ?? "", $0["child_given_name"] ?? "", $0["child_family_name"] ?? "",
                                           $0["child_date_of_birth"].flatMap { $0.isEmpty ? nil : $0 }) },
@@ -381,6 +408,7 @@ final class DemoRun: Sendable {
           missed children by cause: \(missed.isEmpty ? "none" : missed.map { "\($0.children) \($0.cause)" }.joined(separator: "; "))
         reviewer decisions:   \(proposals.count) proposed children for \(world.day.count) incidents = \(String(format: "%.2f", Double(proposals.count) / Double(max(1, world.day.count)))) per incident; \(held.count) CSC answers held for a MASH officer
         statutory duty:       \(Self.dutySummary(day: world.day, released: released))
+        \(Self.routeLines(routes, released: released, lateReported: lateReported))
         untidy records:       \(untidy.isEmpty ? "none" : untidy)
         dead letters:         \(deadLetters)
 
@@ -545,7 +573,8 @@ final class DemoRun: Sendable {
         return (due.values.map { notice in
             DemoJudge.Notice(occurrenceNumber: notice.request.incident.occurrenceNumber, child: notice.request.child,
                              childSource: notice.request.childSource, schoolURN: notice.request.school.urn, sent: sent.contains(notice.noticeId),
-                             escalation: notice.escalation, releaseAt: notice.releaseAt, forceCode: notice.request.incident.forceCode)
+                             escalation: notice.escalation, releaseAt: notice.releaseAt, forceCode: notice.request.incident.forceCode,
+                             route: Self.route(notice))
         }, Array(due.values))
     }
 
@@ -567,6 +596,57 @@ final class DemoRun: Sendable {
             + "\(outOfArea.count) to out-of-area schools (\(throughLA.count) through the LA's Operation Encompass contact, \(unrouted.count) telephone tasks), "
             + "\(notOnRoll.count) children on no school roll (to the home LA), "
             + "\(redirected.count) notices redirected after a \"no longer attends\""
+    }
+
+    /// How a released notice reaches its setting, as school resolution routed it.
+    static func route(_ due: NoticeDue) -> DemoJudge.Route {
+        let request = due.request
+        if due.escalation { return .escalation }
+        if request.school.urn.hasPrefix("LA") { return .notOnRoll }
+        if due.noticeId.split(separator: "-").last?.hasPrefix("r") == true { return .redirected }
+        if request.resolution.contains(where: { $0.contains("outside force") }) {
+            if request.resolution.contains(where: { $0.contains("no contacts held for the school: notified through") }) { return .outOfAreaAuthority }
+            if request.resolution.contains(where: { $0.contains(ResolvedSchool.unroutedOutOfArea) }) { return .outOfAreaTelephone }
+            return .outOfAreaSchool
+        }
+        return request.school.earlyYears ? .earlyYears : .school
+    }
+
+    /// One line per route (notices, sent, to the child's real school), then the late report's
+    /// release; `UNSENT` lines for any notice of a route not sent.
+    static func routeLines(_ routes: [DemoJudge.Route: DemoJudge.RouteCheck], released: [NoticeDue], lateReported: Date?) -> String {
+        var lines: [String] = []
+        for route in DemoJudge.Route.allCases {
+            let check = routes[route] ?? DemoJudge.RouteCheck()
+            var channels = ""
+            if route == .earlyYears {
+                let phoned = released.filter { route == Self.route($0) && $0.request.school.channel == .telephone }.count
+                channels = " (\(check.notices - phoned) by email, \(phoned) by telephone)"
+            }
+            let label = "  " + route.rawValue
+            lines.append(label.padding(toLength: max(label.count + 1, 38), withPad: " ", startingAt: 0)
+                         + "\(check.notices) notices\(channels), \(check.sent) sent, \(check.correct) to the child's own school"
+                         + check.unsent.map { "\n            UNSENT \($0)" }.joined())
+        }
+        let lateLabel = "  late report in the release window".padding(toLength: 38, withPad: " ", startingAt: 0)
+        if let lateReported {
+            let late = released.filter { $0.request.incident.reportedAt == lateReported && !$0.escalation }
+            let waited = late.filter { $0.releaseAt.timeIntervalSince(lateReported) > 15 * 60 }
+            lines.append(lateLabel + "reported \(DemoRun.londonClock(lateReported)): \(late.count) notices released at once"
+                         + (late.isEmpty ? "" : " (\(late.map { DemoRun.londonClock($0.releaseAt) }.min() ?? "")…\(late.map { DemoRun.londonClock($0.releaseAt) }.max() ?? ""))")
+                         + (waited.isEmpty ? "" : "; \(waited.count) WAITED for a later release"))
+        } else {
+            lines.append(lateLabel + "none (the first release was not a school morning)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func londonClock(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "Europe/London")
+        formatter.dateFormat = "HH:mm:ss"
+        formatter.locale = Locale(identifier: "en_GB")
+        return formatter.string(from: date)
     }
 
     func deadLetterCounts() async throws -> String {

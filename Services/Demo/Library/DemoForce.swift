@@ -103,6 +103,7 @@ extension World {
         for world in worlds.dropFirst() {
             merged.history = (merged.history + world.history).sorted { $0.occurredAt < $1.occurredAt }
             merged.day += world.day
+            merged.morning += world.morning
             merged.truth += world.truth
             merged.contacts += world.contacts
             merged.schools += world.schools
