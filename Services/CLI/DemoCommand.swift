@@ -186,7 +186,8 @@ final class DemoRun: Sendable {
         guard (200..<300).contains(laStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, laStatus, laBody)) }
         // A MASH gives each school, and each local authority's Education Safeguarding Manager
         // (`LA<code>`, escalations), a notice password when it enrols them: before any mail.
-        let enrolled = String(decoding: contacts, as: UTF8.self).split(separator: "\n").dropFirst()
+        // Lines end in CRLF: a Swift string does not split "\r\n" on "\n" (one character).
+        let enrolled = String(decoding: contacts, as: UTF8.self).split(whereSeparator: \.isNewline).dropFirst()
             .compactMap { $0.split(separator: ",").first.map(String.init) }
         try await pipeline.setSchoolPasswords(Array(Set(enrolled + forces.flatMap(\.localAuthorities).map { "LA" + $0 })), password: schoolPassword)
         let historyLines = try String(contentsOfFile: "\(directory)/world/history.jsonl", encoding: .utf8).split(separator: "\n")
@@ -337,6 +338,7 @@ final class DemoRun: Sendable {
         if !morning.isEmpty, (8..<14).contains(CalendarDate.london.component(.hour, from: first)) {
             let reported = first.addingTimeInterval(40 * 60)
             try await setClock(reported, rate: 1)
+            try await Task.sleep(for: .seconds(3)) // every service reads the moved clock before the report arrives
             let late = morning.map { incident in var incident = incident; incident.reportedAt = reported.addingTimeInterval(-60); return incident }
             let before = await pipeline.figures().processed(.dispatch, topic: Topics.noticesDue.name)
             let (status, body) = try await client(.intake).call("POST", "/v1/incidents", raw: try WireFormat.encoder().encode(late))

@@ -31,6 +31,12 @@ struct DemoRunTests {
         let mails = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/mail").filter { $0.hasSuffix(".eml") }
         #expect(mails.count >= Int(correct.1)!)
         #expect(output.contains("stopped the embedded broker"))
+        // Every route's line, every notice of each sent; the late report's notices released at
+        // once inside the release window, none waiting for a later release.
+        for route in DemoJudge.Route.allCases { #expect(output.contains("  \(route.rawValue) "), "\(route.rawValue) line") }
+        #expect(!output.contains("UNSENT "), "every notice of every route sent")
+        let late = try #require(output.firstMatch(of: /late report in the release window\s+reported (\d\d:\d\d):\d\d: (\d+) notices released at once/))
+        #expect(late.1 == "08:39" && Int(late.2)! >= 1 && !output.contains("WAITED"), "\(output)")
         // The MASH console ran beside the services, with the demo's staff account.
         #expect(output.contains("MASH console         http://127.0.0.1:") && output.contains("staff mash.demo, password demo-"))
         #expect(output.contains("stopped the console"))
