@@ -26,7 +26,10 @@ struct DemoCommand: AsyncParsableCommand {
         (no SMTP relay). Ctrl-C stops every process gracefully. With --force 05 the world is \
         Cambridgeshire and Peterborough's (LAs 873 and 874, early years settings telephoned), fed \
         as the DA desk's spreadsheet through `encompass ingest`, under that force's protocol. \
-        --force 43,05 runs both forces' days through one deployment, each under its own protocol.
+        --force 43,05 runs both forces' days through one deployment, each under its own protocol. \
+        The world puts 2% of school places across the border (--out-of-area-share), has early \
+        years settings, and a late report made the next school morning inside the release window; \
+        the summary checks every route (notices, sent, to the child's own school).
         """
     )
 
