@@ -118,6 +118,8 @@ struct WorldGeneratorTests {
         #expect(lines.count == 10)
         let decoded = try lines.map { try WireFormat.decoder().decode(Incident.self, from: Data($0.utf8)) }
         #expect(decoded == world.day)
+        let morning = try String(contentsOfFile: "\(directory)/morning.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(try morning.map { try WireFormat.decoder().decode(Incident.self, from: Data($0.utf8)) } == world.morning && morning.count == 1)
         let contacts = try String(contentsOfFile: "\(directory)/contacts.csv", encoding: .utf8)
         #expect(contacts.hasPrefix("urn,role,name,email,phone"))
         #expect(WorldFiles.describe(world).contains("10 incidents"))
