@@ -26,7 +26,10 @@ struct DemoCommand: AsyncParsableCommand {
         (no SMTP relay). Ctrl-C stops every process gracefully. With --force 05 the world is \
         Cambridgeshire and Peterborough's (LAs 873 and 874, early years settings telephoned), fed \
         as the DA desk's spreadsheet through `encompass ingest`, under that force's protocol. \
-        --force 43,05 runs both forces' days through one deployment, each under its own protocol.
+        --force 43,05 runs both forces' days through one deployment, each under its own protocol. \
+        The world puts 2% of school places across the border (--out-of-area-share), has early \
+        years settings, and a late report made the next school morning inside the release window; \
+        the summary checks every route (notices, sent, to the child's own school).
         """
     )
 
@@ -38,8 +41,8 @@ struct DemoCommand: AsyncParsableCommand {
     var families: Int = 1_500
     @Option(help: "New incidents on the day.")
     var incidents: Int = 120
-    @Option(help: "Share of school places across the border, outside the force's local authorities (e.g. 0.02); 0 keeps the world in area.")
-    var outOfAreaShare: Double = 0
+    @Option(help: "Share of school places across the border, outside the force's local authorities (default 0.02); 0 keeps the world in area.")
+    var outOfAreaShare: Double = 0.02
     @Option(help: "The day of the incidents (YYYY-MM-DD); default: the last weekday before today.")
     var day: String?
     @Option(help: "Folder for logs, stores, mail and the world.")
@@ -130,7 +133,7 @@ final class DemoRun: Sendable {
     let schoolPassword = "demo-school-" + String(MessageID.fresh().prefix(8))
 
     init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int, basePort: Int, forces: [DemoForce] = [.thamesValley],
-         outOfAreaShare: Double = 0) {
+         outOfAreaShare: Double = 0.02) {
         self.forces = forces
         self.directory = directory
         self.outOfAreaShare = outOfAreaShare
@@ -184,11 +187,11 @@ final class DemoRun: Sendable {
         let (laStatus, laBody) = try await client(.schoolResolution).call("POST", "/v1/la-contacts/import", query: ["name": "la-contacts.csv"],
                                                                           raw: Data(laContacts.utf8), contentType: "text/csv")
         guard (200..<300).contains(laStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, laStatus, laBody)) }
-        // A MASH gives each school, and each local authority's Education Safeguarding Manager
-        // (`LA<code>`, escalations), a notice password when it enrols them: before any mail.
-        let enrolled = String(decoding: contacts, as: UTF8.self).split(separator: "\n").dropFirst()
-            .compactMap { $0.split(separator: ",").first.map(String.init) }
-        try await pipeline.setSchoolPasswords(Array(Set(enrolled + forces.flatMap(\.localAuthorities).map { "LA" + $0 })), password: schoolPassword)
+        // A MASH gives each local authority's Education Safeguarding Manager (`LA<code>`,
+        // escalations) a notice password when it enrols them, and each school one before its
+        // first notice goes (below: the schools with a notice waiting, and the late report's).
+        // Every school of the register at once would cost the demo minutes of PBKDF2.
+        try await pipeline.setSchoolPasswords(Array(Set(forces.flatMap(\.localAuthorities).map { "LA" + $0 })), password: schoolPassword)
         let historyLines = try String(contentsOfFile: "\(directory)/world/history.jsonl", encoding: .utf8).split(separator: "\n")
         var historyAccepted = 0
         for start in stride(from: 0, to: historyLines.count, by: 1_000) {
@@ -238,7 +241,7 @@ final class DemoRun: Sendable {
             }
         }
         let dayAccepted = acceptedItems.count
-        let acceptedOccurrences = Set(acceptedItems.compactMap { $0["occurrenceNumber"] as? String })
+        var acceptedOccurrences = Set(acceptedItems.compactMap { $0["occurrenceNumber"] as? String })
         if dayAccepted < world.day.count { say("intake refused \(world.day.count - dayAccepted) of the day's incidents (see encompass dlq list --service intake)") }
         try await progress("the day's incidents go through research and school resolution") { figures in
             figures.processed(.childResearch, topic: Topics.incidents.name) >= Double(dayAccepted)
@@ -328,6 +331,33 @@ final class DemoRun: Sendable {
             figures.processed(.dispatch, topic: Topics.noticesDue.name) >= Double(pendingNotices.filter { $0 <= first }.count)
         }
         try await pipeline.quiet()
+        // 7a. A late report: an incident of the evening before, reported 40 minutes after the
+        // morning's release, inside the protocol's release window: its notices go out at once.
+        // Only on a school morning (not when the first release is a holiday escalation).
+        var lateReported: Date?
+        var leftOut = Set<String>()
+        let morning = world.morning.filter { incident in forces.contains { $0.code == incident.forceCode } }
+        if !morning.isEmpty, (8..<14).contains(CalendarDate.london.component(.hour, from: first)) {
+            let reported = first.addingTimeInterval(40 * 60)
+            try await setClock(reported, rate: 1)
+            try await Task.sleep(for: .seconds(3)) // every service reads the moved clock before the report arrives
+            let late = morning.map { incident in var incident = incident; incident.reportedAt = reported.addingTimeInterval(-60); return incident }
+            try await pipeline.setSchoolPasswords(Array(Set(late.flatMap(\.children).compactMap { $0.school?.urn })), password: schoolPassword)
+            let before = await pipeline.figures().processed(.dispatch, topic: Topics.noticesDue.name)
+            let (status, body) = try await client(.intake).call("POST", "/v1/incidents", raw: try WireFormat.encoder().encode(late))
+            guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, status, body)) }
+            let accepted = (((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["accepted"] as? [[String: Any]]) ?? []
+            acceptedOccurrences.formUnion(accepted.compactMap { $0["occurrenceNumber"] as? String })
+            let expected = late.flatMap(\.children).filter { $0.school != nil }.count
+            say("late report: \(late.count) incident reported at \(londonTime(reported.addingTimeInterval(-60))) (London), inside the release window, \(expected) children with a school")
+            try await progress("the late report's notices go out at once", timeout: .seconds(120)) { figures in
+                figures.processed(.dispatch, topic: Topics.noticesDue.name) >= before + Double(expected)
+            }
+            try await pipeline.quiet()
+            lateReported = reported.addingTimeInterval(-60)
+        } else {
+            leftOut = Set(morning.map(\.occurrenceNumber))
+        }
         // 7b. The MASH telephones the settings whose notices are telephone tasks (early years
         // settings under Cambridgeshire's protocol, schools without an email contact).
         let telephoned = try await makeTelephoneCalls()
@@ -338,11 +368,13 @@ final class DemoRun: Sendable {
         try await Task.sleep(for: .seconds(3))
         try await pipeline.quiet()
 
-        // 9. The scorecard.
+        // 9. The scorecard (without the late report when it was not fed).
         let (notices, released) = try await readNotices()
-        let card = judge.score(notices)
+        let scoring = leftOut.isEmpty ? judge : DemoJudge(truth: world.truth.filter { !leftOut.contains($0.occurrenceNumber) })
+        let card = scoring.score(notices)
+        let routes = scoring.checkRoutes(notices)
         let fieldProblems = try noticeFieldProblems()
-        let mailProblems = judge.personalDataInMail(try mails())
+        let mailProblems = scoring.personalDataInMail(try mails())
         let proposals = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "all"]).proposals
         var openRows: [[String: String]] = [], stillHeld: [HeldAnswer] = []
         for instance in pipeline.instances(of: .schoolResolution) {
@@ -352,7 +384,7 @@ final class DemoRun: Sendable {
             openRows += (((try? JSONSerialization.jsonObject(with: openBody)) as? [String: Any])?["requests"] as? [[String: String]]) ?? []
             stillHeld += try await school.decode(HeldAnswers.self, "GET", "/v1/requests/held").held
         }
-        let missed = judge.missed(notices, trail: DemoJudge.Trail(
+        let missed = scoring.missed(notices, trail: DemoJudge.Trail(
             accepted: acceptedOccurrences, proposed: proposals.map { ($0.occurrenceNumber, $0.child) },
             openRequests: openRows.map { ($0["occurrence_number"] ?? "", $0["child_given_name"] ?? "", $0["child_family_name"] ?? "",
                                           $0["child_date_of_birth"].flatMap { $0.isEmpty ? nil : $0 }) },
@@ -381,6 +413,7 @@ final class DemoRun: Sendable {
           missed children by cause: \(missed.isEmpty ? "none" : missed.map { "\($0.children) \($0.cause)" }.joined(separator: "; "))
         reviewer decisions:   \(proposals.count) proposed children for \(world.day.count) incidents = \(String(format: "%.2f", Double(proposals.count) / Double(max(1, world.day.count)))) per incident; \(held.count) CSC answers held for a MASH officer
         statutory duty:       \(Self.dutySummary(day: world.day, released: released))
+        \(Self.routeLines(routes, released: released, lateReported: lateReported))
         untidy records:       \(untidy.isEmpty ? "none" : untidy)
         dead letters:         \(deadLetters)
 
@@ -545,7 +578,8 @@ final class DemoRun: Sendable {
         return (due.values.map { notice in
             DemoJudge.Notice(occurrenceNumber: notice.request.incident.occurrenceNumber, child: notice.request.child,
                              childSource: notice.request.childSource, schoolURN: notice.request.school.urn, sent: sent.contains(notice.noticeId),
-                             escalation: notice.escalation, releaseAt: notice.releaseAt, forceCode: notice.request.incident.forceCode)
+                             escalation: notice.escalation, releaseAt: notice.releaseAt, forceCode: notice.request.incident.forceCode,
+                             route: Self.route(notice))
         }, Array(due.values))
     }
 
@@ -567,6 +601,57 @@ final class DemoRun: Sendable {
             + "\(outOfArea.count) to out-of-area schools (\(throughLA.count) through the LA's Operation Encompass contact, \(unrouted.count) telephone tasks), "
             + "\(notOnRoll.count) children on no school roll (to the home LA), "
             + "\(redirected.count) notices redirected after a \"no longer attends\""
+    }
+
+    /// How a released notice reaches its setting, as school resolution routed it.
+    static func route(_ due: NoticeDue) -> DemoJudge.Route {
+        let request = due.request
+        if due.escalation { return .escalation }
+        if request.school.urn.hasPrefix("LA") { return .notOnRoll }
+        if due.noticeId.split(separator: "-").last?.hasPrefix("r") == true { return .redirected }
+        if request.resolution.contains(where: { $0.contains("outside force") }) {
+            if request.resolution.contains(where: { $0.contains("no contacts held for the school: notified through") }) { return .outOfAreaAuthority }
+            if request.resolution.contains(where: { $0.contains(ResolvedSchool.unroutedOutOfArea) }) { return .outOfAreaTelephone }
+            return .outOfAreaSchool
+        }
+        return request.school.earlyYears ? .earlyYears : .school
+    }
+
+    /// One line per route (notices, sent, to the child's real school), then the late report's
+    /// release; `UNSENT` lines for any notice of a route not sent.
+    static func routeLines(_ routes: [DemoJudge.Route: DemoJudge.RouteCheck], released: [NoticeDue], lateReported: Date?) -> String {
+        var lines: [String] = []
+        for route in DemoJudge.Route.allCases {
+            let check = routes[route] ?? DemoJudge.RouteCheck()
+            var channels = ""
+            if route == .earlyYears {
+                let phoned = released.filter { route == Self.route($0) && $0.request.school.channel == .telephone }.count
+                channels = " (\(check.notices - phoned) by email, \(phoned) by telephone)"
+            }
+            let label = "  " + route.rawValue
+            lines.append(label.padding(toLength: max(label.count + 1, 38), withPad: " ", startingAt: 0)
+                         + "\(check.notices) notices\(channels), \(check.sent) sent, \(check.correct) to the child's own school"
+                         + check.unsent.map { "\n            UNSENT \($0)" }.joined())
+        }
+        let lateLabel = "  late report in the release window".padding(toLength: 38, withPad: " ", startingAt: 0)
+        if let lateReported {
+            let late = released.filter { $0.request.incident.reportedAt == lateReported && !$0.escalation }
+            let waited = late.filter { $0.releaseAt.timeIntervalSince(lateReported) > 15 * 60 }
+            lines.append(lateLabel + "reported \(DemoRun.londonClock(lateReported)): \(late.count) notices released at once"
+                         + (late.isEmpty ? "" : " (\(late.map { DemoRun.londonClock($0.releaseAt) }.min() ?? "")…\(late.map { DemoRun.londonClock($0.releaseAt) }.max() ?? ""))")
+                         + (waited.isEmpty ? "" : "; \(waited.count) WAITED for a later release"))
+        } else {
+            lines.append(lateLabel + "none (the first release was not a school morning)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func londonClock(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "Europe/London")
+        formatter.dateFormat = "HH:mm:ss"
+        formatter.locale = Locale(identifier: "en_GB")
+        return formatter.string(from: date)
     }
 
     func deadLetterCounts() async throws -> String {

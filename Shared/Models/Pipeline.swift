@@ -205,6 +205,23 @@ public struct SchoolContact: Codable, Sendable, Equatable, Hashable {
         self.email = email
         self.phone = phone
     }
+
+    /// What makes the contact a placeholder, e.g. `email x@la.example`, `phone 01223 000000`
+    /// (shipped files and demos carry reserved example domains and 000000 numbers until the
+    /// real contact is put in); empty when it looks real.
+    public var placeholders: [String] {
+        var problems: [String] = []
+        if let email, Self.isPlaceholder(email: email) { problems.append("email \(email)") }
+        if let phone, phone.filter(\.isNumber).contains("000000") { problems.append("phone \(phone)") }
+        return problems
+    }
+
+    /// Reserved example domains (RFC 2606 / 6761): never a real mailbox.
+    public static func isPlaceholder(email: String) -> Bool {
+        let domain = email.split(separator: "@").last.map { $0.lowercased() } ?? ""
+        return ["example", "example.com", "example.org", "example.net"].contains(domain)
+            || [".example", ".invalid", ".test", ".localhost"].contains { domain.hasSuffix($0) }
+    }
 }
 
 /// How a notice reaches the setting.
@@ -217,6 +234,11 @@ public enum NoticeChannel: String, Codable, Sendable, CaseIterable {
 
 /// A school verified against the register.
 public struct ResolvedSchool: Codable, Sendable, Equatable {
+    /// The words school resolution puts in a notice's resolution when the school is out of the
+    /// force's area and no contact is held for it nor for its local authority: dispatch makes
+    /// the MASH a telephone task to reach the school.
+    public static let unroutedOutOfArea = "out of area, no contact held"
+
     public var urn: String
     public var name: String
     /// DfE local authority code, e.g. `871` (Slough).

@@ -236,3 +236,30 @@ public enum SchoolReference {
         return trimmed.hasSuffix(".0") ? String(trimmed.dropLast(2)) : trimmed
     }
 }
+
+/// `GET /v1/la-contacts` (school resolution): every local authority's contacts as the MASH
+/// imported them, for `encompass schools la-contacts list` and the console's page.
+public struct LAContactsList: Codable, Sendable, Equatable {
+    public struct Entry: Codable, Sendable, Equatable {
+        public var laCode: String
+        /// The LA's name in the register, when it holds schools of the LA.
+        public var localAuthority: String?
+        public var contacts: [SchoolContact]
+        /// When the contacts were last imported.
+        public var updatedAt: Date
+        /// The import they came from, e.g. `la-contacts:la-contacts.csv`.
+        public var source: String?
+
+        public init(laCode: String, localAuthority: String?, contacts: [SchoolContact], updatedAt: Date, source: String? = nil) {
+            self.laCode = laCode
+            self.localAuthority = localAuthority
+            self.contacts = contacts
+            self.updatedAt = updatedAt
+            self.source = source
+        }
+    }
+
+    public var localAuthorities: [Entry]
+
+    public init(localAuthorities: [Entry]) { self.localAuthorities = localAuthorities }
+}

@@ -92,6 +92,8 @@ struct ConsoleLogicTests {
 
         let anonymous = try await web.get("/overview")
         #expect(anonymous.status == 303 && anonymous.headers["location"] == "/sign-in")
+        let anonymousContacts = try await web.get("/la-contacts")
+        #expect(anonymousContacts.status == 303 && anonymousContacts.headers["location"] == "/sign-in" && !anonymousContacts.text.contains("la-contacts-summary"))
         #expect(try await web.get("/").headers["location"] == "/sign-in")
         let css = try await web.get("/static/console.css")
         #expect(css.status == 200 && css.headers["content-type"]?.hasPrefix("text/css") == true)
@@ -115,12 +117,13 @@ struct ConsoleLogicTests {
 
         let overview = try await web.get("/overview")
         #expect(overview.status == 200 && overview.text.contains("mash.test"))
+        #expect(overview.text.contains("<a href=\"/la-contacts\" id=\"nav-la-contacts\">LA contacts</a>"), "the menu links the LA contacts page")
         #expect(try await web.get("/").headers["location"] == "/overview")
         for service in ServiceName.allCases {
             #expect(overview.text.contains("id=\"stage-\(service.rawValue)\" data-state=\"unreachable\""), "\(service.rawValue) shown unreachable")
         }
         #expect(overview.text.components(separatedBy: "service unreachable").count == 6)
-        for path in ["/review", "/requests", "/notices"] {
+        for path in ["/review", "/requests", "/notices", "/la-contacts"] {
             let page = try await web.get(path)
             #expect(page.status == 200 && page.text.contains("is unreachable at http://127.0.0.1:"), "\(path)")
         }
@@ -175,6 +178,13 @@ struct ConsoleLogicTests {
                                              imported: CSCImportAnswer(file: "<f>.csv", rows: 1, answers: [.init(outcome: "rejected", row: 2, requestId: "q", urn: nil, reasons: [evil])], notices: nil, error: nil),
                                              session: session, now: Date())
         #expect(!requests.contains("<script>") && !requests.contains("<LPA>") && !requests.contains("<f>") && requests.contains("1 rejected"))
+        let contacts = ConsolePages.laContacts(.ok(LAContactsList(localAuthorities: [
+            LAContactsList.Entry(laCode: "873", localAuthority: evil, contacts: [SchoolContact(role: "encompass", name: "<b>Duty</b> & co", email: "oe@cambs.example", phone: "01223 000000")],
+                                 updatedAt: Date(), source: "la-contacts:<f>.csv"),
+        ])), session: session, now: Date())
+        #expect(!contacts.contains("<script>") && !contacts.contains("<b>Duty") && !contacts.contains("<f>"))
+        #expect(contacts.contains("&lt;b&gt;Duty&lt;/b&gt; &amp; co") && contacts.contains("PLACEHOLDER"))
+        #expect(ConsolePages.laContacts(.unreachable(evil), session: session, now: Date()).contains("id=\"la-contacts-unavailable\">&lt;script&gt;"))
         let down = ConsolePages.overview([.intake: .init(status: .unreachable(evil), deadLetters: .unreachable(evil))], session: session, now: Date())
         #expect(!down.contains("<script>") && down.contains("service unreachable"))
     }

@@ -99,6 +99,24 @@ struct ConsoleServiceTests {
         #expect(calendars.contains("id=\"calendar-931\"") && calendars.contains("2027-08-31") && calendars.contains("yes: 2026-27"), "\(calendars)")
         #expect(calendars.contains("11 local authorities, 11 with a warning"))
 
+        // LA contacts: none yet, then as imported, the placeholder one flagged.
+        let none = try await web.get("/la-contacts").text
+        #expect(none.contains("No local authority's contacts are held") && !none.contains("<table id=\"la-contacts\""), "\(none)")
+        let sheet2 = "la_code,role,name,email,phone\n873,encompass,Cambridgeshire Operation Encompass,encompass@cambridgeshire.gov.uk,01223 712345\n"
+            + "850,encompass,Hampshire <Duty>,oe@hants.example,01962 000000\n850,education-otherwise,Hampshire CME,cme@hants.gov.uk,01962 845000\n"
+        let imported = await world.links.fetch(.schoolResolution, "POST", "/v1/la-contacts/import", query: ["name": "la-contacts.csv"],
+                                               raw: Data(sheet2.utf8), contentType: "text/csv")
+        #expect(imported.value?.status == 202, "accepted: applied through the register topic")
+        var contactsPage = ""
+        try await eventually("the LA contacts applied", timeout: .seconds(30)) {
+            contactsPage = try await web.get("/la-contacts").text
+            return contactsPage.contains("2 local authorities with contacts, 1 with a placeholder contact.")
+        }
+        #expect(contactsPage.contains("<tr data-la=\"873\" data-role=\"encompass\"><td>873</td>") && contactsPage.contains("encompass@cambridgeshire.gov.uk"), "\(contactsPage)")
+        #expect(contactsPage.contains("<tr data-la=\"850\" data-role=\"encompass\" class=\"flagged\">") && contactsPage.contains("PLACEHOLDER</span> email oe@hants.example, phone 01962 000000"))
+        #expect(contactsPage.contains("data-role=\"education-otherwise\"><td>850</td>") && contactsPage.contains("la-contacts:la-contacts.csv"))
+        #expect(contactsPage.contains("Hampshire &lt;Duty&gt;") && !contactsPage.contains("<Duty>"))
+
         let trail = try await world.console.app.staff.auditTrail()
         for action in ["review-confirm", "review-reject", "csc-download", "csc-upload", "sign-in", "notices-export"] {
             #expect(trail.contains { $0.action == action && $0.staffName == ConsoleWorld.staff && $0.outcome == "ok" }, "\(action) audited")

@@ -19,20 +19,23 @@ struct WorldGeneratorTests {
         #expect(schools.allSatisfy { !$0.postcode.isEmpty })
     }
 
-    @Test("out-of-area places: a share of children attend a school outside the force's LAs; share 0 keeps every child in area; the day's incidents keep their numbers")
+    @Test("out-of-area places: a share of children attend a school outside the force's LAs; share 0 keeps every child in area; the day has as many incidents")
     func outOfAreaPlaces() throws {
         let schools = try SchoolList.read(path: Self.schoolsFile)
         let day = CalendarDate(year: 2026, month: 11, day: 23)
         let inArea = WorldGenerator.generate(WorldSettings(seed: 7, families: 300, dayIncidents: 80, day: day), schools: schools)
         let across = WorldGenerator.generate(WorldSettings(seed: 7, families: 300, dayIncidents: 80, day: day, outOfAreaShare: 0.2), schools: schools)
         let tvp = Set(["867", "868", "869", "870", "871", "872", "825", "826", "931"])
-        let laOf = Dictionary(uniqueKeysWithValues: schools.map { ($0.urn, $0.localAuthorityCode) })
         func outside(_ world: World) -> Int {
-            world.truth.flatMap(\.children).compactMap(\.schoolURN).filter { !tvp.contains(laOf[$0] ?? "") }.count
+            // The register's schools and the world's own early years settings (Ofsted references).
+            let laOf = Dictionary((schools + world.schools).map { ($0.urn, $0.localAuthorityCode) }, uniquingKeysWith: { a, _ in a })
+            return world.truth.flatMap(\.children).compactMap(\.schoolURN).filter { !tvp.contains(laOf[$0] ?? "") }.count
         }
         #expect(outside(inArea) == 0)
         #expect(outside(across) > 0)
-        #expect(across.day.map(\.occurrenceNumber) == inArea.day.map(\.occurrenceNumber))
+        // Places across the border change which schools children attend (and the draws that
+        // follow from a school), not how many incidents the day has.
+        #expect(across.day.count == inArea.day.count)
     }
 
     @Test("the same seed makes the same world; the day has gaps officers left, and the truth to score against")
@@ -45,7 +48,7 @@ struct WorldGeneratorTests {
         let c = WorldGenerator.generate(WorldSettings(seed: 8, families: 300, dayIncidents: 80, day: settings.day), schools: schools)
         #expect(c.day != a.day)
 
-        #expect(a.day.count == 80 && a.truth.count == 80)
+        #expect(a.day.count == 80 && a.truth.count == 81 && a.morning.count == 1, "the day's incidents and the next morning's late report")
         #expect(a.history.count > 200)
         #expect(a.history.allSatisfy { $0.occurredAt < settings.day.at(hour: 0) })
         let tvpCodes = Set(["867", "868", "869", "870", "871", "872", "825", "826", "931"])
@@ -115,6 +118,8 @@ struct WorldGeneratorTests {
         #expect(lines.count == 10)
         let decoded = try lines.map { try WireFormat.decoder().decode(Incident.self, from: Data($0.utf8)) }
         #expect(decoded == world.day)
+        let morning = try String(contentsOfFile: "\(directory)/morning.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(try morning.map { try WireFormat.decoder().decode(Incident.self, from: Data($0.utf8)) } == world.morning && morning.count == 1)
         let contacts = try String(contentsOfFile: "\(directory)/contacts.csv", encoding: .utf8)
         #expect(contacts.hasPrefix("urn,role,name,email,phone"))
         #expect(WorldFiles.describe(world).contains("10 incidents"))
@@ -162,7 +167,55 @@ struct WorldGeneratorTests {
         explicit.force = .thamesValley
         let a = WorldGenerator.generate(tvp, schools: schools), b = WorldGenerator.generate(explicit, schools: schools)
         #expect(a.day == b.day && a.history == b.history && a.day.allSatisfy { $0.forceCode == "43" && $0.occurrenceNumber.count == 11 })
-        #expect(!a.schools.contains { SchoolReference.isEarlyYears($0.urn) })
+        let settingsTVP = a.schools.filter { SchoolReference.isEarlyYears($0.urn) }
+        #expect(!settingsTVP.isEmpty && settingsTVP.count <= 27 && settingsTVP.allSatisfy { $0.ageTo == 5 }, "Thames Valley's early years settings, up to 3 per LA")
+    }
+
+    @Test("the Thames Valley demo world shows every route: children at early years settings and at out-of-area schools, and the next morning's late report with every child recorded with its school")
+    func everyRoute() throws {
+        let schools = try SchoolList.read(path: Self.schoolsFile)
+        let day = CalendarDate(year: 2026, month: 11, day: 23)
+        let world = WorldGenerator.generate(WorldSettings(seed: 2026, day: day, outOfAreaShare: 0.02), schools: schools)
+        let tvp = Set(WorldGenerator.thamesValley)
+        let laOf = Dictionary((schools + world.schools).map { ($0.urn, $0.localAuthorityCode) }, uniquingKeysWith: { a, _ in a })
+        let dayTruth = world.truth.filter { truth in world.day.contains { $0.occurrenceNumber == truth.occurrenceNumber } }
+        let attending = dayTruth.flatMap(\.children).compactMap(\.schoolURN)
+        #expect(attending.contains { SchoolReference.isEarlyYears($0) }, "a child of the day at an early years setting")
+        #expect(attending.contains { !tvp.contains(laOf[$0] ?? "") }, "a child of the day at a school outside Thames Valley")
+        let late = try #require(world.morning.first)
+        #expect(world.morning.count == 1 && late.forceCode == "43" && CalendarDate(late.occurredAt) == day)
+        #expect(!world.day.contains { $0.occurrenceNumber == late.occurrenceNumber })
+        let truth = try #require(world.truth.first { $0.occurrenceNumber == late.occurrenceNumber })
+        #expect(truth.children.count == late.children.count && truth.children.allSatisfy(\.recordedByOfficer))
+        for (child, recorded) in zip(truth.children, late.children) {
+            #expect(recorded.school?.urn == child.schoolURN, "the officer recorded \(child.givenName)'s school exactly")
+        }
+        #expect(truth.children.contains { $0.schoolURN != nil })
+        // The same seed, the same late report.
+        let without = WorldGenerator.generate(WorldSettings(seed: 2026, day: day, outOfAreaShare: 0.02), schools: schools)
+        #expect(without.day == world.day && without.morning == world.morning)
+    }
+
+    @Test("the judge checks each route: notices, sent, to the child's own school; each unsent notice listed")
+    func judgeRoutes() throws {
+        let schools = try SchoolList.read(path: Self.schoolsFile)
+        let world = WorldGenerator.generate(WorldSettings(seed: 7, families: 300, dayIncidents: 40, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
+        let pupils = world.truth.flatMap { day in day.children.filter { $0.schoolURN != nil }.map { (day.occurrenceNumber, $0) } }
+        #expect(pupils.count >= 3)
+        func notice(_ index: Int, _ urn: String? = nil, sent: Bool = true, route: DemoJudge.Route) -> DemoJudge.Notice {
+            let (occurrence, child) = pupils[index]
+            return DemoJudge.Notice(occurrenceNumber: occurrence, child: IdentifiedChild(childId: "c-\(index)", givenName: child.givenName, familyName: child.familyName,
+                                                                                      dateOfBirth: child.dateOfBirth),
+                                    childSource: .officer, schoolURN: urn ?? child.schoolURN!, sent: sent, route: route)
+        }
+        let checks = DemoJudge(truth: world.truth).checkRoutes([
+            notice(0, route: .outOfAreaAuthority), notice(1, sent: false, route: .outOfAreaAuthority), notice(2, "999999", route: .outOfAreaAuthority),
+            notice(0, route: .earlyYears),
+        ])
+        let across = try #require(checks[.outOfAreaAuthority])
+        #expect(across.notices == 3 && across.sent == 2 && across.correct == 1)
+        #expect(across.unsent.count == 1 && across.unsent[0].contains("\(pupils[1].1.givenName)") && across.unsent[0].contains("not sent"))
+        #expect(checks[.earlyYears]?.correct == 1 && checks[.school] == nil)
     }
 
     @Test("the DA desk's spreadsheet of a day: one row per child, one for an incident without, quoted free text, early years register rows")

@@ -453,7 +453,8 @@ struct SchedulingCancellationTests {
         let cancelledEvent = try #require(events.first { $0.noticeId == cancelled.noticeId && $0.kind == .cancelled })
         #expect(cancelledEvent.detail?.contains("no longer attends") == true && cancelledEvent.detail?.contains(cancelled.noticeId + "-r0000") == true)
         #expect(events.first { $0.noticeId == elsewhere.noticeId && $0.kind == .flagged }?.detail?.contains("now for URN \(elsewhere.school.urn)") == true)
-        #expect(events.first { $0.noticeId == released.noticeId && $0.kind == .flagged }?.detail?.contains("already released") == true)
+        // Released already: dispatch is told to withdraw it if it has not sent it yet.
+        #expect(events.first { $0.noticeId == released.noticeId && $0.kind == .cancelled }?.detail?.contains("withdrawn after release") == true)
         #expect(try await scheduler.rows().first { $0.noticeId == cancelled.noticeId }?.state == .cancelled)
         #expect(try await scheduler.host.store.pool.read { try DeadLetter.fetchCount($0) } == 0)
         try await scheduler.stop()

@@ -194,6 +194,9 @@ public final class ConsoleApp: Sendable {
         router.get("calendars") { [self] request, _ -> Response in
             try await page(request) { session in ConsolePages.calendars(await links.calendars(), session: session, now: clock.now()) }
         }
+        router.get("la-contacts") { [self] request, _ -> Response in
+            try await page(request) { session in ConsolePages.laContacts(await links.laContacts(), session: session, now: clock.now()) }
+        }
         return router
     }
 

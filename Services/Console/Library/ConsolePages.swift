@@ -32,6 +32,7 @@ public enum ConsolePages {
 
     public enum Tab: String, CaseIterable, Sendable {
         case overview, review, requests, notices, calendars
+        case laContacts = "la-contacts"
         var title: String {
             switch self {
             case .overview: "Pipeline"
@@ -39,6 +40,7 @@ public enum ConsolePages {
             case .requests: "CSC requests"
             case .notices: "Notices today"
             case .calendars: "Term dates"
+            case .laContacts: "LA contacts"
             }
         }
         var path: String { "/\(rawValue)" }
@@ -405,6 +407,39 @@ public enum ConsolePages {
             }
         }
         return frame(.calendars, session: session, now: now, flash: flash, content: content)
+    }
+
+    /// The local authorities' Operation Encompass contacts (role `encompass`: notices to an
+    /// out-of-area school with no contact of its own) and education-otherwise contacts (children
+    /// on no school roll), as school resolution holds them.
+    public static func laContacts(_ list: Fetched<LAContactsList>, session: StaffSession, now: Date) -> String {
+        var content = "<p>A notice to a school outside the force's area for which no contact is held goes to its local authority's Operation Encompass contact (role <code>encompass</code>); a child on no school roll becomes a telephone task to the home local authority's <code>education-otherwise</code> contact. With neither held, the notice is a telephone task for the MASH. Import them with <code>encompass schools la-contacts import FILE.csv</code> (la_code, role, name, email, phone; docs/SCHOOLRESOLUTION.md).</p>"
+        switch list {
+        case .unreachable(let why), .refused(let why):
+            content += "<p class=\"box error\" id=\"la-contacts-unavailable\">\(htmlEscape(why))</p>"
+        case .ok(let answer):
+            let flagged = answer.localAuthorities.filter { $0.contacts.contains { !$0.placeholders.isEmpty } }.count
+            content += "<p id=\"la-contacts-summary\" class=\"box \(flagged > 0 || answer.localAuthorities.isEmpty ? "error" : "ok")\">"
+                + (answer.localAuthorities.isEmpty
+                    ? "No local authority's contacts are held: out-of-area notices and children on no school roll become telephone tasks."
+                    : "\(answer.localAuthorities.count) local authorities with contacts, \(flagged) with a placeholder contact.") + "</p>"
+            var rows = ""
+            for entry in answer.localAuthorities {
+                for contact in entry.contacts {
+                    let placeholders = contact.placeholders
+                    let warning = placeholders.isEmpty ? "" : "<span class=\"flag\">PLACEHOLDER</span> \(htmlEscape(placeholders.joined(separator: ", "))): replace it with the LA's real contact"
+                    let imported = htmlEscape(format(entry.updatedAt)) + (entry.source.map { "<br><small>\(htmlEscape($0))</small>" } ?? "")
+                    rows += "<tr data-la=\"\(htmlEscape(entry.laCode))\" data-role=\"\(htmlEscape(contact.role))\"\(placeholders.isEmpty ? "" : " class=\"flagged\"")>"
+                        + "<td>\(htmlEscape(entry.laCode))</td><td>\(htmlEscape(entry.localAuthority ?? ""))</td><td>\(htmlEscape(contact.role))</td>"
+                        + "<td>\(htmlEscape(contact.name ?? ""))</td><td>\(htmlEscape(contact.email ?? ""))</td><td>\(htmlEscape(contact.phone ?? ""))</td>"
+                        + "<td>\(imported)</td><td data-field=\"warning\">\(warning)</td></tr>\n"
+                }
+            }
+            if !rows.isEmpty {
+                content += "<table id=\"la-contacts\"><tr><th>LA</th><th>Name</th><th>Role</th><th>Contact</th><th>Email</th><th>Phone</th><th>Imported</th><th></th></tr>\(rows)</table>"
+            }
+        }
+        return frame(.laContacts, session: session, now: now, flash: nil, content: content)
     }
 
     // MARK: formatting

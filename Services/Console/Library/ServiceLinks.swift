@@ -568,6 +568,12 @@ public struct ServiceLinks: Sendable {
         await decode(SchedulingReadiness.self, .scheduling, "/v1/readiness")
     }
 
+    /// The local authorities' contacts school resolution holds (`GET /v1/la-contacts`; every
+    /// instance holds them all).
+    public func laContacts() async -> Fetched<LAContactsList> {
+        await decode(LAContactsList.self, .schoolResolution, "/v1/la-contacts")
+    }
+
     /// The Navigator's audit spreadsheet from dispatch (`GET /v1/notifications/export`).
     public func exportNotices(from: String, to: String, la: String?, format: String) async -> Fetched<CSCSheet> {
         var query = ["from": from, "to": to, "format": format]

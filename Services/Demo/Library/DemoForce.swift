@@ -18,7 +18,7 @@ public struct DemoForce: Sendable, Equatable {
     public var earlyYearsSettingsPerAuthority: Int
 
     public static let thamesValley = DemoForce(
-        code: "43", name: "Thames Valley", localAuthorities: WorldGenerator.thamesValley, earlyYearsSettingsPerAuthority: 0)
+        code: "43", name: "Thames Valley", localAuthorities: WorldGenerator.thamesValley, earlyYearsSettingsPerAuthority: 3)
     public static let cambridgeshire = DemoForce(
         code: "05", name: "Cambridgeshire and Peterborough", localAuthorities: ["873", "874"], earlyYearsSettingsPerAuthority: 12)
 
@@ -103,6 +103,7 @@ extension World {
         for world in worlds.dropFirst() {
             merged.history = (merged.history + world.history).sorted { $0.occurredAt < $1.occurredAt }
             merged.day += world.day
+            merged.morning += world.morning
             merged.truth += world.truth
             merged.contacts += world.contacts
             merged.schools += world.schools

@@ -95,9 +95,12 @@ public struct DemoJudge: Sendable {
         /// When scheduling released it.
         public var releaseAt: Date?
         public var forceCode: String
+        /// How it reaches the setting.
+        public var route: Route
 
         public init(occurrenceNumber: String, child: IdentifiedChild, childSource: ChildSource, schoolURN: String, sent: Bool, escalation: Bool = false,
-                    releaseAt: Date? = nil, forceCode: String = "") {
+                    releaseAt: Date? = nil, forceCode: String = "", route: Route = .school) {
+            self.route = escalation ? .escalation : route
             self.releaseAt = releaseAt
             self.forceCode = forceCode
             self.occurrenceNumber = occurrenceNumber
@@ -107,6 +110,47 @@ public struct DemoJudge: Sendable {
             self.sent = sent
             self.escalation = escalation
         }
+    }
+
+    /// The ways a notice reaches a setting (issue 24's statutory duty), each checked apart.
+    public enum Route: String, Sendable, CaseIterable, Codable {
+        case school = "school's own contact"
+        case earlyYears = "early years setting"
+        case outOfAreaSchool = "out-of-area school's own contact"
+        case outOfAreaAuthority = "out-of-area, its LA's OE contact"
+        case outOfAreaTelephone = "out-of-area, MASH telephone task"
+        case notOnRoll = "no school roll, home LA's task"
+        case redirected = "after \"no longer attends\""
+        case escalation = "holiday escalation to the ESM"
+    }
+
+    /// One route's notices: how many, sent (a telephone task counts once the MASH made the
+    /// call), and to the child's own school (escalations, to the local authority, are not
+    /// about a school); each notice not sent, as a line.
+    public struct RouteCheck: Sendable, Equatable {
+        public var notices = 0
+        public var sent = 0
+        public var correct = 0
+        public var unsent: [String] = []
+        public init() {}
+    }
+
+    /// Every route's check. A notice to a wrong school counts in its route's notices, not in
+    /// its correct ones (and is listed by `score`).
+    public func checkRoutes(_ notices: [Notice]) -> [Route: RouteCheck] {
+        var checks: [Route: RouteCheck] = [:]
+        for notice in notices {
+            var check = checks[notice.route] ?? RouteCheck()
+            check.notices += 1
+            if notice.sent {
+                check.sent += 1
+            } else {
+                check.unsent.append("\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName): URN \(notice.schoolURN) not sent")
+            }
+            if notice.route != .escalation, notice.sent, let real = truthChild(of: notice), real.schoolURN == notice.schoolURN { check.correct += 1 }
+            checks[notice.route] = check
+        }
+        return checks
     }
 
     public struct Scorecard: Sendable, Equatable, Codable {

@@ -2,8 +2,9 @@ import EncompassModels
 import Foundation
 
 /// Writes a world as the files the demo feeds to the system: `history.jsonl` and `day.jsonl`
-/// (one incident per line, the intake API's JSON), `truth.json` (what really happened on the
-/// day, for the summary), `contacts.csv` (schools' safeguarding contacts), `day.csv` (the same
+/// (one incident per line, the intake API's JSON), `morning.jsonl` (the next school morning's
+/// late report, the demo feeds after the first release), `truth.json` (what really happened on
+/// the day and in the late report, for the summary), `contacts.csv` (schools' safeguarding contacts), `day.csv` (the same
 /// day as the DA desk's spreadsheet, for `encompass ingest`) and, where the force has early
 /// years settings the school list lacks, `early-years.csv` (their register entries, in the
 /// school list's layout, for `encompass schools import`).
@@ -22,6 +23,7 @@ public enum WorldFiles {
         }
         try lines(world.history).write(to: URL(fileURLWithPath: "\(directory)/history.jsonl"))
         try lines(world.day).write(to: URL(fileURLWithPath: "\(directory)/day.jsonl"))
+        try lines(world.morning).write(to: URL(fileURLWithPath: "\(directory)/morning.jsonl"))
         let pretty = WireFormat.encoder()
         pretty.outputFormatting = [.sortedKeys, .prettyPrinted]
         try pretty.encode(world.truth).write(to: URL(fileURLWithPath: "\(directory)/truth.json"))

@@ -81,6 +81,10 @@ public struct World: Sendable {
     public var truth: [DayTruth]
     public var contacts: [WorldContact]
     public var schools: [WorldSchool]
+    /// The next school morning's late report: an incident of the day's evening reported after
+    /// the morning's release, inside the protocol's release window (its notices go out at
+    /// once). Its `reportedAt` is the demo's to set (when it feeds it); its truth is in `truth`.
+    public var morning: [Incident] = []
     /// How untidy the world is: counts of each kind of trap real records hold (moves, previous
     /// occupants, partners' earlier children, phase transfers, typos, partial school names).
     public var untidiness: [String: Int] = [:]
@@ -420,13 +424,43 @@ public enum WorldGenerator {
             truth.append(DayTruth(occurrenceNumber: number, children: truthChildren, adultFieldMistyped: adultTypo && parties.contains { $0.dateOfBirth?.hasPrefix("9") == true }))
         }
 
+        // The next school morning: one more incident of the evening before, reported after the
+        // first release, every child recorded with its school (its own random stream, so the
+        // rest of the world is as it was).
+        var lateStream = SeededRandom(seed: settings.seed ^ 0x1A7E_5EED)
+        var morning: [Incident] = []
+        let pupils = withChildren.filter { family in
+            family.children.contains { ageOn(settings.day, $0.birth) < 18 && $0.school(on: settings.day).flatMap { byURN[$0] } != nil }
+        }
+        if !pupils.isEmpty {
+            let family = lateStream.pick(pupils)
+            let home = family.home(on: settings.day)
+            let occurred = settings.day.at(hour: 21, minute: Int.random(in: 0...59, using: &lateStream))
+            let present = family.children.filter { ageOn(settings.day, $0.birth) < 18 }
+            let number = nextOccurrence(settings.day)
+            morning.append(Incident(
+                occurrenceNumber: number, forceCode: force.code, occurredAt: occurred, reportedAt: settings.day.adding(days: 1).at(hour: 8, minute: 40),
+                incidentAddress: home.address, localPolicingArea: home.lpa, riskLevel: .medium, crime: true,
+                parties: [party(family.victim, .victim, variant: false), party(family.suspect, .suspect, variant: false)],
+                children: present.map { child in
+                    RecordedChild(givenName: child.given, familyName: child.family, dateOfBirth: child.birth.description, homeAddress: home.address,
+                                  presence: .present, school: child.school(on: settings.day).flatMap { byURN[$0] }.map { RecordedSchool(name: $0.name, urn: $0.urn) })
+                }))
+            truth.append(DayTruth(occurrenceNumber: number, children: present.map { child in
+                let urn = child.school(on: settings.day)
+                return DayTruth.Child(givenName: child.given, familyName: child.family, dateOfBirth: child.birth.description, schoolURN: urn,
+                                      recordedByOfficer: true, officerSchoolCorrect: urn.flatMap { byURN[$0] } != nil,
+                                      inEarlierRecords: recordedChildren.contains(key(child)))
+            }))
+        }
+
         let contacts = schools.map { school in
             let digits = school.urn.filter(\.isNumber) // an early years setting's Ofsted reference is EY and digits
             return WorldContact(urn: school.urn, role: "dsl", name: "Designated Safeguarding Lead",
                                 email: "dsl.\(school.urn)@schools.example.org.uk", phone: "01\(digits.suffix(3)) \(digits)")
         }
         return World(settings: settings, history: history.sorted { $0.occurredAt < $1.occurredAt }, day: day, truth: truth,
-                     contacts: contacts, schools: schools, untidiness: untidiness)
+                     contacts: contacts, schools: schools, morning: morning, untidiness: untidiness)
     }
 
     /// A date of birth as an officer might mistype it: the year's last two digits swapped

@@ -207,6 +207,7 @@ public enum DispatchService {
     public static func applyEvent(_ event: NoticeEvent, eventId: String, producer: String, db: Database, now: Date, logger: Logger) throws {
         try Audit.insert(event, eventId: eventId, producer: producer, db: db)
         try NoticeClaims.observe(event, db: db, now: now, logger: logger)
+        if event.kind == .cancelled { try NoticeWithdrawal.apply(event, db: db, now: now, logger: logger) }
     }
 }
 
@@ -218,6 +219,8 @@ public enum NoticeIntake {
         case alreadyKnown
         /// Another dispatch instance claimed the notice first: it sends, this one does nothing.
         case claimedElsewhere(by: String)
+        /// Cancelled before it arrived (a `cancelled` event read first): kept, never sent.
+        case withdrawn(reason: String)
     }
 
     /// The role order in which a school's contacts receive the notice email.
@@ -230,6 +233,7 @@ public enum NoticeIntake {
         let request = due.request
         // One notice id, one notice: a redelivery or a re-release never mails twice.
         if try NoticeRow.exists(db, key: due.noticeId) { return .alreadyKnown }
+        let withdrawal = try NoticeWithdrawal.cancellation(of: due.noticeId, db: db)
         let me = try NoticeClaims.claimant(db)
         if let winner = try NoticeClaims.winner(of: due.noticeId, db: db), winner != me { return .claimedElsewhere(by: winner) }
         guard let rules = settings.protocols[request.incident.forceCode] else {
@@ -251,6 +255,9 @@ public enum NoticeIntake {
             recipient = contact.email
             contacts = [contact]
             telephoneReason = recipient == nil ? "escalation contact has no email address" : nil
+        } else if let homeTask = TelephoneTaskReason.homeAuthorityTask(due, ringBy: acknowledgeDeadline(releaseAt: due.releaseAt, rules: rules)) {
+            recipient = nil
+            telephoneReason = homeTask
         } else if request.school.channel == .telephone {
             recipient = nil
             telephoneReason = "the protocol asks for a telephone call to this setting"
@@ -265,6 +272,14 @@ public enum NoticeIntake {
             channel: recipient == nil ? NoticeChannel.telephone.rawValue : NoticeChannel.email.rawValue, recipient: recipient,
             escalation: due.escalation, payload: try WireFormat.data(minimised(due)), content: try JSONEncoder().encode(content),
             state: .pending, linkTokenHash: nil, linkExpiresAt: nil, releaseAt: due.releaseAt, acknowledgeBy: ackBy, receivedAt: now)
+        if let withdrawal {
+            // Cancelled after release and before it reached dispatch (the events topic can run
+            // ahead of the due topic): kept for the audit, never sent.
+            notice.state = .cancelled
+            try notice.insert(db)
+            try Audit.insertLocal("withdrawn", notice: notice, detail: "not sent: withdrawn before dispatch received it: \(withdrawal)", db: db, now: now)
+            return .withdrawn(reason: withdrawal)
+        }
         try NoticeClaims.claim(notice, claimant: me, instanceId: settings.instanceId, causationId: messageId, db: db, outbox: outbox, now: now)
 
         if let recipient {
@@ -285,7 +300,9 @@ public enum NoticeIntake {
         try notice.insert(db)
         try TelephoneTask(id: "t-" + due.noticeId, noticeId: due.noticeId, schoolURN: request.school.urn, schoolName: request.school.name,
                           contacts: try JSONEncoder().encode(contacts), reason: reason, createdAt: now).insert(db)
-        try Audit.record(.telephoneTask, notice: notice, detail: "telephone task for MASH: \(reason)",
+        // The audit event travels on `encompass.notice.events`: it says whom to ring, not the child's name.
+        let audited = TelephoneTaskReason.homeAuthorityTask(due, ringBy: ackBy, namingChild: false) ?? reason
+        try Audit.record(.telephoneTask, notice: notice, detail: "telephone task for MASH: \(audited)",
                          eventId: MessageID.derived(from: messageId, "telephone-task"), causationId: messageId, db: db, outbox: outbox, now: now)
         return .telephoneTask(reason: reason)
     }
@@ -337,5 +354,84 @@ extension Audit {
     /// A local audit row with a kind of dispatch's own (not a NoticeEvent kind).
     static func insertLocal(_ kind: String, notice: NoticeRow, detail: String?, db: Database, now: Date) throws {
         try recordLocal(kind, notice: notice, detail: detail, db: db, now: now)
+    }
+}
+
+/// What a telephone task asks of the MASH, in plain words, where the notice cannot go to a
+/// school: whom to ring, about which child, by when.
+public enum TelephoneTaskReason {
+    /// The task for a child on no school roll (the child's home local authority, account
+    /// `LA<code>`) or for an out-of-area school with no contact held for it nor for its local
+    /// authority; nil for any other notice. `namingChild` false leaves the child's name and
+    /// date of birth out (for the audit event).
+    public static func homeAuthorityTask(_ due: NoticeDue, ringBy: Date, namingChild: Bool = true) -> String? {
+        let request = due.request, school = request.school
+        guard !due.escalation else { return nil }
+        let child = request.child
+        let born = child.dateOfBirth.flatMap(CalendarDate.init(iso:)).map { ", born \(NoticeFormat.day($0))" } ?? ""
+        let who = namingChild ? "\(child.givenName) \(child.familyName)\(born)" : "the child named in notice \(due.noticeId)"
+        let incident = "domestic abuse incident \(request.incident.occurrenceNumber) on \(NoticeFormat.dateTime(request.incident.occurredAt))"
+        let by = "Ring by \(NoticeFormat.dateTime(ringBy)) and mark this task done with what was agreed."
+        let held = school.contacts.filter { $0.phone?.isEmpty == false }
+            .map { "\($0.name ?? $0.role) on \($0.phone ?? "")" }.joined(separator: " or ")
+        if school.urn.hasPrefix("LA") {
+            let whom = held.isEmpty
+                ? "\(school.localAuthorityName) local authority's children missing education or elective home education team (no education-otherwise contact is held for LA \(school.localAuthorityCode): add it with `encompass schools la-contacts import`)"
+                : "\(school.localAuthorityName) local authority's education-otherwise contact, \(held)"
+            return "Ring \(whom). Tell them that \(who), whom the police record as on no school roll (\(school.name)), was affected by \(incident), so that the local authority can support the child. \(by)"
+        }
+        guard school.channel == .telephone, request.resolution.contains(where: { $0.contains(ResolvedSchool.unroutedOutOfArea) }) else { return nil }
+        let whom = held.isEmpty
+            ? "the designated safeguarding lead of \(school.name) (URN \(school.urn), \(school.localAuthorityName), outside the force's area; no contact is held for the school nor for its local authority's Operation Encompass: find the school's number, and add the LA's contact with `encompass schools la-contacts import`)"
+            : "the designated safeguarding lead of \(school.name) (URN \(school.urn), \(school.localAuthorityName), outside the force's area) on \(held)"
+        return "Ring \(whom). Tell them that \(who), a pupil there, was affected by \(incident), as an Operation Encompass notice. \(by)"
+    }
+}
+
+/// A notice cancelled after scheduling released it (a `cancelled` event on
+/// `encompass.notice.events`, read by every instance): dispatch stops it if it has not sent it
+/// yet (mail waiting for its time, the relay or the school's password; a telephone task not
+/// yet made), marking it cancelled with the reason in its audit. One already sent cannot be
+/// recalled: it is flagged for the MASH instead.
+public enum NoticeWithdrawal {
+    /// The reason of a cancellation recorded for `noticeId`, if any.
+    static func cancellation(of noticeId: String, db: Database) throws -> String? {
+        guard let entry = try AuditEntry.filter(Column("noticeId") == noticeId && Column("kind") == NoticeEvent.Kind.cancelled.rawValue)
+            .order(Column("at")).fetchOne(db) else { return nil }
+        return entry.detail ?? "cancelled"
+    }
+
+    public static func apply(_ event: NoticeEvent, db: Database, now: Date, logger: Logger) throws {
+        guard var notice = try NoticeRow.fetchOne(db, key: event.noticeId) else { return }
+        let reason = event.detail ?? "cancelled"
+        guard notice.state != .cancelled else { return }
+        let mail = try OutgoingMail.fetchOne(db, key: notice.noticeId)
+        let task = try TelephoneTask.fetchOne(db, key: "t-" + notice.noticeId)
+        let unsent = notice.sentAt == nil && (mail.map { $0.state == .pending } ?? (task?.doneAt == nil))
+        guard unsent else {
+            notice.flaggedAt = notice.flaggedAt ?? now
+            notice.flagReason = "cancelled after it was sent\(notice.sentAt.map { " (\(Timestamp.format($0)))" } ?? ""): the school has it; the MASH follows up: \(reason)"
+            try notice.update(db)
+            try Audit.insertLocal("withdrawal-too-late", notice: notice, detail: notice.flagReason, db: db, now: now)
+            logger.warning("cancellation arrived after the notice was sent", metadata: ["noticeId": .string(notice.noticeId)])
+            return
+        }
+        if var mail {
+            mail.state = .cancelled
+            mail.message = nil // it holds the link token
+            mail.lastError = "withdrawn: \(reason)"
+            try mail.update(db)
+        }
+        if var task {
+            task.doneAt = now
+            task.doneBy = "nobody: the notice was withdrawn"
+            task.note = reason
+            try task.update(db)
+        }
+        notice.state = .cancelled
+        notice.linkTokenHash = nil
+        try notice.update(db)
+        try Audit.insertLocal("withdrawn", notice: notice, detail: "not sent: withdrawn before dispatch sent it: \(reason)", db: db, now: now)
+        logger.info("released notice withdrawn before sending", metadata: ["noticeId": .string(notice.noticeId)])
     }
 }

@@ -180,6 +180,9 @@ public enum NoticeState: String, Codable, Sendable {
     case failed
     /// The process stopped between "sending" and the relay's answer: not re-sent, MASH follows up.
     case uncertain
+    /// Withdrawn before it was sent (the school said the pupil no longer attends, or the notice
+    /// was cancelled after release): never sent; the reason is in its audit.
+    case cancelled
 }
 
 public struct NoticeRow: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
@@ -230,6 +233,8 @@ public struct NoticeClaim: Codable, FetchableRecord, PersistableRecord, Sendable
 
 public enum MailState: String, Codable, Sendable {
     case pending, sending, sent, failed, uncertain
+    /// Its notice was withdrawn before the mail went: never sent.
+    case cancelled
 }
 
 public struct OutgoingMail: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {

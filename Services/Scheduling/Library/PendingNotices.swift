@@ -383,6 +383,15 @@ public struct Scheduler: Sendable {
             ctx.logger.notice("cancellation of a notice not held here: nothing to cancel", metadata: metadata)
             return
         }
+        if row.state == .released, row.schoolURN == cancellation.schoolURN {
+            // Released, so dispatch holds it; it may not have sent it yet (mail waiting for the
+            // relay or for the school's password, a telephone task not yet made). The event
+            // tells dispatch to withdraw it unless it has gone already (docs/DISPATCH.md).
+            let released = row.releasedAt.map { " at \(Timestamp.format($0))" } ?? ""
+            try event(.cancelled, "withdrawn after release\(released): dispatch does not send it if it has not yet: \(cancellation.reason)\(replaced)")
+            ctx.logger.info("released notice withdrawn", metadata: metadata)
+            return
+        }
         guard row.state == .pending, row.schoolURN == cancellation.schoolURN else {
             let why = row.state == .pending ? "it is now for URN \(row.schoolURN)" : "it was already \(row.state.rawValue)"
                 + (row.releasedAt.map { " at \(Timestamp.format($0))" } ?? "")

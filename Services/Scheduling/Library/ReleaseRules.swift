@@ -60,17 +60,7 @@ public struct SchedulingProtocol: Codable, Sendable, Equatable {
     /// or the force does not escalate.
     public var contactPlaceholders: [String] {
         guard escalateHighRiskInHolidays, let contact = educationSafeguardingManager else { return [] }
-        var problems: [String] = []
-        if let email = contact.email, Self.isPlaceholder(email: email) { problems.append("email \(email)") }
-        if let phone = contact.phone, phone.filter(\.isNumber).contains("000000") { problems.append("phone \(phone)") }
-        return problems
-    }
-
-    /// Reserved example domains (RFC 2606 / 6761): never a real mailbox.
-    static func isPlaceholder(email: String) -> Bool {
-        let domain = email.split(separator: "@").last.map { $0.lowercased() } ?? ""
-        return ["example", "example.com", "example.org", "example.net"].contains(domain)
-            || [".example", ".invalid", ".test", ".localhost"].contains { domain.hasSuffix($0) }
+        return contact.placeholders
     }
 
     /// Each force's `scheduling` section, checked.

@@ -444,7 +444,7 @@ extension SchoolResolver {
 
     /// The words that mark an out-of-area notice with no contact to send it to (counted by
     /// `encompass_school_resolution_out_of_area_unrouted`).
-    public static let unroutedOutOfArea = "out of area, no contact held"
+    public static let unroutedOutOfArea = ResolvedSchool.unroutedOutOfArea
 
     /// The child's possible school-year ages (age on 31 August before the school year of `day`):
     /// exact from a date of birth, else one of two from an age in whole years.

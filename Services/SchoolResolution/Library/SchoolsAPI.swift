@@ -225,11 +225,6 @@ struct SchoolsAPI: Sendable {
         return HTTPEndpoint.json(answer.rejectedRows.isEmpty ? .accepted : .unprocessableContent, answer)
     }
 
-    struct LAContactsList: Codable {
-        struct Entry: Codable { var laCode: String; var localAuthority: String?; var contacts: [SchoolContact]; var updatedAt: Date }
-        var localAuthorities: [Entry]
-    }
-
     func listLAContacts() async throws -> Response {
         let list = try await environment.store.pool.read { db -> LAContactsList in
             let rows = try LAContactRow.order(Column("laCode"), Column("position")).fetchAll(db)
@@ -238,7 +233,7 @@ struct SchoolsAPI: Sendable {
             let grouped = Dictionary(grouping: rows, by: \.laCode)
             return LAContactsList(localAuthorities: grouped.keys.sorted().map { code in
                 LAContactsList.Entry(laCode: code, localAuthority: names[code], contacts: grouped[code]!.map(\.contact),
-                                     updatedAt: grouped[code]!.map(\.updatedAt).max()!)
+                                     updatedAt: grouped[code]!.map(\.updatedAt).max()!, source: grouped[code]!.max { $0.updatedAt < $1.updatedAt }?.source)
             })
         }
         return Self.wire(.ok, list)
