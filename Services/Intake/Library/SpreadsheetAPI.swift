@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Hummingbird
 import ServiceRuntime
+import Spreadsheets
 
 /// Limits of `POST /v1/spreadsheets`, public for the CLI's upload benchmark.
 public enum SpreadsheetUpload {
