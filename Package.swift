@@ -83,6 +83,12 @@ var targets: [Target] = [
         path: "Shared/Spreadsheets",
         swiftSettings: strict
     ),
+    .testTarget(
+        name: "SpreadsheetsTests",
+        dependencies: ["Spreadsheets"],
+        path: "Tests/SpreadsheetsTests",
+        swiftSettings: strict
+    ),
     .target(
         name: "EncompassKafka",
         dependencies: ["CRdKafka", logging],
