@@ -52,6 +52,22 @@ struct StreamedUploadTests {
         #expect(left.isEmpty, "\(left)")
     }
 
+    @Test("spool files a crash left beside the store are removed when intake starts")
+    func staleSpoolsRemoved() async throws {
+        let kafka = try TestKafka()
+        let first = try await RunningIntake(kafka, token: "t0ken")
+        let directory = URL(fileURLWithPath: first.host.store.path).deletingLastPathComponent()
+        try await first.stop()
+        let stale = directory.appendingPathComponent("upload-\(UUID().uuidString).spool")
+        try Data("occurrence_number\n43260001234\n".utf8).write(to: stale)
+        let other = directory.appendingPathComponent("notes.txt")
+        try Data("kept".utf8).write(to: other)
+        let intake = try await RunningIntake(kafka, token: "t0ken", dataDirectory: directory.path)
+        #expect(!FileManager.default.fileExists(atPath: stale.path))
+        #expect(FileManager.default.fileExists(atPath: other.path))
+        try await intake.stop()
+    }
+
     @Test("a streamed file over the row limit is refused over HTTP and kept whole as one dead letter, its exact bytes in the store and only a reference on the dead-letter topic")
     func refusedFileKeptWhole() async throws {
         let kafka = try TestKafka()

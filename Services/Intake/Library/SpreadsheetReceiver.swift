@@ -24,6 +24,17 @@ struct SpreadsheetReceiver {
         func discard() { try? FileManager.default.removeItem(at: file) }
     }
 
+    /// Removes the spool files in `directory` (at start, those a crash left behind).
+    static func removeSpools(in directory: URL) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        for name in names where name.hasPrefix(spoolPrefix) && name.hasSuffix(spoolSuffix) {
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+        }
+    }
+
+    static let spoolPrefix = "upload-"
+    static let spoolSuffix = ".spool"
+
     /// The body is larger than the limit: nothing was kept.
     struct TooLarge: Error {}
 
@@ -50,7 +61,7 @@ struct SpreadsheetReceiver {
     static func receive<Body: AsyncSequence>(
         _ body: Body, into directory: URL, maximumBytes: Int, maximumRows: Int
     ) async throws -> Received where Body.Element == ByteBuffer {
-        let file = directory.appendingPathComponent("upload-\(UUID().uuidString).spool")
+        let file = directory.appendingPathComponent("\(spoolPrefix)\(UUID().uuidString)\(spoolSuffix)")
         guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])
         }
