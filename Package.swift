@@ -17,6 +17,7 @@ let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "sw
 let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let zipFoundation = Target.Dependency.product(name: "ZIPFoundation", package: "ZIPFoundation")
 
 /// One service: a library with its logic and a thin executable that runs it, and its tests.
 struct ServiceSpec {
@@ -31,19 +32,19 @@ struct ServiceSpec {
 
 let services = [
     ServiceSpec(folder: "Intake", library: "IntakeService", executable: "intake",
-                dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+                dependencies: ["Spreadsheets"]),
     ServiceSpec(folder: "ChildResearch", library: "ChildResearchService", executable: "child-research",
                 dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
     ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution",
-                dependencies: ["IntakeService", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                dependencies: ["Spreadsheets"],
                 resources: [.copy("Resources/schools_2018_tvp_cambs.csv")]),
     ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling",
                 resources: [.copy("Resources/bank-holidays.json"), .copy("Resources/term-dates")]),
     ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch",
-                dependencies: ["CCurl", "COpenSSLCrypto", .product(name: "Prometheus", package: "swift-prometheus")], testExclude: ["Peers"]),
+                dependencies: ["CCurl", "COpenSSLCrypto", "Spreadsheets", .product(name: "Prometheus", package: "swift-prometheus")], testExclude: ["Peers"]),
     // The MASH console: a web app over the five services' HTTP APIs (it consumes no topic).
     ServiceSpec(folder: "Console", library: "ConsoleService", executable: "console",
-                dependencies: [lifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                dependencies: ["Spreadsheets", lifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                                .product(name: "Prometheus", package: "swift-prometheus")],
                 testExclude: ["Peers"],
                 testDependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService"]),
@@ -74,6 +75,20 @@ var targets: [Target] = [
         resources: [.copy("Resources/protocols")],
         swiftSettings: strict
     ),
+    // Spreadsheets in and out (CSV and XLSX reader, writer, formula-injection guard), shared by
+    // the services that take or give spreadsheets, the CLI and the console.
+    .target(
+        name: "Spreadsheets",
+        dependencies: [zipFoundation],
+        path: "Shared/Spreadsheets",
+        swiftSettings: strict
+    ),
+    .testTarget(
+        name: "SpreadsheetsTests",
+        dependencies: ["Spreadsheets"],
+        path: "Tests/SpreadsheetsTests",
+        swiftSettings: strict
+    ),
     .target(
         name: "EncompassKafka",
         dependencies: ["CRdKafka", logging],
@@ -87,7 +102,6 @@ var targets: [Target] = [
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            .product(name: "ZIPFoundation", package: "ZIPFoundation"),  // SheetWriter's XLSX
         ],
         path: "Shared/ServiceRuntime",
         swiftSettings: strict
@@ -114,8 +128,8 @@ var targets: [Target] = [
     .executableTarget(
         name: "EncompassCLI",
         dependencies: [
-            "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", argumentParser, logging, grdb,
-            "SchedulingService", "ChildResearchService", "SchoolResolutionService", "ConsoleService",
+            "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", "Spreadsheets", argumentParser, logging, grdb,
+            "IntakeService", "SchedulingService", "ChildResearchService", "SchoolResolutionService", "ConsoleService",
         ],
         path: "Services/CLI",
         swiftSettings: strict
@@ -156,7 +170,7 @@ for service in services {
     targets.append(.testTarget(
         name: "\(service.folder)Tests",
         dependencies: [.target(name: service.library), "ServiceRuntime", "EncompassKafka", "EncompassTestSupport", "EncompassModels",
-                       grdb, logging, hummingbird] + service.testDependencies,
+                       "Spreadsheets", grdb, logging, hummingbird] + service.testDependencies,
         path: "Tests/\(service.folder)Tests",
         exclude: service.testExclude,
         swiftSettings: strict
@@ -175,7 +189,7 @@ for service in services {
 targets.append(.testTarget(
     name: "FuzzTests",
     dependencies: ["IntakeService", "SchoolResolutionService", "SchedulingService", "DispatchService", "EncompassModels",
-                   "ServiceRuntime", "EncompassTestSupport", grdb, .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                   "ServiceRuntime", "Spreadsheets", "EncompassTestSupport", grdb, zipFoundation],
     path: "Tests/FuzzTests",
     swiftSettings: strict
 ))
@@ -185,7 +199,7 @@ targets.append(.testTarget(
 targets.append(.testTarget(
     name: "SecurityTests",
     dependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService", "ConsoleService",
-                   "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassTestSupport", grdb, hummingbird, logging],
+                   "EncompassModels", "EncompassKafka", "ServiceRuntime", "Spreadsheets", "EncompassTestSupport", grdb, hummingbird, logging],
     path: "Tests/SecurityTests",
     swiftSettings: strict
 ))

@@ -16,8 +16,8 @@ struct UploadBench: AsyncParsableCommand {
         abstract: "Spreadsheet uploads: a file of --rows invalid rows vs a DA desk's day, time, intake's peak memory, answer and store growth."
     )
 
-    @Option(help: "Rows of the large file (each invalid).")
-    var rows: Int = 1_000_000
+    @Option(help: "Rows of a large file (each invalid); repeat for several sizes.")
+    var rows: [Int] = [1_000_000]
     @Option(help: "Incidents in the baseline day's spreadsheet.")
     var incidents: Int = 120
     @Option(help: "Folder for the run's logs and stores.")
@@ -27,7 +27,7 @@ struct UploadBench: AsyncParsableCommand {
     @OptionGroup var log: LogOptions
 
     func validate() throws {
-        guard rows >= 1, incidents >= 1 else { throw ValidationError("--rows and --incidents must be at least 1") }
+        guard rows.allSatisfy({ $0 >= 1 }), incidents >= 1 else { throw ValidationError("--rows and --incidents must be at least 1") }
     }
 
     func run() async throws {
@@ -57,7 +57,7 @@ struct UploadBench: AsyncParsableCommand {
             for index in 0..<count { file.append(contentsOf: Array("BAD\(index)\(empties)\r\n".utf8)) }
             return file
         }
-        let largest = invalid(SpreadsheetUpload.maximumRows), large = invalid(rows)
+        let largest = invalid(SpreadsheetUpload.maximumRows)
 
         guard let intakePid = await pipeline.processIds()["intake-1"] else { throw ValidationError("intake is not running") }
         let store = "\(dir)/intake-1"
@@ -67,7 +67,10 @@ struct UploadBench: AsyncParsableCommand {
                 total + ((try? FileManager.default.attributesOfItem(atPath: "\(store)/\(name)")[.size] as? Int) ?? 0)
             }
         }
+        // The peak of each upload alone: the kernel's high-water mark is reset before it.
+        var perUpload = true
         func upload(_ name: String, _ body: Data) async throws -> (status: Int, seconds: Double, answer: Int, grown: Int, peak: Double) {
+            if !resetPeakResident(intakePid) { perUpload = false }
             let before = storeBytes()
             let started = ContinuousClock.now
             let (status, answer) = try await pipeline.client(.intake).call("POST", "/v1/spreadsheets", query: ["name": name], raw: body, contentType: "text/csv")
@@ -79,7 +82,11 @@ struct UploadBench: AsyncParsableCommand {
         let idle = peakResidentMiB(intakePid) ?? .nan
         let day1 = try await upload("day.csv", Data(ordinary.utf8))
         let most = try await upload("largest.csv", largest)
-        let big = try await upload("many.csv", large)
+        var bigs: [(rows: Int, bytes: Int, result: (status: Int, seconds: Double, answer: Int, grown: Int, peak: Double))] = []
+        for count in rows {
+            let large = invalid(count)
+            bigs.append((count, large.count, try await upload("many-\(count).csv", large)))
+        }
         let letters = try await pipeline.operationsClient(.intake).call("GET", "/v1/dead-letters", query: ["status": "open"])
         let open = (try? JSONSerialization.jsonObject(with: letters.body)) as? [Any]
         func line(_ label: String, _ bytes: Int, _ r: (status: Int, seconds: Double, answer: Int, grown: Int, peak: Double)) {
@@ -87,9 +94,19 @@ struct UploadBench: AsyncParsableCommand {
                          label, Double(bytes) / 1e3, r.status, r.seconds, Double(r.answer) / 1e3, Double(r.grown) / 1e3, r.peak))
         }
         print(String(format: "  intake idle: peak resident %.0f MiB", idle))
+        print(perUpload ? "  (peak resident: the high-water mark during each upload alone, reset before it through /proc/PID/clear_refs)"
+                        : "  (peak resident: cumulative over the run; /proc/PID/clear_refs could not be written)")
         line("baseline: a DA desk's day, \(incidents) incidents", ordinary.utf8.count, day1)
         line("\(SpreadsheetUpload.maximumRows) invalid rows (the most intake reads)", largest.count, most)
-        line("\(rows) invalid rows", large.count, big)
-        print("  intake's open dead letters after all three: \(open.map { String($0.count) } ?? "?") (one per file with rejected rows)")
+        for big in bigs { line("\(big.rows) invalid rows", big.bytes, big.result) }
+        print("  intake's open dead letters after all the uploads: \(open.map { String($0.count) } ?? "?") (one per file with rejected rows)")
     }
+}
+
+/// Resets the process's peak resident memory (VmHWM) to its current resident memory, so that
+/// the next reading is the peak since now. False when the kernel refuses (another user's process).
+func resetPeakResident(_ pid: Int32) -> Bool {
+    guard let handle = FileHandle(forWritingAtPath: "/proc/\(pid)/clear_refs") else { return false }
+    defer { try? handle.close() }
+    return (try? handle.write(contentsOf: Data("5".utf8))) != nil
 }

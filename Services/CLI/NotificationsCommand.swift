@@ -1,10 +1,10 @@
 import ArgumentParser
 import EncompassModels
 import Foundation
-import IntakeService
 import ServiceRuntime
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import Spreadsheets
 #endif
 
 /// The dispatch service's MASH commands: audit listing, school passwords, telephone tasks, resends.

@@ -2,6 +2,7 @@ import EncompassKafka
 import EncompassModels
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
 
 /// An error that retrying cannot fix: the message goes straight to the dead letter.
@@ -145,13 +146,67 @@ public enum DeadLetterWriter {
         } catch OutboxError.messageTooLarge {
             // The original is too large for the topic (often why it is a dead letter): the event
             // says where it is kept instead of carrying it.
-            var event = row.event
-            event.originalValue = nil
-            event.originalValueBase64 = nil
-            event.errorMessage += " (the original value, \(record.value.count) bytes, is too large for \(service.deadLetterTopic); "
-                + "it is kept in \(service.rawValue)'s deadLetter table, id \(row.id ?? 0))"
-            try outbox.publish(event, to: service.deadLetterTopic, key: record.keyString ?? "", id: id, causationId: messageId, now: now)
+            try outbox.publish(referenceEvent(row, bytes: record.value.count, service: service), to: service.deadLetterTopic,
+                               key: record.keyString ?? "", id: id, causationId: messageId, now: now)
         }
+    }
+
+    /// The dead-letter event of `row` without its original value, which is too large for the
+    /// topic: it names where the value is kept instead.
+    static func referenceEvent(_ row: DeadLetter, bytes: Int, service: ServiceName) -> DeadLetterEvent {
+        var event = row.event
+        event.originalValue = nil
+        event.originalValueBase64 = nil
+        event.errorMessage += " (the original value, \(bytes) bytes, is too large for \(service.deadLetterTopic); "
+            + "it is kept in \(service.rawValue)'s deadLetter table, id \(row.id ?? 0))"
+        return event
+    }
+
+    /// `writeRejectedInput` for input spooled to a file (a streamed upload): the dead letter's
+    /// value is the file's bytes, copied into the store a chunk at a time (SQLite's incremental
+    /// blob I/O), so a file of any size costs one chunk of memory. A file larger than a Kafka
+    /// message can be is not put on the dead-letter topic: its event names the row that keeps it.
+    public static func writeRejectedInput(
+        db: Database, service: ServiceName, origin: String, place: Int64, key: String?, valueFile: URL,
+        errorClass: String, message: String, now: Date, outbox: Outbox
+    ) throws {
+        let file = try FileHandle(forReadingFrom: valueFile)
+        defer { try? file.close() }
+        let size = Int(try file.seekToEnd())
+        try file.seek(toOffset: 0)
+        if size < outbox.maxMessageBytes {
+            let value = try file.readToEnd() ?? Data()
+            try writeRejectedInput(db: db, service: service, origin: origin, place: place, key: key, value: Array(value),
+                                   errorClass: errorClass, message: message, now: now, outbox: outbox)
+            return
+        }
+        var row = DeadLetter(
+            service: service.rawValue, originalTopic: origin, originalPartition: -1, originalOffset: place, originalKey: key,
+            originalValue: Data(), originalHeaders: "{}", originalMessageId: nil, errorClass: errorClass, errorMessage: message,
+            attempts: 1, firstFailedAt: now, deadLetteredAt: now, status: "open"
+        )
+        try row.insert(db)
+        guard db.changesCount > 0, let rowID = row.id else { return }
+        try db.execute(sql: "UPDATE \(DeadLetter.databaseTableName) SET originalValue = zeroblob(?) WHERE id = ?", arguments: [size, rowID])
+        var blob: OpaquePointer?
+        let opened = sqlite3_blob_open(db.sqliteConnection, "main", DeadLetter.databaseTableName, "originalValue", rowID, 1, &blob)
+        guard opened == SQLITE_OK, let blob else {
+            if let blob { sqlite3_blob_close(blob) }
+            throw DatabaseError(resultCode: ResultCode(rawValue: opened), message: "cannot open the dead letter's value to write it")
+        }
+        defer { sqlite3_blob_close(blob) }
+        var offset = 0
+        while offset < size, let chunk = try file.read(upToCount: 1 << 20), !chunk.isEmpty {
+            let count = min(chunk.count, size - offset)
+            let written = chunk.withUnsafeBytes { sqlite3_blob_write(blob, $0.baseAddress, Int32(count), Int32(offset)) }
+            guard written == SQLITE_OK else {
+                throw DatabaseError(resultCode: ResultCode(rawValue: written), message: "cannot write the dead letter's value")
+            }
+            offset += count
+        }
+        guard offset == size else { throw DatabaseError(message: "the spooled input \(valueFile.path) ended at byte \(offset) of \(size)") }
+        let id = MessageID.derived(from: "\(origin)/-1/\(place)", "dead-letter")
+        try outbox.publish(referenceEvent(row, bytes: size, service: service), to: service.deadLetterTopic, key: key ?? "", id: id, now: now)
     }
 
     /// Records an outbox row that Kafka refused for good (`KafkaError.refusesRecord`: too

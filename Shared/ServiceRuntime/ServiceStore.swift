@@ -43,7 +43,7 @@ public final class ServiceStore: Sendable {
         self.path = path
         self.pool = try DatabasePool(path: path, configuration: configuration)
         var migrator = DatabaseMigrator()
-        for migration in ServiceStore.runtimeMigrations + [DeadLetterOps.migration] + migrations {
+        for migration in ServiceStore.runtimeMigrations + [DeadLetterOps.migration, ServiceStore.deadLetterValueLast] + migrations {
             migrator.registerMigration(migration.identifier, migrate: migration.migrate)
         }
         try migrator.migrate(pool)
@@ -87,6 +87,45 @@ public final class ServiceStore: Sendable {
             }
         },
     ]
+}
+
+extension ServiceStore {
+    /// The dead letter's value becomes the table's last column. A large value (a refused
+    /// upload) is written with `zeroblob(N)` and then SQLite's incremental blob I/O; SQLite
+    /// builds a row whose zeroblob is not its last column in memory, twice the value's size, and
+    /// one whose zeroblob is last without allocating it. Columns are read by name, so nothing
+    /// else changes.
+    static let deadLetterValueLast = StoreMigration("runtime-v3-dead-letter-value-last") { db in
+        let table = DeadLetter.databaseTableName
+        let columns = ["id", "service", "originalTopic", "originalPartition", "originalOffset", "originalKey", "originalHeaders",
+                       "originalMessageId", "errorClass", "errorMessage", "attempts", "firstFailedAt", "deadLetteredAt", "status",
+                       "originalValue"]
+        try db.create(table: "\(table)_new") { t in
+            t.autoIncrementedPrimaryKey("id")
+            t.column("service", .text).notNull()
+            t.column("originalTopic", .text).notNull()
+            t.column("originalPartition", .integer).notNull()
+            t.column("originalOffset", .integer).notNull()
+            t.column("originalKey", .text)
+            t.column("originalHeaders", .text).notNull()
+            t.column("originalMessageId", .text)
+            t.column("errorClass", .text).notNull()
+            t.column("errorMessage", .text).notNull()
+            t.column("attempts", .integer).notNull()
+            t.column("firstFailedAt", .datetime).notNull()
+            t.column("deadLetteredAt", .datetime).notNull()
+            t.column("status", .text).notNull().defaults(to: "open")
+            t.column("originalValue", .blob).notNull()
+            t.uniqueKey(["originalTopic", "originalPartition", "originalOffset"], onConflict: .ignore)
+        }
+        let list = columns.map(\.quotedDatabaseIdentifier).joined(separator: ", ")
+        try db.execute(sql: "INSERT INTO \(table)_new (\(list)) SELECT \(list) FROM \(table)")
+        try db.drop(table: table)
+        try db.rename(table: "\(table)_new", to: table)
+        for column in ["originalMessageId", "errorClass", "deadLetteredAt"] {
+            try db.create(index: "\(table)_on_\(column)", on: table, columns: [column])
+        }
+    }
 }
 
 /// A processed message id (dedupe). One row per message a service has applied.

@@ -7,6 +7,7 @@ import GRDB
 import IntakeService
 import ServiceRuntime
 @testable import SchoolResolutionService
+import Spreadsheets
 import Testing
 
 @Suite("CSC sheet of a scaled school resolution: one export of every instance, each returned row answered once")

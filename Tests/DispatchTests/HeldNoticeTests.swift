@@ -5,6 +5,7 @@ import EncompassTestSupport
 import Foundation
 import GRDB
 import ServiceRuntime
+import Spreadsheets
 import Testing
 
 /// Notices to a school with no notice password, held then sent; the bulk password file; the

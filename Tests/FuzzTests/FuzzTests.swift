@@ -7,6 +7,7 @@ import GRDB
 @testable import SchoolResolutionService
 @testable import SchedulingService
 import ServiceRuntime
+@testable import Spreadsheets
 import Testing
 
 /// The fuzz pass: every input parser gets random and mutated inputs and must either

@@ -5,6 +5,7 @@ import Foundation
 @testable import SchoolResolutionService
 @testable import SchedulingService
 import ServiceRuntime
+import Spreadsheets
 import ZIPFoundation
 
 /// Valid inputs of every parser, the seeds the mutations start from.

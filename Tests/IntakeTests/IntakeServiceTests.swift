@@ -30,11 +30,11 @@ final class RunningIntake: Sendable {
     let task: Task<Void, any Error>
     let port: Int
 
-    init(_ kafka: TestKafka, token: String?, clockFile: String? = nil) async throws {
+    init(_ kafka: TestKafka, token: String?, clockFile: String? = nil, dataDirectory: String? = nil) async throws {
         let settings = IntakeService.Settings(apiToken: token, forces: try ForceRegistry(ForceRegistry.builtIn))
         let configuration = ServiceConfiguration(
             service: .intake, kafka: kafka.client("intake"), groupId: "intake-\(UUID())",
-            dataDirectory: TestPaths.temporaryDirectory("intake"), instanceId: "intake-test", httpPort: 0, clockFile: clockFile)
+            dataDirectory: dataDirectory ?? TestPaths.temporaryDirectory("intake"), instanceId: "intake-test", httpPort: 0, clockFile: clockFile)
         let host = try await ServiceHost(definition: IntakeService.definition(settings: settings), configuration: configuration,
                                          logger: TestLog.logger("intake"))
         self.host = host

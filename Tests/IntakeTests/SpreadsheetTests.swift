@@ -5,6 +5,7 @@ import Foundation
 import GRDB
 @testable import IntakeService
 import ServiceRuntime
+import Spreadsheets
 import Testing
 
 let header = "occurrence_number,force_code,occurred_at,reported_at,incident_address,incident_town,incident_postcode,lpa,risk_level,crime,victim_given_name,victim_family_name,child_given_name,child_family_name,child_dob,child_age,child_presence,child_school,child_school_urn"

@@ -3,9 +3,9 @@ import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-import IntakeService
 @testable import SchoolResolutionService
 import ServiceRuntime
+import Spreadsheets
 import Testing
 
 /// Runs python3 with a script and arguments; returns the exit status and standard output.

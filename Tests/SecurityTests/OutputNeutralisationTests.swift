@@ -5,6 +5,7 @@ import Foundation
 import GRDB
 @testable import SchoolResolutionService
 import ServiceRuntime
+import Spreadsheets
 import Testing
 
 /// Runs python3 with a script; returns status and output.

@@ -526,3 +526,50 @@ struct MessageWorkerBatchTests {
         await producer.close()
     }
 }
+
+@Suite("Dead letters stored with their value last")
+struct DeadLetterValueLastTests {
+    @Test("a store made before the value moved keeps its dead letters, their actions and indexes; the value is the last column")
+    func migratesExistingStore() throws {
+        let path = TestPaths.temporaryDirectory("dead-letter-value-last") + "/old.sqlite"
+        let at = Date(timeIntervalSince1970: 1_795_000_000)
+        do {
+            let old = try DatabaseQueue(path: path)
+            var migrator = DatabaseMigrator()
+            for migration in ServiceStore.runtimeMigrations + [DeadLetterOps.migration] {
+                migrator.registerMigration(migration.identifier, migrate: migration.migrate)
+            }
+            try migrator.migrate(old)
+            try old.write { db in
+                var letter = DeadLetter(service: "intake", originalTopic: "http:/v1/incidents", originalPartition: -1, originalOffset: 7,
+                                        originalKey: "k", originalValue: Data([0, 1, 2, 0xFF]), originalHeaders: "{}", originalMessageId: "m1",
+                                        errorClass: "payload.validation", errorMessage: "bad", attempts: 1, firstFailedAt: at,
+                                        deadLetteredAt: at, status: "open")
+                try letter.insert(db)
+                try db.execute(sql: "INSERT INTO deadLetterAction (deadLetterId, action, actor, at) VALUES (?, 'discard', 'ops', ?)",
+                               arguments: [letter.id, at])
+            }
+            try old.close()
+        }
+        let store = try ServiceStore(path: path)
+        try store.pool.read { db in
+            let letters = try DeadLetter.fetchAll(db)
+            #expect(letters.count == 1)
+            #expect(letters.first?.originalValue == Data([0, 1, 2, 0xFF]) && letters.first?.originalMessageId == "m1")
+            #expect(try db.columns(in: DeadLetter.databaseTableName).last?.name == "originalValue")
+            let indexes = try db.indexes(on: DeadLetter.databaseTableName).map(\.name)
+            #expect(Set(["deadLetter_on_originalMessageId", "deadLetter_on_errorClass", "deadLetter_on_deadLetteredAt"]).isSubset(of: Set(indexes)), "\(indexes)")
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM deadLetterAction JOIN deadLetter ON deadLetter.id = deadLetterId") == 1)
+            #expect(try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").isEmpty)
+        }
+        // The same bad input again is still recorded once (the unique key came across).
+        try store.pool.write { db in
+            var again = DeadLetter(service: "intake", originalTopic: "http:/v1/incidents", originalPartition: -1, originalOffset: 7,
+                                   originalKey: "k", originalValue: Data(), originalHeaders: "{}", originalMessageId: nil,
+                                   errorClass: "payload.validation", errorMessage: "bad", attempts: 1, firstFailedAt: at,
+                                   deadLetteredAt: at, status: "open")
+            try again.insert(db)
+            #expect(try DeadLetter.fetchCount(db) == 1)
+        }
+    }
+}

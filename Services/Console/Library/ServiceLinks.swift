@@ -1,6 +1,7 @@
 import EncompassModels
 import Foundation
 import ServiceRuntime
+import Spreadsheets
 
 /// What a page got from a service: its answer, or why there is none.
 public enum Fetched<Value: Sendable>: Sendable {

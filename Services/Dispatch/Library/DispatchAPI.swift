@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceRuntime
+import Spreadsheets
 
 /// One notice in the audit listing.
 public struct NotificationSummary: Codable, Sendable, Equatable {

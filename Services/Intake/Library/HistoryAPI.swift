@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Hummingbird
 import ServiceRuntime
+import Spreadsheets
 
 /// POST /v1/history?name=FILE&first=N: a chunk of a history file, JSON Lines (one incident per
 /// line) or CSV (the daily spreadsheet's columns, header included in every chunk). `first`

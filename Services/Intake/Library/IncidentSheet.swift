@@ -1,5 +1,6 @@
 import EncompassModels
 import Foundation
+import Spreadsheets
 
 /// Turns the DA desk's spreadsheet into incidents: one row per child present, or one row per
 /// incident with no child listed; rows with the same occurrence number make one incident.

@@ -48,7 +48,11 @@ public enum IntakeService {
             handlers: [rawHandler(validator: validator)],
             produces: [Topics.incidents.name, Topics.history.name, Topics.incidentsRaw.name],
             routes: { router, environment in
-                IncidentAPI(validator: validator, apiToken: settings.apiToken, environment: environment).register(on: router)
+                let api = IncidentAPI(validator: validator, apiToken: settings.apiToken, environment: environment)
+                // Spools of uploads a crash interrupted: the upload was never answered, so the
+                // sender sends it again; they hold personal data and are not kept.
+                SpreadsheetReceiver.removeSpools(in: api.spoolDirectory)
+                api.register(on: router)
             },
             background: [RetentionPurge.task(IntakeRetention.rules, settings: settings.retention)]
         )

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Hummingbird
 import ServiceRuntime
+import Spreadsheets
 
 /// Limits of `POST /v1/spreadsheets`, public for the CLI's upload benchmark.
 public enum SpreadsheetUpload {
@@ -49,21 +50,35 @@ extension IncidentAPI {
     /// Rejected rows quoted in the upload's dead letter.
     static let maximumRejectedRowsQuoted = 20
 
+    /// Where an upload is spooled while it arrives: beside the store, which keeps the file if
+    /// it is refused.
+    var spoolDirectory: URL {
+        URL(fileURLWithPath: environment.store.path).deletingLastPathComponent()
+    }
+
     func handleSpreadsheet(_ request: Request) async throws -> Response {
         if let refusal = refusal(request) { return refusal }
-        guard let body = await body(request) else { return Self.tooLarge }
+        let upload: SpreadsheetReceiver.Received
+        do {
+            upload = try await SpreadsheetReceiver.receive(request.body, into: spoolDirectory, maximumBytes: Self.maximumBody,
+                                                           maximumRows: Self.maximumUploadRows)
+        } catch is SpreadsheetReceiver.TooLarge {
+            return Self.tooLarge
+        }
+        defer { upload.discard() }
         let name = request.uri.queryParameters.get("name") ?? "upload"
         let environment = self.environment
         let now = environment.clock.now()
-        let fileKey = "spreadsheet:\(name):\(StableHash.hex128(String(decoding: body, as: UTF8.self)).prefix(12))"
+        let fileKey = "spreadsheet:\(name):\(upload.hash.prefix(12))"
+        let file = upload.file
         let sheet: Sheet
         do {
-            sheet = try SpreadsheetReader.read(Data(body), maximumRows: Self.maximumUploadRows)
+            sheet = try upload.sheet.get()
             try IncidentSheet.checkColumns(sheet)
         } catch {
             try await environment.store.pool.write { db in
                 try DeadLetterWriter.writeRejectedInput(
-                    db: db, service: .intake, origin: fileKey, place: 0, key: name, value: body,
+                    db: db, service: .intake, origin: fileKey, place: 0, key: name, valueFile: file,
                     errorClass: "spreadsheet.unreadable", message: error.description, now: now,
                     outbox: environment.outbox(db, producer: "intake-spreadsheet"))
             }
@@ -135,7 +150,7 @@ extension IncidentAPI {
                 // sent (nothing is lost: fix the rows and send it again; accepted incidents sent
                 // again unchanged are dropped as replays) and what was wrong with it.
                 try DeadLetterWriter.writeRejectedInput(
-                    db: db, service: .intake, origin: fileKey, place: 1, key: name, value: body, errorClass: "spreadsheet.rows",
+                    db: db, service: .intake, origin: fileKey, place: 1, key: name, valueFile: file, errorClass: "spreadsheet.rows",
                     message: "\(name): \(problemItems.count) of \(sheet.rows.count) rows rejected; " + summary.text, now: now, outbox: outbox)
             }
             return answer

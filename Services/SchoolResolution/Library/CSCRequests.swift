@@ -2,8 +2,8 @@ import EncompassKafka
 import EncompassModels
 import Foundation
 import GRDB
-import IntakeService
 import ServiceRuntime
+import Spreadsheets
 
 /// Requests to Children's Social Care: the children without a verified school, exported per
 /// local policing area as a spreadsheet, and the spreadsheet CSC returns with the schools filled in.

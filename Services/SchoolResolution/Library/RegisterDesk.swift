@@ -2,8 +2,8 @@ import EncompassKafka
 import EncompassModels
 import Foundation
 import GRDB
-import IntakeService
 import ServiceRuntime
+import Spreadsheets
 
 /// Register imports and contact edits taken on one instance: compared with this instance's
 /// copy of the register and published on `encompass.schools.register` (key URN), which every

@@ -2,10 +2,10 @@ import EncompassModels
 import Foundation
 import GRDB
 import Hummingbird
-import IntakeService
 import Logging
 import NIOCore
 import ServiceRuntime
+import Spreadsheets
 
 /// School resolution's MASH API (bearer `ENCOMPASS_API_TOKEN`):
 ///

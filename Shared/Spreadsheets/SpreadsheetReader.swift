@@ -77,97 +77,12 @@ public enum SpreadsheetReader {
     }
 }
 
-/// RFC 4180 CSV.
+/// RFC 4180 CSV, read whole through the incremental reader.
 enum CSV {
     static func read(_ data: Data, maximumRows: Int? = nil) throws(SheetError) -> Sheet {
-        var notices: [String] = []
-        let text: String
-        if data.starts(with: [0xEF, 0xBB, 0xBF]) {
-            guard let decoded = String(data: data.dropFirst(3), encoding: .utf8) else { throw SheetError("the file starts as UTF-8 but is not valid UTF-8") }
-            text = decoded
-        } else if data.starts(with: [0xFF, 0xFE]) || data.starts(with: [0xFE, 0xFF]) {
-            guard let decoded = String(data: data, encoding: .utf16) else { throw SheetError("the file starts as UTF-16 but is not valid UTF-16") }
-            text = decoded
-        } else if let decoded = String(data: data, encoding: .utf8) {
-            text = decoded
-        } else if let decoded = String(data: data, encoding: .windowsCP1252) {
-            text = decoded
-            notices.append("the file is not UTF-8; it was read as Windows-1252 (Excel's 'CSV' encoding). Check names with accents.")
-        } else {
-            throw SheetError("the file's text encoding is not UTF-8, UTF-16 or Windows-1252; save it as 'CSV UTF-8'")
-        }
-        return try SpreadsheetReader.makeSheet(try parse(text, maximumRows: maximumRows), notices: notices)
-    }
-
-    static func parse(_ text: String, maximumRows: Int? = nil) throws(SheetError) -> [(number: Int, fields: [String], problem: String?)] {
-        // The header row and the rows under it.
-        let limit = maximumRows.map { $0 + 1 } ?? Int.max
-        var table: [(number: Int, fields: [String], problem: String?)] = []
-        var fields: [String] = []
-        var field = String.UnicodeScalarView()
-        var inQuotes = false
-        var line = 1
-        var rowStart = 1
-        var quoteStart = 0
-        var afterQuote = false
-        var problem: String?
-        var scalars = text.unicodeScalars.makeIterator()
-        var pending: Unicode.Scalar?
-        func next() -> Unicode.Scalar? {
-            if let p = pending { pending = nil; return p }
-            return scalars.next()
-        }
-        func endRow() {
-            fields.append(String(field))
-            table.append((rowStart, fields, problem))
-            fields = []
-            field = String.UnicodeScalarView()
-            problem = nil
-            afterQuote = false
-        }
-        while let c = next() {
-            if inQuotes {
-                if c == "\"" {
-                    if let following = next() {
-                        if following == "\"" { field.append("\"") } else { inQuotes = false; afterQuote = true; pending = following }
-                    } else {
-                        inQuotes = false
-                    }
-                } else {
-                    if c == "\n" { line += 1 }
-                    field.append(c)
-                }
-                continue
-            }
-            switch c {
-            case ",":
-                fields.append(String(field))
-                field = String.UnicodeScalarView()
-                afterQuote = false
-            case "\r":
-                if let following = next(), following != "\n" { pending = following }
-                endRow(); line += 1; rowStart = line
-                if table.count > limit { throw SpreadsheetReader.tooManyRows(limit - 1) }
-            case "\n":
-                endRow(); line += 1; rowStart = line
-                if table.count > limit { throw SpreadsheetReader.tooManyRows(limit - 1) }
-            case "\"":
-                if field.isEmpty && !afterQuote {
-                    inQuotes = true
-                    quoteStart = line
-                } else {
-                    if problem == nil { problem = "a quote inside an unquoted value (line \(line)); quote the whole value and double inner quotes" }
-                    field.append("\"")
-                }
-            default:
-                if afterQuote, problem == nil { problem = "text after a closing quote (line \(line))" }
-                field.append(c)
-            }
-        }
-        if inQuotes { throw SheetError("a quoted value starting on line \(quoteStart) is never closed; the file may be truncated") }
-        if !field.isEmpty || !fields.isEmpty { endRow() }
-        if table.count > limit { throw SpreadsheetReader.tooManyRows(limit - 1) }
-        return table
+        var reader = CSVStreamReader(maximumRows: maximumRows)
+        try reader.feed(data)
+        return try reader.finish()
     }
 }
 
