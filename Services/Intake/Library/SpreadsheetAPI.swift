@@ -50,7 +50,6 @@ extension IncidentAPI {
     static let maximumRejectedRowsQuoted = 20
 
     func handleSpreadsheet(_ request: Request) async throws -> Response {
-        if let refusal = refusal(request) { return refusal }
         guard let body = await body(request) else { return Self.tooLarge }
         let name = request.uri.queryParameters.get("name") ?? "upload"
         let environment = self.environment
