@@ -17,9 +17,10 @@ public final class MockKafkaCluster: @unchecked Sendable {
     /// The mock also holds every rebalance of a group that has members (a member joining,
     /// leaving or timing out) open for `session.timeout.ms` − 1 s, waiting for the others to
     /// rejoin (librdkafka's rdkafka_mock_cgrp.c), where Apache Kafka answers as soon as they
-    /// have: 9 s per rebalance with the consumers' 10 s. A 4 s session (heartbeats every
-    /// 0.5 s) makes that 3 s and notices a killed member after 4 s, not 10.
-    public static let consumerProperties = ["fetch.wait.max.ms": "10", "session.timeout.ms": "4000", "heartbeat.interval.ms": "500"]
+    /// have: 9 s per rebalance with the consumers' 10 s. A 6 s session (heartbeats every 0.5 s)
+    /// makes that 5 s and notices a killed member after 6 s, with room for heartbeats delayed
+    /// on a busy machine.
+    public static let consumerProperties = ["fetch.wait.max.ms": "10", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]
 
     private let owner: ClientHandle
     private let cluster: OpaquePointer
