@@ -148,7 +148,8 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "ServiceRuntimeTests",
-        dependencies: ["ServiceRuntime", "EncompassKafka", "CRdKafka", "EncompassTestSupport", "EncompassModels", grdb, logging, lifecycle],
+        dependencies: ["ServiceRuntime", "EncompassKafka", "CRdKafka", "EncompassTestSupport", "EncompassModels", grdb, logging, lifecycle, hummingbird,
+                       .product(name: "HummingbirdTesting", package: "hummingbird")],
         path: "Tests/ServiceRuntimeTests",
         swiftSettings: strict
     ),

@@ -308,7 +308,9 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         logger: Logger, listener: (@Sendable (RebalanceEvent) -> Void)?
     ) {
         let partitions = topicPartitions(list)
-        let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        // NULL when the group handle cannot answer (e.g. a revoke while the consumer closes): the
+        // configured assignors are eager then, as by default.
+        let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             logger.info("partitions assigned", metadata: ["partitions": .string(partitions.map(\.description).joined(separator: ","))])

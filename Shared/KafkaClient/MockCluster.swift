@@ -13,7 +13,14 @@ public final class MockKafkaCluster: @unchecked Sendable {
     /// half of that wait. A short wait keeps a hop's latency in milliseconds, at the cost of an
     /// idle consumer fetching every 10 ms (measured with `encompass bench pipeline`: p50 from
     /// 1.45 s to 0.11 s over four hops at 200 incidents/s).
-    public static let consumerProperties = ["fetch.wait.max.ms": "10"]
+    ///
+    /// The mock also holds every rebalance of a group that has members (a member joining,
+    /// leaving or timing out) open for `session.timeout.ms` − 1 s, waiting for the others to
+    /// rejoin (librdkafka's rdkafka_mock_cgrp.c), where Apache Kafka answers as soon as they
+    /// have: 9 s per rebalance with the consumers' 10 s. A 6 s session (heartbeats every 0.5 s)
+    /// makes that 5 s and notices a killed member after 6 s, with room for heartbeats delayed
+    /// on a busy machine.
+    public static let consumerProperties = ["fetch.wait.max.ms": "10", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]
 
     private let owner: ClientHandle
     private let cluster: OpaquePointer

@@ -29,6 +29,26 @@ public struct APIAuth: Sendable {
     }
 }
 
+/// Answers every request to the routes it guards with `APIAuth`'s refusal (503 unconfigured,
+/// 401 without the right token) before their handlers run.
+public struct APIAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    public let auth: APIAuth
+
+    public init(_ auth: APIAuth) { self.auth = auth }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let refusal = auth.refusal(request) { return refusal }
+        return try await next(request, context)
+    }
+}
+
+extension RouterMethods {
+    /// A group of routes (at this router's paths) that only requests with `auth`'s token reach.
+    public func guarded(by auth: APIAuth) -> RouterGroup<Context> {
+        group().add(middleware: APIAuthMiddleware<Context>(auth))
+    }
+}
+
 /// Compares secrets without leaking their common prefix length through timing.
 public func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     guard a.count == b.count else { return false }

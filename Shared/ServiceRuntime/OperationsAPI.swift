@@ -12,9 +12,8 @@ import Logging
 /// - `POST /v1/dead-letters/{id}/discard` `{"by": "name", "reason": "…"}`
 enum OperationsAPI {
     static func register(on router: Router<BasicRequestContext>, environment: ServiceEnvironment) {
-        let auth = environment.configuration.apiAuth
-        router.get("v1/dead-letters") { request, _ -> Response in
-            if let refusal = auth.refusal(request) { return refusal }
+        let api = router.guarded(by: environment.configuration.apiAuth)
+        api.get("v1/dead-letters") { request, _ -> Response in
             let query = request.uri.queryParameters
             var filter = DeadLetterFilter()
             if let status = query["status"].map(String.init) { filter.status = status == "all" ? nil : status }
@@ -35,13 +34,11 @@ enum OperationsAPI {
             let rows = try await environment.store.pool.read { try DeadLetterOps.list($0, filter: chosen) }
             return encoded(.ok, rows)
         }
-        router.get("v1/dead-letters/:id") { request, context -> Response in
-            if let refusal = auth.refusal(request) { return refusal }
+        api.get("v1/dead-letters/:id") { request, context -> Response in
             guard let id = context.parameters.get("id", as: Int64.self) else { return badId }
             return try await answer { try await environment.store.pool.read { try DeadLetterOps.show($0, id: id) } }
         }
-        router.post("v1/dead-letters/:id/replay") { request, context -> Response in
-            if let refusal = auth.refusal(request) { return refusal }
+        api.post("v1/dead-letters/:id/replay") { request, context -> Response in
             guard let id = context.parameters.get("id", as: Int64.self) else { return badId }
             guard let body = await object(request) else { return notJSON }
             let actor = body["by"] as? String ?? ""
@@ -64,8 +61,7 @@ enum OperationsAPI {
             environment.logger.notice("dead letter replay", metadata: ["deadLetter": "\(id)", "by": .string(actor), "status": "\(result.status.code)"])
             return result
         }
-        router.post("v1/dead-letters/:id/discard") { request, context -> Response in
-            if let refusal = auth.refusal(request) { return refusal }
+        api.post("v1/dead-letters/:id/discard") { request, context -> Response in
             guard let id = context.parameters.get("id", as: Int64.self) else { return badId }
             guard let body = await object(request) else { return notJSON }
             let actor = body["by"] as? String ?? ""

@@ -113,24 +113,9 @@ public func executable(_ name: String) throws -> String {
 /// few threads of Swift's concurrency pool, which an in-process service the executable calls
 /// needs in order to answer.
 public func runExecutable(_ name: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-    let path = try executable(name)
-    return try await withCheckedThrowingContinuation { continuation in
+    try await withCheckedThrowingContinuation { continuation in
         Thread {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: path)
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            do {
-                try process.run()
-            } catch {
-                continuation.resume(throwing: error)
-                return
-            }
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            continuation.resume(returning: (process.terminationStatus, output))
+            continuation.resume(with: Result { try runBuilt(name, arguments) }.map { ($0.status, $0.output) })
         }.start()
     }
 }

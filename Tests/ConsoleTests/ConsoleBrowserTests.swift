@@ -24,16 +24,8 @@ enum ConsoleBrowser {
 
     /// Runs a test peer with python3, or another `executable` (e.g. the `encompass` CLI).
     static func run(_ arguments: [String], executable: String = python) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let run = try runProcess(executable, arguments)
+        return (run.status, run.output)
     }
 
     /// Width and height from a PNG's IHDR chunk, nil when the file is not a PNG.
@@ -45,7 +37,7 @@ enum ConsoleBrowser {
     }
 }
 
-@Suite("Console in Debian's chromium (selenium)", .serialized)
+@Suite("Console in Debian's chromium (selenium)", .serialized, .tags(.browser))
 struct ConsoleBrowserTests {
     @Test("wrong password and a sign-in form without CSRF refused; sign in, overview, confirm a proposed child, download the CSC sheet, today's notices, sign out; a screenshot of each page",
           .enabled(if: ConsoleBrowser.chromiumInstalled || ConsoleBrowser.inCI,

@@ -3,23 +3,15 @@ import EncompassTestSupport
 import Foundation
 import Testing
 
-@Suite("The main job: encompass demo", .serialized)
+@Suite("The main job: encompass demo", .serialized, .tags(.processes))
 struct DemoRunTests {
     @Test("a small demo runs the day to the next morning: notices sent as mail, more children reached than the officers' records, none to a wrong school")
-    func smallDemo() throws {
+    func smallDemo() async throws {
         let directory = TestPaths.temporaryDirectory("demo")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable("encompass"))
-        process.arguments = ["demo", "--exit", "--families", "250", "--incidents", "30", "--day", "2026-11-23", "--dir", directory,
-                             "--base-port", String(21_081 + Int.random(in: 0..<40) * 10)]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let (status, output) = try await runExecutable("encompass", ["demo", "--exit", "--families", "250", "--incidents", "30", "--day", "2026-11-23",
+                                                                     "--dir", directory, "--base-port", String(TestPorts.pipelineBase())])
         print(output)
-        #expect(process.terminationStatus == 0, "\(output)")
+        #expect(status == 0, "\(output)")
         #expect(output.contains("notices to a wrong school or for a child not present: 0"))
         #expect(!output.contains("WRONG "), "every wrong notice is listed, and there must be none")
         #expect(output.contains("the same child notified twice to one school: 0") && !output.contains("TWICE "))
@@ -43,18 +35,10 @@ struct DemoRunTests {
     }
 
     /// Runs `encompass demo --exit` with `arguments` on ports of this engineer's test range; its output.
-    static func demo(_ arguments: [String], directory: String) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable("encompass"))
-        process.arguments = ["demo", "--exit", "--dir", directory, "--base-port", String(23_181 + Int.random(in: 0..<40) * 10)] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        print(output)
-        return (process.terminationStatus, output)
+    static func demo(_ arguments: [String], directory: String) async throws -> (status: Int32, output: String) {
+        let run = try await runExecutable("encompass", ["demo", "--exit", "--dir", directory, "--base-port", String(TestPorts.pipelineBase())] + arguments)
+        print(run.output)
+        return run
     }
 
     /// The summary's checks that hold for every force's day: nothing to a wrong school, every
@@ -70,11 +54,11 @@ struct DemoRunTests {
     }
 
     @Test("Cambridgeshire and Peterborough: a Saturday's day from the DA desk's spreadsheet, reviewed by the Navigator, early years settings telephoned, notified on Monday at 08:00 with that protocol's fields")
-    func cambridgeshireSaturday() throws {
+    func cambridgeshireSaturday() async throws {
         let directory = TestPaths.temporaryDirectory("demo-05")
         // In area: with places across the border this small world has no child at an early
         // years setting (a school picked across the border changes the picks after it).
-        let (status, output) = try Self.demo(["--force", "05", "--families", "250", "--incidents", "30", "--day", "2026-11-21", "--out-of-area-share", "0"],
+        let (status, output) = try await Self.demo(["--force", "05", "--families", "250", "--incidents", "30", "--day", "2026-11-21", "--out-of-area-share", "0"],
                                              directory: directory)
         #expect(status == 0, "\(output)")
         #expect(output.contains("Encompass demo: 2026-11-21, Cambridgeshire and Peterborough"))
@@ -102,13 +86,13 @@ struct DemoRunTests {
     }
 
     @Test("both forces through one deployment in the Christmas holidays: high-risk incidents escalated to each force's Education Safeguarding Manager at once, every school's own notice on the first day back, each notice under its own force's protocol")
-    func bothForcesInTheHolidays() throws {
+    func bothForcesInTheHolidays() async throws {
         let directory = TestPaths.temporaryDirectory("demo-43-05")
         // Monday 21 December 2026: both forces' schools broke up on Friday 18th; 4 January 2027 is an INSET day.
         // In area: an escalation about a child at the other force's school goes to this force's
         // Education Safeguarding Manager under that school's LA account (`LA<code>`, named in the
         // subject), which the mail checks below do not expect.
-        let (status, output) = try Self.demo(["--force", "43,05", "--families", "150", "--incidents", "20", "--day", "2026-12-21", "--out-of-area-share", "0"],
+        let (status, output) = try await Self.demo(["--force", "43,05", "--families", "150", "--incidents", "20", "--day", "2026-12-21", "--out-of-area-share", "0"],
                                              directory: directory)
         #expect(status == 0, "\(output)")
         #expect(output.contains("Encompass demo: 2026-12-21, Thames Valley and Cambridgeshire and Peterborough"))
@@ -151,15 +135,15 @@ struct DemoRunTests {
     }
 
     @Test("scale invariance: the same seed with 1 and with 3 instances of every service gives the same summary")
-    func scaleInvariance() throws {
-        func run(instances: Int) throws -> String {
-            let (status, output) = try Self.demo(["--seed", "7", "--families", "200", "--incidents", "30", "--day", "2026-11-23",
+    func scaleInvariance() async throws {
+        func run(instances: Int) async throws -> String {
+            let (status, output) = try await Self.demo(["--seed", "7", "--families", "200", "--incidents", "30", "--day", "2026-11-23",
                                                   "--instances", String(instances)], directory: TestPaths.temporaryDirectory("demo-scale-\(instances)"))
             #expect(status == 0, "\(output)")
             return output
         }
-        let one = Self.invariantSummary(try run(instances: 1))
-        let three = Self.invariantSummary(try run(instances: 3))
+        let one = Self.invariantSummary(try await run(instances: 1))
+        let three = Self.invariantSummary(try await run(instances: 3))
         #expect(one.count == 11, "every summary line present: \(one)")
         #expect(one.contains("notices to a wrong school or for a child not present: 0"))
         #expect(one == three, "1 instance:\n\(one.joined(separator: "\n"))\n3 instances:\n\(three.joined(separator: "\n"))")

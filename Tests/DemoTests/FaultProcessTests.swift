@@ -5,28 +5,20 @@ import Foundation
 import Testing
 
 /// Runs `encompass faults …` as a process and returns its exit status, output and JSON report.
-func runFaultScenario<Report: Decodable>(_ arguments: [String], as type: Report.Type) throws -> (status: Int32, output: String, report: Report?) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try executable("encompass"))
-    process.arguments = ["faults"] + arguments + ["--json", "--base-port", String(23_081 + Int.random(in: 0..<40) * 10)]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
+func runFaultScenario<Report: Decodable>(_ arguments: [String], as type: Report.Type) async throws -> (status: Int32, output: String, report: Report?) {
+    let (status, output) = try await runExecutable("encompass", ["faults"] + arguments + ["--json", "--base-port", String(TestPorts.pipelineBase())])
     print(output)
-    guard let start = output.firstIndex(of: "{"), let end = output.lastIndex(of: "}") else { return (process.terminationStatus, output, nil) }
+    guard let start = output.firstIndex(of: "{"), let end = output.lastIndex(of: "}") else { return (status, output, nil) }
     let report = try? WireFormat.decoder().decode(Report.self, from: Data(output[start...end].utf8))
-    return (process.terminationStatus, output, report)
+    return (status, output, report)
 }
 
-@Suite("Broker faults through the whole pipeline as processes", .serialized)
+@Suite("Broker faults through the whole pipeline as processes", .serialized, .tags(.processes))
 struct BrokerFaultProcessTests {
     @Test("broker faults: Produce/Fetch/OffsetCommit/Heartbeat/JoinGroup errors, a broker down and up twice, leaders moved, a slow broker: no incident lost, no notice sent twice")
-    func brokerFaults() throws {
+    func brokerFaults() async throws {
         let directory = TestPaths.temporaryDirectory("faults-broker")
-        let run = try runFaultScenario(["broker", "--incidents", "1000", "--down-seconds", "8", "--instances", "2", "--dir", directory],
+        let run = try await runFaultScenario(["broker", "--incidents", "1000", "--down-seconds", "8", "--instances", "2", "--dir", directory],
                                        as: FaultScenarios.BrokerFaultsReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         #expect(report.brokers == 3)
@@ -47,14 +39,14 @@ struct BrokerFaultProcessTests {
 
 }
 
-@Suite("SIGKILL at random points through the whole pipeline as processes", .serialized)
+@Suite("SIGKILL at random points through the whole pipeline as processes", .serialized, .tags(.processes))
 struct RandomKillProcessTests {
     @Test("SIGKILL of every service at random points (seeded, printed) while incidents flow and while notices go out, then restart: every child gets exactly one notice")
-    func randomKills() throws {
+    func randomKills() async throws {
         let directory = TestPaths.temporaryDirectory("faults-random-kills")
         let seed = ProcessInfo.processInfo.environment["ENCOMPASS_FAULT_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...999_999)
         print("random kills: seed \(seed) (repeat with ENCOMPASS_FAULT_SEED=\(seed))")
-        let run = try runFaultScenario(["random-kills", "--incidents", "1000", "--seed", String(seed), "--dir", directory],
+        let run = try await runFaultScenario(["random-kills", "--incidents", "1000", "--seed", String(seed), "--dir", directory],
                                        as: FaultScenarios.RandomKillsReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         #expect(report.seed == seed)
@@ -81,12 +73,12 @@ func expectOneNoticePerChild(_ outcome: FaultScenarios.Outcome, incidents: Int, 
     #expect(outcome.mails == incidents, "\(context)one mail per child")
 }
 
-@Suite("Poison records through the whole pipeline as processes", .serialized)
+@Suite("Poison records through the whole pipeline as processes", .serialized, .tags(.processes))
 struct PoisonRecordProcessTests {
     @Test("a record intake must refuse and a record Kafka refuses in intake's outbox: every genuine notice sent, the poisons dead letters with their reasons, every outbox empty")
-    func poisonRecords() throws {
+    func poisonRecords() async throws {
         let directory = TestPaths.temporaryDirectory("faults-poison")
-        let run = try runFaultScenario(["poison", "--incidents", "150", "--instances", "2", "--dir", directory], as: FaultScenarios.PoisonReport.self)
+        let run = try await runFaultScenario(["poison", "--incidents", "150", "--instances", "2", "--dir", directory], as: FaultScenarios.PoisonReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         expectOneNoticePerChild(report.outcome, incidents: 150, context: "")
         #expect(report.outcome.occurrencesCovered == 150, "no genuine incident lost behind the poison")
@@ -99,12 +91,12 @@ struct PoisonRecordProcessTests {
     }
 }
 
-@Suite("Scaling out and in through the whole pipeline as processes", .serialized)
+@Suite("Scaling out and in through the whole pipeline as processes", .serialized, .tags(.processes))
 struct RebalanceProcessTests {
     @Test("every service scaled 1 -> 3 -> 2 while incidents flow, then one instance of each SIGKILLed and left down (school resolution's store deleted): every pending notice has exactly one live owner and every open CSC request one live holder after each change, each request answered once, and every child gets one notice and one mail")
-    func rebalance() throws {
+    func rebalance() async throws {
         let directory = TestPaths.temporaryDirectory("faults-rebalance")
-        let run = try runFaultScenario(["rebalance", "--incidents", "350", "--dir", directory], as: FaultScenarios.RebalanceReport.self)
+        let run = try await runFaultScenario(["rebalance", "--incidents", "350", "--dir", directory], as: FaultScenarios.RebalanceReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         expectOneNoticePerChild(report.outcome, incidents: 350, context: "")
         #expect(report.steps.map(\.step) == ["1 instance", "scaled 1 -> 3", "scaled 3 -> 2", "SIGKILL of instance 2", "all scheduled"])

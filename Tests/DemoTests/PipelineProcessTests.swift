@@ -4,23 +4,15 @@ import EncompassTestSupport
 import Foundation
 import Testing
 
-@Suite("The pipeline as processes: scaled out, killed and restarted", .serialized)
+@Suite("The pipeline as processes: scaled out, killed and restarted", .serialized, .tags(.processes))
 struct PipelineProcessTests {
     @Test("two instances of every service; one of each SIGKILLed mid-stream and restarted; every child gets exactly one notice and one mail")
-    func killAndRestart() throws {
+    func killAndRestart() async throws {
         let directory = TestPaths.temporaryDirectory("pipeline-kill")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable("encompass"))
-        process.arguments = ["faults", "kill-restart", "--incidents", "400", "--dir", directory, "--json",
-                             "--base-port", String(25_081 + Int.random(in: 0..<40) * 10)]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let (status, output) = try await runExecutable("encompass", ["faults", "kill-restart", "--incidents", "400", "--dir", directory, "--json",
+                                                                     "--base-port", String(TestPorts.pipelineBase())])
         print(output)
-        #expect(process.terminationStatus == 0, "\(output)")
+        #expect(status == 0, "\(output)")
         let start = try #require(output.firstIndex(of: "{"))
         let end = try #require(output.lastIndex(of: "}"))
         let report = try JSONDecoder().decode(FaultScenarios.KillRestartReport.self, from: Data(output[start...end].utf8))

@@ -490,18 +490,6 @@ struct DispatchServiceTests {
 }
 
 func runCLI(_ path: String, _ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let out = Pipe()
-    let stdin = Pipe()
-    process.standardOutput = out
-    process.standardError = out
-    process.standardInput = stdin
-    try process.run()
-    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-    try stdin.fileHandleForWriting.close()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let run = try runProcess(path, arguments, input: input ?? "")
+    return (run.status, run.output)
 }

@@ -158,17 +158,9 @@ enum Peers {
     /// `standardErrorToo: false` leaves the program's standard error out of `output` (e.g. notes beside JSON).
     static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                     standardErrorToo: Bool = true) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = standardErrorToo ? pipe : FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let run = try TestProcess(executable, arguments, environment: environment ?? [:], inheritEnvironment: environment == nil,
+                                  errors: standardErrorToo ? .merged : .discarded).waitForOutput()
+        return (run.status, run.output)
     }
 
     /// `python3` as found on PATH (where ./dev pip-installs the test peers' packages).

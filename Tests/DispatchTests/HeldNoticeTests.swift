@@ -144,12 +144,16 @@ struct HeldNoticeTests {
         otherLA.request.school.name = "-Fen School"
         let nextWeek = Fixtures.due(urn: "110001", releaseAt: Timestamp.parse("2026-12-01T08:00:00Z")!)
         try await publishAll(kafka, [hostile, otherLA, nextWeek])
-        let urls = try await dispatch.noticeURL(waitingFor: 2)
-        // The school signs in and acknowledges the first notice.
+        // The school signs in and acknowledges the first notice (once its mail, with the link, is written whole).
         let store = dispatch.host.store
         let hostileId = hostile.noticeId
-        let hostileHash = try await store.pool.read { try NoticeRow.fetchOne($0, key: hostileId)?.linkTokenHash }
-        let hostileURL = try #require(urls.first { Secrets.sha256Hex($0.components(separatedBy: "/notice/").last ?? "") == hostileHash })
+        var found: String?
+        try await eventually("the first notice's mail with its link") {
+            let hostileHash = try await store.pool.read { try NoticeRow.fetchOne($0, key: hostileId)?.linkTokenHash }
+            found = try await dispatch.noticeURL(waitingFor: 2).first { Secrets.sha256Hex($0.components(separatedBy: "/notice/").last ?? "") == hostileHash }
+            return found != nil
+        }
+        let hostileURL = try #require(found)
         let signedIn = try await http.send("POST", hostileURL, form: ["action": "sign-in", "name": "Ms Head", "password": "Fixture-password-2026!"])
         #expect(signedIn.status == 200)
         let acknowledged = try await http.send("POST", hostileURL, form: ["action": "acknowledge", "csrf": try #require(signedIn.csrf)],

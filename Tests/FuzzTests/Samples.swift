@@ -156,14 +156,8 @@ enum Samples {
         ws["Z2"] = "=1+1"
         wb.save(sys.argv[1])
         """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, path, sheetHeader]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        if (try? process.run()) != nil {
-            process.waitUntilExit()
-            if process.terminationStatus == 0, let data = FileManager.default.contents(atPath: path) { books.append(data) }
+        if let run = try? runPython(script, [path, sheetHeader]), run.status == 0, let data = FileManager.default.contents(atPath: path) {
+            books.append(data)
         }
         let rows = [sheetRow("43260001234"), sheetRow("43260004321", given: "Ben")].map { line in
             line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)

@@ -8,16 +8,8 @@ import ServiceRuntime
 import Testing
 
 func runCLI(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try executable("encompass"))
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return (process.terminationStatus, output)
+    let run = try runBuilt("encompass", arguments)
+    return (run.status, run.output)
 }
 
 @Suite("History import", .serialized)

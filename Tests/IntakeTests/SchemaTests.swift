@@ -21,16 +21,9 @@ func schemaErrors(_ documents: [Data]) throws -> [String] {
         errors = sorted(e.message for e in v.iter_errors(json.load(open(p))))
         print(json.dumps(errors))
     """
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script, "\(TestPaths.packageRoot)/docs/schemas/incident.schema.json"] + paths
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    #expect(process.terminationStatus == 0, "python3 with jsonschema is needed (pip install jsonschema)")
-    return String(decoding: output, as: UTF8.self).split(separator: "\n").map(String.init)
+    let run = try runPython(script, ["\(TestPaths.packageRoot)/docs/schemas/incident.schema.json"] + paths, errors: .separate)
+    #expect(run.status == 0, "python3 with jsonschema is needed (pip install jsonschema): \(run.error)")
+    return run.output.split(separator: "\n").map(String.init)
 }
 
 @Suite("Incident JSON Schema")

@@ -38,12 +38,8 @@ func makeXLSX(_ path: String, rows: [[Any]], formulaCell: (row: Int, column: Int
         ws.cell(row=r, column=c, value=f)
     wb.save(spec["path"])
     """
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script, specPath]
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw SheetError("openpyxl failed (pip install openpyxl)") }
+    let run = try runPython(script, [specPath])
+    guard run.status == 0 else { throw SheetError("openpyxl failed (pip install openpyxl): \(run.output)") }
 }
 
 @Suite("Spreadsheet reading")
@@ -244,18 +240,10 @@ struct SpreadsheetUploadTests {
                          "", "present", "Reading Primary", ""])
         }
         try makeXLSX(path, rows: rows, dateColumns: [3, 4])
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable("encompass"))
-        process.arguments = ["ingest", path, "--url", "http://127.0.0.1:\(intake.port)", "--token", "t0ken"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
         let started = ContinuousClock.now
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let (status, output) = try await runExecutable("encompass", ["ingest", path, "--url", "http://127.0.0.1:\(intake.port)", "--token", "t0ken"])
         print("ingest of 10,000 rows took \(ContinuousClock.now - started)")
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output)")
+        #expect(status == 0, "\(output)")
         #expect(output.contains("10000 rows, 5000 incidents accepted, 0 rows rejected"), "\(output)")
         try await eventually("5000 occurrences applied", timeout: .seconds(120)) {
             try await intake.host.store.pool.read { try OccurrenceRow.fetchCount($0) } == 5_000

@@ -10,17 +10,8 @@ import Testing
 
 /// Runs python3 with a script and arguments; returns the exit status and standard output.
 func python(_ script: String, _ arguments: [String] = []) throws -> (status: Int32, output: String, error: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script] + arguments
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let output = out.fileHandleForReading.readDataToEndOfFile()
-    let error = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+    let run = try runPython(script, arguments, errors: .separate)
+    return (run.status, run.output, run.error)
 }
 
 @Suite("Requests to Children's Social Care: export, return, import", .serialized)

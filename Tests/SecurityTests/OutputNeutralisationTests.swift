@@ -10,16 +10,8 @@ import Testing
 
 /// Runs python3 with a script; returns status and output.
 func python(_ script: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script] + arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let run = try runPython(script, arguments)
+    return (run.status, run.output)
 }
 
 @Suite("Outputs neutralise injected markup and formulas")

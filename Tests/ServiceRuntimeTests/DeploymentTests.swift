@@ -7,18 +7,9 @@ import Testing
 
 /// Runs a command to completion; returns its exit status and combined output.
 func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: TestPaths.packageRoot)
-    if let environment { process.environment = environment }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let run = try TestProcess(executable, arguments, environment: environment ?? [:], inheritEnvironment: environment == nil,
+                              directory: TestPaths.packageRoot).waitForOutput()
+    return (run.status, run.output)
 }
 
 func installed(_ tool: String) throws -> String {

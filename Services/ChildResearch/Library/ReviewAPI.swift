@@ -29,8 +29,8 @@ struct ReviewAPI: Sendable {
     }
 
     func register(on router: Router<BasicRequestContext>) {
-        router.get("v1/review") { request, _ -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        let api = router.guarded(by: environment.configuration.apiAuth)
+        api.get("v1/review") { request, _ -> Response in
             let status = request.uri.queryParameters.get("status") ?? "pending"
             guard ["pending", "confirmed", "rejected", "withdrawn", "all"].contains(status) else {
                 return HTTPEndpoint.json(.badRequest, ["error": "status must be pending, confirmed, rejected, withdrawn or all"])
@@ -40,15 +40,14 @@ struct ReviewAPI: Sendable {
             }
             return Self.wire(.ok, Listing(proposals: proposals))
         }
-        router.get("v1/review/calibration") { request, _ -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.get("v1/review/calibration") { request, _ -> Response in
             let calibration = try await environment.store.pool.read { db in try ReviewQueue.calibration(db) }
             return Self.wire(.ok, calibration)
         }
-        router.post("v1/review/:id/confirm") { request, context -> Response in
+        api.post("v1/review/:id/confirm") { request, context -> Response in
             try await decide(request, id: context.parameters.get("id") ?? "", verdict: .confirm)
         }
-        router.post("v1/review/:id/reject") { request, context -> Response in
+        api.post("v1/review/:id/reject") { request, context -> Response in
             try await decide(request, id: context.parameters.get("id") ?? "", verdict: .reject)
         }
     }
@@ -62,7 +61,6 @@ struct ReviewAPI: Sendable {
     }
 
     func decide(_ request: Request, id: String, verdict: ReviewDecision.Verdict) async throws -> Response {
-        if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
         let bytes = (try? await request.body.collect(upTo: 64 * 1024)).map { Array($0.readableBytesView) } ?? []
         let body: DecisionBody
         do {

@@ -99,45 +99,37 @@ struct DispatchAPI: Sendable {
     let environment: ServiceEnvironment
 
     func register(on router: Router<BasicRequestContext>) {
-        router.get("v1/notifications") { request, _ -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        let api = router.guarded(by: environment.configuration.apiAuth)
+        api.get("v1/notifications") { request, _ -> Response in
             return try await list(request)
         }
-        router.post("v1/notifications/:id/resend") { request, context -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.post("v1/notifications/:id/resend") { request, context -> Response in
             return try await resend(request, id: context.parameters.get("id") ?? "")
         }
-        router.put("v1/schools/:urn/password") { request, context -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.put("v1/schools/:urn/password") { request, context -> Response in
             return try await setPassword(request, account: context.parameters.get("urn") ?? "")
         }
-        router.put("v1/schools/passwords") { request, _ -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.put("v1/schools/passwords") { request, _ -> Response in
             return try await setPasswords(request)
         }
-        router.get("v1/notifications/export") { request, _ -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.get("v1/notifications/export") { request, _ -> Response in
             return try await export(request)
         }
-        router.get("v1/held") { request, _ -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.get("v1/held") { request, _ -> Response in
             let now = environment.clock.now()
             return Self.wireJSON(.ok, try await environment.store.pool.read { db in try HeldNotices.list(db, now: now) })
         }
-        router.get("v1/readiness") { request, _ -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.get("v1/readiness") { request, _ -> Response in
             let now = environment.clock.now()
             let listing = try await environment.store.pool.read { db in try HeldNotices.list(db, now: now) }
             let warnings = HeldNotices.warnings(listing)
             return Self.wireJSON(.ok, Readiness(instance: environment.configuration.instanceId, status: warnings.isEmpty ? "ready" : "warning", warnings: warnings,
                                                 accountsWithoutPassword: listing.accountsWithoutPassword, heldNotices: listing.held.count))
         }
-        router.get("v1/telephone-tasks") { request, _ -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.get("v1/telephone-tasks") { request, _ -> Response in
             return try await tasks(request)
         }
-        router.post("v1/telephone-tasks/:id/done") { request, context -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.post("v1/telephone-tasks/:id/done") { request, context -> Response in
             return try await taskDone(request, id: context.parameters.get("id") ?? "")
         }
     }

@@ -22,7 +22,6 @@ extension IncidentAPI {
     }
 
     func handleHistory(_ request: Request) async throws -> Response {
-        if let refusal = refusal(request) { return refusal }
         guard let body = await body(request) else { return Self.tooLarge }
         let name = request.uri.queryParameters.get("name") ?? "history"
         let first = request.uri.queryParameters.get("first").flatMap(Int.init) ?? 1

@@ -36,20 +36,16 @@ struct IncidentAPI: Sendable {
     }
 
     func register(on router: Router<BasicRequestContext>) {
-        router.post("v1/incidents") { request, _ -> Response in
+        let api = router.guarded(by: APIAuth(token: apiToken, variable: "ENCOMPASS_INTAKE_API_TOKEN"))
+        api.post("v1/incidents") { request, _ -> Response in
             try await handle(request)
         }
-        router.post("v1/spreadsheets") { request, _ -> Response in
+        api.post("v1/spreadsheets") { request, _ -> Response in
             try await handleSpreadsheet(request)
         }
-        router.post("v1/history") { request, _ -> Response in
+        api.post("v1/history") { request, _ -> Response in
             try await handleHistory(request)
         }
-    }
-
-    /// nil when the request carries the right token, else the refusal to send.
-    func refusal(_ request: Request) -> Response? {
-        APIAuth(token: apiToken, variable: "ENCOMPASS_INTAKE_API_TOKEN").refusal(request)
     }
 
     func body(_ request: Request) async -> [UInt8]? {
@@ -60,7 +56,6 @@ struct IncidentAPI: Sendable {
     static let tooLarge = HTTPEndpoint.json(.contentTooLarge, ["error": "body larger than \(maximumBody) bytes; send smaller batches"])
 
     func handle(_ request: Request) async throws -> Response {
-        if let refusal = refusal(request) { return refusal }
         guard let body = await body(request) else { return Self.tooLarge }
         let items: [Data]
         switch Self.split(body) {

@@ -57,7 +57,6 @@ extension IncidentAPI {
     }
 
     func handleSpreadsheet(_ request: Request) async throws -> Response {
-        if let refusal = refusal(request) { return refusal }
         let upload: SpreadsheetReceiver.Received
         do {
             upload = try await SpreadsheetReceiver.receive(request.body, into: spoolDirectory, maximumBytes: Self.maximumBody,

@@ -70,15 +70,14 @@ struct SchedulingAPI: Sendable {
     }
 
     func register(on router: Router<BasicRequestContext>) {
-        router.get("v1/readiness") { request, _ -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        let api = router.guarded(by: environment.configuration.apiAuth)
+        api.get("v1/readiness") { request, _ -> Response in
             let today = CalendarDate(environment.clock.now())
             let all = warnings + (calendars?.dataWarnings(today: today) ?? [])
             return HTTPEndpoint.json(.ok, Readiness(instance: environment.configuration.instanceId, status: all.isEmpty ? "ready" : "warning",
                                                     warnings: all, calendars: calendars?.states(today: today) ?? []))
         }
-        router.get("v1/pending") { request, _ -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.get("v1/pending") { request, _ -> Response in
             let filter = request.uri.queryParameters["state"].map(String.init) ?? "pending"
             guard filter == "all" || PendingState(rawValue: filter) != nil else {
                 return HTTPEndpoint.json(.badRequest, ["error": "state must be pending, released, cancelled or all"])
@@ -97,16 +96,14 @@ struct SchedulingAPI: Sendable {
             }
             return HTTPEndpoint.json(.ok, PendingList(instance: environment.configuration.instanceId, notices: items))
         }
-        router.get("v1/term-dates/school/:urn") { request, context -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.get("v1/term-dates/school/:urn") { request, context -> Response in
             let urn = context.parameters.get("urn") ?? ""
             guard let row = try await environment.store.pool.read({ try SchoolTermDatesRow.fetchOne($0, key: urn) }) else {
                 return HTTPEndpoint.json(.notFound, ["error": "school \(urn) has no term dates of its own; it follows its local authority's"])
             }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: row.document)))
         }
-        router.put("v1/term-dates/school/:urn") { request, context -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.put("v1/term-dates/school/:urn") { request, context -> Response in
             let urn = context.parameters.get("urn") ?? ""
             guard urn.count == 6, urn.allSatisfy(\.isNumber) else {
                 return HTTPEndpoint.json(.badRequest, ["error": "URN must be 6 digits"])
@@ -141,8 +138,7 @@ struct SchedulingAPI: Sendable {
             }
             return HTTPEndpoint.json(.ok, ["urn": urn, "status": "stored", "years": stored.years.map(\.schoolYear).joined(separator: ",")])
         }
-        router.delete("v1/term-dates/school/:urn") { request, context -> Response in
-            if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
+        api.delete("v1/term-dates/school/:urn") { request, context -> Response in
             let urn = context.parameters.get("urn") ?? ""
             let now = environment.clock.now()
             let existed = try await environment.write { db, outbox -> Bool in

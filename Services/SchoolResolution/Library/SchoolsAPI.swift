@@ -34,33 +34,21 @@ struct SchoolsAPI: Sendable {
     static let maximumBody = 128 * 1024 * 1024
 
     func register(on router: Router<BasicRequestContext>) {
-        router.post("v1/register/import") { request, _ in try await guarded(request) { try await importRegister(request) } }
-        router.get("v1/schools/:urn") { request, context in
-            try await guarded(request) { try await school(context.parameters.get("urn") ?? "") }
+        let api = router.guarded(by: environment.configuration.apiAuth)
+        api.post("v1/register/import") { request, _ in try await importRegister(request) }
+        api.get("v1/schools/:urn") { _, context in try await school(context.parameters.get("urn") ?? "") }
+        api.put("v1/schools/:urn/contacts") { request, context in try await setContacts(request, urn: context.parameters.get("urn") ?? "") }
+        api.post("v1/contacts/import") { request, _ in try await importContacts(request) }
+        api.post("v1/la-contacts/import") { request, _ in try await importLAContacts(request) }
+        api.get("v1/la-contacts") { _, _ in try await listLAContacts() }
+        api.get("v1/requests") { request, _ in try await listRequests(request) }
+        api.get("v1/requests/export") { request, _ in try await exportRequests(request) }
+        api.post("v1/requests/import") { request, _ in try await importRequests(request) }
+        api.get("v1/requests/held") { _, _ in try await heldAnswers() }
+        api.post("v1/requests/:id/:verdict") { request, context in
+            try await decideHeld(request, id: context.parameters.get("id") ?? "", verdict: context.parameters.get("verdict") ?? "")
         }
-        router.put("v1/schools/:urn/contacts") { request, context in
-            try await guarded(request) { try await setContacts(request, urn: context.parameters.get("urn") ?? "") }
-        }
-        router.post("v1/contacts/import") { request, _ in try await guarded(request) { try await importContacts(request) } }
-        router.post("v1/la-contacts/import") { request, _ in try await guarded(request) { try await importLAContacts(request) } }
-        router.get("v1/la-contacts") { request, _ in try await guarded(request) { try await listLAContacts() } }
-        router.get("v1/requests") { request, _ in try await guarded(request) { try await listRequests(request) } }
-        router.get("v1/requests/export") { request, _ in try await guarded(request) { try await exportRequests(request) } }
-        router.post("v1/requests/import") { request, _ in try await guarded(request) { try await importRequests(request) } }
-        router.get("v1/requests/held") { request, _ in try await guarded(request) { try await heldAnswers() } }
-        router.post("v1/requests/:id/:verdict") { request, context in
-            try await guarded(request) {
-                try await decideHeld(request, id: context.parameters.get("id") ?? "", verdict: context.parameters.get("verdict") ?? "")
-            }
-        }
-        router.get("v1/children/:childId/school") { request, context in
-            try await guarded(request) { try await childSchool(context.parameters.get("childId") ?? "") }
-        }
-    }
-
-    func guarded(_ request: Request, _ body: () async throws -> Response) async throws -> Response {
-        if let refusal = environment.configuration.apiAuth.refusal(request) { return refusal }
-        return try await body()
+        api.get("v1/children/:childId/school") { _, context in try await childSchool(context.parameters.get("childId") ?? "") }
     }
 
     func body(_ request: Request) async -> Data? {
