@@ -134,6 +134,16 @@ var targets: [Target] = [
         path: "Services/CLI",
         swiftSettings: strict
     ),
+    // The benchmarks, an executable apart from the operator's CLI (docs/BENCHMARKS.md).
+    .executableTarget(
+        name: "EncompassBench",
+        dependencies: [
+            "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", argumentParser, logging, lifecycle, grdb,
+            "IntakeService", "ChildResearchService", "SchoolResolutionService",
+        ],
+        path: "Services/Bench",
+        swiftSettings: strict
+    ),
     .testTarget(
         name: "ModelsTests",
         dependencies: ["EncompassModels"],
@@ -157,6 +167,7 @@ var targets: [Target] = [
 
 var products: [Product] = [
     .executable(name: "encompass", targets: ["EncompassCLI"]),
+    .executable(name: "encompass-bench", targets: ["EncompassBench"]),
 ]
 
 for service in services {

@@ -1,4 +1,4 @@
-"""Splink (Ministry of Justice) deduplication of a FEBRL-format file, for `encompass bench research --splink`.
+"""Splink (Ministry of Justice) deduplication of a FEBRL-format file, for `encompass-bench research --splink`.
 
 No id column is used (police records carry no national id): names, date of birth and address
 only. u by random sampling, m by expectation maximisation over two blocking rules, then

@@ -5,7 +5,7 @@ import Foundation
 import Logging
 import ServiceRuntime
 
-/// `encompass bench backfill`: a year of past incidents loaded through intake's history API into
+/// `encompass-bench backfill`: a year of past incidents loaded through intake's history API into
 /// child research's index, with all five services running as processes on the embedded broker.
 struct BackfillBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

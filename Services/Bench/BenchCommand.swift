@@ -1,13 +1,17 @@
 import ArgumentParser
+import EncompassDemo
 import EncompassKafka
 import Foundation
 import Logging
 
+/// `encompass-bench`: the benchmarks, apart from the operator's `encompass` command.
+@main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "encompass-bench",
         abstract: "Benchmarks, each printed beside its baseline measured in the same run.",
-        subcommands: [KafkaBench.self, ResearchBench.self, PipelineBench.self, BackfillBench.self, CodecBench.self, UploadBench.self]
+        subcommands: [KafkaBench.self, ResearchBench.self, PipelineBench.self, BackfillBench.self, CodecBench.self, UploadBench.self,
+                      SchoolsBench.self]
     )
 }
 

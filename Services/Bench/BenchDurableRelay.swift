@@ -5,7 +5,7 @@ import Logging
 import ServiceLifecycle
 import ServiceRuntime
 
-/// The second ceiling of `encompass bench pipeline`: the 5-hop relay again, but each hop is the
+/// The second ceiling of `encompass-bench pipeline`: the 5-hop relay again, but each hop is the
 /// service runtime every Encompass service runs on, with no domain work. A hop's message worker
 /// decodes the envelope, checks and records its id in the inbox, queues the same payload for the
 /// next topic in the outbox, all in one SQLite transaction per batch (a savepoint per record),

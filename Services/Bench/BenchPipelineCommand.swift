@@ -6,7 +6,7 @@ import Foundation
 import Logging
 import ServiceRuntime
 
-/// `encompass bench pipeline`: incidents per second through all five services (as processes on
+/// `encompass-bench pipeline`: incidents per second through all five services (as processes on
 /// the embedded broker), latency from intake to scheduled, and in the same run the ceiling: a
 /// raw 5-hop relay through the same kind of broker with the same Swift Kafka client.
 struct PipelineBench: AsyncParsableCommand {

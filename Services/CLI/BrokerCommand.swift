@@ -1,4 +1,5 @@
 import ArgumentParser
+import EncompassDemo
 import EncompassKafka
 import EncompassModels
 import Foundation

@@ -221,8 +221,3 @@ extension FaultsCommand {
         return Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, count) })
     }
 }
-
-/// Folder of this executable (the services are built beside it).
-func binDirectory() -> String {
-    URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-}

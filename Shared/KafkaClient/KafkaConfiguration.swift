@@ -125,7 +125,7 @@ public struct KafkaConsumerConfiguration: Sendable, Equatable {
     /// Once the prefetch queue reaches `queued.max.messages.kbytes` or `queued.min.messages`,
     /// librdkafka stops fetching and looks again only when its broker thread next wakes: up to
     /// 1 s later (librdkafka issue 2879). A reader that drains the queue faster than that stalls;
-    /// that is the ~0.8 s stall of `encompass bench kafka` (docs/BENCHMARKS.md). librdkafka 2.2.0
+    /// that is the ~0.8 s stall of `encompass-bench kafka` (docs/BENCHMARKS.md). librdkafka 2.2.0
     /// made the wait a setting, `fetch.queue.backoff.ms`; older ones (Debian 12 ships 2.0.2)
     /// refuse the name, so it is set only where the linked library takes it.
     static let fetchQueueBackoff = ["fetch.queue.backoff.ms": "20"].filter { librdkafkaAccepts($0.key, $0.value) }

@@ -11,7 +11,7 @@ public final class MockKafkaCluster: @unchecked Sendable {
     /// only when `fetch.wait.max.ms` (default 500 ms) has passed, and records produced meanwhile
     /// do not wake it, as they would on Apache Kafka: every hop of a pipeline then waits about
     /// half of that wait. A short wait keeps a hop's latency in milliseconds, at the cost of an
-    /// idle consumer fetching every 10 ms (measured with `encompass bench pipeline`: p50 from
+    /// idle consumer fetching every 10 ms (measured with `encompass-bench pipeline`: p50 from
     /// 1.45 s to 0.11 s over four hops at 200 incidents/s).
     ///
     /// The mock also holds every rebalance of a group that has members (a member joining,
@@ -32,7 +32,7 @@ public final class MockKafkaCluster: @unchecked Sendable {
         // The mock cluster lives inside a client instance that must outlive it. Its brokers'
         // connections take that instance's socket settings: without TCP_NODELAY a response
         // written right after another waits for the client's delayed ACK (~40 ms on Linux),
-        // which holds back a tenth of all deliveries by 40–50 ms (`bench pipeline`, per hop).
+        // which holds back a tenth of all deliveries by 40–50 ms (`encompass-bench pipeline`, per hop).
         owner = try ClientHandle(
             type: RD_KAFKA_PRODUCER,
             properties: ["log.connection.close": "false", "socket.nagle.disable": "true"],

@@ -90,7 +90,7 @@ public enum HistoryIndex {
         try db.execute(sql: "PRAGMA cache_size = -\(cacheMiB * 1024)")
     }
 
-    /// For a bulk build outside the service (`encompass bench research`): a 256 MiB cache, and
+    /// For a bulk build outside the service (`encompass-bench research`): a 256 MiB cache, and
     /// checkpoints every 16,384 WAL pages (64 MiB) instead of 1,000, so a page rewritten by
     /// several transactions is copied into the database once per checkpoint. The service keeps
     /// SQLite's default: a checkpoint of 64 MiB inside a message's commit is a latency spike

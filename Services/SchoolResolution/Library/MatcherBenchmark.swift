@@ -1,7 +1,7 @@
 import EncompassModels
 import Foundation
 
-/// `encompass schools bench`: how fast and how right the matcher is on names as officers write
+/// `encompass-bench schools`: how fast and how right the matcher is on names as officers write
 /// them — every open school of a register, its name abbreviated, stripped of CE/RC and given a
 /// typo — against the same matcher scoring every school (no index) in the same run.
 public enum MatcherBenchmark {
