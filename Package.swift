@@ -41,10 +41,10 @@ let services = [
     ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling",
                 resources: [.copy("Resources/bank-holidays.json"), .copy("Resources/term-dates")]),
     ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch",
-                dependencies: ["CCurl", "COpenSSLCrypto", "Spreadsheets", .product(name: "Prometheus", package: "swift-prometheus")], testExclude: ["Peers"]),
+                dependencies: ["CCurl", "COpenSSLCrypto", "Spreadsheets", "EncompassSecrets", "WebSupport", .product(name: "Prometheus", package: "swift-prometheus")], testExclude: ["Peers"]),
     // The MASH console: a web app over the five services' HTTP APIs (it consumes no topic).
     ServiceSpec(folder: "Console", library: "ConsoleService", executable: "console",
-                dependencies: ["Spreadsheets", lifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                dependencies: ["Spreadsheets", "EncompassSecrets", "WebSupport", lifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                                .product(name: "Prometheus", package: "swift-prometheus")],
                 testExclude: ["Peers"],
                 testDependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService"]),
@@ -95,10 +95,38 @@ var targets: [Target] = [
         path: "Shared/KafkaClient",
         swiftSettings: strict
     ),
+    // Passwords (PBKDF2), link and session tokens, hashes, constant-time comparison: the secrets of
+    // the runtime's bearer tokens, the notice page and the console.
+    .target(
+        name: "EncompassSecrets",
+        dependencies: ["COpenSSLCrypto"],
+        path: "Shared/Secrets",
+        swiftSettings: strict
+    ),
+    // HTTP beside the runtime: HTML escaping and the form-origin check of the pages served to
+    // browsers (console, notice page), and the client the CLI, demo and console call the services' APIs with.
+    .target(
+        name: "WebSupport",
+        dependencies: ["EncompassModels", hummingbird],
+        path: "Shared/WebSupport",
+        swiftSettings: strict
+    ),
+    .testTarget(
+        name: "EncompassSecretsTests",
+        dependencies: ["EncompassSecrets"],
+        path: "Tests/EncompassSecretsTests",
+        swiftSettings: strict
+    ),
+    .testTarget(
+        name: "WebSupportTests",
+        dependencies: ["WebSupport", "EncompassModels"],
+        path: "Tests/WebSupportTests",
+        swiftSettings: strict
+    ),
     .target(
         name: "ServiceRuntime",
         dependencies: [
-            "EncompassModels", "EncompassKafka", "COpenSSLCrypto", grdb, logging, lifecycle, hummingbird,
+            "EncompassModels", "EncompassKafka", "EncompassSecrets", "WebSupport", grdb, logging, lifecycle, hummingbird,
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -114,7 +142,7 @@ var targets: [Target] = [
     ),
     .target(
         name: "EncompassDemo",
-        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", argumentParser, logging, grdb],
+        dependencies: ["EncompassModels", "EncompassKafka", "ServiceRuntime", "WebSupport", argumentParser, logging, grdb],
         path: "Services/Demo/Library",
         resources: [.copy("Resources/schools_2018_tvp_cambs.csv")],
         swiftSettings: strict
@@ -128,7 +156,7 @@ var targets: [Target] = [
     .executableTarget(
         name: "EncompassCLI",
         dependencies: [
-            "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", "Spreadsheets", argumentParser, logging, grdb,
+            "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", "Spreadsheets", "WebSupport", argumentParser, logging, grdb,
             "IntakeService", "SchedulingService", "ChildResearchService", "SchoolResolutionService", "ConsoleService",
         ],
         path: "Services/CLI",
@@ -138,7 +166,7 @@ var targets: [Target] = [
     .executableTarget(
         name: "EncompassBench",
         dependencies: [
-            "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", argumentParser, logging, lifecycle, grdb,
+            "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", "WebSupport", argumentParser, logging, lifecycle, grdb,
             "IntakeService", "ChildResearchService", "SchoolResolutionService",
         ],
         path: "Services/Bench",
@@ -182,7 +210,7 @@ for service in services {
     targets.append(.testTarget(
         name: "\(service.folder)Tests",
         dependencies: [.target(name: service.library), "ServiceRuntime", "EncompassKafka", "EncompassTestSupport", "EncompassModels",
-                       "Spreadsheets", grdb, logging, hummingbird] + service.testDependencies,
+                       "Spreadsheets", "EncompassSecrets", "WebSupport", grdb, logging, hummingbird] + service.testDependencies,
         path: "Tests/\(service.folder)Tests",
         exclude: service.testExclude,
         swiftSettings: strict
@@ -211,7 +239,7 @@ targets.append(.testTarget(
 targets.append(.testTarget(
     name: "SecurityTests",
     dependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService", "ConsoleService",
-                   "EncompassModels", "EncompassKafka", "ServiceRuntime", "Spreadsheets", "EncompassTestSupport", grdb, hummingbird, logging],
+                   "EncompassModels", "EncompassKafka", "ServiceRuntime", "Spreadsheets", "EncompassSecrets", "WebSupport", "EncompassTestSupport", grdb, hummingbird, logging],
     path: "Tests/SecurityTests",
     swiftSettings: strict
 ))

@@ -4,6 +4,7 @@ import EncompassModels
 import Foundation
 import Logging
 import ServiceRuntime
+import WebSupport
 
 /// `encompass-bench backfill`: a year of past incidents loaded through intake's history API into
 /// child research's index, with all five services running as processes on the embedded broker.

@@ -5,6 +5,7 @@ import EncompassModels
 import Foundation
 import Logging
 import ServiceRuntime
+import WebSupport
 
 /// `encompass-bench pipeline`: incidents per second through all five services (as processes on
 /// the embedded broker), latency from intake to scheduled, and in the same run the ceiling: a

@@ -4,6 +4,7 @@ import EncompassModels
 import Foundation
 import IntakeService
 import ServiceRuntime
+import WebSupport
 
 /// The cost of a hostile or mistaken spreadsheet upload: a file of a million invalid rows sent to
 /// intake's `POST /v1/spreadsheets`, beside the baseline of a DA desk's ordinary day in the same

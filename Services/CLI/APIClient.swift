@@ -2,6 +2,7 @@ import ArgumentParser
 import EncompassModels
 import Foundation
 import ServiceRuntime
+import WebSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

@@ -3,6 +3,7 @@ import EncompassDemo
 import EncompassModels
 import Foundation
 import ServiceRuntime
+import WebSupport
 
 /// `encompass dlq`: dead letters across all services.
 struct DeadLetterCommand: AsyncParsableCommand {

@@ -8,6 +8,7 @@ import GRDB
 import Logging
 import ServiceRuntime
 import UnixSignals
+import WebSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

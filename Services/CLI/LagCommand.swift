@@ -4,6 +4,7 @@ import EncompassDemo
 import EncompassModels
 import Foundation
 import ServiceRuntime
+import WebSupport
 
 /// `encompass lag`: per consumer group, topic and partition, committed and end offsets, lag in
 /// messages and in seconds.

@@ -4,6 +4,7 @@ import EncompassModels
 import Foundation
 import ServiceRuntime
 import SchoolResolutionService
+import WebSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

@@ -126,3 +126,11 @@ public enum Secrets {
         bytes.map { String(format: "%02x", $0) }.joined()
     }
 }
+
+/// Compares secrets without leaking their common prefix length through timing.
+public func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var difference: UInt8 = 0
+    for i in 0..<a.count { difference |= a[i] ^ b[i] }
+    return difference == 0
+}

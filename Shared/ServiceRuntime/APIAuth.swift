@@ -1,3 +1,4 @@
+import EncompassSecrets
 import Foundation
 import Hummingbird
 
@@ -47,12 +48,4 @@ extension RouterMethods {
     public func guarded(by auth: APIAuth) -> RouterGroup<Context> {
         group().add(middleware: APIAuthMiddleware<Context>(auth))
     }
-}
-
-/// Compares secrets without leaking their common prefix length through timing.
-public func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-    guard a.count == b.count else { return false }
-    var difference: UInt8 = 0
-    for i in 0..<a.count { difference |= a[i] ^ b[i] }
-    return difference == 0
 }

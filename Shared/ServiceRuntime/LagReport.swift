@@ -2,6 +2,7 @@ import EncompassKafka
 import EncompassModels
 import Foundation
 import Logging
+import WebSupport
 
 /// One consumer group's position on one partition, like `kafka-consumer-groups --describe`,
 /// with the age of the oldest unprocessed message.

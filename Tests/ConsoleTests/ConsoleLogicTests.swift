@@ -1,6 +1,7 @@
 @testable import ConsoleService
 @testable import EncompassKafka
 import EncompassModels
+import EncompassSecrets
 import EncompassTestSupport
 import Foundation
 import GRDB

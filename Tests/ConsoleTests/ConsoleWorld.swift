@@ -3,6 +3,7 @@ import ConsoleService
 import DispatchService
 import EncompassKafka
 import EncompassModels
+import EncompassSecrets
 import EncompassTestSupport
 import Foundation
 import GRDB

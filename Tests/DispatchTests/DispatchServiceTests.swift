@@ -1,11 +1,13 @@
 @testable import DispatchService
 import EncompassKafka
 import EncompassModels
+import EncompassSecrets
 import EncompassTestSupport
 import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+import WebSupport
 
 /// A dispatch instance on the mock Kafka cluster with a simulated clock (stopped; the test moves it).
 final class RunningDispatch: Sendable {

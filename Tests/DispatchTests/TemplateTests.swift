@@ -1,9 +1,11 @@
 @testable import DispatchService
 import EncompassModels
+import EncompassSecrets
 import EncompassTestSupport
 import Foundation
 import ServiceRuntime
 import Testing
+import WebSupport
 
 @Suite("Notice templates per force protocol")
 struct TemplateTests {

@@ -1,5 +1,6 @@
 import EncompassKafka
 import EncompassModels
+import EncompassSecrets
 import EncompassTestSupport
 import Foundation
 import GRDB

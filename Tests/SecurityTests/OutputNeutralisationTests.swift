@@ -7,6 +7,7 @@ import GRDB
 import ServiceRuntime
 import Spreadsheets
 import Testing
+import WebSupport
 
 /// Runs python3 with a script; returns status and output.
 func python(_ script: String, _ arguments: [String]) throws -> (status: Int32, output: String) {

@@ -1,6 +1,7 @@
 import EncompassModels
 import Foundation
 import ServiceRuntime
+import WebSupport
 
 /// The console's pages: plain server-rendered HTML, no JavaScript, every value from a service
 /// or a staff member escaped with `htmlEscape`.

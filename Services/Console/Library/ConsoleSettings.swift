@@ -1,7 +1,9 @@
 import EncompassModels
+import EncompassSecrets
 import Foundation
 import Logging
 import ServiceRuntime
+import WebSupport
 
 /// The MASH console: a small web app for MASH staff over the five services' HTTP APIs. It
 /// consumes no topic; its own SQLite store holds only staff accounts, sessions and the audit

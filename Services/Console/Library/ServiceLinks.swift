@@ -2,6 +2,7 @@ import EncompassModels
 import Foundation
 import ServiceRuntime
 import Spreadsheets
+import WebSupport
 
 /// What a page got from a service: its answer, or why there is none.
 public enum Fetched<Value: Sendable>: Sendable {

@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import Logging
 import ServiceRuntime
+import WebSupport
 
 /// Fault scenarios against the pipeline as processes. Each returns what it observed; a test
 /// or `encompass faults` decides from that. docs/FAULTS.md describes them.

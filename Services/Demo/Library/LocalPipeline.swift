@@ -2,6 +2,7 @@ import EncompassKafka
 import EncompassModels
 import Foundation
 import ServiceRuntime
+import WebSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

@@ -1,4 +1,5 @@
 import EncompassModels
+import EncompassSecrets
 import Foundation
 import GRDB
 import Hummingbird

@@ -1,5 +1,6 @@
 import EncompassKafka
 import EncompassModels
+import EncompassSecrets
 import Foundation
 import GRDB
 import Hummingbird

@@ -1,10 +1,12 @@
 import EncompassModels
+import EncompassSecrets
 import Foundation
 import GRDB
 import Hummingbird
 import Logging
 import NIOCore
 import ServiceRuntime
+import WebSupport
 
 typealias HeaderName = HTTPFields.Element.Name
 
