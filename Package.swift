@@ -119,7 +119,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "WebSupportTests",
-        dependencies: ["WebSupport", "EncompassModels"],
+        dependencies: ["WebSupport", "EncompassModels", "EncompassTestSupport"],
         path: "Tests/WebSupportTests",
         swiftSettings: strict
     ),

@@ -1,10 +1,8 @@
 import EncompassModels
+import EncompassTestSupport
 import Foundation
 import Testing
 import WebSupport
-#if canImport(Glibc)
-import Glibc
-#endif
 
 @Suite("Service API client: where each service is, and a service that cannot be reached")
 struct ServiceClientTests {
@@ -23,8 +21,9 @@ struct ServiceClientTests {
     }
 
     @Test("a service nobody listens for: an error naming the service, its URL and what to set")
-    func unreachable() async throws {
-        let base = "http://127.0.0.1:\(try Self.closedPort())"
+    func unreachable() async {
+        // A port nothing listens on, handed to this test alone.
+        let base = "http://127.0.0.1:\(TestPorts.pipelineBase())"
         var client = ServiceClient(service: .scheduling, baseURL: base, token: "t", timeout: 5)
         client.urlOption = "--url"
         let refused = await #expect(throws: ServiceCallError.self) { _ = try await client.call("GET", "/healthz") }
@@ -41,23 +40,6 @@ struct ServiceClientTests {
     func refusal() {
         #expect(ServiceClient.refusal(.dispatch, 404, Data(#"{"error":"no such notice"}"#.utf8)) == "dispatch refused (404): no such notice")
         #expect(ServiceClient.refusal(.intake, 500, Data("plain text".utf8)) == "intake refused (500): plain text")
-    }
-
-    /// A loopback port with no listener: bound, read back, closed.
-    static func closedPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EMFILE) }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw POSIXError(.EADDRINUSE) }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 
