@@ -3,7 +3,7 @@ import Foundation
 /// A type the wire format writes and reads by hand, without `Codable`'s generic containers:
 /// the messages on a notice's path, which every service encodes or decodes once per message
 /// (the containers' generic dispatch and metadata lookups are most of a `Codable` codec's time;
-/// `encompass bench codec` compares the two, docs/BENCHMARKS.md).
+/// `encompass-bench codec` compares the two, docs/BENCHMARKS.md).
 ///
 /// The bytes must be exactly those of `WireFormat.encoder()` (keys in UTF-8 order, an absent
 /// optional left out), and reading must accept exactly what Foundation's decoder accepts,
