@@ -157,6 +157,8 @@ struct ResearchBench: AsyncParsableCommand {
         var latencies = [[Double]](repeating: [], count: matchers.count)
         var cpuLatencies = [[Double]](repeating: [], count: matchers.count)
         var found = [Int](repeating: 0, count: matchers.count)
+        // Every proposal's child, score and explanation, hashed: two builds that research alike print the same digest.
+        var digests = [StableHash.Lanes](repeating: StableHash.Lanes(), count: matchers.count)
         var exactLatencies: [Double] = []
         for i in 0..<queries {
             let household = households[generator.int(households.count)]
@@ -171,6 +173,9 @@ struct ResearchBench: AsyncParsableCommand {
                 latencies[m].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
                 cpuLatencies[m].append(cpu * 1000)
                 if candidates.contains(where: { c in household.children.contains { $0.givenName == c.child.givenName } }) { found[m] += 1 }
+                for c in candidates {
+                    digests[m].add("\(c.child.childId)|\(c.evidence.score)|\(c.evidence.explanation.joined(separator: "|"))|\(c.evidence.sourceOccurrences)\n")
+                }
             }
             // Baseline: the same address looked up exactly (one indexed query), no person matching.
             let startExact = DispatchTime.now().uptimeNanoseconds
@@ -191,6 +196,8 @@ struct ResearchBench: AsyncParsableCommand {
                          matcher.name, queries, percentile(latencies[m], 0.5), percentile(latencies[m], 0.99), latencies[m].max() ?? 0, found[m], withChildren))
             print(String(format: "    CPU time per incident (the thread's own, unaffected by other load): p50 %.2f ms, p99 %.2f ms",
                          percentile(cpuLatencies[m], 0.5), percentile(cpuLatencies[m], 0.99)))
+            let (x, y) = digests[m].finish()
+            print("    proposals' digest (child, score, explanation): \(String(x, radix: 16))\(String(y, radix: 16))")
         }
         print(String(format: "  baseline (exact address lookup only): p50 %.3f ms, p99 %.3f ms", percentile(exactLatencies, 0.5), percentile(exactLatencies, 0.99)))
     }
