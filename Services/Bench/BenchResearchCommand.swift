@@ -46,7 +46,10 @@ struct ResearchBench: AsyncParsableCommand {
     @Option(help: "Incidents researched for the latency figures.")
     var queries: Int = 2000
 
-    @Option(help: "Where to put the generated index (default: a temporary folder, removed afterwards).")
+    @Option(help: "Which matchers research is timed with: learned, hand or both.")
+    var matcher: String = "both"
+
+    @Option(help: "Where to put the generated index (default: a temporary folder, removed afterwards). An index already there from an earlier run with the same --generate is used again, with its learned model, instead of being built.")
     var directory: String?
 
     func run() async throws {
@@ -91,7 +94,12 @@ struct ResearchBench: AsyncParsableCommand {
     func runGenerated(persons: Int) throws {
         let folder = directory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("encompass-bench-\(UUID().uuidString.prefix(8))")
         defer { if directory == nil { try? FileManager.default.removeItem(atPath: folder) } }
-        let store = try ServiceStore(path: folder + "/child-research.sqlite", migrations: ChildResearchService.migrations)
+        // The service's store as the service opens it: research runs on its writer, with its page cache.
+        let serviceCacheMiB = ChildResearchService.Settings().indexCacheMiB
+        let store = try ServiceStore(path: folder + "/child-research.sqlite", migrations: ChildResearchService.migrations,
+                                     writerSetup: { db in try HistoryIndex.tuneConnection(db, cacheMiB: serviceCacheMiB) })
+        // An index left by an earlier run (`--directory`) is used as it is: the generator repeats its households.
+        let reused = try store.pool.read { try HistoryIndex.counts($0).people } > 0
         var generator = HistoryGenerator(seed: 42)
         var households: [HistoryGenerator.Household] = []
         var indexed = 0
@@ -100,6 +108,7 @@ struct ResearchBench: AsyncParsableCommand {
         var batch: [Incident] = []
         func flush() throws {
             let incidents = batch
+            if reused { batch.removeAll(keepingCapacity: true); return }
             let start = DispatchTime.now().uptimeNanoseconds
             let startCPU = Self.cpuTime(CLOCK_PROCESS_CPUTIME_ID)
             try store.pool.write { db in
@@ -121,31 +130,42 @@ struct ResearchBench: AsyncParsableCommand {
         try flush()
         let counts = try store.pool.read { try HistoryIndex.counts($0) }
         print("generated history: \(counts.people) person records in \(counts.incidents) incidents")
-        print(String(format: "  index build: %.1f s, %.0f records/s (includes feature extraction and blocking keys); CPU %.1f s, %.0f records per CPU-second",
-                     seconds, Double(indexed) / seconds, cpuSeconds, Double(indexed) / cpuSeconds))
+        if reused {
+            print("  index build: none (the index in \(folder) used again)")
+        } else {
+            print(String(format: "  index build: %.1f s, %.0f records/s (includes feature extraction and blocking keys); CPU %.1f s, %.0f records per CPU-second",
+                         seconds, Double(indexed) / seconds, cpuSeconds, Double(indexed) / cpuSeconds))
+        }
+        // Back to the service's page cache for research (the bulk build's is larger).
+        try store.pool.write { try HistoryIndex.tuneConnection($0, cacheMiB: serviceCacheMiB) }
 
-        // The learned model, as the service's background task learns it (at most 200,000 people).
+        // The learned model, as the service's background task learns it (at most 200,000 people),
+        // and stores it; one stored by an earlier run on this index is used again.
         let learnStart = DispatchTime.now().uptimeNanoseconds
-        let stored = try store.pool.read { db in
+        let stored = try store.pool.read { try MatchModelStore.load($0) } ?? store.pool.read { db in
             MatchModelStore.Stored(model: try MatchModelStore.train(from: db), people: counts.people, trainedAt: Date())
         }
+        try store.pool.write { try MatchModelStore.save(stored, db: $0) }
         print(String(format: "  learned model: %.1f s (from %d of the %d people, %d training pairs, %d EM iterations)",
                      Double(DispatchTime.now().uptimeNanoseconds - learnStart) / 1e9, stored.model.records, counts.people,
                      stored.model.trainingPairs, stored.model.iterations))
         let matchers: [(name: String, researcher: Researcher)] = [
             ("learned model (the default)", Researcher(settings: .standard, learned: LearnedMatcher(stored))),
             ("hand-weighted matcher", Researcher(settings: .standard)),
-        ]
+        ].filter { matcher == "both" || $0.name.hasPrefix(matcher) }
+        guard !matchers.isEmpty else { throw ValidationError("--matcher is '\(matcher)'; give learned, hand or both") }
         var latencies = [[Double]](repeating: [], count: matchers.count)
         var cpuLatencies = [[Double]](repeating: [], count: matchers.count)
         var found = [Int](repeating: 0, count: matchers.count)
+        // Every proposal's child, score and explanation, hashed: two builds that research alike print the same digest.
+        var digests = [StableHash.Lanes](repeating: StableHash.Lanes(), count: matchers.count)
         var exactLatencies: [Double] = []
         for i in 0..<queries {
             let household = households[generator.int(households.count)]
             let incident = generator.newIncident(for: household, number: i)
             for (m, matcher) in matchers.enumerated() {
                 let start = DispatchTime.now().uptimeNanoseconds
-                let (candidates, cpu) = try store.pool.read { db in
+                let (candidates, cpu) = try store.pool.write { db in
                     let startCPU = Self.cpuTime(CLOCK_THREAD_CPUTIME_ID)
                     let found = try matcher.researcher.research(incident, db: db)
                     return (found, Self.cpuTime(CLOCK_THREAD_CPUTIME_ID) - startCPU)
@@ -153,10 +173,13 @@ struct ResearchBench: AsyncParsableCommand {
                 latencies[m].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
                 cpuLatencies[m].append(cpu * 1000)
                 if candidates.contains(where: { c in household.children.contains { $0.givenName == c.child.givenName } }) { found[m] += 1 }
+                for c in candidates {
+                    digests[m].add("\(c.child.childId)|\(c.evidence.score)|\(c.evidence.explanation.joined(separator: "|"))|\(c.evidence.sourceOccurrences)\n")
+                }
             }
             // Baseline: the same address looked up exactly (one indexed query), no person matching.
             let startExact = DispatchTime.now().uptimeNanoseconds
-            _ = try store.pool.read { db in
+            _ = try store.pool.write { db in
                 try Row.fetchAll(db, sql: "SELECT occurrenceNumber FROM researchIncident WHERE dwellingKey = ?",
                                  arguments: [PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
                                                             postcode: incident.incidentAddress.postcode).dwellingKey])
@@ -173,6 +196,8 @@ struct ResearchBench: AsyncParsableCommand {
                          matcher.name, queries, percentile(latencies[m], 0.5), percentile(latencies[m], 0.99), latencies[m].max() ?? 0, found[m], withChildren))
             print(String(format: "    CPU time per incident (the thread's own, unaffected by other load): p50 %.2f ms, p99 %.2f ms",
                          percentile(cpuLatencies[m], 0.5), percentile(cpuLatencies[m], 0.99)))
+            let (x, y) = digests[m].finish()
+            print("    proposals' digest (child, score, explanation): \(String(x, radix: 16))\(String(y, radix: 16))")
         }
         print(String(format: "  baseline (exact address lookup only): p50 %.3f ms, p99 %.3f ms", percentile(exactLatencies, 0.5), percentile(exactLatencies, 0.99)))
     }

@@ -328,6 +328,11 @@ public enum HistoryIndex {
     /// arrived yet. The rows come out ranked by keys shared, then most recent day, then
     /// occurrence: by what they say, not by the order this instance happened to index them in
     /// (row ids follow arrival, which differs between instances and partition interleavings).
+    ///
+    /// Rows are read tier by tier, most keys shared first, and only while the answer needs them:
+    /// once `maxRows` rows share two or more keys the rest cannot be kept; rows sharing one key
+    /// are read only when all the rows together are `maxRows` or fewer, which is counted first
+    /// without reading them. A broad key's hundreds of rows are then never read and sorted.
     public static func candidates(for features: PersonFeatures, db: Database, kind: Kind, before: String? = nil, limitPerKey: Int = 200,
                                   maxRows: Int = 80) throws -> [PersonRow] {
         let keyStatement = try db.cachedStatement(sql: "SELECT person FROM researchKey WHERE key = ? ORDER BY person DESC LIMIT ?")
@@ -335,7 +340,8 @@ public enum HistoryIndex {
         features.blockingKeyHashes(into: &hashes)
         let maxRow = try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(id) FROM researchPerson")) ?? 0
         let newest = Self.generation(ofPerson: maxRow)
-        var shared: [Int64: Int] = [:]
+        // Every (key, person) hit; a person's hits counted after sorting them.
+        var hits: [Int64] = []
         for hash in hashes {
             // Generations newest first: person rows come out in descending order, as one B-tree range would.
             var remaining = limitPerKey
@@ -344,17 +350,50 @@ public enum HistoryIndex {
                 var lookup = RawStatement(keyStatement, db: db)
                 lookup.bind(storedKey(hash, generation: gen, child: kind == .children)); lookup.bind(Int64(remaining))
                 try lookup.rows { statement in
-                    shared[sqlite3_column_int64(statement, 0), default: 0] += 1
+                    hits.append(sqlite3_column_int64(statement, 0))
                     remaining -= 1
                 }
                 gen -= 1
             }
         }
-        // Up to 16 rows per statement (one statement per row was most of child research's
-        // SQLite time). The role test guards the kind bit.
-        let ids = Array(shared.keys)
-        var rows: [PersonRow] = []
-        rows.reserveCapacity(ids.count)
+        hits.sort()
+        // Person ids by the number of keys they share (tiers[n - 1]: sharing n keys).
+        var tiers: [[Int64]] = []
+        var i = 0
+        while i < hits.count {
+            var j = i + 1
+            while j < hits.count, hits[j] == hits[i] { j += 1 }
+            let shared = j - i
+            if tiers.count < shared { tiers += Array(repeating: [], count: shared - tiers.count) }
+            tiers[shared - 1].append(hits[i])
+            i = j
+        }
+        var ranked: [(shared: Int, row: PersonRow)] = []
+        for shared in stride(from: tiers.count, through: 2, by: -1) where !tiers[shared - 1].isEmpty {
+            try fetchRows(tiers[shared - 1], kind: kind, before: before, db: db) { ranked.append((shared, $0)) }
+            if ranked.count >= maxRows { break }
+        }
+        // Rows sharing one key count only when every row together is `maxRows` or fewer.
+        if ranked.count < maxRows, let single = tiers.first, !single.isEmpty {
+            let room = maxRows - ranked.count
+            if try single.count <= room || countRows(single, kind: kind, before: before, upTo: room + 1, db: db) <= room {
+                try fetchRows(single, kind: kind, before: before, db: db) { ranked.append((1, $0)) }
+            }
+        }
+        ranked.sort { x, y in
+            if x.shared != y.shared { return x.shared > y.shared }
+            let (a, b) = (x.row, y.row)
+            if a.occurredDay != b.occurredDay { return a.occurredDay > b.occurredDay }
+            if a.forceCode != b.forceCode { return a.forceCode < b.forceCode }
+            if a.occurrenceNumber != b.occurrenceNumber { return a.occurrenceNumber < b.occurrenceNumber }
+            return a.row > b.row // one occurrence's people were indexed together, in its order
+        }
+        return ranked.prefix(maxRows).map(\.row)
+    }
+
+    /// The rows of `ids` of `kind` (the role test guards the kind bit) recorded before `before`,
+    /// up to 16 per statement (one statement per row was most of child research's SQLite time).
+    static func fetchRows(_ ids: [Int64], kind: Kind, before: String?, db: Database, _ body: (PersonRow) -> Void) throws {
         var start = 0
         while start < ids.count {
             let count = min(personRowsPerStatement, ids.count - start)
@@ -364,31 +403,43 @@ public enum HistoryIndex {
             try fetch.rows { statement in
                 let row = PersonRow(statement: statement)
                 if let before, row.occurredDay >= before { return }
-                rows.append(row)
+                body(row)
             }
             start += count
         }
-        rows.sort { a, b in
-            let (x, y) = (shared[a.row, default: 0], shared[b.row, default: 0])
-            if x != y { return x > y }
-            if a.occurredDay != b.occurredDay { return a.occurredDay > b.occurredDay }
-            if a.forceCode != b.forceCode { return a.forceCode < b.forceCode }
-            if a.occurrenceNumber != b.occurrenceNumber { return a.occurrenceNumber < b.occurrenceNumber }
-            return a.row > b.row // one occurrence's people were indexed together, in its order
+    }
+
+    /// How many of `ids` `fetchRows` would give, counted up to `limit` (reads the day and role, not the rows).
+    static func countRows(_ ids: [Int64], kind: Kind, before: String?, upTo limit: Int, db: Database) throws -> Int {
+        var found = 0
+        var start = 0
+        while start < ids.count, found < limit {
+            let count = min(personRowsPerStatement, ids.count - start)
+            var fetch = RawStatement(try db.cachedStatement(sql: personCountSQLs[count]), db: db)
+            for person in ids[start..<(start + count)] { fetch.bind(person) }
+            fetch.bind(kind == .children ? 1 : 0)
+            try fetch.rows { statement in
+                if let before, sqlite3_column_type(statement, 0) != SQLITE_NULL,
+                   String(decoding: UnsafeBufferPointer(start: sqlite3_column_text(statement, 0), count: Int(sqlite3_column_bytes(statement, 0))),
+                          as: UTF8.self) >= before { return }
+                found += 1
+            }
+            start += count
         }
-        if rows.count > maxRows {
-            rows = Array(rows.prefix { shared[$0.row, default: 0] >= 2 }.prefix(maxRows))
-        }
-        return rows
+        return found
     }
 
     /// Person rows per fetch statement in `candidates`.
     static let personRowsPerStatement = 16
 
-    static let personFetchSQLs: [String] = (0...personRowsPerStatement).map { count in
-        "SELECT \(PersonRow.columns) FROM researchPerson WHERE id IN (" + Array(repeating: "?", count: max(1, count)).joined(separator: ", ")
+    static func personSQL(_ columns: String, count: Int) -> String {
+        "SELECT \(columns) FROM researchPerson WHERE id IN (" + Array(repeating: "?", count: max(1, count)).joined(separator: ", ")
             + ") AND (role = 'child') = ?"
     }
+
+    static let personFetchSQLs: [String] = (0...personRowsPerStatement).map { personSQL(PersonRow.columns, count: $0) }
+
+    static let personCountSQLs: [String] = (0...personRowsPerStatement).map { personSQL("occurredDay", count: $0) }
 
     /// The people recorded in one occurrence.
     public static func people(forceCode: String, occurrenceNumber: String, db: Database) throws -> [PersonRow] {

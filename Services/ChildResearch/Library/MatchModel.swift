@@ -194,9 +194,10 @@ public struct MatchEvidence: Sendable, Codable, Equatable, CustomStringConvertib
     public var probability: Double
 
     public var description: String {
-        var parts = [String(format: "probability %.4f (match weight %+.1f: prior %+.1f", probability, matchWeight, priorWeight)]
+        var parts = ["probability \(FixedText.text(probability, digits: 4)) (match weight \(FixedText.text(matchWeight, digits: 1, sign: true)): "
+            + "prior \(FixedText.text(priorWeight, digits: 1, sign: true))"]
         for f in fields where f.level != "unknown" {
-            parts.append(String(format: "%@ %@%@ %+.1f", f.field.label, f.level, f.termFrequencyAdjusted ? " (term frequency)" : "", f.weight))
+            parts.append("\(f.field.label) \(f.level)\(f.termFrequencyAdjusted ? " (term frequency)" : "") \(FixedText.text(f.weight, digits: 1, sign: true))")
         }
         return parts.joined(separator: "; ") + ")"
     }

@@ -164,7 +164,7 @@ public struct PersonMatcher: Sendable {
         // First names as parts of longer given names ("mary jane" / "mary").
         let pa = NameText.parts(a.given), pb = NameText.parts(b.given)
         if (pa.count > 1 || pb.count > 1), pa.contains(where: { pb.contains($0) }) { return (0.85, "given names share \(pa.first { pb.contains($0) } ?? "")") }
-        return (rescale(ja), String(format: "given name %@/%@ (%.2f)", a.given, b.given, ja))
+        return (rescale(ja), "given name \(a.given)/\(b.given) (\(FixedText.text(ja, digits: 2)))")
     }
 
     static func familyScore(_ a: PersonFeatures, _ b: PersonFeatures) -> (Double, String) {
@@ -174,7 +174,7 @@ public struct PersonMatcher: Sendable {
             if let part = a.familyParts.first(where: { b.familyParts.contains($0) }) { return (0.9, "family name part \(part) (hyphenated/double surname)") }
         }
         let jw = NameText.jaroWinkler(a.familyBytes, b.familyBytes)
-        return (rescale(jw), String(format: "family name %@/%@ (%.2f)", a.family, b.family, jw))
+        return (rescale(jw), "family name \(a.family)/\(b.family) (\(FixedText.text(jw, digits: 2)))")
     }
 
     public func compare(_ a: PersonFeatures, _ b: PersonFeatures) -> PersonMatch {
@@ -214,7 +214,7 @@ public struct PersonMatcher: Sendable {
             let flat: Double = la.flat == lb.flat ? 1 : (la.flat.isEmpty || lb.flat.isEmpty ? 0.5 : 0)
             let score = 0.4 * number + 0.45 * street + 0.15 * flat
             let reason = score >= 0.99 ? (la.flat.isEmpty ? "same address" : "same flat and address")
-                : String(format: "address %@ %@/%@ %@ (%.2f)", la.number, la.street, lb.number, lb.street, score)
+                : "address \(la.number) \(la.street)/\(lb.number) \(lb.street) (\(FixedText.text(score, digits: 2)))"
             add(score, weights.address, reason)
         } else {
             add(-1, weights.address, "")

@@ -136,7 +136,7 @@ public struct Researcher: Sendable {
         }
         let match = matcher.compare(a, b)
         return PairScore(score: match.score, same: match.score >= settings.personMatchThreshold,
-                         why: { String(format: "%.2f: %@", match.score, match.reasons.joined(separator: ", ")) })
+                         why: { "\(FixedText.text(match.score, digits: 2)): \(match.reasons.joined(separator: ", "))" })
     }
 
     /// A child's record as children are compared: its features, and the age recorded with it
@@ -338,8 +338,8 @@ public struct Researcher: Sendable {
             let occurrences = Array(Set(rows.map(\.occurrenceNumber))).sorted()
             explanation.append("child: \(latest.givenName) \(latest.familyName) recorded in \(occurrences.joined(separator: ", "))")
             if let learned {
-                explanation.append(String(format: "matcher: learned model (%d people of days before %@), same person at probability >= %.2f",
-                                          learned.stored.people, learned.stored.beforeDay, learned.model.threshold))
+                explanation.append("matcher: learned model (\(learned.stored.people) people of days before \(learned.stored.beforeDay)), "
+                                   + "same person at probability >= \(FixedText.text(learned.model.threshold, digits: 2))")
             }
             var score = min(0.99, 1 - miss)
             guard score >= settings.proposalThreshold else { continue }
@@ -347,7 +347,7 @@ public struct Researcher: Sendable {
             for doubt in try residenceDoubts(rows: person.rows, features: person.features, links: person.links, context: &residence,
                                              places: &places, db: db) {
                 score *= doubt.factor
-                explanation.append(doubt.line + String(format: " (score × %.1f)", doubt.factor))
+                explanation.append(doubt.line + " (score × \(FixedText.text(doubt.factor, digits: 1)))")
             }
             guard score >= settings.proposalThreshold else { continue }
             let dob = rows.compactMap(\.dateOfBirth).first { PartialDate($0)?.isComplete == true }
