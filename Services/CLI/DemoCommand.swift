@@ -648,7 +648,7 @@ final class DemoRun: Sendable {
         let outOfArea = released.filter { $0.request.resolution.contains { $0.contains("outside force") } }
         let throughLA = outOfArea.filter { $0.request.resolution.contains { $0.contains("no contacts held for the school: notified through") } }
         let unrouted = outOfArea.filter { $0.request.school.channel == .telephone && $0.request.school.contacts.isEmpty }
-        let notOnRoll = released.filter { $0.request.school.urn.hasPrefix("LA") }
+        let notOnRoll = released.filter { $0.request.school.urn.hasPrefix("LA") && !$0.escalation }
         let redirected = released.filter { $0.noticeId.split(separator: "-").last?.hasPrefix("r") == true }
         return "\(late.count) late reports (reported after the day; \(lateNotices.count) notices), "
             + "\(earlyYears.count) notices to early years settings, "

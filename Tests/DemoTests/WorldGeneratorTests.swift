@@ -140,6 +140,11 @@ struct WorldGeneratorTests {
         let card = judge.score([notice(movedDay, mover, old.urn), notice(movedDay, mover, new.urn), notice(homeDay, educated, educated.notifiedAs!, id: "c-2")])
         #expect(card.wrongNotices == 0 && card.toSchoolLeft.count == 1 && card.toSchoolLeft[0].contains("notified URN \(old.urn)"))
         #expect(card.notOnRoll == 1 && card.notOnRollNotified == 1)
+        // A holiday escalation about the child went to the Education Safeguarding Manager, not to the school it left.
+        var escalation = notice(movedDay, mover, old.urn)
+        escalation.escalation = true
+        let escalated = judge.score([escalation])
+        #expect(escalated.wrongNotices == 0 && escalated.toSchoolLeft.isEmpty && escalated.escalations == 1)
         // Another local authority, or another school than the one left, is wrong.
         let wrong = judge.score([notice(homeDay, educated, "LA999", id: "c-2"), notice(movedDay, mover, "999999")])
         #expect(wrong.wrongNotices == 2 && wrong.toSchoolLeft.isEmpty && wrong.notOnRollNotified == 0)

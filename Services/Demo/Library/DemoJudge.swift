@@ -310,6 +310,8 @@ public struct DemoJudge: Sendable {
             if notice.childSource == .research { card.foundByResearch += 1 }
             let real = truthChild(of: notice)
             if let real, real.leftSchoolURN == notice.schoolURN {
+                // An escalation went to the Education Safeguarding Manager, not to the school.
+                if notice.escalation { continue }
                 card.toSchoolLeft.append("\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName) (\(notice.childSource.rawValue)): "
                                          + "notified URN \(notice.schoolURN), the school every record named; attends \(real.schoolURN ?? "no school") since the move")
                 continue
