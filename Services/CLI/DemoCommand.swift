@@ -28,8 +28,10 @@ struct DemoCommand: AsyncParsableCommand {
         as the DA desk's spreadsheet through `encompass ingest`, under that force's protocol. \
         --force 43,05 runs both forces' days through one deployment, each under its own protocol. \
         The world puts 2% of school places across the border (--out-of-area-share), has early \
-        years settings, and a late report made the next school morning inside the release window; \
-        the summary checks every route (notices, sent, to the child's own school).
+        years settings, a late report made the next school morning inside the release window, a \
+        child who moved school in the term (the school it left answers "no longer attends" on its \
+        notice page; the notice is redirected through CSC) and a child on no school roll (its home \
+        LA is telephoned); the summary checks every route (notices, sent, to the child's own school).
         """
     )
 
