@@ -373,6 +373,18 @@ struct MailSenderTests {
         #expect(!esm.contains("Peterborough"), "the email names no school nor local authority")
     }
 
+    @Test("notice accounts: a school's URN or EY reference, LA and a 3-digit LA code, ESM and a 2-digit force code; held mail names whose account it waits for")
+    func accounts() {
+        for good in ["110001", "EY123456", "LA874", "ESM43", "ESM05"] { #expect(DispatchAPI.validAccount(good), "\(good)") }
+        for bad in ["ESM4", "ESM431", "ESMAB", "ESM", "LA87", "LA8744"] { #expect(!DispatchAPI.validAccount(bad), "\(bad)") }
+        #expect(NoticeAccount.educationSafeguardingManagerForce("ESM43") == "43" && NoticeAccount.educationSafeguardingManagerForce("LA874") == nil)
+        let held = { (account: String) in HeldNotices.Held(noticeId: "n", account: account, schoolURN: "110874", schoolName: "Oakwood Primary School",
+                                                             forceCode: "43", occurrenceNumber: "o", heldSince: start, ageSeconds: 0) }
+        let warnings = HeldNotices.warnings(HeldNotices.Listing(held: [held("ESM43"), held("110874")], accountsWithoutPassword: ["110874", "ESM43"], oldestAgeSeconds: 0))
+        #expect(warnings.contains { $0.hasPrefix("1 notice held: ESM43 force 43's Education Safeguarding Manager has no notice password") })
+        #expect(warnings.contains { $0.hasPrefix("1 notice held: 110874 Oakwood Primary School has no notice password") })
+    }
+
     @Test("not acknowledged by 10:00 London on the release day: flagged once; acknowledged notices are not")
     func followUp() async throws {
         let settings = try Fixtures.settings(transport: MailFolderTransport(directory: TestPaths.temporaryDirectory("mail")))
