@@ -29,8 +29,10 @@ struct DemoCommand: AsyncParsableCommand {
         as the DA desk's spreadsheet through `encompass ingest`, under that force's protocol. \
         --force 43,05 runs both forces' days through one deployment, each under its own protocol. \
         The world puts 2% of school places across the border (--out-of-area-share), has early \
-        years settings, and a late report made the next school morning inside the release window; \
-        the summary checks every route (notices, sent, to the child's own school).
+        years settings, a late report made the next school morning inside the release window, a \
+        child who moved school in the term (the school it left answers "no longer attends" on its \
+        notice page; the notice is redirected through CSC) and a child on no school roll (its home \
+        LA is telephoned); the summary checks every route (notices, sent, to the child's own school).
         """
     )
 
@@ -188,11 +190,11 @@ final class DemoRun: Sendable {
         let (laStatus, laBody) = try await client(.schoolResolution).call("POST", "/v1/la-contacts/import", query: ["name": "la-contacts.csv"],
                                                                           raw: Data(laContacts.utf8), contentType: "text/csv")
         guard (200..<300).contains(laStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, laStatus, laBody)) }
-        // A MASH gives each local authority's Education Safeguarding Manager (`LA<code>`,
-        // escalations) a notice password when it enrols them, and each school one before its
-        // first notice goes (below: the schools with a notice waiting, and the late report's).
-        // Every school of the register at once would cost the demo minutes of PBKDF2.
-        try await pipeline.setSchoolPasswords(Array(Set(forces.flatMap(\.localAuthorities).map { "LA" + $0 })), password: schoolPassword)
+        // A MASH gives its force's Education Safeguarding Manager (`ESM<force>`, escalations) a
+        // notice password when it enrols them, and each school one before its first notice goes
+        // (below: the schools with a notice waiting, and the late report's). Every school of the
+        // register at once would cost the demo minutes of PBKDF2.
+        try await pipeline.setSchoolPasswords(forces.map { NoticeAccount.educationSafeguardingManager(forceCode: $0.code) }, password: schoolPassword)
         let historyLines = try String(contentsOfFile: "\(directory)/world/history.jsonl", encoding: .utf8).split(separator: "\n")
         var historyAccepted = 0
         for start in stride(from: 0, to: historyLines.count, by: 1_000) {
@@ -359,6 +361,45 @@ final class DemoRun: Sendable {
         } else {
             leftOut = Set(morning.map(\.occurrenceNumber))
         }
+        // 7c. A school sent a notice about a child no longer on its roll says so, as its DSL
+        // would: opens the notice email's link, signs in, and presses "This pupil no longer
+        // attends". School resolution cancels the child's pending notices to that school and asks
+        // Children's Social Care for the child's school now; the MASH sends CSC the request, CSC
+        // answers, and the notice is redirected to that school (at once: inside the release
+        // window), after the MASH gives the new school its password (dispatch holds the mail
+        // until then and lists the account).
+        var noLongerAttends = 0
+        let moved = world.truth.filter { !leftOut.contains($0.occurrenceNumber) }
+            .flatMap { day in day.children.filter { $0.leftSchoolURN != nil } }
+        if !moved.isEmpty {
+            let dsl = SchoolDSL(name: "Designated Safeguarding Lead (demo)", password: schoolPassword)
+            for child in moved {
+                for (_, text) in try mails() where text.contains("dsl.\(child.leftSchoolURN ?? "")@") {
+                    guard let link = SchoolDSL.link(inMail: text) else { continue }
+                    let page = try await dsl.signIn(link)
+                    guard page.page.contains(htmlEscape("\(child.givenName) \(child.familyName)")) else { continue }
+                    try await dsl.noLongerAttends(link, cookie: page.cookie, csrf: page.csrf)
+                    noLongerAttends += 1
+                }
+            }
+        }
+        if noLongerAttends > 0 {
+            say("school's DSL: \(noLongerAttends) notice answered \"This pupil no longer attends\" on its notice page")
+            try await pipeline.quiet()
+            let redirectSheet = String(decoding: try fetched(await cscLinks.exportRequests(lpa: "all", format: "csv")).data, as: UTF8.self)
+            let redirectAnswer = judge.answerRequests(csv: redirectSheet)
+            try redirectAnswer.sheet.write(toFile: "\(directory)/csc-returned-redirects.csv", atomically: true, encoding: .utf8)
+            if redirectAnswer.answered > 0 { _ = try fetched(await cscLinks.importReturned(Data(redirectAnswer.sheet.utf8), name: "csc-returned-redirects.csv")) }
+            say("Children's Social Care: \(redirectAnswer.answered + redirectAnswer.unknown) open school requests after the redirect, \(redirectAnswer.answered) answered")
+            try await pipeline.quiet()
+            try await Task.sleep(for: .seconds(2)) // scheduling's release loop and dispatch's intake
+            try await pipeline.quiet()
+            let held = try await heldAccounts()
+            try await pipeline.setSchoolPasswords(held, password: schoolPassword)
+            if !held.isEmpty { say("MASH: notice passwords given to \(held.joined(separator: ", ")) (dispatch held their mail)") }
+            try await Task.sleep(for: .seconds(2))
+            try await pipeline.quiet()
+        }
         // 7b. The MASH telephones the settings whose notices are telephone tasks (early years
         // settings under Cambridgeshire's protocol, schools without an email contact).
         let telephoned = try await makeTelephoneCalls()
@@ -411,6 +452,9 @@ final class DemoRun: Sendable {
           officer-recorded-only baseline: \(card.baselineCorrect) = \(percent(card.shareBaseline))
           notices to a wrong school or for a child not present: \(card.wrongNotices)\(card.wrong.map { "\n            WRONG \($0)" }.joined())
           the same child notified twice to one school: \(card.duplicates.count)\(card.duplicates.map { "\n            TWICE \($0)" }.joined())
+          to a school the child had left, which every record still named (not counted as wrong above): \(card.toSchoolLeft.count)\(card.toSchoolLeft.map { "\n            LEFT \($0)" }.joined())
+          no longer attends:  \(noLongerAttends) answered by the school, \(routes[.redirected]?.notices ?? 0) redirected, \(routes[.redirected]?.correct ?? 0) reached the new school
+          on no school roll:  \(card.notOnRoll) children (home educated), \(card.notOnRollNotified) notified to their home local authority
           missed children by cause: \(missed.isEmpty ? "none" : missed.map { "\($0.children) \($0.cause)" }.joined(separator: "; "))
         reviewer decisions:   \(proposals.count) proposed children for \(world.day.count) incidents = \(String(format: "%.2f", Double(proposals.count) / Double(max(1, world.day.count)))) per incident; \(held.count) CSC answers held for a MASH officer
         statutory duty:       \(Self.dutySummary(day: world.day, released: released))
@@ -448,6 +492,16 @@ final class DemoRun: Sendable {
         say("encompass ingest \((file as NSString).lastPathComponent): \(answer["rows"] as? Int ?? 0) rows, \(accepted.count) incidents accepted, \(rejected) rows rejected"
             + "\(accepted.contains { $0["warnings"] != nil } ? "; some adults' fields set aside (encompass dlq list --service intake)" : "")")
         return (accepted, (answer["rejectedRows"] as? [[String: Any]] ?? []).compactMap { $0["row"] as? Int })
+    }
+
+    /// The accounts dispatch holds notice mail for (no notice password yet), on every instance.
+    func heldAccounts() async throws -> [String] {
+        struct Held: Decodable { var accountsWithoutPassword: [String] }
+        var accounts = Set<String>()
+        for instance in pipeline.instances(of: .dispatch) {
+            accounts.formUnion(try await pipeline.client(.dispatch, instance: instance).decode(Held.self, "GET", "/v1/held").accountsWithoutPassword)
+        }
+        return accounts.sorted()
     }
 
     /// The MASH officer's calls: every open telephone task on every dispatch instance, marked done.
@@ -511,7 +565,8 @@ final class DemoRun: Sendable {
 
     /// How many notices went at each release time (London), schools' notices and escalations apart.
     func releases(_ notices: [DemoJudge.Notice]) -> String {
-        let counts = Dictionary(grouping: notices.compactMap { notice in notice.releaseAt.map { ($0, notice.escalation) } }, by: { "\($0.0.timeIntervalSince1970)|\($0.1)" })
+        // Grouped by the second shown: notices released within one second are one release.
+        let counts = Dictionary(grouping: notices.compactMap { notice in notice.releaseAt.map { ($0, notice.escalation) } }, by: { "\(londonTime($0.0))|\($0.1)" })
         return counts.values.map { group in (group[0].0, group[0].1, group.count) }.sorted { ($0.0, $0.1 ? 0 : 1) < ($1.0, $1.1 ? 0 : 1) }
             .map { "\(londonTime($0.0)): \($0.2) \($0.1 ? "escalated to the Education Safeguarding Manager" : "to schools")" }.joined(separator: "; ")
     }
@@ -527,7 +582,7 @@ final class DemoRun: Sendable {
     }
 
     /// Every pending notice's release time and the account whose password opens it (the
-    /// school, or `LA<code>` for an escalation).
+    /// school, or the force's `ESM<force>` for an escalation).
     func pendingNoticeAccounts() async throws -> [(release: Date, account: String)] {
         // Every instance's pending notices, each notice once (instances keep standby copies).
         var releases: [String: (release: Date, account: String)] = [:]
@@ -537,7 +592,8 @@ final class DemoRun: Sendable {
             let object = try JSONSerialization.jsonObject(with: data)
             for item in ((object as? [String: Any])?["notices"] as? [[String: Any]]) ?? [] {
                 guard let release = (item["releaseAt"] as? String).flatMap(Timestamp.parse) else { continue }
-                let account = (item["escalate"] as? Bool) == true ? "LA\(item["laCode"] as? String ?? "")" : item["schoolURN"] as? String ?? ""
+                let account = (item["escalate"] as? Bool) == true
+                    ? NoticeAccount.educationSafeguardingManager(forceCode: item["forceCode"] as? String ?? "") : item["schoolURN"] as? String ?? ""
                 releases[item["noticeId"] as? String ?? UUID().uuidString] = (release, account)
             }
         }
@@ -595,7 +651,7 @@ final class DemoRun: Sendable {
         let outOfArea = released.filter { $0.request.resolution.contains { $0.contains("outside force") } }
         let throughLA = outOfArea.filter { $0.request.resolution.contains { $0.contains("no contacts held for the school: notified through") } }
         let unrouted = outOfArea.filter { $0.request.school.channel == .telephone && $0.request.school.contacts.isEmpty }
-        let notOnRoll = released.filter { $0.request.school.urn.hasPrefix("LA") }
+        let notOnRoll = released.filter { $0.request.school.urn.hasPrefix("LA") && !$0.escalation }
         let redirected = released.filter { $0.noticeId.split(separator: "-").last?.hasPrefix("r") == true }
         return "\(late.count) late reports (reported after the day; \(lateNotices.count) notices), "
             + "\(earlyYears.count) notices to early years settings, "

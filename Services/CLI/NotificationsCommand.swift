@@ -57,12 +57,12 @@ struct NotificationsCommand: AsyncParsableCommand {
             commandName: "set-password",
             abstract: "Set notice-page passwords: one school's from standard input, or many from a CSV or XLSX file (stored by dispatch as salted PBKDF2 hashes).",
             discussion: """
-                One: reads the password from the first line of standard input, so it never appears in the process list or shell history: `printf '%s\\n' "$PW" | encompass notifications set-password --urn 110001`. Use LA<code> (e.g. LA872) for a local authority's education safeguarding manager, EY and 6 digits for an early years setting.
-                Many: `--file passwords.csv` (or .xlsx, first sheet) with the columns `urn` (a URN, an EY reference or LA<code>; also named `reference` or `account`) and `password`. Each row is checked on its own: the good rows are set, each bad one is reported by its row number in the file with the reason. Passwords are never printed. Notice mail held for want of a password goes out once its school's is set.
+                One: reads the password from the first line of standard input, so it never appears in the process list or shell history: `printf '%s\\n' "$PW" | encompass notifications set-password --urn 110001`. Use ESM<force> (e.g. ESM43) for the force's Education Safeguarding Manager (holiday escalations), LA<code> (e.g. LA872) for a local authority, EY and 6 digits for an early years setting.
+                Many: `--file passwords.csv` (or .xlsx, first sheet) with the columns `urn` (a URN, an EY reference, LA<code> or ESM<force>; also named `reference` or `account`) and `password`. Each row is checked on its own: the good rows are set, each bad one is reported by its row number in the file with the reason. Passwords are never printed. Notice mail held for want of a password goes out once its school's is set.
                 Exit status: 0 when every row was set, 1 when some rows were refused, 2 when the file could not be read or dispatch could not be reached.
                 """)
 
-        @Option(help: "The school's URN, EY reference, or LA<code>; the password is read from standard input.")
+        @Option(help: "The school's URN, EY reference, LA<code> or ESM<force>; the password is read from standard input.")
         var urn: String?
 
         @Option(help: "A CSV or XLSX file of urn,password rows.")

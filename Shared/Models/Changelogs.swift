@@ -98,7 +98,7 @@ public struct DispatchNoticeChangelog: MessagePayload {
         public var childId: String
         public var schoolURN: String
         public var schoolName: String
-        /// The account whose notice password opens it (school URN or `LA<code>`).
+        /// The account whose notice password opens it (`NoticeAccount`: school URN, `LA<code>` or `ESM<force code>`).
         public var account: String
         /// `email` or `telephone`.
         public var channel: String

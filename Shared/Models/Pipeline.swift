@@ -379,14 +379,32 @@ public struct NoticeEvent: MessagePayload {
     }
 }
 
-/// `encompass.dispatch.accounts` (key: account, compacted): a school's (or a local authority's)
-/// notice password, set through one dispatch instance's API and read by every instance, so a
+/// Whose notice password opens a notice page (`NoticeRow.account` in dispatch, the key of
+/// `encompass.dispatch.accounts`): a school's URN or Ofsted `EY` reference; `LA<code>` for a
+/// local authority (a child on no school roll, notified to its home LA); `ESM<force code>` for
+/// a force's Education Safeguarding Manager, who receives the force's holiday escalations
+/// whichever local authority the child's school is in (a school across the border included).
+public enum NoticeAccount {
+    /// `ESM43`: the account of force 43's Education Safeguarding Manager.
+    public static func educationSafeguardingManager(forceCode: String) -> String { "ESM" + forceCode }
+
+    /// The force code of an `ESM<force code>` account (two digits), nil for any other account.
+    public static func educationSafeguardingManagerForce(_ account: String) -> String? {
+        guard account.hasPrefix("ESM") else { return nil }
+        let code = account.dropFirst(3)
+        return code.count == 2 && code.allSatisfy { $0.isASCII && $0.isNumber } ? String(code) : nil
+    }
+}
+
+/// `encompass.dispatch.accounts` (key: account, compacted): a school's (or a local authority's,
+/// or a force's Education Safeguarding Manager's) notice password, set through one dispatch instance's API and read by every instance, so a
 /// notice page signs in whichever instance sent the notice. Carries the PBKDF2 hash only.
 public struct AccountPassword: MessagePayload {
     public static let schema = "encompass.account-password"
     public static let schemaVersion = 1
 
-    /// A school URN, or `LA<code>` for a local authority's education safeguarding manager.
+    /// A school URN or EY reference, `LA<code>` for a local authority, or `ESM<force code>` for
+    /// a force's Education Safeguarding Manager (`NoticeAccount`).
     public var account: String
     /// `pbkdf2-sha256$<iterations>$<salt>$<hash>` as dispatch stores it.
     public var hash: String

@@ -121,7 +121,7 @@ public enum Topics {
         name: "encompass.notice.events", key: "notice id",
         producers: ["scheduling", "dispatch", "school-resolution (redirects)"], consumers: ["dispatch (every instance, own group: audit, claims)", "operations"])
     public static let dispatchAccounts = TopicDefinition(
-        name: "encompass.dispatch.accounts", key: "account (school URN or LA<code>)",
+        name: "encompass.dispatch.accounts", key: "account (school URN, LA<code> or ESM<force code>)",
         producers: ["dispatch (password API)"], consumers: ["dispatch (every instance, own group)"], compacted: true)
 
     public static let pipeline: [TopicDefinition] = [

@@ -108,6 +108,48 @@ struct WorldGeneratorTests {
         #expect(judge.score([notice(identified, child.schoolURN!)]).duplicates.isEmpty)
     }
 
+    @Test("the duty's rarer cases: a child who moved school in the term, whom the officer and every record place at the school it left, and a child on no school roll recorded as home educated; the judge lists a notice to the school left apart from wrong ones and counts the home LA's notice as the child's")
+    func dutyCases() throws {
+        let schools = try SchoolList.read(path: Self.schoolsFile)
+        let world = WorldGenerator.generate(WorldSettings(seed: 7, families: 300, dayIncidents: 80, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
+        func recorded(_ day: DayTruth, _ child: DayTruth.Child) throws -> RecordedChild {
+            let incident = try #require(world.day.first { $0.occurrenceNumber == day.occurrenceNumber })
+            return try #require(incident.children.first { $0.givenName == child.givenName && $0.familyName == child.familyName && $0.dateOfBirth == child.dateOfBirth })
+        }
+        let moved = world.truth.flatMap { day in day.children.filter { $0.leftSchoolURN != nil }.map { (day, $0) } }
+        #expect(moved.count == 1)
+        let (movedDay, mover) = try #require(moved.first)
+        let old = try #require(world.schools.first { $0.urn == mover.leftSchoolURN })
+        let new = try #require(world.schools.first { $0.urn == mover.schoolURN })
+        #expect(new.urn != old.urn && new.localAuthorityCode == old.localAuthorityCode && !mover.officerSchoolCorrect)
+        #expect(try recorded(movedDay, mover).school == RecordedSchool(name: old.name), "the officer names the school the child left")
+        #expect(!world.history.contains { $0.children.contains { $0.givenName == mover.givenName && $0.familyName == mover.familyName && $0.school?.name == new.name } },
+                "no record shows the move")
+        let home = world.truth.flatMap { day in day.children.filter { $0.homeAuthority != nil }.map { (day, $0) } }
+        #expect(home.count == 1)
+        let (homeDay, educated) = try #require(home.first)
+        #expect(educated.schoolURN == nil && educated.notifiedAs == "LA\(educated.homeAuthority ?? "")")
+        #expect(["867", "868", "869", "870", "871", "872", "825", "826", "931"].contains(educated.homeAuthority ?? ""))
+        #expect(try recorded(homeDay, educated).school == RecordedSchool(name: "Home educated"))
+
+        func notice(_ day: DayTruth, _ child: DayTruth.Child, _ urn: String, id: String = "c-1") -> DemoJudge.Notice {
+            DemoJudge.Notice(occurrenceNumber: day.occurrenceNumber, child: IdentifiedChild(childId: id, givenName: child.givenName, familyName: child.familyName,
+                                                                                            dateOfBirth: child.dateOfBirth), childSource: .officer, schoolURN: urn, sent: true)
+        }
+        let judge = DemoJudge(truth: world.truth)
+        let card = judge.score([notice(movedDay, mover, old.urn), notice(movedDay, mover, new.urn), notice(homeDay, educated, educated.notifiedAs!, id: "c-2")])
+        #expect(card.wrongNotices == 0 && card.toSchoolLeft.count == 1 && card.toSchoolLeft[0].contains("notified URN \(old.urn)"))
+        #expect(card.notOnRoll == 1 && card.notOnRollNotified == 1)
+        // A holiday escalation about the child went to the Education Safeguarding Manager, not to the school it left.
+        var escalation = notice(movedDay, mover, old.urn)
+        escalation.escalation = true
+        let escalated = judge.score([escalation])
+        #expect(escalated.wrongNotices == 0 && escalated.toSchoolLeft.isEmpty && escalated.escalations == 1)
+        // Another local authority, or another school than the one left, is wrong.
+        let wrong = judge.score([notice(homeDay, educated, "LA999", id: "c-2"), notice(movedDay, mover, "999999")])
+        #expect(wrong.wrongNotices == 2 && wrong.toSchoolLeft.isEmpty && wrong.notOnRollNotified == 0)
+    }
+
     @Test("world files: JSON Lines the intake API reads, truth and contacts")
     func writesFiles() throws {
         let schools = try SchoolList.read(path: Self.schoolsFile)

@@ -99,9 +99,9 @@ enum Fixtures {
         try ServiceStore(path: TestPaths.temporaryDirectory("dispatch") + "/dispatch.sqlite", migrations: DispatchStore.migrations)
     }
 
-    /// The accounts the fixtures' notices go to: school 110001 (the default), 110002 and the
-    /// escalations' local authority.
-    static let accounts = ["110001", "110002", "LA872"]
+    /// The accounts the fixtures' notices go to: school 110001 (the default), 110002, a local
+    /// authority, and each force's Education Safeguarding Manager (escalations).
+    static let accounts = ["110001", "110002", "LA872", "ESM43", "ESM05"]
 
     /// One hash of a test password, made once (PBKDF2 is slow on purpose).
     static let testPasswordHash: String = try! Secrets.hashPasswordBlocking("Fixture-password-2026!")
@@ -124,7 +124,8 @@ enum Fixtures {
     static func accept(_ due: NoticeDue, settings: DispatchService.Settings, store: ServiceStore, now: Date, echo: Bool = true,
                        password: Bool = true) async throws -> NoticeIntake.Outcome {
         if password {
-            try await givePasswords([due.escalation ? "LA\(due.request.school.localAuthorityCode)" : due.request.school.urn], store: store)
+            try await givePasswords([due.escalation ? NoticeAccount.educationSafeguardingManager(forceCode: due.request.incident.forceCode) : due.request.school.urn],
+                                    store: store)
         }
         let outcome = try await store.pool.write { db in
             try NoticeIntake.accept(due, messageId: MessageID.fresh(), settings: settings, db: db, outbox: Outbox(db: db, producer: "dispatch"), now: now)

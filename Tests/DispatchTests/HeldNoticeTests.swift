@@ -110,15 +110,16 @@ struct HeldNoticeTests {
         let dir = TestPaths.temporaryDirectory("passwords-xlsx")
         let xlsx = dir + "/passwords.xlsx"
         try SheetWriter.xlsx(sheetName: "Passwords", header: ["Reference", "Password"],
-                             rows: [["110007", "Xlsx-school-pass-2026"], ["LA872", "Esm-password-2026-la"], ["LA87", "Esm-password-2026-la2"]])
+                             rows: [["110007", "Xlsx-school-pass-2026"], ["LA872", "Esm-password-2026-la"], ["ESM43", "Esm-password-2026-force"],
+                                    ["LA87", "Esm-password-2026-la2"]])
             .write(to: URL(fileURLWithPath: xlsx))
         let cli = try executable("encompass")
         let common = ["--url", dispatch.base, "--token", RunningDispatch.token]
         let result = try await offPool { try runCLI(cli, ["notifications", "set-password", "--file", xlsx] + common) }
         #expect(result.status == 1, "\(result.output)")
-        #expect(result.output.contains("2 passwords set, 1 row refused") && result.output.contains("row 4: REFUSED urn: 'LA87'"), "\(result.output)")
+        #expect(result.output.contains("3 passwords set, 1 row refused") && result.output.contains("row 5: REFUSED urn: 'LA87'"), "\(result.output)")
         #expect(!result.output.contains("Esm-password"))
-        #expect(try await dispatch.host.store.pool.read { try SchoolPassword.fetchCount($0) } == 2)
+        #expect(try await dispatch.host.store.pool.read { try SchoolPassword.fetchCount($0) } == 3)
 
         let noColumn = dir + "/no-password-column.csv"
         try Data("urn,secret\r\n110008,Not-shown-anywhere-2026\r\n".utf8).write(to: URL(fileURLWithPath: noColumn))

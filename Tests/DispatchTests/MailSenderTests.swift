@@ -331,9 +331,58 @@ struct MailSenderTests {
         let escalated = Fixtures.due(escalation: true)
         try await Fixtures.accept(escalated, settings: settings, store: store, now: clock.now)
         #expect(try await mail(store, escalated.noticeId)?.recipient == "esm@la.example")
-        #expect(try await notice(store, escalated.noticeId)?.account == "LA872")
+        #expect(try await notice(store, escalated.noticeId)?.account == "ESM43")
         try await Fixtures.sender(settings, store, clock: clock).sendDue()
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).count == 1)
+    }
+
+    @Test("a holiday escalation about a child at a school in another force's area goes to this force's Education Safeguarding Manager under the force's account (ESM43), not the school's LA account (LA874); the school's own notice still goes to the school")
+    func escalationOutOfArea() async throws {
+        let folder = TestPaths.temporaryDirectory("mail")
+        let settings = try Fixtures.settings(transport: MailFolderTransport(directory: folder))
+        let store = try Fixtures.store()
+        let clock = ManualClock(start)
+        // A Thames Valley incident; the child attends a Peterborough school (LA 874, Cambridgeshire's area).
+        func acrossTheBorder(_ due: NoticeDue) -> NoticeDue {
+            var due = due
+            due.request.school.urn = "110874"
+            due.request.school.localAuthorityCode = "874"
+            due.request.school.localAuthorityName = "Peterborough"
+            due.request.school.contacts = [SchoolContact(role: "dsl", name: "DSL", email: "dsl@peterborough-school.example")]
+            return due
+        }
+        let school = acrossTheBorder(Fixtures.due(force: "43"))
+        var escalated = acrossTheBorder(Fixtures.due(force: "43", escalation: true))
+        escalated.request.noticeId = school.noticeId + "-esm"
+        escalated.escalationContact = SchoolContact(role: "esm", name: "Thames Valley ESM", email: "esm@thamesvalley.example")
+        // Only the force's accounts have passwords: Peterborough's LA account has none.
+        try await Fixtures.givePasswords(["ESM43", "110874"], store: store)
+        try await Fixtures.accept(escalated, settings: settings, store: store, now: clock.now, password: false)
+        try await Fixtures.accept(school, settings: settings, store: store, now: clock.now, password: false)
+        #expect(try await notice(store, escalated.noticeId)?.account == "ESM43")
+        #expect(try await mail(store, escalated.noticeId)?.recipient == "esm@thamesvalley.example")
+        #expect(try await notice(store, school.noticeId)?.account == "110874")
+        #expect(try await mail(store, school.noticeId)?.recipient == "dsl@peterborough-school.example")
+        // Nothing waits for a password the force's ESM could not have: both mails go.
+        #expect(try await store.pool.read { try HeldNotices.list($0, now: clock.now) }.held.isEmpty)
+        #expect(try await Fixtures.sender(settings, store, clock: clock).sendDue() == 2)
+        let texts = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".eml") }
+            .map { try String(contentsOfFile: folder + "/" + $0, encoding: .utf8) }
+        let esm = try #require(texts.first { $0.contains("To: <esm@thamesvalley.example>") })
+        #expect(esm.contains("Subject: Operation Encompass notice for the Education Safeguarding Manager (a holiday escalation)"))
+        #expect(!esm.contains("Peterborough"), "the email names no school nor local authority")
+    }
+
+    @Test("notice accounts: a school's URN or EY reference, LA and a 3-digit LA code, ESM and a 2-digit force code; held mail names whose account it waits for")
+    func accounts() {
+        for good in ["110001", "EY123456", "LA874", "ESM43", "ESM05"] { #expect(DispatchAPI.validAccount(good), "\(good)") }
+        for bad in ["ESM4", "ESM431", "ESMAB", "ESM", "LA87", "LA8744"] { #expect(!DispatchAPI.validAccount(bad), "\(bad)") }
+        #expect(NoticeAccount.educationSafeguardingManagerForce("ESM43") == "43" && NoticeAccount.educationSafeguardingManagerForce("LA874") == nil)
+        let held = { (account: String) in HeldNotices.Held(noticeId: "n", account: account, schoolURN: "110874", schoolName: "Oakwood Primary School",
+                                                             forceCode: "43", occurrenceNumber: "o", heldSince: start, ageSeconds: 0) }
+        let warnings = HeldNotices.warnings(HeldNotices.Listing(held: [held("ESM43"), held("110874")], accountsWithoutPassword: ["110874", "ESM43"], oldestAgeSeconds: 0))
+        #expect(warnings.contains { $0.hasPrefix("1 notice held: ESM43 force 43's Education Safeguarding Manager has no notice password") })
+        #expect(warnings.contains { $0.hasPrefix("1 notice held: 110874 Oakwood Primary School has no notice password") })
     }
 
     @Test("not acknowledged by 10:00 London on the release day: flagged once; acknowledged notices are not")

@@ -147,7 +147,7 @@ public struct DemoJudge: Sendable {
             } else {
                 check.unsent.append("\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName): URN \(notice.schoolURN) not sent")
             }
-            if notice.route != .escalation, notice.sent, let real = truthChild(of: notice), real.schoolURN == notice.schoolURN { check.correct += 1 }
+            if notice.route != .escalation, notice.sent, let real = truthChild(of: notice), real.notifiedAs == notice.schoolURN { check.correct += 1 }
             checks[notice.route] = check
         }
         return checks
@@ -178,6 +178,15 @@ public struct DemoJudge: Sendable {
         /// Notices beyond the first to one school about one child of one incident (the school
         /// would read the same child twice): occurrence, child, school.
         public var duplicates: [String] = []
+        /// Notices to a school the child had left when every record the police held (the
+        /// officer's and the earlier ones) still named it: not counted in `wrongNotices`, since
+        /// nothing could show the move, but each listed (occurrence, child, school, the truth).
+        /// The school's "no longer attends" is what redirects such a notice.
+        public var toSchoolLeft: [String] = []
+        /// Children on no school roll (home educated), and of them those whose home local
+        /// authority was sent a notice (a telephone task made) about them.
+        public var notOnRoll = 0
+        public var notOnRollNotified = 0
 
         public var shareCorrect: Double { childrenWithSchool == 0 ? 0 : Double(correctNotices) / Double(childrenWithSchool) }
         public var shareBaseline: Double { childrenWithSchool == 0 ? 0 : Double(baselineCorrect) / Double(childrenWithSchool) }
@@ -300,7 +309,14 @@ public struct DemoJudge: Sendable {
             if notice.sent { card.noticesSent += 1 }
             if notice.childSource == .research { card.foundByResearch += 1 }
             let real = truthChild(of: notice)
-            guard let real, real.schoolURN == notice.schoolURN else {
+            if let real, real.leftSchoolURN == notice.schoolURN {
+                // An escalation went to the Education Safeguarding Manager, not to the school.
+                if notice.escalation { continue }
+                card.toSchoolLeft.append("\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName) (\(notice.childSource.rawValue)): "
+                                         + "notified URN \(notice.schoolURN), the school every record named; attends \(real.schoolURN ?? "no school") since the move")
+                continue
+            }
+            guard let real, real.notifiedAs == notice.schoolURN else {
                 card.wrongNotices += 1
                 card.wrong.append("\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName) (\(notice.childSource.rawValue)): notified URN \(notice.schoolURN); "
                                   + (real.map { "attends \($0.schoolURN ?? "no school")" } ?? "not present"))
@@ -309,6 +325,13 @@ public struct DemoJudge: Sendable {
             let key = "\(Self.key(notice.occurrenceNumber, real))/\(notice.schoolURN)/\(notice.escalation)"
             if !noticed.insert(key).inserted {
                 card.duplicates.append("\(notice.occurrenceNumber) \(real.givenName) \(real.familyName) (\(notice.childSource.rawValue)): URN \(notice.schoolURN) again")
+            }
+        }
+        for day in truth.values {
+            for child in day.children where child.homeAuthority != nil {
+                card.notOnRoll += 1
+                if notices.contains(where: { $0.sent && !$0.escalation && $0.occurrenceNumber == day.occurrenceNumber && $0.schoolURN == child.notifiedAs
+                    && truthChild(of: $0) == child }) { card.notOnRollNotified += 1 }
             }
         }
         let served = served(notices)

@@ -179,7 +179,8 @@ public actor LocalPipeline {
         environment["ENCOMPASS_INTAKE_API_TOKEN"] = options.intakeToken
         environment["ENCOMPASS_CLOCK_FILE"] = clockFile
         environment["ENCOMPASS_MAIL_DIR"] = mailDirectory
-        environment["ENCOMPASS_PUBLIC_URL"] = url(.dispatch)
+        // A notice's page is on the dispatch instance that sent it: each instance links to its own address.
+        environment["ENCOMPASS_PUBLIC_URL"] = url(.dispatch, instance: instance.service == .dispatch ? instance.number : 1)
         environment["ENCOMPASS_TOPIC_PARTITIONS"] = String(options.partitions)
         if environment["ENCOMPASS_LOG_LEVEL"] == nil { environment["ENCOMPASS_LOG_LEVEL"] = "notice" }
         // The embedded broker's fetch wait is not woken by new records (MockKafkaCluster.consumerProperties).

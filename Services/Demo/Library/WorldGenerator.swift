@@ -57,6 +57,17 @@ public struct DayTruth: Codable, Sendable, Equatable {
         /// mistyped date of birth): the judge knows the child by it too.
         public var recordedGivenName: String?
         public var recordedDateOfBirth: String?
+        /// The school the child left in the term before the day, which the officer's record and
+        /// every earlier record still name (nothing the police hold shows the move): the school
+        /// answers "no longer attends" and the notice is redirected to `schoolURN`.
+        public var leftSchoolURN: String?
+        /// The child is on no school roll (home educated since the last record), recorded so by
+        /// the officer: the notice goes to this local authority, where the child lives.
+        public var homeAuthority: String?
+
+        /// Whom a notice about the child must reach: its school, or, on no school roll, its
+        /// home local authority (`LA<code>`, as school resolution routes it).
+        public var notifiedAs: String? { schoolURN ?? homeAuthority.map(LocalAuthorityContacts.key) }
     }
 
     public var occurrenceNumber: String
@@ -348,6 +359,7 @@ public enum WorldGenerator {
         // The day: officers often leave the children or their school out, or misspell them.
         var day: [Incident] = []
         var truth: [DayTruth] = []
+        var homeAuthority: [String: String] = [:] // occurrence → the LA of the home it happened at
         let withChildren = families.filter { f in !f.earlierPartnership && f.children.contains { ageOn(settings.day, $0.birth) < 18 } }
         for _ in 0..<(withChildren.isEmpty ? 0 : settings.dayIncidents) {
             let family = random.pick(withChildren)
@@ -414,6 +426,7 @@ public enum WorldGenerator {
                 untidiness["adults' dates of birth mistyped (impossible year)", default: 0] += 1
             }
             let number = nextOccurrence(date)
+            homeAuthority[number] = home.laCode
             day.append(Incident(
                 occurrenceNumber: number, forceCode: force.code, occurredAt: occurred, reportedAt: reported,
                 incidentAddress: home.address, localPolicingArea: home.lpa,
@@ -454,6 +467,9 @@ public enum WorldGenerator {
             }))
         }
 
+        dutyCases(day: &day, truth: &truth, homeAuthority: homeAuthority, schools: schools, allSchools: allSchools, force: force,
+                  settings: settings, untidiness: &untidiness)
+
         let contacts = schools.map { school in
             let digits = school.urn.filter(\.isNumber) // an early years setting's Ofsted reference is EY and digits
             return WorldContact(urn: school.urn, role: "dsl", name: "Designated Safeguarding Lead",
@@ -461,6 +477,81 @@ public enum WorldGenerator {
         }
         return World(settings: settings, history: history.sorted { $0.occurredAt < $1.occurredAt }, day: day, truth: truth,
                      contacts: contacts, schools: schools, morning: morning, untidiness: untidiness)
+    }
+
+    /// The statutory duty's two rarer cases, each once, drawn from a stream of their own so the
+    /// rest of the seed's world is as it was. Each is a child of the day whom the officer
+    /// recorded exactly (name, date of birth, school), seen at no other incident of the day:
+    /// - **moved school in the term**: a primary-age child now attends another school of its
+    ///   local authority, while the officer's record and every earlier one still name the school
+    ///   it left (`leftSchoolURN`); that school will answer "no longer attends";
+    /// - **on no school roll**: a school-age child taken off the roll to be home educated, whom
+    ///   the officer records as "Home educated" (`homeAuthority`: notified to its home LA).
+    static func dutyCases(day: inout [Incident], truth: inout [DayTruth], homeAuthority: [String: String], schools: [WorldSchool],
+                          allSchools: [WorldSchool], force: DemoForce, settings: WorldSettings, untidiness: inout [String: Int]) {
+        var duty = SeededRandom(seed: settings.seed ^ 0xD07E_0024)
+        let byURN = Dictionary(schools.map { ($0.urn, $0) }, uniquingKeysWith: { first, _ in first })
+        var sameName: [String: Int] = [:]
+        for school in allSchools where school.open { sameName[school.name.lowercased(), default: 0] += 1 }
+        // The LA with most schools in a postcode district: the home LA school resolution finds.
+        var districtLAs: [String: [String: Int]] = [:]
+        for school in allSchools where school.open && !SchoolReference.isEarlyYears(school.urn) {
+            let district = school.postcode.split(separator: " ").first.map(String.init) ?? school.postcode
+            districtLAs[district, default: [:]][school.localAuthorityCode, default: 0] += 1
+        }
+        func districtLA(_ postcode: String?) -> String? {
+            guard let district = postcode?.split(separator: " ").first.map(String.init) else { return nil }
+            return districtLAs[district]?.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key
+        }
+        var seen: [String: Int] = [:]
+        for entry in truth { for child in entry.children { seen["\(child.givenName)|\(child.familyName)|\(child.dateOfBirth)", default: 0] += 1 } }
+        // (incident, truth child, recorded child, the child's school) for every clean candidate.
+        var candidates: [(Int, Int, Int, WorldSchool)] = []
+        for index in day.indices where index < truth.count && truth[index].occurrenceNumber == day[index].occurrenceNumber && !truth[index].adultFieldMistyped {
+            for (k, child) in truth[index].children.enumerated() {
+                guard child.recordedByOfficer, child.officerSchoolCorrect, !child.dateOfBirthMistyped, child.recordedGivenName == nil,
+                      seen["\(child.givenName)|\(child.familyName)|\(child.dateOfBirth)"] == 1,
+                      let school = child.schoolURN.flatMap({ byURN[$0] }), force.localAuthorities.contains(school.localAuthorityCode),
+                      !SchoolReference.isEarlyYears(school.urn), sameName[school.name.lowercased()] == 1,
+                      let j = day[index].children.firstIndex(where: { $0.givenName == child.givenName && $0.familyName == child.familyName
+                          && $0.dateOfBirth == child.dateOfBirth && $0.school?.name == school.name }) else { continue }
+                candidates.append((index, k, j, school))
+            }
+        }
+        func age(_ child: DayTruth.Child) -> Int { SchoolYear.age(born: CalendarDate(iso: child.dateOfBirth)!, during: settings.day) }
+        var used = Set<Int>()
+        let movers = candidates.compactMap { candidate -> (Int, Int, Int, WorldSchool, WorldSchool)? in
+            let (index, k, j, old) = candidate
+            let years = age(truth[index].children[k])
+            guard (5...9).contains(years) else { return nil }
+            let others = schools.filter { $0.urn != old.urn && $0.localAuthorityCode == old.localAuthorityCode && !SchoolReference.isEarlyYears($0.urn)
+                && $0.type != "Special School" && $0.type != "College" && SchoolYear.fits(age: years, low: $0.ageFrom, high: $0.ageTo) }
+            let near = others.filter { $0.town == old.town }
+            guard let new = (near.isEmpty ? others : near).first else { return nil }
+            return (index, k, j, old, new)
+        }
+        if !movers.isEmpty {
+            let (index, k, _, old, new) = duty.pick(movers)
+            truth[index].children[k].leftSchoolURN = old.urn
+            truth[index].children[k].schoolURN = new.urn
+            truth[index].children[k].officerSchoolCorrect = false
+            truth[index].children[k].schoolChangedSinceRecord = true
+            used.insert(index)
+            untidiness["children who moved school in the term, every record naming the school they left", default: 0] += 1
+        }
+        let homeEducated = candidates.filter { candidate in
+            let (index, k, j, _) = candidate
+            guard !used.contains(index), (5...15).contains(age(truth[index].children[k])), let la = homeAuthority[day[index].occurrenceNumber] else { return false }
+            return districtLA(day[index].children[j].homeAddress?.postcode ?? day[index].incidentAddress.postcode) == la
+        }
+        if !homeEducated.isEmpty {
+            let (index, k, j, _) = duty.pick(homeEducated)
+            truth[index].children[k].schoolURN = nil
+            truth[index].children[k].homeAuthority = homeAuthority[day[index].occurrenceNumber]
+            truth[index].children[k].officerSchoolCorrect = false
+            day[index].children[j].school = RecordedSchool(name: "Home educated")
+            untidiness["children on no school roll (home educated), recorded so by the officer", default: 0] += 1
+        }
     }
 
     /// A date of birth as an officer might mistype it: the year's last two digits swapped

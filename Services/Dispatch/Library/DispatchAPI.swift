@@ -218,9 +218,10 @@ struct DispatchAPI: Sendable {
     struct PasswordBody: Decodable { var password: String; var setBy: String? }
 
     /// An account is a school's reference (a DfE URN, or an Ofsted `EY` reference for an early
-    /// years setting) or `LA<code>` for a local authority's education safeguarding manager
-    /// (escalated notices).
+    /// years setting), `LA<code>` for a local authority (a child on no school roll) or
+    /// `ESM<force code>` for a force's Education Safeguarding Manager (escalated notices).
     static func validAccount(_ account: String) -> Bool {
+        if account.hasPrefix("ESM") { return NoticeAccount.educationSafeguardingManagerForce(account) != nil }
         if account.hasPrefix("LA") {
             let digits = account.dropFirst(2)
             return digits.count == 3 && digits.allSatisfy { $0.isASCII && $0.isNumber }
@@ -228,7 +229,7 @@ struct DispatchAPI: Sendable {
         return SchoolReference.isValid(account)
     }
 
-    static let accountProblem = "is neither a school URN (5 to 8 digits), an Ofsted EY reference (EY and 6 digits) nor LA followed by a 3-digit local authority code"
+    static let accountProblem = "is neither a school URN (5 to 8 digits), an Ofsted EY reference (EY and 6 digits), LA followed by a 3-digit local authority code nor ESM followed by a 2-digit force code"
 
     func setPassword(_ request: Request, account: String) async throws -> Response {
         guard Self.validAccount(account) else {

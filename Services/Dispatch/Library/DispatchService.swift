@@ -248,7 +248,10 @@ public enum NoticeIntake {
         guard problems.isEmpty else { throw RejectedMessage(errorClass: "payload.validation", reason: problems.joined(separator: "; ")) }
 
         let content = NoticeContent.render(due, under: rules)
-        let account = due.escalation ? "LA\(request.school.localAuthorityCode)" : request.school.urn
+        // An escalation belongs to the force that handles the incident: its own Education
+        // Safeguarding Manager signs in to the force's account, whichever local authority the
+        // child's school is in (a school across the border included).
+        let account = due.escalation ? NoticeAccount.educationSafeguardingManager(forceCode: request.incident.forceCode) : request.school.urn
         let recipient: String?
         let telephoneReason: String?
         var contacts = request.school.contacts
@@ -318,7 +321,7 @@ public enum NoticeIntake {
         notice.linkTokenHash = Secrets.sha256Hex(token)
         notice.linkExpiresAt = expires
         let school = due.request.school
-        let email = NoticeEmail.render(rules, schoolName: due.escalation ? "\(school.localAuthorityName) (education safeguarding)" : school.name,
+        let email = NoticeEmail.render(rules, schoolName: due.escalation ? "the Education Safeguarding Manager (a holiday escalation)" : school.name,
                                        link: link, expiresAt: expires)
         let message = MailMessage.compose(fromAddress: settings.fromAddress, fromName: rules.senderName, to: recipient,
                                           subject: email.subject, body: email.body, idempotencyKey: idempotencyKey, date: now)

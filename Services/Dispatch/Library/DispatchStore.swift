@@ -193,8 +193,9 @@ public struct NoticeRow: Codable, FetchableRecord, PersistableRecord, Sendable, 
     public var childId: String
     public var schoolURN: String
     public var schoolName: String
-    /// Whose password opens the notice: the school's URN, or `LA<code>` for the local
-    /// authority's education safeguarding manager (escalations).
+    /// Whose password opens the notice (`NoticeAccount`): the school's URN (or EY reference),
+    /// `LA<code>` for a child's home local authority (no school roll), `ESM<force code>` for the
+    /// force's Education Safeguarding Manager (escalations).
     public var account: String
     public var channel: String
     public var recipient: String?

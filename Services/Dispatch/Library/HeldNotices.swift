@@ -5,8 +5,8 @@ import Logging
 import Prometheus
 import ServiceRuntime
 
-/// Notice mail held because nobody could open it: the account it is for (the school's URN, or
-/// `LA<code>` for an escalation) has no notice-page password yet.
+/// Notice mail held because nobody could open it: the account it is for (`NoticeAccount`: the
+/// school's URN, `LA<code>`, or `ESM<force code>` for an escalation) has no notice-page password yet.
 ///
 /// Held is not a state of its own: a held mail is a `pending` `outgoingMail` row whose notice's
 /// account has no `schoolPassword` row. The sender skips such rows (`MailSender.sendDue`), so
@@ -60,12 +60,20 @@ public enum HeldNotices {
         try SchoolPassword.fetchOne(db, key: account) != nil
     }
 
+    /// Who holds `account` when it is not a school's: a local authority, or a force's
+    /// Education Safeguarding Manager.
+    static func accountName(_ account: String) -> String? {
+        if let force = NoticeAccount.educationSafeguardingManagerForce(account) { return "force \(force)'s Education Safeguarding Manager" }
+        if account.hasPrefix("LA") { return "local authority \(account.dropFirst(2))" }
+        return nil
+    }
+
     /// The readiness warnings for `listing` (empty when nothing is held).
     public static func warnings(_ listing: Listing) -> [String] {
         guard !listing.held.isEmpty else { return [] }
         var byAccount: [String: (name: String, count: Int)] = [:]
         for item in listing.held {
-            byAccount[item.account, default: (item.account.hasPrefix("LA") ? "local authority \(item.account.dropFirst(2)) (education safeguarding)" : item.schoolName, 0)].count += 1
+            byAccount[item.account, default: (accountName(item.account) ?? item.schoolName, 0)].count += 1
         }
         return byAccount.keys.sorted().map { account in
             let entry = byAccount[account]!

@@ -31,7 +31,8 @@ public enum NoticeHTML {
 
     public static func signIn(account: String, schoolName: String, message: String?, isError: Bool) -> String {
         let note = message.map { "<p class=\"box \(isError ? "error" : "ok")\" role=\"alert\">\(htmlEscape($0))</p>" } ?? ""
-        let accountLabel = account.hasPrefix("LA") ? "Local authority" : "School URN"
+        let accountLabel = NoticeAccount.educationSafeguardingManagerForce(account) != nil ? "Education Safeguarding Manager"
+            : account.hasPrefix("LA") ? "Local authority" : "School URN"
         return page(title: "Operation Encompass notice: sign in", body: """
         <h1>Operation Encompass notice</h1>
         <p>A notice is waiting for <strong>\(htmlEscape(schoolName))</strong>. Sign in with your school's Operation Encompass password.</p>
