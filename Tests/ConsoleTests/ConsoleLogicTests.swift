@@ -4,6 +4,7 @@ import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
+import Hummingbird
 import ServiceRuntime
 import Testing
 
@@ -230,7 +231,10 @@ struct ConsoleLogicTests {
 
     @Test("forms: URL-encoded fields and multipart parts (the uploaded sheet's bytes intact)")
     func forms() throws {
-        #expect(FormData.urlEncoded(Data("name=j.smith&password=a%26b+c%3D&csrf=x".utf8)) == ["name": "j.smith", "password": "a&b c=", "csrf": "x"])
+        let signIn = try URLEncodedFormDecoder().decode(SignInForm.self, from: "name=j.smith&password=a%26b+c%3D&csrf=x")
+        #expect(signIn.name == "j.smith" && signIn.password == "a&b c=" && signIn.csrf == "x")
+        let note = try URLEncodedFormDecoder().decode(NoteForm.self, from: "csrf=t&verdict=confirm")
+        #expect(note.csrf == "t" && note.note == nil)
         let bytes = Data([0x50, 0x4B, 0x03, 0x04, 0x0D, 0x0A, 0x2D, 0x2D, 0x00, 0xFF])
         var body = Data("--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntoken\r\n--XyZ\r\nContent-Disposition: form-data; name=\"sheet\"; filename=\"back.xlsx\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
         body.append(bytes)
