@@ -253,17 +253,16 @@ final class DemoRun: Sendable {
         // for the decisions to apply, and lists again until nothing new waits.
         let judge = DemoJudge(truth: world.truth)
         func reviewer(_ forceCode: String) -> String { DemoForce.code(forceCode)?.reviewer ?? "MASH demo reviewer" }
-        struct Proposals: Decodable { var proposals: [ReviewProposalState] }
         var confirmed = 0, rejected = 0
         var decided = Set<String>()
         while true {
-            let pending = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "pending"]).proposals
+            let pending = try await client(.childResearch).decode(ReviewListing.self, "GET", "/v1/review", query: ["status": "pending"]).proposals
                 .filter { !decided.contains($0.proposalId) }
             if pending.isEmpty { break }
             for proposal in pending {
                 let verdict = judge.review(occurrence: proposal.occurrenceNumber, child: proposal.child)
                 let (status, body) = try await client(.childResearch).call("POST", "/v1/review/\(proposal.proposalId)/\(verdict.rawValue)",
-                                                                           json: ["reviewer": reviewer(proposal.forceCode), "note": "checked against records"])
+                                                                           json: ReviewDecisionRequest(reviewer: reviewer(proposal.forceCode), note: "checked against records"))
                 guard (200..<300).contains(status) || status == 409 else { throw ServiceCallError(description: ServiceClient.refusal(.childResearch, status, body)) }
                 decided.insert(proposal.proposalId)
                 if verdict == .confirm { confirmed += 1 } else { rejected += 1 }
@@ -308,7 +307,7 @@ final class DemoRun: Sendable {
                 held.append(item)
                 let accept = judge.decideHeld(item)
                 let (status, body) = try await school.call("POST", "/v1/requests/\(item.requestId)/\(accept ? "accept" : "decline")",
-                                                           json: ["reviewer": reviewer(item.forceCode), "note": "checked with CSC"])
+                                                           json: HeldDecision(reviewer: reviewer(item.forceCode), note: "checked with CSC"))
                 guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
                 if accept { acceptedHeld += 1 }
             }
@@ -375,7 +374,7 @@ final class DemoRun: Sendable {
         let routes = scoring.checkRoutes(notices)
         let fieldProblems = try noticeFieldProblems()
         let mailProblems = scoring.personalDataInMail(try mails())
-        let proposals = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "all"]).proposals
+        let proposals = try await client(.childResearch).decode(ReviewListing.self, "GET", "/v1/review", query: ["status": "all"]).proposals
         var openRows: [[String: String]] = [], stillHeld: [HeldAnswer] = []
         for instance in pipeline.instances(of: .schoolResolution) {
             let school = pipeline.client(.schoolResolution, instance: instance)
@@ -451,14 +450,12 @@ final class DemoRun: Sendable {
 
     /// The MASH officer's calls: every open telephone task on every dispatch instance, marked done.
     func makeTelephoneCalls() async throws -> Int {
-        struct OpenTask: Decodable { var id: String }
-        struct Tasks: Decodable { var tasks: [OpenTask] }
         var done = 0
         for instance in pipeline.instances(of: .dispatch) {
             let dispatch = pipeline.client(.dispatch, instance: instance)
-            for task in try await dispatch.decode(Tasks.self, "GET", "/v1/telephone-tasks").tasks {
+            for task in try await dispatch.decode(TelephoneTaskListing.self, "GET", "/v1/telephone-tasks").tasks {
                 let (status, body) = try await dispatch.call("POST", "/v1/telephone-tasks/\(task.id)/done",
-                                                             json: ["by": "MASH officer (demo)", "note": "spoke to the setting's safeguarding lead"])
+                                                             json: TelephoneTaskDoneRequest(by: "MASH officer (demo)", note: "spoke to the setting's safeguarding lead"))
                 guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.dispatch, status, body)) }
                 done += 1
             }

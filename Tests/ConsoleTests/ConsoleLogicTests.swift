@@ -169,10 +169,10 @@ struct ConsoleLogicTests {
         #expect(review.contains("0.91") && review.contains("address: &quot;same&quot; &lt;flat&gt;"))
         #expect(review.contains("id=\"calibration-unavailable\">&lt;script&gt;"))
 
-        let notice = NoticeLine(noticeId: "n-1", forceCode: "43", occurrenceNumber: "1", schoolURN: "110001", schoolName: evil, channel: "email",
+        let notice = NotificationSummary(noticeId: "n-1", forceCode: "43", occurrenceNumber: "1", schoolURN: "110001", schoolName: evil, channel: "email",
                                 state: "sent", releaseAt: Date(), sentAt: Date(), acknowledgeBy: nil, acknowledgedAt: nil, acknowledgedBy: nil,
                                 flagged: true, flagReason: "<i>late</i>")
-        let notices = ConsolePages.notices(.ok(NoticeListing(date: "2026-11-24", notifications: [notice], flagged: 1)), day: CalendarDate(iso: "2026-11-24")!,
+        let notices = ConsolePages.notices(.ok(NotificationList(date: "2026-11-24", notifications: [notice], flagged: 1)), day: CalendarDate(iso: "2026-11-24")!,
                                            session: session, now: Date())
         #expect(!notices.contains("<script>") && !notices.contains("<i>late") && notices.contains("FOLLOW UP"))
         let requests = ConsolePages.requests(.ok([CSCRequest(fields: ["request_id": "q", "lpa": "<LPA>", "child_given_name": evil])]),
@@ -251,7 +251,7 @@ struct ConsoleLogicTests {
     @Test("a notice needs a follow-up when not acknowledged by its acknowledge-by time (10:00), or when dispatch flagged it")
     func followUp() {
         let sent = Timestamp.parse("2026-11-24T07:30:00Z")!
-        var notice = NoticeLine(noticeId: "n", forceCode: "43", occurrenceNumber: "1", schoolURN: "1", schoolName: "S", channel: "email", state: "sent",
+        var notice = NotificationSummary(noticeId: "n", forceCode: "43", occurrenceNumber: "1", schoolURN: "1", schoolName: "S", channel: "email", state: "sent",
                                 releaseAt: sent, sentAt: sent, acknowledgeBy: Timestamp.parse("2026-11-24T10:00:00Z")!, acknowledgedAt: nil,
                                 acknowledgedBy: nil, flagged: false, flagReason: nil)
         #expect(!ConsolePages.needsFollowUp(notice, now: Timestamp.parse("2026-11-24T09:59:00Z")!))
