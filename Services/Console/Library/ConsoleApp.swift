@@ -372,12 +372,7 @@ public final class ConsoleApp: Sendable {
         }
         switch await links.exportRequests(lpa: lpa, format: format, day: CalendarDate(clock.now())) {
         case .ok(let sheet):
-            try await record(session, "csc-download", target: lpa, outcome: "ok",
-                             detail: "\(sheet.fileName)\(sheet.requests >= 0 ? ", \(sheet.requests) request(s)" : "")")
-            var headers = Self.securityHeaders
-            headers[.contentType] = sheet.contentType
-            headers[.contentDisposition] = "attachment; filename=\"\(sheet.fileName)\""
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: sheet.data)))
+            return try await sheetDownload(sheet, session, action: "csc-download", target: lpa, counting: "request")
         case .refused(let why), .unreachable(let why):
             try await record(session, "csc-download", target: lpa, outcome: "failed", detail: why)
             return Self.html(.badGateway, ConsolePages.requests(await links.openRequests(), session: session, now: clock.now(), flash: .init(why, isError: true)))
@@ -396,17 +391,23 @@ public final class ConsoleApp: Sendable {
         let target = "\(from)..\(to)\(la.map { " LA \($0)" } ?? "")"
         switch await links.exportNotices(from: from, to: to, la: la, format: format) {
         case .ok(let sheet):
-            try await record(session, "notices-export", target: target, outcome: "ok",
-                             detail: "\(sheet.fileName)\(sheet.requests >= 0 ? ", \(sheet.requests) notice(s)" : "")")
-            var headers = Self.securityHeaders
-            headers[.contentType] = sheet.contentType
-            headers[.contentDisposition] = "attachment; filename=\"\(sheet.fileName)\""
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: sheet.data)))
+            return try await sheetDownload(sheet, session, action: "notices-export", target: target, counting: "notice")
         case .refused(let why), .unreachable(let why):
             try await record(session, "notices-export", target: target, outcome: "failed", detail: why)
             return Self.html(.badGateway, ConsolePages.notices(await links.notices(on: day), day: day, session: session, now: now,
                                                              flash: .init(why, isError: true), held: await links.heldNotices()))
         }
+    }
+
+    /// A spreadsheet as a download, recorded in the staff audit (`action` on `target`, with the
+    /// file's name and how many `counting` rows it has when known).
+    func sheetDownload(_ sheet: CSCSheet, _ session: StaffSession, action: String, target: String, counting noun: String) async throws -> Response {
+        try await record(session, action, target: target, outcome: "ok",
+                         detail: "\(sheet.fileName)\(sheet.requests >= 0 ? ", \(sheet.requests) \(noun)(s)" : "")")
+        var headers = Self.securityHeaders
+        headers[.contentType] = sheet.contentType
+        headers[.contentDisposition] = "attachment; filename=\"\(sheet.fileName)\""
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: sheet.data)))
     }
 
     func upload(_ request: Request) async throws -> Response {

@@ -53,14 +53,14 @@ struct IncidentAPI: Sendable {
         return Array(buffer.readableBytesView)
     }
 
-    static let tooLarge = HTTPEndpoint.json(.contentTooLarge, ["error": "body larger than \(maximumBody) bytes; send smaller batches"])
+    static let tooLarge = HTTPEndpoint.json(.contentTooLarge, APIError("body larger than \(maximumBody) bytes; send smaller batches"))
 
     func handle(_ request: Request) async throws -> Response {
         guard let body = await body(request) else { return Self.tooLarge }
         let items: [Data]
         switch Self.split(body) {
         case .success(let list): items = list
-        case .failure(let problem): return HTTPEndpoint.json(.badRequest, ["error": problem.description])
+        case .failure(let problem): return HTTPEndpoint.json(.badRequest, APIError(problem.description))
         }
         let now = environment.clock.now()
         var accepted: [(index: Int, item: Data, incident: Incident, warnings: [FieldError])] = []

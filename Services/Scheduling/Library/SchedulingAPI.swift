@@ -80,7 +80,7 @@ struct SchedulingAPI: Sendable {
         api.get("v1/pending") { request, _ -> Response in
             let filter = request.uri.queryParameters["state"].map(String.init) ?? "pending"
             guard filter == "all" || PendingState(rawValue: filter) != nil else {
-                return HTTPEndpoint.json(.badRequest, ["error": "state must be pending, released, cancelled or all"])
+                return HTTPEndpoint.json(.badRequest, APIError("state must be pending, released, cancelled or all"))
             }
             let owned = Set(environment.ownedPartitions().filter { $0.topic == Topics.noticeRequests.name }.map { Int($0.partition) })
             let rows = try await environment.store.pool.read { db in
@@ -99,17 +99,17 @@ struct SchedulingAPI: Sendable {
         api.get("v1/term-dates/school/:urn") { request, context -> Response in
             let urn = context.parameters.get("urn") ?? ""
             guard let row = try await environment.store.pool.read({ try SchoolTermDatesRow.fetchOne($0, key: urn) }) else {
-                return HTTPEndpoint.json(.notFound, ["error": "school \(urn) has no term dates of its own; it follows its local authority's"])
+                return HTTPEndpoint.json(.notFound, APIError("school \(urn) has no term dates of its own; it follows its local authority's"))
             }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: row.document)))
         }
         api.put("v1/term-dates/school/:urn") { request, context -> Response in
             let urn = context.parameters.get("urn") ?? ""
             guard urn.count == 6, urn.allSatisfy(\.isNumber) else {
-                return HTTPEndpoint.json(.badRequest, ["error": "URN must be 6 digits"])
+                return HTTPEndpoint.json(.badRequest, APIError("URN must be 6 digits"))
             }
             guard let buffer = try? await request.body.collect(upTo: Self.maximumBody) else {
-                return HTTPEndpoint.json(.contentTooLarge, ["error": "body larger than \(Self.maximumBody) bytes"])
+                return HTTPEndpoint.json(.contentTooLarge, APIError("body larger than \(Self.maximumBody) bytes"))
             }
             let body = Array(buffer.readableBytesView)
             var document: TermDatesDocument
@@ -124,7 +124,7 @@ struct SchedulingAPI: Sendable {
                         db: db, service: .scheduling, origin: "http:/v1/term-dates/school", place: Int64(now.timeIntervalSince1970 * 1000),
                         key: urn, value: body, errorClass: "term-dates.invalid", message: problem, now: now, outbox: outbox)
                 }
-                return HTTPEndpoint.json(.unprocessableContent, ["error": problem])
+                return HTTPEndpoint.json(.unprocessableContent, APIError(problem))
             }
             document.urn = urn
             let stored = document
@@ -150,7 +150,7 @@ struct SchedulingAPI: Sendable {
                                    id: MessageID.derived(from: "term-dates:\(urn):\(Timestamp.format(now))", "changelog-delete"), now: now)
                 return true
             }
-            guard existed else { return HTTPEndpoint.json(.notFound, ["error": "school \(urn) has no term dates of its own"]) }
+            guard existed else { return HTTPEndpoint.json(.notFound, APIError("school \(urn) has no term dates of its own")) }
             return HTTPEndpoint.json(.ok, ["urn": urn, "status": "follows its local authority's term dates"])
         }
     }
