@@ -5,6 +5,7 @@ import EncompassKafka
 import EncompassModels
 import Foundation
 import GRDB
+import IntakeService
 import Logging
 import ServiceRuntime
 import UnixSignals
@@ -199,7 +200,7 @@ final class DemoRun: Sendable {
             let (status, body) = try await client(.intake).call("POST", "/v1/history", query: ["name": "history.jsonl", "first": String(start + 1)],
                                                                 raw: Data(chunk.utf8), contentType: "application/x-ndjson")
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, status, body)) }
-            historyAccepted += ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["accepted"] as? Int ?? 0
+            historyAccepted += try WireFormat.decoder().decode(HistoryAnswer.self, from: body).accepted
         }
         if historyAccepted < historyLines.count {
             say("history: \(historyLines.count - historyAccepted) records refused by intake (see encompass dlq list --service intake)")
@@ -223,7 +224,8 @@ final class DemoRun: Sendable {
 
         // 4. The day's incidents, as the DA desk sends them: Thames Valley's through the API,
         // Cambridgeshire's as the desk's daily spreadsheet through `encompass ingest`.
-        var acceptedItems: [[String: Any]] = []
+        // The occurrence numbers of the incidents intake accepted (one per incident).
+        var acceptedItems: [String] = []
         var setAside: [(String, String, String)] = []
         for force in forces {
             let day = world.day.filter { $0.forceCode == force.code }
@@ -237,11 +239,11 @@ final class DemoRun: Sendable {
                 let encoder = WireFormat.encoder()
                 let (dayStatus, dayBody) = try await client(.intake).call("POST", "/v1/incidents", raw: try encoder.encode(day))
                 guard (200..<300).contains(dayStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, dayStatus, dayBody)) }
-                acceptedItems += (((try? JSONSerialization.jsonObject(with: dayBody)) as? [String: Any])?["accepted"] as? [[String: Any]]) ?? []
+                acceptedItems += try WireFormat.decoder().decode(IncidentSubmissionAnswer.self, from: dayBody).accepted.compactMap(\.occurrenceNumber)
             }
         }
         let dayAccepted = acceptedItems.count
-        var acceptedOccurrences = Set(acceptedItems.compactMap { $0["occurrenceNumber"] as? String })
+        var acceptedOccurrences = Set(acceptedItems)
         if dayAccepted < world.day.count { say("intake refused \(world.day.count - dayAccepted) of the day's incidents (see encompass dlq list --service intake)") }
         try await progress("the day's incidents go through research and school resolution") { figures in
             figures.processed(.childResearch, topic: Topics.incidents.name) >= Double(dayAccepted)
@@ -345,8 +347,8 @@ final class DemoRun: Sendable {
             let before = await pipeline.figures().processed(.dispatch, topic: Topics.noticesDue.name)
             let (status, body) = try await client(.intake).call("POST", "/v1/incidents", raw: try WireFormat.encoder().encode(late))
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, status, body)) }
-            let accepted = (((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["accepted"] as? [[String: Any]]) ?? []
-            acceptedOccurrences.formUnion(accepted.compactMap { $0["occurrenceNumber"] as? String })
+            let accepted = try WireFormat.decoder().decode(IncidentSubmissionAnswer.self, from: body).accepted
+            acceptedOccurrences.formUnion(accepted.compactMap(\.occurrenceNumber))
             let expected = late.flatMap(\.children).filter { $0.school != nil }.count
             say("late report: \(late.count) incident reported at \(londonTime(reported.addingTimeInterval(-60))) (London), inside the release window, \(expected) children with a school")
             try await progress("the late report's notices go out at once", timeout: .seconds(120)) { figures in
@@ -428,7 +430,7 @@ final class DemoRun: Sendable {
 
     /// Sends the DA desk's spreadsheet with `encompass ingest` (this executable), as the desk
     /// does; returns intake's accepted items and the numbers of the rows it rejected (not fatal).
-    func ingestSpreadsheet(_ file: String) throws -> (accepted: [[String: Any]], rejectedRows: [Int]) {
+    func ingestSpreadsheet(_ file: String) throws -> (accepted: [String], rejectedRows: [Int]) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "\(binDirectory())/encompass")
         process.arguments = ["ingest", file, "--url", pipeline.url(.intake), "--token", pipeline.options.intakeToken, "--json"]
@@ -438,14 +440,13 @@ final class DemoRun: Sendable {
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus != 2, let answer = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        guard process.terminationStatus != 2, let answer = try? WireFormat.decoder().decode(SpreadsheetAnswer.self, from: data) else {
             throw ServiceCallError(description: "encompass ingest \(file) failed (exit \(process.terminationStatus)): \(String(decoding: data.prefix(2_000), as: UTF8.self))")
         }
-        let accepted = answer["accepted"] as? [[String: Any]] ?? []
-        let rejected = answer["rejectedRowCount"] as? Int ?? 0
-        say("encompass ingest \((file as NSString).lastPathComponent): \(answer["rows"] as? Int ?? 0) rows, \(accepted.count) incidents accepted, \(rejected) rows rejected"
-            + "\(accepted.contains { $0["warnings"] != nil } ? "; some adults' fields set aside (encompass dlq list --service intake)" : "")")
-        return (accepted, (answer["rejectedRows"] as? [[String: Any]] ?? []).compactMap { $0["row"] as? Int })
+        let accepted = answer.accepted
+        say("encompass ingest \((file as NSString).lastPathComponent): \(answer.rows) rows, \(accepted.count) incidents accepted, \(answer.rejectedRowCount) rows rejected"
+            + "\(accepted.contains { $0.warnings != nil } ? "; some adults' fields set aside (encompass dlq list --service intake)" : "")")
+        return (accepted.map(\.occurrenceNumber), answer.rejectedRows.map(\.row))
     }
 
     /// The MASH officer's calls: every open telephone task on every dispatch instance, marked done.
