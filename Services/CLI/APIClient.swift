@@ -47,9 +47,4 @@ struct APIClient {
             ?? (try? WireFormat.decoder().decode(APIFieldErrors.self, from: data))?.description
             ?? String(decoding: data.prefix(500), as: UTF8.self)
     }
-
-    /// The body as a JSON object (empty when it is not one).
-    static func object(_ data: Data) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-    }
 }

@@ -7,6 +7,7 @@ import Foundation
 import GRDB
 import IntakeService
 import Logging
+import SchedulingService
 import ServiceRuntime
 import UnixSignals
 #if canImport(FoundationNetworking)
@@ -382,7 +383,7 @@ final class DemoRun: Sendable {
             let school = pipeline.client(.schoolResolution, instance: instance)
             let (openStatus, openBody) = try await school.call("GET", "/v1/requests", query: ["lpa": "all"])
             guard (200..<300).contains(openStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, openStatus, openBody)) }
-            openRows += (((try? JSONSerialization.jsonObject(with: openBody)) as? [String: Any])?["requests"] as? [[String: String]]) ?? []
+            openRows += try WireFormat.decoder().decode(CSCOpenRequests.self, from: openBody).requests
             stillHeld += try await school.decode(HeldAnswers.self, "GET", "/v1/requests/held").held
         }
         let missed = scoring.missed(notices, trail: DemoJudge.Trail(
@@ -531,11 +532,9 @@ final class DemoRun: Sendable {
         for instance in pipeline.instances(of: .scheduling) {
             let (status, data) = try await pipeline.client(.scheduling, instance: instance).call("GET", "/v1/pending")
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.scheduling, status, data)) }
-            let object = try JSONSerialization.jsonObject(with: data)
-            for item in ((object as? [String: Any])?["notices"] as? [[String: Any]]) ?? [] {
-                guard let release = (item["releaseAt"] as? String).flatMap(Timestamp.parse) else { continue }
-                let account = (item["escalate"] as? Bool) == true ? "LA\(item["laCode"] as? String ?? "")" : item["schoolURN"] as? String ?? ""
-                releases[item["noticeId"] as? String ?? UUID().uuidString] = (release, account)
+            for item in try WireFormat.decoder().decode(PendingList.self, from: data).notices {
+                guard let release = Timestamp.parse(item.releaseAt) else { continue }
+                releases[item.noticeId] = (release, item.escalate ? "LA\(item.laCode)" : item.schoolURN)
             }
         }
         return Array(releases.values)

@@ -47,6 +47,16 @@ public struct ReviewDecisionRequest: Codable, Sendable, Equatable {
     }
 }
 
+// MARK: school resolution: requests to Children's Social Care
+
+/// `GET /v1/requests`: the open requests, each a row of the requests sheet as column → value
+/// (the columns of `CSCRequestRows.header`, e.g. `request_id`, `lpa`, `occurrence_number`).
+public struct CSCOpenRequests: Codable, Sendable, Equatable {
+    public var requests: [[String: String]]
+
+    public init(requests: [[String: String]]) { self.requests = requests }
+}
+
 // MARK: every service: dead letters
 
 /// `POST /v1/dead-letters/{id}/replay`: who, and optionally an edited message to publish

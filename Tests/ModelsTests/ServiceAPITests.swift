@@ -28,6 +28,11 @@ struct ServiceAPITests {
         #expect(try WireFormat.decoder().decode(ReviewDecisionRequest.self, from: Data("{}".utf8)) == ReviewDecisionRequest())
     }
 
+    @Test("CSC's open requests: each a sheet row, column to value")
+    func openRequests() throws {
+        try roundTrip(CSCOpenRequests(requests: [["lpa": "Oxford", "request_id": "r-1"]]), #"{"requests":[{"lpa":"Oxford","request_id":"r-1"}]}"#)
+    }
+
     @Test("dead letters: a replay's edit as text or as JSON (whole numbers exact), a discard's reason")
     func deadLetters() throws {
         try roundTrip(DeadLetterReplayRequest(by: "ops"), #"{"by":"ops"}"#)

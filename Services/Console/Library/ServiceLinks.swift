@@ -408,9 +408,7 @@ public struct ServiceLinks: Sendable {
     public func openRequests() async -> Fetched<[CSCRequest]> {
         // Each instance holds the requests of the children it owns.
         await gather(.schoolResolution, "/v1/requests", query: ["lpa": "all"].merging(forceQuery) { a, _ in a }) { body in
-            guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any],
-                  let rows = object["requests"] as? [[String: Any]] else { return nil }
-            return rows.map { row in CSCRequest(fields: row.compactMapValues { value in value as? String ?? (value is NSNull ? nil : "\(value)") }) }
+            (try? WireFormat.decoder().decode(CSCOpenRequests.self, from: body))?.requests.map(CSCRequest.init(fields:))
         }
     }
 

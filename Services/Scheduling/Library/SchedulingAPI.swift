@@ -14,6 +14,31 @@ import ServiceRuntime
 /// - `PUT /v1/term-dates/school/{urn}`: set them (a term dates document); replicated to every
 ///   instance through the changelog. 422 with the problem when the document is unusable.
 /// - `DELETE /v1/term-dates/school/{urn}`: the school follows its LA's dates again.
+/// The answer to `GET /v1/pending`: the notices this instance holds (its own partitions' and its
+/// standby copies), without personal data.
+public struct PendingList: Codable, Sendable, Equatable {
+    public struct Item: Codable, Sendable, Equatable {
+        public var noticeId: String
+        public var forceCode: String
+        public var occurrenceNumber: String
+        public var schoolURN: String
+        public var laCode: String
+        public var incidentRevision: Int
+        /// ISO 8601, e.g. `2026-11-24T08:00:00.000Z`.
+        public var releaseAt: String
+        /// Released to the local authority's education safeguarding manager (`LA<laCode>`).
+        public var escalate: Bool
+        public var state: String
+        public var partition: Int
+        /// The instance owns the notice's partition (else it is a standby copy).
+        public var ownedHere: Bool
+        public var releasedAt: String?
+    }
+
+    public var instance: String
+    public var notices: [Item]
+}
+
 struct SchedulingAPI: Sendable {
     let environment: ServiceEnvironment
     /// Configuration problems that do not stop the service (placeholder escalation contacts).
@@ -49,25 +74,7 @@ struct SchedulingAPI: Sendable {
 
     static let maximumBody = 1024 * 1024
 
-    struct PendingItem: Codable, Equatable {
-        var noticeId: String
-        var forceCode: String
-        var occurrenceNumber: String
-        var schoolURN: String
-        var laCode: String
-        var incidentRevision: Int
-        var releaseAt: String
-        var escalate: Bool
-        var state: String
-        var partition: Int
-        var ownedHere: Bool
-        var releasedAt: String?
-    }
-
-    struct PendingList: Codable {
-        var instance: String
-        var notices: [PendingItem]
-    }
+    typealias PendingItem = PendingList.Item
 
     func register(on router: Router<BasicRequestContext>) {
         let api = router.guarded(by: environment.configuration.apiAuth)

@@ -256,7 +256,7 @@ struct SchoolsAPI: Sendable {
         let rows = try await environment.store.pool.read { db in try CSCRequests.open(db, lpa: lpa) }.filter { forces?.contains($0.forceCode) ?? true }
         let header = CSCRequests.header
         let list = CSCRequests.rows(rows).map { Dictionary(uniqueKeysWithValues: zip(header, $0)) }
-        return HTTPEndpoint.json(.ok, ["requests": list])
+        return HTTPEndpoint.json(.ok, CSCOpenRequests(requests: list))
     }
 
     func exportRequests(_ request: Request) async throws -> Response {
