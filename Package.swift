@@ -239,7 +239,8 @@ targets.append(.testTarget(
 targets.append(.testTarget(
     name: "SecurityTests",
     dependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService", "ConsoleService",
-                   "EncompassModels", "EncompassKafka", "ServiceRuntime", "Spreadsheets", "EncompassSecrets", "WebSupport", "EncompassTestSupport", grdb, hummingbird, logging],
+                   "EncompassModels", "EncompassKafka", "ServiceRuntime", "Spreadsheets", "EncompassSecrets", "WebSupport", "EncompassTestSupport", grdb, hummingbird, logging,
+                   .product(name: "HummingbirdTesting", package: "hummingbird")],
     path: "Tests/SecurityTests",
     swiftSettings: strict
 ))

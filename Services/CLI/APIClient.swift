@@ -42,8 +42,10 @@ struct APIClient {
         }
     }
 
-    /// The body as a JSON object (empty when it is not one).
-    static func object(_ data: Data) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    /// What a refusal says: its `error`, its field errors, else the start of the body.
+    static func refusal(_ data: Data) -> String {
+        (try? WireFormat.decoder().decode(APIError.self, from: data))?.error
+            ?? (try? WireFormat.decoder().decode(APIFieldErrors.self, from: data))?.description
+            ?? String(decoding: data.prefix(500), as: UTF8.self)
     }
 }

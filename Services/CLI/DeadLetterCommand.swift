@@ -124,10 +124,10 @@ struct DeadLetterCommand: AsyncParsableCommand {
         func run() async throws {
             let (client, address) = try target.resolve()
             let number = address.id
-            var body: [String: Any] = ["by": by]
+            var body = DeadLetterReplayRequest(by: by)
             if let payload {
                 guard let data = FileManager.default.contents(atPath: payload) else { throw ValidationError("cannot read \(payload)") }
-                body["payload"] = String(decoding: data, as: UTF8.self)
+                body.payload = .text(String(decoding: data, as: UTF8.self))
             }
             let outcome = try await client.decode(ReplayOutcome.self, "POST", "/v1/dead-letters/\(number)/replay", json: body)
             if outcome.alreadyReplayed {
@@ -151,7 +151,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
             let (client, address) = try target.resolve()
             let number = address.id
             let view = try await client.decode(DeadLetterView.self, "POST", "/v1/dead-letters/\(number)/discard",
-                                               json: ["by": by, "reason": reason])
+                                               json: DeadLetterDiscardRequest(by: by, reason: reason))
             print("\(address) \(view.status)")
         }
     }

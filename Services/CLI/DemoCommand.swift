@@ -5,7 +5,9 @@ import EncompassKafka
 import EncompassModels
 import Foundation
 import GRDB
+import IntakeService
 import Logging
+import SchedulingService
 import ServiceRuntime
 import UnixSignals
 import WebSupport
@@ -202,7 +204,7 @@ final class DemoRun: Sendable {
             let (status, body) = try await client(.intake).call("POST", "/v1/history", query: ["name": "history.jsonl", "first": String(start + 1)],
                                                                 raw: Data(chunk.utf8), contentType: "application/x-ndjson")
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, status, body)) }
-            historyAccepted += ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["accepted"] as? Int ?? 0
+            historyAccepted += try WireFormat.decoder().decode(HistoryAnswer.self, from: body).accepted
         }
         if historyAccepted < historyLines.count {
             say("history: \(historyLines.count - historyAccepted) records refused by intake (see encompass dlq list --service intake)")
@@ -226,7 +228,8 @@ final class DemoRun: Sendable {
 
         // 4. The day's incidents, as the DA desk sends them: Thames Valley's through the API,
         // Cambridgeshire's as the desk's daily spreadsheet through `encompass ingest`.
-        var acceptedItems: [[String: Any]] = []
+        // The occurrence numbers of the incidents intake accepted (one per incident).
+        var acceptedItems: [String] = []
         var setAside: [(String, String, String)] = []
         for force in forces {
             let day = world.day.filter { $0.forceCode == force.code }
@@ -240,11 +243,11 @@ final class DemoRun: Sendable {
                 let encoder = WireFormat.encoder()
                 let (dayStatus, dayBody) = try await client(.intake).call("POST", "/v1/incidents", raw: try encoder.encode(day))
                 guard (200..<300).contains(dayStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, dayStatus, dayBody)) }
-                acceptedItems += (((try? JSONSerialization.jsonObject(with: dayBody)) as? [String: Any])?["accepted"] as? [[String: Any]]) ?? []
+                acceptedItems += try WireFormat.decoder().decode(IncidentSubmissionAnswer.self, from: dayBody).accepted.compactMap(\.occurrenceNumber)
             }
         }
         let dayAccepted = acceptedItems.count
-        var acceptedOccurrences = Set(acceptedItems.compactMap { $0["occurrenceNumber"] as? String })
+        var acceptedOccurrences = Set(acceptedItems)
         if dayAccepted < world.day.count { say("intake refused \(world.day.count - dayAccepted) of the day's incidents (see encompass dlq list --service intake)") }
         try await progress("the day's incidents go through research and school resolution") { figures in
             figures.processed(.childResearch, topic: Topics.incidents.name) >= Double(dayAccepted)
@@ -256,17 +259,16 @@ final class DemoRun: Sendable {
         // for the decisions to apply, and lists again until nothing new waits.
         let judge = DemoJudge(truth: world.truth)
         func reviewer(_ forceCode: String) -> String { DemoForce.code(forceCode)?.reviewer ?? "MASH demo reviewer" }
-        struct Proposals: Decodable { var proposals: [ReviewProposalState] }
         var confirmed = 0, rejected = 0
         var decided = Set<String>()
         while true {
-            let pending = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "pending"]).proposals
+            let pending = try await client(.childResearch).decode(ReviewListing.self, "GET", "/v1/review", query: ["status": "pending"]).proposals
                 .filter { !decided.contains($0.proposalId) }
             if pending.isEmpty { break }
             for proposal in pending {
                 let verdict = judge.review(occurrence: proposal.occurrenceNumber, child: proposal.child)
                 let (status, body) = try await client(.childResearch).call("POST", "/v1/review/\(proposal.proposalId)/\(verdict.rawValue)",
-                                                                           json: ["reviewer": reviewer(proposal.forceCode), "note": "checked against records"])
+                                                                           json: ReviewDecisionRequest(reviewer: reviewer(proposal.forceCode), note: "checked against records"))
                 guard (200..<300).contains(status) || status == 409 else { throw ServiceCallError(description: ServiceClient.refusal(.childResearch, status, body)) }
                 decided.insert(proposal.proposalId)
                 if verdict == .confirm { confirmed += 1 } else { rejected += 1 }
@@ -311,7 +313,7 @@ final class DemoRun: Sendable {
                 held.append(item)
                 let accept = judge.decideHeld(item)
                 let (status, body) = try await school.call("POST", "/v1/requests/\(item.requestId)/\(accept ? "accept" : "decline")",
-                                                           json: ["reviewer": reviewer(item.forceCode), "note": "checked with CSC"])
+                                                           json: HeldDecision(reviewer: reviewer(item.forceCode), note: "checked with CSC"))
                 guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
                 if accept { acceptedHeld += 1 }
             }
@@ -349,8 +351,8 @@ final class DemoRun: Sendable {
             let before = await pipeline.figures().processed(.dispatch, topic: Topics.noticesDue.name)
             let (status, body) = try await client(.intake).call("POST", "/v1/incidents", raw: try WireFormat.encoder().encode(late))
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, status, body)) }
-            let accepted = (((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["accepted"] as? [[String: Any]]) ?? []
-            acceptedOccurrences.formUnion(accepted.compactMap { $0["occurrenceNumber"] as? String })
+            let accepted = try WireFormat.decoder().decode(IncidentSubmissionAnswer.self, from: body).accepted
+            acceptedOccurrences.formUnion(accepted.compactMap(\.occurrenceNumber))
             let expected = late.flatMap(\.children).filter { $0.school != nil }.count
             say("late report: \(late.count) incident reported at \(londonTime(reported.addingTimeInterval(-60))) (London), inside the release window, \(expected) children with a school")
             try await progress("the late report's notices go out at once", timeout: .seconds(120)) { figures in
@@ -417,13 +419,13 @@ final class DemoRun: Sendable {
         let routes = scoring.checkRoutes(notices)
         let fieldProblems = try noticeFieldProblems()
         let mailProblems = scoring.personalDataInMail(try mails())
-        let proposals = try await client(.childResearch).decode(Proposals.self, "GET", "/v1/review", query: ["status": "all"]).proposals
+        let proposals = try await client(.childResearch).decode(ReviewListing.self, "GET", "/v1/review", query: ["status": "all"]).proposals
         var openRows: [[String: String]] = [], stillHeld: [HeldAnswer] = []
         for instance in pipeline.instances(of: .schoolResolution) {
             let school = pipeline.client(.schoolResolution, instance: instance)
             let (openStatus, openBody) = try await school.call("GET", "/v1/requests", query: ["lpa": "all"])
             guard (200..<300).contains(openStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, openStatus, openBody)) }
-            openRows += (((try? JSONSerialization.jsonObject(with: openBody)) as? [String: Any])?["requests"] as? [[String: String]]) ?? []
+            openRows += try WireFormat.decoder().decode(CSCOpenRequests.self, from: openBody).requests
             stillHeld += try await school.decode(HeldAnswers.self, "GET", "/v1/requests/held").held
         }
         let missed = scoring.missed(notices, trail: DemoJudge.Trail(
@@ -474,7 +476,7 @@ final class DemoRun: Sendable {
 
     /// Sends the DA desk's spreadsheet with `encompass ingest` (this executable), as the desk
     /// does; returns intake's accepted items and the numbers of the rows it rejected (not fatal).
-    func ingestSpreadsheet(_ file: String) throws -> (accepted: [[String: Any]], rejectedRows: [Int]) {
+    func ingestSpreadsheet(_ file: String) throws -> (accepted: [String], rejectedRows: [Int]) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "\(binDirectory())/encompass")
         process.arguments = ["ingest", file, "--url", pipeline.url(.intake), "--token", pipeline.options.intakeToken, "--json"]
@@ -484,14 +486,13 @@ final class DemoRun: Sendable {
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus != 2, let answer = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        guard process.terminationStatus != 2, let answer = try? WireFormat.decoder().decode(SpreadsheetAnswer.self, from: data) else {
             throw ServiceCallError(description: "encompass ingest \(file) failed (exit \(process.terminationStatus)): \(String(decoding: data.prefix(2_000), as: UTF8.self))")
         }
-        let accepted = answer["accepted"] as? [[String: Any]] ?? []
-        let rejected = answer["rejectedRowCount"] as? Int ?? 0
-        say("encompass ingest \((file as NSString).lastPathComponent): \(answer["rows"] as? Int ?? 0) rows, \(accepted.count) incidents accepted, \(rejected) rows rejected"
-            + "\(accepted.contains { $0["warnings"] != nil } ? "; some adults' fields set aside (encompass dlq list --service intake)" : "")")
-        return (accepted, (answer["rejectedRows"] as? [[String: Any]] ?? []).compactMap { $0["row"] as? Int })
+        let accepted = answer.accepted
+        say("encompass ingest \((file as NSString).lastPathComponent): \(answer.rows) rows, \(accepted.count) incidents accepted, \(answer.rejectedRowCount) rows rejected"
+            + "\(accepted.contains { $0.warnings != nil } ? "; some adults' fields set aside (encompass dlq list --service intake)" : "")")
+        return (accepted.map(\.occurrenceNumber), answer.rejectedRows.map(\.row))
     }
 
     /// The accounts dispatch holds notice mail for (no notice password yet), on every instance.
@@ -506,14 +507,12 @@ final class DemoRun: Sendable {
 
     /// The MASH officer's calls: every open telephone task on every dispatch instance, marked done.
     func makeTelephoneCalls() async throws -> Int {
-        struct OpenTask: Decodable { var id: String }
-        struct Tasks: Decodable { var tasks: [OpenTask] }
         var done = 0
         for instance in pipeline.instances(of: .dispatch) {
             let dispatch = pipeline.client(.dispatch, instance: instance)
-            for task in try await dispatch.decode(Tasks.self, "GET", "/v1/telephone-tasks").tasks {
+            for task in try await dispatch.decode(TelephoneTaskListing.self, "GET", "/v1/telephone-tasks").tasks {
                 let (status, body) = try await dispatch.call("POST", "/v1/telephone-tasks/\(task.id)/done",
-                                                             json: ["by": "MASH officer (demo)", "note": "spoke to the setting's safeguarding lead"])
+                                                             json: TelephoneTaskDoneRequest(by: "MASH officer (demo)", note: "spoke to the setting's safeguarding lead"))
                 guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.dispatch, status, body)) }
                 done += 1
             }
@@ -589,12 +588,9 @@ final class DemoRun: Sendable {
         for instance in pipeline.instances(of: .scheduling) {
             let (status, data) = try await pipeline.client(.scheduling, instance: instance).call("GET", "/v1/pending")
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.scheduling, status, data)) }
-            let object = try JSONSerialization.jsonObject(with: data)
-            for item in ((object as? [String: Any])?["notices"] as? [[String: Any]]) ?? [] {
-                guard let release = (item["releaseAt"] as? String).flatMap(Timestamp.parse) else { continue }
-                let account = (item["escalate"] as? Bool) == true
-                    ? NoticeAccount.educationSafeguardingManager(forceCode: item["forceCode"] as? String ?? "") : item["schoolURN"] as? String ?? ""
-                releases[item["noticeId"] as? String ?? UUID().uuidString] = (release, account)
+            for item in try WireFormat.decoder().decode(PendingList.self, from: data).notices {
+                guard let release = Timestamp.parse(item.releaseAt) else { continue }
+                releases[item.noticeId] = (release, item.escalate ? NoticeAccount.educationSafeguardingManager(forceCode: item.forceCode) : item.schoolURN)
             }
         }
         return Array(releases.values)

@@ -1,5 +1,7 @@
 import ArgumentParser
+import EncompassModels
 import Foundation
+import IntakeService
 
 struct HistoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -61,17 +63,18 @@ struct HistoryImport: AsyncParsableCommand {
         }
         var total = 0, accepted = 0, rejected = 0
         for (first, body) in chunks {
-            let (status, answer, _) = try await client.post("/v1/history", query: ["name": name, "first": String(first)], body: body)
-            if let error = answer["error"] as? String {
+            let place = "\(name) at \(isJSONLines ? "line" : "row") \(first)"
+            let (status, answer, _) = try await client.post("/v1/history", query: ["name": name, "first": String(first)], body: body,
+                                                            as: HistoryAnswer.self, what: place)
+            if let error = answer.error {
                 FileHandle.standardError.write(Data("\(name) refused (\(status)) at \(isJSONLines ? "line" : "row") \(first): \(error)\n".utf8))
                 throw ExitCode(2)
             }
-            total += answer["records"] as? Int ?? 0
-            accepted += answer["accepted"] as? Int ?? 0
-            for item in answer["rejected"] as? [[String: Any]] ?? [] {
+            total += answer.records
+            accepted += answer.accepted
+            for item in answer.rejected {
                 rejected += 1
-                let errors = (item["errors"] as? [[String: Any]] ?? []).map { "\($0["field"] ?? ""): \($0["message"] ?? "")" }
-                print("\(isJSONLines ? "line" : "row") \(item["place"] ?? "?"): \(errors.joined(separator: "; "))")
+                print("\(isJSONLines ? "line" : "row") \(item.place): \(item.errors.map(\.description).joined(separator: "; "))")
             }
         }
         print("\(name): \(total) records, \(accepted) accepted into encompass.history, \(rejected) rejected")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EncompassModels
+import IntakeService
 import Foundation
 import ServiceRuntime
 import WebSupport
@@ -34,30 +35,27 @@ struct IngestCommand: AsyncParsableCommand {
         }
         let name = (file as NSString).lastPathComponent
         let client = try intake.client()
-        let (status, answer, raw) = try await client.post("/v1/spreadsheets", query: ["name": name], body: data)
+        let (status, answer, raw) = try await client.post("/v1/spreadsheets", query: ["name": name], body: data, as: SpreadsheetAnswer.self, what: name)
         if json { print(String(decoding: raw, as: UTF8.self)) }
-        if let error = answer["error"] as? String {
+        if let error = answer.error {
             FileHandle.standardError.write(Data("\(name) refused (\(status)): \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let accepted = answer["accepted"] as? [[String: Any]] ?? []
-        let rejected = answer["rejectedRows"] as? [[String: Any]] ?? []
+        let rejected = answer.rejectedRows
         if !json {
-            print("\(name): \(answer["rows"] as? Int ?? 0) rows, \(accepted.count) incidents accepted, \(answer["rejectedRowCount"] as? Int ?? rejected.count) rows rejected")
-            for notice in answer["notices"] as? [String] ?? [] { print("note: \(notice)") }
-            func problems(_ item: [String: Any], _ key: String) -> String {
-                (item[key] as? [[String: Any]] ?? []).map { "\($0["field"] ?? ""): \($0["message"] ?? "")" }.joined(separator: "; ")
-            }
-            for item in accepted where item["warnings"] != nil {
-                let rows = (item["rows"] as? [Int] ?? []).map(String.init).joined(separator: ", ")
-                print("warning: occurrence \(item["occurrenceNumber"] ?? "?") (rows \(rows)) accepted without: \(problems(item, "warnings"))")
+            print("\(name): \(answer.rows) rows, \(answer.accepted.count) incidents accepted, \(answer.rejectedRowCount) rows rejected")
+            for notice in answer.notices { print("note: \(notice)") }
+            func problems(_ errors: [FieldError]) -> String { errors.map(\.description).joined(separator: "; ") }
+            for item in answer.accepted {
+                guard let warnings = item.warnings else { continue }
+                print("warning: occurrence \(item.occurrenceNumber) (rows \(item.rows.map(String.init).joined(separator: ", "))) accepted without: \(problems(warnings))")
             }
             for row in rejected {
-                print("row \(row["row"] ?? "?"): \(problems(row, "errors"))")
+                print("row \(row.row): \(problems(row.errors))")
             }
-            let total = answer["rejectedRowCount"] as? Int ?? rejected.count
+            let total = answer.rejectedRowCount
             if total > rejected.count {
-                let byField = (answer["rejectedByField"] as? [String: Int] ?? [:]).sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }
+                let byField = answer.rejectedByField.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }
                 print("… and \(total - rejected.count) more rejected rows; rows with a problem, by field: \(byField.joined(separator: ", "))")
             }
         }
@@ -82,14 +80,17 @@ struct IntakeOptions: ParsableArguments {
 struct IntakeClient {
     let api: APIClient
 
-    /// Returns the status, the JSON answer and the raw body; exits with 2 when intake is
-    /// unreachable or does not answer JSON.
-    func post(_ path: String, query: [String: String], body: Data) async throws -> (Int, [String: Any], Data) {
+    /// Returns the status, the answer and the raw body; exits with 2, saying why, when intake
+    /// is unreachable, refuses (`what` names the file) or answers something else.
+    func post<Answer: Decodable>(_ path: String, query: [String: String], body: Data, as type: Answer.Type,
+                                 what: String) async throws -> (Int, Answer, Data) {
         let (status, raw, _) = try await api.send("POST", path, query: query, body: body, contentType: "application/octet-stream")
-        guard let answer = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
-            FileHandle.standardError.write(Data("intake answered \(status): \(String(decoding: raw, as: UTF8.self))\n".utf8))
-            throw ExitCode(2)
+        if let answer = try? WireFormat.decoder().decode(Answer.self, from: raw) { return (status, answer, raw) }
+        if let refusal = try? WireFormat.decoder().decode(APIError.self, from: raw) {
+            FileHandle.standardError.write(Data("\(what) refused (\(status)): \(refusal.error)\n".utf8))
+        } else {
+            FileHandle.standardError.write(Data("intake answered \(status): \(String(decoding: raw.prefix(2_000), as: UTF8.self))\n".utf8))
         }
-        return (status, answer, raw)
+        throw ExitCode(2)
     }
 }

@@ -32,23 +32,21 @@ struct NotificationsCommand: AsyncParsableCommand {
         func run() async throws {
             var query: [String: String] = [:]
             if let date { query["date"] = date }
-            var answer = try await dispatch.gather("GET", "/v1/notifications", query: query, list: "notifications", id: "noticeId")
-            answer["flagged"] = (answer["notifications"] as? [[String: Any]] ?? []).filter { ($0["flagged"] as? Bool) == true }.count
+            let parts = try await dispatch.gather(NotificationList.self, "/v1/notifications", query: query)
+            let answer = NotificationList.merged(parts, date: parts.first?.date ?? date ?? "today")
             if json {
-                print(String(decoding: try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys]), as: UTF8.self))
+                print(String(decoding: try WireFormat.data(answer), as: UTF8.self))
             } else {
-                let notices = answer["notifications"] as? [[String: Any]] ?? []
-                let flagged = notices.filter { ($0["flagged"] as? Bool) == true }.count
-                print("\(answer["date"] as? String ?? date ?? "today"): \(notices.count) notices, \(flagged) flagged for follow-up")
-                for notice in notices {
-                    let flag = (notice["flagged"] as? Bool) == true ? "  FLAGGED: \(notice["flagReason"] as? String ?? "")" : ""
-                    print("\(notice["noticeId"] as? String ?? "?")  force \(notice["forceCode"] as? String ?? "?")  occurrence \(notice["occurrenceNumber"] as? String ?? "?")  school \(notice["schoolURN"] as? String ?? "?") \(notice["schoolName"] as? String ?? "")  [\(notice["channel"] as? String ?? "-")] \(notice["state"] as? String ?? "?")\(flag)")
-                    for event in notice["events"] as? [[String: Any]] ?? [] {
-                        print("    \(event["at"] as? String ?? "")  \(event["kind"] as? String ?? "")  \(event["detail"] as? String ?? "")")
+                print("\(answer.date): \(answer.notifications.count) notices, \(answer.flagged) flagged for follow-up")
+                for notice in answer.notifications {
+                    let flag = notice.flagged ? "  FLAGGED: \(notice.flagReason ?? "")" : ""
+                    print("\(notice.noticeId)  force \(notice.forceCode)  occurrence \(notice.occurrenceNumber)  school \(notice.schoolURN ?? "?") \(notice.schoolName ?? "")  [\(notice.channel ?? "-")] \(notice.state)\(flag)")
+                    for event in notice.events {
+                        print("    \(Timestamp.format(event.at))  \(event.kind)  \(event.detail ?? "")")
                     }
                 }
             }
-            if (answer["notifications"] as? [[String: Any]] ?? []).contains(where: { ($0["flagged"] as? Bool) == true }) { throw ExitCode(3) }
+            if answer.flagged > 0 { throw ExitCode(3) }
         }
     }
 
@@ -83,13 +81,13 @@ struct NotificationsCommand: AsyncParsableCommand {
             guard let line = readLine(strippingNewline: true), !line.isEmpty else {
                 throw ValidationError("no password on standard input")
             }
-            let body = try JSONSerialization.data(withJSONObject: ["password": line, "setBy": by])
-            let (status, answer, raw) = try await dispatch.client().send("PUT", "/v1/schools/\(urn)/password", body: body)
+            let (status, raw) = try await dispatch.client().send("PUT", "/v1/schools/\(urn)/password", json: SchoolPasswordRequest(password: line, setBy: by))
             guard status == 200 else {
                 FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
                 throw ExitCode(1)
             }
-            print("password set for \(answer["account"] as? String ?? urn) at \(answer["setAt"] as? String ?? "")")
+            let answer = try DispatchClient.decode(SchoolPasswordAnswer.self, status: status, raw)
+            print("password set for \(answer.account) at \(answer.setAt)")
         }
 
         /// The columns a passwords file may name its account column by (after the usual header
@@ -97,7 +95,7 @@ struct NotificationsCommand: AsyncParsableCommand {
         static let accountColumns = ["urn", "reference", "account", "ey_reference", "urn_or_ey_reference"]
 
         func runFile(_ path: String) async throws {
-            let rows: [[String: Any]]
+            let rows: [SchoolPasswordsRequest.Row]
             var refused: [(row: Int, message: String)] = []
             do {
                 let data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -106,7 +104,7 @@ struct NotificationsCommand: AsyncParsableCommand {
                     throw SheetError("no account column: name one of \(Self.accountColumns.joined(separator: ", "))")
                 }
                 guard sheet.headers.contains("password") else { throw SheetError("no password column") }
-                var good: [[String: Any]] = []
+                var good: [SchoolPasswordsRequest.Row] = []
                 for row in sheet.rows {
                     // A row's problem never quotes its cells, so no password reaches the report.
                     if let problem = row.problem { refused.append((row.number, problem)); continue }
@@ -114,7 +112,7 @@ struct NotificationsCommand: AsyncParsableCommand {
                     let password = row.cells["password"] ?? ""
                     if account.isEmpty { refused.append((row.number, "\(accountColumn): is empty")); continue }
                     if password.isEmpty { refused.append((row.number, "password: is empty")); continue }
-                    good.append(["row": row.number, "account": account, "password": password])
+                    good.append(SchoolPasswordsRequest.Row(row: row.number, account: account, password: password))
                 }
                 rows = good
             } catch let error as SheetError {
@@ -126,18 +124,13 @@ struct NotificationsCommand: AsyncParsableCommand {
             }
             var set: [(row: Int, account: String)] = []
             if !rows.isEmpty {
-                let body = try JSONSerialization.data(withJSONObject: ["rows": rows, "setBy": by])
-                let (status, answer, raw) = try await dispatch.client().send("PUT", "/v1/schools/passwords", body: body)
-                guard status == 200 || status == 422, answer["set"] != nil || answer["refused"] != nil else {
+                let (status, raw) = try await dispatch.client().send("PUT", "/v1/schools/passwords", json: SchoolPasswordsRequest(rows: rows, setBy: by))
+                guard status == 200 || status == 422, let answer = try? WireFormat.decoder().decode(SchoolPasswordsAnswer.self, from: raw) else {
                     FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
                     throw ExitCode(2)
                 }
-                for item in answer["set"] as? [[String: Any]] ?? [] {
-                    set.append((item["row"] as? Int ?? 0, item["account"] as? String ?? ""))
-                }
-                for item in answer["refused"] as? [[String: Any]] ?? [] {
-                    refused.append((item["row"] as? Int ?? 0, "\(item["field"] as? String ?? ""): \(item["message"] as? String ?? "")"))
-                }
+                set += answer.set.map { ($0.row, $0.account) }
+                refused += answer.refused.map { ($0.row, "\($0.field): \($0.message)") }
             }
             refused.sort { $0.row < $1.row }
             print("\(path): \(set.count) password\(set.count == 1 ? "" : "s") set, \(refused.count) row\(refused.count == 1 ? "" : "s") refused")
@@ -158,17 +151,18 @@ struct NotificationsCommand: AsyncParsableCommand {
         @OptionGroup var dispatch: DispatchOptions
 
         func run() async throws {
-            let (_, answer, raw) = try await dispatch.client().send("GET", "/v1/held")
-            let held = answer["held"] as? [[String: Any]] ?? []
+            let (status, raw) = try await dispatch.client().send("GET", "/v1/held")
+            let answer = try DispatchClient.decode(HeldNoticeListing.self, status: status, raw)
             if json {
                 print(String(decoding: raw, as: UTF8.self))
             } else {
-                print("\(held.count) notice\(held.count == 1 ? "" : "s") held for want of a password; accounts without one: \((answer["accountsWithoutPassword"] as? [String] ?? []).joined(separator: ", "))")
+                let held = answer.held
+                print("\(held.count) notice\(held.count == 1 ? "" : "s") held for want of a password; accounts without one: \(answer.accountsWithoutPassword.joined(separator: ", "))")
                 for item in held {
-                    print("\(item["noticeId"] as? String ?? "?")  \(item["account"] as? String ?? "")  \(item["schoolName"] as? String ?? "")  held since \(item["heldSince"] as? String ?? "") (\((item["ageSeconds"] as? Int ?? 0) / 60) min)")
+                    print("\(item.noticeId)  \(item.account)  \(item.schoolName)  held since \(Timestamp.format(item.heldSince)) (\(item.ageSeconds / 60) min)")
                 }
             }
-            if !held.isEmpty { throw ExitCode(3) }
+            if !answer.held.isEmpty { throw ExitCode(3) }
         }
     }
 
@@ -221,15 +215,17 @@ struct NotificationsCommand: AsyncParsableCommand {
         @OptionGroup var dispatch: DispatchOptions
 
         func run() async throws {
-            let answer = try await dispatch.gather("GET", "/v1/telephone-tasks", query: all ? ["all": "true"] : [:], list: "tasks", id: "id")
-            if json { print(String(decoding: try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys]), as: UTF8.self)); return }
-            let tasks = answer["tasks"] as? [[String: Any]] ?? []
-            print("\(tasks.count) telephone tasks")
-            for task in tasks {
-                let phones = (task["contacts"] as? [[String: Any]] ?? []).compactMap { c in (c["phone"] as? String).map { "\(c["role"] as? String ?? ""): \($0)" } }
-                print("\(task["id"] as? String ?? "?")  \(task["schoolURN"] as? String ?? "") \(task["schoolName"] as? String ?? "")  \(phones.joined(separator: ", "))  \(task["doneAt"].map { "done \($0)" } ?? "OPEN")")
-                for line in (task["notice"] as? [String: Any])?["lines"] as? [[String: Any]] ?? [] {
-                    print("    \(line["label"] as? String ?? ""): \(line["value"] as? String ?? "")")
+            // Each task lives on the instance that took its notice: the instances' lists together.
+            let parts = try await dispatch.gather(TelephoneTaskListing.self, "/v1/telephone-tasks", query: all ? ["all": "true"] : [:])
+            var seen = Set<String>()
+            let answer = TelephoneTaskListing(tasks: parts.flatMap(\.tasks).filter { seen.insert($0.id).inserted })
+            if json { print(String(decoding: try WireFormat.data(answer), as: UTF8.self)); return }
+            print("\(answer.tasks.count) telephone tasks")
+            for task in answer.tasks {
+                let phones = task.contacts.compactMap { c in c.phone.map { "\(c.role): \($0)" } }
+                print("\(task.id)  \(task.schoolURN) \(task.schoolName)  \(phones.joined(separator: ", "))  \(task.doneAt.map { "done \(Timestamp.format($0))" } ?? "OPEN")")
+                for line in task.notice.lines {
+                    print("    \(line.label): \(line.value)")
                 }
             }
         }
@@ -250,9 +246,7 @@ struct NotificationsCommand: AsyncParsableCommand {
         @OptionGroup var dispatch: DispatchOptions
 
         func run() async throws {
-            var object: [String: Any] = ["by": by]
-            if let note { object["note"] = note }
-            let (status, _, raw) = try await dispatch.owner("POST", "/v1/telephone-tasks/\(id)/done", body: try JSONSerialization.data(withJSONObject: object))
+            let (status, raw) = try await dispatch.owner("POST", "/v1/telephone-tasks/\(id)/done", json: TelephoneTaskDoneRequest(by: by, note: note))
             guard status == 200 else {
                 FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
                 throw ExitCode(1)
@@ -274,8 +268,7 @@ struct NotificationsCommand: AsyncParsableCommand {
         @OptionGroup var dispatch: DispatchOptions
 
         func run() async throws {
-            let (status, _, raw) = try await dispatch.owner("POST", "/v1/notifications/\(noticeId)/resend",
-                                                                    body: try JSONSerialization.data(withJSONObject: ["by": by]))
+            let (status, raw) = try await dispatch.owner("POST", "/v1/notifications/\(noticeId)/resend", json: ResendRequest(by: by))
             guard status == 202 else {
                 FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
                 throw ExitCode(1)
@@ -303,42 +296,26 @@ struct DispatchOptions: ParsableArguments {
         return urls.map { DispatchClient(api: APIClient(service: .dispatch, baseURL: $0, token: token)) }
     }
 
-    /// A listing gathered from every instance. Telephone tasks live on the instance that took the
-    /// notice; every instance lists every notice (the audit is replicated) but only the one that
-    /// took it flags it for follow-up. Items are merged by `id`: of one listed by several
-    /// instances, the one with the most events (the owner's, with its flag) is kept.
-    func gather(_ method: String, _ path: String, query: [String: String], list: String, id: String) async throws -> [String: Any] {
-        var merged: [String: Any] = [:]
-        var items: [String: [String: Any]] = [:]
-        var order: [String] = []
+    /// A listing of every instance, each decoded as `Answer`; exits 2 when one refuses.
+    func gather<Answer: Decodable>(_ type: Answer.Type, _ path: String, query: [String: String]) async throws -> [Answer] {
+        var parts: [Answer] = []
         for client in try clients() {
-            let (status, answer, raw) = try await client.send(method, path, query: query)
+            let (status, raw) = try await client.send("GET", path, query: query)
             guard status == 200 else {
                 FileHandle.standardError.write(Data("\(client.api.client.baseURL) refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
                 throw ExitCode(2)
             }
-            for (key, value) in answer where key != list && merged[key] == nil { merged[key] = value }
-            for item in answer[list] as? [[String: Any]] ?? [] {
-                guard let key = item[id] as? String else { continue }
-                if let held = items[key] {
-                    let events = { (x: [String: Any]) in (x["events"] as? [Any])?.count ?? 0 }
-                    if events(item) > events(held) { items[key] = item }
-                } else {
-                    items[key] = item
-                    order.append(key)
-                }
-            }
+            parts.append(try DispatchClient.decode(Answer.self, status: status, raw))
         }
-        merged[list] = order.compactMap { items[$0] }
-        return merged
+        return parts
     }
 
     /// An action on a record one instance holds: asked of each instance in turn until one
     /// answers other than 404.
-    func owner(_ method: String, _ path: String, body: Data?) async throws -> (Int, [String: Any], Data) {
-        var last: (Int, [String: Any], Data)?
+    func owner(_ method: String, _ path: String, json body: some Encodable) async throws -> (Int, Data) {
+        var last: (Int, Data)?
         for client in try clients() {
-            let answer = try await client.send(method, path, body: body)
+            let answer = try await client.send(method, path, json: body)
             if answer.0 != 404 { return answer }
             last = answer
         }
@@ -349,17 +326,22 @@ struct DispatchOptions: ParsableArguments {
 struct DispatchClient {
     let api: APIClient
 
-    /// Status, JSON object and raw body; exits 2 when dispatch cannot be reached or answers no JSON.
-    func send(_ method: String, _ path: String, query: [String: String] = [:], body: Data? = nil) async throws -> (Int, [String: Any], Data) {
-        let (status, raw, _) = try await api.send(method, path, query: query, body: body)
-        guard let answer = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
-            FileHandle.standardError.write(Data("dispatch answered \(status): \(String(decoding: raw, as: UTF8.self))\n".utf8))
-            throw ExitCode(2)
-        }
+    /// Status and raw body; exits 2 when dispatch cannot be reached or refuses the token.
+    func send(_ method: String, _ path: String, query: [String: String] = [:], json body: (any Encodable)? = nil) async throws -> (Int, Data) {
+        let (status, raw, _) = try await api.send(method, path, query: query, body: try body.map { try WireFormat.data($0) })
         if status == 401 || status == 503 {
-            FileHandle.standardError.write(Data("dispatch refused (\(status)): \(answer["error"] as? String ?? "")\n".utf8))
+            let message = (try? WireFormat.decoder().decode(APIError.self, from: raw))?.error ?? String(decoding: raw, as: UTF8.self)
+            FileHandle.standardError.write(Data("dispatch refused (\(status)): \(message)\n".utf8))
             throw ExitCode(2)
         }
-        return (status, answer, raw)
+        return (status, raw)
+    }
+
+    /// A 2xx answer as `Answer`; exits 2, saying what came instead, when it is not one.
+    static func decode<Answer: Decodable>(_ type: Answer.Type, status: Int, _ raw: Data) throws -> Answer {
+        do { return try WireFormat.decoder().decode(Answer.self, from: raw) } catch {
+            FileHandle.standardError.write(Data("dispatch answered \(status) with an unexpected body (\(WireFormat.describe(error))): \(String(decoding: raw.prefix(500), as: UTF8.self))\n".utf8))
+            throw ExitCode(2)
+        }
     }
 }

@@ -28,17 +28,23 @@ struct ReviewOptions: ParsableArguments {
     var json = false
 
     /// Sends a request; returns the status and the body. Exits with 2 when the service cannot be reached.
-    func send(_ method: String, _ path: String, body: [String: String]? = nil) async throws -> (Int, Data) {
+    func send(_ method: String, _ path: String, body: ReviewDecisionRequest? = nil) async throws -> (Int, Data) {
         let api = APIClient(service: .childResearch, baseURL: url, token: try APIClient.token(token))
-        let (status, data, _) = try await api.send(method, path, body: try body.map { try JSONSerialization.data(withJSONObject: $0) })
+        let (status, data, _) = try await api.send(method, path, body: try body.map { try WireFormat.data($0) })
         return (status, data)
     }
 
     func fail(_ status: Int, _ data: Data) throws -> Never {
-        let object = APIClient.object(data)
-        let message = object["error"] as? String ?? (object["errors"].map { "\($0)" }) ?? String(decoding: data, as: UTF8.self)
-        FileHandle.standardError.write(Data("refused (\(status)): \(message)\n".utf8))
+        FileHandle.standardError.write(Data("refused (\(status)): \(APIClient.refusal(data))\n".utf8))
         throw ExitCode(1)
+    }
+
+    /// A 200 answer as `Answer`; exits 2 when it is not one (another version of child research?).
+    func decode<Answer: Decodable>(_ type: Answer.Type, _ data: Data, path: String) throws -> Answer {
+        do { return try WireFormat.decoder().decode(Answer.self, from: data) } catch {
+            FileHandle.standardError.write(Data("child research answered \(path) with an unexpected body (\(WireFormat.describe(error))); is --url child research of this version?\n".utf8))
+            throw ExitCode(2)
+        }
     }
 }
 
@@ -54,16 +60,14 @@ struct ReviewList: AsyncParsableCommand {
         let (code, data) = try await options.send("GET", "/v1/review?status=\(status)")
         guard code == 200 else { try options.fail(code, data) }
         if options.json { print(String(decoding: data, as: UTF8.self)); return }
-        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-        let proposals = object["proposals"] as? [[String: Any]] ?? []
+        let proposals = try options.decode(ReviewListing.self, data, path: "/v1/review").proposals
         if proposals.isEmpty { print("no \(status) proposals") }
         for proposal in proposals {
-            let child = proposal["child"] as? [String: Any] ?? [:]
-            let evidence = proposal["evidence"] as? [String: Any] ?? [:]
-            let born = (child["dateOfBirth"] as? String).map { "born \($0)" } ?? (child["ageYears"] as? Int).map { "aged \($0)" } ?? "age unknown"
-            print("\(proposal["proposalId"] ?? "?")  \(proposal["forceCode"] ?? "")/\(proposal["occurrenceNumber"] ?? "")  \(child["givenName"] ?? "") \(child["familyName"] ?? "") (\(born))  score \(evidence["score"] ?? "?")  \(proposal["status"] ?? "")")
-            for line in evidence["explanation"] as? [String] ?? [] { print("    \(line)") }
-            if proposal["status"] as? String == "withdrawn", let note = proposal["note"] as? String { print("    \(note)") }
+            let child = proposal.child
+            let born = child.dateOfBirth.map { "born \($0)" } ?? child.ageYears.map { "aged \($0)" } ?? "age unknown"
+            print("\(proposal.proposalId)  \(proposal.forceCode)/\(proposal.occurrenceNumber)  \(child.givenName) \(child.familyName) (\(born))  score \(proposal.evidence.score)  \(proposal.status)")
+            for line in proposal.evidence.explanation { print("    \(line)") }
+            if proposal.status == "withdrawn", let note = proposal.note { print("    \(note)") }
         }
     }
 }
@@ -117,13 +121,7 @@ struct ReviewCalibrationCommand: AsyncParsableCommand {
         let (code, data) = try await options.send("GET", "/v1/review/calibration")
         guard code == 200 else { try options.fail(code, data) }
         if options.json { print(String(decoding: data, as: UTF8.self)); return }
-        let calibration: ReviewCalibration
-        do {
-            calibration = try WireFormat.decoder().decode(ReviewCalibration.self, from: data)
-        } catch {
-            FileHandle.standardError.write(Data("child research answered /v1/review/calibration with an unexpected body (\(WireFormat.describe(error))); is --url child research of this version?\n".utf8))
-            throw ExitCode(2)
-        }
+        let calibration = try options.decode(ReviewCalibration.self, data, path: "/v1/review/calibration")
         print(Self.table(calibration), terminator: "")
     }
 
@@ -140,8 +138,7 @@ struct ReviewCalibrationCommand: AsyncParsableCommand {
 }
 
 func decide(options: ReviewOptions, id: String, verdict: String, reviewer: String, note: String?) async throws {
-    var body = ["reviewer": reviewer]
-    if let note { body["note"] = note }
+    let body = ReviewDecisionRequest(reviewer: reviewer, note: note)
     let escaped = id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id
     let (code, data) = try await options.send("POST", "/v1/review/\(escaped)/\(verdict)", body: body)
     guard code == 202 else { try options.fail(code, data) }

@@ -104,17 +104,20 @@ struct SchedulePendingCommand: AsyncParsableCommand {
     func run() async throws {
         let api = APIClient(service: .scheduling, baseURL: url, token: try APIClient.token(token))
         let (status, data, _) = try await api.send("GET", "/v1/pending", query: ["state": state])
-        let object = APIClient.object(data)
         guard status == 200 else {
-            FileHandle.standardError.write(Data("scheduling refused (\(status)): \(object["error"] ?? String(decoding: data, as: UTF8.self))\n".utf8))
+            FileHandle.standardError.write(Data("scheduling refused (\(status)): \(APIClient.refusal(data))\n".utf8))
             throw ExitCode(2)
         }
         if json { print(String(decoding: data, as: UTF8.self)); return }
-        let notices = object["notices"] as? [[String: Any]] ?? []
-        print("\(notices.count) notice(s) \(state) on \(object["instance"] ?? "?")")
-        for notice in notices {
-            let escalate = (notice["escalate"] as? Bool) == true ? " ESCALATION" : ""
-            print("\(notice["releaseAt"] ?? "?")  \(notice["noticeId"] ?? "?")  force \(notice["forceCode"] ?? "?") occurrence \(notice["occurrenceNumber"] ?? "?")  school \(notice["schoolURN"] ?? "?") (LA \(notice["laCode"] ?? "?"))  \(notice["state"] ?? "?")\(escalate)")
+        let list: PendingList
+        do { list = try WireFormat.decoder().decode(PendingList.self, from: data) } catch {
+            FileHandle.standardError.write(Data("scheduling answered /v1/pending with an unexpected body (\(WireFormat.describe(error))); is --url scheduling of this version?\n".utf8))
+            throw ExitCode(2)
+        }
+        print("\(list.notices.count) notice(s) \(state) on \(list.instance)")
+        for notice in list.notices {
+            let escalate = notice.escalate ? " ESCALATION" : ""
+            print("\(notice.releaseAt)  \(notice.noticeId)  force \(notice.forceCode) occurrence \(notice.occurrenceNumber)  school \(notice.schoolURN) (LA \(notice.laCode))  \(notice.state)\(escalate)")
         }
     }
 }

@@ -66,15 +66,36 @@ struct SchoolsClient {
         try await api.send(method, path, query: query, body: body, contentType: "application/octet-stream")
     }
 
-    static func json(_ data: Data) -> [String: Any] { APIClient.object(data) }
-
     /// Prints the service's error and exits 2 when the answer is not a success.
     static func check(_ status: Int, _ data: Data, what: String) throws {
         guard (200..<300).contains(status) else {
-            let error = json(data)["error"] as? String ?? String(decoding: data, as: UTF8.self)
-            FileHandle.standardError.write(Data("\(what) refused (\(status)): \(error)\n".utf8))
+            FileHandle.standardError.write(Data("\(what) refused (\(status)): \(APIClient.refusal(data))\n".utf8))
             throw ExitCode(2)
         }
+    }
+
+    /// The answer as `Answer`; exits 2, saying what came instead, when it is not one.
+    static func decode<Answer: Decodable>(_ type: Answer.Type, _ data: Data, what: String) throws -> Answer {
+        do { return try WireFormat.decoder().decode(Answer.self, from: data) } catch {
+            FileHandle.standardError.write(Data("\(what): school resolution answered with an unexpected body (\(WireFormat.describe(error)))\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    /// Sends a sheet to an import endpoint. Its answer, also when some rows were rejected (422
+    /// with the answer); exits 2 when the whole file was refused.
+    func importSheet<Answer: Decodable>(_ file: String, to path: String, as type: Answer.Type) async throws -> (name: String, answer: Answer) {
+        guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+        let name = (file as NSString).lastPathComponent
+        let (status, body, _) = try await call("POST", path, query: ["name": name], body: data)
+        if status != 422 || (try? WireFormat.decoder().decode(Answer.self, from: body)) == nil { try Self.check(status, body, what: name) }
+        return (name, try Self.decode(Answer.self, body, what: name))
+    }
+
+    /// Prints each rejected row; exits 1 when there is one (or `otherProblem`).
+    static func reportRejected(_ rows: [RejectedRow], otherProblem: Bool = false) throws {
+        for row in rows { print("row \(row.row): \(row.reason)") }
+        if !rows.isEmpty || otherProblem { throw ExitCode(1) }
     }
 }
 
@@ -95,12 +116,11 @@ struct SchoolsImport: AsyncParsableCommand {
         let name = (file as NSString).lastPathComponent
         let (status, body, _) = try await service.client().call("POST", "/v1/register/import", query: ["name": name], body: data)
         try SchoolsClient.check(status, body, what: name)
-        let answer = SchoolsClient.json(body)
-        print("\(name) (\(answer["layout"] ?? "?")): \(answer["schools"] ?? 0) schools, \(answer["published"] ?? 0) new or changed, \(answer["unchanged"] ?? 0) unchanged")
-        for notice in answer["notices"] as? [String] ?? [] { print("note: \(notice)") }
-        let rejected = answer["rejectedRows"] as? [[String: Any]] ?? []
-        for row in rejected { print("row \(row["row"] ?? "?"): \(row["reason"] ?? "")") }
-        if !rejected.isEmpty { throw ExitCode(1) }
+        let answer = try SchoolsClient.decode(RegisterDesk.ImportAnswer.self, body, what: name)
+        print("\(name) (\(answer.layout)): \(answer.schools) schools, \(answer.published) new or changed, \(answer.unchanged) unchanged")
+        for notice in answer.notices { print("note: \(notice)") }
+        for row in answer.rejectedRows { print("row \(row.row): \(row.reason)") }
+        if !answer.rejectedRows.isEmpty { throw ExitCode(1) }
     }
 }
 
@@ -135,7 +155,7 @@ struct SchoolsContacts: AsyncParsableCommand {
         @OptionGroup var service: SchoolsOptions
 
         func run() async throws {
-            var list: [[String: String]] = []
+            var list: [SchoolContact] = []
             for text in contacts {
                 var contact: [String: String] = [:]
                 for part in text.split(separator: ";") {
@@ -145,15 +165,13 @@ struct SchoolsContacts: AsyncParsableCommand {
                     }
                     contact[pair[0]] = pair[1]
                 }
-                guard contact["role"] != nil else { throw ValidationError("--contact '\(text)' needs role=…") }
-                list.append(contact)
+                guard let role = contact["role"] else { throw ValidationError("--contact '\(text)' needs role=…") }
+                list.append(SchoolContact(role: role, name: contact["name"], email: contact["email"], phone: contact["phone"]))
             }
-            var object: [String: Any] = ["contacts": list]
-            if let by { object["updatedBy"] = by }
-            let body = try JSONSerialization.data(withJSONObject: object)
+            let body = try WireFormat.data(ContactsRequest(contacts: list, updatedBy: by))
             let (status, answer, _) = try await service.client().call("PUT", "/v1/schools/\(urn)/contacts", body: body)
-            if status == 422 {
-                for error in SchoolsClient.json(answer)["errors"] as? [[String: Any]] ?? [] { print("\(error["field"] ?? ""): \(error["message"] ?? "")") }
+            if status == 422, let refusal = try? WireFormat.decoder().decode(APIFieldErrors.self, from: answer) {
+                for error in refusal.errors { print(error.description) }
                 throw ExitCode(1)
             }
             try SchoolsClient.check(status, answer, what: "URN \(urn)")
@@ -170,17 +188,10 @@ struct SchoolsContacts: AsyncParsableCommand {
         @OptionGroup var service: SchoolsOptions
 
         func run() async throws {
-            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
-            let name = (file as NSString).lastPathComponent
-            let (status, body, _) = try await service.client().call("POST", "/v1/contacts/import", query: ["name": name], body: data)
-            let answer = SchoolsClient.json(body)
-            if status != 422 || answer["schools"] == nil { try SchoolsClient.check(status, body, what: name) }
-            print("\(name): contacts set for \(answer["schools"] ?? 0) school(s)")
-            let unknown = answer["unknownURNs"] as? [String] ?? []
-            if !unknown.isEmpty { print("not in the register: \(unknown.joined(separator: ", "))") }
-            let rejected = answer["rejectedRows"] as? [[String: Any]] ?? []
-            for row in rejected { print("row \(row["row"] ?? "?"): \(row["reason"] ?? "")") }
-            if !rejected.isEmpty || !unknown.isEmpty { throw ExitCode(1) }
+            let (name, answer) = try await service.client().importSheet(file, to: "/v1/contacts/import", as: ContactsImportAnswer.self)
+            print("\(name): contacts set for \(answer.schools) school(s)")
+            if !answer.unknownURNs.isEmpty { print("not in the register: \(answer.unknownURNs.joined(separator: ", "))") }
+            try SchoolsClient.reportRejected(answer.rejectedRows, otherProblem: !answer.unknownURNs.isEmpty)
         }
     }
 }
@@ -202,15 +213,9 @@ struct SchoolsLAContacts: AsyncParsableCommand {
         @OptionGroup var service: SchoolsOptions
 
         func run() async throws {
-            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
-            let name = (file as NSString).lastPathComponent
-            let (status, body, _) = try await service.client().call("POST", "/v1/la-contacts/import", query: ["name": name], body: data)
-            let answer = SchoolsClient.json(body)
-            if status != 422 || answer["localAuthorities"] == nil { try SchoolsClient.check(status, body, what: name) }
-            print("\(name): contacts set for \(answer["localAuthorities"] ?? 0) local authorit(ies); every instance applies them from the register topic")
-            let rejected = answer["rejectedRows"] as? [[String: Any]] ?? []
-            for row in rejected { print("row \(row["row"] ?? "?"): \(row["reason"] ?? "")") }
-            if !rejected.isEmpty { throw ExitCode(1) }
+            let (name, answer) = try await service.client().importSheet(file, to: "/v1/la-contacts/import", as: LAContactsImportAnswer.self)
+            print("\(name): contacts set for \(answer.localAuthorities) local authorit(ies); every instance applies them from the register topic")
+            try SchoolsClient.reportRejected(answer.rejectedRows)
         }
     }
 
@@ -223,13 +228,13 @@ struct SchoolsLAContacts: AsyncParsableCommand {
             let (status, body, _) = try await service.client().call("GET", "/v1/la-contacts")
             try SchoolsClient.check(status, body, what: "LA contacts")
             if json { print(String(decoding: body, as: UTF8.self)); return }
-            let list = SchoolsClient.json(body)["localAuthorities"] as? [[String: Any]] ?? []
+            let list = try SchoolsClient.decode(LAContactsList.self, body, what: "LA contacts").localAuthorities
             if list.isEmpty { print("no local authority contacts held: import them with encompass schools la-contacts import FILE") }
             for entry in list {
-                print("LA \(entry["laCode"] ?? "?") \(entry["localAuthority"] ?? "")")
-                for contact in entry["contacts"] as? [[String: Any]] ?? [] {
-                    let fields = ["name", "email", "phone"].compactMap { contact[$0] as? String }
-                    print("  \(contact["role"] ?? "?"): \(fields.joined(separator: ", "))")
+                print("LA \(entry.laCode) \(entry.localAuthority ?? "")")
+                for contact in entry.contacts {
+                    let fields = [contact.name, contact.email, contact.phone].compactMap { $0 }
+                    print("  \(contact.role): \(fields.joined(separator: ", "))")
                 }
             }
         }

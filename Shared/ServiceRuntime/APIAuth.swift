@@ -1,3 +1,4 @@
+import EncompassModels
 import EncompassSecrets
 import Foundation
 import Hummingbird
@@ -20,11 +21,11 @@ public struct APIAuth: Sendable {
     /// nil when the request carries the right token, else the refusal to send.
     public func refusal(_ request: Request) -> Response? {
         guard let token else {
-            return HTTPEndpoint.json(.serviceUnavailable, ["error": "this API is not configured: set \(variable)"])
+            return HTTPEndpoint.json(.serviceUnavailable, APIError("this API is not configured: set \(variable)"))
         }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
               constantTimeEqual(Array(header.dropFirst(7).utf8), Array(token.utf8)) else {
-            return HTTPEndpoint.json(.unauthorized, ["error": "missing or wrong bearer token"])
+            return HTTPEndpoint.json(.unauthorized, APIError("missing or wrong bearer token"))
         }
         return nil
     }

@@ -22,12 +22,12 @@ enum OperationsAPI {
             for (name, keyPath) in [("since", \DeadLetterFilter.since), ("until", \DeadLetterFilter.until)] {
                 guard let text = query[Substring(name)].map(String.init) else { continue }
                 guard let date = Timestamp.parse(text) else {
-                    return HTTPEndpoint.json(.badRequest, ["error": "\(name) '\(text)' is not a time; use ISO 8601, e.g. 2026-11-23T09:00:00Z"])
+                    return HTTPEndpoint.json(.badRequest, APIError("\(name) '\(text)' is not a time; use ISO 8601, e.g. 2026-11-23T09:00:00Z"))
                 }
                 filter[keyPath: keyPath] = date
             }
             if let text = query["limit"].map(String.init) {
-                guard let limit = Int(text), limit > 0 else { return HTTPEndpoint.json(.badRequest, ["error": "limit must be a positive whole number"]) }
+                guard let limit = Int(text), limit > 0 else { return HTTPEndpoint.json(.badRequest, APIError("limit must be a positive whole number")) }
                 filter.limit = limit
             }
             let chosen = filter
@@ -40,18 +40,10 @@ enum OperationsAPI {
         }
         api.post("v1/dead-letters/:id/replay") { request, context -> Response in
             guard let id = context.parameters.get("id", as: Int64.self) else { return badId }
-            guard let body = await object(request) else { return notJSON }
-            let actor = body["by"] as? String ?? ""
-            var editedValue: [UInt8]?
-            if let payload = body["payload"], !(payload is NSNull) {
-                if let text = payload as? String {
-                    editedValue = Array(text.utf8)
-                } else {
-                    guard let data = try? JSONSerialization.data(withJSONObject: payload, options: [.fragmentsAllowed]) else { return notJSON }
-                    editedValue = Array(data)
-                }
-            }
-            let edited = editedValue
+            guard let body = await decode(DeadLetterReplayRequest.self, request) else { return notJSON }
+            let actor = body.by ?? ""
+            let edited: [UInt8]?
+            do { edited = try body.payload?.bytes() } catch { return notJSON }
             let now = environment.clock.now()
             let result = try await answer { () async throws -> ReplayOutcome in
                 try await environment.write { db, outbox in
@@ -63,10 +55,10 @@ enum OperationsAPI {
         }
         api.post("v1/dead-letters/:id/discard") { request, context -> Response in
             guard let id = context.parameters.get("id", as: Int64.self) else { return badId }
-            guard let body = await object(request) else { return notJSON }
-            let actor = body["by"] as? String ?? ""
-            let reason = body["reason"] as? String ?? ""
-            guard !reason.isEmpty else { return HTTPEndpoint.json(.unprocessableContent, ["error": "say why (reason): every discard is recorded"]) }
+            guard let body = await decode(DeadLetterDiscardRequest.self, request) else { return notJSON }
+            let actor = body.by ?? ""
+            let reason = body.reason ?? ""
+            guard !reason.isEmpty else { return HTTPEndpoint.json(.unprocessableContent, APIError("say why (reason): every discard is recorded")) }
             let now = environment.clock.now()
             return try await answer {
                 try await environment.store.pool.write { try DeadLetterOps.discard($0, id: id, actor: actor, reason: reason, now: now) }
@@ -74,13 +66,14 @@ enum OperationsAPI {
         }
     }
 
-    static let badId = HTTPEndpoint.json(.badRequest, ["error": "dead letter id must be a whole number"])
-    static let notJSON = HTTPEndpoint.json(.badRequest, ["error": "body must be a JSON object"])
+    static let badId = HTTPEndpoint.json(.badRequest, APIError("dead letter id must be a whole number"))
+    static let notJSON = HTTPEndpoint.json(.badRequest, APIError("body must be a JSON object"))
 
-    static func object(_ request: Request) async -> [String: Any]? {
+    /// The request's body as `Body`; an empty body is `{}`. Nil when it is larger than 8 MiB or not one.
+    static func decode<Body: Decodable>(_ type: Body.Type, _ request: Request) async -> Body? {
         guard let buffer = try? await request.body.collect(upTo: 8 * 1024 * 1024) else { return nil }
-        if buffer.readableBytes == 0 { return [:] }
-        return (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any]
+        let data = buffer.readableBytes == 0 ? Data("{}".utf8) : Data(buffer.readableBytesView)
+        return try? WireFormat.decoder().decode(Body.self, from: data)
     }
 
     /// Runs an operation; its refusals become 404/409/422 answers that say what to do.
@@ -93,9 +86,9 @@ enum OperationsAPI {
             case .discarded: .conflict
             case .noTarget, .invalidPayload, .actorRequired: .unprocessableContent
             }
-            return HTTPEndpoint.json(status, ["error": error.description])
+            return HTTPEndpoint.json(status, APIError(error.description))
         } catch let error as OutboxError {
-            return HTTPEndpoint.json(.unprocessableContent, ["error": error.description])
+            return HTTPEndpoint.json(.unprocessableContent, APIError(error.description))
         }
     }
 

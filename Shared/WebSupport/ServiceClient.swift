@@ -57,14 +57,15 @@ public struct ServiceClient: Sendable {
     }
 
     /// Returns the status and the raw body. Throws `ServiceCallError` when the service cannot be reached.
-    public func call(_ method: String, _ path: String, query: [String: String] = [:], json body: Any? = nil, raw: Data? = nil,
+    public func call(_ method: String, _ path: String, query: [String: String] = [:], json body: (any Encodable)? = nil, raw: Data? = nil,
               contentType: String = "application/json") async throws -> (status: Int, body: Data) {
         let (status, data, _) = try await exchange(method, path, query: query, json: body, raw: raw, contentType: contentType)
         return (status, data)
     }
 
-    /// `call`, with the HTTP response (its headers) as well.
-    public func exchange(_ method: String, _ path: String, query: [String: String] = [:], json body: Any? = nil, raw: Data? = nil,
+    /// `call`, with the HTTP response (its headers) as well. A `json` body is one of the request
+    /// types of `ServiceAPI.swift` (EncompassModels), written as the service reads it.
+    public func exchange(_ method: String, _ path: String, query: [String: String] = [:], json body: (any Encodable)? = nil, raw: Data? = nil,
                          contentType: String = "application/json") async throws -> (status: Int, body: Data, response: HTTPURLResponse?) {
         var components = URLComponents(string: baseURL + path)
         if !query.isEmpty {
@@ -76,7 +77,7 @@ public struct ServiceClient: Sendable {
         request.timeoutInterval = timeout
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         if let body {
-            request.httpBody = try JSONSerialization.data(withJSONObject: body, options: [.fragmentsAllowed])
+            request.httpBody = try WireFormat.data(body)
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         } else if let raw {
             request.httpBody = raw
@@ -92,7 +93,7 @@ public struct ServiceClient: Sendable {
     }
 
     /// Calls and decodes a 2xx JSON answer; any other answer becomes an error with the service's words.
-    public func decode<T: Decodable>(_ type: T.Type, _ method: String, _ path: String, query: [String: String] = [:], json body: Any? = nil) async throws -> T {
+    public func decode<T: Decodable>(_ type: T.Type, _ method: String, _ path: String, query: [String: String] = [:], json body: (any Encodable)? = nil) async throws -> T {
         let (status, data) = try await call(method, path, query: query, json: body)
         guard (200..<300).contains(status) else { throw ServiceCallError(description: Self.refusal(service, status, data)) }
         do {
@@ -103,7 +104,8 @@ public struct ServiceClient: Sendable {
     }
 
     public static func refusal(_ service: ServiceName, _ status: Int, _ data: Data) -> String {
-        let message = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["error"] as? String
+        let message = (try? WireFormat.decoder().decode(APIError.self, from: data))?.error
+            ?? (try? WireFormat.decoder().decode(APIFieldErrors.self, from: data))?.description
             ?? String(decoding: data.prefix(500), as: UTF8.self)
         return "\(service.rawValue) refused (\(status)): \(message)"
     }

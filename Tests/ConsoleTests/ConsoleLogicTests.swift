@@ -5,6 +5,7 @@ import EncompassSecrets
 import EncompassTestSupport
 import Foundation
 import GRDB
+import Hummingbird
 import ServiceRuntime
 import Testing
 
@@ -169,10 +170,10 @@ struct ConsoleLogicTests {
         #expect(review.contains("0.91") && review.contains("address: &quot;same&quot; &lt;flat&gt;"))
         #expect(review.contains("id=\"calibration-unavailable\">&lt;script&gt;"))
 
-        let notice = NoticeLine(noticeId: "n-1", forceCode: "43", occurrenceNumber: "1", schoolURN: "110001", schoolName: evil, channel: "email",
+        let notice = NotificationSummary(noticeId: "n-1", forceCode: "43", occurrenceNumber: "1", schoolURN: "110001", schoolName: evil, channel: "email",
                                 state: "sent", releaseAt: Date(), sentAt: Date(), acknowledgeBy: nil, acknowledgedAt: nil, acknowledgedBy: nil,
                                 flagged: true, flagReason: "<i>late</i>")
-        let notices = ConsolePages.notices(.ok(NoticeListing(date: "2026-11-24", notifications: [notice], flagged: 1)), day: CalendarDate(iso: "2026-11-24")!,
+        let notices = ConsolePages.notices(.ok(NotificationList(date: "2026-11-24", notifications: [notice], flagged: 1)), day: CalendarDate(iso: "2026-11-24")!,
                                            session: session, now: Date())
         #expect(!notices.contains("<script>") && !notices.contains("<i>late") && notices.contains("FOLLOW UP"))
         let requests = ConsolePages.requests(.ok([CSCRequest(fields: ["request_id": "q", "lpa": "<LPA>", "child_given_name": evil])]),
@@ -231,7 +232,10 @@ struct ConsoleLogicTests {
 
     @Test("forms: URL-encoded fields and multipart parts (the uploaded sheet's bytes intact)")
     func forms() throws {
-        #expect(FormData.urlEncoded(Data("name=j.smith&password=a%26b+c%3D&csrf=x".utf8)) == ["name": "j.smith", "password": "a&b c=", "csrf": "x"])
+        let signIn = try URLEncodedFormDecoder().decode(SignInForm.self, from: "name=j.smith&password=a%26b+c%3D&csrf=x")
+        #expect(signIn.name == "j.smith" && signIn.password == "a&b c=" && signIn.csrf == "x")
+        let note = try URLEncodedFormDecoder().decode(NoteForm.self, from: "csrf=t&verdict=confirm")
+        #expect(note.csrf == "t" && note.note == nil)
         let bytes = Data([0x50, 0x4B, 0x03, 0x04, 0x0D, 0x0A, 0x2D, 0x2D, 0x00, 0xFF])
         var body = Data("--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntoken\r\n--XyZ\r\nContent-Disposition: form-data; name=\"sheet\"; filename=\"back.xlsx\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
         body.append(bytes)
@@ -248,7 +252,7 @@ struct ConsoleLogicTests {
     @Test("a notice needs a follow-up when not acknowledged by its acknowledge-by time (10:00), or when dispatch flagged it")
     func followUp() {
         let sent = Timestamp.parse("2026-11-24T07:30:00Z")!
-        var notice = NoticeLine(noticeId: "n", forceCode: "43", occurrenceNumber: "1", schoolURN: "1", schoolName: "S", channel: "email", state: "sent",
+        var notice = NotificationSummary(noticeId: "n", forceCode: "43", occurrenceNumber: "1", schoolURN: "1", schoolName: "S", channel: "email", state: "sent",
                                 releaseAt: sent, sentAt: sent, acknowledgeBy: Timestamp.parse("2026-11-24T10:00:00Z")!, acknowledgedAt: nil,
                                 acknowledgedBy: nil, flagged: false, flagReason: nil)
         #expect(!ConsolePages.needsFollowUp(notice, now: Timestamp.parse("2026-11-24T09:59:00Z")!))

@@ -305,8 +305,9 @@ struct FuzzTests {
         let seeds = [Data("action=sign-in&name=Ms+Head&password=p%40ss%20word".utf8), Data("action=acknowledge".utf8)]
         let report = fuzz("notice-form", iterations: FuzzConfig.iterations(default: 3_000),
                           generate: Self.generator(seeds, dictionary: ["%", "%zz", "%00", "=", "&&", "+"].map { Array($0.utf8) })) { data in
-            let fields = FormBody.parse(String(decoding: data, as: UTF8.self))
-            return fields.keys.contains("") ? .rejected("a field without a name was read") : .parsed
+            // Hummingbird's decoder reads it; an odd body must be refused with an error that says why.
+            _ = try NoticeForm(body: String(decoding: data, as: UTF8.self))
+            return .parsed
         }
         expectClean(report)
     }

@@ -19,26 +19,17 @@ import ServiceRuntime
 struct ReviewAPI: Sendable {
     let environment: ServiceEnvironment
 
-    struct DecisionBody: Codable {
-        var reviewer: String?
-        var note: String?
-    }
-
-    struct Listing: Codable {
-        var proposals: [ReviewQueue.Proposal]
-    }
-
     func register(on router: Router<BasicRequestContext>) {
         let api = router.guarded(by: environment.configuration.apiAuth)
         api.get("v1/review") { request, _ -> Response in
             let status = request.uri.queryParameters.get("status") ?? "pending"
             guard ["pending", "confirmed", "rejected", "withdrawn", "all"].contains(status) else {
-                return HTTPEndpoint.json(.badRequest, ["error": "status must be pending, confirmed, rejected, withdrawn or all"])
+                return HTTPEndpoint.json(.badRequest, APIError("status must be pending, confirmed, rejected, withdrawn or all"))
             }
             let proposals = try await environment.store.pool.read { db in
                 try ReviewQueue.list(db, status: status == "all" ? nil : status)
             }
-            return Self.wire(.ok, Listing(proposals: proposals))
+            return Self.wire(.ok, ReviewListing(proposals: proposals))
         }
         api.get("v1/review/calibration") { request, _ -> Response in
             let calibration = try await environment.store.pool.read { db in try ReviewQueue.calibration(db) }
@@ -62,17 +53,17 @@ struct ReviewAPI: Sendable {
 
     func decide(_ request: Request, id: String, verdict: ReviewDecision.Verdict) async throws -> Response {
         let bytes = (try? await request.body.collect(upTo: 64 * 1024)).map { Array($0.readableBytesView) } ?? []
-        let body: DecisionBody
+        let body: ReviewDecisionRequest
         do {
-            body = bytes.isEmpty ? DecisionBody() : try JSONDecoder().decode(DecisionBody.self, from: Data(bytes))
+            body = bytes.isEmpty ? ReviewDecisionRequest() : try JSONDecoder().decode(ReviewDecisionRequest.self, from: Data(bytes))
         } catch {
-            return HTTPEndpoint.json(.badRequest, ["error": "body is not {\"reviewer\": ..., \"note\": ...}: \(WireFormat.describe(error))"])
+            return HTTPEndpoint.json(.badRequest, APIError("body is not {\"reviewer\": ..., \"note\": ...}: \(WireFormat.describe(error))"))
         }
         guard let reviewer = body.reviewer?.trimmingCharacters(in: .whitespaces), !reviewer.isEmpty else {
-            return HTTPEndpoint.json(.unprocessableContent, ["errors": [FieldError("reviewer", "required: who decided (e.g. the MASH officer's collar number or name)")]])
+            return HTTPEndpoint.json(.unprocessableContent, APIFieldErrors([FieldError("reviewer", "required: who decided (e.g. the MASH officer's collar number or name)")]))
         }
         if reviewer == "auto" {
-            return HTTPEndpoint.json(.unprocessableContent, ["errors": [FieldError("reviewer", "\"auto\" is reserved for automatic confirmation")]])
+            return HTTPEndpoint.json(.unprocessableContent, APIFieldErrors([FieldError("reviewer", "\"auto\" is reserved for automatic confirmation")]))
         }
         let now = environment.clock.now()
         enum Outcome: Sendable { case unknown, already(String), withdrawn(String?), published(ReviewDecision) }
@@ -88,11 +79,11 @@ struct ReviewAPI: Sendable {
         }
         switch outcome {
         case .unknown:
-            return HTTPEndpoint.json(.notFound, ["error": "no proposal \(id); list them with GET /v1/review?status=all"])
+            return HTTPEndpoint.json(.notFound, APIError("no proposal \(id); list them with GET /v1/review?status=all"))
         case .already(let status):
-            return HTTPEndpoint.json(.conflict, ["error": "proposal \(id) is already \(status)"])
+            return HTTPEndpoint.json(.conflict, APIError("proposal \(id) is already \(status)"))
         case .withdrawn(let reason):
-            return HTTPEndpoint.json(.conflict, ["error": "proposal \(id) was withdrawn (\(reason ?? "the incident was amended")); it no longer needs a decision"])
+            return HTTPEndpoint.json(.conflict, APIError("proposal \(id) was withdrawn (\(reason ?? "the incident was amended")); it no longer needs a decision"))
         case .published(let decision):
             return Self.wire(.accepted, decision)
         }

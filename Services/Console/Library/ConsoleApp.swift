@@ -151,7 +151,7 @@ public final class ConsoleApp: Sendable {
         }
         router.post("sign-in") { [self] request, context -> Response in try await signIn(request, source: clientAddress(request, context)) }
         router.post("sign-out") { [self] request, _ -> Response in
-            try await withForm(request) { session, _ in
+            try await withForm(request, as: PlainForm.self) { session, _ in
                 try await staff.signOut(session)
                 logger.notice("staff signed out", metadata: ["staff": .string(session.staffName)])
                 return Self.redirect("/sign-in", cookies: [cookie(Self.sessionCookie, "", maxAge: 0)])
@@ -166,18 +166,24 @@ public final class ConsoleApp: Sendable {
         router.post("review/:id/:verdict") { [self] request, context -> Response in
             let id = context.parameters.get("id") ?? ""
             let verdict = context.parameters.get("verdict") ?? ""
-            return try await withForm(request, officer: true) { session, form in try await decide(session, proposal: id, verdict: verdict, note: form["note"]) }
+            return try await withForm(request, as: NoteForm.self, officer: true) { session, form in
+                try await decide(session, proposal: id, verdict: verdict, note: form.note)
+            }
         }
         router.get("requests") { [self] request, _ -> Response in
             try await page(request) { session in ConsolePages.requests(await links.openRequests(), held: await links.heldAnswers(), session: session, now: clock.now()) }
         }
         router.post("requests/download") { [self] request, _ -> Response in
-            try await withForm(request, officer: true) { session, form in try await download(session, lpa: form["lpa"] ?? "", format: form["format"] ?? "xlsx") }
+            try await withForm(request, as: RequestsDownloadForm.self, officer: true) { session, form in
+                try await download(session, lpa: form.lpa ?? "", format: form.format ?? "xlsx")
+            }
         }
         router.post("requests/upload") { [self] request, _ -> Response in try await upload(request) }
         router.post("requests/:id/:verdict") { [self] request, context -> Response in
             let id = context.parameters.get("id") ?? "", verdict = context.parameters.get("verdict") ?? ""
-            return try await withForm(request, officer: true) { session, form in try await decideHeld(session, request: id, verdict: verdict, note: form["note"]) }
+            return try await withForm(request, as: NoteForm.self, officer: true) { session, form in
+                try await decideHeld(session, request: id, verdict: verdict, note: form.note)
+            }
         }
         router.get("notices") { [self] request, _ -> Response in
             try await page(request) { session in
@@ -187,9 +193,9 @@ public final class ConsoleApp: Sendable {
             }
         }
         router.post("notices/export") { [self] request, _ -> Response in
-            try await withForm(request) { session, form in
-                try await exportNotices(session, from: form["from"] ?? "", to: form["to"] ?? "", la: form["la"].flatMap { $0.isEmpty ? nil : $0 },
-                                        format: form["format"] ?? "xlsx")
+            try await withForm(request, as: NoticesExportForm.self) { session, form in
+                try await exportNotices(session, from: form.from ?? "", to: form.to ?? "", la: form.la.flatMap { $0.isEmpty ? nil : $0 },
+                                        format: form.format ?? "xlsx")
             }
         }
         router.get("calendars") { [self] request, _ -> Response in
@@ -203,25 +209,30 @@ public final class ConsoleApp: Sendable {
 
     // MARK: sessions and forms
 
-    static func cookies(_ request: Request) -> [String: String] {
-        var values: [String: String] = [:]
-        for header in request.headers[values: .cookie] {
-            for part in header.split(separator: ";") {
-                let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-                if pair.count == 2 { values[String(pair[0])] = String(pair[1]) }
-            }
-        }
-        return values
-    }
-
     func session(_ request: Request) async throws -> StaffSession? {
-        guard let token = Self.cookies(request)[Self.sessionCookie], !token.isEmpty else { return nil }
+        guard let token = request.cookies[Self.sessionCookie]?.value, !token.isEmpty else { return nil }
         return try await staff.session(token: token)
     }
 
-    func cookie(_ name: String, _ value: String, maxAge: Int) -> String {
-        "\(name)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Strict\(settings.secureCookies ? "; Secure" : "")"
+    func cookie(_ name: String, _ value: String, maxAge: Int) -> Cookie {
+        Cookie(name: name, value: value, maxAge: maxAge, path: "/", secure: settings.secureCookies, httpOnly: true, sameSite: .strict)
     }
+
+    /// A URL-encoded form of at most `formLimit` bytes, or the page that says why it was refused.
+    static func decodeForm<Form: StaffForm>(_ request: Request, as type: Form.Type) async -> Result<Form, HTMLRefusal> {
+        guard let buffer = try? await request.body.collect(upTo: formLimit) else {
+            return .failure(HTMLRefusal(response: html(.contentTooLarge, ConsolePages.problem("Form too large", "The form is larger than 64 KiB."))))
+        }
+        do {
+            return .success(try URLEncodedFormDecoder().decode(Form.self, from: String(buffer: buffer)))
+        } catch {
+            return .failure(HTMLRefusal(response: html(.badRequest, ConsolePages.problem(
+                "Form refused", "The form could not be read (\(error)). Go back, reload the page and try again."))))
+        }
+    }
+
+    /// A page refusing a request, carried as a `Result`'s failure.
+    struct HTMLRefusal: Error { let response: Response }
 
     /// A signed-in page; without a session, to the sign-in page.
     func page(_ request: Request, _ render: (StaffSession) async throws -> String) async throws -> Response {
@@ -230,15 +241,17 @@ public final class ConsoleApp: Sendable {
     }
 
     /// A signed-in POST with a URL-encoded form carrying the session's CSRF token.
-    func withForm(_ request: Request, officer: Bool = false, _ body: (StaffSession, [String: String]) async throws -> Response) async throws -> Response {
+    func withForm<Form: StaffForm>(_ request: Request, as type: Form.Type, officer: Bool = false,
+                                   _ body: (StaffSession, Form) async throws -> Response) async throws -> Response {
         guard let session = try await session(request) else {
             return Self.html(.unauthorized, ConsolePages.problem("Signed out", "Your session has ended. Sign in again."))
         }
-        guard let buffer = try? await request.body.collect(upTo: Self.formLimit) else {
-            return Self.html(.contentTooLarge, ConsolePages.problem("Form too large", "The form is larger than 64 KiB."))
+        let form: Form
+        switch await Self.decodeForm(request, as: Form.self) {
+        case .success(let decoded): form = decoded
+        case .failure(let refusal): return refusal.response
         }
-        let form = FormData.urlEncoded(Data(buffer.readableBytesView))
-        guard Self.csrfMatches(form["csrf"], session.csrfToken) else {
+        guard Self.csrfMatches(form.csrf, session.csrfToken) else {
             try await refuseCSRF(session, request)
             return Self.html(.forbidden, ConsolePages.problem("Form refused", "This form is stale or did not come from the console (CSRF check). Go back, reload the page and try again."))
         }
@@ -262,8 +275,8 @@ public final class ConsoleApp: Sendable {
 
     func signInPage(_ request: Request, flash: ConsolePages.Flash?, status: HTTPResponse.Status) throws -> Response {
         // Sign-in's own CSRF token: a cookie the form must repeat (double submit).
-        var token = Self.cookies(request)[Self.signInCookie] ?? ""
-        var cookies: [String] = []
+        var token = request.cookies[Self.signInCookie]?.value ?? ""
+        var cookies: [Cookie] = []
         if token.count != 43 {
             token = try Secrets.newToken()
             cookies.append(cookie(Self.signInCookie, token, maxAge: 3600))
@@ -283,16 +296,17 @@ public final class ConsoleApp: Sendable {
     }
 
     func signIn(_ request: Request, source: String) async throws -> Response {
-        guard let buffer = try? await request.body.collect(upTo: Self.formLimit) else {
-            return Self.html(.contentTooLarge, ConsolePages.problem("Form too large", "The form is larger than 64 KiB."))
+        let form: SignInForm
+        switch await Self.decodeForm(request, as: SignInForm.self) {
+        case .success(let decoded): form = decoded
+        case .failure(let refusal): return refusal.response
         }
-        let form = FormData.urlEncoded(Data(buffer.readableBytesView))
-        guard let expected = Self.cookies(request)[Self.signInCookie], expected.count == 43, Self.csrfMatches(form["csrf"], expected) else {
+        guard let expected = request.cookies[Self.signInCookie]?.value, expected.count == 43, Self.csrfMatches(form.csrf, expected) else {
             try await refuseCSRF(nil, request)
             return try signInPage(request, flash: .init("The sign-in form was stale or did not come from the console. Try again.", isError: true), status: .forbidden)
         }
-        let name = (form["name"] ?? "").trimmingCharacters(in: .whitespaces)
-        let password = form["password"] ?? ""
+        let name = (form.name ?? "").trimmingCharacters(in: .whitespaces)
+        let password = form.password ?? ""
         do {
             let (session, token) = try await staff.signIn(name: name, password: password, source: source)
             logger.notice("staff signed in", metadata: ["staff": .string(session.staffName), "role": .string(session.role)])
@@ -359,12 +373,7 @@ public final class ConsoleApp: Sendable {
         }
         switch await links.exportRequests(lpa: lpa, format: format, day: CalendarDate(clock.now())) {
         case .ok(let sheet):
-            try await record(session, "csc-download", target: lpa, outcome: "ok",
-                             detail: "\(sheet.fileName)\(sheet.requests >= 0 ? ", \(sheet.requests) request(s)" : "")")
-            var headers = Self.securityHeaders
-            headers[.contentType] = sheet.contentType
-            headers[.contentDisposition] = "attachment; filename=\"\(sheet.fileName)\""
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: sheet.data)))
+            return try await sheetDownload(sheet, session, action: "csc-download", target: lpa, counting: "request")
         case .refused(let why), .unreachable(let why):
             try await record(session, "csc-download", target: lpa, outcome: "failed", detail: why)
             return Self.html(.badGateway, ConsolePages.requests(await links.openRequests(), session: session, now: clock.now(), flash: .init(why, isError: true)))
@@ -383,17 +392,23 @@ public final class ConsoleApp: Sendable {
         let target = "\(from)..\(to)\(la.map { " LA \($0)" } ?? "")"
         switch await links.exportNotices(from: from, to: to, la: la, format: format) {
         case .ok(let sheet):
-            try await record(session, "notices-export", target: target, outcome: "ok",
-                             detail: "\(sheet.fileName)\(sheet.requests >= 0 ? ", \(sheet.requests) notice(s)" : "")")
-            var headers = Self.securityHeaders
-            headers[.contentType] = sheet.contentType
-            headers[.contentDisposition] = "attachment; filename=\"\(sheet.fileName)\""
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: sheet.data)))
+            return try await sheetDownload(sheet, session, action: "notices-export", target: target, counting: "notice")
         case .refused(let why), .unreachable(let why):
             try await record(session, "notices-export", target: target, outcome: "failed", detail: why)
             return Self.html(.badGateway, ConsolePages.notices(await links.notices(on: day), day: day, session: session, now: now,
                                                              flash: .init(why, isError: true), held: await links.heldNotices()))
         }
+    }
+
+    /// A spreadsheet as a download, recorded in the staff audit (`action` on `target`, with the
+    /// file's name and how many `counting` rows it has when known).
+    func sheetDownload(_ sheet: CSCSheet, _ session: StaffSession, action: String, target: String, counting noun: String) async throws -> Response {
+        try await record(session, action, target: target, outcome: "ok",
+                         detail: "\(sheet.fileName)\(sheet.requests >= 0 ? ", \(sheet.requests) \(noun)(s)" : "")")
+        var headers = Self.securityHeaders
+        headers[.contentType] = sheet.contentType
+        headers[.contentDisposition] = "attachment; filename=\"\(sheet.fileName)\""
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: sheet.data)))
     }
 
     func upload(_ request: Request) async throws -> Response {
@@ -471,17 +486,19 @@ public final class ConsoleApp: Sendable {
         HeaderName("Referrer-Policy")!: "no-referrer",
     ]
 
-    static func html(_ status: HTTPResponse.Status, _ body: String, cookies: [String] = []) -> Response {
+    static func html(_ status: HTTPResponse.Status, _ body: String, cookies: [Cookie] = []) -> Response {
         var headers = securityHeaders
         headers[.contentType] = "text/html; charset=utf-8"
-        for cookie in cookies { headers.append(HTTPFields.Element(name: .setCookie, value: cookie)) }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        var response = Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        for cookie in cookies { response.setCookie(cookie) }
+        return response
     }
 
-    static func redirect(_ location: String, cookies: [String] = []) -> Response {
+    static func redirect(_ location: String, cookies: [Cookie] = []) -> Response {
         var headers = securityHeaders
         headers[.location] = location
-        for cookie in cookies { headers.append(HTTPFields.Element(name: .setCookie, value: cookie)) }
-        return Response(status: .seeOther, headers: headers)
+        var response = Response(status: .seeOther, headers: headers)
+        for cookie in cookies { response.setCookie(cookie) }
+        return response
     }
 }

@@ -306,7 +306,7 @@ public enum ConsolePages {
 
     /// Whether a notice needs a call: dispatch flagged it, or it is not acknowledged and its
     /// acknowledge-by time (10:00 by default) has passed.
-    public static func needsFollowUp(_ notice: NoticeLine, now: Date) -> Bool {
+    public static func needsFollowUp(_ notice: NotificationSummary, now: Date) -> Bool {
         if notice.acknowledgedAt != nil { return false }
         if notice.flagged { return true }
         if let by = notice.acknowledgeBy { return by <= now }
@@ -314,8 +314,8 @@ public enum ConsolePages {
         return false
     }
 
-    public static func notices(_ listing: Fetched<NoticeListing>, day: CalendarDate, session: StaffSession, now: Date, flash: Flash? = nil,
-                               held: Fetched<HeldNotices>? = nil) -> String {
+    public static func notices(_ listing: Fetched<NotificationList>, day: CalendarDate, session: StaffSession, now: Date, flash: Flash? = nil,
+                               held: Fetched<HeldNoticeListing>? = nil) -> String {
         var content = (held.map(heldSection) ?? "") + exportForm(day: day, csrf: session.csrfToken)
         content += "<p>Notices released or active on \(htmlEscape(day.description)) (London). Schools should acknowledge by 10:00; those that have not are flagged: call the school.</p>"
         switch listing {
@@ -348,7 +348,7 @@ public enum ConsolePages {
 
     /// Notice mail held because its school (or LA) has no notice password: set one
     /// (`encompass notifications set-password`) and the mail goes out.
-    static func heldSection(_ held: Fetched<HeldNotices>) -> String {
+    static func heldSection(_ held: Fetched<HeldNoticeListing>) -> String {
         switch held {
         case .unreachable(let why), .refused(let why):
             return "<p class=\"box error\" id=\"held-unavailable\">Held notices: \(htmlEscape(why))</p>"

@@ -1,22 +1,48 @@
 import Foundation
 
-/// `application/x-www-form-urlencoded` and `multipart/form-data` bodies of the console's forms.
+/// The console's URL-encoded forms, decoded by Hummingbird's `URLEncodedFormDecoder`. Every
+/// form a signed-in page posts carries the session's CSRF token (`csrf`); fields a form does not
+/// have are nil, and fields a type does not name (such as a submit button's value) are ignored.
+protocol StaffForm: Decodable, Sendable {
+    var csrf: String? { get }
+}
+
+/// A form with nothing but its CSRF token (signing out).
+struct PlainForm: StaffForm {
+    var csrf: String?
+}
+
+/// A decision with an optional note (a proposal, a held CSC answer).
+struct NoteForm: StaffForm {
+    var csrf: String?
+    var note: String?
+}
+
+/// Download the open CSC requests of one LPA.
+struct RequestsDownloadForm: StaffForm {
+    var csrf: String?
+    var lpa: String?
+    var format: String?
+}
+
+/// Dispatch's audit spreadsheet for a span of days.
+struct NoticesExportForm: StaffForm {
+    var csrf: String?
+    var from: String?
+    var to: String?
+    var la: String?
+    var format: String?
+}
+
+/// The sign-in form; its CSRF token repeats the sign-in cookie's (double submit).
+struct SignInForm: StaffForm {
+    var csrf: String?
+    var name: String?
+    var password: String?
+}
+
+/// `multipart/form-data` bodies of the console's upload form (Hummingbird has no multipart decoder).
 public enum FormData {
-    public static func urlEncoded(_ data: Data) -> [String: String] {
-        var fields: [String: String] = [:]
-        for pair in String(decoding: data, as: UTF8.self).split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = decode(String(parts[0]))
-            let value = parts.count > 1 ? decode(String(parts[1])) : ""
-            if fields[key] == nil { fields[key] = value }
-        }
-        return fields
-    }
-
-    static func decode(_ text: String) -> String {
-        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
-    }
-
     public struct Part: Sendable, Equatable {
         public var name: String
         public var fileName: String?

@@ -162,47 +162,6 @@ public struct CSCSheet: Sendable {
     public var requests: Int
 }
 
-/// One notice in dispatch's listing (the fields the console shows).
-public struct NoticeLine: Decodable, Sendable, Equatable {
-    public var noticeId: String
-    public var forceCode: String
-    public var occurrenceNumber: String
-    public var schoolURN: String?
-    public var schoolName: String?
-    public var channel: String?
-    public var state: String
-    public var releaseAt: Date?
-    public var sentAt: Date?
-    public var acknowledgeBy: Date?
-    public var acknowledgedAt: Date?
-    public var acknowledgedBy: String?
-    public var flagged: Bool
-    public var flagReason: String?
-}
-
-public struct NoticeListing: Decodable, Sendable, Equatable {
-    public var date: String
-    public var notifications: [NoticeLine]
-    public var flagged: Int
-}
-
-/// Dispatch's `GET /v1/held`: notice mail held because its school (or LA) has no notice password.
-public struct HeldNotices: Decodable, Sendable, Equatable {
-    public struct Item: Decodable, Sendable, Equatable {
-        public var noticeId: String
-        public var account: String
-        public var schoolURN: String
-        public var schoolName: String
-        public var forceCode: String
-        public var occurrenceNumber: String
-        public var heldSince: Date
-        public var ageSeconds: Int
-    }
-    public var held: [Item]
-    public var accountsWithoutPassword: [String]
-    public var oldestAgeSeconds: Int
-}
-
 /// Scheduling's `GET /v1/readiness`: its warnings and every local authority's term dates.
 public struct SchedulingReadiness: Decodable, Sendable, Equatable {
     public struct Calendar: Decodable, Sendable, Equatable {
@@ -264,7 +223,7 @@ public struct ServiceLinks: Sendable {
 
     /// Calls a service (one instance: `baseURL`, else the configured URL); an unreachable service
     /// and a non-2xx answer become `Fetched` cases.
-    func fetch(_ service: ServiceName, _ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil,
+    func fetch(_ service: ServiceName, _ method: String, _ path: String, query: [String: String] = [:], json: (any Encodable)? = nil,
                raw: Data? = nil, contentType: String = "application/json", baseURL: String? = nil) async -> Fetched<(status: Int, body: Data)> {
         guard token != nil || path == "/metrics" else {
             return .refused("the console has no API token: set ENCOMPASS_API_TOKEN to the services' token")
@@ -306,7 +265,7 @@ public struct ServiceLinks: Sendable {
     }
 
     /// An action on a record one instance holds: each instance in turn until one answers other than 404.
-    func fetchOwner(_ service: ServiceName, _ method: String, _ path: String, json: Any?) async -> Fetched<(status: Int, body: Data)> {
+    func fetchOwner(_ service: ServiceName, _ method: String, _ path: String, json: (any Encodable)?) async -> Fetched<(status: Int, body: Data)> {
         var last: Fetched<(status: Int, body: Data)> = .refused("\(service.rawValue): no instance configured")
         for url in instanceURLs(service) {
             guard token != nil else { return await fetch(service, method, path, json: json, baseURL: url) }
@@ -380,10 +339,8 @@ public struct ServiceLinks: Sendable {
 
     // MARK: review
 
-    struct ProposalList: Decodable, Sendable { var proposals: [ReviewProposalState] }
-
     public func pendingProposals() async -> Fetched<[ReviewProposalState]> {
-        switch await decode(ProposalList.self, .childResearch, "/v1/review", query: ["status": "pending"]) {
+        switch await decode(ReviewListing.self, .childResearch, "/v1/review", query: ["status": "pending"]) {
         case .ok(let list): .ok(list.proposals.filter { mine($0.forceCode) })
         case .unreachable(let why): .unreachable(why)
         case .refused(let why): .refused(why)
@@ -406,8 +363,7 @@ public struct ServiceLinks: Sendable {
             case .ok: break
             }
         }
-        var body: [String: String] = ["reviewer": reviewer]
-        if let note, !note.isEmpty { body["note"] = note }
+        let body = ReviewDecisionRequest(reviewer: reviewer, note: note.flatMap { $0.isEmpty ? nil : $0 })
         let path = "/v1/review/\(Self.pathSegment(proposal))/\(confirm ? "confirm" : "reject")"
         switch await fetch(.childResearch, "POST", path, json: body) {
         case .ok(let answer): return .ok(answer.status)
@@ -442,8 +398,7 @@ public struct ServiceLinks: Sendable {
             case .ok: break
             }
         }
-        var body: [String: String] = ["reviewer": reviewer]
-        if let note, !note.isEmpty { body["note"] = note }
+        let body = HeldDecision(reviewer: reviewer, note: note.flatMap { $0.isEmpty ? nil : $0 })
         switch await fetchOwner(.schoolResolution, "POST", "/v1/requests/\(Self.pathSegment(request))/\(accept ? "accept" : "decline")", json: body) {
         case .ok(let answer): return .ok(answer.status)
         case .unreachable(let why): return .unreachable(why)
@@ -454,9 +409,7 @@ public struct ServiceLinks: Sendable {
     public func openRequests() async -> Fetched<[CSCRequest]> {
         // Each instance holds the requests of the children it owns.
         await gather(.schoolResolution, "/v1/requests", query: ["lpa": "all"].merging(forceQuery) { a, _ in a }) { body in
-            guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any],
-                  let rows = object["requests"] as? [[String: Any]] else { return nil }
-            return rows.map { row in CSCRequest(fields: row.compactMapValues { value in value as? String ?? (value is NSNull ? nil : "\(value)") }) }
+            (try? WireFormat.decoder().decode(CSCOpenRequests.self, from: body))?.requests.map(CSCRequest.init(fields:))
         }
     }
 
@@ -537,33 +490,25 @@ public struct ServiceLinks: Sendable {
 
     // MARK: notices
 
-    public func notices(on day: CalendarDate) async -> Fetched<NoticeListing> {
+    public func notices(on day: CalendarDate) async -> Fetched<NotificationList> {
         // Every dispatch instance lists every notice (the audit is replicated), but only the one
         // that took a notice flags it for follow-up: merged by notice id, flagged if any says so.
         let gathered = await gather(.dispatch, "/v1/notifications", query: ["date": day.description]) { body in
-            (try? WireFormat.decoder().decode(NoticeListing.self, from: body))?.notifications
+            (try? WireFormat.decoder().decode(NotificationList.self, from: body)).map { [$0] }
         }
         switch gathered {
-        case .ok(let lines):
-            var byId: [String: NoticeLine] = [:]
-            var order: [String] = []
-            for line in lines where mine(line.forceCode) {
-                if let held = byId[line.noticeId] {
-                    if line.flagged, !held.flagged { byId[line.noticeId] = line }
-                } else {
-                    byId[line.noticeId] = line
-                    order.append(line.noticeId)
-                }
-            }
-            let notices = order.compactMap { byId[$0] }
-            return .ok(NoticeListing(date: day.description, notifications: notices, flagged: notices.filter(\.flagged).count))
+        case .ok(let lists):
+            var merged = NotificationList.merged(lists, date: day.description)
+            merged.notifications = merged.notifications.filter { mine($0.forceCode) }
+            merged.flagged = merged.notifications.filter(\.flagged).count
+            return .ok(merged)
         case .unreachable(let why): return .unreachable(why)
         case .refused(let why): return .refused(why)
         }
     }
 
-    public func heldNotices() async -> Fetched<HeldNotices> {
-        await decode(HeldNotices.self, .dispatch, "/v1/held")
+    public func heldNotices() async -> Fetched<HeldNoticeListing> {
+        await decode(HeldNoticeListing.self, .dispatch, "/v1/held")
     }
 
     public func calendars() async -> Fetched<SchedulingReadiness> {

@@ -795,7 +795,7 @@ public enum FaultScenarios {
             var done = false
             for number in pipeline.instances(of: .dispatch) where !done {
                 let (status, _) = try await pipeline.operationsClient(.dispatch, instance: number)
-                    .call("POST", "/v1/notifications/\(id)/resend", json: ["by": "fault scenario (MASH)"])
+                    .call("POST", "/v1/notifications/\(id)/resend", json: ResendRequest(by: "fault scenario (MASH)"))
                 done = status == 202
             }
             if done { resent += 1 }

@@ -394,10 +394,10 @@ extension LocalPipeline {
     /// `encompass.dispatch.accounts`.
     public nonisolated func setSchoolPasswords(_ accounts: [String], password: String) async throws {
         guard !accounts.isEmpty else { return }
-        let rows = accounts.sorted().enumerated().map { ["row": $0.offset + 2, "account": $0.element, "password": password] as [String: Any] }
-        let (status, body) = try await client(.dispatch).call("PUT", "/v1/schools/passwords", json: ["rows": rows, "setBy": "demo"])
-        let refused = ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["refused"] as? [[String: Any]] ?? []
-        guard status == 200, refused.isEmpty else {
+        let rows = accounts.sorted().enumerated().map { SchoolPasswordsRequest.Row(row: $0.offset + 2, account: $0.element, password: password) }
+        let (status, body) = try await client(.dispatch).call("PUT", "/v1/schools/passwords", json: SchoolPasswordsRequest(rows: rows, setBy: "demo"))
+        let answer = try? WireFormat.decoder().decode(SchoolPasswordsAnswer.self, from: body)
+        guard status == 200, let answer, answer.refused.isEmpty else {
             throw PipelineError("dispatch refused school passwords (\(status)): \(String(decoding: body.prefix(500), as: UTF8.self))")
         }
     }

@@ -8,53 +8,6 @@ import NIOCore
 import ServiceRuntime
 import Spreadsheets
 
-/// One notice in the audit listing.
-public struct NotificationSummary: Codable, Sendable, Equatable {
-    public struct Event: Codable, Sendable, Equatable {
-        public var kind: String
-        public var at: Date
-        public var detail: String?
-        public var producer: String
-    }
-
-    public struct Mail: Codable, Sendable, Equatable {
-        public var state: String
-        public var attempts: Int
-        public var nextAttemptAt: Date?
-        public var relayReply: String?
-        public var lastError: String?
-    }
-
-    public var noticeId: String
-    public var forceCode: String
-    public var occurrenceNumber: String
-    public var schoolURN: String?
-    public var schoolName: String?
-    /// `email` or `telephone`; nil while dispatch has only scheduling's events.
-    public var channel: String?
-    public var recipient: String?
-    /// Dispatch's state, or `scheduled` when only scheduling's events are known.
-    public var state: String
-    public var escalation: Bool?
-    public var releaseAt: Date?
-    public var sentAt: Date?
-    public var acknowledgeBy: Date?
-    public var acknowledgedAt: Date?
-    public var acknowledgedBy: String?
-    public var feedbackAt: Date?
-    public var flagged: Bool
-    public var flagReason: String?
-    public var linkExpiresAt: Date?
-    public var mail: Mail?
-    public var events: [Event]
-}
-
-public struct NotificationList: Codable, Sendable, Equatable {
-    public var date: String
-    public var notifications: [NotificationSummary]
-    public var flagged: Int
-}
-
 /// Queries over dispatch's store (also used by tests).
 public enum NotificationQuery {
     /// Every notice with an event on `date` (London) or released that day, with its whole trail.
@@ -141,12 +94,10 @@ struct DispatchAPI: Sendable {
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    struct Errors: Encodable { var errors: [FieldError] }
-
     struct BodyError: Error { var field: FieldError }
 
     static func fieldError(_ status: HTTPResponse.Status, _ field: String, _ message: String) -> Response {
-        wireJSON(status, Errors(errors: [FieldError(field, message)]))
+        wireJSON(status, APIFieldErrors([FieldError(field, message)]))
     }
 
     func body<T: Decodable>(_ request: Request, as type: T.Type) async -> Result<T, BodyError> {
@@ -215,8 +166,6 @@ struct DispatchAPI: Sendable {
         var heldNotices: Int
     }
 
-    struct PasswordBody: Decodable { var password: String; var setBy: String? }
-
     /// An account is a school's reference (a DfE URN, or an Ofsted `EY` reference for an early
     /// years setting), `LA<code>` for a local authority (a child on no school roll) or
     /// `ESM<force code>` for a force's Education Safeguarding Manager (escalated notices).
@@ -235,17 +184,17 @@ struct DispatchAPI: Sendable {
         guard Self.validAccount(account) else {
             return Self.fieldError(.badRequest, "urn", "'\(account)' \(Self.accountProblem)")
         }
-        let parsed: PasswordBody
-        switch await body(request, as: PasswordBody.self) {
+        let parsed: SchoolPasswordRequest
+        switch await body(request, as: SchoolPasswordRequest.self) {
         case .success(let value): parsed = value
-        case .failure(let error): return Self.wireJSON(.badRequest, Errors(errors: [error.field]))
+        case .failure(let error): return Self.wireJSON(.badRequest, APIFieldErrors([error.field]))
         }
         do { try Secrets.checkStrength(parsed.password) } catch {
             return Self.fieldError(.unprocessableContent, "password", error.description)
         }
         let now = environment.clock.now()
         try await store(account: account, password: parsed.password, setBy: parsed.setBy ?? "api", now: now)
-        return Self.wireJSON(.ok, ["account": account, "setAt": Timestamp.format(now), "scheme": "pbkdf2-sha256"])
+        return Self.wireJSON(.ok, SchoolPasswordAnswer(account: account, setAt: Timestamp.format(now), scheme: "pbkdf2-sha256"))
     }
 
     /// Hashes and stores one password: here at once, every other dispatch instance through
@@ -264,20 +213,6 @@ struct DispatchAPI: Sendable {
     /// A file's worth of passwords (`encompass notifications set-password --file`): each row is
     /// checked on its own and the good ones are stored; the answer names each bad row by its
     /// number in the file and never repeats a password.
-    struct BulkBody: Decodable {
-        struct Row: Decodable { var row: Int; var account: String; var password: String }
-        var rows: [Row]
-        var setBy: String?
-    }
-
-    struct BulkAnswer: Codable, Equatable {
-        struct Stored: Codable, Equatable { var row: Int; var account: String }
-        struct Refused: Codable, Equatable { var row: Int; var account: String; var field: String; var message: String }
-        var set: [Stored]
-        var refused: [Refused]
-        var setAt: String
-    }
-
     static let bulkMaximumBody = 4 * 1024 * 1024
     static let bulkMaximumRows = 20_000
 
@@ -285,8 +220,8 @@ struct DispatchAPI: Sendable {
         guard let buffer = try? await request.body.collect(upTo: Self.bulkMaximumBody) else {
             return Self.fieldError(.contentTooLarge, "(body)", "larger than \(Self.bulkMaximumBody / 1024 / 1024) MiB; split the file")
         }
-        let parsed: BulkBody
-        do { parsed = try WireFormat.decoder().decode(BulkBody.self, from: Data(buffer.readableBytesView)) } catch {
+        let parsed: SchoolPasswordsRequest
+        do { parsed = try WireFormat.decoder().decode(SchoolPasswordsRequest.self, from: Data(buffer.readableBytesView)) } catch {
             return Self.fieldError(.badRequest, "(body)", WireFormat.describe(error))
         }
         guard parsed.rows.count <= Self.bulkMaximumRows else {
@@ -294,7 +229,7 @@ struct DispatchAPI: Sendable {
         }
         let now = environment.clock.now()
         let setBy = parsed.setBy ?? "api"
-        var answer = BulkAnswer(set: [], refused: [], setAt: Timestamp.format(now))
+        var answer = SchoolPasswordsAnswer(set: [], refused: [], setAt: Timestamp.format(now))
         var seen: [String: Int] = [:]
         var accepted: [(row: Int, account: String, password: String)] = []
         for row in parsed.rows {
@@ -345,45 +280,28 @@ struct DispatchAPI: Sendable {
         return Self.wireJSON(answer.set.isEmpty && !answer.refused.isEmpty ? .unprocessableContent : .ok, answer)
     }
 
-    struct TaskView: Codable, Sendable {
-        var id: String
-        var noticeId: String
-        var schoolURN: String
-        var schoolName: String
-        var contacts: [SchoolContact]
-        var reason: String
-        var createdAt: Date
-        var doneAt: Date?
-        var doneBy: String?
-        var note: String?
-        /// What to tell the setting: the protocol's fields only.
-        var notice: NoticeContent
-    }
-
     func tasks(_ request: Request) async throws -> Response {
         let includeDone = request.uri.queryParameters.get("all") == "true"
-        let views = try await environment.store.pool.read { db -> [TaskView] in
+        let views = try await environment.store.pool.read { db -> [TelephoneTaskView] in
             var query = TelephoneTask.order(Column("createdAt"))
             if !includeDone { query = query.filter(Column("doneAt") == nil) }
             return try query.fetchAll(db).compactMap { task in
                 // A notice purged after the retention period has no content left to read out.
                 guard let notice = try NoticeRow.fetchOne(db, key: task.noticeId), !notice.content.isEmpty else { return nil }
-                return TaskView(id: task.id, noticeId: task.noticeId, schoolURN: task.schoolURN, schoolName: task.schoolName,
+                return TelephoneTaskView(id: task.id, noticeId: task.noticeId, schoolURN: task.schoolURN, schoolName: task.schoolName,
                                 contacts: (try? JSONDecoder().decode([SchoolContact].self, from: task.contacts)) ?? [], reason: task.reason,
                                 createdAt: task.createdAt, doneAt: task.doneAt, doneBy: task.doneBy, note: task.note,
                                 notice: try notice.decodedContent())
             }
         }
-        return Self.wireJSON(.ok, ["tasks": views])
+        return Self.wireJSON(.ok, TelephoneTaskListing(tasks: views))
     }
 
-    struct DoneBody: Decodable { var by: String; var at: Date?; var note: String? }
-
     func taskDone(_ request: Request, id: String) async throws -> Response {
-        let parsed: DoneBody
-        switch await body(request, as: DoneBody.self) {
+        let parsed: TelephoneTaskDoneRequest
+        switch await body(request, as: TelephoneTaskDoneRequest.self) {
         case .success(let value): parsed = value
-        case .failure(let error): return Self.wireJSON(.badRequest, Errors(errors: [error.field]))
+        case .failure(let error): return Self.wireJSON(.badRequest, APIFieldErrors([error.field]))
         }
         guard !parsed.by.trimmingCharacters(in: .whitespaces).isEmpty else { return Self.fieldError(.unprocessableContent, "by", "must name who made the call") }
         let now = environment.clock.now()
@@ -405,18 +323,16 @@ struct DispatchAPI: Sendable {
                              eventId: MessageID.derived(from: notice.noticeId, "telephoned"), db: db, outbox: outbox, now: at)
             return true
         }
-        guard found else { return Self.wireJSON(.notFound, ["error": "no telephone task \(id)"]) }
-        return Self.wireJSON(.ok, ["id": id, "doneBy": parsed.by, "doneAt": Timestamp.format(at)])
+        guard found else { return Self.wireJSON(.notFound, APIError("no telephone task \(id)")) }
+        return Self.wireJSON(.ok, TelephoneTaskDoneAnswer(id: id, doneBy: parsed.by, doneAt: Timestamp.format(at)))
     }
-
-    struct ResendBody: Decodable { var by: String }
 
     /// Puts an `uncertain` or `failed` mail back in the queue (after MASH checked with the school).
     func resend(_ request: Request, id: String) async throws -> Response {
-        let parsed: ResendBody
-        switch await body(request, as: ResendBody.self) {
+        let parsed: ResendRequest
+        switch await body(request, as: ResendRequest.self) {
         case .success(let value): parsed = value
-        case .failure(let error): return Self.wireJSON(.badRequest, Errors(errors: [error.field]))
+        case .failure(let error): return Self.wireJSON(.badRequest, APIFieldErrors([error.field]))
         }
         let now = environment.clock.now()
         let outcome = try await environment.write { db, outbox -> String? in
@@ -453,8 +369,8 @@ struct DispatchAPI: Sendable {
             return nil
         }
         // Not here: the notice is another dispatch instance's (the CLI asks each in turn).
-        if outcome == "no email notice \(id)" { return Self.wireJSON(.notFound, ["error": "no email notice \(id) on this dispatch instance"]) }
-        if let outcome { return Self.wireJSON(.conflict, ["error": outcome]) }
-        return Self.wireJSON(.accepted, ["noticeId": id, "state": "pending"])
+        if outcome == "no email notice \(id)" { return Self.wireJSON(.notFound, APIError("no email notice \(id) on this dispatch instance")) }
+        if let outcome { return Self.wireJSON(.conflict, APIError(outcome)) }
+        return Self.wireJSON(.accepted, ResendAnswer(noticeId: id, state: "pending"))
     }
 }

@@ -14,24 +14,9 @@ import ServiceRuntime
 /// is set, whichever way it arrives (this instance's API, the bulk file, another instance through
 /// `encompass.dispatch.accounts`).
 public enum HeldNotices {
-    public struct Held: Codable, Sendable, Equatable {
-        public var noticeId: String
-        public var account: String
-        public var schoolURN: String
-        public var schoolName: String
-        public var forceCode: String
-        public var occurrenceNumber: String
-        /// When the mail was queued (and found no password).
-        public var heldSince: Date
-        public var ageSeconds: Int
-    }
-
-    public struct Listing: Codable, Sendable, Equatable {
-        public var held: [Held]
-        /// The accounts the held notices wait for, sorted.
-        public var accountsWithoutPassword: [String]
-        public var oldestAgeSeconds: Int
-    }
+    /// One held mail and the whole listing: `GET /v1/held`'s body (`HeldNoticeListing`).
+    public typealias Held = HeldNoticeListing.Item
+    public typealias Listing = HeldNoticeListing
 
     /// The SQL condition "this mail's account has a password" (`m` is `outgoingMail`).
     static let hasPasswordSQL = """

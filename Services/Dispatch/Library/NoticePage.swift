@@ -107,8 +107,8 @@ struct NoticePage: Sendable {
         }
     }
 
-    static func html(_ status: HTTPResponse.Status, _ body: String, cookie: String? = nil) -> Response {
-        var headers: HTTPFields = [
+    static func html(_ status: HTTPResponse.Status, _ body: String, cookie: Cookie? = nil) -> Response {
+        let headers: HTTPFields = [
             .contentType: "text/html; charset=utf-8",
             .cacheControl: "no-store, max-age=0",
             HeaderName("Pragma")!: "no-cache",
@@ -117,8 +117,9 @@ struct NoticePage: Sendable {
             HeaderName("X-Frame-Options")!: "DENY",
             HeaderName("Referrer-Policy")!: "no-referrer",
         ]
-        if let cookie { headers[.setCookie] = cookie }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        var response = Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        if let cookie { response.setCookie(cookie) }
+        return response
     }
 
     enum Lookup {
@@ -149,13 +150,7 @@ struct NoticePage: Sendable {
 
     /// The signed-in session for this notice, if the request's cookie carries one.
     func session(_ request: Request, notice: NoticeRow, now: Date) async throws -> NoticeSession? {
-        guard let header = request.headers[.cookie] else { return nil }
-        var value: String?
-        for part in header.split(separator: ";") {
-            let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-            if pair.count == 2, pair[0] == Self.cookieName { value = String(pair[1]) }
-        }
-        guard let value, !value.isEmpty else { return nil }
+        guard let value = request.cookies[Self.cookieName]?.value, !value.isEmpty else { return nil }
         let hash = Secrets.sha256Hex(value)
         return try await environment.store.pool.read { db in
             try NoticeSession.filter(Column("sessionHash") == hash && Column("noticeId") == notice.noticeId && Column("expiresAt") > now).fetchOne(db)
@@ -178,7 +173,7 @@ struct NoticePage: Sendable {
         }
     }
 
-    func showNotice(_ notice: NoticeRow, session: NoticeSession, message: String?, now: Date, status: HTTPResponse.Status = .ok, cookie: String? = nil) async throws -> Response {
+    func showNotice(_ notice: NoticeRow, session: NoticeSession, message: String?, now: Date, status: HTTPResponse.Status = .ok, cookie: Cookie? = nil) async throws -> Response {
         // Every view is audited (a NoticeEvent `viewed`).
         let fresh = try await environment.write { db, outbox -> NoticeRow in
             let current = try NoticeRow.fetchOne(db, key: notice.noticeId) ?? notice
@@ -213,8 +208,11 @@ struct NoticePage: Sendable {
         guard let buffer = try? await request.body.collect(upTo: 16 * 1024) else {
             return Self.html(.contentTooLarge, NoticeHTML.problem("Request too large", "The form was too large."))
         }
-        let form = FormBody.parse(String(buffer: buffer))
-        switch form["action"] ?? "" {
+        let form: NoticeForm
+        do { form = try NoticeForm(body: String(buffer: buffer)) } catch {
+            return Self.html(.badRequest, NoticeHTML.problem("Form not understood", "The form could not be read (\(error)). Open the link again and retry."))
+        }
+        switch form.action ?? "" {
         case "sign-in":
             return try await signIn(notice, form: form, client: client(request), now: now)
         case "acknowledge", "no-longer-attends":
@@ -222,11 +220,11 @@ struct NoticePage: Sendable {
                 return Self.html(.unauthorized, NoticeHTML.signIn(account: notice.account, schoolName: notice.schoolName,
                                                                   message: "Your session has ended: sign in again.", isError: true))
             }
-            guard !session.csrfToken.isEmpty, let given = form["csrf"],
+            guard !session.csrfToken.isEmpty, let given = form.csrf,
                   constantTimeEqual(Array(given.utf8), Array(session.csrfToken.utf8)) else {
                 return try await refuseForm(notice, why: "without this session's form token", now: now)
             }
-            if form["action"] == "acknowledge" { return try await acknowledge(notice, session: session, now: now) }
+            if form.action == "acknowledge" { return try await acknowledge(notice, session: session, now: now) }
             return try await noLongerAttends(notice, session: session, now: now)
         default:
             return Self.html(.badRequest, NoticeHTML.problem("Unknown action", "The form sent an action this page does not know."))
@@ -244,9 +242,9 @@ struct NoticePage: Sendable {
             "Form refused", "This form did not come from this notice's page, or the page is out of date. Open the link from the email again, sign in, and press the button there."))
     }
 
-    func signIn(_ notice: NoticeRow, form: [String: String], client: String, now: Date) async throws -> Response {
-        let name = (form["name"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        let password = form["password"] ?? ""
+    func signIn(_ notice: NoticeRow, form: NoticeForm, client: String, now: Date) async throws -> Response {
+        let name = (form.name ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        let password = form.password ?? ""
         // Wrong passwords count per account (the school, or LA<code>) and client: every link to
         // one school shares the same tries.
         let account = notice.account
@@ -306,8 +304,8 @@ struct NoticePage: Sendable {
             try SignInThrottle.filter(Column("account") == account && Column("client") == client).deleteAll(db)
             try NoticeSession.filter(Column("expiresAt") <= now).deleteAll(db)
         }
-        let secure = settings.publicURL.hasPrefix("https:") ? "; Secure" : ""
-        let cookie = "\(Self.cookieName)=\(secret); Path=\(settings.noticeCookiePath); HttpOnly; SameSite=Strict; Max-Age=\(Int(settings.sessionLifetime))\(secure)"
+        let cookie = Cookie(name: Self.cookieName, value: secret, maxAge: Int(settings.sessionLifetime), path: settings.noticeCookiePath,
+                            secure: settings.publicURL.hasPrefix("https:"), httpOnly: true, sameSite: .strict)
         return try await showNotice(notice, session: session, message: nil, now: now, cookie: cookie)
     }
 
@@ -346,18 +344,16 @@ struct NoticePage: Sendable {
     static let dummyHash = "pbkdf2-sha256$210000$SLPZte0RtHr/CfM2QYEFCQ==$zCICS1D3yK+bbHvQsJqd5QZGgJ4ZebTB7/VS+IzI0S0="
 }
 
-/// application/x-www-form-urlencoded.
-enum FormBody {
-    static func parse(_ text: String) -> [String: String] {
-        var fields: [String: String] = [:]
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String {
-                String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
-            }
-            guard let name = parts.first.map(decode), !name.isEmpty else { continue }
-            fields[name] = parts.count > 1 ? decode(parts[1]) : ""
-        }
-        return fields
+/// The notice page's form (`application/x-www-form-urlencoded`, decoded by Hummingbird's
+/// `URLEncodedFormDecoder`): `sign-in` with name and password, `acknowledge` and
+/// `no-longer-attends` with the session's CSRF token.
+struct NoticeForm: Decodable, Sendable {
+    var action: String?
+    var csrf: String?
+    var name: String?
+    var password: String?
+
+    init(body: String) throws {
+        self = try URLEncodedFormDecoder().decode(NoticeForm.self, from: body)
     }
 }

@@ -103,21 +103,7 @@ public struct DispatchProtocols: Sendable {
     }
 }
 
-/// What a notice shows: only the protocol's fields, in its order, plus its standard wording.
-public struct NoticeContent: Codable, Sendable, Equatable {
-    public struct Line: Codable, Sendable, Equatable {
-        public var field: String
-        public var label: String
-        public var value: String
-    }
-
-    public var title: String
-    public var senderName: String
-    public var schoolName: String
-    public var schoolURN: String
-    public var lines: [Line]
-    public var wording: [String]
-
+extension NoticeContent {
     /// Renders `due` under `protocol`. Each allowed field is read on its own; nothing is read
     /// for a field the protocol does not list, so no other detail of the incident can leak.
     public static func render(_ due: NoticeDue, under rules: DispatchProtocol) -> NoticeContent {

@@ -10,17 +10,20 @@ import Spreadsheets
 /// is the file line (JSONL) or row (CSV) number of the chunk's first record, so answers and
 /// dead letters name places in the whole file. Valid incidents go to `encompass.history`;
 /// every invalid one is answered with its place and reasons and kept as a dead letter.
-extension IncidentAPI {
-    struct HistoryAnswer: Codable {
-        struct Rejected: Codable { var place: Int; var errors: [FieldError] }
-        var file: String
-        var records: Int
-        var accepted: Int
-        var rejected: [Rejected]
-        var notices: [String]
-        var error: String?
-    }
+/// The answer to `POST /v1/history`: records read and accepted, each rejected one by its place
+/// (line or row in the whole file) with a reason per field.
+public struct HistoryAnswer: Codable, Sendable, Equatable {
+    public struct Rejected: Codable, Sendable, Equatable { public var place: Int; public var errors: [FieldError] }
+    public var file: String
+    public var records: Int
+    public var accepted: Int
+    public var rejected: [Rejected]
+    public var notices: [String]
+    /// Why the whole chunk was refused.
+    public var error: String?
+}
 
+extension IncidentAPI {
     func handleHistory(_ request: Request) async throws -> Response {
         guard let body = await body(request) else { return Self.tooLarge }
         let name = request.uri.queryParameters.get("name") ?? "history"

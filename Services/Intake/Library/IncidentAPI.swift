@@ -13,6 +13,22 @@ import ServiceRuntime
 /// raw topic, invalid ones are answered with their field errors and kept as dead letters, so
 /// one bad item never loses the rest. 202 when anything was accepted, 422 when nothing was,
 /// 400 for a body that is not JSON, 401 without the right token.
+/// The answer to `POST /v1/incidents`: each incident of the batch by its place in it, accepted
+/// (with the message id it was published under) or rejected (with a reason per field).
+public struct IncidentSubmissionAnswer: Codable, Sendable, Equatable {
+    public struct Item: Codable, Sendable, Equatable {
+        public var index: Int
+        public var occurrenceNumber: String?
+        public var messageId: String?
+        public var errors: [FieldError]?
+        /// Adults' fields set aside (the incident was accepted without them).
+        public var warnings: [FieldError]?
+    }
+
+    public var accepted: [Item]
+    public var rejected: [Item]
+}
+
 struct IncidentAPI: Sendable {
     let validator: IncidentValidator
     let apiToken: String?
@@ -21,19 +37,8 @@ struct IncidentAPI: Sendable {
     static let maximumBody = 32 * 1024 * 1024
     static let source = "http:/v1/incidents"
 
-    struct ItemResult: Codable, Equatable {
-        var index: Int
-        var occurrenceNumber: String?
-        var messageId: String?
-        var errors: [FieldError]?
-        /// Adults' fields set aside (the incident was accepted without them).
-        var warnings: [FieldError]?
-    }
-
-    struct Answer: Codable {
-        var accepted: [ItemResult]
-        var rejected: [ItemResult]
-    }
+    typealias ItemResult = IncidentSubmissionAnswer.Item
+    typealias Answer = IncidentSubmissionAnswer
 
     func register(on router: Router<BasicRequestContext>) {
         let api = router.guarded(by: APIAuth(token: apiToken, variable: "ENCOMPASS_INTAKE_API_TOKEN"))
@@ -53,14 +58,14 @@ struct IncidentAPI: Sendable {
         return Array(buffer.readableBytesView)
     }
 
-    static let tooLarge = HTTPEndpoint.json(.contentTooLarge, ["error": "body larger than \(maximumBody) bytes; send smaller batches"])
+    static let tooLarge = HTTPEndpoint.json(.contentTooLarge, APIError("body larger than \(maximumBody) bytes; send smaller batches"))
 
     func handle(_ request: Request) async throws -> Response {
         guard let body = await body(request) else { return Self.tooLarge }
         let items: [Data]
         switch Self.split(body) {
         case .success(let list): items = list
-        case .failure(let problem): return HTTPEndpoint.json(.badRequest, ["error": problem.description])
+        case .failure(let problem): return HTTPEndpoint.json(.badRequest, APIError(problem.description))
         }
         let now = environment.clock.now()
         var accepted: [(index: Int, item: Data, incident: Incident, warnings: [FieldError])] = []

@@ -20,28 +20,29 @@ public enum SpreadsheetUpload {
 /// with a bad value is set aside without holding back the rest of its incident, which is
 /// amended when the corrected row arrives. A file that cannot be read at all, or has more than
 /// `maximumUploadRows` rows, is kept whole as a dead letter and answered 422.
-extension IncidentAPI {
-    struct SpreadsheetAnswer: Codable {
-        struct Accepted: Codable {
-            var occurrenceNumber: String
-            var rows: [Int]
-            var messageId: String
-            /// Adults' fields set aside (the incident was accepted without them).
-            var warnings: [FieldError]?
-        }
-        struct Rejected: Codable { var row: Int; var errors: [FieldError] }
-        var file: String
-        var rows: Int
-        var accepted: [Accepted]
-        /// The first `maximumRejectedRowsAnswered` rejected rows.
-        var rejectedRows: [Rejected]
-        /// All rejected rows, and their problems counted by field (`children[].dateOfBirth`).
-        var rejectedRowCount: Int = 0
-        var rejectedByField: [String: Int] = [:]
-        var notices: [String]
-        var error: String?
+public struct SpreadsheetAnswer: Codable, Sendable, Equatable {
+    public struct Accepted: Codable, Sendable, Equatable {
+        public var occurrenceNumber: String
+        public var rows: [Int]
+        public var messageId: String
+        /// Adults' fields set aside (the incident was accepted without them).
+        public var warnings: [FieldError]?
     }
+    public struct Rejected: Codable, Sendable, Equatable { public var row: Int; public var errors: [FieldError] }
+    public var file: String
+    public var rows: Int
+    public var accepted: [Accepted]
+    /// The first `IncidentAPI.maximumRejectedRowsAnswered` rejected rows.
+    public var rejectedRows: [Rejected]
+    /// All rejected rows, and their problems counted by field (`children[].dateOfBirth`).
+    public var rejectedRowCount: Int = 0
+    public var rejectedByField: [String: Int] = [:]
+    public var notices: [String]
+    /// Why the whole file was refused (422, kept as a dead letter).
+    public var error: String?
+}
 
+extension IncidentAPI {
     /// Rows one upload may have: the DA desk's day is a few hundred. A larger file is refused
     /// as soon as the reader meets row `maximumUploadRows + 1`, so a huge file costs little.
     static let maximumUploadRows = SpreadsheetUpload.maximumRows

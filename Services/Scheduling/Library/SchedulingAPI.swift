@@ -14,6 +14,31 @@ import ServiceRuntime
 /// - `PUT /v1/term-dates/school/{urn}`: set them (a term dates document); replicated to every
 ///   instance through the changelog. 422 with the problem when the document is unusable.
 /// - `DELETE /v1/term-dates/school/{urn}`: the school follows its LA's dates again.
+/// The answer to `GET /v1/pending`: the notices this instance holds (its own partitions' and its
+/// standby copies), without personal data.
+public struct PendingList: Codable, Sendable, Equatable {
+    public struct Item: Codable, Sendable, Equatable {
+        public var noticeId: String
+        public var forceCode: String
+        public var occurrenceNumber: String
+        public var schoolURN: String
+        public var laCode: String
+        public var incidentRevision: Int
+        /// ISO 8601, e.g. `2026-11-24T08:00:00.000Z`.
+        public var releaseAt: String
+        /// Released to the force's Education Safeguarding Manager (`ESM<forceCode>`), not the school.
+        public var escalate: Bool
+        public var state: String
+        public var partition: Int
+        /// The instance owns the notice's partition (else it is a standby copy).
+        public var ownedHere: Bool
+        public var releasedAt: String?
+    }
+
+    public var instance: String
+    public var notices: [Item]
+}
+
 struct SchedulingAPI: Sendable {
     let environment: ServiceEnvironment
     /// Configuration problems that do not stop the service (placeholder escalation contacts).
@@ -49,25 +74,7 @@ struct SchedulingAPI: Sendable {
 
     static let maximumBody = 1024 * 1024
 
-    struct PendingItem: Codable, Equatable {
-        var noticeId: String
-        var forceCode: String
-        var occurrenceNumber: String
-        var schoolURN: String
-        var laCode: String
-        var incidentRevision: Int
-        var releaseAt: String
-        var escalate: Bool
-        var state: String
-        var partition: Int
-        var ownedHere: Bool
-        var releasedAt: String?
-    }
-
-    struct PendingList: Codable {
-        var instance: String
-        var notices: [PendingItem]
-    }
+    typealias PendingItem = PendingList.Item
 
     func register(on router: Router<BasicRequestContext>) {
         let api = router.guarded(by: environment.configuration.apiAuth)
@@ -80,7 +87,7 @@ struct SchedulingAPI: Sendable {
         api.get("v1/pending") { request, _ -> Response in
             let filter = request.uri.queryParameters["state"].map(String.init) ?? "pending"
             guard filter == "all" || PendingState(rawValue: filter) != nil else {
-                return HTTPEndpoint.json(.badRequest, ["error": "state must be pending, released, cancelled or all"])
+                return HTTPEndpoint.json(.badRequest, APIError("state must be pending, released, cancelled or all"))
             }
             let owned = Set(environment.ownedPartitions().filter { $0.topic == Topics.noticeRequests.name }.map { Int($0.partition) })
             let rows = try await environment.store.pool.read { db in
@@ -99,17 +106,17 @@ struct SchedulingAPI: Sendable {
         api.get("v1/term-dates/school/:urn") { request, context -> Response in
             let urn = context.parameters.get("urn") ?? ""
             guard let row = try await environment.store.pool.read({ try SchoolTermDatesRow.fetchOne($0, key: urn) }) else {
-                return HTTPEndpoint.json(.notFound, ["error": "school \(urn) has no term dates of its own; it follows its local authority's"])
+                return HTTPEndpoint.json(.notFound, APIError("school \(urn) has no term dates of its own; it follows its local authority's"))
             }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: row.document)))
         }
         api.put("v1/term-dates/school/:urn") { request, context -> Response in
             let urn = context.parameters.get("urn") ?? ""
             guard urn.count == 6, urn.allSatisfy(\.isNumber) else {
-                return HTTPEndpoint.json(.badRequest, ["error": "URN must be 6 digits"])
+                return HTTPEndpoint.json(.badRequest, APIError("URN must be 6 digits"))
             }
             guard let buffer = try? await request.body.collect(upTo: Self.maximumBody) else {
-                return HTTPEndpoint.json(.contentTooLarge, ["error": "body larger than \(Self.maximumBody) bytes"])
+                return HTTPEndpoint.json(.contentTooLarge, APIError("body larger than \(Self.maximumBody) bytes"))
             }
             let body = Array(buffer.readableBytesView)
             var document: TermDatesDocument
@@ -124,7 +131,7 @@ struct SchedulingAPI: Sendable {
                         db: db, service: .scheduling, origin: "http:/v1/term-dates/school", place: Int64(now.timeIntervalSince1970 * 1000),
                         key: urn, value: body, errorClass: "term-dates.invalid", message: problem, now: now, outbox: outbox)
                 }
-                return HTTPEndpoint.json(.unprocessableContent, ["error": problem])
+                return HTTPEndpoint.json(.unprocessableContent, APIError(problem))
             }
             document.urn = urn
             let stored = document
@@ -150,7 +157,7 @@ struct SchedulingAPI: Sendable {
                                    id: MessageID.derived(from: "term-dates:\(urn):\(Timestamp.format(now))", "changelog-delete"), now: now)
                 return true
             }
-            guard existed else { return HTTPEndpoint.json(.notFound, ["error": "school \(urn) has no term dates of its own"]) }
+            guard existed else { return HTTPEndpoint.json(.notFound, APIError("school \(urn) has no term dates of its own")) }
             return HTTPEndpoint.json(.ok, ["urn": urn, "status": "follows its local authority's term dates"])
         }
     }

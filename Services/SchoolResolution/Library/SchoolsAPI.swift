@@ -27,6 +27,39 @@ import Spreadsheets
 /// - `GET /v1/requests/held` — CSC answers held for a MASH officer (the school conflicts with the child's age)
 /// - `POST /v1/requests/{id}/accept|decline` — `{"reviewer": "…", "note": "…"}`: the officer's decision
 /// - `GET /v1/children/{childId}/school` — the school held for a child and its blocks
+/// `PUT /v1/schools/{urn}/contacts`: the school's whole list of contacts.
+public struct ContactsRequest: Codable, Sendable, Equatable {
+    public var contacts: [SchoolContact]
+    public var updatedBy: String?
+
+    public init(contacts: [SchoolContact], updatedBy: String?) {
+        self.contacts = contacts
+        self.updatedBy = updatedBy
+    }
+}
+
+/// A row of an imported sheet that was set aside, and why (kept as a dead letter).
+public struct RejectedRow: Codable, Sendable, Equatable {
+    public var row: Int
+    public var reason: String
+}
+
+/// The answer to `POST /v1/contacts/import`: schools whose contacts were set, URNs not in the
+/// register, rows rejected.
+public struct ContactsImportAnswer: Codable, Sendable, Equatable {
+    public var file: String
+    public var schools: Int
+    public var unknownURNs: [String]
+    public var rejectedRows: [RejectedRow]
+}
+
+/// The answer to `POST /v1/la-contacts/import`.
+public struct LAContactsImportAnswer: Codable, Sendable, Equatable {
+    public var file: String
+    public var localAuthorities: Int
+    public var rejectedRows: [RejectedRow]
+}
+
 struct SchoolsAPI: Sendable {
     let flow: SchoolFlow
     let environment: ServiceEnvironment
@@ -62,7 +95,7 @@ struct SchoolsAPI: Sendable {
         return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static let tooLarge = HTTPEndpoint.json(.contentTooLarge, ["error": "body larger than \(maximumBody) bytes"])
+    static let tooLarge = HTTPEndpoint.json(.contentTooLarge, APIError("body larger than \(maximumBody) bytes"))
 
     /// Keeps a refused file as a dead letter and answers 422.
     func refuse(_ data: Data, origin: String, name: String, errorClass: String, problem: String) async throws -> Response {
@@ -104,22 +137,17 @@ struct SchoolsAPI: Sendable {
             guard let row = try SchoolRow.fetchOne(db, key: urn) else { return nil }
             return SchoolAnswer(school: row.school, contacts: try SchoolStore.contacts(db, urn: urn), source: row.source, updatedAt: Timestamp.format(row.updatedAt))
         }
-        guard let found else { return HTTPEndpoint.json(.notFound, ["error": "URN \(urn) is not in the register"]) }
+        guard let found else { return HTTPEndpoint.json(.notFound, APIError("URN \(urn) is not in the register")) }
         return HTTPEndpoint.json(.ok, found)
-    }
-
-    struct ContactsBody: Codable {
-        var contacts: [SchoolContact]
-        var updatedBy: String?
     }
 
     func setContacts(_ request: Request, urn: String) async throws -> Response {
         guard let data = await body(request) else { return Self.tooLarge }
-        let parsed: ContactsBody
+        let parsed: ContactsRequest
         do {
-            parsed = try JSONDecoder().decode(ContactsBody.self, from: data)
+            parsed = try JSONDecoder().decode(ContactsRequest.self, from: data)
         } catch {
-            return HTTPEndpoint.json(.badRequest, ["error": "body must be {\"contacts\": [{\"role\", \"name\", \"email\", \"phone\"}], \"updatedBy\"}: \(WireFormat.describe(error))"])
+            return HTTPEndpoint.json(.badRequest, APIError("body must be {\"contacts\": [{\"role\", \"name\", \"email\", \"phone\"}], \"updatedBy\"}: \(WireFormat.describe(error))"))
         }
         let contacts = parsed.contacts.map(Self.trimmed)
         let problems = RegisterDesk.problems(contacts)
@@ -131,26 +159,18 @@ struct SchoolsAPI: Sendable {
                     place: Int64(now.timeIntervalSince1970 * 1_000_000), key: urn, value: Array(data),
                     errorClass: "contacts.validation", message: problems.map(\.description).joined(separator: "; "), now: now, outbox: outbox)
             }
-            return HTTPEndpoint.json(.unprocessableContent, ["errors": problems])
+            return HTTPEndpoint.json(.unprocessableContent, APIFieldErrors(problems))
         }
         let known = try await environment.write { db, outbox in
             try RegisterDesk.setContacts(urn: urn, contacts: contacts, by: parsed.updatedBy, source: "contacts:http", db: db, outbox: outbox, now: now)
         }
-        guard known else { return HTTPEndpoint.json(.notFound, ["error": "URN \(urn) is not in the register; import the register first"]) }
+        guard known else { return HTTPEndpoint.json(.notFound, APIError("URN \(urn) is not in the register; import the register first")) }
         return HTTPEndpoint.json(.accepted, ["urn": urn, "contacts": "\(contacts.count)"])
     }
 
     static func trimmed(_ c: SchoolContact) -> SchoolContact {
         func t(_ s: String?) -> String? { s?.trimmingCharacters(in: .whitespaces).nilIfEmpty }
         return SchoolContact(role: c.role.trimmingCharacters(in: .whitespaces), name: t(c.name), email: t(c.email), phone: t(c.phone))
-    }
-
-    struct ContactsImportAnswer: Codable {
-        struct Rejected: Codable { var row: Int; var reason: String }
-        var file: String
-        var schools: Int
-        var unknownURNs: [String]
-        var rejectedRows: [Rejected]
     }
 
     func importContacts(_ request: Request) async throws -> Response {
@@ -180,12 +200,6 @@ struct SchoolsAPI: Sendable {
             return ContactsImportAnswer(file: name, schools: done, unknownURNs: unknown, rejectedRows: sheet.rejected.map { .init(row: $0.row, reason: $0.reason) })
         }
         return HTTPEndpoint.json(answer.rejectedRows.isEmpty && answer.unknownURNs.isEmpty ? .accepted : .unprocessableContent, answer)
-    }
-
-    struct LAContactsImportAnswer: Codable {
-        var file: String
-        var localAuthorities: Int
-        var rejectedRows: [ContactsImportAnswer.Rejected]
     }
 
     func importLAContacts(_ request: Request) async throws -> Response {
@@ -242,15 +256,15 @@ struct SchoolsAPI: Sendable {
         let rows = try await environment.store.pool.read { db in try CSCRequests.open(db, lpa: lpa) }.filter { forces?.contains($0.forceCode) ?? true }
         let header = CSCRequests.header
         let list = CSCRequests.rows(rows).map { Dictionary(uniqueKeysWithValues: zip(header, $0)) }
-        return HTTPEndpoint.json(.ok, ["requests": list])
+        return HTTPEndpoint.json(.ok, CSCOpenRequests(requests: list))
     }
 
     func exportRequests(_ request: Request) async throws -> Response {
         guard let lpa = lpa(request) else {
-            return HTTPEndpoint.json(.badRequest, ["error": "lpa is required: ?lpa=NAME (the incident's local policing area, or all)"])
+            return HTTPEndpoint.json(.badRequest, APIError("lpa is required: ?lpa=NAME (the incident's local policing area, or all)"))
         }
         let format = request.uri.queryParameters.get("format")?.lowercased() ?? "xlsx"
-        guard ["xlsx", "csv", "json"].contains(format) else { return HTTPEndpoint.json(.badRequest, ["error": "format must be xlsx, csv or json"]) }
+        guard ["xlsx", "csv", "json"].contains(format) else { return HTTPEndpoint.json(.badRequest, APIError("format must be xlsx, csv or json")) }
         let now = environment.clock.now()
         let forces = forces(request)
         let requests = try await environment.write { db, _ in
@@ -271,7 +285,7 @@ struct SchoolsAPI: Sendable {
             do {
                 data = try SheetWriter.xlsx(sheetName: "Requests \(lpa)", header: CSCRequests.header, rows: rows)
             } catch {
-                return HTTPEndpoint.json(.internalServerError, ["error": error.description])
+                return HTTPEndpoint.json(.internalServerError, APIError(error.description))
             }
             type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         }
@@ -285,13 +299,13 @@ struct SchoolsAPI: Sendable {
         let name = request.uri.queryParameters.get("name") ?? "returned"
         var scope = CSCRequests.ImportScope.all
         if let only = request.uri.queryParameters.get("only") {
-            guard only == "held" else { return HTTPEndpoint.json(.badRequest, ["error": "only must be held (apply only the rows whose request this instance holds)"]) }
+            guard only == "held" else { return HTTPEndpoint.json(.badRequest, APIError("only must be held (apply only the rows whose request this instance holds)")) }
             scope = .held
         }
         if let listed = request.uri.queryParameters.get("unheld") {
             let numbers = listed.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard scope == .all, !numbers.isEmpty, numbers.allSatisfy({ $0 != nil }) else {
-                return HTTPEndpoint.json(.badRequest, ["error": "unheld must list row numbers (unheld=2,5), without only=held"])
+                return HTTPEndpoint.json(.badRequest, APIError("unheld must list row numbers (unheld=2,5), without only=held"))
             }
             scope = .unheld(Set(numbers.compactMap { $0 }))
         }
@@ -317,17 +331,17 @@ struct SchoolsAPI: Sendable {
 
     func decideHeld(_ request: Request, id: String, verdict: String) async throws -> Response {
         guard let verdict = CSCRequests.ReviewVerdict(rawValue: verdict) else {
-            return HTTPEndpoint.json(.notFound, ["error": "POST /v1/requests/{id}/accept or /decline"])
+            return HTTPEndpoint.json(.notFound, APIError("POST /v1/requests/{id}/accept or /decline"))
         }
         guard let data = await body(request) else { return Self.tooLarge }
         let decision: HeldDecision
         do {
             decision = try JSONDecoder().decode(HeldDecision.self, from: data)
         } catch {
-            return HTTPEndpoint.json(.badRequest, ["error": "body must be {\"reviewer\": \"NAME\", \"note\": \"…\"}: \(WireFormat.describe(error))"])
+            return HTTPEndpoint.json(.badRequest, APIError("body must be {\"reviewer\": \"NAME\", \"note\": \"…\"}: \(WireFormat.describe(error))"))
         }
         guard let reviewer = decision.reviewer.trimmingCharacters(in: .whitespaces).nilIfEmpty else {
-            return HTTPEndpoint.json(.unprocessableContent, ["error": "reviewer is required: who decided"])
+            return HTTPEndpoint.json(.unprocessableContent, APIError("reviewer is required: who decided"))
         }
         let now = environment.clock.now()
         let flow = self.flow
@@ -335,7 +349,7 @@ struct SchoolsAPI: Sendable {
             try CSCRequests.decide(id, verdict: verdict, reviewer: reviewer, note: decision.note, flow: flow, db: db, outbox: outbox, now: now)
         }
         guard let answer else {
-            return HTTPEndpoint.json(.notFound, ["error": "no answer held for review under request \(id); list them with GET /v1/requests/held"])
+            return HTTPEndpoint.json(.notFound, APIError("no answer held for review under request \(id); list them with GET /v1/requests/held"))
         }
         environment.logger.info("held CSC answer decided", metadata: ["request": .string(id), "verdict": .string(verdict.rawValue), "outcome": .string(answer.outcome)])
         return Self.wire(answer.outcome == "rejected" ? .unprocessableContent : .ok, answer)
