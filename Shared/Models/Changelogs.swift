@@ -119,13 +119,15 @@ public struct DispatchNoticeChangelog: MessagePayload {
         public var sentAt: Date?
         public var acknowledgedAt: Date?
         public var acknowledgedBy: String?
+        /// When the school said the pupil no longer attends (the page then offers it no more).
+        public var feedbackAt: Date?
         public var flaggedAt: Date?
         public var flagReason: String?
 
         public init(noticeId: String, forceCode: String, occurrenceNumber: String, childId: String, schoolURN: String, schoolName: String,
                     account: String, channel: String, recipient: String?, escalation: Bool, due: NoticeDue, content: String, state: String,
                     linkTokenHash: String?, linkExpiresAt: Date?, releaseAt: Date, acknowledgeBy: Date, receivedAt: Date, sentAt: Date?,
-                    acknowledgedAt: Date?, acknowledgedBy: String?, flaggedAt: Date?, flagReason: String?) {
+                    acknowledgedAt: Date?, acknowledgedBy: String?, feedbackAt: Date? = nil, flaggedAt: Date?, flagReason: String?) {
             self.noticeId = noticeId
             self.forceCode = forceCode
             self.occurrenceNumber = occurrenceNumber
@@ -147,6 +149,7 @@ public struct DispatchNoticeChangelog: MessagePayload {
             self.sentAt = sentAt
             self.acknowledgedAt = acknowledgedAt
             self.acknowledgedBy = acknowledgedBy
+            self.feedbackAt = feedbackAt
             self.flaggedAt = flaggedAt
             self.flagReason = flagReason
         }

@@ -28,12 +28,18 @@ public final class TestProcess: @unchecked Sendable {
     public let path: String
     private let outputPipe: Pipe?
     private let errorPipe: Pipe?
+    /// Standard input kept open while the test holds the process (`holdsInput`).
+    private let heldInput: Pipe?
 
     /// Starts `path` with `arguments`; `environment` is added to the test's own environment (or
     /// replaces it when `inheritEnvironment` is false). Output goes to `log` when given (appended),
-    /// else to a pipe that `waitForOutput` reads.
+    /// else to a pipe that `waitForOutput` reads (a long-running process that prints more than a
+    /// pipe holds wants `log`, `/dev/null` if nobody reads it). `holdsInput` keeps standard input
+    /// open until `stop`: a peer that ends at the end of its input then ends with the test
+    /// process, even one that crashes.
     public init(_ path: String, _ arguments: [String], environment: [String: String] = [:], inheritEnvironment: Bool = true,
-                directory: String? = nil, log: String? = nil, errors: StandardErrorHandling = .merged, input: String? = nil) throws {
+                directory: String? = nil, log: String? = nil, errors: StandardErrorHandling = .merged, input: String? = nil,
+                holdsInput: Bool = false) throws {
         self.path = path
         process = Process()
         process.executableURL = URL(fileURLWithPath: path)
@@ -59,12 +65,13 @@ public final class TestProcess: @unchecked Sendable {
             case .discarded: process.standardError = FileHandle.nullDevice; errorPipe = nil
             }
         }
-        let stdin = input.map { _ in Pipe() }
+        let stdin = input != nil || holdsInput ? Pipe() : nil
         if let stdin { process.standardInput = stdin }
+        heldInput = holdsInput ? stdin : nil
         try process.run()
         if let stdin, let input {
             stdin.fileHandleForWriting.write(Data(input.utf8))
-            try stdin.fileHandleForWriting.close()
+            if !holdsInput { try stdin.fileHandleForWriting.close() }
         }
     }
 
@@ -106,8 +113,29 @@ public final class TestProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
-    /// SIGTERM, then SIGKILL if it is still running after `grace`.
+    /// Polls `condition` (a port answering, a file written) until it holds; throws at once, with
+    /// the exit status, if the process ends first, and `TimeoutError` after `timeout`.
+    public func ready(_ what: String, timeout: Duration = .seconds(30), interval: Duration = .milliseconds(50),
+                      _ condition: () async throws -> Bool) async throws {
+        try await eventually(what, timeout: timeout, interval: interval) {
+            if try await condition() { return true }
+            guard process.isRunning else {
+                throw TimeoutError(what: "\(what): \(path) exited with status \(process.terminationStatus) first")
+            }
+            return false
+        }
+    }
+
+    /// Sends `signal` (SIGKILL: a crash) and waits for the exit; the exit status.
+    @discardableResult
+    public func signal(_ number: Int32, timeout: Duration = .seconds(30)) async throws -> Int32 {
+        if process.isRunning { _ = kill(process.processIdentifier, number) }
+        return try await exit(timeout: timeout)
+    }
+
+    /// Closes held input, then SIGTERM, then SIGKILL if it is still running after `grace`.
     public func stop(grace: Duration = .seconds(5)) {
+        try? heldInput?.fileHandleForWriting.close()
         guard process.isRunning else { return }
         process.terminate()
         let deadline = ContinuousClock.now + grace

@@ -192,8 +192,7 @@ struct TestCertificate {
 
 /// aiosmtpd on loopback (Peers/smtp_server.py).
 final class SMTPPeer: @unchecked Sendable {
-    let process = Process()
-    let stdin = Pipe()
+    let process: TestProcess
     let out: String
     let port: Int
     let modeFile: String
@@ -209,16 +208,10 @@ final class SMTPPeer: @unchecked Sendable {
         if let fixedPort { arguments += ["--port", String(fixedPort)] }
         if let certificate { arguments += ["--cert", certificate.cert, "--key", certificate.key] }
         if let user, let password { arguments += ["--user", user, "--password", password] }
-        process.executableURL = URL(fileURLWithPath: Peers.python)
-        process.arguments = arguments
-        process.standardInput = stdin
-        let log = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        let process = self.process
-        try await eventually("SMTP peer listening (is aiosmtpd installed? ./dev test installs it)", timeout: .seconds(15)) {
-            FileManager.default.fileExists(atPath: portFile) || !process.isRunning
+        // The peer also stops when its input closes: with the test process, however that ends.
+        process = try TestProcess(Peers.python, arguments, log: dir + "/smtp.log", holdsInput: true)
+        try await process.ready("SMTP peer listening (is aiosmtpd installed? ./dev test installs it)", timeout: .seconds(15)) {
+            FileManager.default.fileExists(atPath: portFile)
         }
         guard let text = try? String(contentsOfFile: portFile, encoding: .utf8), let port = Int(text) else {
             throw TimeoutError(what: "SMTP peer port (python3 -c 'import aiosmtpd' must work)")
@@ -239,13 +232,7 @@ final class SMTPPeer: @unchecked Sendable {
         return names.compactMap { try? String(contentsOfFile: out + "/" + $0, encoding: .utf8) }
     }
 
-    func stop() {
-        try? stdin.fileHandleForWriting.close()
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-    }
-
-    deinit { if process.isRunning { process.terminate() } }
+    func stop() { process.stop() }
 }
 
 /// The link in a notice email.

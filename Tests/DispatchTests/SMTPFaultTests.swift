@@ -231,7 +231,7 @@ struct SMTPFaultTests {
         try SimulatedClockFile(simulated: start, real: Date(), rate: 0).write(to: clockFile)
         let port = try freePort()
         let base = "http://127.0.0.1:\(port)"
-        var environment = ProcessInfo.processInfo.environment
+        var environment: [String: String] = [:]
         for (key, value) in [
             "ENCOMPASS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrapServers, "ENCOMPASS_DATA_DIR": dir, "ENCOMPASS_HTTP_PORT": String(port),
             "ENCOMPASS_INSTANCE_ID": "dispatch-kill-test", "ENCOMPASS_GROUP_ID": "dispatch-kill-\(UUID())", "ENCOMPASS_API_TOKEN": RunningDispatch.token,
@@ -240,17 +240,10 @@ struct SMTPFaultTests {
             "ENCOMPASS_LOG_LEVEL": "notice",
         ] { environment[key] = value }
         let binary = try executable("dispatch")
-        func launch() async throws -> Process {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.environment = environment
-            let log = FileHandle(forWritingAtPath: "/dev/null")
-            process.standardOutput = log
-            process.standardError = log
-            try process.run()
-            try await eventually("dispatch ready", timeout: .seconds(90), interval: .milliseconds(200)) {
-                guard process.isRunning else { throw TimeoutError(what: "dispatch exited with \(process.terminationStatus)") }
-                return (try? await http.send("GET", base + "/readyz").status) == 200
+        func launch() async throws -> TestProcess {
+            let process = try TestProcess(binary, [], environment: environment, log: dir + "/dispatch.log")
+            try await process.ready("dispatch ready", timeout: .seconds(90), interval: .milliseconds(200)) {
+                (try? await http.send("GET", base + "/readyz").status) == 200
             }
             return process
         }
@@ -262,11 +255,9 @@ struct SMTPFaultTests {
         try await publishAll(kafka, [due])
         // The relay has the whole message; its answer is 15 s away. Dispatch dies now.
         try await eventually("the relay holds the message", timeout: .seconds(60)) { peer.messages().count == 1 }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        try await process.signal(SIGKILL)
 
         process = try await launch()
-        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
         var listed: [String: Any] = [:]
         try await eventually("the notice flagged uncertain after the restart", timeout: .seconds(60)) {
             let list = try await http.send("GET", base + "/v1/notifications?date=2026-11-24", token: RunningDispatch.token).json
@@ -283,7 +274,6 @@ struct SMTPFaultTests {
         let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 3, timeout: .seconds(30))
             .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
         #expect(events.map(\.kind) == [.claimed, .sent, .flagged])
-        process.terminate()
-        process.waitUntilExit()
+        process.stop()
     }
 }

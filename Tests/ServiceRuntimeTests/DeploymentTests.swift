@@ -94,16 +94,11 @@ struct DeploymentTests {
                 labels: {service: intake}
         """.write(toFile: "\(directory)/prometheus.yml", atomically: true, encoding: .utf8)
         let port = freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: prometheus)
-        process.arguments = ["--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",
-                             "--web.listen-address=127.0.0.1:\(port)"]
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        defer { process.terminate(); process.waitUntilExit() }
+        let process = try TestProcess(prometheus, ["--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",
+                                                   "--web.listen-address=127.0.0.1:\(port)"], log: "\(directory)/prometheus.log")
+        defer { process.stop() }
         let api = "http://127.0.0.1:\(port)/api/v1"
-        try await eventually("Prometheus reports the service target up", timeout: .seconds(60), interval: .milliseconds(500)) {
+        try await process.ready("Prometheus reports the service target up", timeout: .seconds(60), interval: .milliseconds(500)) {
             guard let answer = try? await httpGet("\(api)/targets") else { return false }
             return answer.body.contains("\"health\":\"up\"")
         }

@@ -5,24 +5,6 @@ import Foundation
 import Testing
 
 
-func launch(_ path: String, _ arguments: [String], environment: [String: String] = [:], log: String) throws -> Process {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-    _ = FileManager.default.createFile(atPath: log, contents: nil)
-    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-    process.standardOutput = handle
-    process.standardError = handle
-    try process.run()
-    return process
-}
-
-func waitForExit(_ process: Process, timeout: Duration) async throws -> Int32 {
-    try await eventually("process \(process.processIdentifier) to exit", timeout: timeout) { !process.isRunning }
-    return process.terminationStatus
-}
-
 /// Whether a process has ended: no longer listed, or a zombie nobody has reaped yet.
 func processGone(_ pid: Int32) -> Bool {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -40,14 +22,13 @@ struct ProcessTests {
         let pidFile = "\(directory)/broker.pid"
         // A shell is the parent: it starts the broker with its own pid and waits for it.
         let script = "ENCOMPASS_PARENT_PID=$$ '\(try executable("encompass"))' broker --partitions 1 --address-file '\(addressFile)' & echo $! > '\(pidFile)'; wait"
-        let shell = try launch("/bin/sh", ["-c", script], log: "\(directory)/shell.log")
-        defer { if shell.isRunning { shell.terminate() } }
-        try await eventually("broker address file") { FileManager.default.fileExists(atPath: addressFile) }
+        let shell = try TestProcess("/bin/sh", ["-c", script], log: "\(directory)/shell.log")
+        try await shell.ready("broker address file") { FileManager.default.fileExists(atPath: addressFile) }
         let broker = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         defer { if !processGone(broker) { kill(broker, SIGKILL) } }
         try await Task.sleep(for: .seconds(1))
         #expect(!processGone(broker), "the broker runs while its parent does")
-        kill(shell.processIdentifier, SIGKILL)
+        try await shell.signal(SIGKILL)
         try await eventually("the orphaned broker to stop", timeout: .seconds(20)) { processGone(broker) }
     }
 
@@ -55,9 +36,9 @@ struct ProcessTests {
     func brokerAndServiceProcesses() async throws {
         let directory = TestPaths.temporaryDirectory("processes")
         let addressFile = "\(directory)/broker.bootstrap"
-        let broker = try launch(try executable("encompass"), ["broker", "--partitions", "3", "--address-file", addressFile], log: "\(directory)/broker.log")
-        defer { if broker.isRunning { broker.terminate() } }
-        try await eventually("broker address file") { FileManager.default.fileExists(atPath: addressFile) }
+        let broker = try TestProcess(try executable("encompass"), ["broker", "--partitions", "3", "--address-file", addressFile],
+                                     log: "\(directory)/broker.log")
+        try await broker.ready("broker address file") { FileManager.default.fileExists(atPath: addressFile) }
         let bootstrap = try String(contentsOfFile: addressFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(bootstrap.hasPrefix("127.0.0.1:"))
 
@@ -68,19 +49,17 @@ struct ProcessTests {
         for topic in Topics.all { #expect(topics[topic.name] == 3, "\(topic.name)") }
 
         let port = 20_000 + Int.random(in: 0..<20_000)
-        let service = try launch(try executable("intake"), [], environment: [
+        let service = try TestProcess(try executable("intake"), [], environment: [
             "ENCOMPASS_KAFKA_BOOTSTRAP_FILE": addressFile,
             "ENCOMPASS_DATA_DIR": "\(directory)/intake",
             "ENCOMPASS_HTTP_PORT": String(port),
         ], log: "\(directory)/intake.log")
-        defer { if service.isRunning { service.terminate() } }
-        try await eventually("intake ready", timeout: .seconds(30)) {
+        try await service.ready("intake ready", timeout: .seconds(30)) {
             (try? await httpGet("http://127.0.0.1:\(port)/readyz").status) == 200
         }
         #expect(FileManager.default.fileExists(atPath: "\(directory)/intake/intake.sqlite"))
 
-        kill(service.processIdentifier, SIGTERM)
-        #expect(try await waitForExit(service, timeout: .seconds(30)) == 0)
+        #expect(try await service.signal(SIGTERM, timeout: .seconds(30)) == 0)
         let log = try String(contentsOfFile: "\(directory)/intake.log", encoding: .utf8)
         // Structured logs: every line is a JSON object.
         for line in log.split(separator: "\n") {
@@ -89,16 +68,15 @@ struct ProcessTests {
         }
         #expect(log.contains("service stopped"))
 
-        kill(broker.processIdentifier, SIGTERM)
-        #expect(try await waitForExit(broker, timeout: .seconds(15)) == 0)
+        #expect(try await broker.signal(SIGTERM, timeout: .seconds(15)) == 0)
         #expect(!FileManager.default.fileExists(atPath: addressFile))
     }
 
     @Test("a service refuses bad configuration with the variable to fix and exit code 2")
     func badConfiguration() async throws {
         let directory = TestPaths.temporaryDirectory("badconfig")
-        let service = try launch(try executable("scheduling"), [], environment: ["ENCOMPASS_HTTP_PORT": "not-a-port"], log: "\(directory)/log")
-        #expect(try await waitForExit(service, timeout: .seconds(15)) == 2)
+        let service = try TestProcess(try executable("scheduling"), [], environment: ["ENCOMPASS_HTTP_PORT": "not-a-port"], log: "\(directory)/log")
+        #expect(try await service.exit(timeout: .seconds(15)) == 2)
         let log = try String(contentsOfFile: "\(directory)/log", encoding: .utf8)
         #expect(log.contains("ENCOMPASS_HTTP_PORT"))
     }

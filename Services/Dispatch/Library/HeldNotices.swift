@@ -81,14 +81,10 @@ public struct HeldNoticesWatch: Sendable {
         self.store = store
         self.clock = clock
         self.logger = logger
-        count = metrics.registry.makeGauge(
-            descriptor: .init(metricName: "encompass_dispatch_held", unitName: "notices",
-                              helpText: "Notice mails held because their school (or LA) has no notice-page password"),
-            labels: [("service", metrics.service)])
-        oldest = metrics.registry.makeGauge(
-            descriptor: .init(metricName: "encompass_dispatch_held_oldest_age", unitName: "seconds",
-                              helpText: "Seconds the oldest held notice mail has waited for its school's password (0 when none is held)"),
-            labels: [("service", metrics.service)])
+        count = StoreWatch.gauge(metrics, "encompass_dispatch_held", unit: "notices",
+                                 help: "Notice mails held because their school (or LA) has no notice-page password")
+        oldest = StoreWatch.gauge(metrics, "encompass_dispatch_held_oldest_age", unit: "seconds",
+                                  help: "Seconds the oldest held notice mail has waited for its school's password (0 when none is held)")
     }
 
     @discardableResult
@@ -101,19 +97,9 @@ public struct HeldNoticesWatch: Sendable {
     }
 
     public func run(every interval: Duration) async {
-        var last = 0
-        while !Task.isCancelled {
-            do {
-                let listing = try await update()
-                if listing.held.count != last, !listing.held.isEmpty {
-                    logger.warning("notice mail held: no notice password for these accounts; set-password sends it", metadata: [
-                        "count": "\(listing.held.count)", "accounts": "\(listing.accountsWithoutPassword.prefix(50).joined(separator: ","))"])
-                }
-                last = listing.held.count
-            } catch {
-                logger.warning("held-notices check failed; retrying", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: interval)
+        await StoreWatch.run(every: interval, check: "held-notices", logger: logger, update: update, count: \.held.count) { listing in
+            logger.warning("notice mail held: no notice password for these accounts; set-password sends it", metadata: [
+                "count": "\(listing.held.count)", "accounts": "\(listing.accountsWithoutPassword.prefix(50).joined(separator: ","))"])
         }
     }
 }

@@ -40,13 +40,7 @@ public enum NoticeChangelog {
         if finished && (task == nil || task?.doneAt != nil) { return nil }
         guard mail != nil || task != nil else { return nil }
         return DispatchNoticeChangelog(
-            notice: .init(noticeId: notice.noticeId, forceCode: notice.forceCode, occurrenceNumber: notice.occurrenceNumber, childId: notice.childId,
-                          schoolURN: notice.schoolURN, schoolName: notice.schoolName, account: notice.account, channel: notice.channel,
-                          recipient: notice.recipient, escalation: notice.escalation, due: due, content: String(decoding: notice.content, as: UTF8.self),
-                          state: notice.state.rawValue, linkTokenHash: notice.linkTokenHash, linkExpiresAt: notice.linkExpiresAt,
-                          releaseAt: notice.releaseAt, acknowledgeBy: notice.acknowledgeBy, receivedAt: notice.receivedAt, sentAt: notice.sentAt,
-                          acknowledgedAt: notice.acknowledgedAt, acknowledgedBy: notice.acknowledgedBy, flaggedAt: notice.flaggedAt,
-                          flagReason: notice.flagReason),
+            notice: notice.changelogNotice(due: due),
             mail: mail.map { .init(idempotencyKey: $0.idempotencyKey, recipient: $0.recipient, message: $0.message.map { String(decoding: $0, as: UTF8.self) },
                                    state: $0.state.rawValue, attempts: $0.attempts, createdAt: $0.createdAt, sentAt: $0.sentAt, lastError: $0.lastError) },
             telephoneTask: try task.map { .init(id: $0.id, schoolURN: $0.schoolURN, schoolName: $0.schoolName,
@@ -90,12 +84,12 @@ public enum NoticeChangelog {
             flagReason = "sent by dispatch store \(claimant), which no longer holds this notice's partition: the link in the school's email "
                 + "opens that store's instance. Resend with `encompass notifications resend` to send the school a link to this instance"
         }
-        try NoticeRow(noticeId: noticeId, forceCode: n.forceCode, occurrenceNumber: n.occurrenceNumber, childId: n.childId, schoolURN: n.schoolURN,
-                      schoolName: n.schoolName, account: n.account, channel: n.channel, recipient: n.recipient, escalation: n.escalation,
-                      payload: try WireFormat.data(n.due), content: Data(n.content.utf8), state: state, linkTokenHash: n.linkTokenHash,
-                      linkExpiresAt: n.linkExpiresAt, releaseAt: n.releaseAt, acknowledgeBy: n.acknowledgeBy, receivedAt: n.receivedAt,
-                      sentAt: n.sentAt, acknowledgedAt: n.acknowledgedAt, acknowledgedBy: n.acknowledgedBy, feedbackAt: nil,
-                      flaggedAt: flaggedAt, flagReason: flagReason).insert(db)
+        var row = try NoticeRow(changelog: n)
+        row.noticeId = noticeId
+        row.state = state
+        row.flaggedAt = flaggedAt
+        row.flagReason = flagReason
+        try row.insert(db)
         if let mail = entry.mail {
             try OutgoingMail(noticeId: noticeId, idempotencyKey: mail.idempotencyKey, recipient: mail.recipient, message: mail.message.map { Data($0.utf8) },
                              state: mailState, attempts: mail.attempts, nextAttemptAt: now, lastAttemptAt: nil, lastError: mail.lastError,
@@ -121,5 +115,28 @@ public enum NoticeChangelog {
         guard let notice = try NoticeRow.fetchOne(db, key: noticeId) else { return }
         try Audit.recordLocal("released", notice: notice, detail: "another dispatch instance owns this notice's partition and holds it now", db: db, now: now)
         try notice.delete(db)
+    }
+}
+
+extension NoticeRow {
+    /// The row as the changelog carries it; `due` is `payload` decoded.
+    func changelogNotice(due: NoticeDue) -> DispatchNoticeChangelog.Notice {
+        .init(noticeId: noticeId, forceCode: forceCode, occurrenceNumber: occurrenceNumber, childId: childId, schoolURN: schoolURN,
+              schoolName: schoolName, account: account, channel: channel, recipient: recipient, escalation: escalation, due: due,
+              content: String(decoding: content, as: UTF8.self), state: state.rawValue, linkTokenHash: linkTokenHash,
+              linkExpiresAt: linkExpiresAt, releaseAt: releaseAt, acknowledgeBy: acknowledgeBy, receivedAt: receivedAt, sentAt: sentAt,
+              acknowledgedAt: acknowledgedAt, acknowledgedBy: acknowledgedBy, feedbackAt: feedbackAt, flaggedAt: flaggedAt,
+              flagReason: flagReason)
+    }
+
+    /// The row a changelog record restores, as the record has it (an unknown state reads as
+    /// `pending`); `NoticeChangelog.restore` then settles state and flag from the audit.
+    init(changelog n: DispatchNoticeChangelog.Notice) throws {
+        self.init(noticeId: n.noticeId, forceCode: n.forceCode, occurrenceNumber: n.occurrenceNumber, childId: n.childId, schoolURN: n.schoolURN,
+                  schoolName: n.schoolName, account: n.account, channel: n.channel, recipient: n.recipient, escalation: n.escalation,
+                  payload: try WireFormat.data(n.due), content: Data(n.content.utf8), state: NoticeState(rawValue: n.state) ?? .pending,
+                  linkTokenHash: n.linkTokenHash, linkExpiresAt: n.linkExpiresAt, releaseAt: n.releaseAt, acknowledgeBy: n.acknowledgeBy,
+                  receivedAt: n.receivedAt, sentAt: n.sentAt, acknowledgedAt: n.acknowledgedAt, acknowledgedBy: n.acknowledgedBy,
+                  feedbackAt: n.feedbackAt, flaggedAt: n.flaggedAt, flagReason: n.flagReason)
     }
 }

@@ -119,10 +119,8 @@ public struct UnsentClaimsWatch: Sendable {
         self.clock = clock
         self.overdue = overdue
         self.logger = logger
-        gauge = metrics.registry.makeGauge(
-            descriptor: .init(metricName: "encompass_dispatch_claimed_unsent", unitName: "notices",
-                              helpText: "Notices claimed by a dispatch instance more than ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES ago and not sent"),
-            labels: [("service", metrics.service)])
+        gauge = StoreWatch.gauge(metrics, "encompass_dispatch_claimed_unsent", unit: "notices",
+                                 help: "Notices claimed by a dispatch instance more than ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES ago and not sent")
     }
 
     /// The notices claimed before `cutoff` (and after `since`) with no outcome event.
@@ -151,19 +149,9 @@ public struct UnsentClaimsWatch: Sendable {
     /// Updates the gauge every `interval` until the task is cancelled; logs the notices when
     /// the count changes.
     public func run(every interval: Duration) async {
-        var last = 0
-        while !Task.isCancelled {
-            do {
-                let notices = try await update()
-                if notices.count != last, !notices.isEmpty {
-                    logger.error("notices claimed and not sent in time; see docs/DISPATCH.md, \"Running more than one instance\"", metadata: [
-                        "count": "\(notices.count)", "notices": "\(notices.prefix(20).joined(separator: ","))"])
-                }
-                last = notices.count
-            } catch {
-                logger.warning("unsent-claims check failed; retrying", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: interval)
+        await StoreWatch.run(every: interval, check: "unsent-claims", logger: logger, update: update, count: \.count) { notices in
+            logger.error("notices claimed and not sent in time; see docs/DISPATCH.md, \"Running more than one instance\"", metadata: [
+                "count": "\(notices.count)", "notices": "\(notices.prefix(20).joined(separator: ","))"])
         }
     }
 }
