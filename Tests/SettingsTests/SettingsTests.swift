@@ -15,7 +15,7 @@ import Testing
 /// environment dictionary, as `ServiceMain` does with the process environment.
 @Suite("Service settings from an environment dictionary")
 struct SettingsTests {
-    /// Parses `service`'s whole settings from `environment`; the description of what was parsed.
+    /// Parses `service`'s whole settings (common and own) from `environment`; the common part.
     static func parse(_ service: ServiceName, _ environment: [String: String]) throws(ConfigurationError) -> ServiceConfiguration {
         switch service {
         case .intake: try ServiceSettings<IntakeService.Settings>.parse(environment).runtime
@@ -144,6 +144,13 @@ struct SettingsTests {
 
     static let missing = "/no/such/encompass-path"
 
+    /// A forces file holding `text`.
+    static func forcesFile(_ text: String) -> String {
+        let path = TestPaths.temporaryDirectory("settings-bad-forces") + "/forces.json"
+        try! text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     static let bad: [Bad] = {
         var rows: [Bad] = []
         let common: [(String, String)] = [
@@ -159,6 +166,9 @@ struct SettingsTests {
         }
         let own: [(ServiceName, [String: String], String)] = [
             (.intake, ["ENCOMPASS_FORCES_FILE": missing], "ENCOMPASS_FORCES_FILE"),
+            (.intake, ["ENCOMPASS_FORCES_FILE": forcesFile("not json")], "ENCOMPASS_FORCES_FILE"),
+            (.intake, ["ENCOMPASS_FORCES_FILE": forcesFile(#"[{"code": "99", "name": "X", "occurrencePattern": "[0-9", "occurrenceFormat": "N", "localPolicingAreas": []}]"#)],
+             "ENCOMPASS_FORCES_FILE"),
             (.childResearch, ["ENCOMPASS_PROTOCOLS_DIR": missing], "ENCOMPASS_PROTOCOLS_DIR"),
             (.childResearch, ["ENCOMPASS_RESEARCH_INDEX_CACHE_MIB": "1"], "ENCOMPASS_RESEARCH_INDEX_CACHE_MIB"),
             (.childResearch, ["ENCOMPASS_RESEARCH_PROPOSAL_THRESHOLD": "1.5"], "ENCOMPASS_RESEARCH_PROPOSAL_THRESHOLD"),

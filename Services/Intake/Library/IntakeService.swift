@@ -33,13 +33,7 @@ public enum IntakeService {
         /// `ENCOMPASS_INTAKE_API_TOKEN`, `ENCOMPASS_FORCES_FILE`, `ENCOMPASS_RETENTION_…`.
         public static func fromEnvironment(_ environment: [String: String], runtime: ServiceConfiguration) throws(ConfigurationError) -> Settings {
             let env = EnvironmentReader(environment)
-            let forces: ForceRegistry
-            do {
-                forces = try ForceRegistry.load(path: env.string("ENCOMPASS_FORCES_FILE"))
-            } catch {
-                throw ConfigurationError(variable: "ENCOMPASS_FORCES_FILE", problem: "is unusable: \(error); fix the file or unset the variable for the built-in forces")
-            }
-            return Settings(apiToken: env.string("ENCOMPASS_INTAKE_API_TOKEN"), forces: forces,
+            return Settings(apiToken: env.string("ENCOMPASS_INTAKE_API_TOKEN"), forces: try ForceRegistry.load(path: env.string("ENCOMPASS_FORCES_FILE")),
                             retention: try RetentionSettings.fromEnvironment(environment))
         }
     }
