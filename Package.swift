@@ -234,6 +234,16 @@ targets.append(.testTarget(
     swiftSettings: strict
 ))
 
+// Each service's settings parsed from an environment dictionary: defaults, values, and the
+// error naming each bad variable.
+targets.append(.testTarget(
+    name: "SettingsTests",
+    dependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService",
+                   "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassTestSupport", logging],
+    path: "Tests/SettingsTests",
+    swiftSettings: strict
+))
+
 // Security checks: every endpoint's authentication, notice isolation between schools,
 // output neutralisation, personal-data retention (every store, the console's too).
 targets.append(.testTarget(

@@ -64,7 +64,7 @@ struct ScheduleExplainCommand: ParsableCommand {
             processedAt = Date()
         }
         guard let riskLevel = RiskLevel(rawValue: risk.lowercased()) else { throw ValidationError("--risk '\(risk)' must be standard, medium or high") }
-        let settings = try SchedulingService.Settings.fromEnvironment()
+        let settings = try SchedulingService.Settings.fromEnvironment(ProcessInfo.processInfo.environment)
         var calendars = settings.calendars
         if let schoolTerms {
             guard let urn else { throw ValidationError("--school-terms needs --urn") }

@@ -25,7 +25,7 @@ public struct RetentionSettings: Sendable, Equatable {
         self.batchSize = batchSize
     }
 
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> RetentionSettings {
+    public static func fromEnvironment(_ environment: [String: String]) throws(ConfigurationError) -> RetentionSettings {
         let env = EnvironmentReader(environment)
         // At least 30 days: a notice's whole life (release, acknowledgement, escalation,
         // resend) must fit before its details go.

@@ -133,7 +133,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// (`ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS=10`).
     public static func fromEnvironment(
         service: ServiceName,
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String]
     ) throws(ConfigurationError) -> ServiceConfiguration {
         let env = EnvironmentReader(environment)
         var bootstrap = env.string("ENCOMPASS_KAFKA_BOOTSTRAP_SERVERS")
@@ -189,6 +189,44 @@ public struct ServiceConfiguration: Sendable, Equatable {
             clockFile: env.string("ENCOMPASS_CLOCK_FILE"),
             outboxMaxAge: .seconds(try env.int("ENCOMPASS_OUTBOX_MAX_AGE_SECONDS", in: 1...604_800) ?? 300)
         )
+    }
+}
+
+/// A service's own settings (beyond `ServiceConfiguration`), parsed from the same environment.
+///
+/// Parsing reads only the dictionary it is given (and the files its variables name, such as
+/// force protocols) and builds nothing that acts: transports, clients and stores are made from
+/// the parsed values when the service starts (`ServiceDefinition`).
+public protocol ServiceOwnSettings: Sendable {
+    static var service: ServiceName { get }
+    /// Reads the service's own variables; `runtime` is the common configuration, parsed first
+    /// from the same environment (dispatch's public URL defaults to its HTTP port).
+    static func fromEnvironment(_ environment: [String: String], runtime: ServiceConfiguration) throws(ConfigurationError) -> Self
+}
+
+extension ServiceOwnSettings {
+    /// The service's own settings from `environment`, with the common configuration parsed
+    /// from the same dictionary (tests and tools; a service parses both once in `ServiceMain`).
+    public static func fromEnvironment(_ environment: [String: String]) throws(ConfigurationError) -> Self {
+        try ServiceSettings<Self>.parse(environment).own
+    }
+}
+
+/// Everything one service instance is configured with: the common runtime settings and the
+/// service's own, parsed together, once, from one environment.
+public struct ServiceSettings<Own: ServiceOwnSettings>: Sendable {
+    public var runtime: ServiceConfiguration
+    public var own: Own
+
+    public init(runtime: ServiceConfiguration, own: Own) {
+        self.runtime = runtime
+        self.own = own
+    }
+
+    /// The first bad variable stops the parse with an error naming it and what to set.
+    public static func parse(_ environment: [String: String]) throws(ConfigurationError) -> ServiceSettings {
+        let runtime = try ServiceConfiguration.fromEnvironment(service: Own.service, environment: environment)
+        return ServiceSettings(runtime: runtime, own: try Own.fromEnvironment(environment, runtime: runtime))
     }
 }
 

@@ -321,21 +321,24 @@ struct BackgroundService: Service {
     }
 }
 
-/// Entry point used by every service executable.
+/// Entry point used by every service executable: reads the process environment once, parses
+/// the common and the service's own settings from it, then builds the service from the settings.
 public enum ServiceMain {
-    public static func run(_ makeDefinition: @Sendable (ServiceConfiguration) throws -> ServiceDefinition, service: ServiceName) async {
-        let configuration: ServiceConfiguration
+    public static func run<Own: ServiceOwnSettings>(_ makeDefinition: @Sendable (Own) throws -> ServiceDefinition) async {
+        let environment = ProcessInfo.processInfo.environment
+        let settings: ServiceSettings<Own>
         do {
-            configuration = try ServiceConfiguration.fromEnvironment(service: service)
+            settings = try ServiceSettings<Own>.parse(environment)
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             exit(2)
         }
+        let configuration = settings.runtime
         RuntimeLogging.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
-        let logger = Logger(label: "encompass.\(service.rawValue)")
-        ParentWatch.startIfRequested()
+        let logger = Logger(label: "encompass.\(Own.service.rawValue)")
+        ParentWatch.startIfRequested(environment)
         do {
-            let definition = try makeDefinition(configuration)
+            let definition = try makeDefinition(settings.own)
             let host = try await ServiceHost(definition: definition, configuration: configuration, logger: logger)
             try await host.run()
         } catch {

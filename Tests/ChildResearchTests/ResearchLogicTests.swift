@@ -268,7 +268,7 @@ struct SettingsTests {
         do {
             _ = try ChildResearchService.Settings.fromEnvironment(["ENCOMPASS_RESEARCH_PERSON_THRESHOLD": "high"])
             Issue.record("a non-number threshold was accepted")
-        } catch let error as ConfigurationError {
+        } catch {
             #expect(error.description.contains("ENCOMPASS_RESEARCH_PERSON_THRESHOLD"))
         }
     }
@@ -291,7 +291,8 @@ struct SettingsTests {
         do {
             _ = try ChildResearchService.Settings.fromEnvironment(protocols(#"{"autoConfirm": {"enabled": true, "threshold": 95}}"#))
             Issue.record("a threshold of 95 was accepted")
-        } catch let error as ForceProtocolError {
+        } catch let error as ConfigurationError {
+            #expect(error.variable == "ENCOMPASS_PROTOCOLS_DIR")
             #expect(error.description.contains("autoConfirm.threshold is 95.0; set a number from 0 to 1"), "\(error)")
         }
     }

@@ -46,7 +46,7 @@ final class ConsoleWorld: Sendable {
             .childResearch: ChildResearchService.definition(settings: try .fromEnvironment(env)),
             .schoolResolution: SchoolResolutionService.definition(settings: try .fromEnvironment(env)),
             .scheduling: SchedulingService.definition(settings: try .fromEnvironment(env)),
-            .dispatch: DispatchService.definition(settings: try .fromEnvironment(env, httpPort: 0)),
+            .dispatch: DispatchService.definition(settings: try .fromEnvironment(env)),
         ]
         var hosts: [ServiceName: ServiceHost] = [:]
         var tasks: [Task<Void, any Error>] = []

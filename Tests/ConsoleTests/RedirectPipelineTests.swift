@@ -156,7 +156,7 @@ final class RedirectPipeline: Sendable {
         let definitions: [ServiceName: ServiceDefinition] = [
             .schoolResolution: SchoolResolutionService.definition(settings: try .fromEnvironment(env)),
             .scheduling: SchedulingService.definition(settings: try .fromEnvironment(env)),
-            .dispatch: DispatchService.definition(settings: try .fromEnvironment(env, httpPort: 0)),
+            .dispatch: DispatchService.definition(settings: try .fromEnvironment(env)),
         ]
         var hosts: [ServiceName: ServiceHost] = [:]
         var tasks: [Task<Void, any Error>] = []

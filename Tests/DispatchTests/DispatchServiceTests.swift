@@ -25,14 +25,14 @@ final class RunningDispatch: Sendable {
     /// `passwords`: accounts given a notice password before the service starts (dated in the
     /// distant past, so any password a test sets replaces it), since mail to an account without
     /// one is held (`HeldNotices`).
-    init(_ kafka: TestKafka, start: Date, transport: (any MailTransport)? = nil, retryBase: TimeInterval = 60, maxAttempts: Int = 8,
+    init(_ kafka: TestKafka, start: Date, mail: MailRoute? = nil, retryBase: TimeInterval = 60, maxAttempts: Int = 8,
          groupId: String = "dispatch-\(UUID())", passwords: [String] = Fixtures.accounts) async throws {
         self.kafka = kafka
         let dir = TestPaths.temporaryDirectory("dispatch-service")
         clockFile = dir + "/clock.json"
         mailFolder = dir + "/mail"
         try SimulatedClockFile(simulated: start, real: Date(), rate: 0).write(to: clockFile)
-        let settings = try Fixtures.settings(transport: transport ?? MailFolderTransport(directory: mailFolder), publicURL: "http://127.0.0.1:1",
+        let settings = try Fixtures.settings(mail: mail ?? .folder(directory: mailFolder), publicURL: "http://127.0.0.1:1",
                                              retryBase: retryBase, maxAttempts: maxAttempts)
         let configuration = ServiceConfiguration(
             service: .dispatch, kafka: kafka.client("dispatch"), groupId: groupId, dataDirectory: dir,

@@ -89,9 +89,9 @@ enum Fixtures {
         try DispatchProtocols.load(try ForceProtocols.load(directory: ForceProtocols.bundledDirectory))
     }
 
-    static func settings(transport: any MailTransport, publicURL: String = "https://notices.example.test",
+    static func settings(mail: MailRoute, publicURL: String = "https://notices.example.test",
                          retryBase: TimeInterval = 60, maxAttempts: Int = 8) throws -> DispatchService.Settings {
-        DispatchService.Settings(transport: transport, fromAddress: "mash@police.example", publicURL: publicURL,
+        DispatchService.Settings(mail: mail, fromAddress: "mash@police.example", publicURL: publicURL,
                                  protocols: try protocols(), pollInterval: .milliseconds(100), retryBase: retryBase, maxAttempts: maxAttempts)
     }
 

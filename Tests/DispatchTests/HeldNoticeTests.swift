@@ -28,7 +28,7 @@ struct HeldNoticeTests {
         let kafka = try TestKafka()
         let peer = try await SMTPPeer()
         defer { peer.stop() }
-        let dispatch = try await RunningDispatch(kafka, start: start, transport: SMTPTransport(url: peer.url, tls: .none), passwords: ["110001"])
+        let dispatch = try await RunningDispatch(kafka, start: start, mail: .smtp(url: peer.url, tls: .none), passwords: ["110001"])
         let store = dispatch.host.store
         let open = Fixtures.due(urn: "110001")
         let held = Fixtures.due(urn: "110003")

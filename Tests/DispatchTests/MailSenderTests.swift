@@ -34,8 +34,8 @@ struct MailSenderTests {
         let certificate = try TestCertificate()
         let peer = try await SMTPPeer(certificate: certificate, user: "relay-user", password: "relay-secret-1")
         defer { peer.stop() }
-        let transport = SMTPTransport(url: peer.url, username: "relay-user", password: "relay-secret-1", tls: .required, caFile: certificate.cert)
-        let settings = try Fixtures.settings(transport: transport)
+        let route = MailRoute.smtp(url: peer.url, username: "relay-user", password: "relay-secret-1", tls: .required, caFile: certificate.cert)
+        let settings = try Fixtures.settings(mail: route)
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         let due = Fixtures.due()
@@ -75,8 +75,8 @@ struct MailSenderTests {
         let other = try TestCertificate()
         let peer = try await SMTPPeer(certificate: certificate, user: "u", password: "p")
         defer { peer.stop() }
-        let transport = SMTPTransport(url: peer.url, username: "u", password: "p", tls: .required, caFile: other.cert)
-        let settings = try Fixtures.settings(transport: transport)
+        let route = MailRoute.smtp(url: peer.url, username: "u", password: "p", tls: .required, caFile: other.cert)
+        let settings = try Fixtures.settings(mail: route)
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         let due = Fixtures.due()
@@ -92,7 +92,7 @@ struct MailSenderTests {
     func temporaryThenAccepted() async throws {
         let peer = try await SMTPPeer(mode: "451-once")
         defer { peer.stop() }
-        let settings = try Fixtures.settings(transport: SMTPTransport(url: peer.url, tls: .none), retryBase: 60)
+        let settings = try Fixtures.settings(mail: .smtp(url: peer.url, tls: .none), retryBase: 60)
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         let due = Fixtures.due()
@@ -121,7 +121,7 @@ struct MailSenderTests {
     func permanentFailure() async throws {
         let peer = try await SMTPPeer(mode: "550")
         defer { peer.stop() }
-        let settings = try Fixtures.settings(transport: SMTPTransport(url: peer.url, tls: .none))
+        let settings = try Fixtures.settings(mail: .smtp(url: peer.url, tls: .none))
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         let due = Fixtures.due()
@@ -146,7 +146,7 @@ struct MailSenderTests {
     func restartDoesNotResend() async throws {
         let peer = try await SMTPPeer()
         defer { peer.stop() }
-        let settings = try Fixtures.settings(transport: SMTPTransport(url: peer.url, tls: .none))
+        let settings = try Fixtures.settings(mail: .smtp(url: peer.url, tls: .none))
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         let due = Fixtures.due()
@@ -177,8 +177,8 @@ struct MailSenderTests {
     @Test("two instances took one notice: the first claim in the topic's order sends, the other drops its unsent copy; the claimant survives a reopen")
     func claims() async throws {
         let folderA = TestPaths.temporaryDirectory("mail-a"), folderB = TestPaths.temporaryDirectory("mail-b")
-        let settingsA = try Fixtures.settings(transport: MailFolderTransport(directory: folderA))
-        var settingsB = try Fixtures.settings(transport: MailFolderTransport(directory: folderB))
+        let settingsA = try Fixtures.settings(mail: .folder(directory: folderA))
+        var settingsB = try Fixtures.settings(mail: .folder(directory: folderB))
         settingsB.instanceId = "dispatch-2"
         let pathA = TestPaths.temporaryDirectory("dispatch-a") + "/dispatch.sqlite"
         var storeA = try ServiceStore(path: pathA, migrations: DispatchStore.migrations)
@@ -237,7 +237,7 @@ struct MailSenderTests {
     @Test("a store from before claims: the upgrade claims every notice it holds, so its queued mail still goes out")
     func upgradeFromSingleInstanceStore() async throws {
         let folder = TestPaths.temporaryDirectory("mail")
-        let settings = try Fixtures.settings(transport: MailFolderTransport(directory: folder))
+        let settings = try Fixtures.settings(mail: .folder(directory: folder))
         let clock = ManualClock(start)
         // A notice and its queued mail as the previous version wrote them (no claim).
         let scratch = try Fixtures.store()
@@ -298,7 +298,7 @@ struct MailSenderTests {
     @Test("without a relay: .eml files in the mail folder")
     func emlFolder() async throws {
         let folder = TestPaths.temporaryDirectory("mail")
-        let settings = try Fixtures.settings(transport: MailFolderTransport(directory: folder))
+        let settings = try Fixtures.settings(mail: .folder(directory: folder))
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         let due = Fixtures.due(force: "05")
@@ -317,7 +317,7 @@ struct MailSenderTests {
     @Test("telephone channel: a task for MASH staff, no email; escalation: mail to the education safeguarding manager")
     func telephoneAndEscalation() async throws {
         let folder = TestPaths.temporaryDirectory("mail")
-        let settings = try Fixtures.settings(transport: MailFolderTransport(directory: folder))
+        let settings = try Fixtures.settings(mail: .folder(directory: folder))
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         let phone = Fixtures.due(force: "05", channel: .telephone)
@@ -387,7 +387,7 @@ struct MailSenderTests {
 
     @Test("not acknowledged by 10:00 London on the release day: flagged once; acknowledged notices are not")
     func followUp() async throws {
-        let settings = try Fixtures.settings(transport: MailFolderTransport(directory: TestPaths.temporaryDirectory("mail")))
+        let settings = try Fixtures.settings(mail: .folder(directory: TestPaths.temporaryDirectory("mail")))
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         let late = Fixtures.due()
@@ -445,7 +445,7 @@ struct AccountPasswordTests {
     func lastSetWins() async throws {
         let store = try Fixtures.store()
         let at = Timestamp.parse("2026-11-24T09:00:00Z")!
-        let settings = try Fixtures.settings(transport: MailFolderTransport(directory: TestPaths.temporaryDirectory("mail")))
+        let settings = try Fixtures.settings(mail: .folder(directory: TestPaths.temporaryDirectory("mail")))
         let due = Fixtures.due()
         try await Fixtures.accept(due, settings: settings, store: store, now: at)
         let first = SchoolPassword(account: "110001", hash: "pbkdf2-sha256$1$YQ==$YQ==", setAt: at, setBy: "a")

@@ -57,7 +57,7 @@ struct SMTPFaultTests {
     func relayDownThenUp() async throws {
         let kafka = try TestKafka()
         let port = try freePort()
-        let dispatch = try await RunningDispatch(kafka, start: start, transport: SMTPTransport(url: "smtp://127.0.0.1:\(port)", tls: .none, timeoutSeconds: 5),
+        let dispatch = try await RunningDispatch(kafka, start: start, mail: .smtp(url: "smtp://127.0.0.1:\(port)", tls: .none, timeoutSeconds: 5),
                                                  retryBase: 60)
         let notices = (0..<8).map { _ in Fixtures.due() }
         try await publishAll(kafka, notices)
@@ -120,7 +120,7 @@ struct SMTPFaultTests {
         let kafka = try TestKafka()
         let peer = try await SMTPPeer(mode: "slow-rcpt:4")
         defer { peer.stop() }
-        let dispatch = try await RunningDispatch(kafka, start: start, transport: SMTPTransport(url: peer.url, tls: .none, timeoutSeconds: 2), retryBase: 60)
+        let dispatch = try await RunningDispatch(kafka, start: start, mail: .smtp(url: peer.url, tls: .none, timeoutSeconds: 2), retryBase: 60)
         let store = dispatch.host.store
 
         // 1. The relay answers RCPT after 4 s; dispatch gives up after 2 s, before any message data.
@@ -171,7 +171,7 @@ struct SMTPFaultTests {
         let kafka = try TestKafka()
         let peer = try await SMTPPeer(mode: "picky")
         defer { peer.stop() }
-        let dispatch = try await RunningDispatch(kafka, start: start, transport: SMTPTransport(url: peer.url, tls: .none), retryBase: 60, maxAttempts: 3)
+        let dispatch = try await RunningDispatch(kafka, start: start, mail: .smtp(url: peer.url, tls: .none), retryBase: 60, maxAttempts: 3)
         let store = dispatch.host.store
         let good = (0..<4).map { _ in Fixtures.due() }
         let refused = (0..<2).map { _ in Fixtures.due(email: "unknown.dsl@school.example") }

@@ -144,7 +144,7 @@ struct SettingsTests {
     @Test("no relay: .eml folder (default var/dispatch/mail); a relay needs a sender; plain SMTP only on loopback")
     func settings() throws {
         let folder = try DispatchService.Settings.fromEnvironment([:])
-        #expect((folder.transport as? MailFolderTransport)?.directory == "var/dispatch/mail")
+        #expect(folder.mail == .folder(directory: "var/dispatch/mail"))
         #expect(folder.publicURL == "http://127.0.0.1:8085")
         #expect(folder.protocols["43"] != nil && folder.protocols["05"] != nil)
 
@@ -153,8 +153,8 @@ struct SettingsTests {
             "ENCOMPASS_SMTP_USERNAME": "u", "ENCOMPASS_SMTP_PASSWORD": "p", "ENCOMPASS_SMTP_CA_FILE": "/etc/ca.pem",
             "ENCOMPASS_PUBLIC_URL": "https://notices.example/",
         ])
-        let transport = try #require(smtp.transport as? SMTPTransport)
-        #expect(transport.tls == .required && transport.username == "u" && transport.caFile == "/etc/ca.pem")
+        #expect(smtp.mail == .smtp(url: "smtp://relay.example:587", username: "u", password: "p", tls: .required, caFile: "/etc/ca.pem"))
+        #expect(smtp.mail.description == "smtp://relay.example:587", "the relay's password is never in logs or the audit")
         #expect(smtp.publicURL == "https://notices.example")
         #expect(smtp.noticeCookiePath == "/notice/")
         // One public address per instance behind a proxy that routes (and strips) a path prefix.
@@ -168,6 +168,6 @@ struct SettingsTests {
         }
         #expect(throws: ConfigurationError.self) { try DispatchService.Settings.fromEnvironment(["ENCOMPASS_SMTP_URL": "http://x", "ENCOMPASS_SMTP_FROM": "a@b"]) }
         let loopback = try DispatchService.Settings.fromEnvironment(["ENCOMPASS_SMTP_URL": "smtp://127.0.0.1:2525", "ENCOMPASS_SMTP_FROM": "a@b", "ENCOMPASS_SMTP_TLS": "none"])
-        #expect((loopback.transport as? SMTPTransport)?.tls == SMTPTransport.TLS.none)
+        #expect(loopback.mail == .smtp(url: "smtp://127.0.0.1:2525", tls: .none))
     }
 }

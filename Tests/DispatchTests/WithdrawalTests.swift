@@ -21,9 +21,9 @@ struct WithdrawalTests {
         }
     }
 
-    func folder() -> (MailFolderTransport, String) {
+    func folder() -> (MailRoute, String) {
         let directory = TestPaths.temporaryDirectory("withdrawn-mail")
-        return (MailFolderTransport(directory: directory), directory)
+        return (.folder(directory: directory), directory)
     }
 
     func mails(_ directory: String) -> [String] {
@@ -32,8 +32,8 @@ struct WithdrawalTests {
 
     @Test("mail held for a password, then cancelled: never sent, even once the password is set; the reason in its audit")
     func heldThenCancelled() async throws {
-        let (transport, directory) = folder()
-        let settings = try Fixtures.settings(transport: transport)
+        let (route, directory) = folder()
+        let settings = try Fixtures.settings(mail: route)
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         let due = Fixtures.due(urn: "110009")
@@ -57,8 +57,8 @@ struct WithdrawalTests {
 
     @Test("mail waiting for the sender, then cancelled: not sent; a cancellation after sending flags the notice instead")
     func pendingThenCancelled() async throws {
-        let (transport, directory) = folder()
-        let settings = try Fixtures.settings(transport: transport)
+        let (route, directory) = folder()
+        let settings = try Fixtures.settings(mail: route)
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         let stopped = Fixtures.due()
@@ -79,8 +79,8 @@ struct WithdrawalTests {
 
     @Test("a cancellation read before the notice itself: kept, never sent; a telephone task cancelled is closed")
     func cancellationFirstAndTelephone() async throws {
-        let (transport, directory) = folder()
-        let settings = try Fixtures.settings(transport: transport)
+        let (route, directory) = folder()
+        let settings = try Fixtures.settings(mail: route)
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         let due = Fixtures.due()
@@ -104,7 +104,7 @@ struct WithdrawalTests {
 
     @Test("a home local authority's telephone task says whom to ring, about which child, by when; its audit event leaves the child's name out")
     func homeAuthorityReason() async throws {
-        let settings = try Fixtures.settings(transport: folder().0)
+        let settings = try Fixtures.settings(mail: folder().0)
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         var notOnRoll = Fixtures.due(channel: .telephone, urn: "LA870")

@@ -59,7 +59,7 @@ func services() throws -> [ServiceUnderTest] {
         ServiceUnderTest(name: .scheduling, definition: SchedulingService.definition(settings: try .fromEnvironment([:])),
                          tokens: [Tokens.operations], publicRoutes: publicRoutes),
         ServiceUnderTest(name: .dispatch,
-                         definition: DispatchService.definition(settings: .init(transport: MailFolderTransport(directory: mail), publicURL: "http://127.0.0.1:1",
+                         definition: DispatchService.definition(settings: .init(mail: .folder(directory: mail), publicURL: "http://127.0.0.1:1",
                                                                                 protocols: try DispatchProtocols.load(protocols))),
                          tokens: [Tokens.operations], publicRoutes: publicRoutes.merging(dispatchPublicRoutes) { a, _ in a }),
     ]

@@ -72,7 +72,7 @@ struct NoticeIsolationTests {
         let mail = dir + "/mail"
         try SimulatedClockFile(simulated: start, real: Date(), rate: 0).write(to: clockFile)
         let settings = DispatchService.Settings(
-            transport: MailFolderTransport(directory: mail), publicURL: "http://127.0.0.1:1",
+            mail: .folder(directory: mail), publicURL: "http://127.0.0.1:1",
             protocols: try DispatchProtocols.load(ForceProtocols.load(directory: ForceProtocols.bundledDirectory)), pollInterval: .milliseconds(100))
         let configuration = ServiceConfiguration(
             service: .dispatch, kafka: kafka.client("dispatch"), groupId: "dispatch-\(UUID())", dataDirectory: dir,

@@ -412,7 +412,7 @@ struct RetentionTests {
     func dispatch() async throws {
         let clock = ManualClock(start)
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("ret-dispatch") + "/s.sqlite", migrations: DispatchStore.migrations)
-        let settings = DispatchService.Settings(transport: MailFolderTransport(directory: TestPaths.temporaryDirectory("ret-mail")),
+        let settings = DispatchService.Settings(mail: .folder(directory: TestPaths.temporaryDirectory("ret-mail")),
                                                 publicURL: "http://127.0.0.1:1",
                                                 protocols: try DispatchProtocols.load(ForceProtocols.load(directory: ForceProtocols.bundledDirectory)))
         func accept(_ urn: String, _ name: String, occurrence: String) async throws -> String {

@@ -22,7 +22,8 @@ import ServiceRuntime
 ///   `encompass.review.decisions`, keyed by occurrence, to the owner).
 public enum ChildResearchService {
     /// Child research's settings: the research section of each force protocol, with environment overrides.
-    public struct Settings: Sendable {
+    public struct Settings: ServiceOwnSettings {
+        public static let service = ServiceName.childResearch
         public var protocols: [String: ResearchProtocol]
         public var fallback: ResearchProtocol
         /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md); the history
@@ -46,23 +47,23 @@ public enum ChildResearchService {
         /// (the automatic confirmation threshold, used only where a protocol turns it on),
         /// `ENCOMPASS_RESEARCH_PROPOSAL_THRESHOLD` and `ENCOMPASS_RESEARCH_PERSON_THRESHOLD` (0…1) override them.
         /// No variable turns automatic confirmation on: only a force's protocol file does.
-        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
-            let forces = try ForceProtocols.load(directory: environment["ENCOMPASS_PROTOCOLS_DIR"].flatMap { $0.isEmpty ? nil : $0 })
+        public static func fromEnvironment(_ environment: [String: String], runtime: ServiceConfiguration) throws(ConfigurationError) -> Settings {
+            let env = EnvironmentReader(environment)
             var protocols: [String: ResearchProtocol] = [:]
-            for (code, force) in forces.byCode where force.hasSection("research") {
-                protocols[code] = try force.section("research", as: ResearchProtocol.self)
+            do {
+                let forces = try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR") ?? ForceProtocols.bundledDirectory)
+                for (code, force) in forces.byCode where force.hasSection("research") {
+                    protocols[code] = try force.section("research", as: ResearchProtocol.self)
+                }
+            } catch {
+                throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "gives an unusable force protocol: \(error)")
             }
             var settings = Settings(protocols: protocols)
             settings.retention = try RetentionSettings.fromEnvironment(environment)
             settings.matchModel = try MatchModelSettings.fromEnvironment(environment)
-            if let text = environment["ENCOMPASS_RESEARCH_INDEX_CACHE_MIB"]?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
-                guard let value = Int(text), (2...4096).contains(value) else {
-                    throw ConfigurationError(variable: "ENCOMPASS_RESEARCH_INDEX_CACHE_MIB", problem: "is '\(text)'; expected MiB from 2 to 4096")
-                }
-                settings.indexCacheMiB = value
-            }
-            func threshold(_ name: String) throws -> Double? {
-                guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+            settings.indexCacheMiB = try env.int("ENCOMPASS_RESEARCH_INDEX_CACHE_MIB", in: 2...4096) ?? settings.indexCacheMiB
+            func threshold(_ name: String) throws(ConfigurationError) -> Double? {
+                guard let text = env.string(name) else { return nil }
                 guard let value = Double(text), (0...1).contains(value) else {
                     throw ConfigurationError(variable: name, problem: "is '\(text)'; expected a number from 0 to 1")
                 }
@@ -80,10 +81,6 @@ public enum ChildResearchService {
             apply(&settings.fallback)
             return settings
         }
-    }
-
-    public static func definition(_ configuration: ServiceConfiguration) throws -> ServiceDefinition {
-        try definition(settings: .fromEnvironment())
     }
 
     /// The store's migrations, in order (index-v1, review-v1, index-v2 key generations, review-v2

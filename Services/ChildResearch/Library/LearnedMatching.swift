@@ -59,7 +59,7 @@ public struct MatchModelSettings: Sendable, Equatable {
 
     public init() {}
 
-    static func fromEnvironment(_ environment: [String: String]) throws -> MatchModelSettings {
+    static func fromEnvironment(_ environment: [String: String]) throws(ConfigurationError) -> MatchModelSettings {
         var settings = MatchModelSettings()
         func text(_ name: String) -> String? {
             environment[name].map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }

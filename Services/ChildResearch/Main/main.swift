@@ -1,6 +1,5 @@
 import ChildResearchService
-import EncompassModels
 import ServiceRuntime
 
-// Thin entry point: configuration from the environment, then the shared runtime.
-await ServiceMain.run(ChildResearchService.definition, service: .childResearch)
+// Thin entry point: the environment parsed once into the settings, then the shared runtime.
+await ServiceMain.run(ChildResearchService.definition(settings:))

@@ -15,8 +15,10 @@ import ServiceRuntime
 /// page; `encompass.notice.events` (scheduling's and dispatch's own) build the audit trail.
 public enum DispatchService {
     /// Dispatch's own settings, from the environment (docs/DISPATCH.md lists them).
-    public struct Settings: Sendable {
-        public var transport: any MailTransport
+    public struct Settings: ServiceOwnSettings {
+        public static let service = ServiceName.dispatch
+        /// Where mail goes: the SMTP relay (ENCOMPASS_SMTP_URL…) or a folder of .eml files (ENCOMPASS_MAIL_DIR).
+        public var mail: MailRoute
         /// Envelope sender and From address (ENCOMPASS_SMTP_FROM).
         public var fromAddress: String
         /// Base of notice links (ENCOMPASS_PUBLIC_URL), e.g. `https://encompass.example.police.uk`.
@@ -50,19 +52,19 @@ public enum DispatchService {
         /// replica can catch up first (ENCOMPASS_DISPATCH_RESTORE_GRACE_MS, default 2000).
         public var restoreGrace: Duration = .seconds(2)
         /// This instance's name in its `claimed` events' detail, for people (ENCOMPASS_INSTANCE_ID;
-        /// `definition(_:)` sets it from the service configuration). Claims themselves name the
+        /// taken from the service configuration). Claims themselves name the
         /// store (`NoticeClaims`).
         public var instanceId: String
 
         public init(
-            transport: any MailTransport, fromAddress: String = "operation-encompass@localhost", publicURL: String,
+            mail: MailRoute, fromAddress: String = "operation-encompass@localhost", publicURL: String,
             protocols: DispatchProtocols, linkExpiryHours: Int? = nil, pollInterval: Duration = .seconds(1),
             retryBase: TimeInterval = 30, retryCap: TimeInterval = 3600, maxAttempts: Int = 8,
             sessionLifetime: TimeInterval = 30 * 60, maxFailedSignIns: Int = 5, lockDuration: TimeInterval = 15 * 60,
             trustForwardedFor: Bool = false, instanceId: String = "dispatch-1"
         ) {
             self.instanceId = instanceId
-            self.transport = transport
+            self.mail = mail
             self.fromAddress = fromAddress
             self.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
             self.protocols = protocols
@@ -85,11 +87,11 @@ public enum DispatchService {
             return (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/notice/"
         }
 
-        public static func fromEnvironment(
-            _ environment: [String: String] = ProcessInfo.processInfo.environment, httpPort: Int = ServiceName.dispatch.defaultHTTPPort
-        ) throws -> Settings {
+        /// `ENCOMPASS_SMTP_…`, `ENCOMPASS_MAIL_DIR`, `ENCOMPASS_PUBLIC_URL` (default: the instance's own
+        /// HTTP port on 127.0.0.1), `ENCOMPASS_PROTOCOLS_DIR`, `ENCOMPASS_DISPATCH_…`, `ENCOMPASS_RETENTION_…`.
+        public static func fromEnvironment(_ environment: [String: String], runtime: ServiceConfiguration) throws(ConfigurationError) -> Settings {
             let env = EnvironmentReader(environment)
-            let transport: any MailTransport
+            let mail: MailRoute
             var from = env.string("ENCOMPASS_SMTP_FROM") ?? "operation-encompass@localhost"
             if let url = env.string("ENCOMPASS_SMTP_URL") {
                 guard let components = URLComponents(string: url), ["smtp", "smtps"].contains(components.scheme ?? ""),
@@ -107,44 +109,32 @@ public enum DispatchService {
                     throw ConfigurationError(variable: "ENCOMPASS_SMTP_FROM", problem: "is missing; the relay needs a sender address")
                 }
                 from = sender
-                transport = SMTPTransport(url: url, username: env.string("ENCOMPASS_SMTP_USERNAME"),
-                                          password: env.string("ENCOMPASS_SMTP_PASSWORD"), tls: tls,
-                                          caFile: env.string("ENCOMPASS_SMTP_CA_FILE"))
+                mail = .smtp(url: url, username: env.string("ENCOMPASS_SMTP_USERNAME"), password: env.string("ENCOMPASS_SMTP_PASSWORD"),
+                             tls: tls, caFile: env.string("ENCOMPASS_SMTP_CA_FILE"))
             } else {
-                transport = MailFolderTransport(directory: env.string("ENCOMPASS_MAIL_DIR") ?? "var/dispatch/mail")
+                mail = .folder(directory: env.string("ENCOMPASS_MAIL_DIR") ?? "var/dispatch/mail")
             }
             let protocols: DispatchProtocols
             do {
-                protocols = try DispatchProtocols.load(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR")))
+                protocols = try DispatchProtocols.load(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR") ?? ForceProtocols.bundledDirectory))
             } catch {
                 throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "\(error)")
             }
             var settings = Settings(
-                transport: transport, fromAddress: from,
-                publicURL: env.string("ENCOMPASS_PUBLIC_URL") ?? "http://127.0.0.1:\(httpPort)", protocols: protocols,
+                mail: mail, fromAddress: from,
+                publicURL: env.string("ENCOMPASS_PUBLIC_URL") ?? "http://127.0.0.1:\(runtime.httpPort)", protocols: protocols,
                 linkExpiryHours: try env.int("ENCOMPASS_NOTICE_LINK_EXPIRY_HOURS", in: 1...744),
                 pollInterval: .milliseconds(try env.int("ENCOMPASS_DISPATCH_POLL_MS", in: 10...60_000) ?? 1000),
                 retryBase: TimeInterval(try env.int("ENCOMPASS_SMTP_RETRY_SECONDS", in: 1...3600) ?? 30),
                 maxAttempts: try env.int("ENCOMPASS_SMTP_MAX_ATTEMPTS", in: 1...50) ?? 8,
-                trustForwardedFor: try env.bool("ENCOMPASS_TRUST_FORWARDED_FOR") ?? false
+                trustForwardedFor: try env.bool("ENCOMPASS_TRUST_FORWARDED_FOR") ?? false,
+                instanceId: runtime.instanceId
             )
             settings.retention = try RetentionSettings.fromEnvironment(environment)
             if let minutes = try env.int("ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES", in: 1...1440) { settings.unsentAlertAfter = TimeInterval(minutes * 60) }
             if let grace = try env.int("ENCOMPASS_DISPATCH_RESTORE_GRACE_MS", in: 0...600_000) { settings.restoreGrace = .milliseconds(grace) }
             return settings
         }
-    }
-
-    public static func definition(_ configuration: ServiceConfiguration) throws -> ServiceDefinition {
-        var settings = try Settings.fromEnvironment(httpPort: configuration.httpPort)
-        settings.instanceId = configuration.instanceId
-        Logger(label: "encompass.dispatch").notice("mail transport", metadata: [
-            "transport": .string(settings.transport.description),
-            "note": .string(settings.transport is MailFolderTransport
-                ? "no SMTP relay configured (ENCOMPASS_SMTP_URL): notices are written as .eml files, not sent"
-                : "sending through the SMTP relay"),
-        ])
-        return definition(settings: settings)
     }
 
     public static func definition(settings: Settings) -> ServiceDefinition {
@@ -163,8 +153,15 @@ public enum DispatchService {
                 RetentionPurge.task(DispatchRetention.rules, settings: settings.retention),
                 changelog.task,
                 BackgroundTask(name: "mail-sender") { environment in
-                    try await MailSender(settings: settings, store: environment.store, wake: environment.relay.wake,
-                                         clock: environment.clock, logger: environment.logger).run()
+                    let sender = MailSender(settings: settings, store: environment.store, wake: environment.relay.wake,
+                                            clock: environment.clock, logger: environment.logger)
+                    environment.logger.notice("mail transport", metadata: [
+                        "transport": .string(sender.transport.description),
+                        "note": .string(sender.transport is MailFolderTransport
+                            ? "no SMTP relay configured (ENCOMPASS_SMTP_URL): notices are written as .eml files, not sent"
+                            : "sending through the SMTP relay"),
+                    ])
+                    try await sender.run()
                 },
                 BackgroundTask(name: "follow-up") { environment in
                     try await FollowUp(store: environment.store, wake: environment.relay.wake, clock: environment.clock,

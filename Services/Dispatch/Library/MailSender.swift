@@ -12,6 +12,7 @@ import ServiceRuntime
 /// and flagged for MASH follow-up. docs/DISPATCH.md explains this window.
 public struct MailSender: Sendable {
     let settings: DispatchService.Settings
+    let transport: any MailTransport
     let store: ServiceStore
     let wake: @Sendable () -> Void
     let clock: ServiceClock
@@ -19,6 +20,7 @@ public struct MailSender: Sendable {
 
     public init(settings: DispatchService.Settings, store: ServiceStore, wake: @escaping @Sendable () -> Void, clock: ServiceClock, logger: Logger) {
         self.settings = settings
+        self.transport = settings.mail.makeTransport()
         self.store = store
         self.wake = wake
         self.clock = clock
@@ -99,7 +101,6 @@ public struct MailSender: Sendable {
 
     /// One attempt for one mail. false when another pass claimed it first.
     func attempt(_ noticeId: String) async throws -> Bool {
-        let transport = settings.transport
         let claimedAt = clock.now()
         // (1) Mark: the attempt is recorded and committed before any byte goes to the relay.
         let claimed = try await write { db, outbox -> OutgoingMail? in
@@ -170,7 +171,7 @@ public struct MailSender: Sendable {
                 try notice.update(db)
                 struct Letter: Encodable { var noticeId: String; var recipient: String; var attempts: Int; var reply: String; var transport: String }
                 let value = try WireFormat.data(Letter(noticeId: noticeId, recipient: mail.recipient, attempts: mail.attempts,
-                                                                   reply: reason, transport: settings.transport.description))
+                                                                   reply: reason, transport: transport.description))
                 try DeadLetterWriter.writeRejectedInput(
                     db: db, service: .dispatch, origin: "smtp:\(noticeId)", place: Int64(now.timeIntervalSince1970 * 1000), key: noticeId, value: Array(value),
                     errorClass: permanent ? "smtp.permanent" : "smtp.retries-exhausted",

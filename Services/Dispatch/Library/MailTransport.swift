@@ -64,6 +64,28 @@ public protocol MailTransport: Sendable {
     var description: String { get }
 }
 
+/// Where notice mail goes, as configured (`ENCOMPASS_SMTP_URL`…, `ENCOMPASS_MAIL_DIR`): values
+/// only. The mail sender makes its transport from it when the service starts.
+public enum MailRoute: Sendable, Equatable, CustomStringConvertible {
+    /// `.eml` files in a folder: no relay configured.
+    case folder(directory: String)
+    /// An SMTP relay, through libcurl.
+    case smtp(url: String, username: String? = nil, password: String? = nil, tls: SMTPTransport.TLS = .required, caFile: String? = nil,
+              timeoutSeconds: Int = 30)
+
+    public func makeTransport() -> any MailTransport {
+        switch self {
+        case .folder(let directory):
+            MailFolderTransport(directory: directory)
+        case .smtp(let url, let username, let password, let tls, let caFile, let timeoutSeconds):
+            SMTPTransport(url: url, username: username, password: password, tls: tls, caFile: caFile, timeoutSeconds: timeoutSeconds)
+        }
+    }
+
+    /// As the transport names itself in logs and the audit (never the relay's password).
+    public var description: String { makeTransport().description }
+}
+
 /// Writes each message as `<message id>.eml` into a folder (the default without a relay).
 /// A message handed over again (a resend) is kept beside the first as `<message id>.2.eml`,
 /// `.3.eml`…, as a relay would deliver it twice, so a duplicate is never hidden by an overwrite.

@@ -1,6 +1,5 @@
 import DispatchService
-import EncompassModels
 import ServiceRuntime
 
-// Thin entry point: configuration from the environment, then the shared runtime.
-await ServiceMain.run(DispatchService.definition, service: .dispatch)
+// Thin entry point: the environment parsed once into the settings, then the shared runtime.
+await ServiceMain.run(DispatchService.definition(settings:))

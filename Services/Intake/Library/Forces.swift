@@ -1,5 +1,6 @@
 import EncompassModels
 import Foundation
+import ServiceRuntime
 
 /// A police force's intake rules: its code, how its occurrence numbers look and its local
 /// policing areas. Loaded from a JSON file (ENCOMPASS_FORCES_FILE) or the built-in defaults.
@@ -80,17 +81,21 @@ public struct ForceRegistry: Sendable {
             lpaByLocalAuthority: ["874": "Peterborough"]),
     ]
 
-    public static func load(path: String?) throws -> ForceRegistry {
-        guard let path else { return try ForceRegistry(builtIn) }
+    /// The forces of the file at `path` (`ENCOMPASS_FORCES_FILE`), or the built-in ones.
+    public static func load(path: String?) throws(ConfigurationError) -> ForceRegistry {
+        func refused(_ problem: String) -> ConfigurationError { ConfigurationError(variable: "ENCOMPASS_FORCES_FILE", problem: problem) }
+        guard let path else {
+            do { return try ForceRegistry(builtIn) } catch { throw refused("is not set, and the built-in forces are unusable: \(error)") }
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigurationProblem("ENCOMPASS_FORCES_FILE names \(path), which cannot be read")
+            throw refused("names \(path), which cannot be read; fix the path, or unset it for the built-in forces")
         }
         do {
             return try ForceRegistry(JSONDecoder().decode([ForceDefinition].self, from: data))
         } catch let problem as ConfigurationProblem {
-            throw problem
+            throw refused("names \(path): \(problem); fix the file")
         } catch {
-            throw ConfigurationProblem("ENCOMPASS_FORCES_FILE \(path) is not a JSON list of forces: \(WireFormat.describe(error))")
+            throw refused("names \(path), which is not a JSON list of forces: \(WireFormat.describe(error)); fix the file")
         }
     }
 

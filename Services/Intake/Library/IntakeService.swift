@@ -14,7 +14,9 @@ import ServiceRuntime
 /// one instance (the partition's owner) decides whether it is new, an amendment or a replay.
 public enum IntakeService {
     /// Intake's own settings, from the environment.
-    public struct Settings: Sendable {
+    public struct Settings: ServiceOwnSettings {
+        public static let service = ServiceName.intake
+
         /// Bearer token for POST /v1/incidents (ENCOMPASS_INTAKE_API_TOKEN). Without it the
         /// endpoint answers 503.
         public var apiToken: String?
@@ -28,16 +30,12 @@ public enum IntakeService {
             self.retention = retention
         }
 
-        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
+        /// `ENCOMPASS_INTAKE_API_TOKEN`, `ENCOMPASS_FORCES_FILE`, `ENCOMPASS_RETENTION_…`.
+        public static func fromEnvironment(_ environment: [String: String], runtime: ServiceConfiguration) throws(ConfigurationError) -> Settings {
             let env = EnvironmentReader(environment)
-            return Settings(apiToken: env.string("ENCOMPASS_INTAKE_API_TOKEN"),
-                            forces: try ForceRegistry.load(path: env.string("ENCOMPASS_FORCES_FILE")),
+            return Settings(apiToken: env.string("ENCOMPASS_INTAKE_API_TOKEN"), forces: try ForceRegistry.load(path: env.string("ENCOMPASS_FORCES_FILE")),
                             retention: try RetentionSettings.fromEnvironment(environment))
         }
-    }
-
-    public static func definition(_ configuration: ServiceConfiguration) throws -> ServiceDefinition {
-        try definition(settings: .fromEnvironment())
     }
 
     public static func definition(settings: Settings) -> ServiceDefinition {

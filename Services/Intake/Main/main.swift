@@ -1,6 +1,5 @@
 import IntakeService
-import EncompassModels
 import ServiceRuntime
 
-// Thin entry point: configuration from the environment, then the shared runtime.
-await ServiceMain.run(IntakeService.definition, service: .intake)
+// Thin entry point: the environment parsed once into the settings, then the shared runtime.
+await ServiceMain.run(IntakeService.definition(settings:))

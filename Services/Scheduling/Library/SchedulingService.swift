@@ -12,7 +12,8 @@ import ServiceRuntime
 /// whole (a standby replica of every partition). A background loop releases due notices of
 /// the partitions this instance owns. docs/SCHEDULING.md describes the design.
 public enum SchedulingService {
-    public struct Settings: Sendable {
+    public struct Settings: ServiceOwnSettings {
+        public static let service = ServiceName.scheduling
         public var calendars: SchoolCalendars
         public var protocols: [String: SchedulingProtocol]
         /// How often the release loop looks for due notices (real time).
@@ -69,8 +70,8 @@ public enum SchedulingService {
 
         /// `ENCOMPASS_BANK_HOLIDAYS_FILE`, `ENCOMPASS_TERM_DATES_DIR`, `ENCOMPASS_PROTOCOLS_DIR`,
         /// `ENCOMPASS_ESM_{NAME,EMAIL,PHONE}_<force>`,
-        /// `ENCOMPASS_SCHEDULING_INTERVAL_MS`, `ENCOMPASS_SCHEDULING_RESTORE_GRACE_MS`.
-        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
+        /// `ENCOMPASS_SCHEDULING_INTERVAL_MS`, `ENCOMPASS_SCHEDULING_RESTORE_GRACE_MS`, `ENCOMPASS_RETENTION_…`.
+        public static func fromEnvironment(_ environment: [String: String], runtime: ServiceConfiguration) throws(ConfigurationError) -> Settings {
             let env = EnvironmentReader(environment)
             let holidays: BankHolidays
             do {
@@ -87,7 +88,7 @@ public enum SchedulingService {
             calendars = SchoolCalendars(bankHolidays: holidays, localAuthorities: calendars.localAuthorities)
             var protocols: [String: SchedulingProtocol]
             do {
-                protocols = try SchedulingProtocol.loadAll(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR")))
+                protocols = try SchedulingProtocol.loadAll(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR") ?? ForceProtocols.bundledDirectory))
             } catch {
                 throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "— \(error)")
             }
@@ -97,10 +98,6 @@ public enum SchedulingService {
             return Settings(calendars: calendars, protocols: protocols, releaseInterval: .milliseconds(interval),
                             restoreGrace: .milliseconds(grace), retention: try RetentionSettings.fromEnvironment(environment))
         }
-    }
-
-    public static func definition(_ configuration: ServiceConfiguration) throws -> ServiceDefinition {
-        definition(settings: try .fromEnvironment())
     }
 
     public static func definition(settings: Settings) -> ServiceDefinition {

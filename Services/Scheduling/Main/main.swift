@@ -1,6 +1,5 @@
 import SchedulingService
-import EncompassModels
 import ServiceRuntime
 
-// Thin entry point: configuration from the environment, then the shared runtime.
-await ServiceMain.run(SchedulingService.definition, service: .scheduling)
+// Thin entry point: the environment parsed once into the settings, then the shared runtime.
+await ServiceMain.run(SchedulingService.definition(settings:))

@@ -15,7 +15,8 @@ import ServiceRuntime
 /// redirect steps on `encompass.notice.events`. See docs/SCHOOLRESOLUTION.md.
 public enum SchoolResolutionService {
     /// The service's own settings, from the environment.
-    public struct Settings: Sendable {
+    public struct Settings: ServiceOwnSettings {
+        public static let service = ServiceName.schoolResolution
         /// The "schools" section of every force protocol, by force code.
         public var protocols: [String: SchoolsProtocol]
         /// Fill an empty register from the shipped 2018 list at first start (ENCOMPASS_SCHOOLS_SEED, default true).
@@ -35,11 +36,13 @@ public enum SchoolResolutionService {
             self.restoreGrace = restoreGrace
         }
 
-        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
+        /// `ENCOMPASS_PROTOCOLS_DIR`, `ENCOMPASS_SCHOOLS_SEED`, `ENCOMPASS_SCHOOL_RESOLUTION_RESTORE_GRACE_MS`,
+        /// `ENCOMPASS_RETENTION_…`.
+        public static func fromEnvironment(_ environment: [String: String], runtime: ServiceConfiguration) throws(ConfigurationError) -> Settings {
             let env = EnvironmentReader(environment)
             let protocols: [String: SchoolsProtocol]
             do {
-                protocols = try SchoolsProtocol.loadAll(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR")))
+                protocols = try SchoolsProtocol.loadAll(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR") ?? ForceProtocols.bundledDirectory))
             } catch {
                 throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "gives an unusable force protocol: \(error)")
             }
@@ -47,10 +50,6 @@ public enum SchoolResolutionService {
             return Settings(protocols: protocols, seedRegister: try env.bool("ENCOMPASS_SCHOOLS_SEED") ?? true,
                             retention: try RetentionSettings.fromEnvironment(environment), restoreGrace: .milliseconds(grace))
         }
-    }
-
-    public static func definition(_ configuration: ServiceConfiguration) throws -> ServiceDefinition {
-        try definition(settings: .fromEnvironment())
     }
 
     public static func definition(settings: Settings) -> ServiceDefinition {

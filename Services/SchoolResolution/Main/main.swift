@@ -1,6 +1,5 @@
 import SchoolResolutionService
-import EncompassModels
 import ServiceRuntime
 
-// Thin entry point: configuration from the environment, then the shared runtime.
-await ServiceMain.run(SchoolResolutionService.definition, service: .schoolResolution)
+// Thin entry point: the environment parsed once into the settings, then the shared runtime.
+await ServiceMain.run(SchoolResolutionService.definition(settings:))
