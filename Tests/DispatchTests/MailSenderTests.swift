@@ -339,7 +339,7 @@ struct MailSenderTests {
     @Test("a holiday escalation about a child at a school in another force's area goes to this force's Education Safeguarding Manager under the force's account (ESM43), not the school's LA account (LA874); the school's own notice still goes to the school")
     func escalationOutOfArea() async throws {
         let folder = TestPaths.temporaryDirectory("mail")
-        let settings = try Fixtures.settings(transport: MailFolderTransport(directory: folder))
+        let settings = try Fixtures.settings(mail: .folder(directory: folder))
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         // A Thames Valley incident; the child attends a Peterborough school (LA 874, Cambridgeshire's area).
