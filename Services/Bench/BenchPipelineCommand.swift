@@ -39,6 +39,8 @@ struct PipelineBench: AsyncParsableCommand {
     var partitions: Int = 48
     @Option(help: "Folder for the run's logs and stores.")
     var dir: String = "var/bench-pipeline"
+    @Option(help: "Intake's HTTP port; the other services and the console take the next five.")
+    var basePort: Int = 28_081
     @Flag(help: "Also follow the topics between intake and scheduling, and print the paced phase's latency per hop (the watcher's decoding shares the machine with the run).")
     var hops = false
     @Flag(help: "Skip the durable relay (the service runtime's 5 hops with no domain work).")
@@ -92,7 +94,7 @@ struct PipelineBench: AsyncParsableCommand {
 
         // Phase 2 and 3: the pipeline.
         try? FileManager.default.removeItem(atPath: dir)
-        let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, basePort: 28_081, partitions: partitions,
+        let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, basePort: basePort, partitions: partitions,
                                            environment: serviceEnvironment(extra)))
         do {
             try await pipeline.start(clock: day.at(hour: 23, minute: 30))
@@ -109,6 +111,9 @@ struct PipelineBench: AsyncParsableCommand {
             let throughputSet = Array(all.prefix(incidents))
             let processes = await pipeline.processIds()
             let cpuBefore = processes.mapValues { cpuSeconds($0) ?? 0 }
+            // Flushed before the feed, so a profiler driving the run can start counting here.
+            print("pipeline: feeding \(incidents) incidents")
+            fflush(nil)
             let started = Date()
             try await feed(throughputSet, client: client, perSecond: nil, logger: logger)
             let finished = try await watcher.wait(for: Set(throughputSet.map(\.occurrenceNumber)), timeout: .seconds(3_600))

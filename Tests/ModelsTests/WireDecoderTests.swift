@@ -140,4 +140,18 @@ struct WireDecoderTests {
             #expect(throws: WireDecoder.GiveUp.self, "\(refused)") { try WireDecoder.stringMembers(from: Array(refused.utf8)) }
         }
     }
+
+    @Test("a string that is not valid UTF-8 gives up, in a name or a value, wherever the bad bytes are")
+    func invalidUTF8() throws {
+        // A lone continuation byte, a truncated sequence, an encoded surrogate, an overlong form,
+        // a byte never used in UTF-8, and one after a valid U+FFFD (what a repairing decoder writes).
+        let bad: [[UInt8]] = [[0x80], [0xC3], [0xE2, 0x82], [0xED, 0xA0, 0x80], [0xC0, 0xAF], [0xFF], [0xEF, 0xBF, 0xBD, 0xFF]]
+        for bytes in bad {
+            for text in [Array("{\"a\":\"".utf8) + bytes + Array("\"}".utf8), Array("{\"x".utf8) + bytes + Array("y\":\"1\"}".utf8)] {
+                #expect(throws: WireDecoder.GiveUp.self, "\(bytes)") { try WireDecoder.stringMembers(from: text) }
+            }
+        }
+        let replacement = Array("{\"a\":\"\u{FFFD}é\"}".utf8)
+        #expect(try WireDecoder.stringMembers(from: replacement).map(\.value) == ["\u{FFFD}é"], "valid U+FFFD is read as it is")
+    }
 }
