@@ -1,5 +1,5 @@
 #!/bin/bash
-# Where the pipeline's CPU goes: `encompass bench pipeline` with perf record (cpu-clock samples,
+# Where the pipeline's CPU goes: `encompass-bench pipeline` with perf record (cpu-clock samples,
 # frame-pointer call graphs) of the bench process during the durable relay phase, and of the
 # embedded broker and the five services during the throughput phase. Then a summary per process
 # (bench/profile_summary.py). docs/BENCHMARKS.md, "Where the CPU goes (profile)".
@@ -16,12 +16,12 @@ BIN=$OUT/bin
 rm -rf "$OUT"; mkdir -p "$BIN"
 # The bench starts the services from the folder its own executable is in: wrappers there note
 # each process id, then run the real executable under the wrapper's name.
-for exe in encompass intake child-research school-resolution scheduling dispatch console; do
+for exe in encompass-bench encompass intake child-research school-resolution scheduling dispatch console; do
   printf '#!/bin/bash\necho "%s $$" >> %s/pids\nexec -a %s/%s %s/%s "$@"\n' "$exe" "$OUT" "$BIN" "$exe" "$BUILD" "$exe" > "$BIN/$exe"
   chmod +x "$BIN/$exe"
 done
 cd "$ROOT"
-stdbuf -oL "$BIN/encompass" bench pipeline --dir "$OUT/run" "$@" 2>"$OUT/bench.err" | while IFS= read -r line; do
+stdbuf -oL "$BIN/encompass-bench" pipeline --dir "$OUT/run" "$@" 2>"$OUT/bench.err" | while IFS= read -r line; do
   echo "$line"
   case "$line" in
     "raw 5-hop relay"*)
