@@ -21,33 +21,43 @@ let zipFoundation = Target.Dependency.product(name: "ZIPFoundation", package: "Z
 
 /// One service: a library with its logic and a thin executable that runs it, and its tests.
 struct ServiceSpec {
-    let folder: String      // Services/<folder>, Tests/<folder>Tests
-    let library: String     // logic module
-    let executable: String  // product name
-    var dependencies: [Target.Dependency] = []  // beyond the common ones
+    let folder: String // Services/<folder>, Tests/<folder>Tests
+    let library: String // logic module
+    let executable: String // product name
+    var dependencies: [Target.Dependency] = [] // beyond the common ones
     var resources: [Resource]? = nil
-    var testExclude: [String] = []  // non-Swift files in Tests/<folder>Tests (e.g. Python test peers)
-    var testDependencies: [Target.Dependency] = []  // beyond the common ones (e.g. the services a test runs)
+    var testExclude: [String] = [] // non-Swift files in Tests/<folder>Tests (e.g. Python test peers)
+    var testDependencies: [Target.Dependency] = [] // beyond the common ones (e.g. the services a test runs)
 }
 
 let services = [
-    ServiceSpec(folder: "Intake", library: "IntakeService", executable: "intake",
-                dependencies: ["Spreadsheets"]),
-    ServiceSpec(folder: "ChildResearch", library: "ChildResearchService", executable: "child-research",
-                dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
-    ServiceSpec(folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution",
-                dependencies: ["Spreadsheets"],
-                resources: [.copy("Resources/schools_2018_tvp_cambs.csv")]),
-    ServiceSpec(folder: "Scheduling", library: "SchedulingService", executable: "scheduling",
-                resources: [.copy("Resources/bank-holidays.json"), .copy("Resources/term-dates")]),
-    ServiceSpec(folder: "Dispatch", library: "DispatchService", executable: "dispatch",
-                dependencies: ["CCurl", "COpenSSLCrypto", "Spreadsheets", "EncompassSecrets", "WebSupport", .product(name: "Prometheus", package: "swift-prometheus")], testExclude: ["Peers"]),
+    ServiceSpec(
+        folder: "Intake", library: "IntakeService", executable: "intake",
+        dependencies: ["Spreadsheets"]),
+    ServiceSpec(
+        folder: "ChildResearch", library: "ChildResearchService", executable: "child-research",
+        dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
+    ServiceSpec(
+        folder: "SchoolResolution", library: "SchoolResolutionService", executable: "school-resolution",
+        dependencies: ["Spreadsheets"],
+        resources: [.copy("Resources/schools_2018_tvp_cambs.csv")]),
+    ServiceSpec(
+        folder: "Scheduling", library: "SchedulingService", executable: "scheduling",
+        resources: [.copy("Resources/bank-holidays.json"), .copy("Resources/term-dates")]),
+    ServiceSpec(
+        folder: "Dispatch", library: "DispatchService", executable: "dispatch",
+        dependencies: [
+            "CCurl", "COpenSSLCrypto", "Spreadsheets", "EncompassSecrets", "WebSupport", .product(name: "Prometheus", package: "swift-prometheus"),
+        ], testExclude: ["Peers"]),
     // The MASH console: a web app over the five services' HTTP APIs (it consumes no topic).
-    ServiceSpec(folder: "Console", library: "ConsoleService", executable: "console",
-                dependencies: ["Spreadsheets", "EncompassSecrets", "WebSupport", lifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                               .product(name: "Prometheus", package: "swift-prometheus")],
-                testExclude: ["Peers"],
-                testDependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService"]),
+    ServiceSpec(
+        folder: "Console", library: "ConsoleService", executable: "console",
+        dependencies: [
+            "Spreadsheets", "EncompassSecrets", "WebSupport", lifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ],
+        testExclude: ["Peers"],
+        testDependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService"]),
 ]
 
 var targets: [Target] = [
@@ -186,8 +196,10 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "ServiceRuntimeTests",
-        dependencies: ["ServiceRuntime", "EncompassKafka", "CRdKafka", "EncompassTestSupport", "EncompassModels", grdb, logging, lifecycle, hummingbird,
-                       .product(name: "HummingbirdTesting", package: "hummingbird")],
+        dependencies: [
+            "ServiceRuntime", "EncompassKafka", "CRdKafka", "EncompassTestSupport", "EncompassModels", grdb, logging, lifecycle, hummingbird,
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ],
         path: "Tests/ServiceRuntimeTests",
         swiftSettings: strict
     ),
@@ -199,61 +211,76 @@ var products: [Product] = [
 ]
 
 for service in services {
-    targets.append(.target(
-        name: service.library,
-        dependencies: ["EncompassModels", "ServiceRuntime", "EncompassKafka", grdb, logging, hummingbird, nioCore]
-            + service.dependencies,
-        path: "Services/\(service.folder)/Library",
-        resources: service.resources,
-        swiftSettings: strict
-    ))
-    targets.append(.testTarget(
-        name: "\(service.folder)Tests",
-        dependencies: [.target(name: service.library), "ServiceRuntime", "EncompassKafka", "EncompassTestSupport", "EncompassModels",
-                       "Spreadsheets", "EncompassSecrets", "WebSupport", grdb, logging, hummingbird] + service.testDependencies,
-        path: "Tests/\(service.folder)Tests",
-        exclude: service.testExclude,
-        swiftSettings: strict
-    ))
+    targets.append(
+        .target(
+            name: service.library,
+            dependencies: ["EncompassModels", "ServiceRuntime", "EncompassKafka", grdb, logging, hummingbird, nioCore]
+                + service.dependencies,
+            path: "Services/\(service.folder)/Library",
+            resources: service.resources,
+            swiftSettings: strict
+        ))
+    targets.append(
+        .testTarget(
+            name: "\(service.folder)Tests",
+            dependencies: [
+                .target(name: service.library), "ServiceRuntime", "EncompassKafka", "EncompassTestSupport", "EncompassModels",
+                "Spreadsheets", "EncompassSecrets", "WebSupport", grdb, logging, hummingbird,
+            ] + service.testDependencies,
+            path: "Tests/\(service.folder)Tests",
+            exclude: service.testExclude,
+            swiftSettings: strict
+        ))
     let main = service.library.replacingOccurrences(of: "Service", with: "Main")
-    targets.append(.executableTarget(
-        name: main,
-        dependencies: [.target(name: service.library), "ServiceRuntime"],
-        path: "Services/\(service.folder)/Main",
-        swiftSettings: strict
-    ))
+    targets.append(
+        .executableTarget(
+            name: main,
+            dependencies: [.target(name: service.library), "ServiceRuntime"],
+            path: "Services/\(service.folder)/Main",
+            swiftSettings: strict
+        ))
     products.append(.executable(name: service.executable, targets: [main]))
 }
 
 // The fuzz pass: random and mutated inputs against every input parser.
-targets.append(.testTarget(
-    name: "FuzzTests",
-    dependencies: ["IntakeService", "SchoolResolutionService", "SchedulingService", "DispatchService", "EncompassModels",
-                   "ServiceRuntime", "Spreadsheets", "EncompassTestSupport", grdb, zipFoundation],
-    path: "Tests/FuzzTests",
-    swiftSettings: strict
-))
+targets.append(
+    .testTarget(
+        name: "FuzzTests",
+        dependencies: [
+            "IntakeService", "SchoolResolutionService", "SchedulingService", "DispatchService", "EncompassModels",
+            "ServiceRuntime", "Spreadsheets", "EncompassTestSupport", grdb, zipFoundation,
+        ],
+        path: "Tests/FuzzTests",
+        swiftSettings: strict
+    ))
 
 // Each service's settings parsed from an environment dictionary: defaults, values, and the
 // error naming each bad variable.
-targets.append(.testTarget(
-    name: "SettingsTests",
-    dependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService",
-                   "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassTestSupport", logging],
-    path: "Tests/SettingsTests",
-    swiftSettings: strict
-))
+targets.append(
+    .testTarget(
+        name: "SettingsTests",
+        dependencies: [
+            "IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService",
+            "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassTestSupport", logging,
+        ],
+        path: "Tests/SettingsTests",
+        swiftSettings: strict
+    ))
 
 // Security checks: every endpoint's authentication, notice isolation between schools,
 // output neutralisation, personal-data retention (every store, the console's too).
-targets.append(.testTarget(
-    name: "SecurityTests",
-    dependencies: ["IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService", "ConsoleService",
-                   "EncompassModels", "EncompassKafka", "ServiceRuntime", "Spreadsheets", "EncompassSecrets", "WebSupport", "EncompassTestSupport", grdb, hummingbird, logging,
-                   .product(name: "HummingbirdTesting", package: "hummingbird")],
-    path: "Tests/SecurityTests",
-    swiftSettings: strict
-))
+targets.append(
+    .testTarget(
+        name: "SecurityTests",
+        dependencies: [
+            "IntakeService", "ChildResearchService", "SchoolResolutionService", "SchedulingService", "DispatchService", "ConsoleService",
+            "EncompassModels", "EncompassKafka", "ServiceRuntime", "Spreadsheets", "EncompassSecrets", "WebSupport", "EncompassTestSupport", grdb,
+            hummingbird, logging,
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ],
+        path: "Tests/SecurityTests",
+        swiftSettings: strict
+    ))
 
 let package = Package(
     name: "encompass",

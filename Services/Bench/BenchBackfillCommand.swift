@@ -13,15 +13,15 @@ struct BackfillBench: AsyncParsableCommand {
         commandName: "backfill",
         abstract: "Time to load a year of past incidents (default 1,500,000) through intake into child research's history index.",
         discussion: """
-        What a force does when it starts with Encompass: its past year of incidents goes through \
-        intake's history API (as `encompass history import` sends it, in JSON Lines chunks), onto \
-        encompass.history, and into child research's history index, where later research finds \
-        the children. Past incidents raise no notices, so school resolution, scheduling and \
-        dispatch see none of it. The embedded broker keeps only about 5 MiB per partition, so \
-        the feeder keeps at most --max-in-flight incidents accepted by intake and not yet indexed. \
-        Baseline in the same run: intake alone (accepting the chunks), so the ratio shows what \
-        indexing costs on top of validation and publication.
-        """
+            What a force does when it starts with Encompass: its past year of incidents goes through \
+            intake's history API (as `encompass history import` sends it, in JSON Lines chunks), onto \
+            encompass.history, and into child research's history index, where later research finds \
+            the children. Past incidents raise no notices, so school resolution, scheduling and \
+            dispatch see none of it. The embedded broker keeps only about 5 MiB per partition, so \
+            the feeder keeps at most --max-in-flight incidents accepted by intake and not yet indexed. \
+            Baseline in the same run: intake alone (accepting the chunks), so the ratio shows what \
+            indexing costs on top of validation and publication.
+            """
     )
 
     @Option(help: "Incidents to load.")
@@ -46,10 +46,14 @@ struct BackfillBench: AsyncParsableCommand {
 
     func run() async throws {
         _ = try log.logger("encompass.bench")
-        print("backfill benchmark: \(incidents) past incidents of \(year), chunks of \(chunk), \(partitions) partitions; \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))")
+        print(
+            "backfill benchmark: \(incidents) past incidents of \(year), chunks of \(chunk), \(partitions) partitions; \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))"
+        )
         try? FileManager.default.removeItem(atPath: dir)
-        let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, basePort: 29_081, partitions: partitions,
-                                           environment: ["ENCOMPASS_LOG_LEVEL": "warning"]))
+        let pipeline = LocalPipeline(
+            .init(
+                binDirectory: binDirectory(), directory: dir, basePort: 29_081, partitions: partitions,
+                environment: ["ENCOMPASS_LOG_LEVEL": "warning"]))
         do {
             try await pipeline.start(clock: CalendarDate(year: year + 1, month: 1, day: 5).at(hour: 9))
             try await load(pipeline)
@@ -85,8 +89,9 @@ struct BackfillBench: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(200))
             }
             let t1 = ContinuousClock.now
-            let (status, answer) = try await intake.call("POST", "/v1/history", query: ["name": "backfill-\(year).jsonl", "first": String(start + 1)],
-                                                         raw: body, contentType: "application/x-ndjson")
+            let (status, answer) = try await intake.call(
+                "POST", "/v1/history", query: ["name": "backfill-\(year).jsonl", "first": String(start + 1)],
+                raw: body, contentType: "application/x-ndjson")
             posting += ContinuousClock.now - t1
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, status, answer)) }
             let json = (try? JSONSerialization.jsonObject(with: answer)) as? [String: Any]
@@ -111,10 +116,15 @@ struct BackfillBench: AsyncParsableCommand {
         }
         let finished = ContinuousClock.now
         let total = (finished - started).seconds
-        print(String(format: "backfill: %d incidents (%d person records) loaded and indexed in %.1f s = %.0f incidents/s, %.0f person records/s",
-                     accepted, people, total, Double(accepted) / total, Double(people) / total))
-        print(String(format: "  intake alone (baseline, same run): accepted %d in %.1f s of HTTP requests = %.0f incidents/s; all sent after %.1f s (the rest of the time is waiting for the index)",
-                     accepted, posting.seconds, Double(accepted) / max(posting.seconds, 0.001), (intakeDone - started).seconds))
+        print(
+            String(
+                format: "backfill: %d incidents (%d person records) loaded and indexed in %.1f s = %.0f incidents/s, %.0f person records/s",
+                accepted, people, total, Double(accepted) / total, Double(people) / total))
+        print(
+            String(
+                format:
+                    "  intake alone (baseline, same run): accepted %d in %.1f s of HTTP requests = %.0f incidents/s; all sent after %.1f s (the rest of the time is waiting for the index)",
+                accepted, posting.seconds, Double(accepted) / max(posting.seconds, 0.001), (intakeDone - started).seconds))
         print(String(format: "  generating the incidents in this process: %.1f s (inside the total)", generating.seconds))
         if rejected > 0 { print("  rejected by intake: \(rejected) (see encompass dlq list --service intake)") }
         await printPeakMemory(pipeline)

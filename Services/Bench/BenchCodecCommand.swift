@@ -21,16 +21,20 @@ struct CodecBench: AsyncParsableCommand {
         let incidents = WorldGenerator.eligibleIncidents(count: 100, day: day, schools: schools, seed: 1)
         let envelopes = incidents.enumerated().map { index, incident in
             let recorded = incident.children.first ?? RecordedChild(givenName: "A", familyName: "B")
-            let child = IdentifiedChild(childId: "c-\(index)", givenName: recorded.givenName, familyName: recorded.familyName,
-                                        dateOfBirth: recorded.dateOfBirth, ageYears: recorded.ageYears, homeAddress: recorded.homeAddress,
-                                        presence: recorded.presence, recordedSchool: recorded.school, relationship: "child of victim")
-            let school = ResolvedSchool(urn: "110001", name: "St Mary's C of E Primary School", localAuthorityCode: "871", localAuthorityName: "Reading",
-                                        phase: "Primary", postcode: "RG1 1AA",
-                                        contacts: [SchoolContact(role: "dsl", name: "J Bloggs", email: "dsl@school.example", phone: "0118 000 0000")])
-            let request = NoticeRequested(noticeId: "n-\(index)", incident: incident, incidentRevision: 1, child: child, childSource: .officer,
-                                          school: school, resolution: ["matched by URN", "open; age fits"])
-            return Envelope(id: MessageID.fresh(), key: request.noticeId, producer: "scheduling", createdAt: Date(), causationId: MessageID.fresh(),
-                            payload: NoticeDue(request: request, releaseAt: Date(), rules: ["next school day 08:00"]))
+            let child = IdentifiedChild(
+                childId: "c-\(index)", givenName: recorded.givenName, familyName: recorded.familyName,
+                dateOfBirth: recorded.dateOfBirth, ageYears: recorded.ageYears, homeAddress: recorded.homeAddress,
+                presence: recorded.presence, recordedSchool: recorded.school, relationship: "child of victim")
+            let school = ResolvedSchool(
+                urn: "110001", name: "St Mary's C of E Primary School", localAuthorityCode: "871", localAuthorityName: "Reading",
+                phase: "Primary", postcode: "RG1 1AA",
+                contacts: [SchoolContact(role: "dsl", name: "J Bloggs", email: "dsl@school.example", phone: "0118 000 0000")])
+            let request = NoticeRequested(
+                noticeId: "n-\(index)", incident: incident, incidentRevision: 1, child: child, childSource: .officer,
+                school: school, resolution: ["matched by URN", "open; age fits"])
+            return Envelope(
+                id: MessageID.fresh(), key: request.noticeId, producer: "scheduling", createdAt: Date(), causationId: MessageID.fresh(),
+                payload: NoticeDue(request: request, releaseAt: Date(), rules: ["next school day 08:00"]))
         }
         let count = messages
         let foundation = WireFormat.encoder()
@@ -57,9 +61,13 @@ struct CodecBench: AsyncParsableCommand {
         let average = encoded.map(\.count).reduce(0, +) / encoded.count
         print("wire-format JSON, \(count) NoticeDue envelopes of \(average) bytes on average (\(bytes % 2) check)")
         print(String(format: "  encode, Foundation JSONEncoder (baseline): %6.1f µs per message", baseline / Double(count) * 1e6))
-        print(String(format: "  encode, WireEncoder:                       %6.1f µs per message (%.1fx)", ours / Double(count) * 1e6, baseline / ours))
+        print(
+            String(format: "  encode, WireEncoder:                       %6.1f µs per message (%.1fx)", ours / Double(count) * 1e6, baseline / ours))
         print(String(format: "  decode, Foundation JSONDecoder (baseline): %6.1f µs per message", decodeBaseline / Double(count) * 1e6))
-        print(String(format: "  decode, WireDecoder:                       %6.1f µs per message (%.1fx)", decoding / Double(count) * 1e6, decodeBaseline / decoding))
+        print(
+            String(
+                format: "  decode, WireDecoder:                       %6.1f µs per message (%.1fx)", decoding / Double(count) * 1e6,
+                decodeBaseline / decoding))
     }
 
     private func measure(_ body: () throws -> Void) throws -> Double {

@@ -10,8 +10,10 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "encompass-bench",
         abstract: "Benchmarks, each printed beside its baseline measured in the same run.",
-        subcommands: [KafkaBench.self, ResearchBench.self, PipelineBench.self, BackfillBench.self, CodecBench.self, UploadBench.self,
-                      SchoolsBench.self]
+        subcommands: [
+            KafkaBench.self, ResearchBench.self, PipelineBench.self, BackfillBench.self, CodecBench.self, UploadBench.self,
+            SchoolsBench.self,
+        ]
     )
 }
 
@@ -22,7 +24,10 @@ struct KafkaBench: AsyncParsableCommand {
         abstract: "Swift Kafka client vs kcat: producer and consumer throughput on the embedded broker."
     )
 
-    @Option(help: "Messages per run. The embedded broker keeps about 5 MiB per partition, so keep messages x size / partitions under that to consume everything that was produced.")
+    @Option(
+        help:
+            "Messages per run. The embedded broker keeps about 5 MiB per partition, so keep messages x size / partitions under that to consume everything that was produced."
+    )
     var messages: Int = 200_000
 
     @Option(help: "Bytes per message value.")
@@ -74,8 +79,12 @@ struct KafkaBench: AsyncParsableCommand {
         let kcatExtra = properties.flatMap { ["-X", $0] }
         // The same producer settings for both: idempotent, acks=all, linger 5 ms.
         let sharedProducerProps = ["enable.idempotence=true", "acks=all", "linger.ms=5", "queue.buffering.max.messages=100000"]
-        print("Kafka client benchmark: \(messages) messages x \(size) bytes, \(partitions) partitions, broker \(servers)\(cluster != nil ? " (embedded mock cluster)" : "")")
-        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))")
+        print(
+            "Kafka client benchmark: \(messages) messages x \(size) bytes, \(partitions) partitions, broker \(servers)\(cluster != nil ? " (embedded mock cluster)" : "")"
+        )
+        print(
+            "machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))"
+        )
 
         // Swift producer.
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
@@ -101,7 +110,8 @@ struct KafkaBench: AsyncParsableCommand {
         for i in 0..<messages { text += "k\(i)\t\(body)\n" }
         try text.write(toFile: file, atomically: false, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let kcatProduce = try timed(kcatPath, ["-P", "-b", servers, "-t", kcatTopic, "-K", "\t", "-l", file] + sharedProducerProps.flatMap { ["-X", $0] } + kcatExtra)
+        let kcatProduce = try timed(
+            kcatPath, ["-P", "-b", servers, "-t", kcatTopic, "-K", "\t", "-l", file] + sharedProducerProps.flatMap { ["-X", $0] } + kcatExtra)
 
         // Consume what the broker kept (the mock cluster drops the oldest records past ~5 MiB a partition).
         let admin = try KafkaAdmin(client: client, logger: logger)
@@ -166,7 +176,8 @@ struct KafkaBench: AsyncParsableCommand {
         await consumer.close()
 
         // kcat consumer: simple consumer (no group), whole process wall time.
-        let kcatConsume = try timed(kcatPath, ["-C", "-b", servers, "-t", kcatTopic, "-o", "beginning", "-e", "-q", "-c", String(kcatRetained), "-f", "%o\\n"] + kcatExtra)
+        let kcatConsume = try timed(
+            kcatPath, ["-C", "-b", servers, "-t", kcatTopic, "-o", "beginning", "-e", "-q", "-c", String(kcatRetained), "-f", "%o\\n"] + kcatExtra)
 
         let rows: [(String, Double, Double)] = [
             ("produce", Double(messages) / swiftProduce.seconds, Double(messages) / kcatProduce.seconds),
@@ -175,11 +186,17 @@ struct KafkaBench: AsyncParsableCommand {
         print("")
         print("operation   swift msg/s   kcat msg/s   swift/kcat   swift MiB/s")
         for (name, swift, kcat) in rows {
-            print(String(format: "%-10@ %12.0f %12.0f %11.0f%% %12.1f", name as NSString, swift, kcat, swift / kcat * 100,
-                         swift * Double(size) / 1_048_576))
+            print(
+                String(
+                    format: "%-10@ %12.0f %12.0f %11.0f%% %12.1f", name as NSString, swift, kcat, swift / kcat * 100,
+                    swift * Double(size) / 1_048_576))
         }
         print("")
-        print(String(format: "excluded from the swift figures: producer warm-up (1 record per partition) %.3f s; consumer start-up (group join and first fetch of every partition, %d records) %.2f s", warmUp.seconds, timedFrom, join.seconds))
+        print(
+            String(
+                format:
+                    "excluded from the swift figures: producer warm-up (1 record per partition) %.3f s; consumer start-up (group join and first fetch of every partition, %d records) %.2f s",
+                warmUp.seconds, timedFrom, join.seconds))
         print(String(format: "longest wait for records inside the swift consume: %.3f s", longestGap.seconds))
         print("kcat figures include its process start; both read the same broker in this process")
         print("target: swift within 80% of kcat (swift/kcat >= 80%)")

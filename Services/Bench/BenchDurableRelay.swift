@@ -31,39 +31,50 @@ struct DurableRelayCeiling {
         var relays: [OutboxRelay] = []
         var consumers: [KafkaConsumer] = []
         for hop in 0..<5 {
-            let configuration = ServiceConfiguration(service: .intake, kafka: client, groupId: "durable-relay-\(hop)",
-                                                     dataDirectory: "\(directory)/hop\(hop)", createTopics: false)
+            let configuration = ServiceConfiguration(
+                service: .intake, kafka: client, groupId: "durable-relay-\(hop)",
+                dataDirectory: "\(directory)/hop\(hop)", createTopics: false)
             let store = try ServiceStore(path: configuration.databasePath)
             let metrics = ServiceMetrics(service: "durable-relay-\(hop)")
             let producer = try KafkaProducer(configuration: .init(client: client), logger: logger)
             let relay = OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger, service: configuration.service)
-            let consumer = try KafkaConsumer(configuration: .init(client: client, groupId: configuration.groupId, topics: [topics[hop]]), logger: logger)
+            let consumer = try KafkaConsumer(
+                configuration: .init(client: client, groupId: configuration.groupId, topics: [topics[hop]]), logger: logger)
             let next = topics[hop + 1]
             let handler = TopicHandler.on(topics[hop], IncidentRecorded.self) { envelope, ctx in
-                try ctx.outbox.publish(envelope.payload, to: next, key: envelope.key, id: MessageID.derived(from: envelope.id, "hop"),
-                                       causationId: envelope.id, now: ctx.now)
+                try ctx.outbox.publish(
+                    envelope.payload, to: next, key: envelope.key, id: MessageID.derived(from: envelope.id, "hop"),
+                    causationId: envelope.id, now: ctx.now)
             }
-            workers.append(MessageWorker(consumer: consumer, store: store, handlers: [handler], configuration: configuration,
-                                         metrics: metrics, relay: relay, logger: logger))
+            workers.append(
+                MessageWorker(
+                    consumer: consumer, store: store, handlers: [handler], configuration: configuration,
+                    metrics: metrics, relay: relay, logger: logger))
             relays.append(relay)
             consumers.append(consumer)
         }
         // Shut down in reverse: the workers stop first, then the relays drain.
         let services: [any Service] = relays + workers
-        let group = ServiceGroup(configuration: .init(
-            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
-            logger: logger
-        ))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map {
+                    .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+                },
+                logger: logger
+            ))
         let running = Task { try await group.run() }
 
         let timing = RelayTiming(client: client, last: topics[5], partitions: partitions, hops: consumers, logger: logger)
         let measured: (rate: Double, cpuMilliseconds: Double)
         do {
             measured = try await timing.measure(messages: messages) { id in
-                ProducerRecord(topic: topics[0], key: id, value: try WireFormat.encode(Envelope(id: id, key: id, producer: "bench", payload: sample)), headers: [
-                    KafkaHeader(key: MessageHeader.messageId, string: id), KafkaHeader(key: MessageHeader.schema, string: IncidentRecorded.schema),
-                    KafkaHeader(key: MessageHeader.version, string: String(IncidentRecorded.schemaVersion)),
-                ])
+                ProducerRecord(
+                    topic: topics[0], key: id, value: try WireFormat.encode(Envelope(id: id, key: id, producer: "bench", payload: sample)),
+                    headers: [
+                        KafkaHeader(key: MessageHeader.messageId, string: id),
+                        KafkaHeader(key: MessageHeader.schema, string: IncidentRecorded.schema),
+                        KafkaHeader(key: MessageHeader.version, string: String(IncidentRecorded.schemaVersion)),
+                    ])
             }
         } catch {
             await group.triggerGracefulShutdown()

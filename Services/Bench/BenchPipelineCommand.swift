@@ -15,16 +15,16 @@ struct PipelineBench: AsyncParsableCommand {
         commandName: "pipeline",
         abstract: "End-to-end throughput and latency of the pipeline vs a raw 5-hop Kafka relay, same run.",
         discussion: """
-        Phase 1: a raw relay (consume → produce, no work) through 5 hops, the ceiling; then the \
-        same 5 hops through the service runtime (inbox, outbox, one SQLite transaction per batch, \
-        envelope decoded and encoded; no domain work), the floor of a service's cost per message. \
-        Phase 2: --incidents incidents (one eligible child each) written to encompass.incidents.raw \
-        as fast as the producer goes, until scheduling has scheduled every notice: incidents/s end \
-        to end. Phase 3: --paced incidents offered at --rate per second: p50/p99 latency from \
-        intake (the raw record's timestamp) to scheduled (the scheduled event's). Then each \
-        process's peak resident memory. The embedded broker keeps about 5 MiB per partition, so \
-        the topics get --partitions partitions.
-        """
+            Phase 1: a raw relay (consume → produce, no work) through 5 hops, the ceiling; then the \
+            same 5 hops through the service runtime (inbox, outbox, one SQLite transaction per batch, \
+            envelope decoded and encoded; no domain work), the floor of a service's cost per message. \
+            Phase 2: --incidents incidents (one eligible child each) written to encompass.incidents.raw \
+            as fast as the producer goes, until scheduling has scheduled every notice: incidents/s end \
+            to end. Phase 3: --paced incidents offered at --rate per second: p50/p99 latency from \
+            intake (the raw record's timestamp) to scheduled (the scheduled event's). Then each \
+            process's peak resident memory. The embedded broker keeps about 5 MiB per partition, so \
+            the topics get --partitions partitions.
+            """
     )
 
     @Option(help: "Incidents for the throughput phase.")
@@ -41,13 +41,17 @@ struct PipelineBench: AsyncParsableCommand {
     var dir: String = "var/bench-pipeline"
     @Option(help: "Intake's HTTP port; the other services and the console take the next five.")
     var basePort: Int = 28_081
-    @Flag(help: "Also follow the topics between intake and scheduling, and print the paced phase's latency per hop (the watcher's decoding shares the machine with the run).")
+    @Flag(
+        help:
+            "Also follow the topics between intake and scheduling, and print the paced phase's latency per hop (the watcher's decoding shares the machine with the run)."
+    )
     var hops = false
     @Flag(help: "Skip the durable relay (the service runtime's 5 hops with no domain work).")
     var noDurableRelay = false
     @Flag(help: "Measure the two relays only (raw and durable), not the pipeline: for comparing builds of the service runtime.")
     var relaysOnly = false
-    @Option(name: .customLong("property"), help: "A librdkafka property NAME=VALUE for every client of the run, relay and services alike (repeatable).")
+    @Option(
+        name: .customLong("property"), help: "A librdkafka property NAME=VALUE for every client of the run, relay and services alike (repeatable).")
     var properties: [String] = []
     @OptionGroup var log: LogOptions
 
@@ -73,39 +77,52 @@ struct PipelineBench: AsyncParsableCommand {
         let extra = try kafkaProperties()
         let schools = try SchoolList.read(path: SchoolList.shippedFile)
         let day = CalendarDate(year: 2026, month: 11, day: 23)
-        print("pipeline benchmark: \(incidents) incidents (+\(paced) paced at \(rate)/s), \(partitions) partitions; \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))")
+        print(
+            "pipeline benchmark: \(incidents) incidents (+\(paced) paced at \(rate)/s), \(partitions) partitions; \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))"
+        )
 
         // Phase 1: the ceiling.
         let sample = try WireFormat.data(WorldGenerator.eligibleIncidents(count: 1, day: day, schools: schools, seed: 1)[0])
         let (relay, relayCPU) = try await relayCeiling(messages: relayMessages ?? incidents, size: sample.count, properties: extra, logger: logger)
-        print(String(format: "raw 5-hop relay (Swift client, embedded broker, %d-byte messages): %.0f msg/s end to end, CPU %.3f ms per message",
-                     sample.count, relay, relayCPU))
+        print(
+            String(
+                format: "raw 5-hop relay (Swift client, embedded broker, %d-byte messages): %.0f msg/s end to end, CPU %.3f ms per message",
+                sample.count, relay, relayCPU))
         try? FileManager.default.removeItem(atPath: dir)
         if !noDurableRelay {
-            let recorded = IncidentRecorded(kind: .new, revision: 1, changes: [], source: "feed",
-                                            incident: WorldGenerator.eligibleIncidents(count: 1, day: day, schools: schools, seed: 1)[0])
+            let recorded = IncidentRecorded(
+                kind: .new, revision: 1, changes: [], source: "feed",
+                incident: WorldGenerator.eligibleIncidents(count: 1, day: day, schools: schools, seed: 1)[0])
             let durable = try await DurableRelayCeiling(partitions: partitions, directory: "\(dir)/durable-relay", properties: extra, logger: logger)
                 .run(messages: relayMessages ?? incidents, sample: recorded)
-            print(String(format: "durable 5-hop relay (the service runtime, no domain work): %.0f msg/s end to end (%.0f%% of the raw relay), CPU %.3f ms per message",
-                         durable.rate, 100 * durable.rate / relay, durable.cpuMilliseconds))
+            print(
+                String(
+                    format:
+                        "durable 5-hop relay (the service runtime, no domain work): %.0f msg/s end to end (%.0f%% of the raw relay), CPU %.3f ms per message",
+                    durable.rate, 100 * durable.rate / relay, durable.cpuMilliseconds))
         }
 
         if relaysOnly { return }
 
         // Phase 2 and 3: the pipeline.
         try? FileManager.default.removeItem(atPath: dir)
-        let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, basePort: basePort, partitions: partitions,
-                                           environment: serviceEnvironment(extra)))
+        let pipeline = LocalPipeline(
+            .init(
+                binDirectory: binDirectory(), directory: dir, basePort: basePort, partitions: partitions,
+                environment: serviceEnvironment(extra)))
         do {
             try await pipeline.start(clock: day.at(hour: 23, minute: 30))
             let all = WorldGenerator.eligibleIncidents(count: incidents + paced, day: day, schools: schools, seed: 42)
             let urns = Set(all.flatMap { $0.children.compactMap { $0.school?.urn } })
-            let contacts = "urn,role,name,email,phone\r\n" + urns.sorted().map { "\($0),dsl,DSL,dsl.\($0)@schools.example.org.uk," }.joined(separator: "\r\n")
-            _ = try await pipeline.client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: Data(contacts.utf8), contentType: "text/csv")
+            let contacts =
+                "urn,role,name,email,phone\r\n" + urns.sorted().map { "\($0),dsl,DSL,dsl.\($0)@schools.example.org.uk," }.joined(separator: "\r\n")
+            _ = try await pipeline.client(.schoolResolution).call(
+                "POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: Data(contacts.utf8), contentType: "text/csv")
             try await pipeline.quiet(stable: .seconds(2))
             let bootstrap = try String(contentsOfFile: pipeline.bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            let client = KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "bench-pipeline", properties: extra,
-                                                  consumerProperties: MockKafkaCluster.consumerProperties)
+            let client = KafkaClientConfiguration(
+                bootstrapServers: bootstrap, clientId: "bench-pipeline", properties: extra,
+                consumerProperties: MockKafkaCluster.consumerProperties)
             let watcher = try ScheduledWatcher(client: client, hops: hops, logger: logger)
 
             let throughputSet = Array(all.prefix(incidents))
@@ -119,8 +136,10 @@ struct PipelineBench: AsyncParsableCommand {
             let finished = try await watcher.wait(for: Set(throughputSet.map(\.occurrenceNumber)), timeout: .seconds(3_600))
             let seconds = finished.timeIntervalSince(started)
             let throughput = Double(incidents) / seconds
-            print(String(format: "pipeline: %d incidents intake → scheduled in %.1f s = %.0f incidents/s (%.0f%% of the relay ceiling)",
-                         incidents, seconds, throughput, 100 * throughput / relay))
+            print(
+                String(
+                    format: "pipeline: %d incidents intake → scheduled in %.1f s = %.0f incidents/s (%.0f%% of the relay ceiling)",
+                    incidents, seconds, throughput, 100 * throughput / relay))
             // CPU time per incident and process: unlike the rate, it hardly moves when something
             // else shares the machine, so it compares runs and shows where the time goes.
             for (name, pid) in processes.sorted(by: { $0.key < $1.key }) {
@@ -137,11 +156,16 @@ struct PipelineBench: AsyncParsableCommand {
                 try await feed(pacedSet, client: client, perSecond: rate, logger: logger)
                 _ = try await watcher.wait(for: Set(pacedSet.map(\.occurrenceNumber)), timeout: .seconds(600))
                 let latencies = watcher.latencies(Set(pacedSet.map(\.occurrenceNumber)))
-                print(String(format: "latency at %d incidents/s offered: p50 %.0f ms, p99 %.0f ms (intake → scheduled, %d incidents)",
-                             rate, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, latencies.count))
+                print(
+                    String(
+                        format: "latency at %d incidents/s offered: p50 %.0f ms, p99 %.0f ms (intake → scheduled, %d incidents)",
+                        rate, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, latencies.count))
                 for hop in watcher.hopLatencies(Set(pacedSet.map(\.occurrenceNumber))) {
-                    print(String(format: "  hop %@: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d incidents)", hop.service,
-                                 percentile(hop.seconds, 0.5) * 1000, percentile(hop.seconds, 0.99) * 1000, (hop.seconds.last ?? .nan) * 1000, hop.seconds.count))
+                    print(
+                        String(
+                            format: "  hop %@: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d incidents)", hop.service,
+                            percentile(hop.seconds, 0.5) * 1000, percentile(hop.seconds, 0.99) * 1000, (hop.seconds.last ?? .nan) * 1000,
+                            hop.seconds.count))
                 }
             }
             await printPeakMemory(pipeline)
@@ -186,7 +210,8 @@ struct PipelineBench: AsyncParsableCommand {
 
     /// The raw relay: hop 0 → 5 through five consume-produce relays with the Swift client.
     /// Returns messages per second and this process's CPU per message (relays, broker, feeder and sink).
-    func relayCeiling(messages: Int, size: Int, properties: [String: String], logger: Logger) async throws -> (rate: Double, cpuMilliseconds: Double) {
+    func relayCeiling(messages: Int, size: Int, properties: [String: String], logger: Logger) async throws -> (rate: Double, cpuMilliseconds: Double)
+    {
         let (cluster, topics, client) = try RelayTiming.broker(name: "relay", partitions: partitions, properties: properties, logger: logger)
         defer { cluster.shutdown() }
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
@@ -197,15 +222,16 @@ struct PipelineBench: AsyncParsableCommand {
             consumers.append(consumer)
             let out = try KafkaProducer(configuration: .init(client: client), logger: logger)
             let next = topics[hop + 1]
-            relays.append(Task {
-                var iterator = consumer.makeAsyncIterator()
-                while let first = try await iterator.next() {
-                    let records = [first] + consumer.takeBuffered(limit: 999)
-                    try await out.sendBatch(records.map { ProducerRecord(topic: next, key: $0.key, value: $0.value) })
-                    consumer.storeOffsets(records)
-                }
-                await out.close()
-            })
+            relays.append(
+                Task {
+                    var iterator = consumer.makeAsyncIterator()
+                    while let first = try await iterator.next() {
+                        let records = [first] + consumer.takeBuffered(limit: 999)
+                        try await out.sendBatch(records.map { ProducerRecord(topic: next, key: $0.key, value: $0.value) })
+                        consumer.storeOffsets(records)
+                    }
+                    await out.close()
+                })
         }
         let measured = try await RelayTiming(client: client, last: topics[5], partitions: partitions, hops: consumers, logger: logger)
             .measure(messages: messages) { id in ProducerRecord(topic: topics[0], key: id, value: payload) }
@@ -229,18 +255,22 @@ struct RelayTiming {
 
     /// An embedded broker of its own for a relay `name`, with its six topics (`name.hop0` … `hop5`).
     static func broker(name: String, partitions: Int, properties: [String: String], logger: Logger) throws
-        -> (cluster: MockKafkaCluster, topics: [String], client: KafkaClientConfiguration) {
+        -> (cluster: MockKafkaCluster, topics: [String], client: KafkaClientConfiguration)
+    {
         let cluster = try MockKafkaCluster(brokers: 1, logger: logger)
         let topics = (0...5).map { "\(name).hop\($0)" }
         for topic in topics { try cluster.createTopic(topic, partitions: partitions) }
-        let client = KafkaClientConfiguration(bootstrapServers: cluster.bootstrapServers, clientId: name, properties: properties,
-                                              consumerProperties: MockKafkaCluster.consumerProperties)
+        let client = KafkaClientConfiguration(
+            bootstrapServers: cluster.bootstrapServers, clientId: name, properties: properties,
+            consumerProperties: MockKafkaCluster.consumerProperties)
         return (cluster, topics, client)
     }
 
     /// Messages per second end to end, and this process's CPU per message (everything the
     /// process runs: relays, embedded broker, feeder and sink).
-    func measure(messages: Int, record: @escaping @Sendable (_ id: String) throws -> ProducerRecord) async throws -> (rate: Double, cpuMilliseconds: Double) {
+    func measure(messages: Int, record: @escaping @Sendable (_ id: String) throws -> ProducerRecord) async throws -> (
+        rate: Double, cpuMilliseconds: Double
+    ) {
         let producer = try KafkaProducer(configuration: .init(client: client), logger: logger)
         let sink = try KafkaConsumer(configuration: .init(client: client, groupId: "\(last).sink", topics: [last]), logger: logger)
         var iterator = sink.makeAsyncIterator()
@@ -250,7 +280,10 @@ struct RelayTiming {
                 var batch: [ProducerRecord] = []
                 for index in 0..<count {
                     batch.append(try record("\(prefix)-\(index)"))
-                    if batch.count == 1_000 { try await producer.sendBatch(batch); batch = [] }
+                    if batch.count == 1_000 {
+                        try await producer.sendBatch(batch)
+                        batch = []
+                    }
                 }
                 if !batch.isEmpty { try await producer.sendBatch(batch) }
             }
@@ -288,10 +321,14 @@ final class FirstSeen: Sendable {
     private let task: Task<Void, any Error>
     private let times = Locked<[String: Date]>([:])
 
-    init(client: KafkaClientConfiguration, topic: TopicDefinition, logger: Logger,
-         occurrence: @escaping @Sendable (KafkaRecord) -> String?) throws {
-        let consumer = try KafkaConsumer(configuration: .init(client: client, groupId: "bench-\(MessageID.fresh())", topics: [topic.name],
-                                                              bufferCapacity: 10_000), logger: logger)
+    init(
+        client: KafkaClientConfiguration, topic: TopicDefinition, logger: Logger,
+        occurrence: @escaping @Sendable (KafkaRecord) -> String?
+    ) throws {
+        let consumer = try KafkaConsumer(
+            configuration: .init(
+                client: client, groupId: "bench-\(MessageID.fresh())", topics: [topic.name],
+                bufferCapacity: 10_000), logger: logger)
         let times = self.times
         self.consumer = consumer
         task = Task {
@@ -329,15 +366,23 @@ final class ScheduledWatcher: Sendable {
             guard let event = try? WireFormat.decode(NoticeEvent.self, from: record.value), event.payload.kind == .scheduled else { return nil }
             return event.payload.occurrenceNumber
         }
-        between = hops ? [
-            ("intake", try FirstSeen(client: client, topic: Topics.incidents, logger: logger) { $0.keyString }),
-            ("child research", try FirstSeen(client: client, topic: Topics.children, logger: logger) { record in
-                (try? WireFormat.decode(ChildIdentified.self, from: record.value))?.payload.incident.occurrenceNumber
-            }),
-            ("school resolution", try FirstSeen(client: client, topic: Topics.noticeRequests, logger: logger) { record in
-                (try? WireFormat.decode(NoticeRequested.self, from: record.value))?.payload.incident.occurrenceNumber
-            }),
-        ] : []
+        between =
+            hops
+            ? [
+                ("intake", try FirstSeen(client: client, topic: Topics.incidents, logger: logger) { $0.keyString }),
+                (
+                    "child research",
+                    try FirstSeen(client: client, topic: Topics.children, logger: logger) { record in
+                        (try? WireFormat.decode(ChildIdentified.self, from: record.value))?.payload.incident.occurrenceNumber
+                    }
+                ),
+                (
+                    "school resolution",
+                    try FirstSeen(client: client, topic: Topics.noticeRequests, logger: logger) { record in
+                        (try? WireFormat.decode(NoticeRequested.self, from: record.value))?.payload.incident.occurrenceNumber
+                    }
+                ),
+            ] : []
     }
 
     /// Waits until every occurrence was scheduled; returns when the last one was.
@@ -399,7 +444,8 @@ func printPeakMemory(_ pipeline: LocalPipeline) async {
 /// User plus system CPU time of a process so far, seconds (/proc/PID/stat, in clock ticks).
 func cpuSeconds(_ pid: Int32) -> Double? {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return nil }
+        let close = text.lastIndex(of: ")")
+    else { return nil }
     // After the command name in parentheses: state is field 3, utime 14 and stime 15.
     let fields = text[text.index(after: close)...].split(separator: " ")
     guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
@@ -409,7 +455,8 @@ func cpuSeconds(_ pid: Int32) -> Double? {
 /// VmHWM of a process, MiB.
 func peakResidentMiB(_ pid: Int32) -> Double? {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-          let kib = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap({ Double($0) }) else { return nil }
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let kib = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap({ Double($0) })
+    else { return nil }
     return kib / 1024
 }

@@ -4,6 +4,7 @@ import EncompassModels
 import Foundation
 import GRDB
 import ServiceRuntime
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,10 +17,14 @@ import CoreFoundation
 struct ResearchBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "research",
-        abstract: "Child research: matcher precision/recall/F1 and speed on a FEBRL file vs exact match; index build rate and research latency on a generated history."
+        abstract:
+            "Child research: matcher precision/recall/F1 and speed on a FEBRL file vs exact match; index build rate and research latency on a generated history."
     )
 
-    @Option(help: "A FEBRL-format CSV (rec_id, given_name, surname, street_number, address_1, address_2, suburb, postcode, state, date_of_birth, soc_sec_id).")
+    @Option(
+        help:
+            "A FEBRL-format CSV (rec_id, given_name, surname, street_number, address_1, address_2, suburb, postcode, state, date_of_birth, soc_sec_id)."
+    )
     var febrl: [String] = []
 
     @Option(help: "Person-matcher threshold (0...1).")
@@ -49,7 +54,10 @@ struct ResearchBench: AsyncParsableCommand {
     @Option(help: "Which matchers research is timed with: learned, hand or both.")
     var matcher: String = "both"
 
-    @Option(help: "Where to put the generated index (default: a temporary folder, removed afterwards). An index already there from an earlier run with the same --generate is used again, with its learned model, instead of being built.")
+    @Option(
+        help:
+            "Where to put the generated index (default: a temporary folder, removed afterwards). An index already there from an earlier run with the same --generate is used again, with its learned model, instead of being built."
+    )
     var directory: String?
 
     func run() async throws {
@@ -66,15 +74,19 @@ struct ResearchBench: AsyncParsableCommand {
             let exact = data.linkExact()
             let (learned, model) = data.linkWithModel(nil, options: options)
             print("\(file): \(data.records.count) records, \(data.truePairs.count) true pairs")
-            print("  Fellegi-Sunter, learned from this file (probability >= \(probability), expected false-link rate \(String(format: "%.5f", model.expectedFalseLinkRate)); records/s include training): \(learned)")
+            print(
+                "  Fellegi-Sunter, learned from this file (probability >= \(probability), expected false-link rate \(String(format: "%.5f", model.expectedFalseLinkRate)); records/s include training): \(learned)"
+            )
             for line in data.falseLinks(model, limit: showFalseLinks) { print("    false link: \(line)") }
             print("  hand-weighted person matcher (threshold \(threshold)): \(matcher)")
             print("  exact-match baseline (given+surname+DOB): \(exact)")
             if let python {
                 let splinkQuality = try SplinkRunner.run(python: python, file: file, threshold: probability, data: data)
                 print("  Splink (same file, probability >= \(probability); records/s include training): \(splinkQuality)")
-                print(String(format: "  Fellegi-Sunter vs Splink: F1 %+.4f, %.1fx the records/s", learned.f1 - splinkQuality.f1,
-                             learned.recordsPerSecond / max(splinkQuality.recordsPerSecond, 1e-9)))
+                print(
+                    String(
+                        format: "  Fellegi-Sunter vs Splink: F1 %+.4f, %.1fx the records/s", learned.f1 - splinkQuality.f1,
+                        learned.recordsPerSecond / max(splinkQuality.recordsPerSecond, 1e-9)))
             }
         }
         if folds, sets.count >= 2 {
@@ -96,8 +108,9 @@ struct ResearchBench: AsyncParsableCommand {
         defer { if directory == nil { try? FileManager.default.removeItem(atPath: folder) } }
         // The service's store as the service opens it: research runs on its writer, with its page cache.
         let serviceCacheMiB = ChildResearchService.Settings().indexCacheMiB
-        let store = try ServiceStore(path: folder + "/child-research.sqlite", migrations: ChildResearchService.migrations,
-                                     writerSetup: { db in try HistoryIndex.tuneConnection(db, cacheMiB: serviceCacheMiB) })
+        let store = try ServiceStore(
+            path: folder + "/child-research.sqlite", migrations: ChildResearchService.migrations,
+            writerSetup: { db in try HistoryIndex.tuneConnection(db, cacheMiB: serviceCacheMiB) })
         // An index left by an earlier run (`--directory`) is used as it is: the generator repeats its households.
         let reused = try store.pool.read { try HistoryIndex.counts($0).people } > 0
         var generator = HistoryGenerator(seed: 42)
@@ -108,7 +121,10 @@ struct ResearchBench: AsyncParsableCommand {
         var batch: [Incident] = []
         func flush() throws {
             let incidents = batch
-            if reused { batch.removeAll(keepingCapacity: true); return }
+            if reused {
+                batch.removeAll(keepingCapacity: true)
+                return
+            }
             let start = DispatchTime.now().uptimeNanoseconds
             let startCPU = Self.cpuTime(CLOCK_PROCESS_CPUTIME_ID)
             try store.pool.write { db in
@@ -124,7 +140,10 @@ struct ResearchBench: AsyncParsableCommand {
         while generated < persons {
             let (household, incidents) = generator.household()
             households.append(household)
-            for incident in incidents { generated += incident.parties.count + incident.children.count; batch.append(incident) }
+            for incident in incidents {
+                generated += incident.parties.count + incident.children.count
+                batch.append(incident)
+            }
             if batch.count >= 5000 { try flush() }
         }
         try flush()
@@ -133,8 +152,11 @@ struct ResearchBench: AsyncParsableCommand {
         if reused {
             print("  index build: none (the index in \(folder) used again)")
         } else {
-            print(String(format: "  index build: %.1f s, %.0f records/s (includes feature extraction and blocking keys); CPU %.1f s, %.0f records per CPU-second",
-                         seconds, Double(indexed) / seconds, cpuSeconds, Double(indexed) / cpuSeconds))
+            print(
+                String(
+                    format:
+                        "  index build: %.1f s, %.0f records/s (includes feature extraction and blocking keys); CPU %.1f s, %.0f records per CPU-second",
+                    seconds, Double(indexed) / seconds, cpuSeconds, Double(indexed) / cpuSeconds))
         }
         // Back to the service's page cache for research (the bulk build's is larger).
         try store.pool.write { try HistoryIndex.tuneConnection($0, cacheMiB: serviceCacheMiB) }
@@ -142,13 +164,17 @@ struct ResearchBench: AsyncParsableCommand {
         // The learned model, as the service's background task learns it (at most 200,000 people),
         // and stores it; one stored by an earlier run on this index is used again.
         let learnStart = DispatchTime.now().uptimeNanoseconds
-        let stored = try store.pool.read { try MatchModelStore.load($0) } ?? store.pool.read { db in
-            MatchModelStore.Stored(model: try MatchModelStore.train(from: db), people: counts.people, trainedAt: Date())
-        }
+        let stored =
+            try store.pool.read { try MatchModelStore.load($0) }
+            ?? store.pool.read { db in
+                MatchModelStore.Stored(model: try MatchModelStore.train(from: db), people: counts.people, trainedAt: Date())
+            }
         try store.pool.write { try MatchModelStore.save(stored, db: $0) }
-        print(String(format: "  learned model: %.1f s (from %d of the %d people, %d training pairs, %d EM iterations)",
-                     Double(DispatchTime.now().uptimeNanoseconds - learnStart) / 1e9, stored.model.records, counts.people,
-                     stored.model.trainingPairs, stored.model.iterations))
+        print(
+            String(
+                format: "  learned model: %.1f s (from %d of the %d people, %d training pairs, %d EM iterations)",
+                Double(DispatchTime.now().uptimeNanoseconds - learnStart) / 1e9, stored.model.records, counts.people,
+                stored.model.trainingPairs, stored.model.iterations))
         let matchers: [(name: String, researcher: Researcher)] = [
             ("learned model (the default)", Researcher(settings: .standard, learned: LearnedMatcher(stored))),
             ("hand-weighted matcher", Researcher(settings: .standard)),
@@ -174,15 +200,21 @@ struct ResearchBench: AsyncParsableCommand {
                 cpuLatencies[m].append(cpu * 1000)
                 if candidates.contains(where: { c in household.children.contains { $0.givenName == c.child.givenName } }) { found[m] += 1 }
                 for c in candidates {
-                    digests[m].add("\(c.child.childId)|\(c.evidence.score)|\(c.evidence.explanation.joined(separator: "|"))|\(c.evidence.sourceOccurrences)\n")
+                    digests[m].add(
+                        "\(c.child.childId)|\(c.evidence.score)|\(c.evidence.explanation.joined(separator: "|"))|\(c.evidence.sourceOccurrences)\n")
                 }
             }
             // Baseline: the same address looked up exactly (one indexed query), no person matching.
             let startExact = DispatchTime.now().uptimeNanoseconds
             _ = try store.pool.write { db in
-                try Row.fetchAll(db, sql: "SELECT occurrenceNumber FROM researchIncident WHERE dwellingKey = ?",
-                                 arguments: [PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
-                                                            postcode: incident.incidentAddress.postcode).dwellingKey])
+                try Row.fetchAll(
+                    db, sql: "SELECT occurrenceNumber FROM researchIncident WHERE dwellingKey = ?",
+                    arguments: [
+                        PersonFeatures(
+                            given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
+                            postcode: incident.incidentAddress.postcode
+                        ).dwellingKey
+                    ])
             }
             exactLatencies.append(Double(DispatchTime.now().uptimeNanoseconds - startExact) / 1e6)
         }
@@ -192,14 +224,23 @@ struct ResearchBench: AsyncParsableCommand {
         }
         let withChildren = households.filter { !$0.children.isEmpty }.count * 100 / max(1, households.count)
         for (m, matcher) in matchers.enumerated() {
-            print(String(format: "  research with the %@ over %d incidents: p50 %.2f ms, p99 %.2f ms, max %.2f ms; a recorded child of the household proposed for %d (%d%% of households have children)",
-                         matcher.name, queries, percentile(latencies[m], 0.5), percentile(latencies[m], 0.99), latencies[m].max() ?? 0, found[m], withChildren))
-            print(String(format: "    CPU time per incident (the thread's own, unaffected by other load): p50 %.2f ms, p99 %.2f ms",
-                         percentile(cpuLatencies[m], 0.5), percentile(cpuLatencies[m], 0.99)))
+            print(
+                String(
+                    format:
+                        "  research with the %@ over %d incidents: p50 %.2f ms, p99 %.2f ms, max %.2f ms; a recorded child of the household proposed for %d (%d%% of households have children)",
+                    matcher.name, queries, percentile(latencies[m], 0.5), percentile(latencies[m], 0.99), latencies[m].max() ?? 0, found[m],
+                    withChildren))
+            print(
+                String(
+                    format: "    CPU time per incident (the thread's own, unaffected by other load): p50 %.2f ms, p99 %.2f ms",
+                    percentile(cpuLatencies[m], 0.5), percentile(cpuLatencies[m], 0.99)))
             let (x, y) = digests[m].finish()
             print("    proposals' digest (child, score, explanation): \(String(x, radix: 16))\(String(y, radix: 16))")
         }
-        print(String(format: "  baseline (exact address lookup only): p50 %.3f ms, p99 %.3f ms", percentile(exactLatencies, 0.5), percentile(exactLatencies, 0.99)))
+        print(
+            String(
+                format: "  baseline (exact address lookup only): p50 %.3f ms, p99 %.3f ms", percentile(exactLatencies, 0.5),
+                percentile(exactLatencies, 0.99)))
     }
 }
 
@@ -226,13 +267,22 @@ enum SplinkRunner {
     static func prepare(venv: String) throws -> String {
         let python = venv + "/bin/python"
         if FileManager.default.isExecutableFile(atPath: python),
-           (try? run([python, "-c", "import splink, duckdb, pandas"], quiet: true)) != nil { return python }
+            (try? run([python, "-c", "import splink, duckdb, pandas"], quiet: true)) != nil
+        {
+            return python
+        }
         print("creating the Splink venv in \(venv) (python3 -m venv; pip install splink duckdb pandas)…")
         do { try run(["/usr/bin/env", "python3", "-m", "venv", venv], quiet: false) } catch {
-            throw Failure(description: "cannot create a Python venv in \(venv) (\(error)); install python3 and python3-venv (apt-get install python3-venv), or give --splink-venv DIR of an existing venv with splink, duckdb and pandas")
+            throw Failure(
+                description:
+                    "cannot create a Python venv in \(venv) (\(error)); install python3 and python3-venv (apt-get install python3-venv), or give --splink-venv DIR of an existing venv with splink, duckdb and pandas"
+            )
         }
         do { try run([venv + "/bin/pip", "install", "--quiet", "splink", "duckdb", "pandas"], quiet: false) } catch {
-            throw Failure(description: "pip could not install splink, duckdb and pandas into \(venv) (\(error)); check that PyPI is reachable (or set PIP_INDEX_URL to a mirror), or run without --splink")
+            throw Failure(
+                description:
+                    "pip could not install splink, duckdb and pandas into \(venv) (\(error)); check that PyPI is reachable (or set PIP_INDEX_URL to a mirror), or run without --splink"
+            )
         }
         return python
     }
@@ -246,8 +296,9 @@ enum SplinkRunner {
         }
         let output = try run([python, script, file, "--out", out, "--threshold", String(threshold)], quiet: true)
         guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
-              let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-              let seconds = json["seconds"] as? Double else {
+            let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            let seconds = json["seconds"] as? Double
+        else {
             throw Failure(description: "Splink printed no result line; its output was:\n\(output)")
         }
         let text = try String(contentsOfFile: out, encoding: .utf8)
@@ -302,36 +353,48 @@ struct HistoryGenerator {
     mutating func int(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
     mutating func pick<T>(_ list: [T]) -> T { list[int(list.count)] }
 
-    static let given = ["Oliver", "George", "Harry", "Jack", "Jacob", "Noah", "Charlie", "Muhammad", "Thomas", "Oscar", "William", "James",
-                        "Leo", "Alfie", "Henry", "Joshua", "Freddie", "Archie", "Ethan", "Isaac", "Alexander", "Joseph", "Edward", "Samuel",
-                        "Max", "Daniel", "Arthur", "Lucas", "Mohammed", "Logan", "Theo", "Harrison", "Benjamin", "Mason", "Sebastian", "Finley",
-                        "Adam", "Dylan", "Zachary", "Riley", "Teddy", "Theodore", "David", "Elijah", "Jake", "Toby", "Louie", "Reuben", "Arlo",
-                        "Olivia", "Amelia", "Isla", "Ava", "Emily", "Isabella", "Mia", "Poppy", "Ella", "Lily", "Evie", "Grace", "Sophia",
-                        "Sophie", "Freya", "Charlotte", "Scarlett", "Chloe", "Daisy", "Ruby", "Alice", "Florence", "Phoebe", "Jessica", "Sienna",
-                        "Matilda", "Harper", "Millie", "Rosie", "Evelyn", "Sarah", "Emma", "Rebecca", "Laura", "Hannah", "Lucy", "Amy", "Zara",
-                        "Mark", "Paul", "Andrew", "Richard", "Robert", "Michael", "Christopher", "Stephen", "Anthony", "Kevin", "Gary", "Dean",
-                        "Lisa", "Claire", "Nicola", "Kelly", "Joanne", "Michelle", "Donna", "Karen", "Tracey", "Gemma", "Natalie", "Leanne",
-                        "Priya", "Aisha", "Fatima", "Amir", "Omar", "Hassan", "Kwame", "Chidi", "Agnieszka", "Piotr", "Tomasz", "Katarzyna"]
-    static let prefixes = ["Ash", "Black", "Brad", "Brook", "Castle", "Cole", "Cran", "Dun", "East", "Fair", "Fox", "Green", "Hal", "Hart",
-                           "Hay", "Hol", "Kings", "Lang", "Lee", "Mar", "Mid", "Mil", "Moor", "New", "North", "Old", "Pen", "Red", "Rich",
-                           "Ring", "Rose", "Shel", "South", "Stan", "Stock", "Thorn", "Wal", "West", "Whit", "Wood"]
-    static let suffixes = ["ley", "ton", "ford", "field", "wood", "man", "son", "well", "by", "more", "ham", "worth", "ridge", "land",
-                           "stead", "hurst", "wick", "bourne", "dale", "combe", "cott", "ing", "er", "smith", "ward"]
-    static let surnames = ["Smith", "Jones", "Williams", "Taylor", "Brown", "Davies", "Evans", "Wilson", "Thomas", "Johnson", "Roberts",
-                           "Robinson", "Thompson", "Wright", "Walker", "White", "Edwards", "Hughes", "Green", "Hall", "Lewis", "Harris",
-                           "Clarke", "Patel", "Jackson", "Wood", "Turner", "Martin", "Cooper", "Hill", "Ward", "Morris", "Moore", "Clark",
-                           "Lee", "King", "Baker", "Harrison", "Morgan", "Allen", "James", "Scott", "Phillips", "Watson", "Davis", "Parker",
-                           "Price", "Bennett", "Young", "Griffiths", "Mitchell", "Kelly", "Cook", "Carter", "Richardson", "Bailey", "Collins",
-                           "Bell", "Shaw", "Murphy", "Miller", "Cox", "Richards", "Khan", "Marshall", "Anderson", "Simpson", "Ellis", "Adams",
-                           "Singh", "Begum", "Wilkinson", "Foster", "Chapman", "Powell", "Webb", "Rogers", "Gray", "Mason", "Ali", "Hunt",
-                           "Hussain", "Campbell", "Matthews", "Owen", "Palmer", "Holmes", "Mills", "Barnes", "Knight", "Lloyd", "Butler",
-                           "Russell", "Barker", "Fisher", "Stevens", "Jenkins", "Murray", "Dixon", "Harvey", "Nowak", "Kowalski", "Okafor"]
-    static let streets = ["High Street", "Station Road", "Church Lane", "Mill Lane", "Park Road", "Queens Road", "London Road", "Victoria Road",
-                          "Oxford Road", "Kings Road", "Green Lane", "Manor Road", "Church Street", "Park Avenue", "The Avenue", "New Road",
-                          "School Lane", "York Road", "Grange Road", "Springfield Road", "Windsor Road", "North Street", "West Street",
-                          "Albert Road", "Mill Road", "Highfield Road", "The Crescent", "Chapel Lane", "Bath Road", "Forbury Road"]
-    static let areas = ["RG1", "RG2", "RG4", "RG5", "RG6", "RG30", "RG31", "RG40", "RG41", "SL1", "SL2", "SL3", "SL6", "OX1", "OX2", "OX3",
-                        "OX4", "OX14", "MK1", "MK2", "MK3", "MK9", "MK40", "HP1", "HP2", "HP11", "HP13", "HP20", "RG14", "RG21"]
+    static let given = [
+        "Oliver", "George", "Harry", "Jack", "Jacob", "Noah", "Charlie", "Muhammad", "Thomas", "Oscar", "William", "James",
+        "Leo", "Alfie", "Henry", "Joshua", "Freddie", "Archie", "Ethan", "Isaac", "Alexander", "Joseph", "Edward", "Samuel",
+        "Max", "Daniel", "Arthur", "Lucas", "Mohammed", "Logan", "Theo", "Harrison", "Benjamin", "Mason", "Sebastian", "Finley",
+        "Adam", "Dylan", "Zachary", "Riley", "Teddy", "Theodore", "David", "Elijah", "Jake", "Toby", "Louie", "Reuben", "Arlo",
+        "Olivia", "Amelia", "Isla", "Ava", "Emily", "Isabella", "Mia", "Poppy", "Ella", "Lily", "Evie", "Grace", "Sophia",
+        "Sophie", "Freya", "Charlotte", "Scarlett", "Chloe", "Daisy", "Ruby", "Alice", "Florence", "Phoebe", "Jessica", "Sienna",
+        "Matilda", "Harper", "Millie", "Rosie", "Evelyn", "Sarah", "Emma", "Rebecca", "Laura", "Hannah", "Lucy", "Amy", "Zara",
+        "Mark", "Paul", "Andrew", "Richard", "Robert", "Michael", "Christopher", "Stephen", "Anthony", "Kevin", "Gary", "Dean",
+        "Lisa", "Claire", "Nicola", "Kelly", "Joanne", "Michelle", "Donna", "Karen", "Tracey", "Gemma", "Natalie", "Leanne",
+        "Priya", "Aisha", "Fatima", "Amir", "Omar", "Hassan", "Kwame", "Chidi", "Agnieszka", "Piotr", "Tomasz", "Katarzyna",
+    ]
+    static let prefixes = [
+        "Ash", "Black", "Brad", "Brook", "Castle", "Cole", "Cran", "Dun", "East", "Fair", "Fox", "Green", "Hal", "Hart",
+        "Hay", "Hol", "Kings", "Lang", "Lee", "Mar", "Mid", "Mil", "Moor", "New", "North", "Old", "Pen", "Red", "Rich",
+        "Ring", "Rose", "Shel", "South", "Stan", "Stock", "Thorn", "Wal", "West", "Whit", "Wood",
+    ]
+    static let suffixes = [
+        "ley", "ton", "ford", "field", "wood", "man", "son", "well", "by", "more", "ham", "worth", "ridge", "land",
+        "stead", "hurst", "wick", "bourne", "dale", "combe", "cott", "ing", "er", "smith", "ward",
+    ]
+    static let surnames = [
+        "Smith", "Jones", "Williams", "Taylor", "Brown", "Davies", "Evans", "Wilson", "Thomas", "Johnson", "Roberts",
+        "Robinson", "Thompson", "Wright", "Walker", "White", "Edwards", "Hughes", "Green", "Hall", "Lewis", "Harris",
+        "Clarke", "Patel", "Jackson", "Wood", "Turner", "Martin", "Cooper", "Hill", "Ward", "Morris", "Moore", "Clark",
+        "Lee", "King", "Baker", "Harrison", "Morgan", "Allen", "James", "Scott", "Phillips", "Watson", "Davis", "Parker",
+        "Price", "Bennett", "Young", "Griffiths", "Mitchell", "Kelly", "Cook", "Carter", "Richardson", "Bailey", "Collins",
+        "Bell", "Shaw", "Murphy", "Miller", "Cox", "Richards", "Khan", "Marshall", "Anderson", "Simpson", "Ellis", "Adams",
+        "Singh", "Begum", "Wilkinson", "Foster", "Chapman", "Powell", "Webb", "Rogers", "Gray", "Mason", "Ali", "Hunt",
+        "Hussain", "Campbell", "Matthews", "Owen", "Palmer", "Holmes", "Mills", "Barnes", "Knight", "Lloyd", "Butler",
+        "Russell", "Barker", "Fisher", "Stevens", "Jenkins", "Murray", "Dixon", "Harvey", "Nowak", "Kowalski", "Okafor",
+    ]
+    static let streets = [
+        "High Street", "Station Road", "Church Lane", "Mill Lane", "Park Road", "Queens Road", "London Road", "Victoria Road",
+        "Oxford Road", "Kings Road", "Green Lane", "Manor Road", "Church Street", "Park Avenue", "The Avenue", "New Road",
+        "School Lane", "York Road", "Grange Road", "Springfield Road", "Windsor Road", "North Street", "West Street",
+        "Albert Road", "Mill Road", "Highfield Road", "The Crescent", "Chapel Lane", "Bath Road", "Forbury Road",
+    ]
+    static let areas = [
+        "RG1", "RG2", "RG4", "RG5", "RG6", "RG30", "RG31", "RG40", "RG41", "SL1", "SL2", "SL3", "SL6", "OX1", "OX2", "OX3",
+        "OX4", "OX14", "MK1", "MK2", "MK3", "MK9", "MK40", "HP1", "HP2", "HP11", "HP13", "HP20", "RG14", "RG21",
+    ]
     static let letters = Array("ABDEFGHJLNPQRSTUWXYZ")
 
     mutating func surname() -> String {
@@ -348,21 +411,29 @@ struct HistoryGenerator {
         let flat = int(4) == 0 ? "Flat \(1 + int(12)), " : ""
         let address = PostalAddress(lines: ["\(flat)\(1 + int(250)) \(pick(Self.streets))"], town: "Reading", postcode: postcode)
         let family = surname()
-        let adults = [Party(role: .victim, givenName: pick(Self.given), familyName: family, dateOfBirth: date(fromYear: 1970, toYear: 2000)),
-                      Party(role: .suspect, givenName: pick(Self.given), familyName: int(3) == 0 ? surname() : family, dateOfBirth: date(fromYear: 1965, toYear: 2000))]
+        let adults = [
+            Party(role: .victim, givenName: pick(Self.given), familyName: family, dateOfBirth: date(fromYear: 1970, toYear: 2000)),
+            Party(
+                role: .suspect, givenName: pick(Self.given), familyName: int(3) == 0 ? surname() : family,
+                dateOfBirth: date(fromYear: 1965, toYear: 2000)),
+        ]
         var children: [RecordedChild] = []
         for _ in 0..<int(4) {
             let known = int(5) != 0
-            children.append(RecordedChild(givenName: pick(Self.given), familyName: int(6) == 0 ? "\(family)-\(surname())" : family,
-                                          dateOfBirth: known ? date(fromYear: 2010, toYear: 2024) : nil, ageYears: known ? nil : 1 + int(14)))
+            children.append(
+                RecordedChild(
+                    givenName: pick(Self.given), familyName: int(6) == 0 ? "\(family)-\(surname())" : family,
+                    dateOfBirth: known ? date(fromYear: 2010, toYear: 2024) : nil, ageYears: known ? nil : 1 + int(14)))
         }
         let household = Household(address: address, adults: adults, children: children)
         var incidents: [Incident] = []
         for _ in 0..<(1 + (int(5) == 0 ? 1 : 0)) {
             occurrence += 1
             let when = Date(timeIntervalSince1970: 1_609_459_200 + Double(int(5 * 365)) * 86_400) // 2021-2025
-            incidents.append(Incident(occurrenceNumber: String(occurrence), forceCode: "43", occurredAt: when, reportedAt: when,
-                                      incidentAddress: address, riskLevel: .medium, crime: false, parties: adults, children: children))
+            incidents.append(
+                Incident(
+                    occurrenceNumber: String(occurrence), forceCode: "43", occurredAt: when, reportedAt: when,
+                    incidentAddress: address, riskLevel: .medium, crime: false, parties: adults, children: children))
         }
         return (household, incidents)
     }
@@ -372,7 +443,8 @@ struct HistoryGenerator {
         var victim = household.adults[0]
         if int(3) == 0 { victim.givenName = String(victim.givenName.dropLast()) }
         let when = Date(timeIntervalSince1970: 1_795_000_000)
-        return Incident(occurrenceNumber: String(43_269_000_000 + number), forceCode: "43", occurredAt: when, reportedAt: when,
-                        incidentAddress: household.address, riskLevel: .medium, crime: false, parties: [victim, household.adults[1]])
+        return Incident(
+            occurrenceNumber: String(43_269_000_000 + number), forceCode: "43", occurredAt: when, reportedAt: when,
+            incidentAddress: household.address, riskLevel: .medium, crime: false, parties: [victim, household.adults[1]])
     }
 }

@@ -33,9 +33,12 @@ struct UploadBench: AsyncParsableCommand {
 
     func run() async throws {
         _ = try log.logger("encompass.bench")
-        print("upload benchmark: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))")
+        print(
+            "upload benchmark: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))"
+        )
         try? FileManager.default.removeItem(atPath: dir)
-        let pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: dir, basePort: basePort, environment: ["ENCOMPASS_LOG_LEVEL": "warning"]))
+        let pipeline = LocalPipeline(
+            .init(binDirectory: binDirectory(), directory: dir, basePort: basePort, environment: ["ENCOMPASS_LOG_LEVEL": "warning"]))
         do {
             try await pipeline.start(clock: CalendarDate(year: 2026, month: 11, day: 23).at(hour: 23))
             try await measure(pipeline)
@@ -74,7 +77,8 @@ struct UploadBench: AsyncParsableCommand {
             if !resetPeakResident(intakePid) { perUpload = false }
             let before = storeBytes()
             let started = ContinuousClock.now
-            let (status, answer) = try await pipeline.client(.intake).call("POST", "/v1/spreadsheets", query: ["name": name], raw: body, contentType: "text/csv")
+            let (status, answer) = try await pipeline.client(.intake).call(
+                "POST", "/v1/spreadsheets", query: ["name": name], raw: body, contentType: "text/csv")
             let elapsed = ContinuousClock.now - started
             try await pipeline.quiet()
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -91,12 +95,16 @@ struct UploadBench: AsyncParsableCommand {
         let letters = try await pipeline.operationsClient(.intake).call("GET", "/v1/dead-letters", query: ["status": "open"])
         let open = (try? JSONSerialization.jsonObject(with: letters.body)) as? [Any]
         func line(_ label: String, _ bytes: Int, _ r: (status: Int, seconds: Double, answer: Int, grown: Int, peak: Double)) {
-            print(String(format: "  %@ %8.1f KB: HTTP %d in %6.2f s; answer %7.1f KB; intake store grew %7.1f KB; intake peak resident %5.0f MiB",
-                         label, Double(bytes) / 1e3, r.status, r.seconds, Double(r.answer) / 1e3, Double(r.grown) / 1e3, r.peak))
+            print(
+                String(
+                    format: "  %@ %8.1f KB: HTTP %d in %6.2f s; answer %7.1f KB; intake store grew %7.1f KB; intake peak resident %5.0f MiB",
+                    label, Double(bytes) / 1e3, r.status, r.seconds, Double(r.answer) / 1e3, Double(r.grown) / 1e3, r.peak))
         }
         print(String(format: "  intake idle: peak resident %.0f MiB", idle))
-        print(perUpload ? "  (peak resident: the high-water mark during each upload alone, reset before it through /proc/PID/clear_refs)"
-                        : "  (peak resident: cumulative over the run; /proc/PID/clear_refs could not be written)")
+        print(
+            perUpload
+                ? "  (peak resident: the high-water mark during each upload alone, reset before it through /proc/PID/clear_refs)"
+                : "  (peak resident: cumulative over the run; /proc/PID/clear_refs could not be written)")
         line("baseline: a DA desk's day, \(incidents) incidents", ordinary.utf8.count, day1)
         line("\(SpreadsheetUpload.maximumRows) invalid rows (the most intake reads)", largest.count, most)
         for big in bigs { line("\(big.rows) invalid rows", big.bytes, big.result) }

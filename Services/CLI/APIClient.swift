@@ -3,6 +3,7 @@ import EncompassModels
 import Foundation
 import ServiceRuntime
 import WebSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

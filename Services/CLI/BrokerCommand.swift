@@ -12,10 +12,10 @@ struct BrokerCommand: AsyncParsableCommand {
         commandName: "broker",
         abstract: "Run the embedded Kafka broker (librdkafka's mock cluster) with the pipeline's topics.",
         discussion: """
-        The broker listens on 127.0.0.1 on a free port, keeps everything in memory and keeps only \
-        a few MiB per partition. It prints its bootstrap address and writes it to --address-file; \
-        services read it from ENCOMPASS_KAFKA_BOOTSTRAP_FILE. Stop it with Ctrl-C or SIGTERM.
-        """
+            The broker listens on 127.0.0.1 on a free port, keeps everything in memory and keeps only \
+            a few MiB per partition. It prints its bootstrap address and writes it to --address-file; \
+            services read it from ENCOMPASS_KAFKA_BOOTSTRAP_FILE. Stop it with Ctrl-C or SIGTERM.
+            """
     )
 
     @Option(help: "Number of mock brokers.")
@@ -27,7 +27,10 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "File to write the bootstrap address to.")
     var addressFile: String = "var/broker.bootstrap"
 
-    @Option(help: "Serve fault commands (broker down/up, request errors, leader moves) on this 127.0.0.1 port; 0 picks a free one. Off unless given. docs/FAULTS.md lists the commands.")
+    @Option(
+        help:
+            "Serve fault commands (broker down/up, request errors, leader moves) on this 127.0.0.1 port; 0 picks a free one. Off unless given. docs/FAULTS.md lists the commands."
+    )
     var controlPort: Int?
 
     @Option(help: "With --control-port: file to write the control port to (default: the address file + .control).")

@@ -21,7 +21,8 @@ struct ConsoleCommand: AsyncParsableCommand {
 
         func directory() throws -> StaffDirectory {
             var settings = ConsoleService.Settings()
-            settings.dataDirectory = dataDir ?? ProcessInfo.processInfo.environment["ENCOMPASS_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "var/console"
+            settings.dataDirectory =
+                dataDir ?? ProcessInfo.processInfo.environment["ENCOMPASS_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "var/console"
             return StaffDirectory(store: try StaffDirectory.openStore(settings), settings: settings, clock: .system)
         }
     }
@@ -30,7 +31,8 @@ struct ConsoleCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "add-user",
             abstract: "Create a staff account (or reset its password with --replace).",
-            discussion: "Without --password-stdin a random password is generated and printed once. With it, the first line of standard input is the password (at least 12 characters), so it never appears in the process list: `printf '%s\\n' \"$PW\" | encompass console add-user --name j.smith --role officer --password-stdin`."
+            discussion:
+                "Without --password-stdin a random password is generated and printed once. With it, the first line of standard input is the password (at least 12 characters), so it never appears in the process list: `printf '%s\\n' \"$PW\" | encompass console add-user --name j.smith --role officer --password-stdin`."
         )
         @Option(help: "Staff name (letters, digits, . - _), shown on every decision they make.") var name: String
         @Option(help: "officer (may confirm/reject, download/upload CSC sheets) or viewer (looks only).") var role: String = "officer"

@@ -11,11 +11,11 @@ struct DeadLetterCommand: AsyncParsableCommand {
         commandName: "dlq",
         abstract: "List, show, replay or discard dead letters across the services.",
         discussion: """
-        Dead letters are kept in each service's SQLite store (they outlive the broker's retention) \
-        and reached through each service's API (bearer $ENCOMPASS_API_TOKEN). Replay publishes the \
-        original message (or an edited payload, validated first) to its original topic, once; \
-        every replay and discard records who did it and when.
-        """,
+            Dead letters are kept in each service's SQLite store (they outlive the broker's retention) \
+            and reached through each service's API (bearer $ENCOMPASS_API_TOKEN). Replay publishes the \
+            original message (or an edited payload, validated first) to its original topic, once; \
+            every replay and discard records who did it and when.
+            """,
         subcommands: [List.self, Show.self, Replay.self, Discard.self]
     )
 
@@ -78,7 +78,9 @@ struct DeadLetterCommand: AsyncParsableCommand {
                 print("\(all.count) dead letter\(all.count == 1 ? "" : "s") (\(status))")
                 for row in all {
                     let message = row.errorMessage.count > 100 ? String(row.errorMessage.prefix(99)) + "…" : row.errorMessage
-                    print("\(row.address ?? "\(row.service)/\(row.id)")  \(Timestamp.format(row.deadLetteredAt))  \(row.originalTopic)[\(row.originalPartition)]@\(row.originalOffset)  key=\(row.originalKey ?? "-")  \(row.errorClass)  \(row.status)\n    \(message)")
+                    print(
+                        "\(row.address ?? "\(row.service)/\(row.id)")  \(Timestamp.format(row.deadLetteredAt))  \(row.originalTopic)[\(row.originalPartition)]@\(row.originalOffset)  key=\(row.originalKey ?? "-")  \(row.errorClass)  \(row.status)\n    \(message)"
+                    )
                 }
             }
             for line in unreachable { FileHandle.standardError.write(Data("warning: \(line)\n".utf8)) }
@@ -97,17 +99,23 @@ struct DeadLetterCommand: AsyncParsableCommand {
             let (client, address) = try target.resolve()
             let number = address.id
             let view = try await client.decode(DeadLetterView.self, "GET", "/v1/dead-letters/\(number)")
-            if json { try printJSON(view); return }
-            print("""
-            \(address)  \(view.status)
-            from:      \(view.originalTopic) partition \(view.originalPartition) offset \(view.originalOffset), key \(view.originalKey ?? "-")
-            message:   \(view.originalMessageId ?? "-")
-            error:     \(view.errorClass): \(view.errorMessage)
-            attempts:  \(view.attempts), first failed \(Timestamp.format(view.firstFailedAt)), dead-lettered \(Timestamp.format(view.deadLetteredAt))
-            value:     \(view.originalValue ?? "(binary, base64) " + (view.originalValueBase64 ?? ""))
-            """)
+            if json {
+                try printJSON(view)
+                return
+            }
+            print(
+                """
+                \(address)  \(view.status)
+                from:      \(view.originalTopic) partition \(view.originalPartition) offset \(view.originalOffset), key \(view.originalKey ?? "-")
+                message:   \(view.originalMessageId ?? "-")
+                error:     \(view.errorClass): \(view.errorMessage)
+                attempts:  \(view.attempts), first failed \(Timestamp.format(view.firstFailedAt)), dead-lettered \(Timestamp.format(view.deadLetteredAt))
+                value:     \(view.originalValue ?? "(binary, base64) " + (view.originalValueBase64 ?? ""))
+                """)
             for action in view.actions ?? [] {
-                print("history:   \(Timestamp.format(action.at)) \(action.action) by \(action.actor)\(action.detail.map { ": \($0)" } ?? "")\(action.topic.map { " → \($0)" } ?? "")")
+                print(
+                    "history:   \(Timestamp.format(action.at)) \(action.action) by \(action.actor)\(action.detail.map { ": \($0)" } ?? "")\(action.topic.map { " → \($0)" } ?? "")"
+                )
             }
         }
     }
@@ -133,7 +141,9 @@ struct DeadLetterCommand: AsyncParsableCommand {
             if outcome.alreadyReplayed {
                 print("\(address) was already replayed by \(outcome.replayedBy) at \(Timestamp.format(outcome.replayedAt)); nothing published again")
             } else {
-                print("\(address) replayed to \(outcome.topic) (key \(outcome.key ?? "-"), message \(outcome.messageId ?? "-")) by \(outcome.replayedBy)")
+                print(
+                    "\(address) replayed to \(outcome.topic) (key \(outcome.key ?? "-"), message \(outcome.messageId ?? "-")) by \(outcome.replayedBy)"
+                )
             }
         }
     }
@@ -150,8 +160,9 @@ struct DeadLetterCommand: AsyncParsableCommand {
         func run() async throws {
             let (client, address) = try target.resolve()
             let number = address.id
-            let view = try await client.decode(DeadLetterView.self, "POST", "/v1/dead-letters/\(number)/discard",
-                                               json: DeadLetterDiscardRequest(by: by, reason: reason))
+            let view = try await client.decode(
+                DeadLetterView.self, "POST", "/v1/dead-letters/\(number)/discard",
+                json: DeadLetterDiscardRequest(by: by, reason: reason))
             print("\(address) \(view.status)")
         }
     }
@@ -183,12 +194,16 @@ struct DeadLetterTarget: ParsableArguments {
         let clients = try endpoints.clients(address.service)
         guard let instance = address.instance else {
             guard clients.count == 1 else {
-                throw ValidationError("\(address.service.rawValue) has \(clients.count) instances: name the one that holds it, \(address.service.rawValue)/N:\(address.id) as listed by encompass dlq list")
+                throw ValidationError(
+                    "\(address.service.rawValue) has \(clients.count) instances: name the one that holds it, \(address.service.rawValue)/N:\(address.id) as listed by encompass dlq list"
+                )
             }
             return (clients[0], address)
         }
         guard instance <= clients.count else {
-            throw ValidationError("\(address.service.rawValue) has \(clients.count) instance(s) listed (\(ServiceClient.instancesVariable(address.service)) or --endpoint): there is no instance \(instance); list them again with encompass dlq list")
+            throw ValidationError(
+                "\(address.service.rawValue) has \(clients.count) instance(s) listed (\(ServiceClient.instancesVariable(address.service)) or --endpoint): there is no instance \(instance); list them again with encompass dlq list"
+            )
         }
         return (clients[instance - 1], address)
     }

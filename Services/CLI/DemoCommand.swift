@@ -11,6 +11,7 @@ import SchedulingService
 import ServiceRuntime
 import UnixSignals
 import WebSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -19,23 +20,24 @@ import FoundationNetworking
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a day of a force (Thames Valley; Cambridgeshire and Peterborough with --force 05; both with --force 43,05) through the pipeline on the embedded broker, to the next school morning's notices.",
+        abstract:
+            "Run a day of a force (Thames Valley; Cambridgeshire and Peterborough with --force 05; both with --force 43,05) through the pipeline on the embedded broker, to the next school morning's notices.",
         discussion: """
-        Starts the embedded broker and the five services as separate processes, generates a \
-        synthetic world (real schools, families, years of history, a day of incidents in which \
-        officers left children and schools out), feeds it in, plays the MASH reviewer and \
-        Children's Social Care, moves the simulated clock to the next school morning, and prints \
-        what happened against the officer-recorded-only baseline. Mail is written as .eml files \
-        (no SMTP relay). Ctrl-C stops every process gracefully. With --force 05 the world is \
-        Cambridgeshire and Peterborough's (LAs 873 and 874, early years settings telephoned), fed \
-        as the DA desk's spreadsheet through `encompass ingest`, under that force's protocol. \
-        --force 43,05 runs both forces' days through one deployment, each under its own protocol. \
-        The world puts 2% of school places across the border (--out-of-area-share), has early \
-        years settings, a late report made the next school morning inside the release window, a \
-        child who moved school in the term (the school it left answers "no longer attends" on its \
-        notice page; the notice is redirected through CSC) and a child on no school roll (its home \
-        LA is telephoned); the summary checks every route (notices, sent, to the child's own school).
-        """
+            Starts the embedded broker and the five services as separate processes, generates a \
+            synthetic world (real schools, families, years of history, a day of incidents in which \
+            officers left children and schools out), feeds it in, plays the MASH reviewer and \
+            Children's Social Care, moves the simulated clock to the next school morning, and prints \
+            what happened against the officer-recorded-only baseline. Mail is written as .eml files \
+            (no SMTP relay). Ctrl-C stops every process gracefully. With --force 05 the world is \
+            Cambridgeshire and Peterborough's (LAs 873 and 874, early years settings telephoned), fed \
+            as the DA desk's spreadsheet through `encompass ingest`, under that force's protocol. \
+            --force 43,05 runs both forces' days through one deployment, each under its own protocol. \
+            The world puts 2% of school places across the border (--out-of-area-share), has early \
+            years settings, a late report made the next school morning inside the release window, a \
+            child who moved school in the term (the school it left answers "no longer attends" on its \
+            notice page; the notice is redirected through CSC) and a child on no school roll (its home \
+            LA is telephoned); the summary checks every route (notices, sent, to the child's own school).
+            """
     )
 
     @Option(help: "Random seed of the world.")
@@ -73,11 +75,14 @@ struct DemoCommand: AsyncParsableCommand {
         let codes = force.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let forces = codes.compactMap(DemoForce.code)
         guard !codes.isEmpty, forces.count == codes.count, Set(codes).count == codes.count else {
-            throw ValidationError("--force '\(force)' is not a demo force; use \(DemoForce.all.map { "\($0.code) (\($0.name))" }.joined(separator: " or ")), or both separated by a comma")
+            throw ValidationError(
+                "--force '\(force)' is not a demo force; use \(DemoForce.all.map { "\($0.code) (\($0.name))" }.joined(separator: " or ")), or both separated by a comma"
+            )
         }
         guard (0...0.5).contains(outOfAreaShare) else { throw ValidationError("--out-of-area-share must be from 0 to 0.5") }
-        let run = DemoRun(directory: dir, date: date, seed: seed, families: families, incidents: incidents, instances: instances, basePort: basePort,
-                          forces: forces, outOfAreaShare: outOfAreaShare)
+        let run = DemoRun(
+            directory: dir, date: date, seed: seed, families: families, incidents: incidents, instances: instances, basePort: basePort,
+            forces: forces, outOfAreaShare: outOfAreaShare)
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let work = Task { try await run.execute() }
         let watcher = Task {
@@ -95,7 +100,10 @@ struct DemoCommand: AsyncParsableCommand {
                 while !work.isCancelled, !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(200))
                     if watcher.isCancelled { break }
-                    if let name = await run.pipeline.exited() { say("\(name) stopped unexpectedly; see its log in \(dir)/"); break }
+                    if let name = await run.pipeline.exited() {
+                        say("\(name) stopped unexpectedly; see its log in \(dir)/")
+                        break
+                    }
                     if await watcherDone(watcher) { break }
                 }
             }
@@ -115,8 +123,14 @@ struct DemoCommand: AsyncParsableCommand {
     private func watcherDone(_ watcher: Task<Void, Never>) async -> Bool {
         // The watcher returns only after a signal.
         await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await watcher.value; return true }
-            group.addTask { try? await Task.sleep(for: .milliseconds(50)); return false }
+            group.addTask {
+                await watcher.value
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(50))
+                return false
+            }
             let first = await group.next() ?? false
             group.cancelAll()
             return first
@@ -137,8 +151,11 @@ final class DemoRun: Sendable {
     let pipeline: LocalPipeline
     let schoolPassword = "demo-school-" + String(MessageID.fresh().prefix(8))
 
-    init(directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int, basePort: Int, forces: [DemoForce] = [.thamesValley],
-         outOfAreaShare: Double = 0.02) {
+    init(
+        directory: String, date: CalendarDate, seed: UInt64, families: Int, incidents: Int, instances: Int, basePort: Int,
+        forces: [DemoForce] = [.thamesValley],
+        outOfAreaShare: Double = 0.02
+    ) {
         self.forces = forces
         self.directory = directory
         self.outOfAreaShare = outOfAreaShare
@@ -146,9 +163,11 @@ final class DemoRun: Sendable {
         self.seed = seed
         self.families = families
         self.incidents = incidents
-        self.pipeline = LocalPipeline(.init(binDirectory: binDirectory(), directory: directory,
-                                            instances: Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, instances) }),
-                                            basePort: basePort))
+        self.pipeline = LocalPipeline(
+            .init(
+                binDirectory: binDirectory(), directory: directory,
+                instances: Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, instances) }),
+                basePort: basePort))
     }
 
     var mailDirectory: String { pipeline.mailDirectory }
@@ -165,32 +184,42 @@ final class DemoRun: Sendable {
 
         // 1. The world.
         let schoolList = try SchoolList.read(path: SchoolList.shippedFile)
-        let world = World.merged(forces.map { force in
-            WorldGenerator.generate(WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date, force: force, outOfAreaShare: outOfAreaShare), schools: schoolList)
-        })
+        let world = World.merged(
+            forces.map { force in
+                WorldGenerator.generate(
+                    WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date, force: force, outOfAreaShare: outOfAreaShare),
+                    schools: schoolList)
+            })
         try WorldFiles.write(world, to: "\(directory)/world")
         say("world (seed \(seed)): \(world.history.count) past incidents, \(world.day.count) incidents on \(date), \(world.schools.count) schools")
 
         // 2. Broker and services, on a simulated clock stopped at the end of the day.
         try await pipeline.start(clock: date.at(hour: 23, minute: 30), rate: 0)
-        say("broker, five services and the console up: " + ServiceName.allCases.map { "\($0.rawValue) :\(pipeline.port($0))" }.joined(separator: ", ")
-            + ", console :\(pipeline.consolePort)")
+        say(
+            "broker, five services and the console up: " + ServiceName.allCases.map { "\($0.rawValue) :\(pipeline.port($0))" }.joined(separator: ", ")
+                + ", console :\(pipeline.consolePort)")
 
         // 3. Reference data: early years settings the school list lacks join the register, then
         // schools' safeguarding contacts, then the history.
         if let settings = FileManager.default.contents(atPath: "\(directory)/world/early-years.csv") {
-            let (status, body) = try await client(.schoolResolution).call("POST", "/v1/register/import", query: ["name": "early-years.csv"], raw: settings, contentType: "text/csv")
+            let (status, body) = try await client(.schoolResolution).call(
+                "POST", "/v1/register/import", query: ["name": "early-years.csv"], raw: settings, contentType: "text/csv")
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
             try await pipeline.quiet()
         }
         let contacts = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/world/contacts.csv"))
-        let (contactStatus, contactBody) = try await client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: contacts, contentType: "text/csv")
-        guard (200..<300).contains(contactStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, contactStatus, contactBody)) }
+        let (contactStatus, contactBody) = try await client(.schoolResolution).call(
+            "POST", "/v1/contacts/import", query: ["name": "contacts.csv"], raw: contacts, contentType: "text/csv")
+        guard (200..<300).contains(contactStatus) else {
+            throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, contactStatus, contactBody))
+        }
         // One neighbouring authority's Operation Encompass contact (Cambridgeshire's), and none
         // for the others: out-of-area notices show both routes (the LA's contact, a telephone task).
-        let laContacts = "la_code,role,name,email,phone\n873,encompass,Cambridgeshire Operation Encompass,encompass@cambridgeshire.example.gov.uk,01223 000000\n"
-        let (laStatus, laBody) = try await client(.schoolResolution).call("POST", "/v1/la-contacts/import", query: ["name": "la-contacts.csv"],
-                                                                          raw: Data(laContacts.utf8), contentType: "text/csv")
+        let laContacts =
+            "la_code,role,name,email,phone\n873,encompass,Cambridgeshire Operation Encompass,encompass@cambridgeshire.example.gov.uk,01223 000000\n"
+        let (laStatus, laBody) = try await client(.schoolResolution).call(
+            "POST", "/v1/la-contacts/import", query: ["name": "la-contacts.csv"],
+            raw: Data(laContacts.utf8), contentType: "text/csv")
         guard (200..<300).contains(laStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, laStatus, laBody)) }
         // A MASH gives its force's Education Safeguarding Manager (`ESM<force>`, escalations) a
         // notice password when it enrols them, and each school one before its first notice goes
@@ -201,8 +230,9 @@ final class DemoRun: Sendable {
         var historyAccepted = 0
         for start in stride(from: 0, to: historyLines.count, by: 1_000) {
             let chunk = historyLines[start..<min(start + 1_000, historyLines.count)].joined(separator: "\n")
-            let (status, body) = try await client(.intake).call("POST", "/v1/history", query: ["name": "history.jsonl", "first": String(start + 1)],
-                                                                raw: Data(chunk.utf8), contentType: "application/x-ndjson")
+            let (status, body) = try await client(.intake).call(
+                "POST", "/v1/history", query: ["name": "history.jsonl", "first": String(start + 1)],
+                raw: Data(chunk.utf8), contentType: "application/x-ndjson")
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.intake, status, body)) }
             historyAccepted += try WireFormat.decoder().decode(HistoryAnswer.self, from: body).accepted
         }
@@ -219,11 +249,12 @@ final class DemoRun: Sendable {
         let researchInstances = pipeline.instances(of: .childResearch).count
         try await progress("child research learns its match model from the history") { figures in
             let instances = figures.metrics[.childResearch] ?? []
-            return instances.count == researchInstances && instances.allSatisfy { text in
-                text.split(separator: "\n").contains { line in
-                    line.hasPrefix("encompass_research_match_model_behind_people") && line.split(separator: " ").last.flatMap { Double($0) } == 0
+            return instances.count == researchInstances
+                && instances.allSatisfy { text in
+                    text.split(separator: "\n").contains { line in
+                        line.hasPrefix("encompass_research_match_model_behind_people") && line.split(separator: " ").last.flatMap { Double($0) } == 0
+                    }
                 }
-            }
         }
 
         // 4. The day's incidents, as the DA desk sends them: Thames Valley's through the API,
@@ -248,7 +279,9 @@ final class DemoRun: Sendable {
         }
         let dayAccepted = acceptedItems.count
         var acceptedOccurrences = Set(acceptedItems)
-        if dayAccepted < world.day.count { say("intake refused \(world.day.count - dayAccepted) of the day's incidents (see encompass dlq list --service intake)") }
+        if dayAccepted < world.day.count {
+            say("intake refused \(world.day.count - dayAccepted) of the day's incidents (see encompass dlq list --service intake)")
+        }
         try await progress("the day's incidents go through research and school resolution") { figures in
             figures.processed(.childResearch, topic: Topics.incidents.name) >= Double(dayAccepted)
         }
@@ -267,9 +300,12 @@ final class DemoRun: Sendable {
             if pending.isEmpty { break }
             for proposal in pending {
                 let verdict = judge.review(occurrence: proposal.occurrenceNumber, child: proposal.child)
-                let (status, body) = try await client(.childResearch).call("POST", "/v1/review/\(proposal.proposalId)/\(verdict.rawValue)",
-                                                                           json: ReviewDecisionRequest(reviewer: reviewer(proposal.forceCode), note: "checked against records"))
-                guard (200..<300).contains(status) || status == 409 else { throw ServiceCallError(description: ServiceClient.refusal(.childResearch, status, body)) }
+                let (status, body) = try await client(.childResearch).call(
+                    "POST", "/v1/review/\(proposal.proposalId)/\(verdict.rawValue)",
+                    json: ReviewDecisionRequest(reviewer: reviewer(proposal.forceCode), note: "checked against records"))
+                guard (200..<300).contains(status) || status == 409 else {
+                    throw ServiceCallError(description: ServiceClient.refusal(.childResearch, status, body))
+                }
                 decided.insert(proposal.proposalId)
                 if verdict == .confirm { confirmed += 1 } else { rejected += 1 }
             }
@@ -282,8 +318,9 @@ final class DemoRun: Sendable {
         // instance's requests and returns the answered sheet to every instance, each applying
         // the rows it holds (as `encompass schools requests export/import` and the console do).
         let schoolURLs = pipeline.instances(of: .schoolResolution).map { pipeline.client(.schoolResolution, instance: $0).baseURL }
-        let cscLinks = ServiceLinks(urls: [.schoolResolution: schoolURLs[0]], instances: [.schoolResolution: schoolURLs],
-                                    token: pipeline.client(.schoolResolution).token, timeout: 120)
+        let cscLinks = ServiceLinks(
+            urls: [.schoolResolution: schoolURLs[0]], instances: [.schoolResolution: schoolURLs],
+            token: pipeline.client(.schoolResolution).token, timeout: 120)
         func fetched<T>(_ value: Fetched<T>) throws -> T {
             switch value {
             case .ok(let value): return value
@@ -312,9 +349,12 @@ final class DemoRun: Sendable {
             for item in try await school.decode(HeldAnswers.self, "GET", "/v1/requests/held").held {
                 held.append(item)
                 let accept = judge.decideHeld(item)
-                let (status, body) = try await school.call("POST", "/v1/requests/\(item.requestId)/\(accept ? "accept" : "decline")",
-                                                           json: HeldDecision(reviewer: reviewer(item.forceCode), note: "checked with CSC"))
-                guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body)) }
+                let (status, body) = try await school.call(
+                    "POST", "/v1/requests/\(item.requestId)/\(accept ? "accept" : "decline")",
+                    json: HeldDecision(reviewer: reviewer(item.forceCode), note: "checked with CSC"))
+                guard (200..<300).contains(status) else {
+                    throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, status, body))
+                }
                 if accept { acceptedHeld += 1 }
             }
         }
@@ -329,7 +369,9 @@ final class DemoRun: Sendable {
         let pending = try await pendingNoticeAccounts()
         try await pipeline.setSchoolPasswords(Array(Set(pending.map(\.account))), password: schoolPassword)
         let pendingNotices = pending.map(\.release)
-        guard let first = pendingNotices.min() else { throw ServiceCallError(description: "scheduling holds no pending notice; see \(directory)/*.log") }
+        guard let first = pendingNotices.min() else {
+            throw ServiceCallError(description: "scheduling holds no pending notice; see \(directory)/*.log")
+        }
         try await setClock(first.addingTimeInterval(-5), rate: 1)
         say("clock → \(londonTime(first.addingTimeInterval(-5))) (London): \(pendingNotices.count) notices wait for release")
         try await progress("notices are released and sent") { figures in
@@ -346,7 +388,11 @@ final class DemoRun: Sendable {
             let reported = first.addingTimeInterval(40 * 60)
             try await setClock(reported, rate: 1)
             try await Task.sleep(for: .seconds(3)) // every service reads the moved clock before the report arrives
-            let late = morning.map { incident in var incident = incident; incident.reportedAt = reported.addingTimeInterval(-60); return incident }
+            let late = morning.map { incident in
+                var incident = incident
+                incident.reportedAt = reported.addingTimeInterval(-60)
+                return incident
+            }
             try await pipeline.setSchoolPasswords(Array(Set(late.flatMap(\.children).compactMap { $0.school?.urn })), password: schoolPassword)
             let before = await pipeline.figures().processed(.dispatch, topic: Topics.noticesDue.name)
             let (status, body) = try await client(.intake).call("POST", "/v1/incidents", raw: try WireFormat.encoder().encode(late))
@@ -354,7 +400,9 @@ final class DemoRun: Sendable {
             let accepted = try WireFormat.decoder().decode(IncidentSubmissionAnswer.self, from: body).accepted
             acceptedOccurrences.formUnion(accepted.compactMap(\.occurrenceNumber))
             let expected = late.flatMap(\.children).filter { $0.school != nil }.count
-            say("late report: \(late.count) incident reported at \(londonTime(reported.addingTimeInterval(-60))) (London), inside the release window, \(expected) children with a school")
+            say(
+                "late report: \(late.count) incident reported at \(londonTime(reported.addingTimeInterval(-60))) (London), inside the release window, \(expected) children with a school"
+            )
             try await progress("the late report's notices go out at once", timeout: .seconds(120)) { figures in
                 figures.processed(.dispatch, topic: Topics.noticesDue.name) >= before + Double(expected)
             }
@@ -391,8 +439,12 @@ final class DemoRun: Sendable {
             let redirectSheet = String(decoding: try fetched(await cscLinks.exportRequests(lpa: "all", format: "csv")).data, as: UTF8.self)
             let redirectAnswer = judge.answerRequests(csv: redirectSheet)
             try redirectAnswer.sheet.write(toFile: "\(directory)/csc-returned-redirects.csv", atomically: true, encoding: .utf8)
-            if redirectAnswer.answered > 0 { _ = try fetched(await cscLinks.importReturned(Data(redirectAnswer.sheet.utf8), name: "csc-returned-redirects.csv")) }
-            say("Children's Social Care: \(redirectAnswer.answered + redirectAnswer.unknown) open school requests after the redirect, \(redirectAnswer.answered) answered")
+            if redirectAnswer.answered > 0 {
+                _ = try fetched(await cscLinks.importReturned(Data(redirectAnswer.sheet.utf8), name: "csc-returned-redirects.csv"))
+            }
+            say(
+                "Children's Social Care: \(redirectAnswer.answered + redirectAnswer.unknown) open school requests after the redirect, \(redirectAnswer.answered) answered"
+            )
             try await pipeline.quiet()
             try await Task.sleep(for: .seconds(2)) // scheduling's release loop and dispatch's intake
             try await pipeline.quiet()
@@ -424,54 +476,63 @@ final class DemoRun: Sendable {
         for instance in pipeline.instances(of: .schoolResolution) {
             let school = pipeline.client(.schoolResolution, instance: instance)
             let (openStatus, openBody) = try await school.call("GET", "/v1/requests", query: ["lpa": "all"])
-            guard (200..<300).contains(openStatus) else { throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, openStatus, openBody)) }
+            guard (200..<300).contains(openStatus) else {
+                throw ServiceCallError(description: ServiceClient.refusal(.schoolResolution, openStatus, openBody))
+            }
             openRows += try WireFormat.decoder().decode(CSCOpenRequests.self, from: openBody).requests
             stillHeld += try await school.decode(HeldAnswers.self, "GET", "/v1/requests/held").held
         }
-        let missed = scoring.missed(notices, trail: DemoJudge.Trail(
-            accepted: acceptedOccurrences, proposed: proposals.map { ($0.occurrenceNumber, $0.child) },
-            openRequests: openRows.map { ($0["occurrence_number"] ?? "", $0["child_given_name"] ?? "", $0["child_family_name"] ?? "",
-                                          $0["child_date_of_birth"].flatMap { $0.isEmpty ? nil : $0 }) },
-            held: stillHeld, setAside: setAside))
+        let missed = scoring.missed(
+            notices,
+            trail: DemoJudge.Trail(
+                accepted: acceptedOccurrences, proposed: proposals.map { ($0.occurrenceNumber, $0.child) },
+                openRequests: openRows.map {
+                    (
+                        $0["occurrence_number"] ?? "", $0["child_given_name"] ?? "", $0["child_family_name"] ?? "",
+                        $0["child_date_of_birth"].flatMap { $0.isEmpty ? nil : $0 }
+                    )
+                },
+                held: stillHeld, setAside: setAside))
         let untidy = world.untidiness.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let sentMail = (try? FileManager.default.contentsOfDirectory(atPath: mailDirectory).filter { $0.hasSuffix(".eml") }.count) ?? 0
         let deadLetters = try await deadLetterCounts()
         let elapsed = ContinuousClock.now - started
-        say("""
+        say(
+            """
 
-        ══ Encompass demo: \(date), \(forces.map(\.name).joined(separator: " and ")) ══ (\(Int(elapsed.components.seconds)) s)
-        incidents:            \(world.day.count) (\(world.day.filter { $0.children.isEmpty }.count) with no child recorded)
-        children present:     \(card.childrenPresent), \(card.childrenWithSchool) at a school
-          recorded by officers \(card.recordedByOfficers); found by research and confirmed \(card.foundByResearch) (reviewer: \(confirmed) confirmed, \(rejected) rejected)
-        schools:              \(answer.answered + answer.unknown) requested from Children's Social Care, \(answer.answered) answered
-        notices:              \(card.notices) scheduled, \(card.noticesSent) sent (\(sentMail) mails in \(mailDirectory)/; \(telephoned) by telephone\(card.escalations > 0 ? "; \(card.escalations) escalated to the Education Safeguarding Manager" : ""))
-          first release       \(londonTime(first)) London time
-        \(releaseLines(notices))
-          fields on notices   \(fieldProblems.isEmpty ? "every notice shows exactly the fields its force's protocol allows (\(forces.map(\.code).joined(separator: ", ")))" : "\(fieldProblems.count) notices break the protocol's fields")\(fieldProblems.map { "\n            FIELDS \($0)" }.joined())
-          emails              \(mailProblems.isEmpty ? "no personal data in any email (only the link)" : "\(mailProblems.count) emails carry personal data")\(mailProblems.map { "\n            MAIL \($0)" }.joined())
-        correct notices:      \(card.correctNotices) of \(card.childrenWithSchool) children at a school = \(percent(card.shareCorrect))
-          of the children records could show (recorded by the officer or in an earlier record): \(card.correctFindable) of \(card.findable) = \(percent(card.shareFindable))
-          officer-recorded-only baseline: \(card.baselineCorrect) = \(percent(card.shareBaseline))
-          notices to a wrong school or for a child not present: \(card.wrongNotices)\(card.wrong.map { "\n            WRONG \($0)" }.joined())
-          the same child notified twice to one school: \(card.duplicates.count)\(card.duplicates.map { "\n            TWICE \($0)" }.joined())
-          to a school the child had left, which every record still named (not counted as wrong above): \(card.toSchoolLeft.count)\(card.toSchoolLeft.map { "\n            LEFT \($0)" }.joined())
-          no longer attends:  \(noLongerAttends) answered by the school, \(routes[.redirected]?.notices ?? 0) redirected, \(routes[.redirected]?.correct ?? 0) reached the new school
-          on no school roll:  \(card.notOnRoll) children (home educated), \(card.notOnRollNotified) notified to their home local authority
-          missed children by cause: \(missed.isEmpty ? "none" : missed.map { "\($0.children) \($0.cause)" }.joined(separator: "; "))
-        reviewer decisions:   \(proposals.count) proposed children for \(world.day.count) incidents = \(String(format: "%.2f", Double(proposals.count) / Double(max(1, world.day.count)))) per incident; \(held.count) CSC answers held for a MASH officer
-        statutory duty:       \(Self.dutySummary(day: world.day, released: released))
-        \(Self.routeLines(routes, released: released, lateReported: lateReported))
-        untidy records:       \(untidy.isEmpty ? "none" : untidy)
-        dead letters:         \(deadLetters)
+            ══ Encompass demo: \(date), \(forces.map(\.name).joined(separator: " and ")) ══ (\(Int(elapsed.components.seconds)) s)
+            incidents:            \(world.day.count) (\(world.day.filter { $0.children.isEmpty }.count) with no child recorded)
+            children present:     \(card.childrenPresent), \(card.childrenWithSchool) at a school
+              recorded by officers \(card.recordedByOfficers); found by research and confirmed \(card.foundByResearch) (reviewer: \(confirmed) confirmed, \(rejected) rejected)
+            schools:              \(answer.answered + answer.unknown) requested from Children's Social Care, \(answer.answered) answered
+            notices:              \(card.notices) scheduled, \(card.noticesSent) sent (\(sentMail) mails in \(mailDirectory)/; \(telephoned) by telephone\(card.escalations > 0 ? "; \(card.escalations) escalated to the Education Safeguarding Manager" : ""))
+              first release       \(londonTime(first)) London time
+            \(releaseLines(notices))
+              fields on notices   \(fieldProblems.isEmpty ? "every notice shows exactly the fields its force's protocol allows (\(forces.map(\.code).joined(separator: ", ")))" : "\(fieldProblems.count) notices break the protocol's fields")\(fieldProblems.map { "\n            FIELDS \($0)" }.joined())
+              emails              \(mailProblems.isEmpty ? "no personal data in any email (only the link)" : "\(mailProblems.count) emails carry personal data")\(mailProblems.map { "\n            MAIL \($0)" }.joined())
+            correct notices:      \(card.correctNotices) of \(card.childrenWithSchool) children at a school = \(percent(card.shareCorrect))
+              of the children records could show (recorded by the officer or in an earlier record): \(card.correctFindable) of \(card.findable) = \(percent(card.shareFindable))
+              officer-recorded-only baseline: \(card.baselineCorrect) = \(percent(card.shareBaseline))
+              notices to a wrong school or for a child not present: \(card.wrongNotices)\(card.wrong.map { "\n            WRONG \($0)" }.joined())
+              the same child notified twice to one school: \(card.duplicates.count)\(card.duplicates.map { "\n            TWICE \($0)" }.joined())
+              to a school the child had left, which every record still named (not counted as wrong above): \(card.toSchoolLeft.count)\(card.toSchoolLeft.map { "\n            LEFT \($0)" }.joined())
+              no longer attends:  \(noLongerAttends) answered by the school, \(routes[.redirected]?.notices ?? 0) redirected, \(routes[.redirected]?.correct ?? 0) reached the new school
+              on no school roll:  \(card.notOnRoll) children (home educated), \(card.notOnRollNotified) notified to their home local authority
+              missed children by cause: \(missed.isEmpty ? "none" : missed.map { "\($0.children) \($0.cause)" }.joined(separator: "; "))
+            reviewer decisions:   \(proposals.count) proposed children for \(world.day.count) incidents = \(String(format: "%.2f", Double(proposals.count) / Double(max(1, world.day.count)))) per incident; \(held.count) CSC answers held for a MASH officer
+            statutory duty:       \(Self.dutySummary(day: world.day, released: released))
+            \(Self.routeLines(routes, released: released, lateReported: lateReported))
+            untidy records:       \(untidy.isEmpty ? "none" : untidy)
+            dead letters:         \(deadLetters)
 
-        where to look:
-          MASH console         \(pipeline.consoleURL)/  (staff \(pipeline.options.consoleUser), password \(pipeline.options.consolePassword))
-          mail folder          \(mailDirectory)/  (each mail links to its notice page; school password: \(schoolPassword))
-          notices              encompass notifications list --date \(CalendarDate(first)) (ENCOMPASS_API_TOKEN=\(apiToken)\(pipeline.instances(of: .dispatch).count > 1 ? " ENCOMPASS_DISPATCH_URLS=\(pipeline.instanceURLs(.dispatch))" : ""))\(forces.filter(\.feedsSpreadsheet).map { "\n  DA desk spreadsheet  \(directory)/world/\($0.deskSpreadsheetName(date)) (fed with encompass ingest)\n  Navigator's audit    encompass notifications export --from \(date) --to \(CalendarDate(first)) navigator-audit.xlsx (incident, school, DSL per notice)" }.joined())
-          dead letters         encompass dlq list
-          services             \(ServiceName.allCases.map { pipeline.url($0) }.joined(separator: " "))  (/healthz /readyz /metrics)
-          logs and stores      \(directory)/
-        """)
+            where to look:
+              MASH console         \(pipeline.consoleURL)/  (staff \(pipeline.options.consoleUser), password \(pipeline.options.consolePassword))
+              mail folder          \(mailDirectory)/  (each mail links to its notice page; school password: \(schoolPassword))
+              notices              encompass notifications list --date \(CalendarDate(first)) (ENCOMPASS_API_TOKEN=\(apiToken)\(pipeline.instances(of: .dispatch).count > 1 ? " ENCOMPASS_DISPATCH_URLS=\(pipeline.instanceURLs(.dispatch))" : ""))\(forces.filter(\.feedsSpreadsheet).map { "\n  DA desk spreadsheet  \(directory)/world/\($0.deskSpreadsheetName(date)) (fed with encompass ingest)\n  Navigator's audit    encompass notifications export --from \(date) --to \(CalendarDate(first)) navigator-audit.xlsx (incident, school, DSL per notice)" }.joined())
+              dead letters         encompass dlq list
+              services             \(ServiceName.allCases.map { pipeline.url($0) }.joined(separator: " "))  (/healthz /readyz /metrics)
+              logs and stores      \(directory)/
+            """)
     }
 
     /// Sends the DA desk's spreadsheet with `encompass ingest` (this executable), as the desk
@@ -487,11 +548,14 @@ final class DemoRun: Sendable {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus != 2, let answer = try? WireFormat.decoder().decode(SpreadsheetAnswer.self, from: data) else {
-            throw ServiceCallError(description: "encompass ingest \(file) failed (exit \(process.terminationStatus)): \(String(decoding: data.prefix(2_000), as: UTF8.self))")
+            throw ServiceCallError(
+                description:
+                    "encompass ingest \(file) failed (exit \(process.terminationStatus)): \(String(decoding: data.prefix(2_000), as: UTF8.self))")
         }
         let accepted = answer.accepted
-        say("encompass ingest \((file as NSString).lastPathComponent): \(answer.rows) rows, \(accepted.count) incidents accepted, \(answer.rejectedRowCount) rows rejected"
-            + "\(accepted.contains { $0.warnings != nil } ? "; some adults' fields set aside (encompass dlq list --service intake)" : "")")
+        say(
+            "encompass ingest \((file as NSString).lastPathComponent): \(answer.rows) rows, \(accepted.count) incidents accepted, \(answer.rejectedRowCount) rows rejected"
+                + "\(accepted.contains { $0.warnings != nil } ? "; some adults' fields set aside (encompass dlq list --service intake)" : "")")
         return (accepted.map(\.occurrenceNumber), answer.rejectedRows.map(\.row))
     }
 
@@ -511,8 +575,9 @@ final class DemoRun: Sendable {
         for instance in pipeline.instances(of: .dispatch) {
             let dispatch = pipeline.client(.dispatch, instance: instance)
             for task in try await dispatch.decode(TelephoneTaskListing.self, "GET", "/v1/telephone-tasks").tasks {
-                let (status, body) = try await dispatch.call("POST", "/v1/telephone-tasks/\(task.id)/done",
-                                                             json: TelephoneTaskDoneRequest(by: "MASH officer (demo)", note: "spoke to the setting's safeguarding lead"))
+                let (status, body) = try await dispatch.call(
+                    "POST", "/v1/telephone-tasks/\(task.id)/done",
+                    json: TelephoneTaskDoneRequest(by: "MASH officer (demo)", note: "spoke to the setting's safeguarding lead"))
                 guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.dispatch, status, body)) }
                 done += 1
             }
@@ -525,7 +590,10 @@ final class DemoRun: Sendable {
     /// force's protocol allows: exactly those, in the protocol's order; one line per notice that differs.
     func noticeFieldProblems() throws -> [String] {
         struct Fields: Decodable { var fields: [String] }
-        struct Content: Decodable { struct Line: Decodable { var field: String }; var lines: [Line] }
+        struct Content: Decodable {
+            struct Line: Decodable { var field: String }
+            var lines: [Line]
+        }
         let protocols = try ForceProtocols.load()
         var problems: [String] = []
         for instance in pipeline.instances(of: .dispatch) {
@@ -539,11 +607,14 @@ final class DemoRun: Sendable {
                 let noticeId: String = row["noticeId"], forceCode: String = row["forceCode"], content: Data = row["content"]
                 guard !content.isEmpty else { continue }
                 guard let allowed = try protocols[forceCode]?.section("dispatch", as: Fields.self).fields else {
-                    problems.append("\(noticeId): force \(forceCode) has no dispatch protocol"); continue
+                    problems.append("\(noticeId): force \(forceCode) has no dispatch protocol")
+                    continue
                 }
                 let shown = (try JSONDecoder().decode(Content.self, from: content)).lines.map(\.field)
                 if shown != allowed {
-                    problems.append("\(noticeId) (force \(forceCode)): shows \(shown.joined(separator: ", ")); the protocol allows \(allowed.joined(separator: ", "))")
+                    problems.append(
+                        "\(noticeId) (force \(forceCode)): shows \(shown.joined(separator: ", ")); the protocol allows \(allowed.joined(separator: ", "))"
+                    )
                 }
             }
         }
@@ -565,7 +636,8 @@ final class DemoRun: Sendable {
     /// How many notices went at each release time (London), schools' notices and escalations apart.
     func releases(_ notices: [DemoJudge.Notice]) -> String {
         // Grouped by the second shown: notices released within one second are one release.
-        let counts = Dictionary(grouping: notices.compactMap { notice in notice.releaseAt.map { ($0, notice.escalation) } }, by: { "\(londonTime($0.0))|\($0.1)" })
+        let counts = Dictionary(
+            grouping: notices.compactMap { notice in notice.releaseAt.map { ($0, notice.escalation) } }, by: { "\(londonTime($0.0))|\($0.1)" })
         return counts.values.map { group in (group[0].0, group[0].1, group.count) }.sorted { ($0.0, $0.1 ? 0 : 1) < ($1.0, $1.1 ? 0 : 1) }
             .map { "\(londonTime($0.0)): \($0.2) \($0.1 ? "escalated to the Education Safeguarding Manager" : "to schools")" }.joined(separator: "; ")
     }
@@ -590,7 +662,9 @@ final class DemoRun: Sendable {
             guard (200..<300).contains(status) else { throw ServiceCallError(description: ServiceClient.refusal(.scheduling, status, data)) }
             for item in try WireFormat.decoder().decode(PendingList.self, from: data).notices {
                 guard let release = Timestamp.parse(item.releaseAt) else { continue }
-                releases[item.noticeId] = (release, item.escalate ? NoticeAccount.educationSafeguardingManager(forceCode: item.forceCode) : item.schoolURN)
+                releases[item.noticeId] = (
+                    release, item.escalate ? NoticeAccount.educationSafeguardingManager(forceCode: item.forceCode) : item.schoolURN
+                )
             }
         }
         return Array(releases.values)
@@ -603,15 +677,20 @@ final class DemoRun: Sendable {
         var logger = Logger(label: "encompass.demo")
         logger.logLevel = .critical
         let client = KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "encompass-demo")
-        let rows = try await LagReport.collect(client: client, groups: [("encompass-demo-\(MessageID.fresh())", [Topics.noticesDue.name])], logger: logger)
+        let rows = try await LagReport.collect(
+            client: client, groups: [("encompass-demo-\(MessageID.fresh())", [Topics.noticesDue.name])], logger: logger)
         let total = rows.reduce(0) { $0 + Int($1.endOffset) }
         guard total > 0 else { return ([], []) }
         let consumer = try KafkaConsumer(
-            configuration: KafkaConsumerConfiguration(client: client, groupId: "encompass-demo-\(MessageID.fresh())", topics: [Topics.noticesDue.name]),
+            configuration: KafkaConsumerConfiguration(
+                client: client, groupId: "encompass-demo-\(MessageID.fresh())", topics: [Topics.noticesDue.name]),
             logger: logger)
         var due: [String: NoticeDue] = [:]
         var read = 0
-        let deadline = Task { try await Task.sleep(for: .seconds(30)); consumer.stopDelivery() }
+        let deadline = Task {
+            try await Task.sleep(for: .seconds(30))
+            consumer.stopDelivery()
+        }
         for try await record in consumer {
             read += 1
             if let envelope = try? WireFormat.decode(NoticeDue.self, from: record.value) { due[envelope.payload.noticeId] = envelope.payload }
@@ -619,21 +698,29 @@ final class DemoRun: Sendable {
         }
         deadline.cancel()
         await consumer.close()
-        struct Listed: Decodable { var noticeId: String; var state: String; var sentAt: Date? }
+        struct Listed: Decodable {
+            var noticeId: String
+            var state: String
+            var sentAt: Date?
+        }
         struct Listing: Decodable { var notifications: [Listed] }
         var sent = Set<String>()
         for day in Set(due.values.map { CalendarDate($0.releaseAt).description }) {
             for instance in pipeline.instances(of: .dispatch) {
-                let listing = try await pipeline.client(.dispatch, instance: instance).decode(Listing.self, "GET", "/v1/notifications", query: ["date": day])
+                let listing = try await pipeline.client(.dispatch, instance: instance).decode(
+                    Listing.self, "GET", "/v1/notifications", query: ["date": day])
                 for item in listing.notifications where item.sentAt != nil { sent.insert(item.noticeId) }
             }
         }
-        return (due.values.map { notice in
-            DemoJudge.Notice(occurrenceNumber: notice.request.incident.occurrenceNumber, child: notice.request.child,
-                             childSource: notice.request.childSource, schoolURN: notice.request.school.urn, sent: sent.contains(notice.noticeId),
-                             escalation: notice.escalation, releaseAt: notice.releaseAt, forceCode: notice.request.incident.forceCode,
-                             route: Self.route(notice))
-        }, Array(due.values))
+        return (
+            due.values.map { notice in
+                DemoJudge.Notice(
+                    occurrenceNumber: notice.request.incident.occurrenceNumber, child: notice.request.child,
+                    childSource: notice.request.childSource, schoolURN: notice.request.school.urn, sent: sent.contains(notice.noticeId),
+                    escalation: notice.escalation, releaseAt: notice.releaseAt, forceCode: notice.request.incident.forceCode,
+                    route: Self.route(notice))
+            }, Array(due.values)
+        )
     }
 
     /// What the day held of the statutory duty's cases: reports after the day of the
@@ -682,17 +769,21 @@ final class DemoRun: Sendable {
                 channels = " (\(check.notices - phoned) by email, \(phoned) by telephone)"
             }
             let label = "  " + route.rawValue
-            lines.append(label.padding(toLength: max(label.count + 1, 38), withPad: " ", startingAt: 0)
-                         + "\(check.notices) notices\(channels), \(check.sent) sent, \(check.correct) to the child's own school"
-                         + check.unsent.map { "\n            UNSENT \($0)" }.joined())
+            lines.append(
+                label.padding(toLength: max(label.count + 1, 38), withPad: " ", startingAt: 0)
+                    + "\(check.notices) notices\(channels), \(check.sent) sent, \(check.correct) to the child's own school"
+                    + check.unsent.map { "\n            UNSENT \($0)" }.joined())
         }
         let lateLabel = "  late report in the release window".padding(toLength: 38, withPad: " ", startingAt: 0)
         if let lateReported {
             let late = released.filter { $0.request.incident.reportedAt == lateReported && !$0.escalation }
             let waited = late.filter { $0.releaseAt.timeIntervalSince(lateReported) > 15 * 60 }
-            lines.append(lateLabel + "reported \(DemoRun.londonClock(lateReported)): \(late.count) notices released at once"
-                         + (late.isEmpty ? "" : " (\(late.map { DemoRun.londonClock($0.releaseAt) }.min() ?? "")…\(late.map { DemoRun.londonClock($0.releaseAt) }.max() ?? ""))")
-                         + (waited.isEmpty ? "" : "; \(waited.count) WAITED for a later release"))
+            lines.append(
+                lateLabel + "reported \(DemoRun.londonClock(lateReported)): \(late.count) notices released at once"
+                    + (late.isEmpty
+                        ? ""
+                        : " (\(late.map { DemoRun.londonClock($0.releaseAt) }.min() ?? "")…\(late.map { DemoRun.londonClock($0.releaseAt) }.max() ?? ""))")
+                    + (waited.isEmpty ? "" : "; \(waited.count) WAITED for a later release"))
         } else {
             lines.append(lateLabel + "none (the first release was not a school morning)")
         }
@@ -734,7 +825,10 @@ final class DemoRun: Sendable {
                 FileHandle.standardOutput.write(Data("\r  \(line)\u{1B}[K".utf8))
                 last = line
             }
-            if done(figures) { FileHandle.standardOutput.write(Data("\n".utf8)); return }
+            if done(figures) {
+                FileHandle.standardOutput.write(Data("\n".utf8))
+                return
+            }
             if let name = await pipeline.exited() { throw ServiceCallError(description: "\(name) stopped; see its log in \(directory)/") }
             try await Task.sleep(for: .milliseconds(300))
         }

@@ -21,7 +21,9 @@ struct TopicsCommand: ParsableCommand {
 
     func run() {
         for topic in Topics.all {
-            print("\(topic.name)\n  key: \(topic.key)\(topic.compacted ? " (compacted)" : "")\n  from: \(topic.producers.joined(separator: ", "))\n  to: \(topic.consumers.joined(separator: ", "))")
+            print(
+                "\(topic.name)\n  key: \(topic.key)\(topic.compacted ? " (compacted)" : "")\n  from: \(topic.producers.joined(separator: ", "))\n  to: \(topic.consumers.joined(separator: ", "))"
+            )
         }
     }
 }

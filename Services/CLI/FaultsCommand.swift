@@ -28,7 +28,8 @@ struct FaultsCommand: AsyncParsableCommand {
 
     struct Rebalance: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Scale every service 1 -> 3 -> 2 while incidents flow, then SIGKILL one instance of each and leave it down (school resolution's with its store deleted); every pending notice must have exactly one live owner and be listed by every live instance, and every open CSC request one live holder, after each change; every CSC request answered once, and every child exactly one notice and one mail.",
+            abstract:
+                "Scale every service 1 -> 3 -> 2 while incidents flow, then SIGKILL one instance of each and leave it down (school resolution's with its store deleted); every pending notice must have exactly one live owner and be listed by every live instance, and every open CSC request one live holder, after each change; every CSC request answered once, and every child exactly one notice and one mail.",
             discussion: "Exit status 0 when every check holds, 1 otherwise. Prints the report as JSON with --json (docs/FAULTS.md)."
         )
 
@@ -43,16 +44,25 @@ struct FaultsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let instances = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, 3) })
-            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort, console: false)) {
+            let report = try await runScenario(
+                .init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort, console: false)
+            ) {
                 try await FaultScenarios.rebalance($0, incidents: incidents) { say($0) }
             }
             if json { try printJSON(report) }
             for step in report.steps {
-                say("\(step.step): \(step.pending) pending on \(step.instances.joined(separator: ", ")); unowned \(step.unowned), owned twice \(step.ownedTwice); listed \(step.listedBy.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); \(step.cscRequests) open CSC requests (\(step.cscHeldBy.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")), listed twice \(step.cscListedTwice)); settled after \(String(format: "%.1f", step.settledAfter)) s")
+                say(
+                    "\(step.step): \(step.pending) pending on \(step.instances.joined(separator: ", ")); unowned \(step.unowned), owned twice \(step.ownedTwice); listed \(step.listedBy.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); \(step.cscRequests) open CSC requests (\(step.cscHeldBy.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")), listed twice \(step.cscListedTwice)); settled after \(String(format: "%.1f", step.settledAfter)) s"
+                )
             }
-            say("CSC: \(report.cscChildren) children waiting; \(report.cscLostWithInstance) held by the instance SIGKILLed with its store; \(report.cscAnswered) answered by the survivors")
+            say(
+                "CSC: \(report.cscChildren) children waiting; \(report.cscLostWithInstance) held by the instance SIGKILLed with its store; \(report.cscAnswered) answered by the survivors"
+            )
             say(report.outcome.line)
-            say(report.passed ? "PASSED: every pending notice had exactly one live owner and every open CSC request one live holder after each change; every CSC request answered once; every child got exactly one notice and one mail" : "FAILED")
+            say(
+                report.passed
+                    ? "PASSED: every pending notice had exactly one live owner and every open CSC request one live holder after each change; every CSC request answered once; every child got exactly one notice and one mail"
+                    : "FAILED")
             if !report.passed { throw ExitCode(1) }
         }
     }
@@ -60,7 +70,8 @@ struct FaultsCommand: AsyncParsableCommand {
     struct KillRestart: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "kill-restart",
-            abstract: "Two instances of each service; one of each SIGKILLed mid-stream and restarted; every child must get exactly one notice and one mail.",
+            abstract:
+                "Two instances of each service; one of each SIGKILLed mid-stream and restarted; every child must get exactly one notice and one mail.",
             discussion: "Exit status 0 when every check holds, 1 otherwise. Prints the report as JSON with --json."
         )
 
@@ -79,11 +90,12 @@ struct FaultsCommand: AsyncParsableCommand {
                 try await FaultScenarios.killAndRestart($0, incidents: incidents) { say($0) }
             }
             if json { try printJSON(report) }
-            say("""
-            incidents \(report.incidents) · notices \(report.notices) (released under several ids: \(report.noticesWithSeveralIds)) · \
-            occurrences covered \(report.occurrencesCovered) · mails \(report.mails) (with personal data: \(report.mailsWithPersonalData))
-            \(report.passed ? "PASSED: every child got exactly one notice and one mail" : "FAILED")
-            """)
+            say(
+                """
+                incidents \(report.incidents) · notices \(report.notices) (released under several ids: \(report.noticesWithSeveralIds)) · \
+                occurrences covered \(report.occurrencesCovered) · mails \(report.mails) (with personal data: \(report.mailsWithPersonalData))
+                \(report.passed ? "PASSED: every child got exactly one notice and one mail" : "FAILED")
+                """)
             if !report.passed { throw ExitCode(1) }
         }
     }
@@ -91,14 +103,15 @@ struct FaultsCommand: AsyncParsableCommand {
     struct RandomKills: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "random-kills",
-            abstract: "Each service SIGKILLed at random points (seeded) while incidents flow and while the morning's notices go out, then restarted; every child must get exactly one notice and one mail.",
+            abstract:
+                "Each service SIGKILLed at random points (seeded) while incidents flow and while the morning's notices go out, then restarted; every child must get exactly one notice and one mail.",
             discussion: """
-            Two instances of each service (dispatch's agree on which sends a notice by its first claim, \
-            docs/DISPATCH.md). Each service is killed once while incidents are fed and \
-            once during the morning send, plus --extra-kills more, at points drawn from --seed (printed). \
-            A mail caught between dispatch's attempt mark and the relay's answer is `uncertain`; the run plays \
-            MASH and resends those the school did not get. Exit status 0 when every check holds.
-            """
+                Two instances of each service (dispatch's agree on which sends a notice by its first claim, \
+                docs/DISPATCH.md). Each service is killed once while incidents are fed and \
+                once during the morning send, plus --extra-kills more, at points drawn from --seed (printed). \
+                A mail caught between dispatch's attempt mark and the relay's answer is `uncertain`; the run plays \
+                MASH and resends those the school did not get. Exit status 0 when every check holds.
+                """
         )
 
         @Option(help: "Incidents (one eligible child each).")
@@ -132,14 +145,15 @@ struct FaultsCommand: AsyncParsableCommand {
     struct Poison: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "poison",
-            abstract: "Poison records among genuine incidents: one Kafka takes but intake must refuse, one in intake's outbox that Kafka refuses; every genuine child gets one notice, the poisons are dead letters with their reasons, no outbox keeps anything.",
+            abstract:
+                "Poison records among genuine incidents: one Kafka takes but intake must refuse, one in intake's outbox that Kafka refuses; every genuine child gets one notice, the poisons are dead letters with their reasons, no outbox keeps anything.",
             discussion: """
-            Two instances of each service by default (--instances). A records system writes an incident with a 900,000-character \
-            child name to encompass.incidents.raw; halfway through the feed intake-1 is stopped, a 1.2 MB \
-            IncidentRecorded is put at the head of its outbox (as the version before the size check left it) \
-            with a batch of accepted incidents behind it, and intake-1 is started again (docs/FAULTS.md). \
-            Exit status 0 when every check holds.
-            """
+                Two instances of each service by default (--instances). A records system writes an incident with a 900,000-character \
+                child name to encompass.incidents.raw; halfway through the feed intake-1 is stopped, a 1.2 MB \
+                IncidentRecorded is put at the head of its outbox (as the version before the size check left it) \
+                with a batch of accepted incidents behind it, and intake-1 is started again (docs/FAULTS.md). \
+                Exit status 0 when every check holds.
+                """
         )
 
         @Option(help: "Genuine incidents (one eligible child each).")
@@ -155,16 +169,19 @@ struct FaultsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let instances = try FaultsCommand.instanceCounts(instances)
-            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort, console: false)) {
+            let report = try await runScenario(
+                .init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort, console: false)
+            ) {
                 try await FaultScenarios.poisonRecords($0, incidents: incidents) { say($0) }
             }
             if json { try printJSON(report) }
             say(report.outcome.line)
             for letter in report.deadLetters { say("dead letter \(letter.service) \(letter.errorClass): \(letter.errorMessage.prefix(300))") }
             say("outbox rows left: \(report.outboxRows) · oldest outbox row: \(report.oldestOutboxRowSeconds) s")
-            say(report.passed
-                ? "PASSED: every genuine child got one notice and one mail; both poisons are dead letters with their reasons; every outbox is empty"
-                : "FAILED")
+            say(
+                report.passed
+                    ? "PASSED: every genuine child got one notice and one mail; both poisons are dead letters with their reasons; every outbox is empty"
+                    : "FAILED")
             if !report.passed { throw ExitCode(1) }
         }
     }
@@ -172,12 +189,13 @@ struct FaultsCommand: AsyncParsableCommand {
     struct BrokerFaults: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "broker",
-            abstract: "Broker faults through the whole pipeline: request errors (Produce, Fetch, OffsetCommit, Heartbeat, JoinGroup), brokers down and up, leaders moved, slow answers; no incident lost, no notice sent twice.",
+            abstract:
+                "Broker faults through the whole pipeline: request errors (Produce, Fetch, OffsetCommit, Heartbeat, JoinGroup), brokers down and up, leaders moved, slow answers; no incident lost, no notice sent twice.",
             discussion: """
-            Three mock brokers with the fault control port (encompass broker --control-port); two \
-            instances of each service by default (--instances). docs/FAULTS.md lists what is injected when. \
-            Exit status 0 when every check holds and every pushed error was served at least once.
-            """
+                Three mock brokers with the fault control port (encompass broker --control-port); two \
+                instances of each service by default (--instances). docs/FAULTS.md lists what is injected when. \
+                Exit status 0 when every check holds and every pushed error was served at least once.
+                """
         )
 
         @Option(help: "Incidents (one eligible child each).")
@@ -195,8 +213,11 @@ struct FaultsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let instances = try FaultsCommand.instanceCounts(instances)
-            let report = try await runScenario(.init(binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort,
-                                                     brokers: 3, brokerControl: true)) {
+            let report = try await runScenario(
+                .init(
+                    binDirectory: binDirectory(), directory: dir, instances: instances, basePort: basePort,
+                    brokers: 3, brokerControl: true)
+            ) {
                 try await FaultScenarios.brokerFaults($0, incidents: incidents, downSeconds: downSeconds) { say($0) }
             }
             if json { try printJSON(report) }

@@ -7,15 +7,16 @@ import Foundation
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate a synthetic force area (Thames Valley, or --force 05 Cambridgeshire and Peterborough): families near real schools, incident history, one day of new incidents.",
+        abstract:
+            "Generate a synthetic force area (Thames Valley, or --force 05 Cambridgeshire and Peterborough): families near real schools, incident history, one day of new incidents.",
         discussion: """
-        Writes history.jsonl and day.jsonl (one incident per line, the intake API's JSON; send them \
-        with encompass history import and encompass ingest or POST /v1/incidents), truth.json (the \
-        children really present and their schools, to score against), contacts.csv (schools' \
-        safeguarding contacts) and day.csv (the day as the DA desk's spreadsheet, for encompass \
-        ingest); for Cambridgeshire also early-years.csv (synthetic early years settings for the \
-        register: encompass schools import). The same seed, size and force make the same world.
-        """
+            Writes history.jsonl and day.jsonl (one incident per line, the intake API's JSON; send them \
+            with encompass history import and encompass ingest or POST /v1/incidents), truth.json (the \
+            children really present and their schools, to score against), contacts.csv (schools' \
+            safeguarding contacts) and day.csv (the day as the DA desk's spreadsheet, for encompass \
+            ingest); for Cambridgeshire also early-years.csv (synthetic early years settings for the \
+            register: encompass schools import). The same seed, size and force make the same world.
+            """
     )
 
     @Option(help: "Random seed.")
@@ -47,11 +48,14 @@ struct GenerateCommand: ParsableCommand {
             date = CalendarDate(Date())
         }
         guard let demoForce = DemoForce.code(force) else {
-            throw ValidationError("--force '\(force)' is not a demo force; use \(DemoForce.all.map { "\($0.code) (\($0.name))" }.joined(separator: " or "))")
+            throw ValidationError(
+                "--force '\(force)' is not a demo force; use \(DemoForce.all.map { "\($0.code) (\($0.name))" }.joined(separator: " or "))")
         }
         let list = try SchoolList.read(path: schools ?? SchoolList.shippedFile)
-        let world = WorldGenerator.generate(WorldSettings(seed: seed, families: families, dayIncidents: incidents, day: date, historyYears: years,
-                                                          force: demoForce), schools: list)
+        let world = WorldGenerator.generate(
+            WorldSettings(
+                seed: seed, families: families, dayIncidents: incidents, day: date, historyYears: years,
+                force: demoForce), schools: list)
         try WorldFiles.write(world, to: out)
         print("world (seed \(seed)) written to \(out)/")
         print(WorldFiles.describe(world))

@@ -17,10 +17,10 @@ struct HistoryImport: AsyncParsableCommand {
         commandName: "import",
         abstract: "Import past incidents (JSON Lines, one incident per line, or CSV with the daily spreadsheet's columns).",
         discussion: """
-        The file is sent in chunks, so any size works. Re-importing a file is harmless: each \
-        incident's message id is derived from its content. Exit status: 0 everything accepted, \
-        1 some records rejected (kept as dead letters with their line or row), 2 refused or unreachable.
-        """
+            The file is sent in chunks, so any size works. Re-importing a file is harmless: each \
+            incident's message id is derived from its content. Exit status: 0 everything accepted, \
+            1 some records rejected (kept as dead letters with their line or row), 2 refused or unreachable.
+            """
     )
 
     @Argument(help: "The history file (.jsonl or .csv).")
@@ -64,8 +64,9 @@ struct HistoryImport: AsyncParsableCommand {
         var total = 0, accepted = 0, rejected = 0
         for (first, body) in chunks {
             let place = "\(name) at \(isJSONLines ? "line" : "row") \(first)"
-            let (status, answer, _) = try await client.post("/v1/history", query: ["name": name, "first": String(first)], body: body,
-                                                            as: HistoryAnswer.self, what: place)
+            let (status, answer, _) = try await client.post(
+                "/v1/history", query: ["name": name, "first": String(first)], body: body,
+                as: HistoryAnswer.self, what: place)
             if let error = answer.error {
                 FileHandle.standardError.write(Data("\(name) refused (\(status)) at \(isJSONLines ? "line" : "row") \(first): \(error)\n".utf8))
                 throw ExitCode(2)

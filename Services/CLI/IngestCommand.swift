@@ -1,9 +1,10 @@
 import ArgumentParser
 import EncompassModels
-import IntakeService
 import Foundation
+import IntakeService
 import ServiceRuntime
 import WebSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -14,11 +15,11 @@ struct IngestCommand: AsyncParsableCommand {
         commandName: "ingest",
         abstract: "Send a DA desk spreadsheet (CSV or XLSX) to intake.",
         discussion: """
-        Prints what was accepted (with adults' fields set aside, if any) and, for the rows that were \
-        not, their row numbers and reasons (the first 1,000; the rest counted by field). \
-        Exit status: 0 all rows accepted, 1 some rows rejected (the file is kept as one dead letter \
-        with a summary; fix the rows and send it again), 2 the file was refused or intake could not be reached.
-        """
+            Prints what was accepted (with adults' fields set aside, if any) and, for the rows that were \
+            not, their row numbers and reasons (the first 1,000; the rest counted by field). \
+            Exit status: 0 all rows accepted, 1 some rows rejected (the file is kept as one dead letter \
+            with a summary; fix the rows and send it again), 2 the file was refused or intake could not be reached.
+            """
     )
 
     @Argument(help: "The spreadsheet file.")
@@ -35,7 +36,8 @@ struct IngestCommand: AsyncParsableCommand {
         }
         let name = (file as NSString).lastPathComponent
         let client = try intake.client()
-        let (status, answer, raw) = try await client.post("/v1/spreadsheets", query: ["name": name], body: data, as: SpreadsheetAnswer.self, what: name)
+        let (status, answer, raw) = try await client.post(
+            "/v1/spreadsheets", query: ["name": name], body: data, as: SpreadsheetAnswer.self, what: name)
         if json { print(String(decoding: raw, as: UTF8.self)) }
         if let error = answer.error {
             FileHandle.standardError.write(Data("\(name) refused (\(status)): \(error)\n".utf8))
@@ -48,7 +50,9 @@ struct IngestCommand: AsyncParsableCommand {
             func problems(_ errors: [FieldError]) -> String { errors.map(\.description).joined(separator: "; ") }
             for item in answer.accepted {
                 guard let warnings = item.warnings else { continue }
-                print("warning: occurrence \(item.occurrenceNumber) (rows \(item.rows.map(String.init).joined(separator: ", "))) accepted without: \(problems(warnings))")
+                print(
+                    "warning: occurrence \(item.occurrenceNumber) (rows \(item.rows.map(String.init).joined(separator: ", "))) accepted without: \(problems(warnings))"
+                )
             }
             for row in rejected {
                 print("row \(row.row): \(problems(row.errors))")
@@ -72,7 +76,8 @@ struct IntakeOptions: ParsableArguments {
     var token: String?
 
     func client() throws -> IntakeClient {
-        IntakeClient(api: APIClient(service: .intake, baseURL: url, token: try APIClient.token(token, variable: "ENCOMPASS_INTAKE_API_TOKEN"), timeout: 300))
+        IntakeClient(
+            api: APIClient(service: .intake, baseURL: url, token: try APIClient.token(token, variable: "ENCOMPASS_INTAKE_API_TOKEN"), timeout: 300))
     }
 }
 
@@ -82,8 +87,10 @@ struct IntakeClient {
 
     /// Returns the status, the answer and the raw body; exits with 2, saying why, when intake
     /// is unreachable, refuses (`what` names the file) or answers something else.
-    func post<Answer: Decodable>(_ path: String, query: [String: String], body: Data, as type: Answer.Type,
-                                 what: String) async throws -> (Int, Answer, Data) {
+    func post<Answer: Decodable>(
+        _ path: String, query: [String: String], body: Data, as type: Answer.Type,
+        what: String
+    ) async throws -> (Int, Answer, Data) {
         let (status, raw, _) = try await api.send("POST", path, query: query, body: body, contentType: "application/octet-stream")
         if let answer = try? WireFormat.decoder().decode(Answer.self, from: raw) { return (status, answer, raw) }
         if let refusal = try? WireFormat.decoder().decode(APIError.self, from: raw) {

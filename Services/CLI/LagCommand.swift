@@ -1,6 +1,6 @@
 import ArgumentParser
-import EncompassKafka
 import EncompassDemo
+import EncompassKafka
 import EncompassModels
 import Foundation
 import ServiceRuntime
@@ -13,15 +13,15 @@ struct LagCommand: AsyncParsableCommand {
         commandName: "lag",
         abstract: "Consumer lag per group, topic and partition, in messages and seconds.",
         discussion: """
-        Like kafka-consumer-groups --describe, with the age of the oldest unprocessed message. \
-        Without --group, the groups that really read the pipeline's topics: each service's work group \
-        on its work topics, and each running instance's own group on the topics it reads whole \
-        (encompass.notice.events, the school register, the changelog…), found on the instances' \
-        /healthz ($ENCOMPASS_<SERVICE>_URLS for every instance of a scaled service, else $ENCOMPASS_<SERVICE>_URL or the default port; --instance to name them). \
-        An idle pipeline shows 0 everywhere. \
-        The same figures are on every service's /metrics (kafka_consumergroup_group_lag, \
-        kafka_consumergroup_group_lag_seconds).
-        """
+            Like kafka-consumer-groups --describe, with the age of the oldest unprocessed message. \
+            Without --group, the groups that really read the pipeline's topics: each service's work group \
+            on its work topics, and each running instance's own group on the topics it reads whole \
+            (encompass.notice.events, the school register, the changelog…), found on the instances' \
+            /healthz ($ENCOMPASS_<SERVICE>_URLS for every instance of a scaled service, else $ENCOMPASS_<SERVICE>_URL or the default port; --instance to name them). \
+            An idle pipeline shows 0 everywhere. \
+            The same figures are on every service's /metrics (kafka_consumergroup_group_lag, \
+            kafka_consumergroup_group_lag_seconds).
+            """
     )
 
     @Option(help: "Kafka bootstrap servers (default: $ENCOMPASS_KAFKA_BOOTSTRAP_SERVERS, or the file of --bootstrap-file).")
@@ -33,7 +33,10 @@ struct LagCommand: AsyncParsableCommand {
     @Option(help: "GROUP=TOPIC[,TOPIC…] to describe instead of the pipeline's groups (repeatable).")
     var group: [String] = []
 
-    @Option(help: "SERVICE=URL of a running instance whose groups to report (repeatable; default: each service's $ENCOMPASS_<SERVICE>_URLS, else $ENCOMPASS_<SERVICE>_URL or the default port).")
+    @Option(
+        help:
+            "SERVICE=URL of a running instance whose groups to report (repeatable; default: each service's $ENCOMPASS_<SERVICE>_URLS, else $ENCOMPASS_<SERVICE>_URL or the default port)."
+    )
     var instance: [String] = []
 
     @Flag(help: "Print JSON.")
@@ -53,7 +56,9 @@ struct LagCommand: AsyncParsableCommand {
             for item in instance {
                 let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2, let service = ServiceName(rawValue: parts[0]), !parts[1].isEmpty else {
-                    throw ValidationError("--instance '\(item)' must be SERVICE=URL with SERVICE one of \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw ValidationError(
+                        "--instance '\(item)' must be SERVICE=URL with SERVICE one of \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 endpoints.append((service, parts[1]))
             }
@@ -74,12 +79,19 @@ struct LagCommand: AsyncParsableCommand {
         var client = configuration.kafka
         client.clientId = "encompass-lag"
         let rows = try await LagReport.collect(client: client, groups: groups, logger: logger)
-        if json { try printJSON(rows); return }
-        let header = ["GROUP", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "LAG-SECONDS"]
-        let table = [header] + rows.map { row in
-            [row.group, row.topic, String(row.partition), row.committedOffset.map(String.init) ?? "-", String(row.endOffset),
-             String(row.lag), row.lagSeconds.map { String(format: "%.1f", $0) } ?? "?"]
+        if json {
+            try printJSON(rows)
+            return
         }
+        let header = ["GROUP", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "LAG-SECONDS"]
+        let table =
+            [header]
+            + rows.map { row in
+                [
+                    row.group, row.topic, String(row.partition), row.committedOffset.map(String.init) ?? "-", String(row.endOffset),
+                    String(row.lag), row.lagSeconds.map { String(format: "%.1f", $0) } ?? "?",
+                ]
+            }
         let widths = header.indices.map { column in table.map { $0[column].count }.max() ?? 0 }
         for line in table {
             print(line.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  "))

@@ -3,6 +3,7 @@ import EncompassModels
 import Foundation
 import ServiceRuntime
 import WebSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 import Spreadsheets
@@ -40,7 +41,9 @@ struct NotificationsCommand: AsyncParsableCommand {
                 print("\(answer.date): \(answer.notifications.count) notices, \(answer.flagged) flagged for follow-up")
                 for notice in answer.notifications {
                     let flag = notice.flagged ? "  FLAGGED: \(notice.flagReason ?? "")" : ""
-                    print("\(notice.noticeId)  force \(notice.forceCode)  occurrence \(notice.occurrenceNumber)  school \(notice.schoolURN ?? "?") \(notice.schoolName ?? "")  [\(notice.channel ?? "-")] \(notice.state)\(flag)")
+                    print(
+                        "\(notice.noticeId)  force \(notice.forceCode)  occurrence \(notice.occurrenceNumber)  school \(notice.schoolURN ?? "?") \(notice.schoolName ?? "")  [\(notice.channel ?? "-")] \(notice.state)\(flag)"
+                    )
                     for event in notice.events {
                         print("    \(Timestamp.format(event.at))  \(event.kind)  \(event.detail ?? "")")
                     }
@@ -53,7 +56,8 @@ struct NotificationsCommand: AsyncParsableCommand {
     struct SetPassword: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set-password",
-            abstract: "Set notice-page passwords: one school's from standard input, or many from a CSV or XLSX file (stored by dispatch as salted PBKDF2 hashes).",
+            abstract:
+                "Set notice-page passwords: one school's from standard input, or many from a CSV or XLSX file (stored by dispatch as salted PBKDF2 hashes).",
             discussion: """
                 One: reads the password from the first line of standard input, so it never appears in the process list or shell history: `printf '%s\\n' "$PW" | encompass notifications set-password --urn 110001`. Use ESM<force> (e.g. ESM43) for the force's Education Safeguarding Manager (holiday escalations), LA<code> (e.g. LA872) for a local authority, EY and 6 digits for an early years setting.
                 Many: `--file passwords.csv` (or .xlsx, first sheet) with the columns `urn` (a URN, an EY reference, LA<code> or ESM<force>; also named `reference` or `account`) and `password`. Each row is checked on its own: the good rows are set, each bad one is reported by its row number in the file with the reason. Passwords are never printed. Notice mail held for want of a password goes out once its school's is set.
@@ -81,7 +85,8 @@ struct NotificationsCommand: AsyncParsableCommand {
             guard let line = readLine(strippingNewline: true), !line.isEmpty else {
                 throw ValidationError("no password on standard input")
             }
-            let (status, raw) = try await dispatch.client().send("PUT", "/v1/schools/\(urn)/password", json: SchoolPasswordRequest(password: line, setBy: by))
+            let (status, raw) = try await dispatch.client().send(
+                "PUT", "/v1/schools/\(urn)/password", json: SchoolPasswordRequest(password: line, setBy: by))
             guard status == 200 else {
                 FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
                 throw ExitCode(1)
@@ -107,11 +112,20 @@ struct NotificationsCommand: AsyncParsableCommand {
                 var good: [SchoolPasswordsRequest.Row] = []
                 for row in sheet.rows {
                     // A row's problem never quotes its cells, so no password reaches the report.
-                    if let problem = row.problem { refused.append((row.number, problem)); continue }
+                    if let problem = row.problem {
+                        refused.append((row.number, problem))
+                        continue
+                    }
                     let account = (row.cells[accountColumn] ?? "").trimmingCharacters(in: .whitespaces)
                     let password = row.cells["password"] ?? ""
-                    if account.isEmpty { refused.append((row.number, "\(accountColumn): is empty")); continue }
-                    if password.isEmpty { refused.append((row.number, "password: is empty")); continue }
+                    if account.isEmpty {
+                        refused.append((row.number, "\(accountColumn): is empty"))
+                        continue
+                    }
+                    if password.isEmpty {
+                        refused.append((row.number, "password: is empty"))
+                        continue
+                    }
                     good.append(SchoolPasswordsRequest.Row(row: row.number, account: account, password: password))
                 }
                 rows = good
@@ -124,7 +138,8 @@ struct NotificationsCommand: AsyncParsableCommand {
             }
             var set: [(row: Int, account: String)] = []
             if !rows.isEmpty {
-                let (status, raw) = try await dispatch.client().send("PUT", "/v1/schools/passwords", json: SchoolPasswordsRequest(rows: rows, setBy: by))
+                let (status, raw) = try await dispatch.client().send(
+                    "PUT", "/v1/schools/passwords", json: SchoolPasswordsRequest(rows: rows, setBy: by))
                 guard status == 200 || status == 422, let answer = try? WireFormat.decoder().decode(SchoolPasswordsAnswer.self, from: raw) else {
                     FileHandle.standardError.write(Data("refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
                     throw ExitCode(2)
@@ -157,9 +172,13 @@ struct NotificationsCommand: AsyncParsableCommand {
                 print(String(decoding: raw, as: UTF8.self))
             } else {
                 let held = answer.held
-                print("\(held.count) notice\(held.count == 1 ? "" : "s") held for want of a password; accounts without one: \(answer.accountsWithoutPassword.joined(separator: ", "))")
+                print(
+                    "\(held.count) notice\(held.count == 1 ? "" : "s") held for want of a password; accounts without one: \(answer.accountsWithoutPassword.joined(separator: ", "))"
+                )
                 for item in held {
-                    print("\(item.noticeId)  \(item.account)  \(item.schoolName)  held since \(Timestamp.format(item.heldSince)) (\(item.ageSeconds / 60) min)")
+                    print(
+                        "\(item.noticeId)  \(item.account)  \(item.schoolName)  held since \(Timestamp.format(item.heldSince)) (\(item.ageSeconds / 60) min)"
+                    )
                 }
             }
             if !answer.held.isEmpty { throw ExitCode(3) }
@@ -168,8 +187,11 @@ struct NotificationsCommand: AsyncParsableCommand {
 
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write the Navigator's audit spreadsheet: each notice released in a date range, its school, contacts, and sent, viewed and acknowledged times.",
-            discussion: "FILE ending .xlsx or .csv. Values a spreadsheet would run as formulas are neutralised with a leading apostrophe. The MASH console's Notices page offers the same download.")
+            abstract:
+                "Write the Navigator's audit spreadsheet: each notice released in a date range, its school, contacts, and sent, viewed and acknowledged times.",
+            discussion:
+                "FILE ending .xlsx or .csv. Values a spreadsheet would run as formulas are neutralised with a leading apostrophe. The MASH console's Notices page offers the same download."
+        )
 
         @Option(help: "First release day, YYYY-MM-DD (London).")
         var from: String
@@ -204,7 +226,8 @@ struct NotificationsCommand: AsyncParsableCommand {
     }
 
     struct Tasks: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "telephone-tasks", abstract: "List open telephone tasks (settings to call instead of email).")
+        static let configuration = CommandConfiguration(
+            commandName: "telephone-tasks", abstract: "List open telephone tasks (settings to call instead of email).")
 
         @Flag(help: "Include done tasks.")
         var all = false
@@ -219,11 +242,16 @@ struct NotificationsCommand: AsyncParsableCommand {
             let parts = try await dispatch.gather(TelephoneTaskListing.self, "/v1/telephone-tasks", query: all ? ["all": "true"] : [:])
             var seen = Set<String>()
             let answer = TelephoneTaskListing(tasks: parts.flatMap(\.tasks).filter { seen.insert($0.id).inserted })
-            if json { print(String(decoding: try WireFormat.data(answer), as: UTF8.self)); return }
+            if json {
+                print(String(decoding: try WireFormat.data(answer), as: UTF8.self))
+                return
+            }
             print("\(answer.tasks.count) telephone tasks")
             for task in answer.tasks {
                 let phones = task.contacts.compactMap { c in c.phone.map { "\(c.role): \($0)" } }
-                print("\(task.id)  \(task.schoolURN) \(task.schoolName)  \(phones.joined(separator: ", "))  \(task.doneAt.map { "done \(Timestamp.format($0))" } ?? "OPEN")")
+                print(
+                    "\(task.id)  \(task.schoolURN) \(task.schoolName)  \(phones.joined(separator: ", "))  \(task.doneAt.map { "done \(Timestamp.format($0))" } ?? "OPEN")"
+                )
                 for line in task.notice.lines {
                     print("    \(line.label): \(line.value)")
                 }
@@ -280,7 +308,10 @@ struct NotificationsCommand: AsyncParsableCommand {
 
 /// Where dispatch is and how to sign in.
 struct DispatchOptions: ParsableArguments {
-    @Option(help: "Dispatch's base URL; repeat it (or separate with commas) for every instance of a scaled group (default: $ENCOMPASS_DISPATCH_URLS, else $ENCOMPASS_DISPATCH_URL).")
+    @Option(
+        help:
+            "Dispatch's base URL; repeat it (or separate with commas) for every instance of a scaled group (default: $ENCOMPASS_DISPATCH_URLS, else $ENCOMPASS_DISPATCH_URL)."
+    )
     var url: [String] = ServiceClient.instanceBaseURLs(.dispatch)
 
     @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
@@ -302,7 +333,8 @@ struct DispatchOptions: ParsableArguments {
         for client in try clients() {
             let (status, raw) = try await client.send("GET", path, query: query)
             guard status == 200 else {
-                FileHandle.standardError.write(Data("\(client.api.client.baseURL) refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
+                FileHandle.standardError.write(
+                    Data("\(client.api.client.baseURL) refused (\(status)): \(String(decoding: raw, as: UTF8.self))\n".utf8))
                 throw ExitCode(2)
             }
             parts.append(try DispatchClient.decode(Answer.self, status: status, raw))
@@ -340,7 +372,10 @@ struct DispatchClient {
     /// A 2xx answer as `Answer`; exits 2, saying what came instead, when it is not one.
     static func decode<Answer: Decodable>(_ type: Answer.Type, status: Int, _ raw: Data) throws -> Answer {
         do { return try WireFormat.decoder().decode(Answer.self, from: raw) } catch {
-            FileHandle.standardError.write(Data("dispatch answered \(status) with an unexpected body (\(WireFormat.describe(error))): \(String(decoding: raw.prefix(500), as: UTF8.self))\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "dispatch answered \(status) with an unexpected body (\(WireFormat.describe(error))): \(String(decoding: raw.prefix(500), as: UTF8.self))\n"
+                        .utf8))
             throw ExitCode(2)
         }
     }

@@ -3,6 +3,7 @@ import EncompassModels
 import Foundation
 import ServiceRuntime
 import WebSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -42,7 +43,10 @@ struct ReviewOptions: ParsableArguments {
     /// A 200 answer as `Answer`; exits 2 when it is not one (another version of child research?).
     func decode<Answer: Decodable>(_ type: Answer.Type, _ data: Data, path: String) throws -> Answer {
         do { return try WireFormat.decoder().decode(Answer.self, from: data) } catch {
-            FileHandle.standardError.write(Data("child research answered \(path) with an unexpected body (\(WireFormat.describe(error))); is --url child research of this version?\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "child research answered \(path) with an unexpected body (\(WireFormat.describe(error))); is --url child research of this version?\n"
+                        .utf8))
             throw ExitCode(2)
         }
     }
@@ -59,13 +63,18 @@ struct ReviewList: AsyncParsableCommand {
     func run() async throws {
         let (code, data) = try await options.send("GET", "/v1/review?status=\(status)")
         guard code == 200 else { try options.fail(code, data) }
-        if options.json { print(String(decoding: data, as: UTF8.self)); return }
+        if options.json {
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
         let proposals = try options.decode(ReviewListing.self, data, path: "/v1/review").proposals
         if proposals.isEmpty { print("no \(status) proposals") }
         for proposal in proposals {
             let child = proposal.child
             let born = child.dateOfBirth.map { "born \($0)" } ?? child.ageYears.map { "aged \($0)" } ?? "age unknown"
-            print("\(proposal.proposalId)  \(proposal.forceCode)/\(proposal.occurrenceNumber)  \(child.givenName) \(child.familyName) (\(born))  score \(proposal.evidence.score)  \(proposal.status)")
+            print(
+                "\(proposal.proposalId)  \(proposal.forceCode)/\(proposal.occurrenceNumber)  \(child.givenName) \(child.familyName) (\(born))  score \(proposal.evidence.score)  \(proposal.status)"
+            )
             for line in proposal.evidence.explanation { print("    \(line)") }
             if proposal.status == "withdrawn", let note = proposal.note { print("    \(note)") }
         }
@@ -92,7 +101,8 @@ struct ReviewConfirm: AsyncParsableCommand {
 }
 
 struct ReviewReject: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "reject", abstract: "Reject a proposed child: never proposed again for that incident.")
+    static let configuration = CommandConfiguration(
+        commandName: "reject", abstract: "Reject a proposed child: never proposed again for that incident.")
 
     @Argument(help: "The proposal id, as listed.")
     var id: String
@@ -113,14 +123,18 @@ struct ReviewReject: AsyncParsableCommand {
 struct ReviewCalibrationCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "calibration",
-        abstract: "For each score band, how many proposals officers decided and the share they confirmed (to choose an automatic confirmation threshold).")
+        abstract:
+            "For each score band, how many proposals officers decided and the share they confirmed (to choose an automatic confirmation threshold).")
 
     @OptionGroup var options: ReviewOptions
 
     func run() async throws {
         let (code, data) = try await options.send("GET", "/v1/review/calibration")
         guard code == 200 else { try options.fail(code, data) }
-        if options.json { print(String(decoding: data, as: UTF8.self)); return }
+        if options.json {
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
         let calibration = try options.decode(ReviewCalibration.self, data, path: "/v1/review/calibration")
         print(Self.table(calibration), terminator: "")
     }
@@ -129,10 +143,12 @@ struct ReviewCalibrationCommand: AsyncParsableCommand {
         var text = "score at or above  decided  confirmed  share confirmed\n"
         for band in calibration.bands {
             let share = band.shareConfirmed.map { String(format: "%.0f%%", $0 * 100) } ?? "–"
-            text += String(format: "%.2f", band.minimumScore).padding(toLength: 17, withPad: " ", startingAt: 0)
+            text +=
+                String(format: "%.2f", band.minimumScore).padding(toLength: 17, withPad: " ", startingAt: 0)
                 + String(format: "  %7d  %9d  ", band.decided, band.confirmed) + share + "\n"
         }
-        text += "\(calibration.decided) decided by officers (\(calibration.confirmed) confirmed); \(calibration.automatic) confirmed automatically, not counted\n"
+        text +=
+            "\(calibration.decided) decided by officers (\(calibration.confirmed) confirmed); \(calibration.automatic) confirmed automatically, not counted\n"
         return text
     }
 }
@@ -142,5 +158,9 @@ func decide(options: ReviewOptions, id: String, verdict: String, reviewer: Strin
     let escaped = id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id
     let (code, data) = try await options.send("POST", "/v1/review/\(escaped)/\(verdict)", body: body)
     guard code == 202 else { try options.fail(code, data) }
-    if options.json { print(String(decoding: data, as: UTF8.self)) } else { print("\(id): \(verdict) sent (applied by the instance that owns the incident)") }
+    if options.json {
+        print(String(decoding: data, as: UTF8.self))
+    } else {
+        print("\(id): \(verdict) sent (applied by the instance that owns the incident)")
+    }
 }

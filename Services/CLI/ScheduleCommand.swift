@@ -1,9 +1,10 @@
 import ArgumentParser
 import EncompassModels
 import Foundation
-import ServiceRuntime
 import SchedulingService
+import ServiceRuntime
 import WebSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -23,11 +24,11 @@ struct ScheduleExplainCommand: ParsableCommand {
         commandName: "explain",
         abstract: "Print a notice's release time and the rules that decided it.",
         discussion: """
-        Times: ISO 8601 with an offset (2026-11-22T21:15:00Z) or London local time \
-        (2026-11-22 21:15). Uses the shipped bank holidays and term dates, or \
-        ENCOMPASS_BANK_HOLIDAYS_FILE, ENCOMPASS_TERM_DATES_DIR and ENCOMPASS_PROTOCOLS_DIR. \
-        A school's own term dates (set on the service) are not known here; pass --school-terms FILE.
-        """
+            Times: ISO 8601 with an offset (2026-11-22T21:15:00Z) or London local time \
+            (2026-11-22 21:15). Uses the shipped bank holidays and term dates, or \
+            ENCOMPASS_BANK_HOLIDAYS_FILE, ENCOMPASS_TERM_DATES_DIR and ENCOMPASS_PROTOCOLS_DIR. \
+            A school's own term dates (set on the service) are not known here; pass --school-terms FILE.
+            """
     )
 
     @Option(help: "When the incident happened.")
@@ -55,7 +56,9 @@ struct ScheduleExplainCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        guard let occurredAt = Timestamp.parse(occurred) else { throw ValidationError("--occurred '\(occurred)' is not a time; use 2026-11-22 21:15 or 2026-11-22T21:15:00Z") }
+        guard let occurredAt = Timestamp.parse(occurred) else {
+            throw ValidationError("--occurred '\(occurred)' is not a time; use 2026-11-22 21:15 or 2026-11-22T21:15:00Z")
+        }
         let processedAt: Date
         if let processed {
             guard let date = Timestamp.parse(processed) else { throw ValidationError("--processed '\(processed)' is not a time") }
@@ -63,7 +66,9 @@ struct ScheduleExplainCommand: ParsableCommand {
         } else {
             processedAt = Date()
         }
-        guard let riskLevel = RiskLevel(rawValue: risk.lowercased()) else { throw ValidationError("--risk '\(risk)' must be standard, medium or high") }
+        guard let riskLevel = RiskLevel(rawValue: risk.lowercased()) else {
+            throw ValidationError("--risk '\(risk)' must be standard, medium or high")
+        }
         let settings = try SchedulingService.Settings.fromEnvironment(ProcessInfo.processInfo.environment)
         var calendars = settings.calendars
         if let schoolTerms {
@@ -108,16 +113,24 @@ struct SchedulePendingCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("scheduling refused (\(status)): \(APIClient.refusal(data))\n".utf8))
             throw ExitCode(2)
         }
-        if json { print(String(decoding: data, as: UTF8.self)); return }
+        if json {
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
         let list: PendingList
         do { list = try WireFormat.decoder().decode(PendingList.self, from: data) } catch {
-            FileHandle.standardError.write(Data("scheduling answered /v1/pending with an unexpected body (\(WireFormat.describe(error))); is --url scheduling of this version?\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "scheduling answered /v1/pending with an unexpected body (\(WireFormat.describe(error))); is --url scheduling of this version?\n"
+                        .utf8))
             throw ExitCode(2)
         }
         print("\(list.notices.count) notice(s) \(state) on \(list.instance)")
         for notice in list.notices {
             let escalate = notice.escalate ? " ESCALATION" : ""
-            print("\(notice.releaseAt)  \(notice.noticeId)  force \(notice.forceCode) occurrence \(notice.occurrenceNumber)  school \(notice.schoolURN) (LA \(notice.laCode))  \(notice.state)\(escalate)")
+            print(
+                "\(notice.releaseAt)  \(notice.noticeId)  force \(notice.forceCode) occurrence \(notice.occurrenceNumber)  school \(notice.schoolURN) (LA \(notice.laCode))  \(notice.state)\(escalate)"
+            )
         }
     }
 }

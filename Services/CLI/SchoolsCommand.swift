@@ -2,9 +2,10 @@ import ArgumentParser
 import ConsoleService
 import EncompassModels
 import Foundation
-import ServiceRuntime
 import SchoolResolutionService
+import ServiceRuntime
 import WebSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -21,7 +22,10 @@ struct SchoolsCommand: AsyncParsableCommand {
 
 /// Where school resolution is and how to sign in.
 struct SchoolsOptions: ParsableArguments {
-    @Option(help: "School resolution's base URL; repeat it (or separate with commas) for every instance of a scaled group (default: $ENCOMPASS_SCHOOL_RESOLUTION_URLS, else $ENCOMPASS_SCHOOL_RESOLUTION_URL). Held answers and open requests are gathered from every instance, and a returned sheet goes to every instance; the register and contacts use the first.")
+    @Option(
+        help:
+            "School resolution's base URL; repeat it (or separate with commas) for every instance of a scaled group (default: $ENCOMPASS_SCHOOL_RESOLUTION_URLS, else $ENCOMPASS_SCHOOL_RESOLUTION_URL). Held answers and open requests are gathered from every instance, and a returned sheet goes to every instance; the register and contacts use the first."
+    )
     var url: [String] = ServiceClient.instanceBaseURLs(.schoolResolution)
 
     @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
@@ -62,7 +66,9 @@ struct SchoolsClient {
     let api: APIClient
 
     /// Exits with 2 when the service cannot be reached.
-    func call(_ method: String, _ path: String, query: [String: String] = [:], body: Data? = nil) async throws -> (status: Int, data: Data, response: HTTPURLResponse?) {
+    func call(_ method: String, _ path: String, query: [String: String] = [:], body: Data? = nil) async throws -> (
+        status: Int, data: Data, response: HTTPURLResponse?
+    ) {
         try await api.send(method, path, query: query, body: body, contentType: "application/octet-stream")
     }
 
@@ -103,7 +109,8 @@ struct SchoolsImport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
         abstract: "Import the school register: the DfE GIAS download (edubasealldataYYYYMMDD.csv) or a file in the 2018 list's layout.",
-        discussion: "New and changed schools are published to every instance; contacts are kept. Exit 1 when rows were skipped, 2 when the file was refused."
+        discussion:
+            "New and changed schools are published to every instance; contacts are kept. Exit 1 when rows were skipped, 2 when the file was refused."
     )
 
     @Argument(help: "The register CSV.")
@@ -147,7 +154,8 @@ struct SchoolsContacts: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set",
             abstract: "Replace a school's contacts.",
-            discussion: "Each --contact is 'role=dsl;name=J Smith;email=dsl@school.example;phone=0118 000 0000' (role and an email or phone required). No --contact clears the list."
+            discussion:
+                "Each --contact is 'role=dsl;name=J Smith;email=dsl@school.example;phone=0118 000 0000' (role and an email or phone required). No --contact clears the list."
         )
         @Argument(help: "The school's URN.") var urn: String
         @Option(name: .customLong("contact"), help: "A contact: role=…;name=…;email=…;phone=… (repeat for several).") var contacts: [String] = []
@@ -199,7 +207,8 @@ struct SchoolsContacts: AsyncParsableCommand {
 struct SchoolsLAContacts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "la-contacts",
-        abstract: "Local authorities' contacts: the Operation Encompass contact (role encompass), who takes the notice for a school of that LA when none is held for the school, and the contact for children not on a school roll (role education-otherwise).",
+        abstract:
+            "Local authorities' contacts: the Operation Encompass contact (role encompass), who takes the notice for a school of that LA when none is held for the school, and the contact for children not on a school roll (role education-otherwise).",
         subcommands: [Import.self, List.self]
     )
 
@@ -227,7 +236,10 @@ struct SchoolsLAContacts: AsyncParsableCommand {
         func run() async throws {
             let (status, body, _) = try await service.client().call("GET", "/v1/la-contacts")
             try SchoolsClient.check(status, body, what: "LA contacts")
-            if json { print(String(decoding: body, as: UTF8.self)); return }
+            if json {
+                print(String(decoding: body, as: UTF8.self))
+                return
+            }
             let list = try SchoolsClient.decode(LAContactsList.self, body, what: "LA contacts").localAuthorities
             if list.isEmpty { print("no local authority contacts held: import them with encompass schools la-contacts import FILE") }
             for entry in list {
@@ -266,7 +278,9 @@ struct SchoolsRequests: AsyncParsableCommand {
             }
             for item in held {
                 let school = [item.school?.urn, item.school?.name].compactMap { $0 }.joined(separator: " ")
-                print("\(item.requestId)  \(item.occurrenceNumber)  \(item.childName) (\(item.dateOfBirth ?? "date of birth unknown"))  → \(school)\n    \(item.reason)")
+                print(
+                    "\(item.requestId)  \(item.occurrenceNumber)  \(item.childName) (\(item.dateOfBirth ?? "date of birth unknown"))  → \(school)\n    \(item.reason)"
+                )
             }
             print("\(held.count) answer(s) held for a MASH officer")
         }
@@ -307,7 +321,8 @@ struct SchoolsRequests: AsyncParsableCommand {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write the open requests of a local policing area as XLSX and CSV.",
-            discussion: "CSC fills in school_urn and/or school_name and returns the file (encompass schools requests import). Cells that a spreadsheet would run as formulas are prefixed with an apostrophe."
+            discussion:
+                "CSC fills in school_urn and/or school_name and returns the file (encompass schools requests import). Cells that a spreadsheet would run as formulas are prefixed with an apostrophe."
         )
         @Option(help: "Local policing area (the incident's), or 'all'.") var lpa: String
         @Option(help: "Folder to write into.") var out: String = "."
@@ -337,7 +352,8 @@ struct SchoolsRequests: AsyncParsableCommand {
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Import the spreadsheet Children's Social Care returned (XLSX or CSV with request_id and school_urn and/or school_name).",
-            discussion: "Each school is verified like an officer's; verified children flow on to scheduling. Every instance applies the rows whose request it holds; a row no instance holds is rejected. Exit 1 when rows were rejected (kept as dead letters), 2 when the file was refused."
+            discussion:
+                "Each school is verified like an officer's; verified children flow on to scheduling. Every instance applies the rows whose request it holds; a row no instance holds is rejected. Exit 1 when rows were rejected (kept as dead letters), 2 when the file was refused."
         )
         @Argument(help: "The returned spreadsheet.") var file: String
         @OptionGroup var service: SchoolsOptions
@@ -349,7 +365,9 @@ struct SchoolsRequests: AsyncParsableCommand {
             var rejected = 0
             for row in answer.answers {
                 if row.outcome == "rejected" { rejected += 1 }
-                print("row \(row.row) \(row.requestId ?? ""): \(row.outcome)\(row.urn.map { " URN \($0)" } ?? "") — \(row.reasons.joined(separator: "; "))")
+                print(
+                    "row \(row.row) \(row.requestId ?? ""): \(row.outcome)\(row.urn.map { " URN \($0)" } ?? "") — \(row.reasons.joined(separator: "; "))"
+                )
             }
             print("\(name): \(answer.answers.count) row(s), \(rejected) rejected")
             if rejected > 0 { throw ExitCode(1) }

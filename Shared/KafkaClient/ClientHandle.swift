@@ -66,9 +66,11 @@ final class ClientHandle: @unchecked Sendable {
                 context.logger.critical("kafka fatal error", metadata: ["error": .string(error.description)])
             } else {
                 // Transport and broker-down errors are retried by librdkafka itself.
-                context.logger.warning("kafka client error", metadata: [
-                    "code": .string(KafkaError.name(of: code.rawValue)), "reason": .string(text),
-                ])
+                context.logger.warning(
+                    "kafka client error",
+                    metadata: [
+                        "code": .string(KafkaError.name(of: code.rawValue)), "reason": .string(text),
+                    ])
             }
         }
         if context.onStatistics != nil {

@@ -94,7 +94,8 @@ public final class KafkaAdmin: Sendable {
         switch outcome {
         case .success(let result):
             return result
-        case .failure(let error) where error.code == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE.rawValue
+        case .failure(let error)
+        where error.code == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE.rawValue
             || error.code == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION.rawValue
             || error.code == RD_KAFKA_RESP_ERR_INVALID_REQUEST.rawValue
             // The mock cluster names no controller, so librdkafka times out waiting for one.

@@ -104,8 +104,9 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         let slots = MessageSlots(count: 500)
         poller.withLock {
             $0 = PollThread(name: "kafka-consumer-poll") {
-                KafkaConsumer.pollOnce(pointer: handle.pointer, queue: queue, slots: slots, buffer: buffer, state: state,
-                                       capacity: capacity, topicNames: topicNames, logger: logger)
+                KafkaConsumer.pollOnce(
+                    pointer: handle.pointer, queue: queue, slots: slots, buffer: buffer, state: state,
+                    capacity: capacity, topicNames: topicNames, logger: logger)
             }
         }
         self.queue = queue
@@ -192,7 +193,10 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
     /// and destroys the handle. Idempotent.
     public func close() async {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let poller = self.poller.withLock { p -> PollThread? in defer { p = nil }; return p }
+        let poller = self.poller.withLock { p -> PollThread? in
+            defer { p = nil }
+            return p
+        }
         await poller?.stop()
         // Nothing handed out will be processed any more: the final revoke must not wait for it.
         tracker.abandonInFlight()
@@ -204,8 +208,9 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
             // refuse commits until the rebalance completes (librdkafka's mock cluster does).
             let commitErr = rd_kafka_commit(handle.pointer, nil, 0)
             if commitErr != RD_KAFKA_RESP_ERR_NO_ERROR && commitErr != RD_KAFKA_RESP_ERR__NO_OFFSET {
-                logger.warning("commit before close failed; the revoke commits again",
-                               metadata: ["error": .string(KafkaError.name(of: commitErr.rawValue))])
+                logger.warning(
+                    "commit before close failed; the revoke commits again",
+                    metadata: ["error": .string(KafkaError.name(of: commitErr.rawValue))])
             }
             // Serves the final revoke through our rebalance callback, which commits.
             let err = rd_kafka_consumer_close(handle.pointer)
@@ -265,7 +270,10 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
     }
 
     private static func setPaused(_ paused: Bool, pointer: OpaquePointer, state: Locked<ConsumerState>) {
-        let assignment = state.withLock { s -> Set<TopicPartition> in s.paused = paused; return s.assignment }
+        let assignment = state.withLock { s -> Set<TopicPartition> in
+            s.paused = paused
+            return s.assignment
+        }
         guard !assignment.isEmpty else { return }
         let list = partitionList(assignment)
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -337,12 +345,15 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
             listener?(.revoked(partitions.sorted()))
             let commitErr = rd_kafka_commit(rk, nil, 0)
             if commitErr != RD_KAFKA_RESP_ERR_NO_ERROR && commitErr != RD_KAFKA_RESP_ERR__NO_OFFSET {
-                logger.warning("commit on revoke failed; the new owner may re-process some records",
-                               metadata: ["error": .string(KafkaError.name(of: commitErr.rawValue))])
+                logger.warning(
+                    "commit on revoke failed; the new owner may re-process some records",
+                    metadata: ["error": .string(KafkaError.name(of: commitErr.rawValue))])
             }
-            logger.info("partitions revoked", metadata: [
-                "partitions": .string(partitions.map(\.description).joined(separator: ",")), "purged": "\(purged)",
-            ])
+            logger.info(
+                "partitions revoked",
+                metadata: [
+                    "partitions": .string(partitions.map(\.description).joined(separator: ",")), "purged": "\(purged)",
+                ])
             tracker.forget(revoked)
             state.withLock {
                 $0.assignment.subtract(revoked)
@@ -463,7 +474,10 @@ final class OffsetTracker: @unchecked Sendable {
 
     func forget(_ partitions: Set<TopicPartition>) {
         condition.lock()
-        for tp in partitions { delivered[tp] = nil; stored[tp] = nil }
+        for tp in partitions {
+            delivered[tp] = nil
+            stored[tp] = nil
+        }
         condition.unlock()
     }
 }

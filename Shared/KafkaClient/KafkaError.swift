@@ -44,9 +44,9 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
         guard kind == .permanent else { return false }
         switch code.map({ rd_kafka_resp_err_t($0) }) {
         case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED?, RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED?,
-             RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED?, RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED?,
-             RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC?, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART?, RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION?,
-             RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE?:
+            RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED?, RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED?,
+            RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC?, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART?, RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION?,
+            RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE?:
             return false
         default:
             return true
@@ -86,30 +86,29 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
         let code = rd_kafka_error_code(error)
         let text = String(cString: rd_kafka_error_string(error))
         var kind = classify(code)
-        if rd_kafka_error_is_fatal(error) != 0 { kind = .fatal }
-        else if rd_kafka_error_is_retriable(error) != 0 { kind = .retriable }
+        if rd_kafka_error_is_fatal(error) != 0 { kind = .fatal } else if rd_kafka_error_is_retriable(error) != 0 { kind = .retriable }
         return KafkaError(kind: kind, code: code.rawValue, message: "\(context): \(text)")
     }
 
     static func classify(_ err: rd_kafka_resp_err_t) -> Kind {
         switch err {
         case RD_KAFKA_RESP_ERR__FATAL, RD_KAFKA_RESP_ERR__FENCED, RD_KAFKA_RESP_ERR_PRODUCER_FENCED,
-             RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
-             RD_KAFKA_RESP_ERR__INCONSISTENT:
+            RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
+            RD_KAFKA_RESP_ERR__INCONSISTENT:
             return .fatal
         case RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-             RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
+            RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
             return .timeout
         case RD_KAFKA_RESP_ERR__DESTROY:
             return .closed
         case RD_KAFKA_RESP_ERR__INVALID_ARG, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-             RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_RECORD,
-             RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP, RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT,
-             RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-             RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
-             RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
-             RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE,
-             RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR_INVALID_REQUEST:
+            RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_RECORD,
+            RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP, RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT,
+            RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+            RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
+            RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE,
+            RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR_INVALID_REQUEST:
             return .permanent
         default:
             return .retriable

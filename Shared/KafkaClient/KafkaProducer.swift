@@ -111,14 +111,23 @@ public final class KafkaProducer: Sendable {
                         // On the stack: this runs once per record.
                         withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6 + headerValues.count) { vus in
                             var n = 0
-                            func add(_ value: rd_kafka_vu_t) { vus.initializeElement(at: n, to: value); n += 1 }
+                            func add(_ value: rd_kafka_vu_t) {
+                                vus.initializeElement(at: n, to: value)
+                                n += 1
+                            }
                             add(vu(RD_KAFKA_VTYPE_TOPIC) { $0.cstr = topic })
                             // A null pointer is a null value (a tombstone); an empty value
                             // that is not one needs a pointer, which an empty array may not have.
                             let bytes = record.isTombstone ? nil : (value.baseAddress ?? UnsafeRawPointer(emptyValue))
-                            add(vu(RD_KAFKA_VTYPE_VALUE) { $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: bytes), size: record.isTombstone ? 0 : value.count) })
+                            add(
+                                vu(RD_KAFKA_VTYPE_VALUE) {
+                                    $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: bytes), size: record.isTombstone ? 0 : value.count)
+                                })
                             if let key {
-                                add(vu(RD_KAFKA_VTYPE_KEY) { $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: key.baseAddress), size: key.count) })
+                                add(
+                                    vu(RD_KAFKA_VTYPE_KEY) {
+                                        $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: key.baseAddress), size: key.count)
+                                    })
                             }
                             add(vu(RD_KAFKA_VTYPE_PARTITION) { $0.i32 = record.partition ?? RD_KAFKA_PARTITION_UA })
                             add(vu(RD_KAFKA_VTYPE_MSGFLAGS) { $0.i = RD_KAFKA_MSG_F_COPY })
@@ -295,7 +304,8 @@ final class DeliveryCollector: Sendable {
     init(count: Int) { state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count)) }
 
     func set(_ index: Int, _ result: Result<DeliveryReport, KafkaError>) {
-        let ready = state.withLock { s -> (CheckedContinuation<[Result<DeliveryReport, KafkaError>?], Never>, [Result<DeliveryReport, KafkaError>?])? in
+        let ready = state.withLock {
+            s -> (CheckedContinuation<[Result<DeliveryReport, KafkaError>?], Never>, [Result<DeliveryReport, KafkaError>?])? in
             s.results[index] = result
             s.remaining -= 1
             guard s.remaining == 0, let waiter = s.waiter else { return nil }

@@ -1,6 +1,7 @@
 import CRdKafka
 import Foundation
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -116,7 +117,9 @@ public struct MockClusterControl: Sendable {
             return "ok broker \(id) \(verb)"
         case "rtt":
             let id = try broker(words.dropFirst().first)
-            guard words.count > 2, let ms = Int(words[2]), (0...60_000).contains(ms) else { throw Failure(reason: "rtt BROKER MILLISECONDS (0…60000)") }
+            guard words.count > 2, let ms = Int(words[2]), (0...60_000).contains(ms) else {
+                throw Failure(reason: "rtt BROKER MILLISECONDS (0…60000)")
+            }
             cluster.setBrokerRoundTripTime(id, milliseconds: ms)
             return "ok broker \(id) rtt \(ms) ms"
         case "errors":
@@ -125,7 +128,9 @@ public struct MockClusterControl: Sendable {
             var codes: [rd_kafka_resp_err_t] = []
             for item in words[2].split(separator: ",") {
                 let parts = item.split(separator: "*").map(String.init)
-                guard let code = Self.errorCode(parts[0]) else { throw Failure(reason: "unknown error \(parts[0]); use a librdkafka name or an rd_kafka_resp_err_t number") }
+                guard let code = Self.errorCode(parts[0]) else {
+                    throw Failure(reason: "unknown error \(parts[0]); use a librdkafka name or an rd_kafka_resp_err_t number")
+                }
                 let count = parts.count > 1 ? Int(parts[1]) : 1
                 guard let count, (1...10_000).contains(count) else { throw Failure(reason: "bad count in \(item)") }
                 codes += Array(repeating: rd_kafka_resp_err_t(code), count: count)
@@ -152,11 +157,18 @@ public struct MockClusterControl: Sendable {
             for name in names {
                 guard let partitions = topics[name] else { throw Failure(reason: "unknown topic \(name)") }
                 let chosen: [Int32]
-                if words[2] == "*" { chosen = Array(0..<Int32(partitions)) } else {
-                    guard let p = Int32(words[2]), (0..<Int32(partitions)).contains(p) else { throw Failure(reason: "partition must be 0…\(partitions - 1) or *") }
+                if words[2] == "*" {
+                    chosen = Array(0..<Int32(partitions))
+                } else {
+                    guard let p = Int32(words[2]), (0..<Int32(partitions)).contains(p) else {
+                        throw Failure(reason: "partition must be 0…\(partitions - 1) or *")
+                    }
                     chosen = [p]
                 }
-                for p in chosen { try cluster.setPartitionLeader(topic: name, partition: p, broker: id); moved += 1 }
+                for p in chosen {
+                    try cluster.setPartitionLeader(topic: name, partition: p, broker: id)
+                    moved += 1
+                }
             }
             return "ok \(moved) partition(s) led by broker \(id)"
         case "coordinator":
@@ -270,7 +282,9 @@ public enum MockClusterControlClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else {
-            throw MockClusterControlError("cannot reach the broker's control port 127.0.0.1:\(port): \(String(cString: strerror(errno))); is `encompass broker --control-port` running?")
+            throw MockClusterControlError(
+                "cannot reach the broker's control port 127.0.0.1:\(port): \(String(cString: strerror(errno))); is `encompass broker --control-port` running?"
+            )
         }
         writeAll(fd, command.replacingOccurrences(of: "\n", with: " ") + "\n")
         guard let answer = readLine(fd) else { throw MockClusterControlError("no answer from the broker's control port 127.0.0.1:\(port)") }

@@ -25,7 +25,10 @@ final class RecordBuffer: @unchecked Sendable {
 
     func push(_ record: KafkaRecord) {
         lock.lock()
-        if terminal != nil { lock.unlock(); return }
+        if terminal != nil {
+            lock.unlock()
+            return
+        }
         if let waiter {
             self.waiter = nil
             lock.unlock()
@@ -40,7 +43,10 @@ final class RecordBuffer: @unchecked Sendable {
     func push(contentsOf records: [KafkaRecord]) {
         guard let first = records.first else { return }
         lock.lock()
-        if terminal != nil { lock.unlock(); return }
+        if terminal != nil {
+            lock.unlock()
+            return
+        }
         if let waiter {
             self.waiter = nil
             items.append(contentsOf: records.dropFirst())
@@ -79,7 +85,10 @@ final class RecordBuffer: @unchecked Sendable {
     func finish(_ error: KafkaError? = nil, discardBuffered: Bool = false) {
         lock.lock()
         lock.broadcast()
-        if discardBuffered { items.removeAll(); head = 0 }
+        if discardBuffered {
+            items.removeAll()
+            head = 0
+        }
         if terminal == nil { terminal = error.map { .failure($0) } ?? .end }
         let waiter = self.waiter
         self.waiter = nil
@@ -118,7 +127,10 @@ final class RecordBuffer: @unchecked Sendable {
             guard n > 0 else { return [] }
             let slice = Array(items[head..<(head + n)])
             head += n
-            if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
+            if head == items.count {
+                items.removeAll(keepingCapacity: true)
+                head = 0
+            }
             lock.signal()
             return slice
         }

@@ -35,9 +35,11 @@ public struct SchoolRequestsChangelog: MessagePayload {
         /// A redirect: the notice whose school said the pupil no longer attends.
         public var redirectOf: String?
 
-        public init(requestId: String, forceCode: String, occurrenceNumber: String, lpa: String, reason: String, candidates: String,
-                    child: ChildIdentified, causationId: String, status: String, createdAt: Date, updatedAt: Date, exportedAt: Date?,
-                    note: String?, reviewSchool: RecordedSchool?, reviewReason: String?, redirectOf: String?) {
+        public init(
+            requestId: String, forceCode: String, occurrenceNumber: String, lpa: String, reason: String, candidates: String,
+            child: ChildIdentified, causationId: String, status: String, createdAt: Date, updatedAt: Date, exportedAt: Date?,
+            note: String?, reviewSchool: RecordedSchool?, reviewReason: String?, redirectOf: String?
+        ) {
             self.requestId = requestId
             self.forceCode = forceCode
             self.occurrenceNumber = occurrenceNumber
@@ -124,10 +126,12 @@ public struct DispatchNoticeChangelog: MessagePayload {
         public var flaggedAt: Date?
         public var flagReason: String?
 
-        public init(noticeId: String, forceCode: String, occurrenceNumber: String, childId: String, schoolURN: String, schoolName: String,
-                    account: String, channel: String, recipient: String?, escalation: Bool, due: NoticeDue, content: String, state: String,
-                    linkTokenHash: String?, linkExpiresAt: Date?, releaseAt: Date, acknowledgeBy: Date, receivedAt: Date, sentAt: Date?,
-                    acknowledgedAt: Date?, acknowledgedBy: String?, feedbackAt: Date? = nil, flaggedAt: Date?, flagReason: String?) {
+        public init(
+            noticeId: String, forceCode: String, occurrenceNumber: String, childId: String, schoolURN: String, schoolName: String,
+            account: String, channel: String, recipient: String?, escalation: Bool, due: NoticeDue, content: String, state: String,
+            linkTokenHash: String?, linkExpiresAt: Date?, releaseAt: Date, acknowledgeBy: Date, receivedAt: Date, sentAt: Date?,
+            acknowledgedAt: Date?, acknowledgedBy: String?, feedbackAt: Date? = nil, flaggedAt: Date?, flagReason: String?
+        ) {
             self.noticeId = noticeId
             self.forceCode = forceCode
             self.occurrenceNumber = occurrenceNumber
@@ -169,7 +173,10 @@ public struct DispatchNoticeChangelog: MessagePayload {
         public var sentAt: Date?
         public var lastError: String?
 
-        public init(idempotencyKey: String, recipient: String, message: String?, state: String, attempts: Int, createdAt: Date, sentAt: Date?, lastError: String?) {
+        public init(
+            idempotencyKey: String, recipient: String, message: String?, state: String, attempts: Int, createdAt: Date, sentAt: Date?,
+            lastError: String?
+        ) {
             self.idempotencyKey = idempotencyKey
             self.recipient = recipient
             self.message = message
@@ -193,8 +200,10 @@ public struct DispatchNoticeChangelog: MessagePayload {
         public var doneBy: String?
         public var note: String?
 
-        public init(id: String, schoolURN: String, schoolName: String, contacts: [SchoolContact], reason: String, createdAt: Date,
-                    doneAt: Date?, doneBy: String?, note: String?) {
+        public init(
+            id: String, schoolURN: String, schoolName: String, contacts: [SchoolContact], reason: String, createdAt: Date,
+            doneAt: Date?, doneBy: String?, note: String?
+        ) {
             self.id = id
             self.schoolURN = schoolURN
             self.schoolName = schoolName
@@ -221,7 +230,9 @@ public struct DispatchNoticeChangelog: MessagePayload {
         var errors: [FieldError] = []
         if notice.noticeId.isEmpty { errors.append(FieldError("notice.noticeId", "empty")) }
         if notice.due.noticeId != notice.noticeId { errors.append(FieldError("notice.due.noticeId", "not the notice's id \(notice.noticeId)")) }
-        if mail == nil && telephoneTask == nil { errors.append(FieldError("mail", "a notice goes by email or by a telephone task: neither is given")) }
+        if mail == nil && telephoneTask == nil {
+            errors.append(FieldError("mail", "a notice goes by email or by a telephone task: neither is given"))
+        }
         return errors
     }
 }

@@ -250,12 +250,18 @@ public enum Timestamp {
                 v /= 10
             }
         }
-        put(year, at: 0, width: 4); bytes[4] = 45
-        put(month, at: 5, width: 2); bytes[7] = 45
-        put(day, at: 8, width: 2); bytes[10] = dateSeparator
-        put(msOfDay / 3_600_000, at: 11, width: 2); bytes[13] = 58
-        put(msOfDay / 60_000 % 60, at: 14, width: 2); bytes[16] = 58
-        put(msOfDay / 1_000 % 60, at: 17, width: 2); bytes[19] = 46
+        put(year, at: 0, width: 4)
+        bytes[4] = 45
+        put(month, at: 5, width: 2)
+        bytes[7] = 45
+        put(day, at: 8, width: 2)
+        bytes[10] = dateSeparator
+        put(msOfDay / 3_600_000, at: 11, width: 2)
+        bytes[13] = 58
+        put(msOfDay / 60_000 % 60, at: 14, width: 2)
+        bytes[16] = 58
+        put(msOfDay / 1_000 % 60, at: 17, width: 2)
+        bytes[19] = 46
         put(msOfDay % 1_000, at: 20, width: 3)
         if zone { bytes[23] = 90 }
         return String(decoding: bytes, as: UTF8.self)
@@ -263,7 +269,9 @@ public enum Timestamp {
 
     /// The same format by Foundation (reference for tests, and years outside 1...9999).
     public static func formatWithFoundation(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
+        date.formatted(
+            .iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(
+                separator: .omitted))
     }
 
     /// ISO 8601 with an offset (`Z`, `+01:00`), or a local time without one, which is read as
@@ -288,7 +296,9 @@ public enum Timestamp {
     static func parseUTC(_ text: String) -> Date? {
         var text = text
         return text.withUTF8 { b -> Date? in
-            guard b.count == 24 || b.count == 20, b[b.count - 1] == 90, b[4] == 45, b[7] == 45, b[10] == 84, b[13] == 58, b[16] == 58 else { return nil }
+            guard b.count == 24 || b.count == 20, b[b.count - 1] == 90, b[4] == 45, b[7] == 45, b[10] == 84, b[13] == 58, b[16] == 58 else {
+                return nil
+            }
             func number(_ from: Int, _ width: Int) -> Int64? {
                 var value: Int64 = 0
                 for i in from..<(from + width) {
@@ -299,8 +309,9 @@ public enum Timestamp {
                 return value
             }
             guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
-                  let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2),
-                  year >= 1, (1...12).contains(month), hour < 24, minute < 60, second < 60 else { return nil }
+                let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2),
+                year >= 1, (1...12).contains(month), hour < 24, minute < 60, second < 60
+            else { return nil }
             var millisecond: Int64 = 0
             if b.count == 24 {
                 guard b[19] == 46, let ms = number(20, 3) else { return nil }
@@ -350,7 +361,10 @@ public enum MessageID {
         return String(unsafeUninitializedCapacity: 36) { out in
             var position = 0
             for nibble in 0..<32 {
-                if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 { out[position] = UInt8(ascii: "-"); position += 1 }
+                if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
+                    out[position] = UInt8(ascii: "-")
+                    position += 1
+                }
                 let word = nibble < 16 ? a : b
                 out[position] = StableHash.hexDigit(word >> UInt64(60 - 4 * (nibble % 16)))
                 position += 1
@@ -396,8 +410,12 @@ public enum StableHash {
 
         public func finish() -> (UInt64, UInt64) {
             var a = self.a, b = self.b
-            a ^= a >> 33; a = a &* 0xff51_afd7_ed55_8ccd; a ^= a >> 33
-            b ^= b >> 29; b = b &* 0xc4ce_b9fe_1a85_ec53; b ^= b >> 32
+            a ^= a >> 33
+            a = a &* 0xff51_afd7_ed55_8ccd
+            a ^= a >> 33
+            b ^= b >> 29
+            b = b &* 0xc4ce_b9fe_1a85_ec53
+            b ^= b >> 32
             return (a, b)
         }
     }

@@ -33,7 +33,10 @@ public struct ForceProtocol: Sendable {
     }
 
     init(path: String, data: Data) throws(ForceProtocolError) {
-        struct Header: Decodable { var forceCode: String; var name: String }
+        struct Header: Decodable {
+            var forceCode: String
+            var name: String
+        }
         let header: Header
         do {
             header = try JSONDecoder().decode(Header.self, from: data)

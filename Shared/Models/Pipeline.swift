@@ -141,7 +141,9 @@ public struct ReviewDecision: MessagePayload {
     public var decidedAt: Date
     public var note: String?
 
-    public init(forceCode: String, occurrenceNumber: String, proposalId: String, verdict: Verdict, reviewer: String, decidedAt: Date, note: String? = nil) {
+    public init(
+        forceCode: String, occurrenceNumber: String, proposalId: String, verdict: Verdict, reviewer: String, decidedAt: Date, note: String? = nil
+    ) {
         self.forceCode = forceCode
         self.occurrenceNumber = occurrenceNumber
         self.proposalId = proposalId
@@ -175,8 +177,10 @@ public struct ReviewProposalState: MessagePayload {
     /// Increases with every change; a replica ignores a state older than the one it holds.
     public var version: Int
 
-    public init(proposalId: String, forceCode: String, occurrenceNumber: String, child: IdentifiedChild, evidence: ResearchEvidence,
-                status: String, createdAt: Date, decidedBy: String? = nil, decidedAt: Date? = nil, note: String? = nil, version: Int) {
+    public init(
+        proposalId: String, forceCode: String, occurrenceNumber: String, child: IdentifiedChild, evidence: ResearchEvidence,
+        status: String, createdAt: Date, decidedBy: String? = nil, decidedAt: Date? = nil, note: String? = nil, version: Int
+    ) {
         self.proposalId = proposalId
         self.forceCode = forceCode
         self.occurrenceNumber = occurrenceNumber
@@ -282,7 +286,10 @@ public struct NoticeRequested: MessagePayload {
     /// How the school was found and verified, e.g. `recorded name "St Marys CE Prim" matched URN 109955 (0.93)`.
     public var resolution: [String]
 
-    public init(noticeId: String, incident: Incident, incidentRevision: Int, child: IdentifiedChild, childSource: ChildSource, school: ResolvedSchool, resolution: [String]) {
+    public init(
+        noticeId: String, incident: Incident, incidentRevision: Int, child: IdentifiedChild, childSource: ChildSource, school: ResolvedSchool,
+        resolution: [String]
+    ) {
         self.noticeId = noticeId
         self.incident = incident
         self.incidentRevision = incidentRevision
@@ -356,8 +363,10 @@ public struct NoticeEvent: MessagePayload {
     /// (without it) wins only as the first.
     public var supersedes: String?
 
-    public init(noticeId: String, kind: Kind, at: Date, forceCode: String, occurrenceNumber: String, schoolURN: String? = nil,
-                detail: String? = nil, claimant: String? = nil, supersedes: String? = nil) {
+    public init(
+        noticeId: String, kind: Kind, at: Date, forceCode: String, occurrenceNumber: String, schoolURN: String? = nil,
+        detail: String? = nil, claimant: String? = nil, supersedes: String? = nil
+    ) {
         self.supersedes = supersedes
         self.noticeId = noticeId
         self.kind = kind
@@ -476,8 +485,10 @@ public struct NoticeCancelled: MessagePayload {
     /// The notice that replaces this one (the redirect to the child's current school), when one is open.
     public var replacedBy: String?
 
-    public init(noticeId: String, forceCode: String, occurrenceNumber: String, schoolURN: String, reason: String, requestedAt: Date,
-                replacedBy: String? = nil) {
+    public init(
+        noticeId: String, forceCode: String, occurrenceNumber: String, schoolURN: String, reason: String, requestedAt: Date,
+        replacedBy: String? = nil
+    ) {
         self.noticeId = noticeId
         self.forceCode = forceCode
         self.occurrenceNumber = occurrenceNumber
@@ -527,7 +538,8 @@ public struct CalendarDate: Codable, Sendable, Hashable, Comparable, CustomStrin
     public init?(iso text: String) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-              let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]) else { return nil }
+            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2])
+        else { return nil }
         var components = DateComponents(year: y, month: m, day: d)
         components.calendar = CalendarDate.london
         guard components.isValidDate else { return nil }
@@ -538,7 +550,8 @@ public struct CalendarDate: Codable, Sendable, Hashable, Comparable, CustomStrin
     public init?(dayMonthYear text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 3, (1...2).contains(parts[0].count), (1...2).contains(parts[1].count), parts[2].count == 4,
-              let d = Int(parts[0]), let m = Int(parts[1]), let y = Int(parts[2]) else { return nil }
+            let d = Int(parts[0]), let m = Int(parts[1]), let y = Int(parts[2])
+        else { return nil }
         self.init(iso: CalendarDate(year: y, month: m, day: d).description)
     }
 

@@ -53,9 +53,10 @@ public struct ReviewCalibration: Codable, Sendable, Equatable {
 
     /// The table from officers' decisions.
     public init(decisions: [Decision], automatic: Int, bounds: [Double] = ReviewCalibration.bounds) {
-        self.init(bands: bounds.map { bound in
-            let above = decisions.filter { $0.score >= bound }
-            return Band(minimumScore: bound, decided: above.count, confirmed: above.filter(\.confirmed).count)
-        }, decided: decisions.count, confirmed: decisions.filter(\.confirmed).count, automatic: automatic)
+        self.init(
+            bands: bounds.map { bound in
+                let above = decisions.filter { $0.score >= bound }
+                return Band(minimumScore: bound, decided: above.count, confirmed: above.filter(\.confirmed).count)
+            }, decided: decisions.count, confirmed: decisions.filter(\.confirmed).count, automatic: automatic)
     }
 }

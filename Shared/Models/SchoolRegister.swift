@@ -191,8 +191,10 @@ public struct HeldAnswer: Codable, Sendable, Equatable {
     public var note: String?
     public var updatedAt: Date
 
-    public init(requestId: String, lpa: String, forceCode: String, occurrenceNumber: String, childName: String, dateOfBirth: String?,
-                school: RecordedSchool?, reason: String, note: String?, updatedAt: Date) {
+    public init(
+        requestId: String, lpa: String, forceCode: String, occurrenceNumber: String, childName: String, dateOfBirth: String?,
+        school: RecordedSchool?, reason: String, note: String?, updatedAt: Date
+    ) {
         self.requestId = requestId
         self.lpa = lpa
         self.forceCode = forceCode

@@ -112,13 +112,21 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -205,10 +213,12 @@ public struct NotificationSummary: Codable, Sendable, Equatable {
     public var mail: Mail?
     public var events: [Event]
 
-    public init(noticeId: String, forceCode: String, occurrenceNumber: String, schoolURN: String?, schoolName: String?, channel: String?,
-                recipient: String? = nil, state: String, escalation: Bool? = nil, releaseAt: Date?, sentAt: Date?, acknowledgeBy: Date?,
-                acknowledgedAt: Date?, acknowledgedBy: String?, feedbackAt: Date? = nil, flagged: Bool, flagReason: String?,
-                linkExpiresAt: Date? = nil, mail: Mail? = nil, events: [Event] = []) {
+    public init(
+        noticeId: String, forceCode: String, occurrenceNumber: String, schoolURN: String?, schoolName: String?, channel: String?,
+        recipient: String? = nil, state: String, escalation: Bool? = nil, releaseAt: Date?, sentAt: Date?, acknowledgeBy: Date?,
+        acknowledgedAt: Date?, acknowledgedBy: String?, feedbackAt: Date? = nil, flagged: Bool, flagReason: String?,
+        linkExpiresAt: Date? = nil, mail: Mail? = nil, events: [Event] = []
+    ) {
         self.noticeId = noticeId
         self.forceCode = forceCode
         self.occurrenceNumber = occurrenceNumber
@@ -253,7 +263,9 @@ public struct NotificationList: Codable, Sendable, Equatable {
         var order: [String] = []
         for line in parts.flatMap(\.notifications) {
             if let held = byId[line.noticeId] {
-                if (line.flagged && !held.flagged) || (line.flagged == held.flagged && line.events.count > held.events.count) { byId[line.noticeId] = line }
+                if (line.flagged && !held.flagged) || (line.flagged == held.flagged && line.events.count > held.events.count) {
+                    byId[line.noticeId] = line
+                }
             } else {
                 byId[line.noticeId] = line
                 order.append(line.noticeId)
@@ -442,8 +454,10 @@ public struct TelephoneTaskView: Codable, Sendable, Equatable {
     /// What to tell the setting: the protocol's fields only.
     public var notice: NoticeContent
 
-    public init(id: String, noticeId: String, schoolURN: String, schoolName: String, contacts: [SchoolContact], reason: String, createdAt: Date,
-                doneAt: Date?, doneBy: String?, note: String?, notice: NoticeContent) {
+    public init(
+        id: String, noticeId: String, schoolURN: String, schoolName: String, contacts: [SchoolContact], reason: String, createdAt: Date,
+        doneAt: Date?, doneBy: String?, note: String?, notice: NoticeContent
+    ) {
         self.id = id
         self.noticeId = noticeId
         self.schoolURN = schoolURN
@@ -479,8 +493,10 @@ public struct HeldNoticeListing: Codable, Sendable, Equatable {
         public var heldSince: Date
         public var ageSeconds: Int
 
-        public init(noticeId: String, account: String, schoolURN: String, schoolName: String, forceCode: String, occurrenceNumber: String,
-                    heldSince: Date, ageSeconds: Int) {
+        public init(
+            noticeId: String, account: String, schoolURN: String, schoolName: String, forceCode: String, occurrenceNumber: String,
+            heldSince: Date, ageSeconds: Int
+        ) {
             self.noticeId = noticeId
             self.account = account
             self.schoolURN = schoolURN

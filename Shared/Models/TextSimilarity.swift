@@ -17,7 +17,9 @@ public enum TextSimilarity {
             let lo = max(0, i - window), hi = min(t.count - 1, i + window)
             if lo > hi { continue }
             for j in lo...hi where !tMatched[j] && s[i] == t[j] {
-                sMatched[i] = true; tMatched[j] = true; matches += 1
+                sMatched[i] = true
+                tMatched[j] = true
+                matches += 1
                 break
             }
         }

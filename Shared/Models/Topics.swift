@@ -119,7 +119,8 @@ public enum Topics {
         consumers: ["dispatch (every instance, own group: standby copy, restore on assignment)"], compacted: true)
     public static let noticeEvents = TopicDefinition(
         name: "encompass.notice.events", key: "notice id",
-        producers: ["scheduling", "dispatch", "school-resolution (redirects)"], consumers: ["dispatch (every instance, own group: audit, claims)", "operations"])
+        producers: ["scheduling", "dispatch", "school-resolution (redirects)"],
+        consumers: ["dispatch (every instance, own group: audit, claims)", "operations"])
     public static let dispatchAccounts = TopicDefinition(
         name: "encompass.dispatch.accounts", key: "account (school URN, LA<code> or ESM<force code>)",
         producers: ["dispatch (password API)"], consumers: ["dispatch (every instance, own group)"], compacted: true)

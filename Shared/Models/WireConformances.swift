@@ -18,9 +18,10 @@ extension Envelope: WireCodable where Payload: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(id: try object.string("id"), key: try object.string("key"), producer: try object.string("producer"),
-                  createdAt: try object.date("createdAt"), causationId: try object.string(ifPresent: "causationId"),
-                  payload: try object.value("payload"))
+        self.init(
+            id: try object.string("id"), key: try object.string("key"), producer: try object.string("producer"),
+            createdAt: try object.date("createdAt"), causationId: try object.string(ifPresent: "causationId"),
+            payload: try object.value("payload"))
         schema = try object.string("schema")
         version = try object.int("version")
     }
@@ -35,8 +36,9 @@ extension PostalAddress: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(lines: try object.strings("lines"), town: try object.string(ifPresent: "town"),
-                  county: try object.string(ifPresent: "county"), postcode: try object.string("postcode"))
+        self.init(
+            lines: try object.strings("lines"), town: try object.string(ifPresent: "town"),
+            county: try object.string(ifPresent: "county"), postcode: try object.string("postcode"))
     }
 }
 
@@ -50,8 +52,9 @@ extension Party: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(role: try object.value("role"), givenName: try object.string("givenName"), familyName: try object.string("familyName"),
-                  dateOfBirth: try object.string(ifPresent: "dateOfBirth"), address: try object.value(ifPresent: "address"))
+        self.init(
+            role: try object.value("role"), givenName: try object.string("givenName"), familyName: try object.string("familyName"),
+            dateOfBirth: try object.string(ifPresent: "dateOfBirth"), address: try object.value(ifPresent: "address"))
     }
 }
 
@@ -74,8 +77,9 @@ extension SchoolRecordOrigin: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(occurrenceNumber: try object.string("occurrenceNumber"), recordedOn: try object.string("recordedOn"),
-                  homePostcode: try object.string(ifPresent: "homePostcode"))
+        self.init(
+            occurrenceNumber: try object.string("occurrenceNumber"), recordedOn: try object.string("recordedOn"),
+            homePostcode: try object.string(ifPresent: "homePostcode"))
     }
 }
 
@@ -91,10 +95,11 @@ extension RecordedChild: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(givenName: try object.string("givenName"), familyName: try object.string("familyName"),
-                  dateOfBirth: try object.string(ifPresent: "dateOfBirth"), ageYears: try object.int(ifPresent: "ageYears"),
-                  homeAddress: try object.value(ifPresent: "homeAddress"), presence: try object.value("presence"),
-                  school: try object.value(ifPresent: "school"))
+        self.init(
+            givenName: try object.string("givenName"), familyName: try object.string("familyName"),
+            dateOfBirth: try object.string(ifPresent: "dateOfBirth"), ageYears: try object.int(ifPresent: "ageYears"),
+            homeAddress: try object.value(ifPresent: "homeAddress"), presence: try object.value("presence"),
+            school: try object.value(ifPresent: "school"))
     }
 }
 
@@ -115,13 +120,14 @@ extension Incident: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(occurrenceNumber: try object.string("occurrenceNumber"), forceCode: try object.string("forceCode"),
-                  occurredAt: try object.date("occurredAt"), reportedAt: try object.date("reportedAt"),
-                  incidentAddress: try object.value("incidentAddress"), localPolicingArea: try object.string(ifPresent: "localPolicingArea"),
-                  riskLevel: try object.value("riskLevel"), crime: try object.bool("crime"),
-                  parties: try object.values("parties"), children: try object.values("children"),
-                  circumstances: try object.string(ifPresent: "circumstances"),
-                  safeguardingInformation: try object.string(ifPresent: "safeguardingInformation"))
+        self.init(
+            occurrenceNumber: try object.string("occurrenceNumber"), forceCode: try object.string("forceCode"),
+            occurredAt: try object.date("occurredAt"), reportedAt: try object.date("reportedAt"),
+            incidentAddress: try object.value("incidentAddress"), localPolicingArea: try object.string(ifPresent: "localPolicingArea"),
+            riskLevel: try object.value("riskLevel"), crime: try object.bool("crime"),
+            parties: try object.values("parties"), children: try object.values("children"),
+            circumstances: try object.string(ifPresent: "circumstances"),
+            safeguardingInformation: try object.string(ifPresent: "safeguardingInformation"))
     }
 }
 
@@ -135,8 +141,9 @@ extension IncidentRecorded: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(kind: try object.value("kind"), revision: try object.int("revision"), changes: try object.strings("changes"),
-                  source: try object.string("source"), incident: try object.value("incident"))
+        self.init(
+            kind: try object.value("kind"), revision: try object.int("revision"), changes: try object.strings("changes"),
+            source: try object.string("source"), incident: try object.value("incident"))
     }
 }
 
@@ -166,11 +173,12 @@ extension IdentifiedChild: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(childId: try object.string("childId"), givenName: try object.string("givenName"), familyName: try object.string("familyName"),
-                  dateOfBirth: try object.string(ifPresent: "dateOfBirth"), ageYears: try object.int(ifPresent: "ageYears"),
-                  homeAddress: try object.value(ifPresent: "homeAddress"), presence: try object.value("presence"),
-                  recordedSchool: try object.value(ifPresent: "recordedSchool"), relationship: try object.string(ifPresent: "relationship"),
-                  schoolOrigin: try object.value(ifPresent: "schoolOrigin"))
+        self.init(
+            childId: try object.string("childId"), givenName: try object.string("givenName"), familyName: try object.string("familyName"),
+            dateOfBirth: try object.string(ifPresent: "dateOfBirth"), ageYears: try object.int(ifPresent: "ageYears"),
+            homeAddress: try object.value(ifPresent: "homeAddress"), presence: try object.value("presence"),
+            recordedSchool: try object.value(ifPresent: "recordedSchool"), relationship: try object.string(ifPresent: "relationship"),
+            schoolOrigin: try object.value(ifPresent: "schoolOrigin"))
     }
 }
 
@@ -184,9 +192,10 @@ extension ResearchEvidence: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(score: try object.double("score"), explanation: try object.strings("explanation"),
-                  sourceOccurrences: try object.strings("sourceOccurrences"), confirmedBy: try object.string(ifPresent: "confirmedBy"),
-                  confirmedAt: try object.date(ifPresent: "confirmedAt"))
+        self.init(
+            score: try object.double("score"), explanation: try object.strings("explanation"),
+            sourceOccurrences: try object.strings("sourceOccurrences"), confirmedBy: try object.string(ifPresent: "confirmedBy"),
+            confirmedAt: try object.date(ifPresent: "confirmedAt"))
     }
 }
 
@@ -200,8 +209,9 @@ extension ChildIdentified: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(incident: try object.value("incident"), incidentRevision: try object.int("incidentRevision"),
-                  child: try object.value("child"), source: try object.value("source"), evidence: try object.value(ifPresent: "evidence"))
+        self.init(
+            incident: try object.value("incident"), incidentRevision: try object.int("incidentRevision"),
+            child: try object.value("child"), source: try object.value("source"), evidence: try object.value(ifPresent: "evidence"))
     }
 }
 
@@ -214,8 +224,9 @@ extension SchoolContact: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(role: try object.string("role"), name: try object.string(ifPresent: "name"),
-                  email: try object.string(ifPresent: "email"), phone: try object.string(ifPresent: "phone"))
+        self.init(
+            role: try object.string("role"), name: try object.string(ifPresent: "name"),
+            email: try object.string(ifPresent: "email"), phone: try object.string(ifPresent: "phone"))
     }
 }
 
@@ -233,10 +244,11 @@ extension ResolvedSchool: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(urn: try object.string("urn"), name: try object.string("name"), localAuthorityCode: try object.string("localAuthorityCode"),
-                  localAuthorityName: try object.string("localAuthorityName"), phase: try object.string(ifPresent: "phase"),
-                  earlyYears: try object.bool("earlyYears"), postcode: try object.string(ifPresent: "postcode"),
-                  contacts: try object.values("contacts"), channel: try object.value("channel"))
+        self.init(
+            urn: try object.string("urn"), name: try object.string("name"), localAuthorityCode: try object.string("localAuthorityCode"),
+            localAuthorityName: try object.string("localAuthorityName"), phase: try object.string(ifPresent: "phase"),
+            earlyYears: try object.bool("earlyYears"), postcode: try object.string(ifPresent: "postcode"),
+            contacts: try object.values("contacts"), channel: try object.value("channel"))
     }
 }
 
@@ -252,10 +264,11 @@ extension NoticeRequested: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(noticeId: try object.string("noticeId"), incident: try object.value("incident"),
-                  incidentRevision: try object.int("incidentRevision"), child: try object.value("child"),
-                  childSource: try object.value("childSource"), school: try object.value("school"),
-                  resolution: try object.strings("resolution"))
+        self.init(
+            noticeId: try object.string("noticeId"), incident: try object.value("incident"),
+            incidentRevision: try object.int("incidentRevision"), child: try object.value("child"),
+            childSource: try object.value("childSource"), school: try object.value("school"),
+            resolution: try object.strings("resolution"))
     }
 }
 
@@ -269,8 +282,9 @@ extension NoticeDue: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(request: try object.value("request"), releaseAt: try object.date("releaseAt"), escalation: try object.bool("escalation"),
-                  escalationContact: try object.value(ifPresent: "escalationContact"), rules: try object.strings("rules"))
+        self.init(
+            request: try object.value("request"), releaseAt: try object.date("releaseAt"), escalation: try object.bool("escalation"),
+            escalationContact: try object.value(ifPresent: "escalationContact"), rules: try object.strings("rules"))
     }
 }
 
@@ -288,9 +302,10 @@ extension NoticeEvent: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(noticeId: try object.string("noticeId"), kind: try object.value("kind"), at: try object.date("at"),
-                  forceCode: try object.string("forceCode"), occurrenceNumber: try object.string("occurrenceNumber"),
-                  schoolURN: try object.string(ifPresent: "schoolURN"), detail: try object.string(ifPresent: "detail"),
-                  claimant: try object.string(ifPresent: "claimant"), supersedes: try object.string(ifPresent: "supersedes"))
+        self.init(
+            noticeId: try object.string("noticeId"), kind: try object.value("kind"), at: try object.date("at"),
+            forceCode: try object.string("forceCode"), occurrenceNumber: try object.string("occurrenceNumber"),
+            schoolURN: try object.string(ifPresent: "schoolURN"), detail: try object.string(ifPresent: "detail"),
+            claimant: try object.string(ifPresent: "claimant"), supersedes: try object.string(ifPresent: "supersedes"))
     }
 }

@@ -145,7 +145,11 @@ public enum WireDecoder {
                     count += 1
                     skipSpace()
                     guard position < bytes.count else { throw GiveUp() }
-                    if bytes[position] == UInt8(ascii: ",") { position += 1; skipSpace(); continue }
+                    if bytes[position] == UInt8(ascii: ",") {
+                        position += 1
+                        skipSpace()
+                        continue
+                    }
                     guard bytes[position] == close else { throw GiveUp() }
                     position += 1
                     break
@@ -171,8 +175,10 @@ public enum WireDecoder {
                         escapedTexts.append(try WireDecoder.unescape(bytes, start, position))
                     }
                     let index = tokens.count
-                    tokens.append(Token(kind: escaped ? .escapedString : .string, start: Int32(start), end: Int32(position),
-                                        next: Int32(index + 1), count: text))
+                    tokens.append(
+                        Token(
+                            kind: escaped ? .escapedString : .string, start: Int32(start), end: Int32(position),
+                            next: Int32(index + 1), count: text))
                     position += 1
                     return
                 }
@@ -217,8 +223,8 @@ public enum WireDecoder {
         }
     }
 
-/// The text of an escaped string; invalid escapes and lone surrogates give up.
-static func unescape(_ bytes: [UInt8], _ start: Int, _ end: Int) throws -> String {
+    /// The text of an escaped string; invalid escapes and lone surrogates give up.
+    static func unescape(_ bytes: [UInt8], _ start: Int, _ end: Int) throws -> String {
         var out: [UInt8] = []
         out.reserveCapacity(end - start)
         var i = start
@@ -238,7 +244,11 @@ static func unescape(_ bytes: [UInt8], _ start: Int, _ end: Int) throws -> Strin
         }
         while i < end {
             let byte = bytes[i]
-            guard byte == UInt8(ascii: "\\") else { out.append(byte); i += 1; continue }
+            guard byte == UInt8(ascii: "\\") else {
+                out.append(byte)
+                i += 1
+                continue
+            }
             guard i + 1 < end else { throw GiveUp() }
             switch bytes[i + 1] {
             case UInt8(ascii: "\""): out.append(UInt8(ascii: "\""))
@@ -273,7 +283,6 @@ static func unescape(_ bytes: [UInt8], _ start: Int, _ end: Int) throws -> Strin
         guard let text = String(validating: out, as: UTF8.self) else { throw GiveUp() }
         return text
     }
-
 
     // MARK: decoding
 
@@ -377,7 +386,8 @@ static func unescape(_ bytes: [UInt8], _ start: Int, _ end: Int) throws -> Strin
                         let value = cursor + 1
                         let length = Int(name.end - name.start)
                         if name.kind == .string, length == wanted.count,
-                           memcmp(buffer.baseAddress! + Int(name.start), wanted.baseAddress!, length) == 0 {
+                            memcmp(buffer.baseAddress! + Int(name.start), wanted.baseAddress!, length) == 0
+                        {
                             if found != nil { throw GiveUp() }
                             found = value
                         } else if name.kind == .escapedString, escapedTexts[Int(name.count)].utf8.elementsEqual(wanted) {

@@ -136,8 +136,10 @@ public enum WireEncoder {
                 case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
                 case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
                 default:
-                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                            hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]])
+                    out.append(contentsOf: [
+                        UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                        hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)],
+                    ])
                 }
             }
             out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]))
@@ -163,13 +165,23 @@ public enum WireEncoder {
 
         func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
             let box: ObjectBox
-            if case .object(let existing) = result { box = existing } else { box = ObjectBox(); result = .object(box) }
+            if case .object(let existing) = result {
+                box = existing
+            } else {
+                box = ObjectBox()
+                result = .object(box)
+            }
             return KeyedEncodingContainer(KeyedContainer<Key>(box: box, encoder: self))
         }
 
         func unkeyedContainer() -> any UnkeyedEncodingContainer {
             let box: ArrayBox
-            if case .array(let existing) = result { box = existing } else { box = ArrayBox(); result = .array(box) }
+            if case .array(let existing) = result {
+                box = existing
+            } else {
+                box = ArrayBox()
+                result = .array(box)
+            }
             return UnkeyedContainer(box: box, encoder: self)
         }
 

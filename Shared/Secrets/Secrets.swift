@@ -101,8 +101,9 @@ public enum Secrets {
         let ok = password.withCString { pw in
             salt.withUnsafeBufferPointer { s in
                 output.withUnsafeMutableBufferPointer { out in
-                    PKCS5_PBKDF2_HMAC(pw, passwordLength, s.baseAddress, Int32(s.count), Int32(iterations),
-                                      EVP_sha256(), Int32(length), out.baseAddress)
+                    PKCS5_PBKDF2_HMAC(
+                        pw, passwordLength, s.baseAddress, Int32(s.count), Int32(iterations),
+                        EVP_sha256(), Int32(length), out.baseAddress)
                 }
             }
         }

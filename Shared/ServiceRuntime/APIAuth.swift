@@ -24,7 +24,8 @@ public struct APIAuth: Sendable {
             return HTTPEndpoint.json(.serviceUnavailable, APIError("this API is not configured: set \(variable)"))
         }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-              constantTimeEqual(Array(header.dropFirst(7).utf8), Array(token.utf8)) else {
+            constantTimeEqual(Array(header.dropFirst(7).utf8), Array(token.utf8))
+        else {
             return HTTPEndpoint.json(.unauthorized, APIError("missing or wrong bearer token"))
         }
         return nil

@@ -32,8 +32,10 @@ public struct DeadLetterFilter: Sendable, Equatable {
     public var occurrenceNumber: String?
     public var limit: Int
 
-    public init(status: String? = "open", errorClass: String? = nil, since: Date? = nil, until: Date? = nil,
-                occurrenceNumber: String? = nil, limit: Int = 200) {
+    public init(
+        status: String? = "open", errorClass: String? = nil, since: Date? = nil, until: Date? = nil,
+        occurrenceNumber: String? = nil, limit: Int = 200
+    ) {
         self.status = status
         self.errorClass = errorClass
         self.since = since
@@ -191,12 +193,15 @@ public enum DeadLetterOps {
         guard var row = try DeadLetter.fetchOne(db, key: id) else { throw DeadLetterOpError.notFound(id) }
         if row.status == "discarded" { throw DeadLetterOpError.discarded(id) }
         if editedValue == nil, DeadLetterPurge.isPurged(row) {
-            throw DeadLetterOpError.invalidPayload("dead letter \(id): its payload was purged after the retention period; replay it with an edited value or discard it")
+            throw DeadLetterOpError.invalidPayload(
+                "dead letter \(id): its payload was purged after the retention period; replay it with an edited value or discard it")
         }
         if row.status == "replayed",
-           let first = try DeadLetterAction.filter(Column("deadLetterId") == id && Column("action") == "replay").order(Column("id")).fetchOne(db) {
-            return ReplayOutcome(deadLetterId: id, topic: first.topic ?? row.originalTopic, key: row.originalKey, messageId: first.messageId,
-                                 alreadyReplayed: true, replayedBy: first.actor, replayedAt: first.at)
+            let first = try DeadLetterAction.filter(Column("deadLetterId") == id && Column("action") == "replay").order(Column("id")).fetchOne(db)
+        {
+            return ReplayOutcome(
+                deadLetterId: id, topic: first.topic ?? row.originalTopic, key: row.originalKey, messageId: first.messageId,
+                alreadyReplayed: true, replayedBy: first.actor, replayedAt: first.at)
         }
         let value = editedValue ?? Array(row.originalValue)
         let topic: String
@@ -232,11 +237,13 @@ public enum DeadLetterOps {
         try message.insert(db)
         row.status = "replayed"
         try row.update(db)
-        var action = DeadLetterAction(deadLetterId: id, action: "replay", actor: actor, at: now,
-                                      detail: editedValue == nil ? "original payload" : "edited payload", topic: topic, messageId: message.messageId)
+        var action = DeadLetterAction(
+            deadLetterId: id, action: "replay", actor: actor, at: now,
+            detail: editedValue == nil ? "original payload" : "edited payload", topic: topic, messageId: message.messageId)
         try action.insert(db)
-        return ReplayOutcome(deadLetterId: id, topic: topic, key: row.originalKey, messageId: message.messageId,
-                             alreadyReplayed: false, replayedBy: actor, replayedAt: now)
+        return ReplayOutcome(
+            deadLetterId: id, topic: topic, key: row.originalKey, messageId: message.messageId,
+            alreadyReplayed: false, replayedBy: actor, replayedAt: now)
     }
 
     public static func discard(_ db: Database, id: Int64, actor: String, reason: String, now: Date) throws -> DeadLetterView {
@@ -264,7 +271,10 @@ public enum DeadLetterOps {
         )
     }
 
-    private struct Probe: Decodable { var schema: String?; var id: String? }
+    private struct Probe: Decodable {
+        var schema: String?
+        var id: String?
+    }
 
     static func isEnvelope(_ value: [UInt8]) -> Bool {
         (try? JSONDecoder().decode(Probe.self, from: Data(value)))?.schema != nil

@@ -20,7 +20,8 @@ public enum HTTPEndpoint {
     public static func makeRouter(
         service: String, instanceId: String, metrics: ServiceMetrics, readiness: [ReadinessCheck], groups: [String: String] = [:]
     ) -> Router<BasicRequestContext> {
-        makeRouter(context: BasicRequestContext.self, service: service, instanceId: instanceId, metrics: metrics, readiness: readiness, groups: groups)
+        makeRouter(
+            context: BasicRequestContext.self, service: service, instanceId: instanceId, metrics: metrics, readiness: readiness, groups: groups)
     }
 
     /// The same with a request context of the caller's (e.g. one that keeps the client's address).

@@ -70,9 +70,11 @@ public struct TopicHandler: Sendable {
         TopicHandler(topic: topic) { record, db, outbox, now, logger in
             if record.isTombstone {
                 guard let tombstone, let key = record.keyString, !key.isEmpty else {
-                    throw RejectedMessage(errorClass: "message.tombstone", reason: tombstone == nil
-                        ? "a tombstone (a record with no value) on \(topic), which is not a compacted topic of this service; only a retention purge sends tombstones, to compacted topics"
-                        : "a tombstone without a key on \(topic); a tombstone must name the key to forget")
+                    throw RejectedMessage(
+                        errorClass: "message.tombstone",
+                        reason: tombstone == nil
+                            ? "a tombstone (a record with no value) on \(topic), which is not a compacted topic of this service; only a retention purge sends tombstones, to compacted topics"
+                            : "a tombstone without a key on \(topic); a tombstone must name the key to forget")
                 }
                 try tombstone(key, db, now)
                 return .applied
@@ -97,7 +99,8 @@ extension TopicHandler {
     public static func bySchema(_ topic: String, _ handlers: [String: TopicHandler], otherwise: TopicHandler) -> TopicHandler {
         struct SchemaOnly: Decodable { var schema: String? }
         return TopicHandler(topic: topic) { record, db, outbox, now, logger in
-            let schema = record.header(MessageHeader.schema)?.stringValue
+            let schema =
+                record.header(MessageHeader.schema)?.stringValue
                 ?? (record.isTombstone ? nil : (try? JSONDecoder().decode(SchemaOnly.self, from: Data(record.value)))?.schema)
             let handler = schema.flatMap { handlers[$0] } ?? otherwise
             return try handler.apply(record, db, outbox, now, logger)
@@ -146,8 +149,9 @@ public enum DeadLetterWriter {
         } catch OutboxError.messageTooLarge {
             // The original is too large for the topic (often why it is a dead letter): the event
             // says where it is kept instead of carrying it.
-            try outbox.publish(referenceEvent(row, bytes: record.value.count, service: service), to: service.deadLetterTopic,
-                               key: record.keyString ?? "", id: id, causationId: messageId, now: now)
+            try outbox.publish(
+                referenceEvent(row, bytes: record.value.count, service: service), to: service.deadLetterTopic,
+                key: record.keyString ?? "", id: id, causationId: messageId, now: now)
         }
     }
 
@@ -157,7 +161,8 @@ public enum DeadLetterWriter {
         var event = row.event
         event.originalValue = nil
         event.originalValueBase64 = nil
-        event.errorMessage += " (the original value, \(bytes) bytes, is too large for \(service.deadLetterTopic); "
+        event.errorMessage +=
+            " (the original value, \(bytes) bytes, is too large for \(service.deadLetterTopic); "
             + "it is kept in \(service.rawValue)'s deadLetter table, id \(row.id ?? 0))"
         return event
     }
@@ -176,8 +181,9 @@ public enum DeadLetterWriter {
         try file.seek(toOffset: 0)
         if size < outbox.maxMessageBytes {
             let value = try file.readToEnd() ?? Data()
-            try writeRejectedInput(db: db, service: service, origin: origin, place: place, key: key, value: Array(value),
-                                   errorClass: errorClass, message: message, now: now, outbox: outbox)
+            try writeRejectedInput(
+                db: db, service: service, origin: origin, place: place, key: key, value: Array(value),
+                errorClass: errorClass, message: message, now: now, outbox: outbox)
             return
         }
         var row = DeadLetter(
@@ -220,8 +226,9 @@ public enum DeadLetterWriter {
             topic: row.topic, partition: DeadLetter.outboxPartition, offset: row.id ?? 0, key: row.key.map { Array($0.utf8) },
             value: Array(row.value), headers: row.producerRecord.headers
         )
-        try write(db: db, service: service, record: record, errorClass: "outbox.refused", message: reason,
-                  attempts: attempts, firstFailedAt: row.createdAt, now: now, outbox: outbox)
+        try write(
+            db: db, service: service, record: record, errorClass: "outbox.refused", message: reason,
+            attempts: attempts, firstFailedAt: row.createdAt, now: now, outbox: outbox)
     }
 
     /// Records input that did not come from Kafka (an HTTP item, a spreadsheet row, a file) as
@@ -232,8 +239,9 @@ public enum DeadLetterWriter {
         errorClass: String, message: String, now: Date, outbox: Outbox
     ) throws {
         let record = KafkaRecord(topic: origin, partition: -1, offset: place, key: key.map { Array($0.utf8) }, value: value)
-        try write(db: db, service: service, record: record, errorClass: errorClass, message: message,
-                  attempts: 1, firstFailedAt: now, now: now, outbox: outbox)
+        try write(
+            db: db, service: service, record: record, errorClass: errorClass, message: message,
+            attempts: 1, firstFailedAt: now, now: now, outbox: outbox)
     }
 
     /// The envelope id, if the value is JSON with an `id` field.

@@ -54,8 +54,10 @@ public enum LagReport {
                 let position = max(offset ?? low, low)
                 let lag = max(0, high - position)
                 if lag > 0 { next[tp] = position }
-                groupRows.append(LagRow(group: group, topic: tp.topic, partition: tp.partition, committedOffset: offset,
-                                        endOffset: high, lag: lag, lagSeconds: lag == 0 ? 0 : nil))
+                groupRows.append(
+                    LagRow(
+                        group: group, topic: tp.topic, partition: tp.partition, committedOffset: offset,
+                        endOffset: high, lag: lag, lagSeconds: lag == 0 ? 0 : nil))
             }
             let stamps = try await KafkaAdmin.recordTimestamps(client: client, at: next, logger: logger)
             for index in groupRows.indices where groupRows[index].lag > 0 {
@@ -94,7 +96,9 @@ public enum LagReport {
 
     /// Asks each instance's `/healthz` for its consumer groups. Returns those that answered, and
     /// a line for each that did not (its replica group is then not in the report).
-    public static func discover(_ endpoints: [(service: ServiceName, url: String)], timeout: TimeInterval = 3) async -> (instances: [InstanceGroups], problems: [String]) {
+    public static func discover(_ endpoints: [(service: ServiceName, url: String)], timeout: TimeInterval = 3) async -> (
+        instances: [InstanceGroups], problems: [String]
+    ) {
         var instances: [InstanceGroups] = []
         var problems: [String] = []
         for (service, url) in endpoints {
@@ -104,14 +108,17 @@ public enum LagReport {
             do {
                 let (status, body) = try await client.call("GET", "/healthz")
                 guard status == 200, let health = try? JSONDecoder().decode([String: String].self, from: body), let group = health["group"] else {
-                    problems.append("\(service.rawValue) at \(url) answered /healthz without its consumer groups (status \(status)); is it an Encompass \(service.rawValue) instance?")
+                    problems.append(
+                        "\(service.rawValue) at \(url) answered /healthz without its consumer groups (status \(status)); is it an Encompass \(service.rawValue) instance?"
+                    )
                     continue
                 }
                 guard health["service"] == service.rawValue else {
                     problems.append("\(url) is \(health["service"] ?? "another service"), not \(service.rawValue); check the URL")
                     continue
                 }
-                instances.append(InstanceGroups(service: service, instance: health["instance"] ?? "?", group: group, replicaGroup: health["replicaGroup"]))
+                instances.append(
+                    InstanceGroups(service: service, instance: health["instance"] ?? "?", group: group, replicaGroup: health["replicaGroup"]))
             } catch {
                 problems.append("\(error). Its work group is shown by its default name and its instances' own groups are left out")
             }

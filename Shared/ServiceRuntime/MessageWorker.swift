@@ -135,7 +135,8 @@ public final class MessageWorker: Service, Sendable {
         guard let handler = handlers[record.topic] else {
             throw RejectedMessage(errorClass: "topic.unhandled", reason: "\(configuration.service.rawValue) has no handler for topic \(record.topic)")
         }
-        return try handler.apply(record, db, Outbox(db: db, producer: configuration.service.rawValue, maxMessageBytes: configuration.maxMessageBytes), clock(), logger)
+        return try handler.apply(
+            record, db, Outbox(db: db, producer: configuration.service.rawValue, maxMessageBytes: configuration.maxMessageBytes), clock(), logger)
     }
 
     /// Applies one record in a savepoint; permanent failures become dead letters in the
@@ -147,15 +148,17 @@ public final class MessageWorker: Service, Sendable {
             var outcome = HandleOutcome.applied
             try db.inSavepoint {
                 guard let handler = handlers[record.topic] else {
-                    throw RejectedMessage(errorClass: "topic.unhandled", reason: "\(configuration.service.rawValue) has no handler for topic \(record.topic)")
+                    throw RejectedMessage(
+                        errorClass: "topic.unhandled", reason: "\(configuration.service.rawValue) has no handler for topic \(record.topic)")
                 }
                 outcome = try handler.apply(record, db, outbox, now, logger)
                 return .commit
             }
             return outcome
         } catch let failure as any PermanentFailure {
-            try deadLetter(record, db: db, errorClass: failure.errorClass, message: failure.description,
-                           attempts: attempts, firstFailedAt: firstFailedAt ?? now, now: now, outbox: outbox)
+            try deadLetter(
+                record, db: db, errorClass: failure.errorClass, message: failure.description,
+                attempts: attempts, firstFailedAt: firstFailedAt ?? now, now: now, outbox: outbox)
             return .deadLettered
         }
     }
@@ -164,10 +167,12 @@ public final class MessageWorker: Service, Sendable {
         _ record: KafkaRecord, db: Database, errorClass: String, message: String, attempts: Int,
         firstFailedAt: Date, now: Date, outbox: Outbox
     ) throws {
-        logger.warning("dead-lettered", metadata: [
-            "topic": .string(record.topic), "partition": "\(record.partition)", "offset": "\(record.offset)",
-            "errorClass": .string(errorClass), "error": .string(message), "attempts": "\(attempts)",
-        ])
+        logger.warning(
+            "dead-lettered",
+            metadata: [
+                "topic": .string(record.topic), "partition": "\(record.partition)", "offset": "\(record.offset)",
+                "errorClass": .string(errorClass), "error": .string(message), "attempts": "\(attempts)",
+            ])
         try DeadLetterWriter.write(
             db: db, service: configuration.service, record: record, errorClass: errorClass, message: message,
             attempts: attempts, firstFailedAt: firstFailedAt, now: now, outbox: outbox
@@ -181,9 +186,11 @@ public final class MessageWorker: Service, Sendable {
         var lastError = firstError
         metrics.failed(topic: record.topic)
         for attempt in 2...max(2, configuration.maxAttempts) where attempt <= configuration.maxAttempts {
-            logger.warning("retrying after transient failure", metadata: [
-                "topic": .string(record.topic), "offset": "\(record.offset)", "attempt": "\(attempt)", "error": "\(lastError)",
-            ])
+            logger.warning(
+                "retrying after transient failure",
+                metadata: [
+                    "topic": .string(record.topic), "offset": "\(record.offset)", "attempt": "\(attempt)", "error": "\(lastError)",
+                ])
             try? await Task.sleep(for: configuration.retryBackoff * (1 << min(attempt - 2, 10)))
             do {
                 let outcome = try await store.pool.write { db in
@@ -199,9 +206,10 @@ public final class MessageWorker: Service, Sendable {
         let message = "failed \(configuration.maxAttempts) times; last error: \(lastError)"
         try await store.pool.write { db in
             let now = self.clock()
-            try self.deadLetter(record, db: db, errorClass: "retries-exhausted", message: message,
-                                attempts: self.configuration.maxAttempts, firstFailedAt: firstFailedAt, now: now,
-                                outbox: Outbox(db: db, producer: self.configuration.service.rawValue, maxMessageBytes: self.configuration.maxMessageBytes))
+            try self.deadLetter(
+                record, db: db, errorClass: "retries-exhausted", message: message,
+                attempts: self.configuration.maxAttempts, firstFailedAt: firstFailedAt, now: now,
+                outbox: Outbox(db: db, producer: self.configuration.service.rawValue, maxMessageBytes: self.configuration.maxMessageBytes))
         }
         count([(record.topic, .deadLettered)])
     }

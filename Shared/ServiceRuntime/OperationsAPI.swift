@@ -27,7 +27,9 @@ enum OperationsAPI {
                 filter[keyPath: keyPath] = date
             }
             if let text = query["limit"].map(String.init) {
-                guard let limit = Int(text), limit > 0 else { return HTTPEndpoint.json(.badRequest, APIError("limit must be a positive whole number")) }
+                guard let limit = Int(text), limit > 0 else {
+                    return HTTPEndpoint.json(.badRequest, APIError("limit must be a positive whole number"))
+                }
                 filter.limit = limit
             }
             let chosen = filter
@@ -50,7 +52,8 @@ enum OperationsAPI {
                     try DeadLetterOps.replay(db, id: id, actor: actor, editedValue: edited, outbox: outbox, now: now)
                 }
             }
-            environment.logger.notice("dead letter replay", metadata: ["deadLetter": "\(id)", "by": .string(actor), "status": "\(result.status.code)"])
+            environment.logger.notice(
+                "dead letter replay", metadata: ["deadLetter": "\(id)", "by": .string(actor), "status": "\(result.status.code)"])
             return result
         }
         api.post("v1/dead-letters/:id/discard") { request, context -> Response in
@@ -81,11 +84,12 @@ enum OperationsAPI {
         do {
             return encoded(.ok, try await body())
         } catch let error as DeadLetterOpError {
-            let status: HTTPResponse.Status = switch error {
-            case .notFound: .notFound
-            case .discarded: .conflict
-            case .noTarget, .invalidPayload, .actorRequired: .unprocessableContent
-            }
+            let status: HTTPResponse.Status =
+                switch error {
+                case .notFound: .notFound
+                case .discarded: .conflict
+                case .noTarget, .invalidPayload, .actorRequired: .unprocessableContent
+                }
             return HTTPEndpoint.json(status, APIError(error.description))
         } catch let error as OutboxError {
             return HTTPEndpoint.json(.unprocessableContent, APIError(error.description))

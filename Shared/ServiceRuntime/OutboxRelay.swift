@@ -83,7 +83,12 @@ public final class OutboxRelay: Service, Sendable {
                     backoff = .milliseconds(100)
                     if published == 0 { await wakeup.wait(timeout: .milliseconds(250)) }
                 } catch {
-                    logger.error("outbox relay failed; retrying", metadata: ["error": "\(error)", "backoffMs": "\(backoff.components.seconds * 1000 + backoff.components.attoseconds / 1_000_000_000_000_000)"])
+                    logger.error(
+                        "outbox relay failed; retrying",
+                        metadata: [
+                            "error": "\(error)",
+                            "backoffMs": "\(backoff.components.seconds * 1000 + backoff.components.attoseconds / 1_000_000_000_000_000)",
+                        ])
                     try? await Task.sleep(for: backoff)
                     backoff = min(backoff * 2, .seconds(10))
                 }
@@ -122,8 +127,9 @@ public final class OutboxRelay: Service, Sendable {
                 }
                 guard purged else { return }
                 if !warned {
-                    logger.warning("outbox relay: Kafka did not acknowledge within the shutdown grace; unacknowledged rows stay in the outbox for the next start",
-                                   metadata: ["graceSeconds": "\(shutdownGrace.components.seconds)", "queued": "\(producer.queuedCount)"])
+                    logger.warning(
+                        "outbox relay: Kafka did not acknowledge within the shutdown grace; unacknowledged rows stay in the outbox for the next start",
+                        metadata: ["graceSeconds": "\(shutdownGrace.components.seconds)", "queued": "\(producer.queuedCount)"])
                     warned = true
                 }
                 try? await Task.sleep(for: .milliseconds(200))
@@ -177,7 +183,10 @@ public final class OutboxRelay: Service, Sendable {
                 try await producer.send(row.producerRecord)
                 published.append(id)
             } catch {
-                guard error.refusesRecord else { stoppedBy = error; break }
+                guard error.refusesRecord else {
+                    stoppedBy = error
+                    break
+                }
                 refused.append((row, error))
             }
         }
@@ -203,10 +212,14 @@ public final class OutboxRelay: Service, Sendable {
         }
         for (row, error) in refused {
             let onDeadLetterTopic = row.topic == service.deadLetterTopic
-            logger.error(onDeadLetterTopic ? "dead-letter event refused by Kafka; the dead letter stays in the deadLetter table" : "outbox record refused by Kafka; dead-lettered", metadata: [
-                "topic": .string(row.topic), "outboxId": "\(row.id ?? 0)", "messageId": .string(row.messageId),
-                "bytes": "\(row.value.count)", "errorClass": "outbox.refused", "error": .string(error.description),
-            ])
+            logger.error(
+                onDeadLetterTopic
+                    ? "dead-letter event refused by Kafka; the dead letter stays in the deadLetter table"
+                    : "outbox record refused by Kafka; dead-lettered",
+                metadata: [
+                    "topic": .string(row.topic), "outboxId": "\(row.id ?? 0)", "messageId": .string(row.messageId),
+                    "bytes": "\(row.value.count)", "errorClass": "outbox.refused", "error": .string(error.description),
+                ])
             metrics.deadLettered(topic: row.topic, errorClass: "outbox.refused")
         }
         metrics.outboxPublished.increment(by: Int64(published.count))
@@ -219,7 +232,10 @@ public final class OutboxRelay: Service, Sendable {
     /// its head was just published).
     private func noteHead(_ id: Int64?) {
         head.withLock { head in
-            guard let id else { head = nil; return }
+            guard let id else {
+                head = nil
+                return
+            }
             if head?.id != id { head = (id, ContinuousClock.now) }
         }
     }
@@ -243,7 +259,10 @@ final class Wakeup: Sendable {
 
     func signal() {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            if let w = s.waiter { s.waiter = nil; return w }
+            if let w = s.waiter {
+                s.waiter = nil
+                return w
+            }
             s.pending = true
             return nil
         }
@@ -265,7 +284,10 @@ final class Wakeup: Sendable {
     private func waitForSignal() async {
         await withCheckedContinuation { continuation in
             let resumeNow = state.withLock { s -> Bool in
-                if s.pending { s.pending = false; return true }
+                if s.pending {
+                    s.pending = false
+                    return true
+                }
                 s.waiter = continuation
                 return false
             }

@@ -25,7 +25,10 @@ public struct RawStatement {
 
     public mutating func bind(_ text: String?) {
         index += 1
-        guard var text else { sqlite3_bind_null(handle, index); return }
+        guard var text else {
+            sqlite3_bind_null(handle, index)
+            return
+        }
         let index = self.index, handle = self.handle
         text.withUTF8 { (bytes: UnsafeBufferPointer<UInt8>) -> Void in
             if bytes.isEmpty {
@@ -45,11 +48,16 @@ public struct RawStatement {
 
     /// The date as GRDB stores it (`Date.stored`).
     public mutating func bind(_ date: Date) {
-        if let text = Timestamp.databaseText(date) { bind(text); return }
+        if let text = Timestamp.databaseText(date) {
+            bind(text)
+            return
+        }
         switch date.databaseValue.storage {
         case .string(let text): bind(text)
         case .int64(let value): bind(value)
-        case .double(let value): index += 1; sqlite3_bind_double(handle, index, value)
+        case .double(let value):
+            index += 1
+            sqlite3_bind_double(handle, index, value)
         case .blob(let bytes): bind(bytes)
         case .null: bind(nil as String?)
         }

@@ -62,13 +62,16 @@ public struct PurgeRule: Sendable {
     /// row (ids, timestamps, states: the audit trail). `set` is SQL assignments (`:now` is the
     /// purge time); `pending` selects rows not purged yet (so a second run changes nothing);
     /// `key` is the row's key columns (`rowid`, or the primary key of a WITHOUT ROWID table).
-    public static func redact(_ name: String, table: String, key: String = "rowid", age: String, set: String, pending: String,
-                              where condition: String = "1") -> PurgeRule {
+    public static func redact(
+        _ name: String, table: String, key: String = "rowid", age: String, set: String, pending: String,
+        where condition: String = "1"
+    ) -> PurgeRule {
         PurgeRule(name: name) { db, cutoff, now, limit in
-            try db.execute(sql: """
-                UPDATE \(table) SET \(set) WHERE (\(key)) IN (
-                    SELECT \(key) FROM \(table) WHERE \(age) < :cutoff AND (\(pending)) AND (\(condition)) LIMIT :limit)
-                """, arguments: ["cutoff": cutoff, "now": now, "limit": limit])
+            try db.execute(
+                sql: """
+                    UPDATE \(table) SET \(set) WHERE (\(key)) IN (
+                        SELECT \(key) FROM \(table) WHERE \(age) < :cutoff AND (\(pending)) AND (\(condition)) LIMIT :limit)
+                    """, arguments: ["cutoff": cutoff, "now": now, "limit": limit])
             return db.changesCount
         }
     }
@@ -76,10 +79,11 @@ public struct PurgeRule: Sendable {
     /// Deletes rows whose `age` column is older than the cutoff.
     public static func delete(_ name: String, table: String, key: String = "rowid", age: String, where condition: String = "1") -> PurgeRule {
         PurgeRule(name: name) { db, cutoff, _, limit in
-            try db.execute(sql: """
-                DELETE FROM \(table) WHERE (\(key)) IN (
-                    SELECT \(key) FROM \(table) WHERE \(age) < :cutoff AND (\(condition)) LIMIT :limit)
-                """, arguments: ["cutoff": cutoff, "limit": limit])
+            try db.execute(
+                sql: """
+                    DELETE FROM \(table) WHERE (\(key)) IN (
+                        SELECT \(key) FROM \(table) WHERE \(age) < :cutoff AND (\(condition)) LIMIT :limit)
+                    """, arguments: ["cutoff": cutoff, "limit": limit])
             return db.changesCount
         }
     }
@@ -272,8 +276,9 @@ extension ServiceMetrics {
     /// retention purge removed.
     public func personalDataPurged(rule: String, count: Int) {
         registry.makeCounter(
-            descriptor: .init(metricName: "encompass_personal_data_purged", unitName: "total",
-                              helpText: "Records whose personal data the retention purge removed"),
+            descriptor: .init(
+                metricName: "encompass_personal_data_purged", unitName: "total",
+                helpText: "Records whose personal data the retention purge removed"),
             labels: [("service", service), ("rule", rule)]
         ).increment(by: Int64(count))
     }

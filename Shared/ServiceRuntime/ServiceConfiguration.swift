@@ -139,7 +139,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
         var bootstrap = env.string("ENCOMPASS_KAFKA_BOOTSTRAP_SERVERS")
         if bootstrap == nil, let file = env.string("ENCOMPASS_KAFKA_BOOTSTRAP_FILE") {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw ConfigurationError(variable: "ENCOMPASS_KAFKA_BOOTSTRAP_FILE", problem: "names \(file), which cannot be read; start the broker first (encompass broker)")
+                throw ConfigurationError(
+                    variable: "ENCOMPASS_KAFKA_BOOTSTRAP_FILE",
+                    problem: "names \(file), which cannot be read; start the broker first (encompass broker)")
             }
             bootstrap = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -157,7 +159,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
         let instanceId = env.string("ENCOMPASS_INSTANCE_ID") ?? defaultInstanceId()
         let levelText = env.string("ENCOMPASS_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else {
-            throw ConfigurationError(variable: "ENCOMPASS_LOG_LEVEL", problem: "is '\(levelText)'; use trace, debug, info, notice, warning, error or critical")
+            throw ConfigurationError(
+                variable: "ENCOMPASS_LOG_LEVEL", problem: "is '\(levelText)'; use trace, debug, info, notice, warning, error or critical")
         }
         let formatText = env.string("ENCOMPASS_LOG_FORMAT") ?? "json"
         guard let format = LogFormat(rawValue: formatText) else {

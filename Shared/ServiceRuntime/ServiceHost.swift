@@ -119,8 +119,9 @@ public final class ServiceHost: Sendable {
         self.configuration = configuration
         self.definition = definition
         self.logger = logger
-        self.store = try ServiceStore(path: configuration.databasePath, migrations: definition.migrations,
-                                      writerSetup: definition.storeWriterSetup)
+        self.store = try ServiceStore(
+            path: configuration.databasePath, migrations: definition.migrations,
+            writerSetup: definition.storeWriterSetup)
         self.metrics = ServiceMetrics(service: configuration.service.rawValue)
         let clock = configuration.clock
         self.clock = clock
@@ -147,9 +148,10 @@ public final class ServiceHost: Sendable {
         }
 
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: configuration.kafka), logger: logger)
-        let relay = OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger, service: configuration.service,
-                                inboxRetention: configuration.inboxRetention, maxMessageBytes: configuration.maxMessageBytes,
-                                clock: clock.now)
+        let relay = OutboxRelay(
+            store: store, producer: producer, metrics: metrics, logger: logger, service: configuration.service,
+            inboxRetention: configuration.inboxRetention, maxMessageBytes: configuration.maxMessageBytes,
+            clock: clock.now)
         self.relay = relay
         let metrics = self.metrics
         metrics.addRefresher {
@@ -183,8 +185,9 @@ public final class ServiceHost: Sendable {
             // of a backlog in memory (child research peaked at 139 MiB at 100,000 incidents
             // with 16 MiB for both consumers).
             let consumer = try KafkaConsumer(
-                configuration: KafkaConsumerConfiguration(client: configuration.kafka, groupId: group, topics: replicatedTopics,
-                                                          prefetchKiB: 4_096),
+                configuration: KafkaConsumerConfiguration(
+                    client: configuration.kafka, groupId: group, topics: replicatedTopics,
+                    prefetchKiB: 4_096),
                 logger: logger
             )
             self.replicaConsumer = consumer
@@ -210,24 +213,28 @@ public final class ServiceHost: Sendable {
         let consumer = self.consumer
         var checks = [
             ReadinessCheck(name: "store") {
-                do { _ = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT 1") }; return nil }
-                catch { return "SQLite store unreadable: \(error)" }
-            },
+                do {
+                    _ = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT 1") }
+                    return nil
+                } catch { return "SQLite store unreadable: \(error)" }
+            }
         ]
         let relay = self.relay
         let maxAge = configuration.outboxMaxAge
-        checks.append(ReadinessCheck(name: "outbox") {
-            let age = relay.oldestRowAge
-            guard age > maxAge else { return nil }
-            return "the oldest outbox row has waited \(age.components.seconds) s (limit \(maxAge.components.seconds) s, "
-                + "ENCOMPASS_OUTBOX_MAX_AGE_SECONDS): records are not reaching Kafka; see the service log (outbox relay failed)"
-        })
+        checks.append(
+            ReadinessCheck(name: "outbox") {
+                let age = relay.oldestRowAge
+                guard age > maxAge else { return nil }
+                return "the oldest outbox row has waited \(age.components.seconds) s (limit \(maxAge.components.seconds) s, "
+                    + "ENCOMPASS_OUTBOX_MAX_AGE_SECONDS): records are not reaching Kafka; see the service log (outbox relay failed)"
+            })
         for (name, consumer) in [("kafka", consumer), ("kafka-replica", replicaConsumer)] {
             guard let consumer else { continue }
-            checks.append(ReadinessCheck(name: name) {
-                if let fatal = consumer.fatalError { return fatal.description }
-                return consumer.hasJoinedGroup ? nil : "not yet a member of the consumer group \(consumer.groupId)"
-            })
+            checks.append(
+                ReadinessCheck(name: name) {
+                    if let fatal = consumer.fatalError { return fatal.description }
+                    return consumer.hasJoinedGroup ? nil : "not yet a member of the consumer group \(consumer.groupId)"
+                })
         }
         return checks
     }
@@ -252,10 +259,14 @@ public final class ServiceHost: Sendable {
         let router = makeRouter()
         let app = Application(
             router: router,
-            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "encompass-\(configuration.service.rawValue)"),
+            configuration: .init(
+                address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "encompass-\(configuration.service.rawValue)"),
             onServerRunning: { [self] channel in
                 let port = channel.localAddress?.port ?? configuration.httpPort
-                let waiters = portWaiters.withLock { w -> [CheckedContinuation<Int, Never>] in defer { w = [] }; return w }
+                let waiters = portWaiters.withLock { w -> [CheckedContinuation<Int, Never>] in
+                    defer { w = [] }
+                    return w
+                }
                 boundPort.withLock { $0 = port }
                 waiters.forEach { $0.resume(returning: port) }
                 logger.info("http listening", metadata: ["port": "\(port)"])
@@ -279,7 +290,8 @@ public final class ServiceHost: Sendable {
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(60)
         let serviceGroup = ServiceGroup(configuration: groupConfiguration)
         group.withLock { $0 = serviceGroup }
-        logger.info("service starting", metadata: ["bootstrap": .string(configuration.kafka.bootstrapServers), "group": .string(configuration.groupId)])
+        logger.info(
+            "service starting", metadata: ["bootstrap": .string(configuration.kafka.bootstrapServers), "group": .string(configuration.groupId)])
         try await serviceGroup.run()
         logger.info("service stopped")
     }
@@ -293,11 +305,17 @@ public final class ServiceHost: Sendable {
     public func httpPort() async -> Int {
         await withCheckedContinuation { continuation in
             let port = boundPort.withLock { $0 }
-            if let port { continuation.resume(returning: port); return }
+            if let port {
+                continuation.resume(returning: port)
+                return
+            }
             portWaiters.withLock { $0.append(continuation) }
             if let port = boundPort.withLock({ $0 }) {
                 // The server came up between the two checks.
-                let pending = portWaiters.withLock { w -> [CheckedContinuation<Int, Never>] in defer { w = [] }; return w }
+                let pending = portWaiters.withLock { w -> [CheckedContinuation<Int, Never>] in
+                    defer { w = [] }
+                    return w
+                }
                 pending.forEach { $0.resume(returning: port) }
             }
         }

@@ -35,14 +35,17 @@ public final class ServiceMetrics: Sendable {
             descriptor: .init(metricName: "encompass_outbox_published", unitName: "total", helpText: "Outbox rows published to Kafka"),
             labels: [("service", service)])
         outboxOldestAge = registry.makeGauge(
-            descriptor: .init(metricName: "encompass_outbox_oldest_age", unitName: "seconds",
-                              helpText: "Seconds the oldest outbox row has waited to be published (0 when the outbox is empty)"),
+            descriptor: .init(
+                metricName: "encompass_outbox_oldest_age", unitName: "seconds",
+                helpText: "Seconds the oldest outbox row has waited to be published (0 when the outbox is empty)"),
             labels: [("service", service)])
     }
 
     public func processed(topic: String, outcome: HandleOutcome, count: Int = 1) {
         registry.makeCounter(
-            descriptor: .init(metricName: "encompass_messages_processed", unitName: "total", helpText: "Records processed, by outcome (applied, duplicate, dead_lettered)"),
+            descriptor: .init(
+                metricName: "encompass_messages_processed", unitName: "total",
+                helpText: "Records processed, by outcome (applied, duplicate, dead_lettered)"),
             labels: [("service", service), ("topic", topic), ("outcome", outcome.rawValue)]
         ).increment(by: Int64(count))
     }
@@ -85,7 +88,8 @@ public final class ServiceMetrics: Sendable {
 
     public func latency(topic: String) -> DurationHistogram {
         registry.makeDurationHistogram(
-            descriptor: .init(metricName: "encompass_processing_duration", unitName: "seconds", helpText: "Time to apply a batch of records, per record"),
+            descriptor: .init(
+                metricName: "encompass_processing_duration", unitName: "seconds", helpText: "Time to apply a batch of records, per record"),
             labels: [("service", service), ("topic", topic)],
             buckets: Self.latencyBuckets
         )
@@ -117,14 +121,19 @@ public final class ServiceMetrics: Sendable {
             for (tp, value) in lag {
                 let key = GroupPartition(group: group, partition: tp)
                 let labels = [("group", group), ("topic", tp.topic), ("partition", String(tp.partition))]
-                let pair = gauges[key] ?? (
-                    registry.makeGauge(
-                        descriptor: .init(metricName: "kafka_consumergroup_group", unitName: "lag", helpText: "Messages between the committed offset and the end of the partition"),
-                        labels: labels),
-                    registry.makeGauge(
-                        descriptor: .init(metricName: "kafka_consumergroup_group_lag", unitName: "seconds", helpText: "Age of the oldest unprocessed message (0 when caught up)"),
-                        labels: labels)
-                )
+                let pair =
+                    gauges[key] ?? (
+                        registry.makeGauge(
+                            descriptor: .init(
+                                metricName: "kafka_consumergroup_group", unitName: "lag",
+                                helpText: "Messages between the committed offset and the end of the partition"),
+                            labels: labels),
+                        registry.makeGauge(
+                            descriptor: .init(
+                                metricName: "kafka_consumergroup_group_lag", unitName: "seconds",
+                                helpText: "Age of the oldest unprocessed message (0 when caught up)"),
+                            labels: labels)
+                    )
                 gauges[key] = pair
                 pair.messages.set(Int64(value.lag))
                 let since = progress[key] ?? started

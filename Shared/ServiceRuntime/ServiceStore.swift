@@ -85,7 +85,7 @@ public final class ServiceStore: Sendable {
                 t.column("status", .text).notNull().defaults(to: "open")
                 t.uniqueKey(["originalTopic", "originalPartition", "originalOffset"], onConflict: .ignore)
             }
-        },
+        }
     ]
 }
 
@@ -97,9 +97,11 @@ extension ServiceStore {
     /// else changes.
     static let deadLetterValueLast = StoreMigration("runtime-v3-dead-letter-value-last") { db in
         let table = DeadLetter.databaseTableName
-        let columns = ["id", "service", "originalTopic", "originalPartition", "originalOffset", "originalKey", "originalHeaders",
-                       "originalMessageId", "errorClass", "errorMessage", "attempts", "firstFailedAt", "deadLetteredAt", "status",
-                       "originalValue"]
+        let columns = [
+            "id", "service", "originalTopic", "originalPartition", "originalOffset", "originalKey", "originalHeaders",
+            "originalMessageId", "errorClass", "errorMessage", "attempts", "firstFailedAt", "deadLetteredAt", "status",
+            "originalValue",
+        ]
         try db.create(table: "\(table)_new") { t in
             t.autoIncrementedPrimaryKey("id")
             t.column("service", .text).notNull()
@@ -158,9 +160,13 @@ extension InboxEntry {
     /// One statement both asks and remembers: the insert is skipped on a known id, and then
     /// nothing changed. If `apply` throws, the caller's transaction or savepoint rolls the
     /// insert back with the rest, so a failed message is not remembered.
-    public static func applyOnce(messageId: String, record: KafkaRecord, db: Database, now: Date, _ apply: () throws -> Void) throws -> HandleOutcome {
+    public static func applyOnce(messageId: String, record: KafkaRecord, db: Database, now: Date, _ apply: () throws -> Void) throws -> HandleOutcome
+    {
         // A statement prepared once per connection: this runs for every message of every service.
-        var insert = RawStatement(try db.cachedStatement(sql: "INSERT INTO inbox (messageId, topic, partition, offset, processedAt) VALUES (?, ?, ?, ?, ?) ON CONFLICT(messageId) DO NOTHING"), db: db)
+        var insert = RawStatement(
+            try db.cachedStatement(
+                sql: "INSERT INTO inbox (messageId, topic, partition, offset, processedAt) VALUES (?, ?, ?, ?, ?) ON CONFLICT(messageId) DO NOTHING"),
+            db: db)
         insert.bind(messageId)
         insert.bind(record.topic)
         insert.bind(Int64(record.partition))
@@ -192,7 +198,8 @@ public struct OutboxMessage: Codable, FetchableRecord, MutablePersistableRecord,
         // A flat object of strings, read straight from the wire decoder's tokens (decoding it as a
         // `[String: String]` through `Decodable` takes a third of the relay's own time); Foundation
         // reads what that gives up on.
-        let members = (try? WireDecoder.stringMembers(from: Array(headers.utf8)))
+        let members =
+            (try? WireDecoder.stringMembers(from: Array(headers.utf8)))
             ?? (try? WireFormat.value([String: String].self, from: Data(headers.utf8)))?.map { (name: $0.key, value: $0.value) }
             ?? []
         var record = ProducerRecord(
@@ -208,8 +215,9 @@ extension OutboxMessage {
     /// Read by column, not through `Decodable`: the relay reads every row once. (In an
     /// extension, so the memberwise initialiser stays.)
     public init(row: Row) throws {
-        self.init(id: row["id"], messageId: row["messageId"], topic: row["topic"], key: row["key"], value: row["value"],
-                  headers: row["headers"], createdAt: row["createdAt"])
+        self.init(
+            id: row["id"], messageId: row["messageId"], topic: row["topic"], key: row["key"], value: row["value"],
+            headers: row["headers"], createdAt: row["createdAt"])
     }
 }
 
@@ -329,7 +337,8 @@ public struct Outbox {
         headerJSON += "}"
         try checkSize(topic: topic, key: key, valueBytes: value.count, headersBytes: headerJSON.utf8.count)
         // A statement prepared once per connection: every message of every service passes here.
-        var insert = RawStatement(try db.cachedStatement(sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)"), db: db)
+        var insert = RawStatement(
+            try db.cachedStatement(sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)"), db: db)
         insert.bind(id)
         insert.bind(topic)
         insert.bind(key)
@@ -344,7 +353,9 @@ public struct Outbox {
     /// of personal data a compacted topic would otherwise keep for ever. The outbox row has an
     /// empty value and the `encompass-tombstone` header; the relay sends it with a null value.
     public func tombstone(topic: String, key: String, id: String, now: Date = Date(), headers extra: [(String, String)] = []) throws {
-        try queue(id: id, topic: topic, key: key, value: Data(), headers: [(MessageHeader.messageId, id), (MessageHeader.tombstone, "true")] + extra, now: now)
+        try queue(
+            id: id, topic: topic, key: key, value: Data(), headers: [(MessageHeader.messageId, id), (MessageHeader.tombstone, "true")] + extra,
+            now: now)
     }
 }
 
@@ -353,16 +364,21 @@ extension FetchableRecord where Self: TableRecord {
     /// For handlers' per-message lookups: the query interface (`fetchOne(db, key:)`,
     /// `filter(...)`) generates and prepares its SQL, with SQLite's authorizer, on every call,
     /// which costs 5–7% of school resolution's and scheduling's time in the pipeline benchmark.
-    public static func fetchAll(_ db: Database, where column: String, equals value: some DatabaseValueConvertible, orderBy order: String? = nil) throws -> [Self] {
-        let sql = "SELECT * FROM \(databaseTableName.quotedDatabaseIdentifier) WHERE \(column.quotedDatabaseIdentifier) = ?"
+    public static func fetchAll(_ db: Database, where column: String, equals value: some DatabaseValueConvertible, orderBy order: String? = nil)
+        throws -> [Self]
+    {
+        let sql =
+            "SELECT * FROM \(databaseTableName.quotedDatabaseIdentifier) WHERE \(column.quotedDatabaseIdentifier) = ?"
             + (order.map { " ORDER BY \($0.quotedDatabaseIdentifier)" } ?? "")
         return try fetchAll(db.cachedStatement(sql: sql), arguments: [value])
     }
 
     /// The row whose `column` (a primary or unique key) equals `value`; see `fetchAll(_:where:equals:orderBy:)`.
     public static func fetchOne(_ db: Database, where column: String, equals value: some DatabaseValueConvertible) throws -> Self? {
-        try fetchOne(db.cachedStatement(sql: "SELECT * FROM \(databaseTableName.quotedDatabaseIdentifier) WHERE \(column.quotedDatabaseIdentifier) = ? LIMIT 1"),
-                     arguments: [value])
+        try fetchOne(
+            db.cachedStatement(
+                sql: "SELECT * FROM \(databaseTableName.quotedDatabaseIdentifier) WHERE \(column.quotedDatabaseIdentifier) = ? LIMIT 1"),
+            arguments: [value])
     }
 }
 
@@ -432,7 +448,8 @@ extension ReplaceableRecord {
         let key = InsertionKey(type: ObjectIdentifier(Self.self), replace: replace)
         if let sql = insertionSQLs.withLock({ $0[key] }) { return sql }
         let columns = replacementColumns
-        let sql = (replace ? "INSERT OR REPLACE INTO " : "INSERT INTO ") + databaseTableName.quotedDatabaseIdentifier + " ("
+        let sql =
+            (replace ? "INSERT OR REPLACE INTO " : "INSERT INTO ") + databaseTableName.quotedDatabaseIdentifier + " ("
             + columns.map(\.quotedDatabaseIdentifier).joined(separator: ", ") + ") VALUES ("
             + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
         insertionSQLs.withLock { $0[key] = sql }
@@ -445,7 +462,9 @@ extension ReplaceableRecord {
         let encoded = try databaseDictionary
         let given = Dictionary(zip(Self.replacementColumns, replacementValues.map { $0?.databaseValue ?? .null }), uniquingKeysWith: { a, _ in a })
         var drift: [String] = []
-        if Self.replacementColumns.count != replacementValues.count { drift.append("\(Self.replacementColumns.count) columns, \(replacementValues.count) values") }
+        if Self.replacementColumns.count != replacementValues.count {
+            drift.append("\(Self.replacementColumns.count) columns, \(replacementValues.count) values")
+        }
         for (column, value) in encoded.sorted(by: { $0.key < $1.key }) where given[column] != value {
             drift.append("\(column): encoded \(value), given \(given[column].map { "\($0)" } ?? "nothing")")
         }

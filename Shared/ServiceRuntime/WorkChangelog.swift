@@ -76,11 +76,13 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
     public let grace: Duration
     private let owned = Locked<Set<Int>?>(nil)
 
-    public init(topic: String, workTopic: String, service: ServiceName, tracked: [Tracked], interval: Duration = .milliseconds(200),
-                grace: Duration = .seconds(2),
-                snapshot: @escaping @Sendable (_ key: String, _ db: Database) throws -> P?,
-                restore: @escaping @Sendable (_ key: String, _ payload: P, _ db: Database, _ now: Date) throws -> Int,
-                release: @escaping @Sendable (_ key: String, _ db: Database, _ now: Date) throws -> Void) {
+    public init(
+        topic: String, workTopic: String, service: ServiceName, tracked: [Tracked], interval: Duration = .milliseconds(200),
+        grace: Duration = .seconds(2),
+        snapshot: @escaping @Sendable (_ key: String, _ db: Database) throws -> P?,
+        restore: @escaping @Sendable (_ key: String, _ payload: P, _ db: Database, _ now: Date) throws -> Int,
+        release: @escaping @Sendable (_ key: String, _ db: Database, _ now: Date) throws -> Void
+    ) {
         self.topic = topic
         self.workTopic = workTopic
         self.service = service
@@ -99,21 +101,25 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
     public var migrations: [StoreMigration] {
         let topic = self.topic, tracked = self.tracked
         let literal = "'" + topic.replacingOccurrences(of: "'", with: "''") + "'"
-        return [WorkChangelogStore.migration, StoreMigration("changelog-triggers:\(topic)") { db in
-            for (index, table) in tracked.enumerated() {
-                let name = "changelog_\(index)_\(table.table)"
-                let mark = { (row: String) in
-                    "INSERT OR IGNORE INTO changelogDirty (topic, key) VALUES (\(literal), \(row).\(table.keyColumn.quotedDatabaseIdentifier));"
+        return [
+            WorkChangelogStore.migration,
+            StoreMigration("changelog-triggers:\(topic)") { db in
+                for (index, table) in tracked.enumerated() {
+                    let name = "changelog_\(index)_\(table.table)"
+                    let mark = { (row: String) in
+                        "INSERT OR IGNORE INTO changelogDirty (topic, key) VALUES (\(literal), \(row).\(table.keyColumn.quotedDatabaseIdentifier));"
+                    }
+                    let quoted = table.table.quotedDatabaseIdentifier
+                    try db.execute(
+                        sql: """
+                            CREATE TRIGGER \(name)_insert AFTER INSERT ON \(quoted) BEGIN \(mark("NEW")) END;
+                            CREATE TRIGGER \(name)_update AFTER UPDATE ON \(quoted) BEGIN \(mark("OLD")) \(mark("NEW")) END;
+                            CREATE TRIGGER \(name)_delete AFTER DELETE ON \(quoted) BEGIN \(mark("OLD")) END;
+                            INSERT OR IGNORE INTO changelogDirty (topic, key) SELECT \(literal), \(table.keyColumn.quotedDatabaseIdentifier) FROM \(quoted);
+                            """)
                 }
-                let quoted = table.table.quotedDatabaseIdentifier
-                try db.execute(sql: """
-                    CREATE TRIGGER \(name)_insert AFTER INSERT ON \(quoted) BEGIN \(mark("NEW")) END;
-                    CREATE TRIGGER \(name)_update AFTER UPDATE ON \(quoted) BEGIN \(mark("OLD")) \(mark("NEW")) END;
-                    CREATE TRIGGER \(name)_delete AFTER DELETE ON \(quoted) BEGIN \(mark("OLD")) END;
-                    INSERT OR IGNORE INTO changelogDirty (topic, key) SELECT \(literal), \(table.keyColumn.quotedDatabaseIdentifier) FROM \(quoted);
-                    """)
-            }
-        }]
+            },
+        ]
     }
 
     // MARK: replica
@@ -125,7 +131,9 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
         let topic = self.topic, release = self.release, owned = self.owned
         return TopicHandler(topic: topic) { record, db, _, now, _ in
             guard let key = record.keyString, !key.isEmpty else {
-                throw RejectedMessage(errorClass: "message.key", reason: "a record without a key on \(topic), which is keyed like its work topic; it cannot be restored")
+                throw RejectedMessage(
+                    errorClass: "message.key", reason: "a record without a key on \(topic), which is keyed like its work topic; it cannot be restored"
+                )
             }
             let me = try WorkChangelogStore.owner(db)
             let messageId = record.header(MessageHeader.messageId)?.stringValue ?? "\(record.partition)/\(record.offset)"
@@ -135,7 +143,8 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
                 // This store's own record coming back: the standby row already holds it (or a
                 // newer one); learn its partition.
                 if let held, held.partition == nil {
-                    try db.execute(sql: "UPDATE changelogStandby SET partition = ? WHERE topic = ? AND key = ?", arguments: [Int(record.partition), topic, key])
+                    try db.execute(
+                        sql: "UPDATE changelogStandby SET partition = ? WHERE topic = ? AND key = ?", arguments: [Int(record.partition), topic, key])
                 }
                 if record.isTombstone, held?.messageId == messageId { try held?.delete(db) }
                 return .duplicate
@@ -153,8 +162,10 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
             } else {
                 // Kept even for a partition this instance owns: the restore (or the next
                 // publication of the key) merges its items first.
-                try StandbyRecord(topic: topic, key: key, partition: Int(record.partition), owner: writer ?? "", messageId: messageId,
-                                  value: Data(record.value), payloadHash: nil, restoreTried: false, updatedAt: now).insert(db, onConflict: .replace)
+                try StandbyRecord(
+                    topic: topic, key: key, partition: Int(record.partition), owner: writer ?? "", messageId: messageId,
+                    value: Data(record.value), payloadHash: nil, restoreTried: false, updatedAt: now
+                ).insert(db, onConflict: .replace)
                 if mine { return .applied }
             }
             try release(key, db, now)
@@ -182,11 +193,13 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
                         return restored
                     }
                     if !restored.isEmpty {
-                        environment.logger.info("changelog restored", metadata: [
-                            "topic": .string(changelog.topic), "keys": "\(restored.count)",
-                            "items": "\(restored.map(\.items).reduce(0, +))",
-                            "from": .string(Set(restored.map(\.from)).sorted().joined(separator: ",")),
-                        ])
+                        environment.logger.info(
+                            "changelog restored",
+                            metadata: [
+                                "topic": .string(changelog.topic), "keys": "\(restored.count)",
+                                "items": "\(restored.map(\.items).reduce(0, +))",
+                                "from": .string(Set(restored.map(\.from)).sorted().joined(separator: ",")),
+                            ])
                     }
                     var more = true
                     while more && !Task.isCancelled {
@@ -195,7 +208,8 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
                         }
                     }
                 } catch {
-                    environment.logger.error("changelog publish or restore failed; retrying", metadata: ["topic": .string(changelog.topic), "error": "\(error)"])
+                    environment.logger.error(
+                        "changelog publish or restore failed; retrying", metadata: ["topic": .string(changelog.topic), "error": "\(error)"])
                 }
                 try await Task.sleep(for: changelog.interval)
             }
@@ -215,10 +229,12 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
         guard !partitions.isEmpty else { return [] }
         let me = try WorkChangelogStore.owner(db)
         let list = partitions.sorted().map(String.init).joined(separator: ",")
-        let rows = try StandbyRecord.fetchAll(db, sql: """
-            SELECT * FROM changelogStandby
-            WHERE topic = ? AND owner != ? AND value IS NOT NULL AND NOT restoreTried AND partition IN (\(list)) ORDER BY key
-            """, arguments: [topic, me])
+        let rows = try StandbyRecord.fetchAll(
+            db,
+            sql: """
+                SELECT * FROM changelogStandby
+                WHERE topic = ? AND owner != ? AND value IS NOT NULL AND NOT restoreTried AND partition IN (\(list)) ORDER BY key
+                """, arguments: [topic, me])
         var restored: [Restored] = []
         for row in rows {
             guard let value = row.value else { continue }
@@ -238,7 +254,8 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
     @discardableResult
     public func publishMarked(owned: Set<Int>?, db: Database, outbox: Outbox, now: Date) throws -> Int {
         let me = try WorkChangelogStore.owner(db)
-        let keys = try String.fetchAll(db, sql: "SELECT key FROM changelogDirty WHERE topic = ? LIMIT \(WorkChangelogStore.batch)", arguments: [topic])
+        let keys = try String.fetchAll(
+            db, sql: "SELECT key FROM changelogDirty WHERE topic = ? LIMIT \(WorkChangelogStore.batch)", arguments: [topic])
         for key in keys {
             try db.execute(sql: "DELETE FROM changelogDirty WHERE topic = ? AND key = ?", arguments: [topic, key])
             let held = try StandbyRecord.fetchOne(db, key: ["topic": topic, "key": key])
@@ -264,16 +281,20 @@ public struct WorkChangelog<P: MessagePayload>: Sendable {
                 guard let held, held.owner == me, held.value != nil else { continue }
                 let id = MessageID.fresh()
                 try outbox.tombstone(topic: topic, key: key, id: id, now: now, headers: headers)
-                try StandbyRecord(topic: topic, key: key, partition: held.partition, owner: me, messageId: id, value: nil,
-                                  payloadHash: nil, restoreTried: false, updatedAt: now).insert(db, onConflict: .replace)
+                try StandbyRecord(
+                    topic: topic, key: key, partition: held.partition, owner: me, messageId: id, value: nil,
+                    payloadHash: nil, restoreTried: false, updatedAt: now
+                ).insert(db, onConflict: .replace)
                 continue
             }
             let hash = StableHash.hex128(String(decoding: try WireFormat.data(payload), as: UTF8.self))
             if let held, held.owner == me, held.payloadHash == hash { continue }
             let id = MessageID.fresh()
             let value = try outbox.publish(payload, to: topic, key: key, id: id, now: now, headers: headers)
-            try StandbyRecord(topic: topic, key: key, partition: held?.partition, owner: me, messageId: id, value: value,
-                              payloadHash: hash, restoreTried: false, updatedAt: now).insert(db, onConflict: .replace)
+            try StandbyRecord(
+                topic: topic, key: key, partition: held?.partition, owner: me, messageId: id, value: value,
+                payloadHash: hash, restoreTried: false, updatedAt: now
+            ).insert(db, onConflict: .replace)
         }
         return keys.count
     }
@@ -284,16 +305,17 @@ public enum WorkChangelogStore {
     static let batch = 500
 
     public static let migration = StoreMigration("runtime-work-changelog-v1") { db in
-        try db.execute(sql: """
-            CREATE TABLE changelogOwner (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL);
-            INSERT INTO changelogOwner (id, name) VALUES (1, 'store-' || lower(hex(randomblob(8))));
-            CREATE TABLE changelogDirty (topic TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (topic, key)) WITHOUT ROWID;
-            CREATE TABLE changelogStandby (
-                topic TEXT NOT NULL, key TEXT NOT NULL, partition INTEGER, owner TEXT NOT NULL, messageId TEXT NOT NULL,
-                value BLOB, payloadHash TEXT, restoreTried BOOLEAN NOT NULL DEFAULT 0, updatedAt DATETIME NOT NULL,
-                PRIMARY KEY (topic, key)) WITHOUT ROWID;
-            CREATE INDEX changelogStandby_owner ON changelogStandby (topic, owner, partition);
-            """)
+        try db.execute(
+            sql: """
+                CREATE TABLE changelogOwner (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL);
+                INSERT INTO changelogOwner (id, name) VALUES (1, 'store-' || lower(hex(randomblob(8))));
+                CREATE TABLE changelogDirty (topic TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (topic, key)) WITHOUT ROWID;
+                CREATE TABLE changelogStandby (
+                    topic TEXT NOT NULL, key TEXT NOT NULL, partition INTEGER, owner TEXT NOT NULL, messageId TEXT NOT NULL,
+                    value BLOB, payloadHash TEXT, restoreTried BOOLEAN NOT NULL DEFAULT 0, updatedAt DATETIME NOT NULL,
+                    PRIMARY KEY (topic, key)) WITHOUT ROWID;
+                CREATE INDEX changelogStandby_owner ON changelogStandby (topic, owner, partition);
+                """)
     }
 
     /// This store's name as a changelog owner (made once per store: a store deleted and made

@@ -46,7 +46,7 @@ public struct CSVStreamReader: Sendable {
 
     public init(maximumRows: Int? = nil) {
         self.maximumRows = maximumRows
-        self.limit = maximumRows.map { $0 + 1 } ?? Int.max  // the header row and the rows under it
+        self.limit = maximumRows.map { $0 + 1 } ?? Int.max // the header row and the rows under it
     }
 
     /// Data rows read so far (the header row included).
@@ -86,7 +86,11 @@ public struct CSVStreamReader: Sendable {
             throw SheetError("the file starts as UTF-16 but is not valid UTF-16")
         }
         finished = true
-        if quotePending { quotePending = false; inQuotes = false; afterQuote = true }
+        if quotePending {
+            quotePending = false
+            inQuotes = false
+            afterQuote = true
+        }
         if inQuotes { throw SheetError("a quoted value starting on line \(quoteStart) is never closed; the file may be truncated") }
         if !field.isEmpty || !fields.isEmpty { try endRow() }
         return try SpreadsheetReader.makeSheet(try decodedRows(), notices: notices)
@@ -115,7 +119,10 @@ public struct CSVStreamReader: Sendable {
     }
 
     private mutating func transcode(_ byte: UInt8, bigEndian: Bool) throws(SheetError) {
-        guard let first = pendingByte else { pendingByte = byte; return }
+        guard let first = pendingByte else {
+            pendingByte = byte
+            return
+        }
         pendingByte = nil
         let unit = bigEndian ? UInt16(first) << 8 | UInt16(byte) : UInt16(byte) << 8 | UInt16(first)
         let scalar: Unicode.Scalar?
@@ -143,12 +150,18 @@ public struct CSVStreamReader: Sendable {
         if inQuotes {
             if quotePending {
                 quotePending = false
-                if c == UInt8(ascii: "\"") { field.append(c); return }
+                if c == UInt8(ascii: "\"") {
+                    field.append(c)
+                    return
+                }
                 inQuotes = false
                 afterQuote = true
                 // The quote closed the value: `c` is read as outside quotes, below.
             } else {
-                if c == UInt8(ascii: "\"") { quotePending = true; return }
+                if c == UInt8(ascii: "\"") {
+                    quotePending = true
+                    return
+                }
                 if c == UInt8(ascii: "\n") { line += 1 }
                 field.append(c)
                 return
@@ -160,10 +173,14 @@ public struct CSVStreamReader: Sendable {
             field = []
             afterQuote = false
         case UInt8(ascii: "\r"):
-            try endRow(); line += 1; rowStart = line
+            try endRow()
+            line += 1
+            rowStart = line
             afterCR = true
         case UInt8(ascii: "\n"):
-            try endRow(); line += 1; rowStart = line
+            try endRow()
+            line += 1
+            rowStart = line
         case UInt8(ascii: "\""):
             if field.isEmpty && !afterQuote {
                 inQuotes = true
@@ -198,7 +215,10 @@ public struct CSVStreamReader: Sendable {
             var texts: [String] = []
             texts.reserveCapacity(row.fields.count)
             for field in row.fields {
-                guard let text = String(validating: field, as: UTF8.self) else { valid = false; break outer }
+                guard let text = String(validating: field, as: UTF8.self) else {
+                    valid = false
+                    break outer
+                }
                 texts.append(text)
             }
             utf8.append((row.number, texts, row.problem))

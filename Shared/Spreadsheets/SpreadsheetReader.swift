@@ -1,8 +1,9 @@
 import Foundation
+import ZIPFoundation
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
-import ZIPFoundation
 
 /// One data row of a spreadsheet: its 1-based row number in the file, its cells by
 /// normalised header, and why it cannot be used, if it cannot.
@@ -159,7 +160,8 @@ final class XMLElements: NSObject, XMLParserDelegate {
         return delegate.found
     }
 
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:])
+    {
         if names.contains(name) { found.append(attributes) }
     }
 }
@@ -173,11 +175,14 @@ final class SharedStrings: NSObject, XMLParserDelegate {
         let delegate = SharedStrings()
         let parser = xmlParser(data)
         parser.delegate = delegate
-        guard parser.parse() else { throw SheetError("xl/sharedStrings.xml is not well-formed XML: \(parser.parserError.map { "\($0)" } ?? "unknown error")") }
+        guard parser.parse() else {
+            throw SheetError("xl/sharedStrings.xml is not well-formed XML: \(parser.parserError.map { "\($0)" } ?? "unknown error")")
+        }
         return delegate.strings
     }
 
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:])
+    {
         if name == "si" { current = "" }
         if name == "t" { inText = true }
     }
@@ -203,7 +208,10 @@ final class DateStyles: NSObject, XMLParserDelegate {
         guard parser.parse() else { throw SheetError("xl/styles.xml is not well-formed XML") }
         var dates = Set<Int>()
         for (index, format) in delegate.xfFormats.enumerated() {
-            if (14...22).contains(format) || (45...47).contains(format) { dates.insert(index); continue }
+            if (14...22).contains(format) || (45...47).contains(format) {
+                dates.insert(index)
+                continue
+            }
             if let code = delegate.customFormats[format] {
                 let bare = code.lowercased().replacingOccurrences(of: "\\\"[^\"]*\\\"", with: "", options: .regularExpression)
                 if bare.contains("y") || bare.contains("d") || bare.contains("h") || bare.contains("ss") { dates.insert(index) }
@@ -212,7 +220,8 @@ final class DateStyles: NSObject, XMLParserDelegate {
         return dates
     }
 
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:])
+    {
         switch name {
         case "numFmt":
             if let id = attributes["numFmtId"].flatMap(Int.init), let code = attributes["formatCode"] { customFormats[id] = code }
@@ -253,7 +262,9 @@ final class SheetParser: NSObject, XMLParserDelegate {
         self.limit = maximumRows.map { $0 + 1 } ?? Int.max
     }
 
-    static func parse(_ data: Data, shared: [String], dateStyles: Set<Int>, maximumRows: Int? = nil) throws(SheetError) -> [(number: Int, fields: [String], problem: String?)] {
+    static func parse(_ data: Data, shared: [String], dateStyles: Set<Int>, maximumRows: Int? = nil) throws(SheetError) -> [(
+        number: Int, fields: [String], problem: String?
+    )] {
         let delegate = SheetParser(shared: shared, dateStyles: dateStyles, maximumRows: maximumRows)
         let parser = xmlParser(data)
         parser.delegate = delegate
@@ -288,7 +299,8 @@ final class SheetParser: NSObject, XMLParserDelegate {
         return number
     }
 
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:])
+    {
         switch name {
         case "row":
             guard let number = nextRowNumber(attributes["r"]) else {
@@ -325,7 +337,11 @@ final class SheetParser: NSObject, XMLParserDelegate {
             capture = nil
         case "c":
             let column = SheetParser.columnIndex(cellRef) ?? fields.count
-            if column > 16_384 { failure = "cell reference \(cellRef) is out of range"; parser.abortParsing(); return }
+            if column > 16_384 {
+                failure = "cell reference \(cellRef) is out of range"
+                parser.abortParsing()
+                return
+            }
             var text: String
             switch cellType {
             case "s":
@@ -336,7 +352,9 @@ final class SheetParser: NSObject, XMLParserDelegate {
                 }
                 text = shared[i]
             case "b": text = value == "1" ? "TRUE" : "FALSE"
-            case "e": text = ""; problem = problem ?? "cell \(cellRef) holds an error value (\(value))"
+            case "e":
+                text = ""
+                problem = problem ?? "cell \(cellRef) holds an error value (\(value))"
             case "n" where dateStyles.contains(cellStyle):
                 text = Double(value).flatMap(XLSX.excelDate) ?? value
             default: text = value
@@ -400,21 +418,27 @@ enum ZipParts {
         var eocd: Int?
         var at = bytes.count - 22
         while at >= max(0, bytes.count - 22 - 65_535) {
-            if u32(bytes, at) == 0x0605_4B50 { eocd = at; break }
+            if u32(bytes, at) == 0x0605_4B50 {
+                eocd = at
+                break
+            }
             at -= 1
         }
         guard let eocd, let count = u16(bytes, eocd + 10), let size = u32(bytes, eocd + 12), let offset = u32(bytes, eocd + 16) else {
             throw SheetError("\(damaged): no end-of-central-directory record")
         }
-        if count == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF { throw SheetError("\(damaged): ZIP64 archives are not read; save the workbook again") }
+        if count == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF {
+            throw SheetError("\(damaged): ZIP64 archives are not read; save the workbook again")
+        }
         guard offset + size <= eocd else { throw SheetError("\(damaged): the central directory lies outside the file") }
         var result: [String: Entry] = [:]
         var p = offset
         for _ in 0..<count {
             guard u32(bytes, p) == 0x0201_4B50, let flags = u16(bytes, p + 8), let method = u16(bytes, p + 10), let crc = u32(bytes, p + 16),
-                  let compressed = u32(bytes, p + 20), let uncompressed = u32(bytes, p + 24), let nameLength = u16(bytes, p + 28),
-                  let extraLength = u16(bytes, p + 30), let commentLength = u16(bytes, p + 32), let local = u32(bytes, p + 42),
-                  p + 46 + nameLength <= offset + size else {
+                let compressed = u32(bytes, p + 20), let uncompressed = u32(bytes, p + 24), let nameLength = u16(bytes, p + 28),
+                let extraLength = u16(bytes, p + 30), let commentLength = u16(bytes, p + 32), let local = u32(bytes, p + 42),
+                p + 46 + nameLength <= offset + size
+            else {
                 throw SheetError("\(damaged): central directory entry at byte \(p) is damaged")
             }
             if compressed == 0xFFFF_FFFF || uncompressed == 0xFFFF_FFFF || local == 0xFFFF_FFFF {
@@ -422,8 +446,9 @@ enum ZipParts {
             }
             let path = String(decoding: bytes[(p + 46)..<(p + 46 + nameLength)], as: UTF8.self)
             if flags & 1 != 0 { throw SheetError("the XLSX is encrypted (part \(path)); save it without a password") }
-            result[path] = Entry(path: path, method: UInt16(method), crc: UInt32(crc), compressedSize: compressed, uncompressedSize: uncompressed,
-                                 localHeaderOffset: local)
+            result[path] = Entry(
+                path: path, method: UInt16(method), crc: UInt32(crc), compressedSize: compressed, uncompressedSize: uncompressed,
+                localHeaderOffset: local)
             p += 46 + nameLength + extraLength + commentLength
         }
         return result
@@ -432,7 +457,8 @@ enum ZipParts {
     static func extract(_ entry: Entry, from bytes: [UInt8]) throws(SheetError) -> Data {
         let damaged = "XLSX part \(entry.path) cannot be read (truncated or corrupt)"
         guard u32(bytes, entry.localHeaderOffset) == 0x0403_4B50, let nameLength = u16(bytes, entry.localHeaderOffset + 26),
-              let extraLength = u16(bytes, entry.localHeaderOffset + 28) else {
+            let extraLength = u16(bytes, entry.localHeaderOffset + 28)
+        else {
             throw SheetError("\(damaged): no local header at byte \(entry.localHeaderOffset)")
         }
         let start = entry.localHeaderOffset + 30 + nameLength + extraLength
@@ -454,28 +480,39 @@ enum ZipParts {
             var padded = false
             var tooLarge = false
             do {
-                let crc = try Data.decompress(size: Int64(entry.compressedSize), bufferSize: chunk, skipCRC32: false, provider: { _, size in
-                    // Exactly `size` bytes each time (ZIPFoundation tells zlib the buffer is full):
-                    // the part's data, then zeros, which inflate rejects; a stream that still has
-                    // not ended is stopped rather than read past the part.
-                    guard size > 0, !(padded && handedOut >= compressed.count) else { throw InflateStop() }
-                    let from = compressed.startIndex + handedOut
-                    let to = min(compressed.endIndex, from + size)
-                    var piece = Data(compressed[from..<to])
-                    handedOut += piece.count
-                    if piece.count < size { piece.append(Data(count: size - piece.count)); padded = true }
-                    return piece
-                }, consumer: { data in
-                    out.append(data)
-                    if out.count > limit { tooLarge = true; throw InflateStop() }
-                })
+                let crc = try Data.decompress(
+                    size: Int64(entry.compressedSize), bufferSize: chunk, skipCRC32: false,
+                    provider: { _, size in
+                        // Exactly `size` bytes each time (ZIPFoundation tells zlib the buffer is full):
+                        // the part's data, then zeros, which inflate rejects; a stream that still has
+                        // not ended is stopped rather than read past the part.
+                        guard size > 0, !(padded && handedOut >= compressed.count) else { throw InflateStop() }
+                        let from = compressed.startIndex + handedOut
+                        let to = min(compressed.endIndex, from + size)
+                        var piece = Data(compressed[from..<to])
+                        handedOut += piece.count
+                        if piece.count < size {
+                            piece.append(Data(count: size - piece.count))
+                            padded = true
+                        }
+                        return piece
+                    },
+                    consumer: { data in
+                        out.append(data)
+                        if out.count > limit {
+                            tooLarge = true
+                            throw InflateStop()
+                        }
+                    })
                 guard out.count == entry.uncompressedSize else { throw SheetError("\(damaged): inflated size differs from the declared size") }
                 guard crc == entry.crc else { throw SheetError("\(damaged): CRC-32 mismatch") }
             } catch let error as SheetError {
                 throw error
             } catch {
-                throw SheetError(tooLarge ? "\(damaged): it inflates past its declared size of \(limit) bytes"
-                                 : error is InflateStop ? "\(damaged): its compressed data ends early" : "\(damaged): \(error)")
+                throw SheetError(
+                    tooLarge
+                        ? "\(damaged): it inflates past its declared size of \(limit) bytes"
+                        : error is InflateStop ? "\(damaged): its compressed data ends early" : "\(damaged): \(error)")
             }
         default:
             throw SheetError("XLSX part \(entry.path) uses compression method \(entry.method); save the workbook again as .xlsx")

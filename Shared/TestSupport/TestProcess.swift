@@ -37,14 +37,17 @@ public final class TestProcess: @unchecked Sendable {
     /// pipe holds wants `log`, `/dev/null` if nobody reads it). `holdsInput` keeps standard input
     /// open until `stop`: a peer that ends at the end of its input then ends with the test
     /// process, even one that crashes.
-    public init(_ path: String, _ arguments: [String], environment: [String: String] = [:], inheritEnvironment: Bool = true,
-                directory: String? = nil, log: String? = nil, errors: StandardErrorHandling = .merged, input: String? = nil,
-                holdsInput: Bool = false) throws {
+    public init(
+        _ path: String, _ arguments: [String], environment: [String: String] = [:], inheritEnvironment: Bool = true,
+        directory: String? = nil, log: String? = nil, errors: StandardErrorHandling = .merged, input: String? = nil,
+        holdsInput: Bool = false
+    ) throws {
         self.path = path
         process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
-        process.environment = inheritEnvironment
+        process.environment =
+            inheritEnvironment
             ? ProcessInfo.processInfo.environment.merging(environment) { _, new in new } : environment
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         if let log {
@@ -60,9 +63,16 @@ public final class TestProcess: @unchecked Sendable {
             outputPipe = out
             process.standardOutput = out
             switch errors {
-            case .merged: process.standardError = out; errorPipe = nil
-            case .separate: let err = Pipe(); process.standardError = err; errorPipe = err
-            case .discarded: process.standardError = FileHandle.nullDevice; errorPipe = nil
+            case .merged:
+                process.standardError = out
+                errorPipe = nil
+            case .separate:
+                let err = Pipe()
+                process.standardError = err
+                errorPipe = err
+            case .discarded:
+                process.standardError = FileHandle.nullDevice
+                errorPipe = nil
             }
         }
         let stdin = input != nil || holdsInput ? Pipe() : nil
@@ -115,8 +125,10 @@ public final class TestProcess: @unchecked Sendable {
 
     /// Polls `condition` (a port answering, a file written) until it holds; throws at once, with
     /// the exit status, if the process ends first, and `TimeoutError` after `timeout`.
-    public func ready(_ what: String, timeout: Duration = .seconds(30), interval: Duration = .milliseconds(50),
-                      _ condition: () async throws -> Bool) async throws {
+    public func ready(
+        _ what: String, timeout: Duration = .seconds(30), interval: Duration = .milliseconds(50),
+        _ condition: () async throws -> Bool
+    ) async throws {
         try await eventually(what, timeout: timeout, interval: interval) {
             if try await condition() { return true }
             guard process.isRunning else {
@@ -148,22 +160,28 @@ public final class TestProcess: @unchecked Sendable {
 
 /// Runs `path` to its end (blocking the calling thread): its exit status and output. Standard
 /// error is merged into the output unless `errors` says otherwise; killed after `timeout`.
-public func runProcess(_ path: String, _ arguments: [String], environment: [String: String] = [:], directory: String? = nil,
-                       input: String? = nil, errors: StandardErrorHandling = .merged,
-                       timeout: Duration = .seconds(900)) throws -> ProcessResult {
+public func runProcess(
+    _ path: String, _ arguments: [String], environment: [String: String] = [:], directory: String? = nil,
+    input: String? = nil, errors: StandardErrorHandling = .merged,
+    timeout: Duration = .seconds(900)
+) throws -> ProcessResult {
     try TestProcess(path, arguments, environment: environment, directory: directory, errors: errors, input: input)
         .waitForOutput(timeout: timeout)
 }
 
 /// Runs a built executable of this package (e.g. `encompass`) to its end.
-public func runBuilt(_ name: String, _ arguments: [String], environment: [String: String] = [:],
-                     input: String? = nil, timeout: Duration = .seconds(900)) throws -> ProcessResult {
+public func runBuilt(
+    _ name: String, _ arguments: [String], environment: [String: String] = [:],
+    input: String? = nil, timeout: Duration = .seconds(900)
+) throws -> ProcessResult {
     try runProcess(try executable(name), arguments, environment: environment, input: input, timeout: timeout)
 }
 
 /// Runs `python3 -c script arguments…` (a test peer: openpyxl, jsonschema, selenium) to its end.
-public func runPython(_ script: String, _ arguments: [String] = [], errors: StandardErrorHandling = .merged,
-                      timeout: Duration = .seconds(300)) throws -> ProcessResult {
+public func runPython(
+    _ script: String, _ arguments: [String] = [], errors: StandardErrorHandling = .merged,
+    timeout: Duration = .seconds(300)
+) throws -> ProcessResult {
     try runProcess("/usr/bin/env", ["python3", "-c", script] + arguments, errors: errors, timeout: timeout)
 }
 
@@ -209,7 +227,8 @@ public enum TestPorts {
             for _ in 0..<500 {
                 let base = 21_000 + Int.random(in: 0..<700) * 10 + 1
                 guard handedOut.allSatisfy({ abs($0 - base) >= 300 }),
-                      (0..<3).allSatisfy({ instance in (0...5).allSatisfy { isFree(base + 100 * instance + $0) } }) else { continue }
+                    (0..<3).allSatisfy({ instance in (0...5).allSatisfy { isFree(base + 100 * instance + $0) } })
+                else { continue }
                 handedOut.append(base)
                 return base
             }

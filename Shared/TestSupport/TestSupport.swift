@@ -19,8 +19,9 @@ public final class TestKafka: Sendable {
     public var bootstrapServers: String { cluster.bootstrapServers }
 
     public func client(_ id: String = "test", properties: [String: String] = [:]) -> KafkaClientConfiguration {
-        KafkaClientConfiguration(bootstrapServers: bootstrapServers, clientId: id, properties: properties,
-                                 consumerProperties: MockKafkaCluster.consumerProperties)
+        KafkaClientConfiguration(
+            bootstrapServers: bootstrapServers, clientId: id, properties: properties,
+            consumerProperties: MockKafkaCluster.consumerProperties)
     }
 
     public func createTopic(_ name: String, partitions: Int? = nil) throws {
@@ -86,7 +87,10 @@ public enum TestPaths {
         guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { return nil }
         var inOrigin = false
         for line in text.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-            if line.hasPrefix("[") { inOrigin = line == "[remote \"origin\"]"; continue }
+            if line.hasPrefix("[") {
+                inOrigin = line == "[remote \"origin\"]"
+                continue
+            }
             guard inOrigin, line.hasPrefix("url") else { continue }
             let url = line.drop { $0 != "=" }.dropFirst().trimmingCharacters(in: .whitespaces)
             let path = url.hasPrefix("file://") ? String(url.dropFirst(7)) : url
@@ -99,9 +103,11 @@ public enum TestPaths {
 /// A built executable of this package (they sit beside the test bundle).
 public func executable(_ name: String) throws -> String {
     let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    let candidates = [directory.appendingPathComponent(name).path,
-                      directory.deletingLastPathComponent().appendingPathComponent(name).path,
-                      "\(TestPaths.packageRoot)/.build/debug/\(name)"]
+    let candidates = [
+        directory.appendingPathComponent(name).path,
+        directory.deletingLastPathComponent().appendingPathComponent(name).path,
+        "\(TestPaths.packageRoot)/.build/debug/\(name)",
+    ]
     guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
         throw TimeoutError(what: "executable \(name) (build it first: swift build)")
     }

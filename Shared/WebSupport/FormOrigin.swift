@@ -22,8 +22,9 @@ public enum FormOrigin {
     }
 
     public static func check(_ request: Request, publicURL: String?) -> Verdict {
-        check(origin: request.headers[HTTPFields.Element.Name("Origin")!], fetchSite: request.headers[HTTPFields.Element.Name("Sec-Fetch-Site")!],
-              host: request.head.authority, publicURL: publicURL)
+        check(
+            origin: request.headers[HTTPFields.Element.Name("Origin")!], fetchSite: request.headers[HTTPFields.Element.Name("Sec-Fetch-Site")!],
+            host: request.head.authority, publicURL: publicURL)
     }
 
     public static func check(origin: String?, fetchSite: String?, host: String?, publicURL: String?) -> Verdict {
@@ -32,7 +33,10 @@ public enum FormOrigin {
             // A page served with `Referrer-Policy: no-referrer` (as ours are) makes Chromium send
             // `Origin: null` with its own forms; `Sec-Fetch-Site` (which no page can set) then says
             // whether the form was the site's own. A sandboxed frame's or another site's is not.
-            if origin == "null" { return site == "same-origin" ? .sameOrigin : .crossSite("Origin: null, Sec-Fetch-Site: \(site.isEmpty ? "none given" : String(site.prefix(40)))") }
+            if origin == "null" {
+                return site == "same-origin"
+                    ? .sameOrigin : .crossSite("Origin: null, Sec-Fetch-Site: \(site.isEmpty ? "none given" : String(site.prefix(40)))")
+            }
             guard let claimed = Origin(origin) else { return .crossSite("Origin: \(origin.prefix(200))") }
             if let publicURL, let own = Origin(publicURL), own == claimed { return .sameOrigin }
             if let host, claimed.authority == host.lowercased() { return .sameOrigin }
@@ -52,7 +56,8 @@ public enum FormOrigin {
 
         init?(_ text: String) {
             guard let parts = URLComponents(string: text), let scheme = parts.scheme?.lowercased(), let host = parts.host?.lowercased(),
-                  !host.isEmpty, scheme == "http" || scheme == "https" else { return nil }
+                !host.isEmpty, scheme == "http" || scheme == "https"
+            else { return nil }
             self.scheme = scheme
             self.host = host
             self.port = parts.port ?? (scheme == "https" ? 443 : 80)

@@ -1,5 +1,6 @@
 import EncompassModels
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -57,21 +58,27 @@ public struct ServiceClient: Sendable {
     }
 
     /// Returns the status and the raw body. Throws `ServiceCallError` when the service cannot be reached.
-    public func call(_ method: String, _ path: String, query: [String: String] = [:], json body: (any Encodable)? = nil, raw: Data? = nil,
-              contentType: String = "application/json") async throws -> (status: Int, body: Data) {
+    public func call(
+        _ method: String, _ path: String, query: [String: String] = [:], json body: (any Encodable)? = nil, raw: Data? = nil,
+        contentType: String = "application/json"
+    ) async throws -> (status: Int, body: Data) {
         let (status, data, _) = try await exchange(method, path, query: query, json: body, raw: raw, contentType: contentType)
         return (status, data)
     }
 
     /// `call`, with the HTTP response (its headers) as well. A `json` body is one of the request
     /// types of `ServiceAPI.swift` (EncompassModels), written as the service reads it.
-    public func exchange(_ method: String, _ path: String, query: [String: String] = [:], json body: (any Encodable)? = nil, raw: Data? = nil,
-                         contentType: String = "application/json") async throws -> (status: Int, body: Data, response: HTTPURLResponse?) {
+    public func exchange(
+        _ method: String, _ path: String, query: [String: String] = [:], json body: (any Encodable)? = nil, raw: Data? = nil,
+        contentType: String = "application/json"
+    ) async throws -> (status: Int, body: Data, response: HTTPURLResponse?) {
         var components = URLComponents(string: baseURL + path)
         if !query.isEmpty {
             components?.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
         }
-        guard let endpoint = components?.url else { throw ServiceCallError(description: "\(service.rawValue) URL '\(baseURL)' is not a URL; check \(Self.variable(service))") }
+        guard let endpoint = components?.url else {
+            throw ServiceCallError(description: "\(service.rawValue) URL '\(baseURL)' is not a URL; check \(Self.variable(service))")
+        }
         var request = URLRequest(url: endpoint)
         request.httpMethod = method
         request.timeoutInterval = timeout
@@ -88,12 +95,17 @@ public struct ServiceClient: Sendable {
             let http = response as? HTTPURLResponse
             return (http?.statusCode ?? 0, data, http)
         } catch {
-            throw ServiceCallError(description: "\(service.rawValue) at \(baseURL) could not be reached: \(error.localizedDescription); is it running? (set \(Self.variable(service)) or \(urlOption))")
+            throw ServiceCallError(
+                description:
+                    "\(service.rawValue) at \(baseURL) could not be reached: \(error.localizedDescription); is it running? (set \(Self.variable(service)) or \(urlOption))"
+            )
         }
     }
 
     /// Calls and decodes a 2xx JSON answer; any other answer becomes an error with the service's words.
-    public func decode<T: Decodable>(_ type: T.Type, _ method: String, _ path: String, query: [String: String] = [:], json body: (any Encodable)? = nil) async throws -> T {
+    public func decode<T: Decodable>(
+        _ type: T.Type, _ method: String, _ path: String, query: [String: String] = [:], json body: (any Encodable)? = nil
+    ) async throws -> T {
         let (status, data) = try await call(method, path, query: query, json: body)
         guard (200..<300).contains(status) else { throw ServiceCallError(description: Self.refusal(service, status, data)) }
         do {
@@ -104,7 +116,8 @@ public struct ServiceClient: Sendable {
     }
 
     public static func refusal(_ service: ServiceName, _ status: Int, _ data: Data) -> String {
-        let message = (try? WireFormat.decoder().decode(APIError.self, from: data))?.error
+        let message =
+            (try? WireFormat.decoder().decode(APIError.self, from: data))?.error
             ?? (try? WireFormat.decoder().decode(APIFieldErrors.self, from: data))?.description
             ?? String(decoding: data.prefix(500), as: UTF8.self)
         return "\(service.rawValue) refused (\(status)): \(message)"

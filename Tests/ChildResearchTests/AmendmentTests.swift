@@ -1,11 +1,12 @@
-@testable import ChildResearchService
 import EncompassKafka
 import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import ServiceRuntime
 import Testing
+
+@testable import ChildResearchService
+@testable import ServiceRuntime
 
 @Suite("Review queue: amendments withdraw stale proposals; replicas keep the latest state")
 struct AmendmentTests {
@@ -14,8 +15,9 @@ struct AmendmentTests {
 
     func apply(_ incident: Incident, revision: Int, id: String, db: Database) throws {
         let recorded = IncidentRecorded(kind: revision == 1 ? .new : .amendment, revision: revision, changes: [], source: "test", incident: incident)
-        try ChildResearchService.apply(recorded, messageId: id, settings: settings, db: db, outbox: Outbox(db: db, producer: "child-research"),
-                                       now: day("2026-11-21"), logger: TestLog.logger("research"))
+        try ChildResearchService.apply(
+            recorded, messageId: id, settings: settings, db: db, outbox: Outbox(db: db, producer: "child-research"),
+            now: day("2026-11-21"), logger: TestLog.logger("research"))
     }
 
     func states(_ db: Database) throws -> [ReviewProposalState] {
@@ -23,14 +25,18 @@ struct AmendmentTests {
             .map { try WireFormat.decode(ReviewProposalState.self, from: Array($0.value)).payload }
     }
 
-    @Test("the replicated index consumer: an incident this instance's work consumer applied is skipped undecoded; another is indexed and saved once; a newer revision replaces it")
+    @Test(
+        "the replicated index consumer: an incident this instance's work consumer applied is skipped undecoded; another is indexed and saved once; a newer revision replaces it"
+    )
     func replicatedIndex() throws {
         let handler = ChildResearchService.incidentIndexHandler()
         func record(_ incident: Incident, revision: Int, id: String) throws -> KafkaRecord {
-            let recorded = IncidentRecorded(kind: revision == 1 ? .new : .amendment, revision: revision, changes: [], source: "test", incident: incident)
+            let recorded = IncidentRecorded(
+                kind: revision == 1 ? .new : .amendment, revision: revision, changes: [], source: "test", incident: incident)
             let value = try WireFormat.encode(Envelope(id: id, key: incident.occurrenceNumber, producer: "intake", payload: recorded))
-            return KafkaRecord(topic: Topics.incidents.name, partition: 0, offset: Int64(revision), key: Array(incident.occurrenceNumber.utf8),
-                               value: value, headers: [KafkaHeader(key: "encompass-message-id", value: Array(id.utf8))])
+            return KafkaRecord(
+                topic: Topics.incidents.name, partition: 0, offset: Int64(revision), key: Array(incident.occurrenceNumber.utf8),
+                value: value, headers: [KafkaHeader(key: "encompass-message-id", value: Array(id.utf8))])
         }
         func replicate(_ record: KafkaRecord, _ db: Database) throws -> (HandleOutcome, changes: Int) {
             let before = db.totalChangesCount
@@ -41,8 +47,9 @@ struct AmendmentTests {
         try store.pool.write { (db: Database) throws in
             // Applied by this instance's work consumer first: the replica has nothing to do.
             let work = ChildResearchService.incidentHandler(settings)
-            let applied = try work.apply(try record(History.today, revision: 1, id: "m-1"), db, Outbox(db: db, producer: "child-research"),
-                                         day("2026-11-21"), TestLog.logger("work"))
+            let applied = try work.apply(
+                try record(History.today, revision: 1, id: "m-1"), db, Outbox(db: db, producer: "child-research"),
+                day("2026-11-21"), TestLog.logger("work"))
             #expect(applied == .applied)
             let own = try replicate(try record(History.today, revision: 1, id: "m-1"), db)
             #expect(own.0 == .duplicate && own.changes == 0)
@@ -60,10 +67,15 @@ struct AmendmentTests {
             let amendedRecord = try record(amended, revision: 2, id: "m-2")
             #expect(try replicate(amendedRecord, db).0 == .applied)
             #expect(try ReviewQueue.recordedRevision(db, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber) == 2)
-            #expect(try ReviewQueue.recorded(db, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber)?.incident.parties.first?.givenName == "Grace")
+            #expect(
+                try ReviewQueue.recorded(db, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber)?.incident.parties.first?.givenName
+                    == "Grace")
             // Kept as the message arrived, not encoded again.
             #expect(try Data.fetchOne(db, sql: "SELECT recorded FROM researchOccurrence") == Data(amendedRecord.value))
-            #expect(try HistoryIndex.people(forceCode: "43", occurrenceNumber: History.today.occurrenceNumber, db: db).contains { $0.givenName == "Grace" })
+            #expect(
+                try HistoryIndex.people(forceCode: "43", occurrenceNumber: History.today.occurrenceNumber, db: db).contains {
+                    $0.givenName == "Grace"
+                })
         }
     }
 
@@ -123,10 +135,16 @@ struct AmendmentTests {
             let proposals = try ReviewQueue.forOccurrence(db, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber)
             let oliver = try #require(proposals.first { $0.child.givenName == "Oliver" })
             let lily = try #require(proposals.first { $0.child.givenName == "Lily" })
-            _ = try ReviewQueue.decide(db, proposal: oliver, decision: ReviewDecision(forceCode: "43", occurrenceNumber: oliver.occurrenceNumber,
-                proposalId: oliver.proposalId, verdict: .confirm, reviewer: "PS 1", decidedAt: day("2026-11-21")))
-            _ = try ReviewQueue.decide(db, proposal: lily, decision: ReviewDecision(forceCode: "43", occurrenceNumber: lily.occurrenceNumber,
-                proposalId: lily.proposalId, verdict: .reject, reviewer: "PS 1", decidedAt: day("2026-11-21")))
+            _ = try ReviewQueue.decide(
+                db, proposal: oliver,
+                decision: ReviewDecision(
+                    forceCode: "43", occurrenceNumber: oliver.occurrenceNumber,
+                    proposalId: oliver.proposalId, verdict: .confirm, reviewer: "PS 1", decidedAt: day("2026-11-21")))
+            _ = try ReviewQueue.decide(
+                db, proposal: lily,
+                decision: ReviewDecision(
+                    forceCode: "43", occurrenceNumber: lily.occurrenceNumber,
+                    proposalId: lily.proposalId, verdict: .reject, reviewer: "PS 1", decidedAt: day("2026-11-21")))
             var moved = History.today
             moved.incidentAddress = PostalAddress(lines: ["9 Nowhere Close"], town: "Slough", postcode: "SL1 9ZZ")
             moved.parties = [Party(role: .victim, givenName: "Grace", familyName: "Okafor")]
@@ -148,10 +166,14 @@ struct AmendmentTests {
         let replica = try History.store()
         let states = try owner.pool.write { (db: Database) throws -> [ReviewProposalState] in
             try apply(History.today, revision: 1, id: "m-1", db: db)
-            let lily = try #require(try ReviewQueue.forOccurrence(db, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber)
-                .first { $0.child.givenName == "Lily" })
-            let rejected = try ReviewQueue.decide(db, proposal: lily, decision: ReviewDecision(forceCode: "43", occurrenceNumber: lily.occurrenceNumber,
-                proposalId: lily.proposalId, verdict: .reject, reviewer: "PS 9", decidedAt: day("2026-11-21")))
+            let lily = try #require(
+                try ReviewQueue.forOccurrence(db, forceCode: "43", occurrenceNumber: History.today.occurrenceNumber)
+                    .first { $0.child.givenName == "Lily" })
+            let rejected = try ReviewQueue.decide(
+                db, proposal: lily,
+                decision: ReviewDecision(
+                    forceCode: "43", occurrenceNumber: lily.occurrenceNumber,
+                    proposalId: lily.proposalId, verdict: .reject, reviewer: "PS 9", decidedAt: day("2026-11-21")))
             try ReviewQueue.publish(rejected, outbox: Outbox(db: db, producer: "child-research"), causationId: "d-1", now: day("2026-11-21"))
             return try self.states(db)
         }

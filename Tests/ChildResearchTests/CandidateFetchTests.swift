@@ -1,10 +1,11 @@
-@testable import ChildResearchService
 import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+
+@testable import ChildResearchService
 
 /// `HistoryIndex.candidates` reads rows tier by tier (most keys shared first) and counts the
 /// rows sharing one key before reading them; what it returns must be exactly what reading every
@@ -13,8 +14,10 @@ import Testing
 @Suite("Candidate fetch: tier by tier equals reading every row")
 struct CandidateFetchTests {
     /// Every row sharing a key with `features`, ranked and cut as `candidates` documents.
-    static func reference(_ features: PersonFeatures, db: Database, kind: HistoryIndex.Kind, before: String?, limitPerKey: Int,
-                          maxRows: Int) throws -> [HistoryIndex.PersonRow] {
+    static func reference(
+        _ features: PersonFeatures, db: Database, kind: HistoryIndex.Kind, before: String?, limitPerKey: Int,
+        maxRows: Int
+    ) throws -> [HistoryIndex.PersonRow] {
         var hashes: [Int64] = []
         features.blockingKeyHashes(into: &hashes)
         let newest = HistoryIndex.generation(ofPerson: try Int64.fetchOne(db, sql: "SELECT max(id) FROM researchPerson") ?? 0)
@@ -22,15 +25,17 @@ struct CandidateFetchTests {
         for hash in hashes {
             var remaining = limitPerKey
             for gen in stride(from: newest, through: 0, by: -1) where remaining > 0 {
-                let people = try Int64.fetchAll(db, sql: "SELECT person FROM researchKey WHERE key = ? ORDER BY person DESC LIMIT ?",
-                                                arguments: [HistoryIndex.storedKey(hash, generation: gen, child: kind == .children), remaining])
+                let people = try Int64.fetchAll(
+                    db, sql: "SELECT person FROM researchKey WHERE key = ? ORDER BY person DESC LIMIT ?",
+                    arguments: [HistoryIndex.storedKey(hash, generation: gen, child: kind == .children), remaining])
                 remaining -= people.count
                 for person in people { shared[person, default: 0] += 1 }
             }
         }
         var rows: [HistoryIndex.PersonRow] = []
         for person in shared.keys {
-            let statement = try db.makeStatement(sql: "SELECT \(HistoryIndex.PersonRow.columns) FROM researchPerson WHERE id = ? AND (role = 'child') = ?")
+            let statement = try db.makeStatement(
+                sql: "SELECT \(HistoryIndex.PersonRow.columns) FROM researchPerson WHERE id = ? AND (role = 'child') = ?")
             try statement.setArguments([person, kind == .children])
             let cursor = try Row.fetchCursor(statement)
             while try cursor.next() != nil {
@@ -69,10 +74,14 @@ struct CandidateFetchTests {
             for i in 0..<700 {
                 let lines = ["\(1 + number(4)) \(pick(streets))"], postcode = pick(postcodes)
                 let adults = (0..<2).map { _ in person() }, children = (0..<number(4)).map { _ in person() }
-                let incident = makeIncident("4321\(String(format: "%07d", i))", on: "2021-01-0\(1 + number(9))", lines: lines, postcode: postcode,
-                                            parties: adults.enumerated().map { Party(role: $0.offset == 0 ? .victim : .suspect, givenName: $0.element.0,
-                                                                                     familyName: $0.element.1, dateOfBirth: $0.element.2) },
-                                            children: children.map { RecordedChild(givenName: $0.0, familyName: $0.1, dateOfBirth: $0.2, ageYears: $0.2 == nil ? 9 : nil) })
+                let incident = makeIncident(
+                    "4321\(String(format: "%07d", i))", on: "2021-01-0\(1 + number(9))", lines: lines, postcode: postcode,
+                    parties: adults.enumerated().map {
+                        Party(
+                            role: $0.offset == 0 ? .victim : .suspect, givenName: $0.element.0,
+                            familyName: $0.element.1, dateOfBirth: $0.element.2)
+                    },
+                    children: children.map { RecordedChild(givenName: $0.0, familyName: $0.1, dateOfBirth: $0.2, ageYears: $0.2 == nil ? 9 : nil) })
                 try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db)
                 if i % 35 == 0 {
                     let (g, f, dob) = person()
@@ -86,9 +95,12 @@ struct CandidateFetchTests {
                 for kind in [HistoryIndex.Kind.adults, .children] {
                     for before in [nil, "2021-01-02", "2021-01-05", "2021-01-09"] {
                         for (limitPerKey, maxRows) in [(200, 80), (200, 10), (30, 40), (5, 3), (200, 1)] {
-                            let expected = try Self.reference(features, db: db, kind: kind, before: before, limitPerKey: limitPerKey, maxRows: maxRows)
-                            let rows = try HistoryIndex.candidates(for: features, db: db, kind: kind, before: before, limitPerKey: limitPerKey, maxRows: maxRows)
-                            #expect(rows == expected, "\(features.given) \(features.family) \(kind) before \(before ?? "-") \(limitPerKey)/\(maxRows)")
+                            let expected = try Self.reference(
+                                features, db: db, kind: kind, before: before, limitPerKey: limitPerKey, maxRows: maxRows)
+                            let rows = try HistoryIndex.candidates(
+                                for: features, db: db, kind: kind, before: before, limitPerKey: limitPerKey, maxRows: maxRows)
+                            #expect(
+                                rows == expected, "\(features.given) \(features.family) \(kind) before \(before ?? "-") \(limitPerKey)/\(maxRows)")
                             compared += 1
                             if rows.count == maxRows { cut += 1 }
                             // Whether rows sharing one key were kept, or left out because there were too many.
@@ -113,8 +125,10 @@ struct CandidateFetchTests {
     @Test("FixedText writes numbers exactly as String(format:) does")
     func fixedText() {
         var rng = SplitMix(seed: 7)
-        var values: [Double] = [0, -0.0, 0.05, 0.15, 0.25, 0.35, 0.125, 0.995, 0.9999, 0.99995, -0.04, -0.05, 1.5, 2.5, -2.5, 123456.789, 1e-9, -1e-9,
-                                .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .infinity, -.infinity, .nan, 0.55, 0.6, 0.5 * 0.6]
+        var values: [Double] = [
+            0, -0.0, 0.05, 0.15, 0.25, 0.35, 0.125, 0.995, 0.9999, 0.99995, -0.04, -0.05, 1.5, 2.5, -2.5, 123456.789, 1e-9, -1e-9,
+            .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .infinity, -.infinity, .nan, 0.55, 0.6, 0.5 * 0.6,
+        ]
         for _ in 0..<20_000 {
             let unit = Double(rng.next() >> 11) / Double(1 << 53)
             values.append((unit - 0.5) * [2, 40, 2_000][Int(rng.next() % 3)])

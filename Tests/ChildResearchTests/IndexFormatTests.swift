@@ -1,4 +1,3 @@
-@testable import ChildResearchService
 import EncompassModels
 import EncompassTestSupport
 import Foundation
@@ -6,20 +5,26 @@ import GRDB
 import ServiceRuntime
 import Testing
 
+@testable import ChildResearchService
+
 /// The index's fast paths must write exactly what the string-built keys and ids would, and the
 /// key generations (index-v2) must find what v1 found.
 @Suite("History index format: hashed keys, stable ids, key generations and the v1 -> v2 migration")
 struct IndexFormatTests {
     static let people: [PersonFeatures] = [
-        PersonFeatures(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", addressLines: ["Flat 2", "10 High Street"], town: "Reading", postcode: "RG1 7LL"),
+        PersonFeatures(
+            givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", addressLines: ["Flat 2", "10 High Street"], town: "Reading",
+            postcode: "RG1 7LL"),
         PersonFeatures(givenName: "Bob", familyName: "Smith-Jones", dateOfBirth: "1980", addressLines: ["2/10 High St"], postcode: "rg17ll"),
         PersonFeatures(givenName: "Zoë", familyName: "O'Brien", dateOfBirth: nil, addressLines: ["Rose Cottage", "Mill Lane"], postcode: "OX4 1AA"),
         PersonFeatures(givenName: "Amelia", familyName: "Amelia", dateOfBirth: "2019-01", addressLines: [], postcode: nil),
         PersonFeatures(givenName: "", familyName: "Patel", dateOfBirth: "04/04/2016", addressLines: ["22 Station Road"], postcode: "RG1 1AA"),
         PersonFeatures(givenName: "Mohammed", familyName: "", dateOfBirth: "20160404", addressLines: ["  ", "7"], postcode: "SL1 2AB"),
         PersonFeatures(givenName: "Jack", familyName: "Hughes", dateOfBirth: "2008-01-01", addressLines: ["Flat 12, 250 Forbury Road"], postcode: ""),
-        PersonFeatures(givenName: "Mary Jane", familyName: "Wood  -  Hall", dateOfBirth: "1899-12-31", addressLines: ["3 The Crescent"], postcode: "MK9 3XX"),
-        PersonFeatures(givenName: "Li", familyName: "Xu", dateOfBirth: "2024-02-29", addressLines: ["Apartment 4b", "1 Queens Rd"], postcode: "HP13 6AA"),
+        PersonFeatures(
+            givenName: "Mary Jane", familyName: "Wood  -  Hall", dateOfBirth: "1899-12-31", addressLines: ["3 The Crescent"], postcode: "MK9 3XX"),
+        PersonFeatures(
+            givenName: "Li", familyName: "Xu", dateOfBirth: "2024-02-29", addressLines: ["Apartment 4b", "1 Queens Rd"], postcode: "HP13 6AA"),
     ]
 
     @Test("blocking-key hashes equal the hashes of the key strings; packed Soundex equals Soundex")
@@ -41,11 +46,13 @@ struct IndexFormatTests {
     func personIds() {
         for person in Self.people {
             let g = Nicknames.canonical(person.given)
-            let identity = person.dateOfBirth?.isComplete == true ? "\(g)|\(person.family)|\(person.dateOfBirth!)" : "\(g)|\(person.family)||\(person.postcode)"
+            let identity =
+                person.dateOfBirth?.isComplete == true ? "\(g)|\(person.family)|\(person.dateOfBirth!)" : "\(g)|\(person.family)||\(person.postcode)"
             #expect(HistoryIndex.personId(person) == "c-" + String(StableHash.hex128(identity).prefix(20)))
         }
-        #expect(HistoryIndex.personId(given: "Bob", family: "Smith", dateOfBirth: "1980-02-02", postcode: nil)
-            == HistoryIndex.personId(given: "Robert", family: "smith", dateOfBirth: "1980-02-02", postcode: "RG1 1AA"))
+        #expect(
+            HistoryIndex.personId(given: "Bob", family: "Smith", dateOfBirth: "1980-02-02", postcode: nil)
+                == HistoryIndex.personId(given: "Robert", family: "smith", dateOfBirth: "1980-02-02", postcode: "RG1 1AA"))
     }
 
     @Test("normalisation keeps its rules (case, accents, punctuation, spaces, hyphens)")
@@ -76,15 +83,17 @@ struct IndexFormatTests {
         let store = try History.store() // 9 people in generation 0
         try store.pool.write { (db: Database) throws in
             // Jump the row ids two generations on, then index a later incident of the same household.
-            try db.execute(sql: """
-                INSERT INTO researchPerson (id, forceCode, occurrenceNumber, role, givenName, familyName, occurredDay, personId)
-                VALUES (600000, '43', 'filler', 'victim', 'x', 'y', '2020-01-01', 'c-x')
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO researchPerson (id, forceCode, occurrenceNumber, role, givenName, familyName, occurredDay, personId)
+                    VALUES (600000, '43', 'filler', 'victim', 'x', 'y', '2020-01-01', 'c-x')
+                    """)
             var later = History.h1
             later.occurrenceNumber = "43250000404"
             later.occurredAt = day("2025-01-02")
             try HistoryIndex.index(later, revision: 0, source: "history:test", db: db)
-            let oliver = PersonFeatures(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", addressLines: ["10 High Street"], postcode: "RG1 7LL")
+            let oliver = PersonFeatures(
+                givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", addressLines: ["10 High Street"], postcode: "RG1 7LL")
             let rows = try HistoryIndex.candidates(for: oliver, db: db, kind: .children)
             let olivers = rows.filter { $0.givenName == "Oliver" }
             #expect(olivers.map(\.occurrenceNumber) == ["43250000404", "43230000101"])
@@ -109,11 +118,13 @@ struct IndexFormatTests {
                 for incident in [History.h1, History.h2, History.h3] {
                     for row in try HistoryIndex.people(forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber, db: db) {
                         for key in row.features.blockingKeys {
-                            try db.execute(sql: "INSERT OR IGNORE INTO researchKey (key, person) VALUES (?, ?)", arguments: [HistoryIndex.keyHash(key), row.row])
+                            try db.execute(
+                                sql: "INSERT OR IGNORE INTO researchKey (key, person) VALUES (?, ?)", arguments: [HistoryIndex.keyHash(key), row.row])
                         }
                     }
                 }
-                #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey WHERE key < 0 OR key > ?", arguments: [HistoryIndex.hashMask])! > 0)
+                #expect(
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey WHERE key < 0 OR key > ?", arguments: [HistoryIndex.hashMask])! > 0)
             }
             expected = ["Oliver", "Amelia", "Lily"]
         }
@@ -129,10 +140,13 @@ struct IndexFormatTests {
 
     /// Every stored key carries its person's kind (index-v3).
     static func expectKindBits(_ db: Database) throws {
-        #expect(try Int.fetchOne(db, sql: """
-            SELECT count(*) FROM researchKey k JOIN researchPerson p ON p.id = k.person
-            WHERE ((k.key & ?) != 0) != (p.role = 'child')
-            """, arguments: [HistoryIndex.childBit]) == 0)
+        #expect(
+            try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT count(*) FROM researchKey k JOIN researchPerson p ON p.id = k.person
+                    WHERE ((k.key & ?) != 0) != (p.role = 'child')
+                    """, arguments: [HistoryIndex.childBit]) == 0)
         #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey WHERE key & ? != 0", arguments: [HistoryIndex.childBit])! > 0)
         #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM researchKey WHERE key & ? = 0", arguments: [HistoryIndex.childBit])! > 0)
     }
@@ -147,7 +161,8 @@ struct IndexFormatTests {
             try v2.pool.write { (db: Database) throws in
                 for incident in [History.h1, History.h2, History.h3] { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
                 // As v2 wrote them: every key without the kind bit (hash bit 51 random).
-                try db.execute(sql: "UPDATE researchKey SET key = key & ~? | ((person % 2) * ?)", arguments: [HistoryIndex.childBit, HistoryIndex.childBit])
+                try db.execute(
+                    sql: "UPDATE researchKey SET key = key & ~? | ((person % 2) * ?)", arguments: [HistoryIndex.childBit, HistoryIndex.childBit])
             }
             keyCount = try v2.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM researchKey")! }
             before = try v2.pool.read { db in
@@ -162,7 +177,8 @@ struct IndexFormatTests {
             let candidates = try Researcher(settings: .standard).research(History.today, db: db)
             #expect(Set(candidates.map(\.child.givenName)) == Set(["Oliver", "Amelia", "Lily"]))
             // A child's lookup finds children only, an adult's adults only.
-            let oliver = PersonFeatures(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", addressLines: ["10 High Street"], postcode: "RG1 7LL")
+            let oliver = PersonFeatures(
+                givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", addressLines: ["10 High Street"], postcode: "RG1 7LL")
             let children = try HistoryIndex.candidates(for: oliver, db: db, kind: .children)
             #expect(!children.isEmpty && children.allSatisfy { $0.role == "child" })
             #expect(Set(children.map(\.givenName)).isSuperset(of: Set(before).intersection(["Oliver"])))
@@ -182,7 +198,8 @@ struct IndexFormatTests {
                 if i % 3 == 0 { earlier.incidentAddress.postcode = "RG2 0AA" } // fewer shared keys
                 try HistoryIndex.index(earlier, revision: 0, source: "history:test", db: db)
             }
-            let oliver = PersonFeatures(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", addressLines: ["10 High Street"], postcode: "RG1 7LL")
+            let oliver = PersonFeatures(
+                givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", addressLines: ["10 High Street"], postcode: "RG1 7LL")
             let rows = try HistoryIndex.candidates(for: oliver, db: db, kind: .children)
             #expect(rows.count > HistoryIndex.personRowsPerStatement)
             var hashes: [Int64] = []

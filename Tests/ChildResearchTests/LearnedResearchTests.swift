@@ -1,10 +1,11 @@
-@testable import ChildResearchService
 import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+
+@testable import ChildResearchService
 
 @Suite("Research with the learned match model")
 struct LearnedResearchTests {
@@ -16,8 +17,11 @@ struct LearnedResearchTests {
         MatchModelStoreTests.incidents().enumerated().map { i, incident in
             var incident = incident
             let h = i / 2
-            incident.children = [RecordedChild(givenName: ["Mia", "Leo", "Ella", "Finn", "Ivy", "Theo"][h % 6], familyName: incident.parties[0].familyName,
-                                               dateOfBirth: String(format: "2016-%02d-%02d", 1 + h % 12, 1 + h % 28))]
+            incident.children = [
+                RecordedChild(
+                    givenName: ["Mia", "Leo", "Ella", "Finn", "Ivy", "Theo"][h % 6], familyName: incident.parties[0].familyName,
+                    dateOfBirth: String(format: "2016-%02d-%02d", 1 + h % 12, 1 + h % 28))
+            ]
             return incident
         }
     }
@@ -26,8 +30,9 @@ struct LearnedResearchTests {
     /// address, no children recorded.
     static func incident(from history: [Incident]) -> Incident {
         let earlier = history[1]
-        return Incident(occurrenceNumber: "43229999999", forceCode: "43", occurredAt: now, reportedAt: now, incidentAddress: earlier.incidentAddress,
-                        riskLevel: .medium, crime: false, parties: [earlier.parties[0]])
+        return Incident(
+            occurrenceNumber: "43229999999", forceCode: "43", occurredAt: now, reportedAt: now, incidentAddress: earlier.incidentAddress,
+            riskLevel: .medium, crime: false, parties: [earlier.parties[0]])
     }
 
     static func store(_ name: String, _ incidents: [Incident]) throws -> ServiceStore {
@@ -42,7 +47,9 @@ struct LearnedResearchTests {
         try #require(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, before: today, now: now))
     }
 
-    @Test("with a model stored for the incident's day research links by its probability and explains every field; without, by the hand-weighted matcher")
+    @Test(
+        "with a model stored for the incident's day research links by its probability and explains every field; without, by the hand-weighted matcher"
+    )
     func scoredByTheStoredModel() throws {
         let history = Self.history()
         let store = try Self.store("learned-research", history)
@@ -69,14 +76,17 @@ struct LearnedResearchTests {
         #expect(child.evidence.explanation.contains { $0.hasPrefix("matcher: learned model (720 people of days before 2026-11-23)") })
         // A pair below the model's threshold does not link: the suspect is not the victim.
         let people = try store.pool.read { db in try HistoryIndex.people(forceCode: "43", occurrenceNumber: "43220000000", db: db) }
-        let victim = try #require(people.first { $0.role == "victim" }).features, suspect = try #require(people.first { $0.role == "suspect" }).features
+        let victim = try #require(people.first { $0.role == "victim" }).features,
+            suspect = try #require(people.first { $0.role == "suspect" }).features
         #expect(!researcher.samePerson(victim, suspect))
         #expect(researcher.score(victim, victim).same)
         // Children of one household are told apart on names and date of birth: their shared
         // address does not make two siblings one child; the same name and date of birth does.
         func kid(_ given: String, _ dob: String) -> Researcher.ChildRecord {
-            Researcher.ChildRecord(PersonFeatures(givenName: given, familyName: "Castleton", dateOfBirth: dob, addressLines: ["7 Mill Lane"], town: "Reading",
-                                                  postcode: "RG7 7AB"), ageYears: nil, recordedOn: nil)
+            Researcher.ChildRecord(
+                PersonFeatures(
+                    givenName: given, familyName: "Castleton", dateOfBirth: dob, addressLines: ["7 Mill Lane"], town: "Reading",
+                    postcode: "RG7 7AB"), ageYears: nil, recordedOn: nil)
         }
         #expect(!researcher.sameChild(kid("Isaac", "2015-03-02"), kid("Daisy", "2018-07-19")))
         #expect(researcher.sameChild(kid("Isaac", "2015-03-02"), kid("Isaac", "2015-03-02")))
@@ -93,19 +103,27 @@ struct LearnedResearchTests {
         let mother = Party(role: .victim, givenName: "Joanne", familyName: "Marshall", dateOfBirth: "1988-04-17")
         let father = Party(role: .suspect, givenName: "Gary", familyName: "Marshall", dateOfBirth: "1985-10-02")
         let recorded: [(String, [RecordedChild])] = [
-            ("2025-09-21", [RecordedChild(givenName: "Maryam", familyName: "Marshall", dateOfBirth: "2020-11-04"),
-                            RecordedChild(givenName: "Leo", familyName: "Marshall", dateOfBirth: "2017-01-08")]),
+            (
+                "2025-09-21",
+                [
+                    RecordedChild(givenName: "Maryam", familyName: "Marshall", dateOfBirth: "2020-11-04"),
+                    RecordedChild(givenName: "Leo", familyName: "Marshall", dateOfBirth: "2017-01-08"),
+                ]
+            ),
             ("2025-12-05", [RecordedChild(givenName: "Maryam", familyName: "Marshall", ageYears: 5)]),
             ("2026-05-30", [RecordedChild(givenName: "Maryam", familyName: "Marshall", dateOfBirth: "2020-11-04")]),
         ]
         return recorded.enumerated().map { n, entry in
             let when = ISO8601DateFormatter().date(from: entry.0 + "T12:00:00Z")!
-            return Incident(occurrenceNumber: "4322888888\(n)", forceCode: "43", occurredAt: when, reportedAt: when, incidentAddress: home,
-                            riskLevel: .medium, crime: false, parties: [mother, father], children: entry.1)
+            return Incident(
+                occurrenceNumber: "4322888888\(n)", forceCode: "43", occurredAt: when, reportedAt: when, incidentAddress: home,
+                riskLevel: .medium, crime: false, parties: [mother, father], children: entry.1)
         }
     }
 
-    @Test("a child recorded once with an age and otherwise with a date of birth is one proposal, not two (the learned model alone leaves the pair apart)")
+    @Test(
+        "a child recorded once with an age and otherwise with a date of birth is one proposal, not two (the learned model alone leaves the pair apart)"
+    )
     func ageOnlyRecordJoinsItsChild() throws {
         let household = Self.householdWithAnAgeOnlyRecord()
         let store = try Self.store("learned-research-age-only", Self.history() + household)
@@ -113,7 +131,9 @@ struct LearnedResearchTests {
         let learned = try #require(try store.pool.read { db in try MatchModelCache().matcher(forDay: Self.today, db: db) })
         let researcher = Researcher(settings: .standard, learned: learned)
         let rows = try store.pool.read { db in
-            try household.flatMap { try HistoryIndex.people(forceCode: "43", occurrenceNumber: $0.occurrenceNumber, db: db) }.filter { $0.givenName == "Maryam" }
+            try household.flatMap { try HistoryIndex.people(forceCode: "43", occurrenceNumber: $0.occurrenceNumber, db: db) }.filter {
+                $0.givenName == "Maryam"
+            }
         }
         let withDate = try #require(rows.first { $0.dateOfBirth != nil }), withAge = try #require(rows.first { $0.ageYears != nil })
         // The cause: on names alone (no date of birth to compare) the model does not reach its threshold.
@@ -124,8 +144,9 @@ struct LearnedResearchTests {
         older.ageYears = 8
         #expect(!researcher.sameChild(.init(withDate, features: withDate.features), .init(older, features: older.features)))
 
-        let today = Incident(occurrenceNumber: "43229999990", forceCode: "43", occurredAt: Self.now, reportedAt: Self.now,
-                             incidentAddress: household[0].incidentAddress, riskLevel: .medium, crime: false, parties: household[0].parties)
+        let today = Incident(
+            occurrenceNumber: "43229999990", forceCode: "43", occurredAt: Self.now, reportedAt: Self.now,
+            incidentAddress: household[0].incidentAddress, riskLevel: .medium, crime: false, parties: household[0].parties)
         let candidates = try store.pool.read { db in try researcher.research(today, db: db) }
         let maryams = candidates.filter { $0.child.givenName == "Maryam" }
         #expect(maryams.count == 1, "\(candidates.map { "\($0.child.givenName) \($0.child.childId)" })")
@@ -183,11 +204,14 @@ struct LearnedResearchTests {
         #expect(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, before: Self.today, now: Self.now) == nil)
         try store.pool.write { db in for i in history[100..<110] { try HistoryIndex.index(i, revision: 0, source: "history:test", db: db) } }
         // 30 more people: below `every`, not yet settled (the previous check saw 300).
-        #expect(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, before: Self.today, settled: 300, now: Self.now) == nil)
+        #expect(
+            try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, before: Self.today, settled: 300, now: Self.now) == nil)
         #expect(try store.pool.read { try cache.matcher(forDay: Self.today, db: $0) }?.stored.people == 300)
         // Still 330 at the next check: the import is over, learned from all of them.
-        let settled = try #require(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, before: Self.today, settled: 330,
-                                                                    now: Self.now))
+        let settled = try #require(
+            try MatchModelStore.retrainIfDue(
+                store: store, every: 100, minimumPeople: 100, before: Self.today, settled: 330,
+                now: Self.now))
         #expect(settled.people == 330)
         #expect(try store.pool.read { try cache.matcher(forDay: Self.today, db: $0) }?.stored.people == 330)
         // The next day: learned again for it.

@@ -1,10 +1,11 @@
-@testable import ChildResearchService
 import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+
+@testable import ChildResearchService
 
 @Suite("Fellegi-Sunter match model: comparison levels, learning, explanations")
 struct MatchModelTests {
@@ -40,10 +41,14 @@ struct MatchModelTests {
     static func population() -> [PersonFeatures] {
         var rng = SplitMix(seed: 7)
         func pick(_ list: [String]) -> String { list[Int(rng.next() % UInt64(list.count))] }
-        let given = ["oliver", "george", "harry", "jack", "amelia", "isla", "ava", "emily", "sarah", "laura", "mark", "paul", "priya",
-                     "omar", "grace", "lucas", "noah", "ruby", "zara", "kevin", "donna", "tomasz", "chidi", "fatima"]
-        let family = ["smith", "jones", "okafor", "hughes", "nowak", "patel", "walker", "brown", "lee", "khan", "ward", "turner",
-                      "ashford", "redmore", "castleton", "fairbourne", "kingsley", "thornwell", "stockham", "whitcombe"]
+        let given = [
+            "oliver", "george", "harry", "jack", "amelia", "isla", "ava", "emily", "sarah", "laura", "mark", "paul", "priya",
+            "omar", "grace", "lucas", "noah", "ruby", "zara", "kevin", "donna", "tomasz", "chidi", "fatima",
+        ]
+        let family = [
+            "smith", "jones", "okafor", "hughes", "nowak", "patel", "walker", "brown", "lee", "khan", "ward", "turner",
+            "ashford", "redmore", "castleton", "fairbourne", "kingsley", "thornwell", "stockham", "whitcombe",
+        ]
         var people: [PersonFeatures] = []
         for h in 0..<100 {
             let f = pick(family)
@@ -55,7 +60,10 @@ struct MatchModelTests {
                 people.append(PersonFeatures(givenName: g, familyName: f, dateOfBirth: dob, addressLines: [street], postcode: postcode))
                 switch (h + member) % 3 {
                 case 0: people.append(PersonFeatures(givenName: g + "e", familyName: f, dateOfBirth: dob, addressLines: [street], postcode: postcode))
-                case 1: people.append(PersonFeatures(givenName: g, familyName: f, dateOfBirth: String(dob.dropLast()) + "9", addressLines: [street], postcode: postcode))
+                case 1:
+                    people.append(
+                        PersonFeatures(
+                            givenName: g, familyName: f, dateOfBirth: String(dob.dropLast()) + "9", addressLines: [street], postcode: postcode))
                 default: break
                 }
             }
@@ -81,9 +89,10 @@ struct MatchModelTests {
 
     @Test("learned weights: agreement counts for, disagreement against; a rare exact surname counts more than a common one")
     func weights() {
-        let model = MatchModelTrainer.train(records: Self.population() + [
-            person("Zofia", "Wisniewska", "1984-05-06"), person("Zofia", "Smith", "1984-05-06"),
-        ])
+        let model = MatchModelTrainer.train(
+            records: Self.population() + [
+                person("Zofia", "Wisniewska", "1984-05-06"), person("Zofia", "Smith", "1984-05-06"),
+            ])
         let m = model.m["given"]!, u = model.u["given"]!
         #expect(m[1] > u[1]) // exact given name
         #expect(m[8] < u[8]) // different given name
@@ -94,8 +103,9 @@ struct MatchModelTests {
         #expect(rareFamily.termFrequencyAdjusted && commonFamily.termFrequencyAdjusted)
         #expect(rareFamily.weight > commonFamily.weight)
         // Different people, same surname and street: far below the threshold.
-        let siblings = model.evidence(person("Oliver", "Smith", "2015-06-02", ["10 High Street"], postcode: "RG1 1AB"),
-                                      person("Amelia", "Smith", "2017-11-21", ["10 High Street"], postcode: "RG1 1AB"))
+        let siblings = model.evidence(
+            person("Oliver", "Smith", "2015-06-02", ["10 High Street"], postcode: "RG1 1AB"),
+            person("Amelia", "Smith", "2017-11-21", ["10 High Street"], postcode: "RG1 1AB"))
         print("siblings: \(siblings)")
         #expect(siblings.probability < model.threshold)
     }
@@ -103,8 +113,9 @@ struct MatchModelTests {
     @Test("every field's contribution is in the evidence and they add up to the match weight")
     func explanation() {
         let model = MatchModelTrainer.train(records: Self.population())
-        let e = model.evidence(person("Sarah", "Hughes", "1990-04-12", ["10 High Street"], postcode: "RG1 7LL"),
-                               person("Sara", "Hughes", "1990-12-04", ["10 High St"], postcode: "RG1 7LL"))
+        let e = model.evidence(
+            person("Sarah", "Hughes", "1990-04-12", ["10 High Street"], postcode: "RG1 7LL"),
+            person("Sara", "Hughes", "1990-12-04", ["10 High St"], postcode: "RG1 7LL"))
         #expect(e.fields.map(\.field) == MatchField.allCases)
         #expect(abs(e.fields.reduce(e.priorWeight) { $0 + $1.weight } - e.matchWeight) < 1e-9)
         #expect(e.description.contains("given name Jaro-Winkler >= 0.92"))
@@ -140,18 +151,23 @@ struct MatchModelStoreTests {
     static func incidents() -> [Incident] {
         var rng = SplitMix(seed: 11)
         func pick(_ list: [String]) -> String { list[Int(rng.next() % UInt64(list.count))] }
-        let given = ["Oliver", "George", "Harry", "Jack", "Amelia", "Isla", "Ava", "Emily", "Sarah", "Laura", "Mark", "Paul", "Priya",
-                     "Omar", "Grace", "Lucas", "Noah", "Ruby", "Zara", "Kevin", "Donna", "Tomasz", "Chidi", "Fatima"]
-        let family = ["Smith", "Jones", "Okafor", "Hughes", "Nowak", "Patel", "Walker", "Brown", "Lee", "Khan", "Ward", "Turner",
-                      "Ashford", "Redmore", "Castleton", "Fairbourne", "Kingsley", "Thornwell", "Stockham", "Whitcombe"]
+        let given = [
+            "Oliver", "George", "Harry", "Jack", "Amelia", "Isla", "Ava", "Emily", "Sarah", "Laura", "Mark", "Paul", "Priya",
+            "Omar", "Grace", "Lucas", "Noah", "Ruby", "Zara", "Kevin", "Donna", "Tomasz", "Chidi", "Fatima",
+        ]
+        let family = [
+            "Smith", "Jones", "Okafor", "Hughes", "Nowak", "Patel", "Walker", "Brown", "Lee", "Khan", "Ward", "Turner",
+            "Ashford", "Redmore", "Castleton", "Fairbourne", "Kingsley", "Thornwell", "Stockham", "Whitcombe",
+        ]
         func date(_ from: Int) -> String {
             String(format: "%04d-%02d-%02d", from + Int(rng.next() % 30), 1 + Int(rng.next() % 12), 1 + Int(rng.next() % 28))
         }
         var incidents: [Incident] = []
         for h in 0..<120 {
             let f = pick(family)
-            let address = PostalAddress(lines: ["\(1 + h % 90) \(["High Street", "Mill Lane", "Park Road", "Station Road"][h % 4])"],
-                                        town: "Reading", postcode: "RG\(1 + h % 9) \(h % 10)AB")
+            let address = PostalAddress(
+                lines: ["\(1 + h % 90) \(["High Street", "Mill Lane", "Park Road", "Station Road"][h % 4])"],
+                town: "Reading", postcode: "RG\(1 + h % 9) \(h % 10)AB")
             let victim = Party(role: .victim, givenName: pick(given), familyName: f, dateOfBirth: date(1965))
             let suspect = Party(role: .suspect, givenName: pick(given), familyName: f, dateOfBirth: date(1960))
             var misspelt = victim
@@ -160,8 +176,10 @@ struct MatchModelStoreTests {
             mistyped.dateOfBirth = String(suspect.dateOfBirth!.dropLast()) + "9"
             for (n, parties) in [[victim, suspect], [misspelt, mistyped]].enumerated() {
                 let when = Date(timeIntervalSince1970: 1_650_000_000 + Double(h * 2 + n) * 86_400)
-                incidents.append(Incident(occurrenceNumber: String(43_220_000_000 + h * 2 + n), forceCode: "43", occurredAt: when, reportedAt: when,
-                                          incidentAddress: address, riskLevel: .medium, crime: false, parties: parties))
+                incidents.append(
+                    Incident(
+                        occurrenceNumber: String(43_220_000_000 + h * 2 + n), forceCode: "43", occurredAt: when, reportedAt: when,
+                        incidentAddress: address, riskLevel: .medium, crime: false, parties: parties))
             }
         }
         return incidents
@@ -193,7 +211,8 @@ struct MatchModelStoreTests {
         #expect(try forward.pool.read { try MatchModelStore.load($0) } == nil)
         #expect(try MatchModelStore.retrainIfDue(store: forward, every: 100, minimumPeople: 100, now: now)?.model == a.model)
         // The misspelt victim links to her earlier record; her partner does not.
-        let people = try forward.pool.read { db in try HistoryIndex.people(forceCode: "43", occurrenceNumber: "43220000000", db: db) }
+        let people =
+            try forward.pool.read { db in try HistoryIndex.people(forceCode: "43", occurrenceNumber: "43220000000", db: db) }
             + forward.pool.read { db in try HistoryIndex.people(forceCode: "43", occurrenceNumber: "43220000001", db: db) }
         let victims = people.filter { $0.role == "victim" }.map(\.features), suspect = try #require(people.first { $0.role == "suspect" }).features
         #expect(victims.count == 2)
@@ -218,8 +237,12 @@ struct MatchModelStoreTests {
         try store.pool.write { db in try db.execute(sql: "DELETE FROM researchPerson WHERE forceCode = '43' AND occurrenceNumber = '43220000000'") }
         let relearned = try #require(try MatchModelStore.retrainIfDue(store: store, every: 100, minimumPeople: 100, now: now))
         #expect(relearned.people == 298)
-        let stillThere = try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM researchPerson WHERE familyName = ?", arguments: [purged[0].familyName]) } ?? 0
-        #expect(abs((relearned.model.familyFrequency[NameText.normalise(purged[0].familyName)] ?? 0) * 298 - Double(stillThere)) < 1e-9
+        let stillThere =
+            try store.pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM researchPerson WHERE familyName = ?", arguments: [purged[0].familyName])
+            } ?? 0
+        #expect(
+            abs((relearned.model.familyFrequency[NameText.normalise(purged[0].familyName)] ?? 0) * 298 - Double(stillThere)) < 1e-9
                 || stillThere == 0 && relearned.model.familyFrequency[NameText.normalise(purged[0].familyName)] == nil)
     }
 }

@@ -1,7 +1,8 @@
-@testable import ChildResearchService
 import EncompassTestSupport
 import Foundation
 import Testing
+
+@testable import ChildResearchService
 
 func person(_ given: String, _ family: String, _ dob: String? = nil, _ lines: [String] = [], postcode: String? = nil) -> PersonFeatures {
     PersonFeatures(givenName: given, familyName: family, dateOfBirth: dob, addressLines: lines, postcode: postcode)
@@ -16,7 +17,10 @@ struct PersonMatcherTests {
         #expect(matcher.matches(person("Bob", "Smith", "1985-04-12"), person("Robert", "Smith", "1985-04-12")))
         #expect(matcher.matches(person("Liz", "Okafor", "1990-01-30"), person("Elizabeth", "Okafor", "1990-01-30")))
         #expect(matcher.matches(person("Jack", "Hughes", "2015-06-02"), person("John", "Hughes", "2015-06-02")))
-        #expect(matcher.compare(person("Kate", "Ward", "2012-03-09"), person("Catherine", "Ward", "2012-03-09")).reasons.contains { $0.contains("nickname") })
+        #expect(
+            matcher.compare(person("Kate", "Ward", "2012-03-09"), person("Catherine", "Ward", "2012-03-09")).reasons.contains {
+                $0.contains("nickname")
+            })
         #expect(!matcher.matches(person("Bob", "Smith", "1985-04-12"), person("Sarah", "Jones", "1985-04-12")))
         #expect(!matcher.matches(person("Oliver", "Hughes", "2015-06-02"), person("Amelia", "Hughes", "2017-11-21")))
     }
@@ -32,20 +36,29 @@ struct PersonMatcherTests {
     @Test("typos, swapped names, transposed DOB digits, day/month swaps and missing DOB")
     func typosAndDates() {
         #expect(matcher.matches(person("Sarah", "Thompson", "1988-07-21"), person("Sara", "Thomson", "1988-07-21")))
-        #expect(matcher.compare(person("Hughes", "Oliver", "2015-06-02"), person("Oliver", "Hughes", "2015-06-02")).reasons.contains { $0.contains("swapped") })
+        #expect(
+            matcher.compare(person("Hughes", "Oliver", "2015-06-02"), person("Oliver", "Hughes", "2015-06-02")).reasons.contains {
+                $0.contains("swapped")
+            })
         #expect(matcher.matches(person("Hughes", "Oliver", "2015-06-02"), person("Oliver", "Hughes", "2015-06-02")))
         #expect(PartialDate.compare(PartialDate("2015-06-12")!, PartialDate("2015-06-21")!).score == 0.85)
         #expect(PartialDate.compare(PartialDate("2015-04-06")!, PartialDate("2015-06-04")!).reason.contains("swapped"))
         #expect(PartialDate.compare(PartialDate("2015")!, PartialDate("2015-06-04")!).score == 0.6)
         #expect(PartialDate.compare(PartialDate("2014-06-04")!, PartialDate("2019-01-30")!).score == 0)
-        #expect(matcher.matches(person("Oliver", "Hughes", "2015-06-12", ["10 High St"], postcode: "RG1 7LL"),
-                                person("Oliver", "Hughes", "2015-06-21", ["10 High Street"], postcode: "rg17ll")))
+        #expect(
+            matcher.matches(
+                person("Oliver", "Hughes", "2015-06-12", ["10 High St"], postcode: "RG1 7LL"),
+                person("Oliver", "Hughes", "2015-06-21", ["10 High Street"], postcode: "rg17ll")))
         // No DOB on one side: name and address carry it.
-        #expect(matcher.matches(person("Oliver", "Hughes", nil, ["10 High St"], postcode: "RG1 7LL"),
-                                person("Oliver", "Hughes", "2015-06-21", ["10 High Street"], postcode: "RG1 7LL")))
+        #expect(
+            matcher.matches(
+                person("Oliver", "Hughes", nil, ["10 High St"], postcode: "RG1 7LL"),
+                person("Oliver", "Hughes", "2015-06-21", ["10 High Street"], postcode: "RG1 7LL")))
         // Same name, different DOB and address: a different child.
-        #expect(!matcher.matches(person("Oliver", "Hughes", "2009-01-03", ["4 Mill Lane"], postcode: "OX4 1AA"),
-                                 person("Oliver", "Hughes", "2015-06-21", ["10 High Street"], postcode: "RG1 7LL")))
+        #expect(
+            !matcher.matches(
+                person("Oliver", "Hughes", "2009-01-03", ["4 Mill Lane"], postcode: "OX4 1AA"),
+                person("Oliver", "Hughes", "2015-06-21", ["10 High Street"], postcode: "RG1 7LL")))
     }
 
     @Test("addresses: flat numbers in any form, abbreviations and postcodes")

@@ -1,4 +1,3 @@
-@testable import ChildResearchService
 import EncompassModels
 import EncompassTestSupport
 import Foundation
@@ -7,39 +6,55 @@ import Logging
 import ServiceRuntime
 import Testing
 
+@testable import ChildResearchService
+
 func day(_ text: String) -> Date {
     let f = ISO8601DateFormatter()
     return f.date(from: text + "T20:00:00Z")!
 }
 
-func makeIncident(_ occurrence: String, on date: String, lines: [String], town: String = "Reading", postcode: String,
-                  parties: [Party], children: [RecordedChild] = []) -> Incident {
-    Incident(occurrenceNumber: occurrence, forceCode: "43", occurredAt: day(date), reportedAt: day(date),
-             incidentAddress: PostalAddress(lines: lines, town: town, postcode: postcode), riskLevel: .medium, crime: true,
-             parties: parties, children: children)
+func makeIncident(
+    _ occurrence: String, on date: String, lines: [String], town: String = "Reading", postcode: String,
+    parties: [Party], children: [RecordedChild] = []
+) -> Incident {
+    Incident(
+        occurrenceNumber: occurrence, forceCode: "43", occurredAt: day(date), reportedAt: day(date),
+        incidentAddress: PostalAddress(lines: lines, town: town, postcode: postcode), riskLevel: .medium, crime: true,
+        parties: parties, children: children)
 }
 
 /// Earlier records of the Hughes household, a move, and an unrelated family.
 enum History {
-    static let h1 = makeIncident("43230000101", on: "2023-05-10", lines: ["Flat 2", "10 High Street"], postcode: "RG1 7LL",
-        parties: [Party(role: .victim, givenName: "Sarah", familyName: "Hughes", dateOfBirth: "1988-07-21"),
-                  Party(role: .suspect, givenName: "Mark", familyName: "Hughes", dateOfBirth: "1985-02-02")],
-        children: [RecordedChild(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", school: RecordedSchool(name: "St Mary's CE Primary")),
-                   RecordedChild(givenName: "Amelia", familyName: "Smith-Hughes", dateOfBirth: "2019-01-30")])
-    static let h2 = makeIncident("43210000202", on: "2021-03-01", lines: ["4 Mill Lane"], town: "Oxford", postcode: "OX4 1AA",
+    static let h1 = makeIncident(
+        "43230000101", on: "2023-05-10", lines: ["Flat 2", "10 High Street"], postcode: "RG1 7LL",
+        parties: [
+            Party(role: .victim, givenName: "Sarah", familyName: "Hughes", dateOfBirth: "1988-07-21"),
+            Party(role: .suspect, givenName: "Mark", familyName: "Hughes", dateOfBirth: "1985-02-02"),
+        ],
+        children: [
+            RecordedChild(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", school: RecordedSchool(name: "St Mary's CE Primary")),
+            RecordedChild(givenName: "Amelia", familyName: "Smith-Hughes", dateOfBirth: "2019-01-30"),
+        ])
+    static let h2 = makeIncident(
+        "43210000202", on: "2021-03-01", lines: ["4 Mill Lane"], town: "Oxford", postcode: "OX4 1AA",
         parties: [Party(role: .victim, givenName: "Sarah", familyName: "Hughes", dateOfBirth: "1988-07-21")],
-        children: [RecordedChild(givenName: "Jack", familyName: "Hughes", dateOfBirth: "2008-01-01"),
-                   RecordedChild(givenName: "Lily", familyName: "Hughes", dateOfBirth: "2012-09-09")])
-    static let h3 = makeIncident("43220000303", on: "2022-08-08", lines: ["22 Station Road"], postcode: "RG1 1AA",
+        children: [
+            RecordedChild(givenName: "Jack", familyName: "Hughes", dateOfBirth: "2008-01-01"),
+            RecordedChild(givenName: "Lily", familyName: "Hughes", dateOfBirth: "2012-09-09"),
+        ])
+    static let h3 = makeIncident(
+        "43220000303", on: "2022-08-08", lines: ["22 Station Road"], postcode: "RG1 1AA",
         parties: [Party(role: .victim, givenName: "Priya", familyName: "Patel", dateOfBirth: "1990-03-03")],
         children: [RecordedChild(givenName: "Noah", familyName: "Patel", dateOfBirth: "2016-04-04")])
     /// Today's incident: the flat written another way, the victim's name misspelt and DOB digits transposed.
-    static let today = makeIncident("43260000999", on: "2026-11-20", lines: ["2/10 High St"], postcode: "rg17ll",
+    static let today = makeIncident(
+        "43260000999", on: "2026-11-20", lines: ["2/10 High St"], postcode: "rg17ll",
         parties: [Party(role: .victim, givenName: "Sara", familyName: "Hughes", dateOfBirth: "1988-07-12")])
 
     static func store() throws -> ServiceStore {
-        let store = try ServiceStore(path: TestPaths.temporaryDirectory("research") + "/store.sqlite",
-                                     migrations: ChildResearchService.migrations)
+        let store = try ServiceStore(
+            path: TestPaths.temporaryDirectory("research") + "/store.sqlite",
+            migrations: ChildResearchService.migrations)
         try store.pool.write { (db: Database) throws in
             for incident in [h1, h2, h3] { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
         }
@@ -80,7 +95,9 @@ struct ResearchLogicTests {
         let oliver = try #require(candidates.first { $0.child.givenName == "Oliver" })
         #expect(oliver.evidence.sourceOccurrences == ["43230000101"])
         #expect(oliver.evidence.explanation.contains { $0.hasPrefix("address: same address as 43230000101") })
-        #expect(oliver.evidence.explanation.contains { $0.contains("adult: victim Sara Hughes matched victim Sarah Hughes") && $0.contains("transposed") })
+        #expect(
+            oliver.evidence.explanation.contains { $0.contains("adult: victim Sara Hughes matched victim Sarah Hughes") && $0.contains("transposed") }
+        )
         #expect(oliver.child.dateOfBirth == "2015-06-12")
         #expect(oliver.child.recordedSchool?.name == "St Mary's CE Primary")
         #expect(oliver.child.childId == HistoryIndex.personId(given: "Oliver", family: "Hughes", dateOfBirth: "2015-06-12", postcode: "RG1 7LL"))
@@ -93,8 +110,9 @@ struct ResearchLogicTests {
         let again = try store.pool.read { db in try researcher.research(History.today, db: db, excluded: [oliver.child.childId]) }
         #expect(!again.map(\.child.givenName).contains("Oliver"))
         // Someone unrelated at another address: nothing.
-        let stranger = makeIncident("43260000998", on: "2026-11-20", lines: ["1 Queens Road"], postcode: "SL1 1AA",
-                                    parties: [Party(role: .victim, givenName: "Grace", familyName: "Okafor", dateOfBirth: "1992-02-02")])
+        let stranger = makeIncident(
+            "43260000998", on: "2026-11-20", lines: ["1 Queens Road"], postcode: "SL1 1AA",
+            parties: [Party(role: .victim, givenName: "Grace", familyName: "Okafor", dateOfBirth: "1992-02-02")])
         #expect(try store.pool.read { db in try researcher.research(stranger, db: db) }.isEmpty)
     }
 
@@ -117,14 +135,20 @@ struct ResearchLogicTests {
     func arrivalOrder() throws {
         // The same day at the same flat, with the adults of today's incident and a child the
         // officer did record: an instance that holds its partition has it indexed already.
-        let sameDay = makeIncident("43260000997", on: "2026-11-20", lines: ["Flat 2", "10 High Street"], postcode: "RG1 7LL",
+        let sameDay = makeIncident(
+            "43260000997", on: "2026-11-20", lines: ["Flat 2", "10 High Street"], postcode: "RG1 7LL",
             parties: [Party(role: .victim, givenName: "Sarah", familyName: "Hughes", dateOfBirth: "1988-07-21")],
-            children: [RecordedChild(givenName: "Tommy", familyName: "Hughes", dateOfBirth: "2020-02-02"),
-                       RecordedChild(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", school: RecordedSchool(name: "Today's School"))])
+            children: [
+                RecordedChild(givenName: "Tommy", familyName: "Hughes", dateOfBirth: "2020-02-02"),
+                RecordedChild(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12", school: RecordedSchool(name: "Today's School")),
+            ])
         let inOrder = try History.store()
-        let otherOrder = try ServiceStore(path: TestPaths.temporaryDirectory("research-order") + "/store.sqlite", migrations: ChildResearchService.migrations)
+        let otherOrder = try ServiceStore(
+            path: TestPaths.temporaryDirectory("research-order") + "/store.sqlite", migrations: ChildResearchService.migrations)
         try otherOrder.pool.write { (db: Database) throws in
-            for incident in [sameDay, History.h3, History.h1, History.h2] { try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db) }
+            for incident in [sameDay, History.h3, History.h1, History.h2] {
+                try HistoryIndex.index(incident, revision: 0, source: "history:test", db: db)
+            }
         }
         let oliver = RecordedChild(givenName: "Ollie", familyName: "Hughes")
         var withOliver = Self.bothAdults
@@ -170,8 +194,9 @@ struct ResearchLogicTests {
 
     func applyToday(_ incident: Incident, settings: ChildResearchService.Settings, db: Database, id: String = "m-1", revision: Int = 1) throws {
         let recorded = IncidentRecorded(kind: revision == 1 ? .new : .amendment, revision: revision, changes: [], source: "test", incident: incident)
-        try ChildResearchService.apply(recorded, messageId: id, settings: settings, db: db,
-                                       outbox: Outbox(db: db, producer: "child-research"), now: day("2026-11-21"), logger: TestLog.logger("research"))
+        try ChildResearchService.apply(
+            recorded, messageId: id, settings: settings, db: db,
+            outbox: Outbox(db: db, producer: "child-research"), now: day("2026-11-21"), logger: TestLog.logger("research"))
     }
 
     @Test("under the shipped protocols every found child waits for a MASH officer, even at a score of 0.97; nothing goes on before a decision")
@@ -189,7 +214,9 @@ struct ResearchLogicTests {
         }
     }
 
-    @Test("service logic: with automatic confirmation on, candidates at its threshold are confirmed `auto`, the rest queued; rejected ones never proposed again")
+    @Test(
+        "service logic: with automatic confirmation on, candidates at its threshold are confirmed `auto`, the rest queued; rejected ones never proposed again"
+    )
     func queue() throws {
         let store = try History.store()
         var settings = ChildResearchService.Settings()
@@ -209,9 +236,11 @@ struct ResearchLogicTests {
             #expect(message.source == .research && message.evidence?.confirmedBy == "auto")
 
             let lily = try #require(proposals.first { $0.child.givenName == "Lily" })
-            _ = try ReviewQueue.decide(db, proposal: lily, decision: ReviewDecision(
-                forceCode: "43", occurrenceNumber: "43260000999", proposalId: lily.proposalId, verdict: .reject,
-                reviewer: "PS 1234", decidedAt: day("2026-11-21")))
+            _ = try ReviewQueue.decide(
+                db, proposal: lily,
+                decision: ReviewDecision(
+                    forceCode: "43", occurrenceNumber: "43260000999", proposalId: lily.proposalId, verdict: .reject,
+                    reviewer: "PS 1234", decidedAt: day("2026-11-21")))
             #expect(try ReviewQueue.rejectedChildren(db, forceCode: "43", occurrenceNumber: "43260000999") == [lily.child.childId])
             // An amendment (revision 2) researches again: Lily stays rejected, not re-queued as pending.
             try applyToday(Self.bothAdults, settings: settings, db: db, id: "m-2", revision: 2)
@@ -228,13 +257,16 @@ struct ResearchLogicTests {
         // "Ollie" aged 11 is Oliver Hughes of the records (born 2015-06-12); a second Oliver
         // aged 7 matches that record too (name and address, no date of birth to tell them
         // apart), yet is another child; and Oliver born 2015-06-12 is the first listed again.
-        incident.children = [RecordedChild(givenName: "Ollie", familyName: "Hughes", ageYears: 11),
-                             RecordedChild(givenName: "Oliver", familyName: "Hughes", ageYears: 7),
-                             RecordedChild(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12")]
+        incident.children = [
+            RecordedChild(givenName: "Ollie", familyName: "Hughes", ageYears: 11),
+            RecordedChild(givenName: "Oliver", familyName: "Hughes", ageYears: 7),
+            RecordedChild(givenName: "Oliver", familyName: "Hughes", dateOfBirth: "2015-06-12"),
+        ]
         let recorded = IncidentRecorded(kind: .new, revision: 1, changes: [], source: "test", incident: incident)
         try store.pool.write { (db: Database) throws in
-            try ChildResearchService.apply(recorded, messageId: "m-1", settings: ChildResearchService.Settings(), db: db,
-                                           outbox: Outbox(db: db, producer: "child-research"), now: day("2026-11-21"), logger: TestLog.logger("research"))
+            try ChildResearchService.apply(
+                recorded, messageId: "m-1", settings: ChildResearchService.Settings(), db: db,
+                outbox: Outbox(db: db, producer: "child-research"), now: day("2026-11-21"), logger: TestLog.logger("research"))
             let sent = try OutboxMessage.filter(Column("topic") == Topics.children.name).fetchAll(db)
                 .map { try WireFormat.decode(ChildIdentified.self, from: Array($0.value)).payload.child }
             #expect(sent.count == 2, "\(sent.map { ($0.givenName, $0.dateOfBirth, $0.ageYears) })")
@@ -254,7 +286,9 @@ struct ResearchLogicTests {
 
 @Suite("Child research settings")
 struct SettingsTests {
-    @Test("both shipped force protocols have a research section with automatic confirmation off; environment overrides apply and bad values are refused by name")
+    @Test(
+        "both shipped force protocols have a research section with automatic confirmation off; environment overrides apply and bad values are refused by name"
+    )
     func settings() throws {
         let settings = try ChildResearchService.Settings.fromEnvironment([:])
         #expect(Set(settings.protocols.keys) == ["43", "05"])
@@ -275,11 +309,14 @@ struct SettingsTests {
 
     func protocols(_ research: String) throws -> [String: String] {
         let directory = TestPaths.temporaryDirectory("protocols")
-        try #"{"forceCode": "43", "name": "Test force", "research": \#(research)}"#.write(toFile: directory + "/43.json", atomically: true, encoding: .utf8)
+        try #"{"forceCode": "43", "name": "Test force", "research": \#(research)}"#.write(
+            toFile: directory + "/43.json", atomically: true, encoding: .utf8)
         return ["ENCOMPASS_PROTOCOLS_DIR": directory]
     }
 
-    @Test("a protocol turns automatic confirmation on with its threshold; an old confidentThreshold is only a threshold; a threshold outside 0…1 is refused")
+    @Test(
+        "a protocol turns automatic confirmation on with its threshold; an old confidentThreshold is only a threshold; a threshold outside 0…1 is refused"
+    )
     func autoConfirmSetting() throws {
         let on = try ChildResearchService.Settings.fromEnvironment(protocols(#"{"autoConfirm": {"enabled": true, "threshold": 0.97}}"#))
         #expect(on.research(forForce: "43").autoConfirm == .init(enabled: true, threshold: 0.97))
@@ -302,20 +339,26 @@ struct SettingsTests {
 struct GroupingTests {
     @Test("two children recorded in the same incident are two children, even when one's name is the other's nickname (Evie and Evelyn)")
     func siblingsStayApart() throws {
-        let singhs = makeIncident("43240000701", on: "2024-12-20", lines: ["Flat 6, 67 Chiltern View"], town: "Milton Keynes", postcode: "MK8 9LF",
+        let singhs = makeIncident(
+            "43240000701", on: "2024-12-20", lines: ["Flat 6, 67 Chiltern View"], town: "Milton Keynes", postcode: "MK8 9LF",
             parties: [Party(role: .victim, givenName: "Leanne", familyName: "Singh", dateOfBirth: "1997-11-08")],
-            children: [RecordedChild(givenName: "Evelyn", familyName: "Singh", dateOfBirth: "2009-10-09"),
-                       RecordedChild(givenName: "Evie", familyName: "Singh", dateOfBirth: "2015-02-27")])
+            children: [
+                RecordedChild(givenName: "Evelyn", familyName: "Singh", dateOfBirth: "2009-10-09"),
+                RecordedChild(givenName: "Evie", familyName: "Singh", dateOfBirth: "2015-02-27"),
+            ])
         let store = try ResidenceTests.store([singhs])
-        let today = makeIncident("43260000702", on: "2026-11-20", lines: ["Flat 6, 67 Chiltern View"], town: "Milton Keynes", postcode: "MK8 9LF",
+        let today = makeIncident(
+            "43260000702", on: "2026-11-20", lines: ["Flat 6, 67 Chiltern View"], town: "Milton Keynes", postcode: "MK8 9LF",
             parties: [Party(role: .victim, givenName: "Leanne", familyName: "Singh", dateOfBirth: "1997-11-08")])
         let found = try store.pool.read { db in try Researcher(settings: .standard).research(today, db: db) }
         #expect(Set(found.map(\.child.givenName)) == ["Evelyn", "Evie"], "\(found.map(\.child))")
         // The same name twice in one record (one child entered twice, a date of birth mistyped) stays one candidate.
         var twice = singhs
         twice.occurrenceNumber = "43240000703"
-        twice.children = [RecordedChild(givenName: "Evie", familyName: "Singh", dateOfBirth: "2015-02-27"),
-                          RecordedChild(givenName: "Evie", familyName: "Singh", dateOfBirth: "2015-02-72")]
+        twice.children = [
+            RecordedChild(givenName: "Evie", familyName: "Singh", dateOfBirth: "2015-02-27"),
+            RecordedChild(givenName: "Evie", familyName: "Singh", dateOfBirth: "2015-02-72"),
+        ]
         let single = try ResidenceTests.store([twice])
         #expect(try single.pool.read { db in try Researcher(settings: .standard).research(today, db: db) }.map(\.child.givenName) == ["Evie"])
     }

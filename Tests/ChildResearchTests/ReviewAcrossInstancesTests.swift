@@ -1,4 +1,3 @@
-@testable import ChildResearchService
 import EncompassKafka
 import EncompassModels
 import EncompassTestSupport
@@ -6,6 +5,9 @@ import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+
+@testable import ChildResearchService
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -21,8 +23,9 @@ final class RunningResearch: Sendable {
         let configuration = ServiceConfiguration(
             service: .childResearch, kafka: kafka.client(instance), groupId: group,
             dataDirectory: TestPaths.temporaryDirectory("research-\(instance)"), instanceId: instance, httpPort: 0, apiToken: token)
-        let host = try await ServiceHost(definition: ChildResearchService.definition(settings: settings), configuration: configuration,
-                                         logger: TestLog.logger(instance))
+        let host = try await ServiceHost(
+            definition: ChildResearchService.definition(settings: settings), configuration: configuration,
+            logger: TestLog.logger(instance))
         self.host = host
         self.task = Task { try await host.run(handleSignals: false) }
         self.base = "http://127.0.0.1:\(await host.httpPort())/v1/review"
@@ -59,8 +62,9 @@ struct ReviewAcrossInstancesTests {
 
         let producer = try KafkaProducer(configuration: .init(client: kafka.client("feed")), logger: TestLog.logger("feed"))
         for (i, past) in [History.h1, History.h2, History.h3].enumerated() {
-            let envelope = Envelope(id: "history-\(i)", key: past.occurrenceNumber, producer: "intake",
-                                    payload: HistoricalIncident(source: "history:test.jsonl", incident: past))
+            let envelope = Envelope(
+                id: "history-\(i)", key: past.occurrenceNumber, producer: "intake",
+                payload: HistoricalIncident(source: "history:test.jsonl", incident: past))
             try await producer.send(ProducerRecord(topic: Topics.history.name, key: past.occurrenceNumber, value: try WireFormat.encode(envelope)))
         }
         for host in [a, b] {
@@ -72,8 +76,10 @@ struct ReviewAcrossInstancesTests {
             var incident = History.today
             incident.occurrenceNumber = occurrence
             let recorded = IncidentRecorded(kind: .new, revision: 1, changes: [], source: "http", incident: incident)
-            try await producer.send(ProducerRecord(topic: Topics.incidents.name, key: occurrence,
-                                                   value: try WireFormat.encode(Envelope(id: "incident-\(i)", key: occurrence, producer: "intake", payload: recorded))))
+            try await producer.send(
+                ProducerRecord(
+                    topic: Topics.incidents.name, key: occurrence,
+                    value: try WireFormat.encode(Envelope(id: "incident-\(i)", key: occurrence, producer: "intake", payload: recorded))))
         }
         for instance in [a, b] {
             try await eventually("the whole queue on \(instance.host.configuration.instanceId)") {
@@ -91,7 +97,9 @@ struct ReviewAcrossInstancesTests {
         let confirm = try #require(queue.first { ownedByB.contains($0.occurrenceNumber) && $0.child.givenName == "Oliver" })
         let reject = try #require(queue.first { ownedByA.contains($0.occurrenceNumber) && $0.child.givenName == "Lily" })
         #expect(try await request("POST", "\(a.base)/\(confirm.proposalId)/confirm", token: token, body: ["reviewer": "PS 1234"]).status == 202)
-        #expect(try await request("POST", "\(b.base)/\(reject.proposalId)/reject", token: token, body: ["reviewer": "PS 5678", "note": "moved away"]).status == 202)
+        #expect(
+            try await request("POST", "\(b.base)/\(reject.proposalId)/reject", token: token, body: ["reviewer": "PS 5678", "note": "moved away"])
+                .status == 202)
 
         let children = try await readRecords(kafka, topic: Topics.children.name, count: 1, timeout: .seconds(30))
             .map { try WireFormat.decode(ChildIdentified.self, from: $0.value) }
@@ -114,11 +122,16 @@ struct ReviewAcrossInstancesTests {
         #expect(try await request("POST", "\(b.base)/\(confirm.proposalId)/confirm", token: token, body: ["reviewer": "PS 1234"]).status == 409)
         #expect(try await request("POST", "\(a.base)/\(reject.proposalId)/reject", token: token, body: ["reviewer": "PS 5678"]).status == 409)
         // A duplicate decision that reaches the topic anyway (a race between two officers) changes nothing.
-        let duplicate = ReviewDecision(forceCode: "43", occurrenceNumber: confirm.occurrenceNumber, proposalId: confirm.proposalId,
-                                       verdict: .confirm, reviewer: "PS 9999", decidedAt: Date())
-        try await producer.send(ProducerRecord(topic: Topics.reviewDecisions.name, key: confirm.occurrenceNumber,
-                                               value: try WireFormat.encode(Envelope(id: "duplicate-decision", key: confirm.occurrenceNumber,
-                                                                                     producer: "child-research", payload: duplicate))))
+        let duplicate = ReviewDecision(
+            forceCode: "43", occurrenceNumber: confirm.occurrenceNumber, proposalId: confirm.proposalId,
+            verdict: .confirm, reviewer: "PS 9999", decidedAt: Date())
+        try await producer.send(
+            ProducerRecord(
+                topic: Topics.reviewDecisions.name, key: confirm.occurrenceNumber,
+                value: try WireFormat.encode(
+                    Envelope(
+                        id: "duplicate-decision", key: confirm.occurrenceNumber,
+                        producer: "child-research", payload: duplicate))))
         await producer.close()
         try await eventually("duplicate consumed by the owner") { try await b.handled("duplicate-decision") }
         let again = try await readRecords(kafka, topic: Topics.children.name, count: 2, timeout: .seconds(4))

@@ -1,11 +1,12 @@
-@testable import ChildResearchService
-@testable import ConsoleService
 import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+
+@testable import ChildResearchService
+@testable import ConsoleService
 
 enum ConsoleBrowser {
     static var chromiumInstalled: Bool {
@@ -31,7 +32,8 @@ enum ConsoleBrowser {
     /// Width and height from a PNG's IHDR chunk, nil when the file is not a PNG.
     static func pngSize(_ data: Data) -> (width: Int, height: Int)? {
         let bytes = [UInt8](data.prefix(24))
-        guard bytes.count == 24, bytes.prefix(8) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], Array(bytes[12..<16]) == Array("IHDR".utf8) else { return nil }
+        guard bytes.count == 24, bytes.prefix(8) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], Array(bytes[12..<16]) == Array("IHDR".utf8)
+        else { return nil }
         func int(_ at: Int) -> Int { bytes[at..<at + 4].reduce(0) { $0 << 8 | Int($1) } }
         return (int(16), int(20))
     }
@@ -39,25 +41,32 @@ enum ConsoleBrowser {
 
 @Suite("Console in Debian's chromium (selenium)", .serialized, .tags(.browser))
 struct ConsoleBrowserTests {
-    @Test("wrong password and a sign-in form without CSRF refused; sign in, overview, confirm a proposed child, download the CSC sheet, today's notices, sign out; a screenshot of each page",
-          .enabled(if: ConsoleBrowser.chromiumInstalled || ConsoleBrowser.inCI,
-                   "chromium and chromium-driver are not installed (./dev test installs them; CI always runs this test)"))
+    @Test(
+        "wrong password and a sign-in form without CSRF refused; sign in, overview, confirm a proposed child, download the CSC sheet, today's notices, sign out; a screenshot of each page",
+        .enabled(
+            if: ConsoleBrowser.chromiumInstalled || ConsoleBrowser.inCI,
+            "chromium and chromium-driver are not installed (./dev test installs them; CI always runs this test)"))
     func browser() async throws {
         let world = try await ConsoleWorld()
         try await world.seed()
         // ENCOMPASS_TEST_OUTPUT_DIR (e.g. CI's artifact folder) keeps the screenshots; else a temporary folder.
-        let output = ProcessInfo.processInfo.environment["ENCOMPASS_TEST_OUTPUT_DIR"].flatMap { $0.isEmpty ? nil : $0 + "/console-browser" }
+        let output =
+            ProcessInfo.processInfo.environment["ENCOMPASS_TEST_OUTPUT_DIR"].flatMap { $0.isEmpty ? nil : $0 + "/console-browser" }
             ?? TestPaths.temporaryDirectory("console-browser")
         try? FileManager.default.removeItem(atPath: output + "/downloads")
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-        let arguments = [ConsoleBrowser.peers + "/console_browser.py", "--url", world.console.base, "--name", ConsoleWorld.staff,
-                         "--password", ConsoleWorld.password, "--wrong-password", "not-the-password", "--confirm-child", "Amelia",
-                         "--lpa", "Reading", "--downloads", output + "/downloads", "--screenshots", output + "/screenshots"]
+        let arguments = [
+            ConsoleBrowser.peers + "/console_browser.py", "--url", world.console.base, "--name", ConsoleWorld.staff,
+            "--password", ConsoleWorld.password, "--wrong-password", "not-the-password", "--confirm-child", "Amelia",
+            "--lpa", "Reading", "--downloads", output + "/downloads", "--screenshots", output + "/screenshots",
+        ]
         let result = try await Task.detached { try ConsoleBrowser.run(arguments) }.value
         print(result.output)
         #expect(result.status == 0, "\(result.output)")
 
-        let screenshots = result.output.split(separator: "\n").filter { $0.hasPrefix("SCREENSHOT ") }.map { String($0.dropFirst("SCREENSHOT ".count)) }
+        let screenshots = result.output.split(separator: "\n").filter { $0.hasPrefix("SCREENSHOT ") }.map {
+            String($0.dropFirst("SCREENSHOT ".count))
+        }
         #expect(screenshots.count == 6)
         for path in screenshots {
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -71,7 +80,9 @@ struct ConsoleBrowserTests {
         let research = try #require(world.hosts[.childResearch])
         try await eventually("Amelia confirmed by \(ConsoleWorld.staff)", timeout: .seconds(30)) {
             try await research.store.pool.read { db in
-                try ReviewQueue.list(db, status: "confirmed").contains { $0.child.givenName == "Amelia" && $0.decidedBy == ConsoleWorld.staff && $0.note == "confirmed in selenium" }
+                try ReviewQueue.list(db, status: "confirmed").contains {
+                    $0.child.givenName == "Amelia" && $0.decidedBy == ConsoleWorld.staff && $0.note == "confirmed in selenium"
+                }
             }
         }
         let trail = try await world.console.app.staff.auditTrail()

@@ -1,9 +1,10 @@
-@testable import ConsoleService
 import EncompassModels
 import EncompassTestSupport
 import Foundation
 import ServiceRuntime
 import Testing
+
+@testable import ConsoleService
 
 @Suite("A force's own console over a pipeline serving several forces", .serialized)
 struct ConsoleForceTests {
@@ -17,7 +18,9 @@ struct ConsoleForceTests {
         }
     }
 
-    @Test("Cambridgeshire's console lists none of Thames Valley's proposals, CSC requests or notices and may not decide them; Thames Valley's lists its own")
+    @Test(
+        "Cambridgeshire's console lists none of Thames Valley's proposals, CSC requests or notices and may not decide them; Thames Valley's lists its own"
+    )
     func eachForceSeesItsOwn() async throws {
         let world = try await ConsoleWorld()
         try await world.seed()
@@ -40,7 +43,8 @@ struct ConsoleForceTests {
         let sheet = try #require(await cambs.exportRequests(lpa: "all", format: "csv", day: day).value)
         #expect(sheet.requests == 0 && !String(decoding: sheet.data, as: UTF8.self).contains("Amelia"))
         guard case .refused(let why) = await cambs.decide(proposal: oliver.proposalId, confirm: false, reviewer: "cambs.navigator", note: nil) else {
-            Issue.record("Cambridgeshire's console decided a Thames Valley proposal"); return
+            Issue.record("Cambridgeshire's console decided a Thames Valley proposal")
+            return
         }
         #expect(why.contains("not one of force 05's"))
         #expect(await all.pendingProposals().value?.contains { $0.proposalId == oliver.proposalId } == true, "the refused decision was never sent")

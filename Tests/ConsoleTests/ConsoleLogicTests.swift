@@ -1,5 +1,3 @@
-@testable import ConsoleService
-@testable import EncompassKafka
 import EncompassModels
 import EncompassSecrets
 import EncompassTestSupport
@@ -8,6 +6,9 @@ import GRDB
 import Hummingbird
 import ServiceRuntime
 import Testing
+
+@testable import ConsoleService
+@testable import EncompassKafka
 
 /// Settings of a console whose services all listen on closed ports.
 func unreachableSettings(_ label: String = "console") -> ConsoleService.Settings {
@@ -45,7 +46,9 @@ final class RunningConsole: Sendable {
 
 @Suite("Console: staff accounts, sessions, CSRF and pages, without Kafka", .serialized)
 struct ConsoleLogicTests {
-    @Test("accounts: weak passwords and unknown roles refused; wrong password refused; sessions stored hashed, expire and end at sign-out; a name is locked after repeated wrong passwords")
+    @Test(
+        "accounts: weak passwords and unknown roles refused; wrong password refused; sessions stored hashed, expire and end at sign-out; a name is locked after repeated wrong passwords"
+    )
     func staffAccounts() async throws {
         let settings = unreachableSettings()
         let clock = ManualClock(Timestamp.parse("2026-11-24T08:00:00Z")!)
@@ -53,14 +56,22 @@ struct ConsoleLogicTests {
         await #expect(throws: StaffError.weakPassword("password must have at least 12 characters")) {
             try await staff.addUser(name: "j.smith", role: "officer", password: "short", by: "test")
         }
-        await #expect(throws: StaffError.invalidRole("boss")) { try await staff.addUser(name: "j.smith", role: "boss", password: "a-long-password-1", by: "test") }
-        await #expect(throws: StaffError.invalidName("<b>")) { try await staff.addUser(name: "<b>", role: "officer", password: "a-long-password-1", by: "test") }
+        await #expect(throws: StaffError.invalidRole("boss")) {
+            try await staff.addUser(name: "j.smith", role: "boss", password: "a-long-password-1", by: "test")
+        }
+        await #expect(throws: StaffError.invalidName("<b>")) {
+            try await staff.addUser(name: "<b>", role: "officer", password: "a-long-password-1", by: "test")
+        }
         try await staff.addUser(name: "j.smith", role: "officer", password: "a-long-password-1", by: "test")
-        await #expect(throws: StaffError.exists("j.smith")) { try await staff.addUser(name: "j.smith", role: "officer", password: "a-long-password-2", by: "test") }
+        await #expect(throws: StaffError.exists("j.smith")) {
+            try await staff.addUser(name: "j.smith", role: "officer", password: "a-long-password-2", by: "test")
+        }
         let stored = try #require(try await staff.users().first)
         #expect(stored.passwordHash.hasPrefix("pbkdf2-sha256$1000$") && !stored.passwordHash.contains("a-long-password-1"))
 
-        await #expect(throws: StaffError.badCredentials) { try await staff.signIn(name: "j.smith", password: "a-long-password-2", source: "10.0.0.1") }
+        await #expect(throws: StaffError.badCredentials) {
+            try await staff.signIn(name: "j.smith", password: "a-long-password-2", source: "10.0.0.1")
+        }
         await #expect(throws: StaffError.badCredentials) { try await staff.signIn(name: "nobody", password: "a-long-password-1", source: "10.0.0.1") }
         let (session, token) = try await staff.signIn(name: "j.smith", password: "a-long-password-1", source: "10.0.0.1")
         #expect(token.count == 43 && session.sessionHash == Secrets.sha256Hex(token) && session.sessionHash != token)
@@ -75,7 +86,11 @@ struct ConsoleLogicTests {
         #expect(try await staff.session(token: secondToken) == nil, "signed out")
 
         // Three wrong passwords lock the name, even against the right password, until the lockout ends.
-        for _ in 0..<3 { await #expect(throws: StaffError.badCredentials) { try await staff.signIn(name: "j.smith", password: "guess-guess-guess", source: "10.0.0.1") } }
+        for _ in 0..<3 {
+            await #expect(throws: StaffError.badCredentials) {
+                try await staff.signIn(name: "j.smith", password: "guess-guess-guess", source: "10.0.0.1")
+            }
+        }
         await #expect(throws: StaffError.self) { try await staff.signIn(name: "j.smith", password: "a-long-password-1", source: "10.0.0.1") }
         clock.advance(by: settings.lockout + 1)
         _ = try await staff.signIn(name: "j.smith", password: "a-long-password-1", source: "10.0.0.1")
@@ -85,7 +100,9 @@ struct ConsoleLogicTests {
         #expect(actions.contains("sign-out") && actions.contains("account-added"))
     }
 
-    @Test("over HTTP: pages need a session; sign-in needs its CSRF token and the right password; cookies HttpOnly SameSite=Strict; forms without the session's CSRF token refused; services down shown as unreachable; actions audited")
+    @Test(
+        "over HTTP: pages need a session; sign-in needs its CSRF token and the right password; cookies HttpOnly SameSite=Strict; forms without the session's CSRF token refused; services down shown as unreachable; actions audited"
+    )
     func http() async throws {
         var settings = unreachableSettings()
         settings.bootstrapUser = ("mash.test", "officer", "console-password-1")
@@ -95,7 +112,9 @@ struct ConsoleLogicTests {
         let anonymous = try await web.get("/overview")
         #expect(anonymous.status == 303 && anonymous.headers["location"] == "/sign-in")
         let anonymousContacts = try await web.get("/la-contacts")
-        #expect(anonymousContacts.status == 303 && anonymousContacts.headers["location"] == "/sign-in" && !anonymousContacts.text.contains("la-contacts-summary"))
+        #expect(
+            anonymousContacts.status == 303 && anonymousContacts.headers["location"] == "/sign-in"
+                && !anonymousContacts.text.contains("la-contacts-summary"))
         #expect(try await web.get("/").headers["location"] == "/sign-in")
         let css = try await web.get("/static/console.css")
         #expect(css.status == 200 && css.headers["content-type"]?.hasPrefix("text/css") == true)
@@ -138,7 +157,8 @@ struct ConsoleLogicTests {
         #expect(badToken.status == 403)
         let tried = try await web.post("/review/r-1/confirm", form: ["note": "checked", "csrf": csrf])
         #expect(tried.status == 200 && tried.text.contains("child-research is unreachable"))
-        let uploadNoToken = try await web.postMultipart("/requests/upload", fields: [:], file: ("sheet", "r.csv", Data("request_id,school_urn\r\n".utf8)))
+        let uploadNoToken = try await web.postMultipart(
+            "/requests/upload", fields: [:], file: ("sheet", "r.csv", Data("request_id,school_urn\r\n".utf8)))
         #expect(uploadNoToken.status == 403)
 
         let trail = try await console.app.staff.auditTrail()
@@ -155,12 +175,14 @@ struct ConsoleLogicTests {
 
     @Test("pages escape what the services say: markup in names, schools, reasons and explanations is shown as text")
     func escaping() throws {
-        let session = StaffSession(sessionHash: "h", staffName: "PS <b>1234</b>", role: "officer", csrfToken: "tok\"en", createdAt: Date(), expiresAt: Date())
+        let session = StaffSession(
+            sessionHash: "h", staffName: "PS <b>1234</b>", role: "officer", csrfToken: "tok\"en", createdAt: Date(), expiresAt: Date())
         let evil = "<script>alert(1)</script>"
         let proposal = ReviewProposalState(
             proposalId: "r-1", forceCode: "43", occurrenceNumber: "43260000999",
-            child: IdentifiedChild(childId: "c", givenName: evil, familyName: "O'Brien & Sons", dateOfBirth: "2019-01-30",
-                                   homeAddress: PostalAddress(lines: ["<img src=x onerror=alert(1)>"], postcode: "RG1 7LL")),
+            child: IdentifiedChild(
+                childId: "c", givenName: evil, familyName: "O'Brien & Sons", dateOfBirth: "2019-01-30",
+                homeAddress: PostalAddress(lines: ["<img src=x onerror=alert(1)>"], postcode: "RG1 7LL")),
             evidence: ResearchEvidence(score: 0.91, explanation: ["address: \"same\" <flat>"], sourceOccurrences: ["43230000101"]),
             status: "pending", createdAt: Date(), version: 1)
         let review = ConsolePages.review(.ok([proposal]), calibration: .unreachable(evil), session: session, now: Date())
@@ -170,20 +192,29 @@ struct ConsoleLogicTests {
         #expect(review.contains("0.91") && review.contains("address: &quot;same&quot; &lt;flat&gt;"))
         #expect(review.contains("id=\"calibration-unavailable\">&lt;script&gt;"))
 
-        let notice = NotificationSummary(noticeId: "n-1", forceCode: "43", occurrenceNumber: "1", schoolURN: "110001", schoolName: evil, channel: "email",
-                                state: "sent", releaseAt: Date(), sentAt: Date(), acknowledgeBy: nil, acknowledgedAt: nil, acknowledgedBy: nil,
-                                flagged: true, flagReason: "<i>late</i>")
-        let notices = ConsolePages.notices(.ok(NotificationList(date: "2026-11-24", notifications: [notice], flagged: 1)), day: CalendarDate(iso: "2026-11-24")!,
-                                           session: session, now: Date())
+        let notice = NotificationSummary(
+            noticeId: "n-1", forceCode: "43", occurrenceNumber: "1", schoolURN: "110001", schoolName: evil, channel: "email",
+            state: "sent", releaseAt: Date(), sentAt: Date(), acknowledgeBy: nil, acknowledgedAt: nil, acknowledgedBy: nil,
+            flagged: true, flagReason: "<i>late</i>")
+        let notices = ConsolePages.notices(
+            .ok(NotificationList(date: "2026-11-24", notifications: [notice], flagged: 1)), day: CalendarDate(iso: "2026-11-24")!,
+            session: session, now: Date())
         #expect(!notices.contains("<script>") && !notices.contains("<i>late") && notices.contains("FOLLOW UP"))
-        let requests = ConsolePages.requests(.ok([CSCRequest(fields: ["request_id": "q", "lpa": "<LPA>", "child_given_name": evil])]),
-                                             imported: CSCImportAnswer(file: "<f>.csv", rows: 1, answers: [.init(outcome: "rejected", row: 2, requestId: "q", urn: nil, reasons: [evil])], notices: nil, error: nil),
-                                             session: session, now: Date())
+        let requests = ConsolePages.requests(
+            .ok([CSCRequest(fields: ["request_id": "q", "lpa": "<LPA>", "child_given_name": evil])]),
+            imported: CSCImportAnswer(
+                file: "<f>.csv", rows: 1, answers: [.init(outcome: "rejected", row: 2, requestId: "q", urn: nil, reasons: [evil])], notices: nil,
+                error: nil),
+            session: session, now: Date())
         #expect(!requests.contains("<script>") && !requests.contains("<LPA>") && !requests.contains("<f>") && requests.contains("1 rejected"))
-        let contacts = ConsolePages.laContacts(.ok(LAContactsList(localAuthorities: [
-            LAContactsList.Entry(laCode: "873", localAuthority: evil, contacts: [SchoolContact(role: "encompass", name: "<b>Duty</b> & co", email: "oe@cambs.example", phone: "01223 000000")],
-                                 updatedAt: Date(), source: "la-contacts:<f>.csv"),
-        ])), session: session, now: Date())
+        let contacts = ConsolePages.laContacts(
+            .ok(
+                LAContactsList(localAuthorities: [
+                    LAContactsList.Entry(
+                        laCode: "873", localAuthority: evil,
+                        contacts: [SchoolContact(role: "encompass", name: "<b>Duty</b> & co", email: "oe@cambs.example", phone: "01223 000000")],
+                        updatedAt: Date(), source: "la-contacts:<f>.csv")
+                ])), session: session, now: Date())
         #expect(!contacts.contains("<script>") && !contacts.contains("<b>Duty") && !contacts.contains("<f>"))
         #expect(contacts.contains("&lt;b&gt;Duty&lt;/b&gt; &amp; co") && contacts.contains("PLACEHOLDER"))
         #expect(ConsolePages.laContacts(.unreachable(evil), session: session, now: Date()).contains("id=\"la-contacts-unavailable\">&lt;script&gt;"))
@@ -195,11 +226,14 @@ struct ConsoleLogicTests {
     func calibrationTable() throws {
         let session = StaffSession(sessionHash: "h", staffName: "PS 1", role: "officer", csrfToken: "t", createdAt: Date(), expiresAt: Date())
         // Officers decided 5: 0.55 rejected, 0.62 rejected, 0.81 confirmed, 0.93 confirmed, 0.97 confirmed.
-        let decisions = [(0.55, false), (0.62, false), (0.81, true), (0.93, true), (0.97, true)].map { ReviewCalibration.Decision(score: $0.0, confirmed: $0.1) }
+        let decisions = [(0.55, false), (0.62, false), (0.81, true), (0.93, true), (0.97, true)].map {
+            ReviewCalibration.Decision(score: $0.0, confirmed: $0.1)
+        }
         let table = ReviewCalibration(decisions: decisions, automatic: 2)
         let page = ConsolePages.review(.ok([]), calibration: .ok(table), session: session, now: Date())
         func band(_ bound: String) -> String? {
-            guard let start = page.range(of: "<tr class=\"band\" id=\"band-\(bound)\">"), let end = page[start.upperBound...].range(of: "</tr>") else { return nil }
+            guard let start = page.range(of: "<tr class=\"band\" id=\"band-\(bound)\">"), let end = page[start.upperBound...].range(of: "</tr>")
+            else { return nil }
             return String(page[start.upperBound..<end.lowerBound])
         }
         #expect(page.contains("<table id=\"calibration\">") && page.contains("Past decisions by score"))
@@ -219,14 +253,19 @@ struct ConsoleLogicTests {
         metrics.processed(topic: Topics.children.name, outcome: .deadLettered)
         metrics.failed(topic: Topics.children.name)
         metrics.deadLettered(topic: Topics.children.name, errorClass: "payload.validation")
-        metrics.updateLag(group: "encompass-school-resolution", lag: [
-            TopicPartition(Topics.children.name, 0): PartitionLag(topicPartition: TopicPartition(Topics.children.name, 0), committedOffset: 1, highWatermark: 4, lag: 3),
-            TopicPartition(Topics.children.name, 1): PartitionLag(topicPartition: TopicPartition(Topics.children.name, 1), committedOffset: 1, highWatermark: 3, lag: 2),
-        ])
+        metrics.updateLag(
+            group: "encompass-school-resolution",
+            lag: [
+                TopicPartition(Topics.children.name, 0): PartitionLag(
+                    topicPartition: TopicPartition(Topics.children.name, 0), committedOffset: 1, highWatermark: 4, lag: 3),
+                TopicPartition(Topics.children.name, 1): PartitionLag(
+                    topicPartition: TopicPartition(Topics.children.name, 1), committedOffset: 1, highWatermark: 3, lag: 2),
+            ])
         let status = StageStatus.parse(.schoolResolution, metrics: metrics.exposition())
         #expect(status.processed["applied"] == 7 && status.processed["duplicate"] == 1 && status.processed["dead_lettered"] == 1)
         #expect(status.failed == 1 && status.deadLettered == 1)
-        #expect(status.lagByGroup.count == 1 && status.lagByGroup.first?.messages == 5 && status.lagByGroup.first?.group == "encompass-school-resolution")
+        #expect(
+            status.lagByGroup.count == 1 && status.lagByGroup.first?.messages == 5 && status.lagByGroup.first?.group == "encompass-school-resolution")
         #expect(PrometheusLine(#"a_total{x="q\"uote",y="2"} 4.5"#)?.labels == ["x": "q\"uote", "y": "2"])
     }
 
@@ -237,7 +276,9 @@ struct ConsoleLogicTests {
         let note = try URLEncodedFormDecoder().decode(NoteForm.self, from: "csrf=t&verdict=confirm")
         #expect(note.csrf == "t" && note.note == nil)
         let bytes = Data([0x50, 0x4B, 0x03, 0x04, 0x0D, 0x0A, 0x2D, 0x2D, 0x00, 0xFF])
-        var body = Data("--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntoken\r\n--XyZ\r\nContent-Disposition: form-data; name=\"sheet\"; filename=\"back.xlsx\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
+        var body = Data(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntoken\r\n--XyZ\r\nContent-Disposition: form-data; name=\"sheet\"; filename=\"back.xlsx\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                .utf8)
         body.append(bytes)
         body.append(Data("\r\n--XyZ--\r\n".utf8))
         #expect(FormData.boundary(contentType: "multipart/form-data; boundary=XyZ") == "XyZ")
@@ -252,9 +293,10 @@ struct ConsoleLogicTests {
     @Test("a notice needs a follow-up when not acknowledged by its acknowledge-by time (10:00), or when dispatch flagged it")
     func followUp() {
         let sent = Timestamp.parse("2026-11-24T07:30:00Z")!
-        var notice = NotificationSummary(noticeId: "n", forceCode: "43", occurrenceNumber: "1", schoolURN: "1", schoolName: "S", channel: "email", state: "sent",
-                                releaseAt: sent, sentAt: sent, acknowledgeBy: Timestamp.parse("2026-11-24T10:00:00Z")!, acknowledgedAt: nil,
-                                acknowledgedBy: nil, flagged: false, flagReason: nil)
+        var notice = NotificationSummary(
+            noticeId: "n", forceCode: "43", occurrenceNumber: "1", schoolURN: "1", schoolName: "S", channel: "email", state: "sent",
+            releaseAt: sent, sentAt: sent, acknowledgeBy: Timestamp.parse("2026-11-24T10:00:00Z")!, acknowledgedAt: nil,
+            acknowledgedBy: nil, flagged: false, flagReason: nil)
         #expect(!ConsolePages.needsFollowUp(notice, now: Timestamp.parse("2026-11-24T09:59:00Z")!))
         #expect(ConsolePages.needsFollowUp(notice, now: Timestamp.parse("2026-11-24T10:00:01Z")!))
         notice.acknowledgedAt = Timestamp.parse("2026-11-24T09:00:00Z")!
@@ -274,15 +316,22 @@ struct ConsoleLogicTests {
         #expect(settings.serviceURLs[.dispatch] == "http://10.0.0.5:8085" && settings.serviceURLs[.intake] == "http://127.0.0.1:8081")
         #expect(settings.httpPort == 8086 && settings.bootstrapUser?.name == "mash.demo")
         #expect(throws: ConfigurationError.self) { try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_CONSOLE_BOOTSTRAP_USER": "x:boss"]) }
-        #expect(throws: ConfigurationError.self) { try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_CONSOLE_BOOTSTRAP_USER": "mash.demo:officer", "ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD": "short"]) }
+        #expect(throws: ConfigurationError.self) {
+            try ConsoleService.Settings.fromEnvironment([
+                "ENCOMPASS_CONSOLE_BOOTSTRAP_USER": "mash.demo:officer", "ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD": "short",
+            ])
+        }
         #expect(throws: ConfigurationError.self) { try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_HTTP_PORT": "99999"]) }
         // A scaled service: every instance listed, blanks and repeats dropped; else the one URL.
         let scaled = try ConsoleService.Settings.fromEnvironment([
-            "ENCOMPASS_SCHOOL_RESOLUTION_URLS": " http://sr-1:8083, http://sr-2:8083,,http://sr-1:8083", "ENCOMPASS_DISPATCH_URL": "http://10.0.0.5:8085",
+            "ENCOMPASS_SCHOOL_RESOLUTION_URLS": " http://sr-1:8083, http://sr-2:8083,,http://sr-1:8083",
+            "ENCOMPASS_DISPATCH_URL": "http://10.0.0.5:8085",
         ])
         #expect(scaled.serviceInstances[.schoolResolution] == ["http://sr-1:8083", "http://sr-2:8083"])
         #expect(scaled.serviceInstances[.dispatch] == ["http://10.0.0.5:8085"])
-        #expect(throws: ConfigurationError.self) { try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_DISPATCH_URLS": "http://d-1:8085,not a url"]) }
+        #expect(throws: ConfigurationError.self) {
+            try ConsoleService.Settings.fromEnvironment(["ENCOMPASS_DISPATCH_URLS": "http://d-1:8085,not a url"])
+        }
     }
 }
 
@@ -294,8 +343,10 @@ struct ConsoleAccountTests {
         settings.bootstrapUser = ("mash.test", "officer", "console-password-1")
         let console = try await RunningConsole(settings)
         func signIn(from source: String, password: String, times: Int = 1) throws -> [Int] {
-            let result = try ConsoleBrowser.run([ConsoleBrowser.peers + "/sign_in_from.py", "--base", console.base, "--source", source,
-                                                 "--name", "mash.test", "--password", password, "--times", String(times)])
+            let result = try ConsoleBrowser.run([
+                ConsoleBrowser.peers + "/sign_in_from.py", "--base", console.base, "--source", source,
+                "--name", "mash.test", "--password", password, "--times", String(times),
+            ])
             #expect(result.status == 0, "\(result.output)")
             return result.output.split(separator: "\n").compactMap { Int($0) }
         }
@@ -306,8 +357,9 @@ struct ConsoleAccountTests {
         #expect(try signIn(from: "127.0.0.1", password: "console-password-1") == [303])
         #expect(try await console.app.staff.locks(name: "MASH.test").map(\.source) == ["127.0.0.2"])
 
-        let (status, output) = try ConsoleBrowser.run(["console", "unlock", "--name", "mash.test", "--data-dir", settings.dataDirectory],
-                                                      executable: try executable("encompass"))
+        let (status, output) = try ConsoleBrowser.run(
+            ["console", "unlock", "--name", "mash.test", "--data-dir", settings.dataDirectory],
+            executable: try executable("encompass"))
         #expect(status == 0, "\(output)")
         #expect(output.contains("lock from 127.0.0.2"), "\(output)")
         #expect(try await console.app.staff.locks(name: "mash.test").isEmpty)
@@ -321,7 +373,8 @@ struct ConsoleAccountTests {
     @Test("encompass console add-user prints a password once that signs in; a viewer sees the pages but may not act")
     func cliAndViewer() async throws {
         var settings = unreachableSettings("console-cli")
-        let (status, output) = try await runExecutable("encompass", ["console", "add-user", "--name", "v.iewer", "--role", "viewer", "--data-dir", settings.dataDirectory])
+        let (status, output) = try await runExecutable(
+            "encompass", ["console", "add-user", "--name", "v.iewer", "--role", "viewer", "--data-dir", settings.dataDirectory])
         #expect(status == 0, "\(output)")
         let password = try #require(output.firstMatch(of: /password: (\S+)/).map { String($0.1) }, "\(output)")
         #expect(password.count == 20)

@@ -1,5 +1,3 @@
-@testable import ChildResearchService
-@testable import ConsoleService
 import EncompassModels
 import EncompassTestSupport
 import Foundation
@@ -7,16 +5,22 @@ import GRDB
 import ServiceRuntime
 import Testing
 
+@testable import ChildResearchService
+@testable import ConsoleService
+
 @Suite("Console against the five real services (in-process Kafka)", .serialized)
 struct ConsoleServiceTests {
-    @Test("signed in: the overview shows every stage up with the dead letter; a proposed child confirmed in the staff member's name reaches school resolution as a CSC request; the sheet downloads; a returned sheet's rows are answered; today's notice shown unacknowledged; every action audited")
+    @Test(
+        "signed in: the overview shows every stage up with the dead letter; a proposed child confirmed in the staff member's name reaches school resolution as a CSC request; the sheet downloads; a returned sheet's rows are answered; today's notice shown unacknowledged; every action audited"
+    )
     func endToEnd() async throws {
         let world = try await ConsoleWorld()
         try await world.seed()
         let web = WebClient(base: world.console.base)
         let signInPage = try await web.get("/sign-in")
         let signInToken = try #require(WebClient.csrf(in: signInPage.text))
-        #expect(try await web.post("/sign-in", form: ["name": ConsoleWorld.staff, "password": ConsoleWorld.password, "csrf": signInToken]).status == 303)
+        #expect(
+            try await web.post("/sign-in", form: ["name": ConsoleWorld.staff, "password": ConsoleWorld.password, "csrf": signInToken]).status == 303)
 
         // Overview: five stages answering, school resolution's dead letter listed.
         var overview = try await web.get("/overview")
@@ -53,7 +57,10 @@ struct ConsoleServiceTests {
             try await web.get("/review").text.contains("2 decided by officers (1 confirmed); 0 confirmed automatically")
         }
         let calibrated = try await web.get("/review").text
-        #expect(calibrated.contains("<tr class=\"band\" id=\"band-0.50\"><td>0.50</td><td class=\"decided\">2</td><td class=\"confirmed\">1</td><td class=\"share\">50%</td></tr>"), "\(calibrated)")
+        #expect(
+            calibrated.contains(
+                "<tr class=\"band\" id=\"band-0.50\"><td>0.50</td><td class=\"decided\">2</td><td class=\"confirmed\">1</td><td class=\"share\">50%</td></tr>"
+            ), "\(calibrated)")
 
         // Amelia has no known school: school resolution asks CSC for Reading.
         let request = try await world.waitForRequest(lpa: "Reading")
@@ -61,7 +68,9 @@ struct ConsoleServiceTests {
         let requests = try await web.get("/requests")
         #expect(requests.text.contains("id=\"lpa-reading\"") && requests.text.contains("id=\"download-csv-reading\""))
         let sheet = try await web.post("/requests/download", form: ["lpa": "Reading", "format": "csv", "csrf": csrf])
-        #expect(sheet.status == 200 && sheet.headers["content-disposition"]?.contains("attachment; filename=\"csc-requests-Reading-2026-11-24.csv\"") == true)
+        #expect(
+            sheet.status == 200
+                && sheet.headers["content-disposition"]?.contains("attachment; filename=\"csc-requests-Reading-2026-11-24.csv\"") == true)
         #expect(sheet.text.contains("request_id,") && sheet.text.contains(request.requestId) && sheet.text.contains("Amelia"), "\(sheet.text)")
         let xlsx = try await web.post("/requests/download", form: ["lpa": "Reading", "format": "xlsx", "csrf": csrf])
         #expect(xlsx.status == 200 && xlsx.body.prefix(2) == Data("PK".utf8))
@@ -88,9 +97,12 @@ struct ConsoleServiceTests {
         #expect(noticesPage.contains("id=\"held-none\"") && noticesPage.contains("id=\"notices-export\""))
         let audit = try await web.post("/notices/export", form: ["from": "2026-11-01", "to": "2026-11-30", "la": "", "format": "csv", "csrf": csrf])
         #expect(audit.status == 200 && audit.headers["content-disposition"]?.contains("encompass-notices-2026-11-01-to-2026-11-30.csv") == true)
-        #expect(audit.text.contains("occurrence_number,force,notice_id") && audit.text.contains("43260000777") && audit.text.contains("Oakwood Primary School"), "\(audit.text)")
+        #expect(
+            audit.text.contains("occurrence_number,force,notice_id") && audit.text.contains("43260000777")
+                && audit.text.contains("Oakwood Primary School"), "\(audit.text)")
         #expect(!audit.text.contains("Noah") && !audit.text.contains("Station Road"), "no child's name or address")
-        #expect(try await web.post("/notices/export", form: ["from": "2026-11-01", "to": "2026-11-30", "format": "xlsx"]).status == 403, "no CSRF token")
+        #expect(
+            try await web.post("/notices/export", form: ["from": "2026-11-01", "to": "2026-11-30", "format": "xlsx"]).status == 403, "no CSRF token")
         let badDates = try await web.post("/notices/export", form: ["from": "November", "to": "2026-11-30", "format": "csv", "csrf": csrf])
         #expect(badDates.status == 400 && badDates.text.contains("Give both dates"))
 
@@ -102,18 +114,24 @@ struct ConsoleServiceTests {
         // LA contacts: none yet, then as imported, the placeholder one flagged.
         let none = try await web.get("/la-contacts").text
         #expect(none.contains("No local authority's contacts are held") && !none.contains("<table id=\"la-contacts\""), "\(none)")
-        let sheet2 = "la_code,role,name,email,phone\n873,encompass,Cambridgeshire Operation Encompass,encompass@cambridgeshire.gov.uk,01223 712345\n"
+        let sheet2 =
+            "la_code,role,name,email,phone\n873,encompass,Cambridgeshire Operation Encompass,encompass@cambridgeshire.gov.uk,01223 712345\n"
             + "850,encompass,Hampshire <Duty>,oe@hants.example,01962 000000\n850,education-otherwise,Hampshire CME,cme@hants.gov.uk,01962 845000\n"
-        let imported = await world.links.fetch(.schoolResolution, "POST", "/v1/la-contacts/import", query: ["name": "la-contacts.csv"],
-                                               raw: Data(sheet2.utf8), contentType: "text/csv")
+        let imported = await world.links.fetch(
+            .schoolResolution, "POST", "/v1/la-contacts/import", query: ["name": "la-contacts.csv"],
+            raw: Data(sheet2.utf8), contentType: "text/csv")
         #expect(imported.value?.status == 202, "accepted: applied through the register topic")
         var contactsPage = ""
         try await eventually("the LA contacts applied", timeout: .seconds(30)) {
             contactsPage = try await web.get("/la-contacts").text
             return contactsPage.contains("2 local authorities with contacts, 1 with a placeholder contact.")
         }
-        #expect(contactsPage.contains("<tr data-la=\"873\" data-role=\"encompass\"><td>873</td>") && contactsPage.contains("encompass@cambridgeshire.gov.uk"), "\(contactsPage)")
-        #expect(contactsPage.contains("<tr data-la=\"850\" data-role=\"encompass\" class=\"flagged\">") && contactsPage.contains("PLACEHOLDER</span> email oe@hants.example, phone 01962 000000"))
+        #expect(
+            contactsPage.contains("<tr data-la=\"873\" data-role=\"encompass\"><td>873</td>")
+                && contactsPage.contains("encompass@cambridgeshire.gov.uk"), "\(contactsPage)")
+        #expect(
+            contactsPage.contains("<tr data-la=\"850\" data-role=\"encompass\" class=\"flagged\">")
+                && contactsPage.contains("PLACEHOLDER</span> email oe@hants.example, phone 01962 000000"))
         #expect(contactsPage.contains("data-role=\"education-otherwise\"><td>850</td>") && contactsPage.contains("la-contacts:la-contacts.csv"))
         #expect(contactsPage.contains("Hampshire &lt;Duty&gt;") && !contactsPage.contains("<Duty>"))
 

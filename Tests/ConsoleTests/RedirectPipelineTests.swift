@@ -8,6 +8,7 @@ import SchedulingService
 import SchoolResolutionService
 import ServiceRuntime
 import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -18,13 +19,17 @@ import FoundationNetworking
 struct RedirectPipelineTests {
     static let token = "redirect-test-token-0123456789"
 
-    @Test("a school's 'no longer attends' cancels the child's pending notice to it, and CSC's answer reaches the current school through scheduling and dispatch; the audit shows each step")
+    @Test(
+        "a school's 'no longer attends' cancels the child's pending notice to it, and CSC's answer reaches the current school through scheduling and dispatch; the audit shows each step"
+    )
     func loop() async throws {
         let world = try await RedirectPipeline()
         let child = world.child
         let schools = world.hosts[.schoolResolution]!, scheduling = world.hosts[.scheduling]!, dispatch = world.hosts[.dispatch]!
         func setClock(_ time: String) async throws { try await world.setClock(time) }
-        func call(_ method: String, _ service: ServiceName, _ path: String, _ body: Data) async throws -> (Int, Data) { try await world.call(method, service, path, body) }
+        func call(_ method: String, _ service: ServiceName, _ path: String, _ body: Data) async throws -> (Int, Data) {
+            try await world.call(method, service, path, body)
+        }
         func childMessage(_ occurrence: String, occurred: String) -> ChildIdentified { world.childMessage(occurrence, occurred: occurred) }
         func publish<P: MessagePayload>(_ payload: P, topic: String, key: String, id: String, producerName: String) async throws {
             try await world.publish(payload, topic: topic, key: key, id: id, producerName: producerName)
@@ -33,7 +38,9 @@ struct RedirectPipelineTests {
         // Monday night's incident: the notice goes to Caversham on Tuesday at 08:00.
         let first = childMessage("43260000501", occurred: "2026-11-23T21:00:00Z")
         try await publish(first, topic: Topics.children.name, key: child.childId, id: "child-1", producerName: "child-research")
-        try await eventually("first notice scheduled") { try await scheduling.store.pool.read { try PendingNoticeRow.fetchOne($0, key: first.noticeKey) } != nil }
+        try await eventually("first notice scheduled") {
+            try await scheduling.store.pool.read { try PendingNoticeRow.fetchOne($0, key: first.noticeKey) } != nil
+        }
         try await setClock("2026-11-24T08:00:05Z")
         try await eventually("first notice sent", timeout: .seconds(60)) {
             try await dispatch.store.pool.read { try NoticeRow.fetchOne($0, key: first.noticeKey)?.sentAt } != nil
@@ -47,15 +54,18 @@ struct RedirectPipelineTests {
         }
 
         // Caversham reads the first notice and answers that the pupil no longer attends.
-        let feedback = SchoolFeedback(childId: child.childId, noticeId: first.noticeKey, schoolURN: "109778", kind: .noLongerAttends,
-                                      reportedAt: Timestamp.parse("2026-11-24T16:05:00Z")!, reportedBy: "dsl@caversham.example")
+        let feedback = SchoolFeedback(
+            childId: child.childId, noticeId: first.noticeKey, schoolURN: "109778", kind: .noLongerAttends,
+            reportedAt: Timestamp.parse("2026-11-24T16:05:00Z")!, reportedBy: "dsl@caversham.example")
         try await publish(feedback, topic: Topics.schoolFeedback.name, key: child.childId, id: "feedback-1", producerName: "dispatch")
         try await eventually("second notice cancelled") {
             try await scheduling.store.pool.read { try PendingNoticeRow.fetchOne($0, key: second.noticeKey)?.state } == .cancelled
         }
         let redirects = [NoticeID.redirect(of: first.noticeKey, awayFrom: "109778"), NoticeID.redirect(of: second.noticeKey, awayFrom: "109778")]
         try await eventually("two redirect requests open") {
-            try await schools.store.pool.read { try SchoolRequestRow.filter(redirects.contains(Column("requestId")) && Column("status") == "open").fetchCount($0) } == 2
+            try await schools.store.pool.read {
+                try SchoolRequestRow.filter(redirects.contains(Column("requestId")) && Column("status") == "open").fetchCount($0)
+            } == 2
         }
 
         // Children's Social Care answers: Coley Primary.
@@ -68,24 +78,34 @@ struct RedirectPipelineTests {
         try await setClock("2026-11-25T08:00:05Z")
         try await eventually("both redirects sent to Coley", timeout: .seconds(60)) {
             try await dispatch.store.pool.read { db in
-                try NoticeRow.filter(redirects.contains(Column("noticeId"))).fetchAll(db).filter { $0.sentAt != nil && $0.schoolURN == "109779" }.count == 2
+                try NoticeRow.filter(redirects.contains(Column("noticeId"))).fetchAll(db).filter { $0.sentAt != nil && $0.schoolURN == "109779" }
+                    .count == 2
             }
         }
-        #expect(try await dispatch.store.pool.read { try NoticeRow.fetchOne($0, key: second.noticeKey) } == nil, "the cancelled notice never reached dispatch")
-        #expect(try await dispatch.store.pool.read { try NoticeRow.filter(Column("schoolURN") == "109778").fetchCount($0) } == 1,
-                "Caversham got only the notice it answered on")
+        #expect(
+            try await dispatch.store.pool.read { try NoticeRow.fetchOne($0, key: second.noticeKey) } == nil,
+            "the cancelled notice never reached dispatch")
+        #expect(
+            try await dispatch.store.pool.read { try NoticeRow.filter(Column("schoolURN") == "109778").fetchCount($0) } == 1,
+            "Caversham got only the notice it answered on")
         // The audit every dispatch instance keeps shows each step on the original notices.
         try await eventually("audit complete") {
             let kinds = try await dispatch.store.pool.read { db in
-                try AuditEntry.filter([first.noticeKey, second.noticeKey].contains(Column("noticeId"))).fetchAll(db).map { "\($0.noticeId == first.noticeKey ? "first" : "second"):\($0.kind)" }
+                try AuditEntry.filter([first.noticeKey, second.noticeKey].contains(Column("noticeId"))).fetchAll(db).map {
+                    "\($0.noticeId == first.noticeKey ? "first" : "second"):\($0.kind)"
+                }
             }
-            return Set(kinds).isSuperset(of: ["first:sent", "first:redirect-requested", "first:redirected",
-                                              "second:scheduled", "second:redirect-requested", "second:cancelled", "second:redirected"])
+            return Set(kinds).isSuperset(of: [
+                "first:sent", "first:redirect-requested", "first:redirected",
+                "second:scheduled", "second:redirect-requested", "second:cancelled", "second:redirected",
+            ])
         }
         try await world.stop()
     }
 
-    @Test("released together and not yet sent (mail held for the school's password): the school's 'no longer attends' on one stops the other in dispatch, which never sends it, its audit saying why")
+    @Test(
+        "released together and not yet sent (mail held for the school's password): the school's 'no longer attends' on one stops the other in dispatch, which never sends it, its audit saying why"
+    )
     func releasedThenWithdrawn() async throws {
         let world = try await RedirectPipeline(passwords: false)
         let scheduling = world.hosts[.scheduling]!, dispatch = world.hosts[.dispatch]!
@@ -96,17 +116,22 @@ struct RedirectPipelineTests {
         try await world.publish(first, topic: Topics.children.name, key: world.child.childId, id: "child-601", producerName: "child-research")
         try await world.publish(second, topic: Topics.children.name, key: world.child.childId, id: "child-602", producerName: "child-research")
         try await eventually("both scheduled") {
-            try await scheduling.store.pool.read { try PendingNoticeRow.filter([first.noticeKey, second.noticeKey].contains(Column("noticeId"))).fetchCount($0) } == 2
+            try await scheduling.store.pool.read {
+                try PendingNoticeRow.filter([first.noticeKey, second.noticeKey].contains(Column("noticeId"))).fetchCount($0)
+            } == 2
         }
         try await world.setClock("2026-11-24T08:00:05Z")
         try await eventually("both held in dispatch", timeout: .seconds(60)) {
             try await dispatch.store.pool.read { db in
-                try OutgoingMail.filter([first.noticeKey, second.noticeKey].contains(Column("noticeId")) && Column("state") == MailState.pending.rawValue).fetchCount(db)
+                try OutgoingMail.filter(
+                    [first.noticeKey, second.noticeKey].contains(Column("noticeId")) && Column("state") == MailState.pending.rawValue
+                ).fetchCount(db)
             } == 2
         }
         // Caversham tells the MASH (which records it) that the pupil no longer attends.
-        let feedback = SchoolFeedback(childId: world.child.childId, noticeId: first.noticeKey, schoolURN: "109778", kind: .noLongerAttends,
-                                      reportedAt: Timestamp.parse("2026-11-24T08:10:00Z")!, reportedBy: "dsl@caversham.example")
+        let feedback = SchoolFeedback(
+            childId: world.child.childId, noticeId: first.noticeKey, schoolURN: "109778", kind: .noLongerAttends,
+            reportedAt: Timestamp.parse("2026-11-24T08:10:00Z")!, reportedBy: "dsl@caversham.example")
         try await world.publish(feedback, topic: Topics.schoolFeedback.name, key: world.child.childId, id: "feedback-601", producerName: "dispatch")
         try await eventually("the second notice withdrawn in dispatch", timeout: .seconds(60)) {
             try await dispatch.store.pool.read { try NoticeRow.fetchOne($0, key: second.noticeKey)?.state } == .cancelled
@@ -121,10 +146,15 @@ struct RedirectPipelineTests {
         let withdrawn = try #require(try await dispatch.store.pool.read { try NoticeRow.fetchOne($0, key: second.noticeKey) })
         #expect(withdrawn.state == .cancelled && withdrawn.sentAt == nil)
         #expect(try await dispatch.store.pool.read { try OutgoingMail.fetchOne($0, key: second.noticeKey)?.state } == .cancelled)
-        let audit = try await dispatch.store.pool.read { db in try AuditEntry.filter(Column("noticeId") == second.noticeKey).order(Column("id")).fetchAll(db) }
+        let audit = try await dispatch.store.pool.read { db in
+            try AuditEntry.filter(Column("noticeId") == second.noticeKey).order(Column("id")).fetchAll(db)
+        }
         #expect(!audit.contains { $0.kind == NoticeEvent.Kind.sent.rawValue }, "never handed to the mail transport")
-        #expect(audit.contains { $0.kind == "cancelled" && $0.detail?.contains("withdrawn after release") == true && $0.detail?.contains("no longer attends") == true },
-                "\(audit.map { "\($0.kind): \($0.detail ?? "")" })")
+        #expect(
+            audit.contains {
+                $0.kind == "cancelled" && $0.detail?.contains("withdrawn after release") == true && $0.detail?.contains("no longer attends") == true
+            },
+            "\(audit.map { "\($0.kind): \($0.detail ?? "")" })")
         #expect(audit.contains { $0.kind == "withdrawn" && $0.detail?.contains("not sent") == true })
         #expect(audit.contains { $0.kind == NoticeEvent.Kind.redirectRequested.rawValue }, "and its redirect to CSC is open")
         try await world.stop()
@@ -142,17 +172,20 @@ final class RedirectPipeline: Sendable {
     let tasks: [Task<Void, any Error>]
     let base: [ServiceName: String]
     let producer: KafkaProducer
-    let child = IdentifiedChild(childId: "child-redirect", givenName: "Amelia", familyName: "Hughes", ageYears: 8,
-                                homeAddress: PostalAddress(lines: ["12 Oxford Road"], town: "Reading", postcode: "RG1 7LL"),
-                                recordedSchool: RecordedSchool(urn: "109778"))
+    let child = IdentifiedChild(
+        childId: "child-redirect", givenName: "Amelia", familyName: "Hughes", ageYears: 8,
+        homeAddress: PostalAddress(lines: ["12 Oxford Road"], town: "Reading", postcode: "RG1 7LL"),
+        recordedSchool: RecordedSchool(urn: "109778"))
 
     init(passwords: Bool = true) async throws {
         kafka = try TestKafka()
         let directory = TestPaths.temporaryDirectory("redirect-pipeline")
         clockFile = directory + "/clock.json"
         try SimulatedClockFile(simulated: Timestamp.parse("2026-11-23T22:00:00Z")!, real: Date(), rate: 0).write(to: clockFile)
-        let env = ["ENCOMPASS_MAIL_DIR": directory + "/mail", "ENCOMPASS_PUBLIC_URL": "http://127.0.0.1:1",
-                   "ENCOMPASS_DISPATCH_POLL_MS": "100", "ENCOMPASS_SCHEDULING_INTERVAL_MS": "100"]
+        let env = [
+            "ENCOMPASS_MAIL_DIR": directory + "/mail", "ENCOMPASS_PUBLIC_URL": "http://127.0.0.1:1",
+            "ENCOMPASS_DISPATCH_POLL_MS": "100", "ENCOMPASS_SCHEDULING_INTERVAL_MS": "100",
+        ]
         let definitions: [ServiceName: ServiceDefinition] = [
             .schoolResolution: SchoolResolutionService.definition(settings: try .fromEnvironment(env)),
             .scheduling: SchedulingService.definition(settings: try .fromEnvironment(env)),
@@ -176,7 +209,9 @@ final class RedirectPipeline: Sendable {
         self.base = base
         producer = try KafkaProducer(configuration: .init(client: kafka.client("feed")), logger: TestLog.logger("feed"))
         for (urn, email) in [("109778", "dsl@caversham.example"), ("109779", "dsl@coley.example")] {
-            let contacts = try JSONSerialization.data(withJSONObject: ["contacts": [["role": "dsl", "name": "DSL", "email": email]], "updatedBy": "test"])
+            let contacts = try JSONSerialization.data(withJSONObject: [
+                "contacts": [["role": "dsl", "name": "DSL", "email": email]], "updatedBy": "test",
+            ])
             #expect(try await call("PUT", .schoolResolution, "/v1/schools/\(urn)/contacts", contacts).0 == 202)
             if passwords { try await setPassword(urn) }
         }
@@ -208,14 +243,17 @@ final class RedirectPipeline: Sendable {
 
     func childMessage(_ occurrence: String, occurred: String) -> ChildIdentified {
         let at = Timestamp.parse(occurred)!
-        let incident = Incident(occurrenceNumber: occurrence, forceCode: "43", occurredAt: at, reportedAt: at,
-                                incidentAddress: PostalAddress(lines: ["12 Oxford Road"], town: "Reading", postcode: "RG1 7LL"),
-                                localPolicingArea: "Reading", riskLevel: .medium, crime: true)
+        let incident = Incident(
+            occurrenceNumber: occurrence, forceCode: "43", occurredAt: at, reportedAt: at,
+            incidentAddress: PostalAddress(lines: ["12 Oxford Road"], town: "Reading", postcode: "RG1 7LL"),
+            localPolicingArea: "Reading", riskLevel: .medium, crime: true)
         return ChildIdentified(incident: incident, incidentRevision: 1, child: child, source: .officer)
     }
 
     func publish<P: MessagePayload>(_ payload: P, topic: String, key: String, id: String, producerName: String) async throws {
-        try await producer.send(ProducerRecord(topic: topic, key: key, value: try WireFormat.encode(Envelope(id: id, key: key, producer: producerName, payload: payload))))
+        try await producer.send(
+            ProducerRecord(topic: topic, key: key, value: try WireFormat.encode(Envelope(id: id, key: key, producer: producerName, payload: payload)))
+        )
     }
 
     func stop() async throws {

@@ -1,14 +1,15 @@
-@testable import ConsoleService
-import EncompassModels
 import EncompassKafka
+import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
 import IntakeService
 import ServiceRuntime
-@testable import SchoolResolutionService
 import Spreadsheets
 import Testing
+
+@testable import ConsoleService
+@testable import SchoolResolutionService
 
 @Suite("CSC sheet of a scaled school resolution: one export of every instance, each returned row answered once")
 struct ScaledSheetTests {
@@ -31,10 +32,18 @@ struct ScaledSheetTests {
                 }
             }
         }
-        let one = CSCRequestRows(header: header, rows: [row("n-b", date: "2026-11-23", occurrence: "43260000002"),
-                                                        row("n-d", date: "2026-11-24", occurrence: "43260000001")])
-        let two = CSCRequestRows(header: header, rows: [row("n-a", date: "2026-11-23", occurrence: "43260000002"),
-                                                        row("n-c", date: "2026-11-23", occurrence: "43260000003")])
+        let one = CSCRequestRows(
+            header: header,
+            rows: [
+                row("n-b", date: "2026-11-23", occurrence: "43260000002"),
+                row("n-d", date: "2026-11-24", occurrence: "43260000001"),
+            ])
+        let two = CSCRequestRows(
+            header: header,
+            rows: [
+                row("n-a", date: "2026-11-23", occurrence: "43260000002"),
+                row("n-c", date: "2026-11-23", occurrence: "43260000003"),
+            ])
         let merged = try CSCRequestRows.merge([one, two]).get()
         let id = try #require(header.firstIndex(of: "request_id"))
         #expect(merged.rows.map { $0[id] } == ["n-a", "n-b", "n-c", "n-d"])
@@ -42,7 +51,10 @@ struct ScaledSheetTests {
         #expect(try CSCRequestRows.merge([one, one]).get().rows.count == 2)
         #expect(try CSCRequestRows.merge([]).get().rows.isEmpty)
         let older = CSCRequestRows(header: Array(header.dropLast()), rows: [])
-        guard case .failure(let problem) = CSCRequestRows.merge([one, older]) else { Issue.record("different columns were merged"); return }
+        guard case .failure(let problem) = CSCRequestRows.merge([one, older]) else {
+            Issue.record("different columns were merged")
+            return
+        }
         #expect(problem.description.contains("same version"))
     }
 
@@ -63,7 +75,9 @@ struct ScaledSheetTests {
         let unheld = CSCImportAnswer.unheldRows([first, second])
         #expect(unheld == [4, 5])
         let rejections = answer([
-            Row(outcome: "rejected", row: 4, requestId: "n-x", reasons: ["request n-x is held by no school resolution instance: check request_id against the exported sheet"]),
+            Row(
+                outcome: "rejected", row: 4, requestId: "n-x",
+                reasons: ["request n-x is held by no school resolution instance: check request_id against the exported sheet"]),
             Row(outcome: "rejected", row: 5, requestId: nil, reasons: ["request_id is empty"]),
         ])
         let combined = CSCImportAnswer.combine([first, second], unheld: unheld, rejections: .ok(rejections))
@@ -73,13 +87,22 @@ struct ScaledSheetTests {
         #expect(combined.answers[3].reasons == ["request_id is empty"])
         #expect(combined.rows == 4 && combined.notices == ["a note"] && combined.file == "returned.csv")
         // The unheld pass could not be made: those rows are still answered, rejected, saying why.
-        let failed = CSCImportAnswer.combine([first, second], unheld: unheld, rejections: .unreachable("school-resolution is unreachable at http://x: refused"))
+        let failed = CSCImportAnswer.combine(
+            [first, second], unheld: unheld, rejections: .unreachable("school-resolution is unreachable at http://x: refused"))
         #expect(failed.answers.map(\.outcome) == ["notice", "review", "rejected", "rejected"])
-        #expect(failed.answers[2].reasons.first?.contains("held by no school resolution instance; it could not be kept as a dead letter: school-resolution is unreachable") == true)
+        #expect(
+            failed.answers[2].reasons.first?.contains(
+                "held by no school resolution instance; it could not be kept as a dead letter: school-resolution is unreachable") == true)
         #expect(failed.answers[2].requestId == "n-x")
         // Every row held somewhere: no unheld pass.
-        #expect(CSCImportAnswer.unheldRows([first, answer([Row(outcome: "open", row: 3, requestId: "n-2", reasons: []), Row(outcome: "open", row: 4, requestId: "n-x", reasons: []),
-                                                           Row(outcome: "rejected", row: 5, requestId: nil, reasons: ["x"])])]).isEmpty)
+        #expect(
+            CSCImportAnswer.unheldRows([
+                first,
+                answer([
+                    Row(outcome: "open", row: 3, requestId: "n-2", reasons: []), Row(outcome: "open", row: 4, requestId: "n-x", reasons: []),
+                    Row(outcome: "rejected", row: 5, requestId: nil, reasons: ["x"]),
+                ]),
+            ]).isEmpty)
     }
 }
 
@@ -89,7 +112,9 @@ struct ScaledSheetTests {
 struct ScaledSheetServiceTests {
     static let token = "scaled-sheet-token-0123456789"
 
-    @Test("the sheet holds both instances' open requests; a returned sheet's rows each reach the instance that holds them, a row no instance holds is rejected once and kept as one dead letter")
+    @Test(
+        "the sheet holds both instances' open requests; a returned sheet's rows each reach the instance that holds them, a row no instance holds is rejected once and kept as one dead letter"
+    )
     func twoInstances() async throws {
         let kafka = try TestKafka()
         let directory = TestPaths.temporaryDirectory("scaled-sheet")
@@ -105,8 +130,9 @@ struct ScaledSheetServiceTests {
                 service: .schoolResolution, kafka: kafka.client("schools-\(n)"), groupId: group,
                 dataDirectory: directory + "/school-resolution-\(n)", instanceId: "school-resolution-\(n)", httpPort: 0, apiToken: Self.token,
                 clockFile: clockFile)
-            let host = try await ServiceHost(definition: SchoolResolutionService.definition(settings: try .fromEnvironment([:])),
-                                             configuration: configuration, logger: TestLog.logger("schools-\(n)"))
+            let host = try await ServiceHost(
+                definition: SchoolResolutionService.definition(settings: try .fromEnvironment([:])),
+                configuration: configuration, logger: TestLog.logger("schools-\(n)"))
             hosts.append(host)
             tasks.append(Task { try await host.run(handleSignals: false) })
         }
@@ -122,15 +148,19 @@ struct ScaledSheetServiceTests {
         let producer = try KafkaProducer(configuration: .init(client: kafka.client("research")), logger: TestLog.logger("research"))
         for n in 1...16 {
             let occurrence = String(format: "432600010%02d", n)
-            let incident = Incident(occurrenceNumber: occurrence, forceCode: "43", occurredAt: Timestamp.parse("2026-11-23T21:10:00Z")!,
-                                    reportedAt: Timestamp.parse("2026-11-23T21:40:00Z")!,
-                                    incidentAddress: PostalAddress(lines: ["\(n) High St"], town: "Reading", postcode: "RG1 7LL"), localPolicingArea: "Reading",
-                                    riskLevel: .medium, crime: true, parties: [Party(role: .victim, givenName: "Sara", familyName: "Hughes")])
-            let child = IdentifiedChild(childId: "c-scaled-\(n)", givenName: "Child\(n)", familyName: "Hughes", ageYears: 10,
-                                        homeAddress: PostalAddress(lines: ["\(n) High St"], town: "Reading", postcode: "RG1 7LL"), presence: .witness)
+            let incident = Incident(
+                occurrenceNumber: occurrence, forceCode: "43", occurredAt: Timestamp.parse("2026-11-23T21:10:00Z")!,
+                reportedAt: Timestamp.parse("2026-11-23T21:40:00Z")!,
+                incidentAddress: PostalAddress(lines: ["\(n) High St"], town: "Reading", postcode: "RG1 7LL"), localPolicingArea: "Reading",
+                riskLevel: .medium, crime: true, parties: [Party(role: .victim, givenName: "Sara", familyName: "Hughes")])
+            let child = IdentifiedChild(
+                childId: "c-scaled-\(n)", givenName: "Child\(n)", familyName: "Hughes", ageYears: 10,
+                homeAddress: PostalAddress(lines: ["\(n) High St"], town: "Reading", postcode: "RG1 7LL"), presence: .witness)
             let message = ChildIdentified(incident: incident, incidentRevision: 1, child: child, source: .officer)
-            try await producer.send(ProducerRecord(topic: Topics.children.name, key: child.childId,
-                                                   value: try WireFormat.encode(Envelope(id: "child-\(n)", key: child.childId, producer: "child-research", payload: message))))
+            try await producer.send(
+                ProducerRecord(
+                    topic: Topics.children.name, key: child.childId,
+                    value: try WireFormat.encode(Envelope(id: "child-\(n)", key: child.childId, producer: "child-research", payload: message))))
         }
         await producer.close()
         func held(_ host: ServiceHost) async throws -> [SchoolRequestRow] { try await host.store.pool.read { try CSCRequests.open($0, lpa: "all") } }
@@ -151,7 +181,9 @@ struct ScaledSheetServiceTests {
         #expect(sheet.requests == 16 && sheet.fileName == "csc-requests-Reading-2026-11-24.csv", "named by the service clock: \(sheet.fileName)")
         let table = try SpreadsheetReader.read(sheet.data)
         #expect(Set(table.rows.compactMap { $0.cells["request_id"] }) == Set(firstHeld + secondHeld))
-        #expect(try #require(await only.exportRequests(lpa: "Reading", format: "csv", day: CalendarDate(year: 2026, month: 11, day: 24)).value).requests == firstHeld.count)
+        #expect(
+            try #require(await only.exportRequests(lpa: "Reading", format: "csv", day: CalendarDate(year: 2026, month: 11, day: 24)).value).requests
+                == firstHeld.count)
         let xlsx = try #require(await links.exportRequests(lpa: "Reading", format: "xlsx", day: CalendarDate(year: 2026, month: 11, day: 24)).value)
         #expect(xlsx.requests == 16)
         #expect(try SpreadsheetReader.read(xlsx.data).rows.count == 16)
@@ -160,14 +192,15 @@ struct ScaledSheetServiceTests {
         }
 
         // CSC returns a school for one request of each instance, nothing for another, and a request id nobody holds.
-        let returned = Data("""
-        request_id,school_urn,school_name
-        \(firstHeld[0]),110111,
-        \(secondHeld[0]),110111,
-        \(secondHeld.count > 1 ? secondHeld[1] : firstHeld[1]),,
-        n-nobody-holds-this,110111,
+        let returned = Data(
+            """
+            request_id,school_urn,school_name
+            \(firstHeld[0]),110111,
+            \(secondHeld[0]),110111,
+            \(secondHeld.count > 1 ? secondHeld[1] : firstHeld[1]),,
+            n-nobody-holds-this,110111,
 
-        """.utf8)
+            """.utf8)
         func deadLetters() async throws -> [Int] {
             var counts: [Int] = []
             for host in hosts { counts.append(try await host.store.pool.read { try DeadLetter.fetchCount($0) }) }
@@ -177,7 +210,9 @@ struct ScaledSheetServiceTests {
         #expect(answer.answers.map(\.row) == [2, 3, 4, 5], "\(answer.answers)")
         #expect(answer.answers.allSatisfy { $0.outcome != "not-held" })
         #expect(answer.answers[0].urn == "110111" && answer.answers[1].urn == "110111", "\(answer.answers)")
-        #expect(!["rejected", "open"].contains(answer.answers[0].outcome) && !["rejected", "open"].contains(answer.answers[1].outcome), "\(answer.answers)")
+        #expect(
+            !["rejected", "open"].contains(answer.answers[0].outcome) && !["rejected", "open"].contains(answer.answers[1].outcome),
+            "\(answer.answers)")
         #expect(answer.answers[2].outcome == "open")
         #expect(answer.answers[3].outcome == "rejected" && answer.answers[3].reasons.first?.contains("held by no school resolution instance") == true)
         // Each applied row changed its own instance's request; the stray row is one dead letter, at the first instance.
@@ -195,13 +230,15 @@ struct ScaledSheetServiceTests {
         // The CLI: the same through `encompass schools requests` and `encompass dlq` with both instances listed.
         let cli = ["--token", Self.token]
         let out = directory + "/csc"
-        let exported = try await runExecutable("encompass", ["schools", "requests", "export", "--lpa", "Reading", "--out", out, "--url", urls[0], "--url", urls[1]] + cli)
+        let exported = try await runExecutable(
+            "encompass", ["schools", "requests", "export", "--lpa", "Reading", "--out", out, "--url", urls[0], "--url", urls[1]] + cli)
         #expect(exported.status == 0 && exported.output.contains("14 open request(s) for Reading"), "\(exported.output)")
         let file = out + "/csc-returned.csv" // the name the console imported it under: the same dead letter
         try returned.write(to: URL(fileURLWithPath: file))
         let imported = try await runExecutable("encompass", ["schools", "requests", "import", file, "--url", "\(urls[0]),\(urls[1])"] + cli)
         #expect(imported.status == 1, "\(imported.output)")
-        #expect(imported.output.contains("row 5 n-nobody-holds-this: rejected") && imported.output.contains("4 row(s), 1 rejected"), "\(imported.output)")
+        #expect(
+            imported.output.contains("row 5 n-nobody-holds-this: rejected") && imported.output.contains("4 row(s), 1 rejected"), "\(imported.output)")
         #expect(!imported.output.contains("not-held"), "\(imported.output)")
         let letter = try #require(try await hosts[0].store.pool.read { try DeadLetter.fetchOne($0) })
         let id = try #require(letter.id)
@@ -210,14 +247,19 @@ struct ScaledSheetServiceTests {
         #expect(await only.stage(.schoolResolution).deadLetters.value?.map(\.address) == ["school-resolution/\(id)"])
         let endpoints = urls.flatMap { ["--endpoint", "school-resolution=\($0)"] } + cli
         let listed = try await runExecutable("encompass", ["dlq", "list", "--service", "school-resolution"] + endpoints)
-        #expect(listed.status == 0 && listed.output.contains("1 dead letter (open)") && listed.output.contains("school-resolution/1:\(id) "), "\(listed.output)")
+        #expect(
+            listed.status == 0 && listed.output.contains("1 dead letter (open)") && listed.output.contains("school-resolution/1:\(id) "),
+            "\(listed.output)")
         let bare = try await runExecutable("encompass", ["dlq", "show", "school-resolution/\(id)"] + endpoints)
         #expect(bare.status != 0 && bare.output.contains("school-resolution/N:\(id)"), "\(bare.output)")
         let elsewhere = try await runExecutable("encompass", ["dlq", "show", "school-resolution/2:\(id)"] + endpoints)
         #expect(elsewhere.status != 0, "\(elsewhere.output)")
         let shown = try await runExecutable("encompass", ["dlq", "show", "school-resolution/1:\(id)"] + endpoints)
-        #expect(shown.status == 0 && shown.output.contains("school-resolution/1:\(id)  open") && shown.output.contains("held by no school resolution instance"), "\(shown.output)")
-        let discarded = try await runExecutable("encompass", ["dlq", "discard", "school-resolution/1:\(id)", "--by", "mash.officer", "--reason", "a typo in the sheet"] + endpoints)
+        #expect(
+            shown.status == 0 && shown.output.contains("school-resolution/1:\(id)  open")
+                && shown.output.contains("held by no school resolution instance"), "\(shown.output)")
+        let discarded = try await runExecutable(
+            "encompass", ["dlq", "discard", "school-resolution/1:\(id)", "--by", "mash.officer", "--reason", "a typo in the sheet"] + endpoints)
         #expect(discarded.status == 0 && discarded.output.contains("school-resolution/1:\(id) discarded"), "\(discarded.output)")
         #expect(try await hosts[0].store.pool.read { try DeadLetter.fetchOne($0, key: id)?.status } == "discarded")
 

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -28,8 +29,10 @@ final class WebClient: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
         session = URLSession(configuration: configuration, delegate: self, delegateQueue: nil)
     }
 
-    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void
+    ) {
         completionHandler(nil)
     }
 
@@ -50,7 +53,10 @@ final class WebClient: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
         for (key, value) in fields {
             body.append(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(key)\"\r\n\r\n\(value)\r\n".utf8))
         }
-        body.append(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(file.field)\"; filename=\"\(file.name)\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8))
+        body.append(
+            Data(
+                "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(file.field)\"; filename=\"\(file.name)\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                    .utf8))
         body.append(file.data)
         body.append(Data("\r\n--\(boundary)--\r\n".utf8))
         return try await send("POST", path, body: body, contentType: "multipart/form-data; boundary=\(boundary)")
@@ -89,7 +95,10 @@ final class WebClient: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
         var current = ""
         let parts = header.components(separatedBy: ", ")
         for part in parts {
-            if current.isEmpty { current = part; continue }
+            if current.isEmpty {
+                current = part
+                continue
+            }
             if part.range(of: #"^[A-Za-z0-9_]+="#, options: .regularExpression) != nil {
                 cookies.append(current)
                 current = part

@@ -5,7 +5,8 @@ import Foundation
 import Testing
 
 /// Runs `encompass faults …` as a process and returns its exit status, output and JSON report.
-func runFaultScenario<Report: Decodable>(_ arguments: [String], as type: Report.Type) async throws -> (status: Int32, output: String, report: Report?) {
+func runFaultScenario<Report: Decodable>(_ arguments: [String], as type: Report.Type) async throws -> (status: Int32, output: String, report: Report?)
+{
     let (status, output) = try await runExecutable("encompass", ["faults"] + arguments + ["--json", "--base-port", String(TestPorts.pipelineBase())])
     print(output)
     guard let start = output.firstIndex(of: "{"), let end = output.lastIndex(of: "}") else { return (status, output, nil) }
@@ -15,11 +16,14 @@ func runFaultScenario<Report: Decodable>(_ arguments: [String], as type: Report.
 
 @Suite("Broker faults through the whole pipeline as processes", .serialized, .tags(.processes))
 struct BrokerFaultProcessTests {
-    @Test("broker faults: Produce/Fetch/OffsetCommit/Heartbeat/JoinGroup errors, a broker down and up twice, leaders moved, a slow broker: no incident lost, no notice sent twice")
+    @Test(
+        "broker faults: Produce/Fetch/OffsetCommit/Heartbeat/JoinGroup errors, a broker down and up twice, leaders moved, a slow broker: no incident lost, no notice sent twice"
+    )
     func brokerFaults() async throws {
         let directory = TestPaths.temporaryDirectory("faults-broker")
-        let run = try await runFaultScenario(["broker", "--incidents", "1000", "--down-seconds", "8", "--instances", "2", "--dir", directory],
-                                       as: FaultScenarios.BrokerFaultsReport.self)
+        let run = try await runFaultScenario(
+            ["broker", "--incidents", "1000", "--down-seconds", "8", "--instances", "2", "--dir", directory],
+            as: FaultScenarios.BrokerFaultsReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         #expect(report.brokers == 3)
         for injection in report.injections where injection.pushed != nil {
@@ -41,17 +45,21 @@ struct BrokerFaultProcessTests {
 
 @Suite("SIGKILL at random points through the whole pipeline as processes", .serialized, .tags(.processes))
 struct RandomKillProcessTests {
-    @Test("SIGKILL of every service at random points (seeded, printed) while incidents flow and while notices go out, then restart: every child gets exactly one notice")
+    @Test(
+        "SIGKILL of every service at random points (seeded, printed) while incidents flow and while notices go out, then restart: every child gets exactly one notice"
+    )
     func randomKills() async throws {
         let directory = TestPaths.temporaryDirectory("faults-random-kills")
         let seed = ProcessInfo.processInfo.environment["ENCOMPASS_FAULT_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...999_999)
         print("random kills: seed \(seed) (repeat with ENCOMPASS_FAULT_SEED=\(seed))")
-        let run = try await runFaultScenario(["random-kills", "--incidents", "1000", "--seed", String(seed), "--dir", directory],
-                                       as: FaultScenarios.RandomKillsReport.self)
+        let run = try await runFaultScenario(
+            ["random-kills", "--incidents", "1000", "--seed", String(seed), "--dir", directory],
+            as: FaultScenarios.RandomKillsReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         #expect(report.seed == seed)
-        #expect(Set(report.kills.map { $0.instance.split(separator: "-").dropLast().joined(separator: "-") }).count == ServiceName.allCases.count,
-                "every service killed")
+        #expect(
+            Set(report.kills.map { $0.instance.split(separator: "-").dropLast().joined(separator: "-") }).count == ServiceName.allCases.count,
+            "every service killed")
         let outcome = report.outcome
         expectOneNoticePerChild(outcome, incidents: 1000, context: "seed \(seed): ")
         #expect(outcome.noticesWithSeveralIds == 0, "seed \(seed)")
@@ -75,10 +83,13 @@ func expectOneNoticePerChild(_ outcome: FaultScenarios.Outcome, incidents: Int, 
 
 @Suite("Poison records through the whole pipeline as processes", .serialized, .tags(.processes))
 struct PoisonRecordProcessTests {
-    @Test("a record intake must refuse and a record Kafka refuses in intake's outbox: every genuine notice sent, the poisons dead letters with their reasons, every outbox empty")
+    @Test(
+        "a record intake must refuse and a record Kafka refuses in intake's outbox: every genuine notice sent, the poisons dead letters with their reasons, every outbox empty"
+    )
     func poisonRecords() async throws {
         let directory = TestPaths.temporaryDirectory("faults-poison")
-        let run = try await runFaultScenario(["poison", "--incidents", "150", "--instances", "2", "--dir", directory], as: FaultScenarios.PoisonReport.self)
+        let run = try await runFaultScenario(
+            ["poison", "--incidents", "150", "--instances", "2", "--dir", directory], as: FaultScenarios.PoisonReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         expectOneNoticePerChild(report.outcome, incidents: 150, context: "")
         #expect(report.outcome.occurrencesCovered == 150, "no genuine incident lost behind the poison")
@@ -93,7 +104,9 @@ struct PoisonRecordProcessTests {
 
 @Suite("Scaling out and in through the whole pipeline as processes", .serialized, .tags(.processes))
 struct RebalanceProcessTests {
-    @Test("every service scaled 1 -> 3 -> 2 while incidents flow, then one instance of each SIGKILLed and left down (school resolution's store deleted): every pending notice has exactly one live owner and every open CSC request one live holder after each change, each request answered once, and every child gets one notice and one mail")
+    @Test(
+        "every service scaled 1 -> 3 -> 2 while incidents flow, then one instance of each SIGKILLed and left down (school resolution's store deleted): every pending notice has exactly one live owner and every open CSC request one live holder after each change, each request answered once, and every child gets one notice and one mail"
+    )
     func rebalance() async throws {
         let directory = TestPaths.temporaryDirectory("faults-rebalance")
         let run = try await runFaultScenario(["rebalance", "--incidents", "350", "--dir", directory], as: FaultScenarios.RebalanceReport.self)

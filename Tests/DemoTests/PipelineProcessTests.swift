@@ -9,8 +9,12 @@ struct PipelineProcessTests {
     @Test("two instances of every service; one of each SIGKILLed mid-stream and restarted; every child gets exactly one notice and one mail")
     func killAndRestart() async throws {
         let directory = TestPaths.temporaryDirectory("pipeline-kill")
-        let (status, output) = try await runExecutable("encompass", ["faults", "kill-restart", "--incidents", "400", "--dir", directory, "--json",
-                                                                     "--base-port", String(TestPorts.pipelineBase())])
+        let (status, output) = try await runExecutable(
+            "encompass",
+            [
+                "faults", "kill-restart", "--incidents", "400", "--dir", directory, "--json",
+                "--base-port", String(TestPorts.pipelineBase()),
+            ])
         print(output)
         #expect(status == 0, "\(output)")
         let start = try #require(output.firstIndex(of: "{"))

@@ -1,8 +1,9 @@
-@testable import EncompassDemo
 import EncompassModels
 import EncompassTestSupport
 import Foundation
 import Testing
+
+@testable import EncompassDemo
 
 @Suite("Demo world generator")
 struct WorldGeneratorTests {
@@ -19,7 +20,9 @@ struct WorldGeneratorTests {
         #expect(schools.allSatisfy { !$0.postcode.isEmpty })
     }
 
-    @Test("out-of-area places: a share of children attend a school outside the force's LAs; share 0 keeps every child in area; the day has as many incidents")
+    @Test(
+        "out-of-area places: a share of children attend a school outside the force's LAs; share 0 keeps every child in area; the day has as many incidents"
+    )
     func outOfAreaPlaces() throws {
         let schools = try SchoolList.read(path: Self.schoolsFile)
         let day = CalendarDate(year: 2026, month: 11, day: 23)
@@ -53,8 +56,10 @@ struct WorldGeneratorTests {
         #expect(a.history.allSatisfy { $0.occurredAt < settings.day.at(hour: 0) })
         let tvpCodes = Set(["867", "868", "869", "870", "871", "872", "825", "826", "931"])
         #expect(a.schools.allSatisfy { tvpCodes.contains($0.localAuthorityCode) && $0.open })
-        let lpas = Set(["Bracknell and Wokingham", "Reading", "Slough", "West Berkshire", "Windsor and Maidenhead", "Aylesbury Vale",
-                        "Chiltern and South Bucks", "Milton Keynes", "Wycombe", "Cherwell and West Oxfordshire", "Oxford", "South and Vale"])
+        let lpas = Set([
+            "Bracknell and Wokingham", "Reading", "Slough", "West Berkshire", "Windsor and Maidenhead", "Aylesbury Vale",
+            "Chiltern and South Bucks", "Milton Keynes", "Wycombe", "Cherwell and West Oxfordshire", "Oxford", "South and Vale",
+        ])
         #expect(a.day.allSatisfy { lpas.contains($0.localPolicingArea ?? "") && $0.occurrenceNumber.count == 11 })
         #expect(Set(a.day.compactMap(\.localPolicingArea)).count >= 6, "incidents across the three counties")
         let children = a.truth.flatMap(\.children)
@@ -67,22 +72,27 @@ struct WorldGeneratorTests {
             guard let urn = child.schoolURN else { continue }
             let school = try #require(a.schools.first { $0.urn == urn })
             let birth = try #require(CalendarDate(iso: child.dateOfBirth))
-            let age = IdentifiedChild(childId: "x", givenName: "", familyName: "", dateOfBirth: birth.description).age(on: settings.day.at(hour: 12)) ?? -1
+            let age =
+                IdentifiedChild(childId: "x", givenName: "", familyName: "", dateOfBirth: birth.description).age(on: settings.day.at(hour: 12)) ?? -1
             #expect(school.ageFrom <= age && age <= school.ageTo)
         }
         // As untidy as real records: every kind of trap is in the world.
-        for trap in ["households that moved", "homes with previous occupants in the records", "suspects with an earlier partner's children in the records",
-                     "children whose school changed since their last record", "adults' dates of birth mistyped (impossible year)"] {
+        for trap in [
+            "households that moved", "homes with previous occupants in the records", "suspects with an earlier partner's children in the records",
+            "children whose school changed since their last record", "adults' dates of birth mistyped (impossible year)",
+        ] {
             #expect((a.untidiness[trap] ?? 0) > 0, "\(trap): \(a.untidiness)")
         }
         #expect(children.contains { $0.schoolChangedSinceRecord && $0.schoolURN != nil })
         // The records show the school of their day: a child's earlier record may name a school
         // it has left since (the truth on the day differs).
-        let byName = Dictionary(grouping: a.history.flatMap { incident in incident.children.map { ($0, incident.occurredAt) } },
-                                by: { "\($0.0.givenName)|\($0.0.familyName)|\($0.0.dateOfBirth ?? "")" })
+        let byName = Dictionary(
+            grouping: a.history.flatMap { incident in incident.children.map { ($0, incident.occurredAt) } },
+            by: { "\($0.0.givenName)|\($0.0.familyName)|\($0.0.dateOfBirth ?? "")" })
         let moved = children.filter { child in
             guard let records = byName["\(child.givenName)|\(child.familyName)|\(child.dateOfBirth)"],
-                  let last = records.max(by: { $0.1 < $1.1 })?.0.school?.name else { return false }
+                let last = records.max(by: { $0.1 < $1.1 })?.0.school?.name
+            else { return false }
             return a.schools.first { $0.urn == child.schoolURN }?.name != last
         }
         #expect(!moved.isEmpty, "some children's latest record names a school they have since left")
@@ -93,7 +103,8 @@ struct WorldGeneratorTests {
     @Test("the judge: a notice to the child's school is correct, a second one about the same child to it is reported twice, another school is wrong")
     func judgeCountsTwice() throws {
         let schools = try SchoolList.read(path: Self.schoolsFile)
-        let world = WorldGenerator.generate(WorldSettings(seed: 7, families: 300, dayIncidents: 40, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
+        let world = WorldGenerator.generate(
+            WorldSettings(seed: 7, families: 300, dayIncidents: 40, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
         let (day, child) = try #require(world.truth.lazy.compactMap { day in day.children.first { $0.schoolURN != nil }.map { (day, $0) } }.first)
         let identified = IdentifiedChild(childId: "c-1", givenName: child.givenName, familyName: child.familyName, dateOfBirth: child.dateOfBirth)
         let twin = IdentifiedChild(childId: "c-2", givenName: child.givenName, familyName: child.familyName, dateOfBirth: child.dateOfBirth)
@@ -108,13 +119,19 @@ struct WorldGeneratorTests {
         #expect(judge.score([notice(identified, child.schoolURN!)]).duplicates.isEmpty)
     }
 
-    @Test("the duty's rarer cases: a child who moved school in the term, whom the officer and every record place at the school it left, and a child on no school roll recorded as home educated; the judge lists a notice to the school left apart from wrong ones and counts the home LA's notice as the child's")
+    @Test(
+        "the duty's rarer cases: a child who moved school in the term, whom the officer and every record place at the school it left, and a child on no school roll recorded as home educated; the judge lists a notice to the school left apart from wrong ones and counts the home LA's notice as the child's"
+    )
     func dutyCases() throws {
         let schools = try SchoolList.read(path: Self.schoolsFile)
-        let world = WorldGenerator.generate(WorldSettings(seed: 7, families: 300, dayIncidents: 80, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
+        let world = WorldGenerator.generate(
+            WorldSettings(seed: 7, families: 300, dayIncidents: 80, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
         func recorded(_ day: DayTruth, _ child: DayTruth.Child) throws -> RecordedChild {
             let incident = try #require(world.day.first { $0.occurrenceNumber == day.occurrenceNumber })
-            return try #require(incident.children.first { $0.givenName == child.givenName && $0.familyName == child.familyName && $0.dateOfBirth == child.dateOfBirth })
+            return try #require(
+                incident.children.first {
+                    $0.givenName == child.givenName && $0.familyName == child.familyName && $0.dateOfBirth == child.dateOfBirth
+                })
         }
         let moved = world.truth.flatMap { day in day.children.filter { $0.leftSchoolURN != nil }.map { (day, $0) } }
         #expect(moved.count == 1)
@@ -123,8 +140,11 @@ struct WorldGeneratorTests {
         let new = try #require(world.schools.first { $0.urn == mover.schoolURN })
         #expect(new.urn != old.urn && new.localAuthorityCode == old.localAuthorityCode && !mover.officerSchoolCorrect)
         #expect(try recorded(movedDay, mover).school == RecordedSchool(name: old.name), "the officer names the school the child left")
-        #expect(!world.history.contains { $0.children.contains { $0.givenName == mover.givenName && $0.familyName == mover.familyName && $0.school?.name == new.name } },
-                "no record shows the move")
+        #expect(
+            !world.history.contains {
+                $0.children.contains { $0.givenName == mover.givenName && $0.familyName == mover.familyName && $0.school?.name == new.name }
+            },
+            "no record shows the move")
         let home = world.truth.flatMap { day in day.children.filter { $0.homeAuthority != nil }.map { (day, $0) } }
         #expect(home.count == 1)
         let (homeDay, educated) = try #require(home.first)
@@ -133,11 +153,16 @@ struct WorldGeneratorTests {
         #expect(try recorded(homeDay, educated).school == RecordedSchool(name: "Home educated"))
 
         func notice(_ day: DayTruth, _ child: DayTruth.Child, _ urn: String, id: String = "c-1") -> DemoJudge.Notice {
-            DemoJudge.Notice(occurrenceNumber: day.occurrenceNumber, child: IdentifiedChild(childId: id, givenName: child.givenName, familyName: child.familyName,
-                                                                                            dateOfBirth: child.dateOfBirth), childSource: .officer, schoolURN: urn, sent: true)
+            DemoJudge.Notice(
+                occurrenceNumber: day.occurrenceNumber,
+                child: IdentifiedChild(
+                    childId: id, givenName: child.givenName, familyName: child.familyName,
+                    dateOfBirth: child.dateOfBirth), childSource: .officer, schoolURN: urn, sent: true)
         }
         let judge = DemoJudge(truth: world.truth)
-        let card = judge.score([notice(movedDay, mover, old.urn), notice(movedDay, mover, new.urn), notice(homeDay, educated, educated.notifiedAs!, id: "c-2")])
+        let card = judge.score([
+            notice(movedDay, mover, old.urn), notice(movedDay, mover, new.urn), notice(homeDay, educated, educated.notifiedAs!, id: "c-2"),
+        ])
         #expect(card.wrongNotices == 0 && card.toSchoolLeft.count == 1 && card.toSchoolLeft[0].contains("notified URN \(old.urn)"))
         #expect(card.notOnRoll == 1 && card.notOnRollNotified == 1)
         // A holiday escalation about the child went to the Education Safeguarding Manager, not to the school it left.
@@ -153,7 +178,8 @@ struct WorldGeneratorTests {
     @Test("world files: JSON Lines the intake API reads, truth and contacts")
     func writesFiles() throws {
         let schools = try SchoolList.read(path: Self.schoolsFile)
-        let world = WorldGenerator.generate(WorldSettings(seed: 1, families: 50, dayIncidents: 10, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
+        let world = WorldGenerator.generate(
+            WorldSettings(seed: 1, families: 50, dayIncidents: 10, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
         let directory = TestPaths.temporaryDirectory("world")
         try WorldFiles.write(world, to: directory)
         let lines = try String(contentsOfFile: "\(directory)/day.jsonl", encoding: .utf8).split(separator: "\n")
@@ -167,15 +193,19 @@ struct WorldGeneratorTests {
         #expect(WorldFiles.describe(world).contains("10 incidents"))
     }
 
-    @Test("a Cambridgeshire and Peterborough world: its LAs' real schools, its occurrence numbers and LPAs, early years settings, officers' free text; Thames Valley's world unchanged by the force parameter")
+    @Test(
+        "a Cambridgeshire and Peterborough world: its LAs' real schools, its occurrence numbers and LPAs, early years settings, officers' free text; Thames Valley's world unchanged by the force parameter"
+    )
     func cambridgeshireWorld() throws {
         let schools = try SchoolList.read(path: Self.schoolsFile)
         let day = CalendarDate(year: 2026, month: 11, day: 21)
-        let world = WorldGenerator.generate(WorldSettings(seed: 5, families: 300, dayIncidents: 60, day: day, force: .cambridgeshire), schools: schools)
+        let world = WorldGenerator.generate(
+            WorldSettings(seed: 5, families: 300, dayIncidents: 60, day: day, force: .cambridgeshire), schools: schools)
         #expect(world.day.count == 60 && world.day.allSatisfy { $0.forceCode == "05" } && world.history.allSatisfy { $0.forceCode == "05" })
         let occurrence = /CC-[0-9]{8}-[0-9]{4}/
         #expect((world.day + world.history).allSatisfy { $0.occurrenceNumber.wholeMatch(of: occurrence) != nil })
-        #expect(Set((world.day + world.history).map(\.occurrenceNumber)).count == world.day.count + world.history.count, "occurrence numbers are unique")
+        #expect(
+            Set((world.day + world.history).map(\.occurrenceNumber)).count == world.day.count + world.history.count, "occurrence numbers are unique")
         // The date in the number is the incident's date.
         for incident in world.day {
             let date = CalendarDate(incident.occurredAt)
@@ -194,7 +224,9 @@ struct WorldGeneratorTests {
         for child in children {
             guard let urn = child.schoolURN, let school = world.schools.first(where: { $0.urn == urn }) else { continue }
             let age = SchoolYear.age(born: try #require(CalendarDate(iso: child.dateOfBirth)), during: day)
-            #expect(SchoolYear.fits(age: age, low: school.ageFrom, high: school.ageTo), "\(urn) takes \(school.ageFrom)-\(school.ageTo), child of school-year age \(age)")
+            #expect(
+                SchoolYear.fits(age: age, low: school.ageFrom, high: school.ageTo),
+                "\(urn) takes \(school.ageFrom)-\(school.ageTo), child of school-year age \(age)")
             if SchoolReference.isEarlyYears(urn) { #expect(age <= 3) }
         }
         #expect(world.day.contains { $0.circumstances != nil } && world.day.contains { $0.safeguardingInformation != nil })
@@ -210,10 +242,14 @@ struct WorldGeneratorTests {
         let a = WorldGenerator.generate(tvp, schools: schools), b = WorldGenerator.generate(explicit, schools: schools)
         #expect(a.day == b.day && a.history == b.history && a.day.allSatisfy { $0.forceCode == "43" && $0.occurrenceNumber.count == 11 })
         let settingsTVP = a.schools.filter { SchoolReference.isEarlyYears($0.urn) }
-        #expect(!settingsTVP.isEmpty && settingsTVP.count <= 27 && settingsTVP.allSatisfy { $0.ageTo == 5 }, "Thames Valley's early years settings, up to 3 per LA")
+        #expect(
+            !settingsTVP.isEmpty && settingsTVP.count <= 27 && settingsTVP.allSatisfy { $0.ageTo == 5 },
+            "Thames Valley's early years settings, up to 3 per LA")
     }
 
-    @Test("the Thames Valley demo world shows every route: children at early years settings and at out-of-area schools, and the next morning's late report with every child recorded with its school")
+    @Test(
+        "the Thames Valley demo world shows every route: children at early years settings and at out-of-area schools, and the next morning's late report with every child recorded with its school"
+    )
     func everyRoute() throws {
         let schools = try SchoolList.read(path: Self.schoolsFile)
         let day = CalendarDate(year: 2026, month: 11, day: 23)
@@ -241,17 +277,22 @@ struct WorldGeneratorTests {
     @Test("the judge checks each route: notices, sent, to the child's own school; each unsent notice listed")
     func judgeRoutes() throws {
         let schools = try SchoolList.read(path: Self.schoolsFile)
-        let world = WorldGenerator.generate(WorldSettings(seed: 7, families: 300, dayIncidents: 40, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
+        let world = WorldGenerator.generate(
+            WorldSettings(seed: 7, families: 300, dayIncidents: 40, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
         let pupils = world.truth.flatMap { day in day.children.filter { $0.schoolURN != nil }.map { (day.occurrenceNumber, $0) } }
         #expect(pupils.count >= 3)
         func notice(_ index: Int, _ urn: String? = nil, sent: Bool = true, route: DemoJudge.Route) -> DemoJudge.Notice {
             let (occurrence, child) = pupils[index]
-            return DemoJudge.Notice(occurrenceNumber: occurrence, child: IdentifiedChild(childId: "c-\(index)", givenName: child.givenName, familyName: child.familyName,
-                                                                                      dateOfBirth: child.dateOfBirth),
-                                    childSource: .officer, schoolURN: urn ?? child.schoolURN!, sent: sent, route: route)
+            return DemoJudge.Notice(
+                occurrenceNumber: occurrence,
+                child: IdentifiedChild(
+                    childId: "c-\(index)", givenName: child.givenName, familyName: child.familyName,
+                    dateOfBirth: child.dateOfBirth),
+                childSource: .officer, schoolURN: urn ?? child.schoolURN!, sent: sent, route: route)
         }
         let checks = DemoJudge(truth: world.truth).checkRoutes([
-            notice(0, route: .outOfAreaAuthority), notice(1, sent: false, route: .outOfAreaAuthority), notice(2, "999999", route: .outOfAreaAuthority),
+            notice(0, route: .outOfAreaAuthority), notice(1, sent: false, route: .outOfAreaAuthority),
+            notice(2, "999999", route: .outOfAreaAuthority),
             notice(0, route: .earlyYears),
         ])
         let across = try #require(checks[.outOfAreaAuthority])
@@ -263,8 +304,10 @@ struct WorldGeneratorTests {
     @Test("the DA desk's spreadsheet of a day: one row per child, one for an incident without, quoted free text, early years register rows")
     func deskSpreadsheet() throws {
         let schools = try SchoolList.read(path: Self.schoolsFile)
-        let world = WorldGenerator.generate(WorldSettings(seed: 3, families: 120, dayIncidents: 25, day: CalendarDate(year: 2026, month: 11, day: 23),
-                                                          force: .cambridgeshire), schools: schools)
+        let world = WorldGenerator.generate(
+            WorldSettings(
+                seed: 3, families: 120, dayIncidents: 25, day: CalendarDate(year: 2026, month: 11, day: 23),
+                force: .cambridgeshire), schools: schools)
         let directory = TestPaths.temporaryDirectory("world-05")
         try WorldFiles.write(world, to: directory)
         let rows = CSVRows.parse(try String(contentsOfFile: "\(directory)/day.csv", encoding: .utf8))
@@ -272,7 +315,8 @@ struct WorldGeneratorTests {
         #expect(header.contains("circumstances") && header.contains("safeguarding_information") && header.contains("child_school_urn"))
         #expect(rows.dropFirst().allSatisfy { $0.count == header.count })
         #expect(rows.count - 1 == world.day.reduce(0) { $0 + max(1, $1.children.count) })
-        let occurrence = try #require(header.firstIndex(of: "occurrence_number")), circumstances = try #require(header.firstIndex(of: "circumstances"))
+        let occurrence = try #require(header.firstIndex(of: "occurrence_number")),
+            circumstances = try #require(header.firstIndex(of: "circumstances"))
         for incident in world.day {
             let mine = rows.dropFirst().filter { $0[occurrence] == incident.occurrenceNumber }
             #expect(mine.allSatisfy { $0[circumstances] == (incident.circumstances ?? "") })

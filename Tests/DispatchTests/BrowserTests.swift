@@ -1,4 +1,3 @@
-@testable import DispatchService
 import EncompassKafka
 import EncompassModels
 import EncompassTestSupport
@@ -6,6 +5,8 @@ import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+
+@testable import DispatchService
 
 enum Browser {
     static var chromiumInstalled: Bool {
@@ -16,9 +17,11 @@ enum Browser {
 
 @Suite("Notice page in Debian's chromium (selenium)", .serialized, .tags(.browser))
 struct BrowserTests {
-    @Test("open the link, wrong password refused, right password shows the notice with markup escaped, acknowledge; screenshot saved",
-          .enabled(if: Browser.chromiumInstalled || Browser.inCI,
-                   "chromium and chromium-driver are not installed (./dev test installs them; CI always runs this test)"))
+    @Test(
+        "open the link, wrong password refused, right password shows the notice with markup escaped, acknowledge; screenshot saved",
+        .enabled(
+            if: Browser.chromiumInstalled || Browser.inCI,
+            "chromium and chromium-driver are not installed (./dev test installs them; CI always runs this test)"))
     func browser() async throws {
         let kafka = try TestKafka()
         let start = Timestamp.parse("2026-11-24T08:00:05Z")!
@@ -28,11 +31,15 @@ struct BrowserTests {
         try await publish(kafka, due, topic: Topics.noticesDue.name, key: due.noticeId)
         let url = try #require(try await dispatch.noticeURL().first)
         let body = try JSONSerialization.data(withJSONObject: ["password": "Oakwood-DSL-2026!"])
-        #expect(try await Browserless().send("PUT", dispatch.base + "/v1/schools/110001/password", json: body, token: RunningDispatch.token).status == 200)
+        #expect(
+            try await Browserless().send("PUT", dispatch.base + "/v1/schools/110001/password", json: body, token: RunningDispatch.token).status == 200
+        )
 
         let screenshot = TestPaths.temporaryDirectory("browser") + "/notice.png"
-        let arguments = [Peers.directory + "/notice_browser.py", "--url", url, "--urn", "110001", "--password", "Oakwood-DSL-2026!",
-                         "--wrong-password", "not-the-password", "--expect-text", name, "--screenshot", screenshot]
+        let arguments = [
+            Peers.directory + "/notice_browser.py", "--url", url, "--urn", "110001", "--password", "Oakwood-DSL-2026!",
+            "--wrong-password", "not-the-password", "--expect-text", name, "--screenshot", screenshot,
+        ]
         let result = try await Task.detached { try Peers.run(Peers.python, arguments) }.value
         print(result.output)
         #expect(result.status == 0, "\(result.output)")

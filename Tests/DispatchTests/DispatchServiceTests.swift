@@ -1,4 +1,3 @@
-@testable import DispatchService
 import EncompassKafka
 import EncompassModels
 import EncompassSecrets
@@ -8,6 +7,8 @@ import GRDB
 import ServiceRuntime
 import Testing
 import WebSupport
+
+@testable import DispatchService
 
 /// A dispatch instance on the mock Kafka cluster with a simulated clock (stopped; the test moves it).
 final class RunningDispatch: Sendable {
@@ -25,20 +26,24 @@ final class RunningDispatch: Sendable {
     /// `passwords`: accounts given a notice password before the service starts (dated in the
     /// distant past, so any password a test sets replaces it), since mail to an account without
     /// one is held (`HeldNotices`).
-    init(_ kafka: TestKafka, start: Date, mail: MailRoute? = nil, retryBase: TimeInterval = 60, maxAttempts: Int = 8,
-         groupId: String = "dispatch-\(UUID())", passwords: [String] = Fixtures.accounts) async throws {
+    init(
+        _ kafka: TestKafka, start: Date, mail: MailRoute? = nil, retryBase: TimeInterval = 60, maxAttempts: Int = 8,
+        groupId: String = "dispatch-\(UUID())", passwords: [String] = Fixtures.accounts
+    ) async throws {
         self.kafka = kafka
         let dir = TestPaths.temporaryDirectory("dispatch-service")
         clockFile = dir + "/clock.json"
         mailFolder = dir + "/mail"
         try SimulatedClockFile(simulated: start, real: Date(), rate: 0).write(to: clockFile)
-        let settings = try Fixtures.settings(mail: mail ?? .folder(directory: mailFolder), publicURL: "http://127.0.0.1:1",
-                                             retryBase: retryBase, maxAttempts: maxAttempts)
+        let settings = try Fixtures.settings(
+            mail: mail ?? .folder(directory: mailFolder), publicURL: "http://127.0.0.1:1",
+            retryBase: retryBase, maxAttempts: maxAttempts)
         let configuration = ServiceConfiguration(
             service: .dispatch, kafka: kafka.client("dispatch"), groupId: groupId, dataDirectory: dir,
             instanceId: "dispatch-test-\(UUID().uuidString.prefix(6))", httpPort: 0, apiToken: Self.token, clockFile: clockFile)
-        let host = try await ServiceHost(definition: DispatchService.definition(settings: settings), configuration: configuration,
-                                         logger: TestLog.logger("dispatch"))
+        let host = try await ServiceHost(
+            definition: DispatchService.definition(settings: settings), configuration: configuration,
+            logger: TestLog.logger("dispatch"))
         try await Fixtures.givePasswords(passwords, store: host.store)
         self.host = host
         self.task = Task { try await host.run(handleSignals: false) }
@@ -72,8 +77,11 @@ final class RunningDispatch: Sendable {
 
 func publish<P: MessagePayload>(_ kafka: TestKafka, _ payload: P, topic: String, key: String, producer: String = "scheduling") async throws {
     let producerClient = try KafkaProducer(configuration: .init(client: kafka.client(producer)), logger: TestLog.logger(producer))
-    try await producerClient.send(ProducerRecord(topic: topic, key: key, value: try WireFormat.encode(
-        Envelope(id: MessageID.fresh(), key: key, producer: producer, payload: payload))))
+    try await producerClient.send(
+        ProducerRecord(
+            topic: topic, key: key,
+            value: try WireFormat.encode(
+                Envelope(id: MessageID.fresh(), key: key, producer: producer, payload: payload))))
     await producerClient.close()
 }
 
@@ -98,9 +106,12 @@ struct DispatchServiceTests {
         let kafka = try TestKafka()
         let dispatch = try await RunningDispatch(kafka, start: start)
         let due = Fixtures.due(childGiven: "Amy<script>alert(1)</script>")
-        try await publish(kafka, NoticeEvent(noticeId: due.noticeId, kind: .scheduled, at: start.addingTimeInterval(-3600), forceCode: "43",
-                                             occurrenceNumber: Sentinel.occurrence, schoolURN: "110001", detail: "release 08:00 next school day"),
-                          topic: Topics.noticeEvents.name, key: due.noticeId)
+        try await publish(
+            kafka,
+            NoticeEvent(
+                noticeId: due.noticeId, kind: .scheduled, at: start.addingTimeInterval(-3600), forceCode: "43",
+                occurrenceNumber: Sentinel.occurrence, schoolURN: "110001", detail: "release 08:00 next school day"),
+            topic: Topics.noticeEvents.name, key: due.noticeId)
         try await publish(kafka, due, topic: Topics.noticesDue.name, key: due.noticeId)
         let url = try #require(try await dispatch.noticeURL().first)
 
@@ -116,7 +127,8 @@ struct DispatchServiceTests {
         #expect(try await http.send("PUT", dispatch.base + "/v1/schools/11x/password", json: good, token: RunningDispatch.token).status == 400)
         #expect(try await http.send("PUT", passwordURL, json: good, token: RunningDispatch.token).status == 200)
         let otherSchool = try JSONSerialization.data(withJSONObject: ["password": "Another-school-pass-99"])
-        #expect(try await http.send("PUT", dispatch.base + "/v1/schools/110002/password", json: otherSchool, token: RunningDispatch.token).status == 200)
+        #expect(
+            try await http.send("PUT", dispatch.base + "/v1/schools/110002/password", json: otherSchool, token: RunningDispatch.token).status == 200)
         let stored = try await dispatch.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001") }
         #expect(stored?.hash.hasPrefix("pbkdf2-sha256$210000$") == true)
 
@@ -180,7 +192,9 @@ struct DispatchServiceTests {
         try await dispatch.stop()
     }
 
-    @Test("two instances both handed the same notices (a partition moved before the commit): each notice mailed once, by the first claim's instance; a password set on one opens notices on both")
+    @Test(
+        "two instances both handed the same notices (a partition moved before the commit): each notice mailed once, by the first claim's instance; a password set on one opens notices on both"
+    )
     func twoInstancesMailOnce() async throws {
         let kafka = try TestKafka()
         let first = try await RunningDispatch(kafka, start: start, groupId: "dispatch-a-\(UUID())")
@@ -219,8 +233,10 @@ struct DispatchServiceTests {
         try await eventually("the password reached the other instance", timeout: .seconds(30)) {
             try await first.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001")?.setBy } == "mash-officer-1"
         }
-        let hashes = [try await first.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001")?.hash },
-                      try await second.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001")?.hash }]
+        let hashes = [
+            try await first.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001")?.hash },
+            try await second.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001")?.hash },
+        ]
         #expect(hashes[0] != nil && hashes[0] == hashes[1])
         for dispatch in [first, second] where !emls(dispatch).isEmpty {
             let url = try #require(try await dispatch.noticeURL().first)
@@ -268,13 +284,13 @@ struct DispatchServiceTests {
 
         // With the school's valid session cookie, a forged form is still refused.
         let forged: [(form: [String: String], headers: [String: String])] = [
-            (["action": "acknowledge"], [:]),                                                   // no token
-            (["action": "acknowledge", "csrf": String(csrf.dropLast()) + (csrf.hasSuffix("A") ? "E" : "A")], [:]),  // a wrong token
-            (["action": "no-longer-attends", "csrf": ""], [:]),                                 // an empty token
-            (["action": "acknowledge", "csrf": csrf], ["Origin": "https://evil.example"]),      // the token, from another site
-            (["action": "no-longer-attends", "csrf": csrf], ["Origin": "null"]),                // a sandboxed or data: page
-            (["action": "acknowledge", "csrf": csrf], ["Origin": "null", "Sec-Fetch-Site": "cross-site"]),  // another site's, no referrer
-            (["action": "acknowledge", "csrf": csrf], ["Sec-Fetch-Site": "cross-site"]),        // no Origin, but cross-site
+            (["action": "acknowledge"], [:]), // no token
+            (["action": "acknowledge", "csrf": String(csrf.dropLast()) + (csrf.hasSuffix("A") ? "E" : "A")], [:]), // a wrong token
+            (["action": "no-longer-attends", "csrf": ""], [:]), // an empty token
+            (["action": "acknowledge", "csrf": csrf], ["Origin": "https://evil.example"]), // the token, from another site
+            (["action": "no-longer-attends", "csrf": csrf], ["Origin": "null"]), // a sandboxed or data: page
+            (["action": "acknowledge", "csrf": csrf], ["Origin": "null", "Sec-Fetch-Site": "cross-site"]), // another site's, no referrer
+            (["action": "acknowledge", "csrf": csrf], ["Sec-Fetch-Site": "cross-site"]), // no Origin, but cross-site
             (["action": "acknowledge", "csrf": csrf], ["Origin": "http://127.0.0.1:1.evil.example"]),
         ]
         for attempt in forged {
@@ -287,23 +303,33 @@ struct DispatchServiceTests {
         #expect(try await auditKinds(dispatch.host.store, due.noticeId).filter { $0 == "form-refused" }.count == forged.count + 1)
 
         // The public URL's origin (behind a proxy that renames the host, or under a path prefix) is the page's own.
-        #expect(FormOrigin.check(origin: "HTTPS://Notices.Example", fetchSite: nil, host: "10.0.0.5:8085", publicURL: "https://notices.example/dispatch-1") == .sameOrigin)
-        #expect(FormOrigin.check(origin: "https://notices.example:8443", fetchSite: nil, host: "10.0.0.5:8085", publicURL: "https://notices.example/dispatch-1") != .sameOrigin)
+        #expect(
+            FormOrigin.check(
+                origin: "HTTPS://Notices.Example", fetchSite: nil, host: "10.0.0.5:8085", publicURL: "https://notices.example/dispatch-1")
+                == .sameOrigin)
+        #expect(
+            FormOrigin.check(
+                origin: "https://notices.example:8443", fetchSite: nil, host: "10.0.0.5:8085", publicURL: "https://notices.example/dispatch-1")
+                != .sameOrigin)
         #expect(FormOrigin.check(origin: nil, fetchSite: nil, host: "10.0.0.5:8085", publicURL: "https://notices.example") == .unstated)
 
         // The page's own form: same origin (the public URL's, or the host the browser sent it to), the session's token.
-        let acknowledged = try await http.send("POST", url, form: ["action": "acknowledge", "csrf": csrf], cookie: cookie,
-                                               headers: ["Origin": dispatch.base, "Sec-Fetch-Site": "same-origin"])
+        let acknowledged = try await http.send(
+            "POST", url, form: ["action": "acknowledge", "csrf": csrf], cookie: cookie,
+            headers: ["Origin": dispatch.base, "Sec-Fetch-Site": "same-origin"])
         #expect(acknowledged.status == 200)
         #expect(acknowledged.body.contains("id=\"acknowledged\""))
-        let gone = try await http.send("POST", url, form: ["action": "no-longer-attends", "csrf": csrf], cookie: cookie,
-                                       headers: ["Origin": "null", "Sec-Fetch-Site": "same-origin"]) // Chromium's own form under no-referrer
+        let gone = try await http.send(
+            "POST", url, form: ["action": "no-longer-attends", "csrf": csrf], cookie: cookie,
+            headers: ["Origin": "null", "Sec-Fetch-Site": "same-origin"]) // Chromium's own form under no-referrer
         #expect(gone.status == 200)
         #expect(gone.body.contains("no longer attends"))
         try await dispatch.stop()
     }
 
-    @Test("encompass lag: the default report shows dispatch's work group on notices.due and the instance's own group on notice.events and accounts, and reaches 0 when idle")
+    @Test(
+        "encompass lag: the default report shows dispatch's work group on notices.due and the instance's own group on notice.events and accounts, and reaches 0 when idle"
+    )
     func lagSettles() async throws {
         let kafka = try TestKafka()
         let dispatch = try await RunningDispatch(kafka, start: start)
@@ -317,8 +343,10 @@ struct DispatchServiceTests {
         func lag() throws -> (rows: [[String: Any]], output: String) {
             var environment = ProcessInfo.processInfo.environment
             for service in ServiceName.allCases where service != .dispatch { environment[ServiceClient.variable(service)] = "http://127.0.0.1:9" }
-            let result = try Peers.run(try executable("encompass"), ["lag", "--json", "--bootstrap-servers", kafka.bootstrapServers, "--instance", "dispatch=" + dispatch.base],
-                                       environment: environment, standardErrorToo: false)
+            let result = try Peers.run(
+                try executable("encompass"),
+                ["lag", "--json", "--bootstrap-servers", kafka.bootstrapServers, "--instance", "dispatch=" + dispatch.base],
+                environment: environment, standardErrorToo: false)
             let rows = (try? JSONSerialization.jsonObject(with: Data(result.output.utf8))) as? [[String: Any]] ?? []
             return (rows, "exit \(result.status): \(result.output.prefix(3000))")
         }
@@ -348,7 +376,8 @@ struct DispatchServiceTests {
         let urls = try await dispatch.noticeURL(waitingFor: 3)
         for (account, password) in [("110001", "Oakwood-DSL-2026!"), ("110002", "Another-school-pass-99")] {
             let body = try JSONSerialization.data(withJSONObject: ["password": password])
-            #expect(try await http.send("PUT", dispatch.base + "/v1/schools/\(account)/password", json: body, token: RunningDispatch.token).status == 200)
+            #expect(
+                try await http.send("PUT", dispatch.base + "/v1/schools/\(account)/password", json: body, token: RunningDispatch.token).status == 200)
         }
         let accounts = try await dispatch.host.store.pool.read { db in
             try Dictionary(uniqueKeysWithValues: NoticeRow.fetchAll(db).map { ($0.linkTokenHash ?? "", $0.account) })
@@ -409,7 +438,9 @@ struct DispatchServiceTests {
         try await dispatch.stop()
     }
 
-    @Test("telephone channel over HTTP: a task listed for MASH with the notice's allowed fields, done → acknowledged; unacknowledged email flagged at 10:00")
+    @Test(
+        "telephone channel over HTTP: a task listed for MASH with the notice's allowed fields, done → acknowledged; unacknowledged email flagged at 10:00"
+    )
     func telephoneTasksAndFlags() async throws {
         let kafka = try TestKafka()
         let dispatch = try await RunningDispatch(kafka, start: start)
@@ -420,7 +451,9 @@ struct DispatchServiceTests {
         _ = try await dispatch.noticeURL()
         var tasks: [[String: Any]] = []
         try await eventually("a telephone task") {
-            tasks = try await http.send("GET", dispatch.base + "/v1/telephone-tasks", token: RunningDispatch.token).json["tasks"] as? [[String: Any]] ?? []
+            tasks =
+                try await http.send("GET", dispatch.base + "/v1/telephone-tasks", token: RunningDispatch.token).json["tasks"] as? [[String: Any]]
+                ?? []
             return tasks.count == 1
         }
         let task = try #require(tasks.first)
@@ -429,9 +462,15 @@ struct DispatchServiceTests {
         #expect(taskJSON.contains(Sentinel.relationship)) // 05 allows relationships
         #expect(!taskJSON.contains("SENTINEL-SUSPECT-GIVEN"))
         let id = try #require(task["id"] as? String)
-        #expect(try await http.send("POST", dispatch.base + "/v1/telephone-tasks/\(id)/done", json: Data(#"{"by":""}"#.utf8), token: RunningDispatch.token).status == 422)
-        #expect(try await http.send("POST", dispatch.base + "/v1/telephone-tasks/\(id)/done",
-                                    json: Data(#"{"by":"PC Smith","note":"spoke to the DSL"}"#.utf8), token: RunningDispatch.token).status == 200)
+        #expect(
+            try await http.send(
+                "POST", dispatch.base + "/v1/telephone-tasks/\(id)/done", json: Data(#"{"by":""}"#.utf8), token: RunningDispatch.token
+            ).status == 422)
+        #expect(
+            try await http.send(
+                "POST", dispatch.base + "/v1/telephone-tasks/\(id)/done",
+                json: Data(#"{"by":"PC Smith","note":"spoke to the DSL"}"#.utf8), token: RunningDispatch.token
+            ).status == 200)
         #expect(try await http.send("GET", dispatch.base + "/v1/telephone-tasks", token: RunningDispatch.token).json["tasks"] as? [Any] != nil)
 
         try await dispatch.setClock(Timestamp.parse("2026-11-24T10:00:30Z")!)
@@ -447,8 +486,9 @@ struct DispatchServiceTests {
         // Resend after an uncertain delivery (MASH checked with the school): sent again once; a sent mail cannot be resent.
         try await dispatch.host.store.pool.write { db in
             // As a crash mid-send leaves it: uncertain, the mail text still kept.
-            try db.execute(sql: "UPDATE outgoingMail SET state = 'uncertain', message = ? WHERE noticeId = ?",
-                           arguments: [Data("Subject: resend\r\n\r\nbody\r\n".utf8), mail.noticeId])
+            try db.execute(
+                sql: "UPDATE outgoingMail SET state = 'uncertain', message = ? WHERE noticeId = ?",
+                arguments: [Data("Subject: resend\r\n\r\nbody\r\n".utf8), mail.noticeId])
         }
         let resendURL = dispatch.base + "/v1/notifications/\(mail.noticeId)/resend"
         #expect(try await http.send("POST", resendURL, json: Data(#"{"by":"PC Smith"}"#.utf8), token: RunningDispatch.token).status == 202)
@@ -457,8 +497,11 @@ struct DispatchServiceTests {
         }
         #expect(try await http.send("POST", resendURL, json: Data(#"{"by":"PC Smith"}"#.utf8), token: RunningDispatch.token).status == 409)
         // A notice this instance does not hold: 404, so the CLI asks the next instance.
-        #expect(try await http.send("POST", dispatch.base + "/v1/notifications/n-elsewhere/resend", json: Data(#"{"by":"PC Smith"}"#.utf8),
-                                    token: RunningDispatch.token).status == 404)
+        #expect(
+            try await http.send(
+                "POST", dispatch.base + "/v1/notifications/n-elsewhere/resend", json: Data(#"{"by":"PC Smith"}"#.utf8),
+                token: RunningDispatch.token
+            ).status == 404)
         #expect(try await auditKinds(dispatch.host.store, mail.noticeId).contains("resend-requested"))
 
         // The CLI: list (exit 3: something is flagged), JSON, set-password from standard input.
@@ -475,14 +518,23 @@ struct DispatchServiceTests {
         // Several instances (--url repeated or comma-separated): listings are merged by notice id,
         // and an instance that does not answer fails the listing rather than leaving its share out.
         let merged = try await Task.detached {
-            try runCLI(cli, ["notifications", "list", "--date", "2026-11-24", "--url", "\(dispatch.base),\(dispatch.base)/", "--token", RunningDispatch.token])
+            try runCLI(
+                cli,
+                ["notifications", "list", "--date", "2026-11-24", "--url", "\(dispatch.base),\(dispatch.base)/", "--token", RunningDispatch.token])
         }.value
         #expect(merged.output.contains("2 notices, 1 flagged"), "\(merged.output)")
         let partial = try await Task.detached {
-            try runCLI(cli, ["notifications", "list", "--date", "2026-11-24", "--url", dispatch.base, "--url", "http://127.0.0.1:9", "--token", RunningDispatch.token])
+            try runCLI(
+                cli,
+                [
+                    "notifications", "list", "--date", "2026-11-24", "--url", dispatch.base, "--url", "http://127.0.0.1:9", "--token",
+                    RunningDispatch.token,
+                ])
         }.value
         #expect(partial.status == 2, "\(partial.output)")
-        let set = try await Task.detached { try runCLI(cli, ["notifications", "set-password", "--urn", "110001"] + common, input: "Cli-set-password-42\n") }.value
+        let set = try await Task.detached {
+            try runCLI(cli, ["notifications", "set-password", "--urn", "110001"] + common, input: "Cli-set-password-42\n")
+        }.value
         #expect(set.status == 0, "\(set.output)")
         #expect(try await dispatch.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001") } != nil)
         let noToken = try await Task.detached { try runCLI(cli, ["notifications", "list", "--url", dispatch.base, "--token", "wrong"]) }.value

@@ -1,4 +1,3 @@
-@testable import DispatchService
 import EncompassKafka
 import EncompassModels
 import EncompassSecrets
@@ -7,6 +6,9 @@ import Foundation
 import GRDB
 import Logging
 import ServiceRuntime
+
+@testable import DispatchService
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -49,24 +51,29 @@ enum Fixtures {
     static let reportedAt = Timestamp.parse("2026-11-23T03:47:00Z")!
     static let releaseAt = Timestamp.parse("2026-11-24T08:00:00Z")!
 
-    static func due(force: String = "43", noticeId: String? = nil, childGiven: String = Sentinel.childGiven,
-                    channel: NoticeChannel = .email, email: String? = "dsl@school.example", escalation: Bool = false,
-                    urn: String = "110001", releaseAt: Date = releaseAt) -> NoticeDue {
+    static func due(
+        force: String = "43", noticeId: String? = nil, childGiven: String = Sentinel.childGiven,
+        channel: NoticeChannel = .email, email: String? = "dsl@school.example", escalation: Bool = false,
+        urn: String = "110001", releaseAt: Date = releaseAt
+    ) -> NoticeDue {
         let incident = Incident(
             occurrenceNumber: Sentinel.occurrence, forceCode: force, occurredAt: occurredAt, reportedAt: reportedAt,
             incidentAddress: PostalAddress(lines: [Sentinel.incidentLine], town: "Reading", postcode: "RG1 7LL"),
             localPolicingArea: "SENTINEL-LPA", riskLevel: .high, crime: true,
             parties: [
-                Party(role: .victim, givenName: "SENTINEL-VICTIM-GIVEN", familyName: "SENTINEL-VICTIM-FAMILY", dateOfBirth: "1971-03-17",
-                      address: PostalAddress(lines: ["SENTINEL-VICTIM-ADDRESS"], postcode: "RG1 1AA")),
-                Party(role: .suspect, givenName: "SENTINEL-SUSPECT-GIVEN", familyName: "SENTINEL-SUSPECT-FAMILY", dateOfBirth: "1969-08-09",
-                      address: PostalAddress(lines: ["SENTINEL-SUSPECT-ADDRESS"], postcode: "RG1 2BB")),
+                Party(
+                    role: .victim, givenName: "SENTINEL-VICTIM-GIVEN", familyName: "SENTINEL-VICTIM-FAMILY", dateOfBirth: "1971-03-17",
+                    address: PostalAddress(lines: ["SENTINEL-VICTIM-ADDRESS"], postcode: "RG1 1AA")),
+                Party(
+                    role: .suspect, givenName: "SENTINEL-SUSPECT-GIVEN", familyName: "SENTINEL-SUSPECT-FAMILY", dateOfBirth: "1969-08-09",
+                    address: PostalAddress(lines: ["SENTINEL-SUSPECT-ADDRESS"], postcode: "RG1 2BB")),
                 Party(role: .other, givenName: "SENTINEL-OTHER-PARTY", familyName: "SENTINEL-OTHER-PARTY"),
             ],
             children: [
                 RecordedChild(givenName: childGiven, familyName: Sentinel.childFamily, dateOfBirth: Sentinel.childDOB),
-                RecordedChild(givenName: "SENTINEL-OTHERCHILD-GIVEN", familyName: "SENTINEL-OTHERCHILD-FAMILY", ageYears: 4,
-                              school: RecordedSchool(name: "SENTINEL-OTHERCHILD-SCHOOL")),
+                RecordedChild(
+                    givenName: "SENTINEL-OTHERCHILD-GIVEN", familyName: "SENTINEL-OTHERCHILD-FAMILY", ageYears: 4,
+                    school: RecordedSchool(name: "SENTINEL-OTHERCHILD-SCHOOL")),
             ],
             circumstances: Sentinel.officerCircumstances, safeguardingInformation: Sentinel.safeguarding)
         let child = IdentifiedChild(
@@ -80,19 +87,23 @@ enum Fixtures {
         let request = NoticeRequested(
             noticeId: noticeId ?? NoticeID.make(forceCode: force, occurrenceNumber: incident.occurrenceNumber, childId: child.childId),
             incident: incident, incidentRevision: 1, child: child, childSource: .officer, school: school, resolution: ["SENTINEL-RESOLUTION"])
-        return NoticeDue(request: request, releaseAt: releaseAt, escalation: escalation,
-                         escalationContact: escalation ? SchoolContact(role: "esm", name: "SENTINEL-ESM-NAME", email: "esm@la.example") : nil,
-                         rules: ["SENTINEL-RULE"])
+        return NoticeDue(
+            request: request, releaseAt: releaseAt, escalation: escalation,
+            escalationContact: escalation ? SchoolContact(role: "esm", name: "SENTINEL-ESM-NAME", email: "esm@la.example") : nil,
+            rules: ["SENTINEL-RULE"])
     }
 
     static func protocols() throws -> DispatchProtocols {
         try DispatchProtocols.load(try ForceProtocols.load(directory: ForceProtocols.bundledDirectory))
     }
 
-    static func settings(mail: MailRoute, publicURL: String = "https://notices.example.test",
-                         retryBase: TimeInterval = 60, maxAttempts: Int = 8) throws -> DispatchService.Settings {
-        DispatchService.Settings(mail: mail, fromAddress: "mash@police.example", publicURL: publicURL,
-                                 protocols: try protocols(), pollInterval: .milliseconds(100), retryBase: retryBase, maxAttempts: maxAttempts)
+    static func settings(
+        mail: MailRoute, publicURL: String = "https://notices.example.test",
+        retryBase: TimeInterval = 60, maxAttempts: Int = 8
+    ) throws -> DispatchService.Settings {
+        DispatchService.Settings(
+            mail: mail, fromAddress: "mash@police.example", publicURL: publicURL,
+            protocols: try protocols(), pollInterval: .milliseconds(100), retryBase: retryBase, maxAttempts: maxAttempts)
     }
 
     static func store() throws -> ServiceStore {
@@ -121,14 +132,18 @@ enum Fixtures {
     /// `claimed` event back as its events consumer would (`echoEvents`), so the sender may send.
     /// `password`: give the notice's account a password first (`givePasswords`), else its mail is held.
     @discardableResult
-    static func accept(_ due: NoticeDue, settings: DispatchService.Settings, store: ServiceStore, now: Date, echo: Bool = true,
-                       password: Bool = true) async throws -> NoticeIntake.Outcome {
+    static func accept(
+        _ due: NoticeDue, settings: DispatchService.Settings, store: ServiceStore, now: Date, echo: Bool = true,
+        password: Bool = true
+    ) async throws -> NoticeIntake.Outcome {
         if password {
-            try await givePasswords([due.escalation ? NoticeAccount.educationSafeguardingManager(forceCode: due.request.incident.forceCode) : due.request.school.urn],
-                                    store: store)
+            try await givePasswords(
+                [due.escalation ? NoticeAccount.educationSafeguardingManager(forceCode: due.request.incident.forceCode) : due.request.school.urn],
+                store: store)
         }
         let outcome = try await store.pool.write { db in
-            try NoticeIntake.accept(due, messageId: MessageID.fresh(), settings: settings, db: db, outbox: Outbox(db: db, producer: "dispatch"), now: now)
+            try NoticeIntake.accept(
+                due, messageId: MessageID.fresh(), settings: settings, db: db, outbox: Outbox(db: db, producer: "dispatch"), now: now)
         }
         if echo { try await echoEvents(store, now: now) }
         return outcome
@@ -142,8 +157,9 @@ enum Fixtures {
             let rows = try OutboxMessage.filter(Column("topic") == Topics.noticeEvents.name).order(Column("id")).fetchAll(db)
             for row in rows {
                 let envelope = try WireFormat.decode(NoticeEvent.self, from: Array(row.value))
-                try DispatchService.applyEvent(envelope.payload, eventId: envelope.id, producer: envelope.producer, db: db, now: now,
-                                               logger: TestLog.logger("events"))
+                try DispatchService.applyEvent(
+                    envelope.payload, eventId: envelope.id, producer: envelope.producer, db: db, now: now,
+                    logger: TestLog.logger("events"))
             }
         }
     }
@@ -158,10 +174,14 @@ enum Peers {
     static var directory: String { (URL(fileURLWithPath: #filePath).deletingLastPathComponent().path as NSString).appendingPathComponent("Peers") }
 
     /// `standardErrorToo: false` leaves the program's standard error out of `output` (e.g. notes beside JSON).
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                    standardErrorToo: Bool = true) throws -> (status: Int32, output: String) {
-        let run = try TestProcess(executable, arguments, environment: environment ?? [:], inheritEnvironment: environment == nil,
-                                  errors: standardErrorToo ? .merged : .discarded).waitForOutput()
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+        standardErrorToo: Bool = true
+    ) throws -> (status: Int32, output: String) {
+        let run = try TestProcess(
+            executable, arguments, environment: environment ?? [:], inheritEnvironment: environment == nil,
+            errors: standardErrorToo ? .merged : .discarded
+        ).waitForOutput()
         return (run.status, run.output)
     }
 
@@ -184,8 +204,12 @@ struct TestCertificate {
         let dir = TestPaths.temporaryDirectory("tls")
         cert = dir + "/cert.pem"
         key = dir + "/key.pem"
-        let result = try Peers.run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-                                                        "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        let result = try Peers.run(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            ])
         guard result.status == 0 else { throw TimeoutError(what: "openssl req failed: \(result.output)") }
     }
 }
@@ -198,7 +222,9 @@ final class SMTPPeer: @unchecked Sendable {
     let modeFile: String
 
     /// `port`: listen there (a relay coming back where dispatch expects it); else a free port.
-    init(mode: String = "ok", port fixedPort: Int? = nil, certificate: TestCertificate? = nil, user: String? = nil, password: String? = nil) async throws {
+    init(mode: String = "ok", port fixedPort: Int? = nil, certificate: TestCertificate? = nil, user: String? = nil, password: String? = nil)
+        async throws
+    {
         let dir = TestPaths.temporaryDirectory("smtp")
         out = dir + "/out"
         modeFile = dir + "/mode"
@@ -264,8 +290,10 @@ struct Browserless {
         }
     }
 
-    func send(_ method: String, _ url: String, form: [String: String]? = nil, json: Data? = nil, cookie: String? = nil, token: String? = nil,
-              headers extra: [String: String] = [:]) async throws -> Answer {
+    func send(
+        _ method: String, _ url: String, form: [String: String]? = nil, json: Data? = nil, cookie: String? = nil, token: String? = nil,
+        headers extra: [String: String] = [:]
+    ) async throws -> Answer {
         var request = URLRequest(url: URL(string: url)!)
         request.httpMethod = method
         for (name, value) in extra { request.setValue(value, forHTTPHeaderField: name) }

@@ -1,4 +1,3 @@
-@testable import DispatchService
 import EncompassKafka
 import EncompassModels
 import EncompassSecrets
@@ -8,6 +7,8 @@ import GRDB
 import ServiceRuntime
 import Spreadsheets
 import Testing
+
+@testable import DispatchService
 
 /// Notices to a school with no notice password, held then sent; the bulk password file; the
 /// Navigator's audit export. Dispatch runs as a service on the mock Kafka cluster and mails
@@ -23,7 +24,9 @@ struct HeldNoticeTests {
         return line.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
     }
 
-    @Test("mail to a school without a password is held (store, audit, metric, list, readiness), other mail goes; the password file sets the good rows, reports the bad ones by row without echoing a password, and the held mail then goes out once")
+    @Test(
+        "mail to a school without a password is held (store, audit, metric, list, readiness), other mail goes; the password file sets the good rows, reports the bad ones by row without echoing a password, and the held mail then goes out once"
+    )
     func heldThenSent() async throws {
         let kafka = try TestKafka()
         let peer = try await SMTPPeer()
@@ -109,10 +112,14 @@ struct HeldNoticeTests {
         let dispatch = try await RunningDispatch(kafka, start: start, passwords: [])
         let dir = TestPaths.temporaryDirectory("passwords-xlsx")
         let xlsx = dir + "/passwords.xlsx"
-        try SheetWriter.xlsx(sheetName: "Passwords", header: ["Reference", "Password"],
-                             rows: [["110007", "Xlsx-school-pass-2026"], ["LA872", "Esm-password-2026-la"], ["ESM43", "Esm-password-2026-force"],
-                                    ["LA87", "Esm-password-2026-la2"]])
-            .write(to: URL(fileURLWithPath: xlsx))
+        try SheetWriter.xlsx(
+            sheetName: "Passwords", header: ["Reference", "Password"],
+            rows: [
+                ["110007", "Xlsx-school-pass-2026"], ["LA872", "Esm-password-2026-la"], ["ESM43", "Esm-password-2026-force"],
+                ["LA87", "Esm-password-2026-la2"],
+            ]
+        )
+        .write(to: URL(fileURLWithPath: xlsx))
         let cli = try executable("encompass")
         let common = ["--url", dispatch.base, "--token", RunningDispatch.token]
         let result = try await offPool { try runCLI(cli, ["notifications", "set-password", "--file", xlsx] + common) }
@@ -131,7 +138,9 @@ struct HeldNoticeTests {
         try await dispatch.stop()
     }
 
-    @Test("the Navigator's audit export: one row per notice released in the range (and LA), with its school, DSL and DA lead, sent, viewed and acknowledged times; read back with openpyxl, formula-like cells neutralised; CSV alike")
+    @Test(
+        "the Navigator's audit export: one row per notice released in the range (and LA), with its school, DSL and DA lead, sent, viewed and acknowledged times; read back with openpyxl, formula-like cells neutralised; CSV alike"
+    )
     func auditExport() async throws {
         let kafka = try TestKafka()
         let dispatch = try await RunningDispatch(kafka, start: start)
@@ -152,14 +161,17 @@ struct HeldNoticeTests {
         var found: String?
         try await eventually("the first notice's mail with its link") {
             let hostileHash = try await store.pool.read { try NoticeRow.fetchOne($0, key: hostileId)?.linkTokenHash }
-            found = try await dispatch.noticeURL(waitingFor: 2).first { Secrets.sha256Hex($0.components(separatedBy: "/notice/").last ?? "") == hostileHash }
+            found = try await dispatch.noticeURL(waitingFor: 2).first {
+                Secrets.sha256Hex($0.components(separatedBy: "/notice/").last ?? "") == hostileHash
+            }
             return found != nil
         }
         let hostileURL = try #require(found)
         let signedIn = try await http.send("POST", hostileURL, form: ["action": "sign-in", "name": "Ms Head", "password": "Fixture-password-2026!"])
         #expect(signedIn.status == 200)
-        let acknowledged = try await http.send("POST", hostileURL, form: ["action": "acknowledge", "csrf": try #require(signedIn.csrf)],
-                                               cookie: signedIn.cookie)
+        let acknowledged = try await http.send(
+            "POST", hostileURL, form: ["action": "acknowledge", "csrf": try #require(signedIn.csrf)],
+            cookie: signedIn.cookie)
         #expect(acknowledged.status == 200)
 
         let cli = try executable("encompass")
@@ -195,11 +207,15 @@ struct HeldNoticeTests {
         let second = try #require(rows.first { column("notice_id", $0) == otherLA.noticeId })
         #expect(column("school_name", second) == "'-Fen School" && column("local_authority", second) == "873")
         #expect(column("acknowledged_at", second).isEmpty)
-        for row in rows { for cell in row { #expect(!["=", "+", "-", "@"].contains(cell.first.map(String.init) ?? ""), "cell \(cell) not neutralised") } }
+        for row in rows {
+            for cell in row { #expect(!["=", "+", "-", "@"].contains(cell.first.map(String.init) ?? ""), "cell \(cell) not neutralised") }
+        }
 
         // One LA, as CSV.
         let csv = dir + "/navigator-873.csv"
-        let byLA = try await offPool { try runCLI(cli, ["notifications", "export", "--from", "2026-11-01", "--to", "2026-11-30", "--la", "873", csv] + common) }
+        let byLA = try await offPool {
+            try runCLI(cli, ["notifications", "export", "--from", "2026-11-01", "--to", "2026-11-30", "--la", "873", csv] + common)
+        }
         #expect(byLA.status == 0, "\(byLA.output)")
         let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\r\n")
         #expect(lines.count == 2 && lines[1].contains(otherLA.noticeId) && lines[1].contains("'-Fen School"), "\(lines)")

@@ -1,10 +1,11 @@
-@testable import DispatchService
 import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+
+@testable import DispatchService
 
 func mail(_ store: ServiceStore, _ id: String) async throws -> OutgoingMail? {
     try await store.pool.read { try OutgoingMail.fetchOne($0, key: id) }
@@ -40,7 +41,8 @@ struct MailSenderTests {
         let clock = ManualClock(start)
         let due = Fixtures.due()
         guard case .mailQueued(let queuedLink) = try await Fixtures.accept(due, settings: settings, store: store, now: clock.now) else {
-            Issue.record("no mail queued"); return
+            Issue.record("no mail queued")
+            return
         }
         #expect(try await Fixtures.sender(settings, store, clock: clock).sendDue() == 1)
 
@@ -153,7 +155,9 @@ struct MailSenderTests {
         try await Fixtures.accept(due, settings: settings, store: store, now: clock.now)
         // The previous process claimed the mail (committed) and died before the relay's answer.
         try await store.pool.write { db in
-            try db.execute(sql: "UPDATE outgoingMail SET state = 'sending', attempts = 1, lastAttemptAt = ? WHERE noticeId = ?", arguments: [clock.now, due.noticeId])
+            try db.execute(
+                sql: "UPDATE outgoingMail SET state = 'sending', attempts = 1, lastAttemptAt = ? WHERE noticeId = ?",
+                arguments: [clock.now, due.noticeId])
         }
         let sender = Fixtures.sender(settings, store, clock: clock)
         #expect(try await sender.recoverInterrupted() == [due.noticeId])
@@ -174,7 +178,8 @@ struct MailSenderTests {
         #expect(try await store.pool.read { try OutgoingMail.fetchCount($0) } == 1)
     }
 
-    @Test("two instances took one notice: the first claim in the topic's order sends, the other drops its unsent copy; the claimant survives a reopen")
+    @Test(
+        "two instances took one notice: the first claim in the topic's order sends, the other drops its unsent copy; the claimant survives a reopen")
     func claims() async throws {
         let folderA = TestPaths.temporaryDirectory("mail-a"), folderB = TestPaths.temporaryDirectory("mail-b")
         let settingsA = try Fixtures.settings(mail: .folder(directory: folderA))
@@ -204,8 +209,9 @@ struct MailSenderTests {
         for store in [storeA, storeB] {
             try await store.pool.write { db in
                 for event in claimsA + claimsB {
-                    try DispatchService.applyEvent(event, eventId: MessageID.derived(from: event.noticeId, "claimed-\(event.claimant ?? "")"),
-                                                   producer: "dispatch", db: db, now: self.start, logger: TestLog.logger("events"))
+                    try DispatchService.applyEvent(
+                        event, eventId: MessageID.derived(from: event.noticeId, "claimed-\(event.claimant ?? "")"),
+                        producer: "dispatch", db: db, now: self.start, logger: TestLog.logger("events"))
                 }
             }
         }
@@ -266,8 +272,10 @@ struct MailSenderTests {
     func upgradePublishesPasswords() async throws {
         let path = TestPaths.temporaryDirectory("dispatch-v3") + "/dispatch.sqlite"
         let old = try ServiceStore(path: path, migrations: [DispatchStore.migration, DispatchStore.claims, DispatchStore.claimTimes])
-        let rows = [SchoolPassword(account: "110001", hash: "pbkdf2-sha256$1$c2FsdA==$aA==", setAt: start, setBy: "mash-officer-1"),
-                    SchoolPassword(account: "110002", hash: "pbkdf2-sha256$1$c2FsdA==$aQ==", setAt: start.addingTimeInterval(60), setBy: "api")]
+        let rows = [
+            SchoolPassword(account: "110001", hash: "pbkdf2-sha256$1$c2FsdA==$aA==", setAt: start, setBy: "mash-officer-1"),
+            SchoolPassword(account: "110002", hash: "pbkdf2-sha256$1$c2FsdA==$aQ==", setAt: start.addingTimeInterval(60), setBy: "api"),
+        ]
         try await old.pool.write { db in for row in rows { try row.insert(db) } }
         try old.pool.close()
 
@@ -276,7 +284,8 @@ struct MailSenderTests {
         #expect(queued.map(\.topic) == [Topics.dispatchAccounts.name, Topics.dispatchAccounts.name])
         #expect(queued.map(\.key) == ["110001", "110002"])
         let published = try queued.map { try WireFormat.decode(AccountPassword.self, from: Array($0.value)).payload }
-        #expect(published.map(\.hash) == rows.map(\.hash) && published.map(\.setAt) == rows.map(\.setAt)
+        #expect(
+            published.map(\.hash) == rows.map(\.hash) && published.map(\.setAt) == rows.map(\.setAt)
                 && published.map(\.setBy) == rows.map(\.setBy))
 
         // Another instance applies them; its own later password for an account is kept.
@@ -321,12 +330,16 @@ struct MailSenderTests {
         let store = try Fixtures.store()
         let clock = ManualClock(start)
         let phone = Fixtures.due(force: "05", channel: .telephone)
-        #expect(try await Fixtures.accept(phone, settings: settings, store: store, now: clock.now) == .telephoneTask(reason: "the protocol asks for a telephone call to this setting"))
+        #expect(
+            try await Fixtures.accept(phone, settings: settings, store: store, now: clock.now)
+                == .telephoneTask(reason: "the protocol asks for a telephone call to this setting"))
         #expect(try await mail(store, phone.noticeId) == nil)
         #expect(try await store.pool.read { try TelephoneTask.fetchCount($0) } == 1)
         #expect(try await auditKinds(store, phone.noticeId) == ["claimed", "telephone-task"])
         let noEmail = Fixtures.due(email: nil)
-        #expect(try await Fixtures.accept(noEmail, settings: settings, store: store, now: clock.now) == .telephoneTask(reason: "the school has no safeguarding email contact"))
+        #expect(
+            try await Fixtures.accept(noEmail, settings: settings, store: store, now: clock.now)
+                == .telephoneTask(reason: "the school has no safeguarding email contact"))
 
         let escalated = Fixtures.due(escalation: true)
         try await Fixtures.accept(escalated, settings: settings, store: store, now: clock.now)
@@ -336,7 +349,9 @@ struct MailSenderTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).count == 1)
     }
 
-    @Test("a holiday escalation about a child at a school in another force's area goes to this force's Education Safeguarding Manager under the force's account (ESM43), not the school's LA account (LA874); the school's own notice still goes to the school")
+    @Test(
+        "a holiday escalation about a child at a school in another force's area goes to this force's Education Safeguarding Manager under the force's account (ESM43), not the school's LA account (LA874); the school's own notice still goes to the school"
+    )
     func escalationOutOfArea() async throws {
         let folder = TestPaths.temporaryDirectory("mail")
         let settings = try Fixtures.settings(mail: .folder(directory: folder))
@@ -373,14 +388,20 @@ struct MailSenderTests {
         #expect(!esm.contains("Peterborough"), "the email names no school nor local authority")
     }
 
-    @Test("notice accounts: a school's URN or EY reference, LA and a 3-digit LA code, ESM and a 2-digit force code; held mail names whose account it waits for")
+    @Test(
+        "notice accounts: a school's URN or EY reference, LA and a 3-digit LA code, ESM and a 2-digit force code; held mail names whose account it waits for"
+    )
     func accounts() {
         for good in ["110001", "EY123456", "LA874", "ESM43", "ESM05"] { #expect(DispatchAPI.validAccount(good), "\(good)") }
         for bad in ["ESM4", "ESM431", "ESMAB", "ESM", "LA87", "LA8744"] { #expect(!DispatchAPI.validAccount(bad), "\(bad)") }
         #expect(NoticeAccount.educationSafeguardingManagerForce("ESM43") == "43" && NoticeAccount.educationSafeguardingManagerForce("LA874") == nil)
-        let held = { (account: String) in HeldNotices.Held(noticeId: "n", account: account, schoolURN: "110874", schoolName: "Oakwood Primary School",
-                                                             forceCode: "43", occurrenceNumber: "o", heldSince: start, ageSeconds: 0) }
-        let warnings = HeldNotices.warnings(HeldNotices.Listing(held: [held("ESM43"), held("110874")], accountsWithoutPassword: ["110874", "ESM43"], oldestAgeSeconds: 0))
+        let held = { (account: String) in
+            HeldNotices.Held(
+                noticeId: "n", account: account, schoolURN: "110874", schoolName: "Oakwood Primary School",
+                forceCode: "43", occurrenceNumber: "o", heldSince: start, ageSeconds: 0)
+        }
+        let warnings = HeldNotices.warnings(
+            HeldNotices.Listing(held: [held("ESM43"), held("110874")], accountsWithoutPassword: ["110874", "ESM43"], oldestAgeSeconds: 0))
         #expect(warnings.contains { $0.hasPrefix("1 notice held: ESM43 force 43's Education Safeguarding Manager has no notice password") })
         #expect(warnings.contains { $0.hasPrefix("1 notice held: 110874 Oakwood Primary School has no notice password") })
     }
@@ -396,7 +417,8 @@ struct MailSenderTests {
         try await Fixtures.accept(done, settings: settings, store: store, now: clock.now)
         try await Fixtures.sender(settings, store, clock: clock).sendDue()
         try await store.pool.write { db in
-            try db.execute(sql: "UPDATE notice SET acknowledgedAt = ?, state = 'acknowledged' WHERE noticeId = ?", arguments: [clock.now, done.noticeId])
+            try db.execute(
+                sql: "UPDATE notice SET acknowledgedAt = ?, state = 'acknowledged' WHERE noticeId = ?", arguments: [clock.now, done.noticeId])
         }
         let followUp = FollowUp(store: store, wake: {}, clock: .manual(clock), logger: TestLog.logger("follow-up"))
         clock.set(Timestamp.parse("2026-11-24T09:59:00Z")!)
@@ -417,10 +439,12 @@ struct AuditRowTests {
     func auditInsert() throws {
         let store = try Fixtures.store()
         let at = Timestamp.parse("2026-11-24T08:00:05.250Z")!
-        let event = NoticeEvent(noticeId: "n-1", kind: .scheduled, at: at, forceCode: "43", occurrenceNumber: "43251100001",
-                                schoolURN: "110001", detail: "release 2026-11-25T08:00:00Z")
-        let expected = AuditEntry(eventId: "e-1", noticeId: "n-1", kind: "scheduled", at: at, forceCode: "43", occurrenceNumber: "43251100001",
-                                  schoolURN: "110001", detail: "release 2026-11-25T08:00:00Z", producer: "scheduling")
+        let event = NoticeEvent(
+            noticeId: "n-1", kind: .scheduled, at: at, forceCode: "43", occurrenceNumber: "43251100001",
+            schoolURN: "110001", detail: "release 2026-11-25T08:00:00Z")
+        let expected = AuditEntry(
+            eventId: "e-1", noticeId: "n-1", kind: "scheduled", at: at, forceCode: "43", occurrenceNumber: "43251100001",
+            schoolURN: "110001", detail: "release 2026-11-25T08:00:00Z", producer: "scheduling")
         #expect(try expected.replacementDrift() == [])
         try store.pool.write { db in
             try Audit.insert(event, eventId: "e-1", producer: "scheduling", db: db)
@@ -452,7 +476,10 @@ struct AccountPasswordTests {
         let newer = SchoolPassword(account: "110001", hash: "pbkdf2-sha256$1$Yg==$Yg==", setAt: at.addingTimeInterval(60), setBy: "b")
         try await store.pool.write { db in
             #expect(try AccountPasswords.apply(first, db: db))
-            try NoticeSession(sessionHash: "s1", noticeId: due.noticeId, signedInAs: "Ms Head", createdAt: at, expiresAt: at.addingTimeInterval(1800), csrfToken: "t").insert(db)
+            try NoticeSession(
+                sessionHash: "s1", noticeId: due.noticeId, signedInAs: "Ms Head", createdAt: at, expiresAt: at.addingTimeInterval(1800),
+                csrfToken: "t"
+            ).insert(db)
             #expect(try !AccountPasswords.apply(first, db: db), "its own record read back")
             #expect(try NoticeSession.fetchCount(db) == 1)
             #expect(try AccountPasswords.apply(newer, db: db))
@@ -465,14 +492,17 @@ struct AccountPasswordTests {
 
 @Suite("Claimed and not sent")
 struct UnsentClaimsTests {
-    @Test("a notice claimed over the limit ago with no sent, telephone-task, failed, cancelled or flagged event counts; younger, older than a week or handled ones do not")
+    @Test(
+        "a notice claimed over the limit ago with no sent, telephone-task, failed, cancelled or flagged event counts; younger, older than a week or handled ones do not"
+    )
     func unsentClaims() async throws {
         let store = try Fixtures.store()
         let metrics = ServiceMetrics(service: "dispatch")
         let now = Timestamp.parse("2026-11-24T09:00:00Z")!
         func event(_ notice: String, _ kind: NoticeEvent.Kind, minutesAgo: Double, claimant: String? = nil) -> NoticeEvent {
-            NoticeEvent(noticeId: notice, kind: kind, at: now.addingTimeInterval(-minutesAgo * 60), forceCode: "43",
-                        occurrenceNumber: "43251100001", schoolURN: "110001", claimant: claimant)
+            NoticeEvent(
+                noticeId: notice, kind: kind, at: now.addingTimeInterval(-minutesAgo * 60), forceCode: "43",
+                occurrenceNumber: "43251100001", schoolURN: "110001", claimant: claimant)
         }
         // What an instance reads from encompass.notice.events, another instance's claims included.
         let events: [NoticeEvent] = [
@@ -508,8 +538,9 @@ struct UnsentClaimsTests {
     func unsentSetting() throws {
         let folder = TestPaths.temporaryDirectory("mail")
         #expect(try DispatchService.Settings.fromEnvironment(["ENCOMPASS_MAIL_DIR": folder]).unsentAlertAfter == 30 * 60)
-        #expect(try DispatchService.Settings.fromEnvironment(["ENCOMPASS_MAIL_DIR": folder, "ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES": "90"])
-            .unsentAlertAfter == 90 * 60)
+        #expect(
+            try DispatchService.Settings.fromEnvironment(["ENCOMPASS_MAIL_DIR": folder, "ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES": "90"])
+                .unsentAlertAfter == 90 * 60)
         let error = #expect(throws: ConfigurationError.self) {
             try DispatchService.Settings.fromEnvironment(["ENCOMPASS_MAIL_DIR": folder, "ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES": "0"])
         }

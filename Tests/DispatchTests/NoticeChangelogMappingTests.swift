@@ -1,8 +1,9 @@
-@testable import DispatchService
 import EncompassModels
 import EncompassTestSupport
 import Foundation
 import Testing
+
+@testable import DispatchService
 
 /// The changelog's `Notice` (a wire schema) and `NoticeRow` (the table) stay two types; this
 /// keeps the mapping between them whole. A field added to either and not carried fails here.
@@ -36,11 +37,13 @@ struct NoticeChangelogMappingTests {
         #expect(Self.nilFields(row).isEmpty, "populate every NoticeRow field in the fixture: \(Self.nilFields(row))")
         let due = try WireFormat.value(NoticeDue.self, from: row.payload)
         let notice = row.changelogNotice(due: due)
-        #expect(Self.nilFields(notice).isEmpty,
-                "the changelog record leaves these empty: carry them from NoticeRow in changelogNotice(due:): \(Self.nilFields(notice))")
+        #expect(
+            Self.nilFields(notice).isEmpty,
+            "the changelog record leaves these empty: carry them from NoticeRow in changelogNotice(due:): \(Self.nilFields(notice))")
 
-        let mail = DispatchNoticeChangelog.Mail(idempotencyKey: "k-1", recipient: "dsl@mapping.example", message: "Subject: x", state: "sent",
-                                                attempts: 1, createdAt: row.receivedAt, sentAt: row.sentAt, lastError: nil)
+        let mail = DispatchNoticeChangelog.Mail(
+            idempotencyKey: "k-1", recipient: "dsl@mapping.example", message: "Subject: x", state: "sent",
+            attempts: 1, createdAt: row.receivedAt, sentAt: row.sentAt, lastError: nil)
         let record = DispatchNoticeChangelog(notice: notice, mail: mail, telephoneTask: nil)
         let bytes = try WireFormat.encode(Envelope(id: "m-1", key: row.noticeId, producer: "dispatch", createdAt: row.receivedAt, payload: record))
         let read = try WireFormat.decode(DispatchNoticeChangelog.self, from: bytes).payload.notice

@@ -1,4 +1,3 @@
-@testable import DispatchService
 import EncompassKafka
 import EncompassModels
 import EncompassTestSupport
@@ -6,6 +5,8 @@ import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+
+@testable import DispatchService
 
 @Suite("Dispatch's notice changelog over the mock Kafka cluster", .serialized)
 struct NoticeChangelogTests {
@@ -18,11 +19,16 @@ struct NoticeChangelogTests {
 
     func standby(_ dispatch: RunningDispatch) async throws -> [String: String] {
         try await dispatch.host.store.pool.read { db in
-            Dictionary(uniqueKeysWithValues: try StandbyRecord.filter(Column("value") != nil && Column("partition") != nil).fetchAll(db).map { ($0.key, $0.owner) })
+            Dictionary(
+                uniqueKeysWithValues: try StandbyRecord.filter(Column("value") != nil && Column("partition") != nil).fetchAll(db).map {
+                    ($0.key, $0.owner)
+                })
         }
     }
 
-    @Test("an instance lost for good: the new owner restores a notice it sent just before dying as sent (not mailed again), an unsent one flagged for resend (sent once, after taking the claim over), and an open telephone task; finished ones become tombstones")
+    @Test(
+        "an instance lost for good: the new owner restores a notice it sent just before dying as sent (not mailed again), an unsent one flagged for resend (sent once, after taking the claim over), and an open telephone task; finished ones become tombstones"
+    )
     func lostInstance() async throws {
         let kafka = try TestKafka()
         let group = "dispatch-\(UUID())"
@@ -58,17 +64,20 @@ struct NoticeChangelogTests {
         #expect(try await auditKinds(fresh.host.store, unsent.noticeId).contains("restored"))
 
         // The MASH resends the unsent one: the new owner takes the claim over and sends it once.
-        let resend = try await http.send("POST", fresh.base + "/v1/notifications/\(unsent.noticeId)/resend",
-                                         json: Data(#"{"by": "mash-officer-2"}"#.utf8), token: RunningDispatch.token)
+        let resend = try await http.send(
+            "POST", fresh.base + "/v1/notifications/\(unsent.noticeId)/resend",
+            json: Data(#"{"by": "mash-officer-2"}"#.utf8), token: RunningDispatch.token)
         #expect(resend.status == 202, "\(resend.body)")
         try await eventually("sent by the new owner", timeout: .seconds(30)) { emls(fresh).count == 1 }
         let freshClaimant = try await fresh.host.store.pool.read { try NoticeClaims.claimant($0) }
         #expect(try await fresh.host.store.pool.read { try NoticeClaims.winner(of: unsent.noticeId, db: $0) } == freshClaimant)
         #expect(freshClaimant != lostClaimant)
         // And the telephone task is done there.
-        let taskId = try #require(try await fresh.host.store.pool.read { try TelephoneTask.fetchOne($0, where: "noticeId", equals: phoned.noticeId)?.id })
-        let done = try await http.send("POST", fresh.base + "/v1/telephone-tasks/\(taskId)/done",
-                                       json: Data(#"{"by": "mash-officer-2"}"#.utf8), token: RunningDispatch.token)
+        let taskId = try #require(
+            try await fresh.host.store.pool.read { try TelephoneTask.fetchOne($0, where: "noticeId", equals: phoned.noticeId)?.id })
+        let done = try await http.send(
+            "POST", fresh.base + "/v1/telephone-tasks/\(taskId)/done",
+            json: Data(#"{"by": "mash-officer-2"}"#.utf8), token: RunningDispatch.token)
         #expect(done.status == 200, "\(done.body)")
         try await eventually("the finished task's record is a tombstone; the others are the new owner's") {
             let owners = try await standby(fresh)

@@ -1,4 +1,3 @@
-@testable import DispatchService
 import EncompassKafka
 import EncompassModels
 import EncompassTestSupport
@@ -6,6 +5,9 @@ import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+
+@testable import DispatchService
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,10 +30,13 @@ func freePort() throws -> Int {
 /// Publishes notices due with one producer.
 func publishAll(_ kafka: TestKafka, _ notices: [NoticeDue]) async throws {
     let producer = try KafkaProducer(configuration: .init(client: kafka.client("scheduling")), logger: TestLog.logger("scheduling"))
-    _ = try await producer.sendAll(try notices.map { due in
-        ProducerRecord(topic: Topics.noticesDue.name, key: due.noticeId, value: try WireFormat.encode(
-            Envelope(id: MessageID.fresh(), key: due.noticeId, producer: "scheduling", payload: due)))
-    })
+    _ = try await producer.sendAll(
+        try notices.map { due in
+            ProducerRecord(
+                topic: Topics.noticesDue.name, key: due.noticeId,
+                value: try WireFormat.encode(
+                    Envelope(id: MessageID.fresh(), key: due.noticeId, producer: "scheduling", payload: due)))
+        })
     await producer.close()
 }
 
@@ -57,8 +62,9 @@ struct SMTPFaultTests {
     func relayDownThenUp() async throws {
         let kafka = try TestKafka()
         let port = try freePort()
-        let dispatch = try await RunningDispatch(kafka, start: start, mail: .smtp(url: "smtp://127.0.0.1:\(port)", tls: .none, timeoutSeconds: 5),
-                                                 retryBase: 60)
+        let dispatch = try await RunningDispatch(
+            kafka, start: start, mail: .smtp(url: "smtp://127.0.0.1:\(port)", tls: .none, timeoutSeconds: 5),
+            retryBase: 60)
         let notices = (0..<8).map { _ in Fixtures.due() }
         try await publishAll(kafka, notices)
         let store = dispatch.host.store
@@ -104,7 +110,10 @@ struct SMTPFaultTests {
         let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 3 * notices.count, timeout: .seconds(30))
             .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
         for due in notices {
-            #expect(events.filter { $0.noticeId == due.noticeId }.map(\.kind).sorted { $0.rawValue < $1.rawValue } == [.claimed, .deliveredToRelay, .sent])
+            #expect(
+                events.filter { $0.noticeId == due.noticeId }.map(\.kind).sorted { $0.rawValue < $1.rawValue } == [
+                    .claimed, .deliveredToRelay, .sent,
+                ])
         }
 
         // A day later nothing more goes out.
@@ -115,7 +124,9 @@ struct SMTPFaultTests {
         try await dispatch.stop()
     }
 
-    @Test("relay slow: late before the message → retried and delivered once; late near the limit → delivered; late after the whole message → uncertain and flagged, never re-sent")
+    @Test(
+        "relay slow: late before the message → retried and delivered once; late near the limit → delivered; late after the whole message → uncertain and flagged, never re-sent"
+    )
     func slowRelay() async throws {
         let kafka = try TestKafka()
         let peer = try await SMTPPeer(mode: "slow-rcpt:4")
@@ -166,7 +177,9 @@ struct SMTPFaultTests {
         try await dispatch.stop()
     }
 
-    @Test("relay refusing: 550 → dead letter with the relay's reply at once, 452 every time → dead letter after the last attempt; both on the dead-letter API; the other notices delivered once")
+    @Test(
+        "relay refusing: 550 → dead letter with the relay's reply at once, 452 every time → dead letter after the last attempt; both on the dead-letter API; the other notices delivered once"
+    )
     func relayRefusing() async throws {
         let kafka = try TestKafka()
         let peer = try await SMTPPeer(mode: "picky")
@@ -221,7 +234,9 @@ struct SMTPFaultTests {
         try await dispatch.stop()
     }
 
-    @Test("dispatch SIGKILLed between its claim and the relay's answer (the relay has the mail): after the restart the mail is uncertain and flagged, not re-sent, and the redelivered notice is not mailed again")
+    @Test(
+        "dispatch SIGKILLed between its claim and the relay's answer (the relay has the mail): after the restart the mail is uncertain and flagged, not re-sent, and the redelivered notice is not mailed again"
+    )
     func killedWhileSending() async throws {
         let kafka = try TestKafka()
         let peer = try await SMTPPeer(mode: "slow-data:15")
@@ -234,8 +249,10 @@ struct SMTPFaultTests {
         var environment: [String: String] = [:]
         for (key, value) in [
             "ENCOMPASS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrapServers, "ENCOMPASS_DATA_DIR": dir, "ENCOMPASS_HTTP_PORT": String(port),
-            "ENCOMPASS_INSTANCE_ID": "dispatch-kill-test", "ENCOMPASS_GROUP_ID": "dispatch-kill-\(UUID())", "ENCOMPASS_API_TOKEN": RunningDispatch.token,
-            "ENCOMPASS_CLOCK_FILE": clockFile, "ENCOMPASS_SMTP_URL": peer.url, "ENCOMPASS_SMTP_TLS": "none", "ENCOMPASS_SMTP_FROM": "mash@police.example",
+            "ENCOMPASS_INSTANCE_ID": "dispatch-kill-test", "ENCOMPASS_GROUP_ID": "dispatch-kill-\(UUID())",
+            "ENCOMPASS_API_TOKEN": RunningDispatch.token,
+            "ENCOMPASS_CLOCK_FILE": clockFile, "ENCOMPASS_SMTP_URL": peer.url, "ENCOMPASS_SMTP_TLS": "none",
+            "ENCOMPASS_SMTP_FROM": "mash@police.example",
             "ENCOMPASS_DISPATCH_POLL_MS": "100", "ENCOMPASS_PUBLIC_URL": base, "ENCOMPASS_TOPIC_PARTITIONS": String(kafka.partitions),
             "ENCOMPASS_LOG_LEVEL": "notice",
         ] { environment[key] = value }

@@ -1,4 +1,3 @@
-@testable import DispatchService
 import EncompassModels
 import EncompassSecrets
 import EncompassTestSupport
@@ -7,15 +6,21 @@ import ServiceRuntime
 import Testing
 import WebSupport
 
+@testable import DispatchService
+
 @Suite("Notice templates per force protocol")
 struct TemplateTests {
     let now = Timestamp.parse("2026-11-24T08:00:05Z")!
 
-    @Test("the protocol files decide the fields: Thames Valley six, Cambridgeshire adds date of birth, circumstances, relationships, other safeguarding information")
+    @Test(
+        "the protocol files decide the fields: Thames Valley six, Cambridgeshire adds date of birth, circumstances, relationships, other safeguarding information"
+    )
     func protocolFields() throws {
         let protocols = try Fixtures.protocols()
         #expect(protocols["43"]?.fields == [.occurredAt, .childName, .childAge, .homeAddress, .incidentAddress, .occurrenceNumber])
-        #expect(Set(protocols["05"]?.fields ?? []) == Set(protocols["43"]?.fields ?? []).union([.dateOfBirth, .circumstances, .relationships, .safeguardingInformation]))
+        #expect(
+            Set(protocols["05"]?.fields ?? [])
+                == Set(protocols["43"]?.fields ?? []).union([.dateOfBirth, .circumstances, .relationships, .safeguardingInformation]))
         for code in ["43", "05"] {
             let wording = protocols[code]?.standardWording.joined(separator: " ") ?? ""
             #expect(wording.contains("not expected to question the child"))
@@ -32,11 +37,15 @@ struct TemplateTests {
         let rules = try #require(protocols[force])
         let due = Fixtures.due(force: force)
         let content = NoticeContent.render(due, under: rules)
-        let page = NoticeHTML.notice(content, account: "110001", signedInAs: "A Teacher", csrf: "token", acknowledgedAt: nil, acknowledgedBy: nil, feedbackAt: nil, message: nil)
+        let page = NoticeHTML.notice(
+            content, account: "110001", signedInAs: "A Teacher", csrf: "token", acknowledgedAt: nil, acknowledgedBy: nil, feedbackAt: nil,
+            message: nil)
         let stored = String(decoding: try JSONEncoder().encode(content), as: UTF8.self)
         let email = NoticeEmail.render(rules, schoolName: due.request.school.name, link: "https://notices.example.test/notice/TOKEN", expiresAt: now)
-        let mail = MailMessage.compose(fromAddress: "mash@police.example", fromName: rules.senderName, to: "dsl@school.example",
-                                       subject: email.subject, body: email.body, idempotencyKey: "k1", date: now).data
+        let mail = MailMessage.compose(
+            fromAddress: "mash@police.example", fromName: rules.senderName, to: "dsl@school.example",
+            subject: email.subject, body: email.body, idempotencyKey: "k1", date: now
+        ).data
 
         for sentinel in Sentinel.forbidden {
             #expect(!page.contains(sentinel), "page shows \(sentinel)")
@@ -64,9 +73,11 @@ struct TemplateTests {
     func badProtocols() throws {
         let dir = TestPaths.temporaryDirectory("protocols")
         func write(_ dispatch: String) throws {
-            try Data("""
-            {"forceCode": "99", "name": "Test Force", "dispatch": \(dispatch)}
-            """.utf8).write(to: URL(fileURLWithPath: dir + "/test.json"))
+            try Data(
+                """
+                {"forceCode": "99", "name": "Test Force", "dispatch": \(dispatch)}
+                """.utf8
+            ).write(to: URL(fileURLWithPath: dir + "/test.json"))
         }
         let base = #""title": "t", "standardWording": [], "linkExpiryHours": 24, "acknowledgeByLocalTime": "10:00", "senderName": "s""#
         try write(#"{"fields": ["childName", "riskLevel"], "email": {"subject": "s", "body": ["{link}"]}, "# + base + "}")
@@ -86,8 +97,9 @@ struct TemplateTests {
     func escaping() throws {
         let rules = try #require(try Fixtures.protocols()["43"])
         let due = Fixtures.due(childGiven: "<script>alert('x')</script>&\"")
-        let page = NoticeHTML.notice(NoticeContent.render(due, under: rules), account: "110001", signedInAs: "<b>me</b>", csrf: "token",
-                                     acknowledgedAt: nil, acknowledgedBy: nil, feedbackAt: nil, message: nil)
+        let page = NoticeHTML.notice(
+            NoticeContent.render(due, under: rules), account: "110001", signedInAs: "<b>me</b>", csrf: "token",
+            acknowledgedAt: nil, acknowledgedBy: nil, feedbackAt: nil, message: nil)
         #expect(!page.contains("<script>"))
         #expect(!page.contains("<b>me</b>"))
         #expect(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"))
@@ -97,10 +109,16 @@ struct TemplateTests {
     @Test("acknowledgement deadline: 10:00 London on the release day, the next day for a release after 10:00")
     func deadline() throws {
         let rules = try #require(try Fixtures.protocols()["43"])
-        #expect(NoticeIntake.acknowledgeDeadline(releaseAt: Timestamp.parse("2026-11-24T08:00:00Z")!, rules: rules) == Timestamp.parse("2026-11-24T10:00:00Z")!)
+        #expect(
+            NoticeIntake.acknowledgeDeadline(releaseAt: Timestamp.parse("2026-11-24T08:00:00Z")!, rules: rules) == Timestamp.parse(
+                "2026-11-24T10:00:00Z")!)
         // Summer time: 10:00 London is 09:00 UTC.
-        #expect(NoticeIntake.acknowledgeDeadline(releaseAt: Timestamp.parse("2026-06-10T07:00:00Z")!, rules: rules) == Timestamp.parse("2026-06-10T09:00:00Z")!)
-        #expect(NoticeIntake.acknowledgeDeadline(releaseAt: Timestamp.parse("2026-11-24T15:00:00Z")!, rules: rules) == Timestamp.parse("2026-11-25T10:00:00Z")!)
+        #expect(
+            NoticeIntake.acknowledgeDeadline(releaseAt: Timestamp.parse("2026-06-10T07:00:00Z")!, rules: rules) == Timestamp.parse(
+                "2026-06-10T09:00:00Z")!)
+        #expect(
+            NoticeIntake.acknowledgeDeadline(releaseAt: Timestamp.parse("2026-11-24T15:00:00Z")!, rules: rules) == Timestamp.parse(
+                "2026-11-25T10:00:00Z")!)
     }
 }
 
@@ -164,10 +182,16 @@ struct SettingsTests {
 
         #expect(throws: ConfigurationError.self) { try DispatchService.Settings.fromEnvironment(["ENCOMPASS_SMTP_URL": "smtp://relay.example:587"]) }
         #expect(throws: ConfigurationError.self) {
-            try DispatchService.Settings.fromEnvironment(["ENCOMPASS_SMTP_URL": "smtp://relay.example:25", "ENCOMPASS_SMTP_FROM": "a@b", "ENCOMPASS_SMTP_TLS": "none"])
+            try DispatchService.Settings.fromEnvironment([
+                "ENCOMPASS_SMTP_URL": "smtp://relay.example:25", "ENCOMPASS_SMTP_FROM": "a@b", "ENCOMPASS_SMTP_TLS": "none",
+            ])
         }
-        #expect(throws: ConfigurationError.self) { try DispatchService.Settings.fromEnvironment(["ENCOMPASS_SMTP_URL": "http://x", "ENCOMPASS_SMTP_FROM": "a@b"]) }
-        let loopback = try DispatchService.Settings.fromEnvironment(["ENCOMPASS_SMTP_URL": "smtp://127.0.0.1:2525", "ENCOMPASS_SMTP_FROM": "a@b", "ENCOMPASS_SMTP_TLS": "none"])
+        #expect(throws: ConfigurationError.self) {
+            try DispatchService.Settings.fromEnvironment(["ENCOMPASS_SMTP_URL": "http://x", "ENCOMPASS_SMTP_FROM": "a@b"])
+        }
+        let loopback = try DispatchService.Settings.fromEnvironment([
+            "ENCOMPASS_SMTP_URL": "smtp://127.0.0.1:2525", "ENCOMPASS_SMTP_FROM": "a@b", "ENCOMPASS_SMTP_TLS": "none",
+        ])
         #expect(loopback.mail == .smtp(url: "smtp://127.0.0.1:2525", tls: .none))
     }
 }

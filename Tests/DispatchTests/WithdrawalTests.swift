@@ -1,4 +1,3 @@
-@testable import DispatchService
 import EncompassModels
 import EncompassTestSupport
 import Foundation
@@ -6,18 +5,23 @@ import GRDB
 import ServiceRuntime
 import Testing
 
+@testable import DispatchService
+
 /// A notice cancelled after scheduling released it ("no longer attends" arrived, or an
 /// amendment withdrew the child), read by dispatch from `encompass.notice.events`.
 @Suite("Withdrawing a released notice", .serialized)
 struct WithdrawalTests {
     let start = Timestamp.parse("2026-11-24T08:00:05Z")!
-    let reason = "withdrawn after release at 2026-11-24T08:00:00Z: dispatch does not send it if it has not yet: URN 110001 reported that the pupil no longer attends"
+    let reason =
+        "withdrawn after release at 2026-11-24T08:00:00Z: dispatch does not send it if it has not yet: URN 110001 reported that the pupil no longer attends"
 
     func cancel(_ due: NoticeDue, store: ServiceStore, now: Date) async throws {
-        let event = NoticeEvent(noticeId: due.noticeId, kind: .cancelled, at: now, forceCode: due.request.incident.forceCode,
-                                occurrenceNumber: due.request.incident.occurrenceNumber, schoolURN: due.request.school.urn, detail: reason)
+        let event = NoticeEvent(
+            noticeId: due.noticeId, kind: .cancelled, at: now, forceCode: due.request.incident.forceCode,
+            occurrenceNumber: due.request.incident.occurrenceNumber, schoolURN: due.request.school.urn, detail: reason)
         try await store.pool.write { db in
-            try DispatchService.applyEvent(event, eventId: MessageID.fresh(), producer: "scheduling", db: db, now: now, logger: TestLog.logger("events"))
+            try DispatchService.applyEvent(
+                event, eventId: MessageID.fresh(), producer: "scheduling", db: db, now: now, logger: TestLog.logger("events"))
         }
     }
 
@@ -38,7 +42,8 @@ struct WithdrawalTests {
         let clock = ManualClock(start)
         let due = Fixtures.due(urn: "110009")
         guard case .mailQueued = try await Fixtures.accept(due, settings: settings, store: store, now: clock.now, password: false) else {
-            Issue.record("no mail queued"); return
+            Issue.record("no mail queued")
+            return
         }
         #expect(try await Fixtures.sender(settings, store, clock: clock).sendDue() == 0, "held: no password")
         try await cancel(due, store: store, now: clock.now)
@@ -50,7 +55,9 @@ struct WithdrawalTests {
         #expect(row.state == .cancelled && row.sentAt == nil && row.linkTokenHash == nil)
         let queued = try #require(try await mail(store, due.noticeId))
         #expect(queued.state == .cancelled && queued.message == nil, "the link token is dropped")
-        let audit = try await store.pool.read { db in try AuditEntry.filter(Column("noticeId") == due.noticeId && Column("kind") == "withdrawn").fetchOne(db) }
+        let audit = try await store.pool.read { db in
+            try AuditEntry.filter(Column("noticeId") == due.noticeId && Column("kind") == "withdrawn").fetchOne(db)
+        }
         #expect(audit?.detail?.contains("not sent") == true && audit?.detail?.contains("no longer attends") == true, "\(String(describing: audit))")
         #expect(try await publishedEvents(store).allSatisfy { $0.kind != .sent })
     }
@@ -86,7 +93,10 @@ struct WithdrawalTests {
         let due = Fixtures.due()
         try await cancel(due, store: store, now: clock.now)
         let outcome = try await Fixtures.accept(due, settings: settings, store: store, now: clock.now)
-        guard case .withdrawn(let why) = outcome else { Issue.record("accepted as \(outcome)"); return }
+        guard case .withdrawn(let why) = outcome else {
+            Issue.record("accepted as \(outcome)")
+            return
+        }
         #expect(why.contains("no longer attends"))
         #expect(try await mail(store, due.noticeId) == nil)
         #expect(try await notice(store, due.noticeId)?.state == .cancelled)
@@ -94,7 +104,8 @@ struct WithdrawalTests {
 
         let phoned = Fixtures.due(channel: .telephone, urn: "110002")
         guard case .telephoneTask = try await Fixtures.accept(phoned, settings: settings, store: store, now: clock.now) else {
-            Issue.record("no telephone task"); return
+            Issue.record("no telephone task")
+            return
         }
         try await cancel(phoned, store: store, now: clock.now)
         let task = try #require(try await store.pool.read { try TelephoneTask.fetchOne($0, key: "t-" + phoned.noticeId) })
@@ -113,37 +124,53 @@ struct WithdrawalTests {
             contacts: [SchoolContact(role: "education-otherwise", name: "Reading EHE team", email: "ehe@reading.example", phone: "0118 937 3737")],
             channel: .telephone)
         guard case .telephoneTask(let reason) = try await Fixtures.accept(notOnRoll, settings: settings, store: store, now: clock.now) else {
-            Issue.record("no telephone task"); return
+            Issue.record("no telephone task")
+            return
         }
         #expect(reason.hasPrefix("Ring Reading local authority's education-otherwise contact, Reading EHE team on 0118 937 3737."), "\(reason)")
-        #expect(reason.contains("\(Sentinel.childGiven) \(Sentinel.childFamily), born \(Sentinel.childDOBShown)") && reason.contains("on no school roll (Reading local authority (child home-educated))"))
+        #expect(
+            reason.contains("\(Sentinel.childGiven) \(Sentinel.childFamily), born \(Sentinel.childDOBShown)")
+                && reason.contains("on no school roll (Reading local authority (child home-educated))"))
         #expect(reason.contains("incident \(Sentinel.occurrence)") && reason.contains("Ring by Tuesday 24 November 2026 at 10:00"), "\(reason)")
         let event = try #require(try await publishedEvents(store).first { $0.noticeId == notOnRoll.noticeId && $0.kind == .telephoneTask })
-        #expect(event.detail?.contains("Ring Reading local authority's") == true && event.detail?.contains(Sentinel.childGiven) == false, "\(String(describing: event.detail))")
+        #expect(
+            event.detail?.contains("Ring Reading local authority's") == true && event.detail?.contains(Sentinel.childGiven) == false,
+            "\(String(describing: event.detail))")
 
         var none = notOnRoll
         none.request.noticeId = notOnRoll.noticeId + "-2"
         none.request.school.contacts = []
         guard case .telephoneTask(let noContact) = try await Fixtures.accept(none, settings: settings, store: store, now: clock.now) else {
-            Issue.record("no telephone task"); return
+            Issue.record("no telephone task")
+            return
         }
-        #expect(noContact.contains("children missing education or elective home education team") && noContact.contains("la-contacts import"), "\(noContact)")
+        #expect(
+            noContact.contains("children missing education or elective home education team") && noContact.contains("la-contacts import"),
+            "\(noContact)")
 
         var outOfArea = Fixtures.due(channel: .telephone, urn: "110640")
         outOfArea.request.noticeId = notOnRoll.noticeId + "-3"
-        outOfArea.request.school = ResolvedSchool(urn: "110640", name: "Fen Ditton Primary School", localAuthorityCode: "873",
-                                                  localAuthorityName: "Cambridgeshire", contacts: [], channel: .telephone)
-        outOfArea.request.resolution = ["URN 110640 is in Cambridgeshire (LA 873), outside force 43's local authorities; \(ResolvedSchool.unroutedOutOfArea) for the school nor for Cambridgeshire"]
+        outOfArea.request.school = ResolvedSchool(
+            urn: "110640", name: "Fen Ditton Primary School", localAuthorityCode: "873",
+            localAuthorityName: "Cambridgeshire", contacts: [], channel: .telephone)
+        outOfArea.request.resolution = [
+            "URN 110640 is in Cambridgeshire (LA 873), outside force 43's local authorities; \(ResolvedSchool.unroutedOutOfArea) for the school nor for Cambridgeshire"
+        ]
         guard case .telephoneTask(let across) = try await Fixtures.accept(outOfArea, settings: settings, store: store, now: clock.now) else {
-            Issue.record("no telephone task"); return
+            Issue.record("no telephone task")
+            return
         }
-        #expect(across.hasPrefix("Ring the designated safeguarding lead of Fen Ditton Primary School (URN 110640, Cambridgeshire, outside the force's area;"), "\(across)")
+        #expect(
+            across.hasPrefix(
+                "Ring the designated safeguarding lead of Fen Ditton Primary School (URN 110640, Cambridgeshire, outside the force's area;"),
+            "\(across)")
         #expect(across.contains("\(Sentinel.childGiven) \(Sentinel.childFamily)") && across.contains("Ring by Tuesday 24 November 2026 at 10:00"))
 
         // An early years setting the protocol telephones keeps its own reason.
         let setting = Fixtures.due(channel: .telephone, urn: "EY512345")
         guard case .telephoneTask(let early) = try await Fixtures.accept(setting, settings: settings, store: store, now: clock.now) else {
-            Issue.record("no telephone task"); return
+            Issue.record("no telephone task")
+            return
         }
         #expect(early == "the protocol asks for a telephone call to this setting")
     }

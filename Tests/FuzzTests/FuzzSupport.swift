@@ -93,7 +93,10 @@ func fuzz(
             outcome = .rejected(describeError(error))
         }
         let took = clock.now - began
-        if took > report.slowest { report.slowest = took; report.slowestIteration = iteration }
+        if took > report.slowest {
+            report.slowest = took
+            report.slowestIteration = iteration
+        }
         report.iterations += 1
         switch outcome {
         case .parsed:
@@ -222,6 +225,8 @@ enum Mutator {
 /// Asserts a fuzz run found nothing wrong.
 func expectClean(_ report: FuzzReport, sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(report.iterations > 0, sourceLocation: sourceLocation)
-    #expect(report.failures.isEmpty, "\(report.parser) (replay: ENCOMPASS_FUZZ_SEED=\(report.seed)): \(report.failures.prefix(10).joined(separator: "\n"))",
-            sourceLocation: sourceLocation)
+    #expect(
+        report.failures.isEmpty,
+        "\(report.parser) (replay: ENCOMPASS_FUZZ_SEED=\(report.seed)): \(report.failures.prefix(10).joined(separator: "\n"))",
+        sourceLocation: sourceLocation)
 }

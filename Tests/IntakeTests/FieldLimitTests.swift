@@ -3,9 +3,10 @@ import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import IntakeService
 import ServiceRuntime
 import Testing
+
+@testable import IntakeService
 
 /// Intake's field limits, unknown fields, adults' fields set aside, the service clock.
 @Suite("Intake field limits, unknown fields and adults' fields")
@@ -22,8 +23,11 @@ struct FieldLimitTests {
         value.children[0].school = RecordedSchool(name: String(repeating: "s", count: 201), urn: String(repeating: "9", count: 5000))
         let review = validator.review(value.normalised(), now: now)
         let fields = Set(review.errors.map(\.field))
-        #expect(fields == ["children[0].givenName", "incidentAddress.lines[0]", "incidentAddress.postcode", "children[0].school.name",
-                           "children[0].school.urn"])
+        #expect(
+            fields == [
+                "children[0].givenName", "incidentAddress.lines[0]", "incidentAddress.postcode", "children[0].school.name",
+                "children[0].school.urn",
+            ])
         #expect(review.errors.first { $0.field == "children[0].givenName" }?.message == "is 1048576 characters long; at most 100")
         #expect(review.errors.allSatisfy { $0.message.count < 200 })
         // At the limits, accepted.
@@ -35,7 +39,9 @@ struct FieldLimitTests {
         #expect(validator.review(fits.normalised(), now: now).errors.map(\.field) == ["incidentAddress.lines"])
     }
 
-    @Test("brief circumstances and other safeguarding information: optional free text within its limit, line breaks kept, blank dropped, control characters refused")
+    @Test(
+        "brief circumstances and other safeguarding information: optional free text within its limit, line breaks kept, blank dropped, control characters refused"
+    )
     func freeText() {
         var value = incident()
         value.circumstances = "  Child was upstairs and heard shouting.\nMother says the children slept through.  "
@@ -55,12 +61,15 @@ struct FieldLimitTests {
 
     @Test("an incident whose every field is within its limit but is too large as a whole is rejected")
     func wholeIncidentSize() {
-        let address = PostalAddress(lines: Array(repeating: String(repeating: "l", count: 200), count: 10),
-                                    town: String(repeating: "t", count: 100), county: String(repeating: "c", count: 100), postcode: "RG1 7LL")
-        var value = incident(children: (0..<50).map { _ in
-            RecordedChild(givenName: String(repeating: "g", count: 100), familyName: String(repeating: "f", count: 100), ageYears: 7,
-                          homeAddress: address, school: RecordedSchool(name: String(repeating: "s", count: 200)))
-        })
+        let address = PostalAddress(
+            lines: Array(repeating: String(repeating: "l", count: 200), count: 10),
+            town: String(repeating: "t", count: 100), county: String(repeating: "c", count: 100), postcode: "RG1 7LL")
+        var value = incident(
+            children: (0..<50).map { _ in
+                RecordedChild(
+                    givenName: String(repeating: "g", count: 100), familyName: String(repeating: "f", count: 100), ageYears: 7,
+                    homeAddress: address, school: RecordedSchool(name: String(repeating: "s", count: 200)))
+            })
         value.parties = (0..<50).map { _ in
             Party(role: .other, givenName: String(repeating: "g", count: 100), familyName: String(repeating: "f", count: 100), address: address)
         }
@@ -162,7 +171,9 @@ struct FieldLimitTests {
 
 @Suite("Intake over HTTP: limits, unknown fields, adults' fields, the service clock", .serialized)
 struct IntakeFieldServiceTests {
-    @Test("HTTP: a 1 MB child name is refused with the field named and the incidents after it go through; an adult's bad date of birth is set aside with a warning")
+    @Test(
+        "HTTP: a 1 MB child name is refused with the field named and the incidents after it go through; an adult's bad date of birth is set aside with a warning"
+    )
     func httpLimitsAndWarnings() async throws {
         let kafka = try TestKafka()
         let intake = try await RunningIntake(kafka, token: "s3cret-token")
@@ -170,11 +181,13 @@ struct IntakeFieldServiceTests {
         huge.children[0].givenName = String(repeating: "A", count: 1_048_576)
         var adult = incident(occurrence: "43260000002")
         adult.parties[0].dateOfBirth = "9187-02-11"
-        var unknownAtChild = try JSONSerialization.jsonObject(with: WireFormat.encoder().encode(incident(occurrence: "43260000003"))) as! [String: Any]
+        var unknownAtChild =
+            try JSONSerialization.jsonObject(with: WireFormat.encoder().encode(incident(occurrence: "43260000003"))) as! [String: Any]
         var children = unknownAtChild["children"] as! [[String: Any]]
         children[0]["nickname"] = "Mia"
         unknownAtChild["children"] = children
-        var unknownAtParty = try JSONSerialization.jsonObject(with: WireFormat.encoder().encode(incident(occurrence: "43260000004"))) as! [String: Any]
+        var unknownAtParty =
+            try JSONSerialization.jsonObject(with: WireFormat.encoder().encode(incident(occurrence: "43260000004"))) as! [String: Any]
         var parties = unknownAtParty["parties"] as! [[String: Any]]
         parties[0]["phone"] = "07700 900123"
         unknownAtParty["parties"] = parties
@@ -250,8 +263,10 @@ struct IntakeFieldServiceTests {
         adultExtra["parties"] = parties
         let producer = try KafkaProducer(configuration: .init(client: kafka.client("feed")), logger: TestLog.logger("feed"))
         for (key, object) in [("43260000011", withNotes), ("43260000012", adultExtra)] {
-            try await producer.send(ProducerRecord(topic: Topics.incidentsRaw.name, key: key,
-                                                   value: Array(try JSONSerialization.data(withJSONObject: object))))
+            try await producer.send(
+                ProducerRecord(
+                    topic: Topics.incidentsRaw.name, key: key,
+                    value: Array(try JSONSerialization.data(withJSONObject: object))))
         }
         await producer.close()
         let events = try await recorded(kafka, count: 1)

@@ -3,9 +3,10 @@ import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import IntakeService
 import ServiceRuntime
 import Testing
+
+@testable import IntakeService
 
 func runCLI(_ arguments: [String]) throws -> (status: Int32, output: String) {
     let run = try runBuilt("encompass", arguments)
@@ -26,7 +27,9 @@ struct HistoryImportTests {
             "{\"occurrenceNumber\": \"43190000003\", truncated",
             String(decoding: try WireFormat.encoder().encode(tooOld), as: UTF8.self),
             "",
-            String(decoding: try WireFormat.encoder().encode(incident(occurrence: "43190000005", occurred: "2021-03-02T20:00:00", children: [])), as: UTF8.self),
+            String(
+                decoding: try WireFormat.encoder().encode(incident(occurrence: "43190000005", occurred: "2021-03-02T20:00:00", children: [])),
+                as: UTF8.self),
         ]
         let path = TestPaths.temporaryDirectory("history") + "/niche-export.jsonl"
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
@@ -69,8 +72,9 @@ struct HistoryImportTests {
         #expect(result.output.contains("row 5:"), "\(result.output)") // physical line 5: after the two-line address
         #expect(result.output.contains("3 accepted"), "\(result.output)")
         let records = try await readRecords(kafka, topic: Topics.history.name, count: 3)
-        let second = try #require(records.map { try WireFormat.decode(HistoricalIncident.self, from: $0.value).payload.incident }
-            .first { $0.occurrenceNumber == "43190000002" })
+        let second = try #require(
+            records.map { try WireFormat.decode(HistoricalIncident.self, from: $0.value).payload.incident }
+                .first { $0.occurrenceNumber == "43190000002" })
         #expect(second.incidentAddress.lines == ["Flat 2", "14 Oxford Road"])
         try await intake.stop()
     }

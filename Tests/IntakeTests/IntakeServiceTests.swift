@@ -3,9 +3,11 @@ import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import IntakeService
 import ServiceRuntime
 import Testing
+
+@testable import IntakeService
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -35,8 +37,9 @@ final class RunningIntake: Sendable {
         let configuration = ServiceConfiguration(
             service: .intake, kafka: kafka.client("intake"), groupId: "intake-\(UUID())",
             dataDirectory: dataDirectory ?? TestPaths.temporaryDirectory("intake"), instanceId: "intake-test", httpPort: 0, clockFile: clockFile)
-        let host = try await ServiceHost(definition: IntakeService.definition(settings: settings), configuration: configuration,
-                                         logger: TestLog.logger("intake"))
+        let host = try await ServiceHost(
+            definition: IntakeService.definition(settings: settings), configuration: configuration,
+            logger: TestLog.logger("intake"))
         self.host = host
         self.task = Task { try await host.run(handleSignals: false) }
         self.port = await host.httpPort()
@@ -93,9 +96,13 @@ struct IntakeServiceTests {
         #expect(try await post(intake.url, token: "s3cret-token", body: try json([good])).status == 202)
         var amended = good
         amended.children.append(RecordedChild(givenName: "Oliver", familyName: "Hughes", ageYears: 7, presence: .witness))
-        #expect(try await post(intake.url, token: "s3cret-token", body: try JSONSerialization.data(withJSONObject: [
-            "incidents": [try JSONSerialization.jsonObject(with: WireFormat.encoder().encode(amended))],
-        ])).status == 202)
+        #expect(
+            try await post(
+                intake.url, token: "s3cret-token",
+                body: try JSONSerialization.data(withJSONObject: [
+                    "incidents": [try JSONSerialization.jsonObject(with: WireFormat.encoder().encode(amended))]
+                ])
+            ).status == 202)
 
         let events = try await recorded(kafka, count: 3)
         #expect(events.count == 3)
@@ -134,7 +141,10 @@ struct IntakeServiceTests {
             ("43260000002", Array(#"{"occurrenceNumber":"43260000002","forceCode":"43"}"#.utf8)),
             ("43260000003", Array(try WireFormat.encoder().encode(future))),
             ("43260000004", Array("\u{FEFF}garbage\u{0}".utf8)),
-            ("43260000005", try WireFormat.encode(Envelope(id: "feed-5", key: "43260000005", producer: "niche-rms", payload: incident(occurrence: "43260000005")))),
+            (
+                "43260000005",
+                try WireFormat.encode(Envelope(id: "feed-5", key: "43260000005", producer: "niche-rms", payload: incident(occurrence: "43260000005")))
+            ),
         ]
         for (key, value) in records {
             try await producer.send(ProducerRecord(topic: Topics.incidentsRaw.name, key: key, value: value))

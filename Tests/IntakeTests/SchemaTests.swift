@@ -1,8 +1,9 @@
 import EncompassModels
 import EncompassTestSupport
 import Foundation
-@testable import IntakeService
 import Testing
+
+@testable import IntakeService
 
 /// Validates JSON documents against docs/schemas/incident.schema.json with Python's jsonschema.
 func schemaErrors(_ documents: [Data]) throws -> [String] {
@@ -14,13 +15,13 @@ func schemaErrors(_ documents: [Data]) throws -> [String] {
         paths.append(path)
     }
     let script = """
-    import json, sys, jsonschema
-    schema = json.load(open(sys.argv[1]))
-    v = jsonschema.Draft202012Validator(schema)
-    for p in sys.argv[2:]:
-        errors = sorted(e.message for e in v.iter_errors(json.load(open(p))))
-        print(json.dumps(errors))
-    """
+        import json, sys, jsonschema
+        schema = json.load(open(sys.argv[1]))
+        v = jsonschema.Draft202012Validator(schema)
+        for p in sys.argv[2:]:
+            errors = sorted(e.message for e in v.iter_errors(json.load(open(p))))
+            print(json.dumps(errors))
+        """
     let run = try runPython(script, ["\(TestPaths.packageRoot)/docs/schemas/incident.schema.json"] + paths, errors: .separate)
     #expect(run.status == 0, "python3 with jsonschema is needed (pip install jsonschema): \(run.error)")
     return run.output.split(separator: "\n").map(String.init)
@@ -31,9 +32,11 @@ struct SchemaTests {
     @Test("what the Swift types write validates against the published schema, and broken documents do not")
     func schemaMatchesCode() throws {
         var full = incident()
-        full.children.append(RecordedChild(givenName: "Oliver", familyName: "Hughes", ageYears: 7,
-                                           homeAddress: PostalAddress(lines: ["1 High St"], postcode: "OX1 1AA"),
-                                           presence: .witness, school: RecordedSchool(urn: "110123")))
+        full.children.append(
+            RecordedChild(
+                givenName: "Oliver", familyName: "Hughes", ageYears: 7,
+                homeAddress: PostalAddress(lines: ["1 High St"], postcode: "OX1 1AA"),
+                presence: .witness, school: RecordedSchool(urn: "110123")))
         full.parties[0].address = PostalAddress(lines: ["1 High St"], town: "Oxford", county: "Oxfordshire", postcode: "OX1 1AA")
         let noChildren = incident(children: [])
         var missing = try JSONSerialization.jsonObject(with: WireFormat.encoder().encode(incident())) as! [String: Any]

@@ -3,16 +3,21 @@ import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import IntakeService
 import ServiceRuntime
 import Spreadsheets
 import Testing
 
-let header = "occurrence_number,force_code,occurred_at,reported_at,incident_address,incident_town,incident_postcode,lpa,risk_level,crime,victim_given_name,victim_family_name,child_given_name,child_family_name,child_dob,child_age,child_presence,child_school,child_school_urn"
+@testable import IntakeService
 
-func csvRow(_ occurrence: String, child: (String, String, String)? = nil, age: String = "", school: String = "", occurred: String = "2026-11-22 21:15") -> String {
+let header =
+    "occurrence_number,force_code,occurred_at,reported_at,incident_address,incident_town,incident_postcode,lpa,risk_level,crime,victim_given_name,victim_family_name,child_given_name,child_family_name,child_dob,child_age,child_presence,child_school,child_school_urn"
+
+func csvRow(
+    _ occurrence: String, child: (String, String, String)? = nil, age: String = "", school: String = "", occurred: String = "2026-11-22 21:15"
+) -> String {
     let (given, family, dob) = child ?? ("", "", "")
-    return "\(occurrence),43,\(occurred),2026-11-22 22:40,\"Flat 2, 14 Oxford Road\",Reading,RG1 7LL,Reading,medium,Y,Sarah,Hughes,\(given),\(family),\(dob),\(age),present,\"\(school)\","
+    return
+        "\(occurrence),43,\(occurred),2026-11-22 22:40,\"Flat 2, 14 Oxford Road\",Reading,RG1 7LL,Reading,medium,Y,Sarah,Hughes,\(given),\(family),\(dob),\(age),present,\"\(school)\","
 }
 
 /// Writes an XLSX with openpyxl (an independent writer) from a JSON description.
@@ -24,32 +29,37 @@ func makeXLSX(_ path: String, rows: [[Any]], formulaCell: (row: Int, column: Int
     let specPath = path + ".json"
     try spec.write(to: URL(fileURLWithPath: specPath))
     let script = """
-    import json, sys, datetime, openpyxl
-    spec = json.load(open(sys.argv[1]))
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    for r, row in enumerate(spec["rows"], start=1):
-        for c, value in enumerate(row, start=1):
-            if r > 1 and c in spec["dateColumns"] and value:
-                value = datetime.datetime.fromisoformat(value)
-            ws.cell(row=r, column=c, value=value)
-    if spec["formula"]:
-        r, c, f = spec["formula"]
-        ws.cell(row=r, column=c, value=f)
-    wb.save(spec["path"])
-    """
+        import json, sys, datetime, openpyxl
+        spec = json.load(open(sys.argv[1]))
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        for r, row in enumerate(spec["rows"], start=1):
+            for c, value in enumerate(row, start=1):
+                if r > 1 and c in spec["dateColumns"] and value:
+                    value = datetime.datetime.fromisoformat(value)
+                ws.cell(row=r, column=c, value=value)
+        if spec["formula"]:
+            r, c, f = spec["formula"]
+            ws.cell(row=r, column=c, value=f)
+        wb.save(spec["path"])
+        """
     let run = try runPython(script, [specPath])
     guard run.status == 0 else { throw SheetError("openpyxl failed (pip install openpyxl): \(run.output)") }
 }
 
 @Suite("Spreadsheet reading")
 struct SpreadsheetReaderTests {
-    @Test("the free-text columns: brief circumstances and other safeguarding information (quoted, with commas and a line break) reach the incident; rows of one occurrence must agree on them")
+    @Test(
+        "the free-text columns: brief circumstances and other safeguarding information (quoted, with commas and a line break) reach the incident; rows of one occurrence must agree on them"
+    )
     func freeTextColumns() throws {
         let free = ",circumstances,safeguarding_information"
-        let text = header + free + "\r\n"
-            + csvRow("43261234567", child: ("Amelia", "Hughes", "2016-05-04")) + ",\"Argument in the kitchen, children upstairs.\nNo injuries.\",Tired in school\r\n"
-            + csvRow("43261234567", child: ("Oliver", "Hughes", "2018-01-02")) + ",\"Argument in the kitchen, children upstairs.\nNo injuries.\",Tired in school\r\n"
+        let text =
+            header + free + "\r\n"
+            + csvRow("43261234567", child: ("Amelia", "Hughes", "2016-05-04"))
+            + ",\"Argument in the kitchen, children upstairs.\nNo injuries.\",Tired in school\r\n"
+            + csvRow("43261234567", child: ("Oliver", "Hughes", "2018-01-02"))
+            + ",\"Argument in the kitchen, children upstairs.\nNo injuries.\",Tired in school\r\n"
             + csvRow("43261234568", child: ("Noah", "Patel", "2015-03-03")) + ",One version,\r\n"
             + csvRow("43261234568", child: ("Ava", "Patel", "2017-03-03")) + ",Another version,\r\n"
         let (groups, problems) = IncidentSheet.incidents(from: try SpreadsheetReader.read(Data(text.utf8)))
@@ -84,11 +94,13 @@ struct SpreadsheetReaderTests {
         #expect(sheet.notices.first?.contains("Windows-1252") == true)
     }
 
-    @Test("bad files and bad rows get clear errors", arguments: [
-        ("", "empty"),
-        ("a,b\n\"unclosed,1\n", "never closed"),
-        ("a,a\n1,2\n", "appears twice"),
-    ])
+    @Test(
+        "bad files and bad rows get clear errors",
+        arguments: [
+            ("", "empty"),
+            ("a,b\n\"unclosed,1\n", "never closed"),
+            ("a,a\n1,2\n", "appears twice"),
+        ])
     func badFiles(text: String, message: String) {
         let error = #expect(throws: SheetError.self) { try SpreadsheetReader.read(Data(text.utf8)) }
         #expect(error?.description.contains(message) == true, "\(String(describing: error))")
@@ -106,14 +118,19 @@ struct SpreadsheetReaderTests {
     @Test("XLSX from openpyxl: shared strings, numbers, real dates, and formula cells refused")
     func xlsx() throws {
         let path = TestPaths.temporaryDirectory("xlsx") + "/desk.xlsx"
-        try makeXLSX(path, rows: [
-            ["Occurrence Number", "Occurred At", "Child DOB", "Count"],
-            ["43260001234", "2026-11-22T21:15:00", "2016-05-04T00:00:00", 3],
-            ["43260001235", "2026-07-01T08:05:30", "", 4],
-        ], formulaCell: (3, 4, "=SUM(1,2)"), dateColumns: [2, 3])
+        try makeXLSX(
+            path,
+            rows: [
+                ["Occurrence Number", "Occurred At", "Child DOB", "Count"],
+                ["43260001234", "2026-11-22T21:15:00", "2016-05-04T00:00:00", 3],
+                ["43260001235", "2026-07-01T08:05:30", "", 4],
+            ], formulaCell: (3, 4, "=SUM(1,2)"), dateColumns: [2, 3])
         let sheet = try SpreadsheetReader.read(try Data(contentsOf: URL(fileURLWithPath: path)))
         #expect(sheet.headers == ["occurrence_number", "occurred_at", "child_dob", "count"])
-        #expect(sheet.rows[0].cells == ["occurrence_number": "43260001234", "occurred_at": "2026-11-22T21:15:00", "child_dob": "2016-05-04", "count": "3"])
+        #expect(
+            sheet.rows[0].cells == [
+                "occurrence_number": "43260001234", "occurred_at": "2026-11-22T21:15:00", "child_dob": "2016-05-04", "count": "3",
+            ])
         #expect(sheet.rows[0].problem == nil)
         #expect(sheet.rows[1].problem?.contains("formula") == true)
         #expect(sheet.rows[1].problem?.contains("D3") == true)
@@ -157,9 +174,9 @@ struct SpreadsheetUploadTests {
             csvRow("43260001234", child: ("Amelia", "Hughes", "2016-05-04"), school: "St Marys CE Prim, Reading"),
             csvRow("43260001234", child: ("Oliver", "Hughes", ""), age: "7"),
             csvRow("43260001234", child: ("Grace", "Hughes", "2001-01-01")), // 25 at the incident
-            csvRow("43260005678"),                                           // no child listed
+            csvRow("43260005678"), // no child listed
             csvRow("43260009999", occurred: "yesterday evening"),
-            csvRow("43260005678", occurred: "2026-11-22 21:16"),             // disagrees with its first row
+            csvRow("43260005678", occurred: "2026-11-22 21:16"), // disagrees with its first row
         ].joined(separator: "\n")
         let answer = try await upload(intake, name: "desk-2026-11-23.csv", data: Data(csv.utf8))
         #expect(answer.status == 202)
@@ -185,7 +202,9 @@ struct SpreadsheetUploadTests {
         try await intake.stop()
     }
 
-    @Test("a big upload is bounded: over 20,000 rows it is refused whole as soon as row 20,001 is read; 1,500 bad rows make one dead letter and an answer listing 1,000 rows with counts by field")
+    @Test(
+        "a big upload is bounded: over 20,000 rows it is refused whole as soon as row 20,001 is read; 1,500 bad rows make one dead letter and an answer listing 1,000 rows with counts by field"
+    )
     func bigUploads() async throws {
         let kafka = try TestKafka()
         let intake = try await RunningIntake(kafka, token: "t0ken")
@@ -197,7 +216,7 @@ struct SpreadsheetUploadTests {
         let atLimit = try SpreadsheetReader.read(Data(([header] + Array(repeating: bad, count: 3)).joined(separator: "\n").utf8), maximumRows: 3)
         #expect(atLimit.rows.count == 3)
 
-        let many = ([header] + (0..<1_500).map { csvRow(String(43260010000 + $0), occurred: "yesterday evening") }).joined(separator: "\n")
+        let many = ([header] + (0..<1_500).map { csvRow(String(43_260_010_000 + $0), occurred: "yesterday evening") }).joined(separator: "\n")
         let answer = try await upload(intake, name: "many.csv", data: Data(many.utf8))
         #expect(answer.status == 422)
         #expect((answer.body["rejectedRows"] as? [Any])?.count == IncidentAPI.maximumRejectedRowsAnswered)
@@ -235,9 +254,11 @@ struct SpreadsheetUploadTests {
         var rows: [[Any]] = [columns]
         for i in 0..<10_000 {
             let occurrence = String(format: "4326%07d", i / 2)
-            rows.append([occurrence, "43", "2026-11-22T21:15:00", "2026-11-22T22:40:00", "\(i / 2) High Street", "Reading", "RG1 7LL",
-                         "Reading", "standard", "N", "Sam", "Taylor\(i / 2)", "Child\(i)", "Taylor\(i / 2)", "2015-03-0\(1 + i % 9)",
-                         "", "present", "Reading Primary", ""])
+            rows.append([
+                occurrence, "43", "2026-11-22T21:15:00", "2026-11-22T22:40:00", "\(i / 2) High Street", "Reading", "RG1 7LL",
+                "Reading", "standard", "N", "Sam", "Taylor\(i / 2)", "Child\(i)", "Taylor\(i / 2)", "2015-03-0\(1 + i % 9)",
+                "", "present", "Reading Primary", "",
+            ])
         }
         try makeXLSX(path, rows: rows, dateColumns: [3, 4])
         let started = ContinuousClock.now

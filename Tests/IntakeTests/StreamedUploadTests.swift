@@ -4,11 +4,12 @@ import EncompassSecrets
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import IntakeService
 import NIOCore
 import ServiceRuntime
 import Spreadsheets
 import Testing
+
+@testable import IntakeService
 
 @Suite("Spreadsheet uploads read as they arrive", .serialized)
 struct StreamedUploadTests {
@@ -25,11 +26,15 @@ struct StreamedUploadTests {
     @Test("the receiver spools the bytes as sent, hashes them and parses CSV the same whatever the chunks; XLSX is read whole from the spool")
     func receiverChunks() async throws {
         let directory = URL(fileURLWithPath: TestPaths.temporaryDirectory("spool"))
-        let csv = Data([0xEF, 0xBB, 0xBF]) + Data(([header, csvRow("43260001234", child: ("Zoë", "Hughes", "2016-05-04"), school: "St Mary's, \"Reading\"")]
-            .joined(separator: "\r\n") + "\r\n").utf8)
+        let csv =
+            Data([0xEF, 0xBB, 0xBF])
+            + Data(
+                ([header, csvRow("43260001234", child: ("Zoë", "Hughes", "2016-05-04"), school: "St Mary's, \"Reading\"")]
+                    .joined(separator: "\r\n") + "\r\n").utf8)
         let whole = try SpreadsheetReader.read(csv, maximumRows: 10)
         for chunk in [1, 2, 3, 4, 5, 64, csv.count] {
-            let received = try await SpreadsheetReceiver.receive(Self.body(csv, chunk: chunk), into: directory, maximumBytes: 1 << 20, maximumRows: 10)
+            let received = try await SpreadsheetReceiver.receive(
+                Self.body(csv, chunk: chunk), into: directory, maximumBytes: 1 << 20, maximumRows: 10)
             defer { received.discard() }
             #expect(try Data(contentsOf: received.file) == csv, "chunk \(chunk)")
             #expect(received.bytes == csv.count)
@@ -69,7 +74,9 @@ struct StreamedUploadTests {
         try await intake.stop()
     }
 
-    @Test("a streamed file over the row limit is refused over HTTP and kept whole as one dead letter, its exact bytes in the store and only a reference on the dead-letter topic")
+    @Test(
+        "a streamed file over the row limit is refused over HTTP and kept whole as one dead letter, its exact bytes in the store and only a reference on the dead-letter topic"
+    )
     func refusedFileKeptWhole() async throws {
         let kafka = try TestKafka()
         let intake = try await RunningIntake(kafka, token: "t0ken")
@@ -77,7 +84,8 @@ struct StreamedUploadTests {
         // that are not UTF-8 (the file is kept as sent, not as decoded).
         var file = Data((header + "\r\n").utf8)
         for i in 0..<(IncidentAPI.maximumUploadRows + 5_000) {
-            file.append(Data((csvRow(String(43260100000 + i), child: ("Amelia", "Hughes", "2016-05-04"), school: "School \(i),\nline two") + "\r\n").utf8))
+            file.append(
+                Data((csvRow(String(43_260_100_000 + i), child: ("Amelia", "Hughes", "2016-05-04"), school: "School \(i),\nline two") + "\r\n").utf8))
             if i % 1_000 == 0 { file.append(contentsOf: [0x22, 0xE9, 0xFF, 0x22, 0x0D, 0x0A]) }
         }
         try #require(file.count > 2 * Outbox.defaultMaxMessageBytes)

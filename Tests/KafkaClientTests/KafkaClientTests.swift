@@ -14,8 +14,9 @@ struct KafkaClientTests {
         let topic = try kafka.uniqueTopic()
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
         let records = (0..<200).map { i in
-            ProducerRecord(topic: topic, key: "key-\(i % 7)", value: Array("value-\(i)".utf8),
-                           headers: [KafkaHeader(key: "seq", string: "\(i)"), KafkaHeader(key: "nullable", value: nil)])
+            ProducerRecord(
+                topic: topic, key: "key-\(i % 7)", value: Array("value-\(i)".utf8),
+                headers: [KafkaHeader(key: "seq", string: "\(i)"), KafkaHeader(key: "nullable", value: nil)])
         }
         let reports = try await producer.sendAll(records)
         #expect(reports.count == 200)
@@ -68,9 +69,11 @@ struct KafkaClientTests {
         let result = seen.withLock { $0 }
         #expect(result["a"]?.isEmpty == false && result["b"]?.isEmpty == false)
         #expect(Set(result["a"] ?? []).isDisjoint(with: Set(result["b"] ?? [])))
-        a.stopDelivery(); b.stopDelivery()
+        a.stopDelivery()
+        b.stopDelivery()
         for task in tasks { _ = try? await task.value }
-        await a.close(); await b.close()
+        await a.close()
+        await b.close()
     }
 
     @Test("a consumer stopped mid-stream and restarted loses nothing")
@@ -153,15 +156,20 @@ struct KafkaClientTests {
         // After the hand-over both members process what was not committed and commit it.
         let partitions = (0..<4).map { TopicPartition(topic, $0) }
         try await eventually("all 2000 processed and committed", timeout: .seconds(60)) {
-            do { try await a.commit(); try await b.commit() } catch { return false }
+            do {
+                try await a.commit()
+                try await b.commit()
+            } catch { return false }
             let committed = try await KafkaAdmin.committedOffsets(client: kafka.client(), group: group, partitions: partitions, logger: logger)
             return committed.values.reduce(0, +) == 2_000
         }
         #expect(processed.withLock { $0.count } == 2_000)
-        a.stopDelivery(); b.stopDelivery()
+        a.stopDelivery()
+        b.stopDelivery()
         _ = try? await taskA.value
         _ = try? await taskB.value
-        await a.close(); await b.close()
+        await a.close()
+        await b.close()
         let committed = try await KafkaAdmin.committedOffsets(client: kafka.client(), group: group, partitions: partitions, logger: logger)
         #expect(committed.values.reduce(0, +) == 2_000)
         // At least once: nothing is lost. Records processed since the last commit before the
@@ -210,8 +218,10 @@ struct KafkaClientTests {
         let topic = try kafka.uniqueTopic(partitions: 1)
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
         let note = TestNote(text: "hello from swift", sequence: 7)
-        try await producer.send(ProducerRecord(topic: topic, key: "occ-1", value: try note.envelope(id: "m-1", key: "occ-1"),
-                                               headers: [KafkaHeader(key: "encompass-schema", string: TestNote.schema)]))
+        try await producer.send(
+            ProducerRecord(
+                topic: topic, key: "occ-1", value: try note.envelope(id: "m-1", key: "occ-1"),
+                headers: [KafkaHeader(key: "encompass-schema", string: TestNote.schema)]))
         await producer.close()
 
         let output = try run(kcat, ["-b", kafka.bootstrapServers, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q"])
@@ -256,7 +266,8 @@ struct KafkaClientTests {
         let producer = try KafkaProducer(
             configuration: .init(client: kafka.client(properties: ["queue.buffering.max.messages": "5", "linger.ms": "10"])),
             logger: logger)
-        let reports = try await producer.sendAll((0..<300).map { ProducerRecord(topic: topic, key: Optional<String>.none, value: Array("\($0)".utf8)) })
+        let reports = try await producer.sendAll(
+            (0..<300).map { ProducerRecord(topic: topic, key: Optional<String>.none, value: Array("\($0)".utf8)) })
         #expect(reports.map(\.offset) == Array(0..<300))
         await producer.close()
     }
@@ -279,8 +290,9 @@ struct KafkaClientTests {
         _ = try await producer.sendAll((0..<50).map { ProducerRecord(topic: topic, key: "k\($0)", value: [1]) })
         await producer.close()
         let consumer = try KafkaConsumer(
-            configuration: .init(client: kafka.client(), groupId: "lag-\(UUID().uuidString)", topics: [topic],
-                                 bufferCapacity: 1, statisticsInterval: .milliseconds(200)),
+            configuration: .init(
+                client: kafka.client(), groupId: "lag-\(UUID().uuidString)", topics: [topic],
+                bufferCapacity: 1, statisticsInterval: .milliseconds(200)),
             logger: logger)
         // Read and process 10, leave the rest: lag must settle at 40 in total.
         var iterator = consumer.makeAsyncIterator()

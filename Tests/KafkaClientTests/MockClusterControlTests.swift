@@ -8,7 +8,9 @@ import Testing
 struct MockClusterControlTests {
     let logger = TestLog.logger("control-test")
 
-    @Test("commands over the loopback line protocol: pushed errors are served to a real producer, which still delivers every record once; bad commands say why")
+    @Test(
+        "commands over the loopback line protocol: pushed errors are served to a real producer, which still delivers every record once; bad commands say why"
+    )
     func commands() async throws {
         let kafka = try TestKafka(brokers: 3, partitions: 2)
         let topic = try kafka.uniqueTopic(partitions: 2)

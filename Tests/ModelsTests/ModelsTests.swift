@@ -18,8 +18,9 @@ struct EnvelopeTests {
     @Test("an envelope round-trips as readable JSON")
     func roundTrip() throws {
         let date = try #require(Timestamp.parse("2026-03-29T00:59:59.250Z"))
-        let envelope = Envelope(id: "m1", key: "k1", producer: "intake", createdAt: date, causationId: "c0",
-                                payload: Note(text: "hi", when: date))
+        let envelope = Envelope(
+            id: "m1", key: "k1", producer: "intake", createdAt: date, causationId: "c0",
+            payload: Note(text: "hi", when: date))
         let bytes = try WireFormat.encode(envelope)
         let text = String(decoding: bytes, as: UTF8.self)
         #expect(text.contains(#""schema":"encompass.test.note""#))
@@ -29,8 +30,9 @@ struct EnvelopeTests {
         #expect(decoded == envelope)
     }
 
-    @Test("each kind of bad envelope gets its own clear error",
-          arguments: [
+    @Test(
+        "each kind of bad envelope gets its own clear error",
+        arguments: [
             ("not json", "envelope.not-json"),
             (#"[1,2]"#, "envelope.not-json"),
             (#"{"version":1,"id":"a","payload":{}}"#, "envelope.missing-field"),
@@ -38,10 +40,19 @@ struct EnvelopeTests {
             (#"{"schema":"encompass.test.note","version":2,"payload":{}}"#, "envelope.missing-field"),
             (#"{"schema":"other","version":1,"id":"a"}"#, "envelope.wrong-schema"),
             (#"{"schema":"encompass.test.note","version":3,"id":"a"}"#, "envelope.unsupported-version"),
-            (#"{"schema":"encompass.test.note","version":2,"id":"a","key":"k","producer":"p","createdAt":"yesterday","payload":{"text":"x"}}"#, "payload.invalid"),
-            (#"{"schema":"encompass.test.note","version":2,"id":"a","key":"k","producer":"p","createdAt":"2026-01-01T00:00:00Z","payload":{"text":5}}"#, "payload.invalid"),
-            (#"{"schema":"encompass.test.note","version":2,"id":"a","key":"k","producer":"p","createdAt":"2026-01-01T00:00:00Z","payload":{"text":"far too long a note"}}"#, "payload.validation"),
-          ])
+            (
+                #"{"schema":"encompass.test.note","version":2,"id":"a","key":"k","producer":"p","createdAt":"yesterday","payload":{"text":"x"}}"#,
+                "payload.invalid"
+            ),
+            (
+                #"{"schema":"encompass.test.note","version":2,"id":"a","key":"k","producer":"p","createdAt":"2026-01-01T00:00:00Z","payload":{"text":5}}"#,
+                "payload.invalid"
+            ),
+            (
+                #"{"schema":"encompass.test.note","version":2,"id":"a","key":"k","producer":"p","createdAt":"2026-01-01T00:00:00Z","payload":{"text":"far too long a note"}}"#,
+                "payload.validation"
+            ),
+        ])
     func badEnvelopes(input: String, errorClass: String) {
         let error = #expect(throws: EnvelopeError.self) { try WireFormat.decode(Note.self, from: Array(input.utf8)) }
         #expect(error?.errorClass == errorClass)
@@ -50,7 +61,8 @@ struct EnvelopeTests {
 
     @Test("decoding errors name the field path")
     func fieldPaths() {
-        let input = #"{"schema":"encompass.test.note","version":2,"id":"a","key":"k","producer":"p","createdAt":"2026-01-01T00:00:00Z","payload":{"when":"2026-01-01T00:00:00Z"}}"#
+        let input =
+            #"{"schema":"encompass.test.note","version":2,"id":"a","key":"k","producer":"p","createdAt":"2026-01-01T00:00:00Z","payload":{"when":"2026-01-01T00:00:00Z"}}"#
         let error = #expect(throws: EnvelopeError.self) { try WireFormat.decode(Note.self, from: Array(input.utf8)) }
         #expect(error?.description.contains("payload.text: required field missing") == true)
     }
@@ -71,8 +83,10 @@ struct EnvelopeTests {
             ("Zoë Ørsted", "research/c-1234", "39e0b97a-33e5-e883-ee45-ae11c082eff6"),
         ]
         for (parent, purpose, id) in pinned { #expect(MessageID.derived(from: parent, purpose) == id) }
-        for (text, hash) in [("", "ecba3df2c3383c52c3a8838c93e5d1f0"), ("encompass", "e7e3b9bb5ec369dda36394cdf4525c23"),
-                             ("Zoë", "2c8b0eb869f81c5e8c67eb31a22144fd")] {
+        for (text, hash) in [
+            ("", "ecba3df2c3383c52c3a8838c93e5d1f0"), ("encompass", "e7e3b9bb5ec369dda36394cdf4525c23"),
+            ("Zoë", "2c8b0eb869f81c5e8c67eb31a22144fd"),
+        ] {
             #expect(StableHash.hex128(text) == hash)
         }
         #expect(StableHash.hex128("") != StableHash.hex128("a"))
@@ -83,13 +97,15 @@ struct EnvelopeTests {
     @Test("dead-letter events carry binary originals as base64 and text as text")
     func deadLetterEncoding() {
         let date = Date(timeIntervalSince1970: 0)
-        let binary = DeadLetterEvent(service: "intake", originalTopic: "t", originalPartition: 0, originalOffset: 1, originalKey: nil,
-                                     originalValue: [0xff, 0x00, 0x41], originalMessageId: nil, errorClass: "x", errorMessage: "y",
-                                     attempts: 1, firstFailedAt: date, deadLetteredAt: date)
+        let binary = DeadLetterEvent(
+            service: "intake", originalTopic: "t", originalPartition: 0, originalOffset: 1, originalKey: nil,
+            originalValue: [0xff, 0x00, 0x41], originalMessageId: nil, errorClass: "x", errorMessage: "y",
+            attempts: 1, firstFailedAt: date, deadLetteredAt: date)
         #expect(binary.originalValue == nil && binary.originalBytes == [0xff, 0x00, 0x41])
-        let text = DeadLetterEvent(service: "intake", originalTopic: "t", originalPartition: 0, originalOffset: 1, originalKey: "k",
-                                   originalValue: Array("{\"a\":1}".utf8), originalMessageId: "m", errorClass: "x", errorMessage: "y",
-                                   attempts: 1, firstFailedAt: date, deadLetteredAt: date)
+        let text = DeadLetterEvent(
+            service: "intake", originalTopic: "t", originalPartition: 0, originalOffset: 1, originalKey: "k",
+            originalValue: Array("{\"a\":1}".utf8), originalMessageId: "m", errorClass: "x", errorMessage: "y",
+            attempts: 1, firstFailedAt: date, deadLetteredAt: date)
         #expect(text.originalValue == "{\"a\":1}" && text.originalValueBase64 == nil)
     }
 }

@@ -39,49 +39,81 @@ struct ServiceAPITests {
         try roundTrip(DeadLetterReplayRequest(by: "ops", payload: .text(#"{"a":1}"#)), #"{"by":"ops","payload":"{\"a\":1}"}"#)
         let edit = #"{"by":"ops","payload":{"big":9007199254740993,"list":[true,null,1.5,"x"],"nested":{"k":"v"}}}"#
         let decoded = try WireFormat.decoder().decode(DeadLetterReplayRequest.self, from: Data(edit.utf8))
-        #expect(decoded.payload == .json(.object(["big": .integer(9_007_199_254_740_993), "list": .array([.bool(true), .null, .number(1.5), .string("x")]),
-                                                  "nested": .object(["k": .string("v")])])))
-        #expect(String(decoding: try decoded.payload!.bytes(), as: UTF8.self) == #"{"big":9007199254740993,"list":[true,null,1.5,"x"],"nested":{"k":"v"}}"#)
+        #expect(
+            decoded.payload
+                == .json(
+                    .object([
+                        "big": .integer(9_007_199_254_740_993), "list": .array([.bool(true), .null, .number(1.5), .string("x")]),
+                        "nested": .object(["k": .string("v")]),
+                    ])))
+        #expect(
+            String(decoding: try decoded.payload!.bytes(), as: UTF8.self)
+                == #"{"big":9007199254740993,"list":[true,null,1.5,"x"],"nested":{"k":"v"}}"#)
         try roundTrip(DeadLetterDiscardRequest(by: "ops", reason: "test data"), #"{"by":"ops","reason":"test data"}"#)
     }
 
     @Test("dispatch: passwords one and many, telephone tasks done, resends")
     func dispatch() throws {
         try roundTrip(SchoolPasswordRequest(password: "correct horse", setBy: "cli"), #"{"password":"correct horse","setBy":"cli"}"#)
-        try roundTrip(SchoolPasswordAnswer(account: "110001", setAt: "2026-11-24T08:00:00.000Z", scheme: "pbkdf2-sha256"),
-                      #"{"account":"110001","scheme":"pbkdf2-sha256","setAt":"2026-11-24T08:00:00.000Z"}"#)
-        try roundTrip(SchoolPasswordsRequest(rows: [.init(row: 2, account: "LA931", password: "p")], setBy: "demo"),
-                      #"{"rows":[{"account":"LA931","password":"p","row":2}],"setBy":"demo"}"#)
-        try roundTrip(SchoolPasswordsAnswer(set: [.init(row: 2, account: "LA931")], refused: [.init(row: 3, account: "x", field: "urn", message: "bad")],
-                                            setAt: "2026-11-24T08:00:00.000Z"),
-                      #"{"refused":[{"account":"x","field":"urn","message":"bad","row":3}],"set":[{"account":"LA931","row":2}],"setAt":"2026-11-24T08:00:00.000Z"}"#)
+        try roundTrip(
+            SchoolPasswordAnswer(account: "110001", setAt: "2026-11-24T08:00:00.000Z", scheme: "pbkdf2-sha256"),
+            #"{"account":"110001","scheme":"pbkdf2-sha256","setAt":"2026-11-24T08:00:00.000Z"}"#)
+        try roundTrip(
+            SchoolPasswordsRequest(rows: [.init(row: 2, account: "LA931", password: "p")], setBy: "demo"),
+            #"{"rows":[{"account":"LA931","password":"p","row":2}],"setBy":"demo"}"#)
+        try roundTrip(
+            SchoolPasswordsAnswer(
+                set: [.init(row: 2, account: "LA931")], refused: [.init(row: 3, account: "x", field: "urn", message: "bad")],
+                setAt: "2026-11-24T08:00:00.000Z"),
+            #"{"refused":[{"account":"x","field":"urn","message":"bad","row":3}],"set":[{"account":"LA931","row":2}],"setAt":"2026-11-24T08:00:00.000Z"}"#
+        )
         try roundTrip(TelephoneTaskDoneRequest(by: "MASH", at: at, note: nil), #"{"at":"2026-11-24T08:00:00.000Z","by":"MASH"}"#)
-        try roundTrip(TelephoneTaskDoneAnswer(id: "t-1", doneBy: "MASH", doneAt: "2026-11-24T08:00:00.000Z"),
-                      #"{"doneAt":"2026-11-24T08:00:00.000Z","doneBy":"MASH","id":"t-1"}"#)
+        try roundTrip(
+            TelephoneTaskDoneAnswer(id: "t-1", doneBy: "MASH", doneAt: "2026-11-24T08:00:00.000Z"),
+            #"{"doneAt":"2026-11-24T08:00:00.000Z","doneBy":"MASH","id":"t-1"}"#)
         try roundTrip(ResendRequest(by: "MASH"), #"{"by":"MASH"}"#)
         try roundTrip(ResendAnswer(noticeId: "n-1", state: "pending"), #"{"noticeId":"n-1","state":"pending"}"#)
-        let held = HeldNoticeListing(held: [.init(noticeId: "n-1", account: "110001", schoolURN: "110001", schoolName: "Oak", forceCode: "43",
-                                                  occurrenceNumber: "4326", heldSince: at, ageSeconds: 60)],
-                                     accountsWithoutPassword: ["110001"], oldestAgeSeconds: 60)
-        try roundTrip(held, #"{"accountsWithoutPassword":["110001"],"held":[{"account":"110001","ageSeconds":60,"forceCode":"43","heldSince":"2026-11-24T08:00:00.000Z","noticeId":"n-1","occurrenceNumber":"4326","schoolName":"Oak","schoolURN":"110001"}],"oldestAgeSeconds":60}"#)
-        let task = TelephoneTaskView(id: "t-1", noticeId: "n-1", schoolURN: "EY123456", schoolName: "Little Oaks", contacts: [SchoolContact(role: "dsl", phone: "01865 000001")],
-                                     reason: "early years setting", createdAt: at, doneAt: nil, doneBy: nil, note: nil,
-                                     notice: NoticeContent(title: "T", senderName: "MASH", schoolName: "Little Oaks", schoolURN: "EY123456",
-                                                           lines: [.init(field: "childName", label: "Child", value: "A B")], wording: ["w"]))
-        try roundTrip(TelephoneTaskListing(tasks: [task]), #"{"tasks":[{"contacts":[{"phone":"01865 000001","role":"dsl"}],"createdAt":"2026-11-24T08:00:00.000Z","id":"t-1","notice":{"lines":[{"field":"childName","label":"Child","value":"A B"}],"schoolName":"Little Oaks","schoolURN":"EY123456","senderName":"MASH","title":"T","wording":["w"]},"noticeId":"n-1","reason":"early years setting","schoolName":"Little Oaks","schoolURN":"EY123456"}]}"#)
+        let held = HeldNoticeListing(
+            held: [
+                .init(
+                    noticeId: "n-1", account: "110001", schoolURN: "110001", schoolName: "Oak", forceCode: "43",
+                    occurrenceNumber: "4326", heldSince: at, ageSeconds: 60)
+            ],
+            accountsWithoutPassword: ["110001"], oldestAgeSeconds: 60)
+        try roundTrip(
+            held,
+            #"{"accountsWithoutPassword":["110001"],"held":[{"account":"110001","ageSeconds":60,"forceCode":"43","heldSince":"2026-11-24T08:00:00.000Z","noticeId":"n-1","occurrenceNumber":"4326","schoolName":"Oak","schoolURN":"110001"}],"oldestAgeSeconds":60}"#
+        )
+        let task = TelephoneTaskView(
+            id: "t-1", noticeId: "n-1", schoolURN: "EY123456", schoolName: "Little Oaks",
+            contacts: [SchoolContact(role: "dsl", phone: "01865 000001")],
+            reason: "early years setting", createdAt: at, doneAt: nil, doneBy: nil, note: nil,
+            notice: NoticeContent(
+                title: "T", senderName: "MASH", schoolName: "Little Oaks", schoolURN: "EY123456",
+                lines: [.init(field: "childName", label: "Child", value: "A B")], wording: ["w"]))
+        try roundTrip(
+            TelephoneTaskListing(tasks: [task]),
+            #"{"tasks":[{"contacts":[{"phone":"01865 000001","role":"dsl"}],"createdAt":"2026-11-24T08:00:00.000Z","id":"t-1","notice":{"lines":[{"field":"childName","label":"Child","value":"A B"}],"schoolName":"Little Oaks","schoolURN":"EY123456","senderName":"MASH","title":"T","wording":["w"]},"noticeId":"n-1","reason":"early years setting","schoolName":"Little Oaks","schoolURN":"EY123456"}]}"#
+        )
     }
 
     @Test("the audit listings of several dispatch instances as one: each notice once, the flagged (owner's) copy kept, first-listed order")
     func mergedListings() throws {
         func line(_ id: String, flagged: Bool, events: Int) -> NotificationSummary {
-            NotificationSummary(noticeId: id, forceCode: "43", occurrenceNumber: "1", schoolURN: "110001", schoolName: "Oak", channel: "email",
-                                state: "sent", releaseAt: at, sentAt: at, acknowledgeBy: nil, acknowledgedAt: nil, acknowledgedBy: nil,
-                                flagged: flagged, flagReason: flagged ? "not acknowledged by 10:00" : nil,
-                                events: (0..<events).map { NotificationSummary.Event(kind: "k\($0)", at: at, detail: nil, producer: "dispatch") })
+            NotificationSummary(
+                noticeId: id, forceCode: "43", occurrenceNumber: "1", schoolURN: "110001", schoolName: "Oak", channel: "email",
+                state: "sent", releaseAt: at, sentAt: at, acknowledgeBy: nil, acknowledgedAt: nil, acknowledgedBy: nil,
+                flagged: flagged, flagReason: flagged ? "not acknowledged by 10:00" : nil,
+                events: (0..<events).map { NotificationSummary.Event(kind: "k\($0)", at: at, detail: nil, producer: "dispatch") })
         }
-        let first = NotificationList(date: "2026-11-24", notifications: [line("a", flagged: false, events: 2), line("b", flagged: false, events: 1)], flagged: 0)
-        let second = NotificationList(date: "2026-11-24", notifications: [line("b", flagged: true, events: 1), line("a", flagged: false, events: 3),
-                                                                          line("c", flagged: false, events: 1)], flagged: 1)
+        let first = NotificationList(
+            date: "2026-11-24", notifications: [line("a", flagged: false, events: 2), line("b", flagged: false, events: 1)], flagged: 0)
+        let second = NotificationList(
+            date: "2026-11-24",
+            notifications: [
+                line("b", flagged: true, events: 1), line("a", flagged: false, events: 3),
+                line("c", flagged: false, events: 1),
+            ], flagged: 1)
         let merged = NotificationList.merged([first, second], date: "2026-11-24")
         #expect(merged.notifications.map(\.noticeId) == ["a", "b", "c"])
         #expect(merged.notifications[0].events.count == 3)

@@ -51,10 +51,13 @@ import Testing
             #expect(abs(parsed.timeIntervalSince(reference)) < 0.0005, "\(text)")
         }
         #expect(Timestamp.parse("2026-11-24T06:30:00Z") == Date(timeIntervalSince1970: 1_795_501_800))
-        for invalid in ["2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-04-31T00:00:00.000Z", "2026-11-24T24:00:00Z",
-                        "2026-11-24T23:60:00Z", "2026-11-24T23:59:60.000Z", "20a6-11-24T00:00:00Z", "2026-11-24T00:00:00.0a0Z"] {
+        for invalid in [
+            "2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-04-31T00:00:00.000Z", "2026-11-24T24:00:00Z",
+            "2026-11-24T23:60:00Z", "2026-11-24T23:59:60.000Z", "20a6-11-24T00:00:00Z", "2026-11-24T00:00:00.0a0Z",
+        ] {
             // The fast path refuses these and leaves them to Foundation, which decides as before.
-            let foundation = (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(invalid)) ?? (try? Date.ISO8601FormatStyle().parse(invalid))
+            let foundation =
+                (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(invalid)) ?? (try? Date.ISO8601FormatStyle().parse(invalid))
             #expect(Timestamp.parse(invalid) == foundation, "\(invalid)")
         }
         // Other forms still go through Foundation: offsets and London local times.

@@ -26,7 +26,9 @@ struct WireCodableTests {
         mutating func int() -> Int { [0, 1, -1, 9, 17, Int.max, Int.min].randomElement(using: &self)! }
         /// Whole milliseconds, as every service writes them.
         mutating func date() -> Date { Date(timeIntervalSince1970: Double(Int64.random(in: 0...4_102_444_800_000, using: &self)) / 1000) }
-        mutating func score() -> Double { [0, 1, 0.5, 0.9371, 1e-7, 123_456.789, Double.random(in: 0...1, using: &self)].randomElement(using: &self)! }
+        mutating func score() -> Double {
+            [0, 1, 0.5, 0.9371, 1e-7, 123_456.789, Double.random(in: 0...1, using: &self)].randomElement(using: &self)!
+        }
         mutating func pick<T: CaseIterable>(_ type: T.Type) -> T { T.allCases.randomElement(using: &self)! }
 
         mutating func address() -> PostalAddress {
@@ -38,24 +40,27 @@ struct WireCodableTests {
                 occurrenceNumber: text(), forceCode: text(), occurredAt: date(), reportedAt: date(), incidentAddress: address(),
                 localPolicingArea: maybe { $0.text() }, riskLevel: pick(RiskLevel.self), crime: Bool.random(using: &self),
                 parties: (0..<count()).map { _ in
-                    Party(role: pick(PartyRole.self), givenName: text(), familyName: text(), dateOfBirth: maybe { $0.text() },
-                          address: maybe { $0.address() })
+                    Party(
+                        role: pick(PartyRole.self), givenName: text(), familyName: text(), dateOfBirth: maybe { $0.text() },
+                        address: maybe { $0.address() })
                 },
                 children: (0..<count()).map { _ in
-                    RecordedChild(givenName: text(), familyName: text(), dateOfBirth: maybe { $0.text() }, ageYears: maybe { $0.int() },
-                                  homeAddress: maybe { $0.address() }, presence: pick(ChildPresence.self),
-                                  school: maybe { RecordedSchool(name: $0.maybe { $0.text() }, urn: $0.maybe { $0.text() }) })
+                    RecordedChild(
+                        givenName: text(), familyName: text(), dateOfBirth: maybe { $0.text() }, ageYears: maybe { $0.int() },
+                        homeAddress: maybe { $0.address() }, presence: pick(ChildPresence.self),
+                        school: maybe { RecordedSchool(name: $0.maybe { $0.text() }, urn: $0.maybe { $0.text() }) })
                 },
                 circumstances: maybe { $0.text() }, safeguardingInformation: maybe { $0.text() }
             )
         }
 
         mutating func child() -> IdentifiedChild {
-            IdentifiedChild(childId: text(), givenName: text(), familyName: text(), dateOfBirth: maybe { $0.text() }, ageYears: maybe { $0.int() },
-                            homeAddress: maybe { $0.address() }, presence: pick(ChildPresence.self),
-                            recordedSchool: maybe { RecordedSchool(name: $0.maybe { $0.text() }, urn: $0.maybe { $0.text() }) },
-                            relationship: maybe { $0.text() },
-                            schoolOrigin: maybe { SchoolRecordOrigin(occurrenceNumber: $0.text(), recordedOn: $0.text(), homePostcode: $0.maybe { $0.text() }) })
+            IdentifiedChild(
+                childId: text(), givenName: text(), familyName: text(), dateOfBirth: maybe { $0.text() }, ageYears: maybe { $0.int() },
+                homeAddress: maybe { $0.address() }, presence: pick(ChildPresence.self),
+                recordedSchool: maybe { RecordedSchool(name: $0.maybe { $0.text() }, urn: $0.maybe { $0.text() }) },
+                relationship: maybe { $0.text() },
+                schoolOrigin: maybe { SchoolRecordOrigin(occurrenceNumber: $0.text(), recordedOn: $0.text(), homePostcode: $0.maybe { $0.text() }) })
         }
 
         mutating func contact() -> SchoolContact {
@@ -68,15 +73,17 @@ struct WireCodableTests {
                 earlyYears: Bool.random(using: &self), postcode: maybe { $0.text() },
                 contacts: (0..<count()).map { _ in contact() }, channel: pick(NoticeChannel.self)
             )
-            return NoticeRequested(noticeId: text(), incident: incident(), incidentRevision: int(), child: child(),
-                                   childSource: pick(ChildSource.self), school: school, resolution: texts())
+            return NoticeRequested(
+                noticeId: text(), incident: incident(), incidentRevision: int(), child: child(),
+                childSource: pick(ChildSource.self), school: school, resolution: texts())
         }
     }
 
     /// Writes `payload` in an envelope both ways and reads it back both ways.
     static func check<P: MessagePayload & WireCodable>(_ payload: P, _ random: inout Random, seed: UInt64) throws {
-        let envelope = Envelope(id: random.text(), key: random.text(), producer: random.text(), createdAt: random.date(),
-                                causationId: random.maybe { $0.text() }, payload: payload)
+        let envelope = Envelope(
+            id: random.text(), key: random.text(), producer: random.text(), createdAt: random.date(),
+            causationId: random.maybe { $0.text() }, payload: payload)
         let ours = try WireEncoder.encode(envelope)
         let foundation = Array(try WireFormat.encoder().encode(envelope))
         #expect(String(decoding: ours, as: UTF8.self) == String(decoding: foundation, as: UTF8.self), "\(P.self), seed \(seed)")
@@ -88,22 +95,27 @@ struct WireCodableTests {
     /// One value of every hand-coded message type.
     static func messages(_ random: inout Random) -> [any MessagePayload & WireCodable] {
         let evidence = random.maybe {
-            ResearchEvidence(score: $0.score(), explanation: $0.texts(), sourceOccurrences: $0.texts(), confirmedBy: $0.maybe { $0.text() },
-                             confirmedAt: $0.maybe { $0.date() })
+            ResearchEvidence(
+                score: $0.score(), explanation: $0.texts(), sourceOccurrences: $0.texts(), confirmedBy: $0.maybe { $0.text() },
+                confirmedAt: $0.maybe { $0.date() })
         }
         return [
             random.incident(),
-            IncidentRecorded(kind: Bool.random(using: &random) ? .new : .amendment, revision: random.int(), changes: random.texts(),
-                             source: random.text(), incident: random.incident()),
+            IncidentRecorded(
+                kind: Bool.random(using: &random) ? .new : .amendment, revision: random.int(), changes: random.texts(),
+                source: random.text(), incident: random.incident()),
             HistoricalIncident(source: random.text(), incident: random.incident()),
-            ChildIdentified(incident: random.incident(), incidentRevision: random.int(), child: random.child(),
-                            source: random.pick(ChildSource.self), evidence: evidence),
+            ChildIdentified(
+                incident: random.incident(), incidentRevision: random.int(), child: random.child(),
+                source: random.pick(ChildSource.self), evidence: evidence),
             random.request(),
-            NoticeDue(request: random.request(), releaseAt: random.date(), escalation: Bool.random(using: &random),
-                      escalationContact: random.maybe { $0.contact() }, rules: random.texts()),
-            NoticeEvent(noticeId: random.text(), kind: random.pick(NoticeEvent.Kind.self), at: random.date(), forceCode: random.text(),
-                        occurrenceNumber: random.text(), schoolURN: random.maybe { $0.text() }, detail: random.maybe { $0.text() },
-                        claimant: random.maybe { $0.text() }, supersedes: random.maybe { $0.text() }),
+            NoticeDue(
+                request: random.request(), releaseAt: random.date(), escalation: Bool.random(using: &random),
+                escalationContact: random.maybe { $0.contact() }, rules: random.texts()),
+            NoticeEvent(
+                noticeId: random.text(), kind: random.pick(NoticeEvent.Kind.self), at: random.date(), forceCode: random.text(),
+                occurrenceNumber: random.text(), schoolURN: random.maybe { $0.text() }, detail: random.maybe { $0.text() },
+                claimant: random.maybe { $0.text() }, supersedes: random.maybe { $0.text() }),
         ]
     }
 
@@ -117,15 +129,23 @@ struct WireCodableTests {
             var inner = child.value
             let mirror = Mirror(reflecting: inner)
             if mirror.displayStyle == .optional {
-                guard let some = mirror.children.first?.value else { problems.append("\(path).\(label): nil in a full value"); continue }
+                guard let some = mirror.children.first?.value else {
+                    problems.append("\(path).\(label): nil in a full value")
+                    continue
+                }
                 inner = some
             }
-            guard let member = object[label] else { problems.append("\(path).\(label): not written"); continue }
+            guard let member = object[label] else {
+                problems.append("\(path).\(label): not written")
+                continue
+            }
             if inner is any WireCodable {
                 problems += unwritten(inner, member, path: "\(path).\(label)")
             } else if let values = inner as? [any WireCodable], let items = member as? [Any] {
                 // (Lists of objects are never empty in a full value, `Random.count`.)
-                for (index, (element, item)) in zip(values, items).enumerated() { problems += unwritten(element, item, path: "\(path).\(label)[\(index)]") }
+                for (index, (element, item)) in zip(values, items).enumerated() {
+                    problems += unwritten(element, item, path: "\(path).\(label)[\(index)]")
+                }
             }
         }
         return problems

@@ -18,28 +18,40 @@ struct WireDecoderTests {
     static func samples() throws -> [(name: String, bytes: [UInt8], check: ([UInt8]) -> (fast: Bool, agrees: Bool))] {
         func sample<P: MessagePayload>(_ payload: P) throws -> (String, [UInt8], ([UInt8]) -> (fast: Bool, agrees: Bool)) {
             let bytes = try WireFormat.encode(envelope(payload))
-            return (P.schema, bytes, { input in
-                guard let fast = try? WireDecoder.decode(Envelope<P>.self, from: input) else { return (false, true) }
-                return (true, foundation(Envelope<P>.self, input) == fast)
-            })
+            return (
+                P.schema, bytes,
+                { input in
+                    guard let fast = try? WireDecoder.decode(Envelope<P>.self, from: input) else { return (false, true) }
+                    return (true, foundation(Envelope<P>.self, input) == fast)
+                }
+            )
         }
-        let evidence = ResearchEvidence(score: 0.9371, explanation: ["same address"], sourceOccurrences: ["43230000001"], confirmedBy: "auto", confirmedAt: E.at)
+        let evidence = ResearchEvidence(
+            score: 0.9371, explanation: ["same address"], sourceOccurrences: ["43230000001"], confirmedBy: "auto", confirmedAt: E.at)
         return [
             try sample(E.incident),
-            try sample(IncidentRecorded(kind: .amendment, revision: 2, changes: ["risk level changed: medium → high"], source: "http", incident: E.incident)),
+            try sample(
+                IncidentRecorded(kind: .amendment, revision: 2, changes: ["risk level changed: medium → high"], source: "http", incident: E.incident)),
             try sample(ChildIdentified(incident: E.incident, incidentRevision: 1, child: E.child, source: .officer, evidence: evidence)),
             try sample(E.request),
-            try sample(NoticeDue(request: E.request, releaseAt: E.at, escalation: true, escalationContact: SchoolContact(role: "esm"), rules: ["a \"rule\""])),
+            try sample(
+                NoticeDue(request: E.request, releaseAt: E.at, escalation: true, escalationContact: SchoolContact(role: "esm"), rules: ["a \"rule\""])
+            ),
             try sample(NoticeEvent(noticeId: "n-1", kind: .deliveredToRelay, at: E.at, forceCode: "43", occurrenceNumber: "1", detail: "d\\e/f")),
-            try sample(ReviewDecision(forceCode: "43", occurrenceNumber: "1", proposalId: "r-1", verdict: .confirm, reviewer: "PS 1", decidedAt: E.at)),
-            try sample(ReviewProposalState(proposalId: "r-1", forceCode: "43", occurrenceNumber: "1", child: E.child, evidence: evidence,
-                                           status: "pending", createdAt: E.at, version: 3)),
+            try sample(
+                ReviewDecision(forceCode: "43", occurrenceNumber: "1", proposalId: "r-1", verdict: .confirm, reviewer: "PS 1", decidedAt: E.at)),
+            try sample(
+                ReviewProposalState(
+                    proposalId: "r-1", forceCode: "43", occurrenceNumber: "1", child: E.child, evidence: evidence,
+                    status: "pending", createdAt: E.at, version: 3)),
             try sample(SchoolFeedback(childId: "c", noticeId: "n", schoolURN: "1", kind: .noLongerAttends, reportedAt: E.at, reportedBy: "dsl")),
             try sample(NoticeEvent(noticeId: "n-1", kind: .claimed, at: E.at, forceCode: "43", occurrenceNumber: "1", claimant: "d-1")),
             try sample(AccountPassword(account: "LA872", hash: "pbkdf2-sha256$1$c2FsdA==$aA==", setAt: E.at, setBy: "m")),
-            try sample(DeadLetterEvent(service: "intake", originalTopic: "t", originalPartition: 3, originalOffset: 9_000_000_000, originalKey: nil,
-                                       originalValue: Array("{\"a\":\u{1}}".utf8), originalMessageId: "m", errorClass: "x", errorMessage: "y",
-                                       attempts: 1, firstFailedAt: E.at, deadLetteredAt: E.at)),
+            try sample(
+                DeadLetterEvent(
+                    service: "intake", originalTopic: "t", originalPartition: 3, originalOffset: 9_000_000_000, originalKey: nil,
+                    originalValue: Array("{\"a\":\u{1}}".utf8), originalMessageId: "m", errorClass: "x", errorMessage: "y",
+                    attempts: 1, firstFailedAt: E.at, deadLetteredAt: E.at)),
         ]
     }
 
@@ -55,8 +67,11 @@ struct WireDecoderTests {
     @Test("mutated messages: whatever the fast path accepts, Foundation accepts with the same value")
     func mutations() throws {
         var random = SystemRandomNumberGenerator()
-        let inserts: [[UInt8]] = ["\\u00e9", "\\ud83d\\ude00", "\\ud83d", "\\", "\"", ",", ":", "{", "}", "[", "]", "null", "1.0", "1e2", "-0", "01",
-                                  " ", "\t", "\u{1}", "\u{FF}", "\"x\":1,", "true"].map { Array($0.utf8) } + [[0xFF], [0xC3], [0xED, 0xA0, 0x80]]
+        let inserts: [[UInt8]] =
+            [
+                "\\u00e9", "\\ud83d\\ude00", "\\ud83d", "\\", "\"", ",", ":", "{", "}", "[", "]", "null", "1.0", "1e2", "-0", "01",
+                " ", "\t", "\u{1}", "\u{FF}", "\"x\":1,", "true",
+            ].map { Array($0.utf8) } + [[0xFF], [0xC3], [0xED, 0xA0, 0x80]]
         var fast = 0, total = 0
         for sample in try Self.samples() {
             for _ in 0..<400 {
@@ -69,12 +84,18 @@ struct WireDecoderTests {
                     case 2: bytes.insert(contentsOf: inserts.randomElement(using: &random)!, at: at)
                     case 3:
                         // Repeat a member: `"key":value,` copied next to itself.
-                        if let quote = bytes[at...].firstIndex(of: UInt8(ascii: ",")), let end = bytes[(quote + 1)...].firstIndex(of: UInt8(ascii: ",")) {
+                        if let quote = bytes[at...].firstIndex(of: UInt8(ascii: ",")),
+                            let end = bytes[(quote + 1)...].firstIndex(of: UInt8(ascii: ","))
+                        {
                             bytes.insert(contentsOf: Array(bytes[(quote + 1)...end]), at: quote + 1)
                         }
                     default:
                         // A digit for a letter or the other way round, inside numbers and strings.
-                        if (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[at]) { bytes[at] = UInt8(ascii: "7") } else { bytes[at] = UInt8(ascii: "5") }
+                        if (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[at]) {
+                            bytes[at] = UInt8(ascii: "7")
+                        } else {
+                            bytes[at] = UInt8(ascii: "5")
+                        }
                     }
                     if bytes.isEmpty { bytes = [UInt8(ascii: "{")] }
                 }
@@ -104,9 +125,10 @@ struct WireDecoderTests {
         func text() -> String { (0..<Int.random(in: 0...10, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined() }
         var fast = 0
         for _ in 0..<1_000 {
-            let value = Text(text: text(), number: Double.random(in: -1e6...1e6, using: &random) * [1, 1e-300, 1e300, 0].randomElement(using: &random)!,
-                             integer: Int.random(in: Int.min...Int.max, using: &random), big: Int64.random(in: Int64.min...Int64.max, using: &random),
-                             list: [1, nil, -3], table: [text(): true, text() + "x": false])
+            let value = Text(
+                text: text(), number: Double.random(in: -1e6...1e6, using: &random) * [1, 1e-300, 1e300, 0].randomElement(using: &random)!,
+                integer: Int.random(in: Int.min...Int.max, using: &random), big: Int64.random(in: Int64.min...Int64.max, using: &random),
+                list: [1, nil, -3], table: [text(): true, text() + "x": false])
             // Foundation's own output and a plainer one with every non-ASCII character escaped.
             let written = try WireFormat.encoder().encode(value)
             let escaped = String(decoding: written, as: UTF8.self).unicodeScalars.map { scalar -> String in

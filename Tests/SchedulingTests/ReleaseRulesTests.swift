@@ -1,11 +1,12 @@
 import EncompassKafka
 import EncompassModels
 import EncompassTestSupport
-@testable import ServiceRuntime
 import Foundation
 import GRDB
-@testable import SchedulingService
 import Testing
+
+@testable import SchedulingService
+@testable import ServiceRuntime
 
 /// `YYYY-MM-DD HH:MM` London wall-clock time, or an ISO 8601 instant with `Z`.
 func instant(_ text: String) -> Date {
@@ -35,7 +36,9 @@ let oxon = "931", cambs = "873"
 let releaseCases: [ReleaseCase] = [
     // Ordinary school weeks (Oxfordshire, autumn 2025).
     .init(occurred: "2025-11-03 21:00", la: oxon, expected: "2025-11-04 08:00", why: "Monday evening → Tuesday"),
-    .init(occurred: "2025-11-04 07:00", la: oxon, expected: "2025-11-04 08:00", why: "early Tuesday, processed 07:30 → that morning as the window opens"),
+    .init(
+        occurred: "2025-11-04 07:00", la: oxon, expected: "2025-11-04 08:00", why: "early Tuesday, processed 07:30 → that morning as the window opens"
+    ),
     .init(occurred: "2025-11-05 23:59", la: oxon, expected: "2025-11-06 08:00", why: "a minute before midnight → Thursday"),
     .init(occurred: "2025-11-06 12:00", la: oxon, expected: "at once", why: "Thursday 12:30, inside the window → at once"),
     .init(occurred: "2025-11-06 10:00", la: oxon, expected: "at once", why: "reported 10:30 on a school day → at once (GMT)"),
@@ -51,7 +54,9 @@ let releaseCases: [ReleaseCase] = [
     .init(occurred: "2025-10-29 14:00", la: oxon, expected: "2025-11-03 08:00", why: "in half term → first day back"),
     .init(occurred: "2025-10-29 14:00", la: oxon, risk: .high, expected: "escalate", why: "high risk in half term"),
     .init(occurred: "2025-10-25 10:00", la: oxon, risk: .high, expected: "escalate", why: "high risk on the Saturday before half term"),
-    .init(occurred: "2025-11-02 20:00", la: oxon, risk: .high, expected: "2025-11-03 08:00", why: "high risk on the Sunday before the first day back: no holiday to wait through"),
+    .init(
+        occurred: "2025-11-02 20:00", la: oxon, risk: .high, expected: "2025-11-03 08:00",
+        why: "high risk on the Sunday before the first day back: no holiday to wait through"),
     .init(occurred: "2025-10-26T00:30:00Z", la: oxon, expected: "2025-11-03 08:00", why: "01:30 BST as the clocks go back, in half term"),
     .init(occurred: "2025-10-26T01:30:00Z", la: oxon, expected: "2025-11-03 08:00", why: "01:30 GMT, the second 01:30 of the night"),
     // Christmas 2025.
@@ -59,7 +64,9 @@ let releaseCases: [ReleaseCase] = [
     .init(occurred: "2025-12-25 10:00", la: oxon, expected: "2026-01-05 08:00", why: "Christmas Day → first day of spring term"),
     .init(occurred: "2025-12-25 10:00", la: oxon, risk: .high, expected: "escalate", why: "high risk on Christmas Day"),
     .init(occurred: "2026-01-01 03:00", la: oxon, risk: .high, expected: "escalate", why: "high risk on New Year's Day (holiday)"),
-    .init(occurred: "2026-01-04 21:00", la: oxon, risk: .high, expected: "2026-01-05 08:00", why: "high risk on the Sunday before term: goes to school on Monday"),
+    .init(
+        occurred: "2026-01-04 21:00", la: oxon, risk: .high, expected: "2026-01-05 08:00",
+        why: "high risk on the Sunday before term: goes to school on Monday"),
     .init(occurred: "2025-12-19 16:00", la: cambs, expected: "2026-01-05 08:00", why: "Cambridgeshire: Christmas holidays"),
     // Spring 2026: February half term, Easter and the clocks going forward on 29 March.
     .init(occurred: "2026-02-13 17:00", la: oxon, expected: "2026-02-23 08:00", why: "Friday before February half term"),
@@ -74,10 +81,14 @@ let releaseCases: [ReleaseCase] = [
     .init(occurred: "2026-05-01 18:00", la: oxon, expected: "2026-05-05 08:00", why: "Friday before the Early May bank holiday → Tuesday"),
     .init(occurred: "2026-05-03 12:00", la: oxon, expected: "2026-05-05 08:00", why: "Sunday before the bank holiday → Tuesday"),
     .init(occurred: "2026-05-04 10:00", la: oxon, expected: "2026-05-05 08:00", why: "on the bank holiday → Tuesday"),
-    .init(occurred: "2026-05-04 10:00", la: oxon, risk: .high, expected: "2026-05-05 08:00", why: "high risk on a term-time bank holiday is not a school holiday"),
+    .init(
+        occurred: "2026-05-04 10:00", la: oxon, risk: .high, expected: "2026-05-05 08:00",
+        why: "high risk on a term-time bank holiday is not a school holiday"),
     .init(occurred: "2026-05-22 18:00", la: oxon, expected: "2026-06-01 08:00", why: "Friday before spring bank holiday and half term"),
     .init(occurred: "2026-05-22 18:00", la: oxon, risk: .high, expected: "escalate", why: "high risk before May half term"),
-    .init(occurred: "2026-06-07T23:30:00Z", la: oxon, expected: "2026-06-08 08:00", why: "23:30 UTC Sunday is 00:30 BST Monday → Monday as the window opens"),
+    .init(
+        occurred: "2026-06-07T23:30:00Z", la: oxon, expected: "2026-06-08 08:00",
+        why: "23:30 UTC Sunday is 00:30 BST Monday → Monday as the window opens"),
     .init(occurred: "2026-01-11T23:30:00Z", la: oxon, expected: "2026-01-12 08:00", why: "23:30 GMT Sunday is Sunday in London → Monday"),
     // Summer 2026: LAs end on different days.
     .init(occurred: "2026-07-20 15:00", la: oxon, expected: "2026-09-02 08:00", why: "Oxfordshire's last day → autumn term"),
@@ -94,7 +105,9 @@ let releaseCases: [ReleaseCase] = [
     .init(occurred: "2025-09-03 16:00", la: "825", expected: "2025-09-04 08:00", why: "Buckinghamshire first day, after the window → Thursday"),
     .init(occurred: "2025-09-01 10:00", la: oxon, expected: "2025-09-02 08:00", why: "Oxfordshire INSET day → first day"),
     .init(occurred: "2025-08-28 22:00", la: oxon, risk: .high, expected: "escalate", why: "high risk in the summer holiday"),
-    .init(occurred: "2025-08-31 22:00", la: oxon, risk: .high, expected: "2025-09-02 08:00", why: "high risk on the Sunday before an INSET day: a weekend and INSET, no holiday to wait through"),
+    .init(
+        occurred: "2025-08-31 22:00", la: oxon, risk: .high, expected: "2025-09-02 08:00",
+        why: "high risk on the Sunday before an INSET day: a weekend and INSET, no holiday to wait through"),
     // October 2026 half term with the clocks going back on 25 October.
     .init(occurred: "2026-10-23 18:00", la: oxon, expected: "2026-11-02 08:00", why: "Friday before half term → 2 Nov (GMT)"),
     .init(occurred: "2026-10-25T00:30:00Z", la: oxon, expected: "2026-11-02 08:00", why: "01:30 BST as the clocks go back"),
@@ -119,30 +132,66 @@ let releaseCases: [ReleaseCase] = [
     .init(occurred: "2025-03-28 20:00", la: oxon, expected: "2025-03-31 08:00", why: "before the term dates, across the March 2025 clock change"),
     // Late reports: never in the past.
     .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-07 10:00", expected: "at once", why: "late, processed Friday 10:00 → at once"),
-    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-07 18:00", expected: "2025-11-10 08:00", why: "late, processed Friday evening → Monday"),
-    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-06 06:30", expected: "2025-11-06 08:00", why: "late, processed before 8am on a school day → that morning"),
-    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-05 08:00", expected: "at once", why: "late, processed at exactly 8am: the window is open"),
-    .init(occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-04 07:59", expected: "2025-11-04 08:00", why: "processed a minute before the release: on time"),
-    .init(occurred: "2025-12-12 20:00", la: oxon, processed: "2025-12-20 10:00", expected: "2026-01-05 08:00", why: "late, processed in the Christmas holiday"),
-    .init(occurred: "2025-12-12 20:00", la: oxon, risk: .high, processed: "2025-12-22 09:00", expected: "escalate", why: "late high risk processed in the holiday"),
-    .init(occurred: "2025-10-29 14:00", la: oxon, risk: .high, processed: "2025-11-04 10:00", expected: "at once", why: "late high risk processed in term: at once to the school"),
-    .init(occurred: "2025-10-29 14:00", la: oxon, risk: .high, processed: "2025-11-04 16:00", expected: "2025-11-05 08:00", why: "late high risk processed in term after the window: next morning"),
-    .init(occurred: "2026-02-01 22:00", la: oxon, processed: "2026-02-02 08:30", expected: "at once", why: "processed half an hour after the release"),
-    .init(occurred: "2026-12-24 20:00", la: oxon, processed: "2027-01-06 14:00", expected: "at once", why: "reported after the holiday, inside the window"),
-    .init(occurred: "2026-12-24 20:00", la: oxon, processed: "2027-01-06 15:30", expected: "2027-01-07 08:00", why: "reported after the holiday, after the window"),
+    .init(
+        occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-07 18:00", expected: "2025-11-10 08:00",
+        why: "late, processed Friday evening → Monday"),
+    .init(
+        occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-06 06:30", expected: "2025-11-06 08:00",
+        why: "late, processed before 8am on a school day → that morning"),
+    .init(
+        occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-05 08:00", expected: "at once",
+        why: "late, processed at exactly 8am: the window is open"),
+    .init(
+        occurred: "2025-11-03 21:00", la: oxon, processed: "2025-11-04 07:59", expected: "2025-11-04 08:00",
+        why: "processed a minute before the release: on time"),
+    .init(
+        occurred: "2025-12-12 20:00", la: oxon, processed: "2025-12-20 10:00", expected: "2026-01-05 08:00",
+        why: "late, processed in the Christmas holiday"),
+    .init(
+        occurred: "2025-12-12 20:00", la: oxon, risk: .high, processed: "2025-12-22 09:00", expected: "escalate",
+        why: "late high risk processed in the holiday"),
+    .init(
+        occurred: "2025-10-29 14:00", la: oxon, risk: .high, processed: "2025-11-04 10:00", expected: "at once",
+        why: "late high risk processed in term: at once to the school"),
+    .init(
+        occurred: "2025-10-29 14:00", la: oxon, risk: .high, processed: "2025-11-04 16:00", expected: "2025-11-05 08:00",
+        why: "late high risk processed in term after the window: next morning"),
+    .init(
+        occurred: "2026-02-01 22:00", la: oxon, processed: "2026-02-02 08:30", expected: "at once", why: "processed half an hour after the release"),
+    .init(
+        occurred: "2026-12-24 20:00", la: oxon, processed: "2027-01-06 14:00", expected: "at once",
+        why: "reported after the holiday, inside the window"),
+    .init(
+        occurred: "2026-12-24 20:00", la: oxon, processed: "2027-01-06 15:30", expected: "2027-01-07 08:00",
+        why: "reported after the holiday, after the window"),
     // The release window against holidays and the clock changes.
-    .init(occurred: "2026-05-25 10:00", la: cambs, expected: "2026-06-01 08:00", why: "10:30 on the spring bank holiday (in half term) → first day back"),
+    .init(
+        occurred: "2026-05-25 10:00", la: cambs, expected: "2026-06-01 08:00", why: "10:30 on the spring bank holiday (in half term) → first day back"
+    ),
     .init(occurred: "2026-05-04 10:00", la: "999", expected: "2026-05-05 08:00", why: "10:30 on the Early May bank holiday, no term dates → Tuesday"),
     .init(occurred: "2026-02-17 10:00", la: oxon, expected: "2026-02-23 08:00", why: "10:30 on a half-term day → first day back"),
-    .init(occurred: "2026-02-20 18:00", la: oxon, processed: "2026-02-23 07:00", expected: "2026-02-23 08:00", why: "processed before the window on the first day back"),
+    .init(
+        occurred: "2026-02-20 18:00", la: oxon, processed: "2026-02-23 07:00", expected: "2026-02-23 08:00",
+        why: "processed before the window on the first day back"),
     .init(occurred: "2026-03-27 10:00", la: "999", expected: "at once", why: "Friday before the clocks go forward, 10:30 GMT → at once"),
-    .init(occurred: "2026-03-27 18:00", la: "999", expected: "2026-03-30 08:00", why: "Friday evening before the clocks go forward → Monday 08:00 BST"),
-    .init(occurred: "2026-03-29T00:30:00Z", la: "999", processed: "2026-03-30T07:30:00Z", expected: "at once", why: "08:30 BST on the Monday after the change (07:30 UTC) is inside the window"),
-    .init(occurred: "2026-03-29T00:30:00Z", la: "999", processed: "2026-03-30T06:30:00Z", expected: "2026-03-30 08:00", why: "07:30 BST Monday (06:30 UTC) is before the window"),
+    .init(
+        occurred: "2026-03-27 18:00", la: "999", expected: "2026-03-30 08:00", why: "Friday evening before the clocks go forward → Monday 08:00 BST"),
+    .init(
+        occurred: "2026-03-29T00:30:00Z", la: "999", processed: "2026-03-30T07:30:00Z", expected: "at once",
+        why: "08:30 BST on the Monday after the change (07:30 UTC) is inside the window"),
+    .init(
+        occurred: "2026-03-29T00:30:00Z", la: "999", processed: "2026-03-30T06:30:00Z", expected: "2026-03-30 08:00",
+        why: "07:30 BST Monday (06:30 UTC) is before the window"),
     .init(occurred: "2026-10-23 18:00", la: "999", expected: "2026-10-26 08:00", why: "Friday evening before the clocks go back → Monday 08:00 GMT"),
-    .init(occurred: "2026-10-25T00:30:00Z", la: "999", processed: "2026-10-26T14:30:00Z", expected: "at once", why: "14:30 GMT Monday after the change is inside the window"),
-    .init(occurred: "2026-10-25T00:30:00Z", la: "999", processed: "2026-10-26T15:00:00Z", expected: "2026-10-27 08:00", why: "15:00 GMT Monday: the window has closed"),
-    .init(occurred: "2026-10-22 14:00", la: "999", processed: "2026-10-22T14:00:00Z", expected: "2026-10-23 08:00", why: "14:00 UTC in BST is 15:00 London: closed"),
+    .init(
+        occurred: "2026-10-25T00:30:00Z", la: "999", processed: "2026-10-26T14:30:00Z", expected: "at once",
+        why: "14:30 GMT Monday after the change is inside the window"),
+    .init(
+        occurred: "2026-10-25T00:30:00Z", la: "999", processed: "2026-10-26T15:00:00Z", expected: "2026-10-27 08:00",
+        why: "15:00 GMT Monday: the window has closed"),
+    .init(
+        occurred: "2026-10-22 14:00", la: "999", processed: "2026-10-22T14:00:00Z", expected: "2026-10-23 08:00",
+        why: "14:00 UTC in BST is 15:00 London: closed"),
     .init(occurred: "2026-10-22 14:00", la: "999", processed: "2026-10-22T13:59:00Z", expected: "at once", why: "14:59 BST: still open"),
 ]
 
@@ -151,11 +200,14 @@ struct ReleaseRulesTests {
     static let calendars = try! SchoolCalendars.load()
     static let protocols = try! SchedulingProtocol.loadAll(ForceProtocols.load())
 
-    func decide(_ c: ReleaseCase, force: String = "43", protocol override: SchedulingProtocol? = nil, calendars: SchoolCalendars = calendars) throws -> ReleaseDecision {
+    func decide(_ c: ReleaseCase, force: String = "43", protocol override: SchedulingProtocol? = nil, calendars: SchoolCalendars = calendars) throws
+        -> ReleaseDecision
+    {
         let occurred = instant(c.occurred)
         let processed = c.processed.map(instant) ?? occurred.addingTimeInterval(1800)
-        return try ReleaseRules.decide(occurredAt: occurred, processedAt: processed, laCode: c.la, urn: c.urn, risk: c.risk,
-                                       calendar: calendars, protocol: override ?? Self.protocols[force]!)
+        return try ReleaseRules.decide(
+            occurredAt: occurred, processedAt: processed, laCode: c.la, urn: c.urn, risk: c.risk,
+            calendar: calendars, protocol: override ?? Self.protocols[force]!)
     }
 
     @Test("the table has at least 60 cases")
@@ -173,7 +225,10 @@ struct ReleaseRulesTests {
         } else if c.expected == "escalate" {
             #expect(decision.escalate, "\(decision.rules)")
             #expect(decision.releaseAt == processed)
-            #expect(decision.rules.contains { $0.contains("escalated now to the Education Safeguarding Manager") && $0.contains("the school's own notice still goes") })
+            #expect(
+                decision.rules.contains {
+                    $0.contains("escalated now to the Education Safeguarding Manager") && $0.contains("the school's own notice still goes")
+                })
             #expect(decision.schoolReleaseAt > processed, "the school's own notice waits for its first day back")
         } else {
             #expect(!decision.escalate, "\(decision.rules)")
@@ -236,11 +291,15 @@ struct ReleaseRulesTests {
 
     @Test("a school's own term dates override its LA's (academy with a later half term)")
     func schoolOverride() throws {
-        let document = TermDatesDocument(urn: "123456", years: [
-            .init(schoolYear: "2026-27", terms: [
-                .init(name: "autumn", start: "2026-09-03", end: "2026-12-16", halfTerms: [DateRange(start: "2026-11-02", end: "2026-11-06")]),
-            ]),
-        ])
+        let document = TermDatesDocument(
+            urn: "123456",
+            years: [
+                .init(
+                    schoolYear: "2026-27",
+                    terms: [
+                        .init(name: "autumn", start: "2026-09-03", end: "2026-12-16", halfTerms: [DateRange(start: "2026-11-02", end: "2026-11-06")])
+                    ])
+            ])
         var calendars = Self.calendars
         calendars.schools["123456"] = try TermCalendar(document, label: "test")
         let own = try decide(.init(occurred: "2026-10-23 18:00", la: oxon, expected: "", why: "", urn: "123456"), calendars: calendars)
@@ -264,9 +323,11 @@ struct CalendarDataTests {
     func bankHolidays() throws {
         let holidays = try BankHolidays.load()
         #expect(holidays.years == 2019...2028)
-        for (date, word) in [("2020-05-08", "VE"), ("2022-06-02", "Spring"), ("2022-06-03", "Jubilee"), ("2022-09-19", "Funeral"),
-                             ("2023-05-08", "coronation"), ("2026-12-28", "substitute"), ("2027-12-27", "substitute"),
-                             ("2021-12-28", "Boxing"), ("2022-01-03", "New Year"), ("2028-01-03", "New Year"), ("2028-04-14", "Good Friday")] {
+        for (date, word) in [
+            ("2020-05-08", "VE"), ("2022-06-02", "Spring"), ("2022-06-03", "Jubilee"), ("2022-09-19", "Funeral"),
+            ("2023-05-08", "coronation"), ("2026-12-28", "substitute"), ("2027-12-27", "substitute"),
+            ("2021-12-28", "Boxing"), ("2022-01-03", "New Year"), ("2028-01-03", "New Year"), ("2028-04-14", "Good Friday"),
+        ] {
             #expect(holidays.title(of: CalendarDate(iso: date)!)?.localizedCaseInsensitiveContains(word) == true, "\(date)")
         }
         #expect(holidays.title(of: CalendarDate(iso: "2020-05-04")!) == nil, "VE day moved the May holiday")
@@ -300,8 +361,11 @@ struct CalendarDataTests {
     func bankHolidayOverride() throws {
         let dir = TestPaths.temporaryDirectory("sched")
         let good = dir + "/bh.json"
-        try Data(#"{"england-and-wales":{"division":"england-and-wales","events":[{"title":"Extra day","date":"2026-11-24","notes":"","bunting":true}]}}"#.utf8)
-            .write(to: URL(fileURLWithPath: good))
+        try Data(
+            #"{"england-and-wales":{"division":"england-and-wales","events":[{"title":"Extra day","date":"2026-11-24","notes":"","bunting":true}]}}"#
+                .utf8
+        )
+        .write(to: URL(fileURLWithPath: good))
         let settings = try SchedulingService.Settings.fromEnvironment(["ENCOMPASS_BANK_HOLIDAYS_FILE": good])
         #expect(settings.calendars.bankHolidays.days.count == 1)
         let bad = dir + "/bad.json"
@@ -322,14 +386,27 @@ struct CalendarDataTests {
     @Test("bad term dates are typed errors that say what to fix")
     func badTermDates() throws {
         func problem(_ json: String) -> String? {
-            do { _ = try TermCalendar.decode(Data(json.utf8), label: "t"); return nil } catch { return error.problem }
+            do {
+                _ = try TermCalendar.decode(Data(json.utf8), label: "t")
+                return nil
+            } catch { return error.problem }
         }
         #expect(problem("{}")?.contains("not a term dates file") == true)
         #expect(problem(#"{"years":[]}"#)?.contains("no school years") == true)
-        #expect(problem(#"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-09-40","end":"2026-12-18"}]}]}"#)?.contains("years[0].terms[0].start") == true)
-        #expect(problem(#"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-12-18","end":"2026-09-01"}]}]}"#)?.contains("before it starts") == true)
-        #expect(problem(#"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-09-01","end":"2026-12-18","halfTerms":[{"start":"2027-01-01","end":"2027-01-02"}]}]}]}"#)?.contains("inside the term") == true)
-        #expect(problem(#"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-09-01","end":"2026-12-18"},{"name":"b","start":"2026-12-01","end":"2027-01-18"}]}]}"#)?.contains("overlap") == true)
+        #expect(
+            problem(#"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-09-40","end":"2026-12-18"}]}]}"#)?.contains(
+                "years[0].terms[0].start") == true)
+        #expect(
+            problem(#"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-12-18","end":"2026-09-01"}]}]}"#)?.contains("before it starts")
+                == true)
+        #expect(
+            problem(
+                #"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-09-01","end":"2026-12-18","halfTerms":[{"start":"2027-01-01","end":"2027-01-02"}]}]}]}"#
+            )?.contains("inside the term") == true)
+        #expect(
+            problem(
+                #"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-09-01","end":"2026-12-18"},{"name":"b","start":"2026-12-01","end":"2027-01-18"}]}]}"#
+            )?.contains("overlap") == true)
         let dir = TestPaths.temporaryDirectory("terms")
         try Data(#"{"years":[{"schoolYear":"x","terms":[{"name":"a","start":"2026-09-01","end":"2026-12-18"}]}]}"#.utf8)
             .write(to: URL(fileURLWithPath: dir + "/931.json"))
@@ -342,10 +419,11 @@ struct CalendarDataTests {
 
     @Test("coverage: a summer term covers to 31 August; a missing school year is not a holiday")
     func coverage() throws {
-        let calendar = try TermCalendar(TermDatesDocument(years: [
-            .init(schoolYear: "2025-26", terms: [.init(name: "summer", start: "2026-04-13", end: "2026-07-20")]),
-            .init(schoolYear: "2027-28", terms: [.init(name: "autumn", start: "2027-09-02", end: "2027-12-17")]),
-        ]), label: "t")
+        let calendar = try TermCalendar(
+            TermDatesDocument(years: [
+                .init(schoolYear: "2025-26", terms: [.init(name: "summer", start: "2026-04-13", end: "2026-07-20")]),
+                .init(schoolYear: "2027-28", terms: [.init(name: "autumn", start: "2027-09-02", end: "2027-12-17")]),
+            ]), label: "t")
         #expect(calendar.kind(of: CalendarDate(iso: "2026-04-10")!) == .uncovered)
         #expect(calendar.kind(of: CalendarDate(iso: "2026-08-20")!) == .holiday)
         #expect(calendar.kind(of: CalendarDate(iso: "2026-10-20")!) == .uncovered)
@@ -358,8 +436,11 @@ struct CalendarDataTests {
     @Test("an override folder replaces one LA's dates and keeps the others")
     func termDatesOverride() throws {
         let dir = TestPaths.temporaryDirectory("terms")
-        try Data(#"{"laCode":"931","name":"Oxfordshire","years":[{"schoolYear":"2026-27","terms":[{"name":"autumn","start":"2026-09-07","end":"2026-12-18"}]}]}"#.utf8)
-            .write(to: URL(fileURLWithPath: dir + "/931.json"))
+        try Data(
+            #"{"laCode":"931","name":"Oxfordshire","years":[{"schoolYear":"2026-27","terms":[{"name":"autumn","start":"2026-09-07","end":"2026-12-18"}]}]}"#
+                .utf8
+        )
+        .write(to: URL(fileURLWithPath: dir + "/931.json"))
         let calendars = try SchoolCalendars.load(termDatesDirectory: dir)
         #expect(calendars.localAuthorities["931"]?.kind(of: CalendarDate(iso: "2026-09-03")!) == .holiday)
         #expect(calendars.localAuthorities["873"] != nil)
@@ -378,13 +459,17 @@ struct CalendarDataTests {
         #expect {
             try SchedulingProtocol.loadAll(ForceProtocols.load(directory: dir))
         } throws: { ($0 as? SchedulingProtocolError)?.problem.contains("releaseTime is \"8am\"") == true }
-        try Data(#"{"forceCode":"43","name":"T","scheduling":{"releaseTime":"08:00","releaseWindowEnd":"15:00","escalateHighRiskInHolidays":true}}"#.utf8)
-            .write(to: URL(fileURLWithPath: dir + "/t.json"))
+        try Data(
+            #"{"forceCode":"43","name":"T","scheduling":{"releaseTime":"08:00","releaseWindowEnd":"15:00","escalateHighRiskInHolidays":true}}"#.utf8
+        )
+        .write(to: URL(fileURLWithPath: dir + "/t.json"))
         #expect {
             try SchedulingProtocol.loadAll(ForceProtocols.load(directory: dir))
         } throws: { ($0 as? SchedulingProtocolError)?.problem.contains("educationSafeguardingManager") == true }
-        for (window, problem) in [(#""#, "releaseWindowEnd is missing"), (#","releaseWindowEnd":"3pm""#, "releaseWindowEnd is \"3pm\""),
-                                  (#","releaseWindowEnd":"08:00""#, "is not after releaseTime")] {
+        for (window, problem) in [
+            (#""#, "releaseWindowEnd is missing"), (#","releaseWindowEnd":"3pm""#, "releaseWindowEnd is \"3pm\""),
+            (#","releaseWindowEnd":"08:00""#, "is not after releaseTime"),
+        ] {
             try Data(#"{"forceCode":"43","name":"T","scheduling":{"releaseTime":"08:00"\#(window),"escalateHighRiskInHolidays":false}}"#.utf8)
                 .write(to: URL(fileURLWithPath: dir + "/t.json"))
             #expect {
@@ -452,23 +537,26 @@ struct TermDatesImportTests {
 
     @Test("CSV: DD/MM/YYYY or ISO dates, quoted cells, a one-day entry without an end")
     func csv() throws {
-        let text = "type,start,end,note\nterm,2026-09-03,18/12/2026,\"first, autumn\"\nhalf term,26/10/2026,30/10/2026,\ninset,02/09/2026,,\nclosure,2026-11-20,,polling day\n"
+        let text =
+            "type,start,end,note\nterm,2026-09-03,18/12/2026,\"first, autumn\"\nhalf term,26/10/2026,30/10/2026,\ninset,02/09/2026,,\nclosure,2026-11-20,,polling day\n"
         let calendar = try TermDatesImport.calendar(Data(text.utf8), format: .csv, label: "t.csv")
         #expect(calendar.kind(of: CalendarDate(iso: "2026-10-30")!) == .halfTerm("autumn 2026-27"))
         #expect(calendar.kind(of: CalendarDate(iso: "2026-11-20")!) == .closure)
         #expect(calendar.kind(of: CalendarDate(iso: "2026-09-02")!) == .inset)
     }
 
-    @Test("bad files are typed errors that say what to fix", arguments: [
-        ("csv", "kind,from\nterm,2026-09-03", "needs the columns type, start"),
-        ("csv", "type,start,end\nholiday,2026-09-03,2026-12-18", "is not term, half term, inset or closure"),
-        ("csv", "type,start,end\nterm,2026-13-03,2026-12-18", "row 2 start is \"2026-13-03\""),
-        ("csv", "type,start,end\nterm,2026-12-18,2026-09-03", "before it starts"),
-        ("csv", "type,start,end\nterm,2026-09-03,2026-12-18\nhalf term,2027-02-15,2027-02-19", "is not inside any term"),
-        ("csv", "type,start,end\nhalf term,2027-02-15,2027-02-19", "has no terms"),
-        ("ics", "BEGIN:VEVENT\nSUMMARY:Summer term ends\nDTSTART;VALUE=DATE:20270721\nEND:VEVENT", "that no event started"),
-        ("ics", "BEGIN:VEVENT\nSUMMARY:Summer term\nEND:VEVENT", "has no DTSTART"),
-    ])
+    @Test(
+        "bad files are typed errors that say what to fix",
+        arguments: [
+            ("csv", "kind,from\nterm,2026-09-03", "needs the columns type, start"),
+            ("csv", "type,start,end\nholiday,2026-09-03,2026-12-18", "is not term, half term, inset or closure"),
+            ("csv", "type,start,end\nterm,2026-13-03,2026-12-18", "row 2 start is \"2026-13-03\""),
+            ("csv", "type,start,end\nterm,2026-12-18,2026-09-03", "before it starts"),
+            ("csv", "type,start,end\nterm,2026-09-03,2026-12-18\nhalf term,2027-02-15,2027-02-19", "is not inside any term"),
+            ("csv", "type,start,end\nhalf term,2027-02-15,2027-02-19", "has no terms"),
+            ("ics", "BEGIN:VEVENT\nSUMMARY:Summer term ends\nDTSTART;VALUE=DATE:20270721\nEND:VEVENT", "that no event started"),
+            ("ics", "BEGIN:VEVENT\nSUMMARY:Summer term\nEND:VEVENT", "has no DTSTART"),
+        ])
     func bad(format: String, text: String, problem: String) {
         #expect {
             try TermDatesImport.calendar(Data(text.utf8), format: TermDatesImport.Format(rawValue: format)!, label: "t")
@@ -520,8 +608,10 @@ struct TermDatesImportTests {
         let oxford = try #require(shipped.states(today: CalendarDate(iso: "2025-11-06")!).first { $0.la == "931" })
         #expect(oxford.firstDay == "2025-08-01" && oxford.lastDay == "2027-08-31" && oxford.daysLeft == 663, "\(oxford)")
         #expect(oxford.approximateYears == ["2026-27"] && !oxford.source.isEmpty && oxford.warning, "\(oxford)")
-        #expect(shipped.states(today: CalendarDate(iso: "2027-09-10")!).allSatisfy { $0.daysLeft == -10 && $0.approximateYears.isEmpty && $0.warning })
-        let importedState = try #require(try SchoolCalendars.load(termDatesDirectory: dir).states(today: CalendarDate(iso: "2026-12-06")!).first { $0.la == "867" })
+        #expect(
+            shipped.states(today: CalendarDate(iso: "2027-09-10")!).allSatisfy { $0.daysLeft == -10 && $0.approximateYears.isEmpty && $0.warning })
+        let importedState = try #require(
+            try SchoolCalendars.load(termDatesDirectory: dir).states(today: CalendarDate(iso: "2026-12-06")!).first { $0.la == "867" })
         #expect(importedState.approximateYears.isEmpty)
     }
 }
@@ -562,11 +652,13 @@ struct EscalationContactTests {
         }
     }
 
-    @Test("placeholder addresses and numbers", arguments: [
-        ("a@b.police.example", "01865 123456", true), ("a@example.com", "01865 123456", true), ("a@x.invalid", "01865 123456", true),
-        ("a@thamesvalley.police.uk", "01223 000000", true), ("a@thamesvalley.police.uk", "01865 541000", false),
-        ("a@example.police.uk", "01865 541000", false),
-    ])
+    @Test(
+        "placeholder addresses and numbers",
+        arguments: [
+            ("a@b.police.example", "01865 123456", true), ("a@example.com", "01865 123456", true), ("a@x.invalid", "01865 123456", true),
+            ("a@thamesvalley.police.uk", "01223 000000", true), ("a@thamesvalley.police.uk", "01865 541000", false),
+            ("a@example.police.uk", "01865 541000", false),
+        ])
     func placeholders(email: String, phone: String, placeholder: Bool) {
         let force = SchedulingProtocol(educationSafeguardingManager: SchoolContact(role: "esm", email: email, phone: phone))
         #expect(force.contactPlaceholders.isEmpty == !placeholder)
@@ -601,8 +693,9 @@ struct ExplainTests {
         #expect(json == escalation)
         #expect(json.schoolDay == "2025-11-03")
         #expect(throws: SchedulingProtocolError.self) {
-            try ScheduleExplanation.make(forceCode: "99", occurredAt: Date(), processedAt: Date(), laCode: "931", urn: nil, risk: .standard,
-                                         calendars: calendars, protocols: protocols)
+            try ScheduleExplanation.make(
+                forceCode: "99", occurredAt: Date(), processedAt: Date(), laCode: "931", urn: nil, risk: .standard,
+                calendars: calendars, protocols: protocols)
         }
     }
 }
@@ -612,14 +705,16 @@ struct ChangelogApplyTests {
     func state(_ id: String, _ state: PendingState, revision: Int, release: String = "2025-11-04 08:00") -> SchedulingChangelog {
         let request = NoticeRequested(
             noticeId: id,
-            incident: Incident(occurrenceNumber: "43251100001", forceCode: "43", occurredAt: instant("2025-11-03 21:00"),
-                               reportedAt: instant("2025-11-03 21:00"), incidentAddress: PostalAddress(lines: ["1 A St"], postcode: "OX1 1AA"),
-                               riskLevel: .standard, crime: true),
+            incident: Incident(
+                occurrenceNumber: "43251100001", forceCode: "43", occurredAt: instant("2025-11-03 21:00"),
+                reportedAt: instant("2025-11-03 21:00"), incidentAddress: PostalAddress(lines: ["1 A St"], postcode: "OX1 1AA"),
+                riskLevel: .standard, crime: true),
             incidentRevision: revision, child: IdentifiedChild(childId: "c", givenName: "A", familyName: "B"), childSource: .officer,
             school: ResolvedSchool(urn: "100001", name: "S", localAuthorityCode: "931", localAuthorityName: "Oxfordshire"), resolution: [])
-        return SchedulingChangelog(notice: .init(
-            noticeId: id, partition: 2, state: state, incidentRevision: revision, releaseAt: instant(release), escalate: false,
-            due: NoticeDue(request: request, releaseAt: instant(release), rules: []), updatedAt: Date(), releasedAt: nil))
+        return SchedulingChangelog(
+            notice: .init(
+                noticeId: id, partition: 2, state: state, incidentRevision: revision, releaseAt: instant(release), escalate: false,
+                due: NoticeDue(request: request, releaseAt: instant(release), rules: []), updatedAt: Date(), releasedAt: nil))
     }
 
     @Test("the changelog's hand-written codec writes Foundation's bytes and reads them back, for each kind of record")
@@ -629,10 +724,17 @@ struct ChangelogApplyTests {
         released.notice?.escalate = true
         released.notice?.due.escalationContact = SchoolContact(role: "esm", email: "esm@la.example")
         let held = try PendingNoticeRow(released.notice!)
-        let document = TermDatesDocument(urn: "123456", years: [
-            .init(schoolYear: "2026-27", terms: [.init(name: "autumn", start: "2026-09-03", end: "2026-12-16",
-                                                      halfTerms: [DateRange(start: "2026-11-02", end: "2026-11-06")])]),
-        ])
+        let document = TermDatesDocument(
+            urn: "123456",
+            years: [
+                .init(
+                    schoolYear: "2026-27",
+                    terms: [
+                        .init(
+                            name: "autumn", start: "2026-09-03", end: "2026-12-16",
+                            halfTerms: [DateRange(start: "2026-11-02", end: "2026-11-06")])
+                    ])
+            ])
         let records = [
             state("n1", .pending, revision: 1), released,
             SchedulingChangelog(forgotten: held.forgotten),
@@ -644,8 +746,9 @@ struct ChangelogApplyTests {
             let ours = try WireEncoder.encode(envelope)
             #expect(String(decoding: ours, as: UTF8.self) == String(decoding: try WireFormat.encoder().encode(envelope), as: UTF8.self))
             // (Foundation's reading, not `envelope`: `state` stamps `Date()`, and the wire keeps milliseconds.)
-            #expect(try WireDecoder.decode(Envelope<SchedulingChangelog>.self, from: ours)
-                == WireFormat.decoder().decode(Envelope<SchedulingChangelog>.self, from: Data(ours)))
+            #expect(
+                try WireDecoder.decode(Envelope<SchedulingChangelog>.self, from: ours)
+                    == WireFormat.decoder().decode(Envelope<SchedulingChangelog>.self, from: Data(ours)))
         }
         #expect(WireFormat.isHandWritten(Envelope<SchedulingChangelog>.self))
     }
@@ -680,8 +783,9 @@ struct ChangelogApplyTests {
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("replica-skip") + "/scheduling.sqlite", migrations: Scheduler.migrations)
         let handler = SchedulingService.changelogHandler()
         func record(_ id: String, value: [UInt8]) -> KafkaRecord {
-            KafkaRecord(topic: Topics.schedulingChangelog.name, partition: 0, offset: 1, key: Array("n1".utf8), value: value,
-                        headers: [KafkaHeader(key: MessageHeader.messageId, value: Array(id.utf8))])
+            KafkaRecord(
+                topic: Topics.schedulingChangelog.name, partition: 0, offset: 1, key: Array("n1".utf8), value: value,
+                headers: [KafkaHeader(key: MessageHeader.messageId, value: Array(id.utf8))])
         }
         func replicate(_ record: KafkaRecord, _ db: Database) throws -> (HandleOutcome, changes: Int) {
             let before = db.totalChangesCount
@@ -703,7 +807,8 @@ struct ChangelogApplyTests {
             // Any other record is decoded, and an unreadable one is refused.
             #expect(throws: EnvelopeError.self) { try replicate(record("c-2", value: Array("not json".utf8)), db) }
             // A release records the id of the changelog record it publishes.
-            let released = try Scheduler.releaseDue(now: instant("2025-11-06 08:00"), partitions: [2], db: db, outbox: Outbox(db: db, producer: "scheduling"))
+            let released = try Scheduler.releaseDue(
+                now: instant("2025-11-06 08:00"), partitions: [2], db: db, outbox: Outbox(db: db, producer: "scheduling"))
             #expect(released == ["n1"])
             let releasedId = MessageID.derived(from: "n1", "changelog-released")
             #expect(try PendingNoticeRow.fetchOne(db, key: "n1")?.changelogId == releasedId)
@@ -777,11 +882,17 @@ struct ChangelogApplyTests {
         // Releasing: only due notices of the given partitions, once.
         try db.write { try Scheduler.apply(state("n2", .pending, revision: 1), db: $0) }
         try db.write { try Scheduler.apply(state("n3", .pending, revision: 1, release: "2025-11-05 08:00"), db: $0) }
-        let none = try db.write { try Scheduler.releaseDue(now: instant("2025-11-04 09:00"), partitions: [0, 1], db: $0, outbox: Outbox(db: $0, producer: "scheduling")) }
+        let none = try db.write {
+            try Scheduler.releaseDue(now: instant("2025-11-04 09:00"), partitions: [0, 1], db: $0, outbox: Outbox(db: $0, producer: "scheduling"))
+        }
         #expect(none.isEmpty)
-        let released = try db.write { try Scheduler.releaseDue(now: instant("2025-11-04 09:00"), partitions: [2], db: $0, outbox: Outbox(db: $0, producer: "scheduling")) }
+        let released = try db.write {
+            try Scheduler.releaseDue(now: instant("2025-11-04 09:00"), partitions: [2], db: $0, outbox: Outbox(db: $0, producer: "scheduling"))
+        }
         #expect(released == ["n2"])
-        let again = try db.write { try Scheduler.releaseDue(now: instant("2025-11-04 10:00"), partitions: [2], db: $0, outbox: Outbox(db: $0, producer: "scheduling")) }
+        let again = try db.write {
+            try Scheduler.releaseDue(now: instant("2025-11-04 10:00"), partitions: [2], db: $0, outbox: Outbox(db: $0, producer: "scheduling"))
+        }
         #expect(again.isEmpty)
         let outbox = try db.read { try OutboxMessage.fetchAll($0) }
         #expect(outbox.map(\.topic).sorted() == [Topics.noticeEvents.name, Topics.noticesDue.name, Topics.schedulingChangelog.name])

@@ -3,9 +3,11 @@ import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import SchedulingService
 import ServiceRuntime
 import Testing
+
+@testable import SchedulingService
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -40,8 +42,9 @@ final class RunningScheduler: Sendable {
         let configuration = ServiceConfiguration(
             service: .scheduling, kafka: kafka.client(instance), groupId: group, dataDirectory: dataDirectory,
             instanceId: instance, httpPort: 0, apiToken: token, clockFile: clock.path)
-        let host = try await ServiceHost(definition: SchedulingService.definition(settings: settings), configuration: configuration,
-                                         logger: TestLog.logger(instance))
+        let host = try await ServiceHost(
+            definition: SchedulingService.definition(settings: settings), configuration: configuration,
+            logger: TestLog.logger(instance))
         self.host = host
         self.task = Task { try await host.run(handleSignals: false) }
         self.port = await host.httpPort()
@@ -59,17 +62,21 @@ final class RunningScheduler: Sendable {
     var owned: Set<TopicPartition> { host.environment.ownedPartitions() }
 }
 
-func noticeRequest(_ n: Int, occurred: String, risk: RiskLevel = .standard, la: String = "931", revision: Int = 1, force: String = "43") -> NoticeRequested {
+func noticeRequest(_ n: Int, occurred: String, risk: RiskLevel = .standard, la: String = "931", revision: Int = 1, force: String = "43")
+    -> NoticeRequested
+{
     let occurrence = force == "43" ? String(format: "432511%05d", n) : String(format: "CC-20251103-%04d", n)
     let incident = Incident(
         occurrenceNumber: occurrence, forceCode: force, occurredAt: instant(occurred), reportedAt: instant(occurred),
         incidentAddress: PostalAddress(lines: ["1 High Street"], town: "Oxford", postcode: "OX1 1AA"), riskLevel: risk, crime: true)
     let child = IdentifiedChild(childId: "c-\(n)", givenName: "Alex", familyName: "Smith", ageYears: 9)
-    let school = ResolvedSchool(urn: String(format: "1%05d", n), name: "Test Primary \(n)", localAuthorityCode: la, localAuthorityName: "Oxfordshire",
-                                contacts: [SchoolContact(role: "dsl", name: "DSL", email: "dsl@school.example")])
+    let school = ResolvedSchool(
+        urn: String(format: "1%05d", n), name: "Test Primary \(n)", localAuthorityCode: la, localAuthorityName: "Oxfordshire",
+        contacts: [SchoolContact(role: "dsl", name: "DSL", email: "dsl@school.example")])
     let id = NoticeID.make(forceCode: force, occurrenceNumber: occurrence, childId: child.childId)
-    return NoticeRequested(noticeId: id, incident: incident, incidentRevision: revision, child: child, childSource: .officer,
-                           school: school, resolution: ["test"])
+    return NoticeRequested(
+        noticeId: id, incident: incident, incidentRevision: revision, child: child, childSource: .officer,
+        school: school, resolution: ["test"])
 }
 
 func send(_ kafka: TestKafka, _ requests: [NoticeRequested], envelopeId: ((NoticeRequested) -> String)? = nil) async throws {
@@ -77,7 +84,8 @@ func send(_ kafka: TestKafka, _ requests: [NoticeRequested], envelopeId: ((Notic
     for request in requests {
         let id = envelopeId?(request) ?? MessageID.derived(from: "\(request.noticeId)/\(request.incidentRevision)", "request")
         let envelope = Envelope(id: id, key: request.noticeId, producer: "school-resolution", payload: request)
-        _ = try await producer.send(ProducerRecord(topic: Topics.noticeRequests.name, key: Array(request.noticeId.utf8), value: try WireFormat.encode(envelope)))
+        _ = try await producer.send(
+            ProducerRecord(topic: Topics.noticeRequests.name, key: Array(request.noticeId.utf8), value: try WireFormat.encode(envelope)))
     }
     try await producer.flush()
     await producer.close()
@@ -114,7 +122,8 @@ struct SchedulingServiceTests {
     func flow() async throws {
         let kafka = try TestKafka()
         let clock = try TestClock("2025-11-03 22:00")
-        let scheduler = try await RunningScheduler(kafka, group: "sched-\(UUID())", instance: "a", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
+        let scheduler = try await RunningScheduler(
+            kafka, group: "sched-\(UUID())", instance: "a", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
         let monday = noticeRequest(1, occurred: "2025-11-03 21:00")
         try await send(kafka, [monday])
         try await eventually("scheduled") { try await scheduler.rows().count == 1 }
@@ -217,7 +226,9 @@ struct SchedulingServiceTests {
         let metrics = try await httpGet("http://127.0.0.1:\(scheduler.port)/metrics", headers: [:]).body
         let left = metrics.split(separator: "\n").first { $0.hasPrefix("encompass_scheduling_term_dates_left_days{") && $0.contains("la=\"931\"") }
         #expect(left.map { $0.hasSuffix(" 666") || $0.hasSuffix(" 666.0") } == true, "\(left ?? "no gauge")")
-        let approximate = metrics.split(separator: "\n").first { $0.hasPrefix("encompass_scheduling_term_dates_approximate{") && $0.contains("la=\"931\"") }
+        let approximate = metrics.split(separator: "\n").first {
+            $0.hasPrefix("encompass_scheduling_term_dates_approximate{") && $0.contains("la=\"931\"")
+        }
         #expect(approximate.map { $0.hasSuffix(" 1") || $0.hasSuffix(" 1.0") } == true, "\(approximate ?? "no gauge")")
 
         // Every event so far (other notices have events too), not just the first four to arrive.
@@ -234,12 +245,14 @@ struct SchedulingServiceTests {
     func sameChildTwice() async throws {
         let kafka = try TestKafka()
         let clock = try TestClock("2025-10-24 21:00")
-        let scheduler = try await RunningScheduler(kafka, group: "sched-\(UUID())", instance: "a", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
+        let scheduler = try await RunningScheduler(
+            kafka, group: "sched-\(UUID())", instance: "a", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
         let first = noticeRequest(5, occurred: "2025-10-24 20:00")
         func another(_ childId: String, given: String, dateOfBirth: String?) -> NoticeRequested {
             var request = first
-            request.child = IdentifiedChild(childId: childId, givenName: given, familyName: "SMITH", dateOfBirth: dateOfBirth,
-                                            ageYears: dateOfBirth == nil ? 9 : nil)
+            request.child = IdentifiedChild(
+                childId: childId, givenName: given, familyName: "SMITH", dateOfBirth: dateOfBirth,
+                ageYears: dateOfBirth == nil ? 9 : nil)
             request.noticeId = NoticeID.make(forceCode: "43", occurrenceNumber: first.incident.occurrenceNumber, childId: childId)
             return request
         }
@@ -261,7 +274,8 @@ struct SchedulingServiceTests {
     func amendmentAndBadInput() async throws {
         let kafka = try TestKafka()
         let clock = try TestClock("2025-10-24 21:00")
-        let scheduler = try await RunningScheduler(kafka, group: "sched-\(UUID())", instance: "a", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock, token: nil)
+        let scheduler = try await RunningScheduler(
+            kafka, group: "sched-\(UUID())", instance: "a", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock, token: nil)
         let refused = try await httpGet("http://127.0.0.1:\(scheduler.port)/v1/pending", headers: ["Authorization": "Bearer tok"])
         #expect(refused.status == 503 && refused.body.contains("ENCOMPASS_API_TOKEN"))
         let friday = noticeRequest(3, occurred: "2025-10-24 20:00")
@@ -285,8 +299,9 @@ struct SchedulingServiceTests {
         #expect(due.first?.payload.escalation == true)
         #expect(due.first?.payload.request.incidentRevision == 2)
         let school = try #require(try await scheduler.rows().first { $0.noticeId == friday.noticeId })
-        #expect(school.state == .pending && !school.escalate && school.incidentRevision == 2 && school.releaseAt == instant("2025-11-03 08:00"),
-                "the school still gets its own notice on its first day back")
+        #expect(
+            school.state == .pending && !school.escalate && school.incidentRevision == 2 && school.releaseAt == instant("2025-11-03 08:00"),
+            "the school still gets its own notice on its first day back")
         try await scheduler.stop()
     }
 
@@ -319,13 +334,15 @@ struct SchedulingServiceTests {
         let clock = try TestClock("2025-11-07 19:00")
         let group = "sched-\(UUID())"
         let requests = (30..<34).map { noticeRequest($0, occurred: "2025-11-07 18:00") }
-        let lost = try await RunningScheduler(kafka, group: group, instance: "lost", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
+        let lost = try await RunningScheduler(
+            kafka, group: group, instance: "lost", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
         try await send(kafka, requests)
         try await eventually("all pending") { try await lost.rows().count == requests.count }
         try await lost.stop() // and its disk is never seen again
 
         try await clock.set("2025-11-10 08:00")
-        let fresh = try await RunningScheduler(kafka, group: group, instance: "fresh", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
+        let fresh = try await RunningScheduler(
+            kafka, group: group, instance: "fresh", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
         try await eventually("restored and released", timeout: .seconds(60)) {
             let rows = try await fresh.rows()
             return rows.count == requests.count && rows.allSatisfy { $0.state == .released }
@@ -396,7 +413,8 @@ struct SchedulingServiceTests {
         #expect(Set(ids).count == 8, "every notice released")
         #expect(Set(due.map(\.payload.noticeId)) == Set((tuesday + wednesday).map(\.noticeId)))
         #expect(ids.count == 8, "no second release (total \(ids.count))")
-        #expect(due.filter { wednesday.map(\.noticeId).contains($0.payload.noticeId) }.allSatisfy { $0.payload.releaseAt == instant("2025-11-05 08:00") })
+        #expect(
+            due.filter { wednesday.map(\.noticeId).contains($0.payload.noticeId) }.allSatisfy { $0.payload.releaseAt == instant("2025-11-05 08:00") })
         try await b.stop()
     }
 }
@@ -406,21 +424,28 @@ struct SchedulingServiceTests {
 func sendCancellation(_ kafka: TestKafka, _ cancellation: NoticeCancelled, id: String, headers: Bool = true) async throws {
     let producer = try KafkaProducer(configuration: .init(client: kafka.client("school-resolution")), logger: TestLog.logger("producer"))
     let envelope = Envelope(id: id, key: cancellation.noticeId, producer: "school-resolution", payload: cancellation)
-    _ = try await producer.send(ProducerRecord(
-        topic: Topics.noticeRequests.name, key: Array(cancellation.noticeId.utf8), value: try WireFormat.encode(envelope),
-        headers: headers ? [KafkaHeader(key: MessageHeader.messageId, string: id), KafkaHeader(key: MessageHeader.schema, string: NoticeCancelled.schema),
-                            KafkaHeader(key: MessageHeader.version, string: "1")] : []))
+    _ = try await producer.send(
+        ProducerRecord(
+            topic: Topics.noticeRequests.name, key: Array(cancellation.noticeId.utf8), value: try WireFormat.encode(envelope),
+            headers: headers
+                ? [
+                    KafkaHeader(key: MessageHeader.messageId, string: id), KafkaHeader(key: MessageHeader.schema, string: NoticeCancelled.schema),
+                    KafkaHeader(key: MessageHeader.version, string: "1"),
+                ] : []))
     try await producer.flush()
     await producer.close()
 }
 
 @Suite("Scheduling: cancellations when a school says the pupil no longer attends")
 struct SchedulingCancellationTests {
-    @Test("a pending notice to the school is cancelled and never released; a released one, or one now for another school, is not, and the event says why; a later request is ignored")
+    @Test(
+        "a pending notice to the school is cancelled and never released; a released one, or one now for another school, is not, and the event says why; a later request is ignored"
+    )
     func cancellations() async throws {
         let kafka = try TestKafka()
         let clock = try TestClock("2025-11-03 22:00")
-        let scheduler = try await RunningScheduler(kafka, group: "sched-\(UUID())", instance: "a", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
+        let scheduler = try await RunningScheduler(
+            kafka, group: "sched-\(UUID())", instance: "a", dataDirectory: TestPaths.temporaryDirectory("sched"), clock: clock)
         let released = noticeRequest(11, occurred: "2025-11-03 21:00")
         let cancelled = noticeRequest(12, occurred: "2025-11-03 21:00")
         let elsewhere = noticeRequest(13, occurred: "2025-11-03 21:00")
@@ -428,9 +453,10 @@ struct SchedulingCancellationTests {
         try await eventually("scheduled") { try await scheduler.rows().count == 3 }
         func cancellation(_ request: NoticeRequested, urn: String? = nil) -> NoticeCancelled {
             let urn = urn ?? request.school.urn
-            return NoticeCancelled(noticeId: request.noticeId, forceCode: "43", occurrenceNumber: request.incident.occurrenceNumber,
-                                   schoolURN: urn, reason: "URN \(urn) reported that the pupil no longer attends",
-                                   requestedAt: instant("2025-11-03 22:00"), replacedBy: request.noticeId + "-r0000")
+            return NoticeCancelled(
+                noticeId: request.noticeId, forceCode: "43", occurrenceNumber: request.incident.occurrenceNumber,
+                schoolURN: urn, reason: "URN \(urn) reported that the pupil no longer attends",
+                requestedAt: instant("2025-11-03 22:00"), replacedBy: request.noticeId + "-r0000")
         }
         try await sendCancellation(kafka, cancellation(cancelled), id: "cancel-1")
         // Without headers: routed by the envelope's schema.
@@ -451,8 +477,11 @@ struct SchedulingCancellationTests {
         let events = try await readRecords(kafka, topic: Topics.noticeEvents.name, count: 8, timeout: .seconds(20))
             .map { try WireFormat.decode(NoticeEvent.self, from: $0.value).payload }
         let cancelledEvent = try #require(events.first { $0.noticeId == cancelled.noticeId && $0.kind == .cancelled })
-        #expect(cancelledEvent.detail?.contains("no longer attends") == true && cancelledEvent.detail?.contains(cancelled.noticeId + "-r0000") == true)
-        #expect(events.first { $0.noticeId == elsewhere.noticeId && $0.kind == .flagged }?.detail?.contains("now for URN \(elsewhere.school.urn)") == true)
+        #expect(
+            cancelledEvent.detail?.contains("no longer attends") == true && cancelledEvent.detail?.contains(cancelled.noticeId + "-r0000") == true)
+        #expect(
+            events.first { $0.noticeId == elsewhere.noticeId && $0.kind == .flagged }?.detail?.contains("now for URN \(elsewhere.school.urn)") == true
+        )
         // Released already: dispatch is told to withdraw it if it has not sent it yet.
         #expect(events.first { $0.noticeId == released.noticeId && $0.kind == .cancelled }?.detail?.contains("withdrawn after release") == true)
         #expect(try await scheduler.rows().first { $0.noticeId == cancelled.noticeId }?.state == .cancelled)

@@ -3,9 +3,10 @@ import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import SchoolResolutionService
 import ServiceRuntime
 import Testing
+
+@testable import SchoolResolutionService
 
 /// One school resolution instance of a consumer group, on its own store.
 final class SchoolInstance: Sendable {
@@ -18,8 +19,9 @@ final class SchoolInstance: Sendable {
         let configuration = ServiceConfiguration(
             service: .schoolResolution, kafka: kafka.client(instance), groupId: group,
             dataDirectory: TestPaths.temporaryDirectory("schools-\(instance)"), instanceId: instance, httpPort: 0, apiToken: "tok")
-        host = try await ServiceHost(definition: SchoolResolutionService.definition(settings: settings), configuration: configuration,
-                                     logger: TestLog.logger(instance))
+        host = try await ServiceHost(
+            definition: SchoolResolutionService.definition(settings: settings), configuration: configuration,
+            logger: TestLog.logger(instance))
         let host = self.host
         task = Task { try await host.run(handleSignals: false) }
         port = await host.httpPort()
@@ -33,7 +35,10 @@ final class SchoolInstance: Sendable {
     /// Open requests and held answers, by request id.
     func open() async throws -> [String: String] {
         try await host.store.pool.read { db in
-            Dictionary(uniqueKeysWithValues: try SchoolRequestRow.filter(["open", "review"].contains(Column("status"))).fetchAll(db).map { ($0.requestId, $0.status) })
+            Dictionary(
+                uniqueKeysWithValues: try SchoolRequestRow.filter(["open", "review"].contains(Column("status"))).fetchAll(db).map {
+                    ($0.requestId, $0.status)
+                })
         }
     }
 
@@ -53,10 +58,13 @@ func sendUnknownSchoolChildren(_ kafka: TestKafka, ids: [String]) async throws -
     let producer = try KafkaProducer(configuration: .init(client: kafka.client("research")), logger: TestLog.logger("research"))
     var messages: [ChildIdentified] = []
     for (n, id) in ids.enumerated() {
-        let message = Fixtures.message(occurrence: "4326000\(String(format: "%04d", n))",
-                                       child: Fixtures.child(id: id, age: 8, school: RecordedSchool(name: "Quxworth Zyzzyva Academy")))
-        try await producer.send(ProducerRecord(topic: Topics.children.name, key: id,
-                                               value: try WireFormat.encode(Envelope(id: "child-msg-\(id)", key: id, producer: "child-research", payload: message))))
+        let message = Fixtures.message(
+            occurrence: "4326000\(String(format: "%04d", n))",
+            child: Fixtures.child(id: id, age: 8, school: RecordedSchool(name: "Quxworth Zyzzyva Academy")))
+        try await producer.send(
+            ProducerRecord(
+                topic: Topics.children.name, key: id,
+                value: try WireFormat.encode(Envelope(id: "child-msg-\(id)", key: id, producer: "child-research", payload: message))))
         messages.append(message)
     }
     await producer.close()
@@ -65,7 +73,9 @@ func sendUnknownSchoolChildren(_ kafka: TestKafka, ids: [String]) async throws -
 
 @Suite("School resolution's CSC requests changelog over the mock Kafka cluster", .serialized)
 struct CSCChangelogTests {
-    @Test("an instance lost for good: a new instance on an empty disk restores every open request and held answer, acts on them, and an answered child's record becomes a tombstone")
+    @Test(
+        "an instance lost for good: a new instance on an empty disk restores every open request and held answer, acts on them, and an answered child's record becomes a tombstone"
+    )
     func lostInstance() async throws {
         let kafka = try TestKafka()
         let group = "schools-\(UUID())"
@@ -76,17 +86,22 @@ struct CSCChangelogTests {
         // CSC answered one child with a school outside the child's age range: held for a MASH officer.
         let held = messages[0].noticeKey
         try await lost.host.store.pool.write { db in
-            try db.execute(sql: "UPDATE schoolRequest SET status = 'review', reviewSchool = ?, reviewReason = ? WHERE requestId = ?",
-                           arguments: [#"{"urn":"109778"}"#, "the school's age range does not include the child's age", held])
+            try db.execute(
+                sql: "UPDATE schoolRequest SET status = 'review', reviewSchool = ?, reviewReason = ? WHERE requestId = ?",
+                arguments: [#"{"urn":"109778"}"#, "the school's age range does not include the child's age", held])
         }
         let lostName = try await lost.storeName()
         try await eventually("every child's record published and read back") {
             let owners = try await lost.standbyOwners()
-            let partitions = try await lost.host.store.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM changelogStandby WHERE partition IS NOT NULL") }
+            let partitions = try await lost.host.store.pool.read {
+                try Int.fetchOne($0, sql: "SELECT count(*) FROM changelogStandby WHERE partition IS NOT NULL")
+            }
             return owners.count == ids.count && owners.values.allSatisfy { $0 == lostName } && partitions == ids.count
         }
         try await eventually("the held answer published") {
-            let value = try await lost.host.store.pool.read { try StandbyRecord.fetchOne($0, key: ["topic": Topics.schoolRequestsChangelog.name, "key": ids[0]])?.value }
+            let value = try await lost.host.store.pool.read {
+                try StandbyRecord.fetchOne($0, key: ["topic": Topics.schoolRequestsChangelog.name, "key": ids[0]])?.value
+            }
             return try value.map { try WireFormat.decode(SchoolRequestsChangelog.self, from: Array($0)).payload.requests.first?.status } == "review"
         }
         try await lost.stop() // and its disk is never seen again
@@ -105,8 +120,9 @@ struct CSCChangelogTests {
 
         // The MASH officer accepts the held answer on the new owner: a notice to Caversham, and
         // the child's record on the changelog becomes a tombstone (nothing open).
-        let decided = try await send("POST", "http://127.0.0.1:\(fresh.port)/v1/requests/\(held)/accept", token: "tok",
-                                     body: Data(#"{"reviewer": "officer-7"}"#.utf8))
+        let decided = try await send(
+            "POST", "http://127.0.0.1:\(fresh.port)/v1/requests/\(held)/accept", token: "tok",
+            body: Data(#"{"reviewer": "officer-7"}"#.utf8))
         #expect(decided.status == 200, "\(String(decoding: decided.body, as: UTF8.self))")
         let requests = try await readRecords(kafka, topic: Topics.noticeRequests.name, count: 1, timeout: .seconds(20))
         let request = try #require(try requests.first.map { try WireFormat.decode(NoticeRequested.self, from: $0.value) })
@@ -118,12 +134,16 @@ struct CSCChangelogTests {
         // the timeout, so both counts end with the tombstone read.
         let records = try await readRecords(kafka, topic: Topics.schoolRequestsChangelog.name, count: 2 * ids.count + 2, timeout: .seconds(20))
         let last = records.last { $0.keyString == ids[0] }
-        #expect(last?.isTombstone == true, "\(records.filter { $0.keyString == ids[0] }.map { $0.isTombstone ? "tombstone" : "\($0.value.count) bytes" })")
+        #expect(
+            last?.isTombstone == true, "\(records.filter { $0.keyString == ids[0] }.map { $0.isTombstone ? "tombstone" : "\($0.value.count) bytes" })"
+        )
         #expect(last?.header(MessageHeader.owner)?.stringValue == freshName)
         try await fresh.stop()
     }
 
-    @Test("a second instance joins: the children of the partitions it takes are restored there and released by the first, so each open request is held by exactly one instance")
+    @Test(
+        "a second instance joins: the children of the partitions it takes are restored there and released by the first, so each open request is held by exactly one instance"
+    )
     func scaleOut() async throws {
         let kafka = try TestKafka()
         let group = "schools-\(UUID())"
@@ -144,7 +164,8 @@ struct CSCChangelogTests {
         let exportB = try await send("GET", "http://127.0.0.1:\(b.port)/v1/requests/export?lpa=all&format=json", token: "tok", body: Data())
         let rows = [exportA, exportB].map { String(decoding: $0.body, as: UTF8.self) }
         for id in ids {
-            let noticeId = NoticeID.make(forceCode: "43", occurrenceNumber: "4326000\(String(format: "%04d", Int(id.dropFirst(6))! - 1))", childId: id)
+            let noticeId = NoticeID.make(
+                forceCode: "43", occurrenceNumber: "4326000\(String(format: "%04d", Int(id.dropFirst(6))! - 1))", childId: id)
             #expect(rows.filter { $0.contains(noticeId) }.count == 1, "\(id) exported by one instance")
         }
         try await b.stop()

@@ -3,25 +3,29 @@ import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import SchoolResolutionService
 import ServiceRuntime
 import Testing
 
+@testable import SchoolResolutionService
+
 @Suite("Local authorities' contacts: imported, replicated, and the route for out-of-area schools", .serialized)
 struct LAContactsTests {
-    @Test("an LA contacts sheet reaches every instance through the register topic; a Thames Valley child at a Cambridgeshire school is notified through Cambridgeshire's Operation Encompass contact; one at a Peterborough school without contacts becomes a telephone task, counted")
+    @Test(
+        "an LA contacts sheet reaches every instance through the register topic; a Thames Valley child at a Cambridgeshire school is notified through Cambridgeshire's Operation Encompass contact; one at a Peterborough school without contacts becomes a telephone task, counted"
+    )
     func outOfAreaRoutes() async throws {
         let kafka = try TestKafka()
         let schools = try await RunningSchools(kafka, token: "t0ken-schools")
         let sheet = """
-        la_code,role,name,email,phone
-        873,encompass,Cambridgeshire Operation Encompass,encompass@cambridgeshire.example,
-        873,education-otherwise,Cambridgeshire EHE team,ehe@cambridgeshire.example,01223 000 000
-        850,headteacher,Someone,someone@hants.example,
-        8500,encompass,Typo,typo@hants.example,
+            la_code,role,name,email,phone
+            873,encompass,Cambridgeshire Operation Encompass,encompass@cambridgeshire.example,
+            873,education-otherwise,Cambridgeshire EHE team,ehe@cambridgeshire.example,01223 000 000
+            850,headteacher,Someone,someone@hants.example,
+            8500,encompass,Typo,typo@hants.example,
 
-        """
-        let imported = try await send("POST", schools.base + "/v1/la-contacts/import?name=la-contacts.csv", token: "t0ken-schools", body: Data(sheet.utf8))
+            """
+        let imported = try await send(
+            "POST", schools.base + "/v1/la-contacts/import?name=la-contacts.csv", token: "t0ken-schools", body: Data(sheet.utf8))
         #expect(imported.status == 422, "rows were rejected")
         let answer = try JSONSerialization.jsonObject(with: imported.body) as? [String: Any]
         #expect(answer?["localAuthorities"] as? Int == 1)
@@ -38,9 +42,12 @@ struct LAContactsTests {
         let producer = try KafkaProducer(configuration: .init(client: kafka.client("research")), logger: TestLog.logger("research"))
         // Ely St Mary's Junior (141707, Cambridgeshire 873) and, in Peterborough (874), the successor of 110854.
         for (i, urn) in ["141707", "147385"].enumerated() {
-            let message = Fixtures.message(occurrence: "4326000070\(i)", child: Fixtures.child(id: "child-ooa-\(i)", age: 8, school: RecordedSchool(urn: urn)))
-            try await producer.send(ProducerRecord(topic: Topics.children.name, key: message.child.childId,
-                                                   value: try WireFormat.encode(Envelope(id: "ooa-\(i)", key: message.child.childId, producer: "child-research", payload: message))))
+            let message = Fixtures.message(
+                occurrence: "4326000070\(i)", child: Fixtures.child(id: "child-ooa-\(i)", age: 8, school: RecordedSchool(urn: urn)))
+            try await producer.send(
+                ProducerRecord(
+                    topic: Topics.children.name, key: message.child.childId,
+                    value: try WireFormat.encode(Envelope(id: "ooa-\(i)", key: message.child.childId, producer: "child-research", payload: message))))
         }
         await producer.close()
         let requests = try await readRecords(kafka, topic: Topics.noticeRequests.name, count: 2, timeout: .seconds(20))
@@ -52,7 +59,9 @@ struct LAContactsTests {
         #expect(peterborough.school.channel == .telephone && peterborough.school.contacts.isEmpty)
         #expect(peterborough.resolution.contains { $0.contains(SchoolResolver.unroutedOutOfArea) })
         let metrics = try await httpGet(schools.base + "/metrics")
-        #expect(metrics.body.contains("encompass_school_resolution_out_of_area_unrouted{service=\"school-resolution\"} 1"), "\(metrics.body.split(separator: "\n").filter { $0.contains("out_of_area") })")
+        #expect(
+            metrics.body.contains("encompass_school_resolution_out_of_area_unrouted{service=\"school-resolution\"} 1"),
+            "\(metrics.body.split(separator: "\n").filter { $0.contains("out_of_area") })")
         try await schools.stop()
     }
 }

@@ -1,7 +1,8 @@
 import EncompassModels
 import Foundation
-@testable import SchoolResolutionService
 import Testing
+
+@testable import SchoolResolutionService
 
 @Suite("School name matching over the real 2018 list")
 struct MatcherTests {
@@ -72,8 +73,9 @@ struct MatcherTests {
             }
         }
         #expect(remembering.match("Caversham Prim Sch").winner?.urn == "109778")
-        #expect(remembering.match("Caversham Prim Sch", thresholds: MatchThresholds(minimumScore: 1.01)).winner == nil,
-                "thresholds are part of what is remembered")
+        #expect(
+            remembering.match("Caversham Prim Sch", thresholds: MatchThresholds(minimumScore: 1.01)).winner == nil,
+            "thresholds are part of what is remembered")
     }
 
     @Test("Jaro-Winkler: known values")

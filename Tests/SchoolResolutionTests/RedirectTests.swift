@@ -3,9 +3,10 @@ import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import SchoolResolutionService
 import ServiceRuntime
 import Testing
+
+@testable import SchoolResolutionService
 
 /// "This pupil no longer attends": the loop from the school's answer to the notice at the
 /// child's current school, in school resolution's store and outbox.
@@ -21,7 +22,9 @@ struct RedirectTests {
         }
     }
 
-    @Test("the child's other notices to the school are cancelled, each gets a redirect request, CSC's answer goes to the new school and never back to the blocked one; each step is an event")
+    @Test(
+        "the child's other notices to the school are cancelled, each gets a redirect request, CSC's answer goes to the new school and never back to the blocked one; each step is an event"
+    )
     func loop() throws {
         let store = try Fixtures.store()
         let child = Fixtures.child(id: "child-7", age: 8, school: RecordedSchool(urn: "109778"))
@@ -29,15 +32,19 @@ struct RedirectTests {
         let second = Fixtures.message(occurrence: "43260000102", child: child)
         try store.pool.write { db in
             let outbox = Outbox(db: db, producer: "test")
-            let outcomes = [try flow.handleChild(first, messageId: "m-1", db: db, outbox: outbox, now: now, logger: TestLog.logger("t")),
-                            try flow.handleChild(second, messageId: "m-2", db: db, outbox: outbox, now: now, logger: TestLog.logger("t"))]
+            let outcomes = [
+                try flow.handleChild(first, messageId: "m-1", db: db, outbox: outbox, now: now, logger: TestLog.logger("t")),
+                try flow.handleChild(second, messageId: "m-2", db: db, outbox: outbox, now: now, logger: TestLog.logger("t")),
+            ]
             #expect(outcomes == [.notice, .notice])
         }
         // The school reads the first notice and answers that the pupil no longer attends.
-        let feedback = SchoolFeedback(childId: "child-7", noticeId: first.noticeKey, schoolURN: "109778", kind: .noLongerAttends,
-                                      reportedAt: now, reportedBy: "dsl@caversham.example")
+        let feedback = SchoolFeedback(
+            childId: "child-7", noticeId: first.noticeKey, schoolURN: "109778", kind: .noLongerAttends,
+            reportedAt: now, reportedBy: "dsl@caversham.example")
         try store.pool.write { db in
-            try flow.handleFeedback(feedback, messageId: "feedback-1", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
+            try flow.handleFeedback(
+                feedback, messageId: "feedback-1", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
         }
         // Only the second notice (not yet sent) is cancelled; the first was sent already.
         let cancellations = try published(NoticeCancelled.self, store, topic: Topics.noticeRequests.name)
@@ -61,7 +68,8 @@ struct RedirectTests {
 
         // The same report again (a re-delivery past the inbox, or a second click): nothing new.
         try store.pool.write { db in
-            try flow.handleFeedback(feedback, messageId: "feedback-2", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
+            try flow.handleFeedback(
+                feedback, messageId: "feedback-2", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
         }
         #expect(try published(NoticeCancelled.self, store, topic: Topics.noticeRequests.name).count == 1)
         #expect(try store.pool.read { try CSCRequests.open($0, lpa: "all") }.count == 2)
@@ -69,7 +77,8 @@ struct RedirectTests {
         // CSC answers: the blocked school for one (refused, the request stays open), Coley Primary for the other.
         let sheet = "request_id,school_urn,school_name\n\(firstRedirect),109778,\n\(secondRedirect),109779,\n"
         let answer = try store.pool.write { db in
-            try CSCRequests.importReturned(Data(sheet.utf8), name: "returned.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now)
+            try CSCRequests.importReturned(
+                Data(sheet.utf8), name: "returned.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now)
         }
         #expect(answer.answers.map(\.outcome) == ["rejected", "notice"])
         #expect(answer.answers[0].reasons.joined().contains("no longer attends"))
@@ -85,23 +94,29 @@ struct RedirectTests {
 
         // CSC corrects its answer for the first: both redirects now go, each under its own message id.
         let corrected = try store.pool.write { db in
-            try CSCRequests.importReturned(Data("request_id,school_urn\n\(firstRedirect),109779\n".utf8), name: "corrected.csv", flow: flow,
-                                           db: db, outbox: Outbox(db: db, producer: "test"), now: now)
+            try CSCRequests.importReturned(
+                Data("request_id,school_urn\n\(firstRedirect),109779\n".utf8), name: "corrected.csv", flow: flow,
+                db: db, outbox: Outbox(db: db, producer: "test"), now: now)
         }
         #expect(corrected.answers.map(\.outcome) == ["notice"])
         let ids = try store.pool.read { db in
             try OutboxMessage.filter(Column("topic") == Topics.noticeRequests.name).fetchAll(db)
-                .compactMap { try? WireFormat.decode(NoticeRequested.self, from: Array($0.value)) }.filter { $0.payload.noticeId.contains("-r") }.map(\.id)
+                .compactMap { try? WireFormat.decode(NoticeRequested.self, from: Array($0.value)) }.filter { $0.payload.noticeId.contains("-r") }.map(
+                    \.id)
         }
         #expect(ids.count == 2 && Set(ids).count == 2, "one report's redirects must not share message ids (the inbox would drop one)")
 
         // The redirect's school also says no: the loop runs again from the redirect.
-        let again = SchoolFeedback(childId: "child-7", noticeId: secondRedirect, schoolURN: "109779", kind: .noLongerAttends,
-                                   reportedAt: now, reportedBy: "office@coley.example")
+        let again = SchoolFeedback(
+            childId: "child-7", noticeId: secondRedirect, schoolURN: "109779", kind: .noLongerAttends,
+            reportedAt: now, reportedBy: "office@coley.example")
         try store.pool.write { db in
-            try flow.handleFeedback(again, messageId: "feedback-3", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
+            try flow.handleFeedback(
+                again, messageId: "feedback-3", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
         }
-        #expect(try store.pool.read { try SchoolRequestRow.fetchOne($0, key: NoticeID.redirect(of: secondRedirect, awayFrom: "109779"))?.status } == "open")
+        #expect(
+            try store.pool.read { try SchoolRequestRow.fetchOne($0, key: NoticeID.redirect(of: secondRedirect, awayFrom: "109779"))?.status }
+                == "open")
     }
 
     @Test("a notice whose child record is no longer held (purged) cannot be redirected: flagged for the MASH, never silently dropped")
@@ -109,12 +124,15 @@ struct RedirectTests {
         let store = try Fixtures.store()
         let message = Fixtures.message(occurrence: "43260000201", child: Fixtures.child(id: "child-8", age: 8, school: RecordedSchool(urn: "109778")))
         try store.pool.write { db in
-            let outcome = try flow.handleChild(message, messageId: "m-1", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
+            let outcome = try flow.handleChild(
+                message, messageId: "m-1", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
             #expect(outcome == .notice)
             try db.execute(sql: "UPDATE resolution SET request = NULL")
-            try flow.handleFeedback(SchoolFeedback(childId: "child-8", noticeId: message.noticeKey, schoolURN: "109778", kind: .noLongerAttends,
-                                                   reportedAt: now, reportedBy: "dsl"),
-                                    messageId: "f-1", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
+            try flow.handleFeedback(
+                SchoolFeedback(
+                    childId: "child-8", noticeId: message.noticeKey, schoolURN: "109778", kind: .noLongerAttends,
+                    reportedAt: now, reportedBy: "dsl"),
+                messageId: "f-1", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
         }
         let flagged = try published(NoticeEvent.self, store, topic: Topics.noticeEvents.name).filter { $0.kind == .flagged }
         #expect(flagged.map(\.noticeId) == [message.noticeKey])

@@ -1,22 +1,23 @@
 import EncompassModels
 import Foundation
-@testable import SchoolResolutionService
 import GRDB
 import ServiceRuntime
 import Testing
+
+@testable import SchoolResolutionService
 
 @Suite("Reading the school register")
 struct RegisterImportTests {
     @Test("the DfE GIAS layout: Windows-1252, dd-mm-yyyy, LA names, statuses and phases")
     func giasLayout() throws {
         let text = """
-        URN,LA (code),LA (name),EstablishmentNumber,EstablishmentName,TypeOfEstablishment (name),EstablishmentStatus (name),OpenDate,CloseDate,PhaseOfEducation (name),StatutoryLowAge,StatutoryHighAge,Street,Locality,Address3,Town,County (name),Postcode\r
-        109778,870,Reading,2011,Caversham Primary School,Community school,Open,,,Primary,5,11,Hemdean Road,Caversham,,Reading,Berkshire,RG4 7RA\r
-        110002,870,Reading,3301,St Mary and All Saints Church of England Voluntary Aided Primary School,Voluntary aided school,Closed,,31-10-2018,Primary,3,11,Wensley Road,,,Reading,Berkshire,RG1 6DU\r
-        123456,873,Cambridgeshire,1000,"Crèche ""Little Stars"", Histon",Local authority nursery school,Open,01-09-2020,,Nursery,2,5,,,,Cambridge,,CB24 9JE\r
-        ,870,Reading,1,No URN School,Community school,Open,,,Primary,5,11,,,,Reading,,RG1 1AA\r
+            URN,LA (code),LA (name),EstablishmentNumber,EstablishmentName,TypeOfEstablishment (name),EstablishmentStatus (name),OpenDate,CloseDate,PhaseOfEducation (name),StatutoryLowAge,StatutoryHighAge,Street,Locality,Address3,Town,County (name),Postcode\r
+            109778,870,Reading,2011,Caversham Primary School,Community school,Open,,,Primary,5,11,Hemdean Road,Caversham,,Reading,Berkshire,RG4 7RA\r
+            110002,870,Reading,3301,St Mary and All Saints Church of England Voluntary Aided Primary School,Voluntary aided school,Closed,,31-10-2018,Primary,3,11,Wensley Road,,,Reading,Berkshire,RG1 6DU\r
+            123456,873,Cambridgeshire,1000,"Crèche ""Little Stars"", Histon",Local authority nursery school,Open,01-09-2020,,Nursery,2,5,,,,Cambridge,,CB24 9JE\r
+            ,870,Reading,1,No URN School,Community school,Open,,,Primary,5,11,,,,Reading,,RG1 1AA\r
 
-        """
+            """
         let data = try #require(text.data(using: .windowsCP1252))
         #expect(String(data: data, encoding: .utf8) == nil) // really not UTF-8
         let file = try RegisterImporter.read(data)
@@ -35,12 +36,12 @@ struct RegisterImportTests {
     @Test("early years settings known by their Ofsted reference (EY and 6 digits) are accepted, resolved, and told per protocol")
     func earlyYearsReferences() throws {
         let text = """
-        URN,LA (code),LA (name),EstablishmentName,TypeOfEstablishment (name),EstablishmentStatus (name),OpenDate,CloseDate,PhaseOfEducation (name),StatutoryLowAge,StatutoryHighAge,Street,Locality,Town,Postcode\r
-        ey512345,873,Cambridgeshire,Little Acorns Day Nursery,Private nursery,Open,,,Not applicable,0,5,,,Histon,CB24 9LL\r
-        EY51234,873,Cambridgeshire,Too Short Nursery,Private nursery,Open,,,Not applicable,0,5,,,Histon,CB24 9LL\r
-        XY512345,873,Cambridgeshire,Not A Reference,Private nursery,Open,,,Not applicable,0,5,,,Histon,CB24 9LL\r
+            URN,LA (code),LA (name),EstablishmentName,TypeOfEstablishment (name),EstablishmentStatus (name),OpenDate,CloseDate,PhaseOfEducation (name),StatutoryLowAge,StatutoryHighAge,Street,Locality,Town,Postcode\r
+            ey512345,873,Cambridgeshire,Little Acorns Day Nursery,Private nursery,Open,,,Not applicable,0,5,,,Histon,CB24 9LL\r
+            EY51234,873,Cambridgeshire,Too Short Nursery,Private nursery,Open,,,Not applicable,0,5,,,Histon,CB24 9LL\r
+            XY512345,873,Cambridgeshire,Not A Reference,Private nursery,Open,,,Not applicable,0,5,,,Histon,CB24 9LL\r
 
-        """
+            """
         let file = try RegisterImporter.read(Data(text.utf8))
         #expect(file.schools.map(\.urn) == ["EY512345"])
         #expect(file.rejected.map(\.row) == [3, 4])
@@ -53,10 +54,15 @@ struct RegisterImportTests {
         var incident = Fixtures.incident(force: "05")
         incident.incidentAddress.postcode = "CB24 9AA"
         for recorded in [RecordedSchool(urn: "EY512345"), RecordedSchool(name: "Little Acorns Day Nursery")] {
-            let outcome = resolver.resolve(child: Fixtures.child(age: 3, school: recorded), incident: incident, recorded: recorded, previous: nil, blocked: []) { _ in
+            let outcome = resolver.resolve(
+                child: Fixtures.child(age: 3, school: recorded), incident: incident, recorded: recorded, previous: nil, blocked: []
+            ) { _ in
                 [SchoolContact(role: "manager", name: "A Manager", email: nil, phone: "01223 000111")]
             }
-            guard case .notice(let school, _) = outcome else { Issue.record("EY setting: \(outcome)"); continue }
+            guard case .notice(let school, _) = outcome else {
+                Issue.record("EY setting: \(outcome)")
+                continue
+            }
             #expect(school.urn == "EY512345" && school.earlyYears && school.channel == .telephone)
         }
     }
@@ -86,13 +92,13 @@ struct ContactsSheetTests {
     @Test("each school gets its rows; bad rows are named; a sheet without the needed columns is refused")
     func contactsSheet() throws {
         let csv = """
-        urn,role,name,email,phone
-        109778,dsl,J Smith,dsl@caversham.example,0118 901 2345
-        109778,deputy-dsl,A Patel,deputy@caversham.example,
-        109779,office,,,'+44 118 000 0000
-        109779,dsl,,not-an-email,
-        abc,dsl,,x@y.example,
-        """
+            urn,role,name,email,phone
+            109778,dsl,J Smith,dsl@caversham.example,0118 901 2345
+            109778,deputy-dsl,A Patel,deputy@caversham.example,
+            109779,office,,,'+44 118 000 0000
+            109779,dsl,,not-an-email,
+            abc,dsl,,x@y.example,
+            """
         let sheet = try RegisterDesk.contactsSheet(Data(csv.utf8))
         #expect(sheet.byURN["109778"]?.map(\.role) == ["dsl", "deputy-dsl"])
         #expect(sheet.byURN["109779"]?.first?.phone == "+44 118 000 0000") // the neutralising apostrophe is dropped
@@ -112,9 +118,9 @@ struct RegisterDeskTests {
         let contacts = [SchoolContact(role: "dsl", email: "dsl@stmary.example")]
         let store = try Fixtures.store(contacts: ["110002": contacts])
         let gias = """
-        URN,LA (code),LA (name),EstablishmentName,EstablishmentStatus (name),CloseDate,PhaseOfEducation (name),StatutoryLowAge,StatutoryHighAge,Town,Postcode
-        110002,870,Reading,St Mary and All Saints Church of England Voluntary Aided Primary School,Closed,31-10-2018,Primary,3,11,Reading,RG1 6DU
-        """
+            URN,LA (code),LA (name),EstablishmentName,EstablishmentStatus (name),CloseDate,PhaseOfEducation (name),StatutoryLowAge,StatutoryHighAge,Town,Postcode
+            110002,870,Reading,St Mary and All Saints Church of England Voluntary Aided Primary School,Closed,31-10-2018,Primary,3,11,Reading,RG1 6DU
+            """
         let file = try RegisterImporter.read(Data(gias.utf8))
         let answer = try store.pool.write { db in
             try RegisterDesk.importRegister(file, name: "g.csv", db: db, outbox: Outbox(db: db, producer: "test"), now: Fixtures.incidentDate)

@@ -3,10 +3,11 @@ import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import SchoolResolutionService
 import ServiceRuntime
 import Spreadsheets
 import Testing
+
+@testable import SchoolResolutionService
 
 /// Runs python3 with a script and arguments; returns the exit status and standard output.
 func python(_ script: String, _ arguments: [String] = []) throws -> (status: Int32, output: String, error: String) {
@@ -24,15 +25,20 @@ struct RequestSheetTests {
         let store = try Fixtures.store()
         let children: [(String, String, IdentifiedChild)] = [
             ("43260000001", "Reading", Fixtures.child(id: "c-1", age: 8, school: RecordedSchool(name: "St Marys"))),
-            ("43260000002", "Reading", IdentifiedChild(childId: "c-2", givenName: "=HYPERLINK(\"http://evil.example\",\"x\")", familyName: "+Jones",
-                                                       ageYears: 9, recordedSchool: RecordedSchool(name: "@SUM(A1:A9)"))),
+            (
+                "43260000002", "Reading",
+                IdentifiedChild(
+                    childId: "c-2", givenName: "=HYPERLINK(\"http://evil.example\",\"x\")", familyName: "+Jones",
+                    ageYears: 9, recordedSchool: RecordedSchool(name: "@SUM(A1:A9)"))
+            ),
             ("43260000003", "reading", Fixtures.child(id: "c-3", age: 10, school: nil)),
             ("43260000004", "Slough", Fixtures.child(id: "c-4", age: 7, school: RecordedSchool(name: "Primary School"))),
         ]
         try store.pool.write { db in
             for (i, (occurrence, lpa, child)) in children.enumerated() {
-                let outcome = try flow.handleChild(Fixtures.message(occurrence: occurrence, lpa: lpa, child: child), messageId: "m-\(i)",
-                                                   db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
+                let outcome = try flow.handleChild(
+                    Fixtures.message(occurrence: occurrence, lpa: lpa, child: child), messageId: "m-\(i)",
+                    db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
                 #expect(outcome == .request)
             }
         }
@@ -54,15 +60,15 @@ struct RequestSheetTests {
         try SheetWriter.xlsx(sheetName: "Requests Reading", header: CSCRequests.header, rows: table).write(to: URL(fileURLWithPath: xlsx))
         try SheetWriter.csv(header: CSCRequests.header, rows: table).write(to: URL(fileURLWithPath: csv))
         let script = """
-        import sys, json, csv, openpyxl
-        wb = openpyxl.load_workbook(sys.argv[1])
-        ws = wb.worksheets[0]
-        rows = [[c.value for c in r] for r in ws.iter_rows()]
-        types = sorted({c.data_type for r in ws.iter_rows() for c in r if c.value is not None})
-        with open(sys.argv[2], encoding='utf-8-sig', newline='') as f:
-            csv_rows = list(csv.reader(f))
-        print(json.dumps({"title": ws.title, "rows": rows, "types": types, "csv": csv_rows}))
-        """
+            import sys, json, csv, openpyxl
+            wb = openpyxl.load_workbook(sys.argv[1])
+            ws = wb.worksheets[0]
+            rows = [[c.value for c in r] for r in ws.iter_rows()]
+            types = sorted({c.data_type for r in ws.iter_rows() for c in r if c.value is not None})
+            with open(sys.argv[2], encoding='utf-8-sig', newline='') as f:
+                csv_rows = list(csv.reader(f))
+            print(json.dumps({"title": ws.title, "rows": rows, "types": types, "csv": csv_rows}))
+            """
         let result = try python(script, [xlsx, csv])
         #expect(result.status == 0, "\(result.error)")
         let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] ?? [:]
@@ -72,9 +78,10 @@ struct RequestSheetTests {
         #expect(sheet.first?.compactMap { $0 as? String } == CSCRequests.header)
         #expect(sheet.count == 4)
         let header = CSCRequests.header
-        let byId = Dictionary(uniqueKeysWithValues: sheet.dropFirst().map { row in
-            (row[0] as? String ?? "", Dictionary(uniqueKeysWithValues: zip(header, row.map { $0 as? String ?? "" })))
-        })
+        let byId = Dictionary(
+            uniqueKeysWithValues: sheet.dropFirst().map { row in
+                (row[0] as? String ?? "", Dictionary(uniqueKeysWithValues: zip(header, row.map { $0 as? String ?? "" })))
+            })
         let evil = byId[Fixtures.message(occurrence: "43260000002", child: Fixtures.child(id: "c-2", school: nil)).noticeKey]
         #expect(evil?["child_given_name"] == "'=HYPERLINK(\"http://evil.example\",\"x\")")
         #expect(evil?["child_family_name"] == "'+Jones")
@@ -88,7 +95,7 @@ struct RequestSheetTests {
         #expect(csvRows.count == 4)
         #expect(csvRows.first == header)
         #expect(csvRows.contains { $0.contains("'=HYPERLINK(\"http://evil.example\",\"x\")") && $0.contains("'+Jones") })
-        #expect(!csvRows.joined().joined().contains(",=") )
+        #expect(!csvRows.joined().joined().contains(",="))
     }
 
     @Test("a returned sheet written by openpyxl is imported: verified rows become notice requests, bad rows are answered and kept")
@@ -100,17 +107,17 @@ struct RequestSheetTests {
         try SheetWriter.xlsx(sheetName: "Requests", header: CSCRequests.header, rows: table).write(to: URL(fileURLWithPath: exported))
         // CSC fills in: row 2 a URN, row 3 a misspelt name with a town, row 4 a school that does not exist.
         let script = """
-        import sys, openpyxl
-        wb = openpyxl.load_workbook(sys.argv[1])
-        ws = wb.worksheets[0]
-        head = [c.value for c in ws[1]]
-        urn, name, note = head.index('school_urn') + 1, head.index('school_name') + 1, head.index('csc_note') + 1
-        ws.cell(row=2, column=urn, value='109779')
-        ws.cell(row=3, column=name, value='Cavresham Prim, Reading')
-        ws.cell(row=4, column=name, value='Hogwarts School of Witchcraft')
-        ws.cell(row=4, column=note, value='=1+1')
-        wb.save(sys.argv[2])
-        """
+            import sys, openpyxl
+            wb = openpyxl.load_workbook(sys.argv[1])
+            ws = wb.worksheets[0]
+            head = [c.value for c in ws[1]]
+            urn, name, note = head.index('school_urn') + 1, head.index('school_name') + 1, head.index('csc_note') + 1
+            ws.cell(row=2, column=urn, value='109779')
+            ws.cell(row=3, column=name, value='Cavresham Prim, Reading')
+            ws.cell(row=4, column=name, value='Hogwarts School of Witchcraft')
+            ws.cell(row=4, column=note, value='=1+1')
+            wb.save(sys.argv[2])
+            """
         let written = try python(script, [exported, returned])
         #expect(written.status == 0, "\(written.error)")
         let data = try Data(contentsOf: URL(fileURLWithPath: returned))
@@ -160,13 +167,13 @@ struct RequestSheetTests {
         #expect(throws: SheetError.self) { try importing(Data("request_id,csc_note\nx,y\n".utf8)) }
         // Row by row: unknown id, empty id, no school given (stays open), an age mismatch, a closed school.
         let csv = """
-        request_id,school_urn,school_name
-        n-doesnotexist,109779,
-        ,109779,
-        \(rows[0].requestId),,
-        \(rows[1].requestId),,Holly Spring Junior School
-        \(rows[2].requestId),110111,
-        """
+            request_id,school_urn,school_name
+            n-doesnotexist,109779,
+            ,109779,
+            \(rows[0].requestId),,
+            \(rows[1].requestId),,Holly Spring Junior School
+            \(rows[2].requestId),110111,
+            """
         let answer = try importing(Data(csv.utf8))
         #expect(answer.answers.map(\.outcome) == ["rejected", "rejected", "open", "rejected", "notice"])
         #expect(answer.answers[0].reasons.first?.contains("not held here") == true)
@@ -176,33 +183,40 @@ struct RequestSheetTests {
         #expect(letters.map(\.originalOffset) == [2, 3, 5])
     }
 
-    @Test("a scaled group: each instance applies only the rows it holds (the others answered not-held, nothing written); the rows no instance holds are rejected and dead-lettered once")
+    @Test(
+        "a scaled group: each instance applies only the rows it holds (the others answered not-held, nothing written); the rows no instance holds are rejected and dead-lettered once"
+    )
     func scaledImport() throws {
         // Instance 1 holds the fixture's requests; instance 2 one more child's.
         let first = try storeWithRequests()
         let second = try Fixtures.store()
         try second.pool.write { db in
-            let outcome = try flow.handleChild(Fixtures.message(occurrence: "43260000009", lpa: "Reading", child: Fixtures.child(id: "c-9", age: 10, school: nil)),
-                                               messageId: "m-9", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
+            let outcome = try flow.handleChild(
+                Fixtures.message(occurrence: "43260000009", lpa: "Reading", child: Fixtures.child(id: "c-9", age: 10, school: nil)),
+                messageId: "m-9", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
             #expect(outcome == .request)
         }
         let (rows, _) = try export(first, lpa: "Reading")
         let theirs = try second.pool.read { try CSCRequests.open($0, lpa: "all") }
         #expect(theirs.count == 1)
-        let csv = Data("""
-        request_id,school_urn,school_name
-        \(rows[2].requestId),110111,
-        \(theirs[0].requestId),110111,
-        n-doesnotexist,110111,
-        ,110111,
-        """.utf8)
+        let csv = Data(
+            """
+            request_id,school_urn,school_name
+            \(rows[2].requestId),110111,
+            \(theirs[0].requestId),110111,
+            n-doesnotexist,110111,
+            ,110111,
+            """.utf8)
         func importing(_ store: ServiceStore, _ scope: CSCRequests.ImportScope) throws -> CSCRequests.ImportAnswer {
             try store.pool.write { db in
-                try CSCRequests.importReturned(csv, name: "returned.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now, scope: scope)
+                try CSCRequests.importReturned(
+                    csv, name: "returned.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now, scope: scope)
             }
         }
         func counts(_ store: ServiceStore) throws -> (letters: Int, requests: Int) {
-            try store.pool.read { (try DeadLetter.fetchCount($0), try OutboxMessage.filter(Column("topic") == Topics.noticeRequests.name).fetchCount($0)) }
+            try store.pool.read {
+                (try DeadLetter.fetchCount($0), try OutboxMessage.filter(Column("topic") == Topics.noticeRequests.name).fetchCount($0))
+            }
         }
         let one = try importing(first, .held)
         let two = try importing(second, .held)
@@ -229,13 +243,15 @@ struct RequestSheetTests {
     func importForOneForce() throws {
         let store = try storeWithRequests()
         let (rows, _) = try export(store, lpa: "Reading")
-        let csv = Data("""
-        request_id,school_urn,school_name
-        \(rows[2].requestId),110111,
-        """.utf8)
+        let csv = Data(
+            """
+            request_id,school_urn,school_name
+            \(rows[2].requestId),110111,
+            """.utf8)
         func importing(_ forces: Set<String>) throws -> CSCRequests.ImportAnswer {
             try store.pool.write { db in
-                try CSCRequests.importReturned(csv, name: "returned.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now, forces: forces)
+                try CSCRequests.importReturned(
+                    csv, name: "returned.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now, forces: forces)
             }
         }
         let refused = try importing(["05"])
@@ -257,7 +273,9 @@ struct RequestSheetTests {
         #expect(SheetWriter.column(0) == "A" && SheetWriter.column(25) == "Z" && SheetWriter.column(26) == "AA")
     }
 
-    @Test("CSC is the authority on school: it corrects a mistyped date of birth; an age conflict it leaves is held for a MASH officer, never dead-lettered")
+    @Test(
+        "CSC is the authority on school: it corrects a mistyped date of birth; an age conflict it leaves is held for a MASH officer, never dead-lettered"
+    )
     func cscCorrectsAndMASHDecides() throws {
         let store = try Fixtures.store()
         // Two pupils of Blessed Hugh Faringdon (110107, 11-18) whose dates of birth the officer
@@ -265,9 +283,11 @@ struct RequestSheetTests {
         let typed = [("43260000011", "c-11"), ("43260000012", "c-12")]
         try store.pool.write { db in
             for (i, (occurrence, id)) in typed.enumerated() {
-                let child = Fixtures.child(id: id, age: nil, dob: "2021-04-09", school: RecordedSchool(name: "Blessed Hugh Faringdon Catholic School"))
-                let outcome = try flow.handleChild(Fixtures.message(occurrence: occurrence, child: child), messageId: "m-\(i)",
-                                                   db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
+                let child = Fixtures.child(
+                    id: id, age: nil, dob: "2021-04-09", school: RecordedSchool(name: "Blessed Hugh Faringdon Catholic School"))
+                let outcome = try flow.handleChild(
+                    Fixtures.message(occurrence: occurrence, child: child), messageId: "m-\(i)",
+                    db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
                 #expect(outcome == .request)
             }
         }
@@ -283,9 +303,10 @@ struct RequestSheetTests {
         let answer = try store.pool.write { db in
             try CSCRequests.importReturned(sheet, name: "returned.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now)
         }
-        let byOccurrence = Dictionary(uniqueKeysWithValues: answer.answers.map { answer in
-            (rows.first { $0.requestId == answer.requestId }!.occurrenceNumber, answer)
-        })
+        let byOccurrence = Dictionary(
+            uniqueKeysWithValues: answer.answers.map { answer in
+                (rows.first { $0.requestId == answer.requestId }!.occurrenceNumber, answer)
+            })
         #expect(byOccurrence["43260000011"]?.outcome == "notice")
         #expect(byOccurrence["43260000011"]?.reasons.contains { $0.contains("date of birth 2021-04-09 → 2012-04-09") } == true)
         #expect(byOccurrence["43260000012"]?.outcome == "review", "\(answer.answers)")
@@ -300,8 +321,9 @@ struct RequestSheetTests {
         let held = try store.pool.read { try CSCRequests.held($0).map(HeldAnswer.init) }
         #expect(held.map(\.requestId) == [heldId] && held[0].school?.urn == "110107" && held[0].reason.contains("outside the age range"))
         let declined = try store.pool.write { db in
-            try CSCRequests.decide(heldId, verdict: .decline, reviewer: "officer-7", note: "ask CSC to check", flow: flow, db: db,
-                                   outbox: Outbox(db: db, producer: "test"), now: now)
+            try CSCRequests.decide(
+                heldId, verdict: .decline, reviewer: "officer-7", note: "ask CSC to check", flow: flow, db: db,
+                outbox: Outbox(db: db, producer: "test"), now: now)
         }
         #expect(declined?.outcome == "open")
         let reopened = try store.pool.read { try CSCRequests.open($0, lpa: "all").map(\.requestId) }
@@ -310,8 +332,9 @@ struct RequestSheetTests {
             try CSCRequests.importReturned(sheet, name: "returned-again.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now)
         }
         let accepted = try store.pool.write { db in
-            try CSCRequests.decide(heldId, verdict: .accept, reviewer: "officer-7", note: nil, flow: flow, db: db,
-                                   outbox: Outbox(db: db, producer: "test"), now: now)
+            try CSCRequests.decide(
+                heldId, verdict: .accept, reviewer: "officer-7", note: nil, flow: flow, db: db,
+                outbox: Outbox(db: db, producer: "test"), now: now)
         }
         #expect(accepted?.outcome == "notice" && accepted?.urn == "110107")
         #expect(accepted?.reasons.contains { $0.contains("age range not checked") } == true)
@@ -320,9 +343,11 @@ struct RequestSheetTests {
         #expect(status == "resolved")
         #expect(try store.pool.read { try OutboxMessage.filter(Column("topic") == Topics.noticeRequests.name).fetchCount($0) } == 2)
         // A decision on a request that is not held is refused.
-        #expect(try store.pool.write { db in
-            try CSCRequests.decide(heldId, verdict: .accept, reviewer: "x", note: nil, flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now)
-        } == nil)
+        #expect(
+            try store.pool.write { db in
+                try CSCRequests.decide(
+                    heldId, verdict: .accept, reviewer: "x", note: nil, flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now)
+            } == nil)
     }
 
 }

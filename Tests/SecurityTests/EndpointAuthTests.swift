@@ -11,6 +11,7 @@ import SchedulingService
 import SchoolResolutionService
 import ServiceRuntime
 import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -49,19 +50,27 @@ func services() throws -> [ServiceUnderTest] {
     let protocols = try ForceProtocols.load(directory: ForceProtocols.bundledDirectory)
     let mail = TestPaths.temporaryDirectory("security-mail")
     return [
-        ServiceUnderTest(name: .intake, definition: IntakeService.definition(settings: .init(apiToken: Tokens.intake, forces: try ForceRegistry(ForceRegistry.builtIn))),
-                         tokens: [Tokens.intake, Tokens.operations], publicRoutes: publicRoutes),
-        ServiceUnderTest(name: .childResearch, definition: ChildResearchService.definition(settings: .init()),
-                         tokens: [Tokens.operations], publicRoutes: publicRoutes),
-        ServiceUnderTest(name: .schoolResolution,
-                         definition: SchoolResolutionService.definition(settings: .init(protocols: try SchoolsProtocol.loadAll(protocols), seedRegister: false)),
-                         tokens: [Tokens.operations], publicRoutes: publicRoutes),
-        ServiceUnderTest(name: .scheduling, definition: SchedulingService.definition(settings: try .fromEnvironment([:])),
-                         tokens: [Tokens.operations], publicRoutes: publicRoutes),
-        ServiceUnderTest(name: .dispatch,
-                         definition: DispatchService.definition(settings: .init(mail: .folder(directory: mail), publicURL: "http://127.0.0.1:1",
-                                                                                protocols: try DispatchProtocols.load(protocols))),
-                         tokens: [Tokens.operations], publicRoutes: publicRoutes.merging(dispatchPublicRoutes) { a, _ in a }),
+        ServiceUnderTest(
+            name: .intake,
+            definition: IntakeService.definition(settings: .init(apiToken: Tokens.intake, forces: try ForceRegistry(ForceRegistry.builtIn))),
+            tokens: [Tokens.intake, Tokens.operations], publicRoutes: publicRoutes),
+        ServiceUnderTest(
+            name: .childResearch, definition: ChildResearchService.definition(settings: .init()),
+            tokens: [Tokens.operations], publicRoutes: publicRoutes),
+        ServiceUnderTest(
+            name: .schoolResolution,
+            definition: SchoolResolutionService.definition(settings: .init(protocols: try SchoolsProtocol.loadAll(protocols), seedRegister: false)),
+            tokens: [Tokens.operations], publicRoutes: publicRoutes),
+        ServiceUnderTest(
+            name: .scheduling, definition: SchedulingService.definition(settings: try .fromEnvironment([:])),
+            tokens: [Tokens.operations], publicRoutes: publicRoutes),
+        ServiceUnderTest(
+            name: .dispatch,
+            definition: DispatchService.definition(
+                settings: .init(
+                    mail: .folder(directory: mail), publicURL: "http://127.0.0.1:1",
+                    protocols: try DispatchProtocols.load(protocols))),
+            tokens: [Tokens.operations], publicRoutes: publicRoutes.merging(dispatchPublicRoutes) { a, _ in a }),
     ]
 }
 
@@ -122,7 +131,9 @@ func concrete(_ path: String) -> String {
 
 @Suite("Every HTTP endpoint refuses requests without the right token", .serialized)
 struct EndpointAuthTests {
-    @Test("each service: routes read from its router; all but the listed public ones answer 401 without a token, with a wrong token or another API's token, and say nothing else")
+    @Test(
+        "each service: routes read from its router; all but the listed public ones answer 401 without a token, with a wrong token or another API's token, and say nothing else"
+    )
     func everyRouteNeedsTheToken() async throws {
         let kafka = try TestKafka(partitions: 2)
         var allRoutes: [String] = []
@@ -131,7 +142,8 @@ struct EndpointAuthTests {
                 service: service.name, kafka: kafka.client(service.name.rawValue), groupId: "\(service.name.rawValue)-\(UUID())",
                 dataDirectory: TestPaths.temporaryDirectory("security-\(service.name.rawValue)"), instanceId: "\(service.name.rawValue)-sec",
                 httpPort: 0, topicPartitions: 2, apiToken: Tokens.operations)
-            let host = try await ServiceHost(definition: service.definition, configuration: configuration, logger: TestLog.logger(service.name.rawValue))
+            let host = try await ServiceHost(
+                definition: service.definition, configuration: configuration, logger: TestLog.logger(service.name.rawValue))
             let routes = RouteInventory.routes(of: host.makeRouter())
             // The inventory must see the router (a Hummingbird change would make it blind).
             #expect(routes.contains(Route(method: "GET", path: "/healthz")), "\(service.name): route inventory found \(routes)")
@@ -143,36 +155,37 @@ struct EndpointAuthTests {
             // reach the store the host opened.
             allRoutes += routes.map { "\(service.name.rawValue) \($0)" }
             try await Application(router: host.makeRouter()).test(.router) { client in
-            for route in routes {
-                if service.publicRoutes[route] != nil { continue }
-                let url = concrete(route.path)
-                let refusals: [(String, String?)] = [
-                    ("no token", nil),
-                    ("wrong token", "Bearer wrong-token-0000000000000000000000000"),
-                    ("token prefix", "Bearer " + String(service.tokens[0].dropLast())),
-                    ("token with extra", "Bearer " + service.tokens[0] + "x"),
-                    ("basic scheme", "Basic " + Data("user:\(service.tokens[0])".utf8).base64EncodedString()),
-                    ("bare token", service.tokens[0]),
-                ]
-                for (label, authorization) in refusals {
-                    let answer = try await send(client, route.method, url, authorization: authorization)
-                    #expect(answer.status == 401, "\(service.name) \(route) with \(label): \(answer.status) \(answer.text.prefix(200))")
-                    // The refusal carries nothing but the error.
-                    let object = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any]
-                    #expect(object.map { Set($0.keys) } == ["error"], "\(service.name) \(route) with \(label): body \(answer.text.prefix(200))")
-                }
-                // Exactly one configured token opens it (intake's API token does not open the
-                // operations API and the other way round); the route is really reached.
-                var opened = 0
-                for token in service.tokens {
-                    let answer = try await send(client, route.method, url, authorization: "Bearer " + token)
-                    if answer.status != 401 {
-                        opened += 1
-                        #expect(!answer.body.isEmpty, "\(service.name) \(route): reached with the token but the answer is empty (\(answer.status))")
+                for route in routes {
+                    if service.publicRoutes[route] != nil { continue }
+                    let url = concrete(route.path)
+                    let refusals: [(String, String?)] = [
+                        ("no token", nil),
+                        ("wrong token", "Bearer wrong-token-0000000000000000000000000"),
+                        ("token prefix", "Bearer " + String(service.tokens[0].dropLast())),
+                        ("token with extra", "Bearer " + service.tokens[0] + "x"),
+                        ("basic scheme", "Basic " + Data("user:\(service.tokens[0])".utf8).base64EncodedString()),
+                        ("bare token", service.tokens[0]),
+                    ]
+                    for (label, authorization) in refusals {
+                        let answer = try await send(client, route.method, url, authorization: authorization)
+                        #expect(answer.status == 401, "\(service.name) \(route) with \(label): \(answer.status) \(answer.text.prefix(200))")
+                        // The refusal carries nothing but the error.
+                        let object = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any]
+                        #expect(object.map { Set($0.keys) } == ["error"], "\(service.name) \(route) with \(label): body \(answer.text.prefix(200))")
                     }
+                    // Exactly one configured token opens it (intake's API token does not open the
+                    // operations API and the other way round); the route is really reached.
+                    var opened = 0
+                    for token in service.tokens {
+                        let answer = try await send(client, route.method, url, authorization: "Bearer " + token)
+                        if answer.status != 401 {
+                            opened += 1
+                            #expect(
+                                !answer.body.isEmpty, "\(service.name) \(route): reached with the token but the answer is empty (\(answer.status))")
+                        }
+                    }
+                    #expect(opened == 1, "\(service.name) \(route): \(opened) of the configured tokens open it")
                 }
-                #expect(opened == 1, "\(service.name) \(route): \(opened) of the configured tokens open it")
-            }
             }
         }
         print("routes checked:\n" + allRoutes.joined(separator: "\n"))
@@ -184,9 +197,11 @@ struct EndpointAuthTests {
         let kafka = try TestKafka(partitions: 2)
         let configuration = ServiceConfiguration(
             service: .scheduling, kafka: kafka.client("scheduling"), groupId: "scheduling-\(UUID())",
-            dataDirectory: TestPaths.temporaryDirectory("security-open"), instanceId: "scheduling-open", httpPort: 0, topicPartitions: 2, apiToken: nil)
-        let host = try await ServiceHost(definition: SchedulingService.definition(settings: try .fromEnvironment([:])), configuration: configuration,
-                                         logger: TestLog.logger("scheduling"))
+            dataDirectory: TestPaths.temporaryDirectory("security-open"), instanceId: "scheduling-open", httpPort: 0, topicPartitions: 2,
+            apiToken: nil)
+        let host = try await ServiceHost(
+            definition: SchedulingService.definition(settings: try .fromEnvironment([:])), configuration: configuration,
+            logger: TestLog.logger("scheduling"))
         try await Application(router: host.makeRouter()).test(.router) { client in
             for path in ["/v1/pending", "/v1/dead-letters"] {
                 for authorization in [nil, "Bearer ", "Bearer anything"] {

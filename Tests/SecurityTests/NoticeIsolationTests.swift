@@ -1,4 +1,3 @@
-@testable import DispatchService
 import EncompassKafka
 import EncompassModels
 import EncompassSecrets
@@ -7,6 +6,9 @@ import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+
+@testable import DispatchService
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -22,7 +24,8 @@ enum Injection {
 /// A notice for one child at one school, with markup in every free-text field.
 func notice(urn: String, childGiven: String, email: String, occurrence: String, releaseAt: Date) -> NoticeDue {
     let incident = Incident(
-        occurrenceNumber: occurrence, forceCode: "43", occurredAt: releaseAt.addingTimeInterval(-36 * 3600), reportedAt: releaseAt.addingTimeInterval(-30 * 3600),
+        occurrenceNumber: occurrence, forceCode: "43", occurredAt: releaseAt.addingTimeInterval(-36 * 3600),
+        reportedAt: releaseAt.addingTimeInterval(-30 * 3600),
         incidentAddress: PostalAddress(lines: ["1 High Street" + Injection.image], town: "Reading" + Injection.attribute, postcode: "RG1 7LL"),
         localPolicingArea: "Reading", riskLevel: .medium, crime: false,
         children: [RecordedChild(givenName: childGiven, familyName: "Family" + Injection.script, dateOfBirth: "2016-05-04")])
@@ -30,10 +33,12 @@ func notice(urn: String, childGiven: String, email: String, occurrence: String, 
         childId: "c-\(urn)", givenName: childGiven, familyName: "Family" + Injection.script, dateOfBirth: "2016-05-04",
         homeAddress: PostalAddress(lines: ["2 Low Road" + Injection.attribute], town: "Reading", postcode: "RG2 0AA"), presence: .witness,
         relationship: "child of " + Injection.image)
-    let school = ResolvedSchool(urn: urn, name: "School \(urn) " + Injection.attribute + Injection.script, localAuthorityCode: "870",
-                                localAuthorityName: "Reading", contacts: [SchoolContact(role: "dsl", name: "DSL", email: email)], channel: .email)
-    let request = NoticeRequested(noticeId: NoticeID.make(forceCode: "43", occurrenceNumber: occurrence, childId: child.childId),
-                                  incident: incident, incidentRevision: 1, child: child, childSource: .officer, school: school, resolution: ["URN given"])
+    let school = ResolvedSchool(
+        urn: urn, name: "School \(urn) " + Injection.attribute + Injection.script, localAuthorityCode: "870",
+        localAuthorityName: "Reading", contacts: [SchoolContact(role: "dsl", name: "DSL", email: email)], channel: .email)
+    let request = NoticeRequested(
+        noticeId: NoticeID.make(forceCode: "43", occurrenceNumber: occurrence, childId: child.childId),
+        incident: incident, incidentRevision: 1, child: child, childSource: .officer, school: school, resolution: ["URN given"])
     return NoticeDue(request: request, releaseAt: releaseAt, rules: ["test"])
 }
 
@@ -48,9 +53,10 @@ func page(_ method: String, _ url: String, form: [String: String]? = nil, cookie
     var request = URLRequest(url: URL(string: url)!)
     request.httpMethod = method
     if let form {
-        request.httpBody = Data(form.sorted { $0.key < $1.key }.map { key, value in
-            "\(key)=\(value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
-        }.joined(separator: "&").utf8)
+        request.httpBody = Data(
+            form.sorted { $0.key < $1.key }.map { key, value in
+                "\(key)=\(value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+            }.joined(separator: "&").utf8)
         request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
     }
     if let cookie { request.setValue(cookie, forHTTPHeaderField: "Cookie") }
@@ -64,7 +70,9 @@ func page(_ method: String, _ url: String, form: [String: String]? = nil, cookie
 struct NoticeIsolationTests {
     let start = Timestamp.parse("2026-11-24T08:00:05Z")!
 
-    @Test("school A's link, password and session open only A's notice; B's link refuses A's password and session; guessed tokens fail; markup is escaped")
+    @Test(
+        "school A's link, password and session open only A's notice; B's link refuses A's password and session; guessed tokens fail; markup is escaped"
+    )
     func isolation() async throws {
         let kafka = try TestKafka(partitions: 2)
         let dir = TestPaths.temporaryDirectory("security-dispatch")
@@ -77,22 +85,27 @@ struct NoticeIsolationTests {
         let configuration = ServiceConfiguration(
             service: .dispatch, kafka: kafka.client("dispatch"), groupId: "dispatch-\(UUID())", dataDirectory: dir,
             instanceId: "dispatch-sec", httpPort: 0, topicPartitions: 2, apiToken: Tokens.operations, clockFile: clockFile)
-        let host = try await ServiceHost(definition: DispatchService.definition(settings: settings), configuration: configuration, logger: TestLog.logger("dispatch"))
+        let host = try await ServiceHost(
+            definition: DispatchService.definition(settings: settings), configuration: configuration, logger: TestLog.logger("dispatch"))
         let task = Task { try await host.run(handleSignals: false) }
         let base = "http://127.0.0.1:\(await host.httpPort())"
 
         // MASH sets each school's password (mail to a school without one is held).
         for (urn, password) in [("110001", "School-A-password-2026"), ("110002", "School-B-password-2026")] {
             let body = try JSONSerialization.data(withJSONObject: ["password": password, "setBy": "mash"])
-            #expect(try await send("PUT", base + "/v1/schools/\(urn)/password", authorization: "Bearer " + Tokens.operations, body: body).status == 200)
+            #expect(
+                try await send("PUT", base + "/v1/schools/\(urn)/password", authorization: "Bearer " + Tokens.operations, body: body).status == 200)
         }
 
         let dueA = notice(urn: "110001", childGiven: "AliceOfA", email: "dsl@a.example", occurrence: "43260000001", releaseAt: start)
         let dueB = notice(urn: "110002", childGiven: "BobOfB", email: "dsl@b.example", occurrence: "43260000002", releaseAt: start)
         let producer = try KafkaProducer(configuration: .init(client: kafka.client("scheduling")), logger: TestLog.logger("producer"))
         for due in [dueA, dueB] {
-            try await producer.send(ProducerRecord(topic: Topics.noticesDue.name, key: due.noticeId, value: try WireFormat.encode(
-                Envelope(id: MessageID.fresh(), key: due.noticeId, producer: "scheduling", payload: due))))
+            try await producer.send(
+                ProducerRecord(
+                    topic: Topics.noticesDue.name, key: due.noticeId,
+                    value: try WireFormat.encode(
+                        Envelope(id: MessageID.fresh(), key: due.noticeId, producer: "scheduling", payload: due))))
         }
         await producer.close()
 
@@ -110,13 +123,13 @@ struct NoticeIsolationTests {
         let linkB = try #require(links["B"])
         #expect(linkA != linkB)
 
-
         // A signs in to A's notice and sees A's child, never B's.
         let signedIn = try await page("POST", linkA, form: ["action": "sign-in", "name": "Head of A", "password": "School-A-password-2026"])
         #expect(signedIn.status == 200)
         let cookieA = try #require(signedIn.cookie)
-        let csrfA = try #require(signedIn.body.range(of: #"name="csrf" value="[A-Za-z0-9_-]+""#, options: .regularExpression)
-            .map { String(signedIn.body[$0].dropFirst(#"name="csrf" value=""#.count).dropLast()) })
+        let csrfA = try #require(
+            signedIn.body.range(of: #"name="csrf" value="[A-Za-z0-9_-]+""#, options: .regularExpression)
+                .map { String(signedIn.body[$0].dropFirst(#"name="csrf" value=""#.count).dropLast()) })
         #expect(signedIn.body.contains("AliceOfA"))
         #expect(!signedIn.body.contains("BobOfB"))
 
@@ -142,16 +155,20 @@ struct NoticeIsolationTests {
         // Guessing: random tokens, A's token altered by one character, truncated, extended, the
         // notice id itself, traversal: all "not recognised", nothing shown.
         let tokenA = String(linkA.split(separator: "/").last ?? "")
-        var guesses = [String(tokenA.dropLast()), tokenA + "A", dueB.noticeId, "../v1/notifications", String(repeating: "A", count: 43),
-                       tokenA.uppercased() == tokenA ? tokenA.lowercased() : tokenA.uppercased()]
+        var guesses = [
+            String(tokenA.dropLast()), tokenA + "A", dueB.noticeId, "../v1/notifications", String(repeating: "A", count: 43),
+            tokenA.uppercased() == tokenA ? tokenA.lowercased() : tokenA.uppercased(),
+        ]
         var altered = Array(tokenA)
         altered[altered.count / 2] = altered[altered.count / 2] == "A" ? "B" : "A"
         guesses.append(String(altered))
         for _ in 0..<20 { guesses.append(try Secrets.newToken()) }
         for guess in guesses {
             let encoded = guess.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? guess
-            for answer in [try await page("GET", base + "/notice/" + encoded, cookie: cookieA),
-                           try await page("POST", base + "/notice/" + encoded, form: ["action": "sign-in", "name": "x", "password": "School-A-password-2026"])] {
+            for answer in [
+                try await page("GET", base + "/notice/" + encoded, cookie: cookieA),
+                try await page("POST", base + "/notice/" + encoded, form: ["action": "sign-in", "name": "x", "password": "School-A-password-2026"]),
+            ] {
                 // "../" leaves /notice/ for the MASH API, which wants its bearer token.
                 #expect(guess.hasPrefix("../") ? [401, 404].contains(answer.status) : answer.status == 404, "guess \(guess): \(answer.status)")
                 #expect(!answer.body.contains("AliceOfA") && !answer.body.contains("BobOfB"))

@@ -28,7 +28,8 @@ enum RouteInventory {
 
     private static func walk(_ node: Any, into found: inout Set<Route>) {
         if let value = child(node, "value"), let endpoint = unwrap(value),
-           let path = child(endpoint, "path"), let methods = child(endpoint, "methods") {
+            let path = child(endpoint, "path"), let methods = child(endpoint, "methods")
+        {
             let text = "\(path)"
             for entry in Mirror(reflecting: methods).children {
                 // A dictionary's children are (key, value) pairs.

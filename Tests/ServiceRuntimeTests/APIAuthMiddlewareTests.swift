@@ -15,7 +15,9 @@ struct APIAuthMiddlewareTests {
         return router
     }
 
-    @Test("a guarded group answers 401 without the token or with a wrong one, before its handlers run; the right token reaches them; routes outside the group stay open")
+    @Test(
+        "a guarded group answers 401 without the token or with a wrong one, before its handlers run; the right token reaches them; routes outside the group stay open"
+    )
     func guardedGroup() async throws {
         try await Application(router: Self.router(token: "t0ken")).test(.router) { client in
             for headers: HTTPFields in [[:], [.authorization: "Bearer wrong"], [.authorization: "t0ken"], [.authorization: "Bearer t0ken0"]] {

@@ -7,8 +7,10 @@ import Testing
 
 /// Runs a command to completion; returns its exit status and combined output.
 func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
-    let run = try TestProcess(executable, arguments, environment: environment ?? [:], inheritEnvironment: environment == nil,
-                              directory: TestPaths.packageRoot).waitForOutput()
+    let run = try TestProcess(
+        executable, arguments, environment: environment ?? [:], inheritEnvironment: environment == nil,
+        directory: TestPaths.packageRoot
+    ).waitForOutput()
     return (run.status, run.output)
 }
 
@@ -59,7 +61,9 @@ struct DeploymentTests {
     @Test("the topics script creates exactly the catalogue's topics")
     func topicsScriptMatchesCatalogue() throws {
         let script = try String(contentsOfFile: "\(TestPaths.packageRoot)/compose/create-topics.sh", encoding: .utf8)
-        let named = Set(script.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\\" }).map { $0.trimmingCharacters(in: CharacterSet(charactersIn: ";")) }.filter { $0.hasPrefix("encompass.") })
+        let named = Set(
+            script.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\\" }).map { $0.trimmingCharacters(in: CharacterSet(charactersIn: ";")) }
+                .filter { $0.hasPrefix("encompass.") })
         #expect(named == Set(Topics.all.map(\.name)))
         #expect(script.contains("encompass.scheduling.changelog --config cleanup.policy=compact"))
     }
@@ -77,8 +81,9 @@ struct DeploymentTests {
         let prometheus = try installed("prometheus")
         let kafka = try TestKafka(partitions: 2)
         let topic = try kafka.uniqueTopic("scraped")
-        let host = try await RunningHost(noteService(input: topic, output: nil),
-                                         configuration(kafka, dataDirectory: TestPaths.temporaryDirectory("scraped"), group: "scraped-\(UUID())"))
+        let host = try await RunningHost(
+            noteService(input: topic, output: nil),
+            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory("scraped"), group: "scraped-\(UUID())"))
         try await produce(kafka, topic: topic, (0..<10).map { ("k\($0)", try TestNote(text: "n\($0)", sequence: $0).envelope()) })
         let servicePort = await host.host.httpPort()
         let directory = TestPaths.temporaryDirectory("prometheus")
@@ -94,8 +99,12 @@ struct DeploymentTests {
                 labels: {service: intake}
         """.write(toFile: "\(directory)/prometheus.yml", atomically: true, encoding: .utf8)
         let port = freePort()
-        let process = try TestProcess(prometheus, ["--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",
-                                                   "--web.listen-address=127.0.0.1:\(port)"], log: "\(directory)/prometheus.log")
+        let process = try TestProcess(
+            prometheus,
+            [
+                "--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",
+                "--web.listen-address=127.0.0.1:\(port)",
+            ], log: "\(directory)/prometheus.log")
         defer { process.stop() }
         let api = "http://127.0.0.1:\(port)/api/v1"
         try await process.ready("Prometheus reports the service target up", timeout: .seconds(60), interval: .milliseconds(500)) {
@@ -108,8 +117,10 @@ struct DeploymentTests {
             return processed.contains(topic) && lag.contains(topic)
         }
         let loaded = try await httpGet("\(api)/rules").body
-        for name in ["EncompassConsumerLagOver5m", "EncompassConsumerLagOver15m", "EncompassPartitionStalled", "EncompassDeadLettersGrowing",
-                     "EncompassOutboxStuck", "EncompassInstanceDown"] {
+        for name in [
+            "EncompassConsumerLagOver5m", "EncompassConsumerLagOver15m", "EncompassPartitionStalled", "EncompassDeadLettersGrowing",
+            "EncompassOutboxStuck", "EncompassInstanceDown",
+        ] {
             #expect(loaded.contains(name))
         }
         try await host.stop()

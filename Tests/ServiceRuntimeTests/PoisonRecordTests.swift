@@ -1,12 +1,13 @@
 import CRdKafka
-@testable import EncompassKafka
 import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import ServiceRuntime
 import ServiceLifecycle
 import Testing
+
+@testable import EncompassKafka
+@testable import ServiceRuntime
 
 /// One record Kafka refuses must not hold back the records behind it, silently.
 @Suite("Poison records and the outbox", .serialized)
@@ -15,8 +16,9 @@ struct PoisonRecordTests {
     /// check existed, or under a larger limit than the brokers take.
     func insertRaw(_ store: ServiceStore, topic: String, id: String, value: [UInt8]) async throws {
         try await store.pool.write { db in
-            var row = OutboxMessage(messageId: id, topic: topic, key: "k", value: Data(value),
-                                    headers: #"{"encompass-message-id":"\#(id)"}"#, createdAt: Date())
+            var row = OutboxMessage(
+                messageId: id, topic: topic, key: "k", value: Data(value),
+                headers: #"{"encompass-message-id":"\#(id)"}"#, createdAt: Date())
             try row.insert(db)
         }
     }
@@ -31,7 +33,8 @@ struct PoisonRecordTests {
         }
     }
 
-    @Test("a shutdown while the broker does not answer ends after the relay's grace, not the producer's delivery timeout; the rows stay in the outbox")
+    @Test(
+        "a shutdown while the broker does not answer ends after the relay's grace, not the producer's delivery timeout; the rows stay in the outbox")
     func shutdownWithBrokerDown() async throws {
         let kafka = try TestKafka()
         let output = try kafka.uniqueTopic("out", partitions: 1)
@@ -40,8 +43,9 @@ struct PoisonRecordTests {
         kafka.cluster.setBrokerDown(1)
         try await queueNotes(store, to: output, 0..<3)
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
-        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "intake"), logger: logger,
-                                service: .intake, shutdownGrace: .seconds(2))
+        let relay = OutboxRelay(
+            store: store, producer: producer, metrics: ServiceMetrics(service: "intake"), logger: logger,
+            service: .intake, shutdownGrace: .seconds(2))
         let group = ServiceGroup(services: [relay], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
         let running = Task { try await group.run() }
         try await Task.sleep(for: .seconds(1))
@@ -145,7 +149,10 @@ struct PoisonRecordTests {
             do {
                 try outbox.publish(big, to: "t", key: "k", id: "big")
             } catch let error as OutboxError {
-                guard case .messageTooLarge(let topic, let bytes, let limit) = error else { Issue.record("\(error)"); return }
+                guard case .messageTooLarge(let topic, let bytes, let limit) = error else {
+                    Issue.record("\(error)")
+                    return
+                }
                 #expect(topic == "t" && bytes > 1_000_000 && limit == Outbox.defaultMaxMessageBytes)
                 #expect(error.errorClass == "outbox.message-too-large")
                 #expect(error.description.contains("ENCOMPASS_KAFKA_PROPERTY_MESSAGE_MAX_BYTES"))
@@ -153,11 +160,16 @@ struct PoisonRecordTests {
             // Just under the limit goes in; a smaller configured limit is honoured.
             try outbox.publish(TestNote(text: String(repeating: "y", count: 990_000), sequence: 2), to: "t", key: "k", id: "fits")
             let small = Outbox(db: db, producer: "test", maxMessageBytes: 10_000)
-            #expect(throws: OutboxError.self) { try small.publish(TestNote(text: String(repeating: "z", count: 10_000), sequence: 3), to: "t", key: "k", id: "z") }
+            #expect(throws: OutboxError.self) {
+                try small.publish(TestNote(text: String(repeating: "z", count: 10_000), sequence: 3), to: "t", key: "k", id: "z")
+            }
         }
         #expect(try await store.pool.read { try String.fetchAll($0, sql: "SELECT messageId FROM outbox") } == ["fits"])
-        #expect(ServiceConfiguration(service: .intake, kafka: .init(bootstrapServers: "x", properties: ["message.max.bytes": "200000"]),
-                                     dataDirectory: "/tmp").maxMessageBytes == 200_000)
+        #expect(
+            ServiceConfiguration(
+                service: .intake, kafka: .init(bootstrapServers: "x", properties: ["message.max.bytes": "200000"]),
+                dataDirectory: "/tmp"
+            ).maxMessageBytes == 200_000)
     }
 
     @Test("a handler whose output would be too large: its input is dead-lettered with the reason, the records behind it are applied")
@@ -168,11 +180,13 @@ struct PoisonRecordTests {
         var config = configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())")
         config.kafka.properties["message.max.bytes"] = "200000"
         let running = try await RunningHost(noteService(input: input, output: output), config)
-        try await produce(kafka, topic: input, [
-            ("k", try TestNote(text: "before", sequence: 1).envelope()),
-            ("k", try TestNote(text: String(repeating: "g", count: 300_000), sequence: 2).envelope()),
-            ("k", try TestNote(text: "after", sequence: 3).envelope()),
-        ])
+        try await produce(
+            kafka, topic: input,
+            [
+                ("k", try TestNote(text: "before", sequence: 1).envelope()),
+                ("k", try TestNote(text: String(repeating: "g", count: 300_000), sequence: 2).envelope()),
+                ("k", try TestNote(text: "after", sequence: 3).envelope()),
+            ])
         try await eventually("both small notes applied") { try await running.notes() == ["before", "after"] }
         let letters = try await running.host.store.pool.read { try DeadLetter.fetchAll($0) }
         #expect(letters.map(\.errorClass) == ["outbox.message-too-large"])
@@ -184,7 +198,8 @@ struct PoisonRecordTests {
         try await running.stop()
     }
 
-    @Test("/readyz is not ready, with the reason, while the oldest outbox row waits longer than ENCOMPASS_OUTBOX_MAX_AGE_SECONDS; the age is a metric")
+    @Test(
+        "/readyz is not ready, with the reason, while the oldest outbox row waits longer than ENCOMPASS_OUTBOX_MAX_AGE_SECONDS; the age is a metric")
     func readinessFollowsOutboxAge() async throws {
         let kafka = try TestKafka()
         let input = try kafka.uniqueTopic("in", partitions: 1)

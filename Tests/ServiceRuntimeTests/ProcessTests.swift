@@ -4,11 +4,11 @@ import EncompassTestSupport
 import Foundation
 import Testing
 
-
 /// Whether a process has ended: no longer listed, or a zombie nobody has reaped yet.
 func processGone(_ pid: Int32) -> Bool {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return true }
+        let close = stat.lastIndex(of: ")")
+    else { return true }
     let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
     return state == "Z" || state == "X"
 }
@@ -21,7 +21,8 @@ struct ProcessTests {
         let addressFile = "\(directory)/broker.bootstrap"
         let pidFile = "\(directory)/broker.pid"
         // A shell is the parent: it starts the broker with its own pid and waits for it.
-        let script = "ENCOMPASS_PARENT_PID=$$ '\(try executable("encompass"))' broker --partitions 1 --address-file '\(addressFile)' & echo $! > '\(pidFile)'; wait"
+        let script =
+            "ENCOMPASS_PARENT_PID=$$ '\(try executable("encompass"))' broker --partitions 1 --address-file '\(addressFile)' & echo $! > '\(pidFile)'; wait"
         let shell = try TestProcess("/bin/sh", ["-c", script], log: "\(directory)/shell.log")
         try await shell.ready("broker address file") { FileManager.default.fileExists(atPath: addressFile) }
         let broker = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -36,8 +37,9 @@ struct ProcessTests {
     func brokerAndServiceProcesses() async throws {
         let directory = TestPaths.temporaryDirectory("processes")
         let addressFile = "\(directory)/broker.bootstrap"
-        let broker = try TestProcess(try executable("encompass"), ["broker", "--partitions", "3", "--address-file", addressFile],
-                                     log: "\(directory)/broker.log")
+        let broker = try TestProcess(
+            try executable("encompass"), ["broker", "--partitions", "3", "--address-file", addressFile],
+            log: "\(directory)/broker.log")
         try await broker.ready("broker address file") { FileManager.default.fileExists(atPath: addressFile) }
         let bootstrap = try String(contentsOfFile: addressFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(bootstrap.hasPrefix("127.0.0.1:"))
@@ -49,11 +51,13 @@ struct ProcessTests {
         for topic in Topics.all { #expect(topics[topic.name] == 3, "\(topic.name)") }
 
         let port = 20_000 + Int.random(in: 0..<20_000)
-        let service = try TestProcess(try executable("intake"), [], environment: [
-            "ENCOMPASS_KAFKA_BOOTSTRAP_FILE": addressFile,
-            "ENCOMPASS_DATA_DIR": "\(directory)/intake",
-            "ENCOMPASS_HTTP_PORT": String(port),
-        ], log: "\(directory)/intake.log")
+        let service = try TestProcess(
+            try executable("intake"), [],
+            environment: [
+                "ENCOMPASS_KAFKA_BOOTSTRAP_FILE": addressFile,
+                "ENCOMPASS_DATA_DIR": "\(directory)/intake",
+                "ENCOMPASS_HTTP_PORT": String(port),
+            ], log: "\(directory)/intake.log")
         try await service.ready("intake ready", timeout: .seconds(30)) {
             (try? await httpGet("http://127.0.0.1:\(port)/readyz").status) == 200
         }

@@ -5,6 +5,7 @@ import Foundation
 import GRDB
 import ServiceRuntime
 import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -15,12 +16,14 @@ func replicatedNotes(input: String, ticks: Locked<Int>) -> ServiceDefinition {
     var definition = noteService(input: input, output: nil)
     definition.replicated = definition.handlers
     definition.handlers = []
-    definition.background = [BackgroundTask(name: "ticker") { environment in
-        while !Task.isCancelled {
-            ticks.withLock { $0 += 1 }
-            try await Task.sleep(for: .milliseconds(20))
+    definition.background = [
+        BackgroundTask(name: "ticker") { environment in
+            while !Task.isCancelled {
+                ticks.withLock { $0 += 1 }
+                try await Task.sleep(for: .milliseconds(20))
+            }
         }
-    }]
+    ]
     return definition
 }
 
@@ -72,9 +75,11 @@ struct RuntimeExtensionTests {
 
     @Test("ENCOMPASS_API_TOKEN and ENCOMPASS_CLOCK_FILE are read from the environment")
     func configurationReadsTokenAndClock() throws {
-        let configuration = try ServiceConfiguration.fromEnvironment(service: .scheduling, environment: [
-            "ENCOMPASS_API_TOKEN": "secret", "ENCOMPASS_CLOCK_FILE": "/tmp/clock.json", "ENCOMPASS_INSTANCE_ID": "s-1",
-        ])
+        let configuration = try ServiceConfiguration.fromEnvironment(
+            service: .scheduling,
+            environment: [
+                "ENCOMPASS_API_TOKEN": "secret", "ENCOMPASS_CLOCK_FILE": "/tmp/clock.json", "ENCOMPASS_INSTANCE_ID": "s-1",
+            ])
         #expect(configuration.apiToken == "secret")
         #expect(configuration.clockFile == "/tmp/clock.json")
         #expect(configuration.replicaGroupId == "encompass-scheduling.replica.s-1")
@@ -103,11 +108,13 @@ struct DeadLetterOperationsTests {
         let host = try await RunningHost(noteService(input: topic, output: nil), config)
         let port = await host.host.httpPort()
         let base = "http://127.0.0.1:\(port)/v1/dead-letters"
-        try await produce(kafka, topic: topic, [
-            ("43000000001", try TestNote(text: "reject", sequence: 1).envelope()),
-            ("43000000002", try TestNote(text: "reject", sequence: 2).envelope()),
-            ("k3", Array("not json".utf8)),
-        ])
+        try await produce(
+            kafka, topic: topic,
+            [
+                ("43000000001", try TestNote(text: "reject", sequence: 1).envelope()),
+                ("43000000002", try TestNote(text: "reject", sequence: 2).envelope()),
+                ("k3", Array("not json".utf8)),
+            ])
         try await eventually("three dead letters") {
             try await host.host.store.pool.read { try DeadLetter.fetchCount($0) } == 3
         }
@@ -129,8 +136,10 @@ struct DeadLetterOperationsTests {
         #expect(try await call("GET", "\(base)/99999", token: "ops-token").0 == 404)
 
         // An edit that does not validate is refused and changes nothing.
-        let invalid: [String: Any] = ["schema": TestNote.schema, "version": 1, "id": "x", "key": "k", "producer": "ops",
-                                      "createdAt": "2026-11-23T10:00:00Z", "payload": ["text": "", "sequence": 2]]
+        let invalid: [String: Any] = [
+            "schema": TestNote.schema, "version": 1, "id": "x", "key": "k", "producer": "ops",
+            "createdAt": "2026-11-23T10:00:00Z", "payload": ["text": "", "sequence": 2],
+        ]
         let (refused, reason) = try await call("POST", "\(base)/\(id)/replay", token: "ops-token", body: ["by": "ops-anna", "payload": invalid])
         #expect(refused == 422)
         #expect(((reason as? [String: Any])?["error"] as? String)?.contains("text") == true, "\(String(describing: reason))")
@@ -147,9 +156,11 @@ struct DeadLetterOperationsTests {
         try await Task.sleep(for: .milliseconds(500))
         #expect(try await host.notes().filter { $0 == "fixed" }.count == 1)
 
-        let other = try #require((try await call("GET", base + "?occurrence=43000000001", token: "ops-token").1 as? [[String: Any]])?.first?["id"] as? Int)
+        let other = try #require(
+            (try await call("GET", base + "?occurrence=43000000001", token: "ops-token").1 as? [[String: Any]])?.first?["id"] as? Int)
         #expect(try await call("POST", "\(base)/\(other)/discard", token: "ops-token", body: ["by": "ops-anna"]).0 == 422)
-        let (discarded, view) = try await call("POST", "\(base)/\(other)/discard", token: "ops-token", body: ["by": "ops-anna", "reason": "test data"])
+        let (discarded, view) = try await call(
+            "POST", "\(base)/\(other)/discard", token: "ops-token", body: ["by": "ops-anna", "reason": "test data"])
         #expect(discarded == 200)
         #expect((view as? [String: Any])?["status"] as? String == "discarded")
         #expect(try await call("POST", "\(base)/\(other)/replay", token: "ops-token", body: ["by": "ops-anna"]).0 == 409)
@@ -202,8 +213,9 @@ struct LagTests {
         }
         await consumer.close()
         try await Task.sleep(for: .milliseconds(1500))
-        let rows = try await LagReport.collect(client: kafka.client("lag-report"), groups: [(group, [topic]), ("never-\(UUID())", [topic])],
-                                               logger: TestLog.logger("lag"), now: Date().addingTimeInterval(60))
+        let rows = try await LagReport.collect(
+            client: kafka.client("lag-report"), groups: [(group, [topic]), ("never-\(UUID())", [topic])],
+            logger: TestLog.logger("lag"), now: Date().addingTimeInterval(60))
         #expect(rows.count == 2)
         let lagging = try #require(rows.first { $0.group == group })
         #expect(lagging.committedOffset == 4)
@@ -219,8 +231,9 @@ struct LagTests {
     func lagMetrics() async throws {
         let kafka = try TestKafka(partitions: 2)
         let topic = try kafka.uniqueTopic("lag-metrics")
-        let host = try await RunningHost(noteService(input: topic, output: nil),
-                                         configuration(kafka, dataDirectory: TestPaths.temporaryDirectory("lag-metrics"), group: "lagm-\(UUID())"))
+        let host = try await RunningHost(
+            noteService(input: topic, output: nil),
+            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory("lag-metrics"), group: "lagm-\(UUID())"))
         try await produce(kafka, topic: topic, (0..<20).map { ("k\($0)", try TestNote(text: "n\($0)", sequence: $0).envelope()) })
         let port = await host.host.httpPort()
         try await eventually("lag gauges on /metrics", timeout: .seconds(30)) {

@@ -1,11 +1,12 @@
 import CRdKafka
-@testable import EncompassKafka
 import EncompassModels
 import EncompassTestSupport
 import Foundation
 import GRDB
-@testable import ServiceRuntime
 import Testing
+
+@testable import EncompassKafka
+@testable import ServiceRuntime
 
 struct TransientTestError: Error, CustomStringConvertible {
     var description: String { "simulated transient failure" }
@@ -17,31 +18,36 @@ struct TransientTestError: Error, CustomStringConvertible {
 func noteService(input: String, output: String?, flaky: Locked<[String: Int]> = Locked([:])) -> ServiceDefinition {
     ServiceDefinition(
         service: .intake,
-        migrations: [StoreMigration("notes-v1") { db in
-            try db.create(table: "note") { t in
-                t.primaryKey("messageId", .text)
-                t.column("text", .text).notNull()
-                t.column("sequence", .integer).notNull()
+        migrations: [
+            StoreMigration("notes-v1") { db in
+                try db.create(table: "note") { t in
+                    t.primaryKey("messageId", .text)
+                    t.column("text", .text).notNull()
+                    t.column("sequence", .integer).notNull()
+                }
             }
-        }],
-        handlers: [.on(input, TestNote.self) { envelope, context in
-            let text = envelope.payload.text
-            if text == "always-fails" { throw TransientTestError() }
-            if text == "reject" { throw RejectedMessage(errorClass: "note.rejected", reason: "notes saying 'reject' are refused") }
-            let failNow = flaky.withLock { remaining -> Bool in
-                guard let n = remaining[text], n > 0 else { return false }
-                remaining[text] = n - 1
-                return true
+        ],
+        handlers: [
+            .on(input, TestNote.self) { envelope, context in
+                let text = envelope.payload.text
+                if text == "always-fails" { throw TransientTestError() }
+                if text == "reject" { throw RejectedMessage(errorClass: "note.rejected", reason: "notes saying 'reject' are refused") }
+                let failNow = flaky.withLock { remaining -> Bool in
+                    guard let n = remaining[text], n > 0 else { return false }
+                    remaining[text] = n - 1
+                    return true
+                }
+                if failNow { throw TransientTestError() }
+                try context.db.execute(
+                    sql: "INSERT INTO note (messageId, text, sequence) VALUES (?, ?, ?)",
+                    arguments: [envelope.id, text, envelope.payload.sequence])
+                if let output {
+                    try context.outbox.publish(
+                        TestNote(text: text.uppercased(), sequence: envelope.payload.sequence), to: output, key: envelope.key,
+                        id: MessageID.derived(from: envelope.id, "upper"), causationId: envelope.id, now: context.now)
+                }
             }
-            if failNow { throw TransientTestError() }
-            try context.db.execute(sql: "INSERT INTO note (messageId, text, sequence) VALUES (?, ?, ?)",
-                                   arguments: [envelope.id, text, envelope.payload.sequence])
-            if let output {
-                try context.outbox.publish(
-                    TestNote(text: text.uppercased(), sequence: envelope.payload.sequence), to: output, key: envelope.key,
-                    id: MessageID.derived(from: envelope.id, "upper"), causationId: envelope.id, now: context.now)
-            }
-        }],
+        ],
         produces: output.map { [$0] } ?? []
     )
 }
@@ -96,10 +102,12 @@ struct ServiceRuntimeTests {
     func inboxDedupe() async throws {
         let kafka = try TestKafka()
         let input = try kafka.uniqueTopic("in", partitions: 1)
-        let running = try await RunningHost(noteService(input: input, output: nil),
-                                            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())"))
+        let running = try await RunningHost(
+            noteService(input: input, output: nil),
+            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())"))
         let same = try TestNote(text: "first", sequence: 1).envelope(id: "dup-1")
-        try await produce(kafka, topic: input, [("k", same), ("k", same), ("k", try TestNote(text: "second", sequence: 2).envelope(id: "m-2")), ("k", same)])
+        try await produce(
+            kafka, topic: input, [("k", same), ("k", same), ("k", try TestNote(text: "second", sequence: 2).envelope(id: "m-2")), ("k", same)])
         try await eventually("both notes applied") { try await running.notes() == ["first", "second"] }
         let inbox = try await running.host.store.pool.read { try InboxEntry.fetchCount($0) }
         #expect(inbox == 2)
@@ -112,26 +120,34 @@ struct ServiceRuntimeTests {
     func malformedToDeadLetter() async throws {
         let kafka = try TestKafka()
         let input = try kafka.uniqueTopic("in", partitions: 1)
-        let running = try await RunningHost(noteService(input: input, output: nil),
-                                            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())"))
-        let wrongSchema = Array(#"{"schema":"encompass.incident","version":1,"id":"x1","key":"k","producer":"t","createdAt":"2026-01-01T00:00:00Z","payload":{}}"#.utf8)
-        let futureVersion = Array(#"{"schema":"encompass.test-note","version":9,"id":"x2","key":"k","producer":"t","createdAt":"2026-01-01T00:00:00Z","payload":{}}"#.utf8)
-        let missingField = Array(#"{"schema":"encompass.test-note","version":1,"id":"x3","key":"k","producer":"t","createdAt":"2026-01-01T00:00:00Z","payload":{"text":"a"}}"#.utf8)
-        try await produce(kafka, topic: input, [
-            ("bad-1", Array("this is not json\u{0}".utf8)),
-            ("bad-2", wrongSchema),
-            ("bad-3", futureVersion),
-            ("bad-4", missingField),
-            ("bad-5", try TestNote(text: "", sequence: 5).envelope(id: "x5")),
-            ("bad-6", try TestNote(text: "reject", sequence: 6).envelope(id: "x6")),
-            ("good", try TestNote(text: "after the bad ones", sequence: 7).envelope(id: "x7")),
-        ])
+        let running = try await RunningHost(
+            noteService(input: input, output: nil),
+            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())"))
+        let wrongSchema = Array(
+            #"{"schema":"encompass.incident","version":1,"id":"x1","key":"k","producer":"t","createdAt":"2026-01-01T00:00:00Z","payload":{}}"#.utf8)
+        let futureVersion = Array(
+            #"{"schema":"encompass.test-note","version":9,"id":"x2","key":"k","producer":"t","createdAt":"2026-01-01T00:00:00Z","payload":{}}"#.utf8)
+        let missingField = Array(
+            #"{"schema":"encompass.test-note","version":1,"id":"x3","key":"k","producer":"t","createdAt":"2026-01-01T00:00:00Z","payload":{"text":"a"}}"#
+                .utf8)
+        try await produce(
+            kafka, topic: input,
+            [
+                ("bad-1", Array("this is not json\u{0}".utf8)),
+                ("bad-2", wrongSchema),
+                ("bad-3", futureVersion),
+                ("bad-4", missingField),
+                ("bad-5", try TestNote(text: "", sequence: 5).envelope(id: "x5")),
+                ("bad-6", try TestNote(text: "reject", sequence: 6).envelope(id: "x6")),
+                ("good", try TestNote(text: "after the bad ones", sequence: 7).envelope(id: "x7")),
+            ])
         try await eventually("good message applied after the bad ones") { try await running.notes() == ["after the bad ones"] }
         let letters = try await running.host.store.pool.read { try DeadLetter.order(Column("originalOffset")).fetchAll($0) }
-        #expect(letters.map(\.errorClass) == [
-            "envelope.not-json", "envelope.wrong-schema", "envelope.unsupported-version",
-            "payload.invalid", "payload.validation", "note.rejected",
-        ])
+        #expect(
+            letters.map(\.errorClass) == [
+                "envelope.not-json", "envelope.wrong-schema", "envelope.unsupported-version",
+                "payload.invalid", "payload.validation", "note.rejected",
+            ])
         #expect(letters.map(\.originalKey) == ["bad-1", "bad-2", "bad-3", "bad-4", "bad-5", "bad-6"])
         #expect(letters.allSatisfy { $0.originalTopic == input && $0.status == "open" && $0.attempts == 1 })
         #expect(letters[3].errorMessage.contains("payload.sequence: required field missing"))
@@ -153,14 +169,17 @@ struct ServiceRuntimeTests {
         let kafka = try TestKafka()
         let input = try kafka.uniqueTopic("in", partitions: 1)
         let flaky = Locked(["flaky": 2])
-        let running = try await RunningHost(noteService(input: input, output: nil, flaky: flaky),
-                                            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())", maxAttempts: 3))
-        try await produce(kafka, topic: input, [
-            ("k", try TestNote(text: "one", sequence: 1).envelope()),
-            ("k", try TestNote(text: "flaky", sequence: 2).envelope()),
-            ("k", try TestNote(text: "always-fails", sequence: 3).envelope()),
-            ("k", try TestNote(text: "four", sequence: 4).envelope()),
-        ])
+        let running = try await RunningHost(
+            noteService(input: input, output: nil, flaky: flaky),
+            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())", maxAttempts: 3))
+        try await produce(
+            kafka, topic: input,
+            [
+                ("k", try TestNote(text: "one", sequence: 1).envelope()),
+                ("k", try TestNote(text: "flaky", sequence: 2).envelope()),
+                ("k", try TestNote(text: "always-fails", sequence: 3).envelope()),
+                ("k", try TestNote(text: "four", sequence: 4).envelope()),
+            ])
         try await eventually("all processed") { try await running.notes() == ["one", "flaky", "four"] }
         let letters = try await running.host.store.pool.read { try DeadLetter.fetchAll($0) }
         #expect(letters.count == 1)
@@ -179,7 +198,8 @@ struct ServiceRuntimeTests {
         let logger = TestLog.logger("relay-range")
         try await queueNotes(store, to: output, 0..<25)
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
-        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger, service: .intake, batchSize: 10)
+        let relay = OutboxRelay(
+            store: store, producer: producer, metrics: ServiceMetrics(service: "test"), logger: logger, service: .intake, batchSize: 10)
         #expect(try await relay.relayOnce() == 10)
         try await queueNotes(store, to: output, 25..<30)
         func pending() async throws -> [String] {
@@ -239,8 +259,9 @@ struct ServiceRuntimeTests {
         #expect(Set(ids).count == 30)
 
         // A downstream service applies each effect once: its inbox drops the re-published copies.
-        let downstream = try await RunningHost(noteService(input: output, output: nil),
-                                               configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "down-\(UUID())"))
+        let downstream = try await RunningHost(
+            noteService(input: output, output: nil),
+            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "down-\(UUID())"))
         try await eventually("downstream applied 30") { try await downstream.notes().count == 30 }
         try await Task.sleep(for: .milliseconds(500))
         #expect(try await downstream.notes().count == 30)
@@ -254,8 +275,9 @@ struct ServiceRuntimeTests {
         let input = try kafka.uniqueTopic("in", partitions: 2)
         let output = try kafka.uniqueTopic("out", partitions: 2)
         let group = "g-\(UUID())"
-        let running = try await RunningHost(noteService(input: input, output: output),
-                                            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: group))
+        let running = try await RunningHost(
+            noteService(input: input, output: output),
+            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: group))
         try await produce(kafka, topic: input, try (0..<50).map { ("k\($0)", try TestNote(text: "t\($0)", sequence: $0).envelope()) })
         try await eventually("50 applied") { try await running.notes().count == 50 }
         try await running.stop()
@@ -272,8 +294,9 @@ struct ServiceRuntimeTests {
     func httpEndpoints() async throws {
         let kafka = try TestKafka()
         let input = try kafka.uniqueTopic("in", partitions: 1)
-        let running = try await RunningHost(noteService(input: input, output: nil),
-                                            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())"))
+        let running = try await RunningHost(
+            noteService(input: input, output: nil),
+            configuration(kafka, dataDirectory: TestPaths.temporaryDirectory(), group: "g-\(UUID())"))
         let port = await running.host.httpPort()
         let health = try await httpGet("http://127.0.0.1:\(port)/healthz")
         #expect(health.status == 200 && health.body.contains(#""status":"ok""#))
@@ -299,8 +322,9 @@ struct ServiceRuntimeTests {
             }
         }
         let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: TestLog.logger("p"))
-        let relay = OutboxRelay(store: store, producer: producer, metrics: ServiceMetrics(service: "t"), logger: TestLog.logger("r"), service: .intake,
-                                inboxRetention: .seconds(14 * 86_400))
+        let relay = OutboxRelay(
+            store: store, producer: producer, metrics: ServiceMetrics(service: "t"), logger: TestLog.logger("r"), service: .intake,
+            inboxRetention: .seconds(14 * 86_400))
         #expect(try await relay.pruneInbox(now: now) == 1)
         #expect(try await store.pool.read { try String.fetchAll($0, sql: "SELECT messageId FROM inbox ORDER BY messageId") } == ["edge", "new"])
         await producer.close()
@@ -308,22 +332,28 @@ struct ServiceRuntimeTests {
 
     @Test("configuration is read from the environment, with errors naming the variable")
     func configurationFromEnvironment() throws {
-        let config = try ServiceConfiguration.fromEnvironment(service: .scheduling, environment: [
-            "ENCOMPASS_KAFKA_BOOTSTRAP_SERVERS": "broker1:9092,broker2:9092",
-            "ENCOMPASS_DATA_DIR": "/data/scheduling",
-            "ENCOMPASS_INSTANCE_ID": "sched-2",
-            "ENCOMPASS_HTTP_PORT": "9000",
-            "ENCOMPASS_KAFKA_PROPERTY_SECURITY_PROTOCOL": "SASL_SSL",
-            "ENCOMPASS_KAFKA_PROPERTY_SASL_MECHANISMS": "PLAIN",
-        ])
+        let config = try ServiceConfiguration.fromEnvironment(
+            service: .scheduling,
+            environment: [
+                "ENCOMPASS_KAFKA_BOOTSTRAP_SERVERS": "broker1:9092,broker2:9092",
+                "ENCOMPASS_DATA_DIR": "/data/scheduling",
+                "ENCOMPASS_INSTANCE_ID": "sched-2",
+                "ENCOMPASS_HTTP_PORT": "9000",
+                "ENCOMPASS_KAFKA_PROPERTY_SECURITY_PROTOCOL": "SASL_SSL",
+                "ENCOMPASS_KAFKA_PROPERTY_SASL_MECHANISMS": "PLAIN",
+            ])
         #expect(config.kafka.bootstrapServers == "broker1:9092,broker2:9092")
         #expect(config.kafka.properties == ["security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN"])
         // Consumer-only properties, named by the same rule the demo and benchmarks use to pass them.
-        let consumer = try ServiceConfiguration.fromEnvironment(service: .scheduling, environment: [
-            ServiceConfiguration.kafkaPropertyVariable("fetch.wait.max.ms", consumerOnly: true): "10",
-            ServiceConfiguration.kafkaPropertyVariable("socket.keepalive.enable"): "true",
-        ])
-        #expect(ServiceConfiguration.kafkaPropertyVariable("fetch.wait.max.ms", consumerOnly: true) == "ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS")
+        let consumer = try ServiceConfiguration.fromEnvironment(
+            service: .scheduling,
+            environment: [
+                ServiceConfiguration.kafkaPropertyVariable("fetch.wait.max.ms", consumerOnly: true): "10",
+                ServiceConfiguration.kafkaPropertyVariable("socket.keepalive.enable"): "true",
+            ])
+        #expect(
+            ServiceConfiguration.kafkaPropertyVariable("fetch.wait.max.ms", consumerOnly: true)
+                == "ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS")
         #expect(consumer.kafka.consumerProperties == ["fetch.wait.max.ms": "10"])
         #expect(consumer.kafka.properties == ["socket.keepalive.enable": "true"])
         #expect(config.groupId == "encompass-scheduling")
@@ -380,8 +410,10 @@ struct OutboxRowTests {
     @Test("a raw statement stores what GRDB's arguments store: text, null, integers, blobs (empty too), dates in and out of range")
     func rawStatementBindsAsGRDB() throws {
         let store = try ServiceStore(path: TestPaths.temporaryDirectory("raw-statement") + "/store.sqlite")
-        let dates = [Date(timeIntervalSince1970: 1_764_000_000.1234), Date(timeIntervalSince1970: 0), Date.distantPast, Date.distantFuture,
-                     Date(timeIntervalSinceReferenceDate: 1e12)]
+        let dates = [
+            Date(timeIntervalSince1970: 1_764_000_000.1234), Date(timeIntervalSince1970: 0), Date.distantPast, Date.distantFuture,
+            Date(timeIntervalSinceReferenceDate: 1e12),
+        ]
         let texts: [String?] = ["", "plain", "café ✓ 😀", "nul\u{0}inside", nil]
         let integers: [Int64?] = [0, -1, .min, .max, nil]
         let blobs = [Data(), Data([0, 1, 2, 255])]
@@ -396,7 +428,8 @@ struct OutboxRowTests {
                 raw.bind(date)
                 try raw.run()
                 try db.execute(sql: "INSERT INTO probe VALUES ('grdb', ?, ?, ?, ?)", arguments: [text, integer, blob, date])
-                let rows = try Row.fetchAll(db, sql: "SELECT t, i, b, d, typeof(t), typeof(i), typeof(b), typeof(d) FROM probe ORDER BY rowid DESC LIMIT 2")
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT t, i, b, d, typeof(t), typeof(i), typeof(b), typeof(d) FROM probe ORDER BY rowid DESC LIMIT 2")
                 #expect(rows[0] == rows[1], "\(date)")
             }
         }
@@ -416,14 +449,17 @@ struct OutboxRowTests {
 
     @Test("a store's writer setup runs on the writing connection only; the readers keep SQLite's defaults")
     func writerSetup() async throws {
-        let store = try ServiceStore(path: TestPaths.temporaryDirectory("writer-setup") + "/store.sqlite",
-                                     writerSetup: { db in try db.execute(sql: "PRAGMA cache_size = -16384") })
+        let store = try ServiceStore(
+            path: TestPaths.temporaryDirectory("writer-setup") + "/store.sqlite",
+            writerSetup: { db in try db.execute(sql: "PRAGMA cache_size = -16384") })
         #expect(try await store.pool.write { try Int.fetchOne($0, sql: "PRAGMA cache_size") } == -16384)
         #expect(try await store.pool.read { try Int.fetchOne($0, sql: "PRAGMA cache_size") } == -2000)
         // The consumers' prefetch: 8 MiB for work, less for a replica, and a property overrides it.
         let client = KafkaClientConfiguration(bootstrapServers: "127.0.0.1:9")
         #expect(KafkaConsumerConfiguration(client: client, groupId: "g", topics: ["t"]).properties["queued.max.messages.kbytes"] == "8192")
-        #expect(KafkaConsumerConfiguration(client: client, groupId: "g", topics: ["t"], prefetchKiB: 4096).properties["queued.max.messages.kbytes"] == "4096")
+        #expect(
+            KafkaConsumerConfiguration(client: client, groupId: "g", topics: ["t"], prefetchKiB: 4096).properties["queued.max.messages.kbytes"]
+                == "4096")
         let overridden = KafkaClientConfiguration(bootstrapServers: "127.0.0.1:9", consumerProperties: ["queued.max.messages.kbytes": "65536"])
         #expect(KafkaConsumerConfiguration(client: overridden, groupId: "g", topics: ["t"]).properties["queued.max.messages.kbytes"] == "65536")
     }
@@ -431,7 +467,8 @@ struct OutboxRowTests {
     @Test("consumers set fetch.queue.backoff.ms exactly where the linked librdkafka has it (2.2.0 on); librdkafka takes every consumer default")
     func fetchQueueBackoff() {
         let properties = KafkaConsumerConfiguration(
-            client: KafkaClientConfiguration(bootstrapServers: "127.0.0.1:9"), groupId: "g", topics: ["t"]).properties
+            client: KafkaClientConfiguration(bootstrapServers: "127.0.0.1:9"), groupId: "g", topics: ["t"]
+        ).properties
         // rd_kafka_version() is 0xMMmmrrpp: 2.2.0 is 0x020200ff (Debian 12's 2.0.2 is 0x020002ff).
         #expect((properties["fetch.queue.backoff.ms"] == "20") == (rd_kafka_version() >= 0x0202_00ff))
         #expect(!librdkafkaAccepts("fetch.queue.backof.ms", "20"))
@@ -456,15 +493,17 @@ struct StoredDateTests {
     @Test("Date.stored is GRDB's own text for the date: whole, fractional and a-hair-off milliseconds, at random, and the limits")
     func sameTextAsGRDB() throws {
         var random = SystemRandomNumberGenerator()
-        var dates = [Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: -0.0005), Date(timeIntervalSince1970: 1.2349999999),
-                     Date(timeIntervalSince1970: 1_764_000_000.9995), Date(timeIntervalSinceReferenceDate: 0.000_000_1),
-                     Timestamp.parse("2026-11-23T23:30:00.125Z")!, Timestamp.parse("0001-01-01T00:00:00.000Z")!, Timestamp.parse("1582-10-14T12:00:00.000Z")!,
-                     Timestamp.parse("1583-01-01T00:00:00.000Z")!, Timestamp.parse("9999-12-31T23:59:59.999Z")!, Date(timeIntervalSince1970: 0.0015),
-                     Date(timeIntervalSince1970: -0.0015), Date(timeIntervalSince1970: 1_764_000_000.0025)]
+        var dates = [
+            Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: -0.0005), Date(timeIntervalSince1970: 1.2349999999),
+            Date(timeIntervalSince1970: 1_764_000_000.9995), Date(timeIntervalSinceReferenceDate: 0.000_000_1),
+            Timestamp.parse("2026-11-23T23:30:00.125Z")!, Timestamp.parse("0001-01-01T00:00:00.000Z")!, Timestamp.parse("1582-10-14T12:00:00.000Z")!,
+            Timestamp.parse("1583-01-01T00:00:00.000Z")!, Timestamp.parse("9999-12-31T23:59:59.999Z")!, Date(timeIntervalSince1970: 0.0015),
+            Date(timeIntervalSince1970: -0.0015), Date(timeIntervalSince1970: 1_764_000_000.0025),
+        ]
         for _ in 0..<20_000 {
             let seconds = Double(Int64.random(in: -62_000_000_000...250_000_000_000, using: &random))
             switch Int.random(in: 0..<3, using: &random) {
-            case 0: dates.append(Date(timeIntervalSince1970: seconds / 1000))                        // whole milliseconds
+            case 0: dates.append(Date(timeIntervalSince1970: seconds / 1000)) // whole milliseconds
             case 1: dates.append(Date(timeIntervalSince1970: seconds / 1000 + Double.random(in: 0..<0.001, using: &random)))
             default: dates.append(Date(timeIntervalSinceReferenceDate: Double.random(in: -1e9...1e9, using: &random)))
             }
@@ -489,14 +528,17 @@ struct MessageWorkerBatchTests {
         let metrics = ServiceMetrics(service: "intake")
         let logger = TestLog.logger("worker")
         let producer = try KafkaProducer(configuration: .init(client: configuration.kafka), logger: logger)
-        let consumer = try KafkaConsumer(configuration: .init(client: configuration.kafka, groupId: configuration.groupId, topics: ["notes.in"]),
-                                         logger: logger)
-        let worker = MessageWorker(consumer: consumer, store: store, handlers: definition.handlers, configuration: configuration,
-                                   metrics: metrics, relay: OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger, service: .intake),
-                                   logger: logger)
+        let consumer = try KafkaConsumer(
+            configuration: .init(client: configuration.kafka, groupId: configuration.groupId, topics: ["notes.in"]),
+            logger: logger)
+        let worker = MessageWorker(
+            consumer: consumer, store: store, handlers: definition.handlers, configuration: configuration,
+            metrics: metrics, relay: OutboxRelay(store: store, producer: producer, metrics: metrics, logger: logger, service: .intake),
+            logger: logger)
         func record(_ offset: Int64, _ text: String, id: String) throws -> KafkaRecord {
-            KafkaRecord(topic: "notes.in", partition: 0, offset: offset, key: Array("k".utf8),
-                        value: try TestNote(text: text, sequence: Int(offset)).envelope(id: id))
+            KafkaRecord(
+                topic: "notes.in", partition: 0, offset: offset, key: Array("k".utf8),
+                value: try TestNote(text: text, sequence: Int(offset)).envelope(id: id))
         }
 
         // A clean batch goes through whole.
@@ -508,15 +550,18 @@ struct MessageWorkerBatchTests {
         ])
 
         let (notes, letters, outbox, inbox) = try await store.pool.read { db in
-            (try String.fetchAll(db, sql: "SELECT text FROM note ORDER BY sequence"), try DeadLetter.fetchAll(db),
-             try OutboxMessage.order(Column("id")).fetchAll(db), try String.fetchAll(db, sql: "SELECT messageId FROM inbox ORDER BY messageId"))
+            (
+                try String.fetchAll(db, sql: "SELECT text FROM note ORDER BY sequence"), try DeadLetter.fetchAll(db),
+                try OutboxMessage.order(Column("id")).fetchAll(db), try String.fetchAll(db, sql: "SELECT messageId FROM inbox ORDER BY messageId")
+            )
         }
         #expect(notes == ["zero", "one", "two", "flaky", "three"])
         #expect(letters.map(\.errorClass) == ["note.rejected"])
         #expect(letters.map(\.originalOffset) == [2])
         // One upper-cased note per applied message, in order, then the dead letter's event.
-        #expect(outbox.filter { $0.topic == "notes.out" }.map(\.messageId)
-            == ["m0", "m1", "m3", "m4", "m6"].map { MessageID.derived(from: $0, "upper") })
+        #expect(
+            outbox.filter { $0.topic == "notes.out" }.map(\.messageId)
+                == ["m0", "m1", "m3", "m4", "m6"].map { MessageID.derived(from: $0, "upper") })
         #expect(outbox.filter { $0.topic == ServiceName.intake.deadLetterTopic }.count == 1)
         #expect(inbox == ["m0", "m1", "m3", "m4", "m6"])
         #expect(flaky.withLock { $0["flaky"] } == 0)
@@ -541,13 +586,15 @@ struct DeadLetterValueLastTests {
             }
             try migrator.migrate(old)
             try old.write { db in
-                var letter = DeadLetter(service: "intake", originalTopic: "http:/v1/incidents", originalPartition: -1, originalOffset: 7,
-                                        originalKey: "k", originalValue: Data([0, 1, 2, 0xFF]), originalHeaders: "{}", originalMessageId: "m1",
-                                        errorClass: "payload.validation", errorMessage: "bad", attempts: 1, firstFailedAt: at,
-                                        deadLetteredAt: at, status: "open")
+                var letter = DeadLetter(
+                    service: "intake", originalTopic: "http:/v1/incidents", originalPartition: -1, originalOffset: 7,
+                    originalKey: "k", originalValue: Data([0, 1, 2, 0xFF]), originalHeaders: "{}", originalMessageId: "m1",
+                    errorClass: "payload.validation", errorMessage: "bad", attempts: 1, firstFailedAt: at,
+                    deadLetteredAt: at, status: "open")
                 try letter.insert(db)
-                try db.execute(sql: "INSERT INTO deadLetterAction (deadLetterId, action, actor, at) VALUES (?, 'discard', 'ops', ?)",
-                               arguments: [letter.id, at])
+                try db.execute(
+                    sql: "INSERT INTO deadLetterAction (deadLetterId, action, actor, at) VALUES (?, 'discard', 'ops', ?)",
+                    arguments: [letter.id, at])
             }
             try old.close()
         }
@@ -558,16 +605,19 @@ struct DeadLetterValueLastTests {
             #expect(letters.first?.originalValue == Data([0, 1, 2, 0xFF]) && letters.first?.originalMessageId == "m1")
             #expect(try db.columns(in: DeadLetter.databaseTableName).last?.name == "originalValue")
             let indexes = try db.indexes(on: DeadLetter.databaseTableName).map(\.name)
-            #expect(Set(["deadLetter_on_originalMessageId", "deadLetter_on_errorClass", "deadLetter_on_deadLetteredAt"]).isSubset(of: Set(indexes)), "\(indexes)")
+            #expect(
+                Set(["deadLetter_on_originalMessageId", "deadLetter_on_errorClass", "deadLetter_on_deadLetteredAt"]).isSubset(of: Set(indexes)),
+                "\(indexes)")
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM deadLetterAction JOIN deadLetter ON deadLetter.id = deadLetterId") == 1)
             #expect(try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").isEmpty)
         }
         // The same bad input again is still recorded once (the unique key came across).
         try store.pool.write { db in
-            var again = DeadLetter(service: "intake", originalTopic: "http:/v1/incidents", originalPartition: -1, originalOffset: 7,
-                                   originalKey: "k", originalValue: Data(), originalHeaders: "{}", originalMessageId: nil,
-                                   errorClass: "payload.validation", errorMessage: "bad", attempts: 1, firstFailedAt: at,
-                                   deadLetteredAt: at, status: "open")
+            var again = DeadLetter(
+                service: "intake", originalTopic: "http:/v1/incidents", originalPartition: -1, originalOffset: 7,
+                originalKey: "k", originalValue: Data(), originalHeaders: "{}", originalMessageId: nil,
+                errorClass: "payload.validation", errorMessage: "bad", attempts: 1, firstFailedAt: at,
+                deadLetteredAt: at, status: "open")
             try again.insert(db)
             #expect(try DeadLetter.fetchCount(db) == 1)
         }

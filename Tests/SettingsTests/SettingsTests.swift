@@ -42,15 +42,17 @@ struct SettingsTests {
     func common(service: ServiceName) throws {
         let bootstrap = TestPaths.temporaryDirectory("settings-bootstrap") + "/bootstrap"
         try "127.0.0.1:39092\n".write(toFile: bootstrap, atomically: true, encoding: .utf8)
-        let runtime = try Self.parse(service, [
-            "ENCOMPASS_KAFKA_BOOTSTRAP_FILE": bootstrap, "ENCOMPASS_KAFKA_PROPERTY_SECURITY_PROTOCOL": "SASL_SSL",
-            "ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS": "10", "ENCOMPASS_GROUP_ID": "g", "ENCOMPASS_DATA_DIR": "/srv/x",
-            "ENCOMPASS_INSTANCE_ID": "i-1", "ENCOMPASS_HTTP_HOST": "0.0.0.0", "ENCOMPASS_HTTP_PORT": "0", "ENCOMPASS_LOG_LEVEL": "debug",
-            "ENCOMPASS_LOG_FORMAT": "text", "ENCOMPASS_TOPIC_PARTITIONS": "3", "ENCOMPASS_REPLICATION_FACTOR": "3",
-            "ENCOMPASS_CREATE_TOPICS": "no", "ENCOMPASS_MAX_ATTEMPTS": "2", "ENCOMPASS_RETRY_BACKOFF_MS": "50", "ENCOMPASS_BATCH_SIZE": "7",
-            "ENCOMPASS_INBOX_RETENTION_HOURS": "2", "ENCOMPASS_API_TOKEN": "t", "ENCOMPASS_CLOCK_FILE": "/tmp/c.json",
-            "ENCOMPASS_OUTBOX_MAX_AGE_SECONDS": "9",
-        ])
+        let runtime = try Self.parse(
+            service,
+            [
+                "ENCOMPASS_KAFKA_BOOTSTRAP_FILE": bootstrap, "ENCOMPASS_KAFKA_PROPERTY_SECURITY_PROTOCOL": "SASL_SSL",
+                "ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS": "10", "ENCOMPASS_GROUP_ID": "g", "ENCOMPASS_DATA_DIR": "/srv/x",
+                "ENCOMPASS_INSTANCE_ID": "i-1", "ENCOMPASS_HTTP_HOST": "0.0.0.0", "ENCOMPASS_HTTP_PORT": "0", "ENCOMPASS_LOG_LEVEL": "debug",
+                "ENCOMPASS_LOG_FORMAT": "text", "ENCOMPASS_TOPIC_PARTITIONS": "3", "ENCOMPASS_REPLICATION_FACTOR": "3",
+                "ENCOMPASS_CREATE_TOPICS": "no", "ENCOMPASS_MAX_ATTEMPTS": "2", "ENCOMPASS_RETRY_BACKOFF_MS": "50", "ENCOMPASS_BATCH_SIZE": "7",
+                "ENCOMPASS_INBOX_RETENTION_HOURS": "2", "ENCOMPASS_API_TOKEN": "t", "ENCOMPASS_CLOCK_FILE": "/tmp/c.json",
+                "ENCOMPASS_OUTBOX_MAX_AGE_SECONDS": "9",
+            ])
         #expect(runtime.kafka.bootstrapServers == "127.0.0.1:39092")
         #expect(runtime.kafka.properties == ["security.protocol": "SASL_SSL"])
         #expect(runtime.kafka.consumerProperties == ["fetch.wait.max.ms": "10"])
@@ -68,7 +70,8 @@ struct SettingsTests {
     @Test("intake's own settings")
     func intake() throws {
         let file = TestPaths.temporaryDirectory("settings-forces") + "/forces.json"
-        try #"[{"code": "99", "name": "Test Constabulary", "occurrencePattern": "[0-9]{6}", "occurrenceFormat": "NNNNNN", "localPolicingAreas": ["North"]}]"#
+        try
+            #"[{"code": "99", "name": "Test Constabulary", "occurrencePattern": "[0-9]{6}", "occurrenceFormat": "NNNNNN", "localPolicingAreas": ["North"]}]"#
             .write(toFile: file, atomically: true, encoding: .utf8)
         let settings = try IntakeService.Settings.fromEnvironment([
             "ENCOMPASS_INTAKE_API_TOKEN": "intake-token", "ENCOMPASS_FORCES_FILE": file, "ENCOMPASS_RETENTION_DAYS": "90",
@@ -139,7 +142,9 @@ struct SettingsTests {
         var service: ServiceName
         var environment: [String: String]
         var variable: String
-        var testDescription: String { "\(service.rawValue): \(environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))" }
+        var testDescription: String {
+            "\(service.rawValue): \(environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
+        }
     }
 
     static let missing = "/no/such/encompass-path"
@@ -167,8 +172,14 @@ struct SettingsTests {
         let own: [(ServiceName, [String: String], String)] = [
             (.intake, ["ENCOMPASS_FORCES_FILE": missing], "ENCOMPASS_FORCES_FILE"),
             (.intake, ["ENCOMPASS_FORCES_FILE": forcesFile("not json")], "ENCOMPASS_FORCES_FILE"),
-            (.intake, ["ENCOMPASS_FORCES_FILE": forcesFile(#"[{"code": "99", "name": "X", "occurrencePattern": "[0-9", "occurrenceFormat": "N", "localPolicingAreas": []}]"#)],
-             "ENCOMPASS_FORCES_FILE"),
+            (
+                .intake,
+                [
+                    "ENCOMPASS_FORCES_FILE": forcesFile(
+                        #"[{"code": "99", "name": "X", "occurrencePattern": "[0-9", "occurrenceFormat": "N", "localPolicingAreas": []}]"#)
+                ],
+                "ENCOMPASS_FORCES_FILE"
+            ),
             (.childResearch, ["ENCOMPASS_PROTOCOLS_DIR": missing], "ENCOMPASS_PROTOCOLS_DIR"),
             (.childResearch, ["ENCOMPASS_RESEARCH_INDEX_CACHE_MIB": "1"], "ENCOMPASS_RESEARCH_INDEX_CACHE_MIB"),
             (.childResearch, ["ENCOMPASS_RESEARCH_PROPOSAL_THRESHOLD": "1.5"], "ENCOMPASS_RESEARCH_PROPOSAL_THRESHOLD"),
@@ -189,10 +200,14 @@ struct SettingsTests {
             (.scheduling, ["ENCOMPASS_SCHEDULING_RESTORE_GRACE_MS": "soon"], "ENCOMPASS_SCHEDULING_RESTORE_GRACE_MS"),
             (.dispatch, ["ENCOMPASS_SMTP_URL": "smtp://relay.example:587"], "ENCOMPASS_SMTP_FROM"),
             (.dispatch, ["ENCOMPASS_SMTP_URL": "http://relay.example", "ENCOMPASS_SMTP_FROM": "a@b"], "ENCOMPASS_SMTP_URL"),
-            (.dispatch, ["ENCOMPASS_SMTP_URL": "smtp://relay.example:587", "ENCOMPASS_SMTP_FROM": "a@b", "ENCOMPASS_SMTP_TLS": "sometimes"],
-             "ENCOMPASS_SMTP_TLS"),
-            (.dispatch, ["ENCOMPASS_SMTP_URL": "smtp://relay.example:25", "ENCOMPASS_SMTP_FROM": "a@b", "ENCOMPASS_SMTP_TLS": "none"],
-             "ENCOMPASS_SMTP_TLS"),
+            (
+                .dispatch, ["ENCOMPASS_SMTP_URL": "smtp://relay.example:587", "ENCOMPASS_SMTP_FROM": "a@b", "ENCOMPASS_SMTP_TLS": "sometimes"],
+                "ENCOMPASS_SMTP_TLS"
+            ),
+            (
+                .dispatch, ["ENCOMPASS_SMTP_URL": "smtp://relay.example:25", "ENCOMPASS_SMTP_FROM": "a@b", "ENCOMPASS_SMTP_TLS": "none"],
+                "ENCOMPASS_SMTP_TLS"
+            ),
             (.dispatch, ["ENCOMPASS_PROTOCOLS_DIR": missing], "ENCOMPASS_PROTOCOLS_DIR"),
             (.dispatch, ["ENCOMPASS_NOTICE_LINK_EXPIRY_HOURS": "0"], "ENCOMPASS_NOTICE_LINK_EXPIRY_HOURS"),
             (.dispatch, ["ENCOMPASS_DISPATCH_POLL_MS": "1"], "ENCOMPASS_DISPATCH_POLL_MS"),

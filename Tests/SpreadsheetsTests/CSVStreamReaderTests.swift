@@ -1,12 +1,14 @@
 import Foundation
-@testable import Spreadsheets
 import Testing
+
+@testable import Spreadsheets
 
 @Suite("Incremental CSV reader")
 struct CSVStreamReaderTests {
     /// Quoted fields with commas, doubled quotes, a quoted CRLF and a quoted LF, CRLF and bare LF
     /// and bare CR row ends, a two-byte and a three-byte UTF-8 character, a blank row.
-    static let sample = "\u{FEFF}name,note,city\r\n"
+    static let sample =
+        "\u{FEFF}name,note,city\r\n"
         + "\"Hughes, Amelia\",\"said \"\"hello\"\"\",Reading\r\n"
         + "Zoë,\"two\r\nlines\",Slough\n"
         + "\"Ola\",\"x\ny\nz\",\u{20AC}town\r"
@@ -43,11 +45,15 @@ struct CSVStreamReaderTests {
         let utf16BE: Data = sample.data(using: .utf16BigEndian) ?? Data()
         let noMark = String(sample.dropFirst())
         let windows: Data = noMark.data(using: .windowsCP1252) ?? Data()
-        return [("UTF-8 with BOM", utf8), ("UTF-8", Data(utf8.dropFirst(3))), ("UTF-16LE with BOM", utf16LE),
-                ("UTF-16BE with BOM", utf16BE), ("Windows-1252", windows)]
+        return [
+            ("UTF-8 with BOM", utf8), ("UTF-8", Data(utf8.dropFirst(3))), ("UTF-16LE with BOM", utf16LE),
+            ("UTF-16BE with BOM", utf16BE), ("Windows-1252", windows),
+        ]
     }()
 
-    @Test("split in two at every byte (inside quotes, between CR and LF, inside the BOM and a UTF-8 character), or fed a byte at a time, it gives the rows of the whole", arguments: encoded)
+    @Test(
+        "split in two at every byte (inside quotes, between CR and LF, inside the BOM and a UTF-8 character), or fed a byte at a time, it gives the rows of the whole",
+        arguments: encoded)
     func everySplit(_ label: String, _ data: Data) throws {
         try #require(data.count > 40, "\(label) could not be encoded")
         let whole = try Self.sheet([data])
@@ -74,7 +80,7 @@ struct CSVStreamReaderTests {
             try Self.sheet([Data([0xEF, 0xBB, 0xBF]) + Data("name\nZo".utf8) + Data([0xEB, 0x0A])])
         }
         #expect(throws: SheetError("the file starts as UTF-16 but is not valid UTF-16")) {
-            try Self.sheet([Data([0xFF, 0xFE, 0x61, 0x00, 0x00, 0xDC])])  // a lone low surrogate
+            try Self.sheet([Data([0xFF, 0xFE, 0x61, 0x00, 0x00, 0xDC])]) // a lone low surrogate
         }
     }
 

@@ -11,7 +11,9 @@ struct ServiceClientTests {
         #expect(ServiceClient.variable(.schoolResolution) == "ENCOMPASS_SCHOOL_RESOLUTION_URL")
         #expect(ServiceClient.instancesVariable(.dispatch) == "ENCOMPASS_DISPATCH_URLS")
         #expect(ServiceClient.defaultBaseURL(.dispatch, environment: [:]) == "http://127.0.0.1:\(ServiceName.dispatch.defaultHTTPPort)")
-        #expect(ServiceClient.defaultBaseURL(.dispatch, environment: ["ENCOMPASS_DISPATCH_URL": ""]) == "http://127.0.0.1:\(ServiceName.dispatch.defaultHTTPPort)")
+        #expect(
+            ServiceClient.defaultBaseURL(.dispatch, environment: ["ENCOMPASS_DISPATCH_URL": ""])
+                == "http://127.0.0.1:\(ServiceName.dispatch.defaultHTTPPort)")
         #expect(ServiceClient.defaultBaseURL(.intake, environment: ["ENCOMPASS_INTAKE_URL": "http://intake:9000"]) == "http://intake:9000")
 
         let scaled = ["ENCOMPASS_DISPATCH_URLS": " http://d1:8085, http://d2:8085,,http://d1:8085 ", "ENCOMPASS_DISPATCH_URL": "http://one:8085"]
@@ -57,7 +59,9 @@ struct PageGuardTests {
         #expect(FormOrigin.check(origin: "http://127.0.0.1:8085", fetchSite: nil, host: host, publicURL: nil) == .sameOrigin)
         #expect(FormOrigin.check(origin: "null", fetchSite: "same-origin", host: host, publicURL: nil) == .sameOrigin)
         #expect(FormOrigin.check(origin: "null", fetchSite: nil, host: host, publicURL: nil) != .sameOrigin)
-        #expect(FormOrigin.check(origin: "https://evil.example", fetchSite: "cross-site", host: host, publicURL: "https://notices.example") != .sameOrigin)
+        #expect(
+            FormOrigin.check(origin: "https://evil.example", fetchSite: "cross-site", host: host, publicURL: "https://notices.example") != .sameOrigin
+        )
         #expect(FormOrigin.check(origin: "javascript:alert(1)", fetchSite: nil, host: host, publicURL: nil) != .sameOrigin)
         #expect(FormOrigin.check(origin: nil, fetchSite: "same-site", host: host, publicURL: nil) != .sameOrigin)
         #expect(FormOrigin.check(origin: nil, fetchSite: "none", host: host, publicURL: nil) == .sameOrigin)

@@ -86,9 +86,11 @@ public enum ChildResearchService {
     /// The store's migrations, in order (index-v1, review-v1, index-v2 key generations, review-v2
     /// versions, index-v3 key kinds, the learned match model, the day it was learned for, the
     /// people by day).
-    public static let migrations = [HistoryIndex.migration, ReviewQueue.migration, HistoryIndex.generationsMigration, ReviewQueue.versionMigration,
-                                    HistoryIndex.kindsMigration, MatchModelStore.migration, MatchModelStore.dayMigration,
-                                    MatchModelStore.personDayMigration]
+    public static let migrations = [
+        HistoryIndex.migration, ReviewQueue.migration, HistoryIndex.generationsMigration, ReviewQueue.versionMigration,
+        HistoryIndex.kindsMigration, MatchModelStore.migration, MatchModelStore.dayMigration,
+        MatchModelStore.personDayMigration,
+    ]
 
     public static func definition(settings: Settings) -> ServiceDefinition {
         let models = MatchModelCache()
@@ -99,7 +101,9 @@ public enum ChildResearchService {
             replicated: [historyHandler(), incidentIndexHandler(), proposalReplicaHandler()],
             produces: [Topics.children.name, Topics.reviewDecisions.name, Topics.reviewProposals.name],
             routes: { router, environment in ReviewAPI(environment: environment).register(on: router) },
-            background: [RetentionPurge.task(ResearchRetention.rules(settings), settings: settings.retention), MatchModelUpkeep.task(settings.matchModel)],
+            background: [
+                RetentionPurge.task(ResearchRetention.rules(settings), settings: settings.retention), MatchModelUpkeep.task(settings.matchModel),
+            ],
             storeWriterSetup: { [cacheMiB = settings.indexCacheMiB] db in try HistoryIndex.tuneConnection(db, cacheMiB: cacheMiB) }
         )
     }
@@ -109,8 +113,9 @@ public enum ChildResearchService {
         TopicHandler.on(Topics.incidents.name, IncidentRecorded.self) { envelope, ctx in
             let recorded = envelope.payload
             try validate(recorded.incident, revision: recorded.revision)
-            try apply(recorded, messageId: envelope.id, message: ctx.record.value, settings: settings, models: models, db: ctx.db, outbox: ctx.outbox,
-                      now: ctx.now, logger: ctx.logger)
+            try apply(
+                recorded, messageId: envelope.id, message: ctx.record.value, settings: settings, models: models, db: ctx.db, outbox: ctx.outbox,
+                now: ctx.now, logger: ctx.logger)
         }
     }
 
@@ -124,17 +129,21 @@ public enum ChildResearchService {
             problems.append("children[\(i)] has no name")
         }
         if !problems.isEmpty {
-            throw RejectedMessage(errorClass: "payload.validation", reason: problems.joined(separator: "; ") + "; fix the incident in intake and re-send it")
+            throw RejectedMessage(
+                errorClass: "payload.validation", reason: problems.joined(separator: "; ") + "; fix the incident in intake and re-send it")
         }
     }
 
     /// `message`: the envelope `recorded` arrived in, kept as it is (see `ReviewQueue.saveRecorded`).
     /// `models`: the stored learned model (nil: the hand-weighted matcher).
-    static func apply(_ recorded: IncidentRecorded, messageId: String, message: [UInt8]? = nil, settings: Settings, models: MatchModelCache? = nil,
-                      db: Database, outbox: Outbox, now: Date, logger: Logger) throws {
+    static func apply(
+        _ recorded: IncidentRecorded, messageId: String, message: [UInt8]? = nil, settings: Settings, models: MatchModelCache? = nil,
+        db: Database, outbox: Outbox, now: Date, logger: Logger
+    ) throws {
         let incident = recorded.incident
         if let previous = try ReviewQueue.recordedRevision(db, forceCode: incident.forceCode, occurrenceNumber: incident.occurrenceNumber),
-           previous > recorded.revision {
+            previous > recorded.revision
+        {
             logger.info("older revision ignored", metadata: ["occurrence": "\(incident.occurrenceNumber)", "revision": "\(recorded.revision)"])
             return
         }
@@ -146,8 +155,9 @@ public enum ChildResearchService {
         let researcher = Researcher(settings: settings.research(forForce: incident.forceCode), learned: learned)
         func publish(_ child: IdentifiedChild, source: ChildSource, evidence: ResearchEvidence?, purpose: String) throws {
             let message = ChildIdentified(incident: incident, incidentRevision: recorded.revision, child: child, source: source, evidence: evidence)
-            try outbox.publish(message, to: Topics.children.name, key: child.childId, id: MessageID.derived(from: messageId, purpose),
-                               causationId: messageId, now: now)
+            try outbox.publish(
+                message, to: Topics.children.name, key: child.childId, id: MessageID.derived(from: messageId, purpose),
+                causationId: messageId, now: now)
         }
         var published = Set<String>()
         var listed: [String: RecordedChild] = [:]
@@ -175,15 +185,17 @@ public enum ChildResearchService {
             let candidates = try researcher.research(incident, db: db, excluded: excluded)
             for candidate in candidates {
                 let confident = researcher.settings.confirmsAutomatically(score: candidate.evidence.score)
-                let (proposal, changed) = try ReviewQueue.upsert(db, candidate: candidate, incident: incident, status: confident ? "confirmed" : "pending",
-                                                                 decidedBy: confident ? "auto" : nil, now: now)
+                let (proposal, changed) = try ReviewQueue.upsert(
+                    db, candidate: candidate, incident: incident, status: confident ? "confirmed" : "pending",
+                    decidedBy: confident ? "auto" : nil, now: now)
                 stillFound.insert(proposal.proposalId)
                 if changed { try ReviewQueue.publish(proposal, outbox: outbox, causationId: messageId, now: now) }
             }
             logger.info("researched", metadata: ["occurrence": "\(incident.occurrenceNumber)", "candidates": "\(candidates.count)"])
         }
         for proposal in pendingBefore where !stillFound.contains(proposal.proposalId) {
-            let reason = incident.children.isEmpty
+            let reason =
+                incident.children.isEmpty
                 ? "withdrawn: revision \(recorded.revision) of the incident (adults or address amended) no longer links this child"
                 : "withdrawn: revision \(recorded.revision) of the incident lists its children (\(incident.children.count)); research is not needed"
             let withdrawn = try ReviewQueue.withdraw(db, proposal: proposal, reason: reason, now: now)
@@ -203,29 +215,39 @@ public enum ChildResearchService {
         TopicHandler.on(Topics.reviewDecisions.name, ReviewDecision.self) { envelope, ctx in
             let decision = envelope.payload
             guard let proposal = try ReviewQueue.find(ctx.db, proposalId: decision.proposalId) else {
-                throw RejectedMessage(errorClass: "review.unknown-proposal",
-                                      reason: "no proposal \(decision.proposalId) on this instance's review queue; list proposals with `encompass review list`")
+                throw RejectedMessage(
+                    errorClass: "review.unknown-proposal",
+                    reason: "no proposal \(decision.proposalId) on this instance's review queue; list proposals with `encompass review list`")
             }
             guard proposal.forceCode == decision.forceCode, proposal.occurrenceNumber == decision.occurrenceNumber else {
-                throw RejectedMessage(errorClass: "review.mismatch",
-                                      reason: "proposal \(decision.proposalId) belongs to \(proposal.forceCode)/\(proposal.occurrenceNumber), not \(decision.forceCode)/\(decision.occurrenceNumber)")
+                throw RejectedMessage(
+                    errorClass: "review.mismatch",
+                    reason:
+                        "proposal \(decision.proposalId) belongs to \(proposal.forceCode)/\(proposal.occurrenceNumber), not \(decision.forceCode)/\(decision.occurrenceNumber)"
+                )
             }
             let target = decision.verdict == .confirm ? "confirmed" : "rejected"
             guard proposal.status != target else { return } // the same decision again: already applied
             guard proposal.status != "withdrawn" else {
-                ctx.logger.notice("decision on a withdrawn proposal ignored", metadata: [
-                    "proposal": "\(proposal.proposalId)", "verdict": "\(decision.verdict.rawValue)", "reason": "\(proposal.note ?? "")"])
+                ctx.logger.notice(
+                    "decision on a withdrawn proposal ignored",
+                    metadata: [
+                        "proposal": "\(proposal.proposalId)", "verdict": "\(decision.verdict.rawValue)", "reason": "\(proposal.note ?? "")",
+                    ])
                 return
             }
             let updated = try ReviewQueue.decide(ctx.db, proposal: proposal, decision: decision)
             try ReviewQueue.publish(updated, outbox: ctx.outbox, causationId: envelope.id, now: ctx.now)
             ctx.logger.info("review decision applied", metadata: ["proposal": "\(proposal.proposalId)", "verdict": "\(decision.verdict.rawValue)"])
             guard decision.verdict == .confirm,
-                  let recorded = try ReviewQueue.recorded(ctx.db, forceCode: proposal.forceCode, occurrenceNumber: proposal.occurrenceNumber) else { return }
-            let message = ChildIdentified(incident: recorded.incident, incidentRevision: recorded.revision, child: updated.child,
-                                          source: .research, evidence: updated.evidence)
-            try ctx.outbox.publish(message, to: Topics.children.name, key: updated.child.childId,
-                                   id: MessageID.derived(from: envelope.id, "confirmed"), causationId: envelope.id, now: ctx.now)
+                let recorded = try ReviewQueue.recorded(ctx.db, forceCode: proposal.forceCode, occurrenceNumber: proposal.occurrenceNumber)
+            else { return }
+            let message = ChildIdentified(
+                incident: recorded.incident, incidentRevision: recorded.revision, child: updated.child,
+                source: .research, evidence: updated.evidence)
+            try ctx.outbox.publish(
+                message, to: Topics.children.name, key: updated.child.childId,
+                id: MessageID.derived(from: envelope.id, "confirmed"), causationId: envelope.id, now: ctx.now)
         }
     }
 
@@ -234,7 +256,8 @@ public enum ChildResearchService {
         TopicHandler.on(Topics.history.name, HistoricalIncident.self) { envelope, ctx in
             let incident = envelope.payload.incident
             guard !incident.occurrenceNumber.isEmpty, !incident.forceCode.isEmpty else {
-                throw RejectedMessage(errorClass: "payload.validation", reason: "history incident without occurrence number or force code; fix the import file")
+                throw RejectedMessage(
+                    errorClass: "payload.validation", reason: "history incident without occurrence number or force code; fix the import file")
             }
             try HistoryIndex.index(incident, revision: 0, source: envelope.payload.source, db: ctx.db)
         }
@@ -249,7 +272,8 @@ public enum ChildResearchService {
             // saved this revision: no need to decode it again (the header carries the envelope id).
             if let id = record.header(MessageHeader.messageId)?.stringValue, try InboxEntry.contains(id, db: db) { return .duplicate }
             guard let envelope = try? WireFormat.decode(IncidentRecorded.self, from: record.value),
-                  !envelope.payload.incident.occurrenceNumber.isEmpty, !envelope.payload.incident.forceCode.isEmpty else { return .applied }
+                !envelope.payload.incident.occurrenceNumber.isEmpty, !envelope.payload.incident.forceCode.isEmpty
+            else { return .applied }
             return try InboxEntry.applyOnce(messageId: MessageID.derived(from: envelope.id, "replica-index"), record: record, db: db, now: now) {
                 let incident = envelope.payload.incident, revision = envelope.payload.revision
                 try HistoryIndex.index(incident, revision: revision, source: "incident", db: db)
@@ -266,15 +290,22 @@ public enum ChildResearchService {
     /// Replicated: proposal states from the owners of their occurrences (this instance's own
     /// come back too and are ignored, being no newer than what it holds).
     static func proposalReplicaHandler() -> TopicHandler {
-        TopicHandler.on(Topics.reviewProposals.name, ReviewProposalState.self, tombstone: { key, db, _ in
-            // The retention purge of an instance: the proposal goes here too.
-            try ResearchRetention.forgetProposal(key, db: db)
-        }) { envelope, ctx in
+        TopicHandler.on(
+            Topics.reviewProposals.name, ReviewProposalState.self,
+            tombstone: { key, db, _ in
+                // The retention purge of an instance: the proposal goes here too.
+                try ResearchRetention.forgetProposal(key, db: db)
+            }
+        ) { envelope, ctx in
             let state = envelope.payload
             guard !state.proposalId.isEmpty, !state.occurrenceNumber.isEmpty, state.version >= 1,
-                  ["pending", "confirmed", "rejected", "withdrawn"].contains(state.status) else {
-                throw RejectedMessage(errorClass: "payload.validation",
-                                      reason: "proposal state without id or occurrence, version \(state.version) or status '\(state.status)'; only child-research publishes these")
+                ["pending", "confirmed", "rejected", "withdrawn"].contains(state.status)
+            else {
+                throw RejectedMessage(
+                    errorClass: "payload.validation",
+                    reason:
+                        "proposal state without id or occurrence, version \(state.version) or status '\(state.status)'; only child-research publishes these"
+                )
             }
             try ReviewQueue.applyReplica(ctx.db, state)
         }

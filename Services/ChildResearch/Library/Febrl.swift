@@ -31,7 +31,10 @@ public struct FebrlDataset: Sendable {
         let columns = header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         func index(_ column: String) throws -> Int {
             guard let i = columns.firstIndex(of: column) else {
-                throw FormatError(description: "\(name): no \(column) column in the header; expected rec_id, given_name, surname, street_number, address_1, address_2, suburb, postcode, state, date_of_birth")
+                throw FormatError(
+                    description:
+                        "\(name): no \(column) column in the header; expected rec_id, given_name, surname, street_number, address_1, address_2, suburb, postcode, state, date_of_birth"
+                )
             }
             return i
         }
@@ -76,8 +79,9 @@ public struct FebrlDataset: Sendable {
         public var recordsPerSecond: Double { seconds > 0 ? Double(records) / seconds : 0 }
 
         public var description: String {
-            String(format: "precision %.4f  recall %.4f  F1 %.4f  (tp %d fp %d fn %d, %d candidate pairs)  %.0f records/s",
-                   precision, recall, f1, truePositives, falsePositives, falseNegatives, candidatePairs, recordsPerSecond)
+            String(
+                format: "precision %.4f  recall %.4f  F1 %.4f  (tp %d fp %d fn %d, %d candidate pairs)  %.0f records/s",
+                precision, recall, f1, truePositives, falsePositives, falseNegatives, candidatePairs, recordsPerSecond)
         }
     }
 
@@ -94,7 +98,10 @@ public struct FebrlDataset: Sendable {
 
     public struct Pair: Hashable, Sendable {
         public let a: Int32, b: Int32
-        public init(_ i: Int, _ j: Int) { a = Int32(min(i, j)); b = Int32(max(i, j)) }
+        public init(_ i: Int, _ j: Int) {
+            a = Int32(min(i, j))
+            b = Int32(max(i, j))
+        }
     }
 
     /// Links with the person matcher: blocking keys, then pairwise scores above the threshold.
@@ -145,8 +152,9 @@ public struct FebrlDataset: Sendable {
     func quality(_ linked: Set<Pair>, candidates: Int, seconds: Double) -> Quality {
         let truth = truePairs
         let tp = linked.intersection(truth).count
-        return Quality(truePositives: tp, falsePositives: linked.count - tp, falseNegatives: truth.count - tp,
-                       candidatePairs: candidates, seconds: seconds, records: records.count)
+        return Quality(
+            truePositives: tp, falsePositives: linked.count - tp, falseNegatives: truth.count - tp,
+            candidatePairs: candidates, seconds: seconds, records: records.count)
     }
 }
 
@@ -202,7 +210,10 @@ extension FebrlDataset {
     public static func combined(_ sets: [FebrlDataset]) -> FebrlDataset {
         var records: [Record] = []
         for (n, set) in sets.enumerated() {
-            for var record in set.records { record.entity = "\(n):\(record.entity)"; records.append(record) }
+            for var record in set.records {
+                record.entity = "\(n):\(record.entity)"
+                records.append(record)
+            }
         }
         return FebrlDataset(records: records)
     }

@@ -23,45 +23,48 @@ import ServiceRuntime
 ///   in every child's candidate ranking and each be looked up to be filtered out.
 public enum HistoryIndex {
     public static let migration = StoreMigration("child-research-index-v1") { db in
-        try db.execute(sql: """
-            CREATE TABLE researchIncident (
-                forceCode TEXT NOT NULL, occurrenceNumber TEXT NOT NULL, revision INTEGER NOT NULL,
-                occurredDay TEXT NOT NULL, dwellingKey TEXT, postcode TEXT NOT NULL, source TEXT NOT NULL,
-                PRIMARY KEY (forceCode, occurrenceNumber)) WITHOUT ROWID;
-            CREATE INDEX researchIncidentDwelling ON researchIncident(dwellingKey);
-            CREATE TABLE researchPerson (
-                id INTEGER PRIMARY KEY, forceCode TEXT NOT NULL, occurrenceNumber TEXT NOT NULL, role TEXT NOT NULL,
-                givenName TEXT NOT NULL, familyName TEXT NOT NULL, dateOfBirth TEXT, ageYears INTEGER,
-                occurredDay TEXT NOT NULL, address TEXT, schoolName TEXT, schoolURN TEXT, personId TEXT NOT NULL);
-            CREATE INDEX researchPersonOccurrence ON researchPerson(forceCode, occurrenceNumber);
-            CREATE TABLE researchKey (key INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (key, person)) WITHOUT ROWID;
-            """)
+        try db.execute(
+            sql: """
+                CREATE TABLE researchIncident (
+                    forceCode TEXT NOT NULL, occurrenceNumber TEXT NOT NULL, revision INTEGER NOT NULL,
+                    occurredDay TEXT NOT NULL, dwellingKey TEXT, postcode TEXT NOT NULL, source TEXT NOT NULL,
+                    PRIMARY KEY (forceCode, occurrenceNumber)) WITHOUT ROWID;
+                CREATE INDEX researchIncidentDwelling ON researchIncident(dwellingKey);
+                CREATE TABLE researchPerson (
+                    id INTEGER PRIMARY KEY, forceCode TEXT NOT NULL, occurrenceNumber TEXT NOT NULL, role TEXT NOT NULL,
+                    givenName TEXT NOT NULL, familyName TEXT NOT NULL, dateOfBirth TEXT, ageYears INTEGER,
+                    occurredDay TEXT NOT NULL, address TEXT, schoolName TEXT, schoolURN TEXT, personId TEXT NOT NULL);
+                CREATE INDEX researchPersonOccurrence ON researchPerson(forceCode, occurrenceNumber);
+                CREATE TABLE researchKey (key INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (key, person)) WITHOUT ROWID;
+                """)
     }
 
     /// index-v2: blocking keys grouped by generation of the person row (see `storedKey`). Rewrites
     /// the keys of an index built by v1, in key order.
     public static let generationsMigration = StoreMigration("child-research-index-v2-key-generations") { db in
-        try db.execute(sql: """
-            CREATE TABLE researchKeyV2 (key INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (key, person)) WITHOUT ROWID;
-            INSERT OR IGNORE INTO researchKeyV2 (key, person)
-                SELECT (min(person >> \(generationBits), \(maxGeneration)) << \(hashBits)) | (key & \(hashMask)), person FROM researchKey ORDER BY 1, 2;
-            DROP TABLE researchKey;
-            ALTER TABLE researchKeyV2 RENAME TO researchKey;
-            """)
+        try db.execute(
+            sql: """
+                CREATE TABLE researchKeyV2 (key INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (key, person)) WITHOUT ROWID;
+                INSERT OR IGNORE INTO researchKeyV2 (key, person)
+                    SELECT (min(person >> \(generationBits), \(maxGeneration)) << \(hashBits)) | (key & \(hashMask)), person FROM researchKey ORDER BY 1, 2;
+                DROP TABLE researchKey;
+                ALTER TABLE researchKeyV2 RENAME TO researchKey;
+                """)
     }
 
     /// index-v3: the kind of person (child or adult) in bit 51 of every stored key (see
     /// `storedKey`). Rewrites the keys of an index built by v2, in key order; keys of person rows
     /// that no longer exist (none should) are dropped.
     public static let kindsMigration = StoreMigration("child-research-index-v3-key-kinds") { db in
-        try db.execute(sql: """
-            CREATE TABLE researchKeyV3 (key INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (key, person)) WITHOUT ROWID;
-            INSERT OR IGNORE INTO researchKeyV3 (key, person)
-                SELECT (k.key & ~\(childBit)) | (CASE WHEN p.role = 'child' THEN \(childBit) ELSE 0 END), k.person
-                FROM researchKey k JOIN researchPerson p ON p.id = k.person ORDER BY 1, 2;
-            DROP TABLE researchKey;
-            ALTER TABLE researchKeyV3 RENAME TO researchKey;
-            """)
+        try db.execute(
+            sql: """
+                CREATE TABLE researchKeyV3 (key INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (key, person)) WITHOUT ROWID;
+                INSERT OR IGNORE INTO researchKeyV3 (key, person)
+                    SELECT (k.key & ~\(childBit)) | (CASE WHEN p.role = 'child' THEN \(childBit) ELSE 0 END), k.person
+                    FROM researchKey k JOIN researchPerson p ON p.id = k.person ORDER BY 1, 2;
+                DROP TABLE researchKey;
+                ALTER TABLE researchKeyV3 RENAME TO researchKey;
+                """)
     }
 
     /// Person rows per generation of the key index (2^17 = 131,072): smaller generations make
@@ -104,7 +107,9 @@ public enum HistoryIndex {
     static func keyHash(_ key: String) -> Int64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in key.utf8 { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        h ^= h >> 33; h = h &* 0xff51_afd7_ed55_8ccd; h ^= h >> 33
+        h ^= h >> 33
+        h = h &* 0xff51_afd7_ed55_8ccd
+        h ^= h >> 33
         return Int64(bitPattern: h)
     }
 
@@ -112,8 +117,10 @@ public enum HistoryIndex {
     /// family name, date of birth, else birth-year-free identity with postcode), so every
     /// instance gives the same person the same id whatever order it indexed records in.
     public static func personId(given: String, family: String, dateOfBirth: String?, postcode: String?) -> String {
-        personId(PersonFeatures(given: NameText.normalise(given), family: NameText.normalise(family), dateOfBirth: PartialDate(dateOfBirth),
-                                line: nil, town: "", postcodeKey: AddressText.postcodeKey(postcode)))
+        personId(
+            PersonFeatures(
+                given: NameText.normalise(given), family: NameText.normalise(family), dateOfBirth: PartialDate(dateOfBirth),
+                line: nil, town: "", postcodeKey: AddressText.postcodeKey(postcode)))
     }
 
     static func personId(_ features: PersonFeatures) -> String {
@@ -124,11 +131,19 @@ public enum HistoryIndex {
     /// `g|f||postcode`), hashed as it is written, without the identity string.
     static func personId(given: String, family: String, dateOfBirth: PartialDate?, postcode: String) -> String {
         var h = IdentityHasher()
-        h.text(Nicknames.canonical(given)); h.byte(124); h.text(family); h.byte(124)
+        h.text(Nicknames.canonical(given))
+        h.byte(124)
+        h.text(family)
+        h.byte(124)
         if let dob = dateOfBirth, dob.isComplete, let y = dob.year, let m = dob.month, let d = dob.day {
-            h.decimal(y, width: 4); h.byte(45); h.decimal(m, width: 2); h.byte(45); h.decimal(d, width: 2)
+            h.decimal(y, width: 4)
+            h.byte(45)
+            h.decimal(m, width: 2)
+            h.byte(45)
+            h.decimal(d, width: 2)
         } else {
-            h.byte(124); h.text(postcode)
+            h.byte(124)
+            h.text(postcode)
         }
         return h.personId
     }
@@ -142,18 +157,28 @@ public enum HistoryIndex {
         mutating func text(_ text: String) { lanes.add(text) }
 
         mutating func decimal(_ value: Int, width: Int) {
-            guard value >= 0 else { text(PartialDate.pad(value, width)); return }
+            guard value >= 0 else {
+                text(PartialDate.pad(value, width))
+                return
+            }
             var divisor = 1, digits = 1
-            while divisor <= value / 10 { divisor *= 10; digits += 1 }
+            while divisor <= value / 10 {
+                divisor *= 10
+                digits += 1
+            }
             if width > digits { for _ in digits..<width { byte(48) } }
-            while divisor > 0 { byte(UInt8(48 + (value / divisor) % 10)); divisor /= 10 }
+            while divisor > 0 {
+                byte(UInt8(48 + (value / divisor) % 10))
+                divisor /= 10
+            }
         }
 
         /// `c-` and the first 20 hex digits of the 128-bit hash.
         var personId: String {
             let (x, y) = lanes.finish()
             return String(unsafeUninitializedCapacity: 22) { out in
-                out[0] = UInt8(ascii: "c"); out[1] = UInt8(ascii: "-")
+                out[0] = UInt8(ascii: "c")
+                out[1] = UInt8(ascii: "-")
                 for i in 0..<16 { out[2 + i] = StableHash.hexDigit(x >> UInt64(60 - 4 * i)) }
                 for i in 0..<4 { out[18 + i] = StableHash.hexDigit(y >> UInt64(60 - 4 * i)) }
                 return 22
@@ -163,8 +188,10 @@ public enum HistoryIndex {
 
     /// Whether an incident's occurrence is already indexed at this revision or later.
     static func indexedRevision(_ db: Database, forceCode: String, occurrenceNumber: String) throws -> Int? {
-        var lookup = RawStatement(try db.cachedStatement(sql: "SELECT revision FROM researchIncident WHERE forceCode = ? AND occurrenceNumber = ?"), db: db)
-        lookup.bind(forceCode); lookup.bind(occurrenceNumber)
+        var lookup = RawStatement(
+            try db.cachedStatement(sql: "SELECT revision FROM researchIncident WHERE forceCode = ? AND occurrenceNumber = ?"), db: db)
+        lookup.bind(forceCode)
+        lookup.bind(occurrenceNumber)
         var revision: Int?
         try lookup.rows { revision = Int(sqlite3_column_int64($0, 0)) }
         return revision
@@ -187,21 +214,29 @@ public enum HistoryIndex {
         }
         let calendarDay = CalendarDate(incident.occurredAt)
         let day = PartialDate(year: calendarDay.year, month: calendarDay.month, day: calendarDay.day).description
-        let place = PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
-                                   town: incident.incidentAddress.town, postcode: incident.incidentAddress.postcode)
-        let insertIncident = try db.cachedStatement(sql: """
-            INSERT OR REPLACE INTO researchIncident (forceCode, occurrenceNumber, revision, occurredDay, dwellingKey, postcode, source)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
-            """)
+        let place = PersonFeatures(
+            given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
+            town: incident.incidentAddress.town, postcode: incident.incidentAddress.postcode)
+        let insertIncident = try db.cachedStatement(
+            sql: """
+                INSERT OR REPLACE INTO researchIncident (forceCode, occurrenceNumber, revision, occurredDay, dwellingKey, postcode, source)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
         var raw = RawStatement(insertIncident, db: db)
-        raw.bind(incident.forceCode); raw.bind(incident.occurrenceNumber); raw.bind(Int64(revision)); raw.bind(day)
-        raw.bind(place.dwellingKey); raw.bind(place.postcode); raw.bind(source)
+        raw.bind(incident.forceCode)
+        raw.bind(incident.occurrenceNumber)
+        raw.bind(Int64(revision))
+        raw.bind(day)
+        raw.bind(place.dwellingKey)
+        raw.bind(place.postcode)
+        raw.bind(source)
         try raw.run()
         let placeText = encodeAddress(incident.incidentAddress)
-        let insertPerson = try db.cachedStatement(sql: """
-            INSERT INTO researchPerson (forceCode, occurrenceNumber, role, givenName, familyName, dateOfBirth, ageYears,
-                occurredDay, address, schoolName, schoolURN, personId) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        let insertPerson = try db.cachedStatement(
+            sql: """
+                INSERT INTO researchPerson (forceCode, occurrenceNumber, role, givenName, familyName, dateOfBirth, ageYears,
+                    occurredDay, address, schoolName, schoolURN, personId) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
         var hashes: [Int64] = []
         hashes.reserveCapacity(8)
         // The incident's (key, person) pairs, inserted together at the end, several rows per statement.
@@ -209,31 +244,45 @@ public enum HistoryIndex {
         pairs.reserveCapacity(32)
         func add(role: String, given: String, family: String, dob: String?, age: Int?, address: PostalAddress?, school: RecordedSchool?) throws {
             let atPlace = address == nil || address == incident.incidentAddress
-            let ownPlace = atPlace ? place : PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: address?.lines ?? [],
-                                                            town: address?.town, postcode: address?.postcode)
+            let ownPlace =
+                atPlace
+                ? place
+                : PersonFeatures(
+                    given: "", family: "", dateOfBirth: nil, addressLines: address?.lines ?? [],
+                    town: address?.town, postcode: address?.postcode)
             let normalisedGiven = NameText.normalise(given), normalisedFamily = NameText.normalise(family)
             let dateOfBirth = PartialDate(dob)
             var person = RawStatement(insertPerson, db: db)
-            person.bind(incident.forceCode); person.bind(incident.occurrenceNumber); person.bind(role); person.bind(given); person.bind(family)
-            person.bind(dob); person.bind(age.map { Int64($0) }); person.bind(day)
+            person.bind(incident.forceCode)
+            person.bind(incident.occurrenceNumber)
+            person.bind(role)
+            person.bind(given)
+            person.bind(family)
+            person.bind(dob)
+            person.bind(age.map { Int64($0) })
+            person.bind(day)
             person.bind(atPlace ? placeText : address.map(encodeAddress))
-            person.bind(school?.name); person.bind(school?.urn)
+            person.bind(school?.name)
+            person.bind(school?.urn)
             person.bind(personId(given: normalisedGiven, family: normalisedFamily, dateOfBirth: dateOfBirth, postcode: ownPlace.postcode))
             try person.run()
             let row = db.lastInsertedRowID
             let gen = Self.generation(ofPerson: row)
             hashes.removeAll(keepingCapacity: true)
-            PersonFeatures.blockingKeyHashes(given: normalisedGiven, family: normalisedFamily, dateOfBirth: dateOfBirth, line: ownPlace.line,
-                                             postcode: ownPlace.postcode, into: &hashes)
+            PersonFeatures.blockingKeyHashes(
+                given: normalisedGiven, family: normalisedFamily, dateOfBirth: dateOfBirth, line: ownPlace.line,
+                postcode: ownPlace.postcode, into: &hashes)
             for hash in hashes { pairs.append((storedKey(hash, generation: gen, child: role == "child"), row)) }
         }
         for party in incident.parties {
-            try add(role: party.role.rawValue, given: party.givenName, family: party.familyName, dob: party.dateOfBirth,
-                    age: nil, address: party.address, school: nil)
+            try add(
+                role: party.role.rawValue, given: party.givenName, family: party.familyName, dob: party.dateOfBirth,
+                age: nil, address: party.address, school: nil)
         }
         for child in incident.children {
-            try add(role: "child", given: child.givenName, family: child.familyName, dob: child.dateOfBirth,
-                    age: child.ageYears, address: child.homeAddress, school: child.school)
+            try add(
+                role: "child", given: child.givenName, family: child.familyName, dob: child.dateOfBirth,
+                age: child.ageYears, address: child.homeAddress, school: child.school)
         }
         try insertKeys(pairs, db: db)
         return true
@@ -253,7 +302,10 @@ public enum HistoryIndex {
         while start < pairs.count {
             let count = min(keyRowsPerStatement, pairs.count - start)
             var insert = RawStatement(try db.cachedStatement(sql: keyInsertSQLs[count]), db: db)
-            for (key, person) in pairs[start..<(start + count)] { insert.bind(key); insert.bind(person) }
+            for (key, person) in pairs[start..<(start + count)] {
+                insert.bind(key)
+                insert.bind(person)
+            }
             try insert.run()
             start += count
         }
@@ -297,7 +349,8 @@ public enum HistoryIndex {
         }
 
         /// The columns `init(statement:)` reads, in its order.
-        static let columns = "id, forceCode, occurrenceNumber, role, givenName, familyName, dateOfBirth, ageYears, occurredDay, address, schoolName, schoolURN, personId"
+        static let columns =
+            "id, forceCode, occurrenceNumber, role, givenName, familyName, dateOfBirth, ageYears, occurredDay, address, schoolName, schoolURN, personId"
 
         /// Reads the current row of a statement that selects `columns`, by index: the research
         /// hot path decodes up to 80 rows per child, and looking columns up by name costs a fifth
@@ -308,10 +361,18 @@ public enum HistoryIndex {
                 return String(decoding: UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(s, i))), as: UTF8.self)
             }
             row = sqlite3_column_int64(s, 0)
-            forceCode = text(1) ?? ""; occurrenceNumber = text(2) ?? ""; role = text(3) ?? ""
-            givenName = text(4) ?? ""; familyName = text(5) ?? ""; dateOfBirth = text(6)
+            forceCode = text(1) ?? ""
+            occurrenceNumber = text(2) ?? ""
+            role = text(3) ?? ""
+            givenName = text(4) ?? ""
+            familyName = text(5) ?? ""
+            dateOfBirth = text(6)
             ageYears = sqlite3_column_type(s, 7) == SQLITE_NULL ? nil : Int(sqlite3_column_int64(s, 7))
-            occurredDay = text(8) ?? ""; addressText = text(9); schoolName = text(10); schoolURN = text(11); personId = text(12) ?? ""
+            occurredDay = text(8) ?? ""
+            addressText = text(9)
+            schoolName = text(10)
+            schoolURN = text(11)
+            personId = text(12) ?? ""
         }
     }
 
@@ -333,8 +394,10 @@ public enum HistoryIndex {
     /// once `maxRows` rows share two or more keys the rest cannot be kept; rows sharing one key
     /// are read only when all the rows together are `maxRows` or fewer, which is counted first
     /// without reading them. A broad key's hundreds of rows are then never read and sorted.
-    public static func candidates(for features: PersonFeatures, db: Database, kind: Kind, before: String? = nil, limitPerKey: Int = 200,
-                                  maxRows: Int = 80) throws -> [PersonRow] {
+    public static func candidates(
+        for features: PersonFeatures, db: Database, kind: Kind, before: String? = nil, limitPerKey: Int = 200,
+        maxRows: Int = 80
+    ) throws -> [PersonRow] {
         let keyStatement = try db.cachedStatement(sql: "SELECT person FROM researchKey WHERE key = ? ORDER BY person DESC LIMIT ?")
         var hashes: [Int64] = []
         features.blockingKeyHashes(into: &hashes)
@@ -348,7 +411,8 @@ public enum HistoryIndex {
             var gen = newest
             while gen >= 0, remaining > 0 {
                 var lookup = RawStatement(keyStatement, db: db)
-                lookup.bind(storedKey(hash, generation: gen, child: kind == .children)); lookup.bind(Int64(remaining))
+                lookup.bind(storedKey(hash, generation: gen, child: kind == .children))
+                lookup.bind(Int64(remaining))
                 try lookup.rows { statement in
                     hits.append(sqlite3_column_int64(statement, 0))
                     remaining -= 1
@@ -420,8 +484,12 @@ public enum HistoryIndex {
             fetch.bind(kind == .children ? 1 : 0)
             try fetch.rows { statement in
                 if let before, sqlite3_column_type(statement, 0) != SQLITE_NULL,
-                   String(decoding: UnsafeBufferPointer(start: sqlite3_column_text(statement, 0), count: Int(sqlite3_column_bytes(statement, 0))),
-                          as: UTF8.self) >= before { return }
+                    String(
+                        decoding: UnsafeBufferPointer(start: sqlite3_column_text(statement, 0), count: Int(sqlite3_column_bytes(statement, 0))),
+                        as: UTF8.self) >= before
+                {
+                    return
+                }
                 found += 1
             }
             start += count
@@ -443,8 +511,10 @@ public enum HistoryIndex {
 
     /// The people recorded in one occurrence.
     public static func people(forceCode: String, occurrenceNumber: String, db: Database) throws -> [PersonRow] {
-        var fetch = try RawStatement(db.cachedStatement(sql: "SELECT \(PersonRow.columns) FROM researchPerson WHERE forceCode = ? AND occurrenceNumber = ?"), db: db)
-        fetch.bind(forceCode); fetch.bind(occurrenceNumber)
+        var fetch = try RawStatement(
+            db.cachedStatement(sql: "SELECT \(PersonRow.columns) FROM researchPerson WHERE forceCode = ? AND occurrenceNumber = ?"), db: db)
+        fetch.bind(forceCode)
+        fetch.bind(occurrenceNumber)
         var rows: [PersonRow] = []
         try fetch.rows { rows.append(PersonRow(statement: $0)) }
         return rows
@@ -459,23 +529,29 @@ public enum HistoryIndex {
     /// Occurrences at the same dwelling (flat, number, street, postcode), most recent first;
     /// `before` (a day): only those of earlier days, which alone then fill `limit`.
     public static func incidents(atDwelling key: String, before: String? = nil, db: Database, limit: Int = 50) throws -> [IncidentRow] {
-        try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT forceCode, occurrenceNumber, occurredDay FROM researchIncident WHERE dwellingKey = ? AND occurredDay < ?
-            ORDER BY occurredDay DESC, forceCode, occurrenceNumber LIMIT ?
-            """), arguments: [key, before ?? "9999-12-31", limit]).map { IncidentRow(forceCode: $0["forceCode"], occurrenceNumber: $0["occurrenceNumber"], occurredDay: $0["occurredDay"]) }
+        try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT forceCode, occurrenceNumber, occurredDay FROM researchIncident WHERE dwellingKey = ? AND occurredDay < ?
+                    ORDER BY occurredDay DESC, forceCode, occurrenceNumber LIMIT ?
+                    """), arguments: [key, before ?? "9999-12-31", limit]
+        ).map { IncidentRow(forceCode: $0["forceCode"], occurrenceNumber: $0["occurrenceNumber"], occurredDay: $0["occurredDay"]) }
     }
 
     public static func counts(_ db: Database) throws -> (incidents: Int, people: Int) {
-        (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM researchIncident") ?? 0,
-         try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM researchPerson") ?? 0)
+        (
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM researchIncident") ?? 0,
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM researchPerson") ?? 0
+        )
     }
 }
 
 extension HistoryIndex.PersonRow {
     public var features: PersonFeatures {
         let address = self.address
-        return PersonFeatures(givenName: givenName, familyName: familyName, dateOfBirth: dateOfBirth, addressLines: address?.lines ?? [],
-                              town: address?.town, postcode: address?.postcode)
+        return PersonFeatures(
+            givenName: givenName, familyName: familyName, dateOfBirth: dateOfBirth, addressLines: address?.lines ?? [],
+            town: address?.town, postcode: address?.postcode)
     }
 
     /// The features, parsing each distinct address once per `cache`.
@@ -483,7 +559,8 @@ extension HistoryIndex.PersonRow {
         let key = addressText ?? ""
         if let place = cache[key] { return place.with(givenName: givenName, familyName: familyName, dateOfBirth: dateOfBirth) }
         let address = self.address
-        let place = PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: address?.lines ?? [], town: address?.town, postcode: address?.postcode)
+        let place = PersonFeatures(
+            given: "", family: "", dateOfBirth: nil, addressLines: address?.lines ?? [], town: address?.town, postcode: address?.postcode)
         cache[key] = place
         return place.with(givenName: givenName, familyName: familyName, dateOfBirth: dateOfBirth)
     }

@@ -78,7 +78,8 @@ public struct MatchModelSettings: Sendable, Equatable {
         }
         if let seconds = text("ENCOMPASS_RESEARCH_MODEL_CHECK_SECONDS") {
             guard let value = Double(seconds), value >= 0.1, value <= 86_400 else {
-                throw ConfigurationError(variable: "ENCOMPASS_RESEARCH_MODEL_CHECK_SECONDS", problem: "is '\(seconds)'; expected seconds from 0.1 to 86400")
+                throw ConfigurationError(
+                    variable: "ENCOMPASS_RESEARCH_MODEL_CHECK_SECONDS", problem: "is '\(seconds)'; expected seconds from 0.1 to 86400")
             }
             settings.checkInterval = .milliseconds(Int(value * 1000))
         }
@@ -97,11 +98,15 @@ enum MatchModelUpkeep {
         BackgroundTask(name: "match-model") { environment in
             let metrics = environment.metrics
             @Sendable func behind(_ people: Int) {
-                metrics.gauge("encompass_research_match_model_behind", unit: "people",
-                              help: "People of earlier days the day's learned match model was not learned from (0: current)", value: people)
+                metrics.gauge(
+                    "encompass_research_match_model_behind", unit: "people",
+                    help: "People of earlier days the day's learned match model was not learned from (0: current)", value: people)
             }
             environment.metrics.addRefresher {
-                guard settings.useLearned else { behind(0); return }
+                guard settings.useLearned else {
+                    behind(0)
+                    return
+                }
                 let day = CalendarDate(environment.clock.now()).description
                 let figure = try? environment.store.pool.read { db -> Int in
                     let people = try MatchModelStore.people(before: day, db: db)
@@ -119,18 +124,25 @@ enum MatchModelUpkeep {
                 let day = CalendarDate(now).description
                 do {
                     let started = ContinuousClock.now
-                    let (learned, people) = try await MatchModelStore.retrainIfDue(store: environment.store, every: settings.every,
-                                                                                   minimumPeople: settings.minimumPeople, before: day, settled: settled, now: now)
+                    let (learned, people) = try await MatchModelStore.retrainIfDue(
+                        store: environment.store, every: settings.every,
+                        minimumPeople: settings.minimumPeople, before: day, settled: settled, now: now)
                     settled = people
                     if let stored = learned {
-                        environment.logger.info("match model learned", metadata: [
-                            "beforeDay": "\(day)", "people": "\(stored.people)", "records": "\(stored.model.records)",
-                            "trainingPairs": "\(stored.model.trainingPairs)", "expectedFalseLinkRate": "\(stored.model.expectedFalseLinkRate)",
-                            "seconds": "\((ContinuousClock.now - started).components.seconds)"])
+                        environment.logger.info(
+                            "match model learned",
+                            metadata: [
+                                "beforeDay": "\(day)", "people": "\(stored.people)", "records": "\(stored.model.records)",
+                                "trainingPairs": "\(stored.model.trainingPairs)", "expectedFalseLinkRate": "\(stored.model.expectedFalseLinkRate)",
+                                "seconds": "\((ContinuousClock.now - started).components.seconds)",
+                            ])
                     }
                 } catch {
-                    environment.logger.error("match model not learned; research keeps the stored model or the hand-weighted matcher", metadata: [
-                        "error": "\(error)"])
+                    environment.logger.error(
+                        "match model not learned; research keeps the stored model or the hand-weighted matcher",
+                        metadata: [
+                            "error": "\(error)"
+                        ])
                 }
                 try await Task.sleep(for: settings.checkInterval)
             }

@@ -12,12 +12,21 @@ public enum MatchField: String, Sendable, Codable, CaseIterable {
 
     private var levelLabels: [String] {
         switch self {
-        case .given: ["unknown", "exact", "nickname", "Jaro-Winkler >= 0.92", "Jaro-Winkler >= 0.85", "same phonetic key",
-                      "initial", "swapped with family name", "different"]
-        case .family: ["unknown", "exact", "one part of a double name", "Jaro-Winkler >= 0.92", "Jaro-Winkler >= 0.85",
-                       "same phonetic key", "swapped with given name", "different"]
-        case .dateOfBirth: ["unknown", "exact", "day/month or two adjacent digits transposed", "one digit apart",
-                            "year off by one or ten", "same year (one date partial)", "two digits apart", "different"]
+        case .given:
+            [
+                "unknown", "exact", "nickname", "Jaro-Winkler >= 0.92", "Jaro-Winkler >= 0.85", "same phonetic key",
+                "initial", "swapped with family name", "different",
+            ]
+        case .family:
+            [
+                "unknown", "exact", "one part of a double name", "Jaro-Winkler >= 0.92", "Jaro-Winkler >= 0.85",
+                "same phonetic key", "swapped with given name", "different",
+            ]
+        case .dateOfBirth:
+            [
+                "unknown", "exact", "day/month or two adjacent digits transposed", "one digit apart",
+                "year off by one or ten", "same year (one date partial)", "two digits apart", "different",
+            ]
         case .houseNumber: ["unknown", "exact", "different"]
         case .street: ["unknown", "exact", "most words alike", "some words alike", "different"]
         case .postcode: ["unknown", "exact", "same sector or one character apart", "different"]
@@ -50,7 +59,10 @@ public struct ComparisonVector: Sendable, Hashable {
     /// Compares two records field by field (symmetric: `compare(a, b) == compare(b, a)`).
     public static func compare(_ a: PersonFeatures, _ b: PersonFeatures) -> ComparisonVector {
         var given = givenLevel(a, b), family = familyLevel(a, b)
-        if given >= 3 || family >= 3, swapped(a, b) { given = 7; family = 6 }
+        if given >= 3 || family >= 3, swapped(a, b) {
+            given = 7
+            family = 6
+        }
         let dob: UInt8 = if let da = a.dateOfBirth, let db = b.dateOfBirth { dateLevel(da, db) } else { 0 }
         var number: UInt8 = 0, street: UInt8 = 0
         if let la = a.line, let lb = b.line {
@@ -59,10 +71,15 @@ public struct ComparisonVector: Sendable, Hashable {
         }
         var postcode: UInt8 = 0
         if !a.postcode.isEmpty, !b.postcode.isEmpty {
-            if a.postcode == b.postcode { postcode = 1 }
-            else if (a.postcode.utf8.count >= 5 && AddressText.postcodeSector(a.postcode) == AddressText.postcodeSector(b.postcode))
-                        || oneApart(Array(a.postcode.utf8), Array(b.postcode.utf8)) { postcode = 2 }
-            else { postcode = 3 }
+            if a.postcode == b.postcode {
+                postcode = 1
+            } else if (a.postcode.utf8.count >= 5 && AddressText.postcodeSector(a.postcode) == AddressText.postcodeSector(b.postcode))
+                || oneApart(Array(a.postcode.utf8), Array(b.postcode.utf8))
+            {
+                postcode = 2
+            } else {
+                postcode = 3
+            }
         }
         var town: UInt8 = 0
         if !a.town.isEmpty, !b.town.isEmpty {
@@ -128,7 +145,10 @@ public struct ComparisonVector: Sendable, Hashable {
         let value = year * 10_000 + month * 100 + day
         guard value >= 0, value < 100_000_000 else { return d.digits }
         var out = [UInt8](repeating: 0, count: 8), rest = value
-        for i in stride(from: 7, through: 0, by: -1) { out[i] = UInt8(48 + rest % 10); rest /= 10 }
+        for i in stride(from: 7, through: 0, by: -1) {
+            out[i] = UInt8(48 + rest % 10)
+            rest /= 10
+        }
         return out
     }
 
@@ -169,7 +189,10 @@ public struct ComparisonVector: Sendable, Hashable {
     static func oneApart(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         var differ = 0
-        for i in a.indices where a[i] != b[i] { differ += 1; if differ > 1 { return false } }
+        for i in a.indices where a[i] != b[i] {
+            differ += 1
+            if differ > 1 { return false }
+        }
         return differ == 1
     }
 }
@@ -194,10 +217,13 @@ public struct MatchEvidence: Sendable, Codable, Equatable, CustomStringConvertib
     public var probability: Double
 
     public var description: String {
-        var parts = ["probability \(FixedText.text(probability, digits: 4)) (match weight \(FixedText.text(matchWeight, digits: 1, sign: true)): "
-            + "prior \(FixedText.text(priorWeight, digits: 1, sign: true))"]
+        var parts = [
+            "probability \(FixedText.text(probability, digits: 4)) (match weight \(FixedText.text(matchWeight, digits: 1, sign: true)): "
+                + "prior \(FixedText.text(priorWeight, digits: 1, sign: true))"
+        ]
         for f in fields where f.level != "unknown" {
-            parts.append("\(f.field.label) \(f.level)\(f.termFrequencyAdjusted ? " (term frequency)" : "") \(FixedText.text(f.weight, digits: 1, sign: true))")
+            parts.append(
+                "\(f.field.label) \(f.level)\(f.termFrequencyAdjusted ? " (term frequency)" : "") \(FixedText.text(f.weight, digits: 1, sign: true))")
         }
         return parts.joined(separator: "; ") + ")"
     }
@@ -273,8 +299,9 @@ public struct MatchModel: Sendable, Codable, Equatable {
             let name = field == .given ? a.given : a.family
             if let tf = (field == .given ? givenFrequency : familyFrequency)[name] {
                 label += " (\(name))"
-                return FieldContribution(field: field, level: label, weight: log2(mValue / max(tf, uValue / 64)), m: mValue, u: tf,
-                                         termFrequencyAdjusted: true)
+                return FieldContribution(
+                    field: field, level: label, weight: log2(mValue / max(tf, uValue / 64)), m: mValue, u: tf,
+                    termFrequencyAdjusted: true)
             }
         }
         return FieldContribution(field: field, level: label, weight: log2(mValue / uValue), m: mValue, u: uValue, termFrequencyAdjusted: false)
@@ -314,8 +341,14 @@ public struct MatchScorer: Sendable {
         for f in 0..<vector.levels.count {
             let level = Int(vector.levels[f])
             if level == 0 { continue }
-            if level == 1, f == 0, let tf = givenFrequency[a.given] { total += log2(exactGivenM / max(tf, exactGivenFloor)); continue }
-            if level == 1, f == 1, let tf = familyFrequency[a.family] { total += log2(exactFamilyM / max(tf, exactFamilyFloor)); continue }
+            if level == 1, f == 0, let tf = givenFrequency[a.given] {
+                total += log2(exactGivenM / max(tf, exactGivenFloor))
+                continue
+            }
+            if level == 1, f == 1, let tf = familyFrequency[a.family] {
+                total += log2(exactFamilyM / max(tf, exactFamilyFloor))
+                continue
+            }
             total += weights[f][level]
         }
         return total
@@ -353,12 +386,15 @@ public enum MatchModelTrainer {
     /// A model learned from `records` and the blocked pairs it links (indices into `records`,
     /// the smaller first): learning compares every blocked pair once, and the links come from
     /// those same comparisons, not from comparing every pair again.
-    public static func trainAndLink(records: [PersonFeatures], blockedPairs: [(Int, Int)]? = nil,
-                                    options: Options = Options()) -> (model: MatchModel, links: [(Int, Int)]) {
+    public static func trainAndLink(
+        records: [PersonFeatures], blockedPairs: [(Int, Int)]? = nil,
+        options: Options = Options()
+    ) -> (model: MatchModel, links: [(Int, Int)]) {
         learn(records: records, blockedPairs: blockedPairs, options: options)
     }
 
-    static func learn(records unordered: [PersonFeatures], blockedPairs: [(Int, Int)]?, options: Options) -> (model: MatchModel, links: [(Int, Int)]) {
+    static func learn(records unordered: [PersonFeatures], blockedPairs: [(Int, Int)]?, options: Options) -> (model: MatchModel, links: [(Int, Int)])
+    {
         // Canonical order: ties broken by the full key, so input order cannot leak in.
         let keys = unordered.map(canonicalKey)
         let order = unordered.indices.sorted { keys[$0] < keys[$1] }
@@ -444,7 +480,8 @@ public enum MatchModelTrainer {
             mSessions[f] == 0 ? Self.initialM(fields[f]) : mSum[f].map { $0 / Double(mSessions[f]) }
         }
         // The prior: EM over every blocked pair with m and u held, estimating only λ.
-        let (_, lambdaBlocked, priorIterations) = expectationMaximisation(patterns, u: u, leaveOut: [], maxIterations: options.maxIterations, fixedM: m)
+        let (_, lambdaBlocked, priorIterations) = expectationMaximisation(
+            patterns, u: u, leaveOut: [], maxIterations: options.maxIterations, fixedM: m)
         iterations += priorIterations
         // Over all pairs of records: the expected true pairs among the blocked ones, over every pair.
         let allPairs = Double(max(1, n * (n - 1) / 2))
@@ -480,8 +517,10 @@ public enum MatchModelTrainer {
 
     /// EM over comparison patterns with u held: the m of every field not left out (unless
     /// `fixedM` holds them too) and the share of matches. Returns m, λ and the iterations run.
-    static func expectationMaximisation(_ patterns: [(key: ComparisonVector, value: Double)], u: [[Double]], leaveOut: Set<Int>,
-                                        maxIterations: Int, fixedM: [[Double]]? = nil) -> ([[Double]], Double, Int) {
+    static func expectationMaximisation(
+        _ patterns: [(key: ComparisonVector, value: Double)], u: [[Double]], leaveOut: Set<Int>,
+        maxIterations: Int, fixedM: [[Double]]? = nil
+    ) -> ([[Double]], Double, Int) {
         let fields = MatchField.all
         var m = fixedM ?? fields.map(initialM)
         var lambda = 0.1
@@ -495,7 +534,8 @@ public enum MatchModelTrainer {
                 var lm = log(lambda), lu = log(1 - lambda)
                 for f in fields.indices where pattern.levels[f] != 0 && !leaveOut.contains(f) {
                     let l = Int(pattern.levels[f])
-                    lm += log(m[f][l]); lu += log(u[f][l])
+                    lm += log(m[f][l])
+                    lu += log(u[f][l])
                 }
                 let p = 1 / (1 + exp(lu - lm))
                 matched += p * count
@@ -528,11 +568,13 @@ public enum MatchModelTrainer {
         }
         var pairs = Set<Int64>()
         for (_, members) in blocks where members.count > 1 && members.count <= 400 {
-            for x in 0..<members.count { for y in (x + 1)..<members.count {
-                let a = min(members[x], members[y]), b = max(members[x], members[y])
-                if a == b { continue } // a record with two equal keys (given name = family name)
-                pairs.insert(Int64(a) << 32 | Int64(b))
-            } }
+            for x in 0..<members.count {
+                for y in (x + 1)..<members.count {
+                    let a = min(members[x], members[y]), b = max(members[x], members[y])
+                    if a == b { continue } // a record with two equal keys (given name = family name)
+                    pairs.insert(Int64(a) << 32 | Int64(b))
+                }
+            }
         }
         return pairs.sorted().map { (Int($0 >> 32), Int($0 & 0xFFFF_FFFF)) }
     }
@@ -542,7 +584,10 @@ public enum MatchModelTrainer {
     public static func extendedBlockingKeys(_ p: PersonFeatures) -> [String] {
         var keys = p.blockingKeys
         let sf = NameText.soundex(p.family), sg = NameText.soundex(p.given)
-        if !sf.isEmpty, !sg.isEmpty { keys.append("g\(sg)\(sf)"); keys.append("g\(sf)\(sg)") }
+        if !sf.isEmpty, !sg.isEmpty {
+            keys.append("g\(sg)\(sf)")
+            keys.append("g\(sf)\(sg)")
+        }
         if let line = p.line, !line.number.isEmpty, !line.street.isEmpty { keys.append("s\(line.number)|\(line.street)") }
         if let dob = p.dateOfBirth, dob.isComplete, !sf.isEmpty { keys.append("m\(dob.month ?? 0)-\(dob.day ?? 0)\(sf)") }
         return keys

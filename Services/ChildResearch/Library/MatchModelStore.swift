@@ -8,10 +8,11 @@ import ServiceRuntime
 /// at a million people, so it belongs on a background path, never in a message's transaction.
 public enum MatchModelStore {
     public static let migration = StoreMigration("child-research-match-model-v1") { db in
-        try db.execute(sql: """
-            CREATE TABLE researchMatchModel (
-                id INTEGER PRIMARY KEY CHECK (id = 1), model BLOB NOT NULL, people INTEGER NOT NULL, trainedAt DATETIME NOT NULL)
-            """)
+        try db.execute(
+            sql: """
+                CREATE TABLE researchMatchModel (
+                    id INTEGER PRIMARY KEY CHECK (id = 1), model BLOB NOT NULL, people INTEGER NOT NULL, trainedAt DATETIME NOT NULL)
+                """)
     }
 
     /// The service day a model was learned for: it holds only records of days before it.
@@ -48,7 +49,9 @@ public enum MatchModelStore {
     /// The stored model; nil when none is, or when it was written in another format (a model
     /// that cannot be read is learned again rather than stopping the service).
     public static func load(_ db: Database) throws -> Stored? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT model, people, trainedAt, beforeDay FROM researchMatchModel WHERE id = 1") else { return nil }
+        guard let row = try Row.fetchOne(db, sql: "SELECT model, people, trainedAt, beforeDay FROM researchMatchModel WHERE id = 1") else {
+            return nil
+        }
         let data: Data = row["model"]
         guard let model = try? JSONDecoder().decode(MatchModel.self, from: data), model.version == MatchModel.formatVersion else { return nil }
         return Stored(model: model, people: row["people"], trainedAt: row["trainedAt"], beforeDay: row["beforeDay"])
@@ -57,8 +60,9 @@ public enum MatchModelStore {
     public static func save(_ stored: Stored, db: Database) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        try db.execute(sql: "INSERT OR REPLACE INTO researchMatchModel (id, model, people, trainedAt, beforeDay) VALUES (1, ?, ?, ?, ?)",
-                       arguments: [try encoder.encode(stored.model), stored.people, stored.trainedAt, stored.beforeDay])
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO researchMatchModel (id, model, people, trainedAt, beforeDay) VALUES (1, ?, ?, ?, ?)",
+            arguments: [try encoder.encode(stored.model), stored.people, stored.trainedAt, stored.beforeDay])
     }
 
     /// Learns a model from the index's people: at most `maxRecords` of them, taken in the order of
@@ -66,12 +70,16 @@ public enum MatchModelStore {
     /// model — depend only on what the index holds, not on the order it was fed in. Ordering by the
     /// person id keeps the records of one person together, so a sample keeps its true pairs.
     /// Only records of days before `beforeDay` are read.
-    public static func train(from db: Database, before beforeDay: String = allDays, maxRecords: Int = 200_000,
-                             options: MatchModelTrainer.Options = .init()) throws -> MatchModel {
-        var fetch = try RawStatement(db.cachedStatement(sql: """
-            SELECT \(HistoryIndex.PersonRow.columns) FROM researchPerson WHERE occurredDay < ?
-            ORDER BY personId, givenName, familyName, dateOfBirth, address LIMIT ?
-            """), db: db)
+    public static func train(
+        from db: Database, before beforeDay: String = allDays, maxRecords: Int = 200_000,
+        options: MatchModelTrainer.Options = .init()
+    ) throws -> MatchModel {
+        var fetch = try RawStatement(
+            db.cachedStatement(
+                sql: """
+                    SELECT \(HistoryIndex.PersonRow.columns) FROM researchPerson WHERE occurredDay < ?
+                    ORDER BY personId, givenName, familyName, dateOfBirth, address LIMIT ?
+                    """), db: db)
         fetch.bind(beforeDay)
         fetch.bind(Int64(maxRecords))
         var places: [String: PersonFeatures] = [:]
@@ -91,8 +99,10 @@ public enum MatchModelStore {
     /// model's name frequencies hold the names it was learned from), or have changed at all and
     /// were `settled` (the count the previous check saw: an import has finished). The last rule
     /// brings every instance, once its index holds the same earlier days, to the same model.
-    public static func isDue(_ db: Database, every: Int, minimumPeople: Int = 1_000, before beforeDay: String = allDays,
-                             settled: Int? = nil) throws -> (due: Bool, people: Int) {
+    public static func isDue(
+        _ db: Database, every: Int, minimumPeople: Int = 1_000, before beforeDay: String = allDays,
+        settled: Int? = nil
+    ) throws -> (due: Bool, people: Int) {
         let people = try people(before: beforeDay, db: db)
         guard people >= minimumPeople else { return (false, people) }
         guard let stored = try load(db), stored.beforeDay == beforeDay else { return (true, people) }
@@ -103,9 +113,13 @@ public enum MatchModelStore {
     /// the store in one read transaction (a reader, beside the writers), so the stored count is
     /// the one learned from; only the finished model is written.
     @discardableResult
-    public static func retrainIfDue(store: ServiceStore, every: Int, minimumPeople: Int = 1_000, before beforeDay: String = allDays,
-                                    settled: Int? = nil, now: Date) throws -> Stored? {
-        let (learned, _) = try store.pool.read { try learnIfDue($0, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled, now: now) }
+    public static func retrainIfDue(
+        store: ServiceStore, every: Int, minimumPeople: Int = 1_000, before beforeDay: String = allDays,
+        settled: Int? = nil, now: Date
+    ) throws -> Stored? {
+        let (learned, _) = try store.pool.read {
+            try learnIfDue($0, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled, now: now)
+        }
         guard let learned else { return nil }
         try store.pool.write { try save(learned, db: $0) }
         return learned
@@ -114,8 +128,10 @@ public enum MatchModelStore {
     /// `retrainIfDue` for a background task: the learning runs on the store's reader queue,
     /// not on a thread of the task pool. Also returns the people of earlier days it counted
     /// (the next check's `settled`).
-    public static func retrainIfDue(store: ServiceStore, every: Int, minimumPeople: Int = 1_000, before beforeDay: String,
-                                    settled: Int?, now: Date) async throws -> (learned: Stored?, people: Int) {
+    public static func retrainIfDue(
+        store: ServiceStore, every: Int, minimumPeople: Int = 1_000, before beforeDay: String,
+        settled: Int?, now: Date
+    ) async throws -> (learned: Stored?, people: Int) {
         let (learned, people) = try await store.pool.read {
             try learnIfDue($0, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled, now: now)
         }
@@ -124,8 +140,10 @@ public enum MatchModelStore {
         return (learned, people)
     }
 
-    static func learnIfDue(_ db: Database, every: Int, minimumPeople: Int, before beforeDay: String, settled: Int?,
-                           now: Date) throws -> (Stored?, Int) {
+    static func learnIfDue(
+        _ db: Database, every: Int, minimumPeople: Int, before beforeDay: String, settled: Int?,
+        now: Date
+    ) throws -> (Stored?, Int) {
         let (due, people) = try isDue(db, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled)
         guard due else { return (nil, people) }
         return (Stored(model: try train(from: db, before: beforeDay), people: people, trainedAt: now, beforeDay: beforeDay), people)

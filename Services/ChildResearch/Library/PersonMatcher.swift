@@ -14,9 +14,12 @@ public struct PersonFeatures: Sendable, Hashable {
     let familyBytes: [UInt8]
     let familyParts: [String]
 
-    public init(givenName: String, familyName: String, dateOfBirth: String?, addressLines: [String] = [], town: String? = nil, postcode: String? = nil) {
-        self.init(given: NameText.normalise(givenName), family: NameText.normalise(familyName), dateOfBirth: PartialDate(dateOfBirth),
-                  addressLines: addressLines, town: town, postcode: postcode)
+    public init(
+        givenName: String, familyName: String, dateOfBirth: String?, addressLines: [String] = [], town: String? = nil, postcode: String? = nil
+    ) {
+        self.init(
+            given: NameText.normalise(givenName), family: NameText.normalise(familyName), dateOfBirth: PartialDate(dateOfBirth),
+            addressLines: addressLines, town: town, postcode: postcode)
     }
 
     public init(given: String, family: String, dateOfBirth: PartialDate?, addressLines: [String] = [], town: String? = nil, postcode: String? = nil) {
@@ -24,8 +27,9 @@ public struct PersonFeatures: Sendable, Hashable {
             // Fast path: any ASCII byte other than space or tab means the line is not blank.
             line.utf8.contains { $0 < 128 && $0 != 32 && $0 != 9 } || !line.trimmingCharacters(in: .whitespaces).isEmpty
         }
-        self.init(given: given, family: family, dateOfBirth: dateOfBirth, line: nonEmpty.isEmpty ? nil : AddressText.parse(nonEmpty),
-                  town: NameText.normalise(town ?? ""), postcodeKey: AddressText.postcodeKey(postcode))
+        self.init(
+            given: given, family: family, dateOfBirth: dateOfBirth, line: nonEmpty.isEmpty ? nil : AddressText.parse(nonEmpty),
+            town: NameText.normalise(town ?? ""), postcodeKey: AddressText.postcodeKey(postcode))
     }
 
     /// With an address already parsed (the people of one incident share its address).
@@ -43,8 +47,9 @@ public struct PersonFeatures: Sendable, Hashable {
 
     /// The same place with another person's names and date of birth.
     public func with(givenName: String, familyName: String, dateOfBirth: String?) -> PersonFeatures {
-        PersonFeatures(given: NameText.normalise(givenName), family: NameText.normalise(familyName), dateOfBirth: PartialDate(dateOfBirth),
-                       line: line, town: town, postcodeKey: postcode)
+        PersonFeatures(
+            given: NameText.normalise(givenName), family: NameText.normalise(familyName), dateOfBirth: PartialDate(dateOfBirth),
+            line: line, town: town, postcodeKey: postcode)
     }
 
     /// The dwelling key (postcode, flat, number, first street word), when an address is known.
@@ -80,8 +85,10 @@ public struct PersonFeatures: Sendable, Hashable {
     }
 
     /// The hashes of the blocking keys of a person with these normalised parts (see `blockingKeys`).
-    static func blockingKeyHashes(given: String, family: String, dateOfBirth: PartialDate?, line: AddressText.Line?, postcode: String,
-                                  into hashes: inout [Int64]) {
+    static func blockingKeyHashes(
+        given: String, family: String, dateOfBirth: PartialDate?, line: AddressText.Line?, postcode: String,
+        into hashes: inout [Int64]
+    ) {
         let sf = NameText.soundexCode(family), sg = NameText.soundexCode(Nicknames.canonical(given))
         let hasPostcode = !postcode.isEmpty
         func key(_ tag: Character, _ body: (inout KeyHasher) -> Void) {
@@ -91,21 +98,62 @@ public struct PersonFeatures: Sendable, Hashable {
             hashes.append(h.value)
         }
         if let year = dateOfBirth?.year {
-            if sf != 0 { key("n") { $0.soundex(sf); $0.decimal(year) } }
-            if sg != 0, sg != sf { key("n") { $0.soundex(sg); $0.decimal(year) } }
+            if sf != 0 {
+                key("n") {
+                    $0.soundex(sf)
+                    $0.decimal(year)
+                }
+            }
+            if sg != 0, sg != sf {
+                key("n") {
+                    $0.soundex(sg)
+                    $0.decimal(year)
+                }
+            }
         } else if hasPostcode {
-            if sf != 0 { key("n") { $0.soundex(sf); $0.text(postcode) } }
-            if sg != 0, sg != sf { key("n") { $0.soundex(sg); $0.text(postcode) } }
+            if sf != 0 {
+                key("n") {
+                    $0.soundex(sf)
+                    $0.text(postcode)
+                }
+            }
+            if sg != 0, sg != sf {
+                key("n") {
+                    $0.soundex(sg)
+                    $0.text(postcode)
+                }
+            }
         }
         if let dob = dateOfBirth, dob.isComplete, let year = dob.year, let month = dob.month, let day = dob.day {
-            key("d") { $0.decimal(year, width: 4); $0.byte(45); $0.decimal(month, width: 2); $0.byte(45); $0.decimal(day, width: 2) }
+            key("d") {
+                $0.decimal(year, width: 4)
+                $0.byte(45)
+                $0.decimal(month, width: 2)
+                $0.byte(45)
+                $0.decimal(day, width: 2)
+            }
         }
-        if hasPostcode, sf != 0 { key("p") { $0.text(postcode); $0.soundex(sf) } }
-        if hasPostcode, sg != 0, sg != sf { key("p") { $0.text(postcode); $0.soundex(sg) } }
+        if hasPostcode, sf != 0 {
+            key("p") {
+                $0.text(postcode)
+                $0.soundex(sf)
+            }
+        }
+        if hasPostcode, sg != 0, sg != sf {
+            key("p") {
+                $0.text(postcode)
+                $0.soundex(sg)
+            }
+        }
         if let line, !(line.number.isEmpty && line.street.isEmpty), sf != 0 || sg != 0 {
             key("a") { h in
                 let bar = UInt8(ascii: "|")
-                h.text(postcode); h.byte(bar); h.text(line.flat); h.byte(bar); h.text(line.number); h.byte(bar)
+                h.text(postcode)
+                h.byte(bar)
+                h.text(line.flat)
+                h.byte(bar)
+                h.text(line.number)
+                h.byte(bar)
                 // The first word of the street, as `split(separator: " ").first`.
                 var started = false
                 for b in line.street.utf8 {
@@ -163,7 +211,9 @@ public struct PersonMatcher: Sendable {
         let ja = NameText.jaroWinkler(a.givenBytes, b.givenBytes)
         // First names as parts of longer given names ("mary jane" / "mary").
         let pa = NameText.parts(a.given), pb = NameText.parts(b.given)
-        if (pa.count > 1 || pb.count > 1), pa.contains(where: { pb.contains($0) }) { return (0.85, "given names share \(pa.first { pb.contains($0) } ?? "")") }
+        if pa.count > 1 || pb.count > 1, pa.contains(where: { pb.contains($0) }) {
+            return (0.85, "given names share \(pa.first { pb.contains($0) } ?? "")")
+        }
         return (rescale(ja), "given name \(a.given)/\(b.given) (\(FixedText.text(ja, digits: 2)))")
     }
 
@@ -171,7 +221,9 @@ public struct PersonMatcher: Sendable {
         if a.family.isEmpty || b.family.isEmpty { return (-1, "") }
         if a.family == b.family { return (1, "same family name") }
         if a.familyParts.count > 1 || b.familyParts.count > 1 {
-            if let part = a.familyParts.first(where: { b.familyParts.contains($0) }) { return (0.9, "family name part \(part) (hyphenated/double surname)") }
+            if let part = a.familyParts.first(where: { b.familyParts.contains($0) }) {
+                return (0.9, "family name part \(part) (hyphenated/double surname)")
+            }
         }
         let jw = NameText.jaroWinkler(a.familyBytes, b.familyBytes)
         return (rescale(jw), "family name \(a.family)/\(b.family) (\(FixedText.text(jw, digits: 2)))")
@@ -182,9 +234,11 @@ public struct PersonMatcher: Sendable {
         var reasons: [String] = []
         func add(_ score: Double, _ weight: Double, _ reason: String) {
             if score < 0 { // unknown on one side: half weight at a neutral half score
-                total += 0.25 * weight; weightSum += 0.5 * weight
+                total += 0.25 * weight
+                weightSum += 0.5 * weight
             } else {
-                total += score * weight; weightSum += weight
+                total += score * weight
+                weightSum += weight
                 if score > 0, !reason.isEmpty { reasons.append(reason) }
             }
         }
@@ -195,7 +249,8 @@ public struct PersonMatcher: Sendable {
             let swapG = Self.rescale(NameText.jaroWinkler(a.givenBytes, b.familyBytes))
             let swapF = Self.rescale(NameText.jaroWinkler(a.familyBytes, b.givenBytes))
             if swapG + swapF > g + f + 0.3 {
-                g = swapG; f = swapF
+                g = swapG
+                f = swapF
                 gReason = "given and family names swapped (\(a.given) \(a.family) / \(b.given) \(b.family))"
                 fReason = ""
             }
@@ -213,17 +268,24 @@ public struct PersonMatcher: Sendable {
             let street = la.street == lb.street ? 1 : Self.rescale(NameText.jaroWinkler(la.street, lb.street))
             let flat: Double = la.flat == lb.flat ? 1 : (la.flat.isEmpty || lb.flat.isEmpty ? 0.5 : 0)
             let score = 0.4 * number + 0.45 * street + 0.15 * flat
-            let reason = score >= 0.99 ? (la.flat.isEmpty ? "same address" : "same flat and address")
+            let reason =
+                score >= 0.99
+                ? (la.flat.isEmpty ? "same address" : "same flat and address")
                 : "address \(la.number) \(la.street)/\(lb.number) \(lb.street) (\(FixedText.text(score, digits: 2)))"
             add(score, weights.address, reason)
         } else {
             add(-1, weights.address, "")
         }
         if !a.postcode.isEmpty, !b.postcode.isEmpty {
-            if a.postcode == b.postcode { add(1, weights.postcode, "same postcode") }
-            else if AddressText.postcodeSector(a.postcode) == AddressText.postcodeSector(b.postcode) { add(0.5, weights.postcode, "same postcode sector") }
-            else if !a.town.isEmpty, a.town == b.town { add(0.4, weights.postcode, "same town") }
-            else { add(0, weights.postcode, "") }
+            if a.postcode == b.postcode {
+                add(1, weights.postcode, "same postcode")
+            } else if AddressText.postcodeSector(a.postcode) == AddressText.postcodeSector(b.postcode) {
+                add(0.5, weights.postcode, "same postcode sector")
+            } else if !a.town.isEmpty, a.town == b.town {
+                add(0.4, weights.postcode, "same town")
+            } else {
+                add(0, weights.postcode, "")
+            }
         } else if !a.town.isEmpty, !b.town.isEmpty {
             add(a.town == b.town ? 0.8 : 0, weights.postcode, a.town == b.town ? "same town" : "")
         } else {
@@ -232,7 +294,8 @@ public struct PersonMatcher: Sendable {
         var score = weightSum > 0 ? total / weightSum : 0
         // Different given names (siblings, twins) weigh more than their share.
         if g >= 0, g < 0.2, gReason.hasPrefix("given name"), NameText.jaroWinkler(a.givenBytes, b.givenBytes) < 0.6 {
-            score *= 0.8; reasons.append("different given names")
+            score *= 0.8
+            reasons.append("different given names")
         }
         return PersonMatch(score: score, reasons: reasons)
     }

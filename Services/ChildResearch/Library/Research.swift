@@ -37,8 +37,10 @@ public struct ResearchProtocol: Codable, Sendable, Equatable {
     /// At most this many children proposed per incident.
     public var maxProposals: Int
 
-    public init(proposalThreshold: Double = 0.5, autoConfirm: AutoConfirm = .off, personMatchThreshold: Double = 0.6,
-                lookbackYears: Int = 10, maxProposals: Int = 10) {
+    public init(
+        proposalThreshold: Double = 0.5, autoConfirm: AutoConfirm = .off, personMatchThreshold: Double = 0.6,
+        lookbackYears: Int = 10, maxProposals: Int = 10
+    ) {
         self.proposalThreshold = proposalThreshold
         self.autoConfirm = autoConfirm
         self.personMatchThreshold = personMatchThreshold
@@ -68,12 +70,17 @@ public struct ResearchProtocol: Codable, Sendable, Equatable {
             autoConfirm = auto
         } else {
             // A protocol file without `autoConfirm` gives only `confidentThreshold`: that threshold, off.
-            autoConfirm = AutoConfirm(enabled: false, threshold: try c.decodeIfPresent(Double.self, forKey: .confidentThreshold) ?? AutoConfirm.off.threshold)
+            autoConfirm = AutoConfirm(
+                enabled: false, threshold: try c.decodeIfPresent(Double.self, forKey: .confidentThreshold) ?? AutoConfirm.off.threshold)
         }
-        for (name, value) in [("proposalThreshold", proposalThreshold), ("personMatchThreshold", personMatchThreshold),
-                              ("autoConfirm.threshold", autoConfirm.threshold)] where !(0...1).contains(value) {
-            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath,
-                                                    debugDescription: "\(name) is \(value); set a number from 0 to 1"))
+        for (name, value) in [
+            ("proposalThreshold", proposalThreshold), ("personMatchThreshold", personMatchThreshold),
+            ("autoConfirm.threshold", autoConfirm.threshold),
+        ] where !(0...1).contains(value) {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: c.codingPath,
+                    debugDescription: "\(name) is \(value); set a number from 0 to 1"))
         }
     }
 
@@ -135,8 +142,9 @@ public struct Researcher: Sendable {
             return PairScore(score: p, same: p >= learned.model.threshold, why: { [vector] in learned.model.evidence(vector, a, b).description })
         }
         let match = matcher.compare(a, b)
-        return PairScore(score: match.score, same: match.score >= settings.personMatchThreshold,
-                         why: { "\(FixedText.text(match.score, digits: 2)): \(match.reasons.joined(separator: ", "))" })
+        return PairScore(
+            score: match.score, same: match.score >= settings.personMatchThreshold,
+            why: { "\(FixedText.text(match.score, digits: 2)): \(match.reasons.joined(separator: ", "))" })
     }
 
     /// A child's record as children are compared: its features, and the age recorded with it
@@ -168,7 +176,9 @@ public struct Researcher: Sendable {
     func sameChild(_ a: ChildRecord, _ b: ChildRecord) -> Bool {
         guard learned != nil else { return matcher.matches(a.features, b.features) }
         let vector = ComparisonVector.compare(a.features, b.features)
-        if let learned, MatchModel.probability(weight: learned.scorer.weight(vector.personOnly, a.features)) >= learned.model.threshold { return true }
+        if let learned, MatchModel.probability(weight: learned.scorer.weight(vector.personOnly, a.features)) >= learned.model.threshold {
+            return true
+        }
         return vector[.dateOfBirth] == 0 && (1...2).contains(vector[.given]) && (1...2).contains(vector[.family]) && Self.agesAgree(a, b)
     }
 
@@ -237,36 +247,44 @@ public struct Researcher: Sendable {
         var atDwelling: [HistoryIndex.IncidentRow] = []
         func link(_ l: Link) {
             guard l.forceCode == incident.forceCode, l.occurrenceNumber != incident.occurrenceNumber,
-                  l.occurredDay >= earliest, l.occurredDay < day.description else { return }
+                l.occurredDay >= earliest, l.occurredDay < day.description
+            else { return }
             links["\(l.forceCode)/\(l.occurrenceNumber)", default: []].append(l)
         }
         // Only records of earlier days link: every instance holds all of them, whereas the day's
         // other incidents are still arriving, in an order that depends on the partitions an
         // instance holds, so counting them would make the answer depend on the instance count.
         // 1. The same dwelling.
-        let place = PersonFeatures(given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
-                                   town: incident.incidentAddress.town, postcode: incident.incidentAddress.postcode)
+        let place = PersonFeatures(
+            given: "", family: "", dateOfBirth: nil, addressLines: incident.incidentAddress.lines,
+            town: incident.incidentAddress.town, postcode: incident.incidentAddress.postcode)
         if let dwelling = place.dwellingKey {
             atDwelling = try HistoryIndex.incidents(atDwelling: dwelling, before: day.description, db: db)
             for row in atDwelling {
-                link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay, strength: 0.6,
-                          reason: "address: same address as \(row.occurrenceNumber) (\(row.occurredDay))"))
+                link(
+                    Link(
+                        forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay, strength: 0.6,
+                        reason: "address: same address as \(row.occurrenceNumber) (\(row.occurredDay))"))
             }
         }
         // 2. The incident's adults, matched by name, date of birth and address.
         for party in incident.parties {
             let home = party.address ?? incident.incidentAddress
-            let features = PersonFeatures(givenName: party.givenName, familyName: party.familyName, dateOfBirth: party.dateOfBirth,
-                                          addressLines: home.lines, town: home.town, postcode: home.postcode)
+            let features = PersonFeatures(
+                givenName: party.givenName, familyName: party.familyName, dateOfBirth: party.dateOfBirth,
+                addressLines: home.lines, town: home.town, postcode: home.postcode)
             for row in try HistoryIndex.candidates(for: features, db: db, kind: .adults, before: day.description) {
                 // Households move: an adult's earlier record at another home still links (the
                 // model's address disagreement would outweigh an exact name and date of birth).
                 let match = score(features, row.features(cache: &places), address: .anotherHomeUnknown)
                 guard match.same else { continue }
-                link(Link(forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay,
-                          strength: 0.8 * match.score,
-                          reason: "adult: \(party.role.rawValue) \(party.givenName) \(party.familyName) matched \(row.role) \(row.givenName) \(row.familyName) in "
-                              + "\(row.occurrenceNumber) (\(row.occurredDay); \(match.why()))", matchedAdult: row.row, partyRole: party.role))
+                link(
+                    Link(
+                        forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber, occurredDay: row.occurredDay,
+                        strength: 0.8 * match.score,
+                        reason:
+                            "adult: \(party.role.rawValue) \(party.givenName) \(party.familyName) matched \(row.role) \(row.givenName) \(row.familyName) in "
+                            + "\(row.occurrenceNumber) (\(row.occurredDay); \(match.why()))", matchedAdult: row.row, partyRole: party.role))
             }
         }
         // 3. The children of the linked occurrences, grouped into persons (single linkage): a
@@ -294,7 +312,9 @@ public struct Researcher: Sendable {
             /// Whether `row` was recorded beside a child of this group under another given name.
             func hasSibling(of row: HistoryIndex.PersonRow) -> Bool {
                 let given = NameText.normalise(row.givenName)
-                return rows.contains { $0.forceCode == row.forceCode && $0.occurrenceNumber == row.occurrenceNumber && NameText.normalise($0.givenName) != given }
+                return rows.contains {
+                    $0.forceCode == row.forceCode && $0.occurrenceNumber == row.occurrenceNumber && NameText.normalise($0.givenName) != given
+                }
             }
 
             func canMerge(_ other: Found) -> Bool { !other.rows.contains(where: hasSibling(of:)) }
@@ -312,11 +332,22 @@ public struct Researcher: Sendable {
                 var kept: [Found] = []
                 var merged = false
                 for group in found {
-                    let same = group.rows.contains { $0.personId == row.personId }
+                    let same =
+                        group.rows.contains { $0.personId == row.personId }
                         || (!group.hasSibling(of: row) && group.members.contains { sameChild($0, record) })
-                    guard same, group.canMerge(joined) else { kept.append(group); continue }
+                    guard same, group.canMerge(joined) else {
+                        kept.append(group)
+                        continue
+                    }
                     // The earliest group leads (its features stand for the person unless a later one has a full date of birth).
-                    if merged { joined.absorb(group) } else { var lead = group; lead.absorb(joined); joined = lead; merged = true }
+                    if merged {
+                        joined.absorb(group)
+                    } else {
+                        var lead = group
+                        lead.absorb(joined)
+                        joined = lead
+                        merged = true
+                    }
                 }
                 found = kept + [joined]
             }
@@ -338,14 +369,17 @@ public struct Researcher: Sendable {
             let occurrences = Array(Set(rows.map(\.occurrenceNumber))).sorted()
             explanation.append("child: \(latest.givenName) \(latest.familyName) recorded in \(occurrences.joined(separator: ", "))")
             if let learned {
-                explanation.append("matcher: learned model (\(learned.stored.people) people of days before \(learned.stored.beforeDay)), "
-                                   + "same person at probability >= \(FixedText.text(learned.model.threshold, digits: 2))")
+                explanation.append(
+                    "matcher: learned model (\(learned.stored.people) people of days before \(learned.stored.beforeDay)), "
+                        + "same person at probability >= \(FixedText.text(learned.model.threshold, digits: 2))")
             }
             var score = min(0.99, 1 - miss)
             guard score >= settings.proposalThreshold else { continue }
             // Evidence that the child does not live at the address now lowers the score.
-            for doubt in try residenceDoubts(rows: person.rows, features: person.features, links: person.links, context: &residence,
-                                             places: &places, db: db) {
+            for doubt in try residenceDoubts(
+                rows: person.rows, features: person.features, links: person.links, context: &residence,
+                places: &places, db: db)
+            {
                 score *= doubt.factor
                 explanation.append(doubt.line + " (score × \(FixedText.text(doubt.factor, digits: 1)))")
             }
@@ -358,8 +392,11 @@ public struct Researcher: Sendable {
                 ageYears: dob == nil ? age : nil, homeAddress: latest.address, presence: .present,
                 recordedSchool: school.map { RecordedSchool(name: $0.schoolName, urn: $0.schoolURN) },
                 relationship: "found in earlier records", schoolOrigin: school.map(\.schoolOrigin))
-            candidates.append(Candidate(child: child, evidence: ResearchEvidence(
-                score: (score * 1000).rounded() / 1000, explanation: explanation, sourceOccurrences: occurrences)))
+            candidates.append(
+                Candidate(
+                    child: child,
+                    evidence: ResearchEvidence(
+                        score: (score * 1000).rounded() / 1000, explanation: explanation, sourceOccurrences: occurrences)))
         }
         candidates.sort { ($0.evidence.score, $1.child.childId) > ($1.evidence.score, $0.child.childId) }
         return Array(candidates.prefix(settings.maxProposals))
@@ -396,7 +433,9 @@ public struct Researcher: Sendable {
             IdentifiedChild(childId: "", givenName: "", familyName: "", dateOfBirth: c.dateOfBirth, ageYears: c.ageYears).age(on: date)
         }
         if let x = age(a), let y = age(b) { return x == y }
-        func fold(_ s: String) -> String { s.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil).trimmingCharacters(in: .whitespaces) }
+        func fold(_ s: String) -> String {
+            s.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil).trimmingCharacters(in: .whitespaces)
+        }
         return fold(a.givenName) == fold(b.givenName)
     }
 
@@ -404,8 +443,9 @@ public struct Researcher: Sendable {
     /// to fill a missing date of birth or school.
     public func identify(_ child: RecordedChild, in incident: Incident, db: Database) throws -> (IdentifiedChild, [String]) {
         let home = child.homeAddress ?? incident.incidentAddress
-        let features = PersonFeatures(givenName: child.givenName, familyName: child.familyName, dateOfBirth: child.dateOfBirth,
-                                      addressLines: home.lines, town: home.town, postcode: home.postcode)
+        let features = PersonFeatures(
+            givenName: child.givenName, familyName: child.familyName, dateOfBirth: child.dateOfBirth,
+            addressLines: home.lines, town: home.town, postcode: home.postcode)
         var best: (HistoryIndex.PersonRow, PairScore)?
         var places: [String: PersonFeatures] = [:]
         // Only records of earlier days: every instance has those, so the same incident gets the
@@ -424,9 +464,10 @@ public struct Researcher: Sendable {
             // agrees, at the same postcode (the index holds every household's children), when
             // nothing matched on the model alone.
             if best == nil || best?.1.same == false, learned != nil, !match.same,
-               ComparisonVector.compare(features, other)[.postcode] == 1,
-               sameChild(ChildRecord(features, ageYears: child.ageYears, recordedOn: calendarDay), ChildRecord(row, features: other)),
-               match.score > (best?.1.score ?? 0) {
+                ComparisonVector.compare(features, other)[.postcode] == 1,
+                sameChild(ChildRecord(features, ageYears: child.ageYears, recordedOn: calendarDay), ChildRecord(row, features: other)),
+                match.score > (best?.1.score ?? 0)
+            {
                 best = (row, PairScore(score: match.score, same: false, why: { "\(match.why()); the same name, postcode and age" }))
             }
         }

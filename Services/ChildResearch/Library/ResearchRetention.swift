@@ -29,8 +29,9 @@ public enum ResearchRetention {
     /// Proposals made before the retention period. Each also gets a tombstone on the compacted
     /// `encompass.review.proposals`, whose last record of the proposal still carries the child:
     /// compaction drops it there, and every replica that reads the tombstone deletes its copy.
-    static let proposals = PurgeRule.forgetting("research.proposal", select: "SELECT proposalId FROM proposal WHERE createdAt < :cutoff LIMIT :limit",
-                                                tombstonesOn: Topics.reviewProposals.name, producer: .childResearch, forget: forgetProposal)
+    static let proposals = PurgeRule.forgetting(
+        "research.proposal", select: "SELECT proposalId FROM proposal WHERE createdAt < :cutoff LIMIT :limit",
+        tombstonesOn: Topics.reviewProposals.name, producer: .childResearch, forget: forgetProposal)
 
     /// Deletes a proposal (the reviewers' rejections stay): the purge's own step, and a
     /// replica's answer to the tombstone of the proposal.
@@ -40,12 +41,13 @@ public enum ResearchRetention {
 
     /// The recorded incident of occurrences that happened before the retention period.
     static let occurrences = PurgeRule(name: "research.occurrence") { db, cutoff, _, limit in
-        try db.execute(sql: """
-            DELETE FROM researchOccurrence WHERE (forceCode, occurrenceNumber) IN (
-                SELECT o.forceCode, o.occurrenceNumber FROM researchOccurrence o
-                JOIN researchIncident i ON i.forceCode = o.forceCode AND i.occurrenceNumber = o.occurrenceNumber
-                WHERE i.occurredDay < ? LIMIT ?)
-            """, arguments: [day(cutoff), limit])
+        try db.execute(
+            sql: """
+                DELETE FROM researchOccurrence WHERE (forceCode, occurrenceNumber) IN (
+                    SELECT o.forceCode, o.occurrenceNumber FROM researchOccurrence o
+                    JOIN researchIncident i ON i.forceCode = o.forceCode AND i.occurrenceNumber = o.occurrenceNumber
+                    WHERE i.occurredDay < ? LIMIT ?)
+                """, arguments: [day(cutoff), limit])
         return db.changesCount
     }
 
@@ -59,13 +61,16 @@ public enum ResearchRetention {
             for force in forces where purged < limit {
                 let years = settings.research(forForce: force).lookbackYears
                 let oldest = day(Calendar(identifier: .gregorian).date(byAdding: .year, value: -years, to: now) ?? now)
-                let occurrences = try String.fetchAll(db, sql: """
-                    SELECT occurrenceNumber FROM researchIncident WHERE forceCode = ? AND occurredDay < ? LIMIT ?
-                    """, arguments: [force, oldest, limit - purged])
+                let occurrences = try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT occurrenceNumber FROM researchIncident WHERE forceCode = ? AND occurredDay < ? LIMIT ?
+                        """, arguments: [force, oldest, limit - purged])
                 for occurrence in occurrences {
                     try db.execute(sql: "DELETE FROM researchPerson WHERE forceCode = ? AND occurrenceNumber = ?", arguments: [force, occurrence])
                     try db.execute(sql: "DELETE FROM researchIncident WHERE forceCode = ? AND occurrenceNumber = ?", arguments: [force, occurrence])
-                    try db.execute(sql: "DELETE FROM researchOccurrence WHERE forceCode = ? AND occurrenceNumber = ?", arguments: [force, occurrence])
+                    try db.execute(
+                        sql: "DELETE FROM researchOccurrence WHERE forceCode = ? AND occurrenceNumber = ?", arguments: [force, occurrence])
                 }
                 purged += occurrences.count
             }

@@ -58,8 +58,10 @@ extension Researcher {
 
     /// The doubts about one candidate: its rows (the records grouped into it), its features and
     /// the links that found it.
-    func residenceDoubts(rows: [HistoryIndex.PersonRow], features: PersonFeatures, links: [Link], context: inout ResidenceContext,
-                         places: inout [String: PersonFeatures], db: Database) throws -> [Doubt] {
+    func residenceDoubts(
+        rows: [HistoryIndex.PersonRow], features: PersonFeatures, links: [Link], context: inout ResidenceContext,
+        places: inout [String: PersonFeatures], db: Database
+    ) throws -> [Doubt] {
         guard let latest = rows.max(by: { $0.occurredDay < $1.occurredDay }) else { return [] }
         let name = "\(latest.givenName) \(latest.familyName)"
         let parties = context.incident.parties.map { party in
@@ -73,7 +75,8 @@ extension Researcher {
         // The child's records of earlier days: those research grouped, and any other record of the same child.
         var records = rows.filter(context.counts)
         var known = Set(rows.map(\.row))
-        for row in try HistoryIndex.candidates(for: features, db: db, kind: .children, before: context.incidentDay) where context.counts(row) && known.insert(row.row).inserted {
+        for row in try HistoryIndex.candidates(for: features, db: db, kind: .children, before: context.incidentDay)
+        where context.counts(row) && known.insert(row.row).inserted {
             if rows.contains(where: { $0.personId == row.personId }) || samePerson(features, row.features(cache: &places)) { records.append(row) }
         }
         records.sort { $0.occurredDay > $1.occurredDay }
@@ -87,10 +90,18 @@ extension Researcher {
             var elsewhere: HistoryIndex.PersonRow?
             for record in records where record.occurredDay > lastHere.occurredDay && dwelling(record).map({ $0 != here }) == true {
                 let with = try context.people(record.forceCode, record.occurrenceNumber, db: db).filter { $0.role != "child" }
-                if !with.contains(where: inIncident) { elsewhere = record; break }
+                if !with.contains(where: inIncident) {
+                    elsewhere = record
+                    break
+                }
             }
             if let elsewhere {
-                doubts.append(Doubt(factor: Self.movedFactor, line: "residence: \(name) recorded at \(Self.describe(elsewhere.address)) in \(elsewhere.occurrenceNumber) (\(elsewhere.occurredDay)), after \(lastHere.occurrenceNumber) (\(lastHere.occurredDay)) at this address"))
+                doubts.append(
+                    Doubt(
+                        factor: Self.movedFactor,
+                        line:
+                            "residence: \(name) recorded at \(Self.describe(elsewhere.address)) in \(elsewhere.occurrenceNumber) (\(elsewhere.occurredDay)), after \(lastHere.occurrenceNumber) (\(lastHere.occurredDay)) at this address"
+                    ))
             } else {
                 let household = try context.people(lastHere.forceCode, lastHere.occurrenceNumber, db: db).filter { $0.role != "child" }
                 if !household.isEmpty, !household.contains(where: inIncident) {
@@ -102,10 +113,17 @@ extension Researcher {
                             .filter { samePerson(person, $0.features(cache: &places)) }
                             .max { $0.occurredDay < $1.occurredDay }
                         guard let later else { break }
-                        moves.append("\(adult.givenName) \(adult.familyName) at \(Self.describe(later.address)) in \(later.occurrenceNumber) (\(later.occurredDay))")
+                        moves.append(
+                            "\(adult.givenName) \(adult.familyName) at \(Self.describe(later.address)) in \(later.occurrenceNumber) (\(later.occurredDay))"
+                        )
                     }
                     if moves.count == household.count {
-                        doubts.append(Doubt(factor: Self.movedFactor, line: "residence: the adults recorded here with \(name) in \(lastHere.occurrenceNumber) (\(lastHere.occurredDay)) were recorded elsewhere since: \(moves.joined(separator: "; "))"))
+                        doubts.append(
+                            Doubt(
+                                factor: Self.movedFactor,
+                                line:
+                                    "residence: the adults recorded here with \(name) in \(lastHere.occurrenceNumber) (\(lastHere.occurredDay)) were recorded elsewhere since: \(moves.joined(separator: "; "))"
+                            ))
                     }
                 }
             }
@@ -123,17 +141,28 @@ extension Researcher {
                 }
                 let childIds = Set(records.map(\.personId))
                 var since: Doubt?
-                for later in context.atDwelling where later.occurredDay > lastHere.occurredDay && later.occurredDay < context.incidentDay
-                    && later.occurredDay >= context.earliest {
+                for later in context.atDwelling
+                where later.occurredDay > lastHere.occurredDay && later.occurredDay < context.incidentDay
+                    && later.occurredDay >= context.earliest
+                {
                     let people = try context.people(later.forceCode, later.occurrenceNumber, db: db)
                     let adults = people.filter { $0.role != "child" }
                     guard !adults.isEmpty, !people.contains(where: { childIds.contains($0.personId) }),
-                          !adults.contains(where: { related($0.features(cache: &places)) }) else { continue }
-                    since = Doubt(factor: Self.otherHouseholdFactor, line: "residence: a different household recorded at this address since \(name)'s last record here (\(lastHere.occurrenceNumber), \(lastHere.occurredDay)): \(Self.names(adults)) in \(later.occurrenceNumber) (\(later.occurredDay))")
+                        !adults.contains(where: { related($0.features(cache: &places)) })
+                    else { continue }
+                    since = Doubt(
+                        factor: Self.otherHouseholdFactor,
+                        line:
+                            "residence: a different household recorded at this address since \(name)'s last record here (\(lastHere.occurrenceNumber), \(lastHere.occurredDay)): \(Self.names(adults)) in \(later.occurrenceNumber) (\(later.occurredDay))"
+                    )
                     break
                 }
                 if since == nil, !household.isEmpty, !parties.isEmpty, !parties.contains(where: related) {
-                    since = Doubt(factor: Self.otherHouseholdFactor, line: "residence: \(name) was recorded here with \(Self.names(household)) (\(lastHere.occurrenceNumber), \(lastHere.occurredDay)); this incident's adults (\(context.incident.parties.map { "\($0.givenName) \($0.familyName)" }.joined(separator: ", "))) are a different household")
+                    since = Doubt(
+                        factor: Self.otherHouseholdFactor,
+                        line:
+                            "residence: \(name) was recorded here with \(Self.names(household)) (\(lastHere.occurrenceNumber), \(lastHere.occurredDay)); this incident's adults (\(context.incident.parties.map { "\($0.givenName) \($0.familyName)" }.joined(separator: ", "))) are a different household"
+                    )
                 }
                 if let since { doubts.append(since) }
             }
@@ -153,10 +182,17 @@ extension Researcher {
                 let others = people.filter { $0.role != "child" && $0.row != adult.row }
                 guard !others.isEmpty, !others.contains(where: inIncident) else { break }
                 let place = people.first { $0.role == "child" && rows.contains($0) }?.address ?? adult.address
-                partnered.append("with \(adult.givenName) \(adult.familyName) and \(Self.names(others)) at \(Self.describe(place)) in \(link.occurrenceNumber) (\(link.occurredDay))")
+                partnered.append(
+                    "with \(adult.givenName) \(adult.familyName) and \(Self.names(others)) at \(Self.describe(place)) in \(link.occurrenceNumber) (\(link.occurredDay))"
+                )
             }
             if !partnered.isEmpty, partnered.count == byOccurrence.count {
-                doubts.append(Doubt(factor: Self.otherPartnerFactor, line: "household: \(name) was recorded only \(partnered.joined(separator: "; ")), never at this address, and that partner is not in this incident (a partner's earlier children rarely live with the new household)"))
+                doubts.append(
+                    Doubt(
+                        factor: Self.otherPartnerFactor,
+                        line:
+                            "household: \(name) was recorded only \(partnered.joined(separator: "; ")), never at this address, and that partner is not in this incident (a partner's earlier children rarely live with the new household)"
+                    ))
             }
         }
         return doubts

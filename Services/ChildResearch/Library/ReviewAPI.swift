@@ -60,10 +60,13 @@ struct ReviewAPI: Sendable {
             return HTTPEndpoint.json(.badRequest, APIError("body is not {\"reviewer\": ..., \"note\": ...}: \(WireFormat.describe(error))"))
         }
         guard let reviewer = body.reviewer?.trimmingCharacters(in: .whitespaces), !reviewer.isEmpty else {
-            return HTTPEndpoint.json(.unprocessableContent, APIFieldErrors([FieldError("reviewer", "required: who decided (e.g. the MASH officer's collar number or name)")]))
+            return HTTPEndpoint.json(
+                .unprocessableContent,
+                APIFieldErrors([FieldError("reviewer", "required: who decided (e.g. the MASH officer's collar number or name)")]))
         }
         if reviewer == "auto" {
-            return HTTPEndpoint.json(.unprocessableContent, APIFieldErrors([FieldError("reviewer", "\"auto\" is reserved for automatic confirmation")]))
+            return HTTPEndpoint.json(
+                .unprocessableContent, APIFieldErrors([FieldError("reviewer", "\"auto\" is reserved for automatic confirmation")]))
         }
         let now = environment.clock.now()
         enum Outcome: Sendable { case unknown, already(String), withdrawn(String?), published(ReviewDecision) }
@@ -72,8 +75,9 @@ struct ReviewAPI: Sendable {
             let target = verdict == .confirm ? "confirmed" : "rejected"
             if proposal.status == target { return .already(target) }
             if proposal.status == "withdrawn" { return .withdrawn(proposal.note) }
-            let decision = ReviewDecision(forceCode: proposal.forceCode, occurrenceNumber: proposal.occurrenceNumber, proposalId: id,
-                                          verdict: verdict, reviewer: reviewer, decidedAt: now, note: body.note)
+            let decision = ReviewDecision(
+                forceCode: proposal.forceCode, occurrenceNumber: proposal.occurrenceNumber, proposalId: id,
+                verdict: verdict, reviewer: reviewer, decidedAt: now, note: body.note)
             try outbox.publish(decision, to: Topics.reviewDecisions.name, key: proposal.occurrenceNumber, id: MessageID.fresh(), now: now)
             return .published(decision)
         }
@@ -83,7 +87,8 @@ struct ReviewAPI: Sendable {
         case .already(let status):
             return HTTPEndpoint.json(.conflict, APIError("proposal \(id) is already \(status)"))
         case .withdrawn(let reason):
-            return HTTPEndpoint.json(.conflict, APIError("proposal \(id) was withdrawn (\(reason ?? "the incident was amended")); it no longer needs a decision"))
+            return HTTPEndpoint.json(
+                .conflict, APIError("proposal \(id) was withdrawn (\(reason ?? "the incident was amended")); it no longer needs a decision"))
         case .published(let decision):
             return Self.wire(.accepted, decision)
         }

@@ -21,13 +21,24 @@ public enum NameText {
             for byte in source.utf8 {
                 switch byte {
                 case UInt8(ascii: "A")...UInt8(ascii: "Z"):
-                    out[count] = byte + 32; count += 1; lastSpace = false
+                    out[count] = byte + 32
+                    count += 1
+                    lastSpace = false
                 case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                    out[count] = byte; count += 1; lastSpace = false
+                    out[count] = byte
+                    count += 1
+                    lastSpace = false
                 case UInt8(ascii: "-"):
-                    if !lastSpace { out[count] = byte; count += 1 }
+                    if !lastSpace {
+                        out[count] = byte
+                        count += 1
+                    }
                 case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: ","), UInt8(ascii: "/"), UInt8(ascii: "."):
-                    if !lastSpace { out[count] = UInt8(ascii: " "); count += 1; lastSpace = true }
+                    if !lastSpace {
+                        out[count] = UInt8(ascii: " ")
+                        count += 1
+                        lastSpace = true
+                    }
                 default:
                     continue // apostrophes and other punctuation vanish
                 }
@@ -82,7 +93,8 @@ public enum Nicknames {
         "liz": ["elizabeth"], "lizzie": ["elizabeth"], "lizzy": ["elizabeth"], "beth": ["elizabeth", "bethany"], "betty": ["elizabeth"],
         "bess": ["elizabeth"], "eliza": ["elizabeth"], "libby": ["elizabeth"], "elsie": ["elizabeth"],
         "jack": ["john"], "johnny": ["john", "jonathan"], "jon": ["john", "jonathan"], "jonny": ["john", "jonathan"],
-        "kate": ["catherine", "katherine", "kathryn"], "katie": ["catherine", "katherine", "kathryn"], "kathy": ["catherine", "katherine", "kathryn"],
+        "kate": ["catherine", "katherine", "kathryn"], "katie": ["catherine", "katherine", "kathryn"],
+        "kathy": ["catherine", "katherine", "kathryn"],
         "cathy": ["catherine"], "kat": ["catherine", "katherine"], "kitty": ["catherine", "katherine"], "katy": ["catherine", "katherine"],
         "bill": ["william"], "billy": ["william"], "will": ["william"], "willie": ["william"], "liam": ["william"],
         "jim": ["james"], "jimmy": ["james"], "jamie": ["james"], "jem": ["james"],
@@ -96,7 +108,8 @@ public enum Nicknames {
         "jo": ["joanne", "josephine", "joanna"], "josie": ["josephine"], "ben": ["benjamin"], "benny": ["benjamin"],
         "charlie": ["charles", "charlotte"], "chas": ["charles"], "chuck": ["charles"], "lottie": ["charlotte"],
         "harry": ["henry", "harold", "harrison"], "hal": ["henry", "harold"], "ted": ["edward"], "ed": ["edward", "edmund"],
-        "eddie": ["edward"], "ned": ["edward"], "fred": ["frederick", "alfred"], "freddie": ["frederick", "alfred"], "freddy": ["frederick", "alfred"],
+        "eddie": ["edward"], "ned": ["edward"], "fred": ["frederick", "alfred"], "freddie": ["frederick", "alfred"],
+        "freddy": ["frederick", "alfred"],
         "matt": ["matthew"], "matty": ["matthew"], "nat": ["nathan", "natalie", "nathaniel"], "nate": ["nathan", "nathaniel"],
         "jen": ["jennifer"], "jenny": ["jennifer"], "jennie": ["jennifer"], "sue": ["susan", "suzanne"], "susie": ["susan", "suzanne"],
         "maggie": ["margaret"], "meg": ["margaret", "megan"], "peggy": ["margaret"], "madge": ["margaret"],
@@ -119,7 +132,8 @@ public enum Nicknames {
         "vince": ["vincent"], "vinny": ["vincent"], "al": ["alan", "albert", "alfred", "alistair"], "ally": ["alison", "alexandra", "alistair"],
         "sid": ["sidney"], "stan": ["stanley"], "nicola": ["nicole"], "nikki": ["nicola", "nicole"], "trish": ["patricia"],
         "cassie": ["cassandra"], "ange": ["angela"], "angie": ["angela"], "bex": ["rebecca"], "ruby": ["ruby"], "evie": ["eve", "evelyn"],
-        "gemma": ["gemma"], "jackie": ["jacqueline", "jack"], "jac": ["jacqueline"], "jake": ["jacob"], "kris": ["kristopher", "christopher", "kristina"],
+        "gemma": ["gemma"], "jackie": ["jacqueline", "jack"], "jac": ["jacqueline"], "jake": ["jacob"],
+        "kris": ["kristopher", "christopher", "kristina"],
         "lucy": ["lucinda", "lucille"], "mo": ["mohammed", "maureen", "morris"], "ray": ["raymond"], "russ": ["russell"],
         "shaz": ["sharon"], "stu": ["stuart", "stewart"], "wes": ["wesley"], "xander": ["alexander"], "zoe": ["zoe"],
         "mohammad": ["mohammed"], "muhammad": ["mohammed"], "mohamed": ["mohammed"],
@@ -164,7 +178,10 @@ public struct PartialDate: Sendable, Hashable, CustomStringConvertible {
         if bytes.count == 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-") {
             func number(_ range: Range<Int>) -> Int? {
                 var value = 0
-                for i in range { guard bytes[i] >= 48, bytes[i] <= 57 else { return nil }; value = value * 10 + Int(bytes[i] - 48) }
+                for i in range {
+                    guard bytes[i] >= 48, bytes[i] <= 57 else { return nil }
+                    value = value * 10 + Int(bytes[i] - 48)
+                }
                 return value
             }
             if let y = number(0..<4), let m = number(5..<7), let d = number(8..<10), y >= 1000 {
@@ -258,8 +275,12 @@ public enum AddressText {
                 var n = 0
                 for byte in text.utf8 {
                     switch byte {
-                    case UInt8(ascii: "a")...UInt8(ascii: "z"): out[n] = byte - 32; n += 1
-                    case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): out[n] = byte; n += 1
+                    case UInt8(ascii: "a")...UInt8(ascii: "z"):
+                        out[n] = byte - 32
+                        n += 1
+                    case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                        out[n] = byte
+                        n += 1
                     default: continue
                     }
                 }
@@ -317,14 +338,21 @@ public enum AddressText {
         while i < tokens.count {
             let token = tokens[i]
             if flatWords.contains(token), i + 1 < tokens.count, flat.isEmpty {
-                flat = tokens[i + 1]; i += 2; continue
+                flat = tokens[i + 1]
+                i += 2
+                continue
             }
             if startsWithDigit(token), number.isEmpty {
                 // "2 10 high street": a flat number before the house number.
                 if i + 1 < tokens.count, startsWithDigit(tokens[i + 1]), flat.isEmpty {
-                    flat = token; number = tokens[i + 1]; i += 2; continue
+                    flat = token
+                    number = tokens[i + 1]
+                    i += 2
+                    continue
                 }
-                number = token; i += 1; continue
+                number = token
+                i += 1
+                continue
             }
             if street.count < 3 {
                 street.append(abbreviations[token] ?? token)
@@ -363,23 +391,36 @@ struct KeyHasher {
     /// A packed Soundex code (`NameText.soundexCode`): its 4 characters, none when 0.
     @inline(__always) mutating func soundex(_ code: UInt32) {
         guard code != 0 else { return }
-        byte(UInt8(truncatingIfNeeded: code >> 24)); byte(UInt8(truncatingIfNeeded: code >> 16))
-        byte(UInt8(truncatingIfNeeded: code >> 8)); byte(UInt8(truncatingIfNeeded: code))
+        byte(UInt8(truncatingIfNeeded: code >> 24))
+        byte(UInt8(truncatingIfNeeded: code >> 16))
+        byte(UInt8(truncatingIfNeeded: code >> 8))
+        byte(UInt8(truncatingIfNeeded: code))
     }
 
     /// `value` in decimal, zero-padded to `width` digits (`String(value)` when width is 0),
     /// exactly as `PartialDate.pad` writes it.
     mutating func decimal(_ value: Int, width: Int = 0) {
-        guard value >= 0 else { text(width == 0 ? String(value) : PartialDate.pad(value, width)); return }
+        guard value >= 0 else {
+            text(width == 0 ? String(value) : PartialDate.pad(value, width))
+            return
+        }
         var divisor = 1, digits = 1
-        while divisor <= value / 10 { divisor *= 10; digits += 1 }
+        while divisor <= value / 10 {
+            divisor *= 10
+            digits += 1
+        }
         if width > digits { for _ in digits..<width { byte(48) } }
-        while divisor > 0 { byte(UInt8(48 + (value / divisor) % 10)); divisor /= 10 }
+        while divisor > 0 {
+            byte(UInt8(48 + (value / divisor) % 10))
+            divisor /= 10
+        }
     }
 
     var value: Int64 {
         var h = state
-        h ^= h >> 33; h = h &* 0xff51_afd7_ed55_8ccd; h ^= h >> 33
+        h ^= h >> 33
+        h = h &* 0xff51_afd7_ed55_8ccd
+        h ^= h >> 33
         return Int64(bitPattern: h)
     }
 }
@@ -397,16 +438,23 @@ extension NameText {
                 guard byte >= 97, byte <= 122 else { continue }
                 let code = codes.utf8Start[Int(byte - 97)]
                 if count == 0 {
-                    result = UInt32(byte - 32); count = 1
+                    result = UInt32(byte - 32)
+                    count = 1
                     last = code
                     continue
                 }
-                if code != UInt8(ascii: "0"), code != last { result = result << 8 | UInt32(code); count += 1 }
+                if code != UInt8(ascii: "0"), code != last {
+                    result = result << 8 | UInt32(code)
+                    count += 1
+                }
                 if byte != UInt8(ascii: "h"), byte != UInt8(ascii: "w") { last = code }
                 if count == 4 { break }
             }
             if count == 0 { return 0 }
-            while count < 4 { result = result << 8 | UInt32(UInt8(ascii: "0")); count += 1 }
+            while count < 4 {
+                result = result << 8 | UInt32(UInt8(ascii: "0"))
+                count += 1
+            }
             return result
         }
     }

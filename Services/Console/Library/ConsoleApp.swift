@@ -70,7 +70,10 @@ public final class ConsoleApp: Sendable {
             configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "encompass-console"),
             onServerRunning: { [self] channel in
                 let port = channel.localAddress?.port ?? settings.httpPort
-                let waiters = portWaiters.withLock { w -> [CheckedContinuation<Int, Never>] in defer { w = [] }; return w }
+                let waiters = portWaiters.withLock { w -> [CheckedContinuation<Int, Never>] in
+                    defer { w = [] }
+                    return w
+                }
                 boundPort.withLock { $0 = port }
                 waiters.forEach { $0.resume(returning: port) }
                 logger.info("http listening", metadata: ["port": "\(port)"])
@@ -78,7 +81,9 @@ public final class ConsoleApp: Sendable {
             logger: logger
         )
         var configuration = ServiceGroupConfiguration(
-            services: [.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
+            services: [
+                .init(service: app, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+            ],
             logger: logger)
         if handleSignals { configuration.gracefulShutdownSignals = [.sigterm, .sigint] }
         let serviceGroup = ServiceGroup(configuration: configuration)
@@ -90,7 +95,9 @@ public final class ConsoleApp: Sendable {
             }
         }
         defer { purge.cancel() }
-        logger.info("console starting", metadata: ["services": "\(settings.serviceURLs.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" })"])
+        logger.info(
+            "console starting",
+            metadata: ["services": "\(settings.serviceURLs.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" })"])
         try await serviceGroup.run()
         logger.info("console stopped")
     }
@@ -119,10 +126,16 @@ public final class ConsoleApp: Sendable {
     /// The HTTP port once the server listens (useful with port 0).
     public func httpPort() async -> Int {
         await withCheckedContinuation { continuation in
-            if let port = boundPort.withLock({ $0 }) { continuation.resume(returning: port); return }
+            if let port = boundPort.withLock({ $0 }) {
+                continuation.resume(returning: port)
+                return
+            }
             portWaiters.withLock { $0.append(continuation) }
             if let port = boundPort.withLock({ $0 }) {
-                let pending = portWaiters.withLock { w -> [CheckedContinuation<Int, Never>] in defer { w = [] }; return w }
+                let pending = portWaiters.withLock { w -> [CheckedContinuation<Int, Never>] in
+                    defer { w = [] }
+                    return w
+                }
                 pending.forEach { $0.resume(returning: port) }
             }
         }
@@ -132,15 +145,20 @@ public final class ConsoleApp: Sendable {
 
     public func makeRouter() -> Router<ConsoleRequestContext> {
         let store = self.store
-        let router = HTTPEndpoint.makeRouter(context: ConsoleRequestContext.self, service: "console", instanceId: ProcessInfo.processInfo.hostName, metrics: metrics, readiness: [
-            ReadinessCheck(name: "store") {
-                do { _ = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT 1") }; return nil }
-                catch { return "SQLite store unreadable: \(error)" }
-            },
-        ])
+        let router = HTTPEndpoint.makeRouter(
+            context: ConsoleRequestContext.self, service: "console", instanceId: ProcessInfo.processInfo.hostName, metrics: metrics,
+            readiness: [
+                ReadinessCheck(name: "store") {
+                    do {
+                        _ = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT 1") }
+                        return nil
+                    } catch { return "SQLite store unreadable: \(error)" }
+                }
+            ])
         router.get("static/console.css") { _, _ -> Response in
-            Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(string: ConsolePages.stylesheet)))
+            Response(
+                status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: ConsolePages.stylesheet)))
         }
         router.get("/") { [self] request, _ -> Response in
             try await session(request) == nil ? Self.redirect("/sign-in") : Self.redirect("/overview")
@@ -171,7 +189,9 @@ public final class ConsoleApp: Sendable {
             }
         }
         router.get("requests") { [self] request, _ -> Response in
-            try await page(request) { session in ConsolePages.requests(await links.openRequests(), held: await links.heldAnswers(), session: session, now: clock.now()) }
+            try await page(request) { session in
+                ConsolePages.requests(await links.openRequests(), held: await links.heldAnswers(), session: session, now: clock.now())
+            }
         }
         router.post("requests/download") { [self] request, _ -> Response in
             try await withForm(request, as: RequestsDownloadForm.self, officer: true) { session, form in
@@ -194,8 +214,9 @@ public final class ConsoleApp: Sendable {
         }
         router.post("notices/export") { [self] request, _ -> Response in
             try await withForm(request, as: NoticesExportForm.self) { session, form in
-                try await exportNotices(session, from: form.from ?? "", to: form.to ?? "", la: form.la.flatMap { $0.isEmpty ? nil : $0 },
-                                        format: form.format ?? "xlsx")
+                try await exportNotices(
+                    session, from: form.from ?? "", to: form.to ?? "", la: form.la.flatMap { $0.isEmpty ? nil : $0 },
+                    format: form.format ?? "xlsx")
             }
         }
         router.get("calendars") { [self] request, _ -> Response in
@@ -226,8 +247,12 @@ public final class ConsoleApp: Sendable {
         do {
             return .success(try URLEncodedFormDecoder().decode(Form.self, from: String(buffer: buffer)))
         } catch {
-            return .failure(HTMLRefusal(response: html(.badRequest, ConsolePages.problem(
-                "Form refused", "The form could not be read (\(error)). Go back, reload the page and try again."))))
+            return .failure(
+                HTMLRefusal(
+                    response: html(
+                        .badRequest,
+                        ConsolePages.problem(
+                            "Form refused", "The form could not be read (\(error)). Go back, reload the page and try again."))))
         }
     }
 
@@ -241,8 +266,10 @@ public final class ConsoleApp: Sendable {
     }
 
     /// A signed-in POST with a URL-encoded form carrying the session's CSRF token.
-    func withForm<Form: StaffForm>(_ request: Request, as type: Form.Type, officer: Bool = false,
-                                   _ body: (StaffSession, Form) async throws -> Response) async throws -> Response {
+    func withForm<Form: StaffForm>(
+        _ request: Request, as type: Form.Type, officer: Bool = false,
+        _ body: (StaffSession, Form) async throws -> Response
+    ) async throws -> Response {
         guard let session = try await session(request) else {
             return Self.html(.unauthorized, ConsolePages.problem("Signed out", "Your session has ended. Sign in again."))
         }
@@ -253,7 +280,10 @@ public final class ConsoleApp: Sendable {
         }
         guard Self.csrfMatches(form.csrf, session.csrfToken) else {
             try await refuseCSRF(session, request)
-            return Self.html(.forbidden, ConsolePages.problem("Form refused", "This form is stale or did not come from the console (CSRF check). Go back, reload the page and try again."))
+            return Self.html(
+                .forbidden,
+                ConsolePages.problem(
+                    "Form refused", "This form is stale or did not come from the console (CSRF check). Go back, reload the page and try again."))
         }
         if officer, session.role != "officer" {
             return Self.html(.forbidden, ConsolePages.problem("Not allowed", "Your role (\(session.role)) may look but not act; ask a supervisor."))
@@ -289,7 +319,8 @@ public final class ConsoleApp: Sendable {
     /// the proxy itself added (a client can write the earlier ones).
     func clientAddress(_ request: Request, _ context: ConsoleRequestContext) -> String {
         if settings.trustForwardedFor, let forwarded = request.headers[HeaderName("X-Forwarded-For")!],
-           let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty {
+            let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty
+        {
             return String(last.prefix(64))
         }
         return context.remoteAddress?.ipAddress ?? "unknown"
@@ -303,7 +334,8 @@ public final class ConsoleApp: Sendable {
         }
         guard let expected = request.cookies[Self.signInCookie]?.value, expected.count == 43, Self.csrfMatches(form.csrf, expected) else {
             try await refuseCSRF(nil, request)
-            return try signInPage(request, flash: .init("The sign-in form was stale or did not come from the console. Try again.", isError: true), status: .forbidden)
+            return try signInPage(
+                request, flash: .init("The sign-in form was stale or did not come from the console. Try again.", isError: true), status: .forbidden)
         }
         let name = (form.name ?? "").trimmingCharacters(in: .whitespaces)
         let password = form.password ?? ""
@@ -311,10 +343,12 @@ public final class ConsoleApp: Sendable {
             let (session, token) = try await staff.signIn(name: name, password: password, source: source)
             logger.notice("staff signed in", metadata: ["staff": .string(session.staffName), "role": .string(session.role)])
             countSignIn("ok")
-            return Self.redirect("/overview", cookies: [
-                cookie(Self.sessionCookie, token, maxAge: Int(settings.sessionLifetime)),
-                cookie(Self.signInCookie, "", maxAge: 0),
-            ])
+            return Self.redirect(
+                "/overview",
+                cookies: [
+                    cookie(Self.sessionCookie, token, maxAge: Int(settings.sessionLifetime)),
+                    cookie(Self.signInCookie, "", maxAge: 0),
+                ])
         } catch let error as StaffError {
             logger.warning("sign-in refused", metadata: ["staff": .string(name), "source": .string(source), "reason": .string(error.description)])
             countSignIn(error == .badCredentials ? "wrong_password" : "throttled")
@@ -333,7 +367,9 @@ public final class ConsoleApp: Sendable {
         let flash: ConsolePages.Flash
         switch outcome {
         case .ok:
-            flash = .init(verdict == "confirm" ? "Confirmed: the child goes on to school resolution." : "Rejected: the child will not be notified for this incident.")
+            flash = .init(
+                verdict == "confirm"
+                    ? "Confirmed: the child goes on to school resolution." : "Rejected: the child will not be notified for this incident.")
             try await record(session, "review-\(verdict)", target: proposal, outcome: "ok", detail: note ?? "")
         case .refused(let why), .unreachable(let why):
             flash = .init(why, isError: true)
@@ -358,13 +394,17 @@ public final class ConsoleApp: Sendable {
         let flash: ConsolePages.Flash
         switch await links.decideHeld(request: request, accept: verdict == "accept", reviewer: session.staffName, note: note) {
         case .ok:
-            flash = .init(verdict == "accept" ? "Accepted: the notice goes to the school Children's Social Care named." : "Declined: the request goes back to Children's Social Care.")
+            flash = .init(
+                verdict == "accept"
+                    ? "Accepted: the notice goes to the school Children's Social Care named."
+                    : "Declined: the request goes back to Children's Social Care.")
             try await record(session, "csc-answer-\(verdict)", target: request, outcome: "ok", detail: note ?? "")
         case .refused(let why), .unreachable(let why):
             flash = .init(why, isError: true)
             try await record(session, "csc-answer-\(verdict)", target: request, outcome: "failed", detail: why)
         }
-        return Self.html(.ok, ConsolePages.requests(await links.openRequests(), held: await links.heldAnswers(), session: session, now: clock.now(), flash: flash))
+        return Self.html(
+            .ok, ConsolePages.requests(await links.openRequests(), held: await links.heldAnswers(), session: session, now: clock.now(), flash: flash))
     }
 
     func download(_ session: StaffSession, lpa: String, format: String) async throws -> Response {
@@ -376,7 +416,8 @@ public final class ConsoleApp: Sendable {
             return try await sheetDownload(sheet, session, action: "csc-download", target: lpa, counting: "request")
         case .refused(let why), .unreachable(let why):
             try await record(session, "csc-download", target: lpa, outcome: "failed", detail: why)
-            return Self.html(.badGateway, ConsolePages.requests(await links.openRequests(), session: session, now: clock.now(), flash: .init(why, isError: true)))
+            return Self.html(
+                .badGateway, ConsolePages.requests(await links.openRequests(), session: session, now: clock.now(), flash: .init(why, isError: true)))
         }
     }
 
@@ -386,8 +427,11 @@ public final class ConsoleApp: Sendable {
         let now = clock.now()
         let day = CalendarDate(now)
         guard format == "xlsx" || format == "csv", CalendarDate(iso: from) != nil, CalendarDate(iso: to) != nil else {
-            return Self.html(.badRequest, ConsolePages.notices(await links.notices(on: day), day: day, session: session, now: now,
-                                                             flash: .init("Give both dates (YYYY-MM-DD) and XLSX or CSV.", isError: true)))
+            return Self.html(
+                .badRequest,
+                ConsolePages.notices(
+                    await links.notices(on: day), day: day, session: session, now: now,
+                    flash: .init("Give both dates (YYYY-MM-DD) and XLSX or CSV.", isError: true)))
         }
         let target = "\(from)..\(to)\(la.map { " LA \($0)" } ?? "")"
         switch await links.exportNotices(from: from, to: to, la: la, format: format) {
@@ -395,16 +439,20 @@ public final class ConsoleApp: Sendable {
             return try await sheetDownload(sheet, session, action: "notices-export", target: target, counting: "notice")
         case .refused(let why), .unreachable(let why):
             try await record(session, "notices-export", target: target, outcome: "failed", detail: why)
-            return Self.html(.badGateway, ConsolePages.notices(await links.notices(on: day), day: day, session: session, now: now,
-                                                             flash: .init(why, isError: true), held: await links.heldNotices()))
+            return Self.html(
+                .badGateway,
+                ConsolePages.notices(
+                    await links.notices(on: day), day: day, session: session, now: now,
+                    flash: .init(why, isError: true), held: await links.heldNotices()))
         }
     }
 
     /// A spreadsheet as a download, recorded in the staff audit (`action` on `target`, with the
     /// file's name and how many `counting` rows it has when known).
     func sheetDownload(_ sheet: CSCSheet, _ session: StaffSession, action: String, target: String, counting noun: String) async throws -> Response {
-        try await record(session, action, target: target, outcome: "ok",
-                         detail: "\(sheet.fileName)\(sheet.requests >= 0 ? ", \(sheet.requests) \(noun)(s)" : "")")
+        try await record(
+            session, action, target: target, outcome: "ok",
+            detail: "\(sheet.fileName)\(sheet.requests >= 0 ? ", \(sheet.requests) \(noun)(s)" : "")")
         var headers = Self.securityHeaders
         headers[.contentType] = sheet.contentType
         headers[.contentDisposition] = "attachment; filename=\"\(sheet.fileName)\""
@@ -429,14 +477,20 @@ public final class ConsoleApp: Sendable {
         let csrf = parts.first { $0.name == "csrf" }.map { String(decoding: $0.data, as: UTF8.self) }
         guard Self.csrfMatches(csrf, session.csrfToken) else {
             try await refuseCSRF(session, request)
-            return Self.html(.forbidden, ConsolePages.problem("Form refused", "This form is stale or did not come from the console (CSRF check). Go back, reload the page and try again."))
+            return Self.html(
+                .forbidden,
+                ConsolePages.problem(
+                    "Form refused", "This form is stale or did not come from the console (CSRF check). Go back, reload the page and try again."))
         }
         guard session.role == "officer" else {
             return Self.html(.forbidden, ConsolePages.problem("Not allowed", "Your role (\(session.role)) may look but not act; ask a supervisor."))
         }
         guard let sheet = parts.first(where: { $0.name == "sheet" }), !sheet.data.isEmpty else {
-            return Self.html(.badRequest, ConsolePages.requests(await links.openRequests(), session: session, now: clock.now(),
-                                                              flash: .init("Choose the sheet CSC returned (XLSX or CSV).", isError: true)))
+            return Self.html(
+                .badRequest,
+                ConsolePages.requests(
+                    await links.openRequests(), session: session, now: clock.now(),
+                    flash: .init("Choose the sheet CSC returned (XLSX or CSV).", isError: true)))
         }
         let name = Self.safeFileName(sheet.fileName ?? "returned.xlsx")
         switch await links.importReturned(sheet.data, name: name) {
@@ -444,11 +498,15 @@ public final class ConsoleApp: Sendable {
             let rejected = answer.answers.filter { $0.outcome == "rejected" }.count
             try await record(session, "csc-upload", target: name, outcome: "ok", detail: "\(answer.answers.count) row(s), \(rejected) rejected")
             try? await Task.sleep(for: .milliseconds(200))
-            return Self.html(.ok, ConsolePages.requests(await links.openRequests(), held: await links.heldAnswers(), imported: answer, session: session, now: clock.now(),
-                                                        flash: .init("\(name): \(answer.answers.count - rejected) row(s) accepted, \(rejected) rejected.", isError: rejected > 0)))
+            return Self.html(
+                .ok,
+                ConsolePages.requests(
+                    await links.openRequests(), held: await links.heldAnswers(), imported: answer, session: session, now: clock.now(),
+                    flash: .init("\(name): \(answer.answers.count - rejected) row(s) accepted, \(rejected) rejected.", isError: rejected > 0)))
         case .refused(let why), .unreachable(let why):
             try await record(session, "csc-upload", target: name, outcome: "failed", detail: why)
-            return Self.html(.ok, ConsolePages.requests(await links.openRequests(), session: session, now: clock.now(), flash: .init(why, isError: true)))
+            return Self.html(
+                .ok, ConsolePages.requests(await links.openRequests(), session: session, now: clock.now(), flash: .init(why, isError: true)))
         }
     }
 
@@ -460,27 +518,32 @@ public final class ConsoleApp: Sendable {
 
     func record(_ session: StaffSession, _ action: String, target: String, outcome: String, detail: String) async throws {
         try await staff.audit(session.staffName, action, target: target, outcome: outcome, detail: detail)
-        logger.notice("staff action", metadata: ["staff": .string(session.staffName), "action": .string(action), "target": .string(target), "outcome": .string(outcome)])
+        logger.notice(
+            "staff action",
+            metadata: ["staff": .string(session.staffName), "action": .string(action), "target": .string(target), "outcome": .string(outcome)])
         countAction(action, outcome: outcome)
     }
 
     func countAction(_ action: String, outcome: String) {
         metrics.registry.makeCounter(
             descriptor: .init(metricName: "encompass_console_actions", unitName: "total", helpText: "Staff actions through the console, by outcome"),
-            labels: [("action", action), ("outcome", outcome)]).increment()
+            labels: [("action", action), ("outcome", outcome)]
+        ).increment()
     }
 
     func countSignIn(_ outcome: String) {
         metrics.registry.makeCounter(
             descriptor: .init(metricName: "encompass_console_sign_ins", unitName: "total", helpText: "Sign-in attempts, by outcome"),
-            labels: [("outcome", outcome)]).increment()
+            labels: [("outcome", outcome)]
+        ).increment()
     }
 
     // MARK: responses
 
     static let securityHeaders: HTTPFields = [
         .cacheControl: "no-store, max-age=0",
-        HeaderName("Content-Security-Policy")!: "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        HeaderName("Content-Security-Policy")!:
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         HeaderName("X-Content-Type-Options")!: "nosniff",
         HeaderName("X-Frame-Options")!: "DENY",
         HeaderName("Referrer-Policy")!: "no-referrer",

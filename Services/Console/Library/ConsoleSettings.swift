@@ -24,7 +24,8 @@ public enum ConsoleService {
         /// shows the services as refusing.
         public var apiToken: String?
         /// Each service's base URL (`ENCOMPASS_<SERVICE>_URL`, else 127.0.0.1 and its default port).
-        public var serviceURLs: [ServiceName: String] = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, "http://127.0.0.1:\($0.defaultHTTPPort)") })
+        public var serviceURLs: [ServiceName: String] = Dictionary(
+            uniqueKeysWithValues: ServiceName.allCases.map { ($0, "http://127.0.0.1:\($0.defaultHTTPPort)") })
         /// Every instance of each service (`ENCOMPASS_<SERVICE>_URLS`, else the one URL): the
         /// console gathers what each instance keeps for its own partitions (CSC requests, held
         /// answers, notices, dead letters) from all of them.
@@ -63,7 +64,9 @@ public enum ConsoleService {
         public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("console.sqlite") }
         public var clock: ServiceClock { clockFile.map(ServiceClock.file) ?? .system }
 
-        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> Settings {
+        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError)
+            -> Settings
+        {
             let env = EnvironmentReader(environment)
             var settings = Settings()
             settings.httpHost = env.string("ENCOMPASS_HTTP_HOST") ?? settings.httpHost
@@ -74,10 +77,14 @@ public enum ConsoleService {
                 settings.serviceURLs[service] = ServiceClient.defaultBaseURL(service, environment: environment)
                 settings.serviceInstances[service] = ServiceClient.instanceBaseURLs(service, environment: environment)
                 for url in settings.serviceInstances[service] ?? [] where URL(string: url)?.host == nil {
-                    throw ConfigurationError(variable: ServiceClient.instancesVariable(service), problem: "lists '\(url)'; expected URLs such as http://127.0.0.1:\(service.defaultHTTPPort), comma-separated")
+                    throw ConfigurationError(
+                        variable: ServiceClient.instancesVariable(service),
+                        problem: "lists '\(url)'; expected URLs such as http://127.0.0.1:\(service.defaultHTTPPort), comma-separated")
                 }
                 if let url = settings.serviceURLs[service], URL(string: url)?.host == nil {
-                    throw ConfigurationError(variable: ServiceClient.variable(service), problem: "is '\(url)'; expected a URL such as http://127.0.0.1:\(service.defaultHTTPPort)")
+                    throw ConfigurationError(
+                        variable: ServiceClient.variable(service),
+                        problem: "is '\(url)'; expected a URL such as http://127.0.0.1:\(service.defaultHTTPPort)")
                 }
             }
             if let seconds = try env.int("ENCOMPASS_CONSOLE_SERVICE_TIMEOUT_SECONDS", in: 1...300) { settings.serviceTimeout = TimeInterval(seconds) }
@@ -87,8 +94,10 @@ public enum ConsoleService {
             settings.secureCookies = try env.bool("ENCOMPASS_CONSOLE_SECURE_COOKIE") ?? false
             if let text = env.string("ENCOMPASS_CONSOLE_FORCES") {
                 let codes = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-                guard !codes.isEmpty, codes.allSatisfy({ (1...8).contains($0.count) && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } }) else {
-                    throw ConfigurationError(variable: "ENCOMPASS_CONSOLE_FORCES", problem: "is '\(text)'; expected force codes separated by commas, e.g. 05 or 43,05")
+                guard !codes.isEmpty, codes.allSatisfy({ (1...8).contains($0.count) && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } })
+                else {
+                    throw ConfigurationError(
+                        variable: "ENCOMPASS_CONSOLE_FORCES", problem: "is '\(text)'; expected force codes separated by commas, e.g. 05 or 43,05")
                 }
                 settings.forces = Set(codes)
             }
@@ -96,10 +105,13 @@ public enum ConsoleService {
             if let user = env.string("ENCOMPASS_CONSOLE_BOOTSTRAP_USER") {
                 let parts = user.split(separator: ":", maxSplits: 1).map(String.init)
                 guard parts.count == 2, StaffDirectory.validName(parts[0]), roles.contains(parts[1]) else {
-                    throw ConfigurationError(variable: "ENCOMPASS_CONSOLE_BOOTSTRAP_USER", problem: "is '\(user)'; expected NAME:ROLE with ROLE one of \(roles.joined(separator: ", "))")
+                    throw ConfigurationError(
+                        variable: "ENCOMPASS_CONSOLE_BOOTSTRAP_USER",
+                        problem: "is '\(user)'; expected NAME:ROLE with ROLE one of \(roles.joined(separator: ", "))")
                 }
                 guard let password = env.string("ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD") else {
-                    throw ConfigurationError(variable: "ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD", problem: "is missing; ENCOMPASS_CONSOLE_BOOTSTRAP_USER needs it")
+                    throw ConfigurationError(
+                        variable: "ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD", problem: "is missing; ENCOMPASS_CONSOLE_BOOTSTRAP_USER needs it")
                 }
                 do { try Secrets.checkStrength(password) } catch {
                     throw ConfigurationError(variable: "ENCOMPASS_CONSOLE_BOOTSTRAP_PASSWORD", problem: "is too weak: \(error.description)")
@@ -110,7 +122,8 @@ public enum ConsoleService {
             settings.retention = try RetentionSettings.fromEnvironment(environment)
             let levelText = env.string("ENCOMPASS_LOG_LEVEL") ?? "info"
             guard let level = Logger.Level(rawValue: levelText) else {
-                throw ConfigurationError(variable: "ENCOMPASS_LOG_LEVEL", problem: "is '\(levelText)'; use trace, debug, info, notice, warning, error or critical")
+                throw ConfigurationError(
+                    variable: "ENCOMPASS_LOG_LEVEL", problem: "is '\(levelText)'; use trace, debug, info, notice, warning, error or critical")
             }
             settings.logLevel = level
             let formatText = env.string("ENCOMPASS_LOG_FORMAT") ?? "json"

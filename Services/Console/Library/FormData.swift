@@ -129,7 +129,10 @@ public enum FormData {
         while i <= last {
             if haystack[i] == first {
                 var match = true
-                for j in 1..<needle.count where haystack[i + j] != needle[j] { match = false; break }
+                for j in 1..<needle.count where haystack[i + j] != needle[j] {
+                    match = false
+                    break
+                }
                 if match { return i }
             }
             i += 1

@@ -90,14 +90,20 @@ struct PrometheusLine {
         let chars = Array(line)
         var i = 0
         var name = ""
-        while i < chars.count, chars[i] != "{", chars[i] != " " { name.append(chars[i]); i += 1 }
+        while i < chars.count, chars[i] != "{", chars[i] != " " {
+            name.append(chars[i])
+            i += 1
+        }
         guard !name.isEmpty else { return nil }
         self.name = name
         if i < chars.count, chars[i] == "{" {
             i += 1
             while i < chars.count, chars[i] != "}" {
                 var key = ""
-                while i < chars.count, chars[i] != "=" { if chars[i] != "," && chars[i] != " " { key.append(chars[i]) }; i += 1 }
+                while i < chars.count, chars[i] != "=" {
+                    if chars[i] != "," && chars[i] != " " { key.append(chars[i]) }
+                    i += 1
+                }
                 i += 1 // =
                 guard i < chars.count, chars[i] == "\"" else { return nil }
                 i += 1
@@ -189,8 +195,10 @@ public struct ServiceLinks: Sendable {
     /// Only these forces' items are listed and acted on (`ConsoleService.Settings.forces`); nil: all.
     public var forces: Set<String>?
 
-    public init(urls: [ServiceName: String], instances: [ServiceName: [String]] = [:], token: String?, timeout: TimeInterval = 5,
-                forces: Set<String>? = nil) {
+    public init(
+        urls: [ServiceName: String], instances: [ServiceName: [String]] = [:], token: String?, timeout: TimeInterval = 5,
+        forces: Set<String>? = nil
+    ) {
         self.urls = urls
         self.instances = instances
         self.token = token
@@ -199,7 +207,9 @@ public struct ServiceLinks: Sendable {
     }
 
     public init(settings: ConsoleService.Settings) {
-        self.init(urls: settings.serviceURLs, instances: settings.serviceInstances, token: settings.apiToken, timeout: settings.serviceTimeout, forces: settings.forces)
+        self.init(
+            urls: settings.serviceURLs, instances: settings.serviceInstances, token: settings.apiToken, timeout: settings.serviceTimeout,
+            forces: settings.forces)
     }
 
     /// An item of force `code` is this console's.
@@ -218,13 +228,17 @@ public struct ServiceLinks: Sendable {
     }
 
     func client(_ service: ServiceName, baseURL: String? = nil) -> ServiceClient {
-        ServiceClient(service: service, baseURL: baseURL ?? urls[service] ?? "http://127.0.0.1:\(service.defaultHTTPPort)", token: token ?? "", timeout: timeout)
+        ServiceClient(
+            service: service, baseURL: baseURL ?? urls[service] ?? "http://127.0.0.1:\(service.defaultHTTPPort)", token: token ?? "", timeout: timeout
+        )
     }
 
     /// Calls a service (one instance: `baseURL`, else the configured URL); an unreachable service
     /// and a non-2xx answer become `Fetched` cases.
-    func fetch(_ service: ServiceName, _ method: String, _ path: String, query: [String: String] = [:], json: (any Encodable)? = nil,
-               raw: Data? = nil, contentType: String = "application/json", baseURL: String? = nil) async -> Fetched<(status: Int, body: Data)> {
+    func fetch(
+        _ service: ServiceName, _ method: String, _ path: String, query: [String: String] = [:], json: (any Encodable)? = nil,
+        raw: Data? = nil, contentType: String = "application/json", baseURL: String? = nil
+    ) async -> Fetched<(status: Int, body: Data)> {
         guard token != nil || path == "/metrics" else {
             return .refused("the console has no API token: set ENCOMPASS_API_TOKEN to the services' token")
         }
@@ -241,21 +255,27 @@ public struct ServiceLinks: Sendable {
     /// A listing gathered from every instance of a service, each answer decoded by `items`: the
     /// whole list, or the first instance's failure (a view that leaves an instance out says so
     /// instead of showing part of the picture as all of it).
-    func gather<T: Sendable>(_ service: ServiceName, _ path: String, query: [String: String] = [:],
-                             items: @Sendable (Data) -> [T]?) async -> Fetched<[T]> {
+    func gather<T: Sendable>(
+        _ service: ServiceName, _ path: String, query: [String: String] = [:],
+        items: @Sendable (Data) -> [T]?
+    ) async -> Fetched<[T]> {
         await gatherEach(service, path, query: query) { body, _ in items(body) }
     }
 
     /// `gather`, telling `items` which instance answered: its place in the list counted from 1,
     /// nil when the service has one instance (as `DeadLetterAddress` writes it).
-    func gatherEach<T: Sendable>(_ service: ServiceName, _ path: String, query: [String: String] = [:],
-                                 items: @Sendable (Data, Int?) -> [T]?) async -> Fetched<[T]> {
+    func gatherEach<T: Sendable>(
+        _ service: ServiceName, _ path: String, query: [String: String] = [:],
+        items: @Sendable (Data, Int?) -> [T]?
+    ) async -> Fetched<[T]> {
         var all: [T] = []
         let urls = instanceURLs(service)
         for (index, url) in urls.enumerated() {
             switch await fetch(service, "GET", path, query: query, baseURL: url) {
             case .ok(let answer):
-                guard let list = items(answer.body, urls.count > 1 ? index + 1 : nil) else { return .refused("\(service.rawValue) at \(url) answered \(path) with an unexpected body") }
+                guard let list = items(answer.body, urls.count > 1 ? index + 1 : nil) else {
+                    return .refused("\(service.rawValue) at \(url) answered \(path) with an unexpected body")
+                }
                 all += list
             case .unreachable(let why): return .unreachable(why)
             case .refused(let why): return .refused(why)
@@ -271,7 +291,10 @@ public struct ServiceLinks: Sendable {
             guard token != nil else { return await fetch(service, method, path, json: json, baseURL: url) }
             do {
                 let answer = try await client(service, baseURL: url).call(method, path, json: json)
-                if answer.status == 404 { last = .refused(ServiceClient.refusal(service, answer.status, answer.body)); continue }
+                if answer.status == 404 {
+                    last = .refused(ServiceClient.refusal(service, answer.status, answer.body))
+                    continue
+                }
                 guard (200..<300).contains(answer.status) else { return .refused(ServiceClient.refusal(service, answer.status, answer.body)) }
                 return .ok(answer)
             } catch {
@@ -296,8 +319,9 @@ public struct ServiceLinks: Sendable {
     func decode<T: Decodable & Sendable>(_ type: T.Type, _ service: ServiceName, _ path: String, query: [String: String] = [:]) async -> Fetched<T> {
         switch await fetch(service, "GET", path, query: query) {
         case .ok(let answer):
-            do { return .ok(try WireFormat.decoder().decode(T.self, from: answer.body)) }
-            catch { return .refused("\(service.rawValue) answered with an unexpected body: \(WireFormat.describe(error))") }
+            do { return .ok(try WireFormat.decoder().decode(T.self, from: answer.body)) } catch {
+                return .refused("\(service.rawValue) answered with an unexpected body: \(WireFormat.describe(error))")
+            }
         case .unreachable(let why): return .unreachable(why)
         case .refused(let why): return .refused(why)
         }
@@ -320,11 +344,12 @@ public struct ServiceLinks: Sendable {
                 return letter
             }
         }
-        let status: Fetched<StageStatus> = switch await metrics {
-        case .ok(let answer): .ok(StageStatus.parse(service, metrics: String(decoding: answer.body, as: UTF8.self)))
-        case .unreachable(let why): .unreachable(why)
-        case .refused(let why): .refused(why)
-        }
+        let status: Fetched<StageStatus> =
+            switch await metrics {
+            case .ok(let answer): .ok(StageStatus.parse(service, metrics: String(decoding: answer.body, as: UTF8.self)))
+            case .unreachable(let why): .unreachable(why)
+            case .refused(let why): .refused(why)
+            }
         return StageReport(status: status, deadLetters: await letters)
     }
 
@@ -381,7 +406,9 @@ public struct ServiceLinks: Sendable {
     /// CSC answers held for a MASH officer (school conflicts with the recorded age).
     public func heldAnswers() async -> Fetched<[HeldAnswer]> {
         // Each instance holds the answers of the children it owns.
-        switch await gather(.schoolResolution, "/v1/requests/held", items: { body in (try? WireFormat.decoder().decode(HeldAnswers.self, from: body))?.held }) {
+        switch await gather(
+            .schoolResolution, "/v1/requests/held", items: { body in (try? WireFormat.decoder().decode(HeldAnswers.self, from: body))?.held })
+        {
         case .ok(let held): return .ok(held.filter { mine($0.forceCode) })
         case .unreachable(let why): return .unreachable(why)
         case .refused(let why): return .refused(why)
@@ -445,7 +472,10 @@ public struct ServiceLinks: Sendable {
             }
             type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         }
-        return .ok(CSCSheet(data: data, contentType: type, fileName: "csc-requests-\(safe)-\(day ?? serviceDay ?? CalendarDate(Date())).\(format)", requests: rows.count))
+        return .ok(
+            CSCSheet(
+                data: data, contentType: type, fileName: "csc-requests-\(safe)-\(day ?? serviceDay ?? CalendarDate(Date())).\(format)",
+                requests: rows.count))
     }
 
     /// Applies a sheet CSC returned. One instance applies every row. A scaled group's instances
@@ -460,7 +490,10 @@ public struct ServiceLinks: Sendable {
             switch await postReturned(data, name: name, query: ["only": "held"], baseURL: url) {
             case .ok(let answer): answers.append(answer)
             case .unreachable(let why), .refused(let why):
-                let applied = index == 0 ? "" : "; the rows held by \(urls[..<index].joined(separator: ", ")) were applied: import the sheet again when every instance answers (applied rows then answer unchanged)"
+                let applied =
+                    index == 0
+                    ? ""
+                    : "; the rows held by \(urls[..<index].joined(separator: ", ")) were applied: import the sheet again when every instance answers (applied rows then answer unchanged)"
                 return .refused(why + applied)
             }
         }
@@ -476,10 +509,13 @@ public struct ServiceLinks: Sendable {
         let type = name.lowercased().hasSuffix(".csv") ? "text/csv" : "application/octet-stream"
         do {
             let answer = try await client(.schoolResolution, baseURL: baseURL)
-                .call("POST", "/v1/requests/import", query: query.merging(["name": name]) { a, _ in a }.merging(forceQuery) { a, _ in a },
-                      raw: data, contentType: type)
+                .call(
+                    "POST", "/v1/requests/import", query: query.merging(["name": name]) { a, _ in a }.merging(forceQuery) { a, _ in a },
+                    raw: data, contentType: type)
             // 422 with answers: every row rejected; still an answer to show.
-            if let decoded = try? WireFormat.decoder().decode(CSCImportAnswer.self, from: answer.body), (200..<300).contains(answer.status) || answer.status == 422 {
+            if let decoded = try? WireFormat.decoder().decode(CSCImportAnswer.self, from: answer.body),
+                (200..<300).contains(answer.status) || answer.status == 422
+            {
                 return .ok(decoded)
             }
             return .refused(ServiceClient.refusal(.schoolResolution, answer.status, answer.body))
@@ -546,7 +582,11 @@ extension CSCRequestRows {
     static func merge(_ parts: [CSCRequestRows]) -> Result<CSCRequestRows, MergeError> {
         let header = parts.first?.header ?? []
         for part in parts where part.header != header {
-            return .failure(MergeError(description: "a school resolution instance exports other columns (\(part.header.joined(separator: ","))): run the same version on every instance"))
+            return .failure(
+                MergeError(
+                    description:
+                        "a school resolution instance exports other columns (\(part.header.joined(separator: ","))): run the same version on every instance"
+                ))
         }
         let keys = ["incident_date", "occurrence_number", "request_id"].compactMap { header.firstIndex(of: $0) }
         var seen = Set<String>()
@@ -581,19 +621,26 @@ extension CSCImportAnswer {
             for row in answer.answers where row.outcome != "not-held" && byRow[row.row] == nil { byRow[row.row] = row }
         }
         let rejected = rejections?.value.map { Dictionary($0.answers.map { ($0.row, $0) }) { a, _ in a } } ?? [:]
-        let failure: String? = switch rejections {
-        case .unreachable(let why), .refused(let why): why
-        default: nil
-        }
+        let failure: String? =
+            switch rejections {
+            case .unreachable(let why), .refused(let why): why
+            default: nil
+            }
         for number in unheld {
             let requestId = answers.lazy.compactMap { $0.answers.first { $0.row == number }?.requestId }.first
-            byRow[number] = rejected[number] ?? Row(
-                outcome: "rejected", row: number, requestId: requestId,
-                reasons: ["request \(requestId ?? "(none)") is held by no school resolution instance" + (failure.map { "; it could not be kept as a dead letter: \($0)" } ?? "")])
+            byRow[number] =
+                rejected[number]
+                ?? Row(
+                    outcome: "rejected", row: number, requestId: requestId,
+                    reasons: [
+                        "request \(requestId ?? "(none)") is held by no school resolution instance"
+                            + (failure.map { "; it could not be kept as a dead letter: \($0)" } ?? "")
+                    ])
         }
         let first = answers.first
-        return CSCImportAnswer(file: first?.file ?? "", rows: first?.rows ?? 0, answers: byRow.values.sorted { $0.row < $1.row },
-                               notices: first?.notices, error: nil)
+        return CSCImportAnswer(
+            file: first?.file ?? "", rows: first?.rows ?? 0, answers: byRow.values.sorted { $0.row < $1.row },
+            notices: first?.notices, error: nil)
     }
 }
 

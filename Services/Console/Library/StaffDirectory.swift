@@ -165,8 +165,10 @@ public struct StaffDirectory: Sendable {
                 try SignInThrottle.filter(Column("name") == name.lowercased()).deleteAll(db)
             }
             try StaffUser(name: name, role: role, passwordHash: hash, createdAt: now, createdBy: creator).save(db)
-            try StaffAuditEntry(at: now, staffName: creator, action: replace ? "account-reset" : "account-added", target: name,
-                                outcome: "ok", detail: "role \(role)").insert(db)
+            try StaffAuditEntry(
+                at: now, staffName: creator, action: replace ? "account-reset" : "account-added", target: name,
+                outcome: "ok", detail: "role \(role)"
+            ).insert(db)
         }
     }
 
@@ -189,8 +191,10 @@ public struct StaffDirectory: Sendable {
         let now = clock.now()
         let key: [String: String] = ["name": name.lowercased(), "source": source]
         if let throttle = try await store.pool.read({ try SignInThrottle.fetchOne($0, key: key) }),
-           let until = throttle.lockedUntil, until > now {
-            try await audit(name, "sign-in-refused", target: name, outcome: "refused", detail: "locked until \(Timestamp.format(until)) from \(source)")
+            let until = throttle.lockedUntil, until > now
+        {
+            try await audit(
+                name, "sign-in-refused", target: name, outcome: "refused", detail: "locked until \(Timestamp.format(until)) from \(source)")
             throw StaffError.throttled(until: until)
         }
         let user = try await store.pool.read { try StaffUser.fetchOne($0, key: name) }
@@ -206,28 +210,36 @@ public struct StaffDirectory: Sendable {
             let maxFailures = settings.maxFailedSignIns
             let lockout = settings.lockout
             try await store.pool.write { db in
-                var throttle = try SignInThrottle.fetchOne(db, key: key)
+                var throttle =
+                    try SignInThrottle.fetchOne(db, key: key)
                     ?? SignInThrottle(name: name.lowercased(), source: source, failures: 0, lastFailureAt: now, lockedUntil: nil)
                 // A lock that has run out starts a new count.
-                if let until = throttle.lockedUntil, until <= now { throttle.failures = 0; throttle.lockedUntil = nil }
+                if let until = throttle.lockedUntil, until <= now {
+                    throttle.failures = 0
+                    throttle.lockedUntil = nil
+                }
                 throttle.failures += 1
                 throttle.lastFailureAt = now
                 if throttle.failures >= maxFailures { throttle.lockedUntil = now.addingTimeInterval(lockout) }
                 try throttle.save(db)
-                try StaffAuditEntry(at: now, staffName: name, action: "sign-in-refused", target: name, outcome: "refused",
-                                    detail: "wrong name or password (\(throttle.failures) in a row from \(source))").insert(db)
+                try StaffAuditEntry(
+                    at: now, staffName: name, action: "sign-in-refused", target: name, outcome: "refused",
+                    detail: "wrong name or password (\(throttle.failures) in a row from \(source))"
+                ).insert(db)
             }
             throw StaffError.badCredentials
         }
         let token = try Secrets.newToken()
-        let session = StaffSession(sessionHash: Secrets.sha256Hex(token), staffName: user.name, role: user.role,
-                                   csrfToken: try Secrets.newToken(), createdAt: now, expiresAt: now.addingTimeInterval(settings.sessionLifetime))
+        let session = StaffSession(
+            sessionHash: Secrets.sha256Hex(token), staffName: user.name, role: user.role,
+            csrfToken: try Secrets.newToken(), createdAt: now, expiresAt: now.addingTimeInterval(settings.sessionLifetime))
         try await store.pool.write { db in
             try SignInThrottle.deleteOne(db, key: key)
             try SignInThrottle.filter(Column("lastFailureAt") <= now.addingTimeInterval(-86_400)).deleteAll(db)
             try StaffSession.filter(Column("expiresAt") <= now).deleteAll(db)
             try session.insert(db)
-            try StaffAuditEntry(at: now, staffName: user.name, action: "sign-in", target: user.name, outcome: "ok", detail: "role \(user.role)").insert(db)
+            try StaffAuditEntry(at: now, staffName: user.name, action: "sign-in", target: user.name, outcome: "ok", detail: "role \(user.role)")
+                .insert(db)
         }
         return (session, token)
     }
@@ -270,7 +282,8 @@ public struct StaffDirectory: Sendable {
         let now = clock.now()
         try await store.pool.write { db in
             _ = try StaffSession.deleteOne(db, key: session.sessionHash)
-            try StaffAuditEntry(at: now, staffName: session.staffName, action: "sign-out", target: session.staffName, outcome: "ok", detail: "").insert(db)
+            try StaffAuditEntry(at: now, staffName: session.staffName, action: "sign-out", target: session.staffName, outcome: "ok", detail: "")
+                .insert(db)
         }
     }
 
@@ -278,7 +291,8 @@ public struct StaffDirectory: Sendable {
     public func audit(_ staff: String, _ action: String, target: String, outcome: String, detail: String) async throws {
         let now = clock.now()
         try await store.pool.write { db in
-            try StaffAuditEntry(at: now, staffName: staff, action: action, target: target, outcome: outcome, detail: String(detail.prefix(2000))).insert(db)
+            try StaffAuditEntry(at: now, staffName: staff, action: action, target: target, outcome: outcome, detail: String(detail.prefix(2000)))
+                .insert(db)
         }
     }
 

@@ -28,11 +28,13 @@ public struct BackfillGenerator: Sendable {
             let day = start.adding(days: min(364, index / perDay))
             let occurred = day.at(hour: index % 24, minute: (index / 24) % 60)
             let surname = random.pick(Names.surnames)
-            let victim = Party(role: .victim, givenName: random.pick(Names.adultsFemale), familyName: surname,
-                               dateOfBirth: WorldGenerator.birth(day, minAge: 22, maxAge: 50, &random).description)
-            let suspect = Party(role: .suspect, givenName: random.pick(Names.adultsMale),
-                                familyName: random.chance(0.7) ? surname : random.pick(Names.surnames),
-                                dateOfBirth: random.chance(0.9) ? WorldGenerator.birth(day, minAge: 22, maxAge: 55, &random).description : nil)
+            let victim = Party(
+                role: .victim, givenName: random.pick(Names.adultsFemale), familyName: surname,
+                dateOfBirth: WorldGenerator.birth(day, minAge: 22, maxAge: 50, &random).description)
+            let suspect = Party(
+                role: .suspect, givenName: random.pick(Names.adultsMale),
+                familyName: random.chance(0.7) ? surname : random.pick(Names.surnames),
+                dateOfBirth: random.chance(0.9) ? WorldGenerator.birth(day, minAge: 22, maxAge: 55, &random).description : nil)
             // An officer records a date of birth for most children, an age for the rest.
             let children = (0..<Int.random(in: 0...3, using: &random)).map { _ in
                 let birth = WorldGenerator.birth(day, minAge: 0, maxAge: 16, &random)
@@ -43,7 +45,8 @@ public struct BackfillGenerator: Sendable {
             }
             let address = PostalAddress(
                 lines: ["\(1 + household % 180) \(random.pick(Names.streets))"], town: "Reading",
-                postcode: "RG\(1 + household % 31) \(household % 10)\(["A", "B", "D", "E", "F", "G", "H", "J"][household % 8])\(["L", "N", "P", "Q", "R", "S", "T", "U"][(household / 8) % 8])"
+                postcode:
+                    "RG\(1 + household % 31) \(household % 10)\(["A", "B", "D", "E", "F", "G", "H", "J"][household % 8])\(["L", "N", "P", "Q", "R", "S", "T", "U"][(household / 8) % 8])"
             )
             return Incident(
                 occurrenceNumber: String(format: "%02d%09d", year % 100, 100_000_000 + index), forceCode: "43",

@@ -63,8 +63,12 @@ public struct DemoForce: Sendable, Equatable {
         }
         if ["ely", "soham", "newmarket", "pymoor", "littleport", "burwell", "sutton"].contains(where: town.contains) { return "East Cambridgeshire" }
         if ["wisbech", "march", "chatteris", "whittlesey"].contains(where: town.contains) { return "Fenland" }
-        if ["huntingdon", "neots", "st ives", "ramsey", "godmanchester", "sandy", "spaldwick", "alconbury", "somersham", "yaxley",
-            "peterborough", "hegrey", "kimbolton", "sawtry"].contains(where: town.contains) { return "Huntingdonshire" }
+        if [
+            "huntingdon", "neots", "st ives", "ramsey", "godmanchester", "sandy", "spaldwick", "alconbury", "somersham", "yaxley",
+            "peterborough", "hegrey", "kimbolton", "sawtry",
+        ].contains(where: town.contains) {
+            return "Huntingdonshire"
+        }
         return "South Cambridgeshire"
     }
 
@@ -73,21 +77,27 @@ public struct DemoForce: Sendable, Equatable {
     func earlyYearsSettings(near schools: [WorldSchool], seed: UInt64) -> [WorldSchool] {
         guard earlyYearsSettingsPerAuthority > 0 else { return [] }
         var random = SeededRandom(seed: seed &+ 0xE4_5E77)
-        let words = ["Little Acorns", "Busy Bees", "Rainbow", "Treetops", "Jack in the Box", "Ladybird", "Honeypot", "Sunflower",
-                     "Puddle Ducks", "Little Explorers", "Old School House", "First Steps", "Caterpillars", "Tiny Tots"]
+        let words = [
+            "Little Acorns", "Busy Bees", "Rainbow", "Treetops", "Jack in the Box", "Ladybird", "Honeypot", "Sunflower",
+            "Puddle Ducks", "Little Explorers", "Old School House", "First Steps", "Caterpillars", "Tiny Tots",
+        ]
         var settings: [WorldSchool] = []
         var names = Set<String>()
         var reference = 512_000
         for la in localAuthorities {
-            let anchors = schools.filter { $0.open && $0.localAuthorityCode == la && $0.ageFrom <= 5 && $0.ageTo <= 11 && $0.type != "Special School" }
+            let anchors = schools.filter {
+                $0.open && $0.localAuthorityCode == la && $0.ageFrom <= 5 && $0.ageTo <= 11 && $0.type != "Special School"
+            }
             guard !anchors.isEmpty else { continue }
             for _ in 0..<earlyYearsSettingsPerAuthority {
                 let anchor = random.pick(anchors)
                 let name = "\(anchor.town) \(random.pick(words)) \(random.chance(0.6) ? "Day Nursery" : "Pre-School")"
                 guard names.insert(name).inserted else { continue }
                 reference += Int.random(in: 1...400, using: &random)
-                settings.append(WorldSchool(urn: "EY\(reference)", name: name, town: anchor.town, postcode: anchor.postcode,
-                                            localAuthorityCode: la, open: true, ageFrom: 0, ageTo: 5, type: "Private nursery"))
+                settings.append(
+                    WorldSchool(
+                        urn: "EY\(reference)", name: name, town: anchor.town, postcode: anchor.postcode,
+                        localAuthorityCode: la, open: true, ageFrom: 0, ageTo: 5, type: "Private nursery"))
             }
         }
         return settings

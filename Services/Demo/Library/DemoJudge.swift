@@ -45,8 +45,9 @@ public struct DemoJudge: Sendable {
     public func answerRequests(csv: String) -> (sheet: String, answered: Int, unknown: Int) {
         var rows = CSVRows.parse(csv)
         guard let header = rows.first,
-              let occurrence = header.firstIndex(of: "occurrence_number"), let given = header.firstIndex(of: "child_given_name"),
-              let family = header.firstIndex(of: "child_family_name"), let urn = header.firstIndex(of: "school_urn") else {
+            let occurrence = header.firstIndex(of: "occurrence_number"), let given = header.firstIndex(of: "child_given_name"),
+            let family = header.firstIndex(of: "child_family_name"), let urn = header.firstIndex(of: "school_urn")
+        else {
             return (csv, 0, 0)
         }
         let dob = header.firstIndex(of: "child_date_of_birth")
@@ -57,7 +58,8 @@ public struct DemoJudge: Sendable {
             while row.count < header.count { row.append("") }
             let recordedDOB = dob.map { row[$0] }.flatMap { $0.isEmpty ? nil : $0 }
             if let child = self.child(occurrence: row[occurrence], givenName: row[given], familyName: row[family], dateOfBirth: recordedDOB),
-               let school = child.schoolURN {
+                let school = child.schoolURN
+            {
                 row[urn] = school
                 if let correctedDOB, recordedDOB != child.dateOfBirth { row[correctedDOB] = child.dateOfBirth }
                 if let correctedGiven, Self.fold(row[given]) != Self.fold(child.givenName) { row[correctedGiven] = child.givenName }
@@ -76,7 +78,8 @@ public struct DemoJudge: Sendable {
     public func decideHeld(_ held: HeldAnswer) -> Bool {
         let parts = held.childName.split(separator: " ")
         guard let given = parts.first, let family = parts.last,
-              let child = child(occurrence: held.occurrenceNumber, givenName: String(given), familyName: String(family), dateOfBirth: held.dateOfBirth) else {
+            let child = child(occurrence: held.occurrenceNumber, givenName: String(given), familyName: String(family), dateOfBirth: held.dateOfBirth)
+        else {
             return false
         }
         return child.schoolURN != nil && child.schoolURN == held.school?.urn
@@ -98,8 +101,10 @@ public struct DemoJudge: Sendable {
         /// How it reaches the setting.
         public var route: Route
 
-        public init(occurrenceNumber: String, child: IdentifiedChild, childSource: ChildSource, schoolURN: String, sent: Bool, escalation: Bool = false,
-                    releaseAt: Date? = nil, forceCode: String = "", route: Route = .school) {
+        public init(
+            occurrenceNumber: String, child: IdentifiedChild, childSource: ChildSource, schoolURN: String, sent: Bool, escalation: Bool = false,
+            releaseAt: Date? = nil, forceCode: String = "", route: Route = .school
+        ) {
             self.route = escalation ? .escalation : route
             self.releaseAt = releaseAt
             self.forceCode = forceCode
@@ -145,7 +150,8 @@ public struct DemoJudge: Sendable {
             if notice.sent {
                 check.sent += 1
             } else {
-                check.unsent.append("\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName): URN \(notice.schoolURN) not sent")
+                check.unsent.append(
+                    "\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName): URN \(notice.schoolURN) not sent")
             }
             if notice.route != .escalation, notice.sent, let real = truthChild(of: notice), real.notifiedAs == notice.schoolURN { check.correct += 1 }
             checks[notice.route] = check
@@ -207,8 +213,10 @@ public struct DemoJudge: Sendable {
         /// family): a bad value in a child's row holds back that child, not its incident.
         public var setAside: [(String, String, String)]
 
-        public init(accepted: Set<String>, proposed: [(String, IdentifiedChild)], openRequests: [(String, String, String, String?)], held: [HeldAnswer],
-                    setAside: [(String, String, String)] = []) {
+        public init(
+            accepted: Set<String>, proposed: [(String, IdentifiedChild)], openRequests: [(String, String, String, String?)], held: [HeldAnswer],
+            setAside: [(String, String, String)] = []
+        ) {
             self.accepted = accepted
             self.proposed = proposed
             self.openRequests = openRequests
@@ -222,7 +230,8 @@ public struct DemoJudge: Sendable {
     public static func childRows(csv: String, rows: [Int]) -> [(String, String, String)] {
         let table = CSVRows.parse(csv)
         guard let header = table.first, let occurrence = header.firstIndex(of: "occurrence_number"),
-              let given = header.firstIndex(of: "child_given_name"), let family = header.firstIndex(of: "child_family_name") else { return [] }
+            let given = header.firstIndex(of: "child_given_name"), let family = header.firstIndex(of: "child_family_name")
+        else { return [] }
         return rows.compactMap { row in
             guard row >= 2, row - 1 < table.count else { return nil }
             let cells = table[row - 1]
@@ -232,8 +241,9 @@ public struct DemoJudge: Sendable {
 
     /// The child of the day a notice is about, if any.
     func truthChild(of notice: Notice) -> DayTruth.Child? {
-        child(occurrence: notice.occurrenceNumber, givenName: notice.child.givenName, familyName: notice.child.familyName,
-              dateOfBirth: notice.child.dateOfBirth)
+        child(
+            occurrence: notice.occurrenceNumber, givenName: notice.child.givenName, familyName: notice.child.familyName,
+            dateOfBirth: notice.child.dateOfBirth)
     }
 
     /// One child of one incident.
@@ -260,14 +270,23 @@ public struct DemoJudge: Sendable {
                 let cause: String
                 if !trail.accepted.contains(day.occurrenceNumber) {
                     cause = "incident refused by intake"
-                } else if trail.setAside.contains(where: { $0.0 == day.occurrenceNumber && Self.fold($0.2) == Self.fold(child.familyName)
-                    && (Self.fold($0.1) == Self.fold(child.givenName) || child.recordedGivenName.map(Self.fold) == Self.fold($0.1)) }) {
+                } else if trail.setAside.contains(where: {
+                    $0.0 == day.occurrenceNumber && Self.fold($0.2) == Self.fold(child.familyName)
+                        && (Self.fold($0.1) == Self.fold(child.givenName) || child.recordedGivenName.map(Self.fold) == Self.fold($0.1))
+                }) {
                     cause = "child's row of the DA desk's spreadsheet set aside by intake (a bad value, such as a mistyped date of birth)"
-                } else if !child.recordedByOfficer, !trail.proposed.contains(where: { matches($0.0, child, day.occurrenceNumber, given: $0.1.givenName, family: $0.1.familyName, dob: $0.1.dateOfBirth) }) {
-                    cause = child.inEarlierRecords ? "left out by the officer; in earlier records but not found by research" : "left out by the officer and in no earlier record"
+                } else if !child.recordedByOfficer,
+                    !trail.proposed.contains(where: {
+                        matches($0.0, child, day.occurrenceNumber, given: $0.1.givenName, family: $0.1.familyName, dob: $0.1.dateOfBirth)
+                    })
+                {
+                    cause =
+                        child.inEarlierRecords
+                        ? "left out by the officer; in earlier records but not found by research" : "left out by the officer and in no earlier record"
                 } else if trail.held.contains(where: { held in
                     let parts = held.childName.split(separator: " ").map(String.init)
-                    return matches(held.occurrenceNumber, child, day.occurrenceNumber, given: parts.first ?? "", family: parts.last ?? "", dob: held.dateOfBirth)
+                    return matches(
+                        held.occurrenceNumber, child, day.occurrenceNumber, given: parts.first ?? "", family: parts.last ?? "", dob: held.dateOfBirth)
                 }) {
                     cause = "CSC's answer held for a MASH officer"
                 } else if trail.openRequests.contains(where: { matches($0.0, child, day.occurrenceNumber, given: $0.1, family: $0.2, dob: $0.3) }) {
@@ -287,7 +306,9 @@ public struct DemoJudge: Sendable {
         let children = truth.values.flatMap(\.children)
         return mails.compactMap { mail in
             let text = mail.text
-            guard let child = children.first(where: { text.contains("\($0.givenName) \($0.familyName)") || text.contains($0.dateOfBirth) }) else { return nil }
+            guard let child = children.first(where: { text.contains("\($0.givenName) \($0.familyName)") || text.contains($0.dateOfBirth) }) else {
+                return nil
+            }
             return "\(mail.name) names \(child.givenName) \(child.familyName) or their date of birth"
         }
     }
@@ -312,26 +333,33 @@ public struct DemoJudge: Sendable {
             if let real, real.leftSchoolURN == notice.schoolURN {
                 // An escalation went to the Education Safeguarding Manager, not to the school.
                 if notice.escalation { continue }
-                card.toSchoolLeft.append("\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName) (\(notice.childSource.rawValue)): "
-                                         + "notified URN \(notice.schoolURN), the school every record named; attends \(real.schoolURN ?? "no school") since the move")
+                card.toSchoolLeft.append(
+                    "\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName) (\(notice.childSource.rawValue)): "
+                        + "notified URN \(notice.schoolURN), the school every record named; attends \(real.schoolURN ?? "no school") since the move")
                 continue
             }
             guard let real, real.notifiedAs == notice.schoolURN else {
                 card.wrongNotices += 1
-                card.wrong.append("\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName) (\(notice.childSource.rawValue)): notified URN \(notice.schoolURN); "
-                                  + (real.map { "attends \($0.schoolURN ?? "no school")" } ?? "not present"))
+                card.wrong.append(
+                    "\(notice.occurrenceNumber) \(notice.child.givenName) \(notice.child.familyName) (\(notice.childSource.rawValue)): notified URN \(notice.schoolURN); "
+                        + (real.map { "attends \($0.schoolURN ?? "no school")" } ?? "not present"))
                 continue
             }
             let key = "\(Self.key(notice.occurrenceNumber, real))/\(notice.schoolURN)/\(notice.escalation)"
             if !noticed.insert(key).inserted {
-                card.duplicates.append("\(notice.occurrenceNumber) \(real.givenName) \(real.familyName) (\(notice.childSource.rawValue)): URN \(notice.schoolURN) again")
+                card.duplicates.append(
+                    "\(notice.occurrenceNumber) \(real.givenName) \(real.familyName) (\(notice.childSource.rawValue)): URN \(notice.schoolURN) again")
             }
         }
         for day in truth.values {
             for child in day.children where child.homeAuthority != nil {
                 card.notOnRoll += 1
-                if notices.contains(where: { $0.sent && !$0.escalation && $0.occurrenceNumber == day.occurrenceNumber && $0.schoolURN == child.notifiedAs
-                    && truthChild(of: $0) == child }) { card.notOnRollNotified += 1 }
+                if notices.contains(where: {
+                    $0.sent && !$0.escalation && $0.occurrenceNumber == day.occurrenceNumber && $0.schoolURN == child.notifiedAs
+                        && truthChild(of: $0) == child
+                }) {
+                    card.notOnRollNotified += 1
+                }
             }
         }
         let served = served(notices)

@@ -73,7 +73,9 @@ public enum FaultScenarios {
     /// after the third batch one instance of each service is SIGKILLed, after the fifth they are
     /// started again; then the next morning comes. Every child must get exactly one notice and
     /// one mail.
-    public static func killAndRestart(_ pipeline: LocalPipeline, incidents count: Int, report progress: @Sendable (String) -> Void) async throws -> KillRestartReport {
+    public static func killAndRestart(_ pipeline: LocalPipeline, incidents count: Int, report progress: @Sendable (String) -> Void) async throws
+        -> KillRestartReport
+    {
         let incidents = try await prepare(pipeline, count: count, seed: 11)
         let victims = ServiceName.allCases.map { LocalPipeline.Instance(service: $0, number: $0 == .intake ? 2 : 1) }
         try await feed(pipeline, incidents) { batch, _ in
@@ -152,8 +154,10 @@ public enum FaultScenarios {
     /// school resolution instance. Once the rest is scheduled, CSC's returned sheet (each
     /// child's real school) goes to every live instance, each answering the rows it holds; then
     /// the morning comes and every child must get exactly one notice and one mail.
-    public static func rebalance(_ pipeline: LocalPipeline, incidents count: Int, cscChildren: Int = 12,
-                                 report progress: @Sendable (String) -> Void) async throws -> RebalanceReport {
+    public static func rebalance(
+        _ pipeline: LocalPipeline, incidents count: Int, cscChildren: Int = 12,
+        report progress: @Sendable (String) -> Void
+    ) async throws -> RebalanceReport {
         var incidents = try await prepare(pipeline, count: count, seed: 13, upTo: 1)
         let csc = min(cscChildren, incidents.count)
         var realSchool: [String: String] = [:]
@@ -179,10 +183,12 @@ public enum FaultScenarios {
                 for service in ServiceName.allCases { await pipeline.signal(.init(service: service, number: 2), SIGKILL) }
                 let lost = LocalPipeline.Instance(service: .schoolResolution, number: 2)
                 let folder = "\(pipeline.options.directory)/\(lost.name)"
-                for file in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where file.hasPrefix("\(ServiceName.schoolResolution.rawValue).sqlite") {
+                for file in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+                where file.hasPrefix("\(ServiceName.schoolResolution.rawValue).sqlite") {
                     try FileManager.default.removeItem(atPath: "\(folder)/\(file)")
                 }
-                progress("SIGKILL: instance 2 of every service, left down; \(lost.name)'s store deleted with its \(lostWithInstance) open CSC requests")
+                progress(
+                    "SIGKILL: instance 2 of every service, left down; \(lost.name)'s store deleted with its \(lostWithInstance) open CSC requests")
                 steps.append(try await settleOwnership(pipeline, step: "SIGKILL of instance 2", csc: csc, progress: progress))
             default: break
             }
@@ -194,14 +200,18 @@ public enum FaultScenarios {
         try await waitForScheduled(pipeline, count: incidents.count)
         try await morning(pipeline, progress: progress)
         try await waitForMails(pipeline, count: incidents.count)
-        return RebalanceReport(steps: steps, outcome: try await check(pipeline, incidents), cscChildren: csc,
-                               cscLostWithInstance: lostWithInstance, cscAnswered: answered)
+        return RebalanceReport(
+            steps: steps, outcome: try await check(pipeline, incidents), cscChildren: csc,
+            cscLostWithInstance: lostWithInstance, cscAnswered: answered)
     }
 
     /// The open CSC requests one school resolution instance holds (`GET /v1/requests`).
     static func openRequests(_ pipeline: LocalPipeline, instance number: Int) async throws -> [[String: String]] {
-        let (status, body) = try await pipeline.operationsClient(.schoolResolution, instance: number).call("GET", "/v1/requests", query: ["lpa": "all"])
-        guard status == 200 else { throw PipelineError("school-resolution-\(number) requests: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))") }
+        let (status, body) = try await pipeline.operationsClient(.schoolResolution, instance: number).call(
+            "GET", "/v1/requests", query: ["lpa": "all"])
+        guard status == 200 else {
+            throw PipelineError("school-resolution-\(number) requests: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))")
+        }
         return (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["requests"] as? [[String: String]] ?? []
     }
 
@@ -222,7 +232,9 @@ public enum FaultScenarios {
         for number in live {
             let (status, body) = try await pipeline.operationsClient(.schoolResolution, instance: number)
                 .call("POST", "/v1/requests/import", query: ["name": "returned.csv", "only": "held"], raw: Data(sheet.utf8), contentType: "text/csv")
-            guard (200..<300).contains(status) else { throw PipelineError("school-resolution-\(number) import: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))") }
+            guard (200..<300).contains(status) else {
+                throw PipelineError("school-resolution-\(number) import: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))")
+            }
             let answers = (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["answers"] as? [[String: Any]] ?? []
             answered += answers.filter { $0["outcome"] as? String == "notice" }.count
         }
@@ -237,7 +249,8 @@ public enum FaultScenarios {
 
     /// Waits (up to 3 minutes) until every pending notice has exactly one owner among the live
     /// scheduling instances and every live instance lists all of them.
-    static func settleOwnership(_ pipeline: LocalPipeline, step: String, csc: Int, progress: @Sendable (String) -> Void) async throws -> OwnershipStep {
+    static func settleOwnership(_ pipeline: LocalPipeline, step: String, csc: Int, progress: @Sendable (String) -> Void) async throws -> OwnershipStep
+    {
         let started = ContinuousClock.now
         var last: OwnershipStep?
         while ContinuousClock.now - started < .seconds(180) {
@@ -248,7 +261,11 @@ public enum FaultScenarios {
                 let name = "scheduling-\(number)"
                 live.append(name)
                 guard let (status, body) = try? await pipeline.operationsClient(.scheduling, instance: number).call("GET", "/v1/pending"),
-                      status == 200 else { listedBy[name] = -1; continue }
+                    status == 200
+                else {
+                    listedBy[name] = -1
+                    continue
+                }
                 let notices = (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["notices"] as? [[String: Any]] ?? []
                 listedBy[name] = notices.count
                 for notice in notices {
@@ -259,18 +276,25 @@ public enum FaultScenarios {
             var requests: [String: Int] = [:]
             var heldBy: [String: Int] = [:]
             for number in await liveInstances(pipeline, .schoolResolution) {
-                guard let held = try? await openRequests(pipeline, instance: number) else { heldBy["school-resolution-\(number)"] = -1; continue }
+                guard let held = try? await openRequests(pipeline, instance: number) else {
+                    heldBy["school-resolution-\(number)"] = -1
+                    continue
+                }
                 heldBy["school-resolution-\(number)"] = held.count
                 for request in held { if let id = request["request_id"] { requests[id, default: 0] += 1 } }
             }
-            let current = OwnershipStep(step: step, instances: live, pending: owners.count, listedBy: listedBy,
-                                        unowned: owners.values.filter { $0 == 0 }.count, ownedTwice: owners.values.filter { $0 > 1 }.count,
-                                        settledAfter: (ContinuousClock.now - started).seconds, cscRequests: requests.count, cscExpected: csc, cscHeldBy: heldBy,
-                                        cscListedTwice: requests.values.filter { $0 > 1 }.count)
+            let current = OwnershipStep(
+                step: step, instances: live, pending: owners.count, listedBy: listedBy,
+                unowned: owners.values.filter { $0 == 0 }.count, ownedTwice: owners.values.filter { $0 > 1 }.count,
+                settledAfter: (ContinuousClock.now - started).seconds, cscRequests: requests.count, cscExpected: csc, cscHeldBy: heldBy,
+                cscListedTwice: requests.values.filter { $0 > 1 }.count)
             last = current
             if current.unowned == 0, current.ownedTwice == 0, listedBy.values.allSatisfy({ $0 == owners.count }),
-               current.cscRequests == csc, current.cscListedTwice == 0, heldBy.values.allSatisfy({ $0 >= 0 }) {
-                progress("\(step): \(current.pending) pending notices, each owned by exactly one of \(live.joined(separator: ", ")); \(current.cscRequests) open CSC requests, each on one of \(heldBy.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")) (after \(String(format: "%.1f", current.settledAfter)) s)")
+                current.cscRequests == csc, current.cscListedTwice == 0, heldBy.values.allSatisfy({ $0 >= 0 })
+            {
+                progress(
+                    "\(step): \(current.pending) pending notices, each owned by exactly one of \(live.joined(separator: ", ")); \(current.cscRequests) open CSC requests, each on one of \(heldBy.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")) (after \(String(format: "%.1f", current.settledAfter)) s)"
+                )
                 return current
             }
             try await Task.sleep(for: .milliseconds(500))
@@ -310,12 +334,14 @@ public enum FaultScenarios {
             "\(service.rawValue)-\(Int.random(in: 1...max(1, instances[service] ?? 1), using: &random))"
         }
         func feeding(_ service: ServiceName) -> Kill {
-            Kill(instance: instance(service), phase: "feeding", at: Double(Int.random(in: 1...max(1, batches - 1), using: &random)),
-                 downFor: Double(Int.random(in: 1...3, using: &random)))
+            Kill(
+                instance: instance(service), phase: "feeding", at: Double(Int.random(in: 1...max(1, batches - 1), using: &random)),
+                downFor: Double(Int.random(in: 1...3, using: &random)))
         }
         func morning(_ service: ServiceName) -> Kill {
-            Kill(instance: instance(service), phase: "morning", at: (Double.random(in: 0.05..<0.9, using: &random) * 100).rounded() / 100,
-                 downFor: (Double.random(in: 0.5..<4, using: &random) * 10).rounded() / 10)
+            Kill(
+                instance: instance(service), phase: "morning", at: (Double.random(in: 0.05..<0.9, using: &random) * 100).rounded() / 100,
+                downFor: (Double.random(in: 0.5..<4, using: &random) * 10).rounded() / 10)
         }
         for service in ServiceName.allCases {
             plan.append(feeding(service))
@@ -335,8 +361,10 @@ public enum FaultScenarios {
     /// an attempt mark and the relay's answer leaves the mail `uncertain`, and MASH resends it
     /// after checking with the school (the mail folder).
     /// Every child must get exactly one notice and one mail.
-    public static func randomKills(_ pipeline: LocalPipeline, incidents count: Int, seed: UInt64, extraKills: Int = 0,
-                                   report progress: @escaping @Sendable (String) -> Void) async throws -> RandomKillsReport {
+    public static func randomKills(
+        _ pipeline: LocalPipeline, incidents count: Int, seed: UInt64, extraKills: Int = 0,
+        report progress: @escaping @Sendable (String) -> Void
+    ) async throws -> RandomKillsReport {
         let began = ContinuousClock.now
         let batches = (count + batchSize - 1) / batchSize
         let plan = killPlan(seed: seed, batches: batches, instances: pipeline.options.instances, extra: extraKills)
@@ -379,11 +407,12 @@ public enum FaultScenarios {
             let victim = instance(kill.instance)
             await pipeline.signal(victim, SIGKILL)
             progress("\(reached) mails: SIGKILL \(victim.name)")
-            restarts.append(Task {
-                try await Task.sleep(for: .milliseconds(Int(kill.downFor * 1000)))
-                try await pipeline.restart(victim)
-                progress("restarted \(victim.name)")
-            })
+            restarts.append(
+                Task {
+                    try await Task.sleep(for: .milliseconds(Int(kill.downFor * 1000)))
+                    try await pipeline.restart(victim)
+                    progress("restarted \(victim.name)")
+                })
         }
         for restart in restarts { try await restart.value }
         try await waitForMails(pipeline, count: incidents.count)
@@ -422,8 +451,10 @@ public enum FaultScenarios {
     /// again; every partition's leadership moved to broker 3. In the morning, while scheduling
     /// releases and dispatch sends: Produce errors again, broker 3 (now every partition's
     /// leader) down and up, slow answers from broker 1. Then the usual checks.
-    public static func brokerFaults(_ pipeline: LocalPipeline, incidents count: Int, downSeconds: Double = 10,
-                                    report progress: @escaping @Sendable (String) -> Void) async throws -> BrokerFaultsReport {
+    public static func brokerFaults(
+        _ pipeline: LocalPipeline, incidents count: Int, downSeconds: Double = 10,
+        report progress: @escaping @Sendable (String) -> Void
+    ) async throws -> BrokerFaultsReport {
         let began = ContinuousClock.now
         guard pipeline.options.brokerControl, pipeline.options.brokers >= 3 else {
             throw PipelineError("the broker scenario needs 3 brokers and the control port (LocalPipeline.Options brokers: 3, brokerControl: true)")
@@ -436,8 +467,10 @@ public enum FaultScenarios {
             let answer = try await pipeline.broker("errors \(api) \(errors)" + (broker.map { " broker=\($0)" } ?? ""))
             let each = Int(answer.split(separator: " ").dropFirst().first ?? "") ?? 0
             let brokers = broker.map { [$0] } ?? Array(1...pipeline.options.brokers)
-            injections.append(Injection(what: "\(api) errors \(errors) on \(broker.map { "broker \($0)" } ?? "every broker")", when: when,
-                                        pushed: each * brokers.count, served: nil))
+            injections.append(
+                Injection(
+                    what: "\(api) errors \(errors) on \(broker.map { "broker \($0)" } ?? "every broker")", when: when,
+                    pushed: each * brokers.count, served: nil))
             stacks.append((injections.count - 1, api, brokers, each))
             progress("\(when): \(api) errors \(errors)")
         }
@@ -456,7 +489,8 @@ public enum FaultScenarios {
                 try await push("fetch", "NOT_LEADER_OR_FOLLOWER*10,REQUEST_TIMED_OUT*5", when: when)
             }
             if batch == point(0.3) {
-                try await push("offset-commit", "REBALANCE_IN_PROGRESS*4,COORDINATOR_NOT_AVAILABLE*4,NOT_COORDINATOR*4,REQUEST_TIMED_OUT*4", when: when)
+                try await push(
+                    "offset-commit", "REBALANCE_IN_PROGRESS*4,COORDINATOR_NOT_AVAILABLE*4,NOT_COORDINATOR*4,REQUEST_TIMED_OUT*4", when: when)
             }
             if batch == point(0.4) {
                 try await push("join-group", "COORDINATOR_LOAD_IN_PROGRESS*2,COORDINATOR_NOT_AVAILABLE*2", when: when)
@@ -512,8 +546,9 @@ public enum FaultScenarios {
             }
         }
         let outcome = try await check(pipeline, incidents)
-        return BrokerFaultsReport(brokers: pipeline.options.brokers, injections: injections, outcome: outcome,
-                                  seconds: (ContinuousClock.now - began).seconds)
+        return BrokerFaultsReport(
+            brokers: pipeline.options.brokers, injections: injections, outcome: outcome,
+            seconds: (ContinuousClock.now - began).seconds)
     }
 
     // MARK: the parts
@@ -541,8 +576,10 @@ public enum FaultScenarios {
 
         /// The feed's record refused by intake's field limits, naming the field.
         public var feedPoisonRejected: Bool {
-            deadLetters.contains { $0.service == "intake" && $0.errorClass == "payload.validation"
-                && $0.errorMessage.contains("children[0].givenName: is \(FaultScenarios.feedPoisonNameLength) characters long") }
+            deadLetters.contains {
+                $0.service == "intake" && $0.errorClass == "payload.validation"
+                    && $0.errorMessage.contains("children[0].givenName: is \(FaultScenarios.feedPoisonNameLength) characters long")
+            }
         }
 
         /// The outbox row Kafka refused, dead-lettered with Kafka's reason.
@@ -578,7 +615,9 @@ public enum FaultScenarios {
     /// Then the morning: every genuine child must get exactly one notice and one mail, the two
     /// poisons must be dead letters with their reasons (and nothing else), and every outbox
     /// of every instance empty.
-    public static func poisonRecords(_ pipeline: LocalPipeline, incidents count: Int, report progress: @Sendable (String) -> Void) async throws -> PoisonReport {
+    public static func poisonRecords(_ pipeline: LocalPipeline, incidents count: Int, report progress: @Sendable (String) -> Void) async throws
+        -> PoisonReport
+    {
         let incidents = try await prepare(pipeline, count: count, seed: 23)
         var poisons: [String] = []
         var feedPoison = incidents[0]
@@ -588,8 +627,9 @@ public enum FaultScenarios {
         let bootstrap = try String(contentsOfFile: pipeline.bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         var logger = Logger(label: "encompass.faults")
         logger.logLevel = .critical
-        let producer = try KafkaProducer(configuration: .init(client: KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "records-feed")),
-                                         logger: logger)
+        let producer = try KafkaProducer(
+            configuration: .init(client: KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "records-feed")),
+            logger: logger)
         do {
             try await producer.send(ProducerRecord(topic: Topics.incidentsRaw.name, key: feedPoison.occurrenceNumber, value: value))
         } catch {
@@ -611,21 +651,27 @@ public enum FaultScenarios {
         var poison = incidents[0]
         poison.occurrenceNumber = "26599999992"
         poison.children[0].givenName = String(repeating: "B", count: 1_200_000)
-        let envelope = Envelope(id: MessageID.derived(from: poison.occurrenceNumber, "poison"), key: poison.occurrenceNumber, producer: "intake",
-                                payload: IncidentRecorded(kind: .new, revision: 1, changes: [], source: "feed", incident: poison))
+        let envelope = Envelope(
+            id: MessageID.derived(from: poison.occurrenceNumber, "poison"), key: poison.occurrenceNumber, producer: "intake",
+            payload: IncidentRecorded(kind: .new, revision: 1, changes: [], source: "feed", incident: poison))
         let row = try WireFormat.encode(envelope)
         let store = try ServiceStore(path: "\(pipeline.options.directory)/\(intake.name)/\(ServiceName.intake.rawValue).sqlite")
         try await store.pool.write { db in
             // As the version before the size check queued it: straight into the table.
-            try db.execute(sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [envelope.id, Topics.incidents.name, envelope.key, Data(row),
-                                       #"{"encompass-message-id":"\#(envelope.id)"}"#, Date()])
+            try db.execute(
+                sql: "INSERT INTO outbox (messageId, topic, key, value, headers, createdAt) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [
+                    envelope.id, Topics.incidents.name, envelope.key, Data(row),
+                    #"{"encompass-message-id":"\#(envelope.id)"}"#, Date(),
+                ])
             let outbox = Outbox(db: db, producer: "intake-http")
             for incident in behind {
                 try outbox.publish(incident, to: Topics.incidentsRaw.name, key: incident.occurrenceNumber, id: MessageID.fresh())
             }
         }
-        poisons.append("\(intake.name)'s outbox: an IncidentRecorded of \(row.count) bytes for \(Topics.incidents.name), queued while it was stopped, \(behind.count) accepted incidents behind it")
+        poisons.append(
+            "\(intake.name)'s outbox: an IncidentRecorded of \(row.count) bytes for \(Topics.incidents.name), queued while it was stopped, \(behind.count) accepted incidents behind it"
+        )
         progress(poisons[1])
         try await pipeline.restart(intake)
         progress("\(intake.name) restarted")
@@ -636,8 +682,9 @@ public enum FaultScenarios {
         let outcome = try await check(pipeline, incidents)
         let letters = try await deadLetters(pipeline)
         let figures = await pipeline.figures()
-        return PoisonReport(outcome: outcome, poisons: poisons, deadLetters: letters, outboxRows: Int(figures.total("encompass_outbox_pending")),
-                            oldestOutboxRowSeconds: figures.total("encompass_outbox_oldest_age_seconds"))
+        return PoisonReport(
+            outcome: outcome, poisons: poisons, deadLetters: letters, outboxRows: Int(figures.total("encompass_outbox_pending")),
+            oldestOutboxRowSeconds: figures.total("encompass_outbox_oldest_age_seconds"))
     }
 
     static let batchSize = 50
@@ -654,9 +701,12 @@ public enum FaultScenarios {
         let schools = try SchoolList.read(path: SchoolList.shippedFile)
         let incidents = WorldGenerator.eligibleIncidents(count: count, day: day, schools: schools, seed: seed)
         let urns = Set(incidents.flatMap { $0.children.compactMap { $0.school?.urn } })
-        let contacts = "urn,role,name,email,phone\r\n" + urns.sorted().map { "\($0),dsl,DSL,dsl.\($0)@schools.example.org.uk,0118 000 0000" }.joined(separator: "\r\n")
-        let (imported, answer) = try await pipeline.client(.schoolResolution).call("POST", "/v1/contacts/import", query: ["name": "contacts.csv"],
-                                                                                raw: Data(contacts.utf8), contentType: "text/csv")
+        let contacts =
+            "urn,role,name,email,phone\r\n"
+            + urns.sorted().map { "\($0),dsl,DSL,dsl.\($0)@schools.example.org.uk,0118 000 0000" }.joined(separator: "\r\n")
+        let (imported, answer) = try await pipeline.client(.schoolResolution).call(
+            "POST", "/v1/contacts/import", query: ["name": "contacts.csv"],
+            raw: Data(contacts.utf8), contentType: "text/csv")
         guard (200..<300).contains(imported) else { throw PipelineError("contacts import refused: \(String(decoding: answer, as: UTF8.self))") }
         try await pipeline.setSchoolPasswords(Array(urns), password: schoolPassword)
         try await pipeline.quiet(stable: .seconds(2))
@@ -676,7 +726,10 @@ public enum FaultScenarios {
                 for number in pipeline.instances(of: .intake) {
                     do {
                         let (status, answer) = try await pipeline.client(.intake, instance: number).call("POST", "/v1/incidents", raw: body)
-                        if status == 202 { accepted = true; break }
+                        if status == 202 {
+                            accepted = true
+                            break
+                        }
                         refusals.append("intake-\(number) answered \(status): \(String(decoding: answer.prefix(300), as: UTF8.self))")
                     } catch {
                         refusals.append("\(error)")
@@ -715,7 +768,9 @@ public enum FaultScenarios {
     /// once dispatch reports `count` notices settled (sent, uncertain or failed), so a run whose
     /// kills left some mail `uncertain` goes on to MASH's follow-up; throws after the timeout.
     @discardableResult
-    static func waitForMails(_ pipeline: LocalPipeline, count: Int, giveUpWhenQuiet: Bool = false, timeout: Duration = .seconds(900)) async throws -> Int {
+    static func waitForMails(_ pipeline: LocalPipeline, count: Int, giveUpWhenQuiet: Bool = false, timeout: Duration = .seconds(900)) async throws
+        -> Int
+    {
         let directory = pipeline.mailDirectory
         let deadline = ContinuousClock.now + timeout
         var last = -1
@@ -724,8 +779,13 @@ public enum FaultScenarios {
         while ContinuousClock.now < deadline {
             let now = mails(in: directory).first
             if now >= count { return now }
-            if now != last { last = now; sameSince = .now }
-            if let name = await pipeline.exited() { throw PipelineError("\(name) stopped while waiting for mail; see \(pipeline.options.directory)/") }
+            if now != last {
+                last = now
+                sameSince = .now
+            }
+            if let name = await pipeline.exited() {
+                throw PipelineError("\(name) stopped while waiting for mail; see \(pipeline.options.directory)/")
+            }
             if ContinuousClock.now - sameSince > .seconds(20) {
                 if giveUpWhenQuiet { return now }
                 if ContinuousClock.now - lastAsked > .seconds(5) {
@@ -764,7 +824,8 @@ public enum FaultScenarios {
             var pending = Set<String>()
             for number in pipeline.instances(of: .scheduling) {
                 guard let (status, body) = try? await pipeline.operationsClient(.scheduling, instance: number).call("GET", "/v1/pending"),
-                      status == 200 else { continue }
+                    status == 200
+                else { continue }
                 for item in (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["notices"] as? [[String: Any]] ?? [] {
                     if let id = item["noticeId"] as? String { pending.insert(id) }
                 }
@@ -782,7 +843,9 @@ public enum FaultScenarios {
         for number in pipeline.instances(of: .dispatch) {
             let client = pipeline.operationsClient(.dispatch, instance: number)
             let (status, body) = try await client.call("GET", "/v1/notifications", query: ["date": day.adding(days: 1).description])
-            guard status == 200 else { throw PipelineError("dispatch-\(number) notifications: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))") }
+            guard status == 200 else {
+                throw PipelineError("dispatch-\(number) notifications: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))")
+            }
             let list = (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["notifications"] as? [[String: Any]] ?? []
             for notice in list where (notice["mail"] as? [String: Any])?["state"] as? String == "uncertain" {
                 if let id = notice["noticeId"] as? String { uncertain.append(id) }
@@ -809,11 +872,14 @@ public enum FaultScenarios {
         var letters: [DeadLetterSeen] = []
         for service in ServiceName.allCases {
             for number in pipeline.instances(of: service) where !(await pipeline.isDown(.init(service: service, number: number))) {
-                let (status, body) = try await pipeline.operationsClient(service, instance: number).call("GET", "/v1/dead-letters", query: ["status": "all"])
+                let (status, body) = try await pipeline.operationsClient(service, instance: number).call(
+                    "GET", "/v1/dead-letters", query: ["status": "all"])
                 guard status == 200 else { throw PipelineError("\(service.rawValue)-\(number) dead letters: \(status)") }
                 for letter in (try JSONSerialization.jsonObject(with: body) as? [[String: Any]]) ?? [] {
-                    letters.append(DeadLetterSeen(service: service.rawValue, errorClass: letter["errorClass"] as? String ?? "?",
-                                                  errorMessage: String((letter["errorMessage"] as? String ?? "").prefix(600))))
+                    letters.append(
+                        DeadLetterSeen(
+                            service: service.rawValue, errorClass: letter["errorClass"] as? String ?? "?",
+                            errorMessage: String((letter["errorMessage"] as? String ?? "").prefix(600))))
                 }
             }
         }
@@ -827,15 +893,20 @@ public enum FaultScenarios {
         let client = KafkaClientConfiguration(bootstrapServers: bootstrap, clientId: "fault-check")
         var logger = Logger(label: "encompass.faults")
         logger.logLevel = .critical
-        let ends = try await LagReport.collect(client: client, groups: [("fault-check-\(MessageID.fresh())", [Topics.noticesDue.name])], logger: logger)
+        let ends = try await LagReport.collect(
+            client: client, groups: [("fault-check-\(MessageID.fresh())", [Topics.noticesDue.name])], logger: logger)
         let total = ends.reduce(0) { $0 + Int($1.endOffset) }
-        let consumer = try KafkaConsumer(configuration: .init(client: client, groupId: "fault-\(MessageID.fresh())", topics: [Topics.noticesDue.name]),
-                                         logger: logger)
+        let consumer = try KafkaConsumer(
+            configuration: .init(client: client, groupId: "fault-\(MessageID.fresh())", topics: [Topics.noticesDue.name]),
+            logger: logger)
         var byNotice: [String: Set<String>] = [:]
         var occurrences = Set<String>()
         var noticesByOccurrence: [String: Set<String>] = [:]
         var read = 0
-        let timer = Task { try await Task.sleep(for: .seconds(90)); consumer.stopDelivery() }
+        let timer = Task {
+            try await Task.sleep(for: .seconds(90))
+            consumer.stopDelivery()
+        }
         if total > 0 {
             for try await record in consumer {
                 read += 1

@@ -3,6 +3,7 @@ import EncompassModels
 import Foundation
 import ServiceRuntime
 import WebSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -38,11 +39,13 @@ public actor LocalPipeline {
         /// Start the broker with its fault control port (`encompass broker --control-port`), for `broker(_:)`.
         public var brokerControl: Bool
 
-        public init(binDirectory: String, directory: String, apiToken: String = "local-" + MessageID.fresh(),
-                    intakeToken: String = "local-intake-" + MessageID.fresh(), instances: [ServiceName: Int] = [:],
-                    basePort: Int = 8081, partitions: Int = 12, environment: [String: String] = [:],
-                    console: Bool = true, consoleUser: String = "mash.demo", consolePassword: String = "demo-" + UUID().uuidString.lowercased(),
-                    brokers: Int = 1, brokerControl: Bool = false) {
+        public init(
+            binDirectory: String, directory: String, apiToken: String = "local-" + MessageID.fresh(),
+            intakeToken: String = "local-intake-" + MessageID.fresh(), instances: [ServiceName: Int] = [:],
+            basePort: Int = 8081, partitions: Int = 12, environment: [String: String] = [:],
+            console: Bool = true, consoleUser: String = "mash.demo", consolePassword: String = "demo-" + UUID().uuidString.lowercased(),
+            brokers: Int = 1, brokerControl: Bool = false
+        ) {
             self.binDirectory = binDirectory
             self.directory = directory
             self.apiToken = apiToken
@@ -213,7 +216,8 @@ public actor LocalPipeline {
     @discardableResult
     public nonisolated func broker(_ command: String) async throws -> String {
         guard let text = try? String(contentsOfFile: brokerControlFile, encoding: .utf8),
-              let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        else {
             throw PipelineError("no broker control port in \(brokerControlFile); start the pipeline with Options.brokerControl")
         }
         let answer = try await MockClusterControlClient.send(command, port: port)
@@ -274,7 +278,10 @@ public actor LocalPipeline {
 
     /// SIGTERM to each instance in reverse order of start (each waited for), then the broker.
     public func stopAll(report: (@Sendable (String) -> Void)? = nil) async {
-        if let console { await stop(console); report?("stopped the console") }
+        if let console {
+            await stop(console)
+            report?("stopped the console")
+        }
         console = nil
         for instance in order.reversed() {
             guard let child = services[instance] else { continue }
@@ -282,7 +289,10 @@ public actor LocalPipeline {
             report?("stopped \(child.name)")
         }
         services = [:]
-        if let broker { await stop(broker); report?("stopped the embedded broker") }
+        if let broker {
+            await stop(broker)
+            report?("stopped the embedded broker")
+        }
         broker = nil
     }
 
@@ -363,7 +373,9 @@ public struct PipelineFigures: Sendable {
         var total = 0.0
         for text in metrics[service] ?? [] {
             for line in text.split(separator: "\n") where line.hasPrefix(metric + "{") || line.hasPrefix(metric + " ") {
-                guard containing.isEmpty || line.contains(containing), let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+                guard containing.isEmpty || line.contains(containing), let value = line.split(separator: " ").last.flatMap({ Double($0) }) else {
+                    continue
+                }
                 total += value
             }
         }
@@ -383,7 +395,8 @@ public struct PipelineFigures: Sendable {
         let schools = processed(.schoolResolution, topic: Topics.children.name)
         let scheduled = processed(.scheduling, topic: Topics.noticeRequests.name)
         let released = processed(.dispatch, topic: Topics.noticesDue.name)
-        return "history \(Int(history)) · incidents researched \(Int(research)) · children resolved \(Int(schools)) · notices scheduled \(Int(scheduled)) · released \(Int(released))"
+        return
+            "history \(Int(history)) · incidents researched \(Int(research)) · children resolved \(Int(schools)) · notices scheduled \(Int(scheduled)) · released \(Int(released))"
     }
 }
 

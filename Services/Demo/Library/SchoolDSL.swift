@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -28,7 +29,8 @@ public struct SchoolDSL: Sendable {
     public func signIn(_ link: String) async throws -> (page: String, cookie: String, csrf: String) {
         let (status, page, setCookie) = try await post(link, form: ["action": "sign-in", "name": name, "password": password], cookie: nil)
         guard status == 200, let cookie = setCookie?.split(separator: ";").first.map(String.init),
-              let csrf = page.firstMatch(of: /name="csrf" value="([^"]+)"/).map({ String($0.1) }) else {
+            let csrf = page.firstMatch(of: /name="csrf" value="([^"]+)"/).map({ String($0.1) })
+        else {
             throw PageError(description: "signing in at the notice page \(link) failed (HTTP \(status)); see dispatch's log")
         }
         return (page, cookie, csrf)
@@ -46,8 +48,9 @@ public struct SchoolDSL: Sendable {
         request.httpMethod = "POST"
         request.timeoutInterval = 60
         let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-_.~"))
-        request.httpBody = Data(form.sorted { $0.key < $1.key }
-            .map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&").utf8)
+        request.httpBody = Data(
+            form.sorted { $0.key < $1.key }
+                .map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&").utf8)
         request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
         if let cookie { request.setValue(cookie, forHTTPHeaderField: "Cookie") }
         let configuration = URLSessionConfiguration.ephemeral

@@ -38,8 +38,9 @@ public enum SchoolList {
         let type = try column("Type")
         return rows.dropFirst().compactMap { row in
             guard row.count > max(urn, name, city, postcode, status, from, to, la, type), !row[urn].isEmpty else { return nil }
-            return WorldSchool(urn: row[urn], name: row[name], town: row[city], postcode: row[postcode], localAuthorityCode: row[la],
-                               open: row[status] == "1", ageFrom: Int(row[from]) ?? 0, ageTo: Int(row[to]) ?? 0, type: row[type])
+            return WorldSchool(
+                urn: row[urn], name: row[name], town: row[city], postcode: row[postcode], localAuthorityCode: row[la],
+                open: row[status] == "1", ageFrom: Int(row[from]) ?? 0, ageTo: Int(row[to]) ?? 0, type: row[type])
         }
     }
 }
@@ -58,25 +59,37 @@ enum CSVRows {
             if quoted {
                 if c == "\"" {
                     if let next = iterator.next() {
-                        if next == "\"" { field.unicodeScalars.append("\"") } else { quoted = false; pending = next }
-                    } else { quoted = false }
+                        if next == "\"" {
+                            field.unicodeScalars.append("\"")
+                        } else {
+                            quoted = false
+                            pending = next
+                        }
+                    } else {
+                        quoted = false
+                    }
                 } else {
                     field.unicodeScalars.append(c)
                 }
             } else if c == "\"" {
                 quoted = true
             } else if c == "," {
-                row.append(field); field = ""
+                row.append(field)
+                field = ""
             } else if c == "\n" || c == "\r" {
                 if c == "\r", let next = iterator.next(), next != "\n" { pending = next }
-                row.append(field); field = ""
+                row.append(field)
+                field = ""
                 if row != [""] { rows.append(row) }
                 row = []
             } else {
                 field.unicodeScalars.append(c)
             }
         }
-        if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
+        if !field.isEmpty || !row.isEmpty {
+            row.append(field)
+            rows.append(row)
+        }
         return rows
     }
 }

@@ -3,6 +3,7 @@ import EncompassModels
 import Foundation
 import ServiceRuntime
 import WebSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -14,7 +15,11 @@ import FoundationNetworking
 public struct ServiceEndpoints: ParsableArguments {
     public init() {}
 
-    @Option(name: .customLong("endpoint"), help: "A service's base URL, as SERVICE=URL (repeatable; repeat a service for each of its instances where a command reads every instance), e.g. dispatch=http://10.0.0.5:8085.")
+    @Option(
+        name: .customLong("endpoint"),
+        help:
+            "A service's base URL, as SERVICE=URL (repeatable; repeat a service for each of its instances where a command reads every instance), e.g. dispatch=http://10.0.0.5:8085."
+    )
     public var endpoints: [String] = []
 
     @Option(help: "API token (default: $ENCOMPASS_API_TOKEN).")
@@ -25,7 +30,8 @@ public struct ServiceEndpoints: ParsableArguments {
         for item in endpoints {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, let named = ServiceName(rawValue: parts[0]) else {
-                throw ValidationError("--endpoint '\(item)' must be SERVICE=URL with SERVICE one of \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError(
+                    "--endpoint '\(item)' must be SERVICE=URL with SERVICE one of \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             if named == service { base = parts[1] }
         }
@@ -42,7 +48,8 @@ public struct ServiceEndpoints: ParsableArguments {
         for item in endpoints {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, let named = ServiceName(rawValue: parts[0]) else {
-                throw ValidationError("--endpoint '\(item)' must be SERVICE=URL with SERVICE one of \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError(
+                    "--endpoint '\(item)' must be SERVICE=URL with SERVICE one of \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             if named == service { given.append(parts[1]) }
         }

@@ -42,10 +42,12 @@ public enum WorldFiles {
     /// Incidents as the DA desk's daily spreadsheet (README, "The DA desk's spreadsheet"): one
     /// row per child recorded, one row for an incident with none; times in London local time.
     public static func deskSpreadsheet(_ incidents: [Incident]) -> String {
-        let header = ["occurrence_number", "force_code", "occurred_at", "reported_at", "incident_address", "incident_town", "incident_postcode",
-                      "lpa", "risk_level", "crime", "victim_given_name", "victim_family_name", "victim_dob", "suspect_given_name",
-                      "suspect_family_name", "suspect_dob", "circumstances", "safeguarding_information", "child_given_name", "child_family_name",
-                      "child_dob", "child_age", "child_presence", "child_address", "child_postcode", "child_school", "child_school_urn"]
+        let header = [
+            "occurrence_number", "force_code", "occurred_at", "reported_at", "incident_address", "incident_town", "incident_postcode",
+            "lpa", "risk_level", "crime", "victim_given_name", "victim_family_name", "victim_dob", "suspect_given_name",
+            "suspect_family_name", "suspect_dob", "circumstances", "safeguarding_information", "child_given_name", "child_family_name",
+            "child_dob", "child_age", "child_presence", "child_address", "child_postcode", "child_school", "child_school_urn",
+        ]
         let formatter = DateFormatter()
         formatter.calendar = CalendarDate.london
         formatter.timeZone = CalendarDate.london.timeZone
@@ -57,14 +59,20 @@ public enum WorldFiles {
                 let person = incident.parties.first { $0.role == role }
                 return [person?.givenName ?? "", person?.familyName ?? "", person?.dateOfBirth ?? ""]
             }
-            let common = [incident.occurrenceNumber, incident.forceCode, formatter.string(from: incident.occurredAt), formatter.string(from: incident.reportedAt),
-                          incident.incidentAddress.lines.joined(separator: ", "), incident.incidentAddress.town ?? "", incident.incidentAddress.postcode,
-                          incident.localPolicingArea ?? "", incident.riskLevel.rawValue, incident.crime ? "Y" : "N"]
+            let common =
+                [
+                    incident.occurrenceNumber, incident.forceCode, formatter.string(from: incident.occurredAt),
+                    formatter.string(from: incident.reportedAt),
+                    incident.incidentAddress.lines.joined(separator: ", "), incident.incidentAddress.town ?? "", incident.incidentAddress.postcode,
+                    incident.localPolicingArea ?? "", incident.riskLevel.rawValue, incident.crime ? "Y" : "N",
+                ]
                 + party(.victim) + party(.suspect) + [incident.circumstances ?? "", incident.safeguardingInformation ?? ""]
             let children: [[String]] = incident.children.map { child in
-                [child.givenName, child.familyName, child.dateOfBirth ?? "", child.ageYears.map(String.init) ?? "", child.presence.rawValue,
-                 child.homeAddress.map { $0.lines.joined(separator: ", ") } ?? "", child.homeAddress?.postcode ?? "",
-                 child.school?.name ?? "", child.school?.urn ?? ""]
+                [
+                    child.givenName, child.familyName, child.dateOfBirth ?? "", child.ageYears.map(String.init) ?? "", child.presence.rawValue,
+                    child.homeAddress.map { $0.lines.joined(separator: ", ") } ?? "", child.homeAddress?.postcode ?? "",
+                    child.school?.name ?? "", child.school?.urn ?? "",
+                ]
             }
             for row in children.isEmpty ? [Array(repeating: "", count: 9)] : children {
                 csv += (common + row).map(csvField).joined(separator: ",") + "\r\n"
@@ -77,8 +85,11 @@ public enum WorldFiles {
     public static func registerFile(_ schools: [WorldSchool]) -> String {
         var csv = "URN,Name,Street,City,Postcode,Status,Type,Primary,Secondary,Post 16,Age From,Age To,Local Authority\r\n"
         for school in schools {
-            csv += [school.urn, school.name, "", school.town, school.postcode, school.open ? "1" : "2", school.type, "0", "0", "0",
-                    String(school.ageFrom), String(school.ageTo), school.localAuthorityCode].map(csvField).joined(separator: ",") + "\r\n"
+            csv +=
+                [
+                    school.urn, school.name, "", school.town, school.postcode, school.open ? "1" : "2", school.type, "0", "0", "0",
+                    String(school.ageFrom), String(school.ageTo), school.localAuthorityCode,
+                ].map(csvField).joined(separator: ",") + "\r\n"
         }
         return csv
     }
@@ -94,10 +105,10 @@ public enum WorldFiles {
         let correct = children.filter(\.officerSchoolCorrect).count
         let withSchool = children.filter { $0.schoolURN != nil }.count
         return """
-        history: \(world.history.count) incidents, \(world.history.reduce(0) { $0 + $1.children.count }) child records
-        day \(world.settings.day): \(world.day.count) incidents, \(children.count) children present (\(withSchool) of school age with a school)
-        officers recorded \(recorded) of them, \(correct) with the school's exact name; \(world.day.filter { $0.children.isEmpty }.count) incidents list no child
-        schools: \(world.schools.count) open \(world.settings.force.name) schools and settings (\(world.schools.filter { SchoolReference.isEarlyYears($0.urn) }.count) early years settings), \(world.contacts.count) contacts
-        """
+            history: \(world.history.count) incidents, \(world.history.reduce(0) { $0 + $1.children.count }) child records
+            day \(world.settings.day): \(world.day.count) incidents, \(children.count) children present (\(withSchool) of school age with a school)
+            officers recorded \(recorded) of them, \(correct) with the school's exact name; \(world.day.filter { $0.children.isEmpty }.count) incidents list no child
+            schools: \(world.schools.count) open \(world.settings.force.name) schools and settings (\(world.schools.filter { SchoolReference.isEarlyYears($0.urn) }.count) early years settings), \(world.contacts.count) contacts
+            """
     }
 }

@@ -22,8 +22,10 @@ public struct WorldSettings: Sendable, Equatable {
     /// authorities (from the register's other LAs); 0 keeps every child in area.
     public var outOfAreaShare: Double
 
-    public init(seed: UInt64 = 2026, families: Int = 1_500, dayIncidents: Int = 120, day: CalendarDate, historyYears: Int = 3,
-                force: DemoForce = .thamesValley, outOfAreaShare: Double = 0) {
+    public init(
+        seed: UInt64 = 2026, families: Int = 1_500, dayIncidents: Int = 120, day: CalendarDate, historyYears: Int = 3,
+        force: DemoForce = .thamesValley, outOfAreaShare: Double = 0
+    ) {
         self.seed = seed
         self.force = force
         self.families = families
@@ -117,12 +119,24 @@ public enum WorldGenerator {
         case "871": return "Slough"
         case "826": return "Milton Keynes"
         case "825":
-            if ["amersham", "chesham", "beaconsfield", "gerrards cross", "chalfont st giles", "chalfont st peter", "great missenden", "iver", "denham", "farnham common", "burnham"].contains(where: t.contains) { return "Chiltern and South Bucks" }
-            if ["high wycombe", "marlow", "princes risborough", "hazlemere", "wycombe", "bourne end", "stokenchurch"].contains(where: t.contains) { return "Wycombe" }
+            if [
+                "amersham", "chesham", "beaconsfield", "gerrards cross", "chalfont st giles", "chalfont st peter", "great missenden", "iver",
+                "denham", "farnham common", "burnham",
+            ].contains(where: t.contains) {
+                return "Chiltern and South Bucks"
+            }
+            if ["high wycombe", "marlow", "princes risborough", "hazlemere", "wycombe", "bourne end", "stokenchurch"].contains(where: t.contains) {
+                return "Wycombe"
+            }
             return "Aylesbury Vale"
         default: // 931 Oxfordshire
             if t.contains("oxford") && !t.contains("shire") { return "Oxford" }
-            if ["abingdon", "didcot", "wallingford", "henley", "thame", "wantage", "faringdon", "wheatley", "berinsfield", "chinnor", "watlington", "grove"].contains(where: t.contains) { return "South and Vale" }
+            if [
+                "abingdon", "didcot", "wallingford", "henley", "thame", "wantage", "faringdon", "wheatley", "berinsfield", "chinnor", "watlington",
+                "grove",
+            ].contains(where: t.contains) {
+                return "South and Vale"
+            }
             return "Cherwell and West Oxfordshire"
         }
     }
@@ -166,13 +180,16 @@ public enum WorldGenerator {
         var random = SeededRandom(seed: settings.seed ^ settings.force.seedSalt)
         let postcode = /^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}$/
         let force = settings.force
-        let schools = allSchools.filter {
-            $0.open && force.localAuthorities.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
-        } + force.earlyYearsSettings(near: allSchools, seed: settings.seed)
+        let schools =
+            allSchools.filter {
+                $0.open && force.localAuthorities.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
+            } + force.earlyYearsSettings(near: allSchools, seed: settings.seed)
         let byLA = Dictionary(grouping: schools, by: \.localAuthorityCode)
-        let outOfArea = settings.outOfAreaShare > 0 ? allSchools.filter {
-            $0.open && !force.localAuthorities.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
-        } : []
+        let outOfArea =
+            settings.outOfAreaShare > 0
+            ? allSchools.filter {
+                $0.open && !force.localAuthorities.contains($0.localAuthorityCode) && $0.ageTo >= 5 && $0.postcode.wholeMatch(of: postcode) != nil
+            } : []
         let byURN = Dictionary(uniqueKeysWithValues: (schools + outOfArea).map { ($0.urn, $0) })
         var acrossBorder = SeededRandom(seed: settings.seed ^ 0x0A0A_5149)
         let las = force.localAuthorities.filter { byLA[$0] != nil }
@@ -200,14 +217,16 @@ public enum WorldGenerator {
             let code = "\(district) \(Int.random(in: 1...9, using: &random))\(random.pick(letters))\(random.pick(letters))"
             var line = "\(Int.random(in: 1...180, using: &random)) \(random.pick(Names.streets))"
             if random.chance(0.2) { line = "Flat \(Int.random(in: 1...24, using: &random)), " + line }
-            return Home(from: from, address: PostalAddress(lines: [line], town: anchor.town, county: nil, postcode: code),
-                        laCode: la, town: anchor.town, lpa: lpa(laCode: la, town: anchor.town, postcode: code))
+            return Home(
+                from: from, address: PostalAddress(lines: [line], town: anchor.town, county: nil, postcode: code),
+                laCode: la, town: anchor.town, lpa: lpa(laCode: la, town: anchor.town, postcode: code))
         }
 
         /// A school near `home` that takes a child of school-year age `age`.
         func pickSchool(age: Int, home: Home) -> String? {
             func takes(_ school: WorldSchool) -> Bool {
-                SchoolYear.fits(age: age, low: school.ageFrom, high: school.ageTo) && school.type != "Special School" && (age >= 16 || school.type != "College")
+                SchoolYear.fits(age: age, low: school.ageFrom, high: school.ageTo) && school.type != "Special School"
+                    && (age >= 16 || school.type != "College")
                     && (age <= 3 || !SchoolReference.isEarlyYears(school.urn))
             }
             let fitting = byLA[home.laCode]!.filter(takes)
@@ -263,8 +282,9 @@ public enum WorldGenerator {
         }
 
         func adult(female: Bool, family: String, minAge: Int, maxAge: Int) -> Person {
-            Person(given: random.pick(female ? Names.adultsFemale : Names.adultsMale), family: family,
-                   birth: birth(settings.day, minAge: minAge, maxAge: maxAge, &random))
+            Person(
+                given: random.pick(female ? Names.adultsFemale : Names.adultsMale), family: family,
+                birth: birth(settings.day, minAge: minAge, maxAge: maxAge, &random))
         }
 
         /// Siblings: no two share a given name.
@@ -273,8 +293,9 @@ public enum WorldGenerator {
             return (0..<count).map { _ in
                 var given: String
                 repeat { given = random.chance(0.5) ? random.pick(Names.girls) : random.pick(Names.boys) } while !names.insert(given).inserted
-                return Person(given: given, family: random.chance(0.15) ? "\(mother.family)-\(surname)" : surname,
-                              birth: birth(settings.day, minAge: minAge, maxAge: 17, &random))
+                return Person(
+                    given: given, family: random.chance(0.15) ? "\(mother.family)-\(surname)" : surname,
+                    birth: birth(settings.day, minAge: minAge, maxAge: 17, &random))
             }
         }
 
@@ -296,19 +317,26 @@ public enum WorldGenerator {
                     let mother2 = adult(female: true, family: surname2, minAge: 22, maxAge: 45)
                     var next = homes[0]
                     next.from = moved.adding(days: Int.random(in: 14...90, using: &random))
-                    families.append(Family(homes: [newHome(from: longAgo), next], victim: mother2, suspect: adult(female: false, family: surname2, minAge: 23, maxAge: 50),
-                                           children: children(surname: surname2, mother: mother2, count: max(1, min(3, random.poisson(1.4))))))
+                    families.append(
+                        Family(
+                            homes: [newHome(from: longAgo), next], victim: mother2,
+                            suspect: adult(female: false, family: surname2, minAge: 23, maxAge: 50),
+                            children: children(surname: surname2, mother: mother2, count: max(1, min(3, random.poisson(1.4))))))
                     untidiness["homes with previous occupants in the records", default: 0] += 1
                 }
             }
-            families.append(Family(homes: homes, victim: mother, suspect: father,
-                                   children: children(surname: surname, mother: mother, count: max(1, min(4, random.poisson(1.6))))))
+            families.append(
+                Family(
+                    homes: homes, victim: mother, suspect: father,
+                    children: children(surname: surname, mother: mother, count: max(1, min(4, random.poisson(1.6))))))
             if random.chance(0.15) {
                 // The suspect's earlier household: his children with another partner, elsewhere.
                 let ex = adult(female: true, family: random.pick(Names.surnames), minAge: 25, maxAge: 50)
-                families.append(Family(homes: [newHome(from: longAgo)], victim: ex, suspect: father,
-                                       children: children(surname: surname, mother: ex, count: random.chance(0.5) ? 1 : 2, minAge: 3),
-                                       earlierPartnership: true))
+                families.append(
+                    Family(
+                        homes: [newHome(from: longAgo)], victim: ex, suspect: father,
+                        children: children(surname: surname, mother: ex, count: random.chance(0.5) ? 1 : 2, minAge: 3),
+                        earlierPartnership: true))
                 untidiness["suspects with an earlier partner's children in the records", default: 0] += 1
             }
         }
@@ -318,9 +346,10 @@ public enum WorldGenerator {
         }
 
         func party(_ person: Person, _ role: PartyRole, variant: Bool) -> Party {
-            Party(role: role, givenName: variant ? informalOrTypo(person.given, &random) : person.given,
-                  familyName: variant && random.chance(0.3) ? typo(person.family, &random) : person.family,
-                  dateOfBirth: random.chance(0.85) ? person.birth.description : nil)
+            Party(
+                role: role, givenName: variant ? informalOrTypo(person.given, &random) : person.given,
+                familyName: variant && random.chance(0.3) ? typo(person.family, &random) : person.family,
+                dateOfBirth: random.chance(0.85) ? person.birth.description : nil)
         }
 
         // History: earlier incidents where each household lived then, its children recorded
@@ -340,19 +369,24 @@ public enum WorldGenerator {
                     let knownBirth = random.chance(0.9)
                     recordedChildren.insert(key(child))
                     lastRecordedSchool[key(child)] = child.school(on: date)
-                    return RecordedChild(givenName: child.given, familyName: child.family,
-                                  dateOfBirth: knownBirth ? child.birth.description : nil,
-                                  ageYears: knownBirth ? nil : ageOn(date, child.birth), homeAddress: home.address, presence: .present,
-                                  school: child.school(on: date).flatMap { byURN[$0] }.map { RecordedSchool(name: $0.name) })
+                    return RecordedChild(
+                        givenName: child.given, familyName: child.family,
+                        dateOfBirth: knownBirth ? child.birth.description : nil,
+                        ageYears: knownBirth ? nil : ageOn(date, child.birth), homeAddress: home.address, presence: .present,
+                        school: child.school(on: date).flatMap { byURN[$0] }.map { RecordedSchool(name: $0.name) })
                 }
                 var address = home.address
                 if random.chance(0.3) { address.lines = address.lines.map(addressVariant) }
-                history.append(Incident(
-                    occurrenceNumber: nextOccurrence(date), forceCode: force.code, occurredAt: occurred,
-                    reportedAt: occurred.addingTimeInterval(Double(Int.random(in: 10...240, using: &random)) * 60),
-                    incidentAddress: address, localPolicingArea: home.lpa, riskLevel: random.pick([.standard, .standard, .medium, .high]),
-                    crime: random.chance(0.6), parties: [party(family.victim, .victim, variant: random.chance(0.3)), party(family.suspect, .suspect, variant: random.chance(0.3))],
-                    children: children))
+                history.append(
+                    Incident(
+                        occurrenceNumber: nextOccurrence(date), forceCode: force.code, occurredAt: occurred,
+                        reportedAt: occurred.addingTimeInterval(Double(Int.random(in: 10...240, using: &random)) * 60),
+                        incidentAddress: address, localPolicingArea: home.lpa, riskLevel: random.pick([.standard, .standard, .medium, .high]),
+                        crime: random.chance(0.6),
+                        parties: [
+                            party(family.victim, .victim, variant: random.chance(0.3)), party(family.suspect, .suspect, variant: random.chance(0.3)),
+                        ],
+                        children: children))
             }
         }
 
@@ -367,7 +401,10 @@ public enum WorldGenerator {
             let date = late ? settings.day.adding(days: -Int.random(in: 2...4, using: &random)) : settings.day
             let home = family.home(on: date)
             let occurred = date.at(hour: Int.random(in: 0...22, using: &random), minute: Int.random(in: 0...59, using: &random))
-            let reported = late ? settings.day.at(hour: Int.random(in: 8...17, using: &random)) : occurred.addingTimeInterval(Double(Int.random(in: 5...50, using: &random)) * 60)
+            let reported =
+                late
+                ? settings.day.at(hour: Int.random(in: 8...17, using: &random))
+                : occurred.addingTimeInterval(Double(Int.random(in: 5...50, using: &random)) * 60)
             let present = family.children.filter { ageOn(date, $0.birth) < 18 }
             let omitAll = random.chance(0.45)
             var recorded: [RecordedChild] = []
@@ -402,20 +439,23 @@ public enum WorldGenerator {
                     }
                     recordedGiven = random.chance(0.08) ? typo(child.given, &random) : child.given
                     recordedDOB = dob
-                    recorded.append(RecordedChild(
-                        givenName: recordedGiven ?? child.given, familyName: child.family,
-                        dateOfBirth: dob, ageYears: knownBirth ? nil : ageOn(date, child.birth), homeAddress: home.address,
-                        presence: random.pick([.present, .present, .witness]), school: school))
+                    recorded.append(
+                        RecordedChild(
+                            givenName: recordedGiven ?? child.given, familyName: child.family,
+                            dateOfBirth: dob, ageYears: knownBirth ? nil : ageOn(date, child.birth), homeAddress: home.address,
+                            presence: random.pick([.present, .present, .witness]), school: school))
                 }
                 let seen = lastRecordedSchool[key(child)]
                 let changed = seen != nil && seen! != urn
                 if changed, urn != nil { untidiness["children whose school changed since their last record", default: 0] += 1 }
-                truthChildren.append(DayTruth.Child(givenName: child.given, familyName: child.family, dateOfBirth: child.birth.description,
-                                                    schoolURN: urn, recordedByOfficer: record, officerSchoolCorrect: schoolCorrect,
-                                                    inEarlierRecords: recordedChildren.contains(key(child)),
-                                                    schoolChangedSinceRecord: changed, dateOfBirthMistyped: dobMistyped,
-                                                    recordedGivenName: recordedGiven == child.given ? nil : recordedGiven,
-                                                    recordedDateOfBirth: recordedDOB == child.birth.description ? nil : recordedDOB))
+                truthChildren.append(
+                    DayTruth.Child(
+                        givenName: child.given, familyName: child.family, dateOfBirth: child.birth.description,
+                        schoolURN: urn, recordedByOfficer: record, officerSchoolCorrect: schoolCorrect,
+                        inEarlierRecords: recordedChildren.contains(key(child)),
+                        schoolChangedSinceRecord: changed, dateOfBirthMistyped: dobMistyped,
+                        recordedGivenName: recordedGiven == child.given ? nil : recordedGiven,
+                        recordedDateOfBirth: recordedDOB == child.birth.description ? nil : recordedDOB))
             }
             var parties = [party(family.victim, .victim, variant: random.chance(0.4)), party(family.suspect, .suspect, variant: random.chance(0.4))]
             let adultTypo = random.chance(0.08)
@@ -427,14 +467,18 @@ public enum WorldGenerator {
             }
             let number = nextOccurrence(date)
             homeAuthority[number] = home.laCode
-            day.append(Incident(
-                occurrenceNumber: number, forceCode: force.code, occurredAt: occurred, reportedAt: reported,
-                incidentAddress: home.address, localPolicingArea: home.lpa,
-                riskLevel: random.pick([.standard, .standard, .medium, .high]), crime: random.chance(0.6),
-                parties: parties, children: recorded,
-                circumstances: prose.chance(0.6) ? prose.pick(Names.circumstances) : nil,
-                safeguardingInformation: prose.chance(0.25) ? prose.pick(Names.safeguardingInformation) : nil))
-            truth.append(DayTruth(occurrenceNumber: number, children: truthChildren, adultFieldMistyped: adultTypo && parties.contains { $0.dateOfBirth?.hasPrefix("9") == true }))
+            day.append(
+                Incident(
+                    occurrenceNumber: number, forceCode: force.code, occurredAt: occurred, reportedAt: reported,
+                    incidentAddress: home.address, localPolicingArea: home.lpa,
+                    riskLevel: random.pick([.standard, .standard, .medium, .high]), crime: random.chance(0.6),
+                    parties: parties, children: recorded,
+                    circumstances: prose.chance(0.6) ? prose.pick(Names.circumstances) : nil,
+                    safeguardingInformation: prose.chance(0.25) ? prose.pick(Names.safeguardingInformation) : nil))
+            truth.append(
+                DayTruth(
+                    occurrenceNumber: number, children: truthChildren,
+                    adultFieldMistyped: adultTypo && parties.contains { $0.dateOfBirth?.hasPrefix("9") == true }))
         }
 
         // The next school morning: one more incident of the evening before, reported after the
@@ -451,32 +495,43 @@ public enum WorldGenerator {
             let occurred = settings.day.at(hour: 21, minute: Int.random(in: 0...59, using: &lateStream))
             let present = family.children.filter { ageOn(settings.day, $0.birth) < 18 }
             let number = nextOccurrence(settings.day)
-            morning.append(Incident(
-                occurrenceNumber: number, forceCode: force.code, occurredAt: occurred, reportedAt: settings.day.adding(days: 1).at(hour: 8, minute: 40),
-                incidentAddress: home.address, localPolicingArea: home.lpa, riskLevel: .medium, crime: true,
-                parties: [party(family.victim, .victim, variant: false), party(family.suspect, .suspect, variant: false)],
-                children: present.map { child in
-                    RecordedChild(givenName: child.given, familyName: child.family, dateOfBirth: child.birth.description, homeAddress: home.address,
-                                  presence: .present, school: child.school(on: settings.day).flatMap { byURN[$0] }.map { RecordedSchool(name: $0.name, urn: $0.urn) })
-                }))
-            truth.append(DayTruth(occurrenceNumber: number, children: present.map { child in
-                let urn = child.school(on: settings.day)
-                return DayTruth.Child(givenName: child.given, familyName: child.family, dateOfBirth: child.birth.description, schoolURN: urn,
-                                      recordedByOfficer: true, officerSchoolCorrect: urn.flatMap { byURN[$0] } != nil,
-                                      inEarlierRecords: recordedChildren.contains(key(child)))
-            }))
+            morning.append(
+                Incident(
+                    occurrenceNumber: number, forceCode: force.code, occurredAt: occurred,
+                    reportedAt: settings.day.adding(days: 1).at(hour: 8, minute: 40),
+                    incidentAddress: home.address, localPolicingArea: home.lpa, riskLevel: .medium, crime: true,
+                    parties: [party(family.victim, .victim, variant: false), party(family.suspect, .suspect, variant: false)],
+                    children: present.map { child in
+                        RecordedChild(
+                            givenName: child.given, familyName: child.family, dateOfBirth: child.birth.description, homeAddress: home.address,
+                            presence: .present,
+                            school: child.school(on: settings.day).flatMap { byURN[$0] }.map { RecordedSchool(name: $0.name, urn: $0.urn) })
+                    }))
+            truth.append(
+                DayTruth(
+                    occurrenceNumber: number,
+                    children: present.map { child in
+                        let urn = child.school(on: settings.day)
+                        return DayTruth.Child(
+                            givenName: child.given, familyName: child.family, dateOfBirth: child.birth.description, schoolURN: urn,
+                            recordedByOfficer: true, officerSchoolCorrect: urn.flatMap { byURN[$0] } != nil,
+                            inEarlierRecords: recordedChildren.contains(key(child)))
+                    }))
         }
 
-        dutyCases(day: &day, truth: &truth, homeAuthority: homeAuthority, schools: schools, allSchools: allSchools, force: force,
-                  settings: settings, untidiness: &untidiness)
+        dutyCases(
+            day: &day, truth: &truth, homeAuthority: homeAuthority, schools: schools, allSchools: allSchools, force: force,
+            settings: settings, untidiness: &untidiness)
 
         let contacts = schools.map { school in
             let digits = school.urn.filter(\.isNumber) // an early years setting's Ofsted reference is EY and digits
-            return WorldContact(urn: school.urn, role: "dsl", name: "Designated Safeguarding Lead",
-                                email: "dsl.\(school.urn)@schools.example.org.uk", phone: "01\(digits.suffix(3)) \(digits)")
+            return WorldContact(
+                urn: school.urn, role: "dsl", name: "Designated Safeguarding Lead",
+                email: "dsl.\(school.urn)@schools.example.org.uk", phone: "01\(digits.suffix(3)) \(digits)")
         }
-        return World(settings: settings, history: history.sorted { $0.occurredAt < $1.occurredAt }, day: day, truth: truth,
-                     contacts: contacts, schools: schools, morning: morning, untidiness: untidiness)
+        return World(
+            settings: settings, history: history.sorted { $0.occurredAt < $1.occurredAt }, day: day, truth: truth,
+            contacts: contacts, schools: schools, morning: morning, untidiness: untidiness)
     }
 
     /// The statutory duty's two rarer cases, each once, drawn from a stream of their own so the
@@ -487,8 +542,10 @@ public enum WorldGenerator {
     ///   it left (`leftSchoolURN`); that school will answer "no longer attends";
     /// - **on no school roll**: a school-age child taken off the roll to be home educated, whom
     ///   the officer records as "Home educated" (`homeAuthority`: notified to its home LA).
-    static func dutyCases(day: inout [Incident], truth: inout [DayTruth], homeAuthority: [String: String], schools: [WorldSchool],
-                          allSchools: [WorldSchool], force: DemoForce, settings: WorldSettings, untidiness: inout [String: Int]) {
+    static func dutyCases(
+        day: inout [Incident], truth: inout [DayTruth], homeAuthority: [String: String], schools: [WorldSchool],
+        allSchools: [WorldSchool], force: DemoForce, settings: WorldSettings, untidiness: inout [String: Int]
+    ) {
         var duty = SeededRandom(seed: settings.seed ^ 0xD07E_0024)
         let byURN = Dictionary(schools.map { ($0.urn, $0) }, uniquingKeysWith: { first, _ in first })
         var sameName: [String: Int] = [:]
@@ -507,14 +564,18 @@ public enum WorldGenerator {
         for entry in truth { for child in entry.children { seen["\(child.givenName)|\(child.familyName)|\(child.dateOfBirth)", default: 0] += 1 } }
         // (incident, truth child, recorded child, the child's school) for every clean candidate.
         var candidates: [(Int, Int, Int, WorldSchool)] = []
-        for index in day.indices where index < truth.count && truth[index].occurrenceNumber == day[index].occurrenceNumber && !truth[index].adultFieldMistyped {
+        for index in day.indices
+        where index < truth.count && truth[index].occurrenceNumber == day[index].occurrenceNumber && !truth[index].adultFieldMistyped {
             for (k, child) in truth[index].children.enumerated() {
                 guard child.recordedByOfficer, child.officerSchoolCorrect, !child.dateOfBirthMistyped, child.recordedGivenName == nil,
-                      seen["\(child.givenName)|\(child.familyName)|\(child.dateOfBirth)"] == 1,
-                      let school = child.schoolURN.flatMap({ byURN[$0] }), force.localAuthorities.contains(school.localAuthorityCode),
-                      !SchoolReference.isEarlyYears(school.urn), sameName[school.name.lowercased()] == 1,
-                      let j = day[index].children.firstIndex(where: { $0.givenName == child.givenName && $0.familyName == child.familyName
-                          && $0.dateOfBirth == child.dateOfBirth && $0.school?.name == school.name }) else { continue }
+                    seen["\(child.givenName)|\(child.familyName)|\(child.dateOfBirth)"] == 1,
+                    let school = child.schoolURN.flatMap({ byURN[$0] }), force.localAuthorities.contains(school.localAuthorityCode),
+                    !SchoolReference.isEarlyYears(school.urn), sameName[school.name.lowercased()] == 1,
+                    let j = day[index].children.firstIndex(where: {
+                        $0.givenName == child.givenName && $0.familyName == child.familyName
+                            && $0.dateOfBirth == child.dateOfBirth && $0.school?.name == school.name
+                    })
+                else { continue }
                 candidates.append((index, k, j, school))
             }
         }
@@ -524,8 +585,10 @@ public enum WorldGenerator {
             let (index, k, j, old) = candidate
             let years = age(truth[index].children[k])
             guard (5...9).contains(years) else { return nil }
-            let others = schools.filter { $0.urn != old.urn && $0.localAuthorityCode == old.localAuthorityCode && !SchoolReference.isEarlyYears($0.urn)
-                && $0.type != "Special School" && $0.type != "College" && SchoolYear.fits(age: years, low: $0.ageFrom, high: $0.ageTo) }
+            let others = schools.filter {
+                $0.urn != old.urn && $0.localAuthorityCode == old.localAuthorityCode && !SchoolReference.isEarlyYears($0.urn)
+                    && $0.type != "Special School" && $0.type != "College" && SchoolYear.fits(age: years, low: $0.ageFrom, high: $0.ageTo)
+            }
             let near = others.filter { $0.town == old.town }
             guard let new = (near.isEmpty ? others : near).first else { return nil }
             return (index, k, j, old, new)
@@ -541,7 +604,9 @@ public enum WorldGenerator {
         }
         let homeEducated = candidates.filter { candidate in
             let (index, k, j, _) = candidate
-            guard !used.contains(index), (5...15).contains(age(truth[index].children[k])), let la = homeAuthority[day[index].occurrenceNumber] else { return false }
+            guard !used.contains(index), (5...15).contains(age(truth[index].children[k])), let la = homeAuthority[day[index].occurrenceNumber] else {
+                return false
+            }
             return districtLA(day[index].children[j].homeAddress?.postcode ?? day[index].incidentAddress.postcode) == la
         }
         if !homeEducated.isEmpty {
@@ -577,7 +642,9 @@ public enum WorldGenerator {
     /// which no force's records look like.)
     public static func eligibleIncidents(count: Int, day: CalendarDate, schools: [WorldSchool], seed: UInt64) -> [Incident] {
         var random = SeededRandom(seed: seed)
-        let primaries = schools.filter { $0.open && $0.localAuthorityCode == "870" && $0.ageFrom <= 5 && $0.ageTo >= 10 && $0.type != "Special School" }
+        let primaries = schools.filter {
+            $0.open && $0.localAuthorityCode == "870" && $0.ageFrom <= 5 && $0.ageTo >= 10 && $0.type != "Special School"
+        }
         var children = Set<String>()
         return (0..<count).map { index in
             let school = primaries[index % primaries.count]
@@ -589,18 +656,23 @@ public enum WorldGenerator {
                 birth = day.adding(days: -Int.random(in: (5 * 365 + 2)...(9 * 365 + 360), using: &random))
             } while !children.insert("\(given)|\(family)|\(birth)").inserted
             let letters = Array("ABDEFGHJLNPQRSTUWXYZ")
-            let postcode = "RG\(1 + Int.random(in: 0..<31, using: &random)) \(Int.random(in: 1...9, using: &random))"
+            let postcode =
+                "RG\(1 + Int.random(in: 0..<31, using: &random)) \(Int.random(in: 1...9, using: &random))"
                 + "\(random.pick(letters))\(random.pick(letters))"
             let parentBirth = day.adding(days: -Int.random(in: (22 * 365)...(45 * 365), using: &random))
             return Incident(
                 occurrenceNumber: String(format: "%02d%09d", day.year % 100, 500_000_000 + index), forceCode: "43",
                 occurredAt: occurred, reportedAt: occurred.addingTimeInterval(900),
-                incidentAddress: PostalAddress(lines: ["\(1 + Int.random(in: 0..<180, using: &random)) \(random.pick(Names.streets))"],
-                                               town: "Reading", postcode: postcode),
+                incidentAddress: PostalAddress(
+                    lines: ["\(1 + Int.random(in: 0..<180, using: &random)) \(random.pick(Names.streets))"],
+                    town: "Reading", postcode: postcode),
                 localPolicingArea: "Reading", riskLevel: .standard, crime: false,
                 parties: [Party(role: .victim, givenName: random.pick(Names.adultsFemale), familyName: family, dateOfBirth: parentBirth.description)],
-                children: [RecordedChild(givenName: given, familyName: family, dateOfBirth: birth.description,
-                                         school: RecordedSchool(name: school.name, urn: school.urn))])
+                children: [
+                    RecordedChild(
+                        givenName: given, familyName: family, dateOfBirth: birth.description,
+                        school: RecordedSchool(name: school.name, urn: school.urn))
+                ])
         }
     }
 
@@ -638,14 +710,18 @@ public enum WorldGenerator {
         var name = school.name
         if random.chance(0.2) {
             var words = name.split(separator: " ").map(String.init)
-            let kinds: Set<String> = ["church", "of", "england", "c", "e", "ce", "cofe", "c.e.", "catholic", "roman", "rc", "primary", "school",
-                                      "infant", "junior", "academy", "nursery", "community", "(aided)", "(va)", "(vc)", "and", "college"]
+            let kinds: Set<String> = [
+                "church", "of", "england", "c", "e", "ce", "cofe", "c.e.", "catholic", "roman", "rc", "primary", "school",
+                "infant", "junior", "academy", "nursery", "community", "(aided)", "(va)", "(vc)", "and", "college",
+            ]
             words.removeAll { kinds.contains($0.lowercased()) }
             if !words.isEmpty, words.joined(separator: " ") != name { return (words.joined(separator: " "), true) }
         }
-        let swaps = [("Church of England", "CE"), ("C of E", "CE"), ("Primary School", "Primary"), ("Primary", "Prim"),
-                     ("Saint ", "St "), ("St. ", "St "), ("Roman Catholic", "RC"), ("Catholic", "RC"), ("School", "Sch"),
-                     ("Infant", "Inf"), ("Junior", "Jnr"), ("Academy", "Acad")]
+        let swaps = [
+            ("Church of England", "CE"), ("C of E", "CE"), ("Primary School", "Primary"), ("Primary", "Prim"),
+            ("Saint ", "St "), ("St. ", "St "), ("Roman Catholic", "RC"), ("Catholic", "RC"), ("School", "Sch"),
+            ("Infant", "Inf"), ("Junior", "Jnr"), ("Academy", "Acad"),
+        ]
         for (long, short) in swaps where name.contains(long) && random.chance(0.6) {
             name = name.replacingOccurrences(of: long, with: short)
         }

@@ -20,7 +20,9 @@ public enum NotificationQuery {
         for id in Set(fromEvents + fromRelease).sorted() {
             if let summary = try summary(id, db: db) { summaries.append(summary) }
         }
-        summaries.sort { ($0.releaseAt ?? $0.events.first?.at ?? .distantPast, $0.noticeId) < ($1.releaseAt ?? $1.events.first?.at ?? .distantPast, $1.noticeId) }
+        summaries.sort {
+            ($0.releaseAt ?? $0.events.first?.at ?? .distantPast, $0.noticeId) < ($1.releaseAt ?? $1.events.first?.at ?? .distantPast, $1.noticeId)
+        }
         return NotificationList(date: date.description, notifications: summaries, flagged: summaries.filter(\.flagged).count)
     }
 
@@ -39,9 +41,12 @@ public enum NotificationQuery {
             acknowledgedAt: notice?.acknowledgedAt, acknowledgedBy: notice?.acknowledgedBy, feedbackAt: notice?.feedbackAt,
             flagged: notice?.flaggedAt != nil && notice?.acknowledgedAt == nil, flagReason: notice?.flagReason,
             linkExpiresAt: notice?.linkExpiresAt,
-            mail: mail.map { NotificationSummary.Mail(state: $0.state.rawValue, attempts: $0.attempts,
-                                                      nextAttemptAt: $0.state == .pending ? $0.nextAttemptAt : nil,
-                                                      relayReply: $0.relayReply, lastError: $0.lastError) },
+            mail: mail.map {
+                NotificationSummary.Mail(
+                    state: $0.state.rawValue, attempts: $0.attempts,
+                    nextAttemptAt: $0.state == .pending ? $0.nextAttemptAt : nil,
+                    relayReply: $0.relayReply, lastError: $0.lastError)
+            },
             events: events.map { NotificationSummary.Event(kind: $0.kind, at: $0.at, detail: $0.detail, producer: $0.producer) })
     }
 }
@@ -77,8 +82,11 @@ struct DispatchAPI: Sendable {
             let now = environment.clock.now()
             let listing = try await environment.store.pool.read { db in try HeldNotices.list(db, now: now) }
             let warnings = HeldNotices.warnings(listing)
-            return Self.wireJSON(.ok, Readiness(instance: environment.configuration.instanceId, status: warnings.isEmpty ? "ready" : "warning", warnings: warnings,
-                                                accountsWithoutPassword: listing.accountsWithoutPassword, heldNotices: listing.held.count))
+            return Self.wireJSON(
+                .ok,
+                Readiness(
+                    instance: environment.configuration.instanceId, status: warnings.isEmpty ? "ready" : "warning", warnings: warnings,
+                    accountsWithoutPassword: listing.accountsWithoutPassword, heldNotices: listing.held.count))
         }
         api.get("v1/telephone-tasks") { request, _ -> Response in
             return try await tasks(request)
@@ -90,8 +98,9 @@ struct DispatchAPI: Sendable {
 
     static func wireJSON(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
         let data = (try? WireFormat.data(value)) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(
+            status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     struct BodyError: Error { var field: FieldError }
@@ -101,7 +110,9 @@ struct DispatchAPI: Sendable {
     }
 
     func body<T: Decodable>(_ request: Request, as type: T.Type) async -> Result<T, BodyError> {
-        guard let buffer = try? await request.body.collect(upTo: 64 * 1024) else { return .failure(BodyError(field: FieldError("(body)", "larger than 64 KiB"))) }
+        guard let buffer = try? await request.body.collect(upTo: 64 * 1024) else {
+            return .failure(BodyError(field: FieldError("(body)", "larger than 64 KiB")))
+        }
         do {
             return .success(try WireFormat.decoder().decode(T.self, from: Data(buffer.readableBytesView)))
         } catch {
@@ -153,8 +164,9 @@ struct DispatchAPI: Sendable {
             data = try SheetWriter.xlsx(sheetName: "Notices", header: NoticeExport.header, rows: rows)
             type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         }
-        return Response(status: .ok, headers: [.contentType: type, .cacheControl: "no-store", .contentDisposition: "attachment; filename=\"\(name)\""],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(
+            status: .ok, headers: [.contentType: type, .cacheControl: "no-store", .contentDisposition: "attachment; filename=\"\(name)\""],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     struct Readiness: Codable {
@@ -178,7 +190,8 @@ struct DispatchAPI: Sendable {
         return SchoolReference.isValid(account)
     }
 
-    static let accountProblem = "is neither a school URN (5 to 8 digits), an Ofsted EY reference (EY and 6 digits), LA followed by a 3-digit local authority code nor ESM followed by a 2-digit force code"
+    static let accountProblem =
+        "is neither a school URN (5 to 8 digits), an Ofsted EY reference (EY and 6 digits), LA followed by a 3-digit local authority code nor ESM followed by a 2-digit force code"
 
     func setPassword(_ request: Request, account: String) async throws -> Response {
         guard Self.validAccount(account) else {
@@ -204,8 +217,9 @@ struct DispatchAPI: Sendable {
         let row = SchoolPassword(account: account, hash: hash, setAt: now, setBy: setBy)
         try await environment.write { db, outbox in
             try AccountPasswords.apply(row, db: db)
-            _ = try outbox.publish(AccountPassword(account: row.account, hash: row.hash, setAt: row.setAt, setBy: row.setBy),
-                               to: Topics.dispatchAccounts.name, key: account, id: MessageID.fresh(), causationId: nil, now: now)
+            _ = try outbox.publish(
+                AccountPassword(account: row.account, hash: row.hash, setAt: row.setAt, setBy: row.setBy),
+                to: Topics.dispatchAccounts.name, key: account, id: MessageID.fresh(), causationId: nil, now: now)
         }
         environment.logger.notice("school password set", metadata: ["account": .string(account), "by": .string(setBy)])
     }
@@ -239,7 +253,10 @@ struct DispatchAPI: Sendable {
                 continue
             }
             if let first = seen[account] {
-                answer.refused.append(.init(row: row.row, account: account, field: "urn", message: "\(account) is also on row \(first); one password per school, remove one of the rows"))
+                answer.refused.append(
+                    .init(
+                        row: row.row, account: account, field: "urn",
+                        message: "\(account) is also on row \(first); one password per school, remove one of the rows"))
                 continue
             }
             seen[account] = row.row
@@ -267,15 +284,19 @@ struct DispatchAPI: Sendable {
         try await environment.write { db, outbox in
             for row in rows {
                 try AccountPasswords.apply(row, db: db)
-                _ = try outbox.publish(AccountPassword(account: row.account, hash: row.hash, setAt: row.setAt, setBy: row.setBy),
-                                       to: Topics.dispatchAccounts.name, key: row.account, id: MessageID.fresh(), causationId: nil, now: now)
+                _ = try outbox.publish(
+                    AccountPassword(account: row.account, hash: row.hash, setAt: row.setAt, setBy: row.setBy),
+                    to: Topics.dispatchAccounts.name, key: row.account, id: MessageID.fresh(), causationId: nil, now: now)
             }
         }
         answer.set = accepted.map { .init(row: $0.row, account: $0.account) }
         answer.refused.sort { $0.row < $1.row }
         if !rows.isEmpty {
-            environment.logger.notice("school passwords set from a file", metadata: [
-                "accounts": "\(rows.count)", "refusedRows": "\(answer.refused.count)", "by": .string(setBy)])
+            environment.logger.notice(
+                "school passwords set from a file",
+                metadata: [
+                    "accounts": "\(rows.count)", "refusedRows": "\(answer.refused.count)", "by": .string(setBy),
+                ])
         }
         return Self.wireJSON(answer.set.isEmpty && !answer.refused.isEmpty ? .unprocessableContent : .ok, answer)
     }
@@ -288,10 +309,11 @@ struct DispatchAPI: Sendable {
             return try query.fetchAll(db).compactMap { task in
                 // A notice purged after the retention period has no content left to read out.
                 guard let notice = try NoticeRow.fetchOne(db, key: task.noticeId), !notice.content.isEmpty else { return nil }
-                return TelephoneTaskView(id: task.id, noticeId: task.noticeId, schoolURN: task.schoolURN, schoolName: task.schoolName,
-                                contacts: (try? JSONDecoder().decode([SchoolContact].self, from: task.contacts)) ?? [], reason: task.reason,
-                                createdAt: task.createdAt, doneAt: task.doneAt, doneBy: task.doneBy, note: task.note,
-                                notice: try notice.decodedContent())
+                return TelephoneTaskView(
+                    id: task.id, noticeId: task.noticeId, schoolURN: task.schoolURN, schoolName: task.schoolName,
+                    contacts: (try? JSONDecoder().decode([SchoolContact].self, from: task.contacts)) ?? [], reason: task.reason,
+                    createdAt: task.createdAt, doneAt: task.doneAt, doneBy: task.doneBy, note: task.note,
+                    notice: try notice.decodedContent())
             }
         }
         return Self.wireJSON(.ok, TelephoneTaskListing(tasks: views))
@@ -303,12 +325,16 @@ struct DispatchAPI: Sendable {
         case .success(let value): parsed = value
         case .failure(let error): return Self.wireJSON(.badRequest, APIFieldErrors([error.field]))
         }
-        guard !parsed.by.trimmingCharacters(in: .whitespaces).isEmpty else { return Self.fieldError(.unprocessableContent, "by", "must name who made the call") }
+        guard !parsed.by.trimmingCharacters(in: .whitespaces).isEmpty else {
+            return Self.fieldError(.unprocessableContent, "by", "must name who made the call")
+        }
         let now = environment.clock.now()
         let at = parsed.at ?? now
         guard at <= now.addingTimeInterval(300) else { return Self.fieldError(.unprocessableContent, "at", "is in the future") }
         let found = try await environment.write { db, outbox -> Bool in
-            guard var task = try TelephoneTask.fetchOne(db, key: id), var notice = try NoticeRow.fetchOne(db, key: task.noticeId) else { return false }
+            guard var task = try TelephoneTask.fetchOne(db, key: id), var notice = try NoticeRow.fetchOne(db, key: task.noticeId) else {
+                return false
+            }
             guard task.doneAt == nil else { return true }
             task.doneAt = at
             task.doneBy = parsed.by
@@ -319,8 +345,9 @@ struct DispatchAPI: Sendable {
             notice.sentAt = notice.sentAt ?? at
             notice.state = .acknowledged
             try notice.update(db)
-            try Audit.record(.acknowledged, notice: notice, detail: "telephoned by \(parsed.by)\(parsed.note.map { ": \($0)" } ?? "")",
-                             eventId: MessageID.derived(from: notice.noticeId, "telephoned"), db: db, outbox: outbox, now: at)
+            try Audit.record(
+                .acknowledged, notice: notice, detail: "telephoned by \(parsed.by)\(parsed.note.map { ": \($0)" } ?? "")",
+                eventId: MessageID.derived(from: notice.noticeId, "telephoned"), db: db, outbox: outbox, now: at)
             return true
         }
         guard found else { return Self.wireJSON(.notFound, APIError("no telephone task \(id)")) }
@@ -336,7 +363,9 @@ struct DispatchAPI: Sendable {
         }
         let now = environment.clock.now()
         let outcome = try await environment.write { db, outbox -> String? in
-            guard var mail = try OutgoingMail.fetchOne(db, key: id), var notice = try NoticeRow.fetchOne(db, key: id) else { return "no email notice \(id)" }
+            guard var mail = try OutgoingMail.fetchOne(db, key: id), var notice = try NoticeRow.fetchOne(db, key: id) else {
+                return "no email notice \(id)"
+            }
             // A notice restored from a lost store's changelog record is still that store's
             // claim, and its email's link names that store's instance: this one takes the claim
             // over and sends a new link to its own page (also for a mail the lost store sent,
@@ -347,12 +376,15 @@ struct DispatchAPI: Sendable {
                 return "mail is \(mail.state.rawValue); only uncertain or failed mail can be resent"
             }
             if previous != nil {
-                guard let rules = settings.protocols[notice.forceCode] else { return "force \(notice.forceCode) has no \"dispatch\" protocol section" }
+                guard let rules = settings.protocols[notice.forceCode] else {
+                    return "force \(notice.forceCode) has no \"dispatch\" protocol section"
+                }
                 guard !notice.payload.isEmpty else { return "the notice's contents are no longer kept" }
                 let due = try WireFormat.value(NoticeDue.self, from: notice.payload)
                 // Same Message-ID: to the school it is the notice's email again, with a new link.
-                let (_, _, message) = try NoticeIntake.linkMail(due, notice: &notice, recipient: mail.recipient, rules: rules, settings: settings,
-                                                                idempotencyKey: mail.idempotencyKey, now: now)
+                let (_, _, message) = try NoticeIntake.linkMail(
+                    due, notice: &notice, recipient: mail.recipient, rules: rules, settings: settings,
+                    idempotencyKey: mail.idempotencyKey, now: now)
                 mail.message = Data(message.data.utf8)
             }
             guard mail.message != nil else { return "the mail text is no longer kept" }

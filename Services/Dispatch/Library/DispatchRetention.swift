@@ -15,15 +15,18 @@ import ServiceRuntime
 /// The audit trail (`noticeAudit`: every event, view, sign-in refusal, acknowledgement, with
 /// who and when) is never purged.
 public enum DispatchRetention {
-    static let inFlight = "SELECT noticeId FROM \(OutgoingMail.databaseTableName) WHERE state IN ('\(MailState.pending.rawValue)', '\(MailState.sending.rawValue)')"
+    static let inFlight =
+        "SELECT noticeId FROM \(OutgoingMail.databaseTableName) WHERE state IN ('\(MailState.pending.rawValue)', '\(MailState.sending.rawValue)')"
 
     public static let rules: [PurgeRule] = [
-        .redact("dispatch.notice", table: NoticeRow.databaseTableName, age: "receivedAt",
-                set: "payload = X'', content = X'', linkTokenHash = NULL",
-                pending: "length(payload) > 0 OR length(content) > 0 OR linkTokenHash IS NOT NULL",
-                where: "noticeId NOT IN (\(inFlight))"),
-        .redact("dispatch.mail", table: OutgoingMail.databaseTableName, age: "createdAt", set: "message = NULL", pending: "message IS NOT NULL",
-                where: "state NOT IN ('\(MailState.pending.rawValue)', '\(MailState.sending.rawValue)')"),
+        .redact(
+            "dispatch.notice", table: NoticeRow.databaseTableName, age: "receivedAt",
+            set: "payload = X'', content = X'', linkTokenHash = NULL",
+            pending: "length(payload) > 0 OR length(content) > 0 OR linkTokenHash IS NOT NULL",
+            where: "noticeId NOT IN (\(inFlight))"),
+        .redact(
+            "dispatch.mail", table: OutgoingMail.databaseTableName, age: "createdAt", set: "message = NULL", pending: "message IS NOT NULL",
+            where: "state NOT IN ('\(MailState.pending.rawValue)', '\(MailState.sending.rawValue)')"),
         .redact("dispatch.telephone-note", table: TelephoneTask.databaseTableName, age: "createdAt", set: "note = NULL", pending: "note IS NOT NULL"),
         .delete("dispatch.session", table: NoticeSession.databaseTableName, age: "createdAt"),
         .delete("dispatch.sign-in-throttle", table: SignInThrottle.databaseTableName, age: "updatedAt"),

@@ -95,7 +95,8 @@ public enum DispatchService {
             var from = env.string("ENCOMPASS_SMTP_FROM") ?? "operation-encompass@localhost"
             if let url = env.string("ENCOMPASS_SMTP_URL") {
                 guard let components = URLComponents(string: url), ["smtp", "smtps"].contains(components.scheme ?? ""),
-                      let host = components.host, !host.isEmpty else {
+                    let host = components.host, !host.isEmpty
+                else {
                     throw ConfigurationError(variable: "ENCOMPASS_SMTP_URL", problem: "is '\(url)'; expected smtp://host:587 or smtps://host:465")
                 }
                 let tlsText = env.string("ENCOMPASS_SMTP_TLS") ?? "required"
@@ -103,20 +104,23 @@ public enum DispatchService {
                     throw ConfigurationError(variable: "ENCOMPASS_SMTP_TLS", problem: "is '\(tlsText)'; use required or none")
                 }
                 if tls == .none && !["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) {
-                    throw ConfigurationError(variable: "ENCOMPASS_SMTP_TLS", problem: "is none for \(host); plain SMTP is allowed only on loopback (tests)")
+                    throw ConfigurationError(
+                        variable: "ENCOMPASS_SMTP_TLS", problem: "is none for \(host); plain SMTP is allowed only on loopback (tests)")
                 }
                 guard let sender = env.string("ENCOMPASS_SMTP_FROM") else {
                     throw ConfigurationError(variable: "ENCOMPASS_SMTP_FROM", problem: "is missing; the relay needs a sender address")
                 }
                 from = sender
-                mail = .smtp(url: url, username: env.string("ENCOMPASS_SMTP_USERNAME"), password: env.string("ENCOMPASS_SMTP_PASSWORD"),
-                             tls: tls, caFile: env.string("ENCOMPASS_SMTP_CA_FILE"))
+                mail = .smtp(
+                    url: url, username: env.string("ENCOMPASS_SMTP_USERNAME"), password: env.string("ENCOMPASS_SMTP_PASSWORD"),
+                    tls: tls, caFile: env.string("ENCOMPASS_SMTP_CA_FILE"))
             } else {
                 mail = .folder(directory: env.string("ENCOMPASS_MAIL_DIR") ?? "var/dispatch/mail")
             }
             let protocols: DispatchProtocols
             do {
-                protocols = try DispatchProtocols.load(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR") ?? ForceProtocols.bundledDirectory))
+                protocols = try DispatchProtocols.load(
+                    try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR") ?? ForceProtocols.bundledDirectory))
             } catch {
                 throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "\(error)")
             }
@@ -131,7 +135,9 @@ public enum DispatchService {
                 instanceId: runtime.instanceId
             )
             settings.retention = try RetentionSettings.fromEnvironment(environment)
-            if let minutes = try env.int("ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES", in: 1...1440) { settings.unsentAlertAfter = TimeInterval(minutes * 60) }
+            if let minutes = try env.int("ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES", in: 1...1440) {
+                settings.unsentAlertAfter = TimeInterval(minutes * 60)
+            }
             if let grace = try env.int("ENCOMPASS_DISPATCH_RESTORE_GRACE_MS", in: 0...600_000) { settings.restoreGrace = .milliseconds(grace) }
             return settings
         }
@@ -153,27 +159,37 @@ public enum DispatchService {
                 RetentionPurge.task(DispatchRetention.rules, settings: settings.retention),
                 changelog.task,
                 BackgroundTask(name: "mail-sender") { environment in
-                    let sender = MailSender(settings: settings, store: environment.store, wake: environment.relay.wake,
-                                            clock: environment.clock, logger: environment.logger)
-                    environment.logger.notice("mail transport", metadata: [
-                        "transport": .string(sender.transport.description),
-                        "note": .string(sender.transport is MailFolderTransport
-                            ? "no SMTP relay configured (ENCOMPASS_SMTP_URL): notices are written as .eml files, not sent"
-                            : "sending through the SMTP relay"),
-                    ])
+                    let sender = MailSender(
+                        settings: settings, store: environment.store, wake: environment.relay.wake,
+                        clock: environment.clock, logger: environment.logger)
+                    environment.logger.notice(
+                        "mail transport",
+                        metadata: [
+                            "transport": .string(sender.transport.description),
+                            "note": .string(
+                                sender.transport is MailFolderTransport
+                                    ? "no SMTP relay configured (ENCOMPASS_SMTP_URL): notices are written as .eml files, not sent"
+                                    : "sending through the SMTP relay"),
+                        ])
                     try await sender.run()
                 },
                 BackgroundTask(name: "follow-up") { environment in
-                    try await FollowUp(store: environment.store, wake: environment.relay.wake, clock: environment.clock,
-                                       logger: environment.logger).run(every: settings.pollInterval)
+                    try await FollowUp(
+                        store: environment.store, wake: environment.relay.wake, clock: environment.clock,
+                        logger: environment.logger
+                    ).run(every: settings.pollInterval)
                 },
                 BackgroundTask(name: "held-notices") { environment in
-                    await HeldNoticesWatch(store: environment.store, metrics: environment.metrics, clock: environment.clock,
-                                           logger: environment.logger).run(every: settings.pollInterval)
+                    await HeldNoticesWatch(
+                        store: environment.store, metrics: environment.metrics, clock: environment.clock,
+                        logger: environment.logger
+                    ).run(every: settings.pollInterval)
                 },
                 BackgroundTask(name: "unsent-claims") { environment in
-                    await UnsentClaimsWatch(store: environment.store, metrics: environment.metrics, clock: environment.clock,
-                                            overdue: settings.unsentAlertAfter, logger: environment.logger).run(every: .seconds(30))
+                    await UnsentClaimsWatch(
+                        store: environment.store, metrics: environment.metrics, clock: environment.clock,
+                        overdue: settings.unsentAlertAfter, logger: environment.logger
+                    ).run(every: .seconds(30))
                 },
             ]
         )
@@ -235,8 +251,11 @@ public enum NoticeIntake {
         let me = try NoticeClaims.claimant(db)
         if let winner = try NoticeClaims.winner(of: due.noticeId, db: db), winner != me { return .claimedElsewhere(by: winner) }
         guard let rules = settings.protocols[request.incident.forceCode] else {
-            throw RejectedMessage(errorClass: "protocol.missing",
-                                  reason: "force \(request.incident.forceCode) has no \"dispatch\" protocol section; add it to the force's protocol file and replay this dead letter")
+            throw RejectedMessage(
+                errorClass: "protocol.missing",
+                reason:
+                    "force \(request.incident.forceCode) has no \"dispatch\" protocol section; add it to the force's protocol file and replay this dead letter"
+            )
         }
         var problems: [String] = []
         if due.noticeId.isEmpty { problems.append("request.noticeId is empty") }
@@ -278,50 +297,67 @@ public enum NoticeIntake {
             // ahead of the due topic): kept for the audit, never sent.
             notice.state = .cancelled
             try notice.insert(db)
-            try Audit.insertLocal("withdrawn", notice: notice, detail: "not sent: withdrawn before dispatch received it: \(withdrawal)", db: db, now: now)
+            try Audit.insertLocal(
+                "withdrawn", notice: notice, detail: "not sent: withdrawn before dispatch received it: \(withdrawal)", db: db, now: now)
             return .withdrawn(reason: withdrawal)
         }
         try NoticeClaims.claim(notice, claimant: me, instanceId: settings.instanceId, causationId: messageId, db: db, outbox: outbox, now: now)
 
         if let recipient {
             let key = MessageID.derived(from: due.noticeId, "notice-mail")
-            let (link, expires, message) = try linkMail(due, notice: &notice, recipient: recipient, rules: rules, settings: settings, idempotencyKey: key, now: now)
+            let (link, expires, message) = try linkMail(
+                due, notice: &notice, recipient: recipient, rules: rules, settings: settings, idempotencyKey: key, now: now)
             try notice.insert(db)
-            try OutgoingMail(noticeId: due.noticeId, idempotencyKey: key, recipient: recipient, message: Data(message.data.utf8),
-                             state: .pending, attempts: 0, nextAttemptAt: now, createdAt: now).insert(db)
-            try Audit.insertLocal("mail-queued", notice: notice, detail: "email to the \(due.escalation ? "education safeguarding manager" : "school") queued; link expires \(Timestamp.format(expires))", db: db, now: now)
+            try OutgoingMail(
+                noticeId: due.noticeId, idempotencyKey: key, recipient: recipient, message: Data(message.data.utf8),
+                state: .pending, attempts: 0, nextAttemptAt: now, createdAt: now
+            ).insert(db)
+            try Audit.insertLocal(
+                "mail-queued", notice: notice,
+                detail:
+                    "email to the \(due.escalation ? "education safeguarding manager" : "school") queued; link expires \(Timestamp.format(expires))",
+                db: db, now: now)
             if try !HeldNotices.hasPassword(account, db: db) {
-                try Audit.insertLocal("held-no-password", notice: notice,
-                                      detail: "held: \(account) has no notice password, so the link could not be opened; it is sent once one is set (encompass notifications set-password)",
-                                      db: db, now: now)
+                try Audit.insertLocal(
+                    "held-no-password", notice: notice,
+                    detail:
+                        "held: \(account) has no notice password, so the link could not be opened; it is sent once one is set (encompass notifications set-password)",
+                    db: db, now: now)
             }
             return .mailQueued(link: link)
         }
         let reason = telephoneReason ?? "telephone"
         try notice.insert(db)
-        try TelephoneTask(id: "t-" + due.noticeId, noticeId: due.noticeId, schoolURN: request.school.urn, schoolName: request.school.name,
-                          contacts: try JSONEncoder().encode(contacts), reason: reason, createdAt: now).insert(db)
+        try TelephoneTask(
+            id: "t-" + due.noticeId, noticeId: due.noticeId, schoolURN: request.school.urn, schoolName: request.school.name,
+            contacts: try JSONEncoder().encode(contacts), reason: reason, createdAt: now
+        ).insert(db)
         // The audit event travels on `encompass.notice.events`: it says whom to ring, not the child's name.
         let audited = TelephoneTaskReason.homeAuthorityTask(due, ringBy: ackBy, namingChild: false) ?? reason
-        try Audit.record(.telephoneTask, notice: notice, detail: "telephone task for MASH: \(audited)",
-                         eventId: MessageID.derived(from: messageId, "telephone-task"), causationId: messageId, db: db, outbox: outbox, now: now)
+        try Audit.record(
+            .telephoneTask, notice: notice, detail: "telephone task for MASH: \(audited)",
+            eventId: MessageID.derived(from: messageId, "telephone-task"), causationId: messageId, db: db, outbox: outbox, now: now)
         return .telephoneTask(reason: reason)
     }
 
     /// A new link to the notice's page on this instance (its token hash and expiry set on
     /// `notice`) and the email that carries it.
-    static func linkMail(_ due: NoticeDue, notice: inout NoticeRow, recipient: String, rules: DispatchProtocol, settings: DispatchService.Settings,
-                         idempotencyKey: String, now: Date) throws -> (link: String, expires: Date, message: MailMessage) {
+    static func linkMail(
+        _ due: NoticeDue, notice: inout NoticeRow, recipient: String, rules: DispatchProtocol, settings: DispatchService.Settings,
+        idempotencyKey: String, now: Date
+    ) throws -> (link: String, expires: Date, message: MailMessage) {
         let token = try Secrets.newToken()
         let expires = now.addingTimeInterval(TimeInterval((settings.linkExpiryHours ?? rules.linkExpiryHours) * 3600))
         let link = "\(settings.publicURL)/notice/\(token)"
         notice.linkTokenHash = Secrets.sha256Hex(token)
         notice.linkExpiresAt = expires
         let school = due.request.school
-        let email = NoticeEmail.render(rules, schoolName: due.escalation ? "the Education Safeguarding Manager (a holiday escalation)" : school.name,
-                                       link: link, expiresAt: expires)
-        let message = MailMessage.compose(fromAddress: settings.fromAddress, fromName: rules.senderName, to: recipient,
-                                          subject: email.subject, body: email.body, idempotencyKey: idempotencyKey, date: now)
+        let email = NoticeEmail.render(
+            rules, schoolName: due.escalation ? "the Education Safeguarding Manager (a holiday escalation)" : school.name,
+            link: link, expiresAt: expires)
+        let message = MailMessage.compose(
+            fromAddress: settings.fromAddress, fromName: rules.senderName, to: recipient,
+            subject: email.subject, body: email.body, idempotencyKey: idempotencyKey, date: now)
         return (link, expires, message)
     }
 
@@ -376,13 +412,16 @@ public enum TelephoneTaskReason {
         let held = school.contacts.filter { $0.phone?.isEmpty == false }
             .map { "\($0.name ?? $0.role) on \($0.phone ?? "")" }.joined(separator: " or ")
         if school.urn.hasPrefix("LA") {
-            let whom = held.isEmpty
+            let whom =
+                held.isEmpty
                 ? "\(school.localAuthorityName) local authority's children missing education or elective home education team (no education-otherwise contact is held for LA \(school.localAuthorityCode): add it with `encompass schools la-contacts import`)"
                 : "\(school.localAuthorityName) local authority's education-otherwise contact, \(held)"
-            return "Ring \(whom). Tell them that \(who), whom the police record as on no school roll (\(school.name)), was affected by \(incident), so that the local authority can support the child. \(by)"
+            return
+                "Ring \(whom). Tell them that \(who), whom the police record as on no school roll (\(school.name)), was affected by \(incident), so that the local authority can support the child. \(by)"
         }
         guard school.channel == .telephone, request.resolution.contains(where: { $0.contains(ResolvedSchool.unroutedOutOfArea) }) else { return nil }
-        let whom = held.isEmpty
+        let whom =
+            held.isEmpty
             ? "the designated safeguarding lead of \(school.name) (URN \(school.urn), \(school.localAuthorityName), outside the force's area; no contact is held for the school nor for its local authority's Operation Encompass: find the school's number, and add the LA's contact with `encompass schools la-contacts import`)"
             : "the designated safeguarding lead of \(school.name) (URN \(school.urn), \(school.localAuthorityName), outside the force's area) on \(held)"
         return "Ring \(whom). Tell them that \(who), a pupil there, was affected by \(incident), as an Operation Encompass notice. \(by)"
@@ -397,8 +436,10 @@ public enum TelephoneTaskReason {
 public enum NoticeWithdrawal {
     /// The reason of a cancellation recorded for `noticeId`, if any.
     static func cancellation(of noticeId: String, db: Database) throws -> String? {
-        guard let entry = try AuditEntry.filter(Column("noticeId") == noticeId && Column("kind") == NoticeEvent.Kind.cancelled.rawValue)
-            .order(Column("at")).fetchOne(db) else { return nil }
+        guard
+            let entry = try AuditEntry.filter(Column("noticeId") == noticeId && Column("kind") == NoticeEvent.Kind.cancelled.rawValue)
+                .order(Column("at")).fetchOne(db)
+        else { return nil }
         return entry.detail ?? "cancelled"
     }
 
@@ -411,7 +452,8 @@ public enum NoticeWithdrawal {
         let unsent = notice.sentAt == nil && (mail.map { $0.state == .pending } ?? (task?.doneAt == nil))
         guard unsent else {
             notice.flaggedAt = notice.flaggedAt ?? now
-            notice.flagReason = "cancelled after it was sent\(notice.sentAt.map { " (\(Timestamp.format($0)))" } ?? ""): the school has it; the MASH follows up: \(reason)"
+            notice.flagReason =
+                "cancelled after it was sent\(notice.sentAt.map { " (\(Timestamp.format($0)))" } ?? ""): the school has it; the MASH follows up: \(reason)"
             try notice.update(db)
             try Audit.insertLocal("withdrawal-too-late", notice: notice, detail: notice.flagReason, db: db, now: now)
             logger.warning("cancellation arrived after the notice was sent", metadata: ["noticeId": .string(notice.noticeId)])

@@ -38,9 +38,10 @@ public enum DispatchStore {
     public static let publishPasswords = StoreMigration("dispatch-v4-publish-passwords") { db in
         let outbox = Outbox(db: db, producer: ServiceName.dispatch.rawValue)
         for row in try SchoolPassword.order(Column("account")).fetchAll(db) {
-            try outbox.publish(AccountPassword(account: row.account, hash: row.hash, setAt: row.setAt, setBy: row.setBy),
-                               to: Topics.dispatchAccounts.name, key: row.account,
-                               id: MessageID.derived(from: row.account, "password-set-" + Timestamp.format(row.setAt)), now: Date())
+            try outbox.publish(
+                AccountPassword(account: row.account, hash: row.hash, setAt: row.setAt, setBy: row.setBy),
+                to: Topics.dispatchAccounts.name, key: row.account,
+                id: MessageID.derived(from: row.account, "password-set-" + Timestamp.format(row.setAt)), now: Date())
         }
     }
 
@@ -71,10 +72,11 @@ public enum DispatchStore {
         try db.execute(sql: "INSERT INTO dispatchIdentity (id, claimant) VALUES (1, ?)", arguments: [claimant])
         // A store from before claims (one instance) owns every notice it already holds, so its
         // queued mail still goes out after the upgrade.
-        try db.execute(sql: """
-            INSERT INTO noticeClaim (noticeId, claimant, claimedAt, observedAt)
-            SELECT noticeId, ?, receivedAt, receivedAt FROM notice
-            """, arguments: [claimant])
+        try db.execute(
+            sql: """
+                INSERT INTO noticeClaim (noticeId, claimant, claimedAt, observedAt)
+                SELECT noticeId, ?, receivedAt, receivedAt FROM notice
+                """, arguments: [claimant])
     }
 
     public static let migration = StoreMigration("dispatch-v1") { db in
@@ -290,8 +292,12 @@ public struct AuditEntry: Codable, FetchableRecord, MutablePersistableRecord, Re
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 
-    public static let replacementColumns = ["id", "eventId", "noticeId", "kind", "at", "forceCode", "occurrenceNumber", "schoolURN", "detail", "producer"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [id, eventId, noticeId, kind, at.stored, forceCode, occurrenceNumber, schoolURN, detail, producer] }
+    public static let replacementColumns = [
+        "id", "eventId", "noticeId", "kind", "at", "forceCode", "occurrenceNumber", "schoolURN", "detail", "producer",
+    ]
+    public var replacementValues: [(any DatabaseValueConvertible)?] {
+        [id, eventId, noticeId, kind, at.stored, forceCode, occurrenceNumber, schoolURN, detail, producer]
+    }
 }
 
 public struct SchoolPassword: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
@@ -317,7 +323,8 @@ public enum AccountPasswords {
     @discardableResult
     public static func apply(_ row: SchoolPassword, db: Database) throws -> Bool {
         if let stored = try SchoolPassword.fetchOne(db, key: row.account),
-           stored.setAt > row.setAt || (stored.setAt == row.setAt && stored.hash == row.hash) {
+            stored.setAt > row.setAt || (stored.setAt == row.setAt && stored.hash == row.hash)
+        {
             return false
         }
         try row.save(db)
@@ -366,25 +373,28 @@ public enum Audit {
         _ kind: NoticeEvent.Kind, notice: NoticeRow, detail: String?, eventId: String, causationId: String? = nil,
         claimant: String? = nil, db: Database, outbox: Outbox, now: Date
     ) throws {
-        let event = NoticeEvent(noticeId: notice.noticeId, kind: kind, at: now, forceCode: notice.forceCode,
-                                occurrenceNumber: notice.occurrenceNumber, schoolURN: notice.schoolURN, detail: detail, claimant: claimant)
+        let event = NoticeEvent(
+            noticeId: notice.noticeId, kind: kind, at: now, forceCode: notice.forceCode,
+            occurrenceNumber: notice.occurrenceNumber, schoolURN: notice.schoolURN, detail: detail, claimant: claimant)
         try insert(event, eventId: eventId, producer: ServiceName.dispatch.rawValue, db: db)
         try outbox.publish(event, to: Topics.noticeEvents.name, key: notice.noticeId, id: eventId, causationId: causationId, now: now)
     }
 
     /// A local-only audit row (not published), e.g. a refused sign-in.
     public static func recordLocal(_ kind: String, notice: NoticeRow, detail: String?, db: Database, now: Date) throws {
-        let row = AuditEntry(eventId: MessageID.fresh(), noticeId: notice.noticeId, kind: kind, at: now, forceCode: notice.forceCode,
-                             occurrenceNumber: notice.occurrenceNumber, schoolURN: notice.schoolURN, detail: detail,
-                             producer: ServiceName.dispatch.rawValue)
+        let row = AuditEntry(
+            eventId: MessageID.fresh(), noticeId: notice.noticeId, kind: kind, at: now, forceCode: notice.forceCode,
+            occurrenceNumber: notice.occurrenceNumber, schoolURN: notice.schoolURN, detail: detail,
+            producer: ServiceName.dispatch.rawValue)
         try row.insertRow(db)
     }
 
     /// Stores an event (own or consumed); an event id seen before is ignored.
     public static func insert(_ event: NoticeEvent, eventId: String, producer: String, db: Database) throws {
-        let row = AuditEntry(eventId: eventId, noticeId: event.noticeId, kind: event.kind.rawValue, at: event.at,
-                             forceCode: event.forceCode, occurrenceNumber: event.occurrenceNumber, schoolURN: event.schoolURN,
-                             detail: event.detail, producer: producer)
+        let row = AuditEntry(
+            eventId: eventId, noticeId: event.noticeId, kind: event.kind.rawValue, at: event.at,
+            forceCode: event.forceCode, occurrenceNumber: event.occurrenceNumber, schoolURN: event.schoolURN,
+            detail: event.detail, producer: producer)
         try row.insertRow(db)
     }
 }

@@ -24,20 +24,24 @@ public enum HeldNotices {
         """
 
     public static func list(_ db: Database, now: Date) throws -> Listing {
-        let rows = try Row.fetchAll(db, sql: """
-            SELECT n.noticeId, n.account, n.schoolURN, n.schoolName, n.forceCode, n.occurrenceNumber, m.createdAt
-            FROM outgoingMail m JOIN notice n ON n.noticeId = m.noticeId
-            WHERE m.state = ? AND NOT EXISTS (SELECT 1 FROM schoolPassword p WHERE p.account = n.account)
-            ORDER BY m.createdAt, n.noticeId
-            """, arguments: [MailState.pending.rawValue])
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT n.noticeId, n.account, n.schoolURN, n.schoolName, n.forceCode, n.occurrenceNumber, m.createdAt
+                FROM outgoingMail m JOIN notice n ON n.noticeId = m.noticeId
+                WHERE m.state = ? AND NOT EXISTS (SELECT 1 FROM schoolPassword p WHERE p.account = n.account)
+                ORDER BY m.createdAt, n.noticeId
+                """, arguments: [MailState.pending.rawValue])
         let held = rows.map { row -> Held in
             let since: Date = row["createdAt"]
-            return Held(noticeId: row["noticeId"], account: row["account"], schoolURN: row["schoolURN"], schoolName: row["schoolName"],
-                        forceCode: row["forceCode"], occurrenceNumber: row["occurrenceNumber"], heldSince: since,
-                        ageSeconds: max(0, Int(now.timeIntervalSince(since))))
+            return Held(
+                noticeId: row["noticeId"], account: row["account"], schoolURN: row["schoolURN"], schoolName: row["schoolName"],
+                forceCode: row["forceCode"], occurrenceNumber: row["occurrenceNumber"], heldSince: since,
+                ageSeconds: max(0, Int(now.timeIntervalSince(since))))
         }
-        return Listing(held: held, accountsWithoutPassword: Array(Set(held.map(\.account))).sorted(),
-                       oldestAgeSeconds: held.map(\.ageSeconds).max() ?? 0)
+        return Listing(
+            held: held, accountsWithoutPassword: Array(Set(held.map(\.account))).sorted(),
+            oldestAgeSeconds: held.map(\.ageSeconds).max() ?? 0)
     }
 
     /// Whether `account` has a password in this store.
@@ -81,10 +85,12 @@ public struct HeldNoticesWatch: Sendable {
         self.store = store
         self.clock = clock
         self.logger = logger
-        count = StoreWatch.gauge(metrics, "encompass_dispatch_held", unit: "notices",
-                                 help: "Notice mails held because their school (or LA) has no notice-page password")
-        oldest = StoreWatch.gauge(metrics, "encompass_dispatch_held_oldest_age", unit: "seconds",
-                                  help: "Seconds the oldest held notice mail has waited for its school's password (0 when none is held)")
+        count = StoreWatch.gauge(
+            metrics, "encompass_dispatch_held", unit: "notices",
+            help: "Notice mails held because their school (or LA) has no notice-page password")
+        oldest = StoreWatch.gauge(
+            metrics, "encompass_dispatch_held_oldest_age", unit: "seconds",
+            help: "Seconds the oldest held notice mail has waited for its school's password (0 when none is held)")
     }
 
     @discardableResult
@@ -98,8 +104,11 @@ public struct HeldNoticesWatch: Sendable {
 
     public func run(every interval: Duration) async {
         await StoreWatch.run(every: interval, check: "held-notices", logger: logger, update: update, count: \.held.count) { listing in
-            logger.warning("notice mail held: no notice password for these accounts; set-password sends it", metadata: [
-                "count": "\(listing.held.count)", "accounts": "\(listing.accountsWithoutPassword.prefix(50).joined(separator: ","))"])
+            logger.warning(
+                "notice mail held: no notice password for these accounts; set-password sends it",
+                metadata: [
+                    "count": "\(listing.held.count)", "accounts": "\(listing.accountsWithoutPassword.prefix(50).joined(separator: ","))",
+                ])
         }
     }
 }

@@ -56,15 +56,19 @@ public struct MailSender: Sendable {
             let rows = try OutgoingMail.filter(Column("state") == MailState.sending.rawValue).fetchAll(db)
             for var mail in rows {
                 mail.state = .uncertain
-                mail.lastError = "the service stopped while handing this mail to the relay (attempt \(mail.attempts) at \(mail.lastAttemptAt.map(Timestamp.format) ?? "?")); not re-sent automatically"
+                mail.lastError =
+                    "the service stopped while handing this mail to the relay (attempt \(mail.attempts) at \(mail.lastAttemptAt.map(Timestamp.format) ?? "?")); not re-sent automatically"
                 try mail.update(db)
                 guard var notice = try NoticeRow.fetchOne(db, key: mail.noticeId) else { continue }
                 notice.state = .uncertain
                 notice.flaggedAt = now
-                notice.flagReason = "delivery uncertain after a restart: check with the school whether the email arrived; resend with `encompass notifications resend` if not"
+                notice.flagReason =
+                    "delivery uncertain after a restart: check with the school whether the email arrived; resend with `encompass notifications resend` if not"
                 try notice.update(db)
-                try Audit.record(.flagged, notice: notice, detail: notice.flagReason, eventId: MessageID.derived(from: mail.idempotencyKey, "uncertain-\(mail.attempts)"),
-                                 db: db, outbox: outbox, now: now)
+                try Audit.record(
+                    .flagged, notice: notice, detail: notice.flagReason,
+                    eventId: MessageID.derived(from: mail.idempotencyKey, "uncertain-\(mail.attempts)"),
+                    db: db, outbox: outbox, now: now)
             }
             return rows.map(\.noticeId)
         }
@@ -83,13 +87,15 @@ public struct MailSender: Sendable {
         let now = clock.now()
         let due = try await store.pool.read { db in
             // Pending mail first (indexed by state), then each one's claim by primary key.
-            try OutgoingMail.fetchAll(db, sql: """
-                SELECT m.* FROM outgoingMail m
-                WHERE m.state = ? AND m.nextAttemptAt <= ?
-                  AND EXISTS (SELECT 1 FROM noticeClaim c WHERE c.noticeId = m.noticeId AND c.claimant = ?)
-                  AND \(HeldNotices.hasPasswordSQL)
-                ORDER BY m.nextAttemptAt LIMIT ?
-                """, arguments: [MailState.pending.rawValue, now, try NoticeClaims.claimant(db), limit])
+            try OutgoingMail.fetchAll(
+                db,
+                sql: """
+                    SELECT m.* FROM outgoingMail m
+                    WHERE m.state = ? AND m.nextAttemptAt <= ?
+                      AND EXISTS (SELECT 1 FROM noticeClaim c WHERE c.noticeId = m.noticeId AND c.claimant = ?)
+                      AND \(HeldNotices.hasPasswordSQL)
+                    ORDER BY m.nextAttemptAt LIMIT ?
+                    """, arguments: [MailState.pending.rawValue, now, try NoticeClaims.claimant(db), limit])
         }
         var attempts = 0
         for mail in due {
@@ -104,21 +110,25 @@ public struct MailSender: Sendable {
         let claimedAt = clock.now()
         // (1) Mark: the attempt is recorded and committed before any byte goes to the relay.
         let claimed = try await write { db, outbox -> OutgoingMail? in
-            guard var mail = try OutgoingMail.fetchOne(db, key: noticeId), mail.state == .pending, let notice = try NoticeRow.fetchOne(db, key: noticeId),
-                  try NoticeClaims.won(noticeId, db: db), try HeldNotices.hasPassword(notice.account, db: db) else { return nil }
+            guard var mail = try OutgoingMail.fetchOne(db, key: noticeId), mail.state == .pending,
+                let notice = try NoticeRow.fetchOne(db, key: noticeId),
+                try NoticeClaims.won(noticeId, db: db), try HeldNotices.hasPassword(notice.account, db: db)
+            else { return nil }
             mail.state = .sending
             mail.attempts += 1
             mail.lastAttemptAt = claimedAt
             try mail.update(db)
             if mail.attempts == 1 {
-                try Audit.record(.sent, notice: notice, detail: "handed to \(transport.description)",
-                                 eventId: MessageID.derived(from: mail.idempotencyKey, "sent"), db: db, outbox: outbox, now: claimedAt)
+                try Audit.record(
+                    .sent, notice: notice, detail: "handed to \(transport.description)",
+                    eventId: MessageID.derived(from: mail.idempotencyKey, "sent"), db: db, outbox: outbox, now: claimedAt)
             }
             return mail
         }
         guard let claimed, let data = claimed.message else { return false }
-        let message = MailMessage(from: settings.fromAddress, to: claimed.recipient, messageId: "<\(claimed.idempotencyKey)@encompass.invalid>",
-                                  data: String(decoding: data, as: UTF8.self))
+        let message = MailMessage(
+            from: settings.fromAddress, to: claimed.recipient, messageId: "<\(claimed.idempotencyKey)@encompass.invalid>",
+            data: String(decoding: data, as: UTF8.self))
         // (2) SMTP (blocking work on the transport's own queue).
         let outcome = await transport.deliver(message)
         // (3) Record the answer.
@@ -137,8 +147,9 @@ public struct MailSender: Sendable {
                 if notice.state == .pending { notice.state = .sent }
                 notice.sentAt = now
                 try notice.update(db)
-                try Audit.record(.deliveredToRelay, notice: notice, detail: "accepted: \(reply)",
-                                 eventId: MessageID.derived(from: mail.idempotencyKey, "delivered"), db: db, outbox: outbox, now: now)
+                try Audit.record(
+                    .deliveredToRelay, notice: notice, detail: "accepted: \(reply)",
+                    eventId: MessageID.derived(from: mail.idempotencyKey, "delivered"), db: db, outbox: outbox, now: now)
             case .uncertain(let reason):
                 // As after a crash mid-send: the relay may have it, so never re-sent by guessing.
                 mail.state = .uncertain
@@ -146,18 +157,23 @@ public struct MailSender: Sendable {
                 try mail.update(db)
                 notice.state = .uncertain
                 notice.flaggedAt = now
-                notice.flagReason = "delivery uncertain: \(reason); check with the school whether the email arrived; resend with `encompass notifications resend` if not"
+                notice.flagReason =
+                    "delivery uncertain: \(reason); check with the school whether the email arrived; resend with `encompass notifications resend` if not"
                 try notice.update(db)
-                try Audit.record(.flagged, notice: notice, detail: notice.flagReason, eventId: MessageID.derived(from: mail.idempotencyKey, "uncertain-\(mail.attempts)"),
-                                 db: db, outbox: outbox, now: now)
+                try Audit.record(
+                    .flagged, notice: notice, detail: notice.flagReason,
+                    eventId: MessageID.derived(from: mail.idempotencyKey, "uncertain-\(mail.attempts)"),
+                    db: db, outbox: outbox, now: now)
             case .temporary(let reason) where mail.attempts < settings.maxAttempts:
                 let delay = min(settings.retryCap, settings.retryBase * pow(2, Double(mail.attempts - 1)))
                 mail.state = .pending
                 mail.lastError = reason
                 mail.nextAttemptAt = now.addingTimeInterval(delay)
                 try mail.update(db)
-                try Audit.recordLocal("retry-scheduled", notice: notice,
-                                      detail: "attempt \(mail.attempts) failed temporarily (\(reason)); next attempt \(Timestamp.format(mail.nextAttemptAt))", db: db, now: now)
+                try Audit.recordLocal(
+                    "retry-scheduled", notice: notice,
+                    detail: "attempt \(mail.attempts) failed temporarily (\(reason)); next attempt \(Timestamp.format(mail.nextAttemptAt))", db: db,
+                    now: now)
             case .temporary(let reason), .permanent(let reason):
                 let permanent: Bool
                 if case .permanent = outcome { permanent = true } else { permanent = false }
@@ -169,17 +185,28 @@ public struct MailSender: Sendable {
                 notice.flaggedAt = notice.flaggedAt ?? now
                 notice.flagReason = "mail not delivered: \(reason)"
                 try notice.update(db)
-                struct Letter: Encodable { var noticeId: String; var recipient: String; var attempts: Int; var reply: String; var transport: String }
-                let value = try WireFormat.data(Letter(noticeId: noticeId, recipient: mail.recipient, attempts: mail.attempts,
-                                                                   reply: reason, transport: transport.description))
+                struct Letter: Encodable {
+                    var noticeId: String
+                    var recipient: String
+                    var attempts: Int
+                    var reply: String
+                    var transport: String
+                }
+                let value = try WireFormat.data(
+                    Letter(
+                        noticeId: noticeId, recipient: mail.recipient, attempts: mail.attempts,
+                        reply: reason, transport: transport.description))
                 try DeadLetterWriter.writeRejectedInput(
-                    db: db, service: .dispatch, origin: "smtp:\(noticeId)", place: Int64(now.timeIntervalSince1970 * 1000), key: noticeId, value: Array(value),
+                    db: db, service: .dispatch, origin: "smtp:\(noticeId)", place: Int64(now.timeIntervalSince1970 * 1000), key: noticeId,
+                    value: Array(value),
                     errorClass: permanent ? "smtp.permanent" : "smtp.retries-exhausted",
-                    message: permanent ? "the relay refused the notice mail: \(reason); fix the school's contact address and resend"
-                                       : "no delivery after \(mail.attempts) attempts: \(reason); check the relay and resend",
+                    message: permanent
+                        ? "the relay refused the notice mail: \(reason); fix the school's contact address and resend"
+                        : "no delivery after \(mail.attempts) attempts: \(reason); check the relay and resend",
                     now: now, outbox: outbox)
-                try Audit.record(.failed, notice: notice, detail: "\(permanent ? "refused" : "gave up after \(mail.attempts) attempts"): \(reason)",
-                                 eventId: MessageID.derived(from: mail.idempotencyKey, "failed-\(mail.attempts)"), db: db, outbox: outbox, now: now)
+                try Audit.record(
+                    .failed, notice: notice, detail: "\(permanent ? "refused" : "gave up after \(mail.attempts) attempts"): \(reason)",
+                    eventId: MessageID.derived(from: mail.idempotencyKey, "failed-\(mail.attempts)"), db: db, outbox: outbox, now: now)
             }
         }
         logger.info("notice mail attempt", metadata: ["notice": .string(noticeId), "attempt": "\(claimed.attempts)", "outcome": "\(outcome)"])
@@ -216,7 +243,8 @@ public struct FollowUp: Sendable {
         let now = clock.now()
         let flagged = try await store.pool.write { db -> [String] in
             let outbox = Outbox(db: db, producer: ServiceName.dispatch.rawValue)
-            let overdue = try NoticeRow
+            let overdue =
+                try NoticeRow
                 .filter(Column("acknowledgedAt") == nil && Column("flaggedAt") == nil && Column("feedbackAt") == nil)
                 .filter([NoticeState.pending.rawValue, NoticeState.sent.rawValue].contains(Column("state")))
                 .filter(Column("acknowledgeBy") <= now)
@@ -224,12 +252,14 @@ public struct FollowUp: Sendable {
             for var notice in overdue {
                 notice.flaggedAt = now
                 let local = NoticeFormat.dateTime(notice.acknowledgeBy)
-                notice.flagReason = notice.channel == NoticeChannel.telephone.rawValue
+                notice.flagReason =
+                    notice.channel == NoticeChannel.telephone.rawValue
                     ? "telephone call not recorded as done by \(local): follow up"
                     : "not acknowledged by \(local): telephone the school"
                 try notice.update(db)
-                try Audit.record(.flagged, notice: notice, detail: notice.flagReason,
-                                 eventId: MessageID.derived(from: notice.noticeId, "unacknowledged"), db: db, outbox: outbox, now: now)
+                try Audit.record(
+                    .flagged, notice: notice, detail: notice.flagReason,
+                    eventId: MessageID.derived(from: notice.noticeId, "unacknowledged"), db: db, outbox: outbox, now: now)
             }
             return overdue.map(\.noticeId)
         }

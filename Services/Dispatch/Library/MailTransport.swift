@@ -11,8 +11,10 @@ public struct MailMessage: Sendable, Equatable {
 
     /// Builds the message. `idempotencyKey` becomes the Message-ID, so a relay that
     /// de-duplicates by Message-ID also drops a repeat.
-    public static func compose(fromAddress: String, fromName: String, to: String, subject: String, body: String,
-                               idempotencyKey: String, date: Date) -> MailMessage {
+    public static func compose(
+        fromAddress: String, fromName: String, to: String, subject: String, body: String,
+        idempotencyKey: String, date: Date
+    ) -> MailMessage {
         let messageId = "<\(idempotencyKey)@encompass.invalid>"
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
@@ -70,8 +72,9 @@ public enum MailRoute: Sendable, Equatable, CustomStringConvertible {
     /// `.eml` files in a folder: no relay configured.
     case folder(directory: String)
     /// An SMTP relay, through libcurl.
-    case smtp(url: String, username: String? = nil, password: String? = nil, tls: SMTPTransport.TLS = .required, caFile: String? = nil,
-              timeoutSeconds: Int = 30)
+    case smtp(
+        url: String, username: String? = nil, password: String? = nil, tls: SMTPTransport.TLS = .required, caFile: String? = nil,
+        timeoutSeconds: Int = 30)
 
     public func makeTransport() -> any MailTransport {
         switch self {
@@ -132,7 +135,8 @@ public struct SMTPTransport: MailTransport {
     public var caFile: String?
     public var timeoutSeconds: Int
 
-    public init(url: String, username: String? = nil, password: String? = nil, tls: TLS = .required, caFile: String? = nil, timeoutSeconds: Int = 30) {
+    public init(url: String, username: String? = nil, password: String? = nil, tls: TLS = .required, caFile: String? = nil, timeoutSeconds: Int = 30)
+    {
         self.url = url
         self.username = username
         self.password = password
@@ -227,9 +231,10 @@ public struct SMTPTransport: MailTransport {
         // The reply that decided the outcome: the last line with the final response code (not QUIT's 221).
         let replies = transfer.serverLines.filter { $0.count >= 3 && Int($0.prefix(3)) != nil && !$0.hasPrefix("221") }
         let lastReply = replies.last(where: { $0.hasPrefix(String(response)) }) ?? replies.last ?? ""
-        return SMTPTransport.classify(code: code, responseCode: response, lastReply: lastReply,
-                                      error: errorText.isEmpty ? String(cString: curl_easy_strerror(code)) : errorText,
-                                      messageSent: transfer.offset >= transfer.payload.count)
+        return SMTPTransport.classify(
+            code: code, responseCode: response, lastReply: lastReply,
+            error: errorText.isEmpty ? String(cString: curl_easy_strerror(code)) : errorText,
+            messageSent: transfer.offset >= transfer.payload.count)
     }
 
     /// 2xx accepted; 5xx permanent; 4xx and connection or TLS trouble temporary; trouble after

@@ -31,19 +31,25 @@ public enum NoticeClaims {
 
     /// Publishes this store's claim (`claimant`, as read by the caller) on `notice`, in the
     /// accepting transaction.
-    static func claim(_ notice: NoticeRow, claimant me: String, instanceId: String, causationId: String, db: Database, outbox: Outbox, now: Date) throws {
-        try Audit.record(.claimed, notice: notice, detail: "taken by dispatch instance \(instanceId) (store \(me))",
-                         eventId: MessageID.derived(from: notice.noticeId, "claimed-\(me)"), causationId: causationId,
-                         claimant: me, db: db, outbox: outbox, now: now)
+    static func claim(_ notice: NoticeRow, claimant me: String, instanceId: String, causationId: String, db: Database, outbox: Outbox, now: Date)
+        throws
+    {
+        try Audit.record(
+            .claimed, notice: notice, detail: "taken by dispatch instance \(instanceId) (store \(me))",
+            eventId: MessageID.derived(from: notice.noticeId, "claimed-\(me)"), causationId: causationId,
+            claimant: me, db: db, outbox: outbox, now: now)
     }
 
     /// Takes over the claim on a notice restored from the changelog (`NoticeChangelog`) whose
     /// winner is another store: a `claimed` event that supersedes it. The mail waits, as after
     /// any claim, until this store reads its claim back as the winner.
-    static func takeOver(_ notice: NoticeRow, from previous: String, claimant me: String, instanceId: String, db: Database, outbox: Outbox, now: Date) throws {
-        let event = NoticeEvent(noticeId: notice.noticeId, kind: .claimed, at: now, forceCode: notice.forceCode, occurrenceNumber: notice.occurrenceNumber,
-                                schoolURN: notice.schoolURN, detail: "taken over by dispatch instance \(instanceId) (store \(me)) from store \(previous)",
-                                claimant: me, supersedes: previous)
+    static func takeOver(_ notice: NoticeRow, from previous: String, claimant me: String, instanceId: String, db: Database, outbox: Outbox, now: Date)
+        throws
+    {
+        let event = NoticeEvent(
+            noticeId: notice.noticeId, kind: .claimed, at: now, forceCode: notice.forceCode, occurrenceNumber: notice.occurrenceNumber,
+            schoolURN: notice.schoolURN, detail: "taken over by dispatch instance \(instanceId) (store \(me)) from store \(previous)",
+            claimant: me, supersedes: previous)
         let id = MessageID.derived(from: notice.noticeId, "claimed-\(me)-over-\(previous)")
         try Audit.insert(event, eventId: id, producer: ServiceName.dispatch.rawValue, db: db)
         try outbox.publish(event, to: Topics.noticeEvents.name, key: notice.noticeId, id: id, now: now)
@@ -67,26 +73,33 @@ public enum NoticeClaims {
         guard event.kind == .claimed, let claimant = event.claimant else { return }
         if let previous = event.supersedes {
             // A take-over (a restored notice resent): it wins only from the claimant it names.
-            try db.execute(sql: "UPDATE noticeClaim SET claimant = ?, claimedAt = ?, observedAt = ? WHERE noticeId = ? AND claimant = ?",
-                           arguments: [claimant, event.at, now, event.noticeId, previous])
+            try db.execute(
+                sql: "UPDATE noticeClaim SET claimant = ?, claimedAt = ?, observedAt = ? WHERE noticeId = ? AND claimant = ?",
+                arguments: [claimant, event.at, now, event.noticeId, previous])
         }
         try NoticeClaim(noticeId: event.noticeId, claimant: claimant, claimedAt: event.at, observedAt: now).insert(db, onConflict: .ignore)
         guard let winner = try winner(of: event.noticeId, db: db), try winner != self.claimant(db),
-              let notice = try NoticeRow.fetchOne(db, key: event.noticeId) else { return }
+            let notice = try NoticeRow.fetchOne(db, key: event.noticeId)
+        else { return }
         if let mail = try OutgoingMail.fetchOne(db, key: event.noticeId), mail.state != .pending || mail.attempts > 0 {
             // The sender sends only what this store won, so only a store changed by hand gets here.
-            logger.error("another dispatch instance won a notice this instance has already tried to send; kept for MASH follow-up", metadata: [
-                "noticeId": .string(event.noticeId), "winner": .string(winner), "mailState": .string(mail.state.rawValue),
-            ])
+            logger.error(
+                "another dispatch instance won a notice this instance has already tried to send; kept for MASH follow-up",
+                metadata: [
+                    "noticeId": .string(event.noticeId), "winner": .string(winner), "mailState": .string(mail.state.rawValue),
+                ])
             return
         }
-        try Audit.recordLocal("claim-lost", notice: notice,
-                              detail: "dispatch store \(winner) took this notice first; this instance dropped its unsent copy",
-                              db: db, now: now)
+        try Audit.recordLocal(
+            "claim-lost", notice: notice,
+            detail: "dispatch store \(winner) took this notice first; this instance dropped its unsent copy",
+            db: db, now: now)
         try notice.delete(db)
-        logger.info("notice taken by another dispatch instance; local copy dropped unsent", metadata: [
-            "noticeId": .string(event.noticeId), "winner": .string(winner),
-        ])
+        logger.info(
+            "notice taken by another dispatch instance; local copy dropped unsent",
+            metadata: [
+                "noticeId": .string(event.noticeId), "winner": .string(winner),
+            ])
     }
 }
 
@@ -119,19 +132,22 @@ public struct UnsentClaimsWatch: Sendable {
         self.clock = clock
         self.overdue = overdue
         self.logger = logger
-        gauge = StoreWatch.gauge(metrics, "encompass_dispatch_claimed_unsent", unit: "notices",
-                                 help: "Notices claimed by a dispatch instance more than ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES ago and not sent")
+        gauge = StoreWatch.gauge(
+            metrics, "encompass_dispatch_claimed_unsent", unit: "notices",
+            help: "Notices claimed by a dispatch instance more than ENCOMPASS_DISPATCH_UNSENT_ALERT_MINUTES ago and not sent")
     }
 
     /// The notices claimed before `cutoff` (and after `since`) with no outcome event.
     public static func unsent(_ db: Database, claimedBefore cutoff: Date, since: Date) throws -> [String] {
         let kinds = outcomes.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-        return try String.fetchAll(db, sql: """
-            SELECT c.noticeId FROM \(NoticeClaim.databaseTableName) c
-            WHERE c.claimedAt < ? AND c.claimedAt >= ?
-              AND NOT EXISTS (SELECT 1 FROM \(AuditEntry.databaseTableName) a WHERE a.noticeId = c.noticeId AND a.kind IN (\(kinds)))
-            ORDER BY c.claimedAt
-            """, arguments: [cutoff.stored, since.stored])
+        return try String.fetchAll(
+            db,
+            sql: """
+                SELECT c.noticeId FROM \(NoticeClaim.databaseTableName) c
+                WHERE c.claimedAt < ? AND c.claimedAt >= ?
+                  AND NOT EXISTS (SELECT 1 FROM \(AuditEntry.databaseTableName) a WHERE a.noticeId = c.noticeId AND a.kind IN (\(kinds)))
+                ORDER BY c.claimedAt
+                """, arguments: [cutoff.stored, since.stored])
     }
 
     /// Counts now and sets the gauge; returns the notices.
@@ -150,8 +166,11 @@ public struct UnsentClaimsWatch: Sendable {
     /// the count changes.
     public func run(every interval: Duration) async {
         await StoreWatch.run(every: interval, check: "unsent-claims", logger: logger, update: update, count: \.count) { notices in
-            logger.error("notices claimed and not sent in time; see docs/DISPATCH.md, \"Running more than one instance\"", metadata: [
-                "count": "\(notices.count)", "notices": "\(notices.prefix(20).joined(separator: ","))"])
+            logger.error(
+                "notices claimed and not sent in time; see docs/DISPATCH.md, \"Running more than one instance\"",
+                metadata: [
+                    "count": "\(notices.count)", "notices": "\(notices.prefix(20).joined(separator: ","))",
+                ])
         }
     }
 }

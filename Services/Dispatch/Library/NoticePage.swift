@@ -13,12 +13,12 @@ typealias HeaderName = HTTPFields.Element.Name
 /// The notice pages a school's DSL sees: plain server-rendered HTML, no JavaScript, every value escaped.
 public enum NoticeHTML {
     static let style = """
-    body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#111;line-height:1.45}
-    h1{font-size:1.5rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem 1rem}dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
-    .box{border:1px solid #bbb;border-radius:6px;padding:1rem;margin:1rem 0}.error{border-color:#b00;color:#800}
-    .ok{border-color:#070;color:#050}button{font-size:1rem;padding:.5rem 1rem;margin:.3rem .5rem .3rem 0}
-    label{display:block;margin:.6rem 0 .2rem}input{font-size:1rem;padding:.3rem;width:20rem;max-width:100%}
-    """
+        body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#111;line-height:1.45}
+        h1{font-size:1.5rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem 1rem}dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
+        .box{border:1px solid #bbb;border-radius:6px;padding:1rem;margin:1rem 0}.error{border-color:#b00;color:#800}
+        .ok{border-color:#070;color:#050}button{font-size:1rem;padding:.5rem 1rem;margin:.3rem .5rem .3rem 0}
+        label{display:block;margin:.6rem 0 .2rem}input{font-size:1rem;padding:.3rem;width:20rem;max-width:100%}
+        """
 
     static func page(title: String, body: String) -> String {
         """
@@ -31,25 +31,31 @@ public enum NoticeHTML {
 
     public static func signIn(account: String, schoolName: String, message: String?, isError: Bool) -> String {
         let note = message.map { "<p class=\"box \(isError ? "error" : "ok")\" role=\"alert\">\(htmlEscape($0))</p>" } ?? ""
-        let accountLabel = NoticeAccount.educationSafeguardingManagerForce(account) != nil ? "Education Safeguarding Manager"
+        let accountLabel =
+            NoticeAccount.educationSafeguardingManagerForce(account) != nil
+            ? "Education Safeguarding Manager"
             : account.hasPrefix("LA") ? "Local authority" : "School URN"
-        return page(title: "Operation Encompass notice: sign in", body: """
-        <h1>Operation Encompass notice</h1>
-        <p>A notice is waiting for <strong>\(htmlEscape(schoolName))</strong>. Sign in with your school's Operation Encompass password.</p>
-        \(note)
-        <form method="post" class="box">
-        <input type="hidden" name="action" value="sign-in">
-        <p>\(accountLabel): <strong id="urn">\(htmlEscape(account))</strong></p>
-        <label for="name">Your name</label><input id="name" name="name" autocomplete="name" required maxlength="120">
-        <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-        <p><button type="submit" id="sign-in">Sign in</button></p>
-        </form>
-        """)
+        return page(
+            title: "Operation Encompass notice: sign in",
+            body: """
+                <h1>Operation Encompass notice</h1>
+                <p>A notice is waiting for <strong>\(htmlEscape(schoolName))</strong>. Sign in with your school's Operation Encompass password.</p>
+                \(note)
+                <form method="post" class="box">
+                <input type="hidden" name="action" value="sign-in">
+                <p>\(accountLabel): <strong id="urn">\(htmlEscape(account))</strong></p>
+                <label for="name">Your name</label><input id="name" name="name" autocomplete="name" required maxlength="120">
+                <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+                <p><button type="submit" id="sign-in">Sign in</button></p>
+                </form>
+                """)
     }
 
     /// `csrf`: the session's token, which both forms carry.
-    public static func notice(_ content: NoticeContent, account: String, signedInAs: String, csrf: String, acknowledgedAt: Date?, acknowledgedBy: String?,
-                              feedbackAt: Date?, message: String?) -> String {
+    public static func notice(
+        _ content: NoticeContent, account: String, signedInAs: String, csrf: String, acknowledgedAt: Date?, acknowledgedBy: String?,
+        feedbackAt: Date?, message: String?
+    ) -> String {
         let token = "<input type=\"hidden\" name=\"csrf\" value=\"\(htmlEscape(csrf))\">"
         var rows = ""
         for line in content.lines {
@@ -59,30 +65,34 @@ public enum NoticeHTML {
         let note = message.map { "<p class=\"box ok\" role=\"status\" id=\"message\">\(htmlEscape($0))</p>" } ?? ""
         var actions = ""
         if let acknowledgedAt {
-            actions += "<p class=\"box ok\" id=\"acknowledged\">Acknowledged by \(htmlEscape(acknowledgedBy ?? "the school")) on \(htmlEscape(NoticeFormat.dateTime(acknowledgedAt))).</p>"
+            actions +=
+                "<p class=\"box ok\" id=\"acknowledged\">Acknowledged by \(htmlEscape(acknowledgedBy ?? "the school")) on \(htmlEscape(NoticeFormat.dateTime(acknowledgedAt))).</p>"
         } else {
             actions += """
-            <form method="post"><input type="hidden" name="action" value="acknowledge">\(token)
-            <button type="submit" id="acknowledge">Acknowledge this notice</button></form>
-            """
+                <form method="post"><input type="hidden" name="action" value="acknowledge">\(token)
+                <button type="submit" id="acknowledge">Acknowledge this notice</button></form>
+                """
         }
         if let feedbackAt {
-            actions += "<p class=\"box ok\" id=\"no-longer-attends-done\">You told us on \(htmlEscape(NoticeFormat.dateTime(feedbackAt))) that this pupil no longer attends. Thank you: the MASH will find the right school.</p>"
+            actions +=
+                "<p class=\"box ok\" id=\"no-longer-attends-done\">You told us on \(htmlEscape(NoticeFormat.dateTime(feedbackAt))) that this pupil no longer attends. Thank you: the MASH will find the right school.</p>"
         } else {
             actions += """
-            <form method="post"><input type="hidden" name="action" value="no-longer-attends">\(token)
-            <button type="submit" id="no-longer-attends">This pupil no longer attends</button></form>
-            """
+                <form method="post"><input type="hidden" name="action" value="no-longer-attends">\(token)
+                <button type="submit" id="no-longer-attends">This pupil no longer attends</button></form>
+                """
         }
-        return page(title: content.title, body: """
-        <h1>\(htmlEscape(content.title))</h1>
-        <p>From \(htmlEscape(content.senderName)) to \(htmlEscape(content.schoolName)) (\(htmlEscape(account))). Signed in as \(htmlEscape(signedInAs)).</p>
-        \(note)
-        <dl class="box" id="notice">
-        \(rows)</dl>
-        \(wording)
-        \(actions)
-        """)
+        return page(
+            title: content.title,
+            body: """
+                <h1>\(htmlEscape(content.title))</h1>
+                <p>From \(htmlEscape(content.senderName)) to \(htmlEscape(content.schoolName)) (\(htmlEscape(account))). Signed in as \(htmlEscape(signedInAs)).</p>
+                \(note)
+                <dl class="box" id="notice">
+                \(rows)</dl>
+                \(wording)
+                \(actions)
+                """)
     }
 
     public static func problem(_ title: String, _ text: String) -> String {
@@ -112,7 +122,8 @@ struct NoticePage: Sendable {
             .contentType: "text/html; charset=utf-8",
             .cacheControl: "no-store, max-age=0",
             HeaderName("Pragma")!: "no-cache",
-            HeaderName("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            HeaderName("Content-Security-Policy")!:
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
             HeaderName("X-Content-Type-Options")!: "nosniff",
             HeaderName("X-Frame-Options")!: "DENY",
             HeaderName("Referrer-Policy")!: "no-referrer",
@@ -129,16 +140,23 @@ struct NoticePage: Sendable {
     }
 
     func lookup(_ token: String, now: Date) async throws -> Lookup {
-        guard token.count >= 32, token.count <= 64, token.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else { return .unknown }
+        guard token.count >= 32, token.count <= 64, token.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            return .unknown
+        }
         let hash = Secrets.sha256Hex(token)
-        guard let notice = try await environment.store.pool.read({ db in
-            try NoticeRow.filter(Column("linkTokenHash") == hash).fetchOne(db)
-        }) else { return .unknown }
+        guard
+            let notice = try await environment.store.pool.read({ db in
+                try NoticeRow.filter(Column("linkTokenHash") == hash).fetchOne(db)
+            })
+        else { return .unknown }
         if let expires = notice.linkExpiresAt, expires <= now { return .expired(notice) }
         return .found(notice)
     }
 
-    static let unknownLink = html(.notFound, NoticeHTML.problem("Link not recognised", "This notice link is not valid. Check that you copied the whole link from the email, or contact the MASH."))
+    static let unknownLink = html(
+        .notFound,
+        NoticeHTML.problem(
+            "Link not recognised", "This notice link is not valid. Check that you copied the whole link from the email, or contact the MASH."))
 
     func expiredLink(_ notice: NoticeRow) async throws -> Response {
         let now = environment.clock.now()
@@ -173,18 +191,24 @@ struct NoticePage: Sendable {
         }
     }
 
-    func showNotice(_ notice: NoticeRow, session: NoticeSession, message: String?, now: Date, status: HTTPResponse.Status = .ok, cookie: Cookie? = nil) async throws -> Response {
+    func showNotice(
+        _ notice: NoticeRow, session: NoticeSession, message: String?, now: Date, status: HTTPResponse.Status = .ok, cookie: Cookie? = nil
+    ) async throws -> Response {
         // Every view is audited (a NoticeEvent `viewed`).
         let fresh = try await environment.write { db, outbox -> NoticeRow in
             let current = try NoticeRow.fetchOne(db, key: notice.noticeId) ?? notice
-            try Audit.record(.viewed, notice: current, detail: "viewed by \(session.signedInAs) (\(current.account))",
-                             eventId: MessageID.fresh(), db: db, outbox: outbox, now: now)
+            try Audit.record(
+                .viewed, notice: current, detail: "viewed by \(session.signedInAs) (\(current.account))",
+                eventId: MessageID.fresh(), db: db, outbox: outbox, now: now)
             return current
         }
         let content = try fresh.decodedContent()
-        return Self.html(status, NoticeHTML.notice(content, account: fresh.account, signedInAs: session.signedInAs, csrf: session.csrfToken,
-                                                   acknowledgedAt: fresh.acknowledgedAt, acknowledgedBy: fresh.acknowledgedBy,
-                                                   feedbackAt: fresh.feedbackAt, message: message), cookie: cookie)
+        return Self.html(
+            status,
+            NoticeHTML.notice(
+                content, account: fresh.account, signedInAs: session.signedInAs, csrf: session.csrfToken,
+                acknowledgedAt: fresh.acknowledgedAt, acknowledgedBy: fresh.acknowledgedBy,
+                feedbackAt: fresh.feedbackAt, message: message), cookie: cookie)
     }
 
     func client(_ request: Request) -> String {
@@ -210,18 +234,23 @@ struct NoticePage: Sendable {
         }
         let form: NoticeForm
         do { form = try NoticeForm(body: String(buffer: buffer)) } catch {
-            return Self.html(.badRequest, NoticeHTML.problem("Form not understood", "The form could not be read (\(error)). Open the link again and retry."))
+            return Self.html(
+                .badRequest, NoticeHTML.problem("Form not understood", "The form could not be read (\(error)). Open the link again and retry."))
         }
         switch form.action ?? "" {
         case "sign-in":
             return try await signIn(notice, form: form, client: client(request), now: now)
         case "acknowledge", "no-longer-attends":
             guard let session = try await session(request, notice: notice, now: now) else {
-                return Self.html(.unauthorized, NoticeHTML.signIn(account: notice.account, schoolName: notice.schoolName,
-                                                                  message: "Your session has ended: sign in again.", isError: true))
+                return Self.html(
+                    .unauthorized,
+                    NoticeHTML.signIn(
+                        account: notice.account, schoolName: notice.schoolName,
+                        message: "Your session has ended: sign in again.", isError: true))
             }
             guard !session.csrfToken.isEmpty, let given = form.csrf,
-                  constantTimeEqual(Array(given.utf8), Array(session.csrfToken.utf8)) else {
+                constantTimeEqual(Array(given.utf8), Array(session.csrfToken.utf8))
+            else {
                 return try await refuseForm(notice, why: "without this session's form token", now: now)
             }
             if form.action == "acknowledge" { return try await acknowledge(notice, session: session, now: now) }
@@ -238,8 +267,12 @@ struct NoticePage: Sendable {
             try Audit.recordLocal("form-refused", notice: notice, detail: "form refused: \(why)", db: db, now: now)
         }
         environment.logger.warning("notice form refused", metadata: ["noticeId": .string(notice.noticeId), "reason": .string(why)])
-        return Self.html(.forbidden, NoticeHTML.problem(
-            "Form refused", "This form did not come from this notice's page, or the page is out of date. Open the link from the email again, sign in, and press the button there."))
+        return Self.html(
+            .forbidden,
+            NoticeHTML.problem(
+                "Form refused",
+                "This form did not come from this notice's page, or the page is out of date. Open the link from the email again, sign in, and press the button there."
+            ))
     }
 
     func signIn(_ notice: NoticeRow, form: NoticeForm, client: String, now: Date) async throws -> Response {
@@ -253,15 +286,23 @@ struct NoticePage: Sendable {
         }
         if let until = throttle?.lockedUntil, until > now {
             try await environment.store.pool.write { db in
-                try Audit.recordLocal("sign-in-locked", notice: notice, detail: "sign-in refused: locked until \(Timestamp.format(until))", db: db, now: now)
+                try Audit.recordLocal(
+                    "sign-in-locked", notice: notice, detail: "sign-in refused: locked until \(Timestamp.format(until))", db: db, now: now)
             }
-            return Self.html(.tooManyRequests, NoticeHTML.signIn(
-                account: notice.account, schoolName: notice.schoolName,
-                message: "Too many wrong passwords. Sign-in is locked until \(NoticeFormat.dateTime(until)); contact the MASH if you need the notice sooner.", isError: true))
+            return Self.html(
+                .tooManyRequests,
+                NoticeHTML.signIn(
+                    account: notice.account, schoolName: notice.schoolName,
+                    message:
+                        "Too many wrong passwords. Sign-in is locked until \(NoticeFormat.dateTime(until)); contact the MASH if you need the notice sooner.",
+                    isError: true))
         }
         guard !name.isEmpty, name.count <= 120 else {
-            return Self.html(.unprocessableContent, NoticeHTML.signIn(account: notice.account, schoolName: notice.schoolName,
-                                                                      message: "Enter your name (up to 120 characters).", isError: true))
+            return Self.html(
+                .unprocessableContent,
+                NoticeHTML.signIn(
+                    account: notice.account, schoolName: notice.schoolName,
+                    message: "Enter your name (up to 120 characters).", isError: true))
         }
         let stored = try await environment.store.pool.read { db in try SchoolPassword.fetchOne(db, key: account) }
         // Hash even without a stored password so the answer takes the same time.
@@ -270,7 +311,8 @@ struct NoticePage: Sendable {
         guard matches, stored != nil else {
             let settings = self.settings
             let locked = try await environment.store.pool.write { db -> Date? in
-                var row = try SignInThrottle.fetchOne(db, key: ["account": account, "client": client])
+                var row =
+                    try SignInThrottle.fetchOne(db, key: ["account": account, "client": client])
                     ?? SignInThrottle(account: account, client: client, failures: 0, lockedUntil: nil, updatedAt: now)
                 row.failures += 1
                 row.updatedAt = now
@@ -281,31 +323,43 @@ struct NoticePage: Sendable {
                     row.failures = 0
                 }
                 try row.save(db)
-                try Audit.recordLocal("sign-in-refused", notice: notice, detail: "wrong password\(stored == nil ? " (no password set for \(account))" : "")", db: db, now: now)
+                try Audit.recordLocal(
+                    "sign-in-refused", notice: notice, detail: "wrong password\(stored == nil ? " (no password set for \(account))" : "")", db: db,
+                    now: now)
                 if let lockedUntil {
-                    try Audit.recordLocal("sign-in-locked", notice: notice,
-                                          detail: "\(settings.maxFailedSignIns) wrong passwords: locked until \(Timestamp.format(lockedUntil))", db: db, now: now)
+                    try Audit.recordLocal(
+                        "sign-in-locked", notice: notice,
+                        detail: "\(settings.maxFailedSignIns) wrong passwords: locked until \(Timestamp.format(lockedUntil))", db: db, now: now)
                 }
                 return lockedUntil
             }
             if let locked {
-                return Self.html(.tooManyRequests, NoticeHTML.signIn(
-                    account: notice.account, schoolName: notice.schoolName,
-                    message: "Too many wrong passwords. Sign-in is locked until \(NoticeFormat.dateTime(locked)); contact the MASH if you need the notice sooner.", isError: true))
+                return Self.html(
+                    .tooManyRequests,
+                    NoticeHTML.signIn(
+                        account: notice.account, schoolName: notice.schoolName,
+                        message:
+                            "Too many wrong passwords. Sign-in is locked until \(NoticeFormat.dateTime(locked)); contact the MASH if you need the notice sooner.",
+                        isError: true))
             }
-            return Self.html(.unauthorized, NoticeHTML.signIn(account: notice.account, schoolName: notice.schoolName,
-                                                              message: "That password is not right for \(notice.account). Try again.", isError: true))
+            return Self.html(
+                .unauthorized,
+                NoticeHTML.signIn(
+                    account: notice.account, schoolName: notice.schoolName,
+                    message: "That password is not right for \(notice.account). Try again.", isError: true))
         }
         let secret = try Secrets.newToken()
-        let session = NoticeSession(sessionHash: Secrets.sha256Hex(secret), noticeId: notice.noticeId, signedInAs: name,
-                                    createdAt: now, expiresAt: now.addingTimeInterval(settings.sessionLifetime), csrfToken: try Secrets.newToken())
+        let session = NoticeSession(
+            sessionHash: Secrets.sha256Hex(secret), noticeId: notice.noticeId, signedInAs: name,
+            createdAt: now, expiresAt: now.addingTimeInterval(settings.sessionLifetime), csrfToken: try Secrets.newToken())
         try await environment.store.pool.write { db in
             try session.insert(db)
             try SignInThrottle.filter(Column("account") == account && Column("client") == client).deleteAll(db)
             try NoticeSession.filter(Column("expiresAt") <= now).deleteAll(db)
         }
-        let cookie = Cookie(name: Self.cookieName, value: secret, maxAge: Int(settings.sessionLifetime), path: settings.noticeCookiePath,
-                            secure: settings.publicURL.hasPrefix("https:"), httpOnly: true, sameSite: .strict)
+        let cookie = Cookie(
+            name: Self.cookieName, value: secret, maxAge: Int(settings.sessionLifetime), path: settings.noticeCookiePath,
+            secure: settings.publicURL.hasPrefix("https:"), httpOnly: true, sameSite: .strict)
         return try await showNotice(notice, session: session, message: nil, now: now, cookie: cookie)
     }
 
@@ -316,8 +370,9 @@ struct NoticePage: Sendable {
             current.acknowledgedBy = session.signedInAs
             if current.state == .sent || current.state == .pending || current.state == .uncertain { current.state = .acknowledged }
             try current.update(db)
-            try Audit.record(.acknowledged, notice: current, detail: "acknowledged by \(session.signedInAs) (\(current.account))",
-                             eventId: MessageID.derived(from: current.noticeId, "acknowledged"), db: db, outbox: outbox, now: now)
+            try Audit.record(
+                .acknowledged, notice: current, detail: "acknowledged by \(session.signedInAs) (\(current.account))",
+                eventId: MessageID.derived(from: current.noticeId, "acknowledged"), db: db, outbox: outbox, now: now)
         }
         return try await showNotice(notice, session: session, message: "Thank you: the notice is acknowledged.", now: now)
     }
@@ -330,11 +385,13 @@ struct NoticePage: Sendable {
             try current.update(db)
             let feedbackId = MessageID.derived(from: current.noticeId, "no-longer-attends")
             try outbox.publish(
-                SchoolFeedback(childId: current.childId, noticeId: current.noticeId, schoolURN: current.schoolURN, kind: .noLongerAttends,
-                               reportedAt: now, reportedBy: "\(session.signedInAs) (\(current.account))"),
+                SchoolFeedback(
+                    childId: current.childId, noticeId: current.noticeId, schoolURN: current.schoolURN, kind: .noLongerAttends,
+                    reportedAt: now, reportedBy: "\(session.signedInAs) (\(current.account))"),
                 to: Topics.schoolFeedback.name, key: current.childId, id: feedbackId, now: now)
-            try Audit.record(.feedback, notice: current, detail: "no longer attends, reported by \(session.signedInAs)",
-                             eventId: MessageID.derived(from: current.noticeId, "feedback"), causationId: feedbackId, db: db, outbox: outbox, now: now)
+            try Audit.record(
+                .feedback, notice: current, detail: "no longer attends, reported by \(session.signedInAs)",
+                eventId: MessageID.derived(from: current.noticeId, "feedback"), causationId: feedbackId, db: db, outbox: outbox, now: now)
         }
         return try await showNotice(notice, session: session, message: "Thank you: the MASH will find the pupil's current school.", now: now)
     }

@@ -67,7 +67,8 @@ public struct DispatchProtocol: Codable, Sendable, Equatable {
         if linkExpiryHours < 1 || linkExpiryHours > 24 * 31 { problems.append("\"linkExpiryHours\" must be 1...744") }
         if acknowledgeBy == nil { problems.append("\"acknowledgeByLocalTime\" must be HH:MM") }
         if !email.body.joined().contains("{link}") { problems.append("\"email.body\" must contain {link}") }
-        for placeholder in ["{childName}", "{occurrenceNumber}", "{homeAddress}", "{incidentAddress}"] where (email.subject + email.body.joined()).contains(placeholder) {
+        for placeholder in ["{childName}", "{occurrenceNumber}", "{homeAddress}", "{incidentAddress}"]
+        where (email.subject + email.body.joined()).contains(placeholder) {
             problems.append("the email may not carry personal data (\(placeholder)); it only links to the notice page")
         }
         return problems
@@ -112,8 +113,9 @@ extension NoticeContent {
         for field in rules.fields {
             lines.append(Line(field: field.rawValue, label: field.label, value: value(of: field, in: request)))
         }
-        return NoticeContent(title: rules.title, senderName: rules.senderName, schoolName: request.school.name,
-                             schoolURN: request.school.urn, lines: lines, wording: rules.standardWording)
+        return NoticeContent(
+            title: rules.title, senderName: rules.senderName, schoolName: request.school.name,
+            schoolURN: request.school.urn, lines: lines, wording: rules.standardWording)
     }
 
     static func value(of field: NoticeField, in request: NoticeRequested) -> String {

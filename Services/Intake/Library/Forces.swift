@@ -17,8 +17,10 @@ public struct ForceDefinition: Codable, Sendable, Equatable {
     /// several LPAs are left out: no LPA is guessed for them.
     public var lpaByLocalAuthority: [String: String]
 
-    public init(code: String, name: String, occurrencePattern: String, occurrenceFormat: String,
-                localPolicingAreas: [String], lpaByLocalAuthority: [String: String] = [:]) {
+    public init(
+        code: String, name: String, occurrencePattern: String, occurrenceFormat: String,
+        localPolicingAreas: [String], lpaByLocalAuthority: [String: String] = [:]
+    ) {
         self.code = code
         self.name = name
         self.occurrencePattern = occurrencePattern
@@ -103,8 +105,9 @@ public struct ForceRegistry: Sendable {
     /// the force maps to a single LPA.
     public func derivedLPA(for incident: Incident) -> String? {
         guard let force = forces[incident.forceCode], let postcode = UKPostcode.normalise(incident.incidentAddress.postcode),
-              let district = postcode.split(separator: " ").first,
-              let authority = PostcodeDistricts.localAuthority[String(district)] else { return nil }
+            let district = postcode.split(separator: " ").first,
+            let authority = PostcodeDistricts.localAuthority[String(district)]
+        else { return nil }
         return force.lpaByLocalAuthority[authority]
     }
 

@@ -13,7 +13,10 @@ import Spreadsheets
 /// The answer to `POST /v1/history`: records read and accepted, each rejected one by its place
 /// (line or row in the whole file) with a reason per field.
 public struct HistoryAnswer: Codable, Sendable, Equatable {
-    public struct Rejected: Codable, Sendable, Equatable { public var place: Int; public var errors: [FieldError] }
+    public struct Rejected: Codable, Sendable, Equatable {
+        public var place: Int
+        public var errors: [FieldError]
+    }
     public var file: String
     public var records: Int
     public var accepted: Int
@@ -34,7 +37,8 @@ extension IncidentAPI {
         do {
             parsed = try HistoryFile.parse(body, first: first)
         } catch {
-            return HTTPEndpoint.json(.unprocessableContent, HistoryAnswer(file: name, records: 0, accepted: 0, rejected: [], notices: [], error: error.description))
+            return HTTPEndpoint.json(
+                .unprocessableContent, HistoryAnswer(file: name, records: 0, accepted: 0, rejected: [], notices: [], error: error.description))
         }
         let isJSONLines = parsed.isJSONLines
         let incidents = parsed.incidents
@@ -45,8 +49,11 @@ extension IncidentAPI {
         for (place, incident) in incidents {
             let normalised = validator.forces.prepare(incident)
             let errors = validator.validate(normalised, now: now)
-            if errors.isEmpty { valid.append((place, normalised)) }
-            else { problems.append((place, (try? WireFormat.data(incident)) ?? Data(), errors)) }
+            if errors.isEmpty {
+                valid.append((place, normalised))
+            } else {
+                problems.append((place, (try? WireFormat.data(incident)) ?? Data(), errors))
+            }
         }
         problems.sort { $0.place < $1.place }
         let validItems = valid
@@ -57,9 +64,10 @@ extension IncidentAPI {
             let outbox = environment.outbox(db, producer: "intake-history")
             for (_, incident) in validItems {
                 let content = String(decoding: try WireFormat.data(incident), as: UTF8.self)
-                try outbox.publish(HistoricalIncident(source: fileKey, incident: incident), to: Topics.history.name,
-                                   key: incident.occurrenceNumber,
-                                   id: MessageID.derived(from: incident.occurrenceNumber, "history-\(StableHash.hex128(content))"), now: now)
+                try outbox.publish(
+                    HistoricalIncident(source: fileKey, incident: incident), to: Topics.history.name,
+                    key: incident.occurrenceNumber,
+                    id: MessageID.derived(from: incident.occurrenceNumber, "history-\(StableHash.hex128(content))"), now: now)
             }
             var answer = HistoryAnswer(file: name, records: recordCount, accepted: validItems.count, rejected: [], notices: allNotices)
             for problem in problemItems {
@@ -97,7 +105,8 @@ public struct HistoryFile: Sendable {
         var incidents: [(place: Int, incident: Incident)] = []
         var problems: [(place: Int, value: Data, errors: [FieldError])] = []
         var notices: [String] = []
-        let isJSONLines = body.first { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 || $0 == 0xEF || $0 == 0xBB || $0 == 0xBF) } == UInt8(ascii: "{")
+        let isJSONLines =
+            body.first { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 || $0 == 0xEF || $0 == 0xBB || $0 == 0xBF) } == UInt8(ascii: "{")
         if isJSONLines {
             for (i, line) in body.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
                 let data = Data(line)
@@ -117,7 +126,9 @@ public struct HistoryFile: Sendable {
             let (groups, sheetProblems) = IncidentSheet.incidents(from: sheet)
             for group in groups { incidents.append(((group.rows.first ?? 0) + offset, group.incident)) }
             for problem in sheetProblems {
-                let value = (try? JSONSerialization.data(withJSONObject: ["row": problem.row + offset, "cells": problem.cells], options: [.sortedKeys])) ?? Data()
+                let value =
+                    (try? JSONSerialization.data(withJSONObject: ["row": problem.row + offset, "cells": problem.cells], options: [.sortedKeys]))
+                    ?? Data()
                 problems.append((problem.row + offset, value, problem.errors))
             }
         }

@@ -74,8 +74,11 @@ struct IncidentAPI: Sendable {
             do {
                 let incident = validator.forces.prepare(try WireFormat.decoder().decode(Incident.self, from: item))
                 let review = validator.review(incident, now: now, unknownFields: IncidentShape.unknownFields(in: item))
-                if review.errors.isEmpty { accepted.append((index, item, review.incident, review.warnings)) }
-                else { rejected.append((index, item, review.errors, "payload.validation")) }
+                if review.errors.isEmpty {
+                    accepted.append((index, item, review.incident, review.warnings))
+                } else {
+                    rejected.append((index, item, review.errors, "payload.validation"))
+                }
             } catch {
                 rejected.append((index, item, [FieldError("(item)", WireFormat.describe(error))], "payload.invalid"))
             }
@@ -96,8 +99,10 @@ struct IncidentAPI: Sendable {
                     refused.append((index, try WireFormat.data(incident), [FieldError("(incident)", error.description)], error.errorClass))
                     continue
                 }
-                answer.accepted.append(ItemResult(index: index, occurrenceNumber: incident.occurrenceNumber, messageId: id,
-                                                  warnings: warnings.isEmpty ? nil : warnings))
+                answer.accepted.append(
+                    ItemResult(
+                        index: index, occurrenceNumber: incident.occurrenceNumber, messageId: id,
+                        warnings: warnings.isEmpty ? nil : warnings))
                 if !warnings.isEmpty {
                     try DeadLetterWriter.writeRejectedInput(
                         db: db, service: .intake, origin: Self.source, place: base + Int64(index), key: incident.occurrenceNumber, value: Array(item),
@@ -124,15 +129,18 @@ struct IncidentAPI: Sendable {
     /// and `encompass_intake_fields_set_aside_total`, beside the warning in the answer.
     func reportSetAside(_ warnings: [FieldError], occurrenceNumber: String?, source: String) {
         for warning in warnings {
-            environment.logger.warning("adult field set aside; incident accepted for its children", metadata: [
-                "occurrence": .string(occurrenceNumber ?? ""), "field": .string(warning.field), "reason": .string(warning.message),
-                "source": .string(source),
-            ])
+            environment.logger.warning(
+                "adult field set aside; incident accepted for its children",
+                metadata: [
+                    "occurrence": .string(occurrenceNumber ?? ""), "field": .string(warning.field), "reason": .string(warning.message),
+                    "source": .string(source),
+                ])
         }
         guard !warnings.isEmpty else { return }
-        environment.metrics.count("encompass_intake_fields_set_aside",
-                                  help: "Adults' fields set aside from accepted incidents (bad or unknown), with a warning to the sender",
-                                  labels: [("source", source.hasPrefix("spreadsheet:") ? "spreadsheet" : "http")], by: warnings.count)
+        environment.metrics.count(
+            "encompass_intake_fields_set_aside",
+            help: "Adults' fields set aside from accepted incidents (bad or unknown), with a warning to the sender",
+            labels: [("source", source.hasPrefix("spreadsheet:") ? "spreadsheet" : "http")], by: warnings.count)
     }
 
     struct BodyProblem: Error, CustomStringConvertible {
@@ -148,7 +156,8 @@ struct IncidentAPI: Sendable {
             // Foundation's localizedDescription says only "the data is not in the correct format";
             // its debug description says where.
             let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? String(describing: error)
-            return .failure(BodyProblem(description: "body is not JSON (\(detail)); send an incident object, an array of them or {\"incidents\": [...]}"))
+            return .failure(
+                BodyProblem(description: "body is not JSON (\(detail)); send an incident object, an array of them or {\"incidents\": [...]}"))
         }
         let list: [Any]
         if let array = root as? [Any] {
@@ -161,8 +170,9 @@ struct IncidentAPI: Sendable {
             return .failure(BodyProblem(description: "body must be an incident object, an array of incidents or {\"incidents\": [...]}"))
         }
         guard !list.isEmpty else { return .failure(BodyProblem(description: "no incidents in the body")) }
-        return .success(list.map { item in
-            (try? JSONSerialization.data(withJSONObject: item, options: [.fragmentsAllowed])) ?? Data("null".utf8)
-        })
+        return .success(
+            list.map { item in
+                (try? JSONSerialization.data(withJSONObject: item, options: [.fragmentsAllowed])) ?? Data("null".utf8)
+            })
     }
 }

@@ -16,10 +16,11 @@ public enum IncidentSheet {
         "child_school", "child_school_urn", "circumstances", "safeguarding_information",
     ]
     /// Incident-level columns: every row of one occurrence must agree on them.
-    static let incidentColumns = requiredColumns + [
-        "incident_town", "incident_county", "lpa", "victim_given_name", "victim_family_name", "victim_dob",
-        "suspect_given_name", "suspect_family_name", "suspect_dob", "circumstances", "safeguarding_information",
-    ]
+    static let incidentColumns =
+        requiredColumns + [
+            "incident_town", "incident_county", "lpa", "victim_given_name", "victim_family_name", "victim_dob",
+            "suspect_given_name", "suspect_family_name", "suspect_dob", "circumstances", "safeguarding_information",
+        ]
 
     public struct Group: Sendable {
         public var incident: Incident
@@ -37,7 +38,8 @@ public enum IncidentSheet {
     public static func checkColumns(_ sheet: Sheet) throws(SheetError) {
         let missing = requiredColumns.filter { !sheet.headers.contains($0) }
         guard missing.isEmpty else {
-            throw SheetError("missing column(s): \(missing.joined(separator: ", ")); the header row must name \(requiredColumns.joined(separator: ", "))")
+            throw SheetError(
+                "missing column(s): \(missing.joined(separator: ", ")); the header row must name \(requiredColumns.joined(separator: ", "))")
         }
     }
 
@@ -71,9 +73,12 @@ public enum IncidentSheet {
             rows = rows.filter { row in
                 let conflicts = incidentColumns.filter { (row.cells[$0] ?? "") != (first.cells[$0] ?? "") }
                 guard !conflicts.isEmpty else { return true }
-                problems.append(RowProblem(row: row.number, cells: row.cells, errors: conflicts.map {
-                    FieldError($0, "differs from row \(first.number) of the same occurrence")
-                }))
+                problems.append(
+                    RowProblem(
+                        row: row.number, cells: row.cells,
+                        errors: conflicts.map {
+                            FieldError($0, "differs from row \(first.number) of the same occurrence")
+                        }))
                 return false
             }
             var errors: [FieldError] = []
@@ -130,8 +135,9 @@ public enum IncidentSheet {
         guard let occurred, let reported, let risk, let crime else { return nil }
         return Incident(
             occurrenceNumber: c["occurrence_number"] ?? "", forceCode: c["force_code"] ?? "", occurredAt: occurred, reportedAt: reported,
-            incidentAddress: PostalAddress(lines: lines(c["incident_address"]), town: nonEmpty(c["incident_town"]),
-                                           county: nonEmpty(c["incident_county"]), postcode: c["incident_postcode"] ?? ""),
+            incidentAddress: PostalAddress(
+                lines: lines(c["incident_address"]), town: nonEmpty(c["incident_town"]),
+                county: nonEmpty(c["incident_county"]), postcode: c["incident_postcode"] ?? ""),
             localPolicingArea: nonEmpty(c["lpa"]), riskLevel: risk, crime: crime, parties: parties, children: [],
             circumstances: nonEmpty(c["circumstances"]), safeguardingInformation: nonEmpty(c["safeguarding_information"]))
     }
@@ -154,10 +160,12 @@ public enum IncidentSheet {
         let address = nonEmpty(c["child_address"]).map {
             PostalAddress(lines: lines($0), postcode: c["child_postcode"] ?? "")
         }
-        let school = (nonEmpty(c["child_school"]) != nil || nonEmpty(c["child_school_urn"]) != nil)
+        let school =
+            (nonEmpty(c["child_school"]) != nil || nonEmpty(c["child_school_urn"]) != nil)
             ? RecordedSchool(name: nonEmpty(c["child_school"]), urn: nonEmpty(c["child_school_urn"])) : nil
-        return RecordedChild(givenName: c["child_given_name"] ?? "", familyName: c["child_family_name"] ?? "",
-                             dateOfBirth: date(c["child_dob"]), ageYears: age, homeAddress: address, presence: presence, school: school)
+        return RecordedChild(
+            givenName: c["child_given_name"] ?? "", familyName: c["child_family_name"] ?? "",
+            dateOfBirth: date(c["child_dob"]), ageYears: age, homeAddress: address, presence: presence, school: school)
     }
 
     /// Dates as YYYY-MM-DD; also accepts the UK's DD/MM/YYYY, which spreadsheets often hold.

@@ -64,14 +64,16 @@ public struct IncidentValidator: Sendable {
         var errors: [FieldError] = []
         var warnings: [FieldError] = []
         for path in unknownFields {
-            let problem = FieldError(path, "unknown field: the incident format (docs/schemas/incident.schema.json) has no such field; remove it or check its spelling")
+            let problem = FieldError(
+                path, "unknown field: the incident format (docs/schemas/incident.schema.json) has no such field; remove it or check its spelling")
             if path.hasPrefix("parties[") { warnings.append(problem) } else { errors.append(problem) }
         }
         let force = forces.forces[incident.forceCode]
         if let problem = checkLength(incident.forceCode, field: "forceCode", limit: IncidentLimits.forceCode) {
             errors.append(problem)
         } else if force == nil {
-            errors.append(FieldError("forceCode", "unknown force '\(incident.forceCode)'; known: \(forces.forces.keys.sorted().joined(separator: ", "))"))
+            errors.append(
+                FieldError("forceCode", "unknown force '\(incident.forceCode)'; known: \(forces.forces.keys.sorted().joined(separator: ", "))"))
         }
         let occurrence = incident.occurrenceNumber.trimmingCharacters(in: .whitespaces)
         if occurrence.isEmpty {
@@ -91,8 +93,12 @@ public struct IncidentValidator: Sendable {
             if let problem = checkLength(lpa, field: "localPolicingArea", limit: IncidentLimits.localPolicingArea) {
                 errors.append(problem)
             } else if let force, !force.localPolicingAreas.isEmpty,
-                      !force.localPolicingAreas.contains(where: { $0.caseInsensitiveCompare(lpa) == .orderedSame }) {
-                errors.append(FieldError("localPolicingArea", "'\(lpa)' is not a \(force.name) LPA; expected one of: \(force.localPolicingAreas.joined(separator: ", "))"))
+                !force.localPolicingAreas.contains(where: { $0.caseInsensitiveCompare(lpa) == .orderedSame })
+            {
+                errors.append(
+                    FieldError(
+                        "localPolicingArea",
+                        "'\(lpa)' is not a \(force.name) LPA; expected one of: \(force.localPolicingAreas.joined(separator: ", "))"))
             }
         }
         errors += checkFreeText(incident.circumstances, field: "circumstances", limit: IncidentLimits.circumstances)
@@ -116,7 +122,11 @@ public struct IncidentValidator: Sendable {
             }
         }
         if errors.isEmpty, let bytes = try? WireFormat.data(reviewed).count, bytes > IncidentLimits.encodedBytes {
-            errors.append(FieldError("(incident)", "the incident is \(bytes) bytes as JSON, over the \(IncidentLimits.encodedBytes) bytes intake takes; send fewer or shorter values"))
+            errors.append(
+                FieldError(
+                    "(incident)",
+                    "the incident is \(bytes) bytes as JSON, over the \(IncidentLimits.encodedBytes) bytes intake takes; send fewer or shorter values"
+                ))
         }
         return IncidentReview(incident: reviewed, errors: errors, warnings: warnings)
     }
@@ -164,7 +174,9 @@ public struct IncidentValidator: Sendable {
         if let name = child.school?.name, let problem = checkLength(name, field: "\(path).school.name", limit: IncidentLimits.schoolName) {
             errors.append(problem)
         }
-        if let urn = child.school?.urn, !urn.isEmpty, !(urn.count == 6 && urn.allSatisfy { $0.isASCII && $0.isNumber }), !SchoolReference.isEarlyYears(urn) {
+        if let urn = child.school?.urn, !urn.isEmpty, !(urn.count == 6 && urn.allSatisfy { $0.isASCII && $0.isNumber }),
+            !SchoolReference.isEarlyYears(urn)
+        {
             let expected = "a school URN (6 digits) or an Ofsted early years reference (EY and 6 digits)"
             errors.append(FieldError("\(path).school.urn", urn.unicodeScalars.count > 16 ? "is not \(expected)" : "'\(urn)' is not \(expected)"))
         }
@@ -213,7 +225,9 @@ public struct IncidentValidator: Sendable {
             if let problem = checkLength(line, field: "\(field).lines[\(i)]", limit: IncidentLimits.addressLine) { errors.append(problem) }
         }
         if let town = address.town, let problem = checkLength(town, field: "\(field).town", limit: IncidentLimits.place) { errors.append(problem) }
-        if let county = address.county, let problem = checkLength(county, field: "\(field).county", limit: IncidentLimits.place) { errors.append(problem) }
+        if let county = address.county, let problem = checkLength(county, field: "\(field).county", limit: IncidentLimits.place) {
+            errors.append(problem)
+        }
         if address.lines.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             errors.append(FieldError("\(field).lines", "at least one address line is required"))
         }
@@ -246,7 +260,8 @@ public struct IncidentValidator: Sendable {
     public static func isoDate(_ text: String) -> Date? {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-              let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]) else { return nil }
+            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2])
+        else { return nil }
         let components = DateComponents(year: y, month: m, day: d)
         guard let date = london.date(from: components) else { return nil }
         let back = london.dateComponents([.year, .month, .day], from: date)
@@ -261,7 +276,8 @@ public struct IncidentValidator: Sendable {
 
 /// UK postcode format (the Royal Mail pattern, including GIR 0AA).
 public enum UKPostcode {
-    nonisolated(unsafe) private static let pattern = /^(GIR0AA|[A-PR-UWYZ]([0-9]{1,2}|[A-HK-Y][0-9]([0-9ABEHMNPRV-Y])?|[0-9][A-HJKPS-UW])[0-9][ABD-HJLNP-UW-Z]{2})$/
+    nonisolated(unsafe) private static let pattern =
+        /^(GIR0AA|[A-PR-UWYZ]([0-9]{1,2}|[A-HK-Y][0-9]([0-9ABEHMNPRV-Y])?|[0-9][A-HJKPS-UW])[0-9][ABD-HJLNP-UW-Z]{2})$/
 
     /// Upper-cased with one space before the inward code, or nil if it is not a postcode.
     public static func normalise(_ text: String) -> String? {

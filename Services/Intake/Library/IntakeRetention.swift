@@ -8,9 +8,11 @@ import ServiceRuntime
 /// as an amendment, and an exact replay is still dropped.
 public enum IntakeRetention {
     public static let rules: [PurgeRule] = [
-        .redact("intake.occurrence", table: OccurrenceRow.databaseTableName, age: "updatedAt",
-                set: "incident = X''", pending: "length(incident) > 0"),
-        .redact("intake.occurrence-version", table: OccurrenceVersionRow.databaseTableName, age: "receivedAt",
-                set: "incident = X''", pending: "length(incident) > 0"),
+        .redact(
+            "intake.occurrence", table: OccurrenceRow.databaseTableName, age: "updatedAt",
+            set: "incident = X''", pending: "length(incident) > 0"),
+        .redact(
+            "intake.occurrence-version", table: OccurrenceVersionRow.databaseTableName, age: "receivedAt",
+            set: "incident = X''", pending: "length(incident) > 0"),
     ]
 }

@@ -33,8 +33,9 @@ public enum IntakeService {
         /// `ENCOMPASS_INTAKE_API_TOKEN`, `ENCOMPASS_FORCES_FILE`, `ENCOMPASS_RETENTION_…`.
         public static func fromEnvironment(_ environment: [String: String], runtime: ServiceConfiguration) throws(ConfigurationError) -> Settings {
             let env = EnvironmentReader(environment)
-            return Settings(apiToken: env.string("ENCOMPASS_INTAKE_API_TOKEN"), forces: try ForceRegistry.load(path: env.string("ENCOMPASS_FORCES_FILE")),
-                            retention: try RetentionSettings.fromEnvironment(environment))
+            return Settings(
+                apiToken: env.string("ENCOMPASS_INTAKE_API_TOKEN"), forces: try ForceRegistry.load(path: env.string("ENCOMPASS_FORCES_FILE")),
+                retention: try RetentionSettings.fromEnvironment(environment))
         }
     }
 
@@ -76,20 +77,25 @@ public enum IntakeService {
                 let incident = validator.forces.prepare(submission.incident)
                 // Intake's own APIs checked the fields of what they queued and wrote only known
                 // ones; a records system's submissions are checked for unknown fields here.
-                let unknown = submission.source.hasPrefix("intake-") ? [] : submission.payloadObject(record).map(IncidentShape.unknownFields(inObject:)) ?? []
+                let unknown =
+                    submission.source.hasPrefix("intake-") ? [] : submission.payloadObject(record).map(IncidentShape.unknownFields(inObject:)) ?? []
                 let review = validator.review(incident, now: now, unknownFields: unknown)
                 guard review.errors.isEmpty else { throw EnvelopeError.validationFailed(review.errors) }
                 for warning in review.warnings {
-                    logger.warning("adult field set aside; incident accepted for its children", metadata: [
-                        "occurrence": .string(incident.occurrenceNumber), "field": .string(warning.field),
-                        "reason": .string(warning.message), "source": .string(submission.source),
-                    ])
+                    logger.warning(
+                        "adult field set aside; incident accepted for its children",
+                        metadata: [
+                            "occurrence": .string(incident.occurrenceNumber), "field": .string(warning.field),
+                            "reason": .string(warning.message), "source": .string(submission.source),
+                        ])
                 }
-                try OccurrenceLedger.apply(review.incident, source: submission.source, causationId: submission.messageId,
-                                           db: db, outbox: outbox, now: now)
+                try OccurrenceLedger.apply(
+                    review.incident, source: submission.source, causationId: submission.messageId,
+                    db: db, outbox: outbox, now: now)
                 if !review.warnings.isEmpty {
-                    try DeadLetterWriter.write(db: db, service: .intake, record: record, errorClass: setAsideClass,
-                                               message: setAsideMessage(review.warnings), attempts: 1, firstFailedAt: now, now: now, outbox: outbox)
+                    try DeadLetterWriter.write(
+                        db: db, service: .intake, record: record, errorClass: setAsideClass,
+                        message: setAsideMessage(review.warnings), attempts: 1, firstFailedAt: now, now: now, outbox: outbox)
                 }
             }
         }
@@ -124,8 +130,9 @@ struct Submission {
         }
         do {
             let incident = try WireFormat.value(Incident.self, from: Data(record.value))
-            return Submission(incident: incident, messageId: MessageID.derived(from: "\(record.topic)/\(record.partition)/\(record.offset)", "feed"),
-                              source: "feed")
+            return Submission(
+                incident: incident, messageId: MessageID.derived(from: "\(record.topic)/\(record.partition)/\(record.offset)", "feed"),
+                source: "feed")
         } catch {
             throw .invalidPayload(WireFormat.describe(error))
         }

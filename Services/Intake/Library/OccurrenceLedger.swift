@@ -62,16 +62,24 @@ public enum OccurrenceLedger {
         } else {
             revision = 1
             outcome = .new
-            try OccurrenceRow(occurrenceNumber: incident.occurrenceNumber, forceCode: incident.forceCode, revision: 1,
-                              contentHash: hash, incident: canonical, firstSeenAt: now, updatedAt: now).insertOrReplace(db)
+            try OccurrenceRow(
+                occurrenceNumber: incident.occurrenceNumber, forceCode: incident.forceCode, revision: 1,
+                contentHash: hash, incident: canonical, firstSeenAt: now, updatedAt: now
+            ).insertOrReplace(db)
         }
-        try OccurrenceVersionRow(occurrenceNumber: incident.occurrenceNumber, revision: revision, contentHash: hash,
-                                 incident: canonical, source: source, receivedAt: now).insertOrReplace(db)
+        try OccurrenceVersionRow(
+            occurrenceNumber: incident.occurrenceNumber, revision: revision, contentHash: hash,
+            incident: canonical, source: source, receivedAt: now
+        ).insertOrReplace(db)
         let kind: IncidentRecorded.Kind
         let changeList: [String]
         switch outcome {
-        case .amendment(_, let list): kind = .amendment; changeList = list
-        default: kind = .new; changeList = []
+        case .amendment(_, let list):
+            kind = .amendment
+            changeList = list
+        default:
+            kind = .new
+            changeList = []
         }
         try outbox.publish(
             IncidentRecorded(kind: kind, revision: revision, changes: changeList, source: source, incident: incident),
@@ -136,10 +144,14 @@ public struct OccurrenceVersionRow: Codable, FetchableRecord, ReplaceableRecord,
 
 extension OccurrenceRow {
     public static let replacementColumns = ["occurrenceNumber", "forceCode", "revision", "contentHash", "incident", "firstSeenAt", "updatedAt"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [occurrenceNumber, forceCode, revision, contentHash, incident, firstSeenAt.stored, updatedAt.stored] }
+    public var replacementValues: [(any DatabaseValueConvertible)?] {
+        [occurrenceNumber, forceCode, revision, contentHash, incident, firstSeenAt.stored, updatedAt.stored]
+    }
 }
 
 extension OccurrenceVersionRow {
     public static let replacementColumns = ["occurrenceNumber", "revision", "contentHash", "incident", "source", "receivedAt"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [occurrenceNumber, revision, contentHash, incident, source, receivedAt.stored] }
+    public var replacementValues: [(any DatabaseValueConvertible)?] {
+        [occurrenceNumber, revision, contentHash, incident, source, receivedAt.stored]
+    }
 }

@@ -28,7 +28,10 @@ public struct SpreadsheetAnswer: Codable, Sendable, Equatable {
         /// Adults' fields set aside (the incident was accepted without them).
         public var warnings: [FieldError]?
     }
-    public struct Rejected: Codable, Sendable, Equatable { public var row: Int; public var errors: [FieldError] }
+    public struct Rejected: Codable, Sendable, Equatable {
+        public var row: Int
+        public var errors: [FieldError]
+    }
     public var file: String
     public var rows: Int
     public var accepted: [Accepted]
@@ -60,8 +63,9 @@ extension IncidentAPI {
     func handleSpreadsheet(_ request: Request) async throws -> Response {
         let upload: SpreadsheetReceiver.Received
         do {
-            upload = try await SpreadsheetReceiver.receive(request.body, into: spoolDirectory, maximumBytes: Self.maximumBody,
-                                                           maximumRows: Self.maximumUploadRows)
+            upload = try await SpreadsheetReceiver.receive(
+                request.body, into: spoolDirectory, maximumBytes: Self.maximumBody,
+                maximumRows: Self.maximumUploadRows)
         } catch is SpreadsheetReceiver.TooLarge {
             return Self.tooLarge
         }
@@ -83,8 +87,10 @@ extension IncidentAPI {
                     outbox: environment.outbox(db, producer: "intake-spreadsheet"))
             }
             environment.relay.wake()
-            return HTTPEndpoint.json(.unprocessableContent, SpreadsheetAnswer(
-                file: name, rows: 0, accepted: [], rejectedRows: [], notices: [], error: error.description))
+            return HTTPEndpoint.json(
+                .unprocessableContent,
+                SpreadsheetAnswer(
+                    file: name, rows: 0, accepted: [], rejectedRows: [], notices: [], error: error.description))
         }
         var notices = sheet.notices
         let unknown = IncidentSheet.unknownColumns(sheet)
@@ -130,15 +136,18 @@ extension IncidentAPI {
             for (incident, submitted, rows, warnings) in acceptedItems {
                 let id = MessageID.fresh()
                 try outbox.publish(incident, to: Topics.incidentsRaw.name, key: incident.occurrenceNumber, id: id, now: now)
-                answer.accepted.append(.init(occurrenceNumber: incident.occurrenceNumber, rows: rows, messageId: id,
-                                             warnings: warnings.isEmpty ? nil : warnings))
+                answer.accepted.append(
+                    .init(
+                        occurrenceNumber: incident.occurrenceNumber, rows: rows, messageId: id,
+                        warnings: warnings.isEmpty ? nil : warnings))
                 if !warnings.isEmpty {
                     // The incident as the rows gave it, set-aside fields included (row numbers
                     // start at 2, after the header: 0 and 1 are the file's own dead letters).
                     try DeadLetterWriter.writeRejectedInput(
                         db: db, service: .intake, origin: fileKey, place: Int64(rows.first ?? 2), key: incident.occurrenceNumber,
                         value: Array(try WireFormat.data(submitted)), errorClass: IntakeService.setAsideClass,
-                        message: "rows \(rows.map(String.init).joined(separator: ", ")): " + IntakeService.setAsideMessage(warnings), now: now, outbox: outbox)
+                        message: "rows \(rows.map(String.init).joined(separator: ", ")): " + IntakeService.setAsideMessage(warnings), now: now,
+                        outbox: outbox)
                 }
             }
             let summary = Self.summarise(problemItems)
@@ -172,8 +181,11 @@ extension IncidentAPI {
         let counts = byField.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         let quoted = problems.prefix(maximumRejectedRowsQuoted).map { "row \($0.row): " + $0.errors.map(\.description).joined(separator: "; ") }
         let more = problems.count > maximumRejectedRowsQuoted ? " (and \(problems.count - maximumRejectedRowsQuoted) more rows)" : ""
-        return (byField, "rows with a problem, by field: \(counts.joined(separator: ", ")); " + quoted.joined(separator: " | ") + more
-            + ". The file is kept whole in this dead letter: fix the rows and send it again")
+        return (
+            byField,
+            "rows with a problem, by field: \(counts.joined(separator: ", ")); " + quoted.joined(separator: " | ") + more
+                + ". The file is kept whole in this dead letter: fix the rows and send it again"
+        )
     }
 
     /// `children[3].dateOfBirth` → 3.

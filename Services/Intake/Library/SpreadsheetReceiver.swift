@@ -119,7 +119,7 @@ struct SpreadsheetReceiver {
         guard csvFailure == nil else { return }
         do throws(SheetError) { try csv.feed(raw) } catch {
             csvFailure = error
-            csv = CSVStreamReader()  // the rows read so far are not needed any more
+            csv = CSVStreamReader() // the rows read so far are not needed any more
         }
     }
 

@@ -130,8 +130,9 @@ extension SchedulingChangelog: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(notice: try object.value(ifPresent: "notice"), schoolTermDates: try object.decoded(ifPresent: "schoolTermDates"),
-                  forgotten: try object.decoded(ifPresent: "forgotten"))
+        self.init(
+            notice: try object.value(ifPresent: "notice"), schoolTermDates: try object.decoded(ifPresent: "schoolTermDates"),
+            forgotten: try object.decoded(ifPresent: "forgotten"))
     }
 }
 
@@ -149,10 +150,11 @@ extension SchedulingChangelog.NoticeState: WireCodable {
     }
 
     public init(wire object: WireObject) throws {
-        self.init(noticeId: try object.string("noticeId"), partition: try object.int("partition"), state: try object.value("state"),
-                  incidentRevision: try object.int("incidentRevision"), releaseAt: try object.date("releaseAt"),
-                  escalate: try object.bool("escalate"), due: try object.value("due"), updatedAt: try object.date("updatedAt"),
-                  releasedAt: try object.date(ifPresent: "releasedAt"))
+        self.init(
+            noticeId: try object.string("noticeId"), partition: try object.int("partition"), state: try object.value("state"),
+            incidentRevision: try object.int("incidentRevision"), releaseAt: try object.date("releaseAt"),
+            escalate: try object.bool("escalate"), due: try object.value("due"), updatedAt: try object.date("updatedAt"),
+            releasedAt: try object.date(ifPresent: "releasedAt"))
     }
 }
 
@@ -178,17 +180,19 @@ extension PendingNoticeRow {
 
     /// What the changelog keeps of this row once its `NoticeDue` is purged.
     var forgotten: SchedulingChangelog.ForgottenNotice {
-        .init(noticeId: noticeId, partition: partition, forceCode: forceCode, occurrenceNumber: occurrenceNumber, schoolURN: schoolURN,
-              laCode: laCode, state: state, incidentRevision: incidentRevision, releaseAt: releaseAt, escalate: escalate,
-              updatedAt: updatedAt, releasedAt: releasedAt)
+        .init(
+            noticeId: noticeId, partition: partition, forceCode: forceCode, occurrenceNumber: occurrenceNumber, schoolURN: schoolURN,
+            laCode: laCode, state: state, incidentRevision: incidentRevision, releaseAt: releaseAt, escalate: escalate,
+            updatedAt: updatedAt, releasedAt: releasedAt)
     }
 
     func changelog() throws -> SchedulingChangelog.NoticeState { changelog(due: try notice()) }
 
     /// The changelog state, with `due` already at hand (it is `self.due` decoded).
     func changelog(due: NoticeDue) -> SchedulingChangelog.NoticeState {
-        .init(noticeId: noticeId, partition: partition, state: state, incidentRevision: incidentRevision, releaseAt: releaseAt,
-              escalate: escalate, due: due, updatedAt: updatedAt, releasedAt: releasedAt)
+        .init(
+            noticeId: noticeId, partition: partition, state: state, incidentRevision: incidentRevision, releaseAt: releaseAt,
+            escalate: escalate, due: due, updatedAt: updatedAt, releasedAt: releasedAt)
     }
 
     /// Whether this row already holds `state`'s version: the instance's own changes come back
@@ -244,7 +248,8 @@ public struct Scheduler: Sendable {
 
     /// The notices of an occurrence, for finding one child notified twice to one school (`sameChildNotice`).
     public static let occurrenceMigration = StoreMigration("scheduling-v3-occurrence-index") { db in
-        try db.create(index: "pendingNotice_occurrence", on: PendingNoticeRow.databaseTableName, columns: ["forceCode", "occurrenceNumber", "schoolURN"])
+        try db.create(
+            index: "pendingNotice_occurrence", on: PendingNoticeRow.databaseTableName, columns: ["forceCode", "occurrenceNumber", "schoolURN"])
     }
 
     /// A notice already held for the same incident, school and child under another notice id
@@ -255,17 +260,21 @@ public struct Scheduler: Sendable {
     static func sameChildNotice(as request: NoticeRequested, db: Database) throws -> String? {
         // A statement prepared once per connection: preparing it for every request (SQLite's
         // compiler and GRDB's authorizer on each column) costs 7% of scheduling's CPU.
-        let rows = try PendingNoticeRow.fetchAll(db.cachedStatement(sql: """
-            SELECT * FROM pendingNotice WHERE forceCode = ? AND occurrenceNumber = ? AND schoolURN = ? AND escalate = 0 AND noticeId <> ?
-            """), arguments: [request.incident.forceCode, request.incident.occurrenceNumber, request.school.urn, request.noticeId])
+        let rows = try PendingNoticeRow.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT * FROM pendingNotice WHERE forceCode = ? AND occurrenceNumber = ? AND schoolURN = ? AND escalate = 0 AND noticeId <> ?
+                    """), arguments: [request.incident.forceCode, request.incident.occurrenceNumber, request.school.urn, request.noticeId])
         func fold(_ s: String) -> String {
             s.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil).trimmingCharacters(in: .whitespaces)
         }
         let child = request.child, on = request.incident.occurredAt
         for row in rows where !row.due.isEmpty {
             guard let other = try? row.notice().request.child,
-                  fold(other.givenName) == fold(child.givenName), fold(other.familyName) == fold(child.familyName) else { continue }
-            let same = if let a = child.dateOfBirth, let b = other.dateOfBirth { a == b } else { child.age(on: on).map { $0 == other.age(on: on) } ?? false }
+                fold(other.givenName) == fold(child.givenName), fold(other.familyName) == fold(child.familyName)
+            else { continue }
+            let same =
+                if let a = child.dateOfBirth, let b = other.dateOfBirth { a == b } else { child.age(on: on).map { $0 == other.age(on: on) } ?? false }
             if same { return row.noticeId }
         }
         return nil
@@ -286,7 +295,8 @@ public struct Scheduler: Sendable {
     public func calendars(for urn: String, db: Database) throws -> SchoolCalendars {
         var calendars = self.calendars
         if let row = try SchoolTermDatesRow.fetchOne(db, where: "urn", equals: urn),
-           let calendar = try? TermCalendar.decode(row.document, label: "school \(urn) term dates") {
+            let calendar = try? TermCalendar.decode(row.document, label: "school \(urn) term dates")
+        {
             calendars.schools[urn] = calendar
         }
         return calendars
@@ -295,8 +305,9 @@ public struct Scheduler: Sendable {
     /// The decision for a request processed at `now`.
     public func decide(_ request: NoticeRequested, now: Date, db: Database) throws -> (ReleaseDecision, SchedulingProtocol) {
         guard let force = protocols[request.incident.forceCode] else {
-            throw RejectedMessage(errorClass: "scheduling.unknown-force",
-                                  reason: "no scheduling protocol for force \(request.incident.forceCode); add its protocol file (ENCOMPASS_PROTOCOLS_DIR)")
+            throw RejectedMessage(
+                errorClass: "scheduling.unknown-force",
+                reason: "no scheduling protocol for force \(request.incident.forceCode); add its protocol file (ENCOMPASS_PROTOCOLS_DIR)")
         }
         let decision = try ReleaseRules.decide(
             occurredAt: request.incident.occurredAt, processedAt: now, laCode: request.school.localAuthorityCode,
@@ -329,8 +340,9 @@ public struct Scheduler: Sendable {
         if existing == nil, let held = try Self.sameChildNotice(as: request, db: ctx.db) {
             // One child must never reach one school twice for one incident.
             metadata["sameChildAs"] = .string(held)
-            ctx.logger.notice("notice request for a child this school is already notified of for this incident (notice \(held)): not scheduled",
-                              metadata: metadata)
+            ctx.logger.notice(
+                "notice request for a child this school is already notified of for this incident (notice \(held)): not scheduled",
+                metadata: metadata)
             return
         }
         let (decision, force) = try decide(request, now: ctx.now, db: ctx.db)
@@ -338,12 +350,15 @@ public struct Scheduler: Sendable {
         // first day back), under the request's notice id.
         var schoolRules = decision.rules
         if decision.escalate {
-            schoolRules.append("the school's own notice: \(Timestamp.format(decision.schoolReleaseAt)) (its first day back); the escalation is notice \(Self.escalationId(of: request.noticeId))")
+            schoolRules.append(
+                "the school's own notice: \(Timestamp.format(decision.schoolReleaseAt)) (its first day back); the escalation is notice \(Self.escalationId(of: request.noticeId))"
+            )
         }
         let school = NoticeDue(request: request, releaseAt: decision.schoolReleaseAt, rules: schoolRules)
         let kind: NoticeEvent.Kind = existing == nil ? .scheduled : .rescheduled
-        try store(school, releaseAt: decision.schoolReleaseAt, escalate: false, kind: kind, partition: partition,
-                  envelope: envelope, purpose: "", ctx: ctx)
+        try store(
+            school, releaseAt: decision.schoolReleaseAt, escalate: false, kind: kind, partition: partition,
+            envelope: envelope, purpose: "", ctx: ctx)
         if decision.escalate {
             // The escalation to the Education Safeguarding Manager, now, under its own stable id
             // (the notice id + "-esm"): dispatch keeps one notice per id, so the school's notice
@@ -353,10 +368,12 @@ public struct Scheduler: Sendable {
             if held?.state.isFinal != true, (held?.incidentRevision ?? 0) < request.incidentRevision {
                 var escalated = request
                 escalated.noticeId = escalationId
-                let due = NoticeDue(request: escalated, releaseAt: decision.releaseAt, escalation: true,
-                                    escalationContact: force.educationSafeguardingManager, rules: decision.rules)
-                try store(due, releaseAt: decision.releaseAt, escalate: true, kind: held == nil ? .scheduled : .rescheduled,
-                          partition: partition, envelope: envelope, purpose: "-escalation", ctx: ctx)
+                let due = NoticeDue(
+                    request: escalated, releaseAt: decision.releaseAt, escalation: true,
+                    escalationContact: force.educationSafeguardingManager, rules: decision.rules)
+                try store(
+                    due, releaseAt: decision.releaseAt, escalate: true, kind: held == nil ? .scheduled : .rescheduled,
+                    partition: partition, envelope: envelope, purpose: "-escalation", ctx: ctx)
             }
         }
         metadata["schoolReleaseAt"] = .string(Timestamp.format(decision.schoolReleaseAt))
@@ -376,8 +393,9 @@ public struct Scheduler: Sendable {
         let replaced = cancellation.replacedBy.map { "; the notice to the child's current school is \($0)" } ?? ""
         func event(_ kind: NoticeEvent.Kind, _ detail: String) throws {
             try ctx.outbox.publish(
-                NoticeEvent(noticeId: cancellation.noticeId, kind: kind, at: ctx.now, forceCode: cancellation.forceCode,
-                            occurrenceNumber: cancellation.occurrenceNumber, schoolURN: cancellation.schoolURN, detail: detail),
+                NoticeEvent(
+                    noticeId: cancellation.noticeId, kind: kind, at: ctx.now, forceCode: cancellation.forceCode,
+                    occurrenceNumber: cancellation.occurrenceNumber, schoolURN: cancellation.schoolURN, detail: detail),
                 to: Topics.noticeEvents.name, key: cancellation.noticeId, id: MessageID.derived(from: envelope.id, "event-\(kind.rawValue)"),
                 causationId: envelope.id, now: ctx.now)
         }
@@ -390,13 +408,17 @@ public struct Scheduler: Sendable {
             // relay or for the school's password, a telephone task not yet made). The event
             // tells dispatch to withdraw it unless it has gone already (docs/DISPATCH.md).
             let released = row.releasedAt.map { " at \(Timestamp.format($0))" } ?? ""
-            try event(.cancelled, "withdrawn after release\(released): dispatch does not send it if it has not yet: \(cancellation.reason)\(replaced)")
+            try event(
+                .cancelled, "withdrawn after release\(released): dispatch does not send it if it has not yet: \(cancellation.reason)\(replaced)")
             ctx.logger.info("released notice withdrawn", metadata: metadata)
             return
         }
         guard row.state == .pending, row.schoolURN == cancellation.schoolURN else {
-            let why = row.state == .pending ? "it is now for URN \(row.schoolURN)" : "it was already \(row.state.rawValue)"
-                + (row.releasedAt.map { " at \(Timestamp.format($0))" } ?? "")
+            let why =
+                row.state == .pending
+                ? "it is now for URN \(row.schoolURN)"
+                : "it was already \(row.state.rawValue)"
+                    + (row.releasedAt.map { " at \(Timestamp.format($0))" } ?? "")
             try event(.flagged, "not cancelled (\(why)): \(cancellation.reason)\(replaced)")
             ctx.logger.notice("cancellation not applied", metadata: metadata.merging(["why": .string(why)]) { $1 })
             return
@@ -418,8 +440,10 @@ public struct Scheduler: Sendable {
     public static func escalationId(of noticeId: String) -> String { noticeId + "-esm" }
 
     /// Writes one pending notice (row, changelog record, event) in the request's transaction.
-    private func store(_ due: NoticeDue, releaseAt: Date, escalate: Bool, kind: NoticeEvent.Kind, partition: Int,
-                       envelope: Envelope<NoticeRequested>, purpose: String, ctx: MessageContext) throws {
+    private func store(
+        _ due: NoticeDue, releaseAt: Date, escalate: Bool, kind: NoticeEvent.Kind, partition: Int,
+        envelope: Envelope<NoticeRequested>, purpose: String, ctx: MessageContext
+    ) throws {
         let request = due.request
         let changelogId = MessageID.derived(from: envelope.id, "changelog" + purpose)
         var row = PendingNoticeRow(
@@ -433,8 +457,9 @@ public struct Scheduler: Sendable {
         try row.insertOrReplace(ctx.db)
         let detail = "release \(Timestamp.format(releaseAt))\(escalate ? " (escalation)" : ""): " + due.rules.joined(separator: "; ")
         try ctx.outbox.publish(
-            NoticeEvent(noticeId: row.noticeId, kind: kind, at: ctx.now, forceCode: row.forceCode,
-                        occurrenceNumber: row.occurrenceNumber, schoolURN: row.schoolURN, detail: detail),
+            NoticeEvent(
+                noticeId: row.noticeId, kind: kind, at: ctx.now, forceCode: row.forceCode,
+                occurrenceNumber: row.occurrenceNumber, schoolURN: row.schoolURN, detail: detail),
             to: Topics.noticeEvents.name, key: row.noticeId, id: MessageID.derived(from: envelope.id, "event-\(kind.rawValue)" + purpose),
             causationId: envelope.id, now: ctx.now)
     }
@@ -478,7 +503,8 @@ public struct Scheduler: Sendable {
     @discardableResult
     public static func releaseDue(now: Date, partitions: Set<Int>, limit: Int = 500, db: Database, outbox: Outbox) throws -> [String] {
         guard !partitions.isEmpty else { return [] }
-        let rows = try PendingNoticeRow
+        let rows =
+            try PendingNoticeRow
             .filter(Column("state") == PendingState.pending.rawValue && Column("releaseAt") <= now && partitions.contains(Column("partition")))
             .order(Column("releaseAt"))
             .limit(limit)
@@ -493,15 +519,18 @@ public struct Scheduler: Sendable {
             let due = try row.notice()
             let dueId = MessageID.derived(from: row.noticeId, "due")
             try outbox.publish(due, to: Topics.noticesDue.name, key: row.noticeId, id: dueId, now: now)
-            try outbox.publish(SchedulingChangelog(notice: row.changelog(due: due)), to: Topics.schedulingChangelog.name, key: row.noticeId,
-                               id: changelogId, causationId: dueId, now: now)
+            try outbox.publish(
+                SchedulingChangelog(notice: row.changelog(due: due)), to: Topics.schedulingChangelog.name, key: row.noticeId,
+                id: changelogId, causationId: dueId, now: now)
             let kind: NoticeEvent.Kind = row.escalate ? .escalated : .released
-            let detail = row.escalate
+            let detail =
+                row.escalate
                 ? "escalated to the Education Safeguarding Manager (high risk in a school holiday)"
                 : "released for \(Timestamp.format(row.releaseAt))"
             try outbox.publish(
-                NoticeEvent(noticeId: row.noticeId, kind: kind, at: now, forceCode: row.forceCode,
-                            occurrenceNumber: row.occurrenceNumber, schoolURN: row.schoolURN, detail: detail),
+                NoticeEvent(
+                    noticeId: row.noticeId, kind: kind, at: now, forceCode: row.forceCode,
+                    occurrenceNumber: row.occurrenceNumber, schoolURN: row.schoolURN, detail: detail),
                 to: Topics.noticeEvents.name, key: row.noticeId, id: MessageID.derived(from: row.noticeId, "event-\(kind.rawValue)"),
                 causationId: dueId, now: now)
         }
@@ -510,6 +539,14 @@ public struct Scheduler: Sendable {
 }
 
 extension PendingNoticeRow {
-    public static let replacementColumns = ["noticeId", "partition", "forceCode", "occurrenceNumber", "schoolURN", "laCode", "incidentRevision", "releaseAt", "escalate", "state", "due", "updatedAt", "releasedAt", "changelogId"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [noticeId, partition, forceCode, occurrenceNumber, schoolURN, laCode, incidentRevision, releaseAt.stored, escalate, state.rawValue, due, updatedAt.stored, releasedAt?.stored, changelogId] }
+    public static let replacementColumns = [
+        "noticeId", "partition", "forceCode", "occurrenceNumber", "schoolURN", "laCode", "incidentRevision", "releaseAt", "escalate", "state", "due",
+        "updatedAt", "releasedAt", "changelogId",
+    ]
+    public var replacementValues: [(any DatabaseValueConvertible)?] {
+        [
+            noticeId, partition, forceCode, occurrenceNumber, schoolURN, laCode, incidentRevision, releaseAt.stored, escalate, state.rawValue, due,
+            updatedAt.stored, releasedAt?.stored, changelogId,
+        ]
+    }
 }

@@ -18,8 +18,10 @@ public struct SchedulingProtocol: Codable, Sendable, Equatable {
     /// Plain-words statement of the weekend rule, for the explanation.
     public var weekendRule: String?
 
-    public init(releaseTime: String = "08:00", releaseWindowEnd: String? = "15:00", escalateHighRiskInHolidays: Bool = true,
-                educationSafeguardingManager: SchoolContact? = nil, weekendRule: String? = nil) {
+    public init(
+        releaseTime: String = "08:00", releaseWindowEnd: String? = "15:00", escalateHighRiskInHolidays: Bool = true,
+        educationSafeguardingManager: SchoolContact? = nil, weekendRule: String? = nil
+    ) {
         self.releaseTime = releaseTime
         self.releaseWindowEnd = releaseWindowEnd
         self.escalateHighRiskInHolidays = escalateHighRiskInHolidays
@@ -37,11 +39,17 @@ public struct SchedulingProtocol: Codable, Sendable, Equatable {
     public func releaseWindow() throws(SchedulingProtocolError) -> (opens: Int, closes: Int) {
         let (hour, minute) = try releaseClock()
         guard let releaseWindowEnd else {
-            throw SchedulingProtocolError(forceCode: "?", problem: "releaseWindowEnd is missing; set the end of the school-day release window as HH:MM, e.g. \"15:00\" (a notice due between releaseTime and then goes at once)")
+            throw SchedulingProtocolError(
+                forceCode: "?",
+                problem:
+                    "releaseWindowEnd is missing; set the end of the school-day release window as HH:MM, e.g. \"15:00\" (a notice due between releaseTime and then goes at once)"
+            )
         }
         let end = try Self.clock(releaseWindowEnd, field: "releaseWindowEnd", example: "15:00")
         guard end.hour * 60 + end.minute > hour * 60 + minute else {
-            throw SchedulingProtocolError(forceCode: "?", problem: "releaseWindowEnd \(releaseWindowEnd) is not after releaseTime \(releaseTime); the window must end later the same day")
+            throw SchedulingProtocolError(
+                forceCode: "?",
+                problem: "releaseWindowEnd \(releaseWindowEnd) is not after releaseTime \(releaseTime); the window must end later the same day")
         }
         return (hour * 60 + minute, end.hour * 60 + end.minute)
     }
@@ -49,7 +57,8 @@ public struct SchedulingProtocol: Codable, Sendable, Equatable {
     static func clock(_ text: String, field: String, example: String) throws(SchedulingProtocolError) -> (hour: Int, minute: Int) {
         let parts = text.split(separator: ":")
         guard parts.count == 2, parts[0].count == 2, parts[1].count == 2, let h = Int(parts[0]), let m = Int(parts[1]),
-              (0...23).contains(h), (0...59).contains(m) else {
+            (0...23).contains(h), (0...59).contains(m)
+        else {
             throw SchedulingProtocolError(forceCode: "?", problem: "\(field) is \"\(text)\"; use HH:MM, e.g. \(example)")
         }
         return (h, m)
@@ -79,7 +88,9 @@ public struct SchedulingProtocol: Codable, Sendable, Equatable {
                 throw SchedulingProtocolError(forceCode: code, problem: "\(force.path): \(error.problem)")
             }
             if section.escalateHighRiskInHolidays, section.educationSafeguardingManager == nil {
-                throw SchedulingProtocolError(forceCode: code, problem: "\(force.path): escalateHighRiskInHolidays needs educationSafeguardingManager (a contact with role, name, email/phone)")
+                throw SchedulingProtocolError(
+                    forceCode: code,
+                    problem: "\(force.path): escalateHighRiskInHolidays needs educationSafeguardingManager (a contact with role, name, email/phone)")
             }
             result[code] = section
         }
@@ -159,7 +170,8 @@ public enum ReleaseRules {
             release = opening(processedDay)
             rules.append("processed \(processedText), before the window opens on a school day: goes at \(time) that morning")
         } else if calendar.isSchoolDay(processedDay, la: laCode, urn: urn),
-                  processedDay.at(hour: closes / 60, minute: closes % 60) > processedAt {
+            processedDay.at(hour: closes / 60, minute: closes % 60) > processedAt
+        {
             rules.append("processed \(processedText), inside the release window on a school day: goes at once")
             rules.append(contentsOf: dataNotes(day: processedDay, la: laCode, urn: urn, calendar: calendar))
             rules.append("release \(Timestamp.format(processedAt)) (at once)")
@@ -188,7 +200,9 @@ public enum ReleaseRules {
         if risk == .high, !holidayDays.isEmpty {
             if force.escalateHighRiskInHolidays {
                 let who = force.educationSafeguardingManager?.name.map { " (\($0))" } ?? ""
-                rules.append("high risk during the school holiday (\(holidayDays.first!)): escalated now to the Education Safeguarding Manager\(who); the school's own notice still goes on its first day back, \(day) at \(time)")
+                rules.append(
+                    "high risk during the school holiday (\(holidayDays.first!)): escalated now to the Education Safeguarding Manager\(who); the school's own notice still goes on its first day back, \(day) at \(time)"
+                )
                 return ReleaseDecision(releaseAt: processedAt, schoolDay: day, schoolReleaseAt: release, escalate: true, rules: rules)
             }
             rules.append("high risk during the school holiday: this force does not escalate; waits for the first day back")
@@ -203,7 +217,8 @@ public enum ReleaseRules {
 
     /// The first school day strictly after `day`, and the closed days skipped on the way.
     static func nextSchoolDay(after day: CalendarDate, la: String, urn: String?, calendar: SchoolCalendars)
-        -> (CalendarDate, [(CalendarDate, SchoolCalendars.Closed)]) {
+        -> (CalendarDate, [(CalendarDate, SchoolCalendars.Closed)])
+    {
         var skipped: [(CalendarDate, SchoolCalendars.Closed)] = []
         var candidate = day.adding(days: 1)
         // Term dates never close more than a summer; uncovered days count as open, so this ends.
@@ -284,13 +299,16 @@ public struct ScheduleExplanation: Codable, Sendable, Equatable {
         calendars: SchoolCalendars, protocols: [String: SchedulingProtocol]
     ) throws(SchedulingProtocolError) -> ScheduleExplanation {
         guard let force = protocols[forceCode] else {
-            throw SchedulingProtocolError(forceCode: forceCode, problem: "no protocol file for this force; known: \(protocols.keys.sorted().joined(separator: ", "))")
+            throw SchedulingProtocolError(
+                forceCode: forceCode, problem: "no protocol file for this force; known: \(protocols.keys.sorted().joined(separator: ", "))")
         }
-        let decision = try ReleaseRules.decide(occurredAt: occurredAt, processedAt: processedAt, laCode: laCode, urn: urn, risk: risk,
-                                               calendar: calendars, protocol: force)
+        let decision = try ReleaseRules.decide(
+            occurredAt: occurredAt, processedAt: processedAt, laCode: laCode, urn: urn, risk: risk,
+            calendar: calendars, protocol: force)
         let zone = TimeZone(identifier: "Europe/London")!
         let releaseDay = CalendarDate(decision.releaseAt)
-        let london = "\(ReleaseRules.weekdayName(releaseDay)) \(releaseDay) \(ReleaseRules.londonTime(decision.releaseAt)) (\(zone.abbreviation(for: decision.releaseAt) ?? "London"))"
+        let london =
+            "\(ReleaseRules.weekdayName(releaseDay)) \(releaseDay) \(ReleaseRules.londonTime(decision.releaseAt)) (\(zone.abbreviation(for: decision.releaseAt) ?? "London"))"
         return ScheduleExplanation(
             forceCode: forceCode, laCode: laCode, urn: urn, risk: risk, occurredAt: Timestamp.format(occurredAt),
             processedAt: Timestamp.format(processedAt), releaseAt: Timestamp.format(decision.releaseAt), releaseLondon: london,

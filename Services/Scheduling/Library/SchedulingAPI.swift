@@ -62,12 +62,14 @@ struct SchedulingAPI: Sendable {
         let metrics = environment.metrics, clock = environment.clock
         metrics.addRefresher {
             for state in calendars.states(today: CalendarDate(clock.now())) {
-                metrics.gauge("encompass_scheduling_term_dates_left", unit: "days",
-                              help: "Days until a local authority's term dates end (negative once ended; weekdays then count as school days)",
-                              labels: [("la", state.la)], value: state.daysLeft)
-                metrics.gauge("encompass_scheduling_term_dates_approximate", unit: "",
-                              help: "1 when a local authority's term dates for the current or a later school year are approximate",
-                              labels: [("la", state.la)], value: state.approximateYears.isEmpty ? 0 : 1)
+                metrics.gauge(
+                    "encompass_scheduling_term_dates_left", unit: "days",
+                    help: "Days until a local authority's term dates end (negative once ended; weekdays then count as school days)",
+                    labels: [("la", state.la)], value: state.daysLeft)
+                metrics.gauge(
+                    "encompass_scheduling_term_dates_approximate", unit: "",
+                    help: "1 when a local authority's term dates for the current or a later school year are approximate",
+                    labels: [("la", state.la)], value: state.approximateYears.isEmpty ? 0 : 1)
             }
         }
     }
@@ -81,8 +83,11 @@ struct SchedulingAPI: Sendable {
         api.get("v1/readiness") { request, _ -> Response in
             let today = CalendarDate(environment.clock.now())
             let all = warnings + (calendars?.dataWarnings(today: today) ?? [])
-            return HTTPEndpoint.json(.ok, Readiness(instance: environment.configuration.instanceId, status: all.isEmpty ? "ready" : "warning",
-                                                    warnings: all, calendars: calendars?.states(today: today) ?? []))
+            return HTTPEndpoint.json(
+                .ok,
+                Readiness(
+                    instance: environment.configuration.instanceId, status: all.isEmpty ? "ready" : "warning",
+                    warnings: all, calendars: calendars?.states(today: today) ?? []))
         }
         api.get("v1/pending") { request, _ -> Response in
             let filter = request.uri.queryParameters["state"].map(String.init) ?? "pending"
@@ -96,10 +101,11 @@ struct SchedulingAPI: Sendable {
                 return try query.limit(10_000).fetchAll(db)
             }
             let items = rows.map {
-                PendingItem(noticeId: $0.noticeId, forceCode: $0.forceCode, occurrenceNumber: $0.occurrenceNumber, schoolURN: $0.schoolURN,
-                            laCode: $0.laCode, incidentRevision: $0.incidentRevision, releaseAt: Timestamp.format($0.releaseAt),
-                            escalate: $0.escalate, state: $0.state.rawValue, partition: $0.partition, ownedHere: owned.contains($0.partition),
-                            releasedAt: $0.releasedAt.map(Timestamp.format))
+                PendingItem(
+                    noticeId: $0.noticeId, forceCode: $0.forceCode, occurrenceNumber: $0.occurrenceNumber, schoolURN: $0.schoolURN,
+                    laCode: $0.laCode, incidentRevision: $0.incidentRevision, releaseAt: Timestamp.format($0.releaseAt),
+                    escalate: $0.escalate, state: $0.state.rawValue, partition: $0.partition, ownedHere: owned.contains($0.partition),
+                    releasedAt: $0.releasedAt.map(Timestamp.format))
             }
             return HTTPEndpoint.json(.ok, PendingList(instance: environment.configuration.instanceId, notices: items))
         }
@@ -121,8 +127,10 @@ struct SchedulingAPI: Sendable {
             let body = Array(buffer.readableBytesView)
             var document: TermDatesDocument
             do {
-                document = try TermDatesImport.calendar(Data(body), format: .init(contentType: request.headers[.contentType]),
-                                                        label: "school \(urn) term dates").document
+                document = try TermDatesImport.calendar(
+                    Data(body), format: .init(contentType: request.headers[.contentType]),
+                    label: "school \(urn) term dates"
+                ).document
             } catch {
                 let now = environment.clock.now()
                 let problem = (error as? CalendarDataError)?.description ?? "\(error)"
@@ -139,9 +147,10 @@ struct SchedulingAPI: Sendable {
             try await environment.write { db, outbox in
                 let entry = SchedulingChangelog.SchoolTermDates(urn: urn, document: stored, updatedAt: now)
                 try Scheduler.apply(SchedulingChangelog(schoolTermDates: entry), db: db)
-                try outbox.publish(SchedulingChangelog(schoolTermDates: entry), to: Topics.schedulingChangelog.name,
-                                   key: SchedulingChangelog.termDatesKey(urn),
-                                   id: MessageID.derived(from: "term-dates:\(urn):\(Timestamp.format(now))", "changelog"), now: now)
+                try outbox.publish(
+                    SchedulingChangelog(schoolTermDates: entry), to: Topics.schedulingChangelog.name,
+                    key: SchedulingChangelog.termDatesKey(urn),
+                    id: MessageID.derived(from: "term-dates:\(urn):\(Timestamp.format(now))", "changelog"), now: now)
             }
             return HTTPEndpoint.json(.ok, ["urn": urn, "status": "stored", "years": stored.years.map(\.schoolYear).joined(separator: ",")])
         }
@@ -152,9 +161,10 @@ struct SchedulingAPI: Sendable {
                 guard try SchoolTermDatesRow.fetchOne(db, key: urn) != nil else { return false }
                 let entry = SchedulingChangelog.SchoolTermDates(urn: urn, document: nil, updatedAt: now)
                 try Scheduler.apply(SchedulingChangelog(schoolTermDates: entry), db: db)
-                try outbox.publish(SchedulingChangelog(schoolTermDates: entry), to: Topics.schedulingChangelog.name,
-                                   key: SchedulingChangelog.termDatesKey(urn),
-                                   id: MessageID.derived(from: "term-dates:\(urn):\(Timestamp.format(now))", "changelog-delete"), now: now)
+                try outbox.publish(
+                    SchedulingChangelog(schoolTermDates: entry), to: Topics.schedulingChangelog.name,
+                    key: SchedulingChangelog.termDatesKey(urn),
+                    id: MessageID.derived(from: "term-dates:\(urn):\(Timestamp.format(now))", "changelog-delete"), now: now)
                 return true
             }
             guard existed else { return HTTPEndpoint.json(.notFound, APIError("school \(urn) has no term dates of its own")) }

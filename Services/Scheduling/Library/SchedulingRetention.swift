@@ -21,9 +21,11 @@ public enum SchedulingRetention {
 
     public static let rules: [PurgeRule] = [
         PurgeRule(name: "scheduling.notice") { db, cutoff, now, limit in
-            let rows = try PendingNoticeRow.fetchAll(db, sql: """
-                SELECT * FROM \(PendingNoticeRow.databaseTableName) WHERE updatedAt < ? AND length(due) > 0 AND \(purgeable) LIMIT ?
-                """, arguments: [cutoff, limit])
+            let rows = try PendingNoticeRow.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM \(PendingNoticeRow.databaseTableName) WHERE updatedAt < ? AND length(due) > 0 AND \(purgeable) LIMIT ?
+                    """, arguments: [cutoff, limit])
             let outbox = Outbox(db: db, producer: ServiceName.scheduling.rawValue)
             for row in rows {
                 let id = MessageID.derived(from: row.noticeId, "retention-forgotten"), gone = row.forgotten
@@ -31,13 +33,14 @@ public enum SchedulingRetention {
                 try PendingNoticeRow(gone, changelogId: id).insertOrReplace(db)
             }
             return rows.count
-        },
+        }
     ]
 
     /// Purges the `NoticeDue` of a released or cancelled notice (a pending one keeps it): a
     /// replica's answer to a tombstone for the notice on the changelog.
     static func forget(_ noticeId: String, db: Database) throws {
-        try db.execute(sql: "UPDATE \(PendingNoticeRow.databaseTableName) SET due = X'' WHERE noticeId = ? AND length(due) > 0 AND \(purgeable)",
-                       arguments: [noticeId])
+        try db.execute(
+            sql: "UPDATE \(PendingNoticeRow.databaseTableName) SET due = X'' WHERE noticeId = ? AND length(due) > 0 AND \(purgeable)",
+            arguments: [noticeId])
     }
 }

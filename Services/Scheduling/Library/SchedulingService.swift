@@ -26,8 +26,10 @@ public enum SchedulingService {
         /// Personal-data retention (ENCOMPASS_RETENTION_DAYS…, docs/SECURITY.md).
         public var retention: RetentionSettings
 
-        public init(calendars: SchoolCalendars, protocols: [String: SchedulingProtocol], releaseInterval: Duration = .seconds(1),
-                    restoreGrace: Duration = .seconds(2), retention: RetentionSettings = RetentionSettings()) {
+        public init(
+            calendars: SchoolCalendars, protocols: [String: SchedulingProtocol], releaseInterval: Duration = .seconds(1),
+            restoreGrace: Duration = .seconds(2), retention: RetentionSettings = RetentionSettings()
+        ) {
             self.calendars = calendars
             self.protocols = protocols
             self.releaseInterval = releaseInterval
@@ -40,23 +42,30 @@ public enum SchedulingService {
             protocols.keys.sorted().compactMap { code in
                 let problems = protocols[code]!.contactPlaceholders
                 guard !problems.isEmpty else { return nil }
-                return "force \(code): the Education Safeguarding Manager's \(problems.joined(separator: " and ")) is a placeholder, so escalations cannot reach anyone; set ENCOMPASS_ESM_EMAIL_\(code) and ENCOMPASS_ESM_PHONE_\(code) (and ENCOMPASS_ESM_NAME_\(code)), or scheduling.educationSafeguardingManager in the force's protocol file (ENCOMPASS_PROTOCOLS_DIR)"
+                return
+                    "force \(code): the Education Safeguarding Manager's \(problems.joined(separator: " and ")) is a placeholder, so escalations cannot reach anyone; set ENCOMPASS_ESM_EMAIL_\(code) and ENCOMPASS_ESM_PHONE_\(code) (and ENCOMPASS_ESM_NAME_\(code)), or scheduling.educationSafeguardingManager in the force's protocol file (ENCOMPASS_PROTOCOLS_DIR)"
             }
         }
 
         /// `ENCOMPASS_ESM_NAME_<force>`, `ENCOMPASS_ESM_EMAIL_<force>`, `ENCOMPASS_ESM_PHONE_<force>`
         /// replace the fields of the force's escalation contact from its protocol file.
-        static func contactOverrides(_ protocols: [String: SchedulingProtocol], _ env: EnvironmentReader) throws(ConfigurationError) -> [String: SchedulingProtocol] {
+        static func contactOverrides(_ protocols: [String: SchedulingProtocol], _ env: EnvironmentReader) throws(ConfigurationError) -> [String:
+            SchedulingProtocol]
+        {
             var result = protocols
             for (code, var force) in protocols {
                 let name = env.string("ENCOMPASS_ESM_NAME_\(code)"), email = env.string("ENCOMPASS_ESM_EMAIL_\(code)")
                 let phone = env.string("ENCOMPASS_ESM_PHONE_\(code)")
                 guard name != nil || email != nil || phone != nil else { continue }
                 if let email, email.split(separator: "@").count != 2 {
-                    throw ConfigurationError(variable: "ENCOMPASS_ESM_EMAIL_\(code)", problem: "is '\(email)'; use the duty Education Safeguarding Manager's email address")
+                    throw ConfigurationError(
+                        variable: "ENCOMPASS_ESM_EMAIL_\(code)", problem: "is '\(email)'; use the duty Education Safeguarding Manager's email address"
+                    )
                 }
                 if let phone, phone.filter(\.isNumber).count < 10 {
-                    throw ConfigurationError(variable: "ENCOMPASS_ESM_PHONE_\(code)", problem: "is '\(phone)'; use the duty Education Safeguarding Manager's full telephone number")
+                    throw ConfigurationError(
+                        variable: "ENCOMPASS_ESM_PHONE_\(code)",
+                        problem: "is '\(phone)'; use the duty Education Safeguarding Manager's full telephone number")
                 }
                 var contact = force.educationSafeguardingManager ?? SchoolContact(role: "esm")
                 contact.name = name ?? contact.name
@@ -88,15 +97,17 @@ public enum SchedulingService {
             calendars = SchoolCalendars(bankHolidays: holidays, localAuthorities: calendars.localAuthorities)
             var protocols: [String: SchedulingProtocol]
             do {
-                protocols = try SchedulingProtocol.loadAll(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR") ?? ForceProtocols.bundledDirectory))
+                protocols = try SchedulingProtocol.loadAll(
+                    try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR") ?? ForceProtocols.bundledDirectory))
             } catch {
                 throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "— \(error)")
             }
             protocols = try contactOverrides(protocols, env)
             let interval = try env.int("ENCOMPASS_SCHEDULING_INTERVAL_MS", in: 10...600_000) ?? 1000
             let grace = try env.int("ENCOMPASS_SCHEDULING_RESTORE_GRACE_MS", in: 0...600_000) ?? 2000
-            return Settings(calendars: calendars, protocols: protocols, releaseInterval: .milliseconds(interval),
-                            restoreGrace: .milliseconds(grace), retention: try RetentionSettings.fromEnvironment(environment))
+            return Settings(
+                calendars: calendars, protocols: protocols, releaseInterval: .milliseconds(interval),
+                restoreGrace: .milliseconds(grace), retention: try RetentionSettings.fromEnvironment(environment))
         }
     }
 
@@ -118,8 +129,10 @@ public enum SchedulingService {
                 SchedulingAPI(environment: environment, warnings: settings.contactWarnings, calendars: settings.calendars).register(on: router)
                 SchedulingAPI.registerCalendarMetrics(settings.calendars, environment: environment)
             },
-            background: [releaser(interval: settings.releaseInterval, restoreGrace: settings.restoreGrace),
-                         RetentionPurge.task(SchedulingRetention.rules, settings: settings.retention)]
+            background: [
+                releaser(interval: settings.releaseInterval, restoreGrace: settings.restoreGrace),
+                RetentionPurge.task(SchedulingRetention.rules, settings: settings.retention),
+            ]
         )
     }
 
@@ -129,20 +142,26 @@ public enum SchedulingService {
         let cancellations = TopicHandler.on(topic, NoticeCancelled.self) { envelope, ctx in
             try scheduler.cancel(envelope, partition: Int(ctx.record.partition), ctx: ctx)
         }
-        return TopicHandler.bySchema(topic, [NoticeCancelled.schema: cancellations], otherwise: TopicHandler.on(topic, NoticeRequested.self) { envelope, ctx in
-            try scheduler.schedule(envelope, partition: Int(ctx.record.partition), ctx: ctx)
-        })
+        return TopicHandler.bySchema(
+            topic, [NoticeCancelled.schema: cancellations],
+            otherwise: TopicHandler.on(topic, NoticeRequested.self) { envelope, ctx in
+                try scheduler.schedule(envelope, partition: Int(ctx.record.partition), ctx: ctx)
+            })
     }
 
     static func changelogHandler() -> TopicHandler {
-        TopicHandler.on(Topics.schedulingChangelog.name, SchedulingChangelog.self, alreadyHeld: { messageId, record, db in
-            guard let key = record.keyString else { return false }
-            return try Scheduler.holdsChangelog(messageId, noticeId: key, db: db)
-        }, tombstone: { key, db, _ in
-            // An erasure of the key on the compacted topic (an operator's; the owner's own
-            // retention purge publishes a `forgotten` marker instead): the copy held here goes too.
-            try SchedulingRetention.forget(key, db: db)
-        }) { envelope, ctx in
+        TopicHandler.on(
+            Topics.schedulingChangelog.name, SchedulingChangelog.self,
+            alreadyHeld: { messageId, record, db in
+                guard let key = record.keyString else { return false }
+                return try Scheduler.holdsChangelog(messageId, noticeId: key, db: db)
+            },
+            tombstone: { key, db, _ in
+                // An erasure of the key on the compacted topic (an operator's; the owner's own
+                // retention purge publishes a `forgotten` marker instead): the copy held here goes too.
+                try SchedulingRetention.forget(key, db: db)
+            }
+        ) { envelope, ctx in
             try Scheduler.apply(envelope.payload, messageId: envelope.id, message: ctx.record.value, db: ctx.db)
         }
     }
@@ -163,9 +182,11 @@ public enum SchedulingService {
                                 try Scheduler.releaseDue(now: now, partitions: owned, db: db, outbox: outbox)
                             }
                             if !released.isEmpty {
-                                environment.logger.info("notices released", metadata: [
-                                    "count": "\(released.count)", "notices": .string(released.prefix(20).joined(separator: ",")),
-                                ])
+                                environment.logger.info(
+                                    "notices released",
+                                    metadata: [
+                                        "count": "\(released.count)", "notices": .string(released.prefix(20).joined(separator: ",")),
+                                    ])
                             }
                         } while released.count >= 500 && !Task.isCancelled
                     } catch {

@@ -47,7 +47,9 @@ public struct BankHolidays: Sendable, Equatable {
         do {
             file = try JSONDecoder().decode([String: GovUKFile.Division].self, from: data)
         } catch {
-            throw CalendarDataError(source: source, problem: "is not in gov.uk bank-holidays.json format (\(WireFormat.describe(error))); download https://www.gov.uk/bank-holidays.json")
+            throw CalendarDataError(
+                source: source,
+                problem: "is not in gov.uk bank-holidays.json format (\(WireFormat.describe(error))); download https://www.gov.uk/bank-holidays.json")
         }
         guard let division = file["england-and-wales"] else {
             throw CalendarDataError(source: source, problem: "has no \"england-and-wales\" division")
@@ -55,7 +57,8 @@ public struct BankHolidays: Sendable, Equatable {
         var days: [CalendarDate: String] = [:]
         for (index, event) in division.events.enumerated() {
             guard let date = CalendarDate(iso: event.date) else {
-                throw CalendarDataError(source: source, problem: "england-and-wales event \(index) (\(event.title)) has date \"\(event.date)\"; use YYYY-MM-DD")
+                throw CalendarDataError(
+                    source: source, problem: "england-and-wales event \(index) (\(event.title)) has date \"\(event.date)\"; use YYYY-MM-DD")
             }
             let note = event.notes?.isEmpty == false ? " (\(event.notes!.lowercased()))" : ""
             days[date] = event.title + note
@@ -192,13 +195,16 @@ public struct TermCalendar: Sendable, Equatable {
                 let field = "years[\(y)].terms[\(t)]"
                 let start = try day(term.start, "\(field).start")
                 let end = try day(term.end, "\(field).end")
-                guard start <= end else { throw CalendarDataError(source: label, problem: "\(field) (\(term.name)) ends \(end) before it starts \(start)") }
+                guard start <= end else {
+                    throw CalendarDataError(source: label, problem: "\(field) (\(term.name)) ends \(end) before it starts \(start)")
+                }
                 var halves: [ClosedRange<CalendarDate>] = []
                 for (h, half) in (term.halfTerms ?? []).enumerated() {
                     let hs = try day(half.start, "\(field).halfTerms[\(h)].start")
                     let he = try day(half.end, "\(field).halfTerms[\(h)].end")
                     guard hs <= he, hs >= start, he <= end else {
-                        throw CalendarDataError(source: label, problem: "\(field).halfTerms[\(h)] \(hs)…\(he) must lie inside the term \(start)…\(end)")
+                        throw CalendarDataError(
+                            source: label, problem: "\(field).halfTerms[\(h)] \(hs)…\(he) must lie inside the term \(start)…\(end)")
                     }
                     halves.append(hs...he)
                 }
@@ -235,8 +241,9 @@ public struct TermCalendar: Sendable, Equatable {
             // Between two terms: a holiday, unless the gap is longer than any school holiday
             // (a school year missing from the file).
             if let before = terms.last(where: { $0.end < date }), let after = terms.first(where: { $0.start > date }),
-               let gap = CalendarDate.london.dateComponents([.day], from: before.end.at(hour: 12), to: after.start.at(hour: 12)).day,
-               gap > Self.longestHoliday {
+                let gap = CalendarDate.london.dateComponents([.day], from: before.end.at(hour: 12), to: after.start.at(hour: 12)).day,
+                gap > Self.longestHoliday
+            {
                 // Still the summer holiday after a summer term, or before an autumn term.
                 if (7...8).contains(before.end.month), date <= CalendarDate(year: before.end.year, month: 8, day: 31) { return .holiday }
                 if (8...9).contains(after.start.month), date >= CalendarDate(year: after.start.year, month: 8, day: 1) { return .holiday }
@@ -253,7 +260,8 @@ public struct TermCalendar: Sendable, Equatable {
         do {
             document = try JSONDecoder().decode(TermDatesDocument.self, from: data)
         } catch {
-            throw CalendarDataError(source: label, problem: "is not a term dates file (\(WireFormat.describe(error))); see docs/SCHEDULING.md for the format")
+            throw CalendarDataError(
+                source: label, problem: "is not a term dates file (\(WireFormat.describe(error))); see docs/SCHEDULING.md for the format")
         }
         return try TermCalendar(document, label: label)
     }
@@ -340,10 +348,12 @@ public struct SchoolCalendars: Sendable {
             let calendar = localAuthorities[code]!
             let approximate = calendar.approximateYears.filter { $0 >= current }
             let end = calendar.covered.upperBound
-            return CalendarState(la: code, name: calendar.document.name, source: calendar.document.source ?? calendar.label,
-                                 firstDay: calendar.covered.lowerBound.description, lastDay: end.description,
-                                 daysLeft: CalendarDate.london.dateComponents([.day], from: today.at(hour: 12), to: end.at(hour: 12)).day ?? 0, approximateYears: approximate,
-                                 warning: end < today.adding(days: days) || !approximate.isEmpty)
+            return CalendarState(
+                la: code, name: calendar.document.name, source: calendar.document.source ?? calendar.label,
+                firstDay: calendar.covered.lowerBound.description, lastDay: end.description,
+                daysLeft: CalendarDate.london.dateComponents([.day], from: today.at(hour: 12), to: end.at(hour: 12)).day ?? 0,
+                approximateYears: approximate,
+                warning: end < today.adding(days: days) || !approximate.isEmpty)
         }
     }
 
@@ -357,11 +367,15 @@ public struct SchoolCalendars: Sendable {
             var lines: [String] = []
             let end = calendar.covered.upperBound
             if end < today.adding(days: days) {
-                lines.append("\(name): term dates \(end < today ? "ended" : "end") \(end)\(end < today ? "" : ", within \(days) days"); after it weekdays count as school days — import the next years' published dates (ENCOMPASS_TERM_DATES_DIR, .json/.csv/.ics)")
+                lines.append(
+                    "\(name): term dates \(end < today ? "ended" : "end") \(end)\(end < today ? "" : ", within \(days) days"); after it weekdays count as school days — import the next years' published dates (ENCOMPASS_TERM_DATES_DIR, .json/.csv/.ics)"
+                )
             }
             let approximate = calendar.approximateYears.filter { $0 >= current }
             if !approximate.isEmpty {
-                lines.append("\(name): term dates for \(approximate.joined(separator: ", ")) are approximate — import the published calendar (ENCOMPASS_TERM_DATES_DIR, .json/.csv/.ics)")
+                lines.append(
+                    "\(name): term dates for \(approximate.joined(separator: ", ")) are approximate — import the published calendar (ENCOMPASS_TERM_DATES_DIR, .json/.csv/.ics)"
+                )
             }
             return lines
         }

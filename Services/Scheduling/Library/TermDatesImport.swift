@@ -57,15 +57,17 @@ public enum TermDatesImport {
         let end = columns.firstIndex(of: "end")
         var entries: [Entry] = []
         for (n, line) in lines.dropFirst().enumerated() {
-            let row = cells(line), where_ = "row \(n + 2)"
-            guard row.count > max(type, start) else { throw CalendarDataError(source: source, problem: "\(where_) has \(row.count) columns; the header has \(columns.count)") }
-            guard let kind = kind(of: row[type]) else {
-                throw CalendarDataError(source: source, problem: "\(where_): type \"\(row[type])\" is not term, half term, inset or closure")
+            let row = cells(line), rowName = "row \(n + 2)"
+            guard row.count > max(type, start) else {
+                throw CalendarDataError(source: source, problem: "\(rowName) has \(row.count) columns; the header has \(columns.count)")
             }
-            let first = try date(row[start], "\(where_) start", source)
+            guard let kind = kind(of: row[type]) else {
+                throw CalendarDataError(source: source, problem: "\(rowName): type \"\(row[type])\" is not term, half term, inset or closure")
+            }
+            let first = try date(row[start], "\(rowName) start", source)
             let endText = end.flatMap { $0 < row.count ? row[$0] : nil } ?? ""
-            let last = endText.isEmpty ? first : try date(endText, "\(where_) end", source)
-            entries.append(Entry(kind: kind, start: first, end: last, what: "\(where_) (\(row[type]))"))
+            let last = endText.isEmpty ? first : try date(endText, "\(rowName) end", source)
+            entries.append(Entry(kind: kind, start: first, end: last, what: "\(rowName) (\(row[type]))"))
         }
         return try years(entries, source: source)
     }
@@ -80,17 +82,26 @@ public enum TermDatesImport {
         // CRLF is one Character in Swift: normalise line ends before splitting.
         let normalised = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
         for raw in normalised.split(separator: "\n", omittingEmptySubsequences: false) {
-            if let first = raw.first, first == " " || first == "\t", !lines.isEmpty { lines[lines.count - 1] += raw.dropFirst() } else { lines.append(String(raw)) }
+            if let first = raw.first, first == " " || first == "\t", !lines.isEmpty {
+                lines[lines.count - 1] += raw.dropFirst()
+            } else {
+                lines.append(String(raw))
+            }
         }
         var entries: [Entry] = []
         var event: [String: String]? = nil
         var opened: (CalendarDate, String)? = nil
         for line in lines {
-            if line == "BEGIN:VEVENT" { event = [:]; continue }
+            if line == "BEGIN:VEVENT" {
+                event = [:]
+                continue
+            }
             if line == "END:VEVENT", let fields = event {
                 event = nil
                 let summary = fields["SUMMARY"] ?? ""
-                guard let startText = fields["DTSTART"] else { throw CalendarDataError(source: source, problem: "event \"\(summary)\" has no DTSTART") }
+                guard let startText = fields["DTSTART"] else {
+                    throw CalendarDataError(source: source, problem: "event \"\(summary)\" has no DTSTART")
+                }
                 let start = try date(String(startText.prefix(8)), "DTSTART of \"\(summary)\"", source)
                 var end = start
                 if let endText = fields["DTEND"] {
@@ -140,15 +151,18 @@ public enum TermDatesImport {
             throw CalendarDataError(source: source, problem: "\(entry.what) ends \(entry.end) before it starts \(entry.start)")
         }
         let terms = entries.filter { $0.kind == .term }.sorted { $0.start < $1.start }
-        guard !terms.isEmpty else { throw CalendarDataError(source: source, problem: "has no terms; expected entries such as \"Autumn term\" with their first and last days") }
+        guard !terms.isEmpty else {
+            throw CalendarDataError(source: source, problem: "has no terms; expected entries such as \"Autumn term\" with their first and last days")
+        }
         func yearName(_ day: CalendarDate) -> String { ReleaseRules.schoolYear(of: day) }
         var byYear: [String: TermDatesDocument.SchoolYear] = [:]
         for term in terms {
             let season = term.start.month >= 8 ? "autumn" : term.start.month <= 3 ? "spring" : "summer"
             let halves = entries.filter { $0.kind == .halfTerm && term.start <= $0.start && $0.end <= term.end }
             byYear[yearName(term.start), default: .init(schoolYear: yearName(term.start), approximate: false, terms: [])].terms.append(
-                .init(name: season, start: "\(term.start)", end: "\(term.end)",
-                      halfTerms: halves.isEmpty ? nil : halves.map { DateRange(start: "\($0.start)", end: "\($0.end)") }))
+                .init(
+                    name: season, start: "\(term.start)", end: "\(term.end)",
+                    halfTerms: halves.isEmpty ? nil : halves.map { DateRange(start: "\($0.start)", end: "\($0.end)") }))
         }
         for half in entries where half.kind == .halfTerm && !terms.contains(where: { $0.start <= half.start && half.end <= $0.end }) {
             throw CalendarDataError(source: source, problem: "half term \(half.what) \(half.start)…\(half.end) is not inside any term")
@@ -160,8 +174,11 @@ public enum TermDatesImport {
                 guard byYear[year] != nil else {
                     throw CalendarDataError(source: source, problem: "\(entry.what) on \(day) is in school year \(year), which has no terms")
                 }
-                if entry.kind == .inset { byYear[year]!.insetDays = (byYear[year]!.insetDays ?? []) + ["\(day)"] }
-                else { byYear[year]!.closures = (byYear[year]!.closures ?? []) + ["\(day)"] }
+                if entry.kind == .inset {
+                    byYear[year]!.insetDays = (byYear[year]!.insetDays ?? []) + ["\(day)"]
+                } else {
+                    byYear[year]!.closures = (byYear[year]!.closures ?? []) + ["\(day)"]
+                }
                 day = day.adding(days: 1)
             }
         }
@@ -173,11 +190,13 @@ public enum TermDatesImport {
         if let date = CalendarDate(iso: text) { return date }
         let slash = text.split(separator: "/").compactMap { Int($0) }
         if slash.count == 3, (1...31).contains(slash[0]), (1...12).contains(slash[1]), slash[2] >= 2000,
-           let date = CalendarDate(iso: "\(slash[2])-\(CalendarDate.padded(slash[1], 2))-\(CalendarDate.padded(slash[0], 2))") {
+            let date = CalendarDate(iso: "\(slash[2])-\(CalendarDate.padded(slash[1], 2))-\(CalendarDate.padded(slash[0], 2))")
+        {
             return date
         }
         if text.count == 8, text.allSatisfy(\.isNumber),
-           let date = CalendarDate(iso: "\(text.prefix(4))-\(text.dropFirst(4).prefix(2))-\(text.suffix(2))") {
+            let date = CalendarDate(iso: "\(text.prefix(4))-\(text.dropFirst(4).prefix(2))-\(text.suffix(2))")
+        {
             return date
         }
         throw CalendarDataError(source: source, problem: "\(field) is \"\(text)\"; use YYYY-MM-DD or DD/MM/YYYY")
@@ -187,7 +206,14 @@ public enum TermDatesImport {
     static func cells(_ line: String) -> [String] {
         var cells: [String] = [], current = "", quoted = false
         for character in line {
-            if character == "\"" { quoted.toggle() } else if character == ",", !quoted { cells.append(current); current = "" } else { current.append(character) }
+            if character == "\"" {
+                quoted.toggle()
+            } else if character == ",", !quoted {
+                cells.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
         }
         cells.append(current)
         return cells.map { $0.trimmingCharacters(in: .whitespaces) }

@@ -20,9 +20,11 @@ public enum CSCChangelog {
     /// The child's open requests and held answers; nil when none (a request purged by retention
     /// has no child record left and is not open any more).
     public static func snapshot(_ childId: String, db: Database) throws -> SchoolRequestsChangelog? {
-        let rows = try SchoolRequestRow.fetchAll(db, sql: """
-            SELECT * FROM schoolRequest WHERE childId = ? AND status IN ('open', 'review') AND length(child) > 0 ORDER BY createdAt, requestId
-            """, arguments: [childId])
+        let rows = try SchoolRequestRow.fetchAll(
+            db,
+            sql: """
+                SELECT * FROM schoolRequest WHERE childId = ? AND status IN ('open', 'review') AND length(child) > 0 ORDER BY createdAt, requestId
+                """, arguments: [childId])
         let requests = rows.compactMap { row -> SchoolRequestsChangelog.Request? in
             // A row whose child record cannot be read cannot be acted on here either; it stays
             // in this store (and in its dead letters' trail) rather than blocking the changelog.

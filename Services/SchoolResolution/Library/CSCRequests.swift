@@ -96,7 +96,8 @@ public enum CSCRequests {
     ) throws -> ImportAnswer {
         let sheet = try SpreadsheetReader.read(data)
         guard sheet.headers.contains("request_id") else {
-            throw SheetError("the returned sheet has no request_id column; send back the exported spreadsheet with the school_urn or school_name filled in")
+            throw SheetError(
+                "the returned sheet has no request_id column; send back the exported spreadsheet with the school_urn or school_name filled in")
         }
         guard sheet.headers.contains("school_urn") || sheet.headers.contains("school_name") else {
             throw SheetError("the returned sheet has neither a school_urn nor a school_name column")
@@ -118,8 +119,14 @@ public enum CSCRequests {
                     db: db, service: .schoolResolution, origin: origin, place: Int64(row.number), key: requestId, value: Array(value),
                     errorClass: "requests.row", message: "row \(row.number): " + reasons.joined(separator: "; "), now: now, outbox: outbox)
             }
-            if let problem = row.problem { try reject([problem]); continue }
-            guard let requestId else { try reject(["request_id is empty"]); continue }
+            if let problem = row.problem {
+                try reject([problem])
+                continue
+            }
+            guard let requestId else {
+                try reject(["request_id is empty"])
+                continue
+            }
             guard var request = try SchoolRequestRow.fetchOne(db, key: requestId) else {
                 if case .unheld = scope {
                     try reject(["request \(requestId) is held by no school resolution instance: check request_id against the exported sheet"])
@@ -129,13 +136,16 @@ public enum CSCRequests {
                 continue
             }
             if let forces, !forces.contains(request.forceCode) {
-                try reject(["request \(requestId) is force \(request.forceCode)'s; this import is for force \(forces.sorted().joined(separator: ", ")) only"])
+                try reject([
+                    "request \(requestId) is force \(request.forceCode)'s; this import is for force \(forces.sorted().joined(separator: ", ")) only"
+                ])
                 continue
             }
             let urn = cell("school_urn").map(RegisterImporter.cleanURN)
             let schoolName = cell("school_name")
             if urn == nil && schoolName == nil {
-                answer.answers.append(RowAnswer(outcome: "open", row: row.number, requestId: requestId, reasons: ["no school given: the request stays open"]))
+                answer.answers.append(
+                    RowAnswer(outcome: "open", row: row.number, requestId: requestId, reasons: ["no school given: the request stays open"]))
                 continue
             }
             guard request.status == "open" else {
@@ -145,7 +155,10 @@ public enum CSCRequests {
                     sameSchool = try flow.cache.matcher(db).match(schoolName, thresholds: thresholds).winner?.urn == request.resolvedURN
                 }
                 if sameSchool, let resolved = request.resolvedURN {
-                    answer.answers.append(RowAnswer(outcome: "unchanged", row: row.number, requestId: requestId, urn: resolved, reasons: ["already resolved to URN \(resolved)"]))
+                    answer.answers.append(
+                        RowAnswer(
+                            outcome: "unchanged", row: row.number, requestId: requestId, urn: resolved,
+                            reasons: ["already resolved to URN \(resolved)"]))
                 } else {
                     try reject(["request \(requestId) is already \(request.status)\(request.resolvedURN.map { " (URN \($0))" } ?? "")"])
                 }
@@ -153,14 +166,19 @@ public enum CSCRequests {
             }
             var message: ChildIdentified
             do { message = try request.childIdentified() } catch {
-                try reject(["request \(requestId) holds an unreadable child record: \(error)"]); continue
+                try reject(["request \(requestId) holds an unreadable child record: \(error)"])
+                continue
             }
             // Children's Social Care knows the child: its corrections of the officer's record
             // (a mistyped date of birth or name) stand before the school is verified.
             let corrections: [String]
-            switch correct(&message.child, given: cell("corrected_given_name"), family: cell("corrected_family_name"),
-                           dateOfBirth: cell("corrected_date_of_birth")) {
-            case .failure(let problem): try reject([problem.description]); continue
+            switch correct(
+                &message.child, given: cell("corrected_given_name"), family: cell("corrected_family_name"),
+                dateOfBirth: cell("corrected_date_of_birth"))
+            {
+            case .failure(let problem):
+                try reject([problem.description])
+                continue
             case .success(let made): corrections = made
             }
             if !corrections.isEmpty {
@@ -173,8 +191,9 @@ public enum CSCRequests {
             let label = "returned by Children's Social Care"
             let resolution = try flow.resolve(message, recorded: returned, label: label, previous: nil, db: db)
             if case .request(let reason, _, _) = resolution,
-               case let unchecked = try flow.resolve(message, recorded: returned, label: label, previous: nil, checkAge: false, db: db),
-               let held = unchecked.urn {
+                case let unchecked = try flow.resolve(message, recorded: returned, label: label, previous: nil, checkAge: false, db: db),
+                let held = unchecked.urn
+            {
                 // The school is verified but for the child's age: CSC is the authority on
                 // school and the recorded age may be wrong, so a MASH officer decides.
                 request.status = "review"
@@ -182,8 +201,12 @@ public enum CSCRequests {
                 request.reviewReason = reason
                 request.updatedAt = now
                 try request.update(db)
-                answer.answers.append(RowAnswer(outcome: "review", row: row.number, requestId: requestId, urn: held,
-                                                reasons: corrections.map { "corrected: \($0)" } + [reason, "held for a MASH officer: encompass schools requests accept \(requestId) --by NAME (or decline)"]))
+                answer.answers.append(
+                    RowAnswer(
+                        outcome: "review", row: row.number, requestId: requestId, urn: held,
+                        reasons: corrections.map { "corrected: \($0)" } + [
+                            reason, "held for a MASH officer: encompass schools requests accept \(requestId) --by NAME (or decline)",
+                        ]))
                 continue
             }
             switch resolution {
@@ -193,13 +216,17 @@ public enum CSCRequests {
                 request.updatedAt = now
                 try request.update(db)
             case .notice(let school, let reasons):
-                _ = try flow.record(resolution, for: message, noticeId: request.requestId, causationId: request.causationId,
-                                    purpose: "csc-return:\(school.urn)", db: db, outbox: outbox, now: now)
-                answer.answers.append(RowAnswer(outcome: "notice", row: row.number, requestId: requestId, urn: school.urn,
-                                                reasons: corrections.map { "corrected: \($0)" } + reasons))
+                _ = try flow.record(
+                    resolution, for: message, noticeId: request.requestId, causationId: request.causationId,
+                    purpose: "csc-return:\(school.urn)", db: db, outbox: outbox, now: now)
+                answer.answers.append(
+                    RowAnswer(
+                        outcome: "notice", row: row.number, requestId: requestId, urn: school.urn,
+                        reasons: corrections.map { "corrected: \($0)" } + reasons))
             case .notNotified(let urn, let reasons):
-                _ = try flow.record(resolution, for: message, noticeId: request.requestId, causationId: request.causationId, purpose: "csc-return:\(urn)",
-                                    db: db, outbox: outbox, now: now)
+                _ = try flow.record(
+                    resolution, for: message, noticeId: request.requestId, causationId: request.causationId, purpose: "csc-return:\(urn)",
+                    db: db, outbox: outbox, now: now)
                 answer.answers.append(RowAnswer(outcome: "not-notified", row: row.number, requestId: requestId, urn: urn, reasons: reasons))
             }
         }
@@ -213,7 +240,8 @@ public enum CSCRequests {
         var made: [String] = []
         if let dateOfBirth {
             guard let date = CalendarDate(iso: dateOfBirth) ?? CalendarDate(dayMonthYear: dateOfBirth) else {
-                return .failure(CorrectionError(description: "corrected_date_of_birth \"\(dateOfBirth)\" is not a date: write YYYY-MM-DD or DD/MM/YYYY"))
+                return .failure(
+                    CorrectionError(description: "corrected_date_of_birth \"\(dateOfBirth)\" is not a date: write YYYY-MM-DD or DD/MM/YYYY"))
             }
             if date.description != child.dateOfBirth {
                 made.append("date of birth \(child.dateOfBirth ?? child.ageYears.map { "unknown (age \($0))" } ?? "unknown") → \(date)")
@@ -251,10 +279,13 @@ public enum CSCRequests {
     /// A MASH officer's decision on a CSC answer held for an age-range conflict: `accept` sends
     /// the notice to the school CSC named (age not checked, and said); `decline` returns the
     /// request to CSC with the reviewer's note. Nil when no such request is held.
-    public static func decide(_ requestId: String, verdict: ReviewVerdict, reviewer: String, note: String?, flow: SchoolFlow,
-                              db: Database, outbox: Outbox, now: Date) throws -> ReviewAnswer? {
+    public static func decide(
+        _ requestId: String, verdict: ReviewVerdict, reviewer: String, note: String?, flow: SchoolFlow,
+        db: Database, outbox: Outbox, now: Date
+    ) throws -> ReviewAnswer? {
         guard var request = try SchoolRequestRow.fetchOne(db, key: requestId), request.status == "review",
-              let school = request.heldSchool else { return nil }
+            let school = request.heldSchool
+        else { return nil }
         let message = try request.childIdentified()
         let who = "\(reviewer)\(note.map { " (\($0))" } ?? "")"
         switch verdict {
@@ -266,20 +297,25 @@ public enum CSCRequests {
             try request.update(db)
             return ReviewAnswer(requestId: requestId, outcome: "open", urn: nil, reasons: [request.note ?? ""])
         case .accept:
-            let resolution = try flow.resolve(message, recorded: school, label: "returned by Children's Social Care and accepted by MASH officer \(who)",
-                                              previous: nil, checkAge: false, db: db)
+            let resolution = try flow.resolve(
+                message, recorded: school, label: "returned by Children's Social Care and accepted by MASH officer \(who)",
+                previous: nil, checkAge: false, db: db)
             guard let urn = resolution.urn else {
-                if case .request(let reason, _, _) = resolution { return ReviewAnswer(requestId: requestId, outcome: "rejected", urn: nil, reasons: [reason]) }
+                if case .request(let reason, _, _) = resolution {
+                    return ReviewAnswer(requestId: requestId, outcome: "rejected", urn: nil, reasons: [reason])
+                }
                 return nil
             }
-            let outcome = try flow.record(resolution, for: message, noticeId: request.requestId, causationId: request.causationId, purpose: "csc-return:\(urn)",
-                                          db: db, outbox: outbox, now: now)
+            let outcome = try flow.record(
+                resolution, for: message, noticeId: request.requestId, causationId: request.causationId, purpose: "csc-return:\(urn)",
+                db: db, outbox: outbox, now: now)
             if let original = request.redirectOf {
-                try SchoolFlow.publishEvent(outcome == .notice ? .redirected : .flagged, noticeId: original, message: message, urn: urn,
-                                            detail: "Children's Social Care named URN \(urn) as the child's current school, accepted by MASH officer \(who): "
-                                                + (outcome == .notice ? "notice \(requestId) requested" : "not notified"),
-                                            id: MessageID.derived(from: request.causationId, "csc-return:\(urn):event"), causationId: request.causationId,
-                                            outbox: outbox, now: now)
+                try SchoolFlow.publishEvent(
+                    outcome == .notice ? .redirected : .flagged, noticeId: original, message: message, urn: urn,
+                    detail: "Children's Social Care named URN \(urn) as the child's current school, accepted by MASH officer \(who): "
+                        + (outcome == .notice ? "notice \(requestId) requested" : "not notified"),
+                    id: MessageID.derived(from: request.causationId, "csc-return:\(urn):event"), causationId: request.causationId,
+                    outbox: outbox, now: now)
             }
             if var settled = try SchoolRequestRow.fetchOne(db, key: requestId) {
                 settled.note = "age-range conflict accepted by MASH officer \(who)"
@@ -298,9 +334,10 @@ public enum CSCRequests {
 extension HeldAnswer {
     init(_ row: SchoolRequestRow) {
         let child = (try? row.childIdentified())?.child
-        self.init(requestId: row.requestId, lpa: row.lpa, forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber,
-                  childName: child.map { "\($0.givenName) \($0.familyName)" } ?? "", dateOfBirth: child?.dateOfBirth,
-                  school: row.heldSchool,
-                  reason: row.reviewReason ?? row.reason, note: row.note, updatedAt: row.updatedAt)
+        self.init(
+            requestId: row.requestId, lpa: row.lpa, forceCode: row.forceCode, occurrenceNumber: row.occurrenceNumber,
+            childName: child.map { "\($0.givenName) \($0.familyName)" } ?? "", dateOfBirth: child?.dateOfBirth,
+            school: row.heldSchool,
+            reason: row.reviewReason ?? row.reason, note: row.note, updatedAt: row.updatedAt)
     }
 }

@@ -63,8 +63,9 @@ public enum MatcherBenchmark {
         let t1 = now()
         if baseline { for (_, query) in queries { _ = matcher.match(query, fullScan: true) } }
         let t2 = now()
-        return Report(schools: schools.count, queries: queries.count, buildSeconds: built.timeIntervalSince(start),
-                      indexedSeconds: t1.timeIntervalSince(t0), fullScanSeconds: t2.timeIntervalSince(t1),
-                      right: right, wrong: wrong, unresolved: unresolved, wrongExamples: examples)
+        return Report(
+            schools: schools.count, queries: queries.count, buildSeconds: built.timeIntervalSince(start),
+            indexedSeconds: t1.timeIntervalSince(t0), fullScanSeconds: t2.timeIntervalSince(t1),
+            right: right, wrong: wrong, unresolved: unresolved, wrongExamples: examples)
     }
 }

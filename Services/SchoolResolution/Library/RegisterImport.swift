@@ -49,17 +49,21 @@ public enum RegisterImporter {
         }
         let table = try parseCSV(text)
         guard let header = table.first else { throw RegisterFileError("the file is empty") }
-        let columns = Dictionary(header.fields.enumerated().map { ($1.trimmingCharacters(in: .whitespaces).lowercased(), $0) },
-                                 uniquingKeysWith: { first, _ in first })
+        let columns = Dictionary(
+            header.fields.enumerated().map { ($1.trimmingCharacters(in: .whitespaces).lowercased(), $0) },
+            uniquingKeysWith: { first, _ in first })
         let layout: RegisterFile.Layout
         if columns["la (code)"] != nil && columns["establishmentname"] != nil {
             layout = .gias
         } else if columns["local authority"] != nil && columns["name"] != nil {
             layout = .schools2018
         } else {
-            throw RegisterFileError("unknown register layout: expected the GIAS columns (URN, \"LA (code)\", EstablishmentName, \"EstablishmentStatus (name)\" …) or the 2018 list's (URN, Name, …, Local Authority)")
+            throw RegisterFileError(
+                "unknown register layout: expected the GIAS columns (URN, \"LA (code)\", EstablishmentName, \"EstablishmentStatus (name)\" …) or the 2018 list's (URN, Name, …, Local Authority)"
+            )
         }
-        let required = layout == .gias
+        let required =
+            layout == .gias
             ? ["urn", "la (code)", "establishmentname", "establishmentstatus (name)"]
             : ["urn", "name", "status", "local authority"]
         let missing = required.filter { columns[$0] == nil }
@@ -78,7 +82,10 @@ public enum RegisterImporter {
             let result = layout == .gias ? gias(cell) : schools2018(cell)
             switch result {
             case .success(let school):
-                guard seen.insert(school.urn).inserted else { rejected.append((row.line, "URN \(school.urn) appears twice")); continue }
+                guard seen.insert(school.urn).inserted else {
+                    rejected.append((row.line, "URN \(school.urn) appears twice"))
+                    continue
+                }
                 schools.append(school)
             case .failure(let problem):
                 rejected.append((row.line, problem.description))
@@ -88,47 +95,55 @@ public enum RegisterImporter {
     }
 
     static func gias(_ cell: (String) -> String?) -> Result<RegisteredSchool, RegisterFileError> {
-        guard let urn = cell("urn").map(cleanURN), isURN(urn) else { return .failure(RegisterFileError("URN is missing, or neither a number nor an Ofsted early years reference (EY and 6 digits)")) }
+        guard let urn = cell("urn").map(cleanURN), isURN(urn) else {
+            return .failure(RegisterFileError("URN is missing, or neither a number nor an Ofsted early years reference (EY and 6 digits)"))
+        }
         guard let name = cell("establishmentname") else { return .failure(RegisterFileError("URN \(urn): EstablishmentName is empty")) }
         guard let la = cell("la (code)") else { return .failure(RegisterFileError("URN \(urn): LA (code) is empty")) }
-        return .success(RegisteredSchool(
-            urn: urn, name: name, localAuthorityCode: la,
-            localAuthorityName: cell("la (name)") ?? localAuthorityNames[la] ?? "LA \(la)",
-            status: cell("establishmentstatus (name)") ?? "Open",
-            phase: cell("phaseofeducation (name)"), type: cell("typeofestablishment (name)"),
-            statutoryLowAge: cell("statutorylowage").flatMap(age), statutoryHighAge: cell("statutoryhighage").flatMap(age),
-            street: cell("street"), locality: cell("locality"), town: cell("town"), postcode: cell("postcode"),
-            openDate: cell("opendate").flatMap(isoDate), closeDate: cell("closedate").flatMap(isoDate)
-        ))
+        return .success(
+            RegisteredSchool(
+                urn: urn, name: name, localAuthorityCode: la,
+                localAuthorityName: cell("la (name)") ?? localAuthorityNames[la] ?? "LA \(la)",
+                status: cell("establishmentstatus (name)") ?? "Open",
+                phase: cell("phaseofeducation (name)"), type: cell("typeofestablishment (name)"),
+                statutoryLowAge: cell("statutorylowage").flatMap(age), statutoryHighAge: cell("statutoryhighage").flatMap(age),
+                street: cell("street"), locality: cell("locality"), town: cell("town"), postcode: cell("postcode"),
+                openDate: cell("opendate").flatMap(isoDate), closeDate: cell("closedate").flatMap(isoDate)
+            ))
     }
 
     static func schools2018(_ cell: (String) -> String?) -> Result<RegisteredSchool, RegisterFileError> {
-        guard let urn = cell("urn").map(cleanURN), isURN(urn) else { return .failure(RegisterFileError("URN is missing, or neither a number nor an Ofsted early years reference (EY and 6 digits)")) }
+        guard let urn = cell("urn").map(cleanURN), isURN(urn) else {
+            return .failure(RegisterFileError("URN is missing, or neither a number nor an Ofsted early years reference (EY and 6 digits)"))
+        }
         guard let name = cell("name") else { return .failure(RegisterFileError("URN \(urn): Name is empty")) }
         guard let la = cell("local authority").map(cleanURN) else { return .failure(RegisterFileError("URN \(urn): Local Authority is empty")) }
-        let status = switch cell("status") {
-        case "1": "Open"
-        case "2": "Closed"
-        case "3": "Open, but proposed to close"
-        case "4": "Proposed to open"
-        default: "Unknown"
-        }
+        let status =
+            switch cell("status") {
+            case "1": "Open"
+            case "2": "Closed"
+            case "3": "Open, but proposed to close"
+            case "4": "Proposed to open"
+            default: "Unknown"
+            }
         let primary = cell("primary") == "1", secondary = cell("secondary") == "1", post16 = cell("post 16") == "1"
-        let phase: String? = switch (primary, secondary, post16) {
-        case (true, true, _): "All-through"
-        case (true, false, _): "Primary"
-        case (false, true, _): "Secondary"
-        case (false, false, true): "16 plus"
-        default: nil
-        }
-        return .success(RegisteredSchool(
-            urn: urn, name: name, localAuthorityCode: la, localAuthorityName: localAuthorityNames[la] ?? "LA \(la)",
-            status: status, phase: phase, type: cell("type"),
-            statutoryLowAge: cell("age from").flatMap(age), statutoryHighAge: cell("age to").flatMap(age),
-            street: cell("street"), town: cell("city"), postcode: cell("postcode"),
-            openDate: cell("date opened").flatMap(isoDate), closeDate: cell("date closed").flatMap(isoDate),
-            linkedURN: cell("other urn").map(cleanURN).flatMap { isURN($0) ? $0 : nil }
-        ))
+        let phase: String? =
+            switch (primary, secondary, post16) {
+            case (true, true, _): "All-through"
+            case (true, false, _): "Primary"
+            case (false, true, _): "Secondary"
+            case (false, false, true): "16 plus"
+            default: nil
+            }
+        return .success(
+            RegisteredSchool(
+                urn: urn, name: name, localAuthorityCode: la, localAuthorityName: localAuthorityNames[la] ?? "LA \(la)",
+                status: status, phase: phase, type: cell("type"),
+                statutoryLowAge: cell("age from").flatMap(age), statutoryHighAge: cell("age to").flatMap(age),
+                street: cell("street"), town: cell("city"), postcode: cell("postcode"),
+                openDate: cell("date opened").flatMap(isoDate), closeDate: cell("date closed").flatMap(isoDate),
+                linkedURN: cell("other urn").map(cleanURN).flatMap { isURN($0) ? $0 : nil }
+            ))
     }
 
     /// `146275.0` → `146275`; `ey123456` → `EY123456`.
@@ -164,7 +179,11 @@ public enum RegisterImporter {
         var previousWasQuote = false
         for c in text.unicodeScalars {
             if inQuotes {
-                if c == "\"" { inQuotes = false; previousWasQuote = true; continue }
+                if c == "\"" {
+                    inQuotes = false
+                    previousWasQuote = true
+                    continue
+                }
                 if c == "\n" { line += 1 }
                 field.append(c)
                 continue
@@ -178,19 +197,26 @@ public enum RegisterImporter {
             previousWasQuote = false
             switch c {
             case ",":
-                fields.append(String(field)); field = String.UnicodeScalarView()
+                fields.append(String(field))
+                field = String.UnicodeScalarView()
             case "\r":
                 continue
             case "\n":
-                fields.append(String(field)); field = String.UnicodeScalarView()
-                table.append((rowStart, fields)); fields = []
-                line += 1; rowStart = line
+                fields.append(String(field))
+                field = String.UnicodeScalarView()
+                table.append((rowStart, fields))
+                fields = []
+                line += 1
+                rowStart = line
             default:
                 field.append(c)
             }
         }
         if inQuotes { throw RegisterFileError("a quoted value starting on line \(rowStart) is never closed; the file may be truncated") }
-        if !field.isEmpty || !fields.isEmpty { fields.append(String(field)); table.append((rowStart, fields)) }
+        if !field.isEmpty || !fields.isEmpty {
+            fields.append(String(field))
+            table.append((rowStart, fields))
+        }
         return table
     }
 }

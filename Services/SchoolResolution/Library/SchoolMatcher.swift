@@ -202,7 +202,9 @@ public struct SchoolMatcher: Sendable {
         }
         var candidates = fullScan ? Set(entries.keys) : candidateURNs(for: nameTokens)
         if candidates.isEmpty {
-            return MatchOutcome(winner: nil, candidates: [], explanation: "the recorded name \"\(text)\" has only generic words (e.g. \"primary school\") or none the register knows")
+            return MatchOutcome(
+                winner: nil, candidates: [],
+                explanation: "the recorded name \"\(text)\" has only generic words (e.g. \"primary school\") or none the register knows")
         }
         if let pool { candidates.formIntersection(pool) }
         var scored: [MatchCandidate] = []
@@ -239,10 +241,12 @@ public struct SchoolMatcher: Sendable {
         }
         let supersededNote = superseded.isEmpty ? "" : "; closed predecessor(s) \(superseded.joined(separator: ", ")) set aside"
         if best.score < thresholds.minimumScore {
-            return outcome(nil, String(format: "best match %@ scores %.2f, below %.2f", best.summary, best.score, thresholds.minimumScore) + supersededNote)
+            return outcome(
+                nil, String(format: "best match %@ scores %.2f, below %.2f", best.summary, best.score, thresholds.minimumScore) + supersededNote)
         }
         if top.count > 1, best.score - top[1].score < thresholds.minimumMargin {
-            return outcome(nil, String(format: "ambiguous: %@ and %@ are within %.2f", best.summary, top[1].summary, thresholds.minimumMargin) + supersededNote)
+            return outcome(
+                nil, String(format: "ambiguous: %@ and %@ are within %.2f", best.summary, top[1].summary, thresholds.minimumMargin) + supersededNote)
         }
         let runner = top.count > 1 ? String(format: ", runner-up %.2f", top[1].score) : ""
         return outcome(best, String(format: "name \"%@\" matched URN %@ %@ (%.2f%@)", text, best.urn, best.name, best.score, runner) + supersededNote)
@@ -254,7 +258,10 @@ public struct SchoolMatcher: Sendable {
         var name = Self.tokens(text), town: [String] = []
         if let comma = text.lastIndex(of: ",") {
             let after = Self.tokens(String(text[text.index(after: comma)...])), before = Self.tokens(String(text[..<comma]))
-            if !after.isEmpty, !before.isEmpty { name = before; town = after }
+            if !after.isEmpty, !before.isEmpty {
+                name = before
+                town = after
+            }
         }
         return name.isEmpty ? 0 : assess(query: name, town: town, entry: entry).score
     }
@@ -315,7 +322,11 @@ public struct SchoolMatcher: Sendable {
             let known = index[q] != nil
             for (i, s) in entry.nameTokens.enumerated() where !matchedSchool.contains(i) {
                 let sim = Self.tokenSimilarity(q, s, fuzzy: !known)
-                if sim > best { best = sim; bestIndex = i; bestToken = s }
+                if sim > best {
+                    best = sim
+                    bestIndex = i
+                    bestToken = s
+                }
             }
             var placeSim = 0.0
             for p in entry.placeTokens { placeSim = max(placeSim, Self.tokenSimilarity(q, p, fuzzy: !known)) }

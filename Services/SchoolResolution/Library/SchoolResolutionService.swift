@@ -28,8 +28,10 @@ public enum SchoolResolutionService {
         /// can catch up first (ENCOMPASS_SCHOOL_RESOLUTION_RESTORE_GRACE_MS, default 2000).
         public var restoreGrace: Duration
 
-        public init(protocols: [String: SchoolsProtocol], seedRegister: Bool = true, retention: RetentionSettings = RetentionSettings(),
-                    restoreGrace: Duration = .seconds(2)) {
+        public init(
+            protocols: [String: SchoolsProtocol], seedRegister: Bool = true, retention: RetentionSettings = RetentionSettings(),
+            restoreGrace: Duration = .seconds(2)
+        ) {
             self.protocols = protocols
             self.seedRegister = seedRegister
             self.retention = retention
@@ -42,13 +44,15 @@ public enum SchoolResolutionService {
             let env = EnvironmentReader(environment)
             let protocols: [String: SchoolsProtocol]
             do {
-                protocols = try SchoolsProtocol.loadAll(try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR") ?? ForceProtocols.bundledDirectory))
+                protocols = try SchoolsProtocol.loadAll(
+                    try ForceProtocols.load(directory: env.string("ENCOMPASS_PROTOCOLS_DIR") ?? ForceProtocols.bundledDirectory))
             } catch {
                 throw ConfigurationError(variable: "ENCOMPASS_PROTOCOLS_DIR", problem: "gives an unusable force protocol: \(error)")
             }
             let grace = try env.int("ENCOMPASS_SCHOOL_RESOLUTION_RESTORE_GRACE_MS", in: 0...600_000) ?? 2000
-            return Settings(protocols: protocols, seedRegister: try env.bool("ENCOMPASS_SCHOOLS_SEED") ?? true,
-                            retention: try RetentionSettings.fromEnvironment(environment), restoreGrace: .milliseconds(grace))
+            return Settings(
+                protocols: protocols, seedRegister: try env.bool("ENCOMPASS_SCHOOLS_SEED") ?? true,
+                retention: try RetentionSettings.fromEnvironment(environment), restoreGrace: .milliseconds(grace))
         }
     }
 
@@ -63,25 +67,35 @@ public enum SchoolResolutionService {
                     try flow.handleChild(envelope.payload, messageId: envelope.id, db: ctx.db, outbox: ctx.outbox, now: ctx.now, logger: ctx.logger)
                 },
                 TopicHandler.on(Topics.schoolFeedback.name, SchoolFeedback.self) { envelope, ctx in
-                    try flow.handleFeedback(envelope.payload, messageId: envelope.id, db: ctx.db, outbox: ctx.outbox, now: ctx.now, logger: ctx.logger)
+                    try flow.handleFeedback(
+                        envelope.payload, messageId: envelope.id, db: ctx.db, outbox: ctx.outbox, now: ctx.now, logger: ctx.logger)
                 },
             ],
             replicated: [
-                TopicHandler.bySchema(Topics.schoolRegister.name, [
-                    LocalAuthorityContacts.schema: TopicHandler.on(Topics.schoolRegister.name, LocalAuthorityContacts.self) { envelope, ctx in
-                        guard envelope.key == LocalAuthorityContacts.key(envelope.payload.laCode) else {
-                            throw RejectedMessage(errorClass: "register.key-mismatch",
-                                                  reason: "record key \(envelope.key) is not LA\(envelope.payload.laCode); publish a local authority's contacts keyed LA<code>")
+                TopicHandler.bySchema(
+                    Topics.schoolRegister.name,
+                    [
+                        LocalAuthorityContacts.schema: TopicHandler.on(Topics.schoolRegister.name, LocalAuthorityContacts.self) { envelope, ctx in
+                            guard envelope.key == LocalAuthorityContacts.key(envelope.payload.laCode) else {
+                                throw RejectedMessage(
+                                    errorClass: "register.key-mismatch",
+                                    reason:
+                                        "record key \(envelope.key) is not LA\(envelope.payload.laCode); publish a local authority's contacts keyed LA<code>"
+                                )
+                            }
+                            try SchoolStore.apply(envelope.payload, db: ctx.db)
+                        }
+                    ],
+                    otherwise: TopicHandler.on(Topics.schoolRegister.name, SchoolRegisterUpdate.self) { envelope, ctx in
+                        guard envelope.key == envelope.payload.school.urn else {
+                            throw RejectedMessage(
+                                errorClass: "register.key-mismatch",
+                                reason:
+                                    "record key \(envelope.key) is not the school's URN \(envelope.payload.school.urn); publish register updates keyed by URN"
+                            )
                         }
                         try SchoolStore.apply(envelope.payload, db: ctx.db)
-                    },
-                ], otherwise: TopicHandler.on(Topics.schoolRegister.name, SchoolRegisterUpdate.self) { envelope, ctx in
-                    guard envelope.key == envelope.payload.school.urn else {
-                        throw RejectedMessage(errorClass: "register.key-mismatch",
-                                              reason: "record key \(envelope.key) is not the school's URN \(envelope.payload.school.urn); publish register updates keyed by URN")
-                    }
-                    try SchoolStore.apply(envelope.payload, db: ctx.db)
-                }),
+                    }),
                 changelog.handler,
             ],
             produces: [Topics.noticeRequests.name, Topics.schoolRegister.name, Topics.noticeEvents.name, Topics.schoolRequestsChangelog.name],
@@ -90,13 +104,17 @@ public enum SchoolResolutionService {
                 // authority: each is a telephone task for the MASH; how many there are is a gauge.
                 let store = environment.store, metrics = environment.metrics
                 metrics.addRefresher {
-                    let unrouted = (try? store.pool.read { db in
-                        try Int.fetchOne(db, sql: "SELECT count(*) FROM resolution WHERE outcome = 'notice' AND reasons LIKE ?",
-                                         arguments: ["%" + SchoolResolver.unroutedOutOfArea + "%"])
-                    }) ?? 0
-                    metrics.gauge("encompass_school_resolution_out_of_area_unrouted",
-                                  help: "Notices to out-of-area schools with no contact held for the school nor its local authority (telephone tasks for the MASH)",
-                                  value: Double(unrouted))
+                    let unrouted =
+                        (try? store.pool.read { db in
+                            try Int.fetchOne(
+                                db, sql: "SELECT count(*) FROM resolution WHERE outcome = 'notice' AND reasons LIKE ?",
+                                arguments: ["%" + SchoolResolver.unroutedOutOfArea + "%"])
+                        }) ?? 0
+                    metrics.gauge(
+                        "encompass_school_resolution_out_of_area_unrouted",
+                        help:
+                            "Notices to out-of-area schools with no contact held for the school nor its local authority (telephone tasks for the MASH)",
+                        value: Double(unrouted))
                 }
                 SchoolsAPI(flow: flow, environment: environment).register(on: router)
             },

@@ -36,8 +36,10 @@ public struct SchoolsProtocol: Codable, Sendable, Equatable {
         match = try container.decode(MatchThresholds.self, forKey: .match)
     }
 
-    public init(localAuthorities: [String: String], outOfArea: OutOfArea, earlyYearsChannel: NoticeChannel,
-                earlyYearsMaximumAge: Int = 5, match: MatchThresholds = MatchThresholds()) {
+    public init(
+        localAuthorities: [String: String], outOfArea: OutOfArea, earlyYearsChannel: NoticeChannel,
+        earlyYearsMaximumAge: Int = 5, match: MatchThresholds = MatchThresholds()
+    ) {
         self.localAuthorities = localAuthorities
         self.outOfArea = outOfArea
         self.earlyYearsChannel = earlyYearsChannel
@@ -170,7 +172,8 @@ public struct SchoolResolver: Sendable {
             // name fits it too; a recorded name resembling only other schools suggests the child
             // has moved, and a guess could send the notice to the wrong school.
             if index > 0, recordedNamePointsElsewhere, let name = attempts[0].school.name, let urn = attempt.school.urn,
-               matcher.score(name, urn: urn) < 0.5 {
+                matcher.score(name, urn: urn) < 0.5
+            {
                 reasons.append("the school previously held for this child (URN \(urn)) does not fit the recorded name \"\(name)\": not used")
                 continue
             }
@@ -181,9 +184,12 @@ public struct SchoolResolver: Sendable {
                 if firstFailure == nil { firstFailure = (why, candidates) }
             case .found(let found, let notes):
                 reasons.append(contentsOf: notes)
-                var outcome = verify(found, child: child, incident: incident, policy: policy, blocked: blocked, checkAge: checkAge, contacts: contacts)
+                var outcome = verify(
+                    found, child: child, incident: incident, policy: policy, blocked: blocked, checkAge: checkAge, contacts: contacts)
                 if case .success(let resolution) = outcome, let origin = attempt.origin,
-                   let doubt = staleness(of: resolution.urn.flatMap(matcher.school) ?? found, from: origin, child: child, incident: incident, place: place) {
+                    let doubt = staleness(
+                        of: resolution.urn.flatMap(matcher.school) ?? found, from: origin, child: child, incident: incident, place: place)
+                {
                     outcome = .failure(Problem(description: doubt))
                 }
                 switch outcome {
@@ -193,7 +199,9 @@ public struct SchoolResolver: Sendable {
                 case .success(let resolution):
                     if label != attempts[0].label { reasons.append("used the school \(label) instead") }
                     if let origin = attempt.origin {
-                        reasons.append("URN \(resolution.urn ?? found.urn) was recorded for the child in \(origin.occurrenceNumber) (\(origin.recordedOn)); still in range this school year, no change of phase since, and the child still lives at \(origin.homePostcode ?? "the same postcode")")
+                        reasons.append(
+                            "URN \(resolution.urn ?? found.urn) was recorded for the child in \(origin.occurrenceNumber) (\(origin.recordedOn)); still in range this school year, no change of phase since, and the child still lives at \(origin.homePostcode ?? "the same postcode")"
+                        )
                     }
                     switch resolution {
                     case .notice(let resolved, let more): return .notice(resolved, reasons: reasons + more)
@@ -212,11 +220,14 @@ public struct SchoolResolver: Sendable {
     /// (nursery to Reception, Year 6 to 7, Year 11 to post-16) and when their family moves, so a
     /// school from an earlier school year is trusted only when the child has crossed no transfer
     /// since, and a school from any earlier record only while the child lives where it did then.
-    func staleness(of school: RegisteredSchool, from origin: SchoolRecordOrigin, child: IdentifiedChild, incident: Incident, place: ChildPlace) -> String? {
+    func staleness(of school: RegisteredSchool, from origin: SchoolRecordOrigin, child: IdentifiedChild, incident: Incident, place: ChildPlace)
+        -> String?
+    {
         let prefix = "URN \(school.urn) \(school.name) is known only from \(origin.occurrenceNumber) (\(origin.recordedOn))"
         let today = CalendarDate(incident.occurredAt)
         if let then = homeKey(origin.homePostcode), let now = homeKey(place.homePostcode), then != now {
-            return "\(prefix), when the child lived at \(origin.homePostcode ?? ""); the child now lives at \(place.homePostcode ?? ""): a moved household makes an old school doubtful"
+            return
+                "\(prefix), when the child lived at \(origin.homePostcode ?? ""); the child now lives at \(place.homePostcode ?? ""): a moved household makes an old school doubtful"
         }
         if origin.homePostcode == nil || place.homePostcode == nil {
             return "\(prefix), and that record does not say where the child lived then: whether the child has moved is unknown"
@@ -224,13 +235,15 @@ public struct SchoolResolver: Sendable {
         guard let recordedDay = CalendarDate(iso: origin.recordedOn) else { return "\(prefix): the record's date is unreadable" }
         guard SchoolYear.startYear(of: recordedDay) < SchoolYear.startYear(of: today) else { return nil }
         guard let dob = child.dateOfBirth.flatMap(CalendarDate.init(iso:)) else {
-            return "\(prefix), an earlier school year, and the child's date of birth is unknown: whether the child has changed phase since cannot be checked"
+            return
+                "\(prefix), an earlier school year, and the child's date of birth is unknown: whether the child has changed phase since cannot be checked"
         }
         let ageThen = SchoolYear.age(born: dob, during: recordedDay), ageNow = SchoolYear.age(born: dob, during: today)
         let low = school.statutoryLowAge ?? 0, high = school.statutoryHighAge ?? 99
         if let transfer = SchoolYear.transfers(low: low, high: high).first(where: { ageThen < $0 && $0 <= ageNow }) {
             let stage = transfer == 4 ? "nursery to Reception" : transfer == 11 ? "Year 6 to Year 7" : "Year 11 to post-16"
-            return "\(prefix), an earlier school year: the child has since moved from \(stage) (school-year age \(ageThen) then, \(ageNow) now), where most children change school"
+            return
+                "\(prefix), an earlier school year: the child has since moved from \(stage) (school-year age \(ageThen) then, \(ageNow) now), where most children change school"
         }
         return nil
     }
@@ -249,8 +262,9 @@ public struct SchoolResolver: Sendable {
                 guard let name else { return .found(school, ["\(label) URN \(urn) is \(school.name)"]) }
                 let outcome = matcher.match(name, thresholds: thresholds)
                 if let winner = outcome.winner, winner.urn != urn, !sameSchool(winner.urn, urn) {
-                    return .failed("\(label) URN \(urn) (\(school.name)) disagrees with the \(label) name \"\(name)\", which matches \(winner.summary)",
-                                   [MatchCandidate(urn: urn, name: school.name, town: school.town, score: 0)] + outcome.candidates)
+                    return .failed(
+                        "\(label) URN \(urn) (\(school.name)) disagrees with the \(label) name \"\(name)\", which matches \(winner.summary)",
+                        [MatchCandidate(urn: urn, name: school.name, town: school.town, score: 0)] + outcome.candidates)
                 }
                 return .found(school, ["\(label) URN \(urn) is \(school.name); the \(label) name \"\(name)\" agrees or is unclear"])
             }
@@ -287,19 +301,27 @@ public struct SchoolResolver: Sendable {
             let nearby = outcome.covering.filter(isLocal)
             let listed = outcome.covering.prefix(5).map(\.summary).joined(separator: "; ")
             if nearby.count == 1, nearby[0].score >= Self.localFloor, let school = matcher.school(nearby[0].urn) {
-                return .found(school, ["\(label) school \"\(name)\" fits \(outcome.covering.count) schools (\(listed)); URN \(school.urn) \(school.name) is the only one in the child's area (LA \(areaName))"])
+                return .found(
+                    school,
+                    [
+                        "\(label) school \"\(name)\" fits \(outcome.covering.count) schools (\(listed)); URN \(school.urn) \(school.name) is the only one in the child's area (LA \(areaName))"
+                    ])
             }
-            return .failed("\(label) school \"\(name)\" fits \(outcome.covering.count) schools (\(listed)); \(nearby.isEmpty ? "none" : "\(nearby.count)") in the child's area (LA \(areaName)): not guessed",
-                           Array(outcome.covering.prefix(5)))
+            return .failed(
+                "\(label) school \"\(name)\" fits \(outcome.covering.count) schools (\(listed)); \(nearby.isEmpty ? "none" : "\(nearby.count)") in the child's area (LA \(areaName)): not guessed",
+                Array(outcome.covering.prefix(5)))
         }
         guard let winner = outcome.winner, let school = matcher.school(winner.urn) else {
             return .failed("\(label) school \"\(name)\": \(outcome.explanation)", outcome.candidates)
         }
-        if !isLocal(winner), let rival = outcome.candidates.first(where: {
-            $0.urn != winner.urn && isLocal($0) && $0.score >= max(Self.localFloor, winner.score - Self.rivalGap)
-        }) {
-            return .failed("\(label) school \"\(name)\" best matches \(winner.summary) in \(school.localAuthorityName), outside the child's area, while \(rival.summary) of a similar name is in it: not guessed",
-                           outcome.candidates)
+        if !isLocal(winner),
+            let rival = outcome.candidates.first(where: {
+                $0.urn != winner.urn && isLocal($0) && $0.score >= max(Self.localFloor, winner.score - Self.rivalGap)
+            })
+        {
+            return .failed(
+                "\(label) school \"\(name)\" best matches \(winner.summary) in \(school.localAuthorityName), outside the child's area, while \(rival.summary) of a similar name is in it: not guessed",
+                outcome.candidates)
         }
         return .found(school, ["\(label) \(outcome.explanation)"])
     }
@@ -325,7 +347,8 @@ public struct SchoolResolver: Sendable {
         if !school.isOpen {
             let closed = "URN \(school.urn) \(school.name) is \(school.status.lowercased())\(school.closeDate.map { " (closed \($0))" } ?? "")"
             if let next = school.linkedURN.flatMap(matcher.school), next.isOpen,
-               next.openDate == nil || school.closeDate == nil || next.openDate! >= school.closeDate! {
+                next.openDate == nil || school.closeDate == nil || next.openDate! >= school.closeDate!
+            {
                 reasons.append("\(closed); amended to its successor URN \(next.urn) \(next.name)")
                 school = next
             } else {
@@ -342,7 +365,11 @@ public struct SchoolResolver: Sendable {
         } else if let ages = schoolYearAges(child, on: CalendarDate(incident.occurredAt)) {
             if rangeKnown, let high, !ages.contains(where: { SchoolYear.fits(age: $0, low: low ?? 0, high: high) }) {
                 let age = ages.lowerBound == ages.upperBound ? "\(ages.lowerBound)" : "\(ages.lowerBound) or \(ages.upperBound)"
-                return .failure(Problem(description: "child of school-year age \(age) (age on 31 August before this school year) is outside the age range \(low ?? 0)-\(high) of URN \(school.urn) \(school.name), which takes school-year ages \(max(0, SchoolYear.youngest(low: low ?? 0)))-\(high - 1)"))
+                return .failure(
+                    Problem(
+                        description:
+                            "child of school-year age \(age) (age on 31 August before this school year) is outside the age range \(low ?? 0)-\(high) of URN \(school.urn) \(school.name), which takes school-year ages \(max(0, SchoolYear.youngest(low: low ?? 0)))-\(high - 1)"
+                    ))
             }
             if !rangeKnown { reasons.append("URN \(school.urn) has no age range in the register: age not checked") }
         } else {
@@ -350,30 +377,39 @@ public struct SchoolResolver: Sendable {
         }
         let phase = school.phase?.lowercased() ?? ""
         let type = school.type?.lowercased() ?? ""
-        let earlyYears = school.isOfstedEarlyYears || phase.contains("nursery") || type.contains("nursery") || type.contains("early years")
+        let earlyYears =
+            school.isOfstedEarlyYears || phase.contains("nursery") || type.contains("nursery") || type.contains("early years")
             || (rangeKnown && (high ?? 99) <= policy.earlyYearsMaximumAge)
         var held = contacts(school.urn)
         var unrouted = false
         if policy.localAuthorities[school.localAuthorityCode] == nil {
-            let where_ = "URN \(school.urn) is in \(school.localAuthorityName) (LA \(school.localAuthorityCode)), outside force \(incident.forceCode)'s local authorities"
+            let outside =
+                "URN \(school.urn) is in \(school.localAuthorityName) (LA \(school.localAuthorityCode)), outside force \(incident.forceCode)'s local authorities"
             switch policy.outOfArea {
             case .notify where !held.isEmpty:
-                reasons.append(where_ + "; notified like any school, through the contacts the MASH holds for it")
+                reasons.append(outside + "; notified like any school, through the contacts the MASH holds for it")
             case .notify:
                 let la = contacts(LocalAuthorityContacts.key(school.localAuthorityCode)).filter { $0.role == LocalAuthorityContacts.encompassRole }
                 if la.isEmpty {
                     unrouted = true
-                    reasons.append(where_ + "; " + Self.unroutedOutOfArea + " for the school nor for \(school.localAuthorityName): a telephone task for the MASH to reach the school's safeguarding lead (add the LA's Operation Encompass contact with `encompass schools la-contacts import`)")
+                    reasons.append(
+                        outside + "; " + Self.unroutedOutOfArea
+                            + " for the school nor for \(school.localAuthorityName): a telephone task for the MASH to reach the school's safeguarding lead (add the LA's Operation Encompass contact with `encompass schools la-contacts import`)"
+                    )
                 } else {
                     held = la
-                    reasons.append(where_ + "; no contacts held for the school: notified through \(school.localAuthorityName)'s Operation Encompass contact")
+                    reasons.append(
+                        outside + "; no contacts held for the school: notified through \(school.localAuthorityName)'s Operation Encompass contact")
                 }
             case .record:
-                return .success(.notNotified(urn: school.urn, reasons: reasons + [where_ + ": not notified (force protocol); recorded"]))
+                return .success(.notNotified(urn: school.urn, reasons: reasons + [outside + ": not notified (force protocol); recorded"]))
             case .notifyWhenContacts where held.isEmpty:
-                return .success(.notNotified(urn: school.urn, reasons: reasons + [where_ + " and the MASH holds no contacts for it: not notified; recorded for referral"]))
+                return .success(
+                    .notNotified(
+                        urn: school.urn, reasons: reasons + [outside + " and the MASH holds no contacts for it: not notified; recorded for referral"])
+                )
             case .notifyWhenContacts:
-                reasons.append(where_ + "; notified through the contacts the MASH holds for it")
+                reasons.append(outside + "; notified through the contacts the MASH holds for it")
             }
         }
         var channel = NoticeChannel.email
@@ -390,11 +426,13 @@ public struct SchoolResolver: Sendable {
                 reasons.append("no safeguarding contacts held for URN \(school.urn): add them with `encompass schools contacts set`")
             }
         }
-        return .success(.notice(ResolvedSchool(
-            urn: school.urn, name: school.name, localAuthorityCode: school.localAuthorityCode,
-            localAuthorityName: school.localAuthorityName, phase: school.phase, earlyYears: earlyYears,
-            postcode: school.postcode, contacts: held, channel: channel
-        ), reasons: reasons))
+        return .success(
+            .notice(
+                ResolvedSchool(
+                    urn: school.urn, name: school.name, localAuthorityCode: school.localAuthorityCode,
+                    localAuthorityName: school.localAuthorityName, phase: school.phase, earlyYears: earlyYears,
+                    postcode: school.postcode, contacts: held, channel: channel
+                ), reasons: reasons))
     }
 }
 
@@ -406,8 +444,17 @@ public enum NotOnRoll: String, Sendable, CaseIterable {
 
     /// Phrases (lower case, punctuation as spaces) that say so, whole words, alone in the field.
     static let phrases: [(NotOnRoll, [String])] = [
-        (.homeEducated, ["home educated", "home education", "elective home education", "electively home educated", "ehe", "home schooled", "home schooling"]),
-        (.missingEducation, ["missing education", "child missing education", "cme", "not on roll", "not on a school roll", "no school", "not in school", "not attending school"]),
+        (
+            .homeEducated,
+            ["home educated", "home education", "elective home education", "electively home educated", "ehe", "home schooled", "home schooling"]
+        ),
+        (
+            .missingEducation,
+            [
+                "missing education", "child missing education", "cme", "not on roll", "not on a school roll", "no school", "not in school",
+                "not attending school",
+            ]
+        ),
         (.awaitingPlace, ["awaiting place", "awaiting a place", "awaiting school place", "awaiting a school place", "no school place"]),
     ]
 
@@ -424,22 +471,33 @@ extension SchoolResolver {
     /// child's home local authority (its `education-otherwise` contact, when held), under the
     /// account `LA<code>`. The home LA is the one with most schools in the home postcode's
     /// district (the incident's, when the home is unknown); with neither, a request to CSC.
-    func notOnRoll(_ kind: NotOnRoll, recorded: String, label: String, incident: Incident, place: ChildPlace,
-                   policy: SchoolsProtocol, contacts: (String) -> [SchoolContact]) -> Resolution {
+    func notOnRoll(
+        _ kind: NotOnRoll, recorded: String, label: String, incident: Incident, place: ChildPlace,
+        policy: SchoolsProtocol, contacts: (String) -> [SchoolContact]
+    ) -> Resolution {
         let said = "\(label) \"\(recorded)\": the child is \(kind.rawValue), on no school roll"
-        guard let code = matcher.localAuthority(ofPostcode: place.homePostcode) ?? matcher.localAuthority(ofPostcode: incident.incidentAddress.postcode) else {
-            return .request(reason: "\(said); the child's home local authority cannot be told from the postcode: name it, or the school", candidates: [], reasons: [])
+        guard
+            let code = matcher.localAuthority(ofPostcode: place.homePostcode) ?? matcher.localAuthority(ofPostcode: incident.incidentAddress.postcode)
+        else {
+            return .request(
+                reason: "\(said); the child's home local authority cannot be told from the postcode: name it, or the school", candidates: [],
+                reasons: [])
         }
         let name = policy.localAuthorities[code] ?? matcher.localAuthorityName(code) ?? "LA \(code)"
         let held = contacts(LocalAuthorityContacts.key(code)).filter { $0.role == LocalAuthorityContacts.educationOtherwiseRole }
-        let route = held.isEmpty
+        let route =
+            held.isEmpty
             ? "none held for \(name): add it with `encompass schools la-contacts import`"
             : "\(held.compactMap { $0.name ?? $0.email }.joined(separator: ", "))"
-        return .notice(ResolvedSchool(
-            urn: LocalAuthorityContacts.key(code), name: "\(name) local authority (child \(kind.rawValue))", localAuthorityCode: code,
-            localAuthorityName: name, contacts: held, channel: .telephone
-        ), reasons: [said, "home local authority \(name) (LA \(code)) from the postcode \(place.homePostcode ?? incident.incidentAddress.postcode)",
-                     "a telephone task for the MASH to tell the local authority's education-otherwise contact (\(route))"])
+        return .notice(
+            ResolvedSchool(
+                urn: LocalAuthorityContacts.key(code), name: "\(name) local authority (child \(kind.rawValue))", localAuthorityCode: code,
+                localAuthorityName: name, contacts: held, channel: .telephone
+            ),
+            reasons: [
+                said, "home local authority \(name) (LA \(code)) from the postcode \(place.homePostcode ?? incident.incidentAddress.postcode)",
+                "a telephone task for the MASH to tell the local authority's education-otherwise contact (\(route))",
+            ])
     }
 
     /// The words that mark an out-of-area notice with no contact to send it to (counted by

@@ -13,11 +13,13 @@ import ServiceRuntime
 ///   notice request it keeps for redirects (`request`: the child's record) is cleared.
 public enum SchoolRetention {
     public static let rules: [PurgeRule] = [
-        .redact("schools.request", table: SchoolRequestRow.databaseTableName, age: "updatedAt",
-                set: "child = X'', note = NULL, status = CASE WHEN status = 'open' THEN 'purged' ELSE status END",
-                pending: "length(child) > 0"),
-        .redact("schools.resolution-request", table: ResolutionRow.databaseTableName, age: "updatedAt",
-                set: "request = NULL", pending: "request IS NOT NULL"),
+        .redact(
+            "schools.request", table: SchoolRequestRow.databaseTableName, age: "updatedAt",
+            set: "child = X'', note = NULL, status = CASE WHEN status = 'open' THEN 'purged' ELSE status END",
+            pending: "length(child) > 0"),
+        .redact(
+            "schools.resolution-request", table: ResolutionRow.databaseTableName, age: "updatedAt",
+            set: "request = NULL", pending: "request IS NOT NULL"),
         .delete("schools.child-link", table: ChildSchoolRow.databaseTableName, age: "verifiedAt"),
         .delete("schools.child-block", table: ChildSchoolBlockRow.databaseTableName, age: "reportedAt"),
     ]

@@ -28,18 +28,32 @@ public struct SchoolRow: Codable, FetchableRecord, PersistableRecord, Sendable, 
     public var updatedAt: Date
 
     public init(_ s: RegisteredSchool, source: String, updatedAt: Date) {
-        urn = s.urn; name = s.name; localAuthorityCode = s.localAuthorityCode; localAuthorityName = s.localAuthorityName
-        status = s.status; phase = s.phase; type = s.type; statutoryLowAge = s.statutoryLowAge; statutoryHighAge = s.statutoryHighAge
-        street = s.street; locality = s.locality; town = s.town; postcode = s.postcode
-        openDate = s.openDate; closeDate = s.closeDate; linkedURN = s.linkedURN
-        self.source = source; self.updatedAt = updatedAt
+        urn = s.urn
+        name = s.name
+        localAuthorityCode = s.localAuthorityCode
+        localAuthorityName = s.localAuthorityName
+        status = s.status
+        phase = s.phase
+        type = s.type
+        statutoryLowAge = s.statutoryLowAge
+        statutoryHighAge = s.statutoryHighAge
+        street = s.street
+        locality = s.locality
+        town = s.town
+        postcode = s.postcode
+        openDate = s.openDate
+        closeDate = s.closeDate
+        linkedURN = s.linkedURN
+        self.source = source
+        self.updatedAt = updatedAt
     }
 
     public var school: RegisteredSchool {
-        RegisteredSchool(urn: urn, name: name, localAuthorityCode: localAuthorityCode, localAuthorityName: localAuthorityName,
-                         status: status, phase: phase, type: type, statutoryLowAge: statutoryLowAge, statutoryHighAge: statutoryHighAge,
-                         street: street, locality: locality, town: town, postcode: postcode, openDate: openDate,
-                         closeDate: closeDate, linkedURN: linkedURN)
+        RegisteredSchool(
+            urn: urn, name: name, localAuthorityCode: localAuthorityCode, localAuthorityName: localAuthorityName,
+            status: status, phase: phase, type: type, statutoryLowAge: statutoryLowAge, statutoryHighAge: statutoryHighAge,
+            street: street, locality: locality, town: town, postcode: postcode, openDate: openDate,
+            closeDate: closeDate, linkedURN: linkedURN)
     }
 }
 
@@ -86,8 +100,10 @@ public struct ChildSchoolRow: Codable, FetchableRecord, ReplaceableRecord, Senda
     public var homePostcode: String?
     public var occurrenceNumber: String?
 
-    public init(childId: String, urn: String, noticeId: String, verifiedAt: Date, incidentDay: String? = nil, homePostcode: String? = nil,
-                occurrenceNumber: String? = nil) {
+    public init(
+        childId: String, urn: String, noticeId: String, verifiedAt: Date, incidentDay: String? = nil, homePostcode: String? = nil,
+        occurrenceNumber: String? = nil
+    ) {
         self.childId = childId
         self.urn = urn
         self.noticeId = noticeId
@@ -99,8 +115,11 @@ public struct ChildSchoolRow: Codable, FetchableRecord, ReplaceableRecord, Senda
 
     /// As a held school for resolution: evidence as of the incident it was verified for.
     public var held: HeldSchool {
-        HeldSchool(urn: urn, origin: SchoolRecordOrigin(occurrenceNumber: occurrenceNumber ?? "notice \(noticeId)",
-                                                        recordedOn: incidentDay ?? CalendarDate(verifiedAt).description, homePostcode: homePostcode))
+        HeldSchool(
+            urn: urn,
+            origin: SchoolRecordOrigin(
+                occurrenceNumber: occurrenceNumber ?? "notice \(noticeId)",
+                recordedOn: incidentDay ?? CalendarDate(verifiedAt).description, homePostcode: homePostcode))
     }
 }
 
@@ -299,8 +318,10 @@ public enum SchoolStore {
         if let held = try LAContactRow.filter(Column("laCode") == update.laCode).fetchOne(db), held.updatedAt > update.updatedAt { return }
         try LAContactRow.filter(Column("laCode") == update.laCode).deleteAll(db)
         for (i, c) in update.contacts.enumerated() {
-            try LAContactRow(laCode: update.laCode, position: i, role: c.role, name: c.name, email: c.email, phone: c.phone,
-                             source: update.source, updatedAt: update.updatedAt).insert(db)
+            try LAContactRow(
+                laCode: update.laCode, position: i, role: c.role, name: c.name, email: c.email, phone: c.phone,
+                source: update.source, updatedAt: update.updatedAt
+            ).insert(db)
         }
     }
 
@@ -388,10 +409,16 @@ public final class RegisterCache: Sendable {
 
 extension ChildSchoolRow {
     public static let replacementColumns = ["childId", "urn", "noticeId", "verifiedAt", "incidentDay", "homePostcode", "occurrenceNumber"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [childId, urn, noticeId, verifiedAt.stored, incidentDay, homePostcode, occurrenceNumber] }
+    public var replacementValues: [(any DatabaseValueConvertible)?] {
+        [childId, urn, noticeId, verifiedAt.stored, incidentDay, homePostcode, occurrenceNumber]
+    }
 }
 
 extension ResolutionRow {
-    public static let replacementColumns = ["noticeId", "childId", "forceCode", "occurrenceNumber", "incidentRevision", "outcome", "urn", "reasons", "updatedAt", "request"]
-    public var replacementValues: [(any DatabaseValueConvertible)?] { [noticeId, childId, forceCode, occurrenceNumber, incidentRevision, outcome, urn, reasons, updatedAt.stored, request] }
+    public static let replacementColumns = [
+        "noticeId", "childId", "forceCode", "occurrenceNumber", "incidentRevision", "outcome", "urn", "reasons", "updatedAt", "request",
+    ]
+    public var replacementValues: [(any DatabaseValueConvertible)?] {
+        [noticeId, childId, forceCode, occurrenceNumber, incidentRevision, outcome, urn, reasons, updatedAt.stored, request]
+    }
 }

@@ -102,7 +102,8 @@ struct SchoolsAPI: Sendable {
         let now = environment.clock.now()
         try await environment.write { db, outbox in
             try DeadLetterWriter.writeRejectedInput(
-                db: db, service: .schoolResolution, origin: "\(origin):\(name):\(StableHash.hex128(String(decoding: data, as: UTF8.self)).prefix(12))",
+                db: db, service: .schoolResolution,
+                origin: "\(origin):\(name):\(StableHash.hex128(String(decoding: data, as: UTF8.self)).prefix(12))",
                 place: 0, key: name, value: Array(data), errorClass: errorClass, message: problem, now: now, outbox: outbox)
         }
         return HTTPEndpoint.json(.unprocessableContent, ["file": name, "error": problem])
@@ -121,7 +122,8 @@ struct SchoolsAPI: Sendable {
         let answer = try await environment.write { db, outbox in
             try RegisterDesk.importRegister(file, name: name, db: db, outbox: outbox, now: now)
         }
-        environment.logger.info("register import", metadata: ["file": .string(name), "published": "\(answer.published)", "unchanged": "\(answer.unchanged)"])
+        environment.logger.info(
+            "register import", metadata: ["file": .string(name), "published": "\(answer.published)", "unchanged": "\(answer.unchanged)"])
         return HTTPEndpoint.json(.accepted, answer)
     }
 
@@ -135,7 +137,8 @@ struct SchoolsAPI: Sendable {
     func school(_ urn: String) async throws -> Response {
         let found = try await environment.store.pool.read { db -> SchoolAnswer? in
             guard let row = try SchoolRow.fetchOne(db, key: urn) else { return nil }
-            return SchoolAnswer(school: row.school, contacts: try SchoolStore.contacts(db, urn: urn), source: row.source, updatedAt: Timestamp.format(row.updatedAt))
+            return SchoolAnswer(
+                school: row.school, contacts: try SchoolStore.contacts(db, urn: urn), source: row.source, updatedAt: Timestamp.format(row.updatedAt))
         }
         guard let found else { return HTTPEndpoint.json(.notFound, APIError("URN \(urn) is not in the register")) }
         return HTTPEndpoint.json(.ok, found)
@@ -147,7 +150,9 @@ struct SchoolsAPI: Sendable {
         do {
             parsed = try JSONDecoder().decode(ContactsRequest.self, from: data)
         } catch {
-            return HTTPEndpoint.json(.badRequest, APIError("body must be {\"contacts\": [{\"role\", \"name\", \"email\", \"phone\"}], \"updatedBy\"}: \(WireFormat.describe(error))"))
+            return HTTPEndpoint.json(
+                .badRequest,
+                APIError("body must be {\"contacts\": [{\"role\", \"name\", \"email\", \"phone\"}], \"updatedBy\"}: \(WireFormat.describe(error))"))
         }
         let contacts = parsed.contacts.map(Self.trimmed)
         let problems = RegisterDesk.problems(contacts)
@@ -162,7 +167,8 @@ struct SchoolsAPI: Sendable {
             return HTTPEndpoint.json(.unprocessableContent, APIFieldErrors(problems))
         }
         let known = try await environment.write { db, outbox in
-            try RegisterDesk.setContacts(urn: urn, contacts: contacts, by: parsed.updatedBy, source: "contacts:http", db: db, outbox: outbox, now: now)
+            try RegisterDesk.setContacts(
+                urn: urn, contacts: contacts, by: parsed.updatedBy, source: "contacts:http", db: db, outbox: outbox, now: now)
         }
         guard known else { return HTTPEndpoint.json(.notFound, APIError("URN \(urn) is not in the register; import the register first")) }
         return HTTPEndpoint.json(.accepted, ["urn": urn, "contacts": "\(contacts.count)"])
@@ -190,14 +196,18 @@ struct SchoolsAPI: Sendable {
             for (urn, contacts) in sheet.byURN.sorted(by: { $0.key < $1.key }) {
                 if try RegisterDesk.setContacts(urn: urn, contacts: contacts, by: nil, source: "contacts:\(name)", db: db, outbox: outbox, now: now) {
                     done += 1
-                } else { unknown.append(urn) }
+                } else {
+                    unknown.append(urn)
+                }
             }
             for bad in sheet.rejected {
-                try DeadLetterWriter.writeRejectedInput(db: db, service: .schoolResolution, origin: origin, place: Int64(bad.row), key: nil,
-                                                        value: Array("row \(bad.row)".utf8), errorClass: "contacts.row",
-                                                        message: "row \(bad.row): \(bad.reason)", now: now, outbox: outbox)
+                try DeadLetterWriter.writeRejectedInput(
+                    db: db, service: .schoolResolution, origin: origin, place: Int64(bad.row), key: nil,
+                    value: Array("row \(bad.row)".utf8), errorClass: "contacts.row",
+                    message: "row \(bad.row): \(bad.reason)", now: now, outbox: outbox)
             }
-            return ContactsImportAnswer(file: name, schools: done, unknownURNs: unknown, rejectedRows: sheet.rejected.map { .init(row: $0.row, reason: $0.reason) })
+            return ContactsImportAnswer(
+                file: name, schools: done, unknownURNs: unknown, rejectedRows: sheet.rejected.map { .init(row: $0.row, reason: $0.reason) })
         }
         return HTTPEndpoint.json(answer.rejectedRows.isEmpty && answer.unknownURNs.isEmpty ? .accepted : .unprocessableContent, answer)
     }
@@ -218,11 +228,13 @@ struct SchoolsAPI: Sendable {
                 try RegisterDesk.setLAContacts(laCode: code, contacts: contacts, source: "la-contacts:\(name)", outbox: outbox, now: now)
             }
             for bad in sheet.rejected {
-                try DeadLetterWriter.writeRejectedInput(db: db, service: .schoolResolution, origin: origin, place: Int64(bad.row), key: nil,
-                                                        value: Array("row \(bad.row)".utf8), errorClass: "la-contacts.row",
-                                                        message: "row \(bad.row): \(bad.reason)", now: now, outbox: outbox)
+                try DeadLetterWriter.writeRejectedInput(
+                    db: db, service: .schoolResolution, origin: origin, place: Int64(bad.row), key: nil,
+                    value: Array("row \(bad.row)".utf8), errorClass: "la-contacts.row",
+                    message: "row \(bad.row): \(bad.reason)", now: now, outbox: outbox)
             }
-            return LAContactsImportAnswer(file: name, localAuthorities: sheet.byLA.count, rejectedRows: sheet.rejected.map { .init(row: $0.row, reason: $0.reason) })
+            return LAContactsImportAnswer(
+                file: name, localAuthorities: sheet.byLA.count, rejectedRows: sheet.rejected.map { .init(row: $0.row, reason: $0.reason) })
         }
         return HTTPEndpoint.json(answer.rejectedRows.isEmpty ? .accepted : .unprocessableContent, answer)
     }
@@ -230,13 +242,16 @@ struct SchoolsAPI: Sendable {
     func listLAContacts() async throws -> Response {
         let list = try await environment.store.pool.read { db -> LAContactsList in
             let rows = try LAContactRow.order(Column("laCode"), Column("position")).fetchAll(db)
-            let names = [String: String](try Row.fetchAll(db, sql: "SELECT localAuthorityCode, max(localAuthorityName) FROM school GROUP BY localAuthorityCode")
-                .map { ($0[0] as String, $0[1] as String) }, uniquingKeysWith: { a, _ in a })
+            let names = [String: String](
+                try Row.fetchAll(db, sql: "SELECT localAuthorityCode, max(localAuthorityName) FROM school GROUP BY localAuthorityCode")
+                    .map { ($0[0] as String, $0[1] as String) }, uniquingKeysWith: { a, _ in a })
             let grouped = Dictionary(grouping: rows, by: \.laCode)
-            return LAContactsList(localAuthorities: grouped.keys.sorted().map { code in
-                LAContactsList.Entry(laCode: code, localAuthority: names[code], contacts: grouped[code]!.map(\.contact),
-                                     updatedAt: grouped[code]!.map(\.updatedAt).max()!, source: grouped[code]!.max { $0.updatedAt < $1.updatedAt }?.source)
-            })
+            return LAContactsList(
+                localAuthorities: grouped.keys.sorted().map { code in
+                    LAContactsList.Entry(
+                        laCode: code, localAuthority: names[code], contacts: grouped[code]!.map(\.contact),
+                        updatedAt: grouped[code]!.map(\.updatedAt).max()!, source: grouped[code]!.max { $0.updatedAt < $1.updatedAt }?.source)
+                })
         }
         return Self.wire(.ok, list)
     }
@@ -253,7 +268,9 @@ struct SchoolsAPI: Sendable {
     func listRequests(_ request: Request) async throws -> Response {
         let lpa = lpa(request) ?? "all"
         let forces = forces(request)
-        let rows = try await environment.store.pool.read { db in try CSCRequests.open(db, lpa: lpa) }.filter { forces?.contains($0.forceCode) ?? true }
+        let rows = try await environment.store.pool.read { db in try CSCRequests.open(db, lpa: lpa) }.filter {
+            forces?.contains($0.forceCode) ?? true
+        }
         let header = CSCRequests.header
         let list = CSCRequests.rows(rows).map { Dictionary(uniqueKeysWithValues: zip(header, $0)) }
         return HTTPEndpoint.json(.ok, CSCOpenRequests(requests: list))
@@ -290,8 +307,9 @@ struct SchoolsAPI: Sendable {
             type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         }
         environment.logger.info("requests exported", metadata: ["lpa": .string(lpa), "requests": "\(rows.count)", "format": .string(format)])
-        return Response(status: .ok, headers: [.contentType: type, .init("X-Encompass-Requests")!: "\(rows.count)"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(
+            status: .ok, headers: [.contentType: type, .init("X-Encompass-Requests")!: "\(rows.count)"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     func importRequests(_ request: Request) async throws -> Response {
@@ -299,7 +317,9 @@ struct SchoolsAPI: Sendable {
         let name = request.uri.queryParameters.get("name") ?? "returned"
         var scope = CSCRequests.ImportScope.all
         if let only = request.uri.queryParameters.get("only") {
-            guard only == "held" else { return HTTPEndpoint.json(.badRequest, APIError("only must be held (apply only the rows whose request this instance holds)")) }
+            guard only == "held" else {
+                return HTTPEndpoint.json(.badRequest, APIError("only must be held (apply only the rows whose request this instance holds)"))
+            }
             scope = .held
         }
         if let listed = request.uri.queryParameters.get("unheld") {
@@ -351,7 +371,8 @@ struct SchoolsAPI: Sendable {
         guard let answer else {
             return HTTPEndpoint.json(.notFound, APIError("no answer held for review under request \(id); list them with GET /v1/requests/held"))
         }
-        environment.logger.info("held CSC answer decided", metadata: ["request": .string(id), "verdict": .string(verdict.rawValue), "outcome": .string(answer.outcome)])
+        environment.logger.info(
+            "held CSC answer decided", metadata: ["request": .string(id), "verdict": .string(verdict.rawValue), "outcome": .string(answer.outcome)])
         return Self.wire(answer.outcome == "rejected" ? .unprocessableContent : .ok, answer)
     }
 
@@ -363,8 +384,9 @@ struct SchoolsAPI: Sendable {
 
     func childSchool(_ childId: String) async throws -> Response {
         let answer = try await environment.store.pool.read { db in
-            ChildAnswer(childId: childId, school: try ChildSchoolRow.fetchOne(db, key: childId),
-                        blocked: try ChildSchoolBlockRow.filter(Column("childId") == childId).fetchAll(db))
+            ChildAnswer(
+                childId: childId, school: try ChildSchoolRow.fetchOne(db, key: childId),
+                blocked: try ChildSchoolBlockRow.filter(Column("childId") == childId).fetchAll(db))
         }
         return Self.wire(.ok, answer)
     }
