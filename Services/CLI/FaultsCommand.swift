@@ -176,7 +176,9 @@ struct FaultsCommand: AsyncParsableCommand {
             }
             if json { try printJSON(report) }
             say(report.outcome.line)
-            for letter in report.deadLetters { say("dead letter \(letter.service) \(letter.errorClass): \(letter.errorMessage.prefix(300))") }
+            for letter in report.deadLetters {
+                say("dead letter \(letter.instance) \(letter.errorClass) (record \(letter.record)): \(letter.errorMessage.prefix(300))")
+            }
             say("outbox rows left: \(report.outboxRows) · oldest outbox row: \(report.oldestOutboxRowSeconds) s")
             say(
                 report.passed

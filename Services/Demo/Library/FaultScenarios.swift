@@ -558,8 +558,14 @@ public enum FaultScenarios {
     /// A dead letter as a service lists it.
     public struct DeadLetterSeen: Codable, Sendable, Equatable {
         public var service: String
+        /// The instance whose store holds it (`intake-2`).
+        public var instance: String
         public var errorClass: String
         public var errorMessage: String
+        /// The record it was made from: topic, partition, offset and message id. A record
+        /// dead-lettered by one instance whose offset commit the rebalance refused is read again
+        /// by the partition's next owner, which dead-letters it too: two copies, one record.
+        public var record: String
     }
 
     public struct PoisonReport: Codable, Sendable, Equatable {
@@ -569,6 +575,9 @@ public enum FaultScenarios {
         public var poisons: [String]
         /// Every dead letter of every instance, with its reason.
         public var deadLetters: [DeadLetterSeen]
+        /// The records behind them: a record two instances dead-lettered (a rebalance re-read
+        /// it) counts once.
+        public var deadLetteredRecords: Int { Set(deadLetters.map { "\($0.service) \($0.record)" }).count }
         /// Rows left in the outboxes of all instances at the end (`encompass_outbox_pending`).
         public var outboxRows: Int
         /// `encompass_outbox_oldest_age_seconds` at the end, summed over the instances.
@@ -590,7 +599,7 @@ public enum FaultScenarios {
         public var passed: Bool {
             var genuine = outcome
             genuine.deadLetters = 0
-            return genuine.passed && deadLetters.count == 2 && feedPoisonRejected && outboxPoisonDeadLettered
+            return genuine.passed && deadLetteredRecords == 2 && feedPoisonRejected && outboxPoisonDeadLettered
                 && outboxRows == 0 && oldestOutboxRowSeconds == 0
         }
     }
@@ -875,11 +884,12 @@ public enum FaultScenarios {
                 let (status, body) = try await pipeline.operationsClient(service, instance: number).call(
                     "GET", "/v1/dead-letters", query: ["status": "all"])
                 guard status == 200 else { throw PipelineError("\(service.rawValue)-\(number) dead letters: \(status)") }
-                for letter in (try JSONSerialization.jsonObject(with: body) as? [[String: Any]]) ?? [] {
+                for letter in try WireFormat.decoder().decode([DeadLetterView].self, from: body) {
                     letters.append(
                         DeadLetterSeen(
-                            service: service.rawValue, errorClass: letter["errorClass"] as? String ?? "?",
-                            errorMessage: String((letter["errorMessage"] as? String ?? "").prefix(600))))
+                            service: service.rawValue, instance: "\(service.rawValue)-\(number)", errorClass: letter.errorClass,
+                            errorMessage: String(letter.errorMessage.prefix(600)),
+                            record: "\(letter.originalTopic)/\(letter.originalPartition)@\(letter.originalOffset) \(letter.originalMessageId ?? "")"))
                 }
             }
         }
