@@ -561,10 +561,10 @@ final class DemoRun: Sendable {
 
     /// The accounts dispatch holds notice mail for (no notice password yet), on every instance.
     func heldAccounts() async throws -> [String] {
-        struct Held: Decodable { var accountsWithoutPassword: [String] }
         var accounts = Set<String>()
         for instance in pipeline.instances(of: .dispatch) {
-            accounts.formUnion(try await pipeline.client(.dispatch, instance: instance).decode(Held.self, "GET", "/v1/held").accountsWithoutPassword)
+            accounts.formUnion(
+                try await pipeline.client(.dispatch, instance: instance).decode(HeldNoticeListing.self, "GET", "/v1/held").accountsWithoutPassword)
         }
         return accounts.sorted()
     }
