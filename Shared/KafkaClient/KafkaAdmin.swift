@@ -232,6 +232,52 @@ public final class KafkaAdmin: Sendable {
         return try result.get()
     }
 
+    /// A topic's records from its first, until `count` have come or `timeout` has passed, read
+    /// by a consumer assigned every partition: it joins no consumer group, so it does not wait
+    /// for one to form (the embedded broker holds a new group's first join open for 3 s), and
+    /// commits nothing. For tests and tools that check what a topic holds.
+    public static func readFromStart(
+        client: KafkaClientConfiguration, topic: String, count: Int, logger: Logger, timeout: Duration = .seconds(30)
+    ) async throws(KafkaError) -> [KafkaRecord] {
+        let deadline = ContinuousClock.now + timeout
+        let admin = try KafkaAdmin(client: client, logger: logger)
+        let partitions: [Int32]
+        do { partitions = try await admin.metadata(topic: topic, timeout: timeout).partitions } catch {
+            await admin.close()
+            throw error
+        }
+        await admin.close()
+        let handle = try ClientHandle(
+            type: RD_KAFKA_CONSUMER,
+            properties: client.merged(defaults: [
+                "group.id": "encompass-topic-reader", "enable.auto.commit": "false", "log.connection.close": "false",
+            ]).merging(client.consumerProperties) { _, consumerOnly in consumerOnly },
+            context: ClientContext(logger: logger)
+        )
+        let result: Result<[KafkaRecord], KafkaError> = await BlockingCalls.run {
+            defer { handle.destroy() }
+            let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for partition in partitions {
+                rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = Int64(RD_KAFKA_OFFSET_BEGINNING)
+            }
+            let error = rd_kafka_assign(handle.pointer, list)
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                return .failure(KafkaError.from(error, context: "assign \(topic) to read it"))
+            }
+            let topicNames = TopicNameCache()
+            var records: [KafkaRecord] = []
+            while records.count < count, ContinuousClock.now < deadline {
+                guard let message = rd_kafka_consumer_poll(handle.pointer, 100) else { continue }
+                defer { rd_kafka_message_destroy(message) }
+                guard message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
+                records.append(KafkaConsumer.record(from: message, topicNames: topicNames))
+            }
+            return .success(records)
+        }
+        return try result.get()
+    }
+
     /// The timestamps of the records at these offsets (the next record each consumer group will
     /// process), for lag in seconds. Reads with an assigned consumer that joins no group and
     /// commits nothing. A partition whose record cannot be read in time is left out.

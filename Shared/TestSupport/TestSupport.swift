@@ -146,32 +146,12 @@ public func eventually(
     throw TimeoutError(what: what)
 }
 
-/// Reads records from a topic with a fresh consumer group until `count` arrive.
+/// Reads a topic from its first record until `count` records arrive (or `timeout` passes), with
+/// a consumer that joins no group: no wait for a group to form, nothing committed.
 public func readRecords(
     _ kafka: TestKafka, topic: String, count: Int, timeout: Duration = .seconds(30)
 ) async throws -> [KafkaRecord] {
-    let consumer = try KafkaConsumer(
-        configuration: KafkaConsumerConfiguration(client: kafka.client("reader"), groupId: "reader-\(UUID().uuidString)", topics: [topic]),
-        logger: TestLog.logger("reader")
-    )
-    var records: [KafkaRecord] = []
-    let task = Task {
-        var collected: [KafkaRecord] = []
-        for try await record in consumer {
-            collected.append(record)
-            consumer.storeOffsets([record])
-            if collected.count >= count { break }
-        }
-        return collected
-    }
-    let timer = Task {
-        try await Task.sleep(for: timeout)
-        consumer.stopDelivery()
-    }
-    records = try await task.value
-    timer.cancel()
-    await consumer.close()
-    return records
+    try await KafkaAdmin.readFromStart(client: kafka.client("reader"), topic: topic, count: count, logger: TestLog.logger("reader"), timeout: timeout)
 }
 
 /// A small payload for runtime tests.

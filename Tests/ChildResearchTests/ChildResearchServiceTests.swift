@@ -24,7 +24,7 @@ func request(_ method: String, _ url: String, token: String?, body: [String: Str
 
 struct Listing: Decodable { var proposals: [ReviewQueue.Proposal] }
 
-@Suite("Child research service over Kafka and HTTP", .serialized)
+@Suite("Child research service over Kafka and HTTP", .serialized, .tags(.kafka))
 struct ChildResearchServiceTests {
     @Test(
         "history in; an incident without children is researched, reviewed over HTTP and confirmed onto encompass.children; officer children pass straight through; bad records are dead letters"

@@ -130,7 +130,7 @@ struct MatchModelTests {
     }
 }
 
-@Suite("Fellegi-Sunter model on FEBRL")
+@Suite("Fellegi-Sunter model on FEBRL", .tags(.slow))
 struct MatchModelFebrlTests {
     @Test("learned on dataset 1 without labels: precision at least 0.999 and F1 ahead of the hand-weighted matcher")
     func dataset1() throws {

@@ -92,7 +92,7 @@ struct PersonMatcherTests {
     }
 }
 
-@Suite("Person matcher on FEBRL dataset 1")
+@Suite("Person matcher on FEBRL dataset 1", .tags(.slow))
 struct FebrlQualityTests {
     @Test("F1 of the matcher on dataset1 is at least 0.95 (measured 0.98) and beats the exact-match baseline")
     func dataset1() throws {

@@ -47,7 +47,7 @@ final class RunningResearch: Sendable {
     }
 }
 
-@Suite("Review queue across two instances", .serialized)
+@Suite("Review queue across two instances", .serialized, .tags(.kafka))
 struct ReviewAcrossInstancesTests {
     @Test("both instances list the whole queue and accept a decision for any proposal; decisions are idempotent and rejections replicate")
     func twoInstances() async throws {

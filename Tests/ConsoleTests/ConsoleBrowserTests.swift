@@ -39,7 +39,7 @@ enum ConsoleBrowser {
     }
 }
 
-@Suite("Console in Debian's chromium (selenium)", .serialized, .tags(.browser))
+@Suite("Console in Debian's chromium (selenium)", .serialized, .tags(.browser, .kafka, .peers))
 struct ConsoleBrowserTests {
     @Test(
         "wrong password and a sign-in form without CSRF refused; sign in, overview, confirm a proposed child, download the CSC sheet, today's notices, sign out; a screenshot of each page",

@@ -6,7 +6,7 @@ import Testing
 
 @testable import ConsoleService
 
-@Suite("A force's own console over a pipeline serving several forces", .serialized)
+@Suite("A force's own console over a pipeline serving several forces", .serialized, .tags(.kafka))
 struct ConsoleForceTests {
     @Test("ENCOMPASS_CONSOLE_FORCES names the console's forces; anything but force codes is refused")
     func settings() throws {

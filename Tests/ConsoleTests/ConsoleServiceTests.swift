@@ -8,7 +8,7 @@ import Testing
 @testable import ChildResearchService
 @testable import ConsoleService
 
-@Suite("Console against the five real services (in-process Kafka)", .serialized)
+@Suite("Console against the five real services (in-process Kafka)", .serialized, .tags(.kafka))
 struct ConsoleServiceTests {
     @Test(
         "signed in: the overview shows every stage up with the dead letter; a proposed child confirmed in the staff member's name reaches school resolution as a CSC request; the sheet downloads; a returned sheet's rows are answered; today's notice shown unacknowledged; every action audited"

@@ -15,7 +15,7 @@ import FoundationNetworking
 
 /// "This pupil no longer attends" across school resolution, scheduling and dispatch over the
 /// in-process Kafka cluster, on a simulated clock that moves only when told.
-@Suite("No longer attends across the services: cancel, ask CSC, send to the current school", .serialized)
+@Suite("No longer attends across the services: cancel, ask CSC, send to the current school", .serialized, .tags(.kafka))
 struct RedirectPipelineTests {
     static let token = "redirect-test-token-0123456789"
 

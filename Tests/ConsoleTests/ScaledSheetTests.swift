@@ -108,7 +108,7 @@ struct ScaledSheetTests {
 
 /// Two school resolution instances in one consumer group, each holding the requests of the
 /// children in its partitions, reached as the console and `encompass schools requests` reach them.
-@Suite("CSC sheet over two real school resolution instances", .serialized)
+@Suite("CSC sheet over two real school resolution instances", .serialized, .tags(.kafka))
 struct ScaledSheetServiceTests {
     static let token = "scaled-sheet-token-0123456789"
 

@@ -3,20 +3,25 @@ import EncompassTestSupport
 import Foundation
 import Testing
 
-@Suite("The main job: encompass demo", .serialized, .tags(.processes))
+/// Each test runs its own demo (its own folder, ports and broker), so the tests run side by side.
+@Suite("The main job: encompass demo", .tags(.processes))
 struct DemoRunTests {
+    /// A small Thames Valley day, the default seed.
+    static let smallArguments = ["--families", "250", "--incidents", "30", "--day", "2026-11-23"]
+
+    /// The small day with one instance of every service, run once and read by two tests: the
+    /// day's own checks, and the one-instance side of scale invariance.
+    static let smallRun = Task { () async throws -> (status: Int32, output: String, directory: String) in
+        let directory = TestPaths.temporaryDirectory("demo")
+        let (status, output) = try await demo(smallArguments, directory: directory)
+        return (status, output, directory)
+    }
+
     @Test(
         "a small demo runs the day to the next morning: notices sent as mail, more children reached than the officers' records, none to a wrong school"
     )
     func smallDemo() async throws {
-        let directory = TestPaths.temporaryDirectory("demo")
-        let (status, output) = try await runExecutable(
-            "encompass",
-            [
-                "demo", "--exit", "--families", "250", "--incidents", "30", "--day", "2026-11-23",
-                "--dir", directory, "--base-port", String(TestPorts.pipelineBase()),
-            ])
-        print(output)
+        let (status, output, directory) = try await Self.smallRun.value
         #expect(status == 0, "\(output)")
         #expect(output.contains("notices to a wrong school or for a child not present: 0"))
         #expect(!output.contains("WRONG "), "every wrong notice is listed, and there must be none")
@@ -175,19 +180,17 @@ struct DemoRunTests {
             .map { line in line.replacing(#/ \(\d+ mails in [^)]*\)/#, with: "") } // the mail folder differs per run
     }
 
+    /// The one-instance run is the small demo's own (`smallRun`); the three-instance run goes
+    /// beside it.
     @Test("scale invariance: the same seed with 1 and with 3 instances of every service gives the same summary")
     func scaleInvariance() async throws {
-        func run(instances: Int) async throws -> String {
-            let (status, output) = try await Self.demo(
-                [
-                    "--seed", "7", "--families", "200", "--incidents", "30", "--day", "2026-11-23",
-                    "--instances", String(instances),
-                ], directory: TestPaths.temporaryDirectory("demo-scale-\(instances)"))
-            #expect(status == 0, "\(output)")
-            return output
-        }
-        let one = Self.invariantSummary(try await run(instances: 1))
-        let three = Self.invariantSummary(try await run(instances: 3))
+        async let threeRun = Self.demo(Self.smallArguments + ["--instances", "3"], directory: TestPaths.temporaryDirectory("demo-scale-3"))
+        let oneRun = try await Self.smallRun.value
+        let threeOutput = try await threeRun
+        #expect(oneRun.status == 0, "\(oneRun.output)")
+        #expect(threeOutput.status == 0, "\(threeOutput.output)")
+        let one = Self.invariantSummary(oneRun.output)
+        let three = Self.invariantSummary(threeOutput.output)
         #expect(one.count == 11, "every summary line present: \(one)")
         #expect(one.contains("notices to a wrong school or for a child not present: 0"))
         #expect(one == three, "1 instance:\n\(one.joined(separator: "\n"))\n3 instances:\n\(three.joined(separator: "\n"))")

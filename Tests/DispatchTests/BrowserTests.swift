@@ -15,7 +15,7 @@ enum Browser {
     static var inCI: Bool { ProcessInfo.processInfo.environment["CI"].map { !$0.isEmpty } ?? false }
 }
 
-@Suite("Notice page in Debian's chromium (selenium)", .serialized, .tags(.browser))
+@Suite("Notice page in Debian's chromium (selenium)", .serialized, .tags(.browser, .kafka, .peers))
 struct BrowserTests {
     @Test(
         "open the link, wrong password refused, right password shows the notice with markup escaped, acknowledge; screenshot saved",

@@ -85,7 +85,7 @@ func publish<P: MessagePayload>(_ kafka: TestKafka, _ payload: P, topic: String,
     await producerClient.close()
 }
 
-@Suite("Dispatch service over Kafka and HTTP", .serialized)
+@Suite("Dispatch service over Kafka and HTTP", .serialized, .tags(.kafka, .peers))
 struct DispatchServiceTests {
     let start = Timestamp.parse("2026-11-24T08:00:05Z")!
     let http = Browserless()

@@ -13,7 +13,7 @@ import Testing
 /// Notices to a school with no notice password, held then sent; the bulk password file; the
 /// Navigator's audit export. Dispatch runs as a service on the mock Kafka cluster and mails
 /// through a real SMTP server on loopback (aiosmtpd).
-@Suite("Held notices, password files and the audit export", .serialized)
+@Suite("Held notices, password files and the audit export", .serialized, .tags(.kafka, .peers))
 struct HeldNoticeTests {
     let start = Timestamp.parse("2026-11-24T08:00:05Z")!
     let http = Browserless()

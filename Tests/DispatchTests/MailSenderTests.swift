@@ -26,7 +26,7 @@ func publishedEvents(_ store: ServiceStore) async throws -> [NoticeEvent] {
     }
 }
 
-@Suite("Sending notice mail", .serialized)
+@Suite("Sending notice mail", .serialized, .tags(.peers))
 struct MailSenderTests {
     let start = Timestamp.parse("2026-11-24T08:00:05Z")!
 

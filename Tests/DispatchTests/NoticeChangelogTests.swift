@@ -8,7 +8,7 @@ import Testing
 
 @testable import DispatchService
 
-@Suite("Dispatch's notice changelog over the mock Kafka cluster", .serialized)
+@Suite("Dispatch's notice changelog over the mock Kafka cluster", .serialized, .tags(.kafka))
 struct NoticeChangelogTests {
     let start = Timestamp.parse("2026-11-24T08:00:05Z")!
     let http = Browserless()

@@ -53,7 +53,7 @@ func messageID(_ mail: String) -> String? {
 /// The relay down, slow and refusing, with dispatch running as a service (ServiceHost on the
 /// mock Kafka cluster, the sender as its background task) and a real SMTP server (aiosmtpd).
 /// The simulated clock stands still, so the backoff is observed exactly and moved by hand.
-@Suite("SMTP relay faults through a running dispatch", .serialized)
+@Suite("SMTP relay faults through a running dispatch", .serialized, .tags(.kafka, .peers))
 struct SMTPFaultTests {
     let start = Timestamp.parse("2026-11-24T08:00:05Z")!
     let http = Browserless()

@@ -17,7 +17,7 @@ import Testing
 /// Reproducible: the seed is printed (`fuzz <parser>: … seed N`); `ENCOMPASS_FUZZ_SEED=N` replays
 /// it, `ENCOMPASS_FUZZ_ITERATIONS=N` sets the inputs per parser, `ENCOMPASS_FUZZ_SAVE_DIR=DIR`
 /// keeps each parser's last input on disk (the input of a crash).
-@Suite("Fuzz pass over every input parser")
+@Suite("Fuzz pass over every input parser", .tags(.peers, .slow))
 struct FuzzTests {
     init() { print("fuzz seed \(FuzzConfig.seed) (replay with ENCOMPASS_FUZZ_SEED=\(FuzzConfig.seed))") }
 
@@ -361,7 +361,7 @@ struct FuzzTests {
 }
 
 /// The inputs that crashed a parser before it was fixed, kept as plain tests.
-@Suite("Fuzz pass regressions")
+@Suite("Fuzz pass regressions", .tags(.peers))
 struct FuzzRegressionTests {
     /// The openpyxl workbook (or our own) with `sheet1.xml` replaced.
     func workbook(sheet: String) throws -> Data {

@@ -169,7 +169,7 @@ struct FieldLimitTests {
     }
 }
 
-@Suite("Intake over HTTP: limits, unknown fields, adults' fields, the service clock", .serialized)
+@Suite("Intake over HTTP: limits, unknown fields, adults' fields, the service clock", .serialized, .tags(.kafka))
 struct IntakeFieldServiceTests {
     @Test(
         "HTTP: a 1 MB child name is refused with the field named and the incidents after it go through; an adult's bad date of birth is set aside with a warning"

@@ -13,7 +13,7 @@ func runCLI(_ arguments: [String]) throws -> (status: Int32, output: String) {
     return (run.status, run.output)
 }
 
-@Suite("History import", .serialized)
+@Suite("History import", .serialized, .tags(.kafka))
 struct HistoryImportTests {
     @Test("JSON Lines in chunks: good records reach encompass.history, bad ones are named by file line and kept; re-import is idempotent")
     func jsonLines() async throws {

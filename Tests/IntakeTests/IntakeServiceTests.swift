@@ -58,7 +58,7 @@ func recorded(_ kafka: TestKafka, count: Int) async throws -> [IncidentRecorded]
         .map { try WireFormat.decode(IncidentRecorded.self, from: $0.value).payload }
 }
 
-@Suite("Intake service over HTTP and Kafka", .serialized)
+@Suite("Intake service over HTTP and Kafka", .serialized, .tags(.kafka))
 struct IntakeServiceTests {
     @Test("HTTP: token required, a bad item is rejected with field errors while the rest go through, replays are dropped, amendments forwarded")
     func httpSubmissions() async throws {

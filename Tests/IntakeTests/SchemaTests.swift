@@ -27,7 +27,7 @@ func schemaErrors(_ documents: [Data]) throws -> [String] {
     return run.output.split(separator: "\n").map(String.init)
 }
 
-@Suite("Incident JSON Schema")
+@Suite("Incident JSON Schema", .tags(.peers))
 struct SchemaTests {
     @Test("what the Swift types write validates against the published schema, and broken documents do not")
     func schemaMatchesCode() throws {

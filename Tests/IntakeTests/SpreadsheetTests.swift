@@ -47,7 +47,7 @@ func makeXLSX(_ path: String, rows: [[Any]], formulaCell: (row: Int, column: Int
     guard run.status == 0 else { throw SheetError("openpyxl failed (pip install openpyxl): \(run.output)") }
 }
 
-@Suite("Spreadsheet reading")
+@Suite("Spreadsheet reading", .tags(.peers))
 struct SpreadsheetReaderTests {
     @Test(
         "the free-text columns: brief circumstances and other safeguarding information (quoted, with commas and a line break) reach the incident; rows of one occurrence must agree on them"
@@ -159,7 +159,7 @@ struct SpreadsheetReaderTests {
     }
 }
 
-@Suite("Spreadsheet upload to intake", .serialized)
+@Suite("Spreadsheet upload to intake", .serialized, .tags(.kafka))
 struct SpreadsheetUploadTests {
     func upload(_ intake: RunningIntake, name: String, data: Data) async throws -> (status: Int, body: [String: Any]) {
         try await post("http://127.0.0.1:\(intake.port)/v1/spreadsheets?name=\(name)", token: "t0ken", body: data)

@@ -11,7 +11,7 @@ import Testing
 
 @testable import IntakeService
 
-@Suite("Spreadsheet uploads read as they arrive", .serialized)
+@Suite("Spreadsheet uploads read as they arrive", .serialized, .tags(.kafka))
 struct StreamedUploadTests {
     /// The body as Hummingbird hands it over: a sequence of buffers.
     static func body(_ data: Data, chunk: Int) -> AsyncStream<ByteBuffer> {

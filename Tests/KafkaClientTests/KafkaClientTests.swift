@@ -4,7 +4,7 @@ import EncompassTestSupport
 import Foundation
 import Testing
 
-@Suite("Kafka client over TCP against the mock cluster", .serialized)
+@Suite("Kafka client over TCP against the mock cluster", .serialized, .tags(.kafka))
 struct KafkaClientTests {
     let logger = TestLog.logger("kafka-test")
 

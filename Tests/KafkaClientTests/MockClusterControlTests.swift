@@ -4,7 +4,7 @@ import EncompassTestSupport
 import Foundation
 import Testing
 
-@Suite("Fault control of the mock cluster (encompass broker --control-port)", .serialized)
+@Suite("Fault control of the mock cluster (encompass broker --control-port)", .serialized, .tags(.kafka))
 struct MockClusterControlTests {
     let logger = TestLog.logger("control-test")
 

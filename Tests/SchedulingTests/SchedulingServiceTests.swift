@@ -116,7 +116,7 @@ func recordCount(_ kafka: TestKafka, topic: String) async throws -> Int {
     return Int(total)
 }
 
-@Suite("Scheduling service over Kafka")
+@Suite("Scheduling service over Kafka", .tags(.kafka))
 struct SchedulingServiceTests {
     @Test("request → pending → simulated morning → one NoticeDue; duplicates and later requests ignored; escalation now; HTTP")
     func flow() async throws {
@@ -436,7 +436,7 @@ func sendCancellation(_ kafka: TestKafka, _ cancellation: NoticeCancelled, id: S
     await producer.close()
 }
 
-@Suite("Scheduling: cancellations when a school says the pupil no longer attends")
+@Suite("Scheduling: cancellations when a school says the pupil no longer attends", .tags(.kafka))
 struct SchedulingCancellationTests {
     @Test(
         "a pending notice to the school is cancelled and never released; a released one, or one now for another school, is not, and the event says why; a later request is ignored"

@@ -71,7 +71,7 @@ func sendUnknownSchoolChildren(_ kafka: TestKafka, ids: [String]) async throws -
     return messages
 }
 
-@Suite("School resolution's CSC requests changelog over the mock Kafka cluster", .serialized)
+@Suite("School resolution's CSC requests changelog over the mock Kafka cluster", .serialized, .tags(.kafka))
 struct CSCChangelogTests {
     @Test(
         "an instance lost for good: a new instance on an empty disk restores every open request and held answer, acts on them, and an answered child's record becomes a tombstone"

@@ -8,7 +8,7 @@ import Testing
 
 @testable import SchoolResolutionService
 
-@Suite("Local authorities' contacts: imported, replicated, and the route for out-of-area schools", .serialized)
+@Suite("Local authorities' contacts: imported, replicated, and the route for out-of-area schools", .serialized, .tags(.kafka))
 struct LAContactsTests {
     @Test(
         "an LA contacts sheet reaches every instance through the register topic; a Thames Valley child at a Cambridgeshire school is notified through Cambridgeshire's Operation Encompass contact; one at a Peterborough school without contacts becomes a telephone task, counted"

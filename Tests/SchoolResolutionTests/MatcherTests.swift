@@ -1,10 +1,11 @@
 import EncompassModels
+import EncompassTestSupport
 import Foundation
 import Testing
 
 @testable import SchoolResolutionService
 
-@Suite("School name matching over the real 2018 list")
+@Suite("School name matching over the real 2018 list", .tags(.slow))
 struct MatcherTests {
     @Test("the shared list is read whole")
     func sharedList() {

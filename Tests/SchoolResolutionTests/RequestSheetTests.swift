@@ -15,7 +15,7 @@ func python(_ script: String, _ arguments: [String] = []) throws -> (status: Int
     return (run.status, run.output, run.error)
 }
 
-@Suite("Requests to Children's Social Care: export, return, import", .serialized)
+@Suite("Requests to Children's Social Care: export, return, import", .serialized, .tags(.peers))
 struct RequestSheetTests {
     let flow = SchoolFlow(protocols: Fixtures.protocols)
     let now = Fixtures.incidentDate.addingTimeInterval(3_600)

@@ -47,7 +47,7 @@ func send(_ method: String, _ url: String, token: String?, body: Data) async thr
     return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
 }
 
-@Suite("School resolution service over the mock Kafka cluster", .serialized)
+@Suite("School resolution service over the mock Kafka cluster", .serialized, .tags(.kafka))
 struct SchoolServiceTests {
     @Test(
         "ChildIdentified in → NoticeRequested out; contacts edited over HTTP reach the register; feedback unlinks and blocks; the CSC export is guarded"

@@ -129,7 +129,7 @@ func concrete(_ path: String) -> String {
     }.joined(separator: "/")
 }
 
-@Suite("Every HTTP endpoint refuses requests without the right token", .serialized)
+@Suite("Every HTTP endpoint refuses requests without the right token", .serialized, .tags(.kafka))
 struct EndpointAuthTests {
     @Test(
         "each service: routes read from its router; all but the listed public ones answer 401 without a token, with a wrong token or another API's token, and say nothing else"

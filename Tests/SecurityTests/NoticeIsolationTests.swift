@@ -66,7 +66,7 @@ func page(_ method: String, _ url: String, form: [String: String]? = nil, cookie
     return Page(status: http?.statusCode ?? 0, body: String(decoding: data, as: UTF8.self), setCookie: setCookie)
 }
 
-@Suite("One school can never see another school's notice", .serialized)
+@Suite("One school can never see another school's notice", .serialized, .tags(.kafka))
 struct NoticeIsolationTests {
     let start = Timestamp.parse("2026-11-24T08:00:05Z")!
 

@@ -16,7 +16,7 @@ func python(_ script: String, _ arguments: [String]) throws -> (status: Int32, o
     return (run.status, run.output)
 }
 
-@Suite("Outputs neutralise injected markup and formulas")
+@Suite("Outputs neutralise injected markup and formulas", .tags(.peers))
 struct OutputNeutralisationTests {
     /// Values a spreadsheet would run as a formula (or a DDE command) if written as they are.
     static let formulas = [

@@ -74,7 +74,7 @@ func incident(_ occurrence: String, child: String, occurredAt: Date) -> Incident
         ])
 }
 
-@Suite("Personal data is purged after the retention period; the audit trail stays")
+@Suite("Personal data is purged after the retention period; the audit trail stays", .tags(.kafka))
 struct RetentionTests {
     let start = Timestamp.parse("2025-01-06T09:00:00Z")!
     let settings = RetentionSettings(days: 400, interval: .seconds(3600), batchSize: 2) // small batches: several per run

@@ -35,7 +35,7 @@ func freePort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-@Suite("Deployment: compose file, topics script, Prometheus and alert rules", .serialized)
+@Suite("Deployment: compose file, topics script, Prometheus and alert rules", .serialized, .tags(.kafka, .peers))
 struct DeploymentTests {
     @Test("docker-compose validates compose/docker-compose.yml with the example settings and refuses it without secrets")
     func composeFileValidates() throws {

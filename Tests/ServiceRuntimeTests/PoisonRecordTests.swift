@@ -10,7 +10,7 @@ import Testing
 @testable import ServiceRuntime
 
 /// One record Kafka refuses must not hold back the records behind it, silently.
-@Suite("Poison records and the outbox", .serialized)
+@Suite("Poison records and the outbox", .serialized, .tags(.kafka))
 struct PoisonRecordTests {
     /// Inserts an outbox row as it is, without `Outbox`'s size check: a row queued before the
     /// check existed, or under a larger limit than the brokers take.

@@ -27,7 +27,7 @@ func replicatedNotes(input: String, ticks: Locked<Int>) -> ServiceDefinition {
     return definition
 }
 
-@Suite("Runtime: replicated topics, background tasks, clock", .serialized)
+@Suite("Runtime: replicated topics, background tasks, clock", .serialized, .tags(.kafka))
 struct RuntimeExtensionTests {
     @Test("every instance of a group reads a replicated topic whole; background tasks run until shutdown")
     func replicatedTopicReachesEveryInstance() async throws {
@@ -87,7 +87,7 @@ struct RuntimeExtensionTests {
     }
 }
 
-@Suite("Runtime: dead-letter operations over HTTP", .serialized)
+@Suite("Runtime: dead-letter operations over HTTP", .serialized, .tags(.kafka))
 struct DeadLetterOperationsTests {
     func call(_ method: String, _ url: String, token: String?, body: [String: Any]? = nil) async throws -> (Int, Any?) {
         var request = URLRequest(url: URL(string: url)!)
@@ -194,7 +194,7 @@ struct DeadLetterAddressTests {
     }
 }
 
-@Suite("Runtime: lag in messages and seconds", .serialized)
+@Suite("Runtime: lag in messages and seconds", .serialized, .tags(.kafka))
 struct LagTests {
     @Test("the lag report reads committed and end offsets and the age of the next record, without joining the group")
     func lagReport() async throws {

@@ -96,7 +96,7 @@ func produce(_ kafka: TestKafka, topic: String, _ values: [(key: String, value: 
     await producer.close()
 }
 
-@Suite("Service runtime over TCP against the mock cluster", .serialized)
+@Suite("Service runtime over TCP against the mock cluster", .serialized, .tags(.kafka))
 struct ServiceRuntimeTests {
     @Test("a redelivered message is applied once (inbox in the same transaction)")
     func inboxDedupe() async throws {
@@ -516,7 +516,7 @@ struct StoredDateTests {
 
 /// `MessageWorker.process` on batches given by hand (no consumer loop): the whole-batch path
 /// without savepoints, and its fall-back when a record fails.
-@Suite("Message worker batches")
+@Suite("Message worker batches", .tags(.kafka))
 struct MessageWorkerBatchTests {
     @Test("a batch with a bad and a flaky record: the rest applied once, the bad one dead-lettered, nothing of the rolled-back try left")
     func failingRecordInBatch() async throws {
