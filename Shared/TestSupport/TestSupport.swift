@@ -114,16 +114,22 @@ public func executable(_ name: String) throws -> String {
     return path
 }
 
-/// Runs a built executable of this package to its end: its exit status and what it printed
-/// (standard output and error together). It waits on a thread of its own, not on one of the
-/// few threads of Swift's concurrency pool, which an in-process service the executable calls
-/// needs in order to answer.
-public func runExecutable(_ name: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+/// Runs blocking work (a child process to its end) on a thread of its own. On Swift's
+/// concurrency pool it would hold one of its few threads (two on a 2-core machine) while the
+/// child waits for an in-process service or console, which needs those threads to answer; with
+/// suites running side by side the pool can run out and the child time out. `Task.detached`
+/// runs on the same pool, so it does not help.
+public func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        Thread {
-            continuation.resume(with: Result { try runBuilt(name, arguments) }.map { ($0.status, $0.output) })
-        }.start()
+        Thread { continuation.resume(with: Result { try work() }) }.start()
     }
+}
+
+/// Runs a built executable of this package to its end, off the concurrency pool (`offPool`):
+/// its exit status and what it printed (standard output and error together).
+public func runExecutable(_ name: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let run = try await offPool { try runBuilt(name, arguments) }
+    return (run.status, run.output)
 }
 
 public struct TimeoutError: Error, CustomStringConvertible {

@@ -60,7 +60,7 @@ struct ConsoleBrowserTests {
             "--password", ConsoleWorld.password, "--wrong-password", "not-the-password", "--confirm-child", "Amelia",
             "--lpa", "Reading", "--downloads", output + "/downloads", "--screenshots", output + "/screenshots",
         ]
-        let result = try await Task.detached { try ConsoleBrowser.run(arguments) }.value
+        let result = try await offPool { try ConsoleBrowser.run(arguments) }
         print(result.output)
         #expect(result.status == 0, "\(result.output)")
 

@@ -40,7 +40,7 @@ struct BrowserTests {
             Peers.directory + "/notice_browser.py", "--url", url, "--urn", "110001", "--password", "Oakwood-DSL-2026!",
             "--wrong-password", "not-the-password", "--expect-text", name, "--screenshot", screenshot,
         ]
-        let result = try await Task.detached { try Peers.run(Peers.python, arguments) }.value
+        let result = try await offPool { try Peers.run(Peers.python, arguments) }
         print(result.output)
         #expect(result.status == 0, "\(result.output)")
         #expect(FileManager.default.fileExists(atPath: screenshot))

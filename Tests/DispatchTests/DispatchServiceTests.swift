@@ -340,20 +340,22 @@ struct DispatchServiceTests {
         let replicaGroup = try #require(health["replicaGroup"] as? String)
         #expect(replicaGroup == group + ".replica." + (health["instance"] as? String ?? "?"))
 
-        func lag() throws -> (rows: [[String: Any]], output: String) {
+        // `encompass lag` asks the dispatch of this process: run off the concurrency pool.
+        func lag() async throws -> (rows: [[String: Any]], output: String) {
             var environment = ProcessInfo.processInfo.environment
             for service in ServiceName.allCases where service != .dispatch { environment[ServiceClient.variable(service)] = "http://127.0.0.1:9" }
-            let result = try Peers.run(
-                try executable("encompass"),
-                ["lag", "--json", "--bootstrap-servers", kafka.bootstrapServers, "--instance", "dispatch=" + dispatch.base],
-                environment: environment, standardErrorToo: false)
+            let encompass = try executable("encompass")
+            let arguments = ["lag", "--json", "--bootstrap-servers", kafka.bootstrapServers, "--instance", "dispatch=" + dispatch.base]
+            let result = try await offPool { [environment] in
+                try Peers.run(encompass, arguments, environment: environment, standardErrorToo: false)
+            }
             let rows = (try? JSONSerialization.jsonObject(with: Data(result.output.utf8))) as? [[String: Any]] ?? []
             return (rows, "exit \(result.status): \(result.output.prefix(3000))")
         }
         var last = ""
         do {
             try await eventually("encompass lag reaches 0 on every row", timeout: .seconds(60), interval: .milliseconds(500)) {
-                let (rows, output) = try lag()
+                let (rows, output) = try await lag()
                 last = output
                 let pairs = Set(rows.map { "\($0["group"] as? String ?? "")/\($0["topic"] as? String ?? "")" })
                 return pairs.contains("\(group)/\(Topics.noticesDue.name)") && pairs.contains("\(replicaGroup)/\(Topics.noticeEvents.name)")
@@ -507,37 +509,37 @@ struct DispatchServiceTests {
         // The CLI: list (exit 3: something is flagged), JSON, set-password from standard input.
         let cli = try executable("encompass")
         let common = ["--url", dispatch.base, "--token", RunningDispatch.token]
-        let listed = try await Task.detached { try runCLI(cli, ["notifications", "list", "--date", "2026-11-24"] + common) }.value
+        let listed = try await offPool { try runCLI(cli, ["notifications", "list", "--date", "2026-11-24"] + common) }
         #expect(listed.status == 3, "\(listed.output)")
         #expect(listed.output.contains(mail.noticeId) && listed.output.contains("FLAGGED"))
         #expect(listed.output.contains("1 flagged"))
-        let asJSON = try await Task.detached { try runCLI(cli, ["notifications", "list", "--date", "2026-11-24", "--json"] + common) }.value
+        let asJSON = try await offPool { try runCLI(cli, ["notifications", "list", "--date", "2026-11-24", "--json"] + common) }
         let object = try JSONSerialization.jsonObject(with: Data(asJSON.output.utf8)) as? [String: Any]
         #expect((object?["notifications"] as? [Any])?.count == 2)
         #expect(object?["flagged"] as? Int == 1)
         // Several instances (--url repeated or comma-separated): listings are merged by notice id,
         // and an instance that does not answer fails the listing rather than leaving its share out.
-        let merged = try await Task.detached {
+        let merged = try await offPool {
             try runCLI(
                 cli,
                 ["notifications", "list", "--date", "2026-11-24", "--url", "\(dispatch.base),\(dispatch.base)/", "--token", RunningDispatch.token])
-        }.value
+        }
         #expect(merged.output.contains("2 notices, 1 flagged"), "\(merged.output)")
-        let partial = try await Task.detached {
+        let partial = try await offPool {
             try runCLI(
                 cli,
                 [
                     "notifications", "list", "--date", "2026-11-24", "--url", dispatch.base, "--url", "http://127.0.0.1:9", "--token",
                     RunningDispatch.token,
                 ])
-        }.value
+        }
         #expect(partial.status == 2, "\(partial.output)")
-        let set = try await Task.detached {
+        let set = try await offPool {
             try runCLI(cli, ["notifications", "set-password", "--urn", "110001"] + common, input: "Cli-set-password-42\n")
-        }.value
+        }
         #expect(set.status == 0, "\(set.output)")
         #expect(try await dispatch.host.store.pool.read { try SchoolPassword.fetchOne($0, key: "110001") } != nil)
-        let noToken = try await Task.detached { try runCLI(cli, ["notifications", "list", "--url", dispatch.base, "--token", "wrong"]) }.value
+        let noToken = try await offPool { try runCLI(cli, ["notifications", "list", "--url", dispatch.base, "--token", "wrong"]) }
         #expect(noToken.status == 2)
         try await dispatch.stop()
     }

@@ -225,12 +225,3 @@ struct HeldNoticeTests {
         try await dispatch.stop()
     }
 }
-
-/// Runs blocking work (a child process) on a thread of its own: on the cooperative pool it would
-/// hold one of its few threads (two on a 2-core machine) while the child waits for the
-/// in-process dispatch, which needs those threads to answer.
-func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try work() }) }.start()
-    }
-}

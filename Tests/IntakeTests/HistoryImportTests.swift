@@ -34,12 +34,12 @@ struct HistoryImportTests {
         let path = TestPaths.temporaryDirectory("history") + "/niche-export.jsonl"
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         let arguments = ["history", "import", path, "--url", "http://127.0.0.1:\(intake.port)", "--token", "t0ken", "--chunk", "2"]
-        let first = try runCLI(arguments)
+        let first = try await offPool { try runCLI(arguments) }
         #expect(first.status == 1, "\(first.output)")
         #expect(first.output.contains("line 3:"), "\(first.output)")
         #expect(first.output.contains("line 4: children[0].dateOfBirth"), "\(first.output)")
         #expect(first.output.contains("5 records, 3 accepted into encompass.history, 2 rejected"), "\(first.output)")
-        let second = try runCLI(arguments)
+        let second = try await offPool { try runCLI(arguments) }
         #expect(second.status == 1)
 
         let records = try await readRecords(kafka, topic: Topics.history.name, count: 6)
@@ -67,7 +67,8 @@ struct HistoryImportTests {
         ]
         let path = TestPaths.temporaryDirectory("history") + "/old.csv"
         try rows.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        let result = try runCLI(["history", "import", path, "--url", "http://127.0.0.1:\(intake.port)", "--token", "t0ken", "--chunk", "2"])
+        let arguments = ["history", "import", path, "--url", "http://127.0.0.1:\(intake.port)", "--token", "t0ken", "--chunk", "2"]
+        let result = try await offPool { try runCLI(arguments) }
         #expect(result.status == 1, "\(result.output)")
         #expect(result.output.contains("row 5:"), "\(result.output)") // physical line 5: after the two-line address
         #expect(result.output.contains("3 accepted"), "\(result.output)")
