@@ -153,14 +153,14 @@ struct FieldLimitTests {
     }
 
     @Test("the schema's limits are the validator's: too long fails both, at the limit passes both")
-    func schemaLimits() throws {
+    func schemaLimits() async throws {
         var atLimit = incident()
         atLimit.children[0].givenName = String(repeating: "a", count: IncidentLimits.name)
         atLimit.parties[0].familyName = String(repeating: "b", count: IncidentLimits.name)
         var over = atLimit
         over.children[0].givenName += "a"
         over.parties[0].familyName += "b"
-        let results = try schemaErrors([try WireFormat.encoder().encode(atLimit), try WireFormat.encoder().encode(over)])
+        let results = try await schemaErrors([try WireFormat.encoder().encode(atLimit), try WireFormat.encoder().encode(over)])
         #expect(results.first == "[]")
         #expect(results.last?.contains("is too long") == true)
         #expect(validator.review(atLimit.normalised(), now: now).errors == [])

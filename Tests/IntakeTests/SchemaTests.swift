@@ -6,7 +6,7 @@ import Testing
 @testable import IntakeService
 
 /// Validates JSON documents against docs/schemas/incident.schema.json with Python's jsonschema.
-func schemaErrors(_ documents: [Data]) throws -> [String] {
+func schemaErrors(_ documents: [Data]) async throws -> [String] {
     let directory = TestPaths.temporaryDirectory("schema")
     var paths: [String] = []
     for (i, document) in documents.enumerated() {
@@ -22,7 +22,8 @@ func schemaErrors(_ documents: [Data]) throws -> [String] {
             errors = sorted(e.message for e in v.iter_errors(json.load(open(p))))
             print(json.dumps(errors))
         """
-    let run = try runPython(script, ["\(TestPaths.packageRoot)/docs/schemas/incident.schema.json"] + paths, errors: .separate)
+    let arguments = ["\(TestPaths.packageRoot)/docs/schemas/incident.schema.json"] + paths
+    let run = try await offPool { try runPython(script, arguments, errors: .separate) }
     #expect(run.status == 0, "python3 with jsonschema is needed (pip install jsonschema): \(run.error)")
     return run.output.split(separator: "\n").map(String.init)
 }
@@ -30,7 +31,7 @@ func schemaErrors(_ documents: [Data]) throws -> [String] {
 @Suite("Incident JSON Schema", .tags(.peers))
 struct SchemaTests {
     @Test("what the Swift types write validates against the published schema, and broken documents do not")
-    func schemaMatchesCode() throws {
+    func schemaMatchesCode() async throws {
         var full = incident()
         full.children.append(
             RecordedChild(
@@ -42,7 +43,7 @@ struct SchemaTests {
         var missing = try JSONSerialization.jsonObject(with: WireFormat.encoder().encode(incident())) as! [String: Any]
         missing["children"] = nil
         missing["riskLevel"] = "severe"
-        let results = try schemaErrors([
+        let results = try await schemaErrors([
             try WireFormat.encoder().encode(full),
             try WireFormat.encoder().encode(noChildren),
             try JSONSerialization.data(withJSONObject: missing),

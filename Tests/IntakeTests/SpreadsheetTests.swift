@@ -21,7 +21,7 @@ func csvRow(
 }
 
 /// Writes an XLSX with openpyxl (an independent writer) from a JSON description.
-func makeXLSX(_ path: String, rows: [[Any]], formulaCell: (row: Int, column: Int, formula: String)? = nil, dateColumns: [Int] = []) throws {
+func makeXLSX(_ path: String, rows: [[Any]], formulaCell: (row: Int, column: Int, formula: String)? = nil, dateColumns: [Int] = []) async throws {
     let spec = try JSONSerialization.data(withJSONObject: [
         "path": path, "rows": rows, "dateColumns": dateColumns,
         "formula": formulaCell.map { [$0.row, $0.column, $0.formula] as [Any] } ?? NSNull(),
@@ -43,7 +43,7 @@ func makeXLSX(_ path: String, rows: [[Any]], formulaCell: (row: Int, column: Int
             ws.cell(row=r, column=c, value=f)
         wb.save(spec["path"])
         """
-    let run = try runPython(script, [specPath])
+    let run = try await offPool { try runPython(script, [specPath]) }
     guard run.status == 0 else { throw SheetError("openpyxl failed (pip install openpyxl): \(run.output)") }
 }
 
@@ -116,9 +116,9 @@ struct SpreadsheetReaderTests {
     }
 
     @Test("XLSX from openpyxl: shared strings, numbers, real dates, and formula cells refused")
-    func xlsx() throws {
+    func xlsx() async throws {
         let path = TestPaths.temporaryDirectory("xlsx") + "/desk.xlsx"
-        try makeXLSX(
+        try await makeXLSX(
             path,
             rows: [
                 ["Occurrence Number", "Occurred At", "Child DOB", "Count"],
@@ -137,9 +137,9 @@ struct SpreadsheetReaderTests {
     }
 
     @Test("an XLSX with more rows than the limit is refused; at the limit it is read")
-    func xlsxRowLimit() throws {
+    func xlsxRowLimit() async throws {
         let path = TestPaths.temporaryDirectory("rows") + "/rows.xlsx"
-        try makeXLSX(path, rows: [["a", "b"], ["1", "2"], ["3", "4"], ["5", "6"]])
+        try await makeXLSX(path, rows: [["a", "b"], ["1", "2"], ["3", "4"], ["5", "6"]])
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(try SpreadsheetReader.read(data, maximumRows: 3).rows.count == 3)
         #expect(throws: SheetError("the file has more than 2 rows; one upload takes at most 2: split it into smaller files")) {
@@ -148,9 +148,9 @@ struct SpreadsheetReaderTests {
     }
 
     @Test("a truncated XLSX is refused with a clear error")
-    func truncatedXLSX() throws {
+    func truncatedXLSX() async throws {
         let path = TestPaths.temporaryDirectory("xlsx") + "/cut.xlsx"
-        try makeXLSX(path, rows: [["occurrence_number"], ["43260001234"]])
+        try await makeXLSX(path, rows: [["occurrence_number"], ["43260001234"]])
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         for length in [data.count / 2, data.count - 30, 10] {
             let error = #expect(throws: SheetError.self) { try SpreadsheetReader.read(data.prefix(length)) }
@@ -260,7 +260,7 @@ struct SpreadsheetUploadTests {
                 "", "present", "Reading Primary", "",
             ])
         }
-        try makeXLSX(path, rows: rows, dateColumns: [3, 4])
+        try await makeXLSX(path, rows: rows, dateColumns: [3, 4])
         let started = ContinuousClock.now
         let (status, output) = try await runExecutable("encompass", ["ingest", path, "--url", "http://127.0.0.1:\(intake.port)", "--token", "t0ken"])
         print("ingest of 10,000 rows took \(ContinuousClock.now - started)")

@@ -45,7 +45,7 @@ struct StreamedUploadTests {
         }
         // A workbook arrives in pieces too; its first bytes say it is a ZIP.
         let path = directory.appendingPathComponent("desk.xlsx").path
-        try makeXLSX(path, rows: [["occurrence_number", "child_given_name"], ["43260001234", "Zoë"]])
+        try await makeXLSX(path, rows: [["occurrence_number", "child_given_name"], ["43260001234", "Zoë"]])
         let book = try Data(contentsOf: URL(fileURLWithPath: path))
         let received = try await SpreadsheetReceiver.receive(Self.body(book, chunk: 3), into: directory, maximumBytes: 1 << 20, maximumRows: 10)
         #expect(try received.sheet.get().rows.first?.cells["child_given_name"] == "Zoë")

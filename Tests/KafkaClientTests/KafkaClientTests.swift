@@ -198,7 +198,7 @@ struct KafkaClientTests {
             Issue.record("kcat is not installed (apt-get install kcat)")
             return
         }
-        let output = try run(kcat, ["-b", kafka.bootstrapServers, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q"])
+        let output = try await run(kcat, ["-b", kafka.bootstrapServers, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q"])
         let payloads = try output.split(separator: "\n").map { line -> (String?, Any?) in
             let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             return (json["key"] as? String, json["payload"])
@@ -224,7 +224,7 @@ struct KafkaClientTests {
                 headers: [KafkaHeader(key: "encompass-schema", string: TestNote.schema)]))
         await producer.close()
 
-        let output = try run(kcat, ["-b", kafka.bootstrapServers, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q"])
+        let output = try await run(kcat, ["-b", kafka.bootstrapServers, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q"])
         let line = try #require(output.split(separator: "\n").first)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         #expect(json["key"] as? String == "occ-1")
@@ -318,6 +318,6 @@ func which(_ tool: String) -> String? {
     return nil
 }
 
-func run(_ executable: String, _ arguments: [String]) throws -> String {
-    try runProcess(executable, arguments, errors: .discarded).output
+func run(_ executable: String, _ arguments: [String]) async throws -> String {
+    try await offPool { try runProcess(executable, arguments, errors: .discarded).output }
 }

@@ -11,8 +11,8 @@ import WebSupport
 @testable import SchoolResolutionService
 
 /// Runs python3 with a script; returns status and output.
-func python(_ script: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let run = try runPython(script, arguments)
+func python(_ script: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let run = try await offPool { try runPython(script, arguments) }
     return (run.status, run.output)
 }
 
@@ -53,14 +53,14 @@ struct OutputNeutralisationTests {
     }
 
     @Test("CSC request export: every cell a spreadsheet would run is neutralised, CSV and XLSX (read back by openpyxl and Python's csv)")
-    func requestExports() throws {
+    func requestExports() async throws {
         // Real export rows, from children whose names and schools are formulas.
         let store = try ServiceStore(
             path: TestPaths.temporaryDirectory("security-csc") + "/s.sqlite",
             migrations: SchoolStore.migrations(seed: false))
         let flow = SchoolFlow(protocols: try SchoolsProtocol.loadAll(ForceProtocols.load(directory: ForceProtocols.bundledDirectory)))
         let now = Timestamp.parse("2026-11-23T10:00:00Z")!
-        try store.pool.write { db in
+        try await store.pool.write { db in
             for (i, formula) in Self.formulas.enumerated() {
                 let child = IdentifiedChild(
                     childId: "c-\(i)", givenName: formula, familyName: formula, ageYears: 8,
@@ -76,7 +76,7 @@ struct OutputNeutralisationTests {
                     messageId: "m-\(i)", db: db, outbox: Outbox(db: db, producer: "test"), now: now, logger: TestLog.logger("t"))
             }
         }
-        let open = try store.pool.read { db in try CSCRequests.open(db, lpa: "all") }
+        let open = try await store.pool.read { db in try CSCRequests.open(db, lpa: "all") }
         #expect(open.count == Self.formulas.count)
         var rows = CSCRequests.rows(open)
         // And a row of nothing but formulas, in every column.
@@ -108,7 +108,7 @@ struct OutputNeutralisationTests {
             for b in bad: print(b)
             sys.exit(1 if bad else 0)
             """
-        let result = try python(script, [xlsx, csv])
+        let result = try await python(script, [xlsx, csv])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("cells"))
         // The formulas are still there as text (neutralised, not dropped).
