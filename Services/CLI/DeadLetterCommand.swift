@@ -60,7 +60,8 @@ struct DeadLetterCommand: AsyncParsableCommand {
             for service in services {
                 // Each instance keeps its own dead letters: listed from every one, each id qualified by
                 // its instance's place in the list when there are several, copies of a record merged.
-                let listed = await DeadLetterRecords(service: service, clients: try endpoints.clients(service)).copies(query: query)
+                let records = DeadLetterRecords(service: service, clients: try endpoints.clients(service))
+                let listed = await records.copies(query: query)
                 all += DeadLetterRecords.merge(listed.views)
                 unreachable += listed.failures
             }

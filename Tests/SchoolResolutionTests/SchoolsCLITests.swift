@@ -74,8 +74,8 @@ struct SchoolsCLITests {
         let imported = try await runExecutable("encompass", ["schools", "contacts", "import", good] + cli)
         #expect(imported.status == 0 && imported.output.contains("contacts.csv: contacts set for 2 school(s)"), "\(imported.output)")
         try await eventually("both schools' contacts applied") {
-            try await contacts(schools, "109776") == ["head@alfred.example", "0118 111 1111"]
-                && contacts(schools, "109778") == ["lead@caversham.example"]
+            let (first, second) = (try await contacts(schools, "109776"), try await contacts(schools, "109778"))
+            return first == ["head@alfred.example", "0118 111 1111"] && second == ["lead@caversham.example"]
         }
 
         let mixed = directory + "/mixed.csv"
