@@ -167,7 +167,7 @@ var targets: [Target] = [
         name: "EncompassCLI",
         dependencies: [
             "EncompassModels", "EncompassKafka", "ServiceRuntime", "EncompassDemo", "Spreadsheets", "WebSupport", argumentParser, logging, grdb,
-            "IntakeService", "SchedulingService", "ChildResearchService", "SchoolResolutionService", "ConsoleService",
+            "IntakeService", "SchedulingService", "SchoolResolutionService", "ConsoleService",
         ],
         path: "Services/CLI",
         swiftSettings: strict
@@ -197,8 +197,8 @@ var targets: [Target] = [
     .testTarget(
         name: "ServiceRuntimeTests",
         dependencies: [
-            "ServiceRuntime", "EncompassKafka", "CRdKafka", "EncompassTestSupport", "EncompassModels", grdb, logging, lifecycle, hummingbird,
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            "ServiceRuntime", "EncompassKafka", "CRdKafka", "EncompassTestSupport", "EncompassModels", "WebSupport", grdb, logging, lifecycle,
+            hummingbird, .product(name: "HummingbirdTesting", package: "hummingbird"),
         ],
         path: "Tests/ServiceRuntimeTests",
         swiftSettings: strict

@@ -227,7 +227,3 @@ struct KafkaBench: AsyncParsableCommand {
         return elapsed
     }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -14,13 +14,15 @@ struct DeadLetterCommand: AsyncParsableCommand {
             Dead letters are kept in each service's SQLite store (they outlive the broker's retention) \
             and reached through each service's API (bearer $ENCOMPASS_API_TOKEN). Replay publishes the \
             original message (or an edited payload, validated first) to its original topic, once; \
-            every replay and discard records who did it and when.
+            every replay and discard records who did it and when. A record two instances of a service \
+            both dead-lettered (a rebalance made the second read it again) is one entry, naming both \
+            copies; replay and discard act on the record: every copy is marked, the record published once.
             """,
         subcommands: [List.self, Show.self, Replay.self, Discard.self]
     )
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List dead letters (newest first).")
+        static let configuration = CommandConfiguration(abstract: "List dead letters (newest first), one entry per record, naming every copy.")
 
         @Option(help: "Only this service (repeatable; default all five).")
         var service: [String] = []
@@ -57,19 +59,11 @@ struct DeadLetterCommand: AsyncParsableCommand {
             var unreachable: [String] = []
             for service in services {
                 // Each instance keeps its own dead letters: listed from every one, each id qualified by
-                // its instance's place in the list when there are several.
-                let clients = try endpoints.clients(service)
-                for (index, client) in clients.enumerated() {
-                    do {
-                        all += try await client.decode([DeadLetterView].self, "GET", "/v1/dead-letters", query: query).map { view in
-                            var view = view
-                            view.address = DeadLetterAddress(service: service, instance: clients.count > 1 ? index + 1 : nil, id: view.id).description
-                            return view
-                        }
-                    } catch let error as ServiceCallError {
-                        unreachable.append(error.description)
-                    }
-                }
+                // its instance's place in the list when there are several, copies of a record merged.
+                let records = DeadLetterRecords(service: service, clients: try endpoints.clients(service))
+                let listed = await records.copies(query: query)
+                all += DeadLetterRecords.merge(listed.views)
+                unreachable += listed.failures
             }
             all.sort { $0.deadLetteredAt > $1.deadLetteredAt }
             if json {
@@ -77,14 +71,23 @@ struct DeadLetterCommand: AsyncParsableCommand {
             } else {
                 print("\(all.count) dead letter\(all.count == 1 ? "" : "s") (\(status))")
                 for row in all {
-                    let message = row.errorMessage.count > 100 ? String(row.errorMessage.prefix(99)) + "…" : row.errorMessage
+                    let copies = row.copies ?? [DeadLetterCopy(row)]
+                    let held = copies.count > 1 ? "  (\(copies.count) copies: \(copies.map(\.address).joined(separator: ", ")))" : ""
                     print(
-                        "\(row.address ?? "\(row.service)/\(row.id)")  \(Timestamp.format(row.deadLetteredAt))  \(row.originalTopic)[\(row.originalPartition)]@\(row.originalOffset)  key=\(row.originalKey ?? "-")  \(row.errorClass)  \(row.status)\n    \(message)"
+                        "\(row.address ?? "\(row.service)/\(row.id)")  \(Timestamp.format(row.deadLetteredAt))  \(row.originalTopic)[\(row.originalPartition)]@\(row.originalOffset)  key=\(row.originalKey ?? "-")  \(row.errorClass)  \(row.status)\(held)"
                     )
+                    // The reason; each copy's, once each, when there are several.
+                    var reasons = [row.errorMessage]
+                    if copies.count > 1 {
+                        reasons = []
+                        for copy in copies where !reasons.contains("\(copy.errorClass): \(copy.errorMessage)") {
+                            reasons.append("\(copy.errorClass): \(copy.errorMessage)")
+                        }
+                    }
+                    for reason in reasons { print("    \(reason.count > 100 ? String(reason.prefix(99)) + "…" : reason)") }
                 }
             }
-            for line in unreachable { FileHandle.standardError.write(Data("warning: \(line)\n".utf8)) }
-            if !unreachable.isEmpty { throw ExitCode(1) }
+            try warn(unreachable)
         }
     }
 
@@ -121,7 +124,8 @@ struct DeadLetterCommand: AsyncParsableCommand {
     }
 
     struct Replay: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Re-publish a dead letter to its original topic (once).")
+        static let configuration = CommandConfiguration(
+            abstract: "Re-publish a dead-lettered record to its original topic (once), marking every copy of it replayed.")
 
         @OptionGroup var target: DeadLetterTarget
         @Option(help: "Who is replaying it (recorded).")
@@ -130,26 +134,31 @@ struct DeadLetterCommand: AsyncParsableCommand {
         var payload: String?
 
         func run() async throws {
-            let (client, address) = try target.resolve()
-            let number = address.id
-            var body = DeadLetterReplayRequest(by: by)
+            let (records, address) = try target.records()
+            var edit: DeadLetterReplayRequest.Edit?
             if let payload {
                 guard let data = FileManager.default.contents(atPath: payload) else { throw ValidationError("cannot read \(payload)") }
-                body.payload = .text(String(decoding: data, as: UTF8.self))
+                edit = .text(String(decoding: data, as: UTF8.self))
             }
-            let outcome = try await client.decode(ReplayOutcome.self, "POST", "/v1/dead-letters/\(number)/replay", json: body)
+            let result = try await records.replay(address, by: by, payload: edit)
+            let outcome = result.outcome
+            let publisher = result.publishedBy.map(\.description) ?? address.description
             if outcome.alreadyReplayed {
-                print("\(address) was already replayed by \(outcome.replayedBy) at \(Timestamp.format(outcome.replayedAt)); nothing published again")
+                print("\(publisher) was already replayed by \(outcome.replayedBy) at \(Timestamp.format(outcome.replayedAt)); nothing published again")
             } else {
                 print(
-                    "\(address) replayed to \(outcome.topic) (key \(outcome.key ?? "-"), message \(outcome.messageId ?? "-")) by \(outcome.replayedBy)"
+                    "\(publisher) replayed to \(outcome.topic) (key \(outcome.key ?? "-"), message \(outcome.messageId ?? "-")) by \(outcome.replayedBy)"
                 )
             }
+            if !result.marked.isEmpty {
+                print("copies of the same record marked replayed (nothing published for them): \(result.marked.map(\.description).joined(separator: ", "))")
+            }
+            try warn(result.failures)
         }
     }
 
     struct Discard: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Mark a dead letter as dealt with, without replaying it.")
+        static let configuration = CommandConfiguration(abstract: "Mark a dead-lettered record (every copy) as dealt with, without replaying it.")
 
         @OptionGroup var target: DeadLetterTarget
         @Option(help: "Who is discarding it (recorded).")
@@ -158,14 +167,22 @@ struct DeadLetterCommand: AsyncParsableCommand {
         var reason: String
 
         func run() async throws {
-            let (client, address) = try target.resolve()
-            let number = address.id
-            let view = try await client.decode(
-                DeadLetterView.self, "POST", "/v1/dead-letters/\(number)/discard",
-                json: DeadLetterDiscardRequest(by: by, reason: reason))
-            print("\(address) \(view.status)")
+            let (records, address) = try target.records()
+            let result = try await records.discard(address, by: by, reason: reason)
+            print("\(address) \(result.outcome.status)")
+            if !result.marked.isEmpty {
+                print("copies of the same record discarded too: \(result.marked.map(\.description).joined(separator: ", "))")
+            }
+            try warn(result.failures)
         }
     }
+}
+
+/// Prints what was left undone to standard error and fails the command: doing it again
+/// completes it (a record is never published twice).
+private func warn(_ failures: [String]) throws {
+    for line in failures { FileHandle.standardError.write(Data("warning: \(line)\n".utf8)) }
+    if !failures.isEmpty { throw ExitCode(1) }
 }
 
 func parseServices(_ names: [String]) throws -> [ServiceName] {
@@ -206,5 +223,11 @@ struct DeadLetterTarget: ParsableArguments {
             )
         }
         return (clients[instance - 1], address)
+    }
+
+    /// The service's instances, for acting on the record of the dead letter named (every copy).
+    func records() throws -> (DeadLetterRecords, DeadLetterAddress) {
+        let (_, address) = try resolve()
+        return (DeadLetterRecords(service: address.service, clients: try endpoints.clients(address.service)), address)
     }
 }

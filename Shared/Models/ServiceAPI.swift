@@ -57,6 +57,150 @@ public struct CSCOpenRequests: Codable, Sendable, Equatable {
     public init(requests: [[String: String]]) { self.requests = requests }
 }
 
+/// `POST /v1/requests/import`: what became of each row of the sheet Children's Social Care
+/// returned (422 with this answer when a row was rejected).
+public struct CSCImportAnswer: Codable, Sendable, Equatable {
+    /// The answer for one returned row.
+    public struct Row: Codable, Sendable, Equatable {
+        /// `notice` (school verified, notice requested), `not-notified` (verified, out of area per
+        /// protocol), `open` (no school given yet), `unchanged` (already resolved to it), `review`
+        /// (the school conflicts with the child's age: held for a MASH officer), `rejected`, or
+        /// `not-held` (only the rows an instance holds were asked for: another instance holds the
+        /// request, or none does).
+        public var outcome: String
+        public var row: Int
+        public var requestId: String?
+        public var urn: String?
+        public var reasons: [String]
+        /// A rejected row's possible schools, when the name given matched several.
+        public var candidates: [String]?
+
+        public init(outcome: String, row: Int, requestId: String?, urn: String? = nil, reasons: [String], candidates: [String]? = nil) {
+            self.outcome = outcome
+            self.row = row
+            self.requestId = requestId
+            self.urn = urn
+            self.reasons = reasons
+            self.candidates = candidates
+        }
+    }
+
+    public var file: String
+    public var rows: Int
+    public var answers: [Row]
+    /// What the reader noticed about the file (e.g. a sheet other than the first ignored).
+    public var notices: [String]
+    public var error: String?
+
+    public init(file: String, rows: Int, answers: [Row], notices: [String] = [], error: String? = nil) {
+        self.file = file
+        self.rows = rows
+        self.answers = answers
+        self.notices = notices
+        self.error = error
+    }
+
+    public var rejected: Int { answers.filter { $0.outcome == "rejected" }.count }
+    public var review: Int { answers.filter { $0.outcome == "review" }.count }
+}
+
+// MARK: scheduling: readiness and the notices held
+
+/// `GET /v1/readiness` of scheduling: its warnings and every local authority's term dates.
+public struct SchedulingReadiness: Codable, Sendable, Equatable {
+    /// The state of one local authority's term dates, for the console and the metrics.
+    public struct Calendar: Codable, Sendable, Equatable {
+        public var la: String
+        public var name: String?
+        /// Where the dates came from: the document's `source`, else the file or import it was read from.
+        public var source: String
+        /// The first and last day the dates cover (whole school years, August to August).
+        public var firstDay: String
+        public var lastDay: String
+        /// Days from today to the last day covered (negative once it has passed).
+        public var daysLeft: Int
+        /// School years (the current one or later) whose dates are approximate.
+        public var approximateYears: [String]
+        /// True when a warning names this LA.
+        public var warning: Bool
+
+        public init(
+            la: String, name: String?, source: String, firstDay: String, lastDay: String, daysLeft: Int, approximateYears: [String],
+            warning: Bool
+        ) {
+            self.la = la
+            self.name = name
+            self.source = source
+            self.firstDay = firstDay
+            self.lastDay = lastDay
+            self.daysLeft = daysLeft
+            self.approximateYears = approximateYears
+            self.warning = warning
+        }
+    }
+
+    public var instance: String?
+    /// `ready`, or `warning` when `warnings` has a line (the service still runs: `/readyz` stays ready).
+    public var status: String
+    public var warnings: [String]
+    public var calendars: [Calendar]
+
+    public init(instance: String?, status: String, warnings: [String], calendars: [Calendar]) {
+        self.instance = instance
+        self.status = status
+        self.warnings = warnings
+        self.calendars = calendars
+    }
+}
+
+/// The answer to `GET /v1/pending` of scheduling: the notices this instance holds (its own
+/// partitions' and its standby copies), without personal data.
+public struct PendingList: Codable, Sendable, Equatable {
+    public struct Item: Codable, Sendable, Equatable {
+        public var noticeId: String
+        public var forceCode: String
+        public var occurrenceNumber: String
+        public var schoolURN: String
+        public var laCode: String
+        public var incidentRevision: Int
+        /// ISO 8601, e.g. `2026-11-24T08:00:00.000Z`.
+        public var releaseAt: String
+        /// Released to the force's Education Safeguarding Manager (`ESM<forceCode>`), not the school.
+        public var escalate: Bool
+        public var state: String
+        public var partition: Int
+        /// The instance owns the notice's partition (else it is a standby copy).
+        public var ownedHere: Bool
+        public var releasedAt: String?
+
+        public init(
+            noticeId: String, forceCode: String, occurrenceNumber: String, schoolURN: String, laCode: String, incidentRevision: Int,
+            releaseAt: String, escalate: Bool, state: String, partition: Int, ownedHere: Bool, releasedAt: String?
+        ) {
+            self.noticeId = noticeId
+            self.forceCode = forceCode
+            self.occurrenceNumber = occurrenceNumber
+            self.schoolURN = schoolURN
+            self.laCode = laCode
+            self.incidentRevision = incidentRevision
+            self.releaseAt = releaseAt
+            self.escalate = escalate
+            self.state = state
+            self.partition = partition
+            self.ownedHere = ownedHere
+            self.releasedAt = releasedAt
+        }
+    }
+
+    public var instance: String
+    public var notices: [Item]
+
+    public init(instance: String, notices: [Item]) {
+        self.instance = instance
+        self.notices = notices
+    }
+}
+
 // MARK: every service: dead letters
 
 /// `POST /v1/dead-letters/{id}/replay`: who, and optionally an edited message to publish
@@ -92,10 +236,37 @@ public struct DeadLetterReplayRequest: Codable, Sendable, Equatable {
 
     public var by: String?
     public var payload: Edit?
+    /// Set when another copy of the same record, one a second instance of the service
+    /// dead-lettered too, has been published: this copy is marked replayed as that one and
+    /// nothing is published (a record is replayed once, whichever instances hold it).
+    public var replayedAs: DeadLetterReplayedCopy?
 
-    public init(by: String?, payload: Edit? = nil) {
+    public init(by: String?, payload: Edit? = nil, replayedAs: DeadLetterReplayedCopy? = nil) {
         self.by = by
         self.payload = payload
+        self.replayedAs = replayedAs
+    }
+}
+
+/// `DeadLetterReplayRequest.replayedAs`: the copy of a record that was published, and the record
+/// (a service refuses to mark a dead letter of another record).
+public struct DeadLetterReplayedCopy: Codable, Sendable, Equatable {
+    /// The published copy as `encompass dlq list` names it, e.g. `intake/1:5`.
+    public var address: String
+    public var originalTopic: String
+    public var originalPartition: Int32
+    public var originalOffset: Int64
+    /// Where it was published, and as which message.
+    public var topic: String
+    public var messageId: String?
+
+    public init(address: String, originalTopic: String, originalPartition: Int32, originalOffset: Int64, topic: String, messageId: String?) {
+        self.address = address
+        self.originalTopic = originalTopic
+        self.originalPartition = originalPartition
+        self.originalOffset = originalOffset
+        self.topic = topic
+        self.messageId = messageId
     }
 }
 

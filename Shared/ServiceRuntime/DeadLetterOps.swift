@@ -30,19 +30,49 @@ public struct DeadLetterFilter: Sendable, Equatable {
     public var until: Date?
     /// Matches the record key or an occurrence number anywhere in the original value.
     public var occurrenceNumber: String?
+    /// Only the dead letters of this record (the copies of it this store holds).
+    public var record: DeadLetterRecordKey?
     public var limit: Int
 
     public init(
         status: String? = "open", errorClass: String? = nil, since: Date? = nil, until: Date? = nil,
-        occurrenceNumber: String? = nil, limit: Int = 200
+        occurrenceNumber: String? = nil, record: DeadLetterRecordKey? = nil, limit: Int = 200
     ) {
         self.status = status
         self.errorClass = errorClass
         self.since = since
         self.until = until
         self.occurrenceNumber = occurrenceNumber
+        self.record = record
         self.limit = limit
     }
+}
+
+/// The source record of a dead letter: topic, partition and offset. Only a Kafka record
+/// (partition 0 or more) is the same record in every instance's store; input that did not come
+/// from Kafka (HTTP, files: partition -1) and outbox rows Kafka refused (partition -2) are
+/// numbered by the store that holds them.
+public struct DeadLetterRecordKey: Hashable, Sendable, CustomStringConvertible {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+
+    public init(topic: String, partition: Int32, offset: Int64) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+    }
+
+    /// The record of `view`, nil when it did not come from Kafka (see the type).
+    public init?(_ view: DeadLetterView) {
+        guard view.originalPartition >= 0 else { return nil }
+        self.init(topic: view.originalTopic, partition: view.originalPartition, offset: view.originalOffset)
+    }
+
+    public var description: String { "\(topic)[\(partition)]@\(offset)" }
+
+    /// `GET /v1/dead-letters`' query for it.
+    public var query: [String: String] { ["topic": topic, "partition": String(partition), "offset": String(offset)] }
 }
 
 /// A dead letter as the operations API shows it.
@@ -64,8 +94,29 @@ public struct DeadLetterView: Codable, Sendable, Equatable {
     public var originalValue: String?
     public var originalValueBase64: String?
     public var actions: [DeadLetterAction]?
-    /// Only in `encompass dlq list --json`: where it is, as `DeadLetterAddress` writes it.
+    /// Only in `encompass dlq list --json` and the console: where it is, as `DeadLetterAddress` writes it.
     public var address: String?
+    /// Only in the listings merged across instances (`encompass dlq list`, the console): every
+    /// copy of the record, one for each instance that dead-lettered it, newest first.
+    public var copies: [DeadLetterCopy]?
+}
+
+/// One instance's copy of a dead-lettered record, in the listings merged across instances.
+public struct DeadLetterCopy: Codable, Sendable, Equatable {
+    /// As `DeadLetterAddress` writes it (`intake/2:17`).
+    public var address: String
+    public var status: String
+    public var errorClass: String
+    public var errorMessage: String
+    public var deadLetteredAt: Date
+
+    public init(_ view: DeadLetterView) {
+        address = view.address ?? "\(view.service)/\(view.id)"
+        status = view.status
+        errorClass = view.errorClass
+        errorMessage = view.errorMessage
+        deadLetteredAt = view.deadLetteredAt
+    }
 }
 
 /// Which dead letter of which instance: a dead letter's id is its instance's store's, so a
@@ -121,6 +172,10 @@ public enum DeadLetterOpError: Error, Sendable, Equatable, CustomStringConvertib
     case noTarget(origin: String)
     case invalidPayload(String)
     case actorRequired
+    /// Asked to mark dead letter `id` replayed as a copy of another record.
+    case otherRecord(Int64, String)
+    /// Another copy of the record (this address) was discarded: the record is not replayed.
+    case copyDiscarded(String)
 
     public var description: String {
         switch self {
@@ -130,6 +185,10 @@ public enum DeadLetterOpError: Error, Sendable, Equatable, CustomStringConvertib
             "dead letter from \(origin) has no topic to replay to; re-submit the corrected input at its source"
         case .invalidPayload(let detail): "the payload to replay is not valid: \(detail); fix it and replay again"
         case .actorRequired: "say who you are (--by NAME): every replay and discard is recorded"
+        case .otherRecord(let id, let record):
+            "dead letter \(id) is not a copy of \(record); list the record's copies again with encompass dlq list"
+        case .copyDiscarded(let address):
+            "this record's copy \(address) was discarded, so the record is not replayed; see it with encompass dlq show \(address)"
         }
     }
 }
@@ -178,6 +237,11 @@ public enum DeadLetterOps {
         if let number = filter.occurrenceNumber {
             request = request.filter(sql: "(originalKey = ? OR instr(CAST(originalValue AS TEXT), ?) > 0)", arguments: [number, number])
         }
+        if let record = filter.record {
+            request = request.filter(
+                Column("originalTopic") == record.topic && Column("originalPartition") == record.partition
+                    && Column("originalOffset") == record.offset)
+        }
         return try request.order(Column("id").desc).limit(max(1, min(filter.limit, 10_000))).fetchAll(db).map { view($0, full: false, actions: nil) }
     }
 
@@ -196,13 +260,7 @@ public enum DeadLetterOps {
             throw DeadLetterOpError.invalidPayload(
                 "dead letter \(id): its payload was purged after the retention period; replay it with an edited value or discard it")
         }
-        if row.status == "replayed",
-            let first = try DeadLetterAction.filter(Column("deadLetterId") == id && Column("action") == "replay").order(Column("id")).fetchOne(db)
-        {
-            return ReplayOutcome(
-                deadLetterId: id, topic: first.topic ?? row.originalTopic, key: row.originalKey, messageId: first.messageId,
-                alreadyReplayed: true, replayedBy: first.actor, replayedAt: first.at)
-        }
+        if let earlier = try earlierReplay(db, row) { return earlier }
         let value = editedValue ?? Array(row.originalValue)
         let topic: String
         let messageId: String?
@@ -244,6 +302,37 @@ public enum DeadLetterOps {
         return ReplayOutcome(
             deadLetterId: id, topic: topic, key: row.originalKey, messageId: message.messageId,
             alreadyReplayed: false, replayedBy: actor, replayedAt: now)
+    }
+
+    /// Marks dead letter `id` replayed because another copy of its record, held by another
+    /// instance, was published (`copy`): publishes nothing, records who and which copy.
+    public static func markReplayed(_ db: Database, id: Int64, actor: String, as copy: DeadLetterReplayedCopy, now: Date) throws -> ReplayOutcome {
+        guard !actor.trimmingCharacters(in: .whitespaces).isEmpty else { throw DeadLetterOpError.actorRequired }
+        guard var row = try DeadLetter.fetchOne(db, key: id) else { throw DeadLetterOpError.notFound(id) }
+        let record = DeadLetterRecordKey(topic: copy.originalTopic, partition: copy.originalPartition, offset: copy.originalOffset)
+        guard record.partition >= 0, row.originalTopic == record.topic, row.originalPartition == record.partition, row.originalOffset == record.offset
+        else { throw DeadLetterOpError.otherRecord(id, record.description) }
+        if row.status == "discarded" { throw DeadLetterOpError.discarded(id) }
+        if let earlier = try earlierReplay(db, row) { return earlier }
+        row.status = "replayed"
+        try row.update(db)
+        var action = DeadLetterAction(
+            deadLetterId: id, action: "replay", actor: actor, at: now, detail: "published once for the record, as \(copy.address)",
+            topic: copy.topic, messageId: copy.messageId)
+        try action.insert(db)
+        return ReplayOutcome(
+            deadLetterId: id, topic: copy.topic, key: row.originalKey, messageId: copy.messageId,
+            alreadyReplayed: false, replayedBy: actor, replayedAt: now)
+    }
+
+    /// The first replay of `row` when it has been replayed: what a second replay answers.
+    static func earlierReplay(_ db: Database, _ row: DeadLetter) throws -> ReplayOutcome? {
+        guard row.status == "replayed", let id = row.id,
+            let first = try DeadLetterAction.filter(Column("deadLetterId") == id && Column("action") == "replay").order(Column("id")).fetchOne(db)
+        else { return nil }
+        return ReplayOutcome(
+            deadLetterId: id, topic: first.topic ?? row.originalTopic, key: row.originalKey, messageId: first.messageId,
+            alreadyReplayed: true, replayedBy: first.actor, replayedAt: first.at)
     }
 
     public static func discard(_ db: Database, id: Int64, actor: String, reason: String, now: Date) throws -> DeadLetterView {

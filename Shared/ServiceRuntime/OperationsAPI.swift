@@ -7,8 +7,10 @@ import Logging
 /// Every service's operations API (bearer `ENCOMPASS_API_TOKEN`): its dead letters.
 ///
 /// - `GET /v1/dead-letters?status=open|replayed|discarded|all&errorClass=&since=&until=&occurrence=&limit=`
+///   (and `topic=&partition=&offset=`, the three together: the copies of one record)
 /// - `GET /v1/dead-letters/{id}`: with the original value and the actions taken
-/// - `POST /v1/dead-letters/{id}/replay` `{"by": "name", "payload": {…}}` (payload optional: an edit, validated first)
+/// - `POST /v1/dead-letters/{id}/replay` `{"by": "name", "payload": {…}}` (payload optional: an edit, validated first),
+///   or `{"by": "name", "replayedAs": {…}}`: another instance's copy of the record was published, mark this one
 /// - `POST /v1/dead-letters/{id}/discard` `{"by": "name", "reason": "…"}`
 enum OperationsAPI {
     static func register(on router: Router<BasicRequestContext>, environment: ServiceEnvironment) {
@@ -25,6 +27,14 @@ enum OperationsAPI {
                     return HTTPEndpoint.json(.badRequest, APIError("\(name) '\(text)' is not a time; use ISO 8601, e.g. 2026-11-23T09:00:00Z"))
                 }
                 filter[keyPath: keyPath] = date
+            }
+            let record = ["topic", "partition", "offset"].map { query[Substring($0)].map(String.init) }
+            if record.contains(where: { $0 != nil }) {
+                guard let topic = record[0], let partition = record[1].flatMap({ Int32($0) }), let offset = record[2].flatMap({ Int64($0) }) else {
+                    return HTTPEndpoint.json(
+                        .badRequest, APIError("a record is topic, partition and offset together, the last two whole numbers"))
+                }
+                filter.record = DeadLetterRecordKey(topic: topic, partition: partition, offset: offset)
             }
             if let text = query["limit"].map(String.init) {
                 guard let limit = Int(text), limit > 0 else {
@@ -47,13 +57,26 @@ enum OperationsAPI {
             let edited: [UInt8]?
             do { edited = try body.payload?.bytes() } catch { return notJSON }
             let now = environment.clock.now()
+            if body.replayedAs != nil, edited != nil {
+                return HTTPEndpoint.json(
+                    .unprocessableContent, APIError("send payload or replayedAs, not both: a copy marked replayed as another publishes nothing"))
+            }
             let result = try await answer { () async throws -> ReplayOutcome in
-                try await environment.write { db, outbox in
+                if let copy = body.replayedAs {
+                    return try await environment.store.pool.write { db in
+                        try DeadLetterOps.markReplayed(db, id: id, actor: actor, as: copy, now: now)
+                    }
+                }
+                return try await environment.write { db, outbox in
                     try DeadLetterOps.replay(db, id: id, actor: actor, editedValue: edited, outbox: outbox, now: now)
                 }
             }
             environment.logger.notice(
-                "dead letter replay", metadata: ["deadLetter": "\(id)", "by": .string(actor), "status": "\(result.status.code)"])
+                "dead letter replay",
+                metadata: [
+                    "deadLetter": "\(id)", "by": .string(actor), "status": "\(result.status.code)",
+                    "replayedAs": .string(body.replayedAs?.address ?? "-"),
+                ])
             return result
         }
         api.post("v1/dead-letters/:id/discard") { request, context -> Response in
@@ -88,7 +111,8 @@ enum OperationsAPI {
                 switch error {
                 case .notFound: .notFound
                 case .discarded: .conflict
-                case .noTarget, .invalidPayload, .actorRequired: .unprocessableContent
+                case .noTarget, .invalidPayload, .actorRequired, .otherRecord: .unprocessableContent
+                case .copyDiscarded: .conflict
                 }
             return HTTPEndpoint.json(status, APIError(error.description))
         } catch let error as OutboxError {

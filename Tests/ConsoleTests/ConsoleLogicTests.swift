@@ -203,7 +203,7 @@ struct ConsoleLogicTests {
         let requests = ConsolePages.requests(
             .ok([CSCRequest(fields: ["request_id": "q", "lpa": "<LPA>", "child_given_name": evil])]),
             imported: CSCImportAnswer(
-                file: "<f>.csv", rows: 1, answers: [.init(outcome: "rejected", row: 2, requestId: "q", urn: nil, reasons: [evil])], notices: nil,
+                file: "<f>.csv", rows: 1, answers: [.init(outcome: "rejected", row: 2, requestId: "q", urn: nil, reasons: [evil])], notices: [],
                 error: nil),
             session: session, now: Date())
         #expect(!requests.contains("<script>") && !requests.contains("<LPA>") && !requests.contains("<f>") && requests.contains("1 rejected"))
@@ -220,6 +220,35 @@ struct ConsoleLogicTests {
         #expect(ConsolePages.laContacts(.unreachable(evil), session: session, now: Date()).contains("id=\"la-contacts-unavailable\">&lt;script&gt;"))
         let down = ConsolePages.overview([.intake: .init(status: .unreachable(evil), deadLetters: .unreachable(evil))], session: session, now: Date())
         #expect(!down.contains("<script>") && down.contains("service unreachable"))
+    }
+
+    @Test("the pipeline page shows a record two instances dead-lettered as one row naming both copies and their reasons")
+    func deadLetterCopiesMerged() throws {
+        let session = StaffSession(sessionHash: "h", staffName: "PS 1", role: "officer", csrfToken: "t", createdAt: Date(), expiresAt: Date())
+        // As the two instances' APIs answer, each addressed as the console does.
+        func copy(_ instance: Int, id: Int64, partition: Int32, offset: Int64, reason: String) throws -> DeadLetterView {
+            var view = try WireFormat.decoder().decode(
+                DeadLetterView.self,
+                from: Data(
+                    """
+                    {"id": \(id), "service": "intake", "originalTopic": "encompass.incidents.raw", "originalPartition": \(partition),
+                     "originalOffset": \(offset), "originalKey": "43260000001", "errorClass": "payload.validation", "errorMessage": "\(reason)",
+                     "attempts": 1, "firstFailedAt": "2026-11-23T21:00:00Z", "deadLetteredAt": "2026-11-23T21:0\(instance):00Z", "status": "open"}
+                    """.utf8))
+            view.address = DeadLetterAddress(service: .intake, instance: instance, id: id).description
+            return view
+        }
+        let letters = DeadLetterRecords.merge([
+            try copy(1, id: 4, partition: 2, offset: 17, reason: "<bad> postcode"), try copy(2, id: 9, partition: 2, offset: 17, reason: "bad date"),
+            try copy(2, id: 10, partition: 2, offset: 18, reason: "bad date"),
+        ])
+        #expect(letters.count == 2 && letters.map(\.copies?.count) == [2, 1])
+        let page = ConsolePages.overview(
+            [.intake: .init(status: .ok(StageStatus(service: .intake)), deadLetters: .ok(letters))], session: session, now: Date())
+        #expect(page.contains("<span data-field=\"open-dead-letters\">2</span>"), "open counts records")
+        #expect(page.contains("<td>intake/2:9<br>intake/1:4</td>"), "\(page)")
+        #expect(page.contains("bad date<br>&lt;bad&gt; postcode"))
+        #expect(page.components(separatedBy: "intake/2:10").count == 2)
     }
 
     @Test("the review page shows past decisions by score: decided and share confirmed per band, counts exact, automatic ones apart")

@@ -1,7 +1,6 @@
 import EncompassSecrets
 import Testing
 
-// Passwords and tokens are tested in DispatchTests (`SecretsTests`), beside the notice page.
 @Suite("Constant-time comparison of secrets")
 struct ConstantTimeEqualTests {
     @Test("equal only when the lengths and every byte are equal")

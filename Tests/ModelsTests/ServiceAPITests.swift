@@ -50,6 +50,36 @@ struct ServiceAPITests {
             String(decoding: try decoded.payload!.bytes(), as: UTF8.self)
                 == #"{"big":9007199254740993,"list":[true,null,1.5,"x"],"nested":{"k":"v"}}"#)
         try roundTrip(DeadLetterDiscardRequest(by: "ops", reason: "test data"), #"{"by":"ops","reason":"test data"}"#)
+        // Another instance's copy of the record was published: this one is only marked.
+        try roundTrip(
+            DeadLetterReplayRequest(
+                by: "ops",
+                replayedAs: DeadLetterReplayedCopy(
+                    address: "intake/2:17", originalTopic: "encompass.incidents.raw", originalPartition: 3, originalOffset: 41,
+                    topic: "encompass.incidents.raw", messageId: "m-1")),
+            #"{"by":"ops","replayedAs":{"address":"intake/2:17","messageId":"m-1","originalOffset":41,"originalPartition":3,"originalTopic":"encompass.incidents.raw","topic":"encompass.incidents.raw"}}"#
+        )
+    }
+
+    @Test("scheduling and school resolution: the notices held, readiness, a returned CSC sheet's answer")
+    func schedulingAndCSC() throws {
+        let item = PendingList.Item(
+            noticeId: "n-1", forceCode: "43", occurrenceNumber: "43251100001", schoolURN: "100001", laCode: "931", incidentRevision: 1,
+            releaseAt: "2025-11-04T08:00:00.000Z", escalate: false, state: "pending", partition: 2, ownedHere: true, releasedAt: nil)
+        try roundTrip(
+            PendingList(instance: "s-1", notices: [item]),
+            #"{"instance":"s-1","notices":[{"escalate":false,"forceCode":"43","incidentRevision":1,"laCode":"931","noticeId":"n-1","occurrenceNumber":"43251100001","ownedHere":true,"partition":2,"releaseAt":"2025-11-04T08:00:00.000Z","schoolURN":"100001","state":"pending"}]}"#
+        )
+        let calendar = SchedulingReadiness.Calendar(
+            la: "931", name: "Oxfordshire", source: "oxfordshire.json", firstDay: "2025-08-01", lastDay: "2027-07-31", daysLeft: 300,
+            approximateYears: [], warning: false)
+        let readiness = SchedulingReadiness(instance: "s-1", status: "ready", warnings: [], calendars: [calendar])
+        #expect(try WireFormat.decoder().decode(SchedulingReadiness.self, from: WireFormat.data(readiness)) == readiness)
+        try roundTrip(
+            CSCImportAnswer(file: "r.csv", rows: 1, answers: [.init(outcome: "notice", row: 2, requestId: "q-1", urn: "110111", reasons: ["verified"])]),
+            #"{"answers":[{"outcome":"notice","reasons":["verified"],"requestId":"q-1","row":2,"urn":"110111"}],"file":"r.csv","notices":[],"rows":1}"#
+        )
+        #expect(CSCImportAnswer(file: "r.csv", rows: 2, answers: [.init(outcome: "rejected", row: 2, requestId: nil, reasons: ["x"])]).rejected == 1)
     }
 
     @Test("dispatch: passwords one and many, telephone tasks done, resends")

@@ -154,7 +154,7 @@ struct RequestSheetTests {
     func badReturnedFiles() throws {
         let store = try storeWithRequests()
         let (rows, table) = try export(store, lpa: "Reading")
-        func importing(_ data: Data) throws -> CSCRequests.ImportAnswer {
+        func importing(_ data: Data) throws -> CSCImportAnswer {
             try store.pool.write { db in
                 try CSCRequests.importReturned(data, name: "bad", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now)
             }
@@ -207,7 +207,7 @@ struct RequestSheetTests {
             n-doesnotexist,110111,
             ,110111,
             """.utf8)
-        func importing(_ store: ServiceStore, _ scope: CSCRequests.ImportScope) throws -> CSCRequests.ImportAnswer {
+        func importing(_ store: ServiceStore, _ scope: CSCRequests.ImportScope) throws -> CSCImportAnswer {
             try store.pool.write { db in
                 try CSCRequests.importReturned(
                     csv, name: "returned.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now, scope: scope)
@@ -248,7 +248,7 @@ struct RequestSheetTests {
             request_id,school_urn,school_name
             \(rows[2].requestId),110111,
             """.utf8)
-        func importing(_ forces: Set<String>) throws -> CSCRequests.ImportAnswer {
+        func importing(_ forces: Set<String>) throws -> CSCImportAnswer {
             try store.pool.write { db in
                 try CSCRequests.importReturned(
                     csv, name: "returned.csv", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now, forces: forces)

@@ -167,7 +167,15 @@ public enum ConsolePages {
             switch report.deadLetters {
             case .ok(let letters) where !letters.isEmpty:
                 let rows = letters.prefix(20).map { letter in
-                    "<tr><td>\(htmlEscape(letter.address ?? "\(letter.service)/\(letter.id)"))</td><td>\(htmlEscape(letter.originalTopic))</td><td>\(htmlEscape(letter.originalKey ?? ""))</td><td>\(htmlEscape(letter.errorClass))</td><td>\(htmlEscape(String(letter.errorMessage.prefix(300))))</td><td>\(htmlEscape(format(letter.deadLetteredAt)))</td></tr>"
+                    // A record two instances dead-lettered: both copies named, each distinct reason once.
+                    let copies = letter.copies ?? [DeadLetterCopy(letter)]
+                    var classes: [String] = []
+                    var reasons: [String] = []
+                    for copy in copies {
+                        if !classes.contains(copy.errorClass) { classes.append(copy.errorClass) }
+                        if !reasons.contains(copy.errorMessage) { reasons.append(copy.errorMessage) }
+                    }
+                    return "<tr><td>\(copies.map { htmlEscape($0.address) }.joined(separator: "<br>"))</td><td>\(htmlEscape(letter.originalTopic))</td><td>\(htmlEscape(letter.originalKey ?? ""))</td><td>\(htmlEscape(classes.joined(separator: ", ")))</td><td>\(reasons.map { htmlEscape(String($0.prefix(300))) }.joined(separator: "<br>"))</td><td>\(htmlEscape(format(letter.deadLetteredAt)))</td></tr>"
                 }.joined()
                 details +=
                     "<table class=\"dead-letters\" id=\"dead-letters-\(service.rawValue)\"><tr><th>Dead letter</th><th>Topic</th><th>Key</th><th>Error class</th><th>Reason</th><th>When</th></tr>\(rows)</table>"

@@ -136,53 +136,12 @@ public struct CSCRequest: Sendable, Equatable {
     public var lpa: String { fields["lpa"] ?? "" }
 }
 
-/// School resolution's answer to an imported sheet.
-public struct CSCImportAnswer: Decodable, Sendable, Equatable {
-    public struct Row: Decodable, Sendable, Equatable {
-        public var outcome: String
-        public var row: Int
-        public var requestId: String?
-        public var urn: String?
-        public var reasons: [String]
-
-        public init(outcome: String, row: Int, requestId: String?, urn: String? = nil, reasons: [String]) {
-            self.outcome = outcome
-            self.row = row
-            self.requestId = requestId
-            self.urn = urn
-            self.reasons = reasons
-        }
-    }
-    public var file: String
-    public var rows: Int
-    public var answers: [Row]
-    public var notices: [String]?
-    public var error: String?
-}
-
 /// A spreadsheet of the open requests of every school resolution instance.
 public struct CSCSheet: Sendable {
     public var data: Data
     public var contentType: String
     public var fileName: String
     public var requests: Int
-}
-
-/// Scheduling's `GET /v1/readiness`: its warnings and every local authority's term dates.
-public struct SchedulingReadiness: Decodable, Sendable, Equatable {
-    public struct Calendar: Decodable, Sendable, Equatable {
-        public var la: String
-        public var name: String?
-        public var source: String
-        public var firstDay: String
-        public var lastDay: String
-        public var daysLeft: Int
-        public var approximateYears: [String]
-        public var warning: Bool
-    }
-    public var status: String
-    public var warnings: [String]
-    public var calendars: [Calendar]
 }
 
 /// The console's calls to the five services (bearer `ENCOMPASS_API_TOKEN`).
@@ -336,8 +295,9 @@ public struct ServiceLinks: Sendable {
 
     public func stage(_ service: ServiceName) async -> StageReport {
         async let metrics = fetch(service, "GET", "/metrics")
-        // Ids are per instance: each is shown as `encompass dlq` names it (N:ID for instance N).
-        async let letters = gatherEach(service, "/v1/dead-letters", query: ["status": "open", "limit": "1000"]) { body, instance in
+        // Ids are per instance: each is shown as `encompass dlq` names it (N:ID for instance N);
+        // copies of one record that two instances dead-lettered are one entry naming both.
+        async let copies = gatherEach(service, "/v1/dead-letters", query: ["status": "open", "limit": "1000"]) { body, instance in
             (try? WireFormat.decoder().decode([DeadLetterView].self, from: body))?.map { letter in
                 var letter = letter
                 letter.address = DeadLetterAddress(service: service, instance: instance, id: letter.id).description
@@ -350,7 +310,13 @@ public struct ServiceLinks: Sendable {
             case .unreachable(let why): .unreachable(why)
             case .refused(let why): .refused(why)
             }
-        return StageReport(status: status, deadLetters: await letters)
+        let letters: Fetched<[DeadLetterView]> =
+            switch await copies {
+            case .ok(let views): .ok(DeadLetterRecords.merge(views))
+            case .unreachable(let why): .unreachable(why)
+            case .refused(let why): .refused(why)
+            }
+        return StageReport(status: status, deadLetters: letters)
     }
 
     public func overview() async -> [ServiceName: StageReport] {
@@ -640,7 +606,7 @@ extension CSCImportAnswer {
         let first = answers.first
         return CSCImportAnswer(
             file: first?.file ?? "", rows: first?.rows ?? 0, answers: byRow.values.sorted { $0.row < $1.row },
-            notices: first?.notices, error: nil)
+            notices: first?.notices ?? [], error: nil)
     }
 }
 

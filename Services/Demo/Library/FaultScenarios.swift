@@ -212,7 +212,7 @@ public enum FaultScenarios {
         guard status == 200 else {
             throw PipelineError("school-resolution-\(number) requests: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))")
         }
-        return (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["requests"] as? [[String: String]] ?? []
+        return try WireFormat.decoder().decode(CSCOpenRequests.self, from: body).requests
     }
 
     /// CSC's returned sheet, every open request with the child's real school, given to every
@@ -235,8 +235,7 @@ public enum FaultScenarios {
             guard (200..<300).contains(status) else {
                 throw PipelineError("school-resolution-\(number) import: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))")
             }
-            let answers = (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["answers"] as? [[String: Any]] ?? []
-            answered += answers.filter { $0["outcome"] as? String == "notice" }.count
+            answered += try WireFormat.decoder().decode(CSCImportAnswer.self, from: body).answers.filter { $0.outcome == "notice" }.count
         }
         return answered
     }
@@ -266,12 +265,9 @@ public enum FaultScenarios {
                     listedBy[name] = -1
                     continue
                 }
-                let notices = (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["notices"] as? [[String: Any]] ?? []
+                let notices = (try? WireFormat.decoder().decode(PendingList.self, from: body))?.notices ?? []
                 listedBy[name] = notices.count
-                for notice in notices {
-                    guard let id = notice["noticeId"] as? String else { continue }
-                    owners[id, default: 0] += (notice["ownedHere"] as? Bool) == true ? 1 : 0
-                }
+                for notice in notices { owners[notice.noticeId, default: 0] += notice.ownedHere ? 1 : 0 }
             }
             var requests: [String: Int] = [:]
             var heldBy: [String: Int] = [:]
@@ -814,10 +810,8 @@ public enum FaultScenarios {
             let (status, body) = try await pipeline.operationsClient(.dispatch, instance: number)
                 .call("GET", "/v1/notifications", query: ["date": day.adding(days: 1).description])
             guard status == 200 else { continue }
-            let list = (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["notifications"] as? [[String: Any]] ?? []
-            for notice in list where ["sent", "uncertain", "failed"].contains((notice["mail"] as? [String: Any])?["state"] as? String ?? "") {
-                if let id = notice["noticeId"] as? String { settled.insert(id) }
-            }
+            let list = try WireFormat.decoder().decode(NotificationList.self, from: body).notifications
+            for notice in list where ["sent", "uncertain", "failed"].contains(notice.mail?.state ?? "") { settled.insert(notice.noticeId) }
         }
         return settled.count
     }
@@ -835,9 +829,7 @@ public enum FaultScenarios {
                 guard let (status, body) = try? await pipeline.operationsClient(.scheduling, instance: number).call("GET", "/v1/pending"),
                     status == 200
                 else { continue }
-                for item in (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["notices"] as? [[String: Any]] ?? [] {
-                    if let id = item["noticeId"] as? String { pending.insert(id) }
-                }
+                for item in (try? WireFormat.decoder().decode(PendingList.self, from: body))?.notices ?? [] { pending.insert(item.noticeId) }
             }
             return pending.count >= count
         }
@@ -855,10 +847,8 @@ public enum FaultScenarios {
             guard status == 200 else {
                 throw PipelineError("dispatch-\(number) notifications: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))")
             }
-            let list = (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["notifications"] as? [[String: Any]] ?? []
-            for notice in list where (notice["mail"] as? [String: Any])?["state"] as? String == "uncertain" {
-                if let id = notice["noticeId"] as? String { uncertain.append(id) }
-            }
+            let list = try WireFormat.decoder().decode(NotificationList.self, from: body).notifications
+            for notice in list where notice.mail?.state == "uncertain" { uncertain.append(notice.noticeId) }
         }
         var resent = 0
         for id in uncertain {
@@ -958,5 +948,6 @@ public enum FaultScenarios {
 }
 
 extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    /// The duration in seconds, fractions kept: for the reports of the drills and benchmarks.
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -14,46 +14,12 @@ import ServiceRuntime
 /// - `PUT /v1/term-dates/school/{urn}`: set them (a term dates document); replicated to every
 ///   instance through the changelog. 422 with the problem when the document is unusable.
 /// - `DELETE /v1/term-dates/school/{urn}`: the school follows its LA's dates again.
-/// The answer to `GET /v1/pending`: the notices this instance holds (its own partitions' and its
-/// standby copies), without personal data.
-public struct PendingList: Codable, Sendable, Equatable {
-    public struct Item: Codable, Sendable, Equatable {
-        public var noticeId: String
-        public var forceCode: String
-        public var occurrenceNumber: String
-        public var schoolURN: String
-        public var laCode: String
-        public var incidentRevision: Int
-        /// ISO 8601, e.g. `2026-11-24T08:00:00.000Z`.
-        public var releaseAt: String
-        /// Released to the force's Education Safeguarding Manager (`ESM<forceCode>`), not the school.
-        public var escalate: Bool
-        public var state: String
-        public var partition: Int
-        /// The instance owns the notice's partition (else it is a standby copy).
-        public var ownedHere: Bool
-        public var releasedAt: String?
-    }
-
-    public var instance: String
-    public var notices: [Item]
-}
-
 struct SchedulingAPI: Sendable {
     let environment: ServiceEnvironment
     /// Configuration problems that do not stop the service (placeholder escalation contacts).
     var warnings: [String] = []
     /// For the term-date warnings, by the service clock.
     var calendars: SchoolCalendars? = nil
-
-    struct Readiness: Codable {
-        var instance: String
-        /// `ready`, or `warning` when `warnings` has a line (the service still runs: `/readyz` stays ready).
-        var status: String
-        var warnings: [String]
-        /// Every local authority's term dates: source, first and last day, days left, approximate years.
-        var calendars: [SchoolCalendars.CalendarState]
-    }
 
     /// Sets `encompass_scheduling_term_dates_left_days{la}` and
     /// `encompass_scheduling_term_dates_approximate{la}` (1 when the current or a later school
@@ -85,7 +51,7 @@ struct SchedulingAPI: Sendable {
             let all = warnings + (calendars?.dataWarnings(today: today) ?? [])
             return HTTPEndpoint.json(
                 .ok,
-                Readiness(
+                SchedulingReadiness(
                     instance: environment.configuration.instanceId, status: all.isEmpty ? "ready" : "warning",
                     warnings: all, calendars: calendars?.states(today: today) ?? []))
         }

@@ -324,31 +324,14 @@ public struct SchoolCalendars: Sendable {
         return result
     }
 
-    /// The state of one local authority's term dates, for the console and the metrics.
-    public struct CalendarState: Codable, Sendable, Equatable {
-        public var la: String
-        public var name: String?
-        /// Where the dates came from: the document's `source`, else the file or import it was read from.
-        public var source: String
-        /// The first and last day the dates cover (whole school years, August to August).
-        public var firstDay: String
-        public var lastDay: String
-        /// Days from today to the last day covered (negative once it has passed).
-        public var daysLeft: Int
-        /// School years (the current one or later) whose dates are approximate.
-        public var approximateYears: [String]
-        /// True when `dataWarnings` has a line for this LA.
-        public var warning: Bool
-    }
-
     /// Every local authority's term dates, by LA code.
-    public func states(today: CalendarDate, days: Int = 60) -> [CalendarState] {
+    public func states(today: CalendarDate, days: Int = 60) -> [SchedulingReadiness.Calendar] {
         let current = ReleaseRules.schoolYear(of: today)
         return localAuthorities.keys.sorted().map { code in
             let calendar = localAuthorities[code]!
             let approximate = calendar.approximateYears.filter { $0 >= current }
             let end = calendar.covered.upperBound
-            return CalendarState(
+            return SchedulingReadiness.Calendar(
                 la: code, name: calendar.document.name, source: calendar.document.source ?? calendar.label,
                 firstDay: calendar.covered.lowerBound.description, lastDay: end.description,
                 daysLeft: CalendarDate.london.dateComponents([.day], from: today.at(hour: 12), to: end.at(hour: 12)).day ?? 0,

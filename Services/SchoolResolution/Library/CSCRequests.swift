@@ -48,31 +48,6 @@ public enum CSCRequests {
         }
     }
 
-    /// The answer for one returned row.
-    public struct RowAnswer: Codable, Sendable, Equatable {
-        /// `notice` (school verified, notice requested), `not-notified` (verified, out of area per
-        /// protocol), `open` (no school given yet), `unchanged` (already resolved to it), `review`
-        /// (the school conflicts with the child's age: held for a MASH officer), `rejected`, or
-        /// `not-held` (`ImportScope.held`: another instance holds the request, or none does).
-        public var outcome: String
-        public var row: Int
-        public var requestId: String?
-        public var urn: String?
-        public var reasons: [String]
-        public var candidates: [String]?
-    }
-
-    public struct ImportAnswer: Codable, Sendable {
-        public var file: String
-        public var rows: Int
-        public var answers: [RowAnswer]
-        public var notices: [String]
-        public var error: String?
-
-        public var rejected: Int { answers.filter { $0.outcome == "rejected" }.count }
-        public var review: Int { answers.filter { $0.outcome == "review" }.count }
-    }
-
     /// Which rows of a returned sheet an instance applies. A scaled group holds each request on
     /// one instance (the owner of the child's partition), so a sheet is given to every instance.
     public enum ImportScope: Sendable, Equatable {
@@ -93,7 +68,7 @@ public enum CSCRequests {
     public static func importReturned(
         _ data: Data, name: String, flow: SchoolFlow, db: Database, outbox: Outbox, now: Date, scope: ImportScope = .all,
         forces: Set<String>? = nil
-    ) throws -> ImportAnswer {
+    ) throws -> CSCImportAnswer {
         let sheet = try SpreadsheetReader.read(data)
         guard sheet.headers.contains("request_id") else {
             throw SheetError(
@@ -103,17 +78,17 @@ public enum CSCRequests {
             throw SheetError("the returned sheet has neither a school_urn nor a school_name column")
         }
         let origin = "requests-import:\(name):\(StableHash.hex128(String(decoding: data, as: UTF8.self)).prefix(12))"
-        var answer = ImportAnswer(file: name, rows: sheet.rows.count, answers: [], notices: sheet.notices)
+        var answer = CSCImportAnswer(file: name, rows: sheet.rows.count, answers: [], notices: sheet.notices)
         for row in sheet.rows {
             func cell(_ key: String) -> String? { row.cells[key].map(SheetWriter.restore)?.trimmingCharacters(in: .whitespaces).nilIfEmpty }
             let requestId = cell("request_id")
             if case .unheld(let rows) = scope, !rows.contains(row.number) { continue }
             if scope == .held, try row.problem != nil || requestId.map({ try SchoolRequestRow.exists(db, key: $0) }) != true {
-                answer.answers.append(RowAnswer(outcome: "not-held", row: row.number, requestId: requestId, reasons: ["not held by this instance"]))
+                answer.answers.append(CSCImportAnswer.Row(outcome: "not-held", row: row.number, requestId: requestId, reasons: ["not held by this instance"]))
                 continue
             }
             func reject(_ reasons: [String], candidates: [String]? = nil) throws {
-                answer.answers.append(RowAnswer(outcome: "rejected", row: row.number, requestId: requestId, reasons: reasons, candidates: candidates))
+                answer.answers.append(CSCImportAnswer.Row(outcome: "rejected", row: row.number, requestId: requestId, reasons: reasons, candidates: candidates))
                 let value = try JSONSerialization.data(withJSONObject: ["file": name, "row": row.number, "cells": row.cells], options: [.sortedKeys])
                 try DeadLetterWriter.writeRejectedInput(
                     db: db, service: .schoolResolution, origin: origin, place: Int64(row.number), key: requestId, value: Array(value),
@@ -145,7 +120,7 @@ public enum CSCRequests {
             let schoolName = cell("school_name")
             if urn == nil && schoolName == nil {
                 answer.answers.append(
-                    RowAnswer(outcome: "open", row: row.number, requestId: requestId, reasons: ["no school given: the request stays open"]))
+                    CSCImportAnswer.Row(outcome: "open", row: row.number, requestId: requestId, reasons: ["no school given: the request stays open"]))
                 continue
             }
             guard request.status == "open" else {
@@ -156,7 +131,7 @@ public enum CSCRequests {
                 }
                 if sameSchool, let resolved = request.resolvedURN {
                     answer.answers.append(
-                        RowAnswer(
+                        CSCImportAnswer.Row(
                             outcome: "unchanged", row: row.number, requestId: requestId, urn: resolved,
                             reasons: ["already resolved to URN \(resolved)"]))
                 } else {
@@ -202,7 +177,7 @@ public enum CSCRequests {
                 request.updatedAt = now
                 try request.update(db)
                 answer.answers.append(
-                    RowAnswer(
+                    CSCImportAnswer.Row(
                         outcome: "review", row: row.number, requestId: requestId, urn: held,
                         reasons: corrections.map { "corrected: \($0)" } + [
                             reason, "held for a MASH officer: encompass schools requests accept \(requestId) --by NAME (or decline)",
@@ -220,14 +195,14 @@ public enum CSCRequests {
                     resolution, for: message, noticeId: request.requestId, causationId: request.causationId,
                     purpose: "csc-return:\(school.urn)", db: db, outbox: outbox, now: now)
                 answer.answers.append(
-                    RowAnswer(
+                    CSCImportAnswer.Row(
                         outcome: "notice", row: row.number, requestId: requestId, urn: school.urn,
                         reasons: corrections.map { "corrected: \($0)" } + reasons))
             case .notNotified(let urn, let reasons):
                 _ = try flow.record(
                     resolution, for: message, noticeId: request.requestId, causationId: request.causationId, purpose: "csc-return:\(urn)",
                     db: db, outbox: outbox, now: now)
-                answer.answers.append(RowAnswer(outcome: "not-notified", row: row.number, requestId: requestId, urn: urn, reasons: reasons))
+                answer.answers.append(CSCImportAnswer.Row(outcome: "not-notified", row: row.number, requestId: requestId, urn: urn, reasons: reasons))
             }
         }
         return answer
