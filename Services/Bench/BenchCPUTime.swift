@@ -7,7 +7,7 @@ enum CPUTime {
     /// This process so far (getrusage).
     static func process() -> Duration {
         var usage = rusage()
-        getrusage(RUSAGE_SELF, &usage)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
         return total(usage)
     }
 
