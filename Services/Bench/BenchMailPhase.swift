@@ -1,6 +1,7 @@
 import EncompassDemo
 import EncompassModels
 import Foundation
+import WebSupport
 
 /// The paced phase's notices due at once: a share of its incidents is high risk while their
 /// schools are on half term (each school is given its own term dates, as an academy with its own
