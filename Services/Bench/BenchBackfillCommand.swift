@@ -19,8 +19,10 @@ struct BackfillBench: AsyncParsableCommand {
             the children. Past incidents raise no notices, so school resolution, scheduling and \
             dispatch see none of it. The embedded broker keeps only about 5 MiB per partition, so \
             the feeder keeps at most --max-in-flight incidents accepted by intake and not yet indexed. \
-            Baseline in the same run: intake alone (accepting the chunks), so the ratio shows what \
-            indexing costs on top of validation and publication.
+            Baselines in the same run: the durable 5-hop relay of `encompass-bench pipeline` (the \
+            service runtime with no domain work: the floor of a service's cost per message), and \
+            intake alone (accepting the chunks), so the ratio shows what indexing costs on top of \
+            validation and publication.
             """
     )
 
@@ -36,6 +38,10 @@ struct BackfillBench: AsyncParsableCommand {
     var year: Int = 2025
     @Option(help: "Folder for the run's logs and stores.")
     var dir: String = "var/bench-backfill"
+    @Option(help: "Messages through the durable 5-hop relay measured first (0: skip it).")
+    var relayMessages: Int = 50_000
+    @Option(help: "Intake's HTTP port; the other services take the next five.")
+    var basePort: Int = 29_081
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -45,18 +51,32 @@ struct BackfillBench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        _ = try log.logger("encompass.bench")
+        let logger = try log.logger("encompass.bench")
         print(
             "backfill benchmark: \(incidents) past incidents of \(year), chunks of \(chunk), \(partitions) partitions; \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB; \(Date().formatted(.iso8601))"
         )
         try? FileManager.default.removeItem(atPath: dir)
+        var relay: Double?
+        if relayMessages > 0 {
+            // The floor in the same run, measured as the pipeline benchmark measures it.
+            let sample = BackfillGenerator(count: 1, year: year).incidents(0..<1)[0]
+            let durable = try await DurableRelayCeiling(partitions: partitions, directory: "\(dir)/durable-relay", properties: [:], logger: logger)
+                .run(messages: relayMessages, sample: IncidentRecorded(kind: .new, revision: 1, changes: [], source: "history", incident: sample))
+            relay = durable.rate
+            print(
+                String(
+                    format:
+                        "durable 5-hop relay (the service runtime, no domain work, same run, %d messages): %.0f msg/s end to end, CPU %.3f ms per message",
+                    relayMessages, durable.rate, durable.cpuMilliseconds))
+            try? FileManager.default.removeItem(atPath: dir)
+        }
         let pipeline = LocalPipeline(
             .init(
-                binDirectory: binDirectory(), directory: dir, basePort: 29_081, partitions: partitions,
+                binDirectory: binDirectory(), directory: dir, basePort: basePort, partitions: partitions,
                 environment: ["ENCOMPASS_LOG_LEVEL": "warning"]))
         do {
             try await pipeline.start(clock: CalendarDate(year: year + 1, month: 1, day: 5).at(hour: 9))
-            try await load(pipeline)
+            try await load(pipeline, relay: relay)
         } catch {
             await pipeline.stopAll()
             throw error
@@ -64,7 +84,7 @@ struct BackfillBench: AsyncParsableCommand {
         await pipeline.stopAll()
     }
 
-    private func load(_ pipeline: LocalPipeline) async throws {
+    private func load(_ pipeline: LocalPipeline, relay: Double?) async throws {
         let generator = BackfillGenerator(count: incidents, year: year)
         let intake = pipeline.client(.intake)
         let encoder = WireFormat.encoder()
@@ -120,6 +140,13 @@ struct BackfillBench: AsyncParsableCommand {
             String(
                 format: "backfill: %d incidents (%d person records) loaded and indexed in %.1f s = %.0f incidents/s, %.0f person records/s",
                 accepted, people, total, Double(accepted) / total, Double(people) / total))
+        if let relay {
+            print(
+                String(
+                    format:
+                        "  against the durable 5-hop relay (same run): %.0f%% of its %.0f msg/s (a backfill incident crosses two durable hops, intake and child research)",
+                    100 * Double(accepted) / total / relay, relay))
+        }
         print(
             String(
                 format:

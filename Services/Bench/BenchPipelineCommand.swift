@@ -21,7 +21,10 @@ struct PipelineBench: AsyncParsableCommand {
             Phase 2: --incidents incidents (one eligible child each) written to encompass.incidents.raw \
             as fast as the producer goes, until scheduling has scheduled every notice: incidents/s end \
             to end. Phase 3: --paced incidents offered at --rate per second: p50/p99 latency from \
-            intake (the raw record's timestamp) to scheduled (the scheduled event's). Then each \
+            intake (the raw record's timestamp) to scheduled (the scheduled event's); and for the \
+            --escalations share of them, made notices due at once (high risk while their schools are \
+            on half term: escalated to the force's Education Safeguarding Manager), from intake to \
+            the mail's acceptance by an SMTP server on loopback. Then each \
             process's peak resident memory. The embedded broker keeps about 5 MiB per partition, so \
             the topics get --partitions partitions.
             """
@@ -33,6 +36,11 @@ struct PipelineBench: AsyncParsableCommand {
     var paced: Int = 3_000
     @Option(help: "Offered load of the latency phase, incidents per second.")
     var rate: Int = 200
+    @Option(
+        help:
+            "Share of the paced incidents made due at once (high risk while their schools are on half term: escalated to the Education Safeguarding Manager and mailed through an SMTP server on loopback, python3 with aiosmtpd); 0: no mail figure."
+    )
+    var escalations: Double = 0.1
     @Option(help: "Messages through the raw relay (default: --incidents).")
     var relayMessages: Int?
     @Option(help: "Partitions per topic.")
@@ -59,6 +67,7 @@ struct PipelineBench: AsyncParsableCommand {
         guard incidents >= 1 else { throw ValidationError("--incidents must be at least 1, got \(incidents)") }
         guard paced >= 0 else { throw ValidationError("--paced must be 0 (no latency phase) or more, got \(paced)") }
         guard rate >= 1 else { throw ValidationError("--rate must be at least 1 incident per second, got \(rate)") }
+        guard (0...1).contains(escalations) else { throw ValidationError("--escalations is a share from 0 to 1, got \(escalations)") }
     }
 
     /// The --property options as librdkafka properties.
@@ -106,10 +115,13 @@ struct PipelineBench: AsyncParsableCommand {
 
         // Phase 2 and 3: the pipeline.
         try? FileManager.default.removeItem(atPath: dir)
+        let mail = paced > 0 && escalations > 0 ? EscalationMail(port: basePort + 9, folder: "\(dir)/smtp-accepted") : nil
         let pipeline = LocalPipeline(
             .init(
                 binDirectory: binDirectory(), directory: dir, basePort: basePort, partitions: partitions,
-                environment: serviceEnvironment(extra)))
+                environment: serviceEnvironment(extra).merging(mail?.environment ?? [:]) { _, smtp in smtp }))
+        var smtpServer: Process?
+        defer { smtpServer?.terminate() }
         do {
             try await pipeline.start(clock: day.at(hour: 23, minute: 30))
             let all = WorldGenerator.eligibleIncidents(count: incidents + paced, day: day, schools: schools, seed: 42)
@@ -123,7 +135,7 @@ struct PipelineBench: AsyncParsableCommand {
             let client = KafkaClientConfiguration(
                 bootstrapServers: bootstrap, clientId: "bench-pipeline", properties: extra,
                 consumerProperties: MockKafkaCluster.consumerProperties)
-            let watcher = try ScheduledWatcher(client: client, hops: hops, logger: logger)
+            let watcher = try ScheduledWatcher(client: client, hops: hops, escalations: mail != nil, logger: logger)
 
             let throughputSet = Array(all.prefix(incidents))
             let processes = await pipeline.processIds()
@@ -152,7 +164,13 @@ struct PipelineBench: AsyncParsableCommand {
 
             // --paced 0 skips the latency phase.
             if paced > 0 {
-                let pacedSet = Array(all.suffix(paced))
+                var pacedSet = Array(all.suffix(paced))
+                if let mail {
+                    smtpServer = try await mail.startServer()
+                    for index in evenlySpread(count: pacedSet.count, share: escalations) { pacedSet[index].riskLevel = .high }
+                    try await mail.prepare(pipeline, urns: Set(pacedSet.flatMap { $0.children.compactMap { $0.school?.urn } }), forceCode: "43")
+                }
+                let before = await pipeline.figures()
                 try await feed(pacedSet, client: client, perSecond: rate, logger: logger)
                 _ = try await watcher.wait(for: Set(pacedSet.map(\.occurrenceNumber)), timeout: .seconds(600))
                 let latencies = watcher.latencies(Set(pacedSet.map(\.occurrenceNumber)))
@@ -167,6 +185,25 @@ struct PipelineBench: AsyncParsableCommand {
                             percentile(hop.seconds, 0.5) * 1000, percentile(hop.seconds, 0.99) * 1000, (hop.seconds.last ?? .nan) * 1000,
                             hop.seconds.count))
                 }
+                if hops { printHopParts(before: before, after: await pipeline.figures()) }
+                if let mail {
+                    let wanted = evenlySpread(count: pacedSet.count, share: escalations).count
+                    // Each escalation is released just after it is scheduled: wait for the last ones.
+                    var escalated = watcher.escalationStarts(Set(pacedSet.map(\.occurrenceNumber)))
+                    let deadline = ContinuousClock.now + .seconds(60)
+                    while escalated.count < wanted, ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(200))
+                        escalated = watcher.escalationStarts(Set(pacedSet.map(\.occurrenceNumber)))
+                    }
+                    let accepted = try await mail.accepted(for: escalated, timeout: .seconds(120))
+                    let spans = AcceptedMail.spans(notices: escalated, accepted: accepted)
+                    print(
+                        String(
+                            format:
+                                "mail accepted for notices due at once (escalations): p50 %.0f ms, p99 %.0f ms, max %.0f ms (intake → SMTP server accepted, %d mails; %d incidents made high risk, %d escalated)",
+                            percentile(spans, 0.5) * 1000, percentile(spans, 0.99) * 1000, (spans.last ?? .nan) * 1000, spans.count, wanted,
+                            escalated.count))
+                }
             }
             await printPeakMemory(pipeline)
             await watcher.close()
@@ -175,6 +212,34 @@ struct PipelineBench: AsyncParsableCommand {
             throw error
         }
         await pipeline.stopAll()
+    }
+
+    /// With --hops: where each service's part of a hop went in the paced phase, from the
+    /// histograms on its /metrics (read before and after the phase): a record's wait from its
+    /// producer's send to the batch that applies it (linger, broker, fetch wait, hand-over), the
+    /// batch applied and committed, the outbox relay's wait after the commit, and the relay's
+    /// publish until Kafka acknowledged. Estimates interpolated inside the histograms' buckets.
+    func printHopParts(before: PipelineFigures, after: PipelineFigures) {
+        let work: [(ServiceName, String)] = [
+            (.intake, Topics.incidentsRaw.name), (.childResearch, Topics.incidents.name), (.schoolResolution, Topics.children.name),
+            (.scheduling, Topics.noticeRequests.name), (.dispatch, Topics.noticesDue.name),
+        ]
+        func figure(_ service: ServiceName, _ metric: String, _ labels: [String]) -> String {
+            let buckets = after.histogram(service, metric, labels: labels).subtracting(before.histogram(service, metric, labels: labels))
+            guard let p50 = buckets.quantile(0.5), let p99 = buckets.quantile(0.99) else { return "–" }
+            return String(format: "%.1f/%.1f", p50 * 1000, p99 * 1000)
+        }
+        print(
+            "  where a hop's time goes (p50/p99 ms, paced phase, from /metrics): record wait (send → batch), batch applied and committed, relay wait, publish → acknowledged"
+        )
+        for (service, topic) in work {
+            let topicLabel = "topic=\"\(topic)\""
+            print(
+                "    \(service.rawValue) (\(topic)): \(figure(service, "encompass_record_wait_seconds", [topicLabel])), "
+                    + "\(figure(service, "encompass_processing_duration_seconds", [topicLabel])), "
+                    + "\(figure(service, "encompass_outbox_relay_wait_seconds", [])), \(figure(service, "encompass_outbox_publish_duration_seconds", []))"
+            )
+        }
     }
 
     /// The services' environment: quiet logs, and the run's librdkafka properties passed through.
@@ -360,8 +425,21 @@ final class ScheduledWatcher: Sendable {
     /// The stages between, in pipeline order, named by the service that writes the topic.
     private let between: [(service: String, topic: FirstSeen)]
 
-    init(client: KafkaClientConfiguration, hops: Bool, logger: Logger) throws {
+    private static let escalatedKind = Array("\"escalated\"".utf8)
+    /// Escalations released (`escalated` events), keyed by notice id and occurrence (nil: not followed).
+    private let escalated: FirstSeen?
+
+    init(client: KafkaClientConfiguration, hops: Bool, escalations: Bool = false, logger: Logger) throws {
         raw = try FirstSeen(client: client, topic: Topics.incidentsRaw, logger: logger) { $0.keyString }
+        escalated =
+            escalations
+            ? try FirstSeen(client: client, topic: Topics.noticeEvents, logger: logger) { record in
+                // Only escalations are decoded: the throughput phase's events pass by this watcher too.
+                guard record.value.firstRange(of: Self.escalatedKind) != nil,
+                    let event = try? WireFormat.decode(NoticeEvent.self, from: record.value), event.payload.kind == .escalated
+                else { return nil }
+                return event.payload.noticeId + "\t" + event.payload.occurrenceNumber
+            } : nil
         scheduled = try FirstSeen(client: client, topic: Topics.noticeEvents, logger: logger) { record in
             guard let event = try? WireFormat.decode(NoticeEvent.self, from: record.value), event.payload.kind == .scheduled else { return nil }
             return event.payload.occurrenceNumber
@@ -403,6 +481,19 @@ final class ScheduledWatcher: Sendable {
         throw ValidationError("not every incident was scheduled in \(timeout); see the logs")
     }
 
+    /// Each released escalation of these occurrences (notice id) → its incident's raw record time.
+    func escalationStarts(_ occurrences: Set<String>) -> [String: Date] {
+        guard let escalated else { return [:] }
+        let raw = raw.snapshot()
+        var starts: [String: Date] = [:]
+        for key in escalated.snapshot().keys {
+            let parts = key.split(separator: "\t", maxSplits: 1).map(String.init)
+            guard parts.count == 2, occurrences.contains(parts[1]), let start = raw[parts[1]] else { continue }
+            starts[parts[0]] = start
+        }
+        return starts
+    }
+
     /// Seconds from raw record to scheduled, sorted.
     func latencies(_ occurrences: Set<String>) -> [Double] {
         Self.spans(occurrences, from: raw.snapshot(), to: scheduled.snapshot())
@@ -425,7 +516,7 @@ final class ScheduledWatcher: Sendable {
     }
 
     func close() async {
-        for watcher in [raw, scheduled] + between.map(\.topic) { await watcher.close() }
+        for watcher in [raw, scheduled] + between.map(\.topic) + (escalated.map { [$0] } ?? []) { await watcher.close() }
     }
 }
 

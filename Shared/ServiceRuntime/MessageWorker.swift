@@ -76,6 +76,7 @@ public final class MessageWorker: Service, Sendable {
     /// record; only their SQLite changes count, and the first run's are rolled back.
     func process(_ batch: [KafkaRecord]) async throws {
         let started = ContinuousClock.now
+        noteWait(batch)
         if let outcomes = try? await store.pool.write({ db in try batch.map { ($0.topic, try self.applyDirectly($0, db: db)) } }) {
             count(outcomes)
             finish(batch, started: started)
@@ -111,6 +112,18 @@ public final class MessageWorker: Service, Sendable {
             }
         }
         finish(batch, started: started)
+    }
+
+    /// How long each record waited between its producer's send and this batch (whole
+    /// milliseconds: record timestamps have no finer unit).
+    private func noteWait(_ batch: [KafkaRecord]) {
+        let now = Date()
+        var histogram: (topic: String, metric: DurationHistogram)?
+        for record in batch {
+            guard let timestamp = record.timestamp else { continue }
+            if histogram?.topic != record.topic { histogram = (record.topic, metrics.recordWait(topic: record.topic)) }
+            histogram?.metric.record(.milliseconds(max(0, Int64((now.timeIntervalSince(timestamp) * 1000).rounded()))))
+        }
     }
 
     /// After a batch is committed: metrics, offsets for commit, and the relay woken.

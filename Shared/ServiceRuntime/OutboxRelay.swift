@@ -61,8 +61,14 @@ public final class OutboxRelay: Service, Sendable {
         }
     }
 
+    /// The first wake since the relay last read the outbox (for `outboxRelayWait`).
+    private let wokenAt = Locked<ContinuousClock.Instant?>(nil)
+
     /// Tells the relay that new rows were committed.
-    public func wake() { wakeup.signal() }
+    public func wake() {
+        wokenAt.withLock { if $0 == nil { $0 = ContinuousClock.now } }
+        wakeup.signal()
+    }
 
     public func run() async throws {
         await withGracefulShutdownHandler {
@@ -142,6 +148,13 @@ public final class OutboxRelay: Service, Sendable {
     @discardableResult
     public func relayOnce() async throws -> Int {
         let limit = batchSize
+        let woken = wokenAt.withLock { instant in
+            defer { instant = nil }
+            return instant
+        }
+        if let woken {
+            metrics.outboxRelayWait.record(ContinuousClock.now - woken)
+        }
         // Statements prepared once per connection: the relay runs once per batch of every service.
         let rows = try await store.pool.read { db in
             try OutboxMessage.fetchAll(db.cachedStatement(sql: "SELECT * FROM outbox ORDER BY id LIMIT ?"), arguments: [limit])
@@ -150,7 +163,9 @@ public final class OutboxRelay: Service, Sendable {
         noteHead(rows.first?.id)
         guard !rows.isEmpty, let first = rows.first?.id, let last = rows.last?.id else { return 0 }
         do {
+            let sending = ContinuousClock.now
             try await producer.sendBatch(rows.map(\.producerRecord))
+            metrics.outboxPublishDuration.record(ContinuousClock.now - sending)
         } catch {
             // A record Kafka will never take (too large, invalid) would hold back every row
             // behind it for ever: find it by sending the batch one row at a time.
@@ -249,15 +264,20 @@ public final class OutboxRelay: Service, Sendable {
     }
 }
 
-/// A one-slot signal: `signal()` wakes the current or next `wait`.
-final class Wakeup: Sendable {
+/// A one-slot signal: `signal()` wakes the current or next `wait`. A loop that would otherwise
+/// poll its store on a timer waits on one, and whoever commits work for it signals it (after
+/// the commit: `Database.afterNextTransaction`), so the work starts at once; the timeout stays
+/// as the fallback.
+public final class Wakeup: Sendable {
     private struct State {
         var pending = false
         var waiter: CheckedContinuation<Void, Never>?
     }
     private let state = Locked(State())
 
-    func signal() {
+    public init() {}
+
+    public func signal() {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             if let w = s.waiter {
                 s.waiter = nil
@@ -269,15 +289,21 @@ final class Wakeup: Sendable {
         waiter?.resume()
     }
 
-    func wait(timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.waitForSignal() }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                if !Task.isCancelled { self.signal() }
+    /// Returns at the first signal since the last wait, or after `timeout`.
+    /// A cancelled caller returns at once (the cancellation counts as a signal).
+    public func wait(timeout: Duration) async {
+        await withTaskCancellationHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.waitForSignal() }
+                group.addTask {
+                    try? await Task.sleep(for: timeout)
+                    if !Task.isCancelled { self.signal() }
+                }
+                await group.next()
+                group.cancelAll()
             }
-            await group.next()
-            group.cancelAll()
+        } onCancel: {
+            self.signal()
         }
     }
 

@@ -26,8 +26,29 @@ public final class ServiceMetrics: Sendable {
         .milliseconds(500), .seconds(1), .seconds(5),
     ]
 
+    /// Finer buckets for the parts of a hop at a paced load (`encompass-bench pipeline --hops`).
+    static let hopBuckets: [Duration] = [0.5, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 75, 100, 250, 500, 1000].map {
+        .microseconds(Int64($0 * 1000))
+    }
+    /// From a commit waking the outbox relay to the relay's next read of the outbox.
+    public let outboxRelayWait: DurationHistogram
+    /// From handing a batch of outbox rows to Kafka to its last acknowledgement.
+    public let outboxPublishDuration: DurationHistogram
+
     public init(service: String) {
         self.service = service
+        outboxRelayWait = registry.makeDurationHistogram(
+            descriptor: .init(
+                metricName: "encompass_outbox_relay_wait", unitName: "seconds",
+                helpText:
+                    "From a commit waking the outbox relay to its next read of the outbox (the relay busy with the previous batch, or being scheduled)"
+            ),
+            labels: [("service", service)], buckets: Self.hopBuckets)
+        outboxPublishDuration = registry.makeDurationHistogram(
+            descriptor: .init(
+                metricName: "encompass_outbox_publish_duration", unitName: "seconds",
+                helpText: "From handing a batch of outbox rows to Kafka to its last acknowledgement (linger.ms, the produce request, the broker)"),
+            labels: [("service", service)], buckets: Self.hopBuckets)
         outboxPending = registry.makeGauge(
             descriptor: .init(metricName: "encompass_outbox", unitName: "pending", helpText: "Outbox rows waiting to be published (last read)"),
             labels: [("service", service)])
@@ -92,6 +113,18 @@ public final class ServiceMetrics: Sendable {
                 metricName: "encompass_processing_duration", unitName: "seconds", helpText: "Time to apply a batch of records, per record"),
             labels: [("service", service), ("topic", topic)],
             buckets: Self.latencyBuckets
+        )
+    }
+
+    /// From a record's timestamp (its producer's send) to the start of the batch that applies
+    /// it: the producer's linger and request, the broker, the consumer's fetch wait and hand-over.
+    public func recordWait(topic: String) -> DurationHistogram {
+        registry.makeDurationHistogram(
+            descriptor: .init(
+                metricName: "encompass_record_wait", unitName: "seconds",
+                helpText: "From a record's timestamp (its producer's send) to the start of the batch that applies it"),
+            labels: [("service", service), ("topic", topic)],
+            buckets: Self.hopBuckets
         )
     }
 

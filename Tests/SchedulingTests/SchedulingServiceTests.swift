@@ -35,10 +35,13 @@ final class RunningScheduler: Sendable {
     let task: Task<Void, any Error>
     let port: Int
 
-    init(_ kafka: TestKafka, group: String, instance: String, dataDirectory: String, clock: TestClock, token: String? = "tok") async throws {
+    init(
+        _ kafka: TestKafka, group: String, instance: String, dataDirectory: String, clock: TestClock, token: String? = "tok",
+        releaseInterval: Duration = .milliseconds(50), restoreGrace: Duration = .milliseconds(300)
+    ) async throws {
         let settings = SchedulingService.Settings(
             calendars: try SchoolCalendars.load(), protocols: try SchedulingProtocol.loadAll(ForceProtocols.load()),
-            releaseInterval: .milliseconds(50), restoreGrace: .milliseconds(300))
+            releaseInterval: releaseInterval, restoreGrace: restoreGrace)
         let configuration = ServiceConfiguration(
             service: .scheduling, kafka: kafka.client(instance), groupId: group, dataDirectory: dataDirectory,
             instanceId: instance, httpPort: 0, apiToken: token, clockFile: clock.path)

@@ -145,11 +145,12 @@ public enum DispatchService {
 
     public static func definition(settings: Settings) -> ServiceDefinition {
         let changelog = NoticeChangelog.make(grace: settings.restoreGrace)
+        let claimsWon = Wakeup()
         return ServiceDefinition(
             service: .dispatch,
             migrations: DispatchStore.migrations + changelog.migrations,
             handlers: [dueHandler(settings: settings)],
-            replicated: [eventsHandler(), accountsHandler(), changelog.handler],
+            replicated: [eventsHandler(claimsWon: claimsWon), accountsHandler(), changelog.handler],
             produces: [Topics.schoolFeedback.name, Topics.noticeEvents.name, Topics.dispatchAccounts.name, Topics.dispatchChangelog.name],
             routes: { router, environment in
                 NoticePage(settings: settings, environment: environment).register(on: router)
@@ -161,7 +162,7 @@ public enum DispatchService {
                 BackgroundTask(name: "mail-sender") { environment in
                     let sender = MailSender(
                         settings: settings, store: environment.store, wake: environment.relay.wake,
-                        clock: environment.clock, logger: environment.logger)
+                        clock: environment.clock, logger: environment.logger, claimsWon: claimsWon)
                     environment.logger.notice(
                         "mail transport",
                         metadata: [
@@ -203,10 +204,12 @@ public enum DispatchService {
     }
 
     /// `encompass.notice.events`: every event (scheduling's and dispatch's own echo) into the
-    /// audit trail; `claimed` events also decide which instance sends (`NoticeClaims`).
-    static func eventsHandler() -> TopicHandler {
+    /// audit trail; `claimed` events also decide which instance sends (`NoticeClaims`), and
+    /// once committed they wake the mail sender (`claimsWon`).
+    static func eventsHandler(claimsWon: Wakeup = Wakeup()) -> TopicHandler {
         .on(Topics.noticeEvents.name, NoticeEvent.self) { envelope, ctx in
             try applyEvent(envelope.payload, eventId: envelope.id, producer: envelope.producer, db: ctx.db, now: ctx.now, logger: ctx.logger)
+            if envelope.payload.kind == .claimed { ctx.db.afterNextTransaction { _ in claimsWon.signal() } }
         }
     }
 

@@ -17,17 +17,26 @@ public struct MailSender: Sendable {
     let wake: @Sendable () -> Void
     let clock: ServiceClock
     let logger: Logger
+    /// Signalled when this store has won a notice's claim (its mail can go): a pass runs at
+    /// once instead of at the next `pollInterval`.
+    let claimsWon: Wakeup
 
-    public init(settings: DispatchService.Settings, store: ServiceStore, wake: @escaping @Sendable () -> Void, clock: ServiceClock, logger: Logger) {
+    /// `wake` wakes the outbox relay after the sender's own writes.
+    public init(
+        settings: DispatchService.Settings, store: ServiceStore, wake: @escaping @Sendable () -> Void, clock: ServiceClock, logger: Logger,
+        claimsWon: Wakeup = Wakeup()
+    ) {
         self.settings = settings
         self.transport = settings.mail.makeTransport()
         self.store = store
         self.wake = wake
         self.clock = clock
         self.logger = logger
+        self.claimsWon = claimsWon
     }
 
-    /// Recovers once, then sends due mail until cancelled.
+    /// Recovers once, then sends due mail until cancelled: every `pollInterval`, and at once
+    /// when a claim is won.
     public func run() async throws {
         try await recoverInterrupted()
         while !Task.isCancelled {
@@ -38,7 +47,8 @@ public struct MailSender: Sendable {
             } catch {
                 logger.error("mail sender pass failed; retrying", metadata: ["error": "\(error)"])
             }
-            try await Task.sleep(for: settings.pollInterval)
+            await claimsWon.wait(timeout: settings.pollInterval)
+            try Task.checkCancellation()
         }
     }
 

@@ -213,10 +213,15 @@ extension PendingNoticeRow {
 public struct Scheduler: Sendable {
     public let calendars: SchoolCalendars
     public let protocols: [String: SchedulingProtocol]
+    /// Called once a transaction that stored a notice due now (an escalation, a late report in
+    /// the release window) has committed: wakes the release loop, so the notice goes at once
+    /// rather than at its next turn.
+    public let dueNow: @Sendable () -> Void
 
-    public init(calendars: SchoolCalendars, protocols: [String: SchedulingProtocol]) {
+    public init(calendars: SchoolCalendars, protocols: [String: SchedulingProtocol], dueNow: @escaping @Sendable () -> Void = {}) {
         self.calendars = calendars
         self.protocols = protocols
+        self.dueNow = dueNow
     }
 
     public static let migration = StoreMigration("scheduling-v1") { db in
@@ -455,6 +460,10 @@ public struct Scheduler: Sendable {
             SchedulingChangelog(notice: row.changelog(due: due)), to: Topics.schedulingChangelog.name, key: row.noticeId,
             id: changelogId, causationId: envelope.id, now: ctx.now)
         try row.insertOrReplace(ctx.db)
+        if releaseAt <= ctx.now {
+            let dueNow = self.dueNow
+            ctx.db.afterNextTransaction { _ in dueNow() }
+        }
         let detail = "release \(Timestamp.format(releaseAt))\(escalate ? " (escalation)" : ""): " + due.rules.joined(separator: "; ")
         try ctx.outbox.publish(
             NoticeEvent(

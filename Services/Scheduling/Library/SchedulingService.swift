@@ -112,10 +112,11 @@ public enum SchedulingService {
     }
 
     public static func definition(settings: Settings) -> ServiceDefinition {
-        ServiceDefinition(
+        let dueNow = Wakeup()
+        return ServiceDefinition(
             service: .scheduling,
             migrations: Scheduler.migrations,
-            handlers: [requestHandler(settings: settings)],
+            handlers: [requestHandler(settings: settings, dueNow: dueNow)],
             replicated: [changelogHandler()],
             produces: [Topics.noticesDue.name, Topics.schedulingChangelog.name, Topics.noticeEvents.name],
             routes: { router, environment in
@@ -130,14 +131,14 @@ public enum SchedulingService {
                 SchedulingAPI.registerCalendarMetrics(settings.calendars, environment: environment)
             },
             background: [
-                releaser(interval: settings.releaseInterval, restoreGrace: settings.restoreGrace),
+                releaser(interval: settings.releaseInterval, restoreGrace: settings.restoreGrace, dueNow: dueNow),
                 RetentionPurge.task(SchedulingRetention.rules, settings: settings.retention),
             ]
         )
     }
 
-    static func requestHandler(settings: Settings) -> TopicHandler {
-        let scheduler = Scheduler(calendars: settings.calendars, protocols: settings.protocols)
+    static func requestHandler(settings: Settings, dueNow: Wakeup = Wakeup()) -> TopicHandler {
+        let scheduler = Scheduler(calendars: settings.calendars, protocols: settings.protocols, dueNow: dueNow.signal)
         let topic = Topics.noticeRequests.name
         let cancellations = TopicHandler.on(topic, NoticeCancelled.self) { envelope, ctx in
             try scheduler.cancel(envelope, partition: Int(ctx.record.partition), ctx: ctx)
@@ -166,9 +167,10 @@ public enum SchedulingService {
         }
     }
 
-    /// Every `interval` (real time), releases the due notices of the request partitions this
-    /// instance has owned for at least `restoreGrace`, by the service clock.
-    public static func releaser(interval: Duration, restoreGrace: Duration = .zero) -> BackgroundTask {
+    /// Every `interval` (real time), and at once when `dueNow` is signalled (a notice due now was
+    /// stored), releases the due notices of the request partitions this instance has owned for at
+    /// least `restoreGrace`, by the service clock.
+    public static func releaser(interval: Duration, restoreGrace: Duration = .zero, dueNow: Wakeup = Wakeup()) -> BackgroundTask {
         BackgroundTask(name: "release-due-notices") { environment in
             var partitions = SettledPartitions(topic: Topics.noticeRequests.name, grace: restoreGrace)
             while !Task.isCancelled {
@@ -193,7 +195,8 @@ public enum SchedulingService {
                         environment.logger.error("releasing due notices failed; retrying", metadata: ["error": "\(error)"])
                     }
                 }
-                try await Task.sleep(for: interval)
+                await dueNow.wait(timeout: interval)
+                try Task.checkCancellation()
             }
         }
     }
