@@ -437,12 +437,13 @@ public enum HistoryIndex {
             try fetchRows(tiers[shared - 1], kind: kind, before: before, db: db) { ranked.append((shared, $0)) }
             if ranked.count >= maxRows { break }
         }
-        // Rows sharing one key count only when every row together is `maxRows` or fewer.
+        // Rows sharing one key count only when every row together is `maxRows` or fewer: when
+        // there are more ids than room, those of earlier days are found first (their ids only),
+        // and only they are read, so a row of the same day is never read twice.
         if ranked.count < maxRows, let single = tiers.first, !single.isEmpty {
             let room = maxRows - ranked.count
-            if try single.count <= room || countRows(single, kind: kind, before: before, upTo: room + 1, db: db) <= room {
-                try fetchRows(single, kind: kind, before: before, db: db) { ranked.append((1, $0)) }
-            }
+            let kept = single.count <= room ? single : try rowIds(single, kind: kind, before: before, upTo: room + 1, db: db)
+            if kept.count <= room { try fetchRows(kept, kind: kind, before: before, db: db) { ranked.append((1, $0)) } }
         }
         ranked.sort { x, y in
             if x.shared != y.shared { return x.shared > y.shared }
@@ -457,6 +458,7 @@ public enum HistoryIndex {
 
     /// The rows of `ids` of `kind` (the role test guards the kind bit) recorded before `before`,
     /// up to 16 per statement (one statement per row was most of child research's SQLite time).
+    /// SQLite tests the day, so a row of a later day is not decoded.
     static func fetchRows(_ ids: [Int64], kind: Kind, before: String?, db: Database, _ body: (PersonRow) -> Void) throws {
         var start = 0
         while start < ids.count {
@@ -464,34 +466,23 @@ public enum HistoryIndex {
             var fetch = RawStatement(try db.cachedStatement(sql: personFetchSQLs[count]), db: db)
             for person in ids[start..<(start + count)] { fetch.bind(person) }
             fetch.bind(kind == .children ? 1 : 0)
-            try fetch.rows { statement in
-                let row = PersonRow(statement: statement)
-                if let before, row.occurredDay >= before { return }
-                body(row)
-            }
+            fetch.bind(before)
+            try fetch.rows { body(PersonRow(statement: $0)) }
             start += count
         }
     }
 
-    /// How many of `ids` `fetchRows` would give, counted up to `limit` (reads the day and role, not the rows).
-    static func countRows(_ ids: [Int64], kind: Kind, before: String?, upTo limit: Int, db: Database) throws -> Int {
-        var found = 0
+    /// The ids of `ids` that `fetchRows` would give, up to `limit` of them (reads no row's text).
+    static func rowIds(_ ids: [Int64], kind: Kind, before: String?, upTo limit: Int, db: Database) throws -> [Int64] {
+        var found: [Int64] = []
         var start = 0
-        while start < ids.count, found < limit {
+        while start < ids.count, found.count < limit {
             let count = min(personRowsPerStatement, ids.count - start)
-            var fetch = RawStatement(try db.cachedStatement(sql: personCountSQLs[count]), db: db)
+            var fetch = RawStatement(try db.cachedStatement(sql: personIdSQLs[count]), db: db)
             for person in ids[start..<(start + count)] { fetch.bind(person) }
             fetch.bind(kind == .children ? 1 : 0)
-            try fetch.rows { statement in
-                if let before, sqlite3_column_type(statement, 0) != SQLITE_NULL,
-                    String(
-                        decoding: UnsafeBufferPointer(start: sqlite3_column_text(statement, 0), count: Int(sqlite3_column_bytes(statement, 0))),
-                        as: UTF8.self) >= before
-                {
-                    return
-                }
-                found += 1
-            }
+            fetch.bind(before)
+            try fetch.rows { found.append(sqlite3_column_int64($0, 0)) }
             start += count
         }
         return found
@@ -500,14 +491,15 @@ public enum HistoryIndex {
     /// Person rows per fetch statement in `candidates`.
     static let personRowsPerStatement = 16
 
+    /// Rows of the listed ids and kind, and of days before the last parameter (NULL: any day).
     static func personSQL(_ columns: String, count: Int) -> String {
         "SELECT \(columns) FROM researchPerson WHERE id IN (" + Array(repeating: "?", count: max(1, count)).joined(separator: ", ")
-            + ") AND (role = 'child') = ?"
+            + ") AND (role = 'child') = ? AND coalesce(occurredDay < ?, 1)"
     }
 
     static let personFetchSQLs: [String] = (0...personRowsPerStatement).map { personSQL(PersonRow.columns, count: $0) }
 
-    static let personCountSQLs: [String] = (0...personRowsPerStatement).map { personSQL("occurredDay", count: $0) }
+    static let personIdSQLs: [String] = (0...personRowsPerStatement).map { personSQL("id", count: $0) }
 
     /// The people recorded in one occurrence.
     public static func people(forceCode: String, occurrenceNumber: String, db: Database) throws -> [PersonRow] {

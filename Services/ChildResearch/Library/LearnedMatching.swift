@@ -33,7 +33,9 @@ public final class MatchModelCache: Sendable {
     /// The stored model when it was learned for `day` (from the records of the days before it,
     /// the records research reads), else nil: research then uses the hand-weighted matcher.
     public func matcher(forDay day: String, db: Database) throws -> LearnedMatcher? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT people, trainedAt, beforeDay FROM researchMatchModel WHERE id = 1") else { return nil }
+        // Asked for every incident: a statement prepared once per connection.
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT people, trainedAt, beforeDay FROM researchMatchModel WHERE id = 1"))
+        else { return nil }
         let version = Version(beforeDay: row["beforeDay"], people: row["people"], trainedAt: row["trainedAt"])
         guard version.beforeDay == day else { return nil }
         if let cached = current.withLock({ $0 }), cached.version == version { return cached.matcher }
