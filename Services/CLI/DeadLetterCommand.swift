@@ -144,14 +144,17 @@ struct DeadLetterCommand: AsyncParsableCommand {
             let outcome = result.outcome
             let publisher = result.publishedBy.map(\.description) ?? address.description
             if outcome.alreadyReplayed {
-                print("\(publisher) was already replayed by \(outcome.replayedBy) at \(Timestamp.format(outcome.replayedAt)); nothing published again")
+                print(
+                    "\(publisher) was already replayed by \(outcome.replayedBy) at \(Timestamp.format(outcome.replayedAt)); nothing published again")
             } else {
                 print(
                     "\(publisher) replayed to \(outcome.topic) (key \(outcome.key ?? "-"), message \(outcome.messageId ?? "-")) by \(outcome.replayedBy)"
                 )
             }
             if !result.marked.isEmpty {
-                print("copies of the same record marked replayed (nothing published for them): \(result.marked.map(\.description).joined(separator: ", "))")
+                print(
+                    "copies of the same record marked replayed (nothing published for them): \(result.marked.map(\.description).joined(separator: ", "))"
+                )
             }
             try warn(result.failures)
         }

@@ -107,7 +107,8 @@ public struct DeadLetterRecords: Sendable {
                     [DeadLetterView].self, "GET", "/v1/dead-letters", query: record.query.merging(["status": "all", "limit": "10000"]) { $1 })
                 others += found.filter { other != index || $0.id != named.id }.map { Copy(index: other, view: $0) }
             } catch {
-                failures.append("\(service.rawValue) instance \(other + 1) (\(client.baseURL)): its copies of \(record) were not looked for: \(error)")
+                failures.append(
+                    "\(service.rawValue) instance \(other + 1) (\(client.baseURL)): its copies of \(record) were not looked for: \(error)")
             }
         }
         return (Copy(index: index, view: named), others, failures)
@@ -127,10 +128,13 @@ public struct DeadLetterRecords: Sendable {
     /// Replays the record of dead letter `address`: published once (through this copy, with
     /// `payload` if given), unless a copy of it was replayed before; every open copy is marked.
     /// Refused when a copy was discarded.
-    public func replay(_ address: DeadLetterAddress, by actor: String, payload: DeadLetterReplayRequest.Edit?) async throws -> RecordAction<ReplayOutcome> {
+    public func replay(_ address: DeadLetterAddress, by actor: String, payload: DeadLetterReplayRequest.Edit?) async throws -> RecordAction<
+        ReplayOutcome
+    > {
         let (named, others, failures) = try await copies(of: address)
         if named.view.status == "open", let discarded = others.first(where: { $0.view.status == "discarded" }) {
-            throw ServiceCallError(description: DeadLetterOpError.copyDiscarded(self.address(discarded.index, discarded.view.id).description).description)
+            throw ServiceCallError(
+                description: DeadLetterOpError.copyDiscarded(self.address(discarded.index, discarded.view.id).description).description)
         }
         // The copy that publishes: one replayed before, else the one named.
         let publisher = ([named] + others).first { $0.view.status == "replayed" } ?? named
@@ -148,7 +152,8 @@ public struct DeadLetterRecords: Sendable {
             let marked = self.address(other.index, other.view.id)
             do {
                 _ = try await clients[other.index].decode(
-                    ReplayOutcome.self, "POST", "/v1/dead-letters/\(other.view.id)/replay", json: DeadLetterReplayRequest(by: actor, replayedAs: copy))
+                    ReplayOutcome.self, "POST", "/v1/dead-letters/\(other.view.id)/replay", json: DeadLetterReplayRequest(by: actor, replayedAs: copy)
+                )
                 result.marked.append(marked)
             } catch {
                 result.failures.append("\(marked) was not marked replayed: \(error)")

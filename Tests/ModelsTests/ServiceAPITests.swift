@@ -76,7 +76,8 @@ struct ServiceAPITests {
         let readiness = SchedulingReadiness(instance: "s-1", status: "ready", warnings: [], calendars: [calendar])
         #expect(try WireFormat.decoder().decode(SchedulingReadiness.self, from: WireFormat.data(readiness)) == readiness)
         try roundTrip(
-            CSCImportAnswer(file: "r.csv", rows: 1, answers: [.init(outcome: "notice", row: 2, requestId: "q-1", urn: "110111", reasons: ["verified"])]),
+            CSCImportAnswer(
+                file: "r.csv", rows: 1, answers: [.init(outcome: "notice", row: 2, requestId: "q-1", urn: "110111", reasons: ["verified"])]),
             #"{"answers":[{"outcome":"notice","reasons":["verified"],"requestId":"q-1","row":2,"urn":"110111"}],"file":"r.csv","notices":[],"rows":1}"#
         )
         #expect(CSCImportAnswer(file: "r.csv", rows: 2, answers: [.init(outcome: "rejected", row: 2, requestId: nil, reasons: ["x"])]).rejected == 1)

@@ -8,7 +8,8 @@ import Testing
 /// `encompass schedule pending`: the built CLI against a running scheduling service.
 @Suite("The schedule pending CLI", .serialized)
 struct SchedulePendingCLITests {
-    @Test("lists the notices held by state (text and the service's JSON, without personal data); a bad state and a wrong token are refused, saying why")
+    @Test(
+        "lists the notices held by state (text and the service's JSON, without personal data); a bad state and a wrong token are refused, saying why")
     func pending() async throws {
         let kafka = try TestKafka()
         let clock = try TestClock("2025-11-03 22:00")
@@ -25,7 +26,8 @@ struct SchedulePendingCLITests {
         for request in requests {
             let line = listed.output.split(separator: "\n").first { $0.contains(request.noticeId) }.map(String.init) ?? ""
             #expect(line.hasPrefix("2025-11-04T08:00:00"), "\(listed.output)")
-            #expect(line.contains("occurrence \(request.incident.occurrenceNumber)") && line.contains("school \(request.school.urn) (LA 931)  pending"))
+            #expect(
+                line.contains("occurrence \(request.incident.occurrenceNumber)") && line.contains("school \(request.school.urn) (LA 931)  pending"))
         }
         #expect(!listed.output.contains("Alex") && !listed.output.contains("Smith"))
         let json = try await runExecutable("encompass", ["schedule", "pending", "--json"] + cli)
@@ -44,7 +46,8 @@ struct SchedulePendingCLITests {
 
         let badState = try await runExecutable("encompass", ["schedule", "pending", "--state", "nope"] + cli)
         #expect(badState.status == 2 && badState.output.contains("state must be pending, released, cancelled or all"), "\(badState.output)")
-        let wrongToken = try await runExecutable("encompass", ["schedule", "pending", "--url", "http://127.0.0.1:\(scheduler.port)", "--token", "wrong"])
+        let wrongToken = try await runExecutable(
+            "encompass", ["schedule", "pending", "--url", "http://127.0.0.1:\(scheduler.port)", "--token", "wrong"])
         #expect(wrongToken.status == 2 && wrongToken.output.contains("401"), "\(wrongToken.output)")
         try await scheduler.stop()
         let down = try await runExecutable("encompass", ["schedule", "pending"] + cli)

@@ -20,7 +20,9 @@ struct SchoolsCLITests {
         }
     }
 
-    @Test("contacts set: a school's contacts replaced; a --contact without a role or with an unknown field, a bad email and an unknown URN refused, saying why")
+    @Test(
+        "contacts set: a school's contacts replaced; a --contact without a role or with an unknown field, a bad email and an unknown URN refused, saying why"
+    )
     func setContacts() async throws {
         let kafka = try TestKafka()
         let schools = try await RunningSchools(kafka, token: Self.token)
@@ -38,16 +40,21 @@ struct SchoolsCLITests {
         let shown = try await runExecutable("encompass", ["schools", "contacts", "show", "109778"] + cli)
         #expect(shown.status == 0 && shown.output.contains("dsl@caversham.example"), "\(shown.output)")
 
-        let noRole = try await runExecutable("encompass", ["schools", "contacts", "set", "109778", "--contact", "name=X;email=x@school.example"] + cli)
+        let noRole = try await runExecutable(
+            "encompass", ["schools", "contacts", "set", "109778", "--contact", "name=X;email=x@school.example"] + cli)
         #expect(noRole.status != 0 && noRole.output.contains("needs role="), "\(noRole.output)")
-        let unknownField = try await runExecutable("encompass", ["schools", "contacts", "set", "109778", "--contact", "role=dsl;mail=x@school.example"] + cli)
+        let unknownField = try await runExecutable(
+            "encompass", ["schools", "contacts", "set", "109778", "--contact", "role=dsl;mail=x@school.example"] + cli)
         #expect(unknownField.status != 0 && unknownField.output.contains("use role=…;name=…;email=…;phone=…"), "\(unknownField.output)")
-        let badEmail = try await runExecutable("encompass", ["schools", "contacts", "set", "109778", "--contact", "role=dsl;email=not-an-email"] + cli)
+        let badEmail = try await runExecutable(
+            "encompass", ["schools", "contacts", "set", "109778", "--contact", "role=dsl;email=not-an-email"] + cli)
         #expect(badEmail.status == 1 && badEmail.output.contains("email"), "\(badEmail.output)")
-        let unknownURN = try await runExecutable("encompass", ["schools", "contacts", "set", "999999", "--contact", "role=dsl;email=a@b.example"] + cli)
+        let unknownURN = try await runExecutable(
+            "encompass", ["schools", "contacts", "set", "999999", "--contact", "role=dsl;email=a@b.example"] + cli)
         #expect(unknownURN.status == 2 && unknownURN.output.contains("not in the register"), "\(unknownURN.output)")
         let wrongToken = try await runExecutable(
-            "encompass", ["schools", "contacts", "set", "109778", "--url", schools.base, "--token", "wrong", "--contact", "role=dsl;email=a@b.example"])
+            "encompass",
+            ["schools", "contacts", "set", "109778", "--url", schools.base, "--token", "wrong", "--contact", "role=dsl;email=a@b.example"])
         #expect(wrongToken.status == 2 && wrongToken.output.contains("401"), "\(wrongToken.output)")
         // None of the refused ones changed anything.
         try await Task.sleep(for: .milliseconds(500))
@@ -55,7 +62,9 @@ struct SchoolsCLITests {
         try await schools.stop()
     }
 
-    @Test("contacts import: each school listed gets its rows; URNs not in the register and bad rows are named (exit 1); a sheet without the columns is refused (exit 2)")
+    @Test(
+        "contacts import: each school listed gets its rows; URNs not in the register and bad rows are named (exit 1); a sheet without the columns is refused (exit 2)"
+    )
     func importContacts() async throws {
         let kafka = try TestKafka()
         let schools = try await RunningSchools(kafka, token: Self.token)
@@ -104,7 +113,8 @@ struct SchoolsCLITests {
         try await schools.stop()
     }
 
-    @Test("la-contacts import and list: an LA's contacts set, bad rows named (exit 1) and kept as dead letters; listed by LA, or as the service's JSON")
+    @Test(
+        "la-contacts import and list: an LA's contacts set, bad rows named (exit 1) and kept as dead letters; listed by LA, or as the service's JSON")
     func laContacts() async throws {
         let kafka = try TestKafka()
         let schools = try await RunningSchools(kafka, token: Self.token)
@@ -136,7 +146,8 @@ struct SchoolsCLITests {
         }
         #expect(listed.status == 0, "\(listed.output)")
         #expect(listed.output.contains("  encompass: Cambridgeshire Operation Encompass, encompass@cambridgeshire.example"), "\(listed.output)")
-        #expect(listed.output.contains("  education-otherwise: Cambridgeshire EHE team, ehe@cambridgeshire.example, 01223 000 000"), "\(listed.output)")
+        #expect(
+            listed.output.contains("  education-otherwise: Cambridgeshire EHE team, ehe@cambridgeshire.example, 01223 000 000"), "\(listed.output)")
         #expect(!listed.output.contains("850") && !listed.output.contains("8500"), "\(listed.output)")
         let json = try await runExecutable("encompass", ["schools", "la-contacts", "list", "--json"] + cli)
         let list = try WireFormat.decoder().decode(LAContactsList.self, from: Data(json.output.utf8))

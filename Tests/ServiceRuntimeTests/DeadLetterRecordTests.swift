@@ -105,7 +105,8 @@ struct DeadLetterRecordTests {
         #expect(cli.status == 0, "\(cli.output)")
         #expect(cli.output.contains("3 dead letters (open)"), "\(cli.output)")
         #expect(cli.output.components(separatedBy: "\(two.topic)[1]@7").count == 2, "one line for the record: \(cli.output)")
-        #expect(cli.output.contains("2 copies: ") && cli.output.contains(two.address(0).description) && cli.output.contains(two.address(1).description))
+        #expect(
+            cli.output.contains("2 copies: ") && cli.output.contains(two.address(0).description) && cli.output.contains(two.address(1).description))
         #expect(cli.output.contains("(read by instance 1)") && cli.output.contains("(read by instance 2)"), "\(cli.output)")
         let json = try await runExecutable("encompass", ["dlq", "list", "--service", "intake", "--json"] + two.endpoints)
         let views = try WireFormat.decoder().decode([DeadLetterView].self, from: Data(json.output.utf8))

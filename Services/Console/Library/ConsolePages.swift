@@ -175,7 +175,8 @@ public enum ConsolePages {
                         if !classes.contains(copy.errorClass) { classes.append(copy.errorClass) }
                         if !reasons.contains(copy.errorMessage) { reasons.append(copy.errorMessage) }
                     }
-                    return "<tr><td>\(copies.map { htmlEscape($0.address) }.joined(separator: "<br>"))</td><td>\(htmlEscape(letter.originalTopic))</td><td>\(htmlEscape(letter.originalKey ?? ""))</td><td>\(htmlEscape(classes.joined(separator: ", ")))</td><td>\(reasons.map { htmlEscape(String($0.prefix(300))) }.joined(separator: "<br>"))</td><td>\(htmlEscape(format(letter.deadLetteredAt)))</td></tr>"
+                    return
+                        "<tr><td>\(copies.map { htmlEscape($0.address) }.joined(separator: "<br>"))</td><td>\(htmlEscape(letter.originalTopic))</td><td>\(htmlEscape(letter.originalKey ?? ""))</td><td>\(htmlEscape(classes.joined(separator: ", ")))</td><td>\(reasons.map { htmlEscape(String($0.prefix(300))) }.joined(separator: "<br>"))</td><td>\(htmlEscape(format(letter.deadLetteredAt)))</td></tr>"
                 }.joined()
                 details +=
                     "<table class=\"dead-letters\" id=\"dead-letters-\(service.rawValue)\"><tr><th>Dead letter</th><th>Topic</th><th>Key</th><th>Error class</th><th>Reason</th><th>When</th></tr>\(rows)</table>"

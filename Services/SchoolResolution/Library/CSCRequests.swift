@@ -84,11 +84,13 @@ public enum CSCRequests {
             let requestId = cell("request_id")
             if case .unheld(let rows) = scope, !rows.contains(row.number) { continue }
             if scope == .held, try row.problem != nil || requestId.map({ try SchoolRequestRow.exists(db, key: $0) }) != true {
-                answer.answers.append(CSCImportAnswer.Row(outcome: "not-held", row: row.number, requestId: requestId, reasons: ["not held by this instance"]))
+                answer.answers.append(
+                    CSCImportAnswer.Row(outcome: "not-held", row: row.number, requestId: requestId, reasons: ["not held by this instance"]))
                 continue
             }
             func reject(_ reasons: [String], candidates: [String]? = nil) throws {
-                answer.answers.append(CSCImportAnswer.Row(outcome: "rejected", row: row.number, requestId: requestId, reasons: reasons, candidates: candidates))
+                answer.answers.append(
+                    CSCImportAnswer.Row(outcome: "rejected", row: row.number, requestId: requestId, reasons: reasons, candidates: candidates))
                 let value = try JSONSerialization.data(withJSONObject: ["file": name, "row": row.number, "cells": row.cells], options: [.sortedKeys])
                 try DeadLetterWriter.writeRejectedInput(
                     db: db, service: .schoolResolution, origin: origin, place: Int64(row.number), key: requestId, value: Array(value),
