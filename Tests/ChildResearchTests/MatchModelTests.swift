@@ -36,6 +36,42 @@ struct MatchModelTests {
         #expect(v(sarah, moved) == v(moved, sarah))
     }
 
+    @Test("a comparison packs one level per field: read back as levels and by field, ordered as its levels, the address left out as asked")
+    func packedComparison() {
+        let vector = ComparisonVector(levels: [3, 1, 7, 2, 4, 3, 2])
+        #expect(vector.levels == [3, 1, 7, 2, 4, 3, 2])
+        #expect(MatchField.allCases.map { vector[$0] } == [3, 1, 7, 2, 4, 3, 2])
+        #expect(MatchField.allCases.map(\.index) == Array(0..<7))
+        #expect(vector.personOnly.levels == [3, 1, 7, 0, 0, 0, 0])
+        #expect(vector.withoutAnotherHome == vector.personOnly) // postcodes differ (level 3)
+        let samePostcode = ComparisonVector(levels: [3, 1, 7, 2, 4, 1, 2])
+        #expect(samePostcode.withoutAnotherHome == samePostcode)
+        var rng = SplitMix(seed: 3)
+        let vectors = (0..<200).map { _ in ComparisonVector(levels: (0..<7).map { _ in UInt8(rng.next() % 9) }) }
+        #expect(vectors.sorted { $0.packed < $1.packed }.map(\.levels) == vectors.map(\.levels).sorted { $0.lexicographicallyPrecedes($1) })
+        var edited = vector
+        edited.levels[4] = 1
+        #expect(edited.levels == [3, 1, 7, 2, 1, 3, 2] && edited[.street] == 1)
+    }
+
+    @Test("the forms a record keeps for comparing (nicknames, phonetic codes, date digits, postcode sector) follow its fields when they change")
+    func featuresFollowEdits() {
+        var edited = person("Sarah", "Hughes", "1990-04-12", ["10 High Street"], postcode: "RG1 7LL")
+        edited.given = "liz"
+        edited.family = "smyth"
+        edited.dateOfBirth = PartialDate("1990-04-21")
+        edited.postcode = "RG17LN"
+        edited.town = "reading"
+        var fresh = person("Liz", "Smyth", "1990-04-21", ["10 High Street"], postcode: "RG1 7LN")
+        fresh.town = "reading"
+        #expect(edited == fresh)
+        let other = PersonFeatures(
+            givenName: "Elizabeth", familyName: "Smith", dateOfBirth: "1990-04-12", addressLines: ["10 High Street"], town: "Reading",
+            postcode: "RG1 7LL")
+        #expect(ComparisonVector.compare(edited, other) == ComparisonVector.compare(fresh, other))
+        #expect(ComparisonVector.compare(edited, other).levels == [2, 4, 2, 1, 1, 2, 1])
+    }
+
     /// A small population: 100 households of two or three people sharing a family name and an
     /// address; a third of the people recorded twice, with a typo in the given name or the date of birth.
     static func population() -> [PersonFeatures] {

@@ -6,7 +6,20 @@ public enum MatchField: String, Sendable, Codable, CaseIterable {
     case given, family, dateOfBirth, houseNumber, street, postcode, town
 
     /// The level labels, index = level; level 0 is unknown.
-    public var levels: [String] { Self.labels[Self.all.firstIndex(of: self)!] }
+    public var levels: [String] { Self.labels[index] }
+
+    /// The field's position in `allCases` (and in a `ComparisonVector`).
+    public var index: Int {
+        switch self {
+        case .given: 0
+        case .family: 1
+        case .dateOfBirth: 2
+        case .houseNumber: 3
+        case .street: 4
+        case .postcode: 5
+        case .town: 6
+        }
+    }
 
     static let labels: [[String]] = MatchField.allCases.map(\.levelLabels)
 
@@ -50,11 +63,37 @@ public enum MatchField: String, Sendable, Codable, CaseIterable {
     static let all = MatchField.allCases
 }
 
-/// The comparison levels of two records, one per `MatchField` (in `MatchField.allCases` order).
+/// The comparison levels of two records, one per `MatchField` (in `MatchField.allCases` order),
+/// packed one byte per field, the first field in the highest byte: comparing two vectors as
+/// numbers orders them as their levels lexicographically, and a vector is made and hashed
+/// without an allocation (learning counts the patterns of every pair it compares).
 public struct ComparisonVector: Sendable, Hashable {
-    public var levels: [UInt8]
+    var packed: UInt64
 
-    public subscript(field: MatchField) -> Int { Int(levels[MatchField.all.firstIndex(of: field)!]) }
+    static let fieldCount = MatchField.allCases.count
+
+    init(packed: UInt64) { self.packed = packed }
+
+    public init(levels: [UInt8]) {
+        precondition(levels.count == Self.fieldCount, "a comparison has \(Self.fieldCount) levels, one per field")
+        packed = levels.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// The levels, index = field (`MatchField.allCases` order).
+    public var levels: [UInt8] {
+        get { (0..<Self.fieldCount).map(level) }
+        set { self = ComparisonVector(levels: newValue) }
+    }
+
+    /// The level of field number `f` (`MatchField.allCases` order).
+    @inline(__always) func level(_ f: Int) -> UInt8 { UInt8(truncatingIfNeeded: packed >> UInt64(8 * (Self.fieldCount - 1 - f))) }
+
+    @inline(__always) mutating func setLevel(_ f: Int, _ level: UInt8) {
+        let shift = UInt64(8 * (Self.fieldCount - 1 - f))
+        packed = packed & ~(0xFF << shift) | UInt64(level) << shift
+    }
+
+    public subscript(field: MatchField) -> Int { Int(level(field.index)) }
 
     /// Compares two records field by field (symmetric: `compare(a, b) == compare(b, a)`).
     public static func compare(_ a: PersonFeatures, _ b: PersonFeatures) -> ComparisonVector {
@@ -63,7 +102,10 @@ public struct ComparisonVector: Sendable, Hashable {
             given = 7
             family = 6
         }
-        let dob: UInt8 = if let da = a.dateOfBirth, let db = b.dateOfBirth { dateLevel(da, db) } else { 0 }
+        let dob: UInt8 =
+            if let da = a.dateDigits, let db = b.dateDigits {
+                dateLevel(a.dateOfBirth!, da, b.dateOfBirth!, db)
+            } else if let pa = a.dateOfBirth, let pb = b.dateOfBirth { partialDateLevel(pa, pb) } else { 0 }
         var number: UInt8 = 0, street: UInt8 = 0
         if let la = a.line, let lb = b.line {
             if !la.number.isEmpty, !lb.number.isEmpty { number = la.number == lb.number ? 1 : 2 }
@@ -73,9 +115,7 @@ public struct ComparisonVector: Sendable, Hashable {
         if !a.postcode.isEmpty, !b.postcode.isEmpty {
             if a.postcode == b.postcode {
                 postcode = 1
-            } else if (a.postcode.utf8.count >= 5 && AddressText.postcodeSector(a.postcode) == AddressText.postcodeSector(b.postcode))
-                || oneApart(Array(a.postcode.utf8), Array(b.postcode.utf8))
-            {
+            } else if (a.postcode.utf8.count >= 5 && a.postcodeSector == b.postcodeSector) || oneApart(a.postcodeBytes, b.postcodeBytes) {
                 postcode = 2
             } else {
                 postcode = 3
@@ -83,9 +123,11 @@ public struct ComparisonVector: Sendable, Hashable {
         }
         var town: UInt8 = 0
         if !a.town.isEmpty, !b.town.isEmpty {
-            town = a.town == b.town ? 1 : NameText.jaroWinkler(a.town, b.town) >= 0.9 ? 2 : 3
+            town = a.town == b.town ? 1 : NameText.jaroWinkler(a.townBytes, b.townBytes) >= 0.9 ? 2 : 3
         }
-        return ComparisonVector(levels: [given, family, dob, number, street, postcode, town])
+        var packed = UInt64(given)
+        for level in [family, dob, number, street, postcode, town] { packed = packed << 8 | UInt64(level) }
+        return ComparisonVector(packed: packed)
     }
 
     /// This comparison with the address fields left unknown when the postcodes differ (another
@@ -93,32 +135,31 @@ public struct ComparisonVector: Sendable, Hashable {
     /// link of its own, a different home says nothing about who the person is.
     public var withoutAnotherHome: ComparisonVector {
         guard self[.postcode] == 3 else { return self }
-        var levels = self.levels
-        for field in [MatchField.houseNumber, .street, .postcode, .town] { levels[MatchField.all.firstIndex(of: field)!] = 0 }
-        return ComparisonVector(levels: levels)
+        return personOnly
     }
 
     /// This comparison on the person alone (names and date of birth), the address fields left
     /// unknown: for telling apart the children of one household, who share its address.
     public var personOnly: ComparisonVector {
-        var levels = self.levels
-        for field in [MatchField.houseNumber, .street, .postcode, .town] { levels[MatchField.all.firstIndex(of: field)!] = 0 }
-        return ComparisonVector(levels: levels)
+        var vector = self
+        for field in [MatchField.houseNumber, .street, .postcode, .town] { vector.setLevel(field.index, 0) }
+        return vector
     }
 
     static func givenLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
         if a.given.isEmpty || b.given.isEmpty { return 0 }
         if a.given == b.given { return 1 }
-        if Nicknames.equivalent(a.given, b.given) { return 2 }
-        if a.givenBytes.contains(where: { $0 == 32 || $0 == 45 }) || b.givenBytes.contains(where: { $0 == 32 || $0 == 45 }) {
+        // `Nicknames.equivalent`, on the forms each record holds.
+        if a.givenForms.contains(where: { b.givenForms.contains($0) }) { return 2 }
+        if a.givenIsDouble || b.givenIsDouble {
             let pa = NameText.parts(a.given), pb = NameText.parts(b.given)
             if pa.contains(where: { pb.contains($0) }) { return 2 }
         }
-        if a.given.utf8.count == 1 || b.given.utf8.count == 1 { return a.given.utf8.first == b.given.utf8.first ? 6 : 8 }
+        if a.givenBytes.count == 1 || b.givenBytes.count == 1 { return a.givenBytes.first == b.givenBytes.first ? 6 : 8 }
         let jw = NameText.jaroWinkler(a.givenBytes, b.givenBytes)
         if jw >= 0.92 { return 3 }
         if jw >= 0.85 { return 4 }
-        if NameText.soundexCode(a.given) == NameText.soundexCode(b.given) { return 5 }
+        if a.givenSoundex == b.givenSoundex { return 5 }
         return 8
     }
 
@@ -129,7 +170,7 @@ public struct ComparisonVector: Sendable, Hashable {
         let jw = NameText.jaroWinkler(a.familyBytes, b.familyBytes)
         if jw >= 0.92 { return 3 }
         if jw >= 0.85 { return 4 }
-        if NameText.soundexCode(a.family) == NameText.soundexCode(b.family) { return 5 }
+        if a.familySoundex == b.familySoundex { return 5 }
         return 7
     }
 
@@ -153,19 +194,31 @@ public struct ComparisonVector: Sendable, Hashable {
     }
 
     static func dateLevel(_ a: PartialDate, _ b: PartialDate) -> UInt8 {
-        guard let da = digits(a), let db = digits(b) else {
-            guard let ya = a.year, let yb = b.year, ya == yb else { return 7 }
-            if let ma = a.month, let mb = b.month, ma != mb { return 7 }
-            return 5
-        }
+        guard let da = digits(a), let db = digits(b) else { return partialDateLevel(a, b) }
+        return dateLevel(a, da, b, db)
+    }
+
+    /// Two dates, one of them (at least) partial.
+    static func partialDateLevel(_ a: PartialDate, _ b: PartialDate) -> UInt8 {
+        guard let ya = a.year, let yb = b.year, ya == yb else { return 7 }
+        if let ma = a.month, let mb = b.month, ma != mb { return 7 }
+        return 5
+    }
+
+    /// Two whole dates and their digits (`digits`).
+    static func dateLevel(_ a: PartialDate, _ da: [UInt8], _ b: PartialDate, _ db: [UInt8]) -> UInt8 {
         if da == db { return 1 }
         if a.year == b.year, a.month == b.day, a.day == b.month { return 2 }
-        var differ: [Int] = []
-        for i in 0..<8 where da[i] != db[i] { differ.append(i) }
-        if differ.count == 2, differ[1] == differ[0] + 1, da[differ[0]] == db[differ[1]], da[differ[1]] == db[differ[0]] { return 2 }
-        if differ.count == 1 { return 3 }
+        // How many of the eight digits differ, and where the first two do.
+        var differ = 0, first = 0, second = 0
+        for i in 0..<8 where da[i] != db[i] {
+            if differ == 0 { first = i } else if differ == 1 { second = i }
+            differ += 1
+        }
+        if differ == 2, second == first + 1, da[first] == db[second], da[second] == db[first] { return 2 }
+        if differ == 1 { return 3 }
         if a.month == b.month, a.day == b.day, let ya = a.year, let yb = b.year, [1, 10].contains(abs(ya - yb)) { return 4 }
-        if differ.count == 2 { return 6 }
+        if differ == 2 { return 6 }
         return 7
     }
 
@@ -279,7 +332,7 @@ public struct MatchModel: Sendable, Codable, Equatable {
         var fields: [FieldContribution] = []
         var total = priorWeight
         for (i, field) in MatchField.all.enumerated() {
-            let level = Int(vector.levels[i])
+            let level = Int(vector.level(i))
             if level == 0 {
                 fields.append(FieldContribution(field: field, level: "unknown", weight: 0, m: 1, u: 1, termFrequencyAdjusted: false))
                 continue
@@ -338,8 +391,8 @@ public struct MatchScorer: Sendable {
     /// frequencies are read for).
     public func weight(_ vector: ComparisonVector, _ a: PersonFeatures) -> Double {
         var total = prior
-        for f in 0..<vector.levels.count {
-            let level = Int(vector.levels[f])
+        for f in 0..<ComparisonVector.fieldCount {
+            let level = Int(vector.level(f))
             if level == 0 { continue }
             if level == 1, f == 0, let tf = givenFrequency[a.given] {
                 total += log2(exactGivenM / max(tf, exactGivenFloor))
@@ -421,7 +474,7 @@ public enum MatchModelTrainer {
             var j = Int(rng.next() % UInt64(n - 1))
             if j >= i { j += 1 }
             let v = ComparisonVector.compare(records[i], records[j])
-            for f in fields.indices where v.levels[f] != 0 { uCounts[f][Int(v.levels[f])] += 1 }
+            for f in fields.indices where v.level(f) != 0 { uCounts[f][Int(v.level(f))] += 1 }
         }
         let u = uCounts.map { counts -> [Double] in
             let total = counts.dropFirst().reduce(0, +)
@@ -429,27 +482,32 @@ public enum MatchModelTrainer {
         }
 
         // Blocked pairs, as comparison patterns with counts (EM runs over distinct patterns).
-        var pairs: [(Int, Int)]
+        // Positions in the canonical order, packed smaller first (sorted as numbers = by the first, then the second).
+        var pairs: [Int64]
         if let blockedPairs {
-            pairs = blockedPairs.map { (min(position[$0.0], position[$0.1]), max(position[$0.0], position[$0.1])) }
+            pairs = blockedPairs.map { pair in
+                let a = position[pair.0], b = position[pair.1]
+                return Int64(min(a, b)) << 32 | Int64(max(a, b))
+            }
         } else {
-            pairs = Self.blockedPairs(records)
+            pairs = Self.blockedPairs(records).map { Int64($0.0) << 32 | Int64($0.1) }
         }
-        pairs.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        pairs.sort()
         // Each distinct pair compared once: its comparison serves the patterns, the false-link
         // estimate and the links.
         var compared: [(pair: (Int, Int), vector: ComparisonVector)] = []
         compared.reserveCapacity(pairs.count)
         var patternCounts: [ComparisonVector: Double] = [:]
-        var previous: (Int, Int)?
-        for pair in pairs where pair.0 != pair.1 {
-            if let previous, previous == pair { continue }
-            previous = pair
+        var previous: Int64 = -1
+        for packed in pairs where packed != previous {
+            previous = packed
+            let pair = (Int(packed >> 32), Int(packed & 0xFFFF_FFFF))
+            if pair.0 == pair.1 { continue }
             let vector = ComparisonVector.compare(records[pair.0], records[pair.1])
             compared.append((pair, vector))
             patternCounts[vector, default: 0] += 1
         }
-        let patterns = patternCounts.sorted { $0.key.levels.lexicographicallyPrecedes($1.key.levels) }
+        let patterns = patternCounts.sorted { $0.key.packed < $1.key.packed } // the levels lexicographically
         let totalPairs = patterns.reduce(0) { $0 + $1.value }
 
         // EM in two sessions, as Splink trains: over the pairs with the same date of birth
@@ -460,8 +518,8 @@ public enum MatchModelTrainer {
         // match class; within these sessions household members rarely meet.
         let dob = fields.firstIndex(of: .dateOfBirth)!, given = fields.firstIndex(of: .given)!, family = fields.firstIndex(of: .family)!
         let sessions: [(select: (ComparisonVector) -> Bool, leaveOut: Set<Int>)] = [
-            ({ $0.levels[dob] == 1 }, [dob]),
-            ({ (1...3).contains($0.levels[given]) && (1...3).contains($0.levels[family]) }, [given, family]),
+            ({ $0.level(dob) == 1 }, [dob]),
+            ({ (1...3).contains($0.level(given)) && (1...3).contains($0.level(family)) }, [given, family]),
         ]
         var mSum = fields.map { [Double](repeating: 0, count: $0.levels.count) }
         var mSessions = [Int](repeating: 0, count: fields.count)
@@ -526,20 +584,25 @@ public enum MatchModelTrainer {
         var lambda = 0.1
         let total = patterns.reduce(0) { $0 + $1.value }
         var iterations = 0
+        let used = fields.indices.map { !leaveOut.contains($0) }
+        // The logarithms each pattern adds, once per iteration rather than once per pattern.
+        let logU = u.map { $0.map(log) }
         for _ in 0..<maxIterations {
             iterations += 1
             var mCounts = fields.map { [Double](repeating: 0.01, count: $0.levels.count) }
             var matched = 0.0
+            let logM = m.map { $0.map(log) }
+            let logLambda = log(lambda), logNotLambda = log(1 - lambda)
             for (pattern, count) in patterns {
-                var lm = log(lambda), lu = log(1 - lambda)
-                for f in fields.indices where pattern.levels[f] != 0 && !leaveOut.contains(f) {
-                    let l = Int(pattern.levels[f])
-                    lm += log(m[f][l])
-                    lu += log(u[f][l])
+                var lm = logLambda, lu = logNotLambda
+                for f in fields.indices where pattern.level(f) != 0 && used[f] {
+                    let l = Int(pattern.level(f))
+                    lm += logM[f][l]
+                    lu += logU[f][l]
                 }
                 let p = 1 / (1 + exp(lu - lm))
                 matched += p * count
-                for f in fields.indices where pattern.levels[f] != 0 { mCounts[f][Int(pattern.levels[f])] += p * count }
+                for f in fields.indices where pattern.level(f) != 0 { mCounts[f][Int(pattern.level(f))] += p * count }
             }
             let newLambda = min(max(matched / max(1, total), 1e-9), 1 - 1e-9)
             var change = abs(newLambda - lambda)
@@ -566,17 +629,26 @@ public enum MatchModelTrainer {
         for (i, r) in records.enumerated() {
             for key in extendedBlockingKeys(r) { blocks[key, default: []].append(i) }
         }
-        var pairs = Set<Int64>()
+        // Every block's pairs, then sorted and each kept once (cheaper than a set of them).
+        var pairs: [Int64] = []
         for (_, members) in blocks where members.count > 1 && members.count <= 400 {
             for x in 0..<members.count {
                 for y in (x + 1)..<members.count {
                     let a = min(members[x], members[y]), b = max(members[x], members[y])
                     if a == b { continue } // a record with two equal keys (given name = family name)
-                    pairs.insert(Int64(a) << 32 | Int64(b))
+                    pairs.append(Int64(a) << 32 | Int64(b))
                 }
             }
         }
-        return pairs.sorted().map { (Int($0 >> 32), Int($0 & 0xFFFF_FFFF)) }
+        pairs.sort()
+        var distinct: [(Int, Int)] = []
+        distinct.reserveCapacity(pairs.count)
+        var previous: Int64 = -1
+        for pair in pairs where pair != previous {
+            distinct.append((Int(pair >> 32), Int(pair & 0xFFFF_FFFF)))
+            previous = pair
+        }
+        return distinct
     }
 
     /// `blockingKeys` and keys that meet mistyped years and addresses: phonetic given and family
