@@ -1,9 +1,12 @@
 import Foundation
 
 /// The fields a Fellegi-Sunter model compares, each with its comparison levels (most specific
-/// first). Level 0 of every field is "unknown on one side" and carries no weight.
+/// first). Level 0 of every field is "unknown on one side" and carries no weight. The address
+/// is one field: its house number, street, postcode and town all say the same thing (the same
+/// home), and counted as four independent fields one home outweighed a different given name
+/// and date of birth, linking the members of a household.
 public enum MatchField: String, Sendable, Codable, CaseIterable {
-    case given, family, dateOfBirth, houseNumber, street, postcode, town
+    case given, family, dateOfBirth, address
 
     /// The level labels, index = level; level 0 is unknown.
     public var levels: [String] { Self.labels[index] }
@@ -14,14 +17,21 @@ public enum MatchField: String, Sendable, Codable, CaseIterable {
         case .given: 0
         case .family: 1
         case .dateOfBirth: 2
-        case .houseNumber: 3
-        case .street: 4
-        case .postcode: 5
-        case .town: 6
+        case .address: 3
         }
     }
 
     static let labels: [[String]] = MatchField.allCases.map(\.levelLabels)
+
+    /// The lowest level that still agrees in part: above it the field disagrees.
+    var lastPartialLevel: UInt8 {
+        switch self {
+        case .given: 7
+        case .family: 6
+        case .dateOfBirth: 6
+        case .address: 6
+        }
+    }
 
     private var levelLabels: [String] {
         switch self {
@@ -40,10 +50,12 @@ public enum MatchField: String, Sendable, Codable, CaseIterable {
                 "unknown", "exact", "day/month or two adjacent digits transposed", "one digit apart",
                 "year off by one or ten", "same year (one date partial)", "two digits apart", "different",
             ]
-        case .houseNumber: ["unknown", "exact", "different"]
-        case .street: ["unknown", "exact", "most words alike", "some words alike", "different"]
-        case .postcode: ["unknown", "exact", "same sector or one character apart", "different"]
-        case .town: ["unknown", "exact", "Jaro-Winkler >= 0.9", "different"]
+        case .address:
+            [
+                "unknown", "same house number, street and postcode", "same home, one part mistyped",
+                "same postcode and street or house number", "same postcode", "same street, no shared postcode",
+                "same town or postcode sector", "different",
+            ]
         }
     }
 
@@ -53,10 +65,7 @@ public enum MatchField: String, Sendable, Codable, CaseIterable {
         case .given: "given name"
         case .family: "family name"
         case .dateOfBirth: "date of birth"
-        case .houseNumber: "house number"
-        case .street: "street"
-        case .postcode: "postcode"
-        case .town: "town"
+        case .address: "address"
         }
     }
 
@@ -106,6 +115,16 @@ public struct ComparisonVector: Sendable, Hashable {
             if let da = a.dateDigits, let db = b.dateDigits {
                 dateLevel(a.dateOfBirth!, da, b.dateOfBirth!, db)
             } else if let pa = a.dateOfBirth, let pb = b.dateOfBirth { partialDateLevel(pa, pb) } else { 0 }
+        var packed = UInt64(given)
+        for level in [family, dob, addressLevel(a, b)] { packed = packed << 8 | UInt64(level) }
+        return ComparisonVector(packed: packed)
+    }
+
+    /// The address's level (`MatchField.address`), from its parts compared one by one: house
+    /// number (1 same, 2 different), street (1 same, 2 most words alike, 3 some, 4 different),
+    /// postcode (1 same, 2 same sector or one character apart, 3 different), town (1 same, 2
+    /// alike, 3 different); 0 where a part is missing on either side.
+    static func addressLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
         var number: UInt8 = 0, street: UInt8 = 0
         if let la = a.line, let lb = b.line {
             if !la.number.isEmpty, !lb.number.isEmpty { number = la.number == lb.number ? 1 : 2 }
@@ -125,26 +144,45 @@ public struct ComparisonVector: Sendable, Hashable {
         if !a.town.isEmpty, !b.town.isEmpty {
             town = a.town == b.town ? 1 : NameText.jaroWinkler(a.townBytes, b.townBytes) >= 0.9 ? 2 : 3
         }
-        var packed = UInt64(given)
-        for level in [family, dob, number, street, postcode, town] { packed = packed << 8 | UInt64(level) }
-        return ComparisonVector(packed: packed)
+        if number == 0, street == 0, postcode == 0, town == 0 { return 0 }
+        let sameNumber = number == 1, streetAlike = street == 1 || street == 2
+        if sameNumber, street == 1, postcode == 1 { return 1 }
+        if sameNumber, (street == 2 && postcode == 1) || (street == 1 && postcode == 2) { return 2 }
+        if postcode == 1, streetAlike || sameNumber { return 3 }
+        if postcode == 0, sameNumber, street == 1, town != 3 { return 3 }
+        if postcode == 1 || (postcode == 2 && (streetAlike || sameNumber)) { return 4 }
+        if streetAlike, town != 3 { return 5 }
+        if postcode == 2 || town == 1 || town == 2 { return 6 }
+        return 7
     }
 
-    /// This comparison with the address fields left unknown when the postcodes differ (another
-    /// home): for linking an incident's adults, where households move and the address is a
-    /// link of its own, a different home says nothing about who the person is.
+    /// This comparison with the address left unknown when it shows another home (no shared
+    /// postcode, or none within a mistype): for linking an incident's adults, where households
+    /// move and the address is a link of its own, a different home says nothing about who the
+    /// person is.
     public var withoutAnotherHome: ComparisonVector {
-        guard self[.postcode] == 3 else { return self }
+        guard self[.address] >= 5 else { return self }
         return personOnly
     }
 
-    /// This comparison on the person alone (names and date of birth), the address fields left
+    /// This comparison on the person alone (names and date of birth), the address left
     /// unknown: for telling apart the children of one household, who share its address.
     public var personOnly: ComparisonVector {
         var vector = self
-        for field in [MatchField.houseNumber, .street, .postcode, .town] { vector.setLevel(field.index, 0) }
+        vector.setLevel(MatchField.address.index, 0)
         return vector
     }
+
+    /// Whether the comparison holds evidence of who the person is beyond their home: not when
+    /// both given name and date of birth disagree (a household's members share its surname and
+    /// address; a sibling or partner linked is a breach, not a match).
+    public var hasIdentityEvidence: Bool {
+        !(level(MatchField.given.index) > MatchField.given.lastPartialLevel
+            && level(MatchField.dateOfBirth.index) > MatchField.dateOfBirth.lastPartialLevel)
+    }
+
+    /// Why a comparison cannot link, as the evidence says it.
+    public static let noIdentityEvidence = "given name and date of birth both disagree"
 
     static func givenLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
         if a.given.isEmpty || b.given.isEmpty { return 0 }
@@ -267,7 +305,10 @@ public struct MatchEvidence: Sendable, Codable, Equatable, CustomStringConvertib
     public var priorWeight: Double
     public var fields: [FieldContribution]
     public var matchWeight: Double
+    /// The match probability: 0 when the pair has no identity evidence beyond the home (`ruledOut`).
     public var probability: Double
+    /// Why the pair cannot be a link whatever its weight (`ComparisonVector.hasIdentityEvidence`), else nil.
+    public var ruledOut: String?
 
     public var description: String {
         var parts = [
@@ -278,7 +319,8 @@ public struct MatchEvidence: Sendable, Codable, Equatable, CustomStringConvertib
             parts.append(
                 "\(f.field.label) \(f.level)\(f.termFrequencyAdjusted ? " (term frequency)" : "") \(FixedText.text(f.weight, digits: 1, sign: true))")
         }
-        return parts.joined(separator: "; ") + ")"
+        let text = parts.joined(separator: "; ") + ")"
+        return ruledOut.map { "not a link: \($0); \(text)" } ?? text
     }
 }
 
@@ -288,7 +330,7 @@ public struct MatchEvidence: Sendable, Codable, Equatable, CustomStringConvertib
 /// probability 2^w / (1 + 2^w). Exact given and family names are term-frequency adjusted: u is
 /// the name's frequency in the records, so "Smith" counts less than "Okafor".
 public struct MatchModel: Sendable, Codable, Equatable {
-    public static let formatVersion = 1
+    public static let formatVersion = 2
     public var version = MatchModel.formatVersion
     /// m and u per field (keyed by `MatchField.rawValue`), index = level (level 0 unused).
     public var m: [String: [Double]]
@@ -341,7 +383,10 @@ public struct MatchModel: Sendable, Codable, Equatable {
             total += c.weight
             fields.append(c)
         }
-        return MatchEvidence(priorWeight: priorWeight, fields: fields, matchWeight: total, probability: Self.probability(weight: total))
+        let ruledOut = vector.hasIdentityEvidence ? nil : ComparisonVector.noIdentityEvidence
+        return MatchEvidence(
+            priorWeight: priorWeight, fields: fields, matchWeight: total,
+            probability: ruledOut == nil ? Self.probability(weight: total) : 0, ruledOut: ruledOut)
     }
 
     func contribution(_ field: MatchField, _ level: Int, _ a: PersonFeatures, _ b: PersonFeatures) -> FieldContribution {
@@ -407,7 +452,13 @@ public struct MatchScorer: Sendable {
         return total
     }
 
-    public func probability(_ a: PersonFeatures, _ b: PersonFeatures) -> Double { MatchModel.probability(weight: weight(a, b)) }
+    /// The match probability of a comparison already made: 0 without identity evidence beyond
+    /// the home (`ComparisonVector.hasIdentityEvidence`), whatever the address and surname weigh.
+    public func probability(_ vector: ComparisonVector, _ a: PersonFeatures) -> Double {
+        vector.hasIdentityEvidence ? MatchModel.probability(weight: weight(vector, a)) : 0
+    }
+
+    public func probability(_ a: PersonFeatures, _ b: PersonFeatures) -> Double { probability(ComparisonVector.compare(a, b), a) }
 
     public func matches(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool { probability(a, b) >= threshold }
 }
@@ -558,7 +609,7 @@ public enum MatchModelTrainer {
         var falseLinks = 0.0
         var links: [(Int, Int)] = []
         for (pair, vector) in compared {
-            let p = MatchModel.probability(weight: scorer.weight(vector, records[pair.0]))
+            let p = scorer.probability(vector, records[pair.0])
             guard p >= options.threshold else { continue }
             falseLinks += 1 - p
             let a = order[pair.0], b = order[pair.1]
