@@ -53,7 +53,8 @@ public enum MatchField: String, Sendable, Codable, CaseIterable {
         case .address:
             [
                 "unknown", "same house number, street and postcode", "same home, one part mistyped",
-                "same postcode and street or house number", "same postcode", "same street, no shared postcode",
+                "same postcode and street or house number", "same postcode, or a near one with the street or number",
+                "same street, no shared postcode",
                 "same town or postcode sector", "different",
             ]
         }
@@ -173,16 +174,35 @@ public struct ComparisonVector: Sendable, Hashable {
         return vector
     }
 
-    /// Whether the comparison holds evidence of who the person is beyond their home: not when
-    /// both given name and date of birth disagree (a household's members share its surname and
-    /// address; a sibling or partner linked is a breach, not a match).
-    public var hasIdentityEvidence: Bool {
-        !(level(MatchField.given.index) > MatchField.given.lastPartialLevel
-            && level(MatchField.dateOfBirth.index) > MatchField.dateOfBirth.lastPartialLevel)
+    /// Whether the comparison holds evidence of who the person is beyond their home (a
+    /// household's members share its family name and address; a sibling or partner linked is a
+    /// breach, not a match): not when given name and date of birth both disagree, and not when
+    /// the date of birth is missing on one side, the address is compared and the given names
+    /// are not exactly the same (a mother Katherine and a daughter Katie at one address, or two
+    /// names a typo apart, are told apart by nothing else).
+    public var hasIdentityEvidence: Bool { identityProblem == nil }
+
+    /// Why the comparison has no identity evidence beyond the home (`hasIdentityEvidence`), else nil.
+    public var identityProblem: String? {
+        let given = level(MatchField.given.index), dob = level(MatchField.dateOfBirth.index)
+        if given > MatchField.given.lastPartialLevel, dob > MatchField.dateOfBirth.lastPartialLevel { return Self.noIdentityEvidence }
+        if dob == 0, given != 1, level(MatchField.address.index) != 0 { return Self.noDateOfBirthInexactName }
+        return nil
+    }
+
+    /// Given name, family name and date of birth all alike (each at most a mistype apart): two
+    /// records of one person, whatever else they say. Random pairs like this are left out of u
+    /// (which is for pairs of different people): in a file with many duplicates they are most
+    /// of the random pairs that share an address, and counted in u they make the address's
+    /// agreement look common among different people.
+    var isEvidentlyOnePerson: Bool {
+        let given = level(MatchField.given.index), family = level(MatchField.family.index), dob = level(MatchField.dateOfBirth.index)
+        return (1...4).contains(given) && (1...4).contains(family) && (1...4).contains(dob)
     }
 
     /// Why a comparison cannot link, as the evidence says it.
     public static let noIdentityEvidence = "given name and date of birth both disagree"
+    public static let noDateOfBirthInexactName = "date of birth missing on one side and the given names not exactly the same"
 
     static func givenLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
         if a.given.isEmpty || b.given.isEmpty { return 0 }
@@ -383,7 +403,7 @@ public struct MatchModel: Sendable, Codable, Equatable {
             total += c.weight
             fields.append(c)
         }
-        let ruledOut = vector.hasIdentityEvidence ? nil : ComparisonVector.noIdentityEvidence
+        let ruledOut = vector.identityProblem
         return MatchEvidence(
             priorWeight: priorWeight, fields: fields, matchWeight: total,
             probability: ruledOut == nil ? Self.probability(weight: total) : 0, ruledOut: ruledOut)
@@ -525,6 +545,7 @@ public enum MatchModelTrainer {
             var j = Int(rng.next() % UInt64(n - 1))
             if j >= i { j += 1 }
             let v = ComparisonVector.compare(records[i], records[j])
+            if v.isEvidentlyOnePerson { continue }
             for f in fields.indices where v.level(f) != 0 { uCounts[f][Int(v.level(f))] += 1 }
         }
         let u = uCounts.map { counts -> [Double] in
