@@ -128,7 +128,7 @@ public struct Researcher: Sendable {
     }
 
     /// With the model, `address` says how the address counts: `.anotherHomeUnknown` leaves it
-    /// out when the postcodes differ (`ComparisonVector.withoutAnotherHome`), `.ignored` always
+    /// out when it shows another home, no shared postcode (`ComparisonVector.withoutAnotherHome`), `.ignored` always
     /// (`personOnly`).
     func score(_ a: PersonFeatures, _ b: PersonFeatures, address: AddressUse = .compared) -> PairScore {
         if let learned {
