@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChildResearchService
+import EncompassDemo
 import EncompassModels
 import Foundation
 import GRDB
@@ -45,6 +46,18 @@ struct ResearchBench: AsyncParsableCommand {
     @Option(help: "The venv for Splink (created when missing).")
     var splinkVenv: String = ResearchBench.repositoryPath(".build/splink-venv")
 
+    @Option(
+        help:
+            "Also score on the demo world's people: generate the world of this seed (as encompass demo does), write every person record with its identity as a FEBRL-format file (rec_id's group = the person) and treat it as one more --febrl file."
+    )
+    var demoWorld: UInt64?
+
+    @Option(help: "The demo world's day (with --demo-world).")
+    var demoDay: String = "2026-11-23"
+
+    @Option(help: "The demo world's force, 43 or 05 (with --demo-world).")
+    var demoForce: String = "43"
+
     @Option(help: "Generate a history of this many person records, index it and time research on it.")
     var generate: Int?
 
@@ -61,8 +74,12 @@ struct ResearchBench: AsyncParsableCommand {
     var directory: String?
 
     func run() async throws {
-        guard !febrl.isEmpty || generate != nil else { throw ValidationError("give --febrl FILE and/or --generate N") }
-        print("child research benchmark, \(Date()) on \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        guard !febrl.isEmpty || generate != nil || demoWorld != nil else {
+            throw ValidationError("give --febrl FILE, --demo-world SEED and/or --generate N")
+        }
+        print("child research benchmark, \(Date()) on \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Self.loadAverage())")
+        var febrl = febrl
+        if let demoWorld { febrl.append(try writeDemoWorldPeople(seed: demoWorld)) }
         let python = splink ? try SplinkRunner.prepare(venv: splinkVenv) : nil
         var sets: [FebrlDataset] = []
         var options = MatchModelTrainer.Options()
@@ -72,11 +89,17 @@ struct ResearchBench: AsyncParsableCommand {
             sets.append(data)
             let matcher = data.linkWithMatcher(PersonMatcher(threshold: threshold))
             let exact = data.linkExact()
+            let cpuStart = Self.cpuTime(CLOCK_PROCESS_CPUTIME_ID)
             let (learned, model) = data.linkWithModel(nil, options: options)
+            let cpu = Self.cpuTime(CLOCK_PROCESS_CPUTIME_ID) - cpuStart
             print("\(file): \(data.records.count) records, \(data.truePairs.count) true pairs")
             print(
                 "  Fellegi-Sunter, learned from this file (probability >= \(probability), expected false-link rate \(String(format: "%.5f", model.expectedFalseLinkRate)); records/s include training): \(learned)"
             )
+            print(
+                String(
+                    format: "    learning and linking: %.1f ms wall, %.1f ms CPU (%.0f records per CPU-second)", learned.seconds * 1000, cpu * 1000,
+                    Double(data.records.count) / max(cpu, 1e-9)))
             for line in data.falseLinks(model, limit: showFalseLinks) { print("    false link: \(line)") }
             print("  hand-weighted person matcher (threshold \(threshold)): \(matcher)")
             print("  exact-match baseline (given+surname+DOB): \(exact)")
@@ -89,6 +112,7 @@ struct ResearchBench: AsyncParsableCommand {
                         learned.recordsPerSecond / max(splinkQuality.recordsPerSecond, 1e-9)))
             }
         }
+        if !folds || sets.count < 2 { print("load at the end: \(Self.loadAverage())") }
         if folds, sets.count >= 2 {
             print("held out in turn (model learned on the other files, threshold \(probability)):")
             for (i, file) in febrl.enumerated() {
@@ -97,6 +121,7 @@ struct ResearchBench: AsyncParsableCommand {
                 let (held, _) = sets[i].linkWithModel(model)
                 print("  \(file) held out: \(held)")
             }
+            print("load at the end: \(Self.loadAverage())")
         }
         if let generate {
             try runGenerated(persons: generate)
@@ -249,6 +274,29 @@ extension ResearchBench {
     static func repositoryPath(_ relative: String) -> String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent(relative).path
+    }
+
+    /// The demo world's people as a FEBRL-format file (`WorldFiles.peopleFile`), in the
+    /// temporary folder; its path.
+    func writeDemoWorldPeople(seed: UInt64) throws -> String {
+        guard let day = CalendarDate(iso: demoDay) else { throw ValidationError("--demo-day '\(demoDay)' is not a date (YYYY-MM-DD)") }
+        guard let force = DemoForce.code(demoForce) else {
+            throw ValidationError(
+                "--demo-force '\(demoForce)' is not a demo force; use \(DemoForce.all.map { "\($0.code) (\($0.name))" }.joined(separator: " or "))")
+        }
+        let world = WorldGenerator.generate(
+            WorldSettings(seed: seed, day: day, force: force, outOfAreaShare: 0.02), schools: try SchoolList.read(path: SchoolList.shippedFile))
+        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("demo-world-\(force.code)-\(seed)-\(demoDay)-people.csv")
+        try Data(WorldFiles.peopleFile(world).utf8).write(to: URL(fileURLWithPath: path))
+        print("demo world (seed \(seed), force \(force.code), day \(demoDay), as encompass demo makes it): its people in \(path)")
+        return path
+    }
+
+    /// The load average (1, 5 and 15 minutes), for the figures' record.
+    static func loadAverage() -> String {
+        var loads = [Double](repeating: 0, count: 3)
+        guard getloadavg(&loads, 3) == 3 else { return "load average unknown" }
+        return String(format: "load average %.2f %.2f %.2f", loads[0], loads[1], loads[2])
     }
 
     /// CPU seconds of the process or the calling thread.

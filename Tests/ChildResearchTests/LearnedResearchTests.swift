@@ -70,7 +70,7 @@ struct LearnedResearchTests {
         // The adult's link carries the model's evidence: its probability and each known field's level and weight.
         let adult = try #require(child.evidence.explanation.first { $0.hasPrefix("adult: victim") })
         #expect(adult.contains("probability"), "\(adult)")
-        for field in ["given name", "family name", "date of birth", "house number", "street", "postcode", "town"] {
+        for field in ["given name", "family name", "date of birth", "address same house number, street and postcode"] {
             #expect(adult.contains(field), "\(field) missing in \(adult)")
         }
         #expect(child.evidence.explanation.contains { $0.hasPrefix("matcher: learned model (720 people of days before 2026-11-23)") })

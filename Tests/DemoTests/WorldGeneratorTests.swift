@@ -325,4 +325,56 @@ struct WorldGeneratorTests {
         #expect(register.first?.starts(with: ["URN", "Name"]) == true)
         #expect(register.dropFirst().allSatisfy { SchoolReference.isEarlyYears($0[0]) && $0[6] == "Private nursery" })
     }
+
+    @Test(
+        "every adult and child in the records has the world's identity: one per record, the same person one identity across incidents and homes; people.csv writes each record once, FEBRL-style"
+    )
+    func personIdentities() throws {
+        let schools = try SchoolList.read(path: Self.schoolsFile)
+        let world = WorldGenerator.generate(
+            WorldSettings(seed: 7, families: 300, dayIncidents: 80, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
+        let incidents = world.history + world.day + world.morning
+        var dates: [String: Set<String>] = [:], postcodes: [String: Set<String>] = [:]
+        for incident in incidents {
+            let ids = try #require(world.identities[incident.occurrenceNumber])
+            #expect(ids.parties.count == incident.parties.count && ids.children.count == incident.children.count)
+            #expect(Set(ids.parties + ids.children).count == ids.parties.count + ids.children.count, "no one twice in one record")
+            guard world.history.contains(incident) else { continue }
+            // The history writes dates of birth exactly (or not at all): one person, one date.
+            for (party, id) in zip(incident.parties, ids.parties) {
+                if let dob = party.dateOfBirth { dates[id, default: []].insert(dob) }
+                postcodes[id, default: []].insert(incident.incidentAddress.postcode)
+            }
+            for (child, id) in zip(incident.children, ids.children) {
+                if let dob = child.dateOfBirth { dates[id, default: []].insert(dob) }
+            }
+        }
+        #expect(dates.values.allSatisfy { $0.count == 1 })
+        #expect(postcodes.values.contains { $0.count > 1 }, "someone recorded at two homes (a move, or a suspect's earlier household)")
+        // The identities do not change the world a seed makes.
+        var without = world
+        without.identities = [:]
+        let again = WorldGenerator.generate(
+            WorldSettings(seed: 7, families: 300, dayIncidents: 80, day: CalendarDate(year: 2026, month: 11, day: 23)), schools: schools)
+        #expect(again.history == without.history && again.day == without.day && again.identities == world.identities)
+
+        let rows = WorldFiles.peopleFile(world).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        #expect(
+            rows.first?.map(String.init) == [
+                "rec_id", "given_name", "surname", "street_number", "address_1", "address_2", "suburb", "postcode", "state", "date_of_birth",
+                "soc_sec_id",
+            ])
+        let records = incidents.reduce(0) { $0 + $1.parties.count + $1.children.count }
+        #expect(rows.count == records + 1 && rows.dropFirst().allSatisfy { $0.count == 11 })
+        let recIds = rows.dropFirst().map { String($0[0]) }
+        #expect(Set(recIds).count == records)
+        #expect(recIds.filter { $0.hasSuffix("-org") }.count == Set(world.identities.values.flatMap { $0.parties + $0.children }).count)
+        func parts(_ line: String) -> [String] {
+            let p = WorldFiles.addressParts(line)
+            return [p.number, p.street, p.flat]
+        }
+        #expect(parts("Flat 3, 12 High Street") == ["12", "High Street", "flat 3"])
+        #expect(parts("3/12 High St") == ["12", "High St", "flat 3"])
+        #expect(parts("12 High Street") == ["12", "High Street", ""])
+    }
 }

@@ -1,14 +1,37 @@
 import Foundation
 
 /// The fields a Fellegi-Sunter model compares, each with its comparison levels (most specific
-/// first). Level 0 of every field is "unknown on one side" and carries no weight.
+/// first). Level 0 of every field is "unknown on one side" and carries no weight. The address
+/// is one field: its house number, street, postcode and town all say the same thing (the same
+/// home), and counted as four independent fields one home outweighed a different given name
+/// and date of birth, linking the members of a household.
 public enum MatchField: String, Sendable, Codable, CaseIterable {
-    case given, family, dateOfBirth, houseNumber, street, postcode, town
+    case given, family, dateOfBirth, address
 
     /// The level labels, index = level; level 0 is unknown.
-    public var levels: [String] { Self.labels[Self.all.firstIndex(of: self)!] }
+    public var levels: [String] { Self.labels[index] }
+
+    /// The field's position in `allCases` (and in a `ComparisonVector`).
+    public var index: Int {
+        switch self {
+        case .given: 0
+        case .family: 1
+        case .dateOfBirth: 2
+        case .address: 3
+        }
+    }
 
     static let labels: [[String]] = MatchField.allCases.map(\.levelLabels)
+
+    /// The lowest level that still agrees in part: above it the field disagrees.
+    var lastPartialLevel: UInt8 {
+        switch self {
+        case .given: 7
+        case .family: 6
+        case .dateOfBirth: 6
+        case .address: 6
+        }
+    }
 
     private var levelLabels: [String] {
         switch self {
@@ -27,10 +50,13 @@ public enum MatchField: String, Sendable, Codable, CaseIterable {
                 "unknown", "exact", "day/month or two adjacent digits transposed", "one digit apart",
                 "year off by one or ten", "same year (one date partial)", "two digits apart", "different",
             ]
-        case .houseNumber: ["unknown", "exact", "different"]
-        case .street: ["unknown", "exact", "most words alike", "some words alike", "different"]
-        case .postcode: ["unknown", "exact", "same sector or one character apart", "different"]
-        case .town: ["unknown", "exact", "Jaro-Winkler >= 0.9", "different"]
+        case .address:
+            [
+                "unknown", "same house number, street and postcode", "same home, one part mistyped",
+                "same postcode and street or house number", "same postcode, or a near one with the street or number",
+                "same street, no shared postcode",
+                "same town or postcode sector", "different",
+            ]
         }
     }
 
@@ -40,21 +66,44 @@ public enum MatchField: String, Sendable, Codable, CaseIterable {
         case .given: "given name"
         case .family: "family name"
         case .dateOfBirth: "date of birth"
-        case .houseNumber: "house number"
-        case .street: "street"
-        case .postcode: "postcode"
-        case .town: "town"
+        case .address: "address"
         }
     }
 
     static let all = MatchField.allCases
 }
 
-/// The comparison levels of two records, one per `MatchField` (in `MatchField.allCases` order).
+/// The comparison levels of two records, one per `MatchField` (in `MatchField.allCases` order),
+/// packed one byte per field, the first field in the highest byte: comparing two vectors as
+/// numbers orders them as their levels lexicographically, and a vector is made and hashed
+/// without an allocation (learning counts the patterns of every pair it compares).
 public struct ComparisonVector: Sendable, Hashable {
-    public var levels: [UInt8]
+    var packed: UInt64
 
-    public subscript(field: MatchField) -> Int { Int(levels[MatchField.all.firstIndex(of: field)!]) }
+    static let fieldCount = MatchField.allCases.count
+
+    init(packed: UInt64) { self.packed = packed }
+
+    public init(levels: [UInt8]) {
+        precondition(levels.count == Self.fieldCount, "a comparison has \(Self.fieldCount) levels, one per field")
+        packed = levels.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// The levels, index = field (`MatchField.allCases` order).
+    public var levels: [UInt8] {
+        get { (0..<Self.fieldCount).map(level) }
+        set { self = ComparisonVector(levels: newValue) }
+    }
+
+    /// The level of field number `f` (`MatchField.allCases` order).
+    @inline(__always) func level(_ f: Int) -> UInt8 { UInt8(truncatingIfNeeded: packed >> UInt64(8 * (Self.fieldCount - 1 - f))) }
+
+    @inline(__always) mutating func setLevel(_ f: Int, _ level: UInt8) {
+        let shift = UInt64(8 * (Self.fieldCount - 1 - f))
+        packed = packed & ~(0xFF << shift) | UInt64(level) << shift
+    }
+
+    public subscript(field: MatchField) -> Int { Int(level(field.index)) }
 
     /// Compares two records field by field (symmetric: `compare(a, b) == compare(b, a)`).
     public static func compare(_ a: PersonFeatures, _ b: PersonFeatures) -> ComparisonVector {
@@ -63,7 +112,20 @@ public struct ComparisonVector: Sendable, Hashable {
             given = 7
             family = 6
         }
-        let dob: UInt8 = if let da = a.dateOfBirth, let db = b.dateOfBirth { dateLevel(da, db) } else { 0 }
+        let dob: UInt8 =
+            if let da = a.dateDigits, let db = b.dateDigits {
+                dateLevel(a.dateOfBirth!, da, b.dateOfBirth!, db)
+            } else if let pa = a.dateOfBirth, let pb = b.dateOfBirth { partialDateLevel(pa, pb) } else { 0 }
+        var packed = UInt64(given)
+        for level in [family, dob, addressLevel(a, b)] { packed = packed << 8 | UInt64(level) }
+        return ComparisonVector(packed: packed)
+    }
+
+    /// The address's level (`MatchField.address`), from its parts compared one by one: house
+    /// number (1 same, 2 different), street (1 same, 2 most words alike, 3 some, 4 different),
+    /// postcode (1 same, 2 same sector or one character apart, 3 different), town (1 same, 2
+    /// alike, 3 different); 0 where a part is missing on either side.
+    static func addressLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
         var number: UInt8 = 0, street: UInt8 = 0
         if let la = a.line, let lb = b.line {
             if !la.number.isEmpty, !lb.number.isEmpty { number = la.number == lb.number ? 1 : 2 }
@@ -73,9 +135,7 @@ public struct ComparisonVector: Sendable, Hashable {
         if !a.postcode.isEmpty, !b.postcode.isEmpty {
             if a.postcode == b.postcode {
                 postcode = 1
-            } else if (a.postcode.utf8.count >= 5 && AddressText.postcodeSector(a.postcode) == AddressText.postcodeSector(b.postcode))
-                || oneApart(Array(a.postcode.utf8), Array(b.postcode.utf8))
-            {
+            } else if (a.postcode.utf8.count >= 5 && a.postcodeSector == b.postcodeSector) || oneApart(a.postcodeBytes, b.postcodeBytes) {
                 postcode = 2
             } else {
                 postcode = 3
@@ -83,42 +143,81 @@ public struct ComparisonVector: Sendable, Hashable {
         }
         var town: UInt8 = 0
         if !a.town.isEmpty, !b.town.isEmpty {
-            town = a.town == b.town ? 1 : NameText.jaroWinkler(a.town, b.town) >= 0.9 ? 2 : 3
+            town = a.town == b.town ? 1 : NameText.jaroWinkler(a.townBytes, b.townBytes) >= 0.9 ? 2 : 3
         }
-        return ComparisonVector(levels: [given, family, dob, number, street, postcode, town])
+        if number == 0, street == 0, postcode == 0, town == 0 { return 0 }
+        let sameNumber = number == 1, streetAlike = street == 1 || street == 2
+        if sameNumber, street == 1, postcode == 1 { return 1 }
+        if sameNumber, (street == 2 && postcode == 1) || (street == 1 && postcode == 2) { return 2 }
+        if postcode == 1, streetAlike || sameNumber { return 3 }
+        if postcode == 0, sameNumber, street == 1, town != 3 { return 3 }
+        if postcode == 1 || (postcode == 2 && (streetAlike || sameNumber)) { return 4 }
+        if streetAlike, town != 3 { return 5 }
+        if postcode == 2 || town == 1 || town == 2 { return 6 }
+        return 7
     }
 
-    /// This comparison with the address fields left unknown when the postcodes differ (another
-    /// home): for linking an incident's adults, where households move and the address is a
-    /// link of its own, a different home says nothing about who the person is.
+    /// This comparison with the address left unknown when it shows another home (no shared
+    /// postcode, or none within a mistype): for linking an incident's adults, where households
+    /// move and the address is a link of its own, a different home says nothing about who the
+    /// person is.
     public var withoutAnotherHome: ComparisonVector {
-        guard self[.postcode] == 3 else { return self }
-        var levels = self.levels
-        for field in [MatchField.houseNumber, .street, .postcode, .town] { levels[MatchField.all.firstIndex(of: field)!] = 0 }
-        return ComparisonVector(levels: levels)
+        guard self[.address] >= 5 else { return self }
+        return personOnly
     }
 
-    /// This comparison on the person alone (names and date of birth), the address fields left
+    /// This comparison on the person alone (names and date of birth), the address left
     /// unknown: for telling apart the children of one household, who share its address.
     public var personOnly: ComparisonVector {
-        var levels = self.levels
-        for field in [MatchField.houseNumber, .street, .postcode, .town] { levels[MatchField.all.firstIndex(of: field)!] = 0 }
-        return ComparisonVector(levels: levels)
+        var vector = self
+        vector.setLevel(MatchField.address.index, 0)
+        return vector
     }
+
+    /// Whether the comparison holds evidence of who the person is beyond their home (a
+    /// household's members share its family name and address; a sibling or partner linked is a
+    /// breach, not a match): not when given name and date of birth both disagree, and not when
+    /// the date of birth is missing on one side, the address is compared and the given names
+    /// are not exactly the same (a mother Katherine and a daughter Katie at one address, or two
+    /// names a typo apart, are told apart by nothing else).
+    public var hasIdentityEvidence: Bool { identityProblem == nil }
+
+    /// Why the comparison has no identity evidence beyond the home (`hasIdentityEvidence`), else nil.
+    public var identityProblem: String? {
+        let given = level(MatchField.given.index), dob = level(MatchField.dateOfBirth.index)
+        if given > MatchField.given.lastPartialLevel, dob > MatchField.dateOfBirth.lastPartialLevel { return Self.noIdentityEvidence }
+        if dob == 0, given != 1, level(MatchField.address.index) != 0 { return Self.noDateOfBirthInexactName }
+        return nil
+    }
+
+    /// Given name, family name and date of birth all alike (each at most a mistype apart): two
+    /// records of one person, whatever else they say. Random pairs like this are left out of u
+    /// (which is for pairs of different people): in a file with many duplicates they are most
+    /// of the random pairs that share an address, and counted in u they make the address's
+    /// agreement look common among different people.
+    var isEvidentlyOnePerson: Bool {
+        let given = level(MatchField.given.index), family = level(MatchField.family.index), dob = level(MatchField.dateOfBirth.index)
+        return (1...4).contains(given) && (1...4).contains(family) && (1...4).contains(dob)
+    }
+
+    /// Why a comparison cannot link, as the evidence says it.
+    public static let noIdentityEvidence = "given name and date of birth both disagree"
+    public static let noDateOfBirthInexactName = "date of birth missing on one side and the given names not exactly the same"
 
     static func givenLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
         if a.given.isEmpty || b.given.isEmpty { return 0 }
         if a.given == b.given { return 1 }
-        if Nicknames.equivalent(a.given, b.given) { return 2 }
-        if a.givenBytes.contains(where: { $0 == 32 || $0 == 45 }) || b.givenBytes.contains(where: { $0 == 32 || $0 == 45 }) {
+        // `Nicknames.equivalent`, on the forms each record holds.
+        if a.givenForms.contains(where: { b.givenForms.contains($0) }) { return 2 }
+        if a.givenIsDouble || b.givenIsDouble {
             let pa = NameText.parts(a.given), pb = NameText.parts(b.given)
             if pa.contains(where: { pb.contains($0) }) { return 2 }
         }
-        if a.given.utf8.count == 1 || b.given.utf8.count == 1 { return a.given.utf8.first == b.given.utf8.first ? 6 : 8 }
+        if a.givenBytes.count == 1 || b.givenBytes.count == 1 { return a.givenBytes.first == b.givenBytes.first ? 6 : 8 }
         let jw = NameText.jaroWinkler(a.givenBytes, b.givenBytes)
         if jw >= 0.92 { return 3 }
         if jw >= 0.85 { return 4 }
-        if NameText.soundexCode(a.given) == NameText.soundexCode(b.given) { return 5 }
+        if a.givenSoundex == b.givenSoundex { return 5 }
         return 8
     }
 
@@ -129,7 +228,7 @@ public struct ComparisonVector: Sendable, Hashable {
         let jw = NameText.jaroWinkler(a.familyBytes, b.familyBytes)
         if jw >= 0.92 { return 3 }
         if jw >= 0.85 { return 4 }
-        if NameText.soundexCode(a.family) == NameText.soundexCode(b.family) { return 5 }
+        if a.familySoundex == b.familySoundex { return 5 }
         return 7
     }
 
@@ -153,19 +252,31 @@ public struct ComparisonVector: Sendable, Hashable {
     }
 
     static func dateLevel(_ a: PartialDate, _ b: PartialDate) -> UInt8 {
-        guard let da = digits(a), let db = digits(b) else {
-            guard let ya = a.year, let yb = b.year, ya == yb else { return 7 }
-            if let ma = a.month, let mb = b.month, ma != mb { return 7 }
-            return 5
-        }
+        guard let da = digits(a), let db = digits(b) else { return partialDateLevel(a, b) }
+        return dateLevel(a, da, b, db)
+    }
+
+    /// Two dates, one of them (at least) partial.
+    static func partialDateLevel(_ a: PartialDate, _ b: PartialDate) -> UInt8 {
+        guard let ya = a.year, let yb = b.year, ya == yb else { return 7 }
+        if let ma = a.month, let mb = b.month, ma != mb { return 7 }
+        return 5
+    }
+
+    /// Two whole dates and their digits (`digits`).
+    static func dateLevel(_ a: PartialDate, _ da: [UInt8], _ b: PartialDate, _ db: [UInt8]) -> UInt8 {
         if da == db { return 1 }
         if a.year == b.year, a.month == b.day, a.day == b.month { return 2 }
-        var differ: [Int] = []
-        for i in 0..<8 where da[i] != db[i] { differ.append(i) }
-        if differ.count == 2, differ[1] == differ[0] + 1, da[differ[0]] == db[differ[1]], da[differ[1]] == db[differ[0]] { return 2 }
-        if differ.count == 1 { return 3 }
+        // How many of the eight digits differ, and where the first two do.
+        var differ = 0, first = 0, second = 0
+        for i in 0..<8 where da[i] != db[i] {
+            if differ == 0 { first = i } else if differ == 1 { second = i }
+            differ += 1
+        }
+        if differ == 2, second == first + 1, da[first] == db[second], da[second] == db[first] { return 2 }
+        if differ == 1 { return 3 }
         if a.month == b.month, a.day == b.day, let ya = a.year, let yb = b.year, [1, 10].contains(abs(ya - yb)) { return 4 }
-        if differ.count == 2 { return 6 }
+        if differ == 2 { return 6 }
         return 7
     }
 
@@ -214,7 +325,10 @@ public struct MatchEvidence: Sendable, Codable, Equatable, CustomStringConvertib
     public var priorWeight: Double
     public var fields: [FieldContribution]
     public var matchWeight: Double
+    /// The match probability: 0 when the pair has no identity evidence beyond the home (`ruledOut`).
     public var probability: Double
+    /// Why the pair cannot be a link whatever its weight (`ComparisonVector.hasIdentityEvidence`), else nil.
+    public var ruledOut: String?
 
     public var description: String {
         var parts = [
@@ -225,7 +339,8 @@ public struct MatchEvidence: Sendable, Codable, Equatable, CustomStringConvertib
             parts.append(
                 "\(f.field.label) \(f.level)\(f.termFrequencyAdjusted ? " (term frequency)" : "") \(FixedText.text(f.weight, digits: 1, sign: true))")
         }
-        return parts.joined(separator: "; ") + ")"
+        let text = parts.joined(separator: "; ") + ")"
+        return ruledOut.map { "not a link: \($0); \(text)" } ?? text
     }
 }
 
@@ -235,7 +350,7 @@ public struct MatchEvidence: Sendable, Codable, Equatable, CustomStringConvertib
 /// probability 2^w / (1 + 2^w). Exact given and family names are term-frequency adjusted: u is
 /// the name's frequency in the records, so "Smith" counts less than "Okafor".
 public struct MatchModel: Sendable, Codable, Equatable {
-    public static let formatVersion = 1
+    public static let formatVersion = 2
     public var version = MatchModel.formatVersion
     /// m and u per field (keyed by `MatchField.rawValue`), index = level (level 0 unused).
     public var m: [String: [Double]]
@@ -279,7 +394,7 @@ public struct MatchModel: Sendable, Codable, Equatable {
         var fields: [FieldContribution] = []
         var total = priorWeight
         for (i, field) in MatchField.all.enumerated() {
-            let level = Int(vector.levels[i])
+            let level = Int(vector.level(i))
             if level == 0 {
                 fields.append(FieldContribution(field: field, level: "unknown", weight: 0, m: 1, u: 1, termFrequencyAdjusted: false))
                 continue
@@ -288,7 +403,10 @@ public struct MatchModel: Sendable, Codable, Equatable {
             total += c.weight
             fields.append(c)
         }
-        return MatchEvidence(priorWeight: priorWeight, fields: fields, matchWeight: total, probability: Self.probability(weight: total))
+        let ruledOut = vector.identityProblem
+        return MatchEvidence(
+            priorWeight: priorWeight, fields: fields, matchWeight: total,
+            probability: ruledOut == nil ? Self.probability(weight: total) : 0, ruledOut: ruledOut)
     }
 
     func contribution(_ field: MatchField, _ level: Int, _ a: PersonFeatures, _ b: PersonFeatures) -> FieldContribution {
@@ -338,8 +456,8 @@ public struct MatchScorer: Sendable {
     /// frequencies are read for).
     public func weight(_ vector: ComparisonVector, _ a: PersonFeatures) -> Double {
         var total = prior
-        for f in 0..<vector.levels.count {
-            let level = Int(vector.levels[f])
+        for f in 0..<ComparisonVector.fieldCount {
+            let level = Int(vector.level(f))
             if level == 0 { continue }
             if level == 1, f == 0, let tf = givenFrequency[a.given] {
                 total += log2(exactGivenM / max(tf, exactGivenFloor))
@@ -354,7 +472,13 @@ public struct MatchScorer: Sendable {
         return total
     }
 
-    public func probability(_ a: PersonFeatures, _ b: PersonFeatures) -> Double { MatchModel.probability(weight: weight(a, b)) }
+    /// The match probability of a comparison already made: 0 without identity evidence beyond
+    /// the home (`ComparisonVector.hasIdentityEvidence`), whatever the address and surname weigh.
+    public func probability(_ vector: ComparisonVector, _ a: PersonFeatures) -> Double {
+        vector.hasIdentityEvidence ? MatchModel.probability(weight: weight(vector, a)) : 0
+    }
+
+    public func probability(_ a: PersonFeatures, _ b: PersonFeatures) -> Double { probability(ComparisonVector.compare(a, b), a) }
 
     public func matches(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool { probability(a, b) >= threshold }
 }
@@ -421,7 +545,8 @@ public enum MatchModelTrainer {
             var j = Int(rng.next() % UInt64(n - 1))
             if j >= i { j += 1 }
             let v = ComparisonVector.compare(records[i], records[j])
-            for f in fields.indices where v.levels[f] != 0 { uCounts[f][Int(v.levels[f])] += 1 }
+            if v.isEvidentlyOnePerson { continue }
+            for f in fields.indices where v.level(f) != 0 { uCounts[f][Int(v.level(f))] += 1 }
         }
         let u = uCounts.map { counts -> [Double] in
             let total = counts.dropFirst().reduce(0, +)
@@ -429,27 +554,32 @@ public enum MatchModelTrainer {
         }
 
         // Blocked pairs, as comparison patterns with counts (EM runs over distinct patterns).
-        var pairs: [(Int, Int)]
+        // Positions in the canonical order, packed smaller first (sorted as numbers = by the first, then the second).
+        var pairs: [Int64]
         if let blockedPairs {
-            pairs = blockedPairs.map { (min(position[$0.0], position[$0.1]), max(position[$0.0], position[$0.1])) }
+            pairs = blockedPairs.map { pair in
+                let a = position[pair.0], b = position[pair.1]
+                return Int64(min(a, b)) << 32 | Int64(max(a, b))
+            }
         } else {
-            pairs = Self.blockedPairs(records)
+            pairs = Self.blockedPairs(records).map { Int64($0.0) << 32 | Int64($0.1) }
         }
-        pairs.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        pairs.sort()
         // Each distinct pair compared once: its comparison serves the patterns, the false-link
         // estimate and the links.
         var compared: [(pair: (Int, Int), vector: ComparisonVector)] = []
         compared.reserveCapacity(pairs.count)
         var patternCounts: [ComparisonVector: Double] = [:]
-        var previous: (Int, Int)?
-        for pair in pairs where pair.0 != pair.1 {
-            if let previous, previous == pair { continue }
-            previous = pair
+        var previous: Int64 = -1
+        for packed in pairs where packed != previous {
+            previous = packed
+            let pair = (Int(packed >> 32), Int(packed & 0xFFFF_FFFF))
+            if pair.0 == pair.1 { continue }
             let vector = ComparisonVector.compare(records[pair.0], records[pair.1])
             compared.append((pair, vector))
             patternCounts[vector, default: 0] += 1
         }
-        let patterns = patternCounts.sorted { $0.key.levels.lexicographicallyPrecedes($1.key.levels) }
+        let patterns = patternCounts.sorted { $0.key.packed < $1.key.packed } // the levels lexicographically
         let totalPairs = patterns.reduce(0) { $0 + $1.value }
 
         // EM in two sessions, as Splink trains: over the pairs with the same date of birth
@@ -460,8 +590,8 @@ public enum MatchModelTrainer {
         // match class; within these sessions household members rarely meet.
         let dob = fields.firstIndex(of: .dateOfBirth)!, given = fields.firstIndex(of: .given)!, family = fields.firstIndex(of: .family)!
         let sessions: [(select: (ComparisonVector) -> Bool, leaveOut: Set<Int>)] = [
-            ({ $0.levels[dob] == 1 }, [dob]),
-            ({ (1...3).contains($0.levels[given]) && (1...3).contains($0.levels[family]) }, [given, family]),
+            ({ $0.level(dob) == 1 }, [dob]),
+            ({ (1...3).contains($0.level(given)) && (1...3).contains($0.level(family)) }, [given, family]),
         ]
         var mSum = fields.map { [Double](repeating: 0, count: $0.levels.count) }
         var mSessions = [Int](repeating: 0, count: fields.count)
@@ -500,7 +630,7 @@ public enum MatchModelTrainer {
         var falseLinks = 0.0
         var links: [(Int, Int)] = []
         for (pair, vector) in compared {
-            let p = MatchModel.probability(weight: scorer.weight(vector, records[pair.0]))
+            let p = scorer.probability(vector, records[pair.0])
             guard p >= options.threshold else { continue }
             falseLinks += 1 - p
             let a = order[pair.0], b = order[pair.1]
@@ -526,20 +656,25 @@ public enum MatchModelTrainer {
         var lambda = 0.1
         let total = patterns.reduce(0) { $0 + $1.value }
         var iterations = 0
+        let used = fields.indices.map { !leaveOut.contains($0) }
+        // The logarithms each pattern adds, once per iteration rather than once per pattern.
+        let logU = u.map { $0.map(log) }
         for _ in 0..<maxIterations {
             iterations += 1
             var mCounts = fields.map { [Double](repeating: 0.01, count: $0.levels.count) }
             var matched = 0.0
+            let logM = m.map { $0.map(log) }
+            let logLambda = log(lambda), logNotLambda = log(1 - lambda)
             for (pattern, count) in patterns {
-                var lm = log(lambda), lu = log(1 - lambda)
-                for f in fields.indices where pattern.levels[f] != 0 && !leaveOut.contains(f) {
-                    let l = Int(pattern.levels[f])
-                    lm += log(m[f][l])
-                    lu += log(u[f][l])
+                var lm = logLambda, lu = logNotLambda
+                for f in fields.indices where pattern.level(f) != 0 && used[f] {
+                    let l = Int(pattern.level(f))
+                    lm += logM[f][l]
+                    lu += logU[f][l]
                 }
                 let p = 1 / (1 + exp(lu - lm))
                 matched += p * count
-                for f in fields.indices where pattern.levels[f] != 0 { mCounts[f][Int(pattern.levels[f])] += p * count }
+                for f in fields.indices where pattern.level(f) != 0 { mCounts[f][Int(pattern.level(f))] += p * count }
             }
             let newLambda = min(max(matched / max(1, total), 1e-9), 1 - 1e-9)
             var change = abs(newLambda - lambda)
@@ -566,17 +701,26 @@ public enum MatchModelTrainer {
         for (i, r) in records.enumerated() {
             for key in extendedBlockingKeys(r) { blocks[key, default: []].append(i) }
         }
-        var pairs = Set<Int64>()
+        // Every block's pairs, then sorted and each kept once (cheaper than a set of them).
+        var pairs: [Int64] = []
         for (_, members) in blocks where members.count > 1 && members.count <= 400 {
             for x in 0..<members.count {
                 for y in (x + 1)..<members.count {
                     let a = min(members[x], members[y]), b = max(members[x], members[y])
                     if a == b { continue } // a record with two equal keys (given name = family name)
-                    pairs.insert(Int64(a) << 32 | Int64(b))
+                    pairs.append(Int64(a) << 32 | Int64(b))
                 }
             }
         }
-        return pairs.sorted().map { (Int($0 >> 32), Int($0 & 0xFFFF_FFFF)) }
+        pairs.sort()
+        var distinct: [(Int, Int)] = []
+        distinct.reserveCapacity(pairs.count)
+        var previous: Int64 = -1
+        for pair in pairs where pair != previous {
+            distinct.append((Int(pair >> 32), Int(pair & 0xFFFF_FFFF)))
+            previous = pair
+        }
+        return distinct
     }
 
     /// `blockingKeys` and keys that meet mistyped years and addresses: phonetic given and family

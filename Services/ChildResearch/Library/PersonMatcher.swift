@@ -2,17 +2,50 @@ import Foundation
 
 /// A person as the matcher sees them: normalised names, date of birth and address, computed once.
 public struct PersonFeatures: Sendable, Hashable {
-    public var given: String
-    public var family: String
-    public var dateOfBirth: PartialDate?
+    public var given: String { didSet { prepareGiven() } }
+    public var family: String { didSet { prepareFamily() } }
+    public var dateOfBirth: PartialDate? { didSet { dateDigits = dateOfBirth.flatMap(ComparisonVector.digits) } }
     public var line: AddressText.Line?
     /// Postcode without spaces, upper case; empty when unknown.
-    public var postcode: String
-    public var town: String
+    public var postcode: String { didSet { preparePostcode() } }
+    public var town: String { didSet { townBytes = Array(town.utf8) } }
 
-    let givenBytes: [UInt8]
-    let familyBytes: [UInt8]
-    let familyParts: [String]
+    // Forms the comparisons read, made once per record rather than once per pair (learning
+    // compares tens of thousands of pairs): kept in step with the fields above.
+    private(set) var givenBytes: [UInt8] = []
+    private(set) var familyBytes: [UInt8] = []
+    private(set) var familyParts: [String] = []
+    /// The given name and the full names it may stand for (`Nicknames.forms`).
+    private(set) var givenForms: [String] = []
+    /// A double or hyphenated given name (a space or a hyphen in it).
+    private(set) var givenIsDouble = false
+    /// `NameText.soundexCode` of the names.
+    private(set) var givenSoundex: UInt32 = 0
+    private(set) var familySoundex: UInt32 = 0
+    /// YYYYMMDD as digits (`ComparisonVector.digits`), nil for a partial or unknown date.
+    private(set) var dateDigits: [UInt8]?
+    private(set) var postcodeBytes: [UInt8] = []
+    /// `AddressText.postcodeSector(postcode)`.
+    private(set) var postcodeSector = ""
+    private(set) var townBytes: [UInt8] = []
+
+    private mutating func prepareGiven() {
+        givenBytes = Array(given.utf8)
+        givenForms = Nicknames.forms(of: given)
+        givenIsDouble = givenBytes.contains { $0 == 32 || $0 == 45 }
+        givenSoundex = NameText.soundexCode(given)
+    }
+
+    private mutating func prepareFamily() {
+        familyBytes = Array(family.utf8)
+        familyParts = NameText.parts(family)
+        familySoundex = NameText.soundexCode(family)
+    }
+
+    private mutating func preparePostcode() {
+        postcodeBytes = Array(postcode.utf8)
+        postcodeSector = AddressText.postcodeSector(postcode)
+    }
 
     public init(
         givenName: String, familyName: String, dateOfBirth: String?, addressLines: [String] = [], town: String? = nil, postcode: String? = nil
@@ -40,9 +73,11 @@ public struct PersonFeatures: Sendable, Hashable {
         self.line = line
         self.postcode = postcodeKey
         self.town = town
-        self.givenBytes = Array(given.utf8)
-        self.familyBytes = Array(family.utf8)
-        self.familyParts = NameText.parts(family)
+        prepareGiven()
+        prepareFamily()
+        dateDigits = dateOfBirth.flatMap(ComparisonVector.digits)
+        preparePostcode()
+        townBytes = Array(town.utf8)
     }
 
     /// The same place with another person's names and date of birth.

@@ -128,7 +128,7 @@ public struct Researcher: Sendable {
     }
 
     /// With the model, `address` says how the address counts: `.anotherHomeUnknown` leaves it
-    /// out when the postcodes differ (`ComparisonVector.withoutAnotherHome`), `.ignored` always
+    /// out when it shows another home, no shared postcode (`ComparisonVector.withoutAnotherHome`), `.ignored` always
     /// (`personOnly`).
     func score(_ a: PersonFeatures, _ b: PersonFeatures, address: AddressUse = .compared) -> PairScore {
         if let learned {
@@ -138,7 +138,7 @@ public struct Researcher: Sendable {
             case .anotherHomeUnknown: vector = vector.withoutAnotherHome
             case .ignored: vector = vector.personOnly
             }
-            let p = MatchModel.probability(weight: learned.scorer.weight(vector, a))
+            let p = learned.scorer.probability(vector, a)
             return PairScore(score: p, same: p >= learned.model.threshold, why: { [vector] in learned.model.evidence(vector, a, b).description })
         }
         let match = matcher.compare(a, b)
@@ -176,7 +176,7 @@ public struct Researcher: Sendable {
     func sameChild(_ a: ChildRecord, _ b: ChildRecord) -> Bool {
         guard learned != nil else { return matcher.matches(a.features, b.features) }
         let vector = ComparisonVector.compare(a.features, b.features)
-        if let learned, MatchModel.probability(weight: learned.scorer.weight(vector.personOnly, a.features)) >= learned.model.threshold {
+        if let learned, learned.scorer.probability(vector.personOnly, a.features) >= learned.model.threshold {
             return true
         }
         return vector[.dateOfBirth] == 0 && (1...2).contains(vector[.given]) && (1...2).contains(vector[.family]) && Self.agesAgree(a, b)
@@ -464,7 +464,7 @@ public struct Researcher: Sendable {
             // agrees, at the same postcode (the index holds every household's children), when
             // nothing matched on the model alone.
             if best == nil || best?.1.same == false, learned != nil, !match.same,
-                ComparisonVector.compare(features, other)[.postcode] == 1,
+                !features.postcode.isEmpty, features.postcode == other.postcode,
                 sameChild(ChildRecord(features, ageYears: child.ageYears, recordedOn: calendarDay), ChildRecord(row, features: other)),
                 match.score > (best?.1.score ?? 0)
             {

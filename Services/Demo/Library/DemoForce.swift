@@ -118,6 +118,7 @@ extension World {
             merged.contacts += world.contacts
             merged.schools += world.schools
             merged.untidiness.merge(world.untidiness, uniquingKeysWith: +)
+            merged.identities.merge(world.identities) { first, _ in first }
         }
         return merged
     }

@@ -7,7 +7,8 @@ import Foundation
 /// the day and in the late report, for the summary), `contacts.csv` (schools' safeguarding contacts), `day.csv` (the same
 /// day as the DA desk's spreadsheet, for `encompass ingest`) and, where the force has early
 /// years settings the school list lacks, `early-years.csv` (their register entries, in the
-/// school list's layout, for `encompass schools import`).
+/// school list's layout, for `encompass schools import`); `people.csv`, every person record with
+/// its identity (`peopleFile`), to score a person matcher against.
 public enum WorldFiles {
     public static func write(_ world: World, to directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -33,10 +34,74 @@ public enum WorldFiles {
         }
         try Data(csv.utf8).write(to: URL(fileURLWithPath: "\(directory)/contacts.csv"))
         try Data(deskSpreadsheet(world.day).utf8).write(to: URL(fileURLWithPath: "\(directory)/day.csv"))
+        try Data(peopleFile(world).utf8).write(to: URL(fileURLWithPath: "\(directory)/people.csv"))
         let settings = world.schools.filter { SchoolReference.isEarlyYears($0.urn) }
         if !settings.isEmpty {
             try Data(registerFile(settings).utf8).write(to: URL(fileURLWithPath: "\(directory)/early-years.csv"))
         }
+    }
+
+    /// Every person record of the world's incidents (history, day, morning; parties and recorded
+    /// children) as a FEBRL-format file, `rec_id` `rec-<identity>-org` for a person's first record
+    /// and `rec-<identity>-dup-<k>` for the others (`World.identities`): the ground truth for
+    /// scoring a person matcher, as `encompass-bench research --febrl` reads it. Names and dates
+    /// of birth as recorded (typos, nicknames, mistyped years; `YYYYMMDD`, empty when only an age
+    /// was recorded); the address is the person's own where the record has one, else the
+    /// incident's, its house number, street and flat apart; `state` is the force code. No commas
+    /// inside a field (the format has no quoting).
+    public static func peopleFile(_ world: World) -> String {
+        var lines = ["rec_id,given_name,surname,street_number,address_1,address_2,suburb,postcode,state,date_of_birth,soc_sec_id"]
+        var seen: [String: Int] = [:]
+        func field(_ text: String?) -> String {
+            (text ?? "").replacingOccurrences(of: ",", with: " ").replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)
+        }
+        func row(_ identity: String, given: String, family: String, dob: String?, address: PostalAddress, force: String) {
+            let n = seen[identity, default: 0]
+            seen[identity] = n + 1
+            let recId = n == 0 ? "rec-\(identity)-org" : "rec-\(identity)-dup-\(n)"
+            let (number, street, flat) = addressParts(address.lines.first ?? "")
+            lines.append(
+                [
+                    recId, field(given), field(family), number, street, flat, field(address.town), field(address.postcode), force,
+                    (dob ?? "").filter { $0 != "-" }, "",
+                ].joined(separator: ","))
+        }
+        for incident in world.history + world.day + world.morning {
+            guard let ids = world.identities[incident.occurrenceNumber] else { continue }
+            for (party, id) in zip(incident.parties, ids.parties) {
+                row(
+                    id, given: party.givenName, family: party.familyName, dob: party.dateOfBirth, address: party.address ?? incident.incidentAddress,
+                    force: incident.forceCode)
+            }
+            for (child, id) in zip(incident.children, ids.children) {
+                row(
+                    id, given: child.givenName, family: child.familyName, dob: child.dateOfBirth,
+                    address: child.homeAddress ?? incident.incidentAddress, force: incident.forceCode)
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A first address line as the world writes it (`Flat 3, 12 High Street`, `3/12 High St`,
+    /// `12 High Street`): house number, street and flat (`flat 3`), without commas.
+    static func addressParts(_ line: String) -> (number: String, street: String, flat: String) {
+        var tokens = line.replacingOccurrences(of: ",", with: " ").split(separator: " ").map(String.init)
+        var flat = "", number = ""
+        if tokens.count >= 2, tokens[0].lowercased() == "flat" {
+            flat = tokens[1]
+            tokens.removeFirst(2)
+        }
+        if let first = tokens.first, first.first?.isNumber == true {
+            let parts = first.split(separator: "/")
+            if parts.count == 2 {
+                flat = String(parts[0])
+                number = String(parts[1])
+            } else {
+                number = first
+            }
+            tokens.removeFirst()
+        }
+        return (number, tokens.joined(separator: " "), flat.isEmpty ? "" : "flat \(flat)")
     }
 
     /// Incidents as the DA desk's daily spreadsheet (README, "The DA desk's spreadsheet"): one

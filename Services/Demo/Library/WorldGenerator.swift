@@ -36,6 +36,19 @@ public struct WorldSettings: Sendable, Equatable {
     }
 }
 
+/// Who the people of one incident are: the world's identity of each party and each recorded
+/// child, in the order of the incident's `parties` and `children` (`force code` + `p` + a
+/// number: the same person has the same identity in every record, however it was written).
+public struct RecordedIdentities: Sendable, Equatable {
+    public var parties: [String]
+    public var children: [String]
+
+    public init(parties: [String], children: [String]) {
+        self.parties = parties
+        self.children = children
+    }
+}
+
 /// What really happened on the demo day, which the officers' records only partly show.
 public struct DayTruth: Codable, Sendable, Equatable {
     public struct Child: Codable, Sendable, Equatable {
@@ -101,6 +114,10 @@ public struct World: Sendable {
     /// How untidy the world is: counts of each kind of trap real records hold (moves, previous
     /// occupants, partners' earlier children, phase transfers, typos, partial school names).
     public var untidiness: [String: Int] = [:]
+    /// Who is who in the records (keyed by occurrence number, history, day and morning): the
+    /// generator's identity of every adult and child it wrote into an incident, the ground truth
+    /// for scoring the person matcher on the world's people (`WorldFiles.peopleFile`).
+    public var identities: [String: RecordedIdentities] = [:]
 }
 
 public enum WorldGenerator {
@@ -152,6 +169,8 @@ public enum WorldGenerator {
         var family: String
         var birth: CalendarDate
         var spells: [Spell] = []
+        /// The person's identity in the world (`RecordedIdentities`), the same in every record of them.
+        var id = ""
 
         func school(on day: CalendarDate) -> String? { spells.last { $0.from <= day }?.urn }
     }
@@ -281,10 +300,19 @@ public enum WorldGenerator {
             }
         }
 
+        // Every person made gets the next identity (no random draw: the world is as it was).
+        var people = 0
+        func identity() -> String {
+            people += 1
+            return "\(force.code)p\(people)"
+        }
+
         func adult(female: Bool, family: String, minAge: Int, maxAge: Int) -> Person {
-            Person(
+            var person = Person(
                 given: random.pick(female ? Names.adultsFemale : Names.adultsMale), family: family,
                 birth: birth(settings.day, minAge: minAge, maxAge: maxAge, &random))
+            person.id = identity()
+            return person
         }
 
         /// Siblings: no two share a given name.
@@ -293,9 +321,11 @@ public enum WorldGenerator {
             return (0..<count).map { _ in
                 var given: String
                 repeat { given = random.chance(0.5) ? random.pick(Names.girls) : random.pick(Names.boys) } while !names.insert(given).inserted
-                return Person(
+                var child = Person(
                     given: given, family: random.chance(0.15) ? "\(mother.family)-\(surname)" : surname,
                     birth: birth(settings.day, minAge: minAge, maxAge: 17, &random))
+                child.id = identity()
+                return child
             }
         }
 
@@ -355,6 +385,7 @@ public enum WorldGenerator {
         // History: earlier incidents where each household lived then, its children recorded
         // with the school they attended then.
         var history: [Incident] = []
+        var identities: [String: RecordedIdentities] = [:]
         var lastRecordedSchool: [String: String?] = [:] // child key → school in its latest record
         var recordedChildren = Set<String>()
         func key(_ person: Person) -> String { "\(person.given)|\(person.family)|\(person.birth)" }
@@ -365,7 +396,9 @@ public enum WorldGenerator {
                 let home = family.home(on: date)
                 let occurred = date.at(hour: Int.random(in: 0...23, using: &random), minute: Int.random(in: 0...59, using: &random))
                 let present = family.children.filter { $0.birth < date && ageOn(date, $0.birth) < 18 }
+                var childIds: [String] = []
                 let children = present.filter { _ in random.chance(0.85) }.map { child in
+                    childIds.append(child.id)
                     let knownBirth = random.chance(0.9)
                     recordedChildren.insert(key(child))
                     lastRecordedSchool[key(child)] = child.school(on: date)
@@ -387,6 +420,8 @@ public enum WorldGenerator {
                             party(family.victim, .victim, variant: random.chance(0.3)), party(family.suspect, .suspect, variant: random.chance(0.3)),
                         ],
                         children: children))
+                identities[history[history.count - 1].occurrenceNumber] = RecordedIdentities(
+                    parties: [family.victim.id, family.suspect.id], children: childIds)
             }
         }
 
@@ -408,6 +443,7 @@ public enum WorldGenerator {
             let present = family.children.filter { ageOn(date, $0.birth) < 18 }
             let omitAll = random.chance(0.45)
             var recorded: [RecordedChild] = []
+            var recordedIds: [String] = []
             var truthChildren: [DayTruth.Child] = []
             for child in present {
                 let record = !omitAll && random.chance(0.85)
@@ -439,6 +475,7 @@ public enum WorldGenerator {
                     }
                     recordedGiven = random.chance(0.08) ? typo(child.given, &random) : child.given
                     recordedDOB = dob
+                    recordedIds.append(child.id)
                     recorded.append(
                         RecordedChild(
                             givenName: recordedGiven ?? child.given, familyName: child.family,
@@ -467,6 +504,7 @@ public enum WorldGenerator {
             }
             let number = nextOccurrence(date)
             homeAuthority[number] = home.laCode
+            identities[number] = RecordedIdentities(parties: [family.victim.id, family.suspect.id], children: recordedIds)
             day.append(
                 Incident(
                     occurrenceNumber: number, forceCode: force.code, occurredAt: occurred, reportedAt: reported,
@@ -495,6 +533,7 @@ public enum WorldGenerator {
             let occurred = settings.day.at(hour: 21, minute: Int.random(in: 0...59, using: &lateStream))
             let present = family.children.filter { ageOn(settings.day, $0.birth) < 18 }
             let number = nextOccurrence(settings.day)
+            identities[number] = RecordedIdentities(parties: [family.victim.id, family.suspect.id], children: present.map(\.id))
             morning.append(
                 Incident(
                     occurrenceNumber: number, forceCode: force.code, occurredAt: occurred,
@@ -531,7 +570,7 @@ public enum WorldGenerator {
         }
         return World(
             settings: settings, history: history.sorted { $0.occurredAt < $1.occurredAt }, day: day, truth: truth,
-            contacts: contacts, schools: schools, morning: morning, untidiness: untidiness)
+            contacts: contacts, schools: schools, morning: morning, untidiness: untidiness, identities: identities)
     }
 
     /// The statutory duty's two rarer cases, each once, drawn from a stream of their own so the
