@@ -149,7 +149,9 @@ struct MatchModelTests {
         #expect(siblings.probability < model.threshold)
     }
 
-    @Test("members of one household (same family name and address, different given name and date of birth) are not linked; the same person with a mistyped street is")
+    @Test(
+        "members of one household (same family name and address, different given name and date of birth) are not linked; the same person with a mistyped street is"
+    )
     func household() {
         let people = Self.population()
         let model = MatchModelTrainer.train(records: people), scorer = model.scorer()

@@ -24,9 +24,10 @@ struct ConsoleServiceTests {
 
         // Overview: five stages answering, school resolution's dead letter listed.
         var overview = try await web.get("/overview")
-        try await eventually("five stages up", timeout: .seconds(60), interval: .seconds(1)) {
+        // Lag comes from librdkafka's statistics (every 5 s): wait for the first report too.
+        try await eventually("five stages up and their lag reported", timeout: .seconds(60), interval: .seconds(1)) {
             overview = try await web.get("/overview")
-            return overview.text.components(separatedBy: "data-state=\"up\"").count == 6
+            return overview.text.components(separatedBy: "data-state=\"up\"").count == 6 && overview.text.contains("<td>child-research-")
         }
         for service in ServiceName.allCases {
             #expect(overview.text.contains("id=\"stage-\(service.rawValue)\" data-state=\"up\""), "\(service.rawValue) up")
@@ -81,15 +82,20 @@ struct ConsoleServiceTests {
         #expect(upload.status == 200 && upload.text.contains("id=\"import-result\""))
         #expect(upload.text.contains("2 row(s): 1 accepted, 1 rejected"), "\(upload.text)")
 
-        // Notices today: Oakwood, sent, not acknowledged (it is before 10:00).
-        let notices = try await web.get("/notices")
+        // Notices today: Oakwood, sent, not acknowledged (it is before 10:00); and Amelia's, released
+        // at once now that CSC has named her school (it is past 08:00 on the release day).
+        var notices = try await web.get("/notices")
+        try await eventually("Amelia's notice listed beside Oakwood's", timeout: .seconds(30)) {
+            notices = try await web.get("/notices")
+            return notices.text.contains("<p id=\"notices-summary\">2 notice(s)")
+        }
         #expect(notices.text.contains("Oakwood Primary School") && notices.text.contains("not acknowledged"))
         #expect(notices.text.contains("Notices released or active on 2026-11-24") && !notices.text.contains("FOLLOW UP"))
         // 10:00 passes on the simulated clock without an acknowledgement: flagged for a call.
         try SimulatedClockFile(simulated: Timestamp.parse("2026-11-24T10:00:05Z")!, real: Date(), rate: 1).write(to: world.clockFile)
-        try await eventually("the notice flagged after 10:00", timeout: .seconds(30)) {
+        try await eventually("both notices flagged after 10:00", timeout: .seconds(30)) {
             let page = try await web.get("/notices").text
-            return page.contains("FOLLOW UP") && page.contains("1 to follow up")
+            return page.contains("FOLLOW UP") && page.contains("0 acknowledged, <span class=\"flag\">2 to follow up</span>")
         }
 
         // Nothing held for a password (Oakwood has one); the Navigator's audit spreadsheet downloads.
