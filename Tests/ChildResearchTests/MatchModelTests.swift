@@ -220,6 +220,31 @@ struct MatchModelStoreTests {
         #expect(!a.model.matches(victims[0], suspect), "\(a.model.evidence(victims[0], suspect))")
     }
 
+    @Test("learned from at most maxRecords people, whatever the index holds, and the same sample gives the same model")
+    func sampleBounded() throws {
+        let incidents = Self.incidents()
+        let forward = try store("match-model-sample-forward", incidents)
+        let backward = try store("match-model-sample-backward", incidents.reversed())
+        let a = try forward.pool.read { try MatchModelStore.train(from: $0, maxRecords: 300) }
+        let b = try backward.pool.read { try MatchModelStore.train(from: $0, maxRecords: 300) }
+        #expect(a.records == 300)
+        #expect(a == b)
+        #expect(try forward.pool.read { try MatchModelStore.train(from: $0) }.records == 480)
+        #expect(MatchModelStore.sampleRecords <= 50_000)
+    }
+
+    @Test("the compact pair and comparison encodings learning keeps round-trip")
+    func compactEncodings() {
+        for field in MatchField.allCases { #expect(field.levels.count <= 16, "\(field) has more levels than 4 bits hold") }
+        #expect(MatchField.allCases.count <= 8)
+        let vector = ComparisonVector(levels: MatchField.allCases.map { UInt8($0.levels.count - 1) })
+        #expect(MatchModelTrainer.vector(MatchModelTrainer.code(vector)) == vector)
+        var pairs: [Int64] = [MatchModelTrainer.packed(7, 3), MatchModelTrainer.packed(3, 7), MatchModelTrainer.packed(0, 1 << 31)]
+        MatchModelTrainer.sortUnique(&pairs)
+        #expect(pairs == [MatchModelTrainer.packed(0, 1 << 31), MatchModelTrainer.packed(3, 7)])
+        #expect(pairs[1] >> 32 == 3 && pairs[1] & 0xFFFF_FFFF == 7)
+    }
+
     @Test("learned again only when the index has grown by the given number of people")
     func retrainWhenGrown() throws {
         let incidents = Self.incidents()

@@ -380,7 +380,7 @@ public enum MatchModelTrainer {
     /// `blocked` are candidate pairs (indices into `records`) as blocking produced them; their
     /// order does not matter.
     public static func train(records unordered: [PersonFeatures], blockedPairs: [(Int, Int)]? = nil, options: Options = Options()) -> MatchModel {
-        learn(records: unordered, blockedPairs: blockedPairs, options: options).model
+        learn(records: unordered, blockedPairs: blockedPairs, options: options, wantLinks: false).model
     }
 
     /// A model learned from `records` and the blocked pairs it links (indices into `records`,
@@ -393,11 +393,14 @@ public enum MatchModelTrainer {
         learn(records: records, blockedPairs: blockedPairs, options: options)
     }
 
-    static func learn(records unordered: [PersonFeatures], blockedPairs: [(Int, Int)]?, options: Options) -> (model: MatchModel, links: [(Int, Int)])
-    {
+    static func learn(
+        records unordered: [PersonFeatures], blockedPairs: [(Int, Int)]?, options: Options, wantLinks: Bool = true
+    ) -> (model: MatchModel, links: [(Int, Int)]) {
         // Canonical order: ties broken by the full key, so input order cannot leak in.
-        let keys = unordered.map(canonicalKey)
-        let order = unordered.indices.sorted { keys[$0] < keys[$1] }
+        let order = { () -> [Int] in
+            let keys = unordered.map(canonicalKey)
+            return unordered.indices.sorted { keys[$0] < keys[$1] }
+        }()
         var position = [Int](repeating: 0, count: unordered.count)
         for (p, i) in order.enumerated() { position[i] = p }
         let records = order.map { unordered[$0] }
@@ -428,25 +431,24 @@ public enum MatchModelTrainer {
             return counts.enumerated().map { $0.offset == 0 ? 1 : $0.element / total }
         }
 
-        // Blocked pairs, as comparison patterns with counts (EM runs over distinct patterns).
-        var pairs: [(Int, Int)]
+        // Blocked pairs, as comparison patterns with counts (EM runs over distinct patterns). Pairs
+        // are packed (smaller index << 32 | larger) and each one's comparison kept as a packed code
+        // (4 bits a field), 12 bytes a pair: millions of blocked pairs at 200,000 records.
+        var pairs: [Int64]
         if let blockedPairs {
-            pairs = blockedPairs.map { (min(position[$0.0], position[$0.1]), max(position[$0.0], position[$0.1])) }
+            pairs = blockedPairs.map { Self.packed(position[$0.0], position[$0.1]) }
+            Self.sortUnique(&pairs)
         } else {
-            pairs = Self.blockedPairs(records)
+            pairs = Self.blockedPairKeys(records)
         }
-        pairs.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
         // Each distinct pair compared once: its comparison serves the patterns, the false-link
         // estimate and the links.
-        var compared: [(pair: (Int, Int), vector: ComparisonVector)] = []
-        compared.reserveCapacity(pairs.count)
+        pairs.removeAll { $0 >> 32 == $0 & 0xFFFF_FFFF }
+        var codes = [UInt32](repeating: 0, count: pairs.count)
         var patternCounts: [ComparisonVector: Double] = [:]
-        var previous: (Int, Int)?
-        for pair in pairs where pair.0 != pair.1 {
-            if let previous, previous == pair { continue }
-            previous = pair
-            let vector = ComparisonVector.compare(records[pair.0], records[pair.1])
-            compared.append((pair, vector))
+        for (k, pair) in pairs.enumerated() {
+            let vector = ComparisonVector.compare(records[Int(pair >> 32)], records[Int(pair & 0xFFFF_FFFF)])
+            codes[k] = Self.code(vector)
             patternCounts[vector, default: 0] += 1
         }
         let patterns = patternCounts.sorted { $0.key.levels.lexicographicallyPrecedes($1.key.levels) }
@@ -499,14 +501,19 @@ public enum MatchModelTrainer {
         let scorer = model.scorer()
         var falseLinks = 0.0
         var links: [(Int, Int)] = []
-        for (pair, vector) in compared {
-            let p = MatchModel.probability(weight: scorer.weight(vector, records[pair.0]))
+        var linked = 0
+        for (k, pair) in pairs.enumerated() {
+            let first = Int(pair >> 32), second = Int(pair & 0xFFFF_FFFF)
+            let p = MatchModel.probability(weight: scorer.weight(Self.vector(codes[k]), records[first]))
             guard p >= options.threshold else { continue }
             falseLinks += 1 - p
-            let a = order[pair.0], b = order[pair.1]
-            links.append((min(a, b), max(a, b)))
+            if wantLinks {
+                let a = order[first], b = order[second]
+                links.append((min(a, b), max(a, b)))
+            }
+            linked += 1
         }
-        model.expectedFalseLinkRate = links.isEmpty ? 0 : falseLinks / Double(links.count)
+        model.expectedFalseLinkRate = linked == 0 ? 0 : falseLinks / Double(linked)
         return (model, links)
     }
 
@@ -562,21 +569,57 @@ public enum MatchModelTrainer {
     /// Candidate pairs from the records' blocking keys (as research's index blocks them), plus
     /// given and family name phonetic keys without the year, so a mistyped year still meets.
     public static func blockedPairs(_ records: [PersonFeatures]) -> [(Int, Int)] {
-        var blocks: [String: [Int]] = [:]
+        blockedPairKeys(records).map { (Int($0 >> 32), Int($0 & 0xFFFF_FFFF)) }
+    }
+
+    /// `blockedPairs` packed (`packed(a, b)`), sorted and distinct. A pair met in several blocks
+    /// is dropped as the list grows (sorted and made distinct whenever it has doubled), so the
+    /// list stays within about twice the distinct pairs, without a hash set's overhead.
+    static func blockedPairKeys(_ records: [PersonFeatures]) -> [Int64] {
+        var blocks: [String: [Int32]] = [:]
         for (i, r) in records.enumerated() {
-            for key in extendedBlockingKeys(r) { blocks[key, default: []].append(i) }
+            for key in extendedBlockingKeys(r) { blocks[key, default: []].append(Int32(i)) }
         }
-        var pairs = Set<Int64>()
+        var pairs: [Int64] = []
+        var compactAt = 1 << 20
         for (_, members) in blocks where members.count > 1 && members.count <= 400 {
             for x in 0..<members.count {
-                for y in (x + 1)..<members.count {
-                    let a = min(members[x], members[y]), b = max(members[x], members[y])
-                    if a == b { continue } // a record with two equal keys (given name = family name)
-                    pairs.insert(Int64(a) << 32 | Int64(b))
+                for y in (x + 1)..<members.count where members[x] != members[y] { // a record with two equal keys (given name = family name)
+                    pairs.append(packed(Int(members[x]), Int(members[y])))
                 }
             }
+            if pairs.count >= compactAt {
+                sortUnique(&pairs)
+                compactAt = max(1 << 20, 2 * pairs.count)
+            }
         }
-        return pairs.sorted().map { (Int($0 >> 32), Int($0 & 0xFFFF_FFFF)) }
+        sortUnique(&pairs)
+        return pairs
+    }
+
+    /// A pair of record indices as one value, the smaller index in the high half: sorting the
+    /// values sorts the pairs by first, then second index.
+    @inline(__always) static func packed(_ a: Int, _ b: Int) -> Int64 { Int64(min(a, b)) << 32 | Int64(max(a, b)) }
+
+    static func sortUnique(_ values: inout [Int64]) {
+        values.sort()
+        var kept = 0
+        for i in values.indices where kept == 0 || values[kept - 1] != values[i] {
+            values[kept] = values[i]
+            kept += 1
+        }
+        values.removeLast(values.count - kept)
+    }
+
+    /// A comparison's levels packed 4 bits a field (every field has fewer than 16 levels).
+    @inline(__always) static func code(_ vector: ComparisonVector) -> UInt32 {
+        var code: UInt32 = 0
+        for (f, level) in vector.levels.enumerated() { code |= UInt32(level) << (4 * f) }
+        return code
+    }
+
+    static func vector(_ code: UInt32) -> ComparisonVector {
+        ComparisonVector(levels: MatchField.all.indices.map { UInt8((code >> (4 * $0)) & 0xF) })
     }
 
     /// `blockingKeys` and keys that meet mistyped years and addresses: phonetic given and family

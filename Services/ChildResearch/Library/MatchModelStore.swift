@@ -65,13 +65,21 @@ public enum MatchModelStore {
             arguments: [try encoder.encode(stored.model), stored.people, stored.trainedAt, stored.beforeDay])
     }
 
+    /// The most people a model is learned from. Blocked pairs grow about as the square of the
+    /// sample (generated history: 620,522 pairs at 50,000 people, 2.5 million at 100,000, 9.8
+    /// million at 200,000), and learning holds them all: 50,000 adds about 50 MiB to the
+    /// service's peak (200,000 added over 300), keeping it under the 150 MB a service may use.
+    /// m and u learned from 50,000 are within a few thousandths of those from 200,000 except
+    /// the date of birth's m for "different" (0.012 against 0.051; docs/BENCHMARKS.md).
+    public static let sampleRecords = 50_000
+
     /// Learns a model from the index's people: at most `maxRecords` of them, taken in the order of
     /// their content (stable person id, then every field the model reads), so the sample — and the
     /// model — depend only on what the index holds, not on the order it was fed in. Ordering by the
     /// person id keeps the records of one person together, so a sample keeps its true pairs.
     /// Only records of days before `beforeDay` are read.
     public static func train(
-        from db: Database, before beforeDay: String = allDays, maxRecords: Int = 200_000,
+        from db: Database, before beforeDay: String = allDays, maxRecords: Int = sampleRecords,
         options: MatchModelTrainer.Options = .init()
     ) throws -> MatchModel {
         var fetch = try RawStatement(
@@ -82,9 +90,13 @@ public enum MatchModelStore {
                     """), db: db)
         fetch.bind(beforeDay)
         fetch.bind(Int64(maxRecords))
-        var places: [String: PersonFeatures] = [:]
-        var people: [PersonFeatures] = []
-        try fetch.rows { people.append(HistoryIndex.PersonRow(statement: $0).features(cache: &places)) }
+        // The address cache is dropped before learning: only the people's features are kept.
+        let people = try { () throws -> [PersonFeatures] in
+            var places: [String: PersonFeatures] = [:]
+            var people: [PersonFeatures] = []
+            try fetch.rows { people.append(HistoryIndex.PersonRow(statement: $0).features(cache: &places)) }
+            return people
+        }()
         return MatchModelTrainer.train(records: people, options: options)
     }
 
