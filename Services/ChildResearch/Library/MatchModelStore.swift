@@ -2,6 +2,10 @@ import Foundation
 import GRDB
 import ServiceRuntime
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The learned person-matching model kept with the history index: learned from the index's own
 /// people, stored as JSON in `researchMatchModel` (one row), and learned again once the index
 /// has grown by a given number of people since. Learning reads the index and runs for seconds
@@ -66,12 +70,14 @@ public enum MatchModelStore {
     }
 
     /// The most people a model is learned from. Blocked pairs grow about as the square of the
-    /// sample (generated history: 620,522 pairs at 50,000 people, 2.5 million at 100,000, 9.8
-    /// million at 200,000), and learning holds them all: 50,000 adds about 50 MiB to the
-    /// service's peak (200,000 added over 300), keeping it under the 150 MB a service may use.
-    /// m and u learned from 50,000 are within a few thousandths of those from 200,000 except
-    /// the date of birth's m for "different" (0.012 against 0.051; docs/BENCHMARKS.md).
-    public static let sampleRecords = 50_000
+    /// sample (generated history: 156,000 pairs at 25,000 people, 620,000 at 50,000, 9.8 million
+    /// at 200,000), and learning holds them and the sample's features: in the 100,000-incident
+    /// backfill child research peaked at 139 MiB with 25,000, 188 MiB with 50,000 and 493 MiB
+    /// with 200,000, against 86 MiB without learning (the target: 150 MB a service). m and u
+    /// learned from 25,000 are within a few thousandths of those from 200,000, except the date
+    /// of birth's m for "different" (0.009 against 0.051), and the learned model finds the same
+    /// children (docs/BENCHMARKS.md).
+    public static let sampleRecords = 25_000
 
     /// Learns a model from the index's people: at most `maxRecords` of them, taken in the order of
     /// their content (stable person id, then every field the model reads), so the sample — and the
@@ -152,12 +158,29 @@ public enum MatchModelStore {
         return (learned, people)
     }
 
+    #if canImport(Glibc)
+    /// glibc's `malloc_trim(0)` (not in Swift's Glibc module): returns the free memory of every
+    /// arena to the kernel.
+    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = dlsym(nil, "malloc_trim").map {
+        unsafeBitCast($0, to: (@convention(c) (Int) -> Int32).self)
+    }
+
+    static func releaseFreedMemory() { _ = mallocTrim?(0) }
+    #endif
+
     static func learnIfDue(
         _ db: Database, every: Int, minimumPeople: Int, before beforeDay: String, settled: Int?,
         now: Date
     ) throws -> (Stored?, Int) {
         let (due, people) = try isDue(db, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled)
         guard due else { return (nil, people) }
-        return (Stored(model: try train(from: db, before: beforeDay), people: people, trainedAt: now, beforeDay: beforeDay), people)
+        let model = try train(from: db, before: beforeDay)
+        #if canImport(Glibc)
+        // Learning runs on whichever reader thread the pool gives it, so each model learned
+        // leaves its freed tens of MiB in another of glibc's per-thread arenas, which keep
+        // them: the resident size grew by a sample's worth with every model. Give them back.
+        releaseFreedMemory()
+        #endif
+        return (Stored(model: model, people: people, trainedAt: now, beforeDay: beforeDay), people)
     }
 }
