@@ -70,14 +70,14 @@ public enum MatchModelStore {
     }
 
     /// The most people a model is learned from. Blocked pairs grow about as the square of the
-    /// sample (generated history: 156,000 pairs at 25,000 people, 620,000 at 50,000, 9.8 million
+    /// sample (generated history: 57,000 pairs at 15,000 people, 620,000 at 50,000, 9.8 million
     /// at 200,000), and learning holds them and the sample's features: in the 100,000-incident
-    /// backfill child research peaked at 139 MiB with 25,000, 188 MiB with 50,000 and 493 MiB
-    /// with 200,000, against 86 MiB without learning (the target: 150 MB a service). m and u
-    /// learned from 25,000 are within a few thousandths of those from 200,000, except the date
-    /// of birth's m for "different" (0.009 against 0.051), and the learned model finds the same
-    /// children (docs/BENCHMARKS.md).
-    public static let sampleRecords = 25_000
+    /// backfill child research peaked at 124-125 MiB with 15,000, 139-146 MiB with 25,000 and
+    /// 493 MiB with 200,000, against 86 MiB without learning (the target: 150 MB a service).
+    /// m and u learned from 15,000 are within a few thousandths of those from 200,000, except
+    /// the date of birth's m (exact 0.997 against 0.948, "different" 0.003 against 0.051), and the learned model finds
+    /// the same children (docs/BENCHMARKS.md).
+    public static let sampleRecords = 15_000
 
     /// Learns a model from the index's people: at most `maxRecords` of them, taken in the order of
     /// their content (stable person id, then every field the model reads), so the sample — and the
