@@ -186,7 +186,7 @@ struct ResearchBench: AsyncParsableCommand {
         // Back to the service's page cache for research (the bulk build's is larger).
         try store.pool.write { try HistoryIndex.tuneConnection($0, cacheMiB: serviceCacheMiB) }
 
-        // The learned model, as the service's background task learns it (at most 200,000 people),
+        // The learned model, as the service's background task learns it (at most `MatchModelStore.sampleRecords` people),
         // and stores it; one stored by an earlier run on this index is used again.
         let learnStart = DispatchTime.now().uptimeNanoseconds
         let stored =

@@ -293,6 +293,19 @@ struct MatchModelStoreTests {
         #expect(!a.model.matches(victims[0], suspect), "\(a.model.evidence(victims[0], suspect))")
     }
 
+    @Test("learned from at most maxRecords people, whatever the index holds, and the same sample gives the same model")
+    func sampleBounded() throws {
+        let incidents = Self.incidents()
+        let forward = try store("match-model-sample-forward", incidents)
+        let backward = try store("match-model-sample-backward", incidents.reversed())
+        let a = try forward.pool.read { try MatchModelStore.train(from: $0, maxRecords: 300) }
+        let b = try backward.pool.read { try MatchModelStore.train(from: $0, maxRecords: 300) }
+        #expect(a.records == 300)
+        #expect(a == b)
+        #expect(try forward.pool.read { try MatchModelStore.train(from: $0) }.records == 480)
+        #expect(MatchModelStore.sampleRecords <= 50_000)
+    }
+
     @Test("learned again only when the index has grown by the given number of people")
     func retrainWhenGrown() throws {
         let incidents = Self.incidents()

@@ -2,6 +2,10 @@ import Foundation
 import GRDB
 import ServiceRuntime
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The learned person-matching model kept with the history index: learned from the index's own
 /// people, stored as JSON in `researchMatchModel` (one row), and learned again once the index
 /// has grown by a given number of people since. Learning reads the index and runs for seconds
@@ -65,13 +69,23 @@ public enum MatchModelStore {
             arguments: [try encoder.encode(stored.model), stored.people, stored.trainedAt, stored.beforeDay])
     }
 
+    /// The most people a model is learned from. Blocked pairs grow about as the square of the
+    /// sample (generated history: 57,000 pairs at 15,000 people, 620,000 at 50,000, 9.8 million
+    /// at 200,000), and learning holds them and the sample's features: in the 100,000-incident
+    /// backfill child research peaked at 124-125 MiB with 15,000, 139-146 MiB with 25,000 and
+    /// 493 MiB with 200,000, against 86 MiB without learning (the target: 150 MB a service).
+    /// m and u learned from 15,000 are within a few thousandths of those from 200,000, except
+    /// the date of birth's m (exact 0.997 against 0.948, "different" 0.003 against 0.051), and the learned model finds
+    /// the same children (docs/BENCHMARKS.md).
+    public static let sampleRecords = 15_000
+
     /// Learns a model from the index's people: at most `maxRecords` of them, taken in the order of
     /// their content (stable person id, then every field the model reads), so the sample — and the
     /// model — depend only on what the index holds, not on the order it was fed in. Ordering by the
     /// person id keeps the records of one person together, so a sample keeps its true pairs.
     /// Only records of days before `beforeDay` are read.
     public static func train(
-        from db: Database, before beforeDay: String = allDays, maxRecords: Int = 200_000,
+        from db: Database, before beforeDay: String = allDays, maxRecords: Int = sampleRecords,
         options: MatchModelTrainer.Options = .init()
     ) throws -> MatchModel {
         var fetch = try RawStatement(
@@ -82,9 +96,13 @@ public enum MatchModelStore {
                     """), db: db)
         fetch.bind(beforeDay)
         fetch.bind(Int64(maxRecords))
-        var places: [String: PersonFeatures] = [:]
-        var people: [PersonFeatures] = []
-        try fetch.rows { people.append(HistoryIndex.PersonRow(statement: $0).features(cache: &places)) }
+        // The address cache is dropped before learning: only the people's features are kept.
+        let people = try { () throws -> [PersonFeatures] in
+            var places: [String: PersonFeatures] = [:]
+            var people: [PersonFeatures] = []
+            try fetch.rows { people.append(HistoryIndex.PersonRow(statement: $0).features(cache: &places)) }
+            return people
+        }()
         return MatchModelTrainer.train(records: people, options: options)
     }
 
@@ -140,12 +158,29 @@ public enum MatchModelStore {
         return (learned, people)
     }
 
+    #if canImport(Glibc)
+    /// glibc's `malloc_trim(0)` (not in Swift's Glibc module): returns the free memory of every
+    /// arena to the kernel.
+    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = dlsym(nil, "malloc_trim").map {
+        unsafeBitCast($0, to: (@convention(c) (Int) -> Int32).self)
+    }
+
+    static func releaseFreedMemory() { _ = mallocTrim?(0) }
+    #endif
+
     static func learnIfDue(
         _ db: Database, every: Int, minimumPeople: Int, before beforeDay: String, settled: Int?,
         now: Date
     ) throws -> (Stored?, Int) {
         let (due, people) = try isDue(db, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled)
         guard due else { return (nil, people) }
-        return (Stored(model: try train(from: db, before: beforeDay), people: people, trainedAt: now, beforeDay: beforeDay), people)
+        let model = try train(from: db, before: beforeDay)
+        #if canImport(Glibc)
+        // Learning runs on whichever reader thread the pool gives it, so each model learned
+        // leaves its freed tens of MiB in another of glibc's per-thread arenas, which keep
+        // them: the resident size grew by a sample's worth with every model. Give them back.
+        releaseFreedMemory()
+        #endif
+        return (Stored(model: model, people: people, trainedAt: now, beforeDay: beforeDay), people)
     }
 }
