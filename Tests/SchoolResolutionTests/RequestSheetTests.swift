@@ -9,9 +9,10 @@ import Testing
 
 @testable import SchoolResolutionService
 
-/// Runs python3 with a script and arguments; returns the exit status and standard output.
-func python(_ script: String, _ arguments: [String] = []) throws -> (status: Int32, output: String, error: String) {
-    let run = try runPython(script, arguments, errors: .separate)
+/// Runs python3 with a script and arguments, off the concurrency pool (`offPool`): the exit
+/// status, standard output and standard error.
+func python(_ script: String, _ arguments: [String] = []) async throws -> (status: Int32, output: String, error: String) {
+    let run = try await offPool { try runPython(script, arguments, errors: .separate) }
     return (run.status, run.output, run.error)
 }
 
@@ -51,7 +52,7 @@ struct RequestSheetTests {
     }
 
     @Test("the export per LPA opens in openpyxl; every cell is text and formula-like cells are neutralised")
-    func exportOpensInOpenpyxl() throws {
+    func exportOpensInOpenpyxl() async throws {
         let store = try storeWithRequests()
         let (rows, table) = try export(store, lpa: "Reading")
         #expect(rows.count == 3) // LPA matched case-insensitively; Slough's is not in it
@@ -69,7 +70,7 @@ struct RequestSheetTests {
                 csv_rows = list(csv.reader(f))
             print(json.dumps({"title": ws.title, "rows": rows, "types": types, "csv": csv_rows}))
             """
-        let result = try python(script, [xlsx, csv])
+        let result = try await python(script, [xlsx, csv])
         #expect(result.status == 0, "\(result.error)")
         let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] ?? [:]
         let sheet = object["rows"] as? [[Any]] ?? []
@@ -99,7 +100,7 @@ struct RequestSheetTests {
     }
 
     @Test("a returned sheet written by openpyxl is imported: verified rows become notice requests, bad rows are answered and kept")
-    func returnedRoundTrip() throws {
+    func returnedRoundTrip() async throws {
         let store = try storeWithRequests()
         let (rows, table) = try export(store, lpa: "Reading")
         let directory = TestPaths.temporaryDirectory("return")
@@ -118,35 +119,35 @@ struct RequestSheetTests {
             ws.cell(row=4, column=note, value='=1+1')
             wb.save(sys.argv[2])
             """
-        let written = try python(script, [exported, returned])
+        let written = try await python(script, [exported, returned])
         #expect(written.status == 0, "\(written.error)")
         let data = try Data(contentsOf: URL(fileURLWithPath: returned))
-        let answer = try store.pool.write { db in
+        let answer = try await store.pool.write { db in
             try CSCRequests.importReturned(data, name: "returned.xlsx", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now)
         }
         #expect(answer.answers.map(\.outcome) == ["notice", "notice", "rejected"])
         #expect(answer.answers[0].urn == "109779" && answer.answers[1].urn == "109778")
         #expect(answer.answers[2].reasons.joined().contains("formula")) // openpyxl wrote a formula: refused
-        let published = try store.pool.read { try OutboxMessage.filter(Column("topic") == Topics.noticeRequests.name).fetchAll($0) }
+        let published = try await store.pool.read { try OutboxMessage.filter(Column("topic") == Topics.noticeRequests.name).fetchAll($0) }
         #expect(published.count == 2)
         let requests = try published.map { try WireFormat.decode(NoticeRequested.self, from: Array($0.value)).payload }
         #expect(Set(requests.map(\.school.urn)) == ["109779", "109778"])
         #expect(Set(requests.map(\.noticeId)) == Set([rows[0].requestId, rows[1].requestId]))
         #expect(requests.allSatisfy { $0.resolution.contains { $0.contains("returned by Children's Social Care") } })
-        let statuses = try store.pool.read { try SchoolRequestRow.order(Column("occurrenceNumber")).fetchAll($0).map(\.status) }
+        let statuses = try await store.pool.read { try SchoolRequestRow.order(Column("occurrenceNumber")).fetchAll($0).map(\.status) }
         #expect(statuses == ["resolved", "resolved", "open", "open"])
-        let links = try store.pool.read { try ChildSchoolRow.fetchAll($0).map(\.urn) }
+        let links = try await store.pool.read { try ChildSchoolRow.fetchAll($0).map(\.urn) }
         #expect(Set(links) == ["109779", "109778"])
-        var letters = try store.pool.read { try DeadLetter.fetchAll($0) }
+        var letters = try await store.pool.read { try DeadLetter.fetchAll($0) }
         #expect(letters.count == 1 && letters[0].errorClass == "requests.row" && letters[0].originalOffset == 4)
 
         // The same file again: resolved rows are unchanged, nothing is published twice.
-        let again = try store.pool.write { db in
+        let again = try await store.pool.write { db in
             try CSCRequests.importReturned(data, name: "returned.xlsx", flow: flow, db: db, outbox: Outbox(db: db, producer: "test"), now: now)
         }
         #expect(again.answers.map(\.outcome) == ["unchanged", "unchanged", "rejected"])
-        #expect(try store.pool.read { try OutboxMessage.filter(Column("topic") == Topics.noticeRequests.name).fetchCount($0) } == 2)
-        letters = try store.pool.read { try DeadLetter.fetchAll($0) }
+        #expect(try await store.pool.read { try OutboxMessage.filter(Column("topic") == Topics.noticeRequests.name).fetchCount($0) } == 2)
+        letters = try await store.pool.read { try DeadLetter.fetchAll($0) }
         #expect(letters.count == 1)
     }
 

@@ -5,12 +5,17 @@ import Foundation
 import ServiceRuntime
 import Testing
 
-/// Runs a command to completion; returns its exit status and combined output.
-func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
-    let run = try TestProcess(
-        executable, arguments, environment: environment ?? [:], inheritEnvironment: environment == nil,
-        directory: TestPaths.packageRoot
-    ).waitForOutput()
+/// Runs a command to completion, off the concurrency pool (`offPool`); returns its exit status
+/// and combined output.
+func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> (
+    status: Int32, output: String
+) {
+    let run = try await offPool {
+        try TestProcess(
+            executable, arguments, environment: environment ?? [:], inheritEnvironment: environment == nil,
+            directory: TestPaths.packageRoot
+        ).waitForOutput()
+    }
     return (run.status, run.output)
 }
 
@@ -38,18 +43,18 @@ func freePort() -> Int {
 @Suite("Deployment: compose file, topics script, Prometheus and alert rules", .serialized, .tags(.kafka, .peers))
 struct DeploymentTests {
     @Test("docker-compose validates compose/docker-compose.yml with the example settings and refuses it without secrets")
-    func composeFileValidates() throws {
+    func composeFileValidates() async throws {
         let compose = try installed("docker-compose")
-        let good = try runCommand(compose, ["-f", "compose/docker-compose.yml", "--env-file", "compose/.env.example", "config", "-q"])
+        let good = try await runCommand(compose, ["-f", "compose/docker-compose.yml", "--env-file", "compose/.env.example", "config", "-q"])
         #expect(good.status == 0, "\(good.output)")
         var environment = ProcessInfo.processInfo.environment
         environment = environment.filter { !$0.key.hasPrefix("ENCOMPASS_") }
         let empty = TestPaths.temporaryDirectory("compose") + "/empty.env"
         try "".write(toFile: empty, atomically: true, encoding: .utf8)
-        let bare = try runCommand(compose, ["-f", "compose/docker-compose.yml", "--env-file", empty, "config", "-q"], environment: environment)
+        let bare = try await runCommand(compose, ["-f", "compose/docker-compose.yml", "--env-file", empty, "config", "-q"], environment: environment)
         #expect(bare.status != 0)
         #expect(bare.output.contains("set ENCOMPASS_"), "\(bare.output)")
-        let config = try runCommand(compose, ["-f", "compose/docker-compose.yml", "--env-file", "compose/.env.example", "config", "--services"])
+        let config = try await runCommand(compose, ["-f", "compose/docker-compose.yml", "--env-file", "compose/.env.example", "config", "--services"])
         let services = Set(config.output.split(separator: "\n").map(String.init))
         // Two instances of each service (dispatch's agree on who sends through claims).
         let instances = ServiceName.allCases.flatMap { ["\($0.rawValue)-1", "\($0.rawValue)-2"] }
@@ -69,9 +74,9 @@ struct DeploymentTests {
     }
 
     @Test("promtool accepts the Prometheus configuration and alert rules")
-    func promtoolChecks() throws {
+    func promtoolChecks() async throws {
         let promtool = try installed("promtool")
-        let rules = try runCommand(promtool, ["check", "rules", "compose/prometheus/alerts.yml"])
+        let rules = try await runCommand(promtool, ["check", "rules", "compose/prometheus/alerts.yml"])
         #expect(rules.status == 0, "\(rules.output)")
         #expect(rules.output.contains("9 rules found"))
     }
