@@ -16,13 +16,17 @@ func runFaultScenario<Report: Decodable>(_ arguments: [String], as type: Report.
 
 @Suite("Broker faults through the whole pipeline as processes", .serialized, .tags(.processes))
 struct BrokerFaultProcessTests {
+    /// Ten batches of 50: each injection lands on a batch of its own, with records in flight on
+    /// every partition of each of the pipeline's twelve-partition topics while it is served.
+    static let incidents = 500
+
     @Test(
         "broker faults: Produce/Fetch/OffsetCommit/Heartbeat/JoinGroup errors, a broker down and up twice, leaders moved, a slow broker: no incident lost, no notice sent twice"
     )
     func brokerFaults() async throws {
         let directory = TestPaths.temporaryDirectory("faults-broker")
         let run = try await runFaultScenario(
-            ["broker", "--incidents", "1000", "--down-seconds", "8", "--instances", "2", "--dir", directory],
+            ["broker", "--incidents", String(Self.incidents), "--down-seconds", "8", "--instances", "2", "--dir", directory],
             as: FaultScenarios.BrokerFaultsReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         #expect(report.brokers == 3)
@@ -32,9 +36,9 @@ struct BrokerFaultProcessTests {
         #expect(report.injections.contains { $0.what.hasPrefix("broker 2 up") })
         #expect(report.injections.contains { $0.what.hasPrefix("broker 3 up") })
         let outcome = report.outcome
-        expectOneNoticePerChild(outcome, incidents: 1000, context: "")
+        expectOneNoticePerChild(outcome, incidents: Self.incidents, context: "")
         #expect(outcome.noticesWithSeveralIds == 0, "a re-released notice keeps its message id")
-        #expect(outcome.occurrencesCovered == 1000, "no incident lost")
+        #expect(outcome.occurrencesCovered == Self.incidents, "no incident lost")
         #expect(outcome.mails == outcome.notices, "a mail for every notice")
         #expect(outcome.duplicateMails == 0, "no notice mailed twice")
         #expect(outcome.deadLetters == 0, "\(outcome.deadLetterClasses)")
@@ -45,6 +49,10 @@ struct BrokerFaultProcessTests {
 
 @Suite("SIGKILL at random points through the whole pipeline as processes", .serialized, .tags(.processes))
 struct RandomKillProcessTests {
+    /// Ten batches of 50: a feeding kill can land after any of nine, and the morning's kills
+    /// each at their share of 500 mails.
+    static let incidents = 500
+
     @Test(
         "SIGKILL of every service at random points (seeded, printed) while incidents flow and while notices go out, then restart: every child gets exactly one notice"
     )
@@ -53,7 +61,7 @@ struct RandomKillProcessTests {
         let seed = ProcessInfo.processInfo.environment["ENCOMPASS_FAULT_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...999_999)
         print("random kills: seed \(seed) (repeat with ENCOMPASS_FAULT_SEED=\(seed))")
         let run = try await runFaultScenario(
-            ["random-kills", "--incidents", "1000", "--seed", String(seed), "--dir", directory],
+            ["random-kills", "--incidents", String(Self.incidents), "--seed", String(seed), "--dir", directory],
             as: FaultScenarios.RandomKillsReport.self)
         let report = try #require(run.report, "no JSON report in: \(run.output)")
         #expect(report.seed == seed)
@@ -61,9 +69,9 @@ struct RandomKillProcessTests {
             Set(report.kills.map { $0.instance.split(separator: "-").dropLast().joined(separator: "-") }).count == ServiceName.allCases.count,
             "every service killed")
         let outcome = report.outcome
-        expectOneNoticePerChild(outcome, incidents: 1000, context: "seed \(seed): ")
+        expectOneNoticePerChild(outcome, incidents: Self.incidents, context: "seed \(seed): ")
         #expect(outcome.noticesWithSeveralIds == 0, "seed \(seed)")
-        #expect(outcome.occurrencesCovered == 1000, "seed \(seed): no incident lost")
+        #expect(outcome.occurrencesCovered == Self.incidents, "seed \(seed): no incident lost")
         #expect(outcome.mails == outcome.notices, "seed \(seed): a mail for every notice (after MASH resent the uncertain ones)")
         #expect(outcome.duplicateMails == 0, "seed \(seed): no notice mailed twice")
         #expect(outcome.deadLetters == 0, "seed \(seed): \(outcome.deadLetterClasses)")

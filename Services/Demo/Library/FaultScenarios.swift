@@ -896,30 +896,21 @@ public enum FaultScenarios {
         let ends = try await LagReport.collect(
             client: client, groups: [("fault-check-\(MessageID.fresh())", [Topics.noticesDue.name])], logger: logger)
         let total = ends.reduce(0) { $0 + Int($1.endOffset) }
-        let consumer = try KafkaConsumer(
-            configuration: .init(client: client, groupId: "fault-\(MessageID.fresh())", topics: [Topics.noticesDue.name]),
-            logger: logger)
+        // Read by assignment, not as a new consumer group: no wait for a group to form.
+        let records =
+            total > 0
+            ? try await KafkaAdmin.readFromStart(
+                client: client, topic: Topics.noticesDue.name, count: total, logger: logger, timeout: .seconds(90)) : []
         var byNotice: [String: Set<String>] = [:]
         var occurrences = Set<String>()
         var noticesByOccurrence: [String: Set<String>] = [:]
-        var read = 0
-        let timer = Task {
-            try await Task.sleep(for: .seconds(90))
-            consumer.stopDelivery()
-        }
-        if total > 0 {
-            for try await record in consumer {
-                read += 1
-                if let envelope = try? WireFormat.decode(NoticeDue.self, from: record.value) {
-                    byNotice[envelope.payload.noticeId, default: []].insert(envelope.id)
-                    occurrences.insert(envelope.payload.request.incident.occurrenceNumber)
-                    noticesByOccurrence[envelope.payload.request.incident.occurrenceNumber, default: []].insert(envelope.payload.noticeId)
-                }
-                if read >= total { break }
+        for record in records {
+            if let envelope = try? WireFormat.decode(NoticeDue.self, from: record.value) {
+                byNotice[envelope.payload.noticeId, default: []].insert(envelope.id)
+                occurrences.insert(envelope.payload.request.incident.occurrenceNumber)
+                noticesByOccurrence[envelope.payload.request.incident.occurrenceNumber, default: []].insert(envelope.payload.noticeId)
             }
         }
-        timer.cancel()
-        await consumer.close()
 
         let directory = pipeline.mailDirectory
         let count = mails(in: directory)
