@@ -85,7 +85,8 @@ func publish<P: MessagePayload>(_ kafka: TestKafka, _ payload: P, topic: String,
     await producerClient.close()
 }
 
-@Suite("Dispatch service over Kafka and HTTP", .serialized, .tags(.kafka, .peers))
+/// Each test starts its own cluster, dispatch and relay on ports of its own: the tests run side by side.
+@Suite("Dispatch service over Kafka and HTTP", .tags(.kafka, .peers))
 struct DispatchServiceTests {
     let start = Timestamp.parse("2026-11-24T08:00:05Z")!
     let http = Browserless()

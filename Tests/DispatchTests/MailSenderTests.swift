@@ -26,7 +26,8 @@ func publishedEvents(_ store: ServiceStore) async throws -> [NoticeEvent] {
     }
 }
 
-@Suite("Sending notice mail", .serialized, .tags(.peers))
+/// Each test starts its own relay (and store, cluster): the tests run side by side.
+@Suite("Sending notice mail", .tags(.peers))
 struct MailSenderTests {
     let start = Timestamp.parse("2026-11-24T08:00:05Z")!
 

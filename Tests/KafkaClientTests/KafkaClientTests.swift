@@ -155,7 +155,7 @@ struct KafkaClientTests {
         #expect(a.assignment.union(b.assignment).count == 4)
         // After the hand-over both members process what was not committed and commit it.
         let partitions = (0..<4).map { TopicPartition(topic, $0) }
-        try await eventually("all 2000 processed and committed", timeout: .seconds(60)) {
+        try await eventually("all 2000 processed and committed", timeout: .seconds(120)) {
             do {
                 try await a.commit()
                 try await b.commit()

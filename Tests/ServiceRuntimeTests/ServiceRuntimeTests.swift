@@ -96,7 +96,8 @@ func produce(_ kafka: TestKafka, topic: String, _ values: [(key: String, value: 
     await producer.close()
 }
 
-@Suite("Service runtime over TCP against the mock cluster", .serialized, .tags(.kafka))
+/// Each test starts its own mock cluster and stores: the tests run side by side.
+@Suite("Service runtime over TCP against the mock cluster", .tags(.kafka))
 struct ServiceRuntimeTests {
     @Test("a redelivered message is applied once (inbox in the same transaction)")
     func inboxDedupe() async throws {
