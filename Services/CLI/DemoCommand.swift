@@ -681,23 +681,13 @@ final class DemoRun: Sendable {
             client: client, groups: [("encompass-demo-\(MessageID.fresh())", [Topics.noticesDue.name])], logger: logger)
         let total = rows.reduce(0) { $0 + Int($1.endOffset) }
         guard total > 0 else { return ([], []) }
-        let consumer = try KafkaConsumer(
-            configuration: KafkaConsumerConfiguration(
-                client: client, groupId: "encompass-demo-\(MessageID.fresh())", topics: [Topics.noticesDue.name]),
-            logger: logger)
+        // Read by assignment, not as a new consumer group: no wait for a group to form.
         var due: [String: NoticeDue] = [:]
-        var read = 0
-        let deadline = Task {
-            try await Task.sleep(for: .seconds(30))
-            consumer.stopDelivery()
-        }
-        for try await record in consumer {
-            read += 1
+        for record in try await KafkaAdmin.readFromStart(
+            client: client, topic: Topics.noticesDue.name, count: total, logger: logger, timeout: .seconds(30))
+        {
             if let envelope = try? WireFormat.decode(NoticeDue.self, from: record.value) { due[envelope.payload.noticeId] = envelope.payload }
-            if read >= total { break }
         }
-        deadline.cancel()
-        await consumer.close()
         struct Listed: Decodable {
             var noticeId: String
             var state: String
