@@ -54,7 +54,8 @@ struct DeploymentTests {
         let bare = try await runCommand(compose, ["-f", "compose/docker-compose.yml", "--env-file", empty, "config", "-q"], environment: environment)
         #expect(bare.status != 0)
         #expect(bare.output.contains("set ENCOMPASS_"), "\(bare.output)")
-        let config = try await runCommand(compose, ["-f", "compose/docker-compose.yml", "--env-file", "compose/.env.example", "config", "--services"])
+        let config = try await runCommand(
+            compose, ["-f", "compose/docker-compose.yml", "--env-file", "compose/.env.example", "config", "--services"])
         let services = Set(config.output.split(separator: "\n").map(String.init))
         // Two instances of each service (dispatch's agree on who sends through claims).
         let instances = ServiceName.allCases.flatMap { ["\($0.rawValue)-1", "\($0.rawValue)-2"] }
