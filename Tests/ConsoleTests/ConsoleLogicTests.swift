@@ -44,7 +44,8 @@ final class RunningConsole: Sendable {
     }
 }
 
-@Suite("Console: staff accounts, sessions, CSRF and pages, without Kafka", .serialized)
+/// Each test runs its own console (data folder, port): the tests run side by side.
+@Suite("Console: staff accounts, sessions, CSRF and pages, without Kafka")
 struct ConsoleLogicTests {
     @Test(
         "accounts: weak passwords and unknown roles refused; wrong password refused; sessions stored hashed, expire and end at sign-out; a name is locked after repeated wrong passwords"
