@@ -327,7 +327,7 @@ struct RelayTiming {
         for topic in topics { try cluster.createTopic(topic, partitions: partitions) }
         let client = KafkaClientConfiguration(
             bootstrapServers: cluster.bootstrapServers, clientId: name, properties: properties,
-            consumerProperties: MockKafkaCluster.consumerProperties)
+            consumerProperties: MockKafkaCluster.consumerProperties, producerProperties: MockKafkaCluster.producerProperties)
         return (cluster, topics, client)
     }
 
