@@ -45,6 +45,9 @@ struct KafkaBench: AsyncParsableCommand {
     @Option(help: "Path of kcat.")
     var kcat: String = "kcat"
 
+    @Flag(help: "Measure the producers only (for profiling the produce path).")
+    var produceOnly = false
+
     @OptionGroup var log: LogOptions
 
     func run() async throws {
@@ -54,12 +57,22 @@ struct KafkaBench: AsyncParsableCommand {
         }
         var cluster: MockKafkaCluster?
         let servers: String
+        // The embedded broker runs in this process: its threads (those the cluster starts) are
+        // left out of the Swift client's CPU time, and reported on their own.
+        var brokerThreads = Set<Int32>()
         if let bootstrap {
             servers = bootstrap
         } else {
+            let before = CPUTime.threadIds()
             let mock = try MockKafkaCluster(brokers: 1, logger: logger)
+            brokerThreads = CPUTime.threadIds().subtracting(before)
             cluster = mock
             servers = mock.bootstrapServers
+        }
+        /// CPU time of the Swift client (this process without the broker) and of the broker, so far.
+        func clientAndBrokerCPU() -> (client: Duration, broker: Duration) {
+            let broker = CPUTime.threads(brokerThreads)
+            return (CPUTime.process() - broker, broker)
         }
         defer { cluster?.shutdown() }
         let run = UUID().uuidString.prefix(6).lowercased()
@@ -77,8 +90,10 @@ struct KafkaBench: AsyncParsableCommand {
         }
         let client = KafkaClientConfiguration(bootstrapServers: servers, clientId: "bench", properties: extra)
         let kcatExtra = properties.flatMap { ["-X", $0] }
-        // The same producer settings for both: idempotent, acks=all, linger 5 ms.
-        let sharedProducerProps = ["enable.idempotence=true", "acks=all", "linger.ms=5", "queue.buffering.max.messages=100000"]
+        // The same producer settings for both: idempotent, acks=all, linger 5 ms (`--property` wins).
+        let sharedProducerProps = ["enable.idempotence": "true", "acks": "all", "linger.ms": "5", "queue.buffering.max.messages": "100000"]
+        var producerClient = client
+        producerClient.properties = sharedProducerProps.merging(extra) { _, given in given }
         print(
             "Kafka client benchmark: \(messages) messages x \(size) bytes, \(partitions) partitions, broker \(servers)\(cluster != nil ? " (embedded mock cluster)" : "")"
         )
@@ -88,7 +103,7 @@ struct KafkaBench: AsyncParsableCommand {
 
         // Swift producer.
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
-        let producer = try KafkaProducer(configuration: .init(client: client), logger: logger)
+        let producer = try KafkaProducer(configuration: .init(client: producerClient), logger: logger)
         // Records are built inside the timed part, as kcat reads and splits its input file.
         // Warm-up outside the timing: a burst queued before the idempotent producer has its
         // producer id waits about a second inside librdkafka (see docs/BENCHMARKS.md).
@@ -97,9 +112,11 @@ struct KafkaBench: AsyncParsableCommand {
         // every partition is fetching.
         try await producer.sendBatch((0..<Int32(partitions)).map { ProducerRecord(topic: swiftTopic, key: "warm-up", value: payload, partition: $0) })
         let warmUp = ContinuousClock.now - warmStart
+        let produceCPUStart = clientAndBrokerCPU()
         let produceStart = ContinuousClock.now
         try await producer.sendBatch((0..<messages).map { ProducerRecord(topic: swiftTopic, key: "k\($0)", value: payload) })
         let swiftProduce = ContinuousClock.now - produceStart
+        let produceCPUEnd = clientAndBrokerCPU()
         await producer.close()
 
         // kcat producer: the same records from a file, one per line, with keys.
@@ -110,8 +127,23 @@ struct KafkaBench: AsyncParsableCommand {
         for i in 0..<messages { text += "k\(i)\t\(body)\n" }
         try text.write(toFile: file, atomically: false, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let kcatProduce = try timed(
-            kcatPath, ["-P", "-b", servers, "-t", kcatTopic, "-K", "\t", "-l", file] + sharedProducerProps.flatMap { ["-X", $0] } + kcatExtra)
+        let kcatProduceBroker = CPUTime.threads(brokerThreads)
+        let kcatProduce = try CPUTime.run(
+            kcatPath,
+            ["-P", "-b", servers, "-t", kcatTopic, "-K", "\t", "-l", file]
+                + sharedProducerProps.sorted { $0.key < $1.key }.flatMap { ["-X", "\($0.key)=\($0.value)"] } + kcatExtra)
+        let kcatProduceBrokerCPU = CPUTime.threads(brokerThreads) - kcatProduceBroker
+        var rows: [Row] = [
+            Row(
+                name: "produce", swiftRecords: messages, swiftWall: swiftProduce, swiftCPU: produceCPUEnd.client - produceCPUStart.client,
+                swiftBrokerCPU: produceCPUEnd.broker - produceCPUStart.broker, kcatRecords: messages, kcatWall: kcatProduce.wall,
+                kcatCPU: kcatProduce.cpu, kcatBrokerCPU: kcatProduceBrokerCPU)
+        ]
+        if produceOnly {
+            print(Row.table(rows, size: size))
+            print(String(format: "excluded from the swift figures: producer warm-up (1 record per partition) %.3f s", warmUp.seconds))
+            return
+        }
 
         // Consume what the broker kept (the mock cluster drops the oldest records past ~5 MiB a partition).
         let admin = try KafkaAdmin(client: client, logger: logger)
@@ -153,6 +185,7 @@ struct KafkaBench: AsyncParsableCommand {
             warmedPartitions.insert(record.partition)
             last = record
         }
+        let consumeCPUStart = clientAndBrokerCPU()
         let consumeStart = ContinuousClock.now
         let join = consumeStart - joinStart
         let timedFrom = received
@@ -169,6 +202,7 @@ struct KafkaBench: AsyncParsableCommand {
             last = more.last ?? record
         }
         let swiftConsume = ContinuousClock.now - consumeStart
+        let consumeCPUEnd = clientAndBrokerCPU()
         watchdog.cancel()
         guard received >= swiftRetained else { throw ValidationError("swift consumer read \(received) of \(swiftRetained) records within 300 s") }
         consumer.storeOffsets([last])
@@ -176,21 +210,16 @@ struct KafkaBench: AsyncParsableCommand {
         await consumer.close()
 
         // kcat consumer: simple consumer (no group), whole process wall time.
-        let kcatConsume = try timed(
+        let kcatConsumeBroker = CPUTime.threads(brokerThreads)
+        let kcatConsume = try CPUTime.run(
             kcatPath, ["-C", "-b", servers, "-t", kcatTopic, "-o", "beginning", "-e", "-q", "-c", String(kcatRetained), "-f", "%o\\n"] + kcatExtra)
-
-        let rows: [(String, Double, Double)] = [
-            ("produce", Double(messages) / swiftProduce.seconds, Double(messages) / kcatProduce.seconds),
-            ("consume", Double(swiftRetained - timedFrom) / swiftConsume.seconds, Double(kcatRetained) / kcatConsume.seconds),
-        ]
-        print("")
-        print("operation   swift msg/s   kcat msg/s   swift/kcat   swift MiB/s")
-        for (name, swift, kcat) in rows {
-            print(
-                String(
-                    format: "%-10@ %12.0f %12.0f %11.0f%% %12.1f", name as NSString, swift, kcat, swift / kcat * 100,
-                    swift * Double(size) / 1_048_576))
-        }
+        rows.append(
+            Row(
+                name: "consume", swiftRecords: swiftRetained - timedFrom, swiftWall: swiftConsume,
+                swiftCPU: consumeCPUEnd.client - consumeCPUStart.client, swiftBrokerCPU: consumeCPUEnd.broker - consumeCPUStart.broker,
+                kcatRecords: kcatRetained, kcatWall: kcatConsume.wall, kcatCPU: kcatConsume.cpu,
+                kcatBrokerCPU: CPUTime.threads(brokerThreads) - kcatConsumeBroker))
+        print(Row.table(rows, size: size))
         print("")
         print(
             String(
@@ -212,18 +241,46 @@ struct KafkaBench: AsyncParsableCommand {
         return nil
     }
 
-    private func timed(_ executable: String, _ arguments: [String]) throws -> Duration {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        let start = ContinuousClock.now
-        try process.run()
-        process.waitUntilExit()
-        let elapsed = ContinuousClock.now - start
-        guard process.terminationStatus == 0 else {
-            throw ValidationError("\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+    /// One operation's figures: Swift and kcat, each with its CPU time and the broker's meanwhile.
+    struct Row {
+        var name: String
+        var swiftRecords: Int
+        var swiftWall: Duration
+        var swiftCPU: Duration
+        var swiftBrokerCPU: Duration
+        var kcatRecords: Int
+        var kcatWall: Duration
+        var kcatCPU: Duration
+        var kcatBrokerCPU: Duration
+
+        static func table(_ rows: [Row], size: Int) -> String {
+            var lines = [
+                "",
+                "operation   swift msg/s   kcat msg/s   swift/kcat   swift MiB/s",
+            ]
+            for row in rows {
+                let swift = Double(row.swiftRecords) / row.swiftWall.seconds
+                let kcat = Double(row.kcatRecords) / row.kcatWall.seconds
+                lines.append(
+                    String(
+                        format: "%-10@ %12.0f %12.0f %11.0f%% %12.1f", row.name as NSString, swift, kcat, swift / kcat * 100,
+                        swift * Double(size) / 1_048_576))
+            }
+            lines += [
+                "",
+                "CPU per record, user+sys (swift: this process without the broker's threads; kcat: its process, from wait4)",
+                "operation   swift µs   kcat µs   kcat/swift   broker µs while swift   broker µs while kcat   swift CPU s   kcat CPU s",
+            ]
+            for row in rows {
+                let swift = row.swiftCPU.seconds * 1e6 / Double(row.swiftRecords)
+                let kcat = row.kcatCPU.seconds * 1e6 / Double(row.kcatRecords)
+                lines.append(
+                    String(
+                        format: "%-10@ %9.2f %9.2f %11.0f%% %23.2f %22.2f %13.3f %12.3f", row.name as NSString, swift, kcat,
+                        kcat / swift * 100, row.swiftBrokerCPU.seconds * 1e6 / Double(row.swiftRecords),
+                        row.kcatBrokerCPU.seconds * 1e6 / Double(row.kcatRecords), row.swiftCPU.seconds, row.kcatCPU.seconds))
+            }
+            return lines.joined(separator: "\n")
         }
-        return elapsed
     }
 }

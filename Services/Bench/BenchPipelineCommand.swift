@@ -327,7 +327,9 @@ struct RelayTiming {
         for topic in topics { try cluster.createTopic(topic, partitions: partitions) }
         let client = KafkaClientConfiguration(
             bootstrapServers: cluster.bootstrapServers, clientId: name, properties: properties,
-            consumerProperties: MockKafkaCluster.consumerProperties)
+            consumerProperties: MockKafkaCluster.consumerProperties,
+            // `--property` may set these too (to measure what they cost).
+            producerProperties: MockKafkaCluster.producerProperties.filter { properties[$0.key] == nil })
         return (cluster, topics, client)
     }
 

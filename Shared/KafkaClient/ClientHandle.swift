@@ -9,6 +9,8 @@ final class ClientContext: @unchecked Sendable {
     /// Set once before `rd_kafka_new`; read from librdkafka threads.
     var onStatistics: (@Sendable (String) -> Void)?
     var onRebalance: (@Sendable (OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)?
+    /// A producer's delivery reports (its poll thread counts them per batch).
+    var deliveryReports: DeliveryReports?
     let lastFatal = Mutex<KafkaError?>(nil)
 
     init(logger: Logger) { self.logger = logger }

@@ -13,15 +13,19 @@ public struct KafkaClientConfiguration: Sendable, Equatable {
     /// Extra librdkafka properties for consumers only (e.g. `fetch.wait.max.ms`), applied after
     /// `properties`. Kept apart so producers do not warn about consumer-only settings.
     public var consumerProperties: [String: String]
+    /// Extra librdkafka properties for producers only (e.g. `max.in.flight.requests.per.connection`),
+    /// applied after `properties`.
+    public var producerProperties: [String: String]
 
     public init(
         bootstrapServers: String, clientId: String = "encompass", properties: [String: String] = [:],
-        consumerProperties: [String: String] = [:]
+        consumerProperties: [String: String] = [:], producerProperties: [String: String] = [:]
     ) {
         self.bootstrapServers = bootstrapServers
         self.clientId = clientId
         self.properties = properties
         self.consumerProperties = consumerProperties
+        self.producerProperties = producerProperties
     }
 
     /// Settings every client starts from. TCP_NODELAY: requests and responses are small and
@@ -60,7 +64,7 @@ public struct KafkaProducerConfiguration: Sendable, Equatable {
             "queue.buffering.max.messages": "100000",
             "message.timeout.ms": "300000",
             "log.connection.close": "false",
-        ])
+        ]).merging(client.producerProperties) { _, producerOnly in producerOnly }
     }
 }
 

@@ -435,12 +435,26 @@ final class OffsetTracker: @unchecked Sendable {
     private var stored: [TopicPartition: Int64] = [:]
 
     func delivered(_ records: some Collection<KafkaRecord>) {
-        guard !records.isEmpty else { return }
+        guard let first = records.first else { return }
+        // Records come in runs of one partition, in offset order: one table update per run.
+        var partition = first.partition
+        var topic = first.topic
+        var highest = first.offset
         condition.lock()
-        for record in records {
-            delivered[record.topicPartition] = max(delivered[record.topicPartition] ?? -1, record.offset)
+        for record in records.dropFirst() {
+            if record.partition == partition && record.topic == topic {
+                highest = max(highest, record.offset)
+                continue
+            }
+            note(TopicPartition(topic, partition), highest)
+            (topic, partition, highest) = (record.topic, record.partition, record.offset)
         }
+        note(TopicPartition(topic, partition), highest)
         condition.unlock()
+    }
+
+    private func note(_ partition: TopicPartition, _ offset: Int64) {
+        delivered[partition] = max(delivered[partition] ?? -1, offset)
     }
 
     func stored(_ highest: [TopicPartition: Int64]) {

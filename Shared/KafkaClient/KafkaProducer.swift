@@ -8,9 +8,12 @@ import Synchronization
 /// `send` awaits the broker's acknowledgement (the delivery report). `enqueue` hands the record
 /// to librdkafka and calls back on delivery, for callers that keep many records in flight.
 /// Both wait (asynchronously) while librdkafka's local queue is full: that is the backpressure.
-/// Delivery reports are served by a dedicated poll thread, never the cooperative pool.
+/// Delivery reports are served by a dedicated poll thread, never the cooperative pool, and only
+/// there (`flush` waits for that thread instead of polling itself), so a batch's reports are
+/// counted without a lock per record.
 public final class KafkaProducer: Sendable {
     private let handle: ClientHandle
+    private let topics: TopicHandles
     private let poller: PollThread
     private let configuration: KafkaProducerConfiguration
     private let closed = Atomic<Bool>(false)
@@ -19,20 +22,25 @@ public final class KafkaProducer: Sendable {
 
     public init(configuration: KafkaProducerConfiguration, logger: Logger) throws(KafkaError) {
         let context = ClientContext(logger: logger)
+        let reports = DeliveryReports()
+        context.deliveryReports = reports
         let handle = try ClientHandle(type: RD_KAFKA_PRODUCER, properties: configuration.properties, context: context) { conf in
-            rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in
-                guard let message, let opaque = message.pointee._private else { return }
-                Unmanaged<DeliveryTarget>.fromOpaque(opaque).takeRetainedValue().complete(message.pointee)
+            rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
+                guard let message, let context = ClientContext.from(opaque) else { return }
+                context.deliveryReports?.add(message)
             }
         }
         self.handle = handle
+        self.topics = TopicHandles(client: handle.pointer)
         self.configuration = configuration
         self.logger = logger
         let space = SpaceWaiters()
         self.space = space
         self.poller = PollThread(name: "kafka-producer-poll") {
+            let served = rd_kafka_poll(handle.pointer, 100)
+            reports.settle()
             // Served delivery reports free queue space: wake producers waiting for it.
-            if rd_kafka_poll(handle.pointer, 100) > 0 { space.resumeAll() }
+            if served > 0 { space.resumeAll() }
         }
     }
 
@@ -60,99 +68,138 @@ public final class KafkaProducer: Sendable {
         onDelivery: @escaping @Sendable (Result<DeliveryReport, KafkaError>) -> Void
     ) async throws(KafkaError) {
         if let fatal = handle.fatalError { throw fatal }
-        try await enqueue(record, target: DeliveryBox(topic: record.topic, callback: onDelivery))
+        let box = DeliveryBox(topic: record.topic, callback: onDelivery)
+        var deadline: ContinuousClock.Instant?
+        while true {
+            // Retained for the delivery report, which releases it.
+            let opaque = Unmanaged.passRetained(box).toOpaque()
+            let error: KafkaError?
+            do throws(KafkaError) {
+                error = produce(record, topic: try checkedTopicHandle(record.topic), opaque: opaque)
+            } catch {
+                Unmanaged<DeliveryBox>.fromOpaque(opaque).release()
+                throw error
+            }
+            guard let error else { return }
+            Unmanaged<DeliveryBox>.fromOpaque(opaque).release() // not queued: no delivery report will come
+            try await waitForSpace(after: error, deadline: &deadline)
+        }
     }
 
     /// Sends records and waits until all are acknowledged; throws the first failure. Cheaper
-    /// than `sendAll` (no per-record allocation) for callers that need no offsets back, such
-    /// as the outbox relay.
+    /// than `sendAll` for callers that need no offsets back, such as the outbox relay: the
+    /// records go to librdkafka in one synchronous run until its queue is full, and their
+    /// delivery reports are counted per batch, with no allocation or reference count per record.
     /// On failure some records may have been written: callers re-send, and consumers
     /// de-duplicate by message id.
     public func sendBatch(_ records: [ProducerRecord]) async throws(KafkaError) {
+        guard !records.isEmpty else { return }
         let batch = BatchDelivery(count: records.count)
+        // Not retained per record: `batch.wait()` below keeps the batch alive until the last of
+        // its delivery reports is counted.
+        let opaque = Unmanaged.passUnretained(batch).toOpaque()
+        var next = 0
         var enqueueError: KafkaError?
-        for (index, record) in records.enumerated() {
-            do {
-                try await enqueue(record, target: batch)
+        var deadline: ContinuousClock.Instant?
+        var topic: (name: String, handle: OpaquePointer)?
+        while next < records.count {
+            do throws(KafkaError) {
+                // Hand over every record librdkafka's queue takes now, without suspending.
+                var refused: KafkaError?
+                while next < records.count {
+                    if closed.load(ordering: .acquiring) { throw KafkaError(kind: .closed, message: "producer is closed") }
+                    let record = records[next]
+                    if topic?.name != record.topic { topic = (record.topic, try topics.handle(record.topic)) }
+                    if let error = produce(record, topic: topic!.handle, opaque: opaque) {
+                        refused = error
+                        break
+                    }
+                    next += 1
+                    deadline = nil
+                }
+                if let refused { try await waitForSpace(after: refused, deadline: &deadline) }
             } catch {
                 enqueueError = error
-                batch.abandon(records.count - index)
+                batch.abandon(records.count - next)
                 break
             }
         }
-        // Wait for the batch's own delivery reports, served by the poll thread as they arrive.
+        // Wait for the batch's own delivery reports, counted by the poll thread as they arrive.
         // (rd_kafka_flush would also skip linger.ms, but it waits in 10 ms slices once our poll
         // thread has taken the reports: up to 10 ms per hop; the pipeline benchmark's latency.)
         try await batch.wait()
         if let enqueueError { throw enqueueError }
     }
 
-    private func enqueue(_ record: ProducerRecord, target: DeliveryTarget) async throws(KafkaError) {
-        var deadline: ContinuousClock.Instant?
-        while true {
-            if closed.load(ordering: .acquiring) { throw KafkaError(kind: .closed, message: "producer is closed") }
-            guard let error = produce(record, target: target) else { return }
-            guard error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue else { throw error }
-            if let fatal = handle.fatalError { throw fatal }
-            let limit = deadline ?? ContinuousClock.now.advanced(by: configuration.queueFullTimeout)
-            deadline = limit
-            guard ContinuousClock.now < limit else { throw error }
-            // Backpressure: wait until the poll thread has served delivery reports.
-            await space.wait()
-        }
+    /// The handle of a topic, once the producer is known to be open.
+    private func checkedTopicHandle(_ topic: String) throws(KafkaError) -> OpaquePointer {
+        if closed.load(ordering: .acquiring) { throw KafkaError(kind: .closed, message: "producer is closed") }
+        return try topics.handle(topic)
     }
 
-    private func produce(_ record: ProducerRecord, target: DeliveryTarget) -> KafkaError? {
-        let opaque = Unmanaged.passRetained(target).toOpaque()
-        let error: OpaquePointer? = record.topic.withCString { topic in
-            record.value.withUnsafeBytes { value in
-                withOptionalBytes(record.key) { key in
-                    withHeaderValues(record.headers) { headerValues in
-                        // On the stack: this runs once per record.
-                        withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6 + headerValues.count) { vus in
-                            var n = 0
-                            func add(_ value: rd_kafka_vu_t) {
-                                vus.initializeElement(at: n, to: value)
-                                n += 1
-                            }
-                            add(vu(RD_KAFKA_VTYPE_TOPIC) { $0.cstr = topic })
-                            // A null pointer is a null value (a tombstone); an empty value
-                            // that is not one needs a pointer, which an empty array may not have.
-                            let bytes = record.isTombstone ? nil : (value.baseAddress ?? UnsafeRawPointer(emptyValue))
-                            add(
-                                vu(RD_KAFKA_VTYPE_VALUE) {
-                                    $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: bytes), size: record.isTombstone ? 0 : value.count)
-                                })
-                            if let key {
-                                add(
-                                    vu(RD_KAFKA_VTYPE_KEY) {
-                                        $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: key.baseAddress), size: key.count)
-                                    })
-                            }
-                            add(vu(RD_KAFKA_VTYPE_PARTITION) { $0.i32 = record.partition ?? RD_KAFKA_PARTITION_UA })
-                            add(vu(RD_KAFKA_VTYPE_MSGFLAGS) { $0.i = RD_KAFKA_MSG_F_COPY })
-                            add(vu(RD_KAFKA_VTYPE_OPAQUE) { $0.ptr = opaque })
-                            for header in headerValues {
-                                add(vu(RD_KAFKA_VTYPE_HEADER) { $0.header = .init(name: header.name, val: header.value, size: header.size) })
-                            }
-                            return rd_kafka_produceva(handle.pointer, vus.baseAddress, n)
+    /// After `produce` refused a record: rethrows anything but a full local queue; for a full
+    /// queue waits until the poll thread has served delivery reports (the backpressure), up to
+    /// `queueFullTimeout` from the first refusal (`deadline`, nil until then).
+    private func waitForSpace(after error: KafkaError, deadline: inout ContinuousClock.Instant?) async throws(KafkaError) {
+        guard error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue else { throw error }
+        if let fatal = handle.fatalError { throw fatal }
+        if closed.load(ordering: .acquiring) { throw KafkaError(kind: .closed, message: "producer is closed") }
+        let limit = deadline ?? ContinuousClock.now.advanced(by: configuration.queueFullTimeout)
+        deadline = limit
+        guard ContinuousClock.now < limit else { throw error }
+        await space.wait()
+    }
+
+    /// Hands one record to librdkafka (which copies it). Returns the error if it was not queued.
+    private func produce(_ record: ProducerRecord, topic: OpaquePointer, opaque: UnsafeMutableRawPointer) -> KafkaError? {
+        let error: OpaquePointer? = record.value.withUnsafeBytes { value in
+            withOptionalBytes(record.key) { key in
+                withHeaderValues(record.headers) { headers in
+                    // On the stack: this runs once per record.
+                    withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6 + headers.count) { vus in
+                        var n = 0
+                        func add(_ value: rd_kafka_vu_t) {
+                            vus.initializeElement(at: n, to: value)
+                            n += 1
                         }
+                        add(vu(RD_KAFKA_VTYPE_RKT) { $0.rkt = topic })
+                        // A null pointer is a null value (a tombstone); an empty value
+                        // that is not one needs a pointer, which an empty array may not have.
+                        let bytes = record.isTombstone ? nil : (value.baseAddress ?? UnsafeRawPointer(emptyValue))
+                        add(
+                            vu(RD_KAFKA_VTYPE_VALUE) {
+                                $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: bytes), size: record.isTombstone ? 0 : value.count)
+                            })
+                        if let key {
+                            add(
+                                vu(RD_KAFKA_VTYPE_KEY) {
+                                    $0.mem = .init(ptr: UnsafeMutableRawPointer(mutating: key.baseAddress), size: key.count)
+                                })
+                        }
+                        add(vu(RD_KAFKA_VTYPE_PARTITION) { $0.i32 = record.partition ?? RD_KAFKA_PARTITION_UA })
+                        add(vu(RD_KAFKA_VTYPE_MSGFLAGS) { $0.i = RD_KAFKA_MSG_F_COPY })
+                        add(vu(RD_KAFKA_VTYPE_OPAQUE) { $0.ptr = opaque })
+                        for header in headers {
+                            add(vu(RD_KAFKA_VTYPE_HEADER) { $0.header = .init(name: header.name, val: header.value, size: header.size) })
+                        }
+                        return rd_kafka_produceva(handle.pointer, vus.baseAddress, n)
                     }
                 }
             }
         }
         guard let error else { return nil }
-        Unmanaged<DeliveryTarget>.fromOpaque(opaque).release() // not queued: no delivery report will come
         return KafkaError.consume(error, context: "produce to \(record.topic)")
     }
 
-    /// Waits until every queued record is delivered or failed.
+    /// Waits until every queued record is delivered or failed. The poll thread serves the
+    /// delivery reports meanwhile (rd_kafka_flush would serve them on this thread).
     public func flush(timeout: Duration = .seconds(30)) async throws(KafkaError) {
-        let handle = self.handle
-        let ms = Int32(clamping: timeout.milliseconds)
-        let err = await BlockingCalls.run { rd_kafka_flush(handle.pointer, ms) }
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaError.from(err, context: "flush (\(rd_kafka_outq_len(handle.pointer)) records still queued)")
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while rd_kafka_outq_len(handle.pointer) > 0 {
+            guard ContinuousClock.now < deadline else {
+                throw KafkaError.from(RD_KAFKA_RESP_ERR__TIMED_OUT, context: "flush (\(rd_kafka_outq_len(handle.pointer)) records still queued)")
+            }
+            await space.wait()
         }
     }
 
@@ -175,7 +222,11 @@ public final class KafkaProducer: Sendable {
         }
         await poller.stop()
         let handle = self.handle
-        await BlockingCalls.run { handle.destroy() }
+        let topics = self.topics
+        await BlockingCalls.run {
+            topics.destroy()
+            handle.destroy()
+        }
     }
 
     deinit {
@@ -224,10 +275,78 @@ final class SpaceWaiters: Sendable {
     }
 }
 
-/// What a delivery report is handed to (the message's opaque pointer, retained per message).
+/// librdkafka topic handles by name, made on first use and destroyed with the producer.
+/// Producing by handle, not by name, spares each record the lookup of its topic under the
+/// client's write lock, which librdkafka's own threads take too.
+final class TopicHandles: @unchecked Sendable {
+    private let client: OpaquePointer
+    private let handles = Mutex<[String: UInt]>([:])
+
+    init(client: OpaquePointer) { self.client = client }
+
+    func handle(_ topic: String) throws(KafkaError) -> OpaquePointer {
+        if let known = handles.withLock({ $0[topic] }), let pointer = OpaquePointer(bitPattern: known) { return pointer }
+        return try handles.withLock { (handles: inout [String: UInt]) throws(KafkaError) -> OpaquePointer in
+            if let known = handles[topic], let pointer = OpaquePointer(bitPattern: known) { return pointer }
+            guard let pointer = rd_kafka_topic_new(client, topic, nil) else {
+                throw KafkaError.from(rd_kafka_last_error(), context: "topic handle for \(topic)")
+            }
+            handles[topic] = UInt(bitPattern: pointer)
+            return pointer
+        }
+    }
+
+    /// Before the client is destroyed.
+    func destroy() {
+        let all = handles.withLock { handles -> [UInt] in
+            defer { handles = [:] }
+            return Array(handles.values)
+        }
+        for pointer in all { rd_kafka_topic_destroy(OpaquePointer(bitPattern: pointer)) }
+    }
+}
+
+/// What a record's opaque pointer names: one record's callback (`DeliveryBox`, retained per
+/// record) or a whole batch (`BatchDelivery`, not retained per record).
 class DeliveryTarget: @unchecked Sendable {
-    /// Runs on the producer's poll thread.
-    func complete(_ message: rd_kafka_message_t) {}
+    let isBatch: Bool
+    init(isBatch: Bool) { self.isBatch = isBatch }
+}
+
+/// Delivery reports as the poll thread serves them. A run of reports for one batch is counted
+/// and settled once, when another target's report comes or the poll returns (`settle`).
+/// Used by the poll thread only: nothing else serves the producer's queue.
+final class DeliveryReports: @unchecked Sendable {
+    private var batch: UnsafeMutableRawPointer?
+    private var count = 0
+    private var firstError = RD_KAFKA_RESP_ERR_NO_ERROR
+
+    func add(_ message: UnsafePointer<rd_kafka_message_t>) {
+        guard let opaque = message.pointee._private else { return }
+        let err = message.pointee.err
+        if opaque == batch {
+            count += 1
+            if firstError == RD_KAFKA_RESP_ERR_NO_ERROR { firstError = err }
+            return
+        }
+        let isBatch = Unmanaged<DeliveryTarget>.fromOpaque(opaque)._withUnsafeGuaranteedRef { $0.isBatch }
+        guard isBatch else {
+            Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue().complete(message.pointee)
+            return
+        }
+        settle()
+        batch = opaque
+        count = 1
+        firstError = err
+    }
+
+    /// Hands the counted run to its batch. The batch is alive: it waits for these very reports.
+    func settle() {
+        guard let opaque = batch else { return }
+        batch = nil
+        let error = firstError == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError.from(firstError, context: "delivery failed")
+        Unmanaged<BatchDelivery>.fromOpaque(opaque).takeUnretainedValue().settle(count, error: error)
+    }
 }
 
 /// One record's callback.
@@ -238,9 +357,11 @@ final class DeliveryBox: DeliveryTarget, @unchecked Sendable {
     init(topic: String, callback: @escaping @Sendable (Result<DeliveryReport, KafkaError>) -> Void) {
         self.topic = topic
         self.callback = callback
+        super.init(isBatch: false)
     }
 
-    override func complete(_ m: rd_kafka_message_t) {
+    /// Runs on the producer's poll thread.
+    func complete(_ m: rd_kafka_message_t) {
         if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
             callback(.success(DeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
         } else {
@@ -258,17 +379,16 @@ final class BatchDelivery: DeliveryTarget, @unchecked Sendable {
     }
     private let state: Locked<State>
 
-    init(count: Int) { state = Locked(State(remaining: count)) }
-
-    override func complete(_ m: rd_kafka_message_t) {
-        let error = m.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError.from(m.err, context: "delivery failed")
-        settle(1, error: error)
+    init(count: Int) {
+        state = Locked(State(remaining: count))
+        super.init(isBatch: true)
     }
 
     /// Records that will never be produced.
     func abandon(_ count: Int) { settle(count, error: nil) }
 
-    private func settle(_ count: Int, error: KafkaError?) {
+    /// `count` records reported (or abandoned); `error` is the first failure among them.
+    func settle(_ count: Int, error: KafkaError?) {
         let done = state.withLock { s -> (CheckedContinuation<KafkaError?, Never>, KafkaError?)? in
             s.remaining -= count
             if s.firstError == nil { s.firstError = error }
@@ -355,27 +475,36 @@ private struct HeaderValue {
     var size: Int
 }
 
-/// Keeps C strings and bytes for every header alive for the duration of `body`.
-private func withHeaderValues<R>(_ headers: [KafkaHeader], _ body: ([HeaderValue]) -> R) -> R {
-    if headers.isEmpty { return body([]) }
-    var storage: [UnsafeMutableRawPointer] = []
-    defer { storage.forEach { free($0) } }
-    var values: [HeaderValue] = []
-    for header in headers {
-        let name = strdup(header.key)!
-        storage.append(UnsafeMutableRawPointer(name))
-        var pointer: UnsafeRawPointer? = nil
-        var size = -1 // -1: null value
-        if let bytes = header.value {
-            let copy = malloc(max(bytes.count, 1))!
-            bytes.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(copy), byteCount: bytes.count) }
-            storage.append(copy)
-            pointer = UnsafeRawPointer(copy)
-            size = bytes.count
+/// Lays every header's name (NUL-terminated) and value out in one temporary buffer, alive for
+/// the duration of `body` (librdkafka copies them).
+private func withHeaderValues<R>(_ headers: [KafkaHeader], _ body: (UnsafeBufferPointer<HeaderValue>) -> R) -> R {
+    if headers.isEmpty { return body(UnsafeBufferPointer(start: nil, count: 0)) }
+    var bytes = 0
+    for header in headers { bytes += header.key.utf8.count + 1 + (header.value?.count ?? 0) }
+    return withUnsafeTemporaryAllocation(byteCount: bytes, alignment: 1) { scratch in
+        withUnsafeTemporaryAllocation(of: HeaderValue.self, capacity: headers.count) { values in
+            var offset = 0
+            for (index, header) in headers.enumerated() {
+                let name = scratch.baseAddress! + offset
+                let nameLength = header.key.utf8.count
+                UnsafeMutableRawBufferPointer(rebasing: scratch[offset...]).copyBytes(from: header.key.utf8)
+                scratch[offset + nameLength] = 0
+                offset += nameLength + 1
+                var value: UnsafeRawPointer? = nil
+                var size = -1 // -1: null value
+                if let bytes = header.value {
+                    value = UnsafeRawPointer(scratch.baseAddress! + offset)
+                    UnsafeMutableRawBufferPointer(rebasing: scratch[offset...]).copyBytes(from: bytes)
+                    offset += bytes.count
+                    size = bytes.count
+                }
+                values.initializeElement(
+                    at: index, to: HeaderValue(name: UnsafePointer(name.assumingMemoryBound(to: CChar.self)), value: value, size: size))
+            }
+            defer { values.deinitialize() }
+            return body(UnsafeBufferPointer(values))
         }
-        values.append(HeaderValue(name: UnsafePointer(name), value: pointer, size: size))
     }
-    return body(values)
 }
 
 /// Where an empty (not null) value points: librdkafka reads nothing from it.

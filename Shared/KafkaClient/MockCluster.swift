@@ -22,6 +22,18 @@ public final class MockKafkaCluster: @unchecked Sendable {
     /// on a busy machine.
     public static let consumerProperties = ["fetch.wait.max.ms": "10", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]
 
+    /// Producer settings for this broker: one request in flight per connection. An idempotent
+    /// producer may keep up to five requests in flight to a partition's leader, because Apache
+    /// Kafka checks each batch's sequence number and refuses one that follows a gap
+    /// (OUT_OF_ORDER_SEQUENCE_NUMBER); librdkafka then takes a later request's success as proof
+    /// that the earlier ones were written too ("implicit ack", rdkafka_request.c). The mock checks
+    /// sequences only for transactional producers (rd_kafka_mock_validate_records, up to
+    /// librdkafka 2.x at least), so when one request fails (an error pushed by a fault drill) and
+    /// the next to the same partition succeeds, it appends the second, the producer reports the
+    /// first one's records delivered, and they are never written: an outbox deletes them and they
+    /// are lost. With one request in flight there is no second request to overtake a failed one.
+    public static let producerProperties = ["max.in.flight.requests.per.connection": "1"]
+
     private let owner: ClientHandle
     private let cluster: OpaquePointer
     public let bootstrapServers: String

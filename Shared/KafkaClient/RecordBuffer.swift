@@ -125,6 +125,15 @@ final class RecordBuffer: @unchecked Sendable {
         lock.withLock {
             let n = min(limit, items.count - head)
             guard n > 0 else { return [] }
+            if n == items.count - head {
+                // Everything buffered: hand the array itself over (records moved, not copied).
+                items.removeFirst(head)
+                head = 0
+                var all: [KafkaRecord] = []
+                swap(&all, &items)
+                lock.signal()
+                return all
+            }
             let slice = Array(items[head..<(head + n)])
             head += n
             if head == items.count {

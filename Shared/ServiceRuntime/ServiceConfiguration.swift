@@ -118,11 +118,13 @@ public struct ServiceConfiguration: Sendable, Equatable {
 
     static let kafkaPropertyPrefix = "ENCOMPASS_KAFKA_PROPERTY_"
     static let kafkaConsumerPropertyPrefix = "ENCOMPASS_KAFKA_CONSUMER_PROPERTY_"
+    static let kafkaProducerPropertyPrefix = "ENCOMPASS_KAFKA_PRODUCER_PROPERTY_"
 
     /// The environment variable that passes librdkafka property `name` through (the reverse of
     /// what `fromEnvironment` reads): `fetch.wait.max.ms` → `ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS`.
-    public static func kafkaPropertyVariable(_ name: String, consumerOnly: Bool = false) -> String {
-        (consumerOnly ? kafkaConsumerPropertyPrefix : kafkaPropertyPrefix) + name.uppercased().replacingOccurrences(of: ".", with: "_")
+    public static func kafkaPropertyVariable(_ name: String, consumerOnly: Bool = false, producerOnly: Bool = false) -> String {
+        let prefix = consumerOnly ? kafkaConsumerPropertyPrefix : producerOnly ? kafkaProducerPropertyPrefix : kafkaPropertyPrefix
+        return prefix + name.uppercased().replacingOccurrences(of: ".", with: "_")
     }
 
     /// Reads the configuration. Every variable is optional except where a default cannot be safe.
@@ -130,7 +132,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// `ENCOMPASS_KAFKA_PROPERTY_<NAME>` passes a librdkafka property through: the name is
     /// lower-cased and `_` becomes `.` (`ENCOMPASS_KAFKA_PROPERTY_SECURITY_PROTOCOL=SASL_SSL`).
     /// `ENCOMPASS_KAFKA_CONSUMER_PROPERTY_<NAME>` does the same for consumers only
-    /// (`ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS=10`).
+    /// (`ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS=10`), and
+    /// `ENCOMPASS_KAFKA_PRODUCER_PROPERTY_<NAME>` for producers only.
     public static func fromEnvironment(
         service: ServiceName,
         environment: [String: String]
@@ -156,6 +159,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         }
         let properties = passedThrough(kafkaPropertyPrefix)
         let consumerProperties = passedThrough(kafkaConsumerPropertyPrefix)
+        let producerProperties = passedThrough(kafkaProducerPropertyPrefix)
         let instanceId = env.string("ENCOMPASS_INSTANCE_ID") ?? defaultInstanceId()
         let levelText = env.string("ENCOMPASS_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else {
@@ -172,7 +176,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
                 bootstrapServers: bootstrap ?? "localhost:9092",
                 clientId: "encompass-\(service.rawValue)-\(instanceId)",
                 properties: properties,
-                consumerProperties: consumerProperties
+                consumerProperties: consumerProperties,
+                producerProperties: producerProperties
             ),
             groupId: env.string("ENCOMPASS_GROUP_ID"),
             dataDirectory: env.string("ENCOMPASS_DATA_DIR") ?? "var/\(service.rawValue)",

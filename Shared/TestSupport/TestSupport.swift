@@ -21,7 +21,7 @@ public final class TestKafka: Sendable {
     public func client(_ id: String = "test", properties: [String: String] = [:]) -> KafkaClientConfiguration {
         KafkaClientConfiguration(
             bootstrapServers: bootstrapServers, clientId: id, properties: properties,
-            consumerProperties: MockKafkaCluster.consumerProperties)
+            consumerProperties: MockKafkaCluster.consumerProperties, producerProperties: MockKafkaCluster.producerProperties)
     }
 
     public func createTopic(_ name: String, partitions: Int? = nil) throws {

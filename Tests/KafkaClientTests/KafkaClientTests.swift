@@ -272,6 +272,80 @@ struct KafkaClientTests {
         await producer.close()
     }
 
+    @Test("a batch to two topics, with headers, is delivered whole while another batch and single sends run beside it")
+    func batchesAcrossTopics() async throws {
+        let kafka = try TestKafka()
+        let first = try kafka.uniqueTopic("batch-a")
+        let second = try kafka.uniqueTopic("batch-b")
+        // A tiny local queue: both batches wait for room many times.
+        let producer = try KafkaProducer(
+            configuration: .init(client: kafka.client(properties: ["queue.buffering.max.messages": "7", "linger.ms": "2"])), logger: logger)
+        func batch(_ name: String) -> [ProducerRecord] {
+            (0..<150).map { i in
+                ProducerRecord(
+                    topic: i % 3 == 0 ? second : first, key: "\(name)-\(i % 5)", value: Array("\(name)-\(i)".utf8),
+                    headers: [
+                        KafkaHeader(key: "seq", string: "\(i)"), KafkaHeader(key: "empty", value: []), KafkaHeader(key: "null", value: nil),
+                    ])
+            }
+        }
+        async let one: Void = producer.sendBatch(batch("one"))
+        async let two: Void = producer.sendBatch(batch("two"))
+        let single = try await producer.send(ProducerRecord(topic: first, key: "single", value: Array("single".utf8)))
+        _ = try await (one, two)
+        #expect(single.topic == first && single.offset >= 0)
+        await producer.close()
+
+        let inFirst = try await readRecords(kafka, topic: first, count: 201)
+        let inSecond = try await readRecords(kafka, topic: second, count: 100)
+        #expect(inFirst.count == 201 && inSecond.count == 100)
+        let values = Set((inFirst + inSecond).map { String(decoding: $0.value, as: UTF8.self) })
+        let expected = Set(["one", "two"].flatMap { name in (0..<150).map { "\(name)-\($0)" } } + ["single"])
+        #expect(values == expected)
+        let record = try #require(inSecond.first)
+        #expect(record.header("seq")?.stringValue.flatMap(Int.init).map { $0 % 3 == 0 } == true)
+        #expect(record.header("empty")?.value == [])
+        #expect(record.header("null") != nil && record.header("null")?.value == nil)
+    }
+
+    @Test("a record librdkafka refuses fails its batch with a typed error; the records before it are delivered")
+    func batchWithRefusedRecord() async throws {
+        let kafka = try TestKafka()
+        let topic = try kafka.uniqueTopic(partitions: 1)
+        let producer = try KafkaProducer(configuration: .init(client: kafka.client()), logger: logger)
+        let records = [
+            ProducerRecord(topic: topic, key: "a", value: Array("before".utf8)),
+            // Over message.max.bytes (1,000,000 by default): refused before it is queued.
+            ProducerRecord(topic: topic, key: "b", value: [UInt8](repeating: 1, count: 2_000_000)),
+            ProducerRecord(topic: topic, key: "c", value: Array("after".utf8)),
+        ]
+        let error = await #expect(throws: KafkaError.self) { try await producer.sendBatch(records) }
+        #expect(error?.refusesRecord == true)
+        // The producer still works, and a flush returns once nothing is queued.
+        try await producer.sendBatch([ProducerRecord(topic: topic, key: "d", value: Array("later".utf8))])
+        try await producer.flush()
+        #expect(producer.queuedCount == 0)
+        await producer.close()
+        let received = try await readRecords(kafka, topic: topic, count: 2).map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(received == ["before", "later"])
+    }
+
+    @Test("flush waits for records handed over with enqueue until their delivery callbacks have run")
+    func flushWaitsForCallbacks() async throws {
+        let kafka = try TestKafka()
+        let topic = try kafka.uniqueTopic()
+        let producer = try KafkaProducer(configuration: .init(client: kafka.client(properties: ["linger.ms": "20"])), logger: logger)
+        let delivered = Locked(0)
+        for i in 0..<100 {
+            try await producer.enqueue(ProducerRecord(topic: topic, key: "k\(i)", value: [UInt8(i)])) { result in
+                if case .success = result { delivered.withLock { $0 += 1 } }
+            }
+        }
+        try await producer.flush()
+        #expect(delivered.withLock { $0 } == 100)
+        await producer.close()
+    }
+
     @Test("configuration mistakes are typed errors that say what to fix")
     func configurationErrors() throws {
         let error = #expect(throws: KafkaError.self) {

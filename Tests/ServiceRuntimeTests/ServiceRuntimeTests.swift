@@ -350,12 +350,17 @@ struct ServiceRuntimeTests {
             service: .scheduling,
             environment: [
                 ServiceConfiguration.kafkaPropertyVariable("fetch.wait.max.ms", consumerOnly: true): "10",
+                ServiceConfiguration.kafkaPropertyVariable("max.in.flight.requests.per.connection", producerOnly: true): "1",
                 ServiceConfiguration.kafkaPropertyVariable("socket.keepalive.enable"): "true",
             ])
         #expect(
             ServiceConfiguration.kafkaPropertyVariable("fetch.wait.max.ms", consumerOnly: true)
                 == "ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS")
+        #expect(
+            ServiceConfiguration.kafkaPropertyVariable("max.in.flight.requests.per.connection", producerOnly: true)
+                == "ENCOMPASS_KAFKA_PRODUCER_PROPERTY_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION")
         #expect(consumer.kafka.consumerProperties == ["fetch.wait.max.ms": "10"])
+        #expect(consumer.kafka.producerProperties == ["max.in.flight.requests.per.connection": "1"])
         #expect(consumer.kafka.properties == ["socket.keepalive.enable": "true"])
         #expect(config.groupId == "encompass-scheduling")
         #expect(config.databasePath == "/data/scheduling/scheduling.sqlite")

@@ -88,7 +88,7 @@ public enum FaultScenarios {
                 progress("restarted them on their own stores")
             }
         }
-        try await waitForScheduled(pipeline, count: incidents.count)
+        try await waitForScheduled(pipeline, count: incidents.count, incidents: incidents)
         try await morning(pipeline, progress: progress)
         try await waitForMails(pipeline, count: incidents.count)
         let outcome = try await check(pipeline, incidents)
@@ -197,7 +197,7 @@ public enum FaultScenarios {
         steps.append(try await settleOwnership(pipeline, step: "all scheduled", csc: csc, progress: progress))
         let answered = try await answerCSC(pipeline, realSchool: realSchool)
         progress("CSC's returned sheet: \(answered) requests answered by the live school resolution instances")
-        try await waitForScheduled(pipeline, count: incidents.count)
+        try await waitForScheduled(pipeline, count: incidents.count, incidents: incidents)
         try await morning(pipeline, progress: progress)
         try await waitForMails(pipeline, count: incidents.count)
         return RebalanceReport(
@@ -390,7 +390,7 @@ public enum FaultScenarios {
             try await pipeline.restart(victim)
             progress("end of feeding: restarted \(victim.name)")
         }
-        try await waitForScheduled(pipeline, count: incidents.count)
+        try await waitForScheduled(pipeline, count: incidents.count, incidents: incidents)
         progress("every notice scheduled")
 
         // Morning: kill when the share `at` of the mails is written, restart `downFor` seconds later.
@@ -511,7 +511,7 @@ public enum FaultScenarios {
                 note("leadership of every partition moved to broker 3 (\(answer))", when: when)
             }
         }
-        try await waitForScheduled(pipeline, count: incidents.count)
+        try await waitForScheduled(pipeline, count: incidents.count, incidents: incidents)
         progress("every notice scheduled")
 
         try await morning(pipeline, progress: progress)
@@ -681,7 +681,7 @@ public enum FaultScenarios {
         try await pipeline.restart(intake)
         progress("\(intake.name) restarted")
         try await feed(pipeline, Array(incidents[min(incidents.count, split + batchSize)...])) { _, _ in }
-        try await waitForScheduled(pipeline, count: incidents.count)
+        try await waitForScheduled(pipeline, count: incidents.count, incidents: incidents)
         try await morning(pipeline, progress: progress)
         try await waitForMails(pipeline, count: incidents.count)
         let outcome = try await check(pipeline, incidents)
@@ -820,18 +820,36 @@ public enum FaultScenarios {
     /// of all of them; the union is taken) and the pipeline is quiet: only then may the clock
     /// move to the morning. Quiet alone is not enough under faults: a consumer group can be
     /// stalled for longer than any quiet period (a session timeout while its coordinator is down).
-    static func waitForScheduled(_ pipeline: LocalPipeline, count: Int, timeout: Duration = .seconds(900)) async throws {
-        try await pipeline.waitFor("\(count) notices scheduled", timeout: timeout) {
-            // Each answer lists every pending notice: ask once a second, not five times.
-            try? await Task.sleep(for: .seconds(1))
-            var pending = Set<String>()
-            for number in pipeline.instances(of: .scheduling) {
-                guard let (status, body) = try? await pipeline.operationsClient(.scheduling, instance: number).call("GET", "/v1/pending"),
-                    status == 200
-                else { continue }
-                for item in (try? WireFormat.decoder().decode(PendingList.self, from: body))?.notices ?? [] { pending.insert(item.noticeId) }
+    /// The timeout is below the fault tests' 900 s for the whole run, so a notice that never comes
+    /// is reported here, with how many came and which of `incidents` have none.
+    static func waitForScheduled(
+        _ pipeline: LocalPipeline, count: Int, incidents: [Incident] = [], timeout: Duration = .seconds(600)
+    ) async throws {
+        let seen = Locked<(notices: Int, occurrences: Set<String>)>((0, []))
+        do {
+            try await pipeline.waitFor("\(count) notices scheduled", timeout: timeout) {
+                // Each answer lists every pending notice: ask once a second, not five times.
+                try? await Task.sleep(for: .seconds(1))
+                var pending = Set<String>()
+                var occurrences = Set<String>()
+                for number in pipeline.instances(of: .scheduling) {
+                    guard let (status, body) = try? await pipeline.operationsClient(.scheduling, instance: number).call("GET", "/v1/pending"),
+                        status == 200
+                    else { continue }
+                    for item in (try? WireFormat.decoder().decode(PendingList.self, from: body))?.notices ?? [] {
+                        pending.insert(item.noticeId)
+                        occurrences.insert(item.occurrenceNumber)
+                    }
+                }
+                seen.withLock { $0 = (pending.count, occurrences) }
+                return pending.count >= count
             }
-            return pending.count >= count
+        } catch let error as PipelineError {
+            let (notices, occurrences) = seen.withLock { $0 }
+            let missing = incidents.map(\.occurrenceNumber).filter { !occurrences.contains($0) }
+            throw PipelineError(
+                "\(error.description) (\(notices) of \(count) scheduled"
+                    + (missing.isEmpty ? ")" : "; no notice for occurrence(s) \(missing.prefix(20).joined(separator: ", ")))"))
         }
         try await pipeline.quiet(stable: .seconds(3), timeout: .seconds(300))
     }

@@ -191,6 +191,11 @@ public actor LocalPipeline {
             let variable = ServiceConfiguration.kafkaPropertyVariable(name, consumerOnly: true)
             if environment[variable] == nil { environment[variable] = value }
         }
+        // Nor does it check an idempotent producer's sequence numbers (MockKafkaCluster.producerProperties).
+        for (name, value) in MockKafkaCluster.producerProperties {
+            let variable = ServiceConfiguration.kafkaPropertyVariable(name, producerOnly: true)
+            if environment[variable] == nil { environment[variable] = value }
+        }
         services[instance] = try launch(instance.name, executable: instance.service.rawValue, arguments: [], environment: environment)
         if !order.contains(instance) { order.append(instance) }
     }
