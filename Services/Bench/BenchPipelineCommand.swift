@@ -277,7 +277,8 @@ struct PipelineBench: AsyncParsableCommand {
     /// Returns messages per second and this process's CPU per message (relays, broker, feeder and sink).
     func relayCeiling(messages: Int, size: Int, properties: [String: String], logger: Logger) async throws -> (rate: Double, cpuMilliseconds: Double)
     {
-        let (cluster, topics, client) = try RelayTiming.broker(name: "relay", partitions: partitions, properties: properties, logger: logger)
+        let (cluster, topics, client) = try RelayTiming.broker(
+            name: "relay", partitions: partitions, properties: properties, oneRequestInFlight: false, logger: logger)
         defer { cluster.shutdown() }
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
         var relays: [Task<Void, any Error>] = []
@@ -319,7 +320,13 @@ struct RelayTiming {
     var logger: Logger
 
     /// An embedded broker of its own for a relay `name`, with its six topics (`name.hop0` … `hop5`).
-    static func broker(name: String, partitions: Int, properties: [String: String], logger: Logger) throws
+    /// `oneRequestInFlight` gives its producers the setting the services run with on the embedded
+    /// broker (`MockKafkaCluster.producerProperties`); the raw relay keeps librdkafka's default of
+    /// five, the strongest baseline (no produce fails in a relay run, so the mock's unchecked
+    /// sequence numbers lose nothing there).
+    static func broker(
+        name: String, partitions: Int, properties: [String: String], oneRequestInFlight: Bool = true, logger: Logger
+    ) throws
         -> (cluster: MockKafkaCluster, topics: [String], client: KafkaClientConfiguration)
     {
         let cluster = try MockKafkaCluster(brokers: 1, logger: logger)
@@ -329,7 +336,7 @@ struct RelayTiming {
             bootstrapServers: cluster.bootstrapServers, clientId: name, properties: properties,
             consumerProperties: MockKafkaCluster.consumerProperties,
             // `--property` may set these too (to measure what they cost).
-            producerProperties: MockKafkaCluster.producerProperties.filter { properties[$0.key] == nil })
+            producerProperties: oneRequestInFlight ? MockKafkaCluster.producerProperties.filter { properties[$0.key] == nil } : [:])
         return (cluster, topics, client)
     }
 
