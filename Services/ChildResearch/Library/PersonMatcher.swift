@@ -332,6 +332,11 @@ public struct PersonMatcher: Sendable {
             score *= 0.8
             reasons.append("different given names")
         }
+        // The learned model's identity rules: a pair that nothing but its home and family name
+        // joins (a household's members, a parent and a child of one name) is never a link.
+        if let problem = ComparisonVector.compare(a, b).identityProblem {
+            return PersonMatch(score: min(score, 0), reasons: ["not a link: \(problem)"] + reasons)
+        }
         return PersonMatch(score: score, reasons: reasons)
     }
 
