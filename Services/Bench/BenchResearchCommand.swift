@@ -34,8 +34,11 @@ struct ResearchBench: AsyncParsableCommand {
     @Option(help: "Match probability at or above which the Fellegi-Sunter model links (0...1).")
     var probability: Double = MatchModel.defaultThreshold
 
-    @Option(help: "Print up to this many false links of the Fellegi-Sunter model per file, with its evidence.")
+    @Option(help: "Print up to this many false links of the Fellegi-Sunter model per file (and per held-out file with --folds), with its evidence.")
     var showFalseLinks: Int = 0
+
+    @Option(help: "Print up to this many true pairs the Fellegi-Sunter model missed per file (and per held-out file with --folds), with its evidence.")
+    var showMissedLinks: Int = 0
 
     @Flag(help: "With two or more files, also hold each out in turn: learn the model on the others and report it on the held-out file.")
     var folds = false
@@ -101,6 +104,7 @@ struct ResearchBench: AsyncParsableCommand {
                     format: "    learning and linking: %.1f ms wall, %.1f ms CPU (%.0f records per CPU-second)", learned.seconds * 1000, cpu * 1000,
                     Double(data.records.count) / max(cpu, 1e-9)))
             for line in data.falseLinks(model, limit: showFalseLinks) { print("    false link: \(line)") }
+            for line in data.missedLinks(model, limit: showMissedLinks) { print("    missed: \(line)") }
             print("  hand-weighted person matcher (threshold \(threshold)): \(matcher)")
             print("  exact-match baseline (given+surname+DOB): \(exact)")
             if let python {
@@ -120,6 +124,8 @@ struct ResearchBench: AsyncParsableCommand {
                 let model = training.trainModel(options: options)
                 let (held, _) = sets[i].linkWithModel(model)
                 print("  \(file) held out: \(held)")
+                for line in sets[i].falseLinks(model, limit: showFalseLinks) { print("    false link: \(line)") }
+                for line in sets[i].missedLinks(model, limit: showMissedLinks) { print("    missed: \(line)") }
             }
             print("load at the end: \(Self.loadAverage())")
         }
@@ -494,5 +500,26 @@ struct HistoryGenerator {
         return Incident(
             occurrenceNumber: String(43_269_000_000 + number), forceCode: "43", occurredAt: when, reportedAt: when,
             incidentAddress: household.address, riskLevel: .medium, crime: false, parties: [victim, household.adults[1]])
+    }
+}
+
+extension FebrlDataset {
+    /// True pairs the model does not link, with its evidence (whether blocking met them or not):
+    /// what a reader checks when recall falls short. Spread over the file (every k-th missed pair).
+    func missedLinks(_ model: MatchModel, limit: Int) -> [String] {
+        guard limit > 0 else { return [] }
+        let features = people, scorer = model.scorer()
+        let blocked = Set(MatchModelTrainer.blockedPairs(features).map { Pair($0.0, $0.1) })
+        let missed = truePairs.filter { !blocked.contains($0) || !scorer.matches(features[Int($0.a)], features[Int($0.b)]) }
+            .sorted { ($0.a, $0.b) < ($1.a, $1.b) }
+        let step = max(1, missed.count / limit)
+        func show(_ p: PersonFeatures) -> String {
+            "\(p.given) \(p.family) \(p.dateOfBirth?.description ?? "-") \(p.line?.flat ?? "")/\(p.line?.number ?? "") \(p.line?.street ?? "") \(p.postcode) \(p.town)"
+        }
+        return stride(from: 0, to: missed.count, by: step).prefix(limit).map { k in
+            let (a, b) = (Int(missed[k].a), Int(missed[k].b))
+            let why = blocked.contains(missed[k]) ? "" : "not blocked; "
+            return "\(records[a].recId) [\(show(features[a]))] / \(records[b].recId) [\(show(features[b]))]: \(why)\(model.evidence(features[a], features[b]))"
+        }
     }
 }

@@ -61,6 +61,25 @@ struct PersonMatcherTests {
                 person("Oliver", "Hughes", "2015-06-21", ["10 High Street"], postcode: "RG1 7LL")))
     }
 
+    @Test("the learned model's identity rules where both dates of birth are known: siblings born close together are refused, the rule named; a nickname without a date of birth still matches")
+    func identityRules() {
+        let dean = person("Dean", "Fisher", "1989-07-25", ["33 Highfield Road"], postcode: "HP9 4FJ")
+        let sister = matcher.compare(person("Shabana", "Fisher", "1989-07-20", ["33 Highfield Road"], postcode: "HP9 4FJ"), dean)
+        #expect(sister.score == 0 && sister.reasons.first == "not a link: \(ComparisonVector.differentGivenNameCloseDate)", "\(sister)")
+        // Without their addresses too.
+        let names = matcher.compare(person("Shabana", "Fisher", "1989-07-20"), person("Dean", "Fisher", "1989-07-25"))
+        #expect(names.score == 0)
+        // The same man with a mistyped date of birth and given name is still one person.
+        #expect(matcher.matches(person("Deen", "Fisher", "1989-07-20", ["33 Highfield Road"], postcode: "HP9 4FJ"), dean))
+        // A child recorded by nickname and without a date of birth still matches the earlier record.
+        #expect(
+            matcher.matches(
+                person("Ollie", "Hughes", nil, ["10 High St"], postcode: "RG1 7LL"),
+                person("Oliver", "Hughes", "2015-06-21", ["10 High Street"], postcode: "RG1 7LL")))
+        let kelly = person("Kelly", "Lee", "1993-03-09", ["171 Mortimer Road"], postcode: "RG1 9QG")
+        #expect(matcher.compare(kelly, person("Lee", "Kelly", "1980-12-07", ["176 Station Road"], postcode: "RG5 5ZA")).score == 0)
+    }
+
     @Test("addresses: flat numbers in any form, abbreviations and postcodes")
     func addresses() {
         let a = AddressText.parse(["Flat 2, 10 High St"])

@@ -49,6 +49,7 @@ public enum MatchField: String, Sendable, Codable, CaseIterable {
             [
                 "unknown", "exact", "day/month or two adjacent digits transposed", "one digit apart",
                 "year off by one or ten", "same year (one date partial)", "two digits apart", "different",
+                "a generation apart (12 years or more)",
             ]
         case .address:
             [
@@ -176,19 +177,36 @@ public struct ComparisonVector: Sendable, Hashable {
 
     /// Whether the comparison holds evidence of who the person is beyond their home (a
     /// household's members share its family name and address; a sibling or partner linked is a
-    /// breach, not a match): not when given name and date of birth both disagree, and not when
-    /// the date of birth is missing on one side, the address is compared and the given names
-    /// are not exactly the same (a mother Katherine and a daughter Katie at one address, or two
-    /// names a typo apart, are told apart by nothing else).
+    /// breach, not a match). Not when:
+    /// - given name and date of birth both disagree;
+    /// - the given names disagree (beyond a typo, a nickname or a swap) and the dates of birth are
+    ///   not the same: siblings or a couple born days or a year apart show a date "one digit
+    ///   apart", which would pass for a mistype; one person's records under two given names
+    ///   need the date of birth exact to say so;
+    /// - the date of birth is missing on one side, the address is compared and the given names
+    ///   are not exactly the same (nor swapped with the family name): a mother Katherine and a
+    ///   daughter Katie at one address, or two names a typo apart, are told apart by nothing else;
+    /// - the date of birth is missing or disagrees and the addresses are another home: names
+    ///   alone (Kelly Lee and Lee Kelly, two Shaun Mitchells of one town), which a model learned
+    ///   where names are rare would weigh as proof.
     public var hasIdentityEvidence: Bool { identityProblem == nil }
 
     /// Why the comparison has no identity evidence beyond the home (`hasIdentityEvidence`), else nil.
     public var identityProblem: String? {
-        let given = level(MatchField.given.index), dob = level(MatchField.dateOfBirth.index)
-        if given > MatchField.given.lastPartialLevel, dob > MatchField.dateOfBirth.lastPartialLevel { return Self.noIdentityEvidence }
-        if dob == 0, given != 1, level(MatchField.address.index) != 0 { return Self.noDateOfBirthInexactName }
+        let given = level(MatchField.given.index), dob = level(MatchField.dateOfBirth.index), address = level(MatchField.address.index)
+        if given > MatchField.given.lastPartialLevel {
+            if dob > MatchField.dateOfBirth.lastPartialLevel { return Self.noIdentityEvidence }
+            if dob >= 2 { return Self.differentGivenNameCloseDate }
+        }
+        if dob == 0, given != 1, given != Self.swappedGivenLevel, address != 0 { return Self.noDateOfBirthInexactName }
+        if dob == 0 || dob > MatchField.dateOfBirth.lastPartialLevel, address >= Self.anotherHomeLevel { return Self.namesAlone }
         return nil
     }
+
+    /// `MatchField.given`'s level "swapped with family name", and `MatchField.address`'s first
+    /// level of another home ("same street, no shared postcode").
+    static let swappedGivenLevel: UInt8 = 7
+    static let anotherHomeLevel: UInt8 = 5
 
     /// Given name, family name and date of birth all alike (each at most a mistype apart): two
     /// records of one person, whatever else they say. Random pairs like this are left out of u
@@ -203,6 +221,8 @@ public struct ComparisonVector: Sendable, Hashable {
     /// Why a comparison cannot link, as the evidence says it.
     public static let noIdentityEvidence = "given name and date of birth both disagree"
     public static let noDateOfBirthInexactName = "date of birth missing on one side and the given names not exactly the same"
+    public static let differentGivenNameCloseDate = "given names different and dates of birth not the same (siblings or a couple born close together)"
+    public static let namesAlone = "another home and no date of birth that agrees (names alone)"
 
     static func givenLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
         if a.given.isEmpty || b.given.isEmpty { return 0 }
@@ -235,7 +255,8 @@ public struct ComparisonVector: Sendable, Hashable {
     /// Given and family names exchanged (each alike the other's other name).
     static func swapped(_ a: PersonFeatures, _ b: PersonFeatures) -> Bool {
         guard !a.given.isEmpty, !a.family.isEmpty, !b.given.isEmpty, !b.family.isEmpty else { return false }
-        return NameText.jaroWinkler(a.givenBytes, b.familyBytes) >= 0.92 && NameText.jaroWinkler(a.familyBytes, b.givenBytes) >= 0.92
+        let x = NameText.jaroWinkler(a.givenBytes, b.familyBytes), y = NameText.jaroWinkler(a.familyBytes, b.givenBytes)
+        return min(x, y) >= 0.85 && max(x, y) >= 0.92
     }
 
     /// YYYYMMDD as eight decimal digits, without building a string.
@@ -258,7 +279,10 @@ public struct ComparisonVector: Sendable, Hashable {
 
     /// Two dates, one of them (at least) partial.
     static func partialDateLevel(_ a: PartialDate, _ b: PartialDate) -> UInt8 {
-        guard let ya = a.year, let yb = b.year, ya == yb else { return 7 }
+        guard let ya = a.year, let yb = b.year, ya == yb else {
+            if let ya = a.year, let yb = b.year, abs(ya - yb) >= generationYears { return 8 }
+            return 7
+        }
         if let ma = a.month, let mb = b.month, ma != mb { return 7 }
         return 5
     }
@@ -277,8 +301,14 @@ public struct ComparisonVector: Sendable, Hashable {
         if differ == 1 { return 3 }
         if a.month == b.month, a.day == b.day, let ya = a.year, let yb = b.year, [1, 10].contains(abs(ya - yb)) { return 4 }
         if differ == 2 { return 6 }
+        if let ya = a.year, let yb = b.year, abs(ya - yb) >= generationYears { return 8 }
         return 7
     }
+
+    /// Dates of birth at least this many years apart are a generation apart (`MatchField.dateOfBirth`
+    /// level 8, learned apart from "different": a parent and a child of one name at one home
+    /// differ so, where a mistyped date rarely does).
+    static let generationYears = 12
 
     /// Two different streets compared by their words (`AddressText.Line.streetWords`): each word
     /// of the shorter street finds its best Jaro-Winkler partner in the other; the mean decides the level.
@@ -350,7 +380,7 @@ public struct MatchEvidence: Sendable, Codable, Equatable, CustomStringConvertib
 /// probability 2^w / (1 + 2^w). Exact given and family names are term-frequency adjusted: u is
 /// the name's frequency in the records, so "Smith" counts less than "Okafor".
 public struct MatchModel: Sendable, Codable, Equatable {
-    public static let formatVersion = 2
+    public static let formatVersion = 3
     public var version = MatchModel.formatVersion
     /// m and u per field (keyed by `MatchField.rawValue`), index = level (level 0 unused).
     public var m: [String: [Double]]

@@ -332,6 +332,15 @@ public struct PersonMatcher: Sendable {
             score *= 0.8
             reasons.append("different given names")
         }
+        // The learned model's identity rules where both dates of birth are known: a pair that
+        // nothing but its home and family name joins (a household's members born apart or close
+        // together), or its names alone at another home, is never a link. The rules that turn on
+        // a missing date of birth are left to the model: research identifies a child recorded
+        // without one (`Ollie`, aged 7, for an earlier `Oliver` at the address) with this matcher.
+        let vector = ComparisonVector.compare(a, b)
+        if vector[.dateOfBirth] != 0, let problem = vector.identityProblem {
+            return PersonMatch(score: min(score, 0), reasons: ["not a link: \(problem)"] + reasons)
+        }
         return PersonMatch(score: score, reasons: reasons)
     }
 
