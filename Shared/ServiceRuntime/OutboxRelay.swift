@@ -8,6 +8,10 @@ import ServiceLifecycle
 
 /// Publishes outbox rows to Kafka in insertion order and deletes them once acknowledged.
 ///
+/// Up to `batchesInFlight` batches await their acknowledgements at once: rows committed while
+/// a batch is in flight are read and handed to Kafka without waiting for it, and each batch's
+/// rows are deleted once it and every batch before it are acknowledged.
+///
 /// A crash after commit and before publication leaves the rows in SQLite: they are published
 /// at the next start. A crash after publication and before deletion publishes them again with
 /// the same message id, which consumers drop in their inbox. So no effect is lost and none is
@@ -18,6 +22,7 @@ public final class OutboxRelay: Service, Sendable {
     private let metrics: ServiceMetrics
     private let logger: Logger
     private let batchSize: Int
+    private let batchesInFlight: Int
     private let inboxRetention: Duration
     private let wakeup = Wakeup()
     private let stopping = Locked(false)
@@ -32,9 +37,10 @@ public final class OutboxRelay: Service, Sendable {
     private let closing = Locked(false)
 
     /// `service` names the dead letters of rows Kafka refuses; `clock` dates them.
+    /// `batchesInFlight` (at least 1) bounds the batches awaiting acknowledgement at once.
     public init(
         store: ServiceStore, producer: KafkaProducer, metrics: ServiceMetrics, logger: Logger, service: ServiceName,
-        batchSize: Int = 500, inboxRetention: Duration = .seconds(14 * 24 * 3600),
+        batchSize: Int = 500, batchesInFlight: Int = 4, inboxRetention: Duration = .seconds(14 * 24 * 3600),
         maxMessageBytes: Int = Outbox.defaultMaxMessageBytes, clock: @escaping @Sendable () -> Date = Date.init,
         shutdownGrace: Duration = .seconds(15)
     ) {
@@ -47,6 +53,7 @@ public final class OutboxRelay: Service, Sendable {
         self.metrics = metrics
         self.logger = logger
         self.batchSize = batchSize
+        self.batchesInFlight = max(1, batchesInFlight)
         self.inboxRetention = inboxRetention
     }
 
@@ -71,6 +78,7 @@ public final class OutboxRelay: Service, Sendable {
     }
 
     public func run() async throws {
+        var pipeline = Pipeline()
         await withGracefulShutdownHandler {
             var backoff = Duration.milliseconds(100)
             var lastPrune = ContinuousClock.now
@@ -85,9 +93,9 @@ public final class OutboxRelay: Service, Sendable {
                     }
                 }
                 do {
-                    let published = try await relayOnce()
+                    // Woken by a commit (new rows) or by a batch's last acknowledgement.
+                    if try await step(&pipeline) == .idle { await wakeup.wait(timeout: .milliseconds(250)) }
                     backoff = .milliseconds(100)
-                    if published == 0 { await wakeup.wait(timeout: .milliseconds(250)) }
                 } catch {
                     logger.error(
                         "outbox relay failed; retrying",
@@ -104,11 +112,15 @@ public final class OutboxRelay: Service, Sendable {
             self.wakeup.signal()
             self.abandonAfterGrace()
         }
-        // Services that write the outbox stop before the relay: publish what they left.
+        // Services that write the outbox stop before the relay: publish what they left, and
+        // delete what is acknowledged of the batches still in flight.
         let deadline = ContinuousClock.now + shutdownGrace
         while ContinuousClock.now < deadline, !gaveUp.withLock({ $0 }) {
             do {
-                if try await relayOnce() == 0 { break }
+                if try await step(&pipeline) == .idle {
+                    if pipeline.batches.isEmpty { break }
+                    await wakeup.wait(timeout: .milliseconds(250))
+                }
             } catch {
                 logger.error("outbox drain at shutdown failed; rows stay for the next start", metadata: ["error": "\(error)"])
                 break
@@ -143,11 +155,62 @@ public final class OutboxRelay: Service, Sendable {
         }
     }
 
-    /// Publishes up to one batch; returns how many rows left the outbox (published, or refused
-    /// by Kafka for good and dead-lettered).
+    /// Publishes up to one batch from the head of the outbox and waits for its
+    /// acknowledgements; returns how many rows left the outbox (published, or refused by Kafka
+    /// for good and dead-lettered). For tools and tests: not while `run()` runs.
     @discardableResult
     public func relayOnce() async throws -> Int {
-        let limit = batchSize
+        var pipeline = Pipeline()
+        guard let batch = try await send(after: 0) else {
+            noteHead(nil)
+            return 0
+        }
+        pipeline.append(batch)
+        await settled([batch])
+        return try await settle(&pipeline)
+    }
+
+    /// The batches handed to Kafka whose rows are still in the outbox, oldest first.
+    private struct Pipeline {
+        var batches: [InFlightBatch] = []
+        /// The last outbox id handed to Kafka: the next batch is the rows after it.
+        var sentThrough: Int64 = 0
+
+        mutating func append(_ batch: InFlightBatch) {
+            batches.append(batch)
+            sentThrough = batch.last
+        }
+    }
+
+    private enum Progress { case idle, busy }
+
+    /// One turn of the relay: deletes the rows of the oldest batches once Kafka has
+    /// acknowledged them, then hands the rows committed since the last batch to Kafka, while
+    /// fewer than `batchesInFlight` batches await acknowledgement. So a row committed just
+    /// after a batch left goes out at once, not after that batch's round trip.
+    ///
+    /// Order: the rows are handed to the producer by this one task, in id order, and the
+    /// idempotent producer writes each partition's records in the order it was given them,
+    /// retries included, however many requests are in flight (docs/ARCHITECTURE.md, "One
+    /// record's path through a service").
+    private func step(_ pipeline: inout Pipeline) async throws -> Progress {
+        var progress: Progress = try await settle(&pipeline) > 0 ? .busy : .idle
+        // A failed batch stops the sending: it and everything after it go again once every
+        // batch in flight has settled (`settle`).
+        while pipeline.batches.count < batchesInFlight, !pipeline.batches.contains(where: \.hasFailed) {
+            guard let batch = try await send(after: pipeline.sentThrough) else { break }
+            pipeline.append(batch)
+            progress = .busy
+        }
+        metrics.outboxPending.set(Int64(pipeline.batches.reduce(0) { $0 + $1.rows.count }))
+        noteHead(pipeline.batches.first?.first)
+        return progress
+    }
+
+    /// Reads the rows after `id` (up to a batch) and hands them to the producer in order;
+    /// nil when there are none. A row the producer does not take (too large, closed) fails the
+    /// batch there; the rows behind it are not handed over.
+    private func send(after id: Int64) async throws -> InFlightBatch? {
         let woken = wokenAt.withLock { instant in
             defer { instant = nil }
             return instant
@@ -155,31 +218,75 @@ public final class OutboxRelay: Service, Sendable {
         if let woken {
             metrics.outboxRelayWait.record(ContinuousClock.now - woken)
         }
-        // Statements prepared once per connection: the relay runs once per batch of every service.
+        // Statements prepared once per connection: the relay reads once per batch of every service.
+        let limit = batchSize
         let rows = try await store.pool.read { db in
-            try OutboxMessage.fetchAll(db.cachedStatement(sql: "SELECT * FROM outbox ORDER BY id LIMIT ?"), arguments: [limit])
+            try OutboxMessage.fetchAll(
+                db.cachedStatement(sql: "SELECT * FROM outbox WHERE id > ? ORDER BY id LIMIT ?"), arguments: [id, limit])
         }
-        metrics.outboxPending.set(Int64(rows.count))
-        noteHead(rows.first?.id)
-        guard !rows.isEmpty, let first = rows.first?.id, let last = rows.last?.id else { return 0 }
-        do {
-            let sending = ContinuousClock.now
-            try await producer.sendBatch(rows.map(\.producerRecord))
-            metrics.outboxPublishDuration.record(ContinuousClock.now - sending)
-        } catch {
-            // A record Kafka will never take (too large, invalid) would hold back every row
-            // behind it for ever: find it by sending the batch one row at a time.
-            guard error.refusesRecord else { throw error }
-            return try await publishOneByOne(rows, batchError: error)
+        guard let first = rows.first?.id, let last = rows.last?.id else { return nil }
+        let batch = InFlightBatch(rows: rows, first: first, last: last, wakeup: wakeup)
+        for (index, row) in rows.enumerated() {
+            do {
+                try await producer.enqueue(row.producerRecord) { batch.delivered($0) }
+            } catch {
+                batch.notHandedOver(rows.count - index, error: error)
+                break
+            }
         }
-        // The rows read are the outbox's first ids in order, and ids only grow (AUTOINCREMENT;
-        // one writer), so the range between the first and the last holds exactly those rows.
-        try await store.pool.write { db in
-            try db.cachedStatement(sql: "DELETE FROM outbox WHERE id BETWEEN ? AND ?").execute(arguments: [first, last])
+        return batch
+    }
+
+    /// Deletes the rows of the oldest batches that Kafka acknowledged, in one transaction;
+    /// returns how many rows left the outbox. When the oldest batch failed, waits until every
+    /// batch in flight has settled and starts again from the outbox's head: a batch Kafka
+    /// refused a record of is sent again one row at a time (`publishOneByOne`); any other
+    /// failure is thrown (the caller backs off). The rows of later batches are published
+    /// again (same message ids, dropped by the consumers' inboxes).
+    private func settle(_ pipeline: inout Pipeline) async throws -> Int {
+        var acknowledged: [InFlightBatch] = []
+        var failed: (batch: InFlightBatch, error: KafkaError)?
+        for batch in pipeline.batches {
+            guard let outcome = batch.outcome else { break }
+            if case .failure(let error) = outcome {
+                failed = (batch, error)
+                break
+            }
+            acknowledged.append(batch)
         }
-        noteHead(nil)
-        metrics.outboxPublished.increment(by: Int64(rows.count))
-        return rows.count
+        var left = 0
+        if let first = acknowledged.first?.first, let last = acknowledged.last?.last {
+            // The batches are consecutive runs of the outbox's ids, and ids only grow
+            // (AUTOINCREMENT; one writer at a time), so the range holds exactly their rows.
+            try await store.pool.write { db in
+                try db.cachedStatement(sql: "DELETE FROM outbox WHERE id BETWEEN ? AND ?").execute(arguments: [first, last])
+            }
+            pipeline.batches.removeFirst(acknowledged.count)
+            for batch in acknowledged {
+                if case .success(let took)? = batch.outcome { metrics.outboxPublishDuration.record(took) }
+                left += batch.rows.count
+            }
+            metrics.outboxPublished.increment(by: Int64(left))
+        }
+        guard let failed else { return left }
+        let behind = pipeline.batches
+        pipeline = Pipeline()
+        // Nothing is sent again before every batch handed over has settled, so what is sent
+        // again follows all of it.
+        await settled(behind)
+        noteHead(failed.batch.first)
+        // A record Kafka will never take (too large, invalid) would hold back every row
+        // behind it for ever: find it by sending the batch one row at a time.
+        guard failed.error.refusesRecord else { throw failed.error }
+        let oneByOne = try await publishOneByOne(failed.batch.rows, batchError: failed.error)
+        return left + oneByOne
+    }
+
+    /// Waits until every delivery report of these batches is in (or their records were purged).
+    private func settled(_ batches: [InFlightBatch]) async {
+        while batches.contains(where: { !$0.isSettled }) {
+            await wakeup.wait(timeout: .milliseconds(250))
+        }
     }
 
     /// After a batch failed with an error that refuses a record: sends the rows in order, one at
@@ -261,6 +368,65 @@ public final class OutboxRelay: Service, Sendable {
     /// jumps does not move it. Zero when the outbox is empty.
     public var oldestRowAge: Duration {
         head.withLock { $0.map { ContinuousClock.now - $0.since } } ?? .zero
+    }
+}
+
+/// One batch of outbox rows handed to the producer: counts its delivery reports (served on the
+/// producer's poll thread) and wakes the relay when the last is in, or at the first failure.
+final class InFlightBatch: Sendable {
+    let rows: [OutboxMessage]
+    let first: Int64
+    let last: Int64
+    private let handedOver = ContinuousClock.now
+    private let wakeup: Wakeup
+    private struct State {
+        var remaining: Int
+        var failure: KafkaError?
+        var settledAt: ContinuousClock.Instant?
+    }
+    private let state: Locked<State>
+
+    init(rows: [OutboxMessage], first: Int64, last: Int64, wakeup: Wakeup) {
+        self.rows = rows
+        self.first = first
+        self.last = last
+        self.wakeup = wakeup
+        state = Locked(State(remaining: rows.count))
+    }
+
+    /// One record's delivery report.
+    func delivered(_ result: Result<DeliveryReport, KafkaError>) {
+        switch result {
+        case .success: settle(1, error: nil)
+        case .failure(let error): settle(1, error: error)
+        }
+    }
+
+    /// `count` records the producer did not take: the batch fails with `error`.
+    func notHandedOver(_ count: Int, error: KafkaError) { settle(count, error: error) }
+
+    private func settle(_ count: Int, error: KafkaError?) {
+        let wake = state.withLock { s -> Bool in
+            s.remaining -= count
+            let firstFailure = error != nil && s.failure == nil
+            if firstFailure { s.failure = error }
+            if s.remaining <= 0 { s.settledAt = ContinuousClock.now }
+            return s.remaining <= 0 || firstFailure
+        }
+        if wake { wakeup.signal() }
+    }
+
+    var hasFailed: Bool { state.withLock { $0.failure != nil } }
+    var isSettled: Bool { state.withLock { $0.remaining <= 0 } }
+
+    /// Once every record is reported: how long from the hand-over to the last acknowledgement,
+    /// or the first failure.
+    var outcome: Result<Duration, KafkaError>? {
+        state.withLock { s in
+            guard s.remaining <= 0, let at = s.settledAt else { return nil }
+            if let failure = s.failure { return .failure(failure) }
+            return .success(at - handedOver)
+        }
     }
 }
 

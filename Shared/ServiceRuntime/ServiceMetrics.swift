@@ -50,7 +50,8 @@ public final class ServiceMetrics: Sendable {
                 helpText: "From handing a batch of outbox rows to Kafka to its last acknowledgement (linger.ms, the produce request, the broker)"),
             labels: [("service", service)], buckets: Self.hopBuckets)
         outboxPending = registry.makeGauge(
-            descriptor: .init(metricName: "encompass_outbox", unitName: "pending", helpText: "Outbox rows waiting to be published (last read)"),
+            descriptor: .init(
+                metricName: "encompass_outbox", unitName: "pending", helpText: "Outbox rows read by the relay and not yet acknowledged by Kafka"),
             labels: [("service", service)])
         outboxPublished = registry.makeCounter(
             descriptor: .init(metricName: "encompass_outbox_published", unitName: "total", helpText: "Outbox rows published to Kafka"),
