@@ -215,6 +215,38 @@ struct MatchModelFebrlTests {
         #expect(quality.f1 > 0.9723)
         #expect(model.expectedFalseLinkRate < 0.01)
     }
+
+    @Test("blocking by key hashes: each record's hashes are its key strings' hashes, and the pairs are those of grouping the key strings")
+    func blockingByHashes() throws {
+        for name in ["dataset1", "dataset3"] {
+            let people = try FebrlDataset.load(path: TestPaths.shared + "/data/febrl/\(name).csv").people
+            var mismatched = 0
+            var hashes: [Int64] = []
+            for p in people {
+                hashes.removeAll()
+                MatchModelTrainer.extendedBlockingKeyHashes(p, into: &hashes)
+                if hashes != MatchModelTrainer.extendedBlockingKeys(p).map(HistoryIndex.keyHash) { mismatched += 1 }
+            }
+            #expect(mismatched == 0, "\(name): \(mismatched) records' key hashes differ from their keys'")
+            // The blocks as key strings in a dictionary, as the pairs are defined.
+            var blocks: [String: [Int]] = [:]
+            for (i, p) in people.enumerated() {
+                for key in MatchModelTrainer.extendedBlockingKeys(p) { blocks[key, default: []].append(i) }
+            }
+            var expected = Set<Int64>()
+            for members in blocks.values where members.count > 1 && members.count <= 400 {
+                for x in 0..<members.count {
+                    for y in (x + 1)..<members.count where members[x] != members[y] {
+                        expected.insert(Int64(min(members[x], members[y])) << 32 | Int64(max(members[x], members[y])))
+                    }
+                }
+            }
+            let pairs = MatchModelTrainer.blockedPairs(people)
+            #expect(pairs.count == expected.count, "\(name)")
+            #expect(Set(pairs.map { Int64($0.0) << 32 | Int64($0.1) }) == expected, "\(name)")
+            #expect(pairs.allSatisfy { $0.0 < $0.1 })
+        }
+    }
 }
 
 @Suite("Fellegi-Sunter model stored with the history index")

@@ -116,9 +116,8 @@ public struct ComparisonVector: Sendable, Hashable {
             if let da = a.dateDigits, let db = b.dateDigits {
                 dateLevel(a.dateOfBirth!, da, b.dateOfBirth!, db)
             } else if let pa = a.dateOfBirth, let pb = b.dateOfBirth { partialDateLevel(pa, pb) } else { 0 }
-        var packed = UInt64(given)
-        for level in [family, dob, addressLevel(a, b)] { packed = packed << 8 | UInt64(level) }
-        return ComparisonVector(packed: packed)
+        let address = addressLevel(a, b)
+        return ComparisonVector(packed: UInt64(given) << 24 | UInt64(family) << 16 | UInt64(dob) << 8 | UInt64(address))
     }
 
     /// The address's level (`MatchField.address`), from its parts compared one by one: house
@@ -275,7 +274,7 @@ public struct ComparisonVector: Sendable, Hashable {
         }
         if differ == 2, second == first + 1, da[first] == db[second], da[second] == db[first] { return 2 }
         if differ == 1 { return 3 }
-        if a.month == b.month, a.day == b.day, let ya = a.year, let yb = b.year, [1, 10].contains(abs(ya - yb)) { return 4 }
+        if a.month == b.month, a.day == b.day, let ya = a.year, let yb = b.year, abs(ya - yb) == 1 || abs(ya - yb) == 10 { return 4 }
         if differ == 2 { return 6 }
         return 7
     }
@@ -288,7 +287,10 @@ public struct ComparisonVector: Sendable, Hashable {
         var sum = 0.0
         for word in short {
             var best = 0.0
-            for other in long { best = max(best, NameText.jaroWinkler(word, other)) }
+            for other in long {
+                best = max(best, NameText.jaroWinkler(word, other))
+                if best == 1 { break } // nothing beats the same word
+            }
             sum += best
         }
         let similarity = sum / Double(long.count)
@@ -540,13 +542,16 @@ public enum MatchModelTrainer {
         var uCounts = fields.map { [Double](repeating: 1, count: $0.levels.count) } // add-one smoothing
         var rng = SplitMix(seed: 0x5EED_F5E1)
         let samples = n < 2 ? 0 : min(options.randomPairs, n * (n - 1) / 2, max(20_000, 4 * n))
-        for _ in 0..<samples {
-            let i = Int(rng.next() % UInt64(n))
-            var j = Int(rng.next() % UInt64(n - 1))
-            if j >= i { j += 1 }
-            let v = ComparisonVector.compare(records[i], records[j])
-            if v.isEvidentlyOnePerson { continue }
-            for f in fields.indices where v.level(f) != 0 { uCounts[f][Int(v.level(f))] += 1 }
+        // The records read in place (through a buffer) by the comparison loops, not copied per pair.
+        records.withUnsafeBufferPointer { records in
+            for _ in 0..<samples {
+                let i = Int(rng.next() % UInt64(n))
+                var j = Int(rng.next() % UInt64(n - 1))
+                if j >= i { j += 1 }
+                let v = ComparisonVector.compare(records[i], records[j])
+                if v.isEvidentlyOnePerson { continue }
+                for f in fields.indices where v.level(f) != 0 { uCounts[f][Int(v.level(f))] += 1 }
+            }
         }
         let u = uCounts.map { counts -> [Double] in
             let total = counts.dropFirst().reduce(0, +)
@@ -571,13 +576,15 @@ public enum MatchModelTrainer {
         compared.reserveCapacity(pairs.count)
         var patternCounts: [ComparisonVector: Double] = [:]
         var previous: Int64 = -1
-        for packed in pairs where packed != previous {
-            previous = packed
-            let pair = (Int(packed >> 32), Int(packed & 0xFFFF_FFFF))
-            if pair.0 == pair.1 { continue }
-            let vector = ComparisonVector.compare(records[pair.0], records[pair.1])
-            compared.append((pair, vector))
-            patternCounts[vector, default: 0] += 1
+        records.withUnsafeBufferPointer { records in
+            for packed in pairs where packed != previous {
+                previous = packed
+                let pair = (Int(packed >> 32), Int(packed & 0xFFFF_FFFF))
+                if pair.0 == pair.1 { continue }
+                let vector = ComparisonVector.compare(records[pair.0], records[pair.1])
+                compared.append((pair, vector))
+                patternCounts[vector, default: 0] += 1
+            }
         }
         let patterns = patternCounts.sorted { $0.key.packed < $1.key.packed } // the levels lexicographically
         let totalPairs = patterns.reduce(0) { $0 + $1.value }
@@ -629,12 +636,14 @@ public enum MatchModelTrainer {
         let scorer = model.scorer()
         var falseLinks = 0.0
         var links: [(Int, Int)] = []
-        for (pair, vector) in compared {
-            let p = scorer.probability(vector, records[pair.0])
-            guard p >= options.threshold else { continue }
-            falseLinks += 1 - p
-            let a = order[pair.0], b = order[pair.1]
-            links.append((min(a, b), max(a, b)))
+        records.withUnsafeBufferPointer { records in
+            for (pair, vector) in compared {
+                let p = scorer.probability(vector, records[pair.0])
+                guard p >= options.threshold else { continue }
+                falseLinks += 1 - p
+                let a = order[pair.0], b = order[pair.1]
+                links.append((min(a, b), max(a, b)))
+            }
         }
         model.expectedFalseLinkRate = links.isEmpty ? 0 : falseLinks / Double(links.count)
         return (model, links)
@@ -696,21 +705,36 @@ public enum MatchModelTrainer {
 
     /// Candidate pairs from the records' blocking keys (as research's index blocks them), plus
     /// given and family name phonetic keys without the year, so a mistyped year still meets.
+    /// Blocks of more than 400 members are left out. The keys are grouped by their 64-bit hashes
+    /// (`extendedBlockingKeyHashes`, sorted with the record's index), not as strings in a
+    /// dictionary.
     public static func blockedPairs(_ records: [PersonFeatures]) -> [(Int, Int)] {
-        var blocks: [String: [Int]] = [:]
+        // (key hash, record) sorted: each block is a run of one hash, its members in record order.
+        var keyed: [(hash: Int64, record: Int32)] = []
+        keyed.reserveCapacity(records.count * 10)
+        var hashes: [Int64] = []
         for (i, r) in records.enumerated() {
-            for key in extendedBlockingKeys(r) { blocks[key, default: []].append(i) }
+            hashes.removeAll(keepingCapacity: true)
+            extendedBlockingKeyHashes(r, into: &hashes)
+            for h in hashes { keyed.append((h, Int32(i))) }
         }
+        keyed.sort { $0.hash != $1.hash ? $0.hash < $1.hash : $0.record < $1.record }
         // Every block's pairs, then sorted and each kept once (cheaper than a set of them).
         var pairs: [Int64] = []
-        for (_, members) in blocks where members.count > 1 && members.count <= 400 {
-            for x in 0..<members.count {
-                for y in (x + 1)..<members.count {
-                    let a = min(members[x], members[y]), b = max(members[x], members[y])
-                    if a == b { continue } // a record with two equal keys (given name = family name)
-                    pairs.append(Int64(a) << 32 | Int64(b))
+        var start = 0
+        while start < keyed.count {
+            var end = start + 1
+            while end < keyed.count, keyed[end].hash == keyed[start].hash { end += 1 }
+            if end - start > 1, end - start <= 400 {
+                for x in start..<end {
+                    for y in (x + 1)..<end {
+                        let a = keyed[x].record, b = keyed[y].record
+                        if a == b { continue } // a record with two equal keys (given name = family name)
+                        pairs.append(Int64(a) << 32 | Int64(b))
+                    }
                 }
             }
+            start = end
         }
         pairs.sort()
         var distinct: [(Int, Int)] = []
@@ -735,6 +759,43 @@ public enum MatchModelTrainer {
         if let line = p.line, !line.number.isEmpty, !line.street.isEmpty { keys.append("s\(line.number)|\(line.street)") }
         if let dob = p.dateOfBirth, dob.isComplete, !sf.isEmpty { keys.append("m\(dob.month ?? 0)-\(dob.day ?? 0)\(sf)") }
         return keys
+    }
+
+    /// `extendedBlockingKeys(p).map(HistoryIndex.keyHash)`, without building the key strings.
+    static func extendedBlockingKeyHashes(_ p: PersonFeatures, into hashes: inout [Int64]) {
+        p.blockingKeyHashes(into: &hashes)
+        let sf = p.familySoundex, sg = p.givenSoundex
+        func key(_ tag: Character, _ body: (inout KeyHasher) -> Void) {
+            var h = KeyHasher()
+            h.byte(tag.asciiValue!)
+            body(&h)
+            hashes.append(h.value)
+        }
+        if sf != 0, sg != 0 {
+            key("g") {
+                $0.soundex(sg)
+                $0.soundex(sf)
+            }
+            key("g") {
+                $0.soundex(sf)
+                $0.soundex(sg)
+            }
+        }
+        if let line = p.line, !line.number.isEmpty, !line.street.isEmpty {
+            key("s") {
+                $0.text(line.number)
+                $0.byte(UInt8(ascii: "|"))
+                $0.text(line.street)
+            }
+        }
+        if let dob = p.dateOfBirth, dob.isComplete, sf != 0 {
+            key("m") {
+                $0.decimal(dob.month ?? 0)
+                $0.byte(UInt8(ascii: "-"))
+                $0.decimal(dob.day ?? 0)
+                $0.soundex(sf)
+            }
+        }
     }
 }
 
