@@ -123,12 +123,17 @@ public struct ComparisonVector: Sendable, Hashable {
     /// The address's level (`MatchField.address`), from its parts compared one by one: house
     /// number (1 same, 2 different), street (1 same, 2 most words alike, 3 some, 4 different),
     /// postcode (1 same, 2 same sector or one character apart, 3 different), town (1 same, 2
-    /// alike, 3 different); 0 where a part is missing on either side.
+    /// alike, 3 different); 0 where a part is missing on either side. Two different streets are
+    /// compared word by word, and two different towns by Jaro-Winkler, only when the level
+    /// depends on it: for most pairs of strangers (other postcode, other town) it does not.
     static func addressLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
+        // number: 0 unknown, 1 same, 2 different. street: 0 unknown, 1 same, 2 different (how
+        // alike: `streetAlike()`). town: 0 unknown, 1 same, 2 alike, 3 different, 4 different
+        // (how alike not yet known: `townLevel()`).
         var number: UInt8 = 0, street: UInt8 = 0
         if let la = a.line, let lb = b.line {
             if !la.number.isEmpty, !lb.number.isEmpty { number = la.number == lb.number ? 1 : 2 }
-            if !la.street.isEmpty, !lb.street.isEmpty { street = la.street == lb.street ? 1 : streetLevel(la.streetWords, lb.streetWords) }
+            if !la.street.isEmpty, !lb.street.isEmpty { street = la.street == lb.street ? 1 : 2 }
         }
         var postcode: UInt8 = 0
         if !a.postcode.isEmpty, !b.postcode.isEmpty {
@@ -141,18 +146,29 @@ public struct ComparisonVector: Sendable, Hashable {
             }
         }
         var town: UInt8 = 0
-        if !a.town.isEmpty, !b.town.isEmpty {
-            town = a.town == b.town ? 1 : NameText.jaroWinkler(a.townBytes, b.townBytes) >= 0.9 ? 2 : 3
-        }
+        if !a.town.isEmpty, !b.town.isEmpty { town = a.town == b.town ? 1 : 4 }
         if number == 0, street == 0, postcode == 0, town == 0 { return 0 }
-        let sameNumber = number == 1, streetAlike = street == 1 || street == 2
+        // The same street, or most words alike (`streetLevel` 2).
+        var wordsAlike: Bool?
+        func streetAlike() -> Bool {
+            if street != 2 { return street == 1 }
+            if let wordsAlike { return wordsAlike }
+            let alike = streetLevel(a.line!.streetWords, b.line!.streetWords) == 2
+            wordsAlike = alike
+            return alike
+        }
+        func townLevel() -> UInt8 {
+            if town == 4 { town = NameText.jaroWinkler(a.townBytes, b.townBytes) >= 0.9 ? 2 : 3 }
+            return town
+        }
+        let sameNumber = number == 1
         if sameNumber, street == 1, postcode == 1 { return 1 }
-        if sameNumber, (street == 2 && postcode == 1) || (street == 1 && postcode == 2) { return 2 }
-        if postcode == 1, streetAlike || sameNumber { return 3 }
-        if postcode == 0, sameNumber, street == 1, town != 3 { return 3 }
-        if postcode == 1 || (postcode == 2 && (streetAlike || sameNumber)) { return 4 }
-        if streetAlike, town != 3 { return 5 }
-        if postcode == 2 || town == 1 || town == 2 { return 6 }
+        if sameNumber, (street == 2 && postcode == 1 && streetAlike()) || (street == 1 && postcode == 2) { return 2 }
+        if postcode == 1, sameNumber || streetAlike() { return 3 }
+        if postcode == 0, sameNumber, street == 1, townLevel() != 3 { return 3 }
+        if postcode == 1 || (postcode == 2 && (sameNumber || streetAlike())) { return 4 }
+        if townLevel() != 3, streetAlike() { return 5 }
+        if postcode == 2 || townLevel() == 1 || townLevel() == 2 { return 6 }
         return 7
     }
 
