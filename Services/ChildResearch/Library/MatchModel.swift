@@ -558,16 +558,13 @@ public enum MatchModelTrainer {
         var uCounts = fields.map { [Double](repeating: 1, count: $0.levels.count) } // add-one smoothing
         var rng = SplitMix(seed: 0x5EED_F5E1)
         let samples = n < 2 ? 0 : min(options.randomPairs, n * (n - 1) / 2, max(20_000, 4 * n))
-        // The records read in place (through a buffer) by the comparison loops, not copied per pair.
-        records.withUnsafeBufferPointer { records in
-            for _ in 0..<samples {
-                let i = Int(rng.next() % UInt64(n))
-                var j = Int(rng.next() % UInt64(n - 1))
-                if j >= i { j += 1 }
-                let v = ComparisonVector.compare(records[i], records[j])
-                if v.isEvidentlyOnePerson { continue }
-                for f in fields.indices where v.level(f) != 0 { uCounts[f][Int(v.level(f))] += 1 }
-            }
+        for _ in 0..<samples {
+            let i = Int(rng.next() % UInt64(n))
+            var j = Int(rng.next() % UInt64(n - 1))
+            if j >= i { j += 1 }
+            let v = ComparisonVector.compare(records[i], records[j])
+            if v.isEvidentlyOnePerson { continue }
+            for f in fields.indices where v.level(f) != 0 { uCounts[f][Int(v.level(f))] += 1 }
         }
         let u = uCounts.map { counts -> [Double] in
             let total = counts.dropFirst().reduce(0, +)
@@ -592,15 +589,13 @@ public enum MatchModelTrainer {
         compared.reserveCapacity(pairs.count)
         var patternCounts: [ComparisonVector: Double] = [:]
         var previous: Int64 = -1
-        records.withUnsafeBufferPointer { records in
-            for packed in pairs where packed != previous {
-                previous = packed
-                let pair = (Int(packed >> 32), Int(packed & 0xFFFF_FFFF))
-                if pair.0 == pair.1 { continue }
-                let vector = ComparisonVector.compare(records[pair.0], records[pair.1])
-                compared.append((pair, vector))
-                patternCounts[vector, default: 0] += 1
-            }
+        for packed in pairs where packed != previous {
+            previous = packed
+            let pair = (Int(packed >> 32), Int(packed & 0xFFFF_FFFF))
+            if pair.0 == pair.1 { continue }
+            let vector = ComparisonVector.compare(records[pair.0], records[pair.1])
+            compared.append((pair, vector))
+            patternCounts[vector, default: 0] += 1
         }
         let patterns = patternCounts.sorted { $0.key.packed < $1.key.packed } // the levels lexicographically
         let totalPairs = patterns.reduce(0) { $0 + $1.value }
@@ -652,14 +647,12 @@ public enum MatchModelTrainer {
         let scorer = model.scorer()
         var falseLinks = 0.0
         var links: [(Int, Int)] = []
-        records.withUnsafeBufferPointer { records in
-            for (pair, vector) in compared {
-                let p = scorer.probability(vector, records[pair.0])
-                guard p >= options.threshold else { continue }
-                falseLinks += 1 - p
-                let a = order[pair.0], b = order[pair.1]
-                links.append((min(a, b), max(a, b)))
-            }
+        for (pair, vector) in compared {
+            let p = scorer.probability(vector, records[pair.0])
+            guard p >= options.threshold else { continue }
+            falseLinks += 1 - p
+            let a = order[pair.0], b = order[pair.1]
+            links.append((min(a, b), max(a, b)))
         }
         model.expectedFalseLinkRate = links.isEmpty ? 0 : falseLinks / Double(links.count)
         return (model, links)
