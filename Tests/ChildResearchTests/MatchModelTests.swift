@@ -261,6 +261,116 @@ struct MatchModelFebrlTests {
         #expect(quality.f1 > 0.9723)
         #expect(model.expectedFalseLinkRate < 0.01)
     }
+
+    /// The address level with every part compared (street words and towns always): what
+    /// `ComparisonVector.addressLevel`, which compares them only when the level depends on
+    /// them, must equal.
+    static func referenceAddressLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
+        var number: UInt8 = 0, street: UInt8 = 0
+        if let la = a.line, let lb = b.line {
+            if !la.number.isEmpty, !lb.number.isEmpty { number = la.number == lb.number ? 1 : 2 }
+            if !la.street.isEmpty, !lb.street.isEmpty {
+                street = la.street == lb.street ? 1 : ComparisonVector.streetLevel(la.streetWords, lb.streetWords)
+            }
+        }
+        var postcode: UInt8 = 0
+        if !a.postcode.isEmpty, !b.postcode.isEmpty {
+            if a.postcode == b.postcode {
+                postcode = 1
+            } else if (a.postcode.utf8.count >= 5 && a.postcodeSector == b.postcodeSector)
+                || ComparisonVector.oneApart(a.postcodeBytes, b.postcodeBytes)
+            {
+                postcode = 2
+            } else {
+                postcode = 3
+            }
+        }
+        var town: UInt8 = 0
+        if !a.town.isEmpty, !b.town.isEmpty { town = a.town == b.town ? 1 : NameText.jaroWinkler(a.townBytes, b.townBytes) >= 0.9 ? 2 : 3 }
+        if number == 0, street == 0, postcode == 0, town == 0 { return 0 }
+        let sameNumber = number == 1, streetAlike = street == 1 || street == 2
+        if sameNumber, street == 1, postcode == 1 { return 1 }
+        if sameNumber, (street == 2 && postcode == 1) || (street == 1 && postcode == 2) { return 2 }
+        if postcode == 1, streetAlike || sameNumber { return 3 }
+        if postcode == 0, sameNumber, street == 1, town != 3 { return 3 }
+        if postcode == 1 || (postcode == 2 && (streetAlike || sameNumber)) { return 4 }
+        if streetAlike, town != 3 { return 5 }
+        if postcode == 2 || town == 1 || town == 2 { return 6 }
+        return 7
+    }
+
+    @Test("the address level compares street words and towns only when it depends on them, and equals comparing them always")
+    func addressLevelLazy() throws {
+        let people = try FebrlDataset.load(path: TestPaths.shared + "/data/febrl/dataset3.csv").people
+        // Every blocked pair (many share a street or postcode), random pairs (strangers), and
+        // each record against variants of its address: a part missing, mistyped, moved nearby.
+        var pairs = MatchModelTrainer.blockedPairs(people)
+        var rng = SplitMix(seed: 26)
+        for _ in 0..<20_000 { pairs.append((Int(rng.next() % UInt64(people.count)), Int(rng.next() % UInt64(people.count)))) }
+        var differing = 0, levels = Set<UInt8>()
+        for (i, j) in pairs {
+            let level = ComparisonVector.addressLevel(people[i], people[j])
+            levels.insert(level)
+            if level != Self.referenceAddressLevel(people[i], people[j]) { differing += 1 }
+        }
+        for p in people.prefix(500) {
+            var variants: [PersonFeatures] = []
+            var noTown = p
+            noTown.town = ""
+            var noPostcode = p
+            noPostcode.postcode = ""
+            var nearPostcode = p
+            nearPostcode.postcode = String(p.postcode.dropLast()) + "9"
+            var townTypo = p
+            townTypo.town = String(p.town.reversed())
+            var otherStreet = p
+            otherStreet.line?.street = (p.line?.street ?? "") + "x"
+            var otherNumber = p
+            otherNumber.line?.number = "999"
+            variants += [noTown, noPostcode, nearPostcode, townTypo, otherStreet, otherNumber]
+            for v in variants {
+                for (x, y) in [(p, v), (v, p), (noPostcode, otherStreet), (nearPostcode, otherNumber), (noTown, townTypo)] {
+                    let level = ComparisonVector.addressLevel(x, y)
+                    levels.insert(level)
+                    if level != Self.referenceAddressLevel(x, y) { differing += 1 }
+                }
+            }
+        }
+        #expect(differing == 0)
+        #expect(levels.isSuperset(of: 1...7), "every level met: \(levels.sorted())")
+    }
+
+    @Test("blocking by key hashes: each record's hashes are its key strings' hashes, and the pairs are those of grouping the key strings")
+    func blockingByHashes() throws {
+        for name in ["dataset1", "dataset3"] {
+            let people = try FebrlDataset.load(path: TestPaths.shared + "/data/febrl/\(name).csv").people
+            var mismatched = 0
+            var hashes: [Int64] = []
+            for p in people {
+                hashes.removeAll()
+                MatchModelTrainer.extendedBlockingKeyHashes(p, into: &hashes)
+                if hashes != MatchModelTrainer.extendedBlockingKeys(p).map(HistoryIndex.keyHash) { mismatched += 1 }
+            }
+            #expect(mismatched == 0, "\(name): \(mismatched) records' key hashes differ from their keys'")
+            // The blocks as key strings in a dictionary, as the pairs are defined.
+            var blocks: [String: [Int]] = [:]
+            for (i, p) in people.enumerated() {
+                for key in MatchModelTrainer.extendedBlockingKeys(p) { blocks[key, default: []].append(i) }
+            }
+            var expected = Set<Int64>()
+            for members in blocks.values where members.count > 1 && members.count <= 400 {
+                for x in 0..<members.count {
+                    for y in (x + 1)..<members.count where members[x] != members[y] {
+                        expected.insert(Int64(min(members[x], members[y])) << 32 | Int64(max(members[x], members[y])))
+                    }
+                }
+            }
+            let pairs = MatchModelTrainer.blockedPairs(people)
+            #expect(pairs.count == expected.count, "\(name)")
+            #expect(Set(pairs.map { Int64($0.0) << 32 | Int64($0.1) }) == expected, "\(name)")
+            #expect(pairs.allSatisfy { $0.0 < $0.1 })
+        }
+    }
 }
 
 @Suite("Fellegi-Sunter model stored with the history index")

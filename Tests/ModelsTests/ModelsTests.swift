@@ -145,4 +145,76 @@ struct TextSimilarityTests {
         // Over scalars an accented letter is one unit: "zoë"/"zoe" share two of three.
         #expect(TextSimilarity.jaroWinkler(scalars("zoë"), scalars("zoe")) > TextSimilarity.jaroWinkler(Array("zoë".utf8), Array("zoe".utf8)))
     }
+
+    /// The textbook algorithm with a flag array per side: what `jaroWinkler` computes with bit
+    /// masks (up to 64 elements) or a temporary buffer (longer), the reference it must equal.
+    static func reference<Element: Equatable>(_ s: [Element], _ t: [Element]) -> Double {
+        if s.isEmpty || t.isEmpty { return 0 }
+        if s == t { return 1 }
+        let window = max(0, max(s.count, t.count) / 2 - 1)
+        var sMatched = [Bool](repeating: false, count: s.count), tMatched = [Bool](repeating: false, count: t.count)
+        var matches = 0
+        for i in 0..<s.count {
+            let lo = max(0, i - window), hi = min(t.count - 1, i + window)
+            if lo > hi { continue }
+            for j in lo...hi where !tMatched[j] && s[i] == t[j] {
+                sMatched[i] = true
+                tMatched[j] = true
+                matches += 1
+                break
+            }
+        }
+        if matches == 0 { return 0 }
+        var transpositions = 0, k = 0
+        for i in 0..<s.count where sMatched[i] {
+            while !tMatched[k] { k += 1 }
+            if s[i] != t[k] { transpositions += 1 }
+            k += 1
+        }
+        let m = Double(matches)
+        let jaro = (m / Double(s.count) + m / Double(t.count) + (m - Double(transpositions / 2)) / m) / 3
+        var prefix = 0
+        while prefix < min(4, s.count, t.count), s[prefix] == t[prefix] { prefix += 1 }
+        return jaro + Double(prefix) * 0.1 * (1 - jaro)
+    }
+
+    @Test("Jaro-Winkler equals the textbook algorithm bit for bit: edge cases, unicode, transpositions, 64 elements and beyond, random pairs")
+    func jaroWinklerEqualsReference() {
+        var cases: [(String, String)] = [
+            ("", ""), ("", "a"), ("a", ""), ("a", "a"), ("a", "b"), ("ab", "ba"), ("abc", "acb"), ("abcd", "badc"),
+            ("martha", "marhta"), ("dwayne", "duane"), ("dixon", "dicksonx"), ("jones", "johnson"), ("crate", "trace"),
+            ("zoë", "zoe"), ("zoë", "zoë"), ("søren", "soren"), ("Łukasz", "lukasz"), ("李小龍", "李小龙"), ("👩‍👧", "👩"),
+            ("aaaa", "aa"), ("abab", "baba"), ("smith-jones", "jones-smith"), ("mc donald", "mcdonald"),
+            (String(repeating: "ab", count: 32), String(repeating: "ba", count: 32)), // 64 and 64
+            (String(repeating: "a", count: 64), String(repeating: "a", count: 63) + "b"),
+            (String(repeating: "abc", count: 22), String(repeating: "acb", count: 22)), // 66: the buffer path
+            (String(repeating: "x", count: 65), "x"), ("x", String(repeating: "yx", count: 40)),
+        ]
+        // Random pairs over a small alphabet (many matches, transpositions and repeats) and lengths 0...80.
+        var rng = SeededRandom(seed: 26)
+        let alphabet = Array("abcé d")
+        func int(_ bound: Int) -> Int { Int.random(in: 0..<bound, using: &rng) }
+        for round in 0..<20_000 {
+            let longest = round % 50 == 0 ? 80 : 12
+            let k = 2 + int(alphabet.count - 1)
+            func word() -> String { String((0..<int(longest + 1)).map { _ in alphabet[int(k)] }) }
+            var a = word(), b = word()
+            if round % 5 == 0 { b = String(a.reversed()) }
+            if round % 7 == 0, a.count > 1 { b = String(a.dropFirst()) + String(a.prefix(1)) }
+            if round % 11 == 0 { a = b + "a" }
+            cases.append((a, b))
+        }
+        var differing: [String] = []
+        for (a, b) in cases {
+            for (x, y) in [(a, b), (b, a)] {
+                if TextSimilarity.jaroWinkler(Array(x.utf8), Array(y.utf8)) != Self.reference(Array(x.utf8), Array(y.utf8)) {
+                    differing.append("bytes \(x)/\(y)")
+                }
+                if TextSimilarity.jaroWinkler(scalars(x), scalars(y)) != Self.reference(scalars(x), scalars(y)) {
+                    differing.append("scalars \(x)/\(y)")
+                }
+            }
+        }
+        #expect(differing.isEmpty, "\(differing.count) pairs differ, first: \(differing.prefix(5))")
+    }
 }

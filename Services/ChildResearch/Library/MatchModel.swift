@@ -117,20 +117,24 @@ public struct ComparisonVector: Sendable, Hashable {
             if let da = a.dateDigits, let db = b.dateDigits {
                 dateLevel(a.dateOfBirth!, da, b.dateOfBirth!, db)
             } else if let pa = a.dateOfBirth, let pb = b.dateOfBirth { partialDateLevel(pa, pb) } else { 0 }
-        var packed = UInt64(given)
-        for level in [family, dob, addressLevel(a, b)] { packed = packed << 8 | UInt64(level) }
-        return ComparisonVector(packed: packed)
+        let address = addressLevel(a, b)
+        return ComparisonVector(packed: UInt64(given) << 24 | UInt64(family) << 16 | UInt64(dob) << 8 | UInt64(address))
     }
 
     /// The address's level (`MatchField.address`), from its parts compared one by one: house
     /// number (1 same, 2 different), street (1 same, 2 most words alike, 3 some, 4 different),
     /// postcode (1 same, 2 same sector or one character apart, 3 different), town (1 same, 2
-    /// alike, 3 different); 0 where a part is missing on either side.
+    /// alike, 3 different); 0 where a part is missing on either side. Two different streets are
+    /// compared word by word, and two different towns by Jaro-Winkler, only when the level
+    /// depends on it: for most pairs of strangers (other postcode, other town) it does not.
     static func addressLevel(_ a: PersonFeatures, _ b: PersonFeatures) -> UInt8 {
+        // number: 0 unknown, 1 same, 2 different. street: 0 unknown, 1 same, 2 different (how
+        // alike: `streetAlike()`). town: 0 unknown, 1 same, 2 alike, 3 different, 4 different
+        // (how alike not yet known: `townLevel()`).
         var number: UInt8 = 0, street: UInt8 = 0
         if let la = a.line, let lb = b.line {
             if !la.number.isEmpty, !lb.number.isEmpty { number = la.number == lb.number ? 1 : 2 }
-            if !la.street.isEmpty, !lb.street.isEmpty { street = la.street == lb.street ? 1 : streetLevel(la.streetWords, lb.streetWords) }
+            if !la.street.isEmpty, !lb.street.isEmpty { street = la.street == lb.street ? 1 : 2 }
         }
         var postcode: UInt8 = 0
         if !a.postcode.isEmpty, !b.postcode.isEmpty {
@@ -143,18 +147,29 @@ public struct ComparisonVector: Sendable, Hashable {
             }
         }
         var town: UInt8 = 0
-        if !a.town.isEmpty, !b.town.isEmpty {
-            town = a.town == b.town ? 1 : NameText.jaroWinkler(a.townBytes, b.townBytes) >= 0.9 ? 2 : 3
-        }
+        if !a.town.isEmpty, !b.town.isEmpty { town = a.town == b.town ? 1 : 4 }
         if number == 0, street == 0, postcode == 0, town == 0 { return 0 }
-        let sameNumber = number == 1, streetAlike = street == 1 || street == 2
+        // The same street, or most words alike (`streetLevel` 2).
+        var wordsAlike: Bool?
+        func streetAlike() -> Bool {
+            if street != 2 { return street == 1 }
+            if let wordsAlike { return wordsAlike }
+            let alike = streetLevel(a.line!.streetWords, b.line!.streetWords) == 2
+            wordsAlike = alike
+            return alike
+        }
+        func townLevel() -> UInt8 {
+            if town == 4 { town = NameText.jaroWinkler(a.townBytes, b.townBytes) >= 0.9 ? 2 : 3 }
+            return town
+        }
+        let sameNumber = number == 1
         if sameNumber, street == 1, postcode == 1 { return 1 }
-        if sameNumber, (street == 2 && postcode == 1) || (street == 1 && postcode == 2) { return 2 }
-        if postcode == 1, streetAlike || sameNumber { return 3 }
-        if postcode == 0, sameNumber, street == 1, town != 3 { return 3 }
-        if postcode == 1 || (postcode == 2 && (streetAlike || sameNumber)) { return 4 }
-        if streetAlike, town != 3 { return 5 }
-        if postcode == 2 || town == 1 || town == 2 { return 6 }
+        if sameNumber, (street == 2 && postcode == 1 && streetAlike()) || (street == 1 && postcode == 2) { return 2 }
+        if postcode == 1, sameNumber || streetAlike() { return 3 }
+        if postcode == 0, sameNumber, street == 1, townLevel() != 3 { return 3 }
+        if postcode == 1 || (postcode == 2 && (sameNumber || streetAlike())) { return 4 }
+        if townLevel() != 3, streetAlike() { return 5 }
+        if postcode == 2 || townLevel() == 1 || townLevel() == 2 { return 6 }
         return 7
     }
 
@@ -299,7 +314,7 @@ public struct ComparisonVector: Sendable, Hashable {
         }
         if differ == 2, second == first + 1, da[first] == db[second], da[second] == db[first] { return 2 }
         if differ == 1 { return 3 }
-        if a.month == b.month, a.day == b.day, let ya = a.year, let yb = b.year, [1, 10].contains(abs(ya - yb)) { return 4 }
+        if a.month == b.month, a.day == b.day, let ya = a.year, let yb = b.year, abs(ya - yb) == 1 || abs(ya - yb) == 10 { return 4 }
         if differ == 2 { return 6 }
         if let ya = a.year, let yb = b.year, abs(ya - yb) >= generationYears { return 8 }
         return 7
@@ -318,7 +333,10 @@ public struct ComparisonVector: Sendable, Hashable {
         var sum = 0.0
         for word in short {
             var best = 0.0
-            for other in long { best = max(best, NameText.jaroWinkler(word, other)) }
+            for other in long {
+                best = max(best, NameText.jaroWinkler(word, other))
+                if best == 1 { break } // nothing beats the same word
+            }
             sum += best
         }
         let similarity = sum / Double(long.count)
@@ -726,21 +744,36 @@ public enum MatchModelTrainer {
 
     /// Candidate pairs from the records' blocking keys (as research's index blocks them), plus
     /// given and family name phonetic keys without the year, so a mistyped year still meets.
+    /// Blocks of more than 400 members are left out. The keys are grouped by their 64-bit hashes
+    /// (`extendedBlockingKeyHashes`, sorted with the record's index), not as strings in a
+    /// dictionary.
     public static func blockedPairs(_ records: [PersonFeatures]) -> [(Int, Int)] {
-        var blocks: [String: [Int]] = [:]
+        // (key hash, record) sorted: each block is a run of one hash, its members in record order.
+        var keyed: [(hash: Int64, record: Int32)] = []
+        keyed.reserveCapacity(records.count * 10)
+        var hashes: [Int64] = []
         for (i, r) in records.enumerated() {
-            for key in extendedBlockingKeys(r) { blocks[key, default: []].append(i) }
+            hashes.removeAll(keepingCapacity: true)
+            extendedBlockingKeyHashes(r, into: &hashes)
+            for h in hashes { keyed.append((h, Int32(i))) }
         }
+        keyed.sort { $0.hash != $1.hash ? $0.hash < $1.hash : $0.record < $1.record }
         // Every block's pairs, then sorted and each kept once (cheaper than a set of them).
         var pairs: [Int64] = []
-        for (_, members) in blocks where members.count > 1 && members.count <= 400 {
-            for x in 0..<members.count {
-                for y in (x + 1)..<members.count {
-                    let a = min(members[x], members[y]), b = max(members[x], members[y])
-                    if a == b { continue } // a record with two equal keys (given name = family name)
-                    pairs.append(Int64(a) << 32 | Int64(b))
+        var start = 0
+        while start < keyed.count {
+            var end = start + 1
+            while end < keyed.count, keyed[end].hash == keyed[start].hash { end += 1 }
+            if end - start > 1, end - start <= 400 {
+                for x in start..<end {
+                    for y in (x + 1)..<end {
+                        let a = keyed[x].record, b = keyed[y].record
+                        if a == b { continue } // a record with two equal keys (given name = family name)
+                        pairs.append(Int64(a) << 32 | Int64(b))
+                    }
                 }
             }
+            start = end
         }
         pairs.sort()
         var distinct: [(Int, Int)] = []
@@ -765,6 +798,43 @@ public enum MatchModelTrainer {
         if let line = p.line, !line.number.isEmpty, !line.street.isEmpty { keys.append("s\(line.number)|\(line.street)") }
         if let dob = p.dateOfBirth, dob.isComplete, !sf.isEmpty { keys.append("m\(dob.month ?? 0)-\(dob.day ?? 0)\(sf)") }
         return keys
+    }
+
+    /// `extendedBlockingKeys(p).map(HistoryIndex.keyHash)`, without building the key strings.
+    static func extendedBlockingKeyHashes(_ p: PersonFeatures, into hashes: inout [Int64]) {
+        p.blockingKeyHashes(into: &hashes)
+        let sf = p.familySoundex, sg = p.givenSoundex
+        func key(_ tag: Character, _ body: (inout KeyHasher) -> Void) {
+            var h = KeyHasher()
+            h.byte(tag.asciiValue!)
+            body(&h)
+            hashes.append(h.value)
+        }
+        if sf != 0, sg != 0 {
+            key("g") {
+                $0.soundex(sg)
+                $0.soundex(sf)
+            }
+            key("g") {
+                $0.soundex(sf)
+                $0.soundex(sg)
+            }
+        }
+        if let line = p.line, !line.number.isEmpty, !line.street.isEmpty {
+            key("s") {
+                $0.text(line.number)
+                $0.byte(UInt8(ascii: "|"))
+                $0.text(line.street)
+            }
+        }
+        if let dob = p.dateOfBirth, dob.isComplete, sf != 0 {
+            key("m") {
+                $0.decimal(dob.month ?? 0)
+                $0.byte(UInt8(ascii: "-"))
+                $0.decimal(dob.day ?? 0)
+                $0.soundex(sf)
+            }
+        }
     }
 }
 
