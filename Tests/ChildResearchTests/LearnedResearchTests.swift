@@ -219,4 +219,27 @@ struct LearnedResearchTests {
         #expect(next.beforeDay == "2026-11-24")
         #expect(try store.pool.read { try cache.matcher(forDay: Self.today, db: $0) } == nil)
     }
+
+    @Test("within an import a model is learned again after `every` people or a tenth of the model's people, whichever is more")
+    func relearnedAfterProportionalGrowth() throws {
+        let store = try Self.store("learned-research-growth", Array(Self.history().prefix(110)))
+        let first = try Self.learn(store)
+        #expect(first.people == 330)
+        func due(storedPeople: Int, every: Int) throws -> (due: Bool, people: Int, behind: Int) {
+            try store.pool.write { db in
+                try MatchModelStore.save(
+                    MatchModelStore.Stored(model: first.model, people: storedPeople, trainedAt: Self.now, beforeDay: Self.today), db: db)
+                return try MatchModelStore.isDue(db, every: every, minimumPeople: 100, before: Self.today)
+            }
+        }
+        // 30 people since a model of 300: a tenth of 300, at least `every` (10).
+        #expect(try due(storedPeople: 300, every: 10) == (true, 330, 30))
+        // 20 since a model of 310: `every` passed, a tenth of 310 (31) not.
+        #expect(try due(storedPeople: 310, every: 10) == (false, 330, 20))
+        // `every` above a tenth: it rules.
+        #expect(try due(storedPeople: 300, every: 31) == (false, 330, 30))
+        #expect(try due(storedPeople: 300, every: 30) == (true, 330, 30))
+        // Fewer people than the model was learned from (a purge): due at once.
+        #expect(try due(storedPeople: 340, every: 1_000) == (true, 330, 10))
+    }
 }

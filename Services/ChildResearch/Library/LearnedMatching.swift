@@ -93,12 +93,16 @@ enum MatchModelUpkeep {
     /// Keeps the stored model current, off the message path: every `checkInterval` it learns a
     /// model for the service day (from the records of the days before it) when one is due
     /// (`MatchModelStore.isDue`). Instances that hold the same earlier days learn the same model.
-    /// `encompass_research_match_model_behind_people` (read on each scrape) is how many people of
-    /// earlier days the day's model has not learned from: 0 once it is current (or when there
-    /// is nothing to learn, or the learned model is off).
+    /// `encompass_research_match_model_behind_people` is how many people of earlier days the
+    /// day's model has not learned from, as the last check counted them: 0 once it is current
+    /// (or when there is nothing to learn, or the learned model is off), -1 when the check
+    /// failed. A scrape only reads the figure: counting the people reads the whole day index
+    /// (a second at 5 million people), too dear for every scrape, and a read transaction held
+    /// open by scrape after scrape keeps the store's WAL from being reset.
     static func task(_ settings: MatchModelSettings) -> BackgroundTask {
         BackgroundTask(name: "match-model") { environment in
             let metrics = environment.metrics
+            let lastBehind = Locked<Int?>(nil)
             @Sendable func behind(_ people: Int) {
                 metrics.gauge(
                     "encompass_research_match_model_behind", unit: "people",
@@ -109,14 +113,7 @@ enum MatchModelUpkeep {
                     behind(0)
                     return
                 }
-                let day = CalendarDate(environment.clock.now()).description
-                let figure = try? environment.store.pool.read { db -> Int in
-                    let people = try MatchModelStore.people(before: day, db: db)
-                    guard people >= settings.minimumPeople else { return 0 }
-                    guard let stored = try MatchModelStore.load(db), stored.beforeDay == day else { return people }
-                    return abs(people - stored.people)
-                }
-                behind(figure ?? -1)
+                if let figure = lastBehind.withLock({ $0 }) { behind(figure) }
             }
             // Off: nothing to learn, but the task stays (a background task that ends stops the service).
             while !settings.useLearned, !Task.isCancelled { try await Task.sleep(for: .seconds(3_600)) }
@@ -126,9 +123,10 @@ enum MatchModelUpkeep {
                 let day = CalendarDate(now).description
                 do {
                     let started = ContinuousClock.now
-                    let (learned, people) = try await MatchModelStore.retrainIfDue(
+                    let (learned, people, behindPeople) = try await MatchModelStore.retrainIfDue(
                         store: environment.store, every: settings.every,
                         minimumPeople: settings.minimumPeople, before: day, settled: settled, now: now)
+                    lastBehind.withLock { $0 = behindPeople }
                     settled = people
                     if let stored = learned {
                         environment.logger.info(
@@ -140,6 +138,7 @@ enum MatchModelUpkeep {
                             ])
                     }
                 } catch {
+                    lastBehind.withLock { $0 = -1 }
                     environment.logger.error(
                         "match model not learned; research keeps the stored model or the hand-weighted matcher",
                         metadata: [

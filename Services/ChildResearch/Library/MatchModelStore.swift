@@ -111,20 +111,32 @@ public enum MatchModelStore {
         try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM researchPerson WHERE occurredDay < ?", arguments: [beforeDay]) ?? 0
     }
 
+    /// Learning reads every person of earlier days (the sample is the first in content order,
+    /// which no index gives), so within an import a model is learned again once the people have
+    /// grown by `every` or by this fraction of those the last model was learned from, whichever
+    /// is more: the reads then add up to about eleven times the final index, not its square
+    /// over `every` (at 5 million people a read takes tens of seconds, and one every 50,000
+    /// people held a read transaction open all the time, so the WAL could never be reset).
+    public static let growthBeforeRelearning = 0.1
+
     /// Whether a model is due for `beforeDay`: the index holds `minimumPeople` of earlier days, and
     /// no model is stored, or the stored one was learned for another day, or the earlier days'
-    /// people have grown by `every` since it was learned, or shrunk (a retention purge: the
-    /// model's name frequencies hold the names it was learned from), or have changed at all and
-    /// were `settled` (the count the previous check saw: an import has finished). The last rule
-    /// brings every instance, once its index holds the same earlier days, to the same model.
+    /// people have grown by `every` (or by `growthBeforeRelearning` of the stored model's people,
+    /// if more) since it was learned, or shrunk (a retention purge: the model's name frequencies
+    /// hold the names it was learned from), or have changed at all and were `settled` (the count
+    /// the previous check saw: an import has finished). The last rule brings every instance, once
+    /// its index holds the same earlier days, to the same model. `behind`: the people of earlier
+    /// days the stored model was not learned from (0 below `minimumPeople`).
     public static func isDue(
         _ db: Database, every: Int, minimumPeople: Int = 1_000, before beforeDay: String = allDays,
         settled: Int? = nil
-    ) throws -> (due: Bool, people: Int) {
+    ) throws -> (due: Bool, people: Int, behind: Int) {
         let people = try people(before: beforeDay, db: db)
-        guard people >= minimumPeople else { return (false, people) }
-        guard let stored = try load(db), stored.beforeDay == beforeDay else { return (true, people) }
-        return (people - stored.people >= every || people < stored.people || (people != stored.people && settled == people), people)
+        guard people >= minimumPeople else { return (false, people, 0) }
+        guard let stored = try load(db), stored.beforeDay == beforeDay else { return (true, people, people) }
+        let growth = max(every, Int(Double(stored.people) * growthBeforeRelearning))
+        let due = people - stored.people >= growth || people < stored.people || (people != stored.people && settled == people)
+        return (due, people, abs(people - stored.people))
     }
 
     /// Learns and stores a new model when one is due (`isDue`): the check and the learning read
@@ -135,7 +147,7 @@ public enum MatchModelStore {
         store: ServiceStore, every: Int, minimumPeople: Int = 1_000, before beforeDay: String = allDays,
         settled: Int? = nil, now: Date
     ) throws -> Stored? {
-        let (learned, _) = try store.pool.read {
+        let (learned, _, _) = try store.pool.read {
             try learnIfDue($0, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled, now: now)
         }
         guard let learned else { return nil }
@@ -145,17 +157,18 @@ public enum MatchModelStore {
 
     /// `retrainIfDue` for a background task: the learning runs on the store's reader queue,
     /// not on a thread of the task pool. Also returns the people of earlier days it counted
-    /// (the next check's `settled`).
+    /// (the next check's `settled`) and how many of them the stored model has not learned from
+    /// (0 once one is learned from all of them).
     public static func retrainIfDue(
         store: ServiceStore, every: Int, minimumPeople: Int = 1_000, before beforeDay: String,
         settled: Int?, now: Date
-    ) async throws -> (learned: Stored?, people: Int) {
-        let (learned, people) = try await store.pool.read {
+    ) async throws -> (learned: Stored?, people: Int, behind: Int) {
+        let (learned, people, behind) = try await store.pool.read {
             try learnIfDue($0, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled, now: now)
         }
-        guard let learned else { return (nil, people) }
+        guard let learned else { return (nil, people, behind) }
         try await store.pool.write { try save(learned, db: $0) }
-        return (learned, people)
+        return (learned, people, 0)
     }
 
     #if canImport(Glibc)
@@ -166,14 +179,32 @@ public enum MatchModelStore {
     }
 
     static func releaseFreedMemory() { _ = mallocTrim?(0) }
+
+    /// glibc's `mallopt` (not in Swift's Glibc module either).
+    private static let mallopt: (@convention(c) (Int32, Int32) -> Int32)? = dlsym(nil, "mallopt").map {
+        unsafeBitCast($0, to: (@convention(c) (Int32, Int32) -> Int32).self)
+    }
     #endif
+
+    /// Caps glibc's malloc arenas at two (`M_ARENA_MAX`, as `MALLOC_ARENA_MAX=2` does); call it
+    /// first thing, before any thread. By default each thread that allocates under contention
+    /// gets an arena of its own (up to 8 a core), and child research's freed memory stayed
+    /// spread over them: in a backfill of 300,000 incidents its floor rose to about 140 MiB and
+    /// it peaked at 165-174 MiB; with two arenas the floor was 87-106 MiB and the peak 142 MiB,
+    /// at the same rate (docs/BENCHMARKS.md). A value already in the environment is kept.
+    public static func capMallocArenas() {
+        #if canImport(Glibc)
+        guard ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil else { return }
+        _ = mallopt?(-8 /* M_ARENA_MAX */, 2)
+        #endif
+    }
 
     static func learnIfDue(
         _ db: Database, every: Int, minimumPeople: Int, before beforeDay: String, settled: Int?,
         now: Date
-    ) throws -> (Stored?, Int) {
-        let (due, people) = try isDue(db, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled)
-        guard due else { return (nil, people) }
+    ) throws -> (Stored?, Int, Int) {
+        let (due, people, behind) = try isDue(db, every: every, minimumPeople: minimumPeople, before: beforeDay, settled: settled)
+        guard due else { return (nil, people, behind) }
         let model = try train(from: db, before: beforeDay)
         #if canImport(Glibc)
         // Learning runs on whichever reader thread the pool gives it, so each model learned
@@ -181,6 +212,6 @@ public enum MatchModelStore {
         // them: the resident size grew by a sample's worth with every model. Give them back.
         releaseFreedMemory()
         #endif
-        return (Stored(model: model, people: people, trainedAt: now, beforeDay: beforeDay), people)
+        return (Stored(model: model, people: people, trainedAt: now, beforeDay: beforeDay), people, 0)
     }
 }
