@@ -37,7 +37,8 @@ struct ResearchBench: AsyncParsableCommand {
     @Option(help: "Print up to this many false links of the Fellegi-Sunter model per file (and per held-out file with --folds), with its evidence.")
     var showFalseLinks: Int = 0
 
-    @Option(help: "Print up to this many true pairs the Fellegi-Sunter model missed per file (and per held-out file with --folds), with its evidence.")
+    @Option(
+        help: "Print up to this many true pairs the Fellegi-Sunter model missed per file (and per held-out file with --folds), with its evidence.")
     var showMissedLinks: Int = 0
 
     @Flag(help: "With two or more files, also hold each out in turn: learn the model on the others and report it on the held-out file.")
@@ -519,7 +520,8 @@ extension FebrlDataset {
         return stride(from: 0, to: missed.count, by: step).prefix(limit).map { k in
             let (a, b) = (Int(missed[k].a), Int(missed[k].b))
             let why = blocked.contains(missed[k]) ? "" : "not blocked; "
-            return "\(records[a].recId) [\(show(features[a]))] / \(records[b].recId) [\(show(features[b]))]: \(why)\(model.evidence(features[a], features[b]))"
+            return
+                "\(records[a].recId) [\(show(features[a]))] / \(records[b].recId) [\(show(features[b]))]: \(why)\(model.evidence(features[a], features[b]))"
         }
     }
 }

@@ -61,7 +61,9 @@ struct PersonMatcherTests {
                 person("Oliver", "Hughes", "2015-06-21", ["10 High Street"], postcode: "RG1 7LL")))
     }
 
-    @Test("the learned model's identity rules where both dates of birth are known: siblings born close together are refused, the rule named; a nickname without a date of birth still matches")
+    @Test(
+        "the learned model's identity rules where both dates of birth are known: siblings born close together are refused, the rule named; a nickname without a date of birth still matches"
+    )
     func identityRules() {
         let dean = person("Dean", "Fisher", "1989-07-25", ["33 Highfield Road"], postcode: "HP9 4FJ")
         let sister = matcher.compare(person("Shabana", "Fisher", "1989-07-20", ["33 Highfield Road"], postcode: "HP9 4FJ"), dean)

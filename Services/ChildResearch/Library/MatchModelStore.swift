@@ -195,7 +195,8 @@ public enum MatchModelStore {
     public static func capMallocArenas() {
         #if canImport(Glibc)
         guard ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil else { return }
-        _ = mallopt?(-8 /* M_ARENA_MAX */, 2)
+        let arenaMax: Int32 = -8 // glibc's M_ARENA_MAX
+        _ = mallopt?(arenaMax, 2)
         #endif
     }
 
