@@ -423,8 +423,19 @@ final class DemoRun: Sendable {
             .flatMap { day in day.children.filter { $0.leftSchoolURN != nil } }
         if !moved.isEmpty {
             let dsl = SchoolDSL(name: "Designated Safeguarding Lead (demo)", password: schoolPassword)
+            let (_, released) = try await readNotices()
             for child in moved {
-                for (_, text) in try mails() where text.contains("dsl.\(child.leftSchoolURN ?? "")@") {
+                // Dispatch mails a notice a moment after it has consumed it (on a busy machine,
+                // seconds after the pipeline looks quiet): wait for every mail released to the
+                // school the child left before its DSL reads them.
+                let address = "dsl.\(child.leftSchoolURN ?? "")@"
+                let expected = released.filter {
+                    $0.request.school.urn == child.leftSchoolURN && !$0.escalation && $0.request.school.channel != .telephone
+                }.count
+                try? await pipeline.waitFor("the mail to \(address)", timeout: .seconds(120)) {
+                    ((try? self.mails()) ?? []).filter { $0.1.contains(address) }.count >= expected
+                }
+                for (_, text) in try mails() where text.contains(address) {
                     guard let link = SchoolDSL.link(inMail: text) else { continue }
                     let page = try await dsl.signIn(link)
                     guard page.page.contains(htmlEscape("\(child.givenName) \(child.familyName)")) else { continue }

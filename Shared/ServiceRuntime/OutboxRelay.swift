@@ -127,6 +127,10 @@ public final class OutboxRelay: Service, Sendable {
             }
         }
         closing.withLock { $0 = true }
+        // The grace is over (or the drain failed): what Kafka has not acknowledged is purged,
+        // whichever of this loop and `abandonAfterGrace` saw the deadline first, so the close
+        // does not wait for the delivery timeout; the rows stay in the outbox for the next start.
+        if producer.queuedCount > 0 { producer.purgeUndelivered() }
         await producer.close()
     }
 
