@@ -120,11 +120,24 @@ public struct ServiceConfiguration: Sendable, Equatable {
     static let kafkaConsumerPropertyPrefix = "ENCOMPASS_KAFKA_CONSUMER_PROPERTY_"
     static let kafkaProducerPropertyPrefix = "ENCOMPASS_KAFKA_PRODUCER_PROPERTY_"
 
+    /// Which of a service's Kafka clients a passed-through librdkafka property reaches.
+    public enum KafkaClients: Sendable {
+        case all, consumers, producers
+
+        var prefix: String {
+            switch self {
+            case .all: kafkaPropertyPrefix
+            case .consumers: kafkaConsumerPropertyPrefix
+            case .producers: kafkaProducerPropertyPrefix
+            }
+        }
+    }
+
     /// The environment variable that passes librdkafka property `name` through (the reverse of
-    /// what `fromEnvironment` reads): `fetch.wait.max.ms` → `ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS`.
-    public static func kafkaPropertyVariable(_ name: String, consumerOnly: Bool = false, producerOnly: Bool = false) -> String {
-        let prefix = consumerOnly ? kafkaConsumerPropertyPrefix : producerOnly ? kafkaProducerPropertyPrefix : kafkaPropertyPrefix
-        return prefix + name.uppercased().replacingOccurrences(of: ".", with: "_")
+    /// what `fromEnvironment` reads): `fetch.wait.max.ms` for `.consumers` →
+    /// `ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS`.
+    public static func kafkaPropertyVariable(_ name: String, for clients: KafkaClients = .all) -> String {
+        clients.prefix + name.uppercased().replacingOccurrences(of: ".", with: "_")
     }
 
     /// Reads the configuration. Every variable is optional except where a default cannot be safe.

@@ -349,15 +349,15 @@ struct ServiceRuntimeTests {
         let consumer = try ServiceConfiguration.fromEnvironment(
             service: .scheduling,
             environment: [
-                ServiceConfiguration.kafkaPropertyVariable("fetch.wait.max.ms", consumerOnly: true): "10",
-                ServiceConfiguration.kafkaPropertyVariable("max.in.flight.requests.per.connection", producerOnly: true): "1",
+                ServiceConfiguration.kafkaPropertyVariable("fetch.wait.max.ms", for: .consumers): "10",
+                ServiceConfiguration.kafkaPropertyVariable("max.in.flight.requests.per.connection", for: .producers): "1",
                 ServiceConfiguration.kafkaPropertyVariable("socket.keepalive.enable"): "true",
             ])
         #expect(
-            ServiceConfiguration.kafkaPropertyVariable("fetch.wait.max.ms", consumerOnly: true)
+            ServiceConfiguration.kafkaPropertyVariable("fetch.wait.max.ms", for: .consumers)
                 == "ENCOMPASS_KAFKA_CONSUMER_PROPERTY_FETCH_WAIT_MAX_MS")
         #expect(
-            ServiceConfiguration.kafkaPropertyVariable("max.in.flight.requests.per.connection", producerOnly: true)
+            ServiceConfiguration.kafkaPropertyVariable("max.in.flight.requests.per.connection", for: .producers)
                 == "ENCOMPASS_KAFKA_PRODUCER_PROPERTY_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION")
         #expect(consumer.kafka.consumerProperties == ["fetch.wait.max.ms": "10"])
         #expect(consumer.kafka.producerProperties == ["max.in.flight.requests.per.connection": "1"])

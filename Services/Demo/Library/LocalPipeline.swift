@@ -186,15 +186,16 @@ public actor LocalPipeline {
         environment["ENCOMPASS_PUBLIC_URL"] = url(.dispatch, instance: instance.service == .dispatch ? instance.number : 1)
         environment["ENCOMPASS_TOPIC_PARTITIONS"] = String(options.partitions)
         if environment["ENCOMPASS_LOG_LEVEL"] == nil { environment["ENCOMPASS_LOG_LEVEL"] = "notice" }
-        // The embedded broker's fetch wait is not woken by new records (MockKafkaCluster.consumerProperties).
-        for (name, value) in MockKafkaCluster.consumerProperties {
-            let variable = ServiceConfiguration.kafkaPropertyVariable(name, consumerOnly: true)
-            if environment[variable] == nil { environment[variable] = value }
-        }
-        // Nor does it check an idempotent producer's sequence numbers (MockKafkaCluster.producerProperties).
-        for (name, value) in MockKafkaCluster.producerProperties {
-            let variable = ServiceConfiguration.kafkaPropertyVariable(name, producerOnly: true)
-            if environment[variable] == nil { environment[variable] = value }
+        // The embedded broker's fetch wait is not woken by new records, and it does not check an
+        // idempotent producer's sequence numbers (MockKafkaCluster's consumer and producer properties).
+        let embedded: [(ServiceConfiguration.KafkaClients, [String: String])] = [
+            (.consumers, MockKafkaCluster.consumerProperties), (.producers, MockKafkaCluster.producerProperties),
+        ]
+        for (clients, properties) in embedded {
+            for (name, value) in properties {
+                let variable = ServiceConfiguration.kafkaPropertyVariable(name, for: clients)
+                if environment[variable] == nil { environment[variable] = value }
+            }
         }
         services[instance] = try launch(instance.name, executable: instance.service.rawValue, arguments: [], environment: environment)
         if !order.contains(instance) { order.append(instance) }
